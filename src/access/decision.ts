@@ -1,0 +1,234 @@
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
+import { isGuid, newGuid } from '../lib/ids.js';
+import type { Database, Queryable } from '../storage/port.js';
+import type { Caller } from './caller.js';
+import { type RoleDefinition, roleAllows, roleById } from './roles.js';
+
+export interface RoleAssignment {
+  id: string;
+  tenantId: string;
+  principalId: string;
+  roleDefinitionId: string;
+  roleDefinitionName: string;
+  scope: string;
+  createdOn: number;
+  createdBy: string | null;
+}
+
+interface Row {
+  id: string;
+  tenant_id: string;
+  principal_id: string;
+  role_id: string;
+  scope: string;
+  created_at: number;
+  created_by: string | null;
+}
+
+const fromRow = (r: Row): RoleAssignment => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  principalId: r.principal_id,
+  roleDefinitionId: r.role_id,
+  roleDefinitionName: roleById(r.role_id)?.roleName ?? 'unknown',
+  scope: r.scope,
+  createdOn: Number(r.created_at),
+  createdBy: r.created_by,
+});
+
+/** Normalises an ARM scope: leading slash, no trailing slash, "/" for the tenant root. */
+export function normalizeScope(scope: string): string {
+  const s = `/${scope.trim().replace(/^\/+|\/+$/g, '')}`;
+  return s;
+}
+
+export const SCOPE_RE = /^\/([A-Za-z0-9._()-]+\/[A-Za-z0-9._()~-]+)*(\/[A-Za-z0-9._()-]+)?$/;
+
+/** True when `scope` is `ancestor` or lies below it (ARM ids compare case-insensitively). */
+export function scopeCovers(ancestor: string, scope: string): boolean {
+  const a = ancestor.toLowerCase();
+  const s = scope.toLowerCase();
+  return a === '/' || s === a || s.startsWith(`${a}/`);
+}
+
+/** Vault-level access model, as the decision point needs it. */
+export interface VaultAccessModel {
+  /** ARM id of the vault. */
+  id: string;
+  tenantId: string;
+  enableRbacAuthorization: boolean;
+  accessPolicies: readonly { objectId: string; permissions: { secrets?: string[]; keys?: string[] } }[];
+}
+
+/**
+ * The one authorization decision point. Control-plane actions and vault data
+ * actions are decided by role assignments at ARM scopes; vaults with
+ * `enableRbacAuthorization: false` decide data actions by access policies.
+ * A denial names the missing action.
+ */
+export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus; cacheTtlMs?: number }) {
+  const { db, clock, bus } = deps;
+  const ttl = deps.cacheTtlMs ?? 2_000;
+  const cache = new Map<string, { at: number; rows: { role: RoleDefinition; scope: string }[] }>();
+  bus.subscribe('roleAssignment', (principalId) => cache.delete(principalId));
+  bus.subscribe('principal', (principalId) => cache.delete(principalId));
+
+  const assignmentsOf = async (tenantId: string, principalId: string) => {
+    const hit = cache.get(principalId);
+    if (hit && clock.now() - hit.at < ttl) return hit.rows;
+    const rows = await db.all<Row>(
+      'SELECT * FROM role_assignments WHERE principal_id = $1 AND tenant_id = $2',
+      [principalId, tenantId],
+    );
+    const resolved = rows.flatMap((r) => {
+      const role = roleById(r.role_id);
+      return role ? [{ role, scope: r.scope }] : [];
+    });
+    if (cache.size > 50_000) cache.clear();
+    cache.set(principalId, { at: clock.now(), rows: resolved });
+    return resolved;
+  };
+
+  const denied = (caller: Caller, action: string, scope: string) =>
+    new LatchkeyError(
+      'Forbidden',
+      `The caller (object id ${caller.oid}) is not authorized to perform '${action}' over scope '${scope}', or the scope is invalid.`,
+    );
+
+  return {
+    /** True when the caller's role assignments grant `action` at `scope`. */
+    async allows(caller: Caller, action: string, scope: string, data = false): Promise<boolean> {
+      const rows = await assignmentsOf(caller.tenantId, caller.oid);
+      return rows.some((r) => scopeCovers(r.scope, scope) && roleAllows(r.role, action, data));
+    },
+    /** Throws 403 (naming the action) unless RBAC grants it. */
+    async require(caller: Caller, action: string, scope: string, data = false): Promise<void> {
+      if (!(await this.allows(caller, action, scope, data))) throw denied(caller, action, scope);
+    },
+    /**
+     * A vault data-plane decision: RBAC data action at the object's scope, or the
+     * access policy permission when the vault uses access policies.
+     */
+    async requireVaultData(
+      caller: Caller,
+      vault: VaultAccessModel,
+      check: {
+        dataAction: string;
+        objectScope?: string;
+        policy: { kind: 'secrets' | 'keys'; permission: string };
+      },
+    ): Promise<void> {
+      if (vault.tenantId !== caller.tenantId) throw new LatchkeyError('VaultNotFound', 'Vault not found.');
+      if (vault.enableRbacAuthorization) {
+        const scope = check.objectScope ?? vault.id;
+        if (!(await this.allows(caller, check.dataAction, scope, true)))
+          throw denied(caller, check.dataAction, scope);
+        return;
+      }
+      const perm = check.policy.permission.toLowerCase();
+      const ok = vault.accessPolicies.some(
+        (p) =>
+          p.objectId.toLowerCase() === caller.oid &&
+          (p.permissions[check.policy.kind] ?? []).some(
+            (x) => x.toLowerCase() === perm || x.toLowerCase() === 'all',
+          ),
+      );
+      if (!ok) {
+        throw new LatchkeyError(
+          'Forbidden',
+          `The user, group or application '${caller.appId ? `appid=${caller.appId};` : ''}oid=${caller.oid}' does not have ${check.policy.kind} ${perm} permission on key vault '${vault.id.split('/').pop()}'. Add it with an access policy.`,
+        );
+      }
+    },
+
+    // ---- role assignments ----
+    async list(
+      tenantId: string,
+      filter: { principalId?: string; scope?: string; atOrAbove?: boolean } = {},
+    ): Promise<RoleAssignment[]> {
+      const rows = filter.principalId
+        ? await db.all<Row>(
+            'SELECT * FROM role_assignments WHERE tenant_id = $1 AND principal_id = $2 ORDER BY created_at, id',
+            [tenantId, filter.principalId],
+          )
+        : await db.all<Row>('SELECT * FROM role_assignments WHERE tenant_id = $1 ORDER BY created_at, id', [
+            tenantId,
+          ]);
+      const scope = filter.scope ? normalizeScope(filter.scope) : undefined;
+      return rows
+        .map(fromRow)
+        .filter(
+          (a) =>
+            !scope ||
+            scopeCovers(scope, a.scope) ||
+            (filter.atOrAbove !== false && scopeCovers(a.scope, scope)),
+        );
+    },
+    async get(tenantId: string, id: string): Promise<RoleAssignment | undefined> {
+      if (!isGuid(id)) return undefined;
+      const r = await db.get<Row>('SELECT * FROM role_assignments WHERE id = $1 AND tenant_id = $2', [
+        id.toLowerCase(),
+        tenantId,
+      ]);
+      return r && fromRow(r);
+    },
+    async create(
+      tenantId: string,
+      input: {
+        principalId: string;
+        role: RoleDefinition;
+        scope: string;
+        createdBy?: string | null;
+        id?: string;
+      },
+      q: Queryable = db,
+    ): Promise<RoleAssignment> {
+      const scope = normalizeScope(input.scope);
+      if (scope.length > 1000 || !SCOPE_RE.test(scope))
+        throw new LatchkeyError('BadParameter', 'The scope is not a valid ARM resource id.');
+      const existing = await q.get<Row>(
+        'SELECT * FROM role_assignments WHERE principal_id = $1 AND role_id = $2 AND scope = $3',
+        [input.principalId, input.role.id, scope],
+      );
+      if (existing) throw new LatchkeyError('Conflict', 'The role assignment already exists.');
+      const row: Row = {
+        id: input.id ?? newGuid(),
+        tenant_id: tenantId,
+        principal_id: input.principalId,
+        role_id: input.role.id,
+        scope,
+        created_at: clock.now(),
+        created_by: input.createdBy ?? null,
+      };
+      await q.run(
+        'INSERT INTO role_assignments (id, tenant_id, principal_id, role_id, scope, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [row.id, row.tenant_id, row.principal_id, row.role_id, row.scope, row.created_at, row.created_by],
+      );
+      bus.publish('roleAssignment', input.principalId);
+      return fromRow(row);
+    },
+    async delete(tenantId: string, id: string, q: Queryable = db): Promise<RoleAssignment> {
+      const a = await this.get(tenantId, id);
+      if (!a) throw new LatchkeyError('NotFound', 'Role assignment not found.');
+      await q.run('DELETE FROM role_assignments WHERE id = $1 AND tenant_id = $2', [a.id, tenantId]);
+      bus.publish('roleAssignment', a.principalId);
+      return a;
+    },
+    /** Removes every assignment at or below a scope (a deleted resource takes its assignments with it). */
+    async deleteAtOrBelow(tenantId: string, scope: string, q: Queryable = db): Promise<number> {
+      const rows = await q.all<Row>('SELECT * FROM role_assignments WHERE tenant_id = $1', [tenantId]);
+      let n = 0;
+      for (const r of rows) {
+        if (scopeCovers(scope, r.scope)) {
+          await q.run('DELETE FROM role_assignments WHERE id = $1', [r.id]);
+          bus.publish('roleAssignment', r.principal_id);
+          n++;
+        }
+      }
+      return n;
+    },
+  };
+}
+export type Access = ReturnType<typeof createAccess>;

@@ -1,0 +1,192 @@
+/**
+ * Built-in role definitions, mirroring Azure's (same ids, names and, for the
+ * Key Vault roles, the same data actions), so `--role "Key Vault Secrets User"`
+ * means here what it means in Azure. Actions are control-plane operations;
+ * data actions are vault data-plane operations.
+ */
+export interface RoleDefinition {
+  id: string;
+  roleName: string;
+  description: string;
+  actions: readonly string[];
+  notActions: readonly string[];
+  dataActions: readonly string[];
+  notDataActions: readonly string[];
+}
+
+const KV = 'Microsoft.KeyVault/vaults';
+
+export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
+  {
+    id: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635',
+    roleName: 'Owner',
+    description: 'Full access to manage all resources, including assigning roles.',
+    actions: ['*'],
+    notActions: [],
+    dataActions: [],
+    notDataActions: [],
+  },
+  {
+    id: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
+    roleName: 'Contributor',
+    description: 'Full access to manage all resources, but not to assign roles.',
+    actions: ['*'],
+    notActions: [
+      'Microsoft.Authorization/*/write',
+      'Microsoft.Authorization/*/delete',
+      'Microsoft.Latchkey/provisioningKeys/*',
+    ],
+    dataActions: [],
+    notDataActions: [],
+  },
+  {
+    id: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
+    roleName: 'Reader',
+    description: 'View all resources, but make no changes.',
+    actions: ['*/read'],
+    notActions: [],
+    dataActions: [],
+    notDataActions: [],
+  },
+  {
+    id: '00482a5a-887f-4fb3-b363-3b7fe8e74483',
+    roleName: 'Key Vault Administrator',
+    description: 'Perform all data plane operations on a key vault and all objects in it.',
+    actions: ['Microsoft.Authorization/*/read', `${KV}/*/read`],
+    notActions: [],
+    dataActions: ['Microsoft.KeyVault/vaults/*'],
+    notDataActions: [],
+  },
+  {
+    id: 'f25e0fa2-a7c8-4377-a976-54943a77a395',
+    roleName: 'Key Vault Contributor',
+    description: 'Manage key vaults, but not their data nor access to them.',
+    actions: [`${KV}/*`, 'Microsoft.Resources/*/read'],
+    notActions: [],
+    dataActions: [],
+    notDataActions: [],
+  },
+  {
+    id: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+    roleName: 'Key Vault Secrets Officer',
+    description: 'Perform any action on the secrets of a key vault, except manage permissions.',
+    actions: ['Microsoft.Authorization/*/read', `${KV}/*/read`],
+    notActions: [],
+    dataActions: [`${KV}/secrets/*`],
+    notDataActions: [],
+  },
+  {
+    id: '4633458b-17de-408a-b874-0445c86b69e6',
+    roleName: 'Key Vault Secrets User',
+    description: 'Read secret contents.',
+    actions: [],
+    notActions: [],
+    dataActions: [`${KV}/secrets/getSecret/action`, `${KV}/secrets/readMetadata/action`],
+    notDataActions: [],
+  },
+  {
+    id: '21090545-7ca7-4776-b22c-e363652d74d2',
+    roleName: 'Key Vault Reader',
+    description:
+      'Read metadata of key vaults and their secrets and keys, but not secret contents or key material.',
+    actions: ['Microsoft.Authorization/*/read', `${KV}/*/read`],
+    notActions: [],
+    dataActions: [`${KV}/*/read`, `${KV}/secrets/readMetadata/action`],
+    notDataActions: [],
+  },
+  {
+    id: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
+    roleName: 'Key Vault Crypto Officer',
+    description: 'Perform any action on the keys of a key vault, except manage permissions.',
+    actions: ['Microsoft.Authorization/*/read', `${KV}/*/read`],
+    notActions: [],
+    dataActions: [`${KV}/keys/*`],
+    notDataActions: [],
+  },
+  {
+    id: '12338af0-0e69-4776-bea7-57ae8d297424',
+    roleName: 'Key Vault Crypto User',
+    description: 'Perform cryptographic operations using keys.',
+    actions: [],
+    notActions: [],
+    dataActions: [
+      `${KV}/keys/read`,
+      `${KV}/keys/update/action`,
+      `${KV}/keys/backup/action`,
+      `${KV}/keys/encrypt/action`,
+      `${KV}/keys/decrypt/action`,
+      `${KV}/keys/wrap/action`,
+      `${KV}/keys/unwrap/action`,
+      `${KV}/keys/sign/action`,
+      `${KV}/keys/verify/action`,
+    ],
+    notDataActions: [],
+  },
+  {
+    id: 'e147488a-f6f5-4113-8e2d-b22465e65bf6',
+    roleName: 'Key Vault Crypto Service Encryption User',
+    description: 'Read metadata of keys and perform wrap/unwrap operations.',
+    actions: [],
+    notActions: [],
+    dataActions: [`${KV}/keys/read`, `${KV}/keys/wrap/action`, `${KV}/keys/unwrap/action`],
+    notDataActions: [],
+  },
+  {
+    id: 'f1a07417-d97a-45cb-824c-7a7467783830',
+    roleName: 'Managed Identity Operator',
+    description: 'Read and assign user-assigned identities.',
+    actions: [
+      'Microsoft.ManagedIdentity/userAssignedIdentities/*/read',
+      'Microsoft.ManagedIdentity/userAssignedIdentities/*/assign/action',
+    ],
+    notActions: [],
+    dataActions: [],
+    notDataActions: [],
+  },
+  {
+    id: 'e40ec5ca-96e0-45a2-b4ff-59039f2c2b59',
+    roleName: 'Managed Identity Contributor',
+    description: 'Create, read, update and delete user-assigned identities.',
+    actions: ['Microsoft.ManagedIdentity/userAssignedIdentities/*'],
+    notActions: [],
+    dataActions: [],
+    notDataActions: [],
+  },
+];
+
+const byId = new Map(BUILT_IN_ROLES.map((r) => [r.id, r]));
+const byName = new Map(BUILT_IN_ROLES.map((r) => [r.roleName.toLowerCase(), r]));
+
+/** Finds a role by name (case-insensitive), GUID, or full role-definition id. */
+export function findRole(nameOrId: string): RoleDefinition | undefined {
+  const s = nameOrId.trim();
+  const tail = s.split('/').pop()!.toLowerCase();
+  return byId.get(tail) ?? byName.get(s.toLowerCase());
+}
+
+export const roleById = (id: string): RoleDefinition | undefined => byId.get(id);
+
+/** Azure wildcard matching: `*` matches any run of characters, case-insensitively. */
+const compiled = new Map<string, RegExp>();
+export function actionMatches(pattern: string, action: string): boolean {
+  if (pattern === '*') return true;
+  let re = compiled.get(pattern);
+  if (!re) {
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+        .join('.*')}$`,
+      'i',
+    );
+    compiled.set(pattern, re);
+  }
+  return re.test(action);
+}
+
+/** True when the role grants `action` (control plane) or `dataAction` (data plane). */
+export function roleAllows(role: RoleDefinition, action: string, data: boolean): boolean {
+  const allow = data ? role.dataActions : role.actions;
+  const deny = data ? role.notDataActions : role.notActions;
+  return allow.some((p) => actionMatches(p, action)) && !deny.some((p) => actionMatches(p, action));
+}

@@ -1,0 +1,292 @@
+import { createHmac } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import { newGuid } from '../lib/ids.js';
+import type { Database, Queryable, Transaction } from '../storage/port.js';
+
+/** One audit record. Never holds a secret value: targets are ids, details are metadata. */
+export interface AuditInput {
+  tenantId: string | null;
+  callerOid?: string | null;
+  callerAppId?: string | null;
+  callerKind?: string | null;
+  provisioningKeyId?: string | null;
+  operation: string;
+  target?: string | null;
+  vault?: string | null;
+  status: number;
+  clientIp?: string | null;
+  requestId?: string | null;
+  details?: Record<string, string | number | boolean | null> | null;
+}
+
+export interface AuditEvent extends Required<Omit<AuditInput, 'details'>> {
+  seq: number;
+  id: string;
+  time: number;
+  details: Record<string, string | number | boolean | null> | null;
+  prevHash: string;
+  hash: string;
+}
+
+interface Row {
+  seq: number;
+  id: string;
+  time: number;
+  tenant_id: string | null;
+  caller_oid: string | null;
+  caller_app_id: string | null;
+  caller_kind: string | null;
+  provisioning_key_id: string | null;
+  operation: string;
+  target: string | null;
+  vault: string | null;
+  status: number;
+  client_ip: string | null;
+  request_id: string | null;
+  details: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+const GENESIS = '0'.repeat(64);
+const HEAD_KEY = 'audit_head';
+
+const fromRow = (r: Row): AuditEvent => ({
+  seq: Number(r.seq),
+  id: r.id,
+  time: Number(r.time),
+  tenantId: r.tenant_id,
+  callerOid: r.caller_oid,
+  callerAppId: r.caller_app_id,
+  callerKind: r.caller_kind,
+  provisioningKeyId: r.provisioning_key_id,
+  operation: r.operation,
+  target: r.target,
+  vault: r.vault,
+  status: Number(r.status),
+  clientIp: r.client_ip,
+  requestId: r.request_id,
+  details: r.details ? (JSON.parse(r.details) as AuditEvent['details']) : null,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+});
+
+/** The canonical bytes a link's MAC covers: every column but the hash itself, in a fixed order. */
+const canonical = (r: Omit<Row, 'hash'>): string =>
+  JSON.stringify([
+    Number(r.seq),
+    r.id,
+    Number(r.time),
+    r.tenant_id,
+    r.caller_oid,
+    r.caller_app_id,
+    r.caller_kind,
+    r.provisioning_key_id,
+    r.operation,
+    r.target,
+    r.vault,
+    Number(r.status),
+    r.client_ip,
+    r.request_id,
+    r.details,
+    r.prev_hash,
+  ]);
+
+export interface AuditFilter {
+  tenantId: string;
+  vault?: string;
+  caller?: string;
+  operation?: string;
+  provisioningKeyId?: string;
+  from?: number;
+  to?: number;
+  /** Return events with seq < before (paging newest first). */
+  before?: number;
+  limit?: number;
+}
+
+export type VerifyResult =
+  | { ok: true; count: number; head: string }
+  | { ok: false; count: number; brokenAt: number; reason: string };
+
+/**
+ * The append-only, tamper-evident audit log. Each event carries
+ * HMAC(root-derived key, canonical(event) incl. the previous link's hash), so
+ * a row changed, removed or reordered breaks the chain, and the chain cannot
+ * be recomputed without the root key. The head (last seq and hash) is kept in
+ * `meta` in the same transaction, so removing the newest rows is caught too.
+ *
+ * Mutations append in their own transaction (atomic with the change); reads
+ * and refusals go through a small group-commit buffer (`record`).
+ */
+export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffer; flushMs?: number }) {
+  const { db, clock, macKey } = deps;
+  const mac = (s: string) => createHmac('sha256', macKey).update(s).digest('hex');
+  let buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+
+  const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
+    await tx.lock('latchkey:audit');
+    const head = await tx.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]);
+    let [seq, prev] = head ? (head.value.split(':') as [string, string]) : ['0', GENESIS];
+    let n = Number(seq);
+    for (const { input, time } of items) {
+      n += 1;
+      const row: Omit<Row, 'hash'> = {
+        seq: n,
+        id: newGuid(),
+        time,
+        tenant_id: input.tenantId,
+        caller_oid: input.callerOid ?? null,
+        caller_app_id: input.callerAppId ?? null,
+        caller_kind: input.callerKind ?? null,
+        provisioning_key_id: input.provisioningKeyId ?? null,
+        operation: input.operation.slice(0, 100),
+        target: input.target?.slice(0, 1000) ?? null,
+        vault: input.vault ?? null,
+        status: input.status,
+        client_ip: input.clientIp?.slice(0, 64) ?? null,
+        request_id: input.requestId?.slice(0, 100) ?? null,
+        details: input.details ? JSON.stringify(input.details).slice(0, 4000) : null,
+        prev_hash: prev,
+      };
+      const hash = mac(canonical(row));
+      await tx.run(
+        `INSERT INTO audit_events (seq, id, time, tenant_id, caller_oid, caller_app_id, caller_kind, provisioning_key_id,
+           operation, target, vault, status, client_ip, request_id, details, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+        [
+          row.seq,
+          row.id,
+          row.time,
+          row.tenant_id,
+          row.caller_oid,
+          row.caller_app_id,
+          row.caller_kind,
+          row.provisioning_key_id,
+          row.operation,
+          row.target,
+          row.vault,
+          row.status,
+          row.client_ip,
+          row.request_id,
+          row.details,
+          row.prev_hash,
+          hash,
+        ],
+      );
+      prev = hash;
+      seq = String(n);
+    }
+    await tx.run(
+      'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      [HEAD_KEY, `${n}:${prev}`],
+    );
+  };
+
+  const flush = async (): Promise<void> => {
+    timer = undefined;
+    const items = buffer;
+    buffer = [];
+    if (items.length === 0) return;
+    try {
+      await db.transaction((tx) => appendRows(tx, items));
+      for (const i of items) i.resolve();
+    } catch (e) {
+      for (const i of items) i.reject(e);
+    }
+  };
+
+  return {
+    /** Appends inside the caller's transaction, so the event commits (or not) with the change. */
+    async append(tx: Transaction, input: AuditInput): Promise<void> {
+      await appendRows(tx, [{ input, time: clock.now() }]);
+    },
+    /** Appends soon, batched with others (group commit). Resolves once durable. */
+    record(input: AuditInput): Promise<void> {
+      return new Promise((resolve, reject) => {
+        buffer.push({ input, time: clock.now(), resolve, reject });
+        if (buffer.length >= 500) {
+          if (timer) clearTimeout(timer);
+          flushing = flush();
+        } else if (!timer) {
+          timer = setTimeout(() => {
+            flushing = flush();
+          }, deps.flushMs ?? 5);
+        }
+      });
+    },
+    /** Writes anything buffered (shutdown). */
+    async drain(): Promise<void> {
+      if (timer) clearTimeout(timer);
+      await flushing;
+      await flush();
+    },
+    async list(f: AuditFilter, q: Queryable = db): Promise<AuditEvent[]> {
+      const where = ['tenant_id = $1'];
+      const params: (string | number)[] = [f.tenantId];
+      const add = (sql: string, v: string | number) => {
+        params.push(v);
+        where.push(sql.replace('?', `$${params.length}`));
+      };
+      if (f.vault) add('vault = ?', f.vault.toLowerCase());
+      if (f.caller) {
+        params.push(f.caller.toLowerCase());
+        where.push(`(caller_oid = $${params.length} OR caller_app_id = $${params.length})`);
+      }
+      if (f.operation) add('operation = ?', f.operation);
+      if (f.provisioningKeyId) add('provisioning_key_id = ?', f.provisioningKeyId);
+      if (f.from !== undefined) add('time >= ?', f.from);
+      if (f.to !== undefined) add('time <= ?', f.to);
+      if (f.before !== undefined) add('seq < ?', f.before);
+      const limit = Math.min(Math.max(f.limit ?? 100, 1), 1000);
+      const rows = await q.all<Row>(
+        `SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ${limit}`,
+        params,
+      );
+      return rows.map(fromRow);
+    },
+    /** Walks the whole chain in order and reports the first broken link. */
+    async verify(): Promise<VerifyResult> {
+      let prev = GENESIS;
+      let expectSeq = 1;
+      let count = 0;
+      for (;;) {
+        const rows = await db.all<Row>('SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT 2000', [
+          expectSeq,
+        ]);
+        for (const r of rows) {
+          const seq = Number(r.seq);
+          if (seq !== expectSeq)
+            return { ok: false, count, brokenAt: expectSeq, reason: `event ${expectSeq} is missing` };
+          if (r.prev_hash !== prev)
+            return {
+              ok: false,
+              count,
+              brokenAt: seq,
+              reason: `event ${seq} does not follow event ${seq - 1}`,
+            };
+          if (mac(canonical(r)) !== r.hash)
+            return { ok: false, count, brokenAt: seq, reason: `event ${seq} was altered` };
+          prev = r.hash;
+          expectSeq = seq + 1;
+          count++;
+        }
+        if (rows.length < 2000) break;
+      }
+      const head = await db.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]);
+      const expected = count === 0 ? undefined : `${expectSeq - 1}:${prev}`;
+      if ((head?.value ?? undefined) !== expected) {
+        return {
+          ok: false,
+          count,
+          brokenAt: expectSeq,
+          reason: 'the newest events were removed (head mismatch)',
+        };
+      }
+      return { ok: true, count, head: prev };
+    },
+  };
+}
+export type AuditLog = ReturnType<typeof createAuditLog>;

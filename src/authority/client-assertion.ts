@@ -1,0 +1,90 @@
+import { createHash, createPublicKey } from 'node:crypto';
+import { decodeProtectedHeader, jwtVerify } from 'jose';
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import type { Database } from '../storage/port.js';
+import type { Credentials } from './credentials.js';
+
+export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** Asymmetric algorithms only: `none` and HMAC can never authenticate a client. */
+const ALGORITHMS = ['PS256', 'RS256', 'PS384', 'RS384', 'PS512', 'RS512', 'ES256', 'ES384'];
+const MAX_LIFETIME_S = 3600;
+
+const invalid = (message: string, cause?: unknown) =>
+  new LatchkeyError('invalid_client', message, { status: 401, aadCodes: [700027], cause });
+
+/**
+ * Verifies a client assertion (RFC 7523) signed with a registered certificate:
+ * the header names the certificate (`x5t#S256`, or legacy `x5t`), `iss` and
+ * `sub` are the client id, `aud` is this token endpoint, and each `jti` is
+ * accepted once within its lifetime (stored, so every node refuses a replay).
+ */
+export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
+  const { db, clock, credentials } = deps;
+  return {
+    async verify(input: {
+      assertion: string;
+      principalId: string;
+      clientId: string;
+      audiences: readonly string[];
+    }) {
+      const { assertion, clientId } = input;
+      if (assertion.length > 16_384 || assertion.split('.').length !== 3)
+        throw invalid('The client assertion is malformed.');
+      let header: ReturnType<typeof decodeProtectedHeader>;
+      try {
+        header = decodeProtectedHeader(assertion);
+      } catch (e) {
+        throw invalid('The client assertion is malformed.', e);
+      }
+      if (typeof header.alg !== 'string' || !ALGORITHMS.includes(header.alg)) {
+        throw invalid('The client assertion uses an algorithm that is not accepted.');
+      }
+      const s256 = header['x5t#S256'];
+      const s1 = header.x5t;
+      if (typeof s256 !== 'string' && typeof s1 !== 'string') {
+        throw invalid('The client assertion must name its certificate (x5t#S256 or x5t).');
+      }
+      const pem = await credentials.findCertificate(input.principalId, {
+        ...(typeof s256 === 'string' ? { sha256: s256 } : {}),
+        ...(typeof s1 === 'string' ? { sha1: s1 } : {}),
+      });
+      if (!pem)
+        throw invalid(
+          'The certificate in the client assertion is not registered for this client, or has expired.',
+        );
+      let payload: { jti?: unknown; exp?: number; nbf?: number; iat?: number };
+      try {
+        const r = await jwtVerify(assertion, createPublicKey(pem), {
+          algorithms: ALGORITHMS,
+          audience: [...input.audiences],
+          issuer: clientId,
+          subject: clientId,
+          currentDate: new Date(clock.now()),
+          clockTolerance: 300,
+          requiredClaims: ['exp', 'jti', 'aud', 'iss', 'sub'],
+        });
+        payload = r.payload;
+      } catch (e) {
+        throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).', e);
+      }
+      const now = Math.floor(clock.now() / 1000);
+      if ((payload.exp ?? 0) - now > MAX_LIFETIME_S)
+        throw invalid('The client assertion lives too long (at most one hour).');
+      if (typeof payload.jti !== 'string' || payload.jti.length < 1 || payload.jti.length > 256) {
+        throw invalid('The client assertion needs a jti.');
+      }
+      const jtiHash = createHash('sha256').update(`${clientId}\n${payload.jti}`).digest('base64url');
+      const r = await db.run(
+        'INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING',
+        [jtiHash, ((payload.exp ?? now) + 300) * 1000],
+      );
+      if (r.changes === 0) throw invalid('The client assertion has been used before (replayed jti).');
+    },
+    /** Deletes remembered jtis whose assertions have expired. */
+    async prune(): Promise<number> {
+      return (await db.run('DELETE FROM used_assertions WHERE expires_at < $1', [clock.now()])).changes;
+    },
+  };
+}
+export type AssertionVerifier = ReturnType<typeof createAssertionVerifier>;

@@ -1,0 +1,165 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { Sealer } from '../crypto/envelope.js';
+import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
+import { newGuid } from '../lib/ids.js';
+import type { Database } from '../storage/port.js';
+
+export type SigningAlg = 'ES256' | 'RS256';
+
+export interface PublicJwk {
+  kty: string;
+  kid: string;
+  use: 'sig';
+  alg: SigningAlg;
+  n?: string;
+  e?: string;
+  crv?: string;
+  x?: string;
+  y?: string;
+}
+
+interface KeyRow {
+  kid: string;
+  alg: SigningAlg;
+  public_jwk: string;
+  private_sealed: Buffer;
+  state: 'active' | 'previous';
+  created_at: number;
+  retire_at: number | null;
+}
+
+export interface ActiveKey {
+  kid: string;
+  alg: SigningAlg;
+  privateKey: KeyObject;
+}
+
+const aad = (kid: string) => `signing-key|${kid}`;
+
+function generate(alg: SigningAlg): { privateKey: KeyObject; publicKey: KeyObject } {
+  return alg === 'ES256'
+    ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : generateKeyPairSync('rsa', { modulusLength: 2048 });
+}
+
+/**
+ * The authority's token-signing keys, shared by all tenants (as Entra's are).
+ * One key is active; after a rotation the previous key stays in JWKS for the
+ * overlap so tokens it signed still verify, then it is retired.
+ * Private keys are sealed at rest under the root key.
+ */
+export function createSigningKeys(deps: {
+  db: Database;
+  sealer: Sealer;
+  clock: Clock;
+  bus: ChangeBus;
+  alg: SigningAlg;
+  overlapSeconds: number;
+}) {
+  const { db, sealer, clock, bus } = deps;
+  let active: ActiveKey | undefined;
+  let published: PublicJwk[] = [];
+  const verifyKeys = new Map<string, { key: KeyObject; alg: SigningAlg }>();
+  let lastReload = 0;
+
+  const reload = async () => {
+    const now = clock.now();
+    const rows = await db.all<KeyRow>(
+      "SELECT * FROM signing_keys WHERE state = 'active' OR retire_at IS NULL OR retire_at > $1 ORDER BY created_at DESC",
+      [now],
+    );
+    const act = rows.find((r) => r.state === 'active');
+    if (act && act.kid !== active?.kid) {
+      active = {
+        kid: act.kid,
+        alg: act.alg,
+        privateKey: createPrivateKey({
+          key: sealer.open(Buffer.from(act.private_sealed), aad(act.kid)),
+          format: 'der',
+          type: 'pkcs8',
+        }),
+      };
+    }
+    published = rows.map((r) => JSON.parse(r.public_jwk) as PublicJwk);
+    verifyKeys.clear();
+    for (const r of rows) {
+      verifyKeys.set(r.kid, {
+        key: createPublicKey({ key: JSON.parse(r.public_jwk), format: 'jwk' }),
+        alg: r.alg,
+      });
+    }
+    lastReload = now;
+  };
+
+  const createKey = async (): Promise<void> => {
+    const { privateKey, publicKey } = generate(deps.alg);
+    const kid = newGuid().replaceAll('-', '');
+    const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+    const pub: PublicJwk = { ...jwk, kty: jwk.kty!, kid, use: 'sig', alg: deps.alg };
+    const now = clock.now();
+    await db.transaction(async (tx) => {
+      await tx.lock('latchkey:signing-keys');
+      await tx.run("UPDATE signing_keys SET state = 'previous', retire_at = $1 WHERE state = 'active'", [
+        now + deps.overlapSeconds * 1000,
+      ]);
+      await tx.run(
+        'INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state, created_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
+        [
+          kid,
+          deps.alg,
+          JSON.stringify(pub),
+          sealer.seal(privateKey.export({ format: 'der', type: 'pkcs8' }), aad(kid)),
+          'active',
+          now,
+        ],
+      );
+      // Retired keys are deleted once their overlap has ended.
+      await tx.run("DELETE FROM signing_keys WHERE state = 'previous' AND retire_at <= $1", [now]);
+    });
+    bus.publish('signingKey', kid);
+  };
+
+  bus.subscribe('signingKey', () => {
+    lastReload = 0;
+  });
+
+  return {
+    async init(): Promise<void> {
+      await reload();
+      if (!active) {
+        await db.transaction(async (tx) => {
+          await tx.lock('latchkey:signing-keys');
+          const any = await tx.get("SELECT kid FROM signing_keys WHERE state = 'active'");
+          if (!any) await createKey();
+        });
+        await reload();
+      }
+    },
+    /** Creates a new active key; the old one stays published for the overlap. */
+    async rotate(): Promise<{ kid: string; previous: string | undefined }> {
+      const previous = active?.kid;
+      await createKey();
+      await reload();
+      return { kid: active!.kid, previous };
+    },
+    async active(): Promise<ActiveKey> {
+      if (!active || clock.now() - lastReload > 60_000) await reload();
+      return active!;
+    },
+    async jwks(): Promise<{ keys: PublicJwk[] }> {
+      if (clock.now() - lastReload > 60_000) await reload();
+      return { keys: published };
+    },
+    /** The public key for a `kid`, reloading once (at most every 5 s) on a miss so other nodes' rotations are seen. */
+    async verificationKey(kid: string): Promise<{ key: KeyObject; alg: SigningAlg } | undefined> {
+      let k = verifyKeys.get(kid);
+      if (!k && clock.now() - lastReload > 5_000) {
+        await reload();
+        k = verifyKeys.get(kid);
+      }
+      return k;
+    },
+  };
+}
+export type SigningKeys = ReturnType<typeof createSigningKeys>;

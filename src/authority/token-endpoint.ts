@@ -1,0 +1,360 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { generateSecret, type SecretHasher, verifyPassword } from '../crypto/hashing.js';
+import { type ErrorCode, LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import { isGuid, newGuid } from '../lib/ids.js';
+import type { Database } from '../storage/port.js';
+import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
+import type { Credentials } from './credentials.js';
+import type { Principal, Principals } from './principals.js';
+import type { Tenant, Tenants } from './tenants.js';
+import type { AuthThrottle } from './throttle.js';
+import type { TokenIssuer } from './tokens.js';
+
+/** The built-in public client used by the CLI (the same id as the Azure CLI, so `az login` works too). */
+export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+const REFRESH_TOKEN_DAYS = 90;
+const FIELD_MAX = 16_384;
+
+export interface TokenResponse {
+  token_type: 'Bearer';
+  expires_in: number;
+  ext_expires_in: number;
+  access_token: string;
+  scope?: string;
+  refresh_token?: string;
+}
+
+export interface TokenRequestContext {
+  tenant: string;
+  form: Record<string, string>;
+  /** `https://host[:port]` the client reached us at (must be an accepted issuer host). */
+  issuerBase: string;
+  clientIp: string;
+}
+
+const oauth = (code: ErrorCode, message: string, aad: number, status?: number) =>
+  new LatchkeyError(code, message, { aadCodes: [aad], ...(status ? { status } : {}) });
+
+/**
+ * The OAuth 2.0 token endpoint, as named steps: parse → tenant → grant
+ * (authenticate the client or user) → scope → issue.
+ */
+export function createTokenEndpoint(deps: {
+  db: Database;
+  clock: Clock;
+  tenants: Tenants;
+  principals: Principals;
+  credentials: Credentials;
+  assertions: AssertionVerifier;
+  issuer: TokenIssuer;
+  throttle: AuthThrottle;
+  hasher: SecretHasher;
+  resolveResource: (tenantId: string, resource: string) => Promise<string | undefined>;
+  onIssued?: (e: {
+    tenantId: string;
+    principal: Principal;
+    clientId: string;
+    audience: string;
+    grant: string;
+  }) => void;
+}) {
+  const { db, clock, tenants, principals, credentials, assertions, issuer, throttle, hasher } = deps;
+
+  const field = (form: Record<string, string>, name: string, required = true): string | undefined => {
+    const v = form[name];
+    if (v === undefined || v === '') {
+      if (required)
+        throw oauth('invalid_request', `The request body must contain the parameter '${name}'.`, 900144);
+      return undefined;
+    }
+    if (v.length > FIELD_MAX) throw oauth('invalid_request', `The parameter '${name}' is too long.`, 900144);
+    return v;
+  };
+
+  const findTenant = async (segment: string): Promise<Tenant> => {
+    const t = await tenants.find(segment);
+    if (!t) throw oauth('invalid_request', `Tenant '${segment.slice(0, 64)}' not found.`, 90002);
+    return t;
+  };
+
+  /** Turns the `scope` parameter into an audience; `.default` for apps, resource scopes for users. */
+  const resolveScope = async (
+    tenant: Tenant,
+    scope: string,
+    user: boolean,
+  ): Promise<{ audience: string; scp: string }> => {
+    const parts = scope.split(/\s+/).filter(Boolean);
+    if (parts.length > 10) throw oauth('invalid_scope', 'Too many scopes.', 70011);
+    const oidc = new Set(['openid', 'profile', 'offline_access', 'email']);
+    const resourceScopes = parts.filter((s) => !oidc.has(s));
+    if (resourceScopes.length !== 1) {
+      throw oauth(
+        'invalid_scope',
+        'Request exactly one resource scope, e.g. https://vault.localhost/.default.',
+        70011,
+      );
+    }
+    const s = resourceScopes[0]!;
+    let resource: string;
+    let scp = 'user_impersonation';
+    if (s.endsWith('/.default')) resource = s.slice(0, -'/.default'.length);
+    else if (user && s.lastIndexOf('/') > 8) {
+      resource = s.slice(0, s.lastIndexOf('/'));
+      scp = s.slice(s.lastIndexOf('/') + 1) || scp;
+    } else {
+      throw oauth(
+        'invalid_scope',
+        `The scope '${s.slice(0, 200)}' is not valid: use {resource}/.default.`,
+        1002012,
+      );
+    }
+    const audience = await deps.resolveResource(tenant.id, resource);
+    if (!audience) {
+      throw oauth(
+        'invalid_scope',
+        `The resource '${resource.slice(0, 200)}' is not known in tenant ${tenant.id}. Use the vault domain, the management API or a registered application ID URI.`,
+        500011,
+      );
+    }
+    return { audience, scp };
+  };
+
+  const failedClient = async (
+    keys: string[],
+    message: string,
+    code: ErrorCode,
+    aad: number,
+    status: number,
+  ) => {
+    const delay = throttle.fail(keys);
+    if (delay > 0) await sleep(delay);
+    return oauth(code, message, aad, status);
+  };
+
+  const respond = (
+    t: { accessToken: string; expiresIn: number },
+    extra: Partial<TokenResponse> = {},
+  ): TokenResponse => ({
+    token_type: 'Bearer',
+    expires_in: t.expiresIn,
+    ext_expires_in: t.expiresIn,
+    access_token: t.accessToken,
+    ...extra,
+  });
+
+  const issueRefreshToken = async (
+    tenantId: string,
+    principalId: string,
+    clientId: string,
+    scope: string,
+  ) => {
+    const token = generateSecret('lkr~', 32);
+    const now = clock.now();
+    await db.run(
+      'INSERT INTO refresh_tokens (id, tenant_id, principal_id, client_id, token_hash, scope, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [
+        newGuid(),
+        tenantId,
+        principalId,
+        clientId,
+        hasher.hash(token),
+        scope,
+        now + REFRESH_TOKEN_DAYS * 86_400_000,
+        now,
+      ],
+    );
+    return token;
+  };
+
+  const clientCredentials = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
+    const { form } = ctx;
+    const clientId = field(form, 'client_id')!.toLowerCase();
+    const scope = field(form, 'scope')!;
+    const keys = [`c:${tenant.id}:${clientId}`, `ip:${ctx.clientIp}`];
+    throttle.check(keys);
+    const secret = field(form, 'client_secret', false);
+    const assertion = field(form, 'client_assertion', false);
+    if (!secret && !assertion) {
+      throw oauth(
+        'invalid_client',
+        'Client authentication is required: client_secret or client_assertion.',
+        7000218,
+        401,
+      );
+    }
+    if (secret && assertion)
+      throw oauth('invalid_request', 'Send either client_secret or client_assertion, not both.', 90014);
+    const principal = isGuid(clientId) ? await principals.byAppId(tenant.id, clientId) : undefined;
+    if (!principal || principal.kind === 'user') {
+      throw await failedClient(
+        keys,
+        `Application with identifier '${clientId.slice(0, 64)}' was not found in the directory '${tenant.id}'.`,
+        'unauthorized_client',
+        700016,
+        400,
+      );
+    }
+    let method: '1' | '2';
+    if (secret) {
+      if (!(await credentials.verifySecret(principal.id, secret))) {
+        throw await failedClient(
+          keys,
+          'Invalid client secret provided, or the secret has expired.',
+          'invalid_client',
+          7000215,
+          401,
+        );
+      }
+      method = '1';
+    } else {
+      if (field(form, 'client_assertion_type') !== ASSERTION_TYPE) {
+        throw oauth('invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}.`, 50027);
+      }
+      const audiences = [tenant.id, ...(tenant.domain ? [tenant.domain] : [])].flatMap((seg) => [
+        `${ctx.issuerBase}/${seg}/oauth2/v2.0/token`,
+        `${ctx.issuerBase}/${seg}/oauth2/token`,
+      ]);
+      try {
+        await assertions.verify({ assertion: assertion!, principalId: principal.id, clientId, audiences });
+      } catch (e) {
+        if (e instanceof LatchkeyError) throw await failedClient(keys, e.message, e.code, 700027, 401);
+        throw e;
+      }
+      method = '2';
+    }
+    if (!principal.enabled) throw oauth('unauthorized_client', 'The application is disabled.', 7000112);
+    throttle.succeed(keys[0]!);
+    const { audience } = await resolveScope(tenant, scope, false);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal,
+      clientId,
+      audience,
+      authMethod: method,
+    });
+    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'client_credentials' });
+    return respond(t);
+  };
+
+  const publicClient = async (tenant: Tenant, clientId: string) => {
+    if (clientId === CLI_CLIENT_ID) return;
+    const app = isGuid(clientId) ? await principals.byAppId(tenant.id, clientId) : undefined;
+    if (!app?.publicClient || !app.enabled) {
+      throw oauth(
+        'unauthorized_client',
+        'This grant is only for registered public clients (such as the CLI).',
+        700016,
+      );
+    }
+  };
+
+  const password = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
+    const { form } = ctx;
+    const clientId = field(form, 'client_id')!.toLowerCase();
+    const userName = field(form, 'username')!.toLowerCase();
+    const pw = field(form, 'password')!;
+    const scope = field(form, 'scope')!;
+    await publicClient(tenant, clientId);
+    const keys = [`u:${tenant.id}:${userName}`, `ip:${ctx.clientIp}`];
+    throttle.check(keys);
+    const found = await principals.byUserName(tenant.id, userName);
+    const ok = await verifyPassword(pw, found?.passwordHash ?? null);
+    if (!found || !ok)
+      throw await failedClient(keys, 'Invalid username or password.', 'invalid_grant', 50126, 400);
+    if (!found.principal.enabled) throw oauth('invalid_grant', 'The user account is disabled.', 50057);
+    throttle.succeed(keys[0]!);
+    const { audience, scp } = await resolveScope(tenant, scope, true);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal: found.principal,
+      clientId,
+      audience,
+      authMethod: '0',
+      scp,
+    });
+    deps.onIssued?.({
+      tenantId: tenant.id,
+      principal: found.principal,
+      clientId,
+      audience,
+      grant: 'password',
+    });
+    const extra: Partial<TokenResponse> = { scope: `${audience}/${scp}` };
+    if (scope.split(/\s+/).includes('offline_access')) {
+      extra.refresh_token = await issueRefreshToken(tenant.id, found.principal.id, clientId, scope);
+    }
+    return respond(t, extra);
+  };
+
+  const refresh = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
+    const { form } = ctx;
+    const clientId = field(form, 'client_id')!.toLowerCase();
+    const token = field(form, 'refresh_token')!;
+    const keys = [`ip:${ctx.clientIp}`];
+    throttle.check(keys);
+    const row = await db.get<{
+      id: string;
+      principal_id: string;
+      client_id: string;
+      scope: string;
+      expires_at: number;
+    }>(
+      'SELECT id, principal_id, client_id, scope, expires_at FROM refresh_tokens WHERE token_hash = $1 AND tenant_id = $2',
+      [hasher.hash(token), tenant.id],
+    );
+    if (!row || row.client_id !== clientId || Number(row.expires_at) <= clock.now()) {
+      throw await failedClient(
+        keys,
+        'The refresh token is invalid or has expired.',
+        'invalid_grant',
+        70008,
+        400,
+      );
+    }
+    const principal = await principals.get(tenant.id, row.principal_id);
+    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    const scope = field(form, 'scope', false) ?? row.scope;
+    const { audience, scp } = await resolveScope(tenant, scope, true);
+    // Rotate: the used refresh token is spent.
+    await db.run('DELETE FROM refresh_tokens WHERE id = $1', [row.id]);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal,
+      clientId,
+      audience,
+      authMethod: '0',
+      scp,
+    });
+    return respond(t, {
+      scope: `${audience}/${scp}`,
+      refresh_token: await issueRefreshToken(tenant.id, principal.id, clientId, row.scope),
+    });
+  };
+
+  return {
+    async token(ctx: TokenRequestContext): Promise<TokenResponse> {
+      const grant = field(ctx.form, 'grant_type')!;
+      const tenant = await findTenant(ctx.tenant);
+      switch (grant) {
+        case 'client_credentials':
+          return clientCredentials(ctx, tenant);
+        case 'password':
+          return password(ctx, tenant);
+        case 'refresh_token':
+          return refresh(ctx, tenant);
+        default:
+          throw oauth(
+            'unsupported_grant_type',
+            `The grant type '${grant.slice(0, 64)}' is not supported.`,
+            70003,
+          );
+      }
+    },
+    /** Revokes every refresh token of a principal (logout everywhere, disable). */
+    async revokeRefreshTokens(principalId: string): Promise<void> {
+      await db.run('DELETE FROM refresh_tokens WHERE principal_id = $1', [principalId]);
+    },
+  };
+}
+export type TokenEndpoint = ReturnType<typeof createTokenEndpoint>;

@@ -1,0 +1,154 @@
+import { Command } from 'commander';
+import { ctx, print } from '../context.js';
+import { CliError } from '../errors.js';
+import { errorMessage, request } from '../http.js';
+import { ask } from '../prompt.js';
+import {
+  api,
+  CLI_CLIENT_ID,
+  clientAssertion,
+  getAccessToken,
+  MANAGEMENT_RESOURCE,
+  readCertificateBundle,
+  resolveServer,
+  tokenRequest,
+} from '../session.js';
+import { clearProfile, loadDevServer, loadProfile, type Profile, saveProfile } from '../state.js';
+
+interface AccountInfo {
+  tenantId: string;
+  tenantDomain: string | null;
+  user: { name: string; type: string };
+}
+
+const accountView = (p: Profile, tenantDomain?: string | null) => ({
+  environmentName: 'Latchkey',
+  homeTenantId: p.tenantId,
+  id: p.subscriptionId ?? null,
+  isDefault: true,
+  name: 'Default',
+  state: 'Enabled',
+  tenantId: p.tenantId,
+  tenantDomain: tenantDomain ?? null,
+  server: p.server,
+  user: { name: p.name, type: p.kind },
+});
+
+/** `latchkey login`, `logout`, `account show|get-access-token`. */
+export function loginCommands(): Command[] {
+  const login = new Command('login')
+    .description('Sign in as a user (password) or a service principal (secret or certificate)')
+    .option('-u, --username <name>', 'user name, or the app id with --service-principal')
+    .option(
+      '-p, --password <password>',
+      'password or client secret (prompted when omitted; LATCHKEY_PASSWORD also works)',
+    )
+    .option('--service-principal', 'sign in as a service principal')
+    .option('--certificate <pem>', 'PEM file with the certificate and private key (service principal)')
+    .option('-t, --tenant <tenant>', 'tenant id or domain (default: the dev server’s tenant)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const { server, ca, caFile } = resolveServer(c, undefined);
+      const tenant = o.tenant ?? loadDevServer()?.tenantId;
+      if (!tenant) throw new CliError('--tenant is required', 2);
+      const username: string = o.username ?? (await ask(o.servicePrincipal ? 'App id: ' : 'User name: '));
+      const profile: Profile = {
+        server,
+        tenantId: tenant,
+        kind: o.servicePrincipal ? 'servicePrincipal' : 'user',
+        name: username,
+        tokens: {},
+      };
+      if (caFile) profile.caFile = caFile;
+      const scope = `${MANAGEMENT_RESOURCE}/.default`;
+      let t: Awaited<ReturnType<typeof tokenRequest>>;
+      if (o.servicePrincipal && o.certificate) {
+        const bundle = readCertificateBundle(o.certificate);
+        t = await tokenRequest(server, ca, tenant, {
+          grant_type: 'client_credentials',
+          client_id: username,
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: await clientAssertion(bundle, username, `${server}/${tenant}/oauth2/v2.0/token`),
+          scope,
+        });
+        profile.certificatePath = (await import('node:path')).resolve(o.certificate);
+      } else {
+        const password: string =
+          o.password ??
+          process.env.LATCHKEY_PASSWORD ??
+          (await ask(o.servicePrincipal ? 'Client secret: ' : 'Password: ', true));
+        if (o.servicePrincipal) {
+          t = await tokenRequest(server, ca, tenant, {
+            grant_type: 'client_credentials',
+            client_id: username,
+            client_secret: password,
+            scope,
+          });
+          profile.clientSecret = password;
+        } else {
+          t = await tokenRequest(server, ca, tenant, {
+            grant_type: 'password',
+            client_id: CLI_CLIENT_ID,
+            username,
+            password,
+            scope: `${scope} offline_access`,
+          });
+          if (t.refreshToken) profile.refreshToken = t.refreshToken;
+        }
+      }
+      profile.tokens[MANAGEMENT_RESOURCE] = { accessToken: t.accessToken, expiresOn: t.expiresOn };
+      // Learn the real tenant id (the user may have given a domain) and the default subscription.
+      const res = await request('GET', `${server}/api/account`, {
+        ca,
+        headers: { authorization: `Bearer ${t.accessToken}` },
+      });
+      if (res.status !== 200) throw new CliError(errorMessage(res));
+      const acct = res.body as AccountInfo;
+      profile.tenantId = acct.tenantId;
+      const subs = await request('GET', `${server}/subscriptions?api-version=2022-12-01`, {
+        ca,
+        headers: { authorization: `Bearer ${t.accessToken}` },
+      });
+      const first = (subs.body as { value?: { subscriptionId: string }[] } | undefined)?.value?.[0];
+      if (subs.status === 200 && first) profile.subscriptionId = first.subscriptionId;
+      saveProfile(profile);
+      print(c, [accountView(profile, acct.tenantDomain)]);
+    });
+
+  const logout = new Command('logout').description('Forget the login state').action(() => {
+    clearProfile();
+  });
+
+  const account = new Command('account').description('The signed-in account');
+  account
+    .command('show')
+    .description('Show the signed-in account')
+    .action(async (_o, cmd: Command) => {
+      const c = ctx(cmd);
+      const p = loadProfile();
+      if (!p) throw new CliError('not logged in: run `latchkey login`');
+      const acct = await api<AccountInfo>(c, 'GET', '/api/account');
+      print(c, accountView(loadProfile() ?? p, acct.tenantDomain));
+    });
+  account
+    .command('get-access-token')
+    .description('Get an access token for a resource (same JSON as az account get-access-token)')
+    .option('--resource <uri>', 'resource, e.g. https://vault.localhost', MANAGEMENT_RESOURCE)
+    .option('--scope <scope>', 'scope, e.g. https://vault.localhost/.default')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const resource = o.scope ? String(o.scope).replace(/\/\.default$/, '') : o.resource;
+      const { token, expiresOn, profile } = await getAccessToken(c, resource);
+      const d = new Date(expiresOn * 1000);
+      const local = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')} ${d.toTimeString().slice(0, 8)}.000000`;
+      print(c, {
+        accessToken: token,
+        expiresOn: local,
+        expires_on: expiresOn,
+        subscription: profile.subscriptionId ?? null,
+        tenant: profile.tenantId,
+        tokenType: 'Bearer',
+      });
+    });
+  return [login, logout, account];
+}

@@ -1,0 +1,69 @@
+import { Command, Option } from 'commander';
+import type { FastifyBaseLogger } from 'fastify';
+import { listenHttps } from '../../http/listen.js';
+import { createLogger } from '../../server/logger.js';
+import { loadProductionConfig } from '../../server/production.js';
+import { createServices } from '../../server/services.js';
+import { CliError } from '../errors.js';
+import { waitForSignal } from './up.js';
+
+/** `latchkey server`: the production server (explicit TLS, root key and storage). */
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('Run a production Latchkey node (refuses development defaults)')
+    .option('--tls-cert <pem>', 'TLS certificate chain (PEM); env LATCHKEY_TLS_CERT')
+    .option('--tls-key <pem>', 'TLS private key (PEM, mode 0600); env LATCHKEY_TLS_KEY')
+    .option(
+      '--root-key-file <file>',
+      'root key file (base64 of 32 bytes, mode 0600); or env LATCHKEY_ROOT_KEY',
+    )
+    .option('--storage <url>', 'sqlite:/path/to/db or postgres://...; env LATCHKEY_STORAGE_URL')
+    .option('--host <host>', 'bind address', '0.0.0.0')
+    .option('--port <port>', 'HTTPS port', (v) => Number(v), 443)
+    .option('--public-host <host>', 'host name clients use; env LATCHKEY_PUBLIC_HOST')
+    .option('--vault-domain <domain>', 'DNS suffix of vault hosts; env LATCHKEY_VAULT_DOMAIN')
+    .option('--management-resource <uri>', 'audience of the management API')
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug'])
+        .default('info'),
+    )
+    .option('--json', 'print one JSON line on stdout when ready')
+    .action(async (o) => {
+      let config: ReturnType<typeof loadProductionConfig>;
+      try {
+        config = loadProductionConfig(
+          {
+            tlsCert: o.tlsCert,
+            tlsKey: o.tlsKey,
+            rootKeyFile: o.rootKeyFile,
+            storage: o.storage,
+            host: o.host,
+            port: o.port,
+            publicHost: o.publicHost,
+            vaultDomain: o.vaultDomain,
+            managementResource: o.managementResource,
+            logLevel: o.logLevel,
+          },
+          process.env,
+        );
+      } catch (e) {
+        throw new CliError((e as Error).message);
+      }
+      const logger = createLogger(config.logLevel);
+      const services = await createServices(config);
+      const server = await listenHttps(services, logger as unknown as FastifyBaseLogger, {
+        host: config.bindHost,
+        port: config.port,
+      });
+      const authority = `https://${config.publicHost}${server.port === 443 ? '' : `:${server.port}`}`;
+      logger.info({ authority, vaultDomain: config.vaultDomain }, 'latchkey server ready');
+      if (o.json)
+        process.stdout.write(
+          `${JSON.stringify({ authority, port: server.port, vaultDomain: config.vaultDomain })}\n`,
+        );
+      await waitForSignal();
+      await server.close();
+      await services.close();
+    });
+}

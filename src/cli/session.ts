@@ -1,0 +1,170 @@
+import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { SignJWT } from 'jose';
+import { CliError } from './errors.js';
+import { errorMessage, request } from './http.js';
+import { loadDevServer, loadProfile, type Profile, saveProfile } from './state.js';
+
+export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+export const DEFAULT_SERVER = 'https://localhost:8443';
+export const MANAGEMENT_RESOURCE = 'https://management.latchkey.localhost';
+
+export interface GlobalOptions {
+  server?: string;
+  caFile?: string;
+}
+
+const readCa = (path: string | undefined): string | undefined => {
+  if (!path) return undefined;
+  if (!existsSync(path)) throw new CliError(`CA file not found: ${path}`);
+  return readFileSync(path, 'utf8');
+};
+
+/** Which server to talk to, and which CA to trust for it. */
+export function resolveServer(
+  g: GlobalOptions,
+  profile = loadProfile(),
+): { server: string; ca: string | undefined; caFile?: string } {
+  const dev = loadDevServer();
+  const server = (
+    g.server ||
+    process.env.LATCHKEY_SERVER ||
+    profile?.server ||
+    dev?.server ||
+    DEFAULT_SERVER
+  ).replace(/\/+$/, '');
+  const caFile =
+    g.caFile ||
+    process.env.LATCHKEY_CA_FILE ||
+    (profile?.server === server ? profile.caFile : undefined) ||
+    (dev && dev.server === server && existsSync(dev.caCertPath) ? dev.caCertPath : undefined);
+  return { server, ca: readCa(caFile), ...(caFile ? { caFile } : {}) };
+}
+
+/** Splits a PEM bundle into its certificate and private key (`az login --certificate` takes one file with both). */
+export function readCertificateBundle(path: string): { certPem: string; keyPem: string; x5tS256: string } {
+  if (!existsSync(path)) throw new CliError(`certificate file not found: ${path}`);
+  const text = readFileSync(path, 'utf8');
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0];
+  const key = /-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/.exec(
+    text,
+  )?.[0];
+  if (!cert || !key)
+    throw new CliError('the certificate file must hold a PEM certificate and its private key');
+  const x = new X509Certificate(cert);
+  return { certPem: cert, keyPem: key, x5tS256: createHash('sha256').update(x.raw).digest('base64url') };
+}
+
+/** A signed client assertion (RFC 7523) for the token endpoint. */
+export async function clientAssertion(
+  bundle: { keyPem: string; x5tS256: string },
+  clientId: string,
+  tokenUrl: string,
+): Promise<string> {
+  const key = createPrivateKey(bundle.keyPem);
+  const alg = key.asymmetricKeyType === 'ec' ? 'ES256' : 'PS256';
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg, typ: 'JWT', 'x5t#S256': bundle.x5tS256 })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(tokenUrl)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + 600)
+    .setJti(randomUUID())
+    .sign(key);
+}
+
+export interface TokenResult {
+  accessToken: string;
+  expiresOn: number;
+  refreshToken?: string;
+}
+
+/** Calls the token endpoint; throws a one-line CliError with the server's OAuth error. */
+export async function tokenRequest(
+  server: string,
+  ca: string | undefined,
+  tenant: string,
+  form: Record<string, string>,
+): Promise<TokenResult> {
+  const res = await request('POST', `${server}/${encodeURIComponent(tenant)}/oauth2/v2.0/token`, {
+    ca,
+    form,
+  });
+  if (res.status !== 200) throw new CliError(`sign-in failed: ${errorMessage(res)}`);
+  const b = res.body as { access_token: string; expires_in: number; refresh_token?: string };
+  return {
+    accessToken: b.access_token,
+    expiresOn: Math.floor(Date.now() / 1000) + b.expires_in,
+    ...(b.refresh_token ? { refreshToken: b.refresh_token } : {}),
+  };
+}
+
+/** An access token for `resource` from the login state, renewing it (refresh token or client credentials) when near expiry. */
+export async function getAccessToken(
+  g: GlobalOptions,
+  resource: string,
+): Promise<{ token: string; expiresOn: number; profile: Profile }> {
+  const profile = loadProfile();
+  if (!profile) throw new CliError('not logged in: run `latchkey login`');
+  const { server, ca } = resolveServer(g, profile);
+  const key = resource.replace(/\/+$/, '');
+  const cached = profile.tokens[key];
+  if (cached && cached.expiresOn - 300 > Date.now() / 1000)
+    return { token: cached.accessToken, expiresOn: cached.expiresOn, profile };
+  const scope = `${key}/.default`;
+  let t: TokenResult;
+  if (profile.kind === 'user') {
+    if (!profile.refreshToken) throw new CliError('the login has expired: run `latchkey login`');
+    t = await tokenRequest(server, ca, profile.tenantId, {
+      grant_type: 'refresh_token',
+      client_id: CLI_CLIENT_ID,
+      refresh_token: profile.refreshToken,
+      scope: `${scope} offline_access`,
+    });
+    if (t.refreshToken) profile.refreshToken = t.refreshToken;
+  } else if (profile.clientSecret) {
+    t = await tokenRequest(server, ca, profile.tenantId, {
+      grant_type: 'client_credentials',
+      client_id: profile.name,
+      client_secret: profile.clientSecret,
+      scope,
+    });
+  } else if (profile.certificatePath) {
+    const tokenUrl = `${server}/${profile.tenantId}/oauth2/v2.0/token`;
+    t = await tokenRequest(server, ca, profile.tenantId, {
+      grant_type: 'client_credentials',
+      client_id: profile.name,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await clientAssertion(
+        readCertificateBundle(profile.certificatePath),
+        profile.name,
+        tokenUrl,
+      ),
+      scope,
+    });
+  } else throw new CliError('the login state is incomplete: run `latchkey login`');
+  profile.tokens[key] = { accessToken: t.accessToken, expiresOn: t.expiresOn };
+  saveProfile(profile);
+  return { token: t.accessToken, expiresOn: t.expiresOn, profile };
+}
+
+/** A management API call with the login's token; non-2xx becomes a one-line CliError. */
+export async function api<T = unknown>(
+  g: GlobalOptions,
+  method: string,
+  path: string,
+  json?: unknown,
+): Promise<T> {
+  const { token, profile } = await getAccessToken(g, MANAGEMENT_RESOURCE);
+  const { server, ca } = resolveServer(g, profile);
+  const res = await request(method, `${server}${path}`, {
+    ca,
+    headers: { authorization: `Bearer ${token}` },
+    ...(json !== undefined ? { json } : {}),
+  });
+  if (res.status >= 400) throw new CliError(errorMessage(res));
+  return res.body as T;
+}

@@ -1,0 +1,63 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Where the CLI keeps its state: LATCHKEY_CONFIG_DIR, default ~/.latchkey; files are 0600. */
+export const configDir = (): string => process.env.LATCHKEY_CONFIG_DIR || join(homedir(), '.latchkey');
+
+export interface CachedToken {
+  accessToken: string;
+  expiresOn: number;
+}
+
+export interface Profile {
+  server: string;
+  tenantId: string;
+  caFile?: string;
+  subscriptionId?: string;
+  kind: 'user' | 'servicePrincipal';
+  /** user name or app id */
+  name: string;
+  refreshToken?: string;
+  /** Service principal: the client secret (kept like az keeps it, in a 0600 file) or a PEM path. */
+  clientSecret?: string;
+  certificatePath?: string;
+  tokens: Record<string, CachedToken>;
+}
+
+/** Written by `latchkey up` so the CLI on the same machine finds the dev server and trusts its CA. */
+export interface DevServerInfo {
+  server: string;
+  caCertPath: string;
+  tenantId: string;
+  subscriptionId: string;
+  vaultUrlTemplate: string;
+  identityEndpoint: string | null;
+  dataDir: string;
+}
+
+function readJson<T>(file: string): T | undefined {
+  const p = join(configDir(), file);
+  if (!existsSync(p)) return undefined;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeJson(file: string, value: unknown): void {
+  const dir = configDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const p = join(dir, file);
+  const tmp = `${p}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, p);
+}
+
+export const loadProfile = (): Profile | undefined => readJson<Profile>('profile.json');
+export const saveProfile = (p: Profile): void => writeJson('profile.json', p);
+export const clearProfile = (): void => rmSync(join(configDir(), 'profile.json'), { force: true });
+export const loadDevServer = (): DevServerInfo | undefined => readJson<DevServerInfo>('dev-server.json');
+export const saveDevServer = (d: DevServerInfo): void => writeJson('dev-server.json', d);

@@ -1,0 +1,88 @@
+import type { RootKey } from '../crypto/root-key.js';
+
+/** Limits that protect the server; all configurable, all with safe defaults (docs/configuration.md). */
+export interface Limits {
+  /** Maximum request body in bytes (a 25 KiB secret value fits with room for JSON escaping). */
+  bodyBytes: number;
+  /** Maximum size of all request headers in bytes. */
+  headerBytes: number;
+  /** A request must complete within this many milliseconds. */
+  requestTimeoutMs: number;
+  /** Maximum concurrent connections per listener. */
+  maxConnections: number;
+  /** Failed client authentications per client (and per address) in `failureWindowMs` before 429. */
+  authFailureLimit: number;
+  authFailureWindowMs: number;
+  /** Failures after which each further failure is slowed down by this many ms × excess. */
+  authFailureSlowAfter: number;
+  authFailureDelayMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  bodyBytes: 256 * 1024,
+  headerBytes: 16 * 1024,
+  requestTimeoutMs: 30_000,
+  maxConnections: 10_000,
+  authFailureLimit: 10,
+  authFailureWindowMs: 60_000,
+  authFailureSlowAfter: 3,
+  authFailureDelayMs: 200,
+});
+
+export interface TokenPolicy {
+  /** Access-token lifetime is drawn uniformly from [minSeconds, maxSeconds] (Entra: 60–90 min). */
+  minSeconds: number;
+  maxSeconds: number;
+  /** JWS algorithm for access tokens. ES256 is fast; RS256 matches Entra exactly. */
+  signingAlg: 'ES256' | 'RS256';
+  /** How long a retired signing key stays in JWKS after rotation (≥ the longest token lifetime). */
+  rotationOverlapSeconds: number;
+}
+
+export interface Config {
+  mode: 'dev' | 'production';
+  dataDir: string;
+  storageUrl: string;
+  /** Address the HTTPS listener binds to. */
+  bindHost: string;
+  port: number;
+  /** The host name clients use (in issued URLs and the issuer). */
+  publicHost: string;
+  /** Extra host names accepted as the authority's issuer host (e.g. 127.0.0.1). */
+  issuerHostAliases: string[];
+  vaultDomain: string;
+  /** The audience (resource) of the management API. */
+  managementResource: string;
+  tls: { cert: string; key: string; caCertPath?: string };
+  rootKey: RootKey;
+  token: TokenPolicy;
+  limits: Limits;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+}
+
+export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({
+  minSeconds: 3600,
+  maxSeconds: 5400,
+  signingAlg: 'ES256',
+  rotationOverlapSeconds: 2 * 3600,
+});
+
+export const DEFAULT_VAULT_DOMAIN = 'vault.localhost';
+export const DEFAULT_MANAGEMENT_RESOURCE = 'https://management.latchkey.localhost';
+
+/** Deep-freezes a config object so nothing can change it after validation. */
+export function freezeConfig<T extends object>(o: T): Readonly<T> {
+  for (const v of Object.values(o)) {
+    if (v && typeof v === 'object' && !Object.isFrozen(v) && !Buffer.isBuffer(v)) freezeConfig(v as object);
+  }
+  return Object.freeze(o);
+}
+
+/** Parses a duration like `90s`, `15m`, `12h`, `30d` into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d{1,9})(s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`invalid duration "${text.slice(0, 32)}" (use e.g. 90s, 15m, 12h, 30d)`);
+  const n = Number(m[1]);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}

@@ -1,0 +1,115 @@
+import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
+import { LatchkeyError } from '../errors/index.js';
+import type { Database } from '../storage/port.js';
+import type { RootKey } from './root-key.js';
+
+/**
+ * Envelope encryption. The root key's KEK wraps data keys (table data_keys);
+ * the active data key encrypts every secret value, private key and signing key
+ * with AES-256-GCM. The additional authenticated data (AAD) names what the
+ * ciphertext belongs to (tenant, vault, kind, name, version), so a ciphertext
+ * copied to another row fails to decrypt.
+ *
+ * Blob layout: 0x01 | data-key id (16 bytes) | iv (12) | tag (16) | ciphertext.
+ */
+const VERSION = 1;
+const HEADER = 1 + 16 + 12 + 16;
+
+export interface Sealer {
+  seal(plaintext: Buffer | string, aad: string): Buffer;
+  open(blob: Buffer, aad: string): Buffer;
+}
+
+const uuidToBytes = (id: string): Buffer => Buffer.from(id.replaceAll('-', ''), 'hex');
+const bytesToUuid = (b: Buffer): string => {
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+};
+
+function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): { iv: Buffer; tag: Buffer; ct: Buffer } {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(aad);
+  const ct = Buffer.concat([c.update(plaintext), c.final()]);
+  return { iv, tag: c.getAuthTag(), ct };
+}
+
+function gcmOpen(key: Buffer, iv: Buffer, tag: Buffer, ct: Buffer, aad: Buffer): Buffer {
+  const d = createDecipheriv('aes-256-gcm', key, iv);
+  d.setAAD(aad);
+  d.setAuthTag(tag);
+  return Buffer.concat([d.update(ct), d.final()]);
+}
+
+const integrityError = (cause?: unknown): LatchkeyError =>
+  new LatchkeyError('InternalError', 'Stored data failed its integrity check.', { cause });
+
+/** Loads (or on first use creates) the data keys and returns a synchronous sealer. */
+export async function createSealer(db: Database, root: RootKey): Promise<Sealer> {
+  const kek = root.derive('kek');
+  const wrapAad = (id: string) => Buffer.from(`latchkey/v1/dek/${id}`);
+  const keys = new Map<string, Buffer>();
+  let activeId: string | undefined;
+
+  const load = async () => {
+    const rows = await db.all<{ id: string; wrapped: Buffer; active: number }>(
+      'SELECT id, wrapped, active FROM data_keys',
+    );
+    for (const r of rows) {
+      const w = Buffer.from(r.wrapped);
+      try {
+        keys.set(r.id, gcmOpen(kek, w.subarray(0, 12), w.subarray(12, 28), w.subarray(28), wrapAad(r.id)));
+      } catch (e) {
+        throw new Error('the root key does not unwrap this database’s data keys (wrong root key?)', {
+          cause: e,
+        });
+      }
+      if (r.active) activeId = r.id;
+    }
+  };
+  await load();
+  if (!activeId) {
+    await db.transaction(async (tx) => {
+      await tx.lock('latchkey:data-keys');
+      const existing = await tx.get<{ id: string }>('SELECT id FROM data_keys WHERE active = 1');
+      if (existing) return;
+      const id = randomUUID();
+      const dek = randomBytes(32);
+      const { iv, tag, ct } = gcmSeal(kek, dek, wrapAad(id));
+      await tx.run('INSERT INTO data_keys (id, wrapped, active, created_at) VALUES ($1, $2, 1, $3)', [
+        id,
+        Buffer.concat([iv, tag, ct]),
+        Date.now(),
+      ]);
+    });
+    await load();
+  }
+  const active = activeId!;
+  const activeKey = keys.get(active)!;
+  const activeIdBytes = uuidToBytes(active);
+
+  return {
+    seal(plaintext, aad) {
+      const pt = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
+      const { iv, tag, ct } = gcmSeal(activeKey, pt, Buffer.from(`latchkey/v1|${aad}`));
+      return Buffer.concat([Buffer.from([VERSION]), activeIdBytes, iv, tag, ct]);
+    },
+    open(blob, aad) {
+      const b = Buffer.from(blob);
+      if (b.length < HEADER || b[0] !== VERSION) throw integrityError();
+      const key = keys.get(bytesToUuid(b.subarray(1, 17)));
+      if (!key) throw integrityError();
+      try {
+        return gcmOpen(
+          key,
+          b.subarray(17, 29),
+          b.subarray(29, 45),
+          b.subarray(45),
+          Buffer.from(`latchkey/v1|${aad}`),
+        );
+      } catch (e) {
+        throw integrityError(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * One error type with a closed set of codes. The HTTP status travels with the
+ * code; the edge (src/http) decides the wire format (OAuth for the authority,
+ * `{error:{code,message}}` for the vault and management planes).
+ *
+ * Messages are shown to clients: never put a secret, token or key in one.
+ * Every code is listed in docs/errors.md (checked by test/errors.test.ts).
+ */
+export const ERROR_STATUS = {
+  // Generic / management / vault (Azure-shaped: {error:{code,message}})
+  BadParameter: 400,
+  BadRequest: 400,
+  InvalidApiVersion: 400,
+  Unauthorized: 401,
+  Forbidden: 403,
+  NotFound: 404,
+  ResourceNotFound: 404,
+  VaultNotFound: 404,
+  SecretNotFound: 404,
+  KeyNotFound: 404,
+  DeletedSecretNotFound: 404,
+  DeletedKeyNotFound: 404,
+  PrincipalNotFound: 404,
+  MethodNotAllowed: 405,
+  Conflict: 409,
+  ObjectIsBeingDeleted: 409,
+  PayloadTooLarge: 413,
+  UnsupportedMediaType: 415,
+  Throttled: 429,
+  InternalError: 500,
+  ServiceUnavailable: 503,
+  // OAuth 2.0 (RFC 6749 §5.2), used by the authority's token endpoint
+  invalid_request: 400,
+  invalid_client: 401,
+  invalid_grant: 400,
+  invalid_scope: 400,
+  unauthorized_client: 400,
+  unsupported_grant_type: 400,
+  temporarily_unavailable: 429,
+  server_error: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface ErrorOptions {
+  /** Override the default status for the code (rare: e.g. 401 vs 400 for invalid_client). */
+  status?: number;
+  /** Extra response headers (Retry-After, WWW-Authenticate). */
+  headers?: Record<string, string>;
+  /** The underlying error; never shown to clients. */
+  cause?: unknown;
+  /** Entra-style numeric error codes (AADSTS...), shown in OAuth errors. */
+  aadCodes?: number[];
+}
+
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly aadCodes: number[];
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'LatchkeyError';
+    this.code = code;
+    this.status = options.status ?? ERROR_STATUS[code];
+    this.headers = options.headers ?? {};
+    this.aadCodes = options.aadCodes ?? [];
+  }
+}
+
+export const isLatchkeyError = (e: unknown): e is LatchkeyError => e instanceof LatchkeyError;
+
+/** Shorthands for the most common errors. */
+export const badParameter = (message: string): LatchkeyError => new LatchkeyError('BadParameter', message);
+export const notFound = (code: ErrorCode, message: string): LatchkeyError => new LatchkeyError(code, message);
+export const forbidden = (message: string): LatchkeyError => new LatchkeyError('Forbidden', message);
+export const conflict = (message: string): LatchkeyError => new LatchkeyError('Conflict', message);

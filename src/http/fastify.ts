@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { FastifyBaseLogger as Logger } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Limits } from '../config/index.js';
+
+export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * A Fastify instance that does not listen by itself: it hands back its request
+ * handler, so one TLS listener can route by Host to several apps (vault data
+ * plane vs authority and management).
+ */
+export function createFastify(opts: { logger: Logger; limits: Limits }): {
+  app: FastifyInstance;
+  handler: () => RequestHandler;
+} {
+  let handler: RequestHandler | undefined;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // Per-request lines are off: the audit log records every operation.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.limits.bodyBytes,
+    routerOptions: {
+      maxParamLength: 300,
+      caseSensitive: false,
+      ignoreTrailingSlash: true,
+      ignoreDuplicateSlashes: false,
+    },
+    return503OnClosing: true,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    serverFactory: (h) => {
+      handler = h as RequestHandler;
+      return http.createServer();
+    },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-ms-request-id', req.id);
+    const clientRequestId = req.headers['x-ms-client-request-id'];
+    if (typeof clientRequestId === 'string' && clientRequestId.length <= 100) {
+      reply.header('x-ms-client-request-id', clientRequestId);
+    }
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('strict-transport-security', 'max-age=31536000');
+  });
+  return {
+    app,
+    handler: () => {
+      if (!handler) throw new Error('fastify handler not ready');
+      return handler;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { FastifyBaseLogger as Logger } from 'fastify';
+import type { Services } from '../server/services.js';
+import { createMainApp } from './main-app.js';
+import { hostOf } from './request.js';
+import { createVaultApp } from './vault-app.js';
+
+export interface RunningServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The HTTPS listener. Routes by Host: `{vault}.{vaultDomain}` to the vault
+ * data plane, anything else to the authority, management API and console.
+ */
+export async function listenHttps(
+  services: Services,
+  logger: Logger,
+  opts: { host: string; port: number },
+): Promise<RunningServer> {
+  const { config } = services;
+  const main = await createMainApp(services, logger);
+  const vault = await createVaultApp(services, logger);
+  const suffix = `.${config.vaultDomain}`;
+  const server = https.createServer(
+    {
+      cert: config.tls.cert,
+      key: config.tls.key,
+      maxHeaderSize: config.limits.headerBytes,
+      requestTimeout: config.limits.requestTimeoutMs,
+      headersTimeout: Math.min(config.limits.requestTimeoutMs, 20_000),
+      keepAliveTimeout: 65_000,
+      minVersion: 'TLSv1.2',
+    },
+    (req, res) => {
+      const host = hostOf(req).replace(/:\d+$/, '');
+      if (host.endsWith(suffix)) vault.handler(req, res);
+      else main.handler(req, res);
+    },
+  );
+  server.maxConnections = config.limits.maxConnections;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  services.setBoundPort(port);
+  return {
+    port,
+    async close() {
+      server.close();
+      server.closeIdleConnections();
+      const forced = setTimeout(() => server.closeAllConnections(), 5_000);
+      forced.unref();
+      await Promise.all([main.app.close(), vault.app.close()]);
+      await new Promise<void>((r) => (server.listening ? server.once('close', () => r()) : r()));
+      clearTimeout(forced);
+    },
+  };
+}
+
+/** A plain-HTTP loopback listener (the identity endpoint). */
+export async function listenLoopbackHttp(handler: http.RequestListener, host: string, port: number) {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

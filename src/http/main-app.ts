@@ -1,0 +1,33 @@
+import formbody from '@fastify/formbody';
+import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
+import type { Services } from '../server/services.js';
+import { createAuthenticator } from './auth.js';
+import { sendAzureError } from './errors.js';
+import { createFastify, type RequestHandler } from './fastify.js';
+import { authorityRoutes } from './routes/authority.js';
+import { directoryRoutes } from './routes/directory.js';
+import { healthRoutes } from './routes/health.js';
+
+/** The authority, management API and console: everything not addressed to a vault host. */
+export async function createMainApp(
+  services: Services,
+  logger: Logger,
+): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
+  const { app, handler } = createFastify({ logger, limits: services.config.limits });
+  await app.register(formbody);
+  app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({
+      error: {
+        code: 'NotFound',
+        message: `No route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`,
+      },
+    }),
+  );
+  const authenticate = createAuthenticator({ verifier: services.verifier, principals: services.principals });
+  await app.register(healthRoutes, { services });
+  await app.register(authorityRoutes, { services });
+  await app.register(directoryRoutes, { services, authenticate });
+  await app.ready();
+  return { app, handler: handler() };
+}

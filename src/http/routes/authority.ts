@@ -1,0 +1,116 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LatchkeyError } from '../../errors/index.js';
+import type { Services } from '../../server/services.js';
+import { sendOAuthError } from '../errors.js';
+import { clientIp, hostOf, issuerBaseOf } from '../request.js';
+
+/**
+ * The Entra ID work-alike endpoints (PROTOCOLS.md §1): OIDC discovery, JWKS,
+ * instance discovery and the OAuth 2.0 token endpoint. Errors are OAuth-shaped.
+ */
+export async function authorityRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+  const s = opts.services;
+  app.setErrorHandler((err, req, reply) => sendOAuthError(err, req, reply));
+
+  const tenantSegment = (req: FastifyRequest) => (req.params as { tenant: string }).tenant;
+
+  const discovery = async (req: FastifyRequest, reply: FastifyReply) => {
+    const seg = tenantSegment(req);
+    const tenant = await s.tenants.find(seg);
+    if (!tenant) {
+      throw new LatchkeyError('invalid_request', `Tenant '${seg.slice(0, 64)}' not found.`, {
+        aadCodes: [90002],
+      });
+    }
+    const base = issuerBaseOf(req, s.issuerBases());
+    const t = tenant.id;
+    reply.header('cache-control', 'max-age=86400, private');
+    return {
+      token_endpoint: `${base}/${t}/oauth2/v2.0/token`,
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt'],
+      jwks_uri: `${base}/${t}/discovery/v2.0/keys`,
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: [s.config.token.signingAlg],
+      response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      issuer: `${base}/${t}/v2.0`,
+      request_uri_parameter_supported: false,
+      userinfo_endpoint: `${base}/oidc/userinfo`,
+      authorization_endpoint: `${base}/${t}/oauth2/v2.0/authorize`,
+      device_authorization_endpoint: `${base}/${t}/oauth2/v2.0/devicecode`,
+      http_logout_supported: true,
+      frontchannel_logout_supported: true,
+      end_session_endpoint: `${base}/${t}/oauth2/v2.0/logout`,
+      claims_supported: [
+        'sub',
+        'iss',
+        'aud',
+        'exp',
+        'iat',
+        'nbf',
+        'oid',
+        'tid',
+        'azp',
+        'appid',
+        'idtyp',
+        'ver',
+      ],
+      grant_types_supported: ['client_credentials', 'password', 'refresh_token'],
+      tenant_region_scope: null,
+      cloud_instance_name: hostOf(req).replace(/:\d+$/, '') || 'localhost',
+      cloud_graph_host_name: hostOf(req).replace(/:\d+$/, '') || 'localhost',
+      msgraph_host: hostOf(req).replace(/:\d+$/, '') || 'localhost',
+    };
+  };
+  app.get('/:tenant/v2.0/.well-known/openid-configuration', discovery);
+  app.get('/:tenant/.well-known/openid-configuration', discovery);
+
+  const jwks = async (_req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('cache-control', 'max-age=300, public');
+    return s.signingKeys.jwks();
+  };
+  app.get('/:tenant/discovery/v2.0/keys', jwks);
+  app.get('/:tenant/discovery/keys', jwks);
+  app.get('/common/discovery/keys', jwks);
+
+  app.get('/common/discovery/instance', async (req) => {
+    const base = issuerBaseOf(req, s.issuerBases());
+    const host = new URL(base).host;
+    const q = req.query as Record<string, string | undefined>;
+    let tenant = 'common';
+    const m = /^https:\/\/[^/]+\/([^/?#]{1,253})\//.exec(q.authorization_endpoint ?? '');
+    if (m) tenant = m[1]!;
+    return {
+      tenant_discovery_endpoint: `${base}/${encodeURIComponent(tenant)}/v2.0/.well-known/openid-configuration`,
+      'api-version': '1.1',
+      metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+    };
+  });
+
+  const token = async (req: FastifyRequest, reply: FastifyReply) => {
+    const raw = (req.body ?? {}) as Record<string, unknown>;
+    const form: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v === 'string') form[k] = v;
+      else {
+        throw new LatchkeyError('invalid_request', `The parameter '${k.slice(0, 64)}' must appear once.`, {
+          aadCodes: [90015],
+        });
+      }
+    }
+    // v1 endpoint: `resource` instead of `scope`.
+    if (req.url.includes('/oauth2/token') && !form.scope && form.resource)
+      form.scope = `${form.resource}/.default`;
+    const res = await s.tokenEndpoint.token({
+      tenant: tenantSegment(req),
+      form,
+      issuerBase: issuerBaseOf(req, s.issuerBases()),
+      clientIp: clientIp(req),
+    });
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return res;
+  };
+  app.post('/:tenant/oauth2/v2.0/token', { bodyLimit: 64 * 1024 }, token);
+  app.post('/:tenant/oauth2/token', { bodyLimit: 64 * 1024 }, token);
+}

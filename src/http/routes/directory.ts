@@ -1,0 +1,149 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { DIRECTORY_ACTIONS } from '../../management/directory.js';
+import type { Services } from '../../server/services.js';
+import type { Authenticate } from '../auth.js';
+import { requestMeta } from '../request.js';
+import { parse } from '../validate.js';
+
+const idParam = z.object({ id: z.string().min(1).max(64) });
+const credentialBody = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('Password'),
+    displayName: z.string().min(1).max(120).optional(),
+    years: z.number().min(0.01).max(2).optional(),
+    days: z.number().int().min(1).max(730).optional(),
+    append: z.boolean().optional(),
+  }),
+  z.object({
+    type: z.literal('AsymmetricX509Cert'),
+    certificate: z.string().min(1).max(16_384),
+    displayName: z.string().min(1).max(120).optional(),
+    append: z.boolean().optional(),
+  }),
+]);
+const createBody = z.object({
+  displayName: z.string().min(1).max(120),
+  identifierUri: z.string().min(1).max(200).optional(),
+  credential: z
+    .union([
+      z.null(),
+      z.object({
+        type: z.literal('Password'),
+        displayName: z.string().min(1).max(120).optional(),
+        years: z.number().min(0.01).max(2).optional(),
+      }),
+      z.object({
+        type: z.literal('AsymmetricX509Cert'),
+        certificate: z.string().min(1).max(16_384),
+        displayName: z.string().max(120).optional(),
+      }),
+    ])
+    .optional(),
+});
+
+/** Directory API (service principals and their credentials), Graph-like JSON, under /api/directory. */
+export async function directoryRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; authenticate: Authenticate },
+) {
+  const s = opts.services;
+  const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
+
+  app.get('/api/account', async (req) => {
+    const c = await caller(req);
+    const tenant = await s.tenants.require(c.tenantId);
+    const p = await s.principals.get(c.tenantId, c.oid);
+    return {
+      tenantId: tenant.id,
+      tenantDomain: tenant.domain,
+      user: { name: p?.userName ?? c.appId ?? c.oid, type: c.kind === 'user' ? 'user' : 'servicePrincipal' },
+      objectId: c.oid,
+      appId: c.appId,
+      displayName: p?.displayName ?? null,
+    };
+  });
+
+  app.get('/api/directory/servicePrincipals', async (req) => ({
+    value: await s.directory.list(await caller(req)),
+  }));
+
+  app.post('/api/directory/servicePrincipals', async (req, reply) => {
+    const c = await caller(req);
+    const body = parse(createBody, req.body);
+    const r = await s.directory.create(c, requestMeta(req), {
+      displayName: body.displayName,
+      identifierUri: body.identifierUri ?? null,
+      ...(body.credential !== undefined ? { credential: body.credential } : {}),
+    });
+    reply.code(201).header('cache-control', 'no-store');
+    return r;
+  });
+
+  app.get('/api/directory/servicePrincipals/:id', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    return s.directory.show(await caller(req), id);
+  });
+
+  app.patch('/api/directory/servicePrincipals/:id', async (req) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(z.object({ accountEnabled: z.boolean() }), req.body);
+    return s.directory.setEnabled(c, requestMeta(req), id, body.accountEnabled);
+  });
+
+  app.delete('/api/directory/servicePrincipals/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    await s.directory.delete(c, requestMeta(req), id);
+    return reply.code(204).send();
+  });
+
+  app.get('/api/directory/servicePrincipals/:id/credentials', async (req) => {
+    const { id } = parse(idParam, req.params, 'path');
+    return { value: await s.directory.listCredentials(await caller(req), id) };
+  });
+
+  app.post('/api/directory/servicePrincipals/:id/credentials', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(credentialBody, req.body);
+    const r = await s.directory.resetCredential(c, requestMeta(req), id, body);
+    reply.code(201).header('cache-control', 'no-store');
+    return r;
+  });
+
+  app.delete('/api/directory/servicePrincipals/:id/credentials/:keyId', async (req, reply) => {
+    const c = await caller(req);
+    const { id, keyId } = parse(
+      z.object({ id: z.string().min(1).max(64), keyId: z.string().min(1).max(64) }),
+      req.params,
+      'path',
+    );
+    await s.directory.deleteCredential(c, requestMeta(req), id, keyId);
+    return reply.code(204).send();
+  });
+
+  app.post('/api/authority/signingKeys/rotate', async (req) => {
+    const c = await caller(req);
+    await s.access.require(c, DIRECTORY_ACTIONS.rotateSigningKey, '/');
+    const r = await s.signingKeys.rotate();
+    await s.audit.record({
+      tenantId: c.tenantId,
+      callerOid: c.oid,
+      callerAppId: c.appId,
+      callerKind: c.kind,
+      operation: 'SigningKeyRotate',
+      target: r.kid,
+      status: 200,
+      ...requestMeta(req),
+    });
+    return r;
+  });
+
+  app.get('/api/authority/signingKeys', async (req) => {
+    const c = await caller(req);
+    await s.access.require(c, DIRECTORY_ACTIONS.read, '/');
+    return s.signingKeys.jwks();
+  });
+}

@@ -1,0 +1,208 @@
+import type { Caller, RequestMeta } from '../access/caller.js';
+import type { Access } from '../access/decision.js';
+import type { AuditLog } from '../audit/log.js';
+import type { CredentialInfo, Credentials } from '../authority/credentials.js';
+import type { Principal, Principals } from '../authority/principals.js';
+import type { Tenants } from '../authority/tenants.js';
+import type { TokenEndpoint } from '../authority/token-endpoint.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { Database } from '../storage/port.js';
+
+/** Directory actions, checked at the tenant root scope "/". */
+export const DIRECTORY_ACTIONS = {
+  read: 'Microsoft.Directory/servicePrincipals/read',
+  write: 'Microsoft.Directory/servicePrincipals/write',
+  delete: 'Microsoft.Directory/servicePrincipals/delete',
+  credentials: 'Microsoft.Directory/servicePrincipals/credentials/write',
+  users: 'Microsoft.Directory/users/write',
+  rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
+} as const;
+
+export interface ServicePrincipalView {
+  id: string;
+  appId: string;
+  displayName: string;
+  servicePrincipalType: 'Application' | 'ManagedIdentity';
+  accountEnabled: boolean;
+  appOwnerOrganizationId: string;
+  identifierUris: string[];
+  alternativeNames: string[];
+  createdDateTime: string;
+}
+
+export const spView = (p: Principal): ServicePrincipalView => ({
+  id: p.id,
+  appId: p.appId ?? '',
+  displayName: p.displayName,
+  servicePrincipalType: p.kind === 'managedIdentity' ? 'ManagedIdentity' : 'Application',
+  accountEnabled: p.enabled,
+  appOwnerOrganizationId: p.tenantId,
+  identifierUris: p.identifierUri ? [p.identifierUri] : [],
+  alternativeNames: p.resourceId ? [p.resourceId] : [],
+  createdDateTime: new Date(p.createdAt).toISOString(),
+});
+
+type CredentialInput =
+  | { type: 'Password'; displayName?: string; years?: number; days?: number }
+  | { type: 'AsymmetricX509Cert'; certificate: string; displayName?: string };
+
+/** Service principals and their credentials, for administrators (management API and CLI). */
+export function createDirectory(deps: {
+  db: Database;
+  tenants: Tenants;
+  principals: Principals;
+  credentials: Credentials;
+  access: Access;
+  audit: AuditLog;
+  tokenEndpoint: TokenEndpoint;
+}) {
+  const { db, principals, credentials, access, audit } = deps;
+  const record = (
+    caller: Caller,
+    meta: RequestMeta,
+    operation: string,
+    target: string | null,
+    status = 200,
+  ) => ({
+    tenantId: caller.tenantId,
+    callerOid: caller.oid,
+    callerAppId: caller.appId,
+    callerKind: caller.kind,
+    provisioningKeyId: caller.provisioningKeyId ?? null,
+    operation,
+    target,
+    status,
+    clientIp: meta.clientIp,
+    requestId: meta.requestId,
+  });
+  const findSp = async (caller: Caller, idOrAppId: string): Promise<Principal> => {
+    const p = await principals.resolve(caller.tenantId, idOrAppId);
+    if (!p || p.kind === 'user') {
+      throw new LatchkeyError(
+        'PrincipalNotFound',
+        `Service principal '${idOrAppId.slice(0, 64)}' was not found.`,
+      );
+    }
+    return p;
+  };
+
+  return {
+    async list(caller: Caller): Promise<ServicePrincipalView[]> {
+      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
+      const all = await principals.list(caller.tenantId);
+      return all.filter((p) => p.kind !== 'user').map(spView);
+    },
+    async show(caller: Caller, idOrAppId: string): Promise<ServicePrincipalView> {
+      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
+      return spView(await findSp(caller, idOrAppId));
+    },
+    /** Creates a service principal and (by default) its first client secret, shown once. */
+    async create(
+      caller: Caller,
+      meta: RequestMeta,
+      input: { displayName: string; identifierUri?: string | null; credential?: CredentialInput | null },
+    ): Promise<{
+      servicePrincipal: ServicePrincipalView;
+      credential: (CredentialInfo & { secretText?: string }) | null;
+    }> {
+      await access.require(caller, DIRECTORY_ACTIONS.write, '/');
+      return db.transaction(async (tx) => {
+        const sp = await principals.createServicePrincipal(
+          caller.tenantId,
+          { displayName: input.displayName, identifierUri: input.identifierUri ?? null },
+          tx,
+        );
+        let credential: (CredentialInfo & { secretText?: string }) | null = null;
+        const c: CredentialInput | null =
+          input.credential === undefined ? { type: 'Password' } : input.credential;
+        if (c?.type === 'Password') credential = await credentials.addSecret(caller.tenantId, sp.id, c, tx);
+        else if (c?.type === 'AsymmetricX509Cert') {
+          credential = await credentials.addCertificate(caller.tenantId, sp.id, c.certificate, c, tx);
+        }
+        await audit.append(tx, record(caller, meta, 'ServicePrincipalCreate', sp.id));
+        return { servicePrincipal: spView(sp), credential };
+      });
+    },
+    async setEnabled(
+      caller: Caller,
+      meta: RequestMeta,
+      idOrAppId: string,
+      enabled: boolean,
+    ): Promise<ServicePrincipalView> {
+      await access.require(caller, DIRECTORY_ACTIONS.write, '/');
+      const sp = await findSp(caller, idOrAppId);
+      return db.transaction(async (tx) => {
+        const p = await principals.setEnabled(caller.tenantId, sp.id, enabled, tx);
+        await audit.append(
+          tx,
+          record(caller, meta, enabled ? 'ServicePrincipalEnable' : 'ServicePrincipalDisable', sp.id),
+        );
+        return spView(p);
+      });
+    },
+    async delete(caller: Caller, meta: RequestMeta, idOrAppId: string): Promise<void> {
+      await access.require(caller, DIRECTORY_ACTIONS.delete, '/');
+      const sp = await findSp(caller, idOrAppId);
+      if (sp.kind === 'managedIdentity') {
+        throw new LatchkeyError(
+          'BadRequest',
+          'A managed identity is deleted with its resource, not directly.',
+        );
+      }
+      await db.transaction(async (tx) => {
+        await principals.delete(caller.tenantId, sp.id, tx);
+        await audit.append(tx, record(caller, meta, 'ServicePrincipalDelete', sp.id));
+      });
+    },
+    async listCredentials(caller: Caller, idOrAppId: string): Promise<CredentialInfo[]> {
+      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
+      const sp = await findSp(caller, idOrAppId);
+      return credentials.list(caller.tenantId, sp.id);
+    },
+    /** `az ad sp credential reset`: adds a credential, replacing the others unless `append`. */
+    async resetCredential(
+      caller: Caller,
+      meta: RequestMeta,
+      idOrAppId: string,
+      input: CredentialInput & { append?: boolean },
+    ): Promise<CredentialInfo & { secretText?: string }> {
+      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
+      const sp = await findSp(caller, idOrAppId);
+      if (sp.kind === 'managedIdentity') {
+        throw new LatchkeyError(
+          'BadRequest',
+          'The credentials of a managed identity are managed by the platform.',
+        );
+      }
+      return db.transaction(async (tx) => {
+        if (!input.append) await credentials.deleteAll(caller.tenantId, sp.id, tx);
+        const c =
+          input.type === 'Password'
+            ? await credentials.addSecret(caller.tenantId, sp.id, input, tx)
+            : await credentials.addCertificate(caller.tenantId, sp.id, input.certificate, input, tx);
+        await audit.append(tx, {
+          ...record(caller, meta, 'ServicePrincipalCredentialReset', sp.id),
+          details: { keyId: c.keyId, type: c.type, append: !!input.append },
+        });
+        return c;
+      });
+    },
+    async deleteCredential(
+      caller: Caller,
+      meta: RequestMeta,
+      idOrAppId: string,
+      keyId: string,
+    ): Promise<void> {
+      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
+      const sp = await findSp(caller, idOrAppId);
+      await db.transaction(async (tx) => {
+        await credentials.delete(caller.tenantId, sp.id, keyId, tx);
+        await audit.append(tx, {
+          ...record(caller, meta, 'ServicePrincipalCredentialDelete', sp.id),
+          details: { keyId },
+        });
+      });
+    },
+  };
+}
+export type Directory = ReturnType<typeof createDirectory>;

@@ -1,0 +1,75 @@
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { findRole } from '../access/roles.js';
+import { generateSecret } from '../crypto/hashing.js';
+import type { Services } from './services.js';
+
+export const DEFAULT_TENANT_DOMAIN = 'latchkey.localhost';
+
+export interface BootstrapResult {
+  tenantId: string;
+  subscriptionId: string;
+  adminUserName: string;
+  /** Only on first start: the admin password (also written to the credentials file). */
+  adminPassword?: string;
+}
+
+/**
+ * First start: a default tenant (domain latchkey.localhost), its default
+ * subscription and resource group, and an admin user with Owner at the tenant
+ * root. The admin password is written once to a 0600 file and never again.
+ */
+export async function bootstrapDefaults(
+  s: Services,
+  opts: { adminCredentialsPath?: string; authority?: string } = {},
+): Promise<BootstrapResult> {
+  return s.db.transaction(async (tx) => {
+    await tx.lock('latchkey:bootstrap');
+    const existing = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
+    if (existing) {
+      const tenantId = existing.value;
+      const sub = await s.scopes.defaultSubscription(tenantId, tx);
+      const admin = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'admin_user'");
+      return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin?.value ?? '' };
+    }
+    const tenant = await s.tenants.create(
+      { displayName: 'Default Directory', domain: DEFAULT_TENANT_DOMAIN },
+      tx,
+    );
+    const sub = await s.scopes.defaultSubscription(tenant.id, tx);
+    const password = generateSecret('', 18);
+    const userName = `admin@${DEFAULT_TENANT_DOMAIN}`;
+    const admin = await s.principals.createUser(
+      tenant.id,
+      { userName, displayName: 'Administrator', password },
+      tx,
+    );
+    await s.access.create(
+      tenant.id,
+      { principalId: admin.id, role: findRole('Owner')!, scope: '/', createdBy: 'bootstrap' },
+      tx,
+    );
+    await tx.run("INSERT INTO meta (key, value) VALUES ('default_tenant', $1)", [tenant.id]);
+    await tx.run("INSERT INTO meta (key, value) VALUES ('admin_user', $1)", [userName]);
+    await s.audit.append(tx, {
+      tenantId: tenant.id,
+      operation: 'TenantBootstrap',
+      target: tenant.id,
+      status: 200,
+      details: { admin: userName },
+    });
+    if (opts.adminCredentialsPath && !existsSync(opts.adminCredentialsPath)) {
+      writeFileSync(
+        opts.adminCredentialsPath,
+        `${JSON.stringify({ tenantId: tenant.id, userName, password, authority: opts.authority ?? null }, null, 2)}\n`,
+        { mode: 0o600, flag: 'wx' },
+      );
+      chmodSync(opts.adminCredentialsPath, 0o600);
+    }
+    return {
+      tenantId: tenant.id,
+      subscriptionId: sub.subscriptionId,
+      adminUserName: userName,
+      adminPassword: password,
+    };
+  });
+}

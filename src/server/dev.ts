@@ -1,0 +1,61 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  type Config,
+  DEFAULT_LIMITS,
+  DEFAULT_MANAGEMENT_RESOURCE,
+  DEFAULT_TOKEN_POLICY,
+  DEFAULT_VAULT_DOMAIN,
+  freezeConfig,
+} from '../config/index.js';
+import { loadOrCreateRootKeyFile } from '../crypto/root-key.js';
+import { ensureDevTls } from '../tls/dev-ca.js';
+
+export interface DevOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  vaultDomain?: string;
+  logLevel?: Config['logLevel'];
+  limits?: Partial<Config['limits']>;
+  token?: Partial<Config['token']>;
+  storageUrl?: string;
+}
+
+/**
+ * `latchkey up`: everything in the data dir — SQLite database, a generated
+ * root key, a dev CA and server certificate. Loud about each dev default.
+ */
+export async function loadDevConfig(
+  o: DevOptions,
+): Promise<{ config: Readonly<Config>; warnings: string[] }> {
+  const dataDir = resolve(o.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const vaultDomain = o.vaultDomain ?? DEFAULT_VAULT_DOMAIN;
+  const warnings: string[] = [];
+  const { key: rootKey, created } = loadOrCreateRootKeyFile(join(dataDir, 'root.key'));
+  warnings.push(
+    `${created ? 'generated a' : 'using the'} development root key ${join(dataDir, 'root.key')} — it sits next to the data it protects; production needs \`latchkey server\` with --root-key-file or LATCHKEY_ROOT_KEY`,
+  );
+  const publicHost = o.host === '0.0.0.0' || o.host === '::' || o.host === '127.0.0.1' ? 'localhost' : o.host;
+  const tls = await ensureDevTls(dataDir, vaultDomain, publicHost === 'localhost' ? [] : [publicHost]);
+  warnings.push(`TLS uses the development CA ${tls.caCertPath}; trust it only on this machine`);
+  const storageUrl = o.storageUrl ?? `sqlite:${join(dataDir, 'latchkey.db')}`;
+  const config: Config = {
+    mode: 'dev',
+    dataDir,
+    storageUrl,
+    bindHost: o.host,
+    port: o.port,
+    publicHost,
+    issuerHostAliases: ['localhost', '127.0.0.1', '::1'].filter((h) => h !== publicHost),
+    vaultDomain,
+    managementResource: DEFAULT_MANAGEMENT_RESOURCE,
+    tls: { cert: tls.cert, key: tls.key, caCertPath: tls.caCertPath },
+    rootKey,
+    token: { ...DEFAULT_TOKEN_POLICY, ...o.token },
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    logLevel: o.logLevel ?? 'warn',
+  };
+  return { config: freezeConfig(config), warnings };
+}

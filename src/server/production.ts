@@ -1,0 +1,108 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { DOMAIN_RE } from '../authority/tenants.js';
+import {
+  type Config,
+  DEFAULT_LIMITS,
+  DEFAULT_MANAGEMENT_RESOURCE,
+  DEFAULT_TOKEN_POLICY,
+  freezeConfig,
+} from '../config/index.js';
+import { parseRootKey, type RootKey } from '../crypto/root-key.js';
+
+export interface ProductionOptions {
+  tlsCert?: string;
+  tlsKey?: string;
+  rootKeyFile?: string;
+  storage?: string;
+  host: string;
+  port: number;
+  publicHost?: string;
+  vaultDomain?: string;
+  managementResource?: string;
+  logLevel?: Config['logLevel'];
+  allowDevCertificate?: boolean;
+}
+
+/**
+ * `latchkey server`: every security-relevant setting is explicit, and dev
+ * defaults are refused (no generated root key, no dev CA certificate, no
+ * implicit storage). Errors name the fix.
+ */
+export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEnv): Readonly<Config> {
+  const problems: string[] = [];
+  const storage = o.storage ?? env.LATCHKEY_STORAGE_URL;
+  if (!storage)
+    problems.push(
+      '--storage (or LATCHKEY_STORAGE_URL) is required: sqlite:/path/latchkey.db or postgres://...',
+    );
+  let rootKey: RootKey | undefined;
+  const keyText = o.rootKeyFile ? readSecretFile(o.rootKeyFile, problems) : env.LATCHKEY_ROOT_KEY;
+  if (!keyText)
+    problems.push(
+      'a root key is required: --root-key-file FILE or LATCHKEY_ROOT_KEY (base64 of 32 random bytes)',
+    );
+  else {
+    try {
+      rootKey = parseRootKey(keyText);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
+  if (o.rootKeyFile && /\.latchkey-data/.test(o.rootKeyFile))
+    problems.push('the root key file is the development key of `latchkey up`; create a production key');
+  const certPath = o.tlsCert ?? env.LATCHKEY_TLS_CERT;
+  const keyPath = o.tlsKey ?? env.LATCHKEY_TLS_KEY;
+  let cert = '';
+  let key = '';
+  if (!certPath || !keyPath) problems.push('--tls-cert and --tls-key (PEM files) are required');
+  else {
+    cert = readSecretFile(certPath, problems, false) ?? '';
+    key = readSecretFile(keyPath, problems) ?? '';
+    if (cert) {
+      try {
+        const x = new X509Certificate(cert);
+        if (/Latchkey Dev CA/.test(x.issuer) && !o.allowDevCertificate) {
+          problems.push(
+            'the TLS certificate was issued by the Latchkey development CA; use a real certificate',
+          );
+        }
+      } catch {
+        problems.push('--tls-cert is not a PEM certificate');
+      }
+    }
+  }
+  const vaultDomain = (o.vaultDomain ?? env.LATCHKEY_VAULT_DOMAIN ?? '').toLowerCase();
+  if (!vaultDomain) problems.push('--vault-domain is required (vault hosts are {name}.{vault-domain})');
+  else if (!DOMAIN_RE.test(vaultDomain)) problems.push('--vault-domain must be a DNS name');
+  const publicHost = o.publicHost ?? env.LATCHKEY_PUBLIC_HOST;
+  if (!publicHost) problems.push('--public-host is required (the host name clients use for the authority)');
+  if (problems.length) throw new Error(`latchkey server cannot start:\n  - ${problems.join('\n  - ')}`);
+  return freezeConfig({
+    mode: 'production',
+    dataDir: '',
+    storageUrl: storage!,
+    bindHost: o.host,
+    port: o.port,
+    publicHost: publicHost!,
+    issuerHostAliases: [],
+    vaultDomain,
+    managementResource:
+      o.managementResource ?? env.LATCHKEY_MANAGEMENT_RESOURCE ?? DEFAULT_MANAGEMENT_RESOURCE,
+    tls: { cert, key },
+    rootKey: rootKey!,
+    token: { ...DEFAULT_TOKEN_POLICY },
+    limits: { ...DEFAULT_LIMITS },
+    logLevel: o.logLevel ?? 'info',
+  } satisfies Config);
+}
+
+function readSecretFile(path: string, problems: string[], secret = true): string | undefined {
+  if (!existsSync(path)) {
+    problems.push(`file not found: ${path}`);
+    return undefined;
+  }
+  if (secret && (statSync(path).mode & 0o077) !== 0)
+    problems.push(`${path} must not be readable by group or others (chmod 600)`);
+  return readFileSync(path, 'utf8');
+}

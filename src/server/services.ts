@@ -1,0 +1,144 @@
+import type { Access } from '../access/decision.js';
+import { createAccess } from '../access/decision.js';
+import { createAuditLog } from '../audit/log.js';
+import { createAssertionVerifier } from '../authority/client-assertion.js';
+import { createCredentials } from '../authority/credentials.js';
+import { createPrincipals } from '../authority/principals.js';
+import { createSigningKeys } from '../authority/signing-keys.js';
+import { createTenants } from '../authority/tenants.js';
+import { createAuthThrottle } from '../authority/throttle.js';
+import { createTokenEndpoint } from '../authority/token-endpoint.js';
+import { createTokenIssuer, createTokenVerifier } from '../authority/tokens.js';
+import type { Config } from '../config/index.js';
+import { createSealer } from '../crypto/envelope.js';
+import { createSecretHasher } from '../crypto/hashing.js';
+import { type Clock, systemClock } from '../lib/clock.js';
+import { createChangeBus } from '../lib/events.js';
+import { createDirectory } from '../management/directory.js';
+import { createScopes } from '../management/scopes.js';
+import { openDatabase } from '../storage/open.js';
+import type { Database } from '../storage/port.js';
+
+/**
+ * The composition root of the domain: opens storage, unseals keys and builds
+ * every service with only the dependencies it needs. HTTP wiring lives in
+ * src/http; binaries (src/cli) call this and then src/http/listen.
+ */
+export async function createServices(config: Readonly<Config>, opts: { clock?: Clock; db?: Database } = {}) {
+  const clock = opts.clock ?? systemClock;
+  const db = opts.db ?? (await openDatabase(config.storageUrl));
+  const check = await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'root_key_check'");
+  if (check && check.value !== config.rootKey.checkValue()) {
+    await db.close();
+    throw new Error(
+      'the root key does not match this database (wrong --root-key-file or LATCHKEY_ROOT_KEY?)',
+    );
+  }
+  if (!check) {
+    await db.run("INSERT INTO meta (key, value) VALUES ('root_key_check', $1) ON CONFLICT (key) DO NOTHING", [
+      config.rootKey.checkValue(),
+    ]);
+  }
+  const bus = createChangeBus();
+  const sealer = await createSealer(db, config.rootKey);
+  const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
+  const tenants = createTenants({ db, clock });
+  const principals = createPrincipals({ db, clock, bus });
+  const credentials = createCredentials({ db, clock, hasher });
+  const signingKeys = createSigningKeys({
+    db,
+    sealer,
+    clock,
+    bus,
+    alg: config.token.signingAlg,
+    overlapSeconds: Math.max(config.token.rotationOverlapSeconds, config.token.maxSeconds + 300),
+  });
+  await signingKeys.init();
+  // The port is known only after listening (port 0 in tests); the issuer follows it.
+  let boundPort = config.port;
+  const issuerBases = () => issuerBasesFor({ ...config, port: boundPort });
+  const issuer = createTokenIssuer({ keys: signingKeys, clock, policy: config.token });
+  const verifier = createTokenVerifier({ keys: signingKeys, clock, issuerBases });
+  const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
+  const access: Access = createAccess({ db, clock, bus });
+  const throttle = createAuthThrottle({ clock, limits: config.limits });
+  const assertions = createAssertionVerifier({ db, clock, credentials });
+
+  const vaultResource = `https://${config.vaultDomain}`;
+  const resolveResource = async (tenantId: string, resource: string): Promise<string | undefined> => {
+    const r = resource.replace(/\/+$/, '');
+    const lower = r.toLowerCase();
+    if (lower === vaultResource) return vaultResource;
+    if (lower === config.managementResource.replace(/\/+$/, '').toLowerCase())
+      return config.managementResource;
+    const app =
+      (await principals.byIdentifierUri(tenantId, r)) ??
+      (lower.startsWith('api://') ? await principals.byAppId(tenantId, lower.slice(6)) : undefined) ??
+      (await principals.byAppId(tenantId, lower));
+    if (!app || app.kind === 'user') return undefined;
+    return app.identifierUri ?? `api://${app.appId}`;
+  };
+  const tokenEndpoint = createTokenEndpoint({
+    db,
+    clock,
+    tenants,
+    principals,
+    credentials,
+    assertions,
+    issuer,
+    throttle,
+    hasher,
+    resolveResource,
+  });
+  const scopes = createScopes({ db, clock });
+  const directory = createDirectory({ db, tenants, principals, credentials, access, audit, tokenEndpoint });
+
+  return {
+    config,
+    clock,
+    db,
+    bus,
+    sealer,
+    hasher,
+    tenants,
+    principals,
+    credentials,
+    signingKeys,
+    issuer,
+    verifier,
+    audit,
+    access,
+    throttle,
+    assertions,
+    tokenEndpoint,
+    directory,
+    scopes,
+    vaultResource,
+    resolveResource,
+    issuerBases,
+    setBoundPort(port: number) {
+      boundPort = port;
+    },
+    get boundPort() {
+      return boundPort;
+    },
+    async close() {
+      await audit.drain();
+      await db.close();
+    },
+  };
+}
+export type Services = Awaited<ReturnType<typeof createServices>>;
+
+/** Every `https://host[:port]` under which the authority is reached (the token issuer follows the client's host). */
+export function issuerBasesFor(config: Pick<Config, 'publicHost' | 'port' | 'issuerHostAliases'>): string[] {
+  const port = config.port === 443 ? '' : `:${config.port}`;
+  const hosts = [config.publicHost, ...config.issuerHostAliases];
+  return [
+    ...new Set(
+      hosts.map((h) =>
+        `https://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}${port}`.toLowerCase(),
+      ),
+    ),
+  ];
+}

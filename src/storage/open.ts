@@ -1,0 +1,26 @@
+import { resolve } from 'node:path';
+import { migrate } from './migrate.js';
+import { ALL_MIGRATIONS } from './migrations/index.js';
+import type { Database } from './port.js';
+import { openPostgres } from './postgres.js';
+import { openSqlite } from './sqlite.js';
+
+/** Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://...` and brings the schema up to date. */
+export async function openDatabase(url: string): Promise<Database> {
+  let db: Database;
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length);
+    db = openSqlite(path === ':memory:' ? path : resolve(path));
+  } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    db = openPostgres(url);
+  } else {
+    throw new Error('storage URL must start with sqlite: or postgres://');
+  }
+  try {
+    await migrate(db, ALL_MIGRATIONS);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  return db;
+}

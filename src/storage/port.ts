@@ -1,0 +1,65 @@
+/**
+ * The storage port. Domain code talks SQL through this narrow interface and
+ * never imports a driver. SQL is written once in the common dialect of
+ * SQLite and PostgreSQL with `$1, $2, ...` placeholders; adapters translate.
+ *
+ * Portable conventions (see docs/storage.md):
+ * - times are epoch milliseconds in BIGINT columns (returned as numbers);
+ * - booleans are INTEGER 0/1;
+ * - binary is `{{blob}}` in migrations (BLOB / BYTEA), returned as Buffer;
+ * - JSON is TEXT.
+ */
+export type SqlValue = string | number | Buffer | null;
+
+export interface RunResult {
+  changes: number;
+}
+
+export interface Queryable {
+  all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  run(sql: string, params?: readonly SqlValue[]): Promise<RunResult>;
+}
+
+export interface Transaction extends Queryable {
+  /**
+   * Serialise with every other transaction that takes the same named lock,
+   * until this transaction ends (PostgreSQL advisory xact lock; SQLite already
+   * serialises writers, so it is free there).
+   */
+  lock(name: string): Promise<void>;
+}
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Database extends Queryable {
+  readonly dialect: Dialect;
+  /** Runs `fn` in one transaction: commits if it resolves, rolls back if it throws. */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** True when the database answers (readiness). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Migration: SQL statements separated by `;` at line ends; `{{blob}}` and `{{bigserial}}` are dialect words. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function dialectSql(sql: string, dialect: Dialect): string {
+  return sql
+    .replaceAll('{{blob}}', dialect === 'sqlite' ? 'BLOB' : 'BYTEA')
+    .replaceAll(
+      '{{bigserial}}',
+      dialect === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGSERIAL PRIMARY KEY',
+    );
+}
+
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*\n/)
+    .map((s) => s.trim().replace(/;$/, ''))
+    .filter((s) => s.length > 0 && !/^(--[^\n]*\n?)+$/.test(s));
+}

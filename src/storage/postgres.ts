@@ -1,0 +1,81 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
+import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+
+// BIGINT columns hold epoch milliseconds and counters well inside 2^53.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20 /* int8 */) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async all<T>(sql: string, params: readonly SqlValue[] = []) {
+      const r = await client.query(sql, params as SqlValue[]);
+      return r.rows as T[];
+    },
+    async get<T>(sql: string, params: readonly SqlValue[] = []) {
+      const r = await client.query(sql, params as SqlValue[]);
+      return r.rows[0] as T | undefined;
+    },
+    async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
+      const r = await client.query(sql, params as SqlValue[]);
+      return { changes: r.rowCount ?? 0 };
+    },
+  };
+}
+
+/** PostgreSQL adapter (`pg` pool). Several stateless nodes may share one database. */
+export function openPostgres(url: string, options: { max?: number } = {}): Database {
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types });
+  // An idle client's error (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const base = wrap(pool);
+  const inTx = new AsyncLocalStorage<Transaction>();
+  return {
+    dialect: 'postgres',
+    ...base,
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      const current = inTx.getStore();
+      if (current) return fn(current); // nested: join the open transaction
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const tx: Transaction = {
+          ...wrap(client),
+          async lock(name: string) {
+            await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
+          },
+        };
+        try {
+          const result = await inTx.run(tx, () => fn(tx));
+          await client.query('COMMIT');
+          return result;
+        } catch (e) {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
+          throw e;
+        }
+      } finally {
+        client.release(broken);
+      }
+    },
+    async ping() {
+      try {
+        await pool.query('SELECT 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+
+type Statement = BetterSqlite3.Statement<unknown[], unknown>;
+/** A prepared statement plus the order in which `$n` placeholders appear (better-sqlite3 binds `?` positionally). */
+interface Prepared {
+  st: Statement;
+  order: number[];
+}
+
+/** A tiny FIFO mutex: SQLite has one connection here, so transactions must not interleave. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  private held = false;
+  get locked(): boolean {
+    return this.held;
+  }
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => {
+      release = r;
+    });
+    const prev = this.tail;
+    this.tail = prev.then(() => next);
+    await prev;
+    this.held = true;
+    return () => {
+      this.held = false;
+      release();
+    };
+  }
+  /** Resolves when no transaction is open. */
+  async idle(): Promise<void> {
+    while (this.held) await this.tail;
+  }
+}
+
+function toSqlite(sql: string): { text: string; order: number[] } {
+  const order: number[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_m, n: string) => {
+    order.push(Number(n) - 1);
+    return '?';
+  });
+  return { text, order };
+}
+
+/**
+ * SQLite adapter (better-sqlite3, WAL, synchronous=FULL so an acknowledged
+ * commit survives a crash of the process or the machine).
+ */
+export function openSqlite(path: string): Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new BetterSqlite3(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  const cache = new Map<string, Prepared>();
+  const mutex = new Mutex();
+
+  const prepare = (sql: string, params: readonly SqlValue[]): { st: Statement; args: SqlValue[] } => {
+    let p = cache.get(sql);
+    if (!p) {
+      const { text, order } = toSqlite(sql);
+      p = { st: db.prepare(text), order };
+      if (cache.size > 500) cache.clear();
+      cache.set(sql, p);
+    }
+    return { st: p.st, args: p.order.map((i) => params[i] ?? null) };
+  };
+  const q: Queryable = {
+    async all<T>(sql: string, params: readonly SqlValue[] = []) {
+      const { st, args } = prepare(sql, params);
+      if (st.reader) return st.all(...args) as T[];
+      st.run(...args); // RETURNING-less write through all(): run it, no rows
+      return [];
+    },
+    async get<T>(sql: string, params: readonly SqlValue[] = []) {
+      const { st, args } = prepare(sql, params);
+      if (!st.reader) {
+        st.run(...args);
+        return undefined;
+      }
+      return st.get(...args) as T | undefined;
+    },
+    async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
+      const { st, args } = prepare(sql, params);
+      if (st.reader) {
+        st.all(...args);
+        return { changes: 0 };
+      }
+      return { changes: st.run(...args).changes };
+    },
+  };
+  // Code running inside a transaction (same async context) goes straight through;
+  // anything else waits for the open transaction so it never reads or writes inside it.
+  const inTx = new AsyncLocalStorage<Transaction>();
+  const wait = async (): Promise<void> => {
+    if (mutex.locked && inTx.getStore() === undefined) await mutex.idle();
+  };
+  const outside: Queryable = {
+    async all(sql, params) {
+      await wait();
+      return q.all(sql, params);
+    },
+    async get(sql, params) {
+      await wait();
+      return q.get(sql, params);
+    },
+    async run(sql, params) {
+      await wait();
+      return q.run(sql, params);
+    },
+  };
+  let closed = false;
+  return {
+    dialect: 'sqlite',
+    ...outside,
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      const current = inTx.getStore();
+      if (current) return fn(current); // nested: join the open transaction
+      const release = await mutex.acquire();
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        const tx: Transaction = { ...q, lock: async () => {} };
+        try {
+          const result = await inTx.run(tx, () => fn(tx));
+          db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw e;
+        }
+      } finally {
+        release();
+      }
+    },
+    async ping() {
+      try {
+        db.prepare('SELECT 1').get();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await mutex.idle();
+      db.close();
+    },
+  };
+}
