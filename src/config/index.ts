@@ -16,6 +16,14 @@ export interface Limits {
   /** Failures after which each further failure is slowed down by this many ms × excess. */
   authFailureSlowAfter: number;
   authFailureDelayMs: number;
+  /** Deepest JSON nesting accepted in a request body. */
+  jsonDepth: number;
+  /** Requests per second (sustained) and burst per client address; 0 disables. */
+  perAddressRate: number;
+  perAddressBurst: number;
+  /** Requests per second (sustained) and burst per authenticated principal; 0 disables. */
+  perPrincipalRate: number;
+  perPrincipalBurst: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -27,6 +35,11 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   authFailureWindowMs: 60_000,
   authFailureSlowAfter: 3,
   authFailureDelayMs: 200,
+  jsonDepth: 32,
+  perAddressRate: 5_000,
+  perAddressBurst: 10_000,
+  perPrincipalRate: 2_000,
+  perPrincipalBurst: 4_000,
 });
 
 export interface TokenPolicy {

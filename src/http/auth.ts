@@ -3,13 +3,18 @@ import type { Caller } from '../access/caller.js';
 import type { Principals } from '../authority/principals.js';
 import type { AccessTokenClaims, TokenVerifier } from '../authority/tokens.js';
 import { LatchkeyError } from '../errors/index.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 
 /**
  * Authenticates a bearer token for the given audiences and returns the
  * caller. The principal must still exist and be enabled: disabling or deleting
  * a principal takes effect at once, whatever its tokens' expiry.
  */
-export function createAuthenticator(deps: { verifier: TokenVerifier; principals: Principals }) {
+export function createAuthenticator(deps: {
+  verifier: TokenVerifier;
+  principals: Principals;
+  limiter?: RateLimiter;
+}) {
   const { verifier, principals } = deps;
   return async function authenticate(
     req: FastifyRequest,
@@ -37,6 +42,7 @@ export function createAuthenticator(deps: { verifier: TokenVerifier; principals:
     const p = await principals.getById(claims.oid);
     if (!p || p.tenantId !== claims.tid) throw fail('The principal behind this token no longer exists.');
     if (!p.enabled) throw fail('The principal behind this token is disabled.');
+    deps.limiter?.take(p.id);
     return {
       tenantId: p.tenantId,
       oid: p.id,

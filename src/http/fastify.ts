@@ -3,6 +3,9 @@ import http from 'node:http';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Limits } from '../config/index.js';
+import { LatchkeyError } from '../errors/index.js';
+import { systemClock } from '../lib/clock.js';
+import { createRateLimiter, jsonDepth } from '../lib/rate-limit.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -35,7 +38,33 @@ export function createFastify(opts: { logger: Logger; limits: Limits }): {
       return http.createServer();
     },
   });
+  // JSON bodies: prototype-poisoning safe, bounded depth, an empty body reads as no body.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    parseJson(req, text, (err: Error | null, value: unknown) => {
+      if (err) return done(err, undefined);
+      if (jsonDepth(value) > opts.limits.jsonDepth) {
+        return done(
+          new LatchkeyError(
+            'BadParameter',
+            `The JSON body is nested too deeply (at most ${opts.limits.jsonDepth} levels).`,
+          ),
+          undefined,
+        );
+      }
+      done(null, value);
+    });
+  });
+  const perAddress = createRateLimiter({
+    ratePerSecond: opts.limits.perAddressRate,
+    burst: opts.limits.perAddressBurst,
+    clock: systemClock,
+  });
   app.addHook('onRequest', async (req, reply) => {
+    perAddress.take(req.socket.remoteAddress ?? 'unknown');
     reply.header('x-ms-request-id', req.id);
     const clientRequestId = req.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string' && clientRequestId.length <= 100) {

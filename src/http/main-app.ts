@@ -24,7 +24,11 @@ export async function createMainApp(
       },
     }),
   );
-  const authenticate = createAuthenticator({ verifier: services.verifier, principals: services.principals });
+  const authenticate = createAuthenticator({
+    verifier: services.verifier,
+    principals: services.principals,
+    limiter: services.principalLimiter,
+  });
   await app.register(healthRoutes, { services });
   await app.register(authorityRoutes, { services });
   await app.register(directoryRoutes, { services, authenticate });

@@ -14,6 +14,7 @@ import { createSealer } from '../crypto/envelope.js';
 import { createSecretHasher } from '../crypto/hashing.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { createChangeBus } from '../lib/events.js';
+import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
 import { createScopes } from '../management/scopes.js';
 import { openDatabase } from '../storage/open.js';
@@ -62,6 +63,12 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
   const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
   const access: Access = createAccess({ db, clock, bus });
   const throttle = createAuthThrottle({ clock, limits: config.limits });
+  // One per-principal request budget shared by every plane (management, vault).
+  const principalLimiter = createRateLimiter({
+    ratePerSecond: config.limits.perPrincipalRate,
+    burst: config.limits.perPrincipalBurst,
+    clock,
+  });
   const assertions = createAssertionVerifier({ db, clock, credentials });
 
   const vaultResource = `https://${config.vaultDomain}`;
@@ -109,6 +116,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     audit,
     access,
     throttle,
+    principalLimiter,
     assertions,
     tokenEndpoint,
     directory,

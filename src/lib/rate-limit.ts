@@ -1,0 +1,58 @@
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from './clock.js';
+
+/**
+ * Token buckets keyed by address or principal: `ratePerSecond` sustained,
+ * `burst` at once. Past that, 429 `Throttled` with Retry-After. Memory is
+ * bounded: the oldest buckets are dropped beyond `maxKeys`.
+ */
+export function createRateLimiter(opts: {
+  ratePerSecond: number;
+  burst: number;
+  clock: Clock;
+  maxKeys?: number;
+}) {
+  const { ratePerSecond, burst, clock } = opts;
+  const maxKeys = opts.maxKeys ?? 100_000;
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  return {
+    /** Takes one token for `key`; throws 429 when the bucket is empty. A rate of 0 disables the limit. */
+    take(key: string): void {
+      if (ratePerSecond <= 0) return;
+      const now = clock.now();
+      let b = buckets.get(key);
+      if (!b) {
+        if (buckets.size >= maxKeys) {
+          const oldest = buckets.keys().next().value;
+          if (oldest !== undefined) buckets.delete(oldest);
+        }
+        b = { tokens: burst, at: now };
+        buckets.set(key, b);
+      } else {
+        b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * ratePerSecond);
+        b.at = now;
+      }
+      if (b.tokens < 1) {
+        const retry = Math.max(1, Math.ceil((1 - b.tokens) / ratePerSecond));
+        throw new LatchkeyError('Throttled', 'Too many requests; retry later.', {
+          headers: { 'Retry-After': String(retry) },
+        });
+      }
+      b.tokens -= 1;
+    },
+  };
+}
+export type RateLimiter = ReturnType<typeof createRateLimiter>;
+
+/** The deepest nesting of arrays/objects in a parsed JSON value (iterative: no stack overflow). */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    for (const child of Object.values(v as object)) stack.push([child, d + 1]);
+  }
+  return max;
+}
