@@ -9,6 +9,8 @@ export interface Caller {
   /** Set when the call is made with a provisioning key (its scopes then bound the call). */
   provisioningKeyId?: string;
   provisioningScopes?: readonly string[];
+  /** A provisioning key limited to one resource group: its id (`/subscriptions/{s}/resourceGroups/{rg}`). */
+  provisioningResourceGroup?: string;
 }
 
 /** Request metadata carried into audit records. */

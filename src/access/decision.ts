@@ -2,9 +2,10 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { scopeFor, scopeNeeded } from '../provisioning/scopes.js';
 import type { Database, Queryable } from '../storage/port.js';
 import type { Caller } from './caller.js';
-import { type RoleDefinition, roleAllows, roleById } from './roles.js';
+import { actionMatches, type RoleDefinition, roleAllows, roleById } from './roles.js';
 
 export interface RoleAssignment {
   id: string;
@@ -91,6 +92,27 @@ export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus;
     return resolved;
   };
 
+  /** A provisioning key is never more than its scopes (and its resource group, if it has one). */
+  const provisioningDecision = (caller: Caller, action: string, scope: string): LatchkeyError | undefined => {
+    if (!scopeFor(caller.provisioningScopes ?? [], action, actionMatches)) {
+      const needed = scopeNeeded(action, actionMatches);
+      return new LatchkeyError(
+        'ProvisioningScopeMissing',
+        needed
+          ? `Provisioning key ${caller.provisioningKeyId} may not perform '${action}': it needs the scope '${needed}'.`
+          : `Provisioning key ${caller.provisioningKeyId} may not perform '${action}': no provisioning scope allows it.`,
+      );
+    }
+    const rg = caller.provisioningResourceGroup;
+    if (rg && !scopeCovers(rg, scope) && !action.startsWith('Microsoft.Latchkey/hosts/')) {
+      return new LatchkeyError(
+        'ProvisioningScopeMissing',
+        `Provisioning key ${caller.provisioningKeyId} is limited to resource group ${rg}; '${scope}' is outside it.`,
+      );
+    }
+    return undefined;
+  };
+
   const denied = (caller: Caller, action: string, scope: string) =>
     new LatchkeyError(
       'Forbidden',
@@ -98,13 +120,19 @@ export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus;
     );
 
   return {
-    /** True when the caller's role assignments grant `action` at `scope`. */
+    /** True when the caller's role assignments (or a provisioning key's scopes) grant `action` at `scope`. */
     async allows(caller: Caller, action: string, scope: string, data = false): Promise<boolean> {
+      if (caller.provisioningScopes) return provisioningDecision(caller, action, scope) === undefined;
       const rows = await assignmentsOf(caller.tenantId, caller.oid);
       return rows.some((r) => scopeCovers(r.scope, scope) && roleAllows(r.role, action, data));
     },
     /** Throws 403 (naming the action) unless RBAC grants it. */
     async require(caller: Caller, action: string, scope: string, data = false): Promise<void> {
+      if (caller.provisioningScopes) {
+        const refusal = provisioningDecision(caller, action, scope);
+        if (refusal) throw refusal;
+        return;
+      }
       if (!(await this.allows(caller, action, scope, data))) throw denied(caller, action, scope);
     },
     /**

@@ -236,7 +236,11 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
         where.push(`(caller_oid = $${params.length} OR caller_app_id = $${params.length})`);
       }
       if (f.operation) add('operation = ?', f.operation);
-      if (f.provisioningKeyId) add('provisioning_key_id = ?', f.provisioningKeyId);
+      if (f.provisioningKeyId) {
+        // Actions taken with the key, and the key's own lifecycle (create, rotate, revoke, expire).
+        params.push(f.provisioningKeyId);
+        where.push(`(provisioning_key_id = $${params.length} OR target = $${params.length})`);
+      }
       if (f.from !== undefined) add('time >= ?', f.from);
       if (f.to !== undefined) add('time <= ?', f.to);
       if (f.before !== undefined) add('seq < ?', f.before);

@@ -71,6 +71,8 @@ export interface Config {
   token: TokenPolicy;
   limits: Limits;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** The longest expiry a provisioning key may be given (default 30 days). */
+  provisioningKeyMaxSeconds?: number;
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

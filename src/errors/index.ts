@@ -27,6 +27,17 @@ export const ERROR_STATUS = {
   PayloadTooLarge: 413,
   UnsupportedMediaType: 415,
   Throttled: 429,
+  // Provisioning keys and manifests (each tells the fix)
+  ProvisioningKeyInvalid: 401,
+  ProvisioningKeyExpired: 401,
+  ProvisioningKeyRevoked: 401,
+  ProvisioningKeyExhausted: 401,
+  ProvisioningKeyAddressNotAllowed: 401,
+  ProvisioningScopeMissing: 403,
+  TenantMismatch: 400,
+  ManifestInvalid: 400,
+  UnknownRole: 400,
+  InvalidReference: 400,
   InternalError: 500,
   ServiceUnavailable: 503,
   // OAuth 2.0 (RFC 6749 §5.2), used by the authority's token endpoint

@@ -4,6 +4,8 @@ import type { Principals } from '../authority/principals.js';
 import type { AccessTokenClaims, TokenVerifier } from '../authority/tokens.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
+import type { ProvisioningKeys } from '../provisioning/keys.js';
+import { requestMeta } from './request.js';
 
 /**
  * Authenticates a bearer token for the given audiences and returns the
@@ -14,13 +16,15 @@ export function createAuthenticator(deps: {
   verifier: TokenVerifier;
   principals: Principals;
   limiter?: RateLimiter;
+  /** When given, `Authorization: ProvisioningKey <key>` is accepted too (management API only). */
+  provisioningKeys?: ProvisioningKeys;
 }) {
   const { verifier, principals } = deps;
   return async function authenticate(
     req: FastifyRequest,
     audiences: readonly string[],
     challenge: Record<string, string> = {},
-  ): Promise<Caller & { claims: AccessTokenClaims }> {
+  ): Promise<Caller & { claims?: AccessTokenClaims }> {
     const header = req.headers.authorization;
     const www = Object.entries({ ...challenge })
       .map(([k, v]) => `${k}="${v}"`)
@@ -31,6 +35,14 @@ export function createAuthenticator(deps: {
         headers: { 'WWW-Authenticate': `Bearer ${www}`.trim() },
       });
     if (!header) throw fail('AKV10000: Request is missing a Bearer or PoP token.');
+    if (deps.provisioningKeys && /^ProvisioningKey /i.test(header)) {
+      const caller = await deps.provisioningKeys.authenticate(
+        header.slice('ProvisioningKey '.length).trim(),
+        requestMeta(req),
+      );
+      deps.limiter?.take(caller.oid);
+      return caller; // no token claims: a provisioning key is not a token
+    }
     const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(header);
     if (!m) throw fail('The Authorization header must be a Bearer token.');
     let claims: AccessTokenClaims;

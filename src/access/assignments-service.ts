@@ -1,0 +1,302 @@
+import type { AuditInput, AuditLog } from '../audit/log.js';
+import type { Principal, Principals } from '../authority/principals.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { ChangeBus } from '../lib/events.js';
+import { GUID_RE, isGuid } from '../lib/ids.js';
+import { DIRECTORY_ACTIONS } from '../management/directory.js';
+import type { Database } from '../storage/port.js';
+import type { ScopeResolver } from './arm-scope.js';
+import {
+  type RoleAssignmentView,
+  type RoleDefinitionView,
+  roleAssignmentView,
+  roleDefinitionView,
+} from './arm-views.js';
+import type { Caller, RequestMeta } from './caller.js';
+import { type Access, type RoleAssignment, scopeCovers } from './decision.js';
+import { BUILT_IN_ROLES, findRole, type RoleDefinition } from './roles.js';
+
+/** Control-plane actions guarding role assignments, checked at the assignment's scope. */
+export const ROLE_ASSIGNMENT_ACTIONS = {
+  read: 'Microsoft.Authorization/roleAssignments/read',
+  write: 'Microsoft.Authorization/roleAssignments/write',
+  delete: 'Microsoft.Authorization/roleAssignments/delete',
+} as const;
+
+const ROLE_DEFINITION_ID_RE =
+  /^(?:(?:\/subscriptions\/[0-9a-f-]{36})?\/providers\/Microsoft\.Authorization\/roleDefinitions\/)?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+export interface AssignmentFilter {
+  /** Only assignments at the scope or above it (`$filter=atScope()`); default: at, above and below. */
+  atScope?: boolean;
+  /** Only this principal's assignments (`principalId eq '…'` / `assignedTo('…')`). */
+  principalId?: string;
+}
+
+/** What `--assignee` resolves to. */
+export interface PrincipalSummary {
+  id: string;
+  type: 'User' | 'ServicePrincipal';
+  kind: Principal['kind'];
+  displayName: string;
+  appId: string | null;
+  userName: string | null;
+}
+
+/**
+ * Role assignments and role definitions as the ARM API exposes them, at any
+ * scope: the tenant root, a subscription, a resource group, a resource (a
+ * vault) or a vault object. Each call resolves the scope in the caller's
+ * tenant (404 otherwise), authorizes through the one decision point and audits
+ * every change in the transaction that makes it.
+ */
+export function createRoleAssignments(deps: {
+  db: Database;
+  access: Access;
+  principals: Pick<Principals, 'get' | 'resolve' | 'byUserName'>;
+  scopes: ScopeResolver;
+  audit: AuditLog;
+  bus: ChangeBus;
+}) {
+  const { db, access, principals, scopes, audit, bus } = deps;
+
+  const event = (
+    caller: Caller,
+    meta: RequestMeta,
+    operation: string,
+    target: string,
+    status: number,
+    vault: string | null,
+    details?: AuditInput['details'],
+  ): AuditInput => ({
+    tenantId: caller.tenantId,
+    callerOid: caller.oid,
+    callerAppId: caller.appId,
+    callerKind: caller.kind,
+    provisioningKeyId: caller.provisioningKeyId ?? null,
+    operation,
+    target,
+    vault,
+    status,
+    clientIp: meta.clientIp,
+    requestId: meta.requestId,
+    details: details ?? null,
+  });
+
+  /** Denials are audited too (batched), then rethrown. */
+  const requireAudited = async (
+    caller: Caller,
+    meta: RequestMeta,
+    action: string,
+    scope: string,
+    operation: string,
+    target: string,
+    vault: string | null,
+  ) => {
+    try {
+      await access.require(caller, action, scope);
+    } catch (e) {
+      if (e instanceof LatchkeyError && e.status === 403)
+        await audit.record(event(caller, meta, operation, target, 403, vault, { action }));
+      throw e;
+    }
+  };
+
+  const kinds = async (tenantId: string, list: RoleAssignment[]) => {
+    const out = new Map<string, Principal['kind'] | undefined>();
+    for (const a of list)
+      if (!out.has(a.principalId))
+        out.set(a.principalId, (await principals.get(tenantId, a.principalId))?.kind);
+    return out;
+  };
+
+  const view = async (tenantId: string, a: RoleAssignment): Promise<RoleAssignmentView> =>
+    roleAssignmentView(a, (await principals.get(tenantId, a.principalId))?.kind);
+
+  const requireGuid = (id: string, what: string) => {
+    if (!isGuid(id)) throw new LatchkeyError('BadParameter', `The ${what} must be a GUID.`);
+    return id.toLowerCase();
+  };
+
+  return {
+    /** `PUT {scope}/providers/Microsoft.Authorization/roleAssignments/{id}`: 201 when created, 200 when it already was. */
+    async create(
+      caller: Caller,
+      meta: RequestMeta,
+      rawScope: string,
+      rawId: string,
+      input: { roleDefinitionId: string; principalId: string },
+    ): Promise<{ created: boolean; assignment: RoleAssignmentView }> {
+      const id = requireGuid(rawId, 'role assignment name');
+      const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
+      await requireAudited(
+        caller,
+        meta,
+        ROLE_ASSIGNMENT_ACTIONS.write,
+        scope,
+        'RoleAssignmentCreate',
+        scope,
+        vault,
+      );
+      const roleMatch = ROLE_DEFINITION_ID_RE.exec(input.roleDefinitionId.trim());
+      const role = roleMatch ? findRole(roleMatch[1]!) : undefined;
+      if (!role)
+        throw new LatchkeyError(
+          'BadParameter',
+          `The role definition '${input.roleDefinitionId.slice(0, 200)}' does not exist: give a built-in role definition id (see GET /providers/Microsoft.Authorization/roleDefinitions).`,
+        );
+      const principalId = GUID_RE.test(input.principalId) ? input.principalId.toLowerCase() : '';
+      const principal = principalId ? await principals.get(caller.tenantId, principalId) : undefined;
+      if (!principal)
+        throw new LatchkeyError(
+          'PrincipalNotFound',
+          `Principal ${input.principalId.slice(0, 64)} does not exist in the directory ${caller.tenantId}.`,
+        );
+      const result = await db.transaction(async (tx) => {
+        const same = await tx.get<{
+          tenant_id: string;
+          principal_id: string;
+          role_id: string;
+          scope: string;
+        }>('SELECT tenant_id, principal_id, role_id, scope FROM role_assignments WHERE id = $1', [id]);
+        if (same) {
+          const identical =
+            same.tenant_id === caller.tenantId &&
+            same.principal_id === principal.id &&
+            same.role_id === role.id &&
+            same.scope.toLowerCase() === scope.toLowerCase();
+          if (!identical)
+            throw new LatchkeyError(
+              'Conflict',
+              'A role assignment with this name already exists with other properties; role assignments cannot be updated.',
+            );
+          return { created: false, assignment: (await access.get(caller.tenantId, id))! };
+        }
+        const a = await access.create(
+          caller.tenantId,
+          { id, principalId: principal.id, role, scope, createdBy: caller.oid },
+          tx,
+        );
+        await audit.append(
+          tx,
+          event(caller, meta, 'RoleAssignmentCreate', roleAssignmentView(a, principal.kind).id, 201, vault, {
+            principalId: principal.id,
+            roleDefinitionId: role.id,
+            roleName: role.roleName,
+            scope,
+          }),
+        );
+        return { created: true, assignment: a };
+      });
+      bus.publish('roleAssignment', principal.id);
+      return { created: result.created, assignment: roleAssignmentView(result.assignment, principal.kind) };
+    },
+
+    /** `GET {scope}/providers/Microsoft.Authorization/roleAssignments/{id}`: the assignment must be at that scope. */
+    async get(caller: Caller, rawScope: string, rawId: string): Promise<RoleAssignmentView> {
+      const { scope } = await scopes.resolve(caller.tenantId, rawScope);
+      await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scope);
+      const a = isGuid(rawId) ? await access.get(caller.tenantId, rawId) : undefined;
+      if (!a || a.scope.toLowerCase() !== scope.toLowerCase())
+        throw new LatchkeyError('NotFound', 'The role assignment does not exist at this scope.');
+      return view(caller.tenantId, a);
+    },
+
+    /** `GET {scope}/providers/Microsoft.Authorization/roleAssignments`: at, above and below the scope (or at/above with atScope). */
+    async list(
+      caller: Caller,
+      rawScope: string,
+      filter: AssignmentFilter = {},
+    ): Promise<RoleAssignmentView[]> {
+      const { scope } = await scopes.resolve(caller.tenantId, rawScope);
+      await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scope);
+      const principalId = filter.principalId?.toLowerCase();
+      const all = await access.list(caller.tenantId, principalId ? { principalId } : {});
+      const hits = all.filter(
+        (a) => scopeCovers(a.scope, scope) || (!filter.atScope && scopeCovers(scope, a.scope)),
+      );
+      const k = await kinds(caller.tenantId, hits);
+      return hits.map((a) => roleAssignmentView(a, k.get(a.principalId)));
+    },
+
+    /** `DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{id}`: the removed assignment, or undefined (204). */
+    async delete(
+      caller: Caller,
+      meta: RequestMeta,
+      rawScope: string,
+      rawId: string,
+    ): Promise<RoleAssignmentView | undefined> {
+      const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
+      const target = `${scope === '/' ? '' : scope}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
+      await requireAudited(
+        caller,
+        meta,
+        ROLE_ASSIGNMENT_ACTIONS.delete,
+        scope,
+        'RoleAssignmentDelete',
+        target,
+        vault,
+      );
+      const found = isGuid(rawId) ? await access.get(caller.tenantId, rawId) : undefined;
+      if (!found || found.scope.toLowerCase() !== scope.toLowerCase()) return undefined;
+      const removed = await db.transaction(async (tx) => {
+        const a = await access.delete(caller.tenantId, found.id, tx);
+        await audit.append(
+          tx,
+          event(caller, meta, 'RoleAssignmentDelete', target, 200, vault, {
+            principalId: a.principalId,
+            roleDefinitionId: a.roleDefinitionId,
+            roleName: a.roleDefinitionName,
+            scope: a.scope,
+          }),
+        );
+        return a;
+      });
+      // Again after commit, so no request can have re-cached the old rows in between.
+      bus.publish('roleAssignment', removed.principalId);
+      return view(caller.tenantId, removed);
+    },
+
+    /** Built-in role definitions, visible to every authenticated caller of the tenant at any existing scope. */
+    async listDefinitions(
+      caller: Caller,
+      rawScope: string,
+      filter: { roleName?: string } = {},
+    ): Promise<RoleDefinitionView[]> {
+      const { subscriptionId } = await scopes.resolve(caller.tenantId, rawScope);
+      const name = filter.roleName?.toLowerCase();
+      return BUILT_IN_ROLES.filter((r) => !name || r.roleName.toLowerCase() === name).map((r) =>
+        roleDefinitionView(r, subscriptionId),
+      );
+    },
+
+    async getDefinition(caller: Caller, rawScope: string, roleId: string): Promise<RoleDefinitionView> {
+      const { subscriptionId } = await scopes.resolve(caller.tenantId, rawScope);
+      const role: RoleDefinition | undefined = isGuid(roleId) ? findRole(roleId) : undefined;
+      if (!role) throw new LatchkeyError('NotFound', 'The role definition does not exist.');
+      return roleDefinitionView(role, subscriptionId);
+    },
+
+    /** Finds a principal by object id, app id or user name (what `--assignee` accepts); needs directory read. */
+    async resolvePrincipal(caller: Caller, assignee: string): Promise<PrincipalSummary> {
+      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
+      const p =
+        (isGuid(assignee) ? await principals.resolve(caller.tenantId, assignee) : undefined) ??
+        (await principals.byUserName(caller.tenantId, assignee))?.principal;
+      if (!p)
+        throw new LatchkeyError(
+          'PrincipalNotFound',
+          `No user, service principal or managed identity '${assignee.slice(0, 100)}' in this directory.`,
+        );
+      return {
+        id: p.id,
+        type: p.kind === 'user' ? 'User' : 'ServicePrincipal',
+        kind: p.kind,
+        displayName: p.displayName,
+        appId: p.appId,
+        userName: p.userName,
+      };
+    },
+  };
+}
+export type RoleAssignments = ReturnType<typeof createRoleAssignments>;

@@ -1,0 +1,52 @@
+/**
+ * Provisioning-key scopes and the control-plane actions each allows. A key is
+ * never more than its scopes: it does not inherit its creator's roles.
+ */
+export const PROVISIONING_SCOPES = {
+  'hosts:enroll': ['Microsoft.Latchkey/hosts/*'],
+  'identities:write': ['Microsoft.ManagedIdentity/userAssignedIdentities/*'],
+  'apps:write': ['Microsoft.Web/sites/*'],
+  // Control plane only: vault data (secrets, keys) needs secrets:write.
+  'vaults:write': [
+    'Microsoft.KeyVault/vaults/read',
+    'Microsoft.KeyVault/vaults/write',
+    'Microsoft.KeyVault/vaults/delete',
+    'Microsoft.KeyVault/vaults/accessPolic*',
+    'Microsoft.KeyVault/locations/deletedVaults/*',
+    'Microsoft.KeyVault/deletedVaults/*',
+  ],
+  'roleAssignments:write': [
+    'Microsoft.Authorization/roleAssignments/*',
+    'Microsoft.Authorization/roleDefinitions/read',
+  ],
+  'secrets:write': ['Microsoft.KeyVault/vaults/secrets/*'],
+  'audit:read': ['Microsoft.Latchkey/auditEvents/read'],
+} as const satisfies Record<string, readonly string[]>;
+
+export type ProvisioningScope = keyof typeof PROVISIONING_SCOPES;
+
+export const isProvisioningScope = (s: string): s is ProvisioningScope =>
+  Object.hasOwn(PROVISIONING_SCOPES, s);
+
+/** Reads that any write scope on a resource type implies (a pipeline must see what it changes). */
+const implicitReads = ['Microsoft.Resources/*/read', 'Microsoft.Resources/subscriptions/read'];
+
+/** The scope that grants `action`, if any of `scopes` does. */
+export function scopeFor(
+  scopes: readonly string[],
+  action: string,
+  matches: (pattern: string, action: string) => boolean,
+) {
+  if (implicitReads.some((p) => matches(p, action))) return scopes[0];
+  return scopes.find((s) => isProvisioningScope(s) && PROVISIONING_SCOPES[s].some((p) => matches(p, action)));
+}
+
+/** The scope a caller would need for `action` (for error messages that tell the fix). */
+export function scopeNeeded(
+  action: string,
+  matches: (pattern: string, action: string) => boolean,
+): string | undefined {
+  return (Object.keys(PROVISIONING_SCOPES) as ProvisioningScope[]).find((s) =>
+    PROVISIONING_SCOPES[s].some((p) => matches(p, action)),
+  );
+}

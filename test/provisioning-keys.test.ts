@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Caller } from '../src/access/caller.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { bootstrapDefaults } from '../src/server/bootstrap.js';
+import { loadDevConfig } from '../src/server/dev.js';
+import { createServices, type Services } from '../src/server/services.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const meta = { requestId: 'test', clientIp: '127.0.0.1' };
+
+describe('provisioning keys over HTTP', () => {
+  let s: TestServer;
+  let admin: Record<string, string>;
+  before(async () => {
+    s = await startTestServer();
+    admin = { authorization: `Bearer ${await s.adminToken()}` };
+  });
+  after(() => s.stop());
+
+  const create = async (body: Record<string, unknown>) => {
+    const r = await s.request('POST', '/api/provisioning/keys', { headers: admin, json: body });
+    assert.equal(r.status, 201, r.text);
+    return r.json as { id: string; key: string; scopes: string[]; state: string };
+  };
+  const useKey = (key: string) =>
+    s.request('GET', '/api/account', { headers: { authorization: `ProvisioningKey ${key}` } });
+
+  test('the value is shown once, stored hashed, and never listed', async () => {
+    const k = await create({ scopes: ['hosts:enroll'], expiresInSeconds: 3600, displayName: 'pipeline' });
+    assert.match(k.key, /^lkp_[a-z0-9]{16}\.[A-Za-z0-9_-]{43}$/);
+    assert.ok(k.key.startsWith(`${k.id}.`), 'the visible prefix is the id');
+    const list = await s.request('GET', '/api/provisioning/keys', { headers: admin });
+    const show = await s.request('GET', `/api/provisioning/keys/${k.id}`, { headers: admin });
+    for (const r of [list, show]) {
+      assert.equal(r.status, 200);
+      assert.ok(!r.text.includes(k.key.split('.')[1]!), 'the secret part never appears again');
+    }
+    assert.equal(show.json.key, undefined);
+    const row = await s.services.db.get<{ key_hash: Buffer }>(
+      'SELECT key_hash FROM provisioning_keys WHERE id = $1',
+      [k.id],
+    );
+    assert.equal(Buffer.from(row!.key_hash).length, 32);
+    assert.ok(!Buffer.from(row!.key_hash).toString('latin1').includes(k.key));
+  });
+
+  test('a valid key authenticates and its use is counted and audited', async () => {
+    const k = await create({ scopes: ['vaults:write'], expiresInSeconds: 3600 });
+    const r = await useKey(k.key);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.tenantId, s.info.tenantId);
+    const shown = await s.request('GET', `/api/provisioning/keys/${k.id}`, { headers: admin });
+    assert.equal(shown.json.uses, 1);
+    assert.ok(shown.json.lastUsedOn);
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: k.id });
+    assert.ok(events.some((e) => e.operation === 'ProvisioningKeyCreate'));
+  });
+
+  test('malformed and unknown keys are refused with ProvisioningKeyInvalid', async () => {
+    for (const bad of [
+      'nope',
+      'lkp_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      `lkp_${'a'.repeat(300)}`,
+    ]) {
+      const r = await useKey(bad);
+      assert.equal(r.status, 401);
+      assert.equal(r.json.error.code, 'ProvisioningKeyInvalid');
+    }
+    const k = await create({ scopes: ['hosts:enroll'], expiresInSeconds: 3600 });
+    const tampered = `${k.key.slice(0, -2)}${k.key.endsWith('AA') ? 'BB' : 'AA'}`;
+    assert.equal((await useKey(tampered)).json.error.code, 'ProvisioningKeyInvalid');
+  });
+
+  test('revoke takes effect on the next use, and is audited', async () => {
+    const k = await create({ scopes: ['apps:write'], expiresInSeconds: 3600 });
+    assert.equal((await useKey(k.key)).status, 200);
+    const rv = await s.request('POST', `/api/provisioning/keys/${k.id}/revoke`, { headers: admin });
+    assert.equal(rv.status, 200);
+    assert.equal(rv.json.state, 'revoked');
+    const r = await useKey(k.key);
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, 'ProvisioningKeyRevoked');
+    await s.services.audit.drain();
+    const ops = (await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: k.id })).map(
+      (e) => e.operation,
+    );
+    assert.ok(ops.includes('ProvisioningKeyRevoke'));
+    assert.ok(ops.includes('ProvisioningKeyAuthenticate'), 'the refused use is audited');
+  });
+
+  test('rotation with grace 0 ends the old key at once; the successor works', async () => {
+    const k = await create({ scopes: ['apps:write'], expiresInSeconds: 3600 });
+    const r = await s.request('POST', `/api/provisioning/keys/${k.id}/rotate`, {
+      headers: admin,
+      json: { graceSeconds: 0 },
+    });
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.json.predecessorId, k.id);
+    assert.deepEqual(r.json.scopes, ['apps:write']);
+    assert.equal((await useKey(r.json.key)).status, 200);
+    const old = await useKey(k.key);
+    assert.equal(old.json.error.code, 'ProvisioningKeyExpired');
+    assert.match(old.json.error.message, /successor/);
+    // Only an active key can be rotated.
+    const again = await s.request('POST', `/api/provisioning/keys/${k.id}/rotate`, {
+      headers: admin,
+      json: { graceSeconds: 0 },
+    });
+    assert.equal(again.status, 409);
+  });
+
+  test('maximum uses and allowed addresses are enforced', async () => {
+    const k = await create({ scopes: ['hosts:enroll'], expiresInSeconds: 3600, maxUses: 2 });
+    assert.equal((await useKey(k.key)).status, 200);
+    assert.equal((await useKey(k.key)).status, 200);
+    const third = await useKey(k.key);
+    assert.equal(third.json.error.code, 'ProvisioningKeyExhausted');
+    const far = await create({
+      scopes: ['hosts:enroll'],
+      expiresInSeconds: 3600,
+      allowedCidrs: ['10.0.0.0/8'],
+    });
+    const r = await useKey(far.key);
+    assert.equal(r.json.error.code, 'ProvisioningKeyAddressNotAllowed');
+    const near = await create({
+      scopes: ['hosts:enroll'],
+      expiresInSeconds: 3600,
+      allowedCidrs: ['127.0.0.0/8', '::1/128'],
+    });
+    assert.equal((await useKey(near.key)).status, 200);
+  });
+
+  test('bad input is refused and creates nothing', async () => {
+    const before = (await s.request('GET', '/api/provisioning/keys', { headers: admin })).json.value.length;
+    const bad = [
+      { scopes: [], expiresInSeconds: 3600 },
+      { scopes: ['everything'], expiresInSeconds: 3600 },
+      { scopes: ['hosts:enroll'] },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 10 },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 400 * 86400 },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 3600, allowedCidrs: ['not-a-cidr'] },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 3600, allowedCidrs: ['10.0.0.0/33'] },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 3600, maxUses: 0 },
+      { scopes: ['hosts:enroll'], expiresInSeconds: 3600, resourceGroup: 'rg' },
+    ];
+    for (const body of bad) {
+      const r = await s.request('POST', '/api/provisioning/keys', { headers: admin, json: body });
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.json.error.code, 'BadParameter');
+    }
+    const after = (await s.request('GET', '/api/provisioning/keys', { headers: admin })).json.value.length;
+    assert.equal(after, before);
+  });
+
+  test('a provisioning key cannot manage provisioning keys', async () => {
+    const k = await create({ scopes: ['hosts:enroll', 'apps:write'], expiresInSeconds: 3600 });
+    const r = await s.request('POST', '/api/provisioning/keys', {
+      headers: { authorization: `ProvisioningKey ${k.key}` },
+      json: { scopes: ['hosts:enroll'], expiresInSeconds: 3600 },
+    });
+    assert.equal(r.status, 403);
+    assert.equal(r.json.error.code, 'ProvisioningScopeMissing');
+  });
+});
+
+describe('provisioning keys: scopes, expiry and grace (fake clock)', () => {
+  let dir: string;
+  let services: Services;
+  let adminCaller: Caller;
+  const clock = fakeClock(Date.UTC(2026, 10, 21, 12));
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-pk-'));
+    const { config } = await loadDevConfig({ dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    services = await createServices(config, { clock });
+    const boot = await bootstrapDefaults(services);
+    const user = await services.principals.byUserName(boot.tenantId, boot.adminUserName);
+    adminCaller = { tenantId: boot.tenantId, oid: user!.principal.id, appId: null, kind: 'user' };
+  });
+  after(async () => {
+    await services.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a key expires at its expiry, and the expiry is audited once', async () => {
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['hosts:enroll'],
+      expiresInSeconds: 600,
+    });
+    await services.provisioningKeys.authenticate(k.key, meta);
+    clock.advance(601_000);
+    await assert.rejects(services.provisioningKeys.authenticate(k.key, meta), {
+      code: 'ProvisioningKeyExpired',
+    });
+    assert.equal((await services.provisioningKeys.show(adminCaller, k.id)).state, 'expired');
+    await services.provisioningKeys.auditExpired();
+    await services.provisioningKeys.auditExpired();
+    const expiries = (
+      await services.audit.list({ tenantId: adminCaller.tenantId, provisioningKeyId: k.id })
+    ).filter((e) => e.operation === 'ProvisioningKeyExpire');
+    assert.equal(expiries.length, 1);
+  });
+
+  test('after a rotation the old key works until the grace ends, then fails', async () => {
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['apps:write'],
+      expiresInSeconds: 3600,
+    });
+    const next = await services.provisioningKeys.rotate(adminCaller, meta, k.id, { graceSeconds: 300 });
+    clock.advance(299_000);
+    await services.provisioningKeys.authenticate(k.key, meta);
+    await services.provisioningKeys.authenticate(next.key, meta);
+    clock.advance(2_000);
+    await assert.rejects(services.provisioningKeys.authenticate(k.key, meta), {
+      code: 'ProvisioningKeyExpired',
+    });
+    await services.provisioningKeys.authenticate(next.key, meta);
+  });
+
+  test('a key is never more than its scopes, and stays in its resource group', async () => {
+    const sub = await services.scopes.defaultSubscription(adminCaller.tenantId);
+    const rg = `/subscriptions/${sub.subscriptionId}/resourceGroups/default`;
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['vaults:write'],
+      expiresInSeconds: 3600,
+      resourceGroup: rg,
+    });
+    const caller = await services.provisioningKeys.authenticate(k.key, meta);
+    await services.access.require(
+      caller,
+      'Microsoft.KeyVault/vaults/write',
+      `${rg}/providers/Microsoft.KeyVault/vaults/v1`,
+    );
+    await assert.rejects(
+      services.access.require(
+        caller,
+        'Microsoft.KeyVault/vaults/write',
+        `/subscriptions/${sub.subscriptionId}/resourceGroups/other/providers/Microsoft.KeyVault/vaults/v1`,
+      ),
+      { code: 'ProvisioningScopeMissing', message: /limited to resource group/ },
+    );
+    await assert.rejects(
+      services.access.require(caller, 'Microsoft.Web/sites/write', `${rg}/providers/Microsoft.Web/sites/a`),
+      { code: 'ProvisioningScopeMissing', message: /needs the scope 'apps:write'/ },
+    );
+    // vaults:write is the control plane only: no secret data.
+    await assert.rejects(
+      services.access.require(
+        caller,
+        'Microsoft.KeyVault/vaults/secrets/setSecret/action',
+        `${rg}/providers/Microsoft.KeyVault/vaults/v1`,
+        true,
+      ),
+      { code: 'ProvisioningScopeMissing', message: /secrets:write/ },
+    );
+  });
+});
