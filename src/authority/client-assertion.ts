@@ -17,17 +17,29 @@ const invalid = (message: string, cause?: unknown) =>
  * Verifies a client assertion (RFC 7523) signed with a registered certificate:
  * the header names the certificate (`x5t#S256`, or legacy `x5t`), `iss` and
  * `sub` are the client id, `aud` is this token endpoint, and each `jti` is
- * accepted once within its lifetime (stored, so every node refuses a replay).
+ * accepted once per resource within its lifetime (stored, so every node
+ * refuses a replay).
+ *
+ * Why per resource: MSAL (ClientCertificateCredential) caches its signed
+ * assertion for ten minutes and sends the same one for every token request in
+ * that time, e.g. for the vault and then for the management API. Entra accepts
+ * that; refusing it would break the official SDK. A replay of an assertion for
+ * a resource it has already been used for is refused.
  */
 export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
   const { db, clock, credentials } = deps;
   return {
+    /**
+     * Checks the assertion (format, certificate, signature, claims, lifetime)
+     * and returns `consume(resource)`, which records its jti for that resource
+     * and refuses a replay. Call `consume` once the requested resource is known.
+     */
     async verify(input: {
       assertion: string;
       principalId: string;
       clientId: string;
       audiences: readonly string[];
-    }) {
+    }): Promise<{ consume(resource: string): Promise<void> }> {
       const { assertion, clientId } = input;
       if (assertion.length > 16_384 || assertion.split('.').length !== 3)
         throw invalid('The client assertion is malformed.');
@@ -74,12 +86,21 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       if (typeof payload.jti !== 'string' || payload.jti.length < 1 || payload.jti.length > 256) {
         throw invalid('The client assertion needs a jti.');
       }
-      const jtiHash = createHash('sha256').update(`${clientId}\n${payload.jti}`).digest('base64url');
-      const r = await db.run(
-        'INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING',
-        [jtiHash, ((payload.exp ?? now) + 300) * 1000],
-      );
-      if (r.changes === 0) throw invalid('The client assertion has been used before (replayed jti).');
+      const jti = payload.jti;
+      const expiresAt = ((payload.exp ?? now) + 300) * 1000;
+      return {
+        async consume(resource: string) {
+          const jtiHash = createHash('sha256')
+            .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)
+            .digest('base64url');
+          const r = await db.run(
+            'INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING',
+            [jtiHash, expiresAt],
+          );
+          if (r.changes === 0)
+            throw invalid('The client assertion has been used before for this resource (replayed jti).');
+        },
+      };
     },
     /** Deletes remembered jtis whose assertions have expired. */
     async prune(): Promise<number> {

@@ -60,7 +60,7 @@ export function createSigningKeys(deps: {
   const { db, sealer, clock, bus } = deps;
   let active: ActiveKey | undefined;
   let published: PublicJwk[] = [];
-  const verifyKeys = new Map<string, { key: KeyObject; alg: SigningAlg }>();
+  const verifyKeys = new Map<string, { key: KeyObject; alg: SigningAlg; retireAt: number | null }>();
   let lastReload = 0;
 
   const reload = async () => {
@@ -87,6 +87,7 @@ export function createSigningKeys(deps: {
       verifyKeys.set(r.kid, {
         key: createPublicKey({ key: JSON.parse(r.public_jwk), format: 'jwk' }),
         alg: r.alg,
+        retireAt: r.state === 'active' || r.retire_at === null ? null : Number(r.retire_at),
       });
     }
     lastReload = now;
@@ -153,12 +154,15 @@ export function createSigningKeys(deps: {
     },
     /** The public key for a `kid`, reloading once (at most every 5 s) on a miss so other nodes' rotations are seen. */
     async verificationKey(kid: string): Promise<{ key: KeyObject; alg: SigningAlg } | undefined> {
+      if (clock.now() - lastReload > 60_000) await reload();
       let k = verifyKeys.get(kid);
       if (!k && clock.now() - lastReload > 5_000) {
         await reload();
         k = verifyKeys.get(kid);
       }
-      return k;
+      // A retired key stops verifying the moment its overlap ends, whatever the cache holds.
+      if (!k || (k.retireAt !== null && k.retireAt <= clock.now())) return undefined;
+      return { key: k.key, alg: k.alg };
     },
   };
 }

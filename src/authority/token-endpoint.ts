@@ -196,6 +196,7 @@ export function createTokenEndpoint(deps: {
       );
     }
     let method: '1' | '2';
+    let consumeAssertion: ((resource: string) => Promise<void>) | undefined;
     if (secret) {
       if (!(await credentials.verifySecret(principal.id, secret))) {
         throw await failedClient(
@@ -216,7 +217,13 @@ export function createTokenEndpoint(deps: {
         `${ctx.issuerBase}/${seg}/oauth2/token`,
       ]);
       try {
-        await assertions.verify({ assertion: assertion!, principalId: principal.id, clientId, audiences });
+        const checked = await assertions.verify({
+          assertion: assertion!,
+          principalId: principal.id,
+          clientId,
+          audiences,
+        });
+        consumeAssertion = checked.consume;
       } catch (e) {
         if (e instanceof LatchkeyError) throw await failedClient(keys, e.message, e.code, 700027, 401);
         throw e;
@@ -224,8 +231,16 @@ export function createTokenEndpoint(deps: {
       method = '2';
     }
     if (!principal.enabled) throw oauth('unauthorized_client', 'The application is disabled.', 7000112);
-    throttle.succeed(keys[0]!);
     const { audience } = await resolveScope(tenant, scope, false);
+    if (consumeAssertion) {
+      try {
+        await consumeAssertion(audience);
+      } catch (e) {
+        if (e instanceof LatchkeyError) throw await failedClient(keys, e.message, e.code, 700027, 401);
+        throw e;
+      }
+    }
+    throttle.succeed(keys[0]!);
     const t = await issuer.issue({
       issuerBase: ctx.issuerBase,
       principal,
@@ -316,8 +331,11 @@ export function createTokenEndpoint(deps: {
     if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
     const scope = field(form, 'scope', false) ?? row.scope;
     const { audience, scp } = await resolveScope(tenant, scope, true);
-    // Rotate: the used refresh token is spent.
-    await db.run('DELETE FROM refresh_tokens WHERE id = $1', [row.id]);
+    // Rotate: the used refresh token is spent. Two concurrent uses of one token: only one wins.
+    const spent = await db.run('DELETE FROM refresh_tokens WHERE id = $1', [row.id]);
+    if (spent.changes === 0) {
+      throw await failedClient(keys, 'The refresh token has already been used.', 'invalid_grant', 70008, 400);
+    }
     const t = await issuer.issue({
       issuerBase: ctx.issuerBase,
       principal,

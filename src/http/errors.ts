@@ -6,6 +6,20 @@ import { type ErrorCode, LatchkeyError } from '../errors/index.js';
 export function toLatchkeyError(err: unknown, req: FastifyRequest, oauth = false): LatchkeyError {
   if (err instanceof LatchkeyError) return err;
   const e = err as Partial<FastifyError> & { statusCode?: number };
+  // A unique-constraint race between two concurrent creates (PostgreSQL 23505, SQLite UNIQUE) is a conflict, not a 500.
+  if (
+    e.code === '23505' ||
+    e.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  ) {
+    return oauth
+      ? new LatchkeyError('invalid_request', 'The request conflicts with a concurrent change; retry.', {
+          status: 409,
+        })
+      : new LatchkeyError('Conflict', 'The object was created or changed concurrently; retry.', {
+          cause: err,
+        });
+  }
   const code: ErrorCode | undefined =
     e.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
       ? 'PayloadTooLarge'
@@ -43,7 +57,9 @@ export function sendAzureError(err: unknown, req: FastifyRequest, reply: Fastify
   return reply
     .code(e.status)
     .type('application/json; charset=utf-8')
-    .send({ error: { code: e.code, message: e.message } });
+    .send({
+      error: { code: e.code, message: e.message, ...(e.inner ? { innererror: { code: e.inner } } : {}) },
+    });
 }
 
 /** RFC 6749 §5.2 with Entra's extra fields. */

@@ -6,6 +6,7 @@ import type { Limits } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import { systemClock } from '../lib/clock.js';
 import { createRateLimiter, jsonDepth } from '../lib/rate-limit.js';
+import { sendAzureError, sendOAuthError } from './errors.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -31,6 +32,13 @@ export function createFastify(opts: { logger: Logger; limits: Limits }): {
       ignoreDuplicateSlashes: false,
     },
     return503OnClosing: true,
+    // Router-level rejections (undecodable URL, over-long path parameter) get our error shapes too.
+    frameworkErrors: (err, req, reply) =>
+      (/\/oauth2\/|\/discovery\/|\/\.well-known\//i.test(req.url) ? sendOAuthError : sendAzureError)(
+        err,
+        req,
+        reply,
+      ),
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     serverFactory: (h) => {

@@ -88,10 +88,8 @@ export function openSqlite(path: string): Database {
     },
     async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
       const { st, args } = prepare(sql, params);
-      if (st.reader) {
-        st.all(...args);
-        return { changes: 0 };
-      }
+      // A statement that returns rows (SELECT, or a write with RETURNING): count them, as PostgreSQL's rowCount does.
+      if (st.reader) return { changes: st.all(...args).length };
       return { changes: st.run(...args).changes };
     },
   };
@@ -149,8 +147,10 @@ export function openSqlite(path: string): Database {
     async close() {
       if (closed) return;
       closed = true;
-      await mutex.idle();
+      // Wait for every transaction already started (queued ones too), then close.
+      const release = await mutex.acquire();
       db.close();
+      release();
     },
   };
 }

@@ -89,6 +89,15 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
   });
 
   const token = async (req: FastifyRequest, reply: FastifyReply) => {
+    // RFC 6749 §4: form-encoded only (a JSON body must not be read as if it were a form).
+    const type = String(req.headers['content-type'] ?? '').toLowerCase();
+    if (!type.startsWith('application/x-www-form-urlencoded')) {
+      throw new LatchkeyError(
+        'invalid_request',
+        'The token endpoint accepts only application/x-www-form-urlencoded bodies.',
+        { status: 415, aadCodes: [900144] },
+      );
+    }
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const form: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw)) {
@@ -113,4 +122,13 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
   };
   app.post('/:tenant/oauth2/v2.0/token', { bodyLimit: 64 * 1024 }, token);
   app.post('/:tenant/oauth2/token', { bodyLimit: 64 * 1024 }, token);
+  const postOnly = async (_req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('allow', 'POST');
+    throw new LatchkeyError('invalid_request', 'The token endpoint only accepts POST requests.', {
+      status: 405,
+      aadCodes: [900561],
+    });
+  };
+  app.get('/:tenant/oauth2/v2.0/token', postOnly);
+  app.get('/:tenant/oauth2/token', postOnly);
 }

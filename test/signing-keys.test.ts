@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { decodeProtectedHeader, SignJWT } from 'jose';
+import type { Principal } from '../src/authority/principals.js';
+import { LatchkeyError } from '../src/errors/index.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { loadDevConfig } from '../src/server/dev.js';
+import { createServices, type Services } from '../src/server/services.js';
+import { createServicePrincipal, secretTokenRequest } from './helpers/authority.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const MINUTE = 60_000;
+
+describe('signing-key rotation over HTTP', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  const jwksKids = async (): Promise<string[]> =>
+    (await s.request('GET', `/${s.info.tenantId}/discovery/v2.0/keys`)).json.keys.map(
+      (k: { kid: string }) => k.kid,
+    );
+  const freshAdminToken = async (): Promise<string> => {
+    const r = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'password',
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        username: s.admin.userName,
+        password: s.admin.password,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    assert.equal(r.status, 200, r.text);
+    return r.json.access_token;
+  };
+  const rotate = (token?: string) =>
+    s.request('POST', '/api/authority/signingKeys/rotate', {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+  const account = (token: string) =>
+    s.request('GET', '/api/account', { headers: { authorization: `Bearer ${token}` } });
+
+  test('rotate: JWKS has both keys, old tokens still verify, new tokens use the new kid, keys are sealed', async () => {
+    const oldToken = await freshAdminToken();
+    const oldKid = decodeProtectedHeader(oldToken).kid!;
+    assert.deepEqual(await jwksKids(), [oldKid]);
+    const oldPrivate = (await s.services.signingKeys.active()).privateKey;
+
+    const r = await rotate(oldToken);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.previous, oldKid);
+    const newKid = r.json.kid as string;
+    assert.notEqual(newKid, oldKid);
+
+    const kids = await jwksKids();
+    assert.deepEqual([...kids].sort(), [newKid, oldKid].sort());
+    assert.equal(kids[0], newKid, 'the current key is listed first');
+
+    // a token signed before the rotation still works
+    assert.equal((await account(oldToken)).status, 200);
+    // new tokens (user and app) carry the new kid and work
+    const newToken = await freshAdminToken();
+    assert.equal(decodeProtectedHeader(newToken).kid, newKid);
+    assert.equal((await account(newToken)).status, 200);
+    const app = await createServicePrincipal(s, { displayName: 'after-rotation' }, newToken);
+    const appToken = await secretTokenRequest(s, { appId: app.appId, secret: app.secret! });
+    assert.equal(decodeProtectedHeader(appToken.json.access_token).kid, newKid);
+
+    // private keys are sealed at rest: neither row holds its key's DER or JWK d
+    const newPrivate = (await s.services.signingKeys.active()).privateKey;
+    const rows = await s.services.db.all<{
+      kid: string;
+      private_sealed: Buffer;
+      public_jwk: string;
+      state: string;
+    }>('SELECT kid, private_sealed, public_jwk, state FROM signing_keys');
+    const byKid = new Map(rows.map((x) => [x.kid, x]));
+    assert.equal(byKid.get(newKid)!.state, 'active');
+    assert.equal(byKid.get(oldKid)!.state, 'previous');
+    for (const [kid, key] of [
+      [oldKid, oldPrivate],
+      [newKid, newPrivate],
+    ] as [string, KeyObject][]) {
+      const row = byKid.get(kid)!;
+      const der = key.export({ format: 'der', type: 'pkcs8' });
+      const d = key.export({ format: 'jwk' }).d!;
+      assert.ok(!row.private_sealed.includes(der), `${kid}: DER not in the row`);
+      assert.ok(!row.private_sealed.includes(Buffer.from(d, 'base64url')), `${kid}: d not in the row`);
+      assert.ok(!row.private_sealed.includes(Buffer.from(d)), `${kid}: JWK d not in the row`);
+      assert.ok(!row.public_jwk.includes(d));
+      assert.equal(JSON.parse(row.public_jwk).d, undefined);
+    }
+
+    // the rotation is audited
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'SigningKeyRotate' });
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.target, newKid);
+  });
+
+  test('rotation needs authentication and the rotate permission', async () => {
+    const before = await jwksKids();
+    const none = await rotate();
+    assert.equal(none.status, 401);
+    const app = await createServicePrincipal(s, { displayName: 'no-role' });
+    const t = await secretTokenRequest(
+      s,
+      { appId: app.appId, secret: app.secret! },
+      `${s.info.managementResource}/.default`,
+    );
+    const denied = await rotate(t.json.access_token);
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal(denied.json.error.code, 'Forbidden');
+    // a vault-audience admin token is not a management token
+    const vaultToken = await s.adminToken(s.info.vaultResource);
+    assert.equal((await rotate(vaultToken)).status, 401);
+    assert.deepEqual(await jwksKids(), before);
+  });
+
+  test('GET /api/authority/signingKeys lists the public keys for an administrator', async () => {
+    const r = await s.request('GET', '/api/authority/signingKeys', {
+      headers: { authorization: `Bearer ${await s.adminToken()}` },
+    });
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      r.json.keys.map((k: { kid: string }) => k.kid),
+      await jwksKids(),
+    );
+    for (const k of r.json.keys) assert.equal(k.d, undefined);
+  });
+});
+
+describe('signing-key overlap with a fake clock', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-keys-'));
+  const clock = fakeClock(Date.parse('2030-01-01T00:00:00Z'));
+  let services: Services;
+  let principal: Principal;
+  let base: string;
+  let overlapMs: number;
+
+  before(async () => {
+    const { config } = await loadDevConfig({
+      dataDir,
+      host: '127.0.0.1',
+      port: 8443,
+      logLevel: 'silent',
+      // a short configured overlap: the authority still keeps old keys for the longest token's life
+      token: { minSeconds: 5400, maxSeconds: 5400, rotationOverlapSeconds: 60 },
+    });
+    services = await createServices(config, { clock });
+    const tenant = await services.tenants.create({ displayName: 'Keys', domain: 'keys.example' });
+    principal = await services.principals.createServicePrincipal(tenant.id, { displayName: 'keys-app' });
+    base = services.issuerBases()[0]!;
+    overlapMs = (5400 + 300) * 1000;
+  });
+  after(async () => {
+    await services?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const issue = async () =>
+    (
+      await services.issuer.issue({
+        issuerBase: base,
+        principal,
+        clientId: principal.appId!,
+        audience: services.vaultResource,
+        authMethod: '1',
+      })
+    ).accessToken;
+  const verify = (token: string) => services.verifier.verify(token, [services.vaultResource]);
+  const kids = async () => (await services.signingKeys.jwks()).keys.map((k) => k.kid);
+
+  test('the old key stays published for the longest token lifetime, then leaves JWKS and stops verifying', async () => {
+    const oldKey = await services.signingKeys.active();
+    const oldToken = await issue();
+    assert.equal(decodeProtectedHeader(oldToken).kid, oldKey.kid);
+
+    clock.advance(MINUTE);
+    const { kid: newKid, previous } = await services.signingKeys.rotate();
+    assert.equal(previous, oldKey.kid);
+    assert.deepEqual(await kids(), [newKid, oldKey.kid]);
+    assert.equal(decodeProtectedHeader(await issue()).kid, newKid);
+
+    // just before the old token expires (90 min after issue), it still verifies
+    clock.advance(5400 * 1000 - 2 * MINUTE);
+    assert.equal((await verify(oldToken)).oid, principal.id);
+    assert.deepEqual(await kids(), [newKid, oldKey.kid]);
+
+    // past the overlap the old key is gone from JWKS, and a token it signs is refused
+    clock.advance(overlapMs - (5400 * 1000 - 2 * MINUTE) + MINUTE);
+    const now = Math.floor(clock.now() / 1000);
+    const late = await new SignJWT({
+      aud: services.vaultResource,
+      iss: `${base}/${principal.tenantId}/v2.0`,
+      iat: now,
+      nbf: now,
+      exp: now + 3600,
+      sub: principal.id,
+      oid: principal.id,
+      tid: principal.tenantId,
+    })
+      .setProtectedHeader({ alg: oldKey.alg, typ: 'JWT', kid: oldKey.kid })
+      .sign(oldKey.privateKey);
+    // (checked before anything else reloads the keys: the verifier must not trust a stale cache)
+    await assert.rejects(
+      verify(late),
+      (e: unknown) => e instanceof LatchkeyError && /unknown key/.test(e.message),
+    );
+    assert.deepEqual(await kids(), [newKid]);
+    // tokens of the current key keep working
+    assert.equal((await verify(await issue())).oid, principal.id);
+  });
+
+  test('retired keys are deleted at the next rotation; the active key survives a restart', async () => {
+    const { kid } = await services.signingKeys.rotate();
+    const rows = await services.db.all<{ kid: string; state: string }>(
+      'SELECT kid, state FROM signing_keys ORDER BY created_at',
+    );
+    // the key retired in the previous test is gone; the one just replaced is 'previous'
+    assert.equal(rows.length, 2);
+    assert.deepEqual(
+      rows.map((r) => r.state),
+      ['previous', 'active'],
+    );
+    assert.equal(rows[1]!.kid, kid);
+    const token = await issue();
+    await services.close();
+    const { config } = await loadDevConfig({ dataDir, host: '127.0.0.1', port: 8443, logLevel: 'silent' });
+    services = await createServices(config, { clock });
+    assert.equal((await services.signingKeys.active()).kid, kid);
+    assert.equal((await verify(token)).oid, principal.id);
+  });
+});

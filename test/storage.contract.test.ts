@@ -1,0 +1,540 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
+import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
+import { openDatabase } from '../src/storage/open.js';
+import type { Database, Migration } from '../src/storage/port.js';
+import { openPostgres } from '../src/storage/postgres.js';
+import { openSqlite } from '../src/storage/sqlite.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
+
+/** A table for the contract, in the portable dialect. */
+const CONTRACT_MIGRATION: Migration = {
+  version: 9001,
+  name: 'contract',
+  sql: `
+-- a comment line is ignored
+CREATE TABLE contract_items (
+  id TEXT PRIMARY KEY,
+  name TEXT,
+  n BIGINT,
+  flag INTEGER NOT NULL DEFAULT 0,
+  data {{blob}},
+  body TEXT
+);
+CREATE TABLE contract_counter (
+  id TEXT PRIMARY KEY,
+  value BIGINT NOT NULL
+);
+CREATE TABLE contract_seq (
+  seq {{bigserial}},
+  label TEXT NOT NULL
+);
+`,
+};
+const MIGRATIONS = [...ALL_MIGRATIONS, CONTRACT_MIGRATION];
+
+interface Store {
+  /** Opens a new connection (pool) to the same database. */
+  open(): Database;
+  cleanup(): Promise<void>;
+}
+
+const count = async (db: Database, table = 'contract_items'): Promise<number> =>
+  (await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))!.n;
+
+/** One suite, run against every adapter. */
+function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) {
+  describe(`storage contract: ${name}`, () => {
+    let store: Store;
+    let db: Database;
+
+    before(async () => {
+      store = await makeStore();
+      db = store.open();
+    });
+    after(async () => {
+      await db?.close();
+      await store?.cleanup();
+    });
+
+    test('dialect and ping', async () => {
+      assert.equal(db.dialect, name);
+      assert.equal(await db.ping(), true);
+    });
+
+    test('migrations apply in order, are recorded, and a second run is a no-op', async () => {
+      assert.equal(await migrationsCurrent(db, MIGRATIONS), false);
+      const applied = await migrate(db, [...MIGRATIONS].reverse());
+      assert.deepEqual(
+        applied,
+        MIGRATIONS.map((m) => m.version),
+      );
+      assert.equal(await migrationsCurrent(db, MIGRATIONS), true);
+      assert.deepEqual(await migrate(db, MIGRATIONS), []);
+      assert.deepEqual(await Promise.all([migrate(db, MIGRATIONS), migrate(db, MIGRATIONS)]), [[], []]);
+      const rows = await db.all<{ version: number; name: string; applied_at: number }>(
+        'SELECT version, name, applied_at FROM schema_migrations ORDER BY version',
+      );
+      assert.deepEqual(
+        rows.map((r) => r.version),
+        MIGRATIONS.map((m) => m.version),
+      );
+      assert.equal(typeof rows[0]!.version, 'number');
+      assert.equal(typeof rows[0]!.applied_at, 'number');
+      // every core table exists
+      for (const t of ['meta', 'tenants', 'principals', 'credentials', 'signing_keys', 'audit_events']) {
+        assert.equal(await count(db, t), 0, t);
+      }
+    });
+
+    test('a duplicate migration version is refused before anything runs', async () => {
+      await assert.rejects(
+        migrate(db, [...MIGRATIONS, { version: 1, name: 'again', sql: 'CREATE TABLE nope (x TEXT)' }]),
+        /duplicate migration version 1/,
+      );
+    });
+
+    test('a failing migration rolls back entirely', async () => {
+      const bad: Migration = {
+        version: 9002,
+        name: 'bad',
+        sql: 'CREATE TABLE contract_half (x TEXT);\nINSERT INTO no_such_table VALUES (1);\n',
+      };
+      await assert.rejects(migrate(db, [...MIGRATIONS, bad]));
+      assert.equal(await migrationsCurrent(db, [bad]), false);
+      await assert.rejects(db.all('SELECT * FROM contract_half'));
+      assert.equal(await migrationsCurrent(db, MIGRATIONS), true);
+    });
+
+    test('run, get and all', async () => {
+      const r = await db.run(
+        'INSERT INTO contract_items (id, name, n, flag, body) VALUES ($1, $2, $3, $4, $5)',
+        ['a', 'alpha', 1, 1, '{"k":"v"}'],
+      );
+      assert.equal(r.changes, 1);
+      await db.run('INSERT INTO contract_items (id, name, n) VALUES ($1, $2, $3)', ['b', 'beta', 2]);
+      const a = await db.get<{ id: string; name: string; n: number; flag: number; body: string; data: null }>(
+        'SELECT * FROM contract_items WHERE id = $1',
+        ['a'],
+      );
+      assert.deepEqual({ ...a }, { id: 'a', name: 'alpha', n: 1, flag: 1, data: null, body: '{"k":"v"}' });
+      assert.equal(await db.get('SELECT * FROM contract_items WHERE id = $1', ['zz']), undefined);
+      const all = await db.all<{ id: string }>('SELECT id FROM contract_items ORDER BY id');
+      assert.deepEqual(
+        all.map((x) => x.id),
+        ['a', 'b'],
+      );
+      assert.deepEqual(await db.all('SELECT id FROM contract_items WHERE id = $1', ['zz']), []);
+      const u = await db.run('UPDATE contract_items SET flag = $1 WHERE n >= $2', [1, 0]);
+      assert.equal(u.changes, 2);
+      const none = await db.run('UPDATE contract_items SET flag = 0 WHERE id = $1', ['zz']);
+      assert.equal(none.changes, 0);
+      const d = await db.run('DELETE FROM contract_items WHERE id IN ($1, $2)', ['a', 'b']);
+      assert.equal(d.changes, 2);
+    });
+
+    test('placeholders may repeat and appear out of order', async () => {
+      await db.run('INSERT INTO contract_items (id, name, n) VALUES ($2, $1, $3)', ['name-1', 'id-1', 5]);
+      const row = await db.get<{ id: string; name: string }>(
+        'SELECT id, name FROM contract_items WHERE id = $1 OR name = $1',
+        ['id-1'],
+      );
+      assert.deepEqual({ ...row }, { id: 'id-1', name: 'name-1' });
+      const both = await db.all<{ id: string }>(
+        'SELECT id FROM contract_items WHERE (id = $2 OR name = $2) AND n = $1 AND n = $1',
+        [5, 'name-1'],
+      );
+      assert.equal(both.length, 1);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('BIGINT round-trips as a number (epoch ms, counts, 2^53-1)', async () => {
+      const values = [0, 1, -5, 1_700_000_000_123, 4_102_444_800_000, Number.MAX_SAFE_INTEGER];
+      for (const [i, n] of values.entries()) {
+        await db.run('INSERT INTO contract_items (id, n) VALUES ($1, $2)', [`big-${i}`, n]);
+      }
+      const rows = await db.all<{ id: string; n: number }>(
+        "SELECT id, n FROM contract_items WHERE id LIKE 'big-%' ORDER BY n",
+      );
+      assert.deepEqual(
+        rows.map((r) => r.n),
+        [...values].sort((x, y) => x - y),
+      );
+      for (const r of rows) assert.equal(typeof r.n, 'number');
+      const c = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM contract_items');
+      assert.equal(c!.n, values.length);
+      assert.equal(typeof c!.n, 'number');
+      const found = await db.get<{ id: string }>(
+        'SELECT id FROM contract_items WHERE n = $1',
+        [1_700_000_000_123],
+      );
+      assert.equal(found?.id, 'big-3');
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('blobs round-trip as Buffer, byte for byte', async () => {
+      const blobs = [Buffer.alloc(0), Buffer.from([0, 0, 255, 0]), randomBytes(70_000)];
+      for (const [i, b] of blobs.entries()) {
+        await db.run('INSERT INTO contract_items (id, data) VALUES ($1, $2)', [`blob-${i}`, b]);
+      }
+      for (const [i, b] of blobs.entries()) {
+        const r = await db.get<{ data: Buffer }>('SELECT data FROM contract_items WHERE id = $1', [
+          `blob-${i}`,
+        ]);
+        assert.ok(Buffer.isBuffer(r!.data), `blob-${i} is a Buffer`);
+        assert.ok(b.equals(r!.data), `blob-${i} equal`);
+      }
+      const byBlob = await db.get<{ id: string }>('SELECT id FROM contract_items WHERE data = $1', [
+        blobs[1]!,
+      ]);
+      assert.equal(byBlob?.id, 'blob-1');
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('RETURNING works through get, all and run', async () => {
+      const row = await db.get<{ id: string; n: number }>(
+        'INSERT INTO contract_items (id, n) VALUES ($1, $2) RETURNING id, n',
+        ['ret-1', 7],
+      );
+      assert.deepEqual({ ...row }, { id: 'ret-1', n: 7 });
+      await db.run('INSERT INTO contract_items (id, n) VALUES ($1, $2)', ['ret-2', 8]);
+      const rows = await db.all<{ id: string }>(
+        'UPDATE contract_items SET flag = 1 WHERE id LIKE $1 RETURNING id',
+        ['ret-%'],
+      );
+      assert.deepEqual(rows.map((r) => r.id).sort(), ['ret-1', 'ret-2']);
+      const r = await db.run('DELETE FROM contract_items WHERE id LIKE $1 RETURNING id', ['ret-%']);
+      assert.equal(r.changes, 2);
+      const s1 = await db.get<{ seq: number }>('INSERT INTO contract_seq (label) VALUES ($1) RETURNING seq', [
+        'x',
+      ]);
+      const s2 = await db.get<{ seq: number }>('INSERT INTO contract_seq (label) VALUES ($1) RETURNING seq', [
+        'y',
+      ]);
+      assert.equal(typeof s1!.seq, 'number');
+      assert.equal(s2!.seq, s1!.seq + 1);
+    });
+
+    test('a unique conflict is an error and changes nothing', async () => {
+      await db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'first']);
+      await assert.rejects(
+        db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'second']),
+      );
+      const row = await db.get<{ name: string }>('SELECT name FROM contract_items WHERE id = $1', ['dup']);
+      assert.equal(row!.name, 'first');
+      // inside a transaction the conflict rolls the whole transaction back, and the connection stays usable
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup-2', 'x']);
+          await tx.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'y']);
+        }),
+      );
+      assert.equal(await db.get('SELECT id FROM contract_items WHERE id = $1', ['dup-2']), undefined);
+      assert.equal(await count(db), 1);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('ON CONFLICT DO NOTHING reports changes 0; DO UPDATE changes the row', async () => {
+      const sql = 'INSERT INTO contract_items (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING';
+      assert.equal((await db.run(sql, ['oc', 'one'])).changes, 1);
+      assert.equal((await db.run(sql, ['oc', 'two'])).changes, 0);
+      assert.equal(
+        (await db.get<{ name: string }>('SELECT name FROM contract_items WHERE id = $1', ['oc']))!.name,
+        'one',
+      );
+      const up = await db.run(
+        'INSERT INTO contract_items (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name',
+        ['oc', 'three'],
+      );
+      assert.equal(up.changes, 1);
+      assert.equal(
+        (await db.get<{ name: string }>('SELECT name FROM contract_items WHERE id = $1', ['oc']))!.name,
+        'three',
+      );
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('a transaction commits when its function resolves', async () => {
+      const result = await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['tx-1']);
+        await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['tx-2']);
+        const inside = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM contract_items');
+        return inside!.n;
+      });
+      assert.equal(result, 2);
+      assert.equal(await count(db), 2);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('a transaction rolls back everything when its function throws, and rethrows', async () => {
+      const boom = new Error('boom');
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['rb-1']);
+          await tx.run('UPDATE contract_items SET name = $1', ['changed']);
+          throw boom;
+        }),
+        (e) => e === boom,
+      );
+      assert.equal(await count(db), 0);
+      // the adapter is healthy afterwards
+      await db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['rb-2']));
+      assert.equal(await count(db), 1);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('a nested transaction joins the open one (sees its writes, rolls back with it)', async () => {
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['outer']);
+          const seen = await db.transaction(async (inner) => {
+            await inner.run('INSERT INTO contract_items (id) VALUES ($1)', ['inner']);
+            return (await inner.get<{ n: number }>('SELECT COUNT(*) AS n FROM contract_items'))!.n;
+          });
+          assert.equal(seen, 2);
+          // db.* called inside the transaction's async context does not deadlock
+          throw new Error('undo both');
+        }),
+        /undo both/,
+      );
+      assert.equal(await count(db), 0);
+      await db.transaction(async () => {
+        await db.transaction(async (inner) => {
+          await inner.run('INSERT INTO contract_items (id) VALUES ($1)', ['kept']);
+        });
+      });
+      assert.equal(await count(db), 1);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('no dirty reads: a query outside an open transaction never sees its uncommitted writes', async () => {
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => {
+        entered = r;
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const txDone = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['dirty']);
+        entered();
+        await gate;
+        throw new Error('rolled back');
+      });
+      await inside;
+      const read = db.get('SELECT id FROM contract_items WHERE id = $1', ['dirty']);
+      await sleep(20);
+      release();
+      await assert.rejects(txDone, /rolled back/);
+      assert.equal(await read, undefined);
+      assert.equal(await count(db), 0);
+    });
+
+    test('concurrent transactions do not interleave (read-modify-write under lock)', async () => {
+      await db.run('INSERT INTO contract_counter (id, value) VALUES ($1, 0)', ['c']);
+      const N = 12;
+      await Promise.all(
+        Array.from({ length: N }, () =>
+          db.transaction(async (tx) => {
+            await tx.lock('contract:counter');
+            const r = await tx.get<{ value: number }>('SELECT value FROM contract_counter WHERE id = $1', [
+              'c',
+            ]);
+            await sleep(2);
+            await tx.run('UPDATE contract_counter SET value = $1 WHERE id = $2', [r!.value + 1, 'c']);
+          }),
+        ),
+      );
+      const v = await db.get<{ value: number }>('SELECT value FROM contract_counter WHERE id = $1', ['c']);
+      assert.equal(v!.value, N);
+    });
+
+    test('lock(): a second holder of the same lock waits until the first transaction ends', async () => {
+      const events: string[] = [];
+      let releaseA!: () => void;
+      const gateA = new Promise<void>((r) => {
+        releaseA = r;
+      });
+      let aLocked!: () => void;
+      const aHasLock = new Promise<void>((r) => {
+        aLocked = r;
+      });
+      const a = db.transaction(async (tx) => {
+        await tx.lock('contract:lock');
+        events.push('A locked');
+        aLocked();
+        await gateA;
+        events.push('A done');
+      });
+      await aHasLock;
+      const b = db.transaction(async (tx) => {
+        await tx.lock('contract:lock');
+        events.push('B locked');
+      });
+      await sleep(30);
+      assert.deepEqual(events, ['A locked']);
+      releaseA();
+      await Promise.all([a, b]);
+      assert.deepEqual(events, ['A locked', 'A done', 'B locked']);
+    });
+
+    test('after close, ping is false', async () => {
+      const other = store.open();
+      assert.equal(await other.ping(), true);
+      await other.close();
+      assert.equal(await other.ping(), false);
+    });
+  });
+}
+
+contract('sqlite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+  return {
+    open: () => openSqlite(join(dir, 'contract.db')),
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+contract('postgres', async () => {
+  // No skip: when PostgreSQL is unreachable this throws and every PostgreSQL test fails.
+  const schema = await createTestSchema();
+  return {
+    open: () => openPostgres(schema.url, { max: 8 }),
+    cleanup: () => schema.drop(),
+  };
+});
+
+describe('storage: PostgreSQL specifics', () => {
+  let schema: TestSchema;
+  const dbs: Database[] = [];
+  before(async () => {
+    schema = await createTestSchema();
+  });
+  after(async () => {
+    for (const d of dbs) await d.close().catch(() => {});
+    await schema?.drop();
+  });
+  const open = () => {
+    const d = openPostgres(schema.url, { max: 4 });
+    dbs.push(d);
+    return d;
+  };
+
+  test('the test schema isolates the run (search_path)', async () => {
+    const db = open();
+    const r = await db.get<{ s: string }>('SELECT current_schema() AS s');
+    assert.equal(r!.s, schema.schema);
+  });
+
+  test('two nodes migrating at once both succeed and apply each migration once', async () => {
+    const [n1, n2, n3] = [open(), open(), open()];
+    const results = await Promise.all([
+      migrate(n1, MIGRATIONS),
+      migrate(n2, MIGRATIONS),
+      migrate(n3, MIGRATIONS),
+    ]);
+    const applied = results.flat().sort((a, b) => a - b);
+    assert.deepEqual(
+      applied,
+      MIGRATIONS.map((m) => m.version),
+    );
+    const rows = await n1.all<{ version: number }>('SELECT version FROM schema_migrations');
+    assert.equal(rows.length, MIGRATIONS.length);
+    assert.equal(await migrationsCurrent(n2, MIGRATIONS), true);
+  });
+
+  test('openDatabase(postgres://…) migrates and is idempotent', async () => {
+    const a = await openDatabase(schema.url);
+    dbs.push(a);
+    const b = await openDatabase(schema.url);
+    dbs.push(b);
+    assert.equal(await migrationsCurrent(b, ALL_MIGRATIONS), true);
+  });
+
+  test('different lock names do not block each other', async () => {
+    const db = open();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const order: string[] = [];
+    const a = db.transaction(async (tx) => {
+      await tx.lock('contract:x');
+      await gate;
+      order.push('x');
+    });
+    await sleep(10);
+    await db.transaction(async (tx) => {
+      await tx.lock('contract:y');
+      order.push('y');
+    });
+    release();
+    await a;
+    assert.deepEqual(order, ['y', 'x']);
+  });
+
+  test('a lock is released when its transaction rolls back', async () => {
+    const db = open();
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.lock('contract:rb');
+        throw new Error('fail');
+      }),
+    );
+    const t0 = Date.now();
+    await db.transaction((tx) => tx.lock('contract:rb'));
+    assert.ok(Date.now() - t0 < 2_000);
+  });
+});
+
+describe('storage: SQLite specifics', () => {
+  test('openDatabase(sqlite:…) migrates, reopens idempotently, and uses WAL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+    try {
+      const url = `sqlite:${join(dir, 'nested', 'x.db')}`;
+      const a = await openDatabase(url);
+      const mode = await a.get<{ journal_mode: string }>('PRAGMA journal_mode');
+      assert.equal(mode!.journal_mode, 'wal');
+      await a.run("INSERT INTO meta (key, value) VALUES ('k', 'v')");
+      await a.close();
+      const b = await openDatabase(url);
+      assert.equal(await migrationsCurrent(b, ALL_MIGRATIONS), true);
+      assert.equal((await b.get<{ value: string }>("SELECT value FROM meta WHERE key = 'k'"))!.value, 'v');
+      await b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('openDatabase refuses an unknown URL scheme', async () => {
+    await assert.rejects(openDatabase('mysql://x'), /sqlite: or postgres:\/\//);
+  });
+
+  test('close waits for an open transaction to finish', async () => {
+    const db = openSqlite(':memory:');
+    await db.run('CREATE TABLE t (x INTEGER)');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const tx = db.transaction(async (t) => {
+      await t.run('INSERT INTO t (x) VALUES (1)');
+      await gate;
+    });
+    const closing = db.close();
+    await sleep(10);
+    release();
+    await tx;
+    await closing;
+    assert.equal(await db.ping(), false);
+  });
+});
