@@ -289,6 +289,20 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM contract_items');
     });
 
+    test('db.* inside a transaction uses it: sees its writes and rolls back with it', async () => {
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['via-tx']);
+          await db.run('INSERT INTO contract_items (id) VALUES ($1)', ['via-db']);
+          const n = (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM contract_items'))!.n;
+          assert.equal(n, 2);
+          throw new Error('undo');
+        }),
+        /undo/,
+      );
+      assert.equal(await count(db), 0);
+    });
+
     test('a nested transaction joins the open one (sees its writes, rolls back with it)', async () => {
       await assert.rejects(
         db.transaction(async (tx) => {

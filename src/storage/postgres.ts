@@ -32,8 +32,15 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types });
   // An idle client's error (server restart) must not crash the process.
   pool.on('error', () => {});
-  const base = wrap(pool);
+  const pooled = wrap(pool);
   const inTx = new AsyncLocalStorage<Transaction>();
+  // Code running inside a transaction (same async context) uses its connection, so it
+  // sees the transaction's own writes — the same semantics as the SQLite adapter.
+  const base: Queryable = {
+    all: (sql, params) => (inTx.getStore() ?? pooled).all(sql, params),
+    get: (sql, params) => (inTx.getStore() ?? pooled).get(sql, params),
+    run: (sql, params) => (inTx.getStore() ?? pooled).run(sql, params),
+  };
   return {
     dialect: 'postgres',
     ...base,
