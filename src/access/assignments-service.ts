@@ -277,9 +277,14 @@ export function createRoleAssignments(deps: {
       return roleDefinitionView(role, subscriptionId);
     },
 
-    /** Finds a principal by object id, app id or user name (what `--assignee` accepts); needs directory read. */
+    /**
+     * Finds a principal by object id, app id or user name (what `--assignee`
+     * accepts). Needs directory read at the tenant root, or the right to assign
+     * roles there (a provisioning key with `roleAssignments:write`).
+     */
     async resolvePrincipal(caller: Caller, assignee: string): Promise<PrincipalSummary> {
-      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
+      if (!(await access.allows(caller, ROLE_ASSIGNMENT_ACTIONS.write, '/')))
+        await access.require(caller, DIRECTORY_ACTIONS.read, '/');
       const p =
         (isGuid(assignee) ? await principals.resolve(caller.tenantId, assignee) : undefined) ??
         (await principals.byUserName(caller.tenantId, assignee))?.principal;

@@ -1,0 +1,333 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { type Ctx, ctx } from '../context.js';
+import { CliError } from '../errors.js';
+import { isoSeconds, parseBool, parseTags, parseTime, positiveInt, show } from './arm.js';
+import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
+
+interface Attributes {
+  enabled?: boolean;
+  nbf?: number | null;
+  exp?: number | null;
+  created?: number;
+  updated?: number;
+  recoverableDays?: number;
+  recoveryLevel?: string;
+}
+interface SecretBundle {
+  value?: string;
+  id: string;
+  contentType?: string | null;
+  attributes?: Attributes;
+  tags?: Record<string, string> | null;
+  kid?: string | null;
+  managed?: boolean | null;
+  recoveryId?: string;
+  deletedDate?: number;
+  scheduledPurgeDate?: number;
+}
+
+const ENCODINGS = ['utf-8', 'base64', 'hex', 'ascii'] as const;
+
+/** The secret name in an id such as `https://v.vault.localhost/secrets/{name}/{version}`. */
+const nameOf = (id: string): string | null => {
+  try {
+    return new URL(id).pathname.split('/')[2] ?? null;
+  } catch {
+    return null;
+  }
+};
+
+/** az's shape: attributes with ISO times and `notBefore`/`expires`, plus `name`. */
+function view(b: SecretBundle, opts: { withValue?: boolean } = {}) {
+  const a = b.attributes ?? {};
+  return {
+    attributes: {
+      created: isoSeconds(a.created),
+      enabled: a.enabled ?? true,
+      expires: isoSeconds(a.exp),
+      notBefore: isoSeconds(a.nbf),
+      recoverableDays: a.recoverableDays ?? null,
+      recoveryLevel: a.recoveryLevel ?? null,
+      updated: isoSeconds(a.updated),
+    },
+    contentType: b.contentType ?? null,
+    ...(b.recoveryId !== undefined
+      ? {
+          deletedDate: isoSeconds(b.deletedDate),
+          recoveryId: b.recoveryId,
+          scheduledPurgeDate: isoSeconds(b.scheduledPurgeDate),
+        }
+      : {}),
+    id: b.id,
+    ...(opts.withValue ? { kid: b.kid ?? null } : {}),
+    managed: b.managed ?? null,
+    name: nameOf(b.id),
+    tags: b.tags ?? null,
+    ...(opts.withValue ? { value: b.value ?? null } : {}),
+  };
+}
+
+type View = ReturnType<typeof view>;
+/** The columns of az's table view of secrets. */
+const row = (v: View) => ({
+  Name: v.name,
+  Version: v.id.split('/')[5] ?? null,
+  Enabled: v.attributes.enabled,
+  Expires: v.attributes.expires,
+  ContentType: v.contentType,
+  ...('value' in v ? { Value: v.value } : {}),
+  ...('deletedDate' in v ? { DeletedDate: v.deletedDate, ScheduledPurgeDate: v.scheduledPurgeDate } : {}),
+});
+
+interface Target {
+  ep: VaultEndpoint;
+  name: string;
+  version?: string;
+}
+
+const seg = (s: string) => encodeURIComponent(s);
+
+/** `--vault-name` + `--name` [+ `--version`], or `--id https://{vault}/secrets/{name}[/{version}]`. */
+async function target(
+  c: Ctx,
+  o: { vaultName?: string; name?: string; version?: string; id?: string },
+): Promise<Target> {
+  if (o.id) {
+    const ep = endpointOf(o.id);
+    const [, kind, name, version] = new URL(o.id).pathname.split('/');
+    if (kind !== 'secrets' || !name)
+      throw new CliError('--id must be a secret identifier: https://{vault}/secrets/{name}[/{version}]', 2);
+    return { ep, name, ...(version ? { version } : {}) };
+  }
+  if (!o.vaultName || !o.name) throw new CliError('give --vault-name and --name (or --id)', 2);
+  return {
+    ep: await vaultEndpoint(c, o.vaultName),
+    name: o.name,
+    ...(o.version ? { version: o.version } : {}),
+  };
+}
+
+const named = (c: Command, withId = false) => {
+  c.option('--vault-name <name>', 'vault name').option('-n, --name <name>', 'secret name');
+  if (withId) c.option('--id <url>', 'secret identifier (instead of --vault-name and --name)');
+  return c;
+};
+
+function readValue(o: { value?: string; file?: string; encoding: string }): {
+  value: string;
+  encoding?: string;
+} {
+  if ((o.value === undefined) === (o.file === undefined))
+    throw new CliError('give exactly one of --value, --file', 2);
+  if (o.value !== undefined) return { value: o.value };
+  if (!existsSync(o.file!)) throw new CliError(`file not found: ${o.file}`);
+  const bytes = readFileSync(o.file!);
+  const enc = o.encoding;
+  const value =
+    enc === 'base64'
+      ? bytes.toString('base64')
+      : enc === 'hex'
+        ? bytes.toString('hex')
+        : enc === 'ascii'
+          ? bytes.toString('ascii')
+          : bytes.toString('utf8');
+  return { value, encoding: enc };
+}
+
+/** `latchkey keyvault secret ...` (az keyvault secret): the data plane, with a vault-audience token. */
+export function secretCommand(): Command {
+  const secret = new Command('secret').description('Secrets in a key vault');
+
+  named(secret.command('set').description('Create a secret, or a new version of it'))
+    .option('--value <value>', 'the value (or use --file)')
+    .option('-f, --file <path>', 'read the value from a file')
+    .option('-e, --encoding <enc>', `file encoding: ${ENCODINGS.join(', ')}`, 'utf-8')
+    .option('--content-type <type>', 'content type, e.g. text/plain')
+    .option('--disabled <bool>', 'true: create the version disabled')
+    .option('--expires <iso>', 'expiry (ISO 8601)')
+    .option('--not-before <iso>', 'not valid before (ISO 8601)')
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!(ENCODINGS as readonly string[]).includes(o.encoding))
+        throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
+      const { value, encoding } = readValue(o);
+      const t = await target(c, o);
+      const disabled = parseBool('--disabled', o.disabled);
+      const exp = parseTime('--expires', o.expires);
+      const nbf = parseTime('--not-before', o.notBefore);
+      let tags = parseTags(o.tags);
+      if (encoding) tags = { ...(tags ?? {}), 'file-encoding': encoding };
+      const b = await vaultCall<SecretBundle>(c, t.ep, 'PUT', `/secrets/${seg(t.name)}`, {
+        value,
+        ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+        ...(tags ? { tags } : {}),
+        attributes: {
+          enabled: !disabled,
+          ...(exp !== undefined ? { exp } : {}),
+          ...(nbf !== undefined ? { nbf } : {}),
+        },
+      });
+      show(c, view(b, { withValue: true }), row);
+    });
+
+  named(
+    secret.command('show').description('Show a secret with its value (latest version unless --version)'),
+    true,
+  )
+    .option('--version <version>', 'a specific version')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      const b = await vaultCall<SecretBundle>(
+        c,
+        t.ep,
+        'GET',
+        `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
+      );
+      show(c, view(b, { withValue: true }), row);
+    });
+
+  secret
+    .command('list')
+    .description('List the secrets of a vault (never their values)')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      const list = await vaultList<SecretBundle>(c, ep, '/secrets?maxresults=25', o.maxresults);
+      show(
+        c,
+        list.map((b) => view(b)),
+        row,
+      );
+    });
+
+  named(secret.command('list-versions').description('List the versions of a secret'))
+    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      const list = await vaultList<SecretBundle>(
+        c,
+        t.ep,
+        `/secrets/${seg(t.name)}/versions?maxresults=25`,
+        o.maxresults,
+      );
+      show(
+        c,
+        list.map((b) => view(b)),
+        row,
+      );
+    });
+
+  named(
+    secret
+      .command('set-attributes')
+      .description('Update a secret version’s attributes, content type or tags'),
+    true,
+  )
+    .option('--version <version>', 'the version (default: the latest)')
+    .option('--enabled <bool>', 'true or false')
+    .option('--expires <iso>', 'expiry (ISO 8601)')
+    .option('--not-before <iso>', 'not valid before (ISO 8601)')
+    .option('--content-type <type>', 'content type')
+    .option('--tags <tags...>', 'replace the tags: key[=value] ...')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      const enabled = parseBool('--enabled', o.enabled);
+      const exp = parseTime('--expires', o.expires);
+      const nbf = parseTime('--not-before', o.notBefore);
+      const tags = parseTags(o.tags);
+      // No version: `PATCH /secrets/{name}/` updates the latest, as az does.
+      const version = t.version ?? '';
+      const attributes = {
+        ...(enabled !== undefined ? { enabled } : {}),
+        ...(exp !== undefined ? { exp } : {}),
+        ...(nbf !== undefined ? { nbf } : {}),
+      };
+      const b = await vaultCall<SecretBundle>(c, t.ep, 'PATCH', `/secrets/${seg(t.name)}/${seg(version)}`, {
+        ...(Object.keys(attributes).length ? { attributes } : {}),
+        ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+        ...(tags ? { tags } : {}),
+      });
+      show(c, view(b), row);
+    });
+
+  named(
+    secret.command('delete').description('Delete a secret (soft delete: recoverable until purged)'),
+  ).action(async (o, cmd: Command) => {
+    const c = ctx(cmd);
+    const t = await target(c, o);
+    show(c, view(await vaultCall<SecretBundle>(c, t.ep, 'DELETE', `/secrets/${seg(t.name)}`)), row);
+  });
+
+  named(secret.command('recover').description('Recover a deleted secret')).action(async (o, cmd: Command) => {
+    const c = ctx(cmd);
+    const t = await target(c, o);
+    show(
+      c,
+      view(await vaultCall<SecretBundle>(c, t.ep, 'POST', `/deletedsecrets/${seg(t.name)}/recover`)),
+      row,
+    );
+  });
+
+  named(secret.command('purge').description('Permanently delete a deleted secret')).action(
+    async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      await vaultCall(c, t.ep, 'DELETE', `/deletedsecrets/${seg(t.name)}`);
+    },
+  );
+
+  secret
+    .command('list-deleted')
+    .description('List deleted secrets')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      const list = await vaultList<SecretBundle>(c, ep, '/deletedsecrets?maxresults=25', o.maxresults);
+      show(
+        c,
+        list.map((b) => view(b)),
+        row,
+      );
+    });
+
+  named(secret.command('show-deleted').description('Show a deleted secret (without its value)')).action(
+    async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      show(c, view(await vaultCall<SecretBundle>(c, t.ep, 'GET', `/deletedsecrets/${seg(t.name)}`)), row);
+    },
+  );
+
+  named(secret.command('backup').description('Back up a secret (all versions) to a file: an encrypted blob'))
+    .requiredOption('-f, --file <path>', 'file to write')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      const r = await vaultCall<{ value: string }>(c, t.ep, 'POST', `/secrets/${seg(t.name)}/backup`);
+      writeFileSync(o.file, Buffer.from(r.value, 'base64url'), { mode: 0o600 });
+    });
+
+  secret
+    .command('restore')
+    .description('Restore a backed-up secret into a vault (same installation and tenant)')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .requiredOption('-f, --file <path>', 'backup file')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!existsSync(o.file)) throw new CliError(`file not found: ${o.file}`);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      const value = readFileSync(o.file).toString('base64url');
+      show(c, view(await vaultCall<SecretBundle>(c, ep, 'POST', '/secrets/restore', { value })), row);
+    });
+
+  return secret;
+}

@@ -1,0 +1,360 @@
+import { Command } from 'commander';
+import { type Ctx, ctx } from '../context.js';
+import { CliError } from '../errors.js';
+import { api } from '../session.js';
+import { loadProfile } from '../state.js';
+import {
+  isGuid,
+  parseBool,
+  parseTags,
+  positiveInt,
+  resolvePrincipal,
+  show,
+  subscriptionOf,
+  VAULT_API,
+  vaultPath,
+} from './arm.js';
+import { keyCommand } from './keyvault-key.js';
+import { secretCommand } from './keyvault-secret.js';
+
+interface AccessPolicy {
+  tenantId: string;
+  objectId: string;
+  applicationId?: string;
+  permissions: { secrets?: string[]; keys?: string[]; certificates?: string[]; storage?: string[] };
+}
+interface VaultJson {
+  id: string;
+  name: string;
+  location: string;
+  properties: { tenantId: string; vaultUri: string; accessPolicies?: AccessPolicy[] };
+}
+interface DeletedVaultJson {
+  id: string;
+  name: string;
+  properties: { vaultId?: string; location?: string; deletionDate?: string; scheduledPurgeDate?: string };
+}
+
+/** The columns of az's `keyvault list -o table`. */
+const vaultRow = (v: VaultJson & { resourceGroup: string | null }) => ({
+  Location: v.location,
+  Name: v.name,
+  ResourceGroup: v.resourceGroup,
+  VaultUri: v.properties.vaultUri,
+});
+const deletedRow = (v: DeletedVaultJson) => ({
+  Name: v.name,
+  Location: locationOf(v),
+  DeletionDate: v.properties.deletionDate ?? null,
+  ScheduledPurgeDate: v.properties.scheduledPurgeDate ?? null,
+});
+
+/** az adds `resourceGroup` to every ARM resource it prints. */
+const withGroup = <T extends { id: string }>(v: T) => ({
+  ...v,
+  resourceGroup: /\/resourceGroups\/([^/]+)/i.exec(v.id)?.[1] ?? null,
+});
+
+const vaultOptions = (c: Command) =>
+  c
+    .requiredOption('-n, --name <name>', 'vault name')
+    .option('-g, --resource-group <rg>', 'resource group', 'default')
+    .option('--subscription <id>', 'subscription id (default: the login’s)');
+
+async function deletedVault(c: Ctx, sub: string, name: string, location?: string): Promise<DeletedVaultJson> {
+  const list = await api<{ value: DeletedVaultJson[] }>(
+    c,
+    'GET',
+    `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
+  );
+  const hit = list.value.find(
+    (v) =>
+      v.name.toLowerCase() === name.toLowerCase() && (!location || locationOf(v) === location.toLowerCase()),
+  );
+  if (!hit) throw new CliError(`no deleted vault named '${name}' in subscription ${sub}`);
+  return hit;
+}
+const locationOf = (v: DeletedVaultJson): string =>
+  (/\/locations\/([^/]+)\//i.exec(v.id)?.[1] ?? v.properties.location ?? 'local').toLowerCase();
+
+/** `latchkey keyvault ...`: vaults (az keyvault), their access policies, and `keyvault secret`. */
+export function keyvaultCommand(): Command {
+  const kv = new Command('keyvault').description('Key vaults, access policies and secrets');
+
+  vaultOptions(kv.command('create').description('Create a key vault'))
+    .option('-l, --location <location>', 'location', 'local')
+    .option(
+      '--retention-days <days>',
+      'soft-delete retention in days (7–90, default 90)',
+      positiveInt('--retention-days', 90),
+    )
+    .option(
+      '--enable-purge-protection <bool>',
+      'true: deleted vaults and objects cannot be purged before retention ends',
+    )
+    .option(
+      '--enable-rbac-authorization <bool>',
+      'true (default): RBAC decides data access; false: access policies',
+    )
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .option('--no-self-perms', 'with access policies: do not give yourself a policy with all permissions')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = await subscriptionOf(c, o.subscription);
+      const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization) ?? true;
+      // As az: a vault using access policies starts with one for its creator.
+      const self =
+        !rbac && o.selfPerms !== false
+          ? (await api<{ objectId: string }>(c, 'GET', '/api/account')).objectId
+          : null;
+      const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
+      const tags = parseTags(o.tags);
+      const tenantId = loadProfile()?.tenantId;
+      show(
+        c,
+        withGroup(
+          await api<VaultJson>(c, 'PUT', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
+            location: o.location,
+            ...(tags ? { tags } : {}),
+            properties: {
+              ...(tenantId ? { tenantId } : {}),
+              sku: { family: 'A', name: 'standard' },
+              enableRbacAuthorization: rbac,
+              ...(o.retentionDays ? { softDeleteRetentionInDays: o.retentionDays } : {}),
+              ...(purge ? { enablePurgeProtection: true } : {}),
+              accessPolicies:
+                self && tenantId
+                  ? [
+                      {
+                        tenantId,
+                        objectId: self,
+                        permissions: { secrets: ['all'], keys: ['all'], certificates: ['all'] },
+                      },
+                    ]
+                  : [],
+            },
+          }),
+        ),
+        vaultRow,
+      );
+    });
+
+  kv.command('list')
+    .description('List key vaults (in a resource group, or the whole subscription)')
+    .option('-g, --resource-group <rg>', 'resource group')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = encodeURIComponent(await subscriptionOf(c, o.subscription));
+      const path = o.resourceGroup
+        ? `/subscriptions/${sub}/resourceGroups/${encodeURIComponent(o.resourceGroup)}/providers/Microsoft.KeyVault/vaults`
+        : `/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults`;
+      show(
+        c,
+        (await api<{ value: VaultJson[] }>(c, 'GET', `${path}?${VAULT_API}`)).value.map(withGroup),
+        vaultRow,
+      );
+    });
+
+  vaultOptions(kv.command('show').description('Show a key vault')).action(async (o, cmd: Command) => {
+    const c = ctx(cmd);
+    const sub = await subscriptionOf(c, o.subscription);
+    const vault = await api<VaultJson>(c, 'GET', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
+    show(c, withGroup(vault), vaultRow);
+  });
+
+  // Retention is set at creation only (as in Azure), so update has no --retention-days.
+  vaultOptions(kv.command('update').description('Update a key vault’s properties'))
+    .option('--enable-purge-protection <bool>', 'true turns purge protection on (it cannot be turned off)')
+    .option('--enable-rbac-authorization <bool>', 'true: RBAC; false: access policies')
+    .option('--tags <tags...>', 'replace the tags: key[=value] ...')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = await subscriptionOf(c, o.subscription);
+      const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization);
+      const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
+      const tags = parseTags(o.tags);
+      const properties = {
+        ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}),
+        ...(purge !== undefined ? { enablePurgeProtection: purge } : {}),
+      };
+      show(
+        c,
+        withGroup(
+          await api<VaultJson>(c, 'PATCH', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
+            ...(tags ? { tags } : {}),
+            properties,
+          }),
+        ),
+        vaultRow,
+      );
+    });
+
+  vaultOptions(
+    kv.command('delete').description('Delete a key vault (soft delete: recoverable until purged)'),
+  ).action(async (o, cmd: Command) => {
+    const c = ctx(cmd);
+    const sub = await subscriptionOf(c, o.subscription);
+    await api(c, 'DELETE', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
+  });
+
+  kv.command('list-deleted')
+    .description('List soft-deleted key vaults')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = encodeURIComponent(await subscriptionOf(c, o.subscription));
+      const list = await api<{ value: DeletedVaultJson[] }>(
+        c,
+        'GET',
+        `/subscriptions/${sub}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
+      );
+      show(c, list.value, deletedRow);
+    });
+
+  kv.command('recover')
+    .description('Recover a soft-deleted key vault (into the resource group it was deleted from)')
+    .requiredOption('-n, --name <name>', 'vault name')
+    .option('-l, --location <location>', 'location of the deleted vault')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = await subscriptionOf(c, o.subscription);
+      const d = await deletedVault(c, sub, o.name, o.location);
+      const rg = /\/resourceGroups\/([^/]+)/i.exec(d.properties.vaultId ?? '')?.[1];
+      if (!rg) throw new CliError(`cannot tell the resource group of deleted vault '${o.name}'`);
+      const tenantId = loadProfile()?.tenantId;
+      show(
+        c,
+        withGroup(
+          await api<VaultJson>(c, 'PUT', `${vaultPath(sub, rg, d.name)}?${VAULT_API}`, {
+            location: locationOf(d),
+            properties: {
+              ...(tenantId ? { tenantId } : {}),
+              sku: { family: 'A', name: 'standard' },
+              createMode: 'recover',
+            },
+          }),
+        ),
+        vaultRow,
+      );
+    });
+
+  kv.command('purge')
+    .description('Permanently delete a soft-deleted key vault')
+    .requiredOption('-n, --name <name>', 'vault name')
+    .option('-l, --location <location>', 'location of the deleted vault')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const sub = await subscriptionOf(c, o.subscription);
+      const location = o.location ?? locationOf(await deletedVault(c, sub, o.name));
+      await api(
+        c,
+        'POST',
+        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/locations/${encodeURIComponent(location)}/deletedVaults/${encodeURIComponent(o.name)}/purge?${VAULT_API}`,
+      );
+    });
+
+  policyCommands(kv);
+  kv.addCommand(secretCommand());
+  kv.addCommand(keyCommand());
+  return kv;
+}
+
+/** `keyvault set-policy|delete-policy`, as az: by --object-id, --spn (app id) or --upn (user name). */
+function policyCommands(kv: Command) {
+  const who = (c: Command) =>
+    vaultOptions(c)
+      .option('--object-id <id>', 'object id of a user, service principal or managed identity')
+      .option('--spn <appId>', 'app (client) id of a service principal')
+      .option('--upn <name>', 'user name');
+  const objectIdOf = async (
+    c: Ctx,
+    o: { objectId?: string; spn?: string; upn?: string },
+  ): Promise<string> => {
+    const given = [o.objectId, o.spn, o.upn].filter((x) => x !== undefined);
+    if (given.length !== 1) throw new CliError('give exactly one of --object-id, --spn, --upn', 2);
+    if (o.objectId) {
+      if (!isGuid(o.objectId)) throw new CliError('--object-id must be a GUID', 2);
+      return o.objectId.toLowerCase();
+    }
+    return (await resolvePrincipal(c, (o.spn ?? o.upn)!)).id;
+  };
+  const changePolicies = async (
+    c: Ctx,
+    o: { subscription?: string; resourceGroup: string; name: string },
+    kind: 'replace' | 'remove',
+    policy: AccessPolicy,
+  ) => {
+    const sub = await subscriptionOf(c, o.subscription);
+    return api<{ properties: { accessPolicies: AccessPolicy[] } }>(
+      c,
+      'PUT',
+      `${vaultPath(sub, o.resourceGroup, o.name)}/accessPolicies/${kind}?${VAULT_API}`,
+      { properties: { accessPolicies: [policy] } },
+    );
+  };
+  const current = async (c: Ctx, o: { subscription?: string; resourceGroup: string; name: string }) => {
+    const sub = await subscriptionOf(c, o.subscription);
+    return api<VaultJson>(c, 'GET', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
+  };
+
+  who(
+    kv
+      .command('set-policy')
+      .description('Set the permissions of one identity (vaults using access policies)'),
+  )
+    .option(
+      '--secret-permissions <perms...>',
+      'secret permissions: get list set delete recover backup restore purge all',
+    )
+    .option(
+      '--key-permissions <perms...>',
+      'key permissions: get list create import update delete encrypt decrypt ...',
+    )
+    .option('--certificate-permissions <perms...>', 'certificate permissions')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!o.secretPermissions && !o.keyPermissions && !o.certificatePermissions)
+        throw new CliError(
+          'give --secret-permissions, --key-permissions and/or --certificate-permissions',
+          2,
+        );
+      const objectId = await objectIdOf(c, o);
+      const vault = await current(c, o);
+      const existing = (vault.properties.accessPolicies ?? []).find(
+        (p) => p.objectId.toLowerCase() === objectId && !p.applicationId,
+      );
+      const permissions = {
+        ...(existing?.permissions ?? {}),
+        ...(o.secretPermissions ? { secrets: o.secretPermissions } : {}),
+        ...(o.keyPermissions ? { keys: o.keyPermissions } : {}),
+        ...(o.certificatePermissions ? { certificates: o.certificatePermissions } : {}),
+      };
+      await changePolicies(c, o, 'replace', { tenantId: vault.properties.tenantId, objectId, permissions });
+      show(c, withGroup(await current(c, o)), vaultRow);
+    });
+
+  who(kv.command('delete-policy').description('Remove the access policy of one identity')).action(
+    async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const objectId = await objectIdOf(c, o);
+      const vault = await current(c, o);
+      const existing = (vault.properties.accessPolicies ?? []).find(
+        (p) => p.objectId.toLowerCase() === objectId && !p.applicationId,
+      );
+      if (existing) {
+        // `remove` takes away the listed permissions; with all of them, the entry goes.
+        const permissions = {
+          secrets: existing.permissions.secrets ?? [],
+          keys: existing.permissions.keys ?? [],
+          certificates: existing.permissions.certificates ?? [],
+          storage: existing.permissions.storage ?? [],
+        };
+        await changePolicies(c, o, 'remove', { tenantId: vault.properties.tenantId, objectId, permissions });
+      }
+      show(c, withGroup(await current(c, o)), vaultRow);
+    },
+  );
+}

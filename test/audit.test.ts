@@ -1,0 +1,356 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('audit API', () => {
+  let s: TestServer;
+  let admin: Record<string, string>;
+  let adminOid: string;
+  const otherApp = '11111111-2222-3333-4444-555555555555';
+
+  before(async () => {
+    s = await startTestServer();
+    admin = { authorization: `Bearer ${await s.adminToken()}` };
+    adminOid = (await s.request('GET', '/api/account', { headers: admin })).json.objectId;
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  const list = async (query: string, headers = admin) => {
+    const r = await s.request('GET', `/api/audit?${query}`, { headers });
+    assert.equal(r.status, 200, r.text);
+    return r.json as {
+      value: { seq: number; operation: string; [k: string]: unknown }[];
+      nextLink: string | null;
+    };
+  };
+
+  test('filters by operation, vault, caller, provisioning key and time; newest first; tenant-scoped', async () => {
+    const tenantId = s.info.tenantId;
+    const base = { tenantId, status: 200 };
+    await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        s.services.audit.record({
+          ...base,
+          operation: 'TestOpA',
+          vault: 'va',
+          callerOid: adminOid,
+          target: `a${i}`,
+        }),
+      ),
+    );
+    await sleep(15);
+    const middle = Date.now();
+    await sleep(15);
+    await Promise.all(
+      Array.from({ length: 3 }, (_, i) =>
+        s.services.audit.record({
+          ...base,
+          operation: 'TestOpA',
+          vault: 'va',
+          callerOid: adminOid,
+          target: `b${i}`,
+        }),
+      ),
+    );
+    await Promise.all(
+      Array.from({ length: 3 }, (_, i) =>
+        s.services.audit.record({
+          ...base,
+          operation: 'TestOpB',
+          vault: 'vb',
+          callerAppId: otherApp,
+          provisioningKeyId: 'pk-test-1',
+          target: `c${i}`,
+        }),
+      ),
+    );
+    // Another tenant's events never show.
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'other-audit.example' });
+    await s.services.audit.record({ tenantId: other.id, operation: 'TestOpA', vault: 'va', status: 200 });
+
+    const a = await list('operation=TestOpA');
+    assert.equal(a.value.length, 7);
+    assert.ok(a.value.every((e) => e.operation === 'TestOpA' && e.vault === 'va'));
+    const seqs = a.value.map((e) => e.seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((x, y) => y - x),
+      'newest first',
+    );
+    assert.equal(a.nextLink, null);
+
+    assert.deepEqual(
+      (await list('vault=VB')).value.map((e) => e.target),
+      ['c2', 'c1', 'c0'],
+    );
+    assert.equal((await list(`caller=${otherApp}`)).value.length, 3);
+    assert.equal((await list('provisioningKey=pk-test-1')).value.length, 3);
+    const byName = await list(`caller=${encodeURIComponent(s.admin.userName)}&operation=TestOpA`);
+    assert.equal(byName.value.length, 7, 'a user name resolves to the object id');
+    assert.ok(byName.value.every((e) => e.callerOid === adminOid));
+
+    const newer = await list(`operation=TestOpA&from=${new Date(middle).toISOString()}`);
+    assert.deepEqual(newer.value.map((e) => e.target).sort(), ['b0', 'b1', 'b2']);
+    const older = await list(`operation=TestOpA&to=${middle}`);
+    assert.deepEqual(older.value.map((e) => e.target).sort(), ['a0', 'a1', 'a2', 'a3']);
+    const first = a.value[0]!;
+    assert.match(String(first.time), /^\d{4}-\d\d-\d\dT/);
+    assert.equal(typeof first.hash, 'string');
+  });
+
+  test('pages newest first with an opaque skiptoken and an absolute nextLink', async () => {
+    for (let i = 0; i < 7; i++)
+      await s.services.audit.record({
+        tenantId: s.info.tenantId,
+        operation: 'TestPaging',
+        status: 200,
+        target: `p${i}`,
+      });
+    const seen: string[] = [];
+    let url: string | null = '/api/audit?operation=TestPaging&top=3';
+    let pages = 0;
+    while (url) {
+      const r = await s.request('GET', url, { headers: admin });
+      assert.equal(r.status, 200, r.text);
+      pages++;
+      seen.push(...r.json.value.map((e: { target: string }) => e.target));
+      url = r.json.nextLink;
+      if (url) {
+        assert.ok(url.startsWith(`${s.info.authority}/api/audit?`), url);
+        assert.match(url, /skiptoken=/);
+        assert.match(url, /operation=TestPaging/);
+      }
+    }
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, ['p6', 'p5', 'p4', 'p3', 'p2', 'p1', 'p0']);
+  });
+
+  test('bad query input is a 400 and never a 5xx', async () => {
+    for (const q of [
+      'top=0',
+      'top=501',
+      'top=abc',
+      'skiptoken=not-a-token',
+      'from=yesterday',
+      `operation=${'x'.repeat(101)}`,
+      `vault=${'v'.repeat(65)}`,
+    ]) {
+      const r = await s.request('GET', `/api/audit?${q}`, { headers: admin });
+      assert.equal(r.status, 400, `${q}: ${r.text}`);
+      assert.equal(r.json.error.code, 'BadParameter');
+    }
+    const anon = await s.request('GET', '/api/audit');
+    assert.equal(anon.status, 401);
+  });
+
+  test('reading needs */read at the tenant root; verifying needs more than Reader', async () => {
+    const nobody = await servicePrincipal(s, 'audit-nobody');
+    const reader = await servicePrincipal(s, 'audit-reader');
+    await assignRole(s, reader.id, 'Reader', '/');
+    const h = async (p: TestPrincipal) => ({
+      authorization: `Bearer ${await p.token(s.info.managementResource)}`,
+    });
+
+    const denied = await s.request('GET', '/api/audit', { headers: await h(nobody) });
+    assert.equal(denied.status, 403);
+    assert.match(denied.json.error.message, /Microsoft\.Latchkey\/auditEvents\/read/);
+    assert.equal((await s.request('GET', '/api/audit?top=1', { headers: await h(reader) })).status, 200);
+    const v = await s.request('POST', '/api/audit/verify', { headers: await h(reader) });
+    assert.equal(v.status, 403);
+    assert.match(v.json.error.message, /auditEvents\/verify\/action/);
+  });
+});
+
+describe('audit verify detects tampering', () => {
+  let s: TestServer;
+  let admin: Record<string, string>;
+
+  before(async () => {
+    s = await startTestServer();
+    admin = { authorization: `Bearer ${await s.adminToken()}` };
+    for (let i = 0; i < 6; i++)
+      await s.services.audit.record({
+        tenantId: s.info.tenantId,
+        operation: 'TestChain',
+        status: 200,
+        target: `t${i}`,
+      });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  const verify = async () => {
+    const r = await s.request('POST', '/api/audit/verify', { headers: admin });
+    assert.equal(r.status, 200, r.text);
+    return r.json as { ok: boolean; count: number; brokenAt?: number; reason?: string };
+  };
+  type Row = Record<string, string | number | null>;
+  const row = async (seq: number) =>
+    (await s.services.db.get<Row>('SELECT * FROM audit_events WHERE seq = $1', [seq]))!;
+  const insert = async (r: Row) => {
+    const cols = Object.keys(r);
+    await s.services.db.run(
+      `INSERT INTO audit_events (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`,
+      Object.values(r),
+    );
+  };
+  const maxSeq = async () =>
+    Number((await s.services.db.get<{ m: number }>('SELECT MAX(seq) AS m FROM audit_events'))!.m);
+
+  test('an intact chain verifies', async () => {
+    const r = await verify();
+    assert.equal(r.ok, true);
+    assert.ok(r.count >= 7, `count ${r.count}`);
+    assert.equal(r.brokenAt, undefined);
+  });
+
+  test('a changed field breaks the chain at that event', async () => {
+    const original = await row(4);
+    await s.services.db.run('UPDATE audit_events SET operation = $1 WHERE seq = 4', ['SecretGet']);
+    const r = await verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.brokenAt, 4);
+    assert.match(r.reason!, /altered/);
+    await s.services.db.run('UPDATE audit_events SET operation = $1 WHERE seq = 4', [original.operation!]);
+    assert.equal((await verify()).ok, true);
+
+    const third = await row(3);
+    await s.services.db.run('UPDATE audit_events SET status = 403 WHERE seq = 3');
+    assert.equal((await verify()).brokenAt, 3);
+    await s.services.db.run('UPDATE audit_events SET status = $1 WHERE seq = 3', [third.status!]);
+    assert.equal((await verify()).ok, true);
+  });
+
+  test('a deleted middle event breaks the chain where it was', async () => {
+    const original = await row(5);
+    await s.services.db.run('DELETE FROM audit_events WHERE seq = 5');
+    const r = await verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.brokenAt, 5);
+    assert.match(r.reason!, /missing/);
+    await insert(original);
+    assert.equal((await verify()).ok, true);
+  });
+
+  test('two swapped events break the chain at the first of them', async () => {
+    await s.services.db.transaction(async (tx) => {
+      await tx.run('UPDATE audit_events SET seq = -1 WHERE seq = 3');
+      await tx.run('UPDATE audit_events SET seq = 3 WHERE seq = 4');
+      await tx.run('UPDATE audit_events SET seq = 4 WHERE seq = -1');
+    });
+    const r = await verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.brokenAt, 3);
+    await s.services.db.transaction(async (tx) => {
+      await tx.run('UPDATE audit_events SET seq = -1 WHERE seq = 3');
+      await tx.run('UPDATE audit_events SET seq = 3 WHERE seq = 4');
+      await tx.run('UPDATE audit_events SET seq = 4 WHERE seq = -1');
+    });
+    assert.equal((await verify()).ok, true);
+  });
+
+  test('removing the newest event is caught by the head', async () => {
+    await s.services.audit.drain();
+    const last = await maxSeq();
+    const original = await row(last);
+    await s.services.db.run('DELETE FROM audit_events WHERE seq = $1', [last]);
+    const r = await verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.brokenAt, last);
+    await insert(original);
+    // The verify calls above appended after the (missing) head: the chain is whole again.
+    assert.equal((await verify()).ok, true);
+  });
+});
+
+describe('audit completeness of a secret lifecycle', () => {
+  let s: TestServer;
+  let officer: TestPrincipal;
+  let stranger: TestPrincipal;
+  const vault = 'auditvault';
+  const value = 'audit-completeness-value-9f2c';
+
+  before(async () => {
+    s = await startTestServer();
+    const v = await createVault(s, vault);
+    officer = await servicePrincipal(s, 'audit-officer');
+    stranger = await servicePrincipal(s, 'audit-stranger');
+    await assignRole(s, officer.id, 'Key Vault Secrets Officer', v.id);
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('every data-plane call appears exactly once, with its status and no value', async () => {
+    const token = await officer.token();
+    const expected = new Map<string, number>();
+    const call = async (
+      op: string,
+      method: string,
+      path: string,
+      json?: unknown,
+      status = 200,
+      t = token,
+    ) => {
+      const sep = path.includes('?') ? '&' : '?';
+      const r = await s.request(method, `${s.vaultUrl(vault)}${path}${sep}api-version=7.5`, {
+        headers: { authorization: `Bearer ${t}` },
+        ...(json !== undefined ? { json } : {}),
+      });
+      assert.equal(r.status, status, `${op}: ${r.text}`);
+      const key = `${op}:${status < 300 ? 'ok' : status}`;
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+      return r.json;
+    };
+    const set = await call('SecretSet', 'PUT', '/secrets/lifecycle', { value });
+    const version = String(set.id).split('/').pop();
+    await call('SecretGet', 'GET', '/secrets/lifecycle');
+    await call('SecretUpdate', 'PATCH', `/secrets/lifecycle/${version}`, { contentType: 'text/plain' });
+    await call('SecretList', 'GET', '/secrets');
+    await call('SecretListVersions', 'GET', '/secrets/lifecycle/versions');
+    const backup = await call('SecretBackup', 'POST', '/secrets/lifecycle/backup');
+    await call('SecretDelete', 'DELETE', '/secrets/lifecycle');
+    await call('SecretListDeleted', 'GET', '/deletedsecrets');
+    await call('SecretGetDeleted', 'GET', '/deletedsecrets/lifecycle');
+    await call('SecretRecover', 'POST', '/deletedsecrets/lifecycle/recover');
+    await call('SecretDelete', 'DELETE', '/secrets/lifecycle');
+    await call('SecretPurge', 'DELETE', '/deletedsecrets/lifecycle', undefined, 204);
+    await call('SecretRestore', 'POST', '/secrets/restore', { value: backup.value });
+    await call('SecretGet', 'GET', '/secrets/nope', undefined, 404);
+    await call('SecretGet', 'GET', '/secrets/lifecycle', undefined, 403, await stranger.token());
+
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, vault, limit: 1000 });
+    const dataEvents = events.filter((e) => e.operation.startsWith('Secret'));
+    const counts = new Map<string, number>();
+    for (const e of dataEvents) {
+      const key = `${e.operation}:${e.status < 300 ? 'ok' : e.status}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    assert.deepEqual(Object.fromEntries([...counts].sort()), Object.fromEntries([...expected].sort()));
+    for (const e of dataEvents) {
+      assert.ok(!JSON.stringify(e).includes(value), `${e.operation} must not hold the value`);
+      assert.equal(e.vault, vault);
+      if (e.status !== 403) assert.equal(e.callerOid, officer.id);
+      else assert.equal(e.callerOid, stranger.id);
+      if (
+        e.operation !== 'SecretList' &&
+        e.operation !== 'SecretListDeleted' &&
+        e.operation !== 'SecretRestore'
+      )
+        assert.match(String(e.target), /\/(deleted)?secrets\/(lifecycle|nope)/i, `${e.operation} target`);
+    }
+    // The API shows the same events to an administrator, and the chain holds.
+    const admin = { authorization: `Bearer ${await s.adminToken()}` };
+    const api = await s.request('GET', `/api/audit?vault=${vault}&operation=SecretSet`, { headers: admin });
+    assert.equal(api.json.value.length, 1);
+    const v = await s.request('POST', '/api/audit/verify', { headers: admin });
+    assert.equal(v.json.ok, true);
+  });
+});
