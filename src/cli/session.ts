@@ -1,9 +1,9 @@
-import { createHash, createPrivateKey, randomUUID, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject, randomUUID, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { SignJWT } from 'jose';
 import { CliError } from './errors.js';
 import { errorMessage, request } from './http.js';
-import { loadDevServer, loadProfile, type Profile, saveProfile } from './state.js';
+import { loadDevServer, loadProfile, type Profile, saveProfile, withStateLock } from './state.js';
 
 export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 export const DEFAULT_SERVER = 'https://localhost:8443';
@@ -55,6 +55,17 @@ export function readCertificateBundle(path: string): { certPem: string; keyPem: 
   return { certPem: cert, keyPem: key, x5tS256: createHash('sha256').update(x.raw).digest('base64url') };
 }
 
+/** PS256 for RSA (as ClientCertificateCredential signs), ES256/ES384 for EC keys by curve. */
+function assertionAlg(key: KeyObject): 'PS256' | 'ES256' | 'ES384' {
+  if (key.asymmetricKeyType === 'rsa') return 'PS256';
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    if (curve === 'prime256v1') return 'ES256';
+    if (curve === 'secp384r1') return 'ES384';
+  }
+  throw new CliError('the certificate key must be RSA, or EC on P-256 or P-384');
+}
+
 /** A signed client assertion (RFC 7523) for the token endpoint. */
 export async function clientAssertion(
   bundle: { keyPem: string; x5tS256: string },
@@ -62,7 +73,7 @@ export async function clientAssertion(
   tokenUrl: string,
 ): Promise<string> {
   const key = createPrivateKey(bundle.keyPem);
-  const alg = key.asymmetricKeyType === 'ec' ? 'ES256' : 'PS256';
+  const alg = assertionAlg(key);
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({})
     .setProtectedHeader({ alg, typ: 'JWT', 'x5t#S256': bundle.x5tS256 })
@@ -107,34 +118,54 @@ export async function getAccessToken(
   g: GlobalOptions,
   resource: string,
 ): Promise<{ token: string; expiresOn: number; profile: Profile }> {
-  const profile = loadProfile();
-  if (!profile) throw new CliError('not logged in: run `latchkey login`');
-  const { server, ca } = resolveServer(g, profile);
   const key = resource.replace(/\/+$/, '');
-  const cached = profile.tokens[key];
-  if (cached && cached.expiresOn - 300 > Date.now() / 1000)
-    return { token: cached.accessToken, expiresOn: cached.expiresOn, profile };
-  const scope = `${key}/.default`;
-  let t: TokenResult;
+  const fresh = (p: Profile) => {
+    const cached = p.tokens[key];
+    return cached && cached.expiresOn - 300 > Date.now() / 1000 ? cached : undefined;
+  };
+  const first = loadProfile();
+  if (!first) throw new CliError('not logged in: run `latchkey login`');
+  const hit = fresh(first);
+  if (hit) return { token: hit.accessToken, expiresOn: hit.expiresOn, profile: first };
+  // Renewing spends the refresh token (one use each): one CLI process at a time, and re-read
+  // the state under the lock, since another process may have renewed it meanwhile.
+  return withStateLock(async () => {
+    const profile = loadProfile();
+    if (!profile) throw new CliError('not logged in: run `latchkey login`');
+    const again = fresh(profile);
+    if (again) return { token: again.accessToken, expiresOn: again.expiresOn, profile };
+    const t = await renew(g, profile, `${key}/.default`);
+    profile.tokens[key] = { accessToken: t.accessToken, expiresOn: t.expiresOn };
+    saveProfile(profile);
+    return { token: t.accessToken, expiresOn: t.expiresOn, profile };
+  });
+}
+
+/** A new access token for `scope` from the login (refresh token, client secret or certificate). */
+async function renew(g: GlobalOptions, profile: Profile, scope: string): Promise<TokenResult> {
+  const { server, ca } = resolveServer(g, profile);
   if (profile.kind === 'user') {
     if (!profile.refreshToken) throw new CliError('the login has expired: run `latchkey login`');
-    t = await tokenRequest(server, ca, profile.tenantId, {
+    const t = await tokenRequest(server, ca, profile.tenantId, {
       grant_type: 'refresh_token',
       client_id: CLI_CLIENT_ID,
       refresh_token: profile.refreshToken,
       scope: `${scope} offline_access`,
     });
     if (t.refreshToken) profile.refreshToken = t.refreshToken;
-  } else if (profile.clientSecret) {
-    t = await tokenRequest(server, ca, profile.tenantId, {
+    return t;
+  }
+  if (profile.clientSecret) {
+    return tokenRequest(server, ca, profile.tenantId, {
       grant_type: 'client_credentials',
       client_id: profile.name,
       client_secret: profile.clientSecret,
       scope,
     });
-  } else if (profile.certificatePath) {
+  }
+  if (profile.certificatePath) {
     const tokenUrl = `${server}/${profile.tenantId}/oauth2/v2.0/token`;
-    t = await tokenRequest(server, ca, profile.tenantId, {
+    return tokenRequest(server, ca, profile.tenantId, {
       grant_type: 'client_credentials',
       client_id: profile.name,
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
@@ -145,24 +176,45 @@ export async function getAccessToken(
       ),
       scope,
     });
-  } else throw new CliError('the login state is incomplete: run `latchkey login`');
-  profile.tokens[key] = { accessToken: t.accessToken, expiresOn: t.expiresOn };
-  saveProfile(profile);
-  return { token: t.accessToken, expiresOn: t.expiresOn, profile };
+  }
+  throw new CliError('the login state is incomplete: run `latchkey login`');
 }
 
-/** A management API call with the login's token; non-2xx becomes a one-line CliError. */
+/**
+ * A provisioning key for this invocation: `LATCHKEY_PROVISIONING_KEY`, or the file named by
+ * `LATCHKEY_PROVISIONING_KEY_FILE`. Never a command-line argument (it would show in `ps` and shell history).
+ */
+export function provisioningKey(): string | undefined {
+  const direct = process.env.LATCHKEY_PROVISIONING_KEY?.trim();
+  if (direct) return direct;
+  const file = process.env.LATCHKEY_PROVISIONING_KEY_FILE;
+  if (!file) return undefined;
+  if (!existsSync(file)) throw new CliError(`provisioning key file not found: ${file}`);
+  const text = readFileSync(file, 'utf8').trim();
+  if (!text) throw new CliError(`provisioning key file is empty: ${file}`);
+  return text;
+}
+
+/** A management API call with the login's token (or a provisioning key); non-2xx becomes a one-line CliError. */
 export async function api<T = unknown>(
   g: GlobalOptions,
   method: string,
   path: string,
   json?: unknown,
 ): Promise<T> {
-  const { token, profile } = await getAccessToken(g, MANAGEMENT_RESOURCE);
-  const { server, ca } = resolveServer(g, profile);
+  const key = provisioningKey();
+  let authorization: string;
+  let profile: Profile | undefined;
+  if (key) authorization = `ProvisioningKey ${key}`;
+  else {
+    const t = await getAccessToken(g, MANAGEMENT_RESOURCE);
+    authorization = `Bearer ${t.token}`;
+    profile = t.profile;
+  }
+  const { server, ca } = resolveServer(g, profile ?? loadProfile());
   const res = await request(method, `${server}${path}`, {
     ca,
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization },
     ...(json !== undefined ? { json } : {}),
   });
   if (res.status >= 400) throw new CliError(errorMessage(res));

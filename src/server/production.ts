@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { DOMAIN_RE } from '../authority/tenants.js';
 import {
   type Config,
@@ -22,6 +23,8 @@ export interface ProductionOptions {
   managementResource?: string;
   logLevel?: Config['logLevel'];
   allowDevCertificate?: boolean;
+  /** Overrides of the protective limits (`--limit name=value`). */
+  limits?: Partial<Config['limits']>;
 }
 
 /**
@@ -49,8 +52,10 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
       problems.push((e as Error).message);
     }
   }
-  if (o.rootKeyFile && /\.latchkey-data/.test(o.rootKeyFile))
-    problems.push('the root key file is the development key of `latchkey up`; create a production key');
+  if (o.rootKeyFile && isDevRootKeyFile(o.rootKeyFile))
+    problems.push(
+      'the root key file is the development key of `latchkey up`; create a production key (latchkey root-key generate --out FILE)',
+    );
   const certPath = o.tlsCert ?? env.LATCHKEY_TLS_CERT;
   const keyPath = o.tlsKey ?? env.LATCHKEY_TLS_KEY;
   let cert = '';
@@ -92,7 +97,7 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     tls: { cert, key },
     rootKey: rootKey!,
     token: { ...DEFAULT_TOKEN_POLICY },
-    limits: { ...DEFAULT_LIMITS },
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
     logLevel: o.logLevel ?? 'info',
   } satisfies Config);
 }
@@ -105,4 +110,14 @@ function readSecretFile(path: string, problems: string[], secret = true): string
   if (secret && (statSync(path).mode & 0o077) !== 0)
     problems.push(`${path} must not be readable by group or others (chmod 600)`);
   return readFileSync(path, 'utf8');
+}
+
+/** A root key inside a `latchkey up` data dir (next to its dev CA or admin credentials) is a dev key. */
+function isDevRootKeyFile(path: string): boolean {
+  const dir = dirname(resolve(path));
+  return (
+    /\.latchkey-data/.test(path) ||
+    existsSync(join(dir, 'tls', 'ca.key')) ||
+    existsSync(join(dir, 'admin-credentials.json'))
+  );
 }

@@ -111,6 +111,12 @@ export function loginCommands(): Command[] {
       });
       const first = (subs.body as { value?: { subscriptionId: string }[] } | undefined)?.value?.[0];
       if (subs.status === 200 && first) profile.subscriptionId = first.subscriptionId;
+      else {
+        // A server without the subscriptions API yet: the dev server told us its default subscription.
+        const dev = loadDevServer();
+        if (dev && dev.server === server && dev.tenantId === acct.tenantId)
+          profile.subscriptionId = dev.subscriptionId;
+      }
       saveProfile(profile);
       print(c, [accountView(profile, acct.tenantDomain)]);
     });

@@ -1,9 +1,6 @@
 import { Command, Option } from 'commander';
 import type { FastifyBaseLogger } from 'fastify';
-import { listenHttps } from '../../http/listen.js';
-import { createLogger } from '../../server/logger.js';
-import { loadProductionConfig } from '../../server/production.js';
-import { createServices } from '../../server/services.js';
+import { collectLimit, LIMIT_FLAG_NAMES, parseLimitFlags } from '../../config/limits.js';
 import { CliError } from '../errors.js';
 import { waitForSignal } from './up.js';
 
@@ -29,7 +26,17 @@ export function serverCommand(): Command {
         .default('info'),
     )
     .option('--json', 'print one JSON line on stdout when ready')
+    .option(
+      '--limit <name=value>',
+      `override a protective limit (repeatable; docs/configuration.md): ${LIMIT_FLAG_NAMES.join(', ')}`,
+      collectLimit,
+    )
     .action(async (o) => {
+      // Loaded on demand (see up.ts): keeps every other command fast to start.
+      const { loadProductionConfig } = await import('../../server/production.js');
+      const { createLogger } = await import('../../server/logger.js');
+      const { createServices } = await import('../../server/services.js');
+      const { listenHttps } = await import('../../http/listen.js');
       let config: ReturnType<typeof loadProductionConfig>;
       try {
         config = loadProductionConfig(
@@ -44,6 +51,7 @@ export function serverCommand(): Command {
             vaultDomain: o.vaultDomain,
             managementResource: o.managementResource,
             logLevel: o.logLevel,
+            limits: parseLimitFlags(o.limit ?? []),
           },
           process.env,
         );
@@ -56,6 +64,10 @@ export function serverCommand(): Command {
         host: config.bindHost,
         port: config.port,
       });
+      // Background jobs (scheduled purge, ...): on PostgreSQL one node at a time runs each.
+      const jobs = services.jobs.start({
+        onError: (job, err) => logger.error({ err, job }, 'background job failed'),
+      });
       const authority = `https://${config.publicHost}${server.port === 443 ? '' : `:${server.port}`}`;
       logger.info({ authority, vaultDomain: config.vaultDomain }, 'latchkey server ready');
       if (o.json)
@@ -63,6 +75,7 @@ export function serverCommand(): Command {
           `${JSON.stringify({ authority, port: server.port, vaultDomain: config.vaultDomain })}\n`,
         );
       await waitForSignal();
+      await jobs.close();
       await server.close();
       await services.close();
     });

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { startUp } from '../../server/up.js';
+import { collectLimit, LIMIT_FLAG_NAMES, parseLimitFlags } from '../../config/limits.js';
 import { CliError } from '../errors.js';
 import { saveDevServer } from '../state.js';
 
@@ -30,8 +30,22 @@ export function upCommand(): Command {
         .default('warn'),
     )
     .option('--json', 'print one JSON line on stdout when ready (for scripts and tests)')
+    .option(
+      '--limit <name=value>',
+      `override a protective limit (repeatable; docs/configuration.md): ${LIMIT_FLAG_NAMES.join(', ')}`,
+      collectLimit,
+    )
     .action(async (o) => {
+      let limits: ReturnType<typeof parseLimitFlags>;
+      try {
+        limits = parseLimitFlags(o.limit ?? []);
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
+      // Loaded on demand: the server modules take ~0.5 s to load, which every other command would pay.
+      const { startUp } = await import('../../server/up.js');
       const handle = await startUp({
+        limits,
         dataDir: o.dataDir,
         host: o.host,
         port: o.port,

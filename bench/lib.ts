@@ -1,0 +1,396 @@
+// Shared benchmark machinery: the server under test in a child process, load
+// generation (autocannon, keep-alive, fixed concurrency, warm-up), in-process
+// micro-benchmarks, percentiles and reporting. See docs/performance.md.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import type { ReadyInfo } from '../src/server/up.js';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(REPO_ROOT, 'bin', 'latchkey.js');
+/** The client id of the CLI (public client for the password grant). */
+const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+
+/** One measured figure. `ratio` = value / baseline when a baseline is given. */
+export interface ResultRow {
+  scenario: string;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  ratio?: number;
+  /** The goal, e.g. '>= 2000' or '< 1000'; `met` says whether value reaches it. */
+  target?: string;
+  met?: boolean;
+}
+
+export interface BenchOptions {
+  /** Seconds of measured load per HTTP run. */
+  durationS: number;
+  /** Seconds of warm-up load before each measured run (not recorded). */
+  warmupS: number;
+  /** Concurrent keep-alive connections. */
+  connections: number;
+  /** Repetitions for start-up measurements. */
+  repeats: number;
+}
+
+export interface BenchContext {
+  options: BenchOptions;
+  /** The shared `latchkey up` child process (started on first use, stopped at the end). */
+  server(): Promise<BenchServer>;
+  record(row: ResultRow): void;
+  /** Progress for people, on stderr (stdout stays clean for --json). */
+  log(message: string): void;
+  /** A temp dir removed when the run ends. */
+  tmpDir(prefix: string): string;
+}
+
+export interface Scenario {
+  /** Short id used by `--only` (e.g. 'tokens'). */
+  name: string;
+  description: string;
+  run(ctx: BenchContext): Promise<void>;
+}
+
+/** Checks a value against a target such as '>= 2000' or '< 1000'. */
+export function meets(value: number, target: string): boolean {
+  const m = /^(>=|<=|>|<)\s*([\d.]+)$/.exec(target.trim());
+  if (!m) return false;
+  const t = Number(m[2]);
+  switch (m[1]) {
+    case '>=':
+      return value >= t;
+    case '<=':
+      return value <= t;
+    case '>':
+      return value > t;
+    default:
+      return value < t;
+  }
+}
+
+const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+/** Completes a result: rounds it, adds the ratio to its baseline and whether it meets its target. */
+export function row(r: ResultRow): ResultRow {
+  const out: ResultRow = { ...r, value: round(r.value, 2) };
+  if (r.baseline !== undefined) out.baseline = round(r.baseline, 2);
+  if (r.baseline !== undefined && r.baseline > 0) out.ratio = round(r.value / r.baseline, 4);
+  if (r.target !== undefined) out.met = meets(r.value, r.target);
+  return out;
+}
+
+// ---------------------------------------------------------------- statistics
+
+/** The p-th percentile (0–100) of `values`, nearest-rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export const median = (values: readonly number[]): number => percentile(values, 50);
+
+// ---------------------------------------------------------------- processes
+
+export interface ChildServer<T> {
+  info: T;
+  child: ChildProcess;
+  /** Milliseconds from spawn to the JSON ready line. */
+  readyMs: number;
+  stderr(): string;
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Spawns `node bin/latchkey.js ...args` (a separate process: its event loop
+ * and the load generator's never share a thread) and waits for its JSON line.
+ */
+export function spawnLatchkey<T>(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer<T>> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(kill);
+    return code;
+  };
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`latchkey ${args[0]} not ready after 60 s:\n${err}`));
+    }, 60_000);
+    let ready = false;
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      const line = out
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.startsWith('{'));
+      if (ready || !line) return;
+      ready = true;
+      clearTimeout(timer);
+      const readyMs = performance.now() - t0;
+      resolvePromise({ info: JSON.parse(line) as T, child, readyMs, stderr: () => err, stop });
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`latchkey ${args[0]} exited (${code}) before ready:\n${err}`));
+    });
+  });
+}
+
+/** `latchkey up --json` on port 0 with `dataDir`. */
+export const spawnUp = (dataDir: string, configDir: string) =>
+  spawnLatchkey<ReadyInfo>(
+    ['up', '--json', '--port', '0', '--identity-port', '0', '--data-dir', dataDir, '--log-level', 'warn'],
+    { LATCHKEY_CONFIG_DIR: configDir },
+  );
+
+// ---------------------------------------------------------------- the server under test
+
+export interface HttpResult {
+  status: number;
+  text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are arbitrary JSON
+  json: any;
+}
+
+export interface BenchServer {
+  info: ReadyInfo;
+  /** The dev CA (PEM) the server's certificate chains to. */
+  ca: string;
+  /** Host and port for load generators (127.0.0.1: no resolver in the loop). */
+  hostPort: string;
+  request(
+    method: string,
+    pathOrUrl: string,
+    opts?: { json?: unknown; form?: Record<string, string>; token?: string },
+  ): Promise<HttpResult>;
+  adminToken(resource?: string): Promise<string>;
+  /** A new service principal with a client secret (or a registered certificate). */
+  createServicePrincipal(
+    name: string,
+    certificatePem?: string,
+  ): Promise<{ appId: string; objectId: string; secret?: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(tmp: string): Promise<BenchServer> {
+  const p = await spawnUp(join(tmp, 'data'), join(tmp, 'config'));
+  const ca = readFileSync(p.info.caCertPath, 'utf8');
+  const port = new URL(p.info.authority).port;
+  const agent = new https.Agent({ ca, keepAlive: true, servername: 'localhost' });
+  const request: BenchServer['request'] = (method, pathOrUrl, o = {}) =>
+    new Promise((res, rej) => {
+      const headers: Record<string, string> = { host: `localhost:${port}` };
+      let body: string | undefined;
+      if (o.json !== undefined) {
+        body = JSON.stringify(o.json);
+        headers['content-type'] = 'application/json';
+      } else if (o.form) {
+        body = new URLSearchParams(o.form).toString();
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+      }
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      const path = pathOrUrl.startsWith('https://') ? new URL(pathOrUrl).pathname : pathOrUrl;
+      const req = https.request({ host: '127.0.0.1', port, path, method, headers, agent }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {}
+          res({ status: r.statusCode ?? 0, text, json });
+        });
+      });
+      req.on('error', rej);
+      if (body) req.write(body);
+      req.end();
+    });
+  const admin = JSON.parse(readFileSync(p.info.adminCredentialsPath, 'utf8')) as {
+    userName: string;
+    password: string;
+  };
+  const tokens = new Map<string, string>();
+  const adminToken = async (resource = p.info.managementResource) => {
+    const hit = tokens.get(resource);
+    if (hit) return hit;
+    const r = await request('POST', `/${p.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'password',
+        client_id: CLI_CLIENT_ID,
+        username: admin.userName,
+        password: admin.password,
+        scope: `${resource}/.default`,
+      },
+    });
+    if (r.status !== 200) throw new Error(`admin token: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    tokens.set(resource, r.json.access_token);
+    return r.json.access_token as string;
+  };
+  return {
+    info: p.info,
+    ca,
+    hostPort: `127.0.0.1:${port}`,
+    request,
+    adminToken,
+    async createServicePrincipal(name, certificatePem) {
+      const r = await request('POST', '/api/directory/servicePrincipals', {
+        token: await adminToken(),
+        json: {
+          displayName: name,
+          credential: certificatePem
+            ? { type: 'AsymmetricX509Cert', certificate: certificatePem }
+            : { type: 'Password' },
+        },
+      });
+      if (r.status !== 201)
+        throw new Error(`create service principal: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+      return {
+        appId: r.json.servicePrincipal.appId,
+        objectId: r.json.servicePrincipal.id,
+        ...(r.json.credential?.secretText ? { secret: r.json.credential.secretText } : {}),
+      };
+    },
+    async stop() {
+      agent.destroy();
+      await p.stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- load generation
+
+export interface LoadSpec {
+  /** Absolute https URL (the host should be 127.0.0.1:port; `host` sets the Host header). */
+  url: string;
+  host: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Builds each request's body (e.g. a fresh client assertion); runs in the load generator. */
+  nextBody?: () => string;
+}
+
+export interface LoadResult {
+  rps: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+}
+
+/**
+ * Fixed-concurrency load over keep-alive HTTPS connections with autocannon:
+ * `warmupS` seconds unrecorded, then `durationS` seconds measured.
+ */
+export async function load(spec: LoadSpec, o: BenchOptions): Promise<LoadResult> {
+  const headers = { host: spec.host, ...spec.headers };
+  const opts = {
+    url: spec.url,
+    connections: o.connections,
+    method: spec.method ?? 'GET',
+    headers,
+    ...(spec.body !== undefined ? { body: spec.body } : {}),
+    ...(spec.nextBody
+      ? {
+          requests: [
+            {
+              setupRequest: (req: { body?: string | Buffer }) => ({ ...req, body: spec.nextBody!() }),
+            },
+          ],
+        }
+      : {}),
+    servername: 'localhost',
+    timeout: 10,
+  };
+  if (o.warmupS > 0) await autocannon({ ...opts, duration: o.warmupS });
+  const r = await autocannon({ ...opts, duration: o.durationS });
+  return {
+    rps: r['2xx'] / r.duration,
+    requests: r.requests.total,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
+  };
+}
+
+/** Runs `fn` back to back for about `ms` milliseconds (after a short warm-up); operations per second. */
+export async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms: number): Promise<number> {
+  const warm = performance.now() + Math.min(300, ms / 4);
+  while (performance.now() < warm) await fn();
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + ms;
+  while (performance.now() < end) {
+    for (let i = 0; i < 50; i++) await fn();
+    n += 50;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+// ---------------------------------------------------------------- reporting
+
+const fmt = (v: number | undefined, digits = 0): string => {
+  if (v === undefined || Number.isNaN(v)) return '';
+  if (Math.abs(v) < 10 && digits === 0) return v.toFixed(2);
+  return v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+};
+
+/** A plain-text table for people. */
+export function formatTable(rows: readonly ResultRow[]): string {
+  const head = ['scenario', 'metric', 'value', 'unit', 'baseline', 'ratio', 'target', ''];
+  const body = rows.map((r) => [
+    r.scenario,
+    r.metric,
+    fmt(r.value),
+    r.unit,
+    fmt(r.baseline),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(3)}×`,
+    r.target ?? '',
+    r.met === undefined ? '' : r.met ? 'ok' : 'MISSED',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const right = new Set([2, 4, 5]);
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+/** Creates and tracks temp dirs for a run. */
+export function tempDirs(): { make(prefix: string): string; cleanup(): void } {
+  const dirs: string[] = [];
+  return {
+    make(prefix) {
+      const d = mkdtempSync(join(tmpdir(), prefix));
+      dirs.push(d);
+      return d;
+    },
+    cleanup() {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
