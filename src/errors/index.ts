@@ -62,6 +62,8 @@ export interface ErrorOptions {
   cause?: unknown;
   /** Entra-style numeric error codes (AADSTS...), shown in OAuth errors. */
   aadCodes?: number[];
+  /** Azure's `innererror.code` (e.g. `SecretDisabled` under a 403 `Forbidden`), shown in vault errors. */
+  inner?: string;
 }
 
 export class LatchkeyError extends Error {
@@ -69,6 +71,7 @@ export class LatchkeyError extends Error {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly aadCodes: number[];
+  readonly inner: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -77,6 +80,7 @@ export class LatchkeyError extends Error {
     this.status = options.status ?? ERROR_STATUS[code];
     this.headers = options.headers ?? {};
     this.aadCodes = options.aadCodes ?? [];
+    this.inner = options.inner;
   }
 }
 

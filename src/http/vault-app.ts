@@ -1,9 +1,28 @@
-import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifyBaseLogger as Logger } from 'fastify';
+import { LatchkeyError } from '../errors/index.js';
 import type { Services } from '../server/services.js';
+import { vaultEvent } from '../vault/audit.js';
+import { isVaultName } from '../vault/model.js';
+import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
+import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
+import { keyRoutes } from './routes/keys.js';
+import { secretRoutes } from './routes/secrets.js';
+import { createCachingVerifier } from './token-cache.js';
+import { setVaultContext, VAULT_API_VERSION_RE } from './vault-context.js';
 
-/** The Key Vault data plane, served at `https://{vault}.{vaultDomain}`. */
+/**
+ * The Key Vault data plane, served at `https://{vault}.{vaultDomain}`.
+ *
+ * Every request is authenticated in `onRequest`, before its body is read: the
+ * Azure SDKs first send a request without a token and with the body stripped,
+ * and expect a 401 challenge naming the authority, the vault's tenant and the
+ * vault resource. An unauthenticated caller learns what Azure reveals (the
+ * vault's tenant; an unknown vault answers with the installation's default
+ * tenant, so it looks like a vault of that tenant). After authentication, an
+ * unknown, soft-deleted or other-tenant vault is 404 VaultNotFound.
+ */
 export async function createVaultApp(
   services: Services,
   logger: Logger,
@@ -15,6 +34,79 @@ export async function createVaultApp(
       .code(404)
       .send({ error: { code: 'NotFound', message: 'The requested operation is not supported.' } }),
   );
+  // Tokens are reused across requests: verify each signature once (the principal is still checked every time).
+  const verifier = createCachingVerifier({
+    verifier: services.verifier,
+    clock: services.clock,
+    bus: services.bus,
+  });
+  const authenticate = createAuthenticator({
+    verifier,
+    principals: services.principals,
+    limiter: services.principalLimiter,
+  });
+  const suffix = `.${services.config.vaultDomain}`;
+  let defaultTenant: string | undefined;
+  const fallbackTenant = async (): Promise<string> => {
+    if (defaultTenant) return defaultTenant;
+    const row = await services.db.get<{ value: string }>(
+      "SELECT value FROM meta WHERE key = 'default_tenant'",
+    );
+    const t = row?.value ?? (await services.tenants.list())[0]?.id;
+    if (t) defaultTenant = t;
+    return t ?? 'organizations';
+  };
+
+  const onRequest = async (req: FastifyRequest) => {
+    const host = hostOf(req);
+    const bare = host.replace(/:\d{1,5}$/, '');
+    const name = bare.endsWith(suffix) ? bare.slice(0, -suffix.length) : '';
+    const found = name ? await services.vaults.byName(name) : undefined;
+    const vault = found && found.deletedAt === null ? found : undefined;
+    const tenantId = vault?.tenantId ?? (await fallbackTenant());
+    const caller = await authenticate(req, [services.vaultResource], {
+      authorization: `${issuerBaseOf(req, services.issuerBases())}/${tenantId}`,
+      resource: services.vaultResource,
+    });
+    const meta = requestMeta(req);
+    if (!vault || vault.tenantId !== caller.tenantId) {
+      services.audit
+        .record(
+          vaultEvent(
+            caller,
+            meta,
+            'VaultNotFound',
+            `https://${host}${req.url.split('?')[0]!.slice(0, 200)}`,
+            null,
+            404,
+          ),
+        )
+        .catch((err) => req.log.error({ err }, 'audit record failed'));
+      throw new LatchkeyError(
+        'VaultNotFound',
+        `Vault not found: ${isVaultName(name) ? name : 'no vault at this host'}.`,
+      );
+    }
+    const apiVersion = queryParam(req, 'api-version');
+    if (apiVersion === undefined)
+      throw new LatchkeyError('BadParameter', 'The api-version query parameter is required.');
+    if (!VAULT_API_VERSION_RE.test(apiVersion))
+      throw new LatchkeyError(
+        'BadParameter',
+        `The specified version (${apiVersion.slice(0, 20)}) is not recognized. Consider using the latest supported version (2025-07-01).`,
+      );
+    setVaultContext(req, {
+      caller,
+      meta,
+      vault,
+      baseUrl: services.vaultBaseUrl(vault.nameLower),
+      responseBase: `https://${host}`,
+      apiVersion,
+    });
+  };
+  app.addHook('onRequest', onRequest);
+  await app.register(secretRoutes, { services });
+  await app.register(keyRoutes, { services });
   await app.ready();
   return { app, handler: handler() };
 }

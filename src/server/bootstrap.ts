@@ -20,8 +20,9 @@ export interface BootstrapResult {
  */
 export async function bootstrapDefaults(
   s: Services,
-  opts: { adminCredentialsPath?: string; authority?: string } = {},
+  opts: { adminCredentialsPath?: string; authority?: string; tenantDomain?: string } = {},
 ): Promise<BootstrapResult> {
+  const domain = opts.tenantDomain ?? DEFAULT_TENANT_DOMAIN;
   return s.db.transaction(async (tx) => {
     await tx.lock('latchkey:bootstrap');
     const existing = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
@@ -32,12 +33,12 @@ export async function bootstrapDefaults(
       return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin?.value ?? '' };
     }
     const tenant = await s.tenants.create(
-      { displayName: 'Default Directory', domain: DEFAULT_TENANT_DOMAIN },
+      { displayName: 'Default Directory', domain },
       tx,
     );
     const sub = await s.scopes.defaultSubscription(tenant.id, tx);
     const password = generateSecret('', 18);
-    const userName = `admin@${DEFAULT_TENANT_DOMAIN}`;
+    const userName = `admin@${domain}`;
     const admin = await s.principals.createUser(
       tenant.id,
       { userName, displayName: 'Administrator', password },

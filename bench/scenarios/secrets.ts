@@ -1,0 +1,196 @@
+// Secret GET through the whole path (TLS, token check, authorization, decryption, audit) against a
+// bare node:https server answering a body of the same size, in the same run; and secret SET per second.
+import { type ChildProcess, spawn } from 'node:child_process';
+import https from 'node:https';
+import { join } from 'node:path';
+import { type BenchContext, type LoadResult, load, REPO_ROOT, row, type Scenario } from '../lib.js';
+
+const SERVER = join(REPO_ROOT, 'bench', 'servers', 'secrets-server.ts');
+const VALUE_BYTES = 1024;
+
+interface Child<T> {
+  info: T;
+  stop(): Promise<void>;
+}
+
+/** Spawns the bench server script in its own process and waits for its JSON line. */
+function spawnServer<T>(args: string[]): Promise<Child<T>> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(kill);
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bench server not ready after 60 s:\n${err}`));
+    }, 60_000);
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (!line) return;
+      clearTimeout(timer);
+      resolve({ info: JSON.parse(line) as T, stop });
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`bench server exited before ready:\n${err}`));
+    });
+  });
+}
+
+/** One request straight to 127.0.0.1 with a Host header (no certificate check: setup only). */
+function once(
+  port: number,
+  host: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+) {
+  return new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { host, ...headers },
+        rejectUnauthorized: false,
+        servername: 'localhost',
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
+function recordLoad(
+  ctx: BenchContext,
+  metric: string,
+  r: LoadResult,
+  unit: string,
+  baseline?: number,
+  target?: string,
+) {
+  ctx.record(
+    row({
+      scenario: 'secrets',
+      metric: `${metric} throughput`,
+      value: r.rps,
+      unit,
+      ...(baseline !== undefined ? { baseline } : {}),
+      ...(target ? { target } : {}),
+    }),
+  );
+  ctx.record(
+    row({ scenario: 'secrets', metric: `${metric} latency p50`, value: r.latencyMs.p50, unit: 'ms' }),
+  );
+  ctx.record(
+    row({ scenario: 'secrets', metric: `${metric} latency p99`, value: r.latencyMs.p99, unit: 'ms' }),
+  );
+  if (r.non2xx || r.errors) {
+    ctx.record(
+      row({
+        scenario: 'secrets',
+        metric: `${metric} failed requests`,
+        value: r.non2xx + r.errors,
+        unit: 'requests',
+      }),
+    );
+    ctx.log(`  WARNING: ${metric}: ${r.non2xx} non-2xx responses, ${r.errors} connection errors`);
+  }
+}
+
+const scenario: Scenario = {
+  name: 'secrets',
+  description: `secret GET (full path, ${VALUE_BYTES} B value) vs bare node:https with the same body; secret SET/s`,
+  async run(ctx) {
+    const dataDir = ctx.tmpDir('latchkey-bench-secrets-');
+    const lk = await spawnServer<{ port: number; vaultHost: string; token: string }>([
+      'latchkey',
+      dataDir,
+      '1',
+    ]);
+    let bare: Child<{ port: number }> | undefined;
+    try {
+      const { port, vaultHost, token } = lk.info;
+      const auth = { authorization: `Bearer ${token}` };
+      const path = '/secrets/bench-secret?api-version=7.5';
+      const set = await once(
+        port,
+        vaultHost,
+        'PUT',
+        path,
+        { ...auth, 'content-type': 'application/json' },
+        JSON.stringify({ value: 's'.repeat(VALUE_BYTES) }),
+      );
+      if (set.status !== 200)
+        throw new Error(`secret set failed: HTTP ${set.status} ${set.text.slice(0, 200)}`);
+      const got = await once(port, vaultHost, 'GET', path, auth);
+      if (got.status !== 200)
+        throw new Error(`secret get failed: HTTP ${got.status} ${got.text.slice(0, 200)}`);
+      const bodyBytes = Buffer.byteLength(got.text);
+      bare = await spawnServer<{ port: number }>(['bare', dataDir, String(bodyBytes)]);
+
+      ctx.log(`  bare node:https, ${bodyBytes} B body (${ctx.options.connections} connections) …`);
+      const base = await load(
+        { url: `https://127.0.0.1:${bare.info.port}${path}`, host: vaultHost, headers: auth },
+        ctx.options,
+      );
+      recordLoad(ctx, 'bare https GET', base, 'req/s');
+      ctx.log(`  latchkey secret GET (${ctx.options.connections} connections) …`);
+      const get = await load(
+        { url: `https://127.0.0.1:${port}${path}`, host: vaultHost, headers: auth },
+        ctx.options,
+      );
+      recordLoad(ctx, 'secret GET', get, 'req/s', base.rps, '>= 0.5 of bare');
+      ctx.record(
+        row({
+          scenario: 'secrets',
+          metric: 'secret GET / bare https',
+          value: get.rps / base.rps,
+          unit: 'ratio',
+          target: '>= 0.5',
+        }),
+      );
+
+      ctx.log(`  latchkey secret SET (${ctx.options.connections} connections) …`);
+      const put = await load(
+        {
+          url: `https://127.0.0.1:${port}/secrets/bench-set?api-version=7.5`,
+          host: vaultHost,
+          method: 'PUT',
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: JSON.stringify({ value: 's'.repeat(VALUE_BYTES) }),
+        },
+        ctx.options,
+      );
+      recordLoad(ctx, 'secret SET', put, 'sets/s');
+    } finally {
+      await bare?.stop();
+      await lk.stop();
+    }
+  },
+};
+
+export default scenario;

@@ -1,0 +1,126 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Caller } from '../../access/caller.js';
+import { scopeCovers } from '../../access/decision.js';
+import { LatchkeyError } from '../../errors/index.js';
+import type { ResourceGroup, Subscription } from '../../management/scopes.js';
+import type { Services } from '../../server/services.js';
+import { vaultEvent } from '../../vault/audit.js';
+import type { Authenticate } from '../auth.js';
+import { requestMeta } from '../request.js';
+import { parse } from '../validate.js';
+import { requireApiVersion } from './arm-request.js';
+
+const RG_ACTIONS = {
+  read: 'Microsoft.Resources/subscriptions/resourceGroups/read',
+  write: 'Microsoft.Resources/subscriptions/resourceGroups/write',
+};
+const subParam = z.object({ sub: z.string().min(1).max(64) });
+const rgParams = z.object({ sub: z.string().min(1).max(64), rg: z.string().min(1).max(90) });
+const rgBody = z.object({
+  location: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[a-zA-Z0-9 -]+$/)
+    .optional(),
+});
+
+const subscriptionView = (s: Subscription) => ({
+  id: `/subscriptions/${s.subscriptionId}`,
+  authorizationSource: 'RoleBased',
+  subscriptionId: s.subscriptionId,
+  tenantId: s.tenantId,
+  displayName: s.displayName,
+  state: 'Enabled',
+  subscriptionPolicies: {
+    locationPlacementId: 'Public_2014-09-01',
+    quotaId: 'Latchkey',
+    spendingLimit: 'Off',
+  },
+});
+const groupView = (g: ResourceGroup) => ({
+  id: g.id,
+  name: g.name,
+  type: 'Microsoft.Resources/resourceGroups',
+  location: g.location,
+  properties: { provisioningState: 'Succeeded' },
+});
+
+/** ARM subscriptions and resource groups (what `az account list` and `az group` see). */
+export async function subscriptionRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; authenticate: Authenticate },
+): Promise<void> {
+  const s = opts.services;
+  const caller = async (req: FastifyRequest) => {
+    const c = await opts.authenticate(req, [s.config.managementResource]);
+    requireApiVersion(req, '2022-12-01');
+    return c;
+  };
+  /** As in Azure, a subscription is listed when the caller has a role assignment at, above or inside it. */
+  const visible = async (c: Caller, subs: Subscription[]) => {
+    if (c.provisioningScopes) return subs;
+    const scopes = (await s.access.list(c.tenantId, { principalId: c.oid })).map((a) => a.scope);
+    return subs.filter((sub) => {
+      const id = `/subscriptions/${sub.subscriptionId}`;
+      return scopes.some((sc) => scopeCovers(sc, id) || scopeCovers(id, sc));
+    });
+  };
+
+  app.get('/subscriptions', async (req) => {
+    const c = await caller(req);
+    return { value: (await visible(c, await s.scopes.listSubscriptions(c.tenantId))).map(subscriptionView) };
+  });
+
+  app.get('/subscriptions/:sub', async (req) => {
+    const c = await caller(req);
+    const { sub } = parse(subParam, req.params, 'path');
+    const found = await visible(c, [await s.scopes.subscription(c.tenantId, sub)]);
+    if (!found[0])
+      throw new LatchkeyError(
+        'ResourceNotFound',
+        `The subscription '${sub.slice(0, 64)}' could not be found.`,
+      );
+    return subscriptionView(found[0]);
+  });
+
+  app.get('/subscriptions/:sub/resourcegroups', async (req) => {
+    const c = await caller(req);
+    const { sub } = parse(subParam, req.params, 'path');
+    const subscription = await s.scopes.subscription(c.tenantId, sub);
+    const groups = await s.scopes.listResourceGroups(c.tenantId, subscription.subscriptionId);
+    const out = [];
+    for (const g of groups) if (await s.access.allows(c, RG_ACTIONS.read, g.id)) out.push(groupView(g));
+    return { value: out };
+  });
+
+  app.get('/subscriptions/:sub/resourcegroups/:rg', async (req) => {
+    const c = await caller(req);
+    const { sub, rg } = parse(rgParams, req.params, 'path');
+    const subscription = await s.scopes.subscription(c.tenantId, sub);
+    const g = await s.scopes.resourceGroup(c.tenantId, subscription.subscriptionId, rg);
+    await s.access.require(c, RG_ACTIONS.read, g.id);
+    return groupView(g);
+  });
+
+  app.put('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
+    const c = await caller(req);
+    const { sub, rg } = parse(rgParams, req.params, 'path');
+    const body = parse(rgBody, req.body);
+    const subscription = await s.scopes.subscription(c.tenantId, sub);
+    const id = `/subscriptions/${subscription.subscriptionId}/resourceGroups/${rg}`;
+    await s.access.require(c, RG_ACTIONS.write, id);
+    const { group, created } = await s.db.transaction(async (tx) => {
+      const existing = await s.scopes
+        .resourceGroup(c.tenantId, subscription.subscriptionId, rg, tx)
+        .catch(() => undefined);
+      if (existing) return { group: existing, created: false };
+      const location = body.location?.replaceAll(' ', '').toLowerCase() ?? 'local';
+      const g = await s.scopes.ensureResourceGroup(c.tenantId, subscription.subscriptionId, rg, tx, location);
+      await s.audit.append(tx, vaultEvent(c, requestMeta(req), 'ResourceGroupCreate', g.id, null, 201));
+      return { group: g, created: true };
+    });
+    return reply.code(created ? 201 : 200).send(groupView(group));
+  });
+}

@@ -1,0 +1,9 @@
+import type { UpExtension } from '../server/up.js';
+
+/** `latchkey up` component: runs the registered background jobs (purge, ...) until shutdown. */
+export const backgroundJobs: UpExtension = async ({ services, logger }) => {
+  const running = services.jobs.start({
+    onError: (job, err) => logger.error({ err, job }, 'background job failed'),
+  });
+  return { close: () => running.close() };
+};

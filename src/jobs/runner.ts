@@ -1,0 +1,87 @@
+import type { Clock } from '../lib/clock.js';
+import type { Database } from '../storage/port.js';
+
+/** A background job: runs every `intervalMs` with the current time. Must be idempotent and bounded per run. */
+export interface Job {
+  name: string;
+  intervalMs: number;
+  run(now: number): Promise<void>;
+}
+
+export interface RunningJobs {
+  close(): Promise<void>;
+}
+
+/**
+ * The background-job registry and runner. Components add their jobs at
+ * composition time; `start` runs each on its interval (never overlapping
+ * itself). On PostgreSQL each run holds a transaction-scoped advisory lock
+ * taken with `pg_try_advisory_xact_lock`, so with several nodes only one runs a
+ * job at a time and the others skip that round; on SQLite there is one node.
+ */
+export function createJobs(deps: { db: Database; clock: Clock }) {
+  const { db, clock } = deps;
+  const jobs = new Map<string, Job>();
+
+  const runLocked = async (job: Job, now: number): Promise<boolean> => {
+    if (db.dialect !== 'postgres') {
+      await job.run(now);
+      return true;
+    }
+    return db.transaction(async (tx) => {
+      const r = await tx.get<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [
+        `latchkey:job:${job.name}`,
+      ]);
+      if (!r?.ok) return false;
+      await job.run(now);
+      return true;
+    });
+  };
+
+  return {
+    add(job: Job): void {
+      if (jobs.has(job.name)) throw new Error(`job ${job.name} is already registered`);
+      jobs.set(job.name, job);
+    },
+    names(): string[] {
+      return [...jobs.keys()];
+    },
+    /** Runs one job now (tests, admin). False when another node holds its lock. */
+    async runNow(name: string, now = clock.now()): Promise<boolean> {
+      const job = jobs.get(name);
+      if (!job) throw new Error(`no job named ${name}`);
+      return runLocked(job, now);
+    },
+    /** Starts every registered job on its interval; `close` stops them and waits for runs in flight. */
+    start(opts: { onError: (job: string, e: unknown) => void }): RunningJobs {
+      let closed = false;
+      const timers = new Set<NodeJS.Timeout>();
+      const inFlight = new Set<Promise<unknown>>();
+      const schedule = (job: Job) => {
+        if (closed) return;
+        const t = setTimeout(() => {
+          timers.delete(t);
+          const p = runLocked(job, clock.now())
+            .catch((e) => opts.onError(job.name, e))
+            .finally(() => {
+              inFlight.delete(p);
+              schedule(job);
+            });
+          inFlight.add(p);
+        }, job.intervalMs);
+        t.unref();
+        timers.add(t);
+      };
+      for (const job of jobs.values()) schedule(job);
+      return {
+        async close() {
+          closed = true;
+          for (const t of timers) clearTimeout(t);
+          timers.clear();
+          await Promise.allSettled([...inFlight]);
+        },
+      };
+    },
+  };
+}
+export type Jobs = ReturnType<typeof createJobs>;

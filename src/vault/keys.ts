@@ -1,0 +1,509 @@
+import type { AuditLog } from '../audit/log.js';
+import type { Sealer } from '../crypto/envelope.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import { newVersionId } from '../lib/ids.js';
+import type { Database, Queryable } from '../storage/port.js';
+import { type KeyBackup, openKeyBackup, sealKeyBackup } from './key-backup.js';
+import type { KeyCache } from './key-cache.js';
+import {
+  decodeCursor,
+  deletedKeyNotFound,
+  encodeCursor,
+  isNameCursor,
+  isVersionCursor,
+  type KeyCallContext,
+  type KeyGuard,
+  keyNotFound,
+  KEY_OPERATIONS as OPS,
+  pageSize,
+  retentionMs,
+} from './key-guard.js';
+import {
+  generateMaterial,
+  importMaterial,
+  type KeyMaterial,
+  type KeySpec,
+  type PrivateJwk,
+  specOf,
+} from './key-material.js';
+import {
+  checkCurve,
+  checkKeyName,
+  checkKeyOps,
+  checkKeyType,
+  checkKeyVersion,
+  type KeyRecord,
+  RSA_SIZES,
+} from './key-model.js';
+import { expiryFor } from './key-rotation.js';
+import { keyFromRow, keyStore as store } from './key-store.js';
+import { checkTags, checkWindow } from './secret-rules.js';
+import type { Page } from './secrets.js';
+
+export interface KeyAttributesInput {
+  enabled?: boolean;
+  /** Epoch ms; null clears (update). */
+  nbf?: number | null;
+  exp?: number | null;
+  /** Exportable keys need a release policy (secure key release), which is not offered. */
+  exportable?: boolean;
+}
+export interface CreateKeyInput extends KeyAttributesInput {
+  kty: string;
+  size?: number;
+  exponent?: number;
+  curve?: string;
+  keyOps?: string[] | null;
+  tags?: Record<string, string> | null;
+  releasePolicy?: unknown;
+}
+export interface ImportKeyInput extends KeyAttributesInput {
+  jwk: Record<string, unknown>;
+  hsm?: boolean;
+  tags?: Record<string, string> | null;
+  releasePolicy?: unknown;
+}
+export interface UpdateKeyInput extends KeyAttributesInput {
+  keyOps?: string[] | null;
+  tags?: Record<string, string> | null;
+  releasePolicy?: unknown;
+}
+/** The vault a key lives in, as storage needs it (AAD binding, retention). */
+export interface KeyVaultRef {
+  id: string;
+  tenantId: string;
+}
+
+const bad = (message: string) => new LatchkeyError('BadParameter', message);
+const deletedConflict = (name: string) =>
+  new LatchkeyError(
+    'Conflict',
+    `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`,
+  );
+
+/** Attribute rules shared by create, import and update. */
+function checkAttributes(a: KeyAttributesInput & { releasePolicy?: unknown }) {
+  if (a.exportable === true || (a.releasePolicy !== undefined && a.releasePolicy !== null))
+    throw bad(
+      'Exportable keys and key release policies (secure key release) are not supported by this vault.',
+    );
+}
+
+function specFrom(input: CreateKeyInput): KeySpec {
+  const kty = checkKeyType(input.kty);
+  if (kty === 'RSA') {
+    if (input.curve !== undefined) throw bad('crv applies to EC keys only.');
+    const size = input.size ?? 2048;
+    if (!(RSA_SIZES as readonly number[]).includes(size))
+      throw bad(`key_size ${size} is not supported for RSA keys: use ${RSA_SIZES.join(', ')}.`);
+    const exponent = input.exponent ?? 65537;
+    if (!Number.isSafeInteger(exponent) || exponent < 3 || exponent > 0xffffffff || exponent % 2 === 0)
+      throw bad('public_exponent must be an odd integer from 3 to 4294967295 (usually 65537).');
+    return { kty, size, exponent };
+  }
+  if (input.exponent !== undefined) throw bad('public_exponent applies to RSA keys only.');
+  return { kty, curve: checkCurve(input.curve ?? 'P-256') };
+}
+
+/**
+ * The Key Vault keys data plane (lifecycle): create and import, versions,
+ * update, soft delete, recover, purge, backup and restore, rotate. Private
+ * keys are sealed (AES-256-GCM) with AAD `key|tenant|vault|name|version` and
+ * never leave the vault except inside a sealed backup.
+ */
+export function createKeys(deps: {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  audit: AuditLog;
+  guard: KeyGuard;
+  cache: KeyCache;
+  /** The canonical URL of a vault by its lower-case name (audit targets of jobs). */
+  baseUrlOf: (vaultNameLower: string) => string;
+}) {
+  const { db, clock, sealer, guard, cache } = deps;
+  const aad = (v: KeyVaultRef, nameLower: string, version: string) =>
+    `key|${v.tenantId}|${v.id}|${nameLower}|${version}`;
+  const seal = (v: KeyVaultRef, nameLower: string, version: string, p: PrivateJwk) =>
+    sealer.seal(JSON.stringify(p), aad(v, nameLower, version));
+  const unseal = (v: KeyVaultRef, nameLower: string, version: string, blob: Buffer) =>
+    JSON.parse(sealer.open(blob, aad(v, nameLower, version)).toString('utf8')) as PrivateJwk;
+
+  /** Adds a version (new key or new current version); refused while the name is held by a deleted key. */
+  const addVersion = async (
+    q: Queryable,
+    vault: KeyVaultRef,
+    name: string,
+    m: KeyMaterial,
+    a: {
+      keyOps: KeyRecord['keyOps'];
+      tags: Record<string, string> | null;
+      enabled: boolean;
+      nbf: number | null;
+      exp: number | null;
+    },
+  ): Promise<KeyRecord> => {
+    const now = clock.now();
+    const version = newVersionId();
+    const nameLower = name.toLowerCase();
+    const stored = await store.upsertKey(q, vault.id, name, version, now);
+    if (stored === undefined) throw deletedConflict(name);
+    const rec: KeyRecord = {
+      name: stored,
+      version,
+      kty: m.kty,
+      jwk: m.jwk,
+      ...a,
+      created: now,
+      updated: now,
+      deletedAt: null,
+      scheduledPurgeAt: null,
+    };
+    await store.insertVersion(q, vault.id, nameLower, {
+      ...rec,
+      sealed: seal(vault, nameLower, version, m.privateJwk),
+    });
+    return rec;
+  };
+
+  /**
+   * Rotation: a new version like the current one (type, size or curve,
+   * operations, tags), expiring per the policy. The key pair is generated
+   * before the transaction (RSA 4096 takes a while); `commit` re-reads the key.
+   */
+  const prepareRotation = async (vault: KeyVaultRef, nameLower: string) => {
+    const row = await store.find(db, vault.id, nameLower);
+    if (!row || row.deleted_at !== null) return undefined;
+    return { material: await generateMaterial(specOf(keyFromRow(row).jwk)) };
+  };
+  const commitRotation = async (
+    q: Queryable,
+    vault: KeyVaultRef,
+    nameLower: string,
+    material: KeyMaterial,
+  ) => {
+    const row = await store.find(q, vault.id, nameLower);
+    if (!row || row.deleted_at !== null) return undefined;
+    const cur = keyFromRow(row);
+    const policy = await store.getPolicy(q, vault.id, nameLower);
+    const expiryTime = policy
+      ? (JSON.parse(policy.policy) as { expiryTime: string | null }).expiryTime
+      : null;
+    return addVersion(q, vault, cur.name, material, {
+      keyOps: cur.keyOps,
+      tags: cur.tags,
+      enabled: true,
+      nbf: null,
+      exp: expiryFor({ expiryTime }, clock.now()),
+    });
+  };
+
+  async function pageOf(
+    ctx: KeyCallContext,
+    deleted: boolean,
+    after: string,
+    size: number,
+  ): Promise<Page<KeyRecord>> {
+    const rows = await store.page(db, ctx.vault.id, deleted, after, size + 1);
+    const items = rows.slice(0, size).map(keyFromRow);
+    const last = items[items.length - 1];
+    return rows.length > size && last
+      ? { items, next: encodeCursor({ n: last.name.toLowerCase() }) }
+      : { items };
+  }
+
+  return {
+    aad,
+    unseal,
+    prepareRotation,
+    commitRotation,
+
+    /** `POST /keys/{name}/create`: a new key, or a new version of an existing one. */
+    async create(ctx: KeyCallContext, rawName: string, input: CreateKeyInput): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      const spec = specFrom(input);
+      const keyOps = checkKeyOps(spec.kty, input.keyOps);
+      checkTags(input.tags);
+      checkAttributes(input);
+      checkWindow(input.nbf ?? null, input.exp ?? null);
+      await guard.precheck(ctx, OPS.create, name);
+      const material = await generateMaterial(spec);
+      return guard.write(ctx, OPS.create, name, (tx) =>
+        addVersion(tx, ctx.vault, name, material, {
+          keyOps,
+          tags: input.tags ?? null,
+          enabled: input.enabled ?? true,
+          nbf: input.nbf ?? null,
+          exp: input.exp ?? null,
+        }),
+      );
+    },
+
+    /** `PUT /keys/{name}`: imports a JWK with its private parts as a new key or version. */
+    async import(ctx: KeyCallContext, rawName: string, input: ImportKeyInput): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      checkTags(input.tags);
+      checkAttributes(input);
+      checkWindow(input.nbf ?? null, input.exp ?? null);
+      if (input.hsm === true)
+        throw bad('Importing into an HSM is not supported: this vault keeps software-protected keys.');
+      return guard.write(ctx, OPS.import, name, async (tx) => {
+        const material = importMaterial(input.jwk);
+        const ops = input.jwk.key_ops;
+        if (
+          ops !== undefined &&
+          ops !== null &&
+          (!Array.isArray(ops) || ops.some((o) => typeof o !== 'string'))
+        )
+          throw bad('key.key_ops must be an array of key operations.');
+        return addVersion(tx, ctx.vault, name, material, {
+          keyOps: checkKeyOps(material.kty, ops as string[] | undefined),
+          tags: input.tags ?? null,
+          enabled: input.enabled ?? true,
+          nbf: input.nbf ?? null,
+          exp: input.exp ?? null,
+        });
+      });
+    },
+
+    /** The public key and attributes of the latest (or a given) version. A disabled version is refused (403), as Azure does. */
+    async get(ctx: KeyCallContext, rawName: string, rawVersion?: string): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      const version = rawVersion === undefined ? undefined : checkKeyVersion(rawVersion);
+      return guard.read(ctx, OPS.get, name, async () => {
+        const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
+        if (Number(row.enabled) !== 1)
+          throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled key.', {
+            inner: 'KeyDisabled',
+          });
+        return keyFromRow(row);
+      });
+    },
+
+    /** `PATCH /keys/{name}/{version}`: attributes, key operations and tags; never the key material. */
+    async update(
+      ctx: KeyCallContext,
+      rawName: string,
+      rawVersion: string | undefined,
+      patch: UpdateKeyInput,
+    ): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      const version = rawVersion === undefined ? undefined : checkKeyVersion(rawVersion);
+      checkTags(patch.tags);
+      checkAttributes(patch);
+      return guard.write(ctx, OPS.update, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower, version);
+        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
+        const cur = keyFromRow(row);
+        const next: KeyRecord = {
+          ...cur,
+          keyOps: patch.keyOps === undefined ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),
+          tags: patch.tags === undefined ? cur.tags : patch.tags,
+          enabled: patch.enabled ?? cur.enabled,
+          nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
+          exp: patch.exp === undefined ? cur.exp : patch.exp,
+          updated: clock.now(),
+        };
+        checkWindow(next.nbf, next.exp);
+        await store.updateVersion(tx, ctx.vault.id, nameLower, next);
+        return next;
+      });
+    },
+
+    async list(ctx: KeyCallContext, opts: { max?: number; after?: string }): Promise<Page<KeyRecord>> {
+      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
+      return guard.read(ctx, OPS.list, null, () => pageOf(ctx, false, after, pageSize(opts.max)));
+    },
+
+    async listVersions(
+      ctx: KeyCallContext,
+      rawName: string,
+      opts: { max?: number; after?: string },
+    ): Promise<Page<KeyRecord>> {
+      const name = checkKeyName(rawName);
+      const after = decodeCursor(opts.after, isVersionCursor);
+      const size = pageSize(opts.max);
+      return guard.read(ctx, OPS.versions, name, async () => {
+        const rows = await store.versions(
+          db,
+          ctx.vault.id,
+          name.toLowerCase(),
+          after && { created: after.c, version: after.v },
+          size + 1,
+        );
+        const items = rows.slice(0, size).map(keyFromRow);
+        const last = items[items.length - 1];
+        return rows.length > size && last
+          ? { items, next: encodeCursor({ c: last.created, v: last.version }) }
+          : { items };
+      });
+    },
+
+    /** Soft delete: the key (all versions, and its policy) is recoverable until its scheduled purge date. */
+    async delete(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      return guard.write(ctx, OPS.delete, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at !== null) throw keyNotFound(name);
+        const now = clock.now();
+        const purgeAt = now + retentionMs(ctx);
+        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
+        return { ...keyFromRow(row), deletedAt: now, scheduledPurgeAt: purgeAt };
+      });
+    },
+
+    async listDeleted(ctx: KeyCallContext, opts: { max?: number; after?: string }): Promise<Page<KeyRecord>> {
+      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
+      return guard.read(ctx, OPS.listDeleted, null, () => pageOf(ctx, true, after, pageSize(opts.max)));
+    },
+
+    async getDeleted(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      return guard.read(ctx, OPS.getDeleted, name, async () => {
+        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
+        return keyFromRow(row);
+      });
+    },
+
+    async recover(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      return guard.write(ctx, OPS.recover, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
+        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
+        return { ...keyFromRow(row), deletedAt: null, scheduledPurgeAt: null };
+      });
+    },
+
+    /** Permanent deletion of a deleted key; refused while the vault has purge protection. */
+    async purge(ctx: KeyCallContext, rawName: string): Promise<void> {
+      const name = checkKeyName(rawName);
+      await guard.write(ctx, OPS.purge, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
+        if (ctx.vault.enablePurgeProtection)
+          throw new LatchkeyError(
+            'Forbidden',
+            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
+          );
+        await store.purge(tx, ctx.vault.id, nameLower);
+        cache.evict(ctx.vault.id, nameLower);
+        return { name: row.name };
+      });
+    },
+
+    /** A sealed blob with every version (private keys included) and the rotation policy; restorable only here. */
+    async backup(ctx: KeyCallContext, rawName: string): Promise<Buffer> {
+      const name = checkKeyName(rawName);
+      return guard.read(ctx, OPS.backup, name, async () => {
+        const nameLower = name.toLowerCase();
+        const rows = await store.allVersions(db, ctx.vault.id, nameLower);
+        const first = rows[0];
+        if (!first || first.deleted_at !== null) throw keyNotFound(name);
+        const policy = await store.getPolicy(db, ctx.vault.id, nameLower);
+        const backup: KeyBackup = {
+          v: 1,
+          tenantId: ctx.vault.tenantId,
+          name: first.name,
+          current: first.current_version,
+          policy: policy
+            ? {
+                ...JSON.parse(policy.policy),
+                created: Number(policy.created_at),
+                updated: Number(policy.updated_at),
+              }
+            : null,
+          versions: rows.map((r) => {
+            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, ...rest } = keyFromRow(r);
+            return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, r.private_sealed!) };
+          }),
+        };
+        return sealKeyBackup(sealer, backup);
+      });
+    },
+
+    /** Restores a backup (all versions, same version ids, the policy); the name must be free in this vault. */
+    async restore(ctx: KeyCallContext, blob: Buffer): Promise<KeyRecord> {
+      return guard.write(ctx, OPS.restore, null, async (tx) => {
+        const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
+        const nameLower = b.name.toLowerCase();
+        if (await store.exists(tx, ctx.vault.id, nameLower))
+          throw new LatchkeyError(
+            'Conflict',
+            `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
+          );
+        await store.upsertKey(tx, ctx.vault.id, b.name, b.current, clock.now());
+        for (const v of b.versions) {
+          const { privateJwk, ...rest } = v;
+          await store.insertVersion(tx, ctx.vault.id, nameLower, {
+            ...rest,
+            sealed: seal(ctx.vault, nameLower, v.version, privateJwk),
+          });
+        }
+        if (b.policy) {
+          const { created, updated, ...policy } = b.policy;
+          await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(policy), updated, created);
+        }
+        const { privateJwk: _p, ...cur } = b.versions.find((v) => v.version === b.current)!;
+        return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
+      });
+    },
+
+    /** `POST /keys/{name}/rotate`: a new current version now. */
+    async rotate(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
+      const name = checkKeyName(rawName);
+      const nameLower = name.toLowerCase();
+      await guard.precheck(ctx, OPS.rotate, name);
+      const prepared = await prepareRotation(ctx.vault, nameLower);
+      return guard.write(ctx, OPS.rotate, name, async (tx) => {
+        const r = prepared && (await commitRotation(tx, ctx.vault, nameLower, prepared.material));
+        if (!r) throw keyNotFound(name);
+        return r;
+      });
+    },
+
+    /** Purge job: deleted keys past their scheduled purge date go for good. Returns how many. */
+    async purgeDue(now: number, limit = 500): Promise<number> {
+      const due = await db.all<{
+        vault_id: string;
+        name_lower: string;
+        tenant_id: string;
+        vault: string;
+        name: string;
+      }>(
+        `SELECT k.vault_id, k.name_lower, k.name, v.tenant_id, v.name_lower AS vault FROM keys k JOIN vaults v ON v.id = k.vault_id
+         WHERE k.scheduled_purge_at IS NOT NULL AND k.scheduled_purge_at <= $1 ORDER BY k.scheduled_purge_at LIMIT $2`,
+        [now, limit],
+      );
+      for (const d of due) {
+        await db.transaction(async (tx) => {
+          const still = await tx.get(
+            'SELECT 1 AS x FROM keys WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3',
+            [d.vault_id, d.name_lower, now],
+          );
+          if (!still) return;
+          await store.purge(tx, d.vault_id, d.name_lower);
+          cache.evict(d.vault_id, d.name_lower);
+          await deps.audit.append(tx, {
+            tenantId: d.tenant_id,
+            callerKind: 'system',
+            operation: 'KeyPurge',
+            target: `${deps.baseUrlOf(d.vault)}/keys/${d.name}`,
+            vault: d.vault,
+            status: 200,
+            details: { scheduled: true },
+          });
+        });
+      }
+      return due.length;
+    },
+  };
+}
+export type Keys = ReturnType<typeof createKeys>;
