@@ -32,10 +32,7 @@ export async function bootstrapDefaults(
       const admin = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'admin_user'");
       return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin?.value ?? '' };
     }
-    const tenant = await s.tenants.create(
-      { displayName: 'Default Directory', domain },
-      tx,
-    );
+    const tenant = await s.tenants.create({ displayName: 'Default Directory', domain }, tx);
     const sub = await s.scopes.defaultSubscription(tenant.id, tx);
     const password = generateSecret('', 18);
     const userName = `admin@${domain}`;
