@@ -292,33 +292,56 @@ describe('latchkey server (production) refuses dev defaults', () => {
     writeFileSync(certFile, leaf.certPem);
     writeFileSync(tlsKeyFile, leaf.keyPem, { mode: 0o600 });
 
+    const serverArgs = [
+      '--json',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--root-key-file',
+      keyFile,
+      '--tls-cert',
+      certFile,
+      '--tls-key',
+      tlsKeyFile,
+      '--storage',
+      `sqlite:${join(root, 'prod.db')}`,
+      '--public-host',
+      'localhost',
+      '--vault-domain',
+      'vault.localhost',
+      '--log-level',
+      'warn',
+    ];
+    // An empty database needs an explicit bootstrap: no silent default admin in production.
+    const refused = await runCli(['server', ...serverArgs], { configDir: cfg });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no tenant yet: start once with --bootstrap-admin FILE/);
+    const adminFile = join(root, 'prod-admin.json');
     const p = await spawnServer<{ authority: string; port: number; vaultDomain: string }>(
-      [
-        'server',
-        '--json',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--root-key-file',
-        keyFile,
-        '--tls-cert',
-        certFile,
-        '--tls-key',
-        tlsKeyFile,
-        '--storage',
-        `sqlite:${join(root, 'prod.db')}`,
-        '--public-host',
-        'localhost',
-        '--vault-domain',
-        'vault.localhost',
-        '--log-level',
-        'warn',
-      ],
+      ['server', ...serverArgs, '--bootstrap-admin', adminFile, '--tenant-domain', 'corp.example'],
       { configDir: cfg },
     );
     try {
       assert.ok(p.info.port > 0);
+      assert.equal(mode(adminFile), 0o600);
+      const adminCreds = JSON.parse(readFileSync(adminFile, 'utf8')) as {
+        userName: string;
+        password: string;
+        tenantId: string;
+      };
+      assert.equal(adminCreds.userName, 'admin@corp.example');
+      const tok = await request('POST', `${p.info.authority}/corp.example/oauth2/v2.0/token`, {
+        ca: ca.certPem,
+        form: {
+          grant_type: 'password',
+          client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+          username: adminCreds.userName,
+          password: adminCreds.password,
+          scope: 'https://management.latchkey.localhost/.default',
+        },
+      });
+      assert.equal(tok.status, 200, tok.text);
       assert.equal(p.info.authority, `https://localhost:${p.info.port}`);
       assert.equal(p.info.vaultDomain, 'vault.localhost');
       const health = await request('GET', `${p.info.authority}/healthz`, { ca: ca.certPem });
