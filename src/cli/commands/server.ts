@@ -27,6 +27,11 @@ export function serverCommand(): Command {
     )
     .option('--json', 'print one JSON line on stdout when ready')
     .option(
+      '--bootstrap-admin <file>',
+      'first start only: create the tenant and an admin user, writing its password to this new 0600 file',
+    )
+    .option('--tenant-domain <domain>', 'domain of the tenant created by --bootstrap-admin', 'latchkey.local')
+    .option(
       '--limit <name=value>',
       `override a protective limit (repeatable; docs/configuration.md): ${LIMIT_FLAG_NAMES.join(', ')}`,
       collectLimit,
@@ -60,6 +65,30 @@ export function serverCommand(): Command {
       }
       const logger = createLogger(config.logLevel);
       const services = await createServices(config);
+      const bootstrapped = await services.db.get<{ value: string }>(
+        "SELECT value FROM meta WHERE key = 'default_tenant'",
+      );
+      if (!bootstrapped) {
+        if (!o.bootstrapAdmin) {
+          await services.close();
+          throw new CliError(
+            'this database has no tenant yet: start once with --bootstrap-admin FILE (and --tenant-domain) to create one and its admin',
+          );
+        }
+        const { existsSync } = await import('node:fs');
+        if (existsSync(o.bootstrapAdmin)) {
+          await services.close();
+          throw new CliError(`--bootstrap-admin ${o.bootstrapAdmin} already exists; name a new file`);
+        }
+        const { bootstrapDefaults } = await import('../../server/bootstrap.js');
+        await bootstrapDefaults(services, {
+          adminCredentialsPath: o.bootstrapAdmin,
+          tenantDomain: o.tenantDomain,
+        });
+        process.stderr.write(
+          `created tenant ${o.tenantDomain}; admin credentials written to ${o.bootstrapAdmin}\n`,
+        );
+      }
       const server = await listenHttps(services, logger as unknown as FastifyBaseLogger, {
         host: config.bindHost,
         port: config.port,
