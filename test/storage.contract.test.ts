@@ -289,6 +289,26 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM contract_items');
     });
 
+    test('a relaxed transaction commits and rolls back like any other', async () => {
+      await db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['relaxed']), { relaxed: true });
+      assert.equal(await count(db), 1);
+      await assert.rejects(
+        db.transaction(
+          async (tx) => {
+            await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['relaxed-2']);
+            throw new Error('undo relaxed');
+          },
+          { relaxed: true },
+        ),
+        /undo relaxed/,
+      );
+      assert.equal(await count(db), 1);
+      // the next ordinary transaction is unaffected
+      await db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['durable']));
+      assert.equal(await count(db), 2);
+      await db.run('DELETE FROM contract_items');
+    });
+
     test('db.* inside a transaction uses it: sees its writes and rolls back with it', async () => {
       await assert.rejects(
         db.transaction(async (tx) => {

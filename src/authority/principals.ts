@@ -81,6 +81,9 @@ export function validateIdentifierUri(uri: string): string {
 
 export function createPrincipals(deps: { db: Database; clock: Clock; bus: ChangeBus }) {
   const { db, clock, bus } = deps;
+  const STATE_TTL_MS = 1_000;
+  const stateCache = new Map<string, { at: number; principal: Principal | undefined }>();
+  bus.subscribe('principal', (id) => stateCache.delete(id.toLowerCase()));
   const insert = async (p: Principal, passwordHash: string | null, q: Queryable) => {
     await q.run(
       `INSERT INTO principals (id, tenant_id, kind, app_id, display_name, user_name, password_hash, identifier_uri,
@@ -118,6 +121,22 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
       if (!isGuid(id)) return undefined;
       const r = await db.get<PrincipalRow>('SELECT * FROM principals WHERE id = $1', [id.toLowerCase()]);
       return r && fromRow(r);
+    },
+    /**
+     * The principal's current state for request authentication, cached for at most
+     * one second and dropped at once when this node changes it (or hears of a change).
+     * Bounds how long a disabled or deleted principal can act: immediately here,
+     * within a second anywhere.
+     */
+    async current(id: string): Promise<Principal | undefined> {
+      const key = id.toLowerCase();
+      const hit = stateCache.get(key);
+      const now = clock.now();
+      if (hit && now - hit.at < STATE_TTL_MS) return hit.principal;
+      const p = await this.getById(key);
+      if (stateCache.size >= 50_000) stateCache.clear();
+      stateCache.set(key, { at: now, principal: p });
+      return p;
     },
     async byAppId(tenantId: string, appId: string, q: Queryable = db): Promise<Principal | undefined> {
       if (!isGuid(appId)) return undefined;

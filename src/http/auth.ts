@@ -51,7 +51,7 @@ export function createAuthenticator(deps: {
     } catch (e) {
       throw fail(e instanceof LatchkeyError ? e.message : 'The access token could not be verified.', e);
     }
-    const p = await principals.getById(claims.oid);
+    const p = await principals.current(claims.oid);
     if (!p || p.tenantId !== claims.tid) throw fail('The principal behind this token no longer exists.');
     if (!p.enabled) throw fail('The principal behind this token is disabled.');
     deps.limiter?.take(p.id);

@@ -34,8 +34,14 @@ export type Dialect = 'sqlite' | 'postgres';
 
 export interface Database extends Queryable {
   readonly dialect: Dialect;
-  /** Runs `fn` in one transaction: commits if it resolves, rolls back if it throws. */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction: commits if it resolves, rolls back if it throws.
+   * `relaxed: true` trades durability against power loss for speed on this one
+   * commit (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`):
+   * still atomic and safe against a process crash. Only for records whose loss in
+   * a power failure is acceptable (audit records of reads); never for acknowledged writes.
+   */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { relaxed?: boolean }): Promise<T>;
   /** True when the database answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -44,13 +44,17 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
   return {
     dialect: 'postgres',
     ...base,
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(
+      fn: (tx: Transaction) => Promise<T>,
+      options: { relaxed?: boolean } = {},
+    ): Promise<T> {
       const current = inTx.getStore();
       if (current) return fn(current); // nested: join the open transaction
       const client = await pool.connect();
       let broken = false;
       try {
         await client.query('BEGIN');
+        if (options.relaxed) await client.query('SET LOCAL synchronous_commit TO OFF');
         const tx: Transaction = {
           ...wrap(client),
           async lock(name: string) {

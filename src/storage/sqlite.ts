@@ -117,10 +117,14 @@ export function openSqlite(path: string): Database {
   return {
     dialect: 'sqlite',
     ...outside,
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(
+      fn: (tx: Transaction) => Promise<T>,
+      options: { relaxed?: boolean } = {},
+    ): Promise<T> {
       const current = inTx.getStore();
       if (current) return fn(current); // nested: join the open transaction
       const release = await mutex.acquire();
+      if (options.relaxed) db.pragma('synchronous = NORMAL');
       try {
         db.exec('BEGIN IMMEDIATE');
         const tx: Transaction = { ...q, lock: async () => {} };
@@ -133,6 +137,7 @@ export function openSqlite(path: string): Database {
           throw e;
         }
       } finally {
+        if (options.relaxed && db.open) db.pragma('synchronous = FULL');
         release();
       }
     },

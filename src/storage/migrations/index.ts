@@ -2,6 +2,10 @@ import type { Migration } from '../port.js';
 import { m0001 } from './0001_core.js';
 import { m0002 } from './0002_audit.js';
 import { m0003 } from './0003_access.js';
+import { m0004 } from './0004_vault.js';
+import { m0005 } from './0005_identity.js';
+import { m0006 } from './0006_provisioning.js';
+import { m0007 } from './0007_keys.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
-export const ALL_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003];
+export const ALL_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
