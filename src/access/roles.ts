@@ -100,7 +100,8 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
     description: 'Perform any action on the keys of a key vault, except manage permissions.',
     actions: ['Microsoft.Authorization/*/read', `${KV}/*/read`],
     notActions: [],
-    dataActions: [`${KV}/keys/*`],
+    // Azure's: keys and their rotation policies; plus `rng/action` (Latchkey serves `/rng` on vaults, Azure on Managed HSM).
+    dataActions: [`${KV}/keys/*`, `${KV}/keyrotationpolicies/*`, `${KV}/rng/action`],
     notDataActions: [],
   },
   {
@@ -119,6 +120,7 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
       `${KV}/keys/unwrap/action`,
       `${KV}/keys/sign/action`,
       `${KV}/keys/verify/action`,
+      `${KV}/rng/action`,
     ],
     notDataActions: [],
   },

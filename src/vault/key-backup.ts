@@ -1,8 +1,20 @@
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import type { Database } from '../storage/port.js';
+import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import type { PrivateJwk } from './key-material.js';
-import { KEY_OPS, type KeyOp, type KeyType, type PublicJwk } from './key-model.js';
+import {
+  checkKeyName,
+  KEY_OPS,
+  type KeyOp,
+  type KeyRecord,
+  type KeyType,
+  type PublicJwk,
+} from './key-model.js';
 import type { LifetimeAction } from './key-rotation.js';
+import type { KeySealing } from './key-sealing.js';
+import { keyFromRow, keyStore as store } from './key-store.js';
 import { isObjectName, VERSION_RE } from './model.js';
 
 /** What a key backup holds: every version with its private key, and the rotation policy. Only ever stored sealed. */
@@ -83,3 +95,77 @@ export function openKeyBackup(sealer: Sealer, tenantId: string, blob: Buffer): K
   if (!ok) throw invalid();
   return b;
 }
+
+/**
+ * `POST /keys/{name}/backup` and `POST /keys/restore`: every version with its
+ * private key, and the rotation policy, in one sealed blob.
+ */
+export function createKeyBackups(deps: {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  sealing: KeySealing;
+  guard: KeyGuard;
+}) {
+  const { db, clock, sealer, guard } = deps;
+  const { seal, unseal } = deps.sealing;
+  return {
+    /** A sealed blob with every version (private keys included) and the rotation policy; restorable only here. */
+    async backup(ctx: KeyCallContext, rawName: string): Promise<Buffer> {
+      const name = checkKeyName(rawName);
+      return guard.read(ctx, OPS.backup, name, async () => {
+        const nameLower = name.toLowerCase();
+        const rows = await store.allVersions(db, ctx.vault.id, nameLower);
+        const first = rows[0];
+        if (!first || first.deleted_at !== null) throw keyNotFound(name);
+        const policy = await store.getPolicy(db, ctx.vault.id, nameLower);
+        const backup: KeyBackup = {
+          v: 1,
+          tenantId: ctx.vault.tenantId,
+          name: first.name,
+          current: first.current_version,
+          policy: policy
+            ? {
+                ...JSON.parse(policy.policy),
+                created: Number(policy.created_at),
+                updated: Number(policy.updated_at),
+              }
+            : null,
+          versions: rows.map((r) => {
+            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, ...rest } = keyFromRow(r);
+            return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, r.private_sealed!) };
+          }),
+        };
+        return sealKeyBackup(sealer, backup);
+      });
+    },
+
+    /** Restores a backup (all versions, same version ids, the policy); the name must be free in this vault. */
+    async restore(ctx: KeyCallContext, blob: Buffer): Promise<KeyRecord> {
+      return guard.write(ctx, OPS.restore, null, async (tx) => {
+        const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
+        const nameLower = b.name.toLowerCase();
+        if (await store.exists(tx, ctx.vault.id, nameLower))
+          throw new LatchkeyError(
+            'Conflict',
+            `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
+          );
+        await store.upsertKey(tx, ctx.vault.id, b.name, b.current, clock.now());
+        for (const v of b.versions) {
+          const { privateJwk, ...rest } = v;
+          await store.insertVersion(tx, ctx.vault.id, nameLower, {
+            ...rest,
+            sealed: seal(ctx.vault, nameLower, v.version, privateJwk),
+          });
+        }
+        if (b.policy) {
+          const { created, updated, ...policy } = b.policy;
+          await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(policy), updated, created);
+        }
+        const { privateJwk: _p, ...cur } = b.versions.find((v) => v.version === b.current)!;
+        return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
+      });
+    },
+  };
+}
+export type KeyBackups = ReturnType<typeof createKeyBackups>;

@@ -4,16 +4,18 @@ import type { Sealer } from '../crypto/envelope.js';
 import type { Jobs } from '../jobs/runner.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
+import { createKeyBackups } from './key-backup.js';
 import { createKeyCache } from './key-cache.js';
 import { createKeyGuard } from './key-guard.js';
 import { keyPurgeJob, keyRotationJob } from './key-jobs.js';
 import { createKeyOperations } from './key-operations.js';
 import { createKeyPolicies } from './key-policies.js';
+import { createKeySealing } from './key-sealing.js';
 import { createKeys } from './keys.js';
 
 /**
  * The keys part of the vault data plane, wired together: lifecycle
- * (`keys`), crypto operations and random bytes (`keyOperations`), rotation
+ * (`keys`), backup and restore (`keyBackups`), crypto operations and random bytes (`keyOperations`), rotation
  * policies (`keyPolicies`), and their background jobs (rotation, purge).
  */
 export function createKeyDomain(deps: {
@@ -34,10 +36,12 @@ export function createKeyDomain(deps: {
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
   const cache = createKeyCache();
-  const keys = createKeys({ db, clock, sealer, audit, guard, cache, baseUrlOf });
-  const keyOperations = createKeyOperations({ db, clock, guard, cache, keys });
+  const sealing = createKeySealing(sealer);
+  const keys = createKeys({ db, clock, sealing, audit, guard, cache, baseUrlOf });
+  const keyBackups = createKeyBackups({ db, clock, sealer, sealing, guard });
+  const keyOperations = createKeyOperations({ db, clock, guard, cache, sealing });
   const keyPolicies = createKeyPolicies({ db, clock, audit, guard, keys, baseUrlOf });
   deps.jobs.add(keyRotationJob({ policies: keyPolicies }));
   deps.jobs.add(keyPurgeJob({ keys }));
-  return { keys, keyOperations, keyPolicies };
+  return { keys, keyBackups, keyOperations, keyPolicies };
 }

@@ -15,8 +15,8 @@ import {
   SIGNATURE_ALGS,
   type SignatureAlg,
 } from './key-model.js';
+import type { KeySealing } from './key-sealing.js';
 import { keyFromRow, keyStore } from './key-store.js';
-import type { Keys } from './keys.js';
 
 export interface CryptoResult {
   /** The full key id's parts: the version that did the work. */
@@ -76,7 +76,7 @@ export function createKeyOperations(deps: {
   clock: Clock;
   guard: KeyGuard;
   cache: KeyCache;
-  keys: Pick<Keys, 'unseal'>;
+  sealing: Pick<KeySealing, 'unseal'>;
 }) {
   const { db, clock, guard, cache } = deps;
 
@@ -116,7 +116,7 @@ export function createKeyOperations(deps: {
           const hit = cache.get(ctx.vault.id, nameLower, rec.version);
           if (hit) return hit;
           const loaded = loadKey(
-            deps.keys.unseal(ctx.vault, nameLower, rec.version, row.private_sealed!),
+            deps.sealing.unseal(ctx.vault, nameLower, rec.version, row.private_sealed!),
             rec.jwk,
           );
           cache.set(ctx.vault.id, nameLower, rec.version, loaded);

@@ -1,10 +1,8 @@
 import type { AuditLog } from '../audit/log.js';
-import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
-import { type KeyBackup, openKeyBackup, sealKeyBackup } from './key-backup.js';
 import type { KeyCache } from './key-cache.js';
 import {
   decodeCursor,
@@ -19,14 +17,7 @@ import {
   pageSize,
   retentionMs,
 } from './key-guard.js';
-import {
-  generateMaterial,
-  importMaterial,
-  type KeyMaterial,
-  type KeySpec,
-  type PrivateJwk,
-  specOf,
-} from './key-material.js';
+import { generateMaterial, importMaterial, type KeyMaterial, type KeySpec, specOf } from './key-material.js';
 import {
   checkCurve,
   checkKeyName,
@@ -37,6 +28,7 @@ import {
   RSA_SIZES,
 } from './key-model.js';
 import { expiryFor } from './key-rotation.js';
+import type { KeySealing, KeyVaultRef } from './key-sealing.js';
 import { keyFromRow, keyStore as store } from './key-store.js';
 import { checkTags, checkWindow } from './secret-rules.js';
 import type { Page } from './secrets.js';
@@ -68,11 +60,6 @@ export interface UpdateKeyInput extends KeyAttributesInput {
   keyOps?: string[] | null;
   tags?: Record<string, string> | null;
   releasePolicy?: unknown;
-}
-/** The vault a key lives in, as storage needs it (AAD binding, retention). */
-export interface KeyVaultRef {
-  id: string;
-  tenantId: string;
 }
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
@@ -108,27 +95,22 @@ function specFrom(input: CreateKeyInput): KeySpec {
 
 /**
  * The Key Vault keys data plane (lifecycle): create and import, versions,
- * update, soft delete, recover, purge, backup and restore, rotate. Private
- * keys are sealed (AES-256-GCM) with AAD `key|tenant|vault|name|version` and
- * never leave the vault except inside a sealed backup.
+ * update, soft delete, recover, purge, rotate (backup and restore: key-backup.ts).
+ * Private keys are sealed (key-sealing.ts) and never leave the vault except
+ * inside a sealed backup.
  */
 export function createKeys(deps: {
   db: Database;
   clock: Clock;
-  sealer: Sealer;
+  sealing: KeySealing;
   audit: AuditLog;
   guard: KeyGuard;
   cache: KeyCache;
   /** The canonical URL of a vault by its lower-case name (audit targets of jobs). */
   baseUrlOf: (vaultNameLower: string) => string;
 }) {
-  const { db, clock, sealer, guard, cache } = deps;
-  const aad = (v: KeyVaultRef, nameLower: string, version: string) =>
-    `key|${v.tenantId}|${v.id}|${nameLower}|${version}`;
-  const seal = (v: KeyVaultRef, nameLower: string, version: string, p: PrivateJwk) =>
-    sealer.seal(JSON.stringify(p), aad(v, nameLower, version));
-  const unseal = (v: KeyVaultRef, nameLower: string, version: string, blob: Buffer) =>
-    JSON.parse(sealer.open(blob, aad(v, nameLower, version)).toString('utf8')) as PrivateJwk;
+  const { db, clock, guard, cache } = deps;
+  const { seal } = deps.sealing;
 
   /** Adds a version (new key or new current version); refused while the name is held by a deleted key. */
   const addVersion = async (
@@ -214,8 +196,6 @@ export function createKeys(deps: {
   }
 
   return {
-    aad,
-    unseal,
     prepareRotation,
     commitRotation,
 
@@ -300,7 +280,7 @@ export function createKeys(deps: {
         const cur = keyFromRow(row);
         const next: KeyRecord = {
           ...cur,
-          keyOps: patch.keyOps === undefined ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),
+          keyOps: patch.keyOps == null ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),
           tags: patch.tags === undefined ? cur.tags : patch.tags,
           enabled: patch.enabled ?? cur.enabled,
           nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
@@ -396,63 +376,6 @@ export function createKeys(deps: {
         await store.purge(tx, ctx.vault.id, nameLower);
         cache.evict(ctx.vault.id, nameLower);
         return { name: row.name };
-      });
-    },
-
-    /** A sealed blob with every version (private keys included) and the rotation policy; restorable only here. */
-    async backup(ctx: KeyCallContext, rawName: string): Promise<Buffer> {
-      const name = checkKeyName(rawName);
-      return guard.read(ctx, OPS.backup, name, async () => {
-        const nameLower = name.toLowerCase();
-        const rows = await store.allVersions(db, ctx.vault.id, nameLower);
-        const first = rows[0];
-        if (!first || first.deleted_at !== null) throw keyNotFound(name);
-        const policy = await store.getPolicy(db, ctx.vault.id, nameLower);
-        const backup: KeyBackup = {
-          v: 1,
-          tenantId: ctx.vault.tenantId,
-          name: first.name,
-          current: first.current_version,
-          policy: policy
-            ? {
-                ...JSON.parse(policy.policy),
-                created: Number(policy.created_at),
-                updated: Number(policy.updated_at),
-              }
-            : null,
-          versions: rows.map((r) => {
-            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, ...rest } = keyFromRow(r);
-            return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, r.private_sealed!) };
-          }),
-        };
-        return sealKeyBackup(sealer, backup);
-      });
-    },
-
-    /** Restores a backup (all versions, same version ids, the policy); the name must be free in this vault. */
-    async restore(ctx: KeyCallContext, blob: Buffer): Promise<KeyRecord> {
-      return guard.write(ctx, OPS.restore, null, async (tx) => {
-        const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
-        const nameLower = b.name.toLowerCase();
-        if (await store.exists(tx, ctx.vault.id, nameLower))
-          throw new LatchkeyError(
-            'Conflict',
-            `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
-          );
-        await store.upsertKey(tx, ctx.vault.id, b.name, b.current, clock.now());
-        for (const v of b.versions) {
-          const { privateJwk, ...rest } = v;
-          await store.insertVersion(tx, ctx.vault.id, nameLower, {
-            ...rest,
-            sealed: seal(ctx.vault, nameLower, v.version, privateJwk),
-          });
-        }
-        if (b.policy) {
-          const { created, updated, ...policy } = b.policy;
-          await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(policy), updated, created);
-        }
-        const { privateJwk: _p, ...cur } = b.versions.find((v) => v.version === b.current)!;
-        return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
       });
     },
 

@@ -1,0 +1,67 @@
+import { seconds } from '../../lib/clock.js';
+import type { KeyRecord } from '../../vault/key-model.js';
+import type { RotationPolicy } from '../../vault/key-rotation.js';
+import { recoveryLevel, type Vault } from '../../vault/model.js';
+
+/** Azure's KeyAttributes: epoch seconds; nbf/exp only when set. */
+function attributes(r: KeyRecord, vault: Vault) {
+  return {
+    enabled: r.enabled,
+    ...(r.nbf !== null ? { nbf: seconds(r.nbf) } : {}),
+    ...(r.exp !== null ? { exp: seconds(r.exp) } : {}),
+    created: seconds(r.created),
+    updated: seconds(r.updated),
+    recoveryLevel: recoveryLevel(vault),
+    recoverableDays: vault.softDeleteRetentionInDays,
+    exportable: false,
+  };
+}
+
+export const keyId = (base: string, r: Pick<KeyRecord, 'name' | 'version'>) =>
+  `${base}/keys/${r.name}/${r.version}`;
+
+const deletedFields = (base: string, r: KeyRecord) => ({
+  recoveryId: `${base}/deletedkeys/${r.name}`,
+  ...(r.deletedAt !== null ? { deletedDate: seconds(r.deletedAt) } : {}),
+  ...(r.scheduledPurgeAt !== null ? { scheduledPurgeDate: seconds(r.scheduledPurgeAt) } : {}),
+});
+
+/** KeyBundle: the public JWK (never private parts), attributes and tags. */
+export function keyBundle(base: string, vault: Vault, r: KeyRecord) {
+  const jwk = r.jwk.kty === 'RSA' ? { n: r.jwk.n, e: r.jwk.e } : { crv: r.jwk.crv, x: r.jwk.x, y: r.jwk.y };
+  return {
+    key: { kid: keyId(base, r), kty: r.kty, key_ops: r.keyOps, ...jwk },
+    attributes: attributes(r, vault),
+    ...(r.tags !== null ? { tags: r.tags } : {}),
+  };
+}
+
+export function deletedKeyBundle(base: string, vault: Vault, r: KeyRecord) {
+  return { ...deletedFields(base, r), ...keyBundle(base, vault, r) };
+}
+
+/** KeyItem: `versioned` for list-versions (kid with the version). */
+export function keyItem(base: string, vault: Vault, r: KeyRecord, versioned = false) {
+  return {
+    kid: versioned ? keyId(base, r) : `${base}/keys/${r.name}`,
+    attributes: attributes(r, vault),
+    ...(r.tags !== null ? { tags: r.tags } : {}),
+  };
+}
+
+export function deletedKeyItem(base: string, vault: Vault, r: KeyRecord) {
+  return { ...deletedFields(base, r), ...keyItem(base, vault, r) };
+}
+
+/** KeyRotationPolicy, with Azure's id `…/keys/{name}/rotationpolicy`. */
+export function rotationPolicyView(base: string, name: string, p: RotationPolicy) {
+  return {
+    id: `${base}/keys/${name}/rotationpolicy`,
+    lifetimeActions: p.lifetimeActions,
+    attributes: {
+      ...(p.expiryTime !== null ? { expiryTime: p.expiryTime } : {}),
+      ...(p.created !== null ? { created: seconds(p.created) } : {}),
+      ...(p.updated !== null ? { updated: seconds(p.updated) } : {}),
+    },
+  };
+}
