@@ -46,7 +46,7 @@ if (mode === 'bare') {
     port: 0,
     identityPort: null,
     logLevel: 'warn',
-    limits: { perAddressRate: 0 },
+    limits: { perAddressRate: 0, perPrincipalRate: 0 },
   });
   const s = up.services;
   const tenantId = up.info.tenantId;

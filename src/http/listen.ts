@@ -32,6 +32,11 @@ export async function listenHttps(
       maxHeaderSize: config.limits.headerBytes,
       requestTimeout: config.limits.requestTimeoutMs,
       headersTimeout: Math.min(config.limits.requestTimeoutMs, 20_000),
+      // Node checks the timeouts above on this interval (default 30 s): keep it well under the timeout.
+      connectionsCheckingInterval: Math.max(
+        250,
+        Math.min(30_000, Math.floor(config.limits.requestTimeoutMs / 4)),
+      ),
       keepAliveTimeout: 65_000,
       minVersion: 'TLSv1.2',
     },
@@ -42,8 +47,15 @@ export async function listenHttps(
     },
   );
   server.maxConnections = config.limits.maxConnections;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Too many/too large headers → 431, a request slower than the timeout → 408, anything else → 400.
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
