@@ -1,0 +1,38 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { applyManifest } from '../../provisioning/manifest-apply.js';
+import { exportManifest } from '../../provisioning/manifest-export.js';
+import type { Services } from '../../server/services.js';
+import type { Authenticate } from '../auth.js';
+import { requestMeta } from '../request.js';
+import { parse } from '../validate.js';
+
+const applyQuery = z.object({ dryRun: z.enum(['true', 'false']).optional() });
+const exportQuery = z.object({
+  resourceGroup: z.string().min(1).max(90).optional(),
+  secretValues: z.enum(['generate', 'env']).optional(),
+});
+
+/** Provisioning manifests: `POST /api/provisioning/apply[?dryRun=true]`, `GET /api/provisioning/export`. */
+export async function manifestRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; authenticate: Authenticate },
+) {
+  const s = opts.services;
+  const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
+
+  app.post('/api/provisioning/apply', { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
+    const c = await caller(req);
+    const q = parse(applyQuery, req.query, 'query');
+    return applyManifest(s, c, requestMeta(req), req.body, { dryRun: q.dryRun === 'true' });
+  });
+  app.get('/api/provisioning/export', async (req, reply) => {
+    const c = await caller(req);
+    const q = parse(exportQuery, req.query, 'query');
+    reply.header('cache-control', 'no-store');
+    return exportManifest(s, c, requestMeta(req), {
+      ...(q.resourceGroup ? { resourceGroup: q.resourceGroup } : {}),
+      ...(q.secretValues ? { secretValues: q.secretValues } : {}),
+    });
+  });
+}

@@ -1,0 +1,313 @@
+import { ROLE_ASSIGNMENT_ACTIONS } from '../access/assignments-service.js';
+import type { Caller, RequestMeta } from '../access/caller.js';
+import { findRole } from '../access/roles.js';
+import { isLatchkeyError } from '../errors/index.js';
+import { newGuid } from '../lib/ids.js';
+import { APP_ACTIONS, UAI_ACTIONS } from '../management/identity-common.js';
+import { normalizePolicies } from '../vault/access-policies.js';
+import type { AccessPolicy } from '../vault/model.js';
+import { vaultArmId } from '../vault/model.js';
+import { VAULT_ACTIONS } from '../vault/vaults.js';
+import { createRefs, type ManifestDeps, type Refs } from './manifest-refs.js';
+import { type Manifest, manifestError, parseManifest } from './manifest-schema.js';
+import { planSecret } from './manifest-secrets.js';
+
+export interface PlanItem {
+  action: 'create' | 'update' | 'delete' | 'unchanged';
+  kind: 'identity' | 'vault' | 'app' | 'appSettings' | 'roleAssignment' | 'secret';
+  name: string;
+}
+export interface Step extends PlanItem {
+  run?: () => Promise<void>;
+}
+
+const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+const policyKey = (ps: readonly AccessPolicy[]) =>
+  ps
+    .map((p) => ({
+      o: p.objectId.toLowerCase(),
+      s: [...(p.permissions.secrets ?? [])].sort(),
+      k: [...(p.permissions.keys ?? [])].sort(),
+      c: [...(p.permissions.certificates ?? [])].sort(),
+    }))
+    .sort((x, y) => x.o.localeCompare(y.o));
+
+/**
+ * Validates a manifest completely, computes the plan and, unless `dryRun`,
+ * applies it in ONE transaction (the services' own transactions join it):
+ * any error rolls back everything. Items already in the desired state are
+ * `unchanged` and not touched (no new versions, no audit mutations).
+ */
+export async function applyManifest(
+  deps: ManifestDeps,
+  caller: Caller,
+  meta: RequestMeta,
+  body: unknown,
+  opts: { dryRun: boolean },
+): Promise<{ dryRun: boolean; plan: PlanItem[] }> {
+  const m = parseManifest(body);
+  const tenant = await deps.tenants.find(m.tenant);
+  if (!tenant || tenant.id !== caller.tenantId)
+    throw manifestError(
+      'TenantMismatch',
+      ['tenant'],
+      `The manifest is for tenant '${m.tenant.slice(0, 100)}', but the caller belongs to tenant ${caller.tenantId}`,
+    );
+  const sub = (await deps.scopes.defaultSubscription(caller.tenantId)).subscriptionId;
+  const rgName = m.resourceGroup ?? 'default';
+  let rg: string;
+  try {
+    rg = (await deps.scopes.resourceGroup(caller.tenantId, sub, rgName)).name;
+  } catch (e) {
+    if (isLatchkeyError(e) && e.status === 404)
+      throw manifestError('InvalidReference', ['resourceGroup'], `No resource group '${rgName}'`);
+    throw e;
+  }
+  const refs = createRefs(deps, caller, m, sub, rg);
+  const steps = await plan(deps, caller, meta, m, refs);
+  const out = steps.map(({ action, kind, name }) => ({ action, kind, name }));
+  if (opts.dryRun || steps.every((s) => !s.run)) return { dryRun: opts.dryRun, plan: out };
+  await deps.db.transaction(async () => {
+    for (const s of steps) await s.run?.();
+  });
+  return { dryRun: false, plan: out };
+}
+
+async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Manifest, refs: Refs) {
+  const { sub, rg } = refs;
+  const steps: Step[] = [];
+  const deletions: Step[] = [];
+  const need = (action: string, scope: string) => deps.access.require(caller, action, scope);
+  const uaiId = (n: string) =>
+    `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${n}`;
+  const appId = (n: string) =>
+    `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.Web/sites/${n}`;
+
+  // ---- identities ----
+  for (const i of m.identities ?? []) {
+    const cur = await refs.existing.identity(i.name);
+    if (i.state === 'absent') {
+      if (!cur) continue;
+      await need(UAI_ACTIONS.delete, cur.armId);
+      deletions.unshift({
+        action: 'delete',
+        kind: 'identity',
+        name: i.name,
+        run: async () => void (await deps.userIdentities.delete(caller, meta, sub, rg, i.name)),
+      });
+    } else if (cur) steps.push({ action: 'unchanged', kind: 'identity', name: i.name });
+    else {
+      await need(UAI_ACTIONS.write, uaiId(i.name));
+      steps.push({
+        action: 'create',
+        kind: 'identity',
+        name: i.name,
+        run: async () =>
+          void (await deps.userIdentities.createOrUpdate(caller, meta, {
+            subscriptionId: sub,
+            resourceGroup: rg,
+            name: i.name,
+          })),
+      });
+    }
+  }
+
+  // ---- apps (identity block, settings) ----
+  for (const [idx, a] of (m.apps ?? []).entries()) {
+    const cur = await refs.existing.app(a.name);
+    if (a.state === 'absent') {
+      if (!cur) continue;
+      await need(APP_ACTIONS.delete, cur.armId);
+      deletions.unshift({
+        action: 'delete',
+        kind: 'app',
+        name: a.name,
+        run: async () => void (await deps.apps.delete(caller, meta, sub, rg, a.name)),
+      });
+      continue;
+    }
+    const uais = a.identity?.userAssignedIdentities ?? [];
+    for (const [j, n] of uais.entries())
+      await refs.checkIdentity(n, ['apps', idx, 'identity', 'userAssignedIdentities', j]);
+    const wantType = a.identity?.type ?? 'None';
+    const curType = cur
+      ? [cur.systemPrincipalId ? 'SystemAssigned' : '', cur.userIdentities.length ? 'UserAssigned' : '']
+          .filter(Boolean)
+          .join(', ') || 'None'
+      : undefined;
+    const sameUais =
+      cur &&
+      sameJson(
+        cur.userIdentities.map((u) => u.name.toLowerCase()).sort(),
+        uais.map((n) => n.toLowerCase()).sort(),
+      );
+    const identityInput = () => ({
+      type: wantType,
+      ...(uais.length ? { userAssignedIdentities: Object.fromEntries(uais.map((n) => [uaiId(n), {}])) } : {}),
+    });
+    if (!cur || curType !== wantType || !sameUais) {
+      await need(APP_ACTIONS.write, appId(a.name));
+      steps.push({
+        action: cur ? 'update' : 'create',
+        kind: 'app',
+        name: a.name,
+        run: async () =>
+          void (await deps.apps.createOrUpdate(caller, meta, {
+            subscriptionId: sub,
+            resourceGroup: rg,
+            name: a.name,
+            identity: identityInput(),
+          })),
+      });
+    } else steps.push({ action: 'unchanged', kind: 'app', name: a.name });
+    if (a.settings) {
+      const settings = a.settings;
+      const current = cur ? await deps.apps.readSettings(cur) : undefined;
+      const sorted = (o: Record<string, string>) => Object.entries(o).sort(([x], [y]) => x.localeCompare(y));
+      if (current && sameJson(sorted(current), sorted(settings)))
+        steps.push({ action: 'unchanged', kind: 'appSettings', name: a.name });
+      else {
+        await need(APP_ACTIONS.writeSettings, appId(a.name));
+        steps.push({
+          action: current && Object.keys(current).length ? 'update' : 'create',
+          kind: 'appSettings',
+          name: a.name,
+          run: async () => void (await deps.apps.replaceSettings(caller, meta, sub, rg, a.name, settings)),
+        });
+      }
+    }
+  }
+
+  // ---- vaults ----
+  for (const [idx, v] of (m.vaults ?? []).entries()) {
+    const ref = { subscriptionId: sub, resourceGroup: rg, name: v.name };
+    const cur = (await refs.existing.vault(v.name)) ? await deps.vaults.get(caller, ref) : undefined;
+    if (v.state === 'absent') {
+      if (!cur) continue;
+      await need(VAULT_ACTIONS.delete, cur.armId);
+      deletions.unshift({
+        action: 'delete',
+        kind: 'vault',
+        name: v.name,
+        run: async () => void (await deps.vaults.delete(caller, meta, ref)),
+      });
+      continue;
+    }
+    for (const [j, p] of (v.accessPolicies ?? []).entries())
+      await refs.checkPrincipal(p.principal, ['vaults', idx, 'accessPolicies', j, 'principal']);
+    const policies = async () =>
+      normalizePolicies(
+        caller.tenantId,
+        await Promise.all(
+          (v.accessPolicies ?? []).map(async (p, j) => ({
+            tenantId: caller.tenantId,
+            objectId: (await refs.principalId(p.principal, [
+              'vaults',
+              idx,
+              'accessPolicies',
+              j,
+              'principal',
+            ]))!,
+            permissions: p.permissions,
+          })),
+        ),
+      );
+    let same = !!cur;
+    if (cur) {
+      if (
+        v.enableRbacAuthorization !== undefined &&
+        v.enableRbacAuthorization !== cur.enableRbacAuthorization
+      )
+        same = false;
+      if (
+        v.softDeleteRetentionInDays !== undefined &&
+        v.softDeleteRetentionInDays !== cur.softDeleteRetentionInDays
+      )
+        same = false;
+      if (v.enablePurgeProtection !== undefined && v.enablePurgeProtection !== cur.enablePurgeProtection)
+        same = false;
+      if (v.accessPolicies) {
+        const ids = await Promise.all(
+          v.accessPolicies.map((p, j) =>
+            refs.principalId(p.principal, ['vaults', idx, 'accessPolicies', j, 'principal'], false),
+          ),
+        );
+        if (ids.some((x) => !x) || !sameJson(policyKey(await policies()), policyKey(cur.accessPolicies)))
+          same = false;
+      }
+    }
+    if (same) {
+      steps.push({ action: 'unchanged', kind: 'vault', name: v.name });
+      continue;
+    }
+    await need(VAULT_ACTIONS.write, vaultArmId(sub, rg, v.name));
+    steps.push({
+      action: cur ? 'update' : 'create',
+      kind: 'vault',
+      name: v.name,
+      run: async () =>
+        void (await deps.vaults.createOrUpdate(caller, meta, ref, {
+          ...(v.enableRbacAuthorization !== undefined
+            ? { enableRbacAuthorization: v.enableRbacAuthorization }
+            : {}),
+          ...(v.softDeleteRetentionInDays !== undefined
+            ? { softDeleteRetentionInDays: v.softDeleteRetentionInDays }
+            : {}),
+          // Azure refuses `false` outright (protection is irreversible): send it only when it matters.
+          ...(v.enablePurgeProtection || (v.enablePurgeProtection === false && cur?.enablePurgeProtection)
+            ? { enablePurgeProtection: v.enablePurgeProtection }
+            : {}),
+          ...(v.accessPolicies ? { accessPolicies: await policies() } : {}),
+        })),
+    });
+  }
+
+  // ---- role assignments ----
+  for (const [idx, ra] of (m.roleAssignments ?? []).entries()) {
+    const path = ['roleAssignments', idx] as const;
+    const role = findRole(ra.role);
+    if (!role)
+      throw manifestError('UnknownRole', [...path, 'role'], `No role named '${ra.role.slice(0, 128)}'`);
+    await refs.checkPrincipal(ra.principal, [...path, 'principal']);
+    const scope = await refs.scope(ra.scope, [...path, 'scope']);
+    const label = `${role.roleName} → ${JSON.stringify(ra.principal)} @ ${typeof ra.scope === 'string' ? ra.scope : JSON.stringify(ra.scope)}`;
+    const pid = await refs.principalId(ra.principal, [...path, 'principal'], false);
+    const found = pid
+      ? (await deps.access.list(caller.tenantId, { principalId: pid })).find(
+          (x) => x.roleDefinitionId === role.id && eq(x.scope, scope),
+        )
+      : undefined;
+    if (ra.state === 'absent') {
+      if (!found) continue;
+      await need(ROLE_ASSIGNMENT_ACTIONS.delete, scope);
+      deletions.unshift({
+        action: 'delete',
+        kind: 'roleAssignment',
+        name: label,
+        run: async () => void (await deps.roleAssignments.delete(caller, meta, scope, found.id)),
+      });
+    } else if (found) steps.push({ action: 'unchanged', kind: 'roleAssignment', name: label });
+    else {
+      await need(ROLE_ASSIGNMENT_ACTIONS.write, scope);
+      steps.push({
+        action: 'create',
+        kind: 'roleAssignment',
+        name: label,
+        run: async () =>
+          void (await deps.roleAssignments.create(caller, meta, scope, newGuid(), {
+            roleDefinitionId: role.id,
+            principalId: (await refs.principalId(ra.principal, [...path, 'principal']))!,
+          })),
+      });
+    }
+  }
+
+  // ---- secrets ----
+  for (const [idx, s] of (m.secrets ?? []).entries()) {
+    const step = await planSecret(deps, caller, meta, refs, s, idx);
+    if (step) steps.push(step);
+  }
+
+  return [...steps, ...deletions];
+}

@@ -1,0 +1,142 @@
+import { ROLE_ASSIGNMENT_ACTIONS } from '../access/assignments-service.js';
+import type { Caller, RequestMeta } from '../access/caller.js';
+import { scopeCovers } from '../access/decision.js';
+import { roleById } from '../access/roles.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { ManifestDeps } from './manifest-refs.js';
+import type { Manifest, PrincipalRef, ScopeRef } from './manifest-schema.js';
+
+type Deps = ManifestDeps;
+
+const upperSnake = (...parts: string[]) =>
+  parts
+    .join('_')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .toUpperCase();
+
+/**
+ * The current state of one resource group as a manifest. Secrets are listed
+ * without values: `generate` placeholders (default) or `fromEnv` names, so the
+ * export applies cleanly to a fresh tenant.
+ */
+export async function exportManifest(
+  deps: Deps,
+  caller: Caller,
+  meta: RequestMeta,
+  opts: { resourceGroup?: string; secretValues?: 'generate' | 'env' },
+): Promise<Manifest> {
+  const tenant = await deps.tenants.find(caller.tenantId);
+  if (!tenant) throw new LatchkeyError('NotFound', 'Tenant not found.');
+  const sub = (await deps.scopes.defaultSubscription(caller.tenantId)).subscriptionId;
+  const rg = (await deps.scopes.resourceGroup(caller.tenantId, sub, opts.resourceGroup ?? 'default')).name;
+  const rgScope = `/subscriptions/${sub}/resourceGroups/${rg}`;
+
+  const identities = await deps.userIdentities.list(caller, sub, rg);
+  const apps = await deps.apps.list(caller, sub, rg);
+  const vaults = await deps.vaults.list(caller, sub, rg);
+
+  const principalRef = async (id: string): Promise<PrincipalRef | undefined> => {
+    const app = apps.find((a) => a.systemPrincipalId === id);
+    if (app) return { app: app.name };
+    const uai = identities.find((u) => u.principalId === id);
+    if (uai) return { identity: uai.name };
+    const p = await deps.principals.get(caller.tenantId, id);
+    if (!p || p.kind === 'managedIdentity') return undefined;
+    if (p.kind === 'user') return p.userName ? { user: p.userName } : undefined;
+    return p.appId ? { servicePrincipal: p.appId } : undefined;
+  };
+  const scopeRef = (scope: string): ScopeRef => {
+    if (scope.toLowerCase() === rgScope.toLowerCase()) return { resourceGroup: rg };
+    for (const v of vaults) {
+      const base = v.armId.toLowerCase();
+      if (scope.toLowerCase() === base) return { vault: v.name };
+      const m = /^\/secrets\/([^/]+)$/.exec(scope.slice(base.length));
+      if (scope.toLowerCase().startsWith(`${base}/`) && m) return { vault: v.name, secret: m[1]! };
+    }
+    return scope;
+  };
+
+  const out: Manifest = { apiVersion: 'latchkey/v1', tenant: tenant.domain ?? tenant.id, resourceGroup: rg };
+  out.identities = identities.map((u) => ({ name: u.name }));
+
+  out.apps = [];
+  for (const a of apps) {
+    const type = [a.systemPrincipalId ? 'SystemAssigned' : '', a.userIdentities.length ? 'UserAssigned' : '']
+      .filter(Boolean)
+      .join(', ');
+    const { settings } = await deps.apps.listSettings(caller, meta, sub, rg, a.name);
+    out.apps.push({
+      name: a.name,
+      ...(type
+        ? {
+            identity: {
+              type: type as 'SystemAssigned',
+              ...(a.userIdentities.length
+                ? { userAssignedIdentities: a.userIdentities.map((u) => u.name) }
+                : {}),
+            },
+          }
+        : {}),
+      ...(Object.keys(settings).length ? { settings } : {}),
+    });
+  }
+
+  out.vaults = [];
+  for (const v of vaults) {
+    const accessPolicies = [];
+    for (const p of v.accessPolicies) {
+      const principal = await principalRef(p.objectId);
+      if (principal)
+        accessPolicies.push({
+          principal,
+          permissions: {
+            ...(p.permissions.secrets ? { secrets: p.permissions.secrets } : {}),
+            ...(p.permissions.keys ? { keys: p.permissions.keys } : {}),
+            ...(p.permissions.certificates ? { certificates: p.permissions.certificates } : {}),
+          },
+        });
+    }
+    out.vaults.push({
+      name: v.name,
+      enableRbacAuthorization: v.enableRbacAuthorization,
+      softDeleteRetentionInDays: v.softDeleteRetentionInDays,
+      enablePurgeProtection: v.enablePurgeProtection,
+      ...(accessPolicies.length ? { accessPolicies } : {}),
+    });
+  }
+
+  await deps.access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, rgScope);
+  out.roleAssignments = [];
+  for (const a of await deps.access.list(caller.tenantId, {})) {
+    if (!scopeCovers(rgScope, a.scope)) continue;
+    const principal = await principalRef(a.principalId);
+    const role = roleById(a.roleDefinitionId);
+    if (!principal || !role) continue;
+    out.roleAssignments.push({ principal, role: role.roleName, scope: scopeRef(a.scope) });
+  }
+  // A stable order (assignment ids are random), so exports of equal states are equal.
+  const key = (x: object) => JSON.stringify(x);
+  out.roleAssignments.sort((x, y) => key(x).localeCompare(key(y)));
+
+  out.secrets = [];
+  for (const v of vaults) {
+    const ctx = { caller, meta, vault: v, baseUrl: deps.vaultBaseUrl(v.nameLower) };
+    let after: string | undefined;
+    do {
+      const page = await deps.secrets.list(ctx, { max: 25, ...(after ? { after } : {}) });
+      for (const s of page.items)
+        out.secrets.push({
+          vault: v.name,
+          name: s.name,
+          ...(s.contentType ? { contentType: s.contentType } : {}),
+          ...(s.exp !== null ? { expires: new Date(s.exp).toISOString() } : {}),
+          value:
+            opts.secretValues === 'env'
+              ? { fromEnv: upperSnake(v.name, s.name) }
+              : { generate: { length: 32 } },
+        });
+      after = page.next;
+    } while (after);
+  }
+  return out;
+}

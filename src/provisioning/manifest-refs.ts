@@ -1,0 +1,129 @@
+import type { Caller } from '../access/caller.js';
+import type { Services } from '../server/services.js';
+import { vaultArmId } from '../vault/model.js';
+import {
+  type JsonPath,
+  type Manifest,
+  manifestError,
+  type PrincipalRef,
+  type ScopeRef,
+} from './manifest-schema.js';
+
+export type ManifestDeps = Pick<
+  Services,
+  | 'db'
+  | 'tenants'
+  | 'scopes'
+  | 'principals'
+  | 'access'
+  | 'userIdentities'
+  | 'apps'
+  | 'vaults'
+  | 'secrets'
+  | 'roleAssignments'
+  | 'vaultBaseUrl'
+>;
+
+const present = <T extends { state?: 'present' | 'absent' | undefined }>(list: T[] | undefined) =>
+  (list ?? []).filter((x) => x.state !== 'absent');
+const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** Where the manifest's items live, and how its names resolve to principals and ARM scopes. */
+export function createRefs(deps: ManifestDeps, caller: Caller, m: Manifest, sub: string, rg: string) {
+  const rgScope = `/subscriptions/${sub}/resourceGroups/${rg}`;
+  const inManifest = {
+    identity: (n: string) => present(m.identities).some((i) => eq(i.name, n)),
+    vault: (n: string) => present(m.vaults).some((v) => eq(v.name, n)),
+    app: (n: string) => present(m.apps).find((a) => eq(a.name, n)),
+  };
+  const existing = {
+    identity: (n: string) => deps.userIdentities.find(caller.tenantId, sub, rg, n),
+    app: (n: string) => deps.apps.find(caller.tenantId, sub, rg, n),
+    vault: async (n: string) => {
+      const v = await deps.vaults.findActive({
+        tenantId: caller.tenantId,
+        subscriptionId: sub,
+        resourceGroup: rg,
+        name: n,
+      });
+      return v;
+    },
+  };
+  const missing = (path: JsonPath, what: string, name: string) =>
+    manifestError(
+      'InvalidReference',
+      path,
+      `The ${what} '${name.slice(0, 128)}' is neither in the manifest nor in resource group '${rg}'`,
+    );
+
+  return {
+    sub,
+    rg,
+    rgScope,
+    inManifest,
+    existing,
+    /** Checks a principal reference can be resolved (now or once the manifest's items exist). */
+    async checkPrincipal(ref: PrincipalRef, path: JsonPath): Promise<void> {
+      if ('app' in ref) {
+        const want = inManifest.app(ref.app);
+        if (want) {
+          if (!want.identity?.type.includes('SystemAssigned'))
+            throw manifestError(
+              'InvalidReference',
+              path,
+              `The app '${ref.app}' has no system-assigned identity in the manifest`,
+            );
+          return;
+        }
+        const a = await existing.app(ref.app);
+        if (!a) throw missing(path, 'app', ref.app);
+        if (!a.systemPrincipalId)
+          throw manifestError(
+            'InvalidReference',
+            path,
+            `The app '${ref.app}' has no system-assigned identity`,
+          );
+      } else if ('identity' in ref) {
+        if (!inManifest.identity(ref.identity) && !(await existing.identity(ref.identity)))
+          throw missing(path, 'identity', ref.identity);
+      } else if (!(await this.principalId(ref, path, false)))
+        throw manifestError('InvalidReference', path, 'The principal does not exist in this tenant');
+    },
+    /** The object id of a principal reference (once everything before it is applied). */
+    async principalId(ref: PrincipalRef, path: JsonPath, required = true): Promise<string | undefined> {
+      let id: string | null | undefined;
+      if ('app' in ref) id = (await existing.app(ref.app))?.systemPrincipalId;
+      else if ('identity' in ref) id = (await existing.identity(ref.identity))?.principalId;
+      else if ('servicePrincipal' in ref) {
+        const p = await deps.principals.resolve(caller.tenantId, ref.servicePrincipal);
+        id = p && p.kind !== 'user' ? p.id : undefined;
+      } else id = (await deps.principals.byUserName(caller.tenantId, ref.user))?.principal.id;
+      if (!id && required)
+        throw manifestError('InvalidReference', path, 'The principal does not exist in this tenant');
+      return id ?? undefined;
+    },
+    /** The ARM scope of a scope reference; checks that a named vault exists or is in the manifest. */
+    async scope(ref: ScopeRef, path: JsonPath): Promise<string> {
+      if (typeof ref === 'string') return ref;
+      if ('resourceGroup' in ref) {
+        if (!eq(ref.resourceGroup, rg))
+          await deps.scopes.resourceGroup(caller.tenantId, sub, ref.resourceGroup).catch(() => {
+            throw missing(path, 'resource group', ref.resourceGroup);
+          });
+        return `/subscriptions/${sub}/resourceGroups/${ref.resourceGroup}`;
+      }
+      if (!inManifest.vault(ref.vault) && !(await existing.vault(ref.vault)))
+        throw missing(path, 'vault', ref.vault);
+      const id = vaultArmId(sub, rg, ref.vault);
+      return ref.secret ? `${id}/secrets/${ref.secret}` : id;
+    },
+    async checkVault(name: string, path: JsonPath): Promise<void> {
+      if (!inManifest.vault(name) && !(await existing.vault(name))) throw missing(path, 'vault', name);
+    },
+    async checkIdentity(name: string, path: JsonPath): Promise<void> {
+      if (!inManifest.identity(name) && !(await existing.identity(name)))
+        throw missing(path, 'identity', name);
+    },
+  };
+}
+export type Refs = ReturnType<typeof createRefs>;

@@ -1,0 +1,344 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runCli } from './helpers/cli.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const TABLES = [
+  'user_identities',
+  'apps',
+  'app_identities',
+  'vaults',
+  'role_assignments',
+  'secrets',
+  'secret_versions',
+  'principals',
+];
+const MUTATION = /Create|Update|Set|Write|Delete/;
+
+function shopManifest(adminUser: string, vault = 'shop-kv') {
+  return {
+    apiVersion: 'latchkey/v1',
+    tenant: 'latchkey.localhost',
+    resourceGroup: 'default',
+    identities: [{ name: 'ci-deployer' }],
+    vaults: [
+      {
+        name: vault,
+        enableRbacAuthorization: true,
+        softDeleteRetentionInDays: 7,
+        enablePurgeProtection: false,
+      },
+    ],
+    apps: [
+      {
+        name: 'shop-api',
+        identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: ['ci-deployer'] },
+        settings: { NPM_TOKEN: `@Microsoft.KeyVault(VaultName=${vault};SecretName=npm-token)` },
+      },
+    ],
+    roleAssignments: [
+      { principal: { user: adminUser }, role: 'Key Vault Secrets Officer', scope: { vault } },
+      {
+        principal: { app: 'shop-api' },
+        role: 'Key Vault Secrets User',
+        scope: { vault, secret: 'npm-token' },
+      },
+      { principal: { identity: 'ci-deployer' }, role: 'Key Vault Reader', scope: { vault } },
+    ],
+    secrets: [
+      {
+        vault,
+        name: 'npm-token',
+        contentType: 'text/plain',
+        expires: '2027-01-01T00:00:00.000Z',
+        value: { resolved: 'npm_s3cret_value' },
+      },
+      { vault, name: 'db-password', value: { generate: { length: 24 } } },
+    ],
+  };
+}
+
+describe('provisioning manifests', () => {
+  let s: TestServer;
+  let fresh: TestServer | undefined;
+  let admin: Record<string, string>;
+  const tmp = mkdtempSync(join(tmpdir(), 'latchkey-manifest-'));
+  before(async () => {
+    s = await startTestServer();
+    admin = { authorization: `Bearer ${await s.adminToken()}` };
+  });
+  after(async () => {
+    await s.stop();
+    await fresh?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const apply = (srv: TestServer, headers: Record<string, string>, body: unknown, dryRun = false) =>
+    srv.request('POST', `/api/provisioning/apply?dryRun=${dryRun}`, { headers, json: body });
+  const digest = async (srv: TestServer = s) => {
+    const h = createHash('sha256');
+    for (const t of TABLES)
+      h.update(JSON.stringify(await srv.services.db.all(`SELECT * FROM ${t} ORDER BY 1`)));
+    return h.digest('hex');
+  };
+  const mutations = async (srv: TestServer = s) => {
+    await srv.services.audit.drain();
+    const all = await srv.services.audit.list({ tenantId: srv.info.tenantId });
+    return all.filter((e) => MUTATION.test(e.operation) && e.status < 400).length;
+  };
+  const newKey = async (body: Record<string, unknown>) => {
+    const r = await s.request('POST', '/api/provisioning/keys', { headers: admin, json: body });
+    assert.equal(r.status, 201, r.text);
+    return r.json as { id: string; key: string };
+  };
+  const ALL_SCOPES = [
+    'hosts:enroll',
+    'identities:write',
+    'apps:write',
+    'vaults:write',
+    'roleAssignments:write',
+    'secrets:write',
+  ];
+  /** Applying `body` fails with `code` (and a message matching `re`) and changes nothing. */
+  const refused = async (
+    headers: Record<string, string>,
+    body: unknown,
+    status: number,
+    code: string,
+    re?: RegExp,
+  ) => {
+    const before = await digest();
+    const r = await apply(s, headers, body);
+    assert.equal(r.status, status, r.text);
+    assert.equal(r.json.error.code, code, r.text);
+    if (re) assert.match(r.json.error.message, re);
+    assert.equal(await digest(), before, 'nothing changed');
+    return r;
+  };
+
+  test('apply, apply again (all unchanged), export, apply the export to a fresh tenant', async () => {
+    const m = shopManifest(s.admin.userName);
+    const dry = await apply(s, admin, m, true);
+    assert.equal(dry.status, 200, dry.text);
+    assert.ok(
+      dry.json.plan.every((p: { action: string }) => p.action === 'create'),
+      dry.text,
+    );
+    const d0 = await digest();
+    assert.equal(await digest(), d0, 'a dry run changes nothing');
+
+    const first = await apply(s, admin, m);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.plan.length, 1 + 1 + 1 + 1 + 3 + 2);
+    // The app's settings and the secret are really there.
+    const app = await s.services.apps.byName(s.info.tenantId, 'shop-api');
+    assert.ok(app?.systemPrincipalId);
+    assert.deepEqual(await s.services.apps.readSettings(app), m.apps[0]!.settings);
+    const versions = await s.services.db.all('SELECT * FROM secret_versions');
+    assert.equal(versions.length, 2);
+
+    const d1 = await digest();
+    const m1 = await mutations();
+    const second = await apply(s, admin, m);
+    assert.equal(second.status, 200, second.text);
+    assert.ok(
+      second.json.plan.every((p: { action: string }) => p.action === 'unchanged'),
+      second.text,
+    );
+    assert.equal(await digest(), d1, 'a second apply changes nothing');
+    assert.equal(await mutations(), m1, 'and audits no mutation');
+
+    // A changed value is an update (one new version), nothing else moves.
+    const m2 = structuredClone(m);
+    m2.secrets[0]!.value = { resolved: 'rotated' };
+    const third = await apply(s, admin, m2);
+    const changed = third.json.plan.filter((p: { action: string }) => p.action !== 'unchanged');
+    assert.deepEqual(changed, [{ action: 'update', kind: 'secret', name: 'shop-kv/npm-token' }]);
+
+    const exp = await s.request('GET', '/api/provisioning/export', { headers: admin });
+    assert.equal(exp.status, 200, exp.text);
+    assert.ok(!exp.text.includes('rotated') && !exp.text.includes('npm_s3cret'), 'no secret values');
+    assert.equal(exp.json.secrets.length, 2);
+    assert.equal(exp.json.roleAssignments.length, 3);
+    // The export re-applies as a no-op here...
+    const again = await apply(s, admin, exp.json);
+    assert.ok(
+      again.json.plan.every((p: { action: string }) => p.action === 'unchanged'),
+      again.text,
+    );
+
+    // ...and builds the same state in a fresh installation.
+    fresh = await startTestServer();
+    const freshAdmin = { authorization: `Bearer ${await fresh.adminToken()}` };
+    const body = structuredClone(exp.json);
+    for (const ra of body.roleAssignments) if (ra.principal.user) ra.principal.user = fresh.admin.userName;
+    const applied = await apply(fresh, freshAdmin, body);
+    assert.equal(applied.status, 200, applied.text);
+    const exp2 = await fresh.request('GET', '/api/provisioning/export', { headers: freshAdmin });
+    const normalize = (x: { roleAssignments: { principal: { user?: string } }[] }) => {
+      for (const ra of x.roleAssignments) if (ra.principal.user) ra.principal.user = 'ADMIN';
+      return x;
+    };
+    assert.deepEqual(normalize(exp2.json), normalize(exp.json));
+  });
+
+  test('state: absent deletes; nothing is deleted implicitly', async () => {
+    const m = {
+      apiVersion: 'latchkey/v1',
+      tenant: s.info.tenantId,
+      identities: [{ name: 'temp-id' }],
+    };
+    assert.equal((await apply(s, admin, m)).status, 200);
+    const omitted = await apply(s, admin, { ...m, identities: [] });
+    assert.deepEqual(omitted.json.plan, []);
+    assert.ok(
+      await s.services.userIdentities.find(s.info.tenantId, s.info.subscriptionId, 'default', 'temp-id'),
+    );
+    const del = await apply(s, admin, { ...m, identities: [{ name: 'temp-id', state: 'absent' }] });
+    assert.deepEqual(del.json.plan, [{ action: 'delete', kind: 'identity', name: 'temp-id' }]);
+    assert.equal(
+      await s.services.userIdentities.find(s.info.tenantId, s.info.subscriptionId, 'default', 'temp-id'),
+      undefined,
+    );
+  });
+
+  test('refusals change nothing: tenant, role, reference, schema, and a failure mid-apply', async () => {
+    const base = shopManifest(s.admin.userName, 'other-kv');
+    await refused(admin, { ...base, tenant: 'contoso.example' }, 400, 'TenantMismatch');
+    const badRole = structuredClone(base);
+    badRole.roleAssignments[1]!.role = 'Key Vault Wizard';
+    await refused(admin, badRole, 400, 'UnknownRole', /roleAssignments\[1\]\.role/);
+    const badRef = structuredClone(base);
+    badRef.apps[0]!.identity.userAssignedIdentities = ['nobody'];
+    await refused(admin, badRef, 400, 'InvalidReference', /nobody/);
+    const badVault = structuredClone(base);
+    badVault.secrets[0]!.vault = 'missing-kv';
+    await refused(admin, badVault, 400, 'InvalidReference', /secrets\[0\]\.vault/);
+    await refused(
+      admin,
+      { ...base, vaults: [{ name: 'x-kv', colour: 'red' }] },
+      400,
+      'ManifestInvalid',
+      /vaults\[0\]\.colour/,
+    );
+    // Valid up front, fails late (a bad access-policy permission): everything before it rolls back.
+    const late = structuredClone(base) as Record<string, unknown> & typeof base;
+    late.secrets = [{ ...base.secrets[0]!, name: 'bad name!' }] as never;
+    await refused(admin, late, 400, 'BadParameter');
+    assert.equal(await s.services.vaults.byName('other-kv'), undefined, 'the vault made before it is gone');
+    const badRg = structuredClone(base);
+    badRg.roleAssignments[0]!.scope = { resourceGroup: 'no-such-rg' } as never;
+    await refused(admin, badRg, 400, 'InvalidReference', /no-such-rg.*roleAssignments\[0\]\.scope/);
+  });
+
+  test('provisioning keys: audited by id; expired, revoked, used-up, wrong address, missing scope refused', async () => {
+    const m = {
+      apiVersion: 'latchkey/v1',
+      tenant: 'latchkey.localhost',
+      identities: [{ name: 'key-made' }],
+      apps: [{ name: 'key-app', identity: { type: 'SystemAssigned' } }],
+    };
+    const k = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600 });
+    const r = await apply(s, { authorization: `ProvisioningKey ${k.key}` }, m);
+    assert.equal(r.status, 200, r.text);
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: k.id });
+    assert.ok(
+      events.some((e) => e.operation === 'UserAssignedIdentityCreate'),
+      JSON.stringify(events),
+    );
+
+    const m2 = { ...m, identities: [{ name: 'never-made' }] };
+    const hdr = (key: string) => ({ authorization: `ProvisioningKey ${key}` });
+    const revoked = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600 });
+    await s.request('POST', `/api/provisioning/keys/${revoked.id}/revoke`, { headers: admin });
+    await refused(hdr(revoked.key), m2, 401, 'ProvisioningKeyRevoked');
+    const once = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600, maxUses: 1 });
+    assert.equal((await apply(s, hdr(once.key), m2, true)).status, 200);
+    const usedUp = await refused(hdr(once.key), m2, 401, 'ProvisioningKeyExhausted');
+    assert.ok(usedUp);
+    const far = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600, allowedCidrs: ['10.0.0.0/8'] });
+    await refused(hdr(far.key), m2, 401, 'ProvisioningKeyAddressNotAllowed');
+    const narrow = await newKey({ scopes: ['identities:write'], expiresInSeconds: 600 });
+    await refused(
+      hdr(narrow.key),
+      { ...m2, vaults: [{ name: 'narrow-kv' }] },
+      403,
+      'ProvisioningScopeMissing',
+      /Microsoft\.KeyVault\/vaults\/write.*vaults:write/,
+    );
+    const short = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600 });
+    await s.services.db.run('UPDATE provisioning_keys SET expires_at = $1 WHERE id = $2', [
+      Date.now() - 1000,
+      short.id,
+    ]);
+    await refused(hdr(short.key), m2, 401, 'ProvisioningKeyExpired');
+  });
+
+  test('CLI: apply -f a YAML file with fromFile/fromEnv; a bad file names path and line', async () => {
+    const k = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600 });
+    writeFileSync(join(tmp, 'token.txt'), 'from-file-value\n');
+    const yaml = `apiVersion: latchkey/v1
+tenant: latchkey.localhost
+vaults:
+  - name: cli-kv
+    enableRbacAuthorization: true
+    accessPolicies:
+      - principal: { identity: cli-id }
+        permissions: { secrets: [get, list] }
+identities:
+  - name: cli-id
+secrets:
+  - vault: cli-kv
+    name: from-file
+    value: { fromFile: ./token.txt }
+  - vault: cli-kv
+    name: from-env
+    value: { fromEnv: CLI_SECRET }
+`;
+    writeFileSync(join(tmp, 'm.yaml'), yaml);
+    const env = {
+      LATCHKEY_SERVER: s.info.authority,
+      LATCHKEY_CA_FILE: s.info.caCertPath,
+      LATCHKEY_PROVISIONING_KEY: k.key,
+      CLI_SECRET: 'from-env-value',
+    };
+    const cfg = mkdtempSync(join(tmp, 'cfg-'));
+    const dry = await runCli(['apply', '-f', join(tmp, 'm.yaml'), '--dry-run'], { configDir: cfg, env });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.ok(await s.services.vaults.byName('cli-kv').then((v) => !v), 'dry run created nothing');
+    const r = await runCli(['apply', '-f', join(tmp, 'm.yaml')], { configDir: cfg, env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((r.json as unknown[]).length, 4);
+    const v = await s.services.vaults.byName('cli-kv');
+    assert.equal(v?.accessPolicies.length, 1);
+    // Values were read by the CLI and stored: ask the data plane as the server sees it.
+    const rows = await s.services.db.all('SELECT * FROM secrets WHERE vault_id = $1', [v!.id]);
+    assert.equal(rows.length, 2);
+
+    writeFileSync(join(tmp, 'bad.yaml'), yaml.replace('name: cli-id', 'name: cli-id\n    colour: red'));
+    const bad = await runCli(['apply', '-f', join(tmp, 'bad.yaml')], { configDir: cfg, env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /bad\.yaml:11:5: identities\[0\]\.colour/);
+    const noEnv = await runCli(['apply', '-f', join(tmp, 'm.yaml')], {
+      configDir: cfg,
+      env: { ...env, CLI_SECRET: undefined as never },
+    });
+    assert.equal(noEnv.code, 1);
+    assert.match(noEnv.stderr, /m\.yaml:17:\d+: secrets\[1\]\.value\.fromEnv: CLI_SECRET is not set/);
+    // A server-side error (unknown role) is also pointed at its line.
+    writeFileSync(
+      join(tmp, 'role.yaml'),
+      `apiVersion: latchkey/v1\ntenant: latchkey.localhost\nroleAssignments:\n  - principal: { identity: cli-id }\n    role: Nope\n    scope: { vault: cli-kv }\n`,
+    );
+    const role = await runCli(['apply', '-f', join(tmp, 'role.yaml')], { configDir: cfg, env });
+    assert.equal(role.code, 1);
+    assert.match(role.stderr, /role\.yaml:5:5: .*UnknownRole.*roleAssignments\[0\]\.role/);
+    const ex = await runCli(['export', '-f', join(tmp, 'out.yaml')], { configDir: cfg, env });
+    assert.equal(ex.code, 0, ex.stderr);
+  });
+});
