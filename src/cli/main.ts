@@ -1,7 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { adCommand } from './commands/ad.js';
+import { auditCommand } from './commands/audit.js';
 import { authorityCommand } from './commands/authority.js';
+import { keyvaultCommand } from './commands/keyvault.js';
 import { loginCommands } from './commands/login.js';
+import { managedIdentityCommands } from './commands/managed-identity.js';
+import { manifestCommands } from './commands/manifest.js';
+import { provisioningCommand } from './commands/provisioning.js';
+import { roleCommand } from './commands/role.js';
+import { rootKeyCommand } from './commands/root-key.js';
 import { serverCommand } from './commands/server.js';
 import { upCommand } from './commands/up.js';
 import { CliError } from './errors.js';
@@ -10,7 +17,9 @@ import { CliError } from './errors.js';
 export function buildProgram(): Command {
   const program = new Command('latchkey')
     .description('Latchkey: self-hosted workload identity and secrets')
-    .version('0.1.0')
+    // `--version` is also az's flag for an object version (`keyvault secret show --version`),
+    // so the program's own is `-V`, and `--version` only as the first argument (see main).
+    .version('0.1.0', '-V', 'output the version number')
     .addOption(
       new Option('-o, --output <format>', 'output format')
         .choices(['json', 'table', 'tsv', 'none'])
@@ -26,7 +35,20 @@ export function buildProgram(): Command {
     )
     .showHelpAfterError()
     .exitOverride();
-  const commands = [upCommand(), serverCommand(), ...loginCommands(), adCommand(), authorityCommand()];
+  const commands = [
+    upCommand(),
+    serverCommand(),
+    ...loginCommands(),
+    adCommand(),
+    authorityCommand(),
+    rootKeyCommand(),
+    provisioningCommand(),
+    keyvaultCommand(),
+    roleCommand(),
+    auditCommand(),
+    ...managedIdentityCommands(),
+    ...manifestCommands(),
+  ];
   for (const c of commands) program.addCommand(c);
   // Sub-commands inherit exitOverride so errors come back here.
   const walk = (c: Command) => {
@@ -38,6 +60,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version') argv = ['-V', ...argv.slice(1)];
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

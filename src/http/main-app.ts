@@ -4,9 +4,18 @@ import type { Services } from '../server/services.js';
 import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
+import { appRoutes } from './routes/apps.js';
+import { auditRoutes } from './routes/audit.js';
 import { authorityRoutes } from './routes/authority.js';
 import { directoryRoutes } from './routes/directory.js';
 import { healthRoutes } from './routes/health.js';
+import { hostRoutes } from './routes/hosts.js';
+import { identityRoutes } from './routes/identities.js';
+import { manifestRoutes } from './routes/manifest.js';
+import { provisioningRoutes } from './routes/provisioning.js';
+import { roleRoutes } from './routes/roles.js';
+import { subscriptionRoutes } from './routes/subscriptions.js';
+import { vaultRoutes } from './routes/vaults.js';
 
 /** The authority, management API and console: everything not addressed to a vault host. */
 export async function createMainApp(
@@ -27,11 +36,21 @@ export async function createMainApp(
   const authenticate = createAuthenticator({
     verifier: services.verifier,
     principals: services.principals,
+    provisioningKeys: services.provisioningKeys,
     limiter: services.principalLimiter,
   });
   await app.register(healthRoutes, { services });
   await app.register(authorityRoutes, { services });
   await app.register(directoryRoutes, { services, authenticate });
+  await app.register(provisioningRoutes, { services, authenticate });
+  await app.register(manifestRoutes, { services, authenticate });
+  await app.register(subscriptionRoutes, { services, authenticate });
+  await app.register(vaultRoutes, { services, authenticate });
+  await app.register(roleRoutes, { services, authenticate });
+  await app.register(auditRoutes, { services, authenticate });
+  await app.register(identityRoutes, { services, authenticate });
+  await app.register(appRoutes, { services, authenticate });
+  await app.register(hostRoutes, { services, authenticate });
   await app.ready();
   return { app, handler: handler() };
 }

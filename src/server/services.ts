@@ -1,6 +1,9 @@
+import { createScopeResolver, keyVaultResolver } from '../access/arm-scope.js';
+import { createRoleAssignments } from '../access/assignments-service.js';
 import type { Access } from '../access/decision.js';
 import { createAccess } from '../access/decision.js';
 import { createAuditLog } from '../audit/log.js';
+import { createAuditQueries } from '../audit/queries.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
 import { createPrincipals } from '../authority/principals.js';
@@ -12,13 +15,20 @@ import { createTokenIssuer, createTokenVerifier } from '../authority/tokens.js';
 import type { Config } from '../config/index.js';
 import { createSealer } from '../crypto/envelope.js';
 import { createSecretHasher } from '../crypto/hashing.js';
+import { createJobs } from '../jobs/runner.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { createChangeBus } from '../lib/events.js';
 import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
+import { createIdentityDomain } from '../management/identity-domain.js';
 import { createScopes } from '../management/scopes.js';
+import { createProvisioningKeys } from '../provisioning/keys.js';
 import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
+import { createKeyDomain } from '../vault/key-domain.js';
+import { vaultPurgeJob } from '../vault/purge-job.js';
+import { createSecrets } from '../vault/secrets.js';
+import { createVaults } from '../vault/vaults.js';
 
 /**
  * The composition root of the domain: opens storage, unseals keys and builds
@@ -35,13 +45,21 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
       'the root key does not match this database (wrong --root-key-file or LATCHKEY_ROOT_KEY?)',
     );
   }
+  const bus = createChangeBus();
+  let sealer: Awaited<ReturnType<typeof createSealer>>;
+  try {
+    sealer = await createSealer(db, config.rootKey);
+  } catch (e) {
+    await db.close();
+    throw e;
+  }
+  // Recorded only once the key has proven itself by unwrapping the data keys: a failed start
+  // with a wrong key must not lock out the right one.
   if (!check) {
     await db.run("INSERT INTO meta (key, value) VALUES ('root_key_check', $1) ON CONFLICT (key) DO NOTHING", [
       config.rootKey.checkValue(),
     ]);
   }
-  const bus = createChangeBus();
-  const sealer = await createSealer(db, config.rootKey);
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
   const tenants = createTenants({ db, clock });
   const principals = createPrincipals({ db, clock, bus });
@@ -98,7 +116,54 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     resolveResource,
   });
   const scopes = createScopes({ db, clock });
+  const provisioningKeys = createProvisioningKeys({
+    db,
+    clock,
+    hasher,
+    access,
+    audit,
+    bus,
+    maxLifetimeSeconds: config.provisioningKeyMaxSeconds ?? 30 * 86_400,
+  });
   const directory = createDirectory({ db, tenants, principals, credentials, access, audit, tokenEndpoint });
+  const scopeResolver = createScopeResolver({ scopes });
+  const roleAssignments = createRoleAssignments({
+    db,
+    access,
+    principals,
+    scopes: scopeResolver,
+    audit,
+    bus,
+  });
+  const auditQueries = createAuditQueries({ audit, access, principals });
+  // Managed identities: hosts, user-assigned identities, apps (src/management/identity-domain.ts).
+  const identity = createIdentityDomain({
+    db,
+    clock,
+    bus,
+    sealer,
+    principals,
+    credentials,
+    scopes,
+    access,
+    audit,
+    scopeResolver,
+    vaultResource,
+    vaultUrlTemplate: () => `https://{name}.${config.vaultDomain}${boundPort === 443 ? '' : `:${boundPort}`}`,
+  });
+  // Key vaults (control plane) and the secrets data plane; background jobs (purge).
+  const vaultBaseUrl = (nameLower: string) =>
+    `https://${nameLower}.${config.vaultDomain}${boundPort === 443 ? '' : `:${boundPort}`}`;
+  const vaults = createVaults({ db, clock, bus, access, audit, scopes });
+  scopeResolver.registerResourceType('Microsoft.KeyVault/vaults', keyVaultResolver(vaults.findActive));
+  const secrets = createSecrets({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
+  const jobs = createJobs({ db, clock });
+  jobs.add(vaultPurgeJob({ vaults, secrets }));
+  // Authority housekeeping: audit provisioning keys as they expire; forget spent client-assertion ids.
+  jobs.add({ name: 'provisioning-key-expiry', intervalMs: 30_000, run: async () => void (await provisioningKeys.auditExpired()) });
+  jobs.add({ name: 'assertion-jti-prune', intervalMs: 300_000, run: async () => void (await assertions.prune()) });
+  // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
+  const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
 
   return {
     config,
@@ -121,6 +186,16 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     tokenEndpoint,
     directory,
     scopes,
+    scopeResolver,
+    roleAssignments,
+    auditQueries,
+    ...identity,
+    provisioningKeys,
+    vaults,
+    secrets,
+    ...keyDomain,
+    jobs,
+    vaultBaseUrl,
     vaultResource,
     resolveResource,
     issuerBases,

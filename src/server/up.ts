@@ -1,8 +1,12 @@
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { listenHttps, type RunningServer } from '../http/listen.js';
+import type { IdentityEndpointTuning } from '../identity-endpoint/server.js';
+import { backgroundJobs } from '../jobs/extension.js';
+import type { Clock } from '../lib/clock.js';
 import { bootstrapDefaults } from './bootstrap.js';
 import { type DevOptions, loadDevConfig } from './dev.js';
+import { identityEndpointExtension } from './identity-extension.js';
 import { createLogger } from './logger.js';
 import { createServices, type Services } from './services.js';
 
@@ -26,6 +30,10 @@ export interface ReadyInfo {
 export interface UpOptions extends DevOptions {
   /** Port of the built-in identity endpoint on 127.0.0.1 (null: none). */
   identityPort?: number | null;
+  /** Tuning of the identity endpoint (rate limit, certificate roll policy, token cache). */
+  identityEndpoint?: IdentityEndpointTuning;
+  /** Time source for every service (tests pass a fake clock). */
+  clock?: Clock;
 }
 
 export interface UpHandle {
@@ -42,13 +50,13 @@ export type UpExtension = (ctx: {
   info: ReadyInfo;
 }) => Promise<{ close(): Promise<void>; info?: Partial<ReadyInfo> } | undefined>;
 /** The components `up` starts, in order (each returns how to stop it). */
-const extensions: UpExtension[] = [];
+const extensions: UpExtension[] = [backgroundJobs, identityEndpointExtension];
 
 /** Starts the all-in-one dev server: storage, authority, management, vault, identity endpoint. */
 export async function startUp(options: UpOptions): Promise<UpHandle> {
   const { config, warnings } = await loadDevConfig(options);
   const logger = createLogger(config.logLevel) as unknown as FastifyBaseLogger;
-  const services = await createServices(config);
+  const services = await createServices(config, options.clock ? { clock: options.clock } : {});
   let server: RunningServer | undefined;
   const closers: { close(): Promise<void> }[] = [];
   try {

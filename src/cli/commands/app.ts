@@ -1,0 +1,305 @@
+import { Command } from 'commander';
+import { type Ctx, ctx, print } from '../context.js';
+import { CliError } from '../errors.js';
+import { api } from '../session.js';
+import { collect, parseTags, subscriptionOf } from './arm.js';
+import { identityPath } from './identity.js';
+
+export const WEB_API = 'api-version=2023-12-01';
+const seg = encodeURIComponent;
+const SYSTEM = '[system]';
+
+export const appPath = (sub: string, rg: string, name?: string): string =>
+  `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.Web/sites${name === undefined ? '' : `/${seg(name)}`}`;
+
+interface IdentityBlock {
+  type: string;
+  principalId?: string;
+  tenantId?: string;
+  userAssignedIdentities?: Record<string, { principalId: string; clientId: string }>;
+}
+interface AppJson {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags: Record<string, string>;
+  identity: IdentityBlock;
+  properties: {
+    hostId: string | null;
+    hostName: string | null;
+    state: string;
+    keyVaultReferenceIdentity: string;
+  };
+}
+
+const appView = (a: AppJson) => ({
+  ...a,
+  resourceGroup: /\/resourceGroups\/([^/]+)/i.exec(a.id)?.[1] ?? null,
+});
+
+const options = (c: Command) =>
+  c
+    .requiredOption('-n, --name <name>', 'app name')
+    .option('-g, --resource-group <rg>', 'resource group', 'default')
+    .option('--subscription <id>', 'subscription id (default: the login’s)');
+
+/** `--identities [system] ID...`: ARM ids, or names of identities in the app's resource group. */
+function splitIdentities(list: string[] | undefined, sub: string, rg: string) {
+  const items = (list ?? [SYSTEM]).flatMap((s) => s.split(/\s+/)).filter(Boolean);
+  const system = items.some((i) => i.toLowerCase() === SYSTEM);
+  const user = items
+    .filter((i) => i.toLowerCase() !== SYSTEM)
+    .map((i) => (i.startsWith('/') ? i : identityPath(sub, rg, i)));
+  return { system, user };
+}
+
+const typeOf = (system: boolean, user: boolean) =>
+  system && user
+    ? 'SystemAssigned, UserAssigned'
+    : system
+      ? 'SystemAssigned'
+      : user
+        ? 'UserAssigned'
+        : 'None';
+
+/** az prints `webapp identity` as the identity block alone. */
+const identityOut = (a: AppJson) => ({
+  principalId: a.identity.principalId ?? null,
+  tenantId: a.identity.tenantId ?? null,
+  type: a.identity.type,
+  userAssignedIdentities: a.identity.userAssignedIdentities ?? null,
+});
+
+async function getApp(c: Ctx, sub: string, rg: string, name: string) {
+  return api<AppJson>(c, 'GET', `${appPath(sub, rg, name)}?${WEB_API}`);
+}
+
+/** az lists settings as `[{name, value, slotSetting}]`; after a change it shows names only (values redacted). */
+const settingsList = (props: Record<string, string>, redact: boolean) =>
+  Object.entries(props).map(([name, value]) => ({ name, slotSetting: false, value: redact ? null : value }));
+
+/** `latchkey app ...`: apps with managed identities, their placement and settings (az webapp). */
+export function appCommand(): Command {
+  const app = new Command('app').description('Apps (workloads) with managed identities');
+
+  options(app.command('create').description('Create an app, placed on a host (default: the local host)'))
+    .option('--host <name>', 'the host the app runs on (name or ARM id; default: the local host)')
+    .option('--assign-identity [ids...]', `identities to assign: ${SYSTEM} and/or user-assigned ids or names`)
+    .option('-l, --location <location>', 'location', 'local')
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const tags = parseTags(o.tags);
+      let identity: { type: string; userAssignedIdentities?: Record<string, object> } | undefined;
+      if (o.assignIdentity !== undefined) {
+        const ids = splitIdentities(
+          o.assignIdentity === true ? undefined : o.assignIdentity,
+          sub,
+          o.resourceGroup,
+        );
+        identity = {
+          type: typeOf(ids.system, ids.user.length > 0),
+          ...(ids.user.length
+            ? { userAssignedIdentities: Object.fromEntries(ids.user.map((u) => [u, {}])) }
+            : {}),
+        };
+      }
+      const r = await api<AppJson>(c, 'PUT', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+        location: o.location,
+        ...(tags ? { tags } : {}),
+        ...(identity ? { identity } : {}),
+        ...(o.host ? { properties: { hostId: o.host } } : {}),
+      });
+      print(c, appView(r));
+    });
+
+  app
+    .command('list')
+    .description('List apps (in a resource group, or the whole subscription)')
+    .option('-g, --resource-group <rg>', 'resource group')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const path = o.resourceGroup
+        ? appPath(sub, o.resourceGroup)
+        : `/subscriptions/${seg(sub)}/providers/Microsoft.Web/sites`;
+      print(c, (await api<{ value: AppJson[] }>(c, 'GET', `${path}?${WEB_API}`)).value.map(appView));
+    });
+
+  options(app.command('show').description('Show an app')).action(async (o, c0: Command) => {
+    const c = ctx(c0);
+    const sub = await subscriptionOf(c, o.subscription);
+    print(c, appView(await getApp(c, sub, o.resourceGroup, o.name)));
+  });
+
+  options(
+    app
+      .command('delete')
+      .description(
+        'Delete an app (its system-assigned identity and that identity’s role assignments go too)',
+      ),
+  ).action(async (o, c0: Command) => {
+    const c = ctx(c0);
+    const sub = await subscriptionOf(c, o.subscription);
+    await api(c, 'DELETE', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`);
+  });
+
+  options(
+    app
+      .command('update')
+      .description('Move an app to another host, or choose the identity Key Vault references use'),
+  )
+    .option('--host <name>', 'the host the app runs on (name or ARM id)')
+    .option(
+      '--key-vault-reference-identity <id>',
+      'SystemAssigned, or the ARM id of an attached user-assigned identity',
+    )
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const tags = parseTags(o.tags);
+      const properties = {
+        ...(o.host ? { hostId: o.host } : {}),
+        ...(o.keyVaultReferenceIdentity ? { keyVaultReferenceIdentity: o.keyVaultReferenceIdentity } : {}),
+      };
+      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+        ...(tags ? { tags } : {}),
+        ...(Object.keys(properties).length ? { properties } : {}),
+      });
+      print(c, appView(r));
+    });
+
+  // ---- app identity ----
+  const identity = app.command('identity').description('The managed identities of an app');
+  options(identity.command('assign').description(`Assign identities (default: ${SYSTEM})`))
+    .option('--identities <ids...>', `${SYSTEM} and/or user-assigned identity ids or names`, collect)
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const cur = await getApp(c, sub, o.resourceGroup, o.name);
+      const ids = splitIdentities(o.identities, sub, o.resourceGroup);
+      const system = ids.system || !!cur.identity.principalId;
+      const user = [...Object.keys(cur.identity.userAssignedIdentities ?? {}), ...ids.user];
+      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+        identity: {
+          type: typeOf(system, user.length > 0),
+          ...(user.length ? { userAssignedIdentities: Object.fromEntries(user.map((u) => [u, {}])) } : {}),
+        },
+      });
+      print(c, identityOut(r));
+    });
+  options(identity.command('remove').description(`Remove identities (default: ${SYSTEM})`))
+    .option('--identities <ids...>', `${SYSTEM} and/or user-assigned identity ids or names`, collect)
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const cur = await getApp(c, sub, o.resourceGroup, o.name);
+      const ids = splitIdentities(o.identities, sub, o.resourceGroup);
+      const removing = new Set(ids.user.map((u) => u.toLowerCase()));
+      const current = Object.keys(cur.identity.userAssignedIdentities ?? {});
+      for (const u of ids.user)
+        if (!current.some((x) => x.toLowerCase() === u.toLowerCase()))
+          throw new CliError(`the identity ${u} is not assigned to app '${o.name}'`);
+      const keep = current.filter((u) => !removing.has(u.toLowerCase()));
+      const system = !!cur.identity.principalId && !ids.system;
+      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+        identity: {
+          type: typeOf(system, keep.length > 0),
+          userAssignedIdentities: Object.fromEntries(
+            current.map((u) => [u, removing.has(u.toLowerCase()) ? null : {}]),
+          ),
+        },
+      });
+      print(c, identityOut(r));
+    });
+  options(identity.command('show').description('Show the identities of an app')).action(
+    async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      print(c, identityOut(await getApp(c, sub, o.resourceGroup, o.name)));
+    },
+  );
+
+  // ---- app config appsettings ----
+  const settings = app
+    .command('config')
+    .description('App configuration')
+    .command('appsettings')
+    .description('App settings (environment variables; values may be Key Vault references)');
+  const listPath = (sub: string, rg: string, name: string) =>
+    `${appPath(sub, rg, name)}/config/appsettings/list?${WEB_API}`;
+  const putPath = (sub: string, rg: string, name: string) =>
+    `${appPath(sub, rg, name)}/config/appsettings?${WEB_API}`;
+  options(settings.command('list').description('List app settings (with their values)')).action(
+    async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const r = await api<{ properties: Record<string, string> }>(
+        c,
+        'POST',
+        listPath(sub, o.resourceGroup, o.name),
+      );
+      print(c, settingsList(r.properties, false));
+    },
+  );
+  options(settings.command('set').description('Add or change app settings'))
+    .requiredOption('--settings <settings...>', 'space-separated KEY=VALUE pairs', collect)
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const r = await api<{ properties: Record<string, string> }>(
+        c,
+        'POST',
+        listPath(sub, o.resourceGroup, o.name),
+      );
+      const next = { ...r.properties };
+      for (const kv of o.settings as string[]) {
+        const i = kv.indexOf('=');
+        if (i < 1) throw new CliError(`invalid setting '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
+        const key = kv.slice(0, i);
+        for (const k of Object.keys(next)) if (k.toUpperCase() === key.toUpperCase()) delete next[k];
+        next[key] = kv.slice(i + 1);
+      }
+      const w = await api<{ properties: Record<string, string> }>(
+        c,
+        'PUT',
+        putPath(sub, o.resourceGroup, o.name),
+        {
+          properties: next,
+        },
+      );
+      process.stderr.write(
+        'App settings have been redacted. Use `latchkey app config appsettings list` to view.\n',
+      );
+      print(c, settingsList(w.properties, true));
+    });
+  options(settings.command('delete').description('Delete app settings'))
+    .requiredOption('--setting-names <names...>', 'space-separated setting names', collect)
+    .action(async (o, c0: Command) => {
+      const c = ctx(c0);
+      const sub = await subscriptionOf(c, o.subscription);
+      const r = await api<{ properties: Record<string, string> }>(
+        c,
+        'POST',
+        listPath(sub, o.resourceGroup, o.name),
+      );
+      const drop = new Set((o.settingNames as string[]).map((n) => n.toUpperCase()));
+      const next = Object.fromEntries(
+        Object.entries(r.properties).filter(([k]) => !drop.has(k.toUpperCase())),
+      );
+      const w = await api<{ properties: Record<string, string> }>(
+        c,
+        'PUT',
+        putPath(sub, o.resourceGroup, o.name),
+        {
+          properties: next,
+        },
+      );
+      print(c, settingsList(w.properties, true));
+    });
+  return app;
+}

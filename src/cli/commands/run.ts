@@ -1,0 +1,186 @@
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { readRunState } from '../../identity-endpoint/state-store.js';
+import { CliError } from '../errors.js';
+import { loadDevServer } from '../state.js';
+import { defaultAgentStateDir } from './agent.js';
+
+interface SessionJson {
+  sessionId: string;
+  identityHeader: string;
+  identityEndpoint: string;
+  imdsAuthorityHost: string;
+  caFile: string | null;
+  /** System roots + the CA, for tools that take a single CA file. */
+  caBundle: string | null;
+  env: Record<string, string>;
+}
+
+/** One JSON call to the endpoint's control channel (loopback HTTP, authenticated by the 0600 secret). */
+function control(
+  base: string,
+  secret: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
+  const u = new URL(path, base);
+  if (u.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname))
+    return Promise.reject(new CliError(`refusing a non-loopback identity endpoint: ${u.origin}`));
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolvePromise, reject) => {
+    const req = http.request(
+      u,
+      {
+        method,
+        headers: {
+          authorization: `Bearer ${secret}`,
+          ...(payload
+            ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
+            : {}),
+        },
+        timeout: 60_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: Record<string, unknown> | undefined;
+          try {
+            json = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+          } catch {}
+          resolvePromise({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('the identity endpoint did not answer')));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new CliError(
+          e.code === 'ECONNREFUSED'
+            ? `the identity endpoint at ${u.origin} is not running (start \`latchkey up\` or \`latchkey agent\`)`
+            : `identity endpoint: ${e.message}`,
+        ),
+      ),
+    );
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+/** Which endpoint: `--state-dir`, LATCHKEY_IDENTITY_STATE_DIR, the dev server's `{dataDir}/identity`, or the agent's default. */
+function stateDirOf(explicit: string | undefined): string {
+  if (explicit) return resolve(explicit);
+  if (process.env.LATCHKEY_IDENTITY_STATE_DIR) return resolve(process.env.LATCHKEY_IDENTITY_STATE_DIR);
+  const dev = loadDevServer();
+  if (dev?.dataDir && readRunState(join(dev.dataDir, 'identity'))) return join(dev.dataDir, 'identity');
+  return defaultAgentStateDir();
+}
+
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/**
+ * `latchkey run --app NAME [--env K=V]... -- COMMAND...`: starts a workload as
+ * an app on this host, the way App Service does: the identity endpoint's
+ * variables (a fresh per-run IDENTITY_HEADER, and a per-run IMDS prefix), the
+ * dev CA, and the app's settings with Key Vault references resolved through
+ * the app's identity. Exit code and signals pass through.
+ */
+export function runCommand(): Command {
+  return new Command('run')
+    .description(
+      'Run a command as an app: managed identity endpoint, CA trust and resolved app settings in its environment',
+    )
+    .requiredOption('--app <name>', 'the app to run as (placed on this host)')
+    .option(
+      '--env <KEY=VALUE>',
+      'an extra environment variable (repeatable; overrides an app setting)',
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option(
+      '--state-dir <dir>',
+      'the identity endpoint’s state dir (default: latchkey up’s, else the agent’s)',
+    )
+    .argument('<command...>', 'the command to run (after --)')
+    .action(async (command: string[], o: { app: string; env?: string[]; stateDir?: string }) => {
+      const extra: Record<string, string> = {};
+      for (const kv of o.env ?? []) {
+        const i = kv.indexOf('=');
+        if (i < 1 || !ENV_NAME_RE.test(kv.slice(0, i)))
+          throw new CliError(`invalid --env '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
+        extra[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      const dir = stateDirOf(o.stateDir);
+      const state = readRunState(dir);
+      if (!state)
+        throw new CliError(
+          `no identity endpoint in ${dir}: start \`latchkey up\` or \`latchkey agent\` (or pass --state-dir)`,
+        );
+      const base = state.endpoint.url;
+      const r = await control(base, state.secret, 'POST', '/control/sessions', {
+        app: o.app,
+        pid: process.pid,
+      });
+      if (r.status !== 201 || !r.json) {
+        const d = (r.json?.error_description as string | undefined) ?? `HTTP ${r.status}`;
+        throw new CliError(`cannot start app '${o.app}': ${d}`);
+      }
+      const s = r.json as unknown as SessionJson;
+      const ca = s.caFile ?? state.endpoint.caFile;
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ...s.env,
+        ...extra,
+        IDENTITY_ENDPOINT: s.identityEndpoint,
+        IDENTITY_HEADER: s.identityHeader,
+        AZURE_POD_IDENTITY_AUTHORITY_HOST: s.imdsAuthorityHost,
+        // Node adds NODE_EXTRA_CA_CERTS to its roots; the others replace the roots, so they get the bundle.
+        ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}),
+        ...(ca || s.caBundle
+          ? {
+              REQUESTS_CA_BUNDLE: s.caBundle ?? ca,
+              SSL_CERT_FILE: s.caBundle ?? ca,
+              CURL_CA_BUNDLE: s.caBundle ?? ca,
+            }
+          : {}),
+      };
+      const deregister = () =>
+        control(base, state.secret, 'DELETE', `/control/sessions/${s.sessionId}`).catch(() => undefined);
+
+      const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+      const forward = (sig: NodeJS.Signals) => () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      };
+      const handlers = SIGNALS.map((sig) => [sig, forward(sig)] as const);
+      for (const [sig, h] of handlers) process.on(sig, h);
+      const outcome = await new Promise<{
+        code: number | null;
+        signal: NodeJS.Signals | null;
+        error?: Error;
+      }>((done) => {
+        child.once('error', (error) => done({ code: null, signal: null, error }));
+        child.once('exit', (code, signal) => done({ code, signal }));
+      });
+      await deregister();
+      for (const [sig, h] of handlers) process.off(sig, h);
+      if (outcome.error) {
+        const e = outcome.error as NodeJS.ErrnoException;
+        throw new CliError(
+          e.code === 'ENOENT' ? `command not found: ${command[0]}` : `cannot run ${command[0]}: ${e.message}`,
+          e.code === 'ENOENT' ? 127 : 126,
+        );
+      }
+      if (outcome.signal) {
+        // Die of the same signal, as a shell would report it.
+        process.kill(process.pid, outcome.signal);
+        await new Promise((r) => setTimeout(r, 1000));
+        process.exit(128 + (constants.signals[outcome.signal] ?? 1));
+      }
+      process.exit(outcome.code ?? 1);
+    });
+}

@@ -1,0 +1,128 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { hostView } from '../../management/hosts.js';
+import type { Services } from '../../server/services.js';
+import type { Authenticate } from '../auth.js';
+import { requestMeta } from '../request.js';
+import { parse } from '../validate.js';
+import { armPath, requireApiVersion } from './arm-request.js';
+
+const PROVIDER = 'providers/Microsoft.Latchkey/hosts';
+const hostBody = z.object({
+  properties: z.object({ certificate: z.string().min(1).max(16_384).optional() }).optional(),
+});
+const certBody = z.object({ certificate: z.string().min(1).max(16_384) });
+const hostParams = z.object({
+  hostId: z.string().min(1).max(64),
+  principalId: z.string().min(1).max(64).optional(),
+  keyId: z.string().min(1).max(64).optional(),
+  app: z.string().min(1).max(64).optional(),
+});
+
+/**
+ * Hosts: ARM management by administrators (`Microsoft.Latchkey/hosts`), and
+ * the API a host's identity endpoint calls as the host itself (`/api/hosts/{hostId}/...`).
+ */
+export async function hostRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; authenticate: Authenticate },
+) {
+  const s = opts.services;
+  const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
+  const one = `/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}/:name`;
+
+  app.put(one, async (req, reply) => {
+    const c = await caller(req);
+    requireApiVersion(req);
+    const { sub, rg, name } = armPath(req);
+    const b = parse(hostBody, req.body);
+    const r = await s.hosts.createOrUpdate(c, requestMeta(req), {
+      subscriptionId: sub,
+      resourceGroup: rg,
+      name,
+      ...(b.properties?.certificate ? { certificate: b.properties.certificate } : {}),
+    });
+    const v = hostView(r.host);
+    // The registered certificate's key id: the enrolling agent keeps it to remove the certificate when it rolls.
+    const credential = r.credential
+      ? { keyId: r.credential.keyId, endDateTime: r.credential.endDateTime }
+      : null;
+    return reply.code(r.created ? 201 : 200).send({ ...v, properties: { ...v.properties, credential } });
+  });
+  app.get(one, async (req) => {
+    const c = await caller(req);
+    requireApiVersion(req);
+    const { sub, rg, name } = armPath(req);
+    return hostView(await s.hosts.get(c, sub, rg, name));
+  });
+  app.delete(one, async (req, reply) => {
+    const c = await caller(req);
+    requireApiVersion(req);
+    const { sub, rg, name } = armPath(req);
+    const deleted = await s.hosts.delete(c, requestMeta(req), sub, rg, name);
+    return reply.code(deleted ? 200 : 204).send();
+  });
+  app.get(`/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}`, async (req) => {
+    const c = await caller(req);
+    requireApiVersion(req);
+    const { sub, rg } = armPath(req);
+    return { value: (await s.hosts.list(c, sub, rg)).map(hostView) };
+  });
+  app.get(`/subscriptions/:sub/${PROVIDER}`, async (req) => {
+    const c = await caller(req);
+    requireApiVersion(req);
+    const { sub } = parse(z.object({ sub: z.string().min(1).max(64) }), req.params, 'path');
+    return { value: (await s.hosts.list(c, sub)).map(hostView) };
+  });
+
+  // ---- called by the host's endpoint, authenticated as the host ----
+  const api = s.hostAgent;
+  const params = (req: FastifyRequest) => parse(hostParams, req.params, 'path');
+  app.get('/api/hosts/:hostId/identities', async (req, reply) => {
+    const c = await caller(req);
+    reply.header('cache-control', 'no-store');
+    return api.manifest(c, params(req).hostId);
+  });
+  app.get('/api/hosts/:hostId/apps/:app/settings', async (req, reply) => {
+    const c = await caller(req);
+    const p = params(req);
+    reply.header('cache-control', 'no-store');
+    return { settings: await api.appSettings(c, requestMeta(req), p.hostId, p.app!) };
+  });
+  app.get('/api/hosts/:hostId/certificates', async (req) => {
+    const c = await caller(req);
+    return { value: await api.listOwnCertificates(c, params(req).hostId) };
+  });
+  app.post('/api/hosts/:hostId/certificates', async (req, reply) => {
+    const c = await caller(req);
+    const b = parse(certBody, req.body);
+    return reply
+      .code(201)
+      .send(await api.addOwnCertificate(c, requestMeta(req), params(req).hostId, b.certificate));
+  });
+  app.delete('/api/hosts/:hostId/certificates/:keyId', async (req, reply) => {
+    const c = await caller(req);
+    const p = params(req);
+    await api.deleteOwnCertificate(c, requestMeta(req), p.hostId, p.keyId!);
+    return reply.code(204).send();
+  });
+  app.get('/api/hosts/:hostId/identities/:principalId/certificates', async (req) => {
+    const c = await caller(req);
+    const p = params(req);
+    return { value: await api.listIdentityCertificates(c, p.hostId, p.principalId!) };
+  });
+  app.post('/api/hosts/:hostId/identities/:principalId/certificates', async (req, reply) => {
+    const c = await caller(req);
+    const p = params(req);
+    const b = parse(certBody, req.body);
+    return reply
+      .code(201)
+      .send(await api.addIdentityCertificate(c, requestMeta(req), p.hostId, p.principalId!, b.certificate));
+  });
+  app.delete('/api/hosts/:hostId/identities/:principalId/certificates/:keyId', async (req, reply) => {
+    const c = await caller(req);
+    const p = params(req);
+    await api.deleteIdentityCertificate(c, requestMeta(req), p.hostId, p.principalId!, p.keyId!);
+    return reply.code(204).send();
+  });
+}

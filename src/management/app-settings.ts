@@ -1,0 +1,69 @@
+import type { Sealer } from '../crypto/envelope.js';
+import { LatchkeyError } from '../errors/index.js';
+
+/** App settings become environment variables: names like shell variables (App Service also allows dots and hyphens). */
+export const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+export const MAX_SETTINGS = 200;
+export const MAX_SETTING_VALUE = 16 * 1024;
+export const MAX_SETTINGS_BYTES = 128 * 1024;
+
+export type AppSettings = Record<string, string>;
+
+/** Validates a full set of settings; messages name the setting, never its value. */
+export function checkSettings(settings: AppSettings): AppSettings {
+  const entries = Object.entries(settings);
+  if (entries.length > MAX_SETTINGS)
+    throw new LatchkeyError('BadParameter', `An app may have at most ${MAX_SETTINGS} settings.`);
+  let total = 0;
+  const seen = new Set<string>();
+  for (const [k, v] of entries) {
+    if (!SETTING_NAME_RE.test(k))
+      throw new LatchkeyError(
+        'BadParameter',
+        `Invalid app setting name '${k.slice(0, 64)}': 1–128 letters, digits, '_', '.', '-', not starting with a digit.`,
+      );
+    if (seen.has(k.toUpperCase()))
+      throw new LatchkeyError(
+        'BadParameter',
+        `App setting '${k}' is given twice (names are case-insensitive).`,
+      );
+    seen.add(k.toUpperCase());
+    if (typeof v !== 'string' || v.length > MAX_SETTING_VALUE)
+      throw new LatchkeyError(
+        'BadParameter',
+        `App setting '${k}' must be a string of at most ${MAX_SETTING_VALUE} characters.`,
+      );
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a NUL cannot be passed in an environment variable
+    if (/\u0000/.test(v))
+      throw new LatchkeyError('BadParameter', `App setting '${k}' contains a NUL character.`);
+    total += k.length + v.length;
+  }
+  if (total > MAX_SETTINGS_BYTES)
+    throw new LatchkeyError(
+      'BadParameter',
+      `App settings may total at most ${MAX_SETTINGS_BYTES} characters.`,
+    );
+  return Object.fromEntries(entries);
+}
+
+/** The AAD that binds an app's sealed settings to the app row. */
+const aad = (tenantId: string, appRowId: string) => `appsettings|${tenantId}|${appRowId}`;
+
+export function sealSettings(
+  sealer: Sealer,
+  tenantId: string,
+  appRowId: string,
+  settings: AppSettings,
+): Buffer {
+  return sealer.seal(JSON.stringify(settings), aad(tenantId, appRowId));
+}
+
+export function openSettings(
+  sealer: Sealer,
+  tenantId: string,
+  appRowId: string,
+  blob: Buffer | null | undefined,
+): AppSettings {
+  if (!blob || blob.length === 0) return {};
+  return JSON.parse(sealer.open(Buffer.from(blob), aad(tenantId, appRowId)).toString('utf8')) as AppSettings;
+}

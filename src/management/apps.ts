@@ -1,0 +1,387 @@
+import type { Caller, RequestMeta } from '../access/caller.js';
+import type { Access } from '../access/decision.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Principals } from '../authority/principals.js';
+import type { Sealer } from '../crypto/envelope.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
+import { newGuid } from '../lib/ids.js';
+import type { Database, Queryable } from '../storage/port.js';
+import { applyIdentity, type IdentityInput, identityType } from './app-identity.js';
+import { type AppSettings, checkSettings, openSettings, sealSettings } from './app-settings.js';
+import type { Host, Hosts } from './hosts.js';
+import type { UserIdentities } from './identities.js';
+import { UAI_SELECT, type UaiRow, type UserIdentity, uaiFromRow } from './identities.js';
+import {
+  APP_ACTIONS,
+  APP_NAME_RE,
+  armId,
+  auditOf,
+  checkName,
+  checkTags,
+  HOST_ACTIONS,
+  LOCATION_RE,
+  parseTags,
+  resourceNotFound,
+  SITE_TYPE,
+  type Tags,
+} from './identity-common.js';
+import type { Scopes } from './scopes.js';
+
+/** An app (`Microsoft.Web/sites`-like): a workload placed on a host, with an identity block and settings. */
+export interface App {
+  rowId: string;
+  tenantId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  armId: string;
+  hostId: string;
+  systemPrincipalId: string | null;
+  systemClientId: string | null;
+  /** `SystemAssigned` or the ARM id of a user-assigned identity: the identity Key Vault references use. */
+  keyVaultReferenceIdentity: string | null;
+  location: string;
+  tags: Tags;
+  userIdentities: UserIdentity[];
+  createdAt: number;
+}
+
+interface Row {
+  id: string;
+  tenant_id: string;
+  subscription_id: string;
+  resource_group: string;
+  name: string;
+  host_id: string;
+  system_principal_id: string | null;
+  system_app_id: string | null;
+  kv_reference_identity: string | null;
+  location: string;
+  tags: string;
+  created_at: number;
+}
+const SELECT = `SELECT a.id, a.tenant_id, a.subscription_id, a.resource_group, a.name, a.host_id, a.system_principal_id,
+  p.app_id AS system_app_id, a.kv_reference_identity, a.location, a.tags, a.created_at
+  FROM apps a LEFT JOIN principals p ON p.id = a.system_principal_id`;
+
+const identityPrincipals = (a: App): string[] => [
+  ...(a.systemPrincipalId ? [a.systemPrincipalId] : []),
+  ...a.userIdentities.map((u) => u.principalId),
+];
+
+/** The ARM JSON of an app (`Microsoft.Web/sites`, api-version 2023-12-01). */
+export function appView(a: App, host: Host | undefined) {
+  const type = identityType(a);
+  const identity: Record<string, unknown> = { type };
+  if (a.systemPrincipalId) {
+    identity.principalId = a.systemPrincipalId;
+    identity.tenantId = a.tenantId;
+  }
+  if (a.userIdentities.length)
+    identity.userAssignedIdentities = Object.fromEntries(
+      a.userIdentities.map((u) => [u.armId, { principalId: u.principalId, clientId: u.clientId }]),
+    );
+  return {
+    id: a.armId,
+    name: a.name,
+    type: SITE_TYPE,
+    kind: 'app',
+    location: a.location,
+    tags: a.tags,
+    identity,
+    properties: {
+      name: a.name,
+      state: 'Running',
+      hostId: host?.armId ?? null,
+      hostName: host?.name ?? null,
+      keyVaultReferenceIdentity: a.keyVaultReferenceIdentity ?? 'SystemAssigned',
+    },
+  };
+}
+
+/**
+ * Apps: create/update with an identity block, placement on a host, sealed
+ * settings. A system-assigned identity is created with its app and deleted
+ * with it (or when switched off), taking its role assignments along.
+ */
+export function createApps(deps: {
+  db: Database;
+  clock: Clock;
+  bus: ChangeBus;
+  sealer: Sealer;
+  principals: Principals;
+  scopes: Scopes;
+  access: Access;
+  audit: AuditLog;
+  hosts: Hosts;
+  identities: UserIdentities;
+}) {
+  const { db, clock, bus, sealer, principals, scopes, access, audit, hosts, identities } = deps;
+
+  const userIdentitiesOf = async (appRowId: string, q: Queryable) =>
+    (
+      await q.all<UaiRow>(
+        `${UAI_SELECT} JOIN app_identities ai ON ai.identity_id = u.id WHERE ai.app_id = $1 ORDER BY ai.created_at, u.name_lower`,
+        [appRowId],
+      )
+    ).map(uaiFromRow);
+
+  const load = async (r: Row, q: Queryable): Promise<App> => ({
+    rowId: r.id,
+    tenantId: r.tenant_id,
+    subscriptionId: r.subscription_id,
+    resourceGroup: r.resource_group,
+    name: r.name,
+    armId: armId(r.subscription_id, r.resource_group, SITE_TYPE, r.name),
+    hostId: r.host_id,
+    systemPrincipalId: r.system_principal_id,
+    systemClientId: r.system_principal_id ? r.system_app_id : null,
+    keyVaultReferenceIdentity: r.kv_reference_identity,
+    location: r.location,
+    tags: parseTags(r.tags),
+    userIdentities: await userIdentitiesOf(r.id, q),
+    createdAt: Number(r.created_at),
+  });
+
+  const byName = async (tenantId: string, name: string, q: Queryable = db): Promise<App | undefined> => {
+    const r = await q.get<Row>(`${SELECT} WHERE a.tenant_id = $1 AND a.name_lower = $2`, [
+      tenantId,
+      name.toLowerCase(),
+    ]);
+    return r && load(r, q);
+  };
+  const find = async (tenantId: string, sub: string, rg: string, name: string, q: Queryable = db) => {
+    const a = await byName(tenantId, name, q);
+    return a && a.subscriptionId === sub.toLowerCase() && a.resourceGroup.toLowerCase() === rg.toLowerCase()
+      ? a
+      : undefined;
+  };
+  const placeOn = async (caller: Caller, ref: string | undefined, q: Queryable): Promise<Host> => {
+    const host = ref
+      ? await hosts.resolve(caller.tenantId, ref, q)
+      : await hosts.ensureLocal(caller.tenantId);
+    await access.require(caller, HOST_ACTIONS.assign, host.armId);
+    return host;
+  };
+  const checkKvIdentity = (value: string | null | undefined): string | null | undefined => {
+    if (value === undefined || value === null) return value;
+    if (value.toLowerCase() === 'systemassigned') return 'SystemAssigned';
+    if (!value.startsWith('/subscriptions/') || value.length > 600)
+      throw new LatchkeyError(
+        'BadParameter',
+        'keyVaultReferenceIdentity is SystemAssigned or the ARM id of a user-assigned identity.',
+      );
+    return value;
+  };
+
+  const self = {
+    byName,
+    find,
+    async byRowId(tenantId: string, rowId: string, q: Queryable = db): Promise<App | undefined> {
+      const r = await q.get<Row>(`${SELECT} WHERE a.tenant_id = $1 AND a.id = $2`, [tenantId, rowId]);
+      return r && load(r, q);
+    },
+    /** Apps placed on a host, with their identities (for the host's endpoint). */
+    async placedOn(host: Host, q: Queryable = db): Promise<App[]> {
+      const rows = await q.all<Row>(
+        `${SELECT} WHERE a.tenant_id = $1 AND a.host_id = $2 ORDER BY a.name_lower`,
+        [host.tenantId, host.id],
+      );
+      const out: App[] = [];
+      for (const r of rows) out.push(await load(r, q));
+      return out;
+    },
+    /** PUT: create, or replace the identity block, tags, placement given. */
+    async createOrUpdate(
+      caller: Caller,
+      meta: RequestMeta,
+      input: {
+        subscriptionId: string;
+        resourceGroup: string;
+        name: string;
+        location?: string;
+        tags?: Tags;
+        identity?: IdentityInput;
+        host?: string;
+        keyVaultReferenceIdentity?: string | null;
+      },
+      mode: 'put' | 'patch' = 'put',
+    ): Promise<{ app: App; created: boolean }> {
+      checkName(
+        APP_NAME_RE,
+        input.name,
+        'app',
+        '2–60 letters, digits and hyphens, not starting or ending with a hyphen.',
+      );
+      if (input.location !== undefined && !LOCATION_RE.test(input.location))
+        throw new LatchkeyError('BadParameter', 'Invalid location.');
+      const tags = input.tags === undefined ? undefined : checkTags(input.tags);
+      const kvRef = checkKvIdentity(input.keyVaultReferenceIdentity);
+      const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
+      const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
+      const id = armId(sub.subscriptionId, rg.name, SITE_TYPE, input.name);
+      await access.require(caller, APP_ACTIONS.write, id);
+      const result = await db.transaction(async (tx) => {
+        let app = await byName(caller.tenantId, input.name, tx);
+        if (app && app.armId.toLowerCase() !== id.toLowerCase()) {
+          throw new LatchkeyError(
+            'Conflict',
+            `An app named '${input.name}' already exists in another resource group (app names are unique in a tenant).`,
+          );
+        }
+        if (!app && mode === 'patch') throw resourceNotFound(SITE_TYPE, input.name);
+        const created = !app;
+        const now = clock.now();
+        if (!app) {
+          const host = await placeOn(caller, input.host, tx);
+          const rowId = newGuid();
+          await tx.run(
+            `INSERT INTO apps (id, tenant_id, subscription_id, resource_group, resource_group_lower, name, name_lower, host_id,
+               system_principal_id, kv_reference_identity, settings_sealed, location, tags, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, NULL, $10, $11, $12, $12)`,
+            [
+              rowId,
+              caller.tenantId,
+              sub.subscriptionId,
+              rg.name,
+              rg.name.toLowerCase(),
+              input.name,
+              input.name.toLowerCase(),
+              host.id,
+              kvRef ?? null,
+              input.location ?? 'local',
+              JSON.stringify(tags ?? {}),
+              now,
+            ],
+          );
+          app = (await self.byRowId(caller.tenantId, rowId, tx))!;
+        } else {
+          if (input.host !== undefined) {
+            const host = await placeOn(caller, input.host, tx);
+            await tx.run('UPDATE apps SET host_id = $1 WHERE id = $2', [host.id, app.rowId]);
+          }
+          if (tags !== undefined || input.location !== undefined || kvRef !== undefined)
+            await tx.run(
+              'UPDATE apps SET tags = $1, location = $2, kv_reference_identity = $3 WHERE id = $4',
+              [
+                JSON.stringify(tags ?? app.tags),
+                input.location ?? app.location,
+                kvRef === undefined ? app.keyVaultReferenceIdentity : kvRef,
+                app.rowId,
+              ],
+            );
+        }
+        const before = { hostId: app.hostId, principals: identityPrincipals(app) };
+        let changed: string[] = [];
+        if (input.identity)
+          changed = await applyIdentity(
+            { db: tx, clock, principals, access, identities },
+            caller,
+            app,
+            input.identity,
+            created ? 'put' : mode,
+          );
+        await tx.run('UPDATE apps SET updated_at = $1 WHERE id = $2', [now, app.rowId]);
+        if (!created) await hosts.pruneUnserved(before.hostId, before.principals, tx);
+        await audit.append(
+          tx,
+          auditOf(caller, meta, created ? 'AppCreate' : 'AppUpdate', id, {
+            identity: input.identity ? input.identity.type : null,
+            identityChanges: changed.join(',') || null,
+          }),
+        );
+        return { app: (await self.byRowId(caller.tenantId, app.rowId, tx))!, created };
+      });
+      bus.publish('app', result.app.rowId);
+      return result;
+    },
+    async get(caller: Caller, sub: string, rg: string, name: string): Promise<App> {
+      const a = await find(caller.tenantId, sub, rg, name);
+      if (!a) throw resourceNotFound(SITE_TYPE, name);
+      await access.require(caller, APP_ACTIONS.read, a.armId);
+      return a;
+    },
+    async list(caller: Caller, sub: string, rg?: string): Promise<App[]> {
+      await scopes.subscription(caller.tenantId, sub);
+      const rows = await db.all<Row>(
+        `${SELECT} WHERE a.tenant_id = $1 AND a.subscription_id = $2 ORDER BY a.name_lower`,
+        [caller.tenantId, sub.toLowerCase()],
+      );
+      const out: App[] = [];
+      for (const r of rows) {
+        if (rg && r.resource_group.toLowerCase() !== rg.toLowerCase()) continue;
+        const a = await load(r, db);
+        if (await access.allows(caller, APP_ACTIONS.read, a.armId)) out.push(a);
+      }
+      return out;
+    },
+    /** Deletes the app, its system-assigned identity (and that identity's assignments) and assignments at its scope. */
+    async delete(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string): Promise<boolean> {
+      const a = await find(caller.tenantId, sub, rg, name);
+      await access.require(caller, APP_ACTIONS.delete, a?.armId ?? armId(sub, rg, SITE_TYPE, name));
+      if (!a) return false;
+      await db.transaction(async (tx) => {
+        await tx.run('DELETE FROM apps WHERE id = $1', [a.rowId]);
+        if (a.systemPrincipalId) await principals.delete(a.tenantId, a.systemPrincipalId, tx);
+        await hosts.pruneUnserved(
+          a.hostId,
+          identityPrincipals(a).filter((p) => p !== a.systemPrincipalId),
+          tx,
+        );
+        await access.deleteAtOrBelow(a.tenantId, a.armId, tx);
+        await audit.append(tx, auditOf(caller, meta, 'AppDelete', a.armId));
+      });
+      bus.publish('app', a.rowId);
+      return true;
+    },
+
+    // ---- settings (sealed at rest) ----
+    async readSettings(app: App, q: Queryable = db): Promise<AppSettings> {
+      const r = await q.get<{ settings_sealed: Buffer | null }>(
+        'SELECT settings_sealed FROM apps WHERE id = $1',
+        [app.rowId],
+      );
+      return openSettings(sealer, app.tenantId, app.rowId, r?.settings_sealed);
+    },
+    async listSettings(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string) {
+      const a = await find(caller.tenantId, sub, rg, name);
+      if (!a) throw resourceNotFound(SITE_TYPE, name);
+      await access.require(caller, APP_ACTIONS.listSettings, a.armId);
+      const settings = await self.readSettings(a);
+      await audit.record(
+        auditOf(caller, meta, 'AppSettingsList', a.armId, { count: Object.keys(settings).length }),
+      );
+      return { app: a, settings };
+    },
+    /** Replaces every setting (ARM PUT config/appsettings). */
+    async replaceSettings(
+      caller: Caller,
+      meta: RequestMeta,
+      sub: string,
+      rg: string,
+      name: string,
+      settings: AppSettings,
+    ) {
+      const a = await find(caller.tenantId, sub, rg, name);
+      if (!a) throw resourceNotFound(SITE_TYPE, name);
+      await access.require(caller, APP_ACTIONS.writeSettings, a.armId);
+      const clean = checkSettings(settings);
+      await db.transaction(async (tx) => {
+        await tx.run('UPDATE apps SET settings_sealed = $1, updated_at = $2 WHERE id = $3', [
+          sealSettings(sealer, a.tenantId, a.rowId, clean),
+          clock.now(),
+          a.rowId,
+        ]);
+        await audit.append(
+          tx,
+          auditOf(caller, meta, 'AppSettingsWrite', a.armId, { count: Object.keys(clean).length }),
+        );
+      });
+      return { app: a, settings: clean };
+    },
+  };
+  return self;
+}
+export type Apps = ReturnType<typeof createApps>;

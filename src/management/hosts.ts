@@ -1,0 +1,311 @@
+import type { Caller, RequestMeta } from '../access/caller.js';
+import type { Access } from '../access/decision.js';
+import type { AuditLog } from '../audit/log.js';
+import type { CredentialInfo, Credentials } from '../authority/credentials.js';
+import type { Principals } from '../authority/principals.js';
+import { LatchkeyError } from '../errors/index.js';
+import type { Clock } from '../lib/clock.js';
+import { isGuid, newGuid } from '../lib/ids.js';
+import type { Database, Queryable } from '../storage/port.js';
+import {
+  armId,
+  auditOf,
+  checkName,
+  HOST_ACTIONS,
+  HOST_NAME_RE,
+  HOST_TYPE,
+  parseArmId,
+  resourceNotFound,
+} from './identity-common.js';
+import { DEFAULT_RESOURCE_GROUP, type Scopes } from './scopes.js';
+
+/** A workload host: where an identity endpoint (`latchkey up` or `latchkey agent`) serves apps' identities. */
+export interface Host {
+  id: string;
+  tenantId: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  armId: string;
+  /** The host's own principal: the endpoint authenticates as it (certificate) to the management API. */
+  principalId: string;
+  clientId: string;
+  builtIn: boolean;
+  createdAt: number;
+}
+
+interface HostRow {
+  id: string;
+  tenant_id: string;
+  subscription_id: string;
+  resource_group: string;
+  name: string;
+  principal_id: string;
+  app_id: string | null;
+  built_in: number;
+  created_at: number;
+}
+
+const SELECT = `SELECT h.id, h.tenant_id, h.subscription_id, h.resource_group, h.name, h.principal_id, p.app_id,
+  h.built_in, h.created_at FROM hosts h JOIN principals p ON p.id = h.principal_id`;
+
+const fromRow = (r: HostRow): Host => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  subscriptionId: r.subscription_id,
+  resourceGroup: r.resource_group,
+  name: r.name,
+  armId: armId(r.subscription_id, r.resource_group, HOST_TYPE, r.name),
+  principalId: r.principal_id,
+  clientId: r.app_id ?? '',
+  builtIn: Number(r.built_in) === 1,
+  createdAt: Number(r.created_at),
+});
+
+export const LOCAL_HOST_NAME = 'local';
+/** Display name of the credentials a host registers (for itself and for identities it serves). */
+export const hostCredentialTag = (hostId: string): string => `latchkey-host:${hostId}`;
+
+/** The ARM JSON of a host. */
+export const hostView = (h: Host) => ({
+  id: h.armId,
+  name: h.name,
+  type: HOST_TYPE,
+  location: 'local',
+  properties: {
+    hostId: h.id,
+    tenantId: h.tenantId,
+    principalId: h.principalId,
+    clientId: h.clientId,
+    builtIn: h.builtIn,
+    createdTime: new Date(h.createdAt).toISOString(),
+  },
+});
+
+/**
+ * Hosts (`Microsoft.Latchkey/hosts`). Each has a principal whose certificate
+ * credentials the host's endpoint holds; `latchkey up` has a built-in `local`
+ * host, `latchkey agent --enroll` registers others.
+ */
+export function createHosts(deps: {
+  db: Database;
+  clock: Clock;
+  principals: Principals;
+  credentials: Credentials;
+  scopes: Scopes;
+  access: Access;
+  audit: AuditLog;
+}) {
+  const { db, clock, principals, credentials, scopes, access, audit } = deps;
+
+  const insertHost = async (
+    q: Queryable,
+    tenantId: string,
+    sub: string,
+    rg: string,
+    name: string,
+    builtIn: boolean,
+  ): Promise<Host> => {
+    const id = newGuid();
+    const p = await principals.createServicePrincipal(
+      tenantId,
+      {
+        displayName: `host:${name}`,
+        kind: 'managedIdentity',
+        resourceId: armId(sub, rg, HOST_TYPE, name),
+      },
+      q,
+    );
+    const now = clock.now();
+    await q.run(
+      `INSERT INTO hosts (id, tenant_id, subscription_id, resource_group, name, name_lower, principal_id, built_in,
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
+      [id, tenantId, sub, rg, name, name.toLowerCase(), p.id, builtIn ? 1 : 0, now],
+    );
+    return (await self.byId(tenantId, id, q))!;
+  };
+
+  const self = {
+    async byId(tenantId: string, id: string, q: Queryable = db): Promise<Host | undefined> {
+      if (!isGuid(id)) return undefined;
+      const r = await q.get<HostRow>(`${SELECT} WHERE h.id = $1 AND h.tenant_id = $2`, [
+        id.toLowerCase(),
+        tenantId,
+      ]);
+      return r && fromRow(r);
+    },
+    async byName(tenantId: string, name: string, q: Queryable = db): Promise<Host | undefined> {
+      const r = await q.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.name_lower = $2`, [
+        tenantId,
+        name.toLowerCase(),
+      ]);
+      return r && fromRow(r);
+    },
+    /** A host named by name, host id or ARM id, in the tenant (404 otherwise). */
+    async resolve(tenantId: string, ref: string, q: Queryable = db): Promise<Host> {
+      const parsed = ref.startsWith('/') ? parseArmId(ref) : undefined;
+      const h = parsed
+        ? parsed.type.toLowerCase() === HOST_TYPE.toLowerCase()
+          ? await self.byName(tenantId, parsed.name, q)
+          : undefined
+        : ((await self.byId(tenantId, ref, q)) ?? (await self.byName(tenantId, ref, q)));
+      if (!h || (parsed && h.subscriptionId !== parsed.subscriptionId))
+        throw resourceNotFound(HOST_TYPE, ref.split('/').pop() ?? ref);
+      return h;
+    },
+    /** The tenant's built-in host (`local`), created on first use. */
+    async ensureLocal(tenantId: string): Promise<Host> {
+      const found = await db.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.built_in = 1`, [tenantId]);
+      if (found) return fromRow(found);
+      return db.transaction(async (tx) => {
+        await tx.lock(`latchkey:local-host:${tenantId}`);
+        const again = await tx.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.built_in = 1`, [
+          tenantId,
+        ]);
+        if (again) return fromRow(again);
+        const sub = await scopes.defaultSubscription(tenantId, tx);
+        const rg = await scopes.ensureResourceGroup(tenantId, sub.subscriptionId, DEFAULT_RESOURCE_GROUP, tx);
+        const h = await insertHost(tx, tenantId, sub.subscriptionId, rg.name, LOCAL_HOST_NAME, true);
+        await audit.append(tx, {
+          tenantId,
+          operation: 'HostCreate',
+          target: h.armId,
+          status: 200,
+          details: { builtIn: true },
+        });
+        return h;
+      });
+    },
+    /** Registers a public certificate for the host's own principal (enrolment, renewal). */
+    async addCertificate(host: Host, pem: string, q: Queryable = db): Promise<CredentialInfo> {
+      await q.run('DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND end_at <= $3', [
+        host.principalId,
+        hostCredentialTag(host.id),
+        clock.now(),
+      ]);
+      return credentials.addCertificate(
+        host.tenantId,
+        host.principalId,
+        pem,
+        {
+          displayName: hostCredentialTag(host.id),
+        },
+        q,
+      );
+    },
+
+    /**
+     * Removes the certificates a host registered for identities it no longer
+     * serves (detached, app deleted or moved): from then on the host cannot
+     * get tokens for them, whatever keys it kept.
+     */
+    async pruneUnserved(hostId: string, principalIds: readonly string[], q: Queryable = db): Promise<void> {
+      for (const pid of new Set(principalIds))
+        await q.run(
+          `DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND NOT EXISTS (
+             SELECT 1 FROM apps a WHERE a.host_id = $3 AND (a.system_principal_id = $1 OR EXISTS (
+               SELECT 1 FROM app_identities ai JOIN user_identities u ON u.id = ai.identity_id
+               WHERE ai.app_id = a.id AND u.principal_id = $1)))`,
+          [pid, hostCredentialTag(hostId), hostId],
+        );
+    },
+
+    // ---- ARM (administrators) ----
+    async createOrUpdate(
+      caller: Caller,
+      meta: RequestMeta,
+      input: { subscriptionId: string; resourceGroup: string; name: string; certificate?: string },
+    ): Promise<{ host: Host; created: boolean; credential: CredentialInfo | null }> {
+      checkName(HOST_NAME_RE, input.name, 'host', '1–63 letters, digits, dots, hyphens and underscores.');
+      const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
+      const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
+      const id = armId(sub.subscriptionId, rg.name, HOST_TYPE, input.name);
+      await access.require(caller, HOST_ACTIONS.write, id);
+      return db.transaction(async (tx) => {
+        let host = await self.byName(caller.tenantId, input.name, tx);
+        if (
+          host &&
+          (host.subscriptionId !== sub.subscriptionId ||
+            host.resourceGroup.toLowerCase() !== rg.name.toLowerCase())
+        )
+          throw new LatchkeyError(
+            'Conflict',
+            `A host named '${input.name}' already exists in another resource group.`,
+          );
+        const created = !host;
+        if (!host) {
+          if (!input.certificate)
+            throw new LatchkeyError(
+              'BadParameter',
+              'A new host needs properties.certificate (its public certificate, PEM).',
+            );
+          host = await insertHost(tx, caller.tenantId, sub.subscriptionId, rg.name, input.name, false);
+        }
+        const credential = input.certificate ? await self.addCertificate(host, input.certificate, tx) : null;
+        await tx.run('UPDATE hosts SET updated_at = $1 WHERE id = $2', [clock.now(), host.id]);
+        await audit.append(
+          tx,
+          auditOf(caller, meta, created ? 'HostCreate' : 'HostUpdate', host.armId, {
+            certificate: credential?.keyId ?? null,
+          }),
+        );
+        return { host, created, credential };
+      });
+    },
+    async get(caller: Caller, subscriptionId: string, resourceGroup: string, name: string): Promise<Host> {
+      const h = await self.byName(caller.tenantId, name);
+      if (
+        !h ||
+        h.subscriptionId !== subscriptionId.toLowerCase() ||
+        h.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase()
+      )
+        throw resourceNotFound(HOST_TYPE, name);
+      await access.require(caller, HOST_ACTIONS.read, h.armId);
+      return h;
+    },
+    async list(caller: Caller, subscriptionId?: string, resourceGroup?: string): Promise<Host[]> {
+      const rows = await db.all<HostRow>(`${SELECT} WHERE h.tenant_id = $1 ORDER BY h.name_lower`, [
+        caller.tenantId,
+      ]);
+      const out: Host[] = [];
+      for (const h of rows.map(fromRow)) {
+        if (subscriptionId && h.subscriptionId !== subscriptionId.toLowerCase()) continue;
+        if (resourceGroup && h.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase()) continue;
+        if (await access.allows(caller, HOST_ACTIONS.read, h.armId)) out.push(h);
+      }
+      return out;
+    },
+    async delete(
+      caller: Caller,
+      meta: RequestMeta,
+      subscriptionId: string,
+      resourceGroup: string,
+      name: string,
+    ) {
+      const h = await self.get(caller, subscriptionId, resourceGroup, name).catch(async (e) => {
+        if (e instanceof LatchkeyError && e.code === 'Forbidden') throw e;
+        return undefined;
+      });
+      if (!h) return false;
+      await access.require(caller, HOST_ACTIONS.delete, h.armId);
+      if (h.builtIn) throw new LatchkeyError('BadRequest', 'The built-in local host cannot be deleted.');
+      await db.transaction(async (tx) => {
+        const placed = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM apps WHERE host_id = $1', [
+          h.id,
+        ]);
+        if (Number(placed?.n ?? 0) > 0)
+          throw new LatchkeyError(
+            'Conflict',
+            `Apps are placed on host '${h.name}': move or delete them first.`,
+          );
+        await tx.run('DELETE FROM hosts WHERE id = $1', [h.id]);
+        await principals.delete(h.tenantId, h.principalId, tx);
+        await access.deleteAtOrBelow(h.tenantId, h.armId, tx);
+        await audit.append(tx, auditOf(caller, meta, 'HostDelete', h.armId));
+      });
+      return true;
+    },
+  };
+  return self;
+}
+export type Hosts = ReturnType<typeof createHosts>;

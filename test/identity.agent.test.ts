@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type CliUser, cliUser, REPO_ROOT, spawnServer } from './helpers/cli.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { grant, putVault, secretClient, vaultPrincipal } from './helpers/vault.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'latchkey.js');
+const CHILD = join(REPO_ROOT, 'test', 'fixtures', 'identity-child.mjs');
+const DNS = join(REPO_ROOT, 'test', 'fixtures', 'localhost-dns.mjs');
+
+describe('latchkey agent: the identity endpoint of a second host', () => {
+  let s: TestServer;
+  let cli: CliUser;
+  let tmp: string;
+  const run = async (...args: string[]) => {
+    const r = await cli.run(...args);
+    assert.equal(r.code, 0, `latchkey ${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+
+  before(async () => {
+    s = await startTestServer();
+    tmp = mkdtempSync(join(tmpdir(), 'latchkey-agent-'));
+    cli = cliUser(join(tmp, 'cli'));
+    const login = await cli.run(
+      '--server',
+      s.info.authority,
+      '--ca-file',
+      s.info.caCertPath,
+      'login',
+      '-u',
+      s.admin.userName,
+      '-p',
+      s.admin.password,
+      '--tenant',
+      s.info.tenantId,
+    );
+    assert.equal(login.code, 0, login.stderr);
+  });
+  after(async () => {
+    await s?.stop();
+    cli?.cleanup();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('agent: a non-loopback bind is refused before anything else', async () => {
+    const r = await cli.run('agent', '--bind', '0.0.0.0', '--state-dir', join(tmp, 'never'));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refusing to bind the identity endpoint to 0\.0\.0\.0.*loopback/);
+  });
+
+  test('agent --enroll: a new host, its key kept locally, serving only its apps to `latchkey run`', async () => {
+    const stateDir = join(tmp, 'agent-state');
+    const agent = await spawnServer<{ identityEndpoint: string; hostId: string; hostName: string }>(
+      ['agent', '--enroll', '--json', '--port', '0', '--state-dir', stateDir, '--host-name', 'edge-7'],
+      { configDir: cli.configDir },
+    );
+    try {
+      assert.match(agent.info.identityEndpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(agent.info.hostName, 'edge-7');
+      assert.equal(statSync(stateDir).mode & 0o777, 0o700);
+      assert.equal(statSync(join(stateDir, 'credentials', 'host.json')).mode & 0o777, 0o600);
+      assert.equal(statSync(join(stateDir, 'control.secret')).mode & 0o777, 0o600);
+      const hosts = (await run('host', 'list')).json.map((h: { name: string }) => h.name);
+      assert.deepEqual(hosts.sort(), ['edge-7', 'local']);
+
+      const vault = await putVault(s, 'agentvault');
+      const officer = await vaultPrincipal(s, 'agent-officer');
+      await grant(s, officer.id, 'Key Vault Secrets Officer', vault.id);
+      await secretClient(s, 'agentvault', officer).setSecret('greeting', 'hello edge');
+      const app = (await run('app', 'create', '-n', 'edge-app', '--host', 'edge-7', '--assign-identity'))
+        .json;
+      assert.equal(app.properties.hostName, 'edge-7');
+      await grant(s, app.identity.principalId, 'Key Vault Secrets User', vault.id);
+      // Placed on the edge host, then moved away: the agent no longer serves it.
+      await run('app', 'create', '-n', 'not-on-edge', '--host', 'edge-7', '--assign-identity');
+      const moved = (await run('app', 'update', '-n', 'not-on-edge', '--host', 'local')).json;
+      assert.equal(moved.properties.hostName, 'local');
+
+      const runAs = (name: string) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const c = spawn(
+            process.execPath,
+            [
+              BIN,
+              'run',
+              '--app',
+              name,
+              '--state-dir',
+              stateDir,
+              '--',
+              process.execPath,
+              '--import',
+              DNS,
+              CHILD,
+              'appservice',
+              s.vaultUrl('agentvault'),
+              s.info.vaultResource,
+            ],
+            {
+              cwd: REPO_ROOT,
+              env: { PATH: process.env.PATH ?? '', HOME: tmp },
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
+          let stdout = '';
+          let stderr = '';
+          c.stdout.on('data', (d: Buffer) => {
+            stdout += d;
+          });
+          c.stderr.on('data', (d: Buffer) => {
+            stderr += d;
+          });
+          c.on('close', (code) => resolve({ code, stdout, stderr }));
+        });
+      const ok = await runAs('edge-app');
+      assert.equal(ok.code, 0, ok.stderr);
+      const out = JSON.parse(ok.stdout.trim().split('\n').pop()!);
+      assert.equal(out.managedIdentity.secret, 'hello edge', JSON.stringify(out));
+      assert.equal(out.default.secret, 'hello edge');
+      const other = await runAs('not-on-edge');
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /No app named 'not-on-edge' is placed on this host/);
+    } finally {
+      const stopped = await agent.stop();
+      assert.equal(stopped.code, 0, agent.stderr());
+    }
+  });
+});

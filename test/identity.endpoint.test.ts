@@ -1,0 +1,383 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startIdentityEndpoint } from '../src/identity-endpoint/server.js';
+import {
+  type AppJson,
+  appId,
+  appServiceToken,
+  arm,
+  claimsOf,
+  ep,
+  imdsToken,
+  patchApp,
+  putApp,
+  putIdentity,
+  putSettings,
+  session,
+  trySession,
+} from './helpers/identity.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { grant, putVault, secretClient, vaultPrincipal } from './helpers/vault.js';
+
+/** A raw request with any headers (fetch forbids setting Host). */
+function raw(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('identity endpoint (latchkey up)', () => {
+  let s: TestServer;
+  let vaultId: string;
+  const readSecret = (token: string) =>
+    s.request('GET', `${s.vaultUrl('epvault')}/secrets/greeting?api-version=7.5`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  const systemApp = async (name: string): Promise<AppJson> => {
+    const app = await putApp(s, name, { identity: { type: 'SystemAssigned' } });
+    await grant(s, app.identity.principalId!, 'Key Vault Secrets User', vaultId);
+    return app;
+  };
+
+  before(async () => {
+    s = await startTestServer();
+    vaultId = (await putVault(s, 'epvault')).id;
+    const officer = await vaultPrincipal(s, 'ep-officer');
+    await grant(s, officer.id, 'Key Vault Secrets Officer', vaultId);
+    await secretClient(s, 'epvault', officer).setSecret('greeting', 'hello from the vault');
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('App Service protocol: an Azure-shaped token for the system-assigned identity, cached', async () => {
+    const app = await systemApp('ep-sys');
+    const sess = await session(s, 'ep-sys');
+    const r = await appServiceToken(s, sess);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.deepEqual(Object.keys(r.json).sort(), [
+      'access_token',
+      'client_id',
+      'expires_in',
+      'expires_on',
+      'resource',
+      'token_type',
+    ]);
+    assert.match(r.json.expires_on, /^\d{10}$/);
+    assert.ok(Number(r.json.expires_on) > Date.now() / 1000 + 3000);
+    assert.ok(Number(r.json.expires_in) > 3000);
+    assert.equal(r.json.resource, s.info.vaultResource);
+    assert.equal(r.json.token_type, 'Bearer');
+    assert.equal(r.headers.get('cache-control'), 'no-store');
+    const sp = await s.services.principals.get(s.info.tenantId, app.identity.principalId!);
+    assert.equal(sp?.kind, 'managedIdentity');
+    assert.equal(r.json.client_id, sp?.appId);
+    const claims = claimsOf(r.json.access_token);
+    assert.equal(claims.oid, app.identity.principalId);
+    assert.equal(claims.aud, s.info.vaultResource);
+    assert.equal(claims.xms_mirid, app.id);
+    assert.equal(claims.azpacr, '2', 'the endpoint authenticated with a certificate');
+
+    const again = await appServiceToken(s, sess);
+    assert.equal(again.json.access_token, r.json.access_token, 'served from the cache');
+    const secret = await readSecret(r.json.access_token);
+    assert.equal(secret.status, 200, secret.text);
+    assert.equal(secret.json.value, 'hello from the vault');
+  });
+
+  test('IMDS with and without the trailing slash; the probe; Cloud Shell POST', async () => {
+    await systemApp('ep-imds');
+    const sess = await session(s, 'ep-imds');
+    for (const slash of ['/', '']) {
+      const r = await imdsToken(s, sess, s.info.vaultResource, {}, slash);
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal((await readSecret(r.json.access_token)).status, 200);
+    }
+    // DefaultAzureCredential's probe: no query, no Metadata header → any HTTP answer (a 400 here).
+    for (const url of [
+      `${sess.imdsAuthorityHost}/metadata/identity/oauth2/token`,
+      `${s.info.identityEndpoint}/metadata/identity/oauth2/token`,
+    ]) {
+      const probe = await ep(s, url);
+      assert.equal(probe.status, 400);
+      assert.equal(probe.json.error, 'invalid_request');
+      assert.match(probe.json.error_description, /metadata header/i);
+    }
+    const noSession = await ep(
+      s,
+      '/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.localhost',
+      { headers: { Metadata: 'true' } },
+    );
+    assert.equal(noSession.status, 400);
+    assert.match(noSession.json.error_description, /latchkey run/);
+
+    const form = { method: 'POST', body: `resource=${encodeURIComponent(s.info.vaultResource)}` };
+    const shell = await ep(s, sess.msiEndpoint, {
+      ...form,
+      headers: { Metadata: 'true', 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assert.equal(shell.status, 200, JSON.stringify(shell.json));
+    assert.equal(shell.json.resource, s.info.vaultResource);
+    const noMeta = await ep(s, sess.msiEndpoint, {
+      ...form,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    assert.equal(noMeta.status, 400);
+  });
+
+  test('user-assigned identities by client id, object id and resource id; others refused', async () => {
+    const u1 = await putIdentity(s, 'ep-uai-1');
+    const u2 = await putIdentity(s, 'ep-uai-2');
+    await putApp(s, 'ep-user', {
+      identity: { type: 'UserAssigned', userAssignedIdentities: { [u1.id]: {} } },
+    });
+    await grant(s, u1.properties.principalId, 'Key Vault Secrets User', vaultId);
+    const sess = await session(s, 'ep-user');
+
+    const none = await appServiceToken(s, sess);
+    assert.equal(none.status, 400);
+    assert.match(none.json.error_description, /no system-assigned identity/);
+
+    const selectors: [string, Record<string, string>][] = [
+      ['client_id', { client_id: u1.properties.clientId }],
+      ['object_id', { object_id: u1.properties.principalId }],
+      ['mi_res_id', { mi_res_id: u1.id }],
+    ];
+    for (const [what, sel] of selectors) {
+      const r = await appServiceToken(s, sess, s.info.vaultResource, sel);
+      assert.equal(r.status, 200, `${what}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.client_id, u1.properties.clientId);
+      assert.equal(claimsOf(r.json.access_token).oid, u1.properties.principalId);
+      assert.equal(claimsOf(r.json.access_token).xms_mirid, u1.id);
+    }
+    const imds = await imdsToken(s, sess, s.info.vaultResource, { msi_res_id: u1.id });
+    assert.equal(imds.status, 200);
+    assert.equal((await readSecret(imds.json.access_token)).status, 200);
+
+    for (const sel of <Record<string, string>[]>[
+      { client_id: u2.properties.clientId },
+      { object_id: u2.properties.principalId },
+      { mi_res_id: u2.id },
+    ]) {
+      const r = await appServiceToken(s, sess, s.info.vaultResource, sel);
+      assert.equal(r.status, 400, JSON.stringify(sel));
+      assert.deepEqual(r.json, { error: 'invalid_request', error_description: 'Identity not found' });
+    }
+    const two = await appServiceToken(s, sess, s.info.vaultResource, {
+      client_id: u1.properties.clientId,
+      object_id: u1.properties.principalId,
+    });
+    assert.equal(two.status, 400);
+  });
+
+  test('a session resolves Key Vault references; a bad one is refused, naming the setting only', async () => {
+    await systemApp('ep-refs');
+    await putSettings(s, 'ep-refs', {
+      PLAIN: 'plain value',
+      GREETING: `@Microsoft.KeyVault(SecretUri=${s.vaultUrl('epvault')}/secrets/greeting)`,
+    });
+    const ok = await trySession(s, 'ep-refs');
+    assert.equal(ok.status, 201, JSON.stringify(ok.json));
+    assert.deepEqual(ok.json.env, { PLAIN: 'plain value', GREETING: 'hello from the vault' });
+
+    const cases: [string, string, RegExp][] = [
+      [
+        'MALFORMED',
+        '@Microsoft.KeyVault(VaultName=epvault)',
+        /^app setting 'MALFORMED': malformed Key Vault reference/,
+      ],
+      [
+        'ELSEWHERE',
+        '@Microsoft.KeyVault(SecretUri=https://epvault.vault.example.com/secrets/greeting)',
+        /^app setting 'ELSEWHERE': .*not a vault of this installation/,
+      ],
+      [
+        'MISSING',
+        '@Microsoft.KeyVault(VaultName=epvault;SecretName=nope)',
+        /^app setting 'MISSING': .*secret 'nope' in vault 'epvault' could not be resolved: \(SecretNotFound\)/,
+      ],
+      [
+        'NOGRANT',
+        '@Microsoft.KeyVault(VaultName=othervault;SecretName=greeting)',
+        /^app setting 'NOGRANT': .*could not be resolved: \((VaultNotFound|Forbidden)\)/,
+      ],
+    ];
+    for (const [name, value, expected] of cases) {
+      await putSettings(s, 'ep-refs', { PLAIN: 'plain value', [name]: value });
+      const r = await trySession(s, 'ep-refs');
+      assert.equal(r.status, 400, name);
+      assert.equal(r.json.error, 'setting_unresolvable');
+      assert.match(r.json.error_description, expected);
+      assert.doesNotMatch(JSON.stringify(r.json), /plain value|hello from the vault/);
+    }
+    await putApp(s, 'ep-noid', {});
+    await putSettings(s, 'ep-noid', { REF: '@Microsoft.KeyVault(VaultName=epvault;SecretName=greeting)' });
+    const noid = await trySession(s, 'ep-noid');
+    assert.equal(noid.status, 400);
+    assert.match(
+      noid.json.error_description,
+      /^app setting 'REF': a Key Vault reference needs an app identity/,
+    );
+    const unknown = await trySession(s, 'no-such-app');
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.json.error_description, /No app named 'no-such-app' is placed on this host/);
+  });
+
+  test('misuse: no header, wrong header, X-Forwarded-For, foreign Host, bad requests', async () => {
+    await systemApp('ep-misuse');
+    const sess = await session(s, 'ep-misuse');
+    const q = `api-version=2019-08-01&resource=${encodeURIComponent(s.info.vaultResource)}`;
+    const noHeader = await ep(s, `/msi/token?${q}`);
+    assert.equal(noHeader.status, 400);
+    assert.match(noHeader.json.error_description, /X-IDENTITY-HEADER/);
+    const wrong = await ep(s, `/msi/token?${q}`, {
+      headers: { 'X-IDENTITY-HEADER': `${sess.identityHeader}x` },
+    });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.json.access_token, undefined);
+
+    const xff = await ep(s, `/msi/token?${q}`, {
+      headers: { 'X-IDENTITY-HEADER': sess.identityHeader, 'X-Forwarded-For': '203.0.113.7' },
+    });
+    assert.equal(xff.status, 403);
+    assert.equal(xff.json.access_token, undefined);
+    const xffImds = await ep(
+      s,
+      `${sess.imdsAuthorityHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x`,
+      {
+        headers: { Metadata: 'true', 'X-Forwarded-For': '10.0.0.1' },
+      },
+    );
+    assert.equal(xffImds.status, 403);
+
+    const rebinding = await raw(`${s.info.identityEndpoint}/msi/token?${q}`, {
+      host: 'attacker.example:80',
+      'x-identity-header': sess.identityHeader,
+    });
+    assert.equal(rebinding.status, 403);
+    assert.doesNotMatch(rebinding.body, /access_token/);
+
+    const badVersion = await ep(s, `/msi/token?api-version=2017-09-01&resource=x`, {
+      headers: { 'X-IDENTITY-HEADER': sess.identityHeader },
+    });
+    assert.equal(badVersion.status, 400);
+    const noResource = await ep(s, '/msi/token?api-version=2019-08-01', {
+      headers: { 'X-IDENTITY-HEADER': sess.identityHeader },
+    });
+    assert.equal(noResource.status, 400);
+    const unknownResource = await appServiceToken(s, sess, 'https://unknown.example');
+    assert.equal(unknownResource.status, 400);
+    assert.equal(unknownResource.json.error, 'invalid_scope');
+    assert.equal((await ep(s, '/nope')).status, 404);
+    const control = await ep(s, '/control/sessions', { method: 'POST', body: '{"app":"ep-misuse"}' });
+    assert.equal(control.status, 401, 'the control channel needs its secret');
+  });
+
+  test('a bind to a non-loopback address is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));
+    try {
+      for (const bindHost of ['0.0.0.0', '::', '192.168.1.10', 'example.com']) {
+        await assert.rejects(
+          startIdentityEndpoint({
+            stateDir: dir,
+            bindHost,
+            port: 0,
+            host: {
+              hostId: '00000000-0000-0000-0000-000000000000',
+              hostName: 'x',
+              tenantId: s.info.tenantId,
+              principalId: '00000000-0000-0000-0000-000000000000',
+              clientId: '00000000-0000-0000-0000-000000000000',
+              server: s.info.authority,
+            },
+          }),
+          /refusing to bind the identity endpoint to .*loopback/,
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a flood past 20 requests/s or 5 at a time gets 429 with Retry-After', async () => {
+    await systemApp('ep-flood');
+    const sess = await session(s, 'ep-flood');
+    assert.equal((await appServiceToken(s, sess)).status, 200); // warm the cache
+    await new Promise((r) => setTimeout(r, 1100)); // a full bucket
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 60 }, () => appServiceToken(s, sess)));
+    const elapsed = (Date.now() - started) / 1000;
+    const ok = results.filter((r) => r.status === 200).length;
+    const limited = results.filter((r) => r.status === 429);
+    // A full bucket (20) plus what refills while the flood lasts; never all of them.
+    assert.ok(ok >= 1 && ok <= 20 + Math.ceil(20 * elapsed) + 1, `ok=${ok} in ${elapsed}s`);
+    assert.equal(ok + limited.length, 60);
+    assert.ok(limited.length >= 20, `429s=${limited.length}`);
+    for (const r of limited) {
+      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      assert.equal(r.json.access_token, undefined);
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await appServiceToken(s, sess)).status, 200, 'served again after the wait');
+  });
+
+  test('deleting the app: the vault refuses its token at once, the endpoint refuses the session', async () => {
+    const app = await systemApp('ep-del');
+    const sess = await session(s, 'ep-del');
+    const t = (await appServiceToken(s, sess)).json.access_token as string;
+    assert.equal((await readSecret(t)).status, 200);
+    const del = await arm(s, 'DELETE', appId(s, 'ep-del'));
+    assert.equal(del.status, 200);
+    const after = await readSecret(t);
+    assert.equal(after.status, 401, 'the token of a deleted identity is refused at once');
+    assert.equal(await s.services.principals.getById(app.identity.principalId!), undefined);
+    assert.deepEqual(
+      await s.services.access.list(s.info.tenantId, { principalId: app.identity.principalId! }),
+      [],
+    );
+    const r = await appServiceToken(s, sess);
+    assert.equal(r.status, 400);
+    assert.match(r.json.error_description, /no longer on this host/);
+  });
+
+  test('switching the identity off (and detaching a user-assigned one) takes effect at once', async () => {
+    const u = await putIdentity(s, 'ep-uai-off');
+    const app = await putApp(s, 'ep-off', {
+      identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [u.id]: {} } },
+    });
+    await grant(s, app.identity.principalId!, 'Key Vault Secrets User', vaultId);
+    const sess = await session(s, 'ep-off');
+    const sys = (await appServiceToken(s, sess)).json.access_token as string;
+    assert.equal((await readSecret(sys)).status, 200);
+    assert.equal(
+      (await appServiceToken(s, sess, s.info.vaultResource, { client_id: u.properties.clientId })).status,
+      200,
+    );
+
+    const patched = await patchApp(s, 'ep-off', {
+      identity: { type: 'UserAssigned', userAssignedIdentities: { [u.id]: {} } },
+    });
+    assert.equal(patched.identity.principalId, undefined);
+    assert.equal((await readSecret(sys)).status, 401);
+    assert.equal((await appServiceToken(s, sess)).status, 400);
+
+    // Deleting the user-assigned identity detaches it everywhere.
+    assert.equal((await arm(s, 'DELETE', u.id)).status, 200);
+    const shown = await arm(s, 'GET', appId(s, 'ep-off'));
+    assert.equal(shown.json.identity.type, 'None');
+    const r = await appServiceToken(s, sess, s.info.vaultResource, { client_id: u.properties.clientId });
+    assert.equal(r.status, 400);
+  });
+});
