@@ -290,7 +290,9 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
     });
 
     test('a relaxed transaction commits and rolls back like any other', async () => {
-      await db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['relaxed']), { relaxed: true });
+      await db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['relaxed']), {
+        relaxed: true,
+      });
       assert.equal(await count(db), 1);
       await assert.rejects(
         db.transaction(

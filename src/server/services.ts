@@ -160,8 +160,16 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
   const jobs = createJobs({ db, clock });
   jobs.add(vaultPurgeJob({ vaults, secrets }));
   // Authority housekeeping: audit provisioning keys as they expire; forget spent client-assertion ids.
-  jobs.add({ name: 'provisioning-key-expiry', intervalMs: 30_000, run: async () => void (await provisioningKeys.auditExpired()) });
-  jobs.add({ name: 'assertion-jti-prune', intervalMs: 300_000, run: async () => void (await assertions.prune()) });
+  jobs.add({
+    name: 'provisioning-key-expiry',
+    intervalMs: 30_000,
+    run: async () => void (await provisioningKeys.auditExpired()),
+  });
+  jobs.add({
+    name: 'assertion-jti-prune',
+    intervalMs: 300_000,
+    run: async () => void (await assertions.prune()),
+  });
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
 
