@@ -130,4 +130,111 @@ describe('latchkey agent: the identity endpoint of a second host', () => {
       assert.equal(stopped.code, 0, agent.stderr());
     }
   });
+
+  test('agent --enroll with a provisioning key (hosts:enroll): no login on the new host, then an app placed there gets tokens', async () => {
+    const admin = { authorization: `Bearer ${await s.adminToken()}` };
+    const mk = async (scopes: string[]) => {
+      const r = await s.request('POST', '/api/provisioning/keys', {
+        headers: admin,
+        json: { scopes, expiresInSeconds: 600 },
+      });
+      assert.equal(r.status, 201, r.text);
+      return r.json as { id: string; key: string };
+    };
+    const bare = cliUser(join(tmp, 'pk-cli')); // a fresh host: no login state at all
+    const common = [
+      '--server',
+      s.info.authority,
+      '--ca-file',
+      s.info.caCertPath,
+      'agent',
+      '--enroll',
+      '--json',
+      '--port',
+      '0',
+    ];
+    // A key without the scope is refused, naming the scope; nothing is enrolled.
+    const weak = await mk(['apps:write']);
+    const refused = await bare.runWith(
+      { LATCHKEY_PROVISIONING_KEY: weak.key },
+      ...common,
+      '--state-dir',
+      join(tmp, 'pk-weak'),
+      '--host-name',
+      'edge-weak',
+      '--subscription',
+      s.info.subscriptionId,
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /hosts:enroll/);
+    const key = await mk(['hosts:enroll']);
+    const stateDir = join(tmp, 'pk-state');
+    const agent = await spawnServer<{ identityEndpoint: string; hostId: string; hostName: string }>(
+      [...common, '--state-dir', stateDir, '--host-name', 'edge-pk', '--subscription', s.info.subscriptionId],
+      { configDir: bare.configDir, env: { LATCHKEY_PROVISIONING_KEY: key.key } },
+    );
+    try {
+      assert.equal(agent.info.hostName, 'edge-pk');
+      // The key was needed only to enrol: the host now authenticates with its own certificate.
+      const revoke = await s.request('POST', `/api/provisioning/keys/${key.id}/revoke`, { headers: admin });
+      assert.equal(revoke.status, 200);
+      await s.services.audit.drain();
+      const ops = (await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: key.id })).map(
+        (e) => e.operation,
+      );
+      assert.ok(
+        ops.some((o) => /Host/i.test(o)),
+        `the enrolment is audited with the key's id: ${ops.join(', ')}`,
+      );
+
+      const vault = await putVault(s, 'pkvault');
+      const officer = await vaultPrincipal(s, 'pk-officer');
+      await grant(s, officer.id, 'Key Vault Secrets Officer', vault.id);
+      await secretClient(s, 'pkvault', officer).setSecret('greeting', 'hello pk edge');
+      const app = (await run('app', 'create', '-n', 'pk-app', '--host', 'edge-pk', '--assign-identity')).json;
+      await grant(s, app.identity.principalId, 'Key Vault Secrets User', vault.id);
+      const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const c = spawn(
+          process.execPath,
+          [
+            BIN,
+            'run',
+            '--app',
+            'pk-app',
+            '--state-dir',
+            stateDir,
+            '--',
+            process.execPath,
+            '--import',
+            DNS,
+            CHILD,
+            'appservice',
+            s.vaultUrl('pkvault'),
+            s.info.vaultResource,
+          ],
+          {
+            cwd: REPO_ROOT,
+            env: { PATH: process.env.PATH ?? '', HOME: tmp },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        c.stdout.on('data', (d: Buffer) => {
+          stdout += d;
+        });
+        c.stderr.on('data', (d: Buffer) => {
+          stderr += d;
+        });
+        c.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      assert.equal(out.code, 0, out.stderr);
+      const result = JSON.parse(out.stdout.trim().split('\n').pop()!);
+      assert.equal(result.managedIdentity.secret, 'hello pk edge', JSON.stringify(result));
+    } finally {
+      const stopped = await agent.stop();
+      assert.equal(stopped.code, 0, agent.stderr());
+      bare.cleanup();
+    }
+  });
 });
