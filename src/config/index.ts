@@ -24,6 +24,8 @@ export interface Limits {
   /** Requests per second (sustained) and burst per authenticated principal; 0 disables. */
   perPrincipalRate: number;
   perPrincipalBurst: number;
+  /** The longest expiry a provisioning key may be given, in seconds. */
+  provisioningKeyMaxSeconds: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -40,6 +42,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   perAddressBurst: 10_000,
   perPrincipalRate: 2_000,
   perPrincipalBurst: 4_000,
+  provisioningKeyMaxSeconds: 30 * 86_400,
 });
 
 export interface TokenPolicy {
@@ -71,8 +74,6 @@ export interface Config {
   token: TokenPolicy;
   limits: Limits;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
-  /** The longest expiry a provisioning key may be given (default 30 days). */
-  provisioningKeyMaxSeconds?: number;
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

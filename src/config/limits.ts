@@ -28,6 +28,7 @@ export const LIMIT_SCHEMA = z
     perAddressBurst: int(1, 10_000_000),
     perPrincipalRate: int(0, 10_000_000),
     perPrincipalBurst: int(1, 10_000_000),
+    provisioningKeyMaxSeconds: int(60, 365 * 86_400),
   })
   .strict()
   .partial();

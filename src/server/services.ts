@@ -123,7 +123,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     access,
     audit,
     bus,
-    maxLifetimeSeconds: config.provisioningKeyMaxSeconds ?? 30 * 86_400,
+    maxLifetimeSeconds: config.limits.provisioningKeyMaxSeconds,
   });
   const directory = createDirectory({ db, tenants, principals, credentials, access, audit, tokenEndpoint });
   const scopeResolver = createScopeResolver({ scopes });
