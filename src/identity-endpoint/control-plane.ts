@@ -1,8 +1,8 @@
 import type { Clock } from '../lib/clock.js';
+import { describeError, type HttpsRequest } from '../lib/https-client.js';
 import type { HostManifest } from '../management/host-agent.js';
 import { signClientAssertion } from './certificates.js';
 import type { CredentialRoller } from './credential-roller.js';
-import { describeError, type HttpsRequest } from './https-client.js';
 import type { HostState } from './state-store.js';
 
 export const MANAGEMENT_RESOURCE = 'https://management.latchkey.localhost';

@@ -21,8 +21,11 @@ export type HttpsRequest = (
   },
 ) => Promise<HttpsResponse>;
 
-/** `*.localhost` is loopback (RFC 6761), also where the system resolver does not say so. */
-function lookup(
+/**
+ * `*.localhost` is loopback (RFC 6761), also where the system resolver does not
+ * say so: vault hosts such as `shop.vault.localhost` work everywhere.
+ */
+export function localhostLookup(
   hostname: string,
   options: { all?: boolean },
   cb: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
@@ -36,9 +39,9 @@ function lookup(
 }
 
 /**
- * The endpoint's HTTPS client for the authority, the management API and
- * vaults: keep-alive, trusts `ca` (the dev CA) in addition to the system
- * roots, https only.
+ * The HTTPS client of the CLI and the identity endpoint (for the authority, the
+ * management API and vaults): keep-alive, https only, responses bounded to
+ * 4 MiB, trusts `ca` (the dev CA) in addition to the system roots.
  */
 export function createHttpsClient(opts: { ca?: string | undefined; maxSockets?: number } = {}): {
   request: HttpsRequest;
@@ -49,7 +52,7 @@ export function createHttpsClient(opts: { ca?: string | undefined; maxSockets?: 
     maxSockets: opts.maxSockets ?? 16,
     // A private CA is trusted in addition to the system roots, not instead of them.
     ...(opts.ca ? { ca: [...rootCertificates, opts.ca] } : {}),
-    lookup: lookup as never,
+    lookup: localhostLookup as never,
   });
   const request: HttpsRequest = (method, url, o = {}) => {
     const u = new URL(url);
