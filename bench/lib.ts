@@ -2,12 +2,13 @@
 // generation (autocannon, keep-alive, fixed concurrency, warm-up), in-process
 // micro-benchmarks, percentiles and reporting. See docs/performance.md.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
+import ts from 'typescript';
 import type { ReadyInfo } from '../src/server/up.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -109,14 +110,17 @@ export interface ChildServer<T> {
 }
 
 /**
- * Spawns `node bin/latchkey.js ...args` (a separate process: its event loop
- * and the load generator's never share a thread) and waits for its JSON line.
+ * Spawns `node ...argv` (a separate process: its event loop and the load
+ * generator's never share a thread) and waits for its first JSON line on stdout.
  */
-export function spawnLatchkey<T>(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer<T>> {
+function spawnJsonChild<T>(
+  argv: string[],
+  o: { label: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number },
+): Promise<ChildServer<T>> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, argv, {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -132,11 +136,12 @@ export function spawnLatchkey<T>(args: string[], env: NodeJS.ProcessEnv = {}): P
     clearTimeout(kill);
     return code;
   };
+  const timeoutMs = o.readyTimeoutMs ?? 60_000;
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`latchkey ${args[0]} not ready after 60 s:\n${err}`));
-    }, 60_000);
+      reject(new Error(`${o.label} not ready after ${timeoutMs / 1000} s:\n${err}`));
+    }, timeoutMs);
     let ready = false;
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -152,10 +157,70 @@ export function spawnLatchkey<T>(args: string[], env: NodeJS.ProcessEnv = {}): P
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`latchkey ${args[0]} exited (${code}) before ready:\n${err}`));
+      reject(new Error(`${o.label} exited (${code}) before ready:\n${err}`));
     });
   });
 }
+
+/** `node bin/latchkey.js ...args` (the compiled build when it is fresh, as for users; see bin/latchkey.js). */
+export const spawnLatchkey = <T>(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer<T>> =>
+  spawnJsonChild<T>([BIN, ...args], { label: `latchkey ${args[0]}`, env });
+
+/** The newest modification time under `dir` (ms). */
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** True when dist/ (what `latchkey` runs) is at least as new as every file in src/. */
+export function buildIsFresh(): boolean {
+  const main = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+  return existsSync(main) && statSync(main).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'));
+}
+
+/**
+ * Runs a bench server script (bench/servers/*.ts) on the code users run: the
+ * script alone is transpiled to a temporary .mjs whose `../../src/*.js`
+ * imports point at the compiled build (dist/), then run with plain node. The
+ * sources through tsx would be measured instead: loader hooks, source maps and
+ * keep-names wrappers cost about a third of the throughput. The bench runner
+ * builds first when dist/ is stale (see bench/run.ts); without a fresh build
+ * this falls back to tsx and says so.
+ */
+export function spawnBenchServer<T>(
+  script: string,
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {},
+): Promise<ChildServer<T>> {
+  const label = `bench server ${basename(script)}`;
+  if (!buildIsFresh()) {
+    process.stderr.write(`  note: dist/ is older than src/: ${label} runs the sources through tsx\n`);
+    return spawnJsonChild<T>(['--import', 'tsx', script, ...args], { label, ...o });
+  }
+  const dist = pathToFileURL(join(REPO_ROOT, 'dist')).href;
+  const js = ts
+    .transpileModule(readFileSync(script, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    })
+    .outputText.replace(/(['"])\.\.\/\.\.\/src\//g, `$1${dist}/`)
+    .replace(/import\.meta\.url/g, JSON.stringify(pathToFileURL(script).href));
+  const out = join(benchBuildDir(), `${basename(script, '.ts')}.mjs`);
+  writeFileSync(out, js);
+  return spawnJsonChild<T>([out, ...args], { label, ...o });
+}
+
+let buildDir: string | undefined;
+const benchBuildDir = () => {
+  buildDir ??= mkdtempSync(join(tmpdir(), 'latchkey-bench-build-'));
+  return buildDir;
+};
+process.once('exit', () => {
+  if (buildDir) rmSync(buildDir, { recursive: true, force: true });
+});
 
 /** `latchkey up --json` on port 0 with `dataDir`. */
 export const spawnUp = (dataDir: string, configDir: string) =>

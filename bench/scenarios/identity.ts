@@ -1,11 +1,11 @@
 // The managed-identity endpoint: cached-token requests per second against a bare node:http server
 // answering a body of the same size (both in their own process, same run), and cold-token latency
 // (a cache miss: client assertion to the authority, then the answer).
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { join } from 'node:path';
 import {
   type BenchContext,
+  type ChildServer,
   type LoadResult,
   load,
   median,
@@ -13,51 +13,14 @@ import {
   REPO_ROOT,
   row,
   type Scenario,
+  spawnBenchServer,
 } from '../lib.js';
 
 const SERVER = join(REPO_ROOT, 'bench', 'servers', 'identity-server.ts');
 const COLD_SAMPLES = 10;
 
-interface Child<T> {
-  info: T;
-  stop(): Promise<void>;
-}
-
-function spawnServer<T>(args: string[]): Promise<Child<T>> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(kill);
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`identity bench server not ready after 60 s:\n${err}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (!line) return;
-      clearTimeout(timer);
-      resolve({ info: JSON.parse(line) as T, stop });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`identity bench server exited before ready:\n${err}`));
-    });
-  });
-}
+/** Spawns the bench server script in its own process (on the compiled build) and waits for its JSON line. */
+const spawnServer = <T>(args: string[]) => spawnBenchServer<T>(SERVER, args);
 
 /** One GET; resolves with status, body size and milliseconds. */
 function timedGet(
@@ -115,7 +78,7 @@ async function cachedVsBare(
   ctx: BenchContext,
   url: URL,
   headers: Record<string, string>,
-  bare: Child<{ port: number }>,
+  bare: ChildServer<{ port: number }>,
   rounds: number,
 ) {
   const bareUrl = `http://127.0.0.1:${bare.info.port}${url.pathname}${url.search}`;
@@ -139,7 +102,7 @@ const scenario: Scenario = {
   name: 'identity',
   description: 'managed-identity endpoint: cached tokens/s vs a bare node:http server; cold-token latency',
   async run(ctx) {
-    let bare: Child<{ port: number }> | undefined;
+    let bare: ChildServer<{ port: number }> | undefined;
     const rounds = ctx.options.repeats > 1 ? 3 : 1;
     try {
       for (const mode of ['agent', 'up'] as const) {

@@ -1,10 +1,17 @@
 // Scale: secret GET and one list page (+ its nextLink) in a vault of 1,000 secrets vs one of
 // 100,000 in the same server, as ratios; and the server's resident memory with them loaded.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
-import { type BenchContext, type LoadResult, load, REPO_ROOT, row, type Scenario } from '../lib.js';
+import {
+  type BenchContext,
+  type LoadResult,
+  load,
+  REPO_ROOT,
+  row,
+  type Scenario,
+  spawnBenchServer,
+} from '../lib.js';
 
 const SERVER = join(REPO_ROOT, 'bench', 'servers', 'scale-server.ts');
 const SMALL = 1_000;
@@ -27,47 +34,12 @@ interface Serving {
   token: string;
 }
 
-/** Spawns the scale server script in its own process and waits for its JSON line. */
-function spawnServer<T>(
-  configDir: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ info: T; stop(): Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, LATCHKEY_CONFIG_DIR: configDir, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+/** Spawns the scale server script in its own process (on the compiled build) and waits for its JSON line. */
+const spawnServer = <T>(configDir: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnBenchServer<T>(SERVER, args, {
+    env: { LATCHKEY_CONFIG_DIR: configDir, ...env },
+    readyTimeoutMs: 180_000,
   });
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(kill);
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`scale server not ready after 180 s:\n${err}`));
-    }, 180_000);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (!line) return;
-      clearTimeout(timer);
-      resolve({ info: JSON.parse(line) as T, stop });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`scale server exited before ready:\n${err}`));
-    });
-  });
-}
 
 /** One GET straight to 127.0.0.1 with a Host header (no certificate check: setup only). */
 function get(port: number, host: string, path: string, token: string) {

@@ -1,54 +1,23 @@
 // Secret GET through the whole path (TLS, token check, authorization, decryption, audit) against a
 // bare node:https server answering a body of the same size, in the same run; and secret SET per second.
-import { type ChildProcess, spawn } from 'node:child_process';
 import https from 'node:https';
 import { join } from 'node:path';
-import { type BenchContext, type LoadResult, load, REPO_ROOT, row, type Scenario } from '../lib.js';
+import {
+  type BenchContext,
+  type ChildServer,
+  type LoadResult,
+  load,
+  REPO_ROOT,
+  row,
+  type Scenario,
+  spawnBenchServer,
+} from '../lib.js';
 
 const SERVER = join(REPO_ROOT, 'bench', 'servers', 'secrets-server.ts');
 const VALUE_BYTES = 1024;
 
-interface Child<T> {
-  info: T;
-  stop(): Promise<void>;
-}
-
-/** Spawns the bench server script in its own process and waits for its JSON line. */
-function spawnServer<T>(args: string[]): Promise<Child<T>> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
-    err += c;
-  });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(kill);
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`bench server not ready after 60 s:\n${err}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      out += c;
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (!line) return;
-      clearTimeout(timer);
-      resolve({ info: JSON.parse(line) as T, stop });
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`bench server exited before ready:\n${err}`));
-    });
-  });
-}
+/** Spawns the bench server script in its own process (on the compiled build) and waits for its JSON line. */
+const spawnServer = <T>(args: string[]) => spawnBenchServer<T>(SERVER, args);
 
 /** One request straight to 127.0.0.1 with a Host header (no certificate check: setup only). */
 function once(
@@ -131,7 +100,7 @@ const scenario: Scenario = {
       dataDir,
       '1',
     ]);
-    let bare: Child<{ port: number }> | undefined;
+    let bare: ChildServer<{ port: number }> | undefined;
     try {
       const { port, vaultHost, token } = lk.info;
       const auth = { authorization: `Bearer ${token}` };
