@@ -39,6 +39,18 @@ export function createFastify(opts: { logger: Logger; limits: Limits }): {
         req,
         reply,
       ),
+    // Validation is zod's (src/http/validate.ts), serialization JSON.stringify: no route declares a
+    // Fastify schema, so Ajv and fast-json-stringify are never loaded (they cost start-up time).
+    schemaController: {
+      compilersFactory: {
+        buildValidator: () => () => {
+          throw new Error('Fastify route schemas are not used in Latchkey (validate with zod)');
+        },
+        buildSerializer: () => () => {
+          throw new Error('Fastify response schemas are not used in Latchkey');
+        },
+      },
+    },
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     serverFactory: (h) => {

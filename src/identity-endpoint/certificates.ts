@@ -1,9 +1,13 @@
-import 'reflect-metadata';
 import { createHash, createPrivateKey, type KeyObject, randomUUID, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import { SignJWT } from 'jose';
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+/** @peculiar/x509, loaded when a certificate is first made (not at start-up: it is slow to load). */
+async function loadX509() {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
 
 /** A key pair and its self-signed certificate, as the endpoint keeps it (PEM, private key never leaves the host). */
 export interface KeyCertificate {
@@ -32,6 +36,7 @@ const pem = (label: string, der: Buffer) =>
 
 /** A fresh RSA-2048 key and a self-signed certificate valid from now (minus skew) for `lifetimeMs`. */
 export async function generateKeyCertificate(subject: string, lifetimeMs: number, now = Date.now()) {
+  const x509 = await loadX509();
   const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const notBefore = Math.floor((now - SKEW_MS) / 1000) * 1000;
   const notAfter = Math.floor((now + lifetimeMs) / 1000) * 1000;

@@ -131,7 +131,9 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       client.close();
       throw e;
     });
-  await core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
+  // The first manifest is fetched in the background (the first request waits for it if it must):
+  // a host's start-up does not wait for a round trip to Latchkey.
+  core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
 
   let url = '';
   const createSession = async (app: string, pid: number | null = null) => {

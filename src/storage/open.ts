@@ -2,7 +2,6 @@ import { resolve } from 'node:path';
 import { migrate } from './migrate.js';
 import { ALL_MIGRATIONS } from './migrations/index.js';
 import type { Database } from './port.js';
-import { openPostgres } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 
 /** Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://...` and brings the schema up to date. */
@@ -12,6 +11,8 @@ export async function openDatabase(url: string): Promise<Database> {
     const path = url.slice('sqlite:'.length);
     db = openSqlite(path === ':memory:' ? path : resolve(path));
   } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    // Loaded only when used: `pg` is a noticeable share of a SQLite node's start-up time.
+    const { openPostgres } = await import('./postgres.js');
     db = openPostgres(url);
   } else {
     throw new Error('storage URL must start with sqlite: or postgres://');

@@ -1,13 +1,20 @@
-import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+/**
+ * @peculiar/x509, loaded only to issue certificates (a first start, a renewal): on a restart the
+ * existing ones are read with node:crypto, which keeps `latchkey up` quick to start.
+ */
+async function loadX509() {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 24 * 60 * 60 * 1000;
@@ -53,14 +60,17 @@ export async function ensureDevTls(
   const keyPath = join(dir, 'server.key');
   const namesPath = join(dir, 'server.names');
 
-  let caCert: x509.X509Certificate;
-  let caKey: CryptoKey;
+  // The CA as PEM, and its serial (lower-case hex, no leading zeros: the same from either parser).
+  let caPem: string;
+  let caSerial: string;
+  const serialOf = (hex: string) => hex.toLowerCase().replace(/^0+/, '');
   if (existsSync(caCertPath) && existsSync(caKeyPath)) {
-    caCert = new x509.X509Certificate(readFileSync(caCertPath, 'utf8'));
-    caKey = await importKeyPem(readFileSync(caKeyPath, 'utf8'));
+    caPem = readFileSync(caCertPath, 'utf8');
+    caSerial = serialOf(new X509Certificate(caPem).serialNumber);
   } else {
+    const x509 = await loadX509();
     const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-    caCert = await x509.X509CertificateGenerator.createSelfSigned({
+    const caCert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
       name: `CN=Latchkey Dev CA ${new Date().toISOString().slice(0, 10)}, O=Latchkey (development only)`,
       notBefore: new Date(Date.now() - DAY),
@@ -73,10 +83,11 @@ export async function ensureDevTls(
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    caKey = keys.privateKey;
-    writeFileSync(caKeyPath, await exportKeyPem(caKey), { mode: 0o600 });
+    writeFileSync(caKeyPath, await exportKeyPem(keys.privateKey), { mode: 0o600 });
     chmodSync(caKeyPath, 0o600);
-    writeFileSync(caCertPath, caCert.toString('pem') + '\n');
+    caPem = `${caCert.toString('pem')}\n`;
+    writeFileSync(caCertPath, caPem);
+    caSerial = serialOf(caCert.serialNumber);
   }
 
   const dns = [
@@ -89,15 +100,18 @@ export async function ensureDevTls(
   const names = JSON.stringify({
     dns: [...new Set(dns)].sort(),
     ips: [...new Set(ips)].sort(),
-    ca: caCert.serialNumber,
+    ca: caSerial,
   });
   const fresh =
     existsSync(certPath) &&
     existsSync(keyPath) &&
     existsSync(namesPath) &&
     readFileSync(namesPath, 'utf8') === names &&
-    new x509.X509Certificate(readFileSync(certPath, 'utf8')).notAfter.getTime() > Date.now() + 30 * DAY;
+    new Date(new X509Certificate(readFileSync(certPath, 'utf8')).validTo).getTime() > Date.now() + 30 * DAY;
   if (!fresh) {
+    const x509 = await loadX509();
+    const caCert = new x509.X509Certificate(caPem);
+    const caKey = await importKeyPem(readFileSync(caKeyPath, 'utf8'));
     const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
     const parsed = JSON.parse(names) as { dns: string[]; ips: string[] };
     const cert = await x509.X509CertificateGenerator.create({

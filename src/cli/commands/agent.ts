@@ -141,12 +141,13 @@ export function agentCommand(): Command {
         hostName: host.hostName,
         stateDir,
       };
+      const signalled = waitForSignal(); // before announcing readiness (see `up`)
       if (o.json) process.stdout.write(`${JSON.stringify(ready)}\n`);
       else
         process.stderr.write(
           `Latchkey agent for host '${host.hostName}' listening on ${endpoint.url}\nStart workloads with: latchkey run --app NAME --state-dir ${stateDir} -- COMMAND\n`,
         );
-      await waitForSignal();
+      await signalled;
       await endpoint.close();
     });
 }

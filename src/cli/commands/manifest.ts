@@ -1,19 +1,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { stringify } from 'yaml';
 import { isLatchkeyError } from '../../errors/index.js';
-import { loadManifest, parsePath } from '../../provisioning/manifest-load.js';
 import { formatPath, type Manifest } from '../../provisioning/manifest-schema.js';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
-function prepare(file: string): {
+async function prepare(file: string): Promise<{
   body: Manifest;
   locate: (p: readonly (string | number)[]) => string | undefined;
-} {
+}> {
+  // Loaded on use (the YAML parser): keeps `latchkey up` and other commands quick to start.
+  const { loadManifest } = await import('../../provisioning/manifest-load.js');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -63,7 +63,8 @@ export function manifestCommands(): Command[] {
     .option('--dry-run', 'show the plan without changing anything')
     .action(async (o: { file: string; dryRun?: boolean }, cmd: Command) => {
       const c = ctx(cmd);
-      const { body, locate } = prepare(o.file);
+      const { body, locate } = await prepare(o.file);
+      const { parsePath } = await import('../../provisioning/manifest-load.js');
       try {
         const r = await api<{ plan: unknown[] }>(
           c,
@@ -94,6 +95,7 @@ export function manifestCommands(): Command[] {
       const q = new URLSearchParams({ secretValues: o.secretValues });
       if (o.resourceGroup) q.set('resourceGroup', o.resourceGroup);
       const m = await api(c, 'GET', `/api/provisioning/export?${q}`);
+      const { stringify } = await import('yaml'); // loaded on use: keeps `latchkey up` quick to start
       const text = stringify(m);
       if (o.file) writeFileSync(o.file, text, { mode: 0o600 });
       else process.stdout.write(text);

@@ -63,6 +63,8 @@ export function upCommand(): Command {
         identityEndpoint: info.identityEndpoint,
         dataDir: info.dataDir,
       });
+      // Listen for signals before announcing readiness: a supervisor may stop us the moment it reads the line.
+      const signalled = waitForSignal();
       for (const w of info.warnings) process.stderr.write(`WARNING (development mode): ${w}\n`);
       if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
       else {
@@ -83,7 +85,7 @@ export function upCommand(): Command {
           ].join('\n'),
         );
       }
-      await waitForSignal();
+      await signalled;
       await handle.close();
     });
 }
