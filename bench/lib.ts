@@ -109,6 +109,9 @@ export interface ChildServer<T> {
   stop(): Promise<number | null>;
 }
 
+/** Node flags of a server process, as bin/latchkey.js's shebang and `npm start` set them. */
+export const SERVER_NODE_FLAGS = ['--max-semi-space-size=4'];
+
 /**
  * Spawns `node ...argv` (a separate process: its event loop and the load
  * generator's never share a thread) and waits for its first JSON line on stdout.
@@ -118,7 +121,7 @@ function spawnJsonChild<T>(
   o: { label: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number },
 ): Promise<ChildServer<T>> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, argv, {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...argv], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
