@@ -8,7 +8,7 @@
 // Both run with the per-address and per-principal rate limits off (one load generator).
 //
 // Seeding goes straight to the tables in a few large transactions, exactly as secrets.set stores a
-// secret (secretStore.upsertSecret + insertVersion, value sealed with the same AAD
+// secret (secretStore.upsert + insertVersion, value sealed with the same AAD
 // `secret|tenant|vaultId|nameLower|version`), so GET decrypts and lists them like any other.
 // It skips the per-secret audit record (not a read path) and the HTTP layer (measured elsewhere).
 import { findRole } from '../../src/access/roles.js';
@@ -66,7 +66,7 @@ if (mode === 'seed') {
           const secretName = nameOf(i);
           const nameLower = secretName.toLowerCase();
           const version = newVersionId();
-          await secretStore.upsertSecret(tx, vault.id, secretName, version, now);
+          await secretStore.upsert(tx, vault.id, secretName, version, now);
           await secretStore.insertVersion(tx, vault.id, nameLower, {
             version,
             contentType: null,

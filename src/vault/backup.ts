@@ -1,73 +1,93 @@
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import { isObjectName, VERSION_RE } from './model.js';
+import type { ObjectAttributes } from './object-store.js';
 
-/** What a secret backup holds: every version, values included. Only ever stored sealed. */
-export interface SecretBackup {
+/**
+ * Backup blobs, shared by secrets and keys: the object's versions as JSON,
+ * sealed with the installation's data key (AES-256-GCM) behind a magic
+ * prefix, bound by the AAD `backup|{kind}|{tenant}` to the tenant, so a blob
+ * opens only in the same installation and tenant and any change to it fails
+ * its integrity check. The secret format is below; the key format in key-backup.ts.
+ */
+export interface BackupEnvelope<V extends { version: string }> {
   v: 1;
   tenantId: string;
   name: string;
   current: string;
-  versions: {
-    version: string;
-    value: string;
-    contentType: string | null;
-    tags: Record<string, string> | null;
-    enabled: boolean;
-    nbf: number | null;
-    exp: number | null;
-    created: number;
-    updated: number;
-  }[];
+  versions: V[];
 }
 
-const MAGIC = Buffer.from('LKSB1');
-/** A backup's sealed size limit (a secret with very many large versions cannot be backed up). */
+/** One kind of backup: its magic prefix, AAD kind, the messages naming it, and its check of a version. */
+export interface BackupFormat<V extends { version: string }> {
+  magic: Buffer;
+  kind: 'secret' | 'key';
+  tooLarge: string;
+  invalid: string;
+  versionOk: (x: V) => boolean;
+}
+
+/** A backup's sealed size limit (an object with very many large versions cannot be backed up). */
 export const BACKUP_MAX_BYTES = 3 * 1024 * 1024;
 
-const aad = (tenantId: string) => `backup|secret|${tenantId}`;
-
-/**
- * Seals a backup with the installation's data key (AES-256-GCM), bound by its
- * AAD to the tenant: it opens only in the same installation and tenant, and
- * any change to the blob fails its integrity check.
- */
-export function sealBackup(sealer: Sealer, backup: SecretBackup): Buffer {
+export function sealBackupBlob<V extends { version: string }>(
+  sealer: Sealer,
+  format: BackupFormat<V>,
+  backup: BackupEnvelope<V>,
+): Buffer {
   const json = JSON.stringify(backup);
-  if (json.length > BACKUP_MAX_BYTES)
-    throw new LatchkeyError(
-      'BadParameter',
-      'The secret has too many or too large versions to fit in one backup.',
-    );
-  return Buffer.concat([MAGIC, sealer.seal(json, aad(backup.tenantId))]);
+  if (json.length > BACKUP_MAX_BYTES) throw new LatchkeyError('BadParameter', format.tooLarge);
+  return Buffer.concat([format.magic, sealer.seal(json, `backup|${format.kind}|${backup.tenantId}`)]);
 }
 
-const invalid = (cause?: unknown) =>
-  new LatchkeyError(
-    'BadParameter',
-    'The backup blob is invalid: it is corrupt, or it was made by another installation or tenant.',
-    { cause },
-  );
-
-export function openBackup(sealer: Sealer, tenantId: string, blob: Buffer): SecretBackup {
-  if (blob.length <= MAGIC.length || !blob.subarray(0, MAGIC.length).equals(MAGIC)) throw invalid();
-  let parsed: SecretBackup;
+export function openBackupBlob<B extends BackupEnvelope<V>, V extends { version: string }>(
+  sealer: Sealer,
+  format: BackupFormat<V>,
+  tenantId: string,
+  blob: Buffer,
+): B {
+  const { magic } = format;
+  const invalid = (cause?: unknown) => new LatchkeyError('BadParameter', format.invalid, { cause });
+  if (blob.length <= magic.length || !blob.subarray(0, magic.length).equals(magic)) throw invalid();
+  let b: B;
   try {
-    parsed = JSON.parse(
-      sealer.open(blob.subarray(MAGIC.length), aad(tenantId)).toString('utf8'),
-    ) as SecretBackup;
+    b = JSON.parse(
+      sealer.open(blob.subarray(magic.length), `backup|${format.kind}|${tenantId}`).toString('utf8'),
+    ) as B;
   } catch (e) {
     throw invalid(e);
   }
   const ok =
-    parsed.v === 1 &&
-    parsed.tenantId === tenantId &&
-    typeof parsed.name === 'string' &&
-    isObjectName(parsed.name) &&
-    Array.isArray(parsed.versions) &&
-    parsed.versions.length > 0 &&
-    parsed.versions.every((x) => VERSION_RE.test(x.version) && typeof x.value === 'string') &&
-    parsed.versions.some((x) => x.version === parsed.current);
+    b.v === 1 &&
+    b.tenantId === tenantId &&
+    typeof b.name === 'string' &&
+    isObjectName(b.name) &&
+    Array.isArray(b.versions) &&
+    b.versions.length > 0 &&
+    b.versions.every((x) => VERSION_RE.test(x.version) && format.versionOk(x)) &&
+    b.versions.some((x) => x.version === b.current);
   if (!ok) throw invalid();
-  return parsed;
+  return b;
 }
+
+interface SecretBackupVersion extends ObjectAttributes {
+  version: string;
+  value: string;
+  contentType: string | null;
+}
+/** What a secret backup holds: every version, values included. Only ever stored sealed. */
+export type SecretBackup = BackupEnvelope<SecretBackupVersion>;
+
+const SECRET_BACKUP: BackupFormat<SecretBackupVersion> = {
+  magic: Buffer.from('LKSB1'),
+  kind: 'secret',
+  tooLarge: 'The secret has too many or too large versions to fit in one backup.',
+  invalid: 'The backup blob is invalid: it is corrupt, or it was made by another installation or tenant.',
+  versionOk: (x) => typeof x.value === 'string',
+};
+
+export const sealBackup = (sealer: Sealer, backup: SecretBackup): Buffer =>
+  sealBackupBlob(sealer, SECRET_BACKUP, backup);
+
+export const openBackup = (sealer: Sealer, tenantId: string, blob: Buffer): SecretBackup =>
+  openBackupBlob<SecretBackup, SecretBackupVersion>(sealer, SECRET_BACKUP, tenantId, blob);

@@ -2,6 +2,7 @@ import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
+import { type BackupEnvelope, type BackupFormat, openBackupBlob, sealBackupBlob } from './backup.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import type { PrivateJwk } from './key-material.js';
 import {
@@ -15,86 +16,45 @@ import {
 import type { LifetimeAction } from './key-rotation.js';
 import type { KeySealing } from './key-sealing.js';
 import { keyFromRow, keyStore as store } from './key-store.js';
-import { isObjectName, VERSION_RE } from './model.js';
+import type { ObjectAttributes } from './object-store.js';
 
+interface KeyBackupVersion extends ObjectAttributes {
+  version: string;
+  kty: KeyType;
+  keyOps: KeyOp[];
+  jwk: PublicJwk;
+  privateJwk: PrivateJwk;
+}
 /** What a key backup holds: every version with its private key, and the rotation policy. Only ever stored sealed. */
-export interface KeyBackup {
-  v: 1;
-  tenantId: string;
-  name: string;
-  current: string;
+export interface KeyBackup extends BackupEnvelope<KeyBackupVersion> {
   policy: {
     lifetimeActions: LifetimeAction[];
     expiryTime: string | null;
     created: number;
     updated: number;
   } | null;
-  versions: {
-    version: string;
-    kty: KeyType;
-    keyOps: KeyOp[];
-    jwk: PublicJwk;
-    privateJwk: PrivateJwk;
-    tags: Record<string, string> | null;
-    enabled: boolean;
-    nbf: number | null;
-    exp: number | null;
-    created: number;
-    updated: number;
-  }[];
 }
 
-const MAGIC = Buffer.from('LKKB1');
-export const KEY_BACKUP_MAX_BYTES = 3 * 1024 * 1024;
-const aad = (tenantId: string) => `backup|key|${tenantId}`;
-
-/**
- * Seals a key backup with the installation's data key (AES-256-GCM), bound by
- * its AAD to the tenant: private key material leaves the vault only this way,
- * and the blob opens only in the same installation and tenant.
- */
-export function sealKeyBackup(sealer: Sealer, backup: KeyBackup): Buffer {
-  const json = JSON.stringify(backup);
-  if (json.length > KEY_BACKUP_MAX_BYTES)
-    throw new LatchkeyError('BadParameter', 'The key has too many versions to fit in one backup.');
-  return Buffer.concat([MAGIC, sealer.seal(json, aad(backup.tenantId))]);
-}
-
-const invalid = (cause?: unknown) =>
-  new LatchkeyError(
-    'BadParameter',
+/** The key backup format (backup.ts): private key material leaves the vault only this way. */
+const KEY_BACKUP: BackupFormat<KeyBackupVersion> = {
+  magic: Buffer.from('LKKB1'),
+  kind: 'key',
+  tooLarge: 'The key has too many versions to fit in one backup.',
+  invalid:
     'The backup blob is invalid: it is corrupt, not a key backup, or it was made by another installation or tenant.',
-    cause === undefined ? {} : { cause },
-  );
+  versionOk: (x) =>
+    (x.kty === 'RSA' || x.kty === 'EC') &&
+    x.jwk?.kty === x.kty &&
+    x.privateJwk?.kty === x.kty &&
+    Array.isArray(x.keyOps) &&
+    x.keyOps.every((o) => KEY_OPS.includes(o)),
+};
 
-export function openKeyBackup(sealer: Sealer, tenantId: string, blob: Buffer): KeyBackup {
-  if (blob.length <= MAGIC.length || !blob.subarray(0, MAGIC.length).equals(MAGIC)) throw invalid();
-  let b: KeyBackup;
-  try {
-    b = JSON.parse(sealer.open(blob.subarray(MAGIC.length), aad(tenantId)).toString('utf8')) as KeyBackup;
-  } catch (e) {
-    throw invalid(e);
-  }
-  const ok =
-    b.v === 1 &&
-    b.tenantId === tenantId &&
-    typeof b.name === 'string' &&
-    isObjectName(b.name) &&
-    Array.isArray(b.versions) &&
-    b.versions.length > 0 &&
-    b.versions.every(
-      (x) =>
-        VERSION_RE.test(x.version) &&
-        (x.kty === 'RSA' || x.kty === 'EC') &&
-        x.jwk?.kty === x.kty &&
-        x.privateJwk?.kty === x.kty &&
-        Array.isArray(x.keyOps) &&
-        x.keyOps.every((o) => KEY_OPS.includes(o)),
-    ) &&
-    b.versions.some((x) => x.version === b.current);
-  if (!ok) throw invalid();
-  return b;
-}
+export const sealKeyBackup = (sealer: Sealer, backup: KeyBackup): Buffer =>
+  sealBackupBlob(sealer, KEY_BACKUP, backup);
+
+export const openKeyBackup = (sealer: Sealer, tenantId: string, blob: Buffer): KeyBackup =>
+  openBackupBlob<KeyBackup, KeyBackupVersion>(sealer, KEY_BACKUP, tenantId, blob);
 
 /**
  * `POST /keys/{name}/backup` and `POST /keys/restore`: every version with its
@@ -150,7 +110,7 @@ export function createKeyBackups(deps: {
             'Conflict',
             `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
           );
-        await store.upsertKey(tx, ctx.vault.id, b.name, b.current, clock.now());
+        await store.upsert(tx, ctx.vault.id, b.name, b.current, clock.now());
         for (const v of b.versions) {
           const { privateJwk, ...rest } = v;
           await store.insertVersion(tx, ctx.vault.id, nameLower, {

@@ -1,13 +1,13 @@
-import type { Access } from '../access/decision.js';
-import type { AuditLog } from '../audit/log.js';
-import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
-import type { Database, Transaction } from '../storage/port.js';
-import { statusOf, vaultEvent } from './audit.js';
-import { DAY_MS, VAULT_LIMITS } from './model.js';
-import type { SecretCallContext } from './secrets.js';
+import { LatchkeyError } from '../errors/index.js';
+import {
+  createObjectGuard,
+  type ObjectCallContext,
+  type ObjectGuard,
+  type ObjectOperation,
+} from './objects.js';
 
 /** Who calls, on which vault (the same context as secrets). */
-export type KeyCallContext = SecretCallContext;
+export type KeyCallContext = ObjectCallContext;
 
 const K = 'Microsoft.KeyVault/vaults/keys';
 const P = 'Microsoft.KeyVault/vaults/keyrotationpolicies';
@@ -41,9 +41,14 @@ export const KEY_OPERATIONS = {
   sign: { op: 'KeySign', action: `${K}/sign/action`, perm: 'sign' },
   verify: { op: 'KeyVerify', action: `${K}/verify/action`, perm: 'verify', orRead: true },
   /** Random bytes: a Latchkey data action (Azure serves `/rng` on Managed HSM only); policy vaults: keys `get`. */
-  rng: { op: 'VaultGetRandomBytes', action: 'Microsoft.KeyVault/vaults/rng/action', perm: 'get' },
+  rng: {
+    op: 'VaultGetRandomBytes',
+    action: 'Microsoft.KeyVault/vaults/rng/action',
+    perm: 'get',
+    targetPath: 'rng',
+  },
 } as const;
-export type KeyOperation = { op: string; action: string; perm: string; orRead?: boolean };
+export type KeyOperation = ObjectOperation;
 
 export const keyNotFound = (name: string, version?: string) =>
   new LatchkeyError(
@@ -53,132 +58,12 @@ export const keyNotFound = (name: string, version?: string) =>
 export const deletedKeyNotFound = (name: string) =>
   new LatchkeyError('DeletedKeyNotFound', `Deleted Key not found: ${name}`);
 
-export const pageSize = (max: number | undefined) =>
-  Math.min(Math.max(max ?? VAULT_LIMITS.pageMax, 1), VAULT_LIMITS.pageMax);
-export const retentionMs = (ctx: KeyCallContext) => ctx.vault.softDeleteRetentionInDays * DAY_MS;
-
-export const encodeCursor = (c: unknown) => Buffer.from(JSON.stringify(c)).toString('base64url');
-export function decodeCursor<T>(token: string | undefined, check: (x: unknown) => x is T): T | undefined {
-  if (token === undefined) return undefined;
-  try {
-    const x: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (check(x)) return x;
-  } catch {}
-  throw new LatchkeyError('BadParameter', 'The $skiptoken is not valid.');
-}
-export const isNameCursor = (x: unknown): x is { n: string } =>
-  typeof x === 'object' &&
-  x !== null &&
-  typeof (x as { n: unknown }).n === 'string' &&
-  (x as { n: string }).n.length <= 127;
-export const isVersionCursor = (x: unknown): x is { c: number; v: string } =>
-  typeof x === 'object' &&
-  x !== null &&
-  Number.isSafeInteger((x as { c: unknown }).c) &&
-  typeof (x as { v: unknown }).v === 'string' &&
-  (x as { v: string }).v.length <= 32;
-
 /**
- * Authorization and audit for key operations, through the one decision point:
- * a refused caller learns nothing about existence; reads (crypto operations
- * included) are recorded in batches, changes audited in their transaction.
+ * Authorization and audit for key operations (objects.ts): reads (crypto
+ * operations included) recorded in batches, changes audited in their
+ * transaction; the public-key operations marked `orRead` also pass with `keys/read`.
  */
-export function createKeyGuard(deps: {
-  db: Database;
-  access: Access;
-  audit: AuditLog;
-  onAuditError?: (e: unknown) => void;
-}) {
-  const { db, access, audit } = deps;
-  const target = (ctx: KeyCallContext, name: string | null, version?: string, op?: KeyOperation) =>
-    op === KEY_OPERATIONS.rng
-      ? `${ctx.baseUrl}/rng`
-      : name === null
-        ? `${ctx.baseUrl}/keys`
-        : `${ctx.baseUrl}/keys/${name}${version ? `/${version}` : ''}`;
-  const record = (ctx: KeyCallContext, op: KeyOperation, tgt: string, status: number) => {
-    audit
-      .record(vaultEvent(ctx.caller, ctx.meta, op.op, tgt, ctx.vault.nameLower, status))
-      .catch((e) => deps.onAuditError?.(e));
-  };
-  const require = (ctx: KeyCallContext, action: string, perm: string, name: string | null) =>
-    access.requireVaultData(ctx.caller, ctx.vault.access, {
-      dataAction: action,
-      objectScope: name === null ? ctx.vault.armId : `${ctx.vault.armId}/keys/${name}`,
-      policy: { kind: 'keys', permission: perm },
-    });
-  const authorize = async (ctx: KeyCallContext, op: KeyOperation, name: string | null) => {
-    try {
-      await require(ctx, op.action, op.perm, name);
-    } catch (e) {
-      if (!op.orRead || !ctx.vault.enableRbacAuthorization || !isLatchkeyError(e) || e.status !== 403)
-        throw e;
-      try {
-        await require(ctx, KEY_OPERATIONS.get.action, 'get', name);
-      } catch {
-        throw e;
-      }
-    }
-  };
-  return {
-    target,
-    authorize,
-    /** Authorizes before costly work done outside `write` (key generation); a refusal is recorded. */
-    async precheck(ctx: KeyCallContext, op: KeyOperation, name: string | null): Promise<void> {
-      try {
-        await authorize(ctx, op, name);
-      } catch (e) {
-        record(ctx, op, target(ctx, name), statusOf(e));
-        throw e;
-      }
-    },
-    /** A read: authorize, run, record the outcome (not awaited: group commit). */
-    async read<T>(
-      ctx: KeyCallContext,
-      op: KeyOperation,
-      name: string | null,
-      fn: () => Promise<T>,
-      version?: string,
-    ): Promise<T> {
-      try {
-        await authorize(ctx, op, name);
-        const r = await fn();
-        record(ctx, op, target(ctx, name, version, op), 200);
-        return r;
-      } catch (e) {
-        record(ctx, op, target(ctx, name, version, op), statusOf(e));
-        throw e;
-      }
-    },
-    /** A change: authorize, then change and audit in one transaction; refusals and failures are recorded. */
-    async write<T extends { version?: string; name?: string }>(
-      ctx: KeyCallContext,
-      op: KeyOperation,
-      name: string | null,
-      fn: (tx: Transaction) => Promise<T>,
-    ): Promise<T> {
-      try {
-        await authorize(ctx, op, name);
-        return await db.transaction(async (tx) => {
-          const r = await fn(tx);
-          await audit.append(
-            tx,
-            vaultEvent(
-              ctx.caller,
-              ctx.meta,
-              op.op,
-              target(ctx, r.name ?? name, r.version),
-              ctx.vault.nameLower,
-              200,
-            ),
-          );
-          return r;
-        });
-      } catch (e) {
-        record(ctx, op, target(ctx, name), statusOf(e));
-        throw e;
-      }
-    },
-  };
+export function createKeyGuard(deps: Omit<Parameters<typeof createObjectGuard>[0], 'collection' | 'orRead'>) {
+  return createObjectGuard({ ...deps, collection: 'keys', orRead: KEY_OPERATIONS.get });
 }
-export type KeyGuard = ReturnType<typeof createKeyGuard>;
+export type KeyGuard = ObjectGuard;

@@ -1,5 +1,6 @@
 import { LatchkeyError } from '../errors/index.js';
 import { isObjectName, VERSION_RE } from './model.js';
+import type { ObjectRecord } from './object-store.js';
 
 /**
  * Key Vault key types, curves, operations and algorithms (software-protected
@@ -52,20 +53,10 @@ export type PublicJwk =
   | { kty: 'EC'; crv: Curve; x: string; y: string };
 
 /** One key version as the domain hands it out (times in epoch ms). Never holds private material. */
-export interface KeyRecord {
-  name: string;
-  version: string;
+export interface KeyRecord extends ObjectRecord {
   kty: KeyType;
   keyOps: KeyOp[];
   jwk: PublicJwk;
-  tags: Record<string, string> | null;
-  enabled: boolean;
-  nbf: number | null;
-  exp: number | null;
-  created: number;
-  updated: number;
-  deletedAt: number | null;
-  scheduledPurgeAt: number | null;
 }
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);

@@ -5,17 +5,11 @@ import { newVersionId } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
 import type { KeyCache } from './key-cache.js';
 import {
-  decodeCursor,
   deletedKeyNotFound,
-  encodeCursor,
-  isNameCursor,
-  isVersionCursor,
   type KeyCallContext,
   type KeyGuard,
   keyNotFound,
   KEY_OPERATIONS as OPS,
-  pageSize,
-  retentionMs,
 } from './key-guard.js';
 import { generateMaterial, importMaterial, type KeyMaterial, type KeySpec, specOf } from './key-material.js';
 import {
@@ -30,8 +24,8 @@ import {
 import { expiryFor } from './key-rotation.js';
 import type { KeySealing, KeyVaultRef } from './key-sealing.js';
 import { keyFromRow, keyStore as store } from './key-store.js';
+import { createObjectLifecycle } from './objects.js';
 import { checkTags, checkWindow } from './secret-rules.js';
-import type { Page } from './secrets.js';
 
 export interface KeyAttributesInput {
   enabled?: boolean;
@@ -129,7 +123,7 @@ export function createKeys(deps: {
     const now = clock.now();
     const version = newVersionId();
     const nameLower = name.toLowerCase();
-    const stored = await store.upsertKey(q, vault.id, name, version, now);
+    const stored = await store.upsert(q, vault.id, name, version, now);
     if (stored === undefined) throw deletedConflict(name);
     const rec: KeyRecord = {
       name: stored,
@@ -181,21 +175,26 @@ export function createKeys(deps: {
     });
   };
 
-  async function pageOf(
-    ctx: KeyCallContext,
-    deleted: boolean,
-    after: string,
-    size: number,
-  ): Promise<Page<KeyRecord>> {
-    const rows = await store.page(db, ctx.vault.id, deleted, after, size + 1);
-    const items = rows.slice(0, size).map(keyFromRow);
-    const last = items[items.length - 1];
-    return rows.length > size && last
-      ? { items, next: encodeCursor({ n: last.name.toLowerCase() }) }
-      : { items };
-  }
+  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with secrets. */
+  const lifecycle = createObjectLifecycle({
+    db,
+    clock,
+    audit: deps.audit,
+    guard,
+    baseUrlOf: deps.baseUrlOf,
+    kind: {
+      store,
+      fromRow: keyFromRow,
+      checkName: checkKeyName,
+      notFound: keyNotFound,
+      deletedNotFound: deletedKeyNotFound,
+      ops: OPS,
+      onPurged: (vaultId, nameLower) => cache.evict(vaultId, nameLower),
+    },
+  });
 
   return {
+    ...lifecycle,
     prepareRotation,
     commitRotation,
 
@@ -293,92 +292,6 @@ export function createKeys(deps: {
       });
     },
 
-    async list(ctx: KeyCallContext, opts: { max?: number; after?: string }): Promise<Page<KeyRecord>> {
-      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
-      return guard.read(ctx, OPS.list, null, () => pageOf(ctx, false, after, pageSize(opts.max)));
-    },
-
-    async listVersions(
-      ctx: KeyCallContext,
-      rawName: string,
-      opts: { max?: number; after?: string },
-    ): Promise<Page<KeyRecord>> {
-      const name = checkKeyName(rawName);
-      const after = decodeCursor(opts.after, isVersionCursor);
-      const size = pageSize(opts.max);
-      return guard.read(ctx, OPS.versions, name, async () => {
-        const rows = await store.versions(
-          db,
-          ctx.vault.id,
-          name.toLowerCase(),
-          after && { created: after.c, version: after.v },
-          size + 1,
-        );
-        const items = rows.slice(0, size).map(keyFromRow);
-        const last = items[items.length - 1];
-        return rows.length > size && last
-          ? { items, next: encodeCursor({ c: last.created, v: last.version }) }
-          : { items };
-      });
-    },
-
-    /** Soft delete: the key (all versions, and its policy) is recoverable until its scheduled purge date. */
-    async delete(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
-      const name = checkKeyName(rawName);
-      return guard.write(ctx, OPS.delete, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name);
-        const now = clock.now();
-        const purgeAt = now + retentionMs(ctx);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        return { ...keyFromRow(row), deletedAt: now, scheduledPurgeAt: purgeAt };
-      });
-    },
-
-    async listDeleted(ctx: KeyCallContext, opts: { max?: number; after?: string }): Promise<Page<KeyRecord>> {
-      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
-      return guard.read(ctx, OPS.listDeleted, null, () => pageOf(ctx, true, after, pageSize(opts.max)));
-    },
-
-    async getDeleted(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
-      const name = checkKeyName(rawName);
-      return guard.read(ctx, OPS.getDeleted, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
-        return keyFromRow(row);
-      });
-    },
-
-    async recover(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
-      const name = checkKeyName(rawName);
-      return guard.write(ctx, OPS.recover, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        return { ...keyFromRow(row), deletedAt: null, scheduledPurgeAt: null };
-      });
-    },
-
-    /** Permanent deletion of a deleted key; refused while the vault has purge protection. */
-    async purge(ctx: KeyCallContext, rawName: string): Promise<void> {
-      const name = checkKeyName(rawName);
-      await guard.write(ctx, OPS.purge, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedKeyNotFound(name);
-        if (ctx.vault.enablePurgeProtection)
-          throw new LatchkeyError(
-            'Forbidden',
-            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
-          );
-        await store.purge(tx, ctx.vault.id, nameLower);
-        cache.evict(ctx.vault.id, nameLower);
-        return { name: row.name };
-      });
-    },
-
     /** `POST /keys/{name}/rotate`: a new current version now. */
     async rotate(ctx: KeyCallContext, rawName: string): Promise<KeyRecord> {
       const name = checkKeyName(rawName);
@@ -390,42 +303,6 @@ export function createKeys(deps: {
         if (!r) throw keyNotFound(name);
         return r;
       });
-    },
-
-    /** Purge job: deleted keys past their scheduled purge date go for good. Returns how many. */
-    async purgeDue(now: number, limit = 500): Promise<number> {
-      const due = await db.all<{
-        vault_id: string;
-        name_lower: string;
-        tenant_id: string;
-        vault: string;
-        name: string;
-      }>(
-        `SELECT k.vault_id, k.name_lower, k.name, v.tenant_id, v.name_lower AS vault FROM keys k JOIN vaults v ON v.id = k.vault_id
-         WHERE k.scheduled_purge_at IS NOT NULL AND k.scheduled_purge_at <= $1 ORDER BY k.scheduled_purge_at LIMIT $2`,
-        [now, limit],
-      );
-      for (const d of due) {
-        await db.transaction(async (tx) => {
-          const still = await tx.get(
-            'SELECT 1 AS x FROM keys WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3',
-            [d.vault_id, d.name_lower, now],
-          );
-          if (!still) return;
-          await store.purge(tx, d.vault_id, d.name_lower);
-          cache.evict(d.vault_id, d.name_lower);
-          await deps.audit.append(tx, {
-            tenantId: d.tenant_id,
-            callerKind: 'system',
-            operation: 'KeyPurge',
-            target: `${deps.baseUrlOf(d.vault)}/keys/${d.name}`,
-            vault: d.vault,
-            status: 200,
-            details: { scheduled: true },
-          });
-        });
-      }
-      return due.length;
     },
   };
 }

@@ -1,14 +1,13 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
-import type { Database, Transaction } from '../storage/port.js';
-import { statusOf, vaultEvent } from './audit.js';
+import type { Database } from '../storage/port.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
-import { DAY_MS, VAULT_LIMITS, type Vault } from './model.js';
+import type { Vault } from './model.js';
+import { createObjectGuard, createObjectLifecycle, type ObjectCallContext } from './objects.js';
 import {
   checkContentType,
   checkSecretName,
@@ -19,15 +18,11 @@ import {
 } from './secret-rules.js';
 import { recordFromRow, type SecretRecord, type SecretRow, secretStore as store } from './secret-store.js';
 
+export type { Page } from './objects.js';
 export type { SecretRecord } from './secret-store.js';
 
 /** Who calls, on which vault; `baseUrl` is the vault's canonical URL (audit targets). */
-export interface SecretCallContext {
-  caller: Caller;
-  meta: RequestMeta;
-  vault: Vault;
-  baseUrl: string;
-}
+export type SecretCallContext = ObjectCallContext;
 
 export interface SecretAttributesInput {
   enabled?: boolean;
@@ -44,14 +39,9 @@ export interface UpdateSecretInput extends SecretAttributesInput {
   contentType?: string | null;
   tags?: Record<string, string> | null;
 }
-export interface Page<T> {
-  items: T[];
-  /** Opaque cursor for the next page, absent on the last one. */
-  next?: string;
-}
 
 const S = 'Microsoft.KeyVault/vaults/secrets';
-/** Each operation: audit name, RBAC data action, access-policy permission, and whether it targets one secret. */
+/** Each operation: audit name, RBAC data action, access-policy permission. */
 const OPS = {
   set: { op: 'SecretSet', action: `${S}/setSecret/action`, perm: 'set' },
   get: { op: 'SecretGet', action: `${S}/getSecret/action`, perm: 'get' },
@@ -66,29 +56,6 @@ const OPS = {
   backup: { op: 'SecretBackup', action: `${S}/backup/action`, perm: 'backup' },
   restore: { op: 'SecretRestore', action: `${S}/restore/action`, perm: 'restore' },
 } as const;
-type Op = (typeof OPS)[keyof typeof OPS];
-
-const encodeCursor = (c: unknown) => Buffer.from(JSON.stringify(c)).toString('base64url');
-function decodeCursor<T>(token: string | undefined, check: (x: unknown) => x is T): T | undefined {
-  if (token === undefined) return undefined;
-  try {
-    const x: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (check(x)) return x;
-  } catch {}
-  throw new LatchkeyError('BadParameter', 'The $skiptoken is not valid.');
-}
-const isNameCursor = (x: unknown): x is { n: string } =>
-  typeof x === 'object' &&
-  x !== null &&
-  typeof (x as { n: unknown }).n === 'string' &&
-  (x as { n: string }).n.length <= 127;
-const isVersionCursor = (x: unknown): x is { c: number; v: string } =>
-  typeof x === 'object' &&
-  x !== null &&
-  Number.isSafeInteger((x as { c: unknown }).c) &&
-  typeof (x as { v: unknown }).v === 'string' &&
-  (x as { v: string }).v.length <= 32;
-
 const notFound = (name: string, version?: string) =>
   new LatchkeyError(
     'SecretNotFound',
@@ -96,8 +63,6 @@ const notFound = (name: string, version?: string) =>
   );
 const deletedNotFound = (name: string) =>
   new LatchkeyError('DeletedSecretNotFound', `Deleted Secret not found: ${name}`);
-const pageSize = (max: number | undefined) =>
-  Math.min(Math.max(max ?? VAULT_LIMITS.pageMax, 1), VAULT_LIMITS.pageMax);
 
 /**
  * The Key Vault secrets data plane: versions, soft delete, recover, purge,
@@ -116,76 +81,34 @@ export function createSecrets(deps: {
   baseUrlOf: (vaultNameLower: string) => string;
   onAuditError?: (e: unknown) => void;
 }) {
-  const { db, clock, sealer, access, audit } = deps;
+  const { db, clock, sealer } = deps;
   const aad = (v: Vault, nameLower: string, version: string) =>
     `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
-  const target = (ctx: SecretCallContext, name: string | null, version?: string) =>
-    name === null
-      ? `${ctx.baseUrl}/secrets`
-      : `${ctx.baseUrl}/secrets/${name}${version ? `/${version}` : ''}`;
-  const record = (ctx: SecretCallContext, op: Op, tgt: string, status: number) => {
-    audit
-      .record(vaultEvent(ctx.caller, ctx.meta, op.op, tgt, ctx.vault.nameLower, status))
-      .catch((e) => deps.onAuditError?.(e));
-  };
-  const authorize = (ctx: SecretCallContext, op: Op, name: string | null) =>
-    access.requireVaultData(ctx.caller, ctx.vault.access, {
-      dataAction: op.action,
-      objectScope: name === null ? ctx.vault.armId : `${ctx.vault.armId}/secrets/${name}`,
-      policy: { kind: 'secrets', permission: op.perm },
-    });
-  /** A read: authorize, run, record the outcome (not awaited: group commit). */
-  const read = async <T>(
-    ctx: SecretCallContext,
-    op: Op,
-    name: string | null,
-    fn: () => Promise<T>,
-  ): Promise<T> => {
-    try {
-      await authorize(ctx, op, name);
-      const r = await fn();
-      record(ctx, op, target(ctx, name), 200);
-      return r;
-    } catch (e) {
-      record(ctx, op, target(ctx, name), statusOf(e));
-      throw e;
-    }
-  };
-  /** A change: authorize, then change and audit in one transaction; refusals and failures are recorded. */
-  const write = async <T extends { version?: string }>(
-    ctx: SecretCallContext,
-    op: Op,
-    name: string | null,
-    fn: (tx: Transaction) => Promise<T & { name?: string }>,
-  ): Promise<T> => {
-    try {
-      await authorize(ctx, op, name);
-      return await db.transaction(async (tx) => {
-        const r = await fn(tx);
-        await audit.append(
-          tx,
-          vaultEvent(
-            ctx.caller,
-            ctx.meta,
-            op.op,
-            target(ctx, r.name ?? name, r.version),
-            ctx.vault.nameLower,
-            200,
-          ),
-        );
-        return r;
-      });
-    } catch (e) {
-      record(ctx, op, target(ctx, name), statusOf(e));
-      throw e;
-    }
-  };
+  const guard = createObjectGuard({
+    db,
+    access: deps.access,
+    audit: deps.audit,
+    collection: 'secrets',
+    ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
+  });
+  const { read, write } = guard;
+  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys. */
+  const lifecycle = createObjectLifecycle({
+    db,
+    clock,
+    audit: deps.audit,
+    guard,
+    baseUrlOf: deps.baseUrlOf,
+    kind: { store, fromRow: recordFromRow, checkName: checkSecretName, notFound, deletedNotFound, ops: OPS },
+  });
   const withValue = (v: Vault, nameLower: string, row: SecretRow): SecretRecord => ({
     ...recordFromRow(row),
     value: sealer.open(row.value_sealed!, aad(v, nameLower, row.version)).toString('utf8'),
   });
 
   return {
+    ...lifecycle,
+
     async set(ctx: SecretCallContext, rawName: string, input: SetSecretInput): Promise<SecretRecord> {
       const name = checkSecretName(rawName);
       checkValue(input.value);
@@ -196,7 +119,7 @@ export function createSecrets(deps: {
         const now = clock.now();
         const version = newVersionId();
         const nameLower = name.toLowerCase();
-        const stored = await store.upsertSecret(tx, ctx.vault.id, name, version, now);
+        const stored = await store.upsert(tx, ctx.vault.id, name, version, now);
         if (stored === undefined)
           throw new LatchkeyError(
             'Conflict',
@@ -230,7 +153,7 @@ export function createSecrets(deps: {
       const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
       return read(ctx, OPS.get, name, async () => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(db, ctx.vault.id, nameLower, version);
+        const row = await store.find(db, ctx.vault.id, nameLower, version, true);
         if (!row || row.deleted_at !== null) throw notFound(name, version);
         if (Number(row.enabled) !== 1)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {
@@ -268,94 +191,6 @@ export function createSecrets(deps: {
         checkWindow(next.nbf, next.exp);
         await store.updateVersion(tx, ctx.vault.id, nameLower, next);
         return next;
-      });
-    },
-
-    async list(ctx: SecretCallContext, opts: { max?: number; after?: string }): Promise<Page<SecretRecord>> {
-      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
-      return read(ctx, OPS.list, null, () => pageOf(ctx, false, after, pageSize(opts.max)));
-    },
-
-    async listVersions(
-      ctx: SecretCallContext,
-      rawName: string,
-      opts: { max?: number; after?: string },
-    ): Promise<Page<SecretRecord>> {
-      const name = checkSecretName(rawName);
-      const after = decodeCursor(opts.after, isVersionCursor);
-      const size = pageSize(opts.max);
-      return read(ctx, OPS.versions, name, async () => {
-        const rows = await store.versions(
-          db,
-          ctx.vault.id,
-          name.toLowerCase(),
-          after && { created: after.c, version: after.v },
-          size + 1,
-        );
-        const items = rows.slice(0, size).map(recordFromRow);
-        const last = items[items.length - 1];
-        return rows.length > size && last
-          ? { items, next: encodeCursor({ c: last.created, v: last.version }) }
-          : { items };
-      });
-    },
-
-    /** Soft delete: the secret (all versions) is recoverable until its scheduled purge date. */
-    async delete(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
-      const name = checkSecretName(rawName);
-      return write(ctx, OPS.delete, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw notFound(name);
-        const now = clock.now();
-        const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
-        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        return { ...recordFromRow(row), deletedAt: now, scheduledPurgeAt: purgeAt };
-      });
-    },
-
-    async listDeleted(
-      ctx: SecretCallContext,
-      opts: { max?: number; after?: string },
-    ): Promise<Page<SecretRecord>> {
-      const after = decodeCursor(opts.after, isNameCursor)?.n ?? '';
-      return read(ctx, OPS.listDeleted, null, () => pageOf(ctx, true, after, pageSize(opts.max)));
-    },
-
-    async getDeleted(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
-      const name = checkSecretName(rawName);
-      return read(ctx, OPS.getDeleted, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        return recordFromRow(row);
-      });
-    },
-
-    async recover(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
-      const name = checkSecretName(rawName);
-      return write(ctx, OPS.recover, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        return { ...recordFromRow(row), deletedAt: null, scheduledPurgeAt: null };
-      });
-    },
-
-    /** Permanent deletion of a deleted secret; refused while the vault has purge protection. */
-    async purge(ctx: SecretCallContext, rawName: string): Promise<void> {
-      const name = checkSecretName(rawName);
-      await write(ctx, OPS.purge, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        if (ctx.vault.enablePurgeProtection)
-          throw new LatchkeyError(
-            'Forbidden',
-            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
-          );
-        await store.purge(tx, ctx.vault.id, nameLower);
-        return { name: row.name };
       });
     },
 
@@ -402,7 +237,7 @@ export function createSecrets(deps: {
             `Secret ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
           );
         const now = clock.now();
-        await store.upsertSecret(tx, ctx.vault.id, b.name, b.current, now);
+        await store.upsert(tx, ctx.vault.id, b.name, b.current, now);
         for (const v of b.versions) {
           checkValue(v.value);
           await store.insertVersion(tx, ctx.vault.id, nameLower, {
@@ -414,50 +249,6 @@ export function createSecrets(deps: {
         return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
       });
     },
-
-    /** Purge job: deleted secrets past their scheduled purge date go for good. Returns how many. */
-    async purgeDue(now: number, limit = 500): Promise<number> {
-      const due = await db.all<{
-        vault_id: string;
-        name_lower: string;
-        tenant_id: string;
-        vault: string;
-        name: string;
-      }>(
-        `SELECT s.vault_id, s.name_lower, s.name, v.tenant_id, v.name_lower AS vault FROM secrets s JOIN vaults v ON v.id = s.vault_id
-         WHERE s.scheduled_purge_at IS NOT NULL AND s.scheduled_purge_at <= $1 ORDER BY s.scheduled_purge_at LIMIT $2`,
-        [now, limit],
-      );
-      for (const d of due) {
-        await db.transaction(async (tx) => {
-          const still = await tx.get(
-            'SELECT 1 AS x FROM secrets WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3',
-            [d.vault_id, d.name_lower, now],
-          );
-          if (!still) return; // recovered meanwhile
-          await store.purge(tx, d.vault_id, d.name_lower);
-          await audit.append(tx, {
-            tenantId: d.tenant_id,
-            callerKind: 'system',
-            operation: 'SecretPurge',
-            target: `${deps.baseUrlOf(d.vault)}/secrets/${d.name}`,
-            vault: d.vault,
-            status: 200,
-            details: { scheduled: true },
-          });
-        });
-      }
-      return due.length;
-    },
   };
-
-  async function pageOf(ctx: SecretCallContext, deleted: boolean, after: string, size: number) {
-    const rows = await store.page(db, ctx.vault.id, deleted, after, size + 1);
-    const items = rows.slice(0, size).map(recordFromRow);
-    const last = items[items.length - 1];
-    return rows.length > size && last
-      ? { items, next: encodeCursor({ n: last.name.toLowerCase() }) }
-      : { items };
-  }
 }
 export type Secrets = ReturnType<typeof createSecrets>;

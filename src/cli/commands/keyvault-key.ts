@@ -1,12 +1,13 @@
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { isoSeconds, parseBool, parseTags, parseTime, positiveInt, show } from './arm.js';
 import { cryptoCommands } from './keyvault-key-crypto.js';
 import { named, seg, target, versioned } from './keyvault-key-target.js';
-import { vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
+import { lifecycleCommands, listCommands, type ObjectCli } from './keyvault-object.js';
+import { vaultCall } from './vault-client.js';
 
 interface KeyAttributes {
   enabled?: boolean;
@@ -104,6 +105,7 @@ const row = (v: View) => ({
   Expires: v.attributes.expires,
   ...('deletedDate' in v ? { DeletedDate: v.deletedDate, ScheduledPurgeDate: v.scheduledPurgeDate } : {}),
 });
+const KEY: ObjectCli<KeyBundle, View> = { collection: 'keys', withId: true, view, row };
 
 const attributesOf = (o: { disabled?: string; enabled?: string; expires?: string; notBefore?: string }) => {
   const disabled = parseBool('--disabled', o.disabled);
@@ -217,30 +219,7 @@ export function keyCommand(): Command {
     },
   );
 
-  key
-    .command('list')
-    .description('List the keys of a vault')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      show(c, (await vaultList<KeyBundle>(c, ep, '/keys?maxresults=25', o.maxresults)).map(view), row);
-    });
-
-  named(key.command('list-versions').description('List the versions of a key'))
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      show(
-        c,
-        (
-          await vaultList<KeyBundle>(c, t.ep, `/keys/${seg(t.name)}/versions?maxresults=25`, o.maxresults)
-        ).map(view),
-        row,
-      );
-    });
+  listCommands(key, KEY, 'List the keys of a vault');
 
   withAttributes(
     versioned(
@@ -260,66 +239,7 @@ export function keyCommand(): Command {
       show(c, view(b), row);
     });
 
-  named(key.command('delete').description('Delete a key (soft delete: recoverable until purged)')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      show(c, view(await vaultCall<KeyBundle>(c, t.ep, 'DELETE', `/keys/${seg(t.name)}`)), row);
-    },
-  );
-
-  named(key.command('recover').description('Recover a deleted key')).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const t = await target(c, o);
-    show(c, view(await vaultCall<KeyBundle>(c, t.ep, 'POST', `/deletedkeys/${seg(t.name)}/recover`)), row);
-  });
-
-  named(key.command('purge').description('Permanently delete a deleted key')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      await vaultCall(c, t.ep, 'DELETE', `/deletedkeys/${seg(t.name)}`);
-    },
-  );
-
-  key
-    .command('list-deleted')
-    .description('List deleted keys')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      show(c, (await vaultList<KeyBundle>(c, ep, '/deletedkeys?maxresults=25', o.maxresults)).map(view), row);
-    });
-
-  named(key.command('show-deleted').description('Show a deleted key')).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const t = await target(c, o);
-    show(c, view(await vaultCall<KeyBundle>(c, t.ep, 'GET', `/deletedkeys/${seg(t.name)}`)), row);
-  });
-
-  named(key.command('backup').description('Back up a key (all versions) to a file: an encrypted blob'))
-    .requiredOption('-f, --file <path>', 'file to write')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const r = await vaultCall<{ value: string }>(c, t.ep, 'POST', `/keys/${seg(t.name)}/backup`);
-      writeFileSync(o.file, Buffer.from(r.value, 'base64url'), { mode: 0o600 });
-    });
-
-  key
-    .command('restore')
-    .description('Restore a backed-up key into a vault (same installation and tenant)')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .requiredOption('-f, --file <path>', 'backup file')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!existsSync(o.file)) throw new CliError(`file not found: ${o.file}`);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      const value = readFileSync(o.file).toString('base64url');
-      show(c, view(await vaultCall<KeyBundle>(c, ep, 'POST', '/keys/restore', { value })), row);
-    });
+  lifecycleCommands(key, KEY, 'Show a deleted key');
 
   named(key.command('rotate').description('Rotate a key now: a new version like the current one')).action(
     async (o, cmd: Command) => {

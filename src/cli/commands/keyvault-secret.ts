@@ -1,9 +1,18 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
-import { isoSeconds, parseBool, parseTags, parseTime, positiveInt, show } from './arm.js';
-import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
+import { isoSeconds, parseBool, parseTags, parseTime, show } from './arm.js';
+import {
+  lifecycleCommands,
+  listCommands,
+  named as namedObject,
+  type ObjectCli,
+  seg,
+  type TargetOptions,
+  target as targetObject,
+} from './keyvault-object.js';
+import { vaultCall } from './vault-client.js';
 
 interface Attributes {
   enabled?: boolean;
@@ -80,38 +89,13 @@ const row = (v: View) => ({
   ...('deletedDate' in v ? { DeletedDate: v.deletedDate, ScheduledPurgeDate: v.scheduledPurgeDate } : {}),
 });
 
-interface Target {
-  ep: VaultEndpoint;
-  name: string;
-  version?: string;
-}
-
-const seg = (s: string) => encodeURIComponent(s);
-
-/** `--vault-name` + `--name` [+ `--version`], or `--id https://{vault}/secrets/{name}[/{version}]`. */
-async function target(
-  c: Ctx,
-  o: { vaultName?: string; name?: string; version?: string; id?: string },
-): Promise<Target> {
-  if (o.id) {
-    const ep = endpointOf(o.id);
-    const [, kind, name, version] = new URL(o.id).pathname.split('/');
-    if (kind !== 'secrets' || !name)
-      throw new CliError('--id must be a secret identifier: https://{vault}/secrets/{name}[/{version}]', 2);
-    return { ep, name, ...(version ? { version } : {}) };
-  }
-  if (!o.vaultName || !o.name) throw new CliError('give --vault-name and --name (or --id)', 2);
-  return {
-    ep: await vaultEndpoint(c, o.vaultName),
-    name: o.name,
-    ...(o.version ? { version: o.version } : {}),
-  };
-}
-
-const named = (c: Command, withId = false) => {
-  c.option('--vault-name <name>', 'vault name').option('-n, --name <name>', 'secret name');
-  if (withId) c.option('--id <url>', 'secret identifier (instead of --vault-name and --name)');
-  return c;
+const target = (c: Ctx, o: TargetOptions) => targetObject(c, o, 'secrets');
+const named = (c: Command, withId = false) => namedObject(c, 'secrets', withId);
+const SECRET: ObjectCli<SecretBundle, View> = {
+  collection: 'secrets',
+  withId: false,
+  view: (b) => view(b),
+  row,
 };
 
 function readValue(o: { value?: string; file?: string; encoding: string }): {
@@ -189,39 +173,7 @@ export function secretCommand(): Command {
       show(c, view(b, { withValue: true }), row);
     });
 
-  secret
-    .command('list')
-    .description('List the secrets of a vault (never their values)')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      const list = await vaultList<SecretBundle>(c, ep, '/secrets?maxresults=25', o.maxresults);
-      show(
-        c,
-        list.map((b) => view(b)),
-        row,
-      );
-    });
-
-  named(secret.command('list-versions').description('List the versions of a secret'))
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const list = await vaultList<SecretBundle>(
-        c,
-        t.ep,
-        `/secrets/${seg(t.name)}/versions?maxresults=25`,
-        o.maxresults,
-      );
-      show(
-        c,
-        list.map((b) => view(b)),
-        row,
-      );
-    });
+  listCommands(secret, SECRET, 'List the secrets of a vault (never their values)');
 
   named(
     secret
@@ -257,77 +209,6 @@ export function secretCommand(): Command {
       show(c, view(b), row);
     });
 
-  named(
-    secret.command('delete').description('Delete a secret (soft delete: recoverable until purged)'),
-  ).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const t = await target(c, o);
-    show(c, view(await vaultCall<SecretBundle>(c, t.ep, 'DELETE', `/secrets/${seg(t.name)}`)), row);
-  });
-
-  named(secret.command('recover').description('Recover a deleted secret')).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const t = await target(c, o);
-    show(
-      c,
-      view(await vaultCall<SecretBundle>(c, t.ep, 'POST', `/deletedsecrets/${seg(t.name)}/recover`)),
-      row,
-    );
-  });
-
-  named(secret.command('purge').description('Permanently delete a deleted secret')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      await vaultCall(c, t.ep, 'DELETE', `/deletedsecrets/${seg(t.name)}`);
-    },
-  );
-
-  secret
-    .command('list-deleted')
-    .description('List deleted secrets')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .option('--maxresults <n>', 'at most this many', positiveInt('--maxresults', 100_000))
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      const list = await vaultList<SecretBundle>(c, ep, '/deletedsecrets?maxresults=25', o.maxresults);
-      show(
-        c,
-        list.map((b) => view(b)),
-        row,
-      );
-    });
-
-  named(secret.command('show-deleted').description('Show a deleted secret (without its value)')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      show(c, view(await vaultCall<SecretBundle>(c, t.ep, 'GET', `/deletedsecrets/${seg(t.name)}`)), row);
-    },
-  );
-
-  named(secret.command('backup').description('Back up a secret (all versions) to a file: an encrypted blob'))
-    .requiredOption('-f, --file <path>', 'file to write')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const r = await vaultCall<{ value: string }>(c, t.ep, 'POST', `/secrets/${seg(t.name)}/backup`);
-      writeFileSync(o.file, Buffer.from(r.value, 'base64url'), { mode: 0o600 });
-    });
-
-  secret
-    .command('restore')
-    .description('Restore a backed-up secret into a vault (same installation and tenant)')
-    .requiredOption('--vault-name <name>', 'vault name')
-    .requiredOption('-f, --file <path>', 'backup file')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!existsSync(o.file)) throw new CliError(`file not found: ${o.file}`);
-      const ep = await vaultEndpoint(c, o.vaultName);
-      const value = readFileSync(o.file).toString('base64url');
-      show(c, view(await vaultCall<SecretBundle>(c, ep, 'POST', '/secrets/restore', { value })), row);
-    });
-
+  lifecycleCommands(secret, SECRET, 'Show a deleted secret (without its value)');
   return secret;
 }

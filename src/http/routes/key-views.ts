@@ -1,30 +1,14 @@
 import { seconds } from '../../lib/clock.js';
 import type { KeyRecord } from '../../vault/key-model.js';
 import type { RotationPolicy } from '../../vault/key-rotation.js';
-import { recoveryLevel, type Vault } from '../../vault/model.js';
+import type { Vault } from '../../vault/model.js';
+import { deletedFields, objectAttributes } from './object-views.js';
 
-/** Azure's KeyAttributes: epoch seconds; nbf/exp only when set. */
-function attributes(r: KeyRecord, vault: Vault) {
-  return {
-    enabled: r.enabled,
-    ...(r.nbf !== null ? { nbf: seconds(r.nbf) } : {}),
-    ...(r.exp !== null ? { exp: seconds(r.exp) } : {}),
-    created: seconds(r.created),
-    updated: seconds(r.updated),
-    recoveryLevel: recoveryLevel(vault),
-    recoverableDays: vault.softDeleteRetentionInDays,
-    exportable: false,
-  };
-}
+/** Azure's KeyAttributes: a secret's, and `exportable` (always false here). */
+const attributes = (r: KeyRecord, vault: Vault) => ({ ...objectAttributes(r, vault), exportable: false });
 
 export const keyId = (base: string, r: Pick<KeyRecord, 'name' | 'version'>) =>
   `${base}/keys/${r.name}/${r.version}`;
-
-const deletedFields = (base: string, r: KeyRecord) => ({
-  recoveryId: `${base}/deletedkeys/${r.name}`,
-  ...(r.deletedAt !== null ? { deletedDate: seconds(r.deletedAt) } : {}),
-  ...(r.scheduledPurgeAt !== null ? { scheduledPurgeDate: seconds(r.scheduledPurgeAt) } : {}),
-});
 
 /** KeyBundle: the public JWK (never private parts), attributes and tags. */
 export function keyBundle(base: string, vault: Vault, r: KeyRecord) {
@@ -37,7 +21,7 @@ export function keyBundle(base: string, vault: Vault, r: KeyRecord) {
 }
 
 export function deletedKeyBundle(base: string, vault: Vault, r: KeyRecord) {
-  return { ...deletedFields(base, r), ...keyBundle(base, vault, r) };
+  return { ...deletedFields(base, 'deletedkeys', r), ...keyBundle(base, vault, r) };
 }
 
 /** KeyItem: `versioned` for list-versions (kid with the version). */
@@ -50,7 +34,7 @@ export function keyItem(base: string, vault: Vault, r: KeyRecord, versioned = fa
 }
 
 export function deletedKeyItem(base: string, vault: Vault, r: KeyRecord) {
-  return { ...deletedFields(base, r), ...keyItem(base, vault, r) };
+  return { ...deletedFields(base, 'deletedkeys', r), ...keyItem(base, vault, r) };
 }
 
 /** KeyRotationPolicy, with Azure's id `…/keys/{name}/rotationpolicy`. */

@@ -1,11 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
 import type { KeyRecord } from '../../vault/key-model.js';
-import { VAULT_LIMITS } from '../../vault/model.js';
-import type { Page } from '../../vault/secrets.js';
-import { queryParam } from '../request.js';
 import { parse } from '../validate.js';
 import { type VaultRequestContext, vaultContext } from '../vault-context.js';
 import {
@@ -16,16 +12,17 @@ import {
   keyItem,
   rotationPolicyView,
 } from './key-views.js';
+import {
+  attributesSchema,
+  nameOf as name,
+  noCache,
+  attrsIn as objectAttrsIn,
+  objectRoutes,
+  tagsSchema as tags,
+  versionOf,
+} from './object-routes.js';
 
-/** Epoch seconds up to 9999-12-31. */
-const epoch = z.number().int().min(0).max(253_402_300_799);
-const attributes = z.object({
-  enabled: z.boolean().optional(),
-  nbf: epoch.nullable().optional(),
-  exp: epoch.nullable().optional(),
-  exportable: z.boolean().optional(),
-});
-const tags = z.record(z.string().max(VAULT_LIMITS.tagNameChars), z.string().max(VAULT_LIMITS.tagValueChars));
+const attributes = attributesSchema.extend({ exportable: z.boolean().optional() });
 const keyOps = z.array(z.string().max(20)).max(10);
 const b64 = (max: number) =>
   z
@@ -93,62 +90,26 @@ const policyBody = z.object({
 });
 const restoreBody = z.object({ value: b64(8 * 1024 * 1024).min(1) });
 const rngBody = z.object({ count: z.number().int() });
-const nameParam = z.object({ name: z.string().max(127) });
-const versionParams = z.object({ name: z.string().max(127), version: z.string().max(64) });
 const opParams = z.object({ name: z.string().max(127), version: z.string().max(64), op: z.string().max(20) });
 
 /** Base64 or base64url in, bytes out. */
 const bytes = (s: string) =>
   Buffer.from(s.replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, ''), 'base64url');
-/** Seconds on the wire, milliseconds in the domain; null clears, undefined leaves as is. */
-const ms = (s: number | null | undefined) => (s === undefined ? undefined : s === null ? null : s * 1000);
 const attrsIn = (a: z.infer<typeof attributes> | null | undefined) => ({
-  ...(a?.enabled !== undefined ? { enabled: a.enabled } : {}),
-  ...(a?.nbf !== undefined ? { nbf: ms(a.nbf) } : {}),
-  ...(a?.exp !== undefined ? { exp: ms(a.exp) } : {}),
+  ...objectAttrsIn(a),
   ...(a?.exportable !== undefined ? { exportable: a.exportable } : {}),
 });
 const opt = <K extends string, V>(k: K, v: V | undefined) =>
   v !== undefined ? ({ [k]: v } as Record<K, V>) : {};
 
-function pageOptions(req: FastifyRequest): { max?: number; after?: string } {
-  const max = queryParam(req, 'maxresults');
-  const token = queryParam(req, '$skiptoken');
-  if (max !== undefined && (!/^\d{1,3}$/.test(max) || Number(max) < 1 || Number(max) > VAULT_LIMITS.pageMax))
-    throw new LatchkeyError(
-      'BadParameter',
-      `maxresults must be an integer from 1 to ${VAULT_LIMITS.pageMax}.`,
-    );
-  if (token !== undefined && token.length > 1000)
-    throw new LatchkeyError('BadParameter', 'The $skiptoken is not valid.');
-  return {
-    ...(max !== undefined ? { max: Number(max) } : {}),
-    ...(token !== undefined ? { after: token } : {}),
-  };
-}
-
-/** `{value, nextLink}` with an absolute nextLink on the host the client used (null on the last page). */
-function pageBody<T>(
-  ctx: VaultRequestContext,
-  path: string,
-  page: Page<KeyRecord>,
-  view: (r: KeyRecord) => T,
-  max?: number,
-) {
-  const nextLink = page.next
-    ? `${ctx.responseBase}${path}?api-version=${encodeURIComponent(ctx.apiVersion)}&$skiptoken=${page.next}${max !== undefined ? `&maxresults=${max}` : ''}`
-    : null;
-  return { value: page.items.map(view), nextLink };
-}
-
-const noCache = (reply: FastifyReply) => reply.header('cache-control', 'no-cache');
 const CRYPTO_OPS = ['encrypt', 'decrypt', 'wrapkey', 'unwrapkey', 'sign', 'verify'] as const;
 
-/** Key Vault keys REST API and crypto operations (docs/keys.md); the vault app has already authenticated the caller. */
+/**
+ * Key Vault keys REST API and crypto operations (docs/keys.md); the vault app has already authenticated the caller.
+ * Listing, delete, backup and deleted keys: object-routes.ts, shared with secrets.
+ */
 export async function keyRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
   const { keys, keyBackups: backups, keyOperations: ops, keyPolicies: policies } = opts.services;
-  const name = (req: FastifyRequest) => parse(nameParam, req.params, 'path').name;
-  const nameVersion = (req: FastifyRequest) => parse(versionParams, req.params, 'path');
   const bundle = (ctx: VaultRequestContext, r: KeyRecord) => keyBundle(ctx.responseBase, ctx.vault, r);
 
   app.post('/keys/:name/create', async (req, reply) => {
@@ -180,33 +141,12 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Services
     return noCache(reply).send(bundle(ctx, r));
   });
 
-  app.get('/keys', async (req) => {
-    const ctx = vaultContext(req);
-    const o = pageOptions(req);
-    const page = await keys.list(ctx, o);
-    return pageBody(ctx, '/keys', page, (r) => keyItem(ctx.responseBase, ctx.vault, r), o.max);
-  });
-
   const getKey = async (req: FastifyRequest, reply: FastifyReply, version?: string) => {
     const ctx = vaultContext(req);
     return noCache(reply).send(bundle(ctx, await keys.get(ctx, name(req), version)));
   };
   app.get('/keys/:name', (req, reply) => getKey(req, reply));
-  app.get('/keys/:name/:version', (req, reply) => getKey(req, reply, nameVersion(req).version));
-
-  app.get('/keys/:name/versions', async (req) => {
-    const ctx = vaultContext(req);
-    const n = name(req);
-    const o = pageOptions(req);
-    const page = await keys.listVersions(ctx, n, o);
-    return pageBody(
-      ctx,
-      `/keys/${n}/versions`,
-      page,
-      (r) => keyItem(ctx.responseBase, ctx.vault, r, true),
-      o.max,
-    );
-  });
+  app.get('/keys/:name/:version', (req, reply) => getKey(req, reply, versionOf(req)));
 
   const update = async (req: FastifyRequest, version?: string) => {
     const ctx = vaultContext(req);
@@ -220,18 +160,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Services
     return bundle(ctx, r);
   };
   app.patch('/keys/:name', (req) => update(req));
-  app.patch('/keys/:name/:version', (req) => update(req, nameVersion(req).version));
-
-  app.delete('/keys/:name', async (req) => {
-    const ctx = vaultContext(req);
-    return deletedKeyBundle(ctx.responseBase, ctx.vault, await keys.delete(ctx, name(req)));
-  });
-
-  app.post('/keys/:name/backup', async (req, reply) => {
-    const ctx = vaultContext(req);
-    const blob = await backups.backup(ctx, name(req));
-    return noCache(reply).send({ value: blob.toString('base64url') });
-  });
+  app.patch('/keys/:name/:version', (req) => update(req, versionOf(req)));
 
   app.post('/keys/restore', { bodyLimit: 12 * 1024 * 1024 }, async (req) => {
     const ctx = vaultContext(req);
@@ -305,32 +234,16 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Services
     return crypto(req, reply, p.op, p.name, undefined);
   });
 
-  app.get('/deletedkeys', async (req) => {
-    const ctx = vaultContext(req);
-    const o = pageOptions(req);
-    const page = await keys.listDeleted(ctx, o);
-    return pageBody(ctx, '/deletedkeys', page, (r) => deletedKeyItem(ctx.responseBase, ctx.vault, r), o.max);
-  });
-
-  app.get('/deletedkeys/:name', async (req) => {
-    const ctx = vaultContext(req);
-    return deletedKeyBundle(ctx.responseBase, ctx.vault, await keys.getDeleted(ctx, name(req)));
-  });
-
-  app.post('/deletedkeys/:name/recover', async (req) => {
-    const ctx = vaultContext(req);
-    return bundle(ctx, await keys.recover(ctx, name(req)));
-  });
-
-  app.delete('/deletedkeys/:name', async (req, reply) => {
-    const ctx = vaultContext(req);
-    await keys.purge(ctx, name(req));
-    return reply.code(204).send();
-  });
-
   app.post('/rng', async (req, reply) => {
     const ctx = vaultContext(req);
     const b = parse(rngBody, req.body);
     return noCache(reply).send({ value: (await ops.random(ctx, b.count)).toString('base64url') });
+  });
+
+  objectRoutes(app, {
+    collection: 'keys',
+    service: keys,
+    backup: backups.backup,
+    views: { bundle: keyBundle, deletedBundle: deletedKeyBundle, item: keyItem, deletedItem: deletedKeyItem },
   });
 }
