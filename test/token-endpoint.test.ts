@@ -111,9 +111,9 @@ describe('token endpoint', () => {
         send: () => form({ ...cc(), grant_type: 'urn:evil' })(),
       },
       {
-        name: 'authorization_code (unsupported)',
+        name: 'authorization_code without redirect_uri and code_verifier (test/authorize.test.ts has the flow)',
         status: 400,
-        error: 'unsupported_grant_type',
+        error: 'invalid_request',
         send: () => form({ ...cc(), grant_type: 'authorization_code', code: 'x' })(),
       },
       {

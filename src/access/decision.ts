@@ -1,4 +1,5 @@
 import { LatchkeyError } from '../errors/index.js';
+import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
@@ -69,16 +70,31 @@ export interface VaultAccessModel {
  * `enableRbacAuthorization: false` decide data actions by access policies.
  * A denial names the missing action.
  */
-export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus; cacheTtlMs?: number }) {
+export function createAccess(deps: {
+  db: Database;
+  clock: Clock;
+  bus: ChangeBus;
+  cacheTtlMs?: number;
+  stats?: CacheStats;
+}) {
   const { db, clock, bus } = deps;
-  const ttl = deps.cacheTtlMs ?? 2_000;
+  // At most one second: a removed assignment stops granting on every node within a second,
+  // even one that missed the change notification.
+  const ttl = Math.min(deps.cacheTtlMs ?? 1_000, 1_000);
+  const stats = deps.stats ?? cacheStats();
   const cache = new Map<string, { at: number; rows: { role: RoleDefinition; scope: string }[] }>();
   bus.subscribe('roleAssignment', (principalId) => cache.delete(principalId));
   bus.subscribe('principal', (principalId) => cache.delete(principalId));
+  bus.onResync(() => cache.clear());
 
-  const assignmentsOf = async (tenantId: string, principalId: string) => {
-    const hit = cache.get(principalId);
-    if (hit && clock.now() - hit.at < ttl) return hit.rows;
+  /** The principal's assignments; `cached` says whether they came from memory. */
+  const assignmentsOf = async (tenantId: string, principalId: string, fresh = false) => {
+    const hit = fresh ? undefined : cache.get(principalId);
+    if (hit && clock.now() - hit.at < ttl) {
+      stats.hits++;
+      return { rows: hit.rows, cached: true };
+    }
+    stats.misses++;
     const rows = await db.all<Row>(
       'SELECT * FROM role_assignments WHERE principal_id = $1 AND tenant_id = $2',
       [principalId, tenantId],
@@ -89,7 +105,7 @@ export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus;
     });
     if (cache.size > 50_000) cache.clear();
     cache.set(principalId, { at: clock.now(), rows: resolved });
-    return resolved;
+    return { rows: resolved, cached: false };
   };
 
   /** A provisioning key is never more than its scopes (and its resource group, if it has one). */
@@ -123,8 +139,13 @@ export function createAccess(deps: { db: Database; clock: Clock; bus: ChangeBus;
     /** True when the caller's role assignments (or a provisioning key's scopes) grant `action` at `scope`. */
     async allows(caller: Caller, action: string, scope: string, data = false): Promise<boolean> {
       if (caller.provisioningScopes) return provisioningDecision(caller, action, scope) === undefined;
-      const rows = await assignmentsOf(caller.tenantId, caller.oid);
-      return rows.some((r) => scopeCovers(r.scope, scope) && roleAllows(r.role, action, data));
+      const grants = (rows: { role: RoleDefinition; scope: string }[]) =>
+        rows.some((r) => scopeCovers(r.scope, scope) && roleAllows(r.role, action, data));
+      const got = await assignmentsOf(caller.tenantId, caller.oid);
+      if (grants(got.rows)) return true;
+      // A refusal from memory is checked against the database: an assignment just made on
+      // another node grants on the next request here, even before its notification arrives.
+      return got.cached && grants((await assignmentsOf(caller.tenantId, caller.oid, true)).rows);
     },
     /** Throws 403 (naming the action) unless RBAC grants it. */
     async require(caller: Caller, action: string, scope: string, data = false): Promise<void> {

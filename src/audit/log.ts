@@ -97,6 +97,8 @@ export interface AuditFilter {
   vault?: string;
   caller?: string;
   operation?: string;
+  /** Events whose target starts with this (an ARM id or a vault object URL and what lies below it). */
+  target?: string;
   provisioningKeyId?: string;
   from?: number;
   to?: number;
@@ -124,15 +126,39 @@ export type VerifyResult =
 export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffer; flushMs?: number }) {
   const { db, clock, macKey } = deps;
   const mac = (s: string) => createHmac('sha256', macKey).update(s).digest('hex');
-  let buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  const buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
+
+  const COLUMNS =
+    'seq, id, time, tenant_id, caller_oid, caller_app_id, caller_kind, provisioning_key_id, operation, target, vault, status, client_ip, request_id, details, prev_hash, hash';
+  const PER_ROW = 17;
+  /** Rows per INSERT: a few statement shapes (cached as prepared statements), few round trips. */
+  const CHUNK = 32;
+  const insertSql = new Map<number, string>();
+  const insertFor = (rows: number): string => {
+    let sql = insertSql.get(rows);
+    if (!sql) {
+      const values = Array.from(
+        { length: rows },
+        (_, r) => `(${Array.from({ length: PER_ROW }, (_, c) => `$${r * PER_ROW + c + 1}`).join(', ')})`,
+      );
+      sql = `INSERT INTO audit_events (${COLUMNS}) VALUES ${values.join(', ')}`;
+      insertSql.set(rows, sql);
+    }
+    return sql;
+  };
 
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
     const head = await tx.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]);
     let [seq, prev] = head ? (head.value.split(':') as [string, string]) : ['0', GENESIS];
     let n = Number(seq);
+    const params: (string | number | null)[] = [];
+    const flushRows = async () => {
+      if (params.length === 0) return;
+      await tx.run(insertFor(params.length / PER_ROW), params.splice(0));
+    };
     for (const { input, time } of items) {
       n += 1;
       const row: Omit<Row, 'hash'> = {
@@ -154,43 +180,43 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
         prev_hash: prev,
       };
       const hash = mac(canonical(row));
-      await tx.run(
-        `INSERT INTO audit_events (seq, id, time, tenant_id, caller_oid, caller_app_id, caller_kind, provisioning_key_id,
-           operation, target, vault, status, client_ip, request_id, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
-        [
-          row.seq,
-          row.id,
-          row.time,
-          row.tenant_id,
-          row.caller_oid,
-          row.caller_app_id,
-          row.caller_kind,
-          row.provisioning_key_id,
-          row.operation,
-          row.target,
-          row.vault,
-          row.status,
-          row.client_ip,
-          row.request_id,
-          row.details,
-          row.prev_hash,
-          hash,
-        ],
+      params.push(
+        row.seq,
+        row.id,
+        row.time,
+        row.tenant_id,
+        row.caller_oid,
+        row.caller_app_id,
+        row.caller_kind,
+        row.provisioning_key_id,
+        row.operation,
+        row.target,
+        row.vault,
+        row.status,
+        row.client_ip,
+        row.request_id,
+        row.details,
+        row.prev_hash,
+        hash,
       );
+      if (params.length >= CHUNK * PER_ROW) await flushRows();
       prev = hash;
       seq = String(n);
     }
+    await flushRows();
     await tx.run(
       'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       [HEAD_KEY, `${n}:${prev}`],
     );
   };
 
-  const flush = async (): Promise<void> => {
-    timer = undefined;
-    const items = buffer;
-    buffer = [];
+  /** Commits one batch of buffered records (at most MAX_BATCH), resolving or rejecting their promises. */
+  const MAX_BATCH = 1000;
+  /** A batch this large is committed at once instead of waiting for the window. */
+  const FULL = 500;
+  const flushMs = deps.flushMs ?? 25;
+  const flushBatch = async (): Promise<void> => {
+    const items = buffer.splice(0, MAX_BATCH);
     if (items.length === 0) return;
     try {
       // Batched records are reads and refusals: a relaxed commit (see Database.transaction).
@@ -199,6 +225,26 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
     } catch (e) {
       for (const i of items) i.reject(e);
     }
+  };
+  /**
+   * Starts flushing unless a flush is running: one batch transaction at a time
+   * per node (records arriving meanwhile join the next batch), so group commits
+   * never pile up waiting for the audit lock and starve the connection pool.
+   */
+  const flush = (): Promise<void> => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    flushing ??= (async () => {
+      try {
+        do await flushBatch();
+        while (buffer.length >= FULL);
+      } finally {
+        flushing = undefined;
+        // What arrived meanwhile waits for the next window (or goes at once when a batch is full).
+        if (buffer.length > 0 && !timer) timer = setTimeout(() => void flush(), flushMs);
+      }
+    })();
+    return flushing;
   };
 
   return {
@@ -210,21 +256,13 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
     record(input: AuditInput): Promise<void> {
       return new Promise((resolve, reject) => {
         buffer.push({ input, time: clock.now(), resolve, reject });
-        if (buffer.length >= 500) {
-          if (timer) clearTimeout(timer);
-          flushing = flush();
-        } else if (!timer) {
-          timer = setTimeout(() => {
-            flushing = flush();
-          }, deps.flushMs ?? 25);
-        }
+        if (buffer.length >= FULL) void flush();
+        else if (!timer && !flushing) timer = setTimeout(() => void flush(), flushMs);
       });
     },
     /** Writes anything buffered (shutdown). */
     async drain(): Promise<void> {
-      if (timer) clearTimeout(timer);
-      await flushing;
-      await flush();
+      while (buffer.length > 0 || flushing) await flush();
     },
     async list(f: AuditFilter, q: Queryable = db): Promise<AuditEvent[]> {
       const where = ['tenant_id = $1'];
@@ -239,6 +277,7 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
         where.push(`(caller_oid = $${params.length} OR caller_app_id = $${params.length})`);
       }
       if (f.operation) add('operation = ?', f.operation);
+      if (f.target) add(`substr(target, 1, ${Math.min(f.target.length, 2000)}) = ?`, f.target.slice(0, 2000));
       if (f.provisioningKeyId) {
         // Actions taken with the key, and the key's own lifecycle (create, rotate, revoke, expire).
         params.push(f.provisioningKeyId);

@@ -1,5 +1,6 @@
 import { hashPassword } from '../crypto/hashing.js';
 import { LatchkeyError } from '../errors/index.js';
+import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
@@ -79,11 +80,15 @@ export function validateIdentifierUri(uri: string): string {
   return uri.replace(/\/+$/, '');
 }
 
-export function createPrincipals(deps: { db: Database; clock: Clock; bus: ChangeBus }) {
+export function createPrincipals(deps: { db: Database; clock: Clock; bus: ChangeBus; stats?: CacheStats }) {
   const { db, clock, bus } = deps;
+  const stats = deps.stats ?? cacheStats();
+  // The revocation bound: every node re-reads a principal at least once a second, even if it
+  // missed the change notification (docs/deployment.md, "Several nodes").
   const STATE_TTL_MS = 1_000;
   const stateCache = new Map<string, { at: number; principal: Principal | undefined }>();
   bus.subscribe('principal', (id) => stateCache.delete(id.toLowerCase()));
+  bus.onResync(() => stateCache.clear());
   const insert = async (p: Principal, passwordHash: string | null, q: Queryable) => {
     await q.run(
       `INSERT INTO principals (id, tenant_id, kind, app_id, display_name, user_name, password_hash, identifier_uri,
@@ -132,7 +137,13 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
       const key = id.toLowerCase();
       const hit = stateCache.get(key);
       const now = clock.now();
-      if (hit && now - hit.at < STATE_TTL_MS) return hit.principal;
+      // Only an enabled principal is served from memory: a refusal is always checked against
+      // the database, so a principal just created or re-enabled on another node works at once.
+      if (hit?.principal?.enabled && now - hit.at < STATE_TTL_MS) {
+        stats.hits++;
+        return hit.principal;
+      }
+      stats.misses++;
       const p = await this.getById(key);
       if (stateCache.size >= 50_000) stateCache.clear();
       stateCache.set(key, { at: now, principal: p });

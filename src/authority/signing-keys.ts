@@ -36,6 +36,13 @@ export interface ActiveKey {
 }
 
 const aad = (kid: string) => `signing-key|${kid}`;
+/**
+ * Other nodes' rotations reach this one through the change bus; without it (a missed or late
+ * notification), the active key is re-read at least every 10 s, JWKS on every request, and a
+ * token with an unknown `kid` that the table holds makes the keys be re-read at once.
+ */
+const REFRESH_MS = 10_000;
+const MISS_REFRESH_MS = 1_000;
 
 function generate(alg: SigningAlg): { privateKey: KeyObject; publicKey: KeyObject } {
   return alg === 'ES256'
@@ -121,9 +128,19 @@ export function createSigningKeys(deps: {
     bus.publish('signingKey', kid);
   };
 
+  // Another node's rotation (or a missed notification) makes the next call re-read the table.
   bus.subscribe('signingKey', () => {
     lastReload = 0;
   });
+  bus.onResync(() => {
+    lastReload = 0;
+  });
+  // One reload at a time: concurrent callers share it.
+  let reloading: Promise<void> | undefined;
+  const refresh = (): Promise<void> =>
+    (reloading ??= reload().finally(() => {
+      reloading = undefined;
+    }));
 
   return {
     async init(): Promise<void> {
@@ -141,23 +158,34 @@ export function createSigningKeys(deps: {
     async rotate(): Promise<{ kid: string; previous: string | undefined }> {
       const previous = active?.kid;
       await createKey();
+      // A refresh that began before the commit must not land after this reload.
+      await reloading?.catch(() => {});
       await reload();
       return { kid: active!.kid, previous };
     },
     async active(): Promise<ActiveKey> {
-      if (!active || clock.now() - lastReload > 60_000) await reload();
+      if (!active || clock.now() - lastReload > REFRESH_MS) await refresh();
       return active!;
     },
+    /** The published keys, read from the database each time (rare: clients cache JWKS), so a key made on another node is in it at once. */
     async jwks(): Promise<{ keys: PublicJwk[] }> {
-      if (clock.now() - lastReload > 60_000) await reload();
+      await refresh();
       return { keys: published };
     },
-    /** The public key for a `kid`, reloading once (at most every 5 s) on a miss so other nodes' rotations are seen. */
+    /**
+     * The public key for a `kid`. An unknown `kid` that the table holds (a key made on another
+     * node moments ago) reloads the keys; other unknown ids cost one primary-key lookup.
+     */
     async verificationKey(kid: string): Promise<{ key: KeyObject; alg: SigningAlg } | undefined> {
-      if (clock.now() - lastReload > 60_000) await reload();
+      if (clock.now() - lastReload > REFRESH_MS) await refresh();
       let k = verifyKeys.get(kid);
-      if (!k && clock.now() - lastReload > 5_000) {
-        await reload();
+      if (
+        !k &&
+        (clock.now() - lastReload > MISS_REFRESH_MS ||
+          (/^[0-9a-f]{32}$/.test(kid) &&
+            (await db.get('SELECT kid FROM signing_keys WHERE kid = $1', [kid])) !== undefined))
+      ) {
+        await refresh();
         k = verifyKeys.get(kid);
       }
       // A retired key stops verifying the moment its overlap ends, whatever the cache holds.

@@ -4,15 +4,15 @@ import { type ErrorCode, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
+import { type AuthorizationCodes, CODE_VERIFIER_RE, pkceMatches } from './authorization-codes.js';
 import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
+import { browserClient, CLI_CLIENT_ID } from './clients.js';
 import type { Credentials } from './credentials.js';
 import type { Principal, Principals } from './principals.js';
 import type { Tenant, Tenants } from './tenants.js';
 import type { AuthThrottle } from './throttle.js';
 import type { TokenIssuer } from './tokens.js';
 
-/** The built-in public client used by the CLI (the same id as the Azure CLI, so `az login` works too). */
-export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 const REFRESH_TOKEN_DAYS = 90;
 const FIELD_MAX = 16_384;
 
@@ -23,6 +23,7 @@ export interface TokenResponse {
   access_token: string;
   scope?: string;
   refresh_token?: string;
+  id_token?: string;
 }
 
 export interface TokenRequestContext {
@@ -38,7 +39,7 @@ const oauth = (code: ErrorCode, message: string, aad: number, status?: number) =
 
 /**
  * The OAuth 2.0 token endpoint, as named steps: parse → tenant → grant
- * (authenticate the client or user) → scope → issue.
+ * (authenticate the client or user, or redeem an authorization code) → scope → issue.
  */
 export function createTokenEndpoint(deps: {
   db: Database;
@@ -50,6 +51,7 @@ export function createTokenEndpoint(deps: {
   issuer: TokenIssuer;
   throttle: AuthThrottle;
   hasher: SecretHasher;
+  codes: AuthorizationCodes;
   resolveResource: (tenantId: string, resource: string) => Promise<string | undefined>;
   onIssued?: (e: {
     tenantId: string;
@@ -151,10 +153,11 @@ export function createTokenEndpoint(deps: {
   ) => {
     const token = generateSecret('lkr~', 32);
     const now = clock.now();
+    const id = newGuid();
     await db.run(
       'INSERT INTO refresh_tokens (id, tenant_id, principal_id, client_id, token_hash, scope, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
       [
-        newGuid(),
+        id,
         tenantId,
         principalId,
         clientId,
@@ -164,7 +167,7 @@ export function createTokenEndpoint(deps: {
         now,
       ],
     );
-    return token;
+    return { token, id };
   };
 
   const clientCredentials = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
@@ -297,7 +300,7 @@ export function createTokenEndpoint(deps: {
     });
     const extra: Partial<TokenResponse> = { scope: `${audience}/${scp}` };
     if (scope.split(/\s+/).includes('offline_access')) {
-      extra.refresh_token = await issueRefreshToken(tenant.id, found.principal.id, clientId, scope);
+      extra.refresh_token = (await issueRefreshToken(tenant.id, found.principal.id, clientId, scope)).token;
     }
     return respond(t, extra);
   };
@@ -346,8 +349,82 @@ export function createTokenEndpoint(deps: {
     });
     return respond(t, {
       scope: `${audience}/${scp}`,
-      refresh_token: await issueRefreshToken(tenant.id, principal.id, clientId, row.scope),
+      refresh_token: (await issueRefreshToken(tenant.id, principal.id, clientId, row.scope)).token,
     });
+  };
+
+  /**
+   * RFC 6749 §4.1.3 with PKCE (RFC 7636): the code is spent on first
+   * presentation, then its bindings are checked (client, redirect URI,
+   * verifier). A replayed code revokes the refresh token its first use issued.
+   */
+  const authorizationCode = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
+    const { form } = ctx;
+    const clientId = field(form, 'client_id')!.toLowerCase();
+    const code = field(form, 'code')!;
+    const redirectUri = field(form, 'redirect_uri')!;
+    const verifier = field(form, 'code_verifier')!;
+    if (!browserClient(clientId)) {
+      throw oauth(
+        'unauthorized_client',
+        'This client may not use the authorization code grant (only the built-in console can).',
+        700016,
+      );
+    }
+    if (!CODE_VERIFIER_RE.test(verifier))
+      throw oauth('invalid_request', 'code_verifier must be 43–128 unreserved characters.', 50148);
+    const keys = [`ip:${ctx.clientIp}`];
+    throttle.check(keys);
+    const invalid = (message: string, aad: number) => failedClient(keys, message, 'invalid_grant', aad, 400);
+    const r = await deps.codes.redeem(code, tenant.id);
+    if (!r.ok) {
+      if (r.reason === 'reused') {
+        if (r.refreshTokenId) await db.run('DELETE FROM refresh_tokens WHERE id = $1', [r.refreshTokenId]);
+        throw await invalid('The authorization code has already been redeemed.', 54005);
+      }
+      throw await invalid(
+        r.reason === 'expired'
+          ? 'The authorization code has expired.'
+          : 'The authorization code is not valid.',
+        70008,
+      );
+    }
+    const g = r.grant;
+    if (g.clientId !== clientId)
+      throw await invalid('The authorization code was issued to another client.', 70000);
+    if (g.redirectUri !== redirectUri)
+      throw await invalid('redirect_uri does not match the one of the authorization request.', 70000);
+    if (!pkceMatches(verifier, g.codeChallenge))
+      throw await invalid('The code_verifier does not match the code_challenge of the request.', 50148);
+    const principal = await principals.get(tenant.id, g.principalId);
+    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    const { audience, scp } = await resolveScope(tenant, g.scope, true);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal,
+      clientId,
+      audience,
+      authMethod: '0',
+      scp,
+    });
+    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'authorization_code' });
+    const asked = g.scope.split(/\s+/);
+    const extra: Partial<TokenResponse> = { scope: `${audience}/${scp}` };
+    if (asked.includes('openid')) {
+      extra.id_token = await issuer.issueIdToken({
+        issuerBase: ctx.issuerBase,
+        principal,
+        clientId,
+        nonce: g.nonce,
+        authTime: g.authTime,
+      });
+    }
+    if (asked.includes('offline_access')) {
+      const rt = await issueRefreshToken(tenant.id, principal.id, clientId, g.scope);
+      await deps.codes.linkRefreshToken(r.id, rt.id);
+      extra.refresh_token = rt.token;
+    }
+    return respond(t, extra);
   };
 
   return {
@@ -361,6 +438,8 @@ export function createTokenEndpoint(deps: {
           return password(ctx, tenant);
         case 'refresh_token':
           return refresh(ctx, tenant);
+        case 'authorization_code':
+          return authorizationCode(ctx, tenant);
         default:
           throw oauth(
             'unsupported_grant_type',
@@ -368,6 +447,13 @@ export function createTokenEndpoint(deps: {
             70003,
           );
       }
+    },
+    /**
+     * Checks a `scope` parameter for a user sign-in (the authorization endpoint
+     * validates it before showing the sign-in form); throws `invalid_scope`.
+     */
+    async checkUserScope(tenant: Tenant, scope: string): Promise<{ audience: string; scp: string }> {
+      return resolveScope(tenant, scope, true);
     },
     /** Revokes every refresh token of a principal (logout everywhere, disable). */
     async revokeRefreshTokens(principalId: string): Promise<void> {

@@ -40,6 +40,25 @@ export interface IssuedToken {
 
 export const issuerFor = (base: string, tenantId: string): string => `${base}/${tenantId}/v2.0`;
 
+/** The claims of an OpenID Connect ID token (authorization-code sign-in). */
+export interface IdTokenClaims {
+  aud: string;
+  iss: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+  sub: string;
+  oid: string;
+  tid: string;
+  name: string;
+  preferred_username?: string;
+  nonce?: string;
+  /** When the user authenticated (epoch seconds). */
+  auth_time: number;
+  ver: '2.0';
+}
+const ID_TOKEN_SECONDS = 3600;
+
 /**
  * Issues access tokens. `issuerBase` is `https://host[:port]` as the client
  * reached the authority (one of the configured issuer hosts).
@@ -86,6 +105,36 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
         .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid })
         .sign(key.privateKey);
       return { accessToken, expiresIn: lifetime, expiresOn: claims.exp, claims };
+    },
+    /** An ID token for a user signed in through the authorization endpoint; its audience is the client. */
+    async issueIdToken(input: {
+      issuerBase: string;
+      principal: Principal;
+      clientId: string;
+      nonce: string | null;
+      authTime: number;
+    }): Promise<string> {
+      const { principal } = input;
+      const now = seconds(clock.now());
+      const claims: IdTokenClaims = {
+        aud: input.clientId,
+        iss: issuerFor(input.issuerBase, principal.tenantId),
+        iat: now,
+        nbf: now,
+        exp: now + ID_TOKEN_SECONDS,
+        sub: principal.id,
+        oid: principal.id,
+        tid: principal.tenantId,
+        name: principal.displayName,
+        auth_time: seconds(input.authTime),
+        ver: '2.0',
+      };
+      if (principal.userName) claims.preferred_username = principal.userName;
+      if (input.nonce !== null) claims.nonce = input.nonce;
+      const key = await keys.active();
+      return new SignJWT({ ...claims })
+        .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid })
+        .sign(key.privateKey);
     },
   };
 }
@@ -146,3 +195,51 @@ export function createTokenVerifier(deps: {
   };
 }
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
+
+/**
+ * Verifies OpenID Connect ID tokens issued to a client (the console checks the
+ * one its sign-in returns): same keys, pinned algorithm and issuer rules as
+ * access tokens; the audience is the client id.
+ */
+export function createIdTokenVerifier(deps: {
+  keys: SigningKeys;
+  clock: Clock;
+  issuerBases: () => readonly string[];
+}) {
+  const { keys, clock } = deps;
+  const unauthorized = (message: string, cause?: unknown) =>
+    new LatchkeyError('Unauthorized', message, { cause });
+  return {
+    async verify(token: string, clientId: string): Promise<IdTokenClaims> {
+      if (token.length > 8192 || token.split('.').length !== 3)
+        throw unauthorized('The ID token is malformed.');
+      let kid: string | undefined;
+      try {
+        kid = decodeProtectedHeader(token).kid;
+      } catch (e) {
+        throw unauthorized('The ID token is malformed.', e);
+      }
+      const k = typeof kid === 'string' && kid.length <= 128 ? await keys.verificationKey(kid) : undefined;
+      if (!k) throw unauthorized('The ID token was signed by an unknown key.');
+      let payload: IdTokenClaims;
+      try {
+        const r = await jwtVerify(token, k.key, {
+          algorithms: [k.alg],
+          audience: clientId,
+          currentDate: new Date(clock.now()),
+          clockTolerance: 60,
+          requiredClaims: ['iss', 'aud', 'exp', 'iat', 'tid', 'oid', 'sub'],
+        });
+        payload = r.payload as unknown as IdTokenClaims;
+      } catch (e) {
+        throw unauthorized('The ID token could not be verified.', e);
+      }
+      if (typeof payload.tid !== 'string' || typeof payload.oid !== 'string')
+        throw unauthorized('The ID token is missing its tenant or object id.');
+      if (!deps.issuerBases().some((b) => issuerFor(b, payload.tid) === payload.iss))
+        throw unauthorized('The ID token was issued by another issuer.');
+      return payload;
+    },
+  };
+}
+export type IdTokenVerifier = ReturnType<typeof createIdTokenVerifier>;

@@ -26,6 +26,10 @@ export interface Limits {
   perPrincipalBurst: number;
   /** The longest expiry a provisioning key may be given, in seconds. */
   provisioningKeyMaxSeconds: number;
+  /** A web console session ends after this many seconds without a request (idle timeout). */
+  consoleSessionIdleSeconds: number;
+  /** A web console session ends this many seconds after sign-in, active or not (absolute timeout). */
+  consoleSessionMaxSeconds: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -43,6 +47,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   perPrincipalRate: 2_000,
   perPrincipalBurst: 4_000,
   provisioningKeyMaxSeconds: 30 * 86_400,
+  consoleSessionIdleSeconds: 30 * 60,
+  consoleSessionMaxSeconds: 8 * 3600,
 });
 
 export interface TokenPolicy {
@@ -74,6 +80,10 @@ export interface Config {
   token: TokenPolicy;
   limits: Limits;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /** The port clients use when it is not the bound one (a load balancer in front): issuer and vault URLs. */
+  publicPort?: number;
+  /** When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

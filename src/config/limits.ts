@@ -29,6 +29,8 @@ export const LIMIT_SCHEMA = z
     perPrincipalRate: int(0, 10_000_000),
     perPrincipalBurst: int(1, 10_000_000),
     provisioningKeyMaxSeconds: int(60, 365 * 86_400),
+    consoleSessionIdleSeconds: int(60, 7 * 86_400),
+    consoleSessionMaxSeconds: int(300, 30 * 86_400),
   })
   .strict()
   .partial();

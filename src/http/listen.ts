@@ -9,7 +9,12 @@ import { createVaultApp } from './vault-app.js';
 
 export interface RunningServer {
   port: number;
-  close(): Promise<void>;
+  /**
+   * Graceful stop: no new connections; requests in flight finish (each connection
+   * closes once it is idle) for up to `drainMs` (default 5 s), after which the
+   * remaining connections are cut.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>;
 }
 
 /**
@@ -25,6 +30,7 @@ export async function listenHttps(
   const main = await createMainApp(services, logger);
   const vault = await createVaultApp(services, logger);
   const suffix = `.${config.vaultDomain}`;
+  let draining = false;
   const server = https.createServer(
     {
       cert: config.tls.cert,
@@ -41,6 +47,8 @@ export async function listenHttps(
       minVersion: 'TLSv1.2',
     },
     (req, res) => {
+      // While draining, every answer ends its connection (the client reconnects to another node).
+      if (draining) res.setHeader('connection', 'close');
       const host = hostOf(req).replace(/:\d+$/, '');
       if (host.endsWith(suffix)) vault.handler(req, res);
       else main.handler(req, res);
@@ -69,14 +77,18 @@ export async function listenHttps(
   services.setBoundPort(port);
   return {
     port,
-    async close() {
-      server.close();
+    async close(opts = {}) {
+      draining = true;
+      // The callback runs once every connection has ended (not when the listener closes).
+      const ended = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
-      const forced = setTimeout(() => server.closeAllConnections(), 5_000);
-      forced.unref();
-      await Promise.all([main.app.close(), vault.app.close()]);
-      await new Promise<void>((r) => (server.listening ? server.once('close', () => r()) : r()));
+      // Keep-alive connections close as soon as their request in flight is answered.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const forced = setTimeout(() => server.closeAllConnections(), opts.drainMs ?? 5_000);
+      await ended;
+      clearInterval(sweep);
       clearTimeout(forced);
+      await Promise.all([main.app.close(), vault.app.close()]);
     },
   };
 }

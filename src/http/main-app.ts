@@ -1,12 +1,15 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
+import { consoleRoutes } from '../console/routes.js';
 import type { Services } from '../server/services.js';
 import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
+import { instrumentHttp, metricsRoute } from './metrics.js';
 import { appRoutes } from './routes/apps.js';
 import { auditRoutes } from './routes/audit.js';
 import { authorityRoutes } from './routes/authority.js';
+import { authorizeRoutes } from './routes/authorize.js';
 import { directoryRoutes } from './routes/directory.js';
 import { healthRoutes } from './routes/health.js';
 import { hostRoutes } from './routes/hosts.js';
@@ -23,6 +26,8 @@ export async function createMainApp(
   logger: Logger,
 ): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
   const { app, handler } = createFastify({ logger, limits: services.config.limits });
+  // Before any route: each route gets its request counter and latency series (/metrics).
+  instrumentHttp(app, services.metrics, 'main');
   await app.register(formbody);
   app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
   app.setNotFoundHandler((req, reply) =>
@@ -40,7 +45,12 @@ export async function createMainApp(
     limiter: services.principalLimiter,
   });
   await app.register(healthRoutes, { services });
+  await app.register(metricsRoute, {
+    metrics: services.metrics,
+    ...(services.config.metricsToken ? { token: services.config.metricsToken } : {}),
+  });
   await app.register(authorityRoutes, { services });
+  await app.register(authorizeRoutes, { services });
   await app.register(directoryRoutes, { services, authenticate });
   await app.register(provisioningRoutes, { services, authenticate });
   await app.register(manifestRoutes, { services, authenticate });
@@ -51,6 +61,7 @@ export async function createMainApp(
   await app.register(identityRoutes, { services, authenticate });
   await app.register(appRoutes, { services, authenticate });
   await app.register(hostRoutes, { services, authenticate });
+  await app.register(consoleRoutes, { services, prefix: '/console' });
   await app.ready();
   return { app, handler: handler() };
 }

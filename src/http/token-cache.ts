@@ -1,4 +1,5 @@
 import type { AccessTokenClaims, TokenVerifier } from '../authority/tokens.js';
+import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 
@@ -15,17 +16,24 @@ export function createCachingVerifier(deps: {
   clock: Clock;
   bus: ChangeBus;
   maxEntries?: number;
+  stats?: CacheStats;
 }): TokenVerifier {
   const { verifier, clock } = deps;
   const max = deps.maxEntries ?? 10_000;
+  const stats = deps.stats ?? cacheStats();
   const cache = new Map<string, { audiences: string; claims: AccessTokenClaims }>();
   deps.bus.subscribe('signingKey', () => cache.clear());
+  deps.bus.onResync(() => cache.clear());
   return {
     async verify(token: string, audiences: readonly string[]): Promise<AccessTokenClaims> {
       const key = audiences.join(' ');
       const hit = cache.get(token);
       const now = clock.now() / 1000;
-      if (hit && hit.audiences === key && hit.claims.exp > now && hit.claims.nbf <= now) return hit.claims;
+      if (hit && hit.audiences === key && hit.claims.exp > now && hit.claims.nbf <= now) {
+        stats.hits++;
+        return hit.claims;
+      }
+      stats.misses++;
       if (hit) cache.delete(token);
       const claims = await verifier.verify(token, audiences);
       if (claims.exp > now && claims.nbf <= now) {

@@ -6,6 +6,7 @@ import { isVaultName } from '../vault/model.js';
 import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
+import { instrumentHttp } from './metrics.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -28,6 +29,7 @@ export async function createVaultApp(
   logger: Logger,
 ): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
   const { app, handler } = createFastify({ logger, limits: services.config.limits });
+  instrumentHttp(app, services.metrics, 'vault');
   app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
   app.setNotFoundHandler((_req, reply) =>
     reply
@@ -39,6 +41,7 @@ export async function createVaultApp(
     verifier: services.verifier,
     clock: services.clock,
     bus: services.bus,
+    stats: services.metrics.caches.token,
   });
   const authenticate = createAuthenticator({
     verifier,

@@ -4,6 +4,7 @@ import type { UpExtension } from '../server/up.js';
 export const backgroundJobs: UpExtension = async ({ services, logger }) => {
   const running = services.jobs.start({
     onError: (job, err) => logger.error({ err, job }, 'background job failed'),
+    onRun: (job, result, ms) => services.metrics.job(job, result, ms),
   });
   return { close: () => running.close() };
 };

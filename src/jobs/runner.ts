@@ -52,8 +52,16 @@ export function createJobs(deps: { db: Database; clock: Clock }) {
       if (!job) throw new Error(`no job named ${name}`);
       return runLocked(job, now);
     },
-    /** Starts every registered job on its interval; `close` stops them and waits for runs in flight. */
-    start(opts: { onError: (job: string, e: unknown) => void }): RunningJobs {
+    /**
+     * Starts every registered job on its interval; `close` stops them and waits for runs in flight.
+     * `onRun` hears each round's result (`skipped`: another node holds the job's lock);
+     * `intervals` overrides intervals by job name (milliseconds).
+     */
+    start(opts: {
+      onError: (job: string, e: unknown) => void;
+      onRun?: (job: string, result: 'ok' | 'skipped' | 'error', ms: number) => void;
+      intervals?: Readonly<Record<string, number>>;
+    }): RunningJobs {
       let closed = false;
       const timers = new Set<NodeJS.Timeout>();
       const inFlight = new Set<Promise<unknown>>();
@@ -61,14 +69,21 @@ export function createJobs(deps: { db: Database; clock: Clock }) {
         if (closed) return;
         const t = setTimeout(() => {
           timers.delete(t);
+          const t0 = performance.now();
           const p = runLocked(job, clock.now())
-            .catch((e) => opts.onError(job.name, e))
+            .then(
+              (ran) => opts.onRun?.(job.name, ran ? 'ok' : 'skipped', performance.now() - t0),
+              (e) => {
+                opts.onRun?.(job.name, 'error', performance.now() - t0);
+                opts.onError(job.name, e);
+              },
+            )
             .finally(() => {
               inFlight.delete(p);
               schedule(job);
             });
           inFlight.add(p);
-        }, job.intervalMs);
+        }, opts.intervals?.[job.name] ?? job.intervalMs);
         t.unref();
         timers.add(t);
       };

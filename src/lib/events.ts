@@ -7,15 +7,40 @@ import { EventEmitter } from 'node:events';
  */
 export type ChangeTopic = 'principal' | 'roleAssignment' | 'vault' | 'signingKey' | 'provisioningKey' | 'app';
 
+export const CHANGE_TOPICS: readonly ChangeTopic[] = [
+  'principal',
+  'roleAssignment',
+  'vault',
+  'signingKey',
+  'provisioningKey',
+  'app',
+];
+
 export interface ChangeBus {
   publish(topic: ChangeTopic, id: string): void;
   subscribe(topic: ChangeTopic, fn: (id: string) => void): () => void;
+  /**
+   * Called when changes may have been missed (the relay reconnected, or could not
+   * say what changed): a cache that hears it drops everything it holds.
+   */
+  onResync(fn: () => void): () => void;
 }
 
-export function createChangeBus(): ChangeBus & { relay?: (topic: ChangeTopic, id: string) => void } {
+/** The bus as the relay sees it: a hook for outgoing changes, local-only delivery for incoming ones. */
+export interface RelayableChangeBus extends ChangeBus {
+  /** Set by the relay: every local `publish` is handed to it (after the local subscribers). */
+  relay?: ((topic: ChangeTopic, id: string) => void) | undefined;
+  /** A change heard from the relay: local subscribers only, never relayed again. */
+  deliver(topic: ChangeTopic, id: string): void;
+  /** Tells every subscribed cache to drop everything (local only). */
+  resync(): void;
+}
+
+export function createChangeBus(): RelayableChangeBus {
   const ee = new EventEmitter();
   ee.setMaxListeners(100);
-  const bus: ChangeBus & { relay?: (topic: ChangeTopic, id: string) => void } = {
+  const RESYNC = Symbol('resync');
+  const bus: RelayableChangeBus = {
     publish(topic, id) {
       ee.emit(topic, id);
       bus.relay?.(topic, id);
@@ -23,6 +48,16 @@ export function createChangeBus(): ChangeBus & { relay?: (topic: ChangeTopic, id
     subscribe(topic, fn) {
       ee.on(topic, fn);
       return () => ee.off(topic, fn);
+    },
+    onResync(fn) {
+      ee.on(RESYNC, fn);
+      return () => ee.off(RESYNC, fn);
+    },
+    deliver(topic, id) {
+      ee.emit(topic, id);
+    },
+    resync() {
+      ee.emit(RESYNC);
     },
   };
   return bus;

@@ -20,7 +20,13 @@ export interface BootstrapResult {
  */
 export async function bootstrapDefaults(
   s: Services,
-  opts: { adminCredentialsPath?: string; authority?: string; tenantDomain?: string } = {},
+  opts: {
+    adminCredentialsPath?: string;
+    authority?: string;
+    tenantDomain?: string;
+    /** `latchkey server`: refuse to create the tenant if the credentials file already exists. */
+    requireNewCredentialsFile?: boolean;
+  } = {},
 ): Promise<BootstrapResult> {
   const domain = opts.tenantDomain ?? DEFAULT_TENANT_DOMAIN;
   return s.db.transaction(async (tx) => {
@@ -32,6 +38,10 @@ export async function bootstrapDefaults(
       const admin = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'admin_user'");
       return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin?.value ?? '' };
     }
+    // Checked under the lock: of several nodes starting at once with the same flags, the one that
+    // creates the tenant writes the file; the others find the tenant and leave the file alone.
+    if (opts.requireNewCredentialsFile && opts.adminCredentialsPath && existsSync(opts.adminCredentialsPath))
+      throw new Error(`--bootstrap-admin ${opts.adminCredentialsPath} already exists; name a new file`);
     const tenant = await s.tenants.create({ displayName: 'Default Directory', domain }, tx);
     const sub = await s.scopes.defaultSubscription(tenant.id, tx);
     const password = generateSecret('', 18);

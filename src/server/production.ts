@@ -19,12 +19,16 @@ export interface ProductionOptions {
   host: string;
   port: number;
   publicHost?: string;
+  /** The port clients (and the load balancer) use, when it differs from `port`. */
+  publicPort?: number;
   vaultDomain?: string;
   managementResource?: string;
   logLevel?: Config['logLevel'];
   allowDevCertificate?: boolean;
   /** Overrides of the protective limits (`--limit name=value`). */
   limits?: Partial<Config['limits']>;
+  /** A file holding the bearer token `GET /metrics` requires (mode 0600). */
+  metricsTokenFile?: string;
 }
 
 /**
@@ -80,6 +84,11 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
   const vaultDomain = (o.vaultDomain ?? env.LATCHKEY_VAULT_DOMAIN ?? '').toLowerCase();
   if (!vaultDomain) problems.push('--vault-domain is required (vault hosts are {name}.{vault-domain})');
   else if (!DOMAIN_RE.test(vaultDomain)) problems.push('--vault-domain must be a DNS name');
+  const metricsToken = (
+    o.metricsTokenFile ? readSecretFile(o.metricsTokenFile, problems) : env.LATCHKEY_METRICS_TOKEN
+  )?.trim();
+  if (metricsToken !== undefined && !/^[A-Za-z0-9._~+/=-]{16,256}$/.test(metricsToken))
+    problems.push('the metrics token must be 16–256 characters of A–Z, a–z, 0–9 and ._~+/=-');
   const publicHost = o.publicHost ?? env.LATCHKEY_PUBLIC_HOST;
   if (!publicHost) problems.push('--public-host is required (the host name clients use for the authority)');
   if (problems.length) throw new Error(`latchkey server cannot start:\n  - ${problems.join('\n  - ')}`);
@@ -99,6 +108,8 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     token: { ...DEFAULT_TOKEN_POLICY },
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     logLevel: o.logLevel ?? 'info',
+    ...(o.publicPort !== undefined ? { publicPort: o.publicPort } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
   } satisfies Config);
 }
 

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { createScopeResolver, keyVaultResolver } from '../access/arm-scope.js';
 import { createRoleAssignments } from '../access/assignments-service.js';
 import type { Access } from '../access/decision.js';
 import { createAccess } from '../access/decision.js';
 import { createAuditLog } from '../audit/log.js';
 import { createAuditQueries } from '../audit/queries.js';
+import { createAuthorizationCodes } from '../authority/authorization-codes.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
 import { createPrincipals } from '../authority/principals.js';
@@ -23,21 +26,35 @@ import { createDirectory } from '../management/directory.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
 import { createScopes } from '../management/scopes.js';
 import { createProvisioningKeys } from '../provisioning/keys.js';
+import type { ChangeRelay } from '../storage/notify.js';
 import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
 import { createSecrets } from '../vault/secrets.js';
 import { createVaults } from '../vault/vaults.js';
+import { createMetrics } from './metrics.js';
+
+/** Where the change relay reports reconnections (a pino logger fits). */
+export interface ServicesLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
 
 /**
  * The composition root of the domain: opens storage, unseals keys and builds
  * every service with only the dependencies it needs. HTTP wiring lives in
  * src/http; binaries (src/cli) call this and then src/http/listen.
  */
-export async function createServices(config: Readonly<Config>, opts: { clock?: Clock; db?: Database } = {}) {
+export async function createServices(
+  config: Readonly<Config>,
+  opts: { clock?: Clock; db?: Database; log?: ServicesLog; nodeId?: string } = {},
+) {
   const clock = opts.clock ?? systemClock;
-  const db = opts.db ?? (await openDatabase(config.storageUrl));
+  // Names this process among the nodes sharing a database (pg_stat_activity, relay payloads).
+  const nodeId = opts.nodeId ?? `${hostname().slice(0, 32)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  const db = opts.db ?? (await openDatabase(config.storageUrl, { applicationName: `latchkey ${nodeId}` }));
+  const metrics = createMetrics();
   const check = await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'root_key_check'");
   if (check && check.value !== config.rootKey.checkValue()) {
     await db.close();
@@ -62,7 +79,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
   }
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
   const tenants = createTenants({ db, clock });
-  const principals = createPrincipals({ db, clock, bus });
+  const principals = createPrincipals({ db, clock, bus, stats: metrics.caches.principal });
   const credentials = createCredentials({ db, clock, hasher });
   const signingKeys = createSigningKeys({
     db,
@@ -74,12 +91,13 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
   });
   await signingKeys.init();
   // The port is known only after listening (port 0 in tests); the issuer follows it.
-  let boundPort = config.port;
+  // Behind a load balancer the public port (in issuers and vault URLs) is the balancer's.
+  let boundPort = config.publicPort ?? config.port;
   const issuerBases = () => issuerBasesFor({ ...config, port: boundPort });
   const issuer = createTokenIssuer({ keys: signingKeys, clock, policy: config.token });
   const verifier = createTokenVerifier({ keys: signingKeys, clock, issuerBases });
   const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
-  const access: Access = createAccess({ db, clock, bus });
+  const access: Access = createAccess({ db, clock, bus, stats: metrics.caches.access });
   const throttle = createAuthThrottle({ clock, limits: config.limits });
   // One per-principal request budget shared by every plane (management, vault).
   const principalLimiter = createRateLimiter({
@@ -103,6 +121,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     if (!app || app.kind === 'user') return undefined;
     return app.identifierUri ?? `api://${app.appId}`;
   };
+  const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const tokenEndpoint = createTokenEndpoint({
     db,
     clock,
@@ -113,6 +132,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     issuer,
     throttle,
     hasher,
+    codes: authorizationCodes,
     resolveResource,
   });
   const scopes = createScopes({ db, clock });
@@ -154,7 +174,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
   // Key vaults (control plane) and the secrets data plane; background jobs (purge).
   const vaultBaseUrl = (nameLower: string) =>
     `https://${nameLower}.${config.vaultDomain}${boundPort === 443 ? '' : `:${boundPort}`}`;
-  const vaults = createVaults({ db, clock, bus, access, audit, scopes });
+  const vaults = createVaults({ db, clock, bus, access, audit, scopes, stats: metrics.caches.vault });
   scopeResolver.registerResourceType('Microsoft.KeyVault/vaults', keyVaultResolver(vaults.findActive));
   const secrets = createSecrets({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
   const jobs = createJobs({ db, clock });
@@ -170,14 +190,48 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     intervalMs: 300_000,
     run: async () => void (await assertions.prune()),
   });
+  jobs.add({
+    name: 'authorization-code-prune',
+    intervalMs: 300_000,
+    run: async () => void (await authorizationCodes.prune()),
+  });
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
+
+  // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
+  let relay: ChangeRelay | undefined;
+  if (db.dialect === 'postgres' && /^postgres(ql)?:\/\//.test(config.storageUrl)) {
+    try {
+      // Loaded only here: `pg` stays out of a SQLite node's start-up.
+      const { startChangeRelay } = await import('../storage/notify.js');
+      relay = await startChangeRelay({
+        url: config.storageUrl,
+        db,
+        bus,
+        nodeId,
+        ...(opts.log ? { log: opts.log } : {}),
+      });
+    } catch (e) {
+      await db.close();
+      throw new Error(
+        `cannot LISTEN for change notifications on the PostgreSQL database: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    metrics.attachRelay(relay);
+  }
+  /** `draining` is set on shutdown: /readyz answers 503 while in-flight requests finish. */
+  const lifecycle = { draining: false };
 
   return {
     config,
     clock,
     db,
     bus,
+    nodeId,
+    metrics,
+    relay,
+    lifecycle,
     sealer,
     hasher,
     tenants,
@@ -192,6 +246,7 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     principalLimiter,
     assertions,
     tokenEndpoint,
+    authorizationCodes,
     directory,
     scopes,
     scopeResolver,
@@ -208,12 +263,13 @@ export async function createServices(config: Readonly<Config>, opts: { clock?: C
     resolveResource,
     issuerBases,
     setBoundPort(port: number) {
-      boundPort = port;
+      boundPort = config.publicPort ?? port;
     },
     get boundPort() {
       return boundPort;
     },
     async close() {
+      await relay?.close();
       await audit.drain();
       await db.close();
     },

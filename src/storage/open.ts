@@ -4,8 +4,11 @@ import { ALL_MIGRATIONS } from './migrations/index.js';
 import type { Database } from './port.js';
 import { openSqlite } from './sqlite.js';
 
-/** Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://...` and brings the schema up to date. */
-export async function openDatabase(url: string): Promise<Database> {
+/**
+ * Opens `sqlite:PATH`, `sqlite::memory:` or `postgres://...` and brings the schema up to date.
+ * `applicationName` names this node's PostgreSQL sessions (`pg_stat_activity.application_name`).
+ */
+export async function openDatabase(url: string, opts: { applicationName?: string } = {}): Promise<Database> {
   let db: Database;
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
@@ -13,7 +16,7 @@ export async function openDatabase(url: string): Promise<Database> {
   } else if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
     // Loaded only when used: `pg` is a noticeable share of a SQLite node's start-up time.
     const { openPostgres } = await import('./postgres.js');
-    db = openPostgres(url);
+    db = openPostgres(url, opts.applicationName ? { applicationName: opts.applicationName } : {});
   } else {
     throw new Error('storage URL must start with sqlite: or postgres://');
   }

@@ -27,9 +27,20 @@ function wrap(client: pg.Pool | pg.PoolClient): Queryable {
   };
 }
 
-/** PostgreSQL adapter (`pg` pool). Several stateless nodes may share one database. */
-export function openPostgres(url: string, options: { max?: number } = {}): Database {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, types });
+/**
+ * PostgreSQL adapter (`pg` pool). Several stateless nodes may share one database.
+ * `applicationName` labels the sessions in `pg_stat_activity` (a node id, for operators).
+ */
+export function openPostgres(
+  url: string,
+  options: { max?: number; applicationName?: string } = {},
+): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    types,
+    ...(options.applicationName ? { application_name: options.applicationName.slice(0, 63) } : {}),
+  });
   // An idle client's error (server restart) must not crash the process.
   pool.on('error', () => {});
   const pooled = wrap(pool);
@@ -63,7 +74,10 @@ export function openPostgres(url: string, options: { max?: number } = {}): Datab
         };
         try {
           const result = await inTx.run(tx, () => fn(tx));
-          await client.query('COMMIT');
+          // PostgreSQL answers COMMIT of a transaction that failed along the way (a statement
+          // whose error nobody awaited) with ROLLBACK, not an error: never acknowledge that.
+          const done = await client.query('COMMIT');
+          if (done.command !== 'COMMIT') throw new Error('the transaction was rolled back at commit');
           return result;
         } catch (e) {
           try {

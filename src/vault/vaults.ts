@@ -2,6 +2,7 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
+import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
@@ -75,11 +76,16 @@ export function createVaults(deps: {
   audit: AuditLog;
   scopes: Pick<Scopes, 'subscription' | 'resourceGroup'>;
   cacheTtlMs?: number;
+  stats?: CacheStats;
 }) {
   const { db, clock, bus, access, audit, scopes } = deps;
-  const ttl = deps.cacheTtlMs ?? 5_000;
+  // Vault properties decide access (access policies, RBAC mode, deletion): re-read at least once
+  // a second on every node, even one that missed the change notification.
+  const ttl = Math.min(deps.cacheTtlMs ?? 1_000, 1_000);
+  const stats = deps.stats ?? cacheStats();
   const cache = new Map<string, { at: number; vault: Vault | undefined }>();
   bus.subscribe('vault', (nameLower) => cache.delete(nameLower));
+  bus.onResync(() => cache.clear());
 
   const rowByName = async (nameLower: string, q: Queryable = db) => {
     const r = await q.get<VaultRow>('SELECT * FROM vaults WHERE name_lower = $1', [nameLower]);
@@ -177,7 +183,13 @@ export function createVaults(deps: {
     async byName(nameLower: string): Promise<Vault | undefined> {
       const hit = cache.get(nameLower);
       const now = clock.now();
-      if (hit && now - hit.at < ttl) return hit.vault;
+      // Only an active vault is served from memory: "no such vault" is always checked against
+      // the database, so a vault just created or recovered on another node is found at once.
+      if (hit?.vault && hit.vault.deletedAt === null && now - hit.at < ttl) {
+        stats.hits++;
+        return hit.vault;
+      }
+      stats.misses++;
       const vault = isVaultName(nameLower) ? await rowByName(nameLower) : undefined;
       if (cache.size > 10_000) cache.clear();
       cache.set(nameLower, { at: now, vault });

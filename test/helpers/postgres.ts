@@ -60,3 +60,30 @@ export async function createTestSchema(): Promise<TestSchema> {
     },
   };
 }
+
+export interface TestDatabase {
+  /** A connection URL to the new database. */
+  url: string;
+  name: string;
+  /** Drops the database (terminating whatever is still connected to it). */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a fresh database `lk_<random>` on the test server. Unlike a schema,
+ * it also isolates what PostgreSQL shares database-wide: advisory locks (jobs,
+ * migrations) and LISTEN/NOTIFY channels. Call `drop()` in `after`.
+ */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `lk_${randomBytes(6).toString('hex')}`;
+  await withClient((c) => c.query(`CREATE DATABASE ${name}`));
+  const u = new URL(TEST_POSTGRES_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    name,
+    async drop() {
+      await withClient((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}

@@ -18,6 +18,11 @@ export function serverCommand(): Command {
     .option('--host <host>', 'bind address', '0.0.0.0')
     .option('--port <port>', 'HTTPS port', (v) => Number(v), 443)
     .option('--public-host <host>', 'host name clients use; env LATCHKEY_PUBLIC_HOST')
+    .option(
+      '--public-port <port>',
+      'port clients use, when a load balancer listens on another port than this node (default: --port)',
+      (v) => parseBounded(v, 1, 65535, '--public-port'),
+    )
     .option('--vault-domain <domain>', 'DNS suffix of vault hosts; env LATCHKEY_VAULT_DOMAIN')
     .option('--management-resource <uri>', 'audience of the management API')
     .addOption(
@@ -36,6 +41,21 @@ export function serverCommand(): Command {
       `override a protective limit (repeatable; docs/configuration.md): ${LIMIT_FLAG_NAMES.join(', ')}`,
       collectLimit,
     )
+    .option(
+      '--metrics-token-file <file>',
+      'require this bearer token (file, mode 0600) on GET /metrics; env LATCHKEY_METRICS_TOKEN',
+    )
+    .option(
+      '--drain-timeout <seconds>',
+      'on SIGTERM, how long requests in flight may take to finish',
+      (v) => parseBounded(v, 0, 3600, '--drain-timeout'),
+      10,
+    )
+    .option(
+      '--job-interval <name=ms>',
+      'run a background job at another interval, in milliseconds (repeatable; e.g. vault-purge=10000)',
+      collectJobInterval,
+    )
     .action(async (o) => {
       // Loaded on demand (see up.ts): keeps every other command fast to start.
       const { loadProductionConfig } = await import('../../server/production.js');
@@ -53,10 +73,12 @@ export function serverCommand(): Command {
             host: o.host,
             port: o.port,
             publicHost: o.publicHost,
+            publicPort: o.publicPort,
             vaultDomain: o.vaultDomain,
             managementResource: o.managementResource,
             logLevel: o.logLevel,
             limits: parseLimitFlags(o.limit ?? []),
+            metricsTokenFile: o.metricsTokenFile,
           },
           process.env,
         );
@@ -64,7 +86,15 @@ export function serverCommand(): Command {
         throw new CliError((e as Error).message);
       }
       const logger = createLogger(config.logLevel);
-      const services = await createServices(config);
+      const services = await createServices(config, { log: logger });
+      const intervals = (o.jobInterval ?? {}) as Record<string, number>;
+      const unknownJob = Object.keys(intervals).find((n) => !services.jobs.names().includes(n));
+      if (unknownJob) {
+        await services.close();
+        throw new CliError(
+          `--job-interval: no job named ${unknownJob}; jobs: ${services.jobs.names().join(', ')}`,
+        );
+      }
       const bootstrapped = await services.db.get<{ value: string }>(
         "SELECT value FROM meta WHERE key = 'default_tenant'",
       );
@@ -75,19 +105,29 @@ export function serverCommand(): Command {
             'this database has no tenant yet: start once with --bootstrap-admin FILE (and --tenant-domain) to create one and its admin',
           );
         }
-        const { existsSync } = await import('node:fs');
-        if (existsSync(o.bootstrapAdmin)) {
-          await services.close();
-          throw new CliError(`--bootstrap-admin ${o.bootstrapAdmin} already exists; name a new file`);
-        }
+        // Several nodes may start at once with the same flags: one creates the tenant (under a
+        // database lock), the others find it.
         const { bootstrapDefaults } = await import('../../server/bootstrap.js');
-        await bootstrapDefaults(services, {
-          adminCredentialsPath: o.bootstrapAdmin,
-          tenantDomain: o.tenantDomain,
-        });
+        let created: boolean;
+        try {
+          created = !!(
+            await bootstrapDefaults(services, {
+              adminCredentialsPath: o.bootstrapAdmin,
+              tenantDomain: o.tenantDomain,
+              requireNewCredentialsFile: true,
+            })
+          ).adminPassword;
+        } catch (e) {
+          await services.close();
+          throw new CliError((e as Error).message);
+        }
         process.stderr.write(
-          `created tenant ${o.tenantDomain}; admin credentials written to ${o.bootstrapAdmin}\n`,
+          created
+            ? `created tenant ${o.tenantDomain}; admin credentials written to ${o.bootstrapAdmin}\n`
+            : 'another node created the tenant; --bootstrap-admin ignored\n',
         );
+      } else if (o.bootstrapAdmin) {
+        logger.info('this database already has its tenant: --bootstrap-admin is ignored');
       }
       const server = await listenHttps(services, logger as unknown as FastifyBaseLogger, {
         host: config.bindHost,
@@ -96,16 +136,52 @@ export function serverCommand(): Command {
       // Background jobs (scheduled purge, ...): on PostgreSQL one node at a time runs each.
       const jobs = services.jobs.start({
         onError: (job, err) => logger.error({ err, job }, 'background job failed'),
+        onRun: (job, result, ms) => services.metrics.job(job, result, ms),
+        intervals,
       });
-      const authority = `https://${config.publicHost}${server.port === 443 ? '' : `:${server.port}`}`;
-      logger.info({ authority, vaultDomain: config.vaultDomain }, 'latchkey server ready');
+      const authority = `https://${config.publicHost}${services.boundPort === 443 ? '' : `:${services.boundPort}`}`;
+      logger.info(
+        { authority, vaultDomain: config.vaultDomain, node: services.nodeId },
+        'latchkey server ready',
+      );
       if (o.json)
         process.stdout.write(
-          `${JSON.stringify({ authority, port: server.port, vaultDomain: config.vaultDomain })}\n`,
+          `${JSON.stringify({ authority, port: server.port, vaultDomain: config.vaultDomain, nodeId: services.nodeId })}\n`,
         );
+      // Process metrics (CPU, memory, GC) from now on, loaded after the node is ready.
+      void services.metrics.processMetrics();
       await waitForSignal();
-      await jobs.close();
-      await server.close();
+      // Graceful stop: /readyz turns 503, no new connections, requests in flight finish (up to
+      // --drain-timeout), job runs in flight finish; then the change relay and the pool close.
+      const drainMs = (o.drainTimeout as number) * 1000;
+      const watchdog = setTimeout(() => {
+        logger.error({ drainMs }, 'shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, drainMs + 15_000);
+      watchdog.unref();
+      services.lifecycle.draining = true;
+      await Promise.all([server.close({ drainMs }), jobs.close()]);
       await services.close();
+      clearTimeout(watchdog);
+      logger.info({ node: services.nodeId }, 'latchkey server stopped');
     });
+}
+
+function parseBounded(v: string, min: number, max: number, flag: string): number {
+  const n = Number(v);
+  if (!/^\d{1,7}$/.test(v.trim()) || n < min || n > max)
+    throw new CliError(`${flag} must be an integer from ${min} to ${max}`, 2);
+  return n;
+}
+
+/** `--job-interval name=ms`, repeatable, into `{ name: ms }` (100 ms – 1 day). */
+function collectJobInterval(pair: string, acc: Record<string, number> = {}): Record<string, number> {
+  const m = /^([a-z0-9-]{1,64})=(\d{1,9})$/.exec(pair.trim());
+  const ms = m ? Number(m[2]) : 0;
+  if (!m || ms < 100 || ms > 86_400_000)
+    throw new CliError(
+      `invalid --job-interval "${pair.slice(0, 80)}": use name=milliseconds (100 to 86400000)`,
+      2,
+    );
+  return { ...acc, [m[1]!]: ms };
 }

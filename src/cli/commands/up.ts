@@ -74,6 +74,7 @@ export function upCommand(): Command {
             `Latchkey is running (development mode)`,
             `  authority         ${info.authority}   (tenant ${info.tenantId}, ${info.tenantDomain})`,
             `  management API    ${info.managementUrl}`,
+            `  web console       ${info.authority}/console/`,
             `  vaults            ${info.vaultUrlTemplate}`,
             `  identity endpoint ${info.identityEndpoint ?? '(off)'}`,
             `  dev CA            ${info.caCertPath}`,

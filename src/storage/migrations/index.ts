@@ -6,6 +6,7 @@ import { m0004 } from './0004_vault.js';
 import { m0005 } from './0005_identity.js';
 import { m0006 } from './0006_provisioning.js';
 import { m0007 } from './0007_keys.js';
+import { m0008 } from './0008_console.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
-export const ALL_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];
+export const ALL_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];

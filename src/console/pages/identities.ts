@@ -1,0 +1,105 @@
+import {
+  copyable,
+  dangerForm,
+  dataTable,
+  input,
+  postForm,
+  requireConfirmed,
+  required,
+  seg,
+  time,
+} from '../components.js';
+import { type ConsoleContext, type FormInput, type PageResult, params } from '../context.js';
+import { html } from '../html.js';
+import type { ConsoleRouter } from '../routes.js';
+import { resourceGroupSelect, subscription } from './shared.js';
+
+const LIST = '/console/identities';
+
+async function listPage(ctx: ConsoleContext): Promise<PageResult> {
+  const sub = subscription(ctx);
+  const list = await ctx.s.userIdentities.list(ctx.caller, sub);
+  const create = postForm(
+    ctx,
+    LIST,
+    html`${input({
+      id: 'identity-name',
+      name: 'name',
+      label: 'Name',
+      required: true,
+      maxLength: 128,
+      hint: '3–128 letters, digits, hyphens and underscores.',
+    })}
+${await resourceGroupSelect(ctx, 'identity-rg')}
+<button type="submit" class="btn-primary">Create identity</button>`,
+  );
+  return {
+    title: 'Managed identities',
+    nav: 'identities',
+    body: html`<h1>User-assigned managed identities</h1>
+<p class="lead">A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.</p>
+<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>
+${dataTable({
+  caption: 'User-assigned identities',
+  id: 'identities',
+  rows: list,
+  empty: 'No user-assigned identities yet. Create one above.',
+  columns: [
+    {
+      label: 'Name',
+      cell: (u) => html`<strong>${u.name}</strong><br><span class="muted">${u.resourceGroup}</span>`,
+    },
+    {
+      label: 'IDs',
+      cell: (u) => html`<span class="muted">Client ID</span> ${copyable(`client-${u.name}`, u.clientId)}<br>
+<span class="muted">Principal ID</span> ${copyable(`principal-${u.name}`, u.principalId)}<br>
+<span class="muted">Resource ID</span> ${copyable(`resource-${u.name}`, u.armId)}`,
+    },
+    { label: 'Created', cell: (u) => time(u.createdAt) },
+    {
+      label: 'Actions',
+      cell: (u) =>
+        dangerForm(ctx, `${LIST}/${seg(u.resourceGroup)}/${seg(u.name)}/delete`, {
+          id: `delete-${u.name}`,
+          button: 'Delete',
+          confirmText: `Delete ${u.name}: apps using it lose it, and its role assignments are removed.`,
+        }),
+    },
+  ],
+})}`,
+  };
+}
+
+export function registerIdentityPages(r: ConsoleRouter): void {
+  r.page('/identities', listPage);
+  r.action(
+    '/identities',
+    async (ctx, form: FormInput) => {
+      const name = required(form, 'name', 'The name', 128);
+      const rg = required(form, 'resourceGroup', 'The resource group', 90);
+      const { identity } = await ctx.s.userIdentities.createOrUpdate(ctx.caller, ctx.meta, {
+        subscriptionId: subscription(ctx),
+        resourceGroup: rg,
+        name,
+      });
+      return {
+        redirect: LIST,
+        flash: {
+          kind: 'success',
+          text: `Identity ${identity.name} created (client ID ${identity.clientId}).`,
+        },
+      };
+    },
+    listPage,
+  );
+  r.action(
+    '/identities/:rg/:name/delete',
+    async (ctx, form) => {
+      requireConfirmed(form);
+      const p = params(ctx);
+      await ctx.s.userIdentities.delete(ctx.caller, ctx.meta, subscription(ctx), p.rg!, p.name!);
+      return { redirect: LIST, flash: { kind: 'success', text: `Identity ${p.name} deleted.` } };
+    },
+    listPage,
+  );
+}

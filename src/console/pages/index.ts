@@ -1,0 +1,23 @@
+import type { ConsoleRouter } from '../routes.js';
+import { registerAppPages } from './apps.js';
+import { registerAuditPages } from './audit.js';
+import { registerIdentityPages } from './identities.js';
+import { overviewPage } from './overview.js';
+import { registerProvisioningPages } from './provisioning.js';
+import { registerAccessPages } from './vault-access.js';
+import { registerKeyPages } from './vault-keys.js';
+import { registerSecretPages } from './vault-secrets.js';
+import { registerVaultPages } from './vaults.js';
+
+/** Every page and action of the console. */
+export function registerPages(r: ConsoleRouter): void {
+  r.page('/', overviewPage);
+  registerIdentityPages(r);
+  registerAppPages(r);
+  registerVaultPages(r);
+  registerSecretPages(r);
+  registerKeyPages(r);
+  registerAccessPages(r);
+  registerProvisioningPages(r);
+  registerAuditPages(r);
+}

@@ -1,0 +1,275 @@
+import { BUILT_IN_ROLES, roleById } from '../../access/roles.js';
+import { LatchkeyError } from '../../errors/index.js';
+import { isGuid, newGuid } from '../../lib/ids.js';
+import { KEY_PERMISSIONS, SECRET_PERMISSIONS } from '../../vault/model.js';
+import {
+  actionButton,
+  checked,
+  dataTable,
+  input,
+  mono,
+  postForm,
+  required,
+  section,
+  select,
+  text,
+} from '../components.js';
+import { type ConsoleContext, type PageResult, query } from '../context.js';
+import { html, type SafeHtml } from '../html.js';
+import type { ConsoleRouter } from '../routes.js';
+import { principalNames } from './shared.js';
+import { controlVault, vaultBase, vaultHeader } from './vault-common.js';
+
+/**
+ * The object id behind what a user typed (user name, object id or app id):
+ * resolved through the directory when the user may read it; a GUID is taken
+ * as an object id otherwise (the service then checks it exists).
+ */
+async function principalId(ctx: ConsoleContext, assignee: string): Promise<string> {
+  try {
+    return (await ctx.s.roleAssignments.resolvePrincipal(ctx.caller, assignee)).id;
+  } catch (e) {
+    if (e instanceof LatchkeyError && e.status === 403 && isGuid(assignee)) return assignee.toLowerCase();
+    throw e;
+  }
+}
+
+const permissionChecks = (
+  kind: 'secrets' | 'keys',
+  list: readonly string[],
+  selected: readonly string[],
+): SafeHtml => {
+  const on = new Set(selected.map((p) => p.toLowerCase()));
+  return html`<fieldset><legend>${kind === 'secrets' ? 'Secret permissions' : 'Key permissions'}</legend><div class="grid-checks">${list.map(
+    (p) =>
+      html`<div class="check"><input type="checkbox" id="perm-${kind}-${p}" name="${kind}" value="${p}"${on.has(p.toLowerCase()) || on.has('all') ? html` checked` : ''}><label for="perm-${kind}-${p}">${p}</label></div>`,
+  )}</div></fieldset>`;
+};
+
+async function policiesPage(ctx: ConsoleContext): Promise<PageResult> {
+  const v = await controlVault(ctx);
+  const b = vaultBase(v);
+  const names = await principalNames(
+    ctx,
+    v.accessPolicies.map((p) => p.objectId),
+  );
+  const editing = v.accessPolicies.find((p) => p.objectId === (query(ctx).edit ?? '').toLowerCase());
+  return {
+    title: `${v.name} · Access policies`,
+    nav: 'vaults',
+    body: html`${vaultHeader(v, 'policies')}
+${
+  v.enableRbacAuthorization
+    ? html`<div class="alert alert-warning"><strong>This vault uses Azure role-based access control.</strong><p>Access policies are kept but not used for data access; grant roles in <a href="${b}/iam">Access control (IAM)</a>, or switch the permission model on the vault's Overview.</p></div>`
+    : ''
+}
+${dataTable({
+  caption: 'Access policies',
+  id: 'policies',
+  rows: v.accessPolicies,
+  empty: 'No access policies.',
+  columns: [
+    {
+      label: 'Principal',
+      cell: (p) => html`${names.get(p.objectId) ?? 'Unknown principal'}<br>${mono(p.objectId)}`,
+    },
+    { label: 'Secrets', cell: (p) => (p.permissions.secrets ?? []).join(', ') || '—' },
+    { label: 'Keys', cell: (p) => (p.permissions.keys ?? []).join(', ') || '—' },
+    {
+      label: 'Actions',
+      cell: (p) =>
+        html`<div class="actions"><a class="btn btn-small" href="${b}/access-policies?edit=${p.objectId}#policy-form">Edit</a>
+${actionButton(ctx, `${b}/access-policies/remove`, 'Remove', { hidden: { objectId: p.objectId }, danger: true, confirm: 'Remove this access policy?' })}</div>`,
+    },
+  ],
+})}
+<h2 id="policy-form">${editing ? 'Edit access policy' : 'Add access policy'}</h2>
+${postForm(
+  ctx,
+  `${b}/access-policies`,
+  html`${input({
+    id: 'policy-principal',
+    name: 'principal',
+    label: 'Principal',
+    required: true,
+    maxLength: 255,
+    value: editing?.objectId ?? '',
+    hint: 'A user name, or the object ID or client ID of an application or managed identity.',
+    mono: true,
+  })}
+${permissionChecks('secrets', SECRET_PERMISSIONS, editing?.permissions.secrets ?? [])}
+${permissionChecks('keys', KEY_PERMISSIONS, editing?.permissions.keys ?? [])}
+<button type="submit" class="btn-primary">Save access policy</button>`,
+)}`,
+  };
+}
+
+const ROLE_SCOPE_LABEL = (scope: string, vaultId: string) =>
+  scope.toLowerCase() === vaultId.toLowerCase()
+    ? 'This vault'
+    : scope === '/'
+      ? 'Tenant root (inherited)'
+      : vaultId.toLowerCase().startsWith(`${scope.toLowerCase()}/`)
+        ? `${scope.split('/').length <= 3 ? 'Subscription' : 'Resource group'} (inherited)`
+        : 'Below this vault';
+
+async function iamPage(ctx: ConsoleContext): Promise<PageResult> {
+  const v = await controlVault(ctx);
+  const b = vaultBase(v);
+  const assignments = await section(async () => {
+    const list = await ctx.s.roleAssignments.list(ctx.caller, v.armId);
+    const names = await principalNames(
+      ctx,
+      list.map((a) => a.properties.principalId),
+    );
+    return dataTable({
+      caption: 'Role assignments that apply to this vault',
+      id: 'role-assignments',
+      rows: list,
+      empty: 'No role assignments apply to this vault.',
+      columns: [
+        {
+          label: 'Principal',
+          cell: (a) =>
+            html`${names.get(a.properties.principalId) ?? 'Unknown principal'}<br>${mono(a.properties.principalId)}`,
+        },
+        {
+          label: 'Role',
+          cell: (a) =>
+            roleById(a.properties.roleDefinitionId.split('/').pop() ?? '')?.roleName ??
+            a.properties.roleDefinitionId,
+        },
+        { label: 'Scope', cell: (a) => ROLE_SCOPE_LABEL(a.properties.scope, v.armId) },
+        {
+          label: 'Actions',
+          cell: (a) =>
+            a.properties.scope.toLowerCase() === v.armId.toLowerCase()
+              ? actionButton(ctx, `${b}/iam/remove`, 'Remove', {
+                  hidden: { id: a.name },
+                  danger: true,
+                  confirm: 'Remove this role assignment?',
+                })
+              : html`<span class="muted">Inherited: remove at its scope</span>`,
+        },
+      ],
+    });
+  });
+  return {
+    title: `${v.name} · Access control (IAM)`,
+    nav: 'vaults',
+    body: html`${vaultHeader(v, 'iam')}
+${
+  v.enableRbacAuthorization
+    ? ''
+    : html`<div class="alert alert-warning"><strong>This vault uses access policies for data access.</strong><p>Roles here govern managing the vault; data roles such as Key Vault Secrets User take effect only with the RBAC permission model.</p></div>`
+}
+<h2>Add role assignment</h2>
+${postForm(
+  ctx,
+  `${b}/iam`,
+  html`<div class="form-row">${select({
+    id: 'iam-role',
+    name: 'role',
+    label: 'Role',
+    options: BUILT_IN_ROLES.map((r) => ({ value: r.id, label: r.roleName })),
+    value: BUILT_IN_ROLES.find((r) => r.roleName === 'Key Vault Secrets User')?.id ?? '',
+  })}
+${input({
+  id: 'iam-assignee',
+  name: 'assignee',
+  label: 'Assign to',
+  required: true,
+  maxLength: 255,
+  mono: true,
+  hint: 'A user name, or the object (principal) ID or client ID of an app, managed identity or service principal.',
+})}</div>
+<button type="submit" class="btn-primary">Add role assignment</button>`,
+)}
+<h2>Role assignments</h2>
+${assignments}`,
+  };
+}
+
+export function registerAccessPages(r: ConsoleRouter): void {
+  const base = '/vaults/:rg/:name';
+  r.page(`${base}/access-policies`, policiesPage);
+  r.action(
+    `${base}/access-policies`,
+    async (ctx, form) => {
+      const v = await controlVault(ctx);
+      const objectId = await principalId(ctx, required(form, 'principal', 'The principal', 255));
+      const secrets = checked(form, 'secrets');
+      const keys = checked(form, 'keys');
+      const ref = { subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.name };
+      const policy = { tenantId: v.tenantId, objectId, permissions: { secrets, keys } };
+      const exists = v.accessPolicies.some((p) => p.objectId === objectId);
+      if (secrets.length === 0 && keys.length === 0)
+        throw new LatchkeyError('BadParameter', 'Choose at least one permission (or remove the policy).');
+      await ctx.s.vaults.updateAccessPolicies(ctx.caller, ctx.meta, ref, exists ? 'replace' : 'add', [
+        policy,
+      ]);
+      return {
+        redirect: `${vaultBase(v)}/access-policies`,
+        flash: { kind: 'success', text: `Access policy for ${objectId} saved.` },
+      };
+    },
+    policiesPage,
+  );
+  r.action(
+    `${base}/access-policies/remove`,
+    async (ctx, form) => {
+      const v = await controlVault(ctx);
+      const objectId = text(form, 'objectId', 64).toLowerCase();
+      const p = v.accessPolicies.find((x) => x.objectId === objectId);
+      if (!p) throw new LatchkeyError('NotFound', 'That access policy does not exist.');
+      await ctx.s.vaults.updateAccessPolicies(
+        ctx.caller,
+        ctx.meta,
+        { subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.name },
+        'remove',
+        [p],
+      );
+      return {
+        redirect: `${vaultBase(v)}/access-policies`,
+        flash: { kind: 'success', text: 'Access policy removed.' },
+      };
+    },
+    policiesPage,
+  );
+  r.page(`${base}/iam`, iamPage);
+  r.action(
+    `${base}/iam`,
+    async (ctx, form) => {
+      const v = await controlVault(ctx);
+      const role = roleById(text(form, 'role', 64));
+      if (!role) throw new LatchkeyError('BadParameter', 'Choose a role.');
+      const pid = await principalId(ctx, required(form, 'assignee', 'The assignee', 255));
+      const { assignment } = await ctx.s.roleAssignments.create(ctx.caller, ctx.meta, v.armId, newGuid(), {
+        roleDefinitionId: role.id,
+        principalId: pid,
+      });
+      return {
+        redirect: `${vaultBase(v)}/iam`,
+        flash: {
+          kind: 'success',
+          text: `${role.roleName} granted to ${assignment.properties.principalId} on ${v.name}.`,
+        },
+      };
+    },
+    iamPage,
+  );
+  r.action(
+    `${base}/iam/remove`,
+    async (ctx, form) => {
+      const v = await controlVault(ctx);
+      const id = required(form, 'id', 'The role assignment', 64);
+      const removed = await ctx.s.roleAssignments.delete(ctx.caller, ctx.meta, v.armId, id);
+      if (!removed) throw new LatchkeyError('NotFound', 'That role assignment does not exist at this vault.');
+      return {
+        redirect: `${vaultBase(v)}/iam`,
+        flash: { kind: 'success', text: 'Role assignment removed.' },
+      };
+    },
+    iamPage,
+  );
+}

@@ -1,0 +1,280 @@
+import { LatchkeyError } from '../../errors/index.js';
+import { VAULT_LIMITS } from '../../vault/model.js';
+import type { SecretRecord } from '../../vault/secrets.js';
+import {
+  actionButton,
+  badge,
+  checkbox,
+  dangerForm,
+  dataTable,
+  dateTime,
+  dateTimeValue,
+  input,
+  isOn,
+  mono,
+  postForm,
+  requireConfirmed,
+  required,
+  section,
+  seg,
+  text,
+  time,
+} from '../components.js';
+import { type ConsoleContext, type FormInput, type PageResult, params, query } from '../context.js';
+import { html, type SafeHtml } from '../html.js';
+import type { ConsoleRouter } from '../routes.js';
+import { dataVault, vaultBase, vaultHeader } from './vault-common.js';
+
+const cursor = (q: Record<string, string>, name: string) => {
+  const v = q[name];
+  return v && v.length <= 1000 ? v : undefined;
+};
+
+/** The value fields of "create" and "new version" (the value goes only in the POST body). */
+const valueFields = (prefix: string, withName: boolean): SafeHtml =>
+  html`${withName ? input({ id: `${prefix}-name`, name: 'name', label: 'Name', required: true, maxLength: 127, hint: '1–127 letters, digits and hyphens.' }) : ''}
+<div class="field"><label for="${prefix}-value">Secret value</label>
+<textarea id="${prefix}-value" name="value" required maxlength="${String(VAULT_LIMITS.secretValueBytes)}" autocomplete="off" spellcheck="false"></textarea></div>
+<div class="form-row">${input({ id: `${prefix}-content-type`, name: 'contentType', label: 'Content type (optional)', maxLength: VAULT_LIMITS.contentTypeChars })}
+${input({ id: `${prefix}-expires`, name: 'expires', label: 'Expires (UTC, optional)', type: 'datetime-local' })}
+${input({ id: `${prefix}-not-before`, name: 'notBefore', label: 'Not before (UTC, optional)', type: 'datetime-local' })}</div>
+${checkbox({ id: `${prefix}-enabled`, name: 'enabled', label: 'Enabled', checked: true })}`;
+
+const secretHref = (ctx: ConsoleContext, name: string) => {
+  const p = params(ctx);
+  return `${vaultBase({ resourceGroup: p.rg!, name: p.name! })}/secrets/${seg(name)}`;
+};
+
+async function listPage(ctx: ConsoleContext): Promise<PageResult> {
+  const { vault, call } = await dataVault(ctx);
+  const b = vaultBase(vault);
+  const q = query(ctx);
+  const after = cursor(q, 'after');
+  const list = await section(async () => {
+    const page = await ctx.s.secrets.list(call, { max: VAULT_LIMITS.pageMax, ...(after ? { after } : {}) });
+    return html`${dataTable({
+      caption: 'Secrets',
+      id: 'secrets',
+      rows: page.items,
+      empty: 'No secrets in this vault yet.',
+      columns: [
+        {
+          label: 'Name',
+          cell: (s: SecretRecord) => html`<a href="${secretHref(ctx, s.name)}">${s.name}</a>`,
+        },
+        { label: 'Status', cell: (s) => badge(s.enabled) },
+        { label: 'Content type', cell: (s) => s.contentType ?? html`<span class="muted">—</span>` },
+        { label: 'Expires', cell: (s) => time(s.exp) },
+        { label: 'Updated', cell: (s) => time(s.updated) },
+      ],
+    })}
+<div class="pager">${after ? html`<a href="${b}/secrets">First page</a>` : ''}${page.next ? html`<a href="${b}/secrets?after=${encodeURIComponent(page.next)}">Next page</a>` : ''}</div>`;
+  });
+  const deleted = await section(async () => {
+    const page = await ctx.s.secrets.listDeleted(call, { max: VAULT_LIMITS.pageMax });
+    return dataTable({
+      caption: 'Deleted secrets',
+      id: 'deleted-secrets',
+      rows: page.items,
+      empty: 'No deleted secrets.',
+      columns: [
+        { label: 'Name', cell: (s: SecretRecord) => s.name },
+        { label: 'Deleted', cell: (s) => time(s.deletedAt) },
+        { label: 'Purged on', cell: (s) => time(s.scheduledPurgeAt) },
+        {
+          label: 'Actions',
+          cell: (s) =>
+            html`<div class="actions">${actionButton(ctx, `${b}/deleted-secrets/${seg(s.name)}/recover`, 'Recover')}</div>
+${vault.enablePurgeProtection ? '' : dangerForm(ctx, `${b}/deleted-secrets/${seg(s.name)}/purge`, { id: `purge-secret-${s.name}`, button: 'Purge', confirmText: `Purge ${s.name} and all its versions now. This cannot be undone.` })}`,
+        },
+      ],
+    });
+  });
+  return {
+    title: `${vault.name} · Secrets`,
+    nav: 'vaults',
+    body: html`${vaultHeader(vault, 'secrets')}
+<details class="panel"><summary>Add a secret</summary>
+${postForm(ctx, `${b}/secrets`, html`${valueFields('new-secret', true)}<button type="submit" class="btn-primary">Add secret</button>`)}
+</details>
+${list}
+<h2>Deleted secrets</h2>
+${deleted}`,
+  };
+}
+
+async function secretPage(
+  ctx: ConsoleContext,
+  revealed?: { version: string; value: string },
+): Promise<PageResult> {
+  const { vault, call } = await dataVault(ctx);
+  const name = params(ctx).secret!;
+  const q = query(ctx);
+  const after = cursor(q, 'after');
+  const href = secretHref(ctx, name);
+  const page = await ctx.s.secrets.listVersions(call, name, {
+    max: VAULT_LIMITS.pageMax,
+    ...(after ? { after } : {}),
+  });
+  const reveal = revealed
+    ? html`<section class="panel" aria-labelledby="revealed-heading">
+<h2 id="revealed-heading">Value of version <span class="mono">${revealed.version}</span></h2>
+<pre class="secret-value" id="secret-value">${revealed.value}</pre>
+<div class="actions"><button type="button" data-copy="secret-value" hidden>Copy value</button><a href="${href}">Hide</a></div>
+<p class="hint">Shown for this response only: it is not in the address, not stored by the browser, and gone when you leave or reload.</p>
+</section>`
+    : '';
+  const versionRow = (s: SecretRecord) => {
+    const vb = `${href}/versions/${seg(s.version)}`;
+    return {
+      s,
+      actions: html`<div class="actions">${s.enabled ? actionButton(ctx, `${href}/reveal`, 'Show value', { hidden: { version: s.version } }) : ''}
+${actionButton(ctx, `${vb}/enabled`, s.enabled ? 'Disable' : 'Enable', { hidden: { enabled: s.enabled ? 'off' : 'on' } })}</div>
+${postForm(
+  ctx,
+  `${vb}/expiry`,
+  html`<div class="field"><label for="exp-${s.version}">Expires (UTC)</label><input type="datetime-local" id="exp-${s.version}" name="expires" value="${dateTimeValue(s.exp)}"></div><button type="submit" class="btn-small">Save expiry</button>`,
+  { label: `Expiry of version ${s.version}` },
+)}`,
+    };
+  };
+  return {
+    title: `${vault.name} · ${name}`,
+    nav: 'vaults',
+    body: html`${vaultHeader(vault, 'secrets', [{ label: 'Secrets' }, { label: name }])}
+<h2>Secret <span class="mono">${name}</span></h2>
+${reveal}
+${dataTable({
+  caption: 'Versions (oldest first)',
+  id: 'versions',
+  rows: page.items.map(versionRow),
+  empty: 'No versions.',
+  columns: [
+    { label: 'Version', cell: (r) => mono(r.s.version) },
+    { label: 'Status', cell: (r) => badge(r.s.enabled) },
+    { label: 'Created', cell: (r) => time(r.s.created) },
+    { label: 'Expires', cell: (r) => time(r.s.exp) },
+    { label: 'Actions', cell: (r) => r.actions },
+  ],
+})}
+<div class="pager">${page.next ? html`<a href="${href}?after=${encodeURIComponent(page.next)}">More versions</a>` : ''}</div>
+<details class="panel"><summary>New version</summary>
+${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
+</details>
+<h2>Delete</h2>
+${postForm(
+  ctx,
+  `${href}/delete`,
+  html`<p>Deleting a secret removes all its versions; it stays recoverable for ${vault.softDeleteRetentionInDays} days.</p><button type="submit" class="btn-danger">Delete secret</button>`,
+  { confirm: `Delete secret ${name}?` },
+)}`,
+  };
+}
+
+function setInput(form: FormInput) {
+  const exp = dateTime(form, 'expires', 'The expiry');
+  const nbf = dateTime(form, 'notBefore', 'The not-before date');
+  const contentType = text(form, 'contentType', VAULT_LIMITS.contentTypeChars);
+  const value = text(form, 'value', VAULT_LIMITS.secretValueBytes * 4, { raw: true });
+  if (!value) throw new LatchkeyError('BadParameter', 'The secret value is required.');
+  return {
+    value,
+    enabled: isOn(form, 'enabled'),
+    ...(exp !== null ? { exp } : {}),
+    ...(nbf !== null ? { nbf } : {}),
+    ...(contentType ? { contentType } : {}),
+  };
+}
+
+export function registerSecretPages(r: ConsoleRouter): void {
+  const base = '/vaults/:rg/:name';
+  r.page(`${base}/secrets`, listPage);
+  r.action(
+    `${base}/secrets`,
+    async (ctx, form) => {
+      const { vault, call } = await dataVault(ctx);
+      const name = required(form, 'name', 'The secret name', 127);
+      const rec = await ctx.s.secrets.set(call, name, setInput(form));
+      return {
+        redirect: `${vaultBase(vault)}/secrets/${seg(rec.name)}`,
+        flash: { kind: 'success', text: `Secret ${rec.name} saved (version ${rec.version}).` },
+      };
+    },
+    listPage,
+  );
+  r.page(`${base}/secrets/:secret`, (ctx) => secretPage(ctx));
+  r.action(
+    `${base}/secrets/:secret/reveal`,
+    async (ctx, form) => {
+      const { call } = await dataVault(ctx);
+      const version = required(form, 'version', 'The version', 64);
+      const rec = await ctx.s.secrets.get(call, params(ctx).secret!, version);
+      return { page: await secretPage(ctx, { version: rec.version, value: rec.value ?? '' }) };
+    },
+    (ctx) => secretPage(ctx),
+  );
+  r.action(
+    `${base}/secrets/:secret/versions/:version/enabled`,
+    async (ctx, form) => {
+      const { call } = await dataVault(ctx);
+      const p = params(ctx);
+      const enabled = text(form, 'enabled', 4) === 'on';
+      await ctx.s.secrets.update(call, p.secret!, p.version!, { enabled });
+      return {
+        redirect: secretHref(ctx, p.secret!),
+        flash: { kind: 'success', text: `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.` },
+      };
+    },
+    (ctx) => secretPage(ctx),
+  );
+  r.action(
+    `${base}/secrets/:secret/versions/:version/expiry`,
+    async (ctx, form) => {
+      const { call } = await dataVault(ctx);
+      const p = params(ctx);
+      await ctx.s.secrets.update(call, p.secret!, p.version!, {
+        exp: dateTime(form, 'expires', 'The expiry'),
+      });
+      return { redirect: secretHref(ctx, p.secret!), flash: { kind: 'success', text: 'Expiry saved.' } };
+    },
+    (ctx) => secretPage(ctx),
+  );
+  r.action(
+    `${base}/secrets/:secret/delete`,
+    async (ctx) => {
+      const { vault, call } = await dataVault(ctx);
+      const rec = await ctx.s.secrets.delete(call, params(ctx).secret!);
+      return {
+        redirect: `${vaultBase(vault)}/secrets`,
+        flash: { kind: 'success', text: `Secret ${rec.name} deleted; it can be recovered below.` },
+      };
+    },
+    (ctx) => secretPage(ctx),
+  );
+  r.action(
+    `${base}/deleted-secrets/:secret/recover`,
+    async (ctx) => {
+      const { vault, call } = await dataVault(ctx);
+      const rec = await ctx.s.secrets.recover(call, params(ctx).secret!);
+      return {
+        redirect: `${vaultBase(vault)}/secrets`,
+        flash: { kind: 'success', text: `Secret ${rec.name} recovered.` },
+      };
+    },
+    listPage,
+  );
+  r.action(
+    `${base}/deleted-secrets/:secret/purge`,
+    async (ctx, form) => {
+      requireConfirmed(form);
+      const { vault, call } = await dataVault(ctx);
+      const name = params(ctx).secret!;
+      await ctx.s.secrets.purge(call, name);
+      return {
+        redirect: `${vaultBase(vault)}/secrets`,
+        flash: { kind: 'success', text: `Secret ${name} purged.` },
+      };
+    },
+    listPage,
+  );
+}

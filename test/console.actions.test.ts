@@ -1,0 +1,304 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type ConsoleClient, consoleSignIn } from './helpers/console.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+/**
+ * Every console action over plain HTTP, checked against the domain: the page
+ * shows the form, posting it (with the page's CSRF token) changes what it says.
+ * On SQLite and on PostgreSQL (sign-in codes, sessions and flash messages live in the database).
+ */
+for (const backend of ['sqlite', 'postgres'] as const)
+  describe(`web console actions (${backend})`, () => {
+    let s: TestServer;
+    let schema: TestSchema | undefined;
+    let c: ConsoleClient;
+    const V = '/console/vaults/default/actvault';
+
+    /** Opens `page`, posts its form for `action`; expects a redirect (303) unless `status` says otherwise. */
+    async function act(
+      page: string,
+      action: string,
+      form: Record<string, string | string[]> = {},
+      status = 303,
+    ) {
+      const p = await c.get(page);
+      assert.equal(p.status, 200, `${page}: ${p.text.slice(0, 300)}`);
+      const token = c.csrf(p.text, action);
+      assert.ok(token, `no form for ${action} on ${page}`);
+      const r = await c.post(action, { ...form, _csrf: token! });
+      const error = /<div class="alert alert-error"[^>]*>([\s\S]*?)<\/div>/.exec(r.text)?.[1];
+      assert.equal(r.status, status, `${action}: ${error ?? r.text.slice(0, 300)}`);
+      return r;
+    }
+    const sub = () => s.info.subscriptionId;
+
+    before(async () => {
+      schema = backend === 'postgres' ? await createTestSchema() : undefined;
+      s = await startTestServer(schema ? { storageUrl: schema.url } : {});
+      c = await consoleSignIn(s);
+      const me = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal.id;
+      await act('/console/vaults', '/console/vaults', {
+        name: 'actvault',
+        resourceGroup: 'default',
+        model: 'rbac',
+        retention: '7',
+      });
+      await act(`${V}/iam`, `${V}/iam`, { role: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', assignee: me });
+      await act(`${V}/iam`, `${V}/iam`, {
+        role: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
+        assignee: s.admin.userName,
+      });
+    });
+    after(async () => {
+      await s?.stop();
+      await schema?.drop();
+    });
+
+    test('user-assigned identities: create, attach to an app, detach, delete', async () => {
+      await act('/console/identities', '/console/identities', {
+        name: 'shared-id',
+        resourceGroup: 'default',
+      });
+      const page = await c.get('/console/identities');
+      const u = (await s.services.userIdentities.find(s.info.tenantId, sub(), 'default', 'shared-id'))!;
+      for (const id of [u.clientId, u.principalId, u.armId]) assert.ok(page.text.includes(id), id);
+
+      await act('/console/apps', '/console/apps', { name: 'web', resourceGroup: 'default' });
+      const app = '/console/apps/default/web';
+      await act(`${app}/identity`, `${app}/identity/user`, { identity: u.armId });
+      let a = (await s.services.apps.byName(s.info.tenantId, 'web'))!;
+      assert.deepEqual(
+        a.userIdentities.map((x) => x.name),
+        ['shared-id'],
+      );
+      assert.equal(a.systemPrincipalId, null);
+      await act(`${app}/identity`, `${app}/identity/system`);
+      a = (await s.services.apps.byName(s.info.tenantId, 'web'))!;
+      assert.ok(a.systemPrincipalId, 'system-assigned on, user-assigned kept');
+      assert.equal(a.userIdentities.length, 1);
+      await act(`${app}/identity`, `${app}/identity/user/detach`, { identity: u.armId });
+      a = (await s.services.apps.byName(s.info.tenantId, 'web'))!;
+      assert.equal(a.userIdentities.length, 0);
+      assert.ok(a.systemPrincipalId);
+
+      // Turning the system-assigned identity off: a confirmation page that explains, then a confirmed POST.
+      const confirm = await c.get(`${app}/identity/system-off`);
+      assert.match(confirm.text, /every role assignment granted to it is removed/);
+      await act(`${app}/identity/system-off`, `${app}/identity/system-off`, {}, 400); // box not ticked
+      assert.ok(
+        (await s.services.apps.byName(s.info.tenantId, 'web'))!.systemPrincipalId,
+        'not without the box',
+      );
+      const old = a.systemPrincipalId!;
+      await act(`${app}/identity/system-off`, `${app}/identity/system-off`, { confirm: 'yes' });
+      assert.equal((await s.services.apps.byName(s.info.tenantId, 'web'))!.systemPrincipalId, null);
+      assert.equal(await s.services.principals.get(s.info.tenantId, old), undefined, 'its principal is gone');
+
+      await act('/console/identities', '/console/identities/default/shared-id/delete', { confirm: 'yes' });
+      assert.equal(
+        await s.services.userIdentities.find(s.info.tenantId, sub(), 'default', 'shared-id'),
+        undefined,
+      );
+    });
+
+    test('app settings: add, reveal values, delete; app delete needs the confirmation', async () => {
+      const app = '/console/apps/default/web';
+      await act(`${app}/settings`, `${app}/settings`, { name: 'PLAIN', value: 'plain-value-123' });
+      await act(`${app}/settings`, `${app}/settings`, {
+        name: 'REF',
+        value: '@Microsoft.KeyVault(VaultName=actvault;SecretName=x)',
+      });
+      const page = await c.get(`${app}/settings`);
+      assert.ok(page.text.includes('@Microsoft.KeyVault(VaultName=actvault;SecretName=x)'));
+      assert.ok(!page.text.includes('plain-value-123'), 'plain values hidden until asked');
+      const shown = await act(`${app}/settings`, `${app}/settings/reveal`, {}, 200);
+      assert.ok(shown.text.includes('plain-value-123'));
+      await act(`${app}/settings`, `${app}/settings/delete`, { name: 'PLAIN' });
+      const { settings } = await s.services.apps
+        .readSettings((await s.services.apps.byName(s.info.tenantId, 'web'))!)
+        .then((x) => ({ settings: x }));
+      assert.deepEqual(Object.keys(settings), ['REF']);
+      await act(app, `${app}/delete`, {}, 400);
+      await act(app, `${app}/delete`, { confirm: 'yes' });
+      assert.equal(await s.services.apps.byName(s.info.tenantId, 'web'), undefined);
+    });
+
+    test('secrets: versions, disable and enable, expiry, delete, recover, purge', async () => {
+      await act(`${V}/secrets`, `${V}/secrets`, { name: 'db', value: 'one', enabled: 'on' });
+      await act(`${V}/secrets/db`, `${V}/secrets`, {
+        name: 'db',
+        value: 'two',
+        enabled: 'on',
+        contentType: 'text/plain',
+      });
+      const page = await c.get(`${V}/secrets/db`);
+      const versions = [...page.text.matchAll(/name="version" value="([0-9a-f]{32})"/g)].map((m) => m[1]!);
+      assert.equal(versions.length, 2);
+      const v1 = versions[0]!;
+      await act(`${V}/secrets/db`, `${V}/secrets/db/versions/${v1}/enabled`, { enabled: 'off' });
+      const disabled = await c.get(`${V}/secrets/db`);
+      assert.equal(
+        [...disabled.text.matchAll(/name="version" value=/g)].length,
+        1,
+        'no reveal for a disabled version',
+      );
+      await act(`${V}/secrets/db`, `${V}/secrets/db/versions/${v1}/enabled`, { enabled: 'on' });
+      await act(`${V}/secrets/db`, `${V}/secrets/db/versions/${v1}/expiry`, { expires: '2099-01-02T03:04' });
+      const row = await s.services.db.get<{ exp: number; enabled: number }>(
+        'SELECT exp, enabled FROM secret_versions WHERE version = $1',
+        [v1],
+      );
+      assert.equal(Number(row!.exp), Date.parse('2099-01-02T03:04Z'));
+      assert.equal(Number(row!.enabled), 1);
+      // A bad date is a clear 400 on the same page, nothing changed.
+      await act(`${V}/secrets/db`, `${V}/secrets/db/versions/${v1}/expiry`, { expires: 'tomorrow' }, 400);
+
+      await act(`${V}/secrets/db`, `${V}/secrets/db/delete`);
+      const list = await c.get(`${V}/secrets`);
+      assert.match(list.text, /id="deleted-secrets"[\s\S]*>db</);
+      await act(`${V}/secrets`, `${V}/deleted-secrets/db/recover`);
+      assert.ok(
+        (await c.get(`${V}/secrets`)).text.includes('href="/console/vaults/default/actvault/secrets/db"'),
+      );
+      await act(`${V}/secrets/db`, `${V}/secrets/db/delete`);
+      await act(`${V}/secrets`, `${V}/deleted-secrets/db/purge`, {}, 400);
+      await act(`${V}/secrets`, `${V}/deleted-secrets/db/purge`, { confirm: 'yes' });
+      const gone = await s.services.db.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM secrets WHERE name_lower = 'db'",
+      );
+      assert.equal(Number(gone!.n), 0);
+    });
+
+    test('keys: create RSA and EC, versions, rotate', async () => {
+      await act(`${V}/keys`, `${V}/keys`, { name: 'signing', type: 'EC:P-256' });
+      await act(`${V}/keys`, `${V}/keys`, { name: 'wrapping', type: 'RSA:2048' });
+      const list = await c.get(`${V}/keys`);
+      assert.match(list.text, /EC P-256/);
+      assert.match(list.text, /RSA 2048/);
+      await act(`${V}/keys/wrapping`, `${V}/keys/wrapping/rotate`);
+      const page = await c.get(`${V}/keys/wrapping`);
+      assert.equal([...page.text.matchAll(/<td data-label="Version">/g)].length, 2);
+    });
+
+    test('access policies: add, edit, remove; IAM: remove an assignment at the vault', async () => {
+      const pv = '/console/vaults/default/polvault';
+      await act('/console/vaults', '/console/vaults', {
+        name: 'polvault',
+        resourceGroup: 'default',
+        model: 'policies',
+        retention: '7',
+      });
+      await act(`${pv}/access-policies`, `${pv}/access-policies`, {
+        principal: s.admin.userName,
+        secrets: ['get', 'list'],
+      });
+      let v = (await s.services.vaults.byName('polvault'))!;
+      assert.deepEqual(v.accessPolicies[0]!.permissions.secrets, ['get', 'list']);
+      const me = v.accessPolicies[0]!.objectId;
+      const edit = await c.get(`${pv}/access-policies?edit=${me}`);
+      assert.match(edit.text, /id="perm-secrets-get" name="secrets" value="get" checked/);
+      await act(`${pv}/access-policies`, `${pv}/access-policies`, {
+        principal: me,
+        secrets: ['set'],
+        keys: ['get'],
+      });
+      v = (await s.services.vaults.byName('polvault'))!;
+      assert.deepEqual(v.accessPolicies[0]!.permissions, { secrets: ['set'], keys: ['get'] });
+      await act(`${pv}/access-policies`, `${pv}/access-policies/remove`, { objectId: me });
+      assert.deepEqual((await s.services.vaults.byName('polvault'))!.accessPolicies, []);
+
+      const iam = await c.get(`${V}/iam`);
+      const ids = [...iam.text.matchAll(/name="id" value="([0-9a-f-]{36})"/g)].map((m) => m[1]!);
+      assert.equal(ids.length, 2, 'two assignments at the vault can be removed; the inherited Owner cannot');
+      await act(`${V}/iam`, `${V}/iam/remove`, { id: ids[1]! });
+      assert.equal([...(await c.get(`${V}/iam`)).text.matchAll(/name="id" value=/g)].length, 1);
+    });
+
+    test('vaults: change the permission model, delete, recover, purge', async () => {
+      await act('/console/vaults/default/polvault', '/console/vaults/default/polvault/properties', {
+        model: 'rbac',
+      });
+      assert.equal((await s.services.vaults.byName('polvault'))!.enableRbacAuthorization, true);
+      await act('/console/vaults', '/console/vaults/default/polvault/delete');
+      const list = await c.get('/console/vaults');
+      assert.match(list.text, /id="deleted-vaults"[\s\S]*polvault/);
+      await act('/console/vaults', '/console/deleted-vaults/local/polvault/recover');
+      assert.equal((await s.services.vaults.byName('polvault'))!.deletedAt, null);
+      await act('/console/vaults', '/console/vaults/default/polvault/delete');
+      await act('/console/vaults', '/console/deleted-vaults/local/polvault/purge', { confirm: 'yes' });
+      assert.equal(await s.services.vaults.byName('polvault'), undefined);
+      // A taken name is a clear conflict, not an update of the other vault.
+      await act(
+        '/console/vaults',
+        '/console/vaults',
+        { name: 'actvault', resourceGroup: 'default', model: 'policies', retention: '90' },
+        409,
+      );
+      assert.equal((await s.services.vaults.byName('actvault'))!.softDeleteRetentionInDays, 7);
+    });
+
+    test('provisioning keys: create (shown once), rotate (new value once), revoke, usage', async () => {
+      const created = await act(
+        '/console/provisioning-keys',
+        '/console/provisioning-keys',
+        {
+          scopes: ['secrets:write', 'audit:read'],
+          expiresIn: '3600',
+          maxUses: '5',
+          displayName: 'deploy',
+        },
+        200,
+      );
+      const key = /id="provisioning-key-value">([^<]+)</.exec(created.text)![1]!;
+      const id = key.split('.')[0]!;
+      // Use it once against the management API: the key page shows the use.
+      const use = await s.request('GET', '/api/audit?top=1', {
+        headers: { authorization: `ProvisioningKey ${key}` },
+      });
+      assert.equal(use.status, 200);
+      const page = await c.get(`/console/provisioning-keys/${id}`);
+      assert.match(page.text, /1 of 5/);
+      assert.match(page.text, /id="key-usage"[\s\S]*AuditList/);
+      const rotated = await act(
+        `/console/provisioning-keys/${id}`,
+        `/console/provisioning-keys/${id}/rotate`,
+        { grace: '0' },
+        200,
+      );
+      const next = /id="provisioning-key-value">([^<]+)</.exec(rotated.text)![1]!;
+      assert.notEqual(next, key);
+      const nextId = next.split('.')[0]!;
+      await act(`/console/provisioning-keys/${nextId}`, `/console/provisioning-keys/${nextId}/revoke`, {
+        confirm: 'yes',
+      });
+      const revoked = await s.request('GET', '/api/audit?top=1', {
+        headers: { authorization: `ProvisioningKey ${next}` },
+      });
+      assert.equal(revoked.status, 401);
+    });
+
+    test('audit log: filter by caller, operation, target and time; page through', async () => {
+      const all = await c.get('/console/audit');
+      assert.match(all.text, /Older events/);
+      const older = /href="(\/console\/audit\?before=\d+)"/.exec(all.text)![1]!;
+      const page2 = await c.get(older.replaceAll('&amp;', '&'));
+      assert.equal(page2.status, 200);
+      assert.match(page2.text, /Newest events/);
+      const target = encodeURIComponent(
+        `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/polvault`,
+      );
+      const byTarget = await c.get(`/console/audit?target=${target}&operation=VaultPurge`);
+      const ops = [...byTarget.text.matchAll(/<td data-label="Operation">([^<]+)</g)].map((m) => m[1]);
+      assert.deepEqual(ops, ['VaultPurge']);
+      const byCaller = await c.get(
+        `/console/audit?caller=${encodeURIComponent(s.admin.userName)}&operation=VaultCreate`,
+      );
+      assert.equal([...byCaller.text.matchAll(/<td data-label="Operation">VaultCreate</g)].length, 2);
+      const future = await c.get('/console/audit?from=2999-01-01T00:00');
+      assert.match(future.text, /No events match these filters/);
+      const bad = await c.get('/console/audit?from=yesterday');
+      assert.equal(bad.status, 400);
+    });
+  });

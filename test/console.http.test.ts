@@ -1,0 +1,329 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { assignRole } from './helpers/access.js';
+import { type ConsoleClient, consoleClient, consoleSignIn } from './helpers/console.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { cookieFrom } from './helpers/signin.js';
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const count = async (s: TestServer, table: string) =>
+  Number((await s.services.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))!.n);
+
+function assertPageHeaders(h: Record<string, unknown>) {
+  assert.equal(h['content-security-policy'], CSP);
+  assert.equal(h['x-content-type-options'], 'nosniff');
+  assert.equal(h['referrer-policy'], 'no-referrer');
+  assert.equal(h['cache-control'], 'no-store');
+  assert.equal(h['x-frame-options'], 'DENY');
+}
+
+describe('web console over HTTP: session, CSRF, headers, expiry', () => {
+  const clock = fakeClock();
+  let s: TestServer;
+  let admin: ConsoleClient;
+
+  before(async () => {
+    s = await startTestServer({
+      clock,
+      limits: { consoleSessionIdleSeconds: 600, consoleSessionMaxSeconds: 3600 },
+    });
+    admin = await consoleSignIn(s);
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('the session cookie is __Host-, HttpOnly, Secure, SameSite=Strict; only its hash is stored', async () => {
+    const c = consoleClient(s);
+    const start = await c.get('/console/vaults?x=1');
+    assert.equal(start.status, 302);
+    assert.equal(
+      start.headers.location,
+      `/console/login?return=${encodeURIComponent('/console/vaults?x=1')}`,
+    );
+    const login = await c.get(String(start.headers.location));
+    const loginCookie = cookieFrom(login.headers, '__Host-latchkey-console-login')!;
+    assert.match(loginCookie.line, /; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=600$/);
+    const signedIn = await consoleSignIn(s, s.admin, c);
+    const value = signedIn.cookies.get('__Host-latchkey-console')!;
+    assert.match(value, /^[\w-]{43}$/);
+    const rows = await s.services.db.all<{ id_hash: Buffer }>('SELECT id_hash FROM console_sessions');
+    assert.ok(rows.every((r) => !Buffer.from(r.id_hash).toString('utf8').includes(value)));
+    // The cookie's flags, as set by the callback.
+    const again = consoleClient(s);
+    const a = await again.get('/console/');
+    const l = await again.get(String(a.headers.location));
+    const form = await again.get(String(l.headers.location));
+    assert.equal(form.status, 200);
+    const { hiddenInputs } = await import('./helpers/signin.js');
+    const signed = await again.post(String(l.headers.location).split('?')[0]!, {
+      ...hiddenInputs(form.text),
+      username: s.admin.userName,
+      password: s.admin.password,
+    });
+    const cb = new URL(String(signed.headers.location));
+    const back = await again.get(`${cb.pathname}${cb.search}`);
+    assert.equal(back.status, 303);
+    assert.equal(back.headers.location, '/console/');
+    const session = cookieFrom(back.headers, '__Host-latchkey-console')!;
+    assert.match(
+      session.line,
+      /^__Host-latchkey-console=[\w-]{43}; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=3600$/,
+    );
+    assert.ok(
+      cookieFrom(back.headers, '__Host-latchkey-console-login')?.line.includes('Max-Age=0'),
+      'the login state is cleared',
+    );
+  });
+
+  test('every console response has the strict CSP and no-store; static files are cacheable', async () => {
+    for (const path of ['/console/', '/console/vaults', '/console/audit', '/console/no-such-page']) {
+      const r = await admin.get(path);
+      assert.equal(r.status, path.endsWith('no-such-page') ? 404 : 200, path);
+      assertPageHeaders(r.headers);
+      assert.match(String(r.headers['content-type']), /^text\/html; charset=utf-8/);
+      assert.doesNotMatch(
+        r.text,
+        /<script>|<style|style="|\son[a-z]+="/i,
+        `${path}: no inline script or style`,
+      );
+    }
+    const page = (await admin.get('/console/')).text;
+    const css = /href="(\/console\/static\/console\.css\?v=[\w-]+)"/.exec(page)![1]!;
+    const js = /src="(\/console\/static\/console\.js\?v=[\w-]+)"/.exec(page)![1]!;
+    const c = await s.request('GET', css);
+    assert.equal(c.status, 200);
+    assert.match(String(c.headers['content-type']), /^text\/css/);
+    assert.equal(c.headers['cache-control'], 'public, max-age=31536000, immutable');
+    assert.equal(c.headers['content-security-policy'], CSP);
+    const j = await s.request('GET', js);
+    assert.match(String(j.headers['content-type']), /^text\/javascript/);
+    // The sign-in page of the authority has the same policy.
+    const anon = consoleClient(s);
+    const l = await anon.get(String((await anon.get('/console/')).headers.location));
+    const signin = await anon.get(String(l.headers.location));
+    assertPageHeaders(signin.headers);
+  });
+
+  test("CSRF: a change without the token, with a bad one, another form's or another session's is refused", async () => {
+    const page = await admin.get('/console/vaults');
+    const token = admin.csrf(page.text, '/console/vaults')!;
+    assert.ok(token);
+    const other = await consoleSignIn(s);
+    const otherToken = other.csrf((await other.get('/console/vaults')).text, '/console/vaults')!;
+    const logoutToken = admin.csrf(page.text, '/console/logout')!;
+    const before = await count(s, 'vaults');
+    const body = { name: 'csrfvault', resourceGroup: 'default', model: 'rbac', retention: '90' };
+    for (const form of [
+      body,
+      { ...body, _csrf: '' },
+      { ...body, _csrf: 'x'.repeat(43) },
+      { ...body, _csrf: logoutToken },
+      { ...body, _csrf: otherToken },
+    ]) {
+      const r = await admin.post('/console/vaults', form);
+      assert.equal(r.status, 403);
+      assert.match(r.text, /CSRF token/);
+      assertPageHeaders(r.headers);
+    }
+    // Right token, but from another site (or a browser that does not say it is same-origin).
+    for (const headers of [
+      { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+      { origin: 'null', 'sec-fetch-site': 'same-site' },
+      { origin: 'null', 'sec-fetch-site': '' },
+    ]) {
+      const r = await admin.post('/console/vaults', { ...body, _csrf: token }, { headers });
+      assert.equal(r.status, 403);
+      assert.match(r.text, /another site/);
+    }
+    const json = await s.request('POST', '/console/vaults', {
+      json: { ...body, _csrf: token },
+      headers: { cookie: admin.cookieHeader() },
+    });
+    assert.equal(json.status, 415);
+    assert.equal(await count(s, 'vaults'), before, 'nothing was created');
+    // With the token, from the page's own origin, it works.
+    const ok = await admin.post(
+      '/console/vaults',
+      { ...body, _csrf: token },
+      { headers: { origin: s.info.authority } },
+    );
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.location, '/console/vaults/default/csrfvault');
+    assert.equal(await count(s, 'vaults'), before + 1);
+  });
+
+  test('a console change is audited under the user, as the API would name them', async () => {
+    const e = await s.services.db.get<{ caller_oid: string; caller_app_id: string; caller_kind: string }>(
+      "SELECT caller_oid, caller_app_id, caller_kind FROM audit_events WHERE operation = 'VaultCreate' ORDER BY seq DESC LIMIT 1",
+    );
+    const adminOid = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal
+      .id;
+    assert.deepEqual(e, { caller_oid: adminOid, caller_app_id: CONSOLE_CLIENT_ID, caller_kind: 'user' });
+  });
+
+  test('a secret value is in no page before an explicit reveal POST, then only in that no-store response', async () => {
+    const vault = 'revealvault';
+    let page = await admin.get('/console/vaults');
+    await admin.post('/console/vaults', {
+      _csrf: admin.csrf(page.text, '/console/vaults')!,
+      name: vault,
+      resourceGroup: 'default',
+      model: 'policies',
+      retention: '7',
+    });
+    const base = `/console/vaults/default/${vault}`;
+    const adminOid = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal
+      .id;
+    page = await admin.get(`${base}/access-policies`);
+    const policy = await admin.post(`${base}/access-policies`, {
+      _csrf: admin.csrf(page.text, `${base}/access-policies`)!,
+      principal: adminOid,
+      secrets: ['get', 'list', 'set'],
+    });
+    assert.equal(policy.status, 303, policy.text.slice(0, 500));
+    const VALUE = 'http-SECRET-4b1c<script>alert(1)</script>';
+    page = await admin.get(`${base}/secrets`);
+    const set = await admin.post(`${base}/secrets`, {
+      _csrf: admin.csrf(page.text, `${base}/secrets`)!,
+      name: 'api-key',
+      value: VALUE,
+      enabled: 'on',
+    });
+    assert.equal(set.status, 303, set.text.slice(0, 500));
+    assert.doesNotMatch(String(set.headers.location), /SECRET/);
+    const secretPage = await admin.get(String(set.headers.location));
+    assert.equal(secretPage.status, 200);
+    assert.doesNotMatch(secretPage.text, /http-SECRET/);
+    const version = /name="version" value="([0-9a-f]{32})"/.exec(secretPage.text)![1]!;
+    const action = `${base}/secrets/api-key/reveal`;
+    const shown = await admin.post(action, { _csrf: admin.csrf(secretPage.text, action)!, version });
+    assert.equal(shown.status, 200);
+    assertPageHeaders(shown.headers);
+    assert.ok(shown.text.includes('http-SECRET-4b1c&lt;script&gt;alert(1)&lt;/script&gt;'), 'shown, escaped');
+    assert.doesNotMatch(shown.text, /<script>alert/);
+    // Reading it is audited (as SecretGet, batched: drain first), the value never is.
+    await s.services.audit.drain();
+    const audit = await s.services.db.all<{ details: string | null; target: string }>(
+      "SELECT details, target FROM audit_events WHERE operation IN ('SecretGet', 'SecretSet')",
+    );
+    assert.ok(audit.length >= 2);
+    assert.ok(audit.every((a) => !`${a.details}${a.target}`.includes('http-SECRET')));
+  });
+
+  test('no session: pages redirect to sign-in, changes are refused with 401', async () => {
+    const anon = consoleClient(s);
+    const r = await anon.get('/console/apps');
+    assert.equal(r.status, 302);
+    assert.match(String(r.headers.location), /^\/console\/login\?return=%2Fconsole%2Fapps$/);
+    const post = await anon.post('/console/vaults', { name: 'x', _csrf: 'y' });
+    assert.equal(post.status, 401);
+    assert.match(post.text, /not signed in/);
+    // The return path never leaves the console.
+    for (const evil of [
+      'https://evil.example/',
+      '//evil.example/console/',
+      '/console/../../x',
+      '/consolex',
+    ]) {
+      const login = await anon.get(`/console/login?return=${encodeURIComponent(evil)}`);
+      assert.equal(login.status, 302);
+    }
+    const { safeReturnPath } = await import('../src/console/login.js');
+    assert.equal(safeReturnPath('https://evil.example/'), '/console/');
+    assert.equal(safeReturnPath('//evil.example/console/'), '/console/');
+    assert.equal(safeReturnPath('/console//evil.example'), '/console/');
+    assert.equal(safeReturnPath('/console/vaults?x=1'), '/console/vaults?x=1');
+  });
+
+  test('the callback refuses a foreign state, a missing login cookie and an authority error', async () => {
+    const c = consoleClient(s);
+    const start = await c.get('/console/');
+    const login = await c.get(String(start.headers.location));
+    const state = new URL(String(login.headers.location), s.info.authority).searchParams.get('state')!;
+    const wrong = await c.get(`/console/auth/callback?code=lkc~x&state=${state}x`);
+    assert.equal(wrong.status, 400);
+    assert.match(wrong.text, /does not belong to this browser/);
+    const none = await consoleClient(s).get(`/console/auth/callback?code=lkc~x&state=${state}`);
+    assert.equal(none.status, 400);
+    assert.match(none.text, /Sign in again/);
+    const c2 = consoleClient(s);
+    const l2 = await c2.get(String((await c2.get('/console/')).headers.location));
+    const st2 = new URL(String(l2.headers.location), s.info.authority).searchParams.get('state')!;
+    const denied = await c2.get(
+      `/console/auth/callback?error=access_denied&error_description=%3Cb%3Eno%3C%2Fb%3E&state=${st2}`,
+    );
+    assert.equal(denied.status, 400);
+    assert.match(denied.text, /access_denied: &lt;b&gt;no&lt;\/b&gt;/);
+    assert.equal(denied.headers['set-cookie']?.toString().includes('__Host-latchkey-console='), false);
+  });
+
+  test('sign-out needs the CSRF token, deletes the session and clears the cookie', async () => {
+    const c = await consoleSignIn(s);
+    const page = await c.get('/console/');
+    const cookie = c.cookieHeader();
+    const refused = await c.post('/console/logout', {});
+    assert.equal(refused.status, 403);
+    assert.equal((await c.get('/console/')).status, 200, 'still signed in');
+    const sessions = await count(s, 'console_sessions');
+    const out = await c.post('/console/logout', { _csrf: c.csrf(page.text, '/console/logout')! });
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.location, '/console/signed-out');
+    assert.match(String(cookieFrom(out.headers, '__Host-latchkey-console')?.line), /Max-Age=0/);
+    assert.equal(await count(s, 'console_sessions'), sessions - 1);
+    // The old cookie is worthless now.
+    const replay = await s.request('GET', '/console/', { headers: { cookie } });
+    assert.equal(replay.status, 302);
+    const signedOut = await c.get('/console/signed-out');
+    assert.match(signedOut.text, /You have signed out/);
+  });
+
+  test('a disabled user is out at the next request', async () => {
+    await s.services.principals.createUser(s.info.tenantId, {
+      userName: 'soon-disabled@latchkey.localhost',
+      displayName: 'Soon Disabled',
+      password: 'disable me later 123',
+    });
+    const user = { userName: 'soon-disabled@latchkey.localhost', password: 'disable me later 123' };
+    const p = (await s.services.principals.byUserName(s.info.tenantId, user.userName))!.principal;
+    await assignRole(s, p.id, 'Reader', '/');
+    const c = await consoleSignIn(s, user);
+    assert.equal((await c.get('/console/vaults')).status, 200);
+    await s.services.principals.setEnabled(s.info.tenantId, p.id, false);
+    const r = await c.get('/console/vaults');
+    assert.equal(r.status, 302);
+    assert.match(String(r.headers.location), /^\/console\/login/);
+  });
+
+  test('sessions expire after the idle timeout and at the absolute limit', async () => {
+    const idle = await consoleSignIn(s);
+    clock.advance(599_000);
+    assert.equal((await idle.get('/console/')).status, 200, 'still within the idle timeout');
+    clock.advance(599_000);
+    assert.equal((await idle.get('/console/')).status, 200, 'each request restarts the idle timer');
+    clock.advance(601_000);
+    const gone = await idle.get('/console/');
+    assert.equal(gone.status, 302, 'idle for more than 10 minutes');
+    const expiredPost = await idle.post('/console/vaults', { name: 'late', _csrf: 'x' });
+    assert.equal(expiredPost.status, 401);
+    assert.match(expiredPost.text, /not signed in|expired/);
+
+    const busy = await consoleSignIn(s);
+    for (let i = 0; i < 6; i++) {
+      clock.advance(500_000);
+      assert.equal((await busy.get('/console/')).status, 200, `active at ${i}`);
+    }
+    clock.advance(700_000); // 3,700 s after sign-in: past the 1-hour absolute limit
+    assert.equal((await busy.get('/console/')).status, 302);
+    // The prune job deletes what nobody came back for.
+    assert.equal(await s.services.jobs.runNow('console-session-prune'), true);
+    const left = await s.services.db.get<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2',
+      [clock.now(), clock.now() - 600_000],
+    );
+    assert.equal(Number(left!.n), 0, 'no expired session is left');
+  });
+});
