@@ -240,3 +240,73 @@ describe('signing-key overlap with a fake clock', () => {
     assert.equal((await verify(token)).oid, principal.id);
   });
 });
+
+describe('scheduled signing-key rotation (job signing-key-rotation)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-keys-sched-'));
+  const clock = fakeClock(Date.parse('2031-01-01T00:00:00Z'));
+  let services: Services;
+  const DAY = 86_400_000;
+
+  before(async () => {
+    const { config } = await loadDevConfig({
+      dataDir,
+      host: '127.0.0.1',
+      port: 8443,
+      logLevel: 'silent',
+      limits: { signingKeyMaxAgeSeconds: 7 * 86_400 },
+    });
+    services = await createServices(config, { clock });
+  });
+  after(async () => {
+    await services?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('the job replaces the active key once it reaches its maximum age, once, and audits it', async () => {
+    assert.ok(services.jobs.names().includes('signing-key-rotation'));
+    const first = (await services.signingKeys.active()).kid;
+    // Younger than the maximum age: nothing happens.
+    clock.advance(6 * DAY);
+    assert.equal(await services.jobs.runNow('signing-key-rotation'), true);
+    assert.equal((await services.signingKeys.active()).kid, first);
+    // Past it: a new active key; the old one stays published for the overlap.
+    clock.advance(2 * DAY);
+    assert.equal(await services.jobs.runNow('signing-key-rotation'), true);
+    const second = (await services.signingKeys.active()).kid;
+    assert.notEqual(second, first);
+    const kids = (await services.signingKeys.jwks()).keys.map((k) => k.kid);
+    assert.deepEqual(kids.sort(), [first, second].sort());
+    // Running again at once (another node, a retry) does not rotate a second time.
+    assert.equal(await services.signingKeys.rotateIfOlderThan(7 * DAY), undefined);
+    assert.equal((await services.signingKeys.active()).kid, second);
+    await services.audit.drain();
+    const events = await services.db.all<{ target: string; details: string; caller_kind: string }>(
+      "SELECT target, details, caller_kind FROM audit_events WHERE operation = 'SigningKeyRotate'",
+    );
+    assert.equal(events.length, 1);
+    assert.equal(events[0]!.target, second);
+    assert.equal(events[0]!.caller_kind, 'system');
+    assert.deepEqual(JSON.parse(events[0]!.details), { previous: first, scheduled: true });
+  });
+
+  test('the maximum age is a checked limit; 0 turns the job off', async () => {
+    const { parseLimitFlags } = await import('../src/config/limits.js');
+    assert.deepEqual(parseLimitFlags(['signing-key-max-age-seconds=0']), { signingKeyMaxAgeSeconds: 0 });
+    assert.throws(() => parseLimitFlags(['signing-key-max-age-seconds=59']), /at least 3600/);
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-keys-off-'));
+    const { config } = await loadDevConfig({
+      dataDir: dir,
+      host: '127.0.0.1',
+      port: 8443,
+      logLevel: 'silent',
+      limits: { signingKeyMaxAgeSeconds: 0 },
+    });
+    const off = await createServices(config, { clock });
+    try {
+      assert.ok(!off.jobs.names().includes('signing-key-rotation'));
+    } finally {
+      await off.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -163,6 +163,25 @@ export function createSigningKeys(deps: {
       await reload();
       return { kid: active!.kid, previous };
     },
+    /**
+     * The scheduled rotation (job `signing-key-rotation`): replaces the active key once it is
+     * `maxAgeMs` old. Decided under the signing-key lock, so nodes racing here rotate once.
+     */
+    async rotateIfOlderThan(maxAgeMs: number): Promise<{ kid: string; previous: string } | undefined> {
+      const previous = await db.transaction(async (tx) => {
+        await tx.lock('latchkey:signing-keys');
+        const row = await tx.get<{ kid: string; created_at: number }>(
+          "SELECT kid, created_at FROM signing_keys WHERE state = 'active'",
+        );
+        if (!row || clock.now() - Number(row.created_at) < maxAgeMs) return undefined;
+        await createKey();
+        return row.kid;
+      });
+      if (previous === undefined) return undefined;
+      await reloading?.catch(() => {});
+      await reload();
+      return { kid: active!.kid, previous };
+    },
     async active(): Promise<ActiveKey> {
       if (!active || clock.now() - lastReload > REFRESH_MS) await refresh();
       return active!;

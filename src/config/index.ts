@@ -30,6 +30,8 @@ export interface Limits {
   consoleSessionIdleSeconds: number;
   /** A web console session ends this many seconds after sign-in, active or not (absolute timeout). */
   consoleSessionMaxSeconds: number;
+  /** The authority's active signing key is replaced once it is this old (seconds; 0: only by hand). */
+  signingKeyMaxAgeSeconds: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -49,6 +51,7 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   provisioningKeyMaxSeconds: 30 * 86_400,
   consoleSessionIdleSeconds: 30 * 60,
   consoleSessionMaxSeconds: 8 * 3600,
+  signingKeyMaxAgeSeconds: 30 * 86_400,
 });
 
 export interface TokenPolicy {

@@ -31,6 +31,9 @@ export const LIMIT_SCHEMA = z
     provisioningKeyMaxSeconds: int(60, 365 * 86_400),
     consoleSessionIdleSeconds: int(60, 7 * 86_400),
     consoleSessionMaxSeconds: int(300, 30 * 86_400),
+    signingKeyMaxAgeSeconds: int(0, 3650 * 86_400).refine((n) => n === 0 || n >= 3600, {
+      message: 'must be 0 (rotate only by hand) or at least 3600',
+    }),
   })
   .strict()
   .partial();

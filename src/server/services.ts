@@ -190,6 +190,25 @@ export async function createServices(
     intervalMs: 300_000,
     run: async () => void (await assertions.prune()),
   });
+  // The authority's signing key is replaced when it reaches its maximum age (the old one stays in
+  // JWKS for the overlap); on several nodes one node does it, under the job lock.
+  if (config.limits.signingKeyMaxAgeSeconds > 0)
+    jobs.add({
+      name: 'signing-key-rotation',
+      intervalMs: Math.min(3_600_000, Math.max(10_000, (config.limits.signingKeyMaxAgeSeconds * 1000) / 20)),
+      run: async () => {
+        const r = await signingKeys.rotateIfOlderThan(config.limits.signingKeyMaxAgeSeconds * 1000);
+        if (r)
+          await audit.record({
+            tenantId: null,
+            callerKind: 'system',
+            operation: 'SigningKeyRotate',
+            target: r.kid,
+            status: 200,
+            details: { previous: r.previous, scheduled: true },
+          });
+      },
+    });
   jobs.add({
     name: 'authorization-code-prune',
     intervalMs: 300_000,
