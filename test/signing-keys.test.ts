@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decodeProtectedHeader, SignJWT } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import type { Principal } from '../src/authority/principals.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
@@ -309,4 +309,51 @@ describe('scheduled signing-key rotation (job signing-key-rotation)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('issued tokens are standard JWS (signed with node:crypto, verified by jose against JWKS)', () => {
+  for (const alg of ['ES256', 'RS256'] as const) {
+    test(alg, async () => {
+      const dir = mkdtempSync(join(tmpdir(), `latchkey-jws-${alg}-`));
+      const { config } = await loadDevConfig({
+        dataDir: dir,
+        host: '127.0.0.1',
+        port: 8443,
+        logLevel: 'silent',
+        token: { signingAlg: alg },
+      });
+      const services = await createServices(config);
+      try {
+        const tenant = await services.tenants.create({ displayName: 'JWS', domain: `jws-${alg}.example` });
+        const principal = await services.principals.createServicePrincipal(tenant.id, { displayName: 'jws' });
+        const base = services.issuerBases()[0]!;
+        const { accessToken, claims } = await services.issuer.issue({
+          issuerBase: base,
+          principal,
+          clientId: principal.appId!,
+          audience: services.vaultResource,
+          authMethod: '1',
+        });
+        const header = decodeProtectedHeader(accessToken);
+        assert.equal(header.alg, alg);
+        assert.equal(header.typ, 'JWT');
+        const jwks = createLocalJWKSet(await services.signingKeys.jwks());
+        const { payload } = await jwtVerify(accessToken, jwks, {
+          algorithms: [alg],
+          audience: services.vaultResource,
+          issuer: claims.iss,
+        });
+        assert.equal(payload.oid, principal.id);
+        assert.deepEqual(payload, { ...claims });
+        // One flipped bit in the signature and it no longer verifies.
+        const [h, p, sig] = accessToken.split('.') as [string, string, string];
+        const bad = Buffer.from(sig, 'base64url');
+        bad[0]! ^= 1;
+        await assert.rejects(jwtVerify(`${h}.${p}.${bad.toString('base64url')}`, jwks));
+      } finally {
+        await services.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

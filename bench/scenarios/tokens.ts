@@ -77,7 +77,8 @@ const scenario: Scenario = {
     if (probe.status !== 200) throw new Error(`token request failed: HTTP ${probe.status} ${probe.text}`);
     const sample: string = probe.json.access_token;
 
-    // Baseline: sign the same header and claims with ES256 in this process, no HTTP, no database.
+    // Baseline: sign the same header and claims with ES256 in this process, no HTTP, no database:
+    // node:crypto as the server does (src/authority/jws.ts); jose's WebCrypto path for comparison.
     const header = decodeProtectedHeader(sample);
     const claims = decodeJwt(sample);
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -110,7 +111,7 @@ const scenario: Scenario = {
       },
       ctx.options,
     );
-    recordLoad(ctx, 'client_secret', secret, joseRate, '>= 2000');
+    recordLoad(ctx, 'client_secret', secret, cryptoRate, '>= 2000');
 
     // Client assertion (RFC 7523): a fresh jti per request, signed here with ES256 (cheap for the
     // load generator; the server verifies it and records the jti against replay).
@@ -145,7 +146,7 @@ const scenario: Scenario = {
       },
       ctx.options,
     );
-    recordLoad(ctx, 'client_assertion', assertion, joseRate);
+    recordLoad(ctx, 'client_assertion', assertion, cryptoRate);
   },
 };
 

@@ -1,8 +1,9 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { TokenPolicy } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import { type Clock, seconds } from '../lib/clock.js';
+import { signCompact } from './jws.js';
 import type { Principal } from './principals.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -101,9 +102,7 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       if (principal.kind === 'managedIdentity' && principal.resourceId)
         claims.xms_mirid = principal.resourceId;
       const key = await keys.active();
-      const accessToken = await new SignJWT({ ...claims })
-        .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid })
-        .sign(key.privateKey);
+      const accessToken = signCompact({ alg: key.alg, typ: 'JWT', kid: key.kid }, claims, key.privateKey);
       return { accessToken, expiresIn: lifetime, expiresOn: claims.exp, claims };
     },
     /** An ID token for a user signed in through the authorization endpoint; its audience is the client. */
@@ -132,9 +131,7 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       if (principal.userName) claims.preferred_username = principal.userName;
       if (input.nonce !== null) claims.nonce = input.nonce;
       const key = await keys.active();
-      return new SignJWT({ ...claims })
-        .setProtectedHeader({ alg: key.alg, typ: 'JWT', kid: key.kid })
-        .sign(key.privateKey);
+      return signCompact({ alg: key.alg, typ: 'JWT', kid: key.kid }, claims, key.privateKey);
     },
   };
 }
