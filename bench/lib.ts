@@ -109,8 +109,15 @@ export interface ChildServer<T> {
   stop(): Promise<number | null>;
 }
 
-/** Node flags of a server process, as bin/latchkey.js's shebang and `npm start` set them. */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=4'];
+/**
+ * Node flags of a server process, as bin/latchkey.js's shebang and `npm start` set them, plus
+ * LATCHKEY_BENCH_NODE_FLAGS (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to
+ * profile the servers under load.
+ */
+export const SERVER_NODE_FLAGS = [
+  '--max-semi-space-size=4',
+  ...(process.env.LATCHKEY_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+];
 
 /**
  * Spawns `node ...argv` (a separate process: its event loop and the load

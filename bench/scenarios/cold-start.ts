@@ -1,5 +1,6 @@
 // Cold start of `latchkey up` on an existing data dir: from spawning the
 // process to its JSON ready line (what a developer or a CI job waits for).
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { median, row, type Scenario, spawnUp } from '../lib.js';
 
@@ -24,12 +25,28 @@ const scenario: Scenario = {
       if (code !== 0) throw new Error(`latchkey up exited with ${code} on SIGTERM:\n${p.stderr()}`);
     }
     ctx.log(`  restarts: ${samples.map((s) => s.toFixed(0)).join(', ')} ms`);
+    // Same-run baseline: a bare Node process, spawned and exited (what any Node program pays).
+    const bare: number[] = [];
+    for (let i = 0; i < ctx.options.repeats; i++) {
+      const t0 = performance.now();
+      spawnSync(process.execPath, ['-e', ''], { stdio: 'ignore' });
+      bare.push(performance.now() - t0);
+    }
+    ctx.record(
+      row({
+        scenario: 'cold-start',
+        metric: `bare node start (median of ${bare.length})`,
+        value: median(bare),
+        unit: 'ms',
+      }),
+    );
     ctx.record(
       row({
         scenario: 'cold-start',
         metric: `restart to ready (median of ${samples.length})`,
         value: median(samples),
         unit: 'ms',
+        baseline: median(bare),
         target: '< 1000',
       }),
     );

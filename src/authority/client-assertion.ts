@@ -1,5 +1,5 @@
 import { createHash, createPublicKey } from 'node:crypto';
-import { decodeProtectedHeader, jwtVerify } from 'jose';
+import { decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
@@ -28,6 +28,21 @@ const invalid = (message: string, cause?: unknown) =>
  */
 export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
   const { db, clock, credentials } = deps;
+  // Registered certificates' public keys, imported once per certificate and algorithm (importing a
+  // key costs more than verifying with it). Keyed by the certificate's hash; a certificate removed
+  // from a principal is no longer found by findCertificate, so a stale entry is never reached.
+  type PublicKey = ReturnType<typeof importSPKI>;
+  const keys = new Map<string, PublicKey>();
+  const verificationKey = (pem: string, alg: string): PublicKey => {
+    const id = `${alg}|${createHash('sha256').update(pem).digest('base64url')}`;
+    const hit = keys.get(id);
+    if (hit) return hit;
+    if (keys.size >= 1000) keys.delete(keys.keys().next().value!);
+    const k = importSPKI(createPublicKey(pem).export({ format: 'pem', type: 'spki' }) as string, alg);
+    k.catch(() => keys.delete(id));
+    keys.set(id, k);
+    return k;
+  };
   return {
     /**
      * Checks the assertion (format, certificate, signature, claims, lifetime)
@@ -67,7 +82,7 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
         );
       let payload: { jti?: unknown; exp?: number; nbf?: number; iat?: number };
       try {
-        const r = await jwtVerify(assertion, createPublicKey(pem), {
+        const r = await jwtVerify(assertion, await verificationKey(pem, header.alg), {
           algorithms: ALGORITHMS,
           audience: [...input.audiences],
           issuer: clientId,
