@@ -140,6 +140,7 @@ export function serverCommand(): Command {
         intervals,
       });
       const authority = `https://${config.publicHost}${services.boundPort === 443 ? '' : `:${services.boundPort}`}`;
+      const signalled = waitForSignal(); // before announcing readiness (see `up`)
       logger.info(
         { authority, vaultDomain: config.vaultDomain, node: services.nodeId },
         'latchkey server ready',
@@ -150,7 +151,7 @@ export function serverCommand(): Command {
         );
       // Process metrics (CPU, memory, GC) from now on, loaded after the node is ready.
       void services.metrics.processMetrics();
-      await waitForSignal();
+      await signalled;
       // Graceful stop: /readyz turns 503, no new connections, requests in flight finish (up to
       // --drain-timeout), job runs in flight finish; then the change relay and the pool close.
       const drainMs = (o.drainTimeout as number) * 1000;
