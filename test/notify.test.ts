@@ -136,7 +136,7 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
       const resyncs = b.resyncs;
       const reconnects = b.relay.stats.reconnects;
       const r = await c.query(
-        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
         ['latchkey-relay node-b'],
       );
       assert.equal(r.rowCount, 1);

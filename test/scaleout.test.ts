@@ -342,7 +342,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       assert.equal(r.json.status, 'ready');
     }
     const relays = await pgc.query<{ application_name: string }>(
-      "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'latchkey-relay %'",
+      "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'latchkey-relay %'",
     );
     assert.deepEqual(
       relays.rows.map((r) => r.application_name).sort(),
@@ -610,7 +610,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       200,
       async () => {
         const killed = await pgc.query(
-          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'latchkey-relay %'",
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'latchkey-relay %'",
         );
         assert.equal(killed.rowCount, 3);
         const r = await call(a, 'PATCH', `/api/directory/servicePrincipals/${sp.id}`, {
@@ -637,7 +637,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       await sleep(100);
     }
     const relays = await pgc.query(
-      "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'latchkey-relay %'",
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'latchkey-relay %'",
     );
     assert.equal(relays.rowCount, 3);
     // ...and notifications flow again: a revocation is heard at once.
@@ -755,7 +755,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     while (!victimId) {
       const r = await pgc.query<{ application_name: string }>(
         `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND a.datname = current_database()
             AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND a.wait_event_type = 'Lock'`,
         [`latchkey:job:${JOB}`],
       );
@@ -787,15 +787,20 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     let stop = false;
     let rr = 0;
     const withRetry = async (fn: (n: Node) => Promise<Res>): Promise<Res> => {
+      const failures: string[] = [];
       for (let attempt = 0; attempt < 6; attempt++) {
         const n = nodes[rr++ % nodes.length]!;
         try {
           const r = await fn(n);
           if (r.status < 500) return r;
-        } catch {}
+          failures.push(`${n.name}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+        } catch (e) {
+          failures.push(`${n.name}: ${(e as Error).message}`);
+        }
         retries++;
       }
-      throw new Error('no node answered');
+      const logs = nodes.map((n) => `--- ${n.name} stderr:\n${n.proc.stderr().slice(-2000)}`).join('\n');
+      throw new Error(`no node answered:\n${failures.join('\n')}\n${logs}`);
     };
     const client = async (id: number) => {
       for (let i = 0; !stop; i++) {
@@ -855,9 +860,10 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       runs2.some((r, i) => r.ok > runs1[i]!.ok),
       'a surviving node ran the job',
     );
-    const left = await pgc.query('SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1', [
-      `%${victimId}`,
-    ]);
+    const left = await pgc.query(
+      'SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE $1',
+      [`%${victimId}`],
+    );
     assert.equal(left.rowCount, 0, 'the dead node holds no session');
   });
 
