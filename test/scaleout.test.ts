@@ -788,8 +788,12 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     let rr = 0;
     const withRetry = async (fn: (n: Node) => Promise<Res>): Promise<Res> => {
       const failures: string[] = [];
+      // Spread first tries over the nodes; each retry goes to the next node in turn. (A shared
+      // counter for every attempt would send 6 clients retrying in lockstep over 3 nodes back to
+      // the same node every time: 6 is a multiple of 3.)
+      const first = rr++;
       for (let attempt = 0; attempt < 6; attempt++) {
-        const n = nodes[rr++ % nodes.length]!;
+        const n = nodes[(first + attempt) % nodes.length]!;
         try {
           const r = await fn(n);
           if (r.status < 500) return r;
