@@ -26,14 +26,16 @@ export function createAuthenticator(deps: {
     challenge: Record<string, string> = {},
   ): Promise<Caller & { claims?: AccessTokenClaims }> {
     const header = req.headers.authorization;
-    const www = Object.entries({ ...challenge })
-      .map(([k, v]) => `${k}="${v}"`)
-      .join(', ');
-    const fail = (message: string, cause?: unknown) =>
-      new LatchkeyError('Unauthorized', message, {
+    // The challenge is built only for a refusal (not on every authenticated request).
+    const fail = (message: string, cause?: unknown) => {
+      const www = Object.entries(challenge)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(', ');
+      return new LatchkeyError('Unauthorized', message, {
         cause,
         headers: { 'WWW-Authenticate': `Bearer ${www}`.trim() },
       });
+    };
     if (!header) throw fail('AKV10000: Request is missing a Bearer or PoP token.');
     if (deps.provisioningKeys && /^ProvisioningKey /i.test(header)) {
       const caller = await deps.provisioningKeys.authenticate(

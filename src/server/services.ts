@@ -93,7 +93,13 @@ export async function createServices(
   // The port is known only after listening (port 0 in tests); the issuer follows it.
   // Behind a load balancer the public port (in issuers and vault URLs) is the balancer's.
   let boundPort = config.publicPort ?? config.port;
-  const issuerBases = () => issuerBasesFor({ ...config, port: boundPort });
+  // Asked on every request (token endpoint, vault challenge): computed once per bound port.
+  let bases: { port: number; list: readonly string[] } | undefined;
+  const issuerBases = (): readonly string[] => {
+    if (bases?.port !== boundPort)
+      bases = { port: boundPort, list: Object.freeze(issuerBasesFor({ ...config, port: boundPort })) };
+    return bases.list;
+  };
   const issuer = createTokenIssuer({ keys: signingKeys, clock, policy: config.token });
   const verifier = createTokenVerifier({ keys: signingKeys, clock, issuerBases });
   const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
