@@ -2,13 +2,14 @@
 // generation (autocannon, keep-alive, fixed concurrency, warm-up), in-process
 // micro-benchmarks, percentiles and reporting. See docs/performance.md.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import ts from 'typescript';
+import { buildIsFresh as isFresh } from '../bin/build-fresh.js';
 import type { ReadyInfo } from '../src/server/up.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -176,21 +177,8 @@ function spawnJsonChild<T>(
 export const spawnLatchkey = <T>(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer<T>> =>
   spawnJsonChild<T>([BIN, ...args], { label: `latchkey ${args[0]}`, env });
 
-/** The newest modification time under `dir` (ms). */
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
 /** True when dist/ (what `latchkey` runs) is at least as new as every file in src/. */
-export function buildIsFresh(): boolean {
-  const main = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-  return existsSync(main) && statSync(main).mtimeMs >= newestMtime(join(REPO_ROOT, 'src'));
-}
+export const buildIsFresh = (): boolean => isFresh(REPO_ROOT);
 
 /**
  * Runs a bench server script (bench/servers/*.ts) on the code users run: the
