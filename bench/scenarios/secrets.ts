@@ -1,5 +1,7 @@
 // Secret GET through the whole path (TLS, token check, authorization, decryption, audit) against a
-// bare node:https server answering a body of the same size, in the same run; and secret SET per second.
+// bare node:https server answering a body of the same size, in the same run; against the floor (the
+// same server plus only the work a secret GET cannot skip, in one and in two processes: what any
+// implementation could reach on this machine); and secret SET per second.
 import https from 'node:https';
 import { join } from 'node:path';
 import {
@@ -92,7 +94,7 @@ function recordLoad(
 
 const scenario: Scenario = {
   name: 'secrets',
-  description: `secret GET (full path, ${VALUE_BYTES} B value) vs bare node:https with the same body; secret SET/s`,
+  description: `secret GET (full path, ${VALUE_BYTES} B value) vs bare node:https with the same body and vs the floor (the unavoidable work only, 1 and 2 processes); secret SET/s`,
   async run(ctx) {
     const dataDir = ctx.tmpDir('latchkey-bench-secrets-');
     const lk = await spawnServer<{ port: number; vaultHost: string; token: string }>([
@@ -101,6 +103,7 @@ const scenario: Scenario = {
       '1',
     ]);
     let bare: ChildServer<{ port: number }> | undefined;
+    let floor: ChildServer<{ port: number }> | undefined;
     try {
       const { port, vaultHost, token } = lk.info;
       const auth = { authorization: `Bearer ${token}` };
@@ -119,19 +122,39 @@ const scenario: Scenario = {
       if (got.status !== 200)
         throw new Error(`secret get failed: HTTP ${got.status} ${got.text.slice(0, 200)}`);
       const bodyBytes = Buffer.byteLength(got.text);
-      bare = await spawnServer<{ port: number }>(['bare', dataDir, String(bodyBytes)]);
+      const target = (p: number) => ({
+        url: `https://127.0.0.1:${p}${path}`,
+        host: vaultHost,
+        headers: auth,
+      });
 
+      bare = await spawnServer<{ port: number }>(['bare', dataDir, String(bodyBytes)]);
       ctx.log(`  bare node:https, ${bodyBytes} B body (${ctx.options.connections} connections) …`);
-      const base = await load(
-        { url: `https://127.0.0.1:${bare.info.port}${path}`, host: vaultHost, headers: auth },
-        ctx.options,
-      );
+      const base = await load(target(bare.info.port), ctx.options);
+      await bare.stop();
+      bare = undefined;
       recordLoad(ctx, 'bare https GET', base, 'req/s');
+
+      // The floor: only the work no design can skip (see floorServer in the server script), in one
+      // process and in two: how much of the bare rate any implementation could keep on this machine.
+      const floors: Record<number, LoadResult> = {};
+      for (const processes of [1, 2]) {
+        floor = await spawnServer<{ port: number }>([
+          'floor',
+          dataDir,
+          String(VALUE_BYTES),
+          String(processes),
+        ]);
+        ctx.log(`  floor, ${processes} process${processes > 1 ? 'es' : ''} …`);
+        floors[processes] = await load(target(floor.info.port), ctx.options);
+        await floor.stop();
+        floor = undefined;
+        const name = `floor (${processes} process${processes > 1 ? 'es' : ''}) GET`;
+        recordLoad(ctx, name, floors[processes], 'req/s', base.rps);
+      }
+
       ctx.log(`  latchkey secret GET (${ctx.options.connections} connections) …`);
-      const get = await load(
-        { url: `https://127.0.0.1:${port}${path}`, host: vaultHost, headers: auth },
-        ctx.options,
-      );
+      const get = await load(target(port), ctx.options);
       recordLoad(ctx, 'secret GET', get, 'req/s', base.rps, '>= 0.5 of bare');
       ctx.record(
         row({
@@ -140,6 +163,14 @@ const scenario: Scenario = {
           value: get.rps / base.rps,
           unit: 'ratio',
           target: '>= 0.5',
+        }),
+      );
+      ctx.record(
+        row({
+          scenario: 'secrets',
+          metric: 'secret GET / floor (1 process)',
+          value: get.rps / floors[1]!.rps,
+          unit: 'ratio',
         }),
       );
 
@@ -157,6 +188,7 @@ const scenario: Scenario = {
       recordLoad(ctx, 'secret SET', put, 'sets/s');
     } finally {
       await bare?.stop();
+      await floor?.stop();
       await lk.stop();
     }
   },
