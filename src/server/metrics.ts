@@ -252,7 +252,10 @@ export function createMetrics() {
     /** The Prometheus text exposition. */
     async render(): Promise<string> {
       registry ??= load();
-      return `${await (await registry).metrics()}\n${renderHistograms()}`;
+      // prom-client 15 writes NaN as `Nan` (the event-loop lag before its first sample); the text
+      // format's spelling is `NaN`, which strict parsers require.
+      const process = (await (await registry).metrics()).replace(/ Nan$/gm, ' NaN');
+      return `${process}\n${renderHistograms()}`;
     },
   };
 }
