@@ -64,6 +64,17 @@ export interface TokenPolicy {
   rotationOverlapSeconds: number;
 }
 
+/**
+ * The proxies in front of a node, whose word on the client's address is taken
+ * (src/http/client-address.ts): by a PROXY protocol header at the start of each
+ * connection (TLS passthrough) or by `X-Forwarded-For` (re-encryption).
+ */
+export interface ProxySettings {
+  /** Addresses or CIDR ranges of the proxies. */
+  trusted: readonly string[];
+  via: 'proxy-protocol' | 'x-forwarded-for';
+}
+
 export interface Config {
   mode: 'dev' | 'production';
   dataDir: string;
@@ -87,6 +98,8 @@ export interface Config {
   publicPort?: number;
   /** When set, `GET /metrics` requires `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
+  /** The load balancers or proxies in front of this node and how they pass the client's address. */
+  proxies?: ProxySettings;
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

@@ -6,6 +6,7 @@ import type { Limits } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import { systemClock } from '../lib/clock.js';
 import { createRateLimiter, jsonDepth } from '../lib/rate-limit.js';
+import { clientAddressOf } from './client-address.js';
 import { sendAzureError, sendOAuthError } from './errors.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -84,7 +85,7 @@ export function createFastify(opts: { logger: Logger; limits: Limits }): {
     clock: systemClock,
   });
   app.addHook('onRequest', async (req, reply) => {
-    perAddress.take(req.socket.remoteAddress ?? 'unknown');
+    perAddress.take(clientAddressOf(req.raw));
     reply.header('x-ms-request-id', req.id);
     const clientRequestId = req.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string' && clientRequestId.length <= 100) {

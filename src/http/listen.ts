@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Services } from '../server/services.js';
+import { createClientAddresses } from './client-address.js';
 import { createMainApp } from './main-app.js';
 import { hostOf } from './request.js';
 import { createVaultApp } from './vault-app.js';
@@ -31,6 +32,7 @@ export async function listenHttps(
   const vault = await createVaultApp(services, logger);
   const suffix = `.${config.vaultDomain}`;
   let draining = false;
+  const clients = config.proxies ? createClientAddresses(config.proxies, logger) : undefined;
   const server = https.createServer(
     {
       cert: config.tls.cert,
@@ -49,12 +51,14 @@ export async function listenHttps(
     (req, res) => {
       // While draining, every answer ends its connection (the client reconnects to another node).
       if (draining) res.setHeader('connection', 'close');
+      clients?.resolve(req);
       const host = hostOf(req).replace(/:\d+$/, '');
       if (host.endsWith(suffix)) vault.handler(req, res);
       else main.handler(req, res);
     },
   );
   server.maxConnections = config.limits.maxConnections;
+  clients?.install(server);
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Too many/too large headers → 431, a request slower than the timeout → 408, anything else → 400.
     const status =

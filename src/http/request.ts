@@ -1,7 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestMeta } from '../access/caller.js';
+import { clientAddressOf } from './client-address.js';
 
-export const clientIp = (req: FastifyRequest): string => req.socket.remoteAddress ?? 'unknown';
+/** The client's address: the peer, or behind a trusted proxy the client it names (client-address.ts). */
+export const clientIp = (req: FastifyRequest): string => clientAddressOf(req.raw);
 
 export const requestMeta = (req: FastifyRequest): RequestMeta => ({
   requestId: String(req.id),

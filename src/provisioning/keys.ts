@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
@@ -7,6 +7,7 @@ import type { SecretHasher } from '../crypto/hashing.js';
 import { type ErrorCode, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
+import { addCidr as addCidrTo, inCidrList, normalizeIp } from '../lib/ip.js';
 import type { Database, Queryable } from '../storage/port.js';
 import { isProvisioningScope, PROVISIONING_SCOPES } from './scopes.js';
 
@@ -68,17 +69,12 @@ export interface CreateKeyInput {
 
 /** Parses `10.0.0.0/8`, `2001:db8::/32` or a single address into a BlockList entry. */
 function addCidr(list: BlockList, cidr: string): void {
-  const [addr, bits] = cidr.split('/');
-  const family = isIP(addr ?? '');
-  if (!family) throw new LatchkeyError('BadParameter', `'${cidr.slice(0, 64)}' is not a CIDR range.`);
-  const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) {
-    throw new LatchkeyError('BadParameter', `'${cidr.slice(0, 64)}' has an invalid prefix length.`);
+  try {
+    addCidrTo(list, cidr);
+  } catch (e) {
+    throw new LatchkeyError('BadParameter', (e as Error).message);
   }
-  list.addSubnet(addr!, prefix, family === 4 ? 'ipv4' : 'ipv6');
 }
-
-const normalizeIp = (ip: string) => (ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip);
 
 /**
  * Provisioning keys: the one credential a pipeline or a new host holds, briefly.
@@ -367,8 +363,7 @@ export function createProvisioningKeys(deps: {
         const list = new BlockList();
         for (const c of JSON.parse(row.allowed_cidrs) as string[]) addCidr(list, c);
         const ip = normalizeIp(meta.clientIp);
-        const family = isIP(ip);
-        if (!family || !list.check(ip, family === 4 ? 'ipv4' : 'ipv6')) {
+        if (!inCidrList(list, ip)) {
           throw await refuse(
             'ProvisioningKeyAddressNotAllowed',
             `Provisioning key ${row.id} may not be used from ${ip.slice(0, 64)}.`,

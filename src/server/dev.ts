@@ -7,6 +7,7 @@ import {
   DEFAULT_TOKEN_POLICY,
   DEFAULT_VAULT_DOMAIN,
   freezeConfig,
+  type ProxySettings,
 } from '../config/index.js';
 import { loadOrCreateRootKeyFile } from '../crypto/root-key.js';
 import { ensureDevTls } from '../tls/dev-ca.js';
@@ -20,6 +21,8 @@ export interface DevOptions {
   limits?: Partial<Config['limits']>;
   token?: Partial<Config['token']>;
   storageUrl?: string;
+  /** Proxies in front (tests and programmatic use; `latchkey up` serves one machine directly). */
+  proxies?: ProxySettings;
 }
 
 /**
@@ -56,6 +59,8 @@ export async function loadDevConfig(
     token: { ...DEFAULT_TOKEN_POLICY, ...o.token },
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     logLevel: o.logLevel ?? 'warn',
+    // The ranges are checked when the listener starts (createClientAddresses).
+    ...(o.proxies ? { proxies: { ...o.proxies, trusted: [...o.proxies.trusted] } } : {}),
   };
   return { config: freezeConfig(config), warnings };
 }

@@ -8,8 +8,10 @@ import {
   DEFAULT_MANAGEMENT_RESOURCE,
   DEFAULT_TOKEN_POLICY,
   freezeConfig,
+  type ProxySettings,
 } from '../config/index.js';
 import { parseRootKey, type RootKey } from '../crypto/root-key.js';
+import { cidrList } from '../lib/ip.js';
 
 export interface ProductionOptions {
   tlsCert?: string;
@@ -29,6 +31,10 @@ export interface ProductionOptions {
   limits?: Partial<Config['limits']>;
   /** A file holding the bearer token `GET /metrics` requires (mode 0600). */
   metricsTokenFile?: string;
+  /** Addresses or CIDR ranges of the load balancers in front (`--trusted-proxy`). */
+  trustedProxies?: string[];
+  /** The trusted proxies send a PROXY protocol header (`--proxy-protocol`), else `X-Forwarded-For`. */
+  proxyProtocol?: boolean;
 }
 
 /**
@@ -89,6 +95,7 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
   )?.trim();
   if (metricsToken !== undefined && !/^[A-Za-z0-9._~+/=-]{16,256}$/.test(metricsToken))
     problems.push('the metrics token must be 16–256 characters of A–Z, a–z, 0–9 and ._~+/=-');
+  const proxies = proxySettings(o, env, problems);
   const publicHost = o.publicHost ?? env.LATCHKEY_PUBLIC_HOST;
   if (!publicHost) problems.push('--public-host is required (the host name clients use for the authority)');
   if (problems.length) throw new Error(`latchkey server cannot start:\n  - ${problems.join('\n  - ')}`);
@@ -110,7 +117,33 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     logLevel: o.logLevel ?? 'info',
     ...(o.publicPort !== undefined ? { publicPort: o.publicPort } : {}),
     ...(metricsToken ? { metricsToken } : {}),
+    ...(proxies ? { proxies } : {}),
   } satisfies Config);
+}
+
+/** `--trusted-proxy` (repeatable) or LATCHKEY_TRUSTED_PROXIES (comma-separated), and `--proxy-protocol`. */
+function proxySettings(
+  o: ProductionOptions,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): ProxySettings | undefined {
+  const trusted = (
+    o.trustedProxies?.length ? o.trustedProxies : (env.LATCHKEY_TRUSTED_PROXIES ?? '').split(',')
+  )
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (trusted.length === 0) {
+    if (o.proxyProtocol)
+      problems.push('--proxy-protocol needs --trusted-proxy: the addresses of the balancers that send it');
+    return undefined;
+  }
+  try {
+    cidrList(trusted);
+  } catch (e) {
+    problems.push(`--trusted-proxy: ${(e as Error).message}`);
+    return undefined;
+  }
+  return { trusted, via: o.proxyProtocol ? 'proxy-protocol' : 'x-forwarded-for' };
 }
 
 function readSecretFile(path: string, problems: string[], secret = true): string | undefined {

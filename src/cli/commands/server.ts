@@ -46,6 +46,15 @@ export function serverCommand(): Command {
       'require this bearer token (file, mode 0600) on GET /metrics; env LATCHKEY_METRICS_TOKEN',
     )
     .option(
+      '--trusted-proxy <address|cidr>',
+      'a load balancer in front of this node, whose word on the client address is taken (repeatable); env LATCHKEY_TRUSTED_PROXIES (comma-separated)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--proxy-protocol',
+      'the trusted proxies send a PROXY protocol header (v1 or v2) on each connection (TLS passthrough); without it, their X-Forwarded-For is read',
+    )
+    .option(
       '--drain-timeout <seconds>',
       'on SIGTERM, how long requests in flight may take to finish',
       (v) => parseBounded(v, 0, 3600, '--drain-timeout'),
@@ -79,6 +88,8 @@ export function serverCommand(): Command {
             logLevel: o.logLevel,
             limits: parseLimitFlags(o.limit ?? []),
             metricsTokenFile: o.metricsTokenFile,
+            trustedProxies: o.trustedProxy,
+            proxyProtocol: o.proxyProtocol === true,
           },
           process.env,
         );
