@@ -137,106 +137,95 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
 }
 export type TokenIssuer = ReturnType<typeof createTokenIssuer>;
 
-/**
- * Verifies Latchkey access tokens (RFC 8725): the algorithm is pinned to the
- * key's own, the key must be one of ours (by `kid`), and issuer, audience,
- * tenant, expiry and not-before are all checked. Any failure is 401.
- */
-export function createTokenVerifier(deps: {
+interface VerifierDeps {
   keys: SigningKeys;
   clock: Clock;
   issuerBases: () => readonly string[];
-}) {
-  const { keys, clock } = deps;
+}
+
+/**
+ * Verifies a JWT that Latchkey signed (RFC 8725): the key must be one of ours
+ * (by `kid`), the algorithm is pinned to that key's own, and audience, expiry,
+ * not-before, tenant, object id and issuer (one of the accepted issuer bases,
+ * for the token's tenant) are all checked. Any failure is 401, with a message
+ * naming `label`; `explain` names the failed claim (access tokens) where an ID
+ * token gets one message for all.
+ */
+async function verifyOwnJwt<T extends { tid: string; oid: string; iss: string }>(
+  deps: VerifierDeps,
+  token: string,
+  o: {
+    label: 'access token' | 'ID token';
+    audience: string | string[];
+    requiredClaims: string[];
+    explain: boolean;
+  },
+): Promise<T> {
   const unauthorized = (message: string, cause?: unknown) =>
     new LatchkeyError('Unauthorized', message, { cause });
+  if (token.length > 8192 || token.split('.').length !== 3)
+    throw unauthorized(`The ${o.label} is malformed.`);
+  let kid: string | undefined;
+  try {
+    kid = decodeProtectedHeader(token).kid;
+  } catch (e) {
+    throw unauthorized(`The ${o.label} is malformed.`, e);
+  }
+  const kidValid = typeof kid === 'string' && kid.length <= 128;
+  if (!kidValid && o.explain) throw unauthorized(`The ${o.label} has no valid key id.`);
+  const k = kidValid ? await deps.keys.verificationKey(kid!) : undefined;
+  if (!k) throw unauthorized(`The ${o.label} was signed by an unknown key.`);
+  let payload: T;
+  try {
+    const r = await jwtVerify(token, k.key, {
+      algorithms: [k.alg],
+      audience: o.audience,
+      currentDate: new Date(deps.clock.now()),
+      clockTolerance: 60,
+      requiredClaims: o.requiredClaims,
+    });
+    payload = r.payload as unknown as T;
+  } catch (e) {
+    if (o.explain && e instanceof joseErrors.JWTExpired) throw unauthorized(`The ${o.label} has expired.`, e);
+    if (o.explain && e instanceof joseErrors.JWTClaimValidationFailed)
+      throw unauthorized(`The ${o.label} is not valid here (${e.claim}).`, e);
+    throw unauthorized(`The ${o.label} could not be verified.`, e);
+  }
+  if (typeof payload.tid !== 'string' || typeof payload.oid !== 'string')
+    throw unauthorized(`The ${o.label} is missing its tenant or object id.`);
+  if (!deps.issuerBases().some((b) => issuerFor(b, payload.tid) === payload.iss))
+    throw unauthorized(`The ${o.label} was issued by another issuer.`);
+  return payload;
+}
+
+/** Verifies Latchkey access tokens for one of `audiences` (see {@link verifyOwnJwt}). */
+export function createTokenVerifier(deps: VerifierDeps) {
   return {
-    async verify(token: string, audiences: readonly string[]): Promise<AccessTokenClaims> {
-      if (token.length > 8192 || token.split('.').length !== 3)
-        throw unauthorized('The access token is malformed.');
-      let kid: string | undefined;
-      try {
-        kid = decodeProtectedHeader(token).kid;
-      } catch (e) {
-        throw unauthorized('The access token is malformed.', e);
-      }
-      if (typeof kid !== 'string' || kid.length > 128)
-        throw unauthorized('The access token has no valid key id.');
-      const k = await keys.verificationKey(kid);
-      if (!k) throw unauthorized('The access token was signed by an unknown key.');
-      let payload: AccessTokenClaims;
-      try {
-        const r = await jwtVerify(token, k.key, {
-          algorithms: [k.alg],
-          audience: [...audiences],
-          currentDate: new Date(clock.now()),
-          clockTolerance: 60,
-          requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub'],
-        });
-        payload = r.payload as unknown as AccessTokenClaims;
-      } catch (e) {
-        if (e instanceof joseErrors.JWTExpired) throw unauthorized('The access token has expired.', e);
-        if (e instanceof joseErrors.JWTClaimValidationFailed) {
-          throw unauthorized(`The access token is not valid here (${e.claim}).`, e);
-        }
-        throw unauthorized('The access token could not be verified.', e);
-      }
-      if (typeof payload.tid !== 'string' || typeof payload.oid !== 'string') {
-        throw unauthorized('The access token is missing its tenant or object id.');
-      }
-      const validIssuers = deps.issuerBases().map((b) => issuerFor(b, payload.tid));
-      if (!validIssuers.includes(payload.iss))
-        throw unauthorized('The access token was issued by another issuer.');
-      return payload;
-    },
+    verify: (token: string, audiences: readonly string[]): Promise<AccessTokenClaims> =>
+      verifyOwnJwt<AccessTokenClaims>(deps, token, {
+        label: 'access token',
+        audience: [...audiences],
+        requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub'],
+        explain: true,
+      }),
   };
 }
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 
 /**
  * Verifies OpenID Connect ID tokens issued to a client (the console checks the
- * one its sign-in returns): same keys, pinned algorithm and issuer rules as
- * access tokens; the audience is the client id.
+ * one its sign-in returns): same keys and rules as access tokens; the audience
+ * is the client id.
  */
-export function createIdTokenVerifier(deps: {
-  keys: SigningKeys;
-  clock: Clock;
-  issuerBases: () => readonly string[];
-}) {
-  const { keys, clock } = deps;
-  const unauthorized = (message: string, cause?: unknown) =>
-    new LatchkeyError('Unauthorized', message, { cause });
+export function createIdTokenVerifier(deps: VerifierDeps) {
   return {
-    async verify(token: string, clientId: string): Promise<IdTokenClaims> {
-      if (token.length > 8192 || token.split('.').length !== 3)
-        throw unauthorized('The ID token is malformed.');
-      let kid: string | undefined;
-      try {
-        kid = decodeProtectedHeader(token).kid;
-      } catch (e) {
-        throw unauthorized('The ID token is malformed.', e);
-      }
-      const k = typeof kid === 'string' && kid.length <= 128 ? await keys.verificationKey(kid) : undefined;
-      if (!k) throw unauthorized('The ID token was signed by an unknown key.');
-      let payload: IdTokenClaims;
-      try {
-        const r = await jwtVerify(token, k.key, {
-          algorithms: [k.alg],
-          audience: clientId,
-          currentDate: new Date(clock.now()),
-          clockTolerance: 60,
-          requiredClaims: ['iss', 'aud', 'exp', 'iat', 'tid', 'oid', 'sub'],
-        });
-        payload = r.payload as unknown as IdTokenClaims;
-      } catch (e) {
-        throw unauthorized('The ID token could not be verified.', e);
-      }
-      if (typeof payload.tid !== 'string' || typeof payload.oid !== 'string')
-        throw unauthorized('The ID token is missing its tenant or object id.');
-      if (!deps.issuerBases().some((b) => issuerFor(b, payload.tid) === payload.iss))
-        throw unauthorized('The ID token was issued by another issuer.');
-      return payload;
-    },
+    verify: (token: string, clientId: string): Promise<IdTokenClaims> =>
+      verifyOwnJwt<IdTokenClaims>(deps, token, {
+        label: 'ID token',
+        audience: clientId,
+        requiredClaims: ['iss', 'aud', 'exp', 'iat', 'tid', 'oid', 'sub'],
+        explain: false,
+      }),
   };
 }
 export type IdTokenVerifier = ReturnType<typeof createIdTokenVerifier>;
