@@ -237,6 +237,82 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assertOneLineError(await spUser.run('ad', 'sp', 'list'), /\(Forbidden\)/);
   });
 
+  test('ad user: create (password once), the user logs in, disable refuses them, generated reset, delete', async () => {
+    const created = ok(
+      await admin.run(
+        'ad',
+        'user',
+        'create',
+        '--display-name',
+        'Bea',
+        '--user-principal-name',
+        'bea@cli.example',
+      ),
+    );
+    assert.equal(created.json.userPrincipalName, 'bea@cli.example');
+    assert.equal(created.json.accountEnabled, true);
+    assert.equal(typeof created.json.password, 'string');
+    assert.match(created.stderr, /shown only once/);
+    const logIn = (password: string) =>
+      newUser().run(
+        'login',
+        '-u',
+        'bea@cli.example',
+        '-p',
+        password,
+        '--tenant',
+        up.info.tenantId,
+        ...remote,
+      );
+    ok(await logIn(created.json.password));
+
+    const listed = ok(await admin.run('ad', 'user', 'list'));
+    assert.ok(
+      listed.json.some((u: { userPrincipalName: string }) => u.userPrincipalName === 'bea@cli.example'),
+    );
+    assert.ok(
+      listed.json.every((u: Record<string, unknown>) => !('password' in u)),
+      'no passwords in a list',
+    );
+
+    const off = ok(
+      await admin.run('ad', 'user', 'update', '--id', 'bea@cli.example', '--account-enabled', 'false'),
+    );
+    assert.equal(off.json.accountEnabled, false);
+    assertOneLineError(await logIn(created.json.password), /sign-in failed/);
+    ok(await admin.run('ad', 'user', 'update', '--id', 'bea@cli.example', '--account-enabled', 'true'));
+
+    const reset = ok(await admin.run('ad', 'user', 'update', '--id', created.json.id, '--generate-password'));
+    assert.notEqual(reset.json.password, created.json.password);
+    assertOneLineError(await logIn(created.json.password), /sign-in failed/);
+    ok(await logIn(reset.json.password));
+
+    assertOneLineError(
+      await admin.run('ad', 'user', 'update', '--id', 'bea@cli.example'),
+      /give --account-enabled/,
+      2,
+    );
+    assertOneLineError(
+      await admin.run(
+        'ad',
+        'user',
+        'create',
+        '--display-name',
+        'X',
+        '--user-principal-name',
+        'x@cli.example',
+        '--password',
+        'short',
+      ),
+      /\(BadParameter\)/,
+    );
+    ok(await admin.run('ad', 'user', 'delete', '--id', 'bea@cli.example'));
+    assertOneLineError(
+      await admin.run('ad', 'user', 'show', '--id', 'bea@cli.example'),
+      /\(PrincipalNotFound\)/,
+    );
+  });
+
   test('ad sp list / show, JSON and table', async () => {
     const [list, show, table] = await Promise.all([
       admin.run('ad', 'sp', 'list'),

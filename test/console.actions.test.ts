@@ -33,12 +33,16 @@ for (const backend of ['sqlite', 'postgres'] as const)
       return r;
     }
     const sub = () => s.info.subscriptionId;
+    /** The signed-in admin as a caller of the domain services (to check what the console did). */
+    const caller = () => ({ tenantId: s.info.tenantId, oid: adminId, appId: null, kind: 'user' as const });
+    let adminId = '';
 
     before(async () => {
       schema = backend === 'postgres' ? await createTestSchema() : undefined;
       s = await startTestServer(schema ? { storageUrl: schema.url } : {});
       c = await consoleSignIn(s);
       const me = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal.id;
+      adminId = me;
       await act('/console/vaults', '/console/vaults', {
         name: 'actvault',
         resourceGroup: 'default',
@@ -182,6 +186,27 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.equal([...page.text.matchAll(/<td data-label="Version">/g)].length, 2);
     });
 
+    test('keys: delete, recover, delete again, purge (with its confirmation)', async () => {
+      await act(`${V}/keys`, `${V}/keys`, { name: 'shortlived', type: 'EC:P-256' });
+      await act(`${V}/keys/shortlived`, `${V}/keys/shortlived/delete`);
+      const list = await c.get(`${V}/keys`);
+      assert.match(list.text, /id="deleted-keys"[\s\S]*>shortlived</);
+      assert.doesNotMatch(
+        list.text,
+        /id="keys"[\s\S]*href="[^"]*\/keys\/shortlived"[\s\S]*id="deleted-keys"/,
+      );
+      await act(`${V}/keys`, `${V}/deleted-keys/shortlived/recover`);
+      assert.equal((await c.get(`${V}/keys/shortlived`)).status, 200);
+      await act(`${V}/keys/shortlived`, `${V}/keys/shortlived/delete`);
+      await act(`${V}/keys`, `${V}/deleted-keys/shortlived/purge`, {}, 400);
+      await act(`${V}/keys`, `${V}/deleted-keys/shortlived/purge`, { confirm: 'yes' });
+      assert.doesNotMatch((await c.get(`${V}/keys`)).text, />shortlived</);
+      const ops = (await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'KeyPurge' })).map(
+        (e) => e.target,
+      );
+      assert.ok(ops.some((t) => t?.endsWith('/keys/shortlived')));
+    });
+
     test('access policies: add, edit, remove; IAM: remove an assignment at the vault', async () => {
       const pv = '/console/vaults/default/polvault';
       await act('/console/vaults', '/console/vaults', {
@@ -277,6 +302,113 @@ for (const backend of ['sqlite', 'postgres'] as const)
         headers: { authorization: `ProvisioningKey ${next}` },
       });
       assert.equal(revoked.status, 401);
+    });
+
+    test('app registrations: register (secret shown once), sign in, add and remove secrets, disable, delete', async () => {
+      const L = '/console/app-registrations';
+      const created = await act(L, L, { displayName: 'ci-pipeline', secret: '90d' }, 200);
+      const secret = /id="client-secret-value">([^<]+)</.exec(created.text)![1]!;
+      const sp = (await s.services.directory.list(caller())).find((p) => p.displayName === 'ci-pipeline')!;
+      assert.ok(created.text.includes(sp.appId), 'the page names the client id');
+      const signIn = (clientSecret: string) =>
+        s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+          form: {
+            grant_type: 'client_credentials',
+            client_id: sp.appId,
+            client_secret: clientSecret,
+            scope: `${s.info.managementResource}/.default`,
+          },
+        });
+      assert.equal((await signIn(secret)).status, 200);
+      // The list and the page never show a secret again (only its first characters).
+      const page = await c.get(`${L}/${sp.id}`);
+      assert.ok(!page.text.includes(secret));
+      assert.match(page.text, new RegExp(`${secret.slice(0, 3)}[^<]*…`));
+
+      const added = await act(
+        `${L}/${sp.id}`,
+        `${L}/${sp.id}/credentials`,
+        { description: 'rollover', expiry: '1y' },
+        200,
+      );
+      const second = /id="client-secret-value">([^<]+)</.exec(added.text)![1]!;
+      assert.notEqual(second, secret);
+      const creds = await s.services.directory.listCredentials(caller(), sp.id);
+      assert.equal(creds.length, 2);
+      const first = creds.find((x) => x.displayName === 'console')!;
+      await act(`${L}/${sp.id}`, `${L}/${sp.id}/credentials/${first.keyId}/delete`);
+      assert.equal((await signIn(secret)).status, 401, 'the removed secret no longer signs in');
+      assert.equal((await signIn(second)).status, 200);
+
+      await act(`${L}/${sp.id}`, `${L}/${sp.id}/disable`);
+      assert.equal((await s.services.directory.show(caller(), sp.id)).accountEnabled, false);
+      assert.notEqual((await signIn(second)).status, 200, 'a disabled application cannot sign in');
+      await act(`${L}/${sp.id}`, `${L}/${sp.id}/enable`);
+      assert.equal((await signIn(second)).status, 200);
+
+      // Delete needs the confirmation; then it is gone.
+      await act(`${L}/${sp.id}`, `${L}/${sp.id}/delete`, {}, 400);
+      await act(`${L}/${sp.id}`, `${L}/${sp.id}/delete`, { confirm: 'yes' });
+      assert.equal((await c.get(`${L}/${sp.id}`)).status, 404);
+      const audit = await s.services.audit.list({ tenantId: s.info.tenantId, target: sp.id });
+      assert.deepEqual(audit.map((e) => e.operation).reverse(), [
+        'ServicePrincipalCreate',
+        'ServicePrincipalCredentialReset',
+        'ServicePrincipalCredentialDelete',
+        'ServicePrincipalDisable',
+        'ServicePrincipalEnable',
+        'ServicePrincipalDelete',
+      ]);
+    });
+
+    test('users: create (generated password once), sign-in, reset, disable, delete; not oneself', async () => {
+      const L = '/console/users';
+      const created = await act(L, L, { userName: 'gina@console.example', displayName: 'Gina' }, 200);
+      const password = /id="user-password-value">([^<]+)</.exec(created.text)![1]!;
+      const gina = await s.services.directory.users.show(caller(), 'gina@console.example');
+      const signIn = (pw: string) =>
+        s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+          form: {
+            grant_type: 'password',
+            client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+            username: 'gina@console.example',
+            password: pw,
+            scope: `${s.info.managementResource}/.default`,
+          },
+        });
+      assert.equal((await signIn(password)).status, 200);
+      assert.ok(!(await c.get(`${L}/${gina.id}`)).text.includes(password), 'shown once');
+
+      const reset = await act(`${L}/${gina.id}`, `${L}/${gina.id}/reset-password`, {}, 200);
+      const next = /id="user-password-value">([^<]+)</.exec(reset.text)![1]!;
+      assert.notEqual((await signIn(password)).status, 200);
+      assert.equal((await signIn(next)).status, 200);
+
+      await act(`${L}/${gina.id}`, `${L}/${gina.id}/disable`);
+      assert.equal((await s.services.directory.users.show(caller(), gina.id)).accountEnabled, false);
+      assert.notEqual((await signIn(next)).status, 200);
+      await act(`${L}/${gina.id}`, `${L}/${gina.id}/enable`);
+      assert.equal((await signIn(next)).status, 200);
+
+      // A password given in the form is used and not shown.
+      const given = await act(L, L, {
+        userName: 'hugo@console.example',
+        displayName: 'Hugo',
+        password: 'a-chosen-password-123',
+      });
+      assert.match(String(given.headers.location), /\/console\/users\//);
+
+      // One's own page offers no disable or delete (the service refuses both: test/users.test.ts).
+      const mine = await c.get(`${L}/${adminId}`);
+      assert.equal(mine.status, 200);
+      assert.ok(!c.csrf(mine.text, `${L}/${adminId}/delete`), 'no delete form on one’s own page');
+      assert.ok(
+        !c.csrf(mine.text, `${L}/${adminId}/disable`),
+        'no disable form either (the API refuses both)',
+      );
+
+      await act(`${L}/${gina.id}`, `${L}/${gina.id}/delete`, { confirm: 'yes' });
+      assert.equal((await c.get(`${L}/${gina.id}`)).status, 404);
     });
 
     test('audit log: filter by caller, operation, target and time; page through', async () => {

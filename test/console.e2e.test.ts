@@ -338,6 +338,28 @@ describe('web console in headless Chromium', {
     assert.equal(await page.locator('#provisioning-keys :text("ci-pipeline")').count(), 1);
   });
 
+  test('app registrations: the client secret is shown once, with the ids a client needs', async () => {
+    await page.goto(url('/console/app-registrations'));
+    // The managed identities of earlier tests are listed, so the form starts folded.
+    await page.click('summary:text("Register an application")');
+    await page.fill('#sp-name', 'release-pipeline');
+    await page.selectOption('#sp-secret', '90d');
+    await page.click('button:text("Register")');
+    await page.waitForSelector('#client-secret-value');
+    const secret = (await page.textContent('#client-secret-value'))!.trim();
+    assert.ok(secret.length >= 32, 'a client secret');
+    assert.equal(await page.locator('button[data-copy="client-secret-value"]').isVisible(), true);
+    assert.match(await page.content(), /Application \(client\) ID/);
+    await checkPage(page);
+    await shot(page, 'desktop-app-registration-created');
+    await page.goto(url('/console/app-registrations'));
+    assert.ok(!(await page.content()).includes(secret), 'never shown again');
+    await page.click('#app-registrations a:text("release-pipeline")');
+    await page.waitForSelector('#credentials');
+    assert.equal(await page.locator('#credentials tbody tr').count(), 1);
+    await checkPage(page);
+  });
+
   test('audit log: filters and the chain verification', async () => {
     await page.goto(url('/console/audit'));
     await page.fill('#f-operation', 'SecretGet');

@@ -35,6 +35,11 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
       'Microsoft.Authorization/*/write',
       'Microsoft.Authorization/*/delete',
       'Microsoft.Latchkey/provisioningKeys/*',
+      // Setting another principal's password or credentials would let a Contributor sign in as an
+      // Owner: as good as writing role assignments.
+      'Microsoft.Directory/users/write',
+      'Microsoft.Directory/users/delete',
+      'Microsoft.Directory/servicePrincipals/credentials/write',
     ],
     dataActions: [],
     notDataActions: [],

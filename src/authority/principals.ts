@@ -264,6 +264,18 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
       await insert(p, await hashPassword(input.password), q);
       return p;
     },
+    /** Replaces a user's password (12–256 characters). */
+    async setPassword(tenantId: string, id: string, password: string, q: Queryable = db): Promise<void> {
+      if (password.length < 12 || password.length > 256) {
+        throw new LatchkeyError('BadParameter', 'A password must be 12–256 characters.');
+      }
+      const r = await q.run(
+        "UPDATE principals SET password_hash = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4 AND kind = 'user'",
+        [await hashPassword(password), clock.now(), id.toLowerCase(), tenantId],
+      );
+      if (r.changes === 0) throw new LatchkeyError('PrincipalNotFound', 'User not found.');
+      bus.publish('principal', id.toLowerCase());
+    },
     async setEnabled(tenantId: string, id: string, enabled: boolean, q: Queryable = db): Promise<Principal> {
       const r = await q.run(
         'UPDATE principals SET enabled = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4',

@@ -1,13 +1,23 @@
 import { consoleAssets } from './assets.js';
 import { html, type Renderable, type SafeHtml } from './html.js';
 
-export type NavKey = 'overview' | 'identities' | 'apps' | 'vaults' | 'provisioning' | 'audit';
+export type NavKey =
+  | 'overview'
+  | 'identities'
+  | 'apps'
+  | 'vaults'
+  | 'users'
+  | 'registrations'
+  | 'provisioning'
+  | 'audit';
 
 const NAV: readonly { key: NavKey; href: string; label: string }[] = [
   { key: 'overview', href: '/console/', label: 'Overview' },
   { key: 'identities', href: '/console/identities', label: 'Managed identities' },
   { key: 'apps', href: '/console/apps', label: 'Apps' },
   { key: 'vaults', href: '/console/vaults', label: 'Key vaults' },
+  { key: 'users', href: '/console/users', label: 'Users' },
+  { key: 'registrations', href: '/console/app-registrations', label: 'App registrations' },
   { key: 'provisioning', href: '/console/provisioning-keys', label: 'Provisioning keys' },
   { key: 'audit', href: '/console/audit', label: 'Audit log' },
 ];

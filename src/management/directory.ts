@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
@@ -14,7 +15,9 @@ export const DIRECTORY_ACTIONS = {
   write: 'Microsoft.Directory/servicePrincipals/write',
   delete: 'Microsoft.Directory/servicePrincipals/delete',
   credentials: 'Microsoft.Directory/servicePrincipals/credentials/write',
+  usersRead: 'Microsoft.Directory/users/read',
   users: 'Microsoft.Directory/users/write',
+  usersDelete: 'Microsoft.Directory/users/delete',
   rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
 } as const;
 
@@ -41,6 +44,25 @@ export const spView = (p: Principal): ServicePrincipalView => ({
   alternativeNames: p.resourceId ? [p.resourceId] : [],
   createdDateTime: new Date(p.createdAt).toISOString(),
 });
+
+export interface UserView {
+  id: string;
+  userPrincipalName: string;
+  displayName: string;
+  accountEnabled: boolean;
+  createdDateTime: string;
+}
+
+export const userView = (p: Principal): UserView => ({
+  id: p.id,
+  userPrincipalName: p.userName ?? '',
+  displayName: p.displayName,
+  accountEnabled: p.enabled,
+  createdDateTime: new Date(p.createdAt).toISOString(),
+});
+
+/** A password for a new user or a reset: 24 characters from 192 random bits (shown once). */
+const generatePassword = () => randomBytes(18).toString('base64url');
 
 type CredentialInput =
   | { type: 'Password'; displayName?: string; years?: number; days?: number }
@@ -86,7 +108,98 @@ export function createDirectory(deps: {
     return p;
   };
 
+  const findUser = async (caller: Caller, idOrName: string): Promise<Principal> => {
+    const p =
+      (await principals.resolve(caller.tenantId, idOrName)) ??
+      (await principals.byUserName(caller.tenantId, idOrName))?.principal;
+    if (p?.kind !== 'user')
+      throw new LatchkeyError('PrincipalNotFound', `User '${idOrName.slice(0, 64)}' was not found.`);
+    return p;
+  };
+  /** Nobody disables or deletes their own account (a console or CLI session would lock its owner out). */
+  const notSelf = (caller: Caller, p: Principal, what: string) => {
+    if (caller.oid === p.id)
+      throw new LatchkeyError(
+        'BadRequest',
+        `You cannot ${what} your own account; ask another administrator.`,
+      );
+  };
+
+  const users = {
+    async list(caller: Caller): Promise<UserView[]> {
+      await access.require(caller, DIRECTORY_ACTIONS.usersRead, '/');
+      return (await principals.list(caller.tenantId, 'user')).map(userView);
+    },
+    async show(caller: Caller, idOrName: string): Promise<UserView> {
+      await access.require(caller, DIRECTORY_ACTIONS.usersRead, '/');
+      return userView(await findUser(caller, idOrName));
+    },
+    /** Creates a user; without a password one is generated and returned (shown once). */
+    async create(
+      caller: Caller,
+      meta: RequestMeta,
+      input: { userName: string; displayName: string; password?: string },
+    ): Promise<{ user: UserView; password?: string }> {
+      await access.require(caller, DIRECTORY_ACTIONS.users, '/');
+      const password = input.password ?? generatePassword();
+      return db.transaction(async (tx) => {
+        const p = await principals.createUser(
+          caller.tenantId,
+          { userName: input.userName, displayName: input.displayName, password },
+          tx,
+        );
+        await audit.append(tx, record(caller, meta, 'UserCreate', p.id));
+        return { user: userView(p), ...(input.password === undefined ? { password } : {}) };
+      });
+    },
+    async setEnabled(
+      caller: Caller,
+      meta: RequestMeta,
+      idOrName: string,
+      enabled: boolean,
+    ): Promise<UserView> {
+      await access.require(caller, DIRECTORY_ACTIONS.users, '/');
+      const u = await findUser(caller, idOrName);
+      if (!enabled) notSelf(caller, u, 'disable');
+      return db.transaction(async (tx) => {
+        const p = await principals.setEnabled(caller.tenantId, u.id, enabled, tx);
+        await audit.append(tx, record(caller, meta, enabled ? 'UserEnable' : 'UserDisable', u.id));
+        return userView(p);
+      });
+    },
+    /**
+     * Sets a new password (generated and returned when none is given) and ends the user's console
+     * sessions. Access tokens already issued stay valid until they expire, as in Entra ID.
+     */
+    async resetPassword(
+      caller: Caller,
+      meta: RequestMeta,
+      idOrName: string,
+      password?: string,
+    ): Promise<{ password?: string }> {
+      await access.require(caller, DIRECTORY_ACTIONS.users, '/');
+      const u = await findUser(caller, idOrName);
+      const next = password ?? generatePassword();
+      await db.transaction(async (tx) => {
+        await principals.setPassword(caller.tenantId, u.id, next, tx);
+        await tx.run('DELETE FROM console_sessions WHERE principal_id = $1', [u.id]);
+        await audit.append(tx, record(caller, meta, 'UserPasswordReset', u.id));
+      });
+      return password === undefined ? { password: next } : {};
+    },
+    async delete(caller: Caller, meta: RequestMeta, idOrName: string): Promise<void> {
+      await access.require(caller, DIRECTORY_ACTIONS.usersDelete, '/');
+      const u = await findUser(caller, idOrName);
+      notSelf(caller, u, 'delete');
+      await db.transaction(async (tx) => {
+        await principals.delete(caller.tenantId, u.id, tx);
+        await audit.append(tx, record(caller, meta, 'UserDelete', u.id));
+      });
+    },
+  };
+
   return {
+    users,
     async list(caller: Caller): Promise<ServicePrincipalView[]> {
       await access.require(caller, DIRECTORY_ACTIONS.read, '/');
       const all = await principals.list(caller.tenantId);

@@ -24,6 +24,96 @@ const years = (v: string) => {
   return n;
 };
 
+const bool = (flag: string) => (v: string) => {
+  if (v !== 'true' && v !== 'false') throw new CliError(`${flag} must be true or false`, 2);
+  return v === 'true';
+};
+
+/** `latchkey ad user ...`: people who sign in with a password (az ad user). */
+function userCommands(ad: Command): void {
+  const user = ad.command('user').description('Users');
+  const path = (id: string) => `/api/directory/users/${encodeURIComponent(id)}`;
+  const shownOnce = () => process.stderr.write('The password is shown only once: hand it over safely.\n');
+
+  user
+    .command('create')
+    .description('Create a user; without --password one is generated and printed once')
+    .requiredOption('--display-name <name>', 'display name')
+    .requiredOption('--user-principal-name <name>', 'the sign-in name (e.g. alice@contoso.example)')
+    .option('--password <password>', '12–256 characters (default: a generated one)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const r = await api<{ user: Record<string, unknown>; password?: string }>(
+        c,
+        'POST',
+        '/api/directory/users',
+        {
+          userPrincipalName: o.userPrincipalName,
+          displayName: o.displayName,
+          ...(o.password !== undefined ? { password: o.password } : {}),
+        },
+      );
+      print(c, { ...r.user, ...(r.password ? { password: r.password } : {}) });
+      if (r.password) shownOnce();
+    });
+
+  user
+    .command('list')
+    .description('List users')
+    .action(async (_o, cmd: Command) => {
+      const c = ctx(cmd);
+      print(c, (await api<{ value: unknown[] }>(c, 'GET', '/api/directory/users')).value);
+    });
+
+  user
+    .command('show')
+    .description('Show a user')
+    .requiredOption('--id <id>', 'object id or user principal name')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      print(c, await api(c, 'GET', path(o.id)));
+    });
+
+  user
+    .command('update')
+    .description('Enable or disable a user, or set a password (a new password ends their console sessions)')
+    .requiredOption('--id <id>', 'object id or user principal name')
+    .option(
+      '--account-enabled <bool>',
+      'true or false (disabling stops their tokens at once)',
+      bool('--account-enabled'),
+    )
+    .option('--password <password>', 'a new password (12–256 characters)')
+    .option('--generate-password', 'set a generated password and print it once')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (o.accountEnabled === undefined && o.password === undefined && !o.generatePassword)
+        throw new CliError('give --account-enabled, --password or --generate-password', 2);
+      if (o.password !== undefined && o.generatePassword)
+        throw new CliError('--password and --generate-password exclude each other', 2);
+      let generated: string | undefined;
+      if (o.generatePassword)
+        generated = (await api<{ password?: string }>(c, 'POST', `${path(o.id)}/resetPassword`)).password;
+      const u =
+        o.accountEnabled !== undefined || o.password !== undefined
+          ? await api<Record<string, unknown>>(c, 'PATCH', path(o.id), {
+              ...(o.accountEnabled !== undefined ? { accountEnabled: o.accountEnabled } : {}),
+              ...(o.password !== undefined ? { password: o.password } : {}),
+            })
+          : await api<Record<string, unknown>>(c, 'GET', path(o.id));
+      print(c, { ...u, ...(generated ? { password: generated } : {}) });
+      if (generated) shownOnce();
+    });
+
+  user
+    .command('delete')
+    .description('Delete a user (and their role assignments)')
+    .requiredOption('--id <id>', 'object id or user principal name')
+    .action(async (o, cmd: Command) => {
+      await api(ctx(cmd), 'DELETE', path(o.id));
+    });
+}
+
 /** `latchkey ad sp ...`: service principals and their credentials (az ad sp). */
 export function adCommand(): Command {
   const ad = new Command('ad').description('Directory objects');
@@ -93,6 +183,8 @@ export function adCommand(): Command {
     .action(async (o, cmd: Command) => {
       await api(ctx(cmd), 'DELETE', path(o.id));
     });
+
+  userCommands(ad);
 
   const cred = sp.command('credential').description('Client secrets and certificates of a service principal');
   cred

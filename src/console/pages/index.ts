@@ -1,9 +1,11 @@
 import type { ConsoleRouter } from '../routes.js';
+import { registerAppRegistrationPages } from './app-registrations.js';
 import { registerAppPages } from './apps.js';
 import { registerAuditPages } from './audit.js';
 import { registerIdentityPages } from './identities.js';
 import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
+import { registerUserPages } from './users.js';
 import { registerAccessPages } from './vault-access.js';
 import { registerKeyPages } from './vault-keys.js';
 import { registerSecretPages } from './vault-secrets.js';
@@ -18,6 +20,8 @@ export function registerPages(r: ConsoleRouter): void {
   registerSecretPages(r);
   registerKeyPages(r);
   registerAccessPages(r);
+  registerUserPages(r);
+  registerAppRegistrationPages(r);
   registerProvisioningPages(r);
   registerAuditPages(r);
 }

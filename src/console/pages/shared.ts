@@ -1,7 +1,8 @@
 import { LatchkeyError } from '../../errors/index.js';
-import { select } from '../components.js';
-import type { ConsoleContext } from '../context.js';
-import type { SafeHtml } from '../html.js';
+import { dangerForm, postForm, requireConfirmed, seg, select } from '../components.js';
+import { type ConsoleContext, params, type View } from '../context.js';
+import { html, type SafeHtml } from '../html.js';
+import type { ConsoleRouter } from '../routes.js';
 
 /** The subscription the console works in; a tenant without one cannot hold resources yet. */
 export function subscription(ctx: ConsoleContext): string {
@@ -44,4 +45,67 @@ export async function principalNames(
       );
   }
   return out;
+}
+
+/**
+ * `{path}/:id/enable`, `{path}/:id/disable` and `{path}/:id/delete` (with its
+ * confirmation) for a directory object (a user, a service principal): each
+ * back to the object's page, or after a delete to the list, with a message.
+ */
+export function registerSignInActions<T extends { id: string }>(
+  r: ConsoleRouter,
+  o: {
+    /** The router path of the list, e.g. `/users`. */
+    path: string;
+    name: (x: T) => string;
+    show: (ctx: ConsoleContext, id: string) => Promise<T>;
+    setEnabled: (ctx: ConsoleContext, id: string, enabled: boolean) => Promise<T>;
+    remove: (ctx: ConsoleContext, id: string) => Promise<void>;
+    view: View;
+  },
+): void {
+  const list = `/console${o.path}`;
+  for (const [action, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    r.action(
+      `${o.path}/:id/${action}`,
+      async (ctx) => {
+        const x = await o.setEnabled(ctx, params(ctx).id!, enabled);
+        return {
+          redirect: `${list}/${seg(x.id)}`,
+          flash: { kind: 'success', text: `${o.name(x)} ${enabled ? 'enabled' : 'disabled'}.` },
+        };
+      },
+      o.view,
+    );
+  }
+  r.action(
+    `${o.path}/:id/delete`,
+    async (ctx, form) => {
+      requireConfirmed(form);
+      const x = await o.show(ctx, params(ctx).id!);
+      await o.remove(ctx, x.id);
+      return { redirect: list, flash: { kind: 'success', text: `Deleted ${o.name(x)}.` } };
+    },
+    o.view,
+  );
+}
+
+/** The forms of {@link registerSignInActions}: enable or disable sign-in, and delete with a confirmation. */
+export function signInSections(
+  ctx: ConsoleContext,
+  base: string,
+  o: { enabled: boolean; onDisable: string; onEnable: string; deleteButton: string; deleteText: string },
+): SafeHtml {
+  return html`<h2>${o.enabled ? 'Disable' : 'Enable'}</h2>
+<p>${o.enabled ? o.onDisable : o.onEnable}</p>
+${postForm(
+  ctx,
+  `${base}/${o.enabled ? 'disable' : 'enable'}`,
+  html`<button type="submit"${o.enabled ? html` class="btn-danger"` : ''}>${o.enabled ? 'Disable sign-in' : 'Enable sign-in'}</button>`,
+)}
+<h2>Delete</h2>
+${dangerForm(ctx, `${base}/delete`, { id: 'confirm-delete', button: o.deleteButton, confirmText: o.deleteText })}`;
 }

@@ -19,6 +19,9 @@ import { type ConsoleContext, type PageResult, params, query } from '../context.
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, vaultBase, vaultHeader } from './vault-common.js';
+import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+
+const KEYS = { noun: 'key', collection: 'keys' } as const;
 
 const KEY_TYPES = [
   { value: 'RSA:2048', label: 'RSA 2048' },
@@ -73,7 +76,9 @@ ${select({ id: 'key-type', name: 'type', label: 'Key type and size', options: KE
 <button type="submit" class="btn-primary">Create key</button>`,
 )}
 </details>
-${list}`,
+${list}
+<h2>Deleted keys</h2>
+${await section(() => deletedSection(ctx, vault, call, KEYS, ctx.s.keys))}`,
   };
 }
 
@@ -103,7 +108,8 @@ ${dataTable({
 })}
 <h2>Rotate</h2>
 <p>Rotation creates a new version with the same type and size; the old versions stay usable to decrypt and verify.</p>
-${actionButton(ctx, `${href}/rotate`, 'Rotate now')}`,
+${actionButton(ctx, `${href}/rotate`, 'Rotate now')}
+${deleteSection(ctx, vault, KEYS, name, href)}`,
   };
 }
 
@@ -143,4 +149,12 @@ export function registerKeyPages(r: ConsoleRouter): void {
     },
     keyPage,
   );
+  registerSoftDelete(r, {
+    base,
+    kind: KEYS,
+    param: 'key',
+    service: (ctx) => ctx.s.keys,
+    objectView: keyPage,
+    listView: listPage,
+  });
 }

@@ -5,7 +5,6 @@ import {
   actionButton,
   badge,
   checkbox,
-  dangerForm,
   dataTable,
   dateTime,
   dateTimeValue,
@@ -13,7 +12,6 @@ import {
   isOn,
   mono,
   postForm,
-  requireConfirmed,
   required,
   section,
   seg,
@@ -24,6 +22,9 @@ import { type ConsoleContext, type FormInput, type PageResult, params, query } f
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, vaultBase, vaultHeader } from './vault-common.js';
+import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+
+const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
 
 const cursor = (q: Record<string, string>, name: string) => {
   const v = q[name];
@@ -70,26 +71,7 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
     })}
 <div class="pager">${after ? html`<a href="${b}/secrets">First page</a>` : ''}${page.next ? html`<a href="${b}/secrets?after=${encodeURIComponent(page.next)}">Next page</a>` : ''}</div>`;
   });
-  const deleted = await section(async () => {
-    const page = await ctx.s.secrets.listDeleted(call, { max: VAULT_LIMITS.pageMax });
-    return dataTable({
-      caption: 'Deleted secrets',
-      id: 'deleted-secrets',
-      rows: page.items,
-      empty: 'No deleted secrets.',
-      columns: [
-        { label: 'Name', cell: (s: SecretRecord) => s.name },
-        { label: 'Deleted', cell: (s) => time(s.deletedAt) },
-        { label: 'Purged on', cell: (s) => time(s.scheduledPurgeAt) },
-        {
-          label: 'Actions',
-          cell: (s) =>
-            html`<div class="actions">${actionButton(ctx, `${b}/deleted-secrets/${seg(s.name)}/recover`, 'Recover')}</div>
-${vault.enablePurgeProtection ? '' : dangerForm(ctx, `${b}/deleted-secrets/${seg(s.name)}/purge`, { id: `purge-secret-${s.name}`, button: 'Purge', confirmText: `Purge ${s.name} and all its versions now. This cannot be undone.` })}`,
-        },
-      ],
-    });
-  });
+  const deleted = await section(() => deletedSection(ctx, vault, call, SECRETS, ctx.s.secrets));
   return {
     title: `${vault.name} · Secrets`,
     nav: 'vaults',
@@ -161,13 +143,7 @@ ${dataTable({
 <details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
 </details>
-<h2>Delete</h2>
-${postForm(
-  ctx,
-  `${href}/delete`,
-  html`<p>Deleting a secret removes all its versions; it stays recoverable for ${vault.softDeleteRetentionInDays} days.</p><button type="submit" class="btn-danger">Delete secret</button>`,
-  { confirm: `Delete secret ${name}?` },
-)}`,
+${deleteSection(ctx, vault, SECRETS, name, href)}`,
   };
 }
 
@@ -239,42 +215,12 @@ export function registerSecretPages(r: ConsoleRouter): void {
     },
     (ctx) => secretPage(ctx),
   );
-  r.action(
-    `${base}/secrets/:secret/delete`,
-    async (ctx) => {
-      const { vault, call } = await dataVault(ctx);
-      const rec = await ctx.s.secrets.delete(call, params(ctx).secret!);
-      return {
-        redirect: `${vaultBase(vault)}/secrets`,
-        flash: { kind: 'success', text: `Secret ${rec.name} deleted; it can be recovered below.` },
-      };
-    },
-    (ctx) => secretPage(ctx),
-  );
-  r.action(
-    `${base}/deleted-secrets/:secret/recover`,
-    async (ctx) => {
-      const { vault, call } = await dataVault(ctx);
-      const rec = await ctx.s.secrets.recover(call, params(ctx).secret!);
-      return {
-        redirect: `${vaultBase(vault)}/secrets`,
-        flash: { kind: 'success', text: `Secret ${rec.name} recovered.` },
-      };
-    },
-    listPage,
-  );
-  r.action(
-    `${base}/deleted-secrets/:secret/purge`,
-    async (ctx, form) => {
-      requireConfirmed(form);
-      const { vault, call } = await dataVault(ctx);
-      const name = params(ctx).secret!;
-      await ctx.s.secrets.purge(call, name);
-      return {
-        redirect: `${vaultBase(vault)}/secrets`,
-        flash: { kind: 'success', text: `Secret ${name} purged.` },
-      };
-    },
-    listPage,
-  );
+  registerSoftDelete(r, {
+    base,
+    kind: SECRETS,
+    param: 'secret',
+    service: (ctx) => ctx.s.secrets,
+    objectView: (ctx) => secretPage(ctx),
+    listView: listPage,
+  });
 }

@@ -42,7 +42,20 @@ const createBody = z.object({
     .optional(),
 });
 
-/** Directory API (service principals and their credentials), Graph-like JSON, under /api/directory. */
+const userIdParam = z.object({ id: z.string().min(1).max(255) });
+const password = z.string().min(12).max(256);
+const createUserBody = z.object({
+  userPrincipalName: z.string().min(1).max(255),
+  displayName: z.string().min(1).max(120),
+  password: password.optional(),
+});
+const updateUserBody = z
+  .object({ accountEnabled: z.boolean().optional(), password: password.optional() })
+  .refine((b) => b.accountEnabled !== undefined || b.password !== undefined, {
+    message: 'Give accountEnabled or password.',
+  });
+
+/** Directory API (users, service principals and their credentials), Graph-like JSON, under /api/directory. */
 export async function directoryRoutes(
   app: FastifyInstance,
   opts: { services: Services; authenticate: Authenticate },
@@ -62,6 +75,54 @@ export async function directoryRoutes(
       appId: c.appId,
       displayName: p?.displayName ?? null,
     };
+  });
+
+  // Users: a password is returned only when the server generated it (create or reset without one).
+  app.get('/api/directory/users', async (req) => ({
+    value: await s.directory.users.list(await caller(req)),
+  }));
+
+  app.post('/api/directory/users', async (req, reply) => {
+    const c = await caller(req);
+    const body = parse(createUserBody, req.body);
+    const r = await s.directory.users.create(c, requestMeta(req), {
+      userName: body.userPrincipalName,
+      displayName: body.displayName,
+      ...(body.password !== undefined ? { password: body.password } : {}),
+    });
+    reply.code(201).header('cache-control', 'no-store');
+    return r;
+  });
+
+  app.get('/api/directory/users/:id', async (req) => {
+    const { id } = parse(userIdParam, req.params, 'path');
+    return s.directory.users.show(await caller(req), id);
+  });
+
+  app.patch('/api/directory/users/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(userIdParam, req.params, 'path');
+    const body = parse(updateUserBody, req.body);
+    if (body.password !== undefined)
+      await s.directory.users.resetPassword(c, requestMeta(req), id, body.password);
+    if (body.accountEnabled !== undefined)
+      return s.directory.users.setEnabled(c, requestMeta(req), id, body.accountEnabled);
+    reply.header('cache-control', 'no-store');
+    return s.directory.users.show(c, id);
+  });
+
+  app.post('/api/directory/users/:id/resetPassword', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(userIdParam, req.params, 'path');
+    reply.header('cache-control', 'no-store');
+    return s.directory.users.resetPassword(c, requestMeta(req), id);
+  });
+
+  app.delete('/api/directory/users/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(userIdParam, req.params, 'path');
+    await s.directory.users.delete(c, requestMeta(req), id);
+    return reply.code(204).send();
   });
 
   app.get('/api/directory/servicePrincipals', async (req) => ({

@@ -1,0 +1,131 @@
+import { VAULT_LIMITS, type Vault } from '../../vault/model.js';
+import type { ObjectRecord } from '../../vault/object-store.js';
+import type { ObjectCallContext, Page } from '../../vault/objects.js';
+import { actionButton, dangerForm, dataTable, postForm, requireConfirmed, seg, time } from '../components.js';
+import { type ConsoleContext, params, type View } from '../context.js';
+import { html, type SafeHtml } from '../html.js';
+import type { ConsoleRouter } from '../routes.js';
+import { dataVault, vaultBase } from './vault-common.js';
+
+/**
+ * What the Secrets and Keys pages share: soft delete of an object, and the
+ * deleted objects of a vault with recover and purge (purge hidden, and
+ * refused by the service, when the vault has purge protection). The service
+ * calls are the vault's own (objects.ts), authorized as the data plane is.
+ */
+
+/** The lifecycle calls of secrets and keys (objects.ts `createObjectLifecycle`). */
+export interface SoftDeletable {
+  delete(ctx: ObjectCallContext, name: string): Promise<ObjectRecord>;
+  listDeleted(ctx: ObjectCallContext, opts: { max?: number }): Promise<Page<ObjectRecord>>;
+  recover(ctx: ObjectCallContext, name: string): Promise<ObjectRecord>;
+  purge(ctx: ObjectCallContext, name: string): Promise<void>;
+}
+
+export interface ObjectKindLabels {
+  /** `secret`, `key`: in texts. */
+  noun: 'secret' | 'key';
+  /** `secrets`, `keys`: the URL segment of the objects. */
+  collection: 'secrets' | 'keys';
+}
+
+const title = (noun: string) => `${noun[0]!.toUpperCase()}${noun.slice(1)}`;
+
+/** The Delete section of an object's page. */
+export function deleteSection(
+  ctx: ConsoleContext,
+  vault: Vault,
+  kind: ObjectKindLabels,
+  name: string,
+  href: string,
+): SafeHtml {
+  return html`<h2>Delete</h2>
+${postForm(
+  ctx,
+  `${href}/delete`,
+  html`<p>Deleting a ${kind.noun} removes all its versions; it stays recoverable for ${vault.softDeleteRetentionInDays} days.</p><button type="submit" class="btn-danger">Delete ${kind.noun}</button>`,
+  { confirm: `Delete ${kind.noun} ${name}?` },
+)}`;
+}
+
+/** The table of a vault's deleted objects, with Recover and (without purge protection) Purge. */
+export function deletedSection(
+  ctx: ConsoleContext,
+  vault: Vault,
+  call: ObjectCallContext,
+  kind: ObjectKindLabels,
+  service: SoftDeletable,
+): Promise<SafeHtml> {
+  const b = vaultBase(vault);
+  return service.listDeleted(call, { max: VAULT_LIMITS.pageMax }).then((page) =>
+    dataTable({
+      caption: `Deleted ${kind.collection}`,
+      id: `deleted-${kind.collection}`,
+      rows: page.items,
+      empty: `No deleted ${kind.collection}.`,
+      columns: [
+        { label: 'Name', cell: (o: ObjectRecord) => o.name },
+        { label: 'Deleted', cell: (o) => time(o.deletedAt) },
+        { label: 'Purged on', cell: (o) => time(o.scheduledPurgeAt) },
+        {
+          label: 'Actions',
+          cell: (o) =>
+            html`<div class="actions">${actionButton(ctx, `${b}/deleted-${kind.collection}/${seg(o.name)}/recover`, 'Recover')}</div>
+${vault.enablePurgeProtection ? '' : dangerForm(ctx, `${b}/deleted-${kind.collection}/${seg(o.name)}/purge`, { id: `purge-${kind.noun}-${o.name}`, button: 'Purge', confirmText: `Purge ${o.name} and all its versions now. This cannot be undone.` })}`,
+        },
+      ],
+    }),
+  );
+}
+
+/**
+ * `{base}/{collection}/:{param}/delete`, `{base}/deleted-{collection}/:{param}/recover`
+ * and `…/purge` (with its confirmation), each back to the vault's list of that kind.
+ */
+export function registerSoftDelete(
+  r: ConsoleRouter,
+  o: {
+    base: string;
+    kind: ObjectKindLabels;
+    /** The route parameter of the object's name (`secret`, `key`). */
+    param: string;
+    service: (ctx: ConsoleContext) => SoftDeletable;
+    objectView: View;
+    listView: View;
+  },
+): void {
+  const { collection, noun } = o.kind;
+  const back = async (ctx: ConsoleContext, text: string) => {
+    const { vault } = await dataVault(ctx);
+    return { redirect: `${vaultBase(vault)}/${collection}`, flash: { kind: 'success' as const, text } };
+  };
+  r.action(
+    `${o.base}/${collection}/:${o.param}/delete`,
+    async (ctx) => {
+      const { call } = await dataVault(ctx);
+      const rec = await o.service(ctx).delete(call, params(ctx)[o.param]!);
+      return back(ctx, `${title(noun)} ${rec.name} deleted; it can be recovered below.`);
+    },
+    o.objectView,
+  );
+  r.action(
+    `${o.base}/deleted-${collection}/:${o.param}/recover`,
+    async (ctx) => {
+      const { call } = await dataVault(ctx);
+      const rec = await o.service(ctx).recover(call, params(ctx)[o.param]!);
+      return back(ctx, `${title(noun)} ${rec.name} recovered.`);
+    },
+    o.listView,
+  );
+  r.action(
+    `${o.base}/deleted-${collection}/:${o.param}/purge`,
+    async (ctx, form) => {
+      requireConfirmed(form);
+      const { call } = await dataVault(ctx);
+      const name = params(ctx)[o.param]!;
+      await o.service(ctx).purge(call, name);
+      return back(ctx, `${title(noun)} ${name} purged.`);
+    },
+    o.listView,
+  );
+}
