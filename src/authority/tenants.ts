@@ -27,13 +27,30 @@ const fromRow = (r: TenantRow): Tenant => ({
 export const DOMAIN_RE =
   /^(?=.{3,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
+/** The authority path segment that names the default tenant (see `find`). */
+export const ADFS_ALIAS = 'adfs';
+/** Authority path segments that never name a tenant by domain. */
+const RESERVED_SEGMENTS = new Set([ADFS_ALIAS, 'common', 'organizations', 'consumers', 'oidc']);
+
 export function createTenants(deps: { db: Database; clock: Clock }) {
   const { db, clock } = deps;
   return {
-    /** Finds a tenant by GUID or domain name (case-insensitive). */
+    /** The installation's default tenant (the one bootstrap created), else the oldest. */
+    async default(q: Queryable = db): Promise<Tenant | undefined> {
+      const row = await q.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
+      if (row) return this.find(row.value, q);
+      const first = await q.get<TenantRow>('SELECT * FROM tenants ORDER BY created_at, id LIMIT 1');
+      return first && fromRow(first);
+    },
+    /**
+     * Finds a tenant by GUID or domain name (case-insensitive). `adfs` names the default tenant:
+     * an authority URL ending in `/adfs` is the one form MSAL Python (and so the Azure CLI)
+     * accepts from a host other than Microsoft's without asking login.microsoftonline.com first.
+     */
     async find(idOrDomain: string, q: Queryable = db): Promise<Tenant | undefined> {
       if (idOrDomain.length > 253) return undefined;
       const key = idOrDomain.toLowerCase();
+      if (key === ADFS_ALIAS) return this.default(q);
       const row = isGuid(key)
         ? await q.get<TenantRow>('SELECT * FROM tenants WHERE id = $1', [key])
         : await q.get<TenantRow>('SELECT * FROM tenants WHERE domain = $1', [key]);
@@ -54,6 +71,9 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
           'BadParameter',
           'The tenant domain must be a DNS name such as contoso.example.',
         );
+      }
+      if (domain !== null && RESERVED_SEGMENTS.has(domain)) {
+        throw new LatchkeyError('BadParameter', `The tenant domain '${domain}' is reserved.`);
       }
       if (domain && (await q.get('SELECT id FROM tenants WHERE domain = $1', [domain]))) {
         throw new LatchkeyError('Conflict', `A tenant with the domain ${domain} already exists.`);

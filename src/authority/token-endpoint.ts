@@ -24,6 +24,8 @@ export interface TokenResponse {
   scope?: string;
   refresh_token?: string;
   id_token?: string;
+  /** base64url JSON `{uid, utid}` when the request had `client_info=1` (MSAL's account key). */
+  client_info?: string;
 }
 
 export interface TokenRequestContext {
@@ -144,6 +146,35 @@ export function createTokenEndpoint(deps: {
     access_token: t.accessToken,
     ...extra,
   });
+
+  /**
+   * What a user's sign-in adds beyond the access token, as Entra does: an ID token when `openid`
+   * was asked for, and `client_info` when the client sent `client_info=1` (MSAL keys its account
+   * cache by it; MSAL Python and so the Azure CLI take the user name from the ID token).
+   */
+  const userSignInExtras = async (
+    ctx: TokenRequestContext,
+    scope: string,
+    principal: Principal,
+    clientId: string,
+    sign: { nonce: string | null; authTime: number | null },
+  ): Promise<Partial<TokenResponse>> => {
+    const extra: Partial<TokenResponse> = {};
+    if (scope.split(/\s+/).includes('openid')) {
+      extra.id_token = await issuer.issueIdToken({
+        issuerBase: ctx.issuerBase,
+        principal,
+        clientId,
+        ...sign,
+      });
+    }
+    if (ctx.form.client_info === '1') {
+      extra.client_info = Buffer.from(
+        JSON.stringify({ uid: principal.id, utid: principal.tenantId }),
+      ).toString('base64url');
+    }
+    return extra;
+  };
 
   const issueRefreshToken = async (
     tenantId: string,
@@ -298,7 +329,13 @@ export function createTokenEndpoint(deps: {
       audience,
       grant: 'password',
     });
-    const extra: Partial<TokenResponse> = { scope: `${audience}/${scp}` };
+    const extra: Partial<TokenResponse> = {
+      scope: `${audience}/${scp}`,
+      ...(await userSignInExtras(ctx, scope, found.principal, clientId, {
+        nonce: null,
+        authTime: clock.now(),
+      })),
+    };
     if (scope.split(/\s+/).includes('offline_access')) {
       extra.refresh_token = (await issueRefreshToken(tenant.id, found.principal.id, clientId, scope)).token;
     }
@@ -349,6 +386,7 @@ export function createTokenEndpoint(deps: {
     });
     return respond(t, {
       scope: `${audience}/${scp}`,
+      ...(await userSignInExtras(ctx, row.scope, principal, clientId, { nonce: null, authTime: null })),
       refresh_token: (await issueRefreshToken(tenant.id, principal.id, clientId, row.scope)).token,
     });
   };
@@ -408,18 +446,14 @@ export function createTokenEndpoint(deps: {
       scp,
     });
     deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'authorization_code' });
-    const asked = g.scope.split(/\s+/);
-    const extra: Partial<TokenResponse> = { scope: `${audience}/${scp}` };
-    if (asked.includes('openid')) {
-      extra.id_token = await issuer.issueIdToken({
-        issuerBase: ctx.issuerBase,
-        principal,
-        clientId,
+    const extra: Partial<TokenResponse> = {
+      scope: `${audience}/${scp}`,
+      ...(await userSignInExtras(ctx, g.scope, principal, clientId, {
         nonce: g.nonce,
         authTime: g.authTime,
-      });
-    }
-    if (asked.includes('offline_access')) {
+      })),
+    };
+    if (g.scope.split(/\s+/).includes('offline_access')) {
       const rt = await issueRefreshToken(tenant.id, principal.id, clientId, g.scope);
       await deps.codes.linkRefreshToken(r.id, rt.id);
       extra.refresh_token = rt.token;

@@ -54,8 +54,8 @@ export interface IdTokenClaims {
   name: string;
   preferred_username?: string;
   nonce?: string;
-  /** When the user authenticated (epoch seconds). */
-  auth_time: number;
+  /** When the user authenticated (epoch seconds); absent on a token refreshed without sign-in. */
+  auth_time?: number;
   ver: '2.0';
 }
 const ID_TOKEN_SECONDS = 3600;
@@ -111,7 +111,8 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       principal: Principal;
       clientId: string;
       nonce: string | null;
-      authTime: number;
+      /** When the user signed in (ms); null when not known (a refresh). */
+      authTime: number | null;
     }): Promise<string> {
       const { principal } = input;
       const now = seconds(clock.now());
@@ -125,9 +126,9 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
         oid: principal.id,
         tid: principal.tenantId,
         name: principal.displayName,
-        auth_time: seconds(input.authTime),
         ver: '2.0',
       };
+      if (input.authTime !== null) claims.auth_time = seconds(input.authTime);
       if (principal.userName) claims.preferred_username = principal.userName;
       if (input.nonce !== null) claims.nonce = input.nonce;
       const key = await keys.active();

@@ -59,11 +59,6 @@ export function createConsoleLogin(deps: {
   const send = (reply: FastifyReply, status: number, page: SafeHtml) =>
     reply.code(status).type('text/html; charset=utf-8').send(page.value);
 
-  const defaultTenant = async (): Promise<string | undefined> => {
-    const row = await s.db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
-    return row?.value ?? (await s.tenants.list())[0]?.id;
-  };
-
   const audit = (ctx: { tenantId: string; oid: string }, req: FastifyRequest, operation: string) =>
     s.audit.record({
       tenantId: ctx.tenantId,
@@ -89,9 +84,7 @@ export function createConsoleLogin(deps: {
       const q = req.query as Record<string, unknown>;
       const wanted =
         typeof q.tenant === 'string' && /^[A-Za-z0-9.-]{1,253}$/.test(q.tenant) ? q.tenant : undefined;
-      const tenant = wanted
-        ? await s.tenants.find(wanted)
-        : await s.tenants.find((await defaultTenant()) ?? '');
+      const tenant = wanted ? await s.tenants.find(wanted) : await s.tenants.default();
       if (!tenant) return send(reply, 404, messagePage('Sign in', 'That tenant does not exist.', 'error'));
       const base = issuerBaseOf(req, s.issuerBases());
       const verifier = randomBytes(32).toString('base64url');

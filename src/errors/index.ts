@@ -10,6 +10,10 @@ export const ERROR_STATUS = {
   // Generic / management / vault (Azure-shaped: {error:{code,message}})
   BadParameter: 400,
   BadRequest: 400,
+  InvalidFilterInQueryString: 400,
+  // Microsoft Graph (the directory read API for the Azure CLI)
+  Request_ResourceNotFound: 404,
+  Request_UnsupportedQuery: 400,
   InvalidApiVersion: 400,
   Unauthorized: 401,
   Forbidden: 403,

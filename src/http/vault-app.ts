@@ -52,10 +52,7 @@ export async function createVaultApp(
   let defaultTenant: string | undefined;
   const fallbackTenant = async (): Promise<string> => {
     if (defaultTenant) return defaultTenant;
-    const row = await services.db.get<{ value: string }>(
-      "SELECT value FROM meta WHERE key = 'default_tenant'",
-    );
-    const t = row?.value ?? (await services.tenants.list())[0]?.id;
+    const t = (await services.tenants.default())?.id;
     if (t) defaultTenant = t;
     return t ?? 'organizations';
   };

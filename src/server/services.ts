@@ -120,6 +120,10 @@ export async function createServices(
     if (lower === vaultResource) return vaultResource;
     if (lower === config.managementResource.replace(/\/+$/, '').toLowerCase())
       return config.managementResource;
+    // The directory (Microsoft Graph) API is served at the authority's own base URL, and Graph's
+    // resource is its base URL: a token for it names the base the client asked for.
+    const base = issuerBases().find((b) => b.toLowerCase() === lower);
+    if (base) return base;
     const app =
       (await principals.byIdentifierUri(tenantId, r)) ??
       (lower.startsWith('api://') ? await principals.byAppId(tenantId, lower.slice(6)) : undefined) ??

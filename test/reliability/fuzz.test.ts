@@ -120,7 +120,7 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
     raId: '',
     keyVersion: '',
   };
-  const tokens = { admin: '', vaultAdmin: '', keys: '', provisioningKey: '' };
+  const tokens = { admin: '', vaultAdmin: '', graph: '', keys: '', provisioningKey: '' };
   const totals = { cases: 0, statuses: new Map<number, number>() };
 
   /** A digest of every table except the audit log (reads and refusals are audited by design). */
@@ -155,6 +155,7 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
     ids.tenant = s.info.tenantId;
     tokens.admin = await s.adminToken();
     tokens.vaultAdmin = await s.adminToken(s.info.vaultResource);
+    tokens.graph = await s.adminToken(s.info.authority);
     const v = await putVault(s, 'fuzzkeys');
     await putVault(s, 'fuzzmgmt');
     const sp = await vaultPrincipal(s, 'fuzz-keys');
@@ -263,17 +264,19 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
   const authHeader = (kind: string): Record<string, string> =>
     kind === 'admin'
       ? { authorization: `Bearer ${tokens.admin}` }
-      : kind === 'vaultAdmin'
-        ? { authorization: `Bearer ${tokens.vaultAdmin}` }
-        : kind === 'keys'
-          ? { authorization: `Bearer ${tokens.keys}` }
-          : kind === 'pk'
-            ? { authorization: `ProvisioningKey ${tokens.provisioningKey}` }
-            : kind === 'garbage'
-              ? { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJvaWQiOiJ4In0.' }
-              : kind === 'basic'
-                ? { authorization: 'Basic YTpi' }
-                : {};
+      : kind === 'graph'
+        ? { authorization: `Bearer ${tokens.graph}` }
+        : kind === 'vaultAdmin'
+          ? { authorization: `Bearer ${tokens.vaultAdmin}` }
+          : kind === 'keys'
+            ? { authorization: `Bearer ${tokens.keys}` }
+            : kind === 'pk'
+              ? { authorization: `ProvisioningKey ${tokens.provisioningKey}` }
+              : kind === 'garbage'
+                ? { authorization: 'Bearer eyJhbGciOiJub25lIn0.eyJvaWQiOiJ4In0.' }
+                : kind === 'basic'
+                  ? { authorization: 'Basic YTpi' }
+                  : {};
 
   test('authority: token endpoint, discovery, JWKS, instance discovery', async (t) => {
     const tenant = pick([ids.tenant, 'latchkey.localhost', 'common', 'organizations'], seg, fc.uuid());
@@ -606,6 +609,16 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
       [['POST'], '/api/provisioning/keys/{pk}/rotate', [{ graceSeconds: 60, expiresInSeconds: 3600 }]],
       [['POST'], '/api/provisioning/keys/{pk}/revoke', []],
       [['GET'], '/subscriptions', []],
+      [['GET'], '/tenants', []],
+      [['GET'], '/metadata/endpoints', []],
+      [['GET'], '/subscriptions/{sub}/resources', []],
+      [['GET'], '/subscriptions/{sub}/resourceGroups/{rg}/resources', []],
+      [['GET'], '/v1.0/me', []],
+      [['GET'], '/v1.0/users', []],
+      [['GET'], '/v1.0/users/{guid}', []],
+      [['GET'], '/v1.0/servicePrincipals', []],
+      [['GET'], '/v1.0/servicePrincipals/{guid}', []],
+      [['POST'], '/v1.0/directoryObjects/getByIds', [{ ids: [ids.spId], types: ['servicePrincipal'] }]],
       [['GET'], '/subscriptions/{sub}', []],
       [['GET'], '/subscriptions/{sub}/resourcegroups', []],
       [['GET', 'PUT'], '/subscriptions/{sub}/resourcegroups/{rg}', [{ location: 'local', tags: { a: 'b' } }]],
@@ -660,8 +673,12 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
           $filter: fc.oneof(
             fc.constant(`principalId eq '${ids.spId}'`),
             fc.constant('atScope()'),
+            fc.constant("resourceType eq 'Microsoft.KeyVault/vaults' and name eq 'fuzzkeys'"),
+            fc.constant(`servicePrincipalNames/any(c:c eq '${ids.spAppId}')`),
+            fc.constant("startswith(displayName,'fuzz') or userPrincipalName eq 'x'"),
             fc.string({ maxLength: 60 }),
           ),
+          $top: fc.oneof(fc.integer({ min: -2, max: 1001 }).map(String), fc.string({ maxLength: 6 })),
           top: fc.oneof(fc.integer({ min: -2, max: 1000 }).map(String), fc.string({ maxLength: 6 })),
           skiptoken: fc.oneof(fc.base64String({ maxLength: 20 }), fc.string({ maxLength: 20 })),
           operation: fc.string({ maxLength: 30 }),
@@ -697,6 +714,7 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
         query,
         fc.oneof(
           { arbitrary: fc.constant('admin'), weight: 12 },
+          { arbitrary: fc.constant('graph'), weight: 2 },
           fc.constantFrom('pk', 'keys', 'none', 'garbage', 'basic'),
         ),
         fc.constantFrom(

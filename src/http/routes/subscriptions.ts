@@ -68,6 +68,28 @@ export async function subscriptionRoutes(
     });
   };
 
+  // The caller's own tenant (a principal belongs to exactly one): `az login` without --tenant
+  // lists tenants first, then the subscriptions of each.
+  app.get('/tenants', async (req) => {
+    const c = await caller(req);
+    const t = await s.tenants.find(c.tenantId);
+    if (!t) return { value: [] };
+    const domain = t.domain ?? `${t.id}.latchkey`;
+    return {
+      value: [
+        {
+          id: `/tenants/${t.id}`,
+          tenantId: t.id,
+          tenantCategory: 'Home',
+          displayName: t.displayName,
+          domains: [domain],
+          defaultDomain: domain,
+          tenantType: 'AAD',
+        },
+      ],
+    };
+  });
+
   app.get('/subscriptions', async (req) => {
     const c = await caller(req);
     return { value: (await visible(c, await s.scopes.listSubscriptions(c.tenantId))).map(subscriptionView) };
