@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, jwtVerify } from 'jose';
-import { CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
+import { CLI_CLIENT_ID, CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
 import { localJwks } from './helpers/authority.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import {
@@ -167,12 +167,23 @@ describe('authorization endpoint: code flow with PKCE', () => {
     assert.match(r.json.error_description, /redirect_uri/);
     const b = pkce();
     const two = await signInForCode(s, b.challenge, admin);
+    // A client that may use the grant (the CLI, a native app) but was not the one signed in for.
     const other = await redeem(s, {
       code: two.code,
       code_verifier: b.verifier,
-      client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+      client_id: CLI_CLIENT_ID,
     });
-    assert.equal(other.json.error, 'unauthorized_client');
+    assert.equal(other.json.error, 'invalid_grant');
+    assert.match(other.json.error_description, /issued to another client/);
+    // A client that may not use the grant at all.
+    const c = pkce();
+    const three = await signInForCode(s, c.challenge, admin);
+    const unknown = await redeem(s, {
+      code: three.code,
+      code_verifier: c.verifier,
+      client_id: '11111111-2222-3333-4444-555555555555',
+    });
+    assert.equal(unknown.json.error, 'unauthorized_client');
   });
 
   test('unknown client or unregistered redirect URI: an error page, never a redirect', async () => {
@@ -334,5 +345,104 @@ describe('authorization endpoint: code flow with PKCE', () => {
     // With everything right it works (and a real Origin of ours is accepted too).
     const ok = await postSignIn(s, url, { ...f.hidden, ...creds }, f.cookie, { origin: s.info.authority });
     assert.equal(ok.status, 303);
+  });
+  test('native apps (RFC 8252): the CLI and registered public clients sign in to a loopback port', async () => {
+    const admin = await s.adminToken();
+    const created = await s.request('POST', '/api/directory/servicePrincipals', {
+      headers: { authorization: `Bearer ${admin}` },
+      json: { displayName: 'desktop-app', publicClient: true },
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.equal(created.json.credential, null, 'a public client gets no secret');
+    assert.equal(created.json.servicePrincipal.publicClient, true);
+    const confidential = await s.request('POST', '/api/directory/servicePrincipals', {
+      headers: { authorization: `Bearer ${admin}` },
+      json: { displayName: 'web-api' },
+    });
+    for (const [clientId, redirect] of [
+      [CLI_CLIENT_ID, 'http://localhost:8400'],
+      [CLI_CLIENT_ID, 'http://127.0.0.1:51234/callback'],
+      [created.json.servicePrincipal.appId, 'http://[::1]:60000/'],
+    ] as const) {
+      const { verifier, challenge } = pkce();
+      const url = authorizeUrl(s, challenge, {
+        client_id: clientId,
+        redirect_uri: redirect,
+        scope: `openid offline_access ${s.info.managementResource}/.default`,
+      });
+      const f = await openSignIn(s, url);
+      assert.equal(f.status, 200, f.text.slice(0, 300));
+      // The page's form may lead to that loopback origin, and to no other.
+      const origin = new URL(redirect).origin;
+      assert.match(
+        String(f.headers['content-security-policy']),
+        new RegExp(`form-action 'self' ${origin.replace(/[[\].]/g, '\\$&')};`),
+      );
+      const r = await postSignIn(
+        s,
+        url,
+        { ...f.hidden, username: s.admin.userName, password: s.admin.password },
+        f.cookie,
+      );
+      assert.equal(r.status, 303, r.text.slice(0, 300));
+      const location = new URL(String(r.headers.location));
+      assert.equal(`${location.origin}${location.pathname}`, new URL(redirect).href);
+      const t = await redeem(s, {
+        client_id: clientId,
+        redirect_uri: redirect,
+        code: location.searchParams.get('code') ?? '',
+        code_verifier: verifier,
+      });
+      assert.equal(t.status, 200, t.text);
+      assert.equal(decodeJwt(t.json.id_token).aud, clientId);
+      assert.ok(t.json.refresh_token);
+    }
+
+    const { challenge } = pkce();
+    // Loopback only, and only for native apps: never a remote host, never the console client.
+    for (const [clientId, redirect, why] of [
+      [CLI_CLIENT_ID, 'https://evil.example/cb', /not registered/],
+      [CLI_CLIENT_ID, 'http://evil.example:8400/', /not registered/],
+      [CLI_CLIENT_ID, 'https://localhost:8400/', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost/', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost:0/', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost:70000/', /not registered/],
+      [CLI_CLIENT_ID, 'http://user@localhost:8400/', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost:8400@evil.example/', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost:8400/?next=x', /not registered/],
+      [CLI_CLIENT_ID, 'http://localhost:8400/#x', /not registered/],
+      [CLI_CLIENT_ID, 'http://127.0.0.2:8400/', /not registered/],
+      [CONSOLE_CLIENT_ID, 'http://localhost:8400', /not registered/],
+      [
+        confidential.json.servicePrincipal.appId,
+        'http://localhost:8400',
+        /not registered for browser sign-in/,
+      ],
+    ] as const) {
+      assertErrorPage(
+        await s.request('GET', authorizeUrl(s, challenge, { client_id: clientId, redirect_uri: redirect })),
+        why,
+      );
+    }
+    // A disabled public client signs nobody in.
+    const off = await s.request(
+      'PATCH',
+      `/api/directory/servicePrincipals/${created.json.servicePrincipal.id}`,
+      {
+        headers: { authorization: `Bearer ${admin}` },
+        json: { accountEnabled: false },
+      },
+    );
+    assert.equal(off.status, 200, off.text);
+    assertErrorPage(
+      await s.request(
+        'GET',
+        authorizeUrl(s, challenge, {
+          client_id: created.json.servicePrincipal.appId,
+          redirect_uri: 'http://localhost:8400',
+        }),
+      ),
+      /not registered for browser sign-in/,
+    );
   });
 });

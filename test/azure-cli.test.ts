@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,7 +33,11 @@ describe('Azure CLI (az) against Latchkey', {
   const dirs: string[] = [];
 
   /** Runs `az` with its own config dir (one per signed-in identity), trusting the dev CA. */
-  const az = (configDir: string, args: string[]): Promise<{ code: number; out: string; err: string }> =>
+  const az = (
+    configDir: string,
+    args: string[],
+    extraEnv: Record<string, string> = {},
+  ): Promise<{ code: number; out: string; err: string }> =>
     new Promise((resolve) => {
       execFile(
         AZ,
@@ -50,6 +54,7 @@ describe('Azure CLI (az) against Latchkey', {
             AZURE_CORE_COLLECT_TELEMETRY: 'no',
             AZURE_CORE_NO_COLOR: 'true',
             AZURE_CORE_SURVEY_MESSAGE: 'false',
+            ...extraEnv,
           },
         },
         (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err }),
@@ -88,6 +93,29 @@ describe('Azure CLI (az) against Latchkey', {
     assert.deepEqual(accounts[0].user, { name: s.admin.userName, type: 'user' });
     const me = await azJson(user, ['ad', 'signed-in-user', 'show']);
     assert.equal(me.userPrincipalName, s.admin.userName);
+  });
+
+  it('interactive az login: the browser signs in on the authority’s form, the code comes back to az’s loopback port', async () => {
+    const dir = configDir();
+    const log = join(dir, 'browser.log');
+    const r = await az(dir, ['login', '-o', 'json'], {
+      // Python runs $BROWSER as one executable (no arguments): the script, by its shebang.
+      BROWSER: join(import.meta.dirname, 'fixtures', 'az-browser.mjs'),
+      LATCHKEY_TEST_USER: s.admin.userName,
+      LATCHKEY_TEST_PASSWORD: s.admin.password,
+      LATCHKEY_TEST_CA: s.info.caCertPath,
+      LATCHKEY_TEST_BROWSER_LOG: log,
+    });
+    const trail = existsSync(log) ? readFileSync(log, 'utf8') : '(no browser log)';
+    assert.equal(r.code, 0, `${r.err}\n${trail}`);
+    const accounts = JSON.parse(r.out);
+    assert.deepEqual(accounts[0].user, { name: s.admin.userName, type: 'user' });
+    assert.equal(accounts[0].id, s.info.subscriptionId);
+    // The sign-in form let the browser go on to az's loopback origin (and nowhere else).
+    assert.match(trail, /POST sign-in 303 csp=.*form-action 'self' http:\/\/localhost:\d+;/);
+    assert.match(trail, /GET loopback 200/);
+    const groups = await azJson(dir, ['group', 'list']);
+    assert.ok(groups.some((g: { name: string }) => g.name === 'default'));
   });
 
   it('vaults: create (with an access policy for the signed-in user), show by name, list, delete, recover', async () => {

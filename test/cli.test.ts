@@ -187,6 +187,15 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assert.equal(typeof sp.password, 'string');
     assert.ok(sp.password.length >= 32);
     assert.match(r.stderr, /shown only once/);
+    // A public client (a native app) has no secret to show.
+    const pub = ok(await admin.run('ad', 'sp', 'create', '--name', 'cli-e2e-native', '--public-client'));
+    assert.equal(pub.json.password, null);
+    assert.doesNotMatch(pub.stderr, /shown only once/);
+    const shown = ok(await admin.run('ad', 'sp', 'show', '--id', pub.json.appId));
+    assert.equal(shown.json.publicClient, true);
+    const both = await admin.run('ad', 'sp', 'create', '--name', 'x', '--public-client', '--years', '1');
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--public-client takes no credential/);
   });
 
   test('login as the service principal with its secret in another config dir, then get tokens', async () => {

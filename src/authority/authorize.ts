@@ -4,7 +4,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { AuthorizationCodes } from './authorization-codes.js';
 import { S256_CHALLENGE_RE } from './authorization-codes.js';
-import { type BrowserClient, browserClient } from './clients.js';
+import { type BrowserClient, browserClientOf, redirectAllowed } from './clients.js';
 import type { Principals } from './principals.js';
 import type { Tenant, Tenants } from './tenants.js';
 import type { AuthThrottle } from './throttle.js';
@@ -85,12 +85,14 @@ export function redirectTo(redirectUri: string, params: Record<string, string | 
 export function createAuthorizeEndpoint(deps: {
   clock: Clock;
   tenants: Pick<Tenants, 'find'>;
-  principals: Pick<Principals, 'byUserName'>;
+  principals: Pick<Principals, 'byUserName' | 'byAppId'>;
   throttle: AuthThrottle;
   codes: Pick<AuthorizationCodes, 'issue'>;
   tokenEndpoint: Pick<TokenEndpoint, 'checkUserScope'>;
 }) {
   const { clock, tenants, principals, throttle, codes, tokenEndpoint } = deps;
+  const signInClient = (tenantId: string, clientId: string) =>
+    browserClientOf(tenantId, clientId, principals);
 
   return {
     /** Validates an authorization request reached at `issuerBase` (`https://host[:port]`). */
@@ -103,7 +105,7 @@ export function createAuthorizeEndpoint(deps: {
       const tenant = tenantSegment.length <= 253 ? await tenants.find(tenantSegment) : undefined;
       if (!tenant) return page(`Tenant '${tenantSegment.slice(0, 64)}' was not found.`, 404);
       const clientId = params.client_id ?? '';
-      const client = clientId.length <= 64 ? browserClient(clientId) : undefined;
+      const client = clientId.length <= 64 ? await signInClient(tenant.id, clientId) : undefined;
       if (!client)
         return page(
           clientId
@@ -111,7 +113,7 @@ export function createAuthorizeEndpoint(deps: {
             : 'The request has no client_id.',
         );
       const redirectUri = params.redirect_uri ?? '';
-      if (!client.redirectUris(issuerBase).includes(redirectUri))
+      if (!redirectAllowed(client, redirectUri, issuerBase))
         return page(
           redirectUri
             ? `The redirect URI of the request is not registered for ${client.displayName} on this host.`

@@ -6,7 +6,7 @@ import { isGuid, newGuid } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
 import { type AuthorizationCodes, CODE_VERIFIER_RE, pkceMatches } from './authorization-codes.js';
 import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
-import { browserClient, CLI_CLIENT_ID } from './clients.js';
+import { browserClientOf, CLI_CLIENT_ID } from './clients.js';
 import type { Credentials } from './credentials.js';
 import type { Principal, Principals } from './principals.js';
 import type { Tenant, Tenants } from './tenants.js';
@@ -402,10 +402,10 @@ export function createTokenEndpoint(deps: {
     const code = field(form, 'code')!;
     const redirectUri = field(form, 'redirect_uri')!;
     const verifier = field(form, 'code_verifier')!;
-    if (!browserClient(clientId)) {
+    if (!(await browserClientOf(tenant.id, clientId, principals))) {
       throw oauth(
         'unauthorized_client',
-        'This client may not use the authorization code grant (only the built-in console can).',
+        'This client may not use the authorization code grant (the console, the CLI and registered public clients can).',
         700016,
       );
     }

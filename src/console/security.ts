@@ -5,10 +5,17 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 export const CONSOLE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/** Headers for every HTML page (and every response under /console). */
-export function setPageHeaders(reply: FastifyReply): void {
+/**
+ * Headers for every HTML page (and every response under /console). `formTarget`: one more
+ * origin the page's form may lead to — browsers apply `form-action` to the redirect after a
+ * submission, and a native app's sign-in ends with a redirect to its loopback address.
+ */
+export function setPageHeaders(reply: FastifyReply, formTarget?: string): void {
+  const csp = formTarget
+    ? CONSOLE_CSP.replace("form-action 'self'", `form-action 'self' ${formTarget}`)
+    : CONSOLE_CSP;
   reply
-    .header('content-security-policy', CONSOLE_CSP)
+    .header('content-security-policy', csp)
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer')
     .header('x-frame-options', 'DENY')

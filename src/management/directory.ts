@@ -30,6 +30,8 @@ export interface ServicePrincipalView {
   appOwnerOrganizationId: string;
   identifierUris: string[];
   alternativeNames: string[];
+  /** A native app: browser sign-in of users to a loopback redirect URI, no client secret. */
+  publicClient: boolean;
   createdDateTime: string;
 }
 
@@ -42,6 +44,7 @@ export const spView = (p: Principal): ServicePrincipalView => ({
   appOwnerOrganizationId: p.tenantId,
   identifierUris: p.identifierUri ? [p.identifierUri] : [],
   alternativeNames: p.resourceId ? [p.resourceId] : [],
+  publicClient: p.publicClient,
   createdDateTime: new Date(p.createdAt).toISOString(),
 });
 
@@ -213,7 +216,13 @@ export function createDirectory(deps: {
     async create(
       caller: Caller,
       meta: RequestMeta,
-      input: { displayName: string; identifierUri?: string | null; credential?: CredentialInput | null },
+      input: {
+        displayName: string;
+        identifierUri?: string | null;
+        /** A native app (no secret): signs users in through the browser to a loopback redirect URI. */
+        publicClient?: boolean;
+        credential?: CredentialInput | null;
+      },
     ): Promise<{
       servicePrincipal: ServicePrincipalView;
       credential: (CredentialInfo & { secretText?: string }) | null;
@@ -222,12 +231,17 @@ export function createDirectory(deps: {
       return db.transaction(async (tx) => {
         const sp = await principals.createServicePrincipal(
           caller.tenantId,
-          { displayName: input.displayName, identifierUri: input.identifierUri ?? null },
+          {
+            displayName: input.displayName,
+            identifierUri: input.identifierUri ?? null,
+            publicClient: input.publicClient ?? false,
+          },
           tx,
         );
         let credential: (CredentialInfo & { secretText?: string }) | null = null;
+        // A public client gets no secret unless one is asked for (it could not keep it).
         const c: CredentialInput | null =
-          input.credential === undefined ? { type: 'Password' } : input.credential;
+          input.credential === undefined ? (input.publicClient ? null : { type: 'Password' }) : input.credential;
         if (c?.type === 'Password') credential = await credentials.addSecret(caller.tenantId, sp.id, c, tx);
         else if (c?.type === 'AsymmetricX509Cert') {
           credential = await credentials.addCertificate(caller.tenantId, sp.id, c.certificate, c, tx);

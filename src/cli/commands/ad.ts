@@ -129,14 +129,23 @@ export function adCommand(): Command {
       'application ID URI (api://...) so others can request tokens for this app',
     )
     .option('--years <n>', 'secret lifetime in years (max 2)', years)
+    .option(
+      '--public-client',
+      'a native app that signs users in through the browser (loopback redirect, PKCE); no secret',
+    )
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
-      const credential = o.cert
-        ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
-        : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
+      if (o.publicClient && (o.cert || o.years))
+        throw new CliError('--public-client takes no credential (--cert, --years)');
+      const credential = o.publicClient
+        ? null
+        : o.cert
+          ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
+          : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
       const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
         displayName: o.name,
         ...(o.identifierUri ? { identifierUri: o.identifierUri } : {}),
+        ...(o.publicClient ? { publicClient: true } : {}),
         credential,
       });
       print(c, {

@@ -121,6 +121,8 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
     if (outcome.kind === 'page') return page(reply, outcome.status, signInErrorPage(outcome.message));
     if (outcome.kind === 'redirect') return reply.redirect(outcome.location, 303);
     const r = outcome.request;
+    // A native app's redirect goes to its own loopback origin (validated: http, loopback, port).
+    if (r.client.loopback) setPageHeaders(reply, new URL(r.redirectUri).origin);
     if (!isPost) return showForm(req, reply, r, p);
 
     const type = String(req.headers['content-type'] ?? '').toLowerCase();

@@ -25,6 +25,7 @@ const credentialBody = z.discriminatedUnion('type', [
 const createBody = z.object({
   displayName: z.string().min(1).max(120),
   identifierUri: z.string().min(1).max(200).optional(),
+  publicClient: z.boolean().optional(),
   credential: z
     .union([
       z.null(),
@@ -135,6 +136,7 @@ export async function directoryRoutes(
     const r = await s.directory.create(c, requestMeta(req), {
       displayName: body.displayName,
       identifierUri: body.identifierUri ?? null,
+      publicClient: body.publicClient ?? false,
       ...(body.credential !== undefined ? { credential: body.credential } : {}),
     });
     reply.code(201).header('cache-control', 'no-store');
