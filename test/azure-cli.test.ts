@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { assignRole, servicePrincipal, type TestPrincipal, vaultArmPath } from './helpers/access.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { completeDeviceSignIn } from './helpers/signin.js';
 
 /** The Azure CLI (Debian's `azure-cli` package; `.ci/run` installs it). */
 const AZ = process.env.LATCHKEY_TEST_AZ ?? '/usr/bin/az';
@@ -32,7 +33,20 @@ describe('Azure CLI (az) against Latchkey', {
   let sp: TestPrincipal;
   const dirs: string[] = [];
 
-  /** Runs `az` with its own config dir (one per signed-in identity), trusting the dev CA. */
+  /** The environment of one `az` run: its own config dir (one per signed-in identity), the dev CA. */
+  const azEnv = (configDir: string, extraEnv: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: configDir,
+    AZURE_CONFIG_DIR: configDir,
+    ARM_CLOUD_METADATA_URL: `${s.info.authority}/metadata/endpoints?api-version=2022-09-01`,
+    REQUESTS_CA_BUNDLE: s.info.caCertPath,
+    SSL_CERT_FILE: s.info.caCertPath,
+    AZURE_CORE_COLLECT_TELEMETRY: 'no',
+    AZURE_CORE_NO_COLOR: 'true',
+    AZURE_CORE_SURVEY_MESSAGE: 'false',
+    ...extraEnv,
+  });
+  /** Runs `az` and collects its output. */
   const az = (
     configDir: string,
     args: string[],
@@ -42,21 +56,7 @@ describe('Azure CLI (az) against Latchkey', {
       execFile(
         AZ,
         [...args, '--only-show-errors'],
-        {
-          timeout: 90_000,
-          env: {
-            PATH: process.env.PATH ?? '/usr/bin:/bin',
-            HOME: configDir,
-            AZURE_CONFIG_DIR: configDir,
-            ARM_CLOUD_METADATA_URL: `${s.info.authority}/metadata/endpoints?api-version=2022-09-01`,
-            REQUESTS_CA_BUNDLE: s.info.caCertPath,
-            SSL_CERT_FILE: s.info.caCertPath,
-            AZURE_CORE_COLLECT_TELEMETRY: 'no',
-            AZURE_CORE_NO_COLOR: 'true',
-            AZURE_CORE_SURVEY_MESSAGE: 'false',
-            ...extraEnv,
-          },
-        },
+        { timeout: 90_000, env: azEnv(configDir, extraEnv) },
         (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err }),
       );
     });
@@ -116,6 +116,34 @@ describe('Azure CLI (az) against Latchkey', {
     assert.match(trail, /GET loopback 200/);
     const groups = await azJson(dir, ['group', 'list']);
     assert.ok(groups.some((g: { name: string }) => g.name === 'default'));
+  });
+
+  it('az login --use-device-code: az shows the code, a person enters it on the verification page', async () => {
+    const dir = configDir();
+    const child = spawn(AZ, ['login', '--use-device-code', '-o', 'json'], { env: azEnv(dir) });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? 1)));
+    const prompt = await new Promise<RegExpExecArray>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no device code prompt: ${err}`)), 60_000);
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /open the page (\S+) and enter the code ([A-Z]{4}-[A-Z]{4})/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      });
+    });
+    assert.equal(prompt[1], `${s.info.authority}/devicelogin`);
+    const page = await completeDeviceSignIn(s, prompt[1]!, prompt[2]!, s.admin);
+    assert.match(page.text, /You have signed in to Azure CLI/);
+    assert.equal(await exited, 0, err);
+    const accounts = JSON.parse(out);
+    assert.deepEqual(accounts[0].user, { name: s.admin.userName, type: 'user' });
   });
 
   it('vaults: create (with an access policy for the signed-in user), show by name, list, delete, recover', async () => {

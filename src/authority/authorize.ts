@@ -5,7 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import type { AuthorizationCodes } from './authorization-codes.js';
 import { S256_CHALLENGE_RE } from './authorization-codes.js';
 import { type BrowserClient, browserClientOf, redirectAllowed } from './clients.js';
-import type { Principals } from './principals.js';
+import type { Principal, Principals } from './principals.js';
 import type { Tenant, Tenants } from './tenants.js';
 import type { AuthThrottle } from './throttle.js';
 import type { TokenEndpoint } from './token-endpoint.js';
@@ -93,6 +93,51 @@ export function createAuthorizeEndpoint(deps: {
   const { clock, tenants, principals, throttle, codes, tokenEndpoint } = deps;
   const signInClient = (tenantId: string, clientId: string) =>
     browserClientOf(tenantId, clientId, principals);
+  /** The throttle's refusal as a form answer (429 with Retry-After), or undefined to go on. */
+  const checkThrottle = (keys: string[]): Extract<SignInOutcome, { kind: 'form' }> | undefined => {
+    try {
+      throttle.check(keys);
+      return undefined;
+    } catch (e) {
+      if (e instanceof LatchkeyError && e.status === 429)
+        return {
+          kind: 'form',
+          status: 429,
+          message: 'Too many failed sign-in attempts. Wait a minute, then try again.',
+          ...(e.headers['Retry-After'] ? { retryAfter: e.headers['Retry-After'] } : {}),
+        };
+      throw e;
+    }
+  };
+
+  /**
+   * Checks a user's name and password on a sign-in form as the password grant does: the same
+   * check, the same failed-attempt throttle (by user and by address) with its Retry-After.
+   */
+  const authenticate = async (
+    tenant: Tenant,
+    input: { userName: string; password: string; clientIp: string },
+  ): Promise<{ kind: 'ok'; principal: Principal } | Extract<SignInOutcome, { kind: 'form' }>> => {
+    const userName = input.userName.trim().toLowerCase();
+    if (!userName || !input.password)
+      return { kind: 'form', status: 400, message: 'Enter your user name and password.' };
+    if (userName.length > 255 || input.password.length > 1024)
+      return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
+    const keys = [`u:${tenant.id}:${userName}`, `ip:${input.clientIp}`];
+    const refused = checkThrottle(keys);
+    if (refused) return refused;
+    const found = await principals.byUserName(tenant.id, userName);
+    const ok = await verifyPassword(input.password, found?.passwordHash ?? null);
+    if (!found || !ok || found.principal.kind !== 'user') {
+      const delay = throttle.fail(keys);
+      if (delay > 0) await sleep(delay);
+      return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
+    }
+    if (!found.principal.enabled)
+      return { kind: 'form', status: 400, message: 'This user account is disabled.' };
+    throttle.succeed(keys[0]!);
+    return { kind: 'ok', principal: found.principal };
+  };
 
   return {
     /** Validates an authorization request reached at `issuerBase` (`https://host[:port]`). */
@@ -181,42 +226,18 @@ export function createAuthorizeEndpoint(deps: {
       };
     },
 
+    authenticate,
+
     /** Authenticates the user for a validated request; on success, issues the code and redirects. */
     async signIn(
       request: ValidAuthorization,
       input: { userName: string; password: string; clientIp: string },
     ): Promise<SignInOutcome> {
-      const userName = input.userName.trim().toLowerCase();
-      if (!userName || !input.password)
-        return { kind: 'form', status: 400, message: 'Enter your user name and password.' };
-      if (userName.length > 255 || input.password.length > 1024)
-        return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
-      const keys = [`u:${request.tenant.id}:${userName}`, `ip:${input.clientIp}`];
-      try {
-        throttle.check(keys);
-      } catch (e) {
-        if (e instanceof LatchkeyError && e.status === 429)
-          return {
-            kind: 'form',
-            status: 429,
-            message: 'Too many failed sign-in attempts. Wait a minute, then try again.',
-            ...(e.headers['Retry-After'] ? { retryAfter: e.headers['Retry-After'] } : {}),
-          };
-        throw e;
-      }
-      const found = await principals.byUserName(request.tenant.id, userName);
-      const ok = await verifyPassword(input.password, found?.passwordHash ?? null);
-      if (!found || !ok || found.principal.kind !== 'user') {
-        const delay = throttle.fail(keys);
-        if (delay > 0) await sleep(delay);
-        return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
-      }
-      if (!found.principal.enabled)
-        return { kind: 'form', status: 400, message: 'This user account is disabled.' };
-      throttle.succeed(keys[0]!);
+      const user = await authenticate(request.tenant, input);
+      if (user.kind === 'form') return user;
       const code = await codes.issue({
         tenantId: request.tenant.id,
-        principalId: found.principal.id,
+        principalId: user.principal.id,
         clientId: request.client.clientId,
         redirectUri: request.redirectUri,
         codeChallenge: request.codeChallenge,

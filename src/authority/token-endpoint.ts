@@ -8,6 +8,7 @@ import { type AuthorizationCodes, CODE_VERIFIER_RE, pkceMatches } from './author
 import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
 import { browserClientOf, CLI_CLIENT_ID } from './clients.js';
 import type { Credentials } from './credentials.js';
+import type { DeviceCodes } from './device-codes.js';
 import type { Principal, Principals } from './principals.js';
 import type { Tenant, Tenants } from './tenants.js';
 import type { AuthThrottle } from './throttle.js';
@@ -26,6 +27,19 @@ export interface TokenResponse {
   id_token?: string;
   /** base64url JSON `{uid, utid}` when the request had `client_info=1` (MSAL's account key). */
   client_info?: string;
+}
+
+/** RFC 8628 §3.4. Entra ID also takes the bare `device_code`. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** RFC 8628 §3.2, with Entra ID's `message` for the user. */
+export interface DeviceAuthorizationResponse {
+  device_code: string;
+  user_code: string;
+  verification_uri: string;
+  expires_in: number;
+  interval: number;
+  message: string;
 }
 
 export interface TokenRequestContext {
@@ -54,6 +68,7 @@ export function createTokenEndpoint(deps: {
   throttle: AuthThrottle;
   hasher: SecretHasher;
   codes: AuthorizationCodes;
+  deviceCodes: DeviceCodes;
   resolveResource: (tenantId: string, resource: string) => Promise<string | undefined>;
   onIssued?: (e: {
     tenantId: string;
@@ -461,7 +476,84 @@ export function createTokenEndpoint(deps: {
     return respond(t, extra);
   };
 
+  /**
+   * RFC 8628 §3.4: the client polls with its device code until the user has signed in on the
+   * verification page. Only public clients start device sign-ins, so the device code (a 32-byte
+   * secret) is the only proof, as in Entra ID.
+   */
+  const deviceCode = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
+    const { form } = ctx;
+    const clientId = field(form, 'client_id')!.toLowerCase();
+    const code = form.device_code ? field(form, 'device_code')! : field(form, 'code')!;
+    const keys = [`ip:${ctx.clientIp}`];
+    throttle.check(keys);
+    const r = await deps.deviceCodes.poll(tenant.id, clientId, code);
+    switch (r.kind) {
+      case 'unknown':
+        throw await failedClient(keys, 'The device code is not valid.', 'invalid_grant', 70000, 400);
+      case 'expired':
+        throw oauth('expired_token', 'The device code has expired: start the sign-in again.', 70020);
+      case 'pending':
+        throw oauth(
+          'authorization_pending',
+          'The user has not signed in yet: poll again after the interval.',
+          70016,
+        );
+      case 'slow_down':
+        throw oauth(
+          'slow_down',
+          'Polling too fast: wait at least the interval between token requests.',
+          70016,
+        );
+      case 'denied':
+        throw oauth('access_denied', 'The user declined the sign-in.', 70000);
+    }
+    const principal = await principals.get(tenant.id, r.principalId);
+    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    const { audience, scp } = await resolveScope(tenant, r.scope, true);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal,
+      clientId,
+      audience,
+      authMethod: '0',
+      scp,
+    });
+    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: DEVICE_CODE_GRANT });
+    const extra: Partial<TokenResponse> = {
+      scope: `${audience}/${scp}`,
+      ...(await userSignInExtras(ctx, r.scope, principal, clientId, { nonce: null, authTime: r.authTime })),
+    };
+    if (r.scope.split(/\s+/).includes('offline_access'))
+      extra.refresh_token = (await issueRefreshToken(tenant.id, principal.id, clientId, r.scope)).token;
+    return respond(t, extra);
+  };
+
   return {
+    /**
+     * RFC 8628 §3.1–3.2: a public client (the CLI, a registered native app) starts a device
+     * sign-in; the user finishes it at `verificationUri` with the user code.
+     */
+    async startDeviceAuthorization(ctx: {
+      tenant: string;
+      form: Record<string, string>;
+      verificationUri: string;
+    }): Promise<DeviceAuthorizationResponse> {
+      const tenant = await findTenant(ctx.tenant);
+      const clientId = field(ctx.form, 'client_id')!.toLowerCase();
+      const scope = field(ctx.form, 'scope')!;
+      await publicClient(tenant, clientId);
+      await resolveScope(tenant, scope, true);
+      const d = await deps.deviceCodes.start({ tenantId: tenant.id, clientId, scope });
+      return {
+        device_code: d.deviceCode,
+        user_code: d.userCode,
+        verification_uri: ctx.verificationUri,
+        expires_in: d.expiresInSeconds,
+        interval: d.intervalSeconds,
+        message: `To sign in, use a web browser to open the page ${ctx.verificationUri} and enter the code ${d.userCode} to authenticate.`,
+      };
+    },
     async token(ctx: TokenRequestContext): Promise<TokenResponse> {
       const grant = field(ctx.form, 'grant_type')!;
       const tenant = await findTenant(ctx.tenant);
@@ -474,6 +566,9 @@ export function createTokenEndpoint(deps: {
           return refresh(ctx, tenant);
         case 'authorization_code':
           return authorizationCode(ctx, tenant);
+        case DEVICE_CODE_GRANT:
+        case 'device_code':
+          return deviceCode(ctx, tenant);
         default:
           throw oauth(
             'unsupported_grant_type',

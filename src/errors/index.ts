@@ -53,6 +53,11 @@ export const ERROR_STATUS = {
   unsupported_grant_type: 400,
   temporarily_unavailable: 429,
   server_error: 500,
+  // RFC 8628 §3.5: the device authorization grant's answers while the user has not finished
+  authorization_pending: 400,
+  slow_down: 400,
+  expired_token: 400,
+  access_denied: 400,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

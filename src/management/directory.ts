@@ -241,7 +241,11 @@ export function createDirectory(deps: {
         let credential: (CredentialInfo & { secretText?: string }) | null = null;
         // A public client gets no secret unless one is asked for (it could not keep it).
         const c: CredentialInput | null =
-          input.credential === undefined ? (input.publicClient ? null : { type: 'Password' }) : input.credential;
+          input.credential === undefined
+            ? input.publicClient
+              ? null
+              : { type: 'Password' }
+            : input.credential;
         if (c?.type === 'Password') credential = await credentials.addSecret(caller.tenantId, sp.id, c, tx);
         else if (c?.type === 'AsymmetricX509Cert') {
           credential = await credentials.addCertificate(caller.tenantId, sp.id, c.certificate, c, tx);

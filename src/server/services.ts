@@ -9,6 +9,7 @@ import { createAuditQueries } from '../audit/queries.js';
 import { createAuthorizationCodes } from '../authority/authorization-codes.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
+import { createDeviceCodes } from '../authority/device-codes.js';
 import { createPrincipals } from '../authority/principals.js';
 import { createSigningKeys } from '../authority/signing-keys.js';
 import { createTenants } from '../authority/tenants.js';
@@ -132,6 +133,7 @@ export async function createServices(
     return app.identifierUri ?? `api://${app.appId}`;
   };
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
+  const deviceCodes = createDeviceCodes({ db, clock, hasher });
   const tokenEndpoint = createTokenEndpoint({
     db,
     clock,
@@ -143,6 +145,7 @@ export async function createServices(
     throttle,
     hasher,
     codes: authorizationCodes,
+    deviceCodes,
     resolveResource,
   });
   const scopes = createScopes({ db, clock });
@@ -224,6 +227,11 @@ export async function createServices(
     intervalMs: 300_000,
     run: async () => void (await authorizationCodes.prune()),
   });
+  jobs.add({
+    name: 'device-code-prune',
+    intervalMs: 300_000,
+    run: async () => void (await deviceCodes.prune()),
+  });
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
 
@@ -276,6 +284,7 @@ export async function createServices(
     assertions,
     tokenEndpoint,
     authorizationCodes,
+    deviceCodes,
     directory,
     scopes,
     scopeResolver,

@@ -115,3 +115,24 @@ export function redeem(s: TestServer, form: Record<string, string>) {
     },
   });
 }
+
+/**
+ * Finishes a device sign-in on the verification page as a person would: enter the code, then
+ * sign in (or cancel). Returns the last page.
+ */
+export async function completeDeviceSignIn(
+  s: TestServer,
+  verificationUri: string,
+  userCode: string,
+  user: { userName: string; password: string },
+  opts: { deny?: boolean } = {},
+) {
+  const start = await openSignIn(s, verificationUri);
+  if (start.status !== 200) throw new Error(`device page: ${start.status}`);
+  const step1 = await postSignIn(s, verificationUri, { ...start.hidden, user_code: userCode }, start.cookie);
+  if (step1.status !== 200) throw new Error(`device code step: ${step1.status} ${step1.text.slice(0, 300)}`);
+  const form = opts.deny
+    ? { ...hiddenInputs(step1.text), action: 'deny' }
+    : { ...hiddenInputs(step1.text), username: user.userName, password: user.password };
+  return postSignIn(s, verificationUri, form, start.cookie);
+}

@@ -284,7 +284,13 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
       .record(
         {
           grant_type: pick(
-            ['client_credentials', 'password', 'refresh_token', 'authorization_code'],
+            [
+              'client_credentials',
+              'password',
+              'refresh_token',
+              'authorization_code',
+              'urn:ietf:params:oauth:grant-type:device_code',
+            ],
             fc.string({ maxLength: 30 }),
           ),
           client_id: pick([ids.spAppId, '04b07795-8ddb-461a-bbee-02f9e1bf7b46'], fc.uuid(), fc.string()),
@@ -305,6 +311,8 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
           username: pick(['admin@latchkey.localhost'], fc.string({ maxLength: 40 })),
           password: fc.string({ maxLength: 40 }),
           refresh_token: fc.string({ maxLength: 100 }),
+          device_code: fc.oneof(fc.constant('lkd~x'), fc.string({ maxLength: 100 })),
+          client_info: fc.constantFrom('1', '0', ''),
           extra: fc.string({ maxLength: 20 }),
         },
         { requiredKeys: [] },
@@ -316,7 +324,12 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
         arbitrary: fc
           .tuple(
             tenant,
-            fc.constantFrom('/oauth2/v2.0/token', '/oauth2/token'),
+            fc.constantFrom(
+              '/oauth2/v2.0/token',
+              '/oauth2/token',
+              '/oauth2/v2.0/devicecode',
+              '/oauth2/devicecode',
+            ),
             fc.oneof({ arbitrary: form, weight: 5 }, fc.string({ maxLength: 100 }), fc.constant('')),
             fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain'),
             fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT'),

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEVICE_CODE_GRANT } from '../../authority/token-endpoint.js';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
 import { sendOAuthError } from '../errors.js';
@@ -37,12 +38,8 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
       issuer: `${base}/${t}/v2.0`,
       request_uri_parameter_supported: false,
-      userinfo_endpoint: `${base}/oidc/userinfo`,
       authorization_endpoint: `${base}/${t}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/${t}/oauth2/v2.0/devicecode`,
-      http_logout_supported: true,
-      frontchannel_logout_supported: true,
-      end_session_endpoint: `${base}/${t}/oauth2/v2.0/logout`,
       claims_supported: [
         'sub',
         'iss',
@@ -61,7 +58,13 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
         'nonce',
         'auth_time',
       ],
-      grant_types_supported: ['authorization_code', 'client_credentials', 'password', 'refresh_token'],
+      grant_types_supported: [
+        'authorization_code',
+        'client_credentials',
+        'password',
+        'refresh_token',
+        DEVICE_CODE_GRANT,
+      ],
       tenant_region_scope: null,
       cloud_instance_name: hostOf(req).replace(/:\d+$/, '') || 'localhost',
       cloud_graph_host_name: hostOf(req).replace(/:\d+$/, '') || 'localhost',
@@ -93,8 +96,8 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
     };
   });
 
-  const token = async (req: FastifyRequest, reply: FastifyReply) => {
-    // RFC 6749 §4: form-encoded only (a JSON body must not be read as if it were a form).
+  /** The request's form: form-encoded only (RFC 6749 §4), each parameter once; v1 `resource` as a scope. */
+  const formOf = (req: FastifyRequest, v1: boolean): Record<string, string> => {
     const type = String(req.headers['content-type'] ?? '').toLowerCase();
     if (!type.startsWith('application/x-www-form-urlencoded')) {
       throw new LatchkeyError(
@@ -113,9 +116,27 @@ export async function authorityRoutes(app: FastifyInstance, opts: { services: Se
         });
       }
     }
-    // v1 endpoint: `resource` instead of `scope`.
-    if (req.url.includes('/oauth2/token') && !form.scope && form.resource)
-      form.scope = `${form.resource}/.default`;
+    if (v1 && !form.scope && form.resource) form.scope = `${form.resource}/.default`;
+    return form;
+  };
+
+  // RFC 8628 §3.1: a public client starts a device sign-in; the user finishes it on /devicelogin.
+  const deviceAuthorization = async (req: FastifyRequest, reply: FastifyReply) => {
+    const form = formOf(req, req.url.includes('/oauth2/devicecode'));
+    const base = issuerBaseOf(req, s.issuerBases());
+    const res = await s.tokenEndpoint.startDeviceAuthorization({
+      tenant: tenantSegment(req),
+      form,
+      verificationUri: `${base}/devicelogin`,
+    });
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return res;
+  };
+  app.post('/:tenant/oauth2/v2.0/devicecode', { bodyLimit: 64 * 1024 }, deviceAuthorization);
+  app.post('/:tenant/oauth2/devicecode', { bodyLimit: 64 * 1024 }, deviceAuthorization);
+
+  const token = async (req: FastifyRequest, reply: FastifyReply) => {
+    const form = formOf(req, req.url.includes('/oauth2/token'));
     const res = await s.tokenEndpoint.token({
       tenant: tenantSegment(req),
       form,

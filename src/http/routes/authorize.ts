@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   AUTHORIZE_PARAMS,
@@ -6,7 +7,9 @@ import {
   createAuthorizeEndpoint,
   type ValidAuthorization,
 } from '../../authority/authorize.js';
-import { signInErrorPage, signInPage } from '../../console/pages/signin.js';
+import { browserClientOf } from '../../authority/clients.js';
+import type { DeviceRequest } from '../../authority/device-codes.js';
+import { deviceCodePage, deviceDonePage, signInErrorPage, signInPage } from '../../console/pages/signin.js';
 import {
   addCookie,
   hostCookie,
@@ -23,6 +26,8 @@ import { clientIp, issuerBaseOf } from '../request.js';
 /** The pre-sign-in cookie the form's CSRF token is bound to (login CSRF defence). */
 const SIGNIN_COOKIE = '__Host-latchkey-signin';
 const COOKIE_RE = /^[A-Za-z0-9_-]{43}$/;
+/** The device sign-in verification page (RFC 8628 `verification_uri`). */
+export const DEVICE_PATH = '/devicelogin';
 
 /**
  * The OAuth 2.0 authorization endpoint (authorization code + PKCE) with its
@@ -77,6 +82,21 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
   const csrfFor = (cookie: string, r: ValidAuthorization) =>
     mac(csrfKey, cookie, r.tenant.id, r.client.clientId, r.redirectUri, r.codeChallenge, r.state ?? '');
 
+  /** The browser's sign-in cookie, set now if it has none (or a malformed one). */
+  const signInCookie = (req: FastifyRequest, reply: FastifyReply): string => {
+    let cookie = readCookie(req, SIGNIN_COOKIE);
+    if (!cookie || !COOKIE_RE.test(cookie)) {
+      cookie = randomBytes(32).toString('base64url');
+      addCookie(reply, hostCookie(SIGNIN_COOKIE, cookie, 3600));
+    }
+    return cookie;
+  };
+  /** Whether the form's CSRF token is the one `expected` computes from the browser's cookie. */
+  const csrfValid = (req: FastifyRequest, sent: string, expected: (cookie: string) => string) => {
+    const cookie = readCookie(req, SIGNIN_COOKIE);
+    return !!cookie && COOKIE_RE.test(cookie) && safeEqual(sent, expected(cookie));
+  };
+
   const hiddenFields = (p: AuthorizeParams): Record<string, string> => {
     const out: Record<string, string> = {};
     for (const k of AUTHORIZE_PARAMS) if (p[k] !== undefined && k !== 'login_hint') out[k] = p[k]!;
@@ -90,11 +110,7 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
     p: AuthorizeParams,
     opts: { status?: number; error?: string; userName?: string } = {},
   ) => {
-    let cookie = readCookie(req, SIGNIN_COOKIE);
-    if (!cookie || !COOKIE_RE.test(cookie)) {
-      cookie = randomBytes(32).toString('base64url');
-      addCookie(reply, hostCookie(SIGNIN_COOKIE, cookie, 3600));
-    }
+    const cookie = signInCookie(req, reply);
     return page(
       reply,
       opts.status ?? 200,
@@ -133,8 +149,7 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
     const userName = text('username').slice(0, 255);
     if (!sameOrigin(req, base))
       return page(reply, 403, signInErrorPage('The sign-in form was submitted from another site.'));
-    const cookie = readCookie(req, SIGNIN_COOKIE);
-    if (!cookie || !COOKIE_RE.test(cookie) || !safeEqual(text('csrf'), csrfFor(cookie, r)))
+    if (!csrfValid(req, text('csrf'), (cookie) => csrfFor(cookie, r)))
       return showForm(req, reply, r, p, {
         status: 400,
         error: 'The sign-in form expired or was not sent by this page. Sign in again.',
@@ -154,4 +169,114 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
     app.get(path, handle);
     app.post(path, { bodyLimit: 32 * 1024 }, handle);
   }
+
+  // ---- Device sign-in (RFC 8628 §3.3): the verification page a person opens on another device ----
+  // Step 1 takes the code (a wrong one counts as a failed sign-in for the address, so codes cannot
+  // be guessed); step 2 names the application asking and signs the user in, or declines.
+  const deviceCsrf = (cookie: string, requestId: string) => mac(csrfKey, cookie, 'devicelogin', requestId);
+  const codeForm = (req: FastifyRequest, reply: FastifyReply, status: number, error?: string) =>
+    page(
+      reply,
+      status,
+      deviceCodePage({ action: DEVICE_PATH, csrf: deviceCsrf(signInCookie(req, reply), ''), error }),
+    );
+  const deviceSignInForm = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    d: DeviceRequest,
+    userCode: string,
+    opts: { status?: number; error?: string; userName?: string } = {},
+  ) => {
+    const tenant = await s.tenants.find(d.tenantId);
+    const client = await browserClientOf(d.tenantId, d.clientId, s.principals);
+    return page(
+      reply,
+      opts.status ?? 200,
+      signInPage({
+        action: DEVICE_PATH,
+        clientName: client?.displayName ?? d.clientId,
+        tenant: tenant?.domain ?? d.tenantId,
+        hidden: { step: 'signin', user_code: userCode },
+        csrf: deviceCsrf(signInCookie(req, reply), d.id),
+        userName: opts.userName ?? '',
+        error: opts.error,
+        cancel: 'Cancel',
+      }),
+    );
+  };
+  const done = (reply: FastifyReply, status: number, title: string, message: string) =>
+    page(reply, status, deviceDonePage({ title, message, kind: status < 400 ? 'info' : 'error' }));
+
+  app.get(DEVICE_PATH, async (req, reply) => {
+    setPageHeaders(reply);
+    return codeForm(req, reply, 200);
+  });
+  app.post(DEVICE_PATH, { bodyLimit: 16 * 1024 }, async (req, reply) => {
+    setPageHeaders(reply);
+    const type = String(req.headers['content-type'] ?? '').toLowerCase();
+    if (!type.startsWith('application/x-www-form-urlencoded'))
+      return page(reply, 415, signInErrorPage('The form must be sent as a form.'));
+    if (!sameOrigin(req, issuerBaseOf(req, s.issuerBases())))
+      return page(reply, 403, signInErrorPage('The form was submitted from another site.'));
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const text = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : '');
+    const userCode = text('user_code').trim().slice(0, 32);
+    const ip = clientIp(req);
+    const expired = 'The form expired or was not sent by this page. Enter the code again.';
+
+    if (text('step') !== 'signin') {
+      if (!csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, '')))
+        return codeForm(req, reply, 400, expired);
+      try {
+        s.throttle.check([`ip:${ip}`]);
+      } catch (e) {
+        const le = toLatchkeyError(e, req, true);
+        for (const [k, v] of Object.entries(le.headers)) reply.header(k, v);
+        return codeForm(req, reply, le.status, 'Too many wrong codes. Wait a minute, then try again.');
+      }
+      const d = await s.deviceCodes.pending(userCode);
+      if (!d) {
+        const delay = s.throttle.fail([`ip:${ip}`]);
+        if (delay > 0) await sleep(delay);
+        return codeForm(req, reply, 400, 'That code is not valid or has expired. Check it and try again.');
+      }
+      return deviceSignInForm(req, reply, d, userCode);
+    }
+
+    const d = await s.deviceCodes.pending(userCode);
+    if (!d)
+      return done(
+        reply,
+        400,
+        'Sign-in expired',
+        'This sign-in request has expired or was already used. Start the sign-in again on your device.',
+      );
+    if (!csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, d.id)))
+      return codeForm(req, reply, 400, expired);
+    if (text('action') === 'deny') {
+      await s.deviceCodes.deny(d.id);
+      return done(reply, 200, 'Sign-in cancelled', 'Nothing was signed in. You may close this window.');
+    }
+    const tenant = await s.tenants.find(d.tenantId);
+    if (!tenant) return done(reply, 404, 'Sign-in error', 'The tenant of this sign-in no longer exists.');
+    const userName = text('username').slice(0, 255);
+    const user = await endpoint.authenticate(tenant, { userName, password: text('password'), clientIp: ip });
+    if (user.kind === 'form') {
+      if (user.retryAfter) reply.header('retry-after', user.retryAfter);
+      return deviceSignInForm(req, reply, d, userCode, {
+        status: user.status,
+        error: user.message,
+        userName,
+      });
+    }
+    if (!(await s.deviceCodes.approve(d.id, user.principal.id, s.clock.now())))
+      return done(reply, 400, 'Sign-in expired', 'This sign-in request has expired or was already used.');
+    const client = await browserClientOf(d.tenantId, d.clientId, s.principals);
+    return done(
+      reply,
+      200,
+      'Signed in',
+      `You have signed in to ${client?.displayName ?? 'the application'} on your device. You may now close this window.`,
+    );
+  });
 }

@@ -7,6 +7,17 @@ import { m0005 } from './0005_identity.js';
 import { m0006 } from './0006_provisioning.js';
 import { m0007 } from './0007_keys.js';
 import { m0008 } from './0008_console.js';
+import { m0009 } from './0009_device_codes.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
-export const ALL_MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008];
+export const ALL_MIGRATIONS: readonly Migration[] = [
+  m0001,
+  m0002,
+  m0003,
+  m0004,
+  m0005,
+  m0006,
+  m0007,
+  m0008,
+  m0009,
+];
