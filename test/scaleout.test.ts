@@ -300,6 +300,9 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       '5',
       '--limit',
       'per-address-rate=0',
+      // No slow-down of failed authentications: the shared-throttle test stays fast.
+      '--limit',
+      'auth-failure-slow-after=1000',
     ];
     // Three at once on an empty database: migrations, data keys, signing keys and the bootstrap race.
     const started = await Promise.all(['A', 'B', 'C'].map((n) => startNode(n)));
@@ -656,6 +659,47 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
         assert.equal(r.status, 200, r.text);
       },
     );
+  });
+
+  test('failed authentications are counted across nodes: the limit plus at most one try per other node', async () => {
+    const victim = await createSp(nodes[0]!, 'scale-throttle');
+    const wrong = (node: Node) =>
+      call(node, 'POST', `/${tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: victim.appId,
+          client_secret: 'not-the-secret',
+          scope: `${VAULT_RESOURCE}/.default`,
+        },
+      });
+    // Round robin over the three nodes, as a balancer would spread a guessing attack.
+    let failures = 0;
+    let refusedAt = -1;
+    for (let i = 0; i < 30 && refusedAt < 0; i++) {
+      const r = await wrong(nodes[i % 3]!);
+      if (r.status === 401) failures++;
+      else if (r.status === 429) refusedAt = i;
+      else assert.fail(`unexpected ${r.status} ${r.text}`);
+    }
+    // The limit is 10 per client per minute; per node alone it would have been 30.
+    assert.ok(refusedAt >= 0, 'never refused');
+    assert.ok(failures >= 10 && failures <= 12, `failures before the refusal: ${failures}`);
+    // Once each node has seen the shared count at the limit, every node refuses, even the right secret.
+    for (const n of nodes) await wrong(n);
+    for (const n of nodes) {
+      const r = await call(n, 'POST', `/${tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: victim.appId,
+          client_secret: victim.secret,
+          scope: `${VAULT_RESOURCE}/.default`,
+        },
+      });
+      assert.equal(r.status, 429, `${n.name}: ${r.text}`);
+      assert.ok(Number(r.headers['retry-after']) >= 1);
+    }
+    const row = await pgc.query('SELECT count FROM auth_failures WHERE key LIKE $1', [`%${victim.appId}%`]);
+    assert.ok(Number(row.rows[0]?.count) >= 10, JSON.stringify(row.rows));
   });
 
   test('concurrent audited writes on every node form one chain that verifies', async () => {

@@ -129,7 +129,7 @@ export function createAuthorizeEndpoint(deps: {
     const found = await principals.byUserName(tenant.id, userName);
     const ok = await verifyPassword(input.password, found?.passwordHash ?? null);
     if (!found || !ok || found.principal.kind !== 'user') {
-      const delay = throttle.fail(keys);
+      const delay = await throttle.fail(keys);
       if (delay > 0) await sleep(delay);
       return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
     }

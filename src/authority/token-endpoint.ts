@@ -146,7 +146,7 @@ export function createTokenEndpoint(deps: {
     aad: number,
     status: number,
   ) => {
-    const delay = throttle.fail(keys);
+    const delay = await throttle.fail(keys);
     if (delay > 0) await sleep(delay);
     return oauth(code, message, aad, status);
   };

@@ -105,7 +105,12 @@ export async function createServices(
   const verifier = createTokenVerifier({ keys: signingKeys, clock, issuerBases });
   const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
   const access: Access = createAccess({ db, clock, bus, stats: metrics.caches.access });
-  const throttle = createAuthThrottle({ clock, limits: config.limits });
+  const throttle = createAuthThrottle({
+    clock,
+    limits: config.limits,
+    db,
+    ...(opts.log ? { log: opts.log } : {}),
+  });
   // One per-principal request budget shared by every plane (management, vault).
   const principalLimiter = createRateLimiter({
     ratePerSecond: config.limits.perPrincipalRate,
@@ -226,6 +231,11 @@ export async function createServices(
     name: 'authorization-code-prune',
     intervalMs: 300_000,
     run: async () => void (await authorizationCodes.prune()),
+  });
+  jobs.add({
+    name: 'auth-failure-prune',
+    intervalMs: 60_000,
+    run: async () => void (await throttle.prune()),
   });
   jobs.add({
     name: 'device-code-prune',

@@ -30,6 +30,8 @@ const SELECT: Record<string, string> = {
   // identities placed on its host (tagged `latchkey-host:<id>`) on its own timer: an identity
   // an earlier case placed on the host gets its certificate while a later case runs.
   credentials: "SELECT * FROM credentials WHERE display_name NOT LIKE 'latchkey-host:%'",
+  // Failed authentications are counted by design (the throttle, shared by every node).
+  auth_failures: 'SELECT 1 AS excluded',
   provisioning_keys:
     'SELECT id, tenant_id, display_name, scopes, key_hash, expires_at, max_uses, allowed_cidrs, resource_group, state, grace_until, successor_id, predecessor_id, created_at, revoked_at FROM provisioning_keys',
 };

@@ -236,7 +236,7 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
       }
       const d = await s.deviceCodes.pending(userCode);
       if (!d) {
-        const delay = s.throttle.fail([`ip:${ip}`]);
+        const delay = await s.throttle.fail([`ip:${ip}`]);
         if (delay > 0) await sleep(delay);
         return codeForm(req, reply, 400, 'That code is not valid or has expired. Check it and try again.');
       }

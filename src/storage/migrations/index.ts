@@ -8,6 +8,7 @@ import { m0006 } from './0006_provisioning.js';
 import { m0007 } from './0007_keys.js';
 import { m0008 } from './0008_console.js';
 import { m0009 } from './0009_device_codes.js';
+import { m0010 } from './0010_auth_failures.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -20,4 +21,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0007,
   m0008,
   m0009,
+  m0010,
 ];

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createAuthThrottle } from '../src/authority/throttle.js';
+import { DEFAULT_LIMITS } from '../src/config/index.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { openDatabase } from '../src/storage/open.js';
+import type { Database } from '../src/storage/port.js';
+
+/**
+ * The authentication throttle with its shared count: two throttles on one database stand for
+ * two nodes (test/scaleout.test.ts does the same with three real nodes on PostgreSQL).
+ */
+describe('authentication throttle shared through the database', () => {
+  let db: Database;
+  const clock = fakeClock(Date.UTC(2026, 10, 22, 12));
+  const limits = {
+    ...DEFAULT_LIMITS,
+    authFailureLimit: 4,
+    authFailureWindowMs: 60_000,
+    authFailureSlowAfter: 2,
+  };
+  before(async () => {
+    db = await openDatabase('sqlite::memory:');
+  });
+  after(() => db?.close());
+
+  const refused = (t: ReturnType<typeof createAuthThrottle>, key: string) => {
+    try {
+      t.check([key]);
+      return false;
+    } catch (e) {
+      return (e as { status?: number }).status === 429;
+    }
+  };
+
+  test('failures on one node count on the other; the window ends; prune forgets', async () => {
+    const a = createAuthThrottle({ clock, limits, db });
+    const b = createAuthThrottle({ clock, limits, db });
+    const key = 'c:tenant:client-1';
+    await a.fail([key]);
+    await a.fail([key]);
+    await a.fail([key]);
+    assert.equal(refused(b, key), false, 'b has seen nothing yet');
+    // b's first failure brings the shared count to the limit: b refuses from now on, a too after its next.
+    const delay = await b.fail([key]);
+    assert.equal(delay, (4 - 2) * limits.authFailureDelayMs, 'the slow-down follows the shared count');
+    assert.equal(refused(b, key), true);
+    assert.equal(refused(a, key), false);
+    await a.fail([key]);
+    assert.equal(refused(a, key), true);
+    // Addresses get five times the budget.
+    for (let i = 0; i < 19; i++) await a.fail(['ip:192.0.2.1']);
+    assert.equal(refused(a, 'ip:192.0.2.1'), false);
+    await b.fail(['ip:192.0.2.1']);
+    assert.equal(refused(b, 'ip:192.0.2.1'), true);
+
+    clock.advance(60_000);
+    assert.equal(refused(a, key), false, 'the window ended');
+    await b.fail([key]);
+    const row = await db.get<{ count: number }>('SELECT count FROM auth_failures WHERE key = $1', [key]);
+    assert.equal(Number(row?.count), 1, 'a failure after the window starts a new one');
+    clock.advance(60_000);
+    assert.ok((await a.prune()) >= 2);
+    assert.equal((await db.all('SELECT * FROM auth_failures')).length, 0);
+  });
+
+  test('a success clears the client’s count where this node saw failures', async () => {
+    const a = createAuthThrottle({ clock, limits, db });
+    const key = 'u:tenant:alice';
+    await a.fail([key]);
+    await a.fail([key]);
+    a.succeed(key);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await db.all('SELECT * FROM auth_failures WHERE key = $1', [key])).length, 0);
+  });
+
+  test('without the shared table the node still counts in memory (and says why)', async () => {
+    const broken = await openDatabase('sqlite::memory:');
+    await broken.run('DROP TABLE auth_failures');
+    const warned: string[] = [];
+    const t = createAuthThrottle({ clock, limits, db: broken, log: { warn: (_o, m) => warned.push(m) } });
+    for (let i = 0; i < 4; i++) await t.fail(['c:t:x']);
+    assert.equal(refused(t, 'c:t:x'), true);
+    assert.equal(warned.length, 4);
+    assert.match(warned[0]!, /shared failure count could not be written/);
+    await broken.close();
+  });
+});
