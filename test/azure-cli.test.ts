@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { assignRole, servicePrincipal, type TestPrincipal, vaultArmPath } from './helpers/access.js';
+import { selfSignedRsaCert } from './helpers/certs.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { completeDeviceSignIn } from './helpers/signin.js';
 
@@ -223,6 +224,35 @@ describe('Azure CLI (az) against Latchkey', {
     ]);
     assert.notEqual(wrong.code, 0);
     assert.ok(!wrong.err.includes(sp.secret));
+
+    // The same principal with a certificate: az signs a client assertion (x5t) with its key.
+    const cert = await selfSignedRsaCert('az-cli-sp');
+    const added = await s.request('POST', `/api/directory/servicePrincipals/${sp.id}/credentials`, {
+      headers: { authorization: `Bearer ${await s.adminToken()}` },
+      json: { type: 'AsymmetricX509Cert', certificate: cert.certPem, append: true },
+    });
+    assert.equal(added.status, 201, added.text);
+    const pemFile = join(configDir(), 'sp.pem');
+    writeFileSync(pemFile, cert.combinedPem, { mode: 0o600 });
+    const certDir = configDir();
+    const byCert = await azJson(certDir, [
+      'login',
+      '--service-principal',
+      '-u',
+      sp.appId,
+      '-p',
+      pemFile,
+      '--tenant',
+      s.info.tenantId,
+    ]);
+    assert.deepEqual(byCert[0].user, { name: sp.appId, type: 'servicePrincipal' });
+    const certToken = await azJson(certDir, [
+      'account',
+      'get-access-token',
+      '--resource',
+      s.info.vaultResource,
+    ]);
+    assert.equal(decodeJwt(certToken.accessToken).appid ?? decodeJwt(certToken.accessToken).azp, sp.appId);
 
     const token = await azJson(dir, ['account', 'get-access-token', '--resource', s.info.vaultResource]);
     const get = await s.request('GET', `${s.vaultUrl('azcli1')}/secrets/greeting?api-version=7.5`, {

@@ -368,6 +368,15 @@ describe('JWT attacks against the verifier and the management API', () => {
         await assertion({ alg: 'RS256', header: { 'x5t#S256': undefined, x5t: cert.x5t } }),
       );
       assert.equal(rs.status, 200, rs.text);
+      // MSAL Python (the Azure CLI) pads its x5t with '=', and Entra ID accepts that.
+      const padded = await send(
+        await assertion({ alg: 'RS256', header: { 'x5t#S256': undefined, x5t: `${cert.x5t}=` } }),
+      );
+      assert.equal(padded.status, 200, padded.text);
+      const wrongPadded = await send(
+        await assertion({ header: { 'x5t#S256': `${(await selfSignedRsaCert('other')).x5tS256}=` } }),
+      );
+      assert.equal(wrongPadded.status, 401, wrongPadded.text);
     });
 
     test('a replayed assertion is refused (same resource), and nothing else is recorded', async () => {

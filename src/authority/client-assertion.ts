@@ -67,8 +67,11 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       if (typeof header.alg !== 'string' || !ALGORITHMS.includes(header.alg)) {
         throw invalid('The client assertion uses an algorithm that is not accepted.');
       }
-      const s256 = header['x5t#S256'];
-      const s1 = header.x5t;
+      // RFC 7515 §4.1.7–8 says unpadded base64url; MSAL Python (so the Azure CLI) pads, and Entra ID
+      // accepts it: the padding is dropped before the lookup.
+      const unpad = (v: unknown) => (typeof v === 'string' ? v.replace(/=+$/, '') : undefined);
+      const s256 = unpad(header['x5t#S256']);
+      const s1 = unpad(header.x5t);
       if (typeof s256 !== 'string' && typeof s1 !== 'string') {
         throw invalid('The client assertion must name its certificate (x5t#S256 or x5t).');
       }
