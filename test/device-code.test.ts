@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DeviceCodeCredential } from '@azure/identity';
 import { decodeJwt } from 'jose';
@@ -6,6 +9,7 @@ import { CLI_CLIENT_ID, CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
 import { normalizeUserCode } from '../src/authority/device-codes.js';
 import { servicePrincipal } from './helpers/access.js';
 import { credentialOptions } from './helpers/authority.js';
+import { runCli } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { completeDeviceSignIn, hiddenInputs, openSignIn, postSignIn } from './helpers/signin.js';
 
@@ -217,6 +221,48 @@ describe('device code sign-in', () => {
     assert.equal(blocked.status, 429);
     assert.ok(blocked.headers['retry-after']);
     s.services.throttle.succeed(`ip:127.0.0.1`);
+  });
+});
+
+describe('device code sign-in from the latchkey CLI', () => {
+  let s: TestServer;
+  let dir: string;
+  before(async () => {
+    s = await startTestServer();
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-cli-device-'));
+  });
+  after(async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('latchkey login --use-device-code prints the code, waits for the sign-in, then works', async () => {
+    const server = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
+    let signedIn: Promise<unknown> | undefined;
+    const r = await runCli([...server, 'login', '--use-device-code', '--tenant', s.info.tenantId], {
+      configDir: dir,
+      timeoutMs: 60_000,
+      onStderr: (soFar) => {
+        const m = /open the page (\S+) and enter the code ([A-Z]{4}-[A-Z]{4})/.exec(soFar);
+        if (m && !signedIn) signedIn = completeDeviceSignIn(s, m[1]!, m[2]!, s.admin);
+      },
+    });
+    await signedIn;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json[0].user, { name: s.admin.userName, type: 'user' });
+    assert.equal(r.json[0].tenantId, s.info.tenantId);
+    // The login state works for the next command, with the refresh token the sign-in gave.
+    const shown = await runCli(['account', 'show'], { configDir: dir });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal(shown.json.user.name, s.admin.userName);
+    const bad = await runCli(
+      [...server, 'login', '--use-device-code', '-u', 'x', '--tenant', s.info.tenantId],
+      {
+        configDir: dir,
+      },
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /no -u, -p or --service-principal/);
   });
 });
 

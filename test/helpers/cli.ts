@@ -37,7 +37,13 @@ export function childEnv(configDir: string, env: Record<string, string> = {}): N
  */
 export function runCli(
   args: string[],
-  opts: { configDir: string; env?: Record<string, string>; timeoutMs?: number },
+  opts: {
+    configDir: string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    /** Called with all stderr so far on every chunk (to act on a prompt while the command runs). */
+    onStderr?: (soFar: string) => void;
+  },
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -48,7 +54,10 @@ export function runCli(
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stderr.on('data', (c: Buffer) => {
+      err.push(c);
+      opts.onStderr?.(Buffer.concat(err).toString('utf8'));
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', (e) => {
       clearTimeout(timer);

@@ -34,6 +34,68 @@ const accountView = (p: Profile, tenantDomain?: string | null) => ({
   user: { name: p.name, type: p.kind },
 });
 
+/**
+ * RFC 8628: asks for a device code, tells the person where to enter it (stderr), and polls the
+ * token endpoint at the interval the server gave (longer after `slow_down`) until they have signed in.
+ */
+async function deviceCodeSignIn(
+  server: string,
+  ca: string | undefined,
+  tenant: string,
+  scope: string,
+): Promise<{ token: Awaited<ReturnType<typeof tokenRequest>>; userName: string }> {
+  const base = `${server}/${encodeURIComponent(tenant)}/oauth2/v2.0`;
+  const start = await request('POST', `${base}/devicecode`, {
+    ca,
+    form: { client_id: CLI_CLIENT_ID, scope },
+  });
+  if (start.status !== 200) throw new CliError(`sign-in failed: ${errorMessage(start)}`);
+  const d = start.body as { device_code: string; message: string; interval: number; expires_in: number };
+  process.stderr.write(`${d.message}\n`);
+  let interval = Math.max(1, d.interval) * 1000;
+  const deadline = Date.now() + d.expires_in * 1000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, interval));
+    const res = await request('POST', `${base}/token`, {
+      ca,
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+        client_id: CLI_CLIENT_ID,
+        device_code: d.device_code,
+      },
+    });
+    const b = res.body as {
+      error?: string;
+      access_token?: string;
+      expires_in?: number;
+      refresh_token?: string;
+      id_token?: string;
+    };
+    if (res.status === 200 && b.access_token) {
+      const claims = b.id_token
+        ? (JSON.parse(Buffer.from(b.id_token.split('.')[1] ?? '', 'base64url').toString()) as {
+            preferred_username?: string;
+          })
+        : {};
+      return {
+        token: {
+          accessToken: b.access_token,
+          expiresOn: Math.floor(Date.now() / 1000) + (b.expires_in ?? 0),
+          ...(b.refresh_token ? { refreshToken: b.refresh_token } : {}),
+        },
+        userName: claims.preferred_username ?? '',
+      };
+    }
+    if (b.error === 'authorization_pending') continue;
+    if (b.error === 'slow_down') {
+      interval += 5_000;
+      continue;
+    }
+    throw new CliError(`sign-in failed: ${errorMessage(res)}`);
+  }
+  throw new CliError('sign-in failed: the code expired before anyone signed in; run the command again');
+}
+
 /** `latchkey login`, `logout`, `account show|get-access-token`. */
 export function loginCommands(): Command[] {
   const login = new Command('login')
@@ -46,12 +108,25 @@ export function loginCommands(): Command[] {
     .option('--service-principal', 'sign in as a service principal')
     .option('--certificate <pem>', 'PEM file with the certificate and private key (service principal)')
     .option('-t, --tenant <tenant>', 'tenant id or domain (default: the dev server’s tenant)')
+    .option(
+      '--use-device-code',
+      'sign in as a user with a browser on another device: enter the code shown at the page shown',
+    )
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       const { server, ca, caFile } = resolveServer(c, undefined);
       const tenant = o.tenant ?? loadDevServer()?.tenantId;
       if (!tenant) throw new CliError('--tenant is required', 2);
-      const username: string = o.username ?? (await ask(o.servicePrincipal ? 'App id: ' : 'User name: '));
+      if (o.useDeviceCode && (o.servicePrincipal || o.username || o.password || o.certificate))
+        throw new CliError(
+          '--use-device-code signs a user in on the web page: no -u, -p or --service-principal',
+          2,
+        );
+      const device = o.useDeviceCode
+        ? await deviceCodeSignIn(server, ca, tenant, `${MANAGEMENT_RESOURCE}/.default openid offline_access`)
+        : undefined;
+      const username: string =
+        device?.userName ?? o.username ?? (await ask(o.servicePrincipal ? 'App id: ' : 'User name: '));
       const profile: Profile = {
         server,
         tenantId: tenant,
@@ -62,7 +137,10 @@ export function loginCommands(): Command[] {
       if (caFile) profile.caFile = caFile;
       const scope = `${MANAGEMENT_RESOURCE}/.default`;
       let t: Awaited<ReturnType<typeof tokenRequest>>;
-      if (o.servicePrincipal && o.certificate) {
+      if (device) {
+        t = device.token;
+        if (t.refreshToken) profile.refreshToken = t.refreshToken;
+      } else if (o.servicePrincipal && o.certificate) {
         const bundle = readCertificateBundle(o.certificate);
         t = await tokenRequest(server, ca, tenant, {
           grant_type: 'client_credentials',
