@@ -421,6 +421,39 @@ describe('web console in headless Chromium', {
     }
   });
 
+  test('device sign-in page: enter the code, sign in; the waiting device gets its token', async () => {
+    const start = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/devicecode`, {
+      form: {
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        scope: `${s.info.managementResource}/.default openid`,
+      },
+    });
+    assert.equal(start.status, 200, start.text);
+    const ctx = await newContext();
+    const p = await ctx.newPage();
+    await p.goto(start.json.verification_uri);
+    await p.waitForSelector('#user_code');
+    await checkPage(p);
+    await p.fill('#user_code', start.json.user_code.toLowerCase());
+    await Promise.all([p.waitForSelector('#username'), p.press('#user_code', 'Enter')]);
+    assert.match(await p.content(), /to <strong>Azure CLI<\/strong>/);
+    await checkPage(p);
+    await p.fill('#username', s.admin.userName);
+    await p.fill('#password', s.admin.password);
+    await shot(p, 'desktop-device-login');
+    await Promise.all([p.waitForSelector('h1:text("Signed in")'), p.press('#password', 'Enter')]);
+    await checkPage(p);
+    await ctx.close();
+    const token = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        device_code: start.json.device_code,
+      },
+    });
+    assert.equal(token.status, 200, token.text);
+  });
+
   test('no page raised a script error or a Content-Security-Policy violation', () => {
     assert.deepEqual(problems, []);
   });
