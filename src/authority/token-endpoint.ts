@@ -407,6 +407,42 @@ export function createTokenEndpoint(deps: {
   };
 
   /**
+   * The tokens of a user who signed in on a page (authorization code, device code): the user must
+   * still exist and be enabled; an ID token and client_info as asked; a refresh token with
+   * `offline_access` (its id is returned so a replayed code can revoke it).
+   */
+  const signedInUserTokens = async (
+    ctx: TokenRequestContext,
+    tenant: Tenant,
+    principalId: string,
+    clientId: string,
+    scope: string,
+    grant: string,
+    sign: { nonce: string | null; authTime: number },
+  ): Promise<{ response: TokenResponse; refreshTokenId?: string }> => {
+    const principal = await principals.get(tenant.id, principalId);
+    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    const { audience, scp } = await resolveScope(tenant, scope, true);
+    const t = await issuer.issue({
+      issuerBase: ctx.issuerBase,
+      principal,
+      clientId,
+      audience,
+      authMethod: '0',
+      scp,
+    });
+    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant });
+    const extra: Partial<TokenResponse> = {
+      scope: `${audience}/${scp}`,
+      ...(await userSignInExtras(ctx, scope, principal, clientId, sign)),
+    };
+    if (!scope.split(/\s+/).includes('offline_access')) return { response: respond(t, extra) };
+    const rt = await issueRefreshToken(tenant.id, principal.id, clientId, scope);
+    extra.refresh_token = rt.token;
+    return { response: respond(t, extra), refreshTokenId: rt.id };
+  };
+
+  /**
    * RFC 6749 §4.1.3 with PKCE (RFC 7636): the code is spent on first
    * presentation, then its bindings are checked (client, redirect URI,
    * verifier). A replayed code revokes the refresh token its first use issued.
@@ -449,31 +485,20 @@ export function createTokenEndpoint(deps: {
       throw await invalid('redirect_uri does not match the one of the authorization request.', 70000);
     if (!pkceMatches(verifier, g.codeChallenge))
       throw await invalid('The code_verifier does not match the code_challenge of the request.', 50148);
-    const principal = await principals.get(tenant.id, g.principalId);
-    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
-    const { audience, scp } = await resolveScope(tenant, g.scope, true);
-    const t = await issuer.issue({
-      issuerBase: ctx.issuerBase,
-      principal,
+    const issued = await signedInUserTokens(
+      ctx,
+      tenant,
+      g.principalId,
       clientId,
-      audience,
-      authMethod: '0',
-      scp,
-    });
-    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'authorization_code' });
-    const extra: Partial<TokenResponse> = {
-      scope: `${audience}/${scp}`,
-      ...(await userSignInExtras(ctx, g.scope, principal, clientId, {
+      g.scope,
+      'authorization_code',
+      {
         nonce: g.nonce,
         authTime: g.authTime,
-      })),
-    };
-    if (g.scope.split(/\s+/).includes('offline_access')) {
-      const rt = await issueRefreshToken(tenant.id, principal.id, clientId, g.scope);
-      await deps.codes.linkRefreshToken(r.id, rt.id);
-      extra.refresh_token = rt.token;
-    }
-    return respond(t, extra);
+      },
+    );
+    if (issued.refreshTokenId) await deps.codes.linkRefreshToken(r.id, issued.refreshTokenId);
+    return issued.response;
   };
 
   /**
@@ -508,25 +533,12 @@ export function createTokenEndpoint(deps: {
       case 'denied':
         throw oauth('access_denied', 'The user declined the sign-in.', 70000);
     }
-    const principal = await principals.get(tenant.id, r.principalId);
-    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
-    const { audience, scp } = await resolveScope(tenant, r.scope, true);
-    const t = await issuer.issue({
-      issuerBase: ctx.issuerBase,
-      principal,
-      clientId,
-      audience,
-      authMethod: '0',
-      scp,
-    });
-    deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: DEVICE_CODE_GRANT });
-    const extra: Partial<TokenResponse> = {
-      scope: `${audience}/${scp}`,
-      ...(await userSignInExtras(ctx, r.scope, principal, clientId, { nonce: null, authTime: r.authTime })),
-    };
-    if (r.scope.split(/\s+/).includes('offline_access'))
-      extra.refresh_token = (await issueRefreshToken(tenant.id, principal.id, clientId, r.scope)).token;
-    return respond(t, extra);
+    return (
+      await signedInUserTokens(ctx, tenant, r.principalId, clientId, r.scope, DEVICE_CODE_GRANT, {
+        nonce: null,
+        authTime: r.authTime,
+      })
+    ).response;
   };
 
   return {

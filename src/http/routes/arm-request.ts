@@ -1,4 +1,6 @@
 import type { FastifyRequest } from 'fastify';
+import type { Caller } from '../../access/caller.js';
+import type { Authenticate } from '../auth.js';
 import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import { queryParam } from '../request.js';
@@ -16,6 +18,18 @@ export function requireApiVersion(req: FastifyRequest, example = '2023-01-31'): 
     );
   return v;
 }
+
+/**
+ * The caller of an ARM request: a management-audience token, then a valid api-version
+ * (`example` names one in the error).
+ */
+export const armCaller =
+  (authenticate: Authenticate, managementResource: string, example: string) =>
+  async (req: FastifyRequest): Promise<Caller> => {
+    const c = await authenticate(req, [managementResource]);
+    requireApiVersion(req, example);
+    return c;
+  };
 
 const armParams = z.object({
   sub: z.string().min(1).max(64),

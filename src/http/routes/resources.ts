@@ -6,7 +6,7 @@ import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { issuerBaseOf, queryParam } from '../request.js';
 import { parse } from '../validate.js';
-import { requireApiVersion } from './arm-request.js';
+import { armCaller } from './arm-request.js';
 
 /** A resource as `GET /subscriptions/{s}/resources` lists it (the generic ARM view). */
 export interface GenericResource {
@@ -59,11 +59,7 @@ export async function resourceRoutes(
   opts: { services: Services; authenticate: Authenticate },
 ): Promise<void> {
   const s = opts.services;
-  const caller = async (req: FastifyRequest) => {
-    const c = await opts.authenticate(req, [s.config.managementResource]);
-    requireApiVersion(req, '2021-04-01');
-    return c;
-  };
+  const caller = armCaller(opts.authenticate, s.config.managementResource, '2021-04-01');
 
   /** Every resource of one type the caller may read, in a subscription (and resource group). */
   const ofType = async (

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Caller } from '../../access/caller.js';
 import { scopeCovers } from '../../access/decision.js';
@@ -9,7 +9,7 @@ import { vaultEvent } from '../../vault/audit.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { requireApiVersion } from './arm-request.js';
+import { armCaller } from './arm-request.js';
 
 const RG_ACTIONS = {
   read: 'Microsoft.Resources/subscriptions/resourceGroups/read',
@@ -53,11 +53,7 @@ export async function subscriptionRoutes(
   opts: { services: Services; authenticate: Authenticate },
 ): Promise<void> {
   const s = opts.services;
-  const caller = async (req: FastifyRequest) => {
-    const c = await opts.authenticate(req, [s.config.managementResource]);
-    requireApiVersion(req, '2022-12-01');
-    return c;
-  };
+  const caller = armCaller(opts.authenticate, s.config.managementResource, '2022-12-01');
   /** As in Azure, a subscription is listed when the caller has a role assignment at, above or inside it. */
   const visible = async (c: Caller, subs: Subscription[]) => {
     if (c.provisioningScopes) return subs;

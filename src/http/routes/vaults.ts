@@ -7,7 +7,7 @@ import type { VaultInput, VaultRef } from '../../vault/vaults.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { requireApiVersion } from './arm-request.js';
+import { armCaller } from './arm-request.js';
 
 const PROVIDER = 'providers/Microsoft.KeyVault';
 const permissionList = z.array(z.string().min(1).max(40)).max(64);
@@ -94,11 +94,7 @@ export async function vaultRoutes(
   opts: { services: Services; authenticate: Authenticate },
 ): Promise<void> {
   const s = opts.services;
-  const caller = async (req: FastifyRequest) => {
-    const c = await opts.authenticate(req, [s.config.managementResource]);
-    requireApiVersion(req, '2023-07-01');
-    return c;
-  };
+  const caller = armCaller(opts.authenticate, s.config.managementResource, '2023-07-01');
   const ref = (req: FastifyRequest): VaultRef => {
     const p = parse(refParams, req.params, 'path');
     return { subscriptionId: p.sub, resourceGroup: p.rg, name: p.name };
