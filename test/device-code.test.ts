@@ -263,6 +263,17 @@ describe('device code sign-in from the latchkey CLI', () => {
     );
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /no -u, -p or --service-principal/);
+    // Without --tenant the server's default tenant is used, and its real id is kept.
+    const other = mkdtempSync(join(tmpdir(), 'latchkey-cli-tenantless-'));
+    try {
+      const plain = await runCli([...server, 'login', '-u', s.admin.userName, '-p', s.admin.password], {
+        configDir: other,
+      });
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.equal(plain.json[0].tenantId, s.info.tenantId);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 });
 

@@ -107,7 +107,7 @@ export function loginCommands(): Command[] {
     )
     .option('--service-principal', 'sign in as a service principal')
     .option('--certificate <pem>', 'PEM file with the certificate and private key (service principal)')
-    .option('-t, --tenant <tenant>', 'tenant id or domain (default: the dev server’s tenant)')
+    .option('-t, --tenant <tenant>', 'tenant id or domain (default: the server’s default tenant)')
     .option(
       '--use-device-code',
       'sign in as a user with a browser on another device: enter the code shown at the page shown',
@@ -115,8 +115,10 @@ export function loginCommands(): Command[] {
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       const { server, ca, caFile } = resolveServer(c, undefined);
-      const tenant = o.tenant ?? loadDevServer()?.tenantId;
-      if (!tenant) throw new CliError('--tenant is required', 2);
+      // Without --tenant: the dev server's tenant when that is the server, else the server's default
+      // tenant (its `adfs` alias, as the Azure CLI uses); the real id is read back after sign-in.
+      const dev = loadDevServer();
+      const tenant: string = o.tenant ?? (dev && dev.server === server ? dev.tenantId : 'adfs');
       if (o.useDeviceCode && (o.servicePrincipal || o.username || o.password || o.certificate))
         throw new CliError(
           '--use-device-code signs a user in on the web page: no -u, -p or --service-principal',
