@@ -258,4 +258,110 @@ describe('Azure CLI surface (raw HTTP)', () => {
       assert.equal(r.json.error.code, 'Request_UnsupportedQuery');
     }
   });
+  it('Graph application writes: validated, authorized like the directory API, audited, never a secret read back', async () => {
+    const base = s.info.authority;
+    const admin = await s.adminToken(base);
+    const send = (token: string, method: string, path: string, json?: unknown) =>
+      s.request(method, path, { headers: bearer(token), ...(json !== undefined ? { json } : {}) });
+    const principals = async () => (await s.services.principals.list(s.info.tenantId)).length;
+    const before = await principals();
+    for (const bad of [
+      { displayName: 'x', homepage: 'https://x' },
+      { displayName: 'x', identifierUris: ['api://a', 'api://b'] },
+      { displayName: '' },
+      { displayName: 'x', keyCredentials: [{ type: 'Symmetric', key: 'AA==' }] },
+    ]) {
+      const r = await send(admin, 'POST', '/v1.0/applications', bad);
+      assert.equal(r.status, 400, JSON.stringify(bad));
+    }
+    assert.equal(await principals(), before, 'a refused body creates nothing');
+
+    const created = await send(admin, 'POST', '/v1.0/applications', { displayName: 'graph-app' });
+    assert.equal(created.status, 201, created.text);
+    const app = created.json;
+    assert.deepEqual(app.passwordCredentials, []);
+    const sp = await send(admin, 'POST', '/v1.0/servicePrincipals', { appId: app.appId });
+    assert.equal(sp.status, 201);
+    assert.equal(sp.json.id, app.id, 'one object in Latchkey');
+    assert.equal(
+      (
+        await send(admin, 'POST', '/v1.0/servicePrincipals', {
+          appId: '00000000-0000-0000-0000-000000000001',
+        })
+      ).status,
+      400,
+    );
+
+    const tooLong = await send(admin, 'POST', `/v1.0/applications/${app.id}/addPassword`, {
+      passwordCredential: { endDateTime: new Date(Date.now() + 3 * 365 * 86_400_000).toISOString() },
+    });
+    assert.equal(tooLong.status, 400);
+    const pw = await send(admin, 'POST', `/v1.0/applications/${app.id}/addPassword`, {
+      passwordCredential: {
+        displayName: 'ci',
+        endDateTime: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+      },
+    });
+    assert.equal(pw.status, 200, pw.text);
+    assert.equal(pw.headers['cache-control'], 'no-store');
+    assert.ok(pw.json.secretText.length >= 32);
+    const listed = (await send(admin, 'GET', `/v1.0/applications/${app.id}`)).json;
+    assert.equal(listed.passwordCredentials[0].secretText, null);
+    assert.ok(!JSON.stringify(listed).includes(pw.json.secretText));
+
+    // Renaming is not supported (and says so); the same name is accepted (az sends it).
+    assert.equal(
+      (await send(admin, 'PATCH', `/v1.0/applications/${app.id}`, { displayName: 'graph-app' })).status,
+      204,
+    );
+    const rename = await send(admin, 'PATCH', `/v1.0/applications/${app.id}`, { displayName: 'other' });
+    assert.equal(rename.status, 400);
+    assert.equal(rename.json.error.code, 'Request_BadRequest');
+
+    // Authorization: a service principal without a directory role, and a Contributor (no credentials/write).
+    const nb = await nobody.token(base);
+    assert.equal((await send(nb, 'POST', '/v1.0/applications', { displayName: 'nope' })).status, 403);
+    assert.equal((await send(nb, 'POST', `/v1.0/applications/${app.id}/addPassword`, {})).status, 404);
+    await assignRole(s, nobody.id, 'Contributor', '/');
+    const contributor = await nobody.token(base);
+    const denied = await send(contributor, 'POST', `/v1.0/applications/${app.id}/addPassword`, {});
+    assert.equal(denied.status, 403, denied.text);
+    assert.match(denied.json.error.message, /credentials\/write/);
+
+    // Managed identities are not application registrations.
+    const mi = (await s.services.principals.list(s.info.tenantId)).find((p) => p.kind === 'managedIdentity');
+    if (mi) assert.equal((await send(admin, 'GET', `/v1.0/applications/${mi.id}`)).status, 404);
+
+    assert.equal(
+      (
+        await send(admin, 'POST', `/v1.0/applications/${app.id}/removePassword`, {
+          keyId: '00000000-0000-0000-0000-000000000002',
+        })
+      ).status,
+      404,
+    );
+    assert.equal(
+      (await send(admin, 'POST', `/v1.0/applications/${app.id}/removePassword`, { keyId: pw.json.keyId }))
+        .status,
+      204,
+    );
+    assert.equal((await send(admin, 'DELETE', `/v1.0/applications/${app.id}`)).status, 204);
+    assert.equal((await send(admin, 'GET', `/v1.0/applications/${app.id}`)).status, 404);
+
+    const ops = (
+      await s.services.db.all<{ operation: string; details: string | null }>(
+        'SELECT operation, details FROM audit_events WHERE target = $1 OR details LIKE $2 ORDER BY seq',
+        [app.id, `%${pw.json.keyId}%`],
+      )
+    ).map((r) => r.operation);
+    for (const op of [
+      'ServicePrincipalCreate',
+      'ServicePrincipalCredentialReset',
+      'ServicePrincipalCredentialDelete',
+      'ServicePrincipalDelete',
+    ])
+      assert.ok(ops.includes(op), `${op} in ${ops.join(', ')}`);
+    const audit = JSON.stringify(await s.services.db.all('SELECT * FROM audit_events'));
+    assert.ok(!audit.includes(pw.json.secretText), 'no secret in the audit log');
+  });
 });

@@ -183,6 +183,34 @@ describe('Azure CLI (az) against Latchkey', {
     assert.notEqual(missing.code, 0);
   });
 
+  it('az ad sp create-for-rbac: an application with a password that signs in; again replaces it; az ad sp delete', async () => {
+    const tokenWith = (appId: string, secret: string) =>
+      s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: appId,
+          client_secret: secret,
+          scope: `${s.info.vaultResource}/.default`,
+        },
+      });
+    const first = await azJson(user, ['ad', 'sp', 'create-for-rbac', '-n', 'az-rbac']);
+    assert.equal(first.displayName, 'az-rbac');
+    assert.equal(first.tenant, s.info.tenantId);
+    assert.equal((await tokenWith(first.appId, first.password)).status, 200);
+    // Idempotent by name: the same application, its old password removed, a new one given.
+    const second = await azJson(user, ['ad', 'sp', 'create-for-rbac', '-n', 'az-rbac']);
+    assert.equal(second.appId, first.appId);
+    assert.equal((await tokenWith(first.appId, first.password)).status, 401);
+    assert.equal((await tokenWith(second.appId, second.password)).status, 200);
+    const apps = await azJson(user, ['ad', 'app', 'list', '--display-name', 'az-rbac']);
+    assert.equal(apps.length, 1);
+    assert.equal(apps[0].passwordCredentials.length, 1);
+    assert.equal(apps[0].passwordCredentials[0].secretText, null, 'a password is never read back');
+    assert.equal((await az(user, ['ad', 'sp', 'delete', '--id', apps[0].id])).code, 0);
+    assert.equal((await tokenWith(second.appId, second.password)).status, 400);
+    assert.deepEqual(await azJson(user, ['ad', 'app', 'list', '--display-name', 'az-rbac']), []);
+  });
+
   it('a service principal signs in with its secret; a vault token from az reads a secret', async () => {
     const rg = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`;
     await assignRole(s, sp.id, 'Reader', rg);

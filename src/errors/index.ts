@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   // Microsoft Graph (the directory read API for the Azure CLI)
   Request_ResourceNotFound: 404,
   Request_UnsupportedQuery: 400,
+  Request_BadRequest: 400,
   InvalidApiVersion: 400,
   Unauthorized: 401,
   Forbidden: 403,

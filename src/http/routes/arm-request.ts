@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import type { Caller } from '../../access/caller.js';
-import type { Authenticate } from '../auth.js';
 import { z } from 'zod';
+import type { Caller } from '../../access/caller.js';
 import { LatchkeyError } from '../../errors/index.js';
+import type { Authenticate } from '../auth.js';
 import { queryParam } from '../request.js';
 import { parse } from '../validate.js';
 

@@ -6,16 +6,19 @@ import { LatchkeyError } from '../../errors/index.js';
 import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
-import { queryParam } from '../request.js';
+import { queryParam, requestMeta } from '../request.js';
 import { parse } from '../validate.js';
 
 /**
  * The part of Microsoft Graph (v1.0) that the Azure CLI uses to find directory objects:
- * `me`, users and service principals by id or by a `$filter`, and `directoryObjects/getByIds`.
+ * `me`, users and service principals by id or by a `$filter`, `directoryObjects/getByIds`, and
+ * application registrations as `az ad sp create-for-rbac` and `az ad app|sp` manage them.
  * Served at the authority's base URL, which is also the Graph resource a token is asked for
- * (`az` sends its Graph requests to the resource id). Read-only: the directory is changed
- * through `/api/directory`, the CLI or the console.
+ * (`az` sends its Graph requests to the resource id).
  *
+ * Latchkey keeps an application and its service principal as one directory object, so both
+ * have the same object id, and creating the service principal of an application returns it.
+ * Writes go through the directory service: the same actions at `/`, the same audit records.
  * Reading needs `Microsoft.Directory/users/read` or `…/servicePrincipals/read` at `/`, as the
  * directory API does; a caller may always read itself (`/me`, or its own id).
  */
@@ -152,6 +155,230 @@ export async function graphRoutes(
     const p = await s.principals.get(c.tenantId, id.toLowerCase());
     if (!p || p.kind === 'user' || !(await mayRead(c, p))) throw notFound(id);
     return { '@odata.context': context(req, 'servicePrincipals/$entity'), ...servicePrincipal(p) };
+  });
+
+  // ---- application registrations (writes through the directory service) ----
+  const application = async (c: Caller, p: Principal) => {
+    const creds = await s.directory.listCredentials(c, p.id);
+    return {
+      '@odata.type': '#microsoft.graph.application',
+      id: p.id,
+      appId: p.appId ?? '',
+      displayName: p.displayName,
+      identifierUris: p.identifierUri ? [p.identifierUri] : [],
+      isFallbackPublicClient: p.publicClient,
+      signInAudience: 'AzureADMyOrg',
+      createdDateTime: new Date(p.createdAt).toISOString(),
+      passwordCredentials: creds
+        .filter((k) => k.type === 'Password')
+        .map((k) => ({
+          keyId: k.keyId,
+          displayName: k.displayName,
+          hint: k.hint,
+          startDateTime: k.startDateTime,
+          endDateTime: k.endDateTime,
+          secretText: null,
+          customKeyIdentifier: null,
+        })),
+      keyCredentials: creds
+        .filter((k) => k.type === 'AsymmetricX509Cert')
+        .map((k) => ({
+          keyId: k.keyId,
+          displayName: k.displayName,
+          type: 'AsymmetricX509Cert',
+          usage: 'Verify',
+          customKeyIdentifier: k.thumbprintSha1,
+          startDateTime: k.startDateTime,
+          endDateTime: k.endDateTime,
+        })),
+      web: { redirectUris: [] },
+      publicClient: { redirectUris: [] },
+      requiredResourceAccess: [],
+      appRoles: [],
+    };
+  };
+  /** An application registration by object id (a service principal that is not a managed identity). */
+  const findApplication = async (c: Caller, id: string) => {
+    const p = await s.principals.get(c.tenantId, id.toLowerCase());
+    if (p?.kind !== 'servicePrincipal' || !(await mayRead(c, p))) throw notFound(id);
+    return p;
+  };
+  /** `{key}` of a Graph keyCredential (base64 DER, or base64 of a PEM) as a PEM certificate. */
+  const certificatePem = (key: string) => {
+    const raw = Buffer.from(key, 'base64');
+    const text = raw.toString('latin1');
+    if (text.includes('-----BEGIN CERTIFICATE-----')) return text;
+    const b64 = raw.toString('base64').replace(/(.{64})/g, '$1\n');
+    return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+  };
+  const keyCredential = z.object({
+    type: z.literal('AsymmetricX509Cert'),
+    usage: z.literal('Verify').optional(),
+    key: z.string().min(1).max(16_384),
+    displayName: z.string().max(120).nullish(),
+    startDateTime: z.string().max(40).nullish(),
+    endDateTime: z.string().max(40).nullish(),
+  });
+  const applicationBody = z
+    .object({
+      displayName: z.string().min(1).max(120),
+      identifierUris: z.array(z.string().min(1).max(200)).max(1).optional(),
+      isFallbackPublicClient: z.boolean().nullish(),
+      signInAudience: z.literal('AzureADMyOrg').optional(),
+      keyCredentials: z.array(keyCredential).max(1).optional(),
+    })
+    .strict();
+
+  app.get('/v1.0/applications', async (req) => {
+    const c = await caller(req);
+    await s.access.require(c, DIRECTORY_ACTIONS.read, '/');
+    const f = filterOf(req, ['displayName', 'appId', 'identifierUris', 'id']);
+    const all = (await s.principals.list(c.tenantId)).filter((p) => p.kind === 'servicePrincipal');
+    const value = [];
+    for (const p of all) {
+      if (
+        f({
+          displayName: lower(p.displayName),
+          appId: lower(p.appId),
+          identifierUris: lower(p.identifierUri),
+          id: [p.id],
+        })
+      )
+        value.push(await application(c, p));
+    }
+    return { '@odata.context': context(req, 'applications'), value };
+  });
+
+  app.get('/v1.0/applications/:id', async (req) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    return {
+      '@odata.context': context(req, 'applications/$entity'),
+      ...(await application(c, await findApplication(c, id))),
+    };
+  });
+
+  app.post('/v1.0/applications', async (req, reply) => {
+    const c = await caller(req);
+    const body = parse(applicationBody, req.body);
+    const cert = body.keyCredentials?.[0];
+    const created = await s.directory.create(c, requestMeta(req), {
+      displayName: body.displayName,
+      identifierUri: body.identifierUris?.[0] ?? null,
+      publicClient: body.isFallbackPublicClient ?? false,
+      credential: cert
+        ? {
+            type: 'AsymmetricX509Cert',
+            certificate: certificatePem(cert.key),
+            ...(cert.displayName ? { displayName: cert.displayName } : {}),
+          }
+        : null,
+    });
+    const p = await findApplication(c, created.servicePrincipal.id);
+    reply.code(201);
+    return { '@odata.context': context(req, 'applications/$entity'), ...(await application(c, p)) };
+  });
+
+  // Only what can be kept: the same display name (az sends it when it "patches" an existing app).
+  app.patch('/v1.0/applications/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(applicationBody.partial(), req.body);
+    const p = await findApplication(c, id);
+    await s.access.require(c, DIRECTORY_ACTIONS.write, '/');
+    const unsupported = Object.keys(body).filter(
+      (k) => !(k === 'displayName' && body.displayName === p.displayName),
+    );
+    if (unsupported.length)
+      throw new LatchkeyError(
+        'Request_BadRequest',
+        `Changing ${unsupported.join(', ')} of an application is not supported; use latchkey ad sp or /api/directory.`,
+      );
+    return reply.code(204).send();
+  });
+
+  app.delete('/v1.0/applications/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    await s.directory.delete(c, requestMeta(req), (await findApplication(c, id)).id);
+    return reply.code(204).send();
+  });
+
+  const addPassword = z
+    .object({
+      passwordCredential: z
+        .object({
+          displayName: z.string().max(120).nullish(),
+          startDateTime: z.string().max(40).nullish(),
+          endDateTime: z.string().max(40).nullish(),
+        })
+        .optional(),
+    })
+    .strict();
+  app.post('/v1.0/applications/:id/addPassword', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    const body = parse(addPassword, req.body ?? {});
+    const p = await findApplication(c, id);
+    const end = body.passwordCredential?.endDateTime;
+    const endMs = end ? Date.parse(end) : Number.NaN;
+    if (end && Number.isNaN(endMs))
+      throw new LatchkeyError('Request_BadRequest', 'endDateTime must be an ISO 8601 date and time.');
+    const days = end ? Math.ceil((endMs - s.clock.now()) / 86_400_000) : undefined;
+    const created = await s.directory.resetCredential(c, requestMeta(req), p.id, {
+      type: 'Password',
+      append: true,
+      ...(body.passwordCredential?.displayName ? { displayName: body.passwordCredential.displayName } : {}),
+      ...(days !== undefined ? { days } : {}),
+    });
+    reply.header('cache-control', 'no-store');
+    return {
+      '@odata.context': context(req, 'microsoft.graph.passwordCredential'),
+      keyId: created.keyId,
+      displayName: created.displayName,
+      hint: created.hint,
+      secretText: created.secretText,
+      startDateTime: created.startDateTime,
+      endDateTime: created.endDateTime,
+      customKeyIdentifier: null,
+    };
+  });
+
+  app.post('/v1.0/applications/:id/removePassword', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    const { keyId } = parse(z.object({ keyId: z.string().min(1).max(64) }).strict(), req.body);
+    const p = await findApplication(c, id);
+    const creds = await s.directory.listCredentials(c, p.id);
+    if (!creds.some((k) => k.keyId === keyId.toLowerCase() && k.type === 'Password'))
+      throw new LatchkeyError(
+        'Request_ResourceNotFound',
+        `No password credential with keyId '${keyId.slice(0, 64)}'.`,
+      );
+    await s.directory.deleteCredential(c, requestMeta(req), p.id, keyId.toLowerCase());
+    return reply.code(204).send();
+  });
+
+  // The service principal of an application: in Latchkey it exists with the application.
+  app.post('/v1.0/servicePrincipals', async (req, reply) => {
+    const c = await caller(req);
+    const { appId } = parse(z.object({ appId: z.string().min(1).max(64) }).passthrough(), req.body);
+    await s.access.require(c, DIRECTORY_ACTIONS.write, '/');
+    const p = await s.principals.byAppId(c.tenantId, appId.toLowerCase());
+    if (p?.kind !== 'servicePrincipal')
+      throw new LatchkeyError(
+        'Request_BadRequest',
+        `The appId '${appId.slice(0, 64)}' of the object referenced does not reference a valid application object.`,
+      );
+    reply.code(201);
+    return { '@odata.context': context(req, 'servicePrincipals/$entity'), ...servicePrincipal(p) };
+  });
+
+  app.delete('/v1.0/servicePrincipals/:id', async (req, reply) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    await s.directory.delete(c, requestMeta(req), (await findApplication(c, id)).id);
+    return reply.code(204).send();
   });
 
   const getByIds = z.object({
