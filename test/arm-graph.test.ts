@@ -9,6 +9,7 @@ import {
   type TestPrincipal,
   vaultArmPath,
 } from './helpers/access.js';
+import { selfSignedRsaCert } from './helpers/certs.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const CLI = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
@@ -275,6 +276,26 @@ describe('Azure CLI surface (raw HTTP)', () => {
       assert.equal(r.status, 400, JSON.stringify(bad));
     }
     assert.equal(await principals(), before, 'a refused body creates nothing');
+
+    // With a certificate (base64 DER, as az sends it): registered as the application's credential.
+    const cert = await selfSignedRsaCert('graph-cert');
+    const withCert = await send(admin, 'POST', '/v1.0/applications', {
+      displayName: 'graph-cert-app',
+      keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: cert.der.toString('base64') }],
+    });
+    assert.equal(withCert.status, 201, withCert.text);
+    assert.equal(withCert.json.keyCredentials.length, 1);
+    assert.equal(withCert.json.passwordCredentials.length, 0);
+    const garbage = await send(admin, 'POST', '/v1.0/applications', {
+      displayName: 'graph-bad-cert',
+      keyCredentials: [
+        { type: 'AsymmetricX509Cert', key: Buffer.from('not a certificate').toString('base64') },
+      ],
+    });
+    assert.equal(garbage.status, 400, garbage.text);
+    assert.ok(
+      !(await s.services.principals.list(s.info.tenantId)).some((p) => p.displayName === 'graph-bad-cert'),
+    );
 
     const created = await send(admin, 'POST', '/v1.0/applications', { displayName: 'graph-app' });
     assert.equal(created.status, 201, created.text);
