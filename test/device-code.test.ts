@@ -212,6 +212,14 @@ describe('device code sign-in', () => {
       last = r.status;
     }
     assert.equal(last, 429);
+    // Step 2 with a guessed code is counted (and refused) the same way.
+    const guess = await postSignIn(
+      s,
+      a.verification_uri,
+      { step: 'signin', user_code: 'CCCC-CCCC', csrf: 'x', ...creds },
+      page.cookie,
+    );
+    assert.equal(guess.status, 429);
     const blocked = await postSignIn(
       s,
       a.verification_uri,
@@ -220,7 +228,23 @@ describe('device code sign-in', () => {
     );
     assert.equal(blocked.status, 429);
     assert.ok(blocked.headers['retry-after']);
-    s.services.throttle.succeed(`ip:127.0.0.1`);
+    s.services.throttle.succeed('ip:127.0.0.1');
+    await new Promise((r) => setTimeout(r, 50));
+    // Guesses at step 2 alone are counted too.
+    let at = 0;
+    for (let i = 0; i < 25 && at !== 429; i++) {
+      at = (
+        await postSignIn(
+          s,
+          a.verification_uri,
+          { step: 'signin', user_code: 'DDDD-DDDD', ...creds },
+          page.cookie,
+        )
+      ).status;
+    }
+    assert.equal(at, 429);
+    s.services.throttle.succeed('ip:127.0.0.1');
+    await new Promise((r) => setTimeout(r, 50));
   });
 });
 

@@ -224,33 +224,32 @@ export async function authorizeRoutes(app: FastifyInstance, opts: { services: Se
     const ip = clientIp(req);
     const expired = 'The form expired or was not sent by this page. Enter the code again.';
 
-    if (text('step') !== 'signin') {
-      if (!csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, '')))
-        return codeForm(req, reply, 400, expired);
-      try {
-        s.throttle.check([`ip:${ip}`]);
-      } catch (e) {
-        const le = toLatchkeyError(e, req, true);
-        for (const [k, v] of Object.entries(le.headers)) reply.header(k, v);
-        return codeForm(req, reply, le.status, 'Too many wrong codes. Wait a minute, then try again.');
-      }
-      const d = await s.deviceCodes.pending(userCode);
-      if (!d) {
-        const delay = await s.throttle.fail([`ip:${ip}`]);
-        if (delay > 0) await sleep(delay);
-        return codeForm(req, reply, 400, 'That code is not valid or has expired. Check it and try again.');
-      }
-      return deviceSignInForm(req, reply, d, userCode);
+    const step2 = text('step') === 'signin';
+    // The page names a code as valid or not: both steps check, and count every unknown code
+    // against the address, so neither can be used to guess codes.
+    if (!step2 && !csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, '')))
+      return codeForm(req, reply, 400, expired);
+    try {
+      s.throttle.check([`ip:${ip}`]);
+    } catch (e) {
+      const le = toLatchkeyError(e, req, true);
+      for (const [k, v] of Object.entries(le.headers)) reply.header(k, v);
+      return codeForm(req, reply, le.status, 'Too many wrong codes. Wait a minute, then try again.');
     }
-
     const d = await s.deviceCodes.pending(userCode);
-    if (!d)
-      return done(
-        reply,
-        400,
-        'Sign-in expired',
-        'This sign-in request has expired or was already used. Start the sign-in again on your device.',
-      );
+    if (!d) {
+      const delay = await s.throttle.fail([`ip:${ip}`]);
+      if (delay > 0) await sleep(delay);
+      return step2
+        ? done(
+            reply,
+            400,
+            'Sign-in expired',
+            'This sign-in request has expired or was already used. Start the sign-in again on your device.',
+          )
+        : codeForm(req, reply, 400, 'That code is not valid or has expired. Check it and try again.');
+    }
+    if (!step2) return deviceSignInForm(req, reply, d, userCode);
     if (!csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, d.id)))
       return codeForm(req, reply, 400, expired);
     if (text('action') === 'deny') {
