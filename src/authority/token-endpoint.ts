@@ -162,6 +162,15 @@ export function createTokenEndpoint(deps: {
     ...extra,
   });
 
+  /** A user's access token (`appidacr` 0: a public client; the user authenticated). */
+  const userAccessToken = (
+    ctx: TokenRequestContext,
+    principal: Principal,
+    clientId: string,
+    audience: string,
+    scp: string,
+  ) => issuer.issue({ issuerBase: ctx.issuerBase, principal, clientId, audience, authMethod: '0', scp });
+
   /**
    * What a user's sign-in adds beyond the access token, as Entra does: an ID token when `openid`
    * was asked for, and `client_info` when the client sent `client_info=1` (MSAL keys its account
@@ -329,14 +338,7 @@ export function createTokenEndpoint(deps: {
     if (!found.principal.enabled) throw oauth('invalid_grant', 'The user account is disabled.', 50057);
     throttle.succeed(keys[0]!);
     const { audience, scp } = await resolveScope(tenant, scope, true);
-    const t = await issuer.issue({
-      issuerBase: ctx.issuerBase,
-      principal: found.principal,
-      clientId,
-      audience,
-      authMethod: '0',
-      scp,
-    });
+    const t = await userAccessToken(ctx, found.principal, clientId, audience, scp);
     deps.onIssued?.({
       tenantId: tenant.id,
       principal: found.principal,
@@ -391,14 +393,7 @@ export function createTokenEndpoint(deps: {
     if (spent.changes === 0) {
       throw await failedClient(keys, 'The refresh token has already been used.', 'invalid_grant', 70008, 400);
     }
-    const t = await issuer.issue({
-      issuerBase: ctx.issuerBase,
-      principal,
-      clientId,
-      audience,
-      authMethod: '0',
-      scp,
-    });
+    const t = await userAccessToken(ctx, principal, clientId, audience, scp);
     return respond(t, {
       scope: `${audience}/${scp}`,
       ...(await userSignInExtras(ctx, row.scope, principal, clientId, { nonce: null, authTime: null })),
@@ -423,14 +418,7 @@ export function createTokenEndpoint(deps: {
     const principal = await principals.get(tenant.id, principalId);
     if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
     const { audience, scp } = await resolveScope(tenant, scope, true);
-    const t = await issuer.issue({
-      issuerBase: ctx.issuerBase,
-      principal,
-      clientId,
-      audience,
-      authMethod: '0',
-      scp,
-    });
+    const t = await userAccessToken(ctx, principal, clientId, audience, scp);
     deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant });
     const extra: Partial<TokenResponse> = {
       scope: `${audience}/${scp}`,
