@@ -7,11 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { assignRole, servicePrincipal, type TestPrincipal, vaultArmPath } from './helpers/access.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
+import { REPO_ROOT } from './helpers/cli.js';
+import { identityStateDir, putApp } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { completeDeviceSignIn } from './helpers/signin.js';
 
 /** The Azure CLI (Debian's `azure-cli` package; `.ci/run` installs it). */
 const AZ = process.env.LATCHKEY_TEST_AZ ?? '/usr/bin/az';
+const LATCHKEY_BIN = join(REPO_ROOT, 'bin', 'latchkey.js');
 
 /**
  * The unmodified Azure CLI against a real server, as a black box: a cloud registered from
@@ -145,6 +148,55 @@ describe('Azure CLI (az) against Latchkey', {
     assert.equal(await exited, 0, err);
     const accounts = JSON.parse(out);
     assert.deepEqual(accounts[0].user, { name: s.admin.userName, type: 'user' });
+  });
+
+  it('inside latchkey run, az login --identity signs in as the app’s managed identity', async () => {
+    const app = await putApp(s, 'az-identity-app', { identity: { type: 'SystemAssigned' } });
+    await assignRole(
+      s,
+      app.identity.principalId!,
+      'Reader',
+      `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`,
+    );
+    const dir = configDir();
+    // `latchkey run` gives az the endpoint (MSI_ENDPOINT: the Cloud Shell protocol) and the CA bundle.
+    const inRun = (...args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        const env = azEnv(dir, { LATCHKEY_CONFIG_DIR: join(dir, 'latchkey') });
+        delete env.REQUESTS_CA_BUNDLE;
+        delete env.SSL_CERT_FILE;
+        execFile(
+          process.execPath,
+          [
+            LATCHKEY_BIN,
+            'run',
+            '--app',
+            'az-identity-app',
+            '--state-dir',
+            identityStateDir(s),
+            '--',
+            AZ,
+            ...args,
+          ],
+          { timeout: 90_000, env, cwd: REPO_ROOT },
+          (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err }),
+        );
+      });
+    const login = await inRun('login', '--identity', '-o', 'json');
+    assert.equal(login.code, 0, login.err);
+    const accounts = JSON.parse(login.out);
+    assert.equal(accounts[0].id, s.info.subscriptionId);
+    assert.deepEqual(accounts[0].user, {
+      assignedIdentityInfo: 'MSI',
+      name: 'systemAssignedIdentity',
+      type: 'servicePrincipal',
+    });
+    const groups = await inRun('group', 'list', '-o', 'json');
+    assert.equal(groups.code, 0, groups.err);
+    assert.deepEqual(
+      JSON.parse(groups.out).map((g: { name: string }) => g.name),
+      ['default'],
+    );
   });
 
   it('vaults: create (with an access policy for the signed-in user), show by name, list, delete, recover', async () => {

@@ -137,6 +137,17 @@ describe('latchkey run: a workload with a managed identity and Key Vault referen
       assert.equal(r.json[k].secret, 'hello from the vault', `${k}: ${JSON.stringify(r.json[k])}`);
   });
 
+  test('the Cloud Shell protocol through MSI_ENDPOINT works the same', async () => {
+    const r = await latchkeyRun(s, home, 'run-app', [
+      'cloudshell',
+      s.vaultUrl('runvault'),
+      s.info.vaultResource,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const k of ['managedIdentity', 'default'])
+      assert.equal(r.json[k].secret, 'hello from the vault', `${k}: ${JSON.stringify(r.json[k])}`);
+  });
+
   test('the environment: endpoint variables, CA trust, settings with references resolved, no credential', async () => {
     const r = await latchkeyRun(s, home, 'run-app', ['env'], {
       runArgs: ['--env', 'EXTRA=1', '--env', 'PLAIN=overridden'],
@@ -149,6 +160,9 @@ describe('latchkey run: a workload with a managed identity and Key Vault referen
       env.AZURE_POD_IDENTITY_AUTHORITY_HOST!,
       new RegExp(`^${s.info.identityEndpoint}/s/[0-9a-f]{32}$`),
     );
+    // The Cloud Shell protocol for clients that know only MSI_ENDPOINT (az login --identity).
+    assert.equal(env.MSI_ENDPOINT, `${env.AZURE_POD_IDENTITY_AUTHORITY_HOST}/metadata/identity/oauth2/token`);
+    assert.equal(env.MSI_SECRET, undefined, 'MSI_SECRET would make clients speak Azure ML');
     assert.equal(env.NODE_EXTRA_CA_CERTS, s.info.caCertPath);
     // Tools that take one CA file get the system roots plus the dev CA (public TLS keeps working).
     const bundle = readFileSync(env.SSL_CERT_FILE!, 'utf8');
@@ -160,13 +174,7 @@ describe('latchkey run: a workload with a managed identity and Key Vault referen
     assert.equal(env.PINNED, NPM_TOKEN);
     assert.equal(env.PLAIN, 'overridden', '--env overrides an app setting');
     assert.equal(env.EXTRA, '1');
-    for (const k of [
-      'AZURE_CLIENT_SECRET',
-      'AZURE_CLIENT_ID',
-      'AZURE_TENANT_ID',
-      'MSI_ENDPOINT',
-      'IMDS_ENDPOINT',
-    ])
+    for (const k of ['AZURE_CLIENT_SECRET', 'AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'IMDS_ENDPOINT'])
       assert.equal(env[k], undefined, k);
     assert.doesNotMatch(r.stderr, new RegExp(NPM_TOKEN));
 

@@ -139,6 +139,9 @@ export function runCommand(): Command {
         IDENTITY_ENDPOINT: s.identityEndpoint,
         IDENTITY_HEADER: s.identityHeader,
         AZURE_POD_IDENTITY_AUTHORITY_HOST: s.imdsAuthorityHost,
+        // The Cloud Shell protocol (POST, `Metadata: true`), for clients that know only MSI_ENDPOINT,
+        // such as `az login --identity`. Current SDKs take IDENTITY_ENDPOINT first.
+        MSI_ENDPOINT: `${s.imdsAuthorityHost}/metadata/identity/oauth2/token`,
         // Node adds NODE_EXTRA_CA_CERTS to its roots; the others replace the roots, so they get the bundle.
         ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}),
         ...(ca || s.caBundle
