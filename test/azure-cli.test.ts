@@ -275,33 +275,26 @@ describe('Azure CLI (az) against Latchkey', {
     });
     assert.equal(put.status, 200, put.text);
 
-    const dir = configDir();
-    const accounts = await azJson(dir, [
+    /** `az login` as the test's service principal with a secret or a PEM file. */
+    const spLogin = (password: string) => [
       'login',
       '--service-principal',
       '-u',
       sp.appId,
       '-p',
-      sp.secret,
+      password,
       '--tenant',
       s.info.tenantId,
-    ]);
+    ];
+    const dir = configDir();
+    const accounts = await azJson(dir, spLogin(sp.secret));
     assert.deepEqual(accounts[0].user, { name: sp.appId, type: 'servicePrincipal' });
     const groups = await azJson(dir, ['group', 'list']);
     assert.deepEqual(
       groups.map((g: { name: string }) => g.name),
       ['default'],
     );
-    const wrong = await az(configDir(), [
-      'login',
-      '--service-principal',
-      '-u',
-      sp.appId,
-      '-p',
-      'not-the-secret',
-      '--tenant',
-      s.info.tenantId,
-    ]);
+    const wrong = await az(configDir(), spLogin('not-the-secret'));
     assert.notEqual(wrong.code, 0);
     assert.ok(!wrong.err.includes(sp.secret));
 
@@ -315,16 +308,7 @@ describe('Azure CLI (az) against Latchkey', {
     const pemFile = join(configDir(), 'sp.pem');
     writeFileSync(pemFile, cert.combinedPem, { mode: 0o600 });
     const certDir = configDir();
-    const byCert = await azJson(certDir, [
-      'login',
-      '--service-principal',
-      '-u',
-      sp.appId,
-      '-p',
-      pemFile,
-      '--tenant',
-      s.info.tenantId,
-    ]);
+    const byCert = await azJson(certDir, spLogin(pemFile));
     assert.deepEqual(byCert[0].user, { name: sp.appId, type: 'servicePrincipal' });
     const certToken = await azJson(certDir, [
       'account',

@@ -158,8 +158,9 @@ export async function graphRoutes(
   });
 
   // ---- application registrations (writes through the directory service) ----
-  const application = async (c: Caller, p: Principal) => {
-    const creds = await s.directory.listCredentials(c, p.id);
+  /** The application view of `p`; the caller's right to read it was decided before (list or find). */
+  const application = async (p: Principal) => {
+    const creds = await s.credentials.list(p.tenantId, p.id);
     return {
       '@odata.type': '#microsoft.graph.application',
       id: p.id,
@@ -244,7 +245,7 @@ export async function graphRoutes(
           id: [p.id],
         })
       )
-        value.push(await application(c, p));
+        value.push(await application(p));
     }
     return { '@odata.context': context(req, 'applications'), value };
   });
@@ -254,7 +255,7 @@ export async function graphRoutes(
     const { id } = parse(idParam, req.params, 'path');
     return {
       '@odata.context': context(req, 'applications/$entity'),
-      ...(await application(c, await findApplication(c, id))),
+      ...(await application(await findApplication(c, id))),
     };
   });
 
@@ -276,7 +277,7 @@ export async function graphRoutes(
     });
     const p = await findApplication(c, created.servicePrincipal.id);
     reply.code(201);
-    return { '@odata.context': context(req, 'applications/$entity'), ...(await application(c, p)) };
+    return { '@odata.context': context(req, 'applications/$entity'), ...(await application(p)) };
   });
 
   // Only what can be kept: the same display name (az sends it when it "patches" an existing app).
@@ -349,7 +350,7 @@ export async function graphRoutes(
     const { id } = parse(idParam, req.params, 'path');
     const { keyId } = parse(z.object({ keyId: z.string().min(1).max(64) }).strict(), req.body);
     const p = await findApplication(c, id);
-    const creds = await s.directory.listCredentials(c, p.id);
+    const creds = await s.credentials.list(p.tenantId, p.id);
     if (!creds.some((k) => k.keyId === keyId.toLowerCase() && k.type === 'Password'))
       throw new LatchkeyError(
         'Request_ResourceNotFound',
