@@ -8,6 +8,7 @@ import { fakeClock } from '../src/lib/clock.js';
 import { bootstrapDefaults } from '../src/server/bootstrap.js';
 import { loadDevConfig } from '../src/server/dev.js';
 import { createServices, type Services } from '../src/server/services.js';
+import { selfSignedRsaCert } from './helpers/certs.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const meta = { requestId: 'test', clientIp: '127.0.0.1' };
@@ -112,6 +113,65 @@ describe('provisioning keys over HTTP', () => {
       json: { graceSeconds: 0 },
     });
     assert.equal(again.status, 409);
+  });
+
+  test('a hosts:enroll key creates new hosts only, in its resource group; it never re-keys an existing host', async () => {
+    const sub = `/subscriptions/${s.info.subscriptionId}`;
+    const hostPath = (rg: string, name: string) =>
+      `${sub}/resourceGroups/${rg}/providers/Microsoft.Latchkey/hosts/${name}?api-version=2024-01-01`;
+    await s.services.scopes.ensureResourceGroup(s.info.tenantId, s.info.subscriptionId, 'pipeline-rg');
+    const local = await s.services.hosts.ensureLocal(s.info.tenantId);
+    const certsOf = async (principalId: string) =>
+      (await s.services.credentials.list(s.info.tenantId, principalId)).map((c) => c.keyId).sort();
+    const before = await certsOf(local.principalId);
+    const attacker = await selfSignedRsaCert('attacker');
+    const put = (key: string, rg: string, name: string) =>
+      s.request('PUT', hostPath(rg, name), {
+        headers: { authorization: `ProvisioningKey ${key}` },
+        json: { properties: { certificate: attacker.certPem } },
+      });
+    // A key bound to another resource group reaches nothing outside it, hosts included.
+    const bound = await create({
+      scopes: ['hosts:enroll'],
+      expiresInSeconds: 3600,
+      resourceGroup: `${sub}/resourceGroups/pipeline-rg`,
+    });
+    const outside = await put(bound.key, 'default', 'local');
+    assert.equal(outside.status, 403, outside.text);
+    assert.equal(outside.json.error.code, 'ProvisioningScopeMissing');
+    assert.equal((await put(bound.key, 'default', 'fresh-outside')).status, 403);
+    // An unbound key cannot re-key the built-in host either.
+    const unbound = await create({ scopes: ['hosts:enroll'], expiresInSeconds: 3600 });
+    const takeover = await put(unbound.key, 'default', 'local');
+    assert.equal(takeover.status, 409, takeover.text);
+    assert.deepEqual(await certsOf(local.principalId), before, 'no certificate was added to the local host');
+    // It enrols a new host inside its group, once; a second PUT on that host is refused too.
+    const enrolled = await put(bound.key, 'pipeline-rg', 'ci-runner-1');
+    assert.equal(enrolled.status, 201, enrolled.text);
+    const again = await put(bound.key, 'pipeline-rg', 'ci-runner-1');
+    assert.equal(again.status, 409, again.text);
+    assert.match(again.json.error.message, /already exists/);
+    const runner = await s.services.hosts.byName(s.info.tenantId, 'ci-runner-1');
+    assert.equal((await certsOf(runner!.principalId)).length, 1);
+    // Nor may a key delete a host.
+    const del = await s.request('DELETE', hostPath('pipeline-rg', 'ci-runner-1'), {
+      headers: { authorization: `ProvisioningKey ${bound.key}` },
+    });
+    assert.equal(del.status, 403, del.text);
+    // An administrator (hosts/write by RBAC) may add a certificate to an enrolled host, never to the built-in one.
+    const byAdmin = await s.request('PUT', hostPath('pipeline-rg', 'ci-runner-1'), {
+      headers: admin,
+      json: { properties: { certificate: (await selfSignedRsaCert('renewed')).certPem } },
+    });
+    assert.equal(byAdmin.status, 200, byAdmin.text);
+    assert.equal((await certsOf(runner!.principalId)).length, 2);
+    const adminLocal = await s.request('PUT', hostPath('default', 'local'), {
+      headers: admin,
+      json: { properties: { certificate: attacker.certPem } },
+    });
+    assert.equal(adminLocal.status, 400, adminLocal.text);
+    assert.match(adminLocal.json.error.message, /built-in/);
+    assert.deepEqual(await certsOf(local.principalId), before);
   });
 
   test('maximum uses and allowed addresses are enforced', async () => {

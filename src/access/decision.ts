@@ -40,6 +40,9 @@ const fromRow = (r: Row): RoleAssignment => ({
   createdBy: r.created_by,
 });
 
+/** Placing an app on a host (the one action a resource-group-bound provisioning key may take outside its group). */
+const HOST_ASSIGN_ACTION = 'Microsoft.Latchkey/hosts/assign/action';
+
 /** Normalises an ARM scope: leading slash, no trailing slash, "/" for the tenant root. */
 export function normalizeScope(scope: string): string {
   const s = `/${scope.trim().replace(/^\/+|\/+$/g, '')}`;
@@ -120,7 +123,9 @@ export function createAccess(deps: {
       );
     }
     const rg = caller.provisioningResourceGroup;
-    if (rg && !scopeCovers(rg, scope) && !action.startsWith('Microsoft.Latchkey/hosts/')) {
+    // One exception to the bound: placing the key's own apps on a shared host (e.g. `latchkey up`'s
+    // built-in one) elsewhere. That gives the host tokens for those apps, and the key nothing.
+    if (rg && !scopeCovers(rg, scope) && action !== HOST_ASSIGN_ACTION) {
       return new LatchkeyError(
         'ProvisioningScopeMissing',
         `Provisioning key ${caller.provisioningKeyId} is limited to resource group ${rg}; '${scope}' is outside it.`,

@@ -233,6 +233,18 @@ export function createHosts(deps: {
             `A host named '${input.name}' already exists in another resource group.`,
           );
         const created = !host;
+        // A provisioning key enrols new hosts; a credential for an existing host is a hosts/write
+        // of a principal with RBAC on it (a key could otherwise take over any host it can name).
+        if (host && caller.provisioningScopes)
+          throw new LatchkeyError(
+            'Conflict',
+            `A host named '${input.name}' already exists: a provisioning key enrols new hosts only; adding a certificate to an existing host needs a principal with hosts/write on it.`,
+          );
+        if (host?.builtIn && input.certificate)
+          throw new LatchkeyError(
+            'BadRequest',
+            `'${host.name}' is the built-in host of 'latchkey up': its certificates are managed by its own endpoint, never over the API.`,
+          );
         if (!host) {
           if (!input.certificate)
             throw new LatchkeyError(

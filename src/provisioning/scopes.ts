@@ -3,7 +3,13 @@
  * never more than its scopes: it does not inherit its creator's roles.
  */
 export const PROVISIONING_SCOPES = {
-  'hosts:enroll': ['Microsoft.Latchkey/hosts/*'],
+  // Enrol new hosts (the service refuses a key's PUT on an existing host: re-keying a host is
+  // RBAC's hosts/write, never a key's), see them, and place apps on them. Never delete.
+  'hosts:enroll': [
+    'Microsoft.Latchkey/hosts/read',
+    'Microsoft.Latchkey/hosts/write',
+    'Microsoft.Latchkey/hosts/assign/action',
+  ],
   'identities:write': ['Microsoft.ManagedIdentity/userAssignedIdentities/*'],
   'apps:write': ['Microsoft.Web/sites/*'],
   // Control plane only: vault data (secrets, keys) needs secrets:write.
