@@ -76,7 +76,13 @@ export function sendOAuthError(err: unknown, req: FastifyRequest, reply: Fastify
     .header('cache-control', 'no-store')
     .type('application/json; charset=utf-8')
     .send({
-      error: isOAuth ? e.code : e.status >= 500 ? 'server_error' : 'invalid_request',
+      error: isOAuth
+        ? e.code
+        : e.status === 503
+          ? 'temporarily_unavailable'
+          : e.status >= 500
+            ? 'server_error'
+            : 'invalid_request',
       error_description: `${prefix}${e.message} Trace ID: ${trace} Correlation ID: ${correlation} Timestamp: ${new Date().toISOString().replace('T', ' ').slice(0, 19)}Z`,
       error_codes: codes,
       timestamp: new Date().toISOString().replace('T', ' ').slice(0, 19) + 'Z',

@@ -54,7 +54,13 @@ export async function createServices(
   const clock = opts.clock ?? systemClock;
   // Names this process among the nodes sharing a database (pg_stat_activity, relay payloads).
   const nodeId = opts.nodeId ?? `${hostname().slice(0, 32)}-${process.pid}-${randomBytes(2).toString('hex')}`;
-  const db = opts.db ?? (await openDatabase(config.storageUrl, { applicationName: `latchkey ${nodeId}` }));
+  const db =
+    opts.db ??
+    (await openDatabase(config.storageUrl, {
+      applicationName: `latchkey ${nodeId}`,
+      onWait: ({ attempt, delayMs, reason }) =>
+        opts.log?.warn({ attempt, delayMs, reason }, 'the database is not reachable yet; waiting for it'),
+    }));
   const metrics = createMetrics();
   const check = await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'root_key_check'");
   if (check && check.value !== config.rootKey.checkValue()) {

@@ -116,7 +116,13 @@ export interface ServerProcess<T> {
  */
 export function spawnServer<T>(
   args: string[],
-  opts: { configDir: string; env?: Record<string, string>; timeoutMs?: number },
+  opts: {
+    configDir: string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    /** Called with everything the process wrote to stderr so far, on each write (before ready too). */
+    onStderr?: (stderr: string) => void;
+  },
 ): Promise<ServerProcess<T>> {
   const started = Date.now();
   const child = spawn(process.execPath, [BIN, ...args], {
@@ -131,6 +137,7 @@ export function spawnServer<T>(
   });
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
     err += c;
+    opts.onStderr?.(err);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     child.on('exit', (code, signal) => r({ code, signal })),
