@@ -238,6 +238,11 @@ export async function createServices(
     run: async () => void (await throttle.prune()),
   });
   jobs.add({
+    name: 'refresh-token-prune',
+    intervalMs: 3_600_000,
+    run: async () => void (await tokenEndpoint.pruneRefreshTokens()),
+  });
+  jobs.add({
     name: 'device-code-prune',
     intervalMs: 300_000,
     run: async () => void (await deviceCodes.prune()),

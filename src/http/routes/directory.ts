@@ -119,6 +119,13 @@ export async function directoryRoutes(
     return s.directory.users.resetPassword(c, requestMeta(req), id);
   });
 
+  app.post('/api/directory/users/:id/revokeSignInSessions', async (req) => {
+    const c = await caller(req);
+    const { id } = parse(userIdParam, req.params, 'path');
+    await s.directory.users.revokeSignInSessions(c, requestMeta(req), id);
+    return { value: true };
+  });
+
   app.delete('/api/directory/users/:id', async (req, reply) => {
     const c = await caller(req);
     const { id } = parse(userIdParam, req.params, 'path');
