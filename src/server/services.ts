@@ -89,6 +89,8 @@ export async function createServices(
     bus,
     alg: config.token.signingAlg,
     overlapSeconds: Math.max(config.token.rotationOverlapSeconds, config.token.maxSeconds + 300),
+    minRotationIntervalMs: config.limits.signingKeyRotationIntervalSeconds * 1000,
+    maxPublished: config.limits.signingKeyMaxPublished,
   });
   await signingKeys.init();
   // The port is known only after listening (port 0 in tests); the issuer follows it.
