@@ -293,6 +293,27 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assertOAuthError(polled, 400, 'invalid_grant');
     });
 
+    test('a device code of a public client app disabled after the sign-in yields no tokens', async () => {
+      const created = await api('POST', '/api/directory/servicePrincipals', admin, {
+        displayName: 'native-device-app',
+        publicClient: true,
+      });
+      const app = created.json.servicePrincipal as { id: string; appId: string };
+      const u = await newUser();
+      const start = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/devicecode`, {
+        form: { client_id: app.appId, scope: mgmt() },
+      });
+      assert.equal(start.status, 200, start.text);
+      const done = await completeDeviceSignIn(s, start.json.verification_uri, start.json.user_code, u);
+      assert.equal(done.status, 200, done.text);
+      await api('PATCH', `/api/directory/servicePrincipals/${app.id}`, admin, { accountEnabled: false });
+      await s.services.db.run('UPDATE device_codes SET last_poll_at = 0');
+      const polled = await s.request('POST', tokenPath(), {
+        form: { grant_type: 'device_code', client_id: app.appId, device_code: start.json.device_code },
+      });
+      assertOAuthError(polled, 400, 'unauthorized_client');
+    });
+
     test('a replayed authorization code revokes the rotated successor of its refresh token', async () => {
       const u = await newUser();
       const { verifier, challenge } = pkce();
