@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
+import { findRole } from '../src/access/roles.js';
 import type { Principal } from '../src/authority/principals.js';
+import { MAX_PUBLISHED_KEYS, MIN_ROTATION_INTERVAL_MS } from '../src/authority/signing-keys.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { loadDevConfig } from '../src/server/dev.js';
@@ -125,6 +127,48 @@ describe('signing-key rotation over HTTP', () => {
     assert.deepEqual(await jwksKids(), before);
   });
 
+  test('a second rotation within the minimum interval is refused: 429 with Retry-After, JWKS unchanged', async () => {
+    // The first test rotated moments ago.
+    const before = await jwksKids();
+    const again = await rotate(await s.adminToken());
+    assert.equal(again.status, 429, again.text);
+    assert.equal(again.json.error.code, 'Throttled');
+    const wait = Number(again.headers['retry-after']);
+    assert.ok(wait > 0 && wait <= MIN_ROTATION_INTERVAL_MS / 1000, String(wait));
+    assert.deepEqual(await jwksKids(), before);
+  });
+
+  test("another tenant's Owner may not rotate the installation's signing keys", async () => {
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'other-keys.example' });
+    const owner = await s.services.principals.createUser(other.id, {
+      userName: 'owner@other-keys.example',
+      displayName: 'Other owner',
+      password: 'other-owner-password',
+    });
+    await s.services.access.create(other.id, {
+      principalId: owner.id,
+      role: findRole('Owner')!,
+      scope: '/',
+      createdBy: 'test',
+    });
+    const t = await s.request('POST', `/${other.id}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'password',
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        username: 'owner@other-keys.example',
+        password: 'other-owner-password',
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    assert.equal(t.status, 200, t.text);
+    const before = await jwksKids();
+    const r = await rotate(t.json.access_token);
+    assert.equal(r.status, 403, r.text);
+    assert.equal(r.json.error.code, 'Forbidden');
+    assert.match(r.json.error.message, /default tenant/);
+    assert.deepEqual(await jwksKids(), before);
+  });
+
   test('GET /api/authority/signingKeys lists the public keys for an administrator', async () => {
     const r = await s.request('GET', '/api/authority/signingKeys', {
       headers: { authorization: `Bearer ${await s.adminToken()}` },
@@ -180,11 +224,11 @@ describe('signing-key overlap with a fake clock', () => {
   const kids = async () => (await services.signingKeys.jwks()).keys.map((k) => k.kid);
 
   test('the old key stays published for the longest token lifetime, then leaves JWKS and stops verifying', async () => {
+    clock.advance(MIN_ROTATION_INTERVAL_MS);
     const oldKey = await services.signingKeys.active();
     const oldToken = await issue();
     assert.equal(decodeProtectedHeader(oldToken).kid, oldKey.kid);
 
-    clock.advance(MINUTE);
     const { kid: newKid, previous } = await services.signingKeys.rotate();
     assert.equal(previous, oldKey.kid);
     assert.deepEqual(await kids(), [newKid, oldKey.kid]);
@@ -238,6 +282,67 @@ describe('signing-key overlap with a fake clock', () => {
     services = await createServices(config, { clock });
     assert.equal((await services.signingKeys.active()).kid, kid);
     assert.equal((await verify(token)).oid, principal.id);
+  });
+});
+
+describe('signing-key rotation is bounded (fake clock)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-keys-bound-'));
+  const clock = fakeClock(Date.parse('2032-01-01T00:00:00Z'));
+  let services: Services;
+  // The default overlap: the longest token (90 min) plus 5 min, at least two hours.
+  const overlapMs = 2 * 3600 * 1000;
+
+  before(async () => {
+    const { config } = await loadDevConfig({ dataDir, host: '127.0.0.1', port: 8443, logLevel: 'silent' });
+    services = await createServices(config, { clock });
+  });
+  after(async () => {
+    await services?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const kids = async () => (await services.signingKeys.jwks()).keys.map((k) => k.kid);
+  const throttled = (retryAfter?: number) => (e: unknown) =>
+    e instanceof LatchkeyError &&
+    e.code === 'Throttled' &&
+    e.status === 429 &&
+    (retryAfter === undefined || e.headers['Retry-After'] === String(retryAfter));
+
+  test('a minimum interval between rotations, and at most MAX_PUBLISHED_KEYS keys in JWKS', async () => {
+    // The first rotation after the first start is not delayed.
+    await services.signingKeys.rotate();
+    assert.equal((await kids()).length, 2);
+    // A burst of rotations: refused, JWKS unchanged.
+    clock.advance(MINUTE);
+    for (let i = 0; i < 20; i++)
+      await assert.rejects(services.signingKeys.rotate(), throttled(MIN_ROTATION_INTERVAL_MS / 1000 - 60));
+    assert.equal((await kids()).length, 2);
+    // One rotation per interval, until the cap of published keys.
+    const start = clock.now() - MINUTE;
+    while ((await kids()).length < MAX_PUBLISHED_KEYS) {
+      clock.advance(MIN_ROTATION_INTERVAL_MS);
+      await services.signingKeys.rotate();
+    }
+    clock.advance(MIN_ROTATION_INTERVAL_MS);
+    // The oldest published key (the first one, retired at the first rotation) leaves at its overlap's end.
+    const waitS = (start + overlapMs - clock.now()) / 1000;
+    await assert.rejects(services.signingKeys.rotate(), throttled(waitS));
+    assert.equal((await kids()).length, MAX_PUBLISHED_KEYS);
+    clock.advance(waitS * 1000);
+    await services.signingKeys.rotate();
+    assert.equal((await kids()).length, MAX_PUBLISHED_KEYS);
+    // Many hours of attempts every minute: JWKS never grows past the cap.
+    let made = 0;
+    for (let i = 0; i < 300; i++) {
+      clock.advance(MINUTE);
+      try {
+        await services.signingKeys.rotate();
+        made += 1;
+      } catch (e) {
+        assert.ok(throttled()(e));
+      }
+      assert.ok((await kids()).length <= MAX_PUBLISHED_KEYS);
+    }
+    assert.ok(made <= 300 / (MIN_ROTATION_INTERVAL_MS / MINUTE), String(made));
   });
 });
 

@@ -630,7 +630,7 @@ describe('token endpoint', () => {
       });
     const refreshCount = async () =>
       (await s.services.db.get<{ n: number }>(
-        'SELECT COUNT(*) AS n FROM refresh_tokens WHERE principal_id = $1',
+        'SELECT COUNT(*) AS n FROM refresh_tokens WHERE principal_id = $1 AND used_at IS NULL',
         [userId],
       ))!.n;
 
@@ -650,7 +650,7 @@ describe('token endpoint', () => {
       assert.equal(noOffline.json.refresh_token, undefined);
     });
 
-    test('refresh rotates: the new token works, the used one is refused, and the count stays put', async () => {
+    test('refresh rotates: the new token works, the used one is refused (and revokes its successor), the count of live tokens stays put', async () => {
       const first = (await passwordGrant()).json.refresh_token as string;
       const before = await refreshCount();
       const r = await refresh(first);
@@ -658,13 +658,14 @@ describe('token endpoint', () => {
       assert.notEqual(r.json.refresh_token, first);
       assert.equal(decodeJwt(r.json.access_token).oid, userId);
       assert.equal(await refreshCount(), before);
-      const reuse = await refresh(first);
-      assertOAuthError(reuse, 400, 'invalid_grant');
-      assert.equal(await refreshCount(), before);
       // a refresh token for another resource
       const vault = await refresh(r.json.refresh_token, CLI, `${s.info.vaultResource}/.default`);
       assert.equal(vault.status, 200, vault.text);
       assert.equal(decodeJwt(vault.json.access_token).aud, s.info.vaultResource);
+      const reuse = await refresh(first);
+      assertOAuthError(reuse, 400, 'invalid_grant');
+      assertOAuthError(await refresh(vault.json.refresh_token), 400, 'invalid_grant');
+      assert.equal(await refreshCount(), before - 1);
     });
 
     test('a refresh token is bound to its client', async () => {
@@ -689,7 +690,7 @@ describe('token endpoint', () => {
       assert.equal(settled.filter((x) => x.status === 'fulfilled').length, 1);
     });
 
-    test('a disabled user can neither sign in nor refresh', async () => {
+    test('a disabled user can neither sign in nor refresh; enabling again does not revive the refresh token', async () => {
       const rt = (await passwordGrant()).json.refresh_token as string;
       await s.services.principals.setEnabled(s.info.tenantId, userId, false);
       try {
@@ -698,7 +699,8 @@ describe('token endpoint', () => {
       } finally {
         await s.services.principals.setEnabled(s.info.tenantId, userId, true);
       }
-      assert.equal((await refresh(rt)).status, 200);
+      assertOAuthError(await refresh(rt), 400, 'invalid_grant');
+      assert.equal((await refresh((await passwordGrant()).json.refresh_token)).status, 200);
     });
   });
 });

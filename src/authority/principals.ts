@@ -22,6 +22,8 @@ export interface Principal {
   resourceId: string | null;
   createdAt: number;
   updatedAt: number;
+  /** Sign-ins before this time (ms) redeem nothing: refresh tokens, codes (see `revokeSignInSessions`). */
+  sessionsValidFrom: number;
 }
 
 interface PrincipalRow {
@@ -38,6 +40,7 @@ interface PrincipalRow {
   resource_id: string | null;
   created_at: number;
   updated_at: number;
+  sessions_valid_from: number;
 }
 
 const fromRow = (r: PrincipalRow): Principal => ({
@@ -53,6 +56,7 @@ const fromRow = (r: PrincipalRow): Principal => ({
   resourceId: r.resource_id,
   createdAt: Number(r.created_at),
   updatedAt: Number(r.updated_at),
+  sessionsValidFrom: Number(r.sessions_valid_from),
 });
 
 export const DISPLAY_NAME_MAX = 120;
@@ -227,6 +231,7 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
         resourceId: input.resourceId ?? null,
         createdAt: now,
         updatedAt: now,
+        sessionsValidFrom: 0,
       };
       await insert(p, null, q);
       return p;
@@ -260,11 +265,36 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
         resourceId: null,
         createdAt: now,
         updatedAt: now,
+        sessionsValidFrom: 0,
       };
       await insert(p, await hashPassword(input.password), q);
       return p;
     },
-    /** Replaces a user's password (12–256 characters). */
+    /**
+     * Ends every sign-in session of a principal (Graph's `revokeSignInSessions`): its refresh
+     * tokens and console sessions are deleted, and codes or tokens from an earlier sign-in are
+     * refused from now on (`sessionsValidFrom`). For an application, the refresh tokens issued to
+     * it as a client go too. Access tokens already issued live until they expire, as in Entra ID.
+     */
+    async revokeSignInSessions(tenantId: string, id: string, q: Queryable = db): Promise<void> {
+      const key = id.toLowerCase();
+      const p = await this.get(tenantId, key, q);
+      if (!p) throw new LatchkeyError('PrincipalNotFound', 'Principal not found.');
+      const now = clock.now();
+      await q.run(
+        'UPDATE principals SET sessions_valid_from = CASE WHEN sessions_valid_from < $1 THEN $1 ELSE sessions_valid_from END WHERE id = $2 AND tenant_id = $3',
+        [now, key, tenantId],
+      );
+      await q.run('DELETE FROM refresh_tokens WHERE principal_id = $1', [key]);
+      await q.run('DELETE FROM console_sessions WHERE principal_id = $1', [key]);
+      if (p.appId)
+        await q.run('DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_id = $2', [
+          tenantId,
+          p.appId,
+        ]);
+      bus.publish('principal', key);
+    },
+    /** Replaces a user's password (12–256 characters) and ends the user's sign-in sessions. */
     async setPassword(tenantId: string, id: string, password: string, q: Queryable = db): Promise<void> {
       if (password.length < 12 || password.length > 256) {
         throw new LatchkeyError('BadParameter', 'A password must be 12–256 characters.');
@@ -274,18 +304,27 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
         [await hashPassword(password), clock.now(), id.toLowerCase(), tenantId],
       );
       if (r.changes === 0) throw new LatchkeyError('PrincipalNotFound', 'User not found.');
-      bus.publish('principal', id.toLowerCase());
+      await this.revokeSignInSessions(tenantId, id, q);
     },
+    /** Enables or disables a principal; disabling ends its sign-in sessions (a later enable does not revive them). */
     async setEnabled(tenantId: string, id: string, enabled: boolean, q: Queryable = db): Promise<Principal> {
       const r = await q.run(
         'UPDATE principals SET enabled = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4',
         [enabled ? 1 : 0, clock.now(), id.toLowerCase(), tenantId],
       );
       if (r.changes === 0) throw new LatchkeyError('PrincipalNotFound', 'Principal not found.');
+      if (!enabled) await this.revokeSignInSessions(tenantId, id, q);
       bus.publish('principal', id.toLowerCase());
       return (await this.get(tenantId, id, q))!;
     },
+    /** Deletes a principal; its sign-in sessions and codes go with it, and so do the refresh tokens issued to it as a client. */
     async delete(tenantId: string, id: string, q: Queryable = db): Promise<void> {
+      const p = await this.get(tenantId, id, q);
+      if (p?.appId)
+        await q.run('DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_id = $2', [
+          tenantId,
+          p.appId,
+        ]);
       const r = await q.run('DELETE FROM principals WHERE id = $1 AND tenant_id = $2', [
         id.toLowerCase(),
         tenantId,

@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { Sealer } from '../crypto/envelope.js';
+import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
@@ -43,6 +44,10 @@ const aad = (kid: string) => `signing-key|${kid}`;
  */
 const REFRESH_MS = 10_000;
 const MISS_REFRESH_MS = 1_000;
+/** Default: a rotation on request waits at least this long after the previous rotation. */
+export const MIN_ROTATION_INTERVAL_MS = 10 * 60_000;
+/** Default: at most this many keys are published (the active one and previous ones still in their overlap). */
+export const MAX_PUBLISHED_KEYS = 5;
 
 function generate(alg: SigningAlg): { privateKey: KeyObject; publicKey: KeyObject } {
   return alg === 'ES256'
@@ -63,8 +68,13 @@ export function createSigningKeys(deps: {
   bus: ChangeBus;
   alg: SigningAlg;
   overlapSeconds: number;
+  /** Limits `signing-key-rotation-interval-seconds` and `signing-key-max-published`. */
+  minRotationIntervalMs?: number;
+  maxPublished?: number;
 }) {
   const { db, sealer, clock, bus } = deps;
+  const minInterval = deps.minRotationIntervalMs ?? MIN_ROTATION_INTERVAL_MS;
+  const maxPublished = Math.max(2, deps.maxPublished ?? MAX_PUBLISHED_KEYS);
   let active: ActiveKey | undefined;
   let published: PublicJwk[] = [];
   const verifyKeys = new Map<string, { key: KeyObject; alg: SigningAlg; retireAt: number | null }>();
@@ -128,6 +138,32 @@ export function createSigningKeys(deps: {
     bus.publish('signingKey', kid);
   };
 
+  /**
+   * How long until a rotation may happen (0: now): the minimum interval since the active key
+   * was made, and a free place among the published keys (the oldest leaves when its overlap ends).
+   */
+  const rotationWait = async (q: Pick<Database, 'all'>): Promise<number> => {
+    const now = clock.now();
+    const rows = await q.all<{ state: string; created_at: number; retire_at: number | null }>(
+      "SELECT state, created_at, retire_at FROM signing_keys WHERE state = 'active' OR retire_at IS NULL OR retire_at > $1",
+      [now],
+    );
+    const act = rows.find((r) => r.state === 'active');
+    // A previous key still published: the active key came from a rotation (not the first start).
+    const rotated = rows.some((r) => r.state !== 'active');
+    const interval = act && rotated ? Number(act.created_at) + minInterval - now : 0;
+    let slot = 0;
+    if (rows.length >= maxPublished) {
+      const retires = rows
+        .filter((r) => r.state !== 'active' && r.retire_at !== null)
+        .map((r) => Number(r.retire_at))
+        .sort((a, b) => a - b);
+      // Free places needed: the published keys beyond the cap, plus one for the new key.
+      slot = (retires[rows.length - maxPublished] ?? now + deps.overlapSeconds * 1000) - now;
+    }
+    return Math.max(0, interval, slot);
+  };
+
   // Another node's rotation (or a missed notification) makes the next call re-read the table.
   bus.subscribe('signingKey', () => {
     lastReload = 0;
@@ -154,10 +190,27 @@ export function createSigningKeys(deps: {
         await reload();
       }
     },
-    /** Creates a new active key; the old one stays published for the overlap. */
+    /**
+     * Creates a new active key; the old one stays published for the overlap. Refused
+     * (`Throttled`, with `Retry-After`) within the minimum interval of the last rotation, or
+     * while the maximum of published keys is reached (until the oldest one's overlap ends).
+     * Decided under the signing-key lock, so racing requests on several nodes rotate once.
+     */
     async rotate(): Promise<{ kid: string; previous: string | undefined }> {
       const previous = active?.kid;
-      await createKey();
+      await db.transaction(async (tx) => {
+        await tx.lock('latchkey:signing-keys');
+        const waitMs = await rotationWait(tx);
+        if (waitMs > 0) {
+          const seconds = Math.ceil(waitMs / 1000);
+          throw new LatchkeyError(
+            'Throttled',
+            `The signing key was rotated recently, or ${maxPublished} keys are already published: try again in ${seconds} s.`,
+            { headers: { 'Retry-After': String(seconds) } },
+          );
+        }
+        await createKey();
+      });
       // A refresh that began before the commit must not land after this reload.
       await reloading?.catch(() => {});
       await reload();
@@ -174,6 +227,8 @@ export function createSigningKeys(deps: {
           "SELECT kid, created_at FROM signing_keys WHERE state = 'active'",
         );
         if (!row || clock.now() - Number(row.created_at) < maxAgeMs) return undefined;
+        // At the cap of published keys, the next round tries again.
+        if ((await rotationWait(tx)) > 0) return undefined;
         await createKey();
         return row.kid;
       });

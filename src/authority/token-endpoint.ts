@@ -6,7 +6,7 @@ import { isGuid, newGuid } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
 import { type AuthorizationCodes, CODE_VERIFIER_RE, pkceMatches } from './authorization-codes.js';
 import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
-import { browserClientOf, CLI_CLIENT_ID } from './clients.js';
+import { browserClientOf, CLI_CLIENT_ID, isBuiltInPublicClient } from './clients.js';
 import type { Credentials } from './credentials.js';
 import type { DeviceCodes } from './device-codes.js';
 import type { Principal, Principals } from './principals.js';
@@ -15,6 +15,8 @@ import type { AuthThrottle } from './throttle.js';
 import type { TokenIssuer } from './tokens.js';
 
 const REFRESH_TOKEN_DAYS = 90;
+/** How long a spent refresh token is remembered, so that its replay revokes its family. */
+const SPENT_REFRESH_TOKEN_MS = 14 * 86_400_000;
 const FIELD_MAX = 16_384;
 
 export interface TokenResponse {
@@ -200,17 +202,23 @@ export function createTokenEndpoint(deps: {
     return extra;
   };
 
+  /**
+   * A refresh token: a new family (a sign-in at `authTime`), or the next token of `family` (a
+   * rotation keeps the family's sign-in time, so revoking sign-ins before a time reaches it).
+   */
   const issueRefreshToken = async (
     tenantId: string,
     principalId: string,
     clientId: string,
     scope: string,
+    family: { id?: string; authTime: number },
   ) => {
     const token = generateSecret('lkr~', 32);
     const now = clock.now();
     const id = newGuid();
     await db.run(
-      'INSERT INTO refresh_tokens (id, tenant_id, principal_id, client_id, token_hash, scope, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      `INSERT INTO refresh_tokens (id, tenant_id, principal_id, client_id, token_hash, scope, expires_at, created_at,
+         family_id, auth_time, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)`,
       [
         id,
         tenantId,
@@ -220,10 +228,24 @@ export function createTokenEndpoint(deps: {
         scope,
         now + REFRESH_TOKEN_DAYS * 86_400_000,
         now,
+        family.id ?? id,
+        family.authTime,
       ],
     );
     return { token, id };
   };
+
+  /** Revokes every refresh token of the family of the token `id` (a replay, a replayed code). */
+  const revokeFamilyOf = async (id: string) => {
+    const row = await db.get<{ family_id: string | null }>(
+      'SELECT family_id FROM refresh_tokens WHERE id = $1',
+      [id],
+    );
+    await db.run('DELETE FROM refresh_tokens WHERE family_id = $1 OR id = $2', [row?.family_id ?? id, id]);
+  };
+
+  /** A sign-in at `authTime` still counts: not revoked since (`revokeSignInSessions`, reset, disable). */
+  const signInValid = (p: Principal, authTime: number) => authTime >= p.sessionsValidFrom;
 
   const clientCredentials = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
     const { form } = ctx;
@@ -322,6 +344,23 @@ export function createTokenEndpoint(deps: {
     }
   };
 
+  /**
+   * The client of a refresh token still may use it: a built-in client, or a registered public
+   * client application that still exists, is enabled and was not disabled since the sign-in.
+   */
+  const refreshClient = async (tenant: Tenant, clientId: string, authTime: number) => {
+    if (isBuiltInPublicClient(clientId)) return;
+    const app = isGuid(clientId) ? await principals.byAppId(tenant.id, clientId) : undefined;
+    if (!app?.publicClient || !app.enabled)
+      throw oauth('unauthorized_client', 'The client application is disabled or deleted.', 7000112);
+    if (!signInValid(app, authTime))
+      throw oauth(
+        'invalid_grant',
+        'The refresh token was revoked (its client application was disabled).',
+        70008,
+      );
+  };
+
   const password = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
     const { form } = ctx;
     const clientId = field(form, 'client_id')!.toLowerCase();
@@ -354,50 +393,72 @@ export function createTokenEndpoint(deps: {
       })),
     };
     if (scope.split(/\s+/).includes('offline_access')) {
-      extra.refresh_token = (await issueRefreshToken(tenant.id, found.principal.id, clientId, scope)).token;
+      extra.refresh_token = (
+        await issueRefreshToken(tenant.id, found.principal.id, clientId, scope, { authTime: clock.now() })
+      ).token;
     }
     return respond(t, extra);
   };
 
+  /**
+   * RFC 6749 §6 with the OAuth 2.0 Security BCP (RFC 9700 §4.14.2): the token rotates (spent on
+   * use, a successor issued); presenting a spent one is a replay and revokes its whole family.
+   * Each refresh re-checks the user (exists, enabled, not signed out since) and the client.
+   */
   const refresh = async (ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse> => {
     const { form } = ctx;
     const clientId = field(form, 'client_id')!.toLowerCase();
     const token = field(form, 'refresh_token')!;
     const keys = [`ip:${ctx.clientIp}`];
     throttle.check(keys);
+    const invalid = (message: string) => failedClient(keys, message, 'invalid_grant', 70008, 400);
     const row = await db.get<{
       id: string;
       principal_id: string;
       client_id: string;
       scope: string;
       expires_at: number;
+      created_at: number;
+      family_id: string | null;
+      auth_time: number | null;
+      used_at: number | null;
     }>(
-      'SELECT id, principal_id, client_id, scope, expires_at FROM refresh_tokens WHERE token_hash = $1 AND tenant_id = $2',
+      'SELECT id, principal_id, client_id, scope, expires_at, created_at, family_id, auth_time, used_at FROM refresh_tokens WHERE token_hash = $1 AND tenant_id = $2',
       [hasher.hash(token), tenant.id],
     );
-    if (!row || row.client_id !== clientId || Number(row.expires_at) <= clock.now()) {
-      throw await failedClient(
-        keys,
-        'The refresh token is invalid or has expired.',
-        'invalid_grant',
-        70008,
-        400,
-      );
-    }
+    if (!row || row.client_id !== clientId || Number(row.expires_at) <= clock.now())
+      throw await invalid('The refresh token is invalid or has expired.');
+    const replay = async () => {
+      await revokeFamilyOf(row.id);
+      return invalid('The refresh token has already been used; every token of its sign-in is revoked.');
+    };
+    if (row.used_at !== null) throw await replay();
+    const authTime = Number(row.auth_time ?? row.created_at);
     const principal = await principals.get(tenant.id, row.principal_id);
-    if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    if (!principal?.enabled || principal.kind !== 'user')
+      throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    if (!signInValid(principal, authTime))
+      throw await invalid('The refresh token was revoked (the user signed out, or the password was reset).');
+    await refreshClient(tenant, clientId, authTime);
     const scope = field(form, 'scope', false) ?? row.scope;
     const { audience, scp } = await resolveScope(tenant, scope, true);
-    // Rotate: the used refresh token is spent. Two concurrent uses of one token: only one wins.
-    const spent = await db.run('DELETE FROM refresh_tokens WHERE id = $1', [row.id]);
-    if (spent.changes === 0) {
-      throw await failedClient(keys, 'The refresh token has already been used.', 'invalid_grant', 70008, 400);
-    }
+    // Rotate: the used refresh token is spent. Two concurrent uses of one token: one wins, and
+    // the other is a replay.
+    const now = clock.now();
+    const spent = await db.run(
+      'UPDATE refresh_tokens SET used_at = $1, expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3 AND used_at IS NULL',
+      [now, now + SPENT_REFRESH_TOKEN_MS, row.id],
+    );
+    if (spent.changes === 0) throw await replay();
     const t = await userAccessToken(ctx, principal, clientId, audience, scp);
+    const next = await issueRefreshToken(tenant.id, principal.id, clientId, row.scope, {
+      id: row.family_id ?? row.id,
+      authTime,
+    });
     return respond(t, {
       scope: `${audience}/${scp}`,
       ...(await userSignInExtras(ctx, row.scope, principal, clientId, { nonce: null, authTime: null })),
-      refresh_token: (await issueRefreshToken(tenant.id, principal.id, clientId, row.scope)).token,
+      refresh_token: next.token,
     });
   };
 
@@ -417,6 +478,9 @@ export function createTokenEndpoint(deps: {
   ): Promise<{ response: TokenResponse; refreshTokenId?: string }> => {
     const principal = await principals.get(tenant.id, principalId);
     if (!principal?.enabled) throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
+    // A sign-in before a password reset, a disable or revokeSignInSessions redeems nothing.
+    if (!signInValid(principal, sign.authTime))
+      throw oauth('invalid_grant', 'The sign-in was revoked: sign in again.', 50173);
     const { audience, scp } = await resolveScope(tenant, scope, true);
     const t = await userAccessToken(ctx, principal, clientId, audience, scp);
     deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant });
@@ -425,7 +489,7 @@ export function createTokenEndpoint(deps: {
       ...(await userSignInExtras(ctx, scope, principal, clientId, sign)),
     };
     if (!scope.split(/\s+/).includes('offline_access')) return { response: respond(t, extra) };
-    const rt = await issueRefreshToken(tenant.id, principal.id, clientId, scope);
+    const rt = await issueRefreshToken(tenant.id, principal.id, clientId, scope, { authTime: sign.authTime });
     extra.refresh_token = rt.token;
     return { response: respond(t, extra), refreshTokenId: rt.id };
   };
@@ -456,7 +520,8 @@ export function createTokenEndpoint(deps: {
     const r = await deps.codes.redeem(code, tenant.id);
     if (!r.ok) {
       if (r.reason === 'reused') {
-        if (r.refreshTokenId) await db.run('DELETE FROM refresh_tokens WHERE id = $1', [r.refreshTokenId]);
+        // Its refresh token may have been rotated since: the whole family goes.
+        if (r.refreshTokenId) await revokeFamilyOf(r.refreshTokenId);
         throw await invalid('The authorization code has already been redeemed.', 54005);
       }
       throw await invalid(
@@ -501,6 +566,8 @@ export function createTokenEndpoint(deps: {
     const keys = [`ip:${ctx.clientIp}`];
     throttle.check(keys);
     const r = await deps.deviceCodes.poll(tenant.id, clientId, code);
+    // The client may have been disabled or deleted since the sign-in started.
+    if (r.kind !== 'unknown') await publicClient(tenant, clientId);
     switch (r.kind) {
       case 'unknown':
         throw await failedClient(keys, 'The device code is not valid.', 'invalid_grant', 70000, 400);
@@ -584,9 +651,9 @@ export function createTokenEndpoint(deps: {
     async checkUserScope(tenant: Tenant, scope: string): Promise<{ audience: string; scp: string }> {
       return resolveScope(tenant, scope, true);
     },
-    /** Revokes every refresh token of a principal (logout everywhere, disable). */
-    async revokeRefreshTokens(principalId: string): Promise<void> {
-      await db.run('DELETE FROM refresh_tokens WHERE principal_id = $1', [principalId]);
+    /** Deletes expired refresh tokens (spent ones expire 14 days after use, or sooner). */
+    async pruneRefreshTokens(): Promise<number> {
+      return (await db.run('DELETE FROM refresh_tokens WHERE expires_at <= $1', [clock.now()])).changes;
     },
   };
 }

@@ -104,7 +104,15 @@ export async function tokenRequest(
     ca,
     form,
   });
-  if (res.status !== 200) throw new CliError(`sign-in failed: ${errorMessage(res)}`);
+  if (res.status !== 200) {
+    // A refresh token that was revoked (password reset, disable, revoke-sessions, a replay) or expired.
+    if (
+      form.grant_type === 'refresh_token' &&
+      (res.body as { error?: unknown } | undefined)?.error === 'invalid_grant'
+    )
+      throw new CliError(`the login is no longer valid (${errorMessage(res)}): run \`latchkey login\` again`);
+    throw new CliError(`sign-in failed: ${errorMessage(res)}`);
+  }
   const b = res.body as { access_token: string; expires_in: number; refresh_token?: string };
   return {
     accessToken: b.access_token,

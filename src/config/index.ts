@@ -32,6 +32,10 @@ export interface Limits {
   consoleSessionMaxSeconds: number;
   /** The authority's active signing key is replaced once it is this old (seconds; 0: only by hand). */
   signingKeyMaxAgeSeconds: number;
+  /** A rotation on request waits at least this long after the previous rotation (seconds). */
+  signingKeyRotationIntervalSeconds: number;
+  /** At most this many signing keys are published in JWKS (the active one and previous ones in their overlap). */
+  signingKeyMaxPublished: number;
 }
 
 export const DEFAULT_LIMITS: Limits = Object.freeze({
@@ -52,6 +56,8 @@ export const DEFAULT_LIMITS: Limits = Object.freeze({
   consoleSessionIdleSeconds: 30 * 60,
   consoleSessionMaxSeconds: 8 * 3600,
   signingKeyMaxAgeSeconds: 30 * 86_400,
+  signingKeyRotationIntervalSeconds: 600,
+  signingKeyMaxPublished: 5,
 });
 
 export interface TokenPolicy {

@@ -34,6 +34,8 @@ export const LIMIT_SCHEMA = z
     signingKeyMaxAgeSeconds: int(0, 3650 * 86_400).refine((n) => n === 0 || n >= 3600, {
       message: 'must be 0 (rotate only by hand) or at least 3600',
     }),
+    signingKeyRotationIntervalSeconds: int(0, 86_400),
+    signingKeyMaxPublished: int(2, 1000),
   })
   .strict()
   .partial();

@@ -171,8 +171,9 @@ export function createDirectory(deps: {
       });
     },
     /**
-     * Sets a new password (generated and returned when none is given) and ends the user's console
-     * sessions. Access tokens already issued stay valid until they expire, as in Entra ID.
+     * Sets a new password (generated and returned when none is given) and ends the user's sign-in
+     * sessions (refresh tokens, console sessions). Access tokens already issued stay valid until
+     * they expire, as in Entra ID.
      */
     async resetPassword(
       caller: Caller,
@@ -185,10 +186,26 @@ export function createDirectory(deps: {
       const next = password ?? generatePassword();
       await db.transaction(async (tx) => {
         await principals.setPassword(caller.tenantId, u.id, next, tx);
-        await tx.run('DELETE FROM console_sessions WHERE principal_id = $1', [u.id]);
         await audit.append(tx, record(caller, meta, 'UserPasswordReset', u.id));
       });
       return password === undefined ? { password: next } : {};
+    },
+    /**
+     * Graph's `revokeSignInSessions`: ends the user's refresh tokens and console sessions, and
+     * refuses codes from an earlier sign-in. Users may revoke their own; anyone else needs
+     * `users/write` (what a password reset needs).
+     */
+    async revokeSignInSessions(caller: Caller, meta: RequestMeta, idOrName: string): Promise<void> {
+      // Access is decided before the user is looked up, so a refusal tells nothing about who exists.
+      const own = caller.kind === 'user' ? await principals.get(caller.tenantId, caller.oid) : undefined;
+      const self =
+        own !== undefined && (own.id === idOrName.toLowerCase() || own.userName === idOrName.toLowerCase());
+      if (!self) await access.require(caller, DIRECTORY_ACTIONS.users, '/');
+      const u = self ? own : await findUser(caller, idOrName);
+      await db.transaction(async (tx) => {
+        await principals.revokeSignInSessions(caller.tenantId, u.id, tx);
+        await audit.append(tx, record(caller, meta, 'UserRevokeSignInSessions', u.id));
+      });
     },
     async delete(caller: Caller, meta: RequestMeta, idOrName: string): Promise<void> {
       await access.require(caller, DIRECTORY_ACTIONS.usersDelete, '/');

@@ -95,6 +95,8 @@ export async function createServices(
     bus,
     alg: config.token.signingAlg,
     overlapSeconds: Math.max(config.token.rotationOverlapSeconds, config.token.maxSeconds + 300),
+    minRotationIntervalMs: config.limits.signingKeyRotationIntervalSeconds * 1000,
+    maxPublished: config.limits.signingKeyMaxPublished,
   });
   await signingKeys.init();
   // The port is known only after listening (port 0 in tests); the issuer follows it.
@@ -242,6 +244,11 @@ export async function createServices(
     name: 'auth-failure-prune',
     intervalMs: 60_000,
     run: async () => void (await throttle.prune()),
+  });
+  jobs.add({
+    name: 'refresh-token-prune',
+    intervalMs: 3_600_000,
+    run: async () => void (await tokenEndpoint.pruneRefreshTokens()),
   });
   jobs.add({
     name: 'device-code-prune',

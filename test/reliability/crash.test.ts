@@ -50,7 +50,18 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
   const acked: Acked[] = [];
 
   const start = async () => {
-    proc = await startUpProcess({ dataDir, configDir, args: ['--no-identity'] });
+    // Rotations as fast as they go (the limits that bound them are tested in signing-keys.test.ts).
+    proc = await startUpProcess({
+      dataDir,
+      configDir,
+      args: [
+        '--no-identity',
+        '--limit',
+        'signing-key-rotation-interval-seconds=0',
+        '--limit',
+        'signing-key-max-published=1000',
+      ],
+    });
     info = proc.info;
     ca ??= readFileSync(info.caCertPath, 'utf8');
     client = httpClient(info.authority, ca);

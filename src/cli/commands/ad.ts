@@ -106,6 +106,17 @@ function userCommands(ad: Command): void {
     });
 
   user
+    .command('revoke-sessions')
+    .description(
+      "End a user's sign-in sessions: refresh tokens (every CLI and app login) and console sessions",
+    )
+    .requiredOption('--id <id>', 'object id or user principal name')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      print(c, await api(c, 'POST', `${path(o.id)}/revokeSignInSessions`));
+    });
+
+  user
     .command('delete')
     .description('Delete a user (and their role assignments)')
     .requiredOption('--id <id>', 'object id or user principal name')

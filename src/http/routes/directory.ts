@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { LatchkeyError } from '../../errors/index.js';
 import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
@@ -119,6 +120,13 @@ export async function directoryRoutes(
     return s.directory.users.resetPassword(c, requestMeta(req), id);
   });
 
+  app.post('/api/directory/users/:id/revokeSignInSessions', async (req) => {
+    const c = await caller(req);
+    const { id } = parse(userIdParam, req.params, 'path');
+    await s.directory.users.revokeSignInSessions(c, requestMeta(req), id);
+    return { value: true };
+  });
+
   app.delete('/api/directory/users/:id', async (req, reply) => {
     const c = await caller(req);
     const { id } = parse(userIdParam, req.params, 'path');
@@ -187,9 +195,18 @@ export async function directoryRoutes(
     return reply.code(204).send();
   });
 
+  // The signing keys are the installation's, shared by every tenant: only the installation's
+  // operator rotates them, i.e. a principal of the default tenant (the one `latchkey up` or
+  // `latchkey server --bootstrap-admin` created) with the rotate action at its root.
   app.post('/api/authority/signingKeys/rotate', async (req) => {
     const c = await caller(req);
     await s.access.require(c, DIRECTORY_ACTIONS.rotateSigningKey, '/');
+    if ((await s.tenants.default())?.id !== c.tenantId) {
+      throw new LatchkeyError(
+        'Forbidden',
+        "The signing keys are shared by every tenant of this installation: only the installation's default tenant may rotate them.",
+      );
+    }
     const r = await s.signingKeys.rotate();
     await s.audit.record({
       tenantId: c.tenantId,

@@ -382,6 +382,33 @@ export async function graphRoutes(
     return reply.code(204).send();
   });
 
+  /**
+   * `revokeSignInSessions`: ends a user's refresh tokens and console sessions. A user may revoke
+   * their own (`/me`); another user's needs `Microsoft.Directory/users/write` at `/`.
+   */
+  const revoked = (req: FastifyRequest) => ({
+    '@odata.context': context(req, 'Edm.Boolean'),
+    value: true,
+  });
+  app.post('/v1.0/me/revokeSignInSessions', async (req) => {
+    const c = await caller(req);
+    if (c.kind !== 'user')
+      throw new LatchkeyError('BadRequest', '/me request is only valid with delegated authentication flow.');
+    await s.directory.users.revokeSignInSessions(c, requestMeta(req), c.oid);
+    return revoked(req);
+  });
+  app.post('/v1.0/users/:id/revokeSignInSessions', async (req) => {
+    const c = await caller(req);
+    const { id } = parse(idParam, req.params, 'path');
+    try {
+      await s.directory.users.revokeSignInSessions(c, requestMeta(req), id);
+    } catch (e) {
+      if (e instanceof LatchkeyError && e.code === 'PrincipalNotFound') throw notFound(id);
+      throw e;
+    }
+    return revoked(req);
+  });
+
   const getByIds = z.object({
     ids: z.array(z.string().min(1).max(64)).max(1000),
     types: z.array(z.string().min(1).max(64)).max(10).nullish(),
