@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
+import { consoleSignIn } from './helpers/console.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
@@ -397,7 +398,16 @@ describe('vault permission model and access policies: who may change them, defau
     const oid = String(decodeJwt(viaApp).oid);
     assert.equal(decodeJwt(viaApp).appid, app.appId);
 
-    const v = await arm('PUT', vaultPath(s, 'compound'), {
+    // Its own resource group, so the export below sees only this vault.
+    const rg = await arm(
+      'PUT',
+      `${sub}/resourcegroups/compound-rg`,
+      { location: 'local' },
+      admin,
+      '2022-09-01',
+    );
+    assert.equal(rg.status, 201);
+    const v = await arm('PUT', vaultPath(s, 'compound', 'compound-rg'), {
       location: 'local',
       properties: {
         enableRbacAuthorization: false,
@@ -423,7 +433,7 @@ describe('vault permission model and access policies: who may change them, defau
     const sp = await vaultPrincipal(s, 'compound-sp');
     const spToken = await vaultToken(s, sp);
     const change = (kind: string, p: unknown) =>
-      arm('PUT', `${vaultPath(s, 'compound')}/accessPolicies/${kind}`, {
+      arm('PUT', `${vaultPath(s, 'compound', 'compound-rg')}/accessPolicies/${kind}`, {
         properties: { accessPolicies: [p] },
       });
     assert.equal((await change('add', policy(sp.id, ['get'], app.appId!))).status, 200);
@@ -440,9 +450,24 @@ describe('vault permission model and access policies: who may change them, defau
     assert.equal((await data('compound', viaCli, 'GET', '/secrets/c')).status, 403);
     assert.equal((await data('compound', viaApp, 'GET', '/secrets/c')).status, 200);
 
+    // An export leaves the compound entry out (a manifest cannot say "only through application X"),
+    // rather than widen it to the user through every application.
+    assert.equal((await change('add', policy(sp.id, ['list']))).status, 200);
+    assert.equal((await change('add', policy(oid, ['list']))).status, 200); // the export lists secrets
+    const exported = await s.request('GET', '/api/provisioning/export?resourceGroup=compound-rg', {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.equal(exported.status, 200, exported.text);
+    const ev = exported.json.vaults.find((x: { name: string }) => x.name === 'compound');
+    assert.deepEqual(
+      ev.accessPolicies.map((p: { principal: unknown }) => p.principal),
+      [{ servicePrincipal: sp.appId }, { user: s.admin.userName }],
+      'only the two plain policies',
+    );
+
     // applicationId must be a GUID.
     for (const bad of ['not-a-guid', '12345']) {
-      const put = await arm('PUT', vaultPath(s, 'compound'), {
+      const put = await arm('PUT', vaultPath(s, 'compound', 'compound-rg'), {
         location: 'local',
         properties: { accessPolicies: [policy(oid, ['get'], bad)] },
       });
@@ -450,5 +475,62 @@ describe('vault permission model and access policies: who may change them, defau
       assert.match(put.json.error.message, /applicationId must be a GUID/);
       assert.equal((await change('add', policy(oid, ['get'], bad))).status, 400);
     }
+  });
+
+  test('console: a Contributor cannot switch the model or edit policies; compound policies are shown and removed as such', async () => {
+    const created = await arm('PUT', vaultPath(s, 'con-kv'), {
+      location: 'local',
+      properties: { enableRbacAuthorization: true },
+    });
+    assert.equal(created.status, 201);
+    const password = 'contributor-Pa55word!';
+    const user = await s.services.principals.createUser(s.info.tenantId, {
+      userName: 'contrib@latchkey.localhost',
+      displayName: 'Contributor',
+      password,
+    });
+    await grant(s, user.id, 'Contributor', rgScope());
+    const c = await consoleSignIn(s, { userName: 'contrib@latchkey.localhost', password });
+    const base = '/console/vaults/default/con-kv';
+    const post = async (page: string, action: string, form: Record<string, string | string[]>) => {
+      const p = await c.get(page);
+      assert.equal(p.status, 200, p.text.slice(0, 300));
+      const token = c.csrf(p.text, action);
+      assert.ok(token, `no form for ${action}`);
+      return c.post(action, { ...form, _csrf: token! });
+    };
+    const model = await post(base, `${base}/properties`, { model: 'policies' });
+    assert.equal(model.status, 403);
+    assert.match(model.text, /Microsoft\.Authorization\/roleAssignments\/write/);
+    const pol = await post(`${base}/access-policies`, `${base}/access-policies`, {
+      principal: user.id,
+      secrets: ['get', 'list'],
+    });
+    assert.equal(pol.status, 403);
+    assert.match(pol.text, /Microsoft\.Authorization\/roleAssignments\/write/);
+    const v = (await arm('GET', vaultPath(s, 'con-kv'))).json.properties;
+    assert.equal(v.enableRbacAuthorization, true);
+    assert.deepEqual(v.accessPolicies, []);
+
+    // The admin's console: a compound policy names its application; Remove takes exactly the entry shown.
+    const appId = '0b1d2c3e-4f50-4a6b-9c7d-8e9fa0b1c2d3';
+    await arm('PUT', `${vaultPath(s, 'con-kv')}/accessPolicies/add`, {
+      properties: { accessPolicies: [policy(user.id, ['get'], appId), policy(user.id, ['list'])] },
+    });
+    const a = await consoleSignIn(s);
+    const page = await a.get(`${base}/access-policies`);
+    assert.match(page.text, new RegExp(`only through application</span> <[^>]+>${appId}<`));
+    const token = a.csrf(page.text, `${base}/access-policies/remove`);
+    const removed = await a.post(`${base}/access-policies/remove`, {
+      objectId: user.id,
+      applicationId: '',
+      _csrf: token!,
+    });
+    assert.equal(removed.status, 303, removed.text.slice(0, 300));
+    assert.deepEqual(
+      (await arm('GET', vaultPath(s, 'con-kv'))).json.properties.accessPolicies,
+      [policy(user.id, ['get'], appId)],
+      'the plain entry went; the compound one stays',
+    );
   });
 });
