@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
+import { cliUser } from './helpers/cli.js';
 import { consoleSignIn } from './helpers/console.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal, vaultToken } from './helpers/vault.js';
@@ -532,5 +533,56 @@ describe('vault permission model and access policies: who may change them, defau
       [policy(user.id, ['get'], appId)],
       'the plain entry went; the compound one stays',
     );
+  });
+
+  test('CLI: a Contributor’s keyvault update / set-policy / create with a self policy are refused, naming the action', async () => {
+    await arm('PUT', vaultPath(s, 'cli-kv'), {
+      location: 'local',
+      properties: { enableRbacAuthorization: false },
+    });
+    const sp = await vaultPrincipal(s, 'cli-contributor');
+    await grant(s, sp.id, 'Contributor', rgScope());
+    const u = cliUser();
+    try {
+      const g = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
+      const run = (...args: string[]) => u.run(...g, ...args);
+      const login = await run(
+        'login',
+        '--service-principal',
+        '-u',
+        sp.appId,
+        '-p',
+        sp.secret,
+        '-t',
+        s.info.tenantId,
+        '-o',
+        'none',
+      );
+      assert.equal(login.code, 0, login.stderr);
+      for (const args of [
+        ['keyvault', 'update', '-n', 'cli-kv', '--enable-rbac-authorization', 'true'],
+        ['keyvault', 'set-policy', '-n', 'cli-kv', '--object-id', sp.id, '--secret-permissions', 'get'],
+        ['keyvault', 'create', '-n', 'cli-own', '--enable-rbac-authorization', 'false'],
+      ]) {
+        const r = await run(...args);
+        assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}`);
+        assert.match(r.stderr, /^ERROR: .*Microsoft\.Authorization\/roleAssignments\/write/, args.join(' '));
+      }
+      assert.equal((await arm('GET', vaultPath(s, 'cli-own'))).status, 404);
+      // Without the self policy the vault grants nothing, so it may be created.
+      const own = await run(
+        'keyvault',
+        'create',
+        '-n',
+        'cli-own',
+        '--enable-rbac-authorization',
+        'false',
+        '--no-self-perms',
+      );
+      assert.equal(own.code, 0, own.stderr);
+      assert.deepEqual((await arm('GET', vaultPath(s, 'cli-kv'))).json.properties.accessPolicies, []);
+    } finally {
+      u.cleanup();
+    }
   });
 });
