@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { cliUser } from './helpers/cli.js';
 import { consoleSignIn } from './helpers/console.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
@@ -584,5 +585,72 @@ describe('vault permission model and access policies: who may change them, defau
     } finally {
       u.cleanup();
     }
+  });
+});
+
+// The check runs inside the vault transaction: on PostgreSQL its role lookup uses that transaction's
+// connection, and a refusal rolls back.
+describe('vault access changes on PostgreSQL', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+  before(async () => {
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+  });
+  after(async () => {
+    await s?.stop();
+    await schema?.drop();
+  });
+
+  test('a Contributor is refused (nothing created or changed); an Owner may', async () => {
+    const admin = await s.adminToken();
+    const arm = (method: string, path: string, json: unknown, token: string) =>
+      s.request(method, `${path}?api-version=${OLD}`, {
+        headers: { authorization: `Bearer ${token}` },
+        json,
+      });
+    const sp = await vaultPrincipal(s, 'pg-contributor');
+    await grant(s, sp.id, 'Contributor', `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`);
+    const r = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: sp.appId,
+        client_secret: sp.secret,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    const t = r.json.access_token as string;
+    const self = { tenantId: s.info.tenantId, objectId: sp.id, permissions: { secrets: ['all'] } };
+    const created = await arm(
+      'PUT',
+      vaultPath(s, 'pg-kv'),
+      { location: 'local', properties: { enableRbacAuthorization: true } },
+      admin,
+    );
+    assert.equal(created.status, 201, created.text);
+    const flip = await arm(
+      'PATCH',
+      vaultPath(s, 'pg-kv'),
+      { properties: { enableRbacAuthorization: false, accessPolicies: [self] } },
+      t,
+    );
+    assert.equal(flip.status, 403, flip.text);
+    assert.match(flip.json.error.message, GRANT_ACTION);
+    const mine = await arm(
+      'PUT',
+      vaultPath(s, 'pg-own'),
+      { location: 'local', properties: { accessPolicies: [self] } },
+      t,
+    );
+    assert.equal(mine.status, 403, mine.text);
+    assert.equal(await s.services.vaults.byName('pg-own'), undefined);
+    assert.equal((await s.services.vaults.byName('pg-kv'))?.enableRbacAuthorization, true);
+    const owner = await arm(
+      'PATCH',
+      vaultPath(s, 'pg-kv'),
+      { properties: { enableRbacAuthorization: false } },
+      admin,
+    );
+    assert.equal(owner.status, 200, owner.text);
   });
 });
