@@ -361,7 +361,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     const [a, b, c] = nodes as [Node, Node, Node];
     const created = await arm(a, 'PUT', vaultArm('scale'), {
       location: 'local',
-      properties: { sku: { family: 'A', name: 'standard' } },
+      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
     });
     assert.equal(created.status, 201, created.text);
     const officer = await createSp(b, 'scale-officer');

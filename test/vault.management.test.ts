@@ -4,7 +4,8 @@ import { findRole } from '../src/access/roles.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
-const V = 'api-version=2023-07-01';
+// From 2026-02-01 a new vault is RBAC unless the body says otherwise (older versions: vault.permission-model.test.ts).
+const V = 'api-version=2026-02-01';
 
 describe('vault management (ARM Microsoft.KeyVault/vaults)', () => {
   let s: TestServer;

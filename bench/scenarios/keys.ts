@@ -67,7 +67,11 @@ async function setup(s: BenchServer) {
     token: admin,
     json: {
       location: 'local',
-      properties: { sku: { family: 'A', name: 'standard' }, tenantId: s.info.tenantId },
+      properties: {
+        sku: { family: 'A', name: 'standard' },
+        tenantId: s.info.tenantId,
+        enableRbacAuthorization: true,
+      },
     },
   });
   if (v.status !== 200 && v.status !== 201)

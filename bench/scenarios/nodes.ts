@@ -177,7 +177,10 @@ const scenario: Scenario = {
       must(
         await call(port1, 'PUT', `${vaultId}?api-version=2023-07-01`, {
           token: adminToken,
-          json: { location: 'local', properties: { sku: { family: 'A', name: 'standard' } } },
+          json: {
+            location: 'local',
+            properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+          },
         }),
         [200, 201],
         'vault',

@@ -64,7 +64,27 @@ export interface VaultAccessModel {
   id: string;
   tenantId: string;
   enableRbacAuthorization: boolean;
-  accessPolicies: readonly { objectId: string; permissions: { secrets?: string[]; keys?: string[] } }[];
+  accessPolicies: readonly {
+    objectId: string;
+    /** A compound identity: the policy applies only to this application acting for `objectId`. */
+    applicationId?: string;
+    permissions: { secrets?: string[]; keys?: string[] };
+  }[];
+}
+
+/**
+ * Whether an access policy names the caller: its object id and, for a compound
+ * policy (objectId + applicationId), also the application the token was issued
+ * to (`appid`/`azp`), as Key Vault does: a user's policy "via app X" does not
+ * follow the user into another app.
+ */
+export function policyNames(
+  p: { objectId: string; applicationId?: string },
+  caller: Pick<Caller, 'oid' | 'appId'>,
+): boolean {
+  if (p.objectId.toLowerCase() !== caller.oid.toLowerCase()) return false;
+  if (!p.applicationId) return true;
+  return caller.appId !== null && p.applicationId.toLowerCase() === caller.appId.toLowerCase();
 }
 
 /**
@@ -184,7 +204,7 @@ export function createAccess(deps: {
       const perm = check.policy.permission.toLowerCase();
       const ok = vault.accessPolicies.some(
         (p) =>
-          p.objectId.toLowerCase() === caller.oid &&
+          policyNames(p, caller) &&
           (p.permissions[check.policy.kind] ?? []).some(
             (x) => x.toLowerCase() === perm || x.toLowerCase() === 'all',
           ),

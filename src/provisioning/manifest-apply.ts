@@ -214,12 +214,16 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
         ),
       );
     let same = !!cur;
+    // Setting the permission model or access policies decides who reads the vault's data (vaults.ts).
+    let grants = !cur && (v.accessPolicies ?? []).length > 0;
     if (cur) {
       if (
         v.enableRbacAuthorization !== undefined &&
         v.enableRbacAuthorization !== cur.enableRbacAuthorization
-      )
+      ) {
         same = false;
+        grants = true;
+      }
       if (
         v.softDeleteRetentionInDays !== undefined &&
         v.softDeleteRetentionInDays !== cur.softDeleteRetentionInDays
@@ -233,8 +237,10 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
             refs.principalId(p.principal, ['vaults', idx, 'accessPolicies', j, 'principal'], false),
           ),
         );
-        if (ids.some((x) => !x) || !sameJson(policyKey(await policies()), policyKey(cur.accessPolicies)))
+        if (ids.some((x) => !x) || !sameJson(policyKey(await policies()), policyKey(cur.accessPolicies))) {
           same = false;
+          grants = true;
+        }
       }
     }
     if (same) {
@@ -242,6 +248,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
       continue;
     }
     await need(VAULT_ACTIONS.write, vaultArmId(sub, rg, v.name));
+    if (grants) await need(VAULT_ACTIONS.grantAccess, vaultArmId(sub, rg, v.name));
     steps.push({
       action: cur ? 'update' : 'create',
       kind: 'vault',

@@ -85,6 +85,9 @@ export async function exportManifest(
   for (const v of vaults) {
     const accessPolicies = [];
     for (const p of v.accessPolicies) {
+      // A manifest cannot say "only through application X": exported as a plain policy it would
+      // grant the user through every application once applied. Left out, it is never widened.
+      if (p.applicationId) continue;
       const principal = await principalRef(p.objectId);
       if (principal)
         accessPolicies.push({

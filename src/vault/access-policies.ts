@@ -107,3 +107,30 @@ export function applyPolicyChange(
     );
   return result;
 }
+
+/** A policy list in a canonical form: identities and permissions sorted, case folded. */
+const policyKey = (ps: readonly AccessPolicy[]): string =>
+  JSON.stringify(
+    ps
+      .map((p) => [
+        p.objectId.toLowerCase(),
+        (p.applicationId ?? '').toLowerCase(),
+        ...KINDS.map((k) => [...(p.permissions[k] ?? [])].map((x) => x.toLowerCase()).sort()),
+      ])
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+  );
+
+/**
+ * What a create or update changes in who may use a vault's data: its permission
+ * model, or its access policies (a PUT that sends the same list back changes
+ * nothing). A new vault changes access when it names any access policy.
+ * Undefined when nothing changes.
+ */
+export function dataAccessChange(
+  current: { enableRbacAuthorization: boolean; accessPolicies: readonly AccessPolicy[] } | undefined,
+  next: { enableRbacAuthorization: boolean; accessPolicies: readonly AccessPolicy[] },
+): 'permission model' | 'access policies' | undefined {
+  if (!current) return next.accessPolicies.length > 0 ? 'access policies' : undefined;
+  if (current.enableRbacAuthorization !== next.enableRbacAuthorization) return 'permission model';
+  return policyKey(current.accessPolicies) === policyKey(next.accessPolicies) ? undefined : 'access policies';
+}

@@ -1,14 +1,14 @@
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
-import { LatchkeyError } from '../errors/index.js';
+import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database, Queryable } from '../storage/port.js';
-import { applyPolicyChange, normalizePolicies } from './access-policies.js';
+import { applyPolicyChange, dataAccessChange, normalizePolicies } from './access-policies.js';
 import { statusOf, vaultEvent } from './audit.js';
 import {
   type AccessPolicy,
@@ -30,6 +30,11 @@ export const VAULT_ACTIONS = {
   accessPolicies: 'Microsoft.KeyVault/vaults/accessPolicies/write',
   deletedRead: 'Microsoft.KeyVault/locations/deletedVaults/read',
   purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
+  /**
+   * Also needed to change a vault's permission model or access policies (or to create one
+   * with access policies): that decides who reads its data, so it is granting access, as Azure rules.
+   */
+  grantAccess: 'Microsoft.Authorization/roleAssignments/write',
 } as const;
 
 export interface VaultRef {
@@ -49,6 +54,11 @@ export interface VaultInput {
   enablePurgeProtection?: boolean;
   accessPolicies?: AccessPolicy[];
   createMode?: 'default' | 'recover';
+  /**
+   * `enableRbacAuthorization` of a NEW vault when the input does not set it (default true).
+   * ARM passes false for api-versions before 2026-02-01, as Azure does.
+   */
+  enableRbacAuthorizationDefault?: boolean;
 }
 
 const LOCATION_RE = /^[a-zA-Z0-9 -]{1,64}$/;
@@ -170,6 +180,19 @@ export function createVaults(deps: {
       updatedAt: clock.now(),
     };
   };
+  /** Changing who reads a vault's data needs `grantAccess` at the vault; the refusal says why. */
+  const requireGrantAccess = async (caller: Caller, armId: string, what: string) => {
+    try {
+      await access.require(caller, VAULT_ACTIONS.grantAccess, armId);
+    } catch (e) {
+      if (!isLatchkeyError(e) || e.code !== 'Forbidden') throw e; // a provisioning key's refusal names its scope
+      throw new LatchkeyError(
+        'Forbidden',
+        `The caller (object id ${caller.oid}) is not authorized to perform '${VAULT_ACTIONS.grantAccess}' over scope '${armId}': setting a vault's ${what} decides who may read its data, so it needs the right to assign roles at the vault (Owner), not only '${VAULT_ACTIONS.write}'.`,
+        { cause: e },
+      );
+    }
+  };
   const purgeNow = async (v: Vault, q: Queryable) => {
     await q.run('DELETE FROM secret_versions WHERE vault_id = $1', [v.id]);
     await q.run('DELETE FROM secrets WHERE vault_id = $1', [v.id]);
@@ -223,10 +246,16 @@ export function createVaults(deps: {
         const row = await rowByName(nameLower, tx);
         const mine = row?.tenantId === caller.tenantId && row.subscriptionId === at.subscriptionId;
         if (input.createMode === 'recover') {
-          if (!row || row.deletedAt === null || !mine)
+          // Only where it was deleted from: the caller's write permission was checked at this resource group.
+          if (
+            !row ||
+            row.deletedAt === null ||
+            !mine ||
+            row.resourceGroup.toLowerCase() !== at.resourceGroup.toLowerCase()
+          )
             throw new LatchkeyError(
               'ResourceNotFound',
-              `No soft-deleted vault named '${ref.name}' in this subscription.`,
+              `No soft-deleted vault named '${ref.name}' in resource group '${at.resourceGroup}'.`,
             );
           const vault: Vault = { ...row, deletedAt: null, scheduledPurgeAt: null, updatedAt: clock.now() };
           await save(vault, tx);
@@ -237,13 +266,15 @@ export function createVaults(deps: {
           if (!mine) throw inUse(ref.name);
           throw new LatchkeyError(
             'Conflict',
-            `A vault named '${ref.name}' is soft-deleted in this subscription. Recover it (PUT with properties.createMode 'recover') or purge it first.`,
+            `A vault named '${ref.name}' is soft-deleted in this subscription. Recover it (PUT with properties.createMode 'recover' in its resource group) or purge it first.`,
           );
         }
         if (row) {
           if (!mine || row.resourceGroup.toLowerCase() !== at.resourceGroup.toLowerCase())
             throw inUse(ref.name);
           const vault = applyInput(row, input, false);
+          const change = dataAccessChange(row, vault);
+          if (change) await requireGrantAccess(caller, armId, change);
           await save(vault, tx);
           await audit.append(tx, vaultEvent(caller, meta, 'VaultUpdate', vault.armId, nameLower, 200));
           return { vault, created: false };
@@ -258,7 +289,7 @@ export function createVaults(deps: {
           resource_group: at.resourceGroup,
           location: at.location,
           sku: 'standard',
-          enable_rbac_authorization: 1,
+          enable_rbac_authorization: (input.enableRbacAuthorizationDefault ?? true) ? 1 : 0,
           soft_delete_retention_days: 90,
           enable_purge_protection: 0,
           access_policies: '[]',
@@ -269,6 +300,8 @@ export function createVaults(deps: {
           updated_at: now,
         });
         const vault = applyInput(blank, input, true);
+        const change = dataAccessChange(undefined, vault);
+        if (change) await requireGrantAccess(caller, armId, change);
         await tx.run(
           `INSERT INTO vaults (id, name, name_lower, tenant_id, subscription_id, resource_group, location, sku,
              enable_rbac_authorization, soft_delete_retention_days, enable_purge_protection, access_policies, tags,
@@ -309,6 +342,8 @@ export function createVaults(deps: {
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
         const vault = applyInput(row, input, false);
+        const change = dataAccessChange(row, vault);
+        if (change) await requireGrantAccess(caller, vault.armId, change);
         await save(vault, tx);
         await audit.append(tx, vaultEvent(caller, meta, 'VaultUpdate', vault.armId, vault.nameLower, 200));
         return vault;
@@ -437,6 +472,7 @@ export function createVaults(deps: {
       const at = await scopeOf(caller, ref);
       const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
       await access.require(caller, VAULT_ACTIONS.accessPolicies, armId);
+      await requireGrantAccess(caller, armId, 'access policies');
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);

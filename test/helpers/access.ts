@@ -75,7 +75,7 @@ export async function unassignRole(s: TestServer, id: string): Promise<void> {
 export const vaultArmPath = (s: TestServer, name: string, rg = 'default') =>
   `/subscriptions/${s.info.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.KeyVault/vaults/${name}`;
 
-/** Creates a vault through the ARM API as the admin. */
+/** Creates a vault through the ARM API as the admin (RBAC unless `properties` say otherwise). */
 export async function createVault(
   s: TestServer,
   name: string,
@@ -83,7 +83,10 @@ export async function createVault(
 ): Promise<{ id: string; vaultUri: string }> {
   const r = await s.request('PUT', `${vaultArmPath(s, name)}?api-version=2023-07-01`, {
     headers: { authorization: `Bearer ${await s.adminToken()}` },
-    json: { location: 'local', properties: { sku: { family: 'A', name: 'standard' }, ...properties } },
+    json: {
+      location: 'local',
+      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true, ...properties },
+    },
   });
   if (r.status !== 201 && r.status !== 200) throw new Error(`create vault ${name}: ${r.status} ${r.text}`);
   return { id: r.json.id, vaultUri: r.json.properties.vaultUri };

@@ -54,11 +54,26 @@ export async function vaultToken(
 export const vaultPath = (s: TestServer, name: string, rg = 'default') =>
   `/subscriptions/${s.info.subscriptionId}/resourceGroups/${rg}/providers/Microsoft.KeyVault/vaults/${name}`;
 
-/** PUT a vault through the ARM API as the admin. */
-export async function putVault(s: TestServer, name: string, body: Record<string, unknown> = {}) {
+/**
+ * PUT a vault through the ARM API as the admin: RBAC unless `body.properties` say otherwise
+ * (before api-version 2026-02-01 an absent `enableRbacAuthorization` means access policies).
+ */
+export async function putVault(
+  s: TestServer,
+  name: string,
+  body: { properties?: Record<string, unknown> } & Record<string, unknown> = {},
+) {
   const r = await s.request('PUT', `${vaultPath(s, name)}?api-version=2023-07-01`, {
     headers: { authorization: `Bearer ${await s.adminToken()}` },
-    json: { location: 'local', properties: { sku: { family: 'A', name: 'standard' } }, ...body },
+    json: {
+      location: 'local',
+      ...body,
+      properties: {
+        sku: { family: 'A', name: 'standard' },
+        enableRbacAuthorization: true,
+        ...body.properties,
+      },
+    },
   });
   if (r.status !== 201 && r.status !== 200) throw new Error(`PUT vault ${name}: ${r.status} ${r.text}`);
   return r.json as { id: string; properties: { vaultUri: string } };

@@ -160,7 +160,11 @@ export async function provisionVaultWriter(
   if (sp.status !== 201) throw new Error(`service principal: ${sp.status} ${sp.text}`);
   const v = await c.request('PUT', `${vaultArm(info, vault)}?api-version=2023-07-01`, {
     headers: auth,
-    json: { location: 'local', properties: { sku: { family: 'A', name: 'standard' } } },
+    // RBAC explicitly: before api-version 2026-02-01 a vault defaults to access policies (as in Azure).
+    json: {
+      location: 'local',
+      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+    },
   });
   if (v.status !== 200 && v.status !== 201) throw new Error(`vault: ${v.status} ${v.text}`);
   const ra = await c.request(

@@ -53,7 +53,10 @@ async function policiesPage(ctx: ConsoleContext): Promise<PageResult> {
     ctx,
     v.accessPolicies.map((p) => p.objectId),
   );
-  const editing = v.accessPolicies.find((p) => p.objectId === (query(ctx).edit ?? '').toLowerCase());
+  // The form edits plain policies; a compound one (user + application) is shown and removed only.
+  const editing = v.accessPolicies.find(
+    (p) => p.objectId === (query(ctx).edit ?? '').toLowerCase() && !p.applicationId,
+  );
   return {
     title: `${v.name} · Access policies`,
     nav: 'vaults',
@@ -71,15 +74,20 @@ ${dataTable({
   columns: [
     {
       label: 'Principal',
-      cell: (p) => html`${names.get(p.objectId) ?? 'Unknown principal'}<br>${mono(p.objectId)}`,
+      cell: (p) =>
+        html`${names.get(p.objectId) ?? 'Unknown principal'}<br>${mono(p.objectId)}${
+          p.applicationId
+            ? html`<br><span class="muted">only through application</span> ${mono(p.applicationId)}`
+            : ''
+        }`,
     },
     { label: 'Secrets', cell: (p) => (p.permissions.secrets ?? []).join(', ') || '—' },
     { label: 'Keys', cell: (p) => (p.permissions.keys ?? []).join(', ') || '—' },
     {
       label: 'Actions',
       cell: (p) =>
-        html`<div class="actions"><a class="btn btn-small" href="${b}/access-policies?edit=${p.objectId}#policy-form">Edit</a>
-${actionButton(ctx, `${b}/access-policies/remove`, 'Remove', { hidden: { objectId: p.objectId }, danger: true, confirm: 'Remove this access policy?' })}</div>`,
+        html`<div class="actions">${p.applicationId ? '' : html`<a class="btn btn-small" href="${b}/access-policies?edit=${p.objectId}#policy-form">Edit</a>`}
+${actionButton(ctx, `${b}/access-policies/remove`, 'Remove', { hidden: { objectId: p.objectId, applicationId: p.applicationId ?? '' }, danger: true, confirm: 'Remove this access policy?' })}</div>`,
     },
   ],
 })}
@@ -202,7 +210,7 @@ export function registerAccessPages(r: ConsoleRouter): void {
       const keys = checked(form, 'keys');
       const ref = { subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.name };
       const policy = { tenantId: v.tenantId, objectId, permissions: { secrets, keys } };
-      const exists = v.accessPolicies.some((p) => p.objectId === objectId);
+      const exists = v.accessPolicies.some((p) => p.objectId === objectId && !p.applicationId);
       if (secrets.length === 0 && keys.length === 0)
         throw new LatchkeyError('BadParameter', 'Choose at least one permission (or remove the policy).');
       await ctx.s.vaults.updateAccessPolicies(ctx.caller, ctx.meta, ref, exists ? 'replace' : 'add', [
@@ -220,7 +228,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
     async (ctx, form) => {
       const v = await controlVault(ctx);
       const objectId = text(form, 'objectId', 64).toLowerCase();
-      const p = v.accessPolicies.find((x) => x.objectId === objectId);
+      const applicationId = text(form, 'applicationId', 64).toLowerCase();
+      const p = v.accessPolicies.find(
+        (x) => x.objectId === objectId && (x.applicationId ?? '') === applicationId,
+      );
       if (!p) throw new LatchkeyError('NotFound', 'That access policy does not exist.');
       await ctx.s.vaults.updateAccessPolicies(
         ctx.caller,

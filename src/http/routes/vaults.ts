@@ -7,7 +7,7 @@ import type { VaultInput, VaultRef } from '../../vault/vaults.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { armCaller } from './arm-request.js';
+import { armCaller, requireApiVersion } from './arm-request.js';
 
 const PROVIDER = 'providers/Microsoft.KeyVault';
 const permissionList = z.array(z.string().min(1).max(40)).max(64);
@@ -53,6 +53,14 @@ const deletedParams = z.object({
   name: z.string().min(1).max(64),
 });
 const policyKind = z.object({ kind: z.enum(['add', 'replace', 'remove']) });
+
+/**
+ * Azure's default of `enableRbacAuthorization` for a new vault: false before api-version
+ * 2026-02-01 (az 2.45 and older templates send an access policy for the creator and rely on
+ * it), true from then on. Dated versions compare as strings (`2025-…-preview` < `2026-02-01`).
+ */
+export const RBAC_DEFAULT_FROM_API_VERSION = '2026-02-01';
+export const rbacDefaultFor = (apiVersion: string): boolean => apiVersion >= RBAC_DEFAULT_FROM_API_VERSION;
 
 const policiesIn = (list: z.infer<typeof policySchema>[]): AccessPolicy[] =>
   list.map((p) => ({
@@ -139,6 +147,7 @@ export async function vaultRoutes(
   app.put(one, async (req, reply) => {
     const c = await caller(req);
     const input = vaultInput(parse(vaultBody, req.body));
+    input.enableRbacAuthorizationDefault = rbacDefaultFor(requireApiVersion(req));
     const r = await s.vaults.createOrUpdate(c, requestMeta(req), ref(req), input);
     return reply.code(r.created ? 201 : 200).send(view(r.vault));
   });
