@@ -539,4 +539,29 @@ describe('manifests: no plan answer depends on a value the caller may not read (
     );
     assert.deepEqual(await count(), { settings: mark.settings + 2, secrets: mark.secrets + 2 });
   });
+
+  test('issue 14.5: a Key Vault reference outside this installation is refused, dry run included', async () => {
+    for (const dryRun of [true, false]) {
+      const r = await apply(
+        {
+          apps: [
+            {
+              name: 'oracle-app',
+              identity: { type: 'SystemAssigned' },
+              settings: {
+                LEAK: '@Microsoft.KeyVault(SecretUri=https://oracle-kv.vault.localhost.evil.test/secrets/x)',
+              },
+            },
+          ],
+        },
+        admin,
+        dryRun,
+      );
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.code, 'InvalidKeyVaultReference');
+      assert.match(r.json.error.message, /App setting 'LEAK'/);
+    }
+    const app = await s.services.apps.byName(s.info.tenantId, 'oracle-app');
+    assert.deepEqual(await s.services.apps.readSettings(app!), { DB_PASSWORD: RIGHT });
+  });
 });

@@ -173,7 +173,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
       });
     } else steps.push({ action: 'unchanged', kind: 'app', name: a.name });
     if (a.settings) {
-      const settings = a.settings;
+      const settings = deps.apps.validateSettings(a.settings);
       // Settings are sealed values: compared only when the caller may list them, and that read is
       // audited (AppSettingsList); otherwise written without comparing, whatever they hold.
       const readable = cur && (await deps.access.allows(caller, APP_ACTIONS.listSettings, cur.armId));
