@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +15,7 @@ import {
   ep,
   imdsToken,
   patchApp,
+  plantSettings,
   putApp,
   putIdentity,
   putSettings,
@@ -215,7 +217,8 @@ describe('identity endpoint (latchkey up)', () => {
       ],
     ];
     for (const [name, value, expected] of cases) {
-      await putSettings(s, 'ep-refs', { PLAIN: 'plain value', [name]: value });
+      // A malformed or foreign reference is refused at write (issue 14.5): plant it in the row.
+      await plantSettings(s, 'ep-refs', { PLAIN: 'plain value', [name]: value });
       const r = await trySession(s, 'ep-refs');
       assert.equal(r.status, 400, name);
       assert.equal(r.json.error, 'setting_unresolvable');
@@ -233,6 +236,56 @@ describe('identity endpoint (latchkey up)', () => {
     const unknown = await trySession(s, 'no-such-app');
     assert.equal(unknown.status, 404);
     assert.match(unknown.json.error_description, /No app named 'no-such-app' is placed on this host/);
+  });
+
+  test('issue 14.5: a reference outside this installation is refused at write (400) and at run, sending nothing', async () => {
+    await systemApp('ep-foreign');
+    // A listener where a leaked request would land: loopback, on a port that is not the vault's.
+    const hits: string[] = [];
+    const trap = net.createServer((sock) => {
+      hits.push('connection');
+      sock.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const port = (trap.address() as net.AddressInfo).port;
+    try {
+      const vh = new URL(s.vaultUrl('epvault'));
+      const bad = [
+        `https://evil.example:${port}/secrets/greeting`,
+        `https://${vh.hostname}.evil.test:${vh.port}/secrets/greeting`,
+        `http://${vh.host}/secrets/greeting`,
+        `https://${vh.host}@evil.localhost:${port}/secrets/greeting`,
+        `https://${vh.hostname}:${port}/secrets/greeting`,
+        `https://$\`evil.localhost:${port}/secrets/greeting`,
+        `https://${vh.host}/secrets/greeting?x=1`,
+      ];
+      for (const uri of bad) {
+        const value = `@Microsoft.KeyVault(SecretUri=${uri})`;
+        const w = await arm(s, 'PUT', `${appId(s, 'ep-foreign')}/config/appsettings`, {
+          properties: { LEAK: value },
+        });
+        assert.equal(w.status, 400, `${uri}: ${w.text}`);
+        assert.equal(w.json.error.code, 'InvalidKeyVaultReference', uri);
+        assert.match(
+          w.json.error.message,
+          /App setting 'LEAK'.*SecretUri=https:\/\/\{vault\}\.vault\.localhost:\d+\/secrets/,
+        );
+        assert.ok(!w.text.includes(uri), 'the value is not echoed');
+        await plantSettings(s, 'ep-foreign', { LEAK: value });
+        const r = await trySession(s, 'ep-foreign');
+        assert.equal(r.status, 400, `${uri}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.error, 'setting_unresolvable');
+        assert.match(r.json.error_description, /^app setting 'LEAK': malformed Key Vault reference/);
+      }
+      assert.deepEqual(hits, [], 'no request left for the trap');
+      // The accepted shapes still write and resolve.
+      await putSettings(s, 'ep-foreign', {
+        A: `@Microsoft.KeyVault(SecretUri=${s.vaultUrl('epvault')}/secrets/greeting/)`,
+        B: '@Microsoft.KeyVault(VaultName=epvault;SecretName=greeting)',
+      });
+    } finally {
+      await new Promise((r) => trap.close(r));
+    }
   });
 
   test('misuse: no header, wrong header, X-Forwarded-For, foreign Host, bad requests', async () => {

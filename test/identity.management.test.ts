@@ -187,7 +187,7 @@ describe('managed identities: the management API', () => {
     await putApp(s, 'mgmt-settings', {});
     await putSettings(s, 'mgmt-settings', {
       PLAIN: 'sentinel-value-7f3a9',
-      REF: '@Microsoft.KeyVault(VaultName=v1;SecretName=s)',
+      REF: '@Microsoft.KeyVault(VaultName=kv1;SecretName=s)',
     });
     const raw = await s.services.db.all<{ settings_sealed: Buffer }>(
       "SELECT settings_sealed FROM apps WHERE name = 'mgmt-settings'",

@@ -17,7 +17,7 @@ const TABLES = [
   'secret_versions',
   'principals',
 ];
-const MUTATION = /Create|Update|Set|Write|Delete/;
+const MUTATION = /Create|Update|SecretSet|Write|Delete/;
 
 function shopManifest(adminUser: string, vault = 'shop-kv') {
   return {
@@ -266,10 +266,10 @@ describe('provisioning manifests', () => {
     const narrow = await newKey({ scopes: ['identities:write'], expiresInSeconds: 600 });
     await refused(
       hdr(narrow.key),
-      { ...m2, vaults: [{ name: 'narrow-kv' }] },
+      { ...m2, apps: undefined, vaults: [{ name: 'narrow-kv' }] },
       403,
       'ProvisioningScopeMissing',
-      /Microsoft\.KeyVault\/vaults\/write.*vaults:write/,
+      /Microsoft\.KeyVault\/vaults\/read.*vaults:write/,
     );
     const short = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600 });
     await s.services.db.run('UPDATE provisioning_keys SET expires_at = $1 WHERE id = $2', [
@@ -340,5 +340,228 @@ secrets:
     assert.match(role.stderr, /role\.yaml:5:5: .*UnknownRole.*roleAssignments\[0\]\.role/);
     const ex = await runCli(['export', '-f', join(tmp, 'out.yaml')], { configDir: cfg, env });
     assert.equal(ex.code, 0, ex.stderr);
+  });
+});
+
+describe('manifests: no plan answer depends on a value the caller may not read (issue 14.4)', () => {
+  let s: TestServer;
+  let admin: Record<string, string>;
+  const VAULT = 'oracle-kv';
+  const RIGHT = 'hunter2-right-guess';
+  before(async () => {
+    s = await startTestServer();
+    admin = { authorization: `Bearer ${await s.adminToken()}` };
+    const setup = await apply({
+      vaults: [{ name: VAULT, enableRbacAuthorization: true }],
+      apps: [{ name: 'oracle-app', identity: { type: 'SystemAssigned' }, settings: { DB_PASSWORD: RIGHT } }],
+      roleAssignments: [
+        { principal: { user: s.admin.userName }, role: 'Key Vault Secrets Officer', scope: { vault: VAULT } },
+      ],
+      secrets: [{ vault: VAULT, name: 'api-key', value: { resolved: RIGHT } }],
+    });
+    assert.equal(setup.status, 200, setup.text);
+  });
+  after(() => s.stop());
+
+  function apply(items: Record<string, unknown>, headers = admin, dryRun = false) {
+    return s.request('POST', `/api/provisioning/apply?dryRun=${dryRun}`, {
+      headers,
+      json: { apiVersion: 'latchkey/v1', tenant: s.info.tenantId, ...items },
+    });
+  }
+  const settingsGuess = (guess: string) => ({
+    apps: [{ name: 'oracle-app', identity: { type: 'SystemAssigned' }, settings: { DB_PASSWORD: guess } }],
+  });
+  const secretGuess = (guess: string) => ({
+    secrets: [{ vault: VAULT, name: 'api-key', value: { resolved: guess } }],
+  });
+  /** A dry run's whole answer (status and body) for a right and a wrong guess. */
+  const answers = async (headers: Record<string, string>, guess: (g: string) => Record<string, unknown>) => {
+    const right = await apply(guess(RIGHT), headers, true);
+    const wrong = await apply(guess('wrong-guess'), headers, true);
+    return {
+      right: { status: right.status, body: right.json },
+      wrong: { status: wrong.status, body: wrong.json },
+    };
+  };
+  const key = async (scopes: string[]) => {
+    const r = await s.request('POST', '/api/provisioning/keys', {
+      headers: admin,
+      json: { scopes, expiresInSeconds: 600 },
+    });
+    assert.equal(r.status, 201, r.text);
+    return r.json as { id: string; key: string };
+  };
+  const events = async (
+    filter: (e: { operation: string; callerOid: string | null; provisioningKeyId: string | null }) => boolean,
+  ) => {
+    await s.services.audit.drain();
+    return (await s.services.audit.list({ tenantId: s.info.tenantId, limit: 1000 })).filter(filter);
+  };
+
+  test('a caller with no role assignments gets the same answer for a right and a wrong guess', async () => {
+    const sp = await s.services.principals.createServicePrincipal(s.info.tenantId, { displayName: 'nobody' });
+    const c = await s.services.credentials.addSecret(s.info.tenantId, sp.id);
+    const t = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: sp.appId!,
+        client_secret: c.secretText,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    assert.equal(t.status, 200, t.text);
+    const nobody = { authorization: `Bearer ${t.json.access_token}` };
+    for (const guess of [settingsGuess, secretGuess]) {
+      const a = await answers(nobody, guess);
+      assert.deepEqual(a.right, a.wrong);
+      assert.equal(a.right.status, 403, JSON.stringify(a.right.body));
+    }
+    // An item it may not read is refused whether or not it exists (the refusal names the read).
+    const ghost = await apply({ identities: [{ name: 'no-such-identity' }] }, nobody, true);
+    const real = await apply(
+      { apps: [{ name: 'oracle-app', identity: { type: 'SystemAssigned' } }] },
+      nobody,
+      true,
+    );
+    assert.equal(ghost.status, 403);
+    assert.equal(real.status, 403);
+    assert.match(real.json.error.message, /Microsoft\.Web\/sites\/read/);
+    assert.deepEqual(
+      await events((e) => e.callerOid === sp.id && /AppSettingsList|SecretGet/.test(e.operation)),
+      [],
+    );
+  });
+
+  test('an apps:write key (with every write scope) cannot list settings; its dry run writes them without comparing', async () => {
+    // Every write scope, and still no reading of settings.
+    const k = await key([
+      'apps:write',
+      'identities:write',
+      'vaults:write',
+      'roleAssignments:write',
+      'secrets:write',
+    ]);
+    const hdr = { authorization: `ProvisioningKey ${k.key}` };
+    const appPath = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default/providers/Microsoft.Web/sites/oracle-app`;
+    const list = await s.request('POST', `${appPath}/config/appsettings/list?api-version=2023-12-01`, {
+      headers: hdr,
+    });
+    assert.equal(list.status, 403, list.text);
+    assert.ok(!list.text.includes(RIGHT));
+    const a = await answers(hdr, settingsGuess);
+    assert.deepEqual(a.right, a.wrong);
+    assert.equal(a.right.status, 200, JSON.stringify(a.right.body));
+    assert.deepEqual(a.right.body.plan, [
+      { action: 'unchanged', kind: 'app', name: 'oracle-app' },
+      {
+        action: 'update',
+        kind: 'appSettings',
+        name: 'oracle-app',
+        note: 'settings not compared: the caller may not list them',
+      },
+    ]);
+    // Its export leaves the settings out (so re-applying it keeps them).
+    const exp = await s.request('GET', '/api/provisioning/export', { headers: hdr });
+    assert.equal(exp.status, 200, exp.text);
+    assert.ok(!exp.text.includes(RIGHT));
+    assert.equal(exp.json.apps[0].settings, undefined);
+  });
+
+  test('a secrets:write + vaults:write key cannot read a secret; right and wrong guesses plan alike', async () => {
+    const k = await key(['secrets:write', 'vaults:write']);
+    const caller = await s.services.provisioningKeys.authenticate(k.key, {
+      requestId: 'r',
+      clientIp: '127.0.0.1',
+    });
+    const vault = (await s.services.vaults.byName(VAULT))!;
+    const secretScope = `${vault.armId}/secrets/api-key`;
+    assert.equal(
+      await s.services.access.allows(
+        caller,
+        'Microsoft.KeyVault/vaults/secrets/getSecret/action',
+        secretScope,
+        true,
+      ),
+      false,
+      'secrets:write does not imply getSecret',
+    );
+    assert.equal(
+      await s.services.access.allows(
+        caller,
+        'Microsoft.KeyVault/vaults/secrets/backup/action',
+        secretScope,
+        true,
+      ),
+      false,
+      'nor a backup (every value, sealed)',
+    );
+    const hdr = { authorization: `ProvisioningKey ${k.key}` };
+    const a = await answers(hdr, secretGuess);
+    assert.deepEqual(a.right, a.wrong);
+    assert.deepEqual(a.right.body.plan, [
+      {
+        action: 'update',
+        kind: 'secret',
+        name: `${VAULT}/api-key`,
+        note: 'value not compared: the caller may not read it',
+      },
+    ]);
+    assert.deepEqual(await events((e) => e.provisioningKeyId === k.id && e.operation === 'SecretGet'), []);
+    // And the apply writes it (one new version) without reading it.
+    const before = (await s.services.db.all('SELECT * FROM secret_versions')).length;
+    const applied = await apply(secretGuess(RIGHT), hdr);
+    assert.equal(applied.status, 200, applied.text);
+    assert.equal((await s.services.db.all('SELECT * FROM secret_versions')).length, before + 1);
+  });
+
+  test('a caller with read permission still sees unchanged for identical values; the reads are audited', async () => {
+    const count = async () => {
+      const ops = (await events((e) => /^(AppSettingsList|SecretGet)$/.test(e.operation))).map(
+        (e) => e.operation,
+      );
+      return {
+        settings: ops.filter((o) => o === 'AppSettingsList').length,
+        secrets: ops.filter((o) => o === 'SecretGet').length,
+      };
+    };
+    const mark = await count();
+    const same = await apply({ ...settingsGuess(RIGHT), ...secretGuess(RIGHT) }, admin, true);
+    assert.equal(same.status, 200, same.text);
+    assert.ok(
+      same.json.plan.every((p: { action: string; note?: string }) => p.action === 'unchanged' && !p.note),
+      same.text,
+    );
+    const changed = await apply({ ...settingsGuess('other'), ...secretGuess('other') }, admin, true);
+    assert.deepEqual(
+      changed.json.plan.map((p: { action: string; kind: string }) => `${p.kind}:${p.action}`),
+      ['app:unchanged', 'appSettings:update', 'secret:update'],
+    );
+    assert.deepEqual(await count(), { settings: mark.settings + 2, secrets: mark.secrets + 2 });
+  });
+
+  test('issue 14.5: a Key Vault reference outside this installation is refused, dry run included', async () => {
+    for (const dryRun of [true, false]) {
+      const r = await apply(
+        {
+          apps: [
+            {
+              name: 'oracle-app',
+              identity: { type: 'SystemAssigned' },
+              settings: {
+                LEAK: '@Microsoft.KeyVault(SecretUri=https://oracle-kv.vault.localhost.evil.test/secrets/x)',
+              },
+            },
+          ],
+        },
+        admin,
+        dryRun,
+      );
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.code, 'InvalidKeyVaultReference');
+      assert.match(r.json.error.message, /App setting 'LEAK'/);
+    }
+    const app = await s.services.apps.byName(s.info.tenantId, 'oracle-app');
+    assert.deepEqual(await s.services.apps.readSettings(app!), { DB_PASSWORD: RIGHT });
   });
 });

@@ -318,4 +318,38 @@ describe('provisioning keys: scopes, expiry and grace (fake clock)', () => {
       { code: 'ProvisioningScopeMissing', message: /secrets:write/ },
     );
   });
+
+  test('a write scope never reads a sealed value: secrets:write has no getSecret/backup, apps:write no settings list', async () => {
+    const sub = await services.scopes.defaultSubscription(adminCaller.tenantId);
+    const rg = `/subscriptions/${sub.subscriptionId}/resourceGroups/default`;
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: [
+        'hosts:enroll',
+        'identities:write',
+        'apps:write',
+        'vaults:write',
+        'roleAssignments:write',
+        'secrets:write',
+      ],
+      expiresInSeconds: 3600,
+    });
+    const caller = await services.provisioningKeys.authenticate(k.key, meta);
+    const secret = `${rg}/providers/Microsoft.KeyVault/vaults/v1/secrets/s1`;
+    const app = `${rg}/providers/Microsoft.Web/sites/a1`;
+    const S = 'Microsoft.KeyVault/vaults/secrets';
+    for (const [action, scope, data] of [
+      [`${S}/getSecret/action`, secret, true],
+      [`${S}/backup/action`, secret, true],
+      ['Microsoft.Web/sites/config/list/action', app, false],
+    ] as const)
+      assert.equal(await services.access.allows(caller, action, scope, data), false, action);
+    for (const [action, scope, data] of [
+      [`${S}/setSecret/action`, secret, true],
+      [`${S}/readMetadata/action`, secret, true],
+      [`${S}/delete`, secret, true],
+      ['Microsoft.Web/sites/config/write', app, false],
+      ['Microsoft.Web/sites/read', app, false],
+    ] as const)
+      assert.equal(await services.access.allows(caller, action, scope, data), true, action);
+  });
 });

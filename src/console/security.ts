@@ -12,7 +12,8 @@ export const CONSOLE_CSP =
  */
 export function setPageHeaders(reply: FastifyReply, formTarget?: string): void {
   const csp = formTarget
-    ? CONSOLE_CSP.replace("form-action 'self'", `form-action 'self' ${formTarget}`)
+    ? // A function replacer: a replacement string would expand `$&`, `` $` `` and `$'`.
+      CONSOLE_CSP.replace("form-action 'self'", () => `form-action 'self' ${formTarget}`)
     : CONSOLE_CSP;
   reply
     .header('content-security-policy', csp)

@@ -9,6 +9,7 @@
 export const ERROR_STATUS = {
   // Generic / management / vault (Azure-shaped: {error:{code,message}})
   BadParameter: 400,
+  InvalidKeyVaultReference: 400,
   BadRequest: 400,
   InvalidFilterInQueryString: 400,
   // Microsoft Graph (the directory read API for the Azure CLI)

@@ -21,6 +21,9 @@ const SECRET_NAME_RE = /^[0-9A-Za-z-]{1,127}$/;
 const VERSION_RE = /^[0-9a-fA-F]{32}$/;
 const VAULT_NAME_RE = /^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$/;
 
+/** The SecretUri shape, as messages state it. */
+const SECRET_URI_SHAPE = 'https://{vault}.{vault domain}[:port]/secrets/{name}[/{version}]';
+
 export class KeyVaultReferenceError extends Error {
   override name = 'KeyVaultReferenceError';
 }
@@ -47,22 +50,23 @@ export function parseKeyVaultReference(value: string): KeyVaultReference | null 
     try {
       u = new URL(uri);
     } catch {
-      throw new KeyVaultReferenceError('SecretUri is not a URL');
+      throw new KeyVaultReferenceError(`SecretUri is not a URL: ${SECRET_URI_SHAPE}`);
     }
-    if (u.protocol !== 'https:' || u.username || u.password || u.search || u.hash)
-      throw new KeyVaultReferenceError('SecretUri must be a plain https URL');
-    const segs = u.pathname.split('/').filter(Boolean);
-    if (segs.length < 2 || segs.length > 3 || segs[0]!.toLowerCase() !== 'secrets')
-      throw new KeyVaultReferenceError(
-        'SecretUri must look like https://{vault}.../secrets/{name}[/{version}]',
-      );
-    const [, name, version] = segs;
+    if (u.protocol !== 'https:' || u.username || u.password || u.search || u.hash || /[?#@\\]/.test(uri))
+      throw new KeyVaultReferenceError(`SecretUri must be a plain https URL: ${SECRET_URI_SHAPE}`);
+    const vaultName = u.hostname.split('.')[0]!;
+    if (!VAULT_NAME_RE.test(vaultName) || !u.hostname.includes('.'))
+      throw new KeyVaultReferenceError(`the vault name in SecretUri is invalid: ${SECRET_URI_SHAPE}`);
+    // Exactly /secrets/{name}[/{version}], one trailing slash tolerated (App Service accepts it).
+    const p = /^\/secrets\/([^/]+)(?:\/([^/]+))?\/?$/i.exec(u.pathname);
+    if (!p) throw new KeyVaultReferenceError(`SecretUri must look like ${SECRET_URI_SHAPE}`);
+    const [, name, version] = p;
     if (!SECRET_NAME_RE.test(name!))
       throw new KeyVaultReferenceError('the secret name in SecretUri is invalid');
     if (version !== undefined && !VERSION_RE.test(version))
       throw new KeyVaultReferenceError('the secret version in SecretUri is invalid');
     return {
-      vaultName: u.hostname.split('.')[0]!.toLowerCase(),
+      vaultName: vaultName.toLowerCase(),
       secretName: name!,
       version: version ? version.toLowerCase() : null,
       origin: u.origin,
@@ -90,18 +94,25 @@ export function parseKeyVaultReference(value: string): KeyVaultReference | null 
 
 /**
  * The URL to GET for a reference. `vaultUrlTemplate` is this installation's
- * `https://{name}.{vaultDomain}[:port]`; a SecretUri must point into that
- * vault domain, and the request always goes to this installation's vault
- * origin (the endpoint sends the app's token nowhere else).
+ * `https://{name}.{vaultDomain}[:port]`. A SecretUri must name exactly a vault
+ * of that domain on that port (no port when it is 443), or it is refused: the
+ * app's token is sent to this installation's vault origin and nowhere else.
  */
 export function referenceUrl(ref: KeyVaultReference, vaultUrlTemplate: string): string {
-  const base = vaultUrlTemplate.replace('{name}', ref.vaultName);
-  const expected = new URL(base);
+  if (!VAULT_NAME_RE.test(ref.vaultName)) throw new KeyVaultReferenceError('the vault name is invalid');
+  // A function replacer: a replacement string would expand `$&`, `` $` `` and `$'`.
+  const expected = new URL(vaultUrlTemplate.replace('{name}', () => ref.vaultName));
   if (ref.origin !== null) {
-    const given = new URL(ref.origin);
-    const domain = expected.hostname.slice(ref.vaultName.length);
-    if (!given.hostname.toLowerCase().endsWith(domain) || given.hostname.split('.')[0] !== ref.vaultName)
-      throw new KeyVaultReferenceError(`SecretUri is not a vault of this installation (*${domain})`);
+    let given: URL | undefined;
+    try {
+      given = new URL(ref.origin);
+    } catch {
+      given = undefined;
+    }
+    if (given?.origin !== expected.origin)
+      throw new KeyVaultReferenceError(
+        `SecretUri is not a vault of this installation: use ${expected.protocol}//{vault}.${expected.host.slice(expected.host.indexOf('.') + 1)}/secrets/{name}[/{version}]`,
+      );
   }
   return `${expected.origin}/secrets/${encodeURIComponent(ref.secretName)}${ref.version ? `/${ref.version}` : ''}`;
 }

@@ -1,5 +1,10 @@
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
+import {
+  KeyVaultReferenceError,
+  parseKeyVaultReference,
+  referenceUrl,
+} from '../identity-endpoint/kv-references.js';
 
 /** App settings become environment variables: names like shell variables (App Service also allows dots and hyphens). */
 export const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
@@ -44,6 +49,29 @@ export function checkSettings(settings: AppSettings): AppSettings {
       `App settings may total at most ${MAX_SETTINGS_BYTES} characters.`,
     );
   return Object.fromEntries(entries);
+}
+
+/**
+ * Refuses a Key Vault reference that would not resolve against this
+ * installation's vaults (`vaultUrlTemplate`: `https://{name}.{vaultDomain}[:port]`),
+ * or is malformed: a SecretUri to any other host, scheme or port never becomes
+ * a setting. The endpoint checks again when it resolves (`latchkey run`).
+ */
+export function checkReferences(settings: AppSettings, vaultUrlTemplate: string): void {
+  for (const [k, v] of Object.entries(settings)) {
+    try {
+      const ref = parseKeyVaultReference(v);
+      if (ref) referenceUrl(ref, vaultUrlTemplate);
+    } catch (e) {
+      if (!(e instanceof KeyVaultReferenceError)) throw e;
+      const domain = new URL(vaultUrlTemplate.replace('{name}', () => 'vault')).host.replace(/^vault\./, '');
+      throw new LatchkeyError(
+        'InvalidKeyVaultReference',
+        `App setting '${k}' is not a valid Key Vault reference (${e.message}). Use @Microsoft.KeyVault(SecretUri=https://{vault}.${domain}/secrets/{name}[/{version}]) or @Microsoft.KeyVault(VaultName={vault};SecretName={name}[;SecretVersion={version}]).`,
+        { cause: e },
+      );
+    }
+  }
 }
 
 /** The AAD that binds an app's sealed settings to the app row. */

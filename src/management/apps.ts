@@ -9,7 +9,13 @@ import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
 import { applyIdentity, type IdentityInput, identityType } from './app-identity.js';
-import { type AppSettings, checkSettings, openSettings, sealSettings } from './app-settings.js';
+import {
+  type AppSettings,
+  checkReferences,
+  checkSettings,
+  openSettings,
+  sealSettings,
+} from './app-settings.js';
 import type { Host, Hosts } from './hosts.js';
 import type { UserIdentities } from './identities.js';
 import { UAI_SELECT, type UaiRow, type UserIdentity, uaiFromRow } from './identities.js';
@@ -117,6 +123,8 @@ export function createApps(deps: {
   audit: AuditLog;
   hosts: Hosts;
   identities: UserIdentities;
+  /** This installation's vault URL, `https://{name}.{vaultDomain}[:port]` (Key Vault references must point there). */
+  vaultUrlTemplate: () => string;
 }) {
   const { db, clock, bus, sealer, principals, scopes, access, audit, hosts, identities } = deps;
 
@@ -338,6 +346,12 @@ export function createApps(deps: {
     },
 
     // ---- settings (sealed at rest) ----
+    /** Validates a full set of settings, Key Vault references included (as `replaceSettings` will). */
+    validateSettings(settings: AppSettings): AppSettings {
+      const clean = checkSettings(settings);
+      checkReferences(clean, deps.vaultUrlTemplate());
+      return clean;
+    },
     async readSettings(app: App, q: Queryable = db): Promise<AppSettings> {
       const r = await q.get<{ settings_sealed: Buffer | null }>(
         'SELECT settings_sealed FROM apps WHERE id = $1',
@@ -367,7 +381,7 @@ export function createApps(deps: {
       const a = await find(caller.tenantId, sub, rg, name);
       if (!a) throw resourceNotFound(SITE_TYPE, name);
       await access.require(caller, APP_ACTIONS.writeSettings, a.armId);
-      const clean = checkSettings(settings);
+      const clean = self.validateSettings(settings);
       await db.transaction(async (tx) => {
         await tx.run('UPDATE apps SET settings_sealed = $1, updated_at = $2 WHERE id = $3', [
           sealSettings(sealer, a.tenantId, a.rowId, clean),

@@ -16,6 +16,8 @@ export interface PlanItem {
   action: 'create' | 'update' | 'delete' | 'unchanged';
   kind: 'identity' | 'vault' | 'app' | 'appSettings' | 'roleAssignment' | 'secret';
   name: string;
+  /** Why the item is changed without being compared (e.g. a value the caller may not read). */
+  note?: string;
 }
 export interface Step extends PlanItem {
   run?: () => Promise<void>;
@@ -66,7 +68,12 @@ export async function applyManifest(
   }
   const refs = createRefs(deps, caller, m, sub, rg);
   const steps = await plan(deps, caller, meta, m, refs);
-  const out = steps.map(({ action, kind, name }) => ({ action, kind, name }));
+  const out = steps.map(({ action, kind, name, note }) => ({
+    action,
+    kind,
+    name,
+    ...(note ? { note } : {}),
+  }));
   if (opts.dryRun || steps.every((s) => !s.run)) return { dryRun: opts.dryRun, plan: out };
   await deps.db.transaction(async () => {
     for (const s of steps) await s.run?.();
@@ -79,6 +86,8 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
   const steps: Step[] = [];
   const deletions: Step[] = [];
   const need = (action: string, scope: string) => deps.access.require(caller, action, scope);
+  // Every item is read before it is compared: a caller who may not read a resource gets the same
+  // refusal whether it exists and whatever it holds (no plan answer depends on what it may not read).
   const uaiId = (n: string) =>
     `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${n}`;
   const appId = (n: string) =>
@@ -86,6 +95,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
 
   // ---- identities ----
   for (const i of m.identities ?? []) {
+    await need(UAI_ACTIONS.read, uaiId(i.name));
     const cur = await refs.existing.identity(i.name);
     if (i.state === 'absent') {
       if (!cur) continue;
@@ -115,6 +125,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
 
   // ---- apps (identity block, settings) ----
   for (const [idx, a] of (m.apps ?? []).entries()) {
+    await need(APP_ACTIONS.read, appId(a.name));
     const cur = await refs.existing.app(a.name);
     if (a.state === 'absent') {
       if (!cur) continue;
@@ -162,17 +173,23 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
       });
     } else steps.push({ action: 'unchanged', kind: 'app', name: a.name });
     if (a.settings) {
-      const settings = a.settings;
-      const current = cur ? await deps.apps.readSettings(cur) : undefined;
+      const settings = deps.apps.validateSettings(a.settings);
+      // Settings are sealed values: compared only when the caller may list them, and that read is
+      // audited (AppSettingsList); otherwise written without comparing, whatever they hold.
+      const readable = cur && (await deps.access.allows(caller, APP_ACTIONS.listSettings, cur.armId));
+      const current = readable
+        ? (await deps.apps.listSettings(caller, meta, sub, rg, a.name)).settings
+        : undefined;
       const sorted = (o: Record<string, string>) => Object.entries(o).sort(([x], [y]) => x.localeCompare(y));
       if (current && sameJson(sorted(current), sorted(settings)))
         steps.push({ action: 'unchanged', kind: 'appSettings', name: a.name });
       else {
         await need(APP_ACTIONS.writeSettings, appId(a.name));
         steps.push({
-          action: current && Object.keys(current).length ? 'update' : 'create',
+          action: cur && (!current || Object.keys(current).length) ? 'update' : 'create',
           kind: 'appSettings',
           name: a.name,
+          ...(cur && !current ? { note: 'settings not compared: the caller may not list them' } : {}),
           run: async () => void (await deps.apps.replaceSettings(caller, meta, sub, rg, a.name, settings)),
         });
       }
@@ -182,6 +199,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
   // ---- vaults ----
   for (const [idx, v] of (m.vaults ?? []).entries()) {
     const ref = { subscriptionId: sub, resourceGroup: rg, name: v.name };
+    await need(VAULT_ACTIONS.read, vaultArmId(sub, rg, v.name));
     const cur = (await refs.existing.vault(v.name)) ? await deps.vaults.get(caller, ref) : undefined;
     if (v.state === 'absent') {
       if (!cur) continue;
@@ -279,6 +297,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
     await refs.checkPrincipal(ra.principal, [...path, 'principal']);
     const scope = await refs.scope(ra.scope, [...path, 'scope']);
     const label = `${role.roleName} → ${JSON.stringify(ra.principal)} @ ${typeof ra.scope === 'string' ? ra.scope : JSON.stringify(ra.scope)}`;
+    await need(ROLE_ASSIGNMENT_ACTIONS.read, scope);
     const pid = await refs.principalId(ra.principal, [...path, 'principal'], false);
     const found = pid
       ? (await deps.access.list(caller.tenantId, { principalId: pid })).find(

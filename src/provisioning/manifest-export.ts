@@ -3,6 +3,7 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import { scopeCovers } from '../access/decision.js';
 import { roleById } from '../access/roles.js';
 import { LatchkeyError } from '../errors/index.js';
+import { APP_ACTIONS } from '../management/identity-common.js';
 import type { ManifestDeps } from './manifest-refs.js';
 import type { Manifest, PrincipalRef, ScopeRef } from './manifest-schema.js';
 
@@ -64,7 +65,11 @@ export async function exportManifest(
     const type = [a.systemPrincipalId ? 'SystemAssigned' : '', a.userIdentities.length ? 'UserAssigned' : '']
       .filter(Boolean)
       .join(', ');
-    const { settings } = await deps.apps.listSettings(caller, meta, sub, rg, a.name);
+    // Settings are sealed values: exported only to a caller who may list them (an app without
+    // `settings` in a manifest keeps its settings when applied).
+    const settings = (await deps.access.allows(caller, APP_ACTIONS.listSettings, a.armId))
+      ? (await deps.apps.listSettings(caller, meta, sub, rg, a.name)).settings
+      : {};
     out.apps.push({
       name: a.name,
       ...(type

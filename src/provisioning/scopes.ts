@@ -11,7 +11,13 @@ export const PROVISIONING_SCOPES = {
     'Microsoft.Latchkey/hosts/assign/action',
   ],
   'identities:write': ['Microsoft.ManagedIdentity/userAssignedIdentities/*'],
-  'apps:write': ['Microsoft.Web/sites/*'],
+  // Not `config/list/action`: an app's settings are sealed values, and writing them does not mean reading them.
+  'apps:write': [
+    'Microsoft.Web/sites/read',
+    'Microsoft.Web/sites/write',
+    'Microsoft.Web/sites/delete',
+    'Microsoft.Web/sites/config/write',
+  ],
   // Control plane only: vault data (secrets, keys) needs secrets:write.
   'vaults:write': [
     'Microsoft.KeyVault/vaults/read',
@@ -25,7 +31,16 @@ export const PROVISIONING_SCOPES = {
     'Microsoft.Authorization/roleAssignments/*',
     'Microsoft.Authorization/roleDefinitions/read',
   ],
-  'secrets:write': ['Microsoft.KeyVault/vaults/secrets/*'],
+  // Writes and metadata only: never `getSecret` (a value) nor `backup` (every value, sealed).
+  'secrets:write': [
+    'Microsoft.KeyVault/vaults/secrets/setSecret/action',
+    'Microsoft.KeyVault/vaults/secrets/update/action',
+    'Microsoft.KeyVault/vaults/secrets/delete',
+    'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
+    'Microsoft.KeyVault/vaults/secrets/recover/action',
+    'Microsoft.KeyVault/vaults/secrets/purge/action',
+    'Microsoft.KeyVault/vaults/secrets/restore/action',
+  ],
   'audit:read': ['Microsoft.Latchkey/auditEvents/read'],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -45,6 +45,7 @@ const S = 'Microsoft.KeyVault/vaults/secrets';
 const OPS = {
   set: { op: 'SecretSet', action: `${S}/setSecret/action`, perm: 'set' },
   get: { op: 'SecretGet', action: `${S}/getSecret/action`, perm: 'get' },
+  properties: { op: 'SecretGetProperties', action: `${S}/readMetadata/action`, perm: 'list' },
   update: { op: 'SecretUpdate', action: `${S}/update/action`, perm: 'set' },
   list: { op: 'SecretList', action: `${S}/readMetadata/action`, perm: 'list' },
   versions: { op: 'SecretListVersions', action: `${S}/readMetadata/action`, perm: 'list' },
@@ -160,6 +161,16 @@ export function createSecrets(deps: {
             inner: 'SecretDisabled',
           });
         return withValue(ctx.vault, nameLower, row);
+      });
+    },
+
+    /** The latest version's attributes, without its value: what `readMetadata` (policy: `list`) may see. */
+    async properties(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
+      const name = checkSecretName(rawName);
+      return read(ctx, OPS.properties, name, async () => {
+        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!row || row.deleted_at !== null) throw notFound(name);
+        return recordFromRow(row);
       });
     },
 

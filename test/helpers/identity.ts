@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sealSettings } from '../../src/management/app-settings.js';
 import type { TestServer } from './server.js';
 
 /** Managed-identity test helpers: ARM calls as the admin, sessions and raw calls to the identity endpoint. */
@@ -76,6 +77,16 @@ export async function putIdentity(s: TestServer, name: string): Promise<Identity
 export async function putSettings(s: TestServer, app: string, properties: Record<string, string>) {
   const r = await arm(s, 'PUT', `${appId(s, app)}/config/appsettings`, { properties });
   if (r.status !== 200) throw new Error(`PUT settings: ${r.status} ${r.text}`);
+}
+
+/** Writes settings straight into the database, past the API's checks (what a bad row would hold). */
+export async function plantSettings(s: TestServer, app: string, settings: Record<string, string>) {
+  const a = await s.services.apps.byName(s.info.tenantId, app);
+  if (!a) throw new Error(`no app ${app}`);
+  await s.services.db.run('UPDATE apps SET settings_sealed = $1 WHERE id = $2', [
+    sealSettings(s.services.sealer, a.tenantId, a.rowId, settings),
+    a.rowId,
+  ]);
 }
 
 /** The endpoint's state dir in `latchkey up`'s data dir. */

@@ -50,7 +50,7 @@ export async function vaultEndpoint(c: Ctx, vaultName: string): Promise<VaultEnd
   const dev = loadDevServer();
   const server = resolveServer(c, loadProfile()).server;
   if (dev && dev.server === server && /^[a-zA-Z][a-zA-Z0-9-]{1,23}$/.test(vaultName))
-    return endpointOf(dev.vaultUrlTemplate.replace('{name}', vaultName.toLowerCase()));
+    return endpointOf(dev.vaultUrlTemplate.replace('{name}', () => vaultName.toLowerCase()));
   throw new CliError(
     `vault '${vaultName}' not found${armError ? ` (${armError})` : ''}: check the name, or pass --id with the object's URL`,
   );
