@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createAuditLog } from '../src/audit/log.js';
+import { fakeClock } from '../src/lib/clock.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
@@ -91,6 +93,37 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       for (const t of ['meta', 'tenants', 'principals', 'credentials', 'signing_keys', 'audit_events']) {
         assert.equal(await count(db, t), 0, t);
       }
+    });
+
+    test('upgrade: migration 0011 marks an unsealed audit head; the first start seals it', async () => {
+      const log = createAuditLog({
+        db,
+        clock: fakeClock(1_700_000_000_000),
+        macKey: randomBytes(32),
+        headKey: randomBytes(32),
+      });
+      for (let i = 0; i < 3; i++)
+        await db.transaction((tx) => log.append(tx, { tenantId: null, operation: 'Old', status: 200 }));
+      // As an older version left it: the head unsealed (`seq:hash`), migration 11 not yet applied.
+      const last = (await db.get<{ seq: number; hash: string }>(
+        'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+      ))!;
+      await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [`${last.seq}:${last.hash}`]);
+      await db.run('DELETE FROM schema_migrations WHERE version = 11');
+      assert.deepEqual(await migrate(db, MIGRATIONS), [11]);
+      assert.equal(
+        (await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'audit_head_seal'"))?.value,
+        'pending',
+      );
+      const unsealed = await log.verify();
+      assert.equal(unsealed.ok, false);
+      assert.match(unsealed.ok ? '' : unsealed.reason, /not sealed/);
+      assert.deepEqual(await log.sealLegacyHead(), { seq: 3, hash: last.hash });
+      assert.equal(await db.get("SELECT value FROM meta WHERE key = 'audit_head_seal'"), undefined);
+      assert.deepEqual(await log.verify(), { ok: true, count: 3, head: { seq: 3, hash: last.hash } });
+      assert.equal(await log.sealLegacyHead(), undefined, 'only once');
+      await db.run('DELETE FROM audit_events');
+      await db.run("DELETE FROM meta WHERE key = 'audit_head'");
     });
 
     test('a duplicate migration version is refused before anything runs', async () => {

@@ -9,6 +9,7 @@ import { m0007 } from './0007_keys.js';
 import { m0008 } from './0008_console.js';
 import { m0009 } from './0009_device_codes.js';
 import { m0010 } from './0010_auth_failures.js';
+import { m0011 } from './0011_audit_head_seal.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -22,4 +23,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0008,
   m0009,
   m0010,
+  m0011,
 ];
