@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +12,7 @@ import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
 import type { Database, Migration } from '../src/storage/port.js';
 import { openPostgres } from '../src/storage/postgres.js';
-import { openSqlite } from '../src/storage/sqlite.js';
+import { openSqlite, sqliteStoreProblems } from '../src/storage/sqlite.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 
 /** A table for the contract, in the portable dialect. */
@@ -579,6 +579,48 @@ describe('storage: SQLite specifics', () => {
       assert.equal(await migrationsCurrent(b, ALL_MIGRATIONS), true);
       assert.equal((await b.get<{ value: string }>("SELECT value FROM meta WHERE key = 'k'"))!.value, 'v');
       await b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a new store is private: directory 0700, database, -wal and -shm 0600, whatever the umask', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+    const umask = process.umask(0o022);
+    try {
+      const path = join(dir, 'store', 'latchkey.db');
+      const db = await openDatabase(`sqlite:${path}`);
+      await db.run("INSERT INTO meta (key, value) VALUES ('k', 'v')");
+      const mode = (p: string) => statSync(p).mode & 0o777;
+      assert.equal(mode(join(dir, 'store')), 0o700);
+      for (const p of [path, `${path}-wal`, `${path}-shm`]) assert.equal(mode(p), 0o600, p);
+      assert.deepEqual(sqliteStoreProblems(path), []);
+      await db.close();
+    } finally {
+      process.umask(umask);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('sqliteStoreProblems names a database, -wal or -shm open to others and a directory others write', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+    try {
+      const path = join(dir, 'latchkey.db');
+      assert.deepEqual(sqliteStoreProblems(path), [], 'nothing yet: it will be created private');
+      writeFileSync(path, '', { mode: 0o600 });
+      writeFileSync(`${path}-wal`, '', { mode: 0o600 });
+      chmodSync(path, 0o644);
+      chmodSync(`${path}-wal`, 0o640);
+      chmodSync(dir, 0o777);
+      assert.deepEqual(sqliteStoreProblems(path), [
+        `the storage directory ${dir} must not be writable by group or others (chmod 700)`,
+        `${path} must not be readable by group or others (chmod 600)`,
+        `${path}-wal must not be readable by group or others (chmod 600)`,
+      ]);
+      chmodSync(dir, 0o755);
+      chmodSync(path, 0o600);
+      chmodSync(`${path}-wal`, 0o600);
+      assert.deepEqual(sqliteStoreProblems(path), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
