@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { createHmac, randomBytes } from 'node:crypto';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { type AuditLog, createAuditLog, type VerifyResult } from '../src/audit/log.js';
+import { rootKeyFromBytes } from '../src/crypto/root-key.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { openDatabase } from '../src/storage/open.js';
+import type { Database } from '../src/storage/port.js';
 import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -188,7 +194,13 @@ describe('audit verify detects tampering', () => {
   const verify = async () => {
     const r = await s.request('POST', '/api/audit/verify', { headers: admin });
     assert.equal(r.status, 200, r.text);
-    return r.json as { ok: boolean; count: number; brokenAt?: number; reason?: string };
+    return r.json as {
+      ok: boolean;
+      count: number;
+      head?: { seq: number; hash: string };
+      brokenAt?: number;
+      reason?: string;
+    };
   };
   type Row = Record<string, string | number | null>;
   const row = async (seq: number) =>
@@ -208,6 +220,9 @@ describe('audit verify detects tampering', () => {
     assert.equal(r.ok, true);
     assert.ok(r.count >= 7, `count ${r.count}`);
     assert.equal(r.brokenAt, undefined);
+    // The sealed head, for the operator to keep outside the database.
+    assert.equal(r.head?.seq, r.count);
+    assert.match(r.head?.hash ?? '', /^[0-9a-f]{64}$/);
   });
 
   test('a changed field breaks the chain at that event', async () => {
@@ -352,5 +367,120 @@ describe('audit completeness of a secret lifecycle', () => {
     assert.equal(api.json.value.length, 1);
     const v = await s.request('POST', '/api/audit/verify', { headers: admin });
     assert.equal(v.json.ok, true);
+  });
+});
+
+describe('audit chain head: truncation by a database writer without the root key', () => {
+  const clock = fakeClock(1_700_000_000_000);
+  const root = rootKeyFromBytes(randomBytes(32));
+  const keys = { macKey: root.derive('audit-mac'), headKey: root.derive('audit-head') };
+  let db: Database;
+  let log: AuditLog;
+  const HEAD = "SELECT value FROM meta WHERE key = 'audit_head'";
+
+  beforeEach(async () => {
+    db = await openDatabase('sqlite::memory:');
+    log = createAuditLog({ db, clock, ...keys });
+    for (let i = 0; i < 8; i++)
+      await db.transaction((tx) => log.append(tx, { tenantId: null, operation: 'TestOp', status: 200 }));
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+
+  const hashAt = async (seq: number) =>
+    (await db.get<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = $1', [seq]))!.hash;
+  const reasonOf = (r: VerifyResult) => (r.ok ? '' : r.reason);
+  /** What an attacker does: removes events 6–8 and points the head at event 5. */
+  const truncateTo5 = async (head: string) => {
+    await db.run('DELETE FROM audit_events WHERE seq > 5');
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [head]);
+  };
+
+  test('an untouched log verifies, naming its sealed head', async () => {
+    assert.deepEqual(await log.verify(), { ok: true, count: 8, head: { seq: 8, hash: await hashAt(8) } });
+    assert.deepEqual(await log.head(), { seq: 8, hash: await hashAt(8) });
+  });
+
+  test('newest events removed and the head rewritten in the old (unsealed) form: truncation', async () => {
+    await truncateTo5(`5:${await hashAt(5)}`);
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.match(reasonOf(r), /truncated/);
+  });
+
+  test('newest events removed and the head rewritten keeping its old MAC: truncation', async () => {
+    const mac = (await db.get<{ value: string }>(HEAD))!.value.split(':')[3];
+    await truncateTo5(`5:${await hashAt(5)}:0:${mac}`);
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.match(reasonOf(r), /rewritten without the root key.*truncated/);
+  });
+
+  test('a head sealed with a different root key: truncation', async () => {
+    const other = rootKeyFromBytes(randomBytes(32)).derive('audit-head');
+    const forged = createHmac('sha256', other)
+      .update(`latchkey/audit-head/v1:5:${await hashAt(5)}:0`)
+      .digest('hex');
+    await truncateTo5(`5:${await hashAt(5)}:0:${forged}`);
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.match(reasonOf(r), /rewritten without the root key/);
+  });
+
+  test('a head sealed with the audit record key (not the head key) is refused', async () => {
+    const forged = createHmac('sha256', keys.macKey)
+      .update(`latchkey/audit-head/v1:5:${await hashAt(5)}:0`)
+      .digest('hex');
+    await truncateTo5(`5:${await hashAt(5)}:0:${forged}`);
+    assert.equal((await log.verify()).ok, false);
+  });
+
+  test('newest events removed and the head deleted: truncation (head missing)', async () => {
+    await db.run('DELETE FROM audit_events WHERE seq > 5');
+    await db.run("DELETE FROM meta WHERE key = 'audit_head'");
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.match(reasonOf(r), /head is missing.*truncated/);
+  });
+
+  test('every event removed but the head kept: truncation', async () => {
+    await db.run('DELETE FROM audit_events');
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.ok ? 0 : r.brokenAt, 1);
+    assert.match(reasonOf(r), /truncated: the sealed head is event 8, the log ends at event 0/);
+  });
+
+  test('appends after a forged head do not launder it: the finding stays, and writes go on', async () => {
+    await truncateTo5(`5:${await hashAt(5)}`);
+    for (let i = 0; i < 3; i++) await log.record({ tenantId: null, operation: 'Later', status: 200 });
+    await db.transaction((tx) => log.append(tx, { tenantId: null, operation: 'Later', status: 201 }));
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.equal(r.count, 9, 'the chain itself goes on from event 5');
+    assert.equal(r.ok ? 0 : r.brokenAt, 6);
+    assert.match(reasonOf(r), /found rewritten without the root key before event 6/);
+  });
+
+  test('a head deleted while events remain: later appends go on from the last event, flagged', async () => {
+    await db.run("DELETE FROM meta WHERE key = 'audit_head'");
+    await db.transaction((tx) => log.append(tx, { tenantId: null, operation: 'Later', status: 200 }));
+    const r = await log.verify();
+    assert.equal(r.count, 9);
+    assert.equal(r.ok ? 0 : r.brokenAt, 9);
+  });
+
+  test('a new, empty log verifies', async () => {
+    const empty = await openDatabase('sqlite::memory:');
+    try {
+      assert.deepEqual(await createAuditLog({ db: empty, clock, ...keys }).verify(), {
+        ok: true,
+        count: 0,
+        head: null,
+      });
+    } finally {
+      await empty.close();
+    }
   });
 });

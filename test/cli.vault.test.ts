@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -224,8 +224,18 @@ describe('keyvault, role and audit CLI end to end', () => {
         'true',
       ),
     );
+    // A file that already exists open to others is made private before the blob goes in.
+    writeFileSync(backup, 'old', { mode: 0o644 });
+    chmodSync(backup, 0o644);
     ok(await run('keyvault', 'secret', 'backup', '--vault-name', vault, '-n', 'db-password', '-f', backup));
     assert.ok(existsSync(backup));
+    assert.equal(statSync(backup).mode & 0o777, 0o600, 'backup file mode');
+    // So is a manifest export (it may carry secret values).
+    const exported = join(tmp, 'export.yaml');
+    writeFileSync(exported, 'old', { mode: 0o644 });
+    chmodSync(exported, 0o644);
+    ok(await run('export', '-f', exported));
+    assert.equal(statSync(exported).mode & 0o777, 0o600, 'export file mode');
     const del = ok(await run('keyvault', 'secret', 'delete', '--vault-name', vault, '-n', 'db-password'));
     assert.match(del.json.recoveryId, /\/deletedsecrets\/db-password$/);
     assert.match(del.json.scheduledPurgeDate, /\+00:00$/);

@@ -434,3 +434,78 @@ describe('identity endpoint (latchkey up)', () => {
     assert.equal(r.status, 400);
   });
 });
+
+describe('identity endpoint: one identity selection for every protocol', () => {
+  let s: TestServer;
+  before(async () => {
+    // Many requests in a burst: lift the endpoint's IMDS-like rate limit (tested above).
+    s = await startTestServer({ identityEndpoint: { rateLimit: { perSecond: 10_000 } } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('every protocol (IMDS, App Service, Cloud Shell) selects identities alike; Cloud Shell reads the form', async () => {
+    const u1 = await putIdentity(s, 'ep-cs-uai-1');
+    const u2 = await putIdentity(s, 'ep-cs-uai-2');
+    const app = await putApp(s, 'ep-cs', {
+      identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [u1.id]: {} } },
+    });
+    const sess = await session(s, 'ep-cs');
+    const cloudShell = (fields: Record<string, string>, query = '') =>
+      ep(s, `${sess.msiEndpoint}${query}`, {
+        method: 'POST',
+        headers: { Metadata: 'true', 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ resource: s.info.vaultResource, ...fields }).toString(),
+      });
+    const protocols: [string, (sel: Record<string, string>) => ReturnType<typeof ep>][] = [
+      ['imds', (sel) => imdsToken(s, sess, s.info.vaultResource, sel)],
+      ['appService', (sel) => appServiceToken(s, sess, s.info.vaultResource, sel)],
+      ['cloudShell', (sel) => cloudShell(sel)],
+    ];
+    const attached: Record<string, string>[] = [
+      { client_id: u1.properties.clientId },
+      { clientid: u1.properties.clientId },
+      { object_id: u1.properties.principalId },
+      { principal_id: u1.properties.principalId },
+      { mi_res_id: u1.id },
+      { msi_res_id: u1.id },
+    ];
+    const unknown: Record<string, string>[] = [
+      { client_id: u2.properties.clientId },
+      { client_id: '00000000-0000-0000-0000-000000000000' },
+      { object_id: u2.properties.principalId },
+      { msi_res_id: u2.id },
+    ];
+    for (const [name, ask] of protocols) {
+      const sys = await ask({});
+      assert.equal(sys.status, 200, `${name}: ${JSON.stringify(sys.json)}`);
+      assert.equal(claimsOf(sys.json.access_token).oid, app.identity.principalId, `${name}: system-assigned`);
+      for (const sel of attached) {
+        const r = await ask(sel);
+        assert.equal(r.status, 200, `${name} ${JSON.stringify(sel)}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.client_id, u1.properties.clientId, `${name} ${JSON.stringify(sel)}`);
+        const claims = claimsOf(r.json.access_token);
+        assert.equal(claims.oid, u1.properties.principalId, `${name} ${JSON.stringify(sel)}`);
+        assert.equal(claims.appid, u1.properties.clientId, `${name} ${JSON.stringify(sel)}`);
+      }
+      for (const sel of unknown) {
+        const r = await ask(sel);
+        assert.equal(r.status, 400, `${name} ${JSON.stringify(sel)}`);
+        assert.deepEqual(r.json, { error: 'invalid_request', error_description: 'Identity not found' });
+      }
+      const two = await ask({ client_id: u1.properties.clientId, mi_res_id: u1.id });
+      assert.equal(two.status, 400, `${name}: two selectors`);
+      assert.match(two.json.error_description, /one of client_id, object_id or mi_res_id/);
+    }
+    // Cloud Shell: a selector in the query counts as well; one in both places is ambiguous.
+    const inQuery = await cloudShell({}, `?client_id=${u1.properties.clientId}`);
+    assert.equal(inQuery.status, 200, JSON.stringify(inQuery.json));
+    assert.equal(claimsOf(inQuery.json.access_token).oid, u1.properties.principalId);
+    const both = await cloudShell(
+      { client_id: u1.properties.clientId },
+      `?object_id=${u1.properties.principalId}`,
+    );
+    assert.equal(both.status, 400);
+  });
+});

@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createAuditLog } from '../src/audit/log.js';
+import { fakeClock } from '../src/lib/clock.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
 import type { Database, Migration } from '../src/storage/port.js';
 import { openPostgres } from '../src/storage/postgres.js';
-import { openSqlite } from '../src/storage/sqlite.js';
+import { openSqlite, sqliteStoreProblems } from '../src/storage/sqlite.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 
 /** A table for the contract, in the portable dialect. */
@@ -91,6 +93,37 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       for (const t of ['meta', 'tenants', 'principals', 'credentials', 'signing_keys', 'audit_events']) {
         assert.equal(await count(db, t), 0, t);
       }
+    });
+
+    test('upgrade: migration 0012 marks an unsealed audit head; the first start seals it', async () => {
+      const log = createAuditLog({
+        db,
+        clock: fakeClock(1_700_000_000_000),
+        macKey: randomBytes(32),
+        headKey: randomBytes(32),
+      });
+      for (let i = 0; i < 3; i++)
+        await db.transaction((tx) => log.append(tx, { tenantId: null, operation: 'Old', status: 200 }));
+      // As an older version left it: the head unsealed (`seq:hash`), migration 12 not yet applied.
+      const last = (await db.get<{ seq: number; hash: string }>(
+        'SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1',
+      ))!;
+      await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [`${last.seq}:${last.hash}`]);
+      await db.run('DELETE FROM schema_migrations WHERE version = 12');
+      assert.deepEqual(await migrate(db, MIGRATIONS), [12]);
+      assert.equal(
+        (await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'audit_head_seal'"))?.value,
+        'pending',
+      );
+      const unsealed = await log.verify();
+      assert.equal(unsealed.ok, false);
+      assert.match(unsealed.ok ? '' : unsealed.reason, /not sealed/);
+      assert.deepEqual(await log.sealLegacyHead(), { seq: 3, hash: last.hash });
+      assert.equal(await db.get("SELECT value FROM meta WHERE key = 'audit_head_seal'"), undefined);
+      assert.deepEqual(await log.verify(), { ok: true, count: 3, head: { seq: 3, hash: last.hash } });
+      assert.equal(await log.sealLegacyHead(), undefined, 'only once');
+      await db.run('DELETE FROM audit_events');
+      await db.run("DELETE FROM meta WHERE key = 'audit_head'");
     });
 
     test('a duplicate migration version is refused before anything runs', async () => {
@@ -546,6 +579,48 @@ describe('storage: SQLite specifics', () => {
       assert.equal(await migrationsCurrent(b, ALL_MIGRATIONS), true);
       assert.equal((await b.get<{ value: string }>("SELECT value FROM meta WHERE key = 'k'"))!.value, 'v');
       await b.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a new store is private: directory 0700, database, -wal and -shm 0600, whatever the umask', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+    const umask = process.umask(0o022);
+    try {
+      const path = join(dir, 'store', 'latchkey.db');
+      const db = await openDatabase(`sqlite:${path}`);
+      await db.run("INSERT INTO meta (key, value) VALUES ('k', 'v')");
+      const mode = (p: string) => statSync(p).mode & 0o777;
+      assert.equal(mode(join(dir, 'store')), 0o700);
+      for (const p of [path, `${path}-wal`, `${path}-shm`]) assert.equal(mode(p), 0o600, p);
+      assert.deepEqual(sqliteStoreProblems(path), []);
+      await db.close();
+    } finally {
+      process.umask(umask);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('sqliteStoreProblems names a database, -wal or -shm open to others and a directory others write', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-storage-'));
+    try {
+      const path = join(dir, 'latchkey.db');
+      assert.deepEqual(sqliteStoreProblems(path), [], 'nothing yet: it will be created private');
+      writeFileSync(path, '', { mode: 0o600 });
+      writeFileSync(`${path}-wal`, '', { mode: 0o600 });
+      chmodSync(path, 0o644);
+      chmodSync(`${path}-wal`, 0o640);
+      chmodSync(dir, 0o777);
+      assert.deepEqual(sqliteStoreProblems(path), [
+        `the storage directory ${dir} must not be writable by group or others (chmod 700)`,
+        `${path} must not be readable by group or others (chmod 600)`,
+        `${path}-wal must not be readable by group or others (chmod 600)`,
+      ]);
+      chmodSync(dir, 0o755);
+      chmodSync(path, 0o600);
+      chmodSync(`${path}-wal`, 0o600);
+      assert.deepEqual(sqliteStoreProblems(path), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

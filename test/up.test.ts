@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { ClientSecretCredential } from '@azure/identity';
 import { localhostLookup, request } from '../src/cli/http.js';
 import { CLI_CLIENT_ID } from '../src/cli/session.js';
+import { loadDevConfig } from '../src/server/dev.js';
 import type { ReadyInfo } from '../src/server/up.js';
 import { runCli, spawnServer, startUpProcess, type UpProcess } from './helpers/cli.js';
 import { issueServerCert, makeTestCa } from './helpers/tls-ca.js';
@@ -275,6 +276,20 @@ describe('latchkey server (production) refuses dev defaults', () => {
     for (const r of [r1, r2, r3]) assert.equal(r.code, 1);
   });
 
+  test('a SQLite store open to others is refused, and left as it was', async () => {
+    const dir = join(root, 'loose-store');
+    mkdirSync(dir, { mode: 0o700 });
+    const db = join(dir, 'latchkey.db');
+    writeFileSync(db, '');
+    chmodSync(db, 0o644);
+    const r = await server(['--storage', `sqlite:${db}`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /latchkey server cannot start/);
+    assert.ok(r.stderr.includes(`${db} must not be readable by group or others (chmod 600)`), r.stderr);
+    assert.equal(mode(db), 0o644);
+    assert.equal(existsSync(`${db}-wal`), false, 'not opened');
+  });
+
   test('with a production root key, an operator CA certificate and SQLite it serves /healthz and /readyz', async () => {
     const keyFile = join(root, 'prod-root.key');
     const gen = await runCli(['root-key', 'generate', '--out', keyFile], { configDir: cfg });
@@ -352,10 +367,45 @@ describe('latchkey server (production) refuses dev defaults', () => {
       assert.equal((ready.body as { status: string }).status, 'ready');
       // Production mode is not development mode: no dev warnings, no generated files.
       assert.doesNotMatch(p.stderr(), /development mode/);
+      // The store SQLite created is the service's alone.
+      const store = join(root, 'prod.db');
+      for (const f of [store, `${store}-wal`, `${store}-shm`]) assert.equal(mode(f), 0o600, f);
       const r = await p.stop('SIGTERM');
       assert.equal(r.code, 0);
     } finally {
       await p.stop('SIGKILL');
+    }
+  });
+});
+
+describe('latchkey up warns about files open to others (no spawn)', () => {
+  test('a root key or a SQLite store readable by group or others is a warning', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-dev-modes-'));
+    try {
+      const first = await loadDevConfig({ dataDir, host: '127.0.0.1', port: 0 });
+      assert.equal(mode(join(dataDir, 'root.key')), 0o600);
+      assert.ok(
+        !first.warnings.some((w) => /readable by group or others/.test(w)),
+        first.warnings.join('\n'),
+      );
+      chmodSync(join(dataDir, 'root.key'), 0o644);
+      writeFileSync(join(dataDir, 'latchkey.db'), '');
+      chmodSync(join(dataDir, 'latchkey.db'), 0o644);
+      const { warnings } = await loadDevConfig({ dataDir, host: '127.0.0.1', port: 0 });
+      assert.ok(
+        warnings.includes(
+          `the root key ${join(dataDir, 'root.key')} is readable by group or others (chmod 600)`,
+        ),
+        warnings.join('\n'),
+      );
+      assert.ok(
+        warnings.includes(
+          `${join(dataDir, 'latchkey.db')} must not be readable by group or others (chmod 600)`,
+        ),
+        warnings.join('\n'),
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

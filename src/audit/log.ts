@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
 import type { Database, Queryable, Transaction } from '../storage/port.js';
@@ -50,6 +50,25 @@ interface Row {
 
 const GENESIS = '0'.repeat(64);
 const HEAD_KEY = 'audit_head';
+/** Present (value `pending`) when migration 0012 found a head written before heads were sealed. */
+const SEAL_KEY = 'audit_head_seal';
+
+/**
+ * The chain head as stored in `meta`: `{seq}:{hash}:{tampered}:{mac}`. `tampered`
+ * is 0, or the first seq appended after a head that failed its check (sticky,
+ * so the finding survives later appends). A head of two parts is the legacy,
+ * unsealed form.
+ */
+interface Head {
+  seq: number;
+  hash: string;
+  tampered: number;
+}
+type HeadState =
+  | { kind: 'none' }
+  | { kind: 'legacy'; seq: number; hash: string }
+  | { kind: 'forged' }
+  | ({ kind: 'sealed' } & Head);
 
 const fromRow = (r: Row): AuditEvent => ({
   seq: Number(r.seq),
@@ -108,7 +127,7 @@ export interface AuditFilter {
 }
 
 export type VerifyResult =
-  | { ok: true; count: number; head: string }
+  | { ok: true; count: number; head: { seq: number; hash: string } | null }
   | { ok: false; count: number; brokenAt: number; reason: string };
 
 /**
@@ -116,16 +135,57 @@ export type VerifyResult =
  * HMAC(root-derived key, canonical(event) incl. the previous link's hash), so
  * a row changed, removed or reordered breaks the chain, and the chain cannot
  * be recomputed without the root key. The head (last seq and hash) is kept in
- * `meta` in the same transaction, so removing the newest rows is caught too.
+ * `meta` in the same transaction, sealed with a MAC under a second root-derived
+ * key (`headKey`), so removing the newest rows and rewriting the head is caught
+ * too. An append that finds the head missing, unsealed or with a wrong MAC goes
+ * on from the last stored event and marks the head tampered for good (verify
+ * keeps reporting it), rather than sealing a forged head or failing the write.
+ *
+ * Not detectable without something outside the database: a writer holding the
+ * root key; and a rollback of the audit rows and head together to a state seen
+ * earlier (an older backup, an older head copied by someone reading the
+ * database), including removing every event and the head. See docs/access.md.
  *
  * Mutations append in their own transaction (atomic with the change); reads
  * and refusals go through a group-commit buffer (`record`): one transaction per
  * 25 ms or 500 events, whichever comes first, so a busy read path commits a few
  * dozen times a second rather than once per request.
  */
-export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffer; flushMs?: number }) {
-  const { db, clock, macKey } = deps;
+export function createAuditLog(deps: {
+  db: Database;
+  clock: Clock;
+  macKey: Buffer;
+  /** Seals the chain head; derived from the root key with its own label (`audit-head`). */
+  headKey: Buffer;
+  flushMs?: number;
+}) {
+  const { db, clock, macKey, headKey } = deps;
   const mac = (s: string) => createHmac('sha256', macKey).update(s).digest('hex');
+  const headMac = (h: Head) =>
+    createHmac('sha256', headKey)
+      .update(`latchkey/audit-head/v1:${h.seq}:${h.hash}:${h.tampered}`)
+      .digest('hex');
+  const sealHead = (h: Head) => `${h.seq}:${h.hash}:${h.tampered}:${headMac(h)}`;
+  const parseHead = (value: string | undefined): HeadState => {
+    if (value === undefined) return { kind: 'none' };
+    const parts = value.split(':');
+    const seq = Number(parts[0]);
+    const hash = parts[1] ?? '';
+    if (!Number.isSafeInteger(seq) || seq < 0 || !/^[0-9a-f]{64}$/.test(hash)) return { kind: 'forged' };
+    if (parts.length === 2) return { kind: 'legacy', seq, hash };
+    const tampered = Number(parts[2]);
+    const given = Buffer.from(parts[3] ?? '', 'hex');
+    if (parts.length !== 4 || !Number.isSafeInteger(tampered) || tampered < 0) return { kind: 'forged' };
+    const head = { seq, hash, tampered };
+    const expected = Buffer.from(headMac(head), 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected)
+      ? { kind: 'sealed', ...head }
+      : { kind: 'forged' };
+  };
+  const readHead = async (q: Queryable): Promise<HeadState> =>
+    parseHead((await q.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]))?.value);
+  const lastRow = (q: Queryable) =>
+    q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
   const buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
@@ -151,9 +211,23 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
 
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
-    const head = await tx.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]);
-    let [seq, prev] = head ? (head.value.split(':') as [string, string]) : ['0', GENESIS];
-    let n = Number(seq);
+    const head = await readHead(tx);
+    let n = 0;
+    let prev = GENESIS;
+    let tampered = 0;
+    if (head.kind === 'sealed') {
+      n = head.seq;
+      prev = head.hash;
+      tampered = head.tampered;
+    } else {
+      // No trustworthy head: go on from the stored events (a head missing with no events is a new log).
+      const last = await lastRow(tx);
+      if (last) {
+        n = Number(last.seq);
+        prev = last.hash;
+      }
+      if (head.kind !== 'none' || last) tampered = n + 1;
+    }
     const params: (string | number | null)[] = [];
     const flushRows = async () => {
       if (params.length === 0) return;
@@ -201,12 +275,11 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
       );
       if (params.length >= CHUNK * PER_ROW) await flushRows();
       prev = hash;
-      seq = String(n);
     }
     await flushRows();
     await tx.run(
       'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      [HEAD_KEY, `${n}:${prev}`],
+      [HEAD_KEY, sealHead({ seq: n, hash: prev, tampered })],
     );
   };
 
@@ -248,6 +321,31 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
   };
 
   return {
+    /**
+     * Upgrade step, run at start-up: seals a head written before heads were sealed
+     * (migration 0012 marks one). Returns the head it sealed, if any, for the
+     * operator log. Nothing to do on a new installation or after the first start.
+     */
+    async sealLegacyHead(): Promise<{ seq: number; hash: string } | undefined> {
+      return db.transaction(async (tx) => {
+        await tx.lock('latchkey:audit');
+        const pending = await tx.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [SEAL_KEY]);
+        if (!pending) return undefined;
+        const head = await readHead(tx);
+        await tx.run('DELETE FROM meta WHERE key = $1', [SEAL_KEY]);
+        if (head.kind !== 'legacy') return undefined;
+        await tx.run('UPDATE meta SET value = $1 WHERE key = $2', [
+          sealHead({ ...head, tampered: 0 }),
+          HEAD_KEY,
+        ]);
+        return { seq: head.seq, hash: head.hash };
+      });
+    },
+    /** The sealed head (last seq and hash) for the operator log; undefined when empty or not sealed. */
+    async head(): Promise<{ seq: number; hash: string } | undefined> {
+      const h = await readHead(db);
+      return h.kind === 'sealed' ? { seq: h.seq, hash: h.hash } : undefined;
+    },
     /** Appends inside the caller's transaction, so the event commits (or not) with the change. */
     async append(tx: Transaction, input: AuditInput): Promise<void> {
       await appendRows(tx, [{ input, time: clock.now() }]);
@@ -321,17 +419,35 @@ export function createAuditLog(deps: { db: Database; clock: Clock; macKey: Buffe
         }
         if (rows.length < 2000) break;
       }
-      const head = await db.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]);
-      const expected = count === 0 ? undefined : `${expectSeq - 1}:${prev}`;
-      if ((head?.value ?? undefined) !== expected) {
-        return {
-          ok: false,
-          count,
-          brokenAt: expectSeq,
-          reason: 'the newest events were removed (head mismatch)',
-        };
+      const last = count === 0 ? 0 : expectSeq - 1;
+      const fail = (brokenAt: number, reason: string): VerifyResult => ({
+        ok: false,
+        count,
+        brokenAt,
+        reason,
+      });
+      const head = await readHead(db);
+      switch (head.kind) {
+        case 'none':
+          if (count === 0) return { ok: true, count, head: null };
+          return fail(expectSeq, 'the chain head is missing: the log may have been truncated');
+        case 'legacy':
+          return fail(expectSeq, 'the chain head is not sealed: the log may have been truncated');
+        case 'forged':
+          return fail(expectSeq, 'the chain head was rewritten without the root key: the log was truncated');
+        case 'sealed':
+          if (head.tampered > 0)
+            return fail(
+              head.tampered,
+              `the chain head was found rewritten without the root key before event ${head.tampered}: the log was truncated`,
+            );
+          if (head.seq !== last || (count > 0 && head.hash !== prev))
+            return fail(
+              Math.min(head.seq, last) + 1,
+              `the log was truncated: the sealed head is event ${head.seq}, the log ends at event ${last}`,
+            );
+          return { ok: true, count, head: count === 0 ? null : { seq: head.seq, hash: head.hash } };
       }
-      return { ok: true, count, head: prev };
     },
   };
 }

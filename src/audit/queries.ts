@@ -90,7 +90,13 @@ export function createAuditQueries(deps: {
     async verify(
       caller: Caller,
       m: RequestMeta,
-    ): Promise<{ ok: boolean; count: number; brokenAt?: number; reason?: string }> {
+    ): Promise<{
+      ok: boolean;
+      count: number;
+      head?: { seq: number; hash: string } | null;
+      brokenAt?: number;
+      reason?: string;
+    }> {
       await access.require(caller, AUDIT_ACTIONS.verify, '/');
       await audit.drain();
       const r = await audit.verify();
@@ -102,7 +108,7 @@ export function createAuditQueries(deps: {
         details: r.ok ? { ok: true, count: r.count } : { ok: false, count: r.count, brokenAt: r.brokenAt },
       });
       return r.ok
-        ? { ok: true, count: r.count }
+        ? { ok: true, count: r.count, head: r.head }
         : { ok: false, count: r.count, brokenAt: r.brokenAt, reason: r.reason };
     },
   };

@@ -10,7 +10,8 @@ import type { IssuedToken } from './control-plane.js';
  * - IMDS: `GET /s/{session}/metadata/identity/oauth2/token[/]?api-version=...&resource=...`
  *   with `Metadata: true`. The session prefix comes from
  *   `AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:{port}/s/{session}`.
- * - Cloud Shell: `POST` to the IMDS path with `Metadata: true` and a form body `resource=...`.
+ * - Cloud Shell: `POST` to the IMDS path with `Metadata: true` and a form body `resource=...`
+ *   (with `client_id=...` or another selector for a user-assigned identity, as on the other two).
  */
 
 export const APP_SERVICE_PATH = '/msi/token';
@@ -120,8 +121,16 @@ export function parseTokenRequest(input: {
     throw bad('Required metadata header not specified');
   const secret = r.session ? { kind: 'prefix' as const, value: r.session } : null;
   if (method === 'POST') {
+    // The clients send `resource` and `client_id` (or an identity_config) in the form body; a selector
+    // in the query counts too, so one given in both places is ambiguous (400), never ignored.
     const form = input.form ?? new URLSearchParams();
-    return { protocol: 'cloudShell', secret, resource: resourceOf(one(form, 'resource')), selector: null };
+    const selectors = new URLSearchParams([...form, ...query]);
+    return {
+      protocol: 'cloudShell',
+      secret,
+      resource: resourceOf(one(form, 'resource')),
+      selector: parseSelector(selectors),
+    };
   }
   if (method !== 'GET') throw new EndpointError(405, 'invalid_request', 'Use GET (or POST for Cloud Shell).');
   const apiVersion = one(query, 'api-version');

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Config,
@@ -10,6 +10,7 @@ import {
   type ProxySettings,
 } from '../config/index.js';
 import { loadOrCreateRootKeyFile } from '../crypto/root-key.js';
+import { sqliteStoreProblems } from '../storage/sqlite.js';
 import { ensureDevTls } from '../tls/dev-ca.js';
 
 export interface DevOptions {
@@ -36,14 +37,20 @@ export async function loadDevConfig(
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const vaultDomain = o.vaultDomain ?? DEFAULT_VAULT_DOMAIN;
   const warnings: string[] = [];
-  const { key: rootKey, created } = loadOrCreateRootKeyFile(join(dataDir, 'root.key'));
+  const rootKeyPath = join(dataDir, 'root.key');
+  const { key: rootKey, created } = loadOrCreateRootKeyFile(rootKeyPath);
   warnings.push(
-    `${created ? 'generated a' : 'using the'} development root key ${join(dataDir, 'root.key')} — it sits next to the data it protects; production needs \`latchkey server\` with --root-key-file or LATCHKEY_ROOT_KEY`,
+    `${created ? 'generated a' : 'using the'} development root key ${rootKeyPath} — it sits next to the data it protects; production needs \`latchkey server\` with --root-key-file or LATCHKEY_ROOT_KEY`,
   );
+  // `latchkey server` refuses these; in development they are said loudly.
+  if ((statSync(rootKeyPath).mode & 0o077) !== 0)
+    warnings.push(`the root key ${rootKeyPath} is readable by group or others (chmod 600)`);
   const publicHost = o.host === '0.0.0.0' || o.host === '::' || o.host === '127.0.0.1' ? 'localhost' : o.host;
   const tls = await ensureDevTls(dataDir, vaultDomain, publicHost === 'localhost' ? [] : [publicHost]);
   warnings.push(`TLS uses the development CA ${tls.caCertPath}; trust it only on this machine`);
   const storageUrl = o.storageUrl ?? `sqlite:${join(dataDir, 'latchkey.db')}`;
+  if (storageUrl.startsWith('sqlite:') && storageUrl !== 'sqlite::memory:')
+    warnings.push(...sqliteStoreProblems(resolve(storageUrl.slice('sqlite:'.length))));
   const config: Config = {
     mode: 'dev',
     dataDir,

@@ -12,6 +12,7 @@ import {
 } from '../config/index.js';
 import { parseRootKey, type RootKey } from '../crypto/root-key.js';
 import { cidrList } from '../lib/ip.js';
+import { sqliteStoreProblems } from '../storage/sqlite.js';
 
 export interface ProductionOptions {
   tlsCert?: string;
@@ -49,6 +50,9 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     problems.push(
       '--storage (or LATCHKEY_STORAGE_URL) is required: sqlite:/path/latchkey.db or postgres://...',
     );
+  // As for the root key: a store others can read (password hashes, wrapped keys) is refused.
+  else if (storage.startsWith('sqlite:') && storage !== 'sqlite::memory:')
+    problems.push(...sqliteStoreProblems(resolve(storage.slice('sqlite:'.length))));
   let rootKey: RootKey | undefined;
   const keyText = o.rootKeyFile ? readSecretFile(o.rootKeyFile, problems) : env.LATCHKEY_ROOT_KEY;
   if (!keyText)

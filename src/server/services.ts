@@ -111,7 +111,22 @@ export async function createServices(
   };
   const issuer = createTokenIssuer({ keys: signingKeys, clock, policy: config.token });
   const verifier = createTokenVerifier({ keys: signingKeys, clock, issuerBases });
-  const audit = createAuditLog({ db, clock, macKey: config.rootKey.derive('audit-mac') });
+  const audit = createAuditLog({
+    db,
+    clock,
+    macKey: config.rootKey.derive('audit-mac'),
+    headKey: config.rootKey.derive('audit-head'),
+  });
+  // First start after migration 0012: seal the head written by an older version. The head is
+  // logged so the operator log holds a copy the database cannot roll back.
+  const sealed = await audit.sealLegacyHead();
+  if (sealed)
+    opts.log?.warn(
+      { auditHead: sealed },
+      'sealed the existing audit chain head with the root key (first start after upgrade)',
+    );
+  const auditHead = sealed ?? (await audit.head());
+  if (auditHead) opts.log?.info({ auditHead }, 'audit chain head at start');
   const access: Access = createAccess({ db, clock, bus, stats: metrics.caches.access });
   const throttle = createAuthThrottle({
     clock,

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
@@ -48,11 +48,40 @@ function toSqlite(sql: string): { text: string; order: number[] } {
 }
 
 /**
+ * Creates a database's directory 0700 and its file 0600 before SQLite opens it
+ * (SQLite would create the file 0644 under the usual umask). SQLite gives the
+ * `-wal` and `-shm` files it creates the database file's mode. Existing files
+ * keep their mode: `sqliteStoreProblems` reports a loose one.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+}
+
+/**
+ * What makes a SQLite store unsafe to serve from: its database, `-wal` or `-shm`
+ * file open to group or others (password hashes, wrapped keys, audit), or its
+ * directory writable by them (they could swap the files). Empty when none
+ * exists yet: `openSqlite` creates them private.
+ */
+export function sqliteStoreProblems(path: string): string[] {
+  const problems: string[] = [];
+  const dir = dirname(path);
+  if (existsSync(dir) && (statSync(dir).mode & 0o022) !== 0)
+    problems.push(`the storage directory ${dir} must not be writable by group or others (chmod 700)`);
+  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(p) && (statSync(p).mode & 0o077) !== 0)
+      problems.push(`${p} must not be readable by group or others (chmod 600)`);
+  }
+  return problems;
+}
+
+/**
  * SQLite adapter (better-sqlite3, WAL, synchronous=FULL so an acknowledged
  * commit survives a crash of the process or the machine).
  */
 export function openSqlite(path: string): Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') createPrivately(path);
   const db = new BetterSqlite3(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
+import { writePrivateFile } from '../files.js';
 import { positiveInt, show } from './arm.js';
 import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
 
@@ -156,7 +157,7 @@ export function lifecycleCommands<B, V>(
       const c = ctx(cmd);
       const t = await target(c, o, collection);
       const r = await vaultCall<{ value: string }>(c, t.ep, 'POST', `/${collection}/${seg(t.name)}/backup`);
-      writeFileSync(o.file, Buffer.from(r.value, 'base64url'), { mode: 0o600 });
+      writePrivateFile(o.file, Buffer.from(r.value, 'base64url'));
     });
 
   parent

@@ -1,10 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { isLatchkeyError } from '../../errors/index.js';
 import { formatPath, type Manifest } from '../../provisioning/manifest-schema.js';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { writePrivateFile } from '../files.js';
 import { api } from '../session.js';
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
@@ -97,7 +98,7 @@ export function manifestCommands(): Command[] {
       const m = await api(c, 'GET', `/api/provisioning/export?${q}`);
       const { stringify } = await import('yaml'); // loaded on use: keeps `latchkey up` quick to start
       const text = stringify(m);
-      if (o.file) writeFileSync(o.file, text, { mode: 0o600 });
+      if (o.file) writePrivateFile(o.file, text);
       else process.stdout.write(text);
     });
   return [apply, exp];

@@ -10,6 +10,7 @@ import { m0008 } from './0008_console.js';
 import { m0009 } from './0009_device_codes.js';
 import { m0010 } from './0010_auth_failures.js';
 import { m0011 } from './0011_sign_in_sessions.js';
+import { m0012 } from './0012_audit_head_seal.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -24,4 +25,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0009,
   m0010,
   m0011,
+  m0012,
 ];
