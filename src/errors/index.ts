@@ -23,8 +23,6 @@ export const ERROR_STATUS = {
   VaultNotFound: 404,
   SecretNotFound: 404,
   KeyNotFound: 404,
-  DeletedSecretNotFound: 404,
-  DeletedKeyNotFound: 404,
   PrincipalNotFound: 404,
   MethodNotAllowed: 405,
   Conflict: 409,
