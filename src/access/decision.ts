@@ -61,7 +61,10 @@ export interface VaultAccessModel {
   id: string;
   tenantId: string;
   enableRbacAuthorization: boolean;
-  accessPolicies: readonly { objectId: string; permissions: { secrets?: string[]; keys?: string[] } }[];
+  accessPolicies: readonly {
+    objectId: string;
+    permissions: { secrets?: string[]; keys?: string[]; certificates?: string[] };
+  }[];
 }
 
 /**
@@ -166,7 +169,7 @@ export function createAccess(deps: {
       check: {
         dataAction: string;
         objectScope?: string;
-        policy: { kind: 'secrets' | 'keys'; permission: string };
+        policy: { kind: 'secrets' | 'keys' | 'certificates'; permission: string };
       },
     ): Promise<void> {
       if (vault.tenantId !== caller.tenantId) throw new LatchkeyError('VaultNotFound', 'Vault not found.');

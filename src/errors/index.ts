@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   VaultNotFound: 404,
   SecretNotFound: 404,
   KeyNotFound: 404,
+  CertificateNotFound: 404,
   PrincipalNotFound: 404,
   MethodNotAllowed: 405,
   Conflict: 409,

@@ -8,6 +8,7 @@ import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
 import { instrumentHttp } from './metrics.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
+import { certificateRoutes } from './routes/certificates.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
 import { createCachingVerifier } from './token-cache.js';
@@ -103,6 +104,7 @@ export async function createVaultApp(
   app.addHook('onRequest', onRequest);
   await app.register(secretRoutes, { services });
   await app.register(keyRoutes, { services });
+  await app.register(certificateRoutes, { services });
   await app.ready();
   return { app, handler: handler() };
 }
