@@ -242,6 +242,12 @@ describe('Azure CLI (az) against Latchkey', {
     assert.equal(recovered.name, 'azcli1');
     const missing = await az(user, ['keyvault', 'show', '-n', 'nosuchvault']);
     assert.notEqual(missing.code, 0);
+    // checkMhsmNameAvailability (az 2.45's check-name is for managed HSMs): Latchkey has none.
+    assert.deepEqual(await azJson(user, ['keyvault', 'check-name', '-n', 'azcli1']), {
+      message: null,
+      nameAvailable: true,
+      reason: null,
+    });
   });
 
   it('az ad sp create-for-rbac: an application with a password that signs in; again replaces it; az ad sp delete', async () => {

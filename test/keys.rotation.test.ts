@@ -171,7 +171,10 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     );
     assert.ok(deleted.scheduledPurgeAt! <= clock.now());
     assert.ok(await services.jobs.runNow('key-purge'));
-    await assert.rejects(services.keys.getDeleted(ctx, 'gone'), { code: 'DeletedKeyNotFound' });
+    await assert.rejects(services.keys.getDeleted(ctx, 'gone'), {
+      code: 'KeyNotFound',
+      message: 'Deleted Key not found: gone',
+    });
     assert.equal(
       (await services.db.all('SELECT 1 FROM key_rotation_policies WHERE name_lower = $1', ['gone'])).length,
       0,

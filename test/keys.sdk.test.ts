@@ -328,7 +328,17 @@ describe('Key Vault keys with the official SDK', () => {
     assert.equal((await client.getKey('to-delete')).properties.version, k.properties.version);
     await (await client.beginDeleteKey('to-delete', poll)).pollUntilDone();
     await client.purgeDeletedKey('to-delete');
-    await assert.rejects(client.getDeletedKey('to-delete'), status(404, 'DeletedKeyNotFound'));
+    // As Azure: a missing deleted key is KeyNotFound ("Deleted Key not found: …"), for get and recover.
+    await assert.rejects(client.getDeletedKey('to-delete'), (e: RestError) => {
+      assert.equal(e.statusCode, 404);
+      assert.equal(e.code, 'KeyNotFound');
+      assert.equal(e.message, 'Deleted Key not found: to-delete');
+      return true;
+    });
+    await assert.rejects(
+      client.beginRecoverDeletedKey('never-deleted', poll).then((p) => p.pollUntilDone()),
+      status(404, 'KeyNotFound'),
+    );
   });
 
   test('backup, purge, restore: the same versions and key material come back', async () => {
@@ -347,8 +357,22 @@ describe('Key Vault keys with the official SDK', () => {
     const d = digest('RS256', Buffer.from('x'));
     const sig = (await cryptoClient(s, old, officer).sign('RS256', d)).result;
     assert.equal(verify('sha256', Buffer.from('x'), nodePublicKey(a), Buffer.from(sig)), true);
+    for (const bad of [Buffer.from(blob).subarray(0, 40), Buffer.alloc(4728)])
+      await assert.rejects(client.restoreKeyBackup(bad), (e: RestError) => {
+        assert.equal(e.statusCode, 400);
+        assert.equal(e.code, 'BadParameter');
+        assert.equal(e.message, 'Backup blob contains invalid or corrupt version.');
+        return true;
+      });
+    // An operation Latchkey does not perform is 400, not a 404 the SDK would read as "no such key".
+    await assert.rejects(client.releaseKey('backed-up', 'attestation'), status(400, 'BadParameter'));
     await assert.rejects(
-      client.restoreKeyBackup(Buffer.from(blob).subarray(0, 40)),
+      client.releaseKey('backed-up', 'attestation', { version: b.properties.version! }),
+      status(400, 'BadParameter'),
+    );
+    await assert.rejects(client.getKeyAttestation('backed-up'), status(400, 'BadParameter'));
+    await assert.rejects(
+      client.getKeyAttestation('backed-up', { version: b.properties.version! }),
       status(400, 'BadParameter'),
     );
   });
@@ -636,7 +660,12 @@ describe('Key Vault keys with the official SDK', () => {
       value: '!!notbase64',
     });
     assert.equal(sign.status, 400);
+    // An unknown operation is 400 BadParameter (a 404 reads as "no such key" to the SDKs).
     const unknown = await call('POST', '/keys/rng-dummy//frobnicate', { alg: 'RS256', value: 'AA' });
-    assert.equal(unknown.status, 404);
+    assert.equal(unknown.status, 400);
+    assert.deepEqual(unknown.json.error, {
+      code: 'BadParameter',
+      message: "The key operation 'frobnicate' is not supported.",
+    });
   });
 });

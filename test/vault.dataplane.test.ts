@@ -105,10 +105,27 @@ describe('vault data plane (raw HTTP)', () => {
     const unknown = await call('GET', '/secrets/apiv?api-version=9.9');
     assert.equal(unknown.status, 400);
     assert.equal(unknown.json.error.code, 'BadParameter');
-    for (const v of ['7.0', '7.2', '7.4', '7.5', '7.6', '2025-07-01', '7.6-preview.2']) {
+    assert.match(unknown.json.error.message, /^The specified version \(9\.9\) is not recognized\./);
+    for (const v of ['7.0', '7.2', '7.4', '7.5', '7.6', '2025-07-01', '7.6-preview.2', '2026-04-01']) {
       const r = await call('GET', `/secrets/apiv?api-version=${v}`);
       assert.equal(r.status, 200, v);
       assert.equal(r.json.value, 'x');
+      assert.equal(r.headers['x-latchkey-served-api-version'], v);
+    }
+    // Newer than the newest known (a later SDK's default): served as the newest known, and said so.
+    const newer = await call('GET', '/secrets/apiv?api-version=2027-03-01');
+    assert.equal(newer.status, 200);
+    assert.equal(newer.json.value, 'x');
+    assert.equal(newer.headers['x-latchkey-served-api-version'], '2026-04-01');
+    // Error responses carry it too; older unknown dates and malformed ones are refused.
+    const missingSecret = await call('GET', '/secrets/nope?api-version=2027-03-01');
+    assert.equal(missingSecret.status, 404);
+    assert.equal(missingSecret.headers['x-latchkey-served-api-version'], '2026-04-01');
+    for (const v of ['2024-01-01', '2027-02-30', '7.7']) {
+      const r = await call('GET', `/secrets/apiv?api-version=${v}`);
+      assert.equal(r.status, 400, v);
+      assert.equal(r.json.error.code, 'BadParameter');
+      assert.equal(r.headers['x-latchkey-served-api-version'], undefined);
     }
     const encoded = await call('GET', '/secrets/apiv?api%2Dversion=7.5');
     assert.equal(encoded.status, 200);
@@ -262,7 +279,16 @@ describe('vault data plane (raw HTTP)', () => {
     assert.equal((await call('GET', `/secrets/gone?${API}`)).json.error.code, 'SecretNotFound');
     assert.equal((await call('GET', `/deletedsecrets/gone?${API}`)).status, 200);
     assert.equal((await call('POST', `/deletedsecrets/gone/recover?${API}`)).status, 200);
-    assert.equal((await call('GET', `/deletedsecrets/gone?${API}`)).json.error.code, 'DeletedSecretNotFound');
+    // As Azure: a missing deleted secret is SecretNotFound, for get, recover and purge.
+    for (const [m, p] of [
+      ['GET', '/deletedsecrets/gone'],
+      ['POST', '/deletedsecrets/gone/recover'],
+      ['DELETE', '/deletedsecrets/gone'],
+    ] as const) {
+      const r = await call(m, `${p}?${API}`);
+      assert.equal(r.status, 404, `${m} ${p}`);
+      assert.deepEqual(r.json.error, { code: 'SecretNotFound', message: 'Deleted Secret not found: gone' });
+    }
     assert.equal((await call('DELETE', `/deletedsecrets/gone?${API}`)).status, 404);
     await call('DELETE', `/secrets/gone?${API}`);
     const purge = await call('DELETE', `/deletedsecrets/gone?${API}`);
@@ -287,6 +313,15 @@ describe('vault data plane (raw HTTP)', () => {
     assert.equal(tampered.json.error.code, 'BadParameter');
     const garbage = await call('POST', `/secrets/restore?${API}`, { json: { value: 'AAAA' } });
     assert.equal(garbage.status, 400);
+    // Azure's words for any blob that does not open (the SDKs' tests compare them).
+    const zeros = await call('POST', `/secrets/restore?${API}`, {
+      json: { value: Buffer.alloc(4728).toString('base64url') },
+    });
+    for (const r of [tampered, garbage, zeros])
+      assert.deepEqual(r.json.error, {
+        code: 'BadParameter',
+        message: 'Backup blob contains invalid or corrupt version.',
+      });
   });
 
   test('secret values are encrypted at rest: the database files never hold them', async () => {

@@ -424,6 +424,72 @@ describe('vault management (ARM Microsoft.KeyVault/vaults)', () => {
     });
     assert.equal(back.status, 404);
   });
+
+  test('checkNameAvailability: names held in any tenant, active or soft-deleted; invalid names; HSM names all free', async () => {
+    const check = (name: unknown, token = admin, subId = s.info.subscriptionId) =>
+      arm(
+        'POST',
+        `/subscriptions/${subId}/providers/Microsoft.KeyVault/checkNameAvailability`,
+        { name, type: 'Microsoft.KeyVault/vaults' },
+        token,
+      );
+    assert.equal((await arm('PUT', vaultPath(s, 'name-held'), { location: 'local' })).status, 201);
+    for (const n of ['name-held', 'NAME-HELD']) {
+      const r = await check(n);
+      assert.equal(r.status, 200);
+      assert.equal(r.json.nameAvailable, false);
+      assert.equal(r.json.reason, 'AlreadyExists');
+      assert.match(r.json.message, /already in use/);
+    }
+    assert.deepEqual((await check('name-free-1')).json, { nameAvailable: true });
+    // Held by another tenant: taken here too (names are unique per installation); its tenant is not named.
+    const t2 = await s.services.tenants.create({ displayName: 'Names', domain: 'names.localhost' });
+    const sub2 = await s.services.scopes.defaultSubscription(t2.id);
+    const owner2 = await vaultPrincipal(s, 'names-owner', t2.id);
+    await s.services.access.create(t2.id, { principalId: owner2.id, role: findRole('Owner')!, scope: '/' });
+    const t2mgmt = await spMgmtToken(s, owner2, t2.id);
+    const path2 = `/subscriptions/${sub2.subscriptionId}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/held-elsewhere`;
+    assert.equal((await arm('PUT', path2, { location: 'local' }, t2mgmt)).status, 201);
+    const other = await check('held-elsewhere');
+    assert.equal(other.json.reason, 'AlreadyExists');
+    assert.doesNotMatch(other.json.message, new RegExp(t2.id));
+    // Soft-deleted: still held until purged.
+    assert.equal((await arm('DELETE', vaultPath(s, 'name-held'))).status, 200);
+    assert.equal((await check('name-held')).json.reason, 'AlreadyExists');
+    for (const n of ['ab', 'a--b', '1abc', 'abc-', 'a'.repeat(25), 'bad_name']) {
+      const r = await check(n);
+      assert.equal(r.status, 200, n);
+      assert.equal(r.json.nameAvailable, false, n);
+      assert.equal(r.json.reason, 'AccountNameInvalid', n);
+    }
+    // Bad requests: wrong type, no api-version, no token, a subscription of another tenant.
+    const wrongType = await arm('POST', `${sub()}/providers/Microsoft.KeyVault/checkNameAvailability`, {
+      name: 'abc',
+      type: 'Microsoft.Storage/storageAccounts',
+    });
+    assert.equal(wrongType.status, 400);
+    assert.equal(wrongType.json.error.code, 'BadParameter');
+    const noVersion = await s.request('POST', `${sub()}/providers/Microsoft.KeyVault/checkNameAvailability`, {
+      headers: { authorization: `Bearer ${admin}` },
+      json: { name: 'abc', type: 'Microsoft.KeyVault/vaults' },
+    });
+    assert.equal(noVersion.status, 400);
+    const anon = await s.request('POST', `${sub()}/providers/Microsoft.KeyVault/checkNameAvailability?${V}`, {
+      json: { name: 'abc', type: 'Microsoft.KeyVault/vaults' },
+    });
+    assert.equal(anon.status, 401);
+    assert.equal((await check('abc', admin, sub2.subscriptionId)).status, 404);
+    // Any authenticated caller of the tenant may ask (no role needed), as az does before create.
+    const nobody = await spMgmtToken(s, await vaultPrincipal(s, 'name-asker'));
+    assert.deepEqual((await check('name-free-2', nobody)).json, { nameAvailable: true });
+    // Managed HSM: Latchkey has none, so every well-formed name is free.
+    const mhsm = (name: string) =>
+      arm('POST', `${sub()}/providers/Microsoft.KeyVault/checkMhsmNameAvailability`, { name });
+    assert.deepEqual((await mhsm('name-held')).json, { nameAvailable: true });
+    const badHsm = await mhsm('x');
+    assert.equal(badHsm.status, 200);
+    assert.equal(badHsm.json.reason, 'AccountNameInvalid');
+  });
 });
 
 async function spMgmtToken(s: TestServer, p: { appId: string; secret: string }, tenantId = s.info.tenantId) {

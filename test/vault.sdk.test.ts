@@ -42,7 +42,16 @@ for (const store of ['sqlite', 'postgres'] as const)
       const v2 = await client.setSecret('db-password', 'second value');
       assert.notEqual(v2.properties.version, v1.properties.version);
 
-      const latest = await client.getSecret('db-password');
+      // The SDK as shipped (its default api-version, 2026-04-01 in 4.12), served as itself.
+      let sent: { url: string; served: string | undefined } | undefined;
+      const latest = await client.getSecret('db-password', {
+        onResponse: (r) => {
+          sent = { url: r.request.url, served: r.headers.get('x-latchkey-served-api-version') };
+        },
+      });
+      const defaultVersion = new URL(sent!.url).searchParams.get('api-version');
+      assert.ok(defaultVersion, 'the SDK sent an api-version');
+      assert.equal(sent!.served, defaultVersion);
       assert.equal(latest.value, 'second value');
       assert.equal(latest.properties.version, v2.properties.version);
       const old = await client.getSecret('DB-PASSWORD', { version: v1.properties.version! });

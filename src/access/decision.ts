@@ -68,7 +68,7 @@ export interface VaultAccessModel {
     objectId: string;
     /** A compound identity: the policy applies only to this application acting for `objectId`. */
     applicationId?: string;
-    permissions: { secrets?: string[]; keys?: string[] };
+    permissions: { secrets?: string[]; keys?: string[]; certificates?: string[] };
   }[];
 }
 
@@ -191,7 +191,7 @@ export function createAccess(deps: {
       check: {
         dataAction: string;
         objectScope?: string;
-        policy: { kind: 'secrets' | 'keys'; permission: string };
+        policy: { kind: 'secrets' | 'keys' | 'certificates'; permission: string };
       },
     ): Promise<void> {
       if (vault.tenantId !== caller.tenantId) throw new LatchkeyError('VaultNotFound', 'Vault not found.');

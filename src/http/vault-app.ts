@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, FastifyBaseLogger as Logger } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyBaseLogger as Logger } from 'fastify';
 import { LatchkeyError } from '../errors/index.js';
 import type { Services } from '../server/services.js';
 import { vaultEvent } from '../vault/audit.js';
@@ -8,10 +8,12 @@ import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
 import { instrumentHttp } from './metrics.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
+import { certificateRoutes } from './routes/certificates.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
 import { createCachingVerifier } from './token-cache.js';
-import { setVaultContext, VAULT_API_VERSION_RE } from './vault-context.js';
+import { SERVED_API_VERSION_HEADER, vaultApiVersion } from './vault-api-version.js';
+import { setVaultContext } from './vault-context.js';
 
 /**
  * The Key Vault data plane, served at `https://{vault}.{vaultDomain}`.
@@ -57,7 +59,7 @@ export async function createVaultApp(
     return t ?? 'organizations';
   };
 
-  const onRequest = async (req: FastifyRequest) => {
+  const onRequest = async (req: FastifyRequest, reply: FastifyReply) => {
     const host = hostOf(req);
     const bare = host.replace(/:\d{1,5}$/, '');
     const name = bare.endsWith(suffix) ? bare.slice(0, -suffix.length) : '';
@@ -87,26 +89,22 @@ export async function createVaultApp(
         `Vault not found: ${isVaultName(name) ? name : 'no vault at this host'}.`,
       );
     }
-    const apiVersion = queryParam(req, 'api-version');
-    if (apiVersion === undefined)
-      throw new LatchkeyError('BadParameter', 'The api-version query parameter is required.');
-    if (!VAULT_API_VERSION_RE.test(apiVersion))
-      throw new LatchkeyError(
-        'BadParameter',
-        `The specified version (${apiVersion.slice(0, 20)}) is not recognized. Consider using the latest supported version (2025-07-01).`,
-      );
+    // Known versions are served as themselves; a newer date form as the newest known (docs/vault.md).
+    const version = vaultApiVersion(queryParam(req, 'api-version'));
+    reply.header(SERVED_API_VERSION_HEADER, version.served);
     setVaultContext(req, {
       caller,
       meta,
       vault,
       baseUrl: services.vaultBaseUrl(vault.nameLower),
       responseBase: `https://${host}`,
-      apiVersion,
+      apiVersion: version.requested,
     });
   };
   app.addHook('onRequest', onRequest);
   await app.register(secretRoutes, { services });
   await app.register(keyRoutes, { services });
+  await app.register(certificateRoutes, { services });
   await app.ready();
   return { app, handler: handler() };
 }

@@ -6,6 +6,7 @@ import type { SecretCallContext } from '../vault/secrets.js';
 export interface VaultRequestContext extends SecretCallContext {
   /** `https://{host the client used}`: the base of ids and nextLinks in responses. */
   responseBase: string;
+  /** The api-version the client sent (echoed in nextLinks); docs/vault.md says how it is served. */
   apiVersion: string;
 }
 
@@ -20,6 +21,3 @@ export function vaultContext(req: FastifyRequest): VaultRequestContext {
   if (!ctx) throw new LatchkeyError('InternalError', 'The request has no vault context.');
   return ctx;
 }
-
-/** api-version values the data plane accepts: 7.0–7.6 (and previews), 2016-10-01, 2025-07-01. */
-export const VAULT_API_VERSION_RE = /^(7\.[0-6](-preview(\.\d{1,2})?)?|2016-10-01|2025-07-01(-preview)?)$/;

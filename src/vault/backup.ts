@@ -27,6 +27,12 @@ export interface BackupFormat<V extends { version: string }> {
   versionOk: (x: V) => boolean;
 }
 
+/**
+ * Key Vault's answer (400 BadParameter) to any blob that does not open: corrupt, of the other kind,
+ * or from another installation or tenant (the SDKs' tests compare this exact text).
+ */
+export const BACKUP_INVALID = 'Backup blob contains invalid or corrupt version.';
+
 /** A backup's sealed size limit (an object with very many large versions cannot be backed up). */
 export const BACKUP_MAX_BYTES = 3 * 1024 * 1024;
 
@@ -82,7 +88,7 @@ const SECRET_BACKUP: BackupFormat<SecretBackupVersion> = {
   magic: Buffer.from('LKSB1'),
   kind: 'secret',
   tooLarge: 'The secret has too many or too large versions to fit in one backup.',
-  invalid: 'The backup blob is invalid: it is corrupt, or it was made by another installation or tenant.',
+  invalid: BACKUP_INVALID,
   versionOk: (x) => typeof x.value === 'string',
 };
 

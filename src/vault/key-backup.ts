@@ -2,7 +2,13 @@ import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
-import { type BackupEnvelope, type BackupFormat, openBackupBlob, sealBackupBlob } from './backup.js';
+import {
+  BACKUP_INVALID,
+  type BackupEnvelope,
+  type BackupFormat,
+  openBackupBlob,
+  sealBackupBlob,
+} from './backup.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import type { PrivateJwk } from './key-material.js';
 import {
@@ -40,8 +46,7 @@ const KEY_BACKUP: BackupFormat<KeyBackupVersion> = {
   magic: Buffer.from('LKKB1'),
   kind: 'key',
   tooLarge: 'The key has too many versions to fit in one backup.',
-  invalid:
-    'The backup blob is invalid: it is corrupt, not a key backup, or it was made by another installation or tenant.',
+  invalid: BACKUP_INVALID,
   versionOk: (x) =>
     (x.kty === 'RSA' || x.kty === 'EC') &&
     x.jwk?.kty === x.kty &&

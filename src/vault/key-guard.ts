@@ -56,7 +56,7 @@ export const keyNotFound = (name: string, version?: string) =>
     `A key with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command.`,
   );
 export const deletedKeyNotFound = (name: string) =>
-  new LatchkeyError('DeletedKeyNotFound', `Deleted Key not found: ${name}`);
+  new LatchkeyError('KeyNotFound', `Deleted Key not found: ${name}`);
 
 /**
  * Authorization and audit for key operations (objects.ts): reads (crypto

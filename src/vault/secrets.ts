@@ -63,7 +63,7 @@ const notFound = (name: string, version?: string) =>
     `A secret with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command.`,
   );
 const deletedNotFound = (name: string) =>
-  new LatchkeyError('DeletedSecretNotFound', `Deleted Secret not found: ${name}`);
+  new LatchkeyError('SecretNotFound', `Deleted Secret not found: ${name}`);
 
 /**
  * The Key Vault secrets data plane: versions, soft delete, recover, purge,

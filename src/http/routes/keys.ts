@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
 import type { KeyRecord } from '../../vault/key-model.js';
 import { parse } from '../validate.js';
@@ -205,10 +206,14 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Services
   ) => {
     const ctx = vaultContext(req);
     const op = CRYPTO_OPS.find((o) => o === rawOp.toLowerCase());
+    // An operation Latchkey does not perform (release, export…) is 400: the SDKs read a 404 as "no such key".
     if (!op)
-      return reply
-        .code(404)
-        .send({ error: { code: 'NotFound', message: 'The requested operation is not supported.' } });
+      throw new LatchkeyError(
+        'BadParameter',
+        /^[A-Za-z]{1,20}$/.test(rawOp)
+          ? `The key operation '${rawOp}' is not supported.`
+          : 'The key operation is not supported.',
+      );
     if (op === 'verify') {
       const b = parse(verifyBody, req.body);
       const r = await ops.verify(ctx, n, version, b.alg, bytes(b.digest), bytes(b.value));
@@ -233,6 +238,16 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Services
     const p = parse(z.object({ name: z.string().max(127), op: z.string().max(20) }), req.params, 'path');
     return crypto(req, reply, p.op, p.name, undefined);
   });
+
+  // Key attestation (2025-07-01) is for HSM-backed keys, which Latchkey has not: 400, not a 404 read as "no such key".
+  const noAttestation = () => {
+    throw new LatchkeyError(
+      'BadParameter',
+      'Key attestation is not supported: Latchkey keys are not HSM-backed.',
+    );
+  };
+  app.get('/keys/:name/attestation', noAttestation);
+  app.get('/keys/:name/:version/attestation', noAttestation);
 
   app.post('/rng', async (req, reply) => {
     const ctx = vaultContext(req);

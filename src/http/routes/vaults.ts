@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
 import type { AccessPolicy, Vault } from '../../vault/model.js';
+import { createNameAvailability } from '../../vault/name-availability.js';
 import type { VaultInput, VaultRef } from '../../vault/vaults.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
@@ -52,6 +53,18 @@ const deletedParams = z.object({
   location: z.string().min(1).max(64),
   name: z.string().min(1).max(64),
 });
+const nameCheckBody = z.object({
+  name: z.string().max(256),
+  type: z
+    .string()
+    .max(64)
+    .refine(
+      (t) => t.toLowerCase() === 'microsoft.keyvault/vaults',
+      "type must be 'Microsoft.KeyVault/vaults'",
+    ),
+});
+const mhsmNameCheckBody = z.object({ name: z.string().max(256) });
+const subOnly = z.object({ sub: z.string().min(1).max(64) });
 const policyKind = z.object({ kind: z.enum(['add', 'replace', 'remove']) });
 
 /**
@@ -217,5 +230,20 @@ export async function vaultRoutes(
     const p = parse(deletedParams, req.params, 'path');
     await s.vaults.purgeDeleted(c, requestMeta(req), p.sub, p.location, p.name);
     return reply.code(200).send();
+  });
+
+  // Name checks (az keyvault create, azure-mgmt-keyvault): any caller of the subscription's tenant.
+  const names = createNameAvailability({ vaults: s.vaults });
+  const subscriptionOf = async (req: FastifyRequest) => {
+    const c = await caller(req);
+    await s.scopes.subscription(c.tenantId, parse(subOnly, req.params, 'path').sub);
+  };
+  app.post(`/subscriptions/:sub/${PROVIDER}/checkNameAvailability`, async (req) => {
+    await subscriptionOf(req);
+    return names.vault(parse(nameCheckBody, req.body).name);
+  });
+  app.post(`/subscriptions/:sub/${PROVIDER}/checkMhsmNameAvailability`, async (req) => {
+    await subscriptionOf(req);
+    return names.managedHsm(parse(mhsmNameCheckBody, req.body).name);
   });
 }
