@@ -24,6 +24,10 @@ export function upCommand(): Command {
     )
     .option('--no-identity', 'do not start the managed-identity endpoint')
     .option('--vault-domain <domain>', 'DNS suffix of vault hosts', 'vault.localhost')
+    .option(
+      '--hosts-file [path]',
+      'keep a line per vault ({name}.{vault-domain} → this server) in a hosts file, in step with vault changes (default /etc/hosts; needs root)',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
@@ -44,6 +48,7 @@ export function upCommand(): Command {
       }
       // Loaded on demand: the server modules take ~0.5 s to load, which every other command would pay.
       const { startUp } = await import('../../server/up.js');
+      const { DEFAULT_HOSTS_FILE } = await import('../../server/hosts-file.js');
       const handle = await startUp({
         limits,
         dataDir: o.dataDir,
@@ -52,6 +57,7 @@ export function upCommand(): Command {
         identityPort: o.identity === false ? null : o.identityPort,
         vaultDomain: o.vaultDomain,
         logLevel: o.logLevel,
+        ...(o.hostsFile ? { hostsFile: o.hostsFile === true ? DEFAULT_HOSTS_FILE : o.hostsFile } : {}),
       });
       const { info } = handle;
       saveDevServer({
