@@ -80,7 +80,14 @@ export async function createServices(
   }
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
   const tenants = createTenants({ db, clock });
-  const principals = createPrincipals({ db, clock, bus, stats: metrics.caches.principal });
+  const principals = createPrincipals({
+    db,
+    clock,
+    bus,
+    stats: metrics.caches.principal,
+    // Called per registration, after everything below is set up.
+    builtInResource: (uri) => builtInResource(uri),
+  });
   const credentials = createCredentials({ db, clock, hasher });
   const signingKeys = createSigningKeys({
     db,
@@ -134,6 +141,16 @@ export async function createServices(
       };
     }
     return audiences;
+  };
+  /** The vault (with any port) and the management API: resolved before any application ID URI. */
+  const builtInResource = (uri: string): boolean => {
+    const u = uri.replace(/\/+$/, '').toLowerCase();
+    const vault = vaultResource.toLowerCase();
+    return (
+      u === vault ||
+      (u.startsWith(`${vault}:`) && /^\d{1,5}$/.test(u.slice(vault.length + 1))) ||
+      u === config.managementResource.replace(/\/+$/, '').toLowerCase()
+    );
   };
   const resolveResource = async (tenantId: string, resource: string): Promise<string | undefined> => {
     const r = resource.replace(/\/+$/, '');
