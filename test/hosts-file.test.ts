@@ -73,6 +73,11 @@ describe('latchkey up --hosts-file', () => {
       startTestServer({ hostsFile: dir, dataDir: join(dir, 'data') }),
       (e: Error) => e.message === `--hosts-file: ${dir} is not a file`,
     );
+    // Found out at start, even with no vault to write yet.
+    await assert.rejects(
+      startTestServer({ hostsFile: join(dir, 'missing', 'hosts'), dataDir: join(dir, 'data2') }),
+      (e: Error) => e.message.startsWith('--hosts-file: ENOENT'),
+    );
   });
 
   test('rendering: the block is replaced, never duplicated; text outside is kept as it was', () => {

@@ -1,5 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isVaultName } from '../vault/model.js';
 import type { UpExtension } from './up.js';
@@ -88,8 +88,12 @@ export function createHostsFileSync(o: {
       await tail;
       if (lastError) throw lastError;
     },
-    /** The first sync: errors (no permission) reach the caller. */
-    start: sync,
+    /** The first sync: errors (no permission) reach the caller, even when there is nothing to write yet. */
+    async start(): Promise<void> {
+      if (existsSync(o.path)) accessSync(o.path, constants.W_OK);
+      else writeFileSync(o.path, '', { flag: 'wx' });
+      await sync();
+    },
     /** Removes the block. */
     async close(): Promise<void> {
       closed = true;

@@ -49,6 +49,8 @@ export function upCommand(): Command {
       // Loaded on demand: the server modules take ~0.5 s to load, which every other command would pay.
       const { startUp } = await import('../../server/up.js');
       const { DEFAULT_HOSTS_FILE } = await import('../../server/hosts-file.js');
+      const hostsFile: string | undefined =
+        o.hostsFile === true ? DEFAULT_HOSTS_FILE : o.hostsFile ? String(o.hostsFile) : undefined;
       const handle = await startUp({
         limits,
         dataDir: o.dataDir,
@@ -57,7 +59,7 @@ export function upCommand(): Command {
         identityPort: o.identity === false ? null : o.identityPort,
         vaultDomain: o.vaultDomain,
         logLevel: o.logLevel,
-        ...(o.hostsFile ? { hostsFile: o.hostsFile === true ? DEFAULT_HOSTS_FILE : o.hostsFile } : {}),
+        ...(hostsFile ? { hostsFile } : {}),
       });
       const { info } = handle;
       saveDevServer({
@@ -81,7 +83,7 @@ export function upCommand(): Command {
             `  authority         ${info.authority}   (tenant ${info.tenantId}, ${info.tenantDomain})`,
             `  management API    ${info.managementUrl}`,
             `  web console       ${info.authority}/console/`,
-            `  vaults            ${info.vaultUrlTemplate}`,
+            `  vaults            ${info.vaultUrlTemplate}${hostsFile ? `   (names kept in ${hostsFile})` : ''}`,
             `  identity endpoint ${info.identityEndpoint ?? '(off)'}`,
             `  dev CA            ${info.caCertPath}`,
             `  admin sign-in     ${info.adminCredentialsPath}`,
