@@ -269,6 +269,7 @@ describe('Azure CLI surface (raw HTTP)', () => {
     for (const bad of [
       { displayName: 'x', homepage: 'https://x' },
       { displayName: 'x', identifierUris: ['api://a', 'api://b'] },
+      { displayName: 'x', identifierUris: [`${s.info.vaultResource}:${new URL(base).port}`] },
       { displayName: '' },
       { displayName: 'x', keyCredentials: [{ type: 'Symmetric', key: 'AA==' }] },
     ]) {

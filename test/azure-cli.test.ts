@@ -343,5 +343,19 @@ describe('Azure CLI (az) against Latchkey', {
     });
     assert.equal(get.status, 200, get.text);
     assert.equal(get.json.value, 'hello from az');
+
+    // The resource the vault's challenge names off port 443 (what Python's and Go's Key Vault clients ask for).
+    const port = new URL(s.info.authority).port;
+    const portForm = await azJson(dir, [
+      'account',
+      'get-access-token',
+      '--resource',
+      `${s.info.vaultResource}:${port}`,
+    ]);
+    assert.equal(decodeJwt(portForm.accessToken).aud, `${s.info.vaultResource}:${port}`);
+    const again = await s.request('GET', `${s.vaultUrl('azcli1')}/secrets/greeting?api-version=7.5`, {
+      headers: { authorization: `Bearer ${portForm.accessToken}` },
+    });
+    assert.equal(again.status, 200, again.text);
   });
 });

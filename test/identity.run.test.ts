@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { LOCALHOST_DNS_PRELOAD, withLocalhostPreload } from '../src/cli/commands/run.js';
 import { REPO_ROOT } from './helpers/cli.js';
 import { ep, identityStateDir, putApp, putSettings } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -33,7 +35,13 @@ function latchkeyRun(
   home: string,
   app: string,
   childArgs: string[],
-  opts: { runArgs?: string[]; onSpawn?: (c: ChildProcess) => void } = {},
+  opts: {
+    runArgs?: string[];
+    onSpawn?: (c: ChildProcess) => void;
+    /** Leave out the test's own resolver preload (to see what `latchkey run` gives by itself). */
+    ownDns?: boolean;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -48,8 +56,7 @@ function latchkeyRun(
         ...(opts.runArgs ?? []),
         '--',
         process.execPath,
-        '--import',
-        DNS,
+        ...(opts.ownDns === false ? [] : ['--import', DNS]),
         CHILD,
         ...childArgs,
       ],
@@ -59,6 +66,7 @@ function latchkeyRun(
           PATH: process.env.PATH ?? '/usr/bin:/bin',
           HOME: home,
           LATCHKEY_CONFIG_DIR: join(home, '.latchkey'),
+          ...opts.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -128,6 +136,78 @@ describe('latchkey run: a workload with a managed identity and Key Vault referen
       assert.equal(r.json[k].secret, 'hello from the vault', `${k}: ${JSON.stringify(r.json[k])}`);
       assert.ok(r.json[k].expiresInS > 3000, `${k} sees a real expiry`);
     }
+  });
+
+  test('vault hosts resolve in Node workloads without /etc/hosts: latchkey run preloads *.localhost → loopback', async () => {
+    const args = ['appservice', s.vaultUrl('runvault'), s.info.vaultResource];
+    const r = await latchkeyRun(s, home, 'run-app', args, {
+      ownDns: false,
+      env: { NODE_OPTIONS: '--max-old-space-size=256' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    for (const k of ['managedIdentity', 'default'])
+      assert.equal(r.json[k].secret, 'hello from the vault', `${k}: ${JSON.stringify(r.json[k])}`);
+    const env = (await latchkeyRun(s, home, 'run-app', ['env'], { ownDns: false })).json.env;
+    assert.equal(env.NODE_OPTIONS, withLocalhostPreload(undefined));
+    const kept = await latchkeyRun(s, home, 'run-app', ['env'], {
+      ownDns: false,
+      env: { NODE_OPTIONS: '--max-old-space-size=256' },
+    });
+    assert.equal(kept.json.env.NODE_OPTIONS, `--max-old-space-size=256 --require "${LOCALHOST_DNS_PRELOAD}"`);
+    // Where this machine's resolver does not know *.localhost, the opt-out shows what the preload mends.
+    const systemResolves = await lookup('probe.vault.localhost').then(
+      () => true,
+      () => false,
+    );
+    const host = new URL(s.vaultUrl('runvault')).hostname;
+    const on = await latchkeyRun(s, home, 'run-app', ['resolve', host], { ownDns: false });
+    assert.deepEqual(on.json, { address: '127.0.0.1' });
+    const off = await latchkeyRun(s, home, 'run-app', ['resolve', host], {
+      ownDns: false,
+      runArgs: ['--no-localhost-dns'],
+    });
+    assert.equal(off.code, 0, off.stderr);
+    if (!systemResolves) assert.deepEqual(off.json, { error: 'ENOTFOUND' });
+    assert.equal(
+      (await latchkeyRun(s, home, 'run-app', ['env'], { ownDns: false, runArgs: ['--no-localhost-dns'] }))
+        .json.env.NODE_OPTIONS,
+      undefined,
+    );
+  });
+
+  test('the localhost preload: only localhost names, 127.0.0.1 first, every lookup form; NODE_OPTIONS quoting', async () => {
+    const script = `
+      const dns = require('node:dns');
+      const { promisify } = require('node:util');
+      (async () => {
+        const out = {
+          plain: await promisify(dns.lookup)('shop.vault.localhost'),
+          all: await promisify(dns.lookup)('Shop.Vault.LOCALHOST.', { all: true }),
+          v6: await dns.promises.lookup('x.localhost', { family: 6 }),
+          esm: await import('node:dns').then((m) => promisify(m.lookup)('y.localhost', 4)),
+          other: await dns.promises.lookup('localhost.invalid').then(() => 'resolved', (e) => e.code),
+        };
+        console.log(JSON.stringify(out));
+      })();`;
+    const r = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['-e', script],
+        { env: { PATH: process.env.PATH ?? '', NODE_OPTIONS: withLocalhostPreload('--no-warnings') } },
+        (e, out) => (e ? reject(e) : resolve(out)),
+      ),
+    );
+    assert.deepEqual(JSON.parse(r), {
+      plain: { address: '127.0.0.1', family: 4 },
+      all: [
+        { address: '127.0.0.1', family: 4 },
+        { address: '::1', family: 6 },
+      ],
+      v6: { address: '::1', family: 6 },
+      esm: { address: '127.0.0.1', family: 4 },
+      other: 'ENOTFOUND',
+    });
+    assert.equal(withLocalhostPreload(withLocalhostPreload('')), withLocalhostPreload(''), 'added once');
   });
 
   test('the IMDS protocol through AZURE_POD_IDENTITY_AUTHORITY_HOST works the same', async () => {

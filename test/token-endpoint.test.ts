@@ -501,6 +501,28 @@ describe('token endpoint', () => {
       assert.equal(decodeJwt(r2.json.access_token).aud, `api://${noUri.appId}`);
     });
 
+    test('no application may take a built-in resource as its ID URI (the vault with any port, the management API)', async () => {
+      const port = new URL(s.info.authority).port;
+      for (const identifierUri of [
+        s.info.vaultResource,
+        `${s.info.vaultResource}:${port}/`,
+        `${s.info.vaultResource.toUpperCase()}:1`,
+        s.info.managementResource,
+      ]) {
+        const r = await s.request('POST', '/api/directory/servicePrincipals', {
+          headers: { authorization: `Bearer ${await s.adminToken()}` },
+          json: { displayName: 'squatter', identifierUri },
+        });
+        assert.equal(r.status, 400, `${identifierUri}: ${r.text}`);
+        assert.equal(r.json.error.code, 'BadParameter');
+      }
+      // A look-alike is an ordinary URI.
+      await createServicePrincipal(s, {
+        displayName: 'look-alike',
+        identifierUri: `${s.info.vaultResource}:${port}/api`,
+      });
+    });
+
     test('the v1 endpoint takes resource= instead of scope=', async () => {
       const r = await s.request('POST', `/${s.info.tenantId}/oauth2/token`, {
         form: {

@@ -38,7 +38,8 @@ describe('vault data plane (raw HTTP)', () => {
 
   test('the challenge: 401 before the body is read, naming authority, tenant and resource', async () => {
     const port = new URL(s.info.authority).port;
-    const expected = `Bearer authorization="https://localhost:${port}/${s.info.tenantId}", resource="https://vault.localhost"`;
+    // Not on 443: the resource carries the port (the Python and Go clients compare host and port).
+    const expected = `Bearer authorization="https://localhost:${port}/${s.info.tenantId}", resource="https://vault.localhost:${port}"`;
     // As the SDK does it: no Authorization, body stripped.
     const r = await s.request('PUT', `${base}/secrets/x?${API}`, {
       headers: { 'content-type': 'application/json', 'content-length': '0' },
@@ -67,6 +68,52 @@ describe('vault data plane (raw HTTP)', () => {
       headers: { authorization: `Bearer ${await s.adminToken()}` },
     });
     assert.equal(mgmt.status, 401);
+  });
+
+  test('the vault resource with and without the port: both are vault tokens; another port is unknown', async () => {
+    const port = new URL(s.info.authority).port;
+    const sp = await vaultPrincipal(s, 'port-forms');
+    await grant(s, sp.id, 'Key Vault Secrets User', (await s.services.vaults.byName('rawvault'))!.armId);
+    const tokenFor = (resource: string) =>
+      s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: sp.appId,
+          client_secret: sp.secret,
+          scope: `${resource}/.default`,
+        },
+      });
+    for (const resource of [
+      'https://vault.localhost',
+      `https://vault.localhost:${port}`,
+      `https://VAULT.localhost:${port}/`,
+    ]) {
+      const t = await tokenFor(resource);
+      assert.equal(t.status, 200, `${resource}: ${t.text}`);
+      const aud = JSON.parse(Buffer.from(t.json.access_token.split('.')[1], 'base64url').toString()).aud;
+      assert.equal(aud, resource.toLowerCase().replace(/\/$/, ''));
+      const r = await s.request('GET', `${base}/secrets?${API}`, {
+        headers: { authorization: `Bearer ${t.json.access_token}` },
+      });
+      assert.equal(r.status, 200, `${resource}: ${r.text}`);
+    }
+    const other = await tokenFor(`https://vault.localhost:${Number(port) === 1 ? 2 : 1}`);
+    assert.equal(other.status, 400);
+    assert.equal(other.json.error, 'invalid_scope');
+    assert.deepEqual(other.json.error_codes, [500011]);
+  });
+
+  test('served on 443, the challenge names the vault domain alone', async () => {
+    const port = Number(new URL(s.info.authority).port);
+    s.services.setBoundPort(443);
+    try {
+      const r = await s.request('GET', `${base}/secrets?${API}`);
+      assert.equal(r.status, 401);
+      assert.match(String(r.headers['www-authenticate']), /, resource="https:\/\/vault\.localhost"$/);
+      assert.deepEqual(s.services.vaultAudiences(), ['https://vault.localhost']);
+    } finally {
+      s.services.setBoundPort(port);
+    }
   });
 
   test('a disabled or deleted principal is refused at once, even with a cached token', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { SecretClient } from '@azure/keyvault-secrets';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { decodeJwt } from 'jose';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, putVault, secretClient, vaultPrincipal } from './helpers/vault.js';
@@ -185,3 +186,41 @@ for (const store of ['sqlite', 'postgres'] as const)
       );
     });
   });
+
+describe('the JS SDK and the port-form challenge', () => {
+  let s: TestServer;
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('default options: the challenge names https://vault.localhost:{port}, the SDK gets a token for it', async () => {
+    s = await startTestServer();
+    const vault = await putVault(s, 'portvault');
+    const sp = await vaultPrincipal(s, 'port-officer');
+    await grant(s, sp.id, 'Key Vault Secrets Officer', vault.id);
+    const seen: { challenge?: string; audience?: string } = {};
+    const client = new SecretClient(s.vaultUrl('portvault'), sp.credential, {
+      agent: s.agent,
+      additionalPolicies: [
+        {
+          position: 'perRetry',
+          policy: {
+            name: 'observe',
+            async sendRequest(req, next) {
+              const auth = req.headers.get('authorization');
+              if (auth) seen.audience = String(decodeJwt(auth.slice('Bearer '.length)).aud);
+              const res = await next(req);
+              seen.challenge ??= res.headers.get('www-authenticate');
+              return res;
+            },
+          },
+        },
+      ],
+    });
+    await client.setSecret('port-form', 'works');
+    assert.equal((await client.getSecret('port-form')).value, 'works');
+    const port = new URL(s.info.authority).port;
+    assert.match(seen.challenge ?? '', new RegExp(`resource="https://vault\\.localhost:${port}"$`));
+    assert.equal(seen.audience, `https://vault.localhost:${port}`);
+  });
+});

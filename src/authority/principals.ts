@@ -84,7 +84,14 @@ export function validateIdentifierUri(uri: string): string {
   return uri.replace(/\/+$/, '');
 }
 
-export function createPrincipals(deps: { db: Database; clock: Clock; bus: ChangeBus; stats?: CacheStats }) {
+export function createPrincipals(deps: {
+  db: Database;
+  clock: Clock;
+  bus: ChangeBus;
+  stats?: CacheStats;
+  /** Whether a URI names a built-in resource (the vault, the management API), which no application may take. */
+  builtInResource?: (uri: string) => boolean;
+}) {
   const { db, clock, bus } = deps;
   const stats = deps.stats ?? cacheStats();
   // The revocation bound: every node re-reads a principal at least once a second, even if it
@@ -209,6 +216,13 @@ export function createPrincipals(deps: { db: Database; clock: Clock; bus: Change
     ): Promise<Principal> {
       const now = clock.now();
       const uri = input.identifierUri ? validateIdentifierUri(input.identifierUri) : null;
+      // A token asked for such a URI is the built-in resource's (it is resolved first): an application
+      // holding it would receive vault or management tokens from its clients.
+      if (uri && deps.builtInResource?.(uri))
+        throw new LatchkeyError(
+          'BadParameter',
+          'That application ID URI names a built-in resource (the vault or the management API).',
+        );
       if (
         uri &&
         (await q.get('SELECT id FROM principals WHERE tenant_id = $1 AND identifier_uri = $2', [

@@ -66,9 +66,9 @@ export async function createVaultApp(
     const found = name ? await services.vaults.byName(name) : undefined;
     const vault = found && found.deletedAt === null ? found : undefined;
     const tenantId = vault?.tenantId ?? (await fallbackTenant());
-    const caller = await authenticate(req, [services.vaultResource], {
+    const caller = await authenticate(req, services.vaultAudiences(), {
       authorization: `${issuerBaseOf(req, services.issuerBases())}/${tenantId}`,
-      resource: services.vaultResource,
+      resource: services.vaultChallengeResource(),
     });
     const meta = requestMeta(req);
     if (!vault || vault.tenantId !== caller.tenantId) {

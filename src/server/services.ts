@@ -86,7 +86,14 @@ export async function createServices(
   }
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
   const tenants = createTenants({ db, clock });
-  const principals = createPrincipals({ db, clock, bus, stats: metrics.caches.principal });
+  const principals = createPrincipals({
+    db,
+    clock,
+    bus,
+    stats: metrics.caches.principal,
+    // Called per registration, after everything below is set up.
+    builtInResource: (uri) => builtInResource(uri),
+  });
   const credentials = createCredentials({ db, clock, hasher });
   const signingKeys = createSigningKeys({
     db,
@@ -143,10 +150,36 @@ export async function createServices(
   const assertions = createAssertionVerifier({ db, clock, credentials });
 
   const vaultResource = `https://${config.vaultDomain}`;
+  // The vault's resource as its challenge names it: with the public port unless that is 443. The
+  // Python and Go Key Vault clients require the challenge's host *and port* to be a suffix of the
+  // vault URL's; JS and .NET compare host names. A token for either form is a vault token.
+  let audiences: { port: number; resource: string; list: readonly string[] } | undefined;
+  const vaultAudiences = () => {
+    if (audiences?.port !== boundPort) {
+      const resource = boundPort === 443 ? vaultResource : `${vaultResource}:${boundPort}`;
+      audiences = {
+        port: boundPort,
+        resource,
+        list: Object.freeze([...new Set([vaultResource, resource])]),
+      };
+    }
+    return audiences;
+  };
+  /** The vault (with any port) and the management API: resolved before any application ID URI. */
+  const builtInResource = (uri: string): boolean => {
+    const u = uri.replace(/\/+$/, '').toLowerCase();
+    const vault = vaultResource.toLowerCase();
+    return (
+      u === vault ||
+      (u.startsWith(`${vault}:`) && /^\d{1,5}$/.test(u.slice(vault.length + 1))) ||
+      u === config.managementResource.replace(/\/+$/, '').toLowerCase()
+    );
+  };
   const resolveResource = async (tenantId: string, resource: string): Promise<string | undefined> => {
     const r = resource.replace(/\/+$/, '');
     const lower = r.toLowerCase();
-    if (lower === vaultResource) return vaultResource;
+    const vault = vaultAudiences().list.find((a) => a.toLowerCase() === lower);
+    if (vault) return vault;
     if (lower === config.managementResource.replace(/\/+$/, '').toLowerCase())
       return config.managementResource;
     // The directory (Microsoft Graph) API is served at the authority's own base URL, and Graph's
@@ -336,6 +369,10 @@ export async function createServices(
     jobs,
     vaultBaseUrl,
     vaultResource,
+    /** The resource the vault's challenge names (`https://{vaultDomain}[:{public port}]`). */
+    vaultChallengeResource: () => vaultAudiences().resource,
+    /** The audiences the vault accepts: `https://{vaultDomain}`, and with the public port. */
+    vaultAudiences: () => vaultAudiences().list,
     resolveResource,
     issuerBases,
     setBoundPort(port: number) {

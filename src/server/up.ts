@@ -6,6 +6,7 @@ import { backgroundJobs } from '../jobs/extension.js';
 import type { Clock } from '../lib/clock.js';
 import { bootstrapDefaults } from './bootstrap.js';
 import { type DevOptions, loadDevConfig } from './dev.js';
+import { hostsFileExtension } from './hosts-file.js';
 import { identityEndpointExtension } from './identity-extension.js';
 import { createLogger } from './logger.js';
 import { createServices, type Services } from './services.js';
@@ -34,11 +35,15 @@ export interface UpOptions extends DevOptions {
   identityEndpoint?: IdentityEndpointTuning;
   /** Time source for every service (tests pass a fake clock). */
   clock?: Clock;
+  /** Keep vault host names in this hosts file (`--hosts-file`; src/server/hosts-file.ts). */
+  hostsFile?: string;
 }
 
 export interface UpHandle {
   info: ReadyInfo;
   services: Services;
+  /** Resolves when work that changes set off in the background is done (the hosts file). */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,9 +53,9 @@ export type UpExtension = (ctx: {
   logger: FastifyBaseLogger;
   options: UpOptions;
   info: ReadyInfo;
-}) => Promise<{ close(): Promise<void>; info?: Partial<ReadyInfo> } | undefined>;
+}) => Promise<{ close(): Promise<void>; idle?(): Promise<void>; info?: Partial<ReadyInfo> } | undefined>;
 /** The components `up` starts, in order (each returns how to stop it). */
-const extensions: UpExtension[] = [backgroundJobs, identityEndpointExtension];
+const extensions: UpExtension[] = [backgroundJobs, identityEndpointExtension, hostsFileExtension];
 
 /** Starts the all-in-one dev server: storage, authority, management, vault, identity endpoint. */
 export async function startUp(options: UpOptions): Promise<UpHandle> {
@@ -58,7 +63,7 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
   const logger = createLogger(config.logLevel) as unknown as FastifyBaseLogger;
   const services = await createServices(config, options.clock ? { clock: options.clock } : {});
   let server: RunningServer | undefined;
-  const closers: { close(): Promise<void> }[] = [];
+  const closers: { close(): Promise<void>; idle?(): Promise<void> }[] = [];
   try {
     const adminCredentialsPath = join(config.dataDir, 'admin-credentials.json');
     server = await listenHttps(services, logger, { host: config.bindHost, port: config.port });
@@ -91,6 +96,9 @@ export async function startUp(options: UpOptions): Promise<UpHandle> {
     return {
       info,
       services,
+      async idle() {
+        for (const c of closers) await c.idle?.();
+      },
       async close() {
         for (const c of closers.reverse()) await c.close();
         await running.close();

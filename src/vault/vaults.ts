@@ -219,6 +219,14 @@ export function createVaults(deps: {
       return vault;
     },
 
+    /** Every active vault's name (all tenants), for `latchkey up --hosts-file`. */
+    async activeNames(): Promise<string[]> {
+      const rows = await db.all<{ name_lower: string }>(
+        'SELECT name_lower FROM vaults WHERE deleted_at IS NULL ORDER BY name_lower',
+      );
+      return rows.map((r) => r.name_lower);
+    },
+
     /** For scope resolution: the active vault's ARM id at this location in the tenant. */
     async findActive(ref: VaultRef & { tenantId: string }): Promise<{ id: string } | undefined> {
       const v = await findAt({ tenantId: ref.tenantId } as Caller, ref);

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { readRunState } from '../../identity-endpoint/state-store.js';
 import { CliError } from '../errors.js';
@@ -82,6 +83,22 @@ function stateDirOf(explicit: string | undefined): string {
 }
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The preload that resolves `*.localhost` to loopback in Node workloads (shipped; the same path from src/ and dist/). */
+export const LOCALHOST_DNS_PRELOAD = fileURLToPath(
+  new URL('../../../preload/localhost-dns.cjs', import.meta.url),
+);
+
+/**
+ * NODE_OPTIONS with the localhost preload added (once), keeping what was there. The path is
+ * quoted, with `\` and `"` escaped, as Node's NODE_OPTIONS parser reads it.
+ */
+export function withLocalhostPreload(nodeOptions: string | undefined): string {
+  const current = nodeOptions?.trim() ?? '';
+  if (current.includes(LOCALHOST_DNS_PRELOAD)) return current;
+  const quoted = `"${LOCALHOST_DNS_PRELOAD.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `${current} --require ${quoted}`.trim();
+}
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /**
@@ -106,84 +123,98 @@ export function runCommand(): Command {
       '--state-dir <dir>',
       'the identity endpoint’s state dir (default: latchkey up’s, else the agent’s)',
     )
+    .option(
+      '--no-localhost-dns',
+      'do not preload the resolver that sends *.localhost (vault hosts) to loopback in Node workloads',
+    )
     .argument('<command...>', 'the command to run (after --)')
-    .action(async (command: string[], o: { app: string; env?: string[]; stateDir?: string }) => {
-      const extra: Record<string, string> = {};
-      for (const kv of o.env ?? []) {
-        const i = kv.indexOf('=');
-        if (i < 1 || !ENV_NAME_RE.test(kv.slice(0, i)))
-          throw new CliError(`invalid --env '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
-        extra[kv.slice(0, i)] = kv.slice(i + 1);
-      }
-      const dir = stateDirOf(o.stateDir);
-      const state = readRunState(dir);
-      if (!state)
-        throw new CliError(
-          `no identity endpoint in ${dir}: start \`latchkey up\` or \`latchkey agent\` (or pass --state-dir)`,
-        );
-      const base = state.endpoint.url;
-      const r = await control(base, state.secret, 'POST', '/control/sessions', {
-        app: o.app,
-        pid: process.pid,
-      });
-      if (r.status !== 201 || !r.json) {
-        const d = (r.json?.error_description as string | undefined) ?? `HTTP ${r.status}`;
-        throw new CliError(`cannot start app '${o.app}': ${d}`);
-      }
-      const s = r.json as unknown as SessionJson;
-      const ca = s.caFile ?? state.endpoint.caFile;
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        ...s.env,
-        ...extra,
-        IDENTITY_ENDPOINT: s.identityEndpoint,
-        IDENTITY_HEADER: s.identityHeader,
-        AZURE_POD_IDENTITY_AUTHORITY_HOST: s.imdsAuthorityHost,
-        // The Cloud Shell protocol (POST, `Metadata: true`), for clients that know only MSI_ENDPOINT,
-        // such as `az login --identity`. Current SDKs take IDENTITY_ENDPOINT first.
-        MSI_ENDPOINT: `${s.imdsAuthorityHost}/metadata/identity/oauth2/token`,
-        // Node adds NODE_EXTRA_CA_CERTS to its roots; the others replace the roots, so they get the bundle.
-        ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}),
-        ...(ca || s.caBundle
-          ? {
-              REQUESTS_CA_BUNDLE: s.caBundle ?? ca,
-              SSL_CERT_FILE: s.caBundle ?? ca,
-              CURL_CA_BUNDLE: s.caBundle ?? ca,
-            }
-          : {}),
-      };
-      const deregister = () =>
-        control(base, state.secret, 'DELETE', `/control/sessions/${s.sessionId}`).catch(() => undefined);
+    .action(
+      async (
+        command: string[],
+        o: { app: string; env?: string[]; stateDir?: string; localhostDns: boolean },
+      ) => {
+        const extra: Record<string, string> = {};
+        for (const kv of o.env ?? []) {
+          const i = kv.indexOf('=');
+          if (i < 1 || !ENV_NAME_RE.test(kv.slice(0, i)))
+            throw new CliError(`invalid --env '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
+          extra[kv.slice(0, i)] = kv.slice(i + 1);
+        }
+        const dir = stateDirOf(o.stateDir);
+        const state = readRunState(dir);
+        if (!state)
+          throw new CliError(
+            `no identity endpoint in ${dir}: start \`latchkey up\` or \`latchkey agent\` (or pass --state-dir)`,
+          );
+        const base = state.endpoint.url;
+        const r = await control(base, state.secret, 'POST', '/control/sessions', {
+          app: o.app,
+          pid: process.pid,
+        });
+        if (r.status !== 201 || !r.json) {
+          const d = (r.json?.error_description as string | undefined) ?? `HTTP ${r.status}`;
+          throw new CliError(`cannot start app '${o.app}': ${d}`);
+        }
+        const s = r.json as unknown as SessionJson;
+        const ca = s.caFile ?? state.endpoint.caFile;
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          ...s.env,
+          ...extra,
+          IDENTITY_ENDPOINT: s.identityEndpoint,
+          IDENTITY_HEADER: s.identityHeader,
+          AZURE_POD_IDENTITY_AUTHORITY_HOST: s.imdsAuthorityHost,
+          // The Cloud Shell protocol (POST, `Metadata: true`), for clients that know only MSI_ENDPOINT,
+          // such as `az login --identity`. Current SDKs take IDENTITY_ENDPOINT first.
+          MSI_ENDPOINT: `${s.imdsAuthorityHost}/metadata/identity/oauth2/token`,
+          // Node adds NODE_EXTRA_CA_CERTS to its roots; the others replace the roots, so they get the bundle.
+          ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}),
+          ...(ca || s.caBundle
+            ? {
+                REQUESTS_CA_BUNDLE: s.caBundle ?? ca,
+                SSL_CERT_FILE: s.caBundle ?? ca,
+                CURL_CA_BUNDLE: s.caBundle ?? ca,
+              }
+            : {}),
+        };
+        // Node workloads: `*.localhost` resolves to loopback (RFC 6761) even where the system resolver
+        // does not, so `https://{vault}.vault.localhost:8443` works with no /etc/hosts line.
+        if (o.localhostDns) env.NODE_OPTIONS = withLocalhostPreload(env.NODE_OPTIONS);
+        const deregister = () =>
+          control(base, state.secret, 'DELETE', `/control/sessions/${s.sessionId}`).catch(() => undefined);
 
-      const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
-      const forward = (sig: NodeJS.Signals) => () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(sig);
-      };
-      const handlers = SIGNALS.map((sig) => [sig, forward(sig)] as const);
-      for (const [sig, h] of handlers) process.on(sig, h);
-      const outcome = await new Promise<{
-        code: number | null;
-        signal: NodeJS.Signals | null;
-        error?: Error;
-      }>((done) => {
-        child.once('error', (error) => done({ code: null, signal: null, error }));
-        child.once('exit', (code, signal) => done({ code, signal }));
-      });
-      await deregister();
-      for (const [sig, h] of handlers) process.off(sig, h);
-      if (outcome.error) {
-        const e = outcome.error as NodeJS.ErrnoException;
-        throw new CliError(
-          e.code === 'ENOENT' ? `command not found: ${command[0]}` : `cannot run ${command[0]}: ${e.message}`,
-          e.code === 'ENOENT' ? 127 : 126,
-        );
-      }
-      if (outcome.signal) {
-        // Die of the same signal, as a shell would report it.
-        process.kill(process.pid, outcome.signal);
-        await new Promise((r) => setTimeout(r, 1000));
-        process.exit(128 + (constants.signals[outcome.signal] ?? 1));
-      }
-      process.exit(outcome.code ?? 1);
-    });
+        const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+        const forward = (sig: NodeJS.Signals) => () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+        };
+        const handlers = SIGNALS.map((sig) => [sig, forward(sig)] as const);
+        for (const [sig, h] of handlers) process.on(sig, h);
+        const outcome = await new Promise<{
+          code: number | null;
+          signal: NodeJS.Signals | null;
+          error?: Error;
+        }>((done) => {
+          child.once('error', (error) => done({ code: null, signal: null, error }));
+          child.once('exit', (code, signal) => done({ code, signal }));
+        });
+        await deregister();
+        for (const [sig, h] of handlers) process.off(sig, h);
+        if (outcome.error) {
+          const e = outcome.error as NodeJS.ErrnoException;
+          throw new CliError(
+            e.code === 'ENOENT'
+              ? `command not found: ${command[0]}`
+              : `cannot run ${command[0]}: ${e.message}`,
+            e.code === 'ENOENT' ? 127 : 126,
+          );
+        }
+        if (outcome.signal) {
+          // Die of the same signal, as a shell would report it.
+          process.kill(process.pid, outcome.signal);
+          await new Promise((r) => setTimeout(r, 1000));
+          process.exit(128 + (constants.signals[outcome.signal] ?? 1));
+        }
+        process.exit(outcome.code ?? 1);
+      },
+    );
 }

@@ -24,6 +24,10 @@ export function upCommand(): Command {
     )
     .option('--no-identity', 'do not start the managed-identity endpoint')
     .option('--vault-domain <domain>', 'DNS suffix of vault hosts', 'vault.localhost')
+    .option(
+      '--hosts-file [path]',
+      'keep a line per vault ({name}.{vault-domain} → this server) in a hosts file, in step with vault changes (default /etc/hosts; needs root)',
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug'])
@@ -44,6 +48,9 @@ export function upCommand(): Command {
       }
       // Loaded on demand: the server modules take ~0.5 s to load, which every other command would pay.
       const { startUp } = await import('../../server/up.js');
+      const { DEFAULT_HOSTS_FILE } = await import('../../server/hosts-file.js');
+      const hostsFile: string | undefined =
+        o.hostsFile === true ? DEFAULT_HOSTS_FILE : o.hostsFile ? String(o.hostsFile) : undefined;
       const handle = await startUp({
         limits,
         dataDir: o.dataDir,
@@ -52,6 +59,7 @@ export function upCommand(): Command {
         identityPort: o.identity === false ? null : o.identityPort,
         vaultDomain: o.vaultDomain,
         logLevel: o.logLevel,
+        ...(hostsFile ? { hostsFile } : {}),
       });
       const { info } = handle;
       saveDevServer({
@@ -75,7 +83,7 @@ export function upCommand(): Command {
             `  authority         ${info.authority}   (tenant ${info.tenantId}, ${info.tenantDomain})`,
             `  management API    ${info.managementUrl}`,
             `  web console       ${info.authority}/console/`,
-            `  vaults            ${info.vaultUrlTemplate}`,
+            `  vaults            ${info.vaultUrlTemplate}${hostsFile ? `   (names kept in ${hostsFile})` : ''}`,
             `  identity endpoint ${info.identityEndpoint ?? '(off)'}`,
             `  dev CA            ${info.caCertPath}`,
             `  admin sign-in     ${info.adminCredentialsPath}`,
