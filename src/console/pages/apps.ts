@@ -24,6 +24,7 @@ import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs, tabs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
+import { APP_LIST_ACCESS, emptyText, listAccess } from './access-hint.js';
 import { resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/apps';
@@ -48,6 +49,7 @@ ${tabs([
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const list = await ctx.s.apps.list(ctx.caller, subscription(ctx));
+  const access = await listAccess(ctx, APP_LIST_ACCESS, list.length);
   const create = postForm(
     ctx,
     LIST,
@@ -66,12 +68,13 @@ ${checkbox({
     nav: 'apps',
     body: html`<h1>Apps</h1>
 <p class="lead">Workloads that get tokens from the identity endpoint of the host they run on, with no secret of their own.</p>
-<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>
+${access.note}
+${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>` : ''}
 ${dataTable({
   caption: 'Apps',
   id: 'apps',
   rows: list,
-  empty: 'No apps yet. Create one above.',
+  empty: emptyText(access, 'apps', 'Create one above.'),
   columns: [
     { label: 'Name', cell: (a) => html`<a href="${base(a)}">${a.name}</a>` },
     { label: 'Resource group', cell: (a) => a.resourceGroup },

@@ -22,12 +22,14 @@ import {
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { emptyText, listAccess, VAULT_LIST_ACCESS } from './access-hint.js';
 import { resourceGroupSelect, subscription } from './shared.js';
 import { controlVault, VAULTS, vaultBase, vaultHeader } from './vault-common.js';
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
   const list = await ctx.s.vaults.list(ctx.caller, sub);
+  const access = await listAccess(ctx, VAULT_LIST_ACCESS, list.length);
   const deleted = await section(async () => {
     const rows = await ctx.s.vaults.listDeleted(ctx.caller, sub);
     return dataTable({
@@ -91,12 +93,13 @@ ${checkbox({
     nav: 'vaults',
     body: html`<h1>Key vaults</h1>
 <p class="lead">Vaults hold secrets and keys, reached at <span class="mono">https://{name}.${ctx.s.config.vaultDomain}</span> by the Azure Key Vault clients.</p>
-<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>
+${access.note}
+${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>` : ''}
 ${dataTable({
   caption: 'Key vaults',
   id: 'vaults',
   rows: list,
-  empty: 'No key vaults yet. Create one above.',
+  empty: emptyText(access, 'key vaults', 'Create one above.'),
   columns: [
     { label: 'Name', cell: (v) => html`<a href="${vaultBase(v)}">${v.name}</a>` },
     { label: 'Resource group', cell: (v) => v.resourceGroup },
