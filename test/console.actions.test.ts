@@ -422,15 +422,63 @@ for (const backend of ['sqlite', 'postgres'] as const)
         `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/polvault`,
       );
       const byTarget = await c.get(`/console/audit?target=${target}&operation=VaultPurge`);
-      const ops = [...byTarget.text.matchAll(/<td data-label="Operation">([^<]+)</g)].map((m) => m[1]);
+      const ops = [...byTarget.text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map((m) => m[1]);
       assert.deepEqual(ops, ['VaultPurge']);
       const byCaller = await c.get(
         `/console/audit?caller=${encodeURIComponent(s.admin.userName)}&operation=VaultCreate`,
       );
-      assert.equal([...byCaller.text.matchAll(/<td data-label="Operation">VaultCreate</g)].length, 2);
+      assert.equal([...byCaller.text.matchAll(/<td data-label="Operation"><div class="cell">VaultCreate</g)].length, 2);
       const future = await c.get('/console/audit?from=2999-01-01T00:00');
       assert.match(future.text, /No events match these filters/);
       const bad = await c.get('/console/audit?from=yesterday');
       assert.equal(bad.status, 400);
+    });
+
+    test('audit log: changes by default, reads apart, short targets, callers by display name, page size', async () => {
+      const opsOf = (text: string) =>
+        [...text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map((m) => m[1]!);
+      await c.get('/console/audit'); // itself an AuditList read
+      const changes = opsOf((await c.get('/console/audit?size=100')).text);
+      assert.ok(changes.length > 0);
+      for (const op of ['AuditList', 'SecretGet', 'SecretList', 'KeyGet', 'AppSettingsList'])
+        assert.ok(!changes.includes(op), `${op} is a read`);
+      assert.ok(changes.includes('VaultCreate'));
+      const reads = opsOf((await c.get('/console/audit?show=reads&size=100')).text);
+      assert.ok(reads.includes('AuditList'));
+      assert.ok(!reads.includes('VaultCreate'));
+      const all = opsOf((await c.get('/console/audit?show=all&size=100')).text);
+      assert.ok(all.includes('AuditList') && all.includes('VaultCreate'));
+      // Page size: bounded to the offered sizes (anything else is 25).
+      assert.equal(opsOf((await c.get('/console/audit?show=all&size=50')).text).length, 50);
+      assert.equal(opsOf((await c.get('/console/audit?show=all&size=100000')).text).length, 25);
+      // ARM ids are shortened to the resource group and below; the link filters by the full id.
+      const arm = `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/actvault`;
+      const page = await c.get(`/console/audit?operation=VaultCreate&target=${encodeURIComponent(arm)}`);
+      assert.match(page.text, />default\/vaults\/actvault<\/a>/);
+      assert.ok(page.text.includes(`title="${arm}"`));
+      // A display name is resolved through the directory: one match filters, several are offered.
+      const me = (await s.services.principals.get(s.info.tenantId, adminId))!;
+      const byName = await c.get(
+        `/console/audit?operation=VaultCreate&caller=${encodeURIComponent(me.displayName)}`,
+      );
+      assert.ok(opsOf(byName.text).length >= 1);
+      assert.doesNotMatch(byName.text, /id="caller-note"/);
+      await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'auditname1@latchkey.localhost',
+        displayName: 'Auditname Twin',
+        password: 'twin password 12345',
+      });
+      await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'auditname2@latchkey.localhost',
+        displayName: 'Auditname Twin',
+        password: 'twin password 12345',
+      });
+      const twins = await c.get('/console/audit?caller=auditname%20twin');
+      assert.match(twins.text, /Several callers match/);
+      assert.equal([...twins.text.matchAll(/href="\/console\/audit\?caller=[0-9a-f-]{36}"/g)].length, 2);
+      assert.match(
+        (await c.get('/console/audit?caller=nobody-by-this-name')).text,
+        /No user, application or identity you may read/,
+      );
     });
   });

@@ -299,7 +299,7 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
   });
 
   /** A user of the tenant with the given roles at the given scopes, signed in to the console. */
-  async function signedInUser(name: string, roles: [string, string][] = []) {
+  async function signedInUser(name: string, roles: [Parameters<typeof assignRole>[2], string][] = []) {
     const user = { userName: `${name}@latchkey.localhost`, password: `${name} password 12345` };
     const p = await s.services.principals.createUser(s.info.tenantId, {
       userName: user.userName,
