@@ -411,6 +411,77 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.equal((await c.get(`${L}/${gina.id}`)).status, 404);
     });
 
+    test('smaller: a refused vault name is kept, messages name things, versions newest first, one date format', async () => {
+      const bad = await act(
+        '/console/vaults',
+        '/console/vaults',
+        { name: 'no_such!name', resourceGroup: 'default', model: 'policies', retention: '30' },
+        400,
+      );
+      assert.match(bad.text, /id="vault-name" name="name" value="no_such!name"/);
+      assert.match(bad.text, /name="retention" value="30"/);
+      assert.match(bad.text, /value="policies" checked/);
+      // The page is shown again: typed markup is escaped, never run.
+      const xss = await act(
+        '/console/vaults',
+        '/console/vaults',
+        { name: '"><b>x', model: 'rbac', resourceGroup: 'default', retention: '7' },
+        400,
+      );
+      assert.ok(xss.text.includes('value="&quot;&gt;&lt;b&gt;x"'));
+
+      await act(`${V}/secrets`, `${V}/secrets`, { name: 'order', value: 'first', enabled: 'on' });
+      await act(`${V}/secrets/order`, `${V}/secrets`, { name: 'order', value: 'second', enabled: 'on' });
+      await act(`${V}/secrets/order`, `${V}/secrets`, { name: 'order', value: 'third', enabled: 'on' });
+      const page = await c.get(`${V}/secrets/order`);
+      assert.match(page.text, /Versions \(newest first\)/);
+      const shown = [
+        ...page.text.matchAll(
+          /<td data-label="Version"><div class="cell"><span class="mono">([0-9a-f]{32})</g,
+        ),
+      ].map((m) => m[1]!);
+      const v = (await s.services.vaults.byName('actvault'))!;
+      const oldestFirst = (
+        await s.services.secrets.listVersions(
+          {
+            vault: v,
+            caller: caller(),
+            meta: { clientIp: null, requestId: 'test' },
+            baseUrl: 'https://x',
+          } as never,
+          'order',
+          {},
+        )
+      ).items.map((x) => x.version);
+      assert.deepEqual(shown, [...oldestFirst].reverse());
+
+      // One date format everywhere: 2026-12-06 05:39 UTC.
+      for (const path of ['/console/', `${V}/secrets/order`, '/console/users', '/console/audit']) {
+        const dates = [...(await c.get(path)).text.matchAll(/<time datetime="([^"]+)">([^<]+)<\/time>/g)];
+        assert.ok(dates.length > 0, path);
+        for (const [, iso, shownAs] of dates) {
+          assert.match(shownAs!, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+          assert.equal(shownAs, `${iso!.slice(0, 10)} ${iso!.slice(11, 16)} UTC`);
+        }
+      }
+
+      // A success message names what was made, and for whom.
+      await act('/console/identities', '/console/identities', { name: 'named-id', resourceGroup: 'default' });
+      await act('/console/apps', '/console/apps', { name: 'named-app', resourceGroup: 'default' });
+      const u = (await s.services.userIdentities.find(s.info.tenantId, sub(), 'default', 'named-id'))!;
+      const app = '/console/apps/default/named-app';
+      await act(`${app}/identity`, `${app}/identity/user`, { identity: u.armId });
+      assert.match((await c.get(`${app}/identity`)).text, /Identity named-id attached to named-app\./);
+      await act(`${V}/iam`, `${V}/iam`, {
+        role: '4633458b-17de-408a-b874-0445c86b69e6',
+        assignee: u.principalId,
+      });
+      assert.match(
+        (await c.get(`${V}/iam`)).text,
+        /Key Vault Secrets User granted to named-id \(managed identity\) on actvault\./,
+      );
+    });
+
     test('audit log: filter by caller, operation, target and time; page through', async () => {
       const all = await c.get('/console/audit');
       assert.match(all.text, /Older events/);
@@ -422,12 +493,17 @@ for (const backend of ['sqlite', 'postgres'] as const)
         `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/polvault`,
       );
       const byTarget = await c.get(`/console/audit?target=${target}&operation=VaultPurge`);
-      const ops = [...byTarget.text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map((m) => m[1]);
+      const ops = [...byTarget.text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map(
+        (m) => m[1],
+      );
       assert.deepEqual(ops, ['VaultPurge']);
       const byCaller = await c.get(
         `/console/audit?caller=${encodeURIComponent(s.admin.userName)}&operation=VaultCreate`,
       );
-      assert.equal([...byCaller.text.matchAll(/<td data-label="Operation"><div class="cell">VaultCreate</g)].length, 2);
+      assert.equal(
+        [...byCaller.text.matchAll(/<td data-label="Operation"><div class="cell">VaultCreate</g)].length,
+        2,
+      );
       const future = await c.get('/console/audit?from=2999-01-01T00:00');
       assert.match(future.text, /No events match these filters/);
       const bad = await c.get('/console/audit?from=yesterday');

@@ -355,7 +355,8 @@ export function registerAppPages(r: ConsoleRouter): void {
       const a = await loadApp(ctx);
       const id = required(form, 'identity', 'The identity', 600);
       await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: {} }, a.userIdentities.length + 1);
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text: 'Identity attached.' } };
+      const text = `Identity ${id.split('/').pop()} attached to ${a.name}.`;
+      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
     },
     identityPage,
   );
@@ -366,7 +367,8 @@ export function registerAppPages(r: ConsoleRouter): void {
       const id = required(form, 'identity', 'The identity', 600);
       const left = a.userIdentities.filter((u) => u.armId.toLowerCase() !== id.toLowerCase()).length;
       await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: null }, left);
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text: 'Identity detached.' } };
+      const text = `Identity ${id.split('/').pop()} detached from ${a.name}.`;
+      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
     },
     identityPage,
   );

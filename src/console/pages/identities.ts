@@ -9,7 +9,7 @@ import {
   seg,
   time,
 } from '../components.js';
-import { type ConsoleContext, type FormInput, type PageResult, params } from '../context.js';
+import { type ConsoleContext, type FormInput, type PageResult, params, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, IDENTITY_LIST_ACCESS, listAccess } from './access-hint.js';
@@ -30,6 +30,7 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
       label: 'Name',
       required: true,
       maxLength: 128,
+      value: typed(ctx, 'name', 128),
       hint: '3–128 letters, digits, hyphens and underscores.',
     })}
 ${await resourceGroupSelect(ctx, 'identity-rg')}

@@ -1,6 +1,6 @@
 import { LatchkeyError } from '../../errors/index.js';
 import { dangerForm, postForm, requireConfirmed, seg, select } from '../components.js';
-import { type ConsoleContext, params, type View } from '../context.js';
+import { type ConsoleContext, params, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 
@@ -21,7 +21,9 @@ export async function resourceGroupSelect(ctx: ConsoleContext, id: string): Prom
     name: 'resourceGroup',
     label: 'Resource group',
     options: groups.map((g) => ({ value: g.name, label: g.name })),
-    value: groups.find((g) => g.name.toLowerCase() === 'default')?.name ?? groups[0]?.name ?? '',
+    value:
+      typed(ctx, 'resourceGroup', 90) ||
+      (groups.find((g) => g.name.toLowerCase() === 'default')?.name ?? groups[0]?.name ?? ''),
   });
 }
 
