@@ -482,6 +482,77 @@ for (const backend of ['sqlite', 'postgres'] as const)
       );
     });
 
+    test('IAM at the subscription and a resource group, with the member picker; the resource-groups page', async () => {
+      const groups = await c.get('/console/resource-groups');
+      assert.match(groups.text, /href="\/console\/resource-groups\/default\/iam"/);
+      assert.match(
+        (await c.get('/console/resource-groups?q=zzz-none')).text,
+        /No resource group you may read matches/,
+      );
+      const u = await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'picked@latchkey.localhost',
+        displayName: 'Picked Person',
+        password: 'picked password 12345',
+      });
+      // The picker finds members by part of their name and offers them to choose.
+      const found = await c.get('/console/subscription/iam?member=picked%20pers');
+      assert.match(found.text, new RegExp(`name="assignee" value="${u.id}"`));
+      assert.match(found.text, /Picked Person/);
+      await act('/console/subscription/iam?member=picked', '/console/subscription/iam', {
+        role: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
+        assignee: u.id,
+      });
+      const subPage = await c.get('/console/subscription/iam');
+      assert.match(
+        subPage.text,
+        new RegExp(
+          `Reader granted to Picked Person \\(picked@latchkey.localhost\\) on Subscription ${sub()}`,
+        ),
+      );
+      const subScope = `/subscriptions/${sub()}`;
+      let mine = await s.services.access.list(s.info.tenantId, { principalId: u.id });
+      assert.deepEqual(
+        mine.map((a) => [a.roleDefinitionName, a.scope]),
+        [['Reader', subScope]],
+      );
+      const rgIam = '/console/resource-groups/default/iam';
+      await act(rgIam, rgIam, {
+        role: '4633458b-17de-408a-b874-0445c86b69e6',
+        assignee: 'picked@latchkey.localhost',
+      });
+      mine = await s.services.access.list(s.info.tenantId, { principalId: u.id });
+      assert.ok(
+        mine.some(
+          (a) =>
+            a.scope === `${subScope}/resourceGroups/default` &&
+            a.roleDefinitionName === 'Key Vault Secrets User',
+        ),
+      );
+      // Remove both again, each at its own scope.
+      for (const [page, scope] of [
+        [rgIam, `${subScope}/resourceGroups/default`],
+        ['/console/subscription/iam', subScope],
+      ] as const) {
+        const a = mine.find((x) => x.scope === scope)!;
+        await act(page, `${page}/remove`, { id: a.id });
+      }
+      assert.deepEqual(await s.services.access.list(s.info.tenantId, { principalId: u.id }), []);
+      // An unknown resource group is a 404; the app identity page links to its group's IAM with the member.
+      assert.equal((await c.get('/console/resource-groups/nope/iam')).status, 404);
+      await act('/console/apps', '/console/apps', {
+        name: 'iam-app',
+        resourceGroup: 'default',
+        systemAssigned: 'on',
+      });
+      const app = (await s.services.apps.byName(s.info.tenantId, 'iam-app'))!;
+      const idPage = await c.get('/console/apps/default/iam-app/identity');
+      assert.ok(
+        idPage.text.includes(`href="/console/resource-groups/default/iam?member=${app.systemPrincipalId}"`),
+      );
+      const picked = await c.get(`/console/resource-groups/default/iam?member=${app.systemPrincipalId}`);
+      assert.match(picked.text, new RegExp(`name="assignee" value="${app.systemPrincipalId}" checked`));
+    });
+
     test('audit log: filter by caller, operation, target and time; page through', async () => {
       const all = await c.get('/console/audit');
       assert.match(all.text, /Older events/);

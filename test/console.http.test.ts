@@ -343,6 +343,39 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     assert.ok(admin.csrf(own.text, '/console/vaults'));
   });
 
+  test('the member picker lists only principals the user may read; others get a clear message', async () => {
+    // Owner of one resource group: may assign roles there, but may not read the directory.
+    const { c, id } = await signedInUser('rgowner', [
+      ['Owner', `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`],
+    ]);
+    const page = await c.get('/console/resource-groups/default/iam?member=a');
+    assert.equal(page.status, 200);
+    assert.match(page.text, /id="member-note"/);
+    assert.match(page.text, /Microsoft\.Directory\/users\/read/);
+    assert.doesNotMatch(page.text, /id="member-results"/);
+    // No other principal's name anywhere on the page (the admin's Owner assignment at the root is listed by id).
+    const adminUser = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal;
+    assert.ok(!page.text.includes(s.admin.userName), 'no user name of another user');
+    assert.ok(!page.text.includes(`${adminUser.displayName} (`), 'no display name of another user');
+    assert.ok(page.text.includes(adminUser.id), 'the assignment is listed by id');
+    assert.ok(page.text.includes('rgowner'), 'their own name is shown');
+    // The subscription's IAM is not theirs to change; the resource-groups list shows their group only.
+    const subIam = await c.get('/console/subscription/iam');
+    assert.match(subIam.text, /id="iam-note"/);
+    assert.equal(c.csrf(subIam.text, '/console/subscription/iam'), undefined);
+    assert.match((await c.get('/console/resource-groups')).text, /resource-groups\/default\/iam/);
+    // The directory search itself refuses a user who may read neither users nor applications.
+    const none = await signedInUser('nodirectory');
+    await assert.rejects(
+      s.services.directory.search(
+        { tenantId: s.info.tenantId, oid: none.id, appId: null, kind: 'user' },
+        'a',
+      ),
+      /users\/read/,
+    );
+    void id;
+  });
+
   test('sessions expire after the idle timeout and at the absolute limit', async () => {
     const idle = await consoleSignIn(s);
     clock.advance(599_000);

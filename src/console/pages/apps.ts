@@ -133,6 +133,7 @@ ${props([
   ['Object (principal) ID', copyable('system-principal-id', a.systemPrincipalId)],
   ['Client ID', copyable('system-client-id', a.systemClientId ?? '')],
 ])}
+<p><a class="btn" id="add-role-assignment" href="/console/resource-groups/${seg(a.resourceGroup)}/iam?member=${a.systemPrincipalId}">Add role assignment</a> <span class="muted">(in resource group ${a.resourceGroup}; or on a vault, in its Access control (IAM))</span></p>
 <p><a class="btn btn-danger" href="${base(a)}/identity/system-off">Turn off…</a></p>`
     : html`<p><span class="badge badge-off">Off</span> The app has no system-assigned identity.</p>
 ${postForm(ctx, `${base(a)}/identity/system`, html`<button type="submit" class="btn-primary">Turn on</button>`)}`;
