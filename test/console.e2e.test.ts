@@ -409,6 +409,25 @@ describe('web console in headless Chromium', {
     await shot(page, 'desktop-overview');
   });
 
+  test('IAM at the subscription: the member picker finds the app identity by name', async () => {
+    await page.goto(url('/console/resource-groups'));
+    await page.click('#resource-groups a:text("Access control (IAM)")');
+    await page.waitForURL('**/resource-groups/default/iam');
+    await page.goto(url('/console/subscription/iam'));
+    await page.fill('#member-search', APP);
+    await Promise.all([page.waitForURL('**/iam?member=*'), page.press('#member-search', 'Enter')]);
+    await page.waitForSelector('#member-results');
+    assert.match((await page.textContent('#member-results')) ?? '', new RegExp(APP));
+    await page.selectOption('#iam-role', { label: 'Reader' });
+    await checkPage(page);
+    await shot(page, 'desktop-subscription-iam');
+    await Promise.all([
+      page.waitForURL('**/subscription/iam'),
+      page.click('button:text("Add role assignment")'),
+    ]);
+    assert.match(await flash(page), new RegExp(`Reader granted to ${APP}`));
+  });
+
   test('phone width (390 px): the main pages fit, nothing scrolls sideways', async () => {
     const ctx = await newContext(PHONE);
     try {
@@ -419,6 +438,8 @@ describe('web console in headless Chromium', {
         [`/console/vaults/default/${VAULT}/secrets`, 'phone-vault-secrets'],
         [`/console/apps/default/${APP}/identity`, 'phone-app-identity'],
         ['/console/audit?show=all', 'phone-audit'],
+        ['/console/resource-groups', undefined],
+        [`/console/subscription/iam?member=${APP}`, undefined],
         ['/console/provisioning-keys', undefined],
         ['/console/app-registrations', undefined],
         ['/console/users', undefined],
