@@ -411,6 +411,148 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.equal((await c.get(`${L}/${gina.id}`)).status, 404);
     });
 
+    test('smaller: a refused vault name is kept, messages name things, versions newest first, one date format', async () => {
+      const bad = await act(
+        '/console/vaults',
+        '/console/vaults',
+        { name: 'no_such!name', resourceGroup: 'default', model: 'policies', retention: '30' },
+        400,
+      );
+      assert.match(bad.text, /id="vault-name" name="name" value="no_such!name"/);
+      assert.match(bad.text, /name="retention" value="30"/);
+      assert.match(bad.text, /value="policies" checked/);
+      // The page is shown again: typed markup is escaped, never run.
+      const xss = await act(
+        '/console/vaults',
+        '/console/vaults',
+        { name: '"><b>x', model: 'rbac', resourceGroup: 'default', retention: '7' },
+        400,
+      );
+      assert.ok(xss.text.includes('value="&quot;&gt;&lt;b&gt;x"'));
+
+      await act(`${V}/secrets`, `${V}/secrets`, { name: 'order', value: 'first', enabled: 'on' });
+      await act(`${V}/secrets/order`, `${V}/secrets`, { name: 'order', value: 'second', enabled: 'on' });
+      await act(`${V}/secrets/order`, `${V}/secrets`, { name: 'order', value: 'third', enabled: 'on' });
+      const page = await c.get(`${V}/secrets/order`);
+      assert.match(page.text, /Versions \(newest first\)/);
+      const shown = [
+        ...page.text.matchAll(
+          /<td data-label="Version"><div class="cell"><span class="mono">([0-9a-f]{32})</g,
+        ),
+      ].map((m) => m[1]!);
+      const v = (await s.services.vaults.byName('actvault'))!;
+      const oldestFirst = (
+        await s.services.secrets.listVersions(
+          {
+            vault: v,
+            caller: caller(),
+            meta: { clientIp: null, requestId: 'test' },
+            baseUrl: 'https://x',
+          } as never,
+          'order',
+          {},
+        )
+      ).items.map((x) => x.version);
+      assert.deepEqual(shown, [...oldestFirst].reverse());
+
+      // One date format everywhere: 2026-12-06 05:39 UTC.
+      for (const path of ['/console/', `${V}/secrets/order`, '/console/users', '/console/audit']) {
+        const dates = [...(await c.get(path)).text.matchAll(/<time datetime="([^"]+)">([^<]+)<\/time>/g)];
+        assert.ok(dates.length > 0, path);
+        for (const [, iso, shownAs] of dates) {
+          assert.match(shownAs!, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+          assert.equal(shownAs, `${iso!.slice(0, 10)} ${iso!.slice(11, 16)} UTC`);
+        }
+      }
+
+      // A success message names what was made, and for whom.
+      await act('/console/identities', '/console/identities', { name: 'named-id', resourceGroup: 'default' });
+      await act('/console/apps', '/console/apps', { name: 'named-app', resourceGroup: 'default' });
+      const u = (await s.services.userIdentities.find(s.info.tenantId, sub(), 'default', 'named-id'))!;
+      const app = '/console/apps/default/named-app';
+      await act(`${app}/identity`, `${app}/identity/user`, { identity: u.armId });
+      assert.match((await c.get(`${app}/identity`)).text, /Identity named-id attached to named-app\./);
+      await act(`${V}/iam`, `${V}/iam`, {
+        role: '4633458b-17de-408a-b874-0445c86b69e6',
+        assignee: u.principalId,
+      });
+      assert.match(
+        (await c.get(`${V}/iam`)).text,
+        /Key Vault Secrets User granted to named-id \(managed identity\) on actvault\./,
+      );
+    });
+
+    test('IAM at the subscription and a resource group, with the member picker; the resource-groups page', async () => {
+      const groups = await c.get('/console/resource-groups');
+      assert.match(groups.text, /href="\/console\/resource-groups\/default\/iam"/);
+      assert.match(
+        (await c.get('/console/resource-groups?q=zzz-none')).text,
+        /No resource group you may read matches/,
+      );
+      const u = await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'picked@latchkey.localhost',
+        displayName: 'Picked Person',
+        password: 'picked password 12345',
+      });
+      // The picker finds members by part of their name and offers them to choose.
+      const found = await c.get('/console/subscription/iam?member=picked%20pers');
+      assert.match(found.text, new RegExp(`name="assignee" value="${u.id}"`));
+      assert.match(found.text, /Picked Person/);
+      await act('/console/subscription/iam?member=picked', '/console/subscription/iam', {
+        role: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
+        assignee: u.id,
+      });
+      const subPage = await c.get('/console/subscription/iam');
+      assert.match(
+        subPage.text,
+        new RegExp(
+          `Reader granted to Picked Person \\(picked@latchkey.localhost\\) on Subscription ${sub()}`,
+        ),
+      );
+      const subScope = `/subscriptions/${sub()}`;
+      let mine = await s.services.access.list(s.info.tenantId, { principalId: u.id });
+      assert.deepEqual(
+        mine.map((a) => [a.roleDefinitionName, a.scope]),
+        [['Reader', subScope]],
+      );
+      const rgIam = '/console/resource-groups/default/iam';
+      await act(rgIam, rgIam, {
+        role: '4633458b-17de-408a-b874-0445c86b69e6',
+        assignee: 'picked@latchkey.localhost',
+      });
+      mine = await s.services.access.list(s.info.tenantId, { principalId: u.id });
+      assert.ok(
+        mine.some(
+          (a) =>
+            a.scope === `${subScope}/resourceGroups/default` &&
+            a.roleDefinitionName === 'Key Vault Secrets User',
+        ),
+      );
+      // Remove both again, each at its own scope.
+      for (const [page, scope] of [
+        [rgIam, `${subScope}/resourceGroups/default`],
+        ['/console/subscription/iam', subScope],
+      ] as const) {
+        const a = mine.find((x) => x.scope === scope)!;
+        await act(page, `${page}/remove`, { id: a.id });
+      }
+      assert.deepEqual(await s.services.access.list(s.info.tenantId, { principalId: u.id }), []);
+      // An unknown resource group is a 404; the app identity page links to its group's IAM with the member.
+      assert.equal((await c.get('/console/resource-groups/nope/iam')).status, 404);
+      await act('/console/apps', '/console/apps', {
+        name: 'iam-app',
+        resourceGroup: 'default',
+        systemAssigned: 'on',
+      });
+      const app = (await s.services.apps.byName(s.info.tenantId, 'iam-app'))!;
+      const idPage = await c.get('/console/apps/default/iam-app/identity');
+      assert.ok(
+        idPage.text.includes(`href="/console/resource-groups/default/iam?member=${app.systemPrincipalId}"`),
+      );
+      const picked = await c.get(`/console/resource-groups/default/iam?member=${app.systemPrincipalId}`);
+      assert.match(picked.text, new RegExp(`name="assignee" value="${app.systemPrincipalId}" checked`));
+    });
+
     test('audit log: filter by caller, operation, target and time; page through', async () => {
       const all = await c.get('/console/audit');
       assert.match(all.text, /Older events/);
@@ -422,15 +564,68 @@ for (const backend of ['sqlite', 'postgres'] as const)
         `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/polvault`,
       );
       const byTarget = await c.get(`/console/audit?target=${target}&operation=VaultPurge`);
-      const ops = [...byTarget.text.matchAll(/<td data-label="Operation">([^<]+)</g)].map((m) => m[1]);
+      const ops = [...byTarget.text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map(
+        (m) => m[1],
+      );
       assert.deepEqual(ops, ['VaultPurge']);
       const byCaller = await c.get(
         `/console/audit?caller=${encodeURIComponent(s.admin.userName)}&operation=VaultCreate`,
       );
-      assert.equal([...byCaller.text.matchAll(/<td data-label="Operation">VaultCreate</g)].length, 2);
+      assert.equal(
+        [...byCaller.text.matchAll(/<td data-label="Operation"><div class="cell">VaultCreate</g)].length,
+        2,
+      );
       const future = await c.get('/console/audit?from=2999-01-01T00:00');
       assert.match(future.text, /No events match these filters/);
       const bad = await c.get('/console/audit?from=yesterday');
       assert.equal(bad.status, 400);
+    });
+
+    test('audit log: changes by default, reads apart, short targets, callers by display name, page size', async () => {
+      const opsOf = (text: string) =>
+        [...text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map((m) => m[1]!);
+      await c.get('/console/audit'); // itself an AuditList read
+      const changes = opsOf((await c.get('/console/audit?size=100')).text);
+      assert.ok(changes.length > 0);
+      for (const op of ['AuditList', 'SecretGet', 'SecretList', 'KeyGet', 'AppSettingsList'])
+        assert.ok(!changes.includes(op), `${op} is a read`);
+      assert.ok(changes.includes('VaultCreate'));
+      const reads = opsOf((await c.get('/console/audit?show=reads&size=100')).text);
+      assert.ok(reads.includes('AuditList'));
+      assert.ok(!reads.includes('VaultCreate'));
+      const all = opsOf((await c.get('/console/audit?show=all&size=100')).text);
+      assert.ok(all.includes('AuditList') && all.includes('VaultCreate'));
+      // Page size: bounded to the offered sizes (anything else is 25).
+      assert.equal(opsOf((await c.get('/console/audit?show=all&size=50')).text).length, 50);
+      assert.equal(opsOf((await c.get('/console/audit?show=all&size=100000')).text).length, 25);
+      // ARM ids are shortened to the resource group and below; the link filters by the full id.
+      const arm = `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/actvault`;
+      const page = await c.get(`/console/audit?operation=VaultCreate&target=${encodeURIComponent(arm)}`);
+      assert.match(page.text, />default\/vaults\/actvault<\/a>/);
+      assert.ok(page.text.includes(`title="${arm}"`));
+      // A display name is resolved through the directory: one match filters, several are offered.
+      const me = (await s.services.principals.get(s.info.tenantId, adminId))!;
+      const byName = await c.get(
+        `/console/audit?operation=VaultCreate&caller=${encodeURIComponent(me.displayName)}`,
+      );
+      assert.ok(opsOf(byName.text).length >= 1);
+      assert.doesNotMatch(byName.text, /id="caller-note"/);
+      await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'auditname1@latchkey.localhost',
+        displayName: 'Auditname Twin',
+        password: 'twin password 12345',
+      });
+      await s.services.principals.createUser(s.info.tenantId, {
+        userName: 'auditname2@latchkey.localhost',
+        displayName: 'Auditname Twin',
+        password: 'twin password 12345',
+      });
+      const twins = await c.get('/console/audit?caller=auditname%20twin');
+      assert.match(twins.text, /Several callers match/);
+      assert.equal([...twins.text.matchAll(/href="\/console\/audit\?caller=[0-9a-f-]{36}"/g)].length, 2);
+      assert.match(
+        (await c.get('/console/audit?caller=nobody-by-this-name')).text,
+        /No user, application or identity you may read/,
+      );
     });
   });

@@ -143,6 +143,36 @@ describe('web console in headless Chromium', {
     assert.ok(report.overflow <= 0, `no horizontal scrolling on ${p.url()} (${report.overflow}px)`);
   }
 
+  /**
+   * On a phone, tables are stacked cards: label on the left, value on the right.
+   * Every part of a value (ids, notes, buttons, dates) stays in the value column,
+   * buttons keep their own width, a date stays on one line; the menu is one row.
+   */
+  async function checkPhoneLayout(p: Page) {
+    const report = (await p.evaluate(`(() => {
+      const bad = [];
+      for (const td of document.querySelectorAll('table.stack td')) {
+        if (getComputedStyle(td).display !== 'grid') continue;
+        const cell = td.querySelector(':scope > .cell');
+        if (!cell || td.children.length !== 1) { bad.push('no single value wrapper: ' + td.outerHTML.slice(0, 80)); continue; }
+        const left = cell.getBoundingClientRect().left;
+        for (const el of cell.querySelectorAll('*')) {
+          const r = el.getBoundingClientRect();
+          if (r.width === 0 && r.height === 0) continue;
+          if (r.left < left - 1) bad.push(td.dataset.label + ': ' + el.outerHTML.slice(0, 80) + ' in the label column');
+          if (el.tagName === 'BUTTON' && r.width > cell.getBoundingClientRect().width - 1 && cell.getBoundingClientRect().width > 160)
+            bad.push(td.dataset.label + ': stretched button');
+          if (el.tagName === 'TIME' && r.height > 1.6 * parseFloat(getComputedStyle(el).lineHeight || '20'))
+            bad.push(td.dataset.label + ': date on several lines');
+        }
+      }
+      const nav = document.querySelector('.sidenav');
+      return { bad, nav: nav ? nav.getBoundingClientRect().height : 0, screen: window.innerHeight };
+    })()`)) as { bad: string[]; nav: number; screen: number };
+    assert.deepEqual(report.bad, [], `phone layout on ${p.url()}`);
+    assert.ok(report.nav < report.screen / 8, `the menu is one row on ${p.url()} (${report.nav}px)`);
+  }
+
   async function flash(p: Page): Promise<string> {
     return (await p.locator('.alert-success').first().textContent()) ?? '';
   }
@@ -362,6 +392,10 @@ describe('web console in headless Chromium', {
 
   test('audit log: filters and the chain verification', async () => {
     await page.goto(url('/console/audit'));
+    // Changes by default: the console's own reads are not among them.
+    const changes = await page.locator('#audit-events td[data-label="Operation"]').allTextContents();
+    assert.ok(changes.length > 0 && !changes.includes('SecretGet') && !changes.includes('AuditList'));
+    await page.selectOption('#f-show', 'reads');
     await page.fill('#f-operation', 'SecretGet');
     await Promise.all([page.waitForURL('**/audit?**'), page.click('button:text("Apply filters")')]);
     const ops = await page.locator('#audit-events td[data-label="Operation"]').allTextContents();
@@ -375,6 +409,25 @@ describe('web console in headless Chromium', {
     await shot(page, 'desktop-overview');
   });
 
+  test('IAM at the subscription: the member picker finds the app identity by name', async () => {
+    await page.goto(url('/console/resource-groups'));
+    await page.click('#resource-groups a:text("Access control (IAM)")');
+    await page.waitForURL('**/resource-groups/default/iam');
+    await page.goto(url('/console/subscription/iam'));
+    await page.fill('#member-search', APP);
+    await Promise.all([page.waitForURL('**/iam?member=*'), page.press('#member-search', 'Enter')]);
+    await page.waitForSelector('#member-results');
+    assert.match((await page.textContent('#member-results')) ?? '', new RegExp(APP));
+    await page.selectOption('#iam-role', { label: 'Reader' });
+    await checkPage(page);
+    await shot(page, 'desktop-subscription-iam');
+    await Promise.all([
+      page.waitForURL('**/subscription/iam'),
+      page.click('button:text("Add role assignment")'),
+    ]);
+    assert.match(await flash(page), new RegExp(`Reader granted to ${APP}`));
+  });
+
   test('phone width (390 px): the main pages fit, nothing scrolls sideways', async () => {
     const ctx = await newContext(PHONE);
     try {
@@ -384,13 +437,20 @@ describe('web console in headless Chromium', {
         ['/console/', 'phone-overview'],
         [`/console/vaults/default/${VAULT}/secrets`, 'phone-vault-secrets'],
         [`/console/apps/default/${APP}/identity`, 'phone-app-identity'],
-        ['/console/audit', undefined],
+        ['/console/audit?show=all', 'phone-audit'],
+        ['/console/resource-groups', undefined],
+        [`/console/subscription/iam?member=${APP}`, undefined],
         ['/console/provisioning-keys', undefined],
+        ['/console/app-registrations', undefined],
+        ['/console/users', undefined],
+        [`/console/vaults/default/${VAULT}/iam`, undefined],
+        [`/console/vaults/default/${VAULT}/secrets/greeting`, undefined],
         ['/console/identities', undefined],
         [`/console/vaults/default/${VAULT}/access-policies`, undefined],
       ] as const) {
         await p.goto(url(path));
         await checkPage(p);
+        await checkPhoneLayout(p);
         if (name) await shot(p, name);
       }
     } finally {

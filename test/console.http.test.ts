@@ -298,6 +298,84 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     assert.match(String(r.headers.location), /^\/console\/login/);
   });
 
+  /** A user of the tenant with the given roles at the given scopes, signed in to the console. */
+  async function signedInUser(name: string, roles: [Parameters<typeof assignRole>[2], string][] = []) {
+    const user = { userName: `${name}@latchkey.localhost`, password: `${name} password 12345` };
+    const p = await s.services.principals.createUser(s.info.tenantId, {
+      userName: user.userName,
+      displayName: name,
+      password: user.password,
+    });
+    for (const [role, scope] of roles) await assignRole(s, p.id, role, scope);
+    return { c: await consoleSignIn(s, user), id: p.id };
+  }
+
+  test('a user without roles is told what they lack on the lists, not "create one above" and a 403', async () => {
+    const { c } = await signedInUser('norole');
+    for (const [page, action, write] of [
+      ['/console/vaults', 'Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
+      ['/console/apps', 'Microsoft.Web/sites/read', 'Microsoft.Web/sites/write'],
+      [
+        '/console/identities',
+        'Microsoft.ManagedIdentity/userAssignedIdentities/read',
+        'Microsoft.ManagedIdentity/userAssignedIdentities/write',
+      ],
+    ] as const) {
+      const r = await c.get(page);
+      assert.equal(r.status, 200, page);
+      assert.match(r.text, /id="access-note"/, page);
+      assert.ok(r.text.includes(action), `${page} names ${action}`);
+      assert.ok(r.text.includes(write), `${page} names ${write}`);
+      assert.ok(r.text.includes(s.info.subscriptionId), `${page} names the subscription`);
+      assert.match(r.text, /Ask an owner of the subscription/);
+      assert.doesNotMatch(r.text, /Create one above/, page);
+      assert.equal(c.csrf(r.text, page), undefined, `${page} offers no create form`);
+    }
+    // A Reader sees every vault (an empty list is really empty) and is told only what creating needs.
+    const reader = await signedInUser('onlyreader', [['Reader', '/']]);
+    const r = await reader.c.get('/console/vaults');
+    assert.ok(!r.text.includes('needs <span class="mono">Microsoft.KeyVault/vaults/read'));
+    assert.ok(r.text.includes('Microsoft.KeyVault/vaults/write'));
+    assert.equal(reader.c.csrf(r.text, '/console/vaults'), undefined);
+    // The owner gets no note and the create form.
+    const own = await admin.get('/console/vaults');
+    assert.doesNotMatch(own.text, /id="access-note"/);
+    assert.ok(admin.csrf(own.text, '/console/vaults'));
+  });
+
+  test('the member picker lists only principals the user may read; others get a clear message', async () => {
+    // Owner of one resource group: may assign roles there, but may not read the directory.
+    const { c, id } = await signedInUser('rgowner', [
+      ['Owner', `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`],
+    ]);
+    const page = await c.get('/console/resource-groups/default/iam?member=a');
+    assert.equal(page.status, 200);
+    assert.match(page.text, /id="member-note"/);
+    assert.match(page.text, /Microsoft\.Directory\/users\/read/);
+    assert.doesNotMatch(page.text, /id="member-results"/);
+    // No other principal's name anywhere on the page (the admin's Owner assignment at the root is listed by id).
+    const adminUser = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal;
+    assert.ok(!page.text.includes(s.admin.userName), 'no user name of another user');
+    assert.ok(!page.text.includes(`${adminUser.displayName} (`), 'no display name of another user');
+    assert.ok(page.text.includes(adminUser.id), 'the assignment is listed by id');
+    assert.ok(page.text.includes('rgowner'), 'their own name is shown');
+    // The subscription's IAM is not theirs to change; the resource-groups list shows their group only.
+    const subIam = await c.get('/console/subscription/iam');
+    assert.match(subIam.text, /id="iam-note"/);
+    assert.equal(c.csrf(subIam.text, '/console/subscription/iam'), undefined);
+    assert.match((await c.get('/console/resource-groups')).text, /resource-groups\/default\/iam/);
+    // The directory search itself refuses a user who may read neither users nor applications.
+    const none = await signedInUser('nodirectory');
+    await assert.rejects(
+      s.services.directory.search(
+        { tenantId: s.info.tenantId, oid: none.id, appId: null, kind: 'user' },
+        'a',
+      ),
+      /users\/read/,
+    );
+    void id;
+  });
+
   test('sessions expire after the idle timeout and at the absolute limit', async () => {
     const idle = await consoleSignIn(s);
     clock.advance(599_000);

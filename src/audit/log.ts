@@ -111,8 +111,47 @@ const canonical = (r: Omit<Row, 'hash'>): string =>
     r.prev_hash,
   ]);
 
+/**
+ * Operations that change nothing: reads, listings, uses of a key (crypto) and
+ * of the audit log itself. Every other operation is a change (or an attempt at
+ * one, when its status is an error). Records carry no read flag of their own;
+ * this list is the one place that tells them apart.
+ */
+export const READ_OPERATIONS: readonly string[] = [
+  'AppSettingsList',
+  'AppSettingsReadByHost',
+  'AuditList',
+  'AuditVerify',
+  'KeyBackup',
+  'KeyDecrypt',
+  'KeyEncrypt',
+  'KeyGet',
+  'KeyGetDeleted',
+  'KeyGetRotationPolicy',
+  'KeyList',
+  'KeyListDeleted',
+  'KeyListVersions',
+  'KeySign',
+  'KeyUnwrap',
+  'KeyVerify',
+  'KeyWrap',
+  'SecretBackup',
+  'SecretGet',
+  'SecretGetDeleted',
+  'SecretList',
+  'SecretListDeleted',
+  'SecretListVersions',
+  'VaultGetRandomBytes',
+];
+
+const READ_SET = new Set(READ_OPERATIONS);
+/** True for an operation of {@link READ_OPERATIONS}. */
+export const isReadOperation = (operation: string): boolean => READ_SET.has(operation);
+
 export interface AuditFilter {
   tenantId: string;
+  /** Only reads, or only changes (see {@link READ_OPERATIONS}); both when absent. */
+  kind?: 'read' | 'change';
   vault?: string;
   caller?: string;
   operation?: string;
@@ -375,6 +414,12 @@ export function createAuditLog(deps: {
         where.push(`(caller_oid = $${params.length} OR caller_app_id = $${params.length})`);
       }
       if (f.operation) add('operation = ?', f.operation);
+      if (f.kind) {
+        const first = params.length + 1;
+        params.push(...READ_OPERATIONS);
+        const list = READ_OPERATIONS.map((_, i) => `$${first + i}`).join(', ');
+        where.push(`operation ${f.kind === 'read' ? 'IN' : 'NOT IN'} (${list})`);
+      }
       if (f.target) add(`substr(target, 1, ${Math.min(f.target.length, 2000)}) = ?`, f.target.slice(0, 2000));
       if (f.provisioningKeyId) {
         // Actions taken with the key, and the key's own lifecycle (create, rotate, revoke, expire).

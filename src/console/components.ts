@@ -76,7 +76,9 @@ export function dataTable<T>(p: {
     (r) =>
       html`<tr>${p.columns.map(
         (c) =>
-          html`<td data-label="${c.label}"${c.className ? html` class="${c.className}"` : ''}>${c.cell(r)}</td>`,
+          // One wrapper per cell: on a phone the cell is a two-column grid (label, value), and
+          // every element of the value must land in the value column.
+          html`<td data-label="${c.label}"${c.className ? html` class="${c.className}"` : ''}><div class="cell">${c.cell(r)}</div></td>`,
       )}</tr>`,
   )}</tbody>
 </table></div>`;

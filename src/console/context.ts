@@ -23,6 +23,17 @@ export interface ConsoleContext {
   subscriptionId: string;
   /** The CSRF token for a form posting to `action` (a path under /console). */
   csrf(action: string): string;
+  /**
+   * The form of a failed action, when its page is shown again with the error:
+   * a page may put back what was typed (names and choices; never a secret value).
+   */
+  failedForm?: FormInput;
+}
+
+/** What was typed into field `name` of the failed form (bounded), or `fallback`. */
+export function typed(ctx: ConsoleContext, name: string, max: number, fallback = ''): string {
+  const v = ctx.failedForm?.[name];
+  return typeof v === 'string' ? v.slice(0, max) : fallback;
 }
 
 export interface PageResult {

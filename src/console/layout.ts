@@ -6,6 +6,7 @@ export type NavKey =
   | 'identities'
   | 'apps'
   | 'vaults'
+  | 'resourceGroups'
   | 'users'
   | 'registrations'
   | 'provisioning'
@@ -16,6 +17,7 @@ const NAV: readonly { key: NavKey; href: string; label: string }[] = [
   { key: 'identities', href: '/console/identities', label: 'Managed identities' },
   { key: 'apps', href: '/console/apps', label: 'Apps' },
   { key: 'vaults', href: '/console/vaults', label: 'Key vaults' },
+  { key: 'resourceGroups', href: '/console/resource-groups', label: 'Resource groups' },
   { key: 'users', href: '/console/users', label: 'Users' },
   { key: 'registrations', href: '/console/app-registrations', label: 'App registrations' },
   { key: 'provisioning', href: '/console/provisioning-keys', label: 'Provisioning keys' },

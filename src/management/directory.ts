@@ -220,6 +220,37 @@ export function createDirectory(deps: {
 
   return {
     users,
+    /**
+     * Principals whose display name, user name, object id or client id contains
+     * `term` (case-insensitive), at most `limit`, of the kinds the caller may
+     * read: users with `users/read`, applications and managed identities with
+     * `servicePrincipals/read`. Refused (403, naming `users/read`) when the caller
+     * may read neither, so no name is ever shown to someone who may not see it.
+     */
+    async search(
+      caller: Caller,
+      term: string,
+      limit = 20,
+    ): Promise<{ principals: Principal[]; kinds: { users: boolean; servicePrincipals: boolean } }> {
+      const kinds = {
+        users: await access.allows(caller, DIRECTORY_ACTIONS.usersRead, '/'),
+        servicePrincipals: await access.allows(caller, DIRECTORY_ACTIONS.read, '/'),
+      };
+      if (!kinds.users && !kinds.servicePrincipals)
+        await access.require(caller, DIRECTORY_ACTIONS.usersRead, '/');
+      const needle = term.trim().toLowerCase().slice(0, 100);
+      const max = Math.min(Math.max(limit, 1), 50);
+      const out: Principal[] = [];
+      if (!needle) return { principals: out, kinds };
+      for (const p of await principals.list(caller.tenantId)) {
+        if (p.kind === 'user' ? !kinds.users : !kinds.servicePrincipals) continue;
+        const hay = [p.displayName, p.userName, p.id, p.appId].filter((x): x is string => !!x);
+        if (!hay.some((x) => x.toLowerCase().includes(needle))) continue;
+        out.push(p);
+        if (out.length >= max) break;
+      }
+      return { principals: out, kinds };
+    },
     async list(caller: Caller): Promise<ServicePrincipalView[]> {
       await access.require(caller, DIRECTORY_ACTIONS.read, '/');
       const all = await principals.list(caller.tenantId);

@@ -82,6 +82,10 @@ export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
        WHERE o.vault_id = $1 AND o.name_lower = $2 AND o.deleted_at IS NULL
          AND (v.created_at > $3 OR (v.created_at = $3 AND v.version > $4))
        ORDER BY v.created_at, v.version LIMIT $5`,
+    versionsDesc: `SELECT ${cols} ${from}
+       WHERE o.vault_id = $1 AND o.name_lower = $2 AND o.deleted_at IS NULL
+         AND (v.created_at < $3 OR (v.created_at = $3 AND v.version < $4))
+       ORDER BY v.created_at DESC, v.version DESC LIMIT $5`,
     allVersions: `SELECT ${cols}, v.${t.sealed} ${from} WHERE o.vault_id = $1 AND o.name_lower = $2 ORDER BY v.created_at, v.version`,
     upsert: `INSERT INTO ${t.objects} (vault_id, name_lower, name, current_version, deleted_at, scheduled_purge_at, created_at, updated_at)
        VALUES ($1, $2, $3, $4, NULL, NULL, $5, $5)
@@ -115,14 +119,23 @@ export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
     page(q: Queryable, vaultId: string, deleted: boolean, after: string, limit: number): Promise<Row[]> {
       return q.all<Row>(deleted ? sql.deletedPage : sql.page, [vaultId, after, limit]);
     },
-    /** One page of an object's versions in creation order after (created, version). */
+    /**
+     * One page of an object's versions in creation order after (created, version);
+     * `newestFirst`: in reverse order, before it (the console's version lists).
+     */
     versions(
       q: Queryable,
       vaultId: string,
       nameLower: string,
       after: { created: number; version: string } | undefined,
       limit: number,
+      newestFirst = false,
     ): Promise<Row[]> {
+      if (newestFirst) {
+        // Versions are 32 hex digits: 'g' sorts after every one of them.
+        const b = after ?? { created: Number.MAX_SAFE_INTEGER, version: 'g' };
+        return q.all<Row>(sql.versionsDesc, [vaultId, nameLower, b.created, b.version, limit]);
+      }
       const a = after ?? { created: -1, version: '' };
       return q.all<Row>(sql.versions, [vaultId, nameLower, a.created, a.version, limit]);
     },

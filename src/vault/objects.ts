@@ -234,7 +234,7 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
     async listVersions(
       ctx: ObjectCallContext,
       rawName: string,
-      opts: { max?: number; after?: string },
+      opts: { max?: number; after?: string; newestFirst?: boolean },
     ): Promise<Page<R>> {
       const name = checkName(rawName);
       const after = decodeCursor(opts.after, isVersionCursor);
@@ -246,6 +246,7 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
           name.toLowerCase(),
           after && { created: after.c, version: after.v },
           size + 1,
+          opts.newestFirst === true,
         );
         const items = rows.slice(0, size).map(fromRow);
         const last = items[items.length - 1];

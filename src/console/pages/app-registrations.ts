@@ -222,7 +222,10 @@ export function registerAppRegistrationPages(r: ConsoleRouter): void {
     async (ctx) => {
       const { id, keyId } = params(ctx);
       await ctx.s.directory.deleteCredential(ctx.caller, ctx.meta, id!, keyId!);
-      return { redirect: `${LIST}/${seg(id!)}`, flash: { kind: 'success', text: 'Credential removed.' } };
+      return {
+        redirect: `${LIST}/${seg(id!)}`,
+        flash: { kind: 'success', text: `Credential ${keyId} removed.` },
+      };
     },
     (ctx) => detailPage(ctx),
   );

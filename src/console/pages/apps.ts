@@ -24,6 +24,7 @@ import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs, tabs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
+import { APP_LIST_ACCESS, emptyText, listAccess } from './access-hint.js';
 import { resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/apps';
@@ -48,6 +49,7 @@ ${tabs([
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const list = await ctx.s.apps.list(ctx.caller, subscription(ctx));
+  const access = await listAccess(ctx, APP_LIST_ACCESS, list.length);
   const create = postForm(
     ctx,
     LIST,
@@ -66,12 +68,13 @@ ${checkbox({
     nav: 'apps',
     body: html`<h1>Apps</h1>
 <p class="lead">Workloads that get tokens from the identity endpoint of the host they run on, with no secret of their own.</p>
-<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>
+${access.note}
+${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>` : ''}
 ${dataTable({
   caption: 'Apps',
   id: 'apps',
   rows: list,
-  empty: 'No apps yet. Create one above.',
+  empty: emptyText(access, 'apps', 'Create one above.'),
   columns: [
     { label: 'Name', cell: (a) => html`<a href="${base(a)}">${a.name}</a>` },
     { label: 'Resource group', cell: (a) => a.resourceGroup },
@@ -130,6 +133,7 @@ ${props([
   ['Object (principal) ID', copyable('system-principal-id', a.systemPrincipalId)],
   ['Client ID', copyable('system-client-id', a.systemClientId ?? '')],
 ])}
+<p><a class="btn" id="add-role-assignment" href="/console/resource-groups/${seg(a.resourceGroup)}/iam?member=${a.systemPrincipalId}">Add role assignment</a> <span class="muted">(in resource group ${a.resourceGroup}; or on a vault, in its Access control (IAM))</span></p>
 <p><a class="btn btn-danger" href="${base(a)}/identity/system-off">Turn off…</a></p>`
     : html`<p><span class="badge badge-off">Off</span> The app has no system-assigned identity.</p>
 ${postForm(ctx, `${base(a)}/identity/system`, html`<button type="submit" class="btn-primary">Turn on</button>`)}`;
@@ -352,7 +356,8 @@ export function registerAppPages(r: ConsoleRouter): void {
       const a = await loadApp(ctx);
       const id = required(form, 'identity', 'The identity', 600);
       await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: {} }, a.userIdentities.length + 1);
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text: 'Identity attached.' } };
+      const text = `Identity ${id.split('/').pop()} attached to ${a.name}.`;
+      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
     },
     identityPage,
   );
@@ -363,7 +368,8 @@ export function registerAppPages(r: ConsoleRouter): void {
       const id = required(form, 'identity', 'The identity', 600);
       const left = a.userIdentities.filter((u) => u.armId.toLowerCase() !== id.toLowerCase()).length;
       await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: null }, left);
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text: 'Identity detached.' } };
+      const text = `Identity ${id.split('/').pop()} detached from ${a.name}.`;
+      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
     },
     identityPage,
   );

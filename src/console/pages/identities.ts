@@ -9,9 +9,10 @@ import {
   seg,
   time,
 } from '../components.js';
-import { type ConsoleContext, type FormInput, type PageResult, params } from '../context.js';
+import { type ConsoleContext, type FormInput, type PageResult, params, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { emptyText, IDENTITY_LIST_ACCESS, listAccess } from './access-hint.js';
 import { resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/identities';
@@ -19,6 +20,7 @@ const LIST = '/console/identities';
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
   const list = await ctx.s.userIdentities.list(ctx.caller, sub);
+  const access = await listAccess(ctx, IDENTITY_LIST_ACCESS, list.length);
   const create = postForm(
     ctx,
     LIST,
@@ -28,6 +30,7 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
       label: 'Name',
       required: true,
       maxLength: 128,
+      value: typed(ctx, 'name', 128),
       hint: '3–128 letters, digits, hyphens and underscores.',
     })}
 ${await resourceGroupSelect(ctx, 'identity-rg')}
@@ -38,12 +41,13 @@ ${await resourceGroupSelect(ctx, 'identity-rg')}
     nav: 'identities',
     body: html`<h1>User-assigned managed identities</h1>
 <p class="lead">A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.</p>
-<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>
+${access.note}
+${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>` : ''}
 ${dataTable({
   caption: 'User-assigned identities',
   id: 'identities',
   rows: list,
-  empty: 'No user-assigned identities yet. Create one above.',
+  empty: emptyText(access, 'user-assigned identities', 'Create one above.'),
   columns: [
     {
       label: 'Name',

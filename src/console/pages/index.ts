@@ -2,6 +2,7 @@ import type { ConsoleRouter } from '../routes.js';
 import { registerAppRegistrationPages } from './app-registrations.js';
 import { registerAppPages } from './apps.js';
 import { registerAuditPages } from './audit.js';
+import { registerIamPages } from './iam.js';
 import { registerIdentityPages } from './identities.js';
 import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
@@ -20,6 +21,7 @@ export function registerPages(r: ConsoleRouter): void {
   registerSecretPages(r);
   registerKeyPages(r);
   registerAccessPages(r);
+  registerIamPages(r);
   registerUserPages(r);
   registerAppRegistrationPages(r);
   registerProvisioningPages(r);

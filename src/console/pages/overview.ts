@@ -34,15 +34,15 @@ export async function overviewPage(ctx: ConsoleContext): Promise<PageResult> {
     ),
   ]);
   const recent = await section(async () => {
-    const page = await s.auditQueries.list(caller, ctx.meta, { limit: 10 });
+    const page = await s.auditQueries.list(caller, ctx.meta, { kind: 'change', limit: 10 });
     const names = await principalNames(
       ctx,
       page.events.flatMap((e) => (e.callerOid ? [e.callerOid] : [])),
     );
     return dataTable({
-      caption: 'The ten most recent events in this tenant',
+      caption: 'The ten most recent changes in this tenant',
       rows: page.events,
-      empty: 'No audit events yet.',
+      empty: 'No changes yet.',
       columns: [
         { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
         { label: 'Operation', cell: (e) => e.operation },

@@ -1,6 +1,7 @@
 import { LatchkeyError } from '../../errors/index.js';
+import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import { dangerForm, postForm, requireConfirmed, seg, select } from '../components.js';
-import { type ConsoleContext, params, type View } from '../context.js';
+import { type ConsoleContext, params, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 
@@ -21,19 +22,31 @@ export async function resourceGroupSelect(ctx: ConsoleContext, id: string): Prom
     name: 'resourceGroup',
     label: 'Resource group',
     options: groups.map((g) => ({ value: g.name, label: g.name })),
-    value: groups.find((g) => g.name.toLowerCase() === 'default')?.name ?? groups[0]?.name ?? '',
+    value:
+      typed(ctx, 'resourceGroup', 90) ||
+      (groups.find((g) => g.name.toLowerCase() === 'default')?.name ?? groups[0]?.name ?? ''),
   });
 }
 
-/** A principal's readable name for tables (display name and user name or app id), by object id. */
+/**
+ * A principal's readable name for tables (display name and user name or app id),
+ * by object id — only for principals the signed-in user may read in the
+ * directory (users with `users/read`, applications and identities with
+ * `servicePrincipals/read`; always their own name). Others keep only their id.
+ */
 export async function principalNames(
   ctx: ConsoleContext,
   ids: Iterable<string>,
 ): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  const may = {
+    users: await ctx.s.access.allows(ctx.caller, DIRECTORY_ACTIONS.usersRead, '/'),
+    others: await ctx.s.access.allows(ctx.caller, DIRECTORY_ACTIONS.read, '/'),
+  };
   for (const id of new Set(ids)) {
     if (out.size >= 200) break;
     const p = await ctx.s.principals.get(ctx.tenant.id, id);
+    if (p && p.id !== ctx.user.id && !(p.kind === 'user' ? may.users : may.others)) continue;
     if (p)
       out.set(
         id,

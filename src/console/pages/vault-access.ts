@@ -34,6 +34,10 @@ async function principalId(ctx: ConsoleContext, assignee: string): Promise<strin
   }
 }
 
+/** A principal's name for a message (its object id when it has none to show). */
+const nameOf = async (ctx: ConsoleContext, id: string): Promise<string> =>
+  (await principalNames(ctx, [id])).get(id) ?? id;
+
 const permissionChecks = (
   kind: 'secrets' | 'keys',
   list: readonly string[],
@@ -218,7 +222,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
       ]);
       return {
         redirect: `${vaultBase(v)}/access-policies`,
-        flash: { kind: 'success', text: `Access policy for ${objectId} saved.` },
+        flash: {
+          kind: 'success',
+          text: `Access policy for ${await nameOf(ctx, objectId)} saved on ${v.name}.`,
+        },
       };
     },
     policiesPage,
@@ -242,7 +249,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
       );
       return {
         redirect: `${vaultBase(v)}/access-policies`,
-        flash: { kind: 'success', text: 'Access policy removed.' },
+        flash: {
+          kind: 'success',
+          text: `Access policy for ${await nameOf(ctx, p.objectId)} removed from ${v.name}.`,
+        },
       };
     },
     policiesPage,
@@ -263,7 +273,7 @@ export function registerAccessPages(r: ConsoleRouter): void {
         redirect: `${vaultBase(v)}/iam`,
         flash: {
           kind: 'success',
-          text: `${role.roleName} granted to ${assignment.properties.principalId} on ${v.name}.`,
+          text: `${role.roleName} granted to ${await nameOf(ctx, assignment.properties.principalId)} on ${v.name}.`,
         },
       };
     },
@@ -278,7 +288,7 @@ export function registerAccessPages(r: ConsoleRouter): void {
       if (!removed) throw new LatchkeyError('NotFound', 'That role assignment does not exist at this vault.');
       return {
         redirect: `${vaultBase(v)}/iam`,
-        flash: { kind: 'success', text: 'Role assignment removed.' },
+        flash: { kind: 'success', text: `Role assignment ${id} removed from ${v.name}.` },
       };
     },
     iamPage,

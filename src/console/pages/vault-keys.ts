@@ -86,14 +86,14 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
   const { vault, call } = await dataVault(ctx);
   const name = params(ctx).key!;
   const href = keyHref(ctx, name);
-  const page = await ctx.s.keys.listVersions(call, name, { max: VAULT_LIMITS.pageMax });
+  const page = await ctx.s.keys.listVersions(call, name, { max: VAULT_LIMITS.pageMax, newestFirst: true });
   return {
     title: `${vault.name} · ${name}`,
     nav: 'vaults',
     body: html`${vaultHeader(vault, 'keys', [{ label: 'Keys' }, { label: name }])}
 <h2>Key <span class="mono">${name}</span></h2>
 ${dataTable({
-  caption: 'Versions (oldest first)',
+  caption: 'Versions (newest first)',
   id: 'key-versions',
   rows: page.items,
   empty: 'No versions.',

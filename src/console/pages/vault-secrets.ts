@@ -96,6 +96,7 @@ async function secretPage(
   const href = secretHref(ctx, name);
   const page = await ctx.s.secrets.listVersions(call, name, {
     max: VAULT_LIMITS.pageMax,
+    newestFirst: true,
     ...(after ? { after } : {}),
   });
   const reveal = revealed
@@ -127,7 +128,7 @@ ${postForm(
 <h2>Secret <span class="mono">${name}</span></h2>
 ${reveal}
 ${dataTable({
-  caption: 'Versions (oldest first)',
+  caption: 'Versions (newest first)',
   id: 'versions',
   rows: page.items.map(versionRow),
   empty: 'No versions.',
@@ -139,7 +140,7 @@ ${dataTable({
     { label: 'Actions', cell: (r) => r.actions },
   ],
 })}
-<div class="pager">${page.next ? html`<a href="${href}?after=${encodeURIComponent(page.next)}">More versions</a>` : ''}</div>
+<div class="pager">${page.next ? html`<a href="${href}?after=${encodeURIComponent(page.next)}">Older versions</a>` : ''}</div>
 <details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
 </details>
@@ -211,7 +212,10 @@ export function registerSecretPages(r: ConsoleRouter): void {
       await ctx.s.secrets.update(call, p.secret!, p.version!, {
         exp: dateTime(form, 'expires', 'The expiry'),
       });
-      return { redirect: secretHref(ctx, p.secret!), flash: { kind: 'success', text: 'Expiry saved.' } };
+      return {
+        redirect: secretHref(ctx, p.secret!),
+        flash: { kind: 'success', text: `Expiry of ${p.secret} version ${p.version} saved.` },
+      };
     },
     (ctx) => secretPage(ctx),
   );

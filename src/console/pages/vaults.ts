@@ -19,15 +19,17 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params } from '../context.js';
+import { type ConsoleContext, type PageResult, params, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { emptyText, listAccess, VAULT_LIST_ACCESS } from './access-hint.js';
 import { resourceGroupSelect, subscription } from './shared.js';
 import { controlVault, VAULTS, vaultBase, vaultHeader } from './vault-common.js';
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
   const list = await ctx.s.vaults.list(ctx.caller, sub);
+  const access = await listAccess(ctx, VAULT_LIST_ACCESS, list.length);
   const deleted = await section(async () => {
     const rows = await ctx.s.vaults.listDeleted(ctx.caller, sub);
     return dataTable({
@@ -51,6 +53,7 @@ ${v.enablePurgeProtection ? html`<p class="muted">Purge protection: purged autom
       ],
     });
   });
+  const policies = typed(ctx, 'model', 16) === 'policies';
   const create = postForm(
     ctx,
     VAULTS,
@@ -60,19 +63,20 @@ ${v.enablePurgeProtection ? html`<p class="muted">Purge protection: purged autom
       label: 'Name',
       required: true,
       maxLength: 24,
+      value: typed(ctx, 'name', 24),
       hint: '3–24 letters, digits and hyphens, starting with a letter. Unique in this installation.',
     })}
 ${await resourceGroupSelect(ctx, 'vault-rg')}</div>
 <fieldset><legend>Permission model</legend>
-<div class="check"><input type="radio" id="model-rbac" name="model" value="rbac" checked><label for="model-rbac">Azure role-based access control (recommended)<span class="hint">Grant roles such as Key Vault Secrets User in Access control (IAM).</span></label></div>
-<div class="check"><input type="radio" id="model-policies" name="model" value="policies"><label for="model-policies">Vault access policies<span class="hint">Grant per-identity permissions in the vault's Access policies.</span></label></div>
+<div class="check"><input type="radio" id="model-rbac" name="model" value="rbac"${policies ? '' : html` checked`}><label for="model-rbac">Azure role-based access control (recommended)<span class="hint">Grant roles such as Key Vault Secrets User in Access control (IAM).</span></label></div>
+<div class="check"><input type="radio" id="model-policies" name="model" value="policies"${policies ? html` checked` : ''}><label for="model-policies">Vault access policies<span class="hint">Grant per-identity permissions in the vault's Access policies.</span></label></div>
 </fieldset>
 ${input({
   id: 'vault-retention',
   name: 'retention',
   label: 'Days to retain deleted vaults and objects',
   type: 'number',
-  value: '90',
+  value: typed(ctx, 'retention', 3, '90'),
   min: VAULT_LIMITS.retentionMinDays,
   max: VAULT_LIMITS.retentionMaxDays,
   required: true,
@@ -82,6 +86,7 @@ ${checkbox({
   id: 'vault-purge-protection',
   name: 'purgeProtection',
   label: 'Purge protection',
+  checked: isOn(ctx.failedForm ?? {}, 'purgeProtection'),
   hint: 'Deleted vaults and objects cannot be purged before the retention period ends. Cannot be turned off later.',
 })}
 <button type="submit" class="btn-primary">Create vault</button>`,
@@ -91,12 +96,13 @@ ${checkbox({
     nav: 'vaults',
     body: html`<h1>Key vaults</h1>
 <p class="lead">Vaults hold secrets and keys, reached at <span class="mono">https://{name}.${ctx.s.config.vaultDomain}</span> by the Azure Key Vault clients.</p>
-<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>
+${access.note}
+${access.mayCreate ? html`<details class="panel"${list.length === 0 || ctx.failedForm ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>` : ''}
 ${dataTable({
   caption: 'Key vaults',
   id: 'vaults',
   rows: list,
-  empty: 'No key vaults yet. Create one above.',
+  empty: emptyText(access, 'key vaults', 'Create one above.'),
   columns: [
     { label: 'Name', cell: (v) => html`<a href="${vaultBase(v)}">${v.name}</a>` },
     { label: 'Resource group', cell: (v) => v.resourceGroup },

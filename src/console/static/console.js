@@ -1,6 +1,7 @@
 // Latchkey console: progressive enhancement only. Every page works without this file.
 // - copy buttons: <button data-copy="element-id" hidden> (shown once this script runs);
-// - confirmations: <form data-confirm="message"> asks before submitting.
+// - confirmations: <form data-confirm="message"> asks before submitting;
+// - the phone menu (one scrolling row) shows the current page.
 (() => {
   const status = () => document.getElementById('live-status');
 
@@ -27,6 +28,12 @@
       }
     });
   }
+
+  // On a phone the main menu is one row that scrolls sideways: bring the current page into view.
+  const current = document.querySelector('.sidenav a[aria-current="page"]');
+  const row = current?.closest('ul');
+  if (current && row && row.scrollWidth > row.clientWidth)
+    row.scrollLeft = current.offsetLeft - (row.clientWidth - current.offsetWidth) / 2;
 
   for (const form of document.querySelectorAll('form[data-confirm]')) {
     form.addEventListener('submit', (event) => {
