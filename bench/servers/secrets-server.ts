@@ -137,6 +137,8 @@ function floorServer(processes: number) {
         'content-length': Buffer.byteLength(body),
         'cache-control': 'no-cache',
         'x-ms-request-id': requestId,
+        // The api-version served (the bench asks for a known one: it is served as itself).
+        'x-latchkey-served-api-version': '7.5',
         'x-content-type-options': 'nosniff',
         'strict-transport-security': 'max-age=31536000',
       });
