@@ -318,6 +318,20 @@ describe('vault permission model and access policies: who may change them, defau
     const ok = await apply(both, withPolicies, false);
     assert.equal(ok.status, 200, ok.text);
     assert.equal((await s.services.vaults.byName('man-kv'))?.enableRbacAuthorization, false);
+    // The same policy, but compound (only through one application), is not what the manifest
+    // declares: the plan must not call it unchanged and leave the plain grant unapplied.
+    const compound = '0b1d2c3e-4f50-4a6b-9c7d-8e9fa0b1c2d3';
+    const replaced = await arm('PUT', `${vaultPath(s, 'man-kv')}/accessPolicies/replace`, {
+      properties: { accessPolicies: [policy(sp.id, ['get'], compound)] },
+    });
+    assert.equal(replaced.status, 200, replaced.text);
+    const plan = await apply(both, withPolicies, true);
+    assert.equal(plan.status, 200, plan.text);
+    assert.equal(
+      plan.json.steps.find((x: { kind: string }) => x.kind === 'vault').action,
+      'update',
+      JSON.stringify(plan.json.steps),
+    );
   });
 
   test('14.8: a soft-deleted vault is recovered only in its own resource group', async () => {

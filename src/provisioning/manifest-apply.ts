@@ -29,11 +29,13 @@ const policyKey = (ps: readonly AccessPolicy[]) =>
   ps
     .map((p) => ({
       o: p.objectId.toLowerCase(),
+      // A compound policy (only through one application) is not the plain one a manifest declares.
+      a: p.applicationId?.toLowerCase() ?? null,
       s: [...(p.permissions.secrets ?? [])].sort(),
       k: [...(p.permissions.keys ?? [])].sort(),
       c: [...(p.permissions.certificates ?? [])].sort(),
     }))
-    .sort((x, y) => x.o.localeCompare(y.o));
+    .sort((x, y) => x.o.localeCompare(y.o) || (x.a ?? '').localeCompare(y.a ?? ''));
 
 /**
  * Validates a manifest completely, computes the plan and, unless `dryRun`,
