@@ -328,9 +328,9 @@ describe('vault permission model and access policies: who may change them, defau
     const plan = await apply(both, withPolicies, true);
     assert.equal(plan.status, 200, plan.text);
     assert.equal(
-      plan.json.steps.find((x: { kind: string }) => x.kind === 'vault').action,
+      plan.json.plan.find((x: { kind: string }) => x.kind === 'vault').action,
       'update',
-      JSON.stringify(plan.json.steps),
+      JSON.stringify(plan.json.plan),
     );
   });
 
