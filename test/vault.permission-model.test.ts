@@ -321,10 +321,19 @@ describe('vault permission model and access policies: who may change them, defau
     // The same policy, but compound (only through one application), is not what the manifest
     // declares: the plan must not call it unchanged and leave the plain grant unapplied.
     const compound = '0b1d2c3e-4f50-4a6b-9c7d-8e9fa0b1c2d3';
-    const replaced = await arm('PUT', `${vaultPath(s, 'man-kv')}/accessPolicies/replace`, {
-      properties: { accessPolicies: [policy(sp.id, ['get'], compound)] },
-    });
-    assert.equal(replaced.status, 200, replaced.text);
+    for (const [op, p] of [
+      ['add', policy(sp.id, ['get'], compound)],
+      ['remove', policy(sp.id, ['get'])],
+    ] as const) {
+      const r = await arm('PUT', `${vaultPath(s, 'man-kv')}/accessPolicies/${op}`, {
+        properties: { accessPolicies: [p] },
+      });
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.deepEqual(
+      (await s.services.vaults.byName('man-kv'))?.accessPolicies.map((p) => p.applicationId),
+      [compound],
+    );
     const plan = await apply(both, withPolicies, true);
     assert.equal(plan.status, 200, plan.text);
     assert.equal(
