@@ -11,20 +11,42 @@ import { roleCommand } from './commands/role.js';
 import { rootKeyCommand } from './commands/root-key.js';
 import { serverCommand } from './commands/server.js';
 import { upCommand } from './commands/up.js';
+import { compileQuery } from './context.js';
 import { CliError } from './errors.js';
+import { info, setVerbosity } from './log.js';
+import { OUTPUT_FORMATS } from './output.js';
+import { configDir } from './state.js';
 
-/** The `latchkey` command: az-style verbs, `--output json|table|tsv|none` everywhere. */
+/** The full name of a command, e.g. `latchkey keyvault secret set`. */
+const commandPath = (c: Command): string => {
+  const names: string[] = [];
+  for (let x: Command | null = c; x; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+};
+
+/**
+ * A usage error is one `ERROR:` line that says what to do (commander's message names the
+ * missing or unknown piece; the line points at the command's own help), not the whole help.
+ */
+const usageOutput = (c: Command) => ({
+  outputError: (str: string, write: (s: string) => void) => {
+    const msg = str.trim().replace(/^error:\s*/i, '');
+    write(`ERROR: ${msg.split('\n')[0]} (see \`${commandPath(c)} --help\`)\n`);
+  },
+});
+
+/** The `latchkey` command: az-style verbs and az's global options everywhere. */
 export function buildProgram(): Command {
   const program = new Command('latchkey')
     .description('Latchkey: self-hosted workload identity and secrets')
     // `--version` is also az's flag for an object version (`keyvault secret show --version`),
     // so the program's own is `-V`, and `--version` only as the first argument (see main).
     .version('0.1.0', '-V', 'output the version number')
-    .addOption(
-      new Option('-o, --output <format>', 'output format')
-        .choices(['json', 'table', 'tsv', 'none'])
-        .default('json'),
-    )
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('json'))
+    .option('--query <jmespath>', 'JMESPath query applied to the output (as az: --query "[].name")')
+    .option('--only-show-errors', 'only show errors on stderr, no warnings')
+    .option('--verbose', 'one line on stderr per HTTP request (method, URL, status, time)')
+    .option('--debug', 'like --verbose, plus where the CLI looks (server, config dir)')
     .option(
       '--server <url>',
       'Latchkey server URL (default: login state, LATCHKEY_SERVER, or the local dev server)',
@@ -33,8 +55,18 @@ export function buildProgram(): Command {
       '--ca-file <pem>',
       'CA certificate to trust for the server (default: the dev CA of `latchkey up`)',
     )
-    .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_p, action) => {
+      const g = action.optsWithGlobals() as {
+        query?: string;
+        onlyShowErrors?: boolean;
+        verbose?: boolean;
+        debug?: boolean;
+      };
+      setVerbosity(g.debug ? 'debug' : g.verbose ? 'verbose' : g.onlyShowErrors ? 'quiet' : 'normal');
+      if (g.query) compileQuery(g.query);
+      info(`command: ${commandPath(action)}; config dir: ${configDir()}`, 'debug');
+    });
   const commands = [
     upCommand(),
     serverCommand(),
@@ -50,9 +82,12 @@ export function buildProgram(): Command {
     ...manifestCommands(),
   ];
   for (const c of commands) program.addCommand(c);
-  // Sub-commands inherit exitOverride so errors come back here.
+  // Sub-commands inherit exitOverride so errors come back here; each help lists the global
+  // options; a usage error is one line.
   const walk = (c: Command) => {
     c.exitOverride();
+    c.configureHelp({ showGlobalOptions: true });
+    c.configureOutput(usageOutput(c));
     c.commands.forEach(walk);
   };
   walk(program);

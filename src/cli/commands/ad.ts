@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api, resolveServer } from '../session.js';
 
 interface CreateResult {
@@ -33,7 +34,7 @@ const bool = (flag: string) => (v: string) => {
 function userCommands(ad: Command): void {
   const user = ad.command('user').description('Users');
   const path = (id: string) => `/api/directory/users/${encodeURIComponent(id)}`;
-  const shownOnce = () => process.stderr.write('The password is shown only once: hand it over safely.\n');
+  const shownOnce = () => warn('The password is shown only once: hand it over safely.');
 
   user
     .command('create')
@@ -156,8 +157,7 @@ export function adCommand(): Command {
         tenant: r.servicePrincipal.appOwnerOrganizationId,
         authority: resolveServer(c).server,
       });
-      if (r.credential?.secretText)
-        process.stderr.write('The password is shown only once: store it safely.\n');
+      if (r.credential?.secretText) warn('The password is shown only once: store it safely.');
     });
 
   sp.command('list')

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { type Ctx, ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api } from '../session.js';
 import { collect, parseTags, subscriptionOf } from './arm.js';
 import { identityPath } from './identity.js';
@@ -272,9 +273,7 @@ export function appCommand(): Command {
           properties: next,
         },
       );
-      process.stderr.write(
-        'App settings have been redacted. Use `latchkey app config appsettings list` to view.\n',
-      );
+      warn('App settings have been redacted. Use `latchkey app config appsettings list` to view.');
       print(c, settingsList(w.properties, true));
     });
   options(settings.command('delete').description('Delete app settings'))

@@ -128,7 +128,9 @@ export function loginCommands(): Command[] {
         ? await deviceCodeSignIn(server, ca, tenant, `${MANAGEMENT_RESOURCE}/.default openid offline_access`)
         : undefined;
       const username: string =
-        device?.userName ?? o.username ?? (await ask(o.servicePrincipal ? 'App id: ' : 'User name: '));
+        device?.userName ??
+        o.username ??
+        (await ask(o.servicePrincipal ? 'App id: ' : 'User name: ', false, 'pass -u/--username'));
       const profile: Profile = {
         server,
         tenantId: tenant,
@@ -156,7 +158,11 @@ export function loginCommands(): Command[] {
         const password: string =
           o.password ??
           process.env.LATCHKEY_PASSWORD ??
-          (await ask(o.servicePrincipal ? 'Client secret: ' : 'Password: ', true));
+          (await ask(
+            o.servicePrincipal ? 'Client secret: ' : 'Password: ',
+            true,
+            'pass -p/--password, or set LATCHKEY_PASSWORD (keeps it out of shell history)',
+          ));
         if (o.servicePrincipal) {
           t = await tokenRequest(server, ca, tenant, {
             grant_type: 'client_credentials',

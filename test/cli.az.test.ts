@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { type CliResult, type CliUser, cliUser, runCli } from './helpers/cli.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+const ok = (r: CliResult, what = ''): CliResult => {
+  assert.equal(r.code, 0, `${what} exit 0 expected; stderr: ${r.stderr}`);
+  return r;
+};
+/** A failure: exit code, one `ERROR:` line on stderr, no stack, no help text. */
+const fails = (r: CliResult, pattern: RegExp, code = 1) => {
+  assert.equal(r.code, code, `exit ${code} expected; stdout: ${r.stdout} stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^ERROR: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Usage:/);
+};
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI color codes are what jsonc/yamlc add
+const ANSI = /\u001b\[[0-9;]*m/g;
+
+/** Issue 16: the az habits of the `latchkey` CLI (global options, verbs, tables, errors). */
+describe('latchkey CLI: what az users expect', () => {
+  let s: TestServer;
+  let admin: CliUser;
+  let tmp: string;
+  let g: string[];
+  let run: (...args: string[]) => Promise<CliResult>;
+
+  before(async () => {
+    s = await startTestServer();
+    tmp = mkdtempSync(join(tmpdir(), 'latchkey-cliaz-'));
+    admin = cliUser();
+    g = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
+    run = (...args) => admin.run(...g, ...args);
+    ok(
+      await run(
+        'login',
+        '-u',
+        s.admin.userName,
+        '-p',
+        s.admin.password,
+        '-t',
+        s.admin.tenantId,
+        '-o',
+        'none',
+      ),
+    );
+  });
+  after(async () => {
+    admin?.cleanup();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await s?.stop();
+  });
+
+  test('usage errors: one ERROR line naming the fix and the command’s help, exit 2', async () => {
+    const [missingOpt, unknownVerb, badQuery, noTerminal] = await Promise.all([
+      run('keyvault', 'secret', 'show', '--name', 'x'),
+      run('keyvault', 'sekret'),
+      run('account', 'show', '--query', '[['),
+      admin.run(...g, 'login', '--service-principal', '-u', 'some-app'),
+    ]);
+    fails(missingOpt, /--vault-name|--id/, 2);
+    fails(unknownVerb, /unknown command 'sekret'.*\(see `latchkey keyvault --help`\)/, 2);
+    fails(badQuery, /--query: invalid JMESPath expression '\[\['/, 2);
+    fails(noTerminal, /Client secret is required \(no terminal.*-p\/--password.*LATCHKEY_PASSWORD/, 2);
+  });
+
+  test('--query (JMESPath) and -o json|jsonc|yaml|yamlc|tsv|table|none', async () => {
+    const [tsv, yaml, yamlc, jsonc, table, none, list] = await Promise.all([
+      run('account', 'show', '--query', 'tenantId', '-o', 'tsv'),
+      run('account', 'show', '-o', 'yaml'),
+      run('account', 'show', '-o', 'yamlc'),
+      run('account', 'show', '--query', '{t: tenantId, u: user.name}', '-o', 'jsonc'),
+      run('account', 'show', '--query', '{Tenant: tenantId, User: user.name}', '-o', 'table'),
+      run('account', 'show', '-o', 'none'),
+      run('account', 'show', '--query', '[@][?isDefault].tenantId'),
+    ]);
+    assert.equal(ok(tsv).stdout, `${s.admin.tenantId}\n`);
+    assert.equal(parseYaml(ok(yaml).stdout).tenantId, s.admin.tenantId);
+    assert.match(ok(yamlc).stdout, ANSI);
+    assert.equal(parseYaml(yamlc.stdout.replace(ANSI, '')).tenantId, s.admin.tenantId);
+    assert.match(ok(jsonc).stdout, ANSI);
+    assert.deepEqual(JSON.parse(jsonc.stdout.replace(ANSI, '')), {
+      t: s.admin.tenantId,
+      u: s.admin.userName,
+    });
+    assert.match(ok(table).stdout, /^Tenant\s+User\n-+\s+-+\n/);
+    assert.equal(ok(none).stdout, '');
+    assert.deepEqual(ok(list).json, [s.admin.tenantId]);
+  });
+
+  test('--verbose/--debug show request lines and never a password, token or secret value', async () => {
+    const secret = 'verbose-secret-value-7f3a';
+    const login = await admin.run(
+      ...g,
+      'login',
+      '-u',
+      s.admin.userName,
+      '-p',
+      s.admin.password,
+      '-t',
+      s.admin.tenantId,
+      '--debug',
+    );
+    ok(login);
+    assert.match(login.stderr, /^INFO: POST https:\/\/[^ ]+\/oauth2\/v2\.0\/token -> 200 \(\d+ ms\)$/m);
+    assert.match(login.stderr, /^DEBUG: command: latchkey login; config dir: /m);
+    const tok = ok(await run('account', 'get-access-token', '--resource', 'https://vault.localhost'));
+    const sp = ok(await run('ad', 'sp', 'create', '-n', 'verbose-sp', '--debug'));
+    const kv = ok(await run('keyvault', 'create', '-n', 'verbosekv', '--verbose'));
+    await grant(run, s.admin.userName, 'Key Vault Secrets Officer', kv.json.id);
+    const set = ok(
+      await run(
+        'keyvault',
+        'secret',
+        'set',
+        '--vault-name',
+        'verbosekv',
+        '-n',
+        'v',
+        '--value',
+        secret,
+        '--debug',
+      ),
+    );
+    const show = ok(
+      await run('keyvault', 'secret', 'show', '--vault-name', 'verbosekv', '-n', 'v', '--debug'),
+    );
+    assert.equal(show.json.value, secret);
+    for (const r of [login, sp, set, show]) {
+      assert.match(r.stderr, /^INFO: (GET|PUT|POST) https:\/\//m);
+      for (const bad of [
+        s.admin.password,
+        secret,
+        sp.json.password,
+        tok.json.accessToken,
+        'Bearer ',
+        'authorization',
+        'refresh_token',
+      ])
+        assert.ok(!r.stderr.toLowerCase().includes(String(bad).toLowerCase()), `stderr leaks ${bad}`);
+    }
+  });
+
+  test('secret set -f - reads stdin; a text file’s final newline is not in the secret; download writes it back', async () => {
+    const kv = ok(await run('keyvault', 'create', '-n', 'stdinkv'));
+    await grant(run, s.admin.userName, 'Key Vault Secrets Officer', kv.json.id);
+    const file = join(tmp, 'token.txt');
+    writeFileSync(file, 'tok-from-file\n');
+    const crlf = join(tmp, 'crlf.txt');
+    writeFileSync(crlf, 'two\nlines\r\n');
+    const bin = join(tmp, 'bin.dat');
+    writeFileSync(bin, Buffer.from([0, 1, 10]));
+    const set = (...a: string[]) => run('keyvault', 'secret', 'set', '--vault-name', 'stdinkv', ...a);
+    const [fromStdin, fromFile, fromCrlf, fromBin, empty] = await Promise.all([
+      runCli([...g, 'keyvault', 'secret', 'set', '--vault-name', 'stdinkv', '-n', 'stdin', '-f', '-'], {
+        configDir: admin.configDir,
+        input: 'tok-from-stdin\n',
+      }),
+      set('-n', 'file', '-f', file),
+      set('-n', 'crlf', '-f', crlf),
+      set('-n', 'bin', '-f', bin, '-e', 'base64'),
+      runCli([...g, 'keyvault', 'secret', 'set', '--vault-name', 'stdinkv', '-n', 'empty', '-f', '-'], {
+        configDir: admin.configDir,
+        input: '',
+      }),
+    ]);
+    assert.equal(ok(fromStdin).json.value, 'tok-from-stdin');
+    assert.equal(ok(fromFile).json.value, 'tok-from-file');
+    assert.equal(ok(fromCrlf).json.value, 'two\nlines');
+    assert.equal(ok(fromBin).json.value, Buffer.from([0, 1, 10]).toString('base64'), 'binary kept exactly');
+    fails(empty, /stdin is empty/, 2);
+
+    const out = join(tmp, 'out.txt');
+    const outBin = join(tmp, 'out.bin');
+    const [dl, dlBin] = await Promise.all([
+      run('keyvault', 'secret', 'download', '--vault-name', 'stdinkv', '-n', 'file', '-f', out),
+      run(
+        'keyvault',
+        'secret',
+        'download',
+        '--vault-name',
+        'stdinkv',
+        '-n',
+        'bin',
+        '-f',
+        outBin,
+        '-e',
+        'base64',
+      ),
+    ]);
+    ok(dl);
+    ok(dlBin);
+    assert.equal(dl.stdout, '');
+    assert.equal(readFileSync(out, 'utf8'), 'tok-from-file');
+    assert.equal(statSync(out).mode & 0o777, 0o600);
+    assert.deepEqual([...readFileSync(outBin)], [0, 1, 10]);
+    fails(
+      await run('keyvault', 'secret', 'download', '--vault-name', 'stdinkv', '-n', 'file', '-f', out),
+      /already exists/,
+      2,
+    );
+    assert.equal(readFileSync(out, 'utf8'), 'tok-from-file', 'not overwritten');
+  });
+
+  test('--only-show-errors hides warnings, not errors', async () => {
+    const [loud, quiet] = await Promise.all([
+      run('ad', 'sp', 'create', '-n', 'loud-sp'),
+      run('ad', 'sp', 'create', '-n', 'quiet-sp', '--only-show-errors'),
+    ]);
+    assert.match(ok(loud).stderr, /shown only once/);
+    assert.equal(ok(quiet).stderr, '');
+    fails(await run('keyvault', 'show', '-n', 'nosuchvault', '--only-show-errors'), /not found/i);
+  });
+});
+
+/** A role assignment; an existing identical one (e.g. the creator's own) is fine. */
+async function grant(
+  run: (...args: string[]) => Promise<CliResult>,
+  assignee: string,
+  role: string,
+  scope: string,
+): Promise<void> {
+  const r = await run(
+    'role',
+    'assignment',
+    'create',
+    '--assignee',
+    assignee,
+    '--role',
+    role,
+    '--scope',
+    scope,
+  );
+  if (r.code !== 0) assert.match(r.stderr, /exists/i);
+}
