@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { adCommand } from './commands/ad.js';
 import { auditCommand } from './commands/audit.js';
 import { authorityCommand } from './commands/authority.js';
+import { completionCommand } from './commands/completion.js';
+import { groupCommand } from './commands/group.js';
 import { keyvaultCommand } from './commands/keyvault.js';
 import { loginCommands } from './commands/login.js';
 import { managedIdentityCommands } from './commands/managed-identity.js';
@@ -55,6 +57,17 @@ export function buildProgram(): Command {
       '--ca-file <pem>',
       'CA certificate to trust for the server (default: the dev CA of `latchkey up`)',
     )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey login -u admin@latchkey.localhost
+  latchkey keyvault create -n shop
+  latchkey keyvault secret set --vault-name shop -n db-password -f -    # paste, Enter, Ctrl-D
+  latchkey keyvault secret show --vault-name shop -n db-password --query value -o tsv
+  latchkey role assignment list --all -o table
+Docs: docs/cli.md (every az verb and option that is supported, and those that are not).`,
+    )
     .exitOverride()
     .hook('preAction', (_p, action) => {
       const g = action.optsWithGlobals() as {
@@ -72,6 +85,7 @@ export function buildProgram(): Command {
     serverCommand(),
     ...loginCommands(),
     adCommand(),
+    groupCommand(),
     authorityCommand(),
     rootKeyCommand(),
     provisioningCommand(),
@@ -80,6 +94,7 @@ export function buildProgram(): Command {
     auditCommand(),
     ...managedIdentityCommands(),
     ...manifestCommands(),
+    completionCommand(),
   ];
   for (const c of commands) program.addCommand(c);
   // Sub-commands inherit exitOverride so errors come back here; each help lists the global

@@ -170,6 +170,14 @@ export function secretCommand(): Command {
     .option('--expires <iso>', 'expiry (ISO 8601)')
     .option('--not-before <iso>', 'not valid before (ISO 8601)')
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey keyvault secret set --vault-name shop -n db-password -f -          # paste, Enter, Ctrl-D
+  latchkey keyvault secret set --vault-name shop -n tls-pfx -f cert.pfx -e base64
+  latchkey keyvault secret set --vault-name shop -n flag --value on --tags env=dev`,
+    )
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       if (!(ENCODINGS as readonly string[]).includes(o.encoding))

@@ -145,6 +145,15 @@ async function named(c: Ctx, list: AssignmentJson[]) {
   );
 }
 
+/** Assigns `role` (name or id) to a principal at `scope` (for `ad sp create-for-rbac`). */
+export async function assignRole(c: Ctx, principalId: string, role: string, scope: string): Promise<void> {
+  const def = await findRole(c, role);
+  const s = scope === '/' ? '/' : `/${scope.replace(/^\/+|\/+$/g, '')}`;
+  await api(c, 'PUT', `${authz(s, `roleAssignments/${randomUUID()}`)}${q()}`, {
+    properties: { roleDefinitionId: def.id, principalId },
+  });
+}
+
 /** `latchkey role assignment|definition ...` (az role). */
 export function roleCommand(): Command {
   const role = new Command('role').description('Role-based access control: assignments and definitions');
