@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { request } from '../src/cli/http.js';
 import { type CliResult, type CliUser, cliUser, runCli } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -206,6 +208,220 @@ describe('latchkey CLI: what az users expect', () => {
       2,
     );
     assert.equal(readFileSync(out, 'utf8'), 'tok-from-file', 'not overwritten');
+  });
+
+  test('az verbs: group create|list|show, account list|set, ad signed-in-user show, ad sp create-for-rbac', async () => {
+    const created = ok(await run('group', 'create', '-n', 'azverbs'));
+    assert.equal(created.json.name, 'azverbs');
+    assert.match(created.json.id, /\/resourceGroups\/azverbs$/);
+    const [list, shown, table, del] = await Promise.all([
+      run('group', 'list', '--query', '[].name'),
+      run('group', 'show', '-n', 'azverbs'),
+      run('group', 'list', '-o', 'table'),
+      run('group', 'delete', '-n', 'azverbs'),
+    ]);
+    assert.ok(ok(list).json.includes('azverbs'));
+    assert.equal(ok(shown).json.id, created.json.id);
+    assert.match(ok(table).stdout, /^Name\s+Location\s+Status\n/);
+    fails(del, /group delete is not supported/, 2);
+    // A vault in the new group.
+    ok(await run('keyvault', 'create', '-n', 'azverbskv', '-g', 'azverbs'));
+
+    const accounts = ok(await run('account', 'list'));
+    assert.equal(accounts.json.filter((a: { isDefault: boolean }) => a.isDefault).length, 1);
+    const sub = accounts.json[0].id as string;
+    ok(await run('account', 'set', '-s', sub));
+    assert.equal(ok(await run('account', 'show', '--query', 'id', '-o', 'tsv')).stdout.trim(), sub);
+    fails(
+      await run('account', 'set', '-s', 'no-such-subscription'),
+      /not found: see `latchkey account list`/,
+    );
+
+    const me = ok(await run('ad', 'signed-in-user', 'show'));
+    assert.equal(me.json.userPrincipalName, s.admin.userName);
+    assert.match(me.json.id, /^[0-9a-f-]{36}$/);
+
+    const scope = `/subscriptions/${sub}/resourceGroups/azverbs/providers/Microsoft.KeyVault/vaults/azverbskv`;
+    const rbac = ok(
+      await run(
+        'ad',
+        'sp',
+        'create-for-rbac',
+        '-n',
+        'rbac-sp',
+        '--role',
+        'Key Vault Secrets User',
+        '--scopes',
+        scope,
+      ),
+    );
+    assert.deepEqual(Object.keys(rbac.json).sort(), ['appId', 'displayName', 'password', 'tenant']);
+    const assigned = ok(
+      await run(
+        'role',
+        'assignment',
+        'list',
+        '--assignee',
+        rbac.json.appId,
+        '--all',
+        '--query',
+        '[].[roleDefinitionName, scope]',
+      ),
+    );
+    assert.deepEqual(assigned.json, [['Key Vault Secrets User', scope]]);
+    const spCli = cliUser();
+    try {
+      ok(
+        await spCli.run(
+          ...g,
+          'login',
+          '--service-principal',
+          '-u',
+          rbac.json.appId,
+          '-p',
+          rbac.json.password,
+          '-t',
+          rbac.json.tenant,
+        ),
+      );
+      fails(await spCli.run(...g, 'ad', 'signed-in-user', 'show'), /service principal, not a user/);
+    } finally {
+      spCli.cleanup();
+    }
+  });
+
+  test('completion bash|zsh, examples and global options in every help', async () => {
+    const [bash, zsh, help, subHelp] = await Promise.all([
+      run('completion', 'bash'),
+      run('completion', 'zsh'),
+      run('--help'),
+      run('keyvault', 'secret', 'set', '--help'),
+    ]);
+    const script = join(tmp, 'complete.sh');
+    writeFileSync(script, ok(bash).stdout);
+    const words = (line: string[]) =>
+      execFileSync(
+        'bash',
+        [
+          '-c',
+          `source ${script}; COMP_WORDS=(${line.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${line.length - 1}; _latchkey_complete; echo "\${COMPREPLY[@]}"`,
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    assert.equal(words(['latchkey', 'keyvault', 'sec']), 'secret');
+    assert.equal(words(['latchkey', 'keyvault', 'secret', 'set', '--vault']), '--vault-name');
+    assert.match(words(['latchkey', 'gr']), /^group$/);
+    assert.match(ok(zsh).stdout, /bashcompinit/);
+    assert.match(ok(help).stdout, /Examples:\n {2}latchkey login/);
+    assert.match(ok(subHelp).stdout, /Examples:[\s\S]*-f -/);
+    assert.match(subHelp.stdout, /Global Options:[\s\S]*--query <jmespath>[\s\S]*--only-show-errors/);
+  });
+
+  test('a browser at the authority’s / is redirected to the console; API clients keep the JSON 404', async () => {
+    const ca = readFileSync(s.info.caCertPath, 'utf8');
+    const [browser, api] = await Promise.all([
+      request('GET', `${s.info.authority}/`, { ca, headers: { accept: 'text/html,application/xhtml+xml' } }),
+      request('GET', `${s.info.authority}/`, { ca }),
+    ]);
+    assert.equal(browser.status, 302);
+    assert.equal(browser.headers.location, '/console/');
+    assert.equal(api.status, 404);
+    assert.equal(api.body.error.code, 'NotFound');
+  });
+
+  test('export -g exports what the caller may read and names the vault it skipped', async () => {
+    ok(await run('group', 'create', '-n', 'exportrg'));
+    const [a, b] = await Promise.all([
+      run('keyvault', 'create', '-n', 'exportkva', '-g', 'exportrg'),
+      run('keyvault', 'create', '-n', 'exportkvb', '-g', 'exportrg'),
+    ]);
+    await grant(run, s.admin.userName, 'Key Vault Secrets Officer', ok(a).json.id);
+    await grant(run, s.admin.userName, 'Key Vault Secrets Officer', ok(b).json.id);
+    ok(
+      await run(
+        'keyvault',
+        'secret',
+        'set',
+        '--vault-name',
+        'exportkva',
+        '-n',
+        'seen',
+        '--value',
+        'x',
+        '-o',
+        'none',
+      ),
+    );
+    ok(
+      await run(
+        'keyvault',
+        'secret',
+        'set',
+        '--vault-name',
+        'exportkvb',
+        '-n',
+        'hidden',
+        '--value',
+        'y',
+        '-o',
+        'none',
+      ),
+    );
+    // A reader of the group who may list the secrets of vault A only.
+    const sp = ok(
+      await run(
+        'ad',
+        'sp',
+        'create-for-rbac',
+        '-n',
+        'export-reader',
+        '--role',
+        'Reader',
+        '--scopes',
+        a.json.id.replace(/\/providers\/.*$/, ''),
+      ),
+    );
+    ok(
+      await run(
+        'role',
+        'assignment',
+        'create',
+        '--assignee',
+        sp.json.appId,
+        '--role',
+        'Key Vault Secrets User',
+        '--scope',
+        a.json.id,
+      ),
+    );
+    const reader = cliUser();
+    try {
+      ok(
+        await reader.run(
+          ...g,
+          'login',
+          '--service-principal',
+          '-u',
+          sp.json.appId,
+          '-p',
+          sp.json.password,
+          '-t',
+          sp.json.tenant,
+        ),
+      );
+      const out = join(tmp, 'export.yaml');
+      const r = ok(await reader.run(...g, 'export', '-g', 'exportrg', '-f', out));
+      const m = parseYaml(readFileSync(out, 'utf8'));
+      assert.deepEqual(m.vaults.map((v: { name: string }) => v.name).sort(), ['exportkva', 'exportkvb']);
+      assert.deepEqual(
+        m.secrets.map((x: { vault: string; name: string }) => `${x.vault}/${x.name}`),
+        ['exportkva/seen'],
+      );
+      assert.match(r.stderr, /^WARNING: skipped vault exportkvb: secrets \(.+\)$/m);
+      assert.doesNotMatch(r.stderr, /exportkva/);
+    } finally {
+      reader.cleanup();
+    }
   });
 
   test('--only-show-errors hides warnings, not errors', async () => {

@@ -5,6 +5,7 @@ import { isLatchkeyError } from '../../errors/index.js';
 import { formatPath, type Manifest } from '../../provisioning/manifest-schema.js';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api } from '../session.js';
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
@@ -92,9 +93,14 @@ export function manifestCommands(): Command[] {
     )
     .action(async (o: { resourceGroup?: string; file?: string; secretValues: string }, cmd: Command) => {
       const c = ctx(cmd);
-      const q = new URLSearchParams({ secretValues: o.secretValues });
+      const q = new URLSearchParams({ secretValues: o.secretValues, report: 'true' });
       if (o.resourceGroup) q.set('resourceGroup', o.resourceGroup);
-      const m = await api(c, 'GET', `/api/provisioning/export?${q}`);
+      const { manifest: m, skipped } = await api<{
+        manifest: unknown;
+        skipped: { what: string; reason: string }[];
+      }>(c, 'GET', `/api/provisioning/export?${q}`);
+      // What the caller may not read is left out, not fatal: say so on stderr (exit 0).
+      for (const x of skipped) warn(`WARNING: skipped ${x.what} (${x.reason})`);
       const { stringify } = await import('yaml'); // loaded on use: keeps `latchkey up` quick to start
       const text = stringify(m);
       if (o.file) writeFileSync(o.file, text, { mode: 0o600 });
