@@ -424,6 +424,38 @@ describe('latchkey CLI: what az users expect', () => {
     }
   });
 
+  test('tables people can read: role names, scopes cut from the left, a few app and host columns', async () => {
+    const kv = ok(await run('keyvault', 'create', '-n', 'tablekv-with-a-long-name'));
+    await grant(run, s.admin.userName, 'Key Vault Secrets User', kv.json.id);
+    ok(await run('app', 'create', '-n', 'tableapp', '--assign-identity', '[system]', '-o', 'none'));
+    const [roles, apps, hosts, queried] = await Promise.all([
+      run('role', 'assignment', 'list', '--all', '-o', 'table'),
+      run('app', 'list', '-o', 'table'),
+      run('host', 'list', '-o', 'table'),
+      run('app', 'list', '-o', 'table', '--query', '[].{App: name, Principal: identity.principalId}'),
+    ]);
+    const line = ok(roles)
+      .stdout.split('\n')
+      .find((l) => l.includes('tablekv-with-a-long-name'));
+    assert.ok(line, roles.stdout);
+    assert.match(line!, /Key Vault Secrets User/);
+    assert.match(
+      line!,
+      /…\S*\/vaults\/tablekv-with-a-long-name\s*$/,
+      'scope cut from the left, name visible',
+    );
+    assert.doesNotMatch(
+      roles.stdout,
+      /^\S+\s+[0-9a-f]{8}-[0-9a-f]{4}-/m,
+      'role column holds names, not GUIDs',
+    );
+    assert.match(ok(apps).stdout, /^Name\s+ResourceGroup\s+Host\s+State\s+Identity\n/);
+    assert.match(apps.stdout, /tableapp\s+default\s+local\s+Running\s+SystemAssigned/);
+    assert.doesNotMatch(apps.stdout, /properties\.|Tags|Type/);
+    assert.match(ok(hosts).stdout, /^Name\s+ResourceGroup\s+BuiltIn\s+Created\s+ClientId\n/);
+    assert.match(ok(queried).stdout, /^App\s+Principal\n/);
+  });
+
   test('--only-show-errors hides warnings, not errors', async () => {
     const [loud, quiet] = await Promise.all([
       run('ad', 'sp', 'create', '-n', 'loud-sp'),
