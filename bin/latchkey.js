@@ -7,7 +7,9 @@
 // TypeScript sources through tsx, so `npx latchkey ...` always runs the code
 // in src/. The compiled build starts faster and serves about 1.5× the
 // requests per second (no loader hooks, no source-map lookups).
-// LATCHKEY_FROM_SOURCE=1 forces the sources, =0 the build.
+// LATCHKEY_FROM_SOURCE=1 forces the sources, =0 the build. An installed package
+// (`npm install -g latchkey-*.tgz`) ships dist/ only and always runs it: tsx is
+// loaded only from a checkout.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +20,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 function useBuild() {
   const source = process.env.LATCHKEY_FROM_SOURCE;
   if (source === '1' || !existsSync(join(root, 'dist', 'cli', 'main.js'))) return false;
+  // An installed package (npm pack / npm install -g) has the build and no TypeScript sources.
+  if (!existsSync(join(root, 'src', 'cli', 'main.ts'))) return true;
   return source === '0' || buildIsFresh(root);
 }
 

@@ -5,6 +5,7 @@ import {
   localhostLookup,
 } from '../lib/https-client.js';
 import { CliError } from './errors.js';
+import { info, loggableUrl } from './log.js';
 
 export { localhostLookup };
 export type HttpResponse = HttpsResponse;
@@ -35,10 +36,15 @@ export async function request(
   const u = new URL(url);
   if (u.protocol !== 'https:') throw new CliError(`refusing a non-https URL: ${u.origin}`);
   const { ca, ...rest } = opts;
+  const started = performance.now();
+  const took = () => `${Math.round(performance.now() - started)} ms`;
   try {
-    return await clientFor(ca).request(method, url, rest);
+    const res = await clientFor(ca).request(method, url, rest);
+    info(`${method} ${loggableUrl(url)} -> ${res.status} (${took()})`);
+    return res;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
+    info(`${method} ${loggableUrl(url)} -> ${e.code ?? 'failed'} (${took()})`);
     throw new CliError(
       e.code === 'ECONNREFUSED'
         ? `cannot reach ${u.origin} (is \`latchkey up\` running?)`

@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { adCommand } from './commands/ad.js';
 import { auditCommand } from './commands/audit.js';
 import { authorityCommand } from './commands/authority.js';
+import { completionCommand } from './commands/completion.js';
+import { groupCommand } from './commands/group.js';
 import { keyvaultCommand } from './commands/keyvault.js';
 import { loginCommands } from './commands/login.js';
 import { managedIdentityCommands } from './commands/managed-identity.js';
@@ -11,20 +13,42 @@ import { roleCommand } from './commands/role.js';
 import { rootKeyCommand } from './commands/root-key.js';
 import { serverCommand } from './commands/server.js';
 import { upCommand } from './commands/up.js';
+import { compileQuery } from './context.js';
 import { CliError } from './errors.js';
+import { info, setVerbosity } from './log.js';
+import { OUTPUT_FORMATS } from './output.js';
+import { configDir } from './state.js';
 
-/** The `latchkey` command: az-style verbs, `--output json|table|tsv|none` everywhere. */
+/** The full name of a command, e.g. `latchkey keyvault secret set`. */
+const commandPath = (c: Command): string => {
+  const names: string[] = [];
+  for (let x: Command | null = c; x; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+};
+
+/**
+ * A usage error is one `ERROR:` line that says what to do (commander's message names the
+ * missing or unknown piece; the line points at the command's own help), not the whole help.
+ */
+const usageOutput = (c: Command) => ({
+  outputError: (str: string, write: (s: string) => void) => {
+    const msg = str.trim().replace(/^error:\s*/i, '');
+    write(`ERROR: ${msg.split('\n')[0]} (see \`${commandPath(c)} --help\`)\n`);
+  },
+});
+
+/** The `latchkey` command: az-style verbs and az's global options everywhere. */
 export function buildProgram(): Command {
   const program = new Command('latchkey')
     .description('Latchkey: self-hosted workload identity and secrets')
     // `--version` is also az's flag for an object version (`keyvault secret show --version`),
     // so the program's own is `-V`, and `--version` only as the first argument (see main).
     .version('0.1.0', '-V', 'output the version number')
-    .addOption(
-      new Option('-o, --output <format>', 'output format')
-        .choices(['json', 'table', 'tsv', 'none'])
-        .default('json'),
-    )
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('json'))
+    .option('--query <jmespath>', 'JMESPath query applied to the output (as az: --query "[].name")')
+    .option('--only-show-errors', 'only show errors on stderr, no warnings')
+    .option('--verbose', 'one line on stderr per HTTP request (method, URL, status, time)')
+    .option('--debug', 'like --verbose, plus where the CLI looks (server, config dir)')
     .option(
       '--server <url>',
       'Latchkey server URL (default: login state, LATCHKEY_SERVER, or the local dev server)',
@@ -33,13 +57,35 @@ export function buildProgram(): Command {
       '--ca-file <pem>',
       'CA certificate to trust for the server (default: the dev CA of `latchkey up`)',
     )
-    .showHelpAfterError()
-    .exitOverride();
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey login -u admin@latchkey.localhost
+  latchkey keyvault create -n shop
+  latchkey keyvault secret set --vault-name shop -n db-password -f -    # paste, Enter, Ctrl-D
+  latchkey keyvault secret show --vault-name shop -n db-password --query value -o tsv
+  latchkey role assignment list --all -o table
+Docs: docs/cli.md (every az verb and option that is supported, and those that are not).`,
+    )
+    .exitOverride()
+    .hook('preAction', (_p, action) => {
+      const g = action.optsWithGlobals() as {
+        query?: string;
+        onlyShowErrors?: boolean;
+        verbose?: boolean;
+        debug?: boolean;
+      };
+      setVerbosity(g.debug ? 'debug' : g.verbose ? 'verbose' : g.onlyShowErrors ? 'quiet' : 'normal');
+      if (g.query) compileQuery(g.query);
+      info(`command: ${commandPath(action)}; config dir: ${configDir()}`, 'debug');
+    });
   const commands = [
     upCommand(),
     serverCommand(),
     ...loginCommands(),
     adCommand(),
+    groupCommand(),
     authorityCommand(),
     rootKeyCommand(),
     provisioningCommand(),
@@ -48,11 +94,15 @@ export function buildProgram(): Command {
     auditCommand(),
     ...managedIdentityCommands(),
     ...manifestCommands(),
+    completionCommand(),
   ];
   for (const c of commands) program.addCommand(c);
-  // Sub-commands inherit exitOverride so errors come back here.
+  // Sub-commands inherit exitOverride so errors come back here; each help lists the global
+  // options; a usage error is one line.
   const walk = (c: Command) => {
     c.exitOverride();
+    c.configureHelp({ showGlobalOptions: true });
+    c.configureOutput(usageOutput(c));
     c.commands.forEach(walk);
   };
   walk(program);

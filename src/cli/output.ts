@@ -1,5 +1,10 @@
-/** `--output json|table|tsv|none`, as az has it. */
-export type OutputFormat = 'json' | 'table' | 'tsv' | 'none';
+import { createRequire } from 'node:module';
+
+/** `--output`, as az has it (`jsonc` and `yamlc` are colored). */
+export const OUTPUT_FORMATS = ['json', 'jsonc', 'yaml', 'yamlc', 'tsv', 'table', 'none'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+const require = createRequire(import.meta.url);
 
 const cell = (v: unknown): string => {
   if (v === null || v === undefined) return '';
@@ -41,12 +46,37 @@ export function formatTable(data: unknown): string {
   ].join('\n');
 }
 
+const color = (code: number, s: string) => `\u001b[${code}m${s}\u001b[0m`;
+
+/** az's `jsonc`: keys blue, strings green, numbers, booleans and null yellow. */
+function colorJson(text: string): string {
+  return text.replace(
+    /("(?:[^"\\]|\\.)*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g,
+    (m, str: string | undefined, colon: string | undefined) =>
+      str ? (colon ? `${color(34, str)}${colon}` : color(32, str)) : color(33, m),
+  );
+}
+
+function yamlText(data: unknown): string {
+  // Loaded on use: most commands never print YAML.
+  const { stringify } = require('yaml') as typeof import('yaml');
+  return stringify(data).trimEnd();
+}
+
+/** Renders `data` in `format`; `data` has already been through `--query`. */
 export function render(data: unknown, format: OutputFormat): string {
   if (format === 'none' || data === undefined) return '';
   if (format === 'json') return JSON.stringify(data, null, 2);
+  if (format === 'jsonc') return colorJson(JSON.stringify(data, null, 2));
+  if (format === 'yaml') return yamlText(data);
+  if (format === 'yamlc')
+    return yamlText(data).replace(
+      /^(\s*(?:- )?)([^\s:#'"-][^:\n]*)(:)(?=\s|$)/gm,
+      (_m, pre, k, c) => `${pre}${color(34, k)}${c}`,
+    );
   if (format === 'tsv') {
     return (Array.isArray(data) ? data : [data])
-      .map((r) => Object.values(flattenRow(r)).map(cell).join('\t'))
+      .map((r) => (Array.isArray(r) ? r : Object.values(flattenRow(r))).map(cell).join('\t'))
       .join('\n');
   }
   return formatTable(data);

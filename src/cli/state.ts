@@ -45,6 +45,8 @@ export interface DevServerInfo {
   vaultUrlTemplate: string;
   identityEndpoint: string | null;
   dataDir: string;
+  /** The `latchkey up` process: while it runs, another `up` does not take the CLI over. */
+  pid?: number;
 }
 
 function readJson<T>(file: string): T | undefined {
@@ -72,6 +74,17 @@ export const saveProfile = (p: Profile): void => writeJson('profile.json', p);
 export const clearProfile = (): void => rmSync(join(configDir(), 'profile.json'), { force: true });
 export const loadDevServer = (): DevServerInfo | undefined => readJson<DevServerInfo>('dev-server.json');
 export const saveDevServer = (d: DevServerInfo): void => writeJson('dev-server.json', d);
+export const devServerFile = (): string => join(configDir(), 'dev-server.json');
+
+/** Whether process `pid` is alive (EPERM: alive, another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 20_000;

@@ -40,6 +40,12 @@ export async function createMainApp(
       },
     }),
   );
+  // A browser at the server's root is sent to the console; API clients keep the JSON 404.
+  app.get('/', (req, reply) =>
+    /\btext\/html\b/.test(String(req.headers.accept ?? ''))
+      ? reply.redirect('/console/', 302)
+      : reply.code(404).send({ error: { code: 'NotFound', message: 'No route for GET /.' } }),
+  );
   const authenticate = createAuthenticator({
     verifier: services.verifier,
     principals: services.principals,

@@ -3,7 +3,6 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import { scopeCovers } from '../access/decision.js';
 import { roleById } from '../access/roles.js';
 import { LatchkeyError } from '../errors/index.js';
-import { APP_ACTIONS } from '../management/identity-common.js';
 import type { ManifestDeps } from './manifest-refs.js';
 import type { Manifest, PrincipalRef, ScopeRef } from './manifest-schema.js';
 
@@ -20,12 +19,45 @@ const upperSnake = (...parts: string[]) =>
  * without values: `generate` placeholders (default) or `fromEnv` names, so the
  * export applies cleanly to a fresh tenant.
  */
+/** What an export left out because the caller may not read it. */
+export interface ExportSkip {
+  /** `vault NAME: secrets`, `app NAME: settings`, `roleAssignments`. */
+  what: string;
+  reason: string;
+}
+
+const isForbidden = (e: unknown): e is LatchkeyError => e instanceof LatchkeyError && e.status === 403;
+
 export async function exportManifest(
   deps: Deps,
   caller: Caller,
   meta: RequestMeta,
   opts: { resourceGroup?: string; secretValues?: 'generate' | 'env' },
 ): Promise<Manifest> {
+  return (await exportManifestReport(deps, caller, meta, opts)).manifest;
+}
+
+/**
+ * The export of what the caller may read, and what it skipped: a vault whose secrets the
+ * caller may not list, an app whose settings it may not read, the role assignments without
+ * read access on the group. Anything else that fails still fails the export.
+ */
+export async function exportManifestReport(
+  deps: Deps,
+  caller: Caller,
+  meta: RequestMeta,
+  opts: { resourceGroup?: string; secretValues?: 'generate' | 'env' },
+): Promise<{ manifest: Manifest; skipped: ExportSkip[] }> {
+  const skipped: ExportSkip[] = [];
+  const orSkip = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isForbidden(e)) throw e;
+      skipped.push({ what, reason: e.message.slice(0, 300) });
+      return undefined;
+    }
+  };
   const tenant = await deps.tenants.find(caller.tenantId);
   if (!tenant) throw new LatchkeyError('NotFound', 'Tenant not found.');
   const sub = (await deps.scopes.defaultSubscription(caller.tenantId)).subscriptionId;
@@ -65,11 +97,11 @@ export async function exportManifest(
     const type = [a.systemPrincipalId ? 'SystemAssigned' : '', a.userIdentities.length ? 'UserAssigned' : '']
       .filter(Boolean)
       .join(', ');
-    // Settings are sealed values: exported only to a caller who may list them (an app without
-    // `settings` in a manifest keeps its settings when applied).
-    const settings = (await deps.access.allows(caller, APP_ACTIONS.listSettings, a.armId))
-      ? (await deps.apps.listSettings(caller, meta, sub, rg, a.name)).settings
-      : {};
+    // Settings are sealed values: exported only to a caller who may list them, else reported as
+    // skipped (an app without `settings` in a manifest keeps its settings when applied).
+    const settings =
+      (await orSkip(`app ${a.name}: settings`, () => deps.apps.listSettings(caller, meta, sub, rg, a.name)))
+        ?.settings ?? {};
     out.apps.push({
       name: a.name,
       ...(type
@@ -113,9 +145,11 @@ export async function exportManifest(
     });
   }
 
-  await deps.access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, rgScope);
+  const readsAssignments = await orSkip('roleAssignments', () =>
+    deps.access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, rgScope).then(() => true),
+  );
   out.roleAssignments = [];
-  for (const a of await deps.access.list(caller.tenantId, {})) {
+  for (const a of readsAssignments ? await deps.access.list(caller.tenantId, {}) : []) {
     if (!scopeCovers(rgScope, a.scope)) continue;
     const principal = await principalRef(a.principalId);
     const role = roleById(a.roleDefinitionId);
@@ -131,7 +165,10 @@ export async function exportManifest(
     const ctx = { caller, meta, vault: v, baseUrl: deps.vaultBaseUrl(v.nameLower) };
     let after: string | undefined;
     do {
-      const page = await deps.secrets.list(ctx, { max: 25, ...(after ? { after } : {}) });
+      const page = await orSkip(`vault ${v.name}: secrets`, () =>
+        deps.secrets.list(ctx, { max: 25, ...(after ? { after } : {}) }),
+      );
+      if (!page) break;
       for (const s of page.items)
         out.secrets.push({
           vault: v.name,
@@ -146,5 +183,5 @@ export async function exportManifest(
       after = page.next;
     } while (after);
   }
-  return out;
+  return { manifest: out, skipped };
 }

@@ -43,14 +43,18 @@ export function runCli(
     timeoutMs?: number;
     /** Called with all stderr so far on every chunk (to act on a prompt while the command runs). */
     onStderr?: (soFar: string) => void;
+    /** Written to the child's stdin (a pipe, then closed); without it stdin is empty. */
+    input?: string | Buffer;
   },
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: REPO_ROOT,
       env: childEnv(opts.configDir, opts.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    child.stdin.on('error', () => {}); // EPIPE when the child exits without reading
+    child.stdin.end(opts.input ?? '');
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -196,7 +200,13 @@ export interface UpProcess extends ServerProcess<ReadyInfo> {
  * using the same config dir finds the server and trusts its CA by itself.
  */
 export async function startUpProcess(
-  opts: { dataDir?: string; configDir?: string; args?: string[]; env?: Record<string, string> } = {},
+  opts: {
+    dataDir?: string;
+    configDir?: string;
+    args?: string[];
+    env?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<UpProcess> {
   const created: string[] = [];
   const mk = (prefix: string) => {
@@ -209,7 +219,11 @@ export async function startUpProcess(
   try {
     const p = await spawnServer<ReadyInfo>(
       ['up', '--json', '--port', '0', '--identity-port', '0', '--data-dir', dataDir, ...(opts.args ?? [])],
-      { configDir, ...(opts.env ? { env: opts.env } : {}) },
+      {
+        configDir,
+        ...(opts.env ? { env: opts.env } : {}),
+        ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      },
     );
     return {
       ...p,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api, resolveServer } from '../session.js';
 
 interface CreateResult {
@@ -33,7 +34,7 @@ const bool = (flag: string) => (v: string) => {
 function userCommands(ad: Command): void {
   const user = ad.command('user').description('Users');
   const path = (id: string) => `/api/directory/users/${encodeURIComponent(id)}`;
-  const shownOnce = () => process.stderr.write('The password is shown only once: hand it over safely.\n');
+  const shownOnce = () => warn('The password is shown only once: hand it over safely.');
 
   user
     .command('create')
@@ -167,8 +168,39 @@ export function adCommand(): Command {
         tenant: r.servicePrincipal.appOwnerOrganizationId,
         authority: resolveServer(c).server,
       });
-      if (r.credential?.secretText)
-        process.stderr.write('The password is shown only once: store it safely.\n');
+      if (r.credential?.secretText) warn('The password is shown only once: store it safely.');
+    });
+
+  sp.command('create-for-rbac')
+    .description('Create a service principal with a secret and, with --role, assign it at --scopes (az)')
+    .requiredOption('-n, --name <name>', 'display name')
+    .option('--role <role>', 'role to assign, e.g. "Key Vault Secrets User"')
+    .option('--scopes <scope...>', 'scopes for --role (ARM ids)')
+    .option('--years <n>', 'secret lifetime in years (max 2)', years)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey ad sp create-for-rbac -n ci --role "Key Vault Secrets User" \\
+    --scopes /subscriptions/SUB/resourceGroups/default/providers/Microsoft.KeyVault/vaults/shop`,
+    )
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!!o.role !== !!o.scopes) throw new CliError('give --role and --scopes together', 2);
+      const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
+        displayName: o.name,
+        credential: { type: 'Password', ...(o.years ? { years: o.years } : {}) },
+      });
+      const { assignRole } = await import('./role.js');
+      for (const scope of (o.scopes as string[] | undefined) ?? [])
+        await assignRole(c, r.servicePrincipal.id, o.role, scope);
+      print(c, {
+        appId: r.servicePrincipal.appId,
+        displayName: r.servicePrincipal.displayName,
+        password: r.credential?.secretText ?? null,
+        tenant: r.servicePrincipal.appOwnerOrganizationId,
+      });
+      warn('The password is shown only once: store it safely.');
     });
 
   sp.command('list')
@@ -205,6 +237,23 @@ export function adCommand(): Command {
     });
 
   userCommands(ad);
+  ad.command('signed-in-user')
+    .description('The signed-in user')
+    .command('show')
+    .description('Show the signed-in user (az ad signed-in-user show)')
+    .action(async (_o, cmd: Command) => {
+      const c = ctx(cmd);
+      const a = await api<{
+        objectId: string;
+        displayName: string | null;
+        user: { name: string; type: string };
+      }>(c, 'GET', '/api/account');
+      if (a.user.type !== 'user')
+        throw new CliError(
+          'signed in as a service principal, not a user: see `latchkey ad sp show --id APP_ID`',
+        );
+      print(c, { displayName: a.displayName, id: a.objectId, userPrincipalName: a.user.name });
+    });
 
   const cred = sp.command('credential').description('Client secrets and certificates of a service principal');
   cred

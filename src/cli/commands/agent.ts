@@ -7,7 +7,7 @@ import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { api, resolveServer } from '../session.js';
 import { configDir } from '../state.js';
-import { subscriptionOf } from './arm.js';
+import { show, subscriptionOf } from './arm.js';
 import { waitForSignal } from './up.js';
 
 const port = (v: string) => {
@@ -152,6 +152,12 @@ export function agentCommand(): Command {
     });
 }
 
+interface HostJson {
+  id: string;
+  name: string;
+  properties: { builtIn: boolean; createdTime: string; clientId: string };
+}
+
 /** `latchkey host list|show|delete`: the hosts workloads run on (Microsoft.Latchkey/hosts). */
 export function hostCommand(): Command {
   const API = 'api-version=2024-01-01';
@@ -170,7 +176,15 @@ export function hostCommand(): Command {
     .action(async (o, c0: Command) => {
       const c = ctx(c0);
       const sub = await subscriptionOf(c, o.subscription);
-      print(c, (await api<{ value: unknown[] }>(c, 'GET', `${path(sub, o.resourceGroup)}?${API}`)).value);
+      const hosts = (await api<{ value: HostJson[] }>(c, 'GET', `${path(sub, o.resourceGroup)}?${API}`))
+        .value;
+      show(c, hosts, (h) => ({
+        Name: h.name,
+        ResourceGroup: /\/resourceGroups\/([^/]+)/i.exec(h.id)?.[1] ?? null,
+        BuiltIn: h.properties.builtIn,
+        Created: h.properties.createdTime,
+        ClientId: h.properties.clientId,
+      }));
     });
   for (const [verb, method, description] of [
     ['show', 'GET', 'Show a host'],

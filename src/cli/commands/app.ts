@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { type Ctx, ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api } from '../session.js';
-import { collect, parseTags, subscriptionOf } from './arm.js';
+import { collect, parseTags, show, subscriptionOf } from './arm.js';
 import { identityPath } from './identity.js';
 
 export const WEB_API = 'api-version=2023-12-01';
@@ -36,6 +37,15 @@ interface AppJson {
 const appView = (a: AppJson) => ({
   ...a,
   resourceGroup: /\/resourceGroups\/([^/]+)/i.exec(a.id)?.[1] ?? null,
+});
+
+/** az's few columns for `-o table` (az webapp list: Name, Location, State, ResourceGroup, ...). */
+const appRow = (a: ReturnType<typeof appView>) => ({
+  Name: a.name,
+  ResourceGroup: a.resourceGroup,
+  Host: a.properties.hostName,
+  State: a.properties.state,
+  Identity: a.identity?.type ?? 'None',
 });
 
 const options = (c: Command) =>
@@ -126,7 +136,7 @@ export function appCommand(): Command {
       const path = o.resourceGroup
         ? appPath(sub, o.resourceGroup)
         : `/subscriptions/${seg(sub)}/providers/Microsoft.Web/sites`;
-      print(c, (await api<{ value: AppJson[] }>(c, 'GET', `${path}?${WEB_API}`)).value.map(appView));
+      show(c, (await api<{ value: AppJson[] }>(c, 'GET', `${path}?${WEB_API}`)).value.map(appView), appRow);
     });
 
   options(app.command('show').description('Show an app')).action(async (o, c0: Command) => {
@@ -272,9 +282,7 @@ export function appCommand(): Command {
           properties: next,
         },
       );
-      process.stderr.write(
-        'App settings have been redacted. Use `latchkey app config appsettings list` to view.\n',
-      );
+      warn('App settings have been redacted. Use `latchkey app config appsettings list` to view.');
       print(c, settingsList(w.properties, true));
     });
   options(settings.command('delete').description('Delete app settings'))

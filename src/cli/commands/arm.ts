@@ -28,6 +28,15 @@ const seg = (s: string) => encodeURIComponent(s);
 export const vaultPath = (sub: string, rg: string, name: string): string =>
   `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.KeyVault/vaults/${seg(name)}`;
 
+/**
+ * An ARM id for a table cell: at most `max` characters, cut from the left so the resource's
+ * own name (the end) stays visible: `…/vaults/shop`.
+ */
+export function shortId(id: string | null | undefined, max = 48): string | null {
+  if (!id) return id ?? null;
+  return id.length <= max ? id : `…${id.slice(id.length - max + 1)}`;
+}
+
 /** `true`/`false` flags as az spells them. */
 export function parseBool(flag: string, v: string | boolean | undefined): boolean | undefined {
   if (v === undefined) return undefined;
@@ -99,6 +108,7 @@ export const resolvePrincipal = (c: Ctx, assignee: string): Promise<PrincipalSum
 
 /** Prints like `print`, but `--output table` shows only the columns az's table view would (a projection per row). */
 export function show<T>(c: Ctx, data: T | T[], table?: (row: T) => Record<string, unknown>): void {
-  if (c.output !== 'table' || !table) print(c, data);
+  // With --query the query picks the columns, from the JSON (as az).
+  if (c.output !== 'table' || !table || c.query) print(c, data);
   else print(c, Array.isArray(data) ? data.map(table) : table(data));
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
@@ -98,6 +98,42 @@ const SECRET: ObjectCli<SecretBundle, View> = {
   row,
 };
 
+/** The most a secret value read from a file or stdin may be (the vault's own limit is 25 KiB). */
+const MAX_FILE_BYTES = 64 * 1024;
+
+/** `-f FILE` or `-f -` (stdin): the bytes, bounded. */
+function readSource(file: string): Buffer {
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(0, buf, 0, buf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') continue;
+        if (code === 'EOF') break;
+        throw new CliError(`cannot read stdin: ${code ?? 'error'}`);
+      }
+      if (n === 0) break;
+      size += n;
+      if (size > MAX_FILE_BYTES) throw new CliError(`stdin is over ${MAX_FILE_BYTES} bytes`, 2);
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return Buffer.concat(chunks);
+  }
+  if (!existsSync(file)) throw new CliError(`file not found: ${file}`);
+  if (statSync(file).size > MAX_FILE_BYTES) throw new CliError(`${file} is over ${MAX_FILE_BYTES} bytes`, 2);
+  return readFileSync(file);
+}
+
+/**
+ * The value of `secret set`: `--value`, or a file / stdin (`-f -`) in `--encoding`. A text
+ * file's one final line break is not part of the value (`echo tok > f` and an editor's save
+ * both add one; `$(cat f)` drops it too); base64 and hex encode the bytes exactly.
+ */
 function readValue(o: { value?: string; file?: string; encoding: string }): {
   value: string;
   encoding?: string;
@@ -105,17 +141,16 @@ function readValue(o: { value?: string; file?: string; encoding: string }): {
   if ((o.value === undefined) === (o.file === undefined))
     throw new CliError('give exactly one of --value, --file', 2);
   if (o.value !== undefined) return { value: o.value };
-  if (!existsSync(o.file!)) throw new CliError(`file not found: ${o.file}`);
-  const bytes = readFileSync(o.file!);
+  const bytes = readSource(o.file!);
   const enc = o.encoding;
+  const text = (t: string) => t.replace(/\r?\n$/, '');
   const value =
     enc === 'base64'
       ? bytes.toString('base64')
       : enc === 'hex'
         ? bytes.toString('hex')
-        : enc === 'ascii'
-          ? bytes.toString('ascii')
-          : bytes.toString('utf8');
+        : text(bytes.toString(enc === 'ascii' ? 'ascii' : 'utf8'));
+  if (!value) throw new CliError(`${o.file === '-' ? 'stdin' : o.file} is empty`, 2);
   return { value, encoding: enc };
 }
 
@@ -125,13 +160,24 @@ export function secretCommand(): Command {
 
   named(secret.command('set').description('Create a secret, or a new version of it'))
     .option('--value <value>', 'the value (or use --file)')
-    .option('-f, --file <path>', 'read the value from a file')
+    .option(
+      '-f, --file <path>',
+      'read the value from a file, or `-` for stdin (one final newline is dropped)',
+    )
     .option('-e, --encoding <enc>', `file encoding: ${ENCODINGS.join(', ')}`, 'utf-8')
     .option('--content-type <type>', 'content type, e.g. text/plain')
     .option('--disabled <bool>', 'true: create the version disabled')
     .option('--expires <iso>', 'expiry (ISO 8601)')
     .option('--not-before <iso>', 'not valid before (ISO 8601)')
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey keyvault secret set --vault-name shop -n db-password -f -          # paste, Enter, Ctrl-D
+  latchkey keyvault secret set --vault-name shop -n tls-pfx -f cert.pfx -e base64
+  latchkey keyvault secret set --vault-name shop -n flag --value on --tags env=dev`,
+    )
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       if (!(ENCODINGS as readonly string[]).includes(o.encoding))
@@ -171,6 +217,41 @@ export function secretCommand(): Command {
         `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
       );
       show(c, view(b, { withValue: true }), row);
+    });
+
+  named(
+    secret
+      .command('download')
+      .description('Write a secret’s value to a new file (mode 0600), as az keyvault secret download'),
+    true,
+  )
+    .requiredOption('-f, --file <path>', 'the file to create (an existing file is not overwritten)')
+    .option('-e, --encoding <enc>', `how to write the value: ${ENCODINGS.join(', ')}`, 'utf-8')
+    .option('--version <version>', 'a specific version')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!(ENCODINGS as readonly string[]).includes(o.encoding))
+        throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
+      if (existsSync(o.file)) throw new CliError(`${o.file} already exists: choose another --file`, 2);
+      const t = await target(c, o);
+      const b = await vaultCall<SecretBundle>(
+        c,
+        t.ep,
+        'GET',
+        `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
+      );
+      const v = b.value ?? '';
+      const bytes =
+        o.encoding === 'base64'
+          ? Buffer.from(v, 'base64')
+          : o.encoding === 'hex'
+            ? Buffer.from(v, 'hex')
+            : Buffer.from(v, o.encoding === 'ascii' ? 'ascii' : 'utf8');
+      try {
+        writeFileSync(o.file, bytes, { flag: 'wx', mode: 0o600 });
+      } catch (e) {
+        throw new CliError(`cannot write ${o.file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
     });
 
   listCommands(secret, SECRET, 'List the secrets of a vault (never their values)');

@@ -106,6 +106,15 @@ export function loginCommands(): Command[] {
       'password or client secret (prompted when omitted; LATCHKEY_PASSWORD also works)',
     )
     .option('--service-principal', 'sign in as a service principal')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latchkey login -u admin@latchkey.localhost                       # asks for the password
+  LATCHKEY_PASSWORD=... latchkey login -u ci@latchkey.localhost     # no terminal (CI)
+  latchkey login --service-principal -u APP_ID -p SECRET --tenant TENANT
+  latchkey login --use-device-code`,
+    )
     .option('--certificate <pem>', 'PEM file with the certificate and private key (service principal)')
     .option('-t, --tenant <tenant>', 'tenant id or domain (default: the server’s default tenant)')
     .option(
@@ -128,7 +137,9 @@ export function loginCommands(): Command[] {
         ? await deviceCodeSignIn(server, ca, tenant, `${MANAGEMENT_RESOURCE}/.default openid offline_access`)
         : undefined;
       const username: string =
-        device?.userName ?? o.username ?? (await ask(o.servicePrincipal ? 'App id: ' : 'User name: '));
+        device?.userName ??
+        o.username ??
+        (await ask(o.servicePrincipal ? 'App id: ' : 'User name: ', false, 'pass -u/--username'));
       const profile: Profile = {
         server,
         tenantId: tenant,
@@ -156,7 +167,11 @@ export function loginCommands(): Command[] {
         const password: string =
           o.password ??
           process.env.LATCHKEY_PASSWORD ??
-          (await ask(o.servicePrincipal ? 'Client secret: ' : 'Password: ', true));
+          (await ask(
+            o.servicePrincipal ? 'Client secret: ' : 'Password: ',
+            true,
+            'pass -p/--password, or set LATCHKEY_PASSWORD (keeps it out of shell history)',
+          ));
         if (o.servicePrincipal) {
           t = await tokenRequest(server, ca, tenant, {
             grant_type: 'client_credentials',
@@ -215,6 +230,53 @@ export function loginCommands(): Command[] {
       if (!p) throw new CliError('not logged in: run `latchkey login`');
       const acct = await api<AccountInfo>(c, 'GET', '/api/account');
       print(c, accountView(loadProfile() ?? p, acct.tenantDomain));
+    });
+  account
+    .command('list')
+    .description('List the subscriptions you can see (isDefault: the one commands use)')
+    .action(async (_o, cmd: Command) => {
+      const c = ctx(cmd);
+      const p = loadProfile();
+      if (!p) throw new CliError('not logged in: run `latchkey login`');
+      const subs = await api<{ value: { subscriptionId: string; displayName: string; state?: string }[] }>(
+        c,
+        'GET',
+        '/subscriptions?api-version=2022-12-01',
+      );
+      print(
+        c,
+        subs.value.map((s) => ({
+          ...accountView(p),
+          id: s.subscriptionId,
+          isDefault: s.subscriptionId === p.subscriptionId,
+          name: s.displayName,
+          state: s.state ?? 'Enabled',
+        })),
+      );
+    });
+  account
+    .command('set')
+    .description('Make a subscription the default of later commands')
+    .requiredOption('-s, --subscription <id|name>', 'subscription id or name')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!loadProfile()) throw new CliError('not logged in: run `latchkey login`');
+      const subs = await api<{ value: { subscriptionId: string; displayName: string }[] }>(
+        c,
+        'GET',
+        '/subscriptions?api-version=2022-12-01',
+      );
+      const want = String(o.subscription).toLowerCase();
+      const hit = subs.value.find(
+        (s) => s.subscriptionId.toLowerCase() === want || s.displayName.toLowerCase() === want,
+      );
+      if (!hit)
+        throw new CliError(
+          `subscription '${String(o.subscription).slice(0, 100)}' not found: see \`latchkey account list\``,
+        );
+      const p = loadProfile();
+      if (!p) throw new CliError('not logged in: run `latchkey login`');
+      saveProfile({ ...p, subscriptionId: hit.subscriptionId });
     });
   account
     .command('get-access-token')

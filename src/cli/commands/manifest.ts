@@ -6,6 +6,7 @@ import { formatPath, type Manifest } from '../../provisioning/manifest-schema.js
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { writePrivateFile } from '../files.js';
+import { warn } from '../log.js';
 import { api } from '../session.js';
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
@@ -93,9 +94,14 @@ export function manifestCommands(): Command[] {
     )
     .action(async (o: { resourceGroup?: string; file?: string; secretValues: string }, cmd: Command) => {
       const c = ctx(cmd);
-      const q = new URLSearchParams({ secretValues: o.secretValues });
+      const q = new URLSearchParams({ secretValues: o.secretValues, report: 'true' });
       if (o.resourceGroup) q.set('resourceGroup', o.resourceGroup);
-      const m = await api(c, 'GET', `/api/provisioning/export?${q}`);
+      const { manifest: m, skipped } = await api<{
+        manifest: unknown;
+        skipped: { what: string; reason: string }[];
+      }>(c, 'GET', `/api/provisioning/export?${q}`);
+      // What the caller may not read is left out, not fatal: say so on stderr (exit 0).
+      for (const x of skipped) warn(`WARNING: skipped ${x.what} (${x.reason})`);
       const { stringify } = await import('yaml'); // loaded on use: keeps `latchkey up` quick to start
       const text = stringify(m);
       if (o.file) writePrivateFile(o.file, text);

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { parseDuration } from '../../config/index.js';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { warn } from '../log.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 
@@ -67,7 +68,7 @@ export function provisioningCommand(): Command {
         ...(o.resourceGroup ? { resourceGroup: resourceGroupId(o.resourceGroup) } : {}),
       });
       print(c, r);
-      process.stderr.write('The key is shown only once: hand it to the pipeline or host now.\n');
+      warn('The key is shown only once: hand it to the pipeline or host now.');
     });
   pk.command('list')
     .description('List keys (never their values)')

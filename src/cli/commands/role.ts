@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
-import { AUTHZ_API, isGuid, resolvePrincipal, show, subscriptionOf } from './arm.js';
+import { AUTHZ_API, isGuid, resolvePrincipal, shortId, show, subscriptionOf } from './arm.js';
 
 interface AssignmentJson {
   id: string;
@@ -80,7 +80,7 @@ const definitionView = (d: DefinitionJson) => ({
 const assignmentRow = (a: ReturnType<typeof assignmentView>) => ({
   Principal: 'principalName' in a ? (a.principalName ?? a.principalId) : a.principalId,
   Role: 'roleDefinitionName' in a ? a.roleDefinitionName : a.roleDefinitionId.split('/').pop(),
-  Scope: a.scope,
+  Scope: shortId(a.scope),
 });
 const definitionRow = (d: ReturnType<typeof definitionView>) => ({
   Name: d.roleName,
@@ -143,6 +143,15 @@ async function named(c: Ctx, list: AssignmentJson[]) {
       role: roles.get(roleGuid(a.properties.roleDefinitionId)) ?? null,
     }),
   );
+}
+
+/** Assigns `role` (name or id) to a principal at `scope` (for `ad sp create-for-rbac`). */
+export async function assignRole(c: Ctx, principalId: string, role: string, scope: string): Promise<void> {
+  const def = await findRole(c, role);
+  const s = scope === '/' ? '/' : `/${scope.replace(/^\/+|\/+$/g, '')}`;
+  await api(c, 'PUT', `${authz(s, `roleAssignments/${randomUUID()}`)}${q()}`, {
+    properties: { roleDefinitionId: def.id, principalId },
+  });
 }
 
 /** `latchkey role assignment|definition ...` (az role). */

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import type { FastifyBaseLogger } from 'fastify';
 import { collectLimit, LIMIT_FLAG_NAMES, parseLimitFlags } from '../../config/limits.js';
 import { CliError } from '../errors.js';
-import { waitForSignal } from './up.js';
+import { portError, waitForSignal } from './up.js';
 
 /** `latchkey server`: the production server (explicit TLS, root key and storage). */
 export function serverCommand(): Command {
@@ -143,6 +143,9 @@ export function serverCommand(): Command {
       const server = await listenHttps(services, logger as unknown as FastifyBaseLogger, {
         host: config.bindHost,
         port: config.port,
+      }).catch(async (e: unknown) => {
+        await services.close?.();
+        throw portError(e, [{ flag: '--port', port: config.port }], 'server') ?? e;
       });
       // Background jobs (scheduled purge, ...): on PostgreSQL one node at a time runs each.
       const jobs = services.jobs.start({

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { applyManifest } from '../../provisioning/manifest-apply.js';
-import { exportManifest } from '../../provisioning/manifest-export.js';
+import { exportManifestReport } from '../../provisioning/manifest-export.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
@@ -11,6 +11,8 @@ const applyQuery = z.object({ dryRun: z.enum(['true', 'false']).optional() });
 const exportQuery = z.object({
   resourceGroup: z.string().min(1).max(90).optional(),
   secretValues: z.enum(['generate', 'env']).optional(),
+  /** `true`: `{ manifest, skipped }` (what the caller may not read) instead of the manifest alone. */
+  report: z.enum(['true', 'false']).optional(),
 });
 
 /** Provisioning manifests: `POST /api/provisioning/apply[?dryRun=true]`, `GET /api/provisioning/export`. */
@@ -30,9 +32,10 @@ export async function manifestRoutes(
     const c = await caller(req);
     const q = parse(exportQuery, req.query, 'query');
     reply.header('cache-control', 'no-store');
-    return exportManifest(s, c, requestMeta(req), {
+    const r = await exportManifestReport(s, c, requestMeta(req), {
       ...(q.resourceGroup ? { resourceGroup: q.resourceGroup } : {}),
       ...(q.secretValues ? { secretValues: q.secretValues } : {}),
     });
+    return q.report === 'true' ? r : r.manifest;
   });
 }
