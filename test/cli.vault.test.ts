@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { servicePrincipal } from './helpers/access.js';
+import { assignRole, servicePrincipal } from './helpers/access.js';
 import { type CliResult, type CliUser, cliUser } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -67,6 +67,7 @@ describe('keyvault, role and audit CLI end to end', () => {
         '--tags',
         'env=dev',
         'team=core',
+        '--no-self-perms',
       ),
     );
     assert.equal(c.json.properties.softDeleteRetentionInDays, 30);
@@ -105,8 +106,72 @@ describe('keyvault, role and audit CLI end to end', () => {
     assert.deepEqual(u.json.tags, { env: 'prod' });
   });
 
+  test('keyvault create gives its creator Key Vault Administrator (once) and refuses an existing name', async () => {
+    const c = await run('keyvault', 'create', '-n', 'clifirst', '-o', 'none');
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /Granted you the Key Vault Administrator role on the new vault/);
+    // The README's first hour: a secret straight after create, no role assignment by hand.
+    const set = await run(
+      'keyvault',
+      'secret',
+      'set',
+      '--vault-name',
+      'clifirst',
+      '-n',
+      'first',
+      '--value',
+      'v1',
+    );
+    assert.equal(set.code, 0, set.stderr);
+    const mine = ok(
+      await run('role', 'assignment', 'list', '--assignee', s.admin.userName, '--all'),
+    ).json.filter(
+      (x: { scope: string; roleDefinitionName: string }) =>
+        x.scope.endsWith('/vaults/clifirst') && x.roleDefinitionName === 'Key Vault Administrator',
+    );
+    assert.equal(mine.length, 1);
+    // Create on an existing name is refused and changes nothing (changes go through update).
+    const again = await run('keyvault', 'create', '-n', 'clifirst', '--enable-rbac-authorization', 'false');
+    fails(again, /already in use.*keyvault update/);
+    assert.equal(
+      ok(await run('keyvault', 'show', '-n', 'clifirst')).json.properties.enableRbacAuthorization,
+      true,
+    );
+    // A caller who may not assign roles gets the vault and a warning that says what to ask for.
+    const sp = await servicePrincipal(s, 'cli-kv-contributor');
+    await assignRole(s, sp.id, 'Contributor', `/subscriptions/${s.info.subscriptionId}`);
+    const u = cliUser();
+    try {
+      const g = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
+      ok(
+        await u.run(
+          ...g,
+          'login',
+          '--service-principal',
+          '-u',
+          sp.appId,
+          '-p',
+          sp.secret,
+          '-t',
+          s.info.tenantId,
+          '-o',
+          'none',
+        ),
+      );
+      const byContributor = await u.run(...g, 'keyvault', 'create', '-n', 'clisecond', '-o', 'none');
+      assert.equal(byContributor.code, 0, byContributor.stderr);
+      assert.match(byContributor.stderr, /may not assign roles on the new vault.*Key Vault Secrets Officer/);
+    } finally {
+      u.cleanup();
+    }
+  });
+
   test('role assignment create/list, role definition list, then the secret lifecycle with az shapes', async () => {
-    fails(await run('keyvault', 'secret', 'list', '--vault-name', vault), /Forbidden.*readMetadata/);
+    // A refusal names the built-in roles that would allow the action, narrowest first.
+    fails(
+      await run('keyvault', 'secret', 'list', '--vault-name', vault),
+      /Forbidden.*readMetadata.*Built-in roles that allow it: Key Vault Secrets User, Key Vault Reader/,
+    );
     const a = ok(
       await run(
         'role',

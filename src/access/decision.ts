@@ -6,7 +6,7 @@ import { isGuid, newGuid } from '../lib/ids.js';
 import { scopeFor, scopeNeeded } from '../provisioning/scopes.js';
 import type { Database, Queryable } from '../storage/port.js';
 import type { Caller } from './caller.js';
-import { actionMatches, type RoleDefinition, roleAllows, roleById } from './roles.js';
+import { actionMatches, type RoleDefinition, roleAllows, roleById, rolesAllowing } from './roles.js';
 
 export interface RoleAssignment {
   id: string;
@@ -154,11 +154,13 @@ export function createAccess(deps: {
     return undefined;
   };
 
-  const denied = (caller: Caller, action: string, scope: string) =>
-    new LatchkeyError(
+  const denied = (caller: Caller, action: string, scope: string, data = false) => {
+    const roles = rolesAllowing(action, data);
+    return new LatchkeyError(
       'Forbidden',
-      `The caller (object id ${caller.oid}) is not authorized to perform '${action}' over scope '${scope}', or the scope is invalid.`,
+      `The caller (object id ${caller.oid}) is not authorized to perform '${action}' over scope '${scope}', or the scope is invalid.${roles.length ? ` Built-in roles that allow it: ${roles.slice(0, 4).join(', ')}.` : ''}`,
     );
+  };
 
   return {
     /** True when the caller's role assignments (or a provisioning key's scopes) grant `action` at `scope`. */
@@ -179,7 +181,7 @@ export function createAccess(deps: {
         if (refusal) throw refusal;
         return;
       }
-      if (!(await this.allows(caller, action, scope, data))) throw denied(caller, action, scope);
+      if (!(await this.allows(caller, action, scope, data))) throw denied(caller, action, scope, data);
     },
     /**
      * A vault data-plane decision: RBAC data action at the object's scope, or the
@@ -198,7 +200,7 @@ export function createAccess(deps: {
       if (vault.enableRbacAuthorization) {
         const scope = check.objectScope ?? vault.id;
         if (!(await this.allows(caller, check.dataAction, scope, true)))
-          throw denied(caller, check.dataAction, scope);
+          throw denied(caller, check.dataAction, scope, true);
         return;
       }
       const perm = check.policy.permission.toLowerCase();

@@ -197,3 +197,18 @@ export function roleAllows(role: RoleDefinition, action: string, data: boolean):
   const deny = data ? role.notDataActions : role.notActions;
   return allow.some((p) => actionMatches(p, action)) && !deny.some((p) => actionMatches(p, action));
 }
+
+/**
+ * The built-in roles that grant `action`, the most specific grant first (a role that names the
+ * action before one that grants a wildcard over it), for refusals that tell the fix.
+ */
+export function rolesAllowing(action: string, data: boolean): string[] {
+  const specificity = (r: RoleDefinition) =>
+    Math.max(
+      ...(data ? r.dataActions : r.actions).filter((p) => actionMatches(p, action)).map((p) => p.length),
+    );
+  const exceptions = (r: RoleDefinition) => (data ? r.notDataActions : r.notActions).length;
+  return BUILT_IN_ROLES.filter((r) => roleAllows(r, action, data))
+    .sort((a, b) => specificity(b) - specificity(a) || exceptions(b) - exceptions(a))
+    .map((r) => r.roleName);
+}

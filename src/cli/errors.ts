@@ -3,6 +3,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    /** The HTTP status of the refusal, when the error is a server's answer. */
+    readonly httpStatus?: number,
   ) {
     super(message);
     this.name = 'CliError';

@@ -225,6 +225,6 @@ export async function api<T = unknown>(
     headers: { authorization },
     ...(json !== undefined ? { json } : {}),
   });
-  if (res.status >= 400) throw new CliError(errorMessage(res));
+  if (res.status >= 400) throw new CliError(errorMessage(res), 1, res.status);
   return res.body as T;
 }

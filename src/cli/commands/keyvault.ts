@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 import {
+  AUTHZ_API,
   isGuid,
   parseBool,
   parseTags,
@@ -33,6 +35,42 @@ interface DeletedVaultJson {
   id: string;
   name: string;
   properties: { vaultId?: string; location?: string; deletionDate?: string; scheduledPurgeDate?: string };
+}
+
+const KEY_VAULT_ADMINISTRATOR = '00482a5a-887f-4fb3-b363-3b7fe8e74483';
+
+/**
+ * In Azure the creator of an RBAC vault must first give themselves a data role; here `create`
+ * does it when the creator may write role assignments at the vault (Owner), and says so on
+ * stderr. An identical assignment already there is fine; without the right, it says what to ask for.
+ */
+async function grantCreator(c: Ctx, vaultId: string): Promise<void> {
+  const me = await api<{ objectId: string }>(c, 'GET', '/api/account');
+  try {
+    await api(
+      c,
+      'PUT',
+      `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?${AUTHZ_API}`,
+      {
+        properties: {
+          roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${KEY_VAULT_ADMINISTRATOR}`,
+          principalId: me.objectId,
+        },
+      },
+    );
+    process.stderr.write(
+      'Granted you the Key Vault Administrator role on the new vault (data access: secrets, keys). Use --no-self-perms to skip.\n',
+    );
+  } catch (e) {
+    if (e instanceof CliError && e.httpStatus === 409) return; // already assigned
+    if (e instanceof CliError && e.httpStatus === 403) {
+      process.stderr.write(
+        'WARNING: you may not assign roles on the new vault, so you have no data access to it yet: ask an Owner for Key Vault Secrets Officer (or Key Vault Administrator) on it.\n',
+      );
+      return;
+    }
+    throw e;
+  }
 }
 
 /** The columns of az's `keyvault list -o table`. */
@@ -97,11 +135,27 @@ export function keyvaultCommand(): Command {
       'true (default): RBAC decides data access; false: access policies',
     )
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
-    .option('--no-self-perms', 'with access policies: do not give yourself a policy with all permissions')
+    .option(
+      '--no-self-perms',
+      'do not give yourself data access (RBAC: the Key Vault Administrator role on the new vault; access policies: a policy with all permissions)',
+    )
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       const sub = await subscriptionOf(c, o.subscription);
       const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization) ?? true;
+      // As az: create never rewrites an existing vault (changes go through `keyvault update`).
+      const available = await api<{ nameAvailable: boolean; reason?: string }>(
+        c,
+        'POST',
+        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/checkNameAvailability?${VAULT_API}`,
+        { name: o.name, type: 'Microsoft.KeyVault/vaults' },
+      );
+      if (!available.nameAvailable)
+        throw new CliError(
+          available.reason === 'AlreadyExists'
+            ? `The vault name '${o.name}' is already in use (a vault, or a deleted vault awaiting purge): change it with \`latchkey keyvault update\`, or recover a deleted one with \`latchkey keyvault recover\`.`
+            : `The vault name '${o.name}' is not valid: 3–24 letters, digits and hyphens, starting with a letter.`,
+        );
       // As az: a vault using access policies starts with one for its creator.
       const self =
         !rbac && o.selfPerms !== false
@@ -110,33 +164,31 @@ export function keyvaultCommand(): Command {
       const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
       const tags = parseTags(o.tags);
       const tenantId = loadProfile()?.tenantId;
-      show(
-        c,
-        withGroup(
-          await api<VaultJson>(c, 'PUT', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
-            location: o.location,
-            ...(tags ? { tags } : {}),
-            properties: {
-              ...(tenantId ? { tenantId } : {}),
-              sku: { family: 'A', name: 'standard' },
-              enableRbacAuthorization: rbac,
-              ...(o.retentionDays ? { softDeleteRetentionInDays: o.retentionDays } : {}),
-              ...(purge ? { enablePurgeProtection: true } : {}),
-              accessPolicies:
-                self && tenantId
-                  ? [
-                      {
-                        tenantId,
-                        objectId: self,
-                        permissions: { secrets: ['all'], keys: ['all'], certificates: ['all'] },
-                      },
-                    ]
-                  : [],
-            },
-          }),
-        ),
-        vaultRow,
+      const vault = withGroup(
+        await api<VaultJson>(c, 'PUT', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
+          location: o.location,
+          ...(tags ? { tags } : {}),
+          properties: {
+            ...(tenantId ? { tenantId } : {}),
+            sku: { family: 'A', name: 'standard' },
+            enableRbacAuthorization: rbac,
+            ...(o.retentionDays ? { softDeleteRetentionInDays: o.retentionDays } : {}),
+            ...(purge ? { enablePurgeProtection: true } : {}),
+            accessPolicies:
+              self && tenantId
+                ? [
+                    {
+                      tenantId,
+                      objectId: self,
+                      permissions: { secrets: ['all'], keys: ['all'], certificates: ['all'] },
+                    },
+                  ]
+                : [],
+          },
+        }),
       );
+      if (rbac && o.selfPerms !== false) await grantCreator(c, vault.id);
+      show(c, vault, vaultRow);
     });
 
   kv.command('list')
