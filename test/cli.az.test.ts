@@ -425,7 +425,7 @@ describe('latchkey CLI: what az users expect', () => {
   });
 
   test('tables people can read: role names, scopes cut from the left, a few app and host columns', async () => {
-    const kv = ok(await run('keyvault', 'create', '-n', 'tablekv-with-a-long-name'));
+    const kv = ok(await run('keyvault', 'create', '-n', 'tablekv-with-a-long-name', '--no-self-perms'));
     await grant(run, s.admin.userName, 'Key Vault Secrets User', kv.json.id);
     ok(await run('app', 'create', '-n', 'tableapp', '--assign-identity', '[system]', '-o', 'none'));
     const [roles, apps, hosts, queried] = await Promise.all([
