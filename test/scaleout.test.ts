@@ -338,7 +338,8 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
   test('nodes started at once: one created the tenant, the others found it; all ready, all listening', async () => {
     const said = nodes.map((n) => n.proc.stderr());
     assert.equal(said.filter((e) => /created tenant scale\.example/.test(e)).length, 1, said.join('\n'));
-    assert.equal(said.filter((e) => /another node created the tenant/.test(e)).length, 2, said.join('\n'));
+    // The others either lost the race or started after it ended (timing on a loaded machine).
+    assert.equal(said.filter((e) => /--bootstrap-admin ignored/.test(e)).length, 2, said.join('\n'));
     for (const n of nodes) {
       const r = await call(n, 'GET', '/readyz');
       assert.equal(r.status, 200, r.text);

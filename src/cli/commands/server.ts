@@ -138,7 +138,8 @@ export function serverCommand(): Command {
             : 'another node created the tenant; --bootstrap-admin ignored\n',
         );
       } else if (o.bootstrapAdmin) {
-        logger.info('this database already has its tenant: --bootstrap-admin is ignored');
+        // Said as plainly as the race's loser says it: which of the two a node hits depends on timing.
+        process.stderr.write('this database already has its tenant; --bootstrap-admin ignored\n');
       }
       const server = await listenHttps(services, logger as unknown as FastifyBaseLogger, {
         host: config.bindHost,
