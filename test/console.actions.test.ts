@@ -207,6 +207,34 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.ok(ops.some((t) => t?.endsWith('/keys/shortlived')));
     });
 
+    test('creating an RBAC vault gives its creator Key Vault Administrator (the box is ticked by default)', async () => {
+      const form = await c.get('/console/vaults');
+      assert.match(form.text, /id="vault-self-admin" name="selfAdmin"[^>]* checked/);
+      await act('/console/vaults', '/console/vaults', {
+        name: 'selfvault',
+        resourceGroup: 'default',
+        model: 'rbac',
+        retention: '7',
+        selfAdmin: 'on',
+      });
+      const page = await c.get('/console/vaults/default/selfvault');
+      assert.match(page.text, /Vault selfvault created\. You have the Key Vault Administrator role on it\./);
+      const mine = await s.services.access.list(s.info.tenantId, { principalId: adminId });
+      assert.deepEqual(
+        mine.filter((a) => a.scope.endsWith('/vaults/selfvault')).map((a) => a.roleDefinitionName),
+        ['Key Vault Administrator'],
+      );
+      // Unticked: no role.
+      await act('/console/vaults', '/console/vaults', {
+        name: 'noselfvault',
+        resourceGroup: 'default',
+        model: 'rbac',
+        retention: '7',
+      });
+      const none = await s.services.access.list(s.info.tenantId, { principalId: adminId });
+      assert.equal(none.filter((a) => a.scope.endsWith('/vaults/noselfvault')).length, 0);
+    });
+
     test('access policies: add, edit, remove; IAM: remove an assignment at the vault', async () => {
       const pv = '/console/vaults/default/polvault';
       await act('/console/vaults', '/console/vaults', {
@@ -573,7 +601,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
       );
       assert.equal(
         [...byCaller.text.matchAll(/<td data-label="Operation"><div class="cell">VaultCreate</g)].length,
-        2,
+        4, // actvault, selfvault, noselfvault, polvault
       );
       const future = await c.get('/console/audit?from=2999-01-01T00:00');
       assert.match(future.text, /No events match these filters/);

@@ -1,4 +1,7 @@
+import { ROLE_ASSIGNMENT_ACTIONS } from '../../access/assignments-service.js';
+import { findRole } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
+import { newGuid } from '../../lib/ids.js';
 import { VAULT_LIMITS } from '../../vault/model.js';
 import {
   actionButton,
@@ -89,6 +92,13 @@ ${checkbox({
   checked: isOn(ctx.failedForm ?? {}, 'purgeProtection'),
   hint: 'Deleted vaults and objects cannot be purged before the retention period ends. Cannot be turned off later.',
 })}
+${checkbox({
+  id: 'vault-self-admin',
+  name: 'selfAdmin',
+  label: 'Give me the Key Vault Administrator role on it',
+  checked: !ctx.failedForm || isOn(ctx.failedForm, 'selfAdmin'),
+  hint: 'With role-based access control, so you can add secrets and keys at once (when you may assign roles there).',
+})}
 <button type="submit" class="btn-primary">Create vault</button>`,
   );
   return {
@@ -163,6 +173,8 @@ ${postForm(
   };
 }
 
+const KEY_VAULT_ADMINISTRATOR = findRole('Key Vault Administrator')!.id;
+
 export function registerVaultPages(r: ConsoleRouter): void {
   r.page('/vaults', listPage);
   r.action(
@@ -196,7 +208,28 @@ export function registerVaultPages(r: ConsoleRouter): void {
           ...(isOn(form, 'purgeProtection') ? { enablePurgeProtection: true } : {}),
         },
       );
-      return { redirect: vaultBase(vault), flash: { kind: 'success', text: `Vault ${vault.name} created.` } };
+      // As `latchkey keyvault create`: the creator of an RBAC vault gets a data role at once when it
+      // may assign roles there (in Azure it would have to assign itself one first).
+      let granted = '';
+      if (model === 'rbac' && isOn(form, 'selfAdmin')) {
+        if (await ctx.s.access.allows(ctx.caller, ROLE_ASSIGNMENT_ACTIONS.write, vault.armId)) {
+          await ctx.s.roleAssignments
+            .create(ctx.caller, ctx.meta, vault.armId, newGuid(), {
+              roleDefinitionId: KEY_VAULT_ADMINISTRATOR,
+              principalId: ctx.caller.oid,
+            })
+            .catch((e) => {
+              if (!(e instanceof LatchkeyError && e.status === 409)) throw e;
+            });
+          granted = ' You have the Key Vault Administrator role on it.';
+        } else
+          granted =
+            ' You may not assign roles on it, so you have no data access yet: ask an Owner for Key Vault Secrets Officer (or Key Vault Administrator) on it.';
+      }
+      return {
+        redirect: vaultBase(vault),
+        flash: { kind: 'success', text: `Vault ${vault.name} created.${granted}` },
+      };
     },
     listPage,
   );
