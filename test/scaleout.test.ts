@@ -229,7 +229,14 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
         for (;;) {
           const sent = performance.now() - t0;
           const status = await probe(n);
-          if (status !== okStatus) return { node: n.name, refusedAt: sent, lastAccepted, status };
+          // Only a refusal counts as revoked: a 500 or a 429 would hide a node that still accepts.
+          if (status !== okStatus) {
+            assert.ok(
+              [400, 401, 403, 404].includes(status),
+              `${label}: ${n.name} answered ${status}, neither accepted nor refused`,
+            );
+            return { node: n.name, refusedAt: sent, lastAccepted, status };
+          }
           lastAccepted = sent;
           if (sent > 3 * bound)
             return { node: n.name, refusedAt: Number.POSITIVE_INFINITY, lastAccepted, status };

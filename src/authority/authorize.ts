@@ -135,7 +135,7 @@ export function createAuthorizeEndpoint(deps: {
     }
     if (!found.principal.enabled)
       return { kind: 'form', status: 400, message: 'This user account is disabled.' };
-    throttle.succeed(keys[0]!);
+    void throttle.succeed(keys[0]!);
     return { kind: 'ok', principal: found.principal };
   };
 

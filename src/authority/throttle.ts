@@ -112,11 +112,18 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
      * A success for a client: its count starts again. The shared count is cleared only when this
      * node saw failures for it (successes are the hot path and must not write).
      */
-    succeed(key: string): void {
-      if (!windows.delete(key) || !db) return;
-      db.run('DELETE FROM auth_failures WHERE key = $1', [key]).catch((e) =>
-        log?.warn({ err: e }, 'authentication throttle: the shared failure count could not be cleared'),
-      );
+    /**
+     * Clears the client's count. The request need not wait for the shared row to go (callers
+     * leave the promise unawaited); the returned promise settles when it is gone, never rejects.
+     */
+    succeed(key: string): Promise<void> {
+      if (!windows.delete(key) || !db) return Promise.resolve();
+      return db
+        .run('DELETE FROM auth_failures WHERE key = $1', [key])
+        .then(() => undefined)
+        .catch((e) =>
+          log?.warn({ err: e }, 'authentication throttle: the shared failure count could not be cleared'),
+        );
     },
     /** Forgets shared counts whose window has ended (a job). */
     async prune(): Promise<number> {

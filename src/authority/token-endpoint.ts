@@ -320,7 +320,7 @@ export function createTokenEndpoint(deps: {
         throw e;
       }
     }
-    throttle.succeed(keys[0]!);
+    void throttle.succeed(keys[0]!);
     const t = await issuer.issue({
       issuerBase: ctx.issuerBase,
       principal,
@@ -375,7 +375,7 @@ export function createTokenEndpoint(deps: {
     if (!found || !ok)
       throw await failedClient(keys, 'Invalid username or password.', 'invalid_grant', 50126, 400);
     if (!found.principal.enabled) throw oauth('invalid_grant', 'The user account is disabled.', 50057);
-    throttle.succeed(keys[0]!);
+    void throttle.succeed(keys[0]!);
     const { audience, scp } = await resolveScope(tenant, scope, true);
     const t = await userAccessToken(ctx, found.principal, clientId, audience, scp);
     deps.onIssued?.({
