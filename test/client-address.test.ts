@@ -5,6 +5,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { forwardedClient, parseProxyHeader } from '../src/http/client-address.js';
+import { fakeClock } from '../src/lib/clock.js';
 import { cidrList } from '../src/lib/ip.js';
 import { loadProductionConfig } from '../src/server/production.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -181,6 +182,9 @@ async function auditedAddress(server: TestServer, vaultName: string): Promise<st
 }
 
 const limits = { perAddressRate: 1, perAddressBurst: 3 };
+// Frozen time: a bucket refills only when a test says so (on a loaded machine a real second
+// passed between requests and refilled it).
+const clock = () => fakeClock(Date.now());
 
 describe('behind a proxy sending X-Forwarded-For', () => {
   let server: TestServer;
@@ -189,9 +193,10 @@ describe('behind a proxy sending X-Forwarded-For', () => {
     server = await startTestServer({
       identityPort: null,
       limits,
+      clock: clock(),
       proxies: { trusted: ['127.0.0.1'], via: 'x-forwarded-for' },
     });
-    direct = await startTestServer({ identityPort: null, limits });
+    direct = await startTestServer({ identityPort: null, limits, clock: clock() });
   });
   after(async () => {
     await server?.stop();
@@ -248,6 +253,7 @@ describe('behind a proxy sending the PROXY protocol (TLS passthrough)', () => {
     server = await startTestServer({
       identityPort: null,
       limits,
+      clock: clock(),
       proxies: { trusted: ['127.0.0.1'], via: 'proxy-protocol' },
     });
   });

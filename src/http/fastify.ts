@@ -4,7 +4,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Limits } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
-import { systemClock } from '../lib/clock.js';
+import { type Clock, systemClock } from '../lib/clock.js';
 import { createRateLimiter, jsonDepth } from '../lib/rate-limit.js';
 import { clientAddressOf } from './client-address.js';
 import { sendAzureError, sendOAuthError } from './errors.js';
@@ -16,7 +16,7 @@ export type RequestHandler = (req: http.IncomingMessage, res: http.ServerRespons
  * handler, so one TLS listener can route by Host to several apps (vault data
  * plane vs authority and management).
  */
-export function createFastify(opts: { logger: Logger; limits: Limits }): {
+export function createFastify(opts: { logger: Logger; limits: Limits; clock?: Clock }): {
   app: FastifyInstance;
   handler: () => RequestHandler;
 } {
@@ -82,7 +82,8 @@ export function createFastify(opts: { logger: Logger; limits: Limits }): {
   const perAddress = createRateLimiter({
     ratePerSecond: opts.limits.perAddressRate,
     burst: opts.limits.perAddressBurst,
-    clock: systemClock,
+    // The services' clock: a test with a fake clock decides when buckets refill.
+    clock: opts.clock ?? systemClock,
   });
   app.addHook('onRequest', async (req, reply) => {
     perAddress.take(clientAddressOf(req.raw));

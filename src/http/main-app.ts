@@ -27,7 +27,7 @@ export async function createMainApp(
   services: Services,
   logger: Logger,
 ): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = createFastify({ logger, limits: services.config.limits });
+  const { app, handler } = createFastify({ logger, limits: services.config.limits, clock: services.clock });
   // Before any route: each route gets its request counter and latency series (/metrics).
   instrumentHttp(app, services.metrics, 'main');
   await app.register(formbody);

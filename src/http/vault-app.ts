@@ -30,7 +30,7 @@ export async function createVaultApp(
   services: Services,
   logger: Logger,
 ): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = createFastify({ logger, limits: services.config.limits });
+  const { app, handler } = createFastify({ logger, limits: services.config.limits, clock: services.clock });
   instrumentHttp(app, services.metrics, 'vault');
   app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
   app.setNotFoundHandler((_req, reply) =>
