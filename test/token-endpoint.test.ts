@@ -413,6 +413,24 @@ describe('token endpoint', () => {
       assert.ok(r.json.error_description.includes(`Trace ID: ${r.json.trace_id}`));
     });
 
+    test('a body refused on an OAuth path no route takes is answered in OAuth shape (fuzz seed 2009431498)', async () => {
+      // `/./oauth2/...` is normalised to `/oauth2/...`, which no route serves; broken JSON is refused first.
+      for (const path of ['/./oauth2/v2.0/devicecode', '/./oauth2/v2.0/token', '/%2e/oauth2/token']) {
+        const r = await s.request('POST', path, {
+          headers: { 'content-type': 'application/json' },
+          body: '{',
+        });
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json.error, 'invalid_request', `${path}: ${r.text}`);
+      }
+      // Elsewhere the Azure shape stays.
+      const arm = await s.request('POST', '/subscriptions/x/nothing', {
+        headers: { 'content-type': 'application/json' },
+        body: '{',
+      });
+      assert.equal(typeof arm.json.error.code, 'string', arm.text);
+    });
+
     test('random forms never produce a 5xx or change anything (property)', async () => {
       const before = await snapshot(s);
       const key = fc.oneof(

@@ -50,6 +50,9 @@ export function toLatchkeyError(err: unknown, req: FastifyRequest, oauth = false
   });
 }
 
+/** Paths of the authority's protocol family, whose errors are OAuth-shaped even when no route matched. */
+export const isOAuthPath = (url: string): boolean => /\/oauth2\/|\/discovery\/|\/\.well-known\//i.test(url);
+
 /** `{"error":{"code","message"}}` — the Key Vault and ARM shape. */
 export function sendAzureError(err: unknown, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   const e = toLatchkeyError(err, req);

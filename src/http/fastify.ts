@@ -7,7 +7,7 @@ import { LatchkeyError } from '../errors/index.js';
 import { type Clock, systemClock } from '../lib/clock.js';
 import { createRateLimiter, jsonDepth } from '../lib/rate-limit.js';
 import { clientAddressOf } from './client-address.js';
-import { sendAzureError, sendOAuthError } from './errors.js';
+import { isOAuthPath, sendAzureError, sendOAuthError } from './errors.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -35,11 +35,7 @@ export function createFastify(opts: { logger: Logger; limits: Limits; clock?: Cl
     return503OnClosing: true,
     // Router-level rejections (undecodable URL, over-long path parameter) get our error shapes too.
     frameworkErrors: (err, req, reply) =>
-      (/\/oauth2\/|\/discovery\/|\/\.well-known\//i.test(req.url) ? sendOAuthError : sendAzureError)(
-        err,
-        req,
-        reply,
-      ),
+      (isOAuthPath(req.url) ? sendOAuthError : sendAzureError)(err, req, reply),
     // Validation is zod's (src/http/validate.ts), serialization JSON.stringify: no route declares a
     // Fastify schema, so Ajv and fast-json-stringify are never loaded (they cost start-up time).
     schemaController: {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
 import { consoleRoutes } from '../console/routes.js';
 import type { Services } from '../server/services.js';
 import { createAuthenticator } from './auth.js';
-import { sendAzureError } from './errors.js';
+import { isOAuthPath, sendAzureError, sendOAuthError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
 import { instrumentHttp, metricsRoute } from './metrics.js';
 import { appRoutes } from './routes/apps.js';
@@ -31,7 +31,11 @@ export async function createMainApp(
   // Before any route: each route gets its request counter and latency series (/metrics).
   instrumentHttp(app, services.metrics, 'main');
   await app.register(formbody);
-  app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
+  // A request no route took (a body refused before the 404, e.g. `POST /./oauth2/v2.0/token` with
+  // broken JSON) is answered in the shape of the protocol its path names.
+  app.setErrorHandler((err, req, reply) =>
+    (!req.routeOptions.url && isOAuthPath(req.url) ? sendOAuthError : sendAzureError)(err, req, reply),
+  );
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({
       error: {
