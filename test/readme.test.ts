@@ -28,6 +28,9 @@ import { childEnv, REPO_ROOT, startUpProcess, type UpProcess } from './helpers/c
  *   `login` that would ask for it at a terminal (the README's comment says where it is).
  * - `server.js`: a stand-in for "your program" in `latchkey run ... -- node server.js`; it exits
  *   non-zero unless the managed-identity endpoint and the resolved Key Vault reference are there.
+ *
+ * The two ```ts blocks (ClientSecretCredential, SecretClient.getSecret) run last as one program
+ * (tsx, the @azure/* SDKs of devDependencies) with the substitutions written in that test.
  */
 
 const README = join(REPO_ROOT, 'README.md');
@@ -74,7 +77,7 @@ function shBlocks(markdown: string): { blocks: ShBlock[]; problems: string[] } {
 const { blocks, problems } = shBlocks(readFileSync(README, 'utf8'));
 const runnable = blocks.filter((b) => b.skip === undefined);
 
-describe('README.md: the ```sh blocks', () => {
+describe('README.md: the ```sh blocks (and the two ```ts blocks)', () => {
   test('every block runs here or is marked skipped with a reason; every marker belongs to a block', () => {
     assert.deepEqual(problems, []);
     assert.ok(blocks.length > 0, 'README has ```sh blocks');
@@ -120,6 +123,8 @@ describe('README.md: the ```sh blocks', () => {
     let shims: string;
     let up: UpProcess;
     let env: NodeJS.ProcessEnv;
+    /** Each block's stdout, in order (the ts blocks use what "Your first token" printed). */
+    const outputs: string[] = [];
 
     before(async () => {
       work = mkdtempSync(join(tmpdir(), 'latchkey-readme-'));
@@ -169,6 +174,7 @@ console.log('server.js: identity endpoint and DB_PASSWORD present');
             },
           );
         });
+        outputs.push(r.stdout);
         assert.equal(
           r.code,
           0,
@@ -176,5 +182,55 @@ console.log('server.js: identity endpoint and DB_PASSWORD present');
         );
       });
     }
+
+    test('the ```ts blocks (ClientSecretCredential, then SecretClient.getSecret) with the app and secret made above', {
+      timeout: 60_000,
+    }, async () => {
+      const ts = [...readFileSync(README, 'utf8').matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+      assert.equal(ts.length, 2, 'the README has two ts blocks');
+      assert.match(ts[0]!, /new ClientSecretCredential\(tenantId, appId, password/);
+      assert.match(ts[1]!, /client\.getSecret\('db-password'\)/);
+      // Substitutions: tenantId/appId/password from `ad sp create`'s output in "Your first token"
+      // (my-app, which "Secrets in a vault" made a Key Vault Secrets User on shop); the test
+      // server's port for 8443.
+      const all = outputs.join('\n');
+      const field = (k: string) => new RegExp(`"${k}":\\s*"([^"]+)"`).exec(all)?.[1];
+      const [appId, password, tenantId] = [field('appId'), field('password'), field('tenant')];
+      assert.ok(appId && password && tenantId, 'ad sp create printed appId, password, tenant');
+      const port = new URL(up.info.authority).port;
+      const program = [
+        `const tenantId = ${JSON.stringify(tenantId)}, appId = ${JSON.stringify(appId)}, password = ${JSON.stringify(password)};`,
+        ...ts,
+        "if (secret.value !== 's3cr3t') { console.error('wrong secret value'); process.exit(1); }",
+        "console.log('ts blocks: got db-password');",
+      ]
+        .join('\n')
+        .replaceAll(':8443', `:${port}`);
+      // Under the repo (node_modules/.cache) so the program resolves @azure/* from this checkout.
+      const cache = join(REPO_ROOT, 'node_modules', '.cache');
+      mkdirSync(cache, { recursive: true });
+      const dir = mkdtempSync(join(cache, 'readme-ts-'));
+      try {
+        const file = join(dir, 'readme.mts');
+        writeFileSync(file, program);
+        const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res) => {
+          execFile(
+            process.execPath,
+            ['--import', join(REPO_ROOT, 'test', 'fixtures', 'localhost-dns.mjs'), '--import', 'tsx', file],
+            {
+              cwd: REPO_ROOT,
+              env: { ...env, NODE_EXTRA_CA_CERTS: up.info.caCertPath },
+              timeout: 55_000,
+            },
+            (err, stdout, stderr) =>
+              res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+          );
+        });
+        assert.equal(r.code, 0, `the ts blocks failed (exit ${r.code});\nstderr:\n${r.stderr}`);
+        assert.match(r.stdout, /got db-password/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
