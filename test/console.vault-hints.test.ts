@@ -92,6 +92,13 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
       value: refs.A_RESOLVED!,
     });
 
+    const reads = async () =>
+      Number(
+        (await s.services.db.get<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM audit_events WHERE operation IN ('SecretGet', 'SecretGetProperties')",
+        ))!.n,
+      );
+    const readsBefore = await reads();
     const page = (await admin.get(`${app}/settings`)).text;
     assert.deepEqual(statuses(page), {
       A_RESOLVED: 'Resolved',
@@ -103,6 +110,7 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
     assert.deepEqual(statuses((await admin.get(`${bare}/settings`)).text), { F_NO_IDENTITY: 'No identity' });
     for (const v of ['the-db-value-1', 'the-off-value-2', 'the-db-value-3'])
       assert.ok(!page.includes(v), 'no secret value on the page');
+    assert.equal(await reads(), readsBefore, 'a status check is not audited as a secret read');
 
     // A Reader may see the app but not list its settings: no status (and no reference) is shown.
     const r = await reader.get(`${app}/settings`);
