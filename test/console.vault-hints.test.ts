@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sealSettings } from '../src/management/app-settings.js';
 import { assignRole, createVault, vaultArmPath } from './helpers/access.js';
 import { type ConsoleClient, consoleSignIn } from './helpers/console.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -111,6 +112,19 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
     for (const v of ['the-db-value-1', 'the-off-value-2', 'the-db-value-3'])
       assert.ok(!page.includes(v), 'no secret value on the page');
     assert.equal(await reads(), readsBefore, 'a status check is not audited as a secret read');
+
+    // A reference stored before the installation's vault origin changed (here: written to the row
+    // directly, as writes refuse it) is an invalid reference, not a lookup elsewhere.
+    const bareApp = (await s.services.apps.byName(s.info.tenantId, 'bareapp'))!;
+    await s.services.db.run('UPDATE apps SET settings_sealed = $1 WHERE id = $2', [
+      sealSettings(s.services.sealer, bareApp.tenantId, bareApp.rowId, {
+        G_INVALID: '@Microsoft.KeyVault(SecretUri=https://refsok.elsewhere.example/secrets/db)',
+      }),
+      bareApp.rowId,
+    ]);
+    assert.deepEqual(statuses((await admin.get(`${bare}/settings`)).text), {
+      G_INVALID: 'Invalid reference',
+    });
 
     // A Reader may see the app but not list its settings: no status (and no reference) is shown.
     const r = await reader.get(`${app}/settings`);
