@@ -263,7 +263,7 @@ describe('web console in headless Chromium', {
     await page.fill('#setting-value', `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=greeting)`);
     await Promise.all([page.waitForURL('**/settings'), page.click('button:text("Save setting")')]);
     assert.match(await flash(page), /Setting GREETING saved/);
-    assert.equal(await page.locator('#settings .badge:text("Key Vault reference")').count(), 1);
+    assert.equal(await page.locator('#settings .badge:text("Resolved")').count(), 1);
 
     // The workload: its setting resolved through its identity, and the official SDK reading the secret itself.
     const env = await latchkeyRun(s, home, ['env']);

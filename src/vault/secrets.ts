@@ -1,3 +1,4 @@
+import type { Caller } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Sealer } from '../crypto/envelope.js';
@@ -162,6 +163,34 @@ export function createSecrets(deps: {
           });
         return withValue(ctx.vault, nameLower, row);
       });
+    },
+
+    /**
+     * Whether `caller` (an app's Key Vault reference identity) could resolve a reference to this
+     * secret, for the console's status badges: the same access decision as `get`, then a metadata
+     * read (never the value). Not audited as a read: nothing is disclosed to the identity.
+     */
+    async referenceStatus(
+      caller: Caller,
+      vault: Vault,
+      rawName: string,
+      rawVersion: string | null,
+    ): Promise<'resolved' | 'denied' | 'notFound' | 'disabled'> {
+      const name = checkSecretName(rawName);
+      const version = rawVersion === null ? undefined : checkVersion(rawVersion);
+      try {
+        await deps.access.requireVaultData(caller, vault.access, {
+          dataAction: OPS.get.action,
+          objectScope: `${vault.armId}/secrets/${name}`,
+          policy: { kind: 'secrets', permission: OPS.get.perm },
+        });
+      } catch (e) {
+        if (e instanceof LatchkeyError && e.status === 403) return 'denied';
+        throw e;
+      }
+      const row = await store.find(db, vault.id, name.toLowerCase(), version);
+      if (!row || row.deleted_at !== null) return 'notFound';
+      return Number(row.enabled) === 1 ? 'resolved' : 'disabled';
     },
 
     /** The latest version's attributes, without its value: what `readMetadata` (policy: `list`) may see. */

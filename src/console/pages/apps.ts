@@ -1,6 +1,13 @@
+import type { Caller } from '../../access/caller.js';
 import { LatchkeyError } from '../../errors/index.js';
+import {
+  KeyVaultReferenceError,
+  parseKeyVaultReference,
+  referenceUrl,
+} from '../../identity-endpoint/kv-references.js';
 import { identityType } from '../../management/app-identity.js';
 import type { App } from '../../management/apps.js';
+import { keyVaultIdentity } from '../../management/host-agent.js';
 import {
   actionButton,
   checkbox,
@@ -29,6 +36,8 @@ import { resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/apps';
 const KV_REFERENCE_RE = /^@Microsoft\.KeyVault\(.*\)$/;
+/** At most this many references get a status on one page view (each is an access decision and a lookup). */
+export const MAX_REFERENCE_STATUSES = 50;
 const base = (a: Pick<App, 'resourceGroup' | 'name'>) => `${LIST}/${seg(a.resourceGroup)}/${seg(a.name)}`;
 
 async function loadApp(ctx: ConsoleContext): Promise<App> {
@@ -197,6 +206,46 @@ ${dangerForm(ctx, `${base(a)}/identity/system-off`, {
   };
 }
 
+type ReferenceStatus = { ok: boolean; text: string };
+
+/**
+ * What App Service would show for a Key Vault reference: decided as the app's Key Vault reference
+ * identity (the access decision and a metadata lookup; the value is never read). Only called once
+ * the signed-in user was allowed to list the app's settings.
+ */
+async function referenceStatus(ctx: ConsoleContext, a: App, value: string): Promise<ReferenceStatus> {
+  let ref: ReturnType<typeof parseKeyVaultReference>;
+  try {
+    ref = parseKeyVaultReference(value);
+    if (ref) referenceUrl(ref, ctx.s.vaultBaseUrl('{name}'));
+  } catch (e) {
+    if (e instanceof KeyVaultReferenceError) return { ok: false, text: 'Invalid reference' };
+    throw e;
+  }
+  if (!ref) return { ok: false, text: 'Invalid reference' };
+  const vault = await ctx.s.vaults.byName(ref.vaultName);
+  if (!vault || vault.deletedAt !== null || vault.tenantId !== ctx.tenant.id)
+    return { ok: false, text: 'Vault not found' };
+  const id = keyVaultIdentity(a);
+  if (!id) return { ok: false, text: 'No identity' };
+  const as: Caller = { tenantId: ctx.tenant.id, oid: id.principalId, appId: id.clientId, kind: 'app' };
+  switch (await ctx.s.secrets.referenceStatus(as, vault, ref.secretName, ref.version)) {
+    case 'resolved':
+      return { ok: true, text: 'Resolved' };
+    case 'notFound':
+      return { ok: false, text: 'Secret not found' };
+    case 'disabled':
+      return { ok: false, text: 'Secret disabled' };
+    case 'denied':
+      return {
+        ok: false,
+        text: vault.enableRbacAuthorization
+          ? 'Access denied (the identity lacks getSecret: grant Key Vault Secrets User)'
+          : 'Access denied (the identity lacks get on secrets: add it to an access policy)',
+      };
+  }
+}
+
 async function settingsPage(ctx: ConsoleContext, reveal = false): Promise<PageResult> {
   const a = await loadApp(ctx);
   const { settings } = await ctx.s.apps.listSettings(
@@ -207,9 +256,17 @@ async function settingsPage(ctx: ConsoleContext, reveal = false): Promise<PageRe
     a.name,
   );
   const rows = Object.entries(settings).sort(([x], [y]) => x.localeCompare(y));
-  const valueCell = ([, v]: [string, string]) =>
+  const statuses = new Map<string, ReferenceStatus>();
+  for (const [k, v] of rows.filter(([, v]) => KV_REFERENCE_RE.test(v)).slice(0, MAX_REFERENCE_STATUSES))
+    statuses.set(k, await referenceStatus(ctx, a, v));
+  const statusBadge = (k: string) => {
+    const st = statuses.get(k);
+    if (!st) return html`<span class="badge">Key Vault reference</span>`;
+    return html`<span class="badge ${st.ok ? 'badge-ok' : 'badge-off'}" data-reference-status>${st.text}</span>`;
+  };
+  const valueCell = ([k, v]: [string, string]) =>
     KV_REFERENCE_RE.test(v)
-      ? html`<span class="badge">Key Vault reference</span> ${mono(v)}`
+      ? html`${statusBadge(k)} ${mono(v)}`
       : reveal
         ? mono(v)
         : html`<span class="muted">Hidden (${String(v.length)} characters)</span>`;

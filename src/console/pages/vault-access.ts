@@ -269,8 +269,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
         roleDefinitionId: role.id,
         principalId: pid,
       });
+      // "Grant yourself …" on a refused secrets or keys tab returns there (only those two).
+      const back = text(form, 'back', 8);
       return {
-        redirect: `${vaultBase(v)}/iam`,
+        redirect: `${vaultBase(v)}/${back === 'secrets' || back === 'keys' ? back : 'iam'}`,
         flash: {
           kind: 'success',
           text: `${role.roleName} granted to ${await nameOf(ctx, assignment.properties.principalId)} on ${v.name}.`,

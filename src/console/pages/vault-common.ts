@@ -1,10 +1,10 @@
 import { LatchkeyError } from '../../errors/index.js';
 import type { Vault } from '../../vault/model.js';
 import type { SecretCallContext } from '../../vault/secrets.js';
-import { seg } from '../components.js';
+import { errorStateOf, postForm, seg } from '../components.js';
 import { type ConsoleContext, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
-import { breadcrumbs, tabs } from '../layout.js';
+import { breadcrumbs, errorAlert, tabs } from '../layout.js';
 import { subscription } from './shared.js';
 
 export const VAULTS = '/console/vaults';
@@ -60,4 +60,44 @@ ${tabs([
   { label: 'Access policies', href: `${b}/access-policies`, current: current === 'policies' },
   { label: 'Access control (IAM)', href: `${b}/iam`, current: current === 'iam' },
 ])}`;
+}
+
+/** The role a user refused on a vault's secrets (or keys) tab needs, by its id and name. */
+export const OFFICER_ROLES = {
+  secrets: { id: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', name: 'Key Vault Secrets Officer' },
+  keys: { id: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603', name: 'Key Vault Crypto Officer' },
+} as const;
+
+/**
+ * A section of a vault's secrets or keys tab: a 403 for the signed-in user on an RBAC vault adds,
+ * under the error, a form to grant themself the Officer role when they may write role assignments
+ * at the vault (posting to the vault's IAM action, with its CSRF token), else which role to ask an Owner for.
+ */
+export async function vaultDataSection(
+  ctx: ConsoleContext,
+  vault: Vault,
+  tab: 'secrets' | 'keys',
+  load: () => Promise<SafeHtml>,
+): Promise<SafeHtml> {
+  try {
+    return await load();
+  } catch (e) {
+    if (!(e instanceof LatchkeyError)) throw e;
+    const alert = errorAlert(errorStateOf(e));
+    if (e.status !== 403 || !vault.enableRbacAuthorization) return alert;
+    const role = OFFICER_ROLES[tab];
+    const mayGrant = await ctx.s.access.allows(
+      ctx.caller,
+      'Microsoft.Authorization/roleAssignments/write',
+      vault.armId,
+    );
+    const offer = mayGrant
+      ? postForm(
+          ctx,
+          `${vaultBase(vault)}/iam`,
+          html`<input type="hidden" name="role" value="${role.id}"><input type="hidden" name="assignee" value="${ctx.caller.oid}"><input type="hidden" name="back" value="${tab}"><button type="submit" class="btn-primary" id="grant-yourself">Grant yourself ${role.name} on this vault</button>`,
+        )
+      : html`<p id="ask-owner">Ask an Owner of ${vault.name} for ${role.name} on this vault.</p>`;
+    return html`${alert}${offer}`;
+  }
 }

@@ -18,7 +18,7 @@ import {
 import { type ConsoleContext, type PageResult, params, query } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, vaultBase, vaultHeader } from './vault-common.js';
+import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
 import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
 
 const KEYS = { noun: 'key', collection: 'keys' } as const;
@@ -44,7 +44,7 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const { vault, call } = await dataVault(ctx);
   const b = vaultBase(vault);
   const after = query(ctx).after;
-  const list = await section(async () => {
+  const list = await vaultDataSection(ctx, vault, 'keys', async () => {
     const page = await ctx.s.keys.list(call, {
       max: VAULT_LIMITS.pageMax,
       ...(after && after.length <= 1000 ? { after } : {}),

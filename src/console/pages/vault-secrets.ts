@@ -21,7 +21,7 @@ import {
 import { type ConsoleContext, type FormInput, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, vaultBase, vaultHeader } from './vault-common.js';
+import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
 import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
 
 const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
@@ -51,7 +51,7 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const b = vaultBase(vault);
   const q = query(ctx);
   const after = cursor(q, 'after');
-  const list = await section(async () => {
+  const list = await vaultDataSection(ctx, vault, 'secrets', async () => {
     const page = await ctx.s.secrets.list(call, { max: VAULT_LIMITS.pageMax, ...(after ? { after } : {}) });
     return html`${dataTable({
       caption: 'Secrets',
