@@ -10,6 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -201,6 +202,38 @@ describe('latchkey up (real processes)', () => {
       assert.equal(r.stdout, '');
     } finally {
       await other.close();
+    }
+  });
+
+  test('an unwritable CLI config dir: one ERROR line, exit 1, nothing left serving', async () => {
+    // Root ignores permissions, so the config dir sits under a regular file: mkdir fails (ENOTDIR).
+    const file = join(root, 'not-a-dir');
+    writeFileSync(file, '');
+    const r = await runCli(
+      ['up', '--json', '--port', '0', '--identity-port', '0', '--data-dir', join(root, 'cfg-fail')],
+      { configDir: join(file, 'sub'), timeoutMs: 20_000 },
+    );
+    assert.equal(r.code, 1, `up kept running after its error (exit ${r.code}); stderr: ${r.stderr}`);
+    assert.match(r.stderr, /^ERROR: .*ENOTDIR/m);
+    assert.equal(r.stdout, '', 'no ready line for a server that is not running');
+  });
+
+  test('a busy identity port: exit 1 naming --identity-port, and no log line from a half-started server', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const busy = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await runCli(
+        ['up', '--json', '--port', '0', '--identity-port', String(busy), '--data-dir', join(root, 'idbusy')],
+        { configDir: join(root, 'idbusy-config'), timeoutMs: 20_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^ERROR: port ${busy} is in use.*--identity-port`, 'm'));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got:\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /ECONNREFUSED/);
+      assert.equal(r.stdout, '');
+    } finally {
+      await new Promise((r) => blocker.close(r));
     }
   });
 });

@@ -131,9 +131,6 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       client.close();
       throw e;
     });
-  // The first manifest is fetched in the background (the first request waits for it if it must):
-  // a host's start-up does not wait for a round trip to Latchkey.
-  core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
 
   let url = '';
   const createSession = async (app: string, pid: number | null = null) => {
@@ -289,8 +286,13 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   const addr = server.address() as AddressInfo;
   if (!isLoopback(addr.address)) {
     server.close();
+    client.close();
     throw new Error(`the identity endpoint bound to a non-loopback address (${addr.address})`);
   }
+  // The first manifest is fetched in the background (the first request waits for it if it must):
+  // a host's start-up does not wait for a round trip to Latchkey. Only once the port is ours: a
+  // start-up that fails to bind closes the server, and a refresh in flight would log ECONNREFUSED.
+  core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
   url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   store.saveEndpoint({
     url,
