@@ -308,7 +308,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     Math.min(10_000, Math.floor(Math.min(policy.renewAheadMs, policy.overlapMs) / 4)),
   );
   let ticking = false;
-  let lastSweep = clock.now();
+  let lastSweep = clock.monotonic();
   const timer = setInterval(() => {
     if (ticking) return;
     ticking = true;
@@ -320,9 +320,9 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       // (a few per round, so a host with many new apps does not stall).
       for (const k of keys.filter((x) => x !== 'host' && !roller.peek(x)).slice(0, 4))
         await roller.current(k).catch((e) => log.warn(`identity endpoint: no certificate yet for ${k}`, e));
-      if (clock.now() - lastSweep > 30_000) {
+      if (clock.monotonic() - lastSweep > 30_000) {
         sessions.sweep();
-        lastSweep = clock.now();
+        lastSweep = clock.monotonic();
       }
     })()
       .catch((e) => log.warn('identity endpoint: maintenance failed', e))
