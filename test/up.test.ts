@@ -257,6 +257,18 @@ describe('latchkey server (production) refuses dev defaults', () => {
   const server = (args: string[], env: Record<string, string> = {}) =>
     runCli(['server', ...args], { configDir: cfg, env });
 
+  test('a `root-key generate` key beside a CA key is not called the development key', async () => {
+    const ops = join(root, 'ops');
+    mkdirSync(join(ops, 'tls'), { recursive: true });
+    writeFileSync(join(ops, 'tls', 'ca.key'), 'not read');
+    const gen = await runCli(['root-key', 'generate', '--out', join(ops, 'prod.key')], { configDir: cfg });
+    assert.equal(gen.code, 0, gen.stderr);
+    const r = await server(['--root-key-file', join(ops, 'prod.key')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--tls-cert and --tls-key/, 'refused for what is really missing');
+    assert.doesNotMatch(r.stderr, /development key/);
+  });
+
   test('missing flags: exit 1, every missing setting named with its fix', async () => {
     const r = await server([]);
     assert.equal(r.code, 1);
@@ -407,6 +419,23 @@ describe('latchkey server (production) refuses dev defaults', () => {
       assert.equal(r.code, 0);
     } finally {
       await p.stop('SIGKILL');
+    }
+  });
+});
+
+describe('latchkey up refuses a store whose root key is gone (no spawn)', () => {
+  test('a deleted root.key next to a database: refused, and no new key left behind', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-dev-nokey-'));
+    try {
+      writeFileSync(join(dataDir, 'latchkey.db'), 'SQLite format 3\0', { mode: 0o600 });
+      await assert.rejects(
+        loadDevConfig({ dataDir, host: '127.0.0.1', port: 0 }),
+        /root key .*root\.key is missing but .*latchkey\.db holds data sealed with it/,
+      );
+      assert.equal(existsSync(join(dataDir, 'root.key')), false, 'no new, wrong key left behind');
+      assert.equal(existsSync(join(dataDir, 'tls')), false, 'nothing else written either');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
