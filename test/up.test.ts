@@ -218,6 +218,30 @@ describe('latchkey up (real processes)', () => {
     assert.equal(r.stdout, '', 'no ready line for a server that is not running');
   });
 
+  test('an unwritable --hosts-file after the identity endpoint started: one ERROR line, exit 1', async () => {
+    const file = join(root, 'not-a-dir-hosts');
+    writeFileSync(file, '');
+    const r = await runCli(
+      [
+        'up',
+        '--json',
+        '--port',
+        '0',
+        '--identity-port',
+        '0',
+        '--data-dir',
+        join(root, 'hosts-fail'),
+        '--hosts-file',
+        join(file, 'hosts'),
+      ],
+      { configDir: join(root, 'hosts-fail-config'), timeoutMs: 20_000 },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^ERROR: --hosts-file: .*ENOTDIR/m);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got:\n${r.stderr}`);
+    assert.equal(r.stdout, '');
+  });
+
   test('a busy identity port: exit 1 naming --identity-port, and no log line from a half-started server', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

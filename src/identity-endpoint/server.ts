@@ -292,7 +292,12 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   // The first manifest is fetched in the background (the first request waits for it if it must):
   // a host's start-up does not wait for a round trip to Latchkey. Only once the port is ours: a
   // start-up that fails to bind closes the server, and a refresh in flight would log ECONNREFUSED.
-  core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
+  // A start-up that fails later (say `up --hosts-file` unwritable) closes the endpoint with this
+  // refresh in flight: its failure then is the shutdown's, not worth a log line.
+  let closed = false;
+  core.refresh().catch((e) => {
+    if (!closed) log.warn('identity endpoint: first refresh failed', e);
+  });
   url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   store.saveEndpoint({
     url,
@@ -342,6 +347,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     roller,
     stats: () => ({ sessions: sessions.size, cachedTokens: cache.size }),
     async close() {
+      closed = true;
       clearInterval(timer);
       await new Promise<void>((r) => {
         server.close(() => r());
