@@ -152,7 +152,7 @@ describe('Key Vault references (App Service syntax)', () => {
     const now = 1_700_000_000_000;
     // Stubs of the endpoint's collaborators, with only what a session uses (the types are wide).
     const core = createEndpointCore({
-      clock: { now: () => now },
+      clock: { now: () => now, monotonic: () => now },
       controlPlane: {
         manifest: async () => ({
           hostId: 'h',

@@ -10,6 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -203,6 +204,62 @@ describe('latchkey up (real processes)', () => {
       await other.close();
     }
   });
+
+  test('an unwritable CLI config dir: one ERROR line, exit 1, nothing left serving', async () => {
+    // Root ignores permissions, so the config dir sits under a regular file: mkdir fails (ENOTDIR).
+    const file = join(root, 'not-a-dir');
+    writeFileSync(file, '');
+    const r = await runCli(
+      ['up', '--json', '--port', '0', '--identity-port', '0', '--data-dir', join(root, 'cfg-fail')],
+      { configDir: join(file, 'sub'), timeoutMs: 20_000 },
+    );
+    assert.equal(r.code, 1, `up kept running after its error (exit ${r.code}); stderr: ${r.stderr}`);
+    assert.match(r.stderr, /^ERROR: .*ENOTDIR/m);
+    assert.equal(r.stdout, '', 'no ready line for a server that is not running');
+  });
+
+  test('an unwritable --hosts-file after the identity endpoint started: one ERROR line, exit 1', async () => {
+    const file = join(root, 'not-a-dir-hosts');
+    writeFileSync(file, '');
+    const r = await runCli(
+      [
+        'up',
+        '--json',
+        '--port',
+        '0',
+        '--identity-port',
+        '0',
+        '--data-dir',
+        join(root, 'hosts-fail'),
+        '--hosts-file',
+        join(file, 'hosts'),
+      ],
+      { configDir: join(root, 'hosts-fail-config'), timeoutMs: 20_000 },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^ERROR: --hosts-file: .*ENOTDIR/m);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got:\n${r.stderr}`);
+    assert.equal(r.stdout, '');
+  });
+
+  test('a busy identity port: exit 1 naming --identity-port, and no log line from a half-started server', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const busy = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await runCli(
+        ['up', '--json', '--port', '0', '--identity-port', String(busy), '--data-dir', join(root, 'idbusy')],
+        { configDir: join(root, 'idbusy-config'), timeoutMs: 20_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^ERROR: port ${busy} is in use.*--identity-port`, 'm'));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line on stderr, got:\n${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /ECONNREFUSED/);
+      assert.equal(r.stdout, '');
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+  });
 });
 
 describe('latchkey server (production) refuses dev defaults', () => {
@@ -223,6 +280,18 @@ describe('latchkey server (production) refuses dev defaults', () => {
 
   const server = (args: string[], env: Record<string, string> = {}) =>
     runCli(['server', ...args], { configDir: cfg, env });
+
+  test('a `root-key generate` key beside a CA key is not called the development key', async () => {
+    const ops = join(root, 'ops');
+    mkdirSync(join(ops, 'tls'), { recursive: true });
+    writeFileSync(join(ops, 'tls', 'ca.key'), 'not read');
+    const gen = await runCli(['root-key', 'generate', '--out', join(ops, 'prod.key')], { configDir: cfg });
+    assert.equal(gen.code, 0, gen.stderr);
+    const r = await server(['--root-key-file', join(ops, 'prod.key')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--tls-cert and --tls-key/, 'refused for what is really missing');
+    assert.doesNotMatch(r.stderr, /development key/);
+  });
 
   test('missing flags: exit 1, every missing setting named with its fix', async () => {
     const r = await server([]);
@@ -374,6 +443,23 @@ describe('latchkey server (production) refuses dev defaults', () => {
       assert.equal(r.code, 0);
     } finally {
       await p.stop('SIGKILL');
+    }
+  });
+});
+
+describe('latchkey up refuses a store whose root key is gone (no spawn)', () => {
+  test('a deleted root.key next to a database: refused, and no new key left behind', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-dev-nokey-'));
+    try {
+      writeFileSync(join(dataDir, 'latchkey.db'), 'SQLite format 3\0', { mode: 0o600 });
+      await assert.rejects(
+        loadDevConfig({ dataDir, host: '127.0.0.1', port: 0 }),
+        /root key .*root\.key is missing but .*latchkey\.db holds data sealed with it/,
+      );
+      assert.equal(existsSync(join(dataDir, 'root.key')), false, 'no new, wrong key left behind');
+      assert.equal(existsSync(join(dataDir, 'tls')), false, 'nothing else written either');
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

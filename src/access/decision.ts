@@ -113,7 +113,7 @@ export function createAccess(deps: {
   /** The principal's assignments; `cached` says whether they came from memory. */
   const assignmentsOf = async (tenantId: string, principalId: string, fresh = false) => {
     const hit = fresh ? undefined : cache.get(principalId);
-    if (hit && clock.now() - hit.at < ttl) {
+    if (hit && clock.monotonic() - hit.at < ttl) {
       stats.hits++;
       return { rows: hit.rows, cached: true };
     }
@@ -127,7 +127,7 @@ export function createAccess(deps: {
       return role ? [{ role, scope: r.scope }] : [];
     });
     if (cache.size > 50_000) cache.clear();
-    cache.set(principalId, { at: clock.now(), rows: resolved });
+    cache.set(principalId, { at: clock.monotonic(), rows: resolved }); // monotonic: a clock step must not keep stale roles
     return { rows: resolved, cached: false };
   };
 

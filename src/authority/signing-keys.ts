@@ -78,7 +78,8 @@ export function createSigningKeys(deps: {
   let active: ActiveKey | undefined;
   let published: PublicJwk[] = [];
   const verifyKeys = new Map<string, { key: KeyObject; alg: SigningAlg; retireAt: number | null }>();
-  let lastReload = 0;
+  // On the monotonic clock (a wall-clock step must not delay a reload); -Infinity: reload next call.
+  let lastReload = Number.NEGATIVE_INFINITY;
 
   const reload = async () => {
     const now = clock.now();
@@ -107,7 +108,7 @@ export function createSigningKeys(deps: {
         retireAt: r.state === 'active' || r.retire_at === null ? null : Number(r.retire_at),
       });
     }
-    lastReload = now;
+    lastReload = clock.monotonic();
   };
 
   const createKey = async (): Promise<void> => {
@@ -166,10 +167,10 @@ export function createSigningKeys(deps: {
 
   // Another node's rotation (or a missed notification) makes the next call re-read the table.
   bus.subscribe('signingKey', () => {
-    lastReload = 0;
+    lastReload = Number.NEGATIVE_INFINITY;
   });
   bus.onResync(() => {
-    lastReload = 0;
+    lastReload = Number.NEGATIVE_INFINITY;
   });
   // One reload at a time: concurrent callers share it.
   let reloading: Promise<void> | undefined;
@@ -238,7 +239,7 @@ export function createSigningKeys(deps: {
       return { kid: active!.kid, previous };
     },
     async active(): Promise<ActiveKey> {
-      if (!active || clock.now() - lastReload > REFRESH_MS) await refresh();
+      if (!active || clock.monotonic() - lastReload > REFRESH_MS) await refresh();
       return active!;
     },
     /** The published keys, read from the database each time (rare: clients cache JWKS), so a key made on another node is in it at once. */
@@ -251,11 +252,11 @@ export function createSigningKeys(deps: {
      * node moments ago) reloads the keys; other unknown ids cost one primary-key lookup.
      */
     async verificationKey(kid: string): Promise<{ key: KeyObject; alg: SigningAlg } | undefined> {
-      if (clock.now() - lastReload > REFRESH_MS) await refresh();
+      if (clock.monotonic() - lastReload > REFRESH_MS) await refresh();
       let k = verifyKeys.get(kid);
       if (
         !k &&
-        (clock.now() - lastReload > MISS_REFRESH_MS ||
+        (clock.monotonic() - lastReload > MISS_REFRESH_MS ||
           (/^[0-9a-f]{32}$/.test(kid) &&
             (await db.get('SELECT kid FROM signing_keys WHERE kid = $1', [kid])) !== undefined))
       ) {

@@ -43,7 +43,8 @@ export function createEndpointCore(deps: {
   const { clock, controlPlane: cp, roller, cache, sessions, log } = deps;
   let manifest: HostManifest | undefined;
   let appsByName = new Map<string, PlacedApp>();
-  let fetchedAt = 0;
+  // On the monotonic clock: a backwards wall-clock step must not hold the manifest for an hour.
+  let fetchedAt = Number.NEGATIVE_INFINITY;
   let wanted = 1;
   let have = 0;
   let refreshing: Promise<void> | undefined;
@@ -67,7 +68,7 @@ export function createEndpointCore(deps: {
     refreshing ??= (async () => {
       const version = wanted;
       const m = await cp.manifest();
-      fetchedAt = clock.now();
+      fetchedAt = clock.monotonic();
       have = Math.max(have, version);
       apply(m);
     })().finally(() => {
@@ -88,7 +89,7 @@ export function createEndpointCore(deps: {
     }
     if (!manifest)
       throw new EndpointError(503, 'service_unavailable', 'The identity endpoint cannot reach Latchkey yet.');
-    if (clock.now() - fetchedAt > deps.refreshMs && !refreshing)
+    if (clock.monotonic() - fetchedAt > deps.refreshMs && !refreshing)
       refresh().catch((e) => log.warn('identity endpoint: background refresh failed', e));
     return manifest;
   };
@@ -204,7 +205,7 @@ export function createEndpointCore(deps: {
      */
     cachedToken(session: Session, selector: Selector, resource: string) {
       if (!manifest || have < wanted) return undefined;
-      if (clock.now() - fetchedAt > deps.refreshMs && !refreshing)
+      if (clock.monotonic() - fetchedAt > deps.refreshMs && !refreshing)
         refresh().catch((e) => log.warn('identity endpoint: background refresh failed', e));
       const app = appsByName.get(session.appKey);
       if (!app) return undefined;

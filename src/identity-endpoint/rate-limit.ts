@@ -17,11 +17,13 @@ export const DEFAULT_RATE_LIMIT: RateLimit = Object.freeze({ perSecond: 20, conc
  */
 export function createRateLimiter(limit: RateLimit, clock: Clock) {
   let tokens = limit.perSecond;
-  let last = clock.now();
+  // Monotonic: after a backwards wall-clock step the bucket would not refill until the clock
+  // caught up again (every client locked out with 429).
+  let last = clock.monotonic();
   let active = 0;
   return {
     acquire(): number {
-      const now = clock.now();
+      const now = clock.monotonic();
       tokens = Math.min(limit.perSecond, tokens + ((now - last) / 1000) * limit.perSecond);
       last = now;
       if (active >= limit.concurrent) return 1;

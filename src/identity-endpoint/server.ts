@@ -131,9 +131,6 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       client.close();
       throw e;
     });
-  // The first manifest is fetched in the background (the first request waits for it if it must):
-  // a host's start-up does not wait for a round trip to Latchkey.
-  core.refresh().catch((e) => log.warn('identity endpoint: first refresh failed', e));
 
   let url = '';
   const createSession = async (app: string, pid: number | null = null) => {
@@ -289,8 +286,18 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   const addr = server.address() as AddressInfo;
   if (!isLoopback(addr.address)) {
     server.close();
+    client.close();
     throw new Error(`the identity endpoint bound to a non-loopback address (${addr.address})`);
   }
+  // The first manifest is fetched in the background (the first request waits for it if it must):
+  // a host's start-up does not wait for a round trip to Latchkey. Only once the port is ours: a
+  // start-up that fails to bind closes the server, and a refresh in flight would log ECONNREFUSED.
+  // A start-up that fails later (say `up --hosts-file` unwritable) closes the endpoint with this
+  // refresh in flight: its failure then is the shutdown's, not worth a log line.
+  let closed = false;
+  core.refresh().catch((e) => {
+    if (!closed) log.warn('identity endpoint: first refresh failed', e);
+  });
   url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   store.saveEndpoint({
     url,
@@ -306,7 +313,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     Math.min(10_000, Math.floor(Math.min(policy.renewAheadMs, policy.overlapMs) / 4)),
   );
   let ticking = false;
-  let lastSweep = clock.now();
+  let lastSweep = clock.monotonic();
   const timer = setInterval(() => {
     if (ticking) return;
     ticking = true;
@@ -318,9 +325,9 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       // (a few per round, so a host with many new apps does not stall).
       for (const k of keys.filter((x) => x !== 'host' && !roller.peek(x)).slice(0, 4))
         await roller.current(k).catch((e) => log.warn(`identity endpoint: no certificate yet for ${k}`, e));
-      if (clock.now() - lastSweep > 30_000) {
+      if (clock.monotonic() - lastSweep > 30_000) {
         sessions.sweep();
-        lastSweep = clock.now();
+        lastSweep = clock.monotonic();
       }
     })()
       .catch((e) => log.warn('identity endpoint: maintenance failed', e))
@@ -340,6 +347,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     roller,
     stats: () => ({ sessions: sessions.size, cachedTokens: cache.size }),
     async close() {
+      closed = true;
       clearInterval(timer);
       await new Promise<void>((r) => {
         server.close(() => r());

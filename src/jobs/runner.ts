@@ -15,9 +15,11 @@ export interface RunningJobs {
 /**
  * The background-job registry and runner. Components add their jobs at
  * composition time; `start` runs each on its interval (never overlapping
- * itself). On PostgreSQL each run holds a transaction-scoped advisory lock
- * taken with `pg_try_advisory_xact_lock`, so with several nodes only one runs a
- * job at a time and the others skip that round; on SQLite there is one node.
+ * itself). Every node runs every job on its own timer: there is no leader. On
+ * PostgreSQL each run holds a transaction-scoped advisory lock taken with
+ * `pg_try_advisory_xact_lock`, so two nodes never run a job at once: a round that
+ * finds the lock taken is skipped, any other round runs (with N nodes, up to N
+ * runs per interval, one after another; jobs are idempotent). On SQLite there is one node.
  */
 export function createJobs(deps: { db: Database; clock: Clock }) {
   const { db, clock } = deps;

@@ -19,7 +19,8 @@ export function createRateLimiter(opts: {
     /** Takes one token for `key`; throws 429 when the bucket is empty. A rate of 0 disables the limit. */
     take(key: string): void {
       if (ratePerSecond <= 0) return;
-      const now = clock.now();
+      // Monotonic: a backwards wall-clock step must not empty (or freeze) every bucket.
+      const now = clock.monotonic();
       let b = buckets.get(key);
       if (!b) {
         if (buckets.size >= maxKeys) {

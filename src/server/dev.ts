@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Config,
@@ -38,6 +38,17 @@ export async function loadDevConfig(
   const vaultDomain = o.vaultDomain ?? DEFAULT_VAULT_DOMAIN;
   const warnings: string[] = [];
   const rootKeyPath = join(dataDir, 'root.key');
+  const storageUrl = o.storageUrl ?? `sqlite:${join(dataDir, 'latchkey.db')}`;
+  // A store with data but no root key: a new key could not read it, and left behind it would
+  // make the next start fail differently. Refuse before anything is written.
+  const sqlitePath =
+    storageUrl.startsWith('sqlite:') && storageUrl !== 'sqlite::memory:'
+      ? resolve(storageUrl.slice('sqlite:'.length))
+      : undefined;
+  if (!existsSync(rootKeyPath) && sqlitePath && existsSync(sqlitePath) && statSync(sqlitePath).size > 0)
+    throw new Error(
+      `the root key ${rootKeyPath} is missing but ${sqlitePath} holds data sealed with it: restore root.key from a backup (a new key cannot read that data), or start on an empty --data-dir`,
+    );
   const { key: rootKey, created } = loadOrCreateRootKeyFile(rootKeyPath);
   warnings.push(
     `${created ? 'generated a' : 'using the'} development root key ${rootKeyPath} — it sits next to the data it protects; production needs \`latchkey server\` with --root-key-file or LATCHKEY_ROOT_KEY`,
@@ -48,9 +59,7 @@ export async function loadDevConfig(
   const publicHost = o.host === '0.0.0.0' || o.host === '::' || o.host === '127.0.0.1' ? 'localhost' : o.host;
   const tls = await ensureDevTls(dataDir, vaultDomain, publicHost === 'localhost' ? [] : [publicHost]);
   warnings.push(`TLS uses the development CA ${tls.caCertPath}; trust it only on this machine`);
-  const storageUrl = o.storageUrl ?? `sqlite:${join(dataDir, 'latchkey.db')}`;
-  if (storageUrl.startsWith('sqlite:') && storageUrl !== 'sqlite::memory:')
-    warnings.push(...sqliteStoreProblems(resolve(storageUrl.slice('sqlite:'.length))));
+  if (sqlitePath) warnings.push(...sqliteStoreProblems(sqlitePath));
   const config: Config = {
     mode: 'dev',
     dataDir,

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { DOMAIN_RE } from '../authority/tenants.js';
 import {
   type Config,
@@ -162,10 +162,15 @@ function readSecretFile(path: string, problems: string[], secret = true): string
 
 /** A root key inside a `latchkey up` data dir (next to its dev CA or admin credentials) is a dev key. */
 function isDevRootKeyFile(path: string): boolean {
-  const dir = dirname(resolve(path));
+  // `latchkey up` writes its key as root.key at the top of its data dir, next to tls/ and the
+  // admin's sign-in file. A key made by `root-key generate` under another name (or in a directory
+  // without up's files) is not called the development key for sitting beside a CA key.
+  const full = resolve(path);
+  const dir = dirname(full);
+  if (basename(full) !== 'root.key') return false;
   return (
-    /\.latchkey-data/.test(path) ||
-    existsSync(join(dir, 'tls', 'ca.key')) ||
-    existsSync(join(dir, 'admin-credentials.json'))
+    /(^|[\\/])\.latchkey-data$/.test(dir) ||
+    (existsSync(join(dir, 'tls', 'ca.key')) &&
+      (existsSync(join(dir, 'admin-credentials.json')) || existsSync(join(dir, 'latchkey.db'))))
   );
 }

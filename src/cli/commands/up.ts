@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { collectLimit, LIMIT_FLAG_NAMES, parseLimitFlags } from '../../config/limits.js';
+import type { ReadyInfo } from '../../server/up.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
 import { type DevServerInfo, devServerFile, loadDevServer, processAlive, saveDevServer } from '../state.js';
@@ -118,51 +119,69 @@ export function upCommand(): Command {
           ]) ?? e
         );
       }
-      const { info } = handle;
-      const other = mayTakeCli();
-      if (other)
-        warn(
-          `WARNING: the CLI stays pointed at the other \`latchkey up\` (pid ${other.pid}, ${other.server}, data dir ${other.dataDir}) ` +
-            `recorded in ${devServerFile()}. To use this server, pass --server ${info.authority} --ca-file ${info.caCertPath}, ` +
-            'or start it with its own LATCHKEY_CONFIG_DIR and use that for the CLI too.',
-        );
-      else
-        saveDevServer({
-          server: info.authority,
-          caCertPath: info.caCertPath,
-          tenantId: info.tenantId,
-          subscriptionId: info.subscriptionId,
-          vaultUrlTemplate: info.vaultUrlTemplate,
-          identityEndpoint: info.identityEndpoint,
-          dataDir: info.dataDir,
-          pid: process.pid,
-        });
-      // Listen for signals before announcing readiness: a supervisor may stop us the moment it reads the line.
-      const signalled = waitForSignal();
-      for (const w of info.warnings) process.stderr.write(`WARNING (development mode): ${w}\n`);
-      if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
-      else {
-        process.stdout.write(
-          [
-            '',
-            `Latchkey is running (development mode)`,
-            `  authority         ${info.authority}   (tenant ${info.tenantId}, ${info.tenantDomain})`,
-            `  management API    ${info.managementUrl}`,
-            `  web console       ${info.authority}/console/`,
-            `  vaults            ${info.vaultUrlTemplate}${hostsFile ? `   (names kept in ${hostsFile})` : ''}`,
-            `  identity endpoint ${info.identityEndpoint ?? '(off)'}`,
-            `  dev CA            ${info.caCertPath}`,
-            `  admin sign-in     ${info.adminCredentialsPath}`,
-            '',
-            'Sign in with: latchkey login -u admin@latchkey.localhost   (password in the file above)',
-            'Press Ctrl-C to stop.',
-            '',
-          ].join('\n'),
-        );
+      // All or nothing: anything that fails from here on (the CLI's config dir unwritable, say)
+      // stops what was started, so `up` exits non-zero instead of serving half-started.
+      let signalled: Promise<void>;
+      try {
+        signalled = announce(handle, o, hostsFile);
+      } catch (e) {
+        await handle.close().catch(() => {});
+        throw e;
       }
       await signalled;
       await handle.close();
     });
+}
+
+/** Points the CLI at the started server and prints the ready line (or banner); resolves on a signal. */
+function announce(
+  handle: { info: ReadyInfo },
+  o: { json?: boolean },
+  hostsFile: string | undefined,
+): Promise<void> {
+  const { info } = handle;
+  const other = mayTakeCli();
+  if (other)
+    warn(
+      `WARNING: the CLI stays pointed at the other \`latchkey up\` (pid ${other.pid}, ${other.server}, data dir ${other.dataDir}) ` +
+        `recorded in ${devServerFile()}. To use this server, pass --server ${info.authority} --ca-file ${info.caCertPath}, ` +
+        'or start it with its own LATCHKEY_CONFIG_DIR and use that for the CLI too.',
+    );
+  else
+    saveDevServer({
+      server: info.authority,
+      caCertPath: info.caCertPath,
+      tenantId: info.tenantId,
+      subscriptionId: info.subscriptionId,
+      vaultUrlTemplate: info.vaultUrlTemplate,
+      identityEndpoint: info.identityEndpoint,
+      dataDir: info.dataDir,
+      pid: process.pid,
+    });
+  // Listen for signals before announcing readiness: a supervisor may stop us the moment it reads the line.
+  const signalled = waitForSignal();
+  for (const w of info.warnings) process.stderr.write(`WARNING (development mode): ${w}\n`);
+  if (o.json) process.stdout.write(`${JSON.stringify(info)}\n`);
+  else {
+    process.stdout.write(
+      [
+        '',
+        `Latchkey is running (development mode)`,
+        `  authority         ${info.authority}   (tenant ${info.tenantId}, ${info.tenantDomain})`,
+        `  management API    ${info.managementUrl}`,
+        `  web console       ${info.authority}/console/`,
+        `  vaults            ${info.vaultUrlTemplate}${hostsFile ? `   (names kept in ${hostsFile})` : ''}`,
+        `  identity endpoint ${info.identityEndpoint ?? '(off)'}`,
+        `  dev CA            ${info.caCertPath}`,
+        `  admin sign-in     ${info.adminCredentialsPath}`,
+        '',
+        'Sign in with: latchkey login -u admin@latchkey.localhost   (password in the file above)',
+        'Press Ctrl-C to stop.',
+        '',
+      ].join('\n'),
+    );
+  }
+  return signalled;
 }
 
 /** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
