@@ -4,6 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { LatchkeyError } from '../../src/errors/index.js';
+import { openPostgres } from '../../src/storage/postgres.js';
 import { type ServerProcess, spawnServer } from '../helpers/cli.js';
 import { createPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import { issueServerCert, makeTestCa } from '../helpers/tls-ca.js';
@@ -186,6 +189,41 @@ describe('PostgreSQL restarts under load', () => {
     assert.equal(t.status, 503, t.text);
     assert.equal(t.json.error, 'temporarily_unavailable');
     assert.ok(!t.text.includes(writer.secret));
+  });
+
+  test('a transaction whose connection the server ends while it is idle: 503, and the process lives', async () => {
+    // The crash of issue 17.1: pg-pool drops its own 'error' listener while a client is checked out,
+    // so a server-side termination between two statements was an unhandled 'error' event.
+    const db = openPostgres(cluster.url);
+    const admin = new pg.Client({ connectionString: cluster.url });
+    await admin.connect();
+    try {
+      const failure = await db
+        .transaction(async (tx) => {
+          const { pid } = (await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid'))!;
+          await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+          // The client is idle now; wait until its socket has heard the termination.
+          for (let i = 0; i < 200; i++) {
+            await new Promise((r) => setImmediate(r));
+            const gone = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+            if (gone.rowCount === 0) break;
+          }
+          for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+          await tx.get('SELECT 1');
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.ok(failure instanceof LatchkeyError, String(failure));
+      assert.equal(failure.code, 'ServiceUnavailable');
+      assert.equal(failure.headers['retry-after'], '1');
+      // The broken client left the pool: the next transaction gets a working one.
+      assert.equal(await db.transaction(async (tx) => (await tx.get<{ n: number }>('SELECT 1 AS n'))!.n), 1);
+    } finally {
+      await admin.end();
+      await db.close();
+    }
   });
 
   test('a node started while the database is down waits for it, then serves', async () => {
