@@ -2,23 +2,12 @@ import { ROLE_ASSIGNMENT_ACTIONS } from '../../access/assignments-service.js';
 import { BUILT_IN_ROLES, roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid, newGuid } from '../../lib/ids.js';
-import {
-  actionButton,
-  dataTable,
-  input,
-  mono,
-  postForm,
-  required,
-  section,
-  seg,
-  select,
-  text,
-} from '../components.js';
+import { dataTable, input, mono, postForm, required, section, seg, select, text } from '../components.js';
 import { type ConsoleContext, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
-import { principalNames, subscription } from './shared.js';
+import { principalNames, roleAssignmentsTable, subscription } from './shared.js';
 
 const RG_READ = 'Microsoft.Resources/subscriptions/resourceGroups/read';
 const RG_LIST = '/console/resource-groups';
@@ -94,54 +83,22 @@ ${input({ id: 'member-search', name: 'member', label: 'Find a member', type: 'se
 }
 
 /** The role assignments at or above a scope, with remove buttons for those made at it. */
-async function assignmentsAt(ctx: ConsoleContext, scope: string, removeAction: string): Promise<SafeHtml> {
-  return section(async () => {
-    const list = await ctx.s.roleAssignments.list(ctx.caller, scope, { atScope: true });
-    const names = await principalNames(
-      ctx,
-      list.map((a) => a.properties.principalId),
-    );
-    return dataTable({
+const assignmentsAt = (ctx: ConsoleContext, scope: string, removeAction: string): Promise<SafeHtml> =>
+  section(async () =>
+    roleAssignmentsTable(ctx, {
+      list: await ctx.s.roleAssignments.list(ctx.caller, scope, { atScope: true }),
+      scope,
+      removeAction,
       caption: 'Role assignments that apply here',
-      id: 'role-assignments',
-      rows: list,
       empty: 'No role assignments apply here.',
-      columns: [
-        {
-          label: 'Principal',
-          cell: (a) =>
-            html`<div>${names.get(a.properties.principalId) ?? 'Unknown principal'}</div>${mono(a.properties.principalId)}`,
-        },
-        {
-          label: 'Role',
-          cell: (a) =>
-            roleById(a.properties.roleDefinitionId.split('/').pop() ?? '')?.roleName ??
-            a.properties.roleDefinitionId,
-        },
-        {
-          label: 'Scope',
-          cell: (a) =>
-            a.properties.scope.toLowerCase() === scope.toLowerCase()
-              ? 'This scope'
-              : a.properties.scope === '/'
-                ? 'Tenant root (inherited)'
-                : 'Subscription (inherited)',
-        },
-        {
-          label: 'Actions',
-          cell: (a) =>
-            a.properties.scope.toLowerCase() === scope.toLowerCase()
-              ? actionButton(ctx, removeAction, 'Remove', {
-                  danger: true,
-                  hidden: { id: a.name },
-                  confirm: 'Remove this role assignment?',
-                })
-              : html`<span class="muted">Inherited: remove at its scope</span>`,
-        },
-      ],
-    });
-  });
-}
+      scopeLabel: (at) =>
+        at.toLowerCase() === scope.toLowerCase()
+          ? 'This scope'
+          : at === '/'
+            ? 'Tenant root (inherited)'
+            : 'Subscription (inherited)',
+    }),
+  );
 
 async function iamPage(ctx: ConsoleContext): Promise<PageResult> {
   const scope = await scopeOf(ctx);

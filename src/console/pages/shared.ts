@@ -1,6 +1,17 @@
+import type { RoleAssignmentView } from '../../access/arm-views.js';
+import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { DIRECTORY_ACTIONS } from '../../management/directory.js';
-import { dangerForm, postForm, requireConfirmed, seg, select } from '../components.js';
+import {
+  actionButton,
+  dangerForm,
+  dataTable,
+  mono,
+  postForm,
+  requireConfirmed,
+  seg,
+  select,
+} from '../components.js';
 import { type ConsoleContext, params, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
@@ -121,4 +132,58 @@ ${postForm(
 )}
 <h2>Delete</h2>
 ${dangerForm(ctx, `${base}/delete`, { id: 'confirm-delete', button: o.deleteButton, confirmText: o.deleteText })}`;
+}
+
+/**
+ * The role assignments that apply at `scope` (subscription, resource group or vault IAM pages):
+ * principal by name where the user may read it, role name, where it was made, and Remove for
+ * those made at this scope.
+ */
+export async function roleAssignmentsTable(
+  ctx: ConsoleContext,
+  o: {
+    list: readonly RoleAssignmentView[];
+    scope: string;
+    removeAction: string;
+    caption: string;
+    empty: string;
+    scopeLabel: (assignmentScope: string) => string;
+  },
+): Promise<SafeHtml> {
+  const names = await principalNames(
+    ctx,
+    o.list.map((a) => a.properties.principalId),
+  );
+  const here = (a: RoleAssignmentView) => a.properties.scope.toLowerCase() === o.scope.toLowerCase();
+  return dataTable({
+    caption: o.caption,
+    id: 'role-assignments',
+    rows: [...o.list],
+    empty: o.empty,
+    columns: [
+      {
+        label: 'Principal',
+        cell: (a) =>
+          html`<div>${names.get(a.properties.principalId) ?? 'Unknown principal'}</div>${mono(a.properties.principalId)}`,
+      },
+      {
+        label: 'Role',
+        cell: (a) =>
+          roleById(a.properties.roleDefinitionId.split('/').pop() ?? '')?.roleName ??
+          a.properties.roleDefinitionId,
+      },
+      { label: 'Scope', cell: (a) => o.scopeLabel(a.properties.scope) },
+      {
+        label: 'Actions',
+        cell: (a) =>
+          here(a)
+            ? actionButton(ctx, o.removeAction, 'Remove', {
+                danger: true,
+                hidden: { id: a.name },
+                confirm: 'Remove this role assignment?',
+              })
+            : html`<span class="muted">Inherited: remove at its scope</span>`,
+      },
+    ],
+  });
 }

@@ -17,7 +17,7 @@ import {
 import { type ConsoleContext, type PageResult, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { principalNames } from './shared.js';
+import { principalNames, roleAssignmentsTable } from './shared.js';
 import { controlVault, vaultBase, vaultHeader } from './vault-common.js';
 
 /**
@@ -128,44 +128,16 @@ const ROLE_SCOPE_LABEL = (scope: string, vaultId: string) =>
 async function iamPage(ctx: ConsoleContext): Promise<PageResult> {
   const v = await controlVault(ctx);
   const b = vaultBase(v);
-  const assignments = await section(async () => {
-    const list = await ctx.s.roleAssignments.list(ctx.caller, v.armId);
-    const names = await principalNames(
-      ctx,
-      list.map((a) => a.properties.principalId),
-    );
-    return dataTable({
+  const assignments = await section(async () =>
+    roleAssignmentsTable(ctx, {
+      list: await ctx.s.roleAssignments.list(ctx.caller, v.armId),
+      scope: v.armId,
+      removeAction: `${b}/iam/remove`,
       caption: 'Role assignments that apply to this vault',
-      id: 'role-assignments',
-      rows: list,
       empty: 'No role assignments apply to this vault.',
-      columns: [
-        {
-          label: 'Principal',
-          cell: (a) =>
-            html`${names.get(a.properties.principalId) ?? 'Unknown principal'}<br>${mono(a.properties.principalId)}`,
-        },
-        {
-          label: 'Role',
-          cell: (a) =>
-            roleById(a.properties.roleDefinitionId.split('/').pop() ?? '')?.roleName ??
-            a.properties.roleDefinitionId,
-        },
-        { label: 'Scope', cell: (a) => ROLE_SCOPE_LABEL(a.properties.scope, v.armId) },
-        {
-          label: 'Actions',
-          cell: (a) =>
-            a.properties.scope.toLowerCase() === v.armId.toLowerCase()
-              ? actionButton(ctx, `${b}/iam/remove`, 'Remove', {
-                  hidden: { id: a.name },
-                  danger: true,
-                  confirm: 'Remove this role assignment?',
-                })
-              : html`<span class="muted">Inherited: remove at its scope</span>`,
-        },
-      ],
-    });
-  });
+      scopeLabel: (at) => ROLE_SCOPE_LABEL(at, v.armId),
+    }),
+  );
   return {
     title: `${v.name} · Access control (IAM)`,
     nav: 'vaults',
