@@ -1,28 +1,10 @@
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { type Tenant, tenantStore } from '../storage/authority/tenant-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 
-export interface Tenant {
-  id: string;
-  domain: string | null;
-  displayName: string;
-  createdAt: number;
-}
-
-interface TenantRow {
-  id: string;
-  domain: string | null;
-  display_name: string;
-  created_at: number;
-}
-
-const fromRow = (r: TenantRow): Tenant => ({
-  id: r.id,
-  domain: r.domain,
-  displayName: r.display_name,
-  createdAt: Number(r.created_at),
-});
+export type { Tenant } from '../storage/authority/tenant-store.js';
 
 export const DOMAIN_RE =
   /^(?=.{3,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -37,10 +19,9 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
   return {
     /** The installation's default tenant (the one bootstrap created), else the oldest. */
     async default(q: Queryable = db): Promise<Tenant | undefined> {
-      const row = await q.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
-      if (row) return this.find(row.value, q);
-      const first = await q.get<TenantRow>('SELECT * FROM tenants ORDER BY created_at, id LIMIT 1');
-      return first && fromRow(first);
+      const id = await tenantStore.defaultTenantId(q);
+      if (id !== undefined) return this.find(id, q);
+      return tenantStore.oldest(q);
     },
     /**
      * Finds a tenant by GUID or domain name (case-insensitive). `adfs` names the default tenant:
@@ -51,10 +32,7 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
       if (idOrDomain.length > 253) return undefined;
       const key = idOrDomain.toLowerCase();
       if (key === ADFS_ALIAS) return this.default(q);
-      const row = isGuid(key)
-        ? await q.get<TenantRow>('SELECT * FROM tenants WHERE id = $1', [key])
-        : await q.get<TenantRow>('SELECT * FROM tenants WHERE domain = $1', [key]);
-      return row && fromRow(row);
+      return isGuid(key) ? tenantStore.findById(q, key) : tenantStore.findByDomain(q, key);
     },
     async require(idOrDomain: string): Promise<Tenant> {
       const t = await this.find(idOrDomain);
@@ -62,7 +40,7 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
       return t;
     },
     async list(): Promise<Tenant[]> {
-      return (await db.all<TenantRow>('SELECT * FROM tenants ORDER BY created_at')).map(fromRow);
+      return tenantStore.list(db);
     },
     async create(input: { displayName: string; domain?: string | null; id?: string }, q: Queryable = db) {
       const domain = input.domain ? input.domain.toLowerCase() : null;
@@ -75,7 +53,7 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
       if (domain !== null && RESERVED_SEGMENTS.has(domain)) {
         throw new LatchkeyError('BadParameter', `The tenant domain '${domain}' is reserved.`);
       }
-      if (domain && (await q.get('SELECT id FROM tenants WHERE domain = $1', [domain]))) {
+      if (domain && (await tenantStore.domainTaken(q, domain))) {
         throw new LatchkeyError('Conflict', `A tenant with the domain ${domain} already exists.`);
       }
       const t: Tenant = {
@@ -84,12 +62,7 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
         displayName: input.displayName,
         createdAt: clock.now(),
       };
-      await q.run('INSERT INTO tenants (id, domain, display_name, created_at) VALUES ($1, $2, $3, $4)', [
-        t.id,
-        t.domain,
-        t.displayName,
-        t.createdAt,
-      ]);
+      await tenantStore.insert(q, t);
       return t;
     },
   };
