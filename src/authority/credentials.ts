@@ -3,6 +3,7 @@ import { generateSecret, type SecretHasher } from '../crypto/hashing.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { type CredentialRecord, credentialStore } from '../storage/authority/credential-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 
 export interface CredentialInfo {
@@ -18,31 +19,16 @@ export interface CredentialInfo {
   endDateTime: string;
 }
 
-export interface CredentialRow {
-  id: string;
-  tenant_id: string;
-  principal_id: string;
-  kind: 'secret' | 'certificate';
-  display_name: string;
-  hint: string | null;
-  secret_hash: Buffer | null;
-  thumbprint_sha1: string | null;
-  thumbprint_sha256: string | null;
-  certificate_pem: string | null;
-  start_at: number;
-  end_at: number;
-}
-
-const info = (r: CredentialRow): CredentialInfo => ({
-  keyId: r.id,
-  principalId: r.principal_id,
-  type: r.kind === 'secret' ? 'Password' : 'AsymmetricX509Cert',
-  displayName: r.display_name,
-  hint: r.hint,
-  thumbprintSha1: r.thumbprint_sha1,
-  thumbprintSha256: r.thumbprint_sha256,
-  startDateTime: new Date(Number(r.start_at)).toISOString(),
-  endDateTime: new Date(Number(r.end_at)).toISOString(),
+const info = (c: CredentialRecord): CredentialInfo => ({
+  keyId: c.id,
+  principalId: c.principalId,
+  type: c.kind === 'secret' ? 'Password' : 'AsymmetricX509Cert',
+  displayName: c.displayName,
+  hint: c.hint,
+  thumbprintSha1: c.thumbprintSha1,
+  thumbprintSha256: c.thumbprintSha256,
+  startDateTime: new Date(c.startAt).toISOString(),
+  endDateTime: new Date(c.endAt).toISOString(),
 });
 
 const DAY = 86_400_000;
@@ -87,14 +73,7 @@ export function parseCertificate(pem: string): ParsedCertificate {
 
 export function createCredentials(deps: { db: Database; clock: Clock; hasher: SecretHasher }) {
   const { db, clock, hasher } = deps;
-  const count = async (principalId: string, q: Queryable) =>
-    Number(
-      (
-        await q.get<{ n: number }>('SELECT COUNT(*) AS n FROM credentials WHERE principal_id = $1', [
-          principalId,
-        ])
-      )?.n ?? 0,
-    );
+  const count = (principalId: string, q: Queryable) => credentialStore.countOf(q, principalId);
 
   return {
     /** Adds a client secret. The returned `secretText` is shown once and never stored. */
@@ -113,21 +92,21 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
       }
       const secretText = generateSecret(SECRET_PREFIX);
       const now = clock.now();
-      const row: CredentialRow = {
+      const row: CredentialRecord = {
         id: newGuid(),
-        tenant_id: tenantId,
-        principal_id: principalId,
+        tenantId,
+        principalId,
         kind: 'secret',
-        display_name: (input.displayName ?? 'secret').slice(0, 120),
+        displayName: (input.displayName ?? 'secret').slice(0, 120),
         hint: secretText.slice(0, SECRET_PREFIX.length + 3),
-        secret_hash: hasher.hash(secretText),
-        thumbprint_sha1: null,
-        thumbprint_sha256: null,
-        certificate_pem: null,
-        start_at: now,
-        end_at: now + days * DAY,
+        secretHash: hasher.hash(secretText),
+        thumbprintSha1: null,
+        thumbprintSha256: null,
+        certificatePem: null,
+        startAt: now,
+        endAt: now + days * DAY,
       };
-      await this.insert(row, q);
+      await credentialStore.insert(q, row, clock.now());
       return { ...info(row), secretText };
     },
     async addCertificate(
@@ -143,81 +122,41 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
       if ((await count(principalId, q)) >= MAX_CREDENTIALS) {
         throw new LatchkeyError('Conflict', `A principal may have at most ${MAX_CREDENTIALS} credentials.`);
       }
-      const dup = await q.get(
-        'SELECT id FROM credentials WHERE principal_id = $1 AND thumbprint_sha256 = $2',
-        [principalId, cert.thumbprintSha256],
-      );
-      if (dup)
+      if (await credentialStore.hasCertificate(q, principalId, cert.thumbprintSha256))
         throw new LatchkeyError('Conflict', 'That certificate is already registered for this principal.');
-      const row: CredentialRow = {
+      const row: CredentialRecord = {
         id: newGuid(),
-        tenant_id: tenantId,
-        principal_id: principalId,
+        tenantId,
+        principalId,
         kind: 'certificate',
-        display_name: (input.displayName ?? cert.subject).slice(0, 120),
+        displayName: (input.displayName ?? cert.subject).slice(0, 120),
         hint: cert.thumbprintSha256.slice(0, 8),
-        secret_hash: null,
-        thumbprint_sha1: cert.thumbprintSha1,
-        thumbprint_sha256: cert.thumbprintSha256,
-        certificate_pem: cert.pem,
-        start_at: cert.notBefore,
-        end_at: cert.notAfter,
+        secretHash: null,
+        thumbprintSha1: cert.thumbprintSha1,
+        thumbprintSha256: cert.thumbprintSha256,
+        certificatePem: cert.pem,
+        startAt: cert.notBefore,
+        endAt: cert.notAfter,
       };
-      await this.insert(row, q);
+      await credentialStore.insert(q, row, clock.now());
       return info(row);
     },
-    async insert(row: CredentialRow, q: Queryable) {
-      await q.run(
-        `INSERT INTO credentials (id, tenant_id, principal_id, kind, display_name, hint, secret_hash, thumbprint_sha1,
-           thumbprint_sha256, certificate_pem, start_at, end_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-        [
-          row.id,
-          row.tenant_id,
-          row.principal_id,
-          row.kind,
-          row.display_name,
-          row.hint,
-          row.secret_hash,
-          row.thumbprint_sha1,
-          row.thumbprint_sha256,
-          row.certificate_pem,
-          row.start_at,
-          row.end_at,
-          clock.now(),
-        ],
-      );
-    },
     async list(tenantId: string, principalId: string): Promise<CredentialInfo[]> {
-      const rows = await db.all<CredentialRow>(
-        'SELECT * FROM credentials WHERE tenant_id = $1 AND principal_id = $2 ORDER BY created_at, id',
-        [tenantId, principalId],
-      );
-      return rows.map(info);
+      return (await credentialStore.list(db, tenantId, principalId)).map(info);
     },
     async delete(tenantId: string, principalId: string, keyId: string, q: Queryable = db): Promise<void> {
       if (!isGuid(keyId)) throw new LatchkeyError('NotFound', 'Credential not found.');
-      const r = await q.run(
-        'DELETE FROM credentials WHERE id = $1 AND principal_id = $2 AND tenant_id = $3',
-        [keyId.toLowerCase(), principalId, tenantId],
-      );
-      if (r.changes === 0) throw new LatchkeyError('NotFound', 'Credential not found.');
+      if (!(await credentialStore.delete(q, tenantId, principalId, keyId.toLowerCase())))
+        throw new LatchkeyError('NotFound', 'Credential not found.');
     },
     async deleteAll(tenantId: string, principalId: string, q: Queryable = db): Promise<void> {
-      await q.run('DELETE FROM credentials WHERE principal_id = $1 AND tenant_id = $2', [
-        principalId,
-        tenantId,
-      ]);
+      await credentialStore.deleteAllOf(q, tenantId, principalId);
     },
     /** True when `secret` matches one of the principal's current secrets (constant-time per candidate). */
     async verifySecret(principalId: string, secret: string): Promise<boolean> {
-      const now = clock.now();
-      const rows = await db.all<{ secret_hash: Buffer }>(
-        "SELECT secret_hash FROM credentials WHERE principal_id = $1 AND kind = 'secret' AND start_at <= $2 AND end_at > $2",
-        [principalId, now],
-      );
+      const hashes = await credentialStore.currentSecretHashes(db, principalId, clock.now());
       let ok = false;
-      for (const r of rows) if (hasher.equals(secret, Buffer.from(r.secret_hash))) ok = true;
+      for (const h of hashes) if (hasher.equals(secret, h)) ok = true;
       return ok;
     },
     /** The current certificate with that thumbprint (`x5t#S256` or legacy `x5t`), if registered for the principal. */
@@ -225,19 +164,7 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
       principalId: string,
       thumb: { sha256?: string; sha1?: string },
     ): Promise<string | undefined> {
-      const now = clock.now();
-      const row = thumb.sha256
-        ? await db.get<{ certificate_pem: string }>(
-            "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha256 = $2 AND start_at <= $3 AND end_at > $3",
-            [principalId, thumb.sha256, now],
-          )
-        : thumb.sha1
-          ? await db.get<{ certificate_pem: string }>(
-              "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha1 = $2 AND start_at <= $3 AND end_at > $3",
-              [principalId, thumb.sha1, now],
-            )
-          : undefined;
-      return row?.certificate_pem;
+      return credentialStore.findCurrentCertificate(db, principalId, thumb, clock.now());
     },
   };
 }

@@ -1,0 +1,140 @@
+import type { Queryable } from '../port.js';
+
+/** A client secret (only its hash) or a certificate registered for a principal (times in epoch ms). */
+export interface CredentialRecord {
+  id: string;
+  tenantId: string;
+  principalId: string;
+  kind: 'secret' | 'certificate';
+  displayName: string;
+  /** First characters of a secret (safe to show), or the start of the certificate's SHA-256 thumbprint. */
+  hint: string | null;
+  secretHash: Buffer | null;
+  thumbprintSha1: string | null;
+  thumbprintSha256: string | null;
+  certificatePem: string | null;
+  startAt: number;
+  endAt: number;
+}
+
+interface CredentialRow {
+  id: string;
+  tenant_id: string;
+  principal_id: string;
+  kind: 'secret' | 'certificate';
+  display_name: string;
+  hint: string | null;
+  secret_hash: Buffer | null;
+  thumbprint_sha1: string | null;
+  thumbprint_sha256: string | null;
+  certificate_pem: string | null;
+  start_at: number;
+  end_at: number;
+}
+
+const fromRow = (r: CredentialRow): CredentialRecord => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  principalId: r.principal_id,
+  kind: r.kind,
+  displayName: r.display_name,
+  hint: r.hint,
+  secretHash: r.secret_hash === null ? null : Buffer.from(r.secret_hash),
+  thumbprintSha1: r.thumbprint_sha1,
+  thumbprintSha256: r.thumbprint_sha256,
+  certificatePem: r.certificate_pem,
+  startAt: Number(r.start_at),
+  endAt: Number(r.end_at),
+});
+
+/** The SQL behind principals' credentials (migration 0001). */
+export const credentialStore = {
+  async countOf(q: Queryable, principalId: string): Promise<number> {
+    const r = await q.get<{ n: number }>('SELECT COUNT(*) AS n FROM credentials WHERE principal_id = $1', [
+      principalId,
+    ]);
+    return Number(r?.n ?? 0);
+  },
+  /** True when the principal already has the certificate with this SHA-256 thumbprint. */
+  async hasCertificate(q: Queryable, principalId: string, thumbprintSha256: string): Promise<boolean> {
+    return (
+      (await q.get('SELECT id FROM credentials WHERE principal_id = $1 AND thumbprint_sha256 = $2', [
+        principalId,
+        thumbprintSha256,
+      ])) !== undefined
+    );
+  },
+  async insert(q: Queryable, c: CredentialRecord, createdAt: number): Promise<void> {
+    await q.run(
+      `INSERT INTO credentials (id, tenant_id, principal_id, kind, display_name, hint, secret_hash, thumbprint_sha1,
+         thumbprint_sha256, certificate_pem, start_at, end_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        c.id,
+        c.tenantId,
+        c.principalId,
+        c.kind,
+        c.displayName,
+        c.hint,
+        c.secretHash,
+        c.thumbprintSha1,
+        c.thumbprintSha256,
+        c.certificatePem,
+        c.startAt,
+        c.endAt,
+        createdAt,
+      ],
+    );
+  },
+  /** A principal's credentials, oldest first. */
+  async list(q: Queryable, tenantId: string, principalId: string): Promise<CredentialRecord[]> {
+    const rows = await q.all<CredentialRow>(
+      'SELECT * FROM credentials WHERE tenant_id = $1 AND principal_id = $2 ORDER BY created_at, id',
+      [tenantId, principalId],
+    );
+    return rows.map(fromRow);
+  },
+  /** False when the principal has no credential with that id. */
+  async delete(q: Queryable, tenantId: string, principalId: string, id: string): Promise<boolean> {
+    const r = await q.run('DELETE FROM credentials WHERE id = $1 AND principal_id = $2 AND tenant_id = $3', [
+      id,
+      principalId,
+      tenantId,
+    ]);
+    return r.changes > 0;
+  },
+  async deleteAllOf(q: Queryable, tenantId: string, principalId: string): Promise<void> {
+    await q.run('DELETE FROM credentials WHERE principal_id = $1 AND tenant_id = $2', [
+      principalId,
+      tenantId,
+    ]);
+  },
+  /** The hashes of the principal's secrets valid at `now`. */
+  async currentSecretHashes(q: Queryable, principalId: string, now: number): Promise<Buffer[]> {
+    const rows = await q.all<{ secret_hash: Buffer }>(
+      "SELECT secret_hash FROM credentials WHERE principal_id = $1 AND kind = 'secret' AND start_at <= $2 AND end_at > $2",
+      [principalId, now],
+    );
+    return rows.map((r) => Buffer.from(r.secret_hash));
+  },
+  /** The PEM of the principal's certificate valid at `now` with this thumbprint (SHA-256 first, else SHA-1). */
+  async findCurrentCertificate(
+    q: Queryable,
+    principalId: string,
+    thumb: { sha256?: string; sha1?: string },
+    now: number,
+  ): Promise<string | undefined> {
+    const row = thumb.sha256
+      ? await q.get<{ certificate_pem: string }>(
+          "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha256 = $2 AND start_at <= $3 AND end_at > $3",
+          [principalId, thumb.sha256, now],
+        )
+      : thumb.sha1
+        ? await q.get<{ certificate_pem: string }>(
+            "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha1 = $2 AND start_at <= $3 AND end_at > $3",
+            [principalId, thumb.sha1, now],
+          )
+        : undefined;
+    return row?.certificate_pem;
+  },
+};
