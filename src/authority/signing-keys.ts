@@ -4,9 +4,10 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
-import type { Database } from '../storage/port.js';
+import { type SigningAlg, signingKeyStore } from '../storage/authority/signing-key-store.js';
+import type { Database, Queryable } from '../storage/port.js';
 
-export type SigningAlg = 'ES256' | 'RS256';
+export type { SigningAlg } from '../storage/authority/signing-key-store.js';
 
 export interface PublicJwk {
   kty: string;
@@ -18,16 +19,6 @@ export interface PublicJwk {
   crv?: string;
   x?: string;
   y?: string;
-}
-
-interface KeyRow {
-  kid: string;
-  alg: SigningAlg;
-  public_jwk: string;
-  private_sealed: Buffer;
-  state: 'active' | 'previous';
-  created_at: number;
-  retire_at: number | null;
 }
 
 export interface ActiveKey {
@@ -83,29 +74,26 @@ export function createSigningKeys(deps: {
 
   const reload = async () => {
     const now = clock.now();
-    const rows = await db.all<KeyRow>(
-      "SELECT * FROM signing_keys WHERE state = 'active' OR retire_at IS NULL OR retire_at > $1 ORDER BY created_at DESC",
-      [now],
-    );
+    const rows = await signingKeyStore.listPublished(db, now);
     const act = rows.find((r) => r.state === 'active');
     if (act && act.kid !== active?.kid) {
       active = {
         kid: act.kid,
         alg: act.alg,
         privateKey: createPrivateKey({
-          key: sealer.open(Buffer.from(act.private_sealed), aad(act.kid)),
+          key: sealer.open(act.privateSealed, aad(act.kid)),
           format: 'der',
           type: 'pkcs8',
         }),
       };
     }
-    published = rows.map((r) => JSON.parse(r.public_jwk) as PublicJwk);
+    published = rows.map((r) => JSON.parse(r.publicJwk) as PublicJwk);
     verifyKeys.clear();
     for (const r of rows) {
       verifyKeys.set(r.kid, {
-        key: createPublicKey({ key: JSON.parse(r.public_jwk), format: 'jwk' }),
+        key: createPublicKey({ key: JSON.parse(r.publicJwk), format: 'jwk' }),
         alg: r.alg,
-        retireAt: r.state === 'active' || r.retire_at === null ? null : Number(r.retire_at),
+        retireAt: r.state === 'active' ? null : r.retireAt,
       });
     }
     lastReload = clock.monotonic();
@@ -119,22 +107,16 @@ export function createSigningKeys(deps: {
     const now = clock.now();
     await db.transaction(async (tx) => {
       await tx.lock('latchkey:signing-keys');
-      await tx.run("UPDATE signing_keys SET state = 'previous', retire_at = $1 WHERE state = 'active'", [
-        now + deps.overlapSeconds * 1000,
-      ]);
-      await tx.run(
-        'INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state, created_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)',
-        [
-          kid,
-          deps.alg,
-          JSON.stringify(pub),
-          sealer.seal(privateKey.export({ format: 'der', type: 'pkcs8' }), aad(kid)),
-          'active',
-          now,
-        ],
-      );
+      await signingKeyStore.retireActive(tx, now + deps.overlapSeconds * 1000);
+      await signingKeyStore.insertActive(tx, {
+        kid,
+        alg: deps.alg,
+        publicJwk: JSON.stringify(pub),
+        privateSealed: sealer.seal(privateKey.export({ format: 'der', type: 'pkcs8' }), aad(kid)),
+        createdAt: now,
+      });
       // Retired keys are deleted once their overlap has ended.
-      await tx.run("DELETE FROM signing_keys WHERE state = 'previous' AND retire_at <= $1", [now]);
+      await signingKeyStore.deleteRetired(tx, now);
     });
     bus.publish('signingKey', kid);
   };
@@ -143,21 +125,18 @@ export function createSigningKeys(deps: {
    * How long until a rotation may happen (0: now): the minimum interval since the active key
    * was made, and a free place among the published keys (the oldest leaves when its overlap ends).
    */
-  const rotationWait = async (q: Pick<Database, 'all'>): Promise<number> => {
+  const rotationWait = async (q: Queryable): Promise<number> => {
     const now = clock.now();
-    const rows = await q.all<{ state: string; created_at: number; retire_at: number | null }>(
-      "SELECT state, created_at, retire_at FROM signing_keys WHERE state = 'active' OR retire_at IS NULL OR retire_at > $1",
-      [now],
-    );
+    const rows = await signingKeyStore.listPublishedTimes(q, now);
     const act = rows.find((r) => r.state === 'active');
     // A previous key still published: the active key came from a rotation (not the first start).
     const rotated = rows.some((r) => r.state !== 'active');
-    const interval = act && rotated ? Number(act.created_at) + minInterval - now : 0;
+    const interval = act && rotated ? act.createdAt + minInterval - now : 0;
     let slot = 0;
     if (rows.length >= maxPublished) {
       const retires = rows
-        .filter((r) => r.state !== 'active' && r.retire_at !== null)
-        .map((r) => Number(r.retire_at))
+        .filter((r) => r.state !== 'active' && r.retireAt !== null)
+        .map((r) => Number(r.retireAt))
         .sort((a, b) => a - b);
       // Free places needed: the published keys beyond the cap, plus one for the new key.
       slot = (retires[rows.length - maxPublished] ?? now + deps.overlapSeconds * 1000) - now;
@@ -185,8 +164,7 @@ export function createSigningKeys(deps: {
       if (!active) {
         await db.transaction(async (tx) => {
           await tx.lock('latchkey:signing-keys');
-          const any = await tx.get("SELECT kid FROM signing_keys WHERE state = 'active'");
-          if (!any) await createKey();
+          if (!(await signingKeyStore.findActive(tx))) await createKey();
         });
         await reload();
       }
@@ -224,10 +202,8 @@ export function createSigningKeys(deps: {
     async rotateIfOlderThan(maxAgeMs: number): Promise<{ kid: string; previous: string } | undefined> {
       const previous = await db.transaction(async (tx) => {
         await tx.lock('latchkey:signing-keys');
-        const row = await tx.get<{ kid: string; created_at: number }>(
-          "SELECT kid, created_at FROM signing_keys WHERE state = 'active'",
-        );
-        if (!row || clock.now() - Number(row.created_at) < maxAgeMs) return undefined;
+        const row = await signingKeyStore.findActive(tx);
+        if (!row || clock.now() - row.createdAt < maxAgeMs) return undefined;
         // At the cap of published keys, the next round tries again.
         if ((await rotationWait(tx)) > 0) return undefined;
         await createKey();
@@ -257,8 +233,7 @@ export function createSigningKeys(deps: {
       if (
         !k &&
         (clock.monotonic() - lastReload > MISS_REFRESH_MS ||
-          (/^[0-9a-f]{32}$/.test(kid) &&
-            (await db.get('SELECT kid FROM signing_keys WHERE kid = $1', [kid])) !== undefined))
+          (/^[0-9a-f]{32}$/.test(kid) && (await signingKeyStore.exists(db, kid))))
       ) {
         await refresh();
         k = verifyKeys.get(kid);
