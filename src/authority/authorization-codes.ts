@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { generateSecret, type SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
+import { authorizationCodeStore } from '../storage/authority/authorization-code-store.js';
 import type { Database } from '../storage/port.js';
 
 /** An authorization code lives this long: long enough for a redirect and one token request. */
@@ -28,21 +29,6 @@ export type Redemption =
   | { ok: false; reason: 'unknown' | 'expired' }
   | { ok: false; reason: 'reused'; refreshTokenId: string | null };
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  principal_id: string;
-  client_id: string;
-  redirect_uri: string;
-  code_challenge: string;
-  scope: string;
-  nonce: string | null;
-  auth_time: number;
-  expires_at: number;
-  used_at: number | null;
-  refresh_token_id: string | null;
-}
-
 /** RFC 7636 §4.1: 43–128 unreserved characters. */
 export const CODE_VERIFIER_RE = /^[A-Za-z0-9._~-]{43,128}$/;
 /** An S256 challenge is a base64url SHA-256: 43 characters. */
@@ -67,80 +53,51 @@ export function createAuthorizationCodes(deps: { db: Database; clock: Clock; has
     async issue(grant: AuthorizationGrant): Promise<string> {
       const code = generateSecret('lkc~', 32);
       const now = clock.now();
-      await db.run(
-        `INSERT INTO authorization_codes (id, code_hash, tenant_id, principal_id, client_id, redirect_uri, code_challenge,
-           scope, nonce, auth_time, expires_at, used_at, refresh_token_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, $12)`,
-        [
-          newGuid(),
-          hasher.hash(code),
-          grant.tenantId,
-          grant.principalId,
-          grant.clientId,
-          grant.redirectUri,
-          grant.codeChallenge,
-          grant.scope,
-          grant.nonce,
-          grant.authTime,
-          now + CODE_TTL_MS,
-          now,
-        ],
-      );
+      await authorizationCodeStore.insert(db, {
+        ...grant,
+        id: newGuid(),
+        codeHash: hasher.hash(code),
+        expiresAt: now + CODE_TTL_MS,
+        createdAt: now,
+      });
       return code;
     },
 
     /** Spends the code (atomically: of two concurrent redemptions one wins) and returns its grant. */
     async redeem(code: string, tenantId: string): Promise<Redemption> {
       if (code.length > 200) return { ok: false, reason: 'unknown' };
-      const row = await db.get<Row>(
-        `SELECT id, tenant_id, principal_id, client_id, redirect_uri, code_challenge, scope, nonce, auth_time,
-           expires_at, used_at, refresh_token_id FROM authorization_codes WHERE code_hash = $1 AND tenant_id = $2`,
-        [hasher.hash(code), tenantId],
-      );
+      const row = await authorizationCodeStore.findByHash(db, tenantId, hasher.hash(code));
       if (!row) return { ok: false, reason: 'unknown' };
       const now = clock.now();
-      const spent = await db.run(
-        'UPDATE authorization_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL',
-        [now, row.id],
-      );
-      if (spent.changes === 0) {
-        const again = await db.get<{ refresh_token_id: string | null }>(
-          'SELECT refresh_token_id FROM authorization_codes WHERE id = $1',
-          [row.id],
-        );
-        return { ok: false, reason: 'reused', refreshTokenId: again?.refresh_token_id ?? null };
+      if (!(await authorizationCodeStore.consume(db, row.id, now))) {
+        const refreshTokenId = await authorizationCodeStore.refreshTokenOf(db, row.id);
+        return { ok: false, reason: 'reused', refreshTokenId };
       }
-      if (Number(row.expires_at) <= now) return { ok: false, reason: 'expired' };
+      if (row.expiresAt <= now) return { ok: false, reason: 'expired' };
       return {
         ok: true,
         id: row.id,
         grant: {
-          tenantId: row.tenant_id,
-          principalId: row.principal_id,
-          clientId: row.client_id,
-          redirectUri: row.redirect_uri,
-          codeChallenge: row.code_challenge,
+          tenantId: row.tenantId,
+          principalId: row.principalId,
+          clientId: row.clientId,
+          redirectUri: row.redirectUri,
+          codeChallenge: row.codeChallenge,
           scope: row.scope,
           nonce: row.nonce,
-          authTime: Number(row.auth_time),
+          authTime: row.authTime,
         },
       };
     },
 
     /** Remembers the refresh token a code's redemption issued (revoked if the code is replayed). */
     async linkRefreshToken(codeId: string, refreshTokenId: string): Promise<void> {
-      await db.run('UPDATE authorization_codes SET refresh_token_id = $1 WHERE id = $2', [
-        refreshTokenId,
-        codeId,
-      ]);
+      await authorizationCodeStore.linkRefreshToken(db, codeId, refreshTokenId);
     },
 
     /** Forgets codes well past their expiry. */
     async prune(): Promise<number> {
-      const r = await db.run('DELETE FROM authorization_codes WHERE expires_at < $1', [
-        clock.now() - KEEP_AFTER_EXPIRY_MS,
-      ]);
-      return r.changes;
+      return authorizationCodeStore.prune(db, clock.now() - KEEP_AFTER_EXPIRY_MS);
     },
   };
 }

@@ -2,6 +2,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { usedAssertionStore } from '../storage/authority/used-assertion-store.js';
 import type { Database } from '../storage/port.js';
 import type { Credentials } from './credentials.js';
 
@@ -111,18 +112,14 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
           const jtiHash = createHash('sha256')
             .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)
             .digest('base64url');
-          const r = await db.run(
-            'INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2) ON CONFLICT (jti_hash) DO NOTHING',
-            [jtiHash, expiresAt],
-          );
-          if (r.changes === 0)
+          if (!(await usedAssertionStore.consume(db, jtiHash, expiresAt)))
             throw invalid('The client assertion has been used before for this resource (replayed jti).');
         },
       };
     },
     /** Deletes remembered jtis whose assertions have expired. */
     async prune(): Promise<number> {
-      return (await db.run('DELETE FROM used_assertions WHERE expires_at < $1', [clock.now()])).changes;
+      return usedAssertionStore.prune(db, clock.now());
     },
   };
 }

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import { generateSecret, type SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
+import { deviceCodeStore } from '../storage/authority/device-code-store.js';
 import type { Database } from '../storage/port.js';
 
 /** A device code lives this long (Entra: 15 minutes). */
@@ -43,19 +44,6 @@ export type DevicePoll =
   | { kind: 'denied' }
   | { kind: 'approved'; principalId: string; scope: string; authTime: number };
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  client_id: string;
-  scope: string;
-  status: 'pending' | 'approved' | 'denied' | 'redeemed';
-  principal_id: string | null;
-  auth_time: number | null;
-  interval_ms: number;
-  last_poll_at: number | null;
-  expires_at: number;
-}
-
 /**
  * Device authorization requests (RFC 8628): started by a client, approved or denied by a user
  * on the verification page, redeemed once by the client's polling token request.
@@ -80,22 +68,17 @@ export function createDeviceCodes(deps: { db: Database; clock: Clock; hasher: Se
           () => USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)],
         ).join('');
         try {
-          await db.run(
-            `INSERT INTO device_codes (id, device_code_hash, user_code_hash, tenant_id, client_id, scope, status,
-               principal_id, auth_time, interval_ms, last_poll_at, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, NULL, $7, NULL, $8, $9)`,
-            [
-              newGuid(),
-              hasher.hash(deviceCode),
-              userCodeHash(code),
-              input.tenantId,
-              input.clientId,
-              input.scope,
-              DEVICE_CODE_INTERVAL_MS,
-              now + DEVICE_CODE_TTL_MS,
-              now,
-            ],
-          );
+          await deviceCodeStore.insert(db, {
+            id: newGuid(),
+            deviceCodeHash: hasher.hash(deviceCode),
+            userCodeHash: userCodeHash(code),
+            tenantId: input.tenantId,
+            clientId: input.clientId,
+            scope: input.scope,
+            intervalMs: DEVICE_CODE_INTERVAL_MS,
+            expiresAt: now + DEVICE_CODE_TTL_MS,
+            createdAt: now,
+          });
           return {
             deviceCode,
             userCode: `${code.slice(0, 4)}-${code.slice(4)}`,
@@ -112,73 +95,57 @@ export function createDeviceCodes(deps: { db: Database; clock: Clock; hasher: Se
     async pending(userCode: string): Promise<DeviceRequest | undefined> {
       const c = normalizeUserCode(userCode);
       if (!c) return undefined;
-      const row = await db.get<Row>(
-        "SELECT * FROM device_codes WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $2",
-        [userCodeHash(c), clock.now()],
-      );
+      const row = await deviceCodeStore.findPendingByUserCode(db, userCodeHash(c), clock.now());
       return row
         ? {
             id: row.id,
-            tenantId: row.tenant_id,
-            clientId: row.client_id,
+            tenantId: row.tenantId,
+            clientId: row.clientId,
             scope: row.scope,
-            expiresAt: Number(row.expires_at),
+            expiresAt: row.expiresAt,
           }
         : undefined;
     },
 
     /** A user signed in for the request: true if it was still pending (of two approvals one wins). */
     async approve(id: string, principalId: string, authTime: number): Promise<boolean> {
-      const r = await db.run(
-        "UPDATE device_codes SET status = 'approved', principal_id = $1, auth_time = $2 WHERE id = $3 AND status = 'pending' AND expires_at > $4",
-        [principalId, authTime, id, clock.now()],
-      );
-      return r.changes === 1;
+      return deviceCodeStore.approve(db, id, principalId, authTime, clock.now());
     },
 
     /** The user declined: the client's next poll gets `access_denied`. */
     async deny(id: string): Promise<void> {
-      await db.run("UPDATE device_codes SET status = 'denied' WHERE id = $1 AND status = 'pending'", [id]);
+      await deviceCodeStore.deny(db, id);
     },
 
     /** One token request with the device code (RFC 8628 §3.4–3.5); an approval is handed out once. */
     async poll(tenantId: string, clientId: string, deviceCode: string): Promise<DevicePoll> {
       if (deviceCode.length > 200) return { kind: 'unknown' };
-      const row = await db.get<Row>(
-        'SELECT * FROM device_codes WHERE device_code_hash = $1 AND tenant_id = $2 AND client_id = $3',
-        [hasher.hash(deviceCode), tenantId, clientId],
-      );
+      const row = await deviceCodeStore.findByDeviceCode(db, tenantId, clientId, hasher.hash(deviceCode));
       if (!row) return { kind: 'unknown' };
       const now = clock.now();
       if (row.status === 'redeemed') return { kind: 'unknown' };
       if (row.status === 'denied') return { kind: 'denied' };
-      if (Number(row.expires_at) <= now) return { kind: 'expired' };
+      if (row.expiresAt <= now) return { kind: 'expired' };
       if (row.status === 'pending') {
-        const last = row.last_poll_at === null ? null : Number(row.last_poll_at);
-        await db.run('UPDATE device_codes SET last_poll_at = $1 WHERE id = $2', [now, row.id]);
+        const last = row.lastPollAt;
+        await deviceCodeStore.recordPoll(db, row.id, now);
         // A little slack for network jitter; a client polling clearly faster is told to slow down.
-        if (last !== null && now - last < Number(row.interval_ms) - 1000) return { kind: 'slow_down' };
+        if (last !== null && now - last < row.intervalMs - 1000) return { kind: 'slow_down' };
         return { kind: 'pending' };
       }
-      const spent = await db.run(
-        "UPDATE device_codes SET status = 'redeemed' WHERE id = $1 AND status = 'approved'",
-        [row.id],
-      );
-      if (spent.changes === 0 || row.principal_id === null) return { kind: 'unknown' };
+      const spent = await deviceCodeStore.consume(db, row.id);
+      if (!spent || row.principalId === null) return { kind: 'unknown' };
       return {
         kind: 'approved',
-        principalId: row.principal_id,
+        principalId: row.principalId,
         scope: row.scope,
-        authTime: Number(row.auth_time ?? now),
+        authTime: row.authTime ?? now,
       };
     },
 
     /** Forgets requests well past their expiry. */
     async prune(): Promise<number> {
-      const r = await db.run('DELETE FROM device_codes WHERE expires_at < $1', [
-        clock.now() - KEEP_AFTER_EXPIRY_MS,
-      ]);
-      return r.changes;
+      return deviceCodeStore.prune(db, clock.now() - KEEP_AFTER_EXPIRY_MS);
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Limits } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { authFailureStore } from '../storage/authority/auth-failure-store.js';
 import type { Database } from '../storage/port.js';
 
 /** Where the throttle reports that the shared count could not be written (a pino logger fits). */
@@ -52,15 +53,7 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
     if (!db) return undefined;
     const now = clock.now();
     try {
-      const row = await db.get<{ count: number; window_start: number }>(
-        `INSERT INTO auth_failures (key, count, window_start) VALUES ($1, 1, $2)
-         ON CONFLICT (key) DO UPDATE SET
-           count = CASE WHEN auth_failures.window_start <= $3 THEN 1 ELSE auth_failures.count + 1 END,
-           window_start = CASE WHEN auth_failures.window_start <= $3 THEN $2 ELSE auth_failures.window_start END
-         RETURNING count, window_start`,
-        [key, now, now - limits.authFailureWindowMs],
-      );
-      return row ? { count: Number(row.count), start: Number(row.window_start) } : undefined;
+      return await authFailureStore.addFailure(db, key, now, now - limits.authFailureWindowMs);
     } catch (e) {
       // The in-memory count still protects this node; the shared one resumes with the next failure.
       log?.warn({ err: e }, 'authentication throttle: the shared failure count could not be written');
@@ -118,9 +111,8 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
      */
     succeed(key: string): Promise<void> {
       if (!windows.delete(key) || !db) return Promise.resolve();
-      return db
-        .run('DELETE FROM auth_failures WHERE key = $1', [key])
-        .then(() => undefined)
+      return authFailureStore
+        .clear(db, key)
         .catch((e) =>
           log?.warn({ err: e }, 'authentication throttle: the shared failure count could not be cleared'),
         );
@@ -128,10 +120,7 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
     /** Forgets shared counts whose window has ended (a job). */
     async prune(): Promise<number> {
       if (!db) return 0;
-      const r = await db.run('DELETE FROM auth_failures WHERE window_start <= $1', [
-        clock.now() - limits.authFailureWindowMs,
-      ]);
-      return r.changes;
+      return authFailureStore.prune(db, clock.now() - limits.authFailureWindowMs);
     },
   };
 }
