@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { generateSecret, type SecretHasher, verifyPassword } from '../crypto/hashing.js';
+import { type SecretHasher, verifyPassword } from '../crypto/hashing.js';
 import { type ErrorCode, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import { isGuid, newGuid } from '../lib/ids.js';
+import { isGuid } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
 import { type AuthorizationCodes, CODE_VERIFIER_RE, pkceMatches } from './authorization-codes.js';
 import { ASSERTION_TYPE, type AssertionVerifier } from './client-assertion.js';
@@ -10,13 +10,11 @@ import { browserClientOf, CLI_CLIENT_ID, isBuiltInPublicClient } from './clients
 import type { Credentials } from './credentials.js';
 import type { DeviceCodes } from './device-codes.js';
 import type { Principal, Principals } from './principals.js';
+import { createRefreshTokens } from './refresh-tokens.js';
 import type { Tenant, Tenants } from './tenants.js';
 import type { AuthThrottle } from './throttle.js';
 import type { TokenIssuer } from './tokens.js';
 
-const REFRESH_TOKEN_DAYS = 90;
-/** How long a spent refresh token is remembered, so that its replay revokes its family. */
-const SPENT_REFRESH_TOKEN_MS = 14 * 86_400_000;
 const FIELD_MAX = 16_384;
 
 export interface TokenResponse {
@@ -81,6 +79,7 @@ export function createTokenEndpoint(deps: {
   }) => void;
 }) {
   const { db, clock, tenants, principals, credentials, assertions, issuer, throttle, hasher } = deps;
+  const refreshTokens = createRefreshTokens({ db, clock, hasher });
 
   const field = (form: Record<string, string>, name: string, required = true): string | undefined => {
     const v = form[name];
@@ -202,47 +201,8 @@ export function createTokenEndpoint(deps: {
     return extra;
   };
 
-  /**
-   * A refresh token: a new family (a sign-in at `authTime`), or the next token of `family` (a
-   * rotation keeps the family's sign-in time, so revoking sign-ins before a time reaches it).
-   */
-  const issueRefreshToken = async (
-    tenantId: string,
-    principalId: string,
-    clientId: string,
-    scope: string,
-    family: { id?: string; authTime: number },
-  ) => {
-    const token = generateSecret('lkr~', 32);
-    const now = clock.now();
-    const id = newGuid();
-    await db.run(
-      `INSERT INTO refresh_tokens (id, tenant_id, principal_id, client_id, token_hash, scope, expires_at, created_at,
-         family_id, auth_time, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)`,
-      [
-        id,
-        tenantId,
-        principalId,
-        clientId,
-        hasher.hash(token),
-        scope,
-        now + REFRESH_TOKEN_DAYS * 86_400_000,
-        now,
-        family.id ?? id,
-        family.authTime,
-      ],
-    );
-    return { token, id };
-  };
-
-  /** Revokes every refresh token of the family of the token `id` (a replay, a replayed code). */
-  const revokeFamilyOf = async (id: string) => {
-    const row = await db.get<{ family_id: string | null }>(
-      'SELECT family_id FROM refresh_tokens WHERE id = $1',
-      [id],
-    );
-    await db.run('DELETE FROM refresh_tokens WHERE family_id = $1 OR id = $2', [row?.family_id ?? id, id]);
-  };
+  const issueRefreshToken = refreshTokens.issue;
+  const revokeFamilyOf = refreshTokens.revokeFamilyOf;
 
   /** A sign-in at `authTime` still counts: not revoked since (`revokeSignInSessions`, reset, disable). */
   const signInValid = (p: Principal, authTime: number) => authTime >= p.sessionsValidFrom;
@@ -412,29 +372,16 @@ export function createTokenEndpoint(deps: {
     const keys = [`ip:${ctx.clientIp}`];
     throttle.check(keys);
     const invalid = (message: string) => failedClient(keys, message, 'invalid_grant', 70008, 400);
-    const row = await db.get<{
-      id: string;
-      principal_id: string;
-      client_id: string;
-      scope: string;
-      expires_at: number;
-      created_at: number;
-      family_id: string | null;
-      auth_time: number | null;
-      used_at: number | null;
-    }>(
-      'SELECT id, principal_id, client_id, scope, expires_at, created_at, family_id, auth_time, used_at FROM refresh_tokens WHERE token_hash = $1 AND tenant_id = $2',
-      [hasher.hash(token), tenant.id],
-    );
-    if (!row || row.client_id !== clientId || Number(row.expires_at) <= clock.now())
+    const row = await refreshTokens.find(tenant.id, token);
+    if (!row || row.clientId !== clientId || row.expiresAt <= clock.now())
       throw await invalid('The refresh token is invalid or has expired.');
     const replay = async () => {
       await revokeFamilyOf(row.id);
       return invalid('The refresh token has already been used; every token of its sign-in is revoked.');
     };
-    if (row.used_at !== null) throw await replay();
-    const authTime = Number(row.auth_time ?? row.created_at);
-    const principal = await principals.get(tenant.id, row.principal_id);
+    if (row.usedAt !== null) throw await replay();
+    const { authTime } = row;
+    const principal = await principals.get(tenant.id, row.principalId);
     if (!principal?.enabled || principal.kind !== 'user')
       throw oauth('invalid_grant', 'The user account is disabled or deleted.', 50057);
     if (!signInValid(principal, authTime))
@@ -444,15 +391,10 @@ export function createTokenEndpoint(deps: {
     const { audience, scp } = await resolveScope(tenant, scope, true);
     // Rotate: the used refresh token is spent. Two concurrent uses of one token: one wins, and
     // the other is a replay.
-    const now = clock.now();
-    const spent = await db.run(
-      'UPDATE refresh_tokens SET used_at = $1, expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3 AND used_at IS NULL',
-      [now, now + SPENT_REFRESH_TOKEN_MS, row.id],
-    );
-    if (spent.changes === 0) throw await replay();
+    if (!(await refreshTokens.consume(row.id))) throw await replay();
     const t = await userAccessToken(ctx, principal, clientId, audience, scp);
     const next = await issueRefreshToken(tenant.id, principal.id, clientId, row.scope, {
-      id: row.family_id ?? row.id,
+      id: row.familyId,
       authTime,
     });
     return respond(t, {
@@ -653,7 +595,7 @@ export function createTokenEndpoint(deps: {
     },
     /** Deletes expired refresh tokens (spent ones expire 14 days after use, or sooner). */
     async pruneRefreshTokens(): Promise<number> {
-      return (await db.run('DELETE FROM refresh_tokens WHERE expires_at <= $1', [clock.now()])).changes;
+      return refreshTokens.prune();
     },
   };
 }
