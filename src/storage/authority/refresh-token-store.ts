@@ -41,7 +41,7 @@ interface RefreshTokenRow {
 }
 
 /**
- * The SQL behind refresh tokens (migrations 0005, 0011), in the shape of oidc-provider's adapter:
+ * The SQL behind refresh tokens (migrations 0001, 0011), in the shape of oidc-provider's adapter:
  * `upsert` (insert), `find`, `consume` (spend once), `destroy` (a family, a principal's, a client's).
  */
 export const refreshTokenStore = {

@@ -1,0 +1,132 @@
+import { LatchkeyError } from '../../errors/index.js';
+import { isGuid } from '../../lib/ids.js';
+import { ASSERTION_TYPE } from '../client-assertion.js';
+import type { Principal } from '../principals.js';
+import type { Tenant } from '../tenants.js';
+import {
+  failedClient,
+  field,
+  type GrantDeps,
+  oauth,
+  resolveScope,
+  respond,
+  type TokenRequestContext,
+  type TokenResponse,
+} from './shared.js';
+
+export const parameters: ReadonlySet<string> = new Set([
+  'client_id',
+  'scope',
+  'client_secret',
+  'client_assertion',
+  'client_assertion_type',
+]);
+
+/** How the client proved itself: `appidacr` 1 (secret) or 2 (certificate), and the assertion's jti to spend. */
+interface ClientAuthentication {
+  principal: Principal;
+  method: '1' | '2';
+  consumeAssertion?: (resource: string) => Promise<void>;
+}
+
+/**
+ * The application authenticates with a client secret or a client assertion (RFC 7523) signed
+ * with a registered certificate. Failures count towards the throttle of the client and address.
+ */
+async function authenticateClient(
+  deps: GrantDeps,
+  ctx: TokenRequestContext,
+  tenant: Tenant,
+  clientId: string,
+  keys: string[],
+): Promise<ClientAuthentication> {
+  const { form } = ctx;
+  const secret = field(form, 'client_secret', false);
+  const assertion = field(form, 'client_assertion', false);
+  if (!secret && !assertion) {
+    throw oauth(
+      'invalid_client',
+      'Client authentication is required: client_secret or client_assertion.',
+      7000218,
+      401,
+    );
+  }
+  if (secret && assertion)
+    throw oauth('invalid_request', 'Send either client_secret or client_assertion, not both.', 90014);
+  const principal = isGuid(clientId) ? await deps.principals.byAppId(tenant.id, clientId) : undefined;
+  if (!principal || principal.kind === 'user') {
+    throw await failedClient(
+      deps,
+      keys,
+      `Application with identifier '${clientId.slice(0, 64)}' was not found in the directory '${tenant.id}'.`,
+      'unauthorized_client',
+      700016,
+      400,
+    );
+  }
+  if (secret) {
+    if (!(await deps.credentials.verifySecret(principal.id, secret))) {
+      throw await failedClient(
+        deps,
+        keys,
+        'Invalid client secret provided, or the secret has expired.',
+        'invalid_client',
+        7000215,
+        401,
+      );
+    }
+    return { principal, method: '1' };
+  }
+  if (field(form, 'client_assertion_type') !== ASSERTION_TYPE) {
+    throw oauth('invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}.`, 50027);
+  }
+  const audiences = [tenant.id, ...(tenant.domain ? [tenant.domain] : [])].flatMap((seg) => [
+    `${ctx.issuerBase}/${seg}/oauth2/v2.0/token`,
+    `${ctx.issuerBase}/${seg}/oauth2/token`,
+  ]);
+  try {
+    const checked = await deps.assertions.verify({
+      assertion: assertion!,
+      principalId: principal.id,
+      clientId,
+      audiences,
+    });
+    return { principal, method: '2', consumeAssertion: checked.consume };
+  } catch (e) {
+    if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
+    throw e;
+  }
+}
+
+/** RFC 6749 §4.4: an application's own token, for one resource (`{resource}/.default`). */
+export async function handler(
+  deps: GrantDeps,
+  ctx: TokenRequestContext,
+  tenant: Tenant,
+): Promise<TokenResponse> {
+  const clientId = field(ctx.form, 'client_id').toLowerCase();
+  const scope = field(ctx.form, 'scope');
+  const keys = [`c:${tenant.id}:${clientId}`, `ip:${ctx.clientIp}`];
+  deps.throttle.check(keys);
+  const { principal, method, consumeAssertion } = await authenticateClient(deps, ctx, tenant, clientId, keys);
+  if (!principal.enabled) throw oauth('unauthorized_client', 'The application is disabled.', 7000112);
+  const { audience } = await resolveScope(deps, tenant, scope, false);
+  if (consumeAssertion) {
+    try {
+      await consumeAssertion(audience);
+    } catch (e) {
+      if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
+      throw e;
+    }
+  }
+  void deps.throttle.succeed(keys[0]!);
+  const t = await deps.issuer.issue({
+    issuerBase: ctx.issuerBase,
+    principal,
+    clientId,
+    audience,
+    authMethod: method,
+  });
+  deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'client_credentials' });
+  return respond(t);
+}
