@@ -300,7 +300,7 @@ describe('latchkey agent: the identity endpoint of a second host', () => {
         while (!ready()) {
           if (c.exitCode !== null || c.signalCode !== null)
             throw new Error(`run exited before ${what}: ${err}`);
-          if (Date.now() > deadline) throw new Error(`no ${what} within ${ms} ms; stderr: ${err}`);
+          if (Date.now() > deadline) throw new Error(`waited ${ms} ms for ${what}; stderr: ${err}`);
           await new Promise<void>((r) => {
             wake.push(r);
             setTimeout(r, 1000).unref();
