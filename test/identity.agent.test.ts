@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -367,6 +367,12 @@ describe('latchkey agent: the identity endpoint of a second host', () => {
       assert.equal(after.imds, 401);
       w3.c.stdin.end();
       assert.deepEqual(await w3.exited, { code: 0, signal: null }, w3.stderr());
+
+      // A session file that cannot be trusted stops the start, naming the file (nothing is served).
+      writeFileSync(join(stateDir, 'sessions.json'), '{"version":1,', { mode: 0o600 });
+      const refused = await cli.run('agent', '--json', '--port', '0', '--state-dir', stateDir);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /the session file .*sessions\.json is corrupt \(not JSON\)/);
     } finally {
       for (const w of workloads) if (w.c.exitCode === null && w.c.signalCode === null) w.c.kill('SIGKILL');
       const stopped = await agent.stop();

@@ -80,6 +80,19 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   const store = openStateStore(o.stateDir);
   const host = o.host ?? store.host();
   if (!host) throw new Error(`no host enrolled in ${o.stateDir}: run \`latchkey agent --enroll\` first`);
+  // Sessions outlive a restart of the endpoint: kept (as digests) in the 0700 state dir. A file
+  // that cannot be trusted (corrupt, another owner's, open to others) stops the start-up here.
+  const sessions = createSessionRegistry({
+    file: store.pathOf(SESSIONS_FILE),
+    hostId: host.hostId,
+    clock,
+    ...(o.sessions ?? {}),
+    onWriteError: (e) => log.warn('identity endpoint: could not update the session file (will retry)', e),
+  });
+  if (sessions.loaded.dropped > 0)
+    log.warn(
+      `identity endpoint: ${sessions.loaded.dropped} ended session(s) dropped from ${SESSIONS_FILE} (their process is gone, they expired, or they were another host's)`,
+    );
   const client = createHttpsClient({ ca: o.ca });
   const policy = { ...DEFAULT_ROLL_POLICY, ...o.roll };
 
@@ -114,19 +127,6 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     ...(o.tokenCache ? { options: o.tokenCache } : {}),
     onError: (e) => log.warn('identity endpoint: background token refresh failed', e),
   });
-  // Sessions outlive a restart of the endpoint: kept (as digests) in the 0700 state dir. A file
-  // that cannot be trusted (corrupt, another owner's, open to others) stops the start-up here.
-  const sessions = createSessionRegistry({
-    file: store.pathOf(SESSIONS_FILE),
-    hostId: host.hostId,
-    clock,
-    ...(o.sessions ?? {}),
-    onWriteError: (e) => log.warn('identity endpoint: could not update the session file (will retry)', e),
-  });
-  if (sessions.loaded.dropped > 0)
-    log.warn(
-      `identity endpoint: ${sessions.loaded.dropped} ended session(s) dropped from ${SESSIONS_FILE} (their process is gone, they expired, or they were another host's)`,
-    );
   const core = createEndpointCore({
     clock,
     controlPlane: cp,
