@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -235,6 +235,148 @@ describe('latchkey agent: the identity endpoint of a second host', () => {
       const stopped = await agent.stop();
       assert.equal(stopped.code, 0, agent.stderr());
       bare.cleanup();
+    }
+  });
+  test('agent restarted on the same port: a running workload keeps getting tokens; a lost session file stops `latchkey run` (exit 75)', async () => {
+    const stateDir = join(tmp, 'restart-state');
+    const start = (port: string, enroll: boolean) =>
+      spawnServer<{ identityEndpoint: string }>(
+        [
+          'agent',
+          ...(enroll ? ['--enroll', '--host-name', 'edge-restart'] : []),
+          '--json',
+          '--port',
+          port,
+          '--state-dir',
+          stateDir,
+        ],
+        { configDir: cli.configDir },
+      );
+    /** `latchkey run` of the `tokens` workload: each ask() makes it request a token by both protocols. */
+    const workload = (runArgs: string[]) => {
+      const c = spawn(
+        process.execPath,
+        [
+          BIN,
+          'run',
+          '--app',
+          'restart-app',
+          '--state-dir',
+          stateDir,
+          ...runArgs,
+          '--',
+          process.execPath,
+          CHILD,
+          'tokens',
+          s.info.vaultResource,
+        ],
+        { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '', HOME: tmp }, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      let err = '';
+      let wake: (() => void)[] = [];
+      const poke = () => {
+        const w = wake;
+        wake = [];
+        for (const f of w) f();
+      };
+      c.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        poke();
+      });
+      c.stderr.setEncoding('utf8').on('data', (d: string) => {
+        err += d;
+        poke();
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        c.on('close', (code, signal) => {
+          poke();
+          r({ code, signal });
+        }),
+      );
+      /** Waits (on output events, with a deadline) until `ready()` holds. */
+      const until = async (what: string, ready: () => boolean, ms = 30_000) => {
+        const deadline = Date.now() + ms;
+        while (!ready()) {
+          if (c.exitCode !== null || c.signalCode !== null)
+            throw new Error(`run exited before ${what}: ${err}`);
+          if (Date.now() > deadline) throw new Error(`waited ${ms} ms for ${what}; stderr: ${err}`);
+          await new Promise<void>((r) => {
+            wake.push(r);
+            setTimeout(r, 1000).unref();
+          });
+        }
+      };
+      let read = 0;
+      const ask = async (): Promise<{ appservice: number; imds: number; token: boolean }> => {
+        c.stdin.write('go\n');
+        await until('an answer', () => out.split('\n').length - 1 > read);
+        return JSON.parse(out.split('\n')[read++]!);
+      };
+      return { c, ask, until, exited, stdout: () => out, stderr: () => err };
+    };
+
+    let agent = await start('0', true);
+    const port = new URL(agent.info.identityEndpoint).port;
+    const workloads: ReturnType<typeof workload>[] = [];
+    try {
+      await run('app', 'create', '-n', 'restart-app', '--host', 'edge-restart', '--assign-identity');
+      const w1 = workload([]);
+      workloads.push(w1);
+      assert.deepEqual(await w1.ask(), { appservice: 200, imds: 200, token: true });
+
+      // The agent restarts on the same port (what a deploy or a crash and a supervisor do).
+      assert.equal((await agent.stop()).code, 0, agent.stderr());
+      assert.ok(existsSync(join(stateDir, 'sessions.json')));
+      assert.equal(statSync(join(stateDir, 'sessions.json')).mode & 0o777, 0o600);
+      agent = await start(port, false);
+      assert.equal(agent.info.identityEndpoint, `http://127.0.0.1:${port}`);
+      assert.deepEqual(
+        await w1.ask(),
+        { appservice: 200, imds: 200, token: true },
+        'a token after the restart',
+      );
+      w1.c.stdin.end();
+      assert.deepEqual(await w1.exited, { code: 0, signal: null }, w1.stderr());
+      const left = JSON.parse(readFileSync(join(stateDir, 'sessions.json'), 'utf8')) as {
+        sessions: unknown[];
+      };
+      assert.equal(left.sessions.length, 0, 'the ended run left the file');
+
+      // State lost while the agent is down: `run` notices, says so, and stops its command (or only warns).
+      const w2 = workload(['--check-interval', '1s']);
+      const w3 = workload(['--check-interval', '1s', '--on-session-lost', 'warn']);
+      workloads.push(w2, w3);
+      assert.deepEqual(await w2.ask(), { appservice: 200, imds: 200, token: true });
+      assert.deepEqual(await w3.ask(), { appservice: 200, imds: 200, token: true });
+      assert.equal((await agent.stop()).code, 0, agent.stderr());
+      rmSync(join(stateDir, 'sessions.json'));
+      agent = await start(port, false);
+
+      await w2.until('the exit', () => w2.c.exitCode !== null || w2.c.signalCode !== null);
+      assert.deepEqual(await w2.exited, { code: 75, signal: null }, w2.stderr());
+      assert.match(w2.stderr(), /no longer knows the session of app 'restart-app'/);
+      assert.match(w2.stderr(), /refused \(401\)/);
+      assert.match(w2.stderr(), /Stopping the command \(exit 75\)/);
+      assert.match(w2.stdout(), /"signal":"SIGTERM"/, 'the command was stopped with SIGTERM');
+
+      await w3.until('the warning', () => /no longer knows the session/.test(w3.stderr()));
+      assert.match(w3.stderr(), /keeps running without tokens \(--on-session-lost warn\)/);
+      const after = await w3.ask();
+      assert.equal(after.appservice, 401, 'the warning was true');
+      assert.equal(after.imds, 401);
+      w3.c.stdin.end();
+      assert.deepEqual(await w3.exited, { code: 0, signal: null }, w3.stderr());
+
+      // A session file that cannot be trusted stops the start, naming the file (nothing is served).
+      writeFileSync(join(stateDir, 'sessions.json'), '{"version":1,', { mode: 0o600 });
+      const refused = await cli.run('agent', '--json', '--port', '0', '--state-dir', stateDir);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /the session file .*sessions\.json is corrupt \(not JSON\)/);
+    } finally {
+      for (const w of workloads) if (w.c.exitCode === null && w.c.signalCode === null) w.c.kill('SIGKILL');
+      const stopped = await agent.stop();
+      assert.equal(stopped.code, 0, agent.stderr());
     }
   });
 });

@@ -43,7 +43,7 @@ export function createControlChannel(deps: {
         throw new EndpointError(400, 'invalid_request', 'app (the app name) is required.');
       const pid = Number.isInteger(body.pid) && (body.pid as number) > 0 ? (body.pid as number) : null;
       const r = await deps.core.createSession(body.app, pid);
-      const s = { sessionId: r.session.id, identityHeader: r.session.header, env: r.env };
+      const s = { sessionId: r.id, identityHeader: r.header, env: r.env };
       return send(res, 201, {
         sessionId: s.sessionId,
         identityHeader: s.identityHeader,
@@ -57,6 +57,20 @@ export function createControlChannel(deps: {
     }
     const m = /^\/control\/sessions\/([0-9a-f]{32})$/.exec(path);
     if (req.method === 'DELETE' && m) return send(res, deps.sessions.delete(m[1]!) ? 204 : 404, undefined);
+    // `latchkey run` asks this now and then: a 404 means its workload's token requests are refused.
+    if (req.method === 'GET' && m) {
+      const s = deps.sessions.byId(m[1]!);
+      if (!s)
+        return send(res, 404, {
+          error: 'unknown_session',
+          error_description: 'This identity endpoint has no such session (ended, or its state was lost).',
+        });
+      return send(res, 200, {
+        app: s.app,
+        createdAt: new Date(s.createdAt).toISOString(),
+        expiresAt: s.expiresAt === null ? null : new Date(s.expiresAt).toISOString(),
+      });
+    }
     if (req.method === 'GET' && path === '/control/status') {
       const man = await deps.core.current().catch(() => undefined);
       return send(res, 200, {

@@ -5,7 +5,7 @@ import type { ControlPlane } from './control-plane.js';
 import type { CredentialRoller } from './credential-roller.js';
 import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from './kv-references.js';
 import { EndpointError, type Selector } from './protocols.js';
-import type { Session, SessionRegistry } from './sessions.js';
+import { type Session, type SessionRegistry, SessionStoreError } from './sessions.js';
 import type { TokenCache } from './token-cache.js';
 
 const trimSlash = (r: string) => (r.endsWith('/') ? r.replace(/\/+$/, '') : r);
@@ -247,8 +247,20 @@ export function createEndpointCore(deps: {
         );
       }
       const env = await resolveSettings(app, m, settings);
-      const session = sessions.create(app.name, pid, clock.now());
-      return { session, app, env };
+      try {
+        const created = sessions.create(app.name, pid, clock.now());
+        return { ...created, app, env };
+      } catch (e) {
+        if (!(e instanceof SessionStoreError)) throw e;
+        if (e.code !== 'too_many') log.warn('identity endpoint: a session could not be recorded', e);
+        throw new EndpointError(
+          503,
+          'service_unavailable',
+          e.code === 'too_many'
+            ? 'Too many sessions on this identity endpoint; end some workloads and retry.'
+            : 'The session could not be recorded in the identity endpoint’s state dir; retry later.',
+        );
+      }
     },
   };
 }

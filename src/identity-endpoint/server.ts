@@ -10,11 +10,14 @@ import { createEndpointCore, type Logger, SettingError } from './endpoint-core.j
 import { isLoopback, readBody, send, sendJsonText } from './http-helpers.js';
 import { EndpointError, parseTokenRequest, route, tokenBody } from './protocols.js';
 import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
-import { createSessionRegistry } from './sessions.js';
+import { createSessionRegistry, type SessionRegistryOptions } from './sessions.js';
 import { type HostState, openStateStore } from './state-store.js';
 import { createTokenCache, type TokenCacheOptions } from './token-cache.js';
 
 export { isLoopback } from './http-helpers.js';
+
+/** The sessions of running workloads, in the state dir (0600, digests of their secrets only). */
+export const SESSIONS_FILE = 'sessions.json';
 
 export interface IdentityEndpointOptions {
   /** The host store (0700): keys, control secret, endpoint.json. */
@@ -36,6 +39,8 @@ export interface IdentityEndpointOptions {
   /** Registers the host's certificate when it has no valid one (`latchkey up` does this in-process). */
   bootstrapHostCertificate?(certPem: string): Promise<string>;
   managementResource?: string;
+  /** Session limits and, for tests, the process probe (the file, host and clock come from above). */
+  sessions?: Pick<SessionRegistryOptions, 'max' | 'unboundMs' | 'processes'>;
   log?: Logger;
 }
 
@@ -75,6 +80,19 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   const store = openStateStore(o.stateDir);
   const host = o.host ?? store.host();
   if (!host) throw new Error(`no host enrolled in ${o.stateDir}: run \`latchkey agent --enroll\` first`);
+  // Sessions outlive a restart of the endpoint: kept (as digests) in the 0700 state dir. A file
+  // that cannot be trusted (corrupt, another owner's, open to others) stops the start-up here.
+  const sessions = createSessionRegistry({
+    file: store.pathOf(SESSIONS_FILE),
+    hostId: host.hostId,
+    clock,
+    ...(o.sessions ?? {}),
+    onWriteError: (e) => log.warn('identity endpoint: could not update the session file (will retry)', e),
+  });
+  if (sessions.loaded.dropped > 0)
+    log.warn(
+      `identity endpoint: ${sessions.loaded.dropped} ended session(s) dropped from ${SESSIONS_FILE} (their process is gone, they expired, or they were another host's)`,
+    );
   const client = createHttpsClient({ ca: o.ca });
   const policy = { ...DEFAULT_ROLL_POLICY, ...o.roll };
 
@@ -109,7 +127,6 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     ...(o.tokenCache ? { options: o.tokenCache } : {}),
     onError: (e) => log.warn('identity endpoint: background token refresh failed', e),
   });
-  const sessions = createSessionRegistry();
   const core = createEndpointCore({
     clock,
     controlPlane: cp,
@@ -135,7 +152,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   let url = '';
   const createSession = async (app: string, pid: number | null = null) => {
     const r = await core.createSession(app, pid);
-    return { sessionId: r.session.id, identityHeader: r.session.header, env: r.env };
+    return { sessionId: r.id, identityHeader: r.header, env: r.env };
   };
 
   const control = createControlChannel({
@@ -328,7 +345,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
       if (clock.monotonic() - lastSweep > 30_000) {
         sessions.sweep();
         lastSweep = clock.monotonic();
-      }
+      } else sessions.flush();
     })()
       .catch((e) => log.warn('identity endpoint: maintenance failed', e))
       .finally(() => {
@@ -354,6 +371,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
         server.closeAllConnections();
       });
       client.close();
+      sessions.flush();
       if (store.endpoint()?.pid === process.pid) store.clearEndpoint();
     },
   };

@@ -1,16 +1,52 @@
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   existsSync,
+  fsyncSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
-  writeFileSync,
+  writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+
+/**
+ * Writes `text` to `path` atomically and durably: a 0600 temp file beside it,
+ * fsync'd, renamed over the target, then the directory fsync'd — a crash
+ * leaves the old file or the new one, never a torn or empty one.
+ */
+export function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    const buf = Buffer.from(text, 'utf8');
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
+}
 
 /** What a host knows about itself after enrolment (`host.json`). */
 export interface HostState {
@@ -39,7 +75,8 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,80}$/;
 /**
  * The endpoint's host store: a 0700 directory of 0600 files that only the
  * endpoint reads — the host's and the identities' private keys, the control
- * secret that `latchkey run` presents. Writes are atomic (temp file + rename).
+ * secret that `latchkey run` presents, the sessions of running workloads.
+ * Writes are atomic and durable (temp file + fsync + rename + directory fsync).
  */
 export function openStateStore(dir: string) {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -61,13 +98,7 @@ export function openStateStore(dir: string) {
       return undefined;
     }
   };
-  const writeFile = (name: string, text: string) => {
-    const p = path(name);
-    const tmp = `${p}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, p);
-  };
+  const writeFile = (name: string, text: string) => writeFileAtomic(path(name), text);
   const writeJson = (name: string, value: unknown) => writeFile(name, `${JSON.stringify(value, null, 2)}\n`);
 
   return {
@@ -79,6 +110,8 @@ export function openStateStore(dir: string) {
       writeFile(name, text);
       return path(name);
     },
+    /** The path of a file in the store (the name checked). */
+    pathOf: (name: string): string => path(name),
     remove(name: string) {
       rmSync(path(name), { force: true });
     },

@@ -3,7 +3,8 @@ import http from 'node:http';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { parseDuration } from '../../config/index.js';
 import { readRunState } from '../../identity-endpoint/state-store.js';
 import { CliError } from '../errors.js';
 import { loadDevServer } from '../state.js';
@@ -27,6 +28,7 @@ function control(
   method: string,
   path: string,
   body?: unknown,
+  timeoutMs = 60_000,
 ): Promise<{ status: number; json: Record<string, unknown> | undefined }> {
   const u = new URL(path, base);
   if (u.protocol !== 'http:' || !['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname))
@@ -43,7 +45,7 @@ function control(
             ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
             : {}),
         },
-        timeout: 60_000,
+        timeout: timeoutMs,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -101,6 +103,58 @@ export function withLocalhostPreload(nodeOptions: string | undefined): string {
 }
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
+/** `run`'s exit code when it stopped its command because the endpoint lost the session (EX_TEMPFAIL: start it again). */
+export const SESSION_LOST_EXIT = 75;
+
+/**
+ * Asks the endpoint every `intervalMs` whether it still knows the session, and
+ * calls `onLost` once when it definitely does not: a 404 `unknown_session`
+ * (the session file was lost, or the session was ended). A control secret that
+ * no longer works means the state dir was made anew: the current one is read
+ * and the question asked again. An endpoint that is down or restarting (no
+ * answer, 5xx) is not a loss: its sessions come back with it.
+ */
+function watchSession(o: {
+  dir: string;
+  base: string;
+  secret: string;
+  sessionId: string;
+  intervalMs: number;
+  onLost(): void;
+}): () => void {
+  let secret = o.secret;
+  let busy = false;
+  let done = false;
+  const ask = (s: string) => control(o.base, s, 'GET', `/control/sessions/${o.sessionId}`, undefined, 5_000);
+  const check = async () => {
+    let r = await ask(secret);
+    if (r.status === 401) {
+      const now = readRunState(o.dir);
+      if (!now || now.secret === secret) return;
+      secret = now.secret;
+      r = await ask(secret);
+    }
+    if (r.status === 404 && r.json?.error === 'unknown_session' && !done) {
+      stop();
+      o.onLost();
+    }
+  };
+  const timer = setInterval(() => {
+    if (busy || done) return;
+    busy = true;
+    check()
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, o.intervalMs);
+  const stop = () => {
+    done = true;
+    clearInterval(timer);
+  };
+  return stop;
+}
+
 /**
  * `latchkey run --app NAME [--env K=V]... -- COMMAND...`: starts a workload as
  * an app on this host, the way App Service does: the identity endpoint's
@@ -124,6 +178,28 @@ export function runCommand(): Command {
       'the identity endpoint’s state dir (default: latchkey up’s, else the agent’s)',
     )
     .option(
+      '--check-interval <duration>',
+      'how often to check that the identity endpoint still knows this run’s session, e.g. 10s',
+      (v: string) => {
+        try {
+          const ms = parseDuration(v);
+          if (ms < 1000 || ms > 3_600_000) throw new Error('between 1s and 1h');
+          return ms;
+        } catch (e) {
+          throw new CliError(`--check-interval: ${(e as Error).message}`, 2);
+        }
+      },
+      10_000,
+    )
+    .addOption(
+      new Option(
+        '--on-session-lost <action>',
+        'when the endpoint no longer knows the session: stop the command (exit 75) or only warn',
+      )
+        .choices(['stop', 'warn'])
+        .default('stop'),
+    )
+    .option(
       '--no-localhost-dns',
       'do not preload the resolver that sends *.localhost (vault hosts) to loopback in Node workloads',
     )
@@ -131,7 +207,14 @@ export function runCommand(): Command {
     .action(
       async (
         command: string[],
-        o: { app: string; env?: string[]; stateDir?: string; localhostDns: boolean },
+        o: {
+          app: string;
+          env?: string[];
+          stateDir?: string;
+          localhostDns: boolean;
+          checkInterval: number;
+          onSessionLost: 'stop' | 'warn';
+        },
       ) => {
         const extra: Record<string, string> = {};
         for (const kv of o.env ?? []) {
@@ -189,6 +272,32 @@ export function runCommand(): Command {
         };
         const handlers = SIGNALS.map((sig) => [sig, forward(sig)] as const);
         for (const [sig, h] of handlers) process.on(sig, h);
+        // A workload whose session the endpoint lost would only see 401s: say so, and stop it
+        // (a supervisor starts it again, with a new session) unless told to only warn.
+        let lost = false;
+        let killTimer: NodeJS.Timeout | undefined;
+        const unwatch = watchSession({
+          dir,
+          base,
+          secret: state.secret,
+          sessionId: s.sessionId,
+          intervalMs: o.checkInterval,
+          onLost() {
+            const stopping = o.onSessionLost === 'stop';
+            process.stderr.write(
+              `latchkey run: the identity endpoint (${base}) no longer knows the session of app '${o.app}': ` +
+                "the workload's token requests are refused (401). Its state was lost (sessions.json in " +
+                `${dir} removed, or the state dir made anew) or the session was ended. ` +
+                (stopping
+                  ? `Stopping the command (exit ${SESSION_LOST_EXIT}); start it again with \`latchkey run\`.\n`
+                  : 'The command keeps running without tokens (--on-session-lost warn); restart it to get a new session.\n'),
+            );
+            if (!stopping || child.exitCode !== null || child.signalCode !== null) return;
+            lost = true;
+            child.kill('SIGTERM');
+            killTimer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+          },
+        });
         const outcome = await new Promise<{
           code: number | null;
           signal: NodeJS.Signals | null;
@@ -197,8 +306,11 @@ export function runCommand(): Command {
           child.once('error', (error) => done({ code: null, signal: null, error }));
           child.once('exit', (code, signal) => done({ code, signal }));
         });
+        unwatch();
+        clearTimeout(killTimer);
         await deregister();
         for (const [sig, h] of handlers) process.off(sig, h);
+        if (lost) process.exit(SESSION_LOST_EXIT);
         if (outcome.error) {
           const e = outcome.error as NodeJS.ErrnoException;
           throw new CliError(
