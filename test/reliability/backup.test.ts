@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -283,6 +284,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
       ['restore', '--from', backupFile, '--storage', restored, '--root-key-file', rootKeyFile],
       { configDir: dir, timeoutMs: 120_000 },
     );
+    const restoreWallMs = Date.now() - t0;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json.replaced, null);
     assert.ok(r.json.auditEvents > 0);
@@ -301,7 +303,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     );
     assert.ok(events >= r.json.auditEvents);
     t.diagnostic(
-      `sqlite: acknowledged before the backup=${cut} during it=${ackedDuring} total=${load.acked.length}; backup ${b.json.bytes} bytes in ${b.json.ms} ms; restore ${r.json.ms} ms; restore + server ready ${recoveryMs} ms; audit events ${events}`,
+      `sqlite: acknowledged before the backup=${cut} during it=${ackedDuring} total=${load.acked.length}; backup ${b.json.bytes} bytes in ${b.json.ms} ms; restore ${r.json.ms} ms (CLI process ${restoreWallMs} ms); server start ${second.proc.readyMs} ms; restore + server ready ${recoveryMs} ms; audit events ${events}`,
     );
 
     // The refusals: a store in use, an existing store without --force, another root key,
@@ -325,6 +327,13 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     await refused(
       ['--from', backupFile, '--storage', `sqlite:${fresh}`, '--root-key-file', other],
       new RegExp(`needs the root key with check value ${b.json.rootKeyCheck}`),
+    );
+    const loose = join(dir, 'keys', 'loose.key');
+    writeFileSync(loose, `${rootKeyText}\n`);
+    chmodSync(loose, 0o644);
+    await refused(
+      ['--from', backupFile, '--storage', `sqlite:${fresh}`, '--root-key-file', loose],
+      /loose\.key must not be readable by group or others/,
     );
     const tampered = join(dir, 'backups', 'tampered.db');
     copyFileSync(backupFile, tampered);
@@ -416,6 +425,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     databases.push(target);
     const t1 = Date.now();
     await run('pg_restore', ['--exit-on-error', '--no-owner', `--dbname=${target.url}`, dump]);
+    const restoreMs = Date.now() - t1;
     const vs = await runCli(['verify-store', '--storage', target.url, '--root-key-file', rootKeyFile], {
       configDir: dir,
       timeoutMs: 120_000,
@@ -435,7 +445,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
       load.acked.slice(0, cut),
     );
     t.diagnostic(
-      `postgres: acknowledged before the dump=${cut} during it=${ackedDuring}; pg_dump ${dumpMs} ms; pg_restore + verify-store + server ready ${recoveryMs} ms; audit events ${events}`,
+      `postgres: acknowledged before the dump=${cut} during it=${ackedDuring}; pg_dump ${dumpMs} ms; pg_restore ${restoreMs} ms; verify-store ${vs.json.ms} ms; server start ${second.proc.readyMs} ms; pg_restore + verify-store + server ready ${recoveryMs} ms; audit events ${events}`,
     );
 
     // verify-store with another root key refuses, naming the key the store needs.
