@@ -83,3 +83,21 @@ export async function checkStore(db: Database, rootKey: RootKey): Promise<StoreC
     auditHead: v.ok ? v.head : null,
   };
 }
+
+/**
+ * What a server's first start does to a store older than migration 0012: seals
+ * its audit chain head with the root key (src/audit/log.ts). Restore runs it on
+ * the migrated copy, so an older backup's chain verifies before it is installed.
+ * Returns the head it sealed, if any.
+ */
+export async function sealPendingAuditHead(
+  db: Database,
+  rootKey: RootKey,
+): Promise<{ seq: number; hash: string } | undefined> {
+  return createAuditLog({
+    db,
+    clock: systemClock,
+    macKey: rootKey.derive('audit-mac'),
+    headKey: rootKey.derive('audit-head'),
+  }).sealLegacyHead();
+}

@@ -359,6 +359,26 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     );
     assert.equal(existsSync(fresh), false, 'a refused restore creates no store');
     assert.deepEqual(readdirSync(join(dir, 'fresh')), [], 'and leaves no temp file behind');
+    // A backup from before migration 0012 (unsealed audit head) is migrated forward and its head
+    // sealed with the root key, as a server's first start does; then its chain verifies.
+    const older = join(dir, 'backups', 'older.db');
+    copyFileSync(backupFile, older);
+    const odb = new Database(older);
+    odb.prepare('DELETE FROM schema_migrations WHERE version = 12').run();
+    const head = odb.prepare("SELECT value FROM meta WHERE key = 'audit_head'").get() as { value: string };
+    odb
+      .prepare("UPDATE meta SET value = ? WHERE key = 'audit_head'")
+      .run(head.value.split(':').slice(0, 2).join(':'));
+    odb.close();
+    const up = await runCli(['restore', '--from', older, '--storage', `sqlite:${fresh}`, ...keyArgs], {
+      configDir: dir,
+      timeoutMs: 60_000,
+    });
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.json.backupSchemaVersion, 11);
+    assert.equal(up.json.schemaVersion, 12);
+    assert.equal(up.json.auditHead.hash, head.value.split(':')[1]);
+    rmSync(fresh);
     assert.ok(
       readFileSync(join(restoredDir, 'latchkey.db')).equals(restoredBytes),
       'the existing store is unchanged',

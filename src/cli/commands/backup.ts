@@ -111,7 +111,9 @@ export function restoreCommand(): Command {
         const { inspectSqliteFile, sqliteStoreInUse, stageSqliteRestore, installSqliteStore } = await import(
           '../../storage/sqlite-backup.js'
         );
-        const { checkStore, KNOWN_SCHEMA_VERSION } = await import('../../server/store-check.js');
+        const { checkStore, KNOWN_SCHEMA_VERSION, sealPendingAuditHead } = await import(
+          '../../server/store-check.js'
+        );
         // 1. The backup file itself, read-only: a SQLite file, intact, not newer, made with this key.
         let facts: ReturnType<typeof inspectSqliteFile>;
         try {
@@ -151,6 +153,8 @@ export function restoreCommand(): Command {
           const { openDatabase } = await import('../../storage/open.js');
           const db = await openDatabase(`sqlite:${staged}`);
           try {
+            // An older backup (before migration 0012) has an unsealed head: seal it as a start would.
+            if (facts.rootKeyCheck === given) await sealPendingAuditHead(db, rootKey);
             check = await checkStore(db, rootKey);
           } finally {
             await db.close();
