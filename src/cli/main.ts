@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { adCommand } from './commands/ad.js';
 import { auditCommand } from './commands/audit.js';
 import { authorityCommand } from './commands/authority.js';
+import { backupCommand, restoreCommand, verifyStoreCommand } from './commands/backup.js';
 import { completionCommand } from './commands/completion.js';
 import { groupCommand } from './commands/group.js';
 import { keyvaultCommand } from './commands/keyvault.js';
@@ -88,6 +89,9 @@ Docs: docs/cli.md (every az verb and option that is supported, and those that ar
     groupCommand(),
     authorityCommand(),
     rootKeyCommand(),
+    backupCommand(),
+    restoreCommand(),
+    verifyStoreCommand(),
     provisioningCommand(),
     keyvaultCommand(),
     roleCommand(),

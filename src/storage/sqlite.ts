@@ -78,13 +78,18 @@ export function sqliteStoreProblems(path: string): string[] {
 
 /**
  * SQLite adapter (better-sqlite3, WAL, synchronous=FULL so an acknowledged
- * commit survives a crash of the process or the machine).
+ * commit survives a crash of the process or the machine). `readonly: true`
+ * opens an existing file without changing it (no journal mode set, writes
+ * refused): checking a backup file or a store another process serves.
  */
-export function openSqlite(path: string): Database {
-  if (path !== ':memory:') createPrivately(path);
-  const db = new BetterSqlite3(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+export function openSqlite(path: string, options: { readonly?: boolean } = {}): Database {
+  const readonly = options.readonly === true;
+  if (path !== ':memory:' && !readonly) createPrivately(path);
+  const db = new BetterSqlite3(path, readonly ? { readonly: true, fileMustExist: true } : {});
+  if (!readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+  }
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   const cache = new Map<string, Prepared>();

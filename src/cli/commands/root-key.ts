@@ -2,6 +2,7 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { generateRootKeyText } from '../../crypto/root-key.js';
 import { CliError } from '../errors.js';
+import { rootKeyFrom } from './backup.js';
 
 /** `latchkey root-key generate`: a production root key (base64 of 32 random bytes) for `latchkey server`. */
 export function rootKeyCommand(): Command {
@@ -32,6 +33,14 @@ export function rootKeyCommand(): Command {
       process.stderr.write(
         `Wrote ${out} (mode 0600). Back it up: without it the data cannot be decrypted.\n`,
       );
+    });
+  rk.command('check-value')
+    .description(
+      "Print the key's check value (not secret): the name stores and backups record for the key they need",
+    )
+    .option('--root-key-file <file>', 'the root key file (mode 0600); or env LATCHKEY_ROOT_KEY')
+    .action((o: { rootKeyFile?: string }) => {
+      process.stdout.write(`${rootKeyFrom(o.rootKeyFile).checkValue()}\n`);
     });
   return rk;
 }
