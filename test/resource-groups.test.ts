@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Caller } from '../src/access/caller.js';
 import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
+import { selfSignedRsaCert } from './helpers/certs.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -130,6 +131,26 @@ describe('ARM resource group delete', () => {
     const other = await s.services.tenants.create({ displayName: 'Other', domain: 'other-rgdel.example' });
     const otherSub = (await s.services.scopes.defaultSubscription(other.id)).subscriptionId;
     assert.equal((await del('admin', 'default', otherSub)).status, 404);
+    // A host of the group running an app of another group: 409, nothing removed.
+    const c = await adminCaller();
+    const sub = s.info.subscriptionId;
+    await s.services.scopes.ensureResourceGroup(s.info.tenantId, sub, 'rghosts');
+    const { host } = await s.services.hosts.createOrUpdate(c, meta, {
+      subscriptionId: sub,
+      resourceGroup: 'rghosts',
+      name: 'rghost1',
+      certificate: (await selfSignedRsaCert('rghost1')).certPem,
+    });
+    await s.services.apps.createOrUpdate(c, meta, {
+      subscriptionId: sub,
+      resourceGroup: 'default',
+      name: 'placed-elsewhere',
+      host: host.armId,
+    });
+    const placed = await del('admin', 'rghosts');
+    assert.equal(placed.status, 409, placed.text);
+    assert.match(placed.text, /placed-elsewhere/);
+    assert.equal((await s.services.hosts.list(c, sub, 'rghosts')).length, 1);
     const builtIn = await del('admin', 'default');
     assert.equal(builtIn.status, 409, builtIn.text);
     assert.match(builtIn.text, /built-in local host/);

@@ -20,7 +20,8 @@ type Deps = Pick<
  * Steps, each through its own service as the caller (authorized and audited one by one):
  * `authorize` (the delete action at the group, before anything is looked up: a Reader gets 403
  * and learns nothing), `find` (404 for a missing group), `refuse` (a group holding the built-in
- * host cannot be deleted, checked before anything is removed), then the deletes.
+ * host cannot be deleted, nor one whose host runs an app of another group — both checked before
+ * anything is removed), then the deletes.
  */
 export async function deleteResourceGroup(
   s: Deps,
@@ -39,7 +40,18 @@ export async function deleteResourceGroup(
       'Conflict',
       `Resource group '${group.name}' holds the built-in local host '${builtIn.name}', which cannot be deleted.`,
     );
-  for (const a of await s.apps.list(caller, sub, group.name))
+  // An app of another group placed on a host of this one would stop the host's delete midway.
+  const here = new Set(hosts.map((h) => h.id));
+  const apps = await s.apps.list(caller, sub);
+  const foreign = apps.find(
+    (a) => here.has(a.hostId) && a.resourceGroup.toLowerCase() !== group.name.toLowerCase(),
+  );
+  if (foreign)
+    throw new LatchkeyError(
+      'Conflict',
+      `App '${foreign.name}' of resource group '${foreign.resourceGroup}' runs on a host of '${group.name}': move or delete it first.`,
+    );
+  for (const a of apps.filter((x) => x.resourceGroup.toLowerCase() === group.name.toLowerCase()))
     await s.apps.delete(caller, meta, sub, group.name, a.name);
   for (const u of await s.userIdentities.list(caller, sub, group.name))
     await s.userIdentities.delete(caller, meta, sub, group.name, u.name);
