@@ -223,7 +223,8 @@ describe('latchkey CLI: what az users expect', () => {
     assert.ok(ok(list).json.includes('azverbs'));
     assert.equal(ok(shown).json.id, created.json.id);
     assert.match(ok(table).stdout, /^Name\s+Location\s+Status\n/);
-    fails(del, /group delete is not supported/, 2);
+    // Without a terminal and without --yes, nothing is deleted.
+    fails(del, /group delete removes 'azverbs' and everything in it: pass --yes \(-y\)/, 2);
     // A vault in the new group.
     ok(await run('keyvault', 'create', '-n', 'azverbskv', '-g', 'azverbs'));
 
@@ -288,6 +289,17 @@ describe('latchkey CLI: what az users expect', () => {
     } finally {
       spCli.cleanup();
     }
+
+    // group delete --yes: the group and its vault go (the vault soft-deleted), its assignments too.
+    ok(await run('group', 'delete', '-n', 'azverbs', '--yes'));
+    fails(await run('group', 'show', '-n', 'azverbs'), /could not be found/);
+    const deleted = ok(await run('keyvault', 'list-deleted', '--query', '[].name')).json;
+    assert.ok(deleted.includes('azverbskv'), JSON.stringify(deleted));
+    assert.deepEqual(
+      ok(await run('role', 'assignment', 'list', '--assignee', rbac.json.appId, '--all')).json,
+      [],
+    );
+    fails(await run('group', 'delete', '-n', 'azverbs', '-y'), /could not be found/);
   });
 
   test('completion bash|zsh, examples and global options in every help', async () => {

@@ -495,6 +495,23 @@ describe('keyvault, role and audit CLI end to end', () => {
       ),
     );
     assert.match(ok(table).stdout, /^Time\s+Operation\s+Status\s+Vault/);
+    // The table names callers by display name (through the directory); an unknown id stays an id.
+    const me = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal;
+    const stranger = '0c0ffee0-0000-4000-8000-000000000001';
+    for (const callerOid of [me.id, stranger])
+      void s.services.audit.record({
+        tenantId: s.info.tenantId,
+        operation: 'CliNamed',
+        status: 200,
+        callerOid,
+      });
+    await s.services.audit.drain();
+    const named = ok(await run('audit', 'list', '--operation', 'CliNamed', '-o', 'table')).stdout;
+    assert.ok(named.includes(me.displayName), named);
+    assert.ok(!named.includes(me.id), 'the id of a named caller is not shown');
+    assert.ok(named.includes(stranger), named);
+    const raw = ok(await run('audit', 'list', '--operation', 'CliNamed')).json;
+    assert.deepEqual(raw.map((e: { callerOid: string }) => e.callerOid).sort(), [me.id, stranger].sort());
     fails(await run('audit', 'list', '--start-time', 'yesterday'), /ISO 8601/, 2);
 
     const good = ok(await run('audit', 'verify'));

@@ -500,7 +500,11 @@ for (const backend of ['sqlite', 'postgres'] as const)
       const app = '/console/apps/default/named-app';
       await act(`${app}/identity`, `${app}/identity/user`, { identity: u.armId });
       assert.match((await c.get(`${app}/identity`)).text, /Identity named-id attached to named-app\./);
-      await act(`${V}/iam`, `${V}/iam`, {
+      // The vault's IAM page has the member picker too: the identity is found by name.
+      const picked = await c.get(`${V}/iam?member=named-i`);
+      assert.match(picked.text, new RegExp(`name="assignee" value="${u.principalId}" checked`));
+      assert.match(picked.text, /named-id <span class="muted">managed identity<\/span>/);
+      await act(`${V}/iam?member=named-i`, `${V}/iam`, {
         role: '4633458b-17de-408a-b874-0445c86b69e6',
         assignee: u.principalId,
       });
@@ -579,6 +583,47 @@ for (const backend of ['sqlite', 'postgres'] as const)
       );
       const picked = await c.get(`/console/resource-groups/default/iam?member=${app.systemPrincipalId}`);
       assert.match(picked.text, new RegExp(`name="assignee" value="${app.systemPrincipalId}" checked`));
+      // ... or at another scope: a page listing where the user may assign roles, each with the member picked.
+      assert.ok(idPage.text.includes(`href="/console/role-assignments/new?member=${app.systemPrincipalId}"`));
+      const scopes = await c.get(`/console/role-assignments/new?member=${app.systemPrincipalId}`);
+      assert.match(scopes.text, /iam-app \(managed identity\)/);
+      for (const href of [
+        `/console/subscription/iam?member=${app.systemPrincipalId}`,
+        `/console/resource-groups/default/iam?member=${app.systemPrincipalId}`,
+        `/console/vaults/default/actvault/iam?member=${app.systemPrincipalId}`,
+      ])
+        assert.ok(scopes.text.includes(`href="${href}"`), href);
+      assert.equal((await c.get('/console/role-assignments/new?member=nope')).status, 400);
+      // The vault IAM page, opened from there, has the identity picked.
+      const onVault = await c.get(`/console/vaults/default/actvault/iam?member=${app.systemPrincipalId}`);
+      assert.match(onVault.text, new RegExp(`name="assignee" value="${app.systemPrincipalId}" checked`));
+    });
+
+    test('lists have a name filter: vaults, apps, identities, users, app registrations, resource groups', async () => {
+      const rows = (text: string, id: string) =>
+        [
+          ...(
+            new RegExp(`<table class="stack" id="${id}">([\\s\\S]*?)</table>`).exec(text)?.[1] ?? ''
+          ).matchAll(/<tr>/g),
+        ].length - 1;
+      for (const [list, id, hit, miss] of [
+        ['/console/vaults', 'vaults', 'actvault', 'polvault'],
+        ['/console/apps', 'apps', 'iam-app', 'named-app'],
+        ['/console/identities', 'identities', 'named-id', 'zzz'],
+        ['/console/users', 'users', 'Picked Person', s.admin.userName],
+        ['/console/app-registrations', 'app-registrations', 'iam-app', 'named-app'],
+      ] as const) {
+        const all = await c.get(list);
+        assert.match(all.text, /role="search"/, list);
+        const one = await c.get(`${list}?q=${encodeURIComponent(hit.toUpperCase())}`);
+        assert.equal(one.status, 200, list);
+        assert.ok(one.text.includes(hit), `${list}: ${hit}`);
+        assert.ok(!one.text.includes(`>${miss}<`), `${list}: not ${miss}`);
+        assert.ok(rows(one.text, id) >= 1 && rows(one.text, id) < rows(all.text, id) + 1, list);
+        const none = await c.get(`${list}?q=${'q'.repeat(500)}`);
+        assert.equal(none.status, 200, list);
+        assert.match(none.text, /you may read matches “q{120}”/, list);
+      }
     });
 
     test('audit log: filter by caller, operation, target and time; page through', async () => {

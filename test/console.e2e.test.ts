@@ -428,6 +428,36 @@ describe('web console in headless Chromium', {
     assert.match(await flash(page), new RegExp(`Reader granted to ${APP}`));
   });
 
+  test('vault IAM: the member picker searches as you type (JavaScript), desktop and phone', async () => {
+    const iam = `/console/vaults/default/${VAULT}/iam`;
+    for (const viewport of [DESKTOP, PHONE]) {
+      const ctx = await newContext(viewport);
+      try {
+        const p = await ctx.newPage();
+        await signIn(p, s.admin);
+        await p.goto(url(iam));
+        await p.fill('#member-search', APP.slice(0, 6));
+        await p.waitForSelector('#member-live input[type=radio]');
+        assert.equal(p.url(), url(iam), 'no page load: the matches came from the JSON search');
+        assert.match((await p.textContent('#member-live')) ?? '', new RegExp(`${APP} managed identity`));
+        assert.equal(await p.isHidden('#member-field'), true, 'the typed field gives way to the matches');
+        await checkPage(p);
+        if (viewport === PHONE) await checkPhoneLayout(p);
+        await shot(p, viewport === PHONE ? 'phone-vault-iam-picker' : 'desktop-vault-iam-picker');
+        if (viewport === DESKTOP) {
+          await p.selectOption('#iam-role', { label: 'Key Vault Reader' });
+          await Promise.all([p.waitForURL(`**${iam}`), p.click('button:text("Add role assignment")')]);
+          assert.match(await flash(p), new RegExp(`Key Vault Reader granted to ${APP}`));
+        }
+        // Clearing the search brings the typed field back.
+        await p.fill('#member-search', '');
+        await p.waitForSelector('#iam-assignee', { state: 'visible' });
+      } finally {
+        await ctx.close();
+      }
+    }
+  });
+
   test('phone width (390 px): the main pages fit, nothing scrolls sideways', async () => {
     const ctx = await newContext(PHONE);
     try {
@@ -446,6 +476,7 @@ describe('web console in headless Chromium', {
         [`/console/vaults/default/${VAULT}/iam`, undefined],
         [`/console/vaults/default/${VAULT}/secrets/greeting`, undefined],
         ['/console/identities', undefined],
+        ['/console/vaults?q=e2e', undefined],
         [`/console/vaults/default/${VAULT}/access-policies`, undefined],
       ] as const) {
         await p.goto(url(path));

@@ -8,7 +8,7 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 import { cookieFrom } from './helpers/signin.js';
 
 const CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const count = async (s: TestServer, table: string) =>
   Number((await s.services.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))!.n);
 
@@ -374,6 +374,56 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
       /users\/read/,
     );
     void id;
+  });
+
+  test('the member search route: JSON matches by name or id, bounded, this tenant only, as the user may read', async () => {
+    const json = async (c: ConsoleClient, q: string) => {
+      const r = await c.get(`/console/directory/members?q=${encodeURIComponent(q)}`);
+      return {
+        status: r.status,
+        body: JSON.parse(r.text) as {
+          value?: { id: string; displayName: string; kind: string }[];
+          error?: { code: string };
+        },
+      };
+    };
+    for (let i = 0; i < 25; i++)
+      await s.services.principals.createServicePrincipal(s.info.tenantId, {
+        displayName: `Bulk Member ${String(i)}`,
+      });
+    const app = await s.services.principals.createServicePrincipal(s.info.tenantId, {
+      displayName: 'Picker Pipeline',
+    });
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'other-picker.example' });
+    await s.services.principals.createServicePrincipal(other.id, { displayName: 'Picker Foreign' });
+    // By part of the display name (users, applications), at most 20 matches.
+    const many = await json(admin, 'bulk member');
+    assert.equal(many.status, 200);
+    assert.equal(many.body.value!.length, 20);
+    const byName = await json(admin, 'picker');
+    assert.deepEqual(
+      byName.body.value!.map((m) => [m.displayName, m.kind]),
+      [['Picker Pipeline', 'application']],
+      "another tenant's principal is not found",
+    );
+    assert.deepEqual(
+      (await json(admin, app.id)).body.value!.map((m) => m.id),
+      [app.id],
+    );
+    // A long term is cut to 100 characters, not an error; an empty one finds nothing.
+    assert.deepEqual((await json(admin, 'x'.repeat(5000))).body.value, []);
+    assert.deepEqual((await json(admin, '')).body.value, []);
+    // A user who may read neither users nor applications: 403, nothing listed.
+    const { c } = await signedInUser('nodirsearch', [
+      ['Owner', `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`],
+    ]);
+    const denied = await json(c, 'picker');
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.value, undefined);
+    // No session: 401, not a sign-in redirect.
+    const anon = await consoleClient(s).get('/console/directory/members?q=picker');
+    assert.equal(anon.status, 401);
+    assert.doesNotMatch(anon.text, /Picker/);
   });
 
   test('sessions expire after the idle timeout and at the absolute limit', async () => {

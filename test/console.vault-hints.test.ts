@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sealSettings } from '../src/management/app-settings.js';
-import { assignRole, createVault, vaultArmPath } from './helpers/access.js';
+import { assignRole, createVault, unassignRole, vaultArmPath } from './helpers/access.js';
 import { type ConsoleClient, consoleSignIn } from './helpers/console.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -166,5 +166,57 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
     assert.match(after.text, /Key Vault Secrets Officer granted to/);
     assert.doesNotMatch(after.text, /\(403 Forbidden\)|grant-yourself/);
     assert.match(after.text, /No secrets in this vault yet/);
+  });
+
+  test('a 403 on a secret\'s or a key\'s page (its versions): "Grant yourself …" that returns there', async () => {
+    await createVault(s, 'refsdetail');
+    const v = '/console/vaults/default/refsdetail';
+    const me = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal.id;
+    // A secret and a key made while the admin held a data role, which is then removed.
+    const temp = await assignRole(s, me, 'Key Vault Administrator', vaultArmPath(s, 'refsdetail'));
+    await act(admin, `${v}/secrets`, `${v}/secrets`, { name: 'db', value: 'detail-value-1', enabled: 'on' });
+    await act(admin, `${v}/keys`, `${v}/keys`, { name: 'sig', type: 'EC:P-256' });
+    await unassignRole(s, temp);
+
+    for (const [path, role] of [
+      [`${v}/secrets/db`, 'Key Vault Secrets Officer'],
+      [`${v}/keys/sig`, 'Key Vault Crypto Officer'],
+    ] as const) {
+      const page = await admin.get(path);
+      assert.equal(page.status, 200, path);
+      assert.match(page.text, /\(403 Forbidden\)/, path);
+      assert.match(page.text, new RegExp(`Grant yourself ${role} on this vault`), path);
+      assert.ok(page.text.includes(`name="back" value="${path.slice(v.length + 1)}"`), path);
+      const forReader = await reader.get(path);
+      assert.doesNotMatch(forReader.text, /grant-yourself/, path);
+      assert.match(
+        forReader.text,
+        new RegExp(`Ask an Owner of refsdetail for ${role} on this vault\\.`),
+        path,
+      );
+    }
+    await assignRole(s, me, 'Key Vault Secrets Officer', vaultArmPath(s, 'refsdetail'));
+    assert.match((await admin.get(`${v}/secrets/db`)).text, /id="versions"/);
+
+    const r = await act(admin, `${v}/keys/sig`, `${v}/iam`, {
+      role: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
+      assignee: me,
+      back: 'keys/sig',
+    });
+    assert.equal(r.headers.location, `${v}/keys/sig`);
+    const after = await admin.get(`${v}/keys/sig`);
+    assert.match(after.text, /Key Vault Crypto Officer granted to/);
+    assert.doesNotMatch(after.text, /\(403 Forbidden\)|grant-yourself/);
+    assert.match(after.text, /id="key-versions"/);
+    // "back" leads only to a secrets or keys page of this vault; anything else goes to its IAM page.
+    for (const [back, role] of [
+      ['//evil.example', '21090545-7ca7-4776-b22c-e363652d74d2'],
+      ['secrets/../../x', '12338af0-0e69-4776-bea7-57ae8d297424'],
+      ['iam?x=1', 'e147488a-f6f5-4113-8e2d-b22465e65bf6'],
+      ['keys/a b', 'f25e0fa2-a7c8-4377-a976-54943a77a395'],
+    ] as const) {
+      const x = await act(admin, `${v}/iam`, `${v}/iam`, { role, assignee: me, back });
+      assert.equal(x.headers.location, `${v}/iam`, back);
+    }
   });
 });

@@ -20,6 +20,11 @@ export interface ConsoleRouter {
   page(path: string, view: View): void;
   /** `view`: the page to show again, with the error state, when the action fails. */
   action(path: string, act: Action, view?: View): void;
+  /**
+   * A GET answering JSON for console.js (progressive enhancement of a page that works without it):
+   * the same session and access decision as pages; no session is a 401, a refusal its status.
+   */
+  json(path: string, handler: (ctx: ConsoleContext) => Promise<unknown>): void;
 }
 
 /**
@@ -187,6 +192,21 @@ export async function consoleRoutes(app: FastifyInstance, opts: { services: Serv
           return render(reply, c.ctx, failedPage(errorStateOf(e)), { error: errorStateOf(e), flash });
         }
         return render(reply, c.ctx, page, { flash });
+      });
+    },
+    json(path, handler) {
+      app.get(path, async (req, reply) => {
+        const c = await load(req);
+        if (!c.ctx)
+          return reply
+            .code(401)
+            .send({ error: { code: 'Unauthorized', message: 'Sign in to the console again.' } });
+        try {
+          return reply.send(await handler(c.ctx));
+        } catch (e) {
+          if (!(e instanceof LatchkeyError)) throw e;
+          return reply.code(e.status).send({ error: { code: e.code, message: e.message } });
+        }
       });
     },
     action(path, act, view) {

@@ -1,9 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-/** The Content-Security-Policy of every console and sign-in response: no inline script or style at all. */
+/**
+ * The Content-Security-Policy of every console and sign-in response: no inline script or style at all;
+ * scripts may fetch from this origin only (the member picker's live search).
+ */
 export const CONSOLE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /**
  * Headers for every HTML page (and every response under /console). `formTarget`: one more

@@ -100,6 +100,13 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
       );
       return this.resourceGroup(tenantId, subscriptionId, name, q);
     },
+    /** Removes the resource group's row (its resources are deleted first, by their services). */
+    async deleteResourceGroup(tenantId: string, subscriptionId: string, name: string, q: Queryable = db) {
+      await q.run(
+        'DELETE FROM resource_groups WHERE subscription_id = $1 AND name_lower = $2 AND tenant_id = $3',
+        [subscriptionId.toLowerCase(), name.toLowerCase(), tenantId],
+      );
+    },
     async listResourceGroups(tenantId: string, subscriptionId: string): Promise<ResourceGroup[]> {
       const rows = await db.all<{ name: string; location: string }>(
         'SELECT name, location FROM resource_groups WHERE subscription_id = $1 AND tenant_id = $2 ORDER BY name_lower',

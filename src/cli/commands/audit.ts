@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
-import { parseTimeMs, positiveInt, show } from './arm.js';
+import { parseTimeMs, positiveInt, resolvePrincipal, show } from './arm.js';
 
 interface Event {
   time: string;
@@ -16,6 +16,26 @@ interface Event {
 interface Page {
   value: Event[];
   nextLink: string | null;
+}
+
+/** At most this many distinct callers are looked up for one table. */
+const MAX_NAMES = 100;
+
+/**
+ * Callers' display names for the table view, by object id or app id, through the directory
+ * (as `role assignment list` does): an id the caller may not read, or past {@link MAX_NAMES}, keeps its id.
+ */
+async function callerNames(
+  c: ReturnType<typeof ctx>,
+  events: readonly Event[],
+): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  const ids = [...new Set(events.map((e) => e.callerOid ?? e.callerAppId).filter((x): x is string => !!x))];
+  for (const id of ids.slice(0, MAX_NAMES)) {
+    const p = await resolvePrincipal(c, id).catch(() => undefined);
+    if (p?.displayName) names.set(id, p.displayName);
+  }
+  return names;
 }
 
 /** `latchkey audit list|verify`: the tamper-evident audit log. */
@@ -52,14 +72,21 @@ export function auditCommand(): Command {
         out.push(...page.value);
         path = page.nextLink ? new URL(page.nextLink).pathname + new URL(page.nextLink).search : null;
       }
-      show(c, out.slice(0, o.top), (e) => ({
-        Time: e.time,
-        Operation: e.operation,
-        Status: e.status,
-        Vault: e.vault,
-        Caller: e.callerOid ?? e.callerAppId,
-        Target: e.target,
-      }));
+      const events = out.slice(0, o.top);
+      // Names only where a person reads them: the table (JSON keeps the ids, as the API answers).
+      const names =
+        c.output === 'table' && !c.query ? await callerNames(c, events) : new Map<string, string>();
+      show(c, events, (e) => {
+        const id = e.callerOid ?? e.callerAppId;
+        return {
+          Time: e.time,
+          Operation: e.operation,
+          Status: e.status,
+          Vault: e.vault,
+          Caller: id ? (names.get(id) ?? id) : null,
+          Target: e.target,
+        };
+      });
     });
 
   audit

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { ask } from '../prompt.js';
 import { api } from '../session.js';
 import { subscriptionOf } from './arm.js';
 
@@ -21,7 +22,7 @@ const row = (g: GroupJson) => ({
   Status: g.properties?.provisioningState ?? 'Succeeded',
 });
 
-/** `latchkey group create|list|show` (az group). */
+/** `latchkey group create|list|show|delete` (az group). */
 export function groupCommand(): Command {
   const group = new Command('group').description('Resource groups').addHelpText(
     'after',
@@ -29,7 +30,8 @@ export function groupCommand(): Command {
 Examples:
   latchkey group create -n shop
   latchkey group list -o table
-  latchkey keyvault create -n shopvault -g shop`,
+  latchkey keyvault create -n shopvault -g shop
+  latchkey group delete -n shop --yes`,
   );
   const path = (sub: string, rg?: string) =>
     `/subscriptions/${encodeURIComponent(sub)}/resourcegroups${rg ? `/${encodeURIComponent(rg)}` : ''}?${API}`;
@@ -68,13 +70,30 @@ Examples:
     });
   group
     .command('delete')
-    .description('Not supported: the server does not delete resource groups (delete their resources)')
-    .option('-n, --name <name>', 'resource group name')
-    .action(() => {
-      throw new CliError(
-        'group delete is not supported: delete the group’s vaults, apps and identities instead (a group is kept)',
-        2,
-      );
+    .description(
+      'Delete a resource group and everything in it (vaults are soft-deleted, recoverable once the group exists again)',
+    )
+    .requiredOption('-n, --name <name>', 'resource group name')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-wait', 'accepted for az compatibility (the server deletes before it answers)')
+    .option('--subscription <id>', 'subscription id (default: the login’s)')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      if (!o.yes) {
+        if (!process.stdin.isTTY)
+          throw new CliError(
+            `group delete removes '${o.name}' and everything in it: pass --yes (-y) to confirm (no terminal to ask on)`,
+            2,
+          );
+        const answer = await ask(
+          'Are you sure you want to perform this operation? (y/n): ',
+          false,
+          'pass --yes (-y) to delete without asking',
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('Operation cancelled.', 1);
+      }
+      const sub = await subscriptionOf(c, o.subscription);
+      await api(c, 'DELETE', path(sub, o.name));
     });
   return group;
 }

@@ -19,7 +19,7 @@ import {
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { registerSignInActions, signInSections } from './shared.js';
+import { filteredEmpty, listFilter, registerSignInActions, signInSections } from './shared.js';
 
 /**
  * App registrations: the tenant's service principals (what `az ad sp` manages)
@@ -61,7 +61,10 @@ ${props([
 </section>`;
 
 async function listPage(ctx: ConsoleContext, created?: SafeHtml): Promise<PageResult> {
-  const sps = await ctx.s.directory.list(ctx.caller);
+  const filter = listFilter(ctx, { action: LIST, id: 'sp-search', what: 'service principals' });
+  const sps = (await ctx.s.directory.list(ctx.caller)).filter((sp) =>
+    filter.matches(sp.displayName, sp.appId, sp.id),
+  );
   const create = postForm(
     ctx,
     LIST,
@@ -81,12 +84,13 @@ ${select({
     body: html`<h1>App registrations</h1>
 <p class="lead">Service principals: the identities of applications and pipelines that sign in with a client secret or a certificate. Managed identities appear here too; the platform manages their credentials.</p>
 ${created ?? ''}
-<details class="panel"${sps.length === 0 ? html` open` : ''}><summary>Register an application</summary>${create}</details>
+<details class="panel"${sps.length === 0 && !filter.term ? html` open` : ''}><summary>Register an application</summary>${create}</details>
+${filter.form}
 ${dataTable({
   caption: 'Service principals',
   id: 'app-registrations',
   rows: sps,
-  empty: 'No service principals.',
+  empty: filteredEmpty(filter.term, 'service principal', 'No service principals.'),
   columns: [
     { label: 'Name', cell: (sp) => html`<a href="${LIST}/${seg(sp.id)}">${sp.displayName}</a>` },
     { label: 'Application (client) ID', cell: (sp) => mono(sp.appId) },

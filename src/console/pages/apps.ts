@@ -32,7 +32,8 @@ import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs, tabs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
 import { APP_LIST_ACCESS, emptyText, listAccess } from './access-hint.js';
-import { resourceGroupSelect, subscription } from './shared.js';
+import { ADD_ASSIGNMENT, addAssignmentLinks } from './iam.js';
+import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/apps';
 const KV_REFERENCE_RE = /^@Microsoft\.KeyVault\(.*\)$/;
@@ -57,8 +58,10 @@ ${tabs([
 }
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
-  const list = await ctx.s.apps.list(ctx.caller, subscription(ctx));
-  const access = await listAccess(ctx, APP_LIST_ACCESS, list.length);
+  const all = await ctx.s.apps.list(ctx.caller, subscription(ctx));
+  const access = await listAccess(ctx, APP_LIST_ACCESS, all.length);
+  const filter = listFilter(ctx, { action: LIST, id: 'app-search', what: 'apps' });
+  const list = all.filter((a) => filter.matches(a.name, a.resourceGroup));
   const create = postForm(
     ctx,
     LIST,
@@ -78,12 +81,13 @@ ${checkbox({
     body: html`<h1>Apps</h1>
 <p class="lead">Workloads that get tokens from the identity endpoint of the host they run on, with no secret of their own.</p>
 ${access.note}
-${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>` : ''}
+${access.mayCreate ? html`<details class="panel"${all.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>` : ''}
+${filter.form}
 ${dataTable({
   caption: 'Apps',
   id: 'apps',
   rows: list,
-  empty: emptyText(access, 'apps', 'Create one above.'),
+  empty: filteredEmpty(filter.term, 'app', emptyText(access, 'apps', 'Create one above.')),
   columns: [
     { label: 'Name', cell: (a) => html`<a href="${base(a)}">${a.name}</a>` },
     { label: 'Resource group', cell: (a) => a.resourceGroup },
@@ -142,7 +146,7 @@ ${props([
   ['Object (principal) ID', copyable('system-principal-id', a.systemPrincipalId)],
   ['Client ID', copyable('system-client-id', a.systemClientId ?? '')],
 ])}
-<p><a class="btn" id="add-role-assignment" href="/console/resource-groups/${seg(a.resourceGroup)}/iam?member=${a.systemPrincipalId}">Add role assignment</a> <span class="muted">(in resource group ${a.resourceGroup}; or on a vault, in its Access control (IAM))</span></p>
+<p>${addAssignmentLinks(a.systemPrincipalId, a.resourceGroup)}</p>
 <p><a class="btn btn-danger" href="${base(a)}/identity/system-off">Turn off…</a></p>`
     : html`<p><span class="badge badge-off">Off</span> The app has no system-assigned identity.</p>
 ${postForm(ctx, `${base(a)}/identity/system`, html`<button type="submit" class="btn-primary">Turn on</button>`)}`;
@@ -166,10 +170,12 @@ ${dataTable({
     {
       label: 'Actions',
       cell: (u) =>
-        actionButton(ctx, `${base(a)}/identity/user/detach`, 'Detach', {
-          hidden: { identity: u.armId },
-          confirm: `Detach ${u.name} from ${a.name}?`,
-        }),
+        html`<div class="actions"><a class="btn btn-small" href="${ADD_ASSIGNMENT}?member=${u.principalId}">Add role assignment</a>${actionButton(
+          ctx,
+          `${base(a)}/identity/user/detach`,
+          'Detach',
+          { hidden: { identity: u.armId }, confirm: `Detach ${u.name} from ${a.name}?` },
+        )}</div>`,
     },
   ],
 })}

@@ -2,16 +2,16 @@ import { ROLE_ASSIGNMENT_ACTIONS } from '../../access/assignments-service.js';
 import { BUILT_IN_ROLES, roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid, newGuid } from '../../lib/ids.js';
-import { dataTable, input, mono, postForm, required, section, seg, select, text } from '../components.js';
+import { dataTable, mono, postForm, required, section, seg, select, text } from '../components.js';
 import { type ConsoleContext, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
-import { principalNames, roleAssignmentsTable, subscription } from './shared.js';
+import { memberPicker } from './member-picker.js';
+import { filteredEmpty, listFilter, principalNames, roleAssignmentsTable, subscription } from './shared.js';
 
 const RG_READ = 'Microsoft.Resources/subscriptions/resourceGroups/read';
 const RG_LIST = '/console/resource-groups';
-const MEMBER_MAX = 100;
 
 /** The scope of an IAM page: the subscription, or one of its resource groups (it must exist). */
 async function scopeOf(ctx: ConsoleContext): Promise<{ id: string; label: string; href: string }> {
@@ -24,62 +24,6 @@ async function scopeOf(ctx: ConsoleContext): Promise<{ id: string; label: string
     `/subscriptions/${sub}/resourceGroups/${rg}`,
   );
   return { id: scope, label: `Resource group ${rg}`, href: `${RG_LIST}/${seg(rg)}/iam` };
-}
-
-const kindLabel = (p: { kind: string; userName: string | null }) =>
-  p.kind === 'user'
-    ? (p.userName ?? 'user')
-    : p.kind === 'managedIdentity'
-      ? 'managed identity'
-      : 'application';
-
-/**
- * The member picker: a search (GET) over the directory as the signed-in user,
- * so it lists only principals they may read (users with `users/read`,
- * applications and identities with `servicePrincipals/read`); without either,
- * a message says so and the typed name or id field remains.
- */
-export async function memberPicker(
-  ctx: ConsoleContext,
-  pageHref: string,
-): Promise<{ search: SafeHtml; field: SafeHtml }> {
-  const term = (query(ctx).member ?? '').trim().slice(0, MEMBER_MAX);
-  const search = html`<form method="get" action="${pageHref}" class="panel" aria-label="Find a member" role="search">
-${input({ id: 'member-search', name: 'member', label: 'Find a member', type: 'search', value: term, maxLength: MEMBER_MAX, hint: 'Part of the name of a user, application, service principal or managed identity.' })}
-<button type="submit">Search</button></form>`;
-  const typedField = input({
-    id: 'iam-assignee',
-    name: 'assignee',
-    label: 'Assign to',
-    required: true,
-    ...(isGuid(term) ? { value: term } : {}),
-    maxLength: 255,
-    mono: true,
-    hint: 'A user name, or the object (principal) ID or client ID of an app, managed identity or service principal.',
-  });
-  if (!term) return { search, field: typedField };
-  let found: Awaited<ReturnType<typeof ctx.s.directory.search>>;
-  try {
-    found = await ctx.s.directory.search(ctx.caller, term, 20);
-  } catch (e) {
-    if (!(e instanceof LatchkeyError) || e.status !== 403) throw e;
-    return {
-      search,
-      field: html`<div class="alert alert-warning" id="member-note">Searching the directory needs <span class="mono">Microsoft.Directory/users/read</span> or <span class="mono">Microsoft.Directory/servicePrincipals/read</span> at the tenant root, which you do not have. Enter the member's user name or ID instead.</div>${typedField}`,
-    };
-  }
-  if (found.principals.length === 0)
-    return {
-      search,
-      field: html`<p class="muted" id="member-note">No member you may see matches “${term}”.</p>${typedField}`,
-    };
-  return {
-    search,
-    field: html`<fieldset id="member-results"><legend>Member</legend>${found.principals.map(
-      (p, i) =>
-        html`<div class="check"><input type="radio" id="member-${String(i)}" name="assignee" value="${p.id}"${i === 0 ? html` checked` : ''}><label for="member-${String(i)}">${p.displayName} <span class="muted">${kindLabel(p)}</span><span class="hint mono">${p.id}</span></label></div>`,
-    )}</fieldset>`,
-  };
 }
 
 /** The role assignments at or above a scope, with remove buttons for those made at it. */
@@ -142,24 +86,21 @@ ${await assignmentsAt(ctx, scope.id, `${scope.href}/remove`)}`,
 async function groupsPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
   const all = await ctx.s.scopes.listResourceGroups(ctx.tenant.id, sub);
-  const q = (query(ctx).q ?? '').trim().toLowerCase().slice(0, 90);
+  const filter = listFilter(ctx, { action: RG_LIST, id: 'rg-search', what: 'resource groups' });
   const visible = [];
   for (const g of all.slice(0, 500))
-    if ((await ctx.s.access.allows(ctx.caller, RG_READ, g.id)) && (!q || g.name.toLowerCase().includes(q)))
-      visible.push(g);
+    if (filter.matches(g.name) && (await ctx.s.access.allows(ctx.caller, RG_READ, g.id))) visible.push(g);
   return {
     title: 'Resource groups',
     nav: 'resourceGroups',
     body: html`<h1>Resource groups</h1>
 <p class="lead">The resource groups of subscription <span class="mono">${sub}</span> that you may read. <a href="/console/subscription/iam">Access control (IAM) of the subscription</a></p>
-<form method="get" action="${RG_LIST}" class="panel" role="search" aria-label="Search resource groups">
-${input({ id: 'rg-search', name: 'q', label: 'Search by name', type: 'search', value: q, maxLength: 90 })}
-<button type="submit">Search</button></form>
+${filter.form}
 ${dataTable({
   caption: 'Resource groups',
   id: 'resource-groups',
   rows: visible,
-  empty: q ? 'No resource group you may read matches.' : 'No resource group you may read.',
+  empty: filteredEmpty(filter.term, 'resource group', 'No resource group you may read.'),
   columns: [
     { label: 'Name', cell: (g) => g.name },
     { label: 'Location', cell: (g) => g.location },
@@ -170,8 +111,66 @@ ${dataTable({
   };
 }
 
+/** The scope chooser of "Add role assignment" for one member (from an identity's page). */
+export const ADD_ASSIGNMENT = '/console/role-assignments/new';
+
+/** "Add role assignment" for a member: at its resource group, pre-filled, or at another scope. */
+export const addAssignmentLinks = (principalId: string, resourceGroup: string, id = 'add-role-assignment') =>
+  html`<a class="btn" id="${id}" href="${RG_LIST}/${seg(resourceGroup)}/iam?member=${principalId}">Add role assignment</a> <span class="muted">in resource group ${resourceGroup}, or <a href="${ADD_ASSIGNMENT}?member=${principalId}" id="${id}-elsewhere">at another scope</a> (a vault, the subscription).</span>`;
+
+const MAX_SCOPES = 200;
+
+/**
+ * Where the member of `?member=` may be given a role by the signed-in user: the subscription,
+ * resource groups and vaults at which they may write role assignments, each a link to that
+ * scope's IAM page with the member picked.
+ */
+async function chooseScopePage(ctx: ConsoleContext): Promise<PageResult> {
+  const sub = subscription(ctx);
+  const member = (query(ctx).member ?? '').trim().slice(0, 64);
+  if (!isGuid(member))
+    throw new LatchkeyError('BadParameter', 'Open this page from an identity: no member given.');
+  const name = (await principalNames(ctx, [member])).get(member) ?? member;
+  const may = (scope: string) => ctx.s.access.allows(ctx.caller, ROLE_ASSIGNMENT_ACTIONS.write, scope);
+  const rows: { kind: string; label: string; href: string }[] = [];
+  const q = `?member=${encodeURIComponent(member)}`;
+  if (await may(`/subscriptions/${sub}`))
+    rows.push({ kind: 'Subscription', label: sub, href: `/console/subscription/iam${q}` });
+  for (const g of (await ctx.s.scopes.listResourceGroups(ctx.tenant.id, sub)).slice(0, MAX_SCOPES))
+    if (await may(g.id))
+      rows.push({ kind: 'Resource group', label: g.name, href: `${RG_LIST}/${seg(g.name)}/iam${q}` });
+  const vaults = await section(async () => {
+    for (const v of (await ctx.s.vaults.list(ctx.caller, sub)).slice(0, MAX_SCOPES))
+      if (await may(v.armId))
+        rows.push({
+          kind: 'Key vault',
+          label: `${v.name} (${v.resourceGroup})`,
+          href: `/console/vaults/${seg(v.resourceGroup)}/${seg(v.name)}/iam${q}`,
+        });
+    return html``;
+  });
+  return {
+    title: 'Add role assignment',
+    nav: 'resourceGroups',
+    body: html`<h1>Add role assignment</h1>
+<p class="lead">For <strong id="member-name">${name}</strong> <span class="mono">${member}</span>: choose where the role applies. Only the scopes at which you may assign roles are listed.</p>
+${vaults}
+${dataTable({
+  caption: 'Scopes at which you may assign roles',
+  id: 'assignment-scopes',
+  rows,
+  empty: 'You may assign roles nowhere in this subscription (that needs Owner or User Access Administrator).',
+  columns: [
+    { label: 'Kind', cell: (r) => r.kind },
+    { label: 'Name', cell: (r) => html`<a href="${r.href}">${r.label}</a>` },
+  ],
+})}`,
+  };
+}
+
 export function registerIamPages(r: ConsoleRouter): void {
   r.page('/resource-groups', groupsPage);
+  r.page('/role-assignments/new', chooseScopePage);
   for (const path of ['/subscription/iam', '/resource-groups/:rg/iam']) {
     r.page(path, iamPage);
     r.action(

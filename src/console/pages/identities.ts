@@ -13,14 +13,17 @@ import { type ConsoleContext, type FormInput, type PageResult, params, typed } f
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, IDENTITY_LIST_ACCESS, listAccess } from './access-hint.js';
-import { resourceGroupSelect, subscription } from './shared.js';
+import { addAssignmentLinks } from './iam.js';
+import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
 
 const LIST = '/console/identities';
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
-  const list = await ctx.s.userIdentities.list(ctx.caller, sub);
-  const access = await listAccess(ctx, IDENTITY_LIST_ACCESS, list.length);
+  const all = await ctx.s.userIdentities.list(ctx.caller, sub);
+  const access = await listAccess(ctx, IDENTITY_LIST_ACCESS, all.length);
+  const filter = listFilter(ctx, { action: LIST, id: 'identity-search', what: 'identities' });
+  const list = all.filter((u) => filter.matches(u.name, u.resourceGroup, u.clientId, u.principalId));
   const create = postForm(
     ctx,
     LIST,
@@ -42,12 +45,17 @@ ${await resourceGroupSelect(ctx, 'identity-rg')}
     body: html`<h1>User-assigned managed identities</h1>
 <p class="lead">A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.</p>
 ${access.note}
-${access.mayCreate ? html`<details class="panel"${list.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>` : ''}
+${access.mayCreate ? html`<details class="panel"${all.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>` : ''}
+${filter.form}
 ${dataTable({
   caption: 'User-assigned identities',
   id: 'identities',
   rows: list,
-  empty: emptyText(access, 'user-assigned identities', 'Create one above.'),
+  empty: filteredEmpty(
+    filter.term,
+    'identity',
+    emptyText(access, 'user-assigned identities', 'Create one above.'),
+  ),
   columns: [
     {
       label: 'Name',
@@ -63,11 +71,15 @@ ${dataTable({
     {
       label: 'Actions',
       cell: (u) =>
-        dangerForm(ctx, `${LIST}/${seg(u.resourceGroup)}/${seg(u.name)}/delete`, {
-          id: `delete-${u.name}`,
-          button: 'Delete',
-          confirmText: `Delete ${u.name}: apps using it lose it, and its role assignments are removed.`,
-        }),
+        html`<p>${addAssignmentLinks(u.principalId, u.resourceGroup, `add-role-${u.name}`)}</p>${dangerForm(
+          ctx,
+          `${LIST}/${seg(u.resourceGroup)}/${seg(u.name)}/delete`,
+          {
+            id: `delete-${u.name}`,
+            button: 'Delete',
+            confirmText: `Delete ${u.name}: apps using it lose it, and its role assignments are removed.`,
+          },
+        )}`,
     },
   ],
 })}`,

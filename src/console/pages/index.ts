@@ -4,6 +4,7 @@ import { registerAppPages } from './apps.js';
 import { registerAuditPages } from './audit.js';
 import { registerIamPages } from './iam.js';
 import { registerIdentityPages } from './identities.js';
+import { registerMemberSearch } from './member-picker.js';
 import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
 import { registerUserPages } from './users.js';
@@ -22,6 +23,7 @@ export function registerPages(r: ConsoleRouter): void {
   registerKeyPages(r);
   registerAccessPages(r);
   registerIamPages(r);
+  registerMemberSearch(r);
   registerUserPages(r);
   registerAppRegistrationPages(r);
   registerProvisioningPages(r);

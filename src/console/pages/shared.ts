@@ -6,13 +6,14 @@ import {
   actionButton,
   dangerForm,
   dataTable,
+  input,
   mono,
   postForm,
   requireConfirmed,
   seg,
   select,
 } from '../components.js';
-import { type ConsoleContext, params, typed, type View } from '../context.js';
+import { type ConsoleContext, params, query, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 
@@ -38,6 +39,32 @@ export async function resourceGroupSelect(ctx: ConsoleContext, id: string): Prom
       (groups.find((g) => g.name.toLowerCase() === 'default')?.name ?? groups[0]?.name ?? ''),
   });
 }
+
+/** The longest name filter of a list page. */
+const FILTER_MAX = 120;
+
+/**
+ * The name filter of a list page (`?q=`, a plain GET form): the form, the term, and a
+ * test that keeps a row when any of its names contains the term (case-insensitive).
+ */
+export function listFilter(
+  ctx: ConsoleContext,
+  o: { action: string; id: string; what: string },
+): { term: string; form: SafeHtml; matches: (...names: (string | null | undefined)[]) => boolean } {
+  const term = (query(ctx).q ?? '').trim().slice(0, FILTER_MAX);
+  const needle = term.toLowerCase();
+  return {
+    term,
+    form: html`<form method="get" action="${o.action}" class="panel" role="search" aria-label="Search ${o.what}">
+${input({ id: o.id, name: 'q', label: 'Search by name', type: 'search', value: term, maxLength: FILTER_MAX })}
+<button type="submit">Search</button>${term ? html` <a href="${o.action}">Clear</a>` : ''}</form>`,
+    matches: (...names) => !needle || names.some((n) => !!n && n.toLowerCase().includes(needle)),
+  };
+}
+
+/** The empty text of a filtered list: what was searched for, or the list's own empty text. */
+export const filteredEmpty = (term: string, what: string, empty: string): string =>
+  term ? `No ${what} you may read matches “${term}”.` : empty;
 
 /**
  * A principal's readable name for tables (display name and user name or app id),

@@ -3,7 +3,7 @@ import { badge, dataTable, input, mono, postForm, props, required, seg, text, ti
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { registerSignInActions, signInSections } from './shared.js';
+import { filteredEmpty, listFilter, registerSignInActions, signInSections } from './shared.js';
 
 /**
  * Users: the people who sign in with a password (the console, the CLI's
@@ -24,7 +24,10 @@ const shownOnce = (u: UserView, password: string): SafeHtml =>
 </section>`;
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
-  const users = await ctx.s.directory.users.list(ctx.caller);
+  const filter = listFilter(ctx, { action: LIST, id: 'user-search', what: 'users' });
+  const users = (await ctx.s.directory.users.list(ctx.caller)).filter((u) =>
+    filter.matches(u.displayName, u.userPrincipalName, u.id),
+  );
   const create = postForm(
     ctx,
     LIST,
@@ -39,11 +42,12 @@ ${input({ id: 'user-password', name: 'password', label: 'Password (optional)', t
     body: html`<h1>Users</h1>
 <p class="lead">People who sign in with a password. What they may do comes from their role assignments (IAM).</p>
 <details class="panel"><summary>Create a user</summary>${create}</details>
+${filter.form}
 ${dataTable({
   caption: 'Users',
   id: 'users',
   rows: users,
-  empty: 'No users.',
+  empty: filteredEmpty(filter.term, 'user', 'No users.'),
   columns: [
     { label: 'User name', cell: (u) => html`<a href="${LIST}/${seg(u.id)}">${u.userPrincipalName}</a>` },
     { label: 'Display name', cell: (u) => u.displayName },

@@ -17,8 +17,9 @@ import {
 import { type ConsoleContext, type PageResult, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { memberPicker } from './member-picker.js';
 import { principalNames, roleAssignmentsTable } from './shared.js';
-import { controlVault, vaultBase, vaultHeader } from './vault-common.js';
+import { controlVault, GRANT_BACK, vaultBase, vaultHeader } from './vault-common.js';
 
 /**
  * The object id behind what a user typed (user name, object id or app id):
@@ -128,6 +129,7 @@ const ROLE_SCOPE_LABEL = (scope: string, vaultId: string) =>
 async function iamPage(ctx: ConsoleContext): Promise<PageResult> {
   const v = await controlVault(ctx);
   const b = vaultBase(v);
+  const picker = await memberPicker(ctx, `${b}/iam`);
   const assignments = await section(async () =>
     roleAssignmentsTable(ctx, {
       list: await ctx.s.roleAssignments.list(ctx.caller, v.armId),
@@ -148,25 +150,18 @@ ${
     : html`<div class="alert alert-warning"><strong>This vault uses access policies for data access.</strong><p>Roles here govern managing the vault; data roles such as Key Vault Secrets User take effect only with the RBAC permission model.</p></div>`
 }
 <h2>Add role assignment</h2>
+${picker.search}
 ${postForm(
   ctx,
   `${b}/iam`,
-  html`<div class="form-row">${select({
+  html`${select({
     id: 'iam-role',
     name: 'role',
     label: 'Role',
     options: BUILT_IN_ROLES.map((r) => ({ value: r.id, label: r.roleName })),
     value: BUILT_IN_ROLES.find((r) => r.roleName === 'Key Vault Secrets User')?.id ?? '',
   })}
-${input({
-  id: 'iam-assignee',
-  name: 'assignee',
-  label: 'Assign to',
-  required: true,
-  maxLength: 255,
-  mono: true,
-  hint: 'A user name, or the object (principal) ID or client ID of an app, managed identity or service principal.',
-})}</div>
+${picker.field}
 <button type="submit" class="btn-primary">Add role assignment</button>`,
 )}
 <h2>Role assignments</h2>
@@ -241,10 +236,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
         roleDefinitionId: role.id,
         principalId: pid,
       });
-      // "Grant yourself …" on a refused secrets or keys tab returns there (only those two).
-      const back = text(form, 'back', 8);
+      // "Grant yourself …" on a refused secrets or keys tab, or a secret's or key's page, returns there.
+      const back = text(form, 'back', 140);
       return {
-        redirect: `${vaultBase(v)}/${back === 'secrets' || back === 'keys' ? back : 'iam'}`,
+        redirect: `${vaultBase(v)}/${GRANT_BACK.test(back) ? back : 'iam'}`,
         flash: {
           kind: 'success',
           text: `${role.roleName} granted to ${await nameOf(ctx, assignment.properties.principalId)} on ${v.name}.`,

@@ -69,20 +69,30 @@ export const OFFICER_ROLES = {
 } as const;
 
 /**
- * A section of a vault's secrets or keys tab: a 403 for the signed-in user on an RBAC vault adds,
- * under the error, a form to grant themself the Officer role when they may write role assignments
- * at the vault (posting to the vault's IAM action, with its CSRF token), else which role to ask an Owner for.
+ * Where "Grant yourself …" returns to: a vault's secrets or keys tab, or one secret's or key's
+ * page (its versions), by name. Anything else goes to the vault's IAM page.
+ */
+export const GRANT_BACK = /^(?:secrets|keys)(?:\/[0-9A-Za-z-]{1,127})?$/;
+
+/**
+ * A section of a vault's secrets or keys tab, or of one secret's or key's page: a 403 for the
+ * signed-in user on an RBAC vault adds, under the error, a form to grant themself the Officer role
+ * when they may write role assignments at the vault (posting to the vault's IAM action, with its
+ * CSRF token, back to `back`), else which role to ask an Owner for. `only403`: other errors fail
+ * the page as a whole (an object page of a missing secret stays a 404).
  */
 export async function vaultDataSection(
   ctx: ConsoleContext,
   vault: Vault,
   tab: 'secrets' | 'keys',
   load: () => Promise<SafeHtml>,
+  opts: { back?: string; only403?: boolean } = {},
 ): Promise<SafeHtml> {
   try {
     return await load();
   } catch (e) {
     if (!(e instanceof LatchkeyError)) throw e;
+    if (opts.only403 && e.status !== 403) throw e;
     const alert = errorAlert(errorStateOf(e));
     if (e.status !== 403 || !vault.enableRbacAuthorization) return alert;
     const role = OFFICER_ROLES[tab];
@@ -95,7 +105,7 @@ export async function vaultDataSection(
       ? postForm(
           ctx,
           `${vaultBase(vault)}/iam`,
-          html`<input type="hidden" name="role" value="${role.id}"><input type="hidden" name="assignee" value="${ctx.caller.oid}"><input type="hidden" name="back" value="${tab}"><button type="submit" class="btn-primary" id="grant-yourself">Grant yourself ${role.name} on this vault</button>`,
+          html`<input type="hidden" name="role" value="${role.id}"><input type="hidden" name="assignee" value="${ctx.caller.oid}"><input type="hidden" name="back" value="${opts.back ?? tab}"><button type="submit" class="btn-primary" id="grant-yourself">Grant yourself ${role.name} on this vault</button>`,
         )
       : html`<p id="ask-owner">Ask an Owner of ${vault.name} for ${role.name} on this vault.</p>`;
     return html`${alert}${offer}`;

@@ -86,26 +86,38 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
   const { vault, call } = await dataVault(ctx);
   const name = params(ctx).key!;
   const href = keyHref(ctx, name);
-  const page = await ctx.s.keys.listVersions(call, name, { max: VAULT_LIMITS.pageMax, newestFirst: true });
+  const versions = await vaultDataSection(
+    ctx,
+    vault,
+    'keys',
+    async () => {
+      const page = await ctx.s.keys.listVersions(call, name, {
+        max: VAULT_LIMITS.pageMax,
+        newestFirst: true,
+      });
+      return dataTable({
+        caption: 'Versions (newest first)',
+        id: 'key-versions',
+        rows: page.items,
+        empty: 'No versions.',
+        columns: [
+          { label: 'Version', cell: (k: KeyRecord) => mono(k.version) },
+          { label: 'Type', cell: (k) => describe(k) },
+          { label: 'Operations', cell: (k) => k.keyOps.join(', ') },
+          { label: 'Status', cell: (k) => badge(k.enabled) },
+          { label: 'Created', cell: (k) => time(k.created) },
+          { label: 'Expires', cell: (k) => time(k.exp) },
+        ],
+      });
+    },
+    { back: `keys/${name}`, only403: true },
+  );
   return {
     title: `${vault.name} · ${name}`,
     nav: 'vaults',
     body: html`${vaultHeader(vault, 'keys', [{ label: 'Keys' }, { label: name }])}
 <h2>Key <span class="mono">${name}</span></h2>
-${dataTable({
-  caption: 'Versions (newest first)',
-  id: 'key-versions',
-  rows: page.items,
-  empty: 'No versions.',
-  columns: [
-    { label: 'Version', cell: (k: KeyRecord) => mono(k.version) },
-    { label: 'Type', cell: (k) => describe(k) },
-    { label: 'Operations', cell: (k) => k.keyOps.join(', ') },
-    { label: 'Status', cell: (k) => badge(k.enabled) },
-    { label: 'Created', cell: (k) => time(k.created) },
-    { label: 'Expires', cell: (k) => time(k.exp) },
-  ],
-})}
+${versions}
 <h2>Rotate</h2>
 <p>Rotation creates a new version with the same type and size; the old versions stay usable to decrypt and verify.</p>
 ${actionButton(ctx, `${href}/rotate`, 'Rotate now')}

@@ -94,11 +94,7 @@ async function secretPage(
   const q = query(ctx);
   const after = cursor(q, 'after');
   const href = secretHref(ctx, name);
-  const page = await ctx.s.secrets.listVersions(call, name, {
-    max: VAULT_LIMITS.pageMax,
-    newestFirst: true,
-    ...(after ? { after } : {}),
-  });
+
   const reveal = revealed
     ? html`<section class="panel" aria-labelledby="revealed-heading">
 <h2 id="revealed-heading">Value of version <span class="mono">${revealed.version}</span></h2>
@@ -121,26 +117,40 @@ ${postForm(
 )}`,
     };
   };
+  const versions = await vaultDataSection(
+    ctx,
+    vault,
+    'secrets',
+    async () => {
+      const page = await ctx.s.secrets.listVersions(call, name, {
+        max: VAULT_LIMITS.pageMax,
+        newestFirst: true,
+        ...(after ? { after } : {}),
+      });
+      return html`${dataTable({
+        caption: 'Versions (newest first)',
+        id: 'versions',
+        rows: page.items.map(versionRow),
+        empty: 'No versions.',
+        columns: [
+          { label: 'Version', cell: (r) => mono(r.s.version) },
+          { label: 'Status', cell: (r) => badge(r.s.enabled) },
+          { label: 'Created', cell: (r) => time(r.s.created) },
+          { label: 'Expires', cell: (r) => time(r.s.exp) },
+          { label: 'Actions', cell: (r) => r.actions },
+        ],
+      })}
+<div class="pager">${page.next ? html`<a href="${href}?after=${encodeURIComponent(page.next)}">Older versions</a>` : ''}</div>`;
+    },
+    { back: `secrets/${name}`, only403: true },
+  );
   return {
     title: `${vault.name} · ${name}`,
     nav: 'vaults',
     body: html`${vaultHeader(vault, 'secrets', [{ label: 'Secrets' }, { label: name }])}
 <h2>Secret <span class="mono">${name}</span></h2>
 ${reveal}
-${dataTable({
-  caption: 'Versions (newest first)',
-  id: 'versions',
-  rows: page.items.map(versionRow),
-  empty: 'No versions.',
-  columns: [
-    { label: 'Version', cell: (r) => mono(r.s.version) },
-    { label: 'Status', cell: (r) => badge(r.s.enabled) },
-    { label: 'Created', cell: (r) => time(r.s.created) },
-    { label: 'Expires', cell: (r) => time(r.s.exp) },
-    { label: 'Actions', cell: (r) => r.actions },
-  ],
-})}
-<div class="pager">${page.next ? html`<a href="${href}?after=${encodeURIComponent(page.next)}">Older versions</a>` : ''}</div>
+${versions}
 <details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
 </details>

@@ -26,13 +26,15 @@ import { type ConsoleContext, type PageResult, params, typed } from '../context.
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, listAccess, VAULT_LIST_ACCESS } from './access-hint.js';
-import { resourceGroupSelect, subscription } from './shared.js';
+import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
 import { controlVault, VAULTS, vaultBase, vaultHeader } from './vault-common.js';
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
-  const list = await ctx.s.vaults.list(ctx.caller, sub);
-  const access = await listAccess(ctx, VAULT_LIST_ACCESS, list.length);
+  const all = await ctx.s.vaults.list(ctx.caller, sub);
+  const access = await listAccess(ctx, VAULT_LIST_ACCESS, all.length);
+  const filter = listFilter(ctx, { action: VAULTS, id: 'vault-search', what: 'key vaults' });
+  const list = all.filter((v) => filter.matches(v.name, v.resourceGroup));
   const deleted = await section(async () => {
     const rows = await ctx.s.vaults.listDeleted(ctx.caller, sub);
     return dataTable({
@@ -107,12 +109,13 @@ ${checkbox({
     body: html`<h1>Key vaults</h1>
 <p class="lead">Vaults hold secrets and keys, reached at <span class="mono">https://{name}.${ctx.s.config.vaultDomain}</span> by the Azure Key Vault clients.</p>
 ${access.note}
-${access.mayCreate ? html`<details class="panel"${list.length === 0 || ctx.failedForm ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>` : ''}
+${access.mayCreate ? html`<details class="panel"${all.length === 0 || ctx.failedForm ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>` : ''}
+${filter.form}
 ${dataTable({
   caption: 'Key vaults',
   id: 'vaults',
   rows: list,
-  empty: emptyText(access, 'key vaults', 'Create one above.'),
+  empty: filteredEmpty(filter.term, 'key vault', emptyText(access, 'key vaults', 'Create one above.')),
   columns: [
     { label: 'Name', cell: (v) => html`<a href="${vaultBase(v)}">${v.name}</a>` },
     { label: 'Resource group', cell: (v) => v.resourceGroup },

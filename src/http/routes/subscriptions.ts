@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Caller } from '../../access/caller.js';
 import { scopeCovers } from '../../access/decision.js';
 import { LatchkeyError } from '../../errors/index.js';
+import { deleteResourceGroup } from '../../management/resource-group-delete.js';
 import type { ResourceGroup, Subscription } from '../../management/scopes.js';
 import type { Services } from '../../server/services.js';
 import { vaultEvent } from '../../vault/audit.js';
@@ -140,5 +141,14 @@ export async function subscriptionRoutes(
       return { group: g, created: true };
     });
     return reply.code(created ? 201 : 200).send(groupView(group));
+  });
+
+  // Deletes the group and everything in it (vaults soft-deleted), done before the answer: ARM's
+  // synchronous 200 (az's poller then has nothing to wait for). A missing group is a 404.
+  app.delete('/subscriptions/:sub/resourcegroups/:rg', async (req, reply) => {
+    const c = await caller(req);
+    const { sub, rg } = parse(rgParams, req.params, 'path');
+    await deleteResourceGroup(s, c, requestMeta(req), sub, rg);
+    return reply.code(200).send();
   });
 }
