@@ -30,6 +30,7 @@ import { createProvisioningKeys } from '../provisioning/keys.js';
 import type { ChangeRelay } from '../storage/notify.js';
 import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
+import { createWriteHealth } from '../storage/write-health.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
 import { createSecrets } from '../vault/secrets.js';
@@ -330,6 +331,8 @@ export async function createServices(
   }
   /** `draining` is set on shutdown: /readyz answers 503 while in-flight requests finish. */
   const lifecycle = { draining: false };
+  /** Readiness of the store for writes: turns false on a full disk, back by itself (src/storage/write-health.ts). */
+  const writeHealth = createWriteHealth({ db, clock });
 
   return {
     config,
@@ -340,6 +343,7 @@ export async function createServices(
     metrics,
     relay,
     lifecycle,
+    writeHealth,
     sealer,
     hasher,
     tenants,
