@@ -6,6 +6,7 @@ import type { Principals } from '../authority/principals.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { hostStore } from '../storage/management/host-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import {
   armId,
@@ -178,11 +179,12 @@ export function createHosts(deps: {
     },
     /** Registers a public certificate for the host's own principal (enrolment, renewal). */
     async addCertificate(host: Host, pem: string, q: Queryable = db): Promise<CredentialInfo> {
-      await q.run('DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND end_at <= $3', [
+      await hostStore.deleteExpiredHostCredentials(
+        q,
         host.principalId,
         hostCredentialTag(host.id),
         clock.now(),
-      ]);
+      );
       return credentials.addCertificate(
         host.tenantId,
         host.principalId,
