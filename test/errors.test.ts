@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import Fastify from 'fastify';
 import { ERROR_STATUS, LatchkeyError } from '../src/errors/index.js';
+import { sendAzureError, sendOAuthError } from '../src/http/errors.js';
+import { classifyStorageFault, toStorageError } from '../src/storage/errors.js';
 
 const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 
@@ -49,5 +52,74 @@ describe('error codes', () => {
     const o = new LatchkeyError('invalid_client', 'bad', { status: 400, aadCodes: [7000215] });
     assert.equal(o.status, 400);
     assert.deepEqual(o.aadCodes, [7000215]);
+  });
+});
+
+describe('storage faults at the edge: no driver code above the adapters', () => {
+  const sqliteFull = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  const pgUnique = Object.assign(new Error('duplicate key value violates unique constraint'), {
+    code: '23505',
+  });
+  const app = async (shape: 'oauth' | 'azure', fail: () => unknown) => {
+    const a = Fastify({ logger: false });
+    a.setErrorHandler((err, req, reply) =>
+      (shape === 'oauth' ? sendOAuthError : sendAzureError)(err, req, reply),
+    );
+    a.post('/t/oauth2/v2.0/token', async () => {
+      throw fail();
+    });
+    await a.ready();
+    return a;
+  };
+
+  test('a full store: 503 StorageFull with Retry-After (Azure shape), 503 temporarily_unavailable (OAuth shape)', async () => {
+    assert.equal(classifyStorageFault(sqliteFull), 'full');
+    assert.equal(
+      classifyStorageFault(Object.assign(new Error('could not extend file'), { code: '53100' })),
+      'full',
+    );
+    assert.equal(classifyStorageFault(Object.assign(new Error('write'), { code: 'ENOSPC' })), 'full');
+    assert.equal(
+      classifyStorageFault(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' })),
+      'full',
+    );
+    const azure = await app('azure', () => toStorageError(sqliteFull));
+    const a = await azure.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' });
+    assert.equal(a.statusCode, 503);
+    assert.equal(a.headers['retry-after'], '30');
+    assert.equal(a.json().error.code, 'StorageFull');
+    assert.doesNotMatch(a.body, /SQLITE|disk is full/);
+    const oauth = await app('oauth', () => toStorageError(sqliteFull));
+    const o = await oauth.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' });
+    assert.equal(o.statusCode, 503);
+    assert.equal(o.headers['retry-after'], '30');
+    assert.equal(o.json().error, 'temporarily_unavailable');
+    await azure.close();
+    await oauth.close();
+  });
+
+  test('a unique violation: 409 Conflict (Azure shape), 409 invalid_request as before (OAuth shape)', async () => {
+    const azure = await app('azure', () => toStorageError(pgUnique));
+    const a = await azure.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' });
+    assert.equal(a.statusCode, 409);
+    assert.deepEqual(a.json().error, {
+      code: 'Conflict',
+      message: 'The object was created or changed concurrently; retry.',
+    });
+    const oauth = await app('oauth', () => toStorageError(pgUnique));
+    const o = await oauth.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' });
+    assert.equal(o.statusCode, 409);
+    assert.equal(o.json().error, 'invalid_request');
+    assert.match(o.json().error_description, /^The request conflicts with a concurrent change; retry\./);
+    // a domain's own Conflict keeps its words on the OAuth edge
+    const own = await app('oauth', () => new LatchkeyError('Conflict', 'The name is taken.'));
+    assert.match(
+      (await own.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' })).json().error_description,
+      /^The name is taken\./,
+    );
+    // a raw driver error no longer means anything to the edge: a plain 500
+    const raw = await app('azure', () => pgUnique);
+    assert.equal((await raw.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' })).statusCode, 500);
+    for (const x of [azure, oauth, own, raw]) await x.close();
   });
 });

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAuditLog } from '../src/audit/log.js';
+import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { isConcurrentWriteConflict } from '../src/storage/errors.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
@@ -254,11 +256,18 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       assert.equal(s2!.seq, s1!.seq + 1);
     });
 
-    test('a unique conflict is an error and changes nothing', async () => {
+    test('a unique conflict is a Conflict (409) and changes nothing', async () => {
       await db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'first']);
-      await assert.rejects(
-        db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'second']),
-      );
+      const conflict = await db
+        .run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['dup', 'second'])
+        .then(
+          () => assert.fail('the duplicate was accepted'),
+          (e: unknown) => e,
+        );
+      assert.ok(conflict instanceof LatchkeyError, `a driver error leaked: ${String(conflict)}`);
+      assert.equal(conflict.code, 'Conflict');
+      assert.equal(conflict.status, 409);
+      assert.equal(isConcurrentWriteConflict(conflict), true);
       const row = await db.get<{ name: string }>('SELECT name FROM contract_items WHERE id = $1', ['dup']);
       assert.equal(row!.name, 'first');
       // inside a transaction the conflict rolls the whole transaction back, and the connection stays usable
@@ -291,6 +300,83 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
         'three',
       );
       await db.run('DELETE FROM contract_items');
+    });
+
+    test('a write refused for a full store is StorageFull (503, Retry-After), marks the store unwritable, leaves nothing; the next commit clears it', async () => {
+      assert.equal(db.writable, true);
+      const full = await refuseForFullStore(db).then(
+        () => assert.fail('the write was accepted'),
+        (e: unknown) => e,
+      );
+      assert.ok(full instanceof LatchkeyError, `a driver error leaked: ${String(full)}`);
+      assert.equal(full.code, 'StorageFull');
+      assert.equal(full.status, 503);
+      assert.equal(full.headers['retry-after'], '30');
+      assert.equal(db.writable, false);
+      // nothing of the refused transaction is there
+      assert.equal(await db.get('SELECT id FROM contract_items WHERE id = $1', ['full-1']), undefined);
+      // a read neither fails nor clears the mark; a transaction that only reads does not either
+      await db.transaction((tx) => tx.get('SELECT 1 AS one'));
+      assert.equal(db.writable, false);
+      // space is back: the probe commits (and leaves no row behind), the mark is cleared
+      await makeRoom(db);
+      assert.equal(await db.probeWrite(), true);
+      assert.equal(db.writable, true);
+      assert.equal(await db.get("SELECT key FROM meta WHERE key = 'write_probe'"), undefined);
+      // a refused autocommit write marks it too; a committed write clears it
+      await assert.rejects(
+        refuseForFullStore(db, false),
+        (e: unknown) => (e as LatchkeyError).code === 'StorageFull',
+      );
+      assert.equal(db.writable, false);
+      await makeRoom(db);
+      await db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['after-full', 'x']);
+      assert.equal(db.writable, true);
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test('a lock held past the wait is ServiceUnavailable (503, Retry-After: 1), not a 500', async () => {
+      const other = store.open();
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let holding!: () => void;
+      const locked = new Promise<void>((r) => {
+        holding = r;
+      });
+      const holder = other.transaction(async (tx) => {
+        await tx.run('INSERT INTO contract_counter (id, value) VALUES ($1, 1)', ['busy']);
+        holding();
+        await held;
+      });
+      try {
+        await locked;
+        const busy = await (db.dialect === 'sqlite'
+          ? // SQLite: another connection holds the write lock and this one does not wait (busy_timeout 0)
+            db
+              .get('PRAGMA busy_timeout = 0')
+              .then(() => db.run('INSERT INTO contract_items (id) VALUES ($1)', ['busy']))
+          : // PostgreSQL: the same key as the other's uncommitted insert waits on it: 55P03 after lock_timeout
+            db.transaction(async (tx) => {
+              await tx.run("SET LOCAL lock_timeout = '10ms'");
+              await tx.run('INSERT INTO contract_counter (id, value) VALUES ($1, 2)', ['busy']);
+            })
+        ).then(
+          () => assert.fail('the write went through a held lock'),
+          (e: unknown) => e,
+        );
+        assert.ok(busy instanceof LatchkeyError, `a driver error leaked: ${String(busy)}`);
+        assert.equal(busy.code, 'ServiceUnavailable');
+        assert.equal(busy.headers['retry-after'], '1');
+        assert.equal(db.writable, true, 'a busy store is not a full one');
+      } finally {
+        release();
+        await holder;
+        await other.close();
+        if (db.dialect === 'sqlite') await db.get('PRAGMA busy_timeout = 5000');
+      }
+      await db.run('DELETE FROM contract_counter');
     });
 
     test('a transaction commits when its function resolves', async () => {
@@ -461,6 +547,38 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       assert.equal(await other.ping(), false);
     });
   });
+}
+
+/**
+ * Makes the store refuse a write for lack of space, for real. SQLite: `max_page_count` caps the
+ * database at its current size, free pages vacuumed away (the driver answers SQLITE_FULL, "database or disk is full"), then
+ * a 64 KiB row needs pages it may not have. PostgreSQL: filling a real disk is impractical in a
+ * test, so the server raises its own `disk_full` (SQLSTATE 53100) error — the same error object
+ * the driver hands over when a relation cannot be extended.
+ */
+async function refuseForFullStore(db: Database, inTransaction = true): Promise<void> {
+  if (db.dialect === 'sqlite') {
+    await db.run('VACUUM'); // no free pages left for the write to reuse
+    const { page_count } = (await db.get<{ page_count: number }>('PRAGMA page_count'))!;
+    await db.get(`PRAGMA max_page_count = ${page_count}`);
+  }
+  const big = randomBytes(32 * 1024).toString('hex');
+  const write = async (q: Pick<Database, 'run'>) => {
+    if (inTransaction) await q.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['full-1', 'x']);
+    if (db.dialect === 'sqlite')
+      await q.run('INSERT INTO contract_items (id, body) VALUES ($1, $2)', ['full-2', big]);
+    else
+      await q.run(
+        "DO $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$",
+      );
+  };
+  if (inTransaction) await db.transaction((tx) => write(tx));
+  else await write(db);
+}
+
+/** Space is back (SQLite: lift the page cap; PostgreSQL: nothing was really full). */
+async function makeRoom(db: Database): Promise<void> {
+  if (db.dialect === 'sqlite') await db.get('PRAGMA max_page_count = 1073741823');
 }
 
 contract('sqlite', async () => {

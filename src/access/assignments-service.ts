@@ -4,6 +4,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { ChangeBus } from '../lib/events.js';
 import { GUID_RE, isGuid } from '../lib/ids.js';
 import { DIRECTORY_ACTIONS } from '../management/directory.js';
+import { assignmentStore } from '../storage/access/assignment-store.js';
 import type { Database } from '../storage/port.js';
 import type { ScopeResolver } from './arm-scope.js';
 import {
@@ -153,17 +154,12 @@ export function createRoleAssignments(deps: {
           `Principal ${input.principalId.slice(0, 64)} does not exist in the directory ${caller.tenantId}.`,
         );
       const result = await db.transaction(async (tx) => {
-        const same = await tx.get<{
-          tenant_id: string;
-          principal_id: string;
-          role_id: string;
-          scope: string;
-        }>('SELECT tenant_id, principal_id, role_id, scope FROM role_assignments WHERE id = $1', [id]);
+        const same = await assignmentStore.findAnyTenant(tx, id);
         if (same) {
           const identical =
-            same.tenant_id === caller.tenantId &&
-            same.principal_id === principal.id &&
-            same.role_id === role.id &&
+            same.tenantId === caller.tenantId &&
+            same.principalId === principal.id &&
+            same.roleId === role.id &&
             same.scope.toLowerCase() === scope.toLowerCase();
           if (!identical)
             throw new LatchkeyError(

@@ -4,6 +4,7 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
 import { scopeFor, scopeNeeded } from '../provisioning/scopes.js';
+import { assignmentStore, type StoredRoleAssignment } from '../storage/access/assignment-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import type { Caller } from './caller.js';
 import { actionMatches, type RoleDefinition, roleAllows, roleById, rolesAllowing } from './roles.js';
@@ -19,25 +20,15 @@ export interface RoleAssignment {
   createdBy: string | null;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  principal_id: string;
-  role_id: string;
-  scope: string;
-  created_at: number;
-  created_by: string | null;
-}
-
-const fromRow = (r: Row): RoleAssignment => ({
+const fromRow = (r: StoredRoleAssignment): RoleAssignment => ({
   id: r.id,
-  tenantId: r.tenant_id,
-  principalId: r.principal_id,
-  roleDefinitionId: r.role_id,
-  roleDefinitionName: roleById(r.role_id)?.roleName ?? 'unknown',
+  tenantId: r.tenantId,
+  principalId: r.principalId,
+  roleDefinitionId: r.roleId,
+  roleDefinitionName: roleById(r.roleId)?.roleName ?? 'unknown',
   scope: r.scope,
-  createdOn: Number(r.created_at),
-  createdBy: r.created_by,
+  createdOn: r.createdAt,
+  createdBy: r.createdBy,
 });
 
 /** Placing an app on a host (the one action a resource-group-bound provisioning key may take outside its group). */
@@ -118,12 +109,9 @@ export function createAccess(deps: {
       return { rows: hit.rows, cached: true };
     }
     stats.misses++;
-    const rows = await db.all<Row>(
-      'SELECT * FROM role_assignments WHERE principal_id = $1 AND tenant_id = $2',
-      [principalId, tenantId],
-    );
+    const rows = await assignmentStore.listByPrincipal(db, tenantId, principalId);
     const resolved = rows.flatMap((r) => {
-      const role = roleById(r.role_id);
+      const role = roleById(r.roleId);
       return role ? [{ role, scope: r.scope }] : [];
     });
     if (cache.size > 50_000) cache.clear();
@@ -224,14 +212,7 @@ export function createAccess(deps: {
       tenantId: string,
       filter: { principalId?: string; scope?: string; atOrAbove?: boolean } = {},
     ): Promise<RoleAssignment[]> {
-      const rows = filter.principalId
-        ? await db.all<Row>(
-            'SELECT * FROM role_assignments WHERE tenant_id = $1 AND principal_id = $2 ORDER BY created_at, id',
-            [tenantId, filter.principalId],
-          )
-        : await db.all<Row>('SELECT * FROM role_assignments WHERE tenant_id = $1 ORDER BY created_at, id', [
-            tenantId,
-          ]);
+      const rows = await assignmentStore.listByTenant(db, tenantId, filter.principalId || undefined);
       const scope = filter.scope ? normalizeScope(filter.scope) : undefined;
       return rows
         .map(fromRow)
@@ -244,10 +225,7 @@ export function createAccess(deps: {
     },
     async get(tenantId: string, id: string): Promise<RoleAssignment | undefined> {
       if (!isGuid(id)) return undefined;
-      const r = await db.get<Row>('SELECT * FROM role_assignments WHERE id = $1 AND tenant_id = $2', [
-        id.toLowerCase(),
-        tenantId,
-      ]);
+      const r = await assignmentStore.find(db, tenantId, id.toLowerCase());
       return r && fromRow(r);
     },
     async create(
@@ -264,42 +242,36 @@ export function createAccess(deps: {
       const scope = normalizeScope(input.scope);
       if (scope.length > 1000 || !SCOPE_RE.test(scope))
         throw new LatchkeyError('BadParameter', 'The scope is not a valid ARM resource id.');
-      const existing = await q.get<Row>(
-        'SELECT * FROM role_assignments WHERE principal_id = $1 AND role_id = $2 AND scope = $3',
-        [input.principalId, input.role.id, scope],
-      );
+      const existing = await assignmentStore.findSame(q, input.principalId, input.role.id, scope);
       if (existing) throw new LatchkeyError('Conflict', 'The role assignment already exists.');
-      const row: Row = {
+      const row: StoredRoleAssignment = {
         id: input.id ?? newGuid(),
-        tenant_id: tenantId,
-        principal_id: input.principalId,
-        role_id: input.role.id,
+        tenantId,
+        principalId: input.principalId,
+        roleId: input.role.id,
         scope,
-        created_at: clock.now(),
-        created_by: input.createdBy ?? null,
+        createdAt: clock.now(),
+        createdBy: input.createdBy ?? null,
       };
-      await q.run(
-        'INSERT INTO role_assignments (id, tenant_id, principal_id, role_id, scope, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-        [row.id, row.tenant_id, row.principal_id, row.role_id, row.scope, row.created_at, row.created_by],
-      );
+      await assignmentStore.insert(q, row);
       bus.publish('roleAssignment', input.principalId);
       return fromRow(row);
     },
     async delete(tenantId: string, id: string, q: Queryable = db): Promise<RoleAssignment> {
       const a = await this.get(tenantId, id);
       if (!a) throw new LatchkeyError('NotFound', 'Role assignment not found.');
-      await q.run('DELETE FROM role_assignments WHERE id = $1 AND tenant_id = $2', [a.id, tenantId]);
+      await assignmentStore.delete(q, tenantId, a.id);
       bus.publish('roleAssignment', a.principalId);
       return a;
     },
     /** Removes every assignment at or below a scope (a deleted resource takes its assignments with it). */
     async deleteAtOrBelow(tenantId: string, scope: string, q: Queryable = db): Promise<number> {
-      const rows = await q.all<Row>('SELECT * FROM role_assignments WHERE tenant_id = $1', [tenantId]);
+      const rows = await assignmentStore.listAll(q, tenantId);
       let n = 0;
       for (const r of rows) {
         if (scopeCovers(scope, r.scope)) {
-          await q.run('DELETE FROM role_assignments WHERE id = $1', [r.id]);
-          bus.publish('roleAssignment', r.principal_id);
+          await assignmentStore.deleteById(q, r.id);
+          bus.publish('roleAssignment', r.principalId);
           n++;
         }
       }

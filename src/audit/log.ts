@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
+import { type AuditEventRow, auditStore } from '../storage/audit/audit-store.js';
 import type { Database, Queryable, Transaction } from '../storage/port.js';
 
 /** One audit record. Never holds a secret value: targets are ids, details are metadata. */
@@ -28,30 +29,9 @@ export interface AuditEvent extends Required<Omit<AuditInput, 'details'>> {
   hash: string;
 }
 
-interface Row {
-  seq: number;
-  id: string;
-  time: number;
-  tenant_id: string | null;
-  caller_oid: string | null;
-  caller_app_id: string | null;
-  caller_kind: string | null;
-  provisioning_key_id: string | null;
-  operation: string;
-  target: string | null;
-  vault: string | null;
-  status: number;
-  client_ip: string | null;
-  request_id: string | null;
-  details: string | null;
-  prev_hash: string;
-  hash: string;
-}
+type Row = AuditEventRow;
 
 const GENESIS = '0'.repeat(64);
-const HEAD_KEY = 'audit_head';
-/** Present (value `pending`) when migration 0012 found a head written before heads were sealed. */
-const SEAL_KEY = 'audit_head_seal';
 
 /**
  * The chain head as stored in `meta`: `{seq}:{hash}:{tampered}:{mac}`. `tampered`
@@ -221,32 +201,10 @@ export function createAuditLog(deps: {
       ? { kind: 'sealed', ...head }
       : { kind: 'forged' };
   };
-  const readHead = async (q: Queryable): Promise<HeadState> =>
-    parseHead((await q.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [HEAD_KEY]))?.value);
-  const lastRow = (q: Queryable) =>
-    q.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+  const readHead = async (q: Queryable): Promise<HeadState> => parseHead(await auditStore.head(q));
   const buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
-
-  const COLUMNS =
-    'seq, id, time, tenant_id, caller_oid, caller_app_id, caller_kind, provisioning_key_id, operation, target, vault, status, client_ip, request_id, details, prev_hash, hash';
-  const PER_ROW = 17;
-  /** Rows per INSERT: a few statement shapes (cached as prepared statements), few round trips. */
-  const CHUNK = 32;
-  const insertSql = new Map<number, string>();
-  const insertFor = (rows: number): string => {
-    let sql = insertSql.get(rows);
-    if (!sql) {
-      const values = Array.from(
-        { length: rows },
-        (_, r) => `(${Array.from({ length: PER_ROW }, (_, c) => `$${r * PER_ROW + c + 1}`).join(', ')})`,
-      );
-      sql = `INSERT INTO audit_events (${COLUMNS}) VALUES ${values.join(', ')}`;
-      insertSql.set(rows, sql);
-    }
-    return sql;
-  };
 
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
@@ -260,18 +218,14 @@ export function createAuditLog(deps: {
       tampered = head.tampered;
     } else {
       // No trustworthy head: go on from the stored events (a head missing with no events is a new log).
-      const last = await lastRow(tx);
+      const last = await auditStore.lastEvent(tx);
       if (last) {
-        n = Number(last.seq);
+        n = last.seq;
         prev = last.hash;
       }
       if (head.kind !== 'none' || last) tampered = n + 1;
     }
-    const params: (string | number | null)[] = [];
-    const flushRows = async () => {
-      if (params.length === 0) return;
-      await tx.run(insertFor(params.length / PER_ROW), params.splice(0));
-    };
+    const rows: Row[] = [];
     for (const { input, time } of items) {
       n += 1;
       const row: Omit<Row, 'hash'> = {
@@ -293,33 +247,11 @@ export function createAuditLog(deps: {
         prev_hash: prev,
       };
       const hash = mac(canonical(row));
-      params.push(
-        row.seq,
-        row.id,
-        row.time,
-        row.tenant_id,
-        row.caller_oid,
-        row.caller_app_id,
-        row.caller_kind,
-        row.provisioning_key_id,
-        row.operation,
-        row.target,
-        row.vault,
-        row.status,
-        row.client_ip,
-        row.request_id,
-        row.details,
-        row.prev_hash,
-        hash,
-      );
-      if (params.length >= CHUNK * PER_ROW) await flushRows();
+      rows.push({ ...row, hash });
       prev = hash;
     }
-    await flushRows();
-    await tx.run(
-      'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      [HEAD_KEY, sealHead({ seq: n, hash: prev, tampered })],
-    );
+    await auditStore.insertEvents(tx, rows);
+    await auditStore.writeHead(tx, sealHead({ seq: n, hash: prev, tampered }));
   };
 
   /** Commits one batch of buffered records (at most MAX_BATCH), resolving or rejecting their promises. */
@@ -368,15 +300,10 @@ export function createAuditLog(deps: {
     async sealLegacyHead(): Promise<{ seq: number; hash: string } | undefined> {
       return db.transaction(async (tx) => {
         await tx.lock('latchkey:audit');
-        const pending = await tx.get<{ value: string }>('SELECT value FROM meta WHERE key = $1', [SEAL_KEY]);
-        if (!pending) return undefined;
         const head = await readHead(tx);
-        await tx.run('DELETE FROM meta WHERE key = $1', [SEAL_KEY]);
+        if (!(await auditStore.takeSealMark(tx))) return undefined;
         if (head.kind !== 'legacy') return undefined;
-        await tx.run('UPDATE meta SET value = $1 WHERE key = $2', [
-          sealHead({ ...head, tampered: 0 }),
-          HEAD_KEY,
-        ]);
+        await auditStore.replaceHead(tx, sealHead({ ...head, tampered: 0 }));
         return { seq: head.seq, hash: head.hash };
       });
     },
@@ -402,38 +329,19 @@ export function createAuditLog(deps: {
       while (buffer.length > 0 || flushing) await flush();
     },
     async list(f: AuditFilter, q: Queryable = db): Promise<AuditEvent[]> {
-      const where = ['tenant_id = $1'];
-      const params: (string | number)[] = [f.tenantId];
-      const add = (sql: string, v: string | number) => {
-        params.push(v);
-        where.push(sql.replace('?', `$${params.length}`));
-      };
-      if (f.vault) add('vault = ?', f.vault.toLowerCase());
-      if (f.caller) {
-        params.push(f.caller.toLowerCase());
-        where.push(`(caller_oid = $${params.length} OR caller_app_id = $${params.length})`);
-      }
-      if (f.operation) add('operation = ?', f.operation);
-      if (f.kind) {
-        const first = params.length + 1;
-        params.push(...READ_OPERATIONS);
-        const list = READ_OPERATIONS.map((_, i) => `$${first + i}`).join(', ');
-        where.push(`operation ${f.kind === 'read' ? 'IN' : 'NOT IN'} (${list})`);
-      }
-      if (f.target) add(`substr(target, 1, ${Math.min(f.target.length, 2000)}) = ?`, f.target.slice(0, 2000));
-      if (f.provisioningKeyId) {
-        // Actions taken with the key, and the key's own lifecycle (create, rotate, revoke, expire).
-        params.push(f.provisioningKeyId);
-        where.push(`(provisioning_key_id = $${params.length} OR target = $${params.length})`);
-      }
-      if (f.from !== undefined) add('time >= ?', f.from);
-      if (f.to !== undefined) add('time <= ?', f.to);
-      if (f.before !== undefined) add('seq < ?', f.before);
-      const limit = Math.min(Math.max(f.limit ?? 100, 1), 1000);
-      const rows = await q.all<Row>(
-        `SELECT * FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ${limit}`,
-        params,
-      );
+      const rows = await auditStore.list(q, {
+        tenantId: f.tenantId,
+        ...(f.vault ? { vault: f.vault.toLowerCase() } : {}),
+        ...(f.caller ? { caller: f.caller.toLowerCase() } : {}),
+        ...(f.operation ? { operation: f.operation } : {}),
+        ...(f.kind ? { operations: { list: READ_OPERATIONS, exclude: f.kind !== 'read' } } : {}),
+        ...(f.target ? { targetPrefix: f.target } : {}),
+        ...(f.provisioningKeyId ? { provisioningKeyId: f.provisioningKeyId } : {}),
+        ...(f.from !== undefined ? { from: f.from } : {}),
+        ...(f.to !== undefined ? { to: f.to } : {}),
+        ...(f.before !== undefined ? { before: f.before } : {}),
+        limit: f.limit ?? 100,
+      });
       return rows.map(fromRow);
     },
     /** Walks the whole chain in order and reports the first broken link. */
@@ -442,9 +350,7 @@ export function createAuditLog(deps: {
       let expectSeq = 1;
       let count = 0;
       for (;;) {
-        const rows = await db.all<Row>('SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT 2000', [
-          expectSeq,
-        ]);
+        const rows = await auditStore.eventsFrom(db, expectSeq, 2000);
         for (const r of rows) {
           const seq = Number(r.seq);
           if (seq !== expectSeq)

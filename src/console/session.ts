@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
+import { sessionStore } from '../storage/console/session-store.js';
 import type { Database } from '../storage/port.js';
 import type { Flash } from './layout.js';
 
@@ -18,16 +19,6 @@ export interface ConsoleSession {
   createdAt: number;
   lastSeenAt: number;
   expiresAt: number;
-}
-
-interface Row {
-  id_hash: Buffer;
-  tenant_id: string;
-  principal_id: string;
-  csrf_secret: Buffer;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
 }
 
 export type SessionLookup =
@@ -61,11 +52,14 @@ export function createConsoleSessions(deps: {
     async create(tenantId: string, principalId: string): Promise<string> {
       const value = randomBytes(32).toString('base64url');
       const now = clock.now();
-      await db.run(
-        `INSERT INTO console_sessions (id_hash, tenant_id, principal_id, csrf_secret, flash, created_at, last_seen_at, expires_at)
-         VALUES ($1, $2, $3, $4, NULL, $5, $5, $6)`,
-        [hashOf(value), tenantId, principalId, randomBytes(32), now, now + deps.maxSeconds * 1000],
-      );
+      await sessionStore.insert(db, {
+        idHash: hashOf(value),
+        tenantId,
+        principalId,
+        csrfSecret: randomBytes(32),
+        now,
+        expiresAt: now + deps.maxSeconds * 1000,
+      });
       return value;
     },
 
@@ -73,61 +67,47 @@ export function createConsoleSessions(deps: {
     async find(value: string | undefined): Promise<SessionLookup> {
       if (!value || !COOKIE_VALUE_RE.test(value)) return { state: 'none' };
       const idHash = hashOf(value);
-      const r = await db.get<Row>(
-        'SELECT id_hash, tenant_id, principal_id, csrf_secret, created_at, last_seen_at, expires_at FROM console_sessions WHERE id_hash = $1',
-        [idHash],
-      );
+      const r = await sessionStore.find(db, idHash);
       if (!r) return { state: 'none' };
       const now = clock.now();
-      const session: ConsoleSession = {
-        idHash,
-        tenantId: r.tenant_id,
-        principalId: r.principal_id,
-        csrfSecret: Buffer.from(r.csrf_secret),
-        createdAt: Number(r.created_at),
-        lastSeenAt: Number(r.last_seen_at),
-        expiresAt: Number(r.expires_at),
-      };
+      const session: ConsoleSession = { idHash, ...r };
       const reason =
         now >= session.expiresAt ? 'absolute' : now - session.lastSeenAt >= idleMs ? 'idle' : undefined;
       if (reason) {
-        await db.run('DELETE FROM console_sessions WHERE id_hash = $1', [idHash]);
+        await sessionStore.delete(db, idHash);
         return { state: 'expired', reason };
       }
       if (now - session.lastSeenAt >= TOUCH_EVERY_MS) {
-        await db.run('UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2', [now, idHash]);
+        await sessionStore.touch(db, idHash, now);
         session.lastSeenAt = now;
       }
       return { state: 'active', session };
     },
 
     async delete(idHash: Buffer): Promise<void> {
-      await db.run('DELETE FROM console_sessions WHERE id_hash = $1', [idHash]);
+      await sessionStore.delete(db, idHash);
     },
 
     /** Ends a browser's session by its cookie value (sign-in over an old session). */
     async deleteByValue(value: string | undefined): Promise<void> {
-      if (value && COOKIE_VALUE_RE.test(value))
-        await db.run('DELETE FROM console_sessions WHERE id_hash = $1', [hashOf(value)]);
+      if (value && COOKIE_VALUE_RE.test(value)) await sessionStore.delete(db, hashOf(value));
     },
 
     /** One message for the next page (after a redirect). */
     async setFlash(idHash: Buffer, flash: Flash): Promise<void> {
-      await db.run('UPDATE console_sessions SET flash = $1 WHERE id_hash = $2', [
-        JSON.stringify({ kind: flash.kind, text: flash.text.slice(0, 500) }),
+      await sessionStore.setFlash(
+        db,
         idHash,
-      ]);
+        JSON.stringify({ kind: flash.kind, text: flash.text.slice(0, 500) }),
+      );
     },
 
     async takeFlash(idHash: Buffer): Promise<Flash | undefined> {
-      const r = await db.get<{ flash: string | null }>(
-        'SELECT flash FROM console_sessions WHERE id_hash = $1',
-        [idHash],
-      );
-      if (!r?.flash) return undefined;
-      await db.run('UPDATE console_sessions SET flash = NULL WHERE id_hash = $1', [idHash]);
+      const flash = await sessionStore.flash(db, idHash);
+      if (!flash) return undefined;
+      await sessionStore.setFlash(db, idHash, null);
       try {
-        const f = JSON.parse(r.flash) as Flash;
+        const f = JSON.parse(flash) as Flash;
         return { kind: f.kind, text: String(f.text) };
       } catch {
         return undefined;
@@ -137,11 +117,7 @@ export function createConsoleSessions(deps: {
     /** Deletes expired sessions (idle or absolute). */
     async prune(): Promise<number> {
       const now = clock.now();
-      const r = await db.run('DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2', [
-        now,
-        now - idleMs,
-      ]);
-      return r.changes;
+      return sessionStore.prune(db, now, now - idleMs);
     },
   };
 }

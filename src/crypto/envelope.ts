@@ -1,6 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
-import type { Database } from '../storage/port.js';
 import type { RootKey } from './root-key.js';
 
 /**
@@ -44,19 +43,23 @@ function gcmOpen(key: Buffer, iv: Buffer, tag: Buffer, ct: Buffer, aad: Buffer):
 const integrityError = (cause?: unknown): LatchkeyError =>
   new LatchkeyError('InternalError', 'Stored data failed its integrity check.', { cause });
 
+/** Where the sealer keeps its wrapped data keys (src/storage/crypto/data-key-store.ts). */
+export interface DataKeys {
+  list(): Promise<{ id: string; wrapped: Buffer; active: boolean }[]>;
+  /** Adds the key `make` returns as the active one, unless an active key exists (atomically). */
+  addActiveIfNone(make: () => { id: string; wrapped: Buffer }): Promise<void>;
+}
+
 /** Loads (or on first use creates) the data keys and returns a synchronous sealer. */
-export async function createSealer(db: Database, root: RootKey): Promise<Sealer> {
+export async function createSealer(store: DataKeys, root: RootKey): Promise<Sealer> {
   const kek = root.derive('kek');
   const wrapAad = (id: string) => Buffer.from(`latchkey/v1/dek/${id}`);
   const keys = new Map<string, Buffer>();
   let activeId: string | undefined;
 
   const load = async () => {
-    const rows = await db.all<{ id: string; wrapped: Buffer; active: number }>(
-      'SELECT id, wrapped, active FROM data_keys',
-    );
-    for (const r of rows) {
-      const w = Buffer.from(r.wrapped);
+    for (const r of await store.list()) {
+      const w = r.wrapped;
       try {
         keys.set(r.id, gcmOpen(kek, w.subarray(0, 12), w.subarray(12, 28), w.subarray(28), wrapAad(r.id)));
       } catch (e) {
@@ -69,18 +72,10 @@ export async function createSealer(db: Database, root: RootKey): Promise<Sealer>
   };
   await load();
   if (!activeId) {
-    await db.transaction(async (tx) => {
-      await tx.lock('latchkey:data-keys');
-      const existing = await tx.get<{ id: string }>('SELECT id FROM data_keys WHERE active = 1');
-      if (existing) return;
+    await store.addActiveIfNone(() => {
       const id = randomUUID();
-      const dek = randomBytes(32);
-      const { iv, tag, ct } = gcmSeal(kek, dek, wrapAad(id));
-      await tx.run('INSERT INTO data_keys (id, wrapped, active, created_at) VALUES ($1, $2, 1, $3)', [
-        id,
-        Buffer.concat([iv, tag, ct]),
-        Date.now(),
-      ]);
+      const { iv, tag, ct } = gcmSeal(kek, randomBytes(32), wrapAad(id));
+      return { id, wrapped: Buffer.concat([iv, tag, ct]) };
     });
     await load();
   }

@@ -45,6 +45,8 @@ export const ERROR_STATUS = {
   InvalidReference: 400,
   InternalError: 500,
   ServiceUnavailable: 503,
+  /** The store is full (or cannot write): the write was not carried out. */
+  StorageFull: 503,
   // OAuth 2.0 (RFC 6749 §5.2), used by the authority's token endpoint
   invalid_request: 400,
   invalid_client: 401,

@@ -1,25 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, LatchkeyError } from '../errors/index.js';
+import { isConcurrentWriteConflict } from '../storage/errors.js';
 
 /** Maps anything thrown to a LatchkeyError; unexpected errors become a bare 500 (logged, never shown). */
 export function toLatchkeyError(err: unknown, req: FastifyRequest, oauth = false): LatchkeyError {
+  // A unique-constraint race between two concurrent creates (the storage adapters make it a Conflict):
+  // on the authority's paths it keeps the OAuth shape it always had.
+  if (oauth && isConcurrentWriteConflict(err))
+    return new LatchkeyError('invalid_request', 'The request conflicts with a concurrent change; retry.', {
+      status: 409,
+    });
   if (err instanceof LatchkeyError) return err;
   const e = err as Partial<FastifyError> & { statusCode?: number };
-  // A unique-constraint race between two concurrent creates (PostgreSQL 23505, SQLite UNIQUE) is a conflict, not a 500.
-  if (
-    e.code === '23505' ||
-    e.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-    e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
-  ) {
-    return oauth
-      ? new LatchkeyError('invalid_request', 'The request conflicts with a concurrent change; retry.', {
-          status: 409,
-        })
-      : new LatchkeyError('Conflict', 'The object was created or changed concurrently; retry.', {
-          cause: err,
-        });
-  }
   const code: ErrorCode | undefined =
     e.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
       ? 'PayloadTooLarge'

@@ -1,4 +1,5 @@
 import type { Clock } from '../lib/clock.js';
+import { jobLockStore } from '../storage/jobs/job-lock-store.js';
 import type { Database } from '../storage/port.js';
 
 /** A background job: runs every `intervalMs` with the current time. Must be idempotent and bounded per run. */
@@ -31,10 +32,7 @@ export function createJobs(deps: { db: Database; clock: Clock }) {
       return true;
     }
     return db.transaction(async (tx) => {
-      const r = await tx.get<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [
-        `latchkey:job:${job.name}`,
-      ]);
-      if (!r?.ok) return false;
+      if (!(await jobLockStore.tryLock(tx, job.name))) return false;
       await job.run(now);
       return true;
     });

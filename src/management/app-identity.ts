@@ -3,6 +3,7 @@ import type { Access } from '../access/decision.js';
 import type { Principals } from '../authority/principals.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { appStore } from '../storage/management/app-store.js';
 import type { Queryable } from '../storage/port.js';
 import type { App } from './apps.js';
 import type { UserIdentities } from './identities.js';
@@ -80,10 +81,10 @@ export async function applyIdentity(
       { displayName: app.name, kind: 'managedIdentity', resourceId: app.armId },
       tx,
     );
-    await tx.run('UPDATE apps SET system_principal_id = $1 WHERE id = $2', [p.id, app.rowId]);
+    await appStore.setSystemPrincipal(tx, app.rowId, p.id);
     changes.push('system+');
   } else if (!want.system && app.systemPrincipalId) {
-    await tx.run('UPDATE apps SET system_principal_id = NULL WHERE id = $1', [app.rowId]);
+    await appStore.setSystemPrincipal(tx, app.rowId, null);
     // Its role assignments and credentials cascade; the bus tells the access cache and the authenticator.
     await principals.delete(app.tenantId, app.systemPrincipalId, tx);
     changes.push('system-');
@@ -112,16 +113,12 @@ export async function applyIdentity(
         `The user-assigned identity '${id.slice(0, 300)}' was not found (expected an ARM id of ${UAI_TYPE}).`,
       );
     await access.require(caller, UAI_ACTIONS.assign, u.armId);
-    await tx.run('INSERT INTO app_identities (app_id, identity_id, created_at) VALUES ($1, $2, $3)', [
-      app.rowId,
-      u.rowId,
-      clock.now(),
-    ]);
+    await appStore.linkIdentity(tx, app.rowId, u.rowId, clock.now());
     changes.push(`user+${u.name}`);
   }
   for (const [key, u] of current) {
     if (desired.has(key)) continue;
-    await tx.run('DELETE FROM app_identities WHERE app_id = $1 AND identity_id = $2', [app.rowId, u.rowId]);
+    await appStore.unlinkIdentity(tx, app.rowId, u.rowId);
     changes.push(`user-${u.name}`);
   }
   return changes;

@@ -7,6 +7,8 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
+import { appStore, type StoredApp } from '../storage/management/app-store.js';
+import { identityStore } from '../storage/management/identity-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import { applyIdentity, type IdentityInput, identityType } from './app-identity.js';
 import {
@@ -18,7 +20,7 @@ import {
 } from './app-settings.js';
 import type { Host, Hosts } from './hosts.js';
 import type { UserIdentities } from './identities.js';
-import { UAI_SELECT, type UaiRow, type UserIdentity, uaiFromRow } from './identities.js';
+import { type UserIdentity, uaiFromStored } from './identities.js';
 import {
   APP_ACTIONS,
   APP_NAME_RE,
@@ -28,7 +30,6 @@ import {
   checkTags,
   HOST_ACTIONS,
   LOCATION_RE,
-  parseTags,
   resourceNotFound,
   SITE_TYPE,
   type Tags,
@@ -53,24 +54,6 @@ export interface App {
   userIdentities: UserIdentity[];
   createdAt: number;
 }
-
-interface Row {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
-  host_id: string;
-  system_principal_id: string | null;
-  system_app_id: string | null;
-  kv_reference_identity: string | null;
-  location: string;
-  tags: string;
-  created_at: number;
-}
-const SELECT = `SELECT a.id, a.tenant_id, a.subscription_id, a.resource_group, a.name, a.host_id, a.system_principal_id,
-  p.app_id AS system_app_id, a.kv_reference_identity, a.location, a.tags, a.created_at
-  FROM apps a LEFT JOIN principals p ON p.id = a.system_principal_id`;
 
 const identityPrincipals = (a: App): string[] => [
   ...(a.systemPrincipalId ? [a.systemPrincipalId] : []),
@@ -129,35 +112,16 @@ export function createApps(deps: {
   const { db, clock, bus, sealer, principals, scopes, access, audit, hosts, identities } = deps;
 
   const userIdentitiesOf = async (appRowId: string, q: Queryable) =>
-    (
-      await q.all<UaiRow>(
-        `${UAI_SELECT} JOIN app_identities ai ON ai.identity_id = u.id WHERE ai.app_id = $1 ORDER BY ai.created_at, u.name_lower`,
-        [appRowId],
-      )
-    ).map(uaiFromRow);
+    (await identityStore.listByApp(q, appRowId)).map(uaiFromStored);
 
-  const load = async (r: Row, q: Queryable): Promise<App> => ({
-    rowId: r.id,
-    tenantId: r.tenant_id,
-    subscriptionId: r.subscription_id,
-    resourceGroup: r.resource_group,
-    name: r.name,
-    armId: armId(r.subscription_id, r.resource_group, SITE_TYPE, r.name),
-    hostId: r.host_id,
-    systemPrincipalId: r.system_principal_id,
-    systemClientId: r.system_principal_id ? r.system_app_id : null,
-    keyVaultReferenceIdentity: r.kv_reference_identity,
-    location: r.location,
-    tags: parseTags(r.tags),
-    userIdentities: await userIdentitiesOf(r.id, q),
-    createdAt: Number(r.created_at),
+  const load = async (r: StoredApp, q: Queryable): Promise<App> => ({
+    ...r,
+    armId: armId(r.subscriptionId, r.resourceGroup, SITE_TYPE, r.name),
+    userIdentities: await userIdentitiesOf(r.rowId, q),
   });
 
   const byName = async (tenantId: string, name: string, q: Queryable = db): Promise<App | undefined> => {
-    const r = await q.get<Row>(`${SELECT} WHERE a.tenant_id = $1 AND a.name_lower = $2`, [
-      tenantId,
-      name.toLowerCase(),
-    ]);
+    const r = await appStore.findByName(q, tenantId, name.toLowerCase());
     return r && load(r, q);
   };
   const find = async (tenantId: string, sub: string, rg: string, name: string, q: Queryable = db) => {
@@ -188,15 +152,12 @@ export function createApps(deps: {
     byName,
     find,
     async byRowId(tenantId: string, rowId: string, q: Queryable = db): Promise<App | undefined> {
-      const r = await q.get<Row>(`${SELECT} WHERE a.tenant_id = $1 AND a.id = $2`, [tenantId, rowId]);
+      const r = await appStore.findByRowId(q, tenantId, rowId);
       return r && load(r, q);
     },
     /** Apps placed on a host, with their identities (for the host's endpoint). */
     async placedOn(host: Host, q: Queryable = db): Promise<App[]> {
-      const rows = await q.all<Row>(
-        `${SELECT} WHERE a.tenant_id = $1 AND a.host_id = $2 ORDER BY a.name_lower`,
-        [host.tenantId, host.id],
-      );
+      const rows = await appStore.listByHost(q, host.tenantId, host.id);
       const out: App[] = [];
       for (const r of rows) out.push(await load(r, q));
       return out;
@@ -245,41 +206,30 @@ export function createApps(deps: {
         if (!app) {
           const host = await placeOn(caller, input.host, tx);
           const rowId = newGuid();
-          await tx.run(
-            `INSERT INTO apps (id, tenant_id, subscription_id, resource_group, resource_group_lower, name, name_lower, host_id,
-               system_principal_id, kv_reference_identity, settings_sealed, location, tags, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, NULL, $10, $11, $12, $12)`,
-            [
-              rowId,
-              caller.tenantId,
-              sub.subscriptionId,
-              rg.name,
-              rg.name.toLowerCase(),
-              input.name,
-              input.name.toLowerCase(),
-              host.id,
-              kvRef ?? null,
-              input.location ?? 'local',
-              JSON.stringify(tags ?? {}),
-              now,
-            ],
-          );
+          await appStore.insert(tx, {
+            rowId,
+            tenantId: caller.tenantId,
+            subscriptionId: sub.subscriptionId,
+            resourceGroup: rg.name,
+            name: input.name,
+            hostId: host.id,
+            keyVaultReferenceIdentity: kvRef ?? null,
+            location: input.location ?? 'local',
+            tags: tags ?? {},
+            createdAt: now,
+          });
           app = (await self.byRowId(caller.tenantId, rowId, tx))!;
         } else {
           if (input.host !== undefined) {
             const host = await placeOn(caller, input.host, tx);
-            await tx.run('UPDATE apps SET host_id = $1 WHERE id = $2', [host.id, app.rowId]);
+            await appStore.setHost(tx, app.rowId, host.id);
           }
           if (tags !== undefined || input.location !== undefined || kvRef !== undefined)
-            await tx.run(
-              'UPDATE apps SET tags = $1, location = $2, kv_reference_identity = $3 WHERE id = $4',
-              [
-                JSON.stringify(tags ?? app.tags),
-                input.location ?? app.location,
-                kvRef === undefined ? app.keyVaultReferenceIdentity : kvRef,
-                app.rowId,
-              ],
-            );
+            await appStore.updateProperties(tx, app.rowId, {
+              tags: tags ?? app.tags,
+              location: input.location ?? app.location,
+              keyVaultReferenceIdentity: kvRef === undefined ? app.keyVaultReferenceIdentity : kvRef,
+            });
         }
         const before = { hostId: app.hostId, principals: identityPrincipals(app) };
         let changed: string[] = [];
@@ -291,7 +241,7 @@ export function createApps(deps: {
             input.identity,
             created ? 'put' : mode,
           );
-        await tx.run('UPDATE apps SET updated_at = $1 WHERE id = $2', [now, app.rowId]);
+        await appStore.touch(tx, app.rowId, now);
         if (!created) await hosts.pruneUnserved(before.hostId, before.principals, tx);
         await audit.append(
           tx,
@@ -313,13 +263,10 @@ export function createApps(deps: {
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<App[]> {
       await scopes.subscription(caller.tenantId, sub);
-      const rows = await db.all<Row>(
-        `${SELECT} WHERE a.tenant_id = $1 AND a.subscription_id = $2 ORDER BY a.name_lower`,
-        [caller.tenantId, sub.toLowerCase()],
-      );
+      const rows = await appStore.listBySubscription(db, caller.tenantId, sub.toLowerCase());
       const out: App[] = [];
       for (const r of rows) {
-        if (rg && r.resource_group.toLowerCase() !== rg.toLowerCase()) continue;
+        if (rg && r.resourceGroup.toLowerCase() !== rg.toLowerCase()) continue;
         const a = await load(r, db);
         if (await access.allows(caller, APP_ACTIONS.read, a.armId)) out.push(a);
       }
@@ -331,7 +278,7 @@ export function createApps(deps: {
       await access.require(caller, APP_ACTIONS.delete, a?.armId ?? armId(sub, rg, SITE_TYPE, name));
       if (!a) return false;
       await db.transaction(async (tx) => {
-        await tx.run('DELETE FROM apps WHERE id = $1', [a.rowId]);
+        await appStore.delete(tx, a.rowId);
         if (a.systemPrincipalId) await principals.delete(a.tenantId, a.systemPrincipalId, tx);
         await hosts.pruneUnserved(
           a.hostId,
@@ -353,11 +300,7 @@ export function createApps(deps: {
       return clean;
     },
     async readSettings(app: App, q: Queryable = db): Promise<AppSettings> {
-      const r = await q.get<{ settings_sealed: Buffer | null }>(
-        'SELECT settings_sealed FROM apps WHERE id = $1',
-        [app.rowId],
-      );
-      return openSettings(sealer, app.tenantId, app.rowId, r?.settings_sealed);
+      return openSettings(sealer, app.tenantId, app.rowId, await appStore.sealedSettings(q, app.rowId));
     },
     async listSettings(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string) {
       const a = await find(caller.tenantId, sub, rg, name);
@@ -383,11 +326,12 @@ export function createApps(deps: {
       await access.require(caller, APP_ACTIONS.writeSettings, a.armId);
       const clean = self.validateSettings(settings);
       await db.transaction(async (tx) => {
-        await tx.run('UPDATE apps SET settings_sealed = $1, updated_at = $2 WHERE id = $3', [
+        await appStore.writeSettings(
+          tx,
+          a.rowId,
           sealSettings(sealer, a.tenantId, a.rowId, clean),
           clock.now(),
-          a.rowId,
-        ]);
+        );
         await audit.append(
           tx,
           auditOf(caller, meta, 'AppSettingsWrite', a.armId, { count: Object.keys(clean).length }),

@@ -4,6 +4,7 @@ import type { CredentialInfo, Credentials } from '../authority/credentials.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid } from '../lib/ids.js';
+import { hostStore } from '../storage/management/host-store.js';
 import type { Database } from '../storage/port.js';
 import type { AppSettings } from './app-settings.js';
 import type { App, Apps } from './apps.js';
@@ -169,10 +170,7 @@ export function createHostAgentApi(deps: {
       const i = await servedBy(h, principalId);
       return db.transaction(async (tx) => {
         // Expired certificates this host registered earlier go first (a crash may have left some).
-        await tx.run(
-          'DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND end_at <= $3',
-          [i.principalId, tag(h), clock.now()],
-        );
+        await hostStore.deleteExpiredHostCredentials(tx, i.principalId, tag(h), clock.now());
         const c = await credentials.addCertificate(
           h.tenantId,
           i.principalId,

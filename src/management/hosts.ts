@@ -6,6 +6,7 @@ import type { Principals } from '../authority/principals.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { hostStore, type StoredHost } from '../storage/management/host-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import {
   armId,
@@ -34,32 +35,9 @@ export interface Host {
   createdAt: number;
 }
 
-interface HostRow {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
-  principal_id: string;
-  app_id: string | null;
-  built_in: number;
-  created_at: number;
-}
-
-const SELECT = `SELECT h.id, h.tenant_id, h.subscription_id, h.resource_group, h.name, h.principal_id, p.app_id,
-  h.built_in, h.created_at FROM hosts h JOIN principals p ON p.id = h.principal_id`;
-
-const fromRow = (r: HostRow): Host => ({
-  id: r.id,
-  tenantId: r.tenant_id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
-  armId: armId(r.subscription_id, r.resource_group, HOST_TYPE, r.name),
-  principalId: r.principal_id,
-  clientId: r.app_id ?? '',
-  builtIn: Number(r.built_in) === 1,
-  createdAt: Number(r.created_at),
+const fromRow = (r: StoredHost): Host => ({
+  ...r,
+  armId: armId(r.subscriptionId, r.resourceGroup, HOST_TYPE, r.name),
 });
 
 export const LOCAL_HOST_NAME = 'local';
@@ -117,28 +95,27 @@ export function createHosts(deps: {
       q,
     );
     const now = clock.now();
-    await q.run(
-      `INSERT INTO hosts (id, tenant_id, subscription_id, resource_group, name, name_lower, principal_id, built_in,
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,
-      [id, tenantId, sub, rg, name, name.toLowerCase(), p.id, builtIn ? 1 : 0, now],
-    );
+    await hostStore.insert(q, {
+      id,
+      tenantId,
+      subscriptionId: sub,
+      resourceGroup: rg,
+      name,
+      principalId: p.id,
+      builtIn,
+      createdAt: now,
+    });
     return (await self.byId(tenantId, id, q))!;
   };
 
   const self = {
     async byId(tenantId: string, id: string, q: Queryable = db): Promise<Host | undefined> {
       if (!isGuid(id)) return undefined;
-      const r = await q.get<HostRow>(`${SELECT} WHERE h.id = $1 AND h.tenant_id = $2`, [
-        id.toLowerCase(),
-        tenantId,
-      ]);
+      const r = await hostStore.findById(q, tenantId, id.toLowerCase());
       return r && fromRow(r);
     },
     async byName(tenantId: string, name: string, q: Queryable = db): Promise<Host | undefined> {
-      const r = await q.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.name_lower = $2`, [
-        tenantId,
-        name.toLowerCase(),
-      ]);
+      const r = await hostStore.findByName(q, tenantId, name.toLowerCase());
       return r && fromRow(r);
     },
     /** A host named by name, host id or ARM id, in the tenant (404 otherwise). */
@@ -155,13 +132,11 @@ export function createHosts(deps: {
     },
     /** The tenant's built-in host (`local`), created on first use. */
     async ensureLocal(tenantId: string): Promise<Host> {
-      const found = await db.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.built_in = 1`, [tenantId]);
+      const found = await hostStore.findBuiltIn(db, tenantId);
       if (found) return fromRow(found);
       return db.transaction(async (tx) => {
         await tx.lock(`latchkey:local-host:${tenantId}`);
-        const again = await tx.get<HostRow>(`${SELECT} WHERE h.tenant_id = $1 AND h.built_in = 1`, [
-          tenantId,
-        ]);
+        const again = await hostStore.findBuiltIn(tx, tenantId);
         if (again) return fromRow(again);
         const sub = await scopes.defaultSubscription(tenantId, tx);
         const rg = await scopes.ensureResourceGroup(tenantId, sub.subscriptionId, DEFAULT_RESOURCE_GROUP, tx);
@@ -178,11 +153,12 @@ export function createHosts(deps: {
     },
     /** Registers a public certificate for the host's own principal (enrolment, renewal). */
     async addCertificate(host: Host, pem: string, q: Queryable = db): Promise<CredentialInfo> {
-      await q.run('DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND end_at <= $3', [
+      await hostStore.deleteExpiredHostCredentials(
+        q,
         host.principalId,
         hostCredentialTag(host.id),
         clock.now(),
-      ]);
+      );
       return credentials.addCertificate(
         host.tenantId,
         host.principalId,
@@ -201,13 +177,7 @@ export function createHosts(deps: {
      */
     async pruneUnserved(hostId: string, principalIds: readonly string[], q: Queryable = db): Promise<void> {
       for (const pid of new Set(principalIds))
-        await q.run(
-          `DELETE FROM credentials WHERE principal_id = $1 AND display_name = $2 AND NOT EXISTS (
-             SELECT 1 FROM apps a WHERE a.host_id = $3 AND (a.system_principal_id = $1 OR EXISTS (
-               SELECT 1 FROM app_identities ai JOIN user_identities u ON u.id = ai.identity_id
-               WHERE ai.app_id = a.id AND u.principal_id = $1)))`,
-          [pid, hostCredentialTag(hostId), hostId],
-        );
+        await hostStore.deleteUnservedCredentials(q, hostId, pid, hostCredentialTag(hostId));
     },
 
     // ---- ARM (administrators) ----
@@ -254,7 +224,7 @@ export function createHosts(deps: {
           host = await insertHost(tx, caller.tenantId, sub.subscriptionId, rg.name, input.name, false);
         }
         const credential = input.certificate ? await self.addCertificate(host, input.certificate, tx) : null;
-        await tx.run('UPDATE hosts SET updated_at = $1 WHERE id = $2', [clock.now(), host.id]);
+        await hostStore.touch(tx, host.id, clock.now());
         await audit.append(
           tx,
           auditOf(caller, meta, created ? 'HostCreate' : 'HostUpdate', host.armId, {
@@ -276,9 +246,7 @@ export function createHosts(deps: {
       return h;
     },
     async list(caller: Caller, subscriptionId?: string, resourceGroup?: string): Promise<Host[]> {
-      const rows = await db.all<HostRow>(`${SELECT} WHERE h.tenant_id = $1 ORDER BY h.name_lower`, [
-        caller.tenantId,
-      ]);
+      const rows = await hostStore.listByTenant(db, caller.tenantId);
       const out: Host[] = [];
       for (const h of rows.map(fromRow)) {
         if (subscriptionId && h.subscriptionId !== subscriptionId.toLowerCase()) continue;
@@ -302,15 +270,12 @@ export function createHosts(deps: {
       await access.require(caller, HOST_ACTIONS.delete, h.armId);
       if (h.builtIn) throw new LatchkeyError('BadRequest', 'The built-in local host cannot be deleted.');
       await db.transaction(async (tx) => {
-        const placed = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM apps WHERE host_id = $1', [
-          h.id,
-        ]);
-        if (Number(placed?.n ?? 0) > 0)
+        if ((await hostStore.countApps(tx, h.id)) > 0)
           throw new LatchkeyError(
             'Conflict',
             `Apps are placed on host '${h.name}': move or delete them first.`,
           );
-        await tx.run('DELETE FROM hosts WHERE id = $1', [h.id]);
+        await hostStore.delete(tx, h.id);
         await principals.delete(h.tenantId, h.principalId, tx);
         await access.deleteAtOrBelow(h.tenantId, h.armId, tx);
         await audit.append(tx, auditOf(caller, meta, 'HostDelete', h.armId));

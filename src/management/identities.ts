@@ -6,6 +6,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
+import { identityStore, type StoredUserIdentity } from '../storage/management/identity-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import {
   armId,
@@ -14,7 +15,6 @@ import {
   checkTags,
   LOCATION_RE,
   parseArmId,
-  parseTags,
   resourceNotFound,
   type Tags,
   UAI_ACTIONS,
@@ -38,36 +38,10 @@ export interface UserIdentity {
   createdAt: number;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
-  principal_id: string;
-  app_id: string | null;
-  location: string;
-  tags: string;
-  created_at: number;
-}
-
-export const UAI_SELECT = `SELECT u.id, u.tenant_id, u.subscription_id, u.resource_group, u.name, u.principal_id, p.app_id,
-  u.location, u.tags, u.created_at FROM user_identities u JOIN principals p ON p.id = u.principal_id`;
-
-export const uaiFromRow = (r: Row): UserIdentity => ({
-  rowId: r.id,
-  tenantId: r.tenant_id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
-  armId: armId(r.subscription_id, r.resource_group, UAI_TYPE, r.name),
-  principalId: r.principal_id,
-  clientId: r.app_id ?? '',
-  location: r.location,
-  tags: parseTags(r.tags),
-  createdAt: Number(r.created_at),
+export const uaiFromStored = (r: StoredUserIdentity): UserIdentity => ({
+  ...r,
+  armId: armId(r.subscriptionId, r.resourceGroup, UAI_TYPE, r.name),
 });
-export type UaiRow = Row;
 
 /** The ARM JSON of a user-assigned identity (api-version 2023-01-31). */
 export const userIdentityView = (u: UserIdentity) => ({
@@ -96,11 +70,8 @@ export function createUserIdentities(deps: {
   const { db, clock, bus, principals, scopes, access, audit } = deps;
 
   const find = async (tenantId: string, sub: string, rg: string, name: string, q: Queryable = db) => {
-    const r = await q.get<Row>(
-      `${UAI_SELECT} WHERE u.tenant_id = $1 AND u.subscription_id = $2 AND u.resource_group_lower = $3 AND u.name_lower = $4`,
-      [tenantId, sub.toLowerCase(), rg.toLowerCase(), name.toLowerCase()],
-    );
-    return r && uaiFromRow(r);
+    const r = await identityStore.find(q, tenantId, sub.toLowerCase(), rg.toLowerCase(), name.toLowerCase());
+    return r && uaiFromStored(r);
   };
 
   const self = {
@@ -128,12 +99,11 @@ export function createUserIdentities(deps: {
         const existing = await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx);
         const now = clock.now();
         if (existing) {
-          await tx.run('UPDATE user_identities SET tags = $1, location = $2, updated_at = $3 WHERE id = $4', [
-            JSON.stringify(input.tags ? tags : existing.tags),
-            input.location ?? existing.location,
-            now,
-            existing.rowId,
-          ]);
+          await identityStore.update(tx, existing.rowId, {
+            tags: input.tags ? tags : existing.tags,
+            location: input.location ?? existing.location,
+            updatedAt: now,
+          });
           await audit.append(tx, auditOf(caller, meta, 'UserAssignedIdentityUpdate', existing.armId));
           return {
             identity: (await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx))!,
@@ -145,23 +115,17 @@ export function createUserIdentities(deps: {
           { displayName: input.name, kind: 'managedIdentity', resourceId: id },
           tx,
         );
-        await tx.run(
-          `INSERT INTO user_identities (id, tenant_id, subscription_id, resource_group, resource_group_lower, name, name_lower,
-             principal_id, location, tags, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
-          [
-            newGuid(),
-            caller.tenantId,
-            sub.subscriptionId,
-            rg.name,
-            rg.name.toLowerCase(),
-            input.name,
-            input.name.toLowerCase(),
-            p.id,
-            input.location ?? 'local',
-            JSON.stringify(tags),
-            now,
-          ],
-        );
+        await identityStore.insert(tx, {
+          rowId: newGuid(),
+          tenantId: caller.tenantId,
+          subscriptionId: sub.subscriptionId,
+          resourceGroup: rg.name,
+          name: input.name,
+          principalId: p.id,
+          location: input.location ?? 'local',
+          tags,
+          createdAt: now,
+        });
         await audit.append(
           tx,
           auditOf(caller, meta, 'UserAssignedIdentityCreate', id, { principalId: p.id }),
@@ -180,17 +144,14 @@ export function createUserIdentities(deps: {
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<UserIdentity[]> {
       await scopes.subscription(caller.tenantId, sub);
-      const rows = rg
-        ? await db.all<Row>(
-            `${UAI_SELECT} WHERE u.tenant_id = $1 AND u.subscription_id = $2 AND u.resource_group_lower = $3 ORDER BY u.name_lower`,
-            [caller.tenantId, sub.toLowerCase(), rg.toLowerCase()],
-          )
-        : await db.all<Row>(
-            `${UAI_SELECT} WHERE u.tenant_id = $1 AND u.subscription_id = $2 ORDER BY u.resource_group_lower, u.name_lower`,
-            [caller.tenantId, sub.toLowerCase()],
-          );
+      const rows = await identityStore.list(
+        db,
+        caller.tenantId,
+        sub.toLowerCase(),
+        rg ? rg.toLowerCase() : undefined,
+      );
       const out: UserIdentity[] = [];
-      for (const u of rows.map(uaiFromRow))
+      for (const u of rows.map(uaiFromStored))
         if (await access.allows(caller, UAI_ACTIONS.read, u.armId)) out.push(u);
       return out;
     },
@@ -203,12 +164,7 @@ export function createUserIdentities(deps: {
       }
       await access.require(caller, UAI_ACTIONS.delete, u.armId);
       const apps = await db.transaction(async (tx) => {
-        const attached = await tx.all<{ app_id: string }>(
-          'SELECT app_id FROM app_identities WHERE identity_id = $1',
-          [u.rowId],
-        );
-        await tx.run('DELETE FROM app_identities WHERE identity_id = $1', [u.rowId]);
-        await tx.run('DELETE FROM user_identities WHERE id = $1', [u.rowId]);
+        const attached = await identityStore.delete(tx, u.rowId);
         await principals.delete(u.tenantId, u.principalId, tx);
         await access.deleteAtOrBelow(u.tenantId, u.armId, tx);
         await audit.append(
@@ -217,7 +173,7 @@ export function createUserIdentities(deps: {
         );
         return attached;
       });
-      for (const a of apps) bus.publish('app', a.app_id);
+      for (const a of apps) bus.publish('app', a);
       return true;
     },
   };

@@ -1,6 +1,7 @@
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { scopeStore } from '../storage/management/scope-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 
 export interface Subscription {
@@ -24,39 +25,32 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
   const { db, clock } = deps;
   return {
     async defaultSubscription(tenantId: string, q: Queryable = db): Promise<Subscription> {
-      const r = await q.get<{ id: string; display_name: string }>(
-        'SELECT id, display_name FROM subscriptions WHERE tenant_id = $1 ORDER BY created_at LIMIT 1',
-        [tenantId],
-      );
-      if (r) return { subscriptionId: r.id, tenantId, displayName: r.display_name };
+      const r = await scopeStore.firstSubscription(q, tenantId);
+      if (r) return { subscriptionId: r.id, tenantId, displayName: r.displayName };
       const id = newGuid();
-      await q.run(
-        'INSERT INTO subscriptions (id, tenant_id, display_name, created_at) VALUES ($1, $2, $3, $4)',
-        [id, tenantId, 'Default', clock.now()],
-      );
+      await scopeStore.insertSubscription(q, {
+        id,
+        tenantId,
+        displayName: 'Default',
+        createdAt: clock.now(),
+      });
       await this.ensureResourceGroup(tenantId, id, DEFAULT_RESOURCE_GROUP, q);
       return { subscriptionId: id, tenantId, displayName: 'Default' };
     },
     async subscription(tenantId: string, subscriptionId: string, q: Queryable = db): Promise<Subscription> {
       const r = isGuid(subscriptionId)
-        ? await q.get<{ id: string; display_name: string }>(
-            'SELECT id, display_name FROM subscriptions WHERE id = $1 AND tenant_id = $2',
-            [subscriptionId.toLowerCase(), tenantId],
-          )
+        ? await scopeStore.findSubscription(q, tenantId, subscriptionId.toLowerCase())
         : undefined;
       if (!r)
         throw new LatchkeyError(
           'ResourceNotFound',
           `The subscription '${subscriptionId.slice(0, 64)}' could not be found.`,
         );
-      return { subscriptionId: r.id, tenantId, displayName: r.display_name };
+      return { subscriptionId: r.id, tenantId, displayName: r.displayName };
     },
     async listSubscriptions(tenantId: string): Promise<Subscription[]> {
-      const rows = await db.all<{ id: string; display_name: string }>(
-        'SELECT id, display_name FROM subscriptions WHERE tenant_id = $1 ORDER BY created_at',
-        [tenantId],
-      );
-      return rows.map((r) => ({ subscriptionId: r.id, tenantId, displayName: r.display_name }));
+      const rows = await scopeStore.listSubscriptions(db, tenantId);
+      return rows.map((r) => ({ subscriptionId: r.id, tenantId, displayName: r.displayName }));
     },
     async resourceGroup(
       tenantId: string,
@@ -64,9 +58,11 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
       name: string,
       q: Queryable = db,
     ): Promise<ResourceGroup> {
-      const r = await q.get<{ name: string; location: string }>(
-        'SELECT name, location FROM resource_groups WHERE subscription_id = $1 AND name_lower = $2 AND tenant_id = $3',
-        [subscriptionId.toLowerCase(), name.toLowerCase(), tenantId],
+      const r = await scopeStore.findResourceGroup(
+        q,
+        tenantId,
+        subscriptionId.toLowerCase(),
+        name.toLowerCase(),
       );
       if (!r)
         throw new LatchkeyError(
@@ -94,10 +90,13 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
           'A resource group name is 1–90 letters, digits, and -_.() characters.',
         );
       }
-      await q.run(
-        'INSERT INTO resource_groups (subscription_id, name_lower, name, tenant_id, location, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscription_id, name_lower) DO NOTHING',
-        [subscriptionId.toLowerCase(), name.toLowerCase(), name, tenantId, location, clock.now()],
-      );
+      await scopeStore.insertResourceGroupIfNone(q, {
+        subscriptionId: subscriptionId.toLowerCase(),
+        name,
+        tenantId,
+        location,
+        createdAt: clock.now(),
+      });
       return this.resourceGroup(tenantId, subscriptionId, name, q);
     },
     /** Removes the resource group's row (its resources are deleted first, by their services). */
@@ -108,10 +107,7 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
       );
     },
     async listResourceGroups(tenantId: string, subscriptionId: string): Promise<ResourceGroup[]> {
-      const rows = await db.all<{ name: string; location: string }>(
-        'SELECT name, location FROM resource_groups WHERE subscription_id = $1 AND tenant_id = $2 ORDER BY name_lower',
-        [subscriptionId.toLowerCase(), tenantId],
-      );
+      const rows = await scopeStore.listResourceGroups(db, tenantId, subscriptionId.toLowerCase());
       return rows.map((r) => ({
         id: `/subscriptions/${subscriptionId.toLowerCase()}/resourceGroups/${r.name}`,
         name: r.name,

@@ -9,6 +9,10 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { addCidr as addCidrTo, inCidrList, normalizeIp } from '../lib/ip.js';
 import type { Database, Queryable } from '../storage/port.js';
+import {
+  type StoredProvisioningKey,
+  provisioningKeyStore as store,
+} from '../storage/provisioning/provisioning-key-store.js';
 import { isProvisioningScope, PROVISIONING_SCOPES } from './scopes.js';
 
 export const KEY_PREFIX = 'lkp_';
@@ -35,26 +39,7 @@ export interface ProvisioningKeyView {
   lastUsedOn: string | null;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  display_name: string;
-  scopes: string;
-  key_hash: Buffer;
-  expires_at: number;
-  max_uses: number | null;
-  uses: number;
-  allowed_cidrs: string | null;
-  resource_group: string | null;
-  state: 'active' | 'rotated' | 'revoked';
-  grace_until: number | null;
-  successor_id: string | null;
-  predecessor_id: string | null;
-  created_at: number;
-  created_by: string | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-}
+type Row = StoredProvisioningKey;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
@@ -98,26 +83,25 @@ export function createProvisioningKeys(deps: {
   const view = (r: Row): ProvisioningKeyView => {
     const now = clock.now();
     const expired =
-      Number(r.expires_at) <= now ||
-      (r.state === 'rotated' && r.grace_until !== null && Number(r.grace_until) <= now);
+      r.expiresAt <= now || (r.state === 'rotated' && r.graceUntil !== null && r.graceUntil <= now);
     return {
       id: r.id,
-      tenantId: r.tenant_id,
-      displayName: r.display_name,
-      scopes: JSON.parse(r.scopes) as string[],
-      expiresOn: iso(r.expires_at)!,
-      maxUses: r.max_uses === null ? null : Number(r.max_uses),
-      uses: Number(r.uses),
-      allowedCidrs: r.allowed_cidrs ? (JSON.parse(r.allowed_cidrs) as string[]) : [],
-      resourceGroup: r.resource_group,
+      tenantId: r.tenantId,
+      displayName: r.displayName,
+      scopes: r.scopes,
+      expiresOn: iso(r.expiresAt)!,
+      maxUses: r.maxUses,
+      uses: r.uses,
+      allowedCidrs: r.allowedCidrs ?? [],
+      resourceGroup: r.resourceGroup,
       state: r.state === 'revoked' ? 'revoked' : expired ? 'expired' : r.state,
-      graceUntil: iso(r.grace_until),
-      successorId: r.successor_id,
-      predecessorId: r.predecessor_id,
-      createdOn: iso(r.created_at)!,
-      createdBy: r.created_by,
-      revokedOn: iso(r.revoked_at),
-      lastUsedOn: iso(r.last_used_at),
+      graceUntil: iso(r.graceUntil),
+      successorId: r.successorId,
+      predecessorId: r.predecessorId,
+      createdOn: iso(r.createdAt)!,
+      createdBy: r.createdBy,
+      revokedOn: iso(r.revokedAt),
+      lastUsedOn: iso(r.lastUsedAt),
     };
   };
 
@@ -177,32 +161,25 @@ export function createProvisioningKeys(deps: {
     const id = `${KEY_PREFIX}${randomBytes(10).toString('hex').slice(0, 16)}`;
     const value = `${id}.${randomBytes(32).toString('base64url')}`;
     const now = clock.now();
-    await q.run(
-      `INSERT INTO provisioning_keys (id, tenant_id, display_name, scopes, key_hash, expires_at, max_uses, uses, allowed_cidrs,
-         resource_group, state, predecessor_id, created_at, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, 'active', $10, $11, $12)`,
-      [
-        id,
-        tenantId,
-        (input.displayName ?? id).slice(0, 120),
-        JSON.stringify([...new Set(input.scopes)]),
-        hasher.hash(value),
-        now + input.expiresInSeconds * 1000,
-        input.maxUses ?? null,
-        input.allowedCidrs?.length ? JSON.stringify(input.allowedCidrs) : null,
-        input.resourceGroup ?? null,
-        predecessor,
-        now,
-        createdBy,
-      ],
-    );
+    await store.insert(q, {
+      id,
+      tenantId,
+      displayName: (input.displayName ?? id).slice(0, 120),
+      scopes: [...new Set(input.scopes)],
+      keyHash: hasher.hash(value),
+      expiresAt: now + input.expiresInSeconds * 1000,
+      maxUses: input.maxUses ?? null,
+      allowedCidrs: input.allowedCidrs?.length ? input.allowedCidrs : null,
+      resourceGroup: input.resourceGroup ?? null,
+      predecessorId: predecessor,
+      createdAt: now,
+      createdBy,
+    });
     return { id, value };
   };
 
   const rowOf = async (tenantId: string, id: string, q: Queryable = db) => {
-    const r = ID_RE.test(id)
-      ? await q.get<Row>('SELECT * FROM provisioning_keys WHERE id = $1 AND tenant_id = $2', [id, tenantId])
-      : undefined;
+    const r = ID_RE.test(id) ? await store.find(q, id, tenantId) : undefined;
     if (!r) throw new LatchkeyError('NotFound', `Provisioning key '${id.slice(0, 40)}' not found.`);
     return r;
   };
@@ -243,11 +220,7 @@ export function createProvisioningKeys(deps: {
     },
     async list(caller: Caller): Promise<ProvisioningKeyView[]> {
       await access.require(caller, `${ACTION}/read`, '/');
-      const rows = await db.all<Row>(
-        'SELECT * FROM provisioning_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id',
-        [caller.tenantId],
-      );
-      return rows.map(view);
+      return (await store.listByTenant(db, caller.tenantId)).map(view);
     },
     async show(caller: Caller, id: string): Promise<ProvisioningKeyView> {
       await access.require(caller, `${ACTION}/read`, '/');
@@ -270,22 +243,18 @@ export function createProvisioningKeys(deps: {
         if (v.state !== 'active')
           throw new LatchkeyError('Conflict', `Only an active key can be rotated (this one is ${v.state}).`);
         const input: CreateKeyInput = {
-          displayName: old.display_name,
-          scopes: JSON.parse(old.scopes) as string[],
+          displayName: old.displayName,
+          scopes: old.scopes,
           expiresInSeconds:
-            opts.expiresInSeconds ??
-            Math.max(60, Math.round((Number(old.expires_at) - Number(old.created_at)) / 1000)),
-          maxUses: old.max_uses === null ? null : Number(old.max_uses),
-          allowedCidrs: old.allowed_cidrs ? (JSON.parse(old.allowed_cidrs) as string[]) : [],
-          resourceGroup: old.resource_group,
+            opts.expiresInSeconds ?? Math.max(60, Math.round((old.expiresAt - old.createdAt) / 1000)),
+          maxUses: old.maxUses,
+          allowedCidrs: old.allowedCidrs ?? [],
+          resourceGroup: old.resourceGroup,
         };
         validate(input);
         const next = await insert(caller.tenantId, input, caller.oid, tx, old.id);
-        const graceUntil = Math.min(clock.now() + opts.graceSeconds * 1000, Number(old.expires_at));
-        await tx.run(
-          "UPDATE provisioning_keys SET state = 'rotated', grace_until = $1, successor_id = $2 WHERE id = $3",
-          [graceUntil, next.id, old.id],
-        );
+        const graceUntil = Math.min(clock.now() + opts.graceSeconds * 1000, old.expiresAt);
+        await store.markRotated(tx, old.id, graceUntil, next.id);
         await audit.append(tx, {
           ...record(caller, meta, 'ProvisioningKeyRotate', old.id),
           details: { successor: next.id, graceSeconds: opts.graceSeconds },
@@ -303,10 +272,7 @@ export function createProvisioningKeys(deps: {
       return db.transaction(async (tx) => {
         const old = await rowOf(caller.tenantId, id, tx);
         if (old.state !== 'revoked') {
-          await tx.run("UPDATE provisioning_keys SET state = 'revoked', revoked_at = $1 WHERE id = $2", [
-            clock.now(),
-            old.id,
-          ]);
+          await store.markRevoked(tx, old.id, clock.now());
           await audit.append(tx, record(caller, meta, 'ProvisioningKeyRevoke', old.id));
           bus.publish('provisioningKey', old.id);
         }
@@ -322,7 +288,7 @@ export function createProvisioningKeys(deps: {
       const refuse = async (code: ErrorCode, message: string, row?: Row) => {
         if (row) {
           await audit.record({
-            tenantId: row.tenant_id,
+            tenantId: row.tenantId,
             provisioningKeyId: row.id,
             operation: 'ProvisioningKeyAuthenticate',
             target: row.id,
@@ -335,8 +301,8 @@ export function createProvisioningKeys(deps: {
         return new LatchkeyError(code, message, { headers: { 'WWW-Authenticate': 'ProvisioningKey' } });
       };
       if (!m) throw await refuse('ProvisioningKeyInvalid', 'The provisioning key is malformed.');
-      const row = await db.get<Row>('SELECT * FROM provisioning_keys WHERE id = $1', [m[1]!]);
-      if (!row || !hasher.equals(presented, Buffer.from(row.key_hash))) {
+      const row = await store.find(db, m[1]!);
+      if (!row || !hasher.equals(presented, row.keyHash)) {
         throw await refuse('ProvisioningKeyInvalid', 'The provisioning key is not valid.');
       }
       const now = clock.now();
@@ -346,22 +312,22 @@ export function createProvisioningKeys(deps: {
           `Provisioning key ${row.id} was revoked; create a new one.`,
           row,
         );
-      if (Number(row.expires_at) <= now)
+      if (row.expiresAt <= now)
         throw await refuse(
           'ProvisioningKeyExpired',
           `Provisioning key ${row.id} has expired; create a new one.`,
           row,
         );
-      if (row.state === 'rotated' && row.grace_until !== null && Number(row.grace_until) <= now) {
+      if (row.state === 'rotated' && row.graceUntil !== null && row.graceUntil <= now) {
         throw await refuse(
           'ProvisioningKeyExpired',
-          `Provisioning key ${row.id} was rotated and its grace period has ended; use its successor ${row.successor_id}.`,
+          `Provisioning key ${row.id} was rotated and its grace period has ended; use its successor ${row.successorId}.`,
           row,
         );
       }
-      if (row.allowed_cidrs) {
+      if (row.allowedCidrs) {
         const list = new BlockList();
-        for (const c of JSON.parse(row.allowed_cidrs) as string[]) addCidr(list, c);
+        for (const c of row.allowedCidrs) addCidr(list, c);
         const ip = normalizeIp(meta.clientIp);
         if (!inCidrList(list, ip)) {
           throw await refuse(
@@ -371,42 +337,31 @@ export function createProvisioningKeys(deps: {
           );
         }
       }
-      const used = await db.run(
-        'UPDATE provisioning_keys SET uses = uses + 1, last_used_at = $1 WHERE id = $2 AND (max_uses IS NULL OR uses < max_uses)',
-        [now, row.id],
-      );
-      if (used.changes === 0)
+      if (!(await store.countUse(db, row.id, now)))
         throw await refuse(
           'ProvisioningKeyExhausted',
           `Provisioning key ${row.id} has reached its maximum number of uses.`,
           row,
         );
       return {
-        tenantId: row.tenant_id,
+        tenantId: row.tenantId,
         oid: row.id,
         appId: null,
         kind: 'app',
         provisioningKeyId: row.id,
-        provisioningScopes: JSON.parse(row.scopes) as string[],
-        ...(row.resource_group ? { provisioningResourceGroup: row.resource_group } : {}),
+        provisioningScopes: row.scopes,
+        ...(row.resourceGroup ? { provisioningResourceGroup: row.resourceGroup } : {}),
       };
     },
     /** Background job: audits keys that have expired since the last run (once each). */
     async auditExpired(): Promise<number> {
       const now = clock.now();
-      const rows = await db.all<Row>(
-        'SELECT * FROM provisioning_keys WHERE expiry_audited = 0 AND (expires_at <= $1 OR (grace_until IS NOT NULL AND grace_until <= $1))',
-        [now],
-      );
+      const rows = await store.listUnauditedExpired(db, now);
       for (const r of rows) {
         await db.transaction(async (tx) => {
-          const claimed = await tx.run(
-            'UPDATE provisioning_keys SET expiry_audited = 1 WHERE id = $1 AND expiry_audited = 0',
-            [r.id],
-          );
-          if (claimed.changes === 0) return;
+          if (!(await store.claimExpiryAudit(tx, r.id))) return;
           await audit.append(tx, {
-            tenantId: r.tenant_id,
+            tenantId: r.tenantId,
             provisioningKeyId: r.id,
             operation: 'ProvisioningKeyExpire',
             target: r.id,

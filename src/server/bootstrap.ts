@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { findRole } from '../access/roles.js';
 import { generateSecret } from '../crypto/hashing.js';
+import { installationStore } from '../storage/server/installation-store.js';
 import type { Services } from './services.js';
 
 export const DEFAULT_TENANT_DOMAIN = 'latchkey.localhost';
@@ -31,12 +32,12 @@ export async function bootstrapDefaults(
   const domain = opts.tenantDomain ?? DEFAULT_TENANT_DOMAIN;
   return s.db.transaction(async (tx) => {
     await tx.lock('latchkey:bootstrap');
-    const existing = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'default_tenant'");
+    const existing = await installationStore.defaultTenant(tx);
     if (existing) {
-      const tenantId = existing.value;
+      const tenantId = existing;
       const sub = await s.scopes.defaultSubscription(tenantId, tx);
-      const admin = await tx.get<{ value: string }>("SELECT value FROM meta WHERE key = 'admin_user'");
-      return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin?.value ?? '' };
+      const admin = await installationStore.adminUser(tx);
+      return { tenantId, subscriptionId: sub.subscriptionId, adminUserName: admin ?? '' };
     }
     // Checked under the lock: of several nodes starting at once with the same flags, the one that
     // creates the tenant writes the file; the others find the tenant and leave the file alone.
@@ -56,8 +57,7 @@ export async function bootstrapDefaults(
       { principalId: admin.id, role: findRole('Owner')!, scope: '/', createdBy: 'bootstrap' },
       tx,
     );
-    await tx.run("INSERT INTO meta (key, value) VALUES ('default_tenant', $1)", [tenant.id]);
-    await tx.run("INSERT INTO meta (key, value) VALUES ('admin_user', $1)", [userName]);
+    await installationStore.recordBootstrap(tx, tenant.id, userName);
     await s.audit.append(tx, {
       tenantId: tenant.id,
       operation: 'TenantBootstrap',

@@ -27,9 +27,12 @@ import { createDirectory } from '../management/directory.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
 import { createScopes } from '../management/scopes.js';
 import { createProvisioningKeys } from '../provisioning/keys.js';
+import { dataKeyStore } from '../storage/crypto/data-key-store.js';
 import type { ChangeRelay } from '../storage/notify.js';
 import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
+import { installationStore } from '../storage/server/installation-store.js';
+import { createWriteHealth } from '../storage/write-health.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
 import { createSecrets } from '../vault/secrets.js';
@@ -62,8 +65,8 @@ export async function createServices(
         opts.log?.warn({ attempt, delayMs, reason }, 'the database is not reachable yet; waiting for it'),
     }));
   const metrics = createMetrics();
-  const check = await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'root_key_check'");
-  if (check && check.value !== config.rootKey.checkValue()) {
+  const check = await installationStore.rootKeyCheck(db);
+  if (check !== undefined && check !== config.rootKey.checkValue()) {
     await db.close();
     throw new Error(
       'the root key does not match this database (wrong --root-key-file or LATCHKEY_ROOT_KEY?)',
@@ -72,18 +75,14 @@ export async function createServices(
   const bus = createChangeBus();
   let sealer: Awaited<ReturnType<typeof createSealer>>;
   try {
-    sealer = await createSealer(db, config.rootKey);
+    sealer = await createSealer(dataKeyStore(db), config.rootKey);
   } catch (e) {
     await db.close();
     throw e;
   }
   // Recorded only once the key has proven itself by unwrapping the data keys: a failed start
   // with a wrong key must not lock out the right one.
-  if (!check) {
-    await db.run("INSERT INTO meta (key, value) VALUES ('root_key_check', $1) ON CONFLICT (key) DO NOTHING", [
-      config.rootKey.checkValue(),
-    ]);
-  }
+  if (check === undefined) await installationStore.recordRootKeyCheck(db, config.rootKey.checkValue());
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
   const tenants = createTenants({ db, clock });
   const principals = createPrincipals({
@@ -330,6 +329,8 @@ export async function createServices(
   }
   /** `draining` is set on shutdown: /readyz answers 503 while in-flight requests finish. */
   const lifecycle = { draining: false };
+  /** Readiness of the store for writes: turns false on a full disk, back by itself (src/storage/write-health.ts). */
+  const writeHealth = createWriteHealth({ db, clock });
 
   return {
     config,
@@ -340,6 +341,7 @@ export async function createServices(
     metrics,
     relay,
     lifecycle,
+    writeHealth,
     sealer,
     hasher,
     tenants,

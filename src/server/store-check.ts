@@ -2,8 +2,10 @@ import { createAuditLog } from '../audit/log.js';
 import { createSealer } from '../crypto/envelope.js';
 import type { RootKey } from '../crypto/root-key.js';
 import { systemClock } from '../lib/clock.js';
+import { dataKeyStore } from '../storage/crypto/data-key-store.js';
 import { ALL_MIGRATIONS } from '../storage/migrations/index.js';
 import type { Database } from '../storage/port.js';
+import { installationStore } from '../storage/server/installation-store.js';
 
 /** The newest schema this build knows (the highest migration version). */
 export const KNOWN_SCHEMA_VERSION = Math.max(...ALL_MIGRATIONS.map((m) => m.version));
@@ -35,9 +37,7 @@ export interface StoreCheck {
 export async function checkStore(db: Database, rootKey: RootKey): Promise<StoreCheck> {
   const problems: string[] = [];
   const given = rootKey.checkValue();
-  const versions = (await db.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) =>
-    Number(r.version),
-  );
+  const versions = await installationStore.schemaVersions(db);
   const schemaVersion = versions.length ? Math.max(...versions) : 0;
   const known = new Set(ALL_MIGRATIONS.map((m) => m.version));
   const unknown = versions.filter((v) => !known.has(v));
@@ -45,8 +45,7 @@ export async function checkStore(db: Database, rootKey: RootKey): Promise<StoreC
     problems.push(
       `the store has schema version ${schemaVersion}, newer than this Latchkey knows (${KNOWN_SCHEMA_VERSION}): use the Latchkey version that made it`,
     );
-  const stored =
-    (await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'root_key_check'"))?.value ?? null;
+  const stored = (await installationStore.rootKeyCheck(db)) ?? null;
   const base = {
     schemaVersion,
     knownSchemaVersion: KNOWN_SCHEMA_VERSION,
@@ -60,9 +59,10 @@ export async function checkStore(db: Database, rootKey: RootKey): Promise<StoreC
     // Nothing below can be read with the wrong key.
     return { ok: false, problems, ...base, auditEvents: 0, auditHead: null };
   }
-  if (await db.get<{ id: string }>('SELECT id FROM data_keys WHERE active = 1')) {
+  const dataKeys = dataKeyStore(db);
+  if ((await dataKeys.list()).some((k) => k.active)) {
     try {
-      await createSealer(db, rootKey); // unwraps every data key; writes nothing when one is active
+      await createSealer(dataKeys, rootKey); // unwraps every data key; writes nothing when one is active
     } catch (e) {
       problems.push((e as Error).message);
     }

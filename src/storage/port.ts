@@ -42,6 +42,13 @@ export interface Database extends Queryable {
    * a power failure is acceptable (audit records of reads); never for acknowledged writes.
    */
   transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { relaxed?: boolean }): Promise<T>;
+  /**
+   * False once a write was refused because the store is full or cannot write (`StorageFull`),
+   * until a write commits again (the next request's, or `probeWrite`'s). Readiness reads it.
+   */
+  readonly writable: boolean;
+  /** A small real write (a 16 KiB row in `meta`, written and removed in one transaction); true when it committed. */
+  probeWrite(): Promise<boolean>;
   /** True when the database answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

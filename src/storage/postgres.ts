@@ -1,7 +1,10 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
-import { LatchkeyError } from '../errors/index.js';
+import { isStorageFull, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+import { probeWrite } from './write-probe.js';
+
+export { isConnectionError, storageUnavailable } from './errors.js';
 
 // BIGINT columns hold epoch milliseconds and counters well inside 2^53.
 const types = {
@@ -11,63 +14,41 @@ const types = {
   },
 };
 
-/** SQLSTATEs of a server that is going away, restarting or refusing connections for now. */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
-/** Socket errors of a connection that broke or could not be made. */
-const UNAVAILABLE_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-]);
-
-/**
- * True for errors that mean "the database is not reachable now" (a restart, a failover, a network
- * break), as opposed to errors of the statement itself. Such an error is retryable by the client.
- */
-export function isConnectionError(e: unknown): boolean {
-  const err = e as { code?: unknown; message?: unknown } | null;
-  if (!err || typeof err !== 'object') return false;
-  const code = typeof err.code === 'string' ? err.code : '';
-  if (code.startsWith('08') || UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code)) return true;
-  const message = typeof err.message === 'string' ? err.message : '';
-  return /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/.test(
-    message,
-  );
-}
-
-/** What a request sees while the database is away: 503 with Retry-After (the edge shapes it). */
-export const storageUnavailable = (cause: unknown): LatchkeyError =>
-  new LatchkeyError('ServiceUnavailable', 'The database is not reachable at the moment; retry shortly.', {
-    headers: { 'retry-after': '1' },
-    cause,
-  });
-
-/** Runs a driver call, turning connection failures into `storageUnavailable`. */
-async function guarded<T>(call: () => Promise<T>): Promise<T> {
+/** Runs a driver call, turning driver errors into domain errors (storage/errors.ts). */
+async function guarded<T>(call: () => Promise<T>, onFull?: () => void): Promise<T> {
   try {
     return await call();
   } catch (e) {
-    throw isConnectionError(e) ? storageUnavailable(e) : e;
+    const mapped = toStorageError(e);
+    if (onFull && isStorageFull(mapped)) onFull();
+    throw mapped;
   }
 }
 
-function wrap(client: pg.Pool | pg.PoolClient): Queryable {
+/** A statement that changed something (its success proves the store writable). */
+const WRITE_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+
+/** Told of each statement's outcome, for `Database.writable`. */
+interface WriteWatch {
+  full(): void;
+  wrote(): void;
+}
+
+function wrap(client: pg.Pool | pg.PoolClient, watch: WriteWatch): Queryable {
+  const query = async (sql: string, params: readonly SqlValue[]) => {
+    const r = await guarded(() => client.query(sql, params as SqlValue[]), watch.full);
+    if (WRITE_COMMANDS.has(r.command)) watch.wrote();
+    return r;
+  };
   return {
     async all<T>(sql: string, params: readonly SqlValue[] = []) {
-      const r = await guarded(() => client.query(sql, params as SqlValue[]));
-      return r.rows as T[];
+      return (await query(sql, params)).rows as T[];
     },
     async get<T>(sql: string, params: readonly SqlValue[] = []) {
-      const r = await guarded(() => client.query(sql, params as SqlValue[]));
-      return r.rows[0] as T | undefined;
+      return (await query(sql, params)).rows[0] as T | undefined;
     },
     async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
-      const r = await guarded(() => client.query(sql, params as SqlValue[]));
-      return { changes: r.rowCount ?? 0 };
+      return { changes: (await query(sql, params)).rowCount ?? 0 };
     },
   };
 }
@@ -90,7 +71,18 @@ export function openPostgres(
   });
   // An idle client's error (server restart) must not crash the process.
   pool.on('error', () => {});
-  const pooled = wrap(pool);
+  /** False from a write refused for lack of space until a write commits again (`Database.writable`). */
+  let writable = true;
+  const markFull = () => {
+    writable = false;
+  };
+  // Outside a transaction a statement commits by itself: its success is proof enough.
+  const pooled = wrap(pool, {
+    full: markFull,
+    wrote: () => {
+      writable = true;
+    },
+  });
   const inTx = new AsyncLocalStorage<Transaction>();
   // Code running inside a transaction (same async context) uses its connection, so it
   // sees the transaction's own writes — the same semantics as the SQLite adapter.
@@ -99,7 +91,7 @@ export function openPostgres(
     get: (sql, params) => (inTx.getStore() ?? pooled).get(sql, params),
     run: (sql, params) => (inTx.getStore() ?? pooled).run(sql, params),
   };
-  return {
+  const database: Database = {
     dialect: 'postgres',
     ...base,
     async transaction<T>(
@@ -108,7 +100,7 @@ export function openPostgres(
     ): Promise<T> {
       const current = inTx.getStore();
       if (current) return fn(current); // nested: join the open transaction
-      const client = await guarded(() => pool.connect());
+      const client = await guarded(() => pool.connect(), markFull);
       let broken = false;
       // pg-pool listens for errors only on idle clients: a checked-out client whose connection
       // the server ends (a restart: 57P01) emits 'error' with no listener, which kills the process.
@@ -117,10 +109,17 @@ export function openPostgres(
       };
       client.on('error', onError);
       try {
-        await guarded(() => client.query('BEGIN'));
-        if (options.relaxed) await guarded(() => client.query('SET LOCAL synchronous_commit TO OFF'));
+        await guarded(() => client.query('BEGIN'), markFull);
+        if (options.relaxed)
+          await guarded(() => client.query('SET LOCAL synchronous_commit TO OFF'), markFull);
+        let wrote = false;
         const tx: Transaction = {
-          ...wrap(client),
+          ...wrap(client, {
+            full: markFull,
+            wrote: () => {
+              wrote = true;
+            },
+          }),
           async lock(name: string) {
             await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },
@@ -129,8 +128,9 @@ export function openPostgres(
           const result = await inTx.run(tx, () => fn(tx));
           // PostgreSQL answers COMMIT of a transaction that failed along the way (a statement
           // whose error nobody awaited) with ROLLBACK, not an error: never acknowledge that.
-          const done = await guarded(() => client.query('COMMIT'));
+          const done = await guarded(() => client.query('COMMIT'), markFull);
           if (done.command !== 'COMMIT') throw new Error('the transaction was rolled back at commit');
+          if (wrote) writable = true;
           return result;
         } catch (e) {
           try {
@@ -145,6 +145,10 @@ export function openPostgres(
         client.release(broken);
       }
     },
+    get writable() {
+      return writable;
+    },
+    probeWrite: () => probeWrite(database),
     async ping() {
       try {
         await pool.query('SELECT 1');
@@ -157,4 +161,5 @@ export function openPostgres(
       await pool.end();
     },
   };
+  return database;
 }

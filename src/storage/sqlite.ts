@@ -2,7 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { isStorageFull, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+import { probeWrite } from './write-probe.js';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 /** A prepared statement plus the order in which `$n` placeholders appear (better-sqlite3 binds `?` positionally). */
@@ -95,11 +97,31 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
   const cache = new Map<string, Prepared>();
   const mutex = new Mutex();
 
+  /** False from a write refused for lack of space until a write commits again (`Database.writable`). */
+  let writable = true;
+  /** Runs a driver call, turning driver errors into domain errors (storage/errors.ts). */
+  const guarded = <T>(call: () => T): T => {
+    try {
+      return call();
+    } catch (e) {
+      const mapped = toStorageError(e);
+      if (isStorageFull(mapped)) writable = false;
+      throw mapped;
+    }
+  };
+  /** The open transaction wrote something (its commit then proves the store writable). */
+  let wrote = false;
+  const wrote1 = (st: Statement): void => {
+    if (st.readonly) return;
+    if (db.inTransaction) wrote = true;
+    else writable = true; // an autocommit write succeeded
+  };
+
   const prepare = (sql: string, params: readonly SqlValue[]): { st: Statement; args: SqlValue[] } => {
     let p = cache.get(sql);
     if (!p) {
       const { text, order } = toSqlite(sql);
-      p = { st: db.prepare(text), order };
+      p = { st: guarded(() => db.prepare(text)), order };
       if (cache.size > 500) cache.clear();
       cache.set(sql, p);
     }
@@ -108,23 +130,34 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
   const q: Queryable = {
     async all<T>(sql: string, params: readonly SqlValue[] = []) {
       const { st, args } = prepare(sql, params);
-      if (st.reader) return st.all(...args) as T[];
-      st.run(...args); // RETURNING-less write through all(): run it, no rows
+      if (st.reader) {
+        const rows = guarded(() => st.all(...args) as T[]);
+        wrote1(st);
+        return rows;
+      }
+      guarded(() => st.run(...args)); // RETURNING-less write through all(): run it, no rows
+      wrote1(st);
       return [];
     },
     async get<T>(sql: string, params: readonly SqlValue[] = []) {
       const { st, args } = prepare(sql, params);
       if (!st.reader) {
-        st.run(...args);
+        guarded(() => st.run(...args));
+        wrote1(st);
         return undefined;
       }
-      return st.get(...args) as T | undefined;
+      const row = guarded(() => st.get(...args) as T | undefined);
+      wrote1(st);
+      return row;
     },
     async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
       const { st, args } = prepare(sql, params);
       // A statement that returns rows (SELECT, or a write with RETURNING): count them, as PostgreSQL's rowCount does.
-      if (st.reader) return { changes: st.all(...args).length };
-      return { changes: st.run(...args).changes };
+      const changes = st.reader
+        ? guarded(() => st.all(...args).length)
+        : guarded(() => st.run(...args).changes);
+      wrote1(st);
+      return { changes };
     },
   };
   // Code running inside a transaction (same async context) goes straight through;
@@ -147,34 +180,49 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
       return q.run(sql, params);
     },
   };
+  const transaction = async <T>(
+    fn: (tx: Transaction) => Promise<T>,
+    options: { relaxed?: boolean } = {},
+  ): Promise<T> => {
+    const current = inTx.getStore();
+    if (current) return fn(current); // nested: join the open transaction
+    const release = await mutex.acquire();
+    if (options.relaxed) db.pragma('synchronous = NORMAL');
+    try {
+      guarded(() => db.exec('BEGIN IMMEDIATE'));
+      wrote = false;
+      const tx: Transaction = { ...q, lock: async () => {} };
+      try {
+        const result = await inTx.run(tx, () => fn(tx));
+        guarded(() => db.exec('COMMIT'));
+        if (wrote) writable = true;
+        return result;
+      } catch (e) {
+        // SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY do): then
+        // there is nothing left to undo. A failing ROLLBACK must not hide the error that caused it.
+        if (db.inTransaction) {
+          try {
+            db.exec('ROLLBACK');
+          } catch {
+            // already rolled back, or unusable: the original error says why
+          }
+        }
+        throw e;
+      }
+    } finally {
+      if (options.relaxed && db.open) db.pragma('synchronous = FULL');
+      release();
+    }
+  };
   let closed = false;
   return {
     dialect: 'sqlite',
     ...outside,
-    async transaction<T>(
-      fn: (tx: Transaction) => Promise<T>,
-      options: { relaxed?: boolean } = {},
-    ): Promise<T> {
-      const current = inTx.getStore();
-      if (current) return fn(current); // nested: join the open transaction
-      const release = await mutex.acquire();
-      if (options.relaxed) db.pragma('synchronous = NORMAL');
-      try {
-        db.exec('BEGIN IMMEDIATE');
-        const tx: Transaction = { ...q, lock: async () => {} };
-        try {
-          const result = await inTx.run(tx, () => fn(tx));
-          db.exec('COMMIT');
-          return result;
-        } catch (e) {
-          if (db.inTransaction) db.exec('ROLLBACK');
-          throw e;
-        }
-      } finally {
-        if (options.relaxed && db.open) db.pragma('synchronous = FULL');
-        release();
-      }
+    transaction,
+    get writable() {
+      return writable;
     },
+    probeWrite: () => probeWrite({ transaction }),
     async ping() {
       try {
         db.prepare('SELECT 1').get();

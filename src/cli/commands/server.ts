@@ -70,6 +70,7 @@ export function serverCommand(): Command {
       const { loadProductionConfig } = await import('../../server/production.js');
       const { createLogger } = await import('../../server/logger.js');
       const { createServices } = await import('../../server/services.js');
+      const { installationStore } = await import('../../storage/server/installation-store.js');
       const { listenHttps } = await import('../../http/listen.js');
       let config: ReturnType<typeof loadProductionConfig>;
       try {
@@ -106,9 +107,7 @@ export function serverCommand(): Command {
           `--job-interval: no job named ${unknownJob}; jobs: ${services.jobs.names().join(', ')}`,
         );
       }
-      const bootstrapped = await services.db.get<{ value: string }>(
-        "SELECT value FROM meta WHERE key = 'default_tenant'",
-      );
+      const bootstrapped = await installationStore.defaultTenant(services.db);
       if (!bootstrapped) {
         if (!o.bootstrapAdmin) {
           await services.close();
