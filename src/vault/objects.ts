@@ -4,9 +4,9 @@ import type { AuditLog } from '../audit/log.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database, Transaction } from '../storage/port.js';
+import type { ObjectRecord, ObjectRow, ObjectStore } from '../storage/vault/object-store.js';
 import { statusOf, vaultEvent } from './audit.js';
 import { DAY_MS, VAULT_LIMITS, type Vault } from './model.js';
-import type { ObjectRecord, ObjectRow, ObjectStore } from './object-store.js';
 
 /**
  * What secrets and keys have in common: both are versioned, soft-deletable

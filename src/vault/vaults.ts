@@ -8,6 +8,7 @@ import type { ChangeBus } from '../lib/events.js';
 import { newGuid } from '../lib/ids.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database, Queryable } from '../storage/port.js';
+import { vaultStore as store } from '../storage/vault/vault-store.js';
 import { applyPolicyChange, dataAccessChange, normalizePolicies } from './access-policies.js';
 import { statusOf, vaultEvent } from './audit.js';
 import {
@@ -17,9 +18,8 @@ import {
   type Sku,
   VAULT_LIMITS,
   type Vault,
-  type VaultRow,
   vaultArmId,
-  vaultFromRow,
+  vaultFromRecord,
 } from './model.js';
 
 /** Control-plane actions (Azure's names), checked at the vault's ARM id. */
@@ -98,8 +98,8 @@ export function createVaults(deps: {
   bus.onResync(() => cache.clear());
 
   const rowByName = async (nameLower: string, q: Queryable = db) => {
-    const r = await q.get<VaultRow>('SELECT * FROM vaults WHERE name_lower = $1', [nameLower]);
-    return r && vaultFromRow(r);
+    const r = await store.byName(q, nameLower);
+    return r && vaultFromRecord(r);
   };
   const scopeOf = async (caller: Caller, ref: VaultRef) => {
     const sub = await scopes.subscription(caller.tenantId, ref.subscriptionId);
@@ -115,24 +115,7 @@ export function createVaults(deps: {
     return v;
   };
   const save = async (v: Vault, q: Queryable) => {
-    await q.run(
-      `UPDATE vaults SET location = $2, sku = $3, enable_rbac_authorization = $4, soft_delete_retention_days = $5,
-         enable_purge_protection = $6, access_policies = $7, tags = $8, deleted_at = $9, scheduled_purge_at = $10,
-         updated_at = $11 WHERE id = $1`,
-      [
-        v.id,
-        v.location,
-        v.sku,
-        v.enableRbacAuthorization ? 1 : 0,
-        v.softDeleteRetentionInDays,
-        v.enablePurgeProtection ? 1 : 0,
-        JSON.stringify(v.accessPolicies),
-        JSON.stringify(v.tags),
-        v.deletedAt,
-        v.scheduledPurgeAt,
-        v.updatedAt,
-      ],
-    );
+    await store.update(q, v);
     bus.publish('vault', v.nameLower);
   };
   /** Applies PUT/PATCH properties onto a vault (or the defaults of a new one), enforcing Azure's rules. */
@@ -194,9 +177,7 @@ export function createVaults(deps: {
     }
   };
   const purgeNow = async (v: Vault, q: Queryable) => {
-    await q.run('DELETE FROM secret_versions WHERE vault_id = $1', [v.id]);
-    await q.run('DELETE FROM secrets WHERE vault_id = $1', [v.id]);
-    await q.run('DELETE FROM vaults WHERE id = $1', [v.id]);
+    await store.purge(q, v.id);
     await access.deleteAtOrBelow(v.tenantId, v.armId, q);
     bus.publish('vault', v.nameLower);
   };
@@ -221,10 +202,7 @@ export function createVaults(deps: {
 
     /** Every active vault's name (all tenants), for `latchkey up --hosts-file`. */
     async activeNames(): Promise<string[]> {
-      const rows = await db.all<{ name_lower: string }>(
-        'SELECT name_lower FROM vaults WHERE deleted_at IS NULL ORDER BY name_lower',
-      );
-      return rows.map((r) => r.name_lower);
+      return store.activeNames(db);
     },
 
     /** For scope resolution: the active vault's ARM id at this location in the tenant. */
@@ -288,50 +266,29 @@ export function createVaults(deps: {
           return { vault, created: false };
         }
         const now = clock.now();
-        const blank = vaultFromRow({
+        const blank = vaultFromRecord({
           id: newGuid(),
           name: ref.name,
-          name_lower: nameLower,
-          tenant_id: caller.tenantId,
-          subscription_id: at.subscriptionId,
-          resource_group: at.resourceGroup,
+          nameLower,
+          tenantId: caller.tenantId,
+          subscriptionId: at.subscriptionId,
+          resourceGroup: at.resourceGroup,
           location: at.location,
           sku: 'standard',
-          enable_rbac_authorization: (input.enableRbacAuthorizationDefault ?? true) ? 1 : 0,
-          soft_delete_retention_days: 90,
-          enable_purge_protection: 0,
-          access_policies: '[]',
-          tags: '{}',
-          deleted_at: null,
-          scheduled_purge_at: null,
-          created_at: now,
-          updated_at: now,
+          enableRbacAuthorization: input.enableRbacAuthorizationDefault ?? true,
+          softDeleteRetentionInDays: 90,
+          enablePurgeProtection: false,
+          accessPolicies: [],
+          tags: {},
+          deletedAt: null,
+          scheduledPurgeAt: null,
+          createdAt: now,
+          updatedAt: now,
         });
         const vault = applyInput(blank, input, true);
         const change = dataAccessChange(undefined, vault);
         if (change) await requireGrantAccess(caller, armId, change);
-        await tx.run(
-          `INSERT INTO vaults (id, name, name_lower, tenant_id, subscription_id, resource_group, location, sku,
-             enable_rbac_authorization, soft_delete_retention_days, enable_purge_protection, access_policies, tags,
-             deleted_at, scheduled_purge_at, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, $14, $14)`,
-          [
-            vault.id,
-            vault.name,
-            nameLower,
-            vault.tenantId,
-            vault.subscriptionId,
-            vault.resourceGroup,
-            vault.location,
-            vault.sku,
-            vault.enableRbacAuthorization ? 1 : 0,
-            vault.softDeleteRetentionInDays,
-            vault.enablePurgeProtection ? 1 : 0,
-            JSON.stringify(vault.accessPolicies),
-            JSON.stringify(vault.tags),
-            now,
-          ],
-        );
+        await store.insert(tx, vault);
         bus.publish('vault', nameLower);
         await audit.append(tx, vaultEvent(caller, meta, 'VaultCreate', vault.armId, nameLower, 201));
         return { vault, created: true };
@@ -375,12 +332,9 @@ export function createVaults(deps: {
       const sub = await scopes.subscription(caller.tenantId, subscriptionId);
       if (resourceGroup !== undefined)
         await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, resourceGroup);
-      const rows = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE tenant_id = $1 AND subscription_id = $2 AND deleted_at IS NULL ORDER BY name_lower',
-        [caller.tenantId, sub.subscriptionId],
-      );
+      const rows = await store.inSubscription(db, caller.tenantId, sub.subscriptionId, false);
       const out: Vault[] = [];
-      for (const v of rows.map(vaultFromRow)) {
+      for (const v of rows.map(vaultFromRecord)) {
         if (resourceGroup !== undefined && v.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase())
           continue;
         if (await access.allows(caller, VAULT_ACTIONS.read, v.armId)) out.push(v);
@@ -413,12 +367,9 @@ export function createVaults(deps: {
 
     async listDeleted(caller: Caller, subscriptionId: string): Promise<Vault[]> {
       const sub = await scopes.subscription(caller.tenantId, subscriptionId);
-      const rows = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE tenant_id = $1 AND subscription_id = $2 AND deleted_at IS NOT NULL ORDER BY name_lower',
-        [caller.tenantId, sub.subscriptionId],
-      );
+      const rows = await store.inSubscription(db, caller.tenantId, sub.subscriptionId, true);
       const out: Vault[] = [];
-      for (const v of rows.map(vaultFromRow))
+      for (const v of rows.map(vaultFromRecord))
         if (await access.allows(caller, VAULT_ACTIONS.deletedRead, v.armId)) out.push(v);
       return out;
     },
@@ -504,19 +455,13 @@ export function createVaults(deps: {
 
     /** Purge job: soft-deleted vaults past their retention are purged for good. Returns how many. */
     async purgeDue(now: number, limit = 100): Promise<number> {
-      const due = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $1 ORDER BY scheduled_purge_at LIMIT $2',
-        [now, limit],
-      );
+      const due = await store.due(db, now, limit);
       for (const r of due) {
         await db.transaction(async (tx) => {
           // Re-read inside the transaction: a vault recovered meanwhile is left alone.
-          const current = await tx.get<VaultRow>(
-            'SELECT * FROM vaults WHERE id = $1 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $2',
-            [r.id, now],
-          );
+          const current = await store.stillDue(tx, r.id, now);
           if (!current) return;
-          const v = vaultFromRow(current);
+          const v = vaultFromRecord(current);
           await purgeNow(v, tx);
           await audit.append(tx, {
             tenantId: v.tenantId,

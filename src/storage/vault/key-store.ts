@@ -1,6 +1,21 @@
-import type { Queryable } from '../storage/port.js';
-import type { KeyOp, KeyRecord, KeyType, PublicJwk } from './key-model.js';
-import { type ObjectRow, objectStore } from './object-store.js';
+import type { Queryable } from '../port.js';
+import { type ObjectRecord, type ObjectRow, objectStore } from './object-store.js';
+
+export type KeyType = 'RSA' | 'EC';
+export type Curve = 'P-256' | 'P-384' | 'P-521' | 'P-256K';
+export type KeyOp = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'wrapKey' | 'unwrapKey';
+
+/** The public half of a key as Azure shows it (base64url fields). */
+export type PublicJwk =
+  | { kty: 'RSA'; n: string; e: string }
+  | { kty: 'EC'; crv: Curve; x: string; y: string };
+
+/** One key version as the domain hands it out (times in epoch ms). Never holds private material. */
+export interface KeyRecord extends ObjectRecord {
+  kty: KeyType;
+  keyOps: KeyOp[];
+  jwk: PublicJwk;
+}
 
 /** A key version joined with its key's state (deleted or not). */
 export interface KeyRow extends ObjectRow {
@@ -25,6 +40,36 @@ export const keyFromRow = (r: KeyRow): KeyRecord => ({
   deletedAt: r.deleted_at === null ? null : Number(r.deleted_at),
   scheduledPurgeAt: r.scheduled_purge_at === null ? null : Number(r.scheduled_purge_at),
 });
+
+/** A key whose current version has a rotation policy or an expiry (the rotation job's walk). */
+export interface RotationCandidate {
+  vaultId: string;
+  nameLower: string;
+  name: string;
+  currentVersion: string;
+  notifiedVersion: string | null;
+  /** The current version's creation and expiry (epoch ms). */
+  created: number;
+  exp: number | null;
+  /** The policy as stored (JSON), or null for Azure's default one. */
+  policy: string | null;
+  tenantId: string;
+  /** The vault's lower-case name. */
+  vault: string;
+}
+
+interface RotationCandidateRow {
+  vault_id: string;
+  name_lower: string;
+  name: string;
+  current_version: string;
+  notified_version: string | null;
+  created_at: number;
+  exp: number | null;
+  policy: string | null;
+  tenant_id: string;
+  vault: string;
+}
 
 export type NewKeyVersion = Omit<KeyRecord, 'name' | 'deletedAt' | 'scheduledPurgeAt'> & { sealed: Buffer };
 
@@ -109,5 +154,47 @@ export const keyStore = {
       nameLower,
       version,
     ]);
+  },
+  /** The current version of an active key, or undefined when it is absent or deleted. */
+  async currentVersion(q: Queryable, vaultId: string, nameLower: string): Promise<string | undefined> {
+    const r = await q.get<{ current_version: string }>(
+      'SELECT current_version FROM keys WHERE vault_id = $1 AND name_lower = $2 AND deleted_at IS NULL',
+      [vaultId, nameLower],
+    );
+    return r?.current_version;
+  },
+  /**
+   * One page of active keys in active vaults that have a rotation policy or an
+   * expiry, after (vault id, name) in primary-key order.
+   */
+  async rotationCandidates(
+    q: Queryable,
+    after: { vaultId: string; nameLower: string },
+    limit: number,
+  ): Promise<RotationCandidate[]> {
+    const rows = await q.all<RotationCandidateRow>(
+      `SELECT k.vault_id, k.name_lower, k.name, k.current_version, k.notified_version, v.created_at, v.exp, p.policy,
+              vt.tenant_id, vt.name_lower AS vault
+       FROM keys k
+       JOIN key_versions v ON v.vault_id = k.vault_id AND v.name_lower = k.name_lower AND v.version = k.current_version
+       JOIN vaults vt ON vt.id = k.vault_id AND vt.deleted_at IS NULL
+       LEFT JOIN key_rotation_policies p ON p.vault_id = k.vault_id AND p.name_lower = k.name_lower
+       WHERE k.deleted_at IS NULL AND (p.policy IS NOT NULL OR v.exp IS NOT NULL)
+         AND (k.vault_id > $1 OR (k.vault_id = $1 AND k.name_lower > $2))
+       ORDER BY k.vault_id, k.name_lower LIMIT $3`,
+      [after.vaultId, after.nameLower, limit],
+    );
+    return rows.map((r) => ({
+      vaultId: r.vault_id,
+      nameLower: r.name_lower,
+      name: r.name,
+      currentVersion: r.current_version,
+      notifiedVersion: r.notified_version,
+      created: Number(r.created_at),
+      exp: r.exp === null ? null : Number(r.exp),
+      policy: r.policy,
+      tenantId: r.tenant_id,
+      vault: r.vault,
+    }));
   },
 };

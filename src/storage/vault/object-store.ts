@@ -1,4 +1,4 @@
-import type { Queryable } from '../storage/port.js';
+import type { Queryable } from '../port.js';
 
 /** The columns every object version (secret or key) has, joined with its object's state (deleted or not). */
 export interface ObjectRow {

@@ -1,4 +1,4 @@
-import type { Queryable } from '../storage/port.js';
+import type { Queryable } from '../port.js';
 import { type ObjectRecord, type ObjectRow, objectStore } from './object-store.js';
 
 /** A secret version joined with its secret's state (deleted or not). */
