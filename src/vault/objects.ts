@@ -185,7 +185,7 @@ export type ObjectGuard = ReturnType<typeof createObjectGuard>;
 
 /** What the shared lifecycle needs to know of a kind of object. */
 export interface ObjectKind<Row extends ObjectRow, R extends ObjectRecord> {
-  store: ObjectStore<Row>;
+  store: ObjectStore<Row, R>;
   fromRow: (row: Row) => R;
   /** Validates a name from a URL (the message names the kind). */
   checkName: (raw: string) => string;

@@ -1,5 +1,6 @@
 import type { Queryable } from '../port.js';
-import { type ObjectRecord, type ObjectRow, objectStore } from './object-store.js';
+import type { NewVersion, ObjectRecord, ObjectRow } from './object-store.js';
+import { attributesFromRow, objectStore } from './object-store.js';
 
 export type KeyType = 'RSA' | 'EC';
 export type Curve = 'P-256' | 'P-384' | 'P-521' | 'P-256K';
@@ -31,14 +32,7 @@ export const keyFromRow = (r: KeyRow): KeyRecord => ({
   kty: r.kty as KeyType,
   keyOps: JSON.parse(r.key_ops) as KeyOp[],
   jwk: JSON.parse(r.public_jwk) as PublicJwk,
-  tags: r.tags ? (JSON.parse(r.tags) as Record<string, string>) : null,
-  enabled: Number(r.enabled) === 1,
-  nbf: r.nbf === null ? null : Number(r.nbf),
-  exp: r.exp === null ? null : Number(r.exp),
-  created: Number(r.created_at),
-  updated: Number(r.updated_at),
-  deletedAt: r.deleted_at === null ? null : Number(r.deleted_at),
-  scheduledPurgeAt: r.scheduled_purge_at === null ? null : Number(r.scheduled_purge_at),
+  ...attributesFromRow(r),
 });
 
 /** A key whose current version has a rotation policy or an expiry (the rotation job's walk). */
@@ -71,59 +65,25 @@ interface RotationCandidateRow {
   vault: string;
 }
 
-export type NewKeyVersion = Omit<KeyRecord, 'name' | 'deletedAt' | 'scheduledPurgeAt'> & { sealed: Buffer };
+export type NewKeyVersion = NewVersion<KeyRecord>;
 
 /**
  * The SQL behind keys (migration 0007): the shared object SQL (object-store.ts;
- * a purge takes the rotation policy too), the writes of a version's own
- * columns, and rotation policies. `find(..., true)` brings the sealed private key.
+ * a purge takes the rotation policy too) over the key tables, and rotation
+ * policies. `find(..., true)` brings the sealed private key.
  */
 export const keyStore = {
-  ...objectStore<KeyRow>({
+  ...objectStore<KeyRow, KeyRecord>({
     objects: 'keys',
     versions: 'key_versions',
-    columns: 'v.kty, v.key_ops, v.public_jwk',
+    columns: [
+      { name: 'kty', value: (r) => r.kty },
+      { name: 'key_ops', value: (r) => JSON.stringify(r.keyOps), updatable: true },
+      { name: 'public_jwk', value: (r) => JSON.stringify(r.jwk) },
+    ],
     sealed: 'private_sealed',
     dependents: ['key_rotation_policies'],
   }),
-  async insertVersion(q: Queryable, vaultId: string, nameLower: string, v: NewKeyVersion): Promise<void> {
-    await q.run(
-      `INSERT INTO key_versions (vault_id, name_lower, version, kty, key_ops, public_jwk, private_sealed, tags, enabled, nbf, exp, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
-        vaultId,
-        nameLower,
-        v.version,
-        v.kty,
-        JSON.stringify(v.keyOps),
-        JSON.stringify(v.jwk),
-        v.sealed,
-        v.tags ? JSON.stringify(v.tags) : null,
-        v.enabled ? 1 : 0,
-        v.nbf,
-        v.exp,
-        v.created,
-        v.updated,
-      ],
-    );
-  },
-  async updateVersion(q: Queryable, vaultId: string, nameLower: string, r: KeyRecord): Promise<void> {
-    await q.run(
-      `UPDATE key_versions SET key_ops = $4, tags = $5, enabled = $6, nbf = $7, exp = $8, updated_at = $9
-       WHERE vault_id = $1 AND name_lower = $2 AND version = $3`,
-      [
-        vaultId,
-        nameLower,
-        r.version,
-        JSON.stringify(r.keyOps),
-        r.tags ? JSON.stringify(r.tags) : null,
-        r.enabled ? 1 : 0,
-        r.nbf,
-        r.exp,
-        r.updated,
-      ],
-    );
-  },
   async getPolicy(
     q: Queryable,
     vaultId: string,

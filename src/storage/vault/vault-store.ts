@@ -1,4 +1,4 @@
-import type { Queryable } from '../port.js';
+import type { Queryable, SqlValue } from '../port.js';
 
 export type Sku = 'standard' | 'premium';
 
@@ -78,6 +78,17 @@ const fromRow = (r: VaultRow): VaultRecord => ({
   updatedAt: Number(r.updated_at),
 });
 
+/** The columns location … tags, in table order, as both writes bind them. */
+const properties = (v: VaultRecord): SqlValue[] => [
+  v.location,
+  v.sku,
+  v.enableRbacAuthorization ? 1 : 0,
+  v.softDeleteRetentionInDays,
+  v.enablePurgeProtection ? 1 : 0,
+  JSON.stringify(v.accessPolicies),
+  JSON.stringify(v.tags),
+];
+
 /**
  * The SQL behind vaults (migration 0004). Names are unique per installation
  * (deleted vaults included), so a vault is found by its lower-case name.
@@ -102,13 +113,7 @@ export const vaultStore = {
         v.tenantId,
         v.subscriptionId,
         v.resourceGroup,
-        v.location,
-        v.sku,
-        v.enableRbacAuthorization ? 1 : 0,
-        v.softDeleteRetentionInDays,
-        v.enablePurgeProtection ? 1 : 0,
-        JSON.stringify(v.accessPolicies),
-        JSON.stringify(v.tags),
+        ...properties(v),
         v.createdAt,
       ],
     );
@@ -119,19 +124,7 @@ export const vaultStore = {
       `UPDATE vaults SET location = $2, sku = $3, enable_rbac_authorization = $4, soft_delete_retention_days = $5,
          enable_purge_protection = $6, access_policies = $7, tags = $8, deleted_at = $9, scheduled_purge_at = $10,
          updated_at = $11 WHERE id = $1`,
-      [
-        v.id,
-        v.location,
-        v.sku,
-        v.enableRbacAuthorization ? 1 : 0,
-        v.softDeleteRetentionInDays,
-        v.enablePurgeProtection ? 1 : 0,
-        JSON.stringify(v.accessPolicies),
-        JSON.stringify(v.tags),
-        v.deletedAt,
-        v.scheduledPurgeAt,
-        v.updatedAt,
-      ],
+      [v.id, ...properties(v), v.deletedAt, v.scheduledPurgeAt, v.updatedAt],
     );
   },
   /** Removes the vault and its secrets for good (its keys go with it by cascade, migration 0007). */
