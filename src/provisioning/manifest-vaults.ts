@@ -1,6 +1,5 @@
 import { normalizePolicies } from '../vault/access-policies.js';
-import { type AccessPolicy, type Vault, vaultArmId } from '../vault/model.js';
-import { VAULT_ACTIONS } from '../vault/vaults.js';
+import { type AccessPolicy, VAULT_ACTIONS, type Vault, vaultArmId } from '../vault/model.js';
 import { type Planner, sameJson } from './manifest-plan.js';
 import type { ManifestVault } from './manifest-schema.js';
 

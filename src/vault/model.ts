@@ -20,6 +20,21 @@ export const VAULT_LIMITS = Object.freeze({
   accessPolicies: 1024,
 });
 
+/** Control-plane actions (Azure's names), checked at the vault's ARM id. */
+export const VAULT_ACTIONS = {
+  read: 'Microsoft.KeyVault/vaults/read',
+  write: 'Microsoft.KeyVault/vaults/write',
+  delete: 'Microsoft.KeyVault/vaults/delete',
+  accessPolicies: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+  deletedRead: 'Microsoft.KeyVault/locations/deletedVaults/read',
+  purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
+  /**
+   * Also needed to change a vault's permission model or access policies (or to create one
+   * with access policies): that decides who reads its data, so it is granting access, as Azure rules.
+   */
+  grantAccess: 'Microsoft.Authorization/roleAssignments/write',
+} as const;
+
 /** Vault names: 3–24 letters, digits and hyphens, starting with a letter, not ending in or doubling a hyphen. */
 export const VAULT_NAME_RE = /^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
 /** Object (secret, key) names: 1–127 letters, digits and hyphens; compared case-insensitively. */
@@ -97,6 +112,13 @@ export interface Vault extends VaultRecord {
 
 export const vaultArmId = (subscriptionId: string, resourceGroup: string, name: string): string =>
   `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.KeyVault/vaults/${name}`;
+
+/**
+ * A vault's URL, `https://{name}.{vaultDomain}[:port]` (no port for 443); with
+ * the name `{name}`, the installation's vault URL template.
+ */
+export const vaultUrl = (name: string, vaultDomain: string, port: number): string =>
+  `https://${name}.${vaultDomain}${port === 443 ? '' : `:${port}`}`;
 
 export function vaultFromRecord(r: VaultRecord): Vault {
   const armId = vaultArmId(r.subscriptionId, r.resourceGroup, r.name);
