@@ -14,7 +14,8 @@ import {
 } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
-import { createObjectGuard, createObjectLifecycle, type ObjectCallContext } from './objects.js';
+import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
+import { createObjectLifecycle } from './objects.js';
 import {
   checkContentType,
   checkSecretName,
