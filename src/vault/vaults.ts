@@ -66,6 +66,13 @@ export function createVaults(deps: {
     const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, ref.resourceGroup);
     return { subscriptionId: sub.subscriptionId, resourceGroup: rg.name, location: rg.location };
   };
+  /** Resolves the vault's place in the caller's tenant and requires `action` at its ARM id. */
+  const authorize = async (caller: Caller, ref: VaultRef, action: string) => {
+    const at = await scopeOf(caller, ref);
+    const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
+    await access.require(caller, action, armId);
+    return { at, armId };
+  };
   /** The active vault at exactly this ARM location in the caller's tenant. */
   const findAt = async (caller: Caller, ref: VaultRef, q: Queryable = db): Promise<Vault | undefined> => {
     const v = await rowByName(ref.name.toLowerCase(), q);
@@ -183,9 +190,7 @@ export function createVaults(deps: {
           'BadParameter',
           'A vault name is 3–24 letters, digits and hyphens, starts with a letter, ends with a letter or digit, and has no consecutive hyphens.',
         );
-      const at = await scopeOf(caller, ref);
-      const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
-      await access.require(caller, VAULT_ACTIONS.write, armId);
+      const { at, armId } = await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
         await tx.lock('latchkey:vault-names');
         const row = await rowByName(ref.name.toLowerCase(), tx);
@@ -198,12 +203,7 @@ export function createVaults(deps: {
 
     /** PATCH: partial update of an existing vault. */
     async patch(caller: Caller, meta: RequestMeta, ref: VaultRef, input: VaultInput): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.write,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
@@ -217,12 +217,7 @@ export function createVaults(deps: {
     },
 
     async get(caller: Caller, ref: VaultRef): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.read,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.read);
       const v = await findAt(caller, ref);
       if (!v) throw notFound(ref);
       return v;
@@ -245,12 +240,7 @@ export function createVaults(deps: {
 
     /** Soft delete: the vault and its objects stay recoverable for the retention period. False if absent. */
     async delete(caller: Caller, meta: RequestMeta, ref: VaultRef): Promise<boolean> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.delete,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.delete);
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
         if (!row) return false;
@@ -274,9 +264,7 @@ export function createVaults(deps: {
       kind: 'add' | 'replace' | 'remove',
       policies: AccessPolicy[],
     ): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
-      await access.require(caller, VAULT_ACTIONS.accessPolicies, armId);
+      const { armId } = await authorize(caller, ref, VAULT_ACTIONS.accessPolicies);
       await requireGrantAccess(caller, armId, 'access policies');
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
