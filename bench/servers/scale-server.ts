@@ -14,7 +14,7 @@
 import { findRole } from '../../src/access/roles.js';
 import { newVersionId } from '../../src/lib/ids.js';
 import { startUp } from '../../src/server/up.js';
-import { secretStore } from '../../src/vault/secret-store.js';
+import { secretStore } from '../../src/storage/vault/secret-store.js';
 
 const [mode, dataDir, ...rest] = process.argv.slice(2);
 if ((mode !== 'seed' && mode !== 'serve') || !dataDir)

@@ -103,6 +103,10 @@ export type Manifest = z.infer<typeof manifestSchema>;
 export type PrincipalRef = z.infer<typeof principalRefSchema>;
 export type ScopeRef = z.infer<typeof scopeRefSchema>;
 export type ManifestSecret = z.infer<typeof secretSchema>;
+export type ManifestIdentity = z.infer<typeof identitySchema>;
+export type ManifestVault = z.infer<typeof vaultSchema>;
+export type ManifestApp = z.infer<typeof appSchema>;
+export type ManifestRoleAssignment = z.infer<typeof roleAssignmentSchema>;
 
 export type JsonPath = readonly (string | number)[];
 export const formatPath = (path: JsonPath): string =>

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { SecretCallContext, SecretRecord } from '../vault/secrets.js';
-import type { Step } from './manifest-apply.js';
+import type { Planner, Step } from './manifest-plan.js';
 import type { ManifestDeps, Refs } from './manifest-refs.js';
 import { type ManifestSecret, manifestError } from './manifest-schema.js';
 
@@ -132,4 +132,12 @@ export async function planSecret(
       await deps.secrets.set(await ctx(), s.name, { value: fresh, contentType, exp });
     },
   };
+}
+
+/** Secrets, each in its vault (which may be created earlier in the same plan). */
+export async function planSecrets(p: Planner, secrets: readonly ManifestSecret[]): Promise<void> {
+  for (const [idx, s] of secrets.entries()) {
+    const step = await planSecret(p.deps, p.caller, p.meta, p.refs, s, idx);
+    if (step) p.add(step);
+  }
 }

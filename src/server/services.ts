@@ -34,6 +34,7 @@ import type { Database } from '../storage/port.js';
 import { installationStore } from '../storage/server/installation-store.js';
 import { createWriteHealth } from '../storage/write-health.js';
 import { createKeyDomain } from '../vault/key-domain.js';
+import { vaultUrl } from '../vault/model.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
 import { createSecrets } from '../vault/secrets.js';
 import { createVaults } from '../vault/vaults.js';
@@ -242,11 +243,10 @@ export async function createServices(
     audit,
     scopeResolver,
     vaultResource,
-    vaultUrlTemplate: () => `https://{name}.${config.vaultDomain}${boundPort === 443 ? '' : `:${boundPort}`}`,
+    vaultUrlTemplate: () => vaultUrl('{name}', config.vaultDomain, boundPort),
   });
   // Key vaults (control plane) and the secrets data plane; background jobs (purge).
-  const vaultBaseUrl = (nameLower: string) =>
-    `https://${nameLower}.${config.vaultDomain}${boundPort === 443 ? '' : `:${boundPort}`}`;
+  const vaultBaseUrl = (nameLower: string) => vaultUrl(nameLower, config.vaultDomain, boundPort);
   const vaults = createVaults({ db, clock, bus, access, audit, scopes, stats: metrics.caches.vault });
   scopeResolver.registerResourceType('Microsoft.KeyVault/vaults', keyVaultResolver(vaults.findActive));
   const secrets = createSecrets({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });

@@ -1,7 +1,7 @@
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
+import type { ObjectAttributes } from '../storage/vault/object-store.js';
 import { isObjectName, VERSION_RE } from './model.js';
-import type { ObjectAttributes } from './object-store.js';
 
 /**
  * Backup blobs, shared by secrets and keys: the object's versions as JSON,

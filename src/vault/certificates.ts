@@ -1,6 +1,6 @@
 import type { Access } from '../access/decision.js';
 import { LatchkeyError } from '../errors/index.js';
-import type { ObjectCallContext } from './objects.js';
+import type { ObjectCallContext } from './object-guard.js';
 
 const C = 'Microsoft.KeyVault/vaults/certificates';
 

@@ -2,6 +2,8 @@ import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
+import { keyFromRow, keyStore as store } from '../storage/vault/key-store.js';
+import type { ObjectAttributes } from '../storage/vault/object-store.js';
 import {
   BACKUP_INVALID,
   type BackupEnvelope,
@@ -21,8 +23,6 @@ import {
 } from './key-model.js';
 import type { LifetimeAction } from './key-rotation.js';
 import type { KeySealing } from './key-sealing.js';
-import { keyFromRow, keyStore as store } from './key-store.js';
-import type { ObjectAttributes } from './object-store.js';
 
 interface KeyBackupVersion extends ObjectAttributes {
   version: string;

@@ -4,7 +4,7 @@ import {
   type ObjectCallContext,
   type ObjectGuard,
   type ObjectOperation,
-} from './objects.js';
+} from './object-guard.js';
 
 /** Who calls, on which vault (the same context as secrets). */
 export type KeyCallContext = ObjectCallContext;

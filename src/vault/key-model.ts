@@ -1,14 +1,14 @@
 import { LatchkeyError } from '../errors/index.js';
+import type { Curve, KeyOp, KeyType } from '../storage/vault/key-store.js';
 import { isObjectName, VERSION_RE } from './model.js';
-import type { ObjectRecord } from './object-store.js';
 
 /**
  * Key Vault key types, curves, operations and algorithms (software-protected
- * keys, as in an Azure Key Vault "standard" vault).
+ * keys, as in an Azure Key Vault "standard" vault). The types a stored key
+ * version is made of (KeyType, Curve, KeyOp, PublicJwk, KeyRecord) live with
+ * its store (storage/vault/key-store.ts) and are re-exported here.
  */
-export type KeyType = 'RSA' | 'EC';
-export type Curve = 'P-256' | 'P-384' | 'P-521' | 'P-256K';
-export type KeyOp = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'wrapKey' | 'unwrapKey';
+export type { Curve, KeyOp, KeyRecord, KeyType, PublicJwk } from '../storage/vault/key-store.js';
 export type EncryptionAlg = 'RSA1_5' | 'RSA-OAEP' | 'RSA-OAEP-256';
 export type SignatureAlg =
   | 'RS256'
@@ -46,18 +46,6 @@ export const SIGNATURE_ALGS: Record<
   ES512: { kty: 'EC', hash: 'sha512', bytes: 64, curve: 'P-521' },
   ES256K: { kty: 'EC', hash: 'sha256', bytes: 32, curve: 'P-256K' },
 };
-
-/** The public half of a key as Azure shows it (base64url fields). */
-export type PublicJwk =
-  | { kty: 'RSA'; n: string; e: string }
-  | { kty: 'EC'; crv: Curve; x: string; y: string };
-
-/** One key version as the domain hands it out (times in epoch ms). Never holds private material. */
-export interface KeyRecord extends ObjectRecord {
-  kty: KeyType;
-  keyOps: KeyOp[];
-  jwk: PublicJwk;
-}
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
+import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
 import type { KeyCache } from './key-cache.js';
 import { type LoadedKey, loadKey, rsaDecrypt, rsaEncrypt, signDigest, verifyDigest } from './key-crypto.js';
 import { KEY_OPERATIONS, type KeyCallContext, type KeyGuard, keyNotFound } from './key-guard.js';
@@ -16,7 +17,6 @@ import {
   type SignatureAlg,
 } from './key-model.js';
 import type { KeySealing } from './key-sealing.js';
-import { keyFromRow, keyStore } from './key-store.js';
 
 export interface CryptoResult {
   /** The full key id's parts: the version that did the work. */

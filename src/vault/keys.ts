@@ -3,6 +3,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
+import { keyFromRow, keyStore as store } from '../storage/vault/key-store.js';
 import type { KeyCache } from './key-cache.js';
 import {
   deletedKeyNotFound,
@@ -23,7 +24,6 @@ import {
 } from './key-model.js';
 import { expiryFor } from './key-rotation.js';
 import type { KeySealing, KeyVaultRef } from './key-sealing.js';
-import { keyFromRow, keyStore as store } from './key-store.js';
 import { createObjectLifecycle } from './objects.js';
 import { checkTags, checkWindow } from './secret-rules.js';
 

@@ -1,4 +1,9 @@
 import type { VaultAccessModel } from '../access/decision.js';
+import type { VaultRecord } from '../storage/vault/vault-store.js';
+
+/** What every object (secret, key) version is; the records live with their store. */
+export type { ObjectAttributes, ObjectRecord } from '../storage/vault/object-store.js';
+export type { AccessPolicy, AccessPolicyPermissions, Sku } from '../storage/vault/vault-store.js';
 
 /** Limits and rules of Azure Key Vault (PROTOCOLS.md §3). */
 export const VAULT_LIMITS = Object.freeze({
@@ -14,6 +19,21 @@ export const VAULT_LIMITS = Object.freeze({
   retentionMaxDays: 90,
   accessPolicies: 1024,
 });
+
+/** Control-plane actions (Azure's names), checked at the vault's ARM id. */
+export const VAULT_ACTIONS = {
+  read: 'Microsoft.KeyVault/vaults/read',
+  write: 'Microsoft.KeyVault/vaults/write',
+  delete: 'Microsoft.KeyVault/vaults/delete',
+  accessPolicies: 'Microsoft.KeyVault/vaults/accessPolicies/write',
+  deletedRead: 'Microsoft.KeyVault/locations/deletedVaults/read',
+  purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
+  /**
+   * Also needed to change a vault's permission model or access policies (or to create one
+   * with access policies): that decides who reads its data, so it is granting access, as Azure rules.
+   */
+  grantAccess: 'Microsoft.Authorization/roleAssignments/write',
+} as const;
 
 /** Vault names: 3–24 letters, digits and hyphens, starting with a letter, not ending in or doubling a hyphen. */
 export const VAULT_NAME_RE = /^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
@@ -83,94 +103,36 @@ export const STORAGE_PERMISSIONS = [
   'deletesas',
 ];
 
-export interface AccessPolicyPermissions {
-  keys?: string[];
-  secrets?: string[];
-  certificates?: string[];
-  storage?: string[];
-}
-
-/** A vault access policy entry (used when `enableRbacAuthorization` is false). */
-export interface AccessPolicy {
-  tenantId: string;
-  objectId: string;
-  applicationId?: string;
-  permissions: AccessPolicyPermissions;
-}
-
-export type Sku = 'standard' | 'premium';
-
-/** A vault as the domain sees it. `id` is internal; `armId` is what clients see. */
-export interface Vault {
-  id: string;
+/** A vault as the domain sees it: the stored record, its ARM id (what clients see) and its access model. */
+export interface Vault extends VaultRecord {
   armId: string;
-  name: string;
-  nameLower: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  location: string;
-  sku: Sku;
-  enableRbacAuthorization: boolean;
-  softDeleteRetentionInDays: number;
-  enablePurgeProtection: boolean;
-  accessPolicies: AccessPolicy[];
-  tags: Record<string, string>;
-  deletedAt: number | null;
-  scheduledPurgeAt: number | null;
-  createdAt: number;
-  updatedAt: number;
   /** What the authorization decision point needs. */
   access: VaultAccessModel;
-}
-
-export interface VaultRow {
-  id: string;
-  name: string;
-  name_lower: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  location: string;
-  sku: string;
-  enable_rbac_authorization: number;
-  soft_delete_retention_days: number;
-  enable_purge_protection: number;
-  access_policies: string;
-  tags: string;
-  deleted_at: number | null;
-  scheduled_purge_at: number | null;
-  created_at: number;
-  updated_at: number;
 }
 
 export const vaultArmId = (subscriptionId: string, resourceGroup: string, name: string): string =>
   `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.KeyVault/vaults/${name}`;
 
-export function vaultFromRow(r: VaultRow): Vault {
-  const armId = vaultArmId(r.subscription_id, r.resource_group, r.name);
-  const accessPolicies = JSON.parse(r.access_policies) as AccessPolicy[];
-  const enableRbacAuthorization = Number(r.enable_rbac_authorization) === 1;
+/**
+ * A vault's URL, `https://{name}.{vaultDomain}[:port]` (no port for 443); with
+ * the name `{name}`, the installation's vault URL template.
+ */
+export const vaultUrl = (name: string, vaultDomain: string, port: number): string =>
+  `https://${name}.${vaultDomain}${port === 443 ? '' : `:${port}`}`;
+
+export function vaultFromRecord(r: VaultRecord): Vault {
+  const armId = vaultArmId(r.subscriptionId, r.resourceGroup, r.name);
+  const { id, ...rest } = r;
   return {
-    id: r.id,
+    id,
     armId,
-    name: r.name,
-    nameLower: r.name_lower,
-    tenantId: r.tenant_id,
-    subscriptionId: r.subscription_id,
-    resourceGroup: r.resource_group,
-    location: r.location,
-    sku: r.sku === 'premium' ? 'premium' : 'standard',
-    enableRbacAuthorization,
-    softDeleteRetentionInDays: Number(r.soft_delete_retention_days),
-    enablePurgeProtection: Number(r.enable_purge_protection) === 1,
-    accessPolicies,
-    tags: JSON.parse(r.tags) as Record<string, string>,
-    deletedAt: r.deleted_at === null ? null : Number(r.deleted_at),
-    scheduledPurgeAt: r.scheduled_purge_at === null ? null : Number(r.scheduled_purge_at),
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-    access: { id: armId, tenantId: r.tenant_id, enableRbacAuthorization, accessPolicies },
+    ...rest,
+    access: {
+      id: armId,
+      tenantId: r.tenantId,
+      enableRbacAuthorization: r.enableRbacAuthorization,
+      accessPolicies: r.accessPolicies,
+    },
   };
 }
 

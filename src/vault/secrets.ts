@@ -6,9 +6,16 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
+import {
+  recordFromRow,
+  type SecretRecord,
+  type SecretRow,
+  secretStore as store,
+} from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
-import { createObjectGuard, createObjectLifecycle, type ObjectCallContext } from './objects.js';
+import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
+import { createObjectLifecycle } from './objects.js';
 import {
   checkContentType,
   checkSecretName,
@@ -17,10 +24,9 @@ import {
   checkVersion,
   checkWindow,
 } from './secret-rules.js';
-import { recordFromRow, type SecretRecord, type SecretRow, secretStore as store } from './secret-store.js';
 
+export type { SecretRecord } from '../storage/vault/secret-store.js';
 export type { Page } from './objects.js';
-export type { SecretRecord } from './secret-store.js';
 
 /** Who calls, on which vault; `baseUrl` is the vault's canonical URL (audit targets). */
 export type SecretCallContext = ObjectCallContext;

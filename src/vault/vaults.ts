@@ -2,66 +2,30 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
-import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
+import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import { newGuid } from '../lib/ids.js';
 import type { Scopes } from '../management/scopes.js';
-import type { Database, Queryable } from '../storage/port.js';
+import type { Database, Queryable, Transaction } from '../storage/port.js';
+import { vaultStore as store } from '../storage/vault/vault-store.js';
 import { applyPolicyChange, dataAccessChange, normalizePolicies } from './access-policies.js';
-import { statusOf, vaultEvent } from './audit.js';
+import { vaultEvent } from './audit.js';
+import { createDeletedVaults } from './deleted-vaults.js';
 import {
   type AccessPolicy,
   DAY_MS,
   isVaultName,
-  type Sku,
-  VAULT_LIMITS,
+  VAULT_ACTIONS,
   type Vault,
-  type VaultRow,
   vaultArmId,
-  vaultFromRow,
+  vaultFromRecord,
 } from './model.js';
+import { applyVaultInput, blankVault, type VaultInput, type VaultRef } from './vault-input.js';
+import { createVaultLookup } from './vault-lookup.js';
 
-/** Control-plane actions (Azure's names), checked at the vault's ARM id. */
-export const VAULT_ACTIONS = {
-  read: 'Microsoft.KeyVault/vaults/read',
-  write: 'Microsoft.KeyVault/vaults/write',
-  delete: 'Microsoft.KeyVault/vaults/delete',
-  accessPolicies: 'Microsoft.KeyVault/vaults/accessPolicies/write',
-  deletedRead: 'Microsoft.KeyVault/locations/deletedVaults/read',
-  purge: 'Microsoft.KeyVault/locations/deletedVaults/purge/action',
-  /**
-   * Also needed to change a vault's permission model or access policies (or to create one
-   * with access policies): that decides who reads its data, so it is granting access, as Azure rules.
-   */
-  grantAccess: 'Microsoft.Authorization/roleAssignments/write',
-} as const;
+export { VAULT_ACTIONS } from './model.js';
+export type { VaultInput, VaultRef } from './vault-input.js';
 
-export interface VaultRef {
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-}
-
-/** Properties a PUT or PATCH may set; absent fields keep their value (defaults on create). */
-export interface VaultInput {
-  location?: string;
-  tags?: Record<string, string>;
-  tenantId?: string;
-  sku?: Sku;
-  enableRbacAuthorization?: boolean;
-  softDeleteRetentionInDays?: number;
-  enablePurgeProtection?: boolean;
-  accessPolicies?: AccessPolicy[];
-  createMode?: 'default' | 'recover';
-  /**
-   * `enableRbacAuthorization` of a NEW vault when the input does not set it (default true).
-   * ARM passes false for api-versions before 2026-02-01, as Azure does.
-   */
-  enableRbacAuthorizationDefault?: boolean;
-}
-
-const LOCATION_RE = /^[a-zA-Z0-9 -]{1,64}$/;
 const notFound = (ref: VaultRef) =>
   new LatchkeyError(
     'ResourceNotFound',
@@ -75,7 +39,8 @@ const inUse = (name: string) =>
 
 /**
  * Key vaults (the Microsoft.KeyVault/vaults control plane): create, update,
- * soft delete, recover, purge, access policies. Every change is audited in its
+ * soft delete, recover, access policies; deleted vaults and purge are in
+ * deleted-vaults.ts. Every change is audited in its
  * transaction and published on the bus (`vault`, name) so caches drop it.
  */
 export function createVaults(deps: {
@@ -89,22 +54,24 @@ export function createVaults(deps: {
   stats?: CacheStats;
 }) {
   const { db, clock, bus, access, audit, scopes } = deps;
-  // Vault properties decide access (access policies, RBAC mode, deletion): re-read at least once
-  // a second on every node, even one that missed the change notification.
-  const ttl = Math.min(deps.cacheTtlMs ?? 1_000, 1_000);
-  const stats = deps.stats ?? cacheStats();
-  const cache = new Map<string, { at: number; vault: Vault | undefined }>();
-  bus.subscribe('vault', (nameLower) => cache.delete(nameLower));
-  bus.onResync(() => cache.clear());
+  const byName = createVaultLookup(db, clock, bus, deps);
+  const deleted = createDeletedVaults({ db, clock, bus, access, audit, scopes });
 
   const rowByName = async (nameLower: string, q: Queryable = db) => {
-    const r = await q.get<VaultRow>('SELECT * FROM vaults WHERE name_lower = $1', [nameLower]);
-    return r && vaultFromRow(r);
+    const r = await store.byName(q, nameLower);
+    return r && vaultFromRecord(r);
   };
   const scopeOf = async (caller: Caller, ref: VaultRef) => {
     const sub = await scopes.subscription(caller.tenantId, ref.subscriptionId);
     const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, ref.resourceGroup);
     return { subscriptionId: sub.subscriptionId, resourceGroup: rg.name, location: rg.location };
+  };
+  /** Resolves the vault's place in the caller's tenant and requires `action` at its ARM id. */
+  const authorize = async (caller: Caller, ref: VaultRef, action: string) => {
+    const at = await scopeOf(caller, ref);
+    const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
+    await access.require(caller, action, armId);
+    return { at, armId };
   };
   /** The active vault at exactly this ARM location in the caller's tenant. */
   const findAt = async (caller: Caller, ref: VaultRef, q: Queryable = db): Promise<Vault | undefined> => {
@@ -115,70 +82,8 @@ export function createVaults(deps: {
     return v;
   };
   const save = async (v: Vault, q: Queryable) => {
-    await q.run(
-      `UPDATE vaults SET location = $2, sku = $3, enable_rbac_authorization = $4, soft_delete_retention_days = $5,
-         enable_purge_protection = $6, access_policies = $7, tags = $8, deleted_at = $9, scheduled_purge_at = $10,
-         updated_at = $11 WHERE id = $1`,
-      [
-        v.id,
-        v.location,
-        v.sku,
-        v.enableRbacAuthorization ? 1 : 0,
-        v.softDeleteRetentionInDays,
-        v.enablePurgeProtection ? 1 : 0,
-        JSON.stringify(v.accessPolicies),
-        JSON.stringify(v.tags),
-        v.deletedAt,
-        v.scheduledPurgeAt,
-        v.updatedAt,
-      ],
-    );
+    await store.update(q, v);
     bus.publish('vault', v.nameLower);
-  };
-  /** Applies PUT/PATCH properties onto a vault (or the defaults of a new one), enforcing Azure's rules. */
-  const applyInput = (v: Vault, input: VaultInput, creating: boolean): Vault => {
-    if (input.tenantId !== undefined && input.tenantId.toLowerCase() !== v.tenantId)
-      throw new LatchkeyError('BadParameter', "properties.tenantId must be the caller's tenant.");
-    if (input.enablePurgeProtection === false && (v.enablePurgeProtection || creating))
-      throw new LatchkeyError(
-        'BadParameter',
-        'The property "enablePurgeProtection" cannot be set to false. Enabling purge protection is irreversible.',
-      );
-    const days = input.softDeleteRetentionInDays;
-    if (days !== undefined) {
-      if (
-        !Number.isInteger(days) ||
-        days < VAULT_LIMITS.retentionMinDays ||
-        days > VAULT_LIMITS.retentionMaxDays
-      )
-        throw new LatchkeyError('BadParameter', 'softDeleteRetentionInDays must be an integer from 7 to 90.');
-      if (!creating && days !== v.softDeleteRetentionInDays)
-        throw new LatchkeyError(
-          'BadParameter',
-          'softDeleteRetentionInDays cannot be changed after the vault is created.',
-        );
-    }
-    if (input.location !== undefined && !LOCATION_RE.test(input.location))
-      throw new LatchkeyError('BadParameter', 'location must be 1–64 letters, digits, spaces or hyphens.');
-    if (
-      !creating &&
-      input.location !== undefined &&
-      input.location.replaceAll(' ', '').toLowerCase() !== v.location
-    )
-      throw new LatchkeyError('BadParameter', "A vault's location cannot be changed.");
-    return {
-      ...v,
-      location: input.location?.replaceAll(' ', '').toLowerCase() ?? v.location,
-      tags: input.tags ?? v.tags,
-      sku: input.sku ?? v.sku,
-      enableRbacAuthorization: input.enableRbacAuthorization ?? v.enableRbacAuthorization,
-      softDeleteRetentionInDays: days ?? v.softDeleteRetentionInDays,
-      enablePurgeProtection: input.enablePurgeProtection ?? v.enablePurgeProtection,
-      accessPolicies: input.accessPolicies
-        ? normalizePolicies(v.tenantId, input.accessPolicies)
-        : v.accessPolicies,
-      updatedAt: clock.now(),
-    };
   };
   /** Changing who reads a vault's data needs `grantAccess` at the vault; the refusal says why. */
   const requireGrantAccess = async (caller: Caller, armId: string, what: string) => {
@@ -193,38 +98,78 @@ export function createVaults(deps: {
       );
     }
   };
-  const purgeNow = async (v: Vault, q: Queryable) => {
-    await q.run('DELETE FROM secret_versions WHERE vault_id = $1', [v.id]);
-    await q.run('DELETE FROM secrets WHERE vault_id = $1', [v.id]);
-    await q.run('DELETE FROM vaults WHERE id = $1', [v.id]);
-    await access.deleteAtOrBelow(v.tenantId, v.armId, q);
-    bus.publish('vault', v.nameLower);
+  /** The scope of a PUT, resolved and authorized, in its transaction (which holds the vault-names lock). */
+  interface PutContext {
+    tx: Transaction;
+    caller: Caller;
+    meta: RequestMeta;
+    ref: VaultRef;
+    at: { subscriptionId: string; resourceGroup: string; location: string };
+    armId: string;
+    input: VaultInput;
+  }
+  const mine = (w: PutContext, row: Vault) =>
+    row.tenantId === w.caller.tenantId && row.subscriptionId === w.at.subscriptionId;
+  /** PUT with `createMode: 'recover'`: only where it was deleted from (write was checked at this resource group). */
+  const recover = async (w: PutContext, row: Vault | undefined) => {
+    if (
+      !row ||
+      row.deletedAt === null ||
+      !mine(w, row) ||
+      row.resourceGroup.toLowerCase() !== w.at.resourceGroup.toLowerCase()
+    )
+      throw new LatchkeyError(
+        'ResourceNotFound',
+        `No soft-deleted vault named '${w.ref.name}' in resource group '${w.at.resourceGroup}'.`,
+      );
+    const vault: Vault = { ...row, deletedAt: null, scheduledPurgeAt: null, updatedAt: clock.now() };
+    await save(vault, w.tx);
+    await audit.append(w.tx, vaultEvent(w.caller, w.meta, 'VaultRecover', vault.armId, vault.nameLower, 200));
+    return { vault, created: false };
+  };
+  /** PUT over a vault of that name: its own (updated), or a name held elsewhere or by a deleted vault. */
+  const update = async (w: PutContext, row: Vault) => {
+    if (row.deletedAt !== null) {
+      if (!mine(w, row)) throw inUse(w.ref.name);
+      throw new LatchkeyError(
+        'Conflict',
+        `A vault named '${w.ref.name}' is soft-deleted in this subscription. Recover it (PUT with properties.createMode 'recover' in its resource group) or purge it first.`,
+      );
+    }
+    if (!mine(w, row) || row.resourceGroup.toLowerCase() !== w.at.resourceGroup.toLowerCase())
+      throw inUse(w.ref.name);
+    const vault = applyVaultInput(row, w.input, false, clock.now());
+    const change = dataAccessChange(row, vault);
+    if (change) await requireGrantAccess(w.caller, w.armId, change);
+    await save(vault, w.tx);
+    await audit.append(w.tx, vaultEvent(w.caller, w.meta, 'VaultUpdate', vault.armId, vault.nameLower, 200));
+    return { vault, created: false };
+  };
+  /** PUT of a new name: the defaults, the input on top, in the caller's tenant at the resource group's location. */
+  const create = async (w: PutContext) => {
+    const blank = blankVault({
+      name: w.ref.name,
+      tenantId: w.caller.tenantId,
+      ...w.at,
+      input: w.input,
+      now: clock.now(),
+    });
+    const vault = applyVaultInput(blank, w.input, true, clock.now());
+    const change = dataAccessChange(undefined, vault);
+    if (change) await requireGrantAccess(w.caller, w.armId, change);
+    await store.insert(w.tx, vault);
+    bus.publish('vault', vault.nameLower);
+    await audit.append(w.tx, vaultEvent(w.caller, w.meta, 'VaultCreate', vault.armId, vault.nameLower, 201));
+    return { vault, created: true };
   };
 
   return {
     /** Data plane: the vault named by a host (any tenant, deleted included), cached and bus-invalidated. */
-    async byName(nameLower: string): Promise<Vault | undefined> {
-      const hit = cache.get(nameLower);
-      const now = clock.now();
-      // Only an active vault is served from memory: "no such vault" is always checked against
-      // the database, so a vault just created or recovered on another node is found at once.
-      if (hit?.vault && hit.vault.deletedAt === null && now - hit.at < ttl) {
-        stats.hits++;
-        return hit.vault;
-      }
-      stats.misses++;
-      const vault = isVaultName(nameLower) ? await rowByName(nameLower) : undefined;
-      if (cache.size > 10_000) cache.clear();
-      cache.set(nameLower, { at: now, vault });
-      return vault;
-    },
+    byName,
 
     /** Every active vault's name (all tenants), for `latchkey up --hosts-file`. */
     async activeNames(): Promise<string[]> {
-      const rows = await db.all<{ name_lower: string }>(
-        'SELECT name_lower FROM vaults WHERE deleted_at IS NULL ORDER BY name_lower',
-      );
-      return rows.map((r) => r.name_lower);
+      return store.activeNames(db);
     },
 
     /** For scope resolution: the active vault's ARM id at this location in the tenant. */
@@ -245,111 +190,24 @@ export function createVaults(deps: {
           'BadParameter',
           'A vault name is 3–24 letters, digits and hyphens, starts with a letter, ends with a letter or digit, and has no consecutive hyphens.',
         );
-      const at = await scopeOf(caller, ref);
-      const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
-      await access.require(caller, VAULT_ACTIONS.write, armId);
-      const nameLower = ref.name.toLowerCase();
+      const { at, armId } = await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
         await tx.lock('latchkey:vault-names');
-        const row = await rowByName(nameLower, tx);
-        const mine = row?.tenantId === caller.tenantId && row.subscriptionId === at.subscriptionId;
-        if (input.createMode === 'recover') {
-          // Only where it was deleted from: the caller's write permission was checked at this resource group.
-          if (
-            !row ||
-            row.deletedAt === null ||
-            !mine ||
-            row.resourceGroup.toLowerCase() !== at.resourceGroup.toLowerCase()
-          )
-            throw new LatchkeyError(
-              'ResourceNotFound',
-              `No soft-deleted vault named '${ref.name}' in resource group '${at.resourceGroup}'.`,
-            );
-          const vault: Vault = { ...row, deletedAt: null, scheduledPurgeAt: null, updatedAt: clock.now() };
-          await save(vault, tx);
-          await audit.append(tx, vaultEvent(caller, meta, 'VaultRecover', vault.armId, nameLower, 200));
-          return { vault, created: false };
-        }
-        if (row && row.deletedAt !== null) {
-          if (!mine) throw inUse(ref.name);
-          throw new LatchkeyError(
-            'Conflict',
-            `A vault named '${ref.name}' is soft-deleted in this subscription. Recover it (PUT with properties.createMode 'recover' in its resource group) or purge it first.`,
-          );
-        }
-        if (row) {
-          if (!mine || row.resourceGroup.toLowerCase() !== at.resourceGroup.toLowerCase())
-            throw inUse(ref.name);
-          const vault = applyInput(row, input, false);
-          const change = dataAccessChange(row, vault);
-          if (change) await requireGrantAccess(caller, armId, change);
-          await save(vault, tx);
-          await audit.append(tx, vaultEvent(caller, meta, 'VaultUpdate', vault.armId, nameLower, 200));
-          return { vault, created: false };
-        }
-        const now = clock.now();
-        const blank = vaultFromRow({
-          id: newGuid(),
-          name: ref.name,
-          name_lower: nameLower,
-          tenant_id: caller.tenantId,
-          subscription_id: at.subscriptionId,
-          resource_group: at.resourceGroup,
-          location: at.location,
-          sku: 'standard',
-          enable_rbac_authorization: (input.enableRbacAuthorizationDefault ?? true) ? 1 : 0,
-          soft_delete_retention_days: 90,
-          enable_purge_protection: 0,
-          access_policies: '[]',
-          tags: '{}',
-          deleted_at: null,
-          scheduled_purge_at: null,
-          created_at: now,
-          updated_at: now,
-        });
-        const vault = applyInput(blank, input, true);
-        const change = dataAccessChange(undefined, vault);
-        if (change) await requireGrantAccess(caller, armId, change);
-        await tx.run(
-          `INSERT INTO vaults (id, name, name_lower, tenant_id, subscription_id, resource_group, location, sku,
-             enable_rbac_authorization, soft_delete_retention_days, enable_purge_protection, access_policies, tags,
-             deleted_at, scheduled_purge_at, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, $14, $14)`,
-          [
-            vault.id,
-            vault.name,
-            nameLower,
-            vault.tenantId,
-            vault.subscriptionId,
-            vault.resourceGroup,
-            vault.location,
-            vault.sku,
-            vault.enableRbacAuthorization ? 1 : 0,
-            vault.softDeleteRetentionInDays,
-            vault.enablePurgeProtection ? 1 : 0,
-            JSON.stringify(vault.accessPolicies),
-            JSON.stringify(vault.tags),
-            now,
-          ],
-        );
-        bus.publish('vault', nameLower);
-        await audit.append(tx, vaultEvent(caller, meta, 'VaultCreate', vault.armId, nameLower, 201));
-        return { vault, created: true };
+        const row = await rowByName(ref.name.toLowerCase(), tx);
+        const w: PutContext = { tx, caller, meta, ref, at, armId, input };
+        if (input.createMode === 'recover') return recover(w, row);
+        if (row) return update(w, row);
+        return create(w);
       });
     },
 
     /** PATCH: partial update of an existing vault. */
     async patch(caller: Caller, meta: RequestMeta, ref: VaultRef, input: VaultInput): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.write,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
-        const vault = applyInput(row, input, false);
+        const vault = applyVaultInput(row, input, false, clock.now());
         const change = dataAccessChange(row, vault);
         if (change) await requireGrantAccess(caller, vault.armId, change);
         await save(vault, tx);
@@ -359,12 +217,7 @@ export function createVaults(deps: {
     },
 
     async get(caller: Caller, ref: VaultRef): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.read,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.read);
       const v = await findAt(caller, ref);
       if (!v) throw notFound(ref);
       return v;
@@ -375,12 +228,9 @@ export function createVaults(deps: {
       const sub = await scopes.subscription(caller.tenantId, subscriptionId);
       if (resourceGroup !== undefined)
         await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, resourceGroup);
-      const rows = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE tenant_id = $1 AND subscription_id = $2 AND deleted_at IS NULL ORDER BY name_lower',
-        [caller.tenantId, sub.subscriptionId],
-      );
+      const rows = await store.inSubscription(db, caller.tenantId, sub.subscriptionId, false);
       const out: Vault[] = [];
-      for (const v of rows.map(vaultFromRow)) {
+      for (const v of rows.map(vaultFromRecord)) {
         if (resourceGroup !== undefined && v.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase())
           continue;
         if (await access.allows(caller, VAULT_ACTIONS.read, v.armId)) out.push(v);
@@ -390,12 +240,7 @@ export function createVaults(deps: {
 
     /** Soft delete: the vault and its objects stay recoverable for the retention period. False if absent. */
     async delete(caller: Caller, meta: RequestMeta, ref: VaultRef): Promise<boolean> {
-      const at = await scopeOf(caller, ref);
-      await access.require(
-        caller,
-        VAULT_ACTIONS.delete,
-        vaultArmId(at.subscriptionId, at.resourceGroup, ref.name),
-      );
+      await authorize(caller, ref, VAULT_ACTIONS.delete);
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
         if (!row) return false;
@@ -411,64 +256,6 @@ export function createVaults(deps: {
       });
     },
 
-    async listDeleted(caller: Caller, subscriptionId: string): Promise<Vault[]> {
-      const sub = await scopes.subscription(caller.tenantId, subscriptionId);
-      const rows = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE tenant_id = $1 AND subscription_id = $2 AND deleted_at IS NOT NULL ORDER BY name_lower',
-        [caller.tenantId, sub.subscriptionId],
-      );
-      const out: Vault[] = [];
-      for (const v of rows.map(vaultFromRow))
-        if (await access.allows(caller, VAULT_ACTIONS.deletedRead, v.armId)) out.push(v);
-      return out;
-    },
-
-    async getDeleted(caller: Caller, subscriptionId: string, location: string, name: string): Promise<Vault> {
-      const sub = await scopes.subscription(caller.tenantId, subscriptionId);
-      const v = await rowByName(name.toLowerCase());
-      const missing = () =>
-        new LatchkeyError(
-          'ResourceNotFound',
-          `No soft-deleted vault named '${name.slice(0, 64)}' in that location.`,
-        );
-      if (
-        !v ||
-        v.deletedAt === null ||
-        v.tenantId !== caller.tenantId ||
-        v.subscriptionId !== sub.subscriptionId
-      )
-        throw missing();
-      if (v.location !== location.replaceAll(' ', '').toLowerCase()) throw missing();
-      await access.require(caller, VAULT_ACTIONS.deletedRead, v.armId);
-      return v;
-    },
-
-    /** Purges a soft-deleted vault now: its objects and the role assignments at or below it go too. */
-    async purgeDeleted(
-      caller: Caller,
-      meta: RequestMeta,
-      subscriptionId: string,
-      location: string,
-      name: string,
-    ): Promise<void> {
-      const v = await this.getDeleted(caller, subscriptionId, location, name);
-      try {
-        await access.require(caller, VAULT_ACTIONS.purge, v.armId);
-        if (v.enablePurgeProtection && v.scheduledPurgeAt !== null && clock.now() < v.scheduledPurgeAt)
-          throw new LatchkeyError(
-            'Conflict',
-            `Vault '${v.name}' has purge protection enabled: it cannot be purged before its scheduled purge date (${new Date(v.scheduledPurgeAt).toISOString()}).`,
-          );
-        await db.transaction(async (tx) => {
-          await purgeNow(v, tx);
-          await audit.append(tx, vaultEvent(caller, meta, 'VaultPurge', v.armId, v.nameLower, 200));
-        });
-      } catch (e) {
-        await audit.record(vaultEvent(caller, meta, 'VaultPurge', v.armId, v.nameLower, statusOf(e)));
-        throw e;
-      }
-    },
-
     /** `accessPolicies/{add|replace|remove}`; returns the vault's resulting policies. */
     async updateAccessPolicies(
       caller: Caller,
@@ -477,9 +264,7 @@ export function createVaults(deps: {
       kind: 'add' | 'replace' | 'remove',
       policies: AccessPolicy[],
     ): Promise<Vault> {
-      const at = await scopeOf(caller, ref);
-      const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
-      await access.require(caller, VAULT_ACTIONS.accessPolicies, armId);
+      const { armId } = await authorize(caller, ref, VAULT_ACTIONS.accessPolicies);
       await requireGrantAccess(caller, armId, 'access policies');
       return db.transaction(async (tx) => {
         const row = await findAt(caller, ref, tx);
@@ -502,35 +287,7 @@ export function createVaults(deps: {
       });
     },
 
-    /** Purge job: soft-deleted vaults past their retention are purged for good. Returns how many. */
-    async purgeDue(now: number, limit = 100): Promise<number> {
-      const due = await db.all<VaultRow>(
-        'SELECT * FROM vaults WHERE scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $1 ORDER BY scheduled_purge_at LIMIT $2',
-        [now, limit],
-      );
-      for (const r of due) {
-        await db.transaction(async (tx) => {
-          // Re-read inside the transaction: a vault recovered meanwhile is left alone.
-          const current = await tx.get<VaultRow>(
-            'SELECT * FROM vaults WHERE id = $1 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $2',
-            [r.id, now],
-          );
-          if (!current) return;
-          const v = vaultFromRow(current);
-          await purgeNow(v, tx);
-          await audit.append(tx, {
-            tenantId: v.tenantId,
-            callerKind: 'system',
-            operation: 'VaultPurge',
-            target: v.armId,
-            vault: v.nameLower,
-            status: 200,
-            details: { scheduled: true },
-          });
-        });
-      }
-      return due.length;
-    },
+    ...deleted,
   };
 }
 export type Vaults = ReturnType<typeof createVaults>;

@@ -1,5 +1,5 @@
+import type { ObjectRecord } from '../../vault/model.js';
 import { VAULT_LIMITS, type Vault } from '../../vault/model.js';
-import type { ObjectRecord } from '../../vault/object-store.js';
 import type { ObjectCallContext, Page } from '../../vault/objects.js';
 import { actionButton, dangerForm, dataTable, postForm, requireConfirmed, seg, time } from '../components.js';
 import { type ConsoleContext, params, type View } from '../context.js';

@@ -1,6 +1,6 @@
 import { seconds } from '../../lib/clock.js';
+import type { ObjectRecord } from '../../vault/model.js';
 import { recoveryLevel, type Vault } from '../../vault/model.js';
-import type { ObjectRecord } from '../../vault/object-store.js';
 
 /** Azure's attributes of a secret or key version: epoch seconds; nbf/exp only when set. */
 export function objectAttributes(r: ObjectRecord, vault: Vault) {

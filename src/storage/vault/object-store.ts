@@ -1,4 +1,4 @@
-import type { Queryable } from '../storage/port.js';
+import type { Queryable, SqlValue } from '../port.js';
 
 /** The columns every object version (secret or key) has, joined with its object's state (deleted or not). */
 export interface ObjectRow {
@@ -33,6 +33,31 @@ export interface ObjectRecord extends ObjectAttributes {
   scheduledPurgeAt: number | null;
 }
 
+/** The common attributes and state of a stored version, for a kind's row-to-record function. */
+export const attributesFromRow = (r: ObjectRow): Omit<ObjectRecord, 'name' | 'version'> => ({
+  tags: r.tags ? (JSON.parse(r.tags) as Record<string, string>) : null,
+  enabled: Number(r.enabled) === 1,
+  nbf: r.nbf === null ? null : Number(r.nbf),
+  exp: r.exp === null ? null : Number(r.exp),
+  created: Number(r.created_at),
+  updated: Number(r.updated_at),
+  deletedAt: r.deleted_at === null ? null : Number(r.deleted_at),
+  scheduledPurgeAt: r.scheduled_purge_at === null ? null : Number(r.scheduled_purge_at),
+});
+
+/** A new version as a kind writes it: the record without the object's state, and the sealed material. */
+export type NewVersion<R extends ObjectRecord> = Omit<R, 'name' | 'deletedAt' | 'scheduledPurgeAt'> & {
+  sealed: Buffer;
+};
+
+/** A version column of one kind besides the common ones, and how a record fills it. */
+export interface OwnColumn<R extends ObjectRecord> {
+  name: string;
+  value: (r: Omit<R, 'name' | 'deletedAt' | 'scheduledPurgeAt'>) => SqlValue;
+  /** Written again by an attribute update (else only when the version is created). */
+  updatable?: boolean;
+}
+
 /** A soft-deleted object whose scheduled purge date has come (purge job). */
 export interface DuePurge {
   vault_id: string;
@@ -43,13 +68,13 @@ export interface DuePurge {
 }
 
 /** The tables of one kind of object; both kinds share the layout of migration 0004 (0007 mirrors it). */
-export interface ObjectTables {
+export interface ObjectTables<R extends ObjectRecord> {
   /** One row per name: its current version and deleted state (`secrets`, `keys`). */
   objects: string;
   /** One row per version (`secret_versions`, `key_versions`). */
   versions: string;
-  /** The version columns of this kind besides the common ones, as `v.a, v.b`. */
-  columns: string;
+  /** The version columns of this kind besides the common ones. */
+  columns: readonly OwnColumn<R>[];
   /** The version column that holds the sealed material (the value, the private key). */
   sealed: string;
   /** Tables keyed by (vault_id, name_lower) that a purge empties first (a key's rotation policy). */
@@ -61,8 +86,9 @@ export interface ObjectTables {
  * lookup is a primary-key or index range read (see migrations 0004 and 0007).
  * The statements are built once here, so a call costs no string work.
  */
-export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
-  const cols = `o.name, o.current_version, o.deleted_at, o.scheduled_purge_at, v.version, ${t.columns},
+export function objectStore<Row extends ObjectRow, R extends ObjectRecord>(t: ObjectTables<R>) {
+  const own = t.columns.map((c) => `v.${c.name}`).join(', ');
+  const cols = `o.name, o.current_version, o.deleted_at, o.scheduled_purge_at, v.version, ${own},
   v.tags, v.enabled, v.nbf, v.exp, v.created_at, v.updated_at`;
   const from = `FROM ${t.objects} o JOIN ${t.versions} v ON v.vault_id = o.vault_id AND v.name_lower = o.name_lower`;
   const latest = `${from} AND v.version = o.current_version WHERE o.vault_id = $1 AND o.name_lower = $2`;
@@ -71,6 +97,7 @@ export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
     `SELECT ${cols} ${from} AND v.version = o.current_version
      WHERE o.vault_id = $1 AND o.deleted_at IS ${deleted ? 'NOT NULL' : 'NULL'} AND o.name_lower > $2
      ORDER BY o.name_lower LIMIT $3`;
+  const updatable = t.columns.filter((c) => c.updatable);
   const sql = {
     latest: `SELECT ${cols} ${latest}`,
     latestSealed: `SELECT ${cols}, v.${t.sealed} ${latest}`,
@@ -99,6 +126,11 @@ export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
     exists: `SELECT 1 AS x FROM ${t.objects} WHERE vault_id = $1 AND name_lower = $2`,
     due: `SELECT o.vault_id, o.name_lower, o.name, vt.tenant_id, vt.name_lower AS vault FROM ${t.objects} o JOIN vaults vt ON vt.id = o.vault_id
          WHERE o.scheduled_purge_at IS NOT NULL AND o.scheduled_purge_at <= $1 ORDER BY o.scheduled_purge_at LIMIT $2`,
+    insertVersion: `INSERT INTO ${t.versions} (vault_id, name_lower, version, ${t.sealed}, ${t.columns.map((c) => c.name).join(', ')},
+       tags, enabled, nbf, exp, created_at, updated_at)
+       VALUES (${Array.from({ length: 10 + t.columns.length }, (_, i) => `$${i + 1}`).join(', ')})`,
+    updateVersion: `UPDATE ${t.versions} SET ${[...updatable.map((c) => c.name), 'tags', 'enabled', 'nbf', 'exp', 'updated_at'].map((c, i) => `${c} = $${i + 4}`).join(', ')}
+       WHERE vault_id = $1 AND name_lower = $2 AND version = $3`,
     stillDue: `SELECT 1 AS x FROM ${t.objects} WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3`,
   };
 
@@ -177,10 +209,42 @@ export function objectStore<Row extends ObjectRow>(t: ObjectTables) {
     due(q: Queryable, now: number, limit: number): Promise<DuePurge[]> {
       return q.all<DuePurge>(sql.due, [now, limit]);
     },
+    /** A new version (the object row is written apart, by `upsert`). */
+    async insertVersion(q: Queryable, vaultId: string, nameLower: string, v: NewVersion<R>): Promise<void> {
+      await q.run(sql.insertVersion, [
+        vaultId,
+        nameLower,
+        v.version,
+        v.sealed,
+        ...t.columns.map((c) => c.value(v)),
+        v.tags ? JSON.stringify(v.tags) : null,
+        v.enabled ? 1 : 0,
+        v.nbf,
+        v.exp,
+        v.created,
+        v.updated,
+      ]);
+    },
+    /** Writes a version's changeable attributes (tags, enabled, nbf, exp, updated and the kind's updatable columns). */
+    async updateVersion(q: Queryable, vaultId: string, nameLower: string, r: R): Promise<void> {
+      await q.run(sql.updateVersion, [
+        vaultId,
+        nameLower,
+        r.version,
+        ...updatable.map((c) => c.value(r)),
+        r.tags ? JSON.stringify(r.tags) : null,
+        r.enabled ? 1 : 0,
+        r.nbf,
+        r.exp,
+        r.updated,
+      ]);
+    },
     /** Whether the object is still due (not recovered meanwhile). */
     async stillDue(q: Queryable, vaultId: string, nameLower: string, now: number): Promise<boolean> {
       return !!(await q.get(sql.stillDue, [vaultId, nameLower, now]));
     },
   };
 }
-export type ObjectStore<Row extends ObjectRow> = ReturnType<typeof objectStore<Row>>;
+export type ObjectStore<Row extends ObjectRow, R extends ObjectRecord> = ReturnType<
+  typeof objectStore<Row, R>
+>;
