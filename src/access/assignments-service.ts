@@ -3,7 +3,6 @@ import type { Principal, Principals } from '../authority/principals.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { ChangeBus } from '../lib/events.js';
 import { GUID_RE, isGuid } from '../lib/ids.js';
-import { DIRECTORY_ACTIONS } from '../management/directory.js';
 import type { Database } from '../storage/port.js';
 import type { ScopeResolver } from './arm-scope.js';
 import {
@@ -14,7 +13,7 @@ import {
 } from './arm-views.js';
 import type { Caller, RequestMeta } from './caller.js';
 import { type Access, type RoleAssignment, scopeCovers } from './decision.js';
-import { BUILT_IN_ROLES, findRole, type RoleDefinition } from './roles.js';
+import { BUILT_IN_ROLES, DIRECTORY_ACTIONS, findRole, type RoleDefinition } from './roles.js';
 
 /** Control-plane actions guarding role assignments, checked at the assignment's scope. */
 export const ROLE_ASSIGNMENT_ACTIONS = {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { AuditLog } from '../audit/log.js';
 import type { CredentialInfo, Credentials } from '../authority/credentials.js';
 import type { Principal, Principals } from '../authority/principals.js';
@@ -9,17 +10,8 @@ import type { TokenEndpoint } from '../authority/token-endpoint.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Database } from '../storage/port.js';
 
-/** Directory actions, checked at the tenant root scope "/". */
-export const DIRECTORY_ACTIONS = {
-  read: 'Microsoft.Directory/servicePrincipals/read',
-  write: 'Microsoft.Directory/servicePrincipals/write',
-  delete: 'Microsoft.Directory/servicePrincipals/delete',
-  credentials: 'Microsoft.Directory/servicePrincipals/credentials/write',
-  usersRead: 'Microsoft.Directory/users/read',
-  users: 'Microsoft.Directory/users/write',
-  usersDelete: 'Microsoft.Directory/users/delete',
-  rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
-} as const;
+/** The directory's actions (defined with the roles, in access/); re-exported for the directory's routes. */
+export { DIRECTORY_ACTIONS };
 
 export interface ServicePrincipalView {
   id: string;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { BlockList } from 'node:net';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { isProvisioningScope, PROVISIONING_SCOPES } from '../access/provisioning-scopes.js';
 import type { AuditLog } from '../audit/log.js';
 import type { SecretHasher } from '../crypto/hashing.js';
 import { type ErrorCode, LatchkeyError } from '../errors/index.js';
@@ -9,7 +10,6 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { addCidr as addCidrTo, inCidrList, normalizeIp } from '../lib/ip.js';
 import type { Database, Queryable } from '../storage/port.js';
-import { isProvisioningScope, PROVISIONING_SCOPES } from './scopes.js';
 
 export const KEY_PREFIX = 'lkp_';
 const ID_RE = /^lkp_[a-z0-9]{16}$/;

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createScopeResolver, keyVaultResolver } from '../access/arm-scope.js';
 import { createRoleAssignments } from '../access/assignments-service.js';
+import { createAuditQueries } from '../access/audit-queries.js';
 import type { Access } from '../access/decision.js';
 import { createAccess } from '../access/decision.js';
 import { createAuditLog } from '../audit/log.js';
-import { createAuditQueries } from '../audit/queries.js';
 import { createAuthorizationCodes } from '../authority/authorization-codes.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
@@ -45,7 +45,7 @@ export interface ServicesLog {
 /**
  * The composition root of the domain: opens storage, unseals keys and builds
  * every service with only the dependencies it needs. HTTP wiring lives in
- * src/http; binaries (src/cli) call this and then src/http/listen.
+ * src/server/main-app.ts; binaries (src/cli) call this and then src/server/listen.ts.
  */
 export async function createServices(
   config: Readonly<Config>,

@@ -70,7 +70,7 @@ export function serverCommand(): Command {
       const { loadProductionConfig } = await import('../../server/production.js');
       const { createLogger } = await import('../../server/logger.js');
       const { createServices } = await import('../../server/services.js');
-      const { listenHttps } = await import('../../http/listen.js');
+      const { listenHttps } = await import('../../server/listen.js');
       let config: ReturnType<typeof loadProductionConfig>;
       try {
         config = loadProductionConfig(

@@ -1,10 +1,6 @@
 import type { Caller } from '../../access/caller.js';
 import { LatchkeyError } from '../../errors/index.js';
-import {
-  KeyVaultReferenceError,
-  parseKeyVaultReference,
-  referenceUrl,
-} from '../../identity-endpoint/kv-references.js';
+import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from '../../lib/kv-references.js';
 import { identityType } from '../../management/app-identity.js';
 import type { App } from '../../management/apps.js';
 import { keyVaultIdentity } from '../../management/host-agent.js';

@@ -1,6 +1,6 @@
+import { PROVISIONING_SCOPES } from '../../access/provisioning-scopes.js';
 import { LatchkeyError } from '../../errors/index.js';
 import type { ProvisioningKeyView } from '../../provisioning/keys.js';
-import { PROVISIONING_SCOPES } from '../../provisioning/scopes.js';
 import {
   checkbox,
   checked,

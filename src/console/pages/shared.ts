@@ -1,7 +1,6 @@
 import type { RoleAssignmentView } from '../../access/arm-views.js';
-import { roleById } from '../../access/roles.js';
+import { DIRECTORY_ACTIONS, roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import {
   actionButton,
   dangerForm,

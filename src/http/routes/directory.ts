@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { DIRECTORY_ACTIONS } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';

@@ -1,8 +1,8 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
-import type { Access } from '../access/decision.js';
+import type { AuditEvent, AuditFilter, AuditLog } from '../audit/log.js';
 import type { Principals } from '../authority/principals.js';
 import { isGuid } from '../lib/ids.js';
-import type { AuditEvent, AuditFilter, AuditLog } from './log.js';
+import type { Caller, RequestMeta } from './caller.js';
+import type { Access } from './decision.js';
 
 /**
  * Actions guarding the audit log, checked at the tenant root. Reading matches

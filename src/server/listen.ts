@@ -2,11 +2,11 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger as Logger } from 'fastify';
-import type { Services } from '../server/services.js';
-import { createClientAddresses } from './client-address.js';
+import { createClientAddresses } from '../http/client-address.js';
+import { hostOf } from '../http/request.js';
+import { createVaultApp } from '../http/vault-app.js';
 import { createMainApp } from './main-app.js';
-import { hostOf } from './request.js';
-import { createVaultApp } from './vault-app.js';
+import type { Services } from './services.js';
 
 export interface RunningServer {
   port: number;
