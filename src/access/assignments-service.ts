@@ -11,7 +11,7 @@ import {
   roleAssignmentView,
   roleDefinitionView,
 } from './arm-views.js';
-import type { Caller, RequestMeta } from './caller.js';
+import { type Caller, callerEvent, type RequestMeta } from './caller.js';
 import { type Access, type RoleAssignment, scopeCovers } from './decision.js';
 import { BUILT_IN_ROLES, DIRECTORY_ACTIONS, findRole, type RoleDefinition } from './roles.js';
 
@@ -67,20 +67,7 @@ export function createRoleAssignments(deps: {
     status: number,
     vault: string | null,
     details?: AuditInput['details'],
-  ): AuditInput => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    vault,
-    status,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-    details: details ?? null,
-  });
+  ): AuditInput => callerEvent(caller, meta, { operation, target, status, vault, details });
 
   /** Denials are audited too (batched), then rethrown. */
   const requireAudited = async (

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { AuditLog } from '../audit/log.js';
@@ -80,18 +80,7 @@ export function createDirectory(deps: {
     operation: string,
     target: string | null,
     status = 200,
-  ) => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    status,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-  });
+  ) => callerEvent(caller, meta, { operation, target, status });
   const findSp = async (caller: Caller, idOrAppId: string): Promise<Principal> => {
     const p = await principals.resolve(caller.tenantId, idOrAppId);
     if (!p || p.kind === 'user') {
