@@ -3,6 +3,7 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import { findRole } from '../access/roles.js';
 import { isLatchkeyError } from '../errors/index.js';
 import { newGuid } from '../lib/ids.js';
+import { identityType } from '../management/app-identity.js';
 import { APP_ACTIONS, UAI_ACTIONS } from '../management/identity-common.js';
 import { normalizePolicies } from '../vault/access-policies.js';
 import type { AccessPolicy } from '../vault/model.js';
@@ -144,11 +145,7 @@ async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Ma
     for (const [j, n] of uais.entries())
       await refs.checkIdentity(n, ['apps', idx, 'identity', 'userAssignedIdentities', j]);
     const wantType = a.identity?.type ?? 'None';
-    const curType = cur
-      ? [cur.systemPrincipalId ? 'SystemAssigned' : '', cur.userIdentities.length ? 'UserAssigned' : '']
-          .filter(Boolean)
-          .join(', ') || 'None'
-      : undefined;
+    const curType = cur ? identityType(cur) : undefined;
     const sameUais =
       cur &&
       sameJson(
