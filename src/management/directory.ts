@@ -208,6 +208,23 @@ export function createDirectory(deps: {
      * `servicePrincipals/read`. Refused (403, naming `users/read`) when the caller
      * may read neither, so no name is ever shown to someone who may not see it.
      */
+    /**
+     * The principals of these object ids that the caller may read in the directory (users with
+     * `users/read`, applications and identities with `servicePrincipals/read`; always the caller
+     * itself); the others are left out, as if they did not exist. At most `limit` ids are looked up.
+     */
+    async readable(caller: Caller, ids: Iterable<string>, limit = 200): Promise<Principal[]> {
+      const may = {
+        users: await access.allows(caller, DIRECTORY_ACTIONS.usersRead, '/'),
+        others: await access.allows(caller, DIRECTORY_ACTIONS.read, '/'),
+      };
+      const out: Principal[] = [];
+      for (const id of [...new Set(ids)].slice(0, limit)) {
+        const p = await principals.get(caller.tenantId, id);
+        if (p && (p.id === caller.oid || (p.kind === 'user' ? may.users : may.others))) out.push(p);
+      }
+      return out;
+    },
     async search(
       caller: Caller,
       term: string,

@@ -25,6 +25,7 @@ import { createChangeBus } from '../lib/events.js';
 import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
+import { createReadableScopes } from '../management/readable-scopes.js';
 import { createScopes } from '../management/scopes.js';
 import { createProvisioningKeys } from '../provisioning/keys.js';
 import type { ChangeRelay } from '../storage/notify.js';
@@ -221,6 +222,7 @@ export async function createServices(
   });
   const directory = createDirectory({ db, tenants, principals, credentials, access, audit, tokenEndpoint });
   const scopeResolver = createScopeResolver({ scopes });
+  const readableScopes = createReadableScopes({ scopes, access });
   const roleAssignments = createRoleAssignments({
     db,
     access,
@@ -359,6 +361,7 @@ export async function createServices(
     directory,
     scopes,
     scopeResolver,
+    readableScopes,
     roleAssignments,
     auditQueries,
     ...identity,

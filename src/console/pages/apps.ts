@@ -92,7 +92,7 @@ ${dataTable({
 
 async function overviewPage(ctx: ConsoleContext): Promise<PageResult> {
   const a = await loadApp(ctx);
-  const host = await ctx.s.hosts.byId(ctx.tenant.id, a.hostId);
+  const host = await ctx.s.hosts.readableById(ctx.caller, a.hostId);
   return {
     title: a.name,
     nav: 'apps',

@@ -7,9 +7,8 @@ import { type ConsoleContext, type PageResult, params, query } from '../context.
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
-import { principalNames, roleAssignmentsTable, subscription } from './shared.js';
+import { principalKindLabel, principalNames, roleAssignmentsTable, subscription } from './shared.js';
 
-const RG_READ = 'Microsoft.Resources/subscriptions/resourceGroups/read';
 const RG_LIST = '/console/resource-groups';
 const MEMBER_MAX = 100;
 
@@ -25,13 +24,6 @@ async function scopeOf(ctx: ConsoleContext): Promise<{ id: string; label: string
   );
   return { id: scope, label: `Resource group ${rg}`, href: `${RG_LIST}/${seg(rg)}/iam` };
 }
-
-const kindLabel = (p: { kind: string; userName: string | null }) =>
-  p.kind === 'user'
-    ? (p.userName ?? 'user')
-    : p.kind === 'managedIdentity'
-      ? 'managed identity'
-      : 'application';
 
 /**
  * The member picker: a search (GET) over the directory as the signed-in user,
@@ -77,7 +69,7 @@ ${input({ id: 'member-search', name: 'member', label: 'Find a member', type: 'se
     search,
     field: html`<fieldset id="member-results"><legend>Member</legend>${found.principals.map(
       (p, i) =>
-        html`<div class="check"><input type="radio" id="member-${String(i)}" name="assignee" value="${p.id}"${i === 0 ? html` checked` : ''}><label for="member-${String(i)}">${p.displayName} <span class="muted">${kindLabel(p)}</span><span class="hint mono">${p.id}</span></label></div>`,
+        html`<div class="check"><input type="radio" id="member-${String(i)}" name="assignee" value="${p.id}"${i === 0 ? html` checked` : ''}><label for="member-${String(i)}">${p.displayName} <span class="muted">${principalKindLabel(p)}</span><span class="hint mono">${p.id}</span></label></div>`,
     )}</fieldset>`,
   };
 }
@@ -141,12 +133,10 @@ ${await assignmentsAt(ctx, scope.id, `${scope.href}/remove`)}`,
 
 async function groupsPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
-  const all = await ctx.s.scopes.listResourceGroups(ctx.tenant.id, sub);
   const q = (query(ctx).q ?? '').trim().toLowerCase().slice(0, 90);
-  const visible = [];
-  for (const g of all.slice(0, 500))
-    if ((await ctx.s.access.allows(ctx.caller, RG_READ, g.id)) && (!q || g.name.toLowerCase().includes(q)))
-      visible.push(g);
+  const visible = (await ctx.s.readableScopes.resourceGroups(ctx.caller, sub, 500)).filter(
+    (g) => !q || g.name.toLowerCase().includes(q),
+  );
   return {
     title: 'Resource groups',
     nav: 'resourceGroups',
