@@ -1,4 +1,3 @@
-import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger as Logger } from 'fastify';
@@ -95,14 +94,4 @@ export async function listenHttps(
       await Promise.all([main.app.close(), vault.app.close()]);
     },
   };
-}
-
-/** A plain-HTTP loopback listener (the identity endpoint). */
-export async function listenLoopbackHttp(handler: http.RequestListener, host: string, port: number) {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }
