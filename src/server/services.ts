@@ -11,6 +11,7 @@ import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
 import { createDeviceCodes } from '../authority/device-codes.js';
 import { createPrincipals } from '../authority/principals.js';
+import { createResourceResolver, issuerBasesFor } from '../authority/resources.js';
 import { createSigningKeys } from '../authority/signing-keys.js';
 import { createTenants } from '../authority/tenants.js';
 import { createAuthThrottle } from '../authority/throttle.js';
@@ -166,34 +167,13 @@ export async function createServices(
     }
     return audiences;
   };
-  /** The vault (with any port) and the management API: resolved before any application ID URI. */
-  const builtInResource = (uri: string): boolean => {
-    const u = uri.replace(/\/+$/, '').toLowerCase();
-    const vault = vaultResource.toLowerCase();
-    return (
-      u === vault ||
-      (u.startsWith(`${vault}:`) && /^\d{1,5}$/.test(u.slice(vault.length + 1))) ||
-      u === config.managementResource.replace(/\/+$/, '').toLowerCase()
-    );
-  };
-  const resolveResource = async (tenantId: string, resource: string): Promise<string | undefined> => {
-    const r = resource.replace(/\/+$/, '');
-    const lower = r.toLowerCase();
-    const vault = vaultAudiences().list.find((a) => a.toLowerCase() === lower);
-    if (vault) return vault;
-    if (lower === config.managementResource.replace(/\/+$/, '').toLowerCase())
-      return config.managementResource;
-    // The directory (Microsoft Graph) API is served at the authority's own base URL, and Graph's
-    // resource is its base URL: a token for it names the base the client asked for.
-    const base = issuerBases().find((b) => b.toLowerCase() === lower);
-    if (base) return base;
-    const app =
-      (await principals.byIdentifierUri(tenantId, r)) ??
-      (lower.startsWith('api://') ? await principals.byAppId(tenantId, lower.slice(6)) : undefined) ??
-      (await principals.byAppId(tenantId, lower));
-    if (!app || app.kind === 'user') return undefined;
-    return app.identifierUri ?? `api://${app.appId}`;
-  };
+  const { builtInResource, resolveResource } = createResourceResolver({
+    principals,
+    vaultResource,
+    managementResource: config.managementResource,
+    vaultAudiences: () => vaultAudiences().list,
+    issuerBases,
+  });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const deviceCodes = createDeviceCodes({ db, clock, hasher });
   const tokenEndpoint = createTokenEndpoint({
@@ -392,16 +372,3 @@ export async function createServices(
   };
 }
 export type Services = Awaited<ReturnType<typeof createServices>>;
-
-/** Every `https://host[:port]` under which the authority is reached (the token issuer follows the client's host). */
-export function issuerBasesFor(config: Pick<Config, 'publicHost' | 'port' | 'issuerHostAliases'>): string[] {
-  const port = config.port === 443 ? '' : `:${config.port}`;
-  const hosts = [config.publicHost, ...config.issuerHostAliases];
-  return [
-    ...new Set(
-      hosts.map((h) =>
-        `https://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}${port}`.toLowerCase(),
-      ),
-    ),
-  ];
-}
