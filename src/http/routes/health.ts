@@ -4,7 +4,10 @@ import { migrationsCurrent } from '../../storage/migrate.js';
 import { ALL_MIGRATIONS } from '../../storage/migrations/index.js';
 
 /** Liveness (process up) and readiness (database reachable, schema current, not shutting down). */
-export async function healthRoutes(app: FastifyInstance, opts: { services: Services }) {
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'db' | 'lifecycle'> },
+) {
   const s = opts.services;
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
