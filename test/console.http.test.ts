@@ -3,7 +3,9 @@ import { after, before, describe, test } from 'node:test';
 import { CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { assignRole } from './helpers/access.js';
+import { selfSignedRsaCert } from './helpers/certs.js';
 import { type ConsoleClient, consoleClient, consoleSignIn } from './helpers/console.js';
+import { arm, putApp, putIdentity } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { cookieFrom } from './helpers/signin.js';
 
@@ -424,6 +426,57 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     const anon = await consoleClient(s).get('/console/directory/members?q=picker');
     assert.equal(anon.status, 401);
     assert.doesNotMatch(anon.text, /Picker/);
+  });
+
+  test('a user without access to a host, app, identity or resource group sees nothing of it in the console', async () => {
+    const sub = s.info.subscriptionId;
+    const rg = (name: string) => `/subscriptions/${sub}/resourceGroups/${name}`;
+    // Hidden things, with names that appear nowhere else.
+    await s.services.scopes.ensureResourceGroup(s.info.tenantId, sub, 'hiddengroup-q7');
+    const cert = await selfSignedRsaCert('hiddenhost-q7');
+    const host = await arm(
+      s,
+      'PUT',
+      `${rg('default')}/providers/Microsoft.Latchkey/hosts/hiddenhost-q7?api-version=2024-01-01`,
+      {
+        properties: { certificate: cert.certPem },
+      },
+    );
+    assert.equal(host.status, 201, host.text);
+    await putApp(s, 'visibleapp-q7', { properties: { hostId: 'hiddenhost-q7' } });
+    await putIdentity(s, 'hiddenidentity-q7');
+    // Reader of the app alone (and Contributor of the default group's apps would not change this).
+    const { c } = await signedInUser('appreader', [
+      ['Reader', `${rg('default')}/providers/Microsoft.Web/sites/visibleapp-q7`],
+    ]);
+    const overview = await c.get('/console/apps/default/visibleapp-q7');
+    assert.equal(overview.status, 200, overview.text);
+    assert.ok(overview.text.includes('visibleapp-q7'));
+    assert.ok(!overview.text.includes('hiddenhost-q7'), 'the app page names a host the user may not read');
+    // The identity, the host and the resource group: a 403/404 page or a list without them.
+    const identity = await c.get('/console/identities/default/hiddenidentity-q7');
+    assert.ok([403, 404].includes(identity.status), `identity page: ${identity.status}`);
+    for (const page of [
+      '/console/identities',
+      '/console/apps',
+      '/console/resource-groups',
+      '/console/provisioning',
+    ]) {
+      const r = await c.get(page);
+      for (const name of ['hiddenidentity-q7', 'hiddenhost-q7', 'hiddengroup-q7'])
+        assert.ok(!r.text.includes(name), `${page} (${r.status}) shows ${name}`);
+    }
+    // A contributor of one group is offered only the groups they may read in create forms.
+    const contributor = await signedInUser('rgcontributor', [['Contributor', rg('default')]]);
+    for (const page of ['/console/apps', '/console/identities', '/console/vaults']) {
+      const r = await contributor.c.get(page);
+      assert.equal(r.status, 200, page);
+      assert.ok(r.text.includes('value="default"'), `${page} offers the default group`);
+      assert.ok(!r.text.includes('hiddengroup-q7'), `${page} offers a group the user may not read`);
+    }
+    // The owner still sees all of it.
+    assert.ok((await admin.get('/console/apps/default/visibleapp-q7')).text.includes('hiddenhost-q7'));
+    assert.ok((await admin.get('/console/apps')).text.includes('hiddengroup-q7'));
   });
 
   test('sessions expire after the idle timeout and at the absolute limit', async () => {

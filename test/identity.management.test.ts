@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { findRole } from '../src/access/roles.js';
-import { signClientAssertion } from '../src/identity-endpoint/certificates.js';
+import { signHostAssertion } from '../src/identity-endpoint/certificates.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
 import { appId, arm, patchApp, putApp, putIdentity, putSettings, rgPath, uaiId } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -231,7 +231,7 @@ describe('managed identities: the management API', () => {
     assert.ok(h.credential.keyId);
     const hostToken = async () => {
       const tokenUrl = `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/token`;
-      const assertion = await signClientAssertion(
+      const assertion = await signHostAssertion(
         { keyPem: cert.keyPem, certPem: cert.certPem, x5tS256: cert.x5tS256, notBefore: 0, notAfter: 0 },
         h.clientId,
         tokenUrl,

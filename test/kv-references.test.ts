@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createEndpointCore, SettingError } from '../src/identity-endpoint/endpoint-core.js';
-import {
-  KeyVaultReferenceError,
-  parseKeyVaultReference,
-  referenceUrl,
-} from '../src/identity-endpoint/kv-references.js';
 import { createSessionRegistry } from '../src/identity-endpoint/sessions.js';
+import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from '../src/lib/kv-references.js';
 
 const TEMPLATE = 'https://{name}.vault.localhost:8443';
 const V = '0123456789abcdef0123456789abcdef';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createRateLimiter as identityLimiter } from '../src/identity-endpoint/rate-limit.js';
+import { createEndpointLimiter as identityLimiter } from '../src/identity-endpoint/rate-limit.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { createRateLimiter } from '../src/lib/rate-limit.js';
 

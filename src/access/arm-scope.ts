@@ -1,6 +1,5 @@
 import { LatchkeyError } from '../errors/index.js';
 import { isGuid } from '../lib/ids.js';
-import type { Scopes } from '../management/scopes.js';
 
 /** A resource below a resource group, as a resolver sees it. */
 export interface ResourceRef {
@@ -48,7 +47,20 @@ const rethrow =
  * tenant's scope) and comes back in canonical spelling so assignments compare
  * and deduplicate reliably.
  */
-export function createScopeResolver(deps: { scopes: Pick<Scopes, 'subscription' | 'resourceGroup'> }) {
+/**
+ * The lookups the resolver needs from the scopes service (src/management/scopes.ts), named by
+ * shape: access sits below management and does not import it.
+ */
+export interface ScopeLookup {
+  subscription(tenantId: string, subscriptionId: string): Promise<{ subscriptionId: string }>;
+  resourceGroup(
+    tenantId: string,
+    subscriptionId: string,
+    name: string,
+  ): Promise<{ id: string; name: string }>;
+}
+
+export function createScopeResolver(deps: { scopes: ScopeLookup }) {
   const resolvers = new Map<string, ResourceResolver>();
 
   return {

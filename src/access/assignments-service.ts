@@ -3,7 +3,6 @@ import type { Principal, Principals } from '../authority/principals.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { ChangeBus } from '../lib/events.js';
 import { GUID_RE, isGuid } from '../lib/ids.js';
-import { DIRECTORY_ACTIONS } from '../management/directory.js';
 import { assignmentStore } from '../storage/access/assignment-store.js';
 import type { Database } from '../storage/port.js';
 import type { ScopeResolver } from './arm-scope.js';
@@ -13,9 +12,9 @@ import {
   roleAssignmentView,
   roleDefinitionView,
 } from './arm-views.js';
-import type { Caller, RequestMeta } from './caller.js';
+import { type Caller, callerEvent, type RequestMeta } from './caller.js';
 import { type Access, type RoleAssignment, scopeCovers } from './decision.js';
-import { BUILT_IN_ROLES, findRole, type RoleDefinition } from './roles.js';
+import { BUILT_IN_ROLES, DIRECTORY_ACTIONS, findRole, type RoleDefinition } from './roles.js';
 
 /** Control-plane actions guarding role assignments, checked at the assignment's scope. */
 export const ROLE_ASSIGNMENT_ACTIONS = {
@@ -69,20 +68,7 @@ export function createRoleAssignments(deps: {
     status: number,
     vault: string | null,
     details?: AuditInput['details'],
-  ): AuditInput => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    vault,
-    status,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-    details: details ?? null,
-  });
+  ): AuditInput => callerEvent(caller, meta, { operation, target, status, vault, details });
 
   /** Denials are audited too (batched), then rethrown. */
   const requireAudited = async (

@@ -1,3 +1,5 @@
+import type { AuditInput } from '../audit/log.js';
+
 /** Who is calling: the verified identity behind a request (from an access token or a provisioning key). */
 export interface Caller {
   tenantId: string;
@@ -17,4 +19,34 @@ export interface Caller {
 export interface RequestMeta {
   requestId: string;
   clientIp: string;
+}
+
+/** What an audit record says about the operation itself (the caller's part comes from the Caller). */
+export interface CallerEventInput {
+  operation: string;
+  target: string | null;
+  status: number;
+  vault?: string | null;
+  details?: AuditInput['details'];
+}
+
+/**
+ * The audit record of an operation made by `caller`: who (ids and kind, the provisioning key if
+ * any), what, and the request's id and client address. Ids and metadata only, never a value.
+ */
+export function callerEvent(caller: Caller, meta: RequestMeta, e: CallerEventInput): AuditInput {
+  return {
+    tenantId: caller.tenantId,
+    callerOid: caller.oid,
+    callerAppId: caller.appId,
+    callerKind: caller.kind,
+    provisioningKeyId: caller.provisioningKeyId ?? null,
+    operation: e.operation,
+    target: e.target,
+    vault: e.vault ?? null,
+    status: e.status,
+    clientIp: meta.clientIp,
+    requestId: meta.requestId,
+    details: e.details ?? null,
+  };
 }

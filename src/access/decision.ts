@@ -3,10 +3,10 @@ import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
-import { scopeFor, scopeNeeded } from '../provisioning/scopes.js';
 import { assignmentStore, type StoredRoleAssignment } from '../storage/access/assignment-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 import type { Caller } from './caller.js';
+import { scopeFor, scopeNeeded } from './provisioning-scopes.js';
 import { actionMatches, type RoleDefinition, roleAllows, roleById, rolesAllowing } from './roles.js';
 
 export interface RoleAssignment {

@@ -14,6 +14,18 @@ export interface RoleDefinition {
   notDataActions: readonly string[];
 }
 
+/** Directory actions, checked at the tenant root scope "/". */
+export const DIRECTORY_ACTIONS = {
+  read: 'Microsoft.Directory/servicePrincipals/read',
+  write: 'Microsoft.Directory/servicePrincipals/write',
+  delete: 'Microsoft.Directory/servicePrincipals/delete',
+  credentials: 'Microsoft.Directory/servicePrincipals/credentials/write',
+  usersRead: 'Microsoft.Directory/users/read',
+  users: 'Microsoft.Directory/users/write',
+  usersDelete: 'Microsoft.Directory/users/delete',
+  rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
+} as const;
+
 const KV = 'Microsoft.KeyVault/vaults';
 
 export const BUILT_IN_ROLES: readonly RoleDefinition[] = [

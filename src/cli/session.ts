@@ -1,6 +1,6 @@
-import { createHash, createPrivateKey, type KeyObject, randomUUID, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { SignJWT } from 'jose';
+import { assertionAlg, signClientAssertion } from '../lib/client-assertion.js';
 import { CliError } from './errors.js';
 import { errorMessage, request } from './http.js';
 import { loadDevServer, loadProfile, type Profile, saveProfile, withStateLock } from './state.js';
@@ -55,17 +55,6 @@ export function readCertificateBundle(path: string): { certPem: string; keyPem: 
   return { certPem: cert, keyPem: key, x5tS256: createHash('sha256').update(x.raw).digest('base64url') };
 }
 
-/** PS256 for RSA (as ClientCertificateCredential signs), ES256/ES384 for EC keys by curve. */
-function assertionAlg(key: KeyObject): 'PS256' | 'ES256' | 'ES384' {
-  if (key.asymmetricKeyType === 'rsa') return 'PS256';
-  if (key.asymmetricKeyType === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1') return 'ES256';
-    if (curve === 'secp384r1') return 'ES384';
-  }
-  throw new CliError('the certificate key must be RSA, or EC on P-256 or P-384');
-}
-
 /** A signed client assertion (RFC 7523) for the token endpoint. */
 export async function clientAssertion(
   bundle: { keyPem: string; x5tS256: string },
@@ -74,17 +63,8 @@ export async function clientAssertion(
 ): Promise<string> {
   const key = createPrivateKey(bundle.keyPem);
   const alg = assertionAlg(key);
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg, typ: 'JWT', 'x5t#S256': bundle.x5tS256 })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(tokenUrl)
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(now + 600)
-    .setJti(randomUUID())
-    .sign(key);
+  if (!alg) throw new CliError('the certificate key must be RSA, or EC on P-256 or P-384');
+  return signClientAssertion({ key, alg, x5tS256: bundle.x5tS256 }, clientId, tokenUrl, Date.now());
 }
 
 export interface TokenResult {

@@ -97,9 +97,3 @@ export class LatchkeyError extends Error {
 }
 
 export const isLatchkeyError = (e: unknown): e is LatchkeyError => e instanceof LatchkeyError;
-
-/** Shorthands for the most common errors. */
-export const badParameter = (message: string): LatchkeyError => new LatchkeyError('BadParameter', message);
-export const notFound = (code: ErrorCode, message: string): LatchkeyError => new LatchkeyError(code, message);
-export const forbidden = (message: string): LatchkeyError => new LatchkeyError('Forbidden', message);
-export const conflict = (message: string): LatchkeyError => new LatchkeyError('Conflict', message);

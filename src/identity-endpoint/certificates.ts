@@ -1,5 +1,5 @@
-import { createHash, createPrivateKey, type KeyObject, randomUUID, webcrypto } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { createHash, createPrivateKey, type KeyObject, webcrypto } from 'node:crypto';
+import { signClientAssertion } from '../lib/client-assertion.js';
 
 /** @peculiar/x509, loaded when a certificate is first made (not at start-up: it is slow to load). */
 async function loadX509() {
@@ -62,12 +62,8 @@ export async function generateKeyCertificate(subject: string, lifetimeMs: number
 
 const keyCache = new WeakMap<KeyCertificate, KeyObject>();
 
-/**
- * A client assertion (RFC 7523) exactly as ClientCertificateCredential signs
- * it: PS256, `typ: JWT`, `x5t#S256`; `aud` the token endpoint, `iss = sub =`
- * the client id, ten minutes of life, a fresh `jti`.
- */
-export async function signClientAssertion(
+/** The host's client assertion (RFC 7523, PS256: its keys are RSA), signed by lib/client-assertion.ts. */
+export async function signHostAssertion(
   cred: KeyCertificate,
   clientId: string,
   tokenUrl: string,
@@ -78,15 +74,5 @@ export async function signClientAssertion(
     key = createPrivateKey(cred.keyPem);
     keyCache.set(cred, key);
   }
-  const iat = Math.floor(now / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': cred.x5tS256 })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(tokenUrl)
-    .setIssuedAt(iat)
-    .setNotBefore(iat)
-    .setExpirationTime(iat + 600)
-    .setJti(randomUUID())
-    .sign(key);
+  return signClientAssertion({ key, alg: 'PS256', x5tS256: cred.x5tS256 }, clientId, tokenUrl, now);
 }

@@ -1,7 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { describeError, type HttpsRequest } from '../lib/https-client.js';
 import type { HostManifest } from '../management/host-agent.js';
-import { signClientAssertion } from './certificates.js';
+import { signHostAssertion } from './certificates.js';
 import type { CredentialRoller } from './credential-roller.js';
 import type { HostState } from './state-store.js';
 
@@ -58,7 +58,7 @@ export function createControlPlane(deps: {
   const clientToken = async (key: string, clientId: string, scope: string): Promise<IssuedToken> => {
     for (let attempt = 0; ; attempt++) {
       const cred = await roller.current(key);
-      const assertion = await signClientAssertion(cred, clientId, tokenUrl, clock.now());
+      const assertion = await signHostAssertion(cred, clientId, tokenUrl, clock.now());
       const res = await http('POST', tokenUrl, {
         form: {
           grant_type: 'client_credentials',

@@ -1,9 +1,9 @@
 import type { Clock } from '../lib/clock.js';
 import { describeError } from '../lib/https-client.js';
+import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from '../lib/kv-references.js';
 import type { HostManifest, PlacedApp, ServedIdentity } from '../management/host-agent.js';
 import type { ControlPlane } from './control-plane.js';
 import type { CredentialRoller } from './credential-roller.js';
-import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from './kv-references.js';
 import { EndpointError, type Selector } from './protocols.js';
 import { type Session, type SessionRegistry, SessionStoreError } from './sessions.js';
 import type { TokenCache } from './token-cache.js';

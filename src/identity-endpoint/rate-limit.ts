@@ -1,4 +1,5 @@
 import type { Clock } from '../lib/clock.js';
+import { type Bucket, takeToken } from '../lib/rate-limit.js';
 
 export interface RateLimit {
   /** Sustained requests per second (the bucket also holds this many for bursts). */
@@ -15,22 +16,17 @@ export const DEFAULT_RATE_LIMIT: RateLimit = Object.freeze({ perSecond: 20, conc
  * may proceed (then `release` it when done), else the seconds to wait (for
  * Retry-After). No allocation per request: this sits on the hot path.
  */
-export function createRateLimiter(limit: RateLimit, clock: Clock) {
-  let tokens = limit.perSecond;
+export function createEndpointLimiter(limit: RateLimit, clock: Clock) {
   // Monotonic: after a backwards wall-clock step the bucket would not refill until the clock
   // caught up again (every client locked out with 429).
-  let last = clock.monotonic();
+  const bucket: Bucket = { tokens: limit.perSecond, at: clock.monotonic() };
   let active = 0;
   return {
     acquire(): number {
-      const now = clock.monotonic();
-      tokens = Math.min(limit.perSecond, tokens + ((now - last) / 1000) * limit.perSecond);
-      last = now;
       if (active >= limit.concurrent) return 1;
-      if (tokens < 1) return Math.max(1, Math.ceil((1 - tokens) / limit.perSecond));
-      tokens -= 1;
-      active++;
-      return 0;
+      const wait = takeToken(bucket, clock.monotonic(), limit.perSecond, limit.perSecond);
+      if (wait === 0) active++;
+      return wait;
     },
     release(): void {
       if (active > 0) active--;

@@ -9,7 +9,7 @@ import { createCredentialRoller, DEFAULT_ROLL_POLICY, type RollPolicy } from './
 import { createEndpointCore, type Logger, SettingError } from './endpoint-core.js';
 import { isLoopback, readBody, send, sendJsonText } from './http-helpers.js';
 import { EndpointError, parseTokenRequest, route, tokenBody } from './protocols.js';
-import { createRateLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
+import { createEndpointLimiter, DEFAULT_RATE_LIMIT, type RateLimit } from './rate-limit.js';
 import { createSessionRegistry, type SessionRegistryOptions } from './sessions.js';
 import { type HostState, openStateStore } from './state-store.js';
 import { createTokenCache, type TokenCacheOptions } from './token-cache.js';
@@ -136,7 +136,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     refreshMs: o.refreshMs ?? 15_000,
     log,
   });
-  const limiter = createRateLimiter({ ...DEFAULT_RATE_LIMIT, ...o.rateLimit }, clock);
+  const limiter = createEndpointLimiter({ ...DEFAULT_RATE_LIMIT, ...o.rateLimit }, clock);
   // For tools that take one CA file instead of adding to their roots (curl, Python requests,
   // OpenSSL's SSL_CERT_FILE): the system roots plus the given CA, so public TLS keeps working.
   const caBundle = o.ca

@@ -1,6 +1,25 @@
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from './clock.js';
 
+/** A token bucket's state: the tokens it holds, as of `at` (monotonic milliseconds). */
+export interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Refills `b` up to `now` (`ratePerSecond` sustained, at most `burst` held) and takes one token:
+ * 0 when taken, else the whole seconds until one is there (for Retry-After). Pass monotonic time:
+ * a backwards wall-clock step must not empty (or freeze) the bucket.
+ */
+export function takeToken(b: Bucket, now: number, ratePerSecond: number, burst: number): number {
+  b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * ratePerSecond);
+  b.at = now;
+  if (b.tokens < 1) return Math.max(1, Math.ceil((1 - b.tokens) / ratePerSecond));
+  b.tokens -= 1;
+  return 0;
+}
+
 /**
  * Token buckets keyed by address or principal: `ratePerSecond` sustained,
  * `burst` at once. Past that, 429 `Throttled` with Retry-After. Memory is
@@ -14,7 +33,7 @@ export function createRateLimiter(opts: {
 }) {
   const { ratePerSecond, burst, clock } = opts;
   const maxKeys = opts.maxKeys ?? 100_000;
-  const buckets = new Map<string, { tokens: number; at: number }>();
+  const buckets = new Map<string, Bucket>();
   return {
     /** Takes one token for `key`; throws 429 when the bucket is empty. A rate of 0 disables the limit. */
     take(key: string): void {
@@ -29,17 +48,12 @@ export function createRateLimiter(opts: {
         }
         b = { tokens: burst, at: now };
         buckets.set(key, b);
-      } else {
-        b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * ratePerSecond);
-        b.at = now;
       }
-      if (b.tokens < 1) {
-        const retry = Math.max(1, Math.ceil((1 - b.tokens) / ratePerSecond));
+      const retry = takeToken(b, now, ratePerSecond, burst);
+      if (retry > 0)
         throw new LatchkeyError('Throttled', 'Too many requests; retry later.', {
           headers: { 'Retry-After': String(retry) },
         });
-      }
-      b.tokens -= 1;
     },
   };
 }

@@ -17,17 +17,20 @@ export interface IdentityInput {
   userAssignedIdentities?: Record<string, unknown> | null;
 }
 
-/** The identity type string of an app, as ARM spells it. */
-export function identityType(a: Pick<App, 'systemPrincipalId' | 'userIdentities'>): IdentityType {
-  const sys = !!a.systemPrincipalId;
-  const user = a.userIdentities.length > 0;
-  return sys && user
+/** The identity type as ARM spells it, from whether there is a system and any user-assigned identity. */
+export function identityTypeOf(system: boolean, user: boolean): IdentityType {
+  return system && user
     ? 'SystemAssigned, UserAssigned'
-    : sys
+    : system
       ? 'SystemAssigned'
       : user
         ? 'UserAssigned'
         : 'None';
+}
+
+/** The identity type string of an app, as ARM spells it. */
+export function identityType(a: Pick<App, 'systemPrincipalId' | 'userIdentities'>): IdentityType {
+  return identityTypeOf(!!a.systemPrincipalId, a.userIdentities.length > 0);
 }
 
 export function parseIdentityType(type: string): { system: boolean; user: boolean } {

@@ -1,10 +1,6 @@
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
-import {
-  KeyVaultReferenceError,
-  parseKeyVaultReference,
-  referenceUrl,
-} from '../identity-endpoint/kv-references.js';
+import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from '../lib/kv-references.js';
 
 /** App settings become environment variables: names like shell variables (App Service also allows dots and hyphens). */
 export const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { AuditLog } from '../audit/log.js';
 import type { CredentialInfo, Credentials } from '../authority/credentials.js';
 import type { Principal, Principals } from '../authority/principals.js';
@@ -9,17 +10,8 @@ import type { TokenEndpoint } from '../authority/token-endpoint.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Database } from '../storage/port.js';
 
-/** Directory actions, checked at the tenant root scope "/". */
-export const DIRECTORY_ACTIONS = {
-  read: 'Microsoft.Directory/servicePrincipals/read',
-  write: 'Microsoft.Directory/servicePrincipals/write',
-  delete: 'Microsoft.Directory/servicePrincipals/delete',
-  credentials: 'Microsoft.Directory/servicePrincipals/credentials/write',
-  usersRead: 'Microsoft.Directory/users/read',
-  users: 'Microsoft.Directory/users/write',
-  usersDelete: 'Microsoft.Directory/users/delete',
-  rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
-} as const;
+/** The directory's actions (defined with the roles, in access/); re-exported for the directory's routes. */
+export { DIRECTORY_ACTIONS };
 
 export interface ServicePrincipalView {
   id: string;
@@ -88,18 +80,7 @@ export function createDirectory(deps: {
     operation: string,
     target: string | null,
     status = 200,
-  ) => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    status,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-  });
+  ) => callerEvent(caller, meta, { operation, target, status });
   const findSp = async (caller: Caller, idOrAppId: string): Promise<Principal> => {
     const p = await principals.resolve(caller.tenantId, idOrAppId);
     if (!p || p.kind === 'user') {
@@ -227,6 +208,23 @@ export function createDirectory(deps: {
      * `servicePrincipals/read`. Refused (403, naming `users/read`) when the caller
      * may read neither, so no name is ever shown to someone who may not see it.
      */
+    /**
+     * The principals of these object ids that the caller may read in the directory (users with
+     * `users/read`, applications and identities with `servicePrincipals/read`; always the caller
+     * itself); the others are left out, as if they did not exist. At most `limit` ids are looked up.
+     */
+    async readable(caller: Caller, ids: Iterable<string>, limit = 200): Promise<Principal[]> {
+      const may = {
+        users: await access.allows(caller, DIRECTORY_ACTIONS.usersRead, '/'),
+        others: await access.allows(caller, DIRECTORY_ACTIONS.read, '/'),
+      };
+      const out: Principal[] = [];
+      for (const id of [...new Set(ids)].slice(0, limit)) {
+        const p = await principals.get(caller.tenantId, id);
+        if (p && (p.id === caller.oid || (p.kind === 'user' ? may.users : may.others))) out.push(p);
+      }
+      return out;
+    },
     async search(
       caller: Caller,
       term: string,

@@ -245,6 +245,14 @@ export function createHosts(deps: {
       await access.require(caller, HOST_ACTIONS.read, h.armId);
       return h;
     },
+    /**
+     * The host with this id, if the caller may read it (`hosts/read` at the host); undefined
+     * otherwise, as for no such host. For pages that name an app's host.
+     */
+    async readableById(caller: Caller, id: string): Promise<Host | undefined> {
+      const h = await self.byId(caller.tenantId, id);
+      return h && (await access.allows(caller, HOST_ACTIONS.read, h.armId)) ? h : undefined;
+    },
     async list(caller: Caller, subscriptionId?: string, resourceGroup?: string): Promise<Host[]> {
       const rows = await hostStore.listByTenant(db, caller.tenantId);
       const out: Host[] = [];

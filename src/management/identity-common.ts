@@ -1,4 +1,4 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { AuditInput } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
 import { isGuid } from '../lib/ids.js';
@@ -95,19 +95,7 @@ export const auditOf = (
   target: string | null,
   details?: AuditInput['details'],
   status = 200,
-): AuditInput => ({
-  tenantId: caller.tenantId,
-  callerOid: caller.oid,
-  callerAppId: caller.appId,
-  callerKind: caller.kind,
-  provisioningKeyId: caller.provisioningKeyId ?? null,
-  operation,
-  target,
-  status,
-  clientIp: meta.clientIp,
-  requestId: meta.requestId,
-  details: details ?? null,
-});
+): AuditInput => callerEvent(caller, meta, { operation, target, status, details });
 
 export const resourceNotFound = (type: string, name: string): LatchkeyError =>
   new LatchkeyError(

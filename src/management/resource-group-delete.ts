@@ -1,15 +1,36 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
+import type { Access } from '../access/decision.js';
+import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
-import type { Services } from '../server/services.js';
-import { vaultEvent } from '../vault/audit.js';
+import type { Database } from '../storage/port.js';
+import type { Apps } from './apps.js';
+import type { Hosts } from './hosts.js';
+import type { UserIdentities } from './identities.js';
+import type { Scopes } from './scopes.js';
 
 /** The action `DELETE .../resourcegroups/{name}` needs at the group (Owner and Contributor have it). */
 export const RG_DELETE_ACTION = 'Microsoft.Resources/subscriptions/resourceGroups/delete';
 
-type Deps = Pick<
-  Services,
-  'db' | 'access' | 'audit' | 'scopes' | 'vaults' | 'apps' | 'userIdentities' | 'hosts'
->;
+/** The vaults of a group, as the vault service lists and deletes them (vault/ sits above management/). */
+export interface GroupVaults {
+  list(caller: Caller, subscriptionId: string, resourceGroup: string): Promise<{ name: string }[]>;
+  delete(
+    caller: Caller,
+    meta: RequestMeta,
+    ref: { subscriptionId: string; resourceGroup: string; name: string },
+  ): Promise<unknown>;
+}
+
+type Deps = {
+  db: Database;
+  access: Pick<Access, 'require' | 'deleteAtOrBelow'>;
+  audit: Pick<AuditLog, 'append'>;
+  scopes: Pick<Scopes, 'subscription' | 'resourceGroup' | 'deleteResourceGroup'>;
+  apps: Pick<Apps, 'list' | 'delete'>;
+  userIdentities: Pick<UserIdentities, 'list' | 'delete'>;
+  hosts: Pick<Hosts, 'list' | 'delete'>;
+  vaults: GroupVaults;
+};
 
 /**
  * Deletes a resource group and everything in it, as Azure does: its apps (with their
@@ -61,6 +82,9 @@ export async function deleteResourceGroup(
   await s.db.transaction(async (tx) => {
     await s.access.deleteAtOrBelow(caller.tenantId, group.id, tx);
     await s.scopes.deleteResourceGroup(caller.tenantId, sub, group.name, tx);
-    await s.audit.append(tx, vaultEvent(caller, meta, 'ResourceGroupDelete', group.id, null, 200));
+    await s.audit.append(
+      tx,
+      callerEvent(caller, meta, { operation: 'ResourceGroupDelete', target: group.id, status: 200 }),
+    );
   });
 }

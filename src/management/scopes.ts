@@ -101,10 +101,7 @@ export function createScopes(deps: { db: Database; clock: Clock }) {
     },
     /** Removes the resource group's row (its resources are deleted first, by their services). */
     async deleteResourceGroup(tenantId: string, subscriptionId: string, name: string, q: Queryable = db) {
-      await q.run(
-        'DELETE FROM resource_groups WHERE subscription_id = $1 AND name_lower = $2 AND tenant_id = $3',
-        [subscriptionId.toLowerCase(), name.toLowerCase(), tenantId],
-      );
+      await scopeStore.deleteResourceGroup(q, tenantId, subscriptionId.toLowerCase(), name);
     },
     async listResourceGroups(tenantId: string, subscriptionId: string): Promise<ResourceGroup[]> {
       const rows = await scopeStore.listResourceGroups(db, tenantId, subscriptionId.toLowerCase());

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList } from 'node:net';
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { isProvisioningScope, PROVISIONING_SCOPES } from '../access/provisioning-scopes.js';
 import type { AuditLog } from '../audit/log.js';
 import type { SecretHasher } from '../crypto/hashing.js';
 import { type ErrorCode, LatchkeyError } from '../errors/index.js';
@@ -13,7 +14,6 @@ import {
   type StoredProvisioningKey,
   provisioningKeyStore as store,
 } from '../storage/provisioning/provisioning-key-store.js';
-import { isProvisioningScope, PROVISIONING_SCOPES } from './scopes.js';
 
 export const KEY_PREFIX = 'lkp_';
 const ID_RE = /^lkp_[a-z0-9]{16}$/;
@@ -184,18 +184,8 @@ export function createProvisioningKeys(deps: {
     return r;
   };
 
-  const record = (caller: Caller, meta: RequestMeta, operation: string, target: string) => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    status: 200,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-  });
+  const record = (caller: Caller, meta: RequestMeta, operation: string, target: string) =>
+    callerEvent(caller, meta, { operation, target, status: 200 });
 
   const ACTION = 'Microsoft.Latchkey/provisioningKeys';
 

@@ -1,3 +1,4 @@
+import { identityType } from '../management/app-identity.js';
 import { APP_ACTIONS } from '../management/identity-common.js';
 import { appArmId, type Planner, sameJson, uaiArmId } from './manifest-plan.js';
 import type { ManifestApp } from './manifest-schema.js';
@@ -27,11 +28,7 @@ async function planAppIdentity(p: Planner, a: ManifestApp, idx: number, cur: App
   for (const [j, n] of uais.entries())
     await refs.checkIdentity(n, ['apps', idx, 'identity', 'userAssignedIdentities', j]);
   const wantType = a.identity?.type ?? 'None';
-  const curType = cur
-    ? [cur.systemPrincipalId ? 'SystemAssigned' : '', cur.userIdentities.length ? 'UserAssigned' : '']
-        .filter(Boolean)
-        .join(', ') || 'None'
-    : undefined;
+  const curType = cur ? identityType(cur) : undefined;
   const sameUais =
     cur &&
     sameJson(

@@ -3,6 +3,7 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import { scopeCovers } from '../access/decision.js';
 import { roleById } from '../access/roles.js';
 import { LatchkeyError } from '../errors/index.js';
+import { identityType } from '../management/app-identity.js';
 import type { ManifestDeps } from './manifest-refs.js';
 import type { Manifest, PrincipalRef, ScopeRef } from './manifest-schema.js';
 
@@ -94,9 +95,7 @@ export async function exportManifestReport(
 
   out.apps = [];
   for (const a of apps) {
-    const type = [a.systemPrincipalId ? 'SystemAssigned' : '', a.userIdentities.length ? 'UserAssigned' : '']
-      .filter(Boolean)
-      .join(', ');
+    const type = identityType(a);
     // Settings are sealed values: exported only to a caller who may list them, else reported as
     // skipped (an app without `settings` in a manifest keeps its settings when applied).
     const settings =
@@ -104,10 +103,10 @@ export async function exportManifestReport(
         ?.settings ?? {};
     out.apps.push({
       name: a.name,
-      ...(type
+      ...(type !== 'None'
         ? {
             identity: {
-              type: type as 'SystemAssigned',
+              type,
               ...(a.userIdentities.length
                 ? { userAssignedIdentities: a.userIdentities.map((u) => u.name) }
                 : {}),

@@ -1,6 +1,15 @@
+import type { RoleAssignments } from '../access/assignments-service.js';
 import type { Caller } from '../access/caller.js';
-import type { Services } from '../server/services.js';
+import type { Access } from '../access/decision.js';
+import type { Principals } from '../authority/principals.js';
+import type { Tenants } from '../authority/tenants.js';
+import type { Apps } from '../management/apps.js';
+import type { UserIdentities } from '../management/identities.js';
+import type { Scopes } from '../management/scopes.js';
+import type { Database } from '../storage/port.js';
 import { vaultArmId } from '../vault/model.js';
+import type { Secrets } from '../vault/secrets.js';
+import type { Vaults } from '../vault/vaults.js';
 import {
   type JsonPath,
   type Manifest,
@@ -9,20 +18,20 @@ import {
   type ScopeRef,
 } from './manifest-schema.js';
 
-export type ManifestDeps = Pick<
-  Services,
-  | 'db'
-  | 'tenants'
-  | 'scopes'
-  | 'principals'
-  | 'access'
-  | 'userIdentities'
-  | 'apps'
-  | 'vaults'
-  | 'secrets'
-  | 'roleAssignments'
-  | 'vaultBaseUrl'
->;
+/** The services a manifest reads and writes (src/server/services.ts supplies them). */
+export interface ManifestDeps {
+  db: Database;
+  tenants: Tenants;
+  scopes: Scopes;
+  principals: Principals;
+  access: Access;
+  userIdentities: UserIdentities;
+  apps: Apps;
+  vaults: Vaults;
+  secrets: Secrets;
+  roleAssignments: RoleAssignments;
+  vaultBaseUrl: (nameLower: string) => string;
+}
 
 const present = <T extends { state?: 'present' | 'absent' | undefined }>(list: T[] | undefined) =>
   (list ?? []).filter((x) => x.state !== 'absent');

@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createScopeResolver, keyVaultResolver } from '../access/arm-scope.js';
 import { createRoleAssignments } from '../access/assignments-service.js';
+import { createAuditQueries } from '../access/audit-queries.js';
 import type { Access } from '../access/decision.js';
 import { createAccess } from '../access/decision.js';
 import { createAuditLog } from '../audit/log.js';
-import { createAuditQueries } from '../audit/queries.js';
 import { createAuthorizationCodes } from '../authority/authorization-codes.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
 import { createDeviceCodes } from '../authority/device-codes.js';
 import { createPrincipals } from '../authority/principals.js';
+import { createResourceResolver, issuerBasesFor } from '../authority/resources.js';
 import { createSigningKeys } from '../authority/signing-keys.js';
 import { createTenants } from '../authority/tenants.js';
 import { createAuthThrottle } from '../authority/throttle.js';
@@ -25,6 +26,7 @@ import { createChangeBus } from '../lib/events.js';
 import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
+import { createReadableScopes } from '../management/readable-scopes.js';
 import { createScopes } from '../management/scopes.js';
 import { createProvisioningKeys } from '../provisioning/keys.js';
 import { dataKeyStore } from '../storage/crypto/data-key-store.js';
@@ -49,7 +51,7 @@ export interface ServicesLog {
 /**
  * The composition root of the domain: opens storage, unseals keys and builds
  * every service with only the dependencies it needs. HTTP wiring lives in
- * src/http; binaries (src/cli) call this and then src/http/listen.
+ * src/server/main-app.ts; binaries (src/cli) call this and then src/server/listen.ts.
  */
 export async function createServices(
   config: Readonly<Config>,
@@ -165,34 +167,13 @@ export async function createServices(
     }
     return audiences;
   };
-  /** The vault (with any port) and the management API: resolved before any application ID URI. */
-  const builtInResource = (uri: string): boolean => {
-    const u = uri.replace(/\/+$/, '').toLowerCase();
-    const vault = vaultResource.toLowerCase();
-    return (
-      u === vault ||
-      (u.startsWith(`${vault}:`) && /^\d{1,5}$/.test(u.slice(vault.length + 1))) ||
-      u === config.managementResource.replace(/\/+$/, '').toLowerCase()
-    );
-  };
-  const resolveResource = async (tenantId: string, resource: string): Promise<string | undefined> => {
-    const r = resource.replace(/\/+$/, '');
-    const lower = r.toLowerCase();
-    const vault = vaultAudiences().list.find((a) => a.toLowerCase() === lower);
-    if (vault) return vault;
-    if (lower === config.managementResource.replace(/\/+$/, '').toLowerCase())
-      return config.managementResource;
-    // The directory (Microsoft Graph) API is served at the authority's own base URL, and Graph's
-    // resource is its base URL: a token for it names the base the client asked for.
-    const base = issuerBases().find((b) => b.toLowerCase() === lower);
-    if (base) return base;
-    const app =
-      (await principals.byIdentifierUri(tenantId, r)) ??
-      (lower.startsWith('api://') ? await principals.byAppId(tenantId, lower.slice(6)) : undefined) ??
-      (await principals.byAppId(tenantId, lower));
-    if (!app || app.kind === 'user') return undefined;
-    return app.identifierUri ?? `api://${app.appId}`;
-  };
+  const { builtInResource, resolveResource } = createResourceResolver({
+    principals,
+    vaultResource,
+    managementResource: config.managementResource,
+    vaultAudiences: () => vaultAudiences().list,
+    issuerBases,
+  });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const deviceCodes = createDeviceCodes({ db, clock, hasher });
   const tokenEndpoint = createTokenEndpoint({
@@ -221,6 +202,7 @@ export async function createServices(
   });
   const directory = createDirectory({ db, tenants, principals, credentials, access, audit, tokenEndpoint });
   const scopeResolver = createScopeResolver({ scopes });
+  const readableScopes = createReadableScopes({ scopes, access });
   const roleAssignments = createRoleAssignments({
     db,
     access,
@@ -361,6 +343,7 @@ export async function createServices(
     directory,
     scopes,
     scopeResolver,
+    readableScopes,
     roleAssignments,
     auditQueries,
     ...identity,
@@ -391,16 +374,3 @@ export async function createServices(
   };
 }
 export type Services = Awaited<ReturnType<typeof createServices>>;
-
-/** Every `https://host[:port]` under which the authority is reached (the token issuer follows the client's host). */
-export function issuerBasesFor(config: Pick<Config, 'publicHost' | 'port' | 'issuerHostAliases'>): string[] {
-  const port = config.port === 443 ? '' : `:${config.port}`;
-  const hosts = [config.publicHost, ...config.issuerHostAliases];
-  return [
-    ...new Set(
-      hosts.map((h) =>
-        `https://${h.includes(':') && !h.startsWith('[') ? `[${h}]` : h}${port}`.toLowerCase(),
-      ),
-    ),
-  ];
-}

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { listenHttps, type RunningServer } from '../http/listen.js';
 import type { IdentityEndpointTuning } from '../identity-endpoint/server.js';
-import { backgroundJobs } from '../jobs/extension.js';
 import type { Clock } from '../lib/clock.js';
+import { backgroundJobs } from './background-jobs.js';
 import { bootstrapDefaults } from './bootstrap.js';
 import { type DevOptions, loadDevConfig } from './dev.js';
 import { hostsFileExtension } from './hosts-file.js';
 import { identityEndpointExtension } from './identity-extension.js';
+import { listenHttps, type RunningServer } from './listen.js';
 import { createLogger } from './logger.js';
 import { createServices, type Services } from './services.js';
 

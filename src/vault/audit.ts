@@ -1,4 +1,4 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
+import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { AuditInput } from '../audit/log.js';
 import { isLatchkeyError } from '../errors/index.js';
 
@@ -12,20 +12,7 @@ export function vaultEvent(
   status: number,
   details?: AuditInput['details'],
 ): AuditInput {
-  return {
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    operation,
-    target,
-    vault: vaultNameLower,
-    status,
-    clientIp: meta.clientIp,
-    requestId: meta.requestId,
-    details: details ?? null,
-  };
+  return callerEvent(caller, meta, { operation, target, vault: vaultNameLower, status, details });
 }
 
 /** The HTTP status an error will be answered with (500 for anything unexpected). */

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { identityTypeOf } from '../../management/app-identity.js';
 import { type Ctx, ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
@@ -64,15 +65,6 @@ function splitIdentities(list: string[] | undefined, sub: string, rg: string) {
   return { system, user };
 }
 
-const typeOf = (system: boolean, user: boolean) =>
-  system && user
-    ? 'SystemAssigned, UserAssigned'
-    : system
-      ? 'SystemAssigned'
-      : user
-        ? 'UserAssigned'
-        : 'None';
-
 /** az prints `webapp identity` as the identity block alone. */
 const identityOut = (a: AppJson) => ({
   principalId: a.identity.principalId ?? null,
@@ -110,7 +102,7 @@ export function appCommand(): Command {
           o.resourceGroup,
         );
         identity = {
-          type: typeOf(ids.system, ids.user.length > 0),
+          type: identityTypeOf(ids.system, ids.user.length > 0),
           ...(ids.user.length
             ? { userAssignedIdentities: Object.fromEntries(ids.user.map((u) => [u, {}])) }
             : {}),
@@ -196,7 +188,7 @@ export function appCommand(): Command {
       const user = [...Object.keys(cur.identity.userAssignedIdentities ?? {}), ...ids.user];
       const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
         identity: {
-          type: typeOf(system, user.length > 0),
+          type: identityTypeOf(system, user.length > 0),
           ...(user.length ? { userAssignedIdentities: Object.fromEntries(user.map((u) => [u, {}])) } : {}),
         },
       });
@@ -218,7 +210,7 @@ export function appCommand(): Command {
       const system = !!cur.identity.principalId && !ids.system;
       const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
         identity: {
-          type: typeOf(system, keep.length > 0),
+          type: identityTypeOf(system, keep.length > 0),
           userAssignedIdentities: Object.fromEntries(
             current.map((u) => [u, removing.has(u.toLowerCase()) ? null : {}]),
           ),

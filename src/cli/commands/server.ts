@@ -71,7 +71,7 @@ export function serverCommand(): Command {
       const { createLogger } = await import('../../server/logger.js');
       const { createServices } = await import('../../server/services.js');
       const { installationStore } = await import('../../storage/server/installation-store.js');
-      const { listenHttps } = await import('../../http/listen.js');
+      const { listenHttps } = await import('../../server/listen.js');
       let config: ReturnType<typeof loadProductionConfig>;
       try {
         config = loadProductionConfig(

@@ -1,11 +1,7 @@
 import type { Caller } from '../../access/caller.js';
 import { LatchkeyError } from '../../errors/index.js';
-import {
-  KeyVaultReferenceError,
-  parseKeyVaultReference,
-  referenceUrl,
-} from '../../identity-endpoint/kv-references.js';
-import { identityType } from '../../management/app-identity.js';
+import { KeyVaultReferenceError, parseKeyVaultReference, referenceUrl } from '../../lib/kv-references.js';
+import { identityType, identityTypeOf } from '../../management/app-identity.js';
 import type { App } from '../../management/apps.js';
 import { keyVaultIdentity } from '../../management/host-agent.js';
 import {
@@ -100,7 +96,7 @@ ${dataTable({
 
 async function overviewPage(ctx: ConsoleContext): Promise<PageResult> {
   const a = await loadApp(ctx);
-  const host = await ctx.s.hosts.byId(ctx.tenant.id, a.hostId);
+  const host = await ctx.s.hosts.readableById(ctx.caller, a.hostId);
   return {
     title: a.name,
     nav: 'apps',
@@ -331,14 +327,7 @@ async function patchIdentity(
   userLeft = a.userIdentities.length,
 ) {
   const user = userLeft > 0;
-  const type =
-    system && user
-      ? 'SystemAssigned, UserAssigned'
-      : system
-        ? 'SystemAssigned'
-        : user
-          ? 'UserAssigned'
-          : 'None';
+  const type = identityTypeOf(system, user);
   await ctx.s.apps.createOrUpdate(
     ctx.caller,
     ctx.meta,

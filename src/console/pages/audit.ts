@@ -4,7 +4,7 @@ import { actionButton, dataTable, dateTimeValue, input, mono, select, time } fro
 import { type ConsoleContext, type PageResult, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { principalNames } from './shared.js';
+import { principalKindLabel, principalNames } from './shared.js';
 
 const FILTERS = ['show', 'caller', 'operation', 'target', 'from', 'to', 'size'] as const;
 const DEFAULTS: Record<(typeof FILTERS)[number], string> = {
@@ -91,7 +91,7 @@ async function callerFilter(
   return {
     note: html`<div class="alert alert-info" id="caller-note">Several callers match “${term}”; choose one:<ul>${found.principals.map(
       (p) =>
-        html`<li><a href="${link(p.id)}">${p.displayName}</a> <span class="muted">${p.userName ?? (p.kind === 'managedIdentity' ? 'managed identity' : 'application')}</span></li>`,
+        html`<li><a href="${link(p.id)}">${p.displayName}</a> <span class="muted">${principalKindLabel(p)}</span></li>`,
     )}</ul></div>`,
   };
 }

@@ -10,7 +10,6 @@ import type { ConsoleRouter } from '../routes.js';
 import { memberPicker } from './member-picker.js';
 import { filteredEmpty, listFilter, principalNames, roleAssignmentsTable, subscription } from './shared.js';
 
-const RG_READ = 'Microsoft.Resources/subscriptions/resourceGroups/read';
 const RG_LIST = '/console/resource-groups';
 
 /** The scope of an IAM page: the subscription, or one of its resource groups (it must exist). */
@@ -85,11 +84,10 @@ ${await assignmentsAt(ctx, scope.id, `${scope.href}/remove`)}`,
 
 async function groupsPage(ctx: ConsoleContext): Promise<PageResult> {
   const sub = subscription(ctx);
-  const all = await ctx.s.scopes.listResourceGroups(ctx.tenant.id, sub);
   const filter = listFilter(ctx, { action: RG_LIST, id: 'rg-search', what: 'resource groups' });
-  const visible = [];
-  for (const g of all.slice(0, 500))
-    if (filter.matches(g.name) && (await ctx.s.access.allows(ctx.caller, RG_READ, g.id))) visible.push(g);
+  const visible = (await ctx.s.readableScopes.resourceGroups(ctx.caller, sub, 500)).filter((g) =>
+    filter.matches(g.name),
+  );
   return {
     title: 'Resource groups',
     nav: 'resourceGroups',

@@ -5,6 +5,7 @@ import { input } from '../components.js';
 import { type ConsoleContext, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { principalKindLabel } from './shared.js';
 
 /** The longest search term (longer input is cut, not refused: it is a search box). */
 export const MEMBER_TERM_MAX = 100;
@@ -12,14 +13,6 @@ export const MEMBER_TERM_MAX = 100;
 export const MEMBER_RESULTS_MAX = 20;
 /** The JSON route of the live search (progressive enhancement of the GET form). */
 export const MEMBER_SEARCH_PATH = '/console/directory/members';
-
-/** What kind of principal a member is, in words. */
-export const memberKind = (p: Pick<Principal, 'kind' | 'userName'>): string =>
-  p.kind === 'user'
-    ? (p.userName ?? 'user')
-    : p.kind === 'managedIdentity'
-      ? 'managed identity'
-      : 'application';
 
 /**
  * Members matching `term` (display name, user name, object id or app id) in the
@@ -87,7 +80,7 @@ ${input({ id: 'member-search', name: 'member', label: 'Find a member', type: 'se
     field: wrap(
       html`<fieldset id="member-results"><legend>Member</legend>${found.map(
         (p, i) =>
-          html`<div class="check"><input type="radio" id="member-${String(i)}" name="assignee" value="${p.id}"${i === 0 ? html` checked` : ''}><label for="member-${String(i)}">${p.displayName} <span class="muted">${memberKind(p)}</span><span class="hint mono">${p.id}</span></label></div>`,
+          html`<div class="check"><input type="radio" id="member-${String(i)}" name="assignee" value="${p.id}"${i === 0 ? html` checked` : ''}><label for="member-${String(i)}">${p.displayName} <span class="muted">${principalKindLabel(p)}</span><span class="hint mono">${p.id}</span></label></div>`,
       )}</fieldset>`,
     ),
   };
@@ -106,6 +99,8 @@ export function registerMemberSearch(r: ConsoleRouter): void {
         'Forbidden',
         'Searching the directory needs Microsoft.Directory/users/read or Microsoft.Directory/servicePrincipals/read at the tenant root.',
       );
-    return { value: found.map((p) => ({ id: p.id, displayName: p.displayName, kind: memberKind(p) })) };
+    return {
+      value: found.map((p) => ({ id: p.id, displayName: p.displayName, kind: principalKindLabel(p) })),
+    };
   });
 }

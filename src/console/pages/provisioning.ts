@@ -1,6 +1,6 @@
+import { PROVISIONING_SCOPES } from '../../access/provisioning-scopes.js';
 import { LatchkeyError } from '../../errors/index.js';
 import type { ProvisioningKeyView } from '../../provisioning/keys.js';
-import { PROVISIONING_SCOPES } from '../../provisioning/scopes.js';
 import {
   checkbox,
   checked,
@@ -48,7 +48,7 @@ const shownOnce = (id: string, key: string): SafeHtml =>
 async function listPage(ctx: ConsoleContext, created?: SafeHtml): Promise<PageResult> {
   const keys = await ctx.s.provisioningKeys.list(ctx.caller);
   const groups = ctx.subscriptionId
-    ? await ctx.s.scopes.listResourceGroups(ctx.tenant.id, ctx.subscriptionId)
+    ? await ctx.s.readableScopes.resourceGroups(ctx.caller, ctx.subscriptionId, 500)
     : [];
   const maxSeconds = ctx.s.config.limits.provisioningKeyMaxSeconds;
   const create = postForm(

@@ -1,7 +1,6 @@
 import type { RoleAssignmentView } from '../../access/arm-views.js';
 import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import {
   actionButton,
   dangerForm,
@@ -27,7 +26,7 @@ export function subscription(ctx: ConsoleContext): string {
 /** A resource-group picker for create forms. */
 export async function resourceGroupSelect(ctx: ConsoleContext, id: string): Promise<SafeHtml> {
   const groups = ctx.subscriptionId
-    ? await ctx.s.scopes.listResourceGroups(ctx.tenant.id, ctx.subscriptionId)
+    ? await ctx.s.readableScopes.resourceGroups(ctx.caller, ctx.subscriptionId, 500)
     : [];
   return select({
     id,
@@ -76,27 +75,17 @@ export async function principalNames(
   ctx: ConsoleContext,
   ids: Iterable<string>,
 ): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const may = {
-    users: await ctx.s.access.allows(ctx.caller, DIRECTORY_ACTIONS.usersRead, '/'),
-    others: await ctx.s.access.allows(ctx.caller, DIRECTORY_ACTIONS.read, '/'),
-  };
-  for (const id of new Set(ids)) {
-    if (out.size >= 200) break;
-    const p = await ctx.s.principals.get(ctx.tenant.id, id);
-    if (p && p.id !== ctx.user.id && !(p.kind === 'user' ? may.users : may.others)) continue;
-    if (p)
-      out.set(
-        id,
-        p.kind === 'user'
-          ? `${p.displayName} (${p.userName ?? 'user'})`
-          : p.kind === 'managedIdentity'
-            ? `${p.displayName} (managed identity)`
-            : `${p.displayName} (application)`,
-      );
-  }
-  return out;
+  const readable = await ctx.s.directory.readable(ctx.caller, ids);
+  return new Map(readable.map((p) => [p.id, `${p.displayName} (${principalKindLabel(p)})`]));
 }
+
+/** What a principal is, for a reader: its user name (a user), `managed identity` or `application`. */
+export const principalKindLabel = (p: { kind: string; userName: string | null }): string =>
+  p.kind === 'user'
+    ? (p.userName ?? 'user')
+    : p.kind === 'managedIdentity'
+      ? 'managed identity'
+      : 'application';
 
 /**
  * `{path}/:id/enable`, `{path}/:id/disable` and `{path}/:id/delete` (with its

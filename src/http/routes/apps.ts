@@ -34,7 +34,7 @@ const settingsBody = z.object({
 /** ARM: apps (`Microsoft.Web/sites`), their identity block and app settings. */
 export async function appRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'apps' | 'config' | 'hosts' | 'scopes'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

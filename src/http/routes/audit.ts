@@ -44,7 +44,7 @@ function decodeSkipToken(token: string): number {
 /** The audit API: `GET /api/audit` (filters, newest first, nextLink paging) and `POST /api/audit/verify`. */
 export async function auditRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'auditQueries' | 'config' | 'issuerBases'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

@@ -20,7 +20,10 @@ const certName = (req: FastifyRequest) => {
  * authorized reads answer empty lists and 404 `CertificateNotFound`; anything else is 400
  * `BadParameter` naming the gap, never the 404 "operation not supported" a client reads as missing.
  */
-export async function certificateRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function certificateRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'access'> },
+): Promise<void> {
   const certificates = createCertificates({ access: opts.services.access });
   const list = async (req: FastifyRequest) => {
     await certificates.list(vaultContext(req));

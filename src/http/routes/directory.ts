@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { callerEvent } from '../../access/caller.js';
+import { DIRECTORY_ACTIONS } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../management/directory.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
@@ -208,16 +209,9 @@ export async function directoryRoutes(
       );
     }
     const r = await s.signingKeys.rotate();
-    await s.audit.record({
-      tenantId: c.tenantId,
-      callerOid: c.oid,
-      callerAppId: c.appId,
-      callerKind: c.kind,
-      operation: 'SigningKeyRotate',
-      target: r.kid,
-      status: 200,
-      ...requestMeta(req),
-    });
+    await s.audit.record(
+      callerEvent(c, requestMeta(req), { operation: 'SigningKeyRotate', target: r.kid, status: 200 }),
+    );
     return r;
   });
 

@@ -7,7 +7,10 @@ import { ALL_MIGRATIONS } from '../../storage/migrations/index.js';
  * Liveness (process up) and readiness (database reachable, schema current, store writable — not
  * full —, not shutting down).
  */
-export async function healthRoutes(app: FastifyInstance, opts: { services: Services }) {
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'db' | 'lifecycle' | 'writeHealth'> },
+) {
   const s = opts.services;
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -25,7 +25,7 @@ const hostParams = z.object({
  */
 export async function hostRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'config' | 'hostAgent' | 'hosts'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

@@ -13,7 +13,7 @@ const body = z.object({ location: z.string().min(1).max(64).optional(), tags: ta
 /** ARM: user-assigned managed identities (`Microsoft.ManagedIdentity/userAssignedIdentities`). */
 export async function identityRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'config' | 'scopes' | 'userIdentities'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

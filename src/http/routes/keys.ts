@@ -109,7 +109,10 @@ const CRYPTO_OPS = ['encrypt', 'decrypt', 'wrapkey', 'unwrapkey', 'sign', 'verif
  * Key Vault keys REST API and crypto operations (docs/keys.md); the vault app has already authenticated the caller.
  * Listing, delete, backup and deleted keys: object-routes.ts, shared with secrets.
  */
-export async function keyRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function keyRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'keys' | 'keyBackups' | 'keyOperations' | 'keyPolicies'> },
+): Promise<void> {
   const { keys, keyBackups: backups, keyOperations: ops, keyPolicies: policies } = opts.services;
   const bundle = (ctx: VaultRequestContext, r: KeyRecord) => keyBundle(ctx.responseBase, ctx.vault, r);
 

@@ -35,7 +35,7 @@ const rotateBody = z.object({
 /** Provisioning keys: create (value shown once), list, show, rotate with grace, revoke. */
 export async function provisioningRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'config' | 'provisioningKeys'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

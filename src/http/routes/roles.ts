@@ -102,7 +102,7 @@ function splitAuthorizationPath(
  */
 export async function roleRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: Pick<Services, 'config' | 'roleAssignments'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const ra = s.roleAssignments;

@@ -38,7 +38,10 @@ const restoreBody = z.object({
  * Key Vault secrets REST API (PROTOCOLS.md §3); the vault app has already authenticated the caller.
  * Listing, delete, backup and deleted secrets: object-routes.ts, shared with keys.
  */
-export async function secretRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function secretRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'secrets'> },
+): Promise<void> {
   const secrets = opts.services.secrets;
 
   app.put('/secrets/:name', async (req, reply) => {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Caller } from '../../access/caller.js';
 import { scopeCovers } from '../../access/decision.js';
 import { LatchkeyError } from '../../errors/index.js';
+import { RG_ACTIONS } from '../../management/readable-scopes.js';
 import { deleteResourceGroup } from '../../management/resource-group-delete.js';
 import type { ResourceGroup, Subscription } from '../../management/scopes.js';
 import type { Services } from '../../server/services.js';
@@ -12,10 +13,6 @@ import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
 import { armCaller } from './arm-request.js';
 
-const RG_ACTIONS = {
-  read: 'Microsoft.Resources/subscriptions/resourceGroups/read',
-  write: 'Microsoft.Resources/subscriptions/resourceGroups/write',
-};
 const subParam = z.object({ sub: z.string().min(1).max(64) });
 const rgParams = z.object({ sub: z.string().min(1).max(64), rg: z.string().min(1).max(90) });
 const rgBody = z.object({
@@ -108,10 +105,8 @@ export async function subscriptionRoutes(
     const c = await caller(req);
     const { sub } = parse(subParam, req.params, 'path');
     const subscription = await s.scopes.subscription(c.tenantId, sub);
-    const groups = await s.scopes.listResourceGroups(c.tenantId, subscription.subscriptionId);
-    const out = [];
-    for (const g of groups) if (await s.access.allows(c, RG_ACTIONS.read, g.id)) out.push(groupView(g));
-    return { value: out };
+    const groups = await s.readableScopes.resourceGroups(c, subscription.subscriptionId);
+    return { value: groups.map(groupView) };
   });
 
   app.get('/subscriptions/:sub/resourcegroups/:rg', async (req) => {

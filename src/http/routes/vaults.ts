@@ -112,7 +112,10 @@ function vaultInput(body: z.infer<typeof vaultBody>): VaultInput {
 /** ARM: Microsoft.KeyVault/vaults, deletedVaults and access policies (Azure's shapes). */
 export async function vaultRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: {
+    services: Pick<Services, 'config' | 'scopes' | 'vaultBaseUrl' | 'vaults'>;
+    authenticate: Authenticate;
+  },
 ): Promise<void> {
   const s = opts.services;
   const caller = armCaller(opts.authenticate, s.config.managementResource, '2023-07-01');

@@ -85,4 +85,16 @@ export const scopeStore = {
       [subscriptionId, tenantId],
     );
   },
+  /** Removes a resource group's row (its resources are deleted first, by their services). */
+  async deleteResourceGroup(
+    q: Queryable,
+    tenantId: string,
+    subscriptionId: string,
+    name: string,
+  ): Promise<void> {
+    await q.run(
+      'DELETE FROM resource_groups WHERE subscription_id = $1 AND name_lower = $2 AND tenant_id = $3',
+      [subscriptionId, name.toLowerCase(), tenantId],
+    );
+  },
 };

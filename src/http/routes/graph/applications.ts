@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Caller } from '../../../access/caller.js';
+import { DIRECTORY_ACTIONS } from '../../../access/roles.js';
 import type { Principal } from '../../../authority/principals.js';
 import { LatchkeyError } from '../../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../../management/directory.js';
 import { requestMeta } from '../../request.js';
 import { parse } from '../../validate.js';
 import { context, filterOf, type Graph, idParam, lower, notFound } from './shared.js';

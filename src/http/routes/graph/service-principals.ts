@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { DIRECTORY_ACTIONS } from '../../../access/roles.js';
 import { LatchkeyError } from '../../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../../management/directory.js';
 import { requestMeta } from '../../request.js';
 import { parse } from '../../validate.js';
 import { findApplication } from './applications.js';

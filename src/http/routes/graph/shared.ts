@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Caller } from '../../../access/caller.js';
+import { DIRECTORY_ACTIONS } from '../../../access/roles.js';
 import type { Principal } from '../../../authority/principals.js';
 import { LatchkeyError } from '../../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../../management/directory.js';
 import type { Services } from '../../../server/services.js';
 import type { Authenticate } from '../../auth.js';
 import { queryParam } from '../../request.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { DIRECTORY_ACTIONS } from '../../../access/roles.js';
 import { LatchkeyError } from '../../../errors/index.js';
-import { DIRECTORY_ACTIONS } from '../../../management/directory.js';
 import { requestMeta } from '../../request.js';
 import { parse } from '../../validate.js';
 import { context, filterOf, type Graph, idParam, lower, notFound, userView } from './shared.js';

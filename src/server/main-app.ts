@@ -1,26 +1,26 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
+import { authorizeRoutes } from '../console/authorize.js';
 import { consoleRoutes } from '../console/routes.js';
-import type { Services } from '../server/services.js';
-import { createAuthenticator } from './auth.js';
-import { isOAuthPath, sendAzureError, sendOAuthError } from './errors.js';
-import { createFastify, type RequestHandler } from './fastify.js';
-import { instrumentHttp, metricsRoute } from './metrics.js';
-import { appRoutes } from './routes/apps.js';
-import { auditRoutes } from './routes/audit.js';
-import { authorityRoutes } from './routes/authority.js';
-import { authorizeRoutes } from './routes/authorize.js';
-import { directoryRoutes } from './routes/directory.js';
-import { graphRoutes } from './routes/graph.js';
-import { healthRoutes } from './routes/health.js';
-import { hostRoutes } from './routes/hosts.js';
-import { identityRoutes } from './routes/identities.js';
-import { manifestRoutes } from './routes/manifest.js';
-import { provisioningRoutes } from './routes/provisioning.js';
-import { resourceRoutes } from './routes/resources.js';
-import { roleRoutes } from './routes/roles.js';
-import { subscriptionRoutes } from './routes/subscriptions.js';
-import { vaultRoutes } from './routes/vaults.js';
+import { createAuthenticator } from '../http/auth.js';
+import { isOAuthPath, sendAzureError, sendOAuthError } from '../http/errors.js';
+import { createFastify, type RequestHandler } from '../http/fastify.js';
+import { instrumentHttp, metricsRoute } from '../http/metrics.js';
+import { appRoutes } from '../http/routes/apps.js';
+import { auditRoutes } from '../http/routes/audit.js';
+import { authorityRoutes } from '../http/routes/authority.js';
+import { directoryRoutes } from '../http/routes/directory.js';
+import { graphRoutes } from '../http/routes/graph.js';
+import { healthRoutes } from '../http/routes/health.js';
+import { hostRoutes } from '../http/routes/hosts.js';
+import { identityRoutes } from '../http/routes/identities.js';
+import { manifestRoutes } from '../http/routes/manifest.js';
+import { provisioningRoutes } from '../http/routes/provisioning.js';
+import { resourceRoutes } from '../http/routes/resources.js';
+import { roleRoutes } from '../http/routes/roles.js';
+import { subscriptionRoutes } from '../http/routes/subscriptions.js';
+import { vaultRoutes } from '../http/routes/vaults.js';
+import type { Services } from './services.js';
 
 /** The authority, management API and console: everything not addressed to a vault host. */
 export async function createMainApp(

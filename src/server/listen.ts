@@ -1,12 +1,11 @@
-import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger as Logger } from 'fastify';
-import type { Services } from '../server/services.js';
-import { createClientAddresses } from './client-address.js';
+import { createClientAddresses } from '../http/client-address.js';
+import { hostOf } from '../http/request.js';
+import { createVaultApp } from '../http/vault-app.js';
 import { createMainApp } from './main-app.js';
-import { hostOf } from './request.js';
-import { createVaultApp } from './vault-app.js';
+import type { Services } from './services.js';
 
 export interface RunningServer {
   port: number;
@@ -95,14 +94,4 @@ export async function listenHttps(
       await Promise.all([main.app.close(), vault.app.close()]);
     },
   };
-}
-
-/** A plain-HTTP loopback listener (the identity endpoint). */
-export async function listenLoopbackHttp(handler: http.RequestListener, host: string, port: number) {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
 }

@@ -1,4 +1,4 @@
-import type { UpExtension } from '../server/up.js';
+import type { UpExtension } from './up.js';
 
 /** `latchkey up` component: runs the registered background jobs (purge, ...) until shutdown. */
 export const backgroundJobs: UpExtension = async ({ services, logger }) => {

@@ -1,8 +1,8 @@
-import type { Caller, RequestMeta } from '../access/caller.js';
-import type { Access } from '../access/decision.js';
+import type { AuditEvent, AuditFilter, AuditLog } from '../audit/log.js';
 import type { Principals } from '../authority/principals.js';
 import { isGuid } from '../lib/ids.js';
-import type { AuditEvent, AuditFilter, AuditLog } from './log.js';
+import { type Caller, callerEvent, type RequestMeta } from './caller.js';
+import type { Access } from './decision.js';
 
 /**
  * Actions guarding the audit log, checked at the tenant root. Reading matches
@@ -45,15 +45,6 @@ export function createAuditQueries(deps: {
   principals: Pick<Principals, 'byUserName'>;
 }) {
   const { audit, access, principals } = deps;
-  const meta = (caller: Caller, m: RequestMeta) => ({
-    tenantId: caller.tenantId,
-    callerOid: caller.oid,
-    callerAppId: caller.appId,
-    callerKind: caller.kind,
-    provisioningKeyId: caller.provisioningKeyId ?? null,
-    clientIp: m.clientIp,
-    requestId: m.requestId,
-  });
 
   return {
     /**
@@ -75,13 +66,14 @@ export function createAuditQueries(deps: {
         limit: q.limit + 1,
       });
       const page = rows.slice(0, q.limit);
-      await audit.record({
-        ...meta(caller, m),
-        operation: 'AuditList',
-        target: '/api/audit',
-        status: 200,
-        details: { count: page.length },
-      });
+      await audit.record(
+        callerEvent(caller, m, {
+          operation: 'AuditList',
+          target: '/api/audit',
+          status: 200,
+          details: { count: page.length },
+        }),
+      );
       const last = page.at(-1)?.seq;
       return { events: page.map(auditEventView), more: rows.length > q.limit, ...(last ? { last } : {}) };
     },
@@ -100,13 +92,14 @@ export function createAuditQueries(deps: {
       await access.require(caller, AUDIT_ACTIONS.verify, '/');
       await audit.drain();
       const r = await audit.verify();
-      await audit.record({
-        ...meta(caller, m),
-        operation: 'AuditVerify',
-        target: '/api/audit/verify',
-        status: 200,
-        details: r.ok ? { ok: true, count: r.count } : { ok: false, count: r.count, brokenAt: r.brokenAt },
-      });
+      await audit.record(
+        callerEvent(caller, m, {
+          operation: 'AuditVerify',
+          target: '/api/audit/verify',
+          status: 200,
+          details: r.ok ? { ok: true, count: r.count } : { ok: false, count: r.count, brokenAt: r.brokenAt },
+        }),
+      );
       return r.ok
         ? { ok: true, count: r.count, head: r.head }
         : { ok: false, count: r.count, brokenAt: r.brokenAt, reason: r.reason };

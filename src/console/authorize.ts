@@ -6,22 +6,14 @@ import {
   type AuthorizeParams,
   createAuthorizeEndpoint,
   type ValidAuthorization,
-} from '../../authority/authorize.js';
-import { browserClientOf } from '../../authority/clients.js';
-import type { DeviceRequest } from '../../authority/device-codes.js';
-import { deviceCodePage, deviceDonePage, signInErrorPage, signInPage } from '../../console/pages/signin.js';
-import {
-  addCookie,
-  hostCookie,
-  mac,
-  readCookie,
-  safeEqual,
-  sameOrigin,
-  setPageHeaders,
-} from '../../console/security.js';
-import type { Services } from '../../server/services.js';
-import { toLatchkeyError } from '../errors.js';
-import { clientIp, issuerBaseOf } from '../request.js';
+} from '../authority/authorize.js';
+import { browserClientOf } from '../authority/clients.js';
+import type { DeviceRequest } from '../authority/device-codes.js';
+import { toLatchkeyError } from '../http/errors.js';
+import { clientIp, issuerBaseOf } from '../http/request.js';
+import type { Services } from '../server/services.js';
+import { deviceCodePage, deviceDonePage, signInErrorPage, signInPage } from './pages/signin.js';
+import { addCookie, hostCookie, mac, readCookie, safeEqual, sameOrigin, setPageHeaders } from './security.js';
 
 /** The pre-sign-in cookie the form's CSRF token is bound to (login CSRF defence). */
 const SIGNIN_COOKIE = '__Host-latchkey-signin';
