@@ -4,7 +4,7 @@ import { CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { assignRole } from './helpers/access.js';
 import { type ConsoleClient, consoleClient, consoleSignIn } from './helpers/console.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import { cookieFrom } from './helpers/signin.js';
 
 const CSP =
@@ -26,7 +26,7 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
   let admin: ConsoleClient;
 
   before(async () => {
-    s = await startTestServer({
+    s = await startTestApp({
       clock,
       limits: { consoleSessionIdleSeconds: 600, consoleSessionMaxSeconds: 3600 },
     });
