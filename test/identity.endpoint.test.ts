@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -6,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { startIdentityEndpoint } from '../src/identity-endpoint/server.js';
+import { createSessionRegistry } from '../src/identity-endpoint/sessions.js';
 import { type Clock, systemClock } from '../src/lib/clock.js';
 import {
   type AppJson,
@@ -527,5 +530,21 @@ describe('identity endpoint: one identity selection for every protocol', () => {
       `?object_id=${u1.properties.principalId}`,
     );
     assert.equal(both.status, 400);
+  });
+});
+
+describe('identity endpoint sessions', () => {
+  test('sweep drops the sessions of processes that have exited, and only those', async () => {
+    const registry = createSessionRegistry();
+    const child = spawn(process.execPath, ['-e', '']);
+    await once(child, 'exit');
+    const dead = registry.create('app', child.pid!);
+    const live = registry.create('app', process.pid);
+    const unowned = registry.create('app', null);
+    assert.equal(registry.sweep(), 1);
+    assert.equal(registry.byId(dead.id), undefined);
+    assert.equal(registry.byHeader(dead.header), undefined);
+    assert.ok(registry.byId(live.id));
+    assert.ok(registry.byId(unowned.id));
   });
 });
