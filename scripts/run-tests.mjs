@@ -15,6 +15,27 @@ const walk = (p) => {
   } else if (p.endsWith('.test.ts')) files.push(p);
 };
 for (const r of roots.length ? roots : ['test']) walk(r);
+// Longest first: with N files at a time, a long file started last is the run's tail. These drive
+// real processes (az, the CLI, browsers, PostgreSQL clusters) and dominate the run's time; the
+// order below is from measured per-file durations, slowest first. Others keep their order.
+const SLOW_FIRST = [
+  'azure-cli.test.ts',
+  'cli.az.test.ts',
+  'console.e2e.test.ts',
+  'console.actions.test.ts',
+  'scaleout.test.ts',
+  'cli.test.ts',
+  'cli.devservers.test.ts',
+  'cli.vault.test.ts',
+  'reliability/',
+  'python.test.ts',
+];
+const rank = (f) => {
+  const path = `/${f.replaceAll('\\', '/')}`;
+  const i = SLOW_FIRST.findIndex((s) => path.includes(`/${s}`));
+  return i === -1 ? SLOW_FIRST.length : i;
+};
+files.sort((a, b) => rank(a) - rank(b));
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);

@@ -7,7 +7,7 @@ import { fakeClock } from '../src/lib/clock.js';
 import { openDatabase } from '../src/storage/open.js';
 import type { Database } from '../src/storage/port.js';
 import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -18,7 +18,7 @@ describe('audit API', () => {
   const otherApp = '11111111-2222-3333-4444-555555555555';
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = { authorization: `Bearer ${await s.adminToken()}` };
     adminOid = (await s.request('GET', '/api/account', { headers: admin })).json.objectId;
   });
@@ -177,7 +177,7 @@ describe('audit verify detects tampering', () => {
   let admin: Record<string, string>;
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = { authorization: `Bearer ${await s.adminToken()}` };
     for (let i = 0; i < 6; i++)
       await s.services.audit.record({
@@ -292,7 +292,7 @@ describe('audit completeness of a secret lifecycle', () => {
   const value = 'audit-completeness-value-9f2c';
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     const v = await createVault(s, vault);
     officer = await servicePrincipal(s, 'audit-officer');
     stranger = await servicePrincipal(s, 'audit-stranger');

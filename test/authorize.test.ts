@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt, jwtVerify } from 'jose';
 import { CLI_CLIENT_ID, CONSOLE_CLIENT_ID } from '../src/authority/clients.js';
 import { localJwks } from './helpers/authority.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import {
   authorizeUrl,
   consoleRedirect,
@@ -49,7 +49,7 @@ describe('authorization endpoint: code flow with PKCE', () => {
 
   before(async () => {
     // Client budget 4 failures (address: 20) per minute, no slow-down: the throttle test stays fast.
-    s = await startTestServer({ limits: { authFailureLimit: 4, authFailureSlowAfter: 1000 } });
+    s = await startTestApp({ limits: { authFailureLimit: 4, authFailureSlowAfter: 1000 } });
     admin = s.admin;
   });
   after(async () => {

@@ -6,7 +6,7 @@ import { assignRole } from './helpers/access.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
 import { type ConsoleClient, consoleClient, consoleSignIn } from './helpers/console.js';
 import { arm, putApp, putIdentity } from './helpers/identity.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import { cookieFrom } from './helpers/signin.js';
 
 const CSP =
@@ -28,7 +28,7 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
   let admin: ConsoleClient;
 
   before(async () => {
-    s = await startTestServer({
+    s = await startTestApp({
       clock,
       limits: { consoleSessionIdleSeconds: 600, consoleSessionMaxSeconds: 3600 },
     });

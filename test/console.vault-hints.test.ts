@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { sealSettings } from '../src/management/app-settings.js';
 import { assignRole, createVault, unassignRole, vaultArmPath } from './helpers/access.js';
 import { type ConsoleClient, consoleSignIn } from './helpers/console.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 /**
  * The console tells what a refusal or a reference needs: Key Vault references on an app's settings
@@ -34,7 +34,7 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
     );
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = await consoleSignIn(s);
     const user = { userName: 'hint-reader@latchkey.localhost', password: 'hint reader password 123' };
     const p = await s.services.principals.createUser(s.info.tenantId, {

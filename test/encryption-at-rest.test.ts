@@ -8,7 +8,7 @@ import { LatchkeyError } from '../src/errors/index.js';
 import { openSqlite } from '../src/storage/sqlite.js';
 import { createServicePrincipal, secretTokenRequest } from './helpers/authority.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 /** Secret material that must never appear in the database files, with a label for the failure message. */
 type Needle = { label: string; bytes: Buffer };
@@ -34,7 +34,7 @@ describe('encryption at rest', () => {
     [dbPath, `${dbPath}-wal`].filter((p) => existsSync(p)).map((p) => readFileSync(p));
 
   before(async () => {
-    s = await startTestServer({ dataDir });
+    s = await startTestApp({ dataDir });
     rootKeyText = readFileSync(join(dataDir, 'root.key'), 'utf8');
     const add = (label: string, v: string | Buffer) =>
       needles.push({ label, bytes: typeof v === 'string' ? Buffer.from(v, 'utf8') : v });
@@ -172,17 +172,17 @@ describe('encryption at rest', () => {
 
   test('a wrong root key: the server refuses to start, with a clear message', async () => {
     writeFileSync(join(dataDir, 'root.key'), `${generateRootKeyText()}\n`);
-    await assert.rejects(startTestServer({ dataDir }), /root key does not match this database/);
+    await assert.rejects(startTestApp({ dataDir }), /root key does not match this database/);
     // even without the check value, the data keys do not unwrap under the wrong key
     const db = openSqlite(dbPath);
     await db.run("DELETE FROM meta WHERE key = 'root_key_check'");
     await db.close();
-    await assert.rejects(startTestServer({ dataDir }), /root key does not unwrap this database/);
+    await assert.rejects(startTestApp({ dataDir }), /root key does not unwrap this database/);
   });
 
   test('the right root key opens everything again: old secrets still authenticate', async () => {
     writeFileSync(join(dataDir, 'root.key'), rootKeyText, { mode: 0o600 });
-    s = await startTestServer({ dataDir });
+    s = await startTestApp({ dataDir });
     const r = await secretTokenRequest(s, secretApp);
     assert.equal(r.status, 200, r.text);
     const check = await s.services.db.get<{ value: string }>(

@@ -5,13 +5,13 @@ import { findRole } from '../src/access/roles.js';
 import { signHostAssertion } from '../src/identity-endpoint/certificates.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
 import { appId, arm, patchApp, putApp, putIdentity, putSettings, rgPath, uaiId } from './helpers/identity.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import { grant, putVault, vaultPrincipal } from './helpers/vault.js';
 
 describe('managed identities: the management API', () => {
   let s: TestServer;
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
   });
   after(async () => {
     await s?.stop();

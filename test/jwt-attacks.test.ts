@@ -11,7 +11,7 @@ import {
   secretTokenRequest,
 } from './helpers/authority.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const enc = (o: unknown) => base64url.encode(JSON.stringify(o));
@@ -26,7 +26,7 @@ describe('JWT attacks against the verifier and the management API', () => {
 
   before(async () => {
     // Many deliberate failures from one address: keep the failed-auth throttle out of the way here.
-    s = await startTestServer({ limits: { authFailureLimit: 1000, authFailureSlowAfter: 1000 } });
+    s = await startTestApp({ limits: { authFailureLimit: 1000, authFailureSlowAfter: 1000 } });
     mgmt = s.info.managementResource;
     issuer = `${s.info.authority}/${s.info.tenantId}/v2.0`;
     app = await createServicePrincipal(s, { displayName: 'victim-app' });

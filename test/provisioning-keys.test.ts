@@ -9,7 +9,7 @@ import { bootstrapDefaults } from '../src/server/bootstrap.js';
 import { loadDevConfig } from '../src/server/dev.js';
 import { createServices, type Services } from '../src/server/services.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const meta = { requestId: 'test', clientIp: '127.0.0.1' };
 
@@ -17,7 +17,7 @@ describe('provisioning keys over HTTP', () => {
   let s: TestServer;
   let admin: Record<string, string>;
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = { authorization: `Bearer ${await s.adminToken()}` };
   });
   after(() => s.stop());

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { assignRole, createVault, ROLE_IDS, servicePrincipal, vaultArmPath } from './helpers/access.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const API = 'api-version=2022-04-01';
 const authz = (scope: string, rest = 'roleAssignments') =>
@@ -17,7 +17,7 @@ describe('role assignments and definitions (ARM API)', () => {
   let target: { id: string; appId: string };
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = { authorization: `Bearer ${await s.adminToken()}` };
     sub = `/subscriptions/${s.info.subscriptionId}`;
     rg = `${sub}/resourceGroups/default`;

@@ -13,14 +13,14 @@ import { fakeClock } from '../src/lib/clock.js';
 import { loadDevConfig } from '../src/server/dev.js';
 import { createServices, type Services } from '../src/server/services.js';
 import { createServicePrincipal, secretTokenRequest } from './helpers/authority.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const MINUTE = 60_000;
 
 describe('signing-key rotation over HTTP', () => {
   let s: TestServer;
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
   });
   after(async () => {
     await s?.stop();

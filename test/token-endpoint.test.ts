@@ -9,7 +9,7 @@ import {
   createServicePrincipal,
   secretTokenRequest,
 } from './helpers/authority.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 const CLI = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -40,7 +40,7 @@ describe('token endpoint', () => {
 
   before(async () => {
     // The bad-input matrix fails many times from one address: keep the throttle out of the way (tested below).
-    s = await startTestServer({ limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 } });
+    s = await startTestApp({ limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 } });
     app = await createServicePrincipal(s, { displayName: 'token-endpoint-app' });
     vaultScope = `${s.info.vaultResource}/.default`;
     mgmtScope = `${s.info.managementResource}/.default`;
@@ -749,7 +749,7 @@ describe('failed client authentication is slowed, then refused with 429', () => 
   let s: TestServer;
   const delayMs = 150;
   before(async () => {
-    s = await startTestServer({
+    s = await startTestApp({
       limits: {
         authFailureLimit: 3,
         authFailureSlowAfter: 1,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { assignRole, servicePrincipal } from './helpers/access.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 
 describe('users (management API)', () => {
   let s: TestServer;
@@ -23,7 +23,7 @@ describe('users (management API)', () => {
     });
 
   before(async () => {
-    s = await startTestServer({ identityPort: null });
+    s = await startTestApp({ identityPort: null });
     admin = { authorization: `Bearer ${await s.adminToken()}` };
   });
   after(async () => s?.stop());

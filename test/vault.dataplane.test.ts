@@ -477,20 +477,32 @@ describe('scheduled purge (fake clock)', () => {
     assert.ok(events.some((e) => e.operation === 'VaultPurge' && e.callerKind === 'system'));
   });
 
-  test('the job runner runs jobs on their interval and stops on close', async () => {
+  test('the job runner runs jobs on their interval and stops on close', async (t) => {
     const db = await openDatabase('sqlite::memory:');
+    // Mocked timers: the intervals pass when the test says (60 ms of real time on a loaded machine
+    // saw one run of a 5 ms job).
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    // A round's run settles, then the next round is scheduled (setImmediate is not mocked).
+    const settle = () => new Promise((r) => setImmediate(r));
     try {
       const jobs = createJobs({ db, clock });
       let runs = 0;
       jobs.add({ name: 'tick', intervalMs: 5, run: async () => void runs++ });
       assert.throws(() => jobs.add({ name: 'tick', intervalMs: 5, run: async () => {} }));
       const running = jobs.start({ onError: () => {} });
-      await new Promise((r) => setTimeout(r, 60));
+      t.mock.timers.tick(4);
+      await settle();
+      assert.equal(runs, 0, 'not before its interval');
+      t.mock.timers.tick(1);
+      await settle();
+      assert.equal(runs, 1, 'once per interval');
+      t.mock.timers.tick(5);
+      await settle();
+      assert.equal(runs, 2, 'again after the next interval');
       await running.close();
-      const seen = runs;
-      assert.ok(seen >= 2, `ran ${seen} times`);
-      await new Promise((r) => setTimeout(r, 30));
-      assert.equal(runs, seen, 'no run after close');
+      t.mock.timers.tick(100);
+      await settle();
+      assert.equal(runs, 2, 'no run after close');
     } finally {
       await db.close();
     }

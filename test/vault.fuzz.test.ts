@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import { grant, putVault, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
 /** A digest of everything the data plane can change (vaults, secrets, versions, role assignments). */
@@ -185,7 +185,7 @@ describe('data-plane fuzzing (fast-check)', () => {
   let base: string;
 
   before(async () => {
-    s = await startTestServer({ limits: { perAddressRate: 0 } });
+    s = await startTestApp({ limits: { perAddressRate: 0 } });
     const v = await putVault(s, 'fuzzvault');
     const sp = await vaultPrincipal(s, 'fuzz-officer');
     await grant(s, sp.id, 'Key Vault Secrets Officer', v.id);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { findRole } from '../src/access/roles.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
 // From 2026-02-01 a new vault is RBAC unless the body says otherwise (older versions: vault.permission-model.test.ts).
@@ -18,7 +18,7 @@ describe('vault management (ARM Microsoft.KeyVault/vaults)', () => {
   const sub = () => `/subscriptions/${s.info.subscriptionId}`;
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestApp();
     admin = await s.adminToken();
   });
   after(async () => {

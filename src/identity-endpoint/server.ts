@@ -377,7 +377,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   };
 }
 
-/** What `latchkey up` lets a caller tune (tests force rolls and lift limits with it). */
+/** What `latchkey up` lets a caller tune (tests force rolls, lift limits and step its clock with it). */
 export type IdentityEndpointTuning = Partial<
-  Pick<IdentityEndpointOptions, 'rateLimit' | 'roll' | 'tokenCache' | 'refreshMs' | 'bindHost'>
+  Pick<IdentityEndpointOptions, 'rateLimit' | 'roll' | 'tokenCache' | 'refreshMs' | 'bindHost' | 'clock'>
 >;
