@@ -14,7 +14,7 @@ import type { Curve } from './key-model.js';
  * drawn uniformly from [1, n−1] by the private DRBG, then a constant-time
  * ladder, or the constant-time P-256 `nistz256` tables). The ECDH key pair *is*
  * (k, R). The rest is a few multiplications mod n, done as @noble/curves does
- * them in its own `sign`, blinded (TCHES 2019/7337): with a fresh random b,
+ * them in its own `sign`, blinded as noble cites (TCHES, article 7337): with a fresh random b,
  *   s = (b·k)⁻¹ · (b·z + (b·d)·r) mod n,
  * so the modular inversion, whose loop count depends on its input (Minerva),
  * only sees b·k (uniform, independent of k), and d only enters products with
