@@ -1,8 +1,8 @@
 // Shared benchmark machinery: the server under test in a child process, load
 // generation (autocannon, keep-alive, fixed concurrency, warm-up), in-process
 // micro-benchmarks, percentiles and reporting. See docs/performance.md.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -28,6 +28,8 @@ export interface ResultRow {
   /** The goal, e.g. '>= 2000' or '< 1000'; `met` says whether value reaches it. */
   target?: string;
   met?: boolean;
+  /** The round (1, 2, …) that measured it; set by the runner. */
+  round?: number;
 }
 
 export interface BenchOptions {
@@ -99,6 +101,246 @@ export function percentile(values: readonly number[], p: number): number {
 
 export const median = (values: readonly number[]): number => percentile(values, 50);
 
+/** Median and range of one figure over the rounds. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
+  return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
+}
+
+/**
+ * The order of interleaved rounds: every scenario once per round, rounds one
+ * after the other (A B C A B C …), so a slow minute of a shared machine hits
+ * every figure of a round rather than all rounds of one figure.
+ */
+export function interleave<T>(items: readonly T[], rounds: number): { round: number; item: T }[] {
+  const out: { round: number; item: T }[] = [];
+  for (let round = 1; round <= rounds; round++) for (const item of items) out.push({ round, item });
+  return out;
+}
+
+/** One figure over all rounds: the median and range of its value and of its ratio to its baseline. */
+export interface SummaryRow {
+  scenario: string;
+  metric: string;
+  unit: string;
+  value: Spread;
+  ratio?: Spread;
+  target?: string;
+  /** Whether the median meets the target. */
+  met?: boolean;
+}
+
+/** Groups the rows of every round by (scenario, metric), in first-seen order. */
+export function summarize(rows: readonly ResultRow[]): SummaryRow[] {
+  const groups = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    const k = `${r.scenario}\u0000${r.metric}`;
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  return [...groups.values()].map((g) => {
+    const first = g[0]!;
+    const value = spread(g.map((r) => r.value));
+    const ratios = g.flatMap((r) => (r.ratio === undefined ? [] : [r.ratio]));
+    const out: SummaryRow = { scenario: first.scenario, metric: first.metric, unit: first.unit, value };
+    if (ratios.length) out.ratio = spread(ratios);
+    if (first.target !== undefined) {
+      out.target = first.target;
+      out.met = meets(value.median, first.target);
+    }
+    return out;
+  });
+}
+
+/**
+ * The targets of issue 19, each a ratio of two figures of the same round:
+ * [metric, numerator, denominator, target]. A row is left out of a round that
+ * lacks one of its figures (a scenario not selected, or skipped).
+ */
+export const TARGETS: readonly [string, [string, string], [string, string], string][] = [
+  [
+    'secret GET server CPU per request ÷ floor',
+    ['secrets', 'secret GET server CPU per request'],
+    ['secrets', 'floor (1 process) GET server CPU per request'],
+    '<= 1.5',
+  ],
+  [
+    'secret GET throughput ÷ one-process floor',
+    ['secrets', 'secret GET throughput'],
+    ['secrets', 'floor (1 process) GET throughput'],
+    '>= 0.75',
+  ],
+  [
+    'vault ES256 sign ÷ secret GET throughput',
+    ['keys', 'vault ES256 sign throughput'],
+    ['secrets', 'secret GET throughput'],
+    '>= 0.8',
+  ],
+  [
+    'client_assertion ÷ client_secret tokens/s',
+    ['tokens', 'client_assertion throughput'],
+    ['tokens', 'client_secret throughput'],
+    '>= 0.7',
+  ],
+  [
+    'secret SET ÷ secret GET throughput',
+    ['secrets', 'secret SET throughput'],
+    ['secrets', 'secret GET throughput'],
+    '>= 0.5',
+  ],
+  [
+    'PostgreSQL node GET ÷ SQLite node GET',
+    ['nodes', 'one node secret GET throughput'],
+    ['secrets', 'secret GET throughput'],
+    '>= 0.8',
+  ],
+];
+
+/** The target rows of one round, from that round's rows (scenario 'targets'). */
+export function targetRows(roundRows: readonly ResultRow[]): ResultRow[] {
+  const find = ([scenario, metric]: [string, string]) =>
+    roundRows.find((r) => r.scenario === scenario && r.metric === metric)?.value;
+  return TARGETS.flatMap(([metric, num, den, target]) => {
+    const a = find(num);
+    const b = find(den);
+    if (a === undefined || b === undefined || !(b > 0)) return [];
+    return [row({ scenario: 'targets', metric, value: a / b, unit: 'ratio', target })];
+  });
+}
+
+// ---------------------------------------------------------------- server CPU time (/proc)
+
+/** The fields of /proc/<pid>/stat the bench reads; times in clock ticks. */
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  ppid: number;
+  utime: number;
+  stime: number;
+}
+
+/**
+ * Parses /proc/<pid>/stat (proc(5)). The command name is in parentheses and may
+ * itself hold spaces and parentheses, so the fields are counted from the last ')'.
+ */
+export function parseProcStat(text: string): ProcStat {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error('not a /proc/<pid>/stat line');
+  // After the name: field 3 (state) is rest[0], so field k is rest[k - 3].
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
+  const field = (k: number) => {
+    const v = Number(rest[k - 3]);
+    if (!Number.isInteger(v)) throw new Error(`bad /proc/<pid>/stat field ${k}`);
+    return v;
+  };
+  return {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    ppid: field(4),
+    utime: field(14),
+    stime: field(15),
+  };
+}
+
+/** `roots` and every process below them, from a list of processes (pid, ppid). */
+export function processTree(
+  roots: readonly number[],
+  all: readonly Pick<ProcStat, 'pid' | 'ppid'>[],
+): number[] {
+  const children = new Map<number, number[]>();
+  for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
+  const out = new Set<number>();
+  const stack = [...roots];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (out.has(pid)) continue;
+    out.add(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return [...out];
+}
+
+function readAllStats(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      out.push(parseProcStat(readFileSync(`/proc/${d}/stat`, 'utf8')));
+    } catch {} // gone meanwhile, or not readable
+  }
+  return out;
+}
+
+let ticksPerSecond: number | undefined;
+const clockTicks = () => {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+};
+
+/** CPU ticks (user + system) so far of each process of the trees under `roots`; empty off Linux. */
+export function cpuSnapshot(roots: readonly number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  if (process.platform !== 'linux' || roots.length === 0) return out;
+  const all = readAllStats();
+  const byPid = new Map(all.map((p) => [p.pid, p]));
+  for (const pid of processTree(roots, all)) {
+    const p = byPid.get(pid);
+    if (p) out.set(pid, p.utime + p.stime);
+  }
+  return out;
+}
+
+/** CPU seconds the processes used between two snapshots (a process new in `after` counts from 0). */
+export function cpuSecondsBetween(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  hz = clockTicks(),
+) {
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return ticks / hz;
+}
+
+// ---------------------------------------------------------------- core pinning
+
+/** `--pin`: the cores of the load generator (this process) and of the servers it starts. */
+export interface Pinning {
+  load: string;
+  server: string;
+}
+let pinning: Pinning | undefined;
+
+/** Pins this process (every thread) to `p.load`; servers started later run under `taskset -c p.server`. */
+export function pinCores(p: Pinning): void {
+  execFileSync('taskset', ['-a', '-p', '-c', p.load, String(process.pid)], { stdio: 'ignore' });
+  pinning = p;
+}
+
+/** The split for `cores` cores: core 0 for the load generator, the others for the servers. */
+export function pinningFor(cores: number): Pinning {
+  if (cores < 2) throw new Error('--pin needs at least 2 cores');
+  return { load: '0', server: cores === 2 ? '1' : `1-${cores - 1}` };
+}
+
 // ---------------------------------------------------------------- processes
 
 export interface ChildServer<T> {
@@ -129,7 +371,10 @@ function spawnJsonChild<T>(
   o: { label: string; env?: NodeJS.ProcessEnv; readyTimeoutMs?: number },
 ): Promise<ChildServer<T>> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...argv], {
+  const nodeArgv = [process.execPath, ...SERVER_NODE_FLAGS, ...argv];
+  // taskset execs node: the child's pid is the server's.
+  const [cmd, ...cmdArgs] = pinning ? ['taskset', '-c', pinning.server, ...nodeArgv] : nodeArgv;
+  const child = spawn(cmd!, cmdArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -238,6 +483,8 @@ export interface HttpResult {
 
 export interface BenchServer {
   info: ReadyInfo;
+  /** The server's process id (for its CPU time per request). */
+  pid: number | undefined;
   /** The dev CA (PEM) the server's certificate chains to. */
   ca: string;
   /** Host and port for load generators (127.0.0.1: no resolver in the loop). */
@@ -313,6 +560,7 @@ export async function startBenchServer(tmp: string): Promise<BenchServer> {
   };
   return {
     info: p.info,
+    pid: p.child.pid,
     ca,
     hostPort: `127.0.0.1:${port}`,
     request,
@@ -353,6 +601,8 @@ export interface LoadSpec {
   body?: string;
   /** Builds each request's body (e.g. a fresh client assertion); runs in the load generator. */
   nextBody?: () => string;
+  /** The server's process ids (their child processes count too): for its CPU time per request. */
+  serverPids?: readonly (number | undefined)[];
 }
 
 export interface LoadResult {
@@ -361,6 +611,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** Server CPU time (user + system) over the measured window ÷ requests completed, µs; NaN when unknown. */
+  cpuUsPerRequest: number;
 }
 
 /**
@@ -388,14 +640,28 @@ export async function load(spec: LoadSpec, o: BenchOptions): Promise<LoadResult>
     timeout: 10,
   };
   if (o.warmupS > 0) await autocannon({ ...opts, duration: o.warmupS });
+  const pids = (spec.serverPids ?? []).filter((p): p is number => p !== undefined);
+  const before = cpuSnapshot(pids);
   const r = await autocannon({ ...opts, duration: o.durationS });
+  const after = cpuSnapshot(pids);
+  const completed = r.requests.total;
   return {
+    cpuUsPerRequest:
+      after.size > 0 && completed > 0 ? (cpuSecondsBetween(before, after) * 1e6) / completed : Number.NaN,
     rps: r['2xx'] / r.duration,
     requests: r.requests.total,
     non2xx: r.non2xx,
     errors: r.errors,
     latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
   };
+}
+
+/** The server's CPU time per request of a load run, as a row (none when it could not be read). */
+export function cpuRow(scenario: string, metric: string, r: LoadResult): ResultRow[] {
+  if (!Number.isFinite(r.cpuUsPerRequest)) return [];
+  return [
+    row({ scenario, metric: `${metric} server CPU per request`, value: r.cpuUsPerRequest, unit: 'µs' }),
+  ];
 }
 
 /** Runs `fn` back to back for about `ms` milliseconds (after a short warm-up); operations per second. */
@@ -435,6 +701,38 @@ export function formatTable(rows: readonly ResultRow[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const right = new Set([2, 4, 5]);
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+const fmtSpread = (v: Spread, digits = 0) => (v.n > 1 ? `${fmt(v.min, digits)}–${fmt(v.max, digits)}` : '');
+
+/**
+ * The table of an interleaved run: every figure and ratio as the median of the
+ * rounds with its min–max, and whether the median meets the target.
+ */
+export function formatSummary(rows: readonly SummaryRow[]): string {
+  const head = ['scenario', 'metric', 'median', 'min–max', 'unit', 'ratio', 'ratio min–max', 'target', ''];
+  const body = rows.map((r) => {
+    const ratioDigits = r.unit === 'ratio' ? 3 : 0;
+    return [
+      r.scenario,
+      r.metric,
+      fmt(r.value.median, ratioDigits),
+      fmtSpread(r.value, ratioDigits),
+      r.unit,
+      r.ratio ? `${r.ratio.median.toFixed(3)}×` : '',
+      r.ratio ? fmtSpread(r.ratio, 3) : '',
+      r.target ?? '',
+      r.met === undefined ? '' : r.met ? 'met' : 'NOT MET',
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const right = new Set([2, 3, 5, 6]);
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))

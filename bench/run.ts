@@ -3,7 +3,7 @@
 // name order against a `latchkey up` child process, and prints a table (or JSON).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release, totalmem } from 'node:os';
+import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -12,11 +12,17 @@ import {
   type BenchOptions,
   type BenchServer,
   buildIsFresh,
-  formatTable,
+  formatSummary,
+  interleave,
+  type Pinning,
+  pinCores,
+  pinningFor,
   REPO_ROOT,
   type ResultRow,
   type Scenario,
   startBenchServer,
+  summarize,
+  targetRows,
   tempDirs,
 } from './lib.js';
 
@@ -29,7 +35,14 @@ const USAGE = `Usage: npm run bench -- [options]
   --warmup <s>         warm-up seconds before each load run (default 2)
   --connections <n>    concurrent keep-alive connections (default 32)
   --repeats <n>        repetitions for start-up measurements (default 5)
-  --check              exit 1 when a result misses its target`;
+  --rounds <n>         interleaved rounds (every scenario once per round, A B C A B C …; default 3):
+                       every figure and ratio is reported as the median and min–max of the rounds
+  --pin                pin the load generator (this process) to core 0 and the servers to the
+                       other cores with taskset (Linux)
+  --check              exit 1 when a result's median misses its target
+
+Every load run also reports the server's CPU time per request: user + system time of the server
+process (and its children) from /proc/<pid>/stat over the measured window ÷ requests completed.`;
 
 async function discover(): Promise<Scenario[]> {
   const dir = join(REPO_ROOT, 'bench', 'scenarios');
@@ -54,6 +67,8 @@ function machine() {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     os: `${platform()} ${release()}`,
+    /** 1/5/15-minute load averages at the start (a shared machine's other work shows here). */
+    loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
@@ -68,6 +83,8 @@ async function main(): Promise<number> {
       warmup: { type: 'string' },
       connections: { type: 'string' },
       repeats: { type: 'string' },
+      rounds: { type: 'string' },
+      pin: { type: 'boolean' },
       check: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -88,6 +105,7 @@ async function main(): Promise<number> {
     connections: Math.max(1, Math.round(num(values.connections, 32, 'connections'))),
     repeats: Math.max(1, Math.round(num(values.repeats, 5, 'repeats'))),
   };
+  const rounds = Math.max(1, Math.round(num(values.rounds, 3, 'rounds')));
   const all = await discover();
   if (values.list) {
     for (const s of all) console.log(`${s.name.padEnd(16)} ${s.description}`);
@@ -109,8 +127,15 @@ async function main(): Promise<number> {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
   }
+  let pinning: Pinning | undefined;
+  if (values.pin) {
+    pinning = pinningFor(cpus().length);
+    pinCores(pinning);
+    log(`pinned: load generator on core ${pinning.load}, servers on core(s) ${pinning.server} (taskset)`);
+  }
   const dirs = tempDirs();
   const rows: ResultRow[] = [];
+  let round = 1;
   let server: Promise<BenchServer> | undefined;
   const ctx: BenchContext = {
     options,
@@ -121,17 +146,19 @@ async function main(): Promise<number> {
       })();
       return server;
     },
-    record: (r) => rows.push(r),
+    record: (r) => rows.push({ ...r, round }),
     log,
     tmpDir: (prefix) => dirs.make(prefix),
   };
   const m = machine();
-  log(`latchkey bench — ${m.cpu}, ${m.cores} cores, Node ${m.node}`);
+  log(`latchkey bench — ${m.cpu}, ${m.cores} cores, Node ${m.node}, load average ${m.loadAverage.join(' ')}`);
   const started = Date.now();
   let failed = false;
   try {
-    for (const s of selected) {
-      log(`\n▶ ${s.name}: ${s.description}`);
+    for (const step of interleave(selected, rounds)) {
+      const s = step.item;
+      round = step.round;
+      log(`\n▶ ${s.name} (round ${round}/${rounds}): ${s.description}`);
       try {
         await s.run(ctx);
       } catch (e) {
@@ -139,15 +166,20 @@ async function main(): Promise<number> {
         log(`  FAILED: ${(e as Error).message}`);
       }
     }
+    for (let r = 1; r <= rounds; r++)
+      for (const t of targetRows(rows.filter((x) => x.round === r))) rows.push({ ...t, round: r });
   } finally {
     if (server) await (await server.catch(() => undefined))?.stop();
     dirs.cleanup();
   }
+  const summary = summarize(rows);
   const report = {
     date: new Date().toISOString(),
     machine: m,
-    options,
+    options: { ...options, rounds, pinning: pinning ?? null },
     durationS: Math.round((Date.now() - started) / 1000),
+    loadAverageAtEnd: loadavg().map((l) => Math.round(l * 100) / 100),
+    summary,
     results: rows,
   };
   if (values.out) {
@@ -155,9 +187,16 @@ async function main(): Promise<number> {
     writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
   }
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else process.stdout.write(`\n${formatTable(rows)}\n\n(${report.durationS} s)\n`);
+  else {
+    const pinned = pinning
+      ? `load generator on core ${pinning.load}, servers on ${pinning.server}`
+      : 'not pinned';
+    process.stdout.write(
+      `\n${formatSummary(summary)}\n\n(median and min–max of ${rounds} interleaved round${rounds > 1 ? 's' : ''}; ${pinned}; load average ${m.loadAverage[0]} → ${report.loadAverageAtEnd[0]}; ${report.durationS} s)\n`,
+    );
+  }
   if (failed) return 1;
-  if (values.check && rows.some((r) => r.met === false)) return 1;
+  if (values.check && summary.some((r) => r.met === false)) return 1;
   return 0;
 }
 

@@ -1,6 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatTable, median, meets, percentile, row } from '../bench/lib.js';
+import {
+  cpuSecondsBetween,
+  formatSummary,
+  formatTable,
+  interleave,
+  median,
+  meets,
+  parseProcStat,
+  percentile,
+  pinningFor,
+  processTree,
+  type ResultRow,
+  row,
+  spread,
+  summarize,
+  TARGETS,
+  targetRows,
+} from '../bench/lib.js';
 
 describe('bench/lib helpers (no timing)', () => {
   test('percentile is nearest-rank; median of an even count is the lower middle', () => {
@@ -50,5 +67,125 @@ describe('bench/lib helpers (no timing)', () => {
     assert.match(t[1]!, /^-+\s+-+/);
     assert.match(t[2]!, /tokens\s+throughput\s+4,210\s+tokens\/s\s+7,265\s+0\.580×\s+>= 2000\s+ok$/);
     assert.match(t[3]!, /MISSED$/);
+  });
+
+  test('spread: median, min and max of the finite values', () => {
+    assert.deepEqual(spread([3, 1, 2]), { median: 2, min: 1, max: 3, n: 3 });
+    assert.deepEqual(spread([5, Number.NaN, 7]), { median: 5, min: 5, max: 7, n: 2 });
+    assert.equal(spread([]).n, 0);
+    assert.ok(Number.isNaN(spread([]).median));
+  });
+
+  test('interleaved rounds: every item once per round, rounds in order (A B C A B C)', () => {
+    assert.deepEqual(
+      interleave(['A', 'B', 'C'], 2).map((s) => `${s.round}${s.item}`),
+      ['1A', '1B', '1C', '2A', '2B', '2C'],
+    );
+    assert.deepEqual(interleave(['A'], 0), []);
+  });
+
+  test('/proc/<pid>/stat: fields counted after the last parenthesis of the command name', () => {
+    // proc(5): pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime stime …
+    const line =
+      '4242 (node (x) y) S 17 4242 4242 0 -1 4194304 1543 0 0 0 250 37 0 0 20 0 11 0 123456 1000000 5000 18446744073709551615\n';
+    assert.deepEqual(parseProcStat(line), { pid: 4242, comm: 'node (x) y', ppid: 17, utime: 250, stime: 37 });
+    assert.throws(() => parseProcStat('garbage'), /not a \/proc/);
+    assert.throws(() => parseProcStat('1 (a) S x'), /field 4/);
+  });
+
+  test('processTree: the roots and all their descendants, nothing else', () => {
+    const all = [
+      { pid: 1, ppid: 0 },
+      { pid: 10, ppid: 1 },
+      { pid: 11, ppid: 10 },
+      { pid: 12, ppid: 11 },
+      { pid: 20, ppid: 1 },
+      { pid: 30, ppid: 10 },
+    ];
+    assert.deepEqual(
+      processTree([10], all).sort((a, b) => a - b),
+      [10, 11, 12, 30],
+    );
+    assert.deepEqual(
+      processTree([20, 99], all).sort((a, b) => a - b),
+      [20, 99],
+    );
+  });
+
+  test('CPU seconds between snapshots: per-process deltas; a process born meanwhile counts from 0', () => {
+    const before = new Map([
+      [1, 100],
+      [2, 50],
+    ]);
+    const after = new Map([
+      [1, 160],
+      [2, 50],
+      [3, 40],
+    ]);
+    assert.equal(cpuSecondsBetween(before, after, 100), 1);
+  });
+
+  test('pinning: core 0 for the load generator, the rest for the servers', () => {
+    assert.deepEqual(pinningFor(2), { load: '0', server: '1' });
+    assert.deepEqual(pinningFor(8), { load: '0', server: '1-7' });
+    assert.throws(() => pinningFor(1), /at least 2 cores/);
+  });
+
+  test('summarize: every figure and ratio as median and min–max over the rounds; targets on the median', () => {
+    const rows: ResultRow[] = [1, 2, 3].flatMap((round) => [
+      {
+        ...row({ scenario: 's', metric: 'a', value: [10, 30, 20][round - 1]!, unit: 'req/s', baseline: 10 }),
+        round,
+      },
+      {
+        ...row({
+          scenario: 's',
+          metric: 'r',
+          value: [0.4, 0.6, 0.9][round - 1]!,
+          unit: 'ratio',
+          target: '>= 0.5',
+        }),
+        round,
+      },
+    ]);
+    const [a, r] = summarize(rows);
+    assert.deepEqual(a!.value, { median: 20, min: 10, max: 30, n: 3 });
+    assert.deepEqual(a!.ratio, { median: 2, min: 1, max: 3, n: 3 });
+    assert.deepEqual(r!.value, { median: 0.6, min: 0.4, max: 0.9, n: 3 });
+    assert.equal(r!.met, true);
+    const table = formatSummary(summarize(rows)).split('\n');
+    assert.equal(table.length, 4);
+    assert.match(table[0]!, /^scenario\s+metric\s+median\s+min–max\s+unit\s+ratio\s+ratio min–max\s+target/);
+    assert.match(table[2]!, /^s\s+a\s+20\s+10–30\s+req\/s\s+2\.000×\s+1\.000–3\.000$/);
+    assert.match(table[3]!, /^s\s+r\s+0\.600\s+0\.400–0\.900\s+ratio\s+>= 0\.5\s+met$/);
+  });
+
+  test("targetRows: the issue's targets from one round's figures; a row without its figures is left out", () => {
+    const fig = (scenario: string, metric: string, value: number): ResultRow =>
+      row({ scenario, metric, value, unit: 'x' });
+    const round = [
+      fig('secrets', 'secret GET server CPU per request', 150),
+      fig('secrets', 'floor (1 process) GET server CPU per request', 100),
+      fig('secrets', 'secret GET throughput', 1000),
+      fig('secrets', 'floor (1 process) GET throughput', 2000),
+      fig('secrets', 'secret SET throughput', 600),
+      fig('keys', 'vault ES256 sign throughput', 700),
+      fig('tokens', 'client_assertion throughput', 300),
+      fig('tokens', 'client_secret throughput', 1000),
+    ];
+    const t = targetRows(round);
+    assert.equal(TARGETS.length, 6);
+    assert.deepEqual(
+      t.map((r) => [r.metric, r.value, r.target, r.met]),
+      [
+        ['secret GET server CPU per request ÷ floor', 1.5, '<= 1.5', true],
+        ['secret GET throughput ÷ one-process floor', 0.5, '>= 0.75', false],
+        ['vault ES256 sign ÷ secret GET throughput', 0.7, '>= 0.8', false],
+        ['client_assertion ÷ client_secret tokens/s', 0.3, '>= 0.7', false],
+        ['secret SET ÷ secret GET throughput', 0.6, '>= 0.5', true],
+      ],
+    );
+    assert.ok(t.every((r) => r.scenario === 'targets' && r.unit === 'ratio'));
+    assert.equal(targetRows([]).length, 0);
   });
 });

@@ -201,6 +201,10 @@ describe('Key Vault keys with the official SDK', () => {
       const sig = Buffer.from((await c.sign(alg, d)).result);
       assert.equal(sig.length, len, alg);
       assert.equal((await c.verify(alg, d, sig)).result, true);
+      // Randomized like Key Vault's: a second signature of the same digest differs (and verifies).
+      const again = Buffer.from((await c.sign(alg, d)).result);
+      assert.notDeepEqual(again, sig, `${alg}: a fresh nonce per signature`);
+      assert.equal((await c.verify(alg, d, again)).result, true);
       assert.equal((await c.verifyData(alg, data, sig)).result, true);
       const nodeKey = { key: nodePublicKey(key), dsaEncoding: 'ieee-p1363' as const };
       const h = alg === 'ES256K' ? 'sha256' : hashOf(alg);
@@ -420,6 +424,29 @@ describe('Key Vault keys with the official SDK', () => {
     assert.notDeepEqual(Buffer.from(rnd), Buffer.from(await client.getRandomBytes(32)));
     await assert.rejects(client.getRandomBytes(0), status(400, 'BadParameter'));
     await assert.rejects(client.getRandomBytes(129), status(400, 'BadParameter'));
+  });
+
+  test('a crypto operation on a cached key reads no private key material from SQL', async () => {
+    const key = await client.createEcKey('cache-hit');
+    const c = cryptoClient(s, key, officer);
+    const d = digest('ES256', Buffer.from('cached'));
+    const db = s.services.db;
+    const get = db.get;
+    let sealedReads = 0;
+    db.get = <T>(sql: string, params?: Parameters<typeof get>[1]) => {
+      if (sql.includes('private_sealed')) sealedReads++;
+      return get.call(db, sql, params) as Promise<T | undefined>;
+    };
+    try {
+      await c.sign('ES256', d); // the first use reads, unseals and caches the key
+      const first = sealedReads;
+      assert.equal(first, 1, 'a cache miss reads the sealed key once');
+      for (let i = 0; i < 3; i++) await c.sign('ES256', d);
+      assert.equal((await c.verify('ES256', d, (await c.sign('ES256', d)).result)).result, true);
+      assert.equal(sealedReads, first, 'cache hits read no sealed column');
+    } finally {
+      db.get = get;
+    }
   });
 
   test('a CryptographyClient built from a key id without a version uses the latest version', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   type BenchContext,
   type ChildServer,
+  cpuRow,
   type LoadResult,
   load,
   median,
@@ -53,6 +54,7 @@ function recordLoad(ctx: BenchContext, metric: string, r: LoadResult, baseline?:
       ...(target ? { target } : {}),
     }),
   );
+  for (const c of cpuRow(scenario, metric, r)) ctx.record(c);
   ctx.record(row({ scenario, metric: `${metric} latency p50`, value: r.latencyMs.p50, unit: 'ms' }));
   ctx.record(row({ scenario, metric: `${metric} latency p99`, value: r.latencyMs.p99, unit: 'ms' }));
   if (r.non2xx || r.errors) {
@@ -80,6 +82,7 @@ async function cachedVsBare(
   headers: Record<string, string>,
   bare: ChildServer<{ port: number }>,
   rounds: number,
+  server: ChildServer<unknown>,
 ) {
   const bareUrl = `http://127.0.0.1:${bare.info.port}${url.pathname}${url.search}`;
   const per = { ...ctx.options, durationS: Math.max(1, ctx.options.durationS / rounds) };
@@ -87,8 +90,15 @@ async function cachedVsBare(
   const bareRuns: LoadResult[] = [];
   for (let i = 0; i < rounds; i++) {
     ctx.log(`    round ${i + 1}/${rounds}: cached tokens, then the bare server …`);
-    cachedRuns.push(await load({ url: url.toString(), host: url.host, headers }, per));
-    bareRuns.push(await load({ url: bareUrl, host: `127.0.0.1:${bare.info.port}`, headers }, per));
+    cachedRuns.push(
+      await load({ url: url.toString(), host: url.host, headers, serverPids: [server.child.pid] }, per),
+    );
+    bareRuns.push(
+      await load(
+        { url: bareUrl, host: `127.0.0.1:${bare.info.port}`, headers, serverPids: [bare.child.pid] },
+        per,
+      ),
+    );
   }
   const mid = (runs: LoadResult[]) => [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
   return {
@@ -157,7 +167,7 @@ const scenario: Scenario = {
                 unit: 'ms',
               }),
             );
-            const r = await cachedVsBare(ctx, url, headers, bare, rounds);
+            const r = await cachedVsBare(ctx, url, headers, bare, rounds, lk);
             recordLoad(ctx, 'bare node:http', r.bare);
             recordLoad(ctx, 'cached token (agent)', r.cached);
             ctx.record(
@@ -170,7 +180,7 @@ const scenario: Scenario = {
               }),
             );
           } else {
-            const r = await cachedVsBare(ctx, url, headers, bare, 1);
+            const r = await cachedVsBare(ctx, url, headers, bare, 1, lk);
             recordLoad(ctx, 'cached token (up, in-process)', r.cached);
             ctx.record(
               row({

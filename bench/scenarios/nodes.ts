@@ -13,6 +13,7 @@ import { issueServerCert, makeTestCa } from '../../test/helpers/tls-ca.js';
 import {
   type BenchContext,
   type ChildServer,
+  cpuRow,
   type LoadResult,
   load,
   row,
@@ -221,15 +222,16 @@ const scenario: Scenario = {
         [200],
         'secret set',
       );
-      const spec = (port: number) => ({
+      const spec = (port: number, server: ChildServer<Ready>) => ({
         url: `https://127.0.0.1:${port}${path}`,
         host: vaultHost,
         headers: { authorization: `Bearer ${token}` },
+        serverPids: [server.child.pid],
       });
 
       const c = ctx.options.connections;
       ctx.log(`  one node: secret GET (${c} connections) …`);
-      const single = await load(spec(port1), ctx.options);
+      const single = await load(spec(port1, one), ctx.options);
       ctx.log('  starting node 2 on the same database …');
       const two = await spawnLatchkey<Ready>(args, env);
       started.push(two);
@@ -237,9 +239,11 @@ const scenario: Scenario = {
       must(await call(port2, 'GET', path, { host: vaultHost, token }), [200], 'secret GET on node 2');
       ctx.log(`  two nodes: secret GET (${Math.ceil(c / 2)} connections each, at once) …`);
       const half = { ...ctx.options, connections: Math.max(1, Math.ceil(c / 2)) };
-      const [a, b] = await Promise.all([load(spec(port1), half), load(spec(port2), half)]);
+      const [a, b] = await Promise.all([load(spec(port1, one), half), load(spec(port2, two), half)]);
       const both: LoadResult = {
         rps: a.rps + b.rps,
+        cpuUsPerRequest:
+          (a.cpuUsPerRequest * a.requests + b.cpuUsPerRequest * b.requests) / (a.requests + b.requests),
         requests: a.requests + b.requests,
         non2xx: a.non2xx + b.non2xx,
         errors: a.errors + b.errors,
@@ -258,6 +262,8 @@ const scenario: Scenario = {
       ) => ctx.record(row({ scenario: 'nodes', metric, value, unit, ...extra }));
       rec('one node secret GET throughput', single.rps, 'req/s');
       rec('one node secret GET latency p50', single.latencyMs.p50, 'ms');
+      for (const c of cpuRow('nodes', 'one node secret GET', single)) ctx.record(c);
+      for (const c of cpuRow('nodes', 'two nodes secret GET', both)) ctx.record(c);
       rec('two nodes secret GET throughput', both.rps, 'req/s', { baseline: single.rps });
       rec('two nodes secret GET latency p50 (slower node)', both.latencyMs.p50, 'ms');
       rec('two nodes / one node', both.rps / single.rps, 'ratio');

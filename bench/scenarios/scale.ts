@@ -121,7 +121,10 @@ const scenario: Scenario = {
       };
       const run = async (what: string, host: string, path: string) => {
         ctx.log(`  ${what} (${ctx.options.connections} connections) …`);
-        const r = await load({ url: `https://127.0.0.1:${port}${path}`, host, headers: auth }, ctx.options);
+        const r = await load(
+          { url: `https://127.0.0.1:${port}${path}`, host, headers: auth, serverPids: [srv.child.pid] },
+          ctx.options,
+        );
         warnFailures(what, r);
         return r;
       };

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import {
   type BenchContext,
   type ChildServer,
+  cpuRow,
   type LoadResult,
   load,
   REPO_ROOT,
@@ -73,6 +74,7 @@ function recordLoad(
       ...(target ? { target } : {}),
     }),
   );
+  for (const c of cpuRow('secrets', metric, r)) ctx.record(c);
   ctx.record(
     row({ scenario: 'secrets', metric: `${metric} latency p50`, value: r.latencyMs.p50, unit: 'ms' }),
   );
@@ -122,15 +124,16 @@ const scenario: Scenario = {
       if (got.status !== 200)
         throw new Error(`secret get failed: HTTP ${got.status} ${got.text.slice(0, 200)}`);
       const bodyBytes = Buffer.byteLength(got.text);
-      const target = (p: number) => ({
+      const target = (p: number, server: ChildServer<unknown>) => ({
         url: `https://127.0.0.1:${p}${path}`,
         host: vaultHost,
         headers: auth,
+        serverPids: [server.child.pid],
       });
 
       bare = await spawnServer<{ port: number }>(['bare', dataDir, String(bodyBytes)]);
       ctx.log(`  bare node:https, ${bodyBytes} B body (${ctx.options.connections} connections) …`);
-      const base = await load(target(bare.info.port), ctx.options);
+      const base = await load(target(bare.info.port, bare), ctx.options);
       await bare.stop();
       bare = undefined;
       recordLoad(ctx, 'bare https GET', base, 'req/s');
@@ -146,7 +149,7 @@ const scenario: Scenario = {
           String(processes),
         ]);
         ctx.log(`  floor, ${processes} process${processes > 1 ? 'es' : ''} …`);
-        floors[processes] = await load(target(floor.info.port), ctx.options);
+        floors[processes] = await load(target(floor.info.port, floor), ctx.options);
         await floor.stop();
         floor = undefined;
         const name = `floor (${processes} process${processes > 1 ? 'es' : ''}) GET`;
@@ -154,15 +157,16 @@ const scenario: Scenario = {
       }
 
       ctx.log(`  latchkey secret GET (${ctx.options.connections} connections) …`);
-      const get = await load(target(port), ctx.options);
-      recordLoad(ctx, 'secret GET', get, 'req/s', base.rps, '>= 0.5 of bare');
+      const get = await load(target(port, lk), ctx.options);
+      // The turn-one target (>= 0.5 of bare) is retired (issue 19): on two shared cores the bare
+      // server measures the load generator's ceiling. The figure stays, without a target.
+      recordLoad(ctx, 'secret GET', get, 'req/s', base.rps);
       ctx.record(
         row({
           scenario: 'secrets',
           metric: 'secret GET / bare https',
           value: get.rps / base.rps,
           unit: 'ratio',
-          target: '>= 0.5',
         }),
       );
       ctx.record(
@@ -182,6 +186,7 @@ const scenario: Scenario = {
           method: 'PUT',
           headers: { ...auth, 'content-type': 'application/json' },
           body: JSON.stringify({ value: 's'.repeat(VALUE_BYTES) }),
+          serverPids: [lk.child.pid],
         },
         ctx.options,
       );

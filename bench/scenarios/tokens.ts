@@ -5,7 +5,15 @@ import 'reflect-metadata';
 import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
-import { type BenchContext, type LoadResult, load, opsPerSecond, row, type Scenario } from '../lib.js';
+import {
+  type BenchContext,
+  cpuRow,
+  type LoadResult,
+  load,
+  opsPerSecond,
+  row,
+  type Scenario,
+} from '../lib.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -43,6 +51,7 @@ function recordLoad(ctx: BenchContext, metric: string, r: LoadResult, baseline?:
       ...(target ? { target } : {}),
     }),
   );
+  for (const c of cpuRow(scenario, metric, r)) ctx.record(c);
   ctx.record(row({ scenario, metric: `${metric} latency p50`, value: r.latencyMs.p50, unit: 'ms' }));
   ctx.record(row({ scenario, metric: `${metric} latency p99`, value: r.latencyMs.p99, unit: 'ms' }));
   if (r.non2xx || r.errors) {
@@ -108,6 +117,7 @@ const scenario: Scenario = {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: secretBody,
+        serverPids: [s.pid],
       },
       ctx.options,
     );
@@ -143,6 +153,7 @@ const scenario: Scenario = {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         nextBody: assertionBody,
+        serverPids: [s.pid],
       },
       ctx.options,
     );

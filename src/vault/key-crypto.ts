@@ -11,6 +11,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
+import { ecdsaSignDigest, ecPrivateScalar } from './ec-sign.js';
 import { EC_CURVES, modulusBits, type PrivateJwk, privateKeyOf, publicKeyOf } from './key-material.js';
 import type { Curve, EncryptionAlg, HashName, PublicJwk, SignatureAlg } from './key-model.js';
 import { SIGNATURE_ALGS } from './key-model.js';
@@ -21,12 +22,15 @@ import { SIGNATURE_ALGS } from './key-model.js';
  * length), ECDSA signatures as raw r||s (IEEE P1363), RSA1_5 / RSA-OAEP
  * (SHA-1) / RSA-OAEP-256 encryption. Node's `crypto.sign` always hashes its
  * input, so digests are signed with the RSA primitive (`privateEncrypt`) after
- * our own EMSA encoding (RFC 8017 §9), and ECDSA with @noble/curves.
+ * our own EMSA encoding (RFC 8017 §9); ECDSA signs with the nonce point from
+ * OpenSSL and blinded arithmetic mod n (./ec-sign.ts), and verifies with
+ * @noble/curves (public data only).
  */
 export interface LoadedKey {
   jwk: PublicJwk;
   rsa?: { priv: KeyObject; pub: KeyObject; k: number; modBits: number; rejectionKey: Buffer };
-  ec?: { curve: Curve; d: Uint8Array; pub: Uint8Array };
+  /** `d`: the private scalar, parsed once (see ./ec-sign.ts for how it is used). */
+  ec?: { curve: Curve; d: bigint; pub: Uint8Array };
 }
 
 /** Parses a stored private JWK once (callers cache the result per key version). */
@@ -44,7 +48,7 @@ export function loadKey(p: PrivateJwk, jwk: PublicJwk): LoadedKey {
     };
   }
   const pub = Buffer.concat([Buffer.of(4), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-  return { jwk, ec: { curve: jwk.crv, d: Buffer.from(p.d!, 'base64url'), pub } };
+  return { jwk, ec: { curve: jwk.crv, d: ecPrivateScalar(Buffer.from(p.d!, 'base64url')), pub } };
 }
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
@@ -132,7 +136,7 @@ export function signDigest(key: LoadedKey, alg: SignatureAlg, digest: Buffer): B
     );
   }
   const ec = key.ec!;
-  return Buffer.from(EC_CURVES[ec.curve].ecdsa.sign(digest, ec.d, { prehash: false, extraEntropy: true }));
+  return ecdsaSignDigest(ec.curve, ec.d, digest);
 }
 
 export function verifyDigest(key: LoadedKey, alg: SignatureAlg, digest: Buffer, signature: Buffer): boolean {

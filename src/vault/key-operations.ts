@@ -80,13 +80,28 @@ export function createKeyOperations(deps: {
 }) {
   const { db, clock, guard, cache } = deps;
 
+  /**
+   * The parsed private key of a version: from the cache, else read (the sealed
+   * column only now: a cache hit reads no private material from SQL), unsealed
+   * and parsed once.
+   */
+  const loaded = async (ctx: KeyCallContext, name: string, nameLower: string, rec: KeyRecord) => {
+    const hit = cache.get(ctx.vault.id, nameLower, rec.version);
+    if (hit) return hit;
+    const row = await keyStore.find(db, ctx.vault.id, nameLower, rec.version, true);
+    if (!row?.private_sealed) throw keyNotFound(name, rec.version); // purged meanwhile
+    const key = loadKey(deps.sealing.unseal(ctx.vault, nameLower, rec.version, row.private_sealed), rec.jwk);
+    cache.set(ctx.vault.id, nameLower, rec.version, key);
+    return key;
+  };
+
   /** Authorizes, finds the version, applies the state checks, runs `fn` with the parsed key. */
   const run = <T>(
     ctx: KeyCallContext,
     op: KeyOp,
     rawName: string,
     rawVersion: string | undefined,
-    fn: (rec: KeyRecord, key: () => LoadedKey) => T,
+    fn: (rec: KeyRecord, key: LoadedKey) => T,
   ): Promise<T> => {
     const name = checkKeyName(rawName);
     const version = rawVersion ? checkKeyVersion(rawVersion) : undefined;
@@ -96,7 +111,7 @@ export function createKeyOperations(deps: {
       name,
       async () => {
         const nameLower = name.toLowerCase();
-        const row = await keyStore.find(db, ctx.vault.id, nameLower, version, true);
+        const row = await keyStore.find(db, ctx.vault.id, nameLower, version);
         if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
         const rec = keyFromRow(row);
         if (!rec.enabled) throw forbidden(`Operation ${op} is not allowed on a disabled key.`, 'KeyDisabled');
@@ -112,17 +127,7 @@ export function createKeyOperations(deps: {
           if (rec.exp !== null && now >= rec.exp)
             throw forbidden(`Operation ${op} is not allowed on an expired key.`, 'KeyExpired');
         }
-        const key = () => {
-          const hit = cache.get(ctx.vault.id, nameLower, rec.version);
-          if (hit) return hit;
-          const loaded = loadKey(
-            deps.sealing.unseal(ctx.vault, nameLower, rec.version, row.private_sealed!),
-            rec.jwk,
-          );
-          cache.set(ctx.vault.id, nameLower, rec.version, loaded);
-          return loaded;
-        };
-        return fn(rec, key);
+        return fn(rec, await loaded(ctx, name, nameLower, rec));
       },
       version,
     );
@@ -136,28 +141,28 @@ export function createKeyOperations(deps: {
   return {
     encrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
       return run(ctx, 'encrypt', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key(), checkEncryptionAlg(rec, alg), value)),
+        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
       );
     },
     decrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
       return run(ctx, 'decrypt', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key(), checkEncryptionAlg(rec, alg), value)),
+        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
       );
     },
     wrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
       return run(ctx, 'wrapKey', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key(), checkEncryptionAlg(rec, alg), value)),
+        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
       );
     },
     unwrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
       return run(ctx, 'unwrapKey', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key(), checkEncryptionAlg(rec, alg), value)),
+        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
       );
     },
     /** Signs a digest (`value` is the hash of the message, of the algorithm's length). */
     sign(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, digest: Buffer) {
       return run(ctx, 'sign', name, version, (rec, key) =>
-        result(rec, signDigest(key(), checkSignatureAlg(rec, alg, digest, 'value'), digest)),
+        result(rec, signDigest(key, checkSignatureAlg(rec, alg, digest, 'value'), digest)),
       );
     },
     verify(
@@ -171,7 +176,7 @@ export function createKeyOperations(deps: {
       return run(ctx, 'verify', name, version, (rec, key) => ({
         name: rec.name,
         version: rec.version,
-        valid: verifyDigest(key(), checkSignatureAlg(rec, alg, digest, 'digest'), digest, signature),
+        valid: verifyDigest(key, checkSignatureAlg(rec, alg, digest, 'digest'), digest, signature),
       }));
     },
     /** `POST /rng`: 1–128 random bytes from the server's CSPRNG. */

@@ -1,0 +1,67 @@
+// The vault's EC signing over a digest (src/vault/ec-sign.ts: nonce point by OpenSSL, blinded
+// arithmetic mod n): every signature verifies with OpenSSL (node:crypto) and with @noble/curves,
+// is randomized, and S is not normalized (as Azure Key Vault's). No timing.
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { ecdsaSignDigest, ecPrivateScalar } from '../src/vault/ec-sign.js';
+import { EC_CURVES } from '../src/vault/key-material.js';
+import type { Curve } from '../src/vault/key-model.js';
+
+const CASES: [Curve, 'sha256' | 'sha384' | 'sha512'][] = [
+  ['P-256', 'sha256'],
+  ['P-384', 'sha384'],
+  ['P-521', 'sha512'],
+  ['P-256K', 'sha256'],
+];
+
+function keyPair(curve: Curve) {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: EC_CURVES[curve].node });
+  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
+  const pub = publicKey.export({ format: 'der', type: 'spki' });
+  return { d: ecPrivateScalar(d), publicKey, raw: EC_CURVES[curve].ecdsa.getPublicKey(d, false), pub };
+}
+
+describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
+  for (const [curve, hash] of CASES) {
+    test(`${curve}: 40 signatures over ${hash} digests verify with OpenSSL and noble; randomized; high S kept`, () => {
+      const k = keyPair(curve);
+      const { bytes, ecdsa } = EC_CURVES[curve];
+      const half = ecdsa.Point.Fn.ORDER >> 1n;
+      let high = 0;
+      for (let i = 0; i < 40; i++) {
+        const message = randomBytes(20 + i);
+        const digest = createHash(hash).update(message).digest();
+        const sig = ecdsaSignDigest(curve, k.d, digest);
+        assert.equal(sig.length, 2 * bytes);
+        assert.equal(
+          verify(hash, message, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, sig),
+          true,
+          `${curve} #${i} verifies with node:crypto`,
+        );
+        assert.equal(ecdsa.verify(sig, digest, k.raw, { prehash: false, lowS: false }), true);
+        if (BigInt(`0x${sig.subarray(bytes).toString('hex')}`) > half) high++;
+      }
+      // Key Vault does not normalize S: about half the signatures have S > n/2 (all 40 low: p = 2^-40).
+      assert.ok(high > 0, 'some signatures keep a high S');
+      const digest = createHash(hash).update('same').digest();
+      const a = ecdsaSignDigest(curve, k.d, digest);
+      const b = ecdsaSignDigest(curve, k.d, digest);
+      assert.notDeepEqual(a, b, 'a fresh nonce per signature');
+      assert.notDeepEqual(a.subarray(0, bytes), b.subarray(0, bytes), 'r differs: R = k·G differs');
+    });
+  }
+
+  test('a digest longer than the order is truncated to its leftmost bits (bits2int), as verifiers do', () => {
+    const k = keyPair('P-256');
+    const digest = randomBytes(64);
+    const sig = ecdsaSignDigest('P-256', k.d, digest);
+    assert.equal(EC_CURVES['P-256'].ecdsa.verify(sig, digest, k.raw, { prehash: false, lowS: false }), true);
+  });
+
+  test('a private scalar outside [1, n-1] is refused', () => {
+    const n = EC_CURVES['P-256'].ecdsa.Point.Fn.ORDER;
+    assert.throws(() => ecdsaSignDigest('P-256', 0n, randomBytes(32)), /invalid private key/);
+    assert.throws(() => ecdsaSignDigest('P-256', n, randomBytes(32)), /invalid private key/);
+  });
+});
