@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { localhostLookup } from '../../src/cli/http.js';
-import { createMainApp } from '../../src/server/main-app.js';
 import { createVaultApp } from '../../src/http/vault-app.js';
 import { bootstrapDefaults } from '../../src/server/bootstrap.js';
 import { loadDevConfig } from '../../src/server/dev.js';
 import { createLogger } from '../../src/server/logger.js';
+import { createMainApp } from '../../src/server/main-app.js';
 import { createServices } from '../../src/server/services.js';
 import { startUp, type UpHandle, type UpOptions } from '../../src/server/up.js';
 
