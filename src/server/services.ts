@@ -30,6 +30,7 @@ import { createProvisioningKeys } from '../provisioning/keys.js';
 import type { ChangeRelay } from '../storage/notify.js';
 import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
+import { createCertificates } from '../vault/certificates.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
 import { createSecrets } from '../vault/secrets.js';
@@ -305,6 +306,13 @@ export async function createServices(
   });
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
+  // Certificates (src/vault/certificate*.ts): their keys and secrets live with the keys and secrets.
+  const certificates = createCertificates({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
+  jobs.add({
+    name: 'certificate-purge',
+    intervalMs: 60_000,
+    run: async (now) => void (await certificates.purgeDue(now)),
+  });
 
   // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
   let relay: ChangeRelay | undefined;
@@ -366,6 +374,7 @@ export async function createServices(
     vaults,
     secrets,
     ...keyDomain,
+    certificates,
     jobs,
     vaultBaseUrl,
     vaultResource,

@@ -133,9 +133,14 @@ const dataInfo = (der: ArrayBuffer) =>
  * certificate) or PFX, base64, without a password (as Azure's), key and certificate in clear bags
  * paired by `localKeyId`. `pkcs8` absent (non-exportable key): the certificate alone.
  */
-export function secretValue(contentType: SecretContentType, der: Buffer, pkcs8?: Buffer): string {
+export function secretValue(
+  contentType: SecretContentType,
+  der: Buffer,
+  pkcs8?: Buffer,
+  chain: readonly Buffer[] = [],
+): string {
   if (contentType === PEM)
-    return `${pkcs8 ? pemBlock('PRIVATE KEY', pkcs8) : ''}${pemBlock('CERTIFICATE', der)}`;
+    return `${pkcs8 ? pemBlock('PRIVATE KEY', pkcs8) : ''}${[der, ...chain].map((c) => pemBlock('CERTIFICATE', c)).join('')}`;
   const toAb = (b: Buffer) => new Uint8Array(b).buffer;
   const localKeyId = () =>
     new pkijs.Attribute({
@@ -152,14 +157,17 @@ export function secretValue(contentType: SecretContentType, der: Buffer, pkcs8?:
           }),
         ]
       : []),
-    new pkijs.SafeBag({
-      bagId: CERT_BAG,
-      bagValue: new pkijs.CertBag({
-        certId: X509_CERT,
-        certValue: new asn1js.OctetString({ valueHex: toAb(der) }),
-      }),
-      bagAttributes: [localKeyId()],
-    }),
+    ...[der, ...chain].map(
+      (c, i) =>
+        new pkijs.SafeBag({
+          bagId: CERT_BAG,
+          bagValue: new pkijs.CertBag({
+            certId: X509_CERT,
+            certValue: new asn1js.OctetString({ valueHex: toAb(c) }),
+          }),
+          ...(i === 0 ? { bagAttributes: [localKeyId()] } : {}),
+        }),
+    ),
   ];
   const contents = new pkijs.SafeContents({ safeBags: bags });
   const safe = new pkijs.AuthenticatedSafe({ safeContents: [dataInfo(contents.toSchema().toBER(false))] });
