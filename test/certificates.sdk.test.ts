@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
 import type { RestError } from '@azure/keyvault-secrets';
 import { keyClient } from './helpers/keys.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, putVault, secretClient, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
 
@@ -434,5 +435,50 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
       client.restoreSecretBackup(new Uint8Array(4728)),
       status(400, 'BadParameter', 'Backup blob contains invalid or corrupt version.'),
     );
+  });
+});
+
+/** The same storage on PostgreSQL (migration 0013, the blob and the shared object SQL). */
+describe('certificates on PostgreSQL', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+  let admin: VaultTestPrincipal;
+
+  before(async () => {
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+    const v = await putVault(s, 'certpg');
+    admin = await vaultPrincipal(s, 'cert-pg-admin');
+    await grant(s, admin.id, 'Key Vault Administrator', v.id);
+  });
+  after(async () => {
+    await s?.stop();
+    await schema?.drop();
+  });
+
+  test('create, read the PEM secret, list versions, delete, recover, purge', async () => {
+    const client = new CertificateClient(s.vaultUrl('certpg'), admin.credential, { agent: s.agent });
+    const policy: CertificatePolicy = {
+      issuerName: 'Self',
+      subject: 'CN=pg.example',
+      keyType: 'EC',
+      contentType: 'application/x-pem-file',
+    };
+    const cert = await (await client.beginCreateCertificate('pg', policy, poll)).pollUntilDone();
+    const again = await client.getCertificate('pg');
+    assert.deepEqual(Buffer.from(again.cer!), Buffer.from(cert.cer!));
+    const pem = (await secretClient(s, 'certpg', admin).getSecret('pg')).value!;
+    assert.match(
+      openssl(['x509', '-noout', '-subject'], pem.slice(pem.indexOf('-----BEGIN CERTIFICATE'))),
+      /CN = pg\.example/,
+    );
+    const versions: string[] = [];
+    for await (const p of client.listPropertiesOfCertificateVersions('pg')) versions.push(p.version!);
+    assert.deepEqual(versions, [cert.properties.version]);
+    await (await client.beginDeleteCertificate('pg', poll)).pollUntilDone();
+    await (await client.beginRecoverDeletedCertificate('pg', poll)).pollUntilDone();
+    await (await client.beginDeleteCertificate('pg', poll)).pollUntilDone();
+    await client.purgeDeletedCertificate('pg');
+    await assert.rejects(client.getDeletedCertificate('pg'), status(404, 'CertificateNotFound'));
   });
 });
