@@ -35,6 +35,7 @@ import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
 import { installationStore } from '../storage/server/installation-store.js';
 import { createWriteHealth } from '../storage/write-health.js';
+import { createCertificates } from '../vault/certificates.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultUrl } from '../vault/model.js';
 import { vaultPurgeJob } from '../vault/purge-job.js';
@@ -286,6 +287,13 @@ export async function createServices(
   });
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
+  // Certificates (src/vault/certificate*.ts): their keys and secrets live with the keys and secrets.
+  const certificates = createCertificates({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
+  jobs.add({
+    name: 'certificate-purge',
+    intervalMs: 60_000,
+    run: async (now) => void (await certificates.purgeDue(now)),
+  });
 
   // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
   let relay: ChangeRelay | undefined;
@@ -351,6 +359,7 @@ export async function createServices(
     vaults,
     secrets,
     ...keyDomain,
+    certificates,
     jobs,
     vaultBaseUrl,
     vaultResource,

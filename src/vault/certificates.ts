@@ -1,40 +1,408 @@
 import type { Access } from '../access/decision.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
-import type { ObjectCallContext } from './object-guard.js';
+import type { Clock } from '../lib/clock.js';
+import type { Database } from '../storage/port.js';
+import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
+import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
+import { recordFromRow as secretFromRow, secretStore } from '../storage/vault/secret-store.js';
+import {
+  certificateNotFound,
+  checkCertificateName,
+  checkCertificateVersion,
+  createCertificateGuard,
+  deletedCertificateNotFound,
+  CERTIFICATE_OPERATIONS as OPS,
+  pendingNotFound,
+} from './certificate-guard.js';
+import {
+  CERT_CURVES,
+  type CertificatePolicy,
+  checkPolicy,
+  PEM,
+  type PolicyInput,
+} from './certificate-policy.js';
+import {
+  type CertificateOperation,
+  type CertificateWithPolicy,
+  createCertificateVersions,
+} from './certificate-versions.js';
+import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
+import { generateMaterial, importMaterial } from './key-material.js';
+import { DAY_MS } from './model.js';
+import { createObjectLifecycle, type ObjectCallContext, type Page } from './objects.js';
+import { checkTags } from './secret-rules.js';
 
-const C = 'Microsoft.KeyVault/vaults/certificates';
+export type { CertificateRecord } from '../storage/vault/certificate-store.js';
+export type { CertificatePolicy } from './certificate-policy.js';
+export type { CertificateOperation, CertificateWithPolicy } from './certificate-versions.js';
+
+export interface CreateCertificateInput {
+  policy?: PolicyInput | null;
+  enabled?: boolean;
+  tags?: Record<string, string> | null;
+}
+export interface ImportCertificateInput extends CreateCertificateInput {
+  value: string;
+  password?: string | null;
+}
+export interface UpdateCertificateInput {
+  policy?: PolicyInput | null;
+  enabled?: boolean;
+  tags?: Record<string, string> | null;
+}
+
+const bad = (message: string) => new LatchkeyError('BadParameter', message);
 
 /**
- * Certificates until Latchkey stores them: a vault holds none. Reads are authorized as Azure
- * authorizes them (RBAC `certificates/read`, or the access policy's certificates `list`/`get`),
- * then lists are empty and a named certificate is 404 `CertificateNotFound`. Clients that list
- * certificates (CertificateClient, az keyvault certificate list) work; none sees "not supported".
+ * Key Vault certificates: a certificate is a versioned, soft-deletable object (objects.ts)
+ * whose private key is the Key Vault key of the same name and version, and whose PFX/PEM
+ * (private key and certificate) is the secret of the same name and version, as Azure exposes
+ * them; deleting, recovering and purging a certificate does the same to its key and secret.
+ * Issuer `Self` (self-signed) completes at creation; the pending operation records it.
+ * A non-exportable key (`key_props.exportable: false`) gets no secret: `GET /secrets/{name}` is 404.
  *
  * @example
- * await certificates.list(ctx); // [] once the caller may list certificates
+ * const { operation } = await certificates.create(ctx, 'web', { policy: { issuer: { name: 'Self' }, x509_props: { subject: 'CN=web' } } });
  */
-export function createCertificates(deps: { access: Pick<Access, 'requireVaultData'> }) {
-  const require = (ctx: ObjectCallContext, permission: 'list' | 'get', name?: string) =>
-    deps.access.requireVaultData(ctx.caller, ctx.vault.access, {
-      dataAction: `${C}/read`,
-      objectScope: name === undefined ? ctx.vault.armId : `${ctx.vault.armId}/certificates/${name}`,
-      policy: { kind: 'certificates', permission },
-    });
-  return {
-    async list(ctx: ObjectCallContext): Promise<never[]> {
-      await require(ctx, 'list');
-      return [];
+export function createCertificates(deps: {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  access: Access;
+  audit: AuditLog;
+  baseUrlOf: (vaultNameLower: string) => string;
+  onAuditError?: (e: unknown) => void;
+}) {
+  const { db, clock, sealer } = deps;
+  const guard = createCertificateGuard({
+    db,
+    access: deps.access,
+    audit: deps.audit,
+    ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
+  });
+  const lifecycle = createObjectLifecycle({
+    db,
+    clock,
+    audit: deps.audit,
+    guard,
+    baseUrlOf: deps.baseUrlOf,
+    kind: {
+      store,
+      fromRow: store.fromRow,
+      checkName: checkCertificateName,
+      notFound: certificateNotFound,
+      deletedNotFound: deletedCertificateNotFound,
+      ops: OPS,
     },
-    async get(ctx: ObjectCallContext, name: string, version?: string): Promise<never> {
-      await require(ctx, 'get', name);
-      throw new LatchkeyError(
-        'CertificateNotFound',
-        `A certificate with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command.`,
+  });
+
+  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = createCertificateVersions({
+    clock,
+    sealer,
+  });
+
+  return {
+    list: lifecycle.list,
+    listVersions: lifecycle.listVersions,
+    listDeleted: lifecycle.listDeleted,
+    getDeleted: lifecycle.getDeleted,
+    purgeDue: lifecycle.purgeDue,
+
+    /**
+     * `POST /certificates/{name}/create`: a new certificate or version by the policy's issuer
+     * (given, or the certificate's current policy). `Self` is issued before the answer.
+     */
+    async create(
+      ctx: ObjectCallContext,
+      rawName: string,
+      input: CreateCertificateInput,
+    ): Promise<{ name: string; operation: CertificateOperation }> {
+      const name = checkCertificateName(rawName);
+      checkTags(input.tags);
+      await guard.precheck(ctx, OPS.create, name);
+      let policy: CertificatePolicy;
+      if (input.policy) policy = checkPolicy(input.policy);
+      else {
+        const cur = await policyOf(db, ctx.vault.id, name.toLowerCase());
+        if (!cur) throw bad('A policy is required to create a new certificate.');
+        policy = cur.policy;
+      }
+      if (policy.issuer.name === 'Unknown')
+        throw bad(
+          "Issuer 'Unknown' (a CSR merged later) is not supported by this vault yet: use issuer 'Self', or import the certificate.",
+        );
+      if (policy.issuer.name !== 'Self')
+        throw bad(`The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self'.`);
+      const k = policy.key_props;
+      const material = await generateMaterial(
+        k.kty === 'RSA'
+          ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
+          : { kty: 'EC', curve: k.crv ?? 'P-256' },
+      );
+      const der = await issueSelfSigned(policy, material.privateJwk, clock.now());
+      const operation = completed('Self');
+      return guard.write(ctx, OPS.create, name, async (tx) => {
+        const r = await addVersion(tx, ctx.vault, name, {
+          der,
+          chain: [],
+          material,
+          policy,
+          enabled: input.enabled ?? true,
+          tags: input.tags ?? null,
+          operation,
+        });
+        return { name: r.name, version: r.version, operation };
+      });
+    },
+
+    /**
+     * `POST /certificates/{name}/import`: a PFX (base64, with or without password) or PEM with
+     * its private key. The policy is derived from the certificate; a given policy's
+     * `key_props.exportable` and `secret_props.contentType` are kept.
+     */
+    async import(
+      ctx: ObjectCallContext,
+      rawName: string,
+      input: ImportCertificateInput,
+    ): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      checkTags(input.tags);
+      await guard.precheck(ctx, OPS.import, name);
+      const imported: ImportedCertificate = await readImport(
+        input.value,
+        input.password ?? undefined,
+        input.policy?.secret_props?.contentType,
+      );
+      const material = importMaterial(imported.key.export({ format: 'jwk' }) as Record<string, unknown>);
+      if (material.jwk.kty === 'EC' && !(CERT_CURVES as readonly string[]).includes(material.jwk.crv))
+        throw bad(
+          `Certificates with EC keys on ${material.jwk.crv} are not supported: use ${CERT_CURVES.join(', ')}.`,
+        );
+      const d = describe(imported.der);
+      const looksPem = input.value.includes('-----BEGIN ');
+      const policy = checkPolicy({
+        key_props: {
+          kty: material.jwk.kty,
+          ...(material.jwk.kty === 'EC'
+            ? { crv: material.jwk.crv }
+            : { key_size: Buffer.from(material.jwk.n, 'base64url').length * 8 }),
+          exportable: input.policy?.key_props?.exportable ?? true,
+          reuse_key: input.policy?.key_props?.reuse_key ?? false,
+        },
+        secret_props: {
+          contentType: input.policy?.secret_props?.contentType ?? (looksPem ? PEM : undefined),
+        },
+        x509_props: {
+          subject: d.subject,
+          sans: {
+            ...(d.dns.length ? { dns_names: d.dns.slice(0, 100) } : {}),
+            ...(d.emails.length ? { emails: d.emails.slice(0, 100) } : {}),
+          },
+          validity_months: d.validityMonths,
+          ...(input.policy?.x509_props?.ekus ? { ekus: input.policy.x509_props.ekus } : {}),
+          ...(input.policy?.x509_props?.key_usage ? { key_usage: input.policy.x509_props.key_usage } : {}),
+        },
+        issuer: { name: 'Unknown' },
+        ...(input.policy?.lifetime_actions ? { lifetime_actions: input.policy.lifetime_actions } : {}),
+      });
+      return guard.write(ctx, OPS.import, name, (tx) =>
+        addVersion(tx, ctx.vault, name, {
+          der: imported.der,
+          chain: imported.chain,
+          material,
+          policy,
+          enabled: input.enabled ?? true,
+          tags: input.tags ?? null,
+          operation: completed('Unknown'),
+        }),
       );
     },
-    async getDeleted(ctx: ObjectCallContext, name: string): Promise<never> {
-      await require(ctx, 'get', name);
-      throw new LatchkeyError('CertificateNotFound', `Deleted Certificate not found: ${name}`);
+
+    /** The latest (or a given) version with the certificate's policy. */
+    async get(ctx: ObjectCallContext, rawName: string, rawVersion?: string): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      const version =
+        rawVersion === undefined || rawVersion === '' ? undefined : checkCertificateVersion(rawVersion);
+      return guard.read(
+        ctx,
+        OPS.get,
+        name,
+        async () => {
+          const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+          if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
+          return withPolicy(db, ctx.vault.id, store.fromRow(row));
+        },
+        version,
+      );
+    },
+
+    /** `PATCH /certificates/{name}[/{version}]`: enabled and tags (with the key and secret version), and the policy. */
+    async update(
+      ctx: ObjectCallContext,
+      rawName: string,
+      rawVersion: string | undefined,
+      patch: UpdateCertificateInput,
+    ): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      const version =
+        rawVersion === undefined || rawVersion === '' ? undefined : checkCertificateVersion(rawVersion);
+      checkTags(patch.tags);
+      return guard.write(ctx, OPS.update, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower, version);
+        if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
+        const cur = store.fromRow(row);
+        const now = clock.now();
+        const next: CertificateRecord = {
+          ...cur,
+          tags: patch.tags === undefined ? cur.tags : patch.tags,
+          enabled: patch.enabled ?? cur.enabled,
+          updated: now,
+        };
+        await store.updateVersion(tx, ctx.vault.id, nameLower, next);
+        if (patch.enabled !== undefined && patch.enabled !== cur.enabled) {
+          const key = await keyStore.find(tx, ctx.vault.id, nameLower, cur.version);
+          if (key)
+            await keyStore.updateVersion(tx, ctx.vault.id, nameLower, {
+              ...keyFromRow(key),
+              enabled: next.enabled,
+              updated: now,
+            });
+          const secret = await secretStore.find(tx, ctx.vault.id, nameLower, cur.version);
+          if (secret)
+            await secretStore.updateVersion(tx, ctx.vault.id, nameLower, {
+              ...secretFromRow(secret),
+              enabled: next.enabled,
+              updated: now,
+            });
+        }
+        if (patch.policy) {
+          const p = await policyOf(tx, ctx.vault.id, nameLower);
+          await store.putPolicy(
+            tx,
+            ctx.vault.id,
+            nameLower,
+            JSON.stringify(checkPolicy(patch.policy, p?.policy)),
+            now,
+          );
+        }
+        return withPolicy(tx, ctx.vault.id, next);
+      });
+    },
+
+    async getPolicy(ctx: ObjectCallContext, rawName: string) {
+      const name = checkCertificateName(rawName);
+      return guard.read(ctx, OPS.getPolicy, name, async () => {
+        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        return { name: row.name, ...(await policyOf(db, ctx.vault.id, name.toLowerCase()))! };
+      });
+    },
+
+    /** `PATCH /certificates/{name}/policy`: the sections given replace the current ones. */
+    async updatePolicy(ctx: ObjectCallContext, rawName: string, input: PolicyInput) {
+      const name = checkCertificateName(rawName);
+      return guard.write(ctx, OPS.setPolicy, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        const cur = await policyOf(tx, ctx.vault.id, nameLower);
+        const next = checkPolicy(input, cur?.policy);
+        await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
+        return { name: row.name, ...(await policyOf(tx, ctx.vault.id, nameLower))! };
+      });
+    },
+
+    /** `GET /certificates/{name}/pending`. */
+    async getOperation(
+      ctx: ObjectCallContext,
+      rawName: string,
+    ): Promise<{ name: string; operation: CertificateOperation }> {
+      const name = checkCertificateName(rawName);
+      return guard.read(ctx, OPS.getOperation, name, async () => {
+        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
+        const op =
+          row && row.deleted_at === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
+        if (!row || !op) throw pendingNotFound(name);
+        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+      });
+    },
+
+    /** `DELETE /certificates/{name}/pending`: forgets the operation record (the certificate stays). */
+    async deleteOperation(
+      ctx: ObjectCallContext,
+      rawName: string,
+    ): Promise<{ name: string; operation: CertificateOperation }> {
+      const name = checkCertificateName(rawName);
+      return guard.write(ctx, OPS.deleteOperation, name, async (tx) => {
+        const row = await store.find(tx, ctx.vault.id, name.toLowerCase());
+        const op =
+          row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
+        if (!row || !op) throw pendingNotFound(name);
+        await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
+        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+      });
+    },
+
+    /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
+    async delete(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      return guard.write(ctx, OPS.delete, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        const now = clock.now();
+        const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
+        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
+        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, now, purgeAt);
+        return {
+          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
+          deletedAt: now,
+          scheduledPurgeAt: purgeAt,
+        };
+      });
+    },
+
+    async recover(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      return guard.write(ctx, OPS.recover, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
+        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
+        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, null, null);
+        return {
+          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
+          deletedAt: null,
+          scheduledPurgeAt: null,
+        };
+      });
+    },
+
+    /** Permanent deletion of a deleted certificate with its key and secret; refused under purge protection. */
+    async purge(ctx: ObjectCallContext, rawName: string): Promise<void> {
+      const name = checkCertificateName(rawName);
+      await guard.write(ctx, OPS.purge, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
+        if (ctx.vault.enablePurgeProtection)
+          throw new LatchkeyError(
+            'Forbidden',
+            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
+          );
+        await store.purge(tx, ctx.vault.id, nameLower);
+        await keyStore.purge(tx, ctx.vault.id, nameLower);
+        await secretStore.purge(tx, ctx.vault.id, nameLower);
+        return { name: row.name };
+      });
+    },
+
+    /** Certificate issuers: none are stored yet (Self and Unknown are built in); authorized like Azure. */
+    async listIssuers(ctx: ObjectCallContext): Promise<Page<never>> {
+      return guard.read(ctx, OPS.listIssuers, null, async () => ({ items: [] }));
     },
   };
 }

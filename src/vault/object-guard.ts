@@ -15,7 +15,7 @@ export interface ObjectCallContext {
 }
 
 /** The URL and RBAC scope segment of a kind of object, and its access-policy kind. */
-export type Collection = 'secrets' | 'keys';
+export type Collection = 'secrets' | 'keys' | 'certificates';
 
 /** An operation: audit name, RBAC data action, access-policy permission. */
 export interface ObjectOperation {

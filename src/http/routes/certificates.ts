@@ -1,53 +1,230 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
-import { createCertificates } from '../../vault/certificates.js';
-import { isObjectName } from '../../vault/model.js';
+import type { PolicyInput } from '../../vault/certificate-policy.js';
+import { POLICY_LIMITS } from '../../vault/certificate-policy.js';
+import { parse } from '../validate.js';
 import { vaultContext } from '../vault-context.js';
-import { nameOf, versionOf } from './object-routes.js';
+import {
+  certificateBundle,
+  certificateItem,
+  deletedCertificateBundle,
+  deletedCertificateItem,
+  operationView,
+  policyView,
+} from './certificate-views.js';
+import {
+  attributesSchema as attributes,
+  nameOf as name,
+  noCache,
+  objectRoutes,
+  tagsSchema as tags,
+  versionOf,
+} from './object-routes.js';
 
-const empty = { value: [], nextLink: null };
+const str = (max: number) => z.string().max(max);
+const strList = (max: number, chars: number = POLICY_LIMITS.sanChars) => z.array(str(chars)).max(max);
+/** Azure's CertificatePolicy on the wire; `id` is read-only and ignored. Semantics: vault/certificate-policy.ts. */
+const policySchema = z.object({
+  id: str(2048).optional(),
+  key_props: z
+    .object({
+      exportable: z.boolean().optional(),
+      kty: str(16).optional(),
+      key_size: z.number().int().min(0).max(16_384).optional(),
+      crv: str(16).optional(),
+      reuse_key: z.boolean().optional(),
+    })
+    .nullable()
+    .optional(),
+  secret_props: z
+    .object({ contentType: str(255).optional() })
+    .nullable()
+    .optional(),
+  x509_props: z
+    .object({
+      subject: str(POLICY_LIMITS.subjectChars).optional(),
+      sans: z
+        .object({
+          dns_names: strList(POLICY_LIMITS.sans).optional(),
+          emails: strList(POLICY_LIMITS.sans).optional(),
+          upns: strList(POLICY_LIMITS.sans).optional(),
+        })
+        .nullable()
+        .optional(),
+      ekus: strList(POLICY_LIMITS.ekus, 200).optional(),
+      key_usage: strList(9, 32).optional(),
+      validity_months: z.number().int().min(0).max(100_000).optional(),
+    })
+    .nullable()
+    .optional(),
+  lifetime_actions: z
+    .array(
+      z.object({
+        trigger: z
+          .object({
+            lifetime_percentage: z.number().int().optional(),
+            days_before_expiry: z.number().int().optional(),
+          })
+          .optional(),
+        action: z.object({ action_type: str(32).optional() }).optional(),
+      }),
+    )
+    .max(10)
+    .nullable()
+    .optional(),
+  issuer: z
+    .object({
+      name: str(255).optional(),
+      cty: str(255).optional(),
+      cert_transparency: z.boolean().optional(),
+    })
+    .nullable()
+    .optional(),
+  attributes: z.object({ enabled: z.boolean().optional() }).passthrough().nullable().optional(),
+});
+const createBody = z.object({
+  policy: policySchema.nullable().optional(),
+  attributes: attributes.nullable().optional(),
+  tags: tags.nullable().optional(),
+  preserveCertOrder: z.boolean().optional(),
+});
+const importBody = createBody.extend({
+  /** A PFX (base64) or PEM; 25 KiB as a secret's value, with room for base64. */
+  value: z
+    .string()
+    .min(1)
+    .max(64 * 1024),
+  pwd: z.string().max(1024).nullable().optional(),
+});
+const updateBody = z.object({
+  policy: policySchema.nullable().optional(),
+  attributes: attributes.nullable().optional(),
+  tags: tags.nullable().optional(),
+});
 
-/** A path's certificate name, checked before it is echoed in a message. */
-const certName = (req: FastifyRequest) => {
-  const n = nameOf(req);
-  if (!isObjectName(n)) throw new LatchkeyError('BadParameter', 'The certificate name is not valid.');
-  return n;
-};
+/** The policy as the domain takes it (zod's optional fields typed for exactOptionalPropertyTypes). */
+const policyIn = (p: z.infer<typeof policySchema> | null | undefined): PolicyInput | undefined =>
+  p ? (p as PolicyInput) : undefined;
+const common = (b: {
+  attributes?: { enabled?: boolean | undefined } | null | undefined;
+  tags?: Record<string, string> | null | undefined;
+}) => ({
+  ...(b.attributes?.enabled !== undefined ? { enabled: b.attributes.enabled } : {}),
+  ...(b.tags !== undefined ? { tags: b.tags } : {}),
+});
 
 /**
- * The certificates paths of the data plane until certificates are stored (vault/certificates.ts):
- * authorized reads answer empty lists and 404 `CertificateNotFound`; anything else is 400
- * `BadParameter` naming the gap, never the 404 "operation not supported" a client reads as missing.
+ * The Key Vault certificates REST API (vault/certificates.ts): create (long-running, issuer
+ * Self), import, get, update, policy, pending operation; listing, delete and the deleted
+ * certificates through object-routes.ts as for secrets and keys. What is not built yet (merge,
+ * backup/restore, contacts, issuers CRUD) answers 400 `BadParameter` naming the gap.
  */
 export async function certificateRoutes(
   app: FastifyInstance,
-  opts: { services: Pick<Services, 'access'> },
+  opts: { services: Pick<Services, 'certificates'> },
 ): Promise<void> {
-  const certificates = createCertificates({ access: opts.services.access });
-  const list = async (req: FastifyRequest) => {
-    await certificates.list(vaultContext(req));
-    return empty;
-  };
-  app.get('/certificates', list);
-  app.get('/deletedcertificates', list);
-  app.get('/certificates/issuers', list);
-  app.get('/certificates/:name/versions', async (req) => {
-    certName(req);
-    return list(req);
-  });
-  app.get('/certificates/:name', (req) => certificates.get(vaultContext(req), certName(req)));
-  app.get('/certificates/:name/:version', (req) =>
-    certificates.get(vaultContext(req), certName(req), versionOf(req).slice(0, 32)),
-  );
-  app.get('/deletedcertificates/:name', (req) => certificates.getDeleted(vaultContext(req), certName(req)));
-  const unsupported = async () => {
+  const certificates = opts.services.certificates;
+  const notYet = (what: string) => async () => {
     throw new LatchkeyError(
       'BadParameter',
-      'Certificates are not supported by this Latchkey yet: a vault holds none (lists are empty).',
+      `${what} is not supported by this Latchkey yet (see docs/certificates.md).`,
     );
   };
+
+  app.get('/certificates/issuers', async (req) => {
+    await certificates.listIssuers(vaultContext(req));
+    return { value: [], nextLink: null };
+  });
+
+  app.post('/certificates/:name/create', async (req, reply) => {
+    const ctx = vaultContext(req);
+    const body = parse(createBody, req.body);
+    const policy = policyIn(body.policy);
+    const r = await certificates.create(ctx, name(req), { ...(policy ? { policy } : {}), ...common(body) });
+    return reply
+      .code(202)
+      .header(
+        'location',
+        `${ctx.responseBase}/certificates/${r.name}/pending?api-version=${encodeURIComponent(ctx.apiVersion)}`,
+      )
+      .header('retry-after', '1')
+      .send(operationView(ctx.responseBase, r.name, r.operation));
+  });
+
+  app.post('/certificates/:name/import', { bodyLimit: 256 * 1024 }, async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(importBody, req.body);
+    const policy = policyIn(body.policy);
+    const r = await certificates.import(ctx, name(req), {
+      value: body.value,
+      ...(body.pwd != null ? { password: body.pwd } : {}),
+      ...(policy ? { policy } : {}),
+      ...common(body),
+    });
+    return certificateBundle(ctx.responseBase, ctx.vault, r);
+  });
+
+  app.get('/certificates/:name/pending', async (req) => {
+    const ctx = vaultContext(req);
+    const r = await certificates.getOperation(ctx, name(req));
+    return operationView(ctx.responseBase, r.name, r.operation);
+  });
+  app.delete('/certificates/:name/pending', async (req) => {
+    const ctx = vaultContext(req);
+    const r = await certificates.deleteOperation(ctx, name(req));
+    return operationView(ctx.responseBase, r.name, r.operation);
+  });
+  app.patch('/certificates/:name/pending', notYet('Cancelling a certificate operation'));
+
+  app.get('/certificates/:name/policy', async (req) => {
+    const ctx = vaultContext(req);
+    const r = await certificates.getPolicy(ctx, name(req));
+    return policyView(ctx.responseBase, r.name, r.policy, r.created, r.updated);
+  });
+  app.patch('/certificates/:name/policy', async (req) => {
+    const ctx = vaultContext(req);
+    const r = await certificates.updatePolicy(ctx, name(req), parse(policySchema, req.body) as PolicyInput);
+    return policyView(ctx.responseBase, r.name, r.policy, r.created, r.updated);
+  });
+
+  const get = async (req: FastifyRequest, version?: string) => {
+    const ctx = vaultContext(req);
+    return certificateBundle(ctx.responseBase, ctx.vault, await certificates.get(ctx, name(req), version));
+  };
+  app.get('/certificates/:name', (req, reply) => get(req).then((b) => noCache(reply).send(b)));
+  app.get('/certificates/:name/:version', (req, reply) =>
+    get(req, versionOf(req)).then((b) => noCache(reply).send(b)),
+  );
+
+  const update = async (req: FastifyRequest, version?: string) => {
+    const ctx = vaultContext(req);
+    const body = parse(updateBody, req.body);
+    const policy = policyIn(body.policy);
+    const r = await certificates.update(ctx, name(req), version, {
+      ...(policy ? { policy } : {}),
+      ...common(body),
+    });
+    return certificateBundle(ctx.responseBase, ctx.vault, r);
+  };
+  app.patch('/certificates/:name', (req) => update(req));
+  app.patch('/certificates/:name/:version', (req) => update(req, versionOf(req)));
+
+  objectRoutes(app, {
+    collection: 'certificates',
+    service: certificates,
+    backup: notYet('Certificate backup'),
+    views: {
+      bundle: certificateBundle,
+      deletedBundle: deletedCertificateBundle,
+      item: certificateItem,
+      deletedItem: deletedCertificateItem,
+    },
+  });
+
+  // Not built yet: a 400 naming the gap, never the 404 a client reads as "not found".
   const methods = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   for (const url of ['/certificates/*', '/deletedcertificates/*'])
-    app.route({ method: [...methods], url, handler: unsupported });
+    app.route({ method: [...methods], url, handler: notYet('This certificates operation') });
 }
