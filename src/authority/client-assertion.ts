@@ -3,6 +3,7 @@ import { decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { usedAssertionStore } from '../storage/authority/used-assertion-store.js';
+import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database } from '../storage/port.js';
 import type { Credentials } from './credentials.js';
 
@@ -112,7 +113,12 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
           const jtiHash = createHash('sha256')
             .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)
             .digest('base64url');
-          if (!(await usedAssertionStore.consume(db, jtiHash, expiresAt)))
+          // Group commit: answered once the batch that records it is durable; a second use of the
+          // same jti, in the same batch or later, finds the first one's row and is refused.
+          const fresh = await groupCommitFor(db).run((tx) =>
+            usedAssertionStore.consume(tx, jtiHash, expiresAt),
+          );
+          if (!fresh)
             throw invalid('The client assertion has been used before for this resource (replayed jti).');
         },
       };

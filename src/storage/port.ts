@@ -42,6 +42,8 @@ export interface Database extends Queryable {
    * a power failure is acceptable (audit records of reads); never for acknowledged writes.
    */
   transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { relaxed?: boolean }): Promise<T>;
+  /** The transaction open in the caller's async context, if any (group commit joins it). */
+  current(): Transaction | undefined;
   /** True when the database answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -145,6 +145,7 @@ export function openPostgres(
         client.release(broken);
       }
     },
+    current: () => inTx.getStore(),
     async ping() {
       try {
         await pool.query('SELECT 1');

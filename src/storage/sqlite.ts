@@ -175,6 +175,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
         release();
       }
     },
+    current: () => inTx.getStore(),
     async ping() {
       try {
         db.prepare('SELECT 1').get();
