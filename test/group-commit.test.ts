@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import { usedAssertionStore } from '../src/storage/authority/used-assertion-store.js';
 import { createGroupCommit, type GroupCommit, groupCommitFor } from '../src/storage/group-commit.js';
+import { openDatabase } from '../src/storage/open.js';
 import type { Database } from '../src/storage/port.js';
 import { openSqlite } from '../src/storage/sqlite.js';
 
@@ -195,5 +197,25 @@ describe('group commit (SQLite)', () => {
     const ks = Array.from({ length: 20 }, (_, i) => `k${i}`);
     assert.deepEqual(await Promise.all(ks.map((k, i) => shared.run(insert(k, i)))), ks);
     assert.deepEqual(shared.stats, { batches: 1, writes: 20, largest: 20 });
+  });
+
+  test("a jti used twice in one batch is accepted once: the second finds the first one's row", async () => {
+    const real = await openDatabase(`sqlite:${join(dir, `gc-jti-${n}.db`)}`);
+    try {
+      const g = createGroupCommit(real, { schedule: turns.schedule });
+      const exp = Date.now() + 60_000;
+      const uses = Array.from({ length: 5 }, () => g.run((tx) => usedAssertionStore.consume(tx, 'h1', exp)));
+      const other = g.run((tx) => usedAssertionStore.consume(tx, 'h2', exp));
+      turns.turn();
+      assert.deepEqual(await Promise.all(uses), [true, false, false, false, false]);
+      assert.equal(await other, true);
+      assert.equal(g.stats.largest, 6, 'all in one batch');
+      // And after the commit, a later batch refuses it too.
+      const later = g.run((tx) => usedAssertionStore.consume(tx, 'h1', exp));
+      turns.turn();
+      assert.equal(await later, false);
+    } finally {
+      await real.close();
+    }
   });
 });

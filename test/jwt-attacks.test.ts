@@ -395,6 +395,16 @@ describe('JWT attacks against the verifier and the management API', () => {
       assertOAuthError(await send(jwt), 401, 'invalid_client');
     });
 
+    test('the same assertion sent N times at once is accepted exactly once (group-committed jti)', async () => {
+      const jwt = await assertion();
+      const before = await usedCount();
+      const rs = await Promise.all(Array.from({ length: 12 }, () => send(jwt)));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, ...Array.from({ length: 11 }, () => 401)], statuses.join(','));
+      for (const r of rs.filter((x) => x.status === 401)) assert.match(r.json.error_description, /replayed/);
+      assert.equal(await usedCount(), before + 1);
+    });
+
     test('bad assertions are refused: alg none/HS256, wrong aud, iss, sub, expired, too long, no jti, unknown cert', async () => {
       const now = Math.floor(Date.now() / 1000);
       const pub = createPublicKey(createPrivateKey(cert.keyPem)).export({ type: 'spki', format: 'pem' });
