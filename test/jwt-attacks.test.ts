@@ -405,6 +405,62 @@ describe('JWT attacks against the verifier and the management API', () => {
       assert.equal(await usedCount(), before + 1);
     });
 
+    test('disabling the principal or removing its certificate refuses the very next assertion', async () => {
+      const c2 = await selfSignedRsaCert('revoked-client');
+      const app2 = await createServicePrincipal(s, {
+        displayName: 'revoked-client',
+        credential: { type: 'AsymmetricX509Cert', certificate: c2.certPem },
+      });
+      const admin = { authorization: `Bearer ${await s.adminToken()}` };
+      const sendFor = async () => {
+        const now = Math.floor(Date.now() / 1000);
+        const jwt = await new SignJWT({
+          aud: tokenUrl(),
+          iss: app2.appId,
+          sub: app2.appId,
+          jti: randomUUID(),
+          exp: now + 600,
+        })
+          .setProtectedHeader({ alg: 'PS256', 'x5t#S256': c2.x5tS256 })
+          .sign(createPrivateKey(c2.keyPem));
+        return s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+          form: {
+            grant_type: 'client_credentials',
+            client_id: app2.appId,
+            client_assertion_type: ASSERTION_TYPE,
+            client_assertion: jwt,
+            scope: `${s.info.vaultResource}/.default`,
+          },
+        });
+      };
+      assert.equal((await sendFor()).status, 200, 'accepted (and its key and lookups warm)');
+      const off = await s.request('PATCH', `/api/directory/servicePrincipals/${app2.id}`, {
+        headers: admin,
+        json: { accountEnabled: false },
+      });
+      assert.equal(off.status, 200, off.text);
+      const refused = await sendFor();
+      assert.equal(refused.json.error, 'unauthorized_client', refused.text);
+      assert.match(refused.json.error_description, /disabled/);
+      const on = await s.request('PATCH', `/api/directory/servicePrincipals/${app2.id}`, {
+        headers: admin,
+        json: { accountEnabled: true },
+      });
+      assert.equal(on.status, 200, on.text);
+      assert.equal((await sendFor()).status, 200, 'enabled again');
+      const del = await s.request(
+        'DELETE',
+        `/api/directory/servicePrincipals/${app2.id}/credentials/${app2.keyId}`,
+        {
+          headers: admin,
+        },
+      );
+      assert.equal(del.status, 204, del.text);
+      const gone = await sendFor();
+      assertOAuthError(gone, 401, 'invalid_client');
+      assert.match(gone.json.error_description, /not registered/);
+    });
+
     test('bad assertions are refused: alg none/HS256, wrong aud, iss, sub, expired, too long, no jti, unknown cert', async () => {
       const now = Math.floor(Date.now() / 1000);
       const pub = createPublicKey(createPrivateKey(cert.keyPem)).export({ type: 'spki', format: 'pem' });
