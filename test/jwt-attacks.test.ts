@@ -395,6 +395,72 @@ describe('JWT attacks against the verifier and the management API', () => {
       assertOAuthError(await send(jwt), 401, 'invalid_client');
     });
 
+    test('the same assertion sent N times at once is accepted exactly once (group-committed jti)', async () => {
+      const jwt = await assertion();
+      const before = await usedCount();
+      const rs = await Promise.all(Array.from({ length: 12 }, () => send(jwt)));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, ...Array.from({ length: 11 }, () => 401)], statuses.join(','));
+      for (const r of rs.filter((x) => x.status === 401)) assert.match(r.json.error_description, /replayed/);
+      assert.equal(await usedCount(), before + 1);
+    });
+
+    test('disabling the principal or removing its certificate refuses the very next assertion', async () => {
+      const c2 = await selfSignedRsaCert('revoked-client');
+      const app2 = await createServicePrincipal(s, {
+        displayName: 'revoked-client',
+        credential: { type: 'AsymmetricX509Cert', certificate: c2.certPem },
+      });
+      const admin = { authorization: `Bearer ${await s.adminToken()}` };
+      const sendFor = async () => {
+        const now = Math.floor(Date.now() / 1000);
+        const jwt = await new SignJWT({
+          aud: tokenUrl(),
+          iss: app2.appId,
+          sub: app2.appId,
+          jti: randomUUID(),
+          exp: now + 600,
+        })
+          .setProtectedHeader({ alg: 'PS256', 'x5t#S256': c2.x5tS256 })
+          .sign(createPrivateKey(c2.keyPem));
+        return s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+          form: {
+            grant_type: 'client_credentials',
+            client_id: app2.appId,
+            client_assertion_type: ASSERTION_TYPE,
+            client_assertion: jwt,
+            scope: `${s.info.vaultResource}/.default`,
+          },
+        });
+      };
+      assert.equal((await sendFor()).status, 200, 'accepted (and its key and lookups warm)');
+      const off = await s.request('PATCH', `/api/directory/servicePrincipals/${app2.id}`, {
+        headers: admin,
+        json: { accountEnabled: false },
+      });
+      assert.equal(off.status, 200, off.text);
+      const refused = await sendFor();
+      assert.equal(refused.json.error, 'unauthorized_client', refused.text);
+      assert.match(refused.json.error_description, /disabled/);
+      const on = await s.request('PATCH', `/api/directory/servicePrincipals/${app2.id}`, {
+        headers: admin,
+        json: { accountEnabled: true },
+      });
+      assert.equal(on.status, 200, on.text);
+      assert.equal((await sendFor()).status, 200, 'enabled again');
+      const del = await s.request(
+        'DELETE',
+        `/api/directory/servicePrincipals/${app2.id}/credentials/${app2.keyId}`,
+        {
+          headers: admin,
+        },
+      );
+      assert.equal(del.status, 204, del.text);
+      const gone = await sendFor();
+      assertOAuthError(gone, 401, 'invalid_client');
+      assert.match(gone.json.error_description, /not registered/);
+    });
+
     test('bad assertions are refused: alg none/HS256, wrong aud, iss, sub, expired, too long, no jti, unknown cert', async () => {
       const now = Math.floor(Date.now() / 1000);
       const pub = createPublicKey(createPrivateKey(cert.keyPem)).export({ type: 'spki', format: 'pem' });
@@ -416,6 +482,9 @@ describe('JWT attacks against the verifier and the management API', () => {
         await assertion({ claims: { sub: randomUUID() } }),
         await assertion({ claims: { iat: now - 7200, nbf: now - 7200, exp: now - 3600 } }),
         await assertion({ claims: { exp: now + 86_400 } }),
+        await assertion({ claims: { nbf: now + 3000 } }),
+        await assertion({ claims: { exp: String(now + 600) } }),
+        await assertion({ claims: { aud: [`${tokenUrl()}x`] } }),
         await assertion({ claims: { jti: undefined } }),
         await assertion({ header: { 'x5t#S256': (await selfSignedRsaCert('other')).x5tS256 } }),
         await assertion({ header: { 'x5t#S256': undefined } }),

@@ -1,8 +1,9 @@
-import { createHash, createPublicKey } from 'node:crypto';
-import { decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
+import { constants, createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { usedAssertionStore } from '../storage/authority/used-assertion-store.js';
+import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database } from '../storage/port.js';
 import type { Credentials } from './credentials.js';
 
@@ -10,6 +11,73 @@ export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-b
 /** Asymmetric algorithms only: `none` and HMAC can never authenticate a client. */
 const ALGORITHMS = ['PS256', 'RS256', 'PS384', 'RS384', 'PS512', 'RS512', 'ES256', 'ES384'];
 const MAX_LIFETIME_S = 3600;
+const CLOCK_TOLERANCE_S = 300;
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/** JWS algorithm → digest, key type and (EC) curve; RSA keys must have at least 2048 bits (as jose requires). */
+const SCHEMES: Record<string, { hash: string; kty: 'rsa' | 'ec'; pss?: true; curve?: string }> = {
+  RS256: { hash: 'sha256', kty: 'rsa' },
+  RS384: { hash: 'sha384', kty: 'rsa' },
+  RS512: { hash: 'sha512', kty: 'rsa' },
+  PS256: { hash: 'sha256', kty: 'rsa', pss: true },
+  PS384: { hash: 'sha384', kty: 'rsa', pss: true },
+  PS512: { hash: 'sha512', kty: 'rsa', pss: true },
+  ES256: { hash: 'sha256', kty: 'ec', curve: 'prime256v1' },
+  ES384: { hash: 'sha384', kty: 'ec', curve: 'secp384r1' },
+};
+
+/**
+ * RFC 7515 signature check of a compact JWS with `node:crypto` (OpenSSL): the key must be of the
+ * algorithm's type (and curve), PSS uses a salt of the digest's length (RFC 7518 §3.5), ECDSA the
+ * raw r||s form (§3.4).
+ */
+export function verifySignature(jws: string, alg: string, key: KeyObject): boolean {
+  const scheme = SCHEMES[alg];
+  if (!scheme || key.asymmetricKeyType !== scheme.kty) return false;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (scheme.kty === 'rsa' && (details.modulusLength ?? 0) < 2048) return false;
+  if (scheme.curve !== undefined && details.namedCurve !== scheme.curve) return false;
+  const parts = jws.split('.');
+  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return false;
+  const signingInput = Buffer.from(`${parts[0]}.${parts[1]}`, 'ascii');
+  const signature = Buffer.from(parts[2]!, 'base64url');
+  try {
+    return verify(
+      scheme.hash,
+      signingInput,
+      scheme.kty === 'ec'
+        ? { key, dsaEncoding: 'ieee-p1363' }
+        : scheme.pss
+          ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+          : { key, padding: constants.RSA_PKCS1_PADDING },
+      signature,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The claims of a client assertion, as jose's `jwtVerify` checks them with `issuer`, `subject`,
+ * `audience`, `requiredClaims: [exp, jti, aud, iss, sub]` and a 300 s clock tolerance.
+ */
+function checkClaims(
+  p: Record<string, unknown>,
+  o: { audiences: readonly string[]; clientId: string; now: number },
+): void {
+  const fail = (m: string) => {
+    throw new Error(m);
+  };
+  for (const c of ['exp', 'jti', 'aud', 'iss', 'sub']) if (p[c] === undefined) fail(`missing ${c}`);
+  const num = (c: string) => p[c] === undefined || (typeof p[c] === 'number' && Number.isFinite(p[c]));
+  if (!num('exp') || !num('nbf') || !num('iat')) fail('a time claim is not a number');
+  if ((p.exp as number) <= o.now - CLOCK_TOLERANCE_S) fail('expired');
+  if (p.nbf !== undefined && (p.nbf as number) > o.now + CLOCK_TOLERANCE_S) fail('not yet valid');
+  if (p.iss !== o.clientId) fail('issuer');
+  if (p.sub !== o.clientId) fail('subject');
+  const aud = typeof p.aud === 'string' ? [p.aud] : Array.isArray(p.aud) ? p.aud : [];
+  if (!aud.some((a) => typeof a === 'string' && o.audiences.includes(a))) fail('audience');
+}
 
 const invalid = (message: string, cause?: unknown) =>
   new LatchkeyError('invalid_client', message, { status: 401, aadCodes: [700027], cause });
@@ -29,18 +97,16 @@ const invalid = (message: string, cause?: unknown) =>
  */
 export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
   const { db, clock, credentials } = deps;
-  // Registered certificates' public keys, imported once per certificate and algorithm (importing a
-  // key costs more than verifying with it). Keyed by the certificate's hash; a certificate removed
-  // from a principal is no longer found by findCertificate, so a stale entry is never reached.
-  type PublicKey = ReturnType<typeof importSPKI>;
-  const keys = new Map<string, PublicKey>();
-  const verificationKey = (pem: string, alg: string): PublicKey => {
-    const id = `${alg}|${createHash('sha256').update(pem).digest('base64url')}`;
+  // Registered certificates' public keys, parsed once per certificate (parsing costs more than
+  // verifying). Keyed by the certificate's hash; a certificate removed from a principal is no longer
+  // found by findCertificate, so a stale entry is never reached.
+  const keys = new Map<string, KeyObject>();
+  const publicKeyOf = (pem: string): KeyObject => {
+    const id = createHash('sha256').update(pem).digest('base64url');
     const hit = keys.get(id);
     if (hit) return hit;
     if (keys.size >= 1000) keys.delete(keys.keys().next().value!);
-    const k = importSPKI(createPublicKey(pem).export({ format: 'pem', type: 'spki' }) as string, alg);
-    k.catch(() => keys.delete(id));
+    const k = createPublicKey(pem);
     keys.set(id, k);
     return k;
   };
@@ -84,18 +150,16 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
         throw invalid(
           'The certificate in the client assertion is not registered for this client, or has expired.',
         );
-      let payload: { jti?: unknown; exp?: number; nbf?: number; iat?: number };
+      if (header.crit !== undefined)
+        throw invalid('The client assertion names critical header parameters that are not understood.');
+      // The signature through OpenSSL with the cached KeyObject (jose's WebCrypto path costs ~3x more),
+      // then the claims, as jose's jwtVerify would check them (see checkClaims).
+      if (!verifySignature(assertion, header.alg, publicKeyOf(pem)))
+        throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).');
+      let payload: ReturnType<typeof decodeJwt>;
       try {
-        const r = await jwtVerify(assertion, await verificationKey(pem, header.alg), {
-          algorithms: ALGORITHMS,
-          audience: [...input.audiences],
-          issuer: clientId,
-          subject: clientId,
-          currentDate: new Date(clock.now()),
-          clockTolerance: 300,
-          requiredClaims: ['exp', 'jti', 'aud', 'iss', 'sub'],
-        });
-        payload = r.payload;
+        payload = decodeJwt(assertion);
+        checkClaims(payload, { audiences: input.audiences, clientId, now: clock.now() / 1000 });
       } catch (e) {
         throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).', e);
       }
@@ -112,7 +176,12 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
           const jtiHash = createHash('sha256')
             .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)
             .digest('base64url');
-          if (!(await usedAssertionStore.consume(db, jtiHash, expiresAt)))
+          // Group commit: answered once the batch that records it is durable; a second use of the
+          // same jti, in the same batch or later, finds the first one's row and is refused.
+          const fresh = await groupCommitFor(db).run((tx) =>
+            usedAssertionStore.consume(tx, jtiHash, expiresAt),
+          );
+          if (!fresh)
             throw invalid('The client assertion has been used before for this resource (replayed jti).');
         },
       };

@@ -49,6 +49,8 @@ export interface Database extends Queryable {
   readonly writable: boolean;
   /** A small real write (a 16 KiB row in `meta`, written and removed in one transaction); true when it committed. */
   probeWrite(): Promise<boolean>;
+  /** The transaction open in the caller's async context, if any (group commit joins it). */
+  current(): Transaction | undefined;
   /** True when the database answers (readiness). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

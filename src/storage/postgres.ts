@@ -149,6 +149,7 @@ export function openPostgres(
       return writable;
     },
     probeWrite: () => probeWrite(database),
+    current: () => inTx.getStore(),
     async ping() {
       try {
         await pool.query('SELECT 1');

@@ -223,6 +223,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
       return writable;
     },
     probeWrite: () => probeWrite({ transaction }),
+    current: () => inTx.getStore(),
     async ping() {
       try {
         db.prepare('SELECT 1').get();

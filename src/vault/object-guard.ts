@@ -2,6 +2,7 @@ import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors/index.js';
+import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database, Transaction } from '../storage/port.js';
 import { statusOf, vaultEvent } from './audit.js';
 import type { Vault } from './model.js';
@@ -117,7 +118,9 @@ export function createObjectGuard(deps: {
     ): Promise<T> {
       try {
         await authorize(ctx, op, name);
-        return await db.transaction(async (tx) => {
+        // Group commit: one transaction (one fsync) for the writes of an event-loop turn; each
+        // caller is answered after the commit that holds its change (src/storage/group-commit.ts).
+        return await groupCommitFor(db).run(async (tx) => {
           const r = await fn(tx);
           await audit.append(
             tx,

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose';
 import type { ReadyInfo } from '../../src/server/up.js';
+import { selfSignedRsaCert, type TestCertificate } from '../helpers/certs.js';
 import { startUpProcess, type UpProcess } from '../helpers/cli.js';
 import {
   adminToken,
@@ -21,9 +22,13 @@ import {
 
 /**
  * Crash safety: a real `latchkey up` child process is killed with SIGKILL at a
- * random moment while clients write secrets (or while signing keys rotate);
- * after each restart every acknowledged write must be there intact, the audit
- * chain must verify, and the database must pass SQLite's integrity check.
+ * random moment while clients write secrets and get tokens with client assertions
+ * (or while signing keys rotate); after each restart every acknowledged write
+ * must be there intact, every acknowledged assertion's jti must still be spent
+ * (a replay is refused), the audit chain must verify, and the database must pass
+ * SQLite's integrity check. Writes are group-committed (src/storage/group-commit.ts):
+ * this is what proves that no caller is answered before the batch holding its write
+ * is durable.
  */
 const WRITE_CYCLES = size(3, 20);
 const ROTATE_CYCLES = size(3, 20);
@@ -46,8 +51,35 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
   let info: ReadyInfo;
   let ca: string;
   let admin: { userName: string; password: string };
-  let writer: { appId: string; secret: string };
+  let writer: { id: string; appId: string; secret: string };
+  let cert: TestCertificate;
   const acked: Acked[] = [];
+  /** Client assertions whose token request was answered 200: their jti is spent for good. */
+  const spent: string[] = [];
+
+  const assertion = () => {
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({
+      aud: `${info.authority}/${info.tenantId}/oauth2/v2.0/token`,
+      iss: writer.appId,
+      sub: writer.appId,
+      jti: randomUUID(),
+      nbf: now,
+      exp: now + 600,
+    })
+      .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': cert.x5tS256 })
+      .sign(createPrivateKey(cert.keyPem));
+  };
+  const assertionToken = (c: HttpClient, jwt: string) =>
+    c.request('POST', `/${info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: writer.appId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: jwt,
+        scope: `${info.vaultResource}/.default`,
+      },
+    });
 
   const start = async () => {
     // Rotations as fast as they go (the limits that bound them are tested in signing-keys.test.ts).
@@ -64,6 +96,11 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
         // limit would answer 429, which the check would report as a lost write.
         '--limit',
         'per-principal-rate=0',
+        // The replays of acknowledged assertions are refused on purpose, hundreds of them.
+        '--limit',
+        'auth-failure-limit=1000000',
+        '--limit',
+        'auth-failure-slow-after=1000000',
       ],
     });
     info = proc.info;
@@ -102,6 +139,30 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
+    // Every acknowledged assertion stays spent: its jti is recorded for the vault, and a replay is refused.
+    // (The restarted server may listen on another port, so the replay's audience can be stale too: the
+    // stored jti is the proof, the refused replay the end-to-end check.)
+    const dbFile = new Database(join(dataDir, 'latchkey.db'), { readonly: true, fileMustExist: true });
+    try {
+      const has = dbFile.prepare('SELECT 1 FROM used_assertions WHERE jti_hash = ?');
+      for (const jwt of spent) {
+        const { jti } = decodeJwt(jwt);
+        const hash = createHash('sha256')
+          .update(`${writer.appId}\n${jti}\n${info.vaultResource.toLowerCase()}`)
+          .digest('base64url');
+        assert.ok(has.get(hash), `${label}: the jti of an acknowledged assertion was lost`);
+      }
+    } finally {
+      dbFile.close();
+    }
+    let j = 0;
+    const replayer = async () => {
+      while (j < spent.length) {
+        const r = await assertionToken(c, spent[j++]!);
+        assert.equal(r.status, 401, `${label}: an acknowledged assertion was accepted again: ${r.text}`);
+      }
+    };
+    await Promise.all([replayer(), replayer()]);
     const at = await adminToken(c, info, admin);
     const v = await c.request('POST', '/api/audit/verify', { headers: { authorization: `Bearer ${at}` } });
     assert.equal(v.status, 200, v.text);
@@ -122,6 +183,12 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
     admin = JSON.parse(readFileSync(info.adminCredentialsPath, 'utf8'));
     const at = await adminToken(c, info, admin);
     writer = await provisionVaultWriter(c, info, at, 'crashvault');
+    cert = await selfSignedRsaCert('crash-assertions');
+    const added = await c.request('POST', `/api/directory/servicePrincipals/${writer.id}/credentials`, {
+      headers: { authorization: `Bearer ${at}` },
+      json: { type: 'AsymmetricX509Cert', certificate: cert.certPem, append: true },
+    });
+    assert.equal(added.status, 201, added.text);
   });
   after(async () => {
     await kill();
@@ -157,7 +224,21 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
           }
         }
       };
-      const writers = Array.from({ length: WRITERS }, (_, w) => write(w));
+      const assertions = async () => {
+        while (!stop) {
+          const jwt = await assertion();
+          attempts++;
+          try {
+            const r = await assertionToken(c, jwt);
+            if (r.status === 200) spent.push(jwt);
+            else if (!stop) unexpected.push(`assertion ${r.status} ${r.text.slice(0, 120)}`);
+          } catch {
+            unacked++;
+            return;
+          }
+        }
+      };
+      const writers = [...Array.from({ length: WRITERS }, (_, w) => write(w)), assertions(), assertions()];
       await sleep(KILL_WINDOW[0] + Math.random() * (KILL_WINDOW[1] - KILL_WINDOW[0]));
       const ackedBefore = acked.length;
       const exit = await kill();
@@ -170,9 +251,10 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
     const c = await start();
     await verifyState(c, 'after the last cycle');
     t.diagnostic(
-      `crash/writes: cycles=${WRITE_CYCLES} write attempts=${attempts} acknowledged=${acked.length} cut off by the kill=${unacked}`,
+      `crash/writes: cycles=${WRITE_CYCLES} write and assertion attempts=${attempts} acknowledged writes=${acked.length} acknowledged assertions=${spent.length} cut off by the kill=${unacked}`,
     );
     assert.ok(acked.length >= WRITE_CYCLES, 'the writers got writes acknowledged');
+    assert.ok(spent.length >= WRITE_CYCLES, 'assertions were acknowledged');
   });
 
   test(`${ROTATE_CYCLES} kill -9 cycles during signing-key rotation leave a usable active key`, async (t) => {

@@ -1,0 +1,152 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { Database, Transaction } from './port.js';
+
+/**
+ * Group commit of durable writes, layered on the storage port.
+ *
+ * On SQLite every commit is an fsync (`synchronous=FULL`) taken on the event loop: one per
+ * request caps writes at the disk's flush rate and stalls every other request meanwhile. Here
+ * the writes that arrive in the same event-loop turn share one transaction, so one fsync:
+ *
+ * - each write runs, in arrival order, inside its own SAVEPOINT of the batch's transaction: a
+ *   write that throws (a constraint, a domain refusal) rolls back to its savepoint and fails only
+ *   its own caller; the others' writes stay in the batch;
+ * - every caller is answered only after the COMMIT that holds its write: success is never
+ *   acknowledged before it is durable;
+ * - when the batch cannot commit (or a savepoint cannot be rolled back), every caller of the
+ *   batch fails with that error and none of their writes is kept;
+ * - one batch runs at a time; writes arriving meanwhile form the next batch.
+ *
+ * On PostgreSQL a write is simply its own transaction: the pool overlaps commits (each waits for
+ * the WAL flush on its own connection without blocking the event loop) and the server already
+ * groups concurrent WAL flushes, so batching would add latency and nothing else (docs/storage.md).
+ *
+ * Called inside an open transaction (a manifest applied as one transaction), `run` joins that
+ * transaction instead: its write is durable when that transaction commits.
+ */
+export interface GroupCommit {
+  /** Runs `fn` in the next batch; resolves with its result once that batch has committed. */
+  run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /** Batches committed or failed, and writes run in them (for tests and /metrics). */
+  readonly stats: { batches: number; writes: number; largest: number };
+}
+
+interface Pending {
+  fn: (tx: Transaction) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+const SAVEPOINT = 'latchkey_group_write';
+/**
+ * Batches start from an empty async context, not the first caller's (which may carry the
+ * adapter's open-transaction marker, or a request's logging context, into everybody's write).
+ */
+const root = new AsyncResource('latchkey.groupCommit');
+
+/** Creates a group committer for `db` (use `groupCommitFor` to share one per database). */
+export function createGroupCommit(
+  db: Database,
+  options: { schedule?: (flush: () => void) => void } = {},
+): GroupCommit {
+  const stats = { batches: 0, writes: 0, largest: 0 };
+  if (db.dialect === 'postgres') {
+    return {
+      stats,
+      run: (fn) => {
+        const open = db.current();
+        if (open) return fn(open);
+        stats.batches++;
+        stats.writes++;
+        stats.largest = Math.max(stats.largest, 1);
+        return db.transaction(fn);
+      },
+    };
+  }
+  const schedule = options.schedule ?? ((flush) => root.runInAsyncScope(() => setImmediate(flush)));
+  let queue: Pending[] = [];
+  let scheduled = false;
+  let running = false;
+
+  const kick = () => {
+    if (scheduled || running || queue.length === 0) return;
+    scheduled = true;
+    schedule(() => {
+      scheduled = false;
+      void flush();
+    });
+  };
+
+  const flush = async () => {
+    if (running || queue.length === 0) return;
+    running = true;
+    const batch = queue;
+    queue = [];
+    stats.batches++;
+    stats.writes += batch.length;
+    stats.largest = Math.max(stats.largest, batch.length);
+    const outcomes: Outcome[] = [];
+    try {
+      await db.transaction(async (tx) => {
+        if (batch.length === 1) {
+          // Alone in its batch: no savepoint needed, its failure rolls the transaction back.
+          outcomes.push({ ok: true, value: await batch[0]!.fn(tx) });
+          return;
+        }
+        for (const p of batch) {
+          await tx.run(`SAVEPOINT ${SAVEPOINT}`);
+          try {
+            const value = await p.fn(tx);
+            await tx.run(`RELEASE ${SAVEPOINT}`);
+            outcomes.push({ ok: true, value });
+          } catch (error) {
+            // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
+            await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
+            await tx.run(`RELEASE ${SAVEPOINT}`);
+            outcomes.push({ ok: false, error });
+          }
+        }
+      });
+    } catch (error) {
+      // Not committed: nobody's write is kept, so nobody is acknowledged. A lone write's own error
+      // is passed through unchanged (the same as a transaction of its own).
+      for (const p of batch) p.reject(error);
+      running = false;
+      kick();
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve(o.value);
+      else p.reject(o.error);
+    });
+    running = false;
+    kick();
+  };
+
+  return {
+    stats,
+    run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      const open = db.current();
+      if (open) return fn(open);
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+        kick();
+      });
+    },
+  };
+}
+
+const shared = new WeakMap<Database, GroupCommit>();
+
+/** The one group committer of `db`, shared by every writer of that database. */
+export function groupCommitFor(db: Database): GroupCommit {
+  let g = shared.get(db);
+  if (!g) {
+    g = createGroupCommit(db);
+    shared.set(db, g);
+  }
+  return g;
+}

@@ -1,0 +1,76 @@
+// The client-assertion signature check through node:crypto (src/authority/client-assertion.ts,
+// verifySignature): it must accept exactly what jose's jwtVerify accepted for the allowed
+// algorithms, and refuse key-type confusion, short RSA keys, other PSS salt lengths and tampering.
+import assert from 'node:assert/strict';
+import { constants, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { base64url, SignJWT } from 'jose';
+import { verifySignature } from '../src/authority/client-assertion.js';
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+const jwt = (alg: string, key: typeof rsa.privateKey) =>
+  new SignJWT({ iss: 'a', jti: 'j' }).setProtectedHeader({ alg }).sign(key);
+
+describe('client assertion signatures (node:crypto)', () => {
+  test('jose-signed RS/PS 256-512 and ES256/ES384 verify; a changed payload or signature does not', async () => {
+    const cases: [string, typeof rsa][] = [
+      ['RS256', rsa],
+      ['RS384', rsa],
+      ['RS512', rsa],
+      ['PS256', rsa],
+      ['PS384', rsa],
+      ['PS512', rsa],
+      ['ES256', p256],
+      ['ES384', p384],
+    ];
+    for (const [alg, pair] of cases) {
+      const token = await jwt(alg, pair.privateKey);
+      assert.equal(verifySignature(token, alg, pair.publicKey), true, alg);
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const otherPayload = base64url.encode(JSON.stringify({ iss: 'b', jti: 'j' }));
+      assert.equal(
+        verifySignature(`${h}.${otherPayload}.${s}`, alg, pair.publicKey),
+        false,
+        `${alg} payload`,
+      );
+      const flipped = Buffer.from(s, 'base64url');
+      flipped[5]! ^= 1;
+      assert.equal(verifySignature(`${h}.${p}.${flipped.toString('base64url')}`, alg, pair.publicKey), false);
+      assert.equal(verifySignature(`${h}.${p}.${s}!`, alg, pair.publicKey), false, 'not base64url');
+    }
+  });
+
+  test('the key must fit the algorithm: type, curve, RSA size', async () => {
+    const es = await jwt('ES256', p256.privateKey);
+    assert.equal(verifySignature(es, 'RS256', p256.publicKey), false, 'EC key under an RSA alg');
+    assert.equal(verifySignature(es, 'ES384', p256.publicKey), false, 'P-256 key under ES384');
+    const rs = await jwt('RS256', rsa.privateKey);
+    assert.equal(verifySignature(rs, 'ES256', rsa.publicKey), false, 'RSA key under ES256');
+    assert.equal(verifySignature(rs, 'HS256', rsa.publicKey), false, 'HMAC never');
+    assert.equal(verifySignature(rs, 'none', rsa.publicKey), false);
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const h = base64url.encode(JSON.stringify({ alg: 'RS256' }));
+    const p = base64url.encode(JSON.stringify({ a: 1 }));
+    const sig = sign('sha256', Buffer.from(`${h}.${p}`), small.privateKey).toString('base64url');
+    assert.equal(verifySignature(`${h}.${p}.${sig}`, 'RS256', small.publicKey), false, '1024-bit RSA');
+  });
+
+  test('PS256 needs a salt of the digest length (RFC 7518 §3.5)', () => {
+    const h = base64url.encode(JSON.stringify({ alg: 'PS256' }));
+    const p = base64url.encode(JSON.stringify({ a: 1 }));
+    const withSalt = (saltLength: number) =>
+      sign('sha256', Buffer.from(`${h}.${p}`), {
+        key: rsa.privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength,
+      }).toString('base64url');
+    assert.equal(verifySignature(`${h}.${p}.${withSalt(32)}`, 'PS256', rsa.publicKey), true);
+    assert.equal(verifySignature(`${h}.${p}.${withSalt(0)}`, 'PS256', rsa.publicKey), false);
+    assert.equal(
+      verifySignature(`${h}.${p}.${withSalt(64)}`, 'PS256', createPublicKey(rsa.privateKey)),
+      false,
+    );
+  });
+});
