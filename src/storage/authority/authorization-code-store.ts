@@ -7,9 +7,11 @@ export interface AuthorizationCodeRecord {
   principalId: string;
   clientId: string;
   redirectUri: string;
+  /** PKCE S256 challenge: base64url(SHA-256(code_verifier)). */
   codeChallenge: string;
   scope: string;
   nonce: string | null;
+  /** When the user authenticated (epoch ms). */
   authTime: number;
   expiresAt: number;
 }
