@@ -58,6 +58,7 @@ export const authorizationCodeStore = {
       ],
     );
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** The code with this hash in the tenant, spent or not, expired or not. */
   async findByHash(
     q: Queryable,
