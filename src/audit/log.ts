@@ -71,6 +71,7 @@ const fromRow = (r: Row): AuditEvent => ({
 });
 
 /** The canonical bytes a link's MAC covers: every column but the hash itself, in a fixed order. */
+// duplicate-ok: the MAC input order is a frozen format of the hash chain, not the store's column list
 const canonical = (r: Omit<Row, 'hash'>): string =>
   JSON.stringify([
     Number(r.seq),

@@ -2,7 +2,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { generateSecret, type SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
-import { authorizationCodeStore } from '../storage/authority/authorization-code-store.js';
+import {
+  type AuthorizationCodeRecord,
+  authorizationCodeStore,
+} from '../storage/authority/authorization-code-store.js';
 import type { Database } from '../storage/port.js';
 
 /** An authorization code lives this long: long enough for a redirect and one token request. */
@@ -11,18 +14,7 @@ export const CODE_TTL_MS = 120_000;
 const KEEP_AFTER_EXPIRY_MS = 15 * 60_000;
 
 /** What an authorization code stands for: everything its token request must repeat or will receive. */
-export interface AuthorizationGrant {
-  tenantId: string;
-  principalId: string;
-  clientId: string;
-  redirectUri: string;
-  /** PKCE S256 challenge: base64url(SHA-256(code_verifier)). */
-  codeChallenge: string;
-  scope: string;
-  nonce: string | null;
-  /** When the user authenticated (epoch ms). */
-  authTime: number;
-}
+export type AuthorizationGrant = Omit<AuthorizationCodeRecord, 'id' | 'expiresAt'>;
 
 export type Redemption =
   | { ok: true; id: string; grant: AuthorizationGrant }

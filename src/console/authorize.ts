@@ -28,7 +28,23 @@ export const DEVICE_PATH = '/devicelogin';
  * pages under the console's CSP; errors before the redirect URI is proven are
  * shown on the page, later ones go to the client as RFC 6749 §4.1.2.1 redirects.
  */
-export async function authorizeRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function authorizeRoutes(
+  app: FastifyInstance,
+  opts: {
+    services: Pick<
+      Services,
+      | 'authorizationCodes'
+      | 'clock'
+      | 'config'
+      | 'deviceCodes'
+      | 'issuerBases'
+      | 'principals'
+      | 'tenants'
+      | 'throttle'
+      | 'tokenEndpoint'
+    >;
+  },
+): Promise<void> {
   const s = opts.services;
   const endpoint = createAuthorizeEndpoint({
     clock: s.clock,

@@ -7,13 +7,38 @@ import type { SafeHtml } from './html.js';
 import type { Flash, NavKey } from './layout.js';
 
 /**
+ * The services console pages and actions use — only those that take the signed-in caller and
+ * check its access (plus configuration and URL helpers). Sign-in and session machinery lives in
+ * login.ts / routes.ts, which take their own narrow set.
+ */
+export type ConsoleServices = Pick<
+  Services,
+  | 'access'
+  | 'apps'
+  | 'auditQueries'
+  | 'config'
+  | 'directory'
+  | 'hosts'
+  | 'keys'
+  | 'provisioningKeys'
+  | 'readableScopes'
+  | 'roleAssignments'
+  | 'scopeResolver'
+  | 'scopes'
+  | 'secrets'
+  | 'userIdentities'
+  | 'vaultBaseUrl'
+  | 'vaults'
+>;
+
+/**
  * Everything a console page or action needs: the services, and the signed-in
  * user as a {@link Caller} — the same shape the management API and the vault
  * build from a token, so every call goes through the same access decision and
  * is audited under the same identity.
  */
 export interface ConsoleContext {
-  s: Services;
+  s: ConsoleServices;
   req: FastifyRequest;
   caller: Caller;
   meta: RequestMeta;

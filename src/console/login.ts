@@ -50,7 +50,10 @@ function messagePage(title: string, message: string, kind: 'error' | 'info' = 'i
  * verify the tokens and the nonce, start a session), sign-out.
  */
 export function createConsoleLogin(deps: {
-  services: Services;
+  services: Pick<
+    Services,
+    'audit' | 'clock' | 'config' | 'issuerBases' | 'principals' | 'tenants' | 'tokenEndpoint' | 'verifier'
+  >;
   sessions: ConsoleSessions;
   idTokens: IdTokenVerifier;
   loginKey: Buffer;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
-import { sessionStore } from '../storage/console/session-store.js';
+import { type StoredConsoleSession, sessionStore } from '../storage/console/session-store.js';
 import type { Database } from '../storage/port.js';
 import type { Flash } from './layout.js';
 
@@ -11,14 +11,8 @@ const COOKIE_VALUE_RE = /^[A-Za-z0-9_-]{43}$/;
 /** `last_seen_at` is written at most this often (the idle timeout is this precise). */
 const TOUCH_EVERY_MS = 30_000;
 
-export interface ConsoleSession {
+export interface ConsoleSession extends StoredConsoleSession {
   idHash: Buffer;
-  tenantId: string;
-  principalId: string;
-  csrfSecret: Buffer;
-  createdAt: number;
-  lastSeenAt: number;
-  expiresAt: number;
 }
 
 export type SessionLookup =

@@ -21,7 +21,7 @@ export interface GroupVaults {
   ): Promise<unknown>;
 }
 
-type Deps = {
+export type ResourceGroupDeleteDeps = {
   db: Database;
   access: Pick<Access, 'require' | 'deleteAtOrBelow'>;
   audit: Pick<AuditLog, 'append'>;
@@ -45,7 +45,7 @@ type Deps = {
  * anything is removed), then the deletes.
  */
 export async function deleteResourceGroup(
-  s: Deps,
+  s: ResourceGroupDeleteDeps,
   caller: Caller,
   meta: RequestMeta,
   subscriptionId: string,

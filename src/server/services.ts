@@ -12,6 +12,7 @@ import { createCredentials } from '../authority/credentials.js';
 import { createDeviceCodes } from '../authority/device-codes.js';
 import { createPrincipals } from '../authority/principals.js';
 import { createResourceResolver, issuerBasesFor } from '../authority/resources.js';
+import { signingKeyRotationJob } from '../authority/signing-key-rotation.js';
 import { createSigningKeys } from '../authority/signing-keys.js';
 import { createTenants } from '../authority/tenants.js';
 import { createAuthThrottle } from '../authority/throttle.js';
@@ -35,6 +36,7 @@ import { openDatabase } from '../storage/open.js';
 import type { Database } from '../storage/port.js';
 import { installationStore } from '../storage/server/installation-store.js';
 import { createWriteHealth } from '../storage/write-health.js';
+import { createVaultAudiences } from '../vault/audiences.js';
 import { createCertificates } from '../vault/certificates.js';
 import { createKeyDomain } from '../vault/key-domain.js';
 import { vaultUrl } from '../vault/model.js';
@@ -152,27 +154,13 @@ export async function createServices(
   });
   const assertions = createAssertionVerifier({ db, clock, credentials });
 
-  const vaultResource = `https://${config.vaultDomain}`;
-  // The vault's resource as its challenge names it: with the public port unless that is 443. The
-  // Python and Go Key Vault clients require the challenge's host *and port* to be a suffix of the
-  // vault URL's; JS and .NET compare host names. A token for either form is a vault token.
-  let audiences: { port: number; resource: string; list: readonly string[] } | undefined;
-  const vaultAudiences = () => {
-    if (audiences?.port !== boundPort) {
-      const resource = boundPort === 443 ? vaultResource : `${vaultResource}:${boundPort}`;
-      audiences = {
-        port: boundPort,
-        resource,
-        list: Object.freeze([...new Set([vaultResource, resource])]),
-      };
-    }
-    return audiences;
-  };
+  const vaultAudiences = createVaultAudiences(config.vaultDomain, () => boundPort);
+  const vaultResource = vaultAudiences.resource;
   const { builtInResource, resolveResource } = createResourceResolver({
     principals,
     vaultResource,
     managementResource: config.managementResource,
-    vaultAudiences: () => vaultAudiences().list,
+    vaultAudiences: vaultAudiences.list,
     issuerBases,
   });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
@@ -246,25 +234,12 @@ export async function createServices(
     intervalMs: 300_000,
     run: async () => void (await assertions.prune()),
   });
-  // The authority's signing key is replaced when it reaches its maximum age (the old one stays in
-  // JWKS for the overlap); on several nodes one node does it, under the job lock.
-  if (config.limits.signingKeyMaxAgeSeconds > 0)
-    jobs.add({
-      name: 'signing-key-rotation',
-      intervalMs: Math.min(3_600_000, Math.max(10_000, (config.limits.signingKeyMaxAgeSeconds * 1000) / 20)),
-      run: async () => {
-        const r = await signingKeys.rotateIfOlderThan(config.limits.signingKeyMaxAgeSeconds * 1000);
-        if (r)
-          await audit.record({
-            tenantId: null,
-            callerKind: 'system',
-            operation: 'SigningKeyRotate',
-            target: r.kid,
-            status: 200,
-            details: { previous: r.previous, scheduled: true },
-          });
-      },
-    });
+  const rotation = signingKeyRotationJob({
+    signingKeys,
+    audit,
+    maxAgeSeconds: config.limits.signingKeyMaxAgeSeconds,
+  });
+  if (rotation) jobs.add(rotation);
   jobs.add({
     name: 'authorization-code-prune',
     intervalMs: 300_000,
@@ -364,9 +339,9 @@ export async function createServices(
     vaultBaseUrl,
     vaultResource,
     /** The resource the vault's challenge names (`https://{vaultDomain}[:{public port}]`). */
-    vaultChallengeResource: () => vaultAudiences().resource,
+    vaultChallengeResource: vaultAudiences.challengeResource,
     /** The audiences the vault accepts: `https://{vaultDomain}`, and with the public port. */
-    vaultAudiences: () => vaultAudiences().list,
+    vaultAudiences: vaultAudiences.list,
     resolveResource,
     issuerBases,
     setBoundPort(port: number) {

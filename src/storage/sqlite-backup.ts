@@ -75,9 +75,8 @@ export function inspectSqliteFile(path: string): SqliteFileFacts {
   }
 }
 
-/** fsync a directory, so a rename or a new name in it survives a power loss. */
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+function fsyncPath(path: string, flags: 'r' | 'r+'): void {
+  const fd = openSync(path, flags);
   try {
     fsyncSync(fd);
   } finally {
@@ -85,14 +84,9 @@ function fsyncDir(dir: string): void {
   }
 }
 
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+/** fsync a directory, so a rename or a new name in it survives a power loss. */
+const fsyncDir = (dir: string): void => fsyncPath(dir, 'r');
+const fsyncFile = (path: string): void => fsyncPath(path, 'r+');
 
 /** A new, empty 0600 file beside `path` (same directory, so a rename onto `path` is atomic). */
 function privateTempBeside(path: string, tag: string): string {

@@ -9,7 +9,10 @@ import { clientIp, hostOf, issuerBaseOf } from '../request.js';
  * The Entra ID work-alike endpoints (PROTOCOLS.md §1): OIDC discovery, JWKS,
  * instance discovery and the OAuth 2.0 token endpoint. Errors are OAuth-shaped.
  */
-export async function authorityRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function authorityRoutes(
+  app: FastifyInstance,
+  opts: { services: Pick<Services, 'config' | 'issuerBases' | 'signingKeys' | 'tenants' | 'tokenEndpoint'> },
+): Promise<void> {
   const s = opts.services;
   app.setErrorHandler((err, req, reply) => sendOAuthError(err, req, reply));
 

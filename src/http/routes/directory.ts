@@ -61,7 +61,13 @@ const updateUserBody = z
 /** Directory API (users, service principals and their credentials), Graph-like JSON, under /api/directory. */
 export async function directoryRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: {
+    services: Pick<
+      Services,
+      'access' | 'audit' | 'config' | 'directory' | 'principals' | 'signingKeys' | 'tenants'
+    >;
+    authenticate: Authenticate;
+  },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { applyManifest } from '../../provisioning/manifest-apply.js';
 import { exportManifestReport } from '../../provisioning/manifest-export.js';
+import type { ManifestDeps } from '../../provisioning/manifest-refs.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
@@ -18,7 +19,7 @@ const exportQuery = z.object({
 /** Provisioning manifests: `POST /api/provisioning/apply[?dryRun=true]`, `GET /api/provisioning/export`. */
 export async function manifestRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: { services: ManifestDeps & Pick<Services, 'config'>; authenticate: Authenticate },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);

@@ -56,7 +56,13 @@ const badFilter = (message: string) => new LatchkeyError('InvalidFilterInQuerySt
  */
 export async function resourceRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: {
+    services: Pick<
+      Services,
+      'apps' | 'config' | 'hosts' | 'issuerBases' | 'scopes' | 'userIdentities' | 'vaults'
+    >;
+    authenticate: Authenticate;
+  },
 ): Promise<void> {
   const s = opts.services;
   const caller = armCaller(opts.authenticate, s.config.managementResource, '2021-04-01');

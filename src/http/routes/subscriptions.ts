@@ -4,7 +4,7 @@ import type { Caller } from '../../access/caller.js';
 import { scopeCovers } from '../../access/decision.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { RG_ACTIONS } from '../../management/readable-scopes.js';
-import { deleteResourceGroup } from '../../management/resource-group-delete.js';
+import { deleteResourceGroup, type ResourceGroupDeleteDeps } from '../../management/resource-group-delete.js';
 import type { ResourceGroup, Subscription } from '../../management/scopes.js';
 import type { Services } from '../../server/services.js';
 import { vaultEvent } from '../../vault/audit.js';
@@ -48,7 +48,11 @@ const groupView = (g: ResourceGroup) => ({
 /** ARM subscriptions and resource groups (what `az account list` and `az group` see). */
 export async function subscriptionRoutes(
   app: FastifyInstance,
-  opts: { services: Services; authenticate: Authenticate },
+  opts: {
+    services: ResourceGroupDeleteDeps &
+      Pick<Services, 'access' | 'audit' | 'config' | 'db' | 'readableScopes' | 'scopes' | 'tenants'>;
+    authenticate: Authenticate;
+  },
 ): Promise<void> {
   const s = opts.services;
   const caller = armCaller(opts.authenticate, s.config.managementResource, '2022-12-01');

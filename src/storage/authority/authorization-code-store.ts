@@ -7,9 +7,11 @@ export interface AuthorizationCodeRecord {
   principalId: string;
   clientId: string;
   redirectUri: string;
+  /** PKCE S256 challenge: base64url(SHA-256(code_verifier)). */
   codeChallenge: string;
   scope: string;
   nonce: string | null;
+  /** When the user authenticated (epoch ms). */
   authTime: number;
   expiresAt: number;
 }
@@ -56,6 +58,7 @@ export const authorizationCodeStore = {
       ],
     );
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** The code with this hash in the tenant, spent or not, expired or not. */
   async findByHash(
     q: Queryable,

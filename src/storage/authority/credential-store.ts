@@ -55,6 +55,7 @@ export const credentialStore = {
     ]);
     return Number(r?.n ?? 0);
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** True when the principal already has the certificate with this SHA-256 thumbprint. */
   async hasCertificate(q: Queryable, principalId: string, thumbprintSha256: string): Promise<boolean> {
     return (

@@ -79,6 +79,7 @@ export const deviceCodeStore = {
       ],
     );
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** The pending request with this user-code hash that has not expired by `now`. */
   async findPendingByUserCode(
     q: Queryable,
@@ -91,6 +92,7 @@ export const deviceCodeStore = {
     );
     return r && fromRow(r);
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** The client's request with this device-code hash, in any state. */
   async findByDeviceCode(
     q: Queryable,

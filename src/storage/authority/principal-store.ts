@@ -97,6 +97,7 @@ export const principalStore = {
     ]);
     return r && { principal: fromRow(r), passwordHash: r.password_hash };
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   async identifierUriTaken(q: Queryable, tenantId: string, uri: string): Promise<boolean> {
     return (
       (await q.get('SELECT id FROM principals WHERE tenant_id = $1 AND identifier_uri = $2', [

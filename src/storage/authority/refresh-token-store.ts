@@ -63,6 +63,7 @@ export const refreshTokenStore = {
       ],
     );
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** The token with this hash in the tenant, spent or not, expired or not. */
   async findByHash(
     q: Queryable,

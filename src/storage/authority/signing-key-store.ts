@@ -76,6 +76,7 @@ export const signingKeyStore = {
       retireAt,
     ]);
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   /** Adds a new active key. */
   async insertActive(
     q: Queryable,

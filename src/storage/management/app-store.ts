@@ -1,4 +1,5 @@
 import type { Queryable } from '../port.js';
+import { tagsOf } from './tags.js';
 
 /** An app as stored (migration 0005), with its system identity's client id; settings apart (sealed). */
 export interface StoredApp {
@@ -34,16 +35,6 @@ interface Row {
 const SELECT = `SELECT a.id, a.tenant_id, a.subscription_id, a.resource_group, a.name, a.host_id, a.system_principal_id,
   p.app_id AS system_app_id, a.kv_reference_identity, a.location, a.tags, a.created_at
   FROM apps a LEFT JOIN principals p ON p.id = a.system_principal_id`;
-
-/** Stored tags are a JSON object; anything else reads as none. */
-const tagsOf = (text: string): Record<string, string> => {
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : {};
-  } catch {
-    return {};
-  }
-};
 
 const fromRow = (r: Row): StoredApp => ({
   rowId: r.id,

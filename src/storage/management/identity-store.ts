@@ -1,4 +1,5 @@
 import type { Queryable } from '../port.js';
+import { tagsOf } from './tags.js';
 
 /** A user-assigned identity as stored (migration 0005), with its principal's client id. */
 export interface StoredUserIdentity {
@@ -30,16 +31,6 @@ interface Row {
 
 const SELECT = `SELECT u.id, u.tenant_id, u.subscription_id, u.resource_group, u.name, u.principal_id, p.app_id,
   u.location, u.tags, u.created_at FROM user_identities u JOIN principals p ON p.id = u.principal_id`;
-
-/** Stored tags are a JSON object; anything else reads as none. */
-const tagsOf = (text: string): Record<string, string> => {
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, string>) : {};
-  } catch {
-    return {};
-  }
-};
 
 const fromRow = (r: Row): StoredUserIdentity => ({
   rowId: r.id,

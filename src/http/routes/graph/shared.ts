@@ -8,15 +8,21 @@ import type { Services } from '../../../server/services.js';
 import type { Authenticate } from '../../auth.js';
 import { queryParam } from '../../request.js';
 
+/** The services the Graph routes use. */
+export type GraphServices = Pick<
+  Services,
+  'access' | 'clock' | 'config' | 'credentials' | 'directory' | 'issuerBases' | 'principals'
+>;
+
 /** What the Graph routes are given: the services and the bearer-token authentication. */
 export interface GraphRouteOptions {
-  services: Services;
+  services: GraphServices;
   authenticate: Authenticate;
 }
 
 /** The request-scoped pieces every Graph route uses. */
 export interface Graph {
-  s: Services;
+  s: GraphServices;
   /** The authenticated caller (401 without a valid token). */
   caller(req: FastifyRequest): Promise<Caller>;
   /** A caller may always read itself; others need the read action of the object's kind at `/`. */
