@@ -388,6 +388,38 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       assert.equal(got.json.value, 'v1');
       assert.equal(got.json.id, put.json.id);
     }
+    // B and C now hold v1 in their secret caches: a new version and a disable on A reach them
+    // through the change relay, within half the bound (the cache's own re-read after 1 s is the
+    // fallback when a notification is lost; without the relay this takes ~1 s and fails).
+    const until = async (label: string, ok: (r: Awaited<ReturnType<typeof vaultCall>>) => boolean) => {
+      const t0 = performance.now();
+      for (const n of [b, c]) {
+        for (;;) {
+          const r = await vaultCall(n, 'scale', 'GET', secretPath('db-password'), { token: tok });
+          if (ok(r)) break;
+          assert.ok(
+            performance.now() - t0 < BOUND_MS / 2,
+            `${n.name}: ${label} not seen after ${BOUND_MS / 2} ms`,
+          );
+          await sleep(5);
+        }
+      }
+      process.stderr.write(
+        `  # secret ${label} on A: seen on B and C after ${Math.round(performance.now() - t0)} ms\n`,
+      );
+    };
+    const v2 = await vaultCall(a, 'scale', 'PUT', secretPath('db-password'), {
+      token: tok,
+      json: { value: 'v2' },
+    });
+    assert.equal(v2.status, 200, v2.text);
+    await until('new version', (r) => r.status === 200 && r.json.value === 'v2');
+    const off = { token: tok, json: { attributes: { enabled: false } } };
+    assert.equal((await vaultCall(a, 'scale', 'PATCH', secretPath('db-password'), off)).status, 200);
+    await until('disable', (r) => r.status === 403);
+    const on = { token: tok, json: { attributes: { enabled: true } } };
+    assert.equal((await vaultCall(a, 'scale', 'PATCH', secretPath('db-password'), on)).status, 200);
+    await until('enable', (r) => r.status === 200 && r.json.value === 'v2');
 
     // Role assignments: B and C have cached "no access" for this principal; A grants; B and C allow
     // on the next request (a refusal from memory is confirmed against the database).

@@ -10,9 +10,10 @@ import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { isConcurrentWriteConflict } from '../src/storage/errors.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
+import { m0002 } from '../src/storage/migrations/0002_audit.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
-import type { Database, Migration } from '../src/storage/port.js';
+import { type Database, dialectSql, type Migration, splitStatements } from '../src/storage/port.js';
 import { openPostgres } from '../src/storage/postgres.js';
 import { openSqlite, sqliteStoreProblems } from '../src/storage/sqlite.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
@@ -124,6 +125,60 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       assert.equal(await db.get("SELECT value FROM meta WHERE key = 'audit_head_seal'"), undefined);
       assert.deepEqual(await log.verify(), { ok: true, count: 3, head: { seq: 3, hash: last.hash } });
       assert.equal(await log.sealLegacyHead(), undefined, 'only once');
+      await db.run('DELETE FROM audit_events');
+      await db.run("DELETE FROM meta WHERE key = 'audit_head'");
+    });
+
+    test('upgrade: migration 0014 rebuilds the audit table; the old chain still verifies', async () => {
+      const log = createAuditLog({
+        db,
+        clock: fakeClock(1_700_000_000_000),
+        macKey: randomBytes(32),
+        headKey: randomBytes(32),
+      });
+      // A store as it was before 0014: the audit table in migration 0002's shape, with events in it.
+      await db.run('DROP TABLE audit_events');
+      for (const stmt of splitStatements(dialectSql(m0002.sql, db.dialect))) await db.run(stmt);
+      await db.run('DELETE FROM schema_migrations WHERE version = 14');
+      for (let i = 0; i < 3; i++)
+        await db.transaction((tx) =>
+          log.append(tx, { tenantId: 't1', vault: 'v1', operation: `Old${i}`, status: 200 }),
+        );
+      await log.record({ tenantId: 't1', operation: 'SecretGet', status: 200 });
+      await log.drain();
+      const rowsBefore = await db.all('SELECT * FROM audit_events ORDER BY seq');
+      const verified = await log.verify();
+      assert.equal(verified.ok, true);
+      assert.deepEqual(await migrate(db, MIGRATIONS), [14]);
+      assert.deepEqual(await db.all('SELECT * FROM audit_events ORDER BY seq'), rowsBefore, 'every row kept');
+      assert.deepEqual(await log.verify(), verified, 'the chain verifies as before');
+      for (let i = 0; i < 2; i++)
+        await db.transaction((tx) => log.append(tx, { tenantId: 't1', operation: 'New', status: 200 }));
+      const after = await log.verify();
+      assert.equal(after.ok && after.count, 6);
+      assert.equal((await log.list({ tenantId: 't1', vault: 'v1' })).length, 3, 'indexes recreated');
+      if (db.dialect === 'sqlite') {
+        const table = await db.get<{ sql: string }>(
+          "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+        );
+        assert.match(table!.sql, /seq INTEGER PRIMARY KEY/, 'seq is the rowid');
+        const idx = await db.all<{ name: string; origin: string }>("PRAGMA index_list('audit_events')");
+        assert.deepEqual(idx.map((i) => i.name).sort(), [
+          'audit_events_caller',
+          'audit_events_tenant_time',
+          'audit_events_vault',
+        ]);
+      } else {
+        const idx = await db.all<{ indexname: string }>(
+          "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_events' AND schemaname = current_schema()",
+        );
+        assert.deepEqual(idx.map((i) => i.indexname).sort(), [
+          'audit_events_caller',
+          'audit_events_pkey',
+          'audit_events_tenant_time',
+          'audit_events_vault',
+        ]);
+      }
       await db.run('DELETE FROM audit_events');
       await db.run("DELETE FROM meta WHERE key = 'audit_head'");
     });

@@ -166,10 +166,12 @@ export type VerifyResult =
  * earlier (an older backup, an older head copied by someone reading the
  * database), including removing every event and the head. See docs/access.md.
  *
- * Mutations append in their own transaction (atomic with the change); reads
- * and refusals go through a group-commit buffer (`record`): one transaction per
- * 25 ms or 500 events, whichever comes first, so a busy read path commits a few
- * dozen times a second rather than once per request.
+ * Mutations append in their own transaction (atomic with the change, durable
+ * before it is acknowledged); reads and refusals go through a group-commit
+ * buffer (`record`): one relaxed transaction per 25 ms or 500 events, whichever
+ * comes first, so a busy read path commits a few dozen times a second rather
+ * than once per request, at the price of the last few milliseconds of read
+ * records in a crash (docs/storage.md, "Durability of audit records").
  */
 export function createAuditLog(deps: {
   db: Database;
@@ -317,7 +319,15 @@ export function createAuditLog(deps: {
     async append(tx: Transaction, input: AuditInput): Promise<void> {
       await appendRows(tx, [{ input, time: clock.now() }]);
     },
-    /** Appends soon, batched with others (group commit). Resolves once durable. */
+    /**
+     * Appends soon, batched with others (group commit: one transaction per 25 ms or 500 records).
+     * Resolves once the batch holding it has committed — a *relaxed* commit: from then on safe
+     * against a crash of this process, not against a power loss or OS crash (see
+     * Database.transaction). Request paths do not await it (the answer goes first), so a crash
+     * can lose the records of the last few milliseconds of reads and refusals; changes use
+     * `append` in their own transaction instead. Exactly what can be lost: docs/storage.md,
+     * "Durability of audit records".
+     */
     record(input: AuditInput): Promise<void> {
       return new Promise((resolve, reject) => {
         buffer.push({ input, time: clock.now(), resolve, reject });

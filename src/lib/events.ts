@@ -5,7 +5,15 @@ import { EventEmitter } from 'node:events';
  * multi-node deployment the storage layer relays these through PostgreSQL
  * LISTEN/NOTIFY (src/storage/notify.ts), so every node's caches hear them.
  */
-export type ChangeTopic = 'principal' | 'roleAssignment' | 'vault' | 'signingKey' | 'provisioningKey' | 'app';
+export type ChangeTopic =
+  | 'principal'
+  | 'roleAssignment'
+  | 'vault'
+  | 'signingKey'
+  | 'provisioningKey'
+  | 'app'
+  /** A secret changed: `{vault id}|{name, lower case}` (src/vault/secret-cache.ts). */
+  | 'secret';
 
 export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'principal',
@@ -14,6 +22,7 @@ export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'signingKey',
   'provisioningKey',
   'app',
+  'secret',
 ];
 
 export interface ChangeBus {

@@ -77,11 +77,12 @@ const bump = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 
  */
 export function createMetrics() {
   const series: SeriesData[] = [];
-  const caches: Record<'principal' | 'token' | 'access' | 'vault', CacheStats> = {
+  const caches: Record<'principal' | 'token' | 'access' | 'vault' | 'secret', CacheStats> = {
     principal: cacheStats(),
     token: cacheStats(),
     access: cacheStats(),
     vault: cacheStats(),
+    secret: cacheStats(),
   };
   const tokens = new Map<string, number>();
   const jobRuns = new Map<string, number>();

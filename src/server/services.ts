@@ -220,7 +220,16 @@ export async function createServices(
   const vaultBaseUrl = (nameLower: string) => vaultUrl(nameLower, config.vaultDomain, boundPort);
   const vaults = createVaults({ db, clock, bus, access, audit, scopes, stats: metrics.caches.vault });
   scopeResolver.registerResourceType('Microsoft.KeyVault/vaults', keyVaultResolver(vaults.findActive));
-  const secrets = createSecrets({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
+  const secrets = createSecrets({
+    db,
+    clock,
+    sealer,
+    access,
+    audit,
+    baseUrlOf: vaultBaseUrl,
+    bus,
+    cacheStats: metrics.caches.secret,
+  });
   const jobs = createJobs({ db, clock });
   jobs.add(vaultPurgeJob({ vaults, secrets }));
   // Authority housekeeping: audit provisioning keys as they expire; forget spent client-assertion ids.

@@ -22,7 +22,8 @@ export async function migrate(db: Database, migrations: readonly Migration[]): P
     const applied: number[] = [];
     for (const m of sorted) {
       if (done.has(m.version)) continue;
-      for (const stmt of splitStatements(dialectSql(m.sql, db.dialect))) await tx.run(stmt);
+      const sql = db.dialect === 'postgres' && m.postgresSql !== undefined ? m.postgresSql : m.sql;
+      for (const stmt of splitStatements(dialectSql(sql, db.dialect))) await tx.run(stmt);
       await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
         m.version,
         m.name,

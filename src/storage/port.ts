@@ -61,6 +61,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** PostgreSQL's own SQL, where the dialects must differ (then `sql` is SQLite's alone). */
+  postgresSql?: string;
 }
 
 export function dialectSql(sql: string, dialect: Dialect): string {

@@ -2,8 +2,10 @@ import type { Caller } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Sealer } from '../crypto/envelope.js';
-import { LatchkeyError } from '../errors/index.js';
+import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
+import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
 import {
@@ -16,6 +18,7 @@ import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
 import { createObjectLifecycle } from './objects.js';
+import { createSecretCache } from './secret-cache.js';
 import {
   checkContentType,
   checkSecretName,
@@ -88,8 +91,52 @@ export function createSecrets(deps: {
   /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
   baseUrlOf: (vaultNameLower: string) => string;
   onAuditError?: (e: unknown) => void;
+  /** Invalidates the latest-version cache on other nodes (and hears theirs). */
+  bus?: ChangeBus;
+  /** Entries of the latest-version cache (default 10 000). */
+  cacheSize?: number;
+  cacheStats?: CacheStats;
 }) {
   const { db, clock, sealer } = deps;
+  const cache = createSecretCache({
+    clock,
+    ...(deps.bus ? { bus: deps.bus } : {}),
+    ...(deps.cacheSize !== undefined ? { max: deps.cacheSize } : {}),
+    ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),
+  });
+  /** The latest version with its sealed value: from the cache, else SQL (then cached). */
+  const latest = async (vaultId: string, nameLower: string): Promise<SecretRow | undefined> => {
+    const hit = cache.get(vaultId, nameLower);
+    if (hit) return hit;
+    const mark = cache.mark();
+    const row = await store.find(db, vaultId, nameLower, undefined, true);
+    if (row) cache.put(vaultId, nameLower, row, mark);
+    return row;
+  };
+  /**
+   * Runs a change to a secret, then drops its cached latest version here and on every node.
+   * After a refusal or a validation error nothing changed (and the caller may be anyone), so
+   * nothing is dropped; after any other failure the commit may have landed, so it is.
+   */
+  const changing = async <T>(vaultId: string, nameLower: string | null, op: () => Promise<T>): Promise<T> => {
+    let r: T;
+    try {
+      r = await op();
+    } catch (e) {
+      if (nameLower !== null && !(isLatchkeyError(e) && e.status < 500)) cache.changed(vaultId, nameLower);
+      throw e;
+    }
+    if (nameLower !== null) cache.changed(vaultId, nameLower);
+    return r;
+  };
+  /** The name a change is about, if it is a valid one (an invalid name changes nothing). */
+  const nameOf = (rawName: string): string | null => {
+    try {
+      return checkSecretName(rawName).toLowerCase();
+    } catch {
+      return null;
+    }
+  };
   const aad = (v: Vault, nameLower: string, version: string) =>
     `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
   const guard = createObjectGuard({
@@ -107,61 +154,119 @@ export function createSecrets(deps: {
     audit: deps.audit,
     guard,
     baseUrlOf: deps.baseUrlOf,
-    kind: { store, fromRow: recordFromRow, checkName: checkSecretName, notFound, deletedNotFound, ops: OPS },
+    kind: {
+      store,
+      fromRow: recordFromRow,
+      checkName: checkSecretName,
+      notFound,
+      deletedNotFound,
+      ops: OPS,
+      // Also the purge job's, which runs on one node: the others hear it on the bus.
+      onPurged: (vaultId, nameLower) => cache.changed(vaultId, nameLower),
+    },
   });
   const withValue = (v: Vault, nameLower: string, row: SecretRow): SecretRecord => ({
     ...recordFromRow(row),
     value: sealer.open(row.value_sealed!, aad(v, nameLower, row.version)).toString('utf8'),
   });
 
+  const set = async (
+    ctx: SecretCallContext,
+    rawName: string,
+    input: SetSecretInput,
+  ): Promise<SecretRecord> => {
+    const name = checkSecretName(rawName);
+    checkValue(input.value);
+    checkContentType(input.contentType);
+    checkTags(input.tags);
+    checkWindow(input.nbf ?? null, input.exp ?? null);
+    return write(ctx, OPS.set, name, async (tx) => {
+      const now = clock.now();
+      const version = newVersionId();
+      const nameLower = name.toLowerCase();
+      const stored = await store.upsert(tx, ctx.vault.id, name, version, now);
+      if (stored === undefined)
+        throw new LatchkeyError(
+          'Conflict',
+          `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
+        );
+      const rec: SecretRecord = {
+        name: stored,
+        version,
+        value: input.value,
+        contentType: input.contentType ?? null,
+        tags: input.tags ?? null,
+        enabled: input.enabled ?? true,
+        nbf: input.nbf ?? null,
+        exp: input.exp ?? null,
+        created: now,
+        updated: now,
+        deletedAt: null,
+        scheduledPurgeAt: null,
+      };
+      await store.insertVersion(tx, ctx.vault.id, nameLower, {
+        ...rec,
+        sealed: sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
+      });
+      return rec;
+    });
+  };
+
+  /** Changes attributes, tags or content type of the latest (or a given) version; never the value. */
+  const update = async (
+    ctx: SecretCallContext,
+    rawName: string,
+    rawVersion: string | undefined,
+    patch: UpdateSecretInput,
+  ): Promise<SecretRecord> => {
+    const name = checkSecretName(rawName);
+    const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
+    checkContentType(patch.contentType);
+    checkTags(patch.tags);
+    return write(ctx, OPS.update, name, async (tx) => {
+      const nameLower = name.toLowerCase();
+      const row = await store.find(tx, ctx.vault.id, nameLower, version);
+      if (!row || row.deleted_at !== null) throw notFound(name, version);
+      const cur = recordFromRow(row);
+      const next: SecretRecord = {
+        ...cur,
+        contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
+        tags: patch.tags === undefined ? cur.tags : patch.tags,
+        enabled: patch.enabled ?? cur.enabled,
+        nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
+        exp: patch.exp === undefined ? cur.exp : patch.exp,
+        updated: clock.now(),
+      };
+      checkWindow(next.nbf, next.exp);
+      await store.updateVersion(tx, ctx.vault.id, nameLower, next);
+      return next;
+    });
+  };
+
   return {
     ...lifecycle,
 
-    async set(ctx: SecretCallContext, rawName: string, input: SetSecretInput): Promise<SecretRecord> {
-      const name = checkSecretName(rawName);
-      checkValue(input.value);
-      checkContentType(input.contentType);
-      checkTags(input.tags);
-      checkWindow(input.nbf ?? null, input.exp ?? null);
-      return write(ctx, OPS.set, name, async (tx) => {
-        const now = clock.now();
-        const version = newVersionId();
-        const nameLower = name.toLowerCase();
-        const stored = await store.upsert(tx, ctx.vault.id, name, version, now);
-        if (stored === undefined)
-          throw new LatchkeyError(
-            'Conflict',
-            `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
-          );
-        const rec: SecretRecord = {
-          name: stored,
-          version,
-          value: input.value,
-          contentType: input.contentType ?? null,
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
-          created: now,
-          updated: now,
-          deletedAt: null,
-          scheduledPurgeAt: null,
-        };
-        await store.insertVersion(tx, ctx.vault.id, nameLower, {
-          ...rec,
-          sealed: sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
-        });
-        return rec;
-      });
-    },
+    delete: (ctx: SecretCallContext, rawName: string) =>
+      changing(ctx.vault.id, nameOf(rawName), () => lifecycle.delete(ctx, rawName)),
+    recover: (ctx: SecretCallContext, rawName: string) =>
+      changing(ctx.vault.id, nameOf(rawName), () => lifecycle.recover(ctx, rawName)),
+    purge: (ctx: SecretCallContext, rawName: string) =>
+      changing(ctx.vault.id, nameOf(rawName), () => lifecycle.purge(ctx, rawName)),
+
+    set: (ctx: SecretCallContext, rawName: string, input: SetSecretInput): Promise<SecretRecord> =>
+      changing(ctx.vault.id, nameOf(rawName), () => set(ctx, rawName, input)),
 
     /** The value of the latest (or a given) version. A disabled version is refused (403), as Azure does. */
     async get(ctx: SecretCallContext, rawName: string, rawVersion?: string): Promise<SecretRecord> {
       const name = checkSecretName(rawName);
       const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
+      // Authorized first (inside `read`); only then is the cache consulted.
       return read(ctx, OPS.get, name, async () => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(db, ctx.vault.id, nameLower, version, true);
+        const row =
+          version === undefined
+            ? await latest(ctx.vault.id, nameLower)
+            : await store.find(db, ctx.vault.id, nameLower, version, true);
         if (!row || row.deleted_at !== null) throw notFound(name, version);
         if (Number(row.enabled) !== 1)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {
@@ -210,35 +315,13 @@ export function createSecrets(deps: {
     },
 
     /** Changes attributes, tags or content type of the latest (or a given) version; never the value. */
-    async update(
+    update: (
       ctx: SecretCallContext,
       rawName: string,
       rawVersion: string | undefined,
       patch: UpdateSecretInput,
-    ): Promise<SecretRecord> {
-      const name = checkSecretName(rawName);
-      const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
-      checkContentType(patch.contentType);
-      checkTags(patch.tags);
-      return write(ctx, OPS.update, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw notFound(name, version);
-        const cur = recordFromRow(row);
-        const next: SecretRecord = {
-          ...cur,
-          contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
-          tags: patch.tags === undefined ? cur.tags : patch.tags,
-          enabled: patch.enabled ?? cur.enabled,
-          nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
-          exp: patch.exp === undefined ? cur.exp : patch.exp,
-          updated: clock.now(),
-        };
-        checkWindow(next.nbf, next.exp);
-        await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-        return next;
-      });
-    },
+    ): Promise<SecretRecord> =>
+      changing(ctx.vault.id, nameOf(rawName), () => update(ctx, rawName, rawVersion, patch)),
 
     /** A sealed blob with every version, restorable only into this installation and tenant. */
     async backup(ctx: SecretCallContext, rawName: string): Promise<Buffer> {
@@ -274,7 +357,8 @@ export function createSecrets(deps: {
 
     /** Restores a backup (all versions, same version ids); the name must be free in this vault. */
     async restore(ctx: SecretCallContext, blob: Buffer): Promise<SecretRecord> {
-      return write(ctx, OPS.restore, null, async (tx) => {
+      // Only into a free name (nothing of it is cached); dropped anyway, for other nodes too.
+      const restored = await write(ctx, OPS.restore, null, async (tx) => {
         const b = openBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
         if (await store.exists(tx, ctx.vault.id, nameLower))
@@ -294,6 +378,8 @@ export function createSecrets(deps: {
         const { value: _value, ...cur } = b.versions.find((v) => v.version === b.current)!;
         return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
       });
+      cache.changed(ctx.vault.id, restored.name.toLowerCase());
+      return restored;
     },
   };
 }

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
+import { ALL_MIGRATIONS } from '../../src/storage/migrations/index.js';
 import { runCli, type ServerProcess, spawnServer } from '../helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { issueServerCert, makeTestCa } from '../helpers/tls-ca.js';
@@ -44,6 +45,8 @@ import {
 /** Writes acknowledged before the backup starts (`LATCHKEY_BACKUP_WRITES` overrides, to measure recovery time). */
 const ACKED_BEFORE = Number(process.env.LATCHKEY_BACKUP_WRITES) || size(60, 2000);
 const WRITERS = size(4, 8);
+/** The schema version this build migrates to. */
+const LATEST_SCHEMA = Math.max(...ALL_MIGRATIONS.map((m) => m.version));
 const MANAGEMENT = 'https://management.latchkey.localhost';
 const VAULT_RESOURCE = 'https://vault.localhost';
 const VAULT = 'backupvault';
@@ -262,7 +265,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     assert.deepEqual(load.failures, [], 'every write was answered 200');
     assert.ok(ackedDuring > 0, 'the server kept acknowledging writes while the backup ran (it is online)');
     assert.equal(b.json.integrity, 'ok');
-    assert.equal(b.json.schemaVersion, 13);
+    assert.equal(b.json.schemaVersion, LATEST_SCHEMA);
     assert.match(b.stderr, /does not hold the root key/);
     assert.equal(statSync(backupFile).mode & 0o777, 0o600, 'the backup is owner-only');
     assert.deepEqual(readdirSync(join(dir, 'backups')), ['latchkey-backup.db'], 'no temp file left behind');
@@ -384,7 +387,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     });
     assert.equal(up.code, 0, up.stderr);
     assert.equal(up.json.backupSchemaVersion, 11);
-    assert.equal(up.json.schemaVersion, 13);
+    assert.equal(up.json.schemaVersion, LATEST_SCHEMA);
     assert.equal(up.json.auditHead.hash, head.value.split(':')[1]);
     rmSync(fresh);
     assert.ok(

@@ -12,6 +12,7 @@ import { m0010 } from './0010_auth_failures.js';
 import { m0011 } from './0011_sign_in_sessions.js';
 import { m0012 } from './0012_audit_head_seal.js';
 import { m0013 } from './0013_certificates.js';
+import { m0014 } from './0014_audit_rowid.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -28,4 +29,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0011,
   m0012,
   m0013,
+  m0014,
 ];
