@@ -11,6 +11,7 @@ import { m0009 } from './0009_device_codes.js';
 import { m0010 } from './0010_auth_failures.js';
 import { m0011 } from './0011_sign_in_sessions.js';
 import { m0012 } from './0012_audit_head_seal.js';
+import { m0015 } from './0015_federated_credentials.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -26,4 +27,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0010,
   m0011,
   m0012,
+  m0015,
 ];
