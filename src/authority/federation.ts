@@ -63,7 +63,7 @@ const refuse = (
   message: string,
   code: 'invalid_client' | 'invalid_request' = 'invalid_client',
 ) =>
-  new LatchkeyError(code, `AADSTS${aad}: ${message}`, {
+  new LatchkeyError(code, message, {
     status: code === 'invalid_client' ? 401 : 400,
     aadCodes: [aad],
   });
