@@ -433,7 +433,13 @@ describe('exchange attacks', () => {
       const i = issuers.get(name)!;
       const { clientId: id } = await identityTrusting(`fed-${name}`, i.url, GH_SUB);
       const started = Date.now();
-      const r = await exchange(id, await tokenOf(i));
+      // Bounded by the test too, so an unbounded fetch fails here instead of hanging the run.
+      const r = await Promise.race([
+        exchange(id, await tokenOf(i)),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${name}: no answer within 5 s`)), 5000).unref(),
+        ),
+      ]);
       refused(r, 50166);
       assert.match(r.json.error_description, why);
       assert.ok(Date.now() - started < 3000, `${name} took ${Date.now() - started} ms`);

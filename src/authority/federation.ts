@@ -8,7 +8,6 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import type { AuditLog } from '../audit/log.js';
 import type { FederationSettings } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
@@ -172,10 +171,24 @@ export interface ExchangeResult {
   subject: string;
 }
 
+/** An audit record of an exchange (the server passes the audit log's `record`; authority does not import audit). */
+export interface ExchangeAuditEvent {
+  tenantId: string;
+  callerOid: string;
+  callerAppId: string;
+  callerKind: 'servicePrincipal';
+  operation: 'FederatedTokenExchange';
+  target: string;
+  status: number;
+  clientIp: string;
+  details: Record<string, string | number | null>;
+}
+
 export function createFederation(deps: {
   db: Database;
   clock: Clock;
-  audit: AuditLog;
+  /** Durably records an exchange (resolves once written). */
+  audit: (e: ExchangeAuditEvent) => Promise<void>;
   settings: FederationSettings | undefined;
 }) {
   const { db, clock, audit } = deps;
@@ -337,7 +350,7 @@ export function createFederation(deps: {
         unverified = decodeJwt(input.assertion);
       } catch {}
       const record = (status: number, details: Record<string, string | number | null>) =>
-        audit.record({
+        audit({
           tenantId: input.tenantId,
           callerOid: input.principalId,
           callerAppId: input.clientId,

@@ -152,7 +152,12 @@ export async function createServices(
     clock,
   });
   const assertions = createAssertionVerifier({ db, clock, credentials });
-  const federation = createFederation({ db, clock, audit, settings: config.federation });
+  const federation = createFederation({
+    db,
+    clock,
+    audit: (e) => audit.record(e),
+    settings: config.federation,
+  });
 
   const vaultResource = `https://${config.vaultDomain}`;
   // The vault's resource as its challenge names it: with the public port unless that is 443. The
