@@ -81,6 +81,20 @@ export interface ProxySettings {
   via: 'proxy-protocol' | 'x-forwarded-for';
 }
 
+/**
+ * Workload identity federation (docs/federation.md): which external OIDC
+ * issuers federated identity credentials may trust. Latchkey fetches keys only
+ * from these issuers (HTTPS, bounded), so a credential is no path to other addresses.
+ */
+export interface FederationSettings {
+  /** Issuer URLs, exactly as the tokens' `iss` (e.g. https://token.actions.githubusercontent.com). */
+  allowedIssuers: readonly string[];
+  /** CA certificates (PEM) trusted for the issuers' TLS besides the system's (a private issuer's CA). */
+  caPem?: string;
+  /** Time allowed for one discovery or JWKS fetch, ms (default 5000). */
+  fetchTimeoutMs?: number;
+}
+
 export interface Config {
   mode: 'dev' | 'production';
   dataDir: string;
@@ -106,6 +120,8 @@ export interface Config {
   metricsToken?: string;
   /** The load balancers or proxies in front of this node and how they pass the client's address. */
   proxies?: ProxySettings;
+  /** External issuers trusted by federated identity credentials (none: federation refused). */
+  federation?: FederationSettings;
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

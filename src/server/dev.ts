@@ -6,6 +6,7 @@ import {
   DEFAULT_MANAGEMENT_RESOURCE,
   DEFAULT_TOKEN_POLICY,
   DEFAULT_VAULT_DOMAIN,
+  type FederationSettings,
   freezeConfig,
   type ProxySettings,
 } from '../config/index.js';
@@ -24,6 +25,8 @@ export interface DevOptions {
   storageUrl?: string;
   /** Proxies in front (tests and programmatic use; `latchkey up` serves one machine directly). */
   proxies?: ProxySettings;
+  /** External OIDC issuers federated identity credentials may trust (docs/federation.md). */
+  federation?: FederationSettings;
 }
 
 /**
@@ -77,6 +80,9 @@ export async function loadDevConfig(
     logLevel: o.logLevel ?? 'warn',
     // The ranges are checked when the listener starts (createClientAddresses).
     ...(o.proxies ? { proxies: { ...o.proxies, trusted: [...o.proxies.trusted] } } : {}),
+    ...(o.federation
+      ? { federation: { ...o.federation, allowedIssuers: [...o.federation.allowedIssuers] } }
+      : {}),
   };
   return { config: freezeConfig(config), warnings };
 }

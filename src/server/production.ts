@@ -100,6 +100,14 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
   if (metricsToken !== undefined && !/^[A-Za-z0-9._~+/=-]{16,256}$/.test(metricsToken))
     problems.push('the metrics token must be 16–256 characters of A–Z, a–z, 0–9 and ._~+/=-');
   const proxies = proxySettings(o, env, problems);
+  // Workload identity federation: the external issuers an operator allows (docs/federation.md).
+  const allowedIssuers = (env.LATCHKEY_FEDERATION_ALLOWED_ISSUERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const i of allowedIssuers)
+    if (!/^https:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/.test(i) || i.length > 600)
+      problems.push(`LATCHKEY_FEDERATION_ALLOWED_ISSUERS: '${i.slice(0, 80)}' is not an https issuer URL`);
   const publicHost = o.publicHost ?? env.LATCHKEY_PUBLIC_HOST;
   if (!publicHost) problems.push('--public-host is required (the host name clients use for the authority)');
   if (problems.length) throw new Error(`latchkey server cannot start:\n  - ${problems.join('\n  - ')}`);
@@ -122,6 +130,7 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     ...(o.publicPort !== undefined ? { publicPort: o.publicPort } : {}),
     ...(metricsToken ? { metricsToken } : {}),
     ...(proxies ? { proxies } : {}),
+    ...(allowedIssuers.length ? { federation: { allowedIssuers } } : {}),
   } satisfies Config);
 }
 

@@ -10,6 +10,7 @@ import { createAuthorizationCodes } from '../authority/authorization-codes.js';
 import { createAssertionVerifier } from '../authority/client-assertion.js';
 import { createCredentials } from '../authority/credentials.js';
 import { createDeviceCodes } from '../authority/device-codes.js';
+import { createFederation } from '../authority/federation.js';
 import { createPrincipals } from '../authority/principals.js';
 import { createResourceResolver, issuerBasesFor } from '../authority/resources.js';
 import { signingKeyRotationJob } from '../authority/signing-key-rotation.js';
@@ -26,6 +27,7 @@ import { type Clock, systemClock } from '../lib/clock.js';
 import { createChangeBus } from '../lib/events.js';
 import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
+import { createFederatedCredentials } from '../management/federated-credentials.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
 import { createReadableScopes } from '../management/readable-scopes.js';
 import { createScopes } from '../management/scopes.js';
@@ -153,6 +155,12 @@ export async function createServices(
     clock,
   });
   const assertions = createAssertionVerifier({ db, clock, credentials });
+  const federation = createFederation({
+    db,
+    clock,
+    audit: (e) => audit.record(e),
+    settings: config.federation,
+  });
 
   const vaultAudiences = createVaultAudiences(config.vaultDomain, () => boundPort);
   const vaultResource = vaultAudiences.resource;
@@ -172,6 +180,7 @@ export async function createServices(
     principals,
     credentials,
     assertions,
+    federation,
     issuer,
     throttle,
     hasher,
@@ -215,6 +224,15 @@ export async function createServices(
     scopeResolver,
     vaultResource,
     vaultUrlTemplate: () => vaultUrl('{name}', config.vaultDomain, boundPort),
+  });
+  // Workload identity federation: federated identity credentials of user-assigned identities.
+  const federatedCredentials = createFederatedCredentials({
+    db,
+    clock,
+    access,
+    audit,
+    userIdentities: identity.userIdentities,
+    isAllowedIssuer: federation.isAllowed,
   });
   // Key vaults (control plane) and the secrets data plane; background jobs (purge).
   const vaultBaseUrl = (nameLower: string) => vaultUrl(nameLower, config.vaultDomain, boundPort);
@@ -339,6 +357,8 @@ export async function createServices(
     roleAssignments,
     auditQueries,
     ...identity,
+    federation,
+    federatedCredentials,
     provisioningKeys,
     vaults,
     secrets,

@@ -1,6 +1,7 @@
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid } from '../../lib/ids.js';
 import { ASSERTION_TYPE } from '../client-assertion.js';
+import { isFederatedAssertion } from '../federation.js';
 import type { Principal } from '../principals.js';
 import type { Tenant } from '../tenants.js';
 import {
@@ -79,6 +80,24 @@ async function authenticateClient(
   }
   if (field(form, 'client_assertion_type') !== ASSERTION_TYPE) {
     throw oauth('invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}.`, 50027);
+  }
+  // Workload identity federation: an external token (its issuer is not the client) goes to
+  // src/authority/federation.ts, which verifies it against the identity's federated credentials.
+  if (deps.federation && isFederatedAssertion(assertion!, clientId)) {
+    try {
+      await deps.federation.exchange({
+        tenantId: tenant.id,
+        principalId: principal.id,
+        clientId,
+        assertion: assertion!,
+        clientIp: ctx.clientIp,
+      });
+    } catch (e) {
+      if (e instanceof LatchkeyError)
+        throw await failedClient(deps, keys, e.message, e.code, e.aadCodes[0] ?? 700027, e.status);
+      throw e;
+    }
+    return { principal, method: '2' };
   }
   const audiences = [tenant.id, ...(tenant.domain ? [tenant.domain] : [])].flatMap((seg) => [
     `${ctx.issuerBase}/${seg}/oauth2/v2.0/token`,

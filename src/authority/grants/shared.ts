@@ -7,6 +7,7 @@ import type { AssertionVerifier } from '../client-assertion.js';
 import { CLI_CLIENT_ID } from '../clients.js';
 import type { Credentials } from '../credentials.js';
 import type { DeviceCodes } from '../device-codes.js';
+import type { Federation } from '../federation.js';
 import type { Principal, Principals } from '../principals.js';
 import type { RefreshTokens } from '../refresh-tokens.js';
 import type { Tenant, Tenants } from '../tenants.js';
@@ -42,6 +43,8 @@ export interface GrantDeps {
   principals: Principals;
   credentials: Credentials;
   assertions: AssertionVerifier;
+  /** Workload identity federation: external tokens as client assertions (absent: not offered). */
+  federation?: Federation;
   issuer: TokenIssuer;
   throttle: AuthThrottle;
   codes: AuthorizationCodes;

@@ -1,0 +1,470 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ClientAssertionCredential, WorkloadIdentityCredential } from '@azure/identity';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { fakeClock } from '../src/lib/clock.js';
+import { federatedCredentialStore } from '../src/storage/management/federated-credential-store.js';
+import { credentialOptions } from './helpers/authority.js';
+import { arm, putIdentity, uaiId } from './helpers/identity.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { issueServerCert, makeTestCa } from './helpers/tls-ca.js';
+import { grant, putVault } from './helpers/vault.js';
+
+/**
+ * Workload identity federation (docs/federation.md), black-box where it can be: a local OIDC
+ * issuer on https loopback (its own CA) stands in for GitHub Actions and Kubernetes, the official
+ * `@azure/identity` credentials exchange its tokens, and the attacks are refused with AADSTS codes.
+ */
+
+const EXCHANGE_AUD = 'api://AzureADTokenExchange';
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const GH_SUB = 'repo:org/repo:ref:refs/heads/main';
+const K8S_SUB = 'system:serviceaccount:ns:name';
+
+type Key = Awaited<ReturnType<typeof generateKeyPair>>;
+interface FakeIssuer {
+  name: string;
+  url: string;
+  alg: 'RS256' | 'ES256';
+  kid: string;
+  key: Key;
+  jwk: JWK;
+  hits: number;
+  /** How discovery answers: normally, a huge body, slowly, or a redirect. */
+  mode: 'ok' | 'huge' | 'slow' | 'redirect';
+}
+
+const clock = fakeClock();
+let s: TestServer;
+let server: https.Server;
+const issuers = new Map<string, FakeIssuer>();
+const dir = mkdtempSync(join(tmpdir(), 'latchkey-fed-'));
+
+async function makeIssuer(
+  base: string,
+  name: string,
+  alg: 'RS256' | 'ES256',
+  mode: FakeIssuer['mode'] = 'ok',
+) {
+  const key = await generateKeyPair(alg, { extractable: true });
+  const kid = `${name}-1`;
+  const jwk = { ...(await exportJWK(key.publicKey)), kid, alg, use: 'sig' };
+  const i: FakeIssuer = { name, url: `${base}/${name}`, alg, kid, key, jwk, hits: 0, mode };
+  issuers.set(name, i);
+  return i;
+}
+
+/** A token of `i` (claims as the real issuer's, overridable), signed with its key unless told otherwise. */
+async function tokenOf(
+  i: FakeIssuer,
+  o: {
+    sub?: string;
+    aud?: string;
+    iss?: string;
+    expIn?: number;
+    nbfIn?: number;
+    kid?: string;
+    key?: Key;
+  } = {},
+) {
+  const now = Math.floor(clock.now() / 1000);
+  const claims =
+    i.name === 'k8s'
+      ? { 'kubernetes.io': { namespace: 'ns', serviceaccount: { name: 'name', uid: randomUUID() } } }
+      : {
+          repository: 'org/repo',
+          ref: 'refs/heads/main',
+          job_workflow_ref: 'org/repo/.github/workflows/ci.yml@refs/heads/main',
+        };
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: i.alg, kid: o.kid ?? i.kid, typ: 'JWT' })
+    .setIssuer(o.iss ?? i.url)
+    .setSubject(o.sub ?? (i.name === 'k8s' ? K8S_SUB : GH_SUB))
+    .setAudience(o.aud ?? EXCHANGE_AUD)
+    .setIssuedAt(now)
+    .setNotBefore(now + (o.nbfIn ?? 0))
+    .setExpirationTime(now + (o.expIn ?? 600))
+    .setJti(randomUUID())
+    .sign((o.key ?? i.key).privateKey);
+}
+
+/** An identity with one federated credential (issuer, subject, audience), via ARM as the admin. */
+async function identityTrusting(name: string, issuer: string, subject: string, audience = EXCHANGE_AUD) {
+  const id = await putIdentity(s, name);
+  const r = await arm(s, 'PUT', `${uaiId(s, name)}/federatedIdentityCredentials/trust`, {
+    properties: { issuer, subject, audiences: [audience] },
+  });
+  assert.equal(r.status, 201, r.text);
+  return id.properties;
+}
+
+async function exchange(clientId: string, assertion: string) {
+  return s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+    form: {
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: assertion,
+      scope: `${s.info.vaultResource}/.default`,
+    },
+  });
+}
+
+/** Asserts a refusal with the AADSTS code (and no token). */
+function refused(
+  r: { status: number; json: { error_codes?: number[]; access_token?: string } },
+  code: number,
+) {
+  assert.equal(r.json?.access_token, undefined, 'no token for a refused exchange');
+  assert.ok(r.status === 400 || r.status === 401, `status ${r.status}`);
+  assert.deepEqual(r.json.error_codes, [code], JSON.stringify(r.json));
+}
+
+before(async () => {
+  const ca = await makeTestCa();
+  const tls = await issueServerCert(ca, ['localhost']);
+  server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+    const [, name, ...rest] = (req.url ?? '').split('/');
+    const i = issuers.get(name ?? '');
+    if (!i) return void res.writeHead(404).end();
+    i.hits++;
+    const path = `/${rest.join('/')}`;
+    if (path === '/.well-known/openid-configuration') {
+      if (i.mode === 'huge') {
+        // 4 MiB of valid JSON, streamed without a length: the reader must stop by itself.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`{"issuer":"${i.url}","jwks_uri":"${i.url}/jwks","pad":"`);
+        for (let n = 0; n < 64; n++) res.write('x'.repeat(65_536));
+        return void res.end('"}');
+      }
+      if (i.mode === 'slow') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"issuer":');
+        const t = setInterval(() => res.write(' '), 100);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      if (i.mode === 'redirect')
+        return void res
+          .writeHead(302, { location: `${issuers.get('gh')!.url}/.well-known/openid-configuration` })
+          .end();
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          issuer: i.url,
+          jwks_uri: `${i.url}/jwks`,
+          id_token_signing_alg_values_supported: [i.alg],
+        }),
+      );
+    }
+    if (path === '/jwks')
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ keys: [i.jwk] }));
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await makeIssuer(base, 'gh', 'RS256');
+  await makeIssuer(base, 'k8s', 'ES256');
+  await makeIssuer(base, 'flood', 'RS256');
+  await makeIssuer(base, 'huge', 'RS256', 'huge');
+  await makeIssuer(base, 'slow', 'RS256', 'slow');
+  await makeIssuer(base, 'redirect', 'RS256', 'redirect');
+  await makeIssuer(base, 'denied', 'RS256');
+  s = await startTestServer({
+    clock,
+    limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 },
+    federation: {
+      allowedIssuers: ['gh', 'k8s', 'flood', 'huge', 'slow', 'redirect'].map((n) => issuers.get(n)!.url),
+      caPem: ca.certPem,
+      fetchTimeoutMs: 1000,
+    },
+  });
+});
+
+after(async () => {
+  await s?.stop();
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('federated identity credentials (ARM)', () => {
+  test('PUT/GET/LIST/DELETE in Azure shape; validation; at most 20; allow-list at creation', async () => {
+    const gh = issuers.get('gh')!.url;
+    await putIdentity(s, 'fic-arm');
+    const base = `${uaiId(s, 'fic-arm')}/federatedIdentityCredentials`;
+    const put = await arm(s, 'PUT', `${base}/github-main`, {
+      properties: { issuer: gh, subject: GH_SUB, audiences: [EXCHANGE_AUD], description: 'CI on main' },
+    });
+    assert.equal(put.status, 201, put.text);
+    assert.deepEqual(put.json, {
+      id: `${uaiId(s, 'fic-arm')}/federatedIdentityCredentials/github-main`,
+      name: 'github-main',
+      type: 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials',
+      properties: { issuer: gh, subject: GH_SUB, audiences: [EXCHANGE_AUD], description: 'CI on main' },
+    });
+    const again = await arm(s, 'PUT', `${base}/github-main`, {
+      properties: { issuer: gh, subject: `${GH_SUB}x`, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(again.status, 200);
+    assert.equal((await arm(s, 'GET', `${base}/GITHUB-MAIN`)).json.properties.subject, `${GH_SUB}x`);
+    assert.deepEqual(
+      (await arm(s, 'GET', base)).json.value.map((v: { name: string }) => v.name),
+      ['github-main'],
+    );
+    const bad = async (name: string, properties: Record<string, unknown>) => {
+      const r = await arm(s, 'PUT', `${base}/${name}`, { properties });
+      assert.equal(r.status, 400, `${name}: ${r.text}`);
+      return r.json.error.message as string;
+    };
+    const ok = { issuer: gh, subject: 'repo:org/repo:environment:prod', audiences: [EXCHANGE_AUD] };
+    assert.match(await bad('plain-http', { ...ok, issuer: gh.replace('https:', 'http:') }), /https URL/);
+    assert.match(
+      await bad('two-aud', { ...ok, audiences: [EXCHANGE_AUD, 'api://other'] }),
+      /Exactly one audience/,
+    );
+    assert.match(await bad('no-aud', { ...ok, audiences: [] }), /Exactly one audience/);
+    assert.match(await bad('no-sub', { ...ok, subject: '' }), /subject/);
+    assert.match(await bad('x', ok), /name/);
+    assert.match(await bad('-dash', ok), /name/);
+    assert.match(
+      await bad('not-allowed', { ...ok, issuer: 'https://token.actions.githubusercontent.com' }),
+      /not on this server's list of allowed federation issuers/,
+    );
+    assert.match(
+      await bad('same-pair', { ...ok, subject: `${GH_SUB}x` }),
+      /already has this issuer and subject/,
+    );
+    for (let n = 1; n < 20; n++) {
+      const r = await arm(s, 'PUT', `${base}/env-${n}`, { properties: { ...ok, subject: `env:${n}` } });
+      assert.equal(r.status, 201, r.text);
+    }
+    assert.match(await bad('env-20', { ...ok, subject: 'env:20' }), /at most 20/);
+    assert.equal((await arm(s, 'DELETE', `${base}/env-1`)).status, 200);
+    assert.equal((await arm(s, 'DELETE', `${base}/env-1`)).status, 204);
+    assert.equal((await arm(s, 'GET', `${base}/env-1`)).status, 404);
+    assert.equal(
+      (await arm(s, 'GET', `${uaiId(s, 'nope-identity')}/federatedIdentityCredentials`)).status,
+      404,
+    );
+  });
+
+  test('writing needs write on the identity (Managed Identity Contributor); an Operator only reads', async () => {
+    const gh = issuers.get('gh')!.url;
+    await putIdentity(s, 'fic-rbac');
+    const base = `${uaiId(s, 'fic-rbac')}/federatedIdentityCredentials`;
+    const sp = await s.services.principals.createServicePrincipal(s.info.tenantId, { displayName: 'fic-op' });
+    const secret = await s.services.credentials.addSecret(s.info.tenantId, sp.id);
+    await grant(s, sp.id, 'Managed Identity Operator', uaiId(s, 'fic-rbac'));
+    const tok = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: sp.appId!,
+        client_secret: secret.secretText,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    assert.equal(tok.status, 200, tok.text);
+    const t = tok.json.access_token as string;
+    const body = { properties: { issuer: gh, subject: GH_SUB, audiences: [EXCHANGE_AUD] } };
+    const denied = await arm(s, 'PUT', `${base}/ci-main`, body, t);
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal((await arm(s, 'GET', base, undefined, t)).status, 200);
+    await grant(s, sp.id, 'Managed Identity Contributor', uaiId(s, 'fic-rbac'));
+    assert.equal((await arm(s, 'PUT', `${base}/ci-main`, body, t)).status, 201);
+    assert.equal((await arm(s, 'DELETE', `${base}/ci-main`, undefined, t)).status, 200);
+  });
+});
+
+describe('exchange with the official clients', () => {
+  test('WorkloadIdentityCredential (Kubernetes token file) and ClientAssertionCredential (GitHub Actions) reach the vault', async () => {
+    const k8s = await identityTrusting('fed-k8s', issuers.get('k8s')!.url, K8S_SUB);
+    const ghId = await identityTrusting('fed-gh', issuers.get('gh')!.url, GH_SUB);
+    const vault = await putVault(s, 'fedvault');
+    await grant(s, k8s.principalId, 'Key Vault Secrets Officer', vault.id);
+    await grant(s, ghId.principalId, 'Key Vault Secrets User', vault.id);
+
+    const tokenFile = join(dir, 'sa-token');
+    writeFileSync(tokenFile, await tokenOf(issuers.get('k8s')!));
+    const wi = new WorkloadIdentityCredential(
+      credentialOptions(s, { tenantId: s.info.tenantId, clientId: k8s.clientId, tokenFilePath: tokenFile }),
+    );
+    const kv = new SecretClient(s.vaultUrl('fedvault'), wi, { agent: s.agent });
+    await kv.setSecret('from-k8s', 'hello from a pod');
+
+    const ca = new ClientAssertionCredential(
+      s.info.tenantId,
+      ghId.clientId,
+      () => tokenOf(issuers.get('gh')!),
+      credentialOptions(s),
+    );
+    const read = new SecretClient(s.vaultUrl('fedvault'), ca, { agent: s.agent });
+    assert.equal((await read.getSecret('from-k8s')).value, 'hello from a pod');
+    const at = await ca.getToken(`${s.info.vaultResource}/.default`);
+    const claims = JSON.parse(Buffer.from(at.token.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(claims.oid, ghId.principalId);
+    assert.equal(claims.appid, ghId.clientId);
+
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({
+      tenantId: s.info.tenantId,
+      operation: 'FederatedTokenExchange',
+    });
+    const subjects = events.filter((e) => e.status === 200).map((e) => e.details?.subject);
+    assert.ok(subjects.includes(K8S_SUB) && subjects.includes(GH_SUB), JSON.stringify(subjects));
+  });
+});
+
+describe('exchange attacks', () => {
+  let clientId: string;
+  before(async () => {
+    clientId = (await identityTrusting('fed-attack', issuers.get('gh')!.url, GH_SUB)).clientId;
+  });
+  const gh = () => issuers.get('gh')!;
+
+  test('a valid token is exchanged (the baseline the attacks vary)', async () => {
+    const r = await exchange(clientId, await tokenOf(gh()));
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('wrong issuer: a validly signed token of another allowed issuer, same subject', async () => {
+    refused(await exchange(clientId, await tokenOf(issuers.get('k8s')!, { sub: GH_SUB })), 700211);
+  });
+
+  test('wrong subject (another repository or branch)', async () => {
+    refused(
+      await exchange(clientId, await tokenOf(gh(), { sub: 'repo:org/repo:ref:refs/heads/evil' })),
+      700213,
+    );
+    refused(
+      await exchange(clientId, await tokenOf(gh(), { sub: 'repo:evil/repo:ref:refs/heads/main' })),
+      700213,
+    );
+  });
+
+  test('wrong audience', async () => {
+    refused(await exchange(clientId, await tokenOf(gh(), { aud: 'api://SomethingElse' })), 700212);
+  });
+
+  test('expired, or not yet valid beyond the skew', async () => {
+    refused(await exchange(clientId, await tokenOf(gh(), { expIn: -120 })), 700024);
+    refused(await exchange(clientId, await tokenOf(gh(), { nbfIn: 600 })), 700024);
+  });
+
+  test("alg 'none' and HS256 signed with the issuer's public key are refused", async () => {
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(clock.now() / 1000);
+    const payload = { iss: gh().url, sub: GH_SUB, aud: EXCHANGE_AUD, iat: now, exp: now + 600 };
+    refused(await exchange(clientId, `${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`), 700027);
+    const pem = await exportSPKI(gh().key.publicKey);
+    for (const secret of [Buffer.from(pem), Buffer.from(JSON.stringify(gh().jwk))]) {
+      const hs = await new SignJWT(payload).setProtectedHeader({ alg: 'HS256', kid: gh().kid }).sign(secret);
+      refused(await exchange(clientId, hs), 700027);
+    }
+  });
+
+  test('a token signed by another key with the right kid fails the signature', async () => {
+    const other = await generateKeyPair('RS256');
+    refused(await exchange(clientId, await tokenOf(gh(), { key: other })), 700027);
+  });
+
+  test('an unknown-kid flood refreshes the issuer keys at most once a minute', async () => {
+    const flood = issuers.get('flood')!;
+    const { clientId: id } = await identityTrusting('fed-flood', flood.url, GH_SUB);
+    assert.equal((await exchange(id, await tokenOf(flood))).status, 200);
+    const primed = flood.hits;
+    assert.equal(primed, 2, 'discovery and JWKS once');
+    const other = await generateKeyPair('RS256');
+    for (let n = 0; n < 20; n++)
+      refused(await exchange(id, await tokenOf(flood, { key: other, kid: `made-up-${n}` })), 700027);
+    assert.equal(flood.hits, primed, 'no fetch within the minute');
+    clock.advance(61_000);
+    for (let n = 0; n < 20; n++)
+      refused(await exchange(id, await tokenOf(flood, { key: other, kid: `later-${n}` })), 700027);
+    assert.equal(flood.hits, primed + 2, 'one refresh (discovery and JWKS) after the minute');
+    assert.equal((await exchange(id, await tokenOf(flood))).status, 200, 'the real key still works');
+  });
+
+  test('an issuer no longer on the allow-list is refused at exchange without any fetch', async () => {
+    const denied = issuers.get('denied')!;
+    const id = await putIdentity(s, 'fed-denied');
+    const u = (await s.services.userIdentities.find(
+      s.info.tenantId,
+      s.info.subscriptionId,
+      'default',
+      'fed-denied',
+    ))!;
+    // Stored directly: the ARM API refuses it (as if it was allowed once and the operator removed it since).
+    await federatedCredentialStore.insert(s.services.db, {
+      rowId: randomUUID(),
+      tenantId: s.info.tenantId,
+      identityId: u.rowId,
+      principalId: u.principalId,
+      name: 'old',
+      issuer: denied.url,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+      description: '',
+      createdAt: clock.now(),
+    });
+    const r = await exchange(id.properties.clientId, await tokenOf(denied));
+    refused(r, 700211);
+    assert.match(r.json.error_description, /not on this server's list of allowed federation issuers/);
+    assert.equal(denied.hits, 0, 'no request reached the issuer');
+  });
+
+  test('an issuer answering a huge body, slowly, or with a redirect: bounded and refused', async () => {
+    for (const [name, why] of [
+      ['huge', /too large/],
+      ['slow', /timed out/],
+      ['redirect', /redirects are not followed/],
+    ] as const) {
+      const i = issuers.get(name)!;
+      const { clientId: id } = await identityTrusting(`fed-${name}`, i.url, GH_SUB);
+      const started = Date.now();
+      // Bounded by the test too, so an unbounded fetch fails here instead of hanging the run.
+      const r = await Promise.race([
+        exchange(id, await tokenOf(i)),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`${name}: no answer within 5 s`)), 5000).unref(),
+        ),
+      ]);
+      refused(r, 50166);
+      assert.match(r.json.error_description, why);
+      assert.ok(Date.now() - started < 3000, `${name} took ${Date.now() - started} ms`);
+    }
+    assert.equal(issuers.get('gh')!.hits <= 2, true, 'the redirect was not followed to another issuer');
+  });
+
+  test('deleting the federated credential refuses the next exchange at once', async () => {
+    const { clientId: id } = await identityTrusting('fed-revoke', gh().url, GH_SUB);
+    assert.equal((await exchange(id, await tokenOf(gh()))).status, 200);
+    assert.equal(
+      (await arm(s, 'DELETE', `${uaiId(s, 'fed-revoke')}/federatedIdentityCredentials/trust`)).status,
+      200,
+    );
+    refused(await exchange(id, await tokenOf(gh())), 700211);
+  });
+
+  test('every refusal is audited with the presented issuer and subject', async () => {
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({
+      tenantId: s.info.tenantId,
+      operation: 'FederatedTokenExchange',
+    });
+    const refusedEvents = events.filter((e) => e.status !== 200);
+    assert.ok(refusedEvents.some((e) => e.details?.claimedSubject === 'repo:org/repo:ref:refs/heads/evil'));
+    assert.ok(refusedEvents.every((e) => typeof e.details?.error === 'number'));
+  });
+});
