@@ -26,6 +26,19 @@ const FILE_MARK = /duplicate-ok-file:\s*\S/;
  * tool no longer reports (take it out).
  */
 const NOT_YET_DONE = new Set<string>([
+  // Added with certificates (issue 20) and federation (issue 21), merged after this list was made.
+  'vault/certificates.ts ~ vault/certificates.ts',
+  'storage/vault/certificate-store.ts ~ storage/vault/certificate-store.ts',
+  'vault/certificates.ts ~ vault/secrets.ts',
+  'vault/certificates.ts ~ vault/keys.ts',
+  'http/routes/certificates.ts ~ http/routes/secrets.ts',
+  'storage/vault/certificate-store.ts ~ storage/vault/object-store.ts',
+  'vault/certificates.ts ~ vault/objects.ts',
+  'access/roles.ts ~ access/roles.ts',
+  'vault/certificate-guard.ts ~ vault/key-guard.ts',
+  'http/routes/certificate-views.ts ~ http/routes/secret-views.ts',
+  'storage/access/assignment-store.ts ~ storage/management/federated-credential-store.ts',
+  'storage/management/federated-credential-store.ts ~ storage/management/scope-store.ts',
   'http/routes/hosts.ts ~ http/routes/identities.ts',
   'storage/management/app-store.ts ~ storage/management/identity-store.ts',
   'cli/commands/app.ts ~ cli/commands/identity.ts',

@@ -1,3 +1,4 @@
+// duplicate-ok-file: a migration is frozen history that states its tables in full; it is never rewritten to share code.
 import type { Migration } from '../port.js';
 
 /**
