@@ -219,4 +219,26 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
       assert.equal(x.headers.location, `${v}/iam`, back);
     }
   });
+  test('a button action refused with 403 (Show value to a Key Vault Reader): the page offers "Grant yourself …"', async () => {
+    await createVault(s, 'refsaction');
+    const v = '/console/vaults/default/refsaction';
+    const me = (await s.services.principals.byUserName(s.info.tenantId, s.admin.userName))!.principal.id;
+    const temp = await assignRole(s, me, 'Key Vault Administrator', vaultArmPath(s, 'refsaction'));
+    await act(admin, `${v}/secrets`, `${v}/secrets`, { name: 'db', value: 'action-value-1', enabled: 'on' });
+    await unassignRole(s, temp);
+    // Key Vault Reader lists the versions but may not read a value.
+    await assignRole(s, me, 'Key Vault Reader', vaultArmPath(s, 'refsaction'));
+    const page = await admin.get(`${v}/secrets/db`);
+    assert.match(page.text, /id="versions"/);
+    assert.doesNotMatch(page.text, /grant-yourself/, 'nothing refused yet: no offer');
+    const version = /name="version" value="([0-9a-f]{32})"/.exec(page.text)?.[1];
+    assert.ok(version, 'a Show value form with its version');
+    const token = admin.csrf(page.text, `${v}/secrets/db/reveal`);
+    const refused = await admin.post(`${v}/secrets/db/reveal`, { version: version!, _csrf: token! });
+    assert.equal(refused.status, 403);
+    assert.match(refused.text, /Key Vault Secrets Officer/);
+    assert.doesNotMatch(refused.text, /action-value-1/);
+    assert.match(refused.text, /Grant yourself Key Vault Secrets Officer on this vault/);
+    assert.ok(refused.text.includes('name="back" value="secrets/db"'));
+  });
 });

@@ -53,6 +53,8 @@ export interface ConsoleContext {
    * a page may put back what was typed (names and choices; never a secret value).
    */
   failedForm?: FormInput;
+  /** The HTTP status a failed action was refused with (a page may offer a way out of a 403). */
+  failedStatus?: number;
 }
 
 /** What was typed into field `name` of the failed form (bounded), or `fallback`. */

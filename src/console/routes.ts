@@ -238,7 +238,12 @@ export async function consoleRoutes(app: FastifyInstance, opts: { services: Serv
           result = await act(c.ctx, form);
         } catch (e) {
           if (!(e instanceof LatchkeyError)) throw e;
-          return renderWithError(reply, { ...c.ctx, failedForm: form }, view, errorStateOf(e));
+          return renderWithError(
+            reply,
+            { ...c.ctx, failedForm: form, failedStatus: e.status },
+            view,
+            errorStateOf(e),
+          );
         }
         if ('redirect' in result) {
           if (result.flash) await sessions.setFlash(c.session.idHash, result.flash);

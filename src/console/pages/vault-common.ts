@@ -94,20 +94,47 @@ export async function vaultDataSection(
     if (!(e instanceof LatchkeyError)) throw e;
     if (opts.only403 && e.status !== 403) throw e;
     const alert = errorAlert(errorStateOf(e));
-    if (e.status !== 403 || !vault.enableRbacAuthorization) return alert;
-    const role = OFFICER_ROLES[tab];
-    const mayGrant = await ctx.s.access.allows(
-      ctx.caller,
-      'Microsoft.Authorization/roleAssignments/write',
-      vault.armId,
-    );
-    const offer = mayGrant
-      ? postForm(
-          ctx,
-          `${vaultBase(vault)}/iam`,
-          html`<input type="hidden" name="role" value="${role.id}"><input type="hidden" name="assignee" value="${ctx.caller.oid}"><input type="hidden" name="back" value="${opts.back ?? tab}"><button type="submit" class="btn-primary" id="grant-yourself">Grant yourself ${role.name} on this vault</button>`,
-        )
-      : html`<p id="ask-owner">Ask an Owner of ${vault.name} for ${role.name} on this vault.</p>`;
-    return html`${alert}${offer}`;
+    if (e.status !== 403) return alert;
+    return html`${alert}${await grantOffer(ctx, vault, tab, opts.back ?? tab)}`;
   }
+}
+
+/**
+ * On an RBAC vault, a form to grant the signed-in user the tab's Officer role when they may write
+ * role assignments at the vault (posting to the vault's IAM action, back to `back`), else which
+ * role to ask an Owner for; nothing on an access-policy vault.
+ */
+async function grantOffer(
+  ctx: ConsoleContext,
+  vault: Vault,
+  tab: 'secrets' | 'keys',
+  back: string,
+): Promise<SafeHtml | string> {
+  if (!vault.enableRbacAuthorization) return '';
+  const role = OFFICER_ROLES[tab];
+  const mayGrant = await ctx.s.access.allows(
+    ctx.caller,
+    'Microsoft.Authorization/roleAssignments/write',
+    vault.armId,
+  );
+  return mayGrant
+    ? postForm(
+        ctx,
+        `${vaultBase(vault)}/iam`,
+        html`<input type="hidden" name="role" value="${role.id}"><input type="hidden" name="assignee" value="${ctx.caller.oid}"><input type="hidden" name="back" value="${back}"><button type="submit" class="btn-primary" id="grant-yourself">Grant yourself ${role.name} on this vault</button>`,
+      )
+    : html`<p id="ask-owner">Ask an Owner of ${vault.name} for ${role.name} on this vault.</p>`;
+}
+
+/**
+ * A button action on a secret's or key's page (Show value, Enable, …) refused with 403: the page
+ * is shown again with the error (by the router) and, under it, the same offer as a refused section.
+ */
+export async function refusedActionOffer(
+  ctx: ConsoleContext,
+  vault: Vault,
+  tab: 'secrets' | 'keys',
+  back: string,
+): Promise<SafeHtml | string> {
+  return ctx.failedStatus === 403 ? grantOffer(ctx, vault, tab, back) : '';
 }

@@ -18,7 +18,7 @@ import {
 import { type ConsoleContext, type PageResult, params, query } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
+import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
 import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
 
 const KEYS = { noun: 'key', collection: 'keys' } as const;
@@ -117,6 +117,7 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
     nav: 'vaults',
     body: html`${vaultHeader(vault, 'keys', [{ label: 'Keys' }, { label: name }])}
 <h2>Key <span class="mono">${name}</span></h2>
+${await refusedActionOffer(ctx, vault, 'keys', `keys/${name}`)}
 ${versions}
 <h2>Rotate</h2>
 <p>Rotation creates a new version with the same type and size; the old versions stay usable to decrypt and verify.</p>

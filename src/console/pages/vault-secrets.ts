@@ -21,7 +21,7 @@ import {
 import { type ConsoleContext, type FormInput, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
+import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
 import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
 
 const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
@@ -149,6 +149,7 @@ ${postForm(
     nav: 'vaults',
     body: html`${vaultHeader(vault, 'secrets', [{ label: 'Secrets' }, { label: name }])}
 <h2>Secret <span class="mono">${name}</span></h2>
+${await refusedActionOffer(ctx, vault, 'secrets', `secrets/${name}`)}
 ${reveal}
 ${versions}
 <details class="panel"><summary>New version</summary>
