@@ -105,7 +105,8 @@ describe('group commit (SQLite)', () => {
     const c = gc.run(insert('c', 3));
     turns.turn();
     assert.equal(await a, 'a');
-    await assert.rejects(bad, /UNIQUE/);
+    // The adapter turns the unique violation into the domain's Conflict (src/storage/errors.ts).
+    await assert.rejects(bad, (e: unknown) => (e as { code?: string }).code === 'Conflict');
     await assert.rejects(thrown, /domain refusal/);
     assert.equal(await c, 'c');
     assert.deepEqual(

@@ -290,7 +290,15 @@ export async function createServices(
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
   // Certificates (src/vault/certificate*.ts): their keys and secrets live with the keys and secrets.
-  const certificates = createCertificates({ db, clock, sealer, access, audit, baseUrlOf: vaultBaseUrl });
+  const certificates = createCertificates({
+    db,
+    clock,
+    sealer,
+    access,
+    audit,
+    baseUrlOf: vaultBaseUrl,
+    onSecretChanged: (vaultId, nameLower) => secrets.changed(vaultId, nameLower),
+  });
   jobs.add({
     name: 'certificate-purge',
     intervalMs: 60_000,

@@ -1,7 +1,7 @@
 import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Sealer } from '../crypto/envelope.js';
-import { LatchkeyError } from '../errors/index.js';
+import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
@@ -74,14 +74,38 @@ export function createCertificates(deps: {
   audit: AuditLog;
   baseUrlOf: (vaultNameLower: string) => string;
   onAuditError?: (e: unknown) => void;
+  /**
+   * A certificate change also changed the secret of the same name (created, updated, deleted,
+   * recovered, purged): the secrets service drops its cached latest version, here and on every node.
+   */
+  onSecretChanged?: (vaultId: string, nameLower: string) => void;
 }) {
   const { db, clock, sealer } = deps;
-  const guard = createCertificateGuard({
+  const baseGuard = createCertificateGuard({
     db,
     access: deps.access,
     audit: deps.audit,
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
+  // Every write through the guard may have changed the certificate's secret: after it (or after a
+  // failure other than a refusal or a validation error, when the commit may have landed), the
+  // secret's cached latest version is dropped, as the secrets service does for its own changes.
+  const guard: typeof baseGuard = {
+    ...baseGuard,
+    async write(ctx, op, name, fn) {
+      const changed = () => {
+        if (name !== null) deps.onSecretChanged?.(ctx.vault.id, name.toLowerCase());
+      };
+      try {
+        const r = await baseGuard.write(ctx, op, name, fn);
+        changed();
+        return r;
+      } catch (e) {
+        if (!(isLatchkeyError(e) && e.status < 500)) changed();
+        throw e;
+      }
+    },
+  };
   const lifecycle = createObjectLifecycle({
     db,
     clock,
@@ -95,6 +119,7 @@ export function createCertificates(deps: {
       notFound: certificateNotFound,
       deletedNotFound: deletedCertificateNotFound,
       ops: OPS,
+      onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
     },
   });
 

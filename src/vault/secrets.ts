@@ -245,6 +245,8 @@ export function createSecrets(deps: {
 
   return {
     ...lifecycle,
+    /** Another service changed this secret's rows (a certificate's secret): drop its cached latest version everywhere. */
+    changed: (vaultId: string, nameLower: string): void => cache.changed(vaultId, nameLower),
 
     delete: (ctx: SecretCallContext, rawName: string) =>
       changing(ctx.vault.id, nameOf(rawName), () => lifecycle.delete(ctx, rawName)),
