@@ -97,7 +97,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     const now = clock.now();
     const nameLower = name.toLowerCase();
     const existing = await store.find(q, vault.id, nameLower);
-    if (existing?.deleted_at != null) throw deletedConflict(name);
+    if (existing !== undefined && existing.deletedAt !== null) throw deletedConflict(name);
     await checkNamesFree(q, vault.id, name, existing !== undefined);
     const version = newVersionId();
     const stored = await store.upsert(q, vault.id, name, version, now);

@@ -5,8 +5,8 @@ import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
-import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
-import { recordFromRow as secretFromRow, secretStore } from '../storage/vault/secret-store.js';
+import { keyStore } from '../storage/vault/key-store.js';
+import { secretStore } from '../storage/vault/secret-store.js';
 import {
   certificateNotFound,
   checkCertificateName,
@@ -114,7 +114,6 @@ export function createCertificates(deps: {
     baseUrlOf: deps.baseUrlOf,
     kind: {
       store,
-      fromRow: store.fromRow,
       checkName: checkCertificateName,
       notFound: certificateNotFound,
       deletedNotFound: deletedCertificateNotFound,
@@ -255,9 +254,9 @@ export function createCertificates(deps: {
         OPS.get,
         name,
         async () => {
-          const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
-          if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
-          return withPolicy(db, ctx.vault.id, store.fromRow(row));
+          const cur = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+          if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
+          return withPolicy(db, ctx.vault.id, cur);
         },
         version,
       );
@@ -276,9 +275,8 @@ export function createCertificates(deps: {
       checkTags(patch.tags);
       return guard.write(ctx, OPS.update, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
-        const cur = store.fromRow(row);
+        const cur = await store.find(tx, ctx.vault.id, nameLower, version);
+        if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
         const now = clock.now();
         const next: CertificateRecord = {
           ...cur,
@@ -291,14 +289,14 @@ export function createCertificates(deps: {
           const key = await keyStore.find(tx, ctx.vault.id, nameLower, cur.version);
           if (key)
             await keyStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...keyFromRow(key),
+              ...key,
               enabled: next.enabled,
               updated: now,
             });
           const secret = await secretStore.find(tx, ctx.vault.id, nameLower, cur.version);
           if (secret)
             await secretStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...secretFromRow(secret),
+              ...secret,
               enabled: next.enabled,
               updated: now,
             });
@@ -321,7 +319,7 @@ export function createCertificates(deps: {
       const name = checkCertificateName(rawName);
       return guard.read(ctx, OPS.getPolicy, name, async () => {
         const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         return { name: row.name, ...(await policyOf(db, ctx.vault.id, name.toLowerCase()))! };
       });
     },
@@ -332,7 +330,7 @@ export function createCertificates(deps: {
       return guard.write(ctx, OPS.setPolicy, name, async (tx) => {
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         const cur = await policyOf(tx, ctx.vault.id, nameLower);
         const next = checkPolicy(input, cur?.policy);
         await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
@@ -349,7 +347,7 @@ export function createCertificates(deps: {
       return guard.read(ctx, OPS.getOperation, name, async () => {
         const row = await store.find(db, ctx.vault.id, name.toLowerCase());
         const op =
-          row && row.deleted_at === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
+          row && row.deletedAt === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
         if (!row || !op) throw pendingNotFound(name);
         return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
       });
@@ -364,7 +362,7 @@ export function createCertificates(deps: {
       return guard.write(ctx, OPS.deleteOperation, name, async (tx) => {
         const row = await store.find(tx, ctx.vault.id, name.toLowerCase());
         const op =
-          row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
+          row && row.deletedAt === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
         if (!row || !op) throw pendingNotFound(name);
         await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
         return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
@@ -377,13 +375,13 @@ export function createCertificates(deps: {
       return guard.write(ctx, OPS.delete, name, async (tx) => {
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         const now = clock.now();
         const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
         await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
         await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, now, purgeAt);
         return {
-          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
+          ...(await withPolicy(tx, ctx.vault.id, row)),
           deletedAt: now,
           scheduledPurgeAt: purgeAt,
         };
@@ -395,11 +393,11 @@ export function createCertificates(deps: {
       return guard.write(ctx, OPS.recover, name, async (tx) => {
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
+        if (!row || row.deletedAt === null) throw deletedCertificateNotFound(name);
         await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
         await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, null, null);
         return {
-          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
+          ...(await withPolicy(tx, ctx.vault.id, row)),
           deletedAt: null,
           scheduledPurgeAt: null,
         };
@@ -412,7 +410,7 @@ export function createCertificates(deps: {
       await guard.write(ctx, OPS.purge, name, async (tx) => {
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
+        if (!row || row.deletedAt === null) throw deletedCertificateNotFound(name);
         if (ctx.vault.enablePurgeProtection)
           throw new LatchkeyError(
             'Forbidden',

@@ -3,7 +3,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
-import { keyFromRow, keyStore as store } from '../storage/vault/key-store.js';
+import { keyStore as store } from '../storage/vault/key-store.js';
 import type { KeyCache } from './key-cache.js';
 import {
   deletedKeyNotFound,
@@ -149,9 +149,9 @@ export function createKeys(deps: {
    * before the transaction (RSA 4096 takes a while); `commit` re-reads the key.
    */
   const prepareRotation = async (vault: KeyVaultRef, nameLower: string) => {
-    const row = await store.find(db, vault.id, nameLower);
-    if (!row || row.deleted_at !== null) return undefined;
-    return { material: await generateMaterial(specOf(keyFromRow(row).jwk)) };
+    const cur = await store.find(db, vault.id, nameLower);
+    if (!cur || cur.deletedAt !== null) return undefined;
+    return { material: await generateMaterial(specOf(cur.jwk)) };
   };
   const commitRotation = async (
     q: Queryable,
@@ -159,13 +159,10 @@ export function createKeys(deps: {
     nameLower: string,
     material: KeyMaterial,
   ) => {
-    const row = await store.find(q, vault.id, nameLower);
-    if (!row || row.deleted_at !== null) return undefined;
-    const cur = keyFromRow(row);
+    const cur = await store.find(q, vault.id, nameLower);
+    if (!cur || cur.deletedAt !== null) return undefined;
     const policy = await store.getPolicy(q, vault.id, nameLower);
-    const expiryTime = policy
-      ? (JSON.parse(policy.policy) as { expiryTime: string | null }).expiryTime
-      : null;
+    const expiryTime = policy ? (JSON.parse(policy.json) as { expiryTime: string | null }).expiryTime : null;
     return addVersion(q, vault, cur.name, material, {
       keyOps: cur.keyOps,
       tags: cur.tags,
@@ -184,7 +181,6 @@ export function createKeys(deps: {
     baseUrlOf: deps.baseUrlOf,
     kind: {
       store,
-      fromRow: keyFromRow,
       checkName: checkKeyName,
       notFound: keyNotFound,
       deletedNotFound: deletedKeyNotFound,
@@ -251,13 +247,13 @@ export function createKeys(deps: {
       const name = checkKeyName(rawName);
       const version = rawVersion === undefined ? undefined : checkKeyVersion(rawVersion);
       return guard.read(ctx, OPS.get, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
-        if (Number(row.enabled) !== 1)
+        const cur = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+        if (!cur || cur.deletedAt !== null) throw keyNotFound(name, version);
+        if (!cur.enabled)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled key.', {
             inner: 'KeyDisabled',
           });
-        return keyFromRow(row);
+        return cur;
       });
     },
 
@@ -274,9 +270,8 @@ export function createKeys(deps: {
       checkAttributes(patch);
       return guard.write(ctx, OPS.update, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
-        const cur = keyFromRow(row);
+        const cur = await store.find(tx, ctx.vault.id, nameLower, version);
+        if (!cur || cur.deletedAt !== null) throw keyNotFound(name, version);
         const next: KeyRecord = {
           ...cur,
           keyOps: patch.keyOps == null ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),

@@ -2,7 +2,7 @@ import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
-import type { ObjectRecord, ObjectRow, ObjectStore } from '../storage/vault/object-store.js';
+import type { ObjectRecord, ObjectStore } from '../storage/vault/object-store.js';
 import { DAY_MS, VAULT_LIMITS } from './model.js';
 import type { ObjectCallContext, ObjectGuard, ObjectOperation } from './object-guard.js';
 
@@ -49,9 +49,8 @@ const isVersionCursor = (x: unknown): x is { c: number; v: string } =>
   (x as { v: string }).v.length <= 32;
 
 /** What the shared lifecycle needs to know of a kind of object. */
-export interface ObjectKind<Row extends ObjectRow, R extends ObjectRecord> {
-  store: ObjectStore<Row, R>;
-  fromRow: (row: Row) => R;
+export interface ObjectKind<R extends ObjectRecord> {
+  store: ObjectStore<R>;
   /** Validates a name from a URL (the message names the kind). */
   checkName: (raw: string) => string;
   notFound: (name: string, version?: string) => LatchkeyError;
@@ -69,21 +68,21 @@ export interface ObjectKind<Row extends ObjectRow, R extends ObjectRecord> {
  * and the scheduled purge, the same for secrets and keys. A deleted object
  * (all its versions) is recoverable until its scheduled purge date.
  */
-export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRecord>(deps: {
+export function createObjectLifecycle<R extends ObjectRecord>(deps: {
   db: Database;
   clock: Clock;
   audit: AuditLog;
   guard: ObjectGuard;
-  kind: ObjectKind<Row, R>;
+  kind: ObjectKind<R>;
   /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
   baseUrlOf: (vaultNameLower: string) => string;
 }) {
   const { db, clock, guard } = deps;
-  const { store, fromRow, checkName, notFound, deletedNotFound, ops } = deps.kind;
+  const { store, checkName, notFound, deletedNotFound, ops } = deps.kind;
 
   async function pageOf(ctx: ObjectCallContext, deleted: boolean, after: string, size: number) {
     const rows = await store.page(db, ctx.vault.id, deleted, after, size + 1);
-    const items = rows.slice(0, size).map(fromRow);
+    const items = rows.slice(0, size);
     const last = items[items.length - 1];
     return rows.length > size && last
       ? { items, next: encodeCursor({ n: last.name.toLowerCase() }) }
@@ -113,7 +112,7 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
           size + 1,
           opts.newestFirst === true,
         );
-        const items = rows.slice(0, size).map(fromRow);
+        const items = rows.slice(0, size);
         const last = items[items.length - 1];
         return rows.length > size && last
           ? { items, next: encodeCursor({ c: last.created, v: last.version }) }
@@ -126,12 +125,12 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const name = checkName(rawName);
       return guard.write(ctx, ops.delete, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw notFound(name);
+        const cur = await store.find(tx, ctx.vault.id, nameLower);
+        if (!cur || cur.deletedAt !== null) throw notFound(name);
         const now = clock.now();
         const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
         await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        return { ...fromRow(row), deletedAt: now, scheduledPurgeAt: purgeAt };
+        return { ...cur, deletedAt: now, scheduledPurgeAt: purgeAt };
       });
     },
 
@@ -143,9 +142,9 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
     async getDeleted(ctx: ObjectCallContext, rawName: string): Promise<R> {
       const name = checkName(rawName);
       return guard.read(ctx, ops.getDeleted, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        return fromRow(row);
+        const cur = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!cur || cur.deletedAt === null) throw deletedNotFound(name);
+        return cur;
       });
     },
 
@@ -153,10 +152,10 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const name = checkName(rawName);
       return guard.write(ctx, ops.recover, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
+        const cur = await store.find(tx, ctx.vault.id, nameLower);
+        if (!cur || cur.deletedAt === null) throw deletedNotFound(name);
         await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        return { ...fromRow(row), deletedAt: null, scheduledPurgeAt: null };
+        return { ...cur, deletedAt: null, scheduledPurgeAt: null };
       });
     },
 
@@ -165,8 +164,8 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const name = checkName(rawName);
       await guard.write(ctx, ops.purge, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
+        const cur = await store.find(tx, ctx.vault.id, nameLower);
+        if (!cur || cur.deletedAt === null) throw deletedNotFound(name);
         if (ctx.vault.enablePurgeProtection)
           throw new LatchkeyError(
             'Forbidden',
@@ -174,7 +173,7 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
           );
         await store.purge(tx, ctx.vault.id, nameLower);
         deps.kind.onPurged?.(ctx.vault.id, nameLower);
-        return { name: row.name };
+        return { name: cur.name };
       });
     },
 
@@ -183,11 +182,11 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const due = await store.due(db, now, limit);
       for (const d of due) {
         await db.transaction(async (tx) => {
-          if (!(await store.stillDue(tx, d.vault_id, d.name_lower, now))) return; // recovered meanwhile
-          await store.purge(tx, d.vault_id, d.name_lower);
-          deps.kind.onPurged?.(d.vault_id, d.name_lower);
+          if (!(await store.stillDue(tx, d.vaultId, d.nameLower, now))) return; // recovered meanwhile
+          await store.purge(tx, d.vaultId, d.nameLower);
+          deps.kind.onPurged?.(d.vaultId, d.nameLower);
           await deps.audit.append(tx, {
-            tenantId: d.tenant_id,
+            tenantId: d.tenantId,
             callerKind: 'system',
             operation: ops.purge.op,
             target: `${deps.baseUrlOf(d.vault)}/${guard.collection}/${d.name}`,

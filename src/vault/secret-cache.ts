@@ -1,10 +1,10 @@
 import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import type { SecretRow } from '../storage/vault/secret-store.js';
+import type { SealedSecret } from '../storage/vault/secret-store.js';
 
 interface Entry {
-  row: SecretRow;
+  row: SealedSecret;
   at: number;
 }
 
@@ -52,7 +52,7 @@ export function createSecretCache(deps: {
 
   return {
     /** The cached latest version, if there is a fresh one. */
-    get(vaultId: string, nameLower: string): SecretRow | undefined {
+    get(vaultId: string, nameLower: string): SealedSecret | undefined {
       const key = keyOf(vaultId, nameLower);
       const e = entries.get(key);
       if (e && clock.now() - e.at < maxAgeMs) {
@@ -71,7 +71,7 @@ export function createSecretCache(deps: {
       return epoch;
     },
     /** Caches a row read since `mark`, unless anything changed meanwhile. */
-    put(vaultId: string, nameLower: string, row: SecretRow, mark: number): void {
+    put(vaultId: string, nameLower: string, row: SealedSecret, mark: number): void {
       if (mark !== epoch) return;
       const key = keyOf(vaultId, nameLower);
       entries.delete(key);

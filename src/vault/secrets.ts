@@ -8,12 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { newVersionId } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
-import {
-  recordFromRow,
-  type SecretRecord,
-  type SecretRow,
-  secretStore as store,
-} from '../storage/vault/secret-store.js';
+import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
@@ -105,13 +100,13 @@ export function createSecrets(deps: {
     ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),
   });
   /** The latest version with its sealed value: from the cache, else SQL (then cached). */
-  const latest = async (vaultId: string, nameLower: string): Promise<SecretRow | undefined> => {
+  const latest = async (vaultId: string, nameLower: string): Promise<SealedSecret | undefined> => {
     const hit = cache.get(vaultId, nameLower);
     if (hit) return hit;
     const mark = cache.mark();
-    const row = await store.find(db, vaultId, nameLower, undefined, true);
-    if (row) cache.put(vaultId, nameLower, row, mark);
-    return row;
+    const found = await store.findSealed(db, vaultId, nameLower);
+    if (found) cache.put(vaultId, nameLower, found, mark);
+    return found;
   };
   /**
    * Runs a change to a secret, then drops its cached latest version here and on every node.
@@ -156,7 +151,6 @@ export function createSecrets(deps: {
     baseUrlOf: deps.baseUrlOf,
     kind: {
       store,
-      fromRow: recordFromRow,
       checkName: checkSecretName,
       notFound,
       deletedNotFound,
@@ -165,9 +159,9 @@ export function createSecrets(deps: {
       onPurged: (vaultId, nameLower) => cache.changed(vaultId, nameLower),
     },
   });
-  const withValue = (v: Vault, nameLower: string, row: SecretRow): SecretRecord => ({
-    ...recordFromRow(row),
-    value: sealer.open(row.value_sealed!, aad(v, nameLower, row.version)).toString('utf8'),
+  const withValue = (v: Vault, nameLower: string, { sealed, ...rec }: SealedSecret): SecretRecord => ({
+    ...rec,
+    value: sealer.open(sealed, aad(v, nameLower, rec.version)).toString('utf8'),
   });
 
   const set = async (
@@ -225,9 +219,8 @@ export function createSecrets(deps: {
     checkTags(patch.tags);
     return write(ctx, OPS.update, name, async (tx) => {
       const nameLower = name.toLowerCase();
-      const row = await store.find(tx, ctx.vault.id, nameLower, version);
-      if (!row || row.deleted_at !== null) throw notFound(name, version);
-      const cur = recordFromRow(row);
+      const cur = await store.find(tx, ctx.vault.id, nameLower, version);
+      if (!cur || cur.deletedAt !== null) throw notFound(name, version);
       const next: SecretRecord = {
         ...cur,
         contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
@@ -265,16 +258,16 @@ export function createSecrets(deps: {
       // Authorized first (inside `read`); only then is the cache consulted.
       return read(ctx, OPS.get, name, async () => {
         const nameLower = name.toLowerCase();
-        const row =
+        const found =
           version === undefined
             ? await latest(ctx.vault.id, nameLower)
-            : await store.find(db, ctx.vault.id, nameLower, version, true);
-        if (!row || row.deleted_at !== null) throw notFound(name, version);
-        if (Number(row.enabled) !== 1)
+            : await store.findSealed(db, ctx.vault.id, nameLower, version);
+        if (!found || found.deletedAt !== null) throw notFound(name, version);
+        if (!found.enabled)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {
             inner: 'SecretDisabled',
           });
-        return withValue(ctx.vault, nameLower, row);
+        return withValue(ctx.vault, nameLower, found);
       });
     },
 
@@ -301,18 +294,18 @@ export function createSecrets(deps: {
         if (e instanceof LatchkeyError && e.status === 403) return 'denied';
         throw e;
       }
-      const row = await store.find(db, vault.id, name.toLowerCase(), version);
-      if (!row || row.deleted_at !== null) return 'notFound';
-      return Number(row.enabled) === 1 ? 'resolved' : 'disabled';
+      const cur = await store.find(db, vault.id, name.toLowerCase(), version);
+      if (!cur || cur.deletedAt !== null) return 'notFound';
+      return cur.enabled ? 'resolved' : 'disabled';
     },
 
     /** The latest version's attributes, without its value: what `readMetadata` (policy: `list`) may see. */
     async properties(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
       const name = checkSecretName(rawName);
       return read(ctx, OPS.properties, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at !== null) throw notFound(name);
-        return recordFromRow(row);
+        const cur = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!cur || cur.deletedAt !== null) throw notFound(name);
+        return cur;
       });
     },
 
@@ -332,12 +325,12 @@ export function createSecrets(deps: {
         const nameLower = name.toLowerCase();
         const rows = await store.allVersions(db, ctx.vault.id, nameLower);
         const first = rows[0];
-        if (!first || first.deleted_at !== null) throw notFound(name);
+        if (!first || first.deletedAt !== null) throw notFound(name);
         const backup: SecretBackup = {
           v: 1,
           tenantId: ctx.vault.tenantId,
           name: first.name,
-          current: first.current_version,
+          current: first.currentVersion,
           versions: rows.map((r) => {
             const { value, ...rest } = withValue(ctx.vault, nameLower, r);
             return {
