@@ -8,11 +8,11 @@ import { type CertificateRecord, certificateStore as store } from '../storage/va
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import {
+  CERTIFICATE_RULES,
   certificateNotFound,
   checkCertificateName,
   checkCertificateVersion,
   createCertificateGuard,
-  deletedCertificateNotFound,
   CERTIFICATE_OPERATIONS as OPS,
   pendingNotFound,
 } from './certificate-guard.js';
@@ -30,7 +30,6 @@ import {
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial } from './key-material.js';
-import { DAY_MS } from './model.js';
 import { createObjectLifecycle, type ObjectCallContext, type Page } from './objects.js';
 import { checkTags } from './secret-rules.js';
 
@@ -106,25 +105,26 @@ export function createCertificates(deps: {
       }
     },
   };
-  const lifecycle = createObjectLifecycle({
-    db,
-    clock,
-    audit: deps.audit,
-    guard,
-    baseUrlOf: deps.baseUrlOf,
-    kind: {
-      store,
-      checkName: checkCertificateName,
-      notFound: certificateNotFound,
-      deletedNotFound: deletedCertificateNotFound,
-      ops: OPS,
-      onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
-    },
-  });
-
   const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = createCertificateVersions({
     clock,
     sealer,
+  });
+  const lifecycle = createObjectLifecycle({
+    ...deps,
+    guard,
+    kind: {
+      store,
+      ...CERTIFICATE_RULES,
+      ops: OPS,
+      onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
+      // The certificate's key and secret follow its soft delete and recover, and its purge.
+      alsoDeleted: alsoKeyAndSecret,
+      alsoPurged: async (tx, vaultId, nameLower) => {
+        await keyStore.purge(tx, vaultId, nameLower);
+        await secretStore.purge(tx, vaultId, nameLower);
+      },
+      shown: withPolicy,
+    },
   });
 
   return {
@@ -133,6 +133,11 @@ export function createCertificates(deps: {
     listDeleted: lifecycle.listDeleted,
     getDeleted: lifecycle.getDeleted,
     purgeDue: lifecycle.purgeDue,
+    /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
+    delete: lifecycle.delete,
+    recover: lifecycle.recover,
+    /** Permanent deletion of a deleted certificate with its key and secret; refused under purge protection. */
+    purge: lifecycle.purge,
 
     /**
      * `POST /certificates/{name}/create`: a new certificate or version by the policy's issuer
@@ -366,60 +371,6 @@ export function createCertificates(deps: {
         if (!row || !op) throw pendingNotFound(name);
         await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
         return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
-      });
-    },
-
-    /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
-    async delete(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.delete, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
-        const now = clock.now();
-        const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
-        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, now, purgeAt);
-        return {
-          ...(await withPolicy(tx, ctx.vault.id, row)),
-          deletedAt: now,
-          scheduledPurgeAt: purgeAt,
-        };
-      });
-    },
-
-    async recover(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.recover, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deletedAt === null) throw deletedCertificateNotFound(name);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, null, null);
-        return {
-          ...(await withPolicy(tx, ctx.vault.id, row)),
-          deletedAt: null,
-          scheduledPurgeAt: null,
-        };
-      });
-    },
-
-    /** Permanent deletion of a deleted certificate with its key and secret; refused under purge protection. */
-    async purge(ctx: ObjectCallContext, rawName: string): Promise<void> {
-      const name = checkCertificateName(rawName);
-      await guard.write(ctx, OPS.purge, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deletedAt === null) throw deletedCertificateNotFound(name);
-        if (ctx.vault.enablePurgeProtection)
-          throw new LatchkeyError(
-            'Forbidden',
-            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
-          );
-        await store.purge(tx, ctx.vault.id, nameLower);
-        await keyStore.purge(tx, ctx.vault.id, nameLower);
-        await secretStore.purge(tx, ctx.vault.id, nameLower);
-        return { name: row.name };
       });
     },
 

@@ -1,5 +1,4 @@
 import type { Sealer } from '../crypto/envelope.js';
-import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
 import { keyStore as store } from '../storage/vault/key-store.js';
@@ -16,6 +15,7 @@ import type { PrivateJwk } from './key-material.js';
 import {
   checkKeyName,
   KEY_OPS,
+  KEY_RULES,
   type KeyOp,
   type KeyRecord,
   type KeyType,
@@ -106,11 +106,7 @@ export function createKeyBackups(deps: {
       return guard.write(ctx, OPS.restore, null, async (tx) => {
         const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
-        if (await store.exists(tx, ctx.vault.id, nameLower))
-          throw new LatchkeyError(
-            'Conflict',
-            `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
-          );
+        if (await store.exists(tx, ctx.vault.id, nameLower)) throw KEY_RULES.restoreConflict(b.name);
         await store.upsert(tx, ctx.vault.id, b.name, b.current, clock.now());
         for (const v of b.versions) {
           const { privateJwk, ...rest } = v;

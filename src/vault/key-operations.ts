@@ -137,27 +137,17 @@ export function createKeyOperations(deps: {
     value,
   });
 
+  /** encrypt and wrapKey (RSA encryption), decrypt and unwrapKey (RSA decryption) of `value`. */
+  const cipher =
+    (op: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey', fn: typeof rsaEncrypt) =>
+    (ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) =>
+      run(ctx, op, name, version, (rec, key) => result(rec, fn(key, checkEncryptionAlg(rec, alg), value)));
+
   return {
-    encrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'encrypt', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    decrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'decrypt', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    wrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'wrapKey', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    unwrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'unwrapKey', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
+    encrypt: cipher('encrypt', rsaEncrypt),
+    decrypt: cipher('decrypt', rsaDecrypt),
+    wrapKey: cipher('wrapKey', rsaEncrypt),
+    unwrapKey: cipher('unwrapKey', rsaDecrypt),
     /** Signs a digest (`value` is the hash of the message, of the algorithm's length). */
     sign(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, digest: Buffer) {
       return run(ctx, 'sign', name, version, (rec, key) =>

@@ -1,6 +1,6 @@
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
+import type { Database, Transaction } from '../storage/port.js';
 import { type RotationCandidate, keyStore as store } from '../storage/vault/key-store.js';
 import type { StoredDocument } from '../storage/vault/object-store.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
@@ -52,19 +52,26 @@ export function createKeyPolicies(deps: {
       : DEFAULT_POLICY;
     const due = dueActions(policy, { created: d.created, exp: d.exp }, now);
     const vault = { id: d.vaultId, tenantId: d.tenantId };
-    const target = `${deps.baseUrlOf(d.vault)}/keys/${d.name}`;
+    /** The job's audit record of what it did to a version of this key. */
+    const record = (
+      tx: Transaction,
+      operation: string,
+      version: string,
+      details: Record<string, string | number | boolean | null>,
+    ) =>
+      audit.append(tx, {
+        tenantId: d.tenantId,
+        callerKind: 'system',
+        operation,
+        target: `${deps.baseUrlOf(d.vault)}/keys/${d.name}/${version}`,
+        vault: d.vault,
+        status: 200,
+        details,
+      });
     if (due.notify && d.notifiedVersion !== d.currentVersion) {
       await db.transaction(async (tx) => {
         await store.setNotified(tx, d.vaultId, d.nameLower, d.currentVersion);
-        await audit.append(tx, {
-          tenantId: d.tenantId,
-          callerKind: 'system',
-          operation: 'KeyNearExpiry',
-          target: `${target}/${d.currentVersion}`,
-          vault: d.vault,
-          status: 200,
-          details: { exp: d.exp },
-        });
+        await record(tx, 'KeyNearExpiry', d.currentVersion, { exp: d.exp });
       });
     }
     if (!due.rotate) return false;
@@ -75,15 +82,7 @@ export function createKeyPolicies(deps: {
       if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.currentVersion) return false;
       const r = await keys.commitRotation(tx, vault, d.nameLower, prepared.material);
       if (!r) return false;
-      await audit.append(tx, {
-        tenantId: d.tenantId,
-        callerKind: 'system',
-        operation: 'KeyRotate',
-        target: `${target}/${r.version}`,
-        vault: d.vault,
-        status: 200,
-        details: { policy: true, previous: d.currentVersion },
-      });
+      await record(tx, 'KeyRotate', r.version, { policy: true, previous: d.currentVersion });
       return true;
     });
   };

@@ -6,13 +6,13 @@ import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import { newVersionId } from '../lib/ids.js';
 import type { Database } from '../storage/port.js';
 import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
-import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
-import { createObjectLifecycle } from './objects.js';
+import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
+import { actionOperation, lifecycleOperations } from './object-kind.js';
+import { createObjectLifecycle, createObjectVersions } from './objects.js';
 import { createSecretCache } from './secret-cache.js';
 import {
   checkContentType,
@@ -21,6 +21,7 @@ import {
   checkValue,
   checkVersion,
   checkWindow,
+  SECRET_RULES,
 } from './secret-rules.js';
 
 export type { SecretRecord } from '../storage/vault/secret-store.js';
@@ -52,23 +53,11 @@ const OPS = {
   get: { op: 'SecretGet', action: `${S}/getSecret/action`, perm: 'get' },
   properties: { op: 'SecretGetProperties', action: `${S}/readMetadata/action`, perm: 'list' },
   update: { op: 'SecretUpdate', action: `${S}/update/action`, perm: 'set' },
-  list: { op: 'SecretList', action: `${S}/readMetadata/action`, perm: 'list' },
-  versions: { op: 'SecretListVersions', action: `${S}/readMetadata/action`, perm: 'list' },
-  delete: { op: 'SecretDelete', action: `${S}/delete`, perm: 'delete' },
-  listDeleted: { op: 'SecretListDeleted', action: `${S}/readMetadata/action`, perm: 'list' },
-  getDeleted: { op: 'SecretGetDeleted', action: `${S}/readMetadata/action`, perm: 'get' },
-  recover: { op: 'SecretRecover', action: `${S}/recover/action`, perm: 'recover' },
-  purge: { op: 'SecretPurge', action: `${S}/purge/action`, perm: 'purge' },
-  backup: { op: 'SecretBackup', action: `${S}/backup/action`, perm: 'backup' },
-  restore: { op: 'SecretRestore', action: `${S}/restore/action`, perm: 'restore' },
-} as const;
-const notFound = (name: string, version?: string) =>
-  new LatchkeyError(
-    'SecretNotFound',
-    `A secret with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command.`,
-  );
-const deletedNotFound = (name: string) =>
-  new LatchkeyError('SecretNotFound', `Deleted Secret not found: ${name}`);
+  ...lifecycleOperations('Secret', S, `${S}/readMetadata/action`),
+  backup: actionOperation('Secret', S, 'backup'),
+  restore: actionOperation('Secret', S, 'restore'),
+} satisfies Record<string, ObjectOperation>;
+const { notFound } = SECRET_RULES;
 
 /**
  * The Key Vault secrets data plane: versions, soft delete, recover, purge,
@@ -142,23 +131,16 @@ export function createSecrets(deps: {
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
   const { read, write } = guard;
-  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys. */
-  const lifecycle = createObjectLifecycle({
-    db,
-    clock,
-    audit: deps.audit,
-    guard,
-    baseUrlOf: deps.baseUrlOf,
-    kind: {
-      store,
-      checkName: checkSecretName,
-      notFound,
-      deletedNotFound,
-      ops: OPS,
-      // Also the purge job's, which runs on one node: the others hear it on the bus.
-      onPurged: (vaultId, nameLower) => cache.changed(vaultId, nameLower),
-    },
-  });
+  const kind = {
+    store,
+    ...SECRET_RULES,
+    ops: OPS,
+    // Also the purge job's, which runs on one node: the others hear it on the bus.
+    onPurged: (vaultId: string, nameLower: string) => cache.changed(vaultId, nameLower),
+  };
+  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys and certificates. */
+  const lifecycle = createObjectLifecycle({ ...deps, guard, kind });
+  const versions = createObjectVersions({ clock, guard, kind });
   const withValue = (v: Vault, nameLower: string, { sealed, ...rec }: SealedSecret): SecretRecord => ({
     ...rec,
     value: sealer.open(sealed, aad(v, nameLower, rec.version)).toString('utf8'),
@@ -174,36 +156,22 @@ export function createSecrets(deps: {
     checkContentType(input.contentType);
     checkTags(input.tags);
     checkWindow(input.nbf ?? null, input.exp ?? null);
-    return write(ctx, OPS.set, name, async (tx) => {
-      const now = clock.now();
-      const version = newVersionId();
-      const nameLower = name.toLowerCase();
-      const stored = await store.upsert(tx, ctx.vault.id, name, version, now);
-      if (stored === undefined)
-        throw new LatchkeyError(
-          'Conflict',
-          `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
-        );
-      const rec: SecretRecord = {
-        name: stored,
-        version,
-        value: input.value,
-        contentType: input.contentType ?? null,
-        tags: input.tags ?? null,
-        enabled: input.enabled ?? true,
-        nbf: input.nbf ?? null,
-        exp: input.exp ?? null,
-        created: now,
-        updated: now,
-        deletedAt: null,
-        scheduledPurgeAt: null,
-      };
-      await store.insertVersion(tx, ctx.vault.id, nameLower, {
-        ...rec,
-        sealed: sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
-      });
-      return rec;
-    });
+    return write(ctx, OPS.set, name, (tx) =>
+      versions.add(
+        tx,
+        ctx.vault.id,
+        name,
+        {
+          value: input.value,
+          contentType: input.contentType ?? null,
+          tags: input.tags ?? null,
+          enabled: input.enabled ?? true,
+          nbf: input.nbf ?? null,
+          exp: input.exp ?? null,
+        },
+        (nameLower, version) => sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
+      ),
+    );
   };
 
   /** Changes attributes, tags or content type of the latest (or a given) version; never the value. */
@@ -217,23 +185,9 @@ export function createSecrets(deps: {
     const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
     checkContentType(patch.contentType);
     checkTags(patch.tags);
-    return write(ctx, OPS.update, name, async (tx) => {
-      const nameLower = name.toLowerCase();
-      const cur = await store.find(tx, ctx.vault.id, nameLower, version);
-      if (!cur || cur.deletedAt !== null) throw notFound(name, version);
-      const next: SecretRecord = {
-        ...cur,
-        contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
-        tags: patch.tags === undefined ? cur.tags : patch.tags,
-        enabled: patch.enabled ?? cur.enabled,
-        nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
-        exp: patch.exp === undefined ? cur.exp : patch.exp,
-        updated: clock.now(),
-      };
-      checkWindow(next.nbf, next.exp);
-      await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-      return next;
-    });
+    return versions.update(ctx, name, version, patch, (cur) => ({
+      contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
+    }));
   };
 
   return {
@@ -356,11 +310,7 @@ export function createSecrets(deps: {
       const restored = await write(ctx, OPS.restore, null, async (tx) => {
         const b = openBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
-        if (await store.exists(tx, ctx.vault.id, nameLower))
-          throw new LatchkeyError(
-            'Conflict',
-            `Secret ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
-          );
+        if (await store.exists(tx, ctx.vault.id, nameLower)) throw SECRET_RULES.restoreConflict(b.name);
         const now = clock.now();
         await store.upsert(tx, ctx.vault.id, b.name, b.current, now);
         for (const v of b.versions) {

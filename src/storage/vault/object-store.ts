@@ -315,7 +315,16 @@ export function objectStore<
 /** The shared object operations over one kind's records (what the domain's lifecycle uses). */
 export type ObjectStore<R extends ObjectRecord> = Pick<
   ReturnType<typeof objectStore<ObjectRow, R, VersionFields<R> & { sealed?: Buffer }>>,
-  'find' | 'page' | 'versions' | 'setDeleted' | 'purge' | 'due' | 'stillDue'
+  | 'find'
+  | 'page'
+  | 'versions'
+  | 'upsert'
+  | 'insertVersion'
+  | 'updateVersion'
+  | 'setDeleted'
+  | 'purge'
+  | 'due'
+  | 'stillDue'
 >;
 
 interface DocumentRow {
