@@ -6,6 +6,7 @@ import { newVersionId } from '../lib/ids.js';
 import type { Queryable } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
+import type { ObjectRecord, ObjectStore } from '../storage/vault/object-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import type { CertificatePolicy } from './certificate-policy.js';
 import { pkcs8Of, secretValue, thumbprint, validityOf } from './certificate-x509.js';
@@ -163,5 +164,21 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     await keyStore.setDeleted(q, vaultId, nameLower, deletedAt, purgeAt);
     await secretStore.setDeleted(q, vaultId, nameLower, deletedAt, purgeAt);
   };
-  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret };
+  /** A version's `enabled` change, made to the key and secret version of the same id too. */
+  const alsoEnabled = async (
+    q: Queryable,
+    vaultId: string,
+    nameLower: string,
+    version: string,
+    enabled: boolean,
+    now: number,
+  ) => {
+    const follow = async <R extends ObjectRecord>(s: Pick<ObjectStore<R>, 'find' | 'updateVersion'>) => {
+      const cur = await s.find(q, vaultId, nameLower, version);
+      if (cur) await s.updateVersion(q, vaultId, nameLower, { ...cur, enabled, updated: now });
+    };
+    await follow(keyStore);
+    await follow(secretStore);
+  };
+  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled };
 }

@@ -1,9 +1,4 @@
-import type { Access } from '../access/decision.js';
-import type { AuditLog } from '../audit/log.js';
-import type { Sealer } from '../crypto/envelope.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
-import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
@@ -30,7 +25,12 @@ import {
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial } from './key-material.js';
-import { createObjectLifecycle, type ObjectCallContext, type Page } from './objects.js';
+import {
+  createObjectLifecycle,
+  type ObjectCallContext,
+  type ObjectServiceDeps,
+  type Page,
+} from './objects.js';
 import { checkTags } from './secret-rules.js';
 
 export type { CertificateRecord } from '../storage/vault/certificate-store.js';
@@ -65,20 +65,15 @@ const bad = (message: string) => new LatchkeyError('BadParameter', message);
  * @example
  * const { operation } = await certificates.create(ctx, 'web', { policy: { issuer: { name: 'Self' }, x509_props: { subject: 'CN=web' } } });
  */
-export function createCertificates(deps: {
-  db: Database;
-  clock: Clock;
-  sealer: Sealer;
-  access: Access;
-  audit: AuditLog;
-  baseUrlOf: (vaultNameLower: string) => string;
-  onAuditError?: (e: unknown) => void;
-  /**
-   * A certificate change also changed the secret of the same name (created, updated, deleted,
-   * recovered, purged): the secrets service drops its cached latest version, here and on every node.
-   */
-  onSecretChanged?: (vaultId: string, nameLower: string) => void;
-}) {
+export function createCertificates(
+  deps: ObjectServiceDeps & {
+    /**
+     * A certificate change also changed the secret of the same name (created, updated, deleted,
+     * recovered, purged): the secrets service drops its cached latest version, here and on every node.
+     */
+    onSecretChanged?: (vaultId: string, nameLower: string) => void;
+  },
+) {
   const { db, clock, sealer } = deps;
   const baseGuard = createCertificateGuard({
     db,
@@ -105,10 +100,11 @@ export function createCertificates(deps: {
       }
     },
   };
-  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = createCertificateVersions({
-    clock,
-    sealer,
-  });
+  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled } =
+    createCertificateVersions({
+      clock,
+      sealer,
+    });
   const lifecycle = createObjectLifecycle({
     ...deps,
     guard,
@@ -290,22 +286,8 @@ export function createCertificates(deps: {
           updated: now,
         };
         await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-        if (patch.enabled !== undefined && patch.enabled !== cur.enabled) {
-          const key = await keyStore.find(tx, ctx.vault.id, nameLower, cur.version);
-          if (key)
-            await keyStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...key,
-              enabled: next.enabled,
-              updated: now,
-            });
-          const secret = await secretStore.find(tx, ctx.vault.id, nameLower, cur.version);
-          if (secret)
-            await secretStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...secret,
-              enabled: next.enabled,
-              updated: now,
-            });
-        }
+        if (patch.enabled !== undefined && patch.enabled !== cur.enabled)
+          await alsoEnabled(tx, ctx.vault.id, nameLower, cur.version, next.enabled, now);
         if (patch.policy) {
           const p = await policyOf(tx, ctx.vault.id, nameLower);
           await store.putPolicy(

@@ -18,7 +18,7 @@ import {
 } from './key-model.js';
 import { expiryFor } from './key-rotation.js';
 import type { KeySealing, KeyVaultRef } from './key-sealing.js';
-import { createObjectLifecycle, createObjectVersions } from './objects.js';
+import { createObjectLifecycle, createObjectVersions, newAttributes } from './objects.js';
 import { checkTags, checkWindow } from './secret-rules.js';
 
 export interface KeyAttributesInput {
@@ -164,10 +164,7 @@ export function createKeys(deps: {
       return guard.write(ctx, OPS.create, name, (tx) =>
         addVersion(tx, ctx.vault, name, material, {
           keyOps,
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
+          ...newAttributes(input),
         }),
       );
     },
@@ -191,10 +188,7 @@ export function createKeys(deps: {
           throw bad('key.key_ops must be an array of key operations.');
         return addVersion(tx, ctx.vault, name, material, {
           keyOps: checkKeyOps(material.kty, ops as string[] | undefined),
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
+          ...newAttributes(input),
         });
       });
     },

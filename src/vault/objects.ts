@@ -1,4 +1,6 @@
+import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
+import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newVersionId } from '../lib/ids.js';
@@ -52,6 +54,18 @@ const isVersionCursor = (x: unknown): x is { c: number; v: string } =>
   typeof (x as { v: unknown }).v === 'string' &&
   (x as { v: string }).v.length <= 32;
 
+/** What a kind's service is made of (secrets, certificates; keys get theirs from key-domain.ts). */
+export interface ObjectServiceDeps {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  access: Access;
+  audit: AuditLog;
+  /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
+  baseUrlOf: (vaultNameLower: string) => string;
+  onAuditError?: (e: unknown) => void;
+}
+
 /** An attribute change: undefined leaves a field as it is, null clears it. */
 export interface AttributesPatch {
   enabled?: boolean;
@@ -90,6 +104,14 @@ export interface ObjectKind<R extends ObjectRecord, Shown extends R = R>
   /** What delete and recover answer with (a certificate adds its policy); default: the record. */
   shown?: (q: Queryable, vaultId: string, r: R) => Promise<Shown>;
 }
+
+/** The attributes and tags of a new version from a create, set or import (absent: enabled, no window, no tags). */
+export const newAttributes = (a: AttributesPatch) => ({
+  tags: a.tags ?? null,
+  enabled: a.enabled ?? true,
+  nbf: a.nbf ?? null,
+  exp: a.exp ?? null,
+});
 
 /** A version's fields as a kind chooses them when it adds one (the lifecycle sets the rest). */
 export type NewFields<R extends ObjectRecord> = Omit<VersionFields<R>, 'version' | 'created' | 'updated'>;

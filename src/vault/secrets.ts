@@ -1,18 +1,18 @@
 import type { Caller } from '../access/caller.js';
-import type { Access } from '../access/decision.js';
-import type { AuditLog } from '../audit/log.js';
-import type { Sealer } from '../crypto/envelope.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { CacheStats } from '../lib/cache-stats.js';
-import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import type { Database } from '../storage/port.js';
 import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
 import { actionOperation, lifecycleOperations } from './object-kind.js';
-import { createObjectLifecycle, createObjectVersions } from './objects.js';
+import {
+  createObjectLifecycle,
+  createObjectVersions,
+  newAttributes,
+  type ObjectServiceDeps,
+} from './objects.js';
 import { createSecretCache } from './secret-cache.js';
 import {
   checkContentType,
@@ -66,21 +66,15 @@ const { notFound } = SECRET_RULES;
  * decision point first (so a refused caller learns nothing about existence)
  * and audited: mutations in their transaction, reads and refusals batched.
  */
-export function createSecrets(deps: {
-  db: Database;
-  clock: Clock;
-  sealer: Sealer;
-  access: Access;
-  audit: AuditLog;
-  /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
-  baseUrlOf: (vaultNameLower: string) => string;
-  onAuditError?: (e: unknown) => void;
-  /** Invalidates the latest-version cache on other nodes (and hears theirs). */
-  bus?: ChangeBus;
-  /** Entries of the latest-version cache (default 10 000). */
-  cacheSize?: number;
-  cacheStats?: CacheStats;
-}) {
+export function createSecrets(
+  deps: ObjectServiceDeps & {
+    /** Invalidates the latest-version cache on other nodes (and hears theirs). */
+    bus?: ChangeBus;
+    /** Entries of the latest-version cache (default 10 000). */
+    cacheSize?: number;
+    cacheStats?: CacheStats;
+  },
+) {
   const { db, clock, sealer } = deps;
   const cache = createSecretCache({
     clock,
@@ -161,14 +155,7 @@ export function createSecrets(deps: {
         tx,
         ctx.vault.id,
         name,
-        {
-          value: input.value,
-          contentType: input.contentType ?? null,
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
-        },
+        { value: input.value, contentType: input.contentType ?? null, ...newAttributes(input) },
         (nameLower, version) => sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
       ),
     );

@@ -14,14 +14,7 @@ import {
   operationView,
   policyView,
 } from './certificate-views.js';
-import {
-  attributesSchema as attributes,
-  nameOf as name,
-  noCache,
-  objectRoutes,
-  tagsSchema as tags,
-  versionOf,
-} from './object-routes.js';
+import { nameOf as name, noCache, objectBodyFields, objectRoutes, versionOf } from './object-routes.js';
 
 const str = (max: number) => z.string().max(max);
 const strList = (max: number, chars: number = POLICY_LIMITS.sanChars) => z.array(str(chars)).max(max);
@@ -84,12 +77,8 @@ const policySchema = z.object({
     .optional(),
   attributes: z.object({ enabled: z.boolean().optional() }).passthrough().nullable().optional(),
 });
-const createBody = z.object({
-  policy: policySchema.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
-  preserveCertOrder: z.boolean().optional(),
-});
+const updateBody = z.object({ policy: policySchema.nullable().optional(), ...objectBodyFields() });
+const createBody = updateBody.extend({ preserveCertOrder: z.boolean().optional() });
 const importBody = createBody.extend({
   /** A PFX (base64) or PEM; 25 KiB as a secret's value, with room for base64. */
   value: z
@@ -97,11 +86,6 @@ const importBody = createBody.extend({
     .min(1)
     .max(64 * 1024),
   pwd: z.string().max(1024).nullable().optional(),
-});
-const updateBody = z.object({
-  policy: policySchema.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
 });
 
 /** The policy as the domain takes it (zod's optional fields typed for exactOptionalPropertyTypes). */
