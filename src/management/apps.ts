@@ -37,22 +37,11 @@ import {
 import type { Scopes } from './scopes.js';
 
 /** An app (`Microsoft.Web/sites`-like): a workload placed on a host, with an identity block and settings. */
-export interface App {
-  rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface App extends StoredApp {
   armId: string;
-  hostId: string;
-  systemPrincipalId: string | null;
-  systemClientId: string | null;
   /** `SystemAssigned` or the ARM id of a user-assigned identity: the identity Key Vault references use. */
   keyVaultReferenceIdentity: string | null;
-  location: string;
-  tags: Tags;
   userIdentities: UserIdentity[];
-  createdAt: number;
 }
 
 const identityPrincipals = (a: App): string[] => [

@@ -21,18 +21,8 @@ import {
 import { DEFAULT_RESOURCE_GROUP, type Scopes } from './scopes.js';
 
 /** A workload host: where an identity endpoint (`latchkey up` or `latchkey agent`) serves apps' identities. */
-export interface Host {
-  id: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface Host extends StoredHost {
   armId: string;
-  /** The host's own principal: the endpoint authenticates as it (certificate) to the management API. */
-  principalId: string;
-  clientId: string;
-  builtIn: boolean;
-  createdAt: number;
 }
 
 const fromRow = (r: StoredHost): Host => ({

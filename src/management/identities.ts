@@ -24,18 +24,8 @@ import {
 import type { Scopes } from './scopes.js';
 
 /** A user-assigned managed identity: a standalone resource many apps may use. */
-export interface UserIdentity {
-  rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface UserIdentity extends StoredUserIdentity {
   armId: string;
-  principalId: string;
-  clientId: string;
-  location: string;
-  tags: Tags;
-  createdAt: number;
 }
 
 export const uaiFromStored = (r: StoredUserIdentity): UserIdentity => ({
