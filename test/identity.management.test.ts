@@ -69,6 +69,15 @@ describe('managed identities: the management API', () => {
     assert.equal((await arm(s, 'PUT', uaiId(s, 'ok-name', 'no-such-group'), {})).status, 404);
     assert.equal((await arm(s, 'GET', uaiId(s, 'missing-uai'))).json.error.code, 'ResourceNotFound');
     assert.equal((await arm(s, 'DELETE', uaiId(s, 'missing-uai'))).status, 204);
+    // Listing in a resource group that does not exist is a 404, as in Azure (not an empty list).
+    const noGroup = await arm(
+      s,
+      'GET',
+      `${rgPath(s, 'no-such-group')}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`,
+    );
+    assert.equal(noGroup.status, 404, noGroup.text);
+    assert.equal(noGroup.json.error.code, 'ResourceNotFound');
+    assert.match(noGroup.json.error.message, /Resource group 'no-such-group' could not be found/);
   });
 
   test('a system-assigned identity lives and dies with its app, with its role assignments', async () => {
