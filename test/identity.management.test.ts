@@ -299,6 +299,19 @@ describe('managed identities: the management API', () => {
       certificate: idCert.certPem,
     });
     assert.equal(own.status, 201, own.text);
+    // A second certificate, removed again: only the one the host registered, once (then 404).
+    const idCerts = `${h.hostId}/identities/${app.identity.principalId}/certificates`;
+    const second = await call('POST', idCerts, ht, {
+      certificate: (await selfSignedRsaCert('id-2')).certPem,
+    });
+    assert.equal(second.status, 201, second.text);
+    assert.equal((await call('DELETE', `${idCerts}/${second.json.keyId}`, ht)).status, 204);
+    assert.equal((await call('DELETE', `${idCerts}/${second.json.keyId}`, ht)).status, 404);
+    const listed = await call('GET', idCerts, ht);
+    assert.deepEqual(
+      listed.json.value.map((c: { keyId: string }) => c.keyId),
+      [own.json.keyId],
+    );
     assert.equal((await call('GET', `${h.hostId}/apps/local-app/settings`, ht)).status, 404);
 
     // Moving the app off the host removes what the host registered for its identity.
