@@ -4,24 +4,15 @@ import { ASSERTION_TYPE } from '../client-assertion.js';
 import { isFederatedAssertion } from '../federation.js';
 import type { Principal } from '../principals.js';
 import type { Tenant } from '../tenants.js';
-import {
-  failedClient,
-  field,
-  type GrantDeps,
-  oauth,
-  resolveScope,
-  respond,
-  type TokenRequestContext,
-  type TokenResponse,
-} from './shared.js';
+import type { GrantDeps, GrantHandler, TokenRequestContext } from './shared.js';
+import { clientIdOf, failedClient, field, grantParameters, oauth, resolveScope, respond } from './shared.js';
 
-export const parameters: ReadonlySet<string> = new Set([
-  'client_id',
+export const parameters = grantParameters(
   'scope',
   'client_secret',
   'client_assertion',
   'client_assertion_type',
-]);
+);
 
 /** How the client proved itself: `appidacr` 1 (secret) or 2 (certificate), and the assertion's jti to spend. */
 interface ClientAuthentication {
@@ -118,12 +109,8 @@ async function authenticateClient(
 }
 
 /** RFC 6749 §4.4: an application's own token, for one resource (`{resource}/.default`). */
-export async function handler(
-  deps: GrantDeps,
-  ctx: TokenRequestContext,
-  tenant: Tenant,
-): Promise<TokenResponse> {
-  const clientId = field(ctx.form, 'client_id').toLowerCase();
+export const handler: GrantHandler = async (deps, ctx, tenant) => {
+  const clientId = clientIdOf(ctx.form);
   const scope = field(ctx.form, 'scope');
   const keys = [`c:${tenant.id}:${clientId}`, `ip:${ctx.clientIp}`];
   deps.throttle.check(keys);
@@ -148,4 +135,4 @@ export async function handler(
   });
   deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'client_credentials' });
   return respond(t);
-}
+};
