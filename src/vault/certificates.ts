@@ -7,6 +7,7 @@ import type { Database } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
 import { recordFromRow as secretFromRow, secretStore } from '../storage/vault/secret-store.js';
+import { createCertificateBackups } from './certificate-backup.js';
 import {
   certificateNotFound,
   checkCertificateName,
@@ -129,6 +130,12 @@ export function createCertificates(deps: {
   });
 
   return {
+    ...createCertificateBackups({
+      db,
+      sealer,
+      guard,
+      ...(deps.onSecretChanged ? { onSecretChanged: deps.onSecretChanged } : {}),
+    }),
     list: lifecycle.list,
     listVersions: lifecycle.listVersions,
     listDeleted: lifecycle.listDeleted,
