@@ -13,7 +13,7 @@ import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } f
  */
 
 /** The URL segment of a kind of object. */
-export type Collection = 'secrets' | 'keys';
+export type Collection = 'secrets' | 'keys' | 'certificates';
 
 export const seg = (s: string) => encodeURIComponent(s);
 
