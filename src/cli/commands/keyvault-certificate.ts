@@ -334,13 +334,15 @@ export function certificateCommand(): Command {
         ...(disabled !== undefined ? { attributes: { enabled: !disabled } } : {}),
         ...(tags ? { tags } : {}),
       });
-      // As az: a pending (issuer Unknown) operation is shown as is; otherwise wait for it.
-      for (let i = 0; op.status === 'inProgress' && policy.issuer?.name?.toLowerCase() !== 'unknown'; i++) {
+      // As az: a pending (issuer Unknown) operation is shown as is; otherwise wait for it (the
+      // create answers `inProgress`; Latchkey's Self is already done at the first look).
+      const unknown = policy.issuer?.name?.toLowerCase() === 'unknown';
+      for (let i = 0; op.status === 'inProgress' && !unknown; i++) {
         if (i >= 120)
           throw new CliError(
-            `the certificate is still being issued: see \`latchkey keyvault certificate pending show\``,
+            'the certificate is still being issued: see `latchkey keyvault certificate pending show`',
           );
-        await new Promise((r) => setTimeout(r, 1000));
+        if (i > 0) await new Promise((r) => setTimeout(r, 1000));
         op = await vaultCall<PendingOperation>(c, t.ep, 'GET', `${path}/pending`);
       }
       show(c, operationView(op));
