@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { assignRole, createVault, unassignRole } from './helpers/access.js';
 import { type ConsoleClient, consoleSignIn } from './helpers/console.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
@@ -144,6 +145,53 @@ describe('web console: certificates', () => {
     assert.equal(noToken.status, 403);
     assert.match(noToken.text, /CSRF token/);
     assert.equal(await count(), before);
+  });
+
+  test('random create forms: a 303 that made one certificate, or a 4xx page that wrote nothing; never a 5xx', async () => {
+    const page = await admin.get(`${v}/certificates`);
+    const token = admin.csrf(page.text, `${v}/certificates`)!;
+    const field = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.constantFrom(
+        'CN=fz',
+        'CN=a, O=b',
+        '12',
+        '0',
+        '-1',
+        'RSA:2048',
+        'EC:P-256',
+        'EC:P-256K',
+        'x'.repeat(2000),
+      ),
+    );
+    let created = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.record({ name: field, subject: field, validity: field, key: field }, { requiredKeys: [] }),
+          fc.record({
+            name: fc.stringMatching(/^fz-[a-z0-9]{1,8}$/),
+            subject: fc.constantFrom('CN=fz', 'CN=a, O=b'),
+            validity: fc.integer({ min: 1, max: 1200 }).map(String),
+            key: fc.constantFrom('RSA:2048', 'EC:P-256', 'EC:P-384'),
+          }),
+        ),
+        async (form) => {
+          const before = await count();
+          const r = await admin.post(`${v}/certificates`, { ...form, _csrf: token });
+          assert.ok(r.status < 500, `${JSON.stringify(form).slice(0, 200)} → ${r.status}`);
+          if (r.status === 303) {
+            created++;
+            assert.equal(await count(), before + 1);
+          } else {
+            assert.ok(r.status >= 400, String(r.status));
+            assert.equal(await count(), before);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+    assert.ok(created > 0, 'the run reached a create');
   });
 
   test('delete, recover, delete, purge (with confirmation)', async () => {

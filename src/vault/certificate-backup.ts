@@ -114,6 +114,7 @@ export function createCertificateBackups(deps: {
   return {
     /** A sealed blob of the certificate (all versions, key and secret included); restorable only in this tenant. */
     async backup(ctx: ObjectCallContext, rawName: string): Promise<Buffer> {
+      // duplicate-ok: a backup's first steps (name, guard, all versions) as key-backup.ts; what it reads next differs.
       const name = checkCertificateName(rawName);
       return guard.read(ctx, OPS.backup, name, async () => {
         const nameLower = name.toLowerCase();

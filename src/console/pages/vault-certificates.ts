@@ -8,36 +8,27 @@ import {
   input,
   integer,
   mono,
-  postForm,
   props,
   required,
-  section,
   seg,
   select,
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params, query } from '../context.js';
+import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { KEY_TYPES as KEYS_TYPES } from './vault-keys.js';
+import { objectHref, objectListPage } from './vault-objects.js';
 
 const CERTIFICATES = { noun: 'certificate', collection: 'certificates' } as const;
 
-const KEY_TYPES = [
-  { value: 'RSA:2048', label: 'RSA 2048' },
-  { value: 'RSA:3072', label: 'RSA 3072' },
-  { value: 'RSA:4096', label: 'RSA 4096' },
-  { value: 'EC:P-256', label: 'EC P-256' },
-  { value: 'EC:P-384', label: 'EC P-384' },
-  { value: 'EC:P-521', label: 'EC P-521' },
-] as const;
+/** Azure's certificate key types: those of keys without P-256K. */
+const KEY_TYPES = KEYS_TYPES.filter((t) => t.value !== 'EC:P-256K');
 
-const certificateHref = (ctx: ConsoleContext, name: string) => {
-  const p = params(ctx);
-  return `${vaultBase({ resourceGroup: p.rg!, name: p.name! })}/certificates/${seg(name)}`;
-};
+const certificateHref = (ctx: ConsoleContext, name: string) => objectHref(ctx, 'certificates', name);
 /** The SHA-1 thumbprint as Azure's portal shows it (upper-case hex). */
 const thumbprintHex = (r: Pick<CertificateRecord, 'x5t'>) =>
   Buffer.from(r.x5t, 'base64url').toString('hex').toUpperCase();
@@ -57,54 +48,32 @@ function x509Of(der: Buffer): { subject: string; issuer: string; sans: string[] 
   }
 }
 
-async function listPage(ctx: ConsoleContext): Promise<PageResult> {
-  const { vault, call } = await dataVault(ctx);
-  const b = vaultBase(vault);
-  const after = query(ctx).after;
-  const list = await vaultDataSection(ctx, vault, 'certificates', async () => {
-    const page = await ctx.s.certificates.list(call, {
-      max: VAULT_LIMITS.pageMax,
-      ...(after && after.length <= 1000 ? { after } : {}),
-    });
-    return html`${dataTable({
-      caption: 'Certificates',
-      id: 'certificates',
-      rows: page.items,
-      empty: 'No certificates in this vault yet.',
-      columns: [
-        {
-          label: 'Name',
-          cell: (c: CertificateRecord) => html`<a href="${certificateHref(ctx, c.name)}">${c.name}</a>`,
-        },
-        { label: 'Thumbprint', cell: (c) => mono(thumbprintHex(c)) },
-        { label: 'Status', cell: (c) => badge(c.enabled) },
-        { label: 'Expires', cell: (c) => time(c.exp) },
-      ],
-    })}
-<div class="pager">${page.next ? html`<a href="${b}/certificates?after=${encodeURIComponent(page.next)}">Next page</a>` : ''}</div>`;
-  });
-  return {
-    title: `${vault.name} · Certificates`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'certificates')}
-<details class="panel"><summary>Create a self-signed certificate</summary>
-${postForm(
-  ctx,
-  `${b}/certificates`,
-  html`<div class="form-row">${input({ id: 'certificate-name', name: 'name', label: 'Name', required: true, maxLength: 127 })}
+function listPage(ctx: ConsoleContext): Promise<PageResult> {
+  return objectListPage(ctx, {
+    kind: { ...CERTIFICATES, title: 'Certificates' },
+    service: ctx.s.certificates,
+    columns: [
+      {
+        label: 'Name',
+        cell: (c: CertificateRecord) => html`<a href="${certificateHref(ctx, c.name)}">${c.name}</a>`,
+      },
+      { label: 'Thumbprint', cell: (c) => mono(thumbprintHex(c)) },
+      { label: 'Status', cell: (c) => badge(c.enabled) },
+      { label: 'Expires', cell: (c) => time(c.exp) },
+    ],
+    create: {
+      summary: 'Create a self-signed certificate',
+      fields: html`<div class="form-row">${input({ id: 'certificate-name', name: 'name', label: 'Name', required: true, maxLength: 127 })}
 ${input({ id: 'certificate-subject', name: 'subject', label: 'Subject', required: true, maxLength: 1024, value: 'CN=', hint: 'An X.500 name, e.g. CN=www.example.com, O=Contoso', mono: true })}</div>
 <div class="form-row">${input({ id: 'certificate-validity', name: 'validity', label: 'Validity (months)', type: 'number', min: 1, max: 1200, value: '12', required: true })}
 ${select({ id: 'certificate-key', name: 'key', label: 'Key type and size', options: KEY_TYPES })}</div>
 <button type="submit" class="btn-primary">Create certificate</button>`,
-)}
-</details>
-${list}
-<h2>Deleted certificates</h2>
-${await section(() => deletedSection(ctx, vault, call, CERTIFICATES, ctx.s.certificates))}`,
-  };
+    },
+  });
 }
 
 async function certificatePage(ctx: ConsoleContext): Promise<PageResult> {
+  // duplicate-ok: an object's page opens as the key's (vault, name, a refusable section); its sections differ.
   const { vault, call } = await dataVault(ctx);
   const name = params(ctx).certificate!;
   const href = certificateHref(ctx, name);
@@ -152,6 +121,7 @@ ${dataTable({
     },
     { back: `certificates/${name}`, only403: true },
   );
+  // duplicate-ok: the page frame (title, header, refused-action offer, delete) of every object page.
   return {
     title: `${vault.name} · ${name}`,
     nav: 'vaults',
