@@ -163,6 +163,31 @@ describe('keyvault certificate CLI end to end', () => {
     fails(await cert('download', ...v, '-n', 'cli-ec', '-f', pem), /already exists/);
     fails(await cert('download', ...v, '-n', 'cli-ec', '-f', join(tmp, 'x'), '-e', 'BER'), /PEM or DER/, 2);
 
+    const upd = ok(
+      await cert(
+        'set-attributes',
+        '--id',
+        latest.id,
+        '--enabled',
+        'true',
+        '--tags',
+        'team=x',
+        '-p',
+        JSON.stringify({
+          lifetimeActions: [{ trigger: { lifetimePercentage: 70 }, action: { actionType: 'EmailContacts' } }],
+        }),
+      ),
+    );
+    assert.equal(upd.json.attributes.enabled, true);
+    assert.deepEqual(upd.json.tags, { team: 'x' });
+    assert.equal(upd.json.policy.lifetimeActions[0].trigger.lifetimePercentage, 70);
+    assert.equal(upd.json.policy.x509CertificateProperties.subject, 'CN=cli.example');
+    fails(
+      await cert('set-attributes', ...v, '-n', 'cli-ec', '--enabled', 'maybe'),
+      /--enabled must be true or false/,
+      2,
+    );
+
     const pending = ok(await cert('pending', 'show', ...v, '-n', 'cli-ec'));
     assert.equal(pending.json.status, 'completed');
     assert.equal(pending.json.issuerParameters.name, 'Self');

@@ -392,6 +392,27 @@ export function certificateCommand(): Command {
       writeFileSync(o.file, o.encoding === 'DER' ? der : pem, { flag: 'wx' });
     });
 
+  versioned(
+    cert.command('set-attributes').description('Update a certificate version (enabled, tags) and its policy'),
+  )
+    .option('--enabled <bool>', 'true or false (the key and secret version follow)')
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .option('-p, --policy <json>', 'policy sections to replace: JSON or @file')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const enabled = parseBool('--enabled', o.enabled);
+      const tags = parseTags(o.tags);
+      const policy = o.policy ? readPolicy(o.policy) : undefined;
+      const t = await target(c, o);
+      const path = `/certificates/${seg(t.name)}/${seg(t.version ?? '')}`;
+      const b = await vaultCall<CertificateBundle>(c, t.ep, 'PATCH', path, {
+        ...(enabled !== undefined ? { attributes: { enabled } } : {}),
+        ...(tags ? { tags } : {}),
+        ...(policy ? { policy } : {}),
+      });
+      show(c, view(b), row);
+    });
+
   listCommands(cert, CERTIFICATE, 'List the certificates of a vault');
   lifecycleCommands(cert, CERTIFICATE, 'Show a deleted certificate');
 
