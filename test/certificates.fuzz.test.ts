@@ -226,7 +226,17 @@ describe('certificates fuzzing (fast-check)', () => {
 
   test('restore of a changed backup blob: 400 with the one message, or 409 for the unchanged blob; no change', async () => {
     const auth = { authorization: `Bearer ${token}` };
-    const b = await s.request('POST', `${base}/certificates/fz-a/backup?api-version=7.5`, { headers: auth });
+    // Its own certificate: the random requests above may have deleted any of the fixtures.
+    const made = await s.request('POST', `${base}/certificates/fz-restore-src/create?api-version=7.5`, {
+      json: {
+        policy: { issuer: { name: 'Self' }, key_props: { kty: 'EC' }, x509_props: { subject: 'CN=fz' } },
+      },
+      headers: auth,
+    });
+    assert.equal(made.status, 202, made.text);
+    const b = await s.request('POST', `${base}/certificates/fz-restore-src/backup?api-version=7.5`, {
+      headers: auth,
+    });
     assert.equal(b.status, 200, b.text);
     const blob = Buffer.from(b.json.value as string, 'base64url');
     const restore = (value: unknown) =>
