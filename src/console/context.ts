@@ -16,6 +16,7 @@ export type ConsoleServices = Pick<
   | 'access'
   | 'apps'
   | 'auditQueries'
+  | 'certificates'
   | 'config'
   | 'directory'
   | 'hosts'

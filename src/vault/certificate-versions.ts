@@ -44,7 +44,7 @@ const heldBy = (kind: 'key' | 'secret', name: string) =>
   );
 
 /** The secret AAD of secrets.ts: the certificate's secret is an ordinary secret version of the same name. */
-const secretAad = (v: Vault, nameLower: string, version: string) =>
+export const secretAad = (v: Vault, nameLower: string, version: string) =>
   `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
 
 /**

@@ -2,6 +2,7 @@ import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
+import { createCertificateBackups } from './certificate-backup.js';
 import {
   CERTIFICATE_RULES,
   certificateNotFound,
@@ -124,6 +125,12 @@ export function createCertificates(
   });
 
   return {
+    ...createCertificateBackups({
+      db,
+      sealer,
+      guard,
+      ...(deps.onSecretChanged ? { onSecretChanged: deps.onSecretChanged } : {}),
+    }),
     list: lifecycle.list,
     listVersions: lifecycle.listVersions,
     listDeleted: lifecycle.listDeleted,

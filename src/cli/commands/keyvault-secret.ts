@@ -2,8 +2,10 @@ import { existsSync, readFileSync, readSync, statSync, writeFileSync } from 'nod
 import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
-import { isoSeconds, parseBool, parseTags, parseTime, show } from './arm.js';
+import { parseBool, parseTags, parseTime, show } from './arm.js';
 import {
+  attributesView,
+  deletedView,
   lifecycleCommands,
   listCommands,
   named as namedObject,
@@ -11,23 +13,15 @@ import {
   seg,
   type TargetOptions,
   target as targetObject,
+  type WireAttributes,
 } from './keyvault-object.js';
 import { vaultCall } from './vault-client.js';
 
-interface Attributes {
-  enabled?: boolean;
-  nbf?: number | null;
-  exp?: number | null;
-  created?: number;
-  updated?: number;
-  recoverableDays?: number;
-  recoveryLevel?: string;
-}
 interface SecretBundle {
   value?: string;
   id: string;
   contentType?: string | null;
-  attributes?: Attributes;
+  attributes?: WireAttributes;
   tags?: Record<string, string> | null;
   kid?: string | null;
   managed?: boolean | null;
@@ -49,25 +43,10 @@ const nameOf = (id: string): string | null => {
 
 /** az's shape: attributes with ISO times and `notBefore`/`expires`, plus `name`. */
 function view(b: SecretBundle, opts: { withValue?: boolean } = {}) {
-  const a = b.attributes ?? {};
   return {
-    attributes: {
-      created: isoSeconds(a.created),
-      enabled: a.enabled ?? true,
-      expires: isoSeconds(a.exp),
-      notBefore: isoSeconds(a.nbf),
-      recoverableDays: a.recoverableDays ?? null,
-      recoveryLevel: a.recoveryLevel ?? null,
-      updated: isoSeconds(a.updated),
-    },
+    attributes: attributesView(b.attributes),
     contentType: b.contentType ?? null,
-    ...(b.recoveryId !== undefined
-      ? {
-          deletedDate: isoSeconds(b.deletedDate),
-          recoveryId: b.recoveryId,
-          scheduledPurgeDate: isoSeconds(b.scheduledPurgeDate),
-        }
-      : {}),
+    ...deletedView(b),
     id: b.id,
     ...(opts.withValue ? { kid: b.kid ?? null } : {}),
     managed: b.managed ?? null,

@@ -16,6 +16,7 @@ import {
   VAULT_API,
   vaultPath,
 } from './arm.js';
+import { certificateCommand } from './keyvault-certificate.js';
 import { keyCommand } from './keyvault-key.js';
 import { secretCommand } from './keyvault-secret.js';
 
@@ -311,6 +312,7 @@ export function keyvaultCommand(): Command {
   policyCommands(kv);
   kv.addCommand(secretCommand());
   kv.addCommand(keyCommand());
+  kv.addCommand(certificateCommand());
   return kv;
 }
 

@@ -24,9 +24,9 @@ export interface SoftDeletable {
 
 export interface ObjectKindLabels {
   /** `secret`, `key`: in texts. */
-  noun: 'secret' | 'key';
+  noun: 'secret' | 'key' | 'certificate';
   /** `secrets`, `keys`: the URL segment of the objects. */
-  collection: 'secrets' | 'keys';
+  collection: 'secrets' | 'keys' | 'certificates';
 }
 
 const title = (noun: string) => `${noun[0]!.toUpperCase()}${noun.slice(1)}`;

@@ -7,23 +7,23 @@ import {
   dataTable,
   input,
   mono,
-  postForm,
   required,
-  section,
   seg,
   select,
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params, query } from '../context.js';
+import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { objectHref, objectListPage } from './vault-objects.js';
 
 const KEYS = { noun: 'key', collection: 'keys' } as const;
 
-const KEY_TYPES = [
+/** The key types the console creates (certificates take those of them Azure allows for certificates). */
+export const KEY_TYPES = [
   { value: 'RSA:2048', label: 'RSA 2048' },
   { value: 'RSA:3072', label: 'RSA 3072' },
   { value: 'RSA:4096', label: 'RSA 4096' },
@@ -33,53 +33,27 @@ const KEY_TYPES = [
   { value: 'EC:P-256K', label: 'EC P-256K' },
 ] as const;
 
-const keyHref = (ctx: ConsoleContext, name: string) => {
-  const p = params(ctx);
-  return `${vaultBase({ resourceGroup: p.rg!, name: p.name! })}/keys/${seg(name)}`;
-};
+const keyHref = (ctx: ConsoleContext, name: string) => objectHref(ctx, 'keys', name);
 const describe = (k: KeyRecord): string =>
   k.jwk.kty === 'EC' ? `EC ${k.jwk.crv}` : `RSA ${Buffer.from(k.jwk.n, 'base64url').length * 8}`;
 
-async function listPage(ctx: ConsoleContext): Promise<PageResult> {
-  const { vault, call } = await dataVault(ctx);
-  const b = vaultBase(vault);
-  const after = query(ctx).after;
-  const list = await vaultDataSection(ctx, vault, 'keys', async () => {
-    const page = await ctx.s.keys.list(call, {
-      max: VAULT_LIMITS.pageMax,
-      ...(after && after.length <= 1000 ? { after } : {}),
-    });
-    return html`${dataTable({
-      caption: 'Keys',
-      id: 'keys',
-      rows: page.items,
-      empty: 'No keys in this vault yet.',
-      columns: [
-        { label: 'Name', cell: (k: KeyRecord) => html`<a href="${keyHref(ctx, k.name)}">${k.name}</a>` },
-        { label: 'Type', cell: (k) => describe(k) },
-        { label: 'Status', cell: (k) => badge(k.enabled) },
-        { label: 'Updated', cell: (k) => time(k.updated) },
-      ],
-    })}
-<div class="pager">${page.next ? html`<a href="${b}/keys?after=${encodeURIComponent(page.next)}">Next page</a>` : ''}</div>`;
-  });
-  return {
-    title: `${vault.name} · Keys`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'keys')}
-<details class="panel"><summary>Create a key</summary>
-${postForm(
-  ctx,
-  `${b}/keys`,
-  html`<div class="form-row">${input({ id: 'key-name', name: 'name', label: 'Name', required: true, maxLength: 127 })}
+function listPage(ctx: ConsoleContext): Promise<PageResult> {
+  return objectListPage(ctx, {
+    kind: { ...KEYS, title: 'Keys' },
+    service: ctx.s.keys,
+    columns: [
+      { label: 'Name', cell: (k: KeyRecord) => html`<a href="${keyHref(ctx, k.name)}">${k.name}</a>` },
+      { label: 'Type', cell: (k) => describe(k) },
+      { label: 'Status', cell: (k) => badge(k.enabled) },
+      { label: 'Updated', cell: (k) => time(k.updated) },
+    ],
+    create: {
+      summary: 'Create a key',
+      fields: html`<div class="form-row">${input({ id: 'key-name', name: 'name', label: 'Name', required: true, maxLength: 127 })}
 ${select({ id: 'key-type', name: 'type', label: 'Key type and size', options: KEY_TYPES })}</div>
 <button type="submit" class="btn-primary">Create key</button>`,
-)}
-</details>
-${list}
-<h2>Deleted keys</h2>
-${await section(() => deletedSection(ctx, vault, call, KEYS, ctx.s.keys))}`,
-  };
+    },
+  });
 }
 
 async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
