@@ -16,7 +16,7 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 
@@ -218,7 +218,7 @@ export function registerProvisioningPages(r: ConsoleRouter): void {
       if (form.confirm !== 'yes')
         throw new LatchkeyError('BadParameter', 'Tick the confirmation box to revoke the key.');
       const k = await ctx.s.provisioningKeys.revoke(ctx.caller, ctx.meta, params(ctx).id!);
-      return { redirect: `${LIST}/${seg(k.id)}`, flash: { kind: 'success', text: `Key ${k.id} revoked.` } };
+      return done(`${LIST}/${seg(k.id)}`, `Key ${k.id} revoked.`);
     },
     (ctx) => keyPage(ctx),
   );

@@ -1,8 +1,8 @@
 import type { ObjectRecord } from '../../vault/model.js';
 import { VAULT_LIMITS, type Vault } from '../../vault/model.js';
 import type { ObjectCallContext, Page } from '../../vault/objects.js';
-import { actionButton, dangerForm, dataTable, postForm, requireConfirmed, seg, time } from '../components.js';
-import { type ConsoleContext, params, type View } from '../context.js';
+import { actionButton, confirmed, dangerForm, dataTable, postForm, seg, time } from '../components.js';
+import { type ConsoleContext, done, params, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, vaultBase } from './vault-common.js';
@@ -97,7 +97,7 @@ export function registerSoftDelete(
   const { collection, noun } = o.kind;
   const back = async (ctx: ConsoleContext, text: string) => {
     const { vault } = await dataVault(ctx);
-    return { redirect: `${vaultBase(vault)}/${collection}`, flash: { kind: 'success' as const, text } };
+    return done(`${vaultBase(vault)}/${collection}`, text);
   };
   r.action(
     `${o.base}/${collection}/:${o.param}/delete`,
@@ -119,13 +119,12 @@ export function registerSoftDelete(
   );
   r.action(
     `${o.base}/deleted-${collection}/:${o.param}/purge`,
-    async (ctx, form) => {
-      requireConfirmed(form);
+    confirmed(async (ctx) => {
       const { call } = await dataVault(ctx);
       const name = params(ctx)[o.param]!;
       await o.service(ctx).purge(call, name);
       return back(ctx, `${title(noun)} ${name} purged.`);
-    },
+    }),
     o.listView,
   );
 }

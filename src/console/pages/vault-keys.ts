@@ -15,7 +15,7 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params, query } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params, query } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
@@ -142,10 +142,7 @@ export function registerKeyPages(r: ConsoleRouter): void {
         name,
         kty === 'RSA' ? { kty, size: Number(size) } : { kty, curve: size },
       );
-      return {
-        redirect: `${vaultBase(vault)}/keys/${seg(rec.name)}`,
-        flash: { kind: 'success', text: `Key ${rec.name} created.` },
-      };
+      return done(`${vaultBase(vault)}/keys/${seg(rec.name)}`, `Key ${rec.name} created.`);
     },
     listPage,
   );
@@ -155,10 +152,7 @@ export function registerKeyPages(r: ConsoleRouter): void {
     async (ctx) => {
       const { call } = await dataVault(ctx);
       const rec = await ctx.s.keys.rotate(call, params(ctx).key!);
-      return {
-        redirect: keyHref(ctx, rec.name),
-        flash: { kind: 'success', text: `Key ${rec.name} rotated: new version ${rec.version}.` },
-      };
+      return done(keyHref(ctx, rec.name), `Key ${rec.name} rotated: new version ${rec.version}.`);
     },
     keyPage,
   );

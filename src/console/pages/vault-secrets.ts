@@ -18,7 +18,7 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type FormInput, type PageResult, params, query } from '../context.js';
+import { type ConsoleContext, done, type FormInput, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
@@ -183,10 +183,10 @@ export function registerSecretPages(r: ConsoleRouter): void {
       const { vault, call } = await dataVault(ctx);
       const name = required(form, 'name', 'The secret name', 127);
       const rec = await ctx.s.secrets.set(call, name, setInput(form));
-      return {
-        redirect: `${vaultBase(vault)}/secrets/${seg(rec.name)}`,
-        flash: { kind: 'success', text: `Secret ${rec.name} saved (version ${rec.version}).` },
-      };
+      return done(
+        `${vaultBase(vault)}/secrets/${seg(rec.name)}`,
+        `Secret ${rec.name} saved (version ${rec.version}).`,
+      );
     },
     listPage,
   );
@@ -208,10 +208,7 @@ export function registerSecretPages(r: ConsoleRouter): void {
       const p = params(ctx);
       const enabled = text(form, 'enabled', 4) === 'on';
       await ctx.s.secrets.update(call, p.secret!, p.version!, { enabled });
-      return {
-        redirect: secretHref(ctx, p.secret!),
-        flash: { kind: 'success', text: `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.` },
-      };
+      return done(secretHref(ctx, p.secret!), `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.`);
     },
     (ctx) => secretPage(ctx),
   );
@@ -223,10 +220,7 @@ export function registerSecretPages(r: ConsoleRouter): void {
       await ctx.s.secrets.update(call, p.secret!, p.version!, {
         exp: dateTime(form, 'expires', 'The expiry'),
       });
-      return {
-        redirect: secretHref(ctx, p.secret!),
-        flash: { kind: 'success', text: `Expiry of ${p.secret} version ${p.version} saved.` },
-      };
+      return done(secretHref(ctx, p.secret!), `Expiry of ${p.secret} version ${p.version} saved.`);
     },
     (ctx) => secretPage(ctx),
   );
