@@ -19,6 +19,7 @@ import {
 import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { auditEventsTable } from './shared.js';
 
 const LIST = '/console/provisioning-keys';
 const LIFETIMES = [
@@ -109,18 +110,12 @@ async function keyPage(ctx: ConsoleContext, created?: SafeHtml): Promise<PageRes
   const k = await ctx.s.provisioningKeys.show(ctx.caller, id);
   const usage = await section(async () => {
     const page = await ctx.s.auditQueries.list(ctx.caller, ctx.meta, { provisioningKeyId: k.id, limit: 20 });
-    return dataTable({
+    return auditEventsTable({
       caption: 'Recent use and lifecycle events (newest first)',
       id: 'key-usage',
       rows: page.events,
       empty: 'The key has not been used yet.',
-      columns: [
-        { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
-        { label: 'Operation', cell: (e) => e.operation },
-        { label: 'Result', cell: (e) => String(e.status) },
-        { label: 'Address', cell: (e) => mono(e.clientIp) },
-        { label: 'Target', cell: (e) => mono(e.target) },
-      ],
+      who: { label: 'Address', cell: (e) => mono(e.clientIp) },
     });
   });
   const active = k.state === 'active';

@@ -3,6 +3,7 @@ import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import {
   actionButton,
+  type Column,
   confirmed,
   dangerForm,
   dataTable,
@@ -11,6 +12,7 @@ import {
   postForm,
   seg,
   select,
+  time,
 } from '../components.js';
 import { type ConsoleContext, done, params, query, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
@@ -35,6 +37,26 @@ export function resourceListHead(p: {
 ${p.access.note}
 ${p.access.mayCreate ? html`<details class="panel"${p.open ? html` open` : ''}><summary>${p.createLabel}</summary>${p.create}</details>` : ''}
 ${p.filter.form}`;
+}
+
+/**
+ * A table of audit events (the overview's recent changes, a provisioning key's use): time,
+ * operation, result, then `who` (the caller, or the address), then the target.
+ */
+export function auditEventsTable<
+  E extends { time: string; operation: string; status: number; target: string | null },
+>(p: { caption: string; id?: string; rows: readonly E[]; empty: string; who: Column<E> }): SafeHtml {
+  const { who, ...table } = p;
+  return dataTable({
+    ...table,
+    columns: [
+      { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
+      { label: 'Operation', cell: (e) => e.operation },
+      { label: 'Result', cell: (e) => String(e.status) },
+      who,
+      { label: 'Target', cell: (e) => mono(e.target) },
+    ],
+  });
 }
 
 /** The subscription the console works in; a tenant without one cannot hold resources yet. */

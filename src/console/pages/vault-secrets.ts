@@ -201,29 +201,33 @@ export function registerSecretPages(r: ConsoleRouter): void {
     },
     (ctx) => secretPage(ctx),
   );
-  r.action(
-    `${base}/secrets/:secret/versions/:version/enabled`,
-    async (ctx, form) => {
-      const { call } = await dataVault(ctx);
-      const p = params(ctx);
-      const enabled = text(form, 'enabled', 4) === 'on';
-      await ctx.s.secrets.update(call, p.secret!, p.version!, { enabled });
-      return done(secretHref(ctx, p.secret!), `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.`);
-    },
-    (ctx) => secretPage(ctx),
-  );
-  r.action(
-    `${base}/secrets/:secret/versions/:version/expiry`,
-    async (ctx, form) => {
-      const { call } = await dataVault(ctx);
-      const p = params(ctx);
-      await ctx.s.secrets.update(call, p.secret!, p.version!, {
-        exp: dateTime(form, 'expires', 'The expiry'),
-      });
-      return done(secretHref(ctx, p.secret!), `Expiry of ${p.secret} version ${p.version} saved.`);
-    },
-    (ctx) => secretPage(ctx),
-  );
+  /** A change to one version (`what`: enabled, expiry): the form → the update and the message. */
+  const versionAction = (
+    what: string,
+    change: (
+      form: FormInput,
+      p: Record<string, string | undefined>,
+    ) => { update: { enabled: boolean } | { exp: number | null }; text: string },
+  ) =>
+    r.action(
+      `${base}/secrets/:secret/versions/:version/${what}`,
+      async (ctx, form) => {
+        const { call } = await dataVault(ctx);
+        const p = params(ctx);
+        const { update, text } = change(form, p);
+        await ctx.s.secrets.update(call, p.secret!, p.version!, update);
+        return done(secretHref(ctx, p.secret!), text);
+      },
+      (ctx) => secretPage(ctx),
+    );
+  versionAction('enabled', (form, p) => {
+    const enabled = text(form, 'enabled', 4) === 'on';
+    return { update: { enabled }, text: `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.` };
+  });
+  versionAction('expiry', (form, p) => ({
+    update: { exp: dateTime(form, 'expires', 'The expiry') },
+    text: `Expiry of ${p.secret} version ${p.version} saved.`,
+  }));
   registerSoftDelete(r, {
     base,
     kind: SECRETS,
