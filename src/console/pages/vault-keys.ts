@@ -18,8 +18,8 @@ import {
 import { type ConsoleContext, done, type PageResult, params, query } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
+import { deletedSection, objectPage, registerSoftDelete } from './vault-deleted.js';
 
 const KEYS = { noun: 'key', collection: 'keys' } as const;
 
@@ -112,18 +112,17 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
     },
     { back: `keys/${name}`, only403: true },
   );
-  return {
-    title: `${vault.name} · ${name}`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'keys', [{ label: 'Keys' }, { label: name }])}
-<h2>Key <span class="mono">${name}</span></h2>
-${await refusedActionOffer(ctx, vault, 'keys', `keys/${name}`)}
-${versions}
+  return objectPage(
+    ctx,
+    vault,
+    KEYS,
+    name,
+    href,
+    html`${versions}
 <h2>Rotate</h2>
 <p>Rotation creates a new version with the same type and size; the old versions stay usable to decrypt and verify.</p>
-${actionButton(ctx, `${href}/rotate`, 'Rotate now')}
-${deleteSection(ctx, vault, KEYS, name, href)}`,
-  };
+${actionButton(ctx, `${href}/rotate`, 'Rotate now')}`,
+  );
 }
 
 export function registerKeyPages(r: ConsoleRouter): void {

@@ -21,8 +21,8 @@ import {
 import { type ConsoleContext, done, type FormInput, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
+import { deletedSection, objectPage, registerSoftDelete } from './vault-deleted.js';
 
 const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
 
@@ -144,19 +144,18 @@ ${postForm(
     },
     { back: `secrets/${name}`, only403: true },
   );
-  return {
-    title: `${vault.name} · ${name}`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'secrets', [{ label: 'Secrets' }, { label: name }])}
-<h2>Secret <span class="mono">${name}</span></h2>
-${await refusedActionOffer(ctx, vault, 'secrets', `secrets/${name}`)}
-${reveal}
+  return objectPage(
+    ctx,
+    vault,
+    SECRETS,
+    name,
+    href,
+    html`${reveal}
 ${versions}
 <details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
-</details>
-${deleteSection(ctx, vault, SECRETS, name, href)}`,
-  };
+</details>`,
+  );
 }
 
 function setInput(form: FormInput) {
