@@ -162,13 +162,13 @@ export function roleCommand(): Command {
   assignment
     .command('create')
     .description('Assign a role to a user, service principal or managed identity at a scope')
-    // duplicate-ok: create, list and delete take az's flag vocabulary (--assignee, --role, --scope, -g,
-    // --subscription) with help texts of their own and in az's order; their actions share principalIdOf,
-    // findRole and scopeOf above; a declaration helper would only take every text as a parameter. The
-    // same run of .option lines is also alike in shape only with other commands' flag lists.
     .option('--assignee <who>', 'object id, app id or user name')
     .option('--assignee-object-id <id>', 'object id (no directory lookup)')
     .requiredOption('--role <role>', 'role name or id, e.g. "Key Vault Secrets User"')
+    // duplicate-ok: create, list and delete take az's flags (--assignee, --role, --scope, -g,
+    // --subscription) with help texts of their own, in az's order; their actions share principalIdOf,
+    // findRole and scopeOf above. This run of .option lines is alike in shape only with other
+    // commands' flag lists (keyvault secret set-attributes).
     .option('--scope <scope>', 'scope: "/", /subscriptions/{s}[/resourceGroups/{g}[/providers/...]]')
     .option('-g, --resource-group <rg>', 'scope: this resource group')
     .option('--subscription <id>', 'subscription id (default: the login’s)')

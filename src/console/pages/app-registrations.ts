@@ -11,6 +11,7 @@ import {
   props,
   required,
   section,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   seg,
   select,
   text,

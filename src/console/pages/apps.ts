@@ -16,6 +16,7 @@ import {
   mono,
   postForm,
   props,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   required,
   section,
   seg,

@@ -7,6 +7,7 @@ import { addAssignmentLinks } from './iam.js';
 import {
   filteredEmpty,
   listFilter,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   registerResourceDelete,
   resourceGroupSelect,
   resourceListHead,
