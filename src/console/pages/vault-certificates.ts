@@ -18,8 +18,8 @@ import {
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { dataVault, vaultBase, vaultDataSection } from './vault-common.js';
+import { objectPage, registerSoftDelete } from './vault-deleted.js';
 import { KEY_TYPES as KEYS_TYPES } from './vault-keys.js';
 import { objectHref, objectListPage } from './vault-objects.js';
 
@@ -121,18 +121,11 @@ ${dataTable({
     },
     { back: `certificates/${name}`, only403: true },
   );
-  // duplicate-ok: the page frame (title, header, refused-action offer, delete) of every object page.
-  return {
-    title: `${vault.name} · ${name}`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'certificates', [{ label: 'Certificates' }, { label: name }])}
-<h2>Certificate <span class="mono">${name}</span></h2>
-${await refusedActionOffer(ctx, vault, 'certificates', `certificates/${name}`)}
-${details}
-${deleteSection(ctx, vault, CERTIFICATES, name, href)}`,
-  };
+  return objectPage(ctx, vault, CERTIFICATES, name, href, details);
 }
 
+// duplicate-ok: the create route has the same opening as the secrets' and keys' (dataVault, then the
+// name); after it a certificate is issued from a subject, validity and key type.
 export function registerCertificatePages(r: ConsoleRouter): void {
   const base = '/vaults/:rg/:name';
   r.page(`${base}/certificates`, listPage);
