@@ -92,16 +92,17 @@ export async function createServices(
   // with a wrong key must not lock out the right one.
   if (check === undefined) await installationStore.recordRootKeyCheck(db, config.rootKey.checkValue());
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
-  const tenants = createTenants({ db, clock });
+  const tenants = createTenants({ db, clock, bus, stats: metrics.caches.tenant });
   const principals = createPrincipals({
     db,
     clock,
     bus,
     stats: metrics.caches.principal,
+    clientStats: metrics.caches.client,
     // Called per registration, after everything below is set up.
     builtInResource: (uri) => builtInResource(uri),
   });
-  const credentials = createCredentials({ db, clock, hasher });
+  const credentials = createCredentials({ db, clock, hasher, bus, stats: metrics.caches.credential });
   const signingKeys = createSigningKeys({
     db,
     sealer,

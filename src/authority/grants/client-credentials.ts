@@ -33,6 +33,11 @@ interface ClientAuthentication {
 /**
  * The application authenticates with a client secret or a client assertion (RFC 7523) signed
  * with a registered certificate. Failures count towards the throttle of the client and address.
+ *
+ * The principal and its credentials may come from memory (src/authority/principals.ts `client`,
+ * src/authority/credentials.ts). When they did and other nodes share the database, one read
+ * confirms them (`credentials.confirm`); if it fails, the authentication is done again from the
+ * database alone (`fresh`), so the answer is the one the database gives now.
  */
 async function authenticateClient(
   deps: GrantDeps,
@@ -40,6 +45,7 @@ async function authenticateClient(
   tenant: Tenant,
   clientId: string,
   keys: string[],
+  fresh = false,
 ): Promise<ClientAuthentication> {
   const { form } = ctx;
   const secret = field(form, 'client_secret', false);
@@ -54,7 +60,8 @@ async function authenticateClient(
   }
   if (secret && assertion)
     throw oauth('invalid_request', 'Send either client_secret or client_assertion, not both.', 90014);
-  const principal = isGuid(clientId) ? await deps.principals.byAppId(tenant.id, clientId) : undefined;
+  const found = isGuid(clientId) ? await deps.principals.client(tenant.id, clientId, fresh) : undefined;
+  const principal = found?.principal;
   if (!principal || principal.kind === 'user') {
     throw await failedClient(
       deps,
@@ -65,8 +72,19 @@ async function authenticateClient(
       400,
     );
   }
+  /** An answer (partly) from memory, checked against the database when other nodes share it. */
+  const confirmed = async (cached: boolean, credentialId?: string): Promise<boolean> => {
+    if (fresh || !(cached || found?.cached) || (await deps.credentials.confirm(principal.id, credentialId)))
+      return true;
+    deps.principals.forgetClient(principal.id);
+    deps.credentials.forget(principal.id);
+    return false;
+  };
   if (secret) {
-    if (!(await deps.credentials.verifySecret(principal.id, secret))) {
+    const m = await deps.credentials.matchSecret(principal.id, secret, fresh);
+    if (m && !(await confirmed(m.cached, m.credentialId)))
+      return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+    if (!m) {
       throw await failedClient(
         deps,
         keys,
@@ -84,6 +102,8 @@ async function authenticateClient(
   // Workload identity federation: an external token (its issuer is not the client) goes to
   // src/authority/federation.ts, which verifies it against the identity's federated credentials.
   if (deps.federation && isFederatedAssertion(assertion!, clientId)) {
+    // Before the exchange (which spends the external token's jti): a principal from memory.
+    if (!(await confirmed(false))) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     try {
       await deps.federation.exchange({
         tenantId: tenant.id,
@@ -109,7 +129,10 @@ async function authenticateClient(
       principalId: principal.id,
       clientId,
       audiences,
+      fresh,
     });
+    if (!(await confirmed(checked.cached, checked.credentialId)))
+      return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     return { principal, method: '2', consumeAssertion: checked.consume };
   } catch (e) {
     if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
