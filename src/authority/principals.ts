@@ -120,6 +120,7 @@ export function createPrincipals(deps: {
     ): Promise<{ principal: Principal | undefined; cached: boolean }> {
       if (!isGuid(appId)) return { principal: undefined, cached: false };
       const key = `${tenantId}|${appId.toLowerCase()}`;
+      if (fresh) clientCache.drop(key);
       const hit = fresh ? undefined : clientCache.get(key);
       if (hit) return { principal: hit, cached: true };
       const mark = clientCache.mark();

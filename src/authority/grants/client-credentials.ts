@@ -72,6 +72,8 @@ async function authenticateClient(
       400,
     );
   }
+  // A refusal is decided from the database alone: with the application from memory, once more fresh.
+  const retryFresh = !fresh && found?.cached === true;
   /** An answer (partly) from memory, checked against the database when other nodes share it. */
   const confirmed = async (cached: boolean, credentialId?: string): Promise<boolean> => {
     if (fresh || !(cached || found?.cached) || (await deps.credentials.confirm(principal.id, credentialId)))
@@ -85,6 +87,7 @@ async function authenticateClient(
     if (m && !(await confirmed(m.cached, m.credentialId)))
       return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     if (!m) {
+      if (retryFresh) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
       throw await failedClient(
         deps,
         keys,
@@ -123,21 +126,23 @@ async function authenticateClient(
     `${ctx.issuerBase}/${seg}/oauth2/v2.0/token`,
     `${ctx.issuerBase}/${seg}/oauth2/token`,
   ]);
+  let checked: Awaited<ReturnType<GrantDeps['assertions']['verify']>>;
   try {
-    const checked = await deps.assertions.verify({
+    checked = await deps.assertions.verify({
       assertion: assertion!,
       principalId: principal.id,
       clientId,
       audiences,
       fresh,
     });
-    if (!(await confirmed(checked.cached, checked.credentialId)))
-      return authenticateClient(deps, ctx, tenant, clientId, keys, true);
-    return { principal, method: '2', consumeAssertion: checked.consume };
   } catch (e) {
-    if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
-    throw e;
+    if (!(e instanceof LatchkeyError)) throw e;
+    if (retryFresh) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+    throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
   }
+  if (!(await confirmed(checked.cached, checked.credentialId)))
+    return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+  return { principal, method: '2', consumeAssertion: checked.consume };
 }
 
 /** RFC 6749 §4.4: an application's own token, for one resource (`{resource}/.default`). */
