@@ -200,7 +200,7 @@ export const TARGETS: readonly [string, [string, string], [string, string], stri
   [
     'PostgreSQL node GET ÷ SQLite node GET',
     ['nodes', 'one node secret GET throughput'],
-    ['secrets', 'secret GET throughput'],
+    ['nodes', 'one node on SQLite secret GET throughput'],
     '>= 0.8',
   ],
 ];
