@@ -34,6 +34,13 @@ describe('change cache: unit', () => {
     c.put('d', 'D', mark);
     assert.equal(c.get('d'), undefined, 'read before the drop: not cached');
     assert.deepEqual(stats, { hits: 1, misses: 3 });
+    // evict forgets one entry without spoiling reads under way (a re-read, not a change).
+    c.put('e', 'E', c.mark());
+    const m2 = c.mark();
+    c.evict('e');
+    assert.equal(c.size, 0);
+    c.put('f', 'F', m2);
+    assert.equal(c.get('f'), 'F');
   });
 });
 

@@ -120,12 +120,13 @@ export function createPrincipals(deps: {
     ): Promise<{ principal: Principal | undefined; cached: boolean }> {
       if (!isGuid(appId)) return { principal: undefined, cached: false };
       const key = `${tenantId}|${appId.toLowerCase()}`;
-      if (fresh) clientCache.drop(key);
       const hit = fresh ? undefined : clientCache.get(key);
       if (hit) return { principal: hit, cached: true };
       const mark = clientCache.mark();
       const p = await principalStore.findByAppId(db, tenantId, appId.toLowerCase());
       if (p?.enabled && p.kind !== 'user') clientCache.put(key, p, mark);
+      // A re-read (`fresh`, after a refusal) that finds it gone or disabled forgets it here.
+      else clientCache.evict(key);
       return { principal: p, cached: false };
     },
     /** Drops this node's cached client entry of a principal (a check against the database failed). */

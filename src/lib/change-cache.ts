@@ -15,7 +15,10 @@ export interface ChangeCache<V> {
   mark(): number;
   /** Caches `value`, read since `mark`, unless anything was dropped meanwhile. */
   put(key: string, value: V, mark: number): void;
+  /** Drops a change: the entry, and any read under way is not kept. */
   drop(key: string): void;
+  /** Forgets one entry that a re-read found gone (not a change: reads under way may still be kept). */
+  evict(key: string): void;
   /** Drops every entry whose value matches (changes are rare: a scan is fine). */
   dropWhere(match: (value: V) => boolean): void;
   clear(): void;
@@ -53,6 +56,9 @@ export function createChangeCache<V>(opts: {
     },
     drop(key) {
       epoch++;
+      entries.delete(key);
+    },
+    evict(key) {
       entries.delete(key);
     },
     dropWhere(match) {
