@@ -168,8 +168,10 @@ export function createHosts(deps: {
      * get tokens for them, whatever keys it kept.
      */
     async pruneUnserved(hostId: string, principalIds: readonly string[], q: Queryable = db): Promise<void> {
-      for (const pid of new Set(principalIds))
+      for (const pid of new Set(principalIds)) {
         await hostStore.deleteUnservedCredentials(q, hostId, pid, hostCredentialTag(hostId));
+        credentials.changed(pid);
+      }
     },
 
     // ---- ARM (administrators) ----

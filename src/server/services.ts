@@ -92,18 +92,19 @@ export async function createServices(
   // with a wrong key must not lock out the right one.
   if (check === undefined) await installationStore.recordRootKeyCheck(db, config.rootKey.checkValue());
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
-  const tenants = createTenants({ db, clock });
+  const tenants = createTenants({ db, clock, bus, stats: metrics.caches.tenant });
   const principals = createPrincipals({
     db,
     clock,
     bus,
     stats: metrics.caches.principal,
+    clientStats: metrics.caches.client,
     // Called per registration, after everything below is set up.
     builtInResource: (uri) => builtInResource(uri),
   });
   // duplicate-ok: the composition root hands each service its dependencies by name; the lists look alike
   // because the services share platform pieces (db, clock, bus, sealer), not logic.
-  const credentials = createCredentials({ db, clock, hasher });
+  const credentials = createCredentials({ db, clock, hasher, bus, stats: metrics.caches.credential });
   const signingKeys = createSigningKeys({
     db,
     sealer,
@@ -175,6 +176,7 @@ export async function createServices(
   });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const deviceCodes = createDeviceCodes({ db, clock, hasher });
+  // duplicate-ok: dependency lists by name again (see above): shared platform pieces, not logic.
   const tokenEndpoint = createTokenEndpoint({
     db,
     clock,
