@@ -37,8 +37,11 @@ interface FakeIssuer {
   key: Key;
   jwk: JWK;
   hits: number;
-  /** How discovery answers: normally, a huge body, slowly, or a redirect. */
-  mode: 'ok' | 'huge' | 'slow' | 'redirect';
+  /**
+   * How discovery answers: normally, a huge body, slowly, a redirect, a `jwks_uri` on another
+   * origin (which would serve valid keys), another issuer's name, or a JWKS of too many keys.
+   */
+  mode: 'ok' | 'huge' | 'slow' | 'redirect' | 'foreign-jwks' | 'lying' | 'many-keys';
 }
 
 const clock = fakeClock();
@@ -157,16 +160,21 @@ before(async () => {
           .end();
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
-          issuer: i.url,
-          jwks_uri: `${i.url}/jwks`,
+          issuer: i.mode === 'lying' ? issuers.get('gh')!.url : i.url,
+          // localhost is another origin than 127.0.0.1 (the certificate covers both names).
+          jwks_uri:
+            i.mode === 'foreign-jwks' ? `${i.url.replace('127.0.0.1', 'localhost')}/jwks` : `${i.url}/jwks`,
           id_token_signing_alg_values_supported: [i.alg],
         }),
       );
     }
-    if (path === '/jwks')
+    if (path === '/jwks') {
+      const filler =
+        i.mode === 'many-keys' ? Array.from({ length: 100 }, (_, n) => ({ ...i.jwk, kid: `f${n}` })) : [];
       return void res
         .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ keys: [i.jwk] }));
+        .end(JSON.stringify({ keys: [...filler, i.jwk] }));
+    }
     res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -178,11 +186,24 @@ before(async () => {
   await makeIssuer(base, 'slow', 'RS256', 'slow');
   await makeIssuer(base, 'redirect', 'RS256', 'redirect');
   await makeIssuer(base, 'denied', 'RS256');
+  await makeIssuer(base, 'foreign-jwks', 'RS256', 'foreign-jwks');
+  await makeIssuer(base, 'lying', 'RS256', 'lying');
+  await makeIssuer(base, 'many-keys', 'RS256', 'many-keys');
   s = await startTestServer({
     clock,
     limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 },
     federation: {
-      allowedIssuers: ['gh', 'k8s', 'flood', 'huge', 'slow', 'redirect'].map((n) => issuers.get(n)!.url),
+      allowedIssuers: [
+        'gh',
+        'k8s',
+        'flood',
+        'huge',
+        'slow',
+        'redirect',
+        'foreign-jwks',
+        'lying',
+        'many-keys',
+      ].map((n) => issuers.get(n)!.url),
       caPem: ca.certPem,
       fetchTimeoutMs: 1000,
     },
@@ -447,6 +468,44 @@ describe('exchange attacks', () => {
     assert.equal(issuers.get('gh')!.hits <= 2, true, 'the redirect was not followed to another issuer');
   });
 
+  test("discovery naming another issuer, or a jwks_uri off the issuer's origin, is refused before any key is used", async () => {
+    // Each token is signed with a key its discovery would lead to, so only the checks refuse it.
+    const foreign = issuers.get('foreign-jwks')!;
+    foreign.key = gh().key;
+    foreign.kid = gh().kid;
+    const lying = issuers.get('lying')!;
+    for (const [i, why] of [
+      [foreign, /jwks_uri must be https on the issuer's own origin/],
+      [lying, /discovery document's issuer does not match/],
+    ] as const) {
+      const { clientId: id } = await identityTrusting(`fed-${i.name}`, i.url, GH_SUB);
+      const r = await exchange(id, await tokenOf(i));
+      refused(r, 50166);
+      assert.match(r.json.error_description, why);
+    }
+  });
+
+  test('a JWKS of more than 100 keys is refused', async () => {
+    const i = issuers.get('many-keys')!;
+    const { clientId: id } = await identityTrusting('fed-many-keys', i.url, GH_SUB);
+    const r = await exchange(id, await tokenOf(i));
+    refused(r, 50166);
+    assert.match(r.json.error_description, /JWKS is not valid/);
+  });
+
+  test('a token issued in the future (iat beyond the skew) is refused', async () => {
+    const now = Math.floor(clock.now() / 1000);
+    const t = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: gh().kid })
+      .setIssuer(gh().url)
+      .setSubject(GH_SUB)
+      .setAudience(EXCHANGE_AUD)
+      .setIssuedAt(now + 600)
+      .setExpirationTime(now + 1200)
+      .sign(gh().key.privateKey);
+    refused(await exchange(clientId, t), 700024);
+  });
+
   test('deleting the federated credential refuses the next exchange at once', async () => {
     const { clientId: id } = await identityTrusting('fed-revoke', gh().url, GH_SUB);
     assert.equal((await exchange(id, await tokenOf(gh()))).status, 200);
@@ -458,13 +517,22 @@ describe('exchange attacks', () => {
   });
 
   test('every refusal is audited with the presented issuer and subject', async () => {
+    // Its own refusal (not another test's), so this test stands alone. Every assertion here
+    // carries a message: a failing message-less assert.ok makes Node re-parse the tsx-compiled
+    // source to describe it, which takes minutes on this file (the test then hangs, not fails).
+    const sub = `repo:org/repo:ref:refs/heads/audited-${randomUUID()}`;
+    refused(await exchange(clientId, await tokenOf(gh(), { sub })), 700213);
     await s.services.audit.drain();
     const events = await s.services.audit.list({
       tenantId: s.info.tenantId,
       operation: 'FederatedTokenExchange',
     });
     const refusedEvents = events.filter((e) => e.status !== 200);
-    assert.ok(refusedEvents.some((e) => e.details?.claimedSubject === 'repo:org/repo:ref:refs/heads/evil'));
-    assert.ok(refusedEvents.every((e) => typeof e.details?.error === 'number'));
+    const mine = refusedEvents.find((e) => e.details?.claimedSubject === sub);
+    assert.ok(mine, `no refusal audited for ${sub}: ${JSON.stringify(refusedEvents.map((e) => e.details))}`);
+    assert.equal(mine.details?.claimedIssuer, gh().url);
+    assert.equal(mine.details?.error, 700213);
+    const uncoded = refusedEvents.filter((e) => typeof e.details?.error !== 'number');
+    assert.deepEqual(uncoded, [], 'every refusal carries its AADSTS code');
   });
 });
