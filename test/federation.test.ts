@@ -305,6 +305,123 @@ describe('federated identity credentials (ARM)', () => {
   });
 });
 
+describe('federated identity credentials on applications (Graph)', () => {
+  const graph = async (method: string, path: string, json?: unknown) =>
+    s.request(method, path, {
+      headers: { authorization: `Bearer ${await s.adminToken(s.info.authority)}` },
+      ...(json !== undefined ? { json } : {}),
+    });
+  const newApp = async (displayName: string) => {
+    const r = await graph('POST', '/v1.0/applications', { displayName });
+    assert.equal(r.status, 201, r.text);
+    return r.json as { id: string; appId: string };
+  };
+
+  test('list/create/get/patch/delete in Graph shape; validation; at most 20; allow-list', async () => {
+    const gh = issuers.get('gh')!.url;
+    const app = await newApp('fic-graph');
+    const base = `/v1.0/applications/${app.id}/federatedIdentityCredentials`;
+    const created = await graph('POST', base, {
+      name: 'github-main',
+      issuer: gh,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+      description: 'CI on main',
+    });
+    assert.equal(created.status, 201, created.text);
+    const { '@odata.context': _ctx, ...fic } = created.json;
+    assert.match(fic.id, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(fic, {
+      id: fic.id,
+      name: 'github-main',
+      issuer: gh,
+      subject: GH_SUB,
+      description: 'CI on main',
+      audiences: [EXCHANGE_AUD],
+    });
+    assert.deepEqual((await graph('GET', `${base}/${fic.id}`)).json.name, 'github-main');
+    assert.deepEqual((await graph('GET', `${base}/GitHub-Main`)).json.id, fic.id, 'by name too (as az)');
+    const listed = await graph('GET', base);
+    assert.deepEqual(
+      listed.json.value.map((v: { id: string }) => v.id),
+      [fic.id],
+    );
+    const patched = await graph('PATCH', `${base}/${fic.id}`, { subject: `${GH_SUB}x`, description: null });
+    assert.equal(patched.status, 204, patched.text);
+    const after = (await graph('GET', `${base}/${fic.id}`)).json;
+    assert.equal(after.subject, `${GH_SUB}x`);
+    assert.equal(after.description, null);
+    assert.equal((await graph('PATCH', `${base}/${fic.id}`, { name: 'renamed' })).status, 400);
+    const bad = async (body: Record<string, unknown>) => {
+      const r = await graph('POST', base, body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      return r.json.error.message as string;
+    };
+    const ok = { issuer: gh, subject: 'repo:org/repo:environment:prod', audiences: [EXCHANGE_AUD] };
+    assert.match(await bad({ ...ok, name: 'github-main' }), /already exists/);
+    assert.match(await bad({ ...ok, name: 'two-aud', audiences: [EXCHANGE_AUD, 'api://x'] }), /Exactly one/);
+    assert.match(
+      await bad({ ...ok, name: 'not-allowed', issuer: 'https://token.actions.githubusercontent.com' }),
+      /not on this server's list of allowed federation issuers/,
+    );
+    assert.match(await bad({ ...ok, name: 'same-pair', subject: `${GH_SUB}x` }), /already has this issuer/);
+    assert.match(await bad({ ...ok, name: 'x' }), /name/);
+    assert.match(await bad({ ...ok, name: 'extra', homepage: 'https://x' }), /homepage|Unrecognized/);
+    for (let n = 1; n < 20; n++) {
+      const r = await graph('POST', base, { ...ok, name: `env-${n}`, subject: `env:${n}` });
+      assert.equal(r.status, 201, r.text);
+    }
+    assert.match(await bad({ ...ok, name: 'env-20', subject: 'env:20' }), /at most 20/);
+    assert.equal((await graph('DELETE', `${base}/env-1`)).status, 204);
+    assert.equal((await graph('DELETE', `${base}/env-1`)).status, 404);
+    assert.equal((await graph('GET', `${base}/env-1`)).status, 404);
+    assert.equal(
+      (await graph('GET', `/v1.0/applications/${randomUUID()}/federatedIdentityCredentials`)).status,
+      404,
+    );
+  });
+
+  test('an application exchanges its trusted token (ClientAssertionCredential); deleting the credential refuses the next exchange', async () => {
+    const app = await newApp('fic-exchange');
+    const base = `/v1.0/applications/${app.id}/federatedIdentityCredentials`;
+    const created = await graph('POST', base, {
+      name: 'github',
+      issuer: issuers.get('gh')!.url,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+    });
+    assert.equal(created.status, 201, created.text);
+    const vault = await putVault(s, 'fedappvault');
+    await grant(s, app.id, 'Key Vault Secrets Officer', vault.id);
+    const cred = new ClientAssertionCredential(
+      s.info.tenantId,
+      app.appId,
+      () => tokenOf(issuers.get('gh')!),
+      credentialOptions(s),
+    );
+    const kv = new SecretClient(s.vaultUrl('fedappvault'), cred, { agent: s.agent });
+    await kv.setSecret('from-ci', 'no secret stored');
+    assert.equal((await kv.getSecret('from-ci')).value, 'no secret stored');
+    const at = await cred.getToken(`${s.info.vaultResource}/.default`);
+    const claims = JSON.parse(Buffer.from(at.token.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(claims.appid, app.appId);
+    assert.equal(claims.oid, app.id);
+    // Another application does not get this one's trust.
+    const other = await newApp('fic-other');
+    refused(await exchange(other.appId, await tokenOf(issuers.get('gh')!)), 700211);
+    const foreignPath = `/v1.0/applications/${other.id}/federatedIdentityCredentials/${created.json.id}`;
+    assert.equal((await graph('GET', foreignPath)).status, 404, "not through another application's path");
+    assert.equal((await graph('DELETE', foreignPath)).status, 404);
+
+    assert.equal((await exchange(app.appId, await tokenOf(issuers.get('gh')!))).status, 200);
+    assert.equal((await graph('DELETE', `${base}/${created.json.id}`)).status, 204);
+    refused(await exchange(app.appId, await tokenOf(issuers.get('gh')!)), 700211);
+  });
+});
+
 describe('exchange with the official clients', () => {
   test('WorkloadIdentityCredential (Kubernetes token file) and ClientAssertionCredential (GitHub Actions) reach the vault', async () => {
     const k8s = await identityTrusting('fed-k8s', issuers.get('k8s')!.url, K8S_SUB);
