@@ -9,10 +9,13 @@ import { after, before, describe, test } from 'node:test';
 import { ClientAssertionCredential, WorkloadIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { createFederation } from '../src/authority/federation.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { federatedCredentialStore } from '../src/storage/management/federated-credential-store.js';
+import { openDatabase } from '../src/storage/open.js';
 import { credentialOptions } from './helpers/authority.js';
 import { arm, putIdentity, uaiId } from './helpers/identity.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { issueServerCert, makeTestCa } from './helpers/tls-ca.js';
 import { grant, putVault } from './helpers/vault.js';
@@ -49,6 +52,8 @@ let s: TestServer;
 let server: https.Server;
 const issuers = new Map<string, FakeIssuer>();
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-fed-'));
+/** The fake issuers' CA (their https certificate chains to it). */
+let issuerCaPem = '';
 
 async function makeIssuer(
   base: string,
@@ -132,6 +137,7 @@ function refused(
 
 before(async () => {
   const ca = await makeTestCa();
+  issuerCaPem = ca.certPem;
   const tls = await issueServerCert(ca, ['localhost']);
   server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
     const [, name, ...rest] = (req.url ?? '').split('/');
@@ -651,5 +657,78 @@ describe('exchange attacks', () => {
     assert.equal(mine.details?.error, 700213);
     const uncoded = refusedEvents.filter((e) => typeof e.details?.error !== 'number');
     assert.deepEqual(uncoded, [], 'every refusal carries its AADSTS code');
+  });
+});
+
+describe('revocation on two nodes (PostgreSQL)', () => {
+  // Node A is a server on a fresh PostgreSQL schema; node B is a second exchange (its own pool,
+  // its own issuer-key cache) on the same schema. A credential deleted through A refuses B's very
+  // next exchange: no node may cache credentials (a lookup cache on this path would break this).
+  let a: TestServer;
+  let schema: TestSchema;
+  let nodeB: ReturnType<typeof createFederation>;
+  let dbB: Awaited<ReturnType<typeof openDatabase>>;
+  before(async () => {
+    schema = await createTestSchema();
+    a = await startTestServer({
+      clock,
+      identityPort: null,
+      storageUrl: schema.url,
+      federation: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+    });
+    dbB = await openDatabase(schema.url, { applicationName: 'latchkey-test-node-b' });
+    nodeB = createFederation({
+      db: dbB,
+      clock,
+      audit: async () => {},
+      settings: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+    });
+  });
+  after(async () => {
+    await a?.stop();
+    await dbB?.close();
+    await schema?.drop();
+  });
+  const onB = async (principalId: string, clientId: string) => {
+    try {
+      await nodeB.exchange({
+        tenantId: a.info.tenantId,
+        principalId,
+        clientId,
+        assertion: await tokenOf(issuers.get('gh')!),
+        clientIp: '127.0.0.1',
+      });
+      return 'issued';
+    } catch (e) {
+      return `refused ${(e as { aadCodes?: number[] }).aadCodes?.[0]}`;
+    }
+  };
+
+  test("an identity's credential deleted on node A: node B refuses the next exchange", async () => {
+    const id = await putIdentity(a, 'fed-2nodes');
+    const path = `${uaiId(a, 'fed-2nodes')}/federatedIdentityCredentials/trust`;
+    const put = await arm(a, 'PUT', path, {
+      properties: { issuer: issuers.get('gh')!.url, subject: GH_SUB, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(put.status, 201, put.text);
+    const { principalId, clientId } = id.properties;
+    assert.equal(await onB(principalId, clientId), 'issued');
+    assert.equal((await arm(a, 'DELETE', path)).status, 200);
+    assert.equal(await onB(principalId, clientId), 'refused 700211');
+  });
+
+  test("an application's credential deleted on node A (Graph): node B refuses the next exchange", async () => {
+    const headers = { authorization: `Bearer ${await a.adminToken(a.info.authority)}` };
+    const app = await a.request('POST', '/v1.0/applications', { headers, json: { displayName: 'fed-2n' } });
+    assert.equal(app.status, 201, app.text);
+    const base = `/v1.0/applications/${app.json.id}/federatedIdentityCredentials`;
+    const fic = await a.request('POST', base, {
+      headers,
+      json: { name: 'trust', issuer: issuers.get('gh')!.url, subject: GH_SUB, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(fic.status, 201, fic.text);
+    assert.equal(await onB(app.json.id, app.json.appId), 'issued');
+    assert.equal((await a.request('DELETE', `${base}/${fic.json.id}`, { headers })).status, 204);
+    assert.equal(await onB(app.json.id, app.json.appId), 'refused 700211');
   });
 });
