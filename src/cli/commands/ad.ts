@@ -126,6 +126,97 @@ function userCommands(ad: Command): void {
     });
 }
 
+/** `--parameters` as az takes it: JSON, or `@file` holding JSON. */
+const jsonParameters = (v: string): Record<string, unknown> => {
+  let raw = v;
+  if (v.startsWith('@')) {
+    try {
+      raw = readFileSync(v.slice(1), 'utf8');
+    } catch {
+      throw new CliError(`cannot read parameters file: ${v.slice(1)}`, 2);
+    }
+  }
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {}
+  throw new CliError('--parameters must be a JSON object (or @file holding one)', 2);
+};
+
+/** Graph calls (`/v1.0/...`) carry a token for the server itself. */
+const GRAPH = { graph: true };
+
+/** `latchkey ad app federated-credential ...` (az ad app federated-credential), over Graph. */
+function appCommands(ad: Command): void {
+  const app = ad.command('app').description('Application registrations');
+  const fc = app
+    .command('federated-credential')
+    .description('Federated identity credentials of an application (docs/federation.md)');
+  /** The application's object id: `--id` is its object id or its appId (client id), as in az. */
+  const objectId = async (c: ReturnType<typeof ctx>, id: string): Promise<string> => {
+    const r = await api<{ value: { id: string }[] }>(
+      c,
+      'GET',
+      `/v1.0/applications?$filter=${encodeURIComponent(`appId eq '${id.replace(/'/g, "''")}' or id eq '${id.replace(/'/g, "''")}'`)}`,
+      undefined,
+      GRAPH,
+    );
+    const found = r.value[0];
+    if (!found) throw new CliError(`no application with id or appId '${id}'`);
+    return found.id;
+  };
+  const base = async (c: ReturnType<typeof ctx>, id: string) =>
+    `/v1.0/applications/${encodeURIComponent(await objectId(c, id))}/federatedIdentityCredentials`;
+  const strip = (v: Record<string, unknown>) => {
+    const { '@odata.context': _ignored, ...rest } = v;
+    return rest;
+  };
+
+  fc.command('create')
+    .description('Create a federated identity credential')
+    .requiredOption('--id <app>', "the application's object id or appId")
+    .requiredOption('--parameters <json>', 'JSON {name, issuer, subject, audiences, description}, or @file')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const body = jsonParameters(o.parameters);
+      print(c, strip(await api<Record<string, unknown>>(c, 'POST', await base(c, o.id), body, GRAPH)));
+    });
+
+  fc.command('list')
+    .description("List an application's federated identity credentials")
+    .requiredOption('--id <app>', "the application's object id or appId")
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      print(c, (await api<{ value: unknown[] }>(c, 'GET', await base(c, o.id), undefined, GRAPH)).value);
+    });
+
+  fc.command('show')
+    .description('Show a federated identity credential')
+    .requiredOption('--id <app>', "the application's object id or appId")
+    .requiredOption('--federated-credential-id <id>', "the credential's id or name")
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const path = `${await base(c, o.id)}/${encodeURIComponent(o.federatedCredentialId)}`;
+      print(c, strip(await api<Record<string, unknown>>(c, 'GET', path, undefined, GRAPH)));
+    });
+
+  fc.command('delete')
+    .description('Delete a federated identity credential (the next exchange with it is refused)')
+    .requiredOption('--id <app>', "the application's object id or appId")
+    .requiredOption('--federated-credential-id <id>', "the credential's id or name")
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      await api(
+        c,
+        'DELETE',
+        `${await base(c, o.id)}/${encodeURIComponent(o.federatedCredentialId)}`,
+        undefined,
+        GRAPH,
+      );
+    });
+}
+
 /** `latchkey ad sp ...`: service principals and their credentials (az ad sp). */
 export function adCommand(): Command {
   const ad = new Command('ad').description('Directory objects');
@@ -237,6 +328,7 @@ Examples:
     });
 
   userCommands(ad);
+  appCommands(ad);
   ad.command('signed-in-user')
     .description('The signed-in user')
     .command('show')
