@@ -38,7 +38,6 @@ const NOT_YET_DONE = new Set<string>([
   'vault/certificate-guard.ts ~ vault/key-guard.ts',
   'http/routes/certificate-views.ts ~ http/routes/secret-views.ts',
   'storage/access/assignment-store.ts ~ storage/management/federated-credential-store.ts',
-  'storage/management/federated-credential-store.ts ~ storage/management/scope-store.ts',
   'http/routes/hosts.ts ~ http/routes/identities.ts',
   'storage/management/app-store.ts ~ storage/management/identity-store.ts',
   'cli/commands/app.ts ~ cli/commands/identity.ts',

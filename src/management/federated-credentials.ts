@@ -110,7 +110,7 @@ function writer(deps: {
   audit: AuditLog;
   isAllowedIssuer: (i: string) => boolean;
 }) {
-  const { db, clock, audit } = deps;
+  const { audit } = deps;
   return {
     async save(
       caller: Caller,
@@ -122,9 +122,9 @@ function writer(deps: {
     ): Promise<{ credential: StoredFederatedCredential; created: boolean }> {
       checkInput(input, deps.isAllowedIssuer);
       const fields = fieldsOf(input);
-      return db.transaction(async (tx) => {
+      return deps.db.transaction(async (tx) => {
         const existing = await owner.store.find(tx, (existingName ?? name).toLowerCase());
-        const now = clock.now();
+        const now = deps.clock.now();
         const details = { issuer: fields.issuer, subject: fields.subject.slice(0, 200) };
         // Two credentials of one owner with the same issuer and subject would be ambiguous (Azure refuses it too).
         const same = (await owner.store.list(tx)).find(
@@ -166,7 +166,7 @@ function writer(deps: {
       owner: Owner,
       c: StoredFederatedCredential,
     ): Promise<boolean> {
-      return db.transaction(async (tx) => {
+      return deps.db.transaction(async (tx) => {
         if (!(await owner.store.delete(tx, c.rowId))) return false;
         await audit.append(
           tx,
