@@ -18,6 +18,7 @@ export type ConsoleServices = Pick<
   | 'auditQueries'
   | 'config'
   | 'directory'
+  | 'federatedCredentials'
   | 'hosts'
   | 'keys'
   | 'provisioningKeys'
