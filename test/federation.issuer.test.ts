@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { ClientAssertionCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { decodeJwt } from 'jose';
@@ -15,6 +17,8 @@ import { grant, putVault } from './helpers/vault.js';
  * issuer and that principal's object id, exchanges it for B's own token. No secret of B anywhere.
  */
 const EXCHANGE_AUD = 'api://AzureADTokenExchange';
+/** Debian's Python with Debian's Azure SDK (python3-azure), as test/python.test.ts. */
+const PYTHON = process.env.LATCHKEY_TEST_PYTHON ?? '/usr/bin/python3';
 
 describe('Latchkey as an issuer: a token of installation A exchanged at installation B', () => {
   let a: TestServer;
@@ -100,5 +104,39 @@ describe('Latchkey as an issuer: a token of installation A exchanged at installa
     });
     assert.equal(refused.status, 401, refused.text);
     assert.deepEqual(refused.json.error_codes, [700213]);
+
+    // Python: Debian's azure-identity (1.13 has ClientAssertionCredential, not yet
+    // WorkloadIdentityCredential) exchanges the same token at B.
+    // Asynchronously: B answers from this process.
+    const py = await promisify(execFile)(
+      PYTHON,
+      [
+        '-c',
+        [
+          'import os',
+          'from azure.identity import ClientAssertionCredential',
+          // No keyword arguments: 1.13 passes them on to object.__init__ and fails; the authority
+          // comes from AZURE_AUTHORITY_HOST.
+          'c = ClientAssertionCredential(os.environ["T"], os.environ["C"], lambda: os.environ["FED"])',
+          'print(c.get_token(os.environ["SCOPE"]).token)',
+        ].join('\n'),
+      ],
+      {
+        timeout: 60_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          REQUESTS_CA_BUNDLE: b.info.caCertPath,
+          SSL_CERT_FILE: b.info.caCertPath,
+          T: b.info.tenantId,
+          C: id.clientId,
+          FED: await tokenOfA(),
+          AZURE_AUTHORITY_HOST: b.info.authority,
+          SCOPE: `${b.info.vaultResource}/.default`,
+        },
+      },
+    );
+    const pyClaims = decodeJwt(py.stdout.trim());
+    assert.equal(pyClaims.appid, id.clientId, 'Python got the identity of B');
+    assert.equal(pyClaims.iss, `${b.info.authority}/${b.info.tenantId}/v2.0`);
   });
 });
