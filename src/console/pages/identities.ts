@@ -136,46 +136,45 @@ ${dataTable({
 
 const DEFAULT_AUDIENCE = 'api://AzureADTokenExchange';
 
+/** The identity page of the request and the identity's path for the credentials service. */
+const ficTarget = (ctx: ConsoleContext) => {
+  const p = params(ctx);
+  return {
+    here: `${LIST}/${seg(p.rg!)}/${seg(p.name!)}`,
+    path: { sub: subscription(ctx), rg: p.rg!, identity: p.name! },
+  };
+};
+
 export function registerIdentityPages(r: ConsoleRouter): void {
   r.page('/identities', listPage);
   r.page('/identities/:rg/:name', identityPage);
   r.action(
     '/identities/:rg/:name/federated-credentials',
     async (ctx, form: FormInput) => {
-      const p = params(ctx);
+      const { here, path } = ficTarget(ctx);
       const name = required(form, 'name', 'The name', 120);
       await ctx.s.federatedCredentials.createOrUpdate(
         ctx.caller,
         ctx.meta,
-        { sub: subscription(ctx), rg: p.rg!, identity: p.name!, name },
+        { ...path, name },
         {
           issuer: required(form, 'issuer', 'The issuer', 600),
           subject: required(form, 'subject', 'The subject', 600),
           audiences: [required(form, 'audience', 'The audience', 600)],
         },
       );
-      return {
-        redirect: `${LIST}/${seg(p.rg!)}/${seg(p.name!)}`,
-        flash: { kind: 'success', text: `Federated credential ${name} saved.` },
-      };
+      return { redirect: here, flash: { kind: 'success', text: `Federated credential ${name} saved.` } };
     },
     identityPage,
   );
   r.action(
     '/identities/:rg/:name/federated-credentials/:fic/delete',
     async (ctx, form) => {
+      const { here, path } = ficTarget(ctx);
+      const name = params(ctx).fic!;
       requireConfirmed(form);
-      const p = params(ctx);
-      await ctx.s.federatedCredentials.delete(ctx.caller, ctx.meta, {
-        sub: subscription(ctx),
-        rg: p.rg!,
-        identity: p.name!,
-        name: p.fic!,
-      });
-      return {
-        redirect: `${LIST}/${seg(p.rg!)}/${seg(p.name!)}`,
-        flash: { kind: 'success', text: `Federated credential ${p.fic} deleted.` },
-      };
+      await ctx.s.federatedCredentials.delete(ctx.caller, ctx.meta, { ...path, name });
+      return { redirect: here, flash: { kind: 'success', text: `Federated credential ${name} deleted.` } };
     },
     identityPage,
   );
