@@ -387,6 +387,40 @@ describe('federated identity credentials on applications (Graph)', () => {
     );
   });
 
+  test("an application may read its own credentials but not write them (the directory's credentials action)", async () => {
+    const sp = await s.services.principals.createServicePrincipal(s.info.tenantId, {
+      displayName: 'fic-self',
+    });
+    const secret = await s.services.credentials.addSecret(s.info.tenantId, sp.id);
+    const tok = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: sp.appId!,
+        client_secret: secret.secretText,
+        scope: `${s.info.authority}/.default`,
+      },
+    });
+    assert.equal(tok.status, 200, tok.text);
+    const self = { authorization: `Bearer ${tok.json.access_token}` };
+    const base = `/v1.0/applications/${sp.id}/federatedIdentityCredentials`;
+    const body = {
+      name: 'self-trust',
+      issuer: issuers.get('gh')!.url,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+    };
+    const denied = await s.request('POST', base, { headers: self, json: body });
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal((await graph('POST', base, body)).status, 201, 'the admin may');
+    const listed = await s.request('GET', base, { headers: self });
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(listed.json.value.length, 1, 'it reads its own');
+    const del = await s.request('DELETE', `${base}/self-trust`, { headers: self });
+    assert.equal(del.status, 403, del.text);
+    const patch = await s.request('PATCH', `${base}/self-trust`, { headers: self, json: { subject: 'x' } });
+    assert.equal(patch.status, 403, patch.text);
+  });
+
   test('an application exchanges its trusted token (ClientAssertionCredential); deleting the credential refuses the next exchange', async () => {
     const app = await newApp('fic-exchange');
     const base = `/v1.0/applications/${app.id}/federatedIdentityCredentials`;
