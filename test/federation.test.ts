@@ -9,10 +9,13 @@ import { after, before, describe, test } from 'node:test';
 import { ClientAssertionCredential, WorkloadIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { createFederation } from '../src/authority/federation.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { federatedCredentialStore } from '../src/storage/management/federated-credential-store.js';
+import { openDatabase } from '../src/storage/open.js';
 import { credentialOptions } from './helpers/authority.js';
 import { arm, putIdentity, uaiId } from './helpers/identity.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { issueServerCert, makeTestCa } from './helpers/tls-ca.js';
 import { grant, putVault } from './helpers/vault.js';
@@ -37,8 +40,11 @@ interface FakeIssuer {
   key: Key;
   jwk: JWK;
   hits: number;
-  /** How discovery answers: normally, a huge body, slowly, or a redirect. */
-  mode: 'ok' | 'huge' | 'slow' | 'redirect';
+  /**
+   * How discovery answers: normally, a huge body, slowly, a redirect, a `jwks_uri` on another
+   * origin (which would serve valid keys), another issuer's name, or a JWKS of too many keys.
+   */
+  mode: 'ok' | 'huge' | 'slow' | 'redirect' | 'foreign-jwks' | 'lying' | 'many-keys';
 }
 
 const clock = fakeClock();
@@ -46,6 +52,8 @@ let s: TestServer;
 let server: https.Server;
 const issuers = new Map<string, FakeIssuer>();
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-fed-'));
+/** The fake issuers' CA (their https certificate chains to it). */
+let issuerCaPem = '';
 
 async function makeIssuer(
   base: string,
@@ -129,6 +137,7 @@ function refused(
 
 before(async () => {
   const ca = await makeTestCa();
+  issuerCaPem = ca.certPem;
   const tls = await issueServerCert(ca, ['localhost']);
   server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
     const [, name, ...rest] = (req.url ?? '').split('/');
@@ -157,16 +166,21 @@ before(async () => {
           .end();
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
-          issuer: i.url,
-          jwks_uri: `${i.url}/jwks`,
+          issuer: i.mode === 'lying' ? issuers.get('gh')!.url : i.url,
+          // localhost is another origin than 127.0.0.1 (the certificate covers both names).
+          jwks_uri:
+            i.mode === 'foreign-jwks' ? `${i.url.replace('127.0.0.1', 'localhost')}/jwks` : `${i.url}/jwks`,
           id_token_signing_alg_values_supported: [i.alg],
         }),
       );
     }
-    if (path === '/jwks')
+    if (path === '/jwks') {
+      const filler =
+        i.mode === 'many-keys' ? Array.from({ length: 100 }, (_, n) => ({ ...i.jwk, kid: `f${n}` })) : [];
       return void res
         .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ keys: [i.jwk] }));
+        .end(JSON.stringify({ keys: [...filler, i.jwk] }));
+    }
     res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -178,11 +192,24 @@ before(async () => {
   await makeIssuer(base, 'slow', 'RS256', 'slow');
   await makeIssuer(base, 'redirect', 'RS256', 'redirect');
   await makeIssuer(base, 'denied', 'RS256');
+  await makeIssuer(base, 'foreign-jwks', 'RS256', 'foreign-jwks');
+  await makeIssuer(base, 'lying', 'RS256', 'lying');
+  await makeIssuer(base, 'many-keys', 'RS256', 'many-keys');
   s = await startTestServer({
     clock,
     limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 },
     federation: {
-      allowedIssuers: ['gh', 'k8s', 'flood', 'huge', 'slow', 'redirect'].map((n) => issuers.get(n)!.url),
+      allowedIssuers: [
+        'gh',
+        'k8s',
+        'flood',
+        'huge',
+        'slow',
+        'redirect',
+        'foreign-jwks',
+        'lying',
+        'many-keys',
+      ].map((n) => issuers.get(n)!.url),
       caPem: ca.certPem,
       fetchTimeoutMs: 1000,
     },
@@ -281,6 +308,157 @@ describe('federated identity credentials (ARM)', () => {
     await grant(s, sp.id, 'Managed Identity Contributor', uaiId(s, 'fic-rbac'));
     assert.equal((await arm(s, 'PUT', `${base}/ci-main`, body, t)).status, 201);
     assert.equal((await arm(s, 'DELETE', `${base}/ci-main`, undefined, t)).status, 200);
+  });
+});
+
+describe('federated identity credentials on applications (Graph)', () => {
+  const graph = async (method: string, path: string, json?: unknown) =>
+    s.request(method, path, {
+      headers: { authorization: `Bearer ${await s.adminToken(s.info.authority)}` },
+      ...(json !== undefined ? { json } : {}),
+    });
+  const newApp = async (displayName: string) => {
+    const r = await graph('POST', '/v1.0/applications', { displayName });
+    assert.equal(r.status, 201, r.text);
+    return r.json as { id: string; appId: string };
+  };
+
+  test('list/create/get/patch/delete in Graph shape; validation; at most 20; allow-list', async () => {
+    const gh = issuers.get('gh')!.url;
+    const app = await newApp('fic-graph');
+    const base = `/v1.0/applications/${app.id}/federatedIdentityCredentials`;
+    const created = await graph('POST', base, {
+      name: 'github-main',
+      issuer: gh,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+      description: 'CI on main',
+    });
+    assert.equal(created.status, 201, created.text);
+    const { '@odata.context': _ctx, ...fic } = created.json;
+    assert.match(fic.id, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(fic, {
+      id: fic.id,
+      name: 'github-main',
+      issuer: gh,
+      subject: GH_SUB,
+      description: 'CI on main',
+      audiences: [EXCHANGE_AUD],
+    });
+    assert.deepEqual((await graph('GET', `${base}/${fic.id}`)).json.name, 'github-main');
+    assert.deepEqual((await graph('GET', `${base}/GitHub-Main`)).json.id, fic.id, 'by name too (as az)');
+    const listed = await graph('GET', base);
+    assert.deepEqual(
+      listed.json.value.map((v: { id: string }) => v.id),
+      [fic.id],
+    );
+    const patched = await graph('PATCH', `${base}/${fic.id}`, { subject: `${GH_SUB}x`, description: null });
+    assert.equal(patched.status, 204, patched.text);
+    const after = (await graph('GET', `${base}/${fic.id}`)).json;
+    assert.equal(after.subject, `${GH_SUB}x`);
+    assert.equal(after.description, null);
+    assert.equal((await graph('PATCH', `${base}/${fic.id}`, { name: 'renamed' })).status, 400);
+    const bad = async (body: Record<string, unknown>) => {
+      const r = await graph('POST', base, body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      return r.json.error.message as string;
+    };
+    const ok = { issuer: gh, subject: 'repo:org/repo:environment:prod', audiences: [EXCHANGE_AUD] };
+    assert.match(await bad({ ...ok, name: 'github-main' }), /already exists/);
+    assert.match(await bad({ ...ok, name: 'two-aud', audiences: [EXCHANGE_AUD, 'api://x'] }), /Exactly one/);
+    assert.match(
+      await bad({ ...ok, name: 'not-allowed', issuer: 'https://token.actions.githubusercontent.com' }),
+      /not on this server's list of allowed federation issuers/,
+    );
+    assert.match(await bad({ ...ok, name: 'same-pair', subject: `${GH_SUB}x` }), /already has this issuer/);
+    assert.match(await bad({ ...ok, name: 'x' }), /name/);
+    assert.match(await bad({ ...ok, name: 'extra', homepage: 'https://x' }), /homepage|Unrecognized/);
+    for (let n = 1; n < 20; n++) {
+      const r = await graph('POST', base, { ...ok, name: `env-${n}`, subject: `env:${n}` });
+      assert.equal(r.status, 201, r.text);
+    }
+    assert.match(await bad({ ...ok, name: 'env-20', subject: 'env:20' }), /at most 20/);
+    assert.equal((await graph('DELETE', `${base}/env-1`)).status, 204);
+    assert.equal((await graph('DELETE', `${base}/env-1`)).status, 404);
+    assert.equal((await graph('GET', `${base}/env-1`)).status, 404);
+    assert.equal(
+      (await graph('GET', `/v1.0/applications/${randomUUID()}/federatedIdentityCredentials`)).status,
+      404,
+    );
+  });
+
+  test("an application may read its own credentials but not write them (the directory's credentials action)", async () => {
+    const sp = await s.services.principals.createServicePrincipal(s.info.tenantId, {
+      displayName: 'fic-self',
+    });
+    const secret = await s.services.credentials.addSecret(s.info.tenantId, sp.id);
+    const tok = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: sp.appId!,
+        client_secret: secret.secretText,
+        scope: `${s.info.authority}/.default`,
+      },
+    });
+    assert.equal(tok.status, 200, tok.text);
+    const self = { authorization: `Bearer ${tok.json.access_token}` };
+    const base = `/v1.0/applications/${sp.id}/federatedIdentityCredentials`;
+    const body = {
+      name: 'self-trust',
+      issuer: issuers.get('gh')!.url,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+    };
+    const denied = await s.request('POST', base, { headers: self, json: body });
+    assert.equal(denied.status, 403, denied.text);
+    assert.equal((await graph('POST', base, body)).status, 201, 'the admin may');
+    const listed = await s.request('GET', base, { headers: self });
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(listed.json.value.length, 1, 'it reads its own');
+    const del = await s.request('DELETE', `${base}/self-trust`, { headers: self });
+    assert.equal(del.status, 403, del.text);
+    const patch = await s.request('PATCH', `${base}/self-trust`, { headers: self, json: { subject: 'x' } });
+    assert.equal(patch.status, 403, patch.text);
+  });
+
+  test('an application exchanges its trusted token (ClientAssertionCredential); deleting the credential refuses the next exchange', async () => {
+    const app = await newApp('fic-exchange');
+    const base = `/v1.0/applications/${app.id}/federatedIdentityCredentials`;
+    const created = await graph('POST', base, {
+      name: 'github',
+      issuer: issuers.get('gh')!.url,
+      subject: GH_SUB,
+      audiences: [EXCHANGE_AUD],
+    });
+    assert.equal(created.status, 201, created.text);
+    const vault = await putVault(s, 'fedappvault');
+    await grant(s, app.id, 'Key Vault Secrets Officer', vault.id);
+    const cred = new ClientAssertionCredential(
+      s.info.tenantId,
+      app.appId,
+      () => tokenOf(issuers.get('gh')!),
+      credentialOptions(s),
+    );
+    const kv = new SecretClient(s.vaultUrl('fedappvault'), cred, { agent: s.agent });
+    await kv.setSecret('from-ci', 'no secret stored');
+    assert.equal((await kv.getSecret('from-ci')).value, 'no secret stored');
+    const at = await cred.getToken(`${s.info.vaultResource}/.default`);
+    const claims = JSON.parse(Buffer.from(at.token.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(claims.appid, app.appId);
+    assert.equal(claims.oid, app.id);
+    // Another application does not get this one's trust.
+    const other = await newApp('fic-other');
+    refused(await exchange(other.appId, await tokenOf(issuers.get('gh')!)), 700211);
+    const foreignPath = `/v1.0/applications/${other.id}/federatedIdentityCredentials/${created.json.id}`;
+    assert.equal((await graph('GET', foreignPath)).status, 404, "not through another application's path");
+    assert.equal((await graph('DELETE', foreignPath)).status, 404);
+
+    assert.equal((await exchange(app.appId, await tokenOf(issuers.get('gh')!))).status, 200);
+    assert.equal((await graph('DELETE', `${base}/${created.json.id}`)).status, 204);
+    refused(await exchange(app.appId, await tokenOf(issuers.get('gh')!)), 700211);
   });
 });
 
@@ -447,6 +625,44 @@ describe('exchange attacks', () => {
     assert.equal(issuers.get('gh')!.hits <= 2, true, 'the redirect was not followed to another issuer');
   });
 
+  test("discovery naming another issuer, or a jwks_uri off the issuer's origin, is refused before any key is used", async () => {
+    // Each token is signed with a key its discovery would lead to, so only the checks refuse it.
+    const foreign = issuers.get('foreign-jwks')!;
+    foreign.key = gh().key;
+    foreign.kid = gh().kid;
+    const lying = issuers.get('lying')!;
+    for (const [i, why] of [
+      [foreign, /jwks_uri must be https on the issuer's own origin/],
+      [lying, /discovery document's issuer does not match/],
+    ] as const) {
+      const { clientId: id } = await identityTrusting(`fed-${i.name}`, i.url, GH_SUB);
+      const r = await exchange(id, await tokenOf(i));
+      refused(r, 50166);
+      assert.match(r.json.error_description, why);
+    }
+  });
+
+  test('a JWKS of more than 100 keys is refused', async () => {
+    const i = issuers.get('many-keys')!;
+    const { clientId: id } = await identityTrusting('fed-many-keys', i.url, GH_SUB);
+    const r = await exchange(id, await tokenOf(i));
+    refused(r, 50166);
+    assert.match(r.json.error_description, /JWKS is not valid/);
+  });
+
+  test('a token issued in the future (iat beyond the skew) is refused', async () => {
+    const now = Math.floor(clock.now() / 1000);
+    const t = await new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: gh().kid })
+      .setIssuer(gh().url)
+      .setSubject(GH_SUB)
+      .setAudience(EXCHANGE_AUD)
+      .setIssuedAt(now + 600)
+      .setExpirationTime(now + 1200)
+      .sign(gh().key.privateKey);
+    refused(await exchange(clientId, t), 700024);
+  });
+
   test('deleting the federated credential refuses the next exchange at once', async () => {
     const { clientId: id } = await identityTrusting('fed-revoke', gh().url, GH_SUB);
     assert.equal((await exchange(id, await tokenOf(gh()))).status, 200);
@@ -458,13 +674,95 @@ describe('exchange attacks', () => {
   });
 
   test('every refusal is audited with the presented issuer and subject', async () => {
+    // Its own refusal (not another test's), so this test stands alone. Every assertion here
+    // carries a message: a failing message-less assert.ok makes Node re-parse the tsx-compiled
+    // source to describe it, which takes minutes on this file (the test then hangs, not fails).
+    const sub = `repo:org/repo:ref:refs/heads/audited-${randomUUID()}`;
+    refused(await exchange(clientId, await tokenOf(gh(), { sub })), 700213);
     await s.services.audit.drain();
     const events = await s.services.audit.list({
       tenantId: s.info.tenantId,
       operation: 'FederatedTokenExchange',
     });
     const refusedEvents = events.filter((e) => e.status !== 200);
-    assert.ok(refusedEvents.some((e) => e.details?.claimedSubject === 'repo:org/repo:ref:refs/heads/evil'));
-    assert.ok(refusedEvents.every((e) => typeof e.details?.error === 'number'));
+    const mine = refusedEvents.find((e) => e.details?.claimedSubject === sub);
+    assert.ok(mine, `no refusal audited for ${sub}: ${JSON.stringify(refusedEvents.map((e) => e.details))}`);
+    assert.equal(mine.details?.claimedIssuer, gh().url);
+    assert.equal(mine.details?.error, 700213);
+    const uncoded = refusedEvents.filter((e) => typeof e.details?.error !== 'number');
+    assert.deepEqual(uncoded, [], 'every refusal carries its AADSTS code');
+  });
+});
+
+describe('revocation on two nodes (PostgreSQL)', () => {
+  // Node A is a server on a fresh PostgreSQL schema; node B is a second exchange (its own pool,
+  // its own issuer-key cache) on the same schema. A credential deleted through A refuses B's very
+  // next exchange: no node may cache credentials (a lookup cache on this path would break this).
+  let a: TestServer;
+  let schema: TestSchema;
+  let nodeB: ReturnType<typeof createFederation>;
+  let dbB: Awaited<ReturnType<typeof openDatabase>>;
+  before(async () => {
+    schema = await createTestSchema();
+    a = await startTestServer({
+      clock,
+      identityPort: null,
+      storageUrl: schema.url,
+      federation: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+    });
+    dbB = await openDatabase(schema.url, { applicationName: 'latchkey-test-node-b' });
+    nodeB = createFederation({
+      db: dbB,
+      clock,
+      audit: async () => {},
+      settings: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+    });
+  });
+  after(async () => {
+    await a?.stop();
+    await dbB?.close();
+    await schema?.drop();
+  });
+  const onB = async (principalId: string, clientId: string) => {
+    try {
+      await nodeB.exchange({
+        tenantId: a.info.tenantId,
+        principalId,
+        clientId,
+        assertion: await tokenOf(issuers.get('gh')!),
+        clientIp: '127.0.0.1',
+      });
+      return 'issued';
+    } catch (e) {
+      return `refused ${(e as { aadCodes?: number[] }).aadCodes?.[0]}`;
+    }
+  };
+
+  test("an identity's credential deleted on node A: node B refuses the next exchange", async () => {
+    const id = await putIdentity(a, 'fed-2nodes');
+    const path = `${uaiId(a, 'fed-2nodes')}/federatedIdentityCredentials/trust`;
+    const put = await arm(a, 'PUT', path, {
+      properties: { issuer: issuers.get('gh')!.url, subject: GH_SUB, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(put.status, 201, put.text);
+    const { principalId, clientId } = id.properties;
+    assert.equal(await onB(principalId, clientId), 'issued');
+    assert.equal((await arm(a, 'DELETE', path)).status, 200);
+    assert.equal(await onB(principalId, clientId), 'refused 700211');
+  });
+
+  test("an application's credential deleted on node A (Graph): node B refuses the next exchange", async () => {
+    const headers = { authorization: `Bearer ${await a.adminToken(a.info.authority)}` };
+    const app = await a.request('POST', '/v1.0/applications', { headers, json: { displayName: 'fed-2n' } });
+    assert.equal(app.status, 201, app.text);
+    const base = `/v1.0/applications/${app.json.id}/federatedIdentityCredentials`;
+    const fic = await a.request('POST', base, {
+      headers,
+      json: { name: 'trust', issuer: issuers.get('gh')!.url, subject: GH_SUB, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(fic.status, 201, fic.text);
+    assert.equal(await onB(app.json.id, app.json.appId), 'issued');
+    assert.equal((await a.request('DELETE', `${base}/${fic.json.id}`, { headers })).status, 204);
+    assert.equal(await onB(app.json.id, app.json.appId), 'refused 700211');
   });
 });

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type CliUser, cliUser } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+
+const GH = 'https://token.actions.githubusercontent.com';
+const GH_SUB = 'repo:org/repo:ref:refs/heads/main';
 
 describe('CLI: identity and app commands', () => {
   let s: TestServer;
@@ -17,7 +20,7 @@ describe('CLI: identity and app commands', () => {
   };
 
   before(async () => {
-    s = await startTestServer();
+    s = await startTestServer({ federation: { allowedIssuers: [GH] } });
     tmp = mkdtempSync(join(tmpdir(), 'latchkey-agent-'));
     cli = cliUser(join(tmp, 'cli'));
     const login = await cli.run(
@@ -105,5 +108,147 @@ describe('CLI: identity and app commands', () => {
     await run('app', 'delete', '-n', 'cli-app');
     assert.equal(await s.services.apps.byName(s.info.tenantId, 'cli-app'), undefined);
     assert.equal(await s.services.principals.getById(id.principalId), undefined);
+  });
+
+  test('identity federated-credential create|list|show|delete, az-shaped', async () => {
+    const id = (await run('identity', 'create', '-n', 'cli-fed')).json;
+    const created = (
+      await run(
+        'identity',
+        'federated-credential',
+        'create',
+        '--name',
+        'github-main',
+        '--identity-name',
+        'cli-fed',
+        '--resource-group',
+        'default',
+        '--issuer',
+        GH,
+        '--subject',
+        GH_SUB,
+      )
+    ).json;
+    assert.deepEqual(created, {
+      audiences: ['api://AzureADTokenExchange'],
+      id: `${id.id}/federatedIdentityCredentials/github-main`,
+      issuer: GH,
+      name: 'github-main',
+      resourceGroup: 'default',
+      subject: GH_SUB,
+      type: 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials',
+    });
+    const args = ['--identity-name', 'cli-fed'];
+    assert.deepEqual(
+      (await run('identity', 'federated-credential', 'list', ...args)).json.map(
+        (f: { name: string }) => f.name,
+      ),
+      ['github-main'],
+    );
+    const shown = await run('identity', 'federated-credential', 'show', '-n', 'github-main', ...args);
+    assert.equal(shown.json.subject, GH_SUB);
+    const refused = await cli.run(
+      'identity',
+      'federated-credential',
+      'create',
+      '-n',
+      'elsewhere',
+      ...args,
+      '--issuer',
+      'https://gitlab.com',
+      '--subject',
+      'x',
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /not on this server's list of allowed federation issuers/);
+    await run('identity', 'federated-credential', 'delete', '-n', 'github-main', ...args);
+    assert.deepEqual((await run('identity', 'federated-credential', 'list', ...args)).json, []);
+    const gone = await cli.run('identity', 'federated-credential', 'show', '-n', 'github-main', ...args);
+    assert.equal(gone.code, 1, 'shown after deletion');
+  });
+
+  test('ad app federated-credential create|list|show|delete with --parameters JSON or @file', async () => {
+    const sp = await s.services.principals.createServicePrincipal(s.info.tenantId, {
+      displayName: 'cli-fed-app',
+    });
+    const params = {
+      name: 'gh-main',
+      issuer: GH,
+      subject: GH_SUB,
+      audiences: ['api://AzureADTokenExchange'],
+    };
+    const created = (
+      await run(
+        'ad',
+        'app',
+        'federated-credential',
+        'create',
+        '--id',
+        sp.appId!,
+        '--parameters',
+        JSON.stringify(params),
+      )
+    ).json;
+    assert.deepEqual(created, { ...params, id: created.id, description: null });
+    const file = join(tmp, 'fic.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ ...params, name: 'gh-prod', subject: 'repo:org/repo:environment:prod' }),
+    );
+    await run('ad', 'app', 'federated-credential', 'create', '--id', sp.id, '--parameters', `@${file}`);
+    const listed = (await run('ad', 'app', 'federated-credential', 'list', '--id', sp.appId!)).json;
+    assert.deepEqual(
+      listed.map((f: { name: string }) => f.name),
+      ['gh-main', 'gh-prod'],
+    );
+    const byName = await run(
+      'ad',
+      'app',
+      'federated-credential',
+      'show',
+      '--id',
+      sp.appId!,
+      '--federated-credential-id',
+      'gh-prod',
+    );
+    assert.equal(byName.json.subject, 'repo:org/repo:environment:prod');
+    await run(
+      'ad',
+      'app',
+      'federated-credential',
+      'delete',
+      '--id',
+      sp.appId!,
+      '--federated-credential-id',
+      created.id,
+    );
+    assert.deepEqual(
+      (await run('ad', 'app', 'federated-credential', 'list', '--id', sp.id)).json.map(
+        (f: { name: string }) => f.name,
+      ),
+      ['gh-prod'],
+    );
+    const badJson = await cli.run(
+      'ad',
+      'app',
+      'federated-credential',
+      'create',
+      '--id',
+      sp.id,
+      '--parameters',
+      '{nope',
+    );
+    assert.equal(badJson.code, 2);
+    assert.match(badJson.stderr, /--parameters must be a JSON object/);
+    const noApp = await cli.run(
+      'ad',
+      'app',
+      'federated-credential',
+      'list',
+      '--id',
+      '00000000-0000-0000-0000-000000000000',
+    );
+    assert.equal(noApp.code, 1);
+    assert.match(noApp.stderr, /no application/);
   });
 });

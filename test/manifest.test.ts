@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 
 const TABLES = [
   'user_identities',
+  'federated_credentials',
   'apps',
   'app_identities',
   'vaults',
@@ -18,6 +19,7 @@ const TABLES = [
   'principals',
 ];
 const MUTATION = /Create|Update|SecretSet|Write|Delete/;
+const GH = 'https://token.actions.githubusercontent.com';
 
 function shopManifest(adminUser: string, vault = 'shop-kv') {
   return {
@@ -68,7 +70,7 @@ describe('provisioning manifests', () => {
   let admin: Record<string, string>;
   const tmp = mkdtempSync(join(tmpdir(), 'latchkey-manifest-'));
   before(async () => {
-    s = await startTestServer();
+    s = await startTestServer({ federation: { allowedIssuers: [GH] } });
     admin = { authorization: `Bearer ${await s.adminToken()}` };
   });
   after(async () => {
@@ -119,6 +121,75 @@ describe('provisioning manifests', () => {
     assert.equal(await digest(), before, 'nothing changed');
     return r;
   };
+
+  test('federated credentials on identities: create, unchanged, update, export, absent; refusals change nothing', async () => {
+    const m = (fics: Record<string, unknown>[]) => ({
+      apiVersion: 'latchkey/v1',
+      tenant: 'latchkey.localhost',
+      identities: [{ name: 'fed-ci', federatedCredentials: fics }],
+    });
+    const main = { name: 'gh-main', issuer: GH, subject: 'repo:org/repo:ref:refs/heads/main' };
+    const plan = (r: { json: { plan: { action: string; kind: string; name: string }[] } }) =>
+      r.json.plan.map((p) => `${p.action} ${p.kind} ${p.name}`);
+    const first = await apply(s, admin, m([main]));
+    assert.equal(first.status, 200, first.text);
+    assert.deepEqual(plan(first), ['create identity fed-ci', 'create federatedCredential fed-ci/gh-main']);
+    const before = await mutations();
+    const again = await apply(s, admin, m([main]));
+    assert.deepEqual(plan(again), [
+      'unchanged identity fed-ci',
+      'unchanged federatedCredential fed-ci/gh-main',
+    ]);
+    assert.equal(await mutations(), before, 'a re-apply changes nothing');
+    const changed = await apply(s, admin, m([{ ...main, subject: 'repo:org/repo:environment:prod' }]));
+    assert.deepEqual(plan(changed), [
+      'unchanged identity fed-ci',
+      'update federatedCredential fed-ci/gh-main',
+    ]);
+    const ficPath = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default/providers/Microsoft.ManagedIdentity/userAssignedIdentities/fed-ci/federatedIdentityCredentials`;
+    const stored = await s.request('GET', `${ficPath}/gh-main?api-version=2023-01-31`, { headers: admin });
+    assert.equal(stored.json.properties.subject, 'repo:org/repo:environment:prod');
+    assert.deepEqual(
+      stored.json.properties.audiences,
+      ['api://AzureADTokenExchange'],
+      'the default audience',
+    );
+
+    const exp = await s.request('GET', '/api/provisioning/export', { headers: admin });
+    assert.equal(exp.status, 200, exp.text);
+    const exported = exp.json.identities.find((i: { name: string }) => i.name === 'fed-ci');
+    assert.deepEqual(exported, {
+      name: 'fed-ci',
+      federatedCredentials: [
+        { ...main, subject: 'repo:org/repo:environment:prod', audiences: ['api://AzureADTokenExchange'] },
+      ],
+    });
+    const reapplied = await apply(s, admin, { ...exp.json, identities: [exported] }, true);
+    assert.equal(reapplied.status, 200, reapplied.text);
+    assert.ok(
+      reapplied.json.plan.every((p: { action: string }) => p.action === 'unchanged'),
+      `the export re-applies as a no-op: ${reapplied.text}`,
+    );
+
+    await refused(
+      admin,
+      m([{ name: 'no-subject', issuer: GH }]),
+      400,
+      'ManifestInvalid',
+      /issuer and a subject/,
+    );
+    await refused(
+      admin,
+      m([main, { name: 'elsewhere', issuer: 'https://gitlab.com', subject: 'x' }]),
+      400,
+      'BadParameter',
+      /not on this server's list of allowed federation issuers/,
+    );
+    const gone = await apply(s, admin, m([{ name: 'gh-main', state: 'absent' }]));
+    assert.deepEqual(plan(gone), ['unchanged identity fed-ci', 'delete federatedCredential fed-ci/gh-main']);
+    const list = await s.request('GET', `${ficPath}?api-version=2023-01-31`, { headers: admin });
+    assert.deepEqual(list.json.value, []);
+  });
 
   test('apply, apply again (all unchanged), export, apply the export to a fresh tenant', async () => {
     const m = shopManifest(s.admin.userName);

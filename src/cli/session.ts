@@ -189,13 +189,17 @@ export async function api<T = unknown>(
   method: string,
   path: string,
   json?: unknown,
+  /** `graph`: a Microsoft Graph path (`/v1.0/...`), called with a token for the server itself. */
+  o: { graph?: boolean } = {},
 ): Promise<T> {
-  const key = provisioningKey();
+  const key = o.graph ? undefined : provisioningKey();
   let authorization: string;
   let profile: Profile | undefined;
   if (key) authorization = `ProvisioningKey ${key}`;
   else {
-    const t = await getAccessToken(g, MANAGEMENT_RESOURCE);
+    // Graph's resource is the server's own URL (as az asks Graph tokens for the Graph endpoint).
+    const resource = o.graph ? resolveServer(g, loadProfile()).server : MANAGEMENT_RESOURCE;
+    const t = await getAccessToken(g, resource);
     authorization = `Bearer ${t.token}`;
     profile = t.profile;
   }

@@ -19,6 +19,7 @@ export type ConsoleServices = Pick<
   | 'certificates'
   | 'config'
   | 'directory'
+  | 'federatedCredentials'
   | 'hosts'
   | 'keys'
   | 'provisioningKeys'

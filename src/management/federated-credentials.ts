@@ -1,5 +1,6 @@
 import type { Caller, RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { AuditLog } from '../audit/log.js';
 import { checkIssuerUrl } from '../authority/federation.js';
 import { LatchkeyError } from '../errors/index.js';
@@ -7,6 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
 import {
   federatedCredentialStore,
+  type OwnedFederatedCredentialStore,
   type StoredFederatedCredential,
 } from '../storage/management/federated-credential-store.js';
 import type { Database } from '../storage/port.js';
@@ -36,6 +38,12 @@ export interface FederatedCredentialInput {
   audiences: string[];
   description?: string;
 }
+
+/** Azure's limit is per owner: at most 20 on an identity, at most 20 on an application. */
+const LIMIT_MESSAGE = {
+  identity: `An identity has at most ${MAX_FEDERATED_CREDENTIALS} federated identity credentials.`,
+  application: `An application has at most ${MAX_FEDERATED_CREDENTIALS} federated identity credentials.`,
+} as const;
 
 /** The ARM JSON of a federated identity credential (api-version 2023-01-31). */
 export const federatedCredentialView = (c: FederatedCredential) => ({
@@ -73,6 +81,111 @@ function checkInput(input: FederatedCredentialInput, isAllowed: (issuer: string)
     throw bad('The description must be at most 600 characters.');
 }
 
+/** One owner of credentials (an identity or an application), as the shared write path needs it. */
+interface Owner {
+  kind: 'identity' | 'application';
+  store: OwnedFederatedCredentialStore;
+  tenantId: string;
+  principalId: string;
+  identityId: string;
+  /** The audit target (and ARM id) of one of its credentials. */
+  target: (c: StoredFederatedCredential) => string;
+}
+
+const fieldsOf = (input: FederatedCredentialInput) => ({
+  issuer: input.issuer,
+  subject: input.subject,
+  audiences: [...input.audiences],
+  description: input.description ?? '',
+});
+
+/**
+ * The write path both owners share: validation (Azure's rules, the issuer allow-list), at most 20
+ * per owner, no two with the same issuer and subject, and the change audited in its transaction.
+ * `existing` undefined creates; otherwise that credential is replaced by `input`.
+ */
+function writer(deps: {
+  db: Database;
+  clock: Clock;
+  audit: AuditLog;
+  isAllowedIssuer: (i: string) => boolean;
+}) {
+  const { audit } = deps;
+  return {
+    async save(
+      caller: Caller,
+      meta: RequestMeta,
+      owner: Owner,
+      name: string,
+      input: FederatedCredentialInput,
+      existingName?: string,
+    ): Promise<{ credential: StoredFederatedCredential; created: boolean }> {
+      checkInput(input, deps.isAllowedIssuer);
+      const fields = fieldsOf(input);
+      return deps.db.transaction(async (tx) => {
+        const existing = await owner.store.find(tx, (existingName ?? name).toLowerCase());
+        const now = deps.clock.now();
+        const details = { issuer: fields.issuer, subject: fields.subject.slice(0, 200) };
+        // Two credentials of one owner with the same issuer and subject would be ambiguous (Azure refuses it too).
+        const same = (await owner.store.list(tx)).find(
+          (c) => c.issuer === fields.issuer && c.subject === fields.subject && c.rowId !== existing?.rowId,
+        );
+        if (same)
+          throw bad(`The federated identity credential '${same.name}' already has this issuer and subject.`);
+        if (existing) {
+          await owner.store.update(tx, existing.rowId, { ...fields, updatedAt: now });
+          await audit.append(
+            tx,
+            auditOf(caller, meta, 'FederatedIdentityCredentialUpdate', owner.target(existing), details),
+          );
+          return { credential: { ...existing, ...fields, updatedAt: now }, created: false };
+        }
+        if ((await owner.store.count(tx)) >= MAX_FEDERATED_CREDENTIALS) throw bad(LIMIT_MESSAGE[owner.kind]);
+        const stored: StoredFederatedCredential = {
+          rowId: newGuid(),
+          tenantId: owner.tenantId,
+          identityId: owner.identityId,
+          principalId: owner.principalId,
+          name,
+          ...fields,
+          createdAt: now,
+          updatedAt: now,
+        };
+        await owner.store.insert(tx, stored);
+        await audit.append(
+          tx,
+          auditOf(caller, meta, 'FederatedIdentityCredentialCreate', owner.target(stored), details),
+        );
+        return { credential: stored, created: true };
+      });
+    },
+    /** False when there was none. */
+    async remove(
+      caller: Caller,
+      meta: RequestMeta,
+      owner: Owner,
+      c: StoredFederatedCredential,
+    ): Promise<boolean> {
+      return deps.db.transaction(async (tx) => {
+        if (!(await owner.store.delete(tx, c.rowId))) return false;
+        await audit.append(
+          tx,
+          auditOf(caller, meta, 'FederatedIdentityCredentialDelete', owner.target(c), { issuer: c.issuer }),
+        );
+        return true;
+      });
+    },
+  };
+}
+
+const checkFicName = (name: string) =>
+  checkName(
+    FIC_NAME_RE,
+    name,
+    'federated identity credential',
+    '3–120 letters, digits, hyphens and underscores, starting with a letter or digit.',
+  );
+
 /**
  * Federated identity credentials of user-assigned identities
  * (`.../userAssignedIdentities/{name}/federatedIdentityCredentials/{fic}`). Reading needs read on
@@ -87,10 +200,19 @@ export function createFederatedCredentials(deps: {
   userIdentities: UserIdentities;
   isAllowedIssuer: (issuer: string) => boolean;
 }) {
-  const { db, clock, access, audit, userIdentities } = deps;
+  const { db, access, userIdentities } = deps;
+  const write = writer(deps);
   const view = (u: UserIdentity, c: StoredFederatedCredential): FederatedCredential => ({
     ...c,
     armId: `${u.armId}/federatedIdentityCredentials/${c.name}`,
+  });
+  const ownerOf = (u: UserIdentity): Owner => ({
+    kind: 'identity',
+    store: federatedCredentialStore.ownedBy({ kind: 'identity', identityId: u.rowId }),
+    tenantId: u.tenantId,
+    principalId: u.principalId,
+    identityId: u.rowId,
+    target: (c) => view(u, c).armId,
   });
   /** The identity, after checking `action` on it (a missing identity is a 404 either way). */
   const identity = async (caller: Caller, sub: string, rg: string, name: string, action: string) => {
@@ -107,64 +229,17 @@ export function createFederatedCredentials(deps: {
       path: { sub: string; rg: string; identity: string; name: string },
       input: FederatedCredentialInput,
     ): Promise<{ credential: FederatedCredential; created: boolean }> {
-      checkName(
-        FIC_NAME_RE,
-        path.name,
-        'federated identity credential',
-        '3–120 letters, digits, hyphens and underscores, starting with a letter or digit.',
-      );
+      checkFicName(path.name);
       const u = await identity(caller, path.sub, path.rg, path.identity, FIC_ACTIONS.write);
-      checkInput(input, deps.isAllowedIssuer);
-      const fields = {
-        issuer: input.issuer,
-        subject: input.subject,
-        audiences: [...input.audiences],
-        description: input.description ?? '',
-      };
-      return db.transaction(async (tx) => {
-        const existing = await federatedCredentialStore.find(tx, u.rowId, path.name.toLowerCase());
-        const now = clock.now();
-        const details = { issuer: fields.issuer, subject: fields.subject.slice(0, 200) };
-        if (existing) {
-          await federatedCredentialStore.update(tx, existing.rowId, { ...fields, updatedAt: now });
-          await audit.append(
-            tx,
-            auditOf(caller, meta, 'FederatedIdentityCredentialUpdate', view(u, existing).armId, details),
-          );
-          return { credential: view(u, { ...existing, ...fields, updatedAt: now }), created: false };
-        }
-        if ((await federatedCredentialStore.countByIdentity(tx, u.rowId)) >= MAX_FEDERATED_CREDENTIALS)
-          throw bad(`An identity has at most ${MAX_FEDERATED_CREDENTIALS} federated identity credentials.`);
-        // Two credentials of one identity with the same issuer and subject would be ambiguous (Azure refuses it too).
-        const same = (await federatedCredentialStore.listByIdentity(tx, u.rowId)).find(
-          (c) => c.issuer === fields.issuer && c.subject === fields.subject,
-        );
-        if (same)
-          throw bad(`The federated identity credential '${same.name}' already has this issuer and subject.`);
-        const stored: StoredFederatedCredential = {
-          rowId: newGuid(),
-          tenantId: u.tenantId,
-          identityId: u.rowId,
-          principalId: u.principalId,
-          name: path.name,
-          ...fields,
-          createdAt: now,
-          updatedAt: now,
-        };
-        await federatedCredentialStore.insert(tx, stored);
-        await audit.append(
-          tx,
-          auditOf(caller, meta, 'FederatedIdentityCredentialCreate', view(u, stored).armId, details),
-        );
-        return { credential: view(u, stored), created: true };
-      });
+      const r = await write.save(caller, meta, ownerOf(u), path.name, input);
+      return { credential: view(u, r.credential), created: r.created };
     },
     async get(
       caller: Caller,
       path: { sub: string; rg: string; identity: string; name: string },
     ): Promise<FederatedCredential> {
       const u = await identity(caller, path.sub, path.rg, path.identity, FIC_ACTIONS.read);
-      const c = await federatedCredentialStore.find(db, u.rowId, path.name.toLowerCase());
+      const c = await ownerOf(u).store.find(db, path.name.toLowerCase());
       if (!c) throw resourceNotFound(FIC_TYPE, `${path.identity}/${path.name}`);
       return view(u, c);
     },
@@ -173,7 +248,7 @@ export function createFederatedCredentials(deps: {
       path: { sub: string; rg: string; identity: string },
     ): Promise<FederatedCredential[]> {
       const u = await identity(caller, path.sub, path.rg, path.identity, FIC_ACTIONS.read);
-      return (await federatedCredentialStore.listByIdentity(db, u.rowId)).map((c) => view(u, c));
+      return (await ownerOf(u).store.list(db)).map((c) => view(u, c));
     },
     /** False when there was none (ARM answers 204). */
     async delete(
@@ -182,17 +257,98 @@ export function createFederatedCredentials(deps: {
       path: { sub: string; rg: string; identity: string; name: string },
     ): Promise<boolean> {
       const u = await identity(caller, path.sub, path.rg, path.identity, FIC_ACTIONS.delete);
-      return db.transaction(async (tx) => {
-        const c = await federatedCredentialStore.find(tx, u.rowId, path.name.toLowerCase());
-        if (!c) return false;
-        await federatedCredentialStore.delete(tx, c.rowId);
-        await audit.append(
-          tx,
-          auditOf(caller, meta, 'FederatedIdentityCredentialDelete', view(u, c).armId, { issuer: c.issuer }),
-        );
-        return true;
-      });
+      const owner = ownerOf(u);
+      const c = await owner.store.find(db, path.name.toLowerCase());
+      return c ? write.remove(caller, meta, owner, c) : false;
     },
   };
 }
 export type FederatedCredentials = ReturnType<typeof createFederatedCredentials>;
+
+/** An application registration's principal as the application credentials need it. */
+export interface ApplicationRef {
+  id: string;
+  tenantId: string;
+}
+
+/**
+ * Federated identity credentials of application registrations (Graph
+ * `/v1.0/applications/{id}/federatedIdentityCredentials`). The Graph route finds the application
+ * (a 404 for one the caller may not read); changing needs the directory's credentials action at
+ * `/` (as adding a password does). The application's own client id exchanges the tokens.
+ */
+export function createAppFederatedCredentials(deps: {
+  db: Database;
+  clock: Clock;
+  access: Access;
+  audit: AuditLog;
+  isAllowedIssuer: (issuer: string) => boolean;
+}) {
+  const { db, access } = deps;
+  const write = writer(deps);
+  const ownerOf = (app: ApplicationRef): Owner => ({
+    kind: 'application',
+    store: federatedCredentialStore.ownedBy({ kind: 'application', principalId: app.id }),
+    tenantId: app.tenantId,
+    principalId: app.id,
+    identityId: '',
+    target: (c) => `/applications/${app.id}/federatedIdentityCredentials/${c.rowId}`,
+  });
+  const notFound = (ref: string) =>
+    new LatchkeyError(
+      'Request_ResourceNotFound',
+      `Resource '${ref.slice(0, 128)}' does not exist or one of its queried reference-property objects are not present.`,
+    );
+  /** By id (as Graph) or by name (as az's --federated-credential-id accepts). */
+  const find = async (app: ApplicationRef, ref: string) => {
+    const store = ownerOf(app).store;
+    const c = (await store.findById(db, ref.toLowerCase())) ?? (await store.find(db, ref.toLowerCase()));
+    if (!c) throw notFound(ref);
+    return c;
+  };
+  return {
+    list: (app: ApplicationRef) => ownerOf(app).store.list(db),
+    get: find,
+    async create(
+      caller: Caller,
+      meta: RequestMeta,
+      app: ApplicationRef,
+      name: string,
+      input: FederatedCredentialInput,
+    ): Promise<StoredFederatedCredential> {
+      checkFicName(name);
+      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
+      const owner = ownerOf(app);
+      if (await owner.store.find(db, name.toLowerCase()))
+        throw new LatchkeyError(
+          'Request_BadRequest',
+          `A federated identity credential named '${name}' already exists on this application.`,
+        );
+      return (await write.save(caller, meta, owner, name, input)).credential;
+    },
+    /** Graph's PATCH: the given properties change; the name cannot. */
+    async update(
+      caller: Caller,
+      meta: RequestMeta,
+      app: ApplicationRef,
+      ref: string,
+      patch: Partial<FederatedCredentialInput>,
+    ): Promise<StoredFederatedCredential> {
+      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
+      const c = await find(app, ref);
+      const input = {
+        issuer: patch.issuer ?? c.issuer,
+        subject: patch.subject ?? c.subject,
+        audiences: patch.audiences ?? c.audiences,
+        description: patch.description ?? c.description,
+      };
+      return (await write.save(caller, meta, ownerOf(app), c.name, input, c.name)).credential;
+    },
+    async delete(caller: Caller, meta: RequestMeta, app: ApplicationRef, ref: string): Promise<void> {
+      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
+      const c = await find(app, ref);
+      if (!(await write.remove(caller, meta, ownerOf(app), c))) throw notFound(ref);
+    },
+  };
+}
+export type AppFederatedCredentials = ReturnType<typeof createAppFederatedCredentials>;

@@ -91,7 +91,27 @@ export async function exportManifestReport(
   };
 
   const out: Manifest = { apiVersion: 'latchkey/v1', tenant: tenant.domain ?? tenant.id, resourceGroup: rg };
-  out.identities = identities.map((u) => ({ name: u.name }));
+  out.identities = [];
+  for (const u of identities) {
+    const path = { sub, rg, identity: u.name };
+    const fics = await orSkip(`identity ${u.name}: federatedCredentials`, () =>
+      deps.federatedCredentials.list(caller, path),
+    );
+    out.identities.push({
+      name: u.name,
+      ...(fics?.length
+        ? {
+            federatedCredentials: fics.map((f) => ({
+              name: f.name,
+              issuer: f.issuer,
+              subject: f.subject,
+              audiences: f.audiences,
+              ...(f.description ? { description: f.description } : {}),
+            })),
+          }
+        : {}),
+    });
+  }
 
   out.apps = [];
   for (const a of apps) {

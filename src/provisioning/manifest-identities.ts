@@ -1,19 +1,23 @@
+import { DEFAULT_FEDERATION_AUDIENCE } from '../authority/federation.js';
+import { FIC_ACTIONS } from '../management/federated-credentials.js';
 import { UAI_ACTIONS } from '../management/identity-common.js';
-import { type Planner, uaiArmId } from './manifest-plan.js';
-import type { ManifestIdentity } from './manifest-schema.js';
+import { type Planner, sameJson, uaiArmId } from './manifest-plan.js';
+import { type ManifestFederatedCredential, type ManifestIdentity, manifestError } from './manifest-schema.js';
 
-/** User-assigned identities: created when missing, deleted when `absent`; they have no properties to compare. */
+/** User-assigned identities: created when missing, deleted when `absent`; then their federated credentials. */
 export async function planIdentities(p: Planner, identities: readonly ManifestIdentity[]): Promise<void> {
   const { deps, caller, meta, refs } = p;
   const { sub, rg } = refs;
-  for (const i of identities) {
+  for (const [index, i] of identities.entries()) {
     await p.need(UAI_ACTIONS.read, uaiArmId(refs, i.name));
     const cur = await refs.existing.identity(i.name);
     if (i.state === 'absent') {
       if (!cur) continue;
       const run = async () => void (await deps.userIdentities.delete(caller, meta, sub, rg, i.name));
       await p.remove({ kind: 'identity', name: i.name, run }, UAI_ACTIONS.delete, cur.armId);
-    } else if (cur) p.add({ action: 'unchanged', kind: 'identity', name: i.name });
+      continue;
+    }
+    if (cur) p.add({ action: 'unchanged', kind: 'identity', name: i.name });
     else {
       await p.need(UAI_ACTIONS.write, uaiArmId(refs, i.name));
       p.add({
@@ -28,5 +32,58 @@ export async function planIdentities(p: Planner, identities: readonly ManifestId
           })),
       });
     }
+    for (const [n, f] of (i.federatedCredentials ?? []).entries())
+      await planFederatedCredential(p, i.name, !!cur, f, ['identities', index, 'federatedCredentials', n]);
   }
+}
+
+/** One declared credential of an identity: compared with the stored one, created, updated or deleted. */
+async function planFederatedCredential(
+  p: Planner,
+  identity: string,
+  identityExists: boolean,
+  f: ManifestFederatedCredential,
+  at: (string | number)[],
+): Promise<void> {
+  const { deps, caller, meta, refs } = p;
+  const path = { sub: refs.sub, rg: refs.rg, identity, name: f.name };
+  const name = `${identity}/${f.name}`;
+  const scope = uaiArmId(refs, identity);
+  let cur: Awaited<ReturnType<typeof deps.federatedCredentials.get>> | undefined;
+  if (identityExists) {
+    await p.need(FIC_ACTIONS.read, scope);
+    try {
+      cur = await deps.federatedCredentials.get(caller, path);
+    } catch (e) {
+      if ((e as { status?: number }).status !== 404) throw e;
+    }
+  }
+  if (f.state === 'absent') {
+    if (!cur) return;
+    const run = async () => void (await deps.federatedCredentials.delete(caller, meta, path));
+    await p.remove({ kind: 'federatedCredential', name, run }, FIC_ACTIONS.delete, scope);
+    return;
+  }
+  if (!f.issuer || !f.subject)
+    throw manifestError('ManifestInvalid', at, 'A federated credential needs an issuer and a subject');
+  const want = {
+    issuer: f.issuer,
+    subject: f.subject,
+    audiences: f.audiences ?? [DEFAULT_FEDERATION_AUDIENCE],
+    description: f.description ?? '',
+  };
+  const have = cur && {
+    issuer: cur.issuer,
+    subject: cur.subject,
+    audiences: cur.audiences,
+    description: cur.description,
+  };
+  if (have && sameJson(have, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
+  await p.need(FIC_ACTIONS.write, scope);
+  p.add({
+    action: have ? 'update' : 'create',
+    kind: 'federatedCredential',
+    name,
+    run: async () => void (await deps.federatedCredentials.createOrUpdate(caller, meta, path, want)),
+  });
 }

@@ -3,7 +3,7 @@ import type { ManifestDeps, Refs } from './manifest-refs.js';
 
 export interface PlanItem {
   action: 'create' | 'update' | 'delete' | 'unchanged';
-  kind: 'identity' | 'vault' | 'app' | 'appSettings' | 'roleAssignment' | 'secret';
+  kind: 'identity' | 'federatedCredential' | 'vault' | 'app' | 'appSettings' | 'roleAssignment' | 'secret';
   name: string;
   /** Why the item is changed without being compared (e.g. a value the caller may not read). */
   note?: string;

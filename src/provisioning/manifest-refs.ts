@@ -4,6 +4,7 @@ import type { Access } from '../access/decision.js';
 import type { Principals } from '../authority/principals.js';
 import type { Tenants } from '../authority/tenants.js';
 import type { Apps } from '../management/apps.js';
+import type { FederatedCredentials } from '../management/federated-credentials.js';
 import type { UserIdentities } from '../management/identities.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database } from '../storage/port.js';
@@ -26,6 +27,7 @@ export interface ManifestDeps {
   principals: Principals;
   access: Access;
   userIdentities: UserIdentities;
+  federatedCredentials: FederatedCredentials;
   apps: Apps;
   vaults: Vaults;
   secrets: Secrets;

@@ -25,7 +25,25 @@ export const scopeRefSchema = z.union([
 
 const permissionList = z.array(str(32)).max(32).optional();
 
-export const identitySchema = z.strictObject({ name: str(128), state });
+/**
+ * A federated identity credential of an identity (docs/federation.md): created or updated as
+ * declared, deleted when `absent`; credentials the manifest does not name are left alone.
+ */
+export const federatedCredentialSchema = z.strictObject({
+  name: str(120),
+  issuer: str(600).optional(),
+  subject: str(600).optional(),
+  /** Default: `["api://AzureADTokenExchange"]`. */
+  audiences: z.array(str(600)).min(1).max(1).optional(),
+  description: z.string().max(600).optional(),
+  state,
+});
+
+export const identitySchema = z.strictObject({
+  name: str(128),
+  state,
+  federatedCredentials: z.array(federatedCredentialSchema).max(20).optional(),
+});
 
 export const vaultSchema = z.strictObject({
   name: str(24),
@@ -104,6 +122,7 @@ export type PrincipalRef = z.infer<typeof principalRefSchema>;
 export type ScopeRef = z.infer<typeof scopeRefSchema>;
 export type ManifestSecret = z.infer<typeof secretSchema>;
 export type ManifestIdentity = z.infer<typeof identitySchema>;
+export type ManifestFederatedCredential = z.infer<typeof federatedCredentialSchema>;
 export type ManifestVault = z.infer<typeof vaultSchema>;
 export type ManifestApp = z.infer<typeof appSchema>;
 export type ManifestRoleAssignment = z.infer<typeof roleAssignmentSchema>;

@@ -27,7 +27,10 @@ import { type Clock, systemClock } from '../lib/clock.js';
 import { createChangeBus } from '../lib/events.js';
 import { createRateLimiter } from '../lib/rate-limit.js';
 import { createDirectory } from '../management/directory.js';
-import { createFederatedCredentials } from '../management/federated-credentials.js';
+import {
+  createAppFederatedCredentials,
+  createFederatedCredentials,
+} from '../management/federated-credentials.js';
 import { createIdentityDomain } from '../management/identity-domain.js';
 import { createReadableScopes } from '../management/readable-scopes.js';
 import { createScopes } from '../management/scopes.js';
@@ -238,6 +241,14 @@ export async function createServices(
     userIdentities: identity.userIdentities,
     isAllowedIssuer: federation.isAllowed,
   });
+  // …and of application registrations (Graph).
+  const appFederatedCredentials = createAppFederatedCredentials({
+    db,
+    clock,
+    access,
+    audit,
+    isAllowedIssuer: federation.isAllowed,
+  });
   // Key vaults (control plane) and the secrets data plane; background jobs (purge).
   const vaultBaseUrl = (nameLower: string) => vaultUrl(nameLower, config.vaultDomain, boundPort);
   const vaults = createVaults({ db, clock, bus, access, audit, scopes, stats: metrics.caches.vault });
@@ -343,6 +354,7 @@ export async function createServices(
     ...identity,
     federation,
     federatedCredentials,
+    appFederatedCredentials,
     provisioningKeys,
     vaults,
     secrets,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { listed, print, printed, withCtx } from '../context.js';
+import { type Ctx, listed, print, printed, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
 import { api, resolveServer } from '../session.js';
@@ -121,6 +121,104 @@ function userCommands(ad: Command): void {
     );
 }
 
+/** `--parameters` as az takes it: JSON, or `@file` holding JSON. */
+const jsonParameters = (v: string): Record<string, unknown> => {
+  let raw = v;
+  if (v.startsWith('@')) {
+    try {
+      raw = readFileSync(v.slice(1), 'utf8');
+    } catch {
+      throw new CliError(`cannot read parameters file: ${v.slice(1)}`, 2);
+    }
+  }
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+  } catch {}
+  throw new CliError('--parameters must be a JSON object (or @file holding one)', 2);
+};
+
+/** Graph calls (`/v1.0/...`) carry a token for the server itself. */
+const GRAPH = { graph: true };
+
+/** `latchkey ad app federated-credential ...` (az ad app federated-credential), over Graph. */
+function appCommands(ad: Command): void {
+  const app = ad.command('app').description('Application registrations');
+  const fc = app
+    .command('federated-credential')
+    .description('Federated identity credentials of an application (docs/federation.md)');
+  /** The application's object id: `--id` is its object id or its appId (client id), as in az. */
+  const objectId = async (c: Ctx, id: string): Promise<string> => {
+    const r = await api<{ value: { id: string }[] }>(
+      c,
+      'GET',
+      `/v1.0/applications?$filter=${encodeURIComponent(`appId eq '${id.replace(/'/g, "''")}' or id eq '${id.replace(/'/g, "''")}'`)}`,
+      undefined,
+      GRAPH,
+    );
+    const found = r.value[0];
+    if (!found) throw new CliError(`no application with id or appId '${id}'`);
+    return found.id;
+  };
+  const base = async (c: Ctx, id: string) =>
+    `/v1.0/applications/${encodeURIComponent(await objectId(c, id))}/federatedIdentityCredentials`;
+  const strip = (v: Record<string, unknown>) => {
+    const { '@odata.context': _ignored, ...rest } = v;
+    return rest;
+  };
+
+  interface Target {
+    id: string;
+    federatedCredentialId: string;
+  }
+  const one = async (c: Ctx, o: Target) =>
+    `${await base(c, o.id)}/${encodeURIComponent(o.federatedCredentialId)}`;
+  const appOption = (cmd: Command) =>
+    cmd.requiredOption('--id <app>', "the application's object id or appId");
+  const oneOptions = (cmd: Command) =>
+    appOption(cmd).requiredOption('--federated-credential-id <id>', "the credential's id or name");
+
+  appOption(fc.command('create').description('Create a federated identity credential'))
+    .requiredOption('--parameters <json>', 'JSON {name, issuer, subject, audiences, description}, or @file')
+    .action(
+      printed(async (o: { id: string; parameters: string }, c) =>
+        strip(
+          await api<Record<string, unknown>>(
+            c,
+            'POST',
+            await base(c, o.id),
+            jsonParameters(o.parameters),
+            GRAPH,
+          ),
+        ),
+      ),
+    );
+
+  appOption(fc.command('list').description("List an application's federated identity credentials")).action(
+    printed(
+      async (o: { id: string }, c) =>
+        (await api<{ value: unknown[] }>(c, 'GET', await base(c, o.id), undefined, GRAPH)).value,
+    ),
+  );
+
+  oneOptions(fc.command('show').description('Show a federated identity credential')).action(
+    printed(async (o: Target, c) =>
+      strip(await api<Record<string, unknown>>(c, 'GET', await one(c, o), undefined, GRAPH)),
+    ),
+  );
+
+  oneOptions(
+    fc
+      .command('delete')
+      .description('Delete a federated identity credential (the next exchange with it is refused)'),
+  ).action(
+    withCtx(async (o: Target, c) => {
+      await api(c, 'DELETE', await one(c, o), undefined, GRAPH);
+    }),
+  );
+}
+
 /** `latchkey ad sp ...`: service principals and their credentials (az ad sp). */
 export function adCommand(): Command {
   const ad = new Command('ad').description('Directory objects');
@@ -231,6 +329,7 @@ Examples:
     );
 
   userCommands(ad);
+  appCommands(ad);
   ad.command('signed-in-user')
     .description('The signed-in user')
     .command('show')

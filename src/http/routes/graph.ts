@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parse } from '../validate.js';
 import { applicationRoutes } from './graph/applications.js';
+import { federatedCredentialRoutes } from './graph/federated-credentials.js';
 import { servicePrincipalRoutes } from './graph/service-principals.js';
 import { context, type GraphRouteOptions, graphOf, servicePrincipalView, userView } from './graph/shared.js';
 import { userRoutes } from './graph/users.js';
@@ -31,6 +32,7 @@ export async function graphRoutes(app: FastifyInstance, opts: GraphRouteOptions)
   userRoutes(app, g);
   servicePrincipalRoutes(app, g);
   applicationRoutes(app, g);
+  federatedCredentialRoutes(app, g);
 
   // Users and service principals by id, the ones the caller may read.
   app.post('/v1.0/directoryObjects/getByIds', async (req) => {

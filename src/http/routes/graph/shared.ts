@@ -11,7 +11,14 @@ import { queryParam } from '../../request.js';
 /** The services the Graph routes use. */
 export type GraphServices = Pick<
   Services,
-  'access' | 'clock' | 'config' | 'credentials' | 'directory' | 'issuerBases' | 'principals'
+  | 'access'
+  | 'appFederatedCredentials'
+  | 'clock'
+  | 'config'
+  | 'credentials'
+  | 'directory'
+  | 'issuerBases'
+  | 'principals'
 >;
 
 /** What the Graph routes are given: the services and the bearer-token authentication. */
