@@ -18,19 +18,30 @@ const walk = (p) => {
 };
 for (const r of roots.length ? roots : ['test']) walk(r);
 // Longest first: with N files at a time, a long file started last is the run's tail. These drive
-// real processes (az, the CLI, browsers, PostgreSQL clusters) and dominate the run's time; the
-// order below is from measured per-file durations, slowest first. Others keep their order.
+// real processes (the CLI, az, browsers, `latchkey up`, agents, PostgreSQL clusters) and dominate
+// the run's time; the order below is from measured per-file CPU seconds (user+sys, fresh dist/,
+// 2026-12: cli.az 25, azure-cli 24, cli.vault 20, cli 20, console.e2e 18, up 16, keys.cli 13), with
+// identity.agent early for its long chain of waits on child processes. Others keep their order.
 const SLOW_FIRST = [
-  'azure-cli.test.ts',
   'cli.az.test.ts',
+  'azure-cli.test.ts',
+  'identity.agent.test.ts',
+  'cli.vault.test.ts',
+  'cli.test.ts',
   'console.e2e.test.ts',
+  'up.test.ts',
+  'keys.cli.test.ts',
+  'reliability/',
+  'refresh-tokens.test.ts',
+  'identity.run.test.ts',
+  'keys.sdk.test.ts',
+  'package.test.ts',
   'console.actions.test.ts',
   'scaleout.test.ts',
-  'cli.test.ts',
-  'cli.devservers.test.ts',
-  'cli.vault.test.ts',
-  'reliability/',
+  'sdk.identity.test.ts',
+  'identity.endpoint.test.ts',
   'python.test.ts',
+  'cli.devservers.test.ts',
 ];
 const rank = (f) => {
   const path = `/${f.replaceAll('\\', '/')}`;
