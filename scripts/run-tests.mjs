@@ -32,7 +32,6 @@ const SLOW_FIRST = [
   'up.test.ts',
   'keys.cli.test.ts',
   'reliability/',
-  'refresh-tokens.test.ts',
   'identity.run.test.ts',
   'keys.sdk.test.ts',
   'package.test.ts',
