@@ -21,12 +21,17 @@ export interface CliResult {
 /**
  * The environment of a child `latchkey`: the parent's, minus every LATCHKEY_*
  * variable and extra CA trust (so a test sees only what it sets), plus `env`.
+ * LATCHKEY_TEST (the test runner's mark: test-cost password hashes, src/crypto/hashing.ts)
+ * is kept, so a child server hashes and verifies as the in-process ones do.
  */
 export function childEnv(configDir: string, env: Record<string, string> = {}): NodeJS.ProcessEnv {
   const base: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('LATCHKEY_') || k === 'NODE_EXTRA_CA_CERTS' || k === 'NODE_OPTIONS') continue;
-    base[k] = v;
+    const dropped =
+      (k.startsWith('LATCHKEY_') && k !== 'LATCHKEY_TEST') ||
+      k === 'NODE_EXTRA_CA_CERTS' ||
+      k === 'NODE_OPTIONS';
+    if (!dropped) base[k] = v;
   }
   return { ...base, LATCHKEY_CONFIG_DIR: configDir, ...env };
 }
