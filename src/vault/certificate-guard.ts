@@ -24,6 +24,8 @@ export const CERTIFICATE_OPERATIONS = {
   getDeleted: { op: 'CertificateGetDeleted', action: `${C}/read`, perm: 'get' },
   recover: { op: 'CertificateRecover', action: `${C}/recover/action`, perm: 'recover' },
   purge: { op: 'CertificatePurge', action: `${C}/purge/action`, perm: 'purge' },
+  merge: { op: 'CertificateMerge', action: `${C}/create/action`, perm: 'create' },
+  updateOperation: { op: 'CertificatePendingUpdate', action: `${C}/update/action`, perm: 'update' },
   listIssuers: {
     op: 'CertificateIssuerList',
     action: 'Microsoft.KeyVault/vaults/certificatecas/read',

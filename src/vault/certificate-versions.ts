@@ -22,6 +22,8 @@ export interface CertificateOperation {
   requestId: string;
   cancellationRequested: boolean;
   error: { code: string; message: string } | null;
+  /** The PKCS#10 request (base64 DER) of a request waiting for a merge (issuer `Unknown`). */
+  csr?: string;
 }
 
 /** A certificate version with its certificate's policy (what a bundle shows). */
@@ -31,7 +33,7 @@ export interface CertificateWithPolicy extends CertificateRecord {
   policyUpdated: number;
 }
 
-const deletedConflict = (name: string) =>
+export const deletedConflict = (name: string) =>
   new LatchkeyError(
     'Conflict',
     `Certificate ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.`,

@@ -16,6 +16,7 @@ import {
   CERTIFICATE_OPERATIONS as OPS,
   pendingNotFound,
 } from './certificate-guard.js';
+import { createCertificateMerge } from './certificate-merge.js';
 import {
   CERT_CURVES,
   type CertificatePolicy,
@@ -27,6 +28,7 @@ import {
   type CertificateOperation,
   type CertificateWithPolicy,
   createCertificateVersions,
+  deletedConflict,
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial } from './key-material.js';
@@ -123,10 +125,9 @@ export function createCertificates(deps: {
     },
   });
 
-  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = createCertificateVersions({
-    clock,
-    sealer,
-  });
+  const versions = createCertificateVersions({ clock, sealer });
+  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = versions;
+  const merging = createCertificateMerge({ clock, sealer, guard, versions });
 
   return {
     list: lifecycle.list,
@@ -154,21 +155,33 @@ export function createCertificates(deps: {
         if (!cur) throw bad('A policy is required to create a new certificate.');
         policy = cur.policy;
       }
-      if (policy.issuer.name === 'Unknown')
+      if (policy.issuer.name !== 'Self' && policy.issuer.name !== 'Unknown')
         throw bad(
-          "Issuer 'Unknown' (a CSR merged later) is not supported by this vault yet: use issuer 'Self', or import the certificate.",
+          `The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self' or 'Unknown'.`,
         );
-      if (policy.issuer.name !== 'Self')
-        throw bad(`The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self'.`);
       const k = policy.key_props;
       const material = await generateMaterial(
         k.kty === 'RSA'
           ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
           : { kty: 'EC', curve: k.crv ?? 'P-256' },
       );
+      if (policy.issuer.name === 'Unknown')
+        // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
+        return guard.write(ctx, OPS.create, name, async (tx) => {
+          const existing = await store.find(tx, ctx.vault.id, name.toLowerCase());
+          if (existing?.deleted_at != null) throw deletedConflict(name);
+          const operation = await merging.request(tx, ctx.vault, existing?.name ?? name, {
+            policy,
+            material,
+            enabled: input.enabled ?? true,
+            tags: input.tags ?? null,
+          });
+          return { name: existing?.name ?? name, operation };
+        });
       const der = await issueSelfSigned(policy, material.privateJwk, clock.now());
       const operation = completed('Self');
       return guard.write(ctx, OPS.create, name, async (tx) => {
+        await merging.refusePending(tx, ctx.vault.id, name);
         const r = await addVersion(tx, ctx.vault, name, {
           der,
           chain: [],
@@ -256,6 +269,10 @@ export function createCertificates(deps: {
         name,
         async () => {
           const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+          if (!row && version === undefined) {
+            const waiting = await merging.pendingBundle(db, ctx.vault.id, name.toLowerCase());
+            if (waiting) return waiting;
+          }
           if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
           return withPolicy(db, ctx.vault.id, store.fromRow(row));
         },
@@ -347,6 +364,8 @@ export function createCertificates(deps: {
     ): Promise<{ name: string; operation: CertificateOperation }> {
       const name = checkCertificateName(rawName);
       return guard.read(ctx, OPS.getOperation, name, async () => {
+        const waiting = await merging.operationOf(db, ctx.vault.id, name.toLowerCase());
+        if (waiting) return waiting;
         const row = await store.find(db, ctx.vault.id, name.toLowerCase());
         const op =
           row && row.deleted_at === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
@@ -362,6 +381,11 @@ export function createCertificates(deps: {
     ): Promise<{ name: string; operation: CertificateOperation }> {
       const name = checkCertificateName(rawName);
       return guard.write(ctx, OPS.deleteOperation, name, async (tx) => {
+        const waiting = await merging.operationOf(tx, ctx.vault.id, name.toLowerCase());
+        if (waiting) {
+          await merging.forget(tx, ctx.vault.id, name.toLowerCase());
+          return waiting;
+        }
         const row = await store.find(tx, ctx.vault.id, name.toLowerCase());
         const op =
           row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
@@ -369,6 +393,40 @@ export function createCertificates(deps: {
         await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
         return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
       });
+    },
+
+    /**
+     * `PATCH /certificates/{name}/pending` with `cancellation_requested: true`: a request waiting
+     * for its merge is cancelled (it can no longer be merged); a finished operation records the
+     * request and stays as it is.
+     */
+    async cancelOperation(
+      ctx: ObjectCallContext,
+      rawName: string,
+    ): Promise<{ name: string; operation: CertificateOperation }> {
+      const name = checkCertificateName(rawName);
+      return guard.write(ctx, OPS.updateOperation, name, async (tx) => {
+        const nameLower = name.toLowerCase();
+        const waiting = await merging.cancel(tx, ctx.vault.id, nameLower);
+        if (waiting) return waiting;
+        const row = await store.find(tx, ctx.vault.id, nameLower);
+        const op = row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, nameLower));
+        if (!row || !op) throw pendingNotFound(name);
+        const next = { ...(JSON.parse(op.json) as CertificateOperation), cancellationRequested: true };
+        await store.putOperation(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
+        return { name: row.name, operation: next };
+      });
+    },
+
+    /** `POST /certificates/{name}/pending/merge` (certificate-merge.ts). */
+    async merge(
+      ctx: ObjectCallContext,
+      rawName: string,
+      input: { x5c: readonly string[]; enabled?: boolean; tags?: Record<string, string> | null },
+    ): Promise<CertificateWithPolicy> {
+      const name = checkCertificateName(rawName);
+      checkTags(input.tags);
+      return merging.merge(ctx, name, input);
     },
 
     /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
@@ -382,6 +440,7 @@ export function createCertificates(deps: {
         const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
         await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
         await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, now, purgeAt);
+        await merging.forget(tx, ctx.vault.id, nameLower);
         return {
           ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
           deletedAt: now,

@@ -15,6 +15,7 @@ import {
   secretStore as store,
 } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
+import { refuseNonExportable } from './certificate-managed.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
 import { createObjectLifecycle } from './objects.js';
@@ -269,6 +270,7 @@ export function createSecrets(deps: {
           version === undefined
             ? await latest(ctx.vault.id, nameLower)
             : await store.find(db, ctx.vault.id, nameLower, version, true);
+        if (!row) await refuseNonExportable(db, ctx.vault.id, name);
         if (!row || row.deleted_at !== null) throw notFound(name, version);
         if (Number(row.enabled) !== 1)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {

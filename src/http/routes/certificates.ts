@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
+import { MERGE_LIMITS } from '../../vault/certificate-merge.js';
 import type { PolicyInput } from '../../vault/certificate-policy.js';
 import { POLICY_LIMITS } from '../../vault/certificate-policy.js';
 import { parse } from '../validate.js';
@@ -98,6 +99,14 @@ const importBody = createBody.extend({
     .max(64 * 1024),
   pwd: z.string().max(1024).nullable().optional(),
 });
+/** Azure's CertificateMergeParameters: the signed certificate and its chain, base64 each. */
+const mergeBody = z.object({
+  x5c: z.array(z.string().min(1).max(MERGE_LIMITS.chars)).min(1).max(MERGE_LIMITS.certificates),
+  attributes: attributes.nullable().optional(),
+  tags: tags.nullable().optional(),
+});
+/** Azure's CertificateOperationUpdateParameter. */
+const cancelBody = z.object({ cancellation_requested: z.boolean() });
 const updateBody = z.object({
   policy: policySchema.nullable().optional(),
   attributes: attributes.nullable().optional(),
@@ -176,7 +185,20 @@ export async function certificateRoutes(
     const r = await certificates.deleteOperation(ctx, name(req));
     return operationView(ctx.responseBase, r.name, r.operation);
   });
-  app.patch('/certificates/:name/pending', notYet('Cancelling a certificate operation'));
+  app.patch('/certificates/:name/pending', async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(cancelBody, req.body);
+    const r = body.cancellation_requested
+      ? await certificates.cancelOperation(ctx, name(req))
+      : await certificates.getOperation(ctx, name(req));
+    return operationView(ctx.responseBase, r.name, r.operation);
+  });
+  app.post('/certificates/:name/pending/merge', { bodyLimit: 256 * 1024 }, async (req, reply) => {
+    const ctx = vaultContext(req);
+    const body = parse(mergeBody, req.body);
+    const r = await certificates.merge(ctx, name(req), { x5c: body.x5c, ...common(body) });
+    return reply.code(201).send(certificateBundle(ctx.responseBase, ctx.vault, r));
+  });
 
   app.get('/certificates/:name/policy', async (req) => {
     const ctx = vaultContext(req);

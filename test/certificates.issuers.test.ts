@@ -1,0 +1,331 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CertificateClient } from '@azure/keyvault-certificates';
+import type { RestError } from '@azure/keyvault-secrets';
+import { keyClient } from './helpers/keys.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { grant, putVault, secretClient, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
+
+const status = (code: number, errorCode: string, message?: string | RegExp) => (e: RestError) => {
+  assert.equal(e.statusCode, code, e.message);
+  assert.equal(e.code, errorCode, e.message);
+  if (typeof message === 'string') assert.equal(e.message, message);
+  else if (message) assert.match(e.message, message);
+  return true;
+};
+const openssl = (args: string[], input?: Buffer | string) =>
+  execFileSync('openssl', args, {
+    ...(input !== undefined ? { input } : {}),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).toString('utf8');
+const poll = { intervalInMs: 10 };
+const pemOf = (label: string, der: Uint8Array) =>
+  `-----BEGIN ${label}-----\n${Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END ${label}-----\n`;
+
+/** An outside CA made with openssl, signing CSRs with their extensions. */
+function outsideCa(dir: string, name: string) {
+  const key = join(dir, `${name}.key`);
+  const crt = join(dir, `${name}.crt`);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    crt,
+    '-subj',
+    `/CN=${name}`,
+    '-days',
+    '30',
+  ]);
+  return {
+    crt,
+    sign(csrDer: Uint8Array, out: string): string {
+      const csr = join(dir, `${out}.csr`);
+      const leaf = join(dir, `${out}.crt`);
+      writeFileSync(csr, pemOf('CERTIFICATE REQUEST', csrDer));
+      openssl([
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        crt,
+        '-CAkey',
+        key,
+        '-CAcreateserial',
+        '-out',
+        leaf,
+        '-days',
+        '20',
+        '-copy_extensions',
+        'copy',
+      ]);
+      return leaf;
+    },
+  };
+}
+const derOf = (pemFile: string) =>
+  Buffer.from(
+    readFileSync(pemFile, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))
+      .join(''),
+    'base64',
+  );
+
+async function setup(s: TestServer, vault: string) {
+  const v = await putVault(s, vault);
+  const officer = await vaultPrincipal(s, `${vault}-officer`);
+  await grant(s, officer.id, 'Key Vault Certificates Officer', v.id);
+  const admin = await vaultPrincipal(s, `${vault}-admin`);
+  await grant(s, admin.id, 'Key Vault Administrator', v.id);
+  const user = await vaultPrincipal(s, `${vault}-user`);
+  await grant(s, user.id, 'Key Vault Certificate User', v.id);
+  return { officer, admin, user };
+}
+
+describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
+  let s: TestServer;
+  let officer: VaultTestPrincipal;
+  let admin: VaultTestPrincipal; // Key Vault Administrator: every key and secret operation
+  let user: VaultTestPrincipal;
+  let dir: string;
+  const certClient = (p: VaultTestPrincipal) =>
+    new CertificateClient(s.vaultUrl('issvault'), p.credential, { agent: s.agent });
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lk-certiss-'));
+    s = await startTestServer();
+    ({ officer, admin, user } = await setup(s, 'issvault'));
+  });
+  after(async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the certificate's key and secret cannot be changed through /keys and /secrets (403), even by an administrator", async () => {
+    const c = await (
+      await certClient(officer).beginCreateCertificate(
+        'held',
+        { issuerName: 'Self', subject: 'CN=held' },
+        poll,
+      )
+    ).pollUntilDone();
+    const secrets = secretClient(s, 'issvault', admin);
+    const keys = keyClient(s, 'issvault', admin);
+    const managed = (kind: string) =>
+      status(403, 'Forbidden', new RegExp(`${kind} managed by a certificate`));
+    await assert.rejects(secrets.setSecret('held', 'overwrite'), managed('secret'));
+    await assert.rejects(
+      secrets.updateSecretProperties('held', c.properties.version!, { enabled: false }),
+      managed('secret'),
+    );
+    await assert.rejects(secrets.beginDeleteSecret('held', poll), managed('secret'));
+    await assert.rejects(keys.createRsaKey('held'), managed('key'));
+    await assert.rejects(
+      keys.updateKeyProperties('held', c.properties.version!, { enabled: false }),
+      managed('key'),
+    );
+    await assert.rejects(keys.rotateKey('held'), managed('key'));
+    await assert.rejects(keys.beginDeleteKey('held', poll), managed('key'));
+    // Reads still work, and nothing changed.
+    const secret = await secrets.getSecret('held');
+    assert.equal(secret.properties.version, c.properties.version);
+    assert.equal(secret.properties.enabled, true);
+    assert.equal((await keys.getKey('held')).properties.version, c.properties.version);
+    // Deleted with the certificate: recovering or purging them alone is refused too.
+    await (await certClient(officer).beginDeleteCertificate('held', poll)).pollUntilDone();
+    await assert.rejects(secrets.beginRecoverDeletedSecret('held', poll), managed('secret'));
+    await assert.rejects(keys.purgeDeletedKey('held'), managed('key'));
+    await (await certClient(officer).beginRecoverDeletedCertificate('held', poll)).pollUntilDone();
+    assert.ok((await secrets.getSecret('held')).value);
+  });
+
+  test('exportable: false: GET /secrets/{name} is refused (403), the key is readable', async () => {
+    await (
+      await certClient(officer).beginCreateCertificate(
+        'vaulted',
+        { issuerName: 'Self', subject: 'CN=vaulted', exportable: false },
+        poll,
+      )
+    ).pollUntilDone();
+    await assert.rejects(
+      secretClient(s, 'issvault', user).getSecret('vaulted'),
+      status(403, 'Forbidden', /non-exportable key/),
+    );
+    assert.equal((await keyClient(s, 'issvault', user).getKey('vaulted')).keyType, 'RSA');
+    // A secret that does not exist at all is still 404.
+    await assert.rejects(
+      secretClient(s, 'issvault', user).getSecret('nothing-here'),
+      status(404, 'SecretNotFound'),
+    );
+  });
+
+  test('issuer Unknown: a CSR, signed by openssl as an outside CA, merged; the secret has key and chain', async () => {
+    const client = certClient(officer);
+    const ca = outsideCa(dir, 'outside-ca');
+    await client.beginCreateCertificate(
+      'csr',
+      {
+        issuerName: 'Unknown',
+        subject: 'CN=csr.example, O=Contoso',
+        subjectAlternativeNames: { dnsNames: ['csr.example'] },
+        enhancedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
+        contentType: 'application/x-pem-file',
+      },
+      poll,
+    );
+    const pendingState = (await client.getCertificateOperation('csr')).getOperationState()
+      .certificateOperation!;
+    assert.equal(pendingState.status, 'inProgress');
+    assert.match(pendingState.statusDetails!, /Perform Merge/);
+    // The SDK's own sample: getCertificateOperation, then the csr.
+    const opPoller = await client.getCertificateOperation('csr');
+    const { csr } = opPoller.getOperationState().certificateOperation!;
+    assert.ok(csr && csr.length > 200);
+    const csrText = openssl(['req', '-inform', 'DER', '-noout', '-text', '-verify'], Buffer.from(csr));
+    assert.match(csrText, /Subject: CN = csr\.example, O = Contoso/);
+    assert.match(csrText, /DNS:csr\.example/);
+    // Pending: the certificate is there without cer; no secret, no key yet.
+    const pending = await client.getCertificate('csr');
+    assert.equal(pending.cer, undefined);
+    assert.equal(pending.policy?.issuerName, 'Unknown');
+    await assert.rejects(keyClient(s, 'issvault', user).getKey('csr'), status(404, 'KeyNotFound'));
+    // A create while it waits is refused.
+    await assert.rejects(
+      client.beginCreateCertificate('csr', { issuerName: 'Self', subject: 'CN=x' }, poll),
+      status(409, 'Conflict', /pending operation/),
+    );
+
+    const leaf = ca.sign(csr, 'csr-leaf');
+    // As the SDK sample sends it: the bytes of the base64 text.
+    const base64Crt = readFileSync(leaf, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))
+      .join('');
+    const merged = await client.mergeCertificate('csr', [Buffer.from(base64Crt), derOf(ca.crt)]);
+    assert.equal(merged.name, 'csr');
+    assert.deepEqual(Buffer.from(merged.cer!), derOf(leaf));
+    const op = (await client.getCertificateOperation('csr')).getOperationState().certificateOperation!;
+    assert.equal(op.status, 'completed');
+    const pem = (await secretClient(s, 'issvault', user).getSecret('csr')).value!;
+    const chainFile = join(dir, 'csr-secret.pem');
+    writeFileSync(chainFile, pem);
+    // The secret: the private key of the request, the leaf, then the chain; openssl verifies the leaf.
+    assert.match(openssl(['verify', '-CAfile', ca.crt, leaf]), /OK/);
+    assert.equal(openssl(['pkey', '-pubout'], pem), openssl(['x509', '-noout', '-pubkey', '-in', leaf]));
+    assert.equal((pem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
+    assert.equal(
+      (await keyClient(s, 'issvault', user).getKey('csr')).properties.version,
+      merged.properties.version,
+    );
+    // Nothing left to merge.
+    await assert.rejects(
+      client.mergeCertificate('csr', [derOf(leaf)]),
+      status(404, 'CertificateNotFound', /Pending certificate not found/),
+    );
+  });
+
+  test("merge: a certificate for another key is refused with Azure's error; cancel and delete of the pending operation", async () => {
+    const client = certClient(officer);
+    const ca = outsideCa(dir, 'other-ca');
+    await client.beginCreateCertificate('mm', { issuerName: 'Unknown', subject: 'CN=mm' }, poll);
+    await client.beginCreateCertificate('other', { issuerName: 'Unknown', subject: 'CN=other' }, poll);
+    const csrOther = (await client.getCertificateOperation('other')).getOperationState().certificateOperation!
+      .csr!;
+    const wrong = ca.sign(csrOther, 'other-leaf');
+    await assert.rejects(
+      client.mergeCertificate('mm', [derOf(wrong)]),
+      status(400, 'BadParameter', "Public key from x509 certificate and key of this instance doesn't match"),
+    );
+    await assert.rejects(
+      client.mergeCertificate('mm', [Buffer.from('not a certificate')]),
+      status(400, 'BadParameter', /x5c\[0\]/),
+    );
+    // Cancel: the request stays, cancelled, and cannot be merged.
+    const csrMm = (await client.getCertificateOperation('mm')).getOperationState().certificateOperation!.csr!;
+    const right = ca.sign(csrMm, 'mm-leaf');
+    const opPoller = await client.getCertificateOperation('mm');
+    await opPoller.cancelOperation();
+    const cancelled = opPoller.getOperationState().certificateOperation!;
+    assert.equal(cancelled.cancellationRequested, true);
+    assert.equal(cancelled.status, 'cancelled');
+    await assert.rejects(
+      client.mergeCertificate('mm', [derOf(right)]),
+      status(400, 'BadParameter', /cancelled/),
+    );
+    // Delete: forgets the request; the name is free.
+    const deleted = await client.deleteCertificateOperation('mm');
+    assert.equal(deleted.status, 'cancelled');
+    await assert.rejects(client.getCertificate('mm'), status(404, 'CertificateNotFound'));
+    await client.deleteCertificateOperation('other');
+    const fresh = await (
+      await client.beginCreateCertificate('mm', { issuerName: 'Self', subject: 'CN=mm' }, poll)
+    ).pollUntilDone();
+    assert.ok(fresh.cer);
+  });
+
+  test('merge and cancel need certificate permissions: a Certificate User is refused', async () => {
+    await certClient(officer).beginCreateCertificate(
+      'perm',
+      { issuerName: 'Unknown', subject: 'CN=perm' },
+      poll,
+    );
+    await assert.rejects(
+      certClient(user).mergeCertificate('perm', [Buffer.from('x')]),
+      status(403, 'Forbidden'),
+    );
+    await assert.rejects(
+      (await certClient(user).getCertificateOperation('perm')).cancelOperation(),
+      status(403, 'Forbidden'),
+    );
+    await assert.rejects(certClient(user).deleteCertificateOperation('perm'), status(403, 'Forbidden'));
+  });
+});
+
+/** The request table on PostgreSQL (migration 0016). */
+describe('certificate merge on PostgreSQL', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+  let officer: VaultTestPrincipal;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lk-certiss-pg-'));
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+    ({ officer } = await setup(s, 'isspg'));
+  });
+  after(async () => {
+    await s?.stop();
+    await schema?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('create with Unknown, merge, read back', async () => {
+    const client = new CertificateClient(s.vaultUrl('isspg'), officer.credential, { agent: s.agent });
+    const ca = outsideCa(dir, 'pg-ca');
+    await client.beginCreateCertificate(
+      'pgcsr',
+      { issuerName: 'Unknown', subject: 'CN=pgcsr', keyType: 'EC' },
+      poll,
+    );
+    const csr = (await client.getCertificateOperation('pgcsr')).getOperationState().certificateOperation!
+      .csr!;
+    const leaf = ca.sign(csr, 'pg-leaf');
+    const merged = await client.mergeCertificate('pgcsr', [derOf(leaf)]);
+    assert.deepEqual(Buffer.from((await client.getCertificate('pgcsr')).cer!), Buffer.from(merged.cer!));
+  });
+});
