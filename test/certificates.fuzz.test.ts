@@ -123,7 +123,7 @@ const policyArb = fc.record(
       anyValue,
     ),
     issuer: fc.oneof(
-      fc.record({ name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Other'), anyValue) }),
+      fc.record({ name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Latchkey', 'Other'), anyValue) }),
       anyValue,
     ),
   },

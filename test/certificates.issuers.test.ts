@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import type { RestError } from '@azure/keyvault-secrets';
+import { runCli } from './helpers/cli.js';
 import { keyClient } from './helpers/keys.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -275,6 +276,88 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
       await client.beginCreateCertificate('mm', { issuerName: 'Self', subject: 'CN=mm' }, poll)
     ).pollUntilDone();
     assert.ok(fresh.cer);
+  });
+
+  test("issuer Latchkey: signed by the tenant's CA, published at /{tenant}/pki/ca.pem; openssl verifies the leaf", async () => {
+    const caUrl = `${s.info.authority}/${s.info.tenantId}/pki/ca.pem`;
+    // No CA before the first Latchkey certificate (a GET never makes one).
+    assert.equal((await s.request('GET', caUrl)).status, 404);
+    const client = certClient(officer);
+    const cert = await (
+      await client.beginCreateCertificate(
+        'own',
+        {
+          issuerName: 'Latchkey',
+          subject: 'CN=own.example, O=Contoso',
+          subjectAlternativeNames: {
+            dnsNames: ['own.example', 'api.own.example'],
+            emails: ['ops@own.example'],
+            userPrincipalNames: ['svc@own.example'],
+          },
+          enhancedKeyUsage: ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
+          keyUsage: ['digitalSignature', 'keyEncipherment'],
+          validityInMonths: 3,
+          contentType: 'application/x-pem-file',
+        },
+        poll,
+      )
+    ).pollUntilDone();
+    assert.equal(cert.policy?.issuerName, 'Latchkey');
+    const ca = await s.request('GET', caUrl);
+    assert.equal(ca.status, 200);
+    assert.equal(ca.headers['content-type'], 'application/x-pem-file');
+    const caFile = join(dir, 'tenant-ca.pem');
+    const leafFile = join(dir, 'own.pem');
+    writeFileSync(caFile, ca.text);
+    writeFileSync(leafFile, pemOf('CERTIFICATE', cert.cer!));
+    assert.match(openssl(['verify', '-CAfile', caFile, leafFile]), /own\.pem: OK/);
+    const caText = openssl(['x509', '-noout', '-text', '-in', caFile]);
+    assert.match(caText, new RegExp(`Subject: CN = Latchkey CA ${s.info.tenantId}, O = Latchkey`));
+    assert.match(caText, /CA:TRUE/);
+    const text = openssl(['x509', '-noout', '-text', '-in', leafFile]);
+    assert.match(text, new RegExp(`Issuer: CN = Latchkey CA ${s.info.tenantId}, O = Latchkey`));
+    assert.match(text, /Subject: CN = own\.example, O = Contoso/);
+    assert.match(
+      text,
+      /DNS:own\.example, DNS:api\.own\.example, email:ops@own\.example, othername: UPN::svc@own\.example/,
+    );
+    assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    assert.match(text, /X509v3 Key Usage: critical\n\s+Digital Signature, Key Encipherment/);
+    assert.match(text, /CA:FALSE/);
+    assert.match(text, /X509v3 Authority Key Identifier/);
+    const months =
+      (cert.properties.expiresOn!.getTime() - cert.properties.notBefore!.getTime()) / (30.4 * 86_400_000);
+    assert.ok(months > 2.8 && months < 3.2, `validity of ${months} months`);
+    // The secret: the key, the leaf and the CA.
+    const pem = (await secretClient(s, 'issvault', user).getSecret('own')).value!;
+    assert.equal((pem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2);
+    // A second certificate is signed by the same CA.
+    const second = await (
+      await client.beginCreateCertificate(
+        'own2',
+        { issuerName: 'latchkey', subject: 'CN=own2', keyType: 'EC' },
+        poll,
+      )
+    ).pollUntilDone();
+    writeFileSync(leafFile, pemOf('CERTIFICATE', second.cer!));
+    assert.match(openssl(['verify', '-CAfile', caFile, leafFile]), /OK/);
+    assert.equal((await s.request('GET', caUrl)).text, ca.text);
+    // `latchkey ca show`: the summary, and the PEM for openssl.
+    const cli = (args: string[]) =>
+      runCli(['ca', 'show', '--tenant', s.info.tenantId, ...args], {
+        configDir: mkdtempSync(join(dir, 'cli-')),
+        env: { LATCHKEY_SERVER: s.info.authority, LATCHKEY_CA_FILE: s.info.caCertPath },
+      });
+    const shown = await cli(['--output', 'json']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.json.subject, new RegExp(`CN=Latchkey CA ${s.info.tenantId}`));
+    assert.match(shown.json.sha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    assert.equal((await cli(['--pem'])).stdout, ca.text);
+    // Another tenant (or a made-up one) has no CA here.
+    assert.equal(
+      (await s.request('GET', `${s.info.authority}/00000000-0000-0000-0000-000000000000/pki/ca.pem`)).status,
+      404,
+    );
   });
 
   test('merge and cancel need certificate permissions: a Certificate User is refused', async () => {

@@ -9,6 +9,7 @@ import { instrumentHttp, metricsRoute } from '../http/metrics.js';
 import { appRoutes } from '../http/routes/apps.js';
 import { auditRoutes } from '../http/routes/audit.js';
 import { authorityRoutes } from '../http/routes/authority.js';
+import { certificateCaRoutes } from '../http/routes/certificate-ca.js';
 import { directoryRoutes } from '../http/routes/directory.js';
 import { graphRoutes } from '../http/routes/graph.js';
 import { healthRoutes } from '../http/routes/health.js';
@@ -62,6 +63,7 @@ export async function createMainApp(
     ...(services.config.metricsToken ? { token: services.config.metricsToken } : {}),
   });
   await app.register(authorityRoutes, { services });
+  await app.register(certificateCaRoutes, { services });
   await app.register(authorizeRoutes, { services });
   await app.register(directoryRoutes, { services, authenticate });
   await app.register(provisioningRoutes, { services, authenticate });

@@ -7,6 +7,7 @@ import type { Database } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
 import { recordFromRow as secretFromRow, secretStore } from '../storage/vault/secret-store.js';
+import { createCertificateAuthority } from './certificate-ca.js';
 import {
   certificateNotFound,
   checkCertificateName,
@@ -128,6 +129,8 @@ export function createCertificates(deps: {
   const versions = createCertificateVersions({ clock, sealer });
   const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = versions;
   const merging = createCertificateMerge({ clock, sealer, guard, versions });
+  const authority = createCertificateAuthority({ db, clock, sealer });
+  const BUILT_IN = ['Self', 'Unknown', 'Latchkey'];
 
   return {
     list: lifecycle.list,
@@ -155,9 +158,9 @@ export function createCertificates(deps: {
         if (!cur) throw bad('A policy is required to create a new certificate.');
         policy = cur.policy;
       }
-      if (policy.issuer.name !== 'Self' && policy.issuer.name !== 'Unknown')
+      if (!BUILT_IN.includes(policy.issuer.name))
         throw bad(
-          `The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self' or 'Unknown'.`,
+          `The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self', 'Unknown' or 'Latchkey'.`,
         );
       const k = policy.key_props;
       const material = await generateMaterial(
@@ -178,13 +181,17 @@ export function createCertificates(deps: {
           });
           return { name: existing?.name ?? name, operation };
         });
-      const der = await issueSelfSigned(policy, material.privateJwk, clock.now());
-      const operation = completed('Self');
+      // `Self` signs with the certificate's own key; `Latchkey` with the tenant's CA (certificate-ca.ts).
+      const { der, chain } =
+        policy.issuer.name === 'Latchkey'
+          ? await authority.issue(ctx.vault.tenantId, policy, material.privateJwk)
+          : { der: await issueSelfSigned(policy, material.privateJwk, clock.now()), chain: [] };
+      const operation = completed(policy.issuer.name);
       return guard.write(ctx, OPS.create, name, async (tx) => {
         await merging.refusePending(tx, ctx.vault.id, name);
         const r = await addVersion(tx, ctx.vault, name, {
           der,
-          chain: [],
+          chain,
           material,
           policy,
           enabled: input.enabled ?? true,
@@ -483,6 +490,9 @@ export function createCertificates(deps: {
         return { name: row.name };
       });
     },
+
+    /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */
+    caCertificatePem: (tenantId: string) => authority.chainPem(tenantId),
 
     /** Certificate issuers: none are stored yet (Self and Unknown are built in); authorized like Azure. */
     async listIssuers(ctx: ObjectCallContext): Promise<Page<never>> {
