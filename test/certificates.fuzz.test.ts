@@ -13,6 +13,7 @@ async function stateDigest(s: TestServer): Promise<string> {
     'SELECT vault_id, name_lower, version, x5t, tags, enabled FROM certificate_versions ORDER BY vault_id, name_lower, version',
     'SELECT * FROM certificate_policies ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, request_id, operation FROM certificate_requests ORDER BY vault_id, name_lower',
+    'SELECT * FROM certificate_issuers ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, current_version, deleted_at FROM keys ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, current_version, deleted_at FROM secrets ORDER BY vault_id, name_lower',
   ])
@@ -32,6 +33,7 @@ const pathArb = fc.oneof(
   nameArb.map((n) => `/certificates/${n}/import`),
   nameArb.map((n) => `/certificates/${n}/pending`),
   nameArb.map((n) => `/certificates/${n}/pending/merge`),
+  nameArb.map((n) => `/certificates/issuers/${n}`),
   nameArb.map((n) => `/certificates/${n}/policy`),
   nameArb.map((n) => `/certificates/${n}/versions`),
   fc
@@ -123,7 +125,9 @@ const policyArb = fc.record(
       anyValue,
     ),
     issuer: fc.oneof(
-      fc.record({ name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Latchkey', 'Other'), anyValue) }),
+      fc.record({
+        name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Latchkey', 'Other'), anyValue),
+      }),
       anyValue,
     ),
   },
@@ -174,6 +178,24 @@ const bodyArb = fc.oneof(
     )
     .map((b) => JSON.stringify(b)),
   fc.record({ cancellation_requested: anyValue }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+  // Issuer bodies (PUT/PATCH /certificates/issuers/{name}).
+  fc
+    .record(
+      {
+        provider: fc.oneof(fc.constantFrom('Latchkey', 'latchkey', 'DigiCert'), anyValue),
+        credentials: fc.oneof(fc.record({ account_id: anyValue, pwd: anyValue }), anyValue),
+        org_details: fc.oneof(
+          fc.record({
+            id: anyValue,
+            admin_details: fc.oneof(fc.array(fc.record({ email: anyValue }), { maxLength: 12 }), anyValue),
+          }),
+          anyValue,
+        ),
+        attributes: fc.oneof(fc.record({ enabled: anyValue }), anyValue),
+      },
+      { requiredKeys: [] },
+    )
+    .map((b) => JSON.stringify(b)),
   fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
   fc.constantFrom('{"policy":', '[]', 'null', '{"__proto__":{"x":1}}'),
 );
@@ -207,6 +229,11 @@ describe('certificates fuzzing (fast-check)', () => {
       headers: auth,
     });
     assert.equal(req.status, 202, req.text);
+    const iss = await s.request('PUT', `${base}/certificates/issuers/fz-a?api-version=7.5`, {
+      json: { provider: 'Latchkey' },
+      headers: auth,
+    });
+    assert.equal(iss.status, 200, iss.text);
   });
   after(async () => {
     await s?.stop();

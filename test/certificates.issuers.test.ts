@@ -360,6 +360,111 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
     );
   });
 
+  test('issuers CRUD (provider Latchkey): create, get, update, list, delete; a certificate with a named issuer is signed by the tenant CA', async () => {
+    const client = certClient(officer);
+    const created = await client.createIssuer('corp-ca', 'Latchkey', {
+      accountId: 'acct-1',
+      password: 'never-stored',
+      organizationId: 'org-1',
+      administratorContacts: [{ firstName: 'Ada', lastName: 'L', email: 'ada@corp.example', phone: '555' }],
+    });
+    // (The SDK takes `name` from the id's segment after /certificates/: 'issuers', against Azure too.)
+    assert.match(created.id!, /\/certificates\/issuers\/corp-ca$/);
+    assert.equal(created.provider, 'Latchkey');
+    assert.equal(created.accountId, 'acct-1');
+    assert.equal(created.password, undefined);
+    assert.equal(created.enabled, true);
+    assert.ok(created.createdOn instanceof Date);
+    const got = await client.getIssuer('corp-ca');
+    assert.equal(got.organizationId, 'org-1');
+    assert.deepEqual(got.administratorContacts, [
+      { firstName: 'Ada', lastName: 'L', email: 'ada@corp.example', phone: '555' },
+    ]);
+    const updated = await client.updateIssuer('corp-ca', { accountId: 'acct-2' });
+    assert.equal(updated.accountId, 'acct-2');
+    assert.equal(updated.organizationId, 'org-1');
+    const listed: string[] = [];
+    for await (const i of client.listPropertiesOfIssuers())
+      listed.push(`${i.id?.split('/').pop()}:${i.provider}`);
+    assert.deepEqual(listed, ['corp-ca:Latchkey']);
+
+    // A certificate naming the issuer is signed by the tenant's CA.
+    const cert = await (
+      await client.beginCreateCertificate('via-issuer', { issuerName: 'corp-ca', subject: 'CN=via' }, poll)
+    ).pollUntilDone();
+    assert.equal(cert.policy?.issuerName, 'corp-ca');
+    assert.match(
+      openssl(['x509', '-inform', 'DER', '-noout', '-issuer'], Buffer.from(cert.cer!)),
+      /Latchkey CA/,
+    );
+    // Disabled: refused; other providers and built-in names: refused. (The SDK's updateIssuer
+    // never sends enabled: false; a set replaces the issuer.)
+    await client.createIssuer('corp-ca', 'Latchkey', { enabled: false });
+    await assert.rejects(
+      client.beginCreateCertificate('via-issuer', { issuerName: 'corp-ca', subject: 'CN=via' }, poll),
+      status(400, 'BadParameter', /disabled/),
+    );
+    await assert.rejects(
+      client.createIssuer('digi', 'DigiCert'),
+      status(400, 'BadParameter', /provider 'DigiCert'/),
+    );
+    await assert.rejects(client.createIssuer('Self', 'Latchkey'), status(400, 'BadParameter', /built-in/));
+    await assert.rejects(
+      client.beginCreateCertificate('nowhere', { issuerName: 'no-such-issuer', subject: 'CN=x' }, poll),
+      status(400, 'BadParameter', /not known/),
+    );
+
+    const deleted = await client.deleteIssuer('corp-ca');
+    assert.match(deleted.id!, /corp-ca$/);
+    await assert.rejects(
+      client.getIssuer('corp-ca'),
+      status(404, 'CertificateNotFound', 'Issuer not found: corp-ca'),
+    );
+    // Certificate User: no issuers (certificatecas is the Officer's).
+    await assert.rejects(certClient(user).createIssuer('u', 'Latchkey'), status(403, 'Forbidden'));
+    await assert.rejects(
+      (async () => {
+        for await (const _ of certClient(user).listPropertiesOfIssuers());
+      })(),
+      status(403, 'Forbidden'),
+    );
+  });
+
+  test('issuers with access policies: getissuers/listissuers read, setissuers/deleteissuers write, manageissuers all', async () => {
+    const reader = await vaultPrincipal(s, 'iss-ap-reader');
+    const manager = await vaultPrincipal(s, 'iss-ap-manager');
+    const setter = await vaultPrincipal(s, 'iss-ap-setter');
+    await putVault(s, 'issap', {
+      properties: {
+        enableRbacAuthorization: false,
+        accessPolicies: [
+          {
+            tenantId: s.info.tenantId,
+            objectId: reader.id,
+            permissions: { certificates: ['getissuers', 'listissuers'] },
+          },
+          {
+            tenantId: s.info.tenantId,
+            objectId: manager.id,
+            permissions: { certificates: ['manageissuers'] },
+          },
+          { tenantId: s.info.tenantId, objectId: setter.id, permissions: { certificates: ['setissuers'] } },
+        ],
+      },
+    });
+    const c = (p: VaultTestPrincipal) =>
+      new CertificateClient(s.vaultUrl('issap'), p.credential, { agent: s.agent });
+    await c(manager).createIssuer('ap', 'Latchkey');
+    assert.equal((await c(manager).getIssuer('ap')).provider, 'Latchkey');
+    assert.equal((await c(reader).getIssuer('ap')).provider, 'Latchkey');
+    await assert.rejects(c(reader).createIssuer('ap2', 'Latchkey'), status(403, 'Forbidden', /setissuers/));
+    await assert.rejects(c(reader).deleteIssuer('ap'), status(403, 'Forbidden'));
+    await c(setter).updateIssuer('ap', { accountId: 'x' });
+    await assert.rejects(c(setter).getIssuer('ap'), status(403, 'Forbidden'));
+    await assert.rejects(c(setter).deleteIssuer('ap'), status(403, 'Forbidden'));
+    assert.equal((await c(manager).deleteIssuer('ap')).accountId, 'x');
+  });
+
   test('merge and cancel need certificate permissions: a Certificate User is refused', async () => {
     await certClient(officer).beginCreateCertificate(
       'perm',

@@ -8,6 +8,7 @@ import { sendAzureError } from './errors.js';
 import { createFastify, type RequestHandler } from './fastify.js';
 import { instrumentHttp } from './metrics.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
+import { certificateIssuerRoutes } from './routes/certificate-issuers.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -105,6 +106,7 @@ export async function createVaultApp(
   await app.register(secretRoutes, { services });
   await app.register(keyRoutes, { services });
   await app.register(certificateRoutes, { services });
+  await app.register(certificateIssuerRoutes, { services });
   await app.ready();
   return { app, handler: handler() };
 }

@@ -3,6 +3,9 @@ import { isObjectName, VERSION_RE } from './model.js';
 import { createObjectGuard, type ObjectGuard } from './object-guard.js';
 
 const C = 'Microsoft.KeyVault/vaults/certificates';
+/** Issuers are Azure's `certificatecas` in RBAC; their audit target is the issuers collection. */
+const CA = 'Microsoft.KeyVault/vaults/certificatecas';
+const ISSUERS = 'certificates/issuers';
 
 /**
  * Each certificate operation: audit name, RBAC data action (Azure's), access-policy
@@ -28,8 +31,23 @@ export const CERTIFICATE_OPERATIONS = {
   updateOperation: { op: 'CertificatePendingUpdate', action: `${C}/update/action`, perm: 'update' },
   listIssuers: {
     op: 'CertificateIssuerList',
-    action: 'Microsoft.KeyVault/vaults/certificatecas/read',
+    action: `${CA}/read`,
     perm: 'listissuers',
+    targetPath: ISSUERS,
+  },
+  getIssuer: { op: 'CertificateIssuerGet', action: `${CA}/read`, perm: 'getissuers', targetPath: ISSUERS },
+  setIssuer: { op: 'CertificateIssuerSet', action: `${CA}/write`, perm: 'setissuers', targetPath: ISSUERS },
+  updateIssuer: {
+    op: 'CertificateIssuerUpdate',
+    action: `${CA}/write`,
+    perm: 'setissuers',
+    targetPath: ISSUERS,
+  },
+  deleteIssuer: {
+    op: 'CertificateIssuerDelete',
+    action: `${CA}/delete`,
+    perm: 'deleteissuers',
+    targetPath: ISSUERS,
   },
 } as const;
 

@@ -17,6 +17,7 @@ import {
   CERTIFICATE_OPERATIONS as OPS,
   pendingNotFound,
 } from './certificate-guard.js';
+import { createCertificateIssuers } from './certificate-issuers.js';
 import { createCertificateMerge } from './certificate-merge.js';
 import {
   CERT_CURVES,
@@ -34,7 +35,7 @@ import {
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial } from './key-material.js';
 import { DAY_MS } from './model.js';
-import { createObjectLifecycle, type ObjectCallContext, type Page } from './objects.js';
+import { createObjectLifecycle, type ObjectCallContext } from './objects.js';
 import { checkTags } from './secret-rules.js';
 
 export type { CertificateRecord } from '../storage/vault/certificate-store.js';
@@ -130,7 +131,7 @@ export function createCertificates(deps: {
   const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = versions;
   const merging = createCertificateMerge({ clock, sealer, guard, versions });
   const authority = createCertificateAuthority({ db, clock, sealer });
-  const BUILT_IN = ['Self', 'Unknown', 'Latchkey'];
+  const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
 
   return {
     list: lifecycle.list,
@@ -158,17 +159,15 @@ export function createCertificates(deps: {
         if (!cur) throw bad('A policy is required to create a new certificate.');
         policy = cur.policy;
       }
-      if (!BUILT_IN.includes(policy.issuer.name))
-        throw bad(
-          `The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self', 'Unknown' or 'Latchkey'.`,
-        );
+      // A built-in issuer, or one of the vault's issuers (certificate-issuers.ts) and its provider.
+      const via = await issuers.resolve(ctx.vault.id, policy.issuer.name);
       const k = policy.key_props;
       const material = await generateMaterial(
         k.kty === 'RSA'
           ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
           : { kty: 'EC', curve: k.crv ?? 'P-256' },
       );
-      if (policy.issuer.name === 'Unknown')
+      if (via === 'Unknown')
         // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
         return guard.write(ctx, OPS.create, name, async (tx) => {
           const existing = await store.find(tx, ctx.vault.id, name.toLowerCase());
@@ -183,7 +182,7 @@ export function createCertificates(deps: {
         });
       // `Self` signs with the certificate's own key; `Latchkey` with the tenant's CA (certificate-ca.ts).
       const { der, chain } =
-        policy.issuer.name === 'Latchkey'
+        via === 'Latchkey'
           ? await authority.issue(ctx.vault.tenantId, policy, material.privateJwk)
           : { der: await issueSelfSigned(policy, material.privateJwk, clock.now()), chain: [] };
       const operation = completed(policy.issuer.name);
@@ -494,10 +493,8 @@ export function createCertificates(deps: {
     /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */
     caCertificatePem: (tenantId: string) => authority.chainPem(tenantId),
 
-    /** Certificate issuers: none are stored yet (Self and Unknown are built in); authorized like Azure. */
-    async listIssuers(ctx: ObjectCallContext): Promise<Page<never>> {
-      return guard.read(ctx, OPS.listIssuers, null, async () => ({ items: [] }));
-    },
+    /** Certificate issuers (`/certificates/issuers`, certificate-issuers.ts). */
+    issuers,
   };
 }
 export type Certificates = ReturnType<typeof createCertificates>;

@@ -142,11 +142,6 @@ export async function certificateRoutes(
     );
   };
 
-  app.get('/certificates/issuers', async (req) => {
-    await certificates.listIssuers(vaultContext(req));
-    return { value: [], nextLink: null };
-  });
-
   app.post('/certificates/:name/create', async (req, reply) => {
     const ctx = vaultContext(req);
     const body = parse(createBody, req.body);

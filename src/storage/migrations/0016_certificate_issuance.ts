@@ -11,6 +11,9 @@ import type { Migration } from '../port.js';
  *   certificate row yet); purging the vault removes it.
  * - `certificate_authorities`: each tenant's own CA (issuer provider `Latchkey`): its
  *   self-signed certificate (DER, public) and its private key (sealed, never served).
+ * - `certificate_issuers`: a vault's issuers (Azure's `/certificates/issuers/{name}`): the
+ *   provider, the non-secret parts (account id, organization details, JSON) and `enabled`.
+ *   Bounded per vault by the domain; purging the vault removes them.
  */
 export const m0016: Migration = {
   version: 16,
@@ -27,6 +30,17 @@ CREATE TABLE certificate_requests (
   operation TEXT NOT NULL,
   enabled INTEGER NOT NULL,
   tags TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (vault_id, name_lower)
+);
+CREATE TABLE certificate_issuers (
+  vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+  name_lower TEXT NOT NULL,
+  name TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (vault_id, name_lower)
