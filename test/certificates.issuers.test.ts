@@ -516,4 +516,37 @@ describe('certificate merge on PostgreSQL', () => {
     const merged = await client.mergeCertificate('pgcsr', [derOf(leaf)]);
     assert.deepEqual(Buffer.from((await client.getCertificate('pgcsr')).cer!), Buffer.from(merged.cer!));
   });
+
+  test('issuers, the tenant CA and the lifetime job on PostgreSQL', async () => {
+    const client = new CertificateClient(s.vaultUrl('isspg'), officer.credential, { agent: s.agent });
+    await client.createIssuer('pg-issuer', 'Latchkey', { accountId: 'a' });
+    assert.equal((await client.getIssuer('pg-issuer')).accountId, 'a');
+    const cert = await (
+      await client.beginCreateCertificate(
+        'pgca',
+        {
+          issuerName: 'pg-issuer',
+          subject: 'CN=pgca',
+          validityInMonths: 1,
+          lifetimeActions: [{ action: 'AutoRenew', daysBeforeExpiry: 10 }],
+        },
+        poll,
+      )
+    ).pollUntilDone();
+    const ca = await s.request('GET', `${s.info.authority}/${s.info.tenantId}/pki/ca.pem`);
+    assert.equal(ca.status, 200);
+    writeFileSync(join(dir, 'pg-ca.pem'), ca.text);
+    writeFileSync(join(dir, 'pgca.pem'), pemOf('CERTIFICATE', cert.cer!));
+    assert.match(openssl(['verify', '-CAfile', join(dir, 'pg-ca.pem'), join(dir, 'pgca.pem')]), /OK/);
+    // The lifetime job's round, 25 days on: renewed once through the issuer.
+    const later = cert.properties.expiresOn!.getTime() - 5 * 86_400_000;
+    // (The merged certificate above, 20 days long, gets its default EmailContacts at 80 % too.)
+    assert.deepEqual(await s.services.certificates.runLifetimeActions(later), { renewed: 1, notified: 1 });
+    // (The renewed version runs from the server's real clock: at real time nothing is due.)
+    assert.deepEqual(await s.services.certificates.runLifetimeActions(Date.now()), {
+      renewed: 0,
+      notified: 0,
+    });
+    assert.notEqual((await client.getCertificate('pgca')).properties.version, cert.properties.version);
+  });
 });

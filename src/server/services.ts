@@ -304,6 +304,11 @@ export async function createServices(
     intervalMs: 60_000,
     run: async (now) => void (await certificates.purgeDue(now)),
   });
+  jobs.add({
+    name: 'certificate-lifetime',
+    intervalMs: 60_000,
+    run: async (now) => void (await certificates.runLifetimeActions(now)),
+  });
 
   // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
   let relay: ChangeRelay | undefined;

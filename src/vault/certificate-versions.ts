@@ -45,7 +45,7 @@ const heldBy = (kind: 'key' | 'secret', name: string) =>
   );
 
 /** The secret AAD of secrets.ts: the certificate's secret is an ordinary secret version of the same name. */
-const secretAad = (v: Vault, nameLower: string, version: string) =>
+const secretAad = (v: Pick<Vault, 'id' | 'tenantId'>, nameLower: string, version: string) =>
   `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
 
 /**
@@ -84,7 +84,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
    */
   const addVersion = async (
     q: Queryable,
-    vault: Vault,
+    vault: Pick<Vault, 'id' | 'tenantId'>,
     name: string,
     a: {
       der: Buffer;

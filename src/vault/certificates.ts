@@ -18,6 +18,7 @@ import {
   pendingNotFound,
 } from './certificate-guard.js';
 import { createCertificateIssuers } from './certificate-issuers.js';
+import { createCertificateLifetime } from './certificate-lifetime.js';
 import { createCertificateMerge } from './certificate-merge.js';
 import {
   CERT_CURVES,
@@ -33,7 +34,7 @@ import {
   deletedConflict,
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
-import { generateMaterial, importMaterial } from './key-material.js';
+import { generateMaterial, importMaterial, type KeyMaterial } from './key-material.js';
 import { DAY_MS } from './model.js';
 import { createObjectLifecycle, type ObjectCallContext } from './objects.js';
 import { checkTags } from './secret-rules.js';
@@ -132,6 +133,39 @@ export function createCertificates(deps: {
   const merging = createCertificateMerge({ clock, sealer, guard, versions });
   const authority = createCertificateAuthority({ db, clock, sealer });
   const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
+  /** A new key for the policy (every version gets its own; `reuse_key` is not acted on). */
+  const materialFor = (policy: CertificatePolicy) => {
+    const k = policy.key_props;
+    return generateMaterial(
+      k.kty === 'RSA'
+        ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
+        : { kty: 'EC', curve: k.crv ?? 'P-256' },
+    );
+  };
+  /** `Self` signs with the certificate's own key; `Latchkey` with the tenant's CA (certificate-ca.ts). */
+  const issue = async (
+    via: 'Self' | 'Latchkey',
+    tenantId: string,
+    policy: CertificatePolicy,
+    m: KeyMaterial,
+  ) =>
+    via === 'Latchkey'
+      ? authority.issue(tenantId, policy, m.privateJwk)
+      : { der: await issueSelfSigned(policy, m.privateJwk, clock.now()), chain: [] as Buffer[] };
+  // Lifetime actions on schedule (certificate-lifetime.ts): AutoRenew through the policy's issuer.
+  const lifetime = createCertificateLifetime({
+    db,
+    audit: deps.audit,
+    baseUrlOf: deps.baseUrlOf,
+    versions,
+    async renew(vault, policy) {
+      const via = await issuers.resolve(vault.id, policy.issuer.name);
+      if (via === 'Unknown') throw bad("Issuer 'Unknown' certificates are not renewed by the vault.");
+      const material = await materialFor(policy);
+      return { ...(await issue(via, vault.tenantId, policy, material)), material };
+    },
+    ...(deps.onSecretChanged ? { onChanged: deps.onSecretChanged } : {}),
+  });
 
   return {
     list: lifecycle.list,
@@ -161,12 +195,7 @@ export function createCertificates(deps: {
       }
       // A built-in issuer, or one of the vault's issuers (certificate-issuers.ts) and its provider.
       const via = await issuers.resolve(ctx.vault.id, policy.issuer.name);
-      const k = policy.key_props;
-      const material = await generateMaterial(
-        k.kty === 'RSA'
-          ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
-          : { kty: 'EC', curve: k.crv ?? 'P-256' },
-      );
+      const material = await materialFor(policy);
       if (via === 'Unknown')
         // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
         return guard.write(ctx, OPS.create, name, async (tx) => {
@@ -180,11 +209,7 @@ export function createCertificates(deps: {
           });
           return { name: existing?.name ?? name, operation };
         });
-      // `Self` signs with the certificate's own key; `Latchkey` with the tenant's CA (certificate-ca.ts).
-      const { der, chain } =
-        via === 'Latchkey'
-          ? await authority.issue(ctx.vault.tenantId, policy, material.privateJwk)
-          : { der: await issueSelfSigned(policy, material.privateJwk, clock.now()), chain: [] };
+      const { der, chain } = await issue(via, ctx.vault.tenantId, policy, material);
       const operation = completed(policy.issuer.name);
       return guard.write(ctx, OPS.create, name, async (tx) => {
         await merging.refusePending(tx, ctx.vault.id, name);
@@ -492,6 +517,9 @@ export function createCertificates(deps: {
 
     /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */
     caCertificatePem: (tenantId: string) => authority.chainPem(tenantId),
+
+    /** The lifetime-actions job's round (certificate-lifetime.ts). */
+    runLifetimeActions: (now: number) => lifetime.runDue(now),
 
     /** Certificate issuers (`/certificates/issuers`, certificate-issuers.ts). */
     issuers,

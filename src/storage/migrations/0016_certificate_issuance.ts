@@ -14,6 +14,9 @@ import type { Migration } from '../port.js';
  * - `certificate_issuers`: a vault's issuers (Azure's `/certificates/issuers/{name}`): the
  *   provider, the non-secret parts (account id, organization details, JSON) and `enabled`.
  *   Bounded per vault by the domain; purging the vault removes them.
+ * - `certificate_lifetime_events`: the lifetime actions already carried out for a certificate
+ *   version (`EmailContacts`: the near-expiry event is recorded once per version); goes with
+ *   the certificate.
  */
 export const m0016: Migration = {
   version: 16,
@@ -44,6 +47,15 @@ CREATE TABLE certificate_issuers (
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (vault_id, name_lower)
+);
+CREATE TABLE certificate_lifetime_events (
+  vault_id TEXT NOT NULL,
+  name_lower TEXT NOT NULL,
+  version TEXT NOT NULL,
+  action TEXT NOT NULL,
+  done_at BIGINT NOT NULL,
+  PRIMARY KEY (vault_id, name_lower, version, action),
+  FOREIGN KEY (vault_id, name_lower) REFERENCES certificates (vault_id, name_lower) ON DELETE CASCADE
 );
 CREATE TABLE certificate_authorities (
   tenant_id TEXT NOT NULL PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
