@@ -38,6 +38,7 @@ export function createCertificateAuthority(deps: { db: Database; clock: Clock; s
     const material = await generateMaterial({ kty: 'EC', curve: 'P-384' });
     const { alg, keys } = await signingKeys(material.privateJwk);
     const start = Math.floor(clock.now() / 1000) * 1000;
+    // duplicate-ok: a CA certificate's three extensions are the X.509 definition of a CA, as in the dev TLS CA (tls/dev-ca.ts); keys, names, lifetimes and storage differ
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
       name: `CN=Latchkey CA ${tenantId}, O=Latchkey`,

@@ -1,7 +1,7 @@
 import type { Access } from '../access/decision.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import type { Database, Queryable } from '../storage/port.js';
+import type { Database, Queryable, Transaction } from '../storage/port.js';
 import {
   type CertificateIssuerRecord,
   certificateIssuerStore as store,
@@ -159,6 +159,21 @@ export function createCertificateIssuers(deps: {
     }
   };
 
+  /** A change to one issuer: authorized (with `manageissuers` standing in), audited, in one transaction. */
+  const write = async (
+    ctx: ObjectCallContext,
+    op: ObjectOperation,
+    fn: (tx: Transaction) => Promise<CertificateIssuer>,
+  ): Promise<CertificateIssuer> =>
+    (
+      await guard.write(
+        ctx,
+        await opFor(ctx, op),
+        null,
+        async (tx): Promise<Written> => ({ issuer: await fn(tx) }),
+      )
+    ).issuer;
+
   const find = async (q: Queryable, vaultId: string, name: string) => {
     const r = await store.find(q, vaultId, name.toLowerCase());
     if (!r) throw issuerNotFound(name);
@@ -182,68 +197,50 @@ export function createCertificateIssuers(deps: {
       const name = checkIssuerName(rawName);
       const provider = providerOf(input.provider);
       const details = detailsOf(input);
-      const r = await guard.write(
-        ctx,
-        await opFor(ctx, OPS.setIssuer),
-        null,
-        async (tx): Promise<Written> => {
-          const prev = await store.find(tx, ctx.vault.id, name.toLowerCase());
-          if (!prev && (await store.count(tx, ctx.vault.id)) >= ISSUER_LIMITS.perVault)
-            throw bad(`A vault holds at most ${ISSUER_LIMITS.perVault} certificate issuers.`);
-          const now = clock.now();
-          const rec: CertificateIssuerRecord = {
-            name: prev?.name ?? name,
-            provider,
-            doc: JSON.stringify(details),
-            enabled: input.attributes?.enabled ?? true,
-            created: prev?.created ?? now,
-            updated: now,
-          };
-          await store.put(tx, ctx.vault.id, rec);
-          return { issuer: fromRecord(rec) };
-        },
-      );
-      return r.issuer;
+      return write(ctx, OPS.setIssuer, async (tx) => {
+        const prev = await store.find(tx, ctx.vault.id, name.toLowerCase());
+        if (!prev && (await store.count(tx, ctx.vault.id)) >= ISSUER_LIMITS.perVault)
+          throw bad(`A vault holds at most ${ISSUER_LIMITS.perVault} certificate issuers.`);
+        const now = clock.now();
+        const rec: CertificateIssuerRecord = {
+          name: prev?.name ?? name,
+          provider,
+          doc: JSON.stringify(details),
+          enabled: input.attributes?.enabled ?? true,
+          created: prev?.created ?? now,
+          updated: now,
+        };
+        await store.put(tx, ctx.vault.id, rec);
+        return fromRecord(rec);
+      });
     },
 
     /** `PATCH`: the fields given replace the issuer's. */
     async update(ctx: ObjectCallContext, rawName: string, input: IssuerInput): Promise<CertificateIssuer> {
       const name = checkIssuerName(rawName);
       const provider = input.provider === undefined ? undefined : providerOf(input.provider);
-      const r = await guard.write(
-        ctx,
-        await opFor(ctx, OPS.updateIssuer),
-        null,
-        async (tx): Promise<Written> => {
-          const cur = await find(tx, ctx.vault.id, name);
-          const rec: CertificateIssuerRecord = {
-            name: cur.name,
-            provider: provider ?? cur.provider,
-            doc: JSON.stringify(detailsOf(input, cur.details)),
-            enabled: input.attributes?.enabled ?? cur.enabled,
-            created: cur.created,
-            updated: clock.now(),
-          };
-          await store.put(tx, ctx.vault.id, rec);
-          return { issuer: fromRecord(rec) };
-        },
-      );
-      return r.issuer;
+      return write(ctx, OPS.updateIssuer, async (tx) => {
+        const cur = await find(tx, ctx.vault.id, name);
+        const rec: CertificateIssuerRecord = {
+          name: cur.name,
+          provider: provider ?? cur.provider,
+          doc: JSON.stringify(detailsOf(input, cur.details)),
+          enabled: input.attributes?.enabled ?? cur.enabled,
+          created: cur.created,
+          updated: clock.now(),
+        };
+        await store.put(tx, ctx.vault.id, rec);
+        return fromRecord(rec);
+      });
     },
 
     async delete(ctx: ObjectCallContext, rawName: string): Promise<CertificateIssuer> {
       const name = checkIssuerName(rawName);
-      const r = await guard.write(
-        ctx,
-        await opFor(ctx, OPS.deleteIssuer),
-        null,
-        async (tx): Promise<Written> => {
-          const cur = await find(tx, ctx.vault.id, name);
-          await store.delete(tx, ctx.vault.id, name.toLowerCase());
-          return { issuer: cur };
-        },
-      );
-      return r.issuer;
+      return write(ctx, OPS.deleteIssuer, async (tx) => {
+        const cur = await find(tx, ctx.vault.id, name);
+        await store.delete(tx, ctx.vault.id, name.toLowerCase());
+        return cur;
+      });
     },
 
     /**

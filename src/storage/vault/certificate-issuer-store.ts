@@ -1,4 +1,5 @@
 import type { Queryable } from '../port.js';
+import { deleteByName } from './by-name.js';
 
 /** A vault's certificate issuer (migration 0016). `doc` is the non-secret JSON the domain keeps. */
 export interface CertificateIssuerRecord {
@@ -62,14 +63,6 @@ export const certificateIssuerStore = {
       [vaultId, r.name.toLowerCase(), r.name, r.provider, r.doc, r.enabled ? 1 : 0, r.created, r.updated],
     );
   },
-  async delete(q: Queryable, vaultId: string, nameLower: string): Promise<boolean> {
-    return (
-      (
-        await q.run('DELETE FROM certificate_issuers WHERE vault_id = $1 AND name_lower = $2', [
-          vaultId,
-          nameLower,
-        ])
-      ).changes > 0
-    );
-  },
+  delete: (q: Queryable, vaultId: string, nameLower: string): Promise<boolean> =>
+    deleteByName(q, 'certificate_issuers', vaultId, nameLower),
 };

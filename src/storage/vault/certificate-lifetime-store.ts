@@ -47,6 +47,7 @@ export const certificateLifetimeStore = {
        ORDER BY c.vault_id, c.name_lower LIMIT $3`,
       [after.vaultId, after.nameLower, limit],
     );
+    // duplicate-ok: the keyset page over a kind's live objects joined with their vault, as the key rotation job's; the tables, columns and record differ per kind
     return rows.map((r) => ({
       vaultId: r.vault_id,
       nameLower: r.name_lower,

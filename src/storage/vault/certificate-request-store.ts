@@ -1,4 +1,5 @@
 import type { Queryable } from '../port.js';
+import { deleteByName } from './by-name.js';
 
 /** A certificate waiting for its merge (issuer `Unknown`), as the domain writes and reads it. */
 export interface CertificateRequestRecord {
@@ -46,6 +47,7 @@ const fromRow = (r: RequestRow): CertificateRequestRecord => ({
 
 /** The SQL of pending certificate requests (migration 0016): one per certificate name. */
 export const certificateRequestStore = {
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   async find(
     q: Queryable,
     vaultId: string,
@@ -87,14 +89,6 @@ export const certificateRequestStore = {
     );
   },
   /** Removes the request; returns whether there was one. */
-  async delete(q: Queryable, vaultId: string, nameLower: string): Promise<boolean> {
-    return (
-      (
-        await q.run('DELETE FROM certificate_requests WHERE vault_id = $1 AND name_lower = $2', [
-          vaultId,
-          nameLower,
-        ])
-      ).changes > 0
-    );
-  },
+  delete: (q: Queryable, vaultId: string, nameLower: string): Promise<boolean> =>
+    deleteByName(q, 'certificate_requests', vaultId, nameLower),
 };

@@ -1,4 +1,5 @@
 import type { Queryable } from '../port.js';
+import { deleteByName } from './by-name.js';
 import { attributesFromRow, type ObjectRecord, type ObjectRow, objectStore } from './object-store.js';
 
 /** A certificate version joined with its certificate's state (deleted or not). */
@@ -136,15 +137,7 @@ export const certificateStore = {
     );
   },
   /** Removes the pending operation; returns whether there was one. */
-  async deleteOperation(q: Queryable, vaultId: string, nameLower: string): Promise<boolean> {
-    return (
-      (
-        await q.run('DELETE FROM certificate_operations WHERE vault_id = $1 AND name_lower = $2', [
-          vaultId,
-          nameLower,
-        ])
-      ).changes > 0
-    );
-  },
+  deleteOperation: (q: Queryable, vaultId: string, nameLower: string): Promise<boolean> =>
+    deleteByName(q, 'certificate_operations', vaultId, nameLower),
 };
 export type CertificateStore = typeof certificateStore;
