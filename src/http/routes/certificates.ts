@@ -127,8 +127,9 @@ const common = (b: {
 /**
  * The Key Vault certificates REST API (vault/certificates.ts): create (long-running, issuer
  * Self), import, get, update, policy, pending operation; listing, delete and the deleted
- * certificates through object-routes.ts as for secrets and keys. What is not built yet (merge,
- * backup/restore, contacts, issuers CRUD) answers 400 `BadParameter` naming the gap.
+ * certificates through object-routes.ts as for secrets and keys; merge and cancel of a pending
+ * request (certificate-merge.ts); issuers in certificate-issuers.ts. What is not built yet
+ * (backup/restore, contacts) answers 400 `BadParameter` naming the gap.
  */
 export async function certificateRoutes(
   app: FastifyInstance,
