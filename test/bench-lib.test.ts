@@ -16,6 +16,7 @@ import {
   spread,
   summarize,
   TARGETS,
+  TURN_ONE_METRIC,
   targetRows,
 } from '../bench/lib.js';
 
@@ -187,5 +188,23 @@ describe('bench/lib helpers (no timing)', () => {
     );
     assert.ok(t.every((r) => r.scenario === 'targets' && r.unit === 'ratio'));
     assert.equal(targetRows([]).length, 0);
+    // The PostgreSQL row: one `latchkey server` on PostgreSQL ÷ one on SQLite with the same flags.
+    const pgRow = targetRows([
+      ...round,
+      fig('nodes', 'one node secret GET throughput', 800),
+      fig('nodes', 'one node on SQLite secret GET throughput', 1000),
+    ]).find((r) => r.metric === 'PostgreSQL node GET ÷ SQLite node GET');
+    assert.deepEqual([pgRow?.value, pgRow?.target, pgRow?.met], [0.8, '>= 0.8', true]);
+  });
+
+  test('targetRows: the last row is the share of the turn-one targets measured that are met', () => {
+    const withTarget = (metric: string, value: number, target: string): ResultRow =>
+      row({ scenario: 'cold-start', metric, value, unit: 'ms', target });
+    const share = (rows: ResultRow[]) => targetRows(rows).find((r) => r.metric === TURN_ONE_METRIC);
+    const all = share([withTarget('a', 600, '< 1000'), withTarget('b', 100, '<= 150')]);
+    assert.deepEqual([all?.value, all?.target, all?.met], [1, '>= 1', true]);
+    const one = share([withTarget('a', 1200, '< 1000'), withTarget('b', 100, '<= 150')]);
+    assert.deepEqual([one?.value, one?.met], [0.5, false]);
+    assert.equal(share([row({ scenario: 's', metric: 'm', value: 1, unit: 'x' })]), undefined);
   });
 });

@@ -36,6 +36,7 @@ const pathArb = fc.oneof(
   nameArb.map((n) => `/certificates/issuers/${n}`),
   nameArb.map((n) => `/certificates/${n}/policy`),
   nameArb.map((n) => `/certificates/${n}/versions`),
+  nameArb.map((n) => `/certificates/${n}/backup`),
   fc
     .tuple(
       nameArb,
@@ -272,5 +273,49 @@ describe('certificates fuzzing (fast-check)', () => {
     t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
     assert.ok((statuses.get(200) ?? 0) > 10, 'the run reached the operations');
     assert.ok((statuses.get(400) ?? 0) > 50);
+  });
+
+  test('restore of a changed backup blob: 400 with the one message, or 409 for the unchanged blob; no change', async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    // Its own certificate: the random requests above may have deleted any of the fixtures.
+    const made = await s.request('POST', `${base}/certificates/fz-restore-src/create?api-version=7.5`, {
+      json: {
+        policy: { issuer: { name: 'Self' }, key_props: { kty: 'EC' }, x509_props: { subject: 'CN=fz' } },
+      },
+      headers: auth,
+    });
+    assert.equal(made.status, 202, made.text);
+    const b = await s.request('POST', `${base}/certificates/fz-restore-src/backup?api-version=7.5`, {
+      headers: auth,
+    });
+    assert.equal(b.status, 200, b.text);
+    const blob = Buffer.from(b.json.value as string, 'base64url');
+    const restore = (value: unknown) =>
+      s.request('POST', `${base}/certificates/restore?api-version=7.5`, { json: { value }, headers: auth });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.tuple(fc.nat(blob.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => {
+            const c = Buffer.from(blob);
+            c[i] = c[i]! ^ x;
+            return c.toString('base64url');
+          }),
+          fc.nat(blob.length - 1).map((n) => blob.subarray(0, n).toString('base64url')),
+          fc.uint8Array({ maxLength: 64 }).map((x) => Buffer.concat([blob, x]).toString('base64url')),
+          fc.constant(blob.toString('base64')),
+          fc.string({ maxLength: 80 }),
+          anyValue,
+        ),
+        async (value) => {
+          const beforeDigest = await stateDigest(s);
+          const r = await restore(value);
+          assert.ok([400, 409].includes(r.status), `${r.status} ${r.text.slice(0, 200)}`);
+          if (r.status === 400 && typeof value === 'string' && /^[A-Za-z0-9+/_-]+={0,2}$/.test(value))
+            assert.equal(r.json.error.message, 'Backup blob contains invalid or corrupt version.');
+          assert.equal(await stateDigest(s), beforeDigest);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });

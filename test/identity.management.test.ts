@@ -69,6 +69,15 @@ describe('managed identities: the management API', () => {
     assert.equal((await arm(s, 'PUT', uaiId(s, 'ok-name', 'no-such-group'), {})).status, 404);
     assert.equal((await arm(s, 'GET', uaiId(s, 'missing-uai'))).json.error.code, 'ResourceNotFound');
     assert.equal((await arm(s, 'DELETE', uaiId(s, 'missing-uai'))).status, 204);
+    // Listing in a resource group that does not exist is a 404, as in Azure (not an empty list).
+    const noGroup = await arm(
+      s,
+      'GET',
+      `${rgPath(s, 'no-such-group')}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`,
+    );
+    assert.equal(noGroup.status, 404, noGroup.text);
+    assert.equal(noGroup.json.error.code, 'ResourceNotFound');
+    assert.match(noGroup.json.error.message, /Resource group 'no-such-group' could not be found/);
   });
 
   test('a system-assigned identity lives and dies with its app, with its role assignments', async () => {
@@ -290,6 +299,19 @@ describe('managed identities: the management API', () => {
       certificate: idCert.certPem,
     });
     assert.equal(own.status, 201, own.text);
+    // A second certificate, removed again: only the one the host registered, once (then 404).
+    const idCerts = `${h.hostId}/identities/${app.identity.principalId}/certificates`;
+    const second = await call('POST', idCerts, ht, {
+      certificate: (await selfSignedRsaCert('id-2')).certPem,
+    });
+    assert.equal(second.status, 201, second.text);
+    assert.equal((await call('DELETE', `${idCerts}/${second.json.keyId}`, ht)).status, 204);
+    assert.equal((await call('DELETE', `${idCerts}/${second.json.keyId}`, ht)).status, 404);
+    const listed = await call('GET', idCerts, ht);
+    assert.deepEqual(
+      listed.json.value.map((c: { keyId: string }) => c.keyId),
+      [own.json.keyId],
+    );
     assert.equal((await call('GET', `${h.hostId}/apps/local-app/settings`, ht)).status, 404);
 
     // Moving the app off the host removes what the host registered for its identity.

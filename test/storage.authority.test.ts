@@ -261,16 +261,50 @@ function authorityStores(name: string, open: () => Promise<{ db: Database; clean
       );
       assert.equal(await credentialStore.countOf(db, A), 2);
       assert.equal(await credentialStore.hasCertificate(db, A, 'two'), true);
-      assert.deepEqual(await credentialStore.currentSecretHashes(db, A, 150), [hash('s1')]);
-      assert.deepEqual(await credentialStore.currentSecretHashes(db, A, 200), []);
-      assert.equal(await credentialStore.findCurrentCertificate(db, A, { sha1: 'one' }, 150), 'PEM');
-      assert.equal(await credentialStore.findCurrentCertificate(db, A, { sha256: 'two' }, 99), undefined);
+      assert.deepEqual(
+        (await credentialStore.clientCredentials(db, A)).sort((a, b) => a.id.localeCompare(b.id)),
+        [
+          {
+            id: 's1',
+            kind: 'secret',
+            secretHash: hash('s1'),
+            thumbprintSha1: null,
+            thumbprintSha256: null,
+            startAt: 100,
+            endAt: 200,
+          },
+          {
+            id: 'x1',
+            kind: 'certificate',
+            secretHash: null,
+            thumbprintSha1: 'one',
+            thumbprintSha256: 'two',
+            startAt: 100,
+            endAt: 200,
+          },
+        ],
+      );
+      assert.equal(await credentialStore.certificatePem(db, A, 'x1'), 'PEM');
+      assert.equal(await credentialStore.certificatePem(db, A, 's1'), undefined);
+      assert.equal(await credentialStore.certificatePem(db, 'other', 'x1'), undefined);
+      // The confirmation of a cached answer: principal enabled, credential there and current.
+      await principalStore.setEnabled(db, T, A, true, 3);
+      assert.equal(await credentialStore.stillValid(db, A, 'x1', 150), true);
+      assert.equal(await credentialStore.stillValid(db, A, 'x1', 200), false);
+      assert.equal(await credentialStore.stillValid(db, A, 'x1', 99), false);
+      assert.equal(await credentialStore.stillValid(db, A, undefined, 150), true);
+      assert.equal(await credentialStore.stillValid(db, 'other', 'x1', 150), false);
       assert.deepEqual(
         (await credentialStore.list(db, T, A)).map((c) => c.id),
         ['s1', 'x1'],
       );
       assert.equal(await credentialStore.delete(db, T, A, 's1'), true);
       assert.equal(await credentialStore.delete(db, T, A, 's1'), false);
+      assert.equal(await credentialStore.stillValid(db, A, 's1', 150), false);
+      await principalStore.setEnabled(db, T, A, false, 4);
+      assert.equal(await credentialStore.stillValid(db, A, 'x1', 150), false);
+      assert.equal(await credentialStore.stillValid(db, A, undefined, 150), false);
+      await principalStore.setEnabled(db, T, A, true, 5);
       await credentialStore.deleteAllOf(db, T, A);
       assert.equal(await credentialStore.countOf(db, A), 0);
     });

@@ -724,6 +724,29 @@ describe('storage: PostgreSQL specifics', () => {
     assert.deepEqual(order, ['y', 'x']);
   });
 
+  test('statements with parameters are prepared once per connection (named), and survive a column added by another node', async () => {
+    const db = open();
+    await db.run('CREATE TABLE named_t (id TEXT PRIMARY KEY, a TEXT)');
+    await db.run('INSERT INTO named_t (id, a) VALUES ($1, $2)', ['k', 'x']);
+    // Every pooled connection has prepared the statement after a few concurrent rounds.
+    for (let i = 0; i < 5; i++)
+      await Promise.all([1, 2, 3, 4].map(() => db.get('SELECT * FROM named_t WHERE id = $1', ['k'])));
+    const prepared = await db.get<{ n: number }>(
+      "SELECT COUNT(*)::int AS n FROM pg_prepared_statements WHERE statement = 'SELECT * FROM named_t WHERE id = $1'",
+    );
+    assert.equal(prepared?.n, 1, 'this session holds it as a named statement');
+    // A rolling upgrade: another node adds a column; a prepared SELECT * would fail with
+    // "cached plan must not change result type". It is prepared again and answers.
+    const other = open();
+    await other.run('ALTER TABLE named_t ADD COLUMN b TEXT');
+    for (let i = 0; i < 2; i++) {
+      const rows = await Promise.all(
+        [1, 2, 3, 4].map(() => db.get<Record<string, unknown>>('SELECT * FROM named_t WHERE id = $1', ['k'])),
+      );
+      for (const r of rows) assert.deepEqual(r, { id: 'k', a: 'x', b: null });
+    }
+  });
+
   test('a lock is released when its transaction rolls back', async () => {
     const db = open();
     await assert.rejects(

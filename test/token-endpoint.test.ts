@@ -628,6 +628,8 @@ describe('token endpoint', () => {
         Date.now() - 1000,
         p.keyId!,
       ]);
+      // SQL behind the code's back: tell the caches, as every change made through the code does.
+      s.services.bus.publish('credential', p.id);
       const r = await secretTokenRequest(s, { appId: p.appId, secret: p.secret! });
       assertOAuthError(r, 401, 'invalid_client');
       assert.deepEqual(r.json.error_codes, [7000215]);

@@ -4,7 +4,7 @@ import type { Caller } from '../src/access/caller.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { createChangeBus, type RelayableChangeBus } from '../src/lib/events.js';
-import type { SecretRow } from '../src/storage/vault/secret-store.js';
+import type { SealedSecret } from '../src/storage/vault/secret-store.js';
 import { createSecretCache } from '../src/vault/secret-cache.js';
 import { createSecrets, type Secrets } from '../src/vault/secrets.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
@@ -13,7 +13,7 @@ import { grant, putVault, vaultPrincipal, vaultToken } from './helpers/vault.js'
 const API = 'api-version=7.5';
 
 describe('secret cache: unit', () => {
-  const row = (version: string) => ({ version }) as unknown as SecretRow;
+  const row = (version: string) => ({ version }) as unknown as SealedSecret;
 
   test('a read under way while a change happened is not cached', () => {
     const cache = createSecretCache({ clock: fakeClock(0) });

@@ -22,6 +22,8 @@ import {
 } from '../lib.js';
 
 const VALUE_BYTES = 1024;
+const vaultHost = 'bench.vault.localhost';
+const path = '/secrets/bench-secret?api-version=7.5';
 const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 const PG_URL =
   process.env.LATCHKEY_BENCH_POSTGRES_URL ??
@@ -100,6 +102,79 @@ async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> } |
   };
 }
 
+/**
+ * A vault `bench` with the secret `bench-secret` (VALUE_BYTES) on a freshly bootstrapped node, and a
+ * token of a Key Vault Secrets Officer for it (the same on every node sharing the database).
+ */
+async function seed(port1: number, adminFile: string): Promise<string> {
+  const admin = JSON.parse(readFileSync(adminFile, 'utf8')) as {
+    tenantId: string;
+    userName: string;
+    password: string;
+  };
+  const tokenOf = async (form: Record<string, string>) => {
+    const r = await call(port1, 'POST', `/${admin.tenantId}/oauth2/v2.0/token`, { form });
+    must(r, [200], 'token');
+    return r.json.access_token as string;
+  };
+  const adminToken = await tokenOf({
+    grant_type: 'password',
+    client_id: CLI_CLIENT_ID,
+    username: admin.userName,
+    password: admin.password,
+    scope: 'https://management.latchkey.localhost/.default',
+  });
+  const subs = await call(port1, 'GET', '/subscriptions?api-version=2022-12-01', { token: adminToken });
+  must(subs, [200], 'subscriptions');
+  const vaultId = `/subscriptions/${subs.json.value[0].subscriptionId}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/bench`;
+  must(
+    await call(port1, 'PUT', `${vaultId}?api-version=2023-07-01`, {
+      token: adminToken,
+      json: {
+        location: 'local',
+        properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+      },
+    }),
+    [200, 201],
+    'vault',
+  );
+  const sp = await call(port1, 'POST', '/api/directory/servicePrincipals', {
+    token: adminToken,
+    json: { displayName: 'bench-nodes' },
+  });
+  must(sp, [201], 'service principal');
+  must(
+    await call(
+      port1,
+      'PUT',
+      `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
+      {
+        token: adminToken,
+        json: {
+          properties: {
+            roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${findRole('Key Vault Secrets Officer')!.id}`,
+            principalId: sp.json.servicePrincipal.id,
+          },
+        },
+      },
+    ),
+    [201],
+    'role assignment',
+  );
+  const token = await tokenOf({
+    grant_type: 'client_credentials',
+    client_id: sp.json.servicePrincipal.appId,
+    client_secret: sp.json.credential.secretText,
+    scope: 'https://vault.localhost/.default',
+  });
+  must(
+    await call(port1, 'PUT', path, { host: vaultHost, token, json: { value: 's'.repeat(VALUE_BYTES) } }),
+    [200],
+    'secret set',
+  );
+  return token;
+}
+
 const scenario: Scenario = {
   name: 'nodes',
   description: `secret GET (${VALUE_BYTES} B) on two latchkey server nodes sharing PostgreSQL vs one node`,
@@ -155,73 +230,7 @@ const scenario: Scenario = {
       const one = await spawnLatchkey<Ready>(args, env);
       started.push(one);
       const port1 = one.info.port;
-      const admin = JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8')) as {
-        tenantId: string;
-        userName: string;
-        password: string;
-      };
-      const tokenOf = async (form: Record<string, string>) => {
-        const r = await call(port1, 'POST', `/${admin.tenantId}/oauth2/v2.0/token`, { form });
-        must(r, [200], 'token');
-        return r.json.access_token as string;
-      };
-      const adminToken = await tokenOf({
-        grant_type: 'password',
-        client_id: CLI_CLIENT_ID,
-        username: admin.userName,
-        password: admin.password,
-        scope: 'https://management.latchkey.localhost/.default',
-      });
-      const subs = await call(port1, 'GET', '/subscriptions?api-version=2022-12-01', { token: adminToken });
-      must(subs, [200], 'subscriptions');
-      const vaultId = `/subscriptions/${subs.json.value[0].subscriptionId}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/bench`;
-      must(
-        await call(port1, 'PUT', `${vaultId}?api-version=2023-07-01`, {
-          token: adminToken,
-          json: {
-            location: 'local',
-            properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
-          },
-        }),
-        [200, 201],
-        'vault',
-      );
-      const sp = await call(port1, 'POST', '/api/directory/servicePrincipals', {
-        token: adminToken,
-        json: { displayName: 'bench-nodes' },
-      });
-      must(sp, [201], 'service principal');
-      must(
-        await call(
-          port1,
-          'PUT',
-          `${vaultId}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
-          {
-            token: adminToken,
-            json: {
-              properties: {
-                roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${findRole('Key Vault Secrets Officer')!.id}`,
-                principalId: sp.json.servicePrincipal.id,
-              },
-            },
-          },
-        ),
-        [201],
-        'role assignment',
-      );
-      const token = await tokenOf({
-        grant_type: 'client_credentials',
-        client_id: sp.json.servicePrincipal.appId,
-        client_secret: sp.json.credential.secretText,
-        scope: 'https://vault.localhost/.default',
-      });
-      const vaultHost = 'bench.vault.localhost';
-      const path = '/secrets/bench-secret?api-version=7.5';
-      must(
-        await call(port1, 'PUT', path, { host: vaultHost, token, json: { value: 's'.repeat(VALUE_BYTES) } }),
-        [200],
-        'secret set',
-      );
+      const token = await seed(port1, join(dir, 'admin.json'));
       const spec = (port: number, server: ChildServer<Ready>) => ({
         url: `https://127.0.0.1:${port}${path}`,
         host: vaultHost,
@@ -267,9 +276,31 @@ const scenario: Scenario = {
       rec('two nodes secret GET throughput', both.rps, 'req/s', { baseline: single.rps });
       rec('two nodes secret GET latency p50 (slower node)', both.latencyMs.p50, 'ms');
       rec('two nodes / one node', both.rps / single.rps, 'ratio');
+      // The same command and flags on SQLite (a data file of its own): the denominator of
+      // "PostgreSQL node GET ÷ SQLite node GET", a node that differs from the first in its store only.
+      ctx.log(`  one node on SQLite, the same flags: secret GET (${c} connections) …`);
+      const sqliteAdmin = join(dir, 'admin-sqlite.json');
+      const sqliteArgs = args.map((a, i) =>
+        args[i - 1] === '--storage'
+          ? `sqlite:${join(dir, 'sqlite', 'latchkey.db')}`
+          : args[i - 1] === '--bootstrap-admin'
+            ? sqliteAdmin
+            : a,
+      );
+      const lite = await spawnLatchkey<Ready>(sqliteArgs, env);
+      started.push(lite);
+      const liteToken = await seed(lite.info.port, sqliteAdmin);
+      const sqlite = await load(
+        { ...spec(lite.info.port, lite), headers: { authorization: `Bearer ${liteToken}` } },
+        ctx.options,
+      );
+      rec('one node on SQLite secret GET throughput', sqlite.rps, 'req/s');
+      for (const c of cpuRow('nodes', 'one node on SQLite secret GET', sqlite)) ctx.record(c);
+      rec('one node on PostgreSQL ÷ on SQLite', single.rps / sqlite.rps, 'ratio');
       for (const [label, r] of [
         ['one node', single],
         ['two nodes', both],
+        ['SQLite node', sqlite],
       ] as const) {
         if (r.non2xx || r.errors) {
           rec(`${label} failed requests`, r.non2xx + r.errors, 'requests');

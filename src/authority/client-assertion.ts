@@ -98,16 +98,17 @@ const invalid = (message: string, cause?: unknown) =>
 export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
   const { db, clock, credentials } = deps;
   // Registered certificates' public keys, parsed once per certificate (parsing costs more than
-  // verifying). Keyed by the certificate's hash; a certificate removed from a principal is no longer
-  // found by findCertificate, so a stale entry is never reached.
+  // verifying), by credential id: a credential's certificate never changes, and a certificate
+  // removed from a principal is no longer found by findCertificate, so a stale entry is never reached.
   const keys = new Map<string, KeyObject>();
-  const publicKeyOf = (pem: string): KeyObject => {
-    const id = createHash('sha256').update(pem).digest('base64url');
-    const hit = keys.get(id);
+  const publicKeyOf = async (principalId: string, credentialId: string): Promise<KeyObject | undefined> => {
+    const hit = keys.get(credentialId);
     if (hit) return hit;
+    const pem = await credentials.certificatePem(principalId, credentialId);
+    if (pem === undefined) return undefined;
     if (keys.size >= 1000) keys.delete(keys.keys().next().value!);
     const k = createPublicKey(pem);
-    keys.set(id, k);
+    keys.set(credentialId, k);
     return k;
   };
   return {
@@ -121,7 +122,9 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       principalId: string;
       clientId: string;
       audiences: readonly string[];
-    }): Promise<{ consume(resource: string): Promise<void> }> {
+      /** Skip the credential cache (a check of a cached answer failed). */
+      fresh?: boolean;
+    }): Promise<{ consume(resource: string): Promise<void>; credentialId: string; cached: boolean }> {
       const { assertion, clientId } = input;
       if (assertion.length > 16_384 || assertion.split('.').length !== 3)
         throw invalid('The client assertion is malformed.');
@@ -142,11 +145,16 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       if (typeof s256 !== 'string' && typeof s1 !== 'string') {
         throw invalid('The client assertion must name its certificate (x5t#S256 or x5t).');
       }
-      const pem = await credentials.findCertificate(input.principalId, {
-        ...(typeof s256 === 'string' ? { sha256: s256 } : {}),
-        ...(typeof s1 === 'string' ? { sha1: s1 } : {}),
-      });
-      if (!pem)
+      const found = await credentials.findCertificate(
+        input.principalId,
+        {
+          ...(typeof s256 === 'string' ? { sha256: s256 } : {}),
+          ...(typeof s1 === 'string' ? { sha1: s1 } : {}),
+        },
+        input.fresh,
+      );
+      const key = found && (await publicKeyOf(input.principalId, found.credentialId));
+      if (!found || !key)
         throw invalid(
           'The certificate in the client assertion is not registered for this client, or has expired.',
         );
@@ -154,7 +162,7 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
         throw invalid('The client assertion names critical header parameters that are not understood.');
       // The signature through OpenSSL with the cached KeyObject (jose's WebCrypto path costs ~3x more),
       // then the claims, as jose's jwtVerify would check them (see checkClaims).
-      if (!verifySignature(assertion, header.alg, publicKeyOf(pem)))
+      if (!verifySignature(assertion, header.alg, key))
         throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).');
       let payload: ReturnType<typeof decodeJwt>;
       try {
@@ -172,6 +180,8 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       const jti = payload.jti;
       const expiresAt = ((payload.exp ?? now) + 300) * 1000;
       return {
+        credentialId: found.credentialId,
+        cached: found.cached,
         async consume(resource: string) {
           const jtiHash = createHash('sha256')
             .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)

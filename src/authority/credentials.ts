@@ -1,9 +1,16 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { generateSecret, type SecretHasher } from '../crypto/hashing.js';
 import { LatchkeyError } from '../errors/index.js';
+import type { CacheStats } from '../lib/cache-stats.js';
+import { createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
-import { type CredentialRecord, credentialStore } from '../storage/authority/credential-store.js';
+import {
+  type ClientCredential,
+  type CredentialRecord,
+  credentialStore,
+} from '../storage/authority/credential-store.js';
 import type { Database, Queryable } from '../storage/port.js';
 
 export interface CredentialInfo {
@@ -71,9 +78,69 @@ export function parseCertificate(pem: string): ParsedCertificate {
   };
 }
 
-export function createCredentials(deps: { db: Database; clock: Clock; hasher: SecretHasher }) {
-  const { db, clock, hasher } = deps;
+/** A credential that authenticated a client: whether it (or its principal) came from memory. */
+export interface CredentialMatch {
+  credentialId: string;
+  cached: boolean;
+}
+
+export function createCredentials(deps: {
+  db: Database;
+  clock: Clock;
+  hasher: SecretHasher;
+  bus?: ChangeBus;
+  stats?: CacheStats;
+  /**
+   * Whether other nodes may change the credentials (PostgreSQL): an answer from memory is then
+   * confirmed by one read (`confirm`). Default: true on PostgreSQL.
+   */
+  shared?: boolean;
+}) {
+  const { db, clock, hasher, bus } = deps;
+  const shared = deps.shared ?? db.dialect === 'postgres';
   const count = (principalId: string, q: Queryable) => credentialStore.countOf(q, principalId);
+  // Client authentication's view of each principal's credentials (hashes, thumbprints, validity;
+  // never a secret in clear, never a PEM), by principal id. Every change publishes `credential`
+  // (and a deleted principal `principal`): this node drops the entry at once, the others when the
+  // relay delivers it; entries are re-read after a second anyway. A credential that does not match
+  // from memory is looked up again in the database before a refusal, so a credential added on
+  // another node works at once; validity windows are checked against the clock on every use.
+  const cache = createChangeCache<ClientCredential[]>({
+    clock,
+    max: 5_000,
+    maxAgeMs: 1_000,
+    ...(deps.stats ? { stats: deps.stats } : {}),
+  });
+  bus?.subscribe('credential', (id) => cache.drop(id.toLowerCase()));
+  bus?.subscribe('principal', (id) => cache.drop(id.toLowerCase()));
+  bus?.onResync(() => cache.clear());
+  /** After a change to a principal's credentials: drop them here and on every other node. */
+  const changed = (principalId: string) => {
+    const key = principalId.toLowerCase();
+    cache.drop(key);
+    bus?.publish('credential', key);
+  };
+  /** The principal's credentials, from memory unless `fresh`; the first match of `pick`. */
+  const match = async (
+    principalId: string,
+    fresh: boolean,
+    pick: (c: ClientCredential, now: number) => boolean,
+  ): Promise<CredentialMatch | undefined> => {
+    const key = principalId.toLowerCase();
+    const hit = fresh ? undefined : cache.get(key);
+    if (hit) {
+      const now = clock.now();
+      const c = hit.find((c) => pick(c, now));
+      if (c) return { credentialId: c.id, cached: true };
+    }
+    const mark = cache.mark();
+    const list = await credentialStore.clientCredentials(db, key);
+    cache.put(key, list, mark);
+    const now = clock.now();
+    const c = list.find((c) => pick(c, now));
+    return c && { credentialId: c.id, cached: false };
+  };
+  const current = (c: ClientCredential, now: number) => c.startAt <= now && c.endAt > now;
 
   return {
     /** Adds a client secret. The returned `secretText` is shown once and never stored. */
@@ -107,6 +174,7 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
         endAt: now + days * DAY,
       };
       await credentialStore.insert(q, row, clock.now());
+      changed(principalId);
       return { ...info(row), secretText };
     },
     async addCertificate(
@@ -139,6 +207,7 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
         endAt: cert.notAfter,
       };
       await credentialStore.insert(q, row, clock.now());
+      changed(principalId);
       return info(row);
     },
     async list(tenantId: string, principalId: string): Promise<CredentialInfo[]> {
@@ -146,25 +215,75 @@ export function createCredentials(deps: { db: Database; clock: Clock; hasher: Se
     },
     async delete(tenantId: string, principalId: string, keyId: string, q: Queryable = db): Promise<void> {
       if (!isGuid(keyId)) throw new LatchkeyError('NotFound', 'Credential not found.');
-      if (!(await credentialStore.delete(q, tenantId, principalId, keyId.toLowerCase())))
-        throw new LatchkeyError('NotFound', 'Credential not found.');
+      const removed = await credentialStore.delete(q, tenantId, principalId, keyId.toLowerCase());
+      changed(principalId);
+      if (!removed) throw new LatchkeyError('NotFound', 'Credential not found.');
     },
     async deleteAll(tenantId: string, principalId: string, q: Queryable = db): Promise<void> {
       await credentialStore.deleteAllOf(q, tenantId, principalId);
+      changed(principalId);
     },
-    /** True when `secret` matches one of the principal's current secrets (constant-time per candidate). */
-    async verifySecret(principalId: string, secret: string): Promise<boolean> {
-      const hashes = await credentialStore.currentSecretHashes(db, principalId, clock.now());
-      let ok = false;
-      for (const h of hashes) if (hasher.equals(secret, h)) ok = true;
-      return ok;
+    /** Call after changing a principal's credentials other than through this service (host certificates). */
+    changed,
+    /**
+     * The principal's current client secret that `secret` is, if any (its HMAC compared in
+     * constant time with each candidate's); `fresh` skips the cache.
+     */
+    async matchSecret(
+      principalId: string,
+      secret: string,
+      fresh = false,
+    ): Promise<CredentialMatch | undefined> {
+      const hash = hasher.hash(secret);
+      return match(
+        principalId,
+        fresh,
+        (c, now) =>
+          c.kind === 'secret' &&
+          c.secretHash !== null &&
+          current(c, now) &&
+          c.secretHash.length === hash.length &&
+          timingSafeEqual(c.secretHash, hash),
+      );
     },
-    /** The current certificate with that thumbprint (`x5t#S256` or legacy `x5t`), if registered for the principal. */
+    /**
+     * The principal's current certificate with that thumbprint (`x5t#S256`, else legacy `x5t`),
+     * if registered; `fresh` skips the cache. Its PEM: `certificatePem`.
+     */
     async findCertificate(
       principalId: string,
       thumb: { sha256?: string; sha1?: string },
-    ): Promise<string | undefined> {
-      return credentialStore.findCurrentCertificate(db, principalId, thumb, clock.now());
+      fresh = false,
+    ): Promise<CredentialMatch | undefined> {
+      if (thumb.sha256 === undefined && thumb.sha1 === undefined) return undefined;
+      return match(
+        principalId,
+        fresh,
+        (c, now) =>
+          c.kind === 'certificate' &&
+          current(c, now) &&
+          (thumb.sha256 !== undefined
+            ? c.thumbprintSha256 === thumb.sha256
+            : c.thumbprintSha1 === thumb.sha1),
+      );
+    },
+    /** The PEM of a certificate credential (never changes for a credential id). */
+    async certificatePem(principalId: string, credentialId: string): Promise<string | undefined> {
+      return credentialStore.certificatePem(db, principalId.toLowerCase(), credentialId);
+    },
+    /**
+     * True unless an answer from memory may be stale: with other nodes sharing the database
+     * (PostgreSQL), one read confirms the principal is still enabled and the credential (if given)
+     * still registered and current, so a revocation on any node counts on the very next request
+     * everywhere, without waiting for its notification.
+     */
+    async confirm(principalId: string, credentialId?: string): Promise<boolean> {
+      if (!shared) return true;
+      return credentialStore.stillValid(db, principalId.toLowerCase(), credentialId, clock.now());
+    },
+    /** Drops this node's cached credentials of a principal (a confirmation failed). */
+    forget(principalId: string): void {
+      cache.drop(principalId.toLowerCase());
     },
   };
 }

@@ -1,6 +1,7 @@
 import { hashPassword } from '../crypto/hashing.js';
 import { LatchkeyError } from '../errors/index.js';
 import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
+import { createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
@@ -41,6 +42,8 @@ export function createPrincipals(deps: {
   clock: Clock;
   bus: ChangeBus;
   stats?: CacheStats;
+  /** Hits and misses of the client cache (`client`). */
+  clientStats?: CacheStats;
   /** Whether a URI names a built-in resource (the vault, the management API), which no application may take. */
   builtInResource?: (uri: string) => boolean;
 }) {
@@ -50,8 +53,24 @@ export function createPrincipals(deps: {
   // missed the change notification (docs/deployment.md, "Several nodes").
   const STATE_TTL_MS = 1_000;
   const stateCache = new Map<string, { at: number; principal: Principal | undefined }>();
-  bus.subscribe('principal', (id) => stateCache.delete(id.toLowerCase()));
-  bus.onResync(() => stateCache.clear());
+  // Applications by (tenant, app id) for client authentication at the token endpoint: only
+  // enabled ones (a refusal is always decided from the database), dropped at once when this node
+  // changes the principal or hears of a change, re-read after a second anyway.
+  const clientCache = createChangeCache<Principal>({
+    clock,
+    max: 10_000,
+    maxAgeMs: STATE_TTL_MS,
+    ...(deps.clientStats ? { stats: deps.clientStats } : {}),
+  });
+  bus.subscribe('principal', (id) => {
+    const key = id.toLowerCase();
+    stateCache.delete(key);
+    clientCache.dropWhere((p) => p.id === key);
+  });
+  bus.onResync(() => {
+    stateCache.clear();
+    clientCache.clear();
+  });
 
   return {
     async get(tenantId: string, id: string, q: Queryable = db): Promise<Principal | undefined> {
@@ -88,6 +107,32 @@ export function createPrincipals(deps: {
     async byAppId(tenantId: string, appId: string, q: Queryable = db): Promise<Principal | undefined> {
       if (!isGuid(appId)) return undefined;
       return principalStore.findByAppId(q, tenantId, appId.toLowerCase());
+    },
+    /**
+     * The application (or managed identity) a client id names in a tenant, for client
+     * authentication: served from memory only while enabled (see `clientCache`), else read.
+     * `cached` says whether it came from memory; `fresh` skips the cache.
+     */
+    async client(
+      tenantId: string,
+      appId: string,
+      fresh = false,
+    ): Promise<{ principal: Principal | undefined; cached: boolean }> {
+      if (!isGuid(appId)) return { principal: undefined, cached: false };
+      const key = `${tenantId}|${appId.toLowerCase()}`;
+      const hit = fresh ? undefined : clientCache.get(key);
+      if (hit) return { principal: hit, cached: true };
+      const mark = clientCache.mark();
+      const p = await principalStore.findByAppId(db, tenantId, appId.toLowerCase());
+      if (p?.enabled && p.kind !== 'user') clientCache.put(key, p, mark);
+      // A re-read (`fresh`, after a refusal) that finds it gone or disabled forgets it here.
+      else clientCache.evict(key);
+      return { principal: p, cached: false };
+    },
+    /** Drops this node's cached client entry of a principal (a check against the database failed). */
+    forgetClient(id: string): void {
+      const key = id.toLowerCase();
+      clientCache.dropWhere((p) => p.id === key);
     },
     /** Finds a principal by object id or app id within a tenant. */
     async resolve(tenantId: string, idOrAppId: string, q: Queryable = db): Promise<Principal | undefined> {

@@ -1,5 +1,8 @@
 import { LatchkeyError } from '../errors/index.js';
+import type { CacheStats } from '../lib/cache-stats.js';
+import { createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
 import { type Tenant, tenantStore } from '../storage/authority/tenant-store.js';
 import type { Database, Queryable } from '../storage/port.js';
@@ -14,8 +17,21 @@ export const ADFS_ALIAS = 'adfs';
 /** Authority path segments that never name a tenant by domain. */
 const RESERVED_SEGMENTS = new Set([ADFS_ALIAS, 'common', 'organizations', 'consumers', 'oidc']);
 
-export function createTenants(deps: { db: Database; clock: Clock }) {
-  const { db, clock } = deps;
+export function createTenants(deps: { db: Database; clock: Clock; bus?: ChangeBus; stats?: CacheStats }) {
+  const { db, clock, bus } = deps;
+  // Tenants found by an authority path segment (GUID, domain, `adfs`), for the token endpoint and
+  // every other lookup outside a transaction. A tenant row is never updated or deleted; only found
+  // tenants are kept (a tenant created on another node is found at once), a `tenant` change (a new
+  // tenant, which may become the default) or a relay resync empties it, and entries are re-read
+  // after a minute anyway.
+  const cache = createChangeCache<Tenant>({
+    clock,
+    max: 1_000,
+    maxAgeMs: 60_000,
+    ...(deps.stats ? { stats: deps.stats } : {}),
+  });
+  bus?.subscribe('tenant', () => cache.clear());
+  bus?.onResync(() => cache.clear());
   return {
     /** The installation's default tenant (the one bootstrap created), else the oldest. */
     async default(q: Queryable = db): Promise<Tenant | undefined> {
@@ -31,8 +47,17 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
     async find(idOrDomain: string, q: Queryable = db): Promise<Tenant | undefined> {
       if (idOrDomain.length > 253) return undefined;
       const key = idOrDomain.toLowerCase();
-      if (key === ADFS_ALIAS) return this.default(q);
-      return isGuid(key) ? tenantStore.findById(q, key) : tenantStore.findByDomain(q, key);
+      const cached = q === db ? cache.get(key) : undefined;
+      if (cached) return cached;
+      const mark = cache.mark();
+      const t =
+        key === ADFS_ALIAS
+          ? await this.default(q)
+          : isGuid(key)
+            ? await tenantStore.findById(q, key)
+            : await tenantStore.findByDomain(q, key);
+      if (t && q === db) cache.put(key, t, mark);
+      return t;
     },
     async require(idOrDomain: string): Promise<Tenant> {
       const t = await this.find(idOrDomain);
@@ -63,6 +88,7 @@ export function createTenants(deps: { db: Database; clock: Clock }) {
         createdAt: clock.now(),
       };
       await tenantStore.insert(q, t);
+      bus?.publish('tenant', t.id);
       return t;
     },
   };

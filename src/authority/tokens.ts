@@ -7,8 +7,8 @@ import { signCompact } from './jws.js';
 import type { Principal } from './principals.js';
 import type { SigningKeys } from './signing-keys.js';
 
-/** The claims of a Latchkey access token (shaped like Entra ID v2.0 tokens). */
-export interface AccessTokenClaims {
+/** The claims every JWT Latchkey signs has (the subject is a principal: `sub` = `oid`, in `tid`). */
+interface OwnJwtClaims {
   aud: string;
   iss: string;
   iat: number;
@@ -17,6 +17,10 @@ export interface AccessTokenClaims {
   sub: string;
   oid: string;
   tid: string;
+}
+
+/** The claims of a Latchkey access token (shaped like Entra ID v2.0 tokens). */
+export interface AccessTokenClaims extends OwnJwtClaims {
   /** Client (application) id that asked for the token. */
   azp: string;
   appid: string;
@@ -42,15 +46,7 @@ export interface IssuedToken {
 export const issuerFor = (base: string, tenantId: string): string => `${base}/${tenantId}/v2.0`;
 
 /** The claims of an OpenID Connect ID token (authorization-code sign-in). */
-export interface IdTokenClaims {
-  aud: string;
-  iss: string;
-  iat: number;
-  nbf: number;
-  exp: number;
-  sub: string;
-  oid: string;
-  tid: string;
+export interface IdTokenClaims extends OwnJwtClaims {
   name: string;
   preferred_username?: string;
   nonce?: string;
@@ -66,6 +62,30 @@ const ID_TOKEN_SECONDS = 3600;
  */
 export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; policy: TokenPolicy }) {
   const { keys, clock, policy } = deps;
+  /** Issued now for `lifetime` seconds, by the principal's tenant's issuer at `issuerBase`, about the principal. */
+  const ownClaims = (
+    issuerBase: string,
+    principal: Principal,
+    aud: string,
+    lifetime: number,
+  ): OwnJwtClaims => {
+    const now = seconds(clock.now());
+    return {
+      aud,
+      iss: issuerFor(issuerBase, principal.tenantId),
+      iat: now,
+      nbf: now,
+      exp: now + lifetime,
+      sub: principal.id,
+      oid: principal.id,
+      tid: principal.tenantId,
+    };
+  };
+  /** Signed with the active signing key (its algorithm, its key id in the header). */
+  const sign = async (claims: OwnJwtClaims): Promise<string> => {
+    const key = await keys.active();
+    return signCompact({ alg: key.alg, typ: 'JWT', kid: key.kid }, claims, key.privateKey);
+  };
   return {
     async issue(input: {
       issuerBase: string;
@@ -76,17 +96,9 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       scp?: string;
     }): Promise<IssuedToken> {
       const { principal } = input;
-      const now = seconds(clock.now());
       const lifetime = randomInt(policy.minSeconds, policy.maxSeconds + 1);
       const claims: AccessTokenClaims = {
-        aud: input.audience,
-        iss: issuerFor(input.issuerBase, principal.tenantId),
-        iat: now,
-        nbf: now,
-        exp: now + lifetime,
-        sub: principal.id,
-        oid: principal.id,
-        tid: principal.tenantId,
+        ...ownClaims(input.issuerBase, principal, input.audience, lifetime),
         azp: input.clientId,
         appid: input.clientId,
         azpacr: input.authMethod,
@@ -101,9 +113,7 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       }
       if (principal.kind === 'managedIdentity' && principal.resourceId)
         claims.xms_mirid = principal.resourceId;
-      const key = await keys.active();
-      const accessToken = signCompact({ alg: key.alg, typ: 'JWT', kid: key.kid }, claims, key.privateKey);
-      return { accessToken, expiresIn: lifetime, expiresOn: claims.exp, claims };
+      return { accessToken: await sign(claims), expiresIn: lifetime, expiresOn: claims.exp, claims };
     },
     /** An ID token for a user signed in through the authorization endpoint; its audience is the client. */
     async issueIdToken(input: {
@@ -115,24 +125,15 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
       authTime: number | null;
     }): Promise<string> {
       const { principal } = input;
-      const now = seconds(clock.now());
       const claims: IdTokenClaims = {
-        aud: input.clientId,
-        iss: issuerFor(input.issuerBase, principal.tenantId),
-        iat: now,
-        nbf: now,
-        exp: now + ID_TOKEN_SECONDS,
-        sub: principal.id,
-        oid: principal.id,
-        tid: principal.tenantId,
+        ...ownClaims(input.issuerBase, principal, input.clientId, ID_TOKEN_SECONDS),
         name: principal.displayName,
         ver: '2.0',
       };
       if (input.authTime !== null) claims.auth_time = seconds(input.authTime);
       if (principal.userName) claims.preferred_username = principal.userName;
       if (input.nonce !== null) claims.nonce = input.nonce;
-      const key = await keys.active();
-      return signCompact({ alg: key.alg, typ: 'JWT', kid: key.kid }, claims, key.privateKey);
+      return sign(claims);
     },
   };
 }

@@ -2,7 +2,7 @@ import { compile, type JSONValue, search } from '@jmespath-community/jmespath';
 import type { Command } from 'commander';
 import { CliError } from './errors.js';
 import { type OutputFormat, render } from './output.js';
-import type { GlobalOptions } from './session.js';
+import { api, type GlobalOptions } from './session.js';
 
 export interface Ctx extends GlobalOptions {
   output: OutputFormat;
@@ -36,6 +36,24 @@ export function ctx(cmd: Command): Ctx {
     ...(o.server ? { server: o.server } : {}),
     ...(o.caFile ? { caFile: o.caFile } : {}),
   };
+}
+
+/**
+ * A sub-command's action with the global options read: `.action(withCtx(async (o, c) => …))`.
+ * `o` is what commander parsed (as untyped as commander gives it).
+ */
+export function withCtx<O>(act: (o: O, c: Ctx) => Promise<void>): (o: O, cmd: Command) => Promise<void> {
+  return (o, cmd) => act(o, ctx(cmd));
+}
+
+/** An action that prints what `get` answers (through `--query`, in the `--output` format). */
+export function printed<O>(get: (o: O, c: Ctx) => Promise<unknown>): (o: O, cmd: Command) => Promise<void> {
+  return withCtx(async (o, c) => print(c, await get(o, c)));
+}
+
+/** An action that prints the `value` list a GET at `path` answers (the management API's list shape). */
+export function listed<O>(path: (o: O) => string): (o: O, cmd: Command) => Promise<void> {
+  return printed<O>(async (o, c) => (await api<{ value: unknown[] }>(c, 'GET', path(o))).value);
 }
 
 /** Prints a command's result: through `--query` (JMESPath, as az), then in the `--output` format. */

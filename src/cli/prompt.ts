@@ -25,3 +25,19 @@ export async function ask(question: string, hidden = false, fix?: string): Promi
     rl.close();
   }
 }
+
+/**
+ * The `--yes` (-y) confirmation of a destructive command: asks az's question on the terminal; without
+ * a terminal, a usage error (`what` says what would be removed); any answer but y/yes cancels.
+ */
+export async function confirm(yes: boolean | undefined, what: string): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY)
+    throw new CliError(`${what}: pass --yes (-y) to confirm (no terminal to ask on)`, 2);
+  const answer = await ask(
+    'Are you sure you want to perform this operation? (y/n): ',
+    false,
+    'pass --yes (-y) to delete without asking',
+  );
+  if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('Operation cancelled.', 1);
+}

@@ -1,5 +1,5 @@
 import { LatchkeyError } from '../errors/index.js';
-import type { ConsoleContext, FormInput } from './context.js';
+import type { Action, ConsoleContext, FormInput } from './context.js';
 import { html, type Renderable, type SafeHtml } from './html.js';
 import { type ErrorState, errorAlert } from './layout.js';
 
@@ -53,6 +53,14 @@ export function requireConfirmed(form: FormInput): void {
   if (form.confirm !== 'yes')
     throw new LatchkeyError('BadParameter', 'Tick the confirmation box to confirm this action.');
 }
+
+/** An action behind a {@link dangerForm}: refused unless its confirmation box was ticked. */
+export const confirmed =
+  (act: Action): Action =>
+  async (ctx, form) => {
+    requireConfirmed(form);
+    return act(ctx, form);
+  };
 
 export interface Column<T> {
   label: string;

@@ -16,6 +16,7 @@ export type ConsoleServices = Pick<
   | 'access'
   | 'apps'
   | 'auditQueries'
+  | 'certificates'
   | 'config'
   | 'directory'
   | 'hosts'
@@ -72,6 +73,12 @@ export interface PageResult {
 
 /** After a change: redirect (Post/Redirect/Get) with a message, or show a page once (a revealed value). */
 export type ActionResult = { redirect: string; flash?: Flash } | { page: PageResult };
+
+/** A change made: back to `redirect` (Post/Redirect/Get) with the success message `text`. */
+export const done = (redirect: string, text: string): ActionResult => ({
+  redirect,
+  flash: { kind: 'success', text },
+});
 
 export type View = (ctx: ConsoleContext) => Promise<PageResult>;
 export type Action = (ctx: ConsoleContext, form: FormInput) => Promise<ActionResult>;

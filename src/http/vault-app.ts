@@ -5,13 +5,12 @@ import { vaultEvent } from '../vault/audit.js';
 import { isVaultName } from '../vault/model.js';
 import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
-import { createFastify, type RequestHandler } from './fastify.js';
-import { instrumentHttp } from './metrics.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
 import { certificateIssuerRoutes } from './routes/certificate-issuers.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
+import { createServedApp, type ServedApp } from './served-app.js';
 import { createCachingVerifier } from './token-cache.js';
 import { SERVED_API_VERSION_HEADER, vaultApiVersion } from './vault-api-version.js';
 import { setVaultContext } from './vault-context.js';
@@ -27,12 +26,12 @@ import { setVaultContext } from './vault-context.js';
  * tenant, so it looks like a vault of that tenant). After authentication, an
  * unknown, soft-deleted or other-tenant vault is 404 VaultNotFound.
  */
-export async function createVaultApp(
-  services: Services,
-  logger: Logger,
-): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = createFastify({ logger, limits: services.config.limits, clock: services.clock });
-  instrumentHttp(app, services.metrics, 'vault');
+export function createVaultApp(services: Services, logger: Logger): Promise<ServedApp> {
+  return createServedApp(services, logger, 'vault', (app) => vaultRoutes(app, services));
+}
+
+/** The vault app's hooks and routes (see {@link createVaultApp}). */
+async function vaultRoutes(app: FastifyInstance, services: Services): Promise<void> {
   app.setErrorHandler((err, req, reply) => sendAzureError(err, req, reply));
   app.setNotFoundHandler((_req, reply) =>
     reply
@@ -107,6 +106,4 @@ export async function createVaultApp(
   await app.register(keyRoutes, { services });
   await app.register(certificateRoutes, { services });
   await app.register(certificateIssuerRoutes, { services });
-  await app.ready();
-  return { app, handler: handler() };
 }

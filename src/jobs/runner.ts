@@ -38,10 +38,16 @@ export function createJobs(deps: { db: Database; clock: Clock }) {
     });
   };
 
+  const add = (job: Job): void => {
+    if (jobs.has(job.name)) throw new Error(`job ${job.name} is already registered`);
+    jobs.set(job.name, job);
+  };
+
   return {
-    add(job: Job): void {
-      if (jobs.has(job.name)) throw new Error(`job ${job.name} is already registered`);
-      jobs.set(job.name, job);
+    add,
+    /** Adds a job that runs `task` every `intervalMs` (what it returns, e.g. a count of rows pruned, is dropped). */
+    every(name: string, intervalMs: number, task: (now: number) => Promise<unknown>): void {
+      add({ name, intervalMs, run: async (now) => void (await task(now)) });
     },
     names(): string[] {
       return [...jobs.keys()];

@@ -13,7 +13,11 @@ export type ChangeTopic =
   | 'provisioningKey'
   | 'app'
   /** A secret changed: `{vault id}|{name, lower case}` (src/vault/secret-cache.ts). */
-  | 'secret';
+  | 'secret'
+  /** A principal's client credentials (secrets, certificates) changed: the principal's id. */
+  | 'credential'
+  /** A tenant was created (or its default changed): the tenant's id. */
+  | 'tenant';
 
 export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'principal',
@@ -23,6 +27,8 @@ export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'provisioningKey',
   'app',
   'secret',
+  'credential',
+  'tenant',
 ];
 
 export interface ChangeBus {

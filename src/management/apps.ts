@@ -30,6 +30,8 @@ import {
   checkTags,
   HOST_ACTIONS,
   LOCATION_RE,
+  readableOnly,
+  requireReadable,
   resourceNotFound,
   SITE_TYPE,
   type Tags,
@@ -37,22 +39,11 @@ import {
 import type { Scopes } from './scopes.js';
 
 /** An app (`Microsoft.Web/sites`-like): a workload placed on a host, with an identity block and settings. */
-export interface App {
-  rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface App extends StoredApp {
   armId: string;
-  hostId: string;
-  systemPrincipalId: string | null;
-  systemClientId: string | null;
   /** `SystemAssigned` or the ARM id of a user-assigned identity: the identity Key Vault references use. */
   keyVaultReferenceIdentity: string | null;
-  location: string;
-  tags: Tags;
   userIdentities: UserIdentity[];
-  createdAt: number;
 }
 
 const identityPrincipals = (a: App): string[] => [
@@ -257,20 +248,15 @@ export function createApps(deps: {
     },
     async get(caller: Caller, sub: string, rg: string, name: string): Promise<App> {
       const a = await find(caller.tenantId, sub, rg, name);
-      if (!a) throw resourceNotFound(SITE_TYPE, name);
-      await access.require(caller, APP_ACTIONS.read, a.armId);
-      return a;
+      return requireReadable(access, caller, APP_ACTIONS.read, a, [SITE_TYPE, name]);
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<App[]> {
       await scopes.subscription(caller.tenantId, sub);
       const rows = await appStore.listBySubscription(db, caller.tenantId, sub.toLowerCase());
-      const out: App[] = [];
-      for (const r of rows) {
-        if (rg && r.resourceGroup.toLowerCase() !== rg.toLowerCase()) continue;
-        const a = await load(r, db);
-        if (await access.allows(caller, APP_ACTIONS.read, a.armId)) out.push(a);
-      }
-      return out;
+      const loaded: App[] = [];
+      for (const r of rows)
+        if (!rg || r.resourceGroup.toLowerCase() === rg.toLowerCase()) loaded.push(await load(r, db));
+      return readableOnly(access, caller, APP_ACTIONS.read, loaded);
     },
     /** Deletes the app, its system-assigned identity (and that identity's assignments) and assignments at its scope. */
     async delete(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string): Promise<boolean> {

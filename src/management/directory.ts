@@ -2,29 +2,33 @@ import { randomBytes } from 'node:crypto';
 import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import { DIRECTORY_ACTIONS } from '../access/roles.js';
-import type { AuditLog } from '../audit/log.js';
+import type { AuditInput, AuditLog } from '../audit/log.js';
 import type { CredentialInfo, Credentials } from '../authority/credentials.js';
 import type { Principal, Principals } from '../authority/principals.js';
 import type { Tenants } from '../authority/tenants.js';
 import type { TokenEndpoint } from '../authority/token-endpoint.js';
 import { LatchkeyError } from '../errors/index.js';
-import type { Database } from '../storage/port.js';
+import type { Database, Transaction } from '../storage/port.js';
 
 /** The directory's actions (defined with the roles, in access/); re-exported for the directory's routes. */
 export { DIRECTORY_ACTIONS };
 
-export interface ServicePrincipalView {
+/** What Graph's users and service principals both show. */
+interface DirectoryObjectView {
   id: string;
-  appId: string;
   displayName: string;
-  servicePrincipalType: 'Application' | 'ManagedIdentity';
   accountEnabled: boolean;
+  createdDateTime: string;
+}
+
+export interface ServicePrincipalView extends DirectoryObjectView {
+  appId: string;
+  servicePrincipalType: 'Application' | 'ManagedIdentity';
   appOwnerOrganizationId: string;
   identifierUris: string[];
   alternativeNames: string[];
   /** A native app: browser sign-in of users to a loopback redirect URI, no client secret. */
   publicClient: boolean;
-  createdDateTime: string;
 }
 
 export const spView = (p: Principal): ServicePrincipalView => ({
@@ -40,12 +44,8 @@ export const spView = (p: Principal): ServicePrincipalView => ({
   createdDateTime: new Date(p.createdAt).toISOString(),
 });
 
-export interface UserView {
-  id: string;
+export interface UserView extends DirectoryObjectView {
   userPrincipalName: string;
-  displayName: string;
-  accountEnabled: boolean;
-  createdDateTime: string;
 }
 
 export const userView = (p: Principal): UserView => ({
@@ -81,7 +81,24 @@ export function createDirectory(deps: {
     target: string | null,
     status = 200,
   ) => callerEvent(caller, meta, { operation, target, status });
-  const findSp = async (caller: Caller, idOrAppId: string): Promise<Principal> => {
+  /** Runs `change` and appends the caller's audit record of it, in one transaction. */
+  const audited = <T>(
+    caller: Caller,
+    meta: RequestMeta,
+    what: { operation: string; target: string; details?: (r: T) => AuditInput['details'] },
+    change: (tx: Transaction) => Promise<T>,
+  ): Promise<T> =>
+    db.transaction(async (tx) => {
+      const r = await change(tx);
+      await audit.append(tx, {
+        ...record(caller, meta, what.operation, what.target),
+        ...(what.details ? { details: what.details(r) } : {}),
+      });
+      return r;
+    });
+  /** The service principal, once the caller may do `action` in the directory; 404 for none (or a user). */
+  const findSp = async (caller: Caller, idOrAppId: string, action: string): Promise<Principal> => {
+    await access.require(caller, action, '/');
     const p = await principals.resolve(caller.tenantId, idOrAppId);
     if (!p || p.kind === 'user') {
       throw new LatchkeyError(
@@ -92,6 +109,12 @@ export function createDirectory(deps: {
     return p;
   };
 
+  /** A managed identity's principal is the platform's: `why` refuses changing it directly. */
+  const notManaged = (sp: Principal, why: string): void => {
+    if (sp.kind === 'managedIdentity') throw new LatchkeyError('BadRequest', why);
+  };
+
+  /** The user, by object id or user name (no access check: the caller does it first). */
   const findUser = async (caller: Caller, idOrName: string): Promise<Principal> => {
     const p =
       (await principals.resolve(caller.tenantId, idOrName)) ??
@@ -99,6 +122,11 @@ export function createDirectory(deps: {
     if (p?.kind !== 'user')
       throw new LatchkeyError('PrincipalNotFound', `User '${idOrName.slice(0, 64)}' was not found.`);
     return p;
+  };
+  /** The user, once the caller may do `action` in the directory (decided before the lookup). */
+  const userFor = async (caller: Caller, idOrName: string, action: string): Promise<Principal> => {
+    await access.require(caller, action, '/');
+    return findUser(caller, idOrName);
   };
   /** Nobody disables or deletes their own account (a console or CLI session would lock its owner out). */
   const notSelf = (caller: Caller, p: Principal, what: string) => {
@@ -115,8 +143,7 @@ export function createDirectory(deps: {
       return (await principals.list(caller.tenantId, 'user')).map(userView);
     },
     async show(caller: Caller, idOrName: string): Promise<UserView> {
-      await access.require(caller, DIRECTORY_ACTIONS.usersRead, '/');
-      return userView(await findUser(caller, idOrName));
+      return userView(await userFor(caller, idOrName, DIRECTORY_ACTIONS.usersRead));
     },
     /** Creates a user; without a password one is generated and returned (shown once). */
     async create(
@@ -142,14 +169,12 @@ export function createDirectory(deps: {
       idOrName: string,
       enabled: boolean,
     ): Promise<UserView> {
-      await access.require(caller, DIRECTORY_ACTIONS.users, '/');
-      const u = await findUser(caller, idOrName);
+      const u = await userFor(caller, idOrName, DIRECTORY_ACTIONS.users);
       if (!enabled) notSelf(caller, u, 'disable');
-      return db.transaction(async (tx) => {
-        const p = await principals.setEnabled(caller.tenantId, u.id, enabled, tx);
-        await audit.append(tx, record(caller, meta, enabled ? 'UserEnable' : 'UserDisable', u.id));
-        return userView(p);
-      });
+      const operation = enabled ? 'UserEnable' : 'UserDisable';
+      return audited(caller, meta, { operation, target: u.id }, async (tx) =>
+        userView(await principals.setEnabled(caller.tenantId, u.id, enabled, tx)),
+      );
     },
     /**
      * Sets a new password (generated and returned when none is given) and ends the user's sign-in
@@ -162,13 +187,11 @@ export function createDirectory(deps: {
       idOrName: string,
       password?: string,
     ): Promise<{ password?: string }> {
-      await access.require(caller, DIRECTORY_ACTIONS.users, '/');
-      const u = await findUser(caller, idOrName);
+      const u = await userFor(caller, idOrName, DIRECTORY_ACTIONS.users);
       const next = password ?? generatePassword();
-      await db.transaction(async (tx) => {
-        await principals.setPassword(caller.tenantId, u.id, next, tx);
-        await audit.append(tx, record(caller, meta, 'UserPasswordReset', u.id));
-      });
+      await audited(caller, meta, { operation: 'UserPasswordReset', target: u.id }, (tx) =>
+        principals.setPassword(caller.tenantId, u.id, next, tx),
+      );
       return password === undefined ? { password: next } : {};
     },
     /**
@@ -183,19 +206,16 @@ export function createDirectory(deps: {
         own !== undefined && (own.id === idOrName.toLowerCase() || own.userName === idOrName.toLowerCase());
       if (!self) await access.require(caller, DIRECTORY_ACTIONS.users, '/');
       const u = self ? own : await findUser(caller, idOrName);
-      await db.transaction(async (tx) => {
-        await principals.revokeSignInSessions(caller.tenantId, u.id, tx);
-        await audit.append(tx, record(caller, meta, 'UserRevokeSignInSessions', u.id));
-      });
+      await audited(caller, meta, { operation: 'UserRevokeSignInSessions', target: u.id }, (tx) =>
+        principals.revokeSignInSessions(caller.tenantId, u.id, tx),
+      );
     },
     async delete(caller: Caller, meta: RequestMeta, idOrName: string): Promise<void> {
-      await access.require(caller, DIRECTORY_ACTIONS.usersDelete, '/');
-      const u = await findUser(caller, idOrName);
+      const u = await userFor(caller, idOrName, DIRECTORY_ACTIONS.usersDelete);
       notSelf(caller, u, 'delete');
-      await db.transaction(async (tx) => {
-        await principals.delete(caller.tenantId, u.id, tx);
-        await audit.append(tx, record(caller, meta, 'UserDelete', u.id));
-      });
+      await audited(caller, meta, { operation: 'UserDelete', target: u.id }, (tx) =>
+        principals.delete(caller.tenantId, u.id, tx),
+      );
     },
   };
 
@@ -255,8 +275,7 @@ export function createDirectory(deps: {
       return all.filter((p) => p.kind !== 'user').map(spView);
     },
     async show(caller: Caller, idOrAppId: string): Promise<ServicePrincipalView> {
-      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
-      return spView(await findSp(caller, idOrAppId));
+      return spView(await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.read));
     },
     /** Creates a service principal and (by default) its first client secret, shown once. */
     async create(
@@ -306,34 +325,21 @@ export function createDirectory(deps: {
       idOrAppId: string,
       enabled: boolean,
     ): Promise<ServicePrincipalView> {
-      await access.require(caller, DIRECTORY_ACTIONS.write, '/');
-      const sp = await findSp(caller, idOrAppId);
-      return db.transaction(async (tx) => {
-        const p = await principals.setEnabled(caller.tenantId, sp.id, enabled, tx);
-        await audit.append(
-          tx,
-          record(caller, meta, enabled ? 'ServicePrincipalEnable' : 'ServicePrincipalDisable', sp.id),
-        );
-        return spView(p);
-      });
+      const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.write);
+      const operation = enabled ? 'ServicePrincipalEnable' : 'ServicePrincipalDisable';
+      return audited(caller, meta, { operation, target: sp.id }, async (tx) =>
+        spView(await principals.setEnabled(caller.tenantId, sp.id, enabled, tx)),
+      );
     },
     async delete(caller: Caller, meta: RequestMeta, idOrAppId: string): Promise<void> {
-      await access.require(caller, DIRECTORY_ACTIONS.delete, '/');
-      const sp = await findSp(caller, idOrAppId);
-      if (sp.kind === 'managedIdentity') {
-        throw new LatchkeyError(
-          'BadRequest',
-          'A managed identity is deleted with its resource, not directly.',
-        );
-      }
-      await db.transaction(async (tx) => {
-        await principals.delete(caller.tenantId, sp.id, tx);
-        await audit.append(tx, record(caller, meta, 'ServicePrincipalDelete', sp.id));
-      });
+      const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.delete);
+      notManaged(sp, 'A managed identity is deleted with its resource, not directly.');
+      await audited(caller, meta, { operation: 'ServicePrincipalDelete', target: sp.id }, (tx) =>
+        principals.delete(caller.tenantId, sp.id, tx),
+      );
     },
     async listCredentials(caller: Caller, idOrAppId: string): Promise<CredentialInfo[]> {
-      await access.require(caller, DIRECTORY_ACTIONS.read, '/');
-      const sp = await findSp(caller, idOrAppId);
+      const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.read);
       return credentials.list(caller.tenantId, sp.id);
     },
     /** `az ad sp credential reset`: adds a credential, replacing the others unless `append`. */
@@ -343,25 +349,18 @@ export function createDirectory(deps: {
       idOrAppId: string,
       input: CredentialInput & { append?: boolean },
     ): Promise<CredentialInfo & { secretText?: string }> {
-      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
-      const sp = await findSp(caller, idOrAppId);
-      if (sp.kind === 'managedIdentity') {
-        throw new LatchkeyError(
-          'BadRequest',
-          'The credentials of a managed identity are managed by the platform.',
-        );
-      }
-      return db.transaction(async (tx) => {
+      const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.credentials);
+      notManaged(sp, 'The credentials of a managed identity are managed by the platform.');
+      const reset = {
+        operation: 'ServicePrincipalCredentialReset',
+        target: sp.id,
+        details: (c: CredentialInfo) => ({ keyId: c.keyId, type: c.type, append: !!input.append }),
+      };
+      return audited(caller, meta, reset, async (tx) => {
         if (!input.append) await credentials.deleteAll(caller.tenantId, sp.id, tx);
-        const c =
-          input.type === 'Password'
-            ? await credentials.addSecret(caller.tenantId, sp.id, input, tx)
-            : await credentials.addCertificate(caller.tenantId, sp.id, input.certificate, input, tx);
-        await audit.append(tx, {
-          ...record(caller, meta, 'ServicePrincipalCredentialReset', sp.id),
-          details: { keyId: c.keyId, type: c.type, append: !!input.append },
-        });
-        return c;
+        return input.type === 'Password'
+          ? credentials.addSecret(caller.tenantId, sp.id, input, tx)
+          : credentials.addCertificate(caller.tenantId, sp.id, input.certificate, input, tx);
       });
     },
     async deleteCredential(
@@ -370,15 +369,11 @@ export function createDirectory(deps: {
       idOrAppId: string,
       keyId: string,
     ): Promise<void> {
-      await access.require(caller, DIRECTORY_ACTIONS.credentials, '/');
-      const sp = await findSp(caller, idOrAppId);
-      await db.transaction(async (tx) => {
-        await credentials.delete(caller.tenantId, sp.id, keyId, tx);
-        await audit.append(tx, {
-          ...record(caller, meta, 'ServicePrincipalCredentialDelete', sp.id),
-          details: { keyId },
-        });
-      });
+      const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.credentials);
+      const operation = 'ServicePrincipalCredentialDelete';
+      await audited(caller, meta, { operation, target: sp.id, details: () => ({ keyId }) }, (tx) =>
+        credentials.delete(caller.tenantId, sp.id, keyId, tx),
+      );
     },
   };
 }

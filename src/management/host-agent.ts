@@ -20,6 +20,12 @@ export interface ServedIdentity {
   resourceId: string;
 }
 
+/** An identity as a host's endpoint names it: the host's id and the identity's principal id. */
+export interface ServedIdentityRef {
+  hostId: string;
+  principalId: string;
+}
+
 export interface PlacedApp {
   name: string;
   id: string;
@@ -98,6 +104,11 @@ export function createHostAgentApi(deps: {
     }
     throw new LatchkeyError('ResourceNotFound', 'No app on this host has that identity.');
   };
+  /** The host (the caller itself) and the identity it serves of `at.principalId`. */
+  const served = async (caller: Caller, at: ServedIdentityRef) => {
+    const h = await asHost(caller, at.hostId);
+    return { h, i: await servedBy(h, at.principalId) };
+  };
   const tag = (h: Host) => hostCredentialTag(h.id);
 
   return {
@@ -154,20 +165,12 @@ export function createHostAgentApi(deps: {
     },
 
     // ---- certificates of identities served by the host ----
-    async listIdentityCertificates(caller: Caller, hostId: string, principalId: string) {
-      const h = await asHost(caller, hostId);
-      const i = await servedBy(h, principalId);
+    async listIdentityCertificates(caller: Caller, at: ServedIdentityRef) {
+      const { h, i } = await served(caller, at);
       return (await credentials.list(h.tenantId, i.principalId)).filter((c) => c.displayName === tag(h));
     },
-    async addIdentityCertificate(
-      caller: Caller,
-      meta: RequestMeta,
-      hostId: string,
-      principalId: string,
-      pem: string,
-    ) {
-      const h = await asHost(caller, hostId);
-      const i = await servedBy(h, principalId);
+    async addIdentityCertificate(caller: Caller, meta: RequestMeta, at: ServedIdentityRef, pem: string) {
+      const { h, i } = await served(caller, at);
       return db.transaction(async (tx) => {
         // Expired certificates this host registered earlier go first (a crash may have left some).
         await hostStore.deleteExpiredHostCredentials(tx, i.principalId, tag(h), clock.now());
@@ -188,15 +191,8 @@ export function createHostAgentApi(deps: {
         return c;
       });
     },
-    async deleteIdentityCertificate(
-      caller: Caller,
-      meta: RequestMeta,
-      hostId: string,
-      principalId: string,
-      keyId: string,
-    ) {
-      const h = await asHost(caller, hostId);
-      const i = await servedBy(h, principalId);
+    async deleteIdentityCertificate(caller: Caller, meta: RequestMeta, at: ServedIdentityRef, keyId: string) {
+      const { h, i } = await served(caller, at);
       const mine = (await credentials.list(h.tenantId, i.principalId)).some(
         (c) => c.keyId === keyId.toLowerCase() && c.displayName === tag(h),
       );

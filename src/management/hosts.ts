@@ -16,23 +16,15 @@ import {
   HOST_NAME_RE,
   HOST_TYPE,
   parseArmId,
+  readableOnly,
+  requireReadable,
   resourceNotFound,
 } from './identity-common.js';
 import { DEFAULT_RESOURCE_GROUP, type Scopes } from './scopes.js';
 
 /** A workload host: where an identity endpoint (`latchkey up` or `latchkey agent`) serves apps' identities. */
-export interface Host {
-  id: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface Host extends StoredHost {
   armId: string;
-  /** The host's own principal: the endpoint authenticates as it (certificate) to the management API. */
-  principalId: string;
-  clientId: string;
-  builtIn: boolean;
-  createdAt: number;
 }
 
 const fromRow = (r: StoredHost): Host => ({
@@ -176,8 +168,10 @@ export function createHosts(deps: {
      * get tokens for them, whatever keys it kept.
      */
     async pruneUnserved(hostId: string, principalIds: readonly string[], q: Queryable = db): Promise<void> {
-      for (const pid of new Set(principalIds))
+      for (const pid of new Set(principalIds)) {
         await hostStore.deleteUnservedCredentials(q, hostId, pid, hostCredentialTag(hostId));
+        credentials.changed(pid);
+      }
     },
 
     // ---- ARM (administrators) ----
@@ -236,14 +230,10 @@ export function createHosts(deps: {
     },
     async get(caller: Caller, subscriptionId: string, resourceGroup: string, name: string): Promise<Host> {
       const h = await self.byName(caller.tenantId, name);
-      if (
-        !h ||
-        h.subscriptionId !== subscriptionId.toLowerCase() ||
-        h.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase()
-      )
-        throw resourceNotFound(HOST_TYPE, name);
-      await access.require(caller, HOST_ACTIONS.read, h.armId);
-      return h;
+      const placed =
+        h?.subscriptionId === subscriptionId.toLowerCase() &&
+        h.resourceGroup.toLowerCase() === resourceGroup.toLowerCase();
+      return requireReadable(access, caller, HOST_ACTIONS.read, placed ? h : undefined, [HOST_TYPE, name]);
     },
     /**
      * The host with this id, if the caller may read it (`hosts/read` at the host); undefined
@@ -255,13 +245,14 @@ export function createHosts(deps: {
     },
     async list(caller: Caller, subscriptionId?: string, resourceGroup?: string): Promise<Host[]> {
       const rows = await hostStore.listByTenant(db, caller.tenantId);
-      const out: Host[] = [];
-      for (const h of rows.map(fromRow)) {
-        if (subscriptionId && h.subscriptionId !== subscriptionId.toLowerCase()) continue;
-        if (resourceGroup && h.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase()) continue;
-        if (await access.allows(caller, HOST_ACTIONS.read, h.armId)) out.push(h);
-      }
-      return out;
+      const placed = rows
+        .map(fromRow)
+        .filter(
+          (h) =>
+            (!subscriptionId || h.subscriptionId === subscriptionId.toLowerCase()) &&
+            (!resourceGroup || h.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()),
+        );
+      return readableOnly(access, caller, HOST_ACTIONS.read, placed);
     },
     async delete(
       caller: Caller,

@@ -15,7 +15,8 @@ import {
   checkTags,
   LOCATION_RE,
   parseArmId,
-  resourceNotFound,
+  readableOnly,
+  requireReadable,
   type Tags,
   UAI_ACTIONS,
   UAI_NAME_RE,
@@ -24,18 +25,8 @@ import {
 import type { Scopes } from './scopes.js';
 
 /** A user-assigned managed identity: a standalone resource many apps may use. */
-export interface UserIdentity {
-  rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+export interface UserIdentity extends StoredUserIdentity {
   armId: string;
-  principalId: string;
-  clientId: string;
-  location: string;
-  tags: Tags;
-  createdAt: number;
 }
 
 export const uaiFromStored = (r: StoredUserIdentity): UserIdentity => ({
@@ -138,22 +129,13 @@ export function createUserIdentities(deps: {
     },
     async get(caller: Caller, sub: string, rg: string, name: string): Promise<UserIdentity> {
       const u = await find(caller.tenantId, sub, rg, name);
-      if (!u) throw resourceNotFound(UAI_TYPE, name);
-      await access.require(caller, UAI_ACTIONS.read, u.armId);
-      return u;
+      return requireReadable(access, caller, UAI_ACTIONS.read, u, [UAI_TYPE, name]);
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<UserIdentity[]> {
       await scopes.subscription(caller.tenantId, sub);
-      const rows = await identityStore.list(
-        db,
-        caller.tenantId,
-        sub.toLowerCase(),
-        rg ? rg.toLowerCase() : undefined,
-      );
-      const out: UserIdentity[] = [];
-      for (const u of rows.map(uaiFromStored))
-        if (await access.allows(caller, UAI_ACTIONS.read, u.armId)) out.push(u);
-      return out;
+      const rgLower = rg ? rg.toLowerCase() : undefined;
+      const rows = await identityStore.list(db, caller.tenantId, sub.toLowerCase(), rgLower);
+      return readableOnly(access, caller, UAI_ACTIONS.read, rows.map(uaiFromStored));
     },
     /** Deletes the identity: its principal (assignments, credentials) and every attachment. False if absent. */
     async delete(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
+import type { Access } from '../access/decision.js';
 import type { AuditInput } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
 import { isGuid } from '../lib/ids.js';
@@ -102,3 +103,28 @@ export const resourceNotFound = (type: string, name: string): LatchkeyError =>
     'ResourceNotFound',
     `The Resource '${type}/${name.slice(0, 128)}' was not found in the resource group.`,
   );
+
+/** `found` once the caller may do `action` (a read) at its ARM id; 404 naming `type/name` when nothing was found. */
+export async function requireReadable<T extends { armId: string }>(
+  access: Access,
+  caller: Caller,
+  action: string,
+  found: T | undefined,
+  [type, name]: [type: string, name: string],
+): Promise<T> {
+  if (!found) throw resourceNotFound(type, name);
+  await access.require(caller, action, found.armId);
+  return found;
+}
+
+/** Those of `items` the caller may do `action` (a read) at, in their order; the others are left out. */
+export async function readableOnly<T extends { armId: string }>(
+  access: Access,
+  caller: Caller,
+  action: string,
+  items: Iterable<T>,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (const i of items) if (await access.allows(caller, action, i.armId)) out.push(i);
+  return out;
+}

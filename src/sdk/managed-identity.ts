@@ -58,19 +58,25 @@ export class ManagedIdentityLatchkeyCredential implements TokenCredential {
     return {};
   }
 
+  /** The token request's URL at `base` (from the environment variable `from`), for `resource`. */
+  private tokenUrl(base: string, from: string, apiVersion: string, resource: string, imds: boolean): URL {
+    if (!URL.canParse(base)) throw new CredentialUnavailableError(`${from} is not a URL`);
+    const url = new URL(base);
+    url.search = new URLSearchParams({
+      'api-version': apiVersion,
+      resource,
+      ...this.selector(imds),
+    }).toString();
+    return url;
+  }
+
   private async fetch(resource: string): Promise<AccessToken> {
     const endpoint = this.env.IDENTITY_ENDPOINT;
     const header = this.env.IDENTITY_HEADER;
     let url: URL;
     let headers: Record<string, string>;
     if (endpoint && header) {
-      if (!URL.canParse(endpoint)) throw new CredentialUnavailableError('IDENTITY_ENDPOINT is not a URL');
-      url = new URL(endpoint);
-      url.search = new URLSearchParams({
-        'api-version': '2019-08-01',
-        resource,
-        ...this.selector(false),
-      }).toString();
+      url = this.tokenUrl(endpoint, 'IDENTITY_ENDPOINT', '2019-08-01', resource, false);
       headers = { 'X-IDENTITY-HEADER': header };
     } else {
       const pod = this.env.AZURE_POD_IDENTITY_AUTHORITY_HOST;
@@ -79,14 +85,7 @@ export class ManagedIdentityLatchkeyCredential implements TokenCredential {
           'no managed identity endpoint (IDENTITY_ENDPOINT/IDENTITY_HEADER or AZURE_POD_IDENTITY_AUTHORITY_HOST not set, IMDS not reachable)',
         );
       const base = `${(pod ?? IMDS_HOST).replace(/\/+$/, '')}${IMDS_PATH}`;
-      if (!URL.canParse(base))
-        throw new CredentialUnavailableError('AZURE_POD_IDENTITY_AUTHORITY_HOST is not a URL');
-      url = new URL(base);
-      url.search = new URLSearchParams({
-        'api-version': '2018-02-01',
-        resource,
-        ...this.selector(true),
-      }).toString();
+      url = this.tokenUrl(base, 'AZURE_POD_IDENTITY_AUTHORITY_HOST', '2018-02-01', resource, true);
       headers = { Metadata: 'true' };
     }
     const issuedAt = Date.now();

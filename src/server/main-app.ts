@@ -1,11 +1,10 @@
 import formbody from '@fastify/formbody';
-import type { FastifyInstance, FastifyBaseLogger as Logger } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyBaseLogger as Logger } from 'fastify';
 import { authorizeRoutes } from '../console/authorize.js';
 import { consoleRoutes } from '../console/routes.js';
-import { createAuthenticator } from '../http/auth.js';
+import { type Authenticate, createAuthenticator } from '../http/auth.js';
 import { isOAuthPath, sendAzureError, sendOAuthError } from '../http/errors.js';
-import { createFastify, type RequestHandler } from '../http/fastify.js';
-import { instrumentHttp, metricsRoute } from '../http/metrics.js';
+import { metricsRoute } from '../http/metrics.js';
 import { appRoutes } from '../http/routes/apps.js';
 import { auditRoutes } from '../http/routes/audit.js';
 import { authorityRoutes } from '../http/routes/authority.js';
@@ -21,16 +20,32 @@ import { resourceRoutes } from '../http/routes/resources.js';
 import { roleRoutes } from '../http/routes/roles.js';
 import { subscriptionRoutes } from '../http/routes/subscriptions.js';
 import { vaultRoutes } from '../http/routes/vaults.js';
+import { createServedApp, type ServedApp } from '../http/served-app.js';
 import type { Services } from './services.js';
 
 /** The authority, management API and console: everything not addressed to a vault host. */
-export async function createMainApp(
-  services: Services,
-  logger: Logger,
-): Promise<{ app: FastifyInstance; handler: RequestHandler }> {
-  const { app, handler } = createFastify({ logger, limits: services.config.limits, clock: services.clock });
-  // Before any route: each route gets its request counter and latency series (/metrics).
-  instrumentHttp(app, services.metrics, 'main');
+export function createMainApp(services: Services, logger: Logger): Promise<ServedApp> {
+  return createServedApp(services, logger, 'main', (app) => mainRoutes(app, services));
+}
+
+/** The route modules that authenticate their callers themselves (each names the audience it takes). */
+const AUTHENTICATED_ROUTES: FastifyPluginAsync<{ services: Services; authenticate: Authenticate }>[] = [
+  directoryRoutes,
+  provisioningRoutes,
+  manifestRoutes,
+  subscriptionRoutes,
+  resourceRoutes,
+  graphRoutes,
+  vaultRoutes,
+  roleRoutes,
+  auditRoutes,
+  identityRoutes,
+  appRoutes,
+  hostRoutes,
+];
+
+/** The main app's hooks and routes (see {@link createMainApp}). */
+async function mainRoutes(app: FastifyInstance, services: Services): Promise<void> {
   await app.register(formbody);
   // A request no route took (a body refused before the 404, e.g. `POST /./oauth2/v2.0/token` with
   // broken JSON) is answered in the shape of the protocol its path names.
@@ -65,19 +80,6 @@ export async function createMainApp(
   await app.register(authorityRoutes, { services });
   await app.register(certificateCaRoutes, { services });
   await app.register(authorizeRoutes, { services });
-  await app.register(directoryRoutes, { services, authenticate });
-  await app.register(provisioningRoutes, { services, authenticate });
-  await app.register(manifestRoutes, { services, authenticate });
-  await app.register(subscriptionRoutes, { services, authenticate });
-  await app.register(resourceRoutes, { services, authenticate });
-  await app.register(graphRoutes, { services, authenticate });
-  await app.register(vaultRoutes, { services, authenticate });
-  await app.register(roleRoutes, { services, authenticate });
-  await app.register(auditRoutes, { services, authenticate });
-  await app.register(identityRoutes, { services, authenticate });
-  await app.register(appRoutes, { services, authenticate });
-  await app.register(hostRoutes, { services, authenticate });
+  for (const routes of AUTHENTICATED_ROUTES) await app.register(routes, { services, authenticate });
   await app.register(consoleRoutes, { services, prefix: '/console' });
-  await app.ready();
-  return { app, handler: handler() };
 }

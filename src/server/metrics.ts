@@ -77,12 +77,18 @@ const bump = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 
  */
 export function createMetrics() {
   const series: SeriesData[] = [];
-  const caches: Record<'principal' | 'token' | 'access' | 'vault' | 'secret', CacheStats> = {
+  const caches: Record<
+    'principal' | 'token' | 'access' | 'vault' | 'secret' | 'tenant' | 'client' | 'credential',
+    CacheStats
+  > = {
     principal: cacheStats(),
     token: cacheStats(),
     access: cacheStats(),
     vault: cacheStats(),
     secret: cacheStats(),
+    tenant: cacheStats(),
+    client: cacheStats(),
+    credential: cacheStats(),
   };
   const tokens = new Map<string, number>();
   const jobRuns = new Map<string, number>();

@@ -92,16 +92,19 @@ export async function createServices(
   // with a wrong key must not lock out the right one.
   if (check === undefined) await installationStore.recordRootKeyCheck(db, config.rootKey.checkValue());
   const hasher = createSecretHasher(config.rootKey.derive('secret-hash'));
-  const tenants = createTenants({ db, clock });
+  const tenants = createTenants({ db, clock, bus, stats: metrics.caches.tenant });
   const principals = createPrincipals({
     db,
     clock,
     bus,
     stats: metrics.caches.principal,
+    clientStats: metrics.caches.client,
     // Called per registration, after everything below is set up.
     builtInResource: (uri) => builtInResource(uri),
   });
-  const credentials = createCredentials({ db, clock, hasher });
+  // duplicate-ok: the composition root hands each service its dependencies by name; the lists look alike
+  // because the services share platform pieces (db, clock, bus, sealer), not logic.
+  const credentials = createCredentials({ db, clock, hasher, bus, stats: metrics.caches.credential });
   const signingKeys = createSigningKeys({
     db,
     sealer,
@@ -173,6 +176,7 @@ export async function createServices(
   });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const deviceCodes = createDeviceCodes({ db, clock, hasher });
+  // duplicate-ok: dependency lists by name again (see above): shared platform pieces, not logic.
   const tokenEndpoint = createTokenEndpoint({
     db,
     clock,
@@ -251,42 +255,18 @@ export async function createServices(
   const jobs = createJobs({ db, clock });
   jobs.add(vaultPurgeJob({ vaults, secrets }));
   // Authority housekeeping: audit provisioning keys as they expire; forget spent client-assertion ids.
-  jobs.add({
-    name: 'provisioning-key-expiry',
-    intervalMs: 30_000,
-    run: async () => void (await provisioningKeys.auditExpired()),
-  });
-  jobs.add({
-    name: 'assertion-jti-prune',
-    intervalMs: 300_000,
-    run: async () => void (await assertions.prune()),
-  });
+  jobs.every('provisioning-key-expiry', 30_000, () => provisioningKeys.auditExpired());
+  jobs.every('assertion-jti-prune', 300_000, () => assertions.prune());
   const rotation = signingKeyRotationJob({
     signingKeys,
     audit,
     maxAgeSeconds: config.limits.signingKeyMaxAgeSeconds,
   });
   if (rotation) jobs.add(rotation);
-  jobs.add({
-    name: 'authorization-code-prune',
-    intervalMs: 300_000,
-    run: async () => void (await authorizationCodes.prune()),
-  });
-  jobs.add({
-    name: 'auth-failure-prune',
-    intervalMs: 60_000,
-    run: async () => void (await throttle.prune()),
-  });
-  jobs.add({
-    name: 'refresh-token-prune',
-    intervalMs: 3_600_000,
-    run: async () => void (await tokenEndpoint.pruneRefreshTokens()),
-  });
-  jobs.add({
-    name: 'device-code-prune',
-    intervalMs: 300_000,
-    run: async () => void (await deviceCodes.prune()),
-  });
+  jobs.every('authorization-code-prune', 300_000, () => authorizationCodes.prune());
+  jobs.every('auth-failure-prune', 60_000, () => throttle.prune());
+  jobs.every('refresh-token-prune', 3_600_000, () => tokenEndpoint.pruneRefreshTokens());
+  jobs.every('device-code-prune', 300_000, () => deviceCodes.prune());
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
   const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
   // Certificates (src/vault/certificate*.ts): their keys and secrets live with the keys and secrets.
@@ -299,16 +279,8 @@ export async function createServices(
     baseUrlOf: vaultBaseUrl,
     onSecretChanged: (vaultId, nameLower) => secrets.changed(vaultId, nameLower),
   });
-  jobs.add({
-    name: 'certificate-purge',
-    intervalMs: 60_000,
-    run: async (now) => void (await certificates.purgeDue(now)),
-  });
-  jobs.add({
-    name: 'certificate-lifetime',
-    intervalMs: 60_000,
-    run: async (now) => void (await certificates.runLifetimeActions(now)),
-  });
+  jobs.every('certificate-purge', 60_000, (now) => certificates.purgeDue(now));
+  jobs.every('certificate-lifetime', 60_000, (now) => certificates.runLifetimeActions(now));
 
   // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
   let relay: ChangeRelay | undefined;

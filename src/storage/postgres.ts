@@ -34,9 +34,67 @@ interface WriteWatch {
   wrote(): void;
 }
 
-function wrap(client: pg.Pool | pg.PoolClient, watch: WriteWatch): Queryable {
+/**
+ * Named (prepared) statements: each connection parses and plans a statement once and then only
+ * binds and executes it (about half the node's CPU per query and less work for PostgreSQL, measured
+ * in docs/performance.md). Names are per pool, one per distinct SQL text with parameters (texts
+ * without parameters, such as migrations, go unnamed through the simple protocol), at most
+ * `MAX_NAMED`; later texts go unnamed.
+ */
+const MAX_NAMED = 1_000;
+function createStatementNames() {
+  const names = new Map<string, string>();
+  let generation = 0;
+  return {
+    of(sql: string): string | undefined {
+      let n = names.get(sql);
+      if (n === undefined && names.size < MAX_NAMED) {
+        n = `lk${generation}_${names.size}`;
+        names.set(sql, n);
+      }
+      return n;
+    },
+    /** New names for everything: every connection prepares its statements again. */
+    reset() {
+      names.clear();
+      generation++;
+    },
+  };
+}
+type StatementNames = ReturnType<typeof createStatementNames>;
+
+/**
+ * A prepared `SELECT *` whose table gained a column since (a newer node migrated the schema during
+ * a rolling upgrade) fails with this error instead of re-planning.
+ */
+const isStalePlan = (e: unknown): boolean =>
+  (e as { code?: string }).code === '0A000' && /cached plan must not change result type/.test(String(e));
+
+function wrap(
+  client: pg.Pool | pg.PoolClient,
+  watch: WriteWatch,
+  statements: StatementNames,
+  inTransaction: boolean,
+): Queryable {
+  const exec = (sql: string, params: readonly SqlValue[], named: boolean) => {
+    const name = named && params.length > 0 ? statements.of(sql) : undefined;
+    return name === undefined
+      ? client.query(sql, params as SqlValue[])
+      : client.query({ name, text: sql, values: params as SqlValue[] });
+  };
   const query = async (sql: string, params: readonly SqlValue[]) => {
-    const r = await guarded(() => client.query(sql, params as SqlValue[]), watch.full);
+    const r = await guarded(async () => {
+      try {
+        return await exec(sql, params, true);
+      } catch (e) {
+        if (!isStalePlan(e)) throw e;
+        // Prepared under the old schema: every connection prepares again; a lone statement is
+        // retried at once (a transaction has failed already and is answered with an error).
+        statements.reset();
+        if (inTransaction) throw e;
+        return exec(sql, params, false);
+      }
+    }, watch.full);
     if (WRITE_COMMANDS.has(r.command)) watch.wrote();
     return r;
   };
@@ -76,13 +134,19 @@ export function openPostgres(
   const markFull = () => {
     writable = false;
   };
+  const statements = createStatementNames();
   // Outside a transaction a statement commits by itself: its success is proof enough.
-  const pooled = wrap(pool, {
-    full: markFull,
-    wrote: () => {
-      writable = true;
+  const pooled = wrap(
+    pool,
+    {
+      full: markFull,
+      wrote: () => {
+        writable = true;
+      },
     },
-  });
+    statements,
+    false,
+  );
   const inTx = new AsyncLocalStorage<Transaction>();
   // Code running inside a transaction (same async context) uses its connection, so it
   // sees the transaction's own writes — the same semantics as the SQLite adapter.
@@ -109,17 +173,24 @@ export function openPostgres(
       };
       client.on('error', onError);
       try {
-        await guarded(() => client.query('BEGIN'), markFull);
-        if (options.relaxed)
-          await guarded(() => client.query('SET LOCAL synchronous_commit TO OFF'), markFull);
+        // One round trip: a relaxed transaction's setting goes with its BEGIN (simple protocol).
+        await guarded(
+          () => client.query(options.relaxed ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN'),
+          markFull,
+        );
         let wrote = false;
         const tx: Transaction = {
-          ...wrap(client, {
-            full: markFull,
-            wrote: () => {
-              wrote = true;
+          ...wrap(
+            client,
+            {
+              full: markFull,
+              wrote: () => {
+                wrote = true;
+              },
             },
-          }),
+            statements,
+            true,
+          ),
           async lock(name: string) {
             await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },

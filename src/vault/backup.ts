@@ -4,11 +4,12 @@ import type { ObjectAttributes } from '../storage/vault/object-store.js';
 import { isObjectName, VERSION_RE } from './model.js';
 
 /**
- * Backup blobs, shared by secrets and keys: the object's versions as JSON,
+ * Backup blobs, shared by secrets, keys and certificates: the object's versions as JSON,
  * sealed with the installation's data key (AES-256-GCM) behind a magic
  * prefix, bound by the AAD `backup|{kind}|{tenant}` to the tenant, so a blob
  * opens only in the same installation and tenant and any change to it fails
- * its integrity check. The secret format is below; the key format in key-backup.ts.
+ * its integrity check. The secret format is below; the key format in key-backup.ts, the
+ * certificate format in certificate-backup.ts.
  */
 export interface BackupEnvelope<V extends { version: string }> {
   v: 1;
@@ -21,7 +22,7 @@ export interface BackupEnvelope<V extends { version: string }> {
 /** One kind of backup: its magic prefix, AAD kind, the messages naming it, and its check of a version. */
 export interface BackupFormat<V extends { version: string }> {
   magic: Buffer;
-  kind: 'secret' | 'key';
+  kind: 'secret' | 'key' | 'certificate';
   tooLarge: string;
   invalid: string;
   versionOk: (x: V) => boolean;

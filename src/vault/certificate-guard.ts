@@ -1,7 +1,8 @@
 import { LatchkeyError } from '../errors/index.js';
-import { isObjectName, VERSION_RE } from './model.js';
-import { createObjectGuard, type ObjectGuard } from './object-guard.js';
+import { createObjectGuard, type ObjectGuard, type ObjectOperation } from './object-guard.js';
+import { actionOperation, lifecycleOperations, objectKindRules } from './object-kind.js';
 
+// duplicate-ok: each kind's operation table opens with its RBAC prefixes and the shared operation builders (object-kind.ts); the operations differ
 const C = 'Microsoft.KeyVault/vaults/certificates';
 /** Issuers are Azure's `certificatecas` in RBAC; their audit target is the issuers collection. */
 const CA = 'Microsoft.KeyVault/vaults/certificatecas';
@@ -12,21 +13,15 @@ const ISSUERS = 'certificates/issuers';
  * permission (Azure's certificate permissions). Reads are `certificates/read`.
  */
 export const CERTIFICATE_OPERATIONS = {
-  create: { op: 'CertificateCreate', action: `${C}/create/action`, perm: 'create' },
-  import: { op: 'CertificateImport', action: `${C}/import/action`, perm: 'import' },
+  create: actionOperation('Certificate', C, 'create'),
+  import: actionOperation('Certificate', C, 'import'),
   get: { op: 'CertificateGet', action: `${C}/read`, perm: 'get' },
-  list: { op: 'CertificateList', action: `${C}/read`, perm: 'list' },
-  versions: { op: 'CertificateListVersions', action: `${C}/read`, perm: 'list' },
-  update: { op: 'CertificateUpdate', action: `${C}/update/action`, perm: 'update' },
+  update: actionOperation('Certificate', C, 'update'),
   getPolicy: { op: 'CertificatePolicyGet', action: `${C}/read`, perm: 'get' },
   setPolicy: { op: 'CertificatePolicyUpdate', action: `${C}/update/action`, perm: 'update' },
   getOperation: { op: 'CertificatePendingGet', action: `${C}/read`, perm: 'get' },
   deleteOperation: { op: 'CertificatePendingDelete', action: `${C}/delete`, perm: 'delete' },
-  delete: { op: 'CertificateDelete', action: `${C}/delete`, perm: 'delete' },
-  listDeleted: { op: 'CertificateListDeleted', action: `${C}/read`, perm: 'list' },
-  getDeleted: { op: 'CertificateGetDeleted', action: `${C}/read`, perm: 'get' },
-  recover: { op: 'CertificateRecover', action: `${C}/recover/action`, perm: 'recover' },
-  purge: { op: 'CertificatePurge', action: `${C}/purge/action`, perm: 'purge' },
+  ...lifecycleOperations('Certificate', C, `${C}/read`),
   merge: { op: 'CertificateMerge', action: `${C}/create/action`, perm: 'create' },
   updateOperation: { op: 'CertificatePendingUpdate', action: `${C}/update/action`, perm: 'update' },
   listIssuers: {
@@ -49,35 +44,18 @@ export const CERTIFICATE_OPERATIONS = {
     perm: 'deleteissuers',
     targetPath: ISSUERS,
   },
-} as const;
+} satisfies Record<string, ObjectOperation>;
 
-export const certificateNotFound = (name: string, version?: string) =>
-  new LatchkeyError(
-    'CertificateNotFound',
-    `A certificate with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command.`,
-  );
-export const deletedCertificateNotFound = (name: string) =>
-  new LatchkeyError('CertificateNotFound', `Deleted Certificate not found: ${name}`);
+/** A certificate's name and version rules and errors (object-kind.ts). */
+export const CERTIFICATE_RULES = objectKindRules('certificate');
+export const {
+  notFound: certificateNotFound,
+  deletedNotFound: deletedCertificateNotFound,
+  checkName: checkCertificateName,
+  checkVersion: checkCertificateVersion,
+} = CERTIFICATE_RULES;
 export const pendingNotFound = (name: string) =>
   new LatchkeyError('CertificateNotFound', `Pending certificate not found: ${name}`);
-
-export function checkCertificateName(name: string): string {
-  if (!isObjectName(name))
-    throw new LatchkeyError(
-      'BadParameter',
-      'The certificate name is invalid: use 1–127 letters, digits and hyphens.',
-    );
-  return name;
-}
-
-export function checkCertificateVersion(version: string): string {
-  if (!VERSION_RE.test(version))
-    throw new LatchkeyError(
-      'BadParameter',
-      'The certificate version is invalid: it is 32 hexadecimal characters.',
-    );
-  return version.toLowerCase();
-}
 
 /** Authorization and audit for certificate operations (objects.ts). */
 export function createCertificateGuard(

@@ -30,7 +30,7 @@ export async function refuseManaged(
  */
 export async function refuseNonExportable(q: Queryable, vaultId: string, name: string): Promise<void> {
   const row = await certificateStore.find(q, vaultId, name.toLowerCase());
-  if (!row || row.deleted_at !== null) return;
+  if (!row || row.deletedAt !== null) return;
   throw new LatchkeyError(
     'Forbidden',
     `The certificate ${name.slice(0, 127)} has a non-exportable key (key_props.exportable: false): its private key is never served as a secret.`,

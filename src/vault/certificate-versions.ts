@@ -6,6 +6,7 @@ import { newVersionId } from '../lib/ids.js';
 import type { Queryable } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
+import type { ObjectRecord, ObjectStore } from '../storage/vault/object-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import type { CertificatePolicy } from './certificate-policy.js';
 import { pkcs8Of, secretValue, thumbprint, validityOf } from './certificate-x509.js';
@@ -45,7 +46,7 @@ const heldBy = (kind: 'key' | 'secret', name: string) =>
   );
 
 /** The secret AAD of secrets.ts: the certificate's secret is an ordinary secret version of the same name. */
-const secretAad = (v: Pick<Vault, 'id' | 'tenantId'>, nameLower: string, version: string) =>
+export const secretAad = (v: Pick<Vault, 'id' | 'tenantId'>, nameLower: string, version: string) =>
   `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
 
 /**
@@ -99,7 +100,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     const now = clock.now();
     const nameLower = name.toLowerCase();
     const existing = await store.find(q, vault.id, nameLower);
-    if (existing?.deleted_at != null) throw deletedConflict(name);
+    if (existing !== undefined && existing.deletedAt !== null) throw deletedConflict(name);
     await checkNamesFree(q, vault.id, name, existing !== undefined);
     const version = newVersionId();
     const stored = await store.upsert(q, vault.id, name, version, now);
@@ -165,5 +166,21 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     await keyStore.setDeleted(q, vaultId, nameLower, deletedAt, purgeAt);
     await secretStore.setDeleted(q, vaultId, nameLower, deletedAt, purgeAt);
   };
-  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret };
+  /** A version's `enabled` change, made to the key and secret version of the same id too. */
+  const alsoEnabled = async (
+    q: Queryable,
+    vaultId: string,
+    nameLower: string,
+    version: string,
+    enabled: boolean,
+    now: number,
+  ) => {
+    const follow = async <R extends ObjectRecord>(s: Pick<ObjectStore<R>, 'find' | 'updateVersion'>) => {
+      const cur = await s.find(q, vaultId, nameLower, version);
+      if (cur) await s.updateVersion(q, vaultId, nameLower, { ...cur, enabled, updated: now });
+    };
+    await follow(keyStore);
+    await follow(secretStore);
+  };
+  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled };
 }

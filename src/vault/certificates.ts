@@ -1,19 +1,16 @@
-import type { Access } from '../access/decision.js';
-import type { AuditLog } from '../audit/log.js';
-import type { Sealer } from '../crypto/envelope.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
-import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
+import type { Queryable } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
-import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
-import { recordFromRow as secretFromRow, secretStore } from '../storage/vault/secret-store.js';
+import { keyStore } from '../storage/vault/key-store.js';
+import { secretStore } from '../storage/vault/secret-store.js';
+import { createCertificateBackups } from './certificate-backup.js';
 import { createCertificateAuthority } from './certificate-ca.js';
 import {
+  CERTIFICATE_RULES,
   certificateNotFound,
   checkCertificateName,
   checkCertificateVersion,
   createCertificateGuard,
-  deletedCertificateNotFound,
   CERTIFICATE_OPERATIONS as OPS,
   pendingNotFound,
 } from './certificate-guard.js';
@@ -35,8 +32,7 @@ import {
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial, type KeyMaterial } from './key-material.js';
-import { DAY_MS } from './model.js';
-import { createObjectLifecycle, type ObjectCallContext } from './objects.js';
+import { createObjectLifecycle, type ObjectCallContext, type ObjectServiceDeps } from './objects.js';
 import { checkTags } from './secret-rules.js';
 
 export type { CertificateRecord } from '../storage/vault/certificate-store.js';
@@ -71,20 +67,15 @@ const bad = (message: string) => new LatchkeyError('BadParameter', message);
  * @example
  * const { operation } = await certificates.create(ctx, 'web', { policy: { issuer: { name: 'Self' }, x509_props: { subject: 'CN=web' } } });
  */
-export function createCertificates(deps: {
-  db: Database;
-  clock: Clock;
-  sealer: Sealer;
-  access: Access;
-  audit: AuditLog;
-  baseUrlOf: (vaultNameLower: string) => string;
-  onAuditError?: (e: unknown) => void;
-  /**
-   * A certificate change also changed the secret of the same name (created, updated, deleted,
-   * recovered, purged): the secrets service drops its cached latest version, here and on every node.
-   */
-  onSecretChanged?: (vaultId: string, nameLower: string) => void;
-}) {
+export function createCertificates(
+  deps: ObjectServiceDeps & {
+    /**
+     * A certificate change also changed the secret of the same name (created, updated, deleted,
+     * recovered, purged): the secrets service drops its cached latest version, here and on every node.
+     */
+    onSecretChanged?: (vaultId: string, nameLower: string) => void;
+  },
+) {
   const { db, clock, sealer } = deps;
   const baseGuard = createCertificateGuard({
     db,
@@ -111,26 +102,49 @@ export function createCertificates(deps: {
       }
     },
   };
+  const versions = createCertificateVersions({ clock, sealer });
+  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled } = versions;
+  const merging = createCertificateMerge({ clock, sealer, guard, versions });
+  /** A change to a certificate's pending operation (or request), by name. */
+  const pendingWrite = (
+    ctx: ObjectCallContext,
+    rawName: string,
+    op: (typeof OPS)['deleteOperation' | 'updateOperation'],
+    fn: (tx: Queryable, name: string) => Promise<{ name: string; operation: CertificateOperation }>,
+  ) => {
+    const name = checkCertificateName(rawName);
+    return guard.write(ctx, op, name, (tx) => fn(tx, name));
+  };
+  /** The stored operation of a live certificate (`GET`/`DELETE`/`PATCH …/pending`), or 404. */
+  const storedOperation = async (q: Queryable, vaultId: string, name: string) => {
+    const nameLower = name.toLowerCase();
+    const row = await store.find(q, vaultId, nameLower);
+    const op = row && row.deletedAt === null && (await store.getOperation(q, vaultId, nameLower));
+    if (!row || !op) throw pendingNotFound(name);
+    return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+  };
   const lifecycle = createObjectLifecycle({
-    db,
-    clock,
-    audit: deps.audit,
+    ...deps,
     guard,
-    baseUrlOf: deps.baseUrlOf,
     kind: {
       store,
-      fromRow: store.fromRow,
-      checkName: checkCertificateName,
-      notFound: certificateNotFound,
-      deletedNotFound: deletedCertificateNotFound,
+      ...CERTIFICATE_RULES,
       ops: OPS,
       onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
+      // The certificate's key and secret follow its soft delete and recover, and its purge.
+      // A deleted certificate's request waiting for a merge is forgotten (certificate-merge.ts).
+      alsoDeleted: async (tx, vaultId, nameLower, deletedAt, purgeAt) => {
+        await alsoKeyAndSecret(tx, vaultId, nameLower, deletedAt, purgeAt);
+        if (deletedAt !== null) await merging.forget(tx, vaultId, nameLower);
+      },
+      alsoPurged: async (tx, vaultId, nameLower) => {
+        await keyStore.purge(tx, vaultId, nameLower);
+        await secretStore.purge(tx, vaultId, nameLower);
+      },
+      shown: withPolicy,
     },
   });
 
-  const versions = createCertificateVersions({ clock, sealer });
-  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret } = versions;
-  const merging = createCertificateMerge({ clock, sealer, guard, versions });
   const authority = createCertificateAuthority({ db, clock, sealer });
   const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
   /** A new key for the policy (every version gets its own; `reuse_key` is not acted on). */
@@ -168,11 +182,22 @@ export function createCertificates(deps: {
   });
 
   return {
+    ...createCertificateBackups({
+      db,
+      sealer,
+      guard,
+      ...(deps.onSecretChanged ? { onSecretChanged: deps.onSecretChanged } : {}),
+    }),
     list: lifecycle.list,
     listVersions: lifecycle.listVersions,
     listDeleted: lifecycle.listDeleted,
     getDeleted: lifecycle.getDeleted,
     purgeDue: lifecycle.purgeDue,
+    /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
+    delete: lifecycle.delete,
+    recover: lifecycle.recover,
+    /** Permanent deletion of a deleted certificate with its key and secret; refused under purge protection. */
+    purge: lifecycle.purge,
 
     /**
      * `POST /certificates/{name}/create`: a new certificate or version by the policy's issuer
@@ -200,7 +225,7 @@ export function createCertificates(deps: {
         // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
         return guard.write(ctx, OPS.create, name, async (tx) => {
           const existing = await store.find(tx, ctx.vault.id, name.toLowerCase());
-          if (existing?.deleted_at != null) throw deletedConflict(name);
+          if (existing?.deletedAt != null) throw deletedConflict(name);
           const operation = await merging.request(tx, ctx.vault, existing?.name ?? name, {
             policy,
             material,
@@ -299,13 +324,13 @@ export function createCertificates(deps: {
         OPS.get,
         name,
         async () => {
-          const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
-          if (!row && version === undefined) {
+          const cur = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+          if (!cur && version === undefined) {
             const waiting = await merging.pendingBundle(db, ctx.vault.id, name.toLowerCase());
             if (waiting) return waiting;
           }
-          if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
-          return withPolicy(db, ctx.vault.id, store.fromRow(row));
+          if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
+          return withPolicy(db, ctx.vault.id, cur);
         },
         version,
       );
@@ -324,9 +349,8 @@ export function createCertificates(deps: {
       checkTags(patch.tags);
       return guard.write(ctx, OPS.update, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name, version);
-        const cur = store.fromRow(row);
+        const cur = await store.find(tx, ctx.vault.id, nameLower, version);
+        if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
         const now = clock.now();
         const next: CertificateRecord = {
           ...cur,
@@ -335,22 +359,8 @@ export function createCertificates(deps: {
           updated: now,
         };
         await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-        if (patch.enabled !== undefined && patch.enabled !== cur.enabled) {
-          const key = await keyStore.find(tx, ctx.vault.id, nameLower, cur.version);
-          if (key)
-            await keyStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...keyFromRow(key),
-              enabled: next.enabled,
-              updated: now,
-            });
-          const secret = await secretStore.find(tx, ctx.vault.id, nameLower, cur.version);
-          if (secret)
-            await secretStore.updateVersion(tx, ctx.vault.id, nameLower, {
-              ...secretFromRow(secret),
-              enabled: next.enabled,
-              updated: now,
-            });
-        }
+        if (patch.enabled !== undefined && patch.enabled !== cur.enabled)
+          await alsoEnabled(tx, ctx.vault.id, nameLower, cur.version, next.enabled, now);
         if (patch.policy) {
           const p = await policyOf(tx, ctx.vault.id, nameLower);
           await store.putPolicy(
@@ -369,7 +379,7 @@ export function createCertificates(deps: {
       const name = checkCertificateName(rawName);
       return guard.read(ctx, OPS.getPolicy, name, async () => {
         const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         return { name: row.name, ...(await policyOf(db, ctx.vault.id, name.toLowerCase()))! };
       });
     },
@@ -380,7 +390,7 @@ export function createCertificates(deps: {
       return guard.write(ctx, OPS.setPolicy, name, async (tx) => {
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
+        if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         const cur = await policyOf(tx, ctx.vault.id, nameLower);
         const next = checkPolicy(input, cur?.policy);
         await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
@@ -397,57 +407,38 @@ export function createCertificates(deps: {
       return guard.read(ctx, OPS.getOperation, name, async () => {
         const waiting = await merging.operationOf(db, ctx.vault.id, name.toLowerCase());
         if (waiting) return waiting;
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        const op =
-          row && row.deleted_at === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
-        if (!row || !op) throw pendingNotFound(name);
-        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+        return storedOperation(db, ctx.vault.id, name);
       });
     },
 
     /** `DELETE /certificates/{name}/pending`: forgets the operation record (the certificate stays). */
-    async deleteOperation(
-      ctx: ObjectCallContext,
-      rawName: string,
-    ): Promise<{ name: string; operation: CertificateOperation }> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.deleteOperation, name, async (tx) => {
+    deleteOperation: (ctx: ObjectCallContext, rawName: string) =>
+      pendingWrite(ctx, rawName, OPS.deleteOperation, async (tx, name) => {
         const waiting = await merging.operationOf(tx, ctx.vault.id, name.toLowerCase());
         if (waiting) {
           await merging.forget(tx, ctx.vault.id, name.toLowerCase());
           return waiting;
         }
-        const row = await store.find(tx, ctx.vault.id, name.toLowerCase());
-        const op =
-          row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
-        if (!row || !op) throw pendingNotFound(name);
+        const r = await storedOperation(tx, ctx.vault.id, name);
         await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
-        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
-      });
-    },
+        return r;
+      }),
 
     /**
      * `PATCH /certificates/{name}/pending` with `cancellation_requested: true`: a request waiting
      * for its merge is cancelled (it can no longer be merged); a finished operation records the
      * request and stays as it is.
      */
-    async cancelOperation(
-      ctx: ObjectCallContext,
-      rawName: string,
-    ): Promise<{ name: string; operation: CertificateOperation }> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.updateOperation, name, async (tx) => {
+    cancelOperation: (ctx: ObjectCallContext, rawName: string) =>
+      pendingWrite(ctx, rawName, OPS.updateOperation, async (tx, name) => {
         const nameLower = name.toLowerCase();
         const waiting = await merging.cancel(tx, ctx.vault.id, nameLower);
         if (waiting) return waiting;
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        const op = row && row.deleted_at === null && (await store.getOperation(tx, ctx.vault.id, nameLower));
-        if (!row || !op) throw pendingNotFound(name);
-        const next = { ...(JSON.parse(op.json) as CertificateOperation), cancellationRequested: true };
+        const cur = await storedOperation(tx, ctx.vault.id, name);
+        const next = { ...cur.operation, cancellationRequested: true };
         await store.putOperation(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
-        return { name: row.name, operation: next };
-      });
-    },
+        return { name: cur.name, operation: next };
+      }),
 
     /** `POST /certificates/{name}/pending/merge` (certificate-merge.ts). */
     async merge(
@@ -458,61 +449,6 @@ export function createCertificates(deps: {
       const name = checkCertificateName(rawName);
       checkTags(input.tags);
       return merging.merge(ctx, name, input);
-    },
-
-    /** Soft delete of the certificate, its key and its secret (all versions), recoverable until the purge date. */
-    async delete(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.delete, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw certificateNotFound(name);
-        const now = clock.now();
-        const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
-        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, now, purgeAt);
-        await merging.forget(tx, ctx.vault.id, nameLower);
-        return {
-          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
-          deletedAt: now,
-          scheduledPurgeAt: purgeAt,
-        };
-      });
-    },
-
-    async recover(ctx: ObjectCallContext, rawName: string): Promise<CertificateWithPolicy> {
-      const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.recover, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        await alsoKeyAndSecret(tx, ctx.vault.id, nameLower, null, null);
-        return {
-          ...(await withPolicy(tx, ctx.vault.id, store.fromRow(row))),
-          deletedAt: null,
-          scheduledPurgeAt: null,
-        };
-      });
-    },
-
-    /** Permanent deletion of a deleted certificate with its key and secret; refused under purge protection. */
-    async purge(ctx: ObjectCallContext, rawName: string): Promise<void> {
-      const name = checkCertificateName(rawName);
-      await guard.write(ctx, OPS.purge, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedCertificateNotFound(name);
-        if (ctx.vault.enablePurgeProtection)
-          throw new LatchkeyError(
-            'Forbidden',
-            'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
-          );
-        await store.purge(tx, ctx.vault.id, nameLower);
-        await keyStore.purge(tx, ctx.vault.id, nameLower);
-        await secretStore.purge(tx, ctx.vault.id, nameLower);
-        return { name: row.name };
-      });
     },
 
     /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */

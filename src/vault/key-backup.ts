@@ -1,8 +1,7 @@
 import type { Sealer } from '../crypto/envelope.js';
-import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
-import { keyFromRow, keyStore as store } from '../storage/vault/key-store.js';
+import { keyStore as store } from '../storage/vault/key-store.js';
 import type { ObjectAttributes } from '../storage/vault/object-store.js';
 import {
   BACKUP_INVALID,
@@ -16,6 +15,7 @@ import type { PrivateJwk } from './key-material.js';
 import {
   checkKeyName,
   KEY_OPS,
+  KEY_RULES,
   type KeyOp,
   type KeyRecord,
   type KeyType,
@@ -82,23 +82,19 @@ export function createKeyBackups(deps: {
         const nameLower = name.toLowerCase();
         const rows = await store.allVersions(db, ctx.vault.id, nameLower);
         const first = rows[0];
-        if (!first || first.deleted_at !== null) throw keyNotFound(name);
+        if (!first || first.deletedAt !== null) throw keyNotFound(name);
         const policy = await store.getPolicy(db, ctx.vault.id, nameLower);
         const backup: KeyBackup = {
           v: 1,
           tenantId: ctx.vault.tenantId,
           name: first.name,
-          current: first.current_version,
+          current: first.currentVersion,
           policy: policy
-            ? {
-                ...JSON.parse(policy.policy),
-                created: Number(policy.created_at),
-                updated: Number(policy.updated_at),
-              }
+            ? { ...JSON.parse(policy.json), created: policy.created, updated: policy.updated }
             : null,
           versions: rows.map((r) => {
-            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, ...rest } = keyFromRow(r);
-            return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, r.private_sealed!) };
+            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, currentVersion: _c, sealed, ...rest } = r;
+            return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, sealed) };
           }),
         };
         return sealKeyBackup(sealer, backup);
@@ -110,11 +106,7 @@ export function createKeyBackups(deps: {
       return guard.write(ctx, OPS.restore, null, async (tx) => {
         const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
-        if (await store.exists(tx, ctx.vault.id, nameLower))
-          throw new LatchkeyError(
-            'Conflict',
-            `Key ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
-          );
+        if (await store.exists(tx, ctx.vault.id, nameLower)) throw KEY_RULES.restoreConflict(b.name);
         await store.upsert(tx, ctx.vault.id, b.name, b.current, clock.now());
         for (const v of b.versions) {
           const { privateJwk, ...rest } = v;

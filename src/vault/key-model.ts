@@ -1,6 +1,6 @@
 import { LatchkeyError } from '../errors/index.js';
 import type { Curve, KeyOp, KeyType } from '../storage/vault/key-store.js';
-import { isObjectName, VERSION_RE } from './model.js';
+import { objectKindRules } from './object-kind.js';
 
 /**
  * Key Vault key types, curves, operations and algorithms (software-protected
@@ -49,15 +49,10 @@ export const SIGNATURE_ALGS: Record<
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
 
-export function checkKeyName(name: string): string {
-  if (!isObjectName(name)) throw bad('The key name is invalid: use 1–127 letters, digits and hyphens.');
-  return name;
-}
-
-export function checkKeyVersion(version: string): string {
-  if (!VERSION_RE.test(version)) throw bad('The key version is invalid: it is 32 hexadecimal characters.');
-  return version.toLowerCase();
-}
+/** A key's name and version rules and errors (object-kind.ts). */
+export const KEY_RULES = objectKindRules('key');
+export const checkKeyName = KEY_RULES.checkName;
+export const checkKeyVersion = KEY_RULES.checkVersion;
 
 /** Key operations in Azure's spelling, each valid for the key type, no duplicates; default: all the type allows. */
 export function checkKeyOps(kty: KeyType, ops: readonly string[] | null | undefined): KeyOp[] {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database } from '../storage/port.js';
-import { keyFromRow, keyStore } from '../storage/vault/key-store.js';
+import { keyStore } from '../storage/vault/key-store.js';
 import type { KeyCache } from './key-cache.js';
 import { type LoadedKey, loadKey, rsaDecrypt, rsaEncrypt, signDigest, verifyDigest } from './key-crypto.js';
 import { KEY_OPERATIONS, type KeyCallContext, type KeyGuard, keyNotFound } from './key-guard.js';
@@ -88,9 +88,9 @@ export function createKeyOperations(deps: {
   const loaded = async (ctx: KeyCallContext, name: string, nameLower: string, rec: KeyRecord) => {
     const hit = cache.get(ctx.vault.id, nameLower, rec.version);
     if (hit) return hit;
-    const row = await keyStore.find(db, ctx.vault.id, nameLower, rec.version, true);
-    if (!row?.private_sealed) throw keyNotFound(name, rec.version); // purged meanwhile
-    const key = loadKey(deps.sealing.unseal(ctx.vault, nameLower, rec.version, row.private_sealed), rec.jwk);
+    const found = await keyStore.findSealed(db, ctx.vault.id, nameLower, rec.version);
+    if (!found?.sealed) throw keyNotFound(name, rec.version); // purged meanwhile
+    const key = loadKey(deps.sealing.unseal(ctx.vault, nameLower, rec.version, found.sealed), rec.jwk);
     cache.set(ctx.vault.id, nameLower, rec.version, key);
     return key;
   };
@@ -111,9 +111,8 @@ export function createKeyOperations(deps: {
       name,
       async () => {
         const nameLower = name.toLowerCase();
-        const row = await keyStore.find(db, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
-        const rec = keyFromRow(row);
+        const rec = await keyStore.find(db, ctx.vault.id, nameLower, version);
+        if (!rec || rec.deletedAt !== null) throw keyNotFound(name, version);
         if (!rec.enabled) throw forbidden(`Operation ${op} is not allowed on a disabled key.`, 'KeyDisabled');
         if (!rec.keyOps.includes(op))
           throw forbidden(`Operation ${op} is not permitted on this key.`, 'KeyOperationForbidden');
@@ -138,27 +137,17 @@ export function createKeyOperations(deps: {
     value,
   });
 
+  /** encrypt and wrapKey (RSA encryption), decrypt and unwrapKey (RSA decryption) of `value`. */
+  const cipher =
+    (op: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey', fn: typeof rsaEncrypt) =>
+    (ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) =>
+      run(ctx, op, name, version, (rec, key) => result(rec, fn(key, checkEncryptionAlg(rec, alg), value)));
+
   return {
-    encrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'encrypt', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    decrypt(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'decrypt', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    wrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'wrapKey', name, version, (rec, key) =>
-        result(rec, rsaEncrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
-    unwrapKey(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, value: Buffer) {
-      return run(ctx, 'unwrapKey', name, version, (rec, key) =>
-        result(rec, rsaDecrypt(key, checkEncryptionAlg(rec, alg), value)),
-      );
-    },
+    encrypt: cipher('encrypt', rsaEncrypt),
+    decrypt: cipher('decrypt', rsaDecrypt),
+    wrapKey: cipher('wrapKey', rsaEncrypt),
+    unwrapKey: cipher('unwrapKey', rsaDecrypt),
     /** Signs a digest (`value` is the hash of the message, of the algorithm's length). */
     sign(ctx: KeyCallContext, name: string, version: string | undefined, alg: string, digest: Buffer) {
       return run(ctx, 'sign', name, version, (rec, key) =>

@@ -1,7 +1,8 @@
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
+import type { Database, Transaction } from '../storage/port.js';
 import { type RotationCandidate, keyStore as store } from '../storage/vault/key-store.js';
+import type { StoredDocument } from '../storage/vault/object-store.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import { checkKeyName } from './key-model.js';
 import {
@@ -31,18 +32,16 @@ export function createKeyPolicies(deps: {
 }) {
   const { db, clock, audit, guard, keys } = deps;
   const existing = async (ctx: KeyCallContext, name: string) => {
-    const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-    if (!row || row.deleted_at !== null) throw keyNotFound(name);
-    return row;
+    const cur = await store.find(db, ctx.vault.id, name.toLowerCase());
+    if (!cur || cur.deletedAt !== null) throw keyNotFound(name);
+    return cur;
   };
-  const policyOf = (
-    row: { policy: string; created_at: number; updated_at: number } | undefined,
-  ): RotationPolicy =>
-    row
+  const policyOf = (stored: StoredDocument | undefined): RotationPolicy =>
+    stored
       ? {
-          ...(JSON.parse(row.policy) as Pick<RotationPolicy, 'lifetimeActions' | 'expiryTime'>),
-          created: Number(row.created_at),
-          updated: Number(row.updated_at),
+          ...(JSON.parse(stored.json) as Pick<RotationPolicy, 'lifetimeActions' | 'expiryTime'>),
+          created: stored.created,
+          updated: stored.updated,
         }
       : DEFAULT_POLICY;
 
@@ -53,19 +52,26 @@ export function createKeyPolicies(deps: {
       : DEFAULT_POLICY;
     const due = dueActions(policy, { created: d.created, exp: d.exp }, now);
     const vault = { id: d.vaultId, tenantId: d.tenantId };
-    const target = `${deps.baseUrlOf(d.vault)}/keys/${d.name}`;
+    /** The job's audit record of what it did to a version of this key. */
+    const record = (
+      tx: Transaction,
+      operation: string,
+      version: string,
+      details: Record<string, string | number | boolean | null>,
+    ) =>
+      audit.append(tx, {
+        tenantId: d.tenantId,
+        callerKind: 'system',
+        operation,
+        target: `${deps.baseUrlOf(d.vault)}/keys/${d.name}/${version}`,
+        vault: d.vault,
+        status: 200,
+        details,
+      });
     if (due.notify && d.notifiedVersion !== d.currentVersion) {
       await db.transaction(async (tx) => {
         await store.setNotified(tx, d.vaultId, d.nameLower, d.currentVersion);
-        await audit.append(tx, {
-          tenantId: d.tenantId,
-          callerKind: 'system',
-          operation: 'KeyNearExpiry',
-          target: `${target}/${d.currentVersion}`,
-          vault: d.vault,
-          status: 200,
-          details: { exp: d.exp },
-        });
+        await record(tx, 'KeyNearExpiry', d.currentVersion, { exp: d.exp });
       });
     }
     if (!due.rotate) return false;
@@ -76,15 +82,7 @@ export function createKeyPolicies(deps: {
       if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.currentVersion) return false;
       const r = await keys.commitRotation(tx, vault, d.nameLower, prepared.material);
       if (!r) return false;
-      await audit.append(tx, {
-        tenantId: d.tenantId,
-        callerKind: 'system',
-        operation: 'KeyRotate',
-        target: `${target}/${r.version}`,
-        vault: d.vault,
-        status: 200,
-        details: { policy: true, previous: d.currentVersion },
-      });
+      await record(tx, 'KeyRotate', r.version, { policy: true, previous: d.currentVersion });
       return true;
     });
   };
@@ -93,8 +91,8 @@ export function createKeyPolicies(deps: {
     async get(ctx: KeyCallContext, rawName: string): Promise<RotationPolicy & { name: string }> {
       const name = checkKeyName(rawName);
       return guard.read(ctx, OPS.getPolicy, name, async () => {
-        const row = await existing(ctx, name);
-        return { ...policyOf(await store.getPolicy(db, ctx.vault.id, name.toLowerCase())), name: row.name };
+        const cur = await existing(ctx, name);
+        return { ...policyOf(await store.getPolicy(db, ctx.vault.id, name.toLowerCase())), name: cur.name };
       });
     },
 
@@ -108,10 +106,10 @@ export function createKeyPolicies(deps: {
       const policy = checkPolicy(input, now);
       return guard.write(ctx, OPS.setPolicy, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name);
+        const cur = await store.find(tx, ctx.vault.id, nameLower);
+        if (!cur || cur.deletedAt !== null) throw keyNotFound(name);
         await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(policy), now);
-        return { ...policyOf(await store.getPolicy(tx, ctx.vault.id, nameLower)), name: row.name };
+        return { ...policyOf(await store.getPolicy(tx, ctx.vault.id, nameLower)), name: cur.name };
       });
     },
 

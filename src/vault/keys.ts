@@ -1,17 +1,10 @@
 import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import { newVersionId } from '../lib/ids.js';
 import type { Database, Queryable } from '../storage/port.js';
-import { keyFromRow, keyStore as store } from '../storage/vault/key-store.js';
+import { keyStore as store } from '../storage/vault/key-store.js';
 import type { KeyCache } from './key-cache.js';
-import {
-  deletedKeyNotFound,
-  type KeyCallContext,
-  type KeyGuard,
-  keyNotFound,
-  KEY_OPERATIONS as OPS,
-} from './key-guard.js';
+import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import { generateMaterial, importMaterial, type KeyMaterial, type KeySpec, specOf } from './key-material.js';
 import {
   checkCurve,
@@ -19,12 +12,13 @@ import {
   checkKeyOps,
   checkKeyType,
   checkKeyVersion,
+  KEY_RULES,
   type KeyRecord,
   RSA_SIZES,
 } from './key-model.js';
 import { expiryFor } from './key-rotation.js';
 import type { KeySealing, KeyVaultRef } from './key-sealing.js';
-import { createObjectLifecycle } from './objects.js';
+import { createObjectLifecycle, createObjectVersions, newAttributes } from './objects.js';
 import { checkTags, checkWindow } from './secret-rules.js';
 
 export interface KeyAttributesInput {
@@ -57,11 +51,6 @@ export interface UpdateKeyInput extends KeyAttributesInput {
 }
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
-const deletedConflict = (name: string) =>
-  new LatchkeyError(
-    'Conflict',
-    `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged.`,
-  );
 
 /** Attribute rules shared by create, import and update. */
 function checkAttributes(a: KeyAttributesInput & { releasePolicy?: unknown }) {
@@ -106,42 +95,27 @@ export function createKeys(deps: {
   const { db, clock, guard, cache } = deps;
   const { seal } = deps.sealing;
 
+  const kind = {
+    store,
+    ...KEY_RULES,
+    ops: OPS,
+    onPurged: (vaultId: string, nameLower: string) => cache.evict(vaultId, nameLower),
+  };
+  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with secrets and certificates. */
+  const lifecycle = createObjectLifecycle({ ...deps, kind });
+  const versions = createObjectVersions({ clock, guard, kind });
+
   /** Adds a version (new key or new current version); refused while the name is held by a deleted key. */
-  const addVersion = async (
+  const addVersion = (
     q: Queryable,
     vault: KeyVaultRef,
     name: string,
     m: KeyMaterial,
-    a: {
-      keyOps: KeyRecord['keyOps'];
-      tags: Record<string, string> | null;
-      enabled: boolean;
-      nbf: number | null;
-      exp: number | null;
-    },
-  ): Promise<KeyRecord> => {
-    const now = clock.now();
-    const version = newVersionId();
-    const nameLower = name.toLowerCase();
-    const stored = await store.upsert(q, vault.id, name, version, now);
-    if (stored === undefined) throw deletedConflict(name);
-    const rec: KeyRecord = {
-      name: stored,
-      version,
-      kty: m.kty,
-      jwk: m.jwk,
-      ...a,
-      created: now,
-      updated: now,
-      deletedAt: null,
-      scheduledPurgeAt: null,
-    };
-    await store.insertVersion(q, vault.id, nameLower, {
-      ...rec,
-      sealed: seal(vault, nameLower, version, m.privateJwk),
-    });
-    return rec;
-  };
+    a: Pick<KeyRecord, 'keyOps' | 'tags' | 'enabled' | 'nbf' | 'exp'>,
+  ): Promise<KeyRecord> =>
+    versions.add(q, vault.id, name, { kty: m.kty, jwk: m.jwk, ...a }, (nameLower, version) =>
+      seal(vault, nameLower, version, m.privateJwk),
+    );
 
   /**
    * Rotation: a new version like the current one (type, size or curve,
@@ -149,9 +123,9 @@ export function createKeys(deps: {
    * before the transaction (RSA 4096 takes a while); `commit` re-reads the key.
    */
   const prepareRotation = async (vault: KeyVaultRef, nameLower: string) => {
-    const row = await store.find(db, vault.id, nameLower);
-    if (!row || row.deleted_at !== null) return undefined;
-    return { material: await generateMaterial(specOf(keyFromRow(row).jwk)) };
+    const cur = await store.find(db, vault.id, nameLower);
+    if (!cur || cur.deletedAt !== null) return undefined;
+    return { material: await generateMaterial(specOf(cur.jwk)) };
   };
   const commitRotation = async (
     q: Queryable,
@@ -159,13 +133,10 @@ export function createKeys(deps: {
     nameLower: string,
     material: KeyMaterial,
   ) => {
-    const row = await store.find(q, vault.id, nameLower);
-    if (!row || row.deleted_at !== null) return undefined;
-    const cur = keyFromRow(row);
+    const cur = await store.find(q, vault.id, nameLower);
+    if (!cur || cur.deletedAt !== null) return undefined;
     const policy = await store.getPolicy(q, vault.id, nameLower);
-    const expiryTime = policy
-      ? (JSON.parse(policy.policy) as { expiryTime: string | null }).expiryTime
-      : null;
+    const expiryTime = policy ? (JSON.parse(policy.json) as { expiryTime: string | null }).expiryTime : null;
     return addVersion(q, vault, cur.name, material, {
       keyOps: cur.keyOps,
       tags: cur.tags,
@@ -174,24 +145,6 @@ export function createKeys(deps: {
       exp: expiryFor({ expiryTime }, clock.now()),
     });
   };
-
-  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with secrets. */
-  const lifecycle = createObjectLifecycle({
-    db,
-    clock,
-    audit: deps.audit,
-    guard,
-    baseUrlOf: deps.baseUrlOf,
-    kind: {
-      store,
-      fromRow: keyFromRow,
-      checkName: checkKeyName,
-      notFound: keyNotFound,
-      deletedNotFound: deletedKeyNotFound,
-      ops: OPS,
-      onPurged: (vaultId, nameLower) => cache.evict(vaultId, nameLower),
-    },
-  });
 
   return {
     ...lifecycle,
@@ -211,10 +164,7 @@ export function createKeys(deps: {
       return guard.write(ctx, OPS.create, name, (tx) =>
         addVersion(tx, ctx.vault, name, material, {
           keyOps,
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
+          ...newAttributes(input),
         }),
       );
     },
@@ -238,10 +188,7 @@ export function createKeys(deps: {
           throw bad('key.key_ops must be an array of key operations.');
         return addVersion(tx, ctx.vault, name, material, {
           keyOps: checkKeyOps(material.kty, ops as string[] | undefined),
-          tags: input.tags ?? null,
-          enabled: input.enabled ?? true,
-          nbf: input.nbf ?? null,
-          exp: input.exp ?? null,
+          ...newAttributes(input),
         });
       });
     },
@@ -251,13 +198,12 @@ export function createKeys(deps: {
       const name = checkKeyName(rawName);
       const version = rawVersion === undefined ? undefined : checkKeyVersion(rawVersion);
       return guard.read(ctx, OPS.get, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
-        if (Number(row.enabled) !== 1)
+        const cur = await versions.active(db, ctx, name, version);
+        if (!cur.enabled)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled key.', {
             inner: 'KeyDisabled',
           });
-        return keyFromRow(row);
+        return cur;
       });
     },
 
@@ -272,24 +218,9 @@ export function createKeys(deps: {
       const version = rawVersion === undefined ? undefined : checkKeyVersion(rawVersion);
       checkTags(patch.tags);
       checkAttributes(patch);
-      return guard.write(ctx, OPS.update, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower, version);
-        if (!row || row.deleted_at !== null) throw keyNotFound(name, version);
-        const cur = keyFromRow(row);
-        const next: KeyRecord = {
-          ...cur,
-          keyOps: patch.keyOps == null ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),
-          tags: patch.tags === undefined ? cur.tags : patch.tags,
-          enabled: patch.enabled ?? cur.enabled,
-          nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
-          exp: patch.exp === undefined ? cur.exp : patch.exp,
-          updated: clock.now(),
-        };
-        checkWindow(next.nbf, next.exp);
-        await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-        return next;
-      });
+      return versions.update(ctx, name, version, patch, (cur) => ({
+        keyOps: patch.keyOps == null ? cur.keyOps : checkKeyOps(cur.kty, patch.keyOps),
+      }));
     },
 
     /** `POST /keys/{name}/rotate`: a new current version now. */

@@ -1,20 +1,26 @@
+import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
+import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
-import type { ObjectRecord, ObjectRow, ObjectStore } from '../storage/vault/object-store.js';
+import { newVersionId } from '../lib/ids.js';
+import type { Database, Queryable } from '../storage/port.js';
+import type { ObjectRecord, ObjectStore, VersionFields } from '../storage/vault/object-store.js';
 import { DAY_MS, VAULT_LIMITS } from './model.js';
 import type { ObjectCallContext, ObjectGuard, ObjectOperation } from './object-guard.js';
+import type { ObjectKindRules } from './object-kind.js';
+import { checkWindow } from './secret-rules.js';
 
 export type { Collection, ObjectCallContext } from './object-guard.js';
 
 /**
- * What secrets and keys have in common: both are versioned, soft-deletable
+ * What secrets, keys and certificates have in common: all are versioned, soft-deletable
  * objects in a vault, authorized and audited the same way. This module holds
  * that shared part once: the call context and the guard (authorize, read,
- * write) in object-guard.ts; here the paging cursors and the lifecycle of listing, deleting, recovering and
- * purging. What differs (values, key material, crypto, rotation) stays in
- * secrets.ts and the key-*.ts files.
+ * write) in object-guard.ts, names and errors in object-kind.ts; here the paging cursors
+ * and the lifecycle of adding and updating versions, listing, deleting, recovering and
+ * purging. What differs (values, key material, crypto, rotation, certificate policies)
+ * stays in secrets.ts, the key-*.ts and the certificate*.ts files.
  */
 
 export interface Page<T> {
@@ -48,47 +54,190 @@ const isVersionCursor = (x: unknown): x is { c: number; v: string } =>
   typeof (x as { v: unknown }).v === 'string' &&
   (x as { v: string }).v.length <= 32;
 
+/** What a kind's service is made of (secrets, certificates; keys get theirs from key-domain.ts). */
+export interface ObjectServiceDeps {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  access: Access;
+  audit: AuditLog;
+  /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
+  baseUrlOf: (vaultNameLower: string) => string;
+  onAuditError?: (e: unknown) => void;
+}
+
+/** An attribute change: undefined leaves a field as it is, null clears it. */
+export interface AttributesPatch {
+  enabled?: boolean;
+  /** Epoch ms. */
+  nbf?: number | null;
+  exp?: number | null;
+  tags?: Record<string, string> | null;
+}
+
 /** What the shared lifecycle needs to know of a kind of object. */
-export interface ObjectKind<Row extends ObjectRow, R extends ObjectRecord> {
-  store: ObjectStore<Row, R>;
-  fromRow: (row: Row) => R;
-  /** Validates a name from a URL (the message names the kind). */
-  checkName: (raw: string) => string;
-  notFound: (name: string, version?: string) => LatchkeyError;
-  deletedNotFound: (name: string) => LatchkeyError;
+export interface ObjectKind<R extends ObjectRecord, Shown extends R = R>
+  extends Pick<ObjectKindRules, 'checkName' | 'notFound' | 'deletedNotFound' | 'deletedConflict'> {
+  store: ObjectStore<R>;
   ops: Record<
-    'list' | 'versions' | 'delete' | 'listDeleted' | 'getDeleted' | 'recover' | 'purge',
+    'list' | 'versions' | 'update' | 'delete' | 'listDeleted' | 'getDeleted' | 'recover' | 'purge',
     ObjectOperation
   >;
   /** Runs in the purge's transaction once the rows are gone (keys drop their parsed keys). */
   onPurged?: (vaultId: string, nameLower: string) => void;
+  /**
+   * Runs in the transaction of a soft delete (`deletedAt` and `purgeAt` set) or a recover (both
+   * null) after the object's own change: a certificate's key and secret follow it.
+   */
+  alsoDeleted?: (
+    q: Queryable,
+    vaultId: string,
+    nameLower: string,
+    deletedAt: number | null,
+    purgeAt: number | null,
+  ) => Promise<void>;
+  /**
+   * Runs in the transaction of a purge asked for (not the scheduled one: what it removes has
+   * its own schedule): a certificate's key and secret go with it.
+   */
+  alsoPurged?: (q: Queryable, vaultId: string, nameLower: string) => Promise<void>;
+  /** What delete and recover answer with (a certificate adds its policy); default: the record. */
+  shown?: (q: Queryable, vaultId: string, r: R) => Promise<Shown>;
+}
+
+/** The attributes and tags of a new version from a create, set or import (absent: enabled, no window, no tags). */
+export const newAttributes = (a: AttributesPatch) => ({
+  tags: a.tags ?? null,
+  enabled: a.enabled ?? true,
+  nbf: a.nbf ?? null,
+  exp: a.exp ?? null,
+});
+
+/** A version's fields as a kind chooses them when it adds one (the lifecycle sets the rest). */
+export type NewFields<R extends ObjectRecord> = Omit<VersionFields<R>, 'version' | 'created' | 'updated'>;
+
+/** The latest (or a given) version of an active object, or of a deleted one, else the kind's 404s. */
+function finders<R extends ObjectRecord>(
+  kind: Pick<ObjectKind<R>, 'store' | 'notFound' | 'deletedNotFound'>,
+) {
+  const { store, notFound, deletedNotFound } = kind;
+  return {
+    async active(q: Queryable, ctx: ObjectCallContext, name: string, version?: string): Promise<R> {
+      const cur = await store.find(q, ctx.vault.id, name.toLowerCase(), version);
+      if (!cur || cur.deletedAt !== null) throw notFound(name, version);
+      return cur;
+    },
+    async deleted(q: Queryable, ctx: ObjectCallContext, name: string): Promise<R> {
+      const cur = await store.find(q, ctx.vault.id, name.toLowerCase());
+      if (!cur || cur.deletedAt === null) throw deletedNotFound(name);
+      return cur;
+    },
+  };
 }
 
 /**
- * Listing (objects, versions, deleted objects), soft delete, recover, purge
- * and the scheduled purge, the same for secrets and keys. A deleted object
- * (all its versions) is recoverable until its scheduled purge date.
+ * Adding and updating versions, the same for secrets and keys (certificates add theirs with
+ * their key and secret: certificate-versions.ts). For the kind's own service, not handed out.
  */
-export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRecord>(deps: {
+export function createObjectVersions<R extends ObjectRecord>(deps: {
+  clock: Clock;
+  guard: ObjectGuard;
+  kind: ObjectKind<R>;
+}) {
+  const { clock, guard, kind } = deps;
+  const { store } = kind;
+  const { active } = finders(kind);
+  return {
+    /** The latest (or a given) version of an object that is not deleted, else the kind's 404. */
+    active,
+
+    /**
+     * Adds a version (a new object or a new current version) in `q`'s transaction; refused
+     * while the name is held by a deleted object. `seal` seals the version's material.
+     */
+    async add(
+      q: Queryable,
+      vaultId: string,
+      name: string,
+      fields: NewFields<R>,
+      seal: (nameLower: string, version: string) => Buffer,
+    ): Promise<R> {
+      const now = clock.now();
+      const version = newVersionId();
+      const nameLower = name.toLowerCase();
+      const stored = await store.upsert(q, vaultId, name, version, now);
+      if (stored === undefined) throw kind.deletedConflict(name);
+      const rec = {
+        name: stored,
+        version,
+        ...fields,
+        created: now,
+        updated: now,
+        deletedAt: null,
+        scheduledPurgeAt: null,
+      } as R;
+      await store.insertVersion(q, vaultId, nameLower, { ...rec, sealed: seal(nameLower, version) });
+      return rec;
+    },
+
+    /**
+     * Changes the attributes and tags of the latest (or a given) version, and what `own` gives
+     * of the kind's fields; never the material. `name` and `version` are checked already.
+     */
+    async update(
+      ctx: ObjectCallContext,
+      name: string,
+      version: string | undefined,
+      patch: AttributesPatch,
+      own: (cur: R) => Partial<R> = () => ({}),
+    ): Promise<R> {
+      return guard.write(ctx, kind.ops.update, name, async (tx) => {
+        const cur = await active(tx, ctx, name, version);
+        const next: R = {
+          ...cur,
+          ...own(cur),
+          tags: patch.tags === undefined ? cur.tags : patch.tags,
+          enabled: patch.enabled ?? cur.enabled,
+          nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
+          exp: patch.exp === undefined ? cur.exp : patch.exp,
+          updated: clock.now(),
+        };
+        checkWindow(next.nbf, next.exp);
+        await store.updateVersion(tx, ctx.vault.id, name.toLowerCase(), next);
+        return next;
+      });
+    },
+  };
+}
+
+/**
+ * Listing (objects, versions, deleted objects), soft delete, recover, purge and the scheduled
+ * purge, the same for every kind. A deleted object (all its versions) is recoverable until
+ * its scheduled purge date.
+ */
+export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = R>(deps: {
   db: Database;
   clock: Clock;
   audit: AuditLog;
   guard: ObjectGuard;
-  kind: ObjectKind<Row, R>;
+  kind: ObjectKind<R, Shown>;
   /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
   baseUrlOf: (vaultNameLower: string) => string;
 }) {
-  const { db, clock, guard } = deps;
-  const { store, fromRow, checkName, notFound, deletedNotFound, ops } = deps.kind;
+  const { db, clock, guard, kind } = deps;
+  const { store, checkName, ops } = kind;
+  // Without `shown` the record itself is the answer (Shown is R then).
+  const shown = kind.shown ?? (async (_q: Queryable, _vaultId: string, r: R) => r as Shown);
 
   async function pageOf(ctx: ObjectCallContext, deleted: boolean, after: string, size: number) {
     const rows = await store.page(db, ctx.vault.id, deleted, after, size + 1);
-    const items = rows.slice(0, size).map(fromRow);
+    const items = rows.slice(0, size);
     const last = items[items.length - 1];
     return rows.length > size && last
       ? { items, next: encodeCursor({ n: last.name.toLowerCase() }) }
       : { items };
   }
+  const { active, deleted } = finders(kind);
 
   return {
     async list(ctx: ObjectCallContext, opts: { max?: number; after?: string }): Promise<Page<R>> {
@@ -113,7 +262,7 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
           size + 1,
           opts.newestFirst === true,
         );
-        const items = rows.slice(0, size).map(fromRow);
+        const items = rows.slice(0, size);
         const last = items[items.length - 1];
         return rows.length > size && last
           ? { items, next: encodeCursor({ c: last.created, v: last.version }) }
@@ -122,16 +271,15 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
     },
 
     /** Soft delete: the object (all versions) is recoverable until its scheduled purge date. */
-    async delete(ctx: ObjectCallContext, rawName: string): Promise<R> {
+    async delete(ctx: ObjectCallContext, rawName: string): Promise<Shown> {
       const name = checkName(rawName);
       return guard.write(ctx, ops.delete, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at !== null) throw notFound(name);
+        const cur = await active(tx, ctx, name);
         const now = clock.now();
         const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
-        await store.setDeleted(tx, ctx.vault.id, nameLower, now, purgeAt);
-        return { ...fromRow(row), deletedAt: now, scheduledPurgeAt: purgeAt };
+        await store.setDeleted(tx, ctx.vault.id, name.toLowerCase(), now, purgeAt);
+        await kind.alsoDeleted?.(tx, ctx.vault.id, name.toLowerCase(), now, purgeAt);
+        return shown(tx, ctx.vault.id, { ...cur, deletedAt: now, scheduledPurgeAt: purgeAt });
       });
     },
 
@@ -142,21 +290,16 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
 
     async getDeleted(ctx: ObjectCallContext, rawName: string): Promise<R> {
       const name = checkName(rawName);
-      return guard.read(ctx, ops.getDeleted, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        return fromRow(row);
-      });
+      return guard.read(ctx, ops.getDeleted, name, () => deleted(db, ctx, name));
     },
 
-    async recover(ctx: ObjectCallContext, rawName: string): Promise<R> {
+    async recover(ctx: ObjectCallContext, rawName: string): Promise<Shown> {
       const name = checkName(rawName);
       return guard.write(ctx, ops.recover, name, async (tx) => {
-        const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
-        await store.setDeleted(tx, ctx.vault.id, nameLower, null, null);
-        return { ...fromRow(row), deletedAt: null, scheduledPurgeAt: null };
+        const cur = await deleted(tx, ctx, name);
+        await store.setDeleted(tx, ctx.vault.id, name.toLowerCase(), null, null);
+        await kind.alsoDeleted?.(tx, ctx.vault.id, name.toLowerCase(), null, null);
+        return shown(tx, ctx.vault.id, { ...cur, deletedAt: null, scheduledPurgeAt: null });
       });
     },
 
@@ -165,16 +308,16 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const name = checkName(rawName);
       await guard.write(ctx, ops.purge, name, async (tx) => {
         const nameLower = name.toLowerCase();
-        const row = await store.find(tx, ctx.vault.id, nameLower);
-        if (!row || row.deleted_at === null) throw deletedNotFound(name);
+        const cur = await deleted(tx, ctx, name);
         if (ctx.vault.enablePurgeProtection)
           throw new LatchkeyError(
             'Forbidden',
             'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
           );
         await store.purge(tx, ctx.vault.id, nameLower);
-        deps.kind.onPurged?.(ctx.vault.id, nameLower);
-        return { name: row.name };
+        await kind.alsoPurged?.(tx, ctx.vault.id, nameLower);
+        kind.onPurged?.(ctx.vault.id, nameLower);
+        return { name: cur.name };
       });
     },
 
@@ -183,11 +326,11 @@ export function createObjectLifecycle<Row extends ObjectRow, R extends ObjectRec
       const due = await store.due(db, now, limit);
       for (const d of due) {
         await db.transaction(async (tx) => {
-          if (!(await store.stillDue(tx, d.vault_id, d.name_lower, now))) return; // recovered meanwhile
-          await store.purge(tx, d.vault_id, d.name_lower);
-          deps.kind.onPurged?.(d.vault_id, d.name_lower);
+          if (!(await store.stillDue(tx, d.vaultId, d.nameLower, now))) return; // recovered meanwhile
+          await store.purge(tx, d.vaultId, d.nameLower);
+          kind.onPurged?.(d.vaultId, d.nameLower);
           await deps.audit.append(tx, {
-            tenantId: d.tenant_id,
+            tenantId: d.tenantId,
             callerKind: 'system',
             operation: ops.purge.op,
             target: `${deps.baseUrlOf(d.vault)}/${guard.collection}/${d.name}`,

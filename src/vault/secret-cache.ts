@@ -1,12 +1,8 @@
 import type { CacheStats } from '../lib/cache-stats.js';
+import { createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import type { SecretRow } from '../storage/vault/secret-store.js';
-
-interface Entry {
-  row: SecretRow;
-  at: number;
-}
+import type { SealedSecret } from '../storage/vault/secret-store.js';
 
 /**
  * The latest version of a secret per (vault, name), as stored: metadata and the
@@ -32,60 +28,38 @@ export function createSecretCache(deps: {
   stats?: CacheStats;
 }) {
   const { clock, bus, stats } = deps;
-  const max = deps.max ?? 10_000;
-  const maxAgeMs = deps.maxAgeMs ?? 1_000;
-  const entries = new Map<string, Entry>();
-  /** Bumped by every drop: a read that started under an older epoch is not cached. */
-  let epoch = 0;
+  const cache = createChangeCache<SealedSecret>({
+    clock,
+    max: deps.max ?? 10_000,
+    maxAgeMs: deps.maxAgeMs ?? 1_000,
+    ...(stats ? { stats } : {}),
+  });
   const keyOf = (vaultId: string, nameLower: string) => `${vaultId}|${nameLower}`;
-  const drop = (key: string) => {
-    epoch++;
-    entries.delete(key);
-  };
-  const clear = () => {
-    epoch++;
-    entries.clear();
-  };
-  bus?.subscribe('secret', drop);
-  bus?.subscribe('vault', clear);
-  bus?.onResync(clear);
+  bus?.subscribe('secret', (key) => cache.drop(key));
+  bus?.subscribe('vault', () => cache.clear());
+  bus?.onResync(() => cache.clear());
 
   return {
     /** The cached latest version, if there is a fresh one. */
-    get(vaultId: string, nameLower: string): SecretRow | undefined {
-      const key = keyOf(vaultId, nameLower);
-      const e = entries.get(key);
-      if (e && clock.now() - e.at < maxAgeMs) {
-        // Least recently used goes first: a hit moves the entry to the end.
-        entries.delete(key);
-        entries.set(key, e);
-        if (stats) stats.hits++;
-        return e.row;
-      }
-      if (e) entries.delete(key);
-      if (stats) stats.misses++;
-      return undefined;
+    get(vaultId: string, nameLower: string): SealedSecret | undefined {
+      return cache.get(keyOf(vaultId, nameLower));
     },
     /** Taken before reading from SQL; hand it to `put`. */
     mark(): number {
-      return epoch;
+      return cache.mark();
     },
     /** Caches a row read since `mark`, unless anything changed meanwhile. */
-    put(vaultId: string, nameLower: string, row: SecretRow, mark: number): void {
-      if (mark !== epoch) return;
-      const key = keyOf(vaultId, nameLower);
-      entries.delete(key);
-      if (entries.size >= max) entries.delete(entries.keys().next().value!);
-      entries.set(key, { row, at: clock.now() });
+    put(vaultId: string, nameLower: string, row: SealedSecret, mark: number): void {
+      cache.put(keyOf(vaultId, nameLower), row, mark);
     },
     /** After a change to the secret committed (or failed): drop it here and on every other node. */
     changed(vaultId: string, nameLower: string): void {
       const key = keyOf(vaultId, nameLower);
-      drop(key);
+      cache.drop(key);
       bus?.publish('secret', key);
     },
     get size(): number {
-      return entries.size;
+      return cache.size;
     },
   };
 }

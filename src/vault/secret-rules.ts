@@ -1,19 +1,15 @@
 import { LatchkeyError } from '../errors/index.js';
-import { isObjectName, VAULT_LIMITS, VERSION_RE } from './model.js';
+import { VAULT_LIMITS } from './model.js';
+import { objectKindRules } from './object-kind.js';
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
 
+/** A secret's name and version rules and errors (object-kind.ts). */
+export const SECRET_RULES = objectKindRules('secret');
 /** A secret name from a URL: 1–127 letters, digits and hyphens. */
-export function checkSecretName(name: string): string {
-  if (!isObjectName(name)) throw bad('The secret name is invalid: use 1–127 letters, digits and hyphens.');
-  return name;
-}
-
+export const checkSecretName = SECRET_RULES.checkName;
 /** A version from a URL: 32 hex characters (compared lower-case). */
-export function checkVersion(version: string): string {
-  if (!VERSION_RE.test(version)) throw bad('The secret version is invalid: it is 32 hexadecimal characters.');
-  return version.toLowerCase();
-}
+export const checkVersion = SECRET_RULES.checkVersion;
 
 export function checkValue(value: string): void {
   if (Buffer.byteLength(value, 'utf8') > VAULT_LIMITS.secretValueBytes)

@@ -1,24 +1,19 @@
 import type { Caller } from '../access/caller.js';
-import type { Access } from '../access/decision.js';
-import type { AuditLog } from '../audit/log.js';
-import type { Sealer } from '../crypto/envelope.js';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { CacheStats } from '../lib/cache-stats.js';
-import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
-import { newVersionId } from '../lib/ids.js';
-import type { Database } from '../storage/port.js';
-import {
-  recordFromRow,
-  type SecretRecord,
-  type SecretRow,
-  secretStore as store,
-} from '../storage/vault/secret-store.js';
+import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
 import { refuseNonExportable } from './certificate-managed.js';
 import type { Vault } from './model.js';
-import { createObjectGuard, type ObjectCallContext } from './object-guard.js';
-import { createObjectLifecycle } from './objects.js';
+import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
+import { actionOperation, lifecycleOperations } from './object-kind.js';
+import {
+  createObjectLifecycle,
+  createObjectVersions,
+  newAttributes,
+  type ObjectServiceDeps,
+} from './objects.js';
 import { createSecretCache } from './secret-cache.js';
 import {
   checkContentType,
@@ -27,6 +22,7 @@ import {
   checkValue,
   checkVersion,
   checkWindow,
+  SECRET_RULES,
 } from './secret-rules.js';
 
 export type { SecretRecord } from '../storage/vault/secret-store.js';
@@ -58,23 +54,11 @@ const OPS = {
   get: { op: 'SecretGet', action: `${S}/getSecret/action`, perm: 'get' },
   properties: { op: 'SecretGetProperties', action: `${S}/readMetadata/action`, perm: 'list' },
   update: { op: 'SecretUpdate', action: `${S}/update/action`, perm: 'set' },
-  list: { op: 'SecretList', action: `${S}/readMetadata/action`, perm: 'list' },
-  versions: { op: 'SecretListVersions', action: `${S}/readMetadata/action`, perm: 'list' },
-  delete: { op: 'SecretDelete', action: `${S}/delete`, perm: 'delete' },
-  listDeleted: { op: 'SecretListDeleted', action: `${S}/readMetadata/action`, perm: 'list' },
-  getDeleted: { op: 'SecretGetDeleted', action: `${S}/readMetadata/action`, perm: 'get' },
-  recover: { op: 'SecretRecover', action: `${S}/recover/action`, perm: 'recover' },
-  purge: { op: 'SecretPurge', action: `${S}/purge/action`, perm: 'purge' },
-  backup: { op: 'SecretBackup', action: `${S}/backup/action`, perm: 'backup' },
-  restore: { op: 'SecretRestore', action: `${S}/restore/action`, perm: 'restore' },
-} as const;
-const notFound = (name: string, version?: string) =>
-  new LatchkeyError(
-    'SecretNotFound',
-    `A secret with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command.`,
-  );
-const deletedNotFound = (name: string) =>
-  new LatchkeyError('SecretNotFound', `Deleted Secret not found: ${name}`);
+  ...lifecycleOperations('Secret', S, `${S}/readMetadata/action`),
+  backup: actionOperation('Secret', S, 'backup'),
+  restore: actionOperation('Secret', S, 'restore'),
+} satisfies Record<string, ObjectOperation>;
+const { notFound } = SECRET_RULES;
 
 /**
  * The Key Vault secrets data plane: versions, soft delete, recover, purge,
@@ -83,21 +67,15 @@ const deletedNotFound = (name: string) =>
  * decision point first (so a refused caller learns nothing about existence)
  * and audited: mutations in their transaction, reads and refusals batched.
  */
-export function createSecrets(deps: {
-  db: Database;
-  clock: Clock;
-  sealer: Sealer;
-  access: Access;
-  audit: AuditLog;
-  /** The canonical URL of a vault by its lower-case name (audit targets of the purge job). */
-  baseUrlOf: (vaultNameLower: string) => string;
-  onAuditError?: (e: unknown) => void;
-  /** Invalidates the latest-version cache on other nodes (and hears theirs). */
-  bus?: ChangeBus;
-  /** Entries of the latest-version cache (default 10 000). */
-  cacheSize?: number;
-  cacheStats?: CacheStats;
-}) {
+export function createSecrets(
+  deps: ObjectServiceDeps & {
+    /** Invalidates the latest-version cache on other nodes (and hears theirs). */
+    bus?: ChangeBus;
+    /** Entries of the latest-version cache (default 10 000). */
+    cacheSize?: number;
+    cacheStats?: CacheStats;
+  },
+) {
   const { db, clock, sealer } = deps;
   const cache = createSecretCache({
     clock,
@@ -106,13 +84,13 @@ export function createSecrets(deps: {
     ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),
   });
   /** The latest version with its sealed value: from the cache, else SQL (then cached). */
-  const latest = async (vaultId: string, nameLower: string): Promise<SecretRow | undefined> => {
+  const latest = async (vaultId: string, nameLower: string): Promise<SealedSecret | undefined> => {
     const hit = cache.get(vaultId, nameLower);
     if (hit) return hit;
     const mark = cache.mark();
-    const row = await store.find(db, vaultId, nameLower, undefined, true);
-    if (row) cache.put(vaultId, nameLower, row, mark);
-    return row;
+    const found = await store.findSealed(db, vaultId, nameLower);
+    if (found) cache.put(vaultId, nameLower, found, mark);
+    return found;
   };
   /**
    * Runs a change to a secret, then drops its cached latest version here and on every node.
@@ -148,27 +126,19 @@ export function createSecrets(deps: {
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
   const { read, write } = guard;
-  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys. */
-  const lifecycle = createObjectLifecycle({
-    db,
-    clock,
-    audit: deps.audit,
-    guard,
-    baseUrlOf: deps.baseUrlOf,
-    kind: {
-      store,
-      fromRow: recordFromRow,
-      checkName: checkSecretName,
-      notFound,
-      deletedNotFound,
-      ops: OPS,
-      // Also the purge job's, which runs on one node: the others hear it on the bus.
-      onPurged: (vaultId, nameLower) => cache.changed(vaultId, nameLower),
-    },
-  });
-  const withValue = (v: Vault, nameLower: string, row: SecretRow): SecretRecord => ({
-    ...recordFromRow(row),
-    value: sealer.open(row.value_sealed!, aad(v, nameLower, row.version)).toString('utf8'),
+  const kind = {
+    store,
+    ...SECRET_RULES,
+    ops: OPS,
+    // Also the purge job's, which runs on one node: the others hear it on the bus.
+    onPurged: (vaultId: string, nameLower: string) => cache.changed(vaultId, nameLower),
+  };
+  /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys and certificates. */
+  const lifecycle = createObjectLifecycle({ ...deps, guard, kind });
+  const versions = createObjectVersions({ clock, guard, kind });
+  const withValue = (v: Vault, nameLower: string, { sealed, ...rec }: SealedSecret): SecretRecord => ({
+    ...rec,
+    value: sealer.open(sealed, aad(v, nameLower, rec.version)).toString('utf8'),
   });
 
   const set = async (
@@ -181,36 +151,15 @@ export function createSecrets(deps: {
     checkContentType(input.contentType);
     checkTags(input.tags);
     checkWindow(input.nbf ?? null, input.exp ?? null);
-    return write(ctx, OPS.set, name, async (tx) => {
-      const now = clock.now();
-      const version = newVersionId();
-      const nameLower = name.toLowerCase();
-      const stored = await store.upsert(tx, ctx.vault.id, name, version, now);
-      if (stored === undefined)
-        throw new LatchkeyError(
-          'Conflict',
-          `Secret ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.`,
-        );
-      const rec: SecretRecord = {
-        name: stored,
-        version,
-        value: input.value,
-        contentType: input.contentType ?? null,
-        tags: input.tags ?? null,
-        enabled: input.enabled ?? true,
-        nbf: input.nbf ?? null,
-        exp: input.exp ?? null,
-        created: now,
-        updated: now,
-        deletedAt: null,
-        scheduledPurgeAt: null,
-      };
-      await store.insertVersion(tx, ctx.vault.id, nameLower, {
-        ...rec,
-        sealed: sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
-      });
-      return rec;
-    });
+    return write(ctx, OPS.set, name, (tx) =>
+      versions.add(
+        tx,
+        ctx.vault.id,
+        name,
+        { value: input.value, contentType: input.contentType ?? null, ...newAttributes(input) },
+        (nameLower, version) => sealer.seal(input.value, aad(ctx.vault, nameLower, version)),
+      ),
+    );
   };
 
   /** Changes attributes, tags or content type of the latest (or a given) version; never the value. */
@@ -224,24 +173,9 @@ export function createSecrets(deps: {
     const version = rawVersion === undefined ? undefined : checkVersion(rawVersion);
     checkContentType(patch.contentType);
     checkTags(patch.tags);
-    return write(ctx, OPS.update, name, async (tx) => {
-      const nameLower = name.toLowerCase();
-      const row = await store.find(tx, ctx.vault.id, nameLower, version);
-      if (!row || row.deleted_at !== null) throw notFound(name, version);
-      const cur = recordFromRow(row);
-      const next: SecretRecord = {
-        ...cur,
-        contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
-        tags: patch.tags === undefined ? cur.tags : patch.tags,
-        enabled: patch.enabled ?? cur.enabled,
-        nbf: patch.nbf === undefined ? cur.nbf : patch.nbf,
-        exp: patch.exp === undefined ? cur.exp : patch.exp,
-        updated: clock.now(),
-      };
-      checkWindow(next.nbf, next.exp);
-      await store.updateVersion(tx, ctx.vault.id, nameLower, next);
-      return next;
-    });
+    return versions.update(ctx, name, version, patch, (cur) => ({
+      contentType: patch.contentType === undefined ? cur.contentType : patch.contentType,
+    }));
   };
 
   return {
@@ -266,17 +200,17 @@ export function createSecrets(deps: {
       // Authorized first (inside `read`); only then is the cache consulted.
       return read(ctx, OPS.get, name, async () => {
         const nameLower = name.toLowerCase();
-        const row =
+        const found =
           version === undefined
             ? await latest(ctx.vault.id, nameLower)
-            : await store.find(db, ctx.vault.id, nameLower, version, true);
-        if (!row) await refuseNonExportable(db, ctx.vault.id, name);
-        if (!row || row.deleted_at !== null) throw notFound(name, version);
-        if (Number(row.enabled) !== 1)
+            : await store.findSealed(db, ctx.vault.id, nameLower, version);
+        if (!found) await refuseNonExportable(db, ctx.vault.id, name);
+        if (!found || found.deletedAt !== null) throw notFound(name, version);
+        if (!found.enabled)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {
             inner: 'SecretDisabled',
           });
-        return withValue(ctx.vault, nameLower, row);
+        return withValue(ctx.vault, nameLower, found);
       });
     },
 
@@ -303,18 +237,18 @@ export function createSecrets(deps: {
         if (e instanceof LatchkeyError && e.status === 403) return 'denied';
         throw e;
       }
-      const row = await store.find(db, vault.id, name.toLowerCase(), version);
-      if (!row || row.deleted_at !== null) return 'notFound';
-      return Number(row.enabled) === 1 ? 'resolved' : 'disabled';
+      const cur = await store.find(db, vault.id, name.toLowerCase(), version);
+      if (!cur || cur.deletedAt !== null) return 'notFound';
+      return cur.enabled ? 'resolved' : 'disabled';
     },
 
     /** The latest version's attributes, without its value: what `readMetadata` (policy: `list`) may see. */
     async properties(ctx: SecretCallContext, rawName: string): Promise<SecretRecord> {
       const name = checkSecretName(rawName);
       return read(ctx, OPS.properties, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        if (!row || row.deleted_at !== null) throw notFound(name);
-        return recordFromRow(row);
+        const cur = await store.find(db, ctx.vault.id, name.toLowerCase());
+        if (!cur || cur.deletedAt !== null) throw notFound(name);
+        return cur;
       });
     },
 
@@ -334,12 +268,12 @@ export function createSecrets(deps: {
         const nameLower = name.toLowerCase();
         const rows = await store.allVersions(db, ctx.vault.id, nameLower);
         const first = rows[0];
-        if (!first || first.deleted_at !== null) throw notFound(name);
+        if (!first || first.deletedAt !== null) throw notFound(name);
         const backup: SecretBackup = {
           v: 1,
           tenantId: ctx.vault.tenantId,
           name: first.name,
-          current: first.current_version,
+          current: first.currentVersion,
           versions: rows.map((r) => {
             const { value, ...rest } = withValue(ctx.vault, nameLower, r);
             return {
@@ -365,11 +299,7 @@ export function createSecrets(deps: {
       const restored = await write(ctx, OPS.restore, null, async (tx) => {
         const b = openBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
-        if (await store.exists(tx, ctx.vault.id, nameLower))
-          throw new LatchkeyError(
-            'Conflict',
-            `Secret ${b.name} already exists in this vault (or is deleted and recoverable); it cannot be restored over.`,
-          );
+        if (await store.exists(tx, ctx.vault.id, nameLower)) throw SECRET_RULES.restoreConflict(b.name);
         const now = clock.now();
         await store.upsert(tx, ctx.vault.id, b.name, b.current, now);
         for (const v of b.versions) {

@@ -1,36 +1,18 @@
 import { CODE_VERIFIER_RE, pkceMatches } from '../authorization-codes.js';
 import { browserClientOf } from '../clients.js';
-import type { Tenant } from '../tenants.js';
-import {
-  failedClient,
-  field,
-  type GrantDeps,
-  oauth,
-  type TokenRequestContext,
-  type TokenResponse,
-} from './shared.js';
+import { clientIdOf, failedClient, field, type GrantHandler, grantParameters, oauth } from './shared.js';
 import { signedInUserTokens } from './user-tokens.js';
 
-export const parameters: ReadonlySet<string> = new Set([
-  'client_id',
-  'code',
-  'redirect_uri',
-  'code_verifier',
-  'client_info',
-]);
+export const parameters = grantParameters('code', 'redirect_uri', 'code_verifier', 'client_info');
 
 /**
  * RFC 6749 §4.1.3 with PKCE (RFC 7636): the code is spent on first
  * presentation, then its bindings are checked (client, redirect URI,
  * verifier). A replayed code revokes the refresh token its first use issued.
  */
-export async function handler(
-  deps: GrantDeps,
-  ctx: TokenRequestContext,
-  tenant: Tenant,
-): Promise<TokenResponse> {
+export const handler: GrantHandler = async (deps, ctx, tenant) => {
   const { form } = ctx;
-  const clientId = field(form, 'client_id').toLowerCase();
+  const clientId = clientIdOf(form);
   const code = field(form, 'code');
   const redirectUri = field(form, 'redirect_uri');
   const verifier = field(form, 'code_verifier');
@@ -70,15 +52,9 @@ export async function handler(
     deps,
     ctx,
     tenant,
-    g.principalId,
-    clientId,
-    g.scope,
-    'authorization_code',
-    {
-      nonce: g.nonce,
-      authTime: g.authTime,
-    },
+    { principalId: g.principalId, clientId, scope: g.scope, grant: 'authorization_code' },
+    { nonce: g.nonce, authTime: g.authTime },
   );
   if (issued.refreshTokenId) await deps.codes.linkRefreshToken(r.id, issued.refreshTokenId);
   return issued.response;
-}
+};

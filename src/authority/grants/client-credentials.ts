@@ -4,24 +4,15 @@ import { ASSERTION_TYPE } from '../client-assertion.js';
 import { isFederatedAssertion } from '../federation.js';
 import type { Principal } from '../principals.js';
 import type { Tenant } from '../tenants.js';
-import {
-  failedClient,
-  field,
-  type GrantDeps,
-  oauth,
-  resolveScope,
-  respond,
-  type TokenRequestContext,
-  type TokenResponse,
-} from './shared.js';
+import type { GrantDeps, GrantHandler, TokenRequestContext } from './shared.js';
+import { clientIdOf, failedClient, field, grantParameters, oauth, resolveScope, respond } from './shared.js';
 
-export const parameters: ReadonlySet<string> = new Set([
-  'client_id',
+export const parameters = grantParameters(
   'scope',
   'client_secret',
   'client_assertion',
   'client_assertion_type',
-]);
+);
 
 /** How the client proved itself: `appidacr` 1 (secret) or 2 (certificate), and the assertion's jti to spend. */
 interface ClientAuthentication {
@@ -33,6 +24,11 @@ interface ClientAuthentication {
 /**
  * The application authenticates with a client secret or a client assertion (RFC 7523) signed
  * with a registered certificate. Failures count towards the throttle of the client and address.
+ *
+ * The principal and its credentials may come from memory (src/authority/principals.ts `client`,
+ * src/authority/credentials.ts). When they did and other nodes share the database, one read
+ * confirms them (`credentials.confirm`); if it fails, the authentication is done again from the
+ * database alone (`fresh`), so the answer is the one the database gives now.
  */
 async function authenticateClient(
   deps: GrantDeps,
@@ -40,6 +36,7 @@ async function authenticateClient(
   tenant: Tenant,
   clientId: string,
   keys: string[],
+  fresh = false,
 ): Promise<ClientAuthentication> {
   const { form } = ctx;
   const secret = field(form, 'client_secret', false);
@@ -54,7 +51,8 @@ async function authenticateClient(
   }
   if (secret && assertion)
     throw oauth('invalid_request', 'Send either client_secret or client_assertion, not both.', 90014);
-  const principal = isGuid(clientId) ? await deps.principals.byAppId(tenant.id, clientId) : undefined;
+  const found = isGuid(clientId) ? await deps.principals.client(tenant.id, clientId, fresh) : undefined;
+  const principal = found?.principal;
   if (!principal || principal.kind === 'user') {
     throw await failedClient(
       deps,
@@ -65,8 +63,22 @@ async function authenticateClient(
       400,
     );
   }
+  // A refusal is decided from the database alone: with the application from memory, once more fresh.
+  const retryFresh = !fresh && found?.cached === true;
+  /** An answer (partly) from memory, checked against the database when other nodes share it. */
+  const confirmed = async (cached: boolean, credentialId?: string): Promise<boolean> => {
+    if (fresh || !(cached || found?.cached) || (await deps.credentials.confirm(principal.id, credentialId)))
+      return true;
+    deps.principals.forgetClient(principal.id);
+    deps.credentials.forget(principal.id);
+    return false;
+  };
   if (secret) {
-    if (!(await deps.credentials.verifySecret(principal.id, secret))) {
+    const m = await deps.credentials.matchSecret(principal.id, secret, fresh);
+    if (m && !(await confirmed(m.cached, m.credentialId)))
+      return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+    if (!m) {
+      if (retryFresh) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
       throw await failedClient(
         deps,
         keys,
@@ -84,6 +96,8 @@ async function authenticateClient(
   // Workload identity federation: an external token (its issuer is not the client) goes to
   // src/authority/federation.ts, which verifies it against the identity's federated credentials.
   if (deps.federation && isFederatedAssertion(assertion!, clientId)) {
+    // Before the exchange (which spends the external token's jti): a principal from memory.
+    if (!(await confirmed(false))) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     try {
       await deps.federation.exchange({
         tenantId: tenant.id,
@@ -103,27 +117,28 @@ async function authenticateClient(
     `${ctx.issuerBase}/${seg}/oauth2/v2.0/token`,
     `${ctx.issuerBase}/${seg}/oauth2/token`,
   ]);
+  let checked: Awaited<ReturnType<GrantDeps['assertions']['verify']>>;
   try {
-    const checked = await deps.assertions.verify({
+    checked = await deps.assertions.verify({
       assertion: assertion!,
       principalId: principal.id,
       clientId,
       audiences,
+      fresh,
     });
-    return { principal, method: '2', consumeAssertion: checked.consume };
   } catch (e) {
-    if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
-    throw e;
+    if (!(e instanceof LatchkeyError)) throw e;
+    if (retryFresh) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+    throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
   }
+  if (!(await confirmed(checked.cached, checked.credentialId)))
+    return authenticateClient(deps, ctx, tenant, clientId, keys, true);
+  return { principal, method: '2', consumeAssertion: checked.consume };
 }
 
 /** RFC 6749 §4.4: an application's own token, for one resource (`{resource}/.default`). */
-export async function handler(
-  deps: GrantDeps,
-  ctx: TokenRequestContext,
-  tenant: Tenant,
-): Promise<TokenResponse> {
-  const clientId = field(ctx.form, 'client_id').toLowerCase();
+export const handler: GrantHandler = async (deps, ctx, tenant) => {
+  const clientId = clientIdOf(ctx.form);
   const scope = field(ctx.form, 'scope');
   const keys = [`c:${tenant.id}:${clientId}`, `ip:${ctx.clientIp}`];
   deps.throttle.check(keys);
@@ -148,4 +163,4 @@ export async function handler(
   });
   deps.onIssued?.({ tenantId: tenant.id, principal, clientId, audience, grant: 'client_credentials' });
   return respond(t);
-}
+};

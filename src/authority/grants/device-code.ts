@@ -1,13 +1,13 @@
 import type { Tenant } from '../tenants.js';
+import type { GrantDeps, GrantHandler } from './shared.js';
 import {
+  clientIdOf,
   failedClient,
   field,
-  type GrantDeps,
+  grantParameters,
   oauth,
   requirePublicClient,
   resolveScope,
-  type TokenRequestContext,
-  type TokenResponse,
 } from './shared.js';
 import { signedInUserTokens } from './user-tokens.js';
 
@@ -15,7 +15,7 @@ import { signedInUserTokens } from './user-tokens.js';
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 /** `code` is Entra ID's older name of `device_code`. */
-export const parameters: ReadonlySet<string> = new Set(['client_id', 'device_code', 'code', 'client_info']);
+export const parameters = grantParameters('device_code', 'code', 'client_info');
 
 /** RFC 8628 §3.2, with Entra ID's `message` for the user. */
 export interface DeviceAuthorizationResponse {
@@ -37,7 +37,7 @@ export async function startDeviceAuthorization(
   form: Record<string, string>,
   verificationUri: string,
 ): Promise<DeviceAuthorizationResponse> {
-  const clientId = field(form, 'client_id').toLowerCase();
+  const clientId = clientIdOf(form);
   const scope = field(form, 'scope');
   await requirePublicClient(deps, tenant, clientId);
   await resolveScope(deps, tenant, scope, true);
@@ -57,13 +57,9 @@ export async function startDeviceAuthorization(
  * verification page. Only public clients start device sign-ins, so the device code (a 32-byte
  * secret) is the only proof, as in Entra ID.
  */
-export async function handler(
-  deps: GrantDeps,
-  ctx: TokenRequestContext,
-  tenant: Tenant,
-): Promise<TokenResponse> {
+export const handler: GrantHandler = async (deps, ctx, tenant) => {
   const { form } = ctx;
-  const clientId = field(form, 'client_id').toLowerCase();
+  const clientId = clientIdOf(form);
   const code = form.device_code ? field(form, 'device_code') : field(form, 'code');
   const keys = [`ip:${ctx.clientIp}`];
   deps.throttle.check(keys);
@@ -86,10 +82,7 @@ export async function handler(
     case 'denied':
       throw oauth('access_denied', 'The user declined the sign-in.', 70000);
   }
-  return (
-    await signedInUserTokens(deps, ctx, tenant, r.principalId, clientId, r.scope, DEVICE_CODE_GRANT, {
-      nonce: null,
-      authTime: r.authTime,
-    })
-  ).response;
-}
+  const signedIn = { principalId: r.principalId, clientId, scope: r.scope, grant: DEVICE_CODE_GRANT };
+  return (await signedInUserTokens(deps, ctx, tenant, signedIn, { nonce: null, authTime: r.authTime }))
+    .response;
+};

@@ -1,25 +1,19 @@
 import { isGuid } from '../../lib/ids.js';
 import { isBuiltInPublicClient } from '../clients.js';
 import type { Tenant } from '../tenants.js';
+import type { GrantDeps, GrantHandler } from './shared.js';
 import {
+  clientIdOf,
   failedClient,
   field,
-  type GrantDeps,
+  grantParameters,
   oauth,
   resolveScope,
-  respond,
   signInValid,
-  type TokenRequestContext,
-  type TokenResponse,
 } from './shared.js';
-import { userAccessToken, userSignInExtras } from './user-tokens.js';
+import { userTokenResponse } from './user-tokens.js';
 
-export const parameters: ReadonlySet<string> = new Set([
-  'client_id',
-  'refresh_token',
-  'scope',
-  'client_info',
-]);
+export const parameters = grantParameters('refresh_token', 'scope', 'client_info');
 
 /**
  * The client of a refresh token still may use it: a built-in client, or a registered public
@@ -48,13 +42,9 @@ async function checkClient(
  * use, a successor issued); presenting a spent one is a replay and revokes its whole family.
  * Each refresh re-checks the user (exists, enabled, not signed out since) and the client.
  */
-export async function handler(
-  deps: GrantDeps,
-  ctx: TokenRequestContext,
-  tenant: Tenant,
-): Promise<TokenResponse> {
+export const handler: GrantHandler = async (deps, ctx, tenant) => {
   const { form } = ctx;
-  const clientId = field(form, 'client_id').toLowerCase();
+  const clientId = clientIdOf(form);
   const token = field(form, 'refresh_token');
   const keys = [`ip:${ctx.clientIp}`];
   deps.throttle.check(keys);
@@ -79,14 +69,13 @@ export async function handler(
   // Rotate: the used refresh token is spent. Two concurrent uses of one token: one wins, and
   // the other is a replay.
   if (!(await deps.refreshTokens.consume(found.id))) throw await replay();
-  const t = await userAccessToken(deps, ctx, principal, clientId, audience, scp);
-  const next = await deps.refreshTokens.issue(tenant.id, principal.id, clientId, found.scope, {
-    id: found.familyId,
-    authTime,
-  });
-  return respond(t, {
-    scope: `${audience}/${scp}`,
-    ...(await userSignInExtras(deps, ctx, found.scope, principal, clientId, { nonce: null, authTime: null })),
-    refresh_token: next.token,
-  });
-}
+  // The sign-in's scope stays the family's: the ID token and the next refresh token carry it.
+  const user = { principal, clientId, scope: found.scope, audience, scp };
+  const rotated = { id: found.familyId, authTime };
+  return (
+    await userTokenResponse(deps, ctx, tenant, user, {
+      sign: { nonce: null, authTime: null },
+      refresh: rotated,
+    })
+  ).response;
+};

@@ -64,8 +64,21 @@ export interface GrantDeps {
 export interface Grant {
   /** The form parameters the grant reads besides `grant_type`. */
   readonly parameters: ReadonlySet<string>;
-  handler(deps: GrantDeps, ctx: TokenRequestContext, tenant: Tenant): Promise<TokenResponse>;
+  handler: GrantHandler;
 }
+
+/** A grant's handler: the token response for a request to the tenant's token endpoint. */
+export type GrantHandler = (
+  deps: GrantDeps,
+  ctx: TokenRequestContext,
+  tenant: Tenant,
+) => Promise<TokenResponse>;
+
+/** A grant's form parameters: `client_id` (every grant reads it) and `names`. */
+export const grantParameters = (...names: string[]): ReadonlySet<string> => new Set(['client_id', ...names]);
+
+/** The `client_id` parameter, lower-cased (client ids are GUIDs, compared as such). */
+export const clientIdOf = (form: Record<string, string>): string => field(form, 'client_id').toLowerCase();
 
 /** An OAuth error with Entra ID's AADSTS code. */
 export const oauth = (code: ErrorCode, message: string, aad: number, status?: number) =>

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ctx, print } from '../context.js';
+import { listed, print, printed, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
 import { api, resolveServer } from '../session.js';
@@ -42,38 +42,33 @@ function userCommands(ad: Command): void {
     .requiredOption('--display-name <name>', 'display name')
     .requiredOption('--user-principal-name <name>', 'the sign-in name (e.g. alice@contoso.example)')
     .option('--password <password>', '12–256 characters (default: a generated one)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const r = await api<{ user: Record<string, unknown>; password?: string }>(
-        c,
-        'POST',
-        '/api/directory/users',
-        {
-          userPrincipalName: o.userPrincipalName,
-          displayName: o.displayName,
-          ...(o.password !== undefined ? { password: o.password } : {}),
-        },
-      );
-      print(c, { ...r.user, ...(r.password ? { password: r.password } : {}) });
-      if (r.password) shownOnce();
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const r = await api<{ user: Record<string, unknown>; password?: string }>(
+          c,
+          'POST',
+          '/api/directory/users',
+          {
+            userPrincipalName: o.userPrincipalName,
+            displayName: o.displayName,
+            ...(o.password !== undefined ? { password: o.password } : {}),
+          },
+        );
+        print(c, { ...r.user, ...(r.password ? { password: r.password } : {}) });
+        if (r.password) shownOnce();
+      }),
+    );
 
   user
     .command('list')
     .description('List users')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, (await api<{ value: unknown[] }>(c, 'GET', '/api/directory/users')).value);
-    });
+    .action(listed(() => '/api/directory/users'));
 
   user
     .command('show')
     .description('Show a user')
     .requiredOption('--id <id>', 'object id or user principal name')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'GET', path(o.id)));
-    });
+    .action(printed((o: { id: string }, c) => api(c, 'GET', path(o.id))));
 
   user
     .command('update')
@@ -86,25 +81,26 @@ function userCommands(ad: Command): void {
     )
     .option('--password <password>', 'a new password (12–256 characters)')
     .option('--generate-password', 'set a generated password and print it once')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (o.accountEnabled === undefined && o.password === undefined && !o.generatePassword)
-        throw new CliError('give --account-enabled, --password or --generate-password', 2);
-      if (o.password !== undefined && o.generatePassword)
-        throw new CliError('--password and --generate-password exclude each other', 2);
-      let generated: string | undefined;
-      if (o.generatePassword)
-        generated = (await api<{ password?: string }>(c, 'POST', `${path(o.id)}/resetPassword`)).password;
-      const u =
-        o.accountEnabled !== undefined || o.password !== undefined
-          ? await api<Record<string, unknown>>(c, 'PATCH', path(o.id), {
-              ...(o.accountEnabled !== undefined ? { accountEnabled: o.accountEnabled } : {}),
-              ...(o.password !== undefined ? { password: o.password } : {}),
-            })
-          : await api<Record<string, unknown>>(c, 'GET', path(o.id));
-      print(c, { ...u, ...(generated ? { password: generated } : {}) });
-      if (generated) shownOnce();
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (o.accountEnabled === undefined && o.password === undefined && !o.generatePassword)
+          throw new CliError('give --account-enabled, --password or --generate-password', 2);
+        if (o.password !== undefined && o.generatePassword)
+          throw new CliError('--password and --generate-password exclude each other', 2);
+        let generated: string | undefined;
+        if (o.generatePassword)
+          generated = (await api<{ password?: string }>(c, 'POST', `${path(o.id)}/resetPassword`)).password;
+        const u =
+          o.accountEnabled !== undefined || o.password !== undefined
+            ? await api<Record<string, unknown>>(c, 'PATCH', path(o.id), {
+                ...(o.accountEnabled !== undefined ? { accountEnabled: o.accountEnabled } : {}),
+                ...(o.password !== undefined ? { password: o.password } : {}),
+              })
+            : await api<Record<string, unknown>>(c, 'GET', path(o.id));
+        print(c, { ...u, ...(generated ? { password: generated } : {}) });
+        if (generated) shownOnce();
+      }),
+    );
 
   user
     .command('revoke-sessions')
@@ -112,18 +108,17 @@ function userCommands(ad: Command): void {
       "End a user's sign-in sessions: refresh tokens (every CLI and app login) and console sessions",
     )
     .requiredOption('--id <id>', 'object id or user principal name')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'POST', `${path(o.id)}/revokeSignInSessions`));
-    });
+    .action(printed((o: { id: string }, c) => api(c, 'POST', `${path(o.id)}/revokeSignInSessions`)));
 
   user
     .command('delete')
     .description('Delete a user (and their role assignments)')
     .requiredOption('--id <id>', 'object id or user principal name')
-    .action(async (o, cmd: Command) => {
-      await api(ctx(cmd), 'DELETE', path(o.id));
-    });
+    .action(
+      withCtx(async (o: { id: string }, c) => {
+        await api(c, 'DELETE', path(o.id));
+      }),
+    );
 }
 
 /** `latchkey ad sp ...`: service principals and their credentials (az ad sp). */
@@ -145,31 +140,32 @@ export function adCommand(): Command {
       '--public-client',
       'a native app that signs users in through the browser (loopback redirect, PKCE); no secret',
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (o.publicClient && (o.cert || o.years))
-        throw new CliError('--public-client takes no credential (--cert, --years)');
-      const credential = o.publicClient
-        ? null
-        : o.cert
-          ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
-          : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
-      const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
-        displayName: o.name,
-        ...(o.identifierUri ? { identifierUri: o.identifierUri } : {}),
-        ...(o.publicClient ? { publicClient: true } : {}),
-        credential,
-      });
-      print(c, {
-        appId: r.servicePrincipal.appId,
-        displayName: r.servicePrincipal.displayName,
-        objectId: r.servicePrincipal.id,
-        password: r.credential?.secretText ?? null,
-        tenant: r.servicePrincipal.appOwnerOrganizationId,
-        authority: resolveServer(c).server,
-      });
-      if (r.credential?.secretText) warn('The password is shown only once: store it safely.');
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (o.publicClient && (o.cert || o.years))
+          throw new CliError('--public-client takes no credential (--cert, --years)');
+        const credential = o.publicClient
+          ? null
+          : o.cert
+            ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
+            : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
+        const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
+          displayName: o.name,
+          ...(o.identifierUri ? { identifierUri: o.identifierUri } : {}),
+          ...(o.publicClient ? { publicClient: true } : {}),
+          credential,
+        });
+        print(c, {
+          appId: r.servicePrincipal.appId,
+          displayName: r.servicePrincipal.displayName,
+          objectId: r.servicePrincipal.id,
+          password: r.credential?.secretText ?? null,
+          tenant: r.servicePrincipal.appOwnerOrganizationId,
+          authority: resolveServer(c).server,
+        });
+        if (r.credential?.secretText) warn('The password is shown only once: store it safely.');
+      }),
+    );
 
   sp.command('create-for-rbac')
     .description('Create a service principal with a secret and, with --role, assign it at --scopes (az)')
@@ -184,76 +180,75 @@ Examples:
   latchkey ad sp create-for-rbac -n ci --role "Key Vault Secrets User" \\
     --scopes /subscriptions/SUB/resourceGroups/default/providers/Microsoft.KeyVault/vaults/shop`,
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!!o.role !== !!o.scopes) throw new CliError('give --role and --scopes together', 2);
-      const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
-        displayName: o.name,
-        credential: { type: 'Password', ...(o.years ? { years: o.years } : {}) },
-      });
-      const { assignRole } = await import('./role.js');
-      for (const scope of (o.scopes as string[] | undefined) ?? [])
-        await assignRole(c, r.servicePrincipal.id, o.role, scope);
-      print(c, {
-        appId: r.servicePrincipal.appId,
-        displayName: r.servicePrincipal.displayName,
-        password: r.credential?.secretText ?? null,
-        tenant: r.servicePrincipal.appOwnerOrganizationId,
-      });
-      warn('The password is shown only once: store it safely.');
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (!!o.role !== !!o.scopes) throw new CliError('give --role and --scopes together', 2);
+        const r = await api<CreateResult>(c, 'POST', '/api/directory/servicePrincipals', {
+          displayName: o.name,
+          credential: { type: 'Password', ...(o.years ? { years: o.years } : {}) },
+        });
+        const { assignRole } = await import('./role.js');
+        for (const scope of (o.scopes as string[] | undefined) ?? [])
+          await assignRole(c, r.servicePrincipal.id, o.role, scope);
+        print(c, {
+          appId: r.servicePrincipal.appId,
+          displayName: r.servicePrincipal.displayName,
+          password: r.credential?.secretText ?? null,
+          tenant: r.servicePrincipal.appOwnerOrganizationId,
+        });
+        warn('The password is shown only once: store it safely.');
+      }),
+    );
 
   sp.command('list')
     .description('List service principals (applications and managed identities)')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, (await api<{ value: unknown[] }>(c, 'GET', '/api/directory/servicePrincipals')).value);
-    });
+    .action(listed(() => '/api/directory/servicePrincipals'));
 
   sp.command('show')
     .description('Show a service principal')
     .requiredOption('--id <id>', 'object id or app id')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'GET', path(o.id)));
-    });
+    .action(printed((o: { id: string }, c) => api(c, 'GET', path(o.id))));
 
   sp.command('update')
     .description('Enable or disable a service principal (disabling stops its tokens at once)')
     .requiredOption('--id <id>', 'object id or app id')
     .requiredOption('--enabled <bool>', 'true or false')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (o.enabled !== 'true' && o.enabled !== 'false')
-        throw new CliError('--enabled must be true or false', 2);
-      print(c, await api(c, 'PATCH', path(o.id), { accountEnabled: o.enabled === 'true' }));
-    });
+    .action(
+      printed(async (o: { id: string; enabled: string }, c) => {
+        if (o.enabled !== 'true' && o.enabled !== 'false')
+          throw new CliError('--enabled must be true or false', 2);
+        return api(c, 'PATCH', path(o.id), { accountEnabled: o.enabled === 'true' });
+      }),
+    );
 
   sp.command('delete')
     .description('Delete a service principal')
     .requiredOption('--id <id>', 'object id or app id')
-    .action(async (o, cmd: Command) => {
-      await api(ctx(cmd), 'DELETE', path(o.id));
-    });
+    .action(
+      withCtx(async (o: { id: string }, c) => {
+        await api(c, 'DELETE', path(o.id));
+      }),
+    );
 
   userCommands(ad);
   ad.command('signed-in-user')
     .description('The signed-in user')
     .command('show')
     .description('Show the signed-in user (az ad signed-in-user show)')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      const a = await api<{
-        objectId: string;
-        displayName: string | null;
-        user: { name: string; type: string };
-      }>(c, 'GET', '/api/account');
-      if (a.user.type !== 'user')
-        throw new CliError(
-          'signed in as a service principal, not a user: see `latchkey ad sp show --id APP_ID`',
-        );
-      print(c, { displayName: a.displayName, id: a.objectId, userPrincipalName: a.user.name });
-    });
+    .action(
+      withCtx(async (_o, c) => {
+        const a = await api<{
+          objectId: string;
+          displayName: string | null;
+          user: { name: string; type: string };
+        }>(c, 'GET', '/api/account');
+        if (a.user.type !== 'user')
+          throw new CliError(
+            'signed in as a service principal, not a user: see `latchkey ad sp show --id APP_ID`',
+          );
+        print(c, { displayName: a.displayName, id: a.objectId, userPrincipalName: a.user.name });
+      }),
+    );
 
   const cred = sp.command('credential').description('Client secrets and certificates of a service principal');
   cred
@@ -264,45 +259,45 @@ Examples:
     .option('--cert <pem>', 'register this public certificate (PEM) instead of a secret')
     .option('--years <n>', 'secret lifetime in years (max 2)', years)
     .option('--display-name <name>', 'a name for the credential')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const body = o.cert
-        ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
-        : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
-      const r = await api<{ keyId: string; secretText?: string; endDateTime: string }>(
-        c,
-        'POST',
-        `${path(o.id)}/credentials`,
-        {
-          ...body,
-          ...(o.append ? { append: true } : {}),
-          ...(o.displayName ? { displayName: o.displayName } : {}),
-        },
-      );
-      const sp = await api<{ appId: string; appOwnerOrganizationId: string }>(c, 'GET', path(o.id));
-      print(c, {
-        appId: sp.appId,
-        keyId: r.keyId,
-        password: r.secretText ?? null,
-        endDateTime: r.endDateTime,
-        tenant: sp.appOwnerOrganizationId,
-      });
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const body = o.cert
+          ? { type: 'AsymmetricX509Cert', certificate: readPem(o.cert) }
+          : { type: 'Password', ...(o.years ? { years: o.years } : {}) };
+        const r = await api<{ keyId: string; secretText?: string; endDateTime: string }>(
+          c,
+          'POST',
+          `${path(o.id)}/credentials`,
+          {
+            ...body,
+            ...(o.append ? { append: true } : {}),
+            ...(o.displayName ? { displayName: o.displayName } : {}),
+          },
+        );
+        const sp = await api<{ appId: string; appOwnerOrganizationId: string }>(c, 'GET', path(o.id));
+        print(c, {
+          appId: sp.appId,
+          keyId: r.keyId,
+          password: r.secretText ?? null,
+          endDateTime: r.endDateTime,
+          tenant: sp.appOwnerOrganizationId,
+        });
+      }),
+    );
   cred
     .command('list')
     .description('List credentials (never their values)')
     .requiredOption('--id <id>', 'object id or app id')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, (await api<{ value: unknown[] }>(c, 'GET', `${path(o.id)}/credentials`)).value);
-    });
+    .action(listed((o: { id: string }) => `${path(o.id)}/credentials`));
   cred
     .command('delete')
     .description('Delete one credential')
     .requiredOption('--id <id>', 'object id or app id')
     .requiredOption('--key-id <keyId>', 'the credential’s key id')
-    .action(async (o, cmd: Command) => {
-      await api(ctx(cmd), 'DELETE', `${path(o.id)}/credentials/${encodeURIComponent(o.keyId)}`);
-    });
+    .action(
+      withCtx(async (o: { id: string; keyId: string }, c) => {
+        await api(c, 'DELETE', `${path(o.id)}/credentials/${encodeURIComponent(o.keyId)}`);
+      }),
+    );
   return ad;
 }

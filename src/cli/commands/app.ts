@@ -1,18 +1,26 @@
 import { Command } from 'commander';
 import { identityTypeOf } from '../../management/app-identity.js';
-import { type Ctx, ctx, print } from '../context.js';
+import { type Ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
 import { api } from '../session.js';
-import { collect, parseTags, show, subscriptionOf } from './arm.js';
+import {
+  armPath,
+  collect,
+  deleteAction,
+  inSubscription,
+  listScope,
+  oneResource,
+  parseTags,
+  show,
+} from './arm.js';
 import { identityPath } from './identity.js';
 
 export const WEB_API = 'api-version=2023-12-01';
-const seg = encodeURIComponent;
 const SYSTEM = '[system]';
+const SITES = 'Microsoft.Web/sites';
 
-export const appPath = (sub: string, rg: string, name?: string): string =>
-  `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.Web/sites${name === undefined ? '' : `/${seg(name)}`}`;
+export const appPath = (sub: string, rg: string, name?: string): string => armPath(sub, SITES, rg, name);
 
 interface IdentityBlock {
   type: string;
@@ -49,11 +57,7 @@ const appRow = (a: ReturnType<typeof appView>) => ({
   Identity: a.identity?.type ?? 'None',
 });
 
-const options = (c: Command) =>
-  c
-    .requiredOption('-n, --name <name>', 'app name')
-    .option('-g, --resource-group <rg>', 'resource group', 'default')
-    .option('--subscription <id>', 'subscription id (default: the login’s)');
+const options = oneResource('app');
 
 /** `--identities [system] ID...`: ARM ids, or names of identities in the app's resource group. */
 function splitIdentities(list: string[] | undefined, sub: string, rg: string) {
@@ -90,52 +94,45 @@ export function appCommand(): Command {
     .option('--assign-identity [ids...]', `identities to assign: ${SYSTEM} and/or user-assigned ids or names`)
     .option('-l, --location <location>', 'location', 'local')
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const tags = parseTags(o.tags);
-      let identity: { type: string; userAssignedIdentities?: Record<string, object> } | undefined;
-      if (o.assignIdentity !== undefined) {
-        const ids = splitIdentities(
-          o.assignIdentity === true ? undefined : o.assignIdentity,
-          sub,
-          o.resourceGroup,
-        );
-        identity = {
-          type: identityTypeOf(ids.system, ids.user.length > 0),
-          ...(ids.user.length
-            ? { userAssignedIdentities: Object.fromEntries(ids.user.map((u) => [u, {}])) }
-            : {}),
-        };
-      }
-      const r = await api<AppJson>(c, 'PUT', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
-        location: o.location,
-        ...(tags ? { tags } : {}),
-        ...(identity ? { identity } : {}),
-        ...(o.host ? { properties: { hostId: o.host } } : {}),
-      });
-      print(c, appView(r));
-    });
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const tags = parseTags(o.tags);
+        let identity: { type: string; userAssignedIdentities?: Record<string, object> } | undefined;
+        if (o.assignIdentity !== undefined) {
+          const ids = splitIdentities(
+            o.assignIdentity === true ? undefined : o.assignIdentity,
+            sub,
+            o.resourceGroup,
+          );
+          identity = {
+            type: identityTypeOf(ids.system, ids.user.length > 0),
+            ...(ids.user.length
+              ? { userAssignedIdentities: Object.fromEntries(ids.user.map((u) => [u, {}])) }
+              : {}),
+          };
+        }
+        const r = await api<AppJson>(c, 'PUT', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+          location: o.location,
+          ...(tags ? { tags } : {}),
+          ...(identity ? { identity } : {}),
+          ...(o.host ? { properties: { hostId: o.host } } : {}),
+        });
+        print(c, appView(r));
+      }),
+    );
 
-  app
-    .command('list')
-    .description('List apps (in a resource group, or the whole subscription)')
-    .option('-g, --resource-group <rg>', 'resource group')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const path = o.resourceGroup
-        ? appPath(sub, o.resourceGroup)
-        : `/subscriptions/${seg(sub)}/providers/Microsoft.Web/sites`;
+  listScope(
+    app.command('list').description('List apps (in a resource group, or the whole subscription)'),
+  ).action(
+    inSubscription(async (o, c, sub) => {
+      const path = armPath(sub, SITES, o.resourceGroup || undefined);
       show(c, (await api<{ value: AppJson[] }>(c, 'GET', `${path}?${WEB_API}`)).value.map(appView), appRow);
-    });
+    }),
+  );
 
-  options(app.command('show').description('Show an app')).action(async (o, c0: Command) => {
-    const c = ctx(c0);
-    const sub = await subscriptionOf(c, o.subscription);
-    print(c, appView(await getApp(c, sub, o.resourceGroup, o.name)));
-  });
+  options(app.command('show').description('Show an app')).action(
+    inSubscription(async (o, c, sub) => print(c, appView(await getApp(c, sub, o.resourceGroup, o.name)))),
+  );
 
   options(
     app
@@ -143,11 +140,7 @@ export function appCommand(): Command {
       .description(
         'Delete an app (its system-assigned identity and that identity’s role assignments go too)',
       ),
-  ).action(async (o, c0: Command) => {
-    const c = ctx(c0);
-    const sub = await subscriptionOf(c, o.subscription);
-    await api(c, 'DELETE', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`);
-  });
+  ).action(deleteAction((sub, rg, name) => `${appPath(sub, rg, name)}?${WEB_API}`));
 
   options(
     app
@@ -160,70 +153,64 @@ export function appCommand(): Command {
       'SystemAssigned, or the ARM id of an attached user-assigned identity',
     )
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const tags = parseTags(o.tags);
-      const properties = {
-        ...(o.host ? { hostId: o.host } : {}),
-        ...(o.keyVaultReferenceIdentity ? { keyVaultReferenceIdentity: o.keyVaultReferenceIdentity } : {}),
-      };
-      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
-        ...(tags ? { tags } : {}),
-        ...(Object.keys(properties).length ? { properties } : {}),
-      });
-      print(c, appView(r));
-    });
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const tags = parseTags(o.tags);
+        const properties = {
+          ...(o.host ? { hostId: o.host } : {}),
+          ...(o.keyVaultReferenceIdentity ? { keyVaultReferenceIdentity: o.keyVaultReferenceIdentity } : {}),
+        };
+        const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
+          ...(tags ? { tags } : {}),
+          ...(Object.keys(properties).length ? { properties } : {}),
+        });
+        print(c, appView(r));
+      }),
+    );
 
   // ---- app identity ----
   const identity = app.command('identity').description('The managed identities of an app');
-  options(identity.command('assign').description(`Assign identities (default: ${SYSTEM})`))
-    .option('--identities <ids...>', `${SYSTEM} and/or user-assigned identity ids or names`, collect)
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const cur = await getApp(c, sub, o.resourceGroup, o.name);
-      const ids = splitIdentities(o.identities, sub, o.resourceGroup);
-      const system = ids.system || !!cur.identity.principalId;
-      const user = [...Object.keys(cur.identity.userAssignedIdentities ?? {}), ...ids.user];
-      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
-        identity: {
-          type: identityTypeOf(system, user.length > 0),
-          ...(user.length ? { userAssignedIdentities: Object.fromEntries(user.map((u) => [u, {}])) } : {}),
-        },
-      });
-      print(c, identityOut(r));
-    });
-  options(identity.command('remove').description(`Remove identities (default: ${SYSTEM})`))
-    .option('--identities <ids...>', `${SYSTEM} and/or user-assigned identity ids or names`, collect)
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const cur = await getApp(c, sub, o.resourceGroup, o.name);
-      const ids = splitIdentities(o.identities, sub, o.resourceGroup);
-      const removing = new Set(ids.user.map((u) => u.toLowerCase()));
-      const current = Object.keys(cur.identity.userAssignedIdentities ?? {});
-      for (const u of ids.user)
-        if (!current.some((x) => x.toLowerCase() === u.toLowerCase()))
-          throw new CliError(`the identity ${u} is not assigned to app '${o.name}'`);
-      const keep = current.filter((u) => !removing.has(u.toLowerCase()));
-      const system = !!cur.identity.principalId && !ids.system;
-      const r = await api<AppJson>(c, 'PATCH', `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`, {
-        identity: {
-          type: identityTypeOf(system, keep.length > 0),
-          userAssignedIdentities: Object.fromEntries(
-            current.map((u) => [u, removing.has(u.toLowerCase()) ? null : {}]),
-          ),
-        },
-      });
-      print(c, identityOut(r));
-    });
+  /** `assign` and `remove`: from the app's identity block and the identities named, the new block. */
+  const identityChange = (
+    verb: string,
+    description: string,
+    next: (cur: IdentityBlock, ids: ReturnType<typeof splitIdentities>, app: string) => object,
+  ) =>
+    options(identity.command(verb).description(description))
+      .option('--identities <ids...>', `${SYSTEM} and/or user-assigned identity ids or names`, collect)
+      .action(
+        inSubscription(async (o, c, sub) => {
+          const cur = await getApp(c, sub, o.resourceGroup, o.name);
+          const block = next(cur.identity, splitIdentities(o.identities, sub, o.resourceGroup), o.name);
+          const path = `${appPath(sub, o.resourceGroup, o.name)}?${WEB_API}`;
+          print(c, identityOut(await api<AppJson>(c, 'PATCH', path, { identity: block })));
+        }),
+      );
+  identityChange('assign', `Assign identities (default: ${SYSTEM})`, (cur, ids) => {
+    const system = ids.system || !!cur.principalId;
+    const user = [...Object.keys(cur.userAssignedIdentities ?? {}), ...ids.user];
+    return {
+      type: identityTypeOf(system, user.length > 0),
+      ...(user.length ? { userAssignedIdentities: Object.fromEntries(user.map((u) => [u, {}])) } : {}),
+    };
+  });
+  identityChange('remove', `Remove identities (default: ${SYSTEM})`, (cur, ids, app) => {
+    const removing = new Set(ids.user.map((u) => u.toLowerCase()));
+    const current = Object.keys(cur.userAssignedIdentities ?? {});
+    for (const u of ids.user)
+      if (!current.some((x) => x.toLowerCase() === u.toLowerCase()))
+        throw new CliError(`the identity ${u} is not assigned to app '${app}'`);
+    const keep = current.filter((u) => !removing.has(u.toLowerCase()));
+    const system = !!cur.principalId && !ids.system;
+    return {
+      type: identityTypeOf(system, keep.length > 0),
+      userAssignedIdentities: Object.fromEntries(
+        current.map((u) => [u, removing.has(u.toLowerCase()) ? null : {}]),
+      ),
+    };
+  });
   options(identity.command('show').description('Show the identities of an app')).action(
-    async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      print(c, identityOut(await getApp(c, sub, o.resourceGroup, o.name)));
-    },
+    inSubscription(async (o, c, sub) => print(c, identityOut(await getApp(c, sub, o.resourceGroup, o.name)))),
   );
 
   // ---- app config appsettings ----
@@ -232,74 +219,59 @@ export function appCommand(): Command {
     .description('App configuration')
     .command('appsettings')
     .description('App settings (environment variables; values may be Key Vault references)');
-  const listPath = (sub: string, rg: string, name: string) =>
-    `${appPath(sub, rg, name)}/config/appsettings/list?${WEB_API}`;
-  const putPath = (sub: string, rg: string, name: string) =>
-    `${appPath(sub, rg, name)}/config/appsettings?${WEB_API}`;
-  options(settings.command('list').description('List app settings (with their values)')).action(
-    async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const r = await api<{ properties: Record<string, string> }>(
+  type Settings = { properties: Record<string, string> };
+  type AppRef = { resourceGroup: string; name: string };
+  /** The app's settings, with their values. */
+  const readSettings = async (c: Ctx, sub: string, o: AppRef) =>
+    (
+      await api<Settings>(
         c,
         'POST',
-        listPath(sub, o.resourceGroup, o.name),
-      );
-      print(c, settingsList(r.properties, false));
-    },
+        `${appPath(sub, o.resourceGroup, o.name)}/config/appsettings/list?${WEB_API}`,
+      )
+    ).properties;
+  /** Replaces the app's settings; prints their names as az does after a change (values redacted). */
+  const writeSettings = async (c: Ctx, sub: string, o: AppRef, next: Record<string, string>) => {
+    const w = await api<Settings>(
+      c,
+      'PUT',
+      `${appPath(sub, o.resourceGroup, o.name)}/config/appsettings?${WEB_API}`,
+      {
+        properties: next,
+      },
+    );
+    return settingsList(w.properties, true);
+  };
+  options(settings.command('list').description('List app settings (with their values)')).action(
+    inSubscription(async (o, c, sub) => print(c, settingsList(await readSettings(c, sub, o), false))),
   );
   options(settings.command('set').description('Add or change app settings'))
     .requiredOption('--settings <settings...>', 'space-separated KEY=VALUE pairs', collect)
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const r = await api<{ properties: Record<string, string> }>(
-        c,
-        'POST',
-        listPath(sub, o.resourceGroup, o.name),
-      );
-      const next = { ...r.properties };
-      for (const kv of o.settings as string[]) {
-        const i = kv.indexOf('=');
-        if (i < 1) throw new CliError(`invalid setting '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
-        const key = kv.slice(0, i);
-        for (const k of Object.keys(next)) if (k.toUpperCase() === key.toUpperCase()) delete next[k];
-        next[key] = kv.slice(i + 1);
-      }
-      const w = await api<{ properties: Record<string, string> }>(
-        c,
-        'PUT',
-        putPath(sub, o.resourceGroup, o.name),
-        {
-          properties: next,
-        },
-      );
-      warn('App settings have been redacted. Use `latchkey app config appsettings list` to view.');
-      print(c, settingsList(w.properties, true));
-    });
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const next = { ...(await readSettings(c, sub, o)) };
+        for (const kv of o.settings as string[]) {
+          const i = kv.indexOf('=');
+          if (i < 1) throw new CliError(`invalid setting '${kv.slice(0, 40)}': use KEY=VALUE`, 2);
+          const key = kv.slice(0, i);
+          for (const k of Object.keys(next)) if (k.toUpperCase() === key.toUpperCase()) delete next[k];
+          next[key] = kv.slice(i + 1);
+        }
+        const written = await writeSettings(c, sub, o, next);
+        warn('App settings have been redacted. Use `latchkey app config appsettings list` to view.');
+        print(c, written);
+      }),
+    );
   options(settings.command('delete').description('Delete app settings'))
     .requiredOption('--setting-names <names...>', 'space-separated setting names', collect)
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const r = await api<{ properties: Record<string, string> }>(
-        c,
-        'POST',
-        listPath(sub, o.resourceGroup, o.name),
-      );
-      const drop = new Set((o.settingNames as string[]).map((n) => n.toUpperCase()));
-      const next = Object.fromEntries(
-        Object.entries(r.properties).filter(([k]) => !drop.has(k.toUpperCase())),
-      );
-      const w = await api<{ properties: Record<string, string> }>(
-        c,
-        'PUT',
-        putPath(sub, o.resourceGroup, o.name),
-        {
-          properties: next,
-        },
-      );
-      print(c, settingsList(w.properties, true));
-    });
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const drop = new Set((o.settingNames as string[]).map((n) => n.toUpperCase()));
+        const next = Object.fromEntries(
+          Object.entries(await readSettings(c, sub, o)).filter(([k]) => !drop.has(k.toUpperCase())),
+        );
+        print(c, await writeSettings(c, sub, o, next));
+      }),
+    );
   return app;
 }

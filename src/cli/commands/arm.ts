@@ -1,4 +1,5 @@
-import { type Ctx, print } from '../context.js';
+import type { Command } from 'commander';
+import { type Ctx, print, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
@@ -8,25 +9,68 @@ import { loadProfile } from '../state.js';
 export const VAULT_API = 'api-version=2023-07-01';
 export const AUTHZ_API = 'api-version=2022-04-01';
 
+export interface SubscriptionJson {
+  subscriptionId: string;
+  displayName: string;
+  state?: string;
+}
+
+/** The subscriptions the signed-in principal can see. */
+export const listSubscriptions = async (c: Ctx): Promise<SubscriptionJson[]> =>
+  (await api<{ value: SubscriptionJson[] }>(c, 'GET', '/subscriptions?api-version=2022-12-01')).value;
+
 /** The subscription to work in: `--subscription`, else the login's default, else the first one listed. */
 export async function subscriptionOf(c: Ctx, explicit?: string): Promise<string> {
   if (explicit) return explicit;
   const p = loadProfile();
   if (p?.subscriptionId) return p.subscriptionId;
-  const subs = await api<{ value: { subscriptionId: string }[] }>(
-    c,
-    'GET',
-    '/subscriptions?api-version=2022-12-01',
-  );
-  const first = subs.value[0]?.subscriptionId;
+  const first = (await listSubscriptions(c))[0]?.subscriptionId;
   if (!first) throw new CliError('no subscription found: pass --subscription');
   return first;
 }
 
+/** An action in a subscription: `sub` is `--subscription`, else the login's (see `subscriptionOf`). */
+export function inSubscription<O extends { subscription?: string }>(
+  act: (o: O, c: Ctx, sub: string) => Promise<void>,
+): (o: O, cmd: Command) => Promise<void> {
+  return withCtx<O>(async (o, c) => act(o, c, await subscriptionOf(c, o.subscription)));
+}
+
+/** `--subscription <id>`, the option of every command that works in a subscription. */
+export const withSubscription = (c: Command): Command =>
+  c.option('--subscription <id>', 'subscription id (default: the login’s)');
+
+/** `-n NAME [-g GROUP] [--subscription ID]`: one resource, in resource group `default` unless `-g`. */
+export const oneResource =
+  (noun: string) =>
+  (c: Command): Command =>
+    withSubscription(
+      c
+        .requiredOption('-n, --name <name>', `${noun} name`)
+        .option('-g, --resource-group <rg>', 'resource group', 'default'),
+    );
+
+/** `[-g GROUP] [--subscription ID]`: a list, in one resource group or the whole subscription. */
+export const listScope = (c: Command): Command =>
+  withSubscription(c.option('-g, --resource-group <rg>', 'resource group'));
+
+/** The action of `delete` of one resource (`oneResource`): DELETE at its ARM path (with api-version). */
+export const deleteAction = (pathOf: (sub: string, rg: string, name: string) => string) =>
+  inSubscription<{ subscription?: string; resourceGroup: string; name: string }>(async (o, c, sub) => {
+    await api(c, 'DELETE', pathOf(sub, o.resourceGroup, o.name));
+  });
+
 const seg = (s: string) => encodeURIComponent(s);
 
-export const vaultPath = (sub: string, rg: string, name: string): string =>
-  `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.KeyVault/vaults/${seg(name)}`;
+/**
+ * The ARM path of a provider's resources of one type (`Microsoft.Web/sites`): those of resource
+ * group `rg`, or of the whole subscription without one; with `name`, one of them.
+ */
+export const armPath = (sub: string, type: string, rg?: string, name?: string): string =>
+  `/subscriptions/${seg(sub)}${rg === undefined ? '' : `/resourceGroups/${seg(rg)}`}/providers/${type}${name === undefined ? '' : `/${seg(name)}`}`;
+
+export const VAULTS = 'Microsoft.KeyVault/vaults';
+export const vaultPath = (sub: string, rg: string, name: string): string => armPath(sub, VAULTS, rg, name);
 
 /**
  * An ARM id for a table cell: at most `max` characters, cut from the left so the resource's

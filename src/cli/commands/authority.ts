@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ctx, print } from '../context.js';
+import { printed } from '../context.js';
 import { api } from '../session.js';
 
 /** `latchkey authority ...`: operations on the identity authority itself. */
@@ -8,16 +8,12 @@ export function authorityCommand(): Command {
   authority
     .command('rotate-signing-key')
     .description('Create a new token-signing key; the previous one stays in JWKS until its tokens expire')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'POST', '/api/authority/signingKeys/rotate'));
-    });
+    .action(printed((_o, c) => api(c, 'POST', '/api/authority/signingKeys/rotate')));
   authority
     .command('keys')
     .description('List the published signing keys (JWKS)')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, (await api<{ keys: unknown[] }>(c, 'GET', '/api/authority/signingKeys')).keys);
-    });
+    .action(
+      printed(async (_o, c) => (await api<{ keys: unknown[] }>(c, 'GET', '/api/authority/signingKeys')).keys),
+    );
   return authority;
 }

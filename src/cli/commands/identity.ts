@@ -1,13 +1,13 @@
 import { Command } from 'commander';
-import { ctx, print } from '../context.js';
+import { print } from '../context.js';
 import { api } from '../session.js';
-import { parseTags, subscriptionOf } from './arm.js';
+import { armPath, deleteAction, inSubscription, listScope, oneResource, parseTags } from './arm.js';
 
 export const MI_API = 'api-version=2023-01-31';
-const seg = encodeURIComponent;
+const IDENTITIES = 'Microsoft.ManagedIdentity/userAssignedIdentities';
 
 export const identityPath = (sub: string, rg: string, name?: string): string =>
-  `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities${name === undefined ? '' : `/${seg(name)}`}`;
+  armPath(sub, IDENTITIES, rg, name);
 
 interface IdentityJson {
   id: string;
@@ -31,11 +31,7 @@ export const identityView = (i: IdentityJson) => ({
   type: i.type,
 });
 
-const options = (c: Command) =>
-  c
-    .requiredOption('-n, --name <name>', 'identity name')
-    .option('-g, --resource-group <rg>', 'resource group', 'default')
-    .option('--subscription <id>', 'subscription id (default: the login’s)');
+const options = oneResource('identity');
 
 /** `latchkey identity ...`: user-assigned managed identities (az identity). */
 export function identityCommand(): Command {
@@ -44,41 +40,39 @@ export function identityCommand(): Command {
   options(cmd.command('create').description('Create a user-assigned identity'))
     .option('-l, --location <location>', 'location', 'local')
     .option('--tags <tags...>', 'space-separated tags: key[=value]')
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const tags = parseTags(o.tags);
-      const r = await api<IdentityJson>(c, 'PUT', `${identityPath(sub, o.resourceGroup, o.name)}?${MI_API}`, {
-        location: o.location,
-        ...(tags ? { tags } : {}),
-      });
-      print(c, identityView(r));
-    });
-
-  cmd
-    .command('list')
-    .description('List user-assigned identities (in a resource group, or the whole subscription)')
-    .option('-g, --resource-group <rg>', 'resource group')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, c0: Command) => {
-      const c = ctx(c0);
-      const sub = await subscriptionOf(c, o.subscription);
-      const path = o.resourceGroup
-        ? identityPath(sub, o.resourceGroup)
-        : `/subscriptions/${seg(sub)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
-      print(c, (await api<{ value: IdentityJson[] }>(c, 'GET', `${path}?${MI_API}`)).value.map(identityView));
-    });
-
-  options(cmd.command('show').description('Show a user-assigned identity')).action(async (o, c0: Command) => {
-    const c = ctx(c0);
-    const sub = await subscriptionOf(c, o.subscription);
-    print(
-      c,
-      identityView(
-        await api<IdentityJson>(c, 'GET', `${identityPath(sub, o.resourceGroup, o.name)}?${MI_API}`),
-      ),
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const tags = parseTags(o.tags);
+        const r = await api<IdentityJson>(
+          c,
+          'PUT',
+          `${identityPath(sub, o.resourceGroup, o.name)}?${MI_API}`,
+          {
+            location: o.location,
+            ...(tags ? { tags } : {}),
+          },
+        );
+        print(c, identityView(r));
+      }),
     );
-  });
+
+  listScope(
+    cmd
+      .command('list')
+      .description('List user-assigned identities (in a resource group, or the whole subscription)'),
+  ).action(
+    inSubscription(async (o, c, sub) => {
+      const path = armPath(sub, IDENTITIES, o.resourceGroup || undefined);
+      print(c, (await api<{ value: IdentityJson[] }>(c, 'GET', `${path}?${MI_API}`)).value.map(identityView));
+    }),
+  );
+
+  options(cmd.command('show').description('Show a user-assigned identity')).action(
+    inSubscription(async (o, c, sub) => {
+      const path = identityPath(sub, o.resourceGroup, o.name);
+      print(c, identityView(await api<IdentityJson>(c, 'GET', `${path}?${MI_API}`)));
+    }),
+  );
 
   options(
     cmd
@@ -86,10 +80,6 @@ export function identityCommand(): Command {
       .description(
         'Delete a user-assigned identity (detaches it from every app; its role assignments go too)',
       ),
-  ).action(async (o, c0: Command) => {
-    const c = ctx(c0);
-    const sub = await subscriptionOf(c, o.subscription);
-    await api(c, 'DELETE', `${identityPath(sub, o.resourceGroup, o.name)}?${MI_API}`);
-  });
+  ).action(deleteAction((sub, rg, name) => `${identityPath(sub, rg, name)}?${MI_API}`));
   return cmd;
 }

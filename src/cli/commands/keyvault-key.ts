@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ctx } from '../context.js';
+import { withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { isoSeconds, parseBool, parseTags, parseTime, positiveInt, show } from './arm.js';
 import { cryptoCommands } from './keyvault-key-crypto.js';
@@ -166,21 +166,22 @@ export function keyCommand(): Command {
     )
     .option('--curve <crv>', 'EC curve: P-256, P-384, P-521, P-256K')
     .option('--disabled <bool>', 'true: create the version disabled')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const tags = parseTags(o.tags);
-      const b = await vaultCall<KeyBundle>(c, t.ep, 'POST', `/keys/${seg(t.name)}/create`, {
-        kty: o.kty,
-        ...(o.size ? { key_size: o.size } : {}),
-        ...(o.publicExponent ? { public_exponent: o.publicExponent } : {}),
-        ...(o.curve ? { crv: o.curve } : {}),
-        ...(o.ops ? { key_ops: o.ops } : {}),
-        ...(tags ? { tags } : {}),
-        ...attributesOf(o),
-      });
-      show(c, view(b), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const t = await target(c, o);
+        const tags = parseTags(o.tags);
+        const b = await vaultCall<KeyBundle>(c, t.ep, 'POST', `/keys/${seg(t.name)}/create`, {
+          kty: o.kty,
+          ...(o.size ? { key_size: o.size } : {}),
+          ...(o.publicExponent ? { public_exponent: o.publicExponent } : {}),
+          ...(o.curve ? { crv: o.curve } : {}),
+          ...(o.ops ? { key_ops: o.ops } : {}),
+          ...(tags ? { tags } : {}),
+          ...attributesOf(o),
+        });
+        show(c, view(b), row);
+      }),
+    );
 
   withAttributes(
     named(
@@ -192,31 +193,31 @@ export function keyCommand(): Command {
     .option('-f, --file <path>', 'JWK file (JSON with private parts) or PEM file')
     .option('--password <password>', 'password of an encrypted PEM file')
     .option('--disabled <bool>', 'true: import the version disabled')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const file = o.pemFile ?? o.file;
-      if (!file || (o.pemFile && o.file)) throw new CliError('give exactly one of --pem-file, --file', 2);
-      const jwk = readImportKey(file, o.password);
-      const t = await target(c, o);
-      const tags = parseTags(o.tags);
-      const b = await vaultCall<KeyBundle>(c, t.ep, 'PUT', `/keys/${seg(t.name)}`, {
-        key: { ...jwk, ...(o.ops ? { key_ops: o.ops } : {}) },
-        ...(tags ? { tags } : {}),
-        ...attributesOf(o),
-      });
-      show(c, view(b), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const file = o.pemFile ?? o.file;
+        if (!file || (o.pemFile && o.file)) throw new CliError('give exactly one of --pem-file, --file', 2);
+        const jwk = readImportKey(file, o.password);
+        const t = await target(c, o);
+        const tags = parseTags(o.tags);
+        const b = await vaultCall<KeyBundle>(c, t.ep, 'PUT', `/keys/${seg(t.name)}`, {
+          key: { ...jwk, ...(o.ops ? { key_ops: o.ops } : {}) },
+          ...(tags ? { tags } : {}),
+          ...attributesOf(o),
+        });
+        show(c, view(b), row);
+      }),
+    );
 
   versioned(key.command('show').description('Show a key (its public part and attributes)')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
+    withCtx(async (o, c) => {
       const t = await target(c, o);
       show(
         c,
         view(await vaultCall<KeyBundle>(c, t.ep, 'GET', `/keys/${seg(t.name)}/${seg(t.version ?? '')}`)),
         row,
       );
-    },
+    }),
   );
 
   listCommands(key, KEY, 'List the keys of a vault');
@@ -227,35 +228,40 @@ export function keyCommand(): Command {
     ),
   )
     .option('--enabled <bool>', 'true or false')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const tags = parseTags(o.tags);
-      const b = await vaultCall<KeyBundle>(c, t.ep, 'PATCH', `/keys/${seg(t.name)}/${seg(t.version ?? '')}`, {
-        ...(o.ops ? { key_ops: o.ops } : {}),
-        ...(tags ? { tags } : {}),
-        ...attributesOf(o),
-      });
-      show(c, view(b), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const t = await target(c, o);
+        const tags = parseTags(o.tags);
+        const b = await vaultCall<KeyBundle>(
+          c,
+          t.ep,
+          'PATCH',
+          `/keys/${seg(t.name)}/${seg(t.version ?? '')}`,
+          {
+            ...(o.ops ? { key_ops: o.ops } : {}),
+            ...(tags ? { tags } : {}),
+            ...attributesOf(o),
+          },
+        );
+        show(c, view(b), row);
+      }),
+    );
 
   lifecycleCommands(key, KEY, 'Show a deleted key');
 
   named(key.command('rotate').description('Rotate a key now: a new version like the current one')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
+    withCtx(async (o, c) => {
       const t = await target(c, o);
       show(c, view(await vaultCall<KeyBundle>(c, t.ep, 'POST', `/keys/${seg(t.name)}/rotate`)), row);
-    },
+    }),
   );
 
   const policy = key.command('rotation-policy').description('The rotation policy of a key');
   named(policy.command('show').description('Show a key’s rotation policy')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
+    withCtx(async (o, c) => {
       const t = await target(c, o);
       show(c, await vaultCall(c, t.ep, 'GET', `/keys/${seg(t.name)}/rotationpolicy`));
-    },
+    }),
   );
   named(
     policy
@@ -263,18 +269,19 @@ export function keyCommand(): Command {
       .description('Set a key’s rotation policy from JSON (a file: --value @policy.json)'),
   )
     .requiredOption('--value <json>', 'the policy JSON, or @file')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const raw: string = o.value.startsWith('@') ? readPolicyFile(o.value.slice(1)) : o.value;
-      let body: unknown;
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        throw new CliError('--value is not valid JSON', 2);
-      }
-      const t = await target(c, o);
-      show(c, await vaultCall(c, t.ep, 'PUT', `/keys/${seg(t.name)}/rotationpolicy`, body));
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const raw: string = o.value.startsWith('@') ? readPolicyFile(o.value.slice(1)) : o.value;
+        let body: unknown;
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          throw new CliError('--value is not valid JSON', 2);
+        }
+        const t = await target(c, o);
+        show(c, await vaultCall(c, t.ep, 'PUT', `/keys/${seg(t.name)}/rotationpolicy`, body));
+      }),
+    );
 
   cryptoCommands(key);
   return key;

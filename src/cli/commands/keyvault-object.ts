@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { writePrivateFile } from '../files.js';
-import { positiveInt, show } from './arm.js';
+import { isoSeconds, positiveInt, show } from './arm.js';
 import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
 
 /**
@@ -12,8 +12,40 @@ import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } f
  * recover, purge, back up and restore, the same for both kinds.
  */
 
+/** The attributes of a secret or certificate bundle on the wire (epoch seconds). */
+export interface WireAttributes {
+  enabled?: boolean;
+  nbf?: number | null;
+  exp?: number | null;
+  created?: number;
+  updated?: number;
+  recoverableDays?: number;
+  recoveryLevel?: string;
+}
+
+/** az's shape of a bundle's attributes: ISO times, `notBefore`/`expires`. */
+export const attributesView = (a: WireAttributes = {}) => ({
+  created: isoSeconds(a.created),
+  enabled: a.enabled ?? true,
+  expires: isoSeconds(a.exp),
+  notBefore: isoSeconds(a.nbf),
+  recoverableDays: a.recoverableDays ?? null,
+  recoveryLevel: a.recoveryLevel ?? null,
+  updated: isoSeconds(a.updated),
+});
+
+/** az's fields of a deleted bundle (none for one that is not deleted). */
+export const deletedView = (b: { recoveryId?: string; deletedDate?: number; scheduledPurgeDate?: number }) =>
+  b.recoveryId !== undefined
+    ? {
+        deletedDate: isoSeconds(b.deletedDate),
+        recoveryId: b.recoveryId,
+        scheduledPurgeDate: isoSeconds(b.scheduledPurgeDate),
+      }
+    : {};
+
 /** The URL segment of a kind of object. */
-export type Collection = 'secrets' | 'keys';
+export type Collection = 'secrets' | 'keys' | 'certificates';
 
 export const seg = (s: string) => encodeURIComponent(s);
 

@@ -1,9 +1,11 @@
 import { existsSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { type Ctx, ctx } from '../context.js';
+import { type Ctx, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
-import { isoSeconds, parseBool, parseTags, parseTime, show } from './arm.js';
+import { parseBool, parseTags, parseTime, show } from './arm.js';
 import {
+  attributesView,
+  deletedView,
   lifecycleCommands,
   listCommands,
   named as namedObject,
@@ -11,23 +13,15 @@ import {
   seg,
   type TargetOptions,
   target as targetObject,
+  type WireAttributes,
 } from './keyvault-object.js';
 import { vaultCall } from './vault-client.js';
 
-interface Attributes {
-  enabled?: boolean;
-  nbf?: number | null;
-  exp?: number | null;
-  created?: number;
-  updated?: number;
-  recoverableDays?: number;
-  recoveryLevel?: string;
-}
 interface SecretBundle {
   value?: string;
   id: string;
   contentType?: string | null;
-  attributes?: Attributes;
+  attributes?: WireAttributes;
   tags?: Record<string, string> | null;
   kid?: string | null;
   managed?: boolean | null;
@@ -49,25 +43,10 @@ const nameOf = (id: string): string | null => {
 
 /** az's shape: attributes with ISO times and `notBefore`/`expires`, plus `name`. */
 function view(b: SecretBundle, opts: { withValue?: boolean } = {}) {
-  const a = b.attributes ?? {};
   return {
-    attributes: {
-      created: isoSeconds(a.created),
-      enabled: a.enabled ?? true,
-      expires: isoSeconds(a.exp),
-      notBefore: isoSeconds(a.nbf),
-      recoverableDays: a.recoverableDays ?? null,
-      recoveryLevel: a.recoveryLevel ?? null,
-      updated: isoSeconds(a.updated),
-    },
+    attributes: attributesView(b.attributes),
     contentType: b.contentType ?? null,
-    ...(b.recoveryId !== undefined
-      ? {
-          deletedDate: isoSeconds(b.deletedDate),
-          recoveryId: b.recoveryId,
-          scheduledPurgeDate: isoSeconds(b.scheduledPurgeDate),
-        }
-      : {}),
+    ...deletedView(b),
     id: b.id,
     ...(opts.withValue ? { kid: b.kid ?? null } : {}),
     managed: b.managed ?? null,
@@ -178,46 +157,48 @@ Examples:
   latchkey keyvault secret set --vault-name shop -n tls-pfx -f cert.pfx -e base64
   latchkey keyvault secret set --vault-name shop -n flag --value on --tags env=dev`,
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!(ENCODINGS as readonly string[]).includes(o.encoding))
-        throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
-      const { value, encoding } = readValue(o);
-      const t = await target(c, o);
-      const disabled = parseBool('--disabled', o.disabled);
-      const exp = parseTime('--expires', o.expires);
-      const nbf = parseTime('--not-before', o.notBefore);
-      let tags = parseTags(o.tags);
-      if (encoding) tags = { ...(tags ?? {}), 'file-encoding': encoding };
-      const b = await vaultCall<SecretBundle>(c, t.ep, 'PUT', `/secrets/${seg(t.name)}`, {
-        value,
-        ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
-        ...(tags ? { tags } : {}),
-        attributes: {
-          enabled: !disabled,
-          ...(exp !== undefined ? { exp } : {}),
-          ...(nbf !== undefined ? { nbf } : {}),
-        },
-      });
-      show(c, view(b, { withValue: true }), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (!(ENCODINGS as readonly string[]).includes(o.encoding))
+          throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
+        const { value, encoding } = readValue(o);
+        const t = await target(c, o);
+        const disabled = parseBool('--disabled', o.disabled);
+        const exp = parseTime('--expires', o.expires);
+        const nbf = parseTime('--not-before', o.notBefore);
+        let tags = parseTags(o.tags);
+        if (encoding) tags = { ...(tags ?? {}), 'file-encoding': encoding };
+        const b = await vaultCall<SecretBundle>(c, t.ep, 'PUT', `/secrets/${seg(t.name)}`, {
+          value,
+          ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+          ...(tags ? { tags } : {}),
+          attributes: {
+            enabled: !disabled,
+            ...(exp !== undefined ? { exp } : {}),
+            ...(nbf !== undefined ? { nbf } : {}),
+          },
+        });
+        show(c, view(b, { withValue: true }), row);
+      }),
+    );
 
   named(
     secret.command('show').description('Show a secret with its value (latest version unless --version)'),
     true,
   )
     .option('--version <version>', 'a specific version')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const b = await vaultCall<SecretBundle>(
-        c,
-        t.ep,
-        'GET',
-        `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
-      );
-      show(c, view(b, { withValue: true }), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const t = await target(c, o);
+        const b = await vaultCall<SecretBundle>(
+          c,
+          t.ep,
+          'GET',
+          `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
+        );
+        show(c, view(b, { withValue: true }), row);
+      }),
+    );
 
   named(
     secret
@@ -228,31 +209,32 @@ Examples:
     .requiredOption('-f, --file <path>', 'the file to create (an existing file is not overwritten)')
     .option('-e, --encoding <enc>', `how to write the value: ${ENCODINGS.join(', ')}`, 'utf-8')
     .option('--version <version>', 'a specific version')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!(ENCODINGS as readonly string[]).includes(o.encoding))
-        throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
-      if (existsSync(o.file)) throw new CliError(`${o.file} already exists: choose another --file`, 2);
-      const t = await target(c, o);
-      const b = await vaultCall<SecretBundle>(
-        c,
-        t.ep,
-        'GET',
-        `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
-      );
-      const v = b.value ?? '';
-      const bytes =
-        o.encoding === 'base64'
-          ? Buffer.from(v, 'base64')
-          : o.encoding === 'hex'
-            ? Buffer.from(v, 'hex')
-            : Buffer.from(v, o.encoding === 'ascii' ? 'ascii' : 'utf8');
-      try {
-        writeFileSync(o.file, bytes, { flag: 'wx', mode: 0o600 });
-      } catch (e) {
-        throw new CliError(`cannot write ${o.file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-      }
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (!(ENCODINGS as readonly string[]).includes(o.encoding))
+          throw new CliError(`--encoding must be one of ${ENCODINGS.join(', ')}`, 2);
+        if (existsSync(o.file)) throw new CliError(`${o.file} already exists: choose another --file`, 2);
+        const t = await target(c, o);
+        const b = await vaultCall<SecretBundle>(
+          c,
+          t.ep,
+          'GET',
+          `/secrets/${seg(t.name)}/${seg(t.version ?? '')}`,
+        );
+        const v = b.value ?? '';
+        const bytes =
+          o.encoding === 'base64'
+            ? Buffer.from(v, 'base64')
+            : o.encoding === 'hex'
+              ? Buffer.from(v, 'hex')
+              : Buffer.from(v, o.encoding === 'ascii' ? 'ascii' : 'utf8');
+        try {
+          writeFileSync(o.file, bytes, { flag: 'wx', mode: 0o600 });
+        } catch (e) {
+          throw new CliError(`cannot write ${o.file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+        }
+      }),
+    );
 
   listCommands(secret, SECRET, 'List the secrets of a vault (never their values)');
 
@@ -268,27 +250,28 @@ Examples:
     .option('--not-before <iso>', 'not valid before (ISO 8601)')
     .option('--content-type <type>', 'content type')
     .option('--tags <tags...>', 'replace the tags: key[=value] ...')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const t = await target(c, o);
-      const enabled = parseBool('--enabled', o.enabled);
-      const exp = parseTime('--expires', o.expires);
-      const nbf = parseTime('--not-before', o.notBefore);
-      const tags = parseTags(o.tags);
-      // No version: `PATCH /secrets/{name}/` updates the latest, as az does.
-      const version = t.version ?? '';
-      const attributes = {
-        ...(enabled !== undefined ? { enabled } : {}),
-        ...(exp !== undefined ? { exp } : {}),
-        ...(nbf !== undefined ? { nbf } : {}),
-      };
-      const b = await vaultCall<SecretBundle>(c, t.ep, 'PATCH', `/secrets/${seg(t.name)}/${seg(version)}`, {
-        ...(Object.keys(attributes).length ? { attributes } : {}),
-        ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
-        ...(tags ? { tags } : {}),
-      });
-      show(c, view(b), row);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const t = await target(c, o);
+        const enabled = parseBool('--enabled', o.enabled);
+        const exp = parseTime('--expires', o.expires);
+        const nbf = parseTime('--not-before', o.notBefore);
+        const tags = parseTags(o.tags);
+        // No version: `PATCH /secrets/{name}/` updates the latest, as az does.
+        const version = t.version ?? '';
+        const attributes = {
+          ...(enabled !== undefined ? { enabled } : {}),
+          ...(exp !== undefined ? { exp } : {}),
+          ...(nbf !== undefined ? { nbf } : {}),
+        };
+        const b = await vaultCall<SecretBundle>(c, t.ep, 'PATCH', `/secrets/${seg(t.name)}/${seg(version)}`, {
+          ...(Object.keys(attributes).length ? { attributes } : {}),
+          ...(o.contentType !== undefined ? { contentType: o.contentType } : {}),
+          ...(tags ? { tags } : {}),
+        });
+        show(c, view(b), row);
+      }),
+    );
 
   lifecycleCommands(secret, SECRET, 'Show a deleted secret (without its value)');
   return secret;

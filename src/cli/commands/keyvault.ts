@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
-import { type Ctx, ctx } from '../context.js';
+import { type Ctx, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 import {
   AUTHZ_API,
+  armPath,
+  deleteAction,
+  inSubscription,
   isGuid,
+  listScope,
+  oneResource,
   parseBool,
   parseTags,
   positiveInt,
@@ -14,8 +19,11 @@ import {
   show,
   subscriptionOf,
   VAULT_API,
+  VAULTS,
   vaultPath,
+  withSubscription,
 } from './arm.js';
+import { certificateCommand } from './keyvault-certificate.js';
 import { keyCommand } from './keyvault-key.js';
 import { secretCommand } from './keyvault-secret.js';
 
@@ -93,11 +101,14 @@ const withGroup = <T extends { id: string }>(v: T) => ({
   resourceGroup: /\/resourceGroups\/([^/]+)/i.exec(v.id)?.[1] ?? null,
 });
 
-const vaultOptions = (c: Command) =>
-  c
-    .requiredOption('-n, --name <name>', 'vault name')
-    .option('-g, --resource-group <rg>', 'resource group', 'default')
-    .option('--subscription <id>', 'subscription id (default: the login’s)');
+const vaultOptions = oneResource('vault');
+/** `recover` and `purge`: a deleted vault, by name (and location where names repeat). */
+const deletedOptions = (c: Command) =>
+  withSubscription(
+    c
+      .requiredOption('-n, --name <name>', 'vault name')
+      .option('-l, --location <location>', 'location of the deleted vault'),
+  );
 
 async function deletedVault(c: Ctx, sub: string, name: string, location?: string): Promise<DeletedVaultJson> {
   const list = await api<{ value: DeletedVaultJson[] }>(
@@ -139,139 +150,126 @@ export function keyvaultCommand(): Command {
       '--no-self-perms',
       'do not give yourself data access (RBAC: the Key Vault Administrator role on the new vault; access policies: a policy with all permissions)',
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = await subscriptionOf(c, o.subscription);
-      const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization) ?? true;
-      // As az: create never rewrites an existing vault (changes go through `keyvault update`).
-      const available = await api<{ nameAvailable: boolean; reason?: string }>(
-        c,
-        'POST',
-        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/checkNameAvailability?${VAULT_API}`,
-        { name: o.name, type: 'Microsoft.KeyVault/vaults' },
-      );
-      if (!available.nameAvailable)
-        throw new CliError(
-          available.reason === 'AlreadyExists'
-            ? `The vault name '${o.name}' is already in use (a vault, or a deleted vault awaiting purge): change it with \`latchkey keyvault update\`, or recover a deleted one with \`latchkey keyvault recover\`.`
-            : `The vault name '${o.name}' is not valid: 3–24 letters, digits and hyphens, starting with a letter.`,
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization) ?? true;
+        // As az: create never rewrites an existing vault (changes go through `keyvault update`).
+        const available = await api<{ nameAvailable: boolean; reason?: string }>(
+          c,
+          'POST',
+          `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/checkNameAvailability?${VAULT_API}`,
+          { name: o.name, type: 'Microsoft.KeyVault/vaults' },
         );
-      // As az: a vault using access policies starts with one for its creator.
-      const self =
-        !rbac && o.selfPerms !== false
-          ? (await api<{ objectId: string }>(c, 'GET', '/api/account')).objectId
-          : null;
-      const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
-      const tags = parseTags(o.tags);
-      const tenantId = loadProfile()?.tenantId;
-      const vault = withGroup(
-        await api<VaultJson>(c, 'PUT', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
-          location: o.location,
-          ...(tags ? { tags } : {}),
-          properties: {
-            ...(tenantId ? { tenantId } : {}),
-            sku: { family: 'A', name: 'standard' },
-            enableRbacAuthorization: rbac,
-            ...(o.retentionDays ? { softDeleteRetentionInDays: o.retentionDays } : {}),
-            ...(purge ? { enablePurgeProtection: true } : {}),
-            accessPolicies:
-              self && tenantId
-                ? [
-                    {
-                      tenantId,
-                      objectId: self,
-                      permissions: { secrets: ['all'], keys: ['all'], certificates: ['all'] },
-                    },
-                  ]
-                : [],
-          },
-        }),
-      );
-      if (rbac && o.selfPerms !== false) await grantCreator(c, vault.id);
-      show(c, vault, vaultRow);
-    });
+        if (!available.nameAvailable)
+          throw new CliError(
+            available.reason === 'AlreadyExists'
+              ? `The vault name '${o.name}' is already in use (a vault, or a deleted vault awaiting purge): change it with \`latchkey keyvault update\`, or recover a deleted one with \`latchkey keyvault recover\`.`
+              : `The vault name '${o.name}' is not valid: 3–24 letters, digits and hyphens, starting with a letter.`,
+          );
+        // As az: a vault using access policies starts with one for its creator.
+        const self =
+          !rbac && o.selfPerms !== false
+            ? (await api<{ objectId: string }>(c, 'GET', '/api/account')).objectId
+            : null;
+        const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
+        const tags = parseTags(o.tags);
+        const tenantId = loadProfile()?.tenantId;
+        const vault = withGroup(
+          await api<VaultJson>(c, 'PUT', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
+            location: o.location,
+            ...(tags ? { tags } : {}),
+            properties: {
+              ...(tenantId ? { tenantId } : {}),
+              sku: { family: 'A', name: 'standard' },
+              enableRbacAuthorization: rbac,
+              ...(o.retentionDays ? { softDeleteRetentionInDays: o.retentionDays } : {}),
+              ...(purge ? { enablePurgeProtection: true } : {}),
+              accessPolicies:
+                self && tenantId
+                  ? [
+                      {
+                        tenantId,
+                        objectId: self,
+                        permissions: { secrets: ['all'], keys: ['all'], certificates: ['all'] },
+                      },
+                    ]
+                  : [],
+            },
+          }),
+        );
+        if (rbac && o.selfPerms !== false) await grantCreator(c, vault.id);
+        show(c, vault, vaultRow);
+      }),
+    );
 
-  kv.command('list')
-    .description('List key vaults (in a resource group, or the whole subscription)')
-    .option('-g, --resource-group <rg>', 'resource group')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = encodeURIComponent(await subscriptionOf(c, o.subscription));
-      const path = o.resourceGroup
-        ? `/subscriptions/${sub}/resourceGroups/${encodeURIComponent(o.resourceGroup)}/providers/Microsoft.KeyVault/vaults`
-        : `/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults`;
+  listScope(
+    kv.command('list').description('List key vaults (in a resource group, or the whole subscription)'),
+  ).action(
+    inSubscription(async (o, c, sub) => {
+      const path = armPath(sub, VAULTS, o.resourceGroup || undefined);
       show(
         c,
         (await api<{ value: VaultJson[] }>(c, 'GET', `${path}?${VAULT_API}`)).value.map(withGroup),
         vaultRow,
       );
-    });
+    }),
+  );
 
-  vaultOptions(kv.command('show').description('Show a key vault')).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const sub = await subscriptionOf(c, o.subscription);
-    const vault = await api<VaultJson>(c, 'GET', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
-    show(c, withGroup(vault), vaultRow);
-  });
+  vaultOptions(kv.command('show').description('Show a key vault')).action(
+    inSubscription(async (o, c, sub) => {
+      const vault = await api<VaultJson>(c, 'GET', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
+      show(c, withGroup(vault), vaultRow);
+    }),
+  );
 
   // Retention is set at creation only (as in Azure), so update has no --retention-days.
   vaultOptions(kv.command('update').description('Update a key vault’s properties'))
     .option('--enable-purge-protection <bool>', 'true turns purge protection on (it cannot be turned off)')
     .option('--enable-rbac-authorization <bool>', 'true: RBAC; false: access policies')
     .option('--tags <tags...>', 'replace the tags: key[=value] ...')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = await subscriptionOf(c, o.subscription);
-      const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization);
-      const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
-      const tags = parseTags(o.tags);
-      const properties = {
-        ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}),
-        ...(purge !== undefined ? { enablePurgeProtection: purge } : {}),
-      };
-      show(
-        c,
-        withGroup(
-          await api<VaultJson>(c, 'PATCH', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
-            ...(tags ? { tags } : {}),
-            properties,
-          }),
-        ),
-        vaultRow,
-      );
-    });
+    .action(
+      inSubscription(async (o, c, sub) => {
+        const rbac = parseBool('--enable-rbac-authorization', o.enableRbacAuthorization);
+        const purge = parseBool('--enable-purge-protection', o.enablePurgeProtection);
+        const tags = parseTags(o.tags);
+        const properties = {
+          ...(rbac !== undefined ? { enableRbacAuthorization: rbac } : {}),
+          ...(purge !== undefined ? { enablePurgeProtection: purge } : {}),
+        };
+        show(
+          c,
+          withGroup(
+            await api<VaultJson>(c, 'PATCH', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`, {
+              ...(tags ? { tags } : {}),
+              properties,
+            }),
+          ),
+          vaultRow,
+        );
+      }),
+    );
 
   vaultOptions(
     kv.command('delete').description('Delete a key vault (soft delete: recoverable until purged)'),
-  ).action(async (o, cmd: Command) => {
-    const c = ctx(cmd);
-    const sub = await subscriptionOf(c, o.subscription);
-    await api(c, 'DELETE', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
-  });
+  ).action(deleteAction((sub, rg, name) => `${vaultPath(sub, rg, name)}?${VAULT_API}`));
 
-  kv.command('list-deleted')
-    .description('List soft-deleted key vaults')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = encodeURIComponent(await subscriptionOf(c, o.subscription));
+  withSubscription(kv.command('list-deleted').description('List soft-deleted key vaults')).action(
+    inSubscription(async (_o, c, sub) => {
       const list = await api<{ value: DeletedVaultJson[] }>(
         c,
         'GET',
-        `/subscriptions/${sub}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
+        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
       );
       show(c, list.value, deletedRow);
-    });
+    }),
+  );
 
-  kv.command('recover')
-    .description('Recover a soft-deleted key vault (into the resource group it was deleted from)')
-    .requiredOption('-n, --name <name>', 'vault name')
-    .option('-l, --location <location>', 'location of the deleted vault')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = await subscriptionOf(c, o.subscription);
+  deletedOptions(
+    kv
+      .command('recover')
+      .description('Recover a soft-deleted key vault (into the resource group it was deleted from)'),
+  ).action(
+    inSubscription(async (o, c, sub) => {
       const d = await deletedVault(c, sub, o.name, o.location);
       const rg = /\/resourceGroups\/([^/]+)/i.exec(d.properties.vaultId ?? '')?.[1];
       if (!rg) throw new CliError(`cannot tell the resource group of deleted vault '${o.name}'`);
@@ -290,27 +288,24 @@ export function keyvaultCommand(): Command {
         ),
         vaultRow,
       );
-    });
+    }),
+  );
 
-  kv.command('purge')
-    .description('Permanently delete a soft-deleted key vault')
-    .requiredOption('-n, --name <name>', 'vault name')
-    .option('-l, --location <location>', 'location of the deleted vault')
-    .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const sub = await subscriptionOf(c, o.subscription);
+  deletedOptions(kv.command('purge').description('Permanently delete a soft-deleted key vault')).action(
+    inSubscription(async (o, c, sub) => {
       const location = o.location ?? locationOf(await deletedVault(c, sub, o.name));
       await api(
         c,
         'POST',
         `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/locations/${encodeURIComponent(location)}/deletedVaults/${encodeURIComponent(o.name)}/purge?${VAULT_API}`,
       );
-    });
+    }),
+  );
 
   policyCommands(kv);
   kv.addCommand(secretCommand());
   kv.addCommand(keyCommand());
+  kv.addCommand(certificateCommand());
   return kv;
 }
 
@@ -333,12 +328,8 @@ function policyCommands(kv: Command) {
     }
     return (await resolvePrincipal(c, (o.spn ?? o.upn)!)).id;
   };
-  const changePolicies = async (
-    c: Ctx,
-    o: { subscription?: string; resourceGroup: string; name: string },
-    kind: 'replace' | 'remove',
-    policy: AccessPolicy,
-  ) => {
+  type VaultRef = { subscription?: string; resourceGroup: string; name: string };
+  const changePolicies = async (c: Ctx, o: VaultRef, kind: 'replace' | 'remove', policy: AccessPolicy) => {
     const sub = await subscriptionOf(c, o.subscription);
     return api<{ properties: { accessPolicies: AccessPolicy[] } }>(
       c,
@@ -347,10 +338,38 @@ function policyCommands(kv: Command) {
       { properties: { accessPolicies: [policy] } },
     );
   };
-  const current = async (c: Ctx, o: { subscription?: string; resourceGroup: string; name: string }) => {
+  const current = async (c: Ctx, o: VaultRef) => {
     const sub = await subscriptionOf(c, o.subscription);
     return api<VaultJson>(c, 'GET', `${vaultPath(sub, o.resourceGroup, o.name)}?${VAULT_API}`);
   };
+  /**
+   * The action of `set-policy` and `delete-policy`: the identity's own policy now (none, or the one
+   * without an application id) → the change to make, if any; then the vault as it is after.
+   * `check` looks at the options first, before anything is looked up.
+   */
+  const policyAction = (
+    change: (
+      o: VaultRef & Record<string, unknown>,
+      existing: AccessPolicy | undefined,
+    ) => { kind: 'replace' | 'remove'; permissions: AccessPolicy['permissions'] } | undefined,
+    check?: (o: Record<string, unknown>) => void,
+  ) =>
+    withCtx<VaultRef & { objectId?: string; spn?: string; upn?: string }>(async (o, c) => {
+      check?.(o);
+      const objectId = await objectIdOf(c, o);
+      const vault = await current(c, o);
+      const existing = (vault.properties.accessPolicies ?? []).find(
+        (p) => p.objectId.toLowerCase() === objectId && !p.applicationId,
+      );
+      const todo = change(o, existing);
+      if (todo)
+        await changePolicies(c, o, todo.kind, {
+          tenantId: vault.properties.tenantId,
+          objectId,
+          permissions: todo.permissions,
+        });
+      show(c, withGroup(await current(c, o)), vaultRow);
+    });
 
   who(
     kv
@@ -366,47 +385,41 @@ function policyCommands(kv: Command) {
       'key permissions: get list create import update delete encrypt decrypt ...',
     )
     .option('--certificate-permissions <perms...>', 'certificate permissions')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (!o.secretPermissions && !o.keyPermissions && !o.certificatePermissions)
-        throw new CliError(
-          'give --secret-permissions, --key-permissions and/or --certificate-permissions',
-          2,
-        );
-      const objectId = await objectIdOf(c, o);
-      const vault = await current(c, o);
-      const existing = (vault.properties.accessPolicies ?? []).find(
-        (p) => p.objectId.toLowerCase() === objectId && !p.applicationId,
-      );
-      const permissions = {
-        ...(existing?.permissions ?? {}),
-        ...(o.secretPermissions ? { secrets: o.secretPermissions } : {}),
-        ...(o.keyPermissions ? { keys: o.keyPermissions } : {}),
-        ...(o.certificatePermissions ? { certificates: o.certificatePermissions } : {}),
-      };
-      await changePolicies(c, o, 'replace', { tenantId: vault.properties.tenantId, objectId, permissions });
-      show(c, withGroup(await current(c, o)), vaultRow);
-    });
+    .action(
+      policyAction(
+        (o, existing) => ({
+          kind: 'replace',
+          permissions: {
+            ...(existing?.permissions ?? {}),
+            ...(o.secretPermissions ? { secrets: o.secretPermissions as string[] } : {}),
+            ...(o.keyPermissions ? { keys: o.keyPermissions as string[] } : {}),
+            ...(o.certificatePermissions ? { certificates: o.certificatePermissions as string[] } : {}),
+          },
+        }),
+        (o) => {
+          if (!o.secretPermissions && !o.keyPermissions && !o.certificatePermissions)
+            throw new CliError(
+              'give --secret-permissions, --key-permissions and/or --certificate-permissions',
+              2,
+            );
+        },
+      ),
+    );
 
   who(kv.command('delete-policy').description('Remove the access policy of one identity')).action(
-    async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const objectId = await objectIdOf(c, o);
-      const vault = await current(c, o);
-      const existing = (vault.properties.accessPolicies ?? []).find(
-        (p) => p.objectId.toLowerCase() === objectId && !p.applicationId,
-      );
-      if (existing) {
-        // `remove` takes away the listed permissions; with all of them, the entry goes.
-        const permissions = {
-          secrets: existing.permissions.secrets ?? [],
-          keys: existing.permissions.keys ?? [],
-          certificates: existing.permissions.certificates ?? [],
-          storage: existing.permissions.storage ?? [],
-        };
-        await changePolicies(c, o, 'remove', { tenantId: vault.properties.tenantId, objectId, permissions });
-      }
-      show(c, withGroup(await current(c, o)), vaultRow);
-    },
+    // `remove` takes away the listed permissions; with all of them, the entry goes.
+    policyAction((_o, existing) =>
+      existing
+        ? {
+            kind: 'remove',
+            permissions: {
+              secrets: existing.permissions.secrets ?? [],
+              keys: existing.permissions.keys ?? [],
+              certificates: existing.permissions.certificates ?? [],
+              storage: existing.permissions.storage ?? [],
+            },
+          }
+        : undefined,
+    ),
   );
 }

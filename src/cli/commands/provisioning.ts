@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { parseDuration } from '../../config/index.js';
-import { ctx, print } from '../context.js';
+import { print, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
 import { api } from '../session.js';
@@ -52,37 +52,42 @@ export function provisioningCommand(): Command {
     )
     .option('-n, --name <name>', 'a display name')
     .option('--max-uses <n>', 'refuse after this many uses', (v) => Number(v))
+    // duplicate-ok: alike in shape only with `ad sp create` (a parsed option, a long-help option, an
+    // action): two commands with different flags and bodies.
     .option('--allowed-cidrs <cidr...>', 'only from these address ranges', collect)
     .option(
       '-g, --resource-group <rg>',
       'limit the key to one resource group (name in the default subscription, or an id)',
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const r = await api<{ key: string }>(c, 'POST', '/api/provisioning/keys', {
-        scopes: o.scopes,
-        expiresInSeconds: o.expiresIn,
-        ...(o.name ? { displayName: o.name } : {}),
-        ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
-        ...(o.allowedCidrs ? { allowedCidrs: o.allowedCidrs } : {}),
-        ...(o.resourceGroup ? { resourceGroup: resourceGroupId(o.resourceGroup) } : {}),
-      });
-      print(c, r);
-      warn('The key is shown only once: hand it to the pipeline or host now.');
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const r = await api<{ key: string }>(c, 'POST', '/api/provisioning/keys', {
+          scopes: o.scopes,
+          expiresInSeconds: o.expiresIn,
+          ...(o.name ? { displayName: o.name } : {}),
+          ...(o.maxUses !== undefined ? { maxUses: o.maxUses } : {}),
+          ...(o.allowedCidrs ? { allowedCidrs: o.allowedCidrs } : {}),
+          ...(o.resourceGroup ? { resourceGroup: resourceGroupId(o.resourceGroup) } : {}),
+        });
+        print(c, r);
+        warn('The key is shown only once: hand it to the pipeline or host now.');
+      }),
+    );
   pk.command('list')
     .description('List keys (never their values)')
-    .action(async (_o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, (await api<{ value: unknown[] }>(c, 'GET', '/api/provisioning/keys')).value);
-    });
+    .action(
+      withCtx(async (_o, c) => {
+        print(c, (await api<{ value: unknown[] }>(c, 'GET', '/api/provisioning/keys')).value);
+      }),
+    );
   pk.command('show')
     .description('Show one key, with its usage')
     .requiredOption('--id <id>', 'the key id (lkp_...)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'GET', path(o.id)));
-    });
+    .action(
+      withCtx(async (o, c) => {
+        print(c, await api(c, 'GET', path(o.id)));
+      }),
+    );
   pk.command('rotate')
     .description('Issue a successor; the old key keeps working only until the grace period ends')
     .requiredOption('--id <id>', 'the key id')
@@ -96,22 +101,24 @@ export function provisioningCommand(): Command {
       'lifetime of the successor (default: the same as the old key)',
       seconds,
     )
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(
-        c,
-        await api(c, 'POST', `${path(o.id)}/rotate`, {
-          graceSeconds: o.grace,
-          ...(o.expiresIn ? { expiresInSeconds: o.expiresIn } : {}),
-        }),
-      );
-    });
+    .action(
+      withCtx(async (o, c) => {
+        print(
+          c,
+          await api(c, 'POST', `${path(o.id)}/rotate`, {
+            graceSeconds: o.grace,
+            ...(o.expiresIn ? { expiresInSeconds: o.expiresIn } : {}),
+          }),
+        );
+      }),
+    );
   pk.command('revoke')
     .description('Revoke a key at once')
     .requiredOption('--id <id>', 'the key id')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      print(c, await api(c, 'POST', `${path(o.id)}/revoke`));
-    });
+    .action(
+      withCtx(async (o, c) => {
+        print(c, await api(c, 'POST', `${path(o.id)}/revoke`));
+      }),
+    );
   return pk;
 }

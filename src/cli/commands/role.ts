@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
-import { type Ctx, ctx } from '../context.js';
+import { type Ctx, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { api } from '../session.js';
 import { AUTHZ_API, isGuid, resolvePrincipal, shortId, show, subscriptionOf } from './arm.js';
@@ -165,25 +165,30 @@ export function roleCommand(): Command {
     .option('--assignee <who>', 'object id, app id or user name')
     .option('--assignee-object-id <id>', 'object id (no directory lookup)')
     .requiredOption('--role <role>', 'role name or id, e.g. "Key Vault Secrets User"')
+    // duplicate-ok: create, list and delete take az's flags (--assignee, --role, --scope, -g,
+    // --subscription) with help texts of their own, in az's order; their actions share principalIdOf,
+    // findRole and scopeOf above. This run of .option lines is alike in shape only with other
+    // commands' flag lists (keyvault secret set-attributes).
     .option('--scope <scope>', 'scope: "/", /subscriptions/{s}[/resourceGroups/{g}[/providers/...]]')
     .option('-g, --resource-group <rg>', 'scope: this resource group')
     .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const principalId = await principalIdOf(c, o);
-      if (!principalId) throw new CliError('give --assignee or --assignee-object-id', 2);
-      const def = await findRole(c, o.role);
-      const scope = await scopeOf(c, o);
-      const a = await api<AssignmentJson>(
-        c,
-        'PUT',
-        `${authz(scope, `roleAssignments/${randomUUID()}`)}${q()}`,
-        {
-          properties: { roleDefinitionId: def.id, principalId },
-        },
-      );
-      show(c, assignmentView(a), assignmentRow);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const principalId = await principalIdOf(c, o);
+        if (!principalId) throw new CliError('give --assignee or --assignee-object-id', 2);
+        const def = await findRole(c, o.role);
+        const scope = await scopeOf(c, o);
+        const a = await api<AssignmentJson>(
+          c,
+          'PUT',
+          `${authz(scope, `roleAssignments/${randomUUID()}`)}${q()}`,
+          {
+            properties: { roleDefinitionId: def.id, principalId },
+          },
+        );
+        show(c, assignmentView(a), assignmentRow);
+      }),
+    );
 
   assignment
     .command('list')
@@ -196,27 +201,29 @@ export function roleCommand(): Command {
     .option('--include-inherited', 'also assignments above the scope')
     .option('--all', 'every assignment in the tenant, at any scope')
     .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      const principalId = await principalIdOf(c, o);
-      const roleId = o.role ? (await findRole(c, o.role)).name.toLowerCase() : undefined;
-      let list: AssignmentJson[];
-      if (o.all) {
-        const f = principalId ? `principalId eq '${principalId}'` : undefined;
-        list = (await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz('/', 'roleAssignments')}${q(f)}`))
-          .value;
-      } else {
-        const scope = await scopeOf(c, o);
-        const f = ['atScope()', ...(principalId ? [`assignedTo('${principalId}')`] : [])].join(' and ');
-        list = (await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz(scope, 'roleAssignments')}${q(f)}`))
-          .value;
-        const explicit = o.scope !== undefined || o.resourceGroup !== undefined;
-        if (explicit && !o.includeInherited)
-          list = list.filter((a) => a.properties.scope.toLowerCase() === scope.toLowerCase());
-      }
-      if (roleId) list = list.filter((a) => roleGuid(a.properties.roleDefinitionId) === roleId);
-      show(c, await named(c, list), assignmentRow);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        const principalId = await principalIdOf(c, o);
+        const roleId = o.role ? (await findRole(c, o.role)).name.toLowerCase() : undefined;
+        let list: AssignmentJson[];
+        if (o.all) {
+          const f = principalId ? `principalId eq '${principalId}'` : undefined;
+          list = (await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz('/', 'roleAssignments')}${q(f)}`))
+            .value;
+        } else {
+          const scope = await scopeOf(c, o);
+          const f = ['atScope()', ...(principalId ? [`assignedTo('${principalId}')`] : [])].join(' and ');
+          list = (
+            await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz(scope, 'roleAssignments')}${q(f)}`)
+          ).value;
+          const explicit = o.scope !== undefined || o.resourceGroup !== undefined;
+          if (explicit && !o.includeInherited)
+            list = list.filter((a) => a.properties.scope.toLowerCase() === scope.toLowerCase());
+        }
+        if (roleId) list = list.filter((a) => roleGuid(a.properties.roleDefinitionId) === roleId);
+        show(c, await named(c, list), assignmentRow);
+      }),
+    );
 
   assignment
     .command('delete')
@@ -228,30 +235,31 @@ export function roleCommand(): Command {
     .option('--scope <scope>', 'scope')
     .option('-g, --resource-group <rg>', 'resource group scope')
     .option('--subscription <id>', 'subscription id (default: the login’s)')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      if (o.ids) {
-        for (const id of o.ids as string[])
-          await api(c, 'DELETE', `${id.startsWith('/') ? id : `/${id}`}${q()}`);
-        return;
-      }
-      const principalId = await principalIdOf(c, o);
-      if (!principalId && !o.role && !o.scope && !o.resourceGroup)
-        throw new CliError('give --ids, or at least one of --assignee, --role, --scope', 2);
-      const roleId = o.role ? (await findRole(c, o.role)).name.toLowerCase() : undefined;
-      const scope = o.scope || o.resourceGroup ? await scopeOf(c, o) : undefined;
-      const f = principalId ? `principalId eq '${principalId}'` : undefined;
-      const all = (
-        await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz(scope ?? '/', 'roleAssignments')}${q(f)}`)
-      ).value;
-      const hits = all.filter(
-        (a) =>
-          (!scope || a.properties.scope.toLowerCase() === scope.toLowerCase()) &&
-          (!roleId || roleGuid(a.properties.roleDefinitionId) === roleId),
-      );
-      if (hits.length === 0) throw new CliError('no matching role assignment');
-      for (const a of hits) await api(c, 'DELETE', `${a.id}${q()}`);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        if (o.ids) {
+          for (const id of o.ids as string[])
+            await api(c, 'DELETE', `${id.startsWith('/') ? id : `/${id}`}${q()}`);
+          return;
+        }
+        const principalId = await principalIdOf(c, o);
+        if (!principalId && !o.role && !o.scope && !o.resourceGroup)
+          throw new CliError('give --ids, or at least one of --assignee, --role, --scope', 2);
+        const roleId = o.role ? (await findRole(c, o.role)).name.toLowerCase() : undefined;
+        const scope = o.scope || o.resourceGroup ? await scopeOf(c, o) : undefined;
+        const f = principalId ? `principalId eq '${principalId}'` : undefined;
+        const all = (
+          await api<{ value: AssignmentJson[] }>(c, 'GET', `${authz(scope ?? '/', 'roleAssignments')}${q(f)}`)
+        ).value;
+        const hits = all.filter(
+          (a) =>
+            (!scope || a.properties.scope.toLowerCase() === scope.toLowerCase()) &&
+            (!roleId || roleGuid(a.properties.roleDefinitionId) === roleId),
+        );
+        if (hits.length === 0) throw new CliError('no matching role assignment');
+        for (const a of hits) await api(c, 'DELETE', `${a.id}${q()}`);
+      }),
+    );
 
   role
     .command('definition')
@@ -260,9 +268,10 @@ export function roleCommand(): Command {
     .description('List role definitions (built-in roles)')
     .option('-n, --name <name>', 'role name or id')
     .option('--scope <scope>', 'scope', '/')
-    .action(async (o, cmd: Command) => {
-      const c = ctx(cmd);
-      show(c, (await definitions(c, o.scope, o.name)).map(definitionView), definitionRow);
-    });
+    .action(
+      withCtx(async (o, c) => {
+        show(c, (await definitions(c, o.scope, o.name)).map(definitionView), definitionRow);
+      }),
+    );
   return role;
 }

@@ -11,12 +11,13 @@ import {
   props,
   required,
   section,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   seg,
   select,
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { filteredEmpty, listFilter, registerSignInActions, signInSections } from './shared.js';
@@ -195,11 +196,7 @@ export function registerAppRegistrationPages(r: ConsoleRouter): void {
             ? null
             : { type: 'Password', displayName: 'console', ...expiryOf(secret) },
       });
-      if (!credential?.secretText)
-        return {
-          redirect: `${LIST}/${seg(sp.id)}`,
-          flash: { kind: 'success', text: `Registered ${sp.displayName}.` },
-        };
+      if (!credential?.secretText) return done(`${LIST}/${seg(sp.id)}`, `Registered ${sp.displayName}.`);
       return { page: await detailPage(ctx, sp.id, shownOnce(ctx, sp, credential.secretText)) };
     },
     (ctx) => listPage(ctx),
@@ -226,10 +223,7 @@ export function registerAppRegistrationPages(r: ConsoleRouter): void {
     async (ctx) => {
       const { id, keyId } = params(ctx);
       await ctx.s.directory.deleteCredential(ctx.caller, ctx.meta, id!, keyId!);
-      return {
-        redirect: `${LIST}/${seg(id!)}`,
-        flash: { kind: 'success', text: `Credential ${keyId} removed.` },
-      };
+      return done(`${LIST}/${seg(id!)}`, `Credential ${keyId} removed.`);
     },
     (ctx) => detailPage(ctx),
   );

@@ -7,6 +7,7 @@ import { keyVaultIdentity } from '../../management/host-agent.js';
 import {
   actionButton,
   checkbox,
+  confirmed,
   copyable,
   dangerForm,
   dataTable,
@@ -15,7 +16,7 @@ import {
   mono,
   postForm,
   props,
-  requireConfirmed,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   required,
   section,
   seg,
@@ -23,13 +24,20 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs, tabs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
 import { APP_LIST_ACCESS, emptyText, listAccess } from './access-hint.js';
 import { ADD_ASSIGNMENT, addAssignmentLinks } from './iam.js';
-import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
+import {
+  filteredEmpty,
+  listFilter,
+  registerResourceDelete,
+  resourceGroupSelect,
+  resourceListHead,
+  subscription,
+} from './shared.js';
 
 const LIST = '/console/apps';
 const KV_REFERENCE_RE = /^@Microsoft\.KeyVault\(.*\)$/;
@@ -74,11 +82,15 @@ ${checkbox({
   return {
     title: 'Apps',
     nav: 'apps',
-    body: html`<h1>Apps</h1>
-<p class="lead">Workloads that get tokens from the identity endpoint of the host they run on, with no secret of their own.</p>
-${access.note}
-${access.mayCreate ? html`<details class="panel"${all.length === 0 ? html` open` : ''}><summary>Create an app</summary>${create}</details>` : ''}
-${filter.form}
+    body: html`${resourceListHead({
+      heading: 'Apps',
+      lead: html`Workloads that get tokens from the identity endpoint of the host they run on, with no secret of their own.`,
+      access,
+      createLabel: 'Create an app',
+      create,
+      open: all.length === 0,
+      filter,
+    })}
 ${dataTable({
   caption: 'Apps',
   id: 'apps',
@@ -354,77 +366,60 @@ export function registerAppPages(r: ConsoleRouter): void {
         name,
         ...(isOn(form, 'systemAssigned') ? { identity: { type: 'SystemAssigned' } } : {}),
       });
-      return {
-        redirect: `${base(app)}/identity`,
-        flash: { kind: 'success', text: `App ${app.name} created.` },
-      };
+      return done(`${base(app)}/identity`, `App ${app.name} created.`);
     },
     listPage,
   );
   r.page('/apps/:rg/:name', overviewPage);
-  r.action(
-    '/apps/:rg/:name/delete',
-    async (ctx, form) => {
-      requireConfirmed(form);
-      const p = params(ctx);
-      await ctx.s.apps.delete(ctx.caller, ctx.meta, subscription(ctx), p.rg!, p.name!);
-      return { redirect: LIST, flash: { kind: 'success', text: `App ${p.name} deleted.` } };
-    },
-    overviewPage,
-  );
+  registerResourceDelete(r, '/apps/:rg/:name', {
+    noun: 'App',
+    list: LIST,
+    remove: (ctx, sub, rg, name) => ctx.s.apps.delete(ctx.caller, ctx.meta, sub, rg, name),
+    view: overviewPage,
+  });
   r.page('/apps/:rg/:name/identity', identityPage);
   r.action(
     '/apps/:rg/:name/identity/system',
     async (ctx) => {
       const a = await loadApp(ctx);
       await patchIdentity(ctx, a, true);
-      return {
-        redirect: `${base(a)}/identity`,
-        flash: { kind: 'success', text: `The system-assigned identity of ${a.name} is on.` },
-      };
+      return done(`${base(a)}/identity`, `The system-assigned identity of ${a.name} is on.`);
     },
     identityPage,
   );
   r.page('/apps/:rg/:name/identity/system-off', systemOffPage);
   r.action(
     '/apps/:rg/:name/identity/system-off',
-    async (ctx, form) => {
-      requireConfirmed(form);
+    confirmed(async (ctx) => {
       const a = await loadApp(ctx);
       await patchIdentity(ctx, a, false);
-      return {
-        redirect: `${base(a)}/identity`,
-        flash: {
-          kind: 'success',
-          text: `The system-assigned identity of ${a.name} was turned off and deleted.`,
-        },
-      };
-    },
+      return done(
+        `${base(a)}/identity`,
+        `The system-assigned identity of ${a.name} was turned off and deleted.`,
+      );
+    }),
     systemOffPage,
   );
-  r.action(
-    '/apps/:rg/:name/identity/user',
-    async (ctx, form) => {
-      const a = await loadApp(ctx);
-      const id = required(form, 'identity', 'The identity', 600);
-      await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: {} }, a.userIdentities.length + 1);
-      const text = `Identity ${id.split('/').pop()} attached to ${a.name}.`;
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
-    },
-    identityPage,
-  );
-  r.action(
-    '/apps/:rg/:name/identity/user/detach',
-    async (ctx, form) => {
-      const a = await loadApp(ctx);
-      const id = required(form, 'identity', 'The identity', 600);
-      const left = a.userIdentities.filter((u) => u.armId.toLowerCase() !== id.toLowerCase()).length;
-      await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: null }, left);
-      const text = `Identity ${id.split('/').pop()} detached from ${a.name}.`;
-      return { redirect: `${base(a)}/identity`, flash: { kind: 'success', text } };
-    },
-    identityPage,
-  );
+  // Attach and detach a user-assigned identity (its ARM id in `identity`).
+  for (const [path, attach] of [
+    ['/apps/:rg/:name/identity/user', true],
+    ['/apps/:rg/:name/identity/user/detach', false],
+  ] as const) {
+    r.action(
+      path,
+      async (ctx, form) => {
+        const a = await loadApp(ctx);
+        const id = required(form, 'identity', 'The identity', 600);
+        const left = attach
+          ? a.userIdentities.length + 1
+          : a.userIdentities.filter((u) => u.armId.toLowerCase() !== id.toLowerCase()).length;
+        await patchIdentity(ctx, a, !!a.systemPrincipalId, { [id]: attach ? {} : null }, left);
+        const text = `Identity ${id.split('/').pop()} ${attach ? 'attached to' : 'detached from'} ${a.name}.`;
+        return done(`${base(a)}/identity`, text);
+      },
+      identityPage,
+    );
+  }
   r.page('/apps/:rg/:name/settings', (ctx) => settingsPage(ctx));
   r.action(
     '/apps/:rg/:name/settings/reveal',
@@ -438,7 +433,7 @@ export function registerAppPages(r: ConsoleRouter): void {
     const next = { ...settings };
     const message = change(next);
     await ctx.s.apps.replaceSettings(ctx.caller, ctx.meta, sub, a.resourceGroup, a.name, next);
-    return { redirect: `${base(a)}/settings`, flash: { kind: 'success' as const, text: message } };
+    return done(`${base(a)}/settings`, message);
   };
   r.action(
     '/apps/:rg/:name/settings',

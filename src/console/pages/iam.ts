@@ -1,13 +1,13 @@
 import { ROLE_ASSIGNMENT_ACTIONS } from '../../access/assignments-service.js';
-import { BUILT_IN_ROLES, roleById } from '../../access/roles.js';
+import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid, newGuid } from '../../lib/ids.js';
-import { dataTable, mono, postForm, required, section, seg, select, text } from '../components.js';
-import { type ConsoleContext, type PageResult, params, query } from '../context.js';
+import { dataTable, mono, required, section, seg, text } from '../components.js';
+import { type ConsoleContext, done, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import { breadcrumbs } from '../layout.js';
 import type { ConsoleRouter } from '../routes.js';
-import { memberPicker } from './member-picker.js';
+import { addRoleAssignmentForm, memberPicker } from './member-picker.js';
 import { filteredEmpty, listFilter, principalNames, roleAssignmentsTable, subscription } from './shared.js';
 
 const RG_LIST = '/console/resource-groups';
@@ -61,20 +61,7 @@ async function iamPage(ctx: ConsoleContext): Promise<PageResult> {
 <h2>Add role assignment</h2>
 ${
   mayWrite
-    ? html`${picker.search}
-${postForm(
-  ctx,
-  scope.href,
-  html`${select({
-    id: 'iam-role',
-    name: 'role',
-    label: 'Role',
-    options: BUILT_IN_ROLES.map((r) => ({ value: r.id, label: r.roleName })),
-    value: BUILT_IN_ROLES.find((r) => r.roleName === 'Reader')?.id ?? '',
-  })}
-${picker.field}
-<button type="submit" class="btn-primary">Add role assignment</button>`,
-)}`
+    ? addRoleAssignmentForm(ctx, scope.href, picker, 'Reader')
     : html`<p class="muted" id="iam-note">Adding a role assignment here needs <span class="mono">${ROLE_ASSIGNMENT_ACTIONS.write}</span> (Owner) at this scope or above.</p>`
 }
 <h2>Role assignments</h2>
@@ -191,10 +178,7 @@ export function registerIamPages(r: ConsoleRouter): void {
           principalId: pid,
         });
         const name = (await principalNames(ctx, [pid])).get(pid) ?? pid;
-        return {
-          redirect: scope.href,
-          flash: { kind: 'success', text: `${role.roleName} granted to ${name} on ${scope.label}.` },
-        };
+        return done(scope.href, `${role.roleName} granted to ${name} on ${scope.label}.`);
       },
       iamPage,
     );
@@ -206,10 +190,7 @@ export function registerIamPages(r: ConsoleRouter): void {
         const removed = await ctx.s.roleAssignments.delete(ctx.caller, ctx.meta, scope.id, id);
         if (!removed)
           throw new LatchkeyError('NotFound', 'That role assignment does not exist at this scope.');
-        return {
-          redirect: scope.href,
-          flash: { kind: 'success', text: `Role assignment ${id} removed from ${scope.label}.` },
-        };
+        return done(scope.href, `Role assignment ${id} removed from ${scope.label}.`);
       },
       iamPage,
     );

@@ -1,20 +1,18 @@
-import {
-  copyable,
-  dangerForm,
-  dataTable,
-  input,
-  postForm,
-  requireConfirmed,
-  required,
-  seg,
-  time,
-} from '../components.js';
-import { type ConsoleContext, type FormInput, type PageResult, params, typed } from '../context.js';
+import { copyable, dangerForm, dataTable, input, postForm, required, seg, time } from '../components.js';
+import { type ConsoleContext, done, type FormInput, type PageResult, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, IDENTITY_LIST_ACCESS, listAccess } from './access-hint.js';
 import { addAssignmentLinks } from './iam.js';
-import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
+import {
+  filteredEmpty,
+  listFilter,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
+  registerResourceDelete,
+  resourceGroupSelect,
+  resourceListHead,
+  subscription,
+} from './shared.js';
 
 const LIST = '/console/identities';
 
@@ -42,11 +40,15 @@ ${await resourceGroupSelect(ctx, 'identity-rg')}
   return {
     title: 'Managed identities',
     nav: 'identities',
-    body: html`<h1>User-assigned managed identities</h1>
-<p class="lead">A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.</p>
-${access.note}
-${access.mayCreate ? html`<details class="panel"${all.length === 0 ? html` open` : ''}><summary>Create a user-assigned identity</summary>${create}</details>` : ''}
-${filter.form}
+    body: html`${resourceListHead({
+      heading: 'User-assigned managed identities',
+      lead: html`A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.`,
+      access,
+      createLabel: 'Create a user-assigned identity',
+      create,
+      open: all.length === 0,
+      filter,
+    })}
 ${dataTable({
   caption: 'User-assigned identities',
   id: 'identities',
@@ -98,24 +100,14 @@ export function registerIdentityPages(r: ConsoleRouter): void {
         resourceGroup: rg,
         name,
       });
-      return {
-        redirect: LIST,
-        flash: {
-          kind: 'success',
-          text: `Identity ${identity.name} created (client ID ${identity.clientId}).`,
-        },
-      };
+      return done(LIST, `Identity ${identity.name} created (client ID ${identity.clientId}).`);
     },
     listPage,
   );
-  r.action(
-    '/identities/:rg/:name/delete',
-    async (ctx, form) => {
-      requireConfirmed(form);
-      const p = params(ctx);
-      await ctx.s.userIdentities.delete(ctx.caller, ctx.meta, subscription(ctx), p.rg!, p.name!);
-      return { redirect: LIST, flash: { kind: 'success', text: `Identity ${p.name} deleted.` } };
-    },
-    listPage,
-  );
+  registerResourceDelete(r, '/identities/:rg/:name', {
+    noun: 'Identity',
+    list: LIST,
+    remove: (ctx, sub, rg, name) => ctx.s.userIdentities.delete(ctx.caller, ctx.meta, sub, rg, name),
+    view: listPage,
+  });
 }

@@ -9,6 +9,7 @@ import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
 import { registerUserPages } from './users.js';
 import { registerAccessPages } from './vault-access.js';
+import { registerCertificatePages } from './vault-certificates.js';
 import { registerKeyPages } from './vault-keys.js';
 import { registerSecretPages } from './vault-secrets.js';
 import { registerVaultPages } from './vaults.js';
@@ -21,6 +22,7 @@ export function registerPages(r: ConsoleRouter): void {
   registerVaultPages(r);
   registerSecretPages(r);
   registerKeyPages(r);
+  registerCertificatePages(r);
   registerAccessPages(r);
   registerIamPages(r);
   registerMemberSearch(r);

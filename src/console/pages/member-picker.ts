@@ -1,11 +1,38 @@
+import { BUILT_IN_ROLES } from '../../access/roles.js';
 import type { Principal } from '../../authority/principals.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid } from '../../lib/ids.js';
-import { input } from '../components.js';
+import { input, postForm, select } from '../components.js';
 import { type ConsoleContext, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { principalKindLabel } from './shared.js';
+
+/**
+ * The "Add role assignment" form of an IAM page (subscription, resource group, vault): the picker's
+ * search, then a role (`defaultRole` chosen) and the picked member, posted to `action`.
+ */
+export function addRoleAssignmentForm(
+  ctx: ConsoleContext,
+  action: string,
+  picker: { search: SafeHtml; field: SafeHtml },
+  defaultRole: string,
+): SafeHtml {
+  return html`${picker.search}
+${postForm(
+  ctx,
+  action,
+  html`${select({
+    id: 'iam-role',
+    name: 'role',
+    label: 'Role',
+    options: BUILT_IN_ROLES.map((r) => ({ value: r.id, label: r.roleName })),
+    value: BUILT_IN_ROLES.find((r) => r.roleName === defaultRole)?.id ?? '',
+  })}
+${picker.field}
+<button type="submit" class="btn-primary">Add role assignment</button>`,
+)}`;
+}
 
 /** The longest search term (longer input is cut, not refused: it is a search box). */
 export const MEMBER_TERM_MAX = 100;

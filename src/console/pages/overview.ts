@@ -1,8 +1,8 @@
 import { LatchkeyError } from '../../errors/index.js';
-import { dataTable, mono, section, time } from '../components.js';
+import { mono, section } from '../components.js';
 import type { ConsoleContext, PageResult } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
-import { principalNames } from './shared.js';
+import { auditEventsTable, principalNames } from './shared.js';
 
 /** One count card; a denied or failed count reads "—" with the reason as text. */
 async function count(label: string, href: string, load: () => Promise<number>): Promise<SafeHtml> {
@@ -39,17 +39,14 @@ export async function overviewPage(ctx: ConsoleContext): Promise<PageResult> {
       ctx,
       page.events.flatMap((e) => (e.callerOid ? [e.callerOid] : [])),
     );
-    return dataTable({
+    return auditEventsTable({
       caption: 'The ten most recent changes in this tenant',
       rows: page.events,
       empty: 'No changes yet.',
-      columns: [
-        { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
-        { label: 'Operation', cell: (e) => e.operation },
-        { label: 'Result', cell: (e) => String(e.status) },
-        { label: 'Caller', cell: (e) => (e.callerOid ? (names.get(e.callerOid) ?? mono(e.callerOid)) : '—') },
-        { label: 'Target', cell: (e) => mono(e.target) },
-      ],
+      who: {
+        label: 'Caller',
+        cell: (e) => (e.callerOid ? (names.get(e.callerOid) ?? mono(e.callerOid)) : '—'),
+      },
     });
   });
   return {

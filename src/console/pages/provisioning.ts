@@ -16,9 +16,10 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { auditEventsTable } from './shared.js';
 
 const LIST = '/console/provisioning-keys';
 const LIFETIMES = [
@@ -109,18 +110,12 @@ async function keyPage(ctx: ConsoleContext, created?: SafeHtml): Promise<PageRes
   const k = await ctx.s.provisioningKeys.show(ctx.caller, id);
   const usage = await section(async () => {
     const page = await ctx.s.auditQueries.list(ctx.caller, ctx.meta, { provisioningKeyId: k.id, limit: 20 });
-    return dataTable({
+    return auditEventsTable({
       caption: 'Recent use and lifecycle events (newest first)',
       id: 'key-usage',
       rows: page.events,
       empty: 'The key has not been used yet.',
-      columns: [
-        { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
-        { label: 'Operation', cell: (e) => e.operation },
-        { label: 'Result', cell: (e) => String(e.status) },
-        { label: 'Address', cell: (e) => mono(e.clientIp) },
-        { label: 'Target', cell: (e) => mono(e.target) },
-      ],
+      who: { label: 'Address', cell: (e) => mono(e.clientIp) },
     });
   });
   const active = k.state === 'active';
@@ -218,7 +213,7 @@ export function registerProvisioningPages(r: ConsoleRouter): void {
       if (form.confirm !== 'yes')
         throw new LatchkeyError('BadParameter', 'Tick the confirmation box to revoke the key.');
       const k = await ctx.s.provisioningKeys.revoke(ctx.caller, ctx.meta, params(ctx).id!);
-      return { redirect: `${LIST}/${seg(k.id)}`, flash: { kind: 'success', text: `Key ${k.id} revoked.` } };
+      return done(`${LIST}/${seg(k.id)}`, `Key ${k.id} revoked.`);
     },
     (ctx) => keyPage(ctx),
   );

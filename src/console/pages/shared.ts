@@ -3,18 +3,61 @@ import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import {
   actionButton,
+  type Column,
+  confirmed,
   dangerForm,
   dataTable,
   input,
   mono,
   postForm,
-  requireConfirmed,
   seg,
   select,
+  time,
 } from '../components.js';
-import { type ConsoleContext, params, query, typed, type View } from '../context.js';
+import { type ConsoleContext, done, params, query, typed, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import type { ListAccessState } from './access-hint.js';
+
+/**
+ * The top of a resource list page (apps, identities, key vaults): heading, lead, the access note,
+ * the create form in a panel for who may create (open when `open`), and the filter.
+ */
+export function resourceListHead(p: {
+  heading: string;
+  lead: SafeHtml;
+  access: ListAccessState;
+  createLabel: string;
+  create: SafeHtml;
+  open: boolean;
+  filter: { form: SafeHtml };
+}): SafeHtml {
+  return html`<h1>${p.heading}</h1>
+<p class="lead">${p.lead}</p>
+${p.access.note}
+${p.access.mayCreate ? html`<details class="panel"${p.open ? html` open` : ''}><summary>${p.createLabel}</summary>${p.create}</details>` : ''}
+${p.filter.form}`;
+}
+
+/**
+ * A table of audit events (the overview's recent changes, a provisioning key's use): time,
+ * operation, result, then `who` (the caller, or the address), then the target.
+ */
+export function auditEventsTable<
+  E extends { time: string; operation: string; status: number; target: string | null },
+>(p: { caption: string; id?: string; rows: readonly E[]; empty: string; who: Column<E> }): SafeHtml {
+  const { who, ...table } = p;
+  return dataTable({
+    ...table,
+    columns: [
+      { label: 'Time', cell: (e) => time(Date.parse(e.time)) },
+      { label: 'Operation', cell: (e) => e.operation },
+      { label: 'Result', cell: (e) => String(e.status) },
+      who,
+      { label: 'Target', cell: (e) => mono(e.target) },
+    ],
+  });
+}
 
 /** The subscription the console works in; a tenant without one cannot hold resources yet. */
 export function subscription(ctx: ConsoleContext): string {
@@ -113,22 +156,43 @@ export function registerSignInActions<T extends { id: string }>(
       `${o.path}/:id/${action}`,
       async (ctx) => {
         const x = await o.setEnabled(ctx, params(ctx).id!, enabled);
-        return {
-          redirect: `${list}/${seg(x.id)}`,
-          flash: { kind: 'success', text: `${o.name(x)} ${enabled ? 'enabled' : 'disabled'}.` },
-        };
+        return done(`${list}/${seg(x.id)}`, `${o.name(x)} ${enabled ? 'enabled' : 'disabled'}.`);
       },
       o.view,
     );
   }
   r.action(
     `${o.path}/:id/delete`,
-    async (ctx, form) => {
-      requireConfirmed(form);
+    confirmed(async (ctx) => {
       const x = await o.show(ctx, params(ctx).id!);
       await o.remove(ctx, x.id);
-      return { redirect: list, flash: { kind: 'success', text: `Deleted ${o.name(x)}.` } };
-    },
+      return done(list, `Deleted ${o.name(x)}.`);
+    }),
+    o.view,
+  );
+}
+
+/**
+ * `{path}/delete`, `path` naming a resource by `:rg` and `:name` (`/apps/:rg/:name`): its delete,
+ * with the confirmation, then back to `list` with "{noun} {name} deleted."
+ */
+export function registerResourceDelete(
+  r: ConsoleRouter,
+  path: string,
+  o: {
+    noun: string;
+    list: string;
+    remove: (ctx: ConsoleContext, sub: string, rg: string, name: string) => Promise<unknown>;
+    view: View;
+  },
+): void {
+  r.action(
+    `${path}/delete`,
+    confirmed(async (ctx) => {
+      const p = params(ctx);
+      await o.remove(ctx, subscription(ctx), p.rg!, p.name!);
+      return done(o.list, `${o.noun} ${p.name} deleted.`);
+    }),
     o.view,
   );
 }

@@ -1,4 +1,4 @@
-import { BUILT_IN_ROLES, roleById } from '../../access/roles.js';
+import { roleById } from '../../access/roles.js';
 import { LatchkeyError } from '../../errors/index.js';
 import { isGuid, newGuid } from '../../lib/ids.js';
 import { KEY_PERMISSIONS, SECRET_PERMISSIONS } from '../../vault/model.js';
@@ -11,13 +11,12 @@ import {
   postForm,
   required,
   section,
-  select,
   text,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, query } from '../context.js';
+import { type ConsoleContext, done, type PageResult, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { memberPicker } from './member-picker.js';
+import { addRoleAssignmentForm, memberPicker } from './member-picker.js';
 import { principalNames, roleAssignmentsTable } from './shared.js';
 import { controlVault, GRANT_BACK, vaultBase, vaultHeader } from './vault-common.js';
 
@@ -150,20 +149,7 @@ ${
     : html`<div class="alert alert-warning"><strong>This vault uses access policies for data access.</strong><p>Roles here govern managing the vault; data roles such as Key Vault Secrets User take effect only with the RBAC permission model.</p></div>`
 }
 <h2>Add role assignment</h2>
-${picker.search}
-${postForm(
-  ctx,
-  `${b}/iam`,
-  html`${select({
-    id: 'iam-role',
-    name: 'role',
-    label: 'Role',
-    options: BUILT_IN_ROLES.map((r) => ({ value: r.id, label: r.roleName })),
-    value: BUILT_IN_ROLES.find((r) => r.roleName === 'Key Vault Secrets User')?.id ?? '',
-  })}
-${picker.field}
-<button type="submit" class="btn-primary">Add role assignment</button>`,
-)}
+${addRoleAssignmentForm(ctx, `${b}/iam`, picker, 'Key Vault Secrets User')}
 <h2>Role assignments</h2>
 ${assignments}`,
   };
@@ -187,13 +173,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
       await ctx.s.vaults.updateAccessPolicies(ctx.caller, ctx.meta, ref, exists ? 'replace' : 'add', [
         policy,
       ]);
-      return {
-        redirect: `${vaultBase(v)}/access-policies`,
-        flash: {
-          kind: 'success',
-          text: `Access policy for ${await nameOf(ctx, objectId)} saved on ${v.name}.`,
-        },
-      };
+      return done(
+        `${vaultBase(v)}/access-policies`,
+        `Access policy for ${await nameOf(ctx, objectId)} saved on ${v.name}.`,
+      );
     },
     policiesPage,
   );
@@ -214,13 +197,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
         'remove',
         [p],
       );
-      return {
-        redirect: `${vaultBase(v)}/access-policies`,
-        flash: {
-          kind: 'success',
-          text: `Access policy for ${await nameOf(ctx, p.objectId)} removed from ${v.name}.`,
-        },
-      };
+      return done(
+        `${vaultBase(v)}/access-policies`,
+        `Access policy for ${await nameOf(ctx, p.objectId)} removed from ${v.name}.`,
+      );
     },
     policiesPage,
   );
@@ -238,13 +218,10 @@ export function registerAccessPages(r: ConsoleRouter): void {
       });
       // "Grant yourself …" on a refused secrets or keys tab, or a secret's or key's page, returns there.
       const back = text(form, 'back', 140);
-      return {
-        redirect: `${vaultBase(v)}/${GRANT_BACK.test(back) ? back : 'iam'}`,
-        flash: {
-          kind: 'success',
-          text: `${role.roleName} granted to ${await nameOf(ctx, assignment.properties.principalId)} on ${v.name}.`,
-        },
-      };
+      return done(
+        `${vaultBase(v)}/${GRANT_BACK.test(back) ? back : 'iam'}`,
+        `${role.roleName} granted to ${await nameOf(ctx, assignment.properties.principalId)} on ${v.name}.`,
+      );
     },
     iamPage,
   );
@@ -255,10 +232,7 @@ export function registerAccessPages(r: ConsoleRouter): void {
       const id = required(form, 'id', 'The role assignment', 64);
       const removed = await ctx.s.roleAssignments.delete(ctx.caller, ctx.meta, v.armId, id);
       if (!removed) throw new LatchkeyError('NotFound', 'That role assignment does not exist at this vault.');
-      return {
-        redirect: `${vaultBase(v)}/iam`,
-        flash: { kind: 'success', text: `Role assignment ${id} removed from ${v.name}.` },
-      };
+      return done(`${vaultBase(v)}/iam`, `Role assignment ${id} removed from ${v.name}.`);
     },
     iamPage,
   );

@@ -11,7 +11,7 @@ export const VAULTS = '/console/vaults';
 export const vaultBase = (v: Pick<Vault, 'resourceGroup' | 'name'>) =>
   `${VAULTS}/${seg(v.resourceGroup)}/${seg(v.name)}`;
 
-export type VaultTab = 'overview' | 'secrets' | 'keys' | 'policies' | 'iam';
+export type VaultTab = 'overview' | 'secrets' | 'keys' | 'certificates' | 'policies' | 'iam';
 
 /** The vault of the URL through the control plane (needs `vaults/read`, as the management API does). */
 export async function controlVault(ctx: ConsoleContext): Promise<Vault> {
@@ -57,6 +57,7 @@ ${tabs([
   { label: 'Overview', href: b, current: current === 'overview' },
   { label: 'Secrets', href: `${b}/secrets`, current: current === 'secrets' },
   { label: 'Keys', href: `${b}/keys`, current: current === 'keys' },
+  { label: 'Certificates', href: `${b}/certificates`, current: current === 'certificates' },
   { label: 'Access policies', href: `${b}/access-policies`, current: current === 'policies' },
   { label: 'Access control (IAM)', href: `${b}/iam`, current: current === 'iam' },
 ])}`;
@@ -66,13 +67,16 @@ ${tabs([
 export const OFFICER_ROLES = {
   secrets: { id: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', name: 'Key Vault Secrets Officer' },
   keys: { id: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603', name: 'Key Vault Crypto Officer' },
+  certificates: { id: 'a4417e6f-fecd-4de8-b567-7b0420556985', name: 'Key Vault Certificates Officer' },
 } as const;
+/** A vault tab whose refusals offer its Officer role. */
+export type DataTab = keyof typeof OFFICER_ROLES;
 
 /**
- * Where "Grant yourself …" returns to: a vault's secrets or keys tab, or one secret's or key's
- * page (its versions), by name. Anything else goes to the vault's IAM page.
+ * Where "Grant yourself …" returns to: a vault's secrets, keys or certificates tab, or one
+ * object's page (its versions), by name. Anything else goes to the vault's IAM page.
  */
-export const GRANT_BACK = /^(?:secrets|keys)(?:\/[0-9A-Za-z-]{1,127})?$/;
+export const GRANT_BACK = /^(?:secrets|keys|certificates)(?:\/[0-9A-Za-z-]{1,127})?$/;
 
 /**
  * A section of a vault's secrets or keys tab, or of one secret's or key's page: a 403 for the
@@ -84,7 +88,7 @@ export const GRANT_BACK = /^(?:secrets|keys)(?:\/[0-9A-Za-z-]{1,127})?$/;
 export async function vaultDataSection(
   ctx: ConsoleContext,
   vault: Vault,
-  tab: 'secrets' | 'keys',
+  tab: DataTab,
   load: () => Promise<SafeHtml>,
   opts: { back?: string; only403?: boolean } = {},
 ): Promise<SafeHtml> {
@@ -107,7 +111,7 @@ export async function vaultDataSection(
 async function grantOffer(
   ctx: ConsoleContext,
   vault: Vault,
-  tab: 'secrets' | 'keys',
+  tab: DataTab,
   back: string,
 ): Promise<SafeHtml | string> {
   if (!vault.enableRbacAuthorization) return '';
@@ -133,7 +137,7 @@ async function grantOffer(
 export async function refusedActionOffer(
   ctx: ConsoleContext,
   vault: Vault,
-  tab: 'secrets' | 'keys',
+  tab: DataTab,
   back: string,
 ): Promise<SafeHtml | string> {
   return ctx.failedStatus === 403 ? grantOffer(ctx, vault, tab, back) : '';

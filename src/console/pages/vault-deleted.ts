@@ -1,11 +1,11 @@
 import type { ObjectRecord } from '../../vault/model.js';
 import { VAULT_LIMITS, type Vault } from '../../vault/model.js';
 import type { ObjectCallContext, Page } from '../../vault/objects.js';
-import { actionButton, dangerForm, dataTable, postForm, requireConfirmed, seg, time } from '../components.js';
-import { type ConsoleContext, params, type View } from '../context.js';
+import { actionButton, confirmed, dangerForm, dataTable, postForm, seg, time } from '../components.js';
+import { type ConsoleContext, done, type PageResult, params, type View } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, vaultBase } from './vault-common.js';
+import { dataVault, refusedActionOffer, vaultBase, vaultHeader } from './vault-common.js';
 
 /**
  * What the Secrets and Keys pages share: soft delete of an object, and the
@@ -24,12 +24,35 @@ export interface SoftDeletable {
 
 export interface ObjectKindLabels {
   /** `secret`, `key`: in texts. */
-  noun: 'secret' | 'key';
+  noun: 'secret' | 'key' | 'certificate';
   /** `secrets`, `keys`: the URL segment of the objects. */
-  collection: 'secrets' | 'keys';
+  collection: 'secrets' | 'keys' | 'certificates';
 }
 
 const title = (noun: string) => `${noun[0]!.toUpperCase()}${noun.slice(1)}`;
+
+/**
+ * The page of one secret or key: the vault's header, the object's heading, the offer to grant back
+ * a refused action, the kind's own `sections`, then the Delete section.
+ */
+export async function objectPage(
+  ctx: ConsoleContext,
+  vault: Vault,
+  kind: ObjectKindLabels,
+  name: string,
+  href: string,
+  sections: SafeHtml,
+): Promise<PageResult> {
+  return {
+    title: `${vault.name} · ${name}`,
+    nav: 'vaults',
+    body: html`${vaultHeader(vault, kind.collection, [{ label: title(kind.collection) }, { label: name }])}
+<h2>${title(kind.noun)} <span class="mono">${name}</span></h2>
+${await refusedActionOffer(ctx, vault, kind.collection, `${kind.collection}/${name}`)}
+${sections}
+${deleteSection(ctx, vault, kind, name, href)}`,
+  };
+}
 
 /** The Delete section of an object's page. */
 export function deleteSection(
@@ -97,7 +120,7 @@ export function registerSoftDelete(
   const { collection, noun } = o.kind;
   const back = async (ctx: ConsoleContext, text: string) => {
     const { vault } = await dataVault(ctx);
-    return { redirect: `${vaultBase(vault)}/${collection}`, flash: { kind: 'success' as const, text } };
+    return done(`${vaultBase(vault)}/${collection}`, text);
   };
   r.action(
     `${o.base}/${collection}/:${o.param}/delete`,
@@ -119,13 +142,12 @@ export function registerSoftDelete(
   );
   r.action(
     `${o.base}/deleted-${collection}/:${o.param}/purge`,
-    async (ctx, form) => {
-      requireConfirmed(form);
+    confirmed(async (ctx) => {
       const { call } = await dataVault(ctx);
       const name = params(ctx)[o.param]!;
       await o.service(ctx).purge(call, name);
       return back(ctx, `${title(noun)} ${name} purged.`);
-    },
+    }),
     o.listView,
   );
 }

@@ -18,11 +18,11 @@ import {
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type FormInput, type PageResult, params, query } from '../context.js';
+import { type ConsoleContext, done, type FormInput, type PageResult, params, query } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
-import { dataVault, refusedActionOffer, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, deleteSection, registerSoftDelete } from './vault-deleted.js';
+import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
+import { deletedSection, objectPage, registerSoftDelete } from './vault-deleted.js';
 
 const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
 
@@ -144,19 +144,18 @@ ${postForm(
     },
     { back: `secrets/${name}`, only403: true },
   );
-  return {
-    title: `${vault.name} · ${name}`,
-    nav: 'vaults',
-    body: html`${vaultHeader(vault, 'secrets', [{ label: 'Secrets' }, { label: name }])}
-<h2>Secret <span class="mono">${name}</span></h2>
-${await refusedActionOffer(ctx, vault, 'secrets', `secrets/${name}`)}
-${reveal}
+  return objectPage(
+    ctx,
+    vault,
+    SECRETS,
+    name,
+    href,
+    html`${reveal}
 ${versions}
 <details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
-</details>
-${deleteSection(ctx, vault, SECRETS, name, href)}`,
-  };
+</details>`,
+  );
 }
 
 function setInput(form: FormInput) {
@@ -183,10 +182,10 @@ export function registerSecretPages(r: ConsoleRouter): void {
       const { vault, call } = await dataVault(ctx);
       const name = required(form, 'name', 'The secret name', 127);
       const rec = await ctx.s.secrets.set(call, name, setInput(form));
-      return {
-        redirect: `${vaultBase(vault)}/secrets/${seg(rec.name)}`,
-        flash: { kind: 'success', text: `Secret ${rec.name} saved (version ${rec.version}).` },
-      };
+      return done(
+        `${vaultBase(vault)}/secrets/${seg(rec.name)}`,
+        `Secret ${rec.name} saved (version ${rec.version}).`,
+      );
     },
     listPage,
   );
@@ -201,35 +200,33 @@ export function registerSecretPages(r: ConsoleRouter): void {
     },
     (ctx) => secretPage(ctx),
   );
-  r.action(
-    `${base}/secrets/:secret/versions/:version/enabled`,
-    async (ctx, form) => {
-      const { call } = await dataVault(ctx);
-      const p = params(ctx);
-      const enabled = text(form, 'enabled', 4) === 'on';
-      await ctx.s.secrets.update(call, p.secret!, p.version!, { enabled });
-      return {
-        redirect: secretHref(ctx, p.secret!),
-        flash: { kind: 'success', text: `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.` },
-      };
-    },
-    (ctx) => secretPage(ctx),
-  );
-  r.action(
-    `${base}/secrets/:secret/versions/:version/expiry`,
-    async (ctx, form) => {
-      const { call } = await dataVault(ctx);
-      const p = params(ctx);
-      await ctx.s.secrets.update(call, p.secret!, p.version!, {
-        exp: dateTime(form, 'expires', 'The expiry'),
-      });
-      return {
-        redirect: secretHref(ctx, p.secret!),
-        flash: { kind: 'success', text: `Expiry of ${p.secret} version ${p.version} saved.` },
-      };
-    },
-    (ctx) => secretPage(ctx),
-  );
+  /** A change to one version (`what`: enabled, expiry): the form → the update and the message. */
+  const versionAction = (
+    what: string,
+    change: (
+      form: FormInput,
+      p: Record<string, string | undefined>,
+    ) => { update: { enabled: boolean } | { exp: number | null }; text: string },
+  ) =>
+    r.action(
+      `${base}/secrets/:secret/versions/:version/${what}`,
+      async (ctx, form) => {
+        const { call } = await dataVault(ctx);
+        const p = params(ctx);
+        const { update, text } = change(form, p);
+        await ctx.s.secrets.update(call, p.secret!, p.version!, update);
+        return done(secretHref(ctx, p.secret!), text);
+      },
+      (ctx) => secretPage(ctx),
+    );
+  versionAction('enabled', (form, p) => {
+    const enabled = text(form, 'enabled', 4) === 'on';
+    return { update: { enabled }, text: `Version ${p.version} ${enabled ? 'enabled' : 'disabled'}.` };
+  });
+  versionAction('expiry', (form, p) => ({
+    update: { exp: dateTime(form, 'expires', 'The expiry') },
+    text: `Expiry of ${p.secret} version ${p.version} saved.`,
+  }));
   registerSoftDelete(r, {
     base,
     kind: SECRETS,

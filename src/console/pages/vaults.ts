@@ -7,6 +7,7 @@ import {
   actionButton,
   badge,
   checkbox,
+  confirmed,
   copyable,
   dangerForm,
   dataTable,
@@ -15,18 +16,18 @@ import {
   isOn,
   postForm,
   props,
-  requireConfirmed,
   required,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   section,
   seg,
   text,
   time,
 } from '../components.js';
-import { type ConsoleContext, type PageResult, params, typed } from '../context.js';
+import { type ConsoleContext, done, type PageResult, params, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, listAccess, VAULT_LIST_ACCESS } from './access-hint.js';
-import { filteredEmpty, listFilter, resourceGroupSelect, subscription } from './shared.js';
+import { filteredEmpty, listFilter, resourceGroupSelect, resourceListHead, subscription } from './shared.js';
 import { controlVault, VAULTS, vaultBase, vaultHeader } from './vault-common.js';
 
 async function listPage(ctx: ConsoleContext): Promise<PageResult> {
@@ -103,14 +104,20 @@ ${checkbox({
 })}
 <button type="submit" class="btn-primary">Create vault</button>`,
   );
+  // duplicate-ok: the same result shape as the apps and identities list pages (title, nav, then the
+  // options of resourceListHead and dataTable, the shared helpers): each page its own texts and columns.
   return {
     title: 'Key vaults',
     nav: 'vaults',
-    body: html`<h1>Key vaults</h1>
-<p class="lead">Vaults hold secrets and keys, reached at <span class="mono">https://{name}.${ctx.s.config.vaultDomain}</span> by the Azure Key Vault clients.</p>
-${access.note}
-${access.mayCreate ? html`<details class="panel"${all.length === 0 || ctx.failedForm ? html` open` : ''}><summary>Create a key vault</summary>${create}</details>` : ''}
-${filter.form}
+    body: html`${resourceListHead({
+      heading: 'Key vaults',
+      lead: html`Vaults hold secrets and keys, reached at <span class="mono">https://{name}.${ctx.s.config.vaultDomain}</span> by the Azure Key Vault clients.`,
+      access,
+      createLabel: 'Create a key vault',
+      create,
+      open: all.length === 0 || !!ctx.failedForm,
+      filter,
+    })}
 ${dataTable({
   caption: 'Key vaults',
   id: 'vaults',
@@ -229,10 +236,7 @@ export function registerVaultPages(r: ConsoleRouter): void {
           granted =
             ' You may not assign roles on it, so you have no data access yet: ask an Owner for Key Vault Secrets Officer (or Key Vault Administrator) on it.';
       }
-      return {
-        redirect: vaultBase(vault),
-        flash: { kind: 'success', text: `Vault ${vault.name} created.${granted}` },
-      };
+      return done(vaultBase(vault), `Vault ${vault.name} created.${granted}`);
     },
     listPage,
   );
@@ -251,7 +255,7 @@ export function registerVaultPages(r: ConsoleRouter): void {
           ...(isOn(form, 'purgeProtection') ? { enablePurgeProtection: true } : {}),
         },
       );
-      return { redirect: vaultBase(v), flash: { kind: 'success', text: 'Vault settings saved.' } };
+      return done(vaultBase(v), 'Vault settings saved.');
     },
     overviewPage,
   );
@@ -265,10 +269,7 @@ export function registerVaultPages(r: ConsoleRouter): void {
         name: p.name!,
       });
       if (!existed) throw new LatchkeyError('ResourceNotFound', `Vault ${p.name} was not found.`);
-      return {
-        redirect: VAULTS,
-        flash: { kind: 'success', text: `Vault ${p.name} deleted. It can be recovered below.` },
-      };
+      return done(VAULTS, `Vault ${p.name} deleted. It can be recovered below.`);
     },
     listPage,
   );
@@ -284,18 +285,17 @@ export function registerVaultPages(r: ConsoleRouter): void {
         { subscriptionId: sub, resourceGroup: d.resourceGroup, name: d.name },
         { createMode: 'recover' },
       );
-      return { redirect: vaultBase(d), flash: { kind: 'success', text: `Vault ${d.name} recovered.` } };
+      return done(vaultBase(d), `Vault ${d.name} recovered.`);
     },
     listPage,
   );
   r.action(
     '/deleted-vaults/:location/:name/purge',
-    async (ctx, form) => {
-      requireConfirmed(form);
+    confirmed(async (ctx) => {
       const p = params(ctx);
       await ctx.s.vaults.purgeDeleted(ctx.caller, ctx.meta, subscription(ctx), p.location!, p.name!);
-      return { redirect: VAULTS, flash: { kind: 'success', text: `Vault ${p.name} purged.` } };
-    },
+      return done(VAULTS, `Vault ${p.name} purged.`);
+    }),
     listPage,
   );
 }

@@ -1,7 +1,7 @@
 import { seconds } from '../../lib/clock.js';
 import type { CertificateOperation, CertificatePolicy, CertificateRecord } from '../../vault/certificates.js';
 import type { Vault } from '../../vault/model.js';
-import { objectAttributes as attributes, deletedFields } from './object-views.js';
+import { objectAttributes as attributes, deletedView, itemFields } from './object-views.js';
 
 /** A certificate version, with its certificate's policy where the operation brings it. */
 type WithMaybePolicy = CertificateRecord & {
@@ -51,23 +51,17 @@ export function certificateBundle(base: string, vault: Vault, r: WithMaybePolicy
   };
 }
 
-export function deletedCertificateBundle(base: string, vault: Vault, r: WithMaybePolicy) {
-  return { ...deletedFields(base, 'deletedcertificates', r), ...certificateBundle(base, vault, r) };
-}
+export const deletedCertificateBundle = deletedView('deletedcertificates', certificateBundle);
 
 /** CertificateItem: `versioned` for list-versions (id with the version). */
 export function certificateItem(base: string, vault: Vault, r: CertificateRecord, versioned = false) {
   return {
-    id: versioned ? `${base}/certificates/${r.name}/${r.version}` : `${base}/certificates/${r.name}`,
-    attributes: attributes(r, vault),
-    ...(r.tags !== null ? { tags: r.tags } : {}),
+    ...itemFields(base, 'certificates', vault, r, versioned),
     x5t: r.x5t,
   };
 }
 
-export function deletedCertificateItem(base: string, vault: Vault, r: CertificateRecord) {
-  return { ...deletedFields(base, 'deletedcertificates', r), ...certificateItem(base, vault, r) };
-}
+export const deletedCertificateItem = deletedView('deletedcertificates', certificateItem);
 
 /** CertificateOperation (`/certificates/{name}/pending`). */
 export function operationView(base: string, name: string, o: CertificateOperation) {

@@ -5,6 +5,7 @@ import type { Services } from '../../server/services.js';
 import { MERGE_LIMITS } from '../../vault/certificate-merge.js';
 import type { PolicyInput } from '../../vault/certificate-policy.js';
 import { POLICY_LIMITS } from '../../vault/certificate-policy.js';
+import type { CertificateOperation } from '../../vault/certificates.js';
 import { parse } from '../validate.js';
 import { vaultContext } from '../vault-context.js';
 import {
@@ -15,14 +16,7 @@ import {
   operationView,
   policyView,
 } from './certificate-views.js';
-import {
-  attributesSchema as attributes,
-  nameOf as name,
-  noCache,
-  objectRoutes,
-  tagsSchema as tags,
-  versionOf,
-} from './object-routes.js';
+import { nameOf as name, noCache, objectBodyFields, objectRoutes, versionOf } from './object-routes.js';
 
 const str = (max: number) => z.string().max(max);
 const strList = (max: number, chars: number = POLICY_LIMITS.sanChars) => z.array(str(chars)).max(max);
@@ -85,12 +79,8 @@ const policySchema = z.object({
     .optional(),
   attributes: z.object({ enabled: z.boolean().optional() }).passthrough().nullable().optional(),
 });
-const createBody = z.object({
-  policy: policySchema.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
-  preserveCertOrder: z.boolean().optional(),
-});
+const updateBody = z.object({ policy: policySchema.nullable().optional(), ...objectBodyFields() });
+const createBody = updateBody.extend({ preserveCertOrder: z.boolean().optional() });
 const importBody = createBody.extend({
   /** A PFX (base64) or PEM; 25 KiB as a secret's value, with room for base64. */
   value: z
@@ -102,16 +92,27 @@ const importBody = createBody.extend({
 /** Azure's CertificateMergeParameters: the signed certificate and its chain, base64 each. */
 const mergeBody = z.object({
   x5c: z.array(z.string().min(1).max(MERGE_LIMITS.chars)).min(1).max(MERGE_LIMITS.certificates),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
+  ...objectBodyFields(),
 });
 /** Azure's CertificateOperationUpdateParameter. */
 const cancelBody = z.object({ cancellation_requested: z.boolean() });
-const updateBody = z.object({
-  policy: policySchema.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
+/** A backup blob (base64url; base64 accepted): a sealed backup is at most 3 MiB (vault/backup.ts). */
+const restoreBody = z.object({
+  value: z
+    .string()
+    .min(1)
+    .max(6 * 1024 * 1024)
+    .regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64url'),
 });
+
+/**
+ * The 202 of a create says `inProgress` as Azure's always does, also when Latchkey has already
+ * issued the certificate (`GET …/pending` then says `completed`): the Python SDK's poller
+ * (azure-keyvault-certificates 4.7) never fetches the certificate when the first answer is
+ * already `completed`, and its `result()` is None (test/certificates.python.test.ts).
+ */
+const acceptedView = (o: CertificateOperation): CertificateOperation =>
+  o.status === 'completed' ? { ...o, status: 'inProgress' } : o;
 
 /** The policy as the domain takes it (zod's optional fields typed for exactOptionalPropertyTypes). */
 const policyIn = (p: z.infer<typeof policySchema> | null | undefined): PolicyInput | undefined =>
@@ -127,9 +128,9 @@ const common = (b: {
 /**
  * The Key Vault certificates REST API (vault/certificates.ts): create (long-running, issuer
  * Self), import, get, update, policy, pending operation; listing, delete and the deleted
- * certificates through object-routes.ts as for secrets and keys; merge and cancel of a pending
- * request (certificate-merge.ts); issuers in certificate-issuers.ts. What is not built yet
- * (backup/restore, contacts) answers 400 `BadParameter` naming the gap.
+ * certificates and backup through object-routes.ts as for secrets and keys; merge and cancel of
+ * a pending request (certificate-merge.ts); issuers in certificate-issuers.ts. What is not built
+ * yet (contacts) answers 400 `BadParameter` naming the gap.
  */
 export async function certificateRoutes(
   app: FastifyInstance,
@@ -155,7 +156,7 @@ export async function certificateRoutes(
         `${ctx.responseBase}/certificates/${r.name}/pending?api-version=${encodeURIComponent(ctx.apiVersion)}`,
       )
       .header('retry-after', '1')
-      .send(operationView(ctx.responseBase, r.name, r.operation));
+      .send(operationView(ctx.responseBase, r.name, acceptedView(r.operation)));
   });
 
   app.post('/certificates/:name/import', { bodyLimit: 256 * 1024 }, async (req) => {
@@ -169,6 +170,16 @@ export async function certificateRoutes(
       ...common(body),
     });
     return certificateBundle(ctx.responseBase, ctx.vault, r);
+  });
+
+  app.post('/certificates/restore', { bodyLimit: 8 * 1024 * 1024 }, async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(restoreBody, req.body);
+    const blob = Buffer.from(
+      body.value.replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, ''),
+      'base64url',
+    );
+    return certificateBundle(ctx.responseBase, ctx.vault, await certificates.restore(ctx, blob));
   });
 
   app.get('/certificates/:name/pending', async (req) => {
@@ -232,7 +243,7 @@ export async function certificateRoutes(
   objectRoutes(app, {
     collection: 'certificates',
     service: certificates,
-    backup: notYet('Certificate backup'),
+    backup: certificates.backup,
     views: {
       bundle: certificateBundle,
       deletedBundle: deletedCertificateBundle,

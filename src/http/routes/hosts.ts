@@ -5,7 +5,7 @@ import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { armPath, requireApiVersion } from './arm-request.js';
+import { armCaller, armResourceRoutes } from './arm-request.js';
 
 const PROVIDER = 'providers/Microsoft.Latchkey/hosts';
 const hostBody = z.object({
@@ -29,55 +29,33 @@ export async function hostRoutes(
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
-  const one = `/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}/:name`;
+  const arm = armCaller(opts.authenticate, s.config.managementResource, '2023-01-31');
 
-  app.put(one, async (req, reply) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    const b = parse(hostBody, req.body);
-    const r = await s.hosts.createOrUpdate(c, requestMeta(req), {
-      subscriptionId: sub,
-      resourceGroup: rg,
-      name,
-      ...(b.properties?.certificate ? { certificate: b.properties.certificate } : {}),
-    });
-    const v = hostView(r.host);
-    // The registered certificate's key id: the enrolling agent keeps it to remove the certificate when it rolls.
-    const credential = r.credential
-      ? { keyId: r.credential.keyId, endDateTime: r.credential.endDateTime }
-      : null;
-    return reply.code(r.created ? 201 : 200).send({ ...v, properties: { ...v.properties, credential } });
-  });
-  app.get(one, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    return hostView(await s.hosts.get(c, sub, rg, name));
-  });
-  app.delete(one, async (req, reply) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    const deleted = await s.hosts.delete(c, requestMeta(req), sub, rg, name);
-    return reply.code(deleted ? 200 : 204).send();
-  });
-  app.get(`/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}`, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg } = armPath(req);
-    return { value: (await s.hosts.list(c, sub, rg)).map(hostView) };
-  });
-  app.get(`/subscriptions/:sub/${PROVIDER}`, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub } = parse(z.object({ sub: z.string().min(1).max(64) }), req.params, 'path');
-    return { value: (await s.hosts.list(c, sub)).map(hostView) };
+  armResourceRoutes(app, {
+    provider: PROVIDER,
+    caller: arm,
+    view: hostView,
+    put: async (c, meta, at, body) => {
+      const b = parse(hostBody, body);
+      const certificate = b.properties?.certificate;
+      const r = await s.hosts.createOrUpdate(c, meta, { ...at, ...(certificate ? { certificate } : {}) });
+      const v = hostView(r.host);
+      // The registered certificate's key id: the enrolling agent keeps it to remove the certificate when it rolls.
+      const credential = r.credential
+        ? { keyId: r.credential.keyId, endDateTime: r.credential.endDateTime }
+        : null;
+      return { created: r.created, view: { ...v, properties: { ...v.properties, credential } } };
+    },
+    get: s.hosts.get,
+    delete: s.hosts.delete,
+    list: s.hosts.list,
   });
 
   // ---- called by the host's endpoint, authenticated as the host ----
   const api = s.hostAgent;
   const params = (req: FastifyRequest) => parse(hostParams, req.params, 'path');
+  /** The identity a `/api/hosts/{hostId}/identities/{principalId}/...` path names. */
+  const served = (p: z.infer<typeof hostParams>) => ({ hostId: p.hostId, principalId: p.principalId! });
   app.get('/api/hosts/:hostId/identities', async (req, reply) => {
     const c = await caller(req);
     reply.header('cache-control', 'no-store');
@@ -109,7 +87,7 @@ export async function hostRoutes(
   app.get('/api/hosts/:hostId/identities/:principalId/certificates', async (req) => {
     const c = await caller(req);
     const p = params(req);
-    return { value: await api.listIdentityCertificates(c, p.hostId, p.principalId!) };
+    return { value: await api.listIdentityCertificates(c, served(p)) };
   });
   app.post('/api/hosts/:hostId/identities/:principalId/certificates', async (req, reply) => {
     const c = await caller(req);
@@ -117,12 +95,12 @@ export async function hostRoutes(
     const b = parse(certBody, req.body);
     return reply
       .code(201)
-      .send(await api.addIdentityCertificate(c, requestMeta(req), p.hostId, p.principalId!, b.certificate));
+      .send(await api.addIdentityCertificate(c, requestMeta(req), served(p), b.certificate));
   });
   app.delete('/api/hosts/:hostId/identities/:principalId/certificates/:keyId', async (req, reply) => {
     const c = await caller(req);
     const p = params(req);
-    await api.deleteIdentityCertificate(c, requestMeta(req), p.hostId, p.principalId!, p.keyId!);
+    await api.deleteIdentityCertificate(c, requestMeta(req), served(p), p.keyId!);
     return reply.code(204).send();
   });
 }

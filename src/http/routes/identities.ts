@@ -6,10 +6,10 @@ import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { armPath, requireApiVersion, tagsSchema } from './arm-request.js';
+import { armCaller, armPath, armResourceRoutes, tagsSchema } from './arm-request.js';
 
 const PROVIDER = 'providers/Microsoft.ManagedIdentity/userAssignedIdentities';
-const body = z.object({ location: z.string().min(1).max(64).optional(), tags: tagsSchema });
+const identityBody = z.object({ location: z.string().min(1).max(64).optional(), tags: tagsSchema });
 /** A federated identity credential's body; the domain validates the values (docs/federation.md). */
 const ficBody = z.object({
   properties: z.object({
@@ -35,52 +35,26 @@ export async function identityRoutes(
   },
 ) {
   const s = opts.services;
-  const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
+  const caller = armCaller(opts.authenticate, s.config.managementResource, '2023-01-31');
   const one = `/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}/:name`;
 
-  app.put(one, async (req, reply) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    const b = parse(body, req.body);
-    const r = await s.userIdentities.createOrUpdate(c, requestMeta(req), {
-      subscriptionId: sub,
-      resourceGroup: rg,
-      name,
-      ...(b.location ? { location: b.location } : {}),
-      ...(b.tags ? { tags: b.tags } : {}),
-    });
-    return reply.code(r.created ? 201 : 200).send(userIdentityView(r.identity));
-  });
-
-  app.get(one, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    return userIdentityView(await s.userIdentities.get(c, sub, rg, name));
-  });
-
-  app.delete(one, async (req, reply) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg, name } = armPath(req);
-    const deleted = await s.userIdentities.delete(c, requestMeta(req), sub, rg, name);
-    return reply.code(deleted ? 200 : 204).send();
-  });
-
-  app.get(`/subscriptions/:sub/resourceGroups/:rg/${PROVIDER}`, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub, rg } = armPath(req);
-    await s.scopes.resourceGroup(c.tenantId, sub, rg);
-    return { value: (await s.userIdentities.list(c, sub, rg)).map(userIdentityView) };
-  });
-
-  app.get(`/subscriptions/:sub/${PROVIDER}`, async (req) => {
-    const c = await caller(req);
-    requireApiVersion(req);
-    const { sub } = parse(z.object({ sub: z.string().min(1).max(64) }), req.params, 'path');
-    return { value: (await s.userIdentities.list(c, sub)).map(userIdentityView) };
+  armResourceRoutes(app, {
+    provider: PROVIDER,
+    caller,
+    view: userIdentityView,
+    put: async (c, meta, at, body) => {
+      const b = parse(identityBody, body);
+      const r = await s.userIdentities.createOrUpdate(c, meta, {
+        ...at,
+        ...(b.location ? { location: b.location } : {}),
+        ...(b.tags ? { tags: b.tags } : {}),
+      });
+      return { created: r.created, view: userIdentityView(r.identity) };
+    },
+    get: s.userIdentities.get,
+    delete: s.userIdentities.delete,
+    list: s.userIdentities.list,
+    groupExists: (c, sub, rg) => s.scopes.resourceGroup(c.tenantId, sub, rg),
   });
 
   // Federated identity credentials (`.../userAssignedIdentities/{name}/federatedIdentityCredentials`).
@@ -91,25 +65,21 @@ export async function identityRoutes(
   };
   app.put(`${fics}/:fic`, async (req, reply) => {
     const c = await caller(req);
-    requireApiVersion(req);
     const b = parse(ficBody, req.body);
     const r = await s.federatedCredentials.createOrUpdate(c, requestMeta(req), ficPath(req), b.properties);
     return reply.code(r.created ? 201 : 200).send(federatedCredentialView(r.credential));
   });
   app.get(`${fics}/:fic`, async (req) => {
     const c = await caller(req);
-    requireApiVersion(req);
     return federatedCredentialView(await s.federatedCredentials.get(c, ficPath(req)));
   });
   app.delete(`${fics}/:fic`, async (req, reply) => {
     const c = await caller(req);
-    requireApiVersion(req);
     const deleted = await s.federatedCredentials.delete(c, requestMeta(req), ficPath(req));
     return reply.code(deleted ? 200 : 204).send();
   });
   app.get(fics, async (req) => {
     const c = await caller(req);
-    requireApiVersion(req);
     const { sub, rg, name } = armPath(req);
     return {
       value: (await s.federatedCredentials.list(c, { sub, rg, identity: name })).map(federatedCredentialView),

@@ -2,7 +2,7 @@ import { seconds } from '../../lib/clock.js';
 import type { KeyRecord } from '../../vault/key-model.js';
 import type { RotationPolicy } from '../../vault/key-rotation.js';
 import type { Vault } from '../../vault/model.js';
-import { deletedFields, objectAttributes } from './object-views.js';
+import { deletedView, objectAttributes } from './object-views.js';
 
 /** Azure's KeyAttributes: a secret's, and `exportable` (always false here). */
 const attributes = (r: KeyRecord, vault: Vault) => ({ ...objectAttributes(r, vault), exportable: false });
@@ -20,9 +20,7 @@ export function keyBundle(base: string, vault: Vault, r: KeyRecord) {
   };
 }
 
-export function deletedKeyBundle(base: string, vault: Vault, r: KeyRecord) {
-  return { ...deletedFields(base, 'deletedkeys', r), ...keyBundle(base, vault, r) };
-}
+export const deletedKeyBundle = deletedView('deletedkeys', keyBundle);
 
 /** KeyItem: `versioned` for list-versions (kid with the version). */
 export function keyItem(base: string, vault: Vault, r: KeyRecord, versioned = false) {
@@ -33,9 +31,7 @@ export function keyItem(base: string, vault: Vault, r: KeyRecord, versioned = fa
   };
 }
 
-export function deletedKeyItem(base: string, vault: Vault, r: KeyRecord) {
-  return { ...deletedFields(base, 'deletedkeys', r), ...keyItem(base, vault, r) };
-}
+export const deletedKeyItem = deletedView('deletedkeys', keyItem);
 
 /** KeyRotationPolicy, with Azure's id `…/keys/{name}/rotationpolicy`. */
 export function rotationPolicyView(base: string, name: string, p: RotationPolicy) {

@@ -18,8 +18,8 @@ import {
   nameOf as name,
   noCache,
   attrsIn as objectAttrsIn,
+  objectBodyFields,
   objectRoutes,
-  tagsSchema as tags,
   versionOf,
 } from './object-routes.js';
 
@@ -36,8 +36,7 @@ const createBody = z.object({
   public_exponent: z.number().int().min(0).max(0xffffffff).optional(),
   crv: z.string().max(20).optional(),
   key_ops: keyOps.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
+  ...objectBodyFields(attributes),
   release_policy: z.unknown().optional(),
 });
 const jwkField = z.string().max(2048).optional();
@@ -58,14 +57,12 @@ const importBody = z.object({
     x: jwkField,
     y: jwkField,
   }),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
+  ...objectBodyFields(attributes),
   release_policy: z.unknown().optional(),
 });
 const updateBody = z.object({
   key_ops: keyOps.nullable().optional(),
-  attributes: attributes.nullable().optional(),
-  tags: tags.nullable().optional(),
+  ...objectBodyFields(attributes),
   release_policy: z.unknown().optional(),
 });
 const opBody = z.object({ alg: z.string().max(30), value: b64(4096) });

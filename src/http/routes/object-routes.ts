@@ -24,6 +24,13 @@ export const tagsSchema = z.record(
   z.string().max(VAULT_LIMITS.tagNameChars),
   z.string().max(VAULT_LIMITS.tagValueChars),
 );
+/**
+ * The body fields `attributes` (a kind may extend the schema) and `tags` of a create, import or
+ * update (null: none given), in this order: the first invalid field is the one an error names.
+ */
+export const objectBodyFields = <A extends z.ZodTypeAny = typeof attributesSchema>(
+  attributes: A = attributesSchema as unknown as A,
+) => ({ attributes: attributes.nullable().optional(), tags: tagsSchema.nullable().optional() });
 const nameParam = z.object({ name: z.string().max(127) });
 const versionParams = z.object({ name: z.string().max(127), version: z.string().max(64) });
 

@@ -21,3 +21,24 @@ export const deletedFields = (base: string, deletedPath: string, r: ObjectRecord
   ...(r.deletedAt !== null ? { deletedDate: seconds(r.deletedAt) } : {}),
   ...(r.scheduledPurgeAt !== null ? { scheduledPurgeDate: seconds(r.scheduledPurgeAt) } : {}),
 });
+
+/** A kind's view of a deleted object: the recovery fields (`deletedPath`: `deletedsecrets`, …), then `view` of it. */
+export const deletedView =
+  <R extends ObjectRecord, T extends object>(
+    deletedPath: string,
+    view: (base: string, vault: Vault, r: R) => T,
+  ) =>
+  (base: string, vault: Vault, r: R) => ({ ...deletedFields(base, deletedPath, r), ...view(base, vault, r) });
+
+/** The start of a kind's item: its id (`versioned`: with the version, for list-versions), attributes and tags. */
+export const itemFields = (
+  base: string,
+  collection: 'secrets' | 'certificates',
+  vault: Vault,
+  r: ObjectRecord,
+  versioned: boolean,
+) => ({
+  id: versioned ? `${base}/${collection}/${r.name}/${r.version}` : `${base}/${collection}/${r.name}`,
+  attributes: objectAttributes(r, vault),
+  ...(r.tags !== null ? { tags: r.tags } : {}),
+});

@@ -1,6 +1,6 @@
 import type { Vault } from '../../vault/model.js';
 import type { SecretRecord } from '../../vault/secrets.js';
-import { objectAttributes as attributes, deletedFields } from './object-views.js';
+import { objectAttributes as attributes, deletedView, itemFields } from './object-views.js';
 
 /** SecretBundle (`value` only for get and set). */
 export function secretBundle(base: string, vault: Vault, r: SecretRecord, withValue = false) {
@@ -14,20 +14,14 @@ export function secretBundle(base: string, vault: Vault, r: SecretRecord, withVa
 }
 
 /** DeletedSecretBundle: the latest version's bundle plus recovery fields. */
-export function deletedSecretBundle(base: string, vault: Vault, r: SecretRecord) {
-  return { ...deletedFields(base, 'deletedsecrets', r), ...secretBundle(base, vault, r) };
-}
+export const deletedSecretBundle = deletedView('deletedsecrets', secretBundle);
 
 /** SecretItem: no value; `versioned` for list-versions (id with the version). */
 export function secretItem(base: string, vault: Vault, r: SecretRecord, versioned = false) {
   return {
-    id: versioned ? `${base}/secrets/${r.name}/${r.version}` : `${base}/secrets/${r.name}`,
-    attributes: attributes(r, vault),
-    ...(r.tags !== null ? { tags: r.tags } : {}),
+    ...itemFields(base, 'secrets', vault, r, versioned),
     ...(r.contentType !== null ? { contentType: r.contentType } : {}),
   };
 }
 
-export function deletedSecretItem(base: string, vault: Vault, r: SecretRecord) {
-  return { ...deletedFields(base, 'deletedsecrets', r), ...secretItem(base, vault, r) };
-}
+export const deletedSecretItem = deletedView('deletedsecrets', secretItem);

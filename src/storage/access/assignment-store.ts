@@ -33,6 +33,7 @@ const fromRow = (r: Row): StoredRoleAssignment => ({
 
 /** The SQL behind role assignments (src/access/decision.ts, assignments-service.ts). */
 export const assignmentStore = {
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   async listByPrincipal(
     q: Queryable,
     tenantId: string,

@@ -17,6 +17,17 @@ export interface CredentialRecord {
   endAt: number;
 }
 
+/** A credential as client authentication checks it (no PEM: see `certificatePem`). */
+export interface ClientCredential {
+  id: string;
+  kind: 'secret' | 'certificate';
+  secretHash: Buffer | null;
+  thumbprintSha1: string | null;
+  thumbprintSha256: string | null;
+  startAt: number;
+  endAt: number;
+}
+
 interface CredentialRow {
   id: string;
   tenant_id: string;
@@ -110,32 +121,53 @@ export const credentialStore = {
       tenantId,
     ]);
   },
-  /** The hashes of the principal's secrets valid at `now`. */
-  async currentSecretHashes(q: Queryable, principalId: string, now: number): Promise<Buffer[]> {
-    const rows = await q.all<{ secret_hash: Buffer }>(
-      "SELECT secret_hash FROM credentials WHERE principal_id = $1 AND kind = 'secret' AND start_at <= $2 AND end_at > $2",
-      [principalId, now],
+  /**
+   * What client authentication needs of every credential of a principal (at most
+   * MAX_CREDENTIALS rows): secret hashes, thumbprints and validity windows, not the PEMs.
+   */
+  async clientCredentials(q: Queryable, principalId: string): Promise<ClientCredential[]> {
+    const rows = await q.all<
+      Omit<CredentialRow, 'tenant_id' | 'principal_id' | 'display_name' | 'hint' | 'certificate_pem'>
+    >(
+      'SELECT id, kind, secret_hash, thumbprint_sha1, thumbprint_sha256, start_at, end_at FROM credentials WHERE principal_id = $1',
+      [principalId],
     );
-    return rows.map((r) => Buffer.from(r.secret_hash));
+    return rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      secretHash: r.secret_hash === null ? null : Buffer.from(r.secret_hash),
+      thumbprintSha1: r.thumbprint_sha1,
+      thumbprintSha256: r.thumbprint_sha256,
+      startAt: Number(r.start_at),
+      endAt: Number(r.end_at),
+    }));
   },
-  /** The PEM of the principal's certificate valid at `now` with this thumbprint (SHA-256 first, else SHA-1). */
-  async findCurrentCertificate(
+  /** The PEM of a certificate credential of the principal (a credential's PEM never changes). */
+  async certificatePem(q: Queryable, principalId: string, id: string): Promise<string | undefined> {
+    const row = await q.get<{ certificate_pem: string }>(
+      "SELECT certificate_pem FROM credentials WHERE id = $1 AND principal_id = $2 AND kind = 'certificate'",
+      [id, principalId],
+    );
+    return row?.certificate_pem ?? undefined;
+  },
+  /**
+   * One primary-key read: the principal is still enabled and (when given) the credential is
+   * still registered for it and valid at `now`.
+   */
+  async stillValid(
     q: Queryable,
     principalId: string,
-    thumb: { sha256?: string; sha1?: string },
+    credentialId: string | undefined,
     now: number,
-  ): Promise<string | undefined> {
-    const row = thumb.sha256
-      ? await q.get<{ certificate_pem: string }>(
-          "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha256 = $2 AND start_at <= $3 AND end_at > $3",
-          [principalId, thumb.sha256, now],
-        )
-      : thumb.sha1
-        ? await q.get<{ certificate_pem: string }>(
-            "SELECT certificate_pem FROM credentials WHERE principal_id = $1 AND kind = 'certificate' AND thumbprint_sha1 = $2 AND start_at <= $3 AND end_at > $3",
-            [principalId, thumb.sha1, now],
-          )
-        : undefined;
-    return row?.certificate_pem;
+  ): Promise<boolean> {
+    const row =
+      credentialId === undefined
+        ? await q.get('SELECT 1 AS ok FROM principals WHERE id = $1 AND enabled = 1', [principalId])
+        : await q.get(
+            `SELECT 1 AS ok FROM credentials c JOIN principals p ON p.id = c.principal_id
+             WHERE c.id = $1 AND c.principal_id = $2 AND p.enabled = 1 AND c.start_at <= $3 AND c.end_at > $3`,
+            [credentialId, principalId, now],
+          );
+    return row !== undefined;
   },
 };

@@ -1,13 +1,10 @@
 import type { Queryable } from '../port.js';
+import { placementOf, placementValues, type ResourceRow, type StoredPlacement } from './resource-row.js';
 import { tagsOf } from './tags.js';
 
 /** An app as stored (migration 0005), with its system identity's client id; settings apart (sealed). */
-export interface StoredApp {
+export interface StoredApp extends StoredPlacement {
   rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
   hostId: string;
   systemPrincipalId: string | null;
   /** The system identity's app id (null without one). */
@@ -18,19 +15,13 @@ export interface StoredApp {
   createdAt: number;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
+interface Row extends ResourceRow {
   host_id: string;
   system_principal_id: string | null;
   system_app_id: string | null;
   kv_reference_identity: string | null;
   location: string;
   tags: string;
-  created_at: number;
 }
 const SELECT = `SELECT a.id, a.tenant_id, a.subscription_id, a.resource_group, a.name, a.host_id, a.system_principal_id,
   p.app_id AS system_app_id, a.kv_reference_identity, a.location, a.tags, a.created_at
@@ -38,10 +29,7 @@ const SELECT = `SELECT a.id, a.tenant_id, a.subscription_id, a.resource_group, a
 
 const fromRow = (r: Row): StoredApp => ({
   rowId: r.id,
-  tenantId: r.tenant_id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
+  ...placementOf(r),
   hostId: r.host_id,
   systemPrincipalId: r.system_principal_id,
   systemClientId: r.system_principal_id ? r.system_app_id : null,
@@ -78,33 +66,14 @@ export const appStore = {
     );
     return rows.map(fromRow);
   },
-  async insert(
-    q: Queryable,
-    a: {
-      rowId: string;
-      tenantId: string;
-      subscriptionId: string;
-      resourceGroup: string;
-      name: string;
-      hostId: string;
-      keyVaultReferenceIdentity: string | null;
-      location: string;
-      tags: Record<string, string>;
-      createdAt: number;
-    },
-  ): Promise<void> {
+  async insert(q: Queryable, a: Omit<StoredApp, 'systemPrincipalId' | 'systemClientId'>): Promise<void> {
     await q.run(
       `INSERT INTO apps (id, tenant_id, subscription_id, resource_group, resource_group_lower, name, name_lower, host_id,
          system_principal_id, kv_reference_identity, settings_sealed, location, tags, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, NULL, $10, $11, $12, $12)`,
       [
         a.rowId,
-        a.tenantId,
-        a.subscriptionId,
-        a.resourceGroup,
-        a.resourceGroup.toLowerCase(),
-        a.name,
-        a.name.toLowerCase(),
+        ...placementValues(a),
         a.hostId,
         a.keyVaultReferenceIdentity,
         a.location,
@@ -119,14 +88,10 @@ export const appStore = {
   async updateProperties(
     q: Queryable,
     appRowId: string,
-    p: { tags: Record<string, string>; location: string; keyVaultReferenceIdentity: string | null },
+    p: Pick<StoredApp, 'tags' | 'location' | 'keyVaultReferenceIdentity'>,
   ): Promise<void> {
-    await q.run('UPDATE apps SET tags = $1, location = $2, kv_reference_identity = $3 WHERE id = $4', [
-      JSON.stringify(p.tags),
-      p.location,
-      p.keyVaultReferenceIdentity,
-      appRowId,
-    ]);
+    const values = [JSON.stringify(p.tags), p.location, p.keyVaultReferenceIdentity, appRowId];
+    await q.run('UPDATE apps SET tags = $1, location = $2, kv_reference_identity = $3 WHERE id = $4', values);
   },
   async touch(q: Queryable, appRowId: string, now: number): Promise<void> {
     await q.run('UPDATE apps SET updated_at = $1 WHERE id = $2', [now, appRowId]);

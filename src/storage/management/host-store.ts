@@ -1,12 +1,10 @@
 import type { Queryable } from '../port.js';
+import { placementOf, type ResourceRow, type StoredPlacement } from './resource-row.js';
 
 /** A host as stored (migration 0005), with its principal's client id. */
-export interface StoredHost {
+export interface StoredHost extends StoredPlacement {
   id: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
+  /** The host's own principal: the endpoint authenticates as it (certificate) to the management API. */
   principalId: string;
   /** The principal's app id ('' if it has none). */
   clientId: string;
@@ -14,16 +12,10 @@ export interface StoredHost {
   createdAt: number;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
+interface Row extends ResourceRow {
   principal_id: string;
   app_id: string | null;
   built_in: number;
-  created_at: number;
 }
 
 const SELECT = `SELECT h.id, h.tenant_id, h.subscription_id, h.resource_group, h.name, h.principal_id, p.app_id,
@@ -31,10 +23,7 @@ const SELECT = `SELECT h.id, h.tenant_id, h.subscription_id, h.resource_group, h
 
 const fromRow = (r: Row): StoredHost => ({
   id: r.id,
-  tenantId: r.tenant_id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
+  ...placementOf(r),
   principalId: r.principal_id,
   clientId: r.app_id ?? '',
   builtIn: Number(r.built_in) === 1,
@@ -43,19 +32,7 @@ const fromRow = (r: Row): StoredHost => ({
 
 /** The SQL behind hosts (src/management/hosts.ts, host-agent.ts). */
 export const hostStore = {
-  async insert(
-    q: Queryable,
-    h: {
-      id: string;
-      tenantId: string;
-      subscriptionId: string;
-      resourceGroup: string;
-      name: string;
-      principalId: string;
-      builtIn: boolean;
-      createdAt: number;
-    },
-  ): Promise<void> {
+  async insert(q: Queryable, h: Omit<StoredHost, 'clientId'>): Promise<void> {
     await q.run(
       `INSERT INTO hosts (id, tenant_id, subscription_id, resource_group, name, name_lower, principal_id, built_in,
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`,

@@ -1,13 +1,10 @@
 import type { Queryable } from '../port.js';
+import { placementOf, placementValues, type ResourceRow, type StoredPlacement } from './resource-row.js';
 import { tagsOf } from './tags.js';
 
 /** A user-assigned identity as stored (migration 0005), with its principal's client id. */
-export interface StoredUserIdentity {
+export interface StoredUserIdentity extends StoredPlacement {
   rowId: string;
-  tenantId: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
   principalId: string;
   /** The principal's app id ('' if it has none). */
   clientId: string;
@@ -16,17 +13,11 @@ export interface StoredUserIdentity {
   createdAt: number;
 }
 
-interface Row {
-  id: string;
-  tenant_id: string;
-  subscription_id: string;
-  resource_group: string;
-  name: string;
+interface Row extends ResourceRow {
   principal_id: string;
   app_id: string | null;
   location: string;
   tags: string;
-  created_at: number;
 }
 
 const SELECT = `SELECT u.id, u.tenant_id, u.subscription_id, u.resource_group, u.name, u.principal_id, p.app_id,
@@ -34,10 +25,7 @@ const SELECT = `SELECT u.id, u.tenant_id, u.subscription_id, u.resource_group, u
 
 const fromRow = (r: Row): StoredUserIdentity => ({
   rowId: r.id,
-  tenantId: r.tenant_id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
+  ...placementOf(r),
   principalId: r.principal_id,
   clientId: r.app_id ?? '',
   location: r.location,
@@ -90,45 +78,16 @@ export const identityStore = {
   async update(
     q: Queryable,
     rowId: string,
-    u: { tags: Record<string, string>; location: string; updatedAt: number },
+    u: Pick<StoredUserIdentity, 'tags' | 'location'> & { updatedAt: number },
   ): Promise<void> {
-    await q.run('UPDATE user_identities SET tags = $1, location = $2, updated_at = $3 WHERE id = $4', [
-      JSON.stringify(u.tags),
-      u.location,
-      u.updatedAt,
-      rowId,
-    ]);
+    const values = [JSON.stringify(u.tags), u.location, u.updatedAt, rowId];
+    await q.run('UPDATE user_identities SET tags = $1, location = $2, updated_at = $3 WHERE id = $4', values);
   },
-  async insert(
-    q: Queryable,
-    u: {
-      rowId: string;
-      tenantId: string;
-      subscriptionId: string;
-      resourceGroup: string;
-      name: string;
-      principalId: string;
-      location: string;
-      tags: Record<string, string>;
-      createdAt: number;
-    },
-  ): Promise<void> {
+  async insert(q: Queryable, u: Omit<StoredUserIdentity, 'clientId'>): Promise<void> {
     await q.run(
       `INSERT INTO user_identities (id, tenant_id, subscription_id, resource_group, resource_group_lower, name, name_lower,
          principal_id, location, tags, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
-      [
-        u.rowId,
-        u.tenantId,
-        u.subscriptionId,
-        u.resourceGroup,
-        u.resourceGroup.toLowerCase(),
-        u.name,
-        u.name.toLowerCase(),
-        u.principalId,
-        u.location,
-        JSON.stringify(u.tags),
-        u.createdAt,
-      ],
+      [u.rowId, ...placementValues(u), u.principalId, u.location, JSON.stringify(u.tags), u.createdAt],
     );
   },
   /** Deletes the identity and its links to apps; returns the row ids of the apps it was attached to. */

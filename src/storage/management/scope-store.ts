@@ -39,6 +39,7 @@ export const scopeStore = {
       [s.id, s.tenantId, s.displayName, s.createdAt],
     );
   },
+  // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   async findSubscription(
     q: Queryable,
     tenantId: string,

@@ -23,20 +23,11 @@ export interface StoredProvisioningKey {
   lastUsedAt: number | null;
 }
 
-export interface NewProvisioningKey {
-  id: string;
-  tenantId: string;
-  displayName: string;
-  scopes: string[];
-  keyHash: Buffer;
-  expiresAt: number;
-  maxUses: number | null;
-  allowedCidrs: string[] | null;
-  resourceGroup: string | null;
-  predecessorId: string | null;
-  createdAt: number;
-  createdBy: string | null;
-}
+/** A new key: what the store sets itself (no uses, active, not rotated, revoked or used) left out. */
+export type NewProvisioningKey = Omit<
+  StoredProvisioningKey,
+  'uses' | 'state' | 'graceUntil' | 'successorId' | 'revokedAt' | 'lastUsedAt'
+>;
 
 interface Row {
   id: string;

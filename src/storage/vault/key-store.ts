@@ -1,6 +1,6 @@
 import type { Queryable } from '../port.js';
 import type { NewVersion, ObjectRecord, ObjectRow } from './object-store.js';
-import { attributesFromRow, objectStore } from './object-store.js';
+import { documentStore, objectStore } from './object-store.js';
 
 export type KeyType = 'RSA' | 'EC';
 export type Curve = 'P-256' | 'P-384' | 'P-521' | 'P-256K';
@@ -19,21 +19,12 @@ export interface KeyRecord extends ObjectRecord {
 }
 
 /** A key version joined with its key's state (deleted or not). */
-export interface KeyRow extends ObjectRow {
+interface KeyRow extends ObjectRow {
   kty: string;
   key_ops: string;
   public_jwk: string;
   private_sealed?: Buffer;
 }
-
-export const keyFromRow = (r: KeyRow): KeyRecord => ({
-  name: r.name,
-  version: r.version,
-  kty: r.kty as KeyType,
-  keyOps: JSON.parse(r.key_ops) as KeyOp[],
-  jwk: JSON.parse(r.public_jwk) as PublicJwk,
-  ...attributesFromRow(r),
-});
 
 /** A key whose current version has a rotation policy or an expiry (the rotation job's walk). */
 export interface RotationCandidate {
@@ -70,10 +61,12 @@ export type NewKeyVersion = NewVersion<KeyRecord>;
 /**
  * The SQL behind keys (migration 0007): the shared object SQL (object-store.ts;
  * a purge takes the rotation policy too) over the key tables, and rotation
- * policies. `find(..., true)` brings the sealed private key.
+ * policies. `findSealed` brings the sealed private key.
  */
+const rotationPolicies = documentStore('key_rotation_policies', 'policy');
+
 export const keyStore = {
-  ...objectStore<KeyRow, KeyRecord>({
+  ...objectStore<KeyRow, KeyRecord, NewKeyVersion>({
     objects: 'keys',
     versions: 'key_versions',
     columns: [
@@ -81,33 +74,18 @@ export const keyStore = {
       { name: 'key_ops', value: (r) => JSON.stringify(r.keyOps), updatable: true },
       { name: 'public_jwk', value: (r) => JSON.stringify(r.jwk) },
     ],
+    fromRow: (r) => ({
+      kty: r.kty as KeyType,
+      keyOps: JSON.parse(r.key_ops) as KeyOp[],
+      jwk: JSON.parse(r.public_jwk) as PublicJwk,
+    }),
     sealed: 'private_sealed',
     dependents: ['key_rotation_policies'],
   }),
-  async getPolicy(
-    q: Queryable,
-    vaultId: string,
-    nameLower: string,
-  ): Promise<{ policy: string; created_at: number; updated_at: number } | undefined> {
-    return q.get(
-      'SELECT policy, created_at, updated_at FROM key_rotation_policies WHERE vault_id = $1 AND name_lower = $2',
-      [vaultId, nameLower],
-    );
-  },
-  async putPolicy(
-    q: Queryable,
-    vaultId: string,
-    nameLower: string,
-    policy: string,
-    now: number,
-    created = now,
-  ) {
-    await q.run(
-      `INSERT INTO key_rotation_policies (vault_id, name_lower, policy, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (vault_id, name_lower) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at`,
-      [vaultId, nameLower, policy, created, now],
-    );
-  },
+  /** The rotation policy as stored (JSON), with its times. */
+  getPolicy: rotationPolicies.get,
+  /** Writes the rotation policy (JSON), created at `created` (default `now`) when new. */
+  putPolicy: rotationPolicies.put,
   async setNotified(q: Queryable, vaultId: string, nameLower: string, version: string): Promise<void> {
     await q.run('UPDATE keys SET notified_version = $3 WHERE vault_id = $1 AND name_lower = $2', [
       vaultId,

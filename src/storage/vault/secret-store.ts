@@ -1,8 +1,8 @@
-import type { NewVersion, ObjectRecord, ObjectRow } from './object-store.js';
-import { attributesFromRow, objectStore } from './object-store.js';
+import type { NewVersion, ObjectRecord, ObjectRow, SealedVersion } from './object-store.js';
+import { objectStore } from './object-store.js';
 
 /** A secret version joined with its secret's state (deleted or not). */
-export interface SecretRow extends ObjectRow {
+interface SecretRow extends ObjectRow {
   value_sealed?: Buffer;
   content_type: string | null;
 }
@@ -13,23 +13,20 @@ export interface SecretRecord extends ObjectRecord {
   contentType: string | null;
 }
 
-export const recordFromRow = (r: SecretRow): SecretRecord => ({
-  name: r.name,
-  version: r.version,
-  contentType: r.content_type,
-  ...attributesFromRow(r),
-});
+/** A secret version with its sealed value, as the store reads it (what the latest-version cache holds). */
+export type SealedSecret = SealedVersion<SecretRecord>;
 
 export type NewSecretVersion = NewVersion<Omit<SecretRecord, 'value'>>;
 
 /**
  * The SQL behind secrets (migration 0004): the shared object SQL (object-store.ts)
  * over the secret tables, whose own version column is the content type.
- * `find(..., true)` brings the sealed value.
+ * `findSealed` brings the sealed value.
  */
-export const secretStore = objectStore<SecretRow, SecretRecord>({
+export const secretStore = objectStore<SecretRow, SecretRecord, NewSecretVersion>({
   objects: 'secrets',
   versions: 'secret_versions',
   columns: [{ name: 'content_type', value: (r) => r.contentType, updatable: true }],
+  fromRow: (r) => ({ contentType: r.content_type }),
   sealed: 'value_sealed',
 });

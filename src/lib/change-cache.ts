@@ -1,0 +1,76 @@
+import type { CacheStats } from './cache-stats.js';
+import type { Clock } from './clock.js';
+
+/**
+ * A bounded in-memory cache for rows that change through the change bus
+ * (src/lib/events.ts): each entry lives at most `maxAgeMs`, the least recently
+ * used goes when `max` entries are held, and the owner drops entries when it
+ * hears of a change. A read from the database that was under way while anything
+ * was dropped is not cached: take `mark()` before reading and hand it to `put`,
+ * so a row read before a change committed never outlives the change.
+ */
+export interface ChangeCache<V> {
+  /** The fresh entry for `key`, if any (counts a hit or a miss). */
+  get(key: string): V | undefined;
+  mark(): number;
+  /** Caches `value`, read since `mark`, unless anything was dropped meanwhile. */
+  put(key: string, value: V, mark: number): void;
+  /** Drops a change: the entry, and any read under way is not kept. */
+  drop(key: string): void;
+  /** Forgets one entry that a re-read found gone (not a change: reads under way may still be kept). */
+  evict(key: string): void;
+  /** Drops every entry whose value matches (changes are rare: a scan is fine). */
+  dropWhere(match: (value: V) => boolean): void;
+  clear(): void;
+  readonly size: number;
+}
+
+export function createChangeCache<V>(opts: {
+  clock: Clock;
+  max: number;
+  maxAgeMs: number;
+  stats?: CacheStats;
+}): ChangeCache<V> {
+  const { clock, max, maxAgeMs, stats } = opts;
+  const entries = new Map<string, { value: V; at: number }>();
+  let epoch = 0;
+  return {
+    get(key) {
+      const e = entries.get(key);
+      if (e && clock.now() - e.at < maxAgeMs) {
+        entries.delete(key);
+        entries.set(key, e);
+        if (stats) stats.hits++;
+        return e.value;
+      }
+      if (e) entries.delete(key);
+      if (stats) stats.misses++;
+      return undefined;
+    },
+    mark: () => epoch,
+    put(key, value, mark) {
+      if (mark !== epoch) return;
+      entries.delete(key);
+      if (entries.size >= max) entries.delete(entries.keys().next().value!);
+      entries.set(key, { value, at: clock.now() });
+    },
+    drop(key) {
+      epoch++;
+      entries.delete(key);
+    },
+    evict(key) {
+      entries.delete(key);
+    },
+    dropWhere(match) {
+      epoch++;
+      for (const [k, e] of entries) if (match(e.value)) entries.delete(k);
+    },
+    clear() {
+      epoch++;
+      entries.clear();
+    },
+    get size() {
+      return entries.size;
+    },
+  };
+}
