@@ -12,6 +12,8 @@ async function stateDigest(s: TestServer): Promise<string> {
     'SELECT vault_id, name_lower, current_version, deleted_at FROM certificates ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, version, x5t, tags, enabled FROM certificate_versions ORDER BY vault_id, name_lower, version',
     'SELECT * FROM certificate_policies ORDER BY vault_id, name_lower',
+    'SELECT vault_id, name_lower, request_id, operation FROM certificate_requests ORDER BY vault_id, name_lower',
+    'SELECT * FROM certificate_issuers ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, current_version, deleted_at FROM keys ORDER BY vault_id, name_lower',
     'SELECT vault_id, name_lower, current_version, deleted_at FROM secrets ORDER BY vault_id, name_lower',
   ])
@@ -20,7 +22,7 @@ async function stateDigest(s: TestServer): Promise<string> {
 }
 
 const nameArb = fc.oneof(
-  { arbitrary: fc.constantFrom('fz-a', 'FZ-A', 'fz-del', 'fz-new', 'x'.repeat(128)), weight: 6 },
+  { arbitrary: fc.constantFrom('fz-a', 'FZ-A', 'fz-del', 'fz-new', 'fz-req', 'x'.repeat(128)), weight: 6 },
   fc.string({ maxLength: 30 }).map(encodeURIComponent),
   fc.constantFrom('%2e%2e', '%00', 'a%2Fb', '%ZZ', 'pending', 'policy', 'issuers', 'versions'),
 );
@@ -30,6 +32,8 @@ const pathArb = fc.oneof(
   nameArb.map((n) => `/certificates/${n}/create`),
   nameArb.map((n) => `/certificates/${n}/import`),
   nameArb.map((n) => `/certificates/${n}/pending`),
+  nameArb.map((n) => `/certificates/${n}/pending/merge`),
+  nameArb.map((n) => `/certificates/issuers/${n}`),
   nameArb.map((n) => `/certificates/${n}/policy`),
   nameArb.map((n) => `/certificates/${n}/versions`),
   nameArb.map((n) => `/certificates/${n}/backup`),
@@ -122,7 +126,9 @@ const policyArb = fc.record(
       anyValue,
     ),
     issuer: fc.oneof(
-      fc.record({ name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Other'), anyValue) }),
+      fc.record({
+        name: fc.oneof(fc.constantFrom('Self', 'self', 'Unknown', 'Latchkey', 'Other'), anyValue),
+      }),
       anyValue,
     ),
   },
@@ -157,6 +163,40 @@ const bodyArb = fc.oneof(
       { requiredKeys: [] },
     )
     .map((b) => JSON.stringify(b)),
+  // Merge (x5c: base64 DER certificates) and cancel bodies.
+  fc
+    .record(
+      {
+        x5c: fc.oneof(
+          fc.array(fc.oneof(fc.base64String({ maxLength: 200 }), anyValue), { maxLength: 12 }),
+          fc.constant(['MAA=', 'LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t']),
+          anyValue,
+        ),
+        attributes: fc.oneof(fc.record({ enabled: anyValue }), anyValue),
+        tags: anyValue,
+      },
+      { requiredKeys: [] },
+    )
+    .map((b) => JSON.stringify(b)),
+  fc.record({ cancellation_requested: anyValue }, { requiredKeys: [] }).map((b) => JSON.stringify(b)),
+  // Issuer bodies (PUT/PATCH /certificates/issuers/{name}).
+  fc
+    .record(
+      {
+        provider: fc.oneof(fc.constantFrom('Latchkey', 'latchkey', 'DigiCert'), anyValue),
+        credentials: fc.oneof(fc.record({ account_id: anyValue, pwd: anyValue }), anyValue),
+        org_details: fc.oneof(
+          fc.record({
+            id: anyValue,
+            admin_details: fc.oneof(fc.array(fc.record({ email: anyValue }), { maxLength: 12 }), anyValue),
+          }),
+          anyValue,
+        ),
+        attributes: fc.oneof(fc.record({ enabled: anyValue }), anyValue),
+      },
+      { requiredKeys: [] },
+    )
+    .map((b) => JSON.stringify(b)),
   fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
   fc.constantFrom('{"policy":', '[]', 'null', '{"__proto__":{"x":1}}'),
 );
@@ -184,6 +224,17 @@ describe('certificates fuzzing (fast-check)', () => {
       assert.equal(r.status, 202, r.text);
     }
     await s.request('DELETE', `${base}/certificates/fz-del?api-version=7.5`, { headers: auth });
+    // A request waiting for its merge (issuer Unknown).
+    const req = await s.request('POST', `${base}/certificates/fz-req/create?api-version=7.5`, {
+      json: { policy: { ...policy, issuer: { name: 'Unknown' } } },
+      headers: auth,
+    });
+    assert.equal(req.status, 202, req.text);
+    const iss = await s.request('PUT', `${base}/certificates/issuers/fz-a?api-version=7.5`, {
+      json: { provider: 'Latchkey' },
+      headers: auth,
+    });
+    assert.equal(iss.status, 200, iss.text);
   });
   after(async () => {
     await s?.stop();

@@ -3,6 +3,7 @@ import { adCommand } from './commands/ad.js';
 import { auditCommand } from './commands/audit.js';
 import { authorityCommand } from './commands/authority.js';
 import { backupCommand, restoreCommand, verifyStoreCommand } from './commands/backup.js';
+import { caCommand } from './commands/ca.js';
 import { completionCommand } from './commands/completion.js';
 import { groupCommand } from './commands/group.js';
 import { keyvaultCommand } from './commands/keyvault.js';
@@ -88,6 +89,7 @@ Docs: docs/cli.md (every az verb and option that is supported, and those that ar
     adCommand(),
     groupCommand(),
     authorityCommand(),
+    caCommand(),
     rootKeyCommand(),
     backupCommand(),
     restoreCommand(),

@@ -6,6 +6,7 @@ import { isVaultName } from '../vault/model.js';
 import { createAuthenticator } from './auth.js';
 import { sendAzureError } from './errors.js';
 import { hostOf, issuerBaseOf, queryParam, requestMeta } from './request.js';
+import { certificateIssuerRoutes } from './routes/certificate-issuers.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { keyRoutes } from './routes/keys.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -104,4 +105,5 @@ async function vaultRoutes(app: FastifyInstance, services: Services): Promise<vo
   await app.register(secretRoutes, { services });
   await app.register(keyRoutes, { services });
   await app.register(certificateRoutes, { services });
+  await app.register(certificateIssuerRoutes, { services });
 }

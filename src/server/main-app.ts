@@ -8,6 +8,7 @@ import { metricsRoute } from '../http/metrics.js';
 import { appRoutes } from '../http/routes/apps.js';
 import { auditRoutes } from '../http/routes/audit.js';
 import { authorityRoutes } from '../http/routes/authority.js';
+import { certificateCaRoutes } from '../http/routes/certificate-ca.js';
 import { directoryRoutes } from '../http/routes/directory.js';
 import { graphRoutes } from '../http/routes/graph.js';
 import { healthRoutes } from '../http/routes/health.js';
@@ -77,6 +78,7 @@ async function mainRoutes(app: FastifyInstance, services: Services): Promise<voi
     ...(services.config.metricsToken ? { token: services.config.metricsToken } : {}),
   });
   await app.register(authorityRoutes, { services });
+  await app.register(certificateCaRoutes, { services });
   await app.register(authorizeRoutes, { services });
   for (const routes of AUTHENTICATED_ROUTES) await app.register(routes, { services, authenticate });
   await app.register(consoleRoutes, { services, prefix: '/console' });

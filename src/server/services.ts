@@ -291,6 +291,7 @@ export async function createServices(
     onSecretChanged: (vaultId, nameLower) => secrets.changed(vaultId, nameLower),
   });
   jobs.every('certificate-purge', 60_000, (now) => certificates.purgeDue(now));
+  jobs.every('certificate-lifetime', 60_000, (now) => certificates.runLifetimeActions(now));
 
   // Several nodes on one PostgreSQL: every cache hears the other nodes' changes (src/storage/notify.ts).
   let relay: ChangeRelay | undefined;

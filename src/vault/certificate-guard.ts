@@ -2,7 +2,11 @@ import { LatchkeyError } from '../errors/index.js';
 import { createObjectGuard, type ObjectGuard, type ObjectOperation } from './object-guard.js';
 import { actionOperation, lifecycleOperations, objectKindRules } from './object-kind.js';
 
+// duplicate-ok: each kind's operation table opens with its RBAC prefixes and the shared operation builders (object-kind.ts); the operations differ
 const C = 'Microsoft.KeyVault/vaults/certificates';
+/** Issuers are Azure's `certificatecas` in RBAC; their audit target is the issuers collection. */
+const CA = 'Microsoft.KeyVault/vaults/certificatecas';
+const ISSUERS = 'certificates/issuers';
 
 /**
  * Each certificate operation: audit name, RBAC data action (Azure's), access-policy
@@ -18,10 +22,27 @@ export const CERTIFICATE_OPERATIONS = {
   getOperation: { op: 'CertificatePendingGet', action: `${C}/read`, perm: 'get' },
   deleteOperation: { op: 'CertificatePendingDelete', action: `${C}/delete`, perm: 'delete' },
   ...lifecycleOperations('Certificate', C, `${C}/read`),
+  merge: { op: 'CertificateMerge', action: `${C}/create/action`, perm: 'create' },
+  updateOperation: { op: 'CertificatePendingUpdate', action: `${C}/update/action`, perm: 'update' },
   listIssuers: {
     op: 'CertificateIssuerList',
-    action: 'Microsoft.KeyVault/vaults/certificatecas/read',
+    action: `${CA}/read`,
     perm: 'listissuers',
+    targetPath: ISSUERS,
+  },
+  getIssuer: { op: 'CertificateIssuerGet', action: `${CA}/read`, perm: 'getissuers', targetPath: ISSUERS },
+  setIssuer: { op: 'CertificateIssuerSet', action: `${CA}/write`, perm: 'setissuers', targetPath: ISSUERS },
+  updateIssuer: {
+    op: 'CertificateIssuerUpdate',
+    action: `${CA}/write`,
+    perm: 'setissuers',
+    targetPath: ISSUERS,
+  },
+  deleteIssuer: {
+    op: 'CertificateIssuerDelete',
+    action: `${CA}/delete`,
+    perm: 'deleteissuers',
+    targetPath: ISSUERS,
   },
 } satisfies Record<string, ObjectOperation>;
 

@@ -231,7 +231,13 @@ export function checkPolicy(input: PolicyInput, prev?: CertificatePolicy): Certi
     x509_props: { subject, ...(hasSans ? { sans } : {}), ekus, key_usage, validity_months },
     lifetime_actions,
     issuer: {
-      name: /^self$/i.test(issuerName) ? 'Self' : /^unknown$/i.test(issuerName) ? 'Unknown' : issuerName,
+      name: /^self$/i.test(issuerName)
+        ? 'Self'
+        : /^unknown$/i.test(issuerName)
+          ? 'Unknown'
+          : /^latchkey$/i.test(issuerName)
+            ? 'Latchkey'
+            : issuerName,
       ...(cty !== undefined ? { cty } : {}),
       ...(cert_transparency !== undefined ? { cert_transparency } : {}),
     },

@@ -23,6 +23,8 @@ export interface CertificateOperation {
   requestId: string;
   cancellationRequested: boolean;
   error: { code: string; message: string } | null;
+  /** The PKCS#10 request (base64 DER) of a request waiting for a merge (issuer `Unknown`). */
+  csr?: string;
 }
 
 /** A certificate version with its certificate's policy (what a bundle shows). */
@@ -32,7 +34,7 @@ export interface CertificateWithPolicy extends CertificateRecord {
   policyUpdated: number;
 }
 
-const deletedConflict = (name: string) =>
+export const deletedConflict = (name: string) =>
   new LatchkeyError(
     'Conflict',
     `Certificate ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the certificate can only be recovered or purged.`,
@@ -44,7 +46,7 @@ const heldBy = (kind: 'key' | 'secret', name: string) =>
   );
 
 /** The secret AAD of secrets.ts: the certificate's secret is an ordinary secret version of the same name. */
-export const secretAad = (v: Vault, nameLower: string, version: string) =>
+export const secretAad = (v: Pick<Vault, 'id' | 'tenantId'>, nameLower: string, version: string) =>
   `secret|${v.tenantId}|${v.id}|${nameLower}|${version}`;
 
 /**
@@ -83,7 +85,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
    */
   const addVersion = async (
     q: Queryable,
-    vault: Vault,
+    vault: Pick<Vault, 'id' | 'tenantId'>,
     name: string,
     a: {
       der: Buffer;

@@ -23,12 +23,14 @@ const bad = (message: string, cause?: unknown) =>
   new LatchkeyError('BadParameter', message, cause === undefined ? {} : { cause });
 
 /** @peculiar/x509, loaded on first use (as src/tls/dev-ca.ts does). */
-async function loadX509() {
+export async function loadX509() {
   await import('reflect-metadata');
   const x509 = await import('@peculiar/x509');
   x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   return x509;
 }
+type X509 = Awaited<ReturnType<typeof loadX509>>;
+type GeneratorKeys = Parameters<X509['X509CertificateGenerator']['createSelfSigned']>[0]['keys'];
 
 const HASH_FOR_CURVE: Record<string, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384', 'P-521': 'SHA-512' };
 
@@ -44,11 +46,53 @@ export function addMonths(ms: number, months: number): number {
 }
 
 /** A positive 16-byte serial number (hex). */
-const serial = () => {
+export const serial = () => {
   const b = randomBytes(16);
   b[0] = (b[0]! & 0x7f) | 0x01;
   return b.toString('hex');
 };
+
+/**
+ * The signing algorithm for a key (RSA: SHA-256 PKCS#1 v1.5; EC: the curve's hash) and the key
+ * as WebCrypto keys (private: sign only, not extractable; public: verify).
+ */
+export async function signingKeys(privateJwk: PrivateJwk) {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = privateJwk;
+  const alg =
+    privateJwk.kty === 'RSA'
+      ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
+      : { name: 'ECDSA', namedCurve: privateJwk.crv!, hash: HASH_FOR_CURVE[privateJwk.crv!]! };
+  const keys = {
+    privateKey: await webcrypto.subtle.importKey('jwk', privateJwk, alg, false, ['sign']),
+    publicKey: await webcrypto.subtle.importKey('jwk', pub, alg, true, ['verify']),
+  };
+  return { alg, keys: keys as unknown as GeneratorKeys };
+}
+
+/** The policy's subject as an X.500 name; a 400 naming the field when it does not parse. */
+export function subjectOf(x509: X509, subject: string) {
+  try {
+    return new x509.Name(subject);
+  } catch (e) {
+    throw bad("x509_props.subject is not a valid X.500 name (e.g. 'CN=example.com, O=Contoso').", e);
+  }
+}
+
+/** The extensions a policy asks for: key usage (critical), EKUs, SANs (DNS, email, UPN). */
+export function policyExtensions(x509: X509, policy: CertificatePolicy) {
+  const x = policy.x509_props;
+  const usageFlags = x.key_usage.reduce((f, u: KeyUsage) => f | x509.KeyUsageFlags[u], 0);
+  const names = [
+    ...(x.sans?.dns_names ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(x.sans?.emails ?? []).map((value) => ({ type: 'email' as const, value })),
+    ...(x.sans?.upns ?? []).map((value) => ({ type: 'upn' as const, value })),
+  ];
+  return [
+    ...(usageFlags ? [new x509.KeyUsagesExtension(usageFlags, true)] : []),
+    ...(x.ekus.length ? [new x509.ExtendedKeyUsageExtension(x.ekus, false)] : []),
+    ...(names.length ? [new x509.SubjectAlternativeNameExtension(names, false)] : []),
+  ];
+}
 
 /**
  * A self-signed certificate for the key `privateJwk` as the policy asks: subject, SANs
@@ -61,43 +105,19 @@ export async function issueSelfSigned(
   now: number,
 ): Promise<Buffer> {
   const x509 = await loadX509();
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = privateJwk;
-  const alg =
-    privateJwk.kty === 'RSA'
-      ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-      : { name: 'ECDSA', namedCurve: privateJwk.crv!, hash: HASH_FOR_CURVE[privateJwk.crv!]! };
-  const keys = {
-    privateKey: await webcrypto.subtle.importKey('jwk', privateJwk, alg, false, ['sign']),
-    publicKey: await webcrypto.subtle.importKey('jwk', pub, alg, true, ['verify']),
-  };
-  const x = policy.x509_props;
-  const usageFlags = x.key_usage.reduce((f, u: KeyUsage) => f | x509.KeyUsageFlags[u], 0);
-  const names = [
-    ...(x.sans?.dns_names ?? []).map((value) => ({ type: 'dns' as const, value })),
-    ...(x.sans?.emails ?? []).map((value) => ({ type: 'email' as const, value })),
-    ...(x.sans?.upns ?? []).map((value) => ({ type: 'upn' as const, value })),
-  ];
-  let name: InstanceType<typeof x509.Name>;
-  try {
-    name = new x509.Name(x.subject);
-  } catch (e) {
-    throw bad("x509_props.subject is not a valid X.500 name (e.g. 'CN=example.com, O=Contoso').", e);
-  }
+  const { alg, keys } = await signingKeys(privateJwk);
+  const name = subjectOf(x509, policy.x509_props.subject);
   const start = Math.floor(now / 1000) * 1000;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
     name,
     notBefore: new Date(start),
-    notAfter: new Date(addMonths(start, x.validity_months)),
+    notAfter: new Date(addMonths(start, policy.x509_props.validity_months)),
     signingAlgorithm: alg,
-    keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
+    keys,
     extensions: [
-      ...(usageFlags ? [new x509.KeyUsagesExtension(usageFlags, true)] : []),
-      ...(x.ekus.length ? [new x509.ExtendedKeyUsageExtension(x.ekus, false)] : []),
-      ...(names.length ? [new x509.SubjectAlternativeNameExtension(names, false)] : []),
-      await x509.SubjectKeyIdentifierExtension.create(
-        keys.publicKey as unknown as Parameters<typeof x509.SubjectKeyIdentifierExtension.create>[0],
-      ),
+      ...policyExtensions(x509, policy),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   return Buffer.from(cert.rawData);

@@ -1,8 +1,10 @@
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
+import type { Queryable } from '../storage/port.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import { createCertificateBackups } from './certificate-backup.js';
+import { createCertificateAuthority } from './certificate-ca.js';
 import {
   CERTIFICATE_RULES,
   certificateNotFound,
@@ -12,6 +14,9 @@ import {
   CERTIFICATE_OPERATIONS as OPS,
   pendingNotFound,
 } from './certificate-guard.js';
+import { createCertificateIssuers } from './certificate-issuers.js';
+import { createCertificateLifetime } from './certificate-lifetime.js';
+import { createCertificateMerge } from './certificate-merge.js';
 import {
   CERT_CURVES,
   type CertificatePolicy,
@@ -23,15 +28,11 @@ import {
   type CertificateOperation,
   type CertificateWithPolicy,
   createCertificateVersions,
+  deletedConflict,
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
-import { generateMaterial, importMaterial } from './key-material.js';
-import {
-  createObjectLifecycle,
-  type ObjectCallContext,
-  type ObjectServiceDeps,
-  type Page,
-} from './objects.js';
+import { generateMaterial, importMaterial, type KeyMaterial } from './key-material.js';
+import { createObjectLifecycle, type ObjectCallContext, type ObjectServiceDeps } from './objects.js';
 import { checkTags } from './secret-rules.js';
 
 export type { CertificateRecord } from '../storage/vault/certificate-store.js';
@@ -101,11 +102,27 @@ export function createCertificates(
       }
     },
   };
-  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled } =
-    createCertificateVersions({
-      clock,
-      sealer,
-    });
+  const versions = createCertificateVersions({ clock, sealer });
+  const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled } = versions;
+  const merging = createCertificateMerge({ clock, sealer, guard, versions });
+  /** A change to a certificate's pending operation (or request), by name. */
+  const pendingWrite = (
+    ctx: ObjectCallContext,
+    rawName: string,
+    op: (typeof OPS)['deleteOperation' | 'updateOperation'],
+    fn: (tx: Queryable, name: string) => Promise<{ name: string; operation: CertificateOperation }>,
+  ) => {
+    const name = checkCertificateName(rawName);
+    return guard.write(ctx, op, name, (tx) => fn(tx, name));
+  };
+  /** The stored operation of a live certificate (`GET`/`DELETE`/`PATCH …/pending`), or 404. */
+  const storedOperation = async (q: Queryable, vaultId: string, name: string) => {
+    const nameLower = name.toLowerCase();
+    const row = await store.find(q, vaultId, nameLower);
+    const op = row && row.deletedAt === null && (await store.getOperation(q, vaultId, nameLower));
+    if (!row || !op) throw pendingNotFound(name);
+    return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+  };
   const lifecycle = createObjectLifecycle({
     ...deps,
     guard,
@@ -115,13 +132,53 @@ export function createCertificates(
       ops: OPS,
       onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
       // The certificate's key and secret follow its soft delete and recover, and its purge.
-      alsoDeleted: alsoKeyAndSecret,
+      // A deleted certificate's request waiting for a merge is forgotten (certificate-merge.ts).
+      alsoDeleted: async (tx, vaultId, nameLower, deletedAt, purgeAt) => {
+        await alsoKeyAndSecret(tx, vaultId, nameLower, deletedAt, purgeAt);
+        if (deletedAt !== null) await merging.forget(tx, vaultId, nameLower);
+      },
       alsoPurged: async (tx, vaultId, nameLower) => {
         await keyStore.purge(tx, vaultId, nameLower);
         await secretStore.purge(tx, vaultId, nameLower);
       },
       shown: withPolicy,
     },
+  });
+
+  const authority = createCertificateAuthority({ db, clock, sealer });
+  const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
+  /** A new key for the policy (every version gets its own; `reuse_key` is not acted on). */
+  const materialFor = (policy: CertificatePolicy) => {
+    const k = policy.key_props;
+    return generateMaterial(
+      k.kty === 'RSA'
+        ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
+        : { kty: 'EC', curve: k.crv ?? 'P-256' },
+    );
+  };
+  /** `Self` signs with the certificate's own key; `Latchkey` with the tenant's CA (certificate-ca.ts). */
+  const issue = async (
+    via: 'Self' | 'Latchkey',
+    tenantId: string,
+    policy: CertificatePolicy,
+    m: KeyMaterial,
+  ) =>
+    via === 'Latchkey'
+      ? authority.issue(tenantId, policy, m.privateJwk)
+      : { der: await issueSelfSigned(policy, m.privateJwk, clock.now()), chain: [] as Buffer[] };
+  // Lifetime actions on schedule (certificate-lifetime.ts): AutoRenew through the policy's issuer.
+  const lifetime = createCertificateLifetime({
+    db,
+    audit: deps.audit,
+    baseUrlOf: deps.baseUrlOf,
+    versions,
+    async renew(vault, policy) {
+      const via = await issuers.resolve(vault.id, policy.issuer.name);
+      if (via === 'Unknown') throw bad("Issuer 'Unknown' certificates are not renewed by the vault.");
+      const material = await materialFor(policy);
+      return { ...(await issue(via, vault.tenantId, policy, material)), material };
+    },
+    ...(deps.onSecretChanged ? { onChanged: deps.onSecretChanged } : {}),
   });
 
   return {
@@ -161,24 +218,29 @@ export function createCertificates(
         if (!cur) throw bad('A policy is required to create a new certificate.');
         policy = cur.policy;
       }
-      if (policy.issuer.name === 'Unknown')
-        throw bad(
-          "Issuer 'Unknown' (a CSR merged later) is not supported by this vault yet: use issuer 'Self', or import the certificate.",
-        );
-      if (policy.issuer.name !== 'Self')
-        throw bad(`The issuer '${policy.issuer.name.slice(0, 40)}' is not known in this vault: use 'Self'.`);
-      const k = policy.key_props;
-      const material = await generateMaterial(
-        k.kty === 'RSA'
-          ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
-          : { kty: 'EC', curve: k.crv ?? 'P-256' },
-      );
-      const der = await issueSelfSigned(policy, material.privateJwk, clock.now());
-      const operation = completed('Self');
+      // A built-in issuer, or one of the vault's issuers (certificate-issuers.ts) and its provider.
+      const via = await issuers.resolve(ctx.vault.id, policy.issuer.name);
+      const material = await materialFor(policy);
+      if (via === 'Unknown')
+        // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
+        return guard.write(ctx, OPS.create, name, async (tx) => {
+          const existing = await store.find(tx, ctx.vault.id, name.toLowerCase());
+          if (existing?.deletedAt != null) throw deletedConflict(name);
+          const operation = await merging.request(tx, ctx.vault, existing?.name ?? name, {
+            policy,
+            material,
+            enabled: input.enabled ?? true,
+            tags: input.tags ?? null,
+          });
+          return { name: existing?.name ?? name, operation };
+        });
+      const { der, chain } = await issue(via, ctx.vault.tenantId, policy, material);
+      const operation = completed(policy.issuer.name);
       return guard.write(ctx, OPS.create, name, async (tx) => {
+        await merging.refusePending(tx, ctx.vault.id, name);
         const r = await addVersion(tx, ctx.vault, name, {
           der,
-          chain: [],
+          chain,
           material,
           policy,
           enabled: input.enabled ?? true,
@@ -263,6 +325,10 @@ export function createCertificates(
         name,
         async () => {
           const cur = await store.find(db, ctx.vault.id, name.toLowerCase(), version);
+          if (!cur && version === undefined) {
+            const waiting = await merging.pendingBundle(db, ctx.vault.id, name.toLowerCase());
+            if (waiting) return waiting;
+          }
           if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
           return withPolicy(db, ctx.vault.id, cur);
         },
@@ -339,34 +405,60 @@ export function createCertificates(
     ): Promise<{ name: string; operation: CertificateOperation }> {
       const name = checkCertificateName(rawName);
       return guard.read(ctx, OPS.getOperation, name, async () => {
-        const row = await store.find(db, ctx.vault.id, name.toLowerCase());
-        const op =
-          row && row.deletedAt === null && (await store.getOperation(db, ctx.vault.id, name.toLowerCase()));
-        if (!row || !op) throw pendingNotFound(name);
-        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
+        const waiting = await merging.operationOf(db, ctx.vault.id, name.toLowerCase());
+        if (waiting) return waiting;
+        return storedOperation(db, ctx.vault.id, name);
       });
     },
 
     /** `DELETE /certificates/{name}/pending`: forgets the operation record (the certificate stays). */
-    async deleteOperation(
+    deleteOperation: (ctx: ObjectCallContext, rawName: string) =>
+      pendingWrite(ctx, rawName, OPS.deleteOperation, async (tx, name) => {
+        const waiting = await merging.operationOf(tx, ctx.vault.id, name.toLowerCase());
+        if (waiting) {
+          await merging.forget(tx, ctx.vault.id, name.toLowerCase());
+          return waiting;
+        }
+        const r = await storedOperation(tx, ctx.vault.id, name);
+        await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
+        return r;
+      }),
+
+    /**
+     * `PATCH /certificates/{name}/pending` with `cancellation_requested: true`: a request waiting
+     * for its merge is cancelled (it can no longer be merged); a finished operation records the
+     * request and stays as it is.
+     */
+    cancelOperation: (ctx: ObjectCallContext, rawName: string) =>
+      pendingWrite(ctx, rawName, OPS.updateOperation, async (tx, name) => {
+        const nameLower = name.toLowerCase();
+        const waiting = await merging.cancel(tx, ctx.vault.id, nameLower);
+        if (waiting) return waiting;
+        const cur = await storedOperation(tx, ctx.vault.id, name);
+        const next = { ...cur.operation, cancellationRequested: true };
+        await store.putOperation(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
+        return { name: cur.name, operation: next };
+      }),
+
+    /** `POST /certificates/{name}/pending/merge` (certificate-merge.ts). */
+    async merge(
       ctx: ObjectCallContext,
       rawName: string,
-    ): Promise<{ name: string; operation: CertificateOperation }> {
+      input: { x5c: readonly string[]; enabled?: boolean; tags?: Record<string, string> | null },
+    ): Promise<CertificateWithPolicy> {
       const name = checkCertificateName(rawName);
-      return guard.write(ctx, OPS.deleteOperation, name, async (tx) => {
-        const row = await store.find(tx, ctx.vault.id, name.toLowerCase());
-        const op =
-          row && row.deletedAt === null && (await store.getOperation(tx, ctx.vault.id, name.toLowerCase()));
-        if (!row || !op) throw pendingNotFound(name);
-        await store.deleteOperation(tx, ctx.vault.id, name.toLowerCase());
-        return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
-      });
+      checkTags(input.tags);
+      return merging.merge(ctx, name, input);
     },
 
-    /** Certificate issuers: none are stored yet (Self and Unknown are built in); authorized like Azure. */
-    async listIssuers(ctx: ObjectCallContext): Promise<Page<never>> {
-      return guard.read(ctx, OPS.listIssuers, null, async () => ({ items: [] }));
-    },
+    /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */
+    caCertificatePem: (tenantId: string) => authority.chainPem(tenantId),
+
+    /** The lifetime-actions job's round (certificate-lifetime.ts). */
+    runLifetimeActions: (now: number) => lifetime.runDue(now),
+
+    /** Certificate issuers (`/certificates/issuers`, certificate-issuers.ts). */
+    issuers,
   };
 }
 export type Certificates = ReturnType<typeof createCertificates>;

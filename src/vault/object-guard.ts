@@ -5,6 +5,7 @@ import { isLatchkeyError } from '../errors/index.js';
 import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database, Transaction } from '../storage/port.js';
 import { statusOf, vaultEvent } from './audit.js';
+import { refuseManaged } from './certificate-managed.js';
 import type { Vault } from './model.js';
 
 /** Who calls, on which vault; `baseUrl` is the vault's canonical URL (audit targets). */
@@ -121,6 +122,9 @@ export function createObjectGuard(deps: {
         // Group commit: one transaction (one fsync) for the writes of an event-loop turn; each
         // caller is answered after the commit that holds its change (src/storage/group-commit.ts).
         return await groupCommitFor(db).run(async (tx) => {
+          // A certificate's key and secret change only with the certificate (certificate-managed.ts).
+          if (name !== null && collection !== 'certificates')
+            await refuseManaged(tx, collection, ctx.vault.id, name, op.perm);
           const r = await fn(tx);
           await audit.append(
             tx,

@@ -4,6 +4,7 @@ import type { CacheStats } from '../lib/cache-stats.js';
 import type { ChangeBus } from '../lib/events.js';
 import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
+import { refuseNonExportable } from './certificate-managed.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
 import { actionOperation, lifecycleOperations } from './object-kind.js';
@@ -203,6 +204,7 @@ export function createSecrets(
           version === undefined
             ? await latest(ctx.vault.id, nameLower)
             : await store.findSealed(db, ctx.vault.id, nameLower, version);
+        if (!found) await refuseNonExportable(db, ctx.vault.id, name);
         if (!found || found.deletedAt !== null) throw notFound(name, version);
         if (!found.enabled)
           throw new LatchkeyError('Forbidden', 'Operation get is not allowed on a disabled secret.', {

@@ -368,10 +368,15 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     copyFileSync(backupFile, older);
     const odb = new Database(older);
     odb.prepare('DELETE FROM schema_migrations WHERE version >= 12').run();
-    // Schema 11 had no certificates (0013) and no federated credentials (0015, 0017): drop their tables
-    // as such a backup would be (0014 rebuilds the audit table in place, so it can run again).
+    // Schema 11 had no certificates (0013), no federated credentials (0015, 0017) and no certificate
+    // issuance tables (0016): drop their tables as such a backup would be (0014 rebuilds the audit
+    // table in place, so it can run again).
     for (const t of [
       'app_federated_credentials',
+      'certificate_lifetime_events',
+      'certificate_requests',
+      'certificate_issuers',
+      'certificate_authorities',
       'federated_credentials',
       'certificate_operations',
       'certificate_policies',

@@ -32,8 +32,8 @@ export function certificateBundle(base: string, vault: Vault, r: WithMaybePolicy
     id: `${base}/certificates/${r.name}/${r.version}`,
     kid: `${base}/keys/${r.name}/${r.version}`,
     sid: `${base}/secrets/${r.name}/${r.version}`,
-    x5t: r.x5t,
-    cer: r.cer.toString('base64'),
+    // A certificate waiting for its merge has no certificate yet (certificate-merge.ts).
+    ...(r.cer.length > 0 ? { x5t: r.x5t, cer: r.cer.toString('base64') } : {}),
     ...(r.policy ? { contentType: r.policy.secret_props.contentType } : {}),
     attributes: attributes(r, vault),
     ...(r.tags !== null ? { tags: r.tags } : {}),
@@ -74,5 +74,6 @@ export function operationView(base: string, name: string, o: CertificateOperatio
     ...(o.error !== null ? { error: o.error } : {}),
     target: `${base}/certificates/${name}`,
     request_id: o.requestId,
+    ...(o.csr ? { csr: o.csr } : {}),
   };
 }

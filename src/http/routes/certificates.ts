@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
+import { MERGE_LIMITS } from '../../vault/certificate-merge.js';
 import type { PolicyInput } from '../../vault/certificate-policy.js';
 import { POLICY_LIMITS } from '../../vault/certificate-policy.js';
 import type { CertificateOperation } from '../../vault/certificates.js';
@@ -88,6 +89,13 @@ const importBody = createBody.extend({
     .max(64 * 1024),
   pwd: z.string().max(1024).nullable().optional(),
 });
+/** Azure's CertificateMergeParameters: the signed certificate and its chain, base64 each. */
+const mergeBody = z.object({
+  x5c: z.array(z.string().min(1).max(MERGE_LIMITS.chars)).min(1).max(MERGE_LIMITS.certificates),
+  ...objectBodyFields(),
+});
+/** Azure's CertificateOperationUpdateParameter. */
+const cancelBody = z.object({ cancellation_requested: z.boolean() });
 /** A backup blob (base64url; base64 accepted): a sealed backup is at most 3 MiB (vault/backup.ts). */
 const restoreBody = z.object({
   value: z
@@ -120,8 +128,9 @@ const common = (b: {
 /**
  * The Key Vault certificates REST API (vault/certificates.ts): create (long-running, issuer
  * Self), import, get, update, policy, pending operation; listing, delete and the deleted
- * certificates and backup through object-routes.ts as for secrets and keys. What is not built
- * yet (merge, contacts, issuers CRUD) answers 400 `BadParameter` naming the gap.
+ * certificates and backup through object-routes.ts as for secrets and keys; merge and cancel of
+ * a pending request (certificate-merge.ts); issuers in certificate-issuers.ts. What is not built
+ * yet (contacts) answers 400 `BadParameter` naming the gap.
  */
 export async function certificateRoutes(
   app: FastifyInstance,
@@ -134,11 +143,6 @@ export async function certificateRoutes(
       `${what} is not supported by this Latchkey yet (see docs/certificates.md).`,
     );
   };
-
-  app.get('/certificates/issuers', async (req) => {
-    await certificates.listIssuers(vaultContext(req));
-    return { value: [], nextLink: null };
-  });
 
   app.post('/certificates/:name/create', async (req, reply) => {
     const ctx = vaultContext(req);
@@ -188,7 +192,20 @@ export async function certificateRoutes(
     const r = await certificates.deleteOperation(ctx, name(req));
     return operationView(ctx.responseBase, r.name, r.operation);
   });
-  app.patch('/certificates/:name/pending', notYet('Cancelling a certificate operation'));
+  app.patch('/certificates/:name/pending', async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(cancelBody, req.body);
+    const r = body.cancellation_requested
+      ? await certificates.cancelOperation(ctx, name(req))
+      : await certificates.getOperation(ctx, name(req));
+    return operationView(ctx.responseBase, r.name, r.operation);
+  });
+  app.post('/certificates/:name/pending/merge', { bodyLimit: 256 * 1024 }, async (req, reply) => {
+    const ctx = vaultContext(req);
+    const body = parse(mergeBody, req.body);
+    const r = await certificates.merge(ctx, name(req), { x5c: body.x5c, ...common(body) });
+    return reply.code(201).send(certificateBundle(ctx.responseBase, ctx.vault, r));
+  });
 
   app.get('/certificates/:name/policy', async (req) => {
     const ctx = vaultContext(req);

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Caller } from '../src/access/caller.js';
+import { findRole } from '../src/access/roles.js';
+import { fakeClock } from '../src/lib/clock.js';
+import { bootstrapDefaults } from '../src/server/bootstrap.js';
+import { loadDevConfig } from '../src/server/dev.js';
+import { createServices, type Services } from '../src/server/services.js';
+import type { ObjectCallContext } from '../src/vault/object-guard.js';
+
+const DAY = 86_400_000;
+const meta = { requestId: 'test', clientIp: '127.0.0.1' };
+
+/** Service level, fake clock: the certificate-lifetime job renews (AutoRenew) and notifies (EmailContacts). */
+describe('certificates: lifetime actions on schedule (fake clock)', () => {
+  let dir: string;
+  let services: Services;
+  let ctx: ObjectCallContext;
+  const clock = fakeClock(Date.UTC(2026, 0, 10, 12));
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'latchkey-certlife-'));
+    const { config } = await loadDevConfig({ dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    services = await createServices(config, { clock });
+    const boot = await bootstrapDefaults(services);
+    const user = await services.principals.byUserName(boot.tenantId, boot.adminUserName);
+    const caller: Caller = { tenantId: boot.tenantId, oid: user!.principal.id, appId: null, kind: 'user' };
+    const { vault } = await services.vaults.createOrUpdate(
+      caller,
+      meta,
+      { subscriptionId: boot.subscriptionId, resourceGroup: 'default', name: 'lifevault' },
+      { location: 'local', softDeleteRetentionInDays: 7 } as never,
+    );
+    await services.access.create(boot.tenantId, {
+      principalId: caller.oid,
+      role: findRole('Key Vault Administrator')!,
+      scope: vault.armId,
+    });
+    ctx = { caller, meta, vault, baseUrl: services.vaultBaseUrl(vault.nameLower) };
+  });
+  after(async () => {
+    await services?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const events = async (operation: string) => {
+    await services.audit.drain();
+    return services.db.all<{ target: string; caller_kind: string | null; details: string | null }>(
+      'SELECT target, caller_kind, details FROM audit_events WHERE operation = $1 ORDER BY seq',
+      [operation],
+    );
+  };
+  const versions = async (name: string) => (await services.certificates.listVersions(ctx, name, {})).items;
+  const run = async () => assert.ok(await services.jobs.runNow('certificate-lifetime', clock.now()));
+
+  test('AutoRenew N days before expiry (Self, then Latchkey): a new version by the issuer, once; EmailContacts at N %: one event', async () => {
+    const created = clock.now();
+    await services.certificates.create(ctx, 'renew-self', {
+      policy: {
+        issuer: { name: 'Self' },
+        x509_props: { subject: 'CN=renew-self', validity_months: 1 },
+        lifetime_actions: [{ trigger: { days_before_expiry: 10 }, action: { action_type: 'AutoRenew' } }],
+      },
+    });
+    await services.certificates.create(ctx, 'renew-ca', {
+      policy: {
+        issuer: { name: 'Latchkey' },
+        key_props: { kty: 'EC' },
+        x509_props: { subject: 'CN=renew-ca', sans: { dns_names: ['renew-ca.example'] }, validity_months: 1 },
+        lifetime_actions: [{ trigger: { days_before_expiry: 10 }, action: { action_type: 'AutoRenew' } }],
+      },
+    });
+    await services.certificates.create(ctx, 'notify', {
+      policy: {
+        issuer: { name: 'Self' },
+        x509_props: { subject: 'CN=notify', validity_months: 2 },
+        lifetime_actions: [
+          { trigger: { lifetime_percentage: 50 }, action: { action_type: 'EmailContacts' } },
+        ],
+      },
+    });
+    const first = await services.certificates.get(ctx, 'renew-self');
+
+    // Not due yet: nothing happens.
+    clock.advance(20 * DAY);
+    await run();
+    assert.equal((await versions('renew-self')).length, 1);
+    assert.equal((await events('CertificateNearExpiry')).length, 0);
+
+    // 10 days before expiry (a month from creation): renewed through the issuer.
+    clock.set(first.exp! - 10 * DAY + 1000);
+    await run();
+    const renewed = await services.certificates.get(ctx, 'renew-self');
+    assert.notEqual(renewed.version, first.version);
+    assert.ok(renewed.exp! > first.exp!, 'the new version lasts longer');
+    assert.equal(renewed.policy.issuer.name, 'Self');
+    assert.equal((await versions('renew-self')).length, 2);
+    const ca = await services.certificates.get(ctx, 'renew-ca');
+    assert.equal((await versions('renew-ca')).length, 2);
+    const issuer = execFileSync(
+      'openssl',
+      ['x509', '-inform', 'DER', '-noout', '-issuer', '-ext', 'subjectAltName'],
+      {
+        input: ca.cer,
+      },
+    ).toString();
+    assert.match(issuer, /Latchkey CA/);
+    assert.match(issuer, /DNS:renew-ca\.example/);
+    // Its key and secret follow (the secret cache hears of it).
+    assert.equal((await services.keys.get(ctx, 'renew-self')).version, renewed.version);
+    const renewEvents = await events('CertificateRenew');
+    assert.equal(renewEvents.length, 2);
+    const selfEvent = renewEvents.find((e) => e.target.includes('/renew-self/'))!;
+    assert.equal(selfEvent.caller_kind, 'system');
+    assert.match(selfEvent.target, new RegExp(`/certificates/renew-self/${renewed.version}$`));
+    assert.equal(JSON.parse(selfEvent.details!).previous, first.version);
+
+    // Past 50 % of the two-month certificate: the near-expiry event, once.
+    clock.set(created + 35 * DAY);
+    await run();
+    await run();
+    const near = await events('CertificateNearExpiry');
+    assert.equal(near.length, 1);
+    assert.match(near[0]!.target, /\/certificates\/notify\//);
+    // The renewed versions' own triggers (10 days before their expiry) are still ahead: nothing more.
+    assert.equal((await versions('renew-self')).length, 2);
+    assert.equal((await events('CertificateRenew')).length, 2);
+  });
+
+  test('AutoRenew of an imported (issuer Unknown) certificate: not renewed, one CertificateRenewFailed event', async () => {
+    const key = join(dir, 'imp.key');
+    const crt = join(dir, 'imp.crt');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        crt,
+        '-subj',
+        '/CN=imp',
+        '-days',
+        '30',
+      ],
+      { stdio: 'pipe' },
+    );
+    await services.certificates.import(ctx, 'imported', {
+      value: readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'),
+      policy: {
+        lifetime_actions: [{ trigger: { days_before_expiry: 5 }, action: { action_type: 'AutoRenew' } }],
+      },
+    });
+    const cert = await services.certificates.get(ctx, 'imported');
+    clock.set(cert.exp! - DAY);
+    await run();
+    await run();
+    assert.equal((await versions('imported')).length, 1);
+    const failed = (await events('CertificateRenewFailed')).filter((e) => e.target.includes('/imported/'));
+    assert.equal(failed.length, 1);
+    assert.match(JSON.parse(failed[0]!.details!).reason, /Unknown/);
+  });
+});
