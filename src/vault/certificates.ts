@@ -3,6 +3,7 @@ import { type CertificateRecord, certificateStore as store } from '../storage/va
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import { createCertificateBackups } from './certificate-backup.js';
+import { createCertificateContacts } from './certificate-contacts.js';
 import {
   CERTIFICATE_RULES,
   certificateNotFound,
@@ -125,6 +126,7 @@ export function createCertificates(
   });
 
   return {
+    ...createCertificateContacts({ db, clock, guard }),
     ...createCertificateBackups({
       db,
       sealer,

@@ -14,6 +14,7 @@ import { m0012 } from './0012_audit_head_seal.js';
 import { m0013 } from './0013_certificates.js';
 import { m0014 } from './0014_audit_rowid.js';
 import { m0015 } from './0015_federated_credentials.js';
+import { m0018 } from './0018_certificate_contacts.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -32,4 +33,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0013,
   m0014,
   m0015,
+  m0018,
 ];
