@@ -16,7 +16,7 @@ import {
   target as targetObject,
   type WireAttributes,
 } from './keyvault-object.js';
-import { vaultCall } from './vault-client.js';
+import { vaultCall, vaultCallOrNone, vaultEndpoint } from './vault-client.js';
 
 /** A certificate policy on the wire (Azure's REST shape, snake_case sections). */
 interface WirePolicy {
@@ -432,9 +432,77 @@ export function certificateCommand(): Command {
     },
   );
 
+  contactCommands(cert);
+
   cert
     .command('get-default-policy')
     .description('Print the default policy for `certificate create` (az’s: Self-signed, RSA 2048, 12 months)')
     .action((_o, cmd: Command) => show(ctx(cmd), AZ_DEFAULT_POLICY));
   return cert;
+}
+
+/** A vault's certificate contacts on the wire. */
+interface WireContacts {
+  id?: string;
+  contacts?: { email: string; name?: string; phone?: string }[];
+}
+/** As az prints its track-1 `Contacts` model: `contactList` of `emailAddress`, `name`, `phone`. */
+const contactsView = (w: WireContacts | undefined) => ({
+  contactList: (w?.contacts ?? []).map((x) => ({
+    emailAddress: x.email,
+    name: x.name ?? null,
+    phone: x.phone ?? null,
+  })),
+  id: w?.id ?? null,
+});
+
+/** `latchkey keyvault certificate contact add|list|delete` (az keyvault certificate contact). */
+function contactCommands(cert: Command): void {
+  const contact = cert.command('contact').description("A vault's certificate contacts (emailed by issuers)");
+  const path = '/certificates/contacts';
+  contact
+    .command('list')
+    .description('List the certificate contacts of a vault')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      show(c, contactsView(await vaultCall<WireContacts>(c, ep, 'GET', path)));
+    });
+  contact
+    .command('add')
+    .description('Add a certificate contact (as az: the list is read, extended and set)')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .requiredOption('--email <email>', 'contact email address')
+    .option('--name <name>', 'full contact name')
+    .option('--phone <phone>', 'contact phone number')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      const list = (await vaultCallOrNone<WireContacts>(c, ep, 'GET', path))?.contacts ?? [];
+      if (list.some((x) => x.email === o.email)) throw new CliError(`contact '${o.email}' already exists`);
+      list.push({
+        email: o.email,
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.phone ? { phone: o.phone } : {}),
+      });
+      show(c, contactsView(await vaultCall<WireContacts>(c, ep, 'PUT', path, { contacts: list })));
+    });
+  contact
+    .command('delete')
+    .description('Remove a certificate contact by email (the last one removes the list)')
+    .requiredOption('--vault-name <name>', 'vault name')
+    .requiredOption('--email <email>', 'contact email address')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const ep = await vaultEndpoint(c, o.vaultName);
+      const list = (await vaultCallOrNone<WireContacts>(c, ep, 'GET', path))?.contacts ?? [];
+      const rest = list.filter((x) => x.email !== o.email);
+      if (rest.length === list.length)
+        throw new CliError(`contact '${o.email}' not found in vault '${o.vaultName}'`);
+      const r = rest.length
+        ? await vaultCall<WireContacts>(c, ep, 'PUT', path, { contacts: rest })
+        : await vaultCall<WireContacts>(c, ep, 'DELETE', path);
+      show(c, contactsView(r));
+    });
 }
