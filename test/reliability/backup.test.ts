@@ -368,9 +368,11 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     copyFileSync(backupFile, older);
     const odb = new Database(older);
     odb.prepare('DELETE FROM schema_migrations WHERE version >= 12').run();
-    // Schema 11 had no certificates (0013) and no federated credentials (0015): drop their tables
-    // as such a backup would be (0014 rebuilds the audit table in place, so it can run again).
+    // Schema 11 had no certificates (0013), no federated credentials (0015) and no certificate
+    // contacts (0018): drop their tables as such a backup would be (0014 rebuilds the audit table
+    // in place, so it can run again).
     for (const t of [
+      'certificate_contacts',
       'federated_credentials',
       'certificate_operations',
       'certificate_policies',
