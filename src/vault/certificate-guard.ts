@@ -44,6 +44,20 @@ export const CERTIFICATE_OPERATIONS = {
     perm: 'deleteissuers',
     targetPath: ISSUERS,
   },
+  // Contacts: access policies `managecontacts` for all three (Azure's REST reference). RBAC has one data
+  // action, `certificatecontacts/write` (Certificates Officer's); reading the list is guarded by it too,
+  // so that the Officer may read what it sets and a Reader (`*/read`) never sees the addresses.
+  ...(Object.fromEntries(
+    (['get', 'set', 'delete'] as const).map((verb) => [
+      `${verb}Contacts`,
+      {
+        op: `CertificateContacts${verb[0]?.toUpperCase()}${verb.slice(1)}`,
+        action: 'Microsoft.KeyVault/vaults/certificatecontacts/write',
+        perm: 'managecontacts',
+        targetPath: 'certificates/contacts',
+      },
+    ]),
+  ) as Record<'getContacts' | 'setContacts' | 'deleteContacts', ObjectOperation>),
 } satisfies Record<string, ObjectOperation>;
 
 /** A certificate's name and version rules and errors (object-kind.ts). */

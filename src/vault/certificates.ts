@@ -5,6 +5,7 @@ import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import { createCertificateBackups } from './certificate-backup.js';
 import { createCertificateAuthority } from './certificate-ca.js';
+import { createCertificateContacts } from './certificate-contacts.js';
 import {
   CERTIFICATE_RULES,
   certificateNotFound,
@@ -182,6 +183,7 @@ export function createCertificates(
   });
 
   return {
+    ...createCertificateContacts({ db, clock, guard }),
     ...createCertificateBackups({
       db,
       sealer,

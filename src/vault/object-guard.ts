@@ -132,7 +132,7 @@ export function createObjectGuard(deps: {
               ctx.caller,
               ctx.meta,
               op.op,
-              target(ctx, r.name ?? name, r.version),
+              target(ctx, r.name ?? name, r.version, op),
               ctx.vault.nameLower,
               200,
             ),
@@ -140,7 +140,7 @@ export function createObjectGuard(deps: {
           return r;
         });
       } catch (e) {
-        record(ctx, op, target(ctx, name), statusOf(e));
+        record(ctx, op, target(ctx, name, undefined, op), statusOf(e));
         throw e;
       }
     },

@@ -16,7 +16,7 @@ import {
   target as targetObject,
   type WireAttributes,
 } from './keyvault-object.js';
-import { vaultCall } from './vault-client.js';
+import { type VaultEndpoint, vaultCall, vaultCallOrNone, vaultEndpoint } from './vault-client.js';
 
 /** A certificate policy on the wire (Azure's REST shape, snake_case sections). */
 interface WirePolicy {
@@ -432,9 +432,85 @@ export function certificateCommand(): Command {
     },
   );
 
+  contactCommands(cert);
+
   cert
     .command('get-default-policy')
     .description('Print the default policy for `certificate create` (az’s: Self-signed, RSA 2048, 12 months)')
     .action((_o, cmd: Command) => show(ctx(cmd), AZ_DEFAULT_POLICY));
   return cert;
+}
+
+/** A vault's certificate contacts on the wire. */
+interface WireContacts {
+  id?: string;
+  contacts?: { email: string; name?: string; phone?: string }[];
+}
+/** As az prints its track-1 `Contacts` model: `contactList` of `emailAddress`, `name`, `phone`. */
+const contactsView = (w: WireContacts | undefined) => ({
+  contactList: (w?.contacts ?? []).map((x) => ({
+    emailAddress: x.email,
+    name: x.name ?? null,
+    phone: x.phone ?? null,
+  })),
+  id: w?.id ?? null,
+});
+
+interface ContactOptions {
+  vaultName: string;
+  email?: string;
+  name?: string;
+  phone?: string;
+}
+
+/** `latchkey keyvault certificate contact add|list|delete` (az keyvault certificate contact). */
+function contactCommands(cert: Command): void {
+  const contact = cert.command('contact').description("A vault's certificate contacts (emailed by issuers)");
+  const path = '/certificates/contacts';
+  const sub = (name: string, description: string, withEmail: boolean) => {
+    const cmd = contact
+      .command(name)
+      .description(description)
+      .requiredOption('--vault-name <name>', 'vault name');
+    return withEmail ? cmd.requiredOption('--email <email>', 'contact email address') : cmd;
+  };
+  /** Runs `fn` on the vault's endpoint and prints the contacts it answers, as az. */
+  const action =
+    (fn: (c: Ctx, ep: VaultEndpoint, o: ContactOptions) => Promise<WireContacts>) =>
+    async (o: ContactOptions, cmd: Command) => {
+      const c = ctx(cmd);
+      show(c, contactsView(await fn(c, await vaultEndpoint(c, o.vaultName), o)));
+    };
+  const current = async (c: Ctx, ep: VaultEndpoint) =>
+    (await vaultCallOrNone<WireContacts>(c, ep, 'GET', path))?.contacts ?? [];
+  const put = (c: Ctx, ep: VaultEndpoint, contacts: WireContacts['contacts']) =>
+    vaultCall<WireContacts>(c, ep, 'PUT', path, { contacts });
+
+  sub('list', 'List the certificate contacts of a vault', false).action(
+    action((c, ep) => vaultCall<WireContacts>(c, ep, 'GET', path)),
+  );
+  sub('add', 'Add a certificate contact (as az: the list is read, extended and set)', true)
+    .option('--name <name>', 'full contact name')
+    .option('--phone <phone>', 'contact phone number')
+    .action(
+      action(async (c, ep, o) => {
+        const list = await current(c, ep);
+        if (list.some((x) => x.email === o.email)) throw new CliError(`contact '${o.email}' already exists`);
+        const added = {
+          email: o.email ?? '',
+          ...(o.name ? { name: o.name } : {}),
+          ...(o.phone ? { phone: o.phone } : {}),
+        };
+        return put(c, ep, [...list, added]);
+      }),
+    );
+  sub('delete', 'Remove a certificate contact by email (the last one removes the list)', true).action(
+    action(async (c, ep, o) => {
+      const list = await current(c, ep);
+      const rest = list.filter((x) => x.email !== o.email);
+      if (rest.length === list.length)
+        throw new CliError(`contact '${o.email}' not found in vault '${o.vaultName}'`);
+      return rest.length ? put(c, ep, rest) : vaultCall<WireContacts>(c, ep, 'DELETE', path);
+    }),
+  );
 }

@@ -69,6 +69,25 @@ export async function vaultCall<T = unknown>(
   pathOrUrl: string,
   json?: unknown,
 ): Promise<T> {
+  const res = await vaultSend(c, ep, method, pathOrUrl, json);
+  if (res.status >= 400) throw new CliError(errorMessage(res));
+  return res.body as T;
+}
+
+/** As vaultCall, but a 404 answers undefined (a thing that may not be set, as certificate contacts). */
+export async function vaultCallOrNone<T = unknown>(
+  c: Ctx,
+  ep: VaultEndpoint,
+  method: string,
+  path: string,
+): Promise<T | undefined> {
+  const res = await vaultSend(c, ep, method, path);
+  if (res.status === 404) return undefined;
+  if (res.status >= 400) throw new CliError(errorMessage(res));
+  return res.body as T;
+}
+
+async function vaultSend(c: Ctx, ep: VaultEndpoint, method: string, pathOrUrl: string, json?: unknown) {
   const { token, profile } = await getAccessToken(c, ep.resource);
   const { ca } = resolveServer(c, profile);
   let url: string;
@@ -83,8 +102,7 @@ export async function vaultCall<T = unknown>(
     headers: { authorization: `Bearer ${token}` },
     ...(json !== undefined ? { json } : {}),
   });
-  if (res.status >= 400) throw new CliError(errorMessage(res));
-  return res.body as T;
+  return res;
 }
 
 /** Follows `nextLink` pages until done or `max` items. */

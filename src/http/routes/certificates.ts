@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
+import { type CertificateContact, CONTACT_LIMITS } from '../../vault/certificate-contacts.js';
 import { MERGE_LIMITS } from '../../vault/certificate-merge.js';
 import type { PolicyInput } from '../../vault/certificate-policy.js';
 import { POLICY_LIMITS } from '../../vault/certificate-policy.js';
@@ -105,6 +106,24 @@ const restoreBody = z.object({
     .regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64url'),
 });
 
+/** Azure's Contacts on the wire; `id` is read-only and ignored. Semantics: vault/certificate-contacts.ts. */
+const contactsBody = z.object({
+  id: str(2048).nullable().optional(),
+  contacts: z
+    .array(
+      z.object({
+        email: str(CONTACT_LIMITS.email),
+        name: str(CONTACT_LIMITS.name).nullable().optional(),
+        phone: str(CONTACT_LIMITS.phone).nullable().optional(),
+      }),
+    )
+    .max(CONTACT_LIMITS.contacts),
+});
+const contactsView = (base: string, contacts: CertificateContact[]) => ({
+  id: `${base}/certificates/contacts`,
+  contacts,
+});
+
 /**
  * The 202 of a create says `inProgress` as Azure's always does, also when Latchkey has already
  * issued the certificate (`GET …/pending` then says `completed`): the Python SDK's poller
@@ -129,8 +148,8 @@ const common = (b: {
  * The Key Vault certificates REST API (vault/certificates.ts): create (long-running, issuer
  * Self), import, get, update, policy, pending operation; listing, delete and the deleted
  * certificates and backup through object-routes.ts as for secrets and keys; merge and cancel of
- * a pending request (certificate-merge.ts); issuers in certificate-issuers.ts. What is not built
- * yet (contacts) answers 400 `BadParameter` naming the gap.
+ * a pending request (certificate-merge.ts); issuers in certificate-issuers.ts; contacts
+ * (certificate-contacts.ts).
  */
 export async function certificateRoutes(
   app: FastifyInstance,
@@ -143,6 +162,28 @@ export async function certificateRoutes(
       `${what} is not supported by this Latchkey yet (see docs/certificates.md).`,
     );
   };
+
+  // A static segment: Fastify matches it before `/certificates/:name`.
+  app.get('/certificates/contacts', async (req) => {
+    const ctx = vaultContext(req);
+    return contactsView(ctx.responseBase, await certificates.getContacts(ctx));
+  });
+  app.put('/certificates/contacts', async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(contactsBody, req.body);
+    const input = body.contacts.map(
+      (c): CertificateContact => ({
+        email: c.email,
+        ...(c.name != null ? { name: c.name } : {}),
+        ...(c.phone != null ? { phone: c.phone } : {}),
+      }),
+    );
+    return contactsView(ctx.responseBase, await certificates.setContacts(ctx, input));
+  });
+  app.delete('/certificates/contacts', async (req) => {
+    const ctx = vaultContext(req);
+    return contactsView(ctx.responseBase, await certificates.deleteContacts(ctx));
+  });
 
   app.post('/certificates/:name/create', async (req, reply) => {
     const ctx = vaultContext(req);

@@ -16,6 +16,7 @@ import { m0014 } from './0014_audit_rowid.js';
 import { m0015 } from './0015_federated_credentials.js';
 import { m0016 } from './0016_certificate_issuance.js';
 import { m0017 } from './0017_app_federated_credentials.js';
+import { m0018 } from './0018_certificate_contacts.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -36,4 +37,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0015,
   m0016,
   m0017,
+  m0018,
 ];
