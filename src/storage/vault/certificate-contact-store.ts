@@ -7,6 +7,7 @@ export interface StoredContacts {
   updated: number;
 }
 
+// duplicate-ok: a store operation of the house pattern (row type, one statement, row mapping); the SQL differs
 interface ContactsRow {
   contacts: string;
   created_at: number | string;
