@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import type { RestError } from '@azure/keyvault-secrets';
 import { keyClient } from './helpers/keys.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import {
   grant,
@@ -152,5 +153,51 @@ describe('certificates: managed: true on the key and secret of a certificate', (
       assert.match(e.message, /non-exportable key/);
       return true;
     });
+  });
+});
+
+/** The same SQL on PostgreSQL: `managed` on reads and list items, none on an ordinary secret. */
+describe('certificates: managed on PostgreSQL', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+
+  before(async () => {
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+  });
+  after(async () => {
+    await s?.stop();
+    await schema?.drop();
+  });
+
+  test('get and list say managed for the certificate, not for an ordinary secret or key', async () => {
+    const v = await putVault(s, 'mgpg');
+    const admin = await vaultPrincipal(s, 'mg-pg');
+    await grant(s, admin.id, 'Key Vault Administrator', v.id);
+    const certs = new CertificateClient(s.vaultUrl('mgpg'), admin.credential, { agent: s.agent });
+    await (
+      await certs.beginCreateCertificate('pgcert', { issuerName: 'Self', subject: 'CN=pg' }, poll)
+    ).pollUntilDone();
+    const secrets = secretClient(s, 'mgpg', admin);
+    const keys = keyClient(s, 'mgpg', admin);
+    await secrets.setSecret('pgplain', 'v');
+    await keys.createRsaKey('pgkey');
+    assert.equal((await secrets.getSecret('pgcert')).properties.managed, true);
+    assert.equal((await keys.getKey('pgcert')).properties.managed, true);
+    assert.equal((await secrets.getSecret('pgplain')).properties.managed, undefined);
+    assert.deepEqual(
+      (await all(secrets.listPropertiesOfSecrets())).map((p) => [p.name, p.managed]),
+      [
+        ['pgcert', true],
+        ['pgplain', undefined],
+      ],
+    );
+    assert.deepEqual(
+      (await all(keys.listPropertiesOfKeys())).map((p) => [p.name, p.managed]),
+      [
+        ['pgcert', true],
+        ['pgkey', undefined],
+      ],
+    );
   });
 });
