@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,5 +170,51 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
     const failed = (await events('CertificateRenewFailed')).filter((e) => e.target.includes('/imported/'));
     assert.equal(failed.length, 1);
     assert.match(JSON.parse(failed[0]!.details!).reason, /Unknown/);
+  });
+
+  test('reuse_key: AutoRenew and a create keep the current key; by default a renewal makes a new key', async () => {
+    const policy = (reuse: boolean) => ({
+      issuer: { name: 'Self' },
+      key_props: { kty: 'EC', crv: 'P-256', reuse_key: reuse },
+      x509_props: { subject: 'CN=reuse', validity_months: 1 },
+      lifetime_actions: [{ trigger: { days_before_expiry: 10 }, action: { action_type: 'AutoRenew' } }],
+    });
+    await services.certificates.create(ctx, 'reuse', { policy: policy(true) });
+    await services.certificates.create(ctx, 'fresh', { policy: policy(false) });
+    const key = async (name: string) => (await services.keys.get(ctx, name)).jwk;
+    /** The certificate's public key (from its X.509) is its key's. */
+    const certKey = async (name: string) => {
+      const c = await services.certificates.get(ctx, name);
+      const j = new X509Certificate(c.cer).publicKey.export({ format: 'jwk' });
+      return { version: c.version, x: j.x };
+    };
+    const first = await services.certificates.get(ctx, 'reuse');
+    const reuseKey = await key('reuse');
+    const freshKey = await key('fresh');
+
+    clock.set(first.exp! - 10 * DAY + 1000);
+    await run();
+    const renewed = await certKey('reuse');
+    assert.notEqual(renewed.version, first.version, 'renewed');
+    assert.deepEqual(await key('reuse'), reuseKey, 'reuse_key: the same key pair');
+    assert.equal(renewed.x, (reuseKey as { x: string }).x);
+    assert.equal((await versions('fresh')).length, 2);
+    assert.notDeepEqual(await key('fresh'), freshKey, 'default: a new key pair');
+    assert.equal((await certKey('fresh')).x, ((await key('fresh')) as { x: string }).x);
+
+    // A new version through create (the current policy): the same key again.
+    await services.certificates.create(ctx, 'reuse', {});
+    assert.equal((await versions('reuse')).length, 3);
+    assert.deepEqual(await key('reuse'), reuseKey);
+    // A policy of another curve cannot keep it: a new P-384 key; reuse_key false: a new key.
+    await services.certificates.create(ctx, 'reuse', {
+      policy: { ...policy(true), key_props: { kty: 'EC', crv: 'P-384', reuse_key: true } },
+    });
+    const p384 = await key('reuse');
+    assert.equal((p384 as { crv: string }).crv, 'P-384');
+    await services.certificates.create(ctx, 'reuse', {
+      policy: { ...policy(false), key_props: { kty: 'EC', crv: 'P-384', reuse_key: false } },
+    });
+    assert.notDeepEqual(await key('reuse'), p384);
   });
 });

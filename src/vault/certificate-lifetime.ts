@@ -28,8 +28,8 @@ export function dueAt(a: LifetimeAction, nbf: number, exp: number): number {
  * - `EmailContacts`: a `CertificateNearExpiry` audit event (Latchkey sends no mail) — once per
  *   version (`certificate_lifetime_events`);
  * - `AutoRenew`: a new version by the policy's issuer (`Self`, `Latchkey` or a vault issuer),
- *   with a new key, and a `CertificateRenew` audit event; the new version's own triggers lie
- *   ahead. Issuer `Unknown` is not renewed (its certificate comes from outside): a
+ *   with a new key (the current one under `key_props.reuse_key`), and a `CertificateRenew`
+ *   audit event; the new version's own triggers lie ahead. Issuer `Unknown` is not renewed (its certificate comes from outside): a
  *   `CertificateRenewFailed` event says so, once per version, as does an issuer that fails.
  */
 export function createCertificateLifetime(deps: {
@@ -37,9 +37,13 @@ export function createCertificateLifetime(deps: {
   audit: AuditLog;
   baseUrlOf: (vaultNameLower: string) => string;
   versions: Pick<ReturnType<typeof createCertificateVersions>, 'addVersion' | 'completed'>;
-  /** A new key and certificate for the policy, by its issuer (certificates.ts); throws if it cannot. */
+  /**
+   * A key (new, or the current one under `reuse_key`) and a certificate for the policy, by its
+   * issuer (certificates.ts); throws if it cannot.
+   */
   renew: (
     vault: { id: string; tenantId: string },
+    name: string,
     policy: CertificatePolicy,
   ) => Promise<{ der: Buffer; chain: Buffer[]; material: KeyMaterial }>;
   onChanged?: (vaultId: string, nameLower: string) => void;
@@ -72,7 +76,7 @@ export function createCertificateLifetime(deps: {
     const vault = { id: d.vaultId, tenantId: d.tenantId };
     let issued: Awaited<ReturnType<typeof deps.renew>>;
     try {
-      issued = await deps.renew(vault, policy);
+      issued = await deps.renew(vault, d.name, policy);
     } catch (e) {
       if (!isLatchkeyError(e) || e.status >= 500) throw e;
       await once(d, now, 'AutoRenewFailed', 'CertificateRenewFailed', { reason: e.message });

@@ -10,7 +10,7 @@ import type { ObjectRecord, ObjectStore } from '../storage/vault/object-store.js
 import { secretStore } from '../storage/vault/secret-store.js';
 import type { CertificatePolicy } from './certificate-policy.js';
 import { pkcs8Of, secretValue, thumbprint, validityOf } from './certificate-x509.js';
-import type { KeyMaterial } from './key-material.js';
+import { importMaterial, type KeyMaterial, modulusBits } from './key-material.js';
 import { checkKeyOps } from './key-model.js';
 import { createKeySealing } from './key-sealing.js';
 import type { Vault } from './model.js';
@@ -182,5 +182,26 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     await follow(keyStore);
     await follow(secretStore);
   };
-  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled };
+  /**
+   * `key_props.reuse_key`: the key of the certificate's current version (live), when it is of the
+   * policy's type and size or curve, for a new version to keep; else undefined (a new key).
+   */
+  const reusableKey = async (
+    q: Queryable,
+    vault: Pick<Vault, 'id' | 'tenantId'>,
+    nameLower: string,
+    k: CertificatePolicy['key_props'],
+  ): Promise<KeyMaterial | undefined> => {
+    const cur = await store.find(q, vault.id, nameLower);
+    if (!cur || cur.deletedAt !== null) return undefined;
+    const key = await keyStore.findSealed(q, vault.id, nameLower, cur.version);
+    if (!key || key.deletedAt !== null) return undefined;
+    const m = importMaterial(keySealing.unseal(vault, nameLower, key.version, key.sealed));
+    const fits =
+      m.jwk.kty === 'RSA'
+        ? k.kty === 'RSA' && modulusBits(Buffer.from(m.jwk.n, 'base64url')) === (k.key_size ?? 2048)
+        : k.kty === 'EC' && m.jwk.crv === (k.crv ?? 'P-256');
+    return fits ? m : undefined;
+  };
+  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled, reusableKey };
 }

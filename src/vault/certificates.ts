@@ -63,7 +63,7 @@ const bad = (message: string) => new LatchkeyError('BadParameter', message);
  * (private key and certificate) is the secret of the same name and version, as Azure exposes
  * them; deleting, recovering and purging a certificate does the same to its key and secret.
  * Issuer `Self` (self-signed) completes at creation; the pending operation records it.
- * A non-exportable key (`key_props.exportable: false`) gets no secret: `GET /secrets/{name}` is 404.
+ * A non-exportable key (`key_props.exportable: false`) gets no secret: `GET /secrets/{name}` is 403.
  *
  * @example
  * const { operation } = await certificates.create(ctx, 'web', { policy: { issuer: { name: 'Self' }, x509_props: { subject: 'CN=web' } } });
@@ -148,9 +148,18 @@ export function createCertificates(
 
   const authority = createCertificateAuthority({ db, clock, sealer });
   const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
-  /** A new key for the policy (every version gets its own; `reuse_key` is not acted on). */
-  const materialFor = (policy: CertificatePolicy) => {
+  /**
+   * The key of a new version: with `key_props.reuse_key`, the current version's key (when of the
+   * policy's type and size or curve: certificate-versions.ts); otherwise a new key for the policy.
+   */
+  const materialFor = async (
+    vault: { id: string; tenantId: string },
+    name: string,
+    policy: CertificatePolicy,
+  ): Promise<KeyMaterial> => {
     const k = policy.key_props;
+    const kept = k.reuse_key ? await versions.reusableKey(db, vault, name.toLowerCase(), k) : undefined;
+    if (kept) return kept;
     return generateMaterial(
       k.kty === 'RSA'
         ? { kty: 'RSA', size: k.key_size ?? 2048, exponent: 65537 }
@@ -173,10 +182,10 @@ export function createCertificates(
     audit: deps.audit,
     baseUrlOf: deps.baseUrlOf,
     versions,
-    async renew(vault, policy) {
+    async renew(vault, name, policy) {
       const via = await issuers.resolve(vault.id, policy.issuer.name);
       if (via === 'Unknown') throw bad("Issuer 'Unknown' certificates are not renewed by the vault.");
-      const material = await materialFor(policy);
+      const material = await materialFor(vault, name, policy);
       return { ...(await issue(via, vault.tenantId, policy, material)), material };
     },
     ...(deps.onSecretChanged ? { onChanged: deps.onSecretChanged } : {}),
@@ -222,7 +231,7 @@ export function createCertificates(
       }
       // A built-in issuer, or one of the vault's issuers (certificate-issuers.ts) and its provider.
       const via = await issuers.resolve(ctx.vault.id, policy.issuer.name);
-      const material = await materialFor(policy);
+      const material = await materialFor(ctx.vault, name, policy);
       if (via === 'Unknown')
         // A CSR for an outside CA; the certificate arrives by merge (certificate-merge.ts).
         return guard.write(ctx, OPS.create, name, async (tx) => {

@@ -10,6 +10,7 @@ import {
   openBackupBlob,
   sealBackupBlob,
 } from './backup.js';
+import { refuseManaged } from './certificate-managed.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import type { PrivateJwk } from './key-material.js';
 import {
@@ -93,7 +94,16 @@ export function createKeyBackups(deps: {
             ? { ...JSON.parse(policy.json), created: policy.created, updated: policy.updated }
             : null,
           versions: rows.map((r) => {
-            const { name: _n, deletedAt: _d, scheduledPurgeAt: _s, currentVersion: _c, sealed, ...rest } = r;
+            // `managed` is the name's state in this vault, not the version's: not carried in the blob.
+            const {
+              name: _n,
+              deletedAt: _d,
+              scheduledPurgeAt: _s,
+              currentVersion: _c,
+              managed: _m,
+              sealed,
+              ...rest
+            } = r;
             return { ...rest, privateJwk: unseal(ctx.vault, nameLower, r.version, sealed) };
           }),
         };
@@ -107,6 +117,8 @@ export function createKeyBackups(deps: {
         const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
         if (await store.exists(tx, ctx.vault.id, nameLower)) throw KEY_RULES.restoreConflict(b.name);
+        // A certificate's key is written only with it, never restored into its name.
+        await refuseManaged(tx, 'keys', ctx.vault.id, b.name, 'restore');
         await store.upsert(tx, ctx.vault.id, b.name, b.current, clock.now());
         for (const v of b.versions) {
           const { privateJwk, ...rest } = v;

@@ -4,7 +4,7 @@ import type { CacheStats } from '../lib/cache-stats.js';
 import type { ChangeBus } from '../lib/events.js';
 import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
-import { refuseNonExportable } from './certificate-managed.js';
+import { refuseManaged, refuseNonExportable } from './certificate-managed.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
 import { actionOperation, lifecycleOperations } from './object-kind.js';
@@ -300,6 +300,8 @@ export function createSecrets(
         const b = openBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
         if (await store.exists(tx, ctx.vault.id, nameLower)) throw SECRET_RULES.restoreConflict(b.name);
+        // A certificate's secret is written only with it (a non-exportable one has none).
+        await refuseManaged(tx, 'secrets', ctx.vault.id, b.name, 'restore');
         const now = clock.now();
         await store.upsert(tx, ctx.vault.id, b.name, b.current, now);
         for (const v of b.versions) {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { isoSeconds, parseBool, parseTags, positiveInt, show } from './arm.js';
+import { issuerCommands } from './keyvault-certificate-issuer.js';
 // duplicate-ok: the kind's CLI is built on keyvault-object.ts as keyvault-secret.ts is: the same imports.
 import {
   attributesView,
@@ -14,9 +15,10 @@ import {
   seg,
   type TargetOptions,
   target as targetObject,
+  vaultWideCommands,
   type WireAttributes,
 } from './keyvault-object.js';
-import { type VaultEndpoint, vaultCall, vaultCallOrNone, vaultEndpoint } from './vault-client.js';
+import { type VaultEndpoint, vaultCall, vaultCallOrNone } from './vault-client.js';
 
 /** A certificate policy on the wire (Azure's REST shape, snake_case sections). */
 interface WirePolicy {
@@ -281,6 +283,24 @@ function readPolicy(value: string): WirePolicy {
   }
 }
 
+/**
+ * `pending merge --file`: as az, a PEM file's certificates (the signed one and its chain, in any
+ * order), or one DER certificate → `x5c` (base64 DER each). At most 10 certificates, 256 KiB.
+ */
+export function readChain(path: string): string[] {
+  if (!existsSync(path)) throw new CliError(`file not found: ${path}`);
+  const bytes = readFileSync(path);
+  if (bytes.length > 256 * 1024) throw new CliError(`${path} is larger than 256 KiB`, 2);
+  const text = bytes.toString('latin1');
+  if (!text.includes('-----BEGIN ')) return [bytes.toString('base64')];
+  const blocks = [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map(
+    (m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64').toString('base64'),
+  );
+  if (blocks.length === 0) throw new CliError(`${path} holds no PEM certificate`, 2);
+  if (blocks.length > 10) throw new CliError(`${path} holds more than 10 certificates`, 2);
+  return blocks;
+}
+
 const target = (c: Ctx, o: TargetOptions) => targetObject(c, o, 'certificates');
 const named = (cmd: Command, withId = true) => namedObject(cmd, 'certificates', withId);
 const versioned = (cmd: Command) =>
@@ -431,8 +451,50 @@ export function certificateCommand(): Command {
       show(c, operationView(await vaultCall(c, t.ep, 'DELETE', `/certificates/${seg(t.name)}/pending`)));
     },
   );
+  named(
+    pending
+      .command('cancel')
+      .description(
+        'Cancel the pending operation (Latchkey: az has no such command; it can no longer be merged)',
+      ),
+    false,
+  ).action(async (o, cmd: Command) => {
+    const c = ctx(cmd);
+    const t = await target(c, o);
+    const path = `/certificates/${seg(t.name)}/pending`;
+    show(c, operationView(await vaultCall(c, t.ep, 'PATCH', path, { cancellation_requested: true })));
+  });
+  named(
+    pending
+      .command('merge')
+      .description('Merge the signed certificate (and its chain) with the pending request (issuer Unknown)'),
+    false,
+  )
+    .requiredOption('-f, --file <path>', 'the signed certificate, and optionally its chain: PEM or DER')
+    .option('--disabled <bool>', 'true: merge the version disabled')
+    .option('--tags <tags...>', 'space-separated tags: key[=value]')
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const x5c = readChain(o.file);
+      const disabled = parseBool('--disabled', o.disabled);
+      const tags = parseTags(o.tags);
+      const t = await target(c, o);
+      const b = await vaultCall<CertificateBundle>(
+        c,
+        t.ep,
+        'POST',
+        `/certificates/${seg(t.name)}/pending/merge`,
+        {
+          x5c,
+          ...(disabled !== undefined ? { attributes: { enabled: !disabled } } : {}),
+          ...(tags ? { tags } : {}),
+        },
+      );
+      show(c, view(b), row);
+    });
 
   contactCommands(cert);
+  issuerCommands(cert);
 
   cert
     .command('get-default-policy')
@@ -467,20 +529,13 @@ interface ContactOptions {
 function contactCommands(cert: Command): void {
   const contact = cert.command('contact').description("A vault's certificate contacts (emailed by issuers)");
   const path = '/certificates/contacts';
+  const group = vaultWideCommands<ContactOptions, WireContacts>(contact, contactsView);
   const sub = (name: string, description: string, withEmail: boolean) => {
-    const cmd = contact
-      .command(name)
-      .description(description)
-      .requiredOption('--vault-name <name>', 'vault name');
+    const cmd = group.sub(name, description);
     return withEmail ? cmd.requiredOption('--email <email>', 'contact email address') : cmd;
   };
   /** Runs `fn` on the vault's endpoint and prints the contacts it answers, as az. */
-  const action =
-    (fn: (c: Ctx, ep: VaultEndpoint, o: ContactOptions) => Promise<WireContacts>) =>
-    async (o: ContactOptions, cmd: Command) => {
-      const c = ctx(cmd);
-      show(c, contactsView(await fn(c, await vaultEndpoint(c, o.vaultName), o)));
-    };
+  const action = group.act;
   const current = async (c: Ctx, ep: VaultEndpoint) =>
     (await vaultCallOrNone<WireContacts>(c, ep, 'GET', path))?.contacts ?? [];
   const put = (c: Ctx, ep: VaultEndpoint, contacts: WireContacts['contacts']) =>

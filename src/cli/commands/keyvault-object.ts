@@ -205,3 +205,22 @@ export function lifecycleCommands<B, V>(
       show(c, view(await vaultCall<B>(c, ep, 'POST', `/${collection}/restore`, { value })), row);
     });
 }
+
+/**
+ * A group of vault-wide subcommands (`certificate contact …`, `certificate issuer …`): `sub`
+ * adds one taking `--vault-name`; `act` runs a call on the vault's endpoint and prints what it
+ * answers through `view` (az's shape).
+ */
+export function vaultWideCommands<O extends { vaultName: string }, W>(
+  group: Command,
+  view: (w: W) => unknown,
+) {
+  return {
+    sub: (name: string, description: string) =>
+      group.command(name).description(description).requiredOption('--vault-name <name>', 'vault name'),
+    act: (fn: (c: Ctx, ep: VaultEndpoint, o: O) => Promise<W>) => async (o: O, cmd: Command) => {
+      const c = ctx(cmd);
+      show(c, view(await fn(c, await vaultEndpoint(c, o.vaultName), o)));
+    },
+  };
+}

@@ -2,7 +2,7 @@ import { seconds } from '../../lib/clock.js';
 import type { KeyRecord } from '../../vault/key-model.js';
 import type { RotationPolicy } from '../../vault/key-rotation.js';
 import type { Vault } from '../../vault/model.js';
-import { deletedView, objectAttributes } from './object-views.js';
+import { deletedView, managedField, objectAttributes } from './object-views.js';
 
 /** Azure's KeyAttributes: a secret's, and `exportable` (always false here). */
 const attributes = (r: KeyRecord, vault: Vault) => ({ ...objectAttributes(r, vault), exportable: false });
@@ -17,6 +17,7 @@ export function keyBundle(base: string, vault: Vault, r: KeyRecord) {
     key: { kid: keyId(base, r), kty: r.kty, key_ops: r.keyOps, ...jwk },
     attributes: attributes(r, vault),
     ...(r.tags !== null ? { tags: r.tags } : {}),
+    ...managedField(r),
   };
 }
 
@@ -28,6 +29,7 @@ export function keyItem(base: string, vault: Vault, r: KeyRecord, versioned = fa
     kid: versioned ? keyId(base, r) : `${base}/keys/${r.name}`,
     attributes: attributes(r, vault),
     ...(r.tags !== null ? { tags: r.tags } : {}),
+    ...managedField(r),
   };
 }
 

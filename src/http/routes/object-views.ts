@@ -15,6 +15,9 @@ export function objectAttributes(r: ObjectRecord, vault: Vault) {
   };
 }
 
+/** Azure's `managed: true` on a certificate's key or secret (bundles and items); absent on any other. */
+export const managedField = (r: ObjectRecord) => (r.managed === true ? { managed: true } : {});
+
 /** The fields a deleted object's bundle or item adds: `recoveryId` (`{base}/deletedsecrets/{name}`), dates. */
 export const deletedFields = (base: string, deletedPath: string, r: ObjectRecord) => ({
   recoveryId: `${base}/${deletedPath}/${r.name}`,

@@ -81,6 +81,8 @@ export const keyStore = {
     }),
     sealed: 'private_sealed',
     dependents: ['key_rotation_policies'],
+    // A certificate's key and secret (same name) are managed by it: Azure's `managed: true`.
+    managedBy: 'certificates',
   }),
   /** The rotation policy as stored (JSON), with its times. */
   getPolicy: rotationPolicies.get,

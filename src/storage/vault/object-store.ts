@@ -13,6 +13,8 @@ export interface ObjectRow {
   updated_at: number;
   deleted_at: number | null;
   scheduled_purge_at: number | null;
+  /** 1 when an object of the managing kind holds the name (`ObjectTables.managedBy`), else 0 or absent. */
+  managed?: number;
 }
 
 /** The attributes every object version has (times in epoch ms). */
@@ -31,6 +33,11 @@ export interface ObjectRecord extends ObjectAttributes {
   version: string;
   deletedAt: number | null;
   scheduledPurgeAt: number | null;
+  /**
+   * Azure's `managed: true`: the version belongs to an object of another kind of the same name
+   * (a certificate's key or secret; `ObjectTables.managedBy`). Absent otherwise.
+   */
+  managed?: true;
 }
 
 /** The common attributes and state of a stored version, for a kind's row-to-record function. */
@@ -112,6 +119,11 @@ export interface ObjectTables<Row extends ObjectRow, R extends ObjectRecord> {
   fixedWindow?: boolean;
   /** Tables keyed by (vault_id, name_lower) that a purge empties first (a key's rotation policy). */
   dependents?: readonly string[];
+  /**
+   * The objects table of the kind that manages one of this kind of the same name (`certificates`
+   * for keys and secrets): every read then says `managed` (a primary-key lookup per row).
+   */
+  managedBy?: string;
 }
 
 /**
@@ -126,8 +138,12 @@ export function objectStore<
   V extends VersionFields<R> & { sealed?: Buffer } = NewVersion<R>,
 >(t: ObjectTables<Row, R>) {
   const own = t.columns.map((c) => `v.${c.name}`).join(', ');
+  const managed =
+    t.managedBy === undefined
+      ? ''
+      : `, CASE WHEN EXISTS (SELECT 1 FROM ${t.managedBy} m WHERE m.vault_id = o.vault_id AND m.name_lower = o.name_lower) THEN 1 ELSE 0 END AS managed`;
   const cols = `o.name, o.current_version, o.deleted_at, o.scheduled_purge_at, v.version, ${own},
-  v.tags, v.enabled, v.nbf, v.exp, v.created_at, v.updated_at`;
+  v.tags, v.enabled, v.nbf, v.exp, v.created_at, v.updated_at${managed}`;
   const sealedCols = t.sealed === null ? cols : `${cols}, v.${t.sealed}`;
   const from = `FROM ${t.objects} o JOIN ${t.versions} v ON v.vault_id = o.vault_id AND v.name_lower = o.name_lower`;
   const latest = `${from} AND v.version = o.current_version WHERE o.vault_id = $1 AND o.name_lower = $2`;
@@ -176,7 +192,13 @@ export function objectStore<
   };
 
   const record = (r: Row): R =>
-    ({ name: r.name, version: r.version, ...t.fromRow(r), ...attributesFromRow(r) }) as R;
+    ({
+      name: r.name,
+      version: r.version,
+      ...t.fromRow(r),
+      ...attributesFromRow(r),
+      ...(Number(r.managed) === 1 ? { managed: true } : {}),
+    }) as R;
   const sealedRecord = (r: Row): SealedVersion<R> => ({
     ...record(r),
     sealed: (t.sealed === null ? null : (r as unknown as Record<string, unknown>)[t.sealed]) as Buffer,

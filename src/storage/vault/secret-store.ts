@@ -29,4 +29,6 @@ export const secretStore = objectStore<SecretRow, SecretRecord, NewSecretVersion
   columns: [{ name: 'content_type', value: (r) => r.contentType, updatable: true }],
   fromRow: (r) => ({ contentType: r.content_type }),
   sealed: 'value_sealed',
+  // A certificate's key and secret (same name) are managed by it: Azure's `managed: true`.
+  managedBy: 'certificates',
 });
