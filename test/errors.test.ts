@@ -122,4 +122,31 @@ describe('storage faults at the edge: no driver code above the adapters', () => 
     assert.equal((await raw.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' })).statusCode, 500);
     for (const x of [azure, oauth, own, raw]) await x.close();
   });
+
+  test('a database that is away: every driver shape of it is 503 with Retry-After, a statement error is not', () => {
+    const err = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+    const refused = (addr: string) => err(`connect ECONNREFUSED ${addr}:5432`, 'ECONNREFUSED');
+    for (const e of [
+      err('terminating connection due to administrator command', '57P01'),
+      err('the database system is shutting down', '57P03'),
+      err('Connection terminated unexpectedly'),
+      err('Connection terminated due to connection timeout'),
+      err('timeout exceeded when trying to connect'),
+      err('Client has encountered a connection error and is not queryable'),
+      refused('127.0.0.1'),
+      // happy eyeballs: one error per address tried, no code or message of its own
+      new AggregateError([refused('::1'), refused('127.0.0.1')]),
+    ]) {
+      assert.equal(classifyStorageFault(e), 'unavailable', e.message || 'AggregateError');
+      const mapped = toStorageError(e);
+      assert.ok(mapped instanceof LatchkeyError && mapped.code === 'ServiceUnavailable', String(e));
+      assert.equal(mapped.headers['retry-after'], '1');
+    }
+    for (const e of [
+      err('syntax error at or near "SELEC"', '42601'),
+      new AggregateError([refused('::1'), err('boom')]),
+      new AggregateError([]),
+    ])
+      assert.equal(classifyStorageFault(e), undefined, e.message || 'AggregateError');
+  });
 });

@@ -747,6 +747,59 @@ describe('storage: PostgreSQL specifics', () => {
     }
   });
 
+  test('a lock waited on while the server ends the session (a shutdown: 57P01): 503 ServiceUnavailable, not the driver error', async () => {
+    // issue 17: during a restart, writes queued on the audit lock got 57P01 from tx.lock, which
+    // bypassed the adapter's error mapping and reached the HTTP edge as a 500.
+    const db = open();
+    const other = open();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let holderPid!: number;
+    let held!: () => void;
+    const isHeld = new Promise<void>((r) => {
+      held = r;
+    });
+    const holder = other.transaction(async (tx) => {
+      holderPid = (await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid'))!.pid;
+      await tx.lock('contract:held');
+      held();
+      await gate;
+    });
+    try {
+      await Promise.race([isHeld, holder]);
+      const waiting = db
+        .transaction(async (tx) => {
+          await tx.lock('contract:held');
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      // The session blocked behind the holder; ended the way a fast shutdown ends every session.
+      let waiter: number | undefined;
+      for (let i = 0; waiter === undefined && i < 1_000; i++) {
+        const r = await other.get<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+          [holderPid],
+        );
+        waiter = r?.pid;
+      }
+      assert.ok(waiter !== undefined, 'the second transaction waits for the lock');
+      await other.get('SELECT pg_terminate_backend($1)', [waiter]);
+      const failure = await waiting;
+      assert.ok(failure instanceof LatchkeyError, `a domain error, not ${String(failure)}`);
+      assert.equal(failure.code, 'ServiceUnavailable');
+      assert.equal(failure.headers['retry-after'], '1');
+      // The broken connection left the pool: the next transaction works.
+      assert.equal(await db.transaction(async (tx) => (await tx.get<{ n: number }>('SELECT 1 AS n'))!.n), 1);
+    } finally {
+      release();
+      await holder;
+    }
+  });
+
   test('a lock is released when its transaction rolls back', async () => {
     const db = open();
     await assert.rejects(

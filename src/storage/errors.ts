@@ -9,7 +9,7 @@ import { LatchkeyError } from '../errors/index.js';
  * |---|---|---|---|
  * | unique violation | `SQLITE_CONSTRAINT_UNIQUE`, `_PRIMARYKEY` | `23505` | `Conflict` 409 |
  * | busy / locked | `SQLITE_BUSY*`, `SQLITE_LOCKED*` | `55P03`, `40001`, `40P01` | `ServiceUnavailable` 503, `Retry-After: 1` |
- * | connection lost | — | `08xxx`, `57P0x`, `53300`, socket errors | `ServiceUnavailable` 503, `Retry-After: 1` |
+ * | connection lost | — | `08xxx`, `57P0x`, `53300`, socket errors (also all of an `AggregateError`'s) | `ServiceUnavailable` 503, `Retry-After: 1` |
  * | disk full | `SQLITE_FULL`, `ENOSPC`, `EDQUOT` | `53100` | `StorageFull` 503, `Retry-After: 30` |
  * | cannot write | `SQLITE_IOERR*`, `SQLITE_READONLY*`, `EIO`, `EROFS` | — | `StorageFull` 503, `Retry-After: 30` |
  *
@@ -51,6 +51,9 @@ const fields = (e: unknown): { code: string; message: string } => {
 export function isConnectionError(e: unknown): boolean {
   const { code, message } = fields(e);
   if (code.startsWith('08') || PG_UNAVAILABLE_STATES.has(code) || UNAVAILABLE_ERRNOS.has(code)) return true;
+  // A connect that tried several addresses (happy eyeballs: ::1 and 127.0.0.1) fails with an
+  // AggregateError of each attempt's error, whose own `code` and message may be empty.
+  if (e instanceof AggregateError && e.errors.length > 0 && e.errors.every(isConnectionError)) return true;
   return /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/.test(
     message,
   );

@@ -135,18 +135,13 @@ export function openPostgres(
     writable = false;
   };
   const statements = createStatementNames();
+  /** Statements on `client` (the pool, or a transaction's connection), `wrote` told of each write. */
+  const watched = (client: pg.Pool | pg.PoolClient, inTransaction: boolean, wrote: () => void) =>
+    wrap(client, { full: markFull, wrote }, statements, inTransaction);
   // Outside a transaction a statement commits by itself: its success is proof enough.
-  const pooled = wrap(
-    pool,
-    {
-      full: markFull,
-      wrote: () => {
-        writable = true;
-      },
-    },
-    statements,
-    false,
-  );
+  const pooled = watched(pool, false, () => {
+    writable = true;
+  });
   const inTx = new AsyncLocalStorage<Transaction>();
   // Code running inside a transaction (same async context) uses its connection, so it
   // sees the transaction's own writes — the same semantics as the SQLite adapter.
@@ -179,20 +174,15 @@ export function openPostgres(
           markFull,
         );
         let wrote = false;
+        const q = watched(client, true, () => {
+          wrote = true;
+        });
         const tx: Transaction = {
-          ...wrap(
-            client,
-            {
-              full: markFull,
-              wrote: () => {
-                wrote = true;
-              },
-            },
-            statements,
-            true,
-          ),
+          ...q,
+          // Through the wrapper like every statement: a lock waited on while the server shuts
+          // down fails with 57P01, which must reach the caller as a 503, not as a driver error.
           async lock(name: string) {
-            await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
+            await q.run('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },
         };
         try {
