@@ -5,8 +5,9 @@ import { promisify } from 'node:util';
 import { ClientAssertionCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { decodeJwt } from 'jose';
+import { loadProductionConfig } from '../src/server/production.js';
 import { credentialOptions } from './helpers/authority.js';
-import { arm, putIdentity, uaiId } from './helpers/identity.js';
+import { appServiceToken, arm, putApp, putIdentity, session, uaiId } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, putVault } from './helpers/vault.js';
 
@@ -138,5 +139,117 @@ describe('Latchkey as an issuer: a token of installation A exchanged at installa
     const pyClaims = decodeJwt(py.stdout.trim());
     assert.equal(pyClaims.appid, id.clientId, 'Python got the identity of B');
     assert.equal(pyClaims.iss, `${b.info.authority}/${b.info.tenantId}/v2.0`);
+  });
+});
+
+describe("a managed identity's token for an exchange audience, from its identity endpoint, exchanged at B", () => {
+  const OPERATOR_AUD = 'api://latchkey-b-exchange';
+  let a: TestServer;
+  let b: TestServer;
+  let issuerA: string;
+  before(async () => {
+    // A serves an identity endpoint and allows one exchange audience besides Azure's; no
+    // application registration names either audience.
+    a = await startTestServer({ tokenExchangeAudiences: [OPERATOR_AUD] });
+    issuerA = `${a.info.authority}/${a.info.tenantId}/v2.0`;
+    b = await startTestServer({
+      identityPort: null,
+      federation: { allowedIssuers: [issuerA], caPem: a.ca, fetchTimeoutMs: 3000 },
+    });
+  });
+  after(async () => {
+    await b?.stop();
+    await a?.stop();
+  });
+
+  test('resource=api://AzureADTokenExchange and an operator audience are issued; others refused; B exchanges it', async () => {
+    const app = await putApp(a, 'exchanger', { identity: { type: 'SystemAssigned' } });
+    const mi = app.identity.principalId!;
+    const sess = await session(a, 'exchanger');
+
+    const got = await appServiceToken(a, sess, EXCHANGE_AUD);
+    assert.equal(
+      got.status,
+      200,
+      `exchange audience from the identity endpoint: ${JSON.stringify(got.json)}`,
+    );
+    const claims = decodeJwt(got.json.access_token as string);
+    assert.equal(claims.aud, EXCHANGE_AUD, 'aud is the exchange audience');
+    assert.equal(claims.sub, mi, "sub is the managed identity's object id");
+    assert.equal(claims.iss, issuerA, "iss is A's issuer");
+
+    const operator = await appServiceToken(a, sess, OPERATOR_AUD);
+    assert.equal(operator.status, 200, `operator audience: ${JSON.stringify(operator.json)}`);
+    assert.equal(
+      decodeJwt(operator.json.access_token as string).aud,
+      OPERATOR_AUD,
+      'aud is the operator audience',
+    );
+
+    const refused = await appServiceToken(a, sess, 'api://not-allowed-here');
+    assert.equal(refused.status, 400, `an audience nobody allowed: ${JSON.stringify(refused.json)}`);
+    assert.equal(refused.json.access_token, undefined, 'no token for an audience nobody allowed');
+    assert.match(
+      JSON.stringify(refused.json),
+      /not known in tenant.*token-exchange audience the operator allows/,
+      'the refusal says which audiences may be asked for',
+    );
+
+    // At B: an identity trusting A's issuer for that managed identity exchanges the token.
+    const id = (await putIdentity(b, 'from-a-mi')).properties;
+    const fic = await arm(b, 'PUT', `${uaiId(b, 'from-a-mi')}/federatedIdentityCredentials/a-endpoint`, {
+      properties: { issuer: issuerA, subject: mi, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(fic.status, 201, fic.text);
+    const exchange = (assertion: string) =>
+      b.request('POST', `/${b.info.tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: id.clientId,
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+          scope: `${b.info.vaultResource}/.default`,
+        },
+      });
+    const exchanged = await exchange(got.json.access_token as string);
+    assert.equal(exchanged.status, 200, `B exchanged A's managed-identity token: ${exchanged.text}`);
+    assert.equal(decodeJwt(exchanged.json.access_token as string).appid, id.clientId, "B's identity");
+    // The operator audience is not the credential's: B refuses it (AADSTS700212).
+    const wrongAud = await exchange(operator.json.access_token as string);
+    assert.equal(wrongAud.status, 401, `another audience: ${wrongAud.text}`);
+    assert.deepEqual(wrongAud.json.error_codes, [700212], 'refused for its audience');
+  });
+
+  test('an invalid exchange audience in the configuration stops the start', async () => {
+    // A server that starts anyway is stopped, so a failure here fails instead of hanging the run.
+    const outcome = await startTestServer({
+      identityPort: null,
+      tokenExchangeAudiences: ['http://plain.example'],
+    }).then(
+      async (srv) => {
+        await srv.stop();
+        return 'started';
+      },
+      (e: Error) => e.message,
+    );
+    assert.match(outcome, /tokenExchangeAudiences: 'http:\/\/plain\.example'/, 'an http audience is refused');
+    const problems = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadProductionConfig({ host: '0.0.0.0', port: 443 }, env);
+        return '';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    assert.match(
+      problems({ LATCHKEY_TOKEN_EXCHANGE_AUDIENCES: 'api://ok, http://plain.example' }),
+      /LATCHKEY_TOKEN_EXCHANGE_AUDIENCES: 'http:\/\/plain\.example' is not an api:\/\/, https:\/\/ or urn: audience/,
+      'latchkey server names the bad entry',
+    );
+    assert.doesNotMatch(
+      problems({ LATCHKEY_TOKEN_EXCHANGE_AUDIENCES: 'api://ok,urn:example:exchange,https://sts.example/x' }),
+      /TOKEN_EXCHANGE/,
+      'good entries pass',
+    );
   });
 });

@@ -112,9 +112,10 @@ describe('provisioning manifests', () => {
     status: number,
     code: string,
     re?: RegExp,
+    dryRun = false,
   ) => {
     const before = await digest();
-    const r = await apply(s, headers, body);
+    const r = await apply(s, headers, body, dryRun);
     assert.equal(r.status, status, r.text);
     assert.equal(r.json.error.code, code, r.text);
     if (re) assert.match(r.json.error.message, re);
@@ -184,6 +185,23 @@ describe('provisioning manifests', () => {
       400,
       'BadParameter',
       /not on this server's list of allowed federation issuers/,
+    );
+    // The dry run checks the allow-list as the apply does (same status, code and message).
+    await refused(
+      admin,
+      m([main, { name: 'elsewhere', issuer: 'https://gitlab.com', subject: 'x' }]),
+      400,
+      'BadParameter',
+      /not on this server's list of allowed federation issuers/,
+      true,
+    );
+    await refused(
+      admin,
+      m([main, { name: 'bad name!', issuer: GH, subject: 'x' }]),
+      400,
+      'BadParameter',
+      /Invalid federated identity credential name/,
+      true,
     );
     const gone = await apply(s, admin, m([{ name: 'gh-main', state: 'absent' }]));
     assert.deepEqual(plan(gone), ['unchanged identity fed-ci', 'delete federatedCredential fed-ci/gh-main']);

@@ -8,7 +8,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from 'jose';
-import type { FederationSettings } from '../config/index.js';
+import { type FederationSettings, TOKEN_EXCHANGE_AUDIENCE } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import {
@@ -46,7 +46,7 @@ export const FEDERATION_ALGORITHMS = [
   'ES512',
 ] as const;
 /** The audience Azure proposes for federated credentials. */
-export const DEFAULT_FEDERATION_AUDIENCE = 'api://AzureADTokenExchange';
+export const DEFAULT_FEDERATION_AUDIENCE = TOKEN_EXCHANGE_AUDIENCE;
 
 const MAX_ASSERTION = 16_384;
 const MAX_RESPONSE_BYTES = 64 * 1024;

@@ -19,9 +19,9 @@ export function issuerBasesFor(config: {
 
 /**
  * Which resource a token is for: the vault (any of its audiences), the management API, the
- * directory (Graph is served at the authority's own base URL), or a registered application by its
- * identifier URI or app id. `builtInResource` says whether a URI is one of the first two, so an
- * application may not register it.
+ * directory (Graph is served at the authority's own base URL), a token-exchange audience the
+ * operator allows, or a registered application by its identifier URI or app id. `builtInResource`
+ * says whether a URI is one of the first two, so an application may not register it.
  */
 export function createResourceResolver(deps: {
   principals: Pick<Principals, 'byIdentifierUri' | 'byAppId'>;
@@ -29,6 +29,8 @@ export function createResourceResolver(deps: {
   managementResource: string;
   vaultAudiences: () => readonly string[];
   issuerBases: () => readonly string[];
+  /** Audiences for tokens to exchange elsewhere (`api://AzureADTokenExchange` and the operator's). */
+  exchangeAudiences: readonly string[];
 }) {
   const { principals, vaultResource, managementResource } = deps;
   const management = managementResource.replace(/\/+$/, '').toLowerCase();
@@ -53,6 +55,10 @@ export function createResourceResolver(deps: {
       // resource is its base URL: a token for it names the base the client asked for.
       const base = deps.issuerBases().find((b) => b.toLowerCase() === lower);
       if (base) return base;
+      // A token to present to another system as a federated credential (docs/federation.md):
+      // `api://AzureADTokenExchange` and the audiences the operator allows, for any principal.
+      const exchange = deps.exchangeAudiences.find((a) => a.toLowerCase() === lower);
+      if (exchange) return exchange;
       const app =
         (await principals.byIdentifierUri(tenantId, r)) ??
         (lower.startsWith('api://') ? await principals.byAppId(tenantId, lower.slice(6)) : undefined) ??

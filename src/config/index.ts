@@ -122,6 +122,25 @@ export interface Config {
   proxies?: ProxySettings;
   /** External issuers trusted by federated identity credentials (none: federation refused). */
   federation?: FederationSettings;
+  /**
+   * Audiences besides `api://AzureADTokenExchange` (always allowed) that any principal may get a
+   * token for, e.g. from its identity endpoint, to present to another system as a federated token
+   * (docs/federation.md, "Latchkey as an issuer").
+   */
+  tokenExchangeAudiences?: readonly string[];
+}
+
+/** Azure's audience for tokens exchanged through federated identity credentials. */
+export const TOKEN_EXCHANGE_AUDIENCE = 'api://AzureADTokenExchange';
+
+/** An operator-allowed exchange audience: an `api://`, `https://` or `urn:` URI of at most 200 characters. */
+export function validExchangeAudience(a: string): boolean {
+  return /^(api:\/\/|https:\/\/|urn:)[^\s?#]{1,190}$/i.test(a) && !a.endsWith('/');
+}
+
+/** The audiences a principal may ask a token for to exchange elsewhere: Azure's and the operator's. */
+export function exchangeAudiences(config: Pick<Config, 'tokenExchangeAudiences'>): readonly string[] {
+  return [TOKEN_EXCHANGE_AUDIENCE, ...(config.tokenExchangeAudiences ?? [])];
 }
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = Object.freeze({

@@ -223,6 +223,14 @@ export function createFederatedCredentials(deps: {
   };
 
   return {
+    /**
+     * The checks `createOrUpdate` makes before it writes (name, Azure's rules, the issuer
+     * allow-list), without writing: a manifest's dry run refuses what its apply would refuse.
+     */
+    check(name: string, input: FederatedCredentialInput): void {
+      checkFicName(name);
+      checkInput(input, deps.isAllowedIssuer);
+    },
     async createOrUpdate(
       caller: Caller,
       meta: RequestMeta,

@@ -79,6 +79,9 @@ async function planFederatedCredential(
     description: cur.description,
   };
   if (have && sameJson(have, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
+  // The write's own checks (the issuer allow-list among them) at plan time, so a dry run refuses
+  // what the apply would refuse, with the same error.
+  deps.federatedCredentials.check(f.name, want);
   await p.need(FIC_ACTIONS.write, scope);
   p.add({
     action: have ? 'update' : 'create',

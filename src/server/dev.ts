@@ -9,6 +9,7 @@ import {
   type FederationSettings,
   freezeConfig,
   type ProxySettings,
+  validExchangeAudience,
 } from '../config/index.js';
 import { loadOrCreateRootKeyFile } from '../crypto/root-key.js';
 import { sqliteStoreProblems } from '../storage/sqlite.js';
@@ -27,6 +28,8 @@ export interface DevOptions {
   proxies?: ProxySettings;
   /** External OIDC issuers federated identity credentials may trust (docs/federation.md). */
   federation?: FederationSettings;
+  /** Audiences besides `api://AzureADTokenExchange` a principal may get tokens for (docs/federation.md). */
+  tokenExchangeAudiences?: readonly string[];
 }
 
 /**
@@ -39,6 +42,11 @@ export async function loadDevConfig(
   const dataDir = resolve(o.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const vaultDomain = o.vaultDomain ?? DEFAULT_VAULT_DOMAIN;
+  for (const a of o.tokenExchangeAudiences ?? [])
+    if (!validExchangeAudience(a))
+      throw new Error(
+        `tokenExchangeAudiences: '${a.slice(0, 80)}' is not an api://, https:// or urn: audience`,
+      );
   const warnings: string[] = [];
   const rootKeyPath = join(dataDir, 'root.key');
   const storageUrl = o.storageUrl ?? `sqlite:${join(dataDir, 'latchkey.db')}`;
@@ -83,6 +91,7 @@ export async function loadDevConfig(
     ...(o.federation
       ? { federation: { ...o.federation, allowedIssuers: [...o.federation.allowedIssuers] } }
       : {}),
+    ...(o.tokenExchangeAudiences ? { tokenExchangeAudiences: [...o.tokenExchangeAudiences] } : {}),
   };
   return { config: freezeConfig(config), warnings };
 }

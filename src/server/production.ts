@@ -9,6 +9,7 @@ import {
   DEFAULT_TOKEN_POLICY,
   freezeConfig,
   type ProxySettings,
+  validExchangeAudience,
 } from '../config/index.js';
 import { parseRootKey, type RootKey } from '../crypto/root-key.js';
 import { cidrList } from '../lib/ip.js';
@@ -108,6 +109,15 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
   for (const i of allowedIssuers)
     if (!/^https:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/.test(i) || i.length > 600)
       problems.push(`LATCHKEY_FEDERATION_ALLOWED_ISSUERS: '${i.slice(0, 80)}' is not an https issuer URL`);
+  const tokenExchangeAudiences = (env.LATCHKEY_TOKEN_EXCHANGE_AUDIENCES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const a of tokenExchangeAudiences)
+    if (!validExchangeAudience(a))
+      problems.push(
+        `LATCHKEY_TOKEN_EXCHANGE_AUDIENCES: '${a.slice(0, 80)}' is not an api://, https:// or urn: audience (at most 200 characters, no trailing slash)`,
+      );
   const publicHost = o.publicHost ?? env.LATCHKEY_PUBLIC_HOST;
   if (!publicHost) problems.push('--public-host is required (the host name clients use for the authority)');
   if (problems.length) throw new Error(`latchkey server cannot start:\n  - ${problems.join('\n  - ')}`);
@@ -131,6 +141,7 @@ export function loadProductionConfig(o: ProductionOptions, env: NodeJS.ProcessEn
     ...(metricsToken ? { metricsToken } : {}),
     ...(proxies ? { proxies } : {}),
     ...(allowedIssuers.length ? { federation: { allowedIssuers } } : {}),
+    ...(tokenExchangeAudiences.length ? { tokenExchangeAudiences } : {}),
   } satisfies Config);
 }
 

@@ -19,7 +19,7 @@ import { createTenants } from '../authority/tenants.js';
 import { createAuthThrottle } from '../authority/throttle.js';
 import { createTokenEndpoint } from '../authority/token-endpoint.js';
 import { createTokenIssuer, createTokenVerifier } from '../authority/tokens.js';
-import type { Config } from '../config/index.js';
+import { type Config, exchangeAudiences } from '../config/index.js';
 import { createSealer } from '../crypto/envelope.js';
 import { createSecretHasher } from '../crypto/hashing.js';
 import { createJobs } from '../jobs/runner.js';
@@ -176,6 +176,7 @@ export async function createServices(
     managementResource: config.managementResource,
     vaultAudiences: vaultAudiences.list,
     issuerBases,
+    exchangeAudiences: exchangeAudiences(config),
   });
   const authorizationCodes = createAuthorizationCodes({ db, clock, hasher });
   const deviceCodes = createDeviceCodes({ db, clock, hasher });

@@ -141,7 +141,7 @@ export async function resolveScope(
   if (!audience) {
     throw oauth(
       'invalid_scope',
-      `The resource '${resource.slice(0, 200)}' is not known in tenant ${tenant.id}. Use the vault domain, the management API or a registered application ID URI.`,
+      `The resource '${resource.slice(0, 200)}' is not known in tenant ${tenant.id}. Use the vault domain, the management API, a registered application ID URI, or a token-exchange audience the operator allows (api://AzureADTokenExchange, LATCHKEY_TOKEN_EXCHANGE_AUDIENCES).`,
       500011,
     );
   }
