@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type CliResult, type CliUser, cliUser } from './helpers/cli.js';
+import type { CliResult, CliUser } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
-import { grant, putVault } from './helpers/vault.js';
+import { cliOk, vaultAdminCli } from './helpers/vault-cli.js';
 
-const ok = (r: CliResult, what = ''): CliResult => {
-  assert.equal(r.code, 0, `${what} exit 0 expected; stderr: ${r.stderr}`);
-  return r;
-};
+const ok = cliOk;
 
 /** `latchkey keyvault certificate contact add|list|delete`: the real CLI binary against a real server. */
 describe('keyvault certificate contact CLI', () => {
@@ -19,25 +16,7 @@ describe('keyvault certificate contact CLI', () => {
 
   before(async () => {
     s = await startTestServer();
-    const vault = await putVault(s, 'clicontacts');
-    const adminUser = await s.services.principals.byUserName(s.admin.tenantId, s.admin.userName);
-    await grant(s, adminUser!.principal.id, 'Key Vault Certificates Officer', vault.id);
-    user = cliUser();
-    const g = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
-    run = (...args) => user.run(...g, ...args);
-    ok(
-      await run(
-        'login',
-        '-u',
-        s.admin.userName,
-        '-p',
-        s.admin.password,
-        '-t',
-        s.admin.tenantId,
-        '-o',
-        'none',
-      ),
-    );
+    ({ user, run } = await vaultAdminCli(s, 'clicontacts', 'Key Vault Certificates Officer'));
   });
   after(async () => {
     user?.cleanup();

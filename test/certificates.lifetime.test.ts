@@ -1,60 +1,38 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Caller } from '../src/access/caller.js';
-import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
-import { bootstrapDefaults } from '../src/server/bootstrap.js';
-import { loadDevConfig } from '../src/server/dev.js';
-import { createServices, type Services } from '../src/server/services.js';
+import type { Services } from '../src/server/services.js';
 import type { ObjectCallContext } from '../src/vault/object-guard.js';
+import { type ServiceVault, startServiceVault } from './helpers/service-vault.js';
 
 const DAY = 86_400_000;
-const meta = { requestId: 'test', clientIp: '127.0.0.1' };
 
 /** Service level, fake clock: the certificate-lifetime job renews (AutoRenew) and notifies (EmailContacts). */
 describe('certificates: lifetime actions on schedule (fake clock)', () => {
+  let sv: ServiceVault;
   let dir: string;
   let services: Services;
   let ctx: ObjectCallContext;
   const clock = fakeClock(Date.UTC(2026, 0, 10, 12));
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'latchkey-certlife-'));
-    const { config } = await loadDevConfig({ dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    services = await createServices(config, { clock });
-    const boot = await bootstrapDefaults(services);
-    const user = await services.principals.byUserName(boot.tenantId, boot.adminUserName);
-    const caller: Caller = { tenantId: boot.tenantId, oid: user!.principal.id, appId: null, kind: 'user' };
-    const { vault } = await services.vaults.createOrUpdate(
-      caller,
-      meta,
-      { subscriptionId: boot.subscriptionId, resourceGroup: 'default', name: 'lifevault' },
-      { location: 'local', softDeleteRetentionInDays: 7 } as never,
-    );
-    await services.access.create(boot.tenantId, {
-      principalId: caller.oid,
-      role: findRole('Key Vault Administrator')!,
-      scope: vault.armId,
+    sv = await startServiceVault({
+      clock,
+      vaultName: 'lifevault',
+      role: 'Key Vault Administrator',
+      dirPrefix: 'latchkey-certlife-',
     });
-    ctx = { caller, meta, vault, baseUrl: services.vaultBaseUrl(vault.nameLower) };
+    ({ dir, services, ctx } = sv);
   });
   after(async () => {
-    await services?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await sv?.close();
   });
 
-  const events = async (operation: string) => {
-    await services.audit.drain();
-    return services.db.all<{ target: string; caller_kind: string | null; details: string | null }>(
-      'SELECT target, caller_kind, details FROM audit_events WHERE operation = $1 ORDER BY seq',
-      [operation],
-    );
-  };
+  const events = (operation: string) => sv.events(operation);
   const versions = async (name: string) => (await services.certificates.listVersions(ctx, name, {})).items;
   const run = async () => assert.ok(await services.jobs.runNow('certificate-lifetime', clock.now()));
 

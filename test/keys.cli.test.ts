@@ -4,14 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type CliResult, type CliUser, cliUser } from './helpers/cli.js';
+import type { CliResult, CliUser } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
-import { grant, putVault } from './helpers/vault.js';
+import { cliOk, vaultAdminCli } from './helpers/vault-cli.js';
 
-const ok = (r: CliResult, what = ''): CliResult => {
-  assert.equal(r.code, 0, `${what} exit 0 expected; stderr: ${r.stderr}`);
-  return r;
-};
+const ok = cliOk;
 /** A failure: exit code, one `ERROR:` line on stderr, no stack. */
 const fails = (r: CliResult, pattern: RegExp, code = 1) => {
   assert.equal(r.code, code, `exit ${code} expected; stdout: ${r.stdout} stderr: ${r.stderr}`);
@@ -32,25 +29,7 @@ describe('keyvault key CLI end to end', () => {
   before(async () => {
     s = await startTestServer();
     tmp = mkdtempSync(join(tmpdir(), 'latchkey-clikeys-'));
-    const vault = await putVault(s, 'clikeys');
-    const adminUser = await s.services.principals.byUserName(s.admin.tenantId, s.admin.userName);
-    await grant(s, adminUser!.principal.id, 'Key Vault Crypto Officer', vault.id);
-    user = cliUser();
-    const g = ['--server', s.info.authority, '--ca-file', s.info.caCertPath];
-    run = (...args) => user.run(...g, ...args);
-    ok(
-      await run(
-        'login',
-        '-u',
-        s.admin.userName,
-        '-p',
-        s.admin.password,
-        '-t',
-        s.admin.tenantId,
-        '-o',
-        'none',
-      ),
-    );
+    ({ user, run } = await vaultAdminCli(s, 'clikeys', 'Key Vault Crypto Officer'));
   });
   after(async () => {
     user?.cleanup();

@@ -1,61 +1,41 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, verify } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Caller } from '../src/access/caller.js';
 import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
-import { bootstrapDefaults } from '../src/server/bootstrap.js';
-import { loadDevConfig } from '../src/server/dev.js';
-import { createServices, type Services } from '../src/server/services.js';
+import type { Services } from '../src/server/services.js';
 import type { KeyCallContext } from '../src/vault/key-guard.js';
 import { publicKeyOf } from '../src/vault/key-material.js';
 import { parseDuration } from '../src/vault/key-rotation.js';
+import { type ServiceVault, startServiceVault, testMeta } from './helpers/service-vault.js';
 
 const DAY = 86_400_000;
-const meta = { requestId: 'test', clientIp: '127.0.0.1' };
+const meta = testMeta;
 
 /** Service level, fake clock: rotation policies carried out by the job, the purge job, and key material at rest. */
 describe('keys: rotation policies on schedule, purge, encryption at rest (fake clock)', () => {
+  let sv: ServiceVault;
   let dir: string;
   let services: Services;
   let ctx: KeyCallContext;
   const clock = fakeClock(Date.UTC(2026, 0, 10, 12));
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'latchkey-keys-'));
-    const { config } = await loadDevConfig({ dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    services = await createServices(config, { clock });
-    const boot = await bootstrapDefaults(services);
-    const user = await services.principals.byUserName(boot.tenantId, boot.adminUserName);
-    const caller: Caller = { tenantId: boot.tenantId, oid: user!.principal.id, appId: null, kind: 'user' };
-    const { vault } = await services.vaults.createOrUpdate(
-      caller,
-      meta,
-      { subscriptionId: boot.subscriptionId, resourceGroup: 'default', name: 'rotvault' },
-      { location: 'local', softDeleteRetentionInDays: 7 } as never,
-    );
-    await services.access.create(boot.tenantId, {
-      principalId: caller.oid,
-      role: findRole('Key Vault Crypto Officer')!,
-      scope: vault.armId,
+    sv = await startServiceVault({
+      clock,
+      vaultName: 'rotvault',
+      role: 'Key Vault Crypto Officer',
+      dirPrefix: 'latchkey-keys-',
     });
-    ctx = { caller, meta, vault, baseUrl: services.vaultBaseUrl(vault.nameLower) };
+    ({ dir, services, ctx } = sv);
   });
   after(async () => {
-    await services?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await sv?.close();
   });
 
-  const events = async (operation: string) => {
-    await services.audit.drain();
-    return services.db.all<{ target: string; caller_kind: string | null; details: string | null }>(
-      'SELECT target, caller_kind, details FROM audit_events WHERE operation = $1 ORDER BY seq',
-      [operation],
-    );
-  };
+  const events = (operation: string) => sv.events(operation);
 
   test('ISO 8601 durations', () => {
     const t0 = Date.UTC(2026, 0, 31);
