@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the test suite with Node's built-in runner (through tsx).
 // Usage: node scripts/run-tests.mjs [dir-or-file ...]   (default: test/)
-// Files ending in .test.ts are collected recursively; LATCHKEY_TEST_CONCURRENCY sets parallel files (default 2).
+// Files ending in .test.ts are collected recursively; LATCHKEY_TEST_CONCURRENCY sets parallel files (default 3: on two cores most files wait on child processes, browsers or PostgreSQL more than they compute).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -75,7 +75,7 @@ const r = spawnSync(
     '--import',
     'tsx',
     '--test',
-    `--test-concurrency=${process.env.LATCHKEY_TEST_CONCURRENCY ?? 2}`,
+    `--test-concurrency=${process.env.LATCHKEY_TEST_CONCURRENCY ?? 3}`,
     '--test-reporter=spec',
     ...extra,
     ...files,
