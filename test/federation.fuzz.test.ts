@@ -38,11 +38,20 @@ const anyValue = fc.oneof(
   fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }),
   fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 2 }),
 );
-const nameArb = fc.oneof(
-  { arbitrary: fc.constantFrom('fz-a', 'FZ-A', 'fz-b', 'fz-new', 'ab', long(120), long(121)), weight: 6 },
-  fc.string({ maxLength: 30 }).map(encodeURIComponent),
-  fc.constantFrom('%2e%2e', '%00', 'a%2Fb', '%ZZ', '-lead', '_x', 'a b', '%F0%9F%94%91'),
-);
+/**
+ * A last path segment that is a dot-segment (`.`, `..`, `%2e%2e`, …) never reaches a server: every
+ * URL parser (this test's client included) resolves it to the parent, so a DELETE of
+ * `…/federatedIdentityCredentials/%2e%2e` would delete the application or identity itself and the
+ * later requests would meet a 404 at random. Such names get a character more: still odd, never the parent.
+ */
+const notDotSegment = (n: string) => (/^(\.|%2e){1,2}$/i.test(n) ? `${n}.x` : n);
+const nameArb = fc
+  .oneof(
+    { arbitrary: fc.constantFrom('fz-a', 'FZ-A', 'fz-b', 'fz-new', 'ab', long(120), long(121)), weight: 6 },
+    fc.string({ maxLength: 30 }).map(encodeURIComponent),
+    fc.constantFrom('%2e%2e', '%00', 'a%2Fb', '%ZZ', '-lead', '_x', 'a b', '%F0%9F%94%91'),
+  )
+  .map(notDotSegment);
 const issuerArb = fc.oneof(
   { arbitrary: fc.constant(GH), weight: 6 },
   fc.constantFrom(
@@ -241,6 +250,17 @@ describe('federated-credential routes fuzzing (fast-check)', () => {
     assert.ok(reached >= 20, `the run reached the operations: ${JSON.stringify([...statuses])}`);
     assert.ok((statuses.get(201) ?? 0) >= 3, `credentials were created: ${JSON.stringify([...statuses])}`);
     assert.ok((statuses.get(400) ?? 0) >= 20, `validation was exercised: ${JSON.stringify([...statuses])}`);
+    // The owners themselves are out of this run's reach (see notDotSegment): the next test needs them.
+    for (const id of appIds) {
+      const app = await s.request('GET', `/v1.0/applications/${id}`, {
+        headers: { authorization: `Bearer ${graphToken}` },
+      });
+      assert.equal(app.status, 200, `application ${id} still there: ${app.text.slice(0, 200)}`);
+    }
+    const identity = await s.request('GET', `${uaiId(s, 'fz-id')}?api-version=2023-01-31`, {
+      headers: { authorization: `Bearer ${armToken}` },
+    });
+    assert.equal(identity.status, 200, `identity still there: ${identity.text.slice(0, 200)}`);
   });
 
   test('an issuer off the allow-list is refused on both APIs, whatever else the body holds; nothing changes', async () => {
