@@ -228,6 +228,28 @@ describe('CLI: identity and app commands', () => {
       ),
       ['gh-prod'],
     );
+    // A dot-segment id would be resolved to the parent by the URL parser: DELETE of the application.
+    for (const dots of ['..', '.']) {
+      const refused = await cli.run(
+        'ad',
+        'app',
+        'federated-credential',
+        'delete',
+        '--id',
+        sp.appId!,
+        '--federated-credential-id',
+        dots,
+      );
+      assert.equal(refused.code, 2, `delete --federated-credential-id ${dots}: ${refused.stderr}`);
+      assert.match(refused.stderr, /cannot be a name or id/);
+    }
+    const stillThere = await cli.run('ad', 'sp', 'show', '--id', sp.appId!);
+    assert.equal(stillThere.code, 0, `the application survives: ${stillThere.stderr}`);
+    assert.equal(
+      (await run('ad', 'app', 'federated-credential', 'list', '--id', sp.id)).json.length,
+      1,
+      'its credential too',
+    );
     const badJson = await cli.run(
       'ad',
       'app',

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { assertionAlg, signClientAssertion } from '../lib/client-assertion.js';
 import { CliError } from './errors.js';
 import { errorMessage, request } from './http.js';
+import { seg } from './path.js';
 import { loadDevServer, loadProfile, type Profile, saveProfile, withStateLock } from './state.js';
 
 export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
@@ -80,7 +81,7 @@ export async function tokenRequest(
   tenant: string,
   form: Record<string, string>,
 ): Promise<TokenResult> {
-  const res = await request('POST', `${server}/${encodeURIComponent(tenant)}/oauth2/v2.0/token`, {
+  const res = await request('POST', `${server}/${seg(tenant)}/oauth2/v2.0/token`, {
     ca,
     form,
   });

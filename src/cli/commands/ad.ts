@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { type Ctx, listed, print, printed, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
+import { seg } from '../path.js';
 import { api, resolveServer } from '../session.js';
 
 interface CreateResult {
@@ -33,7 +34,7 @@ const bool = (flag: string) => (v: string) => {
 /** `latchkey ad user ...`: people who sign in with a password (az ad user). */
 function userCommands(ad: Command): void {
   const user = ad.command('user').description('Users');
-  const path = (id: string) => `/api/directory/users/${encodeURIComponent(id)}`;
+  const path = (id: string) => `/api/directory/users/${seg(id)}`;
   const shownOnce = () => warn('The password is shown only once: hand it over safely.');
 
   user
@@ -162,7 +163,7 @@ function appCommands(ad: Command): void {
     return found.id;
   };
   const base = async (c: Ctx, id: string) =>
-    `/v1.0/applications/${encodeURIComponent(await objectId(c, id))}/federatedIdentityCredentials`;
+    `/v1.0/applications/${seg(await objectId(c, id))}/federatedIdentityCredentials`;
   const strip = (v: Record<string, unknown>) => {
     const { '@odata.context': _ignored, ...rest } = v;
     return rest;
@@ -172,8 +173,7 @@ function appCommands(ad: Command): void {
     id: string;
     federatedCredentialId: string;
   }
-  const one = async (c: Ctx, o: Target) =>
-    `${await base(c, o.id)}/${encodeURIComponent(o.federatedCredentialId)}`;
+  const one = async (c: Ctx, o: Target) => `${await base(c, o.id)}/${seg(o.federatedCredentialId)}`;
   const appOption = (cmd: Command) =>
     cmd.requiredOption('--id <app>', "the application's object id or appId");
   const oneOptions = (cmd: Command) =>
@@ -223,7 +223,7 @@ function appCommands(ad: Command): void {
 export function adCommand(): Command {
   const ad = new Command('ad').description('Directory objects');
   const sp = ad.command('sp').description('Service principals');
-  const path = (id: string) => `/api/directory/servicePrincipals/${encodeURIComponent(id)}`;
+  const path = (id: string) => `/api/directory/servicePrincipals/${seg(id)}`;
 
   sp.command('create')
     .description('Create a service principal with a client secret (or a certificate); prints the secret once')
@@ -395,7 +395,7 @@ Examples:
     .requiredOption('--key-id <keyId>', 'the credential’s key id')
     .action(
       withCtx(async (o: { id: string; keyId: string }, c) => {
-        await api(c, 'DELETE', `${path(o.id)}/credentials/${encodeURIComponent(o.keyId)}`);
+        await api(c, 'DELETE', `${path(o.id)}/credentials/${seg(o.keyId)}`);
       }),
     );
   return ad;

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { parseDuration } from '../../config/index.js';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
+import { seg } from '../path.js';
 import { api, resolveServer } from '../session.js';
 import { configDir } from '../state.js';
 import { show, subscriptionOf } from './arm.js';
@@ -166,8 +167,8 @@ export function hostCommand(): Command {
   );
   const path = (sub: string, rg?: string, name?: string) =>
     rg
-      ? `/subscriptions/${encodeURIComponent(sub)}/resourceGroups/${encodeURIComponent(rg)}/providers/Microsoft.Latchkey/hosts${name ? `/${encodeURIComponent(name)}` : ''}`
-      : `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.Latchkey/hosts`;
+      ? `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.Latchkey/hosts${name ? `/${seg(name)}` : ''}`
+      : `/subscriptions/${seg(sub)}/providers/Microsoft.Latchkey/hosts`;
   cmd
     .command('list')
     .description('List hosts')

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type Ctx, print, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
+import { seg } from '../path.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 
@@ -59,8 +60,6 @@ export const deleteAction = (pathOf: (sub: string, rg: string, name: string) => 
   inSubscription<{ subscription?: string; resourceGroup: string; name: string }>(async (o, c, sub) => {
     await api(c, 'DELETE', pathOf(sub, o.resourceGroup, o.name));
   });
-
-const seg = (s: string) => encodeURIComponent(s);
 
 /**
  * The ARM path of a provider's resources of one type (`Microsoft.Web/sites`): those of resource
@@ -148,7 +147,7 @@ export interface PrincipalSummary {
 
 /** Object id, app id or user name → the principal (needs directory read). */
 export const resolvePrincipal = (c: Ctx, assignee: string): Promise<PrincipalSummary> =>
-  api<PrincipalSummary>(c, 'GET', `/api/access/principals/${encodeURIComponent(assignee)}`);
+  api<PrincipalSummary>(c, 'GET', `/api/access/principals/${seg(assignee)}`);
 
 /** Prints like `print`, but `--output table` shows only the columns az's table view would (a projection per row). */
 export function show<T>(c: Ctx, data: T | T[], table?: (row: T) => Record<string, unknown>): void {

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { errorMessage, request } from '../http.js';
+import { seg } from '../path.js';
 import { resolveServer } from '../session.js';
 import { loadDevServer, loadProfile } from '../state.js';
 
@@ -28,7 +29,7 @@ export function caCommand(): Command {
       const tenant = o.tenant ?? profile?.tenantId ?? loadDevServer()?.tenantId;
       if (!tenant) throw new CliError('no tenant: pass --tenant, or sign in with `latchkey login`', 2);
       const { server, ca: caPem } = resolveServer(c, profile);
-      const res = await request('GET', `${server}/${encodeURIComponent(tenant)}/pki/ca.pem`, {
+      const res = await request('GET', `${server}/${seg(tenant)}/pki/ca.pem`, {
         ...(caPem ? { ca: caPem } : {}),
       });
       if (res.status >= 400) throw new CliError(errorMessage(res), 1, res.status);
@@ -44,7 +45,7 @@ export function caCommand(): Command {
         notBefore: new Date(x.validFrom).toISOString(),
         notAfter: new Date(x.validTo).toISOString(),
         sha256: x.fingerprint256,
-        url: `${server}/${encodeURIComponent(tenant)}/pki/ca.pem`,
+        url: `${server}/${seg(tenant)}/pki/ca.pem`,
       });
     });
   return ca;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { type Ctx, print, withCtx } from '../context.js';
+import { seg } from '../path.js';
 import { confirm } from '../prompt.js';
 import { api } from '../session.js';
 import { inSubscription, subscriptionOf, withSubscription } from './arm.js';
@@ -33,7 +34,7 @@ Examples:
   latchkey group delete -n shop --yes`,
   );
   const path = (sub: string, rg?: string) =>
-    `/subscriptions/${encodeURIComponent(sub)}/resourcegroups${rg ? `/${encodeURIComponent(rg)}` : ''}?${API}`;
+    `/subscriptions/${seg(sub)}/resourcegroups${rg ? `/${seg(rg)}` : ''}?${API}`;
   const show = (c: Ctx, g: GroupJson | GroupJson[]) =>
     print(c, c.output === 'table' ? (Array.isArray(g) ? g.map(row) : row(g)) : g);
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type Ctx, ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { writePrivateFile } from '../files.js';
+import { seg } from '../path.js';
 import { isoSeconds, positiveInt, show } from './arm.js';
 import { endpointOf, type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
 
@@ -44,10 +45,10 @@ export const deletedView = (b: { recoveryId?: string; deletedDate?: number; sche
       }
     : {};
 
+export { seg };
+
 /** The URL segment of a kind of object. */
 export type Collection = 'secrets' | 'keys' | 'certificates';
-
-export const seg = (s: string) => encodeURIComponent(s);
 
 export interface Target {
   ep: VaultEndpoint;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { type Ctx, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
+import { seg } from '../path.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 import {
@@ -114,7 +115,7 @@ async function deletedVault(c: Ctx, sub: string, name: string, location?: string
   const list = await api<{ value: DeletedVaultJson[] }>(
     c,
     'GET',
-    `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
+    `/subscriptions/${seg(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
   );
   const hit = list.value.find(
     (v) =>
@@ -157,7 +158,7 @@ export function keyvaultCommand(): Command {
         const available = await api<{ nameAvailable: boolean; reason?: string }>(
           c,
           'POST',
-          `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/checkNameAvailability?${VAULT_API}`,
+          `/subscriptions/${seg(sub)}/providers/Microsoft.KeyVault/checkNameAvailability?${VAULT_API}`,
           { name: o.name, type: 'Microsoft.KeyVault/vaults' },
         );
         if (!available.nameAvailable)
@@ -258,7 +259,7 @@ export function keyvaultCommand(): Command {
       const list = await api<{ value: DeletedVaultJson[] }>(
         c,
         'GET',
-        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
+        `/subscriptions/${seg(sub)}/providers/Microsoft.KeyVault/deletedVaults?${VAULT_API}`,
       );
       show(c, list.value, deletedRow);
     }),
@@ -297,7 +298,7 @@ export function keyvaultCommand(): Command {
       await api(
         c,
         'POST',
-        `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/locations/${encodeURIComponent(location)}/deletedVaults/${encodeURIComponent(o.name)}/purge?${VAULT_API}`,
+        `/subscriptions/${seg(sub)}/providers/Microsoft.KeyVault/locations/${seg(location)}/deletedVaults/${seg(o.name)}/purge?${VAULT_API}`,
       );
     }),
   );

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { type Ctx, print, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { errorMessage, request } from '../http.js';
+import { seg } from '../path.js';
 import { ask } from '../prompt.js';
 import {
   api,
@@ -45,7 +46,7 @@ async function deviceCodeSignIn(
   tenant: string,
   scope: string,
 ): Promise<{ token: Awaited<ReturnType<typeof tokenRequest>>; userName: string }> {
-  const base = `${server}/${encodeURIComponent(tenant)}/oauth2/v2.0`;
+  const base = `${server}/${seg(tenant)}/oauth2/v2.0`;
   const start = await request('POST', `${base}/devicecode`, {
     ca,
     form: { client_id: CLI_CLIENT_ID, scope },

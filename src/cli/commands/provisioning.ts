@@ -3,6 +3,7 @@ import { parseDuration } from '../../config/index.js';
 import { print, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
 import { warn } from '../log.js';
+import { seg } from '../path.js';
 import { api } from '../session.js';
 import { loadProfile } from '../state.js';
 
@@ -34,7 +35,7 @@ export function provisioningCommand(): Command {
   const pk = new Command('provisioning-key').description(
     'Provisioning keys: short-lived, scoped bootstrap credentials for pipelines and new hosts',
   );
-  const path = (id: string) => `/api/provisioning/keys/${encodeURIComponent(id)}`;
+  const path = (id: string) => `/api/provisioning/keys/${seg(id)}`;
 
   pk.command('create')
     .description(

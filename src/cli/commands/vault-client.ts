@@ -1,6 +1,7 @@
 import type { Ctx } from '../context.js';
 import { CliError } from '../errors.js';
 import { errorMessage, request } from '../http.js';
+import { seg } from '../path.js';
 import { api, getAccessToken, resolveServer } from '../session.js';
 import { loadDevServer, loadProfile } from '../state.js';
 import { subscriptionOf, VAULT_API } from './arm.js';
@@ -40,7 +41,7 @@ export async function vaultEndpoint(c: Ctx, vaultName: string): Promise<VaultEnd
     const list = await api<{ value: { name: string; properties: { vaultUri: string } }[] }>(
       c,
       'GET',
-      `/subscriptions/${encodeURIComponent(sub)}/providers/Microsoft.KeyVault/vaults?${VAULT_API}`,
+      `/subscriptions/${seg(sub)}/providers/Microsoft.KeyVault/vaults?${VAULT_API}`,
     );
     const hit = list.value.find((v) => v.name.toLowerCase() === vaultName.toLowerCase());
     if (hit) return endpointOf(hit.properties.vaultUri);
