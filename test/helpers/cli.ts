@@ -67,7 +67,13 @@ export function runCli(
       err.push(c);
       opts.onStderr?.(Buffer.concat(err).toString('utf8'));
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    // A guard against a hung command, not a speed check: generous, so a loaded machine never trips it.
+    const limitMs = opts.timeoutMs ?? 120_000;
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limitMs);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
@@ -75,7 +81,9 @@ export function runCli(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
+      const stderr =
+        Buffer.concat(err).toString('utf8') +
+        (killed ? `\n[test helper: killed after ${limitMs} ms without exiting]` : '');
       let json: unknown;
       try {
         json = stdout.trim() ? JSON.parse(stdout) : undefined;
@@ -163,7 +171,7 @@ export function spawnServer<T>(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`latchkey ${args[0]} was not ready in time; stderr:\n${err}`));
-    }, opts.timeoutMs ?? 30_000);
+    }, opts.timeoutMs ?? 120_000);
     const onData = () => {
       for (const line of out.split('\n').slice(0, -1)) {
         if (!line.startsWith('{')) continue;
