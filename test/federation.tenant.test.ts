@@ -2,10 +2,12 @@
 // route rules through inject() (who may read and set it, validation, another tenant's is a 404),
 // enforcement when a federated credential is created or updated (ARM and Graph), and at exchange:
 // narrowing the list refuses the next exchange of a credential naming a removed issuer (AADSTS700211)
-// before any fetch of that issuer. Two nodes on PostgreSQL: test/federation.test.ts.
+// before any fetch of that issuer; random requests to the route (fast-check). Two nodes on
+// PostgreSQL: test/federation.test.ts.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { generateKeyPair, SignJWT } from 'jose';
 import { fakeClock } from '../src/lib/clock.js';
 import { assignRole, servicePrincipal, type TestPrincipal } from './helpers/access.js';
@@ -248,5 +250,116 @@ describe('enforced at exchange', () => {
       await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'FederatedTokenExchange' })
     ).filter((e) => e.details?.error === 700211 && e.details?.claimedIssuer === B);
     assert.equal(refusals.length, 1, 'the refused exchange is audited with the presented issuer');
+  });
+});
+
+describe('the tenant settings route, fuzzed (fast-check)', () => {
+  test('random requests: never a 5xx, shaped errors, no change when refused, the stored list always within the server list', async (t) => {
+    const rows = () =>
+      s.services.db.all<{ tenant_id: string; federation_issuers: string | null }>(
+        'SELECT tenant_id, federation_issuers FROM tenant_settings ORDER BY tenant_id',
+      );
+    const other = await s.services.tenants.create({
+      displayName: 'fuzz-other',
+      domain: 'fuzz-other.example',
+    });
+    const adminToken = await s.adminToken();
+    const contributorToken = await contributor.token(s.info.managementResource);
+    const anyValue = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }),
+    );
+    const issuerArb = fc.oneof(
+      { arbitrary: fc.constantFrom(A, B), weight: 6 },
+      fc.constantFrom(NOT_SERVER, `${A}/`, A.toUpperCase(), '', 'x'.repeat(601), 'https://169.254.169.254'),
+      anyValue,
+    );
+    const bodyArb = fc.oneof(
+      {
+        arbitrary: fc
+          .option(fc.array(issuerArb, { maxLength: 6 }), { nil: null, freq: 5 })
+          .map((allowedIssuers) => JSON.stringify({ allowedIssuers })),
+        weight: 6,
+      },
+      fc
+        .record({ allowedIssuers: anyValue, extra: anyValue }, { requiredKeys: [] })
+        .map((b) => JSON.stringify(b)),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+      fc.constantFrom(
+        '{"allowedIssuers":',
+        'null',
+        '[]',
+        '{"__proto__":{"allowedIssuers":[]}}',
+        'not json',
+        '',
+      ),
+    );
+    const tenantArb = fc.oneof(
+      { arbitrary: fc.constant(s.info.tenantId), weight: 6 },
+      fc.constantFrom(
+        s.info.tenantDomain,
+        s.info.tenantId.toUpperCase(),
+        other.id,
+        'fuzz-other.example',
+        randomUUID(),
+        '%2e%2e',
+        '%00',
+        'x'.repeat(300),
+      ),
+      fc.string({ minLength: 1, maxLength: 20 }).map(encodeURIComponent),
+    );
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'PUT', 'PUT', 'PUT', 'POST', 'DELETE', 'PATCH'),
+        tenantArb,
+        bodyArb,
+        fc.constantFrom('admin', 'admin', 'admin', 'contributor'),
+        async (method, tenant, body, who) => {
+          const headers: Record<string, string> = {
+            authorization: `Bearer ${who === 'admin' ? adminToken : contributorToken}`,
+          };
+          const sendBody = method !== 'GET' && body !== '';
+          if (sendBody) headers['content-type'] = 'application/json';
+          const before = JSON.stringify(await rows());
+          const r = await s.request(method, settingsPath(tenant), { headers, ...(sendBody ? { body } : {}) });
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          const what = `${who} ${method} ${tenant.slice(0, 60)} ${body.slice(0, 160)} → ${r.status}`;
+          assert.ok(r.status < 500, `${what} ${r.text.slice(0, 300)}`);
+          assert.ok(r.text.length <= 16_384, `${what}: an answer of ${r.text.length} characters`);
+          const after = await rows();
+          if (r.status >= 400) {
+            assert.equal(JSON.stringify(after), before, `${what} changed state`);
+            assert.equal(
+              typeof r.json?.error?.code,
+              'string',
+              `${what}: shaped error ${r.text.slice(0, 100)}`,
+            );
+            assert.ok(!/\n\s+at /.test(r.text), `${what}: no stack trace`);
+          }
+          for (const row of after) {
+            assert.equal(
+              row.tenant_id,
+              s.info.tenantId,
+              `${what}: only the caller's own tenant has settings`,
+            );
+            const list =
+              row.federation_issuers === null ? [] : (JSON.parse(row.federation_issuers) as string[]);
+            assert.ok(
+              list.every((i) => i === A || i === B),
+              `${what}: the stored list ${row.federation_issuers} is within the server's`,
+            );
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
+    for (const code of [200, 400, 403, 404])
+      assert.ok((statuses.get(code) ?? 0) >= 5, `the run reached ${code}: ${JSON.stringify([...statuses])}`);
+    await setIssuers(null);
   });
 });
