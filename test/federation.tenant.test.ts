@@ -203,6 +203,37 @@ describe('enforced when a federated credential is written', () => {
   });
 });
 
+describe('enforced in provisioning manifests', () => {
+  test('a manifest naming an issuer the tenant took off fails its dry run and its apply; nothing changes', async () => {
+    const headers = { authorization: `Bearer ${await s.adminToken()}` };
+    const manifest = (issuer: string) => ({
+      apiVersion: 'latchkey/v1',
+      tenant: s.info.tenantDomain,
+      identities: [{ name: 'man-fic', federatedCredentials: [{ name: 'ci-main', issuer, subject: SUB }] }],
+    });
+    await setIssuers([A]);
+    try {
+      for (const dryRun of [true, false]) {
+        const r = await s.request('POST', `/api/provisioning/apply?dryRun=${dryRun}`, {
+          headers,
+          json: manifest(B),
+        });
+        assert.equal(r.status, 400, `dryRun=${dryRun}: ${r.text}`);
+        assert.match(r.json.error.message, /not on this tenant's list of allowed federation issuers/);
+      }
+      const absent = await arm(s, 'GET', uaiId(s, 'man-fic'));
+      assert.equal(absent.status, 404, 'the refused apply created nothing');
+      const ok = await s.request('POST', '/api/provisioning/apply?dryRun=true', {
+        headers,
+        json: manifest(A),
+      });
+      assert.equal(ok.status, 200, ok.text);
+    } finally {
+      await setIssuers(null);
+    }
+  });
+});
+
 describe('enforced at exchange', () => {
   test('narrowing the list refuses the next exchange naming a removed issuer (700211), before any fetch', async () => {
     const id = await putIdentity(s, 'tenant-exchange');
