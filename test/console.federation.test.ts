@@ -5,6 +5,22 @@ import { putIdentity } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 const GH = 'https://token.actions.githubusercontent.com';
+const K8S = 'https://oidc.cluster.example';
+const K8S_SUB = 'system:serviceaccount:ns:name';
+
+/** The federated-credentials table as text, one `[name, issuer, subject, audience]` per row. */
+function tableRows(page: string): string[][] {
+  const table = /<table[^>]*id="federated-credentials"[^>]*>([\s\S]*?)<\/table>/.exec(page)?.[1] ?? '';
+  const text = (cell: string) =>
+    cell
+      .replace(/<[^>]+>/g, '')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, '&')
+      .trim();
+  return [...table.matchAll(/<tr>([\s\S]*?)<\/tr>/g)]
+    .map((row) => [...row[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => text(c[1]!)).slice(0, 4))
+    .filter((cells) => cells.length > 0);
+}
 
 /** The identity page's federated credentials (docs/federation.md), over plain HTTP as a browser posts them. */
 describe('console: federated credentials on the identity page', () => {
@@ -12,7 +28,7 @@ describe('console: federated credentials on the identity page', () => {
   let c: ConsoleClient;
   const PAGE = '/console/identities/default/fed-console';
   before(async () => {
-    s = await startTestServer({ identityPort: null, federation: { allowedIssuers: [GH] } });
+    s = await startTestServer({ identityPort: null, federation: { allowedIssuers: [GH, K8S] } });
     c = await consoleSignIn(s);
     await putIdentity(s, 'fed-console');
   });
@@ -70,6 +86,47 @@ describe('console: federated credentials on the identity page', () => {
     assert.match(off.error ?? '', /not on this server(&#39;|')s list of allowed federation issuers/);
 
     await act(`${PAGE}/federated-credentials/github-main/delete`, { confirm: 'yes' });
+    assert.deepEqual(await stored(), []);
+  });
+
+  test('each column shows its own field; a typed audience is kept; a refusal keeps what was typed', async () => {
+    await act(`${PAGE}/federated-credentials`, {
+      name: 'k8s-pod',
+      issuer: K8S,
+      subject: K8S_SUB,
+      audience: 'api://custom-exchange',
+    });
+    await act(`${PAGE}/federated-credentials`, {
+      name: 'gh-env',
+      issuer: GH,
+      subject: 'repo:org/repo:environment:prod',
+      audience: 'api://AzureADTokenExchange',
+    });
+    assert.deepEqual(await stored(), [
+      `gh-env ${GH} repo:org/repo:environment:prod api://AzureADTokenExchange`,
+      `k8s-pod ${K8S} ${K8S_SUB} api://custom-exchange`,
+    ]);
+    assert.deepEqual(tableRows((await c.get(PAGE)).text), [
+      ['gh-env', GH, 'repo:org/repo:environment:prod', 'api://AzureADTokenExchange'],
+      ['k8s-pod', K8S, K8S_SUB, 'api://custom-exchange'],
+    ]);
+    // The tenant admin narrows the tenant's issuers: the console refuses the issuer taken off,
+    // says which list refused it, and shows the form again with what was typed.
+    const narrowed = await s.request('PUT', `/api/tenants/${s.info.tenantId}/settings/federation`, {
+      headers: { authorization: `Bearer ${await s.adminToken()}` },
+      json: { allowedIssuers: [GH] },
+    });
+    assert.equal(narrowed.status, 200, narrowed.text);
+    const off = await act(
+      `${PAGE}/federated-credentials`,
+      { name: 'k8s-other', issuer: K8S, subject: 'typed-subject-kept', audience: 'api://typed-aud' },
+      400,
+    );
+    assert.match(off.error ?? '', /not on this tenant(&#39;|')s list of allowed federation issuers/);
+    for (const kept of ['k8s-other', K8S, 'typed-subject-kept', 'api://typed-aud'])
+      assert.ok(off.text.includes(`value="${kept}"`), `the form keeps ${kept}`);
+    for (const name of ['gh-env', 'k8s-pod'])
+      await act(`${PAGE}/federated-credentials/${name}/delete`, { confirm: 'yes' });
     assert.deepEqual(await stored(), []);
   });
 });

@@ -10,8 +10,11 @@ import { ClientAssertionCredential, WorkloadIdentityCredential } from '@azure/id
 import { SecretClient } from '@azure/keyvault-secrets';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { createFederation } from '../src/authority/federation.js';
+import { createTenantIssuers } from '../src/authority/tenant-issuers.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { createChangeBus } from '../src/lib/events.js';
 import { federatedCredentialStore } from '../src/storage/management/federated-credential-store.js';
+import { type ChangeRelay, startChangeRelay } from '../src/storage/notify.js';
 import { openDatabase } from '../src/storage/open.js';
 import { credentialOptions } from './helpers/authority.js';
 import { arm, putIdentity, uaiId } from './helpers/identity.js';
@@ -195,6 +198,7 @@ before(async () => {
   await makeIssuer(base, 'foreign-jwks', 'RS256', 'foreign-jwks');
   await makeIssuer(base, 'lying', 'RS256', 'lying');
   await makeIssuer(base, 'many-keys', 'RS256', 'many-keys');
+  await makeIssuer(base, 'metered', 'RS256');
   s = await startTestServer({
     clock,
     limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 },
@@ -209,6 +213,7 @@ before(async () => {
         'foreign-jwks',
         'lying',
         'many-keys',
+        'metered',
       ].map((n) => issuers.get(n)!.url),
       caPem: ca.certPem,
       fetchTimeoutMs: 1000,
@@ -673,6 +678,45 @@ describe('exchange attacks', () => {
     refused(await exchange(id, await tokenOf(gh())), 700211);
   });
 
+  test('issuer fetches are counted in /metrics by document and outcome, with their durations', async () => {
+    const scrape = async () => {
+      const r = await s.request('GET', '/metrics');
+      assert.equal(r.status, 200, r.text.slice(0, 200));
+      return r.text;
+    };
+    const value = (text: string, series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? 0 : Number(line.slice(series.length + 1));
+    };
+    const fetches = (document: string, outcome: string) =>
+      `latchkey_federation_issuer_fetches_total{document="${document}",outcome="${outcome}"}`;
+    const durations = (document: string) =>
+      `latchkey_federation_issuer_fetch_duration_seconds_count{document="${document}"}`;
+    const watched = [
+      fetches('discovery', 'ok'),
+      fetches('jwks', 'ok'),
+      fetches('discovery', 'too_large'),
+      durations('discovery'),
+      durations('jwks'),
+    ];
+    const before = await scrape();
+    const metered = issuers.get('metered')!;
+    const { clientId: id } = await identityTrusting('fed-metered', metered.url, GH_SUB);
+    assert.equal((await exchange(id, await tokenOf(metered))).status, 200, 'discovery and JWKS fetched');
+    // Past the failure backoff of the earlier huge-answer test: this exchange fetches again.
+    clock.advance(10_000);
+    const huge = issuers.get('huge')!;
+    const { clientId: hugeId } = await identityTrusting('fed-metered-huge', huge.url, GH_SUB);
+    refused(await exchange(hugeId, await tokenOf(huge)), 50166);
+    const after = await scrape();
+    assert.deepEqual(
+      watched.map((w) => value(after, w) - value(before, w)),
+      [1, 1, 1, 2, 1],
+      `deltas of ${watched.join(', ')}`,
+    );
+    assert.match(after, /^# TYPE latchkey_federation_issuer_fetches_total counter$/m);
+  });
+
   test('every refusal is audited with the presented issuer and subject', async () => {
     // Its own refusal (not another test's), so this test stands alone. Every assertion here
     // carries a message: a failing message-less assert.ok makes Node re-parse the tsx-compiled
@@ -696,30 +740,38 @@ describe('exchange attacks', () => {
 
 describe('revocation on two nodes (PostgreSQL)', () => {
   // Node A is a server on a fresh PostgreSQL schema; node B is a second exchange (its own pool,
-  // its own issuer-key cache) on the same schema. A credential deleted through A refuses B's very
-  // next exchange: no node may cache credentials (a lookup cache on this path would break this).
+  // its own issuer-key cache, its own tenant-issuer cache, change bus and relay) on the same schema.
+  // A credential deleted through A refuses B's very next exchange: no node may cache credentials
+  // (a lookup cache on this path would break this). A tenant's issuer list narrowed on A refuses
+  // B's next exchange once B hears the change (its cache holds the list; the bus drops it).
   let a: TestServer;
   let schema: TestSchema;
   let nodeB: ReturnType<typeof createFederation>;
   let dbB: Awaited<ReturnType<typeof openDatabase>>;
+  let relayB: ChangeRelay;
+  const busB = createChangeBus();
   before(async () => {
     schema = await createTestSchema();
+    const allowedIssuers = [issuers.get('gh')!.url, issuers.get('k8s')!.url];
     a = await startTestServer({
       clock,
       identityPort: null,
       storageUrl: schema.url,
-      federation: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+      federation: { allowedIssuers, caPem: issuerCaPem, fetchTimeoutMs: 1000 },
     });
     dbB = await openDatabase(schema.url, { applicationName: 'latchkey-test-node-b' });
+    relayB = await startChangeRelay({ url: schema.url, db: dbB, bus: busB, nodeId: 'test-node-b' });
     nodeB = createFederation({
       db: dbB,
       clock,
       audit: async () => {},
-      settings: { allowedIssuers: [issuers.get('gh')!.url], caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+      settings: { allowedIssuers, caPem: issuerCaPem, fetchTimeoutMs: 1000 },
+      issuers: createTenantIssuers({ db: dbB, clock, bus: busB, serverIssuers: allowedIssuers }),
     });
   });
   after(async () => {
     await a?.stop();
+    await relayB?.close();
     await dbB?.close();
     await schema?.drop();
   });
@@ -764,5 +816,35 @@ describe('revocation on two nodes (PostgreSQL)', () => {
     assert.equal(await onB(app.json.id, app.json.appId), 'issued');
     assert.equal((await a.request('DELETE', `${base}/${fic.json.id}`, { headers })).status, 204);
     assert.equal(await onB(app.json.id, app.json.appId), 'refused 700211');
+  });
+
+  test("a tenant's issuer list narrowed on node A: node B refuses the next exchange once it hears", async () => {
+    const id = await putIdentity(a, 'fed-2nodes-tenant');
+    const put = await arm(a, 'PUT', `${uaiId(a, 'fed-2nodes-tenant')}/federatedIdentityCredentials/trust`, {
+      properties: { issuer: issuers.get('gh')!.url, subject: GH_SUB, audiences: [EXCHANGE_AUD] },
+    });
+    assert.equal(put.status, 201, put.text);
+    const { principalId, clientId } = id.properties;
+    // B exchanges once: its cache now holds the tenant's list (none set: the server's).
+    assert.equal(await onB(principalId, clientId), 'issued');
+    // The change reaches B through PostgreSQL NOTIFY; the test waits for that delivery (bounded),
+    // never for time to pass: B's cache entry is still fresh on the fake clock.
+    const heard = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('node B heard no tenantSettings change within 5 s')), 5000);
+      t.unref();
+      const off = busB.subscribe('tenantSettings', (tenant) => {
+        if (tenant !== a.info.tenantId) return;
+        clearTimeout(t);
+        off();
+        resolve();
+      });
+    });
+    const narrowed = await a.request('PUT', `/api/tenants/${a.info.tenantId}/settings/federation`, {
+      headers: { authorization: `Bearer ${await a.adminToken()}` },
+      json: { allowedIssuers: [issuers.get('k8s')!.url] },
+    });
+    assert.equal(narrowed.status, 200, narrowed.text);
+    await heard;
+    assert.equal(await onB(principalId, clientId), 'refused 700211');
   });
 });

@@ -37,6 +37,9 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
       'Microsoft.Authorization/*/write',
       'Microsoft.Authorization/*/delete',
       'Microsoft.Latchkey/provisioningKeys/*',
+      // A tenant's settings (its federation issuers) are the tenant admin's (Owner at "/"): a
+      // Contributor may create federated credentials, so it must not choose which issuers they trust.
+      'Microsoft.Latchkey/tenantSettings/*',
       // Setting another principal's password or credentials would let a Contributor sign in as an
       // Owner: as good as writing role assignments.
       'Microsoft.Directory/users/write',

@@ -16,6 +16,8 @@ export const DIRECTORY_ACTIONS = {
   users: 'Microsoft.Directory/users/write',
   usersDelete: 'Microsoft.Directory/users/delete',
   rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
+  /** Latchkey-specific: read or change the tenant's settings (its federation issuers); the tenant admin's. */
+  tenantSettings: 'Microsoft.Latchkey/tenantSettings/write',
 } as const;
 
 const byId = new Map(BUILT_IN_ROLES.map((r) => [r.id, r]));

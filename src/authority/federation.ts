@@ -16,6 +16,7 @@ import {
   type StoredFederatedCredential,
 } from '../storage/management/federated-credential-store.js';
 import type { Database } from '../storage/port.js';
+import type { TenantIssuers } from './tenant-issuers.js';
 
 /**
  * Workload identity federation: an external OIDC token (a GitHub Actions job's,
@@ -26,7 +27,7 @@ import type { Database } from '../storage/port.js';
  *
  * The issuer's keys come from `{iss}/.well-known/openid-configuration` →
  * `jwks_uri`, fetched only for issuers on the operator's allow-list
- * (`federation.allowedIssuers`), over HTTPS, bounded in size and time, without
+ * (`federation.allowedIssuers`, narrowed by the tenant's own list when its admin set one), over HTTPS, bounded in size and time, without
  * redirects, and with `jwks_uri` on the issuer's own origin: a federated
  * credential is no way to make Latchkey reach another address. Keys are
  * cached for at most an hour; an unknown `kid` refreshes them at most once per
@@ -99,11 +100,30 @@ export function checkIssuerUrl(issuer: string): string | undefined {
   return undefined;
 }
 
+/** How an issuer fetch ended, for metrics (a closed set of label values). */
+export type IssuerFetchOutcome = 'ok' | 'http_error' | 'too_large' | 'timeout' | 'invalid' | 'network_error';
+/** One issuer fetch: which document, how it ended, how long it took. */
+export interface IssuerFetch {
+  document: 'discovery' | 'jwks';
+  outcome: IssuerFetchOutcome;
+  seconds: number;
+}
+
+/** Marks an error with the outcome it counts as. */
+class FetchError extends Error {
+  constructor(
+    message: string,
+    readonly outcome: IssuerFetchOutcome,
+  ) {
+    super(message);
+  }
+}
+
 /** Fetches JSON over HTTPS: no redirects, at most `maxBytes`, within `timeoutMs` in all. */
 function fetchJson(url: string, o: { ca?: string; timeoutMs: number; maxBytes: number }): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    if (u.protocol !== 'https:') return reject(new Error('not https'));
+    if (u.protocol !== 'https:') return reject(new FetchError('not https', 'invalid'));
     const req = https.get(
       u,
       {
@@ -115,18 +135,19 @@ function fetchJson(url: string, o: { ca?: string; timeoutMs: number; maxBytes: n
         if (res.statusCode !== 200) {
           res.resume();
           return fail(
-            new Error(
+            new FetchError(
               `HTTP ${res.statusCode ?? 0}${res.headers.location ? ' (redirects are not followed)' : ''}`,
+              'http_error',
             ),
           );
         }
         const declared = Number(res.headers['content-length'] ?? 0);
-        if (declared > o.maxBytes) return fail(new Error('response too large'));
+        if (declared > o.maxBytes) return fail(new FetchError('response too large', 'too_large'));
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > o.maxBytes) return fail(new Error('response too large'));
+          if (size > o.maxBytes) return fail(new FetchError('response too large', 'too_large'));
           chunks.push(c);
         });
         res.on('end', () => {
@@ -134,14 +155,14 @@ function fetchJson(url: string, o: { ca?: string; timeoutMs: number; maxBytes: n
           try {
             finish(() => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown));
           } catch {
-            fail(new Error('response is not JSON'));
+            fail(new FetchError('response is not JSON', 'invalid'));
           }
         });
         res.on('error', fail);
       },
     );
     let done = false;
-    const timer = setTimeout(() => fail(new Error('timed out')), o.timeoutMs);
+    const timer = setTimeout(() => fail(new FetchError('timed out', 'timeout')), o.timeoutMs);
     function finish(f: () => void) {
       if (done) return;
       done = true;
@@ -190,9 +211,12 @@ export function createFederation(deps: {
   /** Durably records an exchange (resolves once written). */
   audit: (e: ExchangeAuditEvent) => Promise<void>;
   settings: FederationSettings | undefined;
+  /** The server's issuer allow-list narrowed per tenant (src/authority/tenant-issuers.ts). */
+  issuers: Pick<TenantIssuers, 'refusal'>;
+  /** Told of every issuer fetch (discovery or JWKS), for metrics. */
+  onFetch?: (f: IssuerFetch) => void;
 }) {
   const { db, clock, audit } = deps;
-  const allowed = new Set(deps.settings?.allowedIssuers ?? []);
   const fetchOpts = {
     ...(deps.settings?.caPem ? { ca: deps.settings.caPem } : {}),
     timeoutMs: deps.settings?.fetchTimeoutMs ?? 5000,
@@ -204,27 +228,52 @@ export function createFederation(deps: {
   const attempted = new Map<string, { at: number; ok: boolean }>();
   let fetches = 0;
 
+  /** Fetches one issuer document and checks it (`check` throws what makes it unusable); reports the fetch. */
+  async function fetchDoc<T>(
+    document: IssuerFetch['document'],
+    url: string,
+    check: (body: unknown) => T,
+  ): Promise<T> {
+    fetches++;
+    const started = performance.now();
+    let outcome: IssuerFetchOutcome = 'ok';
+    try {
+      const body = await fetchJson(url, fetchOpts);
+      try {
+        return check(body);
+      } catch (e) {
+        outcome = 'invalid';
+        throw e;
+      }
+    } catch (e) {
+      if (outcome === 'ok') outcome = e instanceof FetchError ? e.outcome : 'network_error';
+      throw e;
+    } finally {
+      deps.onFetch?.({ document, outcome, seconds: (performance.now() - started) / 1000 });
+    }
+  }
+
   async function load(issuer: string): Promise<IssuerKeys> {
-    fetches++;
     const base = issuer.replace(/\/+$/, '');
-    const meta = (await fetchJson(`${base}/.well-known/openid-configuration`, fetchOpts)) as {
-      issuer?: unknown;
-      jwks_uri?: unknown;
-    } | null;
-    if (!meta || typeof meta !== 'object' || meta.issuer !== issuer)
-      throw new Error("the discovery document's issuer does not match");
-    if (typeof meta.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
-    const jwksUrl = new URL(meta.jwks_uri);
-    if (jwksUrl.protocol !== 'https:' || jwksUrl.origin !== new URL(issuer).origin)
-      throw new Error("jwks_uri must be https on the issuer's own origin");
-    fetches++;
-    const body = (await fetchJson(jwksUrl.href, fetchOpts)) as { keys?: unknown } | null;
-    if (!body || !Array.isArray(body.keys) || body.keys.length > MAX_KEYS)
-      throw new Error('the JWKS is not valid');
-    // Symmetric keys are dropped: a published "key" must never verify an HMAC token.
-    const keys = (body.keys as Record<string, unknown>[]).filter(
-      (k) => k && typeof k === 'object' && (k.kty === 'RSA' || k.kty === 'EC'),
-    );
+    const jwksUrl = await fetchDoc('discovery', `${base}/.well-known/openid-configuration`, (body) => {
+      const meta = body as { issuer?: unknown; jwks_uri?: unknown } | null;
+      if (!meta || typeof meta !== 'object' || meta.issuer !== issuer)
+        throw new Error("the discovery document's issuer does not match");
+      if (typeof meta.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
+      const u = URL.canParse(meta.jwks_uri) ? new URL(meta.jwks_uri) : undefined;
+      if (u?.protocol !== 'https:' || u.origin !== new URL(issuer).origin)
+        throw new Error("jwks_uri must be https on the issuer's own origin");
+      return u;
+    });
+    const keys = await fetchDoc('jwks', jwksUrl.href, (raw) => {
+      const body = raw as { keys?: unknown } | null;
+      if (!body || !Array.isArray(body.keys) || body.keys.length > MAX_KEYS)
+        throw new Error('the JWKS is not valid');
+      // Symmetric keys are dropped: a published "key" must never verify an HMAC token.
+      return (body.keys as Record<string, unknown>[]).filter(
+        (k) => k && typeof k === 'object' && (k.kty === 'RSA' || k.kty === 'EC'),
+      );
+    });
     const jwks = { keys } as JSONWebKeySet;
     return {
       jwks,
@@ -284,10 +333,16 @@ export function createFederation(deps: {
         700211,
         `No matching federated identity record found for presented assertion issuer '${issuer}'.`,
       );
-    if (!allowed.has(issuer))
+    const refusal = await deps.issuers.refusal(tenantId, issuer);
+    if (refusal === 'server')
       throw refuse(
         700211,
         `The issuer '${issuer}' is not on this server's list of allowed federation issuers (federation.allowedIssuers).`,
+      );
+    if (refusal === 'tenant')
+      throw refuse(
+        700211,
+        `The issuer '${issuer}' is not on this tenant's list of allowed federation issuers (a tenant admin sets it).`,
       );
     let keys: IssuerKeys;
     try {
@@ -332,8 +387,6 @@ export function createFederation(deps: {
   }
 
   return {
-    /** Whether any issuer is allowed (federation configured at all). */
-    isAllowed: (issuer: string): boolean => allowed.has(issuer),
     /**
      * Verifies an external token for the principal (the identity's, found by client id) and audits
      * the exchange, refused or not, with the external issuer and subject.

@@ -14,6 +14,7 @@ import { provisioningCommand } from './commands/provisioning.js';
 import { roleCommand } from './commands/role.js';
 import { rootKeyCommand } from './commands/root-key.js';
 import { serverCommand } from './commands/server.js';
+import { tenantCommand } from './commands/tenant.js';
 import { upCommand } from './commands/up.js';
 import { compileQuery } from './context.js';
 import { CliError } from './errors.js';
@@ -89,6 +90,7 @@ Docs: docs/cli.md (every az verb and option that is supported, and those that ar
     adCommand(),
     groupCommand(),
     authorityCommand(),
+    tenantCommand(),
     caCommand(),
     rootKeyCommand(),
     backupCommand(),

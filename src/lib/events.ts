@@ -17,7 +17,9 @@ export type ChangeTopic =
   /** A principal's client credentials (secrets, certificates) changed: the principal's id. */
   | 'credential'
   /** A tenant was created (or its default changed): the tenant's id. */
-  | 'tenant';
+  | 'tenant'
+  /** A tenant's Latchkey settings changed (its federation issuers): the tenant's id. */
+  | 'tenantSettings';
 
 export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'principal',
@@ -29,6 +31,7 @@ export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'secret',
   'credential',
   'tenant',
+  'tenantSettings',
 ];
 
 export interface ChangeBus {

@@ -3,6 +3,7 @@ import type { Access } from '../access/decision.js';
 import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { AuditLog } from '../audit/log.js';
 import { checkIssuerUrl } from '../authority/federation.js';
+import type { TenantIssuers } from '../authority/tenant-issuers.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
@@ -62,13 +63,24 @@ export const federatedCredentialView = (c: FederatedCredential) => ({
 const hasControl = (v: string) => [...v].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
 
-/** Validates the properties as Azure does, and the issuer against the operator's allow-list. */
-function checkInput(input: FederatedCredentialInput, isAllowed: (issuer: string) => boolean) {
+/** Who says which issuers a tenant's credentials may name (the server's list, narrowed per tenant). */
+export type IssuerPolicy = Pick<TenantIssuers, 'refusal'>;
+
+/**
+ * Validates the properties as Azure does, and the issuer against the operator's allow-list and
+ * the tenant's narrowing of it.
+ */
+async function checkInput(input: FederatedCredentialInput, tenantId: string, issuers: IssuerPolicy) {
   const issuerProblem = checkIssuerUrl(input.issuer);
   if (issuerProblem) throw bad(issuerProblem);
-  if (!isAllowed(input.issuer))
+  const refusal = await issuers.refusal(tenantId, input.issuer);
+  if (refusal === 'server')
     throw bad(
       `The issuer '${input.issuer}' is not on this server's list of allowed federation issuers; an operator adds it to federation.allowedIssuers (LATCHKEY_FEDERATION_ALLOWED_ISSUERS).`,
+    );
+  if (refusal === 'tenant')
+    throw bad(
+      `The issuer '${input.issuer}' is not on this tenant's list of allowed federation issuers; a tenant admin adds it (latchkey tenant federation-issuers set).`,
     );
   if (input.subject.length < 1 || input.subject.length > MAX_FIELD || hasControl(input.subject))
     throw bad('The subject must be 1–600 printable characters.');
@@ -104,12 +116,7 @@ const fieldsOf = (input: FederatedCredentialInput) => ({
  * per owner, no two with the same issuer and subject, and the change audited in its transaction.
  * `existing` undefined creates; otherwise that credential is replaced by `input`.
  */
-function writer(deps: {
-  db: Database;
-  clock: Clock;
-  audit: AuditLog;
-  isAllowedIssuer: (i: string) => boolean;
-}) {
+function writer(deps: { db: Database; clock: Clock; audit: AuditLog; issuers: IssuerPolicy }) {
   const { audit } = deps;
   return {
     async save(
@@ -120,7 +127,7 @@ function writer(deps: {
       input: FederatedCredentialInput,
       existingName?: string,
     ): Promise<{ credential: StoredFederatedCredential; created: boolean }> {
-      checkInput(input, deps.isAllowedIssuer);
+      await checkInput(input, owner.tenantId, deps.issuers);
       const fields = fieldsOf(input);
       return deps.db.transaction(async (tx) => {
         const existing = await owner.store.find(tx, (existingName ?? name).toLowerCase());
@@ -198,7 +205,7 @@ export function createFederatedCredentials(deps: {
   access: Access;
   audit: AuditLog;
   userIdentities: UserIdentities;
-  isAllowedIssuer: (issuer: string) => boolean;
+  issuers: IssuerPolicy;
 }) {
   const { db, access, userIdentities } = deps;
   const write = writer(deps);
@@ -227,9 +234,9 @@ export function createFederatedCredentials(deps: {
      * The checks `createOrUpdate` makes before it writes (name, Azure's rules, the issuer
      * allow-list), without writing: a manifest's dry run refuses what its apply would refuse.
      */
-    check(name: string, input: FederatedCredentialInput): void {
+    async check(tenantId: string, name: string, input: FederatedCredentialInput): Promise<void> {
       checkFicName(name);
-      checkInput(input, deps.isAllowedIssuer);
+      await checkInput(input, tenantId, deps.issuers);
     },
     async createOrUpdate(
       caller: Caller,
@@ -290,7 +297,7 @@ export function createAppFederatedCredentials(deps: {
   clock: Clock;
   access: Access;
   audit: AuditLog;
-  isAllowedIssuer: (issuer: string) => boolean;
+  issuers: IssuerPolicy;
 }) {
   const { db, access } = deps;
   const write = writer(deps);

@@ -81,7 +81,7 @@ async function planFederatedCredential(
   if (have && sameJson(have, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
   // The write's own checks (the issuer allow-list among them) at plan time, so a dry run refuses
   // what the apply would refuse, with the same error.
-  deps.federatedCredentials.check(f.name, want);
+  await deps.federatedCredentials.check(caller.tenantId, f.name, want);
   await p.need(FIC_ACTIONS.write, scope);
   p.add({
     action: have ? 'update' : 'create',

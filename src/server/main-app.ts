@@ -19,6 +19,7 @@ import { provisioningRoutes } from '../http/routes/provisioning.js';
 import { resourceRoutes } from '../http/routes/resources.js';
 import { roleRoutes } from '../http/routes/roles.js';
 import { subscriptionRoutes } from '../http/routes/subscriptions.js';
+import { tenantSettingsRoutes } from '../http/routes/tenant-settings.js';
 import { vaultRoutes } from '../http/routes/vaults.js';
 import { createServedApp, type ServedApp } from '../http/served-app.js';
 import type { Services } from './services.js';
@@ -42,6 +43,7 @@ const AUTHENTICATED_ROUTES: FastifyPluginAsync<{ services: Services; authenticat
   identityRoutes,
   appRoutes,
   hostRoutes,
+  tenantSettingsRoutes,
 ];
 
 /** The main app's hooks and routes (see {@link createMainApp}). */

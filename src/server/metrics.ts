@@ -1,8 +1,11 @@
+import type { IssuerFetch } from '../authority/federation.js';
 import { type CacheStats, cacheStats } from '../lib/cache-stats.js';
 import type { RelayStats } from '../storage/notify.js';
 
 /** Upper bounds (seconds) of the request latency histogram. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Upper bounds (seconds) of the federation issuer fetch histogram (fetches time out at 5 s by default). */
+const FETCH_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 /** Upper bounds (seconds) of the job duration histogram. */
 const JOB_BUCKETS = [0.01, 0.05, 0.25, 1, 5, 30, 120];
 
@@ -66,6 +69,15 @@ export type JobResult = 'ok' | 'skipped' | 'error';
 
 const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 const bump = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
+/** Observes `v` in the histogram of `key` (made with `bounds` on first use). */
+const observeIn = (m: Map<string, Histogram>, key: string, bounds: readonly number[], v: number) => {
+  let h = m.get(key);
+  if (!h) {
+    h = new Histogram(bounds);
+    m.set(key, h);
+  }
+  h.observe(v);
+};
 
 /**
  * The node's Prometheus metrics. Everything is counted in plain numbers (a few
@@ -78,7 +90,15 @@ const bump = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 
 export function createMetrics() {
   const series: SeriesData[] = [];
   const caches: Record<
-    'principal' | 'token' | 'access' | 'vault' | 'secret' | 'tenant' | 'client' | 'credential',
+    | 'principal'
+    | 'token'
+    | 'access'
+    | 'vault'
+    | 'secret'
+    | 'tenant'
+    | 'client'
+    | 'credential'
+    | 'tenantSettings',
     CacheStats
   > = {
     principal: cacheStats(),
@@ -89,10 +109,14 @@ export function createMetrics() {
     tenant: cacheStats(),
     client: cacheStats(),
     credential: cacheStats(),
+    tenantSettings: cacheStats(),
   };
   const tokens = new Map<string, number>();
   const jobRuns = new Map<string, number>();
   const jobSeconds = new Map<string, Histogram>();
+  /** Issuer fetches by `{document}|{outcome}`, and their durations by document. */
+  const issuerFetches = new Map<string, number>();
+  const issuerFetchSeconds = new Map<string, Histogram>();
   let relay: { stats: RelayStats; connected(): boolean } | undefined;
   let registry: Promise<import('prom-client').Registry> | undefined;
 
@@ -125,6 +149,12 @@ export function createMetrics() {
       'Background job rounds by job and result (ok; skipped: another node holds the lock; error).',
       ['job', 'result'],
       jobRuns,
+    );
+    fromMap(
+      'latchkey_federation_issuer_fetches_total',
+      'Workload identity federation: fetches of external issuers by document (discovery, jwks) and outcome (ok, http_error, too_large, timeout, invalid, network_error).',
+      ['document', 'outcome'],
+      issuerFetches,
     );
     new Counter({
       name: 'latchkey_cache_requests_total',
@@ -203,6 +233,14 @@ export function createMetrics() {
     );
     for (const [job, h] of jobSeconds)
       out.push(...h.lines('latchkey_job_run_duration_seconds', `job="${esc(job)}"`));
+    out.push(
+      '',
+      '# HELP latchkey_federation_issuer_fetch_duration_seconds Duration of external issuer fetches (any outcome) by document.',
+      '# TYPE latchkey_federation_issuer_fetch_duration_seconds histogram',
+      ...[...issuerFetchSeconds].flatMap(([document, h]) =>
+        h.lines('latchkey_federation_issuer_fetch_duration_seconds', `document="${document}"`),
+      ),
+    );
     return `${out.join('\n')}\n`;
   };
 
@@ -235,13 +273,12 @@ export function createMetrics() {
     },
     job(name: string, result: JobResult, ms: number): void {
       bump(jobRuns, `${name}|${result}`);
-      if (result !== 'ok') return;
-      let h = jobSeconds.get(name);
-      if (!h) {
-        h = new Histogram(JOB_BUCKETS);
-        jobSeconds.set(name, h);
-      }
-      h.observe(ms / 1000);
+      if (result === 'ok') observeIn(jobSeconds, name, JOB_BUCKETS, ms / 1000);
+    },
+    /** One fetch of a federation issuer's discovery document or JWKS (src/authority/federation.ts). */
+    issuerFetch(f: IssuerFetch): void {
+      bump(issuerFetches, `${f.document}|${f.outcome}`);
+      observeIn(issuerFetchSeconds, f.document, FETCH_BUCKETS, f.seconds);
     },
     /** Attaches the change relay's counters (PostgreSQL only; before the first scrape). */
     attachRelay(r: { stats: RelayStats; connected(): boolean }): void {

@@ -15,6 +15,7 @@ import { createPrincipals } from '../authority/principals.js';
 import { createResourceResolver, issuerBasesFor } from '../authority/resources.js';
 import { signingKeyRotationJob } from '../authority/signing-key-rotation.js';
 import { createSigningKeys } from '../authority/signing-keys.js';
+import { createTenantIssuers } from '../authority/tenant-issuers.js';
 import { createTenants } from '../authority/tenants.js';
 import { createAuthThrottle } from '../authority/throttle.js';
 import { createTokenEndpoint } from '../authority/token-endpoint.js';
@@ -34,6 +35,7 @@ import {
 import { createIdentityDomain } from '../management/identity-domain.js';
 import { createReadableScopes } from '../management/readable-scopes.js';
 import { createScopes } from '../management/scopes.js';
+import { createTenantSettings } from '../management/tenant-settings.js';
 import { createProvisioningKeys } from '../provisioning/keys.js';
 import { dataKeyStore } from '../storage/crypto/data-key-store.js';
 import type { ChangeRelay } from '../storage/notify.js';
@@ -161,11 +163,22 @@ export async function createServices(
     clock,
   });
   const assertions = createAssertionVerifier({ db, clock, credentials });
+  // The server's federation issuers, narrowed per tenant by its admin (cached; the bus tells every node).
+  const serverIssuers = config.federation?.allowedIssuers ?? [];
+  const tenantIssuers = createTenantIssuers({
+    db,
+    clock,
+    bus,
+    serverIssuers,
+    stats: metrics.caches.tenantSettings,
+  });
   const federation = createFederation({
     db,
     clock,
     audit: (e) => audit.record(e),
     settings: config.federation,
+    issuers: tenantIssuers,
+    onFetch: (f) => metrics.issuerFetch(f),
   });
 
   const vaultAudiences = createVaultAudiences(config.vaultDomain, () => boundPort);
@@ -240,7 +253,7 @@ export async function createServices(
     access,
     audit,
     userIdentities: identity.userIdentities,
-    isAllowedIssuer: federation.isAllowed,
+    issuers: tenantIssuers,
   });
   // …and of application registrations (Graph).
   const appFederatedCredentials = createAppFederatedCredentials({
@@ -248,8 +261,10 @@ export async function createServices(
     clock,
     access,
     audit,
-    isAllowedIssuer: federation.isAllowed,
+    issuers: tenantIssuers,
   });
+  // Latchkey-specific tenant settings (the tenant admin's): the tenant's federation issuers.
+  const tenantSettings = createTenantSettings({ db, clock, access, audit, tenants, issuers: tenantIssuers });
   // Key vaults (control plane) and the secrets data plane; background jobs (purge).
   const vaultBaseUrl = (nameLower: string) => vaultUrl(nameLower, config.vaultDomain, boundPort);
   const vaults = createVaults({ db, clock, bus, access, audit, scopes, stats: metrics.caches.vault });
@@ -355,6 +370,8 @@ export async function createServices(
     auditQueries,
     ...identity,
     federation,
+    tenantIssuers,
+    tenantSettings,
     federatedCredentials,
     appFederatedCredentials,
     provisioningKeys,

@@ -109,7 +109,7 @@ async function identityPage(ctx: ConsoleContext): Promise<PageResult> {
     ctx,
     `${here}/federated-credentials`,
     html`${input({ id: 'fic-name', name: 'name', label: 'Name', required: true, maxLength: 120, value: typed(ctx, 'name', 120), hint: '3–120 letters, digits, hyphens and underscores.' })}
-${input({ id: 'fic-issuer', name: 'issuer', label: 'Issuer', required: true, maxLength: 600, value: typed(ctx, 'issuer', 600), hint: "The external tokens' iss, e.g. https://token.actions.githubusercontent.com; it must be on the server's allow-list." })}
+${input({ id: 'fic-issuer', name: 'issuer', label: 'Issuer', required: true, maxLength: 600, value: typed(ctx, 'issuer', 600), hint: "The external tokens' iss, e.g. https://token.actions.githubusercontent.com; it must be allowed by the server and by this tenant's own list, if its admin set one." })}
 ${input({ id: 'fic-subject', name: 'subject', label: 'Subject', required: true, maxLength: 600, value: typed(ctx, 'subject', 600), hint: 'Compared exactly, e.g. repo:org/repo:ref:refs/heads/main or system:serviceaccount:ns:name.' })}
 ${input({ id: 'fic-audience', name: 'audience', label: 'Audience', required: true, maxLength: 600, value: typed(ctx, 'audience', 600) || DEFAULT_AUDIENCE })}
 <button type="submit" class="btn-primary">Add federated credential</button>`,
