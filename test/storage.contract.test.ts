@@ -13,7 +13,13 @@ import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { m0002 } from '../src/storage/migrations/0002_audit.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
-import { type Database, dialectSql, type Migration, splitStatements } from '../src/storage/port.js';
+import {
+  type Database,
+  dialectSql,
+  type Migration,
+  splitStatements,
+  type Transaction,
+} from '../src/storage/port.js';
 import { openPostgres } from '../src/storage/postgres.js';
 import { openSqlite, sqliteStoreProblems } from '../src/storage/sqlite.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
@@ -798,6 +804,58 @@ describe('storage: PostgreSQL specifics', () => {
       release();
       await holder;
     }
+  });
+
+  test('a transaction PostgreSQL aborted along the way (a failure caught and gone on from): 503 ServiceUnavailable with Retry-After, nothing written', async () => {
+    // COMMIT of such a transaction is answered with ROLLBACK, and any later statement with 25P02;
+    // both reached the HTTP edge as a plain Error (a 500) before.
+    const db = open();
+    await db.run('CREATE TABLE IF NOT EXISTS rb_items (id TEXT PRIMARY KEY)');
+    await db.run("INSERT INTO rb_items (id) VALUES ('taken')");
+    const outcome = (fn: (tx: Transaction) => Promise<unknown>) =>
+      db.transaction(fn).then(
+        () => assert.fail('the aborted transaction was acknowledged'),
+        (e: unknown) => e,
+      );
+    const insert = (tx: Transaction, id: string) => tx.run('INSERT INTO rb_items (id) VALUES ($1)', [id]);
+    for (const [what, fn] of [
+      [
+        'COMMIT answered with ROLLBACK',
+        async (tx: Transaction) => {
+          await insert(tx, 'kept-1');
+          await insert(tx, 'taken').catch(() => {}); // a unique violation, caught
+        },
+      ],
+      [
+        'a statement after the failure (25P02)',
+        async (tx: Transaction) => {
+          await insert(tx, 'kept-2');
+          await insert(tx, 'taken').catch(() => {});
+          await insert(tx, 'kept-3');
+        },
+      ],
+    ] as const) {
+      const e = await outcome(fn);
+      assert.ok(e instanceof LatchkeyError, `${what}: a domain error, not ${String(e)}`);
+      assert.equal(e.code, 'ServiceUnavailable', what);
+      assert.equal(e.status, 503, what);
+      assert.equal(e.headers['retry-after'], '1', what);
+    }
+    const e = await outcome(async (tx) => {
+      await insert(tx, 'kept-4');
+      await insert(tx, 'taken').catch(() => {});
+    });
+    assert.equal(
+      ((e as Error).cause as { code?: string } | undefined)?.code,
+      '23505',
+      "the cause is the failed statement's own error",
+    );
+    assert.deepEqual(
+      await db.all<{ id: string }>('SELECT id FROM rb_items ORDER BY id'),
+      [{ id: 'taken' }],
+      'nothing of the aborted transactions was written',
+    );
+    assert.equal(db.writable, true, 'an aborted transaction is not a full store');
   });
 
   test('a lock is released when its transaction rolls back', async () => {

@@ -10,12 +10,13 @@ import { LatchkeyError } from '../errors/index.js';
  * | unique violation | `SQLITE_CONSTRAINT_UNIQUE`, `_PRIMARYKEY` | `23505` | `Conflict` 409 |
  * | busy / locked | `SQLITE_BUSY*`, `SQLITE_LOCKED*` | `55P03`, `40001`, `40P01` | `ServiceUnavailable` 503, `Retry-After: 1` |
  * | connection lost | — | `08xxx`, `57P0x`, `53300`, socket errors (also all of an `AggregateError`'s) | `ServiceUnavailable` 503, `Retry-After: 1` |
+ * | transaction aborted earlier | — | `25P02`; a `COMMIT` answered with `ROLLBACK` (postgres.ts) | `ServiceUnavailable` 503, `Retry-After: 1` |
  * | disk full | `SQLITE_FULL`, `ENOSPC`, `EDQUOT` | `53100` | `StorageFull` 503, `Retry-After: 30` |
  * | cannot write | `SQLITE_IOERR*`, `SQLITE_READONLY*`, `EIO`, `EROFS` | — | `StorageFull` 503, `Retry-After: 30` |
  *
  * Anything else is passed through unchanged (the edge answers it as a plain 500).
  */
-export type StorageFault = 'unique' | 'busy' | 'unavailable' | 'full';
+export type StorageFault = 'unique' | 'busy' | 'unavailable' | 'full' | 'rolledBack';
 
 /** SQLSTATEs of a server that is going away, restarting or refusing connections for now. */
 const PG_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
@@ -71,6 +72,8 @@ export function classifyStorageFault(e: unknown): StorageFault | undefined {
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || PG_BUSY_STATES.has(code))
     return 'busy';
   if (isConnectionError(e)) return 'unavailable';
+  // in_failed_sql_transaction: a statement after one that failed in the same transaction.
+  if (code === '25P02') return 'rolledBack';
   return undefined;
 }
 
@@ -104,6 +107,19 @@ export const storageBusy = (cause: unknown): LatchkeyError =>
   });
 
 /**
+ * A transaction the database aborted along the way: one of its statements failed and the code went
+ * on (the failure was caught, or nobody awaited it), so PostgreSQL refuses every later statement
+ * (25P02) and answers `COMMIT` with `ROLLBACK`. Nothing of the request was written, so it may be
+ * retried, as a serialization failure may; `cause` is the statement's own error.
+ */
+export const storageRolledBack = (cause: unknown): LatchkeyError =>
+  new LatchkeyError(
+    'ServiceUnavailable',
+    'The database rolled the transaction back; nothing of the request was written. Retry shortly.',
+    { headers: { 'retry-after': '1' }, cause },
+  );
+
+/**
  * A write refused because the store has no room (or cannot write at all): nothing of the
  * request was written. Retry-After is long enough for an operator to free space.
  */
@@ -126,6 +142,8 @@ export function toStorageError(e: unknown): unknown {
       return storageBusy(e);
     case 'unavailable':
       return storageUnavailable(e);
+    case 'rolledBack':
+      return storageRolledBack(e);
     default:
       return e;
   }
