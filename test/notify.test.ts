@@ -45,7 +45,10 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
       db,
       bus,
       nodeId: id,
-      options: { heartbeatMs: 100, heartbeatTimeoutMs: 500, backoffMinMs: 20, backoffMaxMs: 200 },
+      // A heartbeat is echoed every 100 ms; a gap only after 10 s without an echo: no test here waits on the
+      // timeout (a killed connection ends at once), and 500 ms was a gap, a reconnect and a resync
+      // (the "resynced once" check failing) whenever a loaded machine stalled this process or PostgreSQL that long.
+      options: { heartbeatMs: 100, heartbeatTimeoutMs: 10_000, backoffMinMs: 20, backoffMaxMs: 200 },
     });
     return n;
   };
