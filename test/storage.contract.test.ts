@@ -440,6 +440,54 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM contract_counter');
     });
 
+    test('text holding NUL (U+0000) is refused alike before the statement: 400 BadParameter, nothing written; an audit record keeps it as U+FFFD and its batch', async () => {
+      // PostgreSQL cannot store NUL in text (22021): a secret's contentType or a token request's
+      // username holding one reached the client as a 500 there, while SQLite stored it.
+      for (const write of [
+        () => db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['nul-1', 'a\u0000b']),
+        () => db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['nul\u0000'])),
+        () => db.get('SELECT id FROM contract_items WHERE name = $1', ['\u0000']),
+      ]) {
+        const e = await write().then(
+          () => assert.fail('NUL text reached the store'),
+          (x: unknown) => x,
+        );
+        assert.ok(e instanceof LatchkeyError, `a domain error, not ${String(e)}`);
+        assert.equal(e.code, 'BadParameter');
+        assert.equal(e.status, 400);
+      }
+      assert.equal(await count(db), 0, 'nothing written');
+      // Bytes go in as Buffers, untouched.
+      await db.run('INSERT INTO contract_items (id, data) VALUES ($1, $2)', [
+        'nul-bytes',
+        Buffer.from([0, 1, 0]),
+      ]);
+      const row = await db.get<{ data: Buffer }>('SELECT data FROM contract_items WHERE id = $1', [
+        'nul-bytes',
+      ]);
+      assert.deepEqual([...row!.data], [0, 1, 0]);
+      await db.run('DELETE FROM contract_items');
+      // A refused name from a path lands in the audit log: the record is kept (NUL as U+FFFD), and
+      // so are the other records of its batch.
+      const log = createAuditLog({
+        db,
+        clock: fakeClock(1_700_000_000_000),
+        macKey: randomBytes(32),
+        headKey: randomBytes(32),
+      });
+      await Promise.all([
+        log.record({ tenantId: null, operation: 'NulCheck', target: '/secrets/a\u0000b', status: 400 }),
+        log.record({ tenantId: null, operation: 'NulCheck', target: '/secrets/ok', status: 200 }),
+      ]);
+      const targets = await db.all<{ target: string }>(
+        "SELECT target FROM audit_events WHERE operation = 'NulCheck' ORDER BY target",
+      );
+      assert.deepEqual(
+        targets.map((t) => t.target),
+        ['/secrets/a\uFFFDb', '/secrets/ok'],
+      );
+    });
+
     test('a transaction commits when its function resolves', async () => {
       const result = await db.transaction(async (tx) => {
         await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['tx-1']);

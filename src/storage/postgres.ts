@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
-import { isStorageFull, storageRolledBack, toStorageError } from './errors.js';
+import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
 import { probeWrite } from './write-probe.js';
 
@@ -84,6 +84,7 @@ function wrap(
       : client.query({ name, text: sql, values: params as SqlValue[] });
   };
   const query = async (sql: string, params: readonly SqlValue[]) => {
+    refuseNulText(params);
     const r = await guarded(async () => {
       try {
         return await exec(sql, params, true);
