@@ -46,8 +46,9 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
       bus,
       nodeId: id,
       // A heartbeat is echoed every 100 ms; a gap only after 10 s without an echo: no test here waits on the
-      // timeout (a killed connection ends at once), and 500 ms was a gap, a reconnect and a resync
-      // (the "resynced once" check failing) whenever a loaded machine stalled this process or PostgreSQL that long.
+      // timeout (a killed connection ends at once). With 500 ms, an echo delayed that long (PostgreSQL
+      // or this process starved while a heartbeat was in flight) would be a gap, a reconnect and a
+      // second resync, failing "resynced once" (not seen here: a 700 ms stall between heartbeats passed).
       options: { heartbeatMs: 100, heartbeatTimeoutMs: 10_000, backoffMinMs: 20, backoffMaxMs: 200 },
     });
     return n;
