@@ -2,8 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { fuzzSeed } from './helpers/fuzz-seed.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, putVault, vaultPrincipal, vaultToken } from './helpers/vault.js';
+
+// One seed for the whole file (the properties share state): replay a failure with LATCHKEY_FUZZ_SEED.
+fuzzSeed();
 
 /** A digest of everything a certificates request can change (certificates and their keys and secrets). */
 async function stateDigest(s: TestServer): Promise<string> {

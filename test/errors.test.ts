@@ -123,6 +123,24 @@ describe('storage faults at the edge: no driver code above the adapters', () => 
     for (const x of [azure, oauth, own, raw]) await x.close();
   });
 
+  test('a transaction PostgreSQL aborted along the way (25P02, or COMMIT answered with ROLLBACK): 503 with Retry-After in both shapes, no driver text', async () => {
+    const pgAborted = Object.assign(
+      new Error('current transaction is aborted, commands ignored until end of transaction block'),
+      { code: '25P02' },
+    );
+    assert.equal(classifyStorageFault(pgAborted), 'rolledBack');
+    for (const shape of ['azure', 'oauth'] as const) {
+      const a = await app(shape, () => toStorageError(pgAborted));
+      const r = await a.inject({ method: 'POST', url: '/t/oauth2/v2.0/token' });
+      assert.equal(r.statusCode, 503, `${shape}: ${r.body}`);
+      assert.equal(r.headers['retry-after'], '1', shape);
+      const code = shape === 'azure' ? r.json().error.code : r.json().error;
+      assert.equal(code, shape === 'azure' ? 'ServiceUnavailable' : 'temporarily_unavailable');
+      assert.doesNotMatch(r.body, /25P02|transaction is aborted/, `${shape}: no driver text`);
+      await a.close();
+    }
+  });
+
   test('a database that is away: every driver shape of it is 503 with Retry-After, a statement error is not', () => {
     const err = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
     const refused = (addr: string) => err(`connect ECONNREFUSED ${addr}:5432`, 'ECONNREFUSED');

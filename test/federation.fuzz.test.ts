@@ -2,8 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { fuzzSeed } from './helpers/fuzz-seed.js';
 import { putIdentity, uaiId } from './helpers/identity.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
+
+// One seed for the whole file (the properties share state): replay a failure with LATCHKEY_FUZZ_SEED.
+fuzzSeed();
 
 /**
  * Random requests to the federated-credential routes (docs/federation.md): ARM
@@ -48,6 +52,10 @@ const notDotSegment = (n: string) => (/^(\.|%2e){1,2}$/i.test(n) ? `${n}.x` : n)
 const nameArb = fc
   .oneof(
     { arbitrary: fc.constantFrom('fz-a', 'FZ-A', 'fz-b', 'fz-new', 'ab', long(120), long(121)), weight: 6 },
+    // Fresh valid names (with ARM bodies weighted up below): with only the few names above, most
+    // PUTs updated and a run created 3 to 9 credentials in 500 cases, so its "credentials were
+    // created" count depended on the seed.
+    { arbitrary: fc.stringMatching(/^fz-[a-z0-9]{3,8}$/), weight: 8 },
     fc.string({ maxLength: 30 }).map(encodeURIComponent),
     fc.constantFrom('%2e%2e', '%00', 'a%2Fb', '%ZZ', '-lead', '_x', 'a b', '%F0%9F%94%91'),
   )
@@ -84,7 +92,8 @@ const audiencesArb = fc.oneof(
 );
 const descriptionArb = fc.oneof(fc.string({ maxLength: 40 }), fc.constant(long(601)), anyValue);
 const fieldsArb = fc.oneof(
-  // Mostly valid, so the run reaches creation, update and the 20-per-owner limit.
+  // Mostly valid, so the run reaches creation and update (a run creates 6 to 17, short of the
+  // 20-per-owner limit, which test/federation.test.ts checks on both APIs).
   {
     arbitrary: fc.record({
       issuer: fc.constant(GH),
@@ -101,7 +110,7 @@ const fieldsArb = fc.oneof(
 );
 /** ARM's `{properties: …}` and Graph's flat object (with `name`), plus raw JSON and broken text. */
 const bodyArb = fc.oneof(
-  { arbitrary: fieldsArb.map((p) => JSON.stringify({ properties: p })), weight: 4 },
+  { arbitrary: fieldsArb.map((p) => JSON.stringify({ properties: p })), weight: 6 },
   {
     arbitrary: fc
       .tuple(
@@ -248,7 +257,9 @@ describe('federated-credential routes fuzzing (fast-check)', () => {
     t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
     const reached = [200, 201, 204].reduce((n, code) => n + (statuses.get(code) ?? 0), 0);
     assert.ok(reached >= 20, `the run reached the operations: ${JSON.stringify([...statuses])}`);
-    assert.ok((statuses.get(201) ?? 0) >= 3, `credentials were created: ${JSON.stringify([...statuses])}`);
+    // Created: 6 to 17 in 500 cases (seeds 300–309); "at least 3" of the 3 to 9 before fresh names
+    // were drawn sat on the edge (3 for seeds 108, 114, 115 of 100–118). One proves the path is reached.
+    assert.ok((statuses.get(201) ?? 0) >= 1, `credentials were created: ${JSON.stringify([...statuses])}`);
     assert.ok((statuses.get(400) ?? 0) >= 20, `validation was exercised: ${JSON.stringify([...statuses])}`);
     // The owners themselves are out of this run's reach (see notDotSegment): the next test needs them.
     for (const id of appIds) {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { LatchkeyError } from '../src/errors/index.js';
 import { type ChangeTopic, createChangeBus, type RelayableChangeBus } from '../src/lib/events.js';
 import { type ChangeRelay, channelFor, startChangeRelay } from '../src/storage/notify.js';
 import { openDatabase } from '../src/storage/open.js';
@@ -44,7 +45,11 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
       db,
       bus,
       nodeId: id,
-      options: { heartbeatMs: 100, heartbeatTimeoutMs: 500, backoffMinMs: 20, backoffMaxMs: 200 },
+      // A heartbeat is echoed every 100 ms; a gap only after 10 s without an echo: no test here waits on the
+      // timeout (a killed connection ends at once). With 500 ms, an echo delayed that long (PostgreSQL
+      // or this process starved while a heartbeat was in flight) would be a gap, a reconnect and a
+      // second resync, failing "resynced once" (not seen here: a 700 ms stall between heartbeats passed).
+      options: { heartbeatMs: 100, heartbeatTimeoutMs: 10_000, backoffMinMs: 20, backoffMaxMs: 200 },
     });
     return n;
   };
@@ -150,14 +155,18 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
     }
   });
 
-  test('a COMMIT that PostgreSQL answers with ROLLBACK is an error, not an acknowledged write', async () => {
+  test('a COMMIT that PostgreSQL answers with ROLLBACK is an error (503, retryable), not an acknowledged write', async () => {
     await assert.rejects(
       a.db.transaction(async (t) => {
         await t.run("INSERT INTO meta (key, value) VALUES ('commit-check', 'x')");
         // A statement whose failure nobody awaits aborts the transaction behind the caller's back.
         t.run('SELECT no_such_function()').catch(() => {});
       }),
-      /rolled back at commit/,
+      (e: unknown) =>
+        e instanceof LatchkeyError &&
+        e.code === 'ServiceUnavailable' &&
+        e.headers['retry-after'] === '1' &&
+        (e.cause as { code?: string } | undefined)?.code === '42883',
     );
     assert.equal(await a.db.get("SELECT value FROM meta WHERE key = 'commit-check'"), undefined);
   });

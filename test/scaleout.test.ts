@@ -246,17 +246,16 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     );
     const summary = results.map((r) => `${r.node} ${Math.round(r.refusedAt)} ms`).join(', ');
     process.stderr.write(`  # ${label}: refused by ${summary}\n`);
-    // The bound: no request sent a second or more after the acknowledgement is accepted. (The first
-    // refused probe may be sent up to one poll gap and one round trip after the entry expired.)
+    // The bound: no request sent a second or more after the acknowledgement is accepted. The first
+    // refused probe is sent one poll gap and one round trip after the last accepted one: how long
+    // that round trip takes is the machine's load, not the bound (a check of `refusedAt < bound +
+    // 500` failed whenever a loaded machine took 500 ms to answer one probe), so only its coming counts.
     for (const r of results) {
       assert.ok(
         r.lastAccepted < bound,
         `${label}: ${r.node} accepted a request sent ${Math.round(r.lastAccepted)} ms later`,
       );
-      assert.ok(
-        r.refusedAt < bound + 500,
-        `${label}: ${r.node} still accepted ${Math.round(r.refusedAt)} ms later`,
-      );
+      assert.ok(Number.isFinite(r.refusedAt), `${label}: ${r.node} never refused`);
     }
     return results;
   };
@@ -858,11 +857,16 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
         skipped: m.get(`latchkey_job_runs_total{job="${JOB}",result="skipped"}`) ?? 0,
       }));
     const runs0 = await jobRuns();
-    await sleep(600);
-    const runs1 = await jobRuns();
+    // The others try (every 250 ms), find the lock taken and skip. Waited for, not slept for: a
+    // fixed 600 ms window held no try of a node that a loaded machine kept off the CPU that long.
+    let runs1 = await jobRuns();
+    for (const until = Date.now() + 20_000; ; await sleep(100)) {
+      if (runs1.every((r, i) => r.skipped > runs0[i]!.skipped)) break;
+      assert.ok(Date.now() < until, `the others try, find the lock taken and skip: ${JSON.stringify(runs1)}`);
+      runs1 = await jobRuns();
+    }
     runs1.forEach((r, i) => {
       assert.equal(r.ok, runs0[i]!.ok, 'while one node holds the job, no other runs it');
-      assert.ok(r.skipped > runs0[i]!.skipped, 'the others try, find the lock taken and skip');
     });
 
     // A mixed load from 6 clients, spread over every node, retrying on the next node on failure.
@@ -911,14 +915,35 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       }
     };
     const load = Promise.all(Array.from({ length: 6 }, (_, i) => client(i)));
-    await sleep(700);
+    let loadFailure: unknown;
+    load.catch((e: unknown) => {
+      loadFailure = e;
+    });
+    // Conditions waited for, not fixed windows: on a loaded machine 700 ms could pass before the
+    // first acknowledgement, and 1.3 s after the kill without a write or a retry.
+    const waitFor = async (what: string, ok: () => boolean, minMs: number) => {
+      const start = Date.now();
+      for (;;) {
+        if (ok() && Date.now() - start >= minMs) return;
+        if (loadFailure || Date.now() - start >= 30_000) {
+          stop = true; // the clients end with the test
+          throw loadFailure ?? new Error(`${what}: not within 30 s (${acked.length} acknowledged)`);
+        }
+        await sleep(50);
+      }
+    };
+    await waitFor('writes acknowledged before the kill', () => acked.length >= 3, 700);
     const ackedBeforeKill = acked.length;
     victim.proc.child.kill('SIGKILL');
     await victim.proc.exited;
     await sleep(300);
     await holder.query('ROLLBACK'); // the dead node's run can end now (and roll back)
     await holder.end();
-    await sleep(1000);
+    await waitFor(
+      'writes after the kill, and a retry on another node',
+      () => acked.length >= ackedBeforeKill + 3 && retries > 0,
+      1000,
+    );
     stop = true;
     await load;
     nodes.splice(nodes.indexOf(victim), 1);

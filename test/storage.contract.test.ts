@@ -13,7 +13,13 @@ import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { m0002 } from '../src/storage/migrations/0002_audit.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
-import { type Database, dialectSql, type Migration, splitStatements } from '../src/storage/port.js';
+import {
+  type Database,
+  dialectSql,
+  type Migration,
+  splitStatements,
+  type Transaction,
+} from '../src/storage/port.js';
 import { openPostgres } from '../src/storage/postgres.js';
 import { openSqlite, sqliteStoreProblems } from '../src/storage/sqlite.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
@@ -434,6 +440,54 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM contract_counter');
     });
 
+    test('text holding NUL (U+0000) is refused alike before the statement: 400 BadParameter, nothing written; an audit record keeps it as U+FFFD and its batch', async () => {
+      // PostgreSQL cannot store NUL in text (22021): a secret's contentType or a token request's
+      // username holding one reached the client as a 500 there, while SQLite stored it.
+      for (const write of [
+        () => db.run('INSERT INTO contract_items (id, name) VALUES ($1, $2)', ['nul-1', 'a\u0000b']),
+        () => db.transaction((tx) => tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['nul\u0000'])),
+        () => db.get('SELECT id FROM contract_items WHERE name = $1', ['\u0000']),
+      ]) {
+        const e = await write().then(
+          () => assert.fail('NUL text reached the store'),
+          (x: unknown) => x,
+        );
+        assert.ok(e instanceof LatchkeyError, `a domain error, not ${String(e)}`);
+        assert.equal(e.code, 'BadParameter');
+        assert.equal(e.status, 400);
+      }
+      assert.equal(await count(db), 0, 'nothing written');
+      // Bytes go in as Buffers, untouched.
+      await db.run('INSERT INTO contract_items (id, data) VALUES ($1, $2)', [
+        'nul-bytes',
+        Buffer.from([0, 1, 0]),
+      ]);
+      const row = await db.get<{ data: Buffer }>('SELECT data FROM contract_items WHERE id = $1', [
+        'nul-bytes',
+      ]);
+      assert.deepEqual([...row!.data], [0, 1, 0]);
+      await db.run('DELETE FROM contract_items');
+      // A refused name from a path lands in the audit log: the record is kept (NUL as U+FFFD), and
+      // so are the other records of its batch.
+      const log = createAuditLog({
+        db,
+        clock: fakeClock(1_700_000_000_000),
+        macKey: randomBytes(32),
+        headKey: randomBytes(32),
+      });
+      await Promise.all([
+        log.record({ tenantId: null, operation: 'NulCheck', target: '/secrets/a\u0000b', status: 400 }),
+        log.record({ tenantId: null, operation: 'NulCheck', target: '/secrets/ok', status: 200 }),
+      ]);
+      const targets = await db.all<{ target: string }>(
+        "SELECT target FROM audit_events WHERE operation = 'NulCheck' ORDER BY target",
+      );
+      assert.deepEqual(
+        targets.map((t) => t.target),
+        ['/secrets/a\uFFFDb', '/secrets/ok'],
+      );
+    });
+
     test('a transaction commits when its function resolves', async () => {
       const result = await db.transaction(async (tx) => {
         await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['tx-1']);
@@ -798,6 +852,58 @@ describe('storage: PostgreSQL specifics', () => {
       release();
       await holder;
     }
+  });
+
+  test('a transaction PostgreSQL aborted along the way (a failure caught and gone on from): 503 ServiceUnavailable with Retry-After, nothing written', async () => {
+    // COMMIT of such a transaction is answered with ROLLBACK, and any later statement with 25P02;
+    // both reached the HTTP edge as a plain Error (a 500) before.
+    const db = open();
+    await db.run('CREATE TABLE IF NOT EXISTS rb_items (id TEXT PRIMARY KEY)');
+    await db.run("INSERT INTO rb_items (id) VALUES ('taken')");
+    const outcome = (fn: (tx: Transaction) => Promise<unknown>) =>
+      db.transaction(fn).then(
+        () => assert.fail('the aborted transaction was acknowledged'),
+        (e: unknown) => e,
+      );
+    const insert = (tx: Transaction, id: string) => tx.run('INSERT INTO rb_items (id) VALUES ($1)', [id]);
+    for (const [what, fn] of [
+      [
+        'COMMIT answered with ROLLBACK',
+        async (tx: Transaction) => {
+          await insert(tx, 'kept-1');
+          await insert(tx, 'taken').catch(() => {}); // a unique violation, caught
+        },
+      ],
+      [
+        'a statement after the failure (25P02)',
+        async (tx: Transaction) => {
+          await insert(tx, 'kept-2');
+          await insert(tx, 'taken').catch(() => {});
+          await insert(tx, 'kept-3');
+        },
+      ],
+    ] as const) {
+      const e = await outcome(fn);
+      assert.ok(e instanceof LatchkeyError, `${what}: a domain error, not ${String(e)}`);
+      assert.equal(e.code, 'ServiceUnavailable', what);
+      assert.equal(e.status, 503, what);
+      assert.equal(e.headers['retry-after'], '1', what);
+    }
+    const e = await outcome(async (tx) => {
+      await insert(tx, 'kept-4');
+      await insert(tx, 'taken').catch(() => {});
+    });
+    assert.equal(
+      ((e as Error).cause as { code?: string } | undefined)?.code,
+      '23505',
+      "the cause is the failed statement's own error",
+    );
+    assert.deepEqual(
+      await db.all<{ id: string }>('SELECT id FROM rb_items ORDER BY id'),
+      [{ id: 'taken' }],
+      'nothing of the aborted transactions was written',
+    );
+    assert.equal(db.writable, true, 'an aborted transaction is not a full store');
   });
 
   test('a lock is released when its transaction rolls back', async () => {

@@ -209,6 +209,15 @@ export function createAuditLog(deps: {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
 
+  /**
+   * A record keeps what a request named even when it holds U+0000 (a refused name from a path):
+   * the stores refuse NUL in text (storage/errors.ts, refuseNulText), and one such record would
+   * fail its whole batch, the other requests' records with it. NUL becomes U+FFFD.
+   */
+  const withoutNul = <T extends Record<string, unknown>>(r: T): T =>
+    Object.fromEntries(
+      Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('\u0000', '\uFFFD') : v]),
+    ) as T;
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
     const head = await readHead(tx);
@@ -231,7 +240,7 @@ export function createAuditLog(deps: {
     const rows: Row[] = [];
     for (const { input, time } of items) {
       n += 1;
-      const row: Omit<Row, 'hash'> = {
+      const row: Omit<Row, 'hash'> = withoutNul({
         seq: n,
         id: newGuid(),
         time,
@@ -248,7 +257,7 @@ export function createAuditLog(deps: {
         request_id: input.requestId?.slice(0, 100) ?? null,
         details: input.details ? JSON.stringify(input.details).slice(0, 4000) : null,
         prev_hash: prev,
-      };
+      });
       const hash = mac(canonical(row));
       rows.push({ ...row, hash });
       prev = hash;

@@ -10,12 +10,14 @@ import { LatchkeyError } from '../errors/index.js';
  * | unique violation | `SQLITE_CONSTRAINT_UNIQUE`, `_PRIMARYKEY` | `23505` | `Conflict` 409 |
  * | busy / locked | `SQLITE_BUSY*`, `SQLITE_LOCKED*` | `55P03`, `40001`, `40P01` | `ServiceUnavailable` 503, `Retry-After: 1` |
  * | connection lost | — | `08xxx`, `57P0x`, `53300`, socket errors (also all of an `AggregateError`'s) | `ServiceUnavailable` 503, `Retry-After: 1` |
+ * | NUL (U+0000) in a text parameter | refused before the statement (`refuseNulText`) | same; also `22021`, `22P05` | `BadParameter` 400 |
+ * | transaction aborted earlier | — | `25P02`; a `COMMIT` answered with `ROLLBACK` (postgres.ts) | `ServiceUnavailable` 503, `Retry-After: 1` |
  * | disk full | `SQLITE_FULL`, `ENOSPC`, `EDQUOT` | `53100` | `StorageFull` 503, `Retry-After: 30` |
  * | cannot write | `SQLITE_IOERR*`, `SQLITE_READONLY*`, `EIO`, `EROFS` | — | `StorageFull` 503, `Retry-After: 30` |
  *
  * Anything else is passed through unchanged (the edge answers it as a plain 500).
  */
-export type StorageFault = 'unique' | 'busy' | 'unavailable' | 'full';
+export type StorageFault = 'unique' | 'busy' | 'unavailable' | 'full' | 'rolledBack' | 'badText';
 
 /** SQLSTATEs of a server that is going away, restarting or refusing connections for now. */
 const PG_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
@@ -71,6 +73,10 @@ export function classifyStorageFault(e: unknown): StorageFault | undefined {
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || PG_BUSY_STATES.has(code))
     return 'busy';
   if (isConnectionError(e)) return 'unavailable';
+  // in_failed_sql_transaction: a statement after one that failed in the same transaction.
+  if (code === '25P02') return 'rolledBack';
+  // character_not_in_repertoire / untranslatable_character: NUL in text (refuseNulText stops it first).
+  if (code === '22021' || code === '22P05') return 'badText';
   return undefined;
 }
 
@@ -104,6 +110,19 @@ export const storageBusy = (cause: unknown): LatchkeyError =>
   });
 
 /**
+ * A transaction the database aborted along the way: one of its statements failed and the code went
+ * on (the failure was caught, or nobody awaited it), so PostgreSQL refuses every later statement
+ * (25P02) and answers `COMMIT` with `ROLLBACK`. Nothing of the request was written, so it may be
+ * retried, as a serialization failure may; `cause` is the statement's own error.
+ */
+export const storageRolledBack = (cause: unknown): LatchkeyError =>
+  new LatchkeyError(
+    'ServiceUnavailable',
+    'The database rolled the transaction back; nothing of the request was written. Retry shortly.',
+    { headers: { 'retry-after': '1' }, cause },
+  );
+
+/**
  * A write refused because the store has no room (or cannot write at all): nothing of the
  * request was written. Retry-After is long enough for an operator to free space.
  */
@@ -113,6 +132,22 @@ export const storageFull = (cause: unknown): LatchkeyError =>
     'The server cannot write to its storage at the moment (it is full); the request was not carried out. Retry later.',
     { headers: { 'retry-after': '30' }, cause },
   );
+
+/**
+ * Refuses a text parameter holding U+0000 (NUL), before the statement runs, in both adapters.
+ * PostgreSQL cannot keep NUL in text at all (`22021 invalid byte sequence`, which reached clients
+ * as a 500: a secret's contentType, a credential's description, a token request's username), while
+ * SQLite kept it: now neither stores nor looks up such text, and the client learns why (400).
+ * Values that may hold any byte go in as `Buffer`s (ciphertexts) or escaped (JSON), never as raw text.
+ */
+export function refuseNulText(params: readonly unknown[]): void {
+  for (const p of params)
+    if (typeof p === 'string' && p.includes('\u0000'))
+      throw new LatchkeyError(
+        'BadParameter',
+        'The request holds a NUL character (U+0000), which is not allowed.',
+      );
+}
 
 /** The domain error for a driver error, or the error itself when it is none of the known faults. */
 export function toStorageError(e: unknown): unknown {
@@ -126,6 +161,12 @@ export function toStorageError(e: unknown): unknown {
       return storageBusy(e);
     case 'unavailable':
       return storageUnavailable(e);
+    case 'rolledBack':
+      return storageRolledBack(e);
+    case 'badText':
+      return new LatchkeyError('BadParameter', 'The request holds text the database cannot store.', {
+        cause: e,
+      });
     default:
       return e;
   }

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
-import { isStorageFull, toStorageError } from './errors.js';
+import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
 import { probeWrite } from './write-probe.js';
 
@@ -28,10 +28,11 @@ async function guarded<T>(call: () => Promise<T>, onFull?: () => void): Promise<
 /** A statement that changed something (its success proves the store writable). */
 const WRITE_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
 
-/** Told of each statement's outcome, for `Database.writable`. */
+/** Told of each statement's outcome, for `Database.writable` (and a transaction's first failure). */
 interface WriteWatch {
   full(): void;
   wrote(): void;
+  failed?(e: unknown): void;
 }
 
 /**
@@ -83,10 +84,12 @@ function wrap(
       : client.query({ name, text: sql, values: params as SqlValue[] });
   };
   const query = async (sql: string, params: readonly SqlValue[]) => {
+    refuseNulText(params);
     const r = await guarded(async () => {
       try {
         return await exec(sql, params, true);
       } catch (e) {
+        watch.failed?.(e);
         if (!isStalePlan(e)) throw e;
         // Prepared under the old schema: every connection prepares again; a lone statement is
         // retried at once (a transaction has failed already and is answered with an error).
@@ -136,8 +139,12 @@ export function openPostgres(
   };
   const statements = createStatementNames();
   /** Statements on `client` (the pool, or a transaction's connection), `wrote` told of each write. */
-  const watched = (client: pg.Pool | pg.PoolClient, inTransaction: boolean, wrote: () => void) =>
-    wrap(client, { full: markFull, wrote }, statements, inTransaction);
+  const watched = (
+    client: pg.Pool | pg.PoolClient,
+    inTransaction: boolean,
+    wrote: () => void,
+    failed?: (e: unknown) => void,
+  ) => wrap(client, { full: markFull, wrote, ...(failed ? { failed } : {}) }, statements, inTransaction);
   // Outside a transaction a statement commits by itself: its success is proof enough.
   const pooled = watched(pool, false, () => {
     writable = true;
@@ -174,9 +181,18 @@ export function openPostgres(
           markFull,
         );
         let wrote = false;
-        const q = watched(client, true, () => {
-          wrote = true;
-        });
+        /** The first statement of this transaction that failed (the reason PostgreSQL aborted it). */
+        let failure: unknown;
+        const q = watched(
+          client,
+          true,
+          () => {
+            wrote = true;
+          },
+          (e) => {
+            failure ??= e;
+          },
+        );
         const tx: Transaction = {
           ...q,
           // Through the wrapper like every statement: a lock waited on while the server shuts
@@ -188,9 +204,12 @@ export function openPostgres(
         try {
           const result = await inTx.run(tx, () => fn(tx));
           // PostgreSQL answers COMMIT of a transaction that failed along the way (a statement
-          // whose error nobody awaited) with ROLLBACK, not an error: never acknowledge that.
+          // whose error nobody awaited, or one caught and gone on from) with ROLLBACK, not an
+          // error: never acknowledge that. Nothing was written: a retryable 503, as for a
+          // serialization failure, with the statement's own error as the cause.
           const done = await guarded(() => client.query('COMMIT'), markFull);
-          if (done.command !== 'COMMIT') throw new Error('the transaction was rolled back at commit');
+          if (done.command !== 'COMMIT')
+            throw storageRolledBack(failure ?? new Error('rolled back at commit'));
           if (wrote) writable = true;
           return result;
         } catch (e) {

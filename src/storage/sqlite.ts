@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { isStorageFull, toStorageError } from './errors.js';
+import { isStorageFull, refuseNulText, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
 import { probeWrite } from './write-probe.js';
 
@@ -125,6 +125,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
       if (cache.size > 500) cache.clear();
       cache.set(sql, p);
     }
+    refuseNulText(params);
     return { st: p.st, args: p.order.map((i) => params[i] ?? null) };
   };
   const q: Queryable = {

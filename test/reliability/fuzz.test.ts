@@ -3,9 +3,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ROLE_IDS } from '../helpers/access.js';
+import { fuzzSeed } from '../helpers/fuzz-seed.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { grant, putVault, vaultPrincipal, vaultToken } from '../helpers/vault.js';
 import { FULL, type HttpClient, httpClient, type Res, size } from './lib.js';
+
+// One seed for the whole file (the properties share state): replay a failure with LATCHKEY_FUZZ_SEED.
+fuzzSeed();
 
 /**
  * Fuzzing of every route family with fast-check: authority (token endpoint,
