@@ -18,6 +18,7 @@ import {
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { certificateLinks } from './vault-certificate-settings.js';
 import { dataVault, vaultBase, vaultDataSection } from './vault-common.js';
 import { objectPage, registerSoftDelete } from './vault-deleted.js';
 import { KEY_TYPES as KEYS_TYPES } from './vault-keys.js';
@@ -48,9 +49,21 @@ function x509Of(der: Buffer): { subject: string; issuer: string; sans: string[] 
   }
 }
 
+/**
+ * The certificate's key and secret of the same name, managed by it (Azure's `managed: true`):
+ * read on their pages, changed only with the certificate. A non-exportable key has no secret.
+ */
+const managedLinks = (ctx: ConsoleContext, c: CertificateWithPolicy) =>
+  html`<span id="certificate-managed"><a href="${objectHref(ctx, 'keys', c.name)}">key ${c.name}</a>${
+    c.policy.key_props.exportable === false
+      ? html`, no secret (the key is not exportable)`
+      : html` and <a href="${objectHref(ctx, 'secrets', c.name)}">secret ${c.name}</a>`
+  } <span class="badge">managed</span> <span class="muted">(changed only with this certificate)</span></span>`;
+
 function listPage(ctx: ConsoleContext): Promise<PageResult> {
   return objectListPage(ctx, {
     kind: { ...CERTIFICATES, title: 'Certificates' },
+    intro: (b) => certificateLinks(b, 'certificates'),
     service: ctx.s.certificates,
     columns: [
       {
@@ -103,6 +116,7 @@ async function certificatePage(ctx: ConsoleContext): Promise<PageResult> {
         ['Expires', time(c.exp)],
         ['Key', k.kty === 'EC' ? `EC ${k.crv ?? ''}` : `RSA ${k.key_size ?? ''}`],
         ['Secret content type', mono(c.policy.secret_props.contentType)],
+        ['Key and secret', managedLinks(ctx, c)],
         ['Current version', mono(c.version)],
       ])}
 ${dataTable({
