@@ -11,6 +11,7 @@ import {
   badge,
   checkbox,
   confirmed,
+  // duplicate-ok: an import list (the same names imported by several pages), not code to share
   dangerForm,
   dataTable,
   input,
@@ -229,6 +230,7 @@ export function registerCertificateSettingsPages(r: ConsoleRouter): void {
   r.page(`${base}/issuers`, issuersPage);
   r.action(
     `${base}/issuers`,
+    // duplicate-ok: opens as the secrets' create (dataVault, then the name); then an issuer is set.
     async (ctx, form) => {
       const { vault, call } = await dataVault(ctx);
       const name = required(form, 'name', 'The issuer name', 127);
