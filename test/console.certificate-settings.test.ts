@@ -33,6 +33,20 @@ describe('web console: certificate issuers, contacts, managed key and secret (Ch
     });
   const flash = async () => (await page.locator('.alert-success').first().textContent()) ?? '';
   const errorText = async () => (await page.locator('.alert-error').first().textContent()) ?? '';
+  /** Every form control has an accessible name, and the page has one h1 (as console.e2e checks). */
+  async function accessible() {
+    // Runs in the page (a string: this file is compiled without the DOM library).
+    const report = (await page.evaluate(`(() => ({
+      unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+        .filter((el) => el.tagName === 'BUTTON'
+          ? !(el.textContent.trim() || el.getAttribute('aria-label'))
+          : !(el.labels && el.labels.length > 0) && !el.getAttribute('aria-label'))
+        .map((el) => el.outerHTML.slice(0, 120)),
+      h1: document.querySelectorAll('h1').length,
+    }))()`)) as { unlabelled: string[]; h1: number };
+    assert.deepEqual(report.unlabelled, [], `unlabelled controls on ${page.url()}`);
+    assert.equal(report.h1, 1, `one h1 on ${page.url()}`);
+  }
   const submit = (button: string) =>
     Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: button }).click()]);
 
@@ -65,6 +79,7 @@ describe('web console: certificate issuers, contacts, managed key and secret (Ch
       page.locator('#certificate-links').getByRole('link', { name: 'Issuers' }).click(),
     ]);
     assert.match((await page.locator('main').textContent()) ?? '', /No issuers in this vault yet/);
+    await accessible();
     await page.locator('summary', { hasText: 'Add an issuer' }).click();
     await page.fill('#issuer-name', 'corp-ca');
     assert.deepEqual(
@@ -137,6 +152,7 @@ describe('web console: certificate issuers, contacts, managed key and secret (Ch
       page.locator('#certificate-links').getByRole('link', { name: 'Contacts' }).click(),
     ]);
     assert.match((await page.locator('main').textContent()) ?? '', /No contacts are set for this vault/);
+    await accessible();
     await page.fill('#contact-email-0', 'ops@example.com');
     await page.fill('#contact-name-0', 'Ops');
     await page.fill('#contact-phone-0', '555-0101');
@@ -148,6 +164,7 @@ describe('web console: certificate issuers, contacts, managed key and secret (Ch
     await page.fill('#contact-email-1', 'pki@example.com');
     await submit('Save contacts');
     assert.match(await flash(), /2 contact\(s\) saved\./);
+    await accessible();
     const got = await rest('GET', '/certificates/contacts');
     assert.equal(got.status, 200, got.text);
     assert.deepEqual(got.json.contacts, [
