@@ -119,13 +119,26 @@ describe('web console: certificate issuers, contacts, managed key and secret (Ch
       admin_details: [{ first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com' }],
     });
     assert.equal(got.json.attributes.enabled, true);
-    // The issuer issues: a certificate through it is signed by the tenant's CA.
-    const made = await rest('POST', '/certificates/by-corp/create', {
-      policy: { issuer: { name: 'corp-ca' }, x509_props: { subject: 'CN=by-corp' } },
-    });
-    assert.equal(made.status, 202, made.text);
+    // The issuer issues: a certificate created on the tab through it is signed by the tenant's CA.
+    const create = async (name: string, issuer: string) => {
+      await page.goto(url(`${base}/certificates`));
+      await page.locator('summary', { hasText: 'Create a certificate' }).click();
+      await page.fill('#certificate-name', name);
+      await page.fill('#certificate-subject', `CN=${name}.example`);
+      await page.fill('#certificate-issuer', issuer);
+      await submit('Create certificate');
+    };
+    await create('by-corp', 'corp-ca');
+    assert.match(await flash(), /Certificate by-corp created\./);
+    const issuerRow = (await page.locator('dt:text-is("Issuer") + dd').textContent()) ?? '';
+    assert.match(issuerRow, /CN=Latchkey CA .*\(issuer corp-ca\)/);
+    assert.equal((await rest('GET', '/certificates/by-corp/policy')).json.issuer.name, 'corp-ca');
+    await create('by-unknown', 'Unknown');
+    assert.match(await errorText(), /Issuer Unknown makes a signing request/);
+    assert.equal((await rest('GET', '/certificates/by-unknown')).status, 404, 'nothing made');
 
     // A built-in name is the service's 400, shown on the page; nothing is added.
+    await page.goto(url(`${base}/certificates/issuers`));
     await page.locator('summary', { hasText: 'Add an issuer' }).click();
     await page.fill('#issuer-name', 'Self');
     await submit('Add issuer');
