@@ -10,7 +10,6 @@ import { grant, putVault, type VaultTestPrincipal, vaultPrincipal } from './help
 
 /** Debian's Python with Debian's Azure SDK (`python3-azure`), as test/python.test.ts. */
 const PYTHON = process.env.LATCHKEY_TEST_PYTHON ?? '/usr/bin/python3';
-const SCRIPT = join(REPO_ROOT, 'test', 'fixtures', 'python', 'certificates.py');
 const importable = (): string | false => {
   const r = spawnSync(
     PYTHON,
@@ -35,6 +34,7 @@ describe('CertificateClient of the Azure SDK for Python against Latchkey', {
   let hosts: string;
   let sp: VaultTestPrincipal;
   let vaultUrl: string;
+  let adminVaultUrl: string;
 
   before(async () => {
     if (missing) assert.fail(missing);
@@ -47,16 +47,23 @@ describe('CertificateClient of the Azure SDK for Python against Latchkey', {
     sp = await vaultPrincipal(s, 'python-cert-sp');
     await grant(s, sp.id, 'Key Vault Certificates Officer', vault.id);
     await grant(s, sp.id, 'Key Vault Secrets User', vault.id);
+    // A second vault where the principal is Key Vault Administrator: the refusals of changes to a
+    // certificate's key and secret are then the managed refusal, not a missing role.
+    const adminVault = await putVault(s, 'pycertsadm');
+    adminVaultUrl = adminVault.properties.vaultUri;
+    await grant(s, sp.id, 'Key Vault Administrator', adminVault.id);
     await s.idle();
     assert.match(readFileSync(hosts, 'utf8'), /^127\.0\.0\.1 pycerts\.vault\.localhost$/m);
+    assert.match(readFileSync(hosts, 'utf8'), /^127\.0\.0\.1 pycertsadm\.vault\.localhost$/m);
   });
   after(async () => {
     await s?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('create (Self), get, policy, list, versions, the PFX secret, import, backup, delete, purge, restore', async () => {
-    const r = await new Promise<{ code: number; json: Record<string, unknown>; err: string }>((resolve) => {
+  /** Runs a fixture script with the principal's credential, the vault's name resolving through `hosts`. */
+  const runPython = (script: string, ...args: string[]) =>
+    new Promise<{ code: number; json: Record<string, unknown>; err: string }>((resolve) => {
       execFile(
         'unshare',
         [
@@ -68,8 +75,8 @@ describe('CertificateClient of the Azure SDK for Python against Latchkey', {
           'mount --bind "$0" /etc/hosts && exec "$@"',
           hosts,
           PYTHON,
-          SCRIPT,
-          vaultUrl,
+          join(REPO_ROOT, 'test', 'fixtures', 'python', script),
+          ...args,
         ],
         {
           timeout: 90_000,
@@ -93,6 +100,9 @@ describe('CertificateClient of the Azure SDK for Python against Latchkey', {
         },
       );
     });
+
+  it('create (Self), get, policy, list, versions, the PFX secret, import, backup, delete, purge, restore', async () => {
+    const r = await runPython('certificates.py', vaultUrl);
     assert.equal(r.code, 0, r.err);
     assert.deepEqual(r.json, {
       name: 'py-cert',
@@ -113,6 +123,73 @@ describe('CertificateClient of the Azure SDK for Python against Latchkey', {
       importedIssuer: 'Unknown',
       importedCerMatches: true,
       restoredVersion: true,
+    });
+  });
+
+  it('merge (Unknown, CSR signed by openssl), issuers, contacts; the key and secret are managed', async () => {
+    const r = await runPython('certificates_more.py', adminVaultUrl, dir);
+    assert.equal(r.code, 0, r.err);
+    const refusedAsManaged = [403, 'Forbidden', true];
+    assert.deepEqual(r.json, {
+      merge: {
+        pendingStatus: 'inProgress',
+        mergedCerIsLeaf: true,
+        mergedIssuer: 'Unknown',
+        operationAfterMerge: 'completed',
+        gotCerIsLeaf: true,
+        pfxCertIsLeaf: true,
+        pfxChainIsCa: [true],
+        pfxKeyMatches: true,
+        // The request is spent: a second merge finds no pending certificate.
+        mergeAgain: [404, 'CertificateNotFound'],
+      },
+      issuers: {
+        createdProvider: 'Latchkey',
+        gotProvider: 'Latchkey',
+        gotAccountId: 'acct-py',
+        gotOrganizationId: 'org-py',
+        gotAdmin: ['Ada', 'Lovelace', 'ada@example.com', '555-0100'],
+        gotEnabled: true,
+        listed: [['py-issuer', 'Latchkey']],
+        issuedBy: true,
+        issuedPolicyIssuer: 'py-issuer',
+        deletedName: 'py-issuer',
+        afterDelete: [404, 'CertificateNotFound'],
+      },
+      contacts: {
+        set: [
+          ['ops@example.com', 'Ops', '555-0101'],
+          ['pki@example.com', null, null],
+        ],
+        got: [
+          ['ops@example.com', 'Ops', '555-0101'],
+          ['pki@example.com', null, null],
+        ],
+        deleted: [
+          ['ops@example.com', 'Ops', '555-0101'],
+          ['pki@example.com', null, null],
+        ],
+        afterDelete: 404,
+      },
+      managed: {
+        secretManaged: true,
+        secretKeyId: true,
+        keyManaged: true,
+        listedSecretManaged: [
+          ['py-merged', true],
+          ['py-plain', false],
+        ],
+        listedKeyManaged: [true],
+        plainManaged: null,
+        setSecret: refusedAsManaged,
+        updateSecret: refusedAsManaged,
+        deleteSecret: refusedAsManaged,
+        updateKey: refusedAsManaged,
+        deleteKey: refusedAsManaged,
+        createKey: refusedAsManaged,
+        secretStillEnabled: true,
+        keyStillEnabled: true,
+      },
     });
   });
 });

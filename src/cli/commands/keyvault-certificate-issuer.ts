@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { ctx } from '../context.js';
+import { type Ctx, ctx } from '../context.js';
+import { CliError } from '../errors.js';
 import { isoSeconds, parseBool, show } from './arm.js';
 import { seg, vaultWideCommands } from './keyvault-object.js';
-import { vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
+import { type VaultEndpoint, vaultCall, vaultEndpoint, vaultList } from './vault-client.js';
 
 /** A certificate issuer on the wire (Azure's IssuerBundle; the password is never answered). */
 interface WireIssuer {
@@ -16,6 +17,16 @@ interface WireIssuer {
   attributes?: { enabled?: boolean; created?: number; updated?: number };
 }
 
+type WireAdmin = NonNullable<NonNullable<WireIssuer['org_details']>['admin_details']>[number];
+
+/** As az prints its track-1 `AdministratorDetails`. */
+const adminView = (a: WireAdmin) => ({
+  emailAddress: a.email ?? null,
+  firstName: a.first_name ?? null,
+  lastName: a.last_name ?? null,
+  phone: a.phone ?? null,
+});
+
 /** As az prints its track-1 `IssuerBundle`: camelCase, times ISO, `password` always null. */
 const issuerView = (b: WireIssuer) => ({
   attributes: {
@@ -28,12 +39,7 @@ const issuerView = (b: WireIssuer) => ({
   id: b.id,
   organizationDetails: b.org_details
     ? {
-        adminDetails: (b.org_details.admin_details ?? []).map((a) => ({
-          emailAddress: a.email ?? null,
-          firstName: a.first_name ?? null,
-          lastName: a.last_name ?? null,
-          phone: a.phone ?? null,
-        })),
+        adminDetails: (b.org_details.admin_details ?? []).map(adminView),
         id: b.org_details.id ?? null,
       }
     : null,
@@ -48,6 +54,10 @@ interface IssuerOptions {
   password?: string;
   organizationId?: string;
   disabled?: string;
+  email?: string;
+  firstName?: string;
+  lastName?: string;
+  phone?: string;
 }
 
 /** The body of a set (PUT) or update (PATCH): only what was given. */
@@ -63,7 +73,9 @@ const issuerBody = (o: IssuerOptions) => {
           },
         }
       : {}),
-    ...(o.organizationId !== undefined ? { org_details: { id: o.organizationId } } : {}),
+    ...(o.organizationId !== undefined
+      ? { org_details: { id: o.organizationId } as { id: string; admin_details?: WireAdmin[] } }
+      : {}),
     ...(disabled !== undefined ? { attributes: { enabled: !disabled } } : {}),
   };
 };
@@ -99,7 +111,18 @@ export function issuerCommands(cert: Command): void {
       '--provider-name <name>',
       'the provider: Latchkey',
     ),
-  ).action(act((c, ep, o) => vaultCall<WireIssuer>(c, ep, 'PATCH', path(o.issuerName), issuerBody(o))));
+  ).action(
+    act(async (c, ep, o) => {
+      const body = issuerBody(o);
+      // A new organization id keeps the issuer's administrators (a PATCH of org_details replaces both).
+      if (body.org_details) {
+        const cur = await vaultCall<WireIssuer>(c, ep, 'GET', path(o.issuerName));
+        const admins = cur.org_details?.admin_details;
+        if (admins?.length) body.org_details = { ...body.org_details, admin_details: admins };
+      }
+      return vaultCall<WireIssuer>(c, ep, 'PATCH', path(o.issuerName), body);
+    }),
+  );
   sub('show', 'Show a certificate issuer').action(
     act((c, ep, o) => vaultCall<WireIssuer>(c, ep, 'GET', path(o.issuerName))),
   );
@@ -118,4 +141,75 @@ export function issuerCommands(cert: Command): void {
       items.map((i) => ({ id: i.id, provider: i.provider ?? null })),
     );
   });
+  adminCommands(issuer, path);
+}
+
+/** Runs `fn` with the CLI context and the endpoint of `--vault-name`. */
+const onVault =
+  (fn: (c: Ctx, ep: VaultEndpoint, o: IssuerOptions) => Promise<void>) =>
+  async (o: IssuerOptions, cmd: Command) => {
+    const c = ctx(cmd);
+    await fn(c, await vaultEndpoint(c, o.vaultName), o);
+  };
+
+/**
+ * `latchkey keyvault certificate issuer admin add|list|delete` (az keyvault certificate issuer
+ * admin): an issuer's administrators (`org_details.admin_details`). As az, the issuer is read,
+ * its list changed and written back; Latchkey writes it with a PATCH of `org_details` (its id kept),
+ * so the issuer's provider, account id and state are left as they are.
+ */
+function adminCommands(issuer: Command, path: (name: string) => string): void {
+  const admin = issuer.command('admin').description("A certificate issuer's administrators");
+  const sub = (name: string, description: string) =>
+    admin
+      .command(name)
+      .description(description)
+      .requiredOption('--vault-name <name>', 'vault name')
+      .requiredOption('--issuer-name <name>', 'issuer name');
+  const get = (c: Ctx, ep: VaultEndpoint, o: IssuerOptions) =>
+    vaultCall<WireIssuer>(c, ep, 'GET', path(o.issuerName));
+  const write = (c: Ctx, ep: VaultEndpoint, o: IssuerOptions, was: WireIssuer, admins: WireAdmin[]) => {
+    const id = was.org_details?.id;
+    return vaultCall<WireIssuer>(c, ep, 'PATCH', path(o.issuerName), {
+      org_details: { ...(id ? { id } : {}), admin_details: admins },
+    });
+  };
+  const adminsOf = (b: WireIssuer) => b.org_details?.admin_details ?? [];
+
+  sub('list', "List a certificate issuer's administrators").action(
+    onVault(async (c, ep, o) => show(c, adminsOf(await get(c, ep, o)).map(adminView))),
+  );
+  sub('add', 'Add an administrator to a certificate issuer')
+    .requiredOption('--email <email>', "the administrator's email address")
+    .option('--first-name <name>', "the administrator's first name")
+    .option('--last-name <name>', "the administrator's last name")
+    .option('--phone <phone>', "the administrator's phone number")
+    .action(
+      onVault(async (c, ep, o) => {
+        const was = await get(c, ep, o);
+        const admins = adminsOf(was);
+        if (admins.some((a) => a.email === o.email)) throw new CliError(`admin '${o.email}' already exists`);
+        const added: WireAdmin = {
+          email: o.email ?? '',
+          ...(o.firstName !== undefined ? { first_name: o.firstName } : {}),
+          ...(o.lastName !== undefined ? { last_name: o.lastName } : {}),
+          ...(o.phone !== undefined ? { phone: o.phone } : {}),
+        };
+        const now = await write(c, ep, o, was, [...admins, added]);
+        show(c, adminView(adminsOf(now).find((a) => a.email === o.email) ?? added));
+      }),
+    );
+  sub('delete', "Remove an administrator from a certificate issuer, by email (az's delete)")
+    .alias('remove')
+    .requiredOption('--email <email>', "the administrator's email address")
+    .action(
+      onVault(async (c, ep, o) => {
+        const was = await get(c, ep, o);
+        const admins = adminsOf(was);
+        const rest = admins.filter((a) => a.email !== o.email);
+        if (rest.length === admins.length)
+          throw new CliError(`admin '${o.email}' not found for issuer '${o.issuerName}'`);
+        await write(c, ep, o, was, rest);
+      }),
+    );
 }

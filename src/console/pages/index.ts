@@ -9,6 +9,7 @@ import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
 import { registerUserPages } from './users.js';
 import { registerAccessPages } from './vault-access.js';
+import { registerCertificateSettingsPages } from './vault-certificate-settings.js';
 import { registerCertificatePages } from './vault-certificates.js';
 import { registerKeyPages } from './vault-keys.js';
 import { registerSecretPages } from './vault-secrets.js';
@@ -22,6 +23,7 @@ export function registerPages(r: ConsoleRouter): void {
   registerVaultPages(r);
   registerSecretPages(r);
   registerKeyPages(r);
+  registerCertificateSettingsPages(r);
   registerCertificatePages(r);
   registerAccessPages(r);
   registerIamPages(r);

@@ -18,6 +18,7 @@ import {
 import { type ConsoleContext, type PageResult, params } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { certificateLinks } from './vault-certificate-settings.js';
 import { dataVault, vaultBase, vaultDataSection } from './vault-common.js';
 import { objectPage, registerSoftDelete } from './vault-deleted.js';
 import { KEY_TYPES as KEYS_TYPES } from './vault-keys.js';
@@ -48,9 +49,21 @@ function x509Of(der: Buffer): { subject: string; issuer: string; sans: string[] 
   }
 }
 
+/**
+ * The certificate's key and secret of the same name, managed by it (Azure's `managed: true`):
+ * read on their pages, changed only with the certificate. A non-exportable key has no secret.
+ */
+const managedLinks = (ctx: ConsoleContext, c: CertificateWithPolicy) =>
+  html`<span id="certificate-managed"><a href="${objectHref(ctx, 'keys', c.name)}">key ${c.name}</a>${
+    c.policy.key_props.exportable === false
+      ? html`, no secret (the key is not exportable)`
+      : html` and <a href="${objectHref(ctx, 'secrets', c.name)}">secret ${c.name}</a>`
+  } <span class="badge">managed</span> <span class="muted">(changed only with this certificate)</span></span>`;
+
 function listPage(ctx: ConsoleContext): Promise<PageResult> {
   return objectListPage(ctx, {
     kind: { ...CERTIFICATES, title: 'Certificates' },
+    intro: (b) => certificateLinks(b, 'certificates'),
     service: ctx.s.certificates,
     columns: [
       {
@@ -62,11 +75,13 @@ function listPage(ctx: ConsoleContext): Promise<PageResult> {
       { label: 'Expires', cell: (c) => time(c.exp) },
     ],
     create: {
-      summary: 'Create a self-signed certificate',
+      summary: 'Create a certificate',
       fields: html`<div class="form-row">${input({ id: 'certificate-name', name: 'name', label: 'Name', required: true, maxLength: 127 })}
 ${input({ id: 'certificate-subject', name: 'subject', label: 'Subject', required: true, maxLength: 1024, value: 'CN=', hint: 'An X.500 name, e.g. CN=www.example.com, O=Contoso', mono: true })}</div>
 <div class="form-row">${input({ id: 'certificate-validity', name: 'validity', label: 'Validity (months)', type: 'number', min: 1, max: 1200, value: '12', required: true })}
 ${select({ id: 'certificate-key', name: 'key', label: 'Key type and size', options: KEY_TYPES })}</div>
+<div class="form-row">${input({ id: 'certificate-issuer', name: 'issuer', label: 'Issuer', value: 'Self', maxLength: 127, list: 'certificate-issuers-known', hint: "Self (self-signed), Latchkey (the tenant's certificate authority), or an issuer of this vault (Issuers, above).", mono: true })}
+<datalist id="certificate-issuers-known"><option value="Self"></option><option value="Latchkey"></option></datalist></div>
 <button type="submit" class="btn-primary">Create certificate</button>`,
     },
   });
@@ -103,6 +118,7 @@ async function certificatePage(ctx: ConsoleContext): Promise<PageResult> {
         ['Expires', time(c.exp)],
         ['Key', k.kty === 'EC' ? `EC ${k.crv ?? ''}` : `RSA ${k.key_size ?? ''}`],
         ['Secret content type', mono(c.policy.secret_props.contentType)],
+        ['Key and secret', managedLinks(ctx, c)],
         ['Current version', mono(c.version)],
       ])}
 ${dataTable({
@@ -139,9 +155,16 @@ export function registerCertificatePages(r: ConsoleRouter): void {
       const type = KEY_TYPES.find((t) => t.value === text(form, 'key', 16));
       if (!type) throw new LatchkeyError('BadParameter', 'Choose a key type.');
       const [kty, size] = type.value.split(':') as ['RSA' | 'EC', string];
+      const issuer = text(form, 'issuer', 127) || 'Self';
+      // Issuer Unknown makes a CSR to be signed elsewhere and merged: not a console flow.
+      if (issuer.toLowerCase() === 'unknown')
+        throw new LatchkeyError(
+          'BadParameter',
+          'Issuer Unknown makes a signing request to merge later: use `latchkey keyvault certificate create` and `pending merge`, or an SDK.',
+        );
       const r = await ctx.s.certificates.create(call, name, {
         policy: {
-          issuer: { name: 'Self' },
+          issuer: { name: issuer },
           key_props: kty === 'RSA' ? { kty, key_size: Number(size) } : { kty, crv: size },
           x509_props: { subject, validity_months: validity },
         },

@@ -33,7 +33,9 @@ const title = (noun: string) => `${noun[0]!.toUpperCase()}${noun.slice(1)}`;
 
 /**
  * The page of one secret or key: the vault's header, the object's heading, the offer to grant back
- * a refused action, the kind's own `sections`, then the Delete section.
+ * a refused action, the kind's own `sections`, then the Delete section — or, for a certificate's
+ * key or secret (`managed`, Azure's `managed: true`), a note that it changes only with its
+ * certificate, in place of the Delete section (the vault refuses the delete, certificate-managed.ts).
  */
 export async function objectPage(
   ctx: ConsoleContext,
@@ -42,17 +44,29 @@ export async function objectPage(
   name: string,
   href: string,
   sections: SafeHtml,
+  opts: { managed?: boolean } = {},
 ): Promise<PageResult> {
   return {
     title: `${vault.name} · ${name}`,
     nav: 'vaults',
     body: html`${vaultHeader(vault, kind.collection, [{ label: title(kind.collection) }, { label: name }])}
-<h2>${title(kind.noun)} <span class="mono">${name}</span></h2>
+<h2>${title(kind.noun)} <span class="mono">${name}</span>${opts.managed ? html` <span class="badge" id="managed-badge">Managed</span>` : ''}</h2>
+${opts.managed ? managedNote(vault, kind, name) : ''}
 ${await refusedActionOffer(ctx, vault, kind.collection, `${kind.collection}/${name}`)}
 ${sections}
-${deleteSection(ctx, vault, kind, name, href)}`,
+${opts.managed ? '' : deleteSection(ctx, vault, kind, name, href)}`,
   };
 }
+
+/** After the name of a certificate's key or secret in a list: "managed" (Azure's `managed: true`). */
+export const managedMark = (r: Pick<ObjectRecord, 'managed'>): SafeHtml | string =>
+  r.managed === true
+    ? html` <span class="badge" title="Managed by the certificate of the same name">managed</span>`
+    : '';
+
+/** The note on a certificate's key or secret page: where it is changed instead. */
+const managedNote = (vault: Vault, kind: ObjectKindLabels, name: string): SafeHtml =>
+  html`<p class="alert alert-warning" id="managed-note">This ${kind.noun} is managed by the certificate <a href="${vaultBase(vault)}/certificates/${seg(name)}">${name}</a>: it is created, renewed, disabled and deleted only with the certificate, and the vault refuses changes made to it directly (as Azure Key Vault does). It can be read here.</p>`;
 
 /** The Delete section of an object's page. */
 export function deleteSection(

@@ -17,7 +17,7 @@ import { type ConsoleContext, done, type PageResult, params } from '../context.j
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, vaultBase, vaultDataSection } from './vault-common.js';
-import { objectPage, registerSoftDelete } from './vault-deleted.js';
+import { managedMark, objectPage, registerSoftDelete } from './vault-deleted.js';
 import { objectHref, objectListPage } from './vault-objects.js';
 
 const KEYS = { noun: 'key', collection: 'keys' } as const;
@@ -42,7 +42,10 @@ function listPage(ctx: ConsoleContext): Promise<PageResult> {
     kind: { ...KEYS, title: 'Keys' },
     service: ctx.s.keys,
     columns: [
-      { label: 'Name', cell: (k: KeyRecord) => html`<a href="${keyHref(ctx, k.name)}">${k.name}</a>` },
+      {
+        label: 'Name',
+        cell: (k: KeyRecord) => html`<a href="${keyHref(ctx, k.name)}">${k.name}</a>${managedMark(k)}`,
+      },
       { label: 'Type', cell: (k) => describe(k) },
       { label: 'Status', cell: (k) => badge(k.enabled) },
       { label: 'Updated', cell: (k) => time(k.updated) },
@@ -60,6 +63,8 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
   const { vault, call } = await dataVault(ctx);
   const name = params(ctx).key!;
   const href = keyHref(ctx, name);
+  // A certificate's key (Azure's `managed`): no Rotate or Delete, which the vault refuses.
+  let managed = false;
   const versions = await vaultDataSection(
     ctx,
     vault,
@@ -69,6 +74,7 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
         max: VAULT_LIMITS.pageMax,
         newestFirst: true,
       });
+      managed = page.items.some((k) => k.managed === true);
       return dataTable({
         caption: 'Versions (newest first)',
         id: 'key-versions',
@@ -92,10 +98,13 @@ async function keyPage(ctx: ConsoleContext): Promise<PageResult> {
     KEYS,
     name,
     href,
-    html`${versions}
+    managed
+      ? versions
+      : html`${versions}
 <h2>Rotate</h2>
 <p>Rotation creates a new version with the same type and size; the old versions stay usable to decrypt and verify.</p>
 ${actionButton(ctx, `${href}/rotate`, 'Rotate now')}`,
+    { managed },
   );
 }
 

@@ -27,6 +27,8 @@ export async function objectListPage<R extends ObjectRecord>(
     columns: readonly Column<R>[];
     /** The create panel's summary, and its form's fields and button. */
     create: { summary: string; fields: SafeHtml };
+    /** Shown under the tabs (the Certificates tab's links to its issuers and contacts). */
+    intro?: (vaultBase: string) => SafeHtml;
   },
 ): Promise<PageResult> {
   const { vault, call } = await dataVault(ctx);
@@ -51,6 +53,7 @@ export async function objectListPage<R extends ObjectRecord>(
     title: `${vault.name} · ${title}`,
     nav: 'vaults',
     body: html`${vaultHeader(vault, collection)}
+${o.intro?.(b) ?? ''}
 <details class="panel"><summary>${o.create.summary}</summary>
 ${postForm(ctx, `${b}/${collection}`, o.create.fields)}
 </details>

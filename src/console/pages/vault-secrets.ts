@@ -22,7 +22,7 @@ import { type ConsoleContext, done, type FormInput, type PageResult, params, que
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { dataVault, vaultBase, vaultDataSection, vaultHeader } from './vault-common.js';
-import { deletedSection, objectPage, registerSoftDelete } from './vault-deleted.js';
+import { deletedSection, managedMark, objectPage, registerSoftDelete } from './vault-deleted.js';
 
 const SECRETS = { noun: 'secret', collection: 'secrets' } as const;
 
@@ -61,7 +61,8 @@ async function listPage(ctx: ConsoleContext): Promise<PageResult> {
       columns: [
         {
           label: 'Name',
-          cell: (s: SecretRecord) => html`<a href="${secretHref(ctx, s.name)}">${s.name}</a>`,
+          cell: (s: SecretRecord) =>
+            html`<a href="${secretHref(ctx, s.name)}">${s.name}</a>${managedMark(s)}`,
         },
         { label: 'Status', cell: (s) => badge(s.enabled) },
         { label: 'Content type', cell: (s) => s.contentType ?? html`<span class="muted">—</span>` },
@@ -105,9 +106,14 @@ async function secretPage(
     : '';
   const versionRow = (s: SecretRecord) => {
     const vb = `${href}/versions/${seg(s.version)}`;
+    const show = s.enabled
+      ? actionButton(ctx, `${href}/reveal`, 'Show value', { hidden: { version: s.version } })
+      : '';
+    // A certificate's secret (Azure's `managed`): read only; the vault refuses Disable and expiry.
+    if (s.managed === true) return { s, actions: html`<div class="actions">${show}</div>` };
     return {
       s,
-      actions: html`<div class="actions">${s.enabled ? actionButton(ctx, `${href}/reveal`, 'Show value', { hidden: { version: s.version } }) : ''}
+      actions: html`<div class="actions">${show}
 ${actionButton(ctx, `${vb}/enabled`, s.enabled ? 'Disable' : 'Enable', { hidden: { enabled: s.enabled ? 'off' : 'on' } })}</div>
 ${postForm(
   ctx,
@@ -117,6 +123,7 @@ ${postForm(
 )}`,
     };
   };
+  let managed = false;
   const versions = await vaultDataSection(
     ctx,
     vault,
@@ -127,6 +134,7 @@ ${postForm(
         newestFirst: true,
         ...(after ? { after } : {}),
       });
+      managed = page.items.some((v) => v.managed === true);
       return html`${dataTable({
         caption: 'Versions (newest first)',
         id: 'versions',
@@ -152,9 +160,14 @@ ${postForm(
     href,
     html`${reveal}
 ${versions}
-<details class="panel"><summary>New version</summary>
+${
+  managed
+    ? ''
+    : html`<details class="panel"><summary>New version</summary>
 ${postForm(ctx, `${vaultBase(vault)}/secrets`, html`<input type="hidden" name="name" value="${name}">${valueFields('new-version', false)}<button type="submit" class="btn-primary">Create version</button>`)}
-</details>`,
+</details>`
+}`,
+    { managed },
   );
 }
 
