@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { type LoadSpec, load, REPO_ROOT, spawnBenchServer, startBenchServer, tempDirs } from './lib.js';
 
@@ -144,21 +145,15 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
     });
     const host = `benchkeys.vault.localhost:${s.hostPort.split(':')[1]}`;
     const headers = { authorization: `Bearer ${t.json.access_token}`, 'content-type': 'application/json' };
-    const created = await load(
-      {
-        url: `https://${s.hostPort}/keys/bench/create?api-version=7.5`,
-        host,
-        method: 'POST',
-        headers,
-        body: JSON.stringify(alg === 'ES256' ? { kty: 'EC', crv: 'P-256' } : { kty: 'RSA', key_size: 2048 }),
-      },
-      { ...options, durationS: 0.05, warmupS: 0, connections: 1 },
-    );
-    if (created.non2xx || created.errors) throw new Error('create key failed');
+    const created = await vaultPost(s.hostPort, host, s.ca, '/keys/bench/create?api-version=7.5', headers, {
+      ...(alg === 'ES256' ? { kty: 'EC', crv: 'P-256' } : { kty: 'RSA', key_size: 2048 }),
+    });
+    // As the `keys` scenario: the key id with its version (PROFILE_UNVERSIONED=1: `/keys/{name}/sign`).
+    const keyPath = process.env.PROFILE_UNVERSIONED ? '/keys/bench' : new URL(created.key.kid).pathname;
     const digest = createHash('sha256').update('benchmark message').digest();
     await measure(
       {
-        url: `https://${s.hostPort}/keys/bench/sign?api-version=7.5`,
+        url: `https://${s.hostPort}${keyPath}/sign?api-version=7.5`,
         host,
         method: 'POST',
         headers,
@@ -170,6 +165,44 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
   } finally {
     await s.stop();
   }
+}
+
+/** A JSON POST to the vault host over HTTPS (setup only). */
+function vaultPost(
+  hostPort: string,
+  host: string,
+  ca: string,
+  path: string,
+  headers: Record<string, string>,
+  json: unknown,
+  // biome-ignore lint/suspicious/noExplicitAny: a Key Vault response body
+): Promise<any> {
+  const [hostname, port] = hostPort.split(':');
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: hostname,
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: 'localhost',
+        headers: { ...headers, host },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200)
+            reject(new Error(`POST ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
+          else resolve(JSON.parse(text));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(json));
+  });
 }
 
 const dirs = tempDirs();
