@@ -18,7 +18,9 @@ import {
   TARGETS,
   TURN_ONE_METRIC,
   targetRows,
+  upArgs,
 } from '../bench/lib.js';
+import { parseLimitFlags } from '../src/config/limits.js';
 
 describe('bench/lib helpers (no timing)', () => {
   test('percentile is nearest-rank; median of an even count is the lower middle', () => {
@@ -195,6 +197,46 @@ describe('bench/lib helpers (no timing)', () => {
       fig('nodes', 'one node on SQLite secret GET throughput', 1000),
     ]).find((r) => r.metric === 'PostgreSQL node GET ÷ SQLite node GET');
     assert.deepEqual([pgRow?.value, pgRow?.target, pgRow?.met], [0.8, '>= 0.8', true]);
+  });
+
+  test('targetRows: a ratio whose figure comes from a load run with failed requests is left out', () => {
+    // Issue 19: ES256 sign ÷ GET read 0.33 because 45 % of the sign requests were 429s of the
+    // per-principal rate limit and throughput counts only 2xx answers.
+    const fig = (scenario: string, metric: string, value: number): ResultRow =>
+      row({ scenario, metric, value, unit: 'x' });
+    const round = [
+      fig('secrets', 'secret GET server CPU per request', 150),
+      fig('secrets', 'floor (1 process) GET server CPU per request', 100),
+      fig('secrets', 'secret GET throughput', 1000),
+      fig('secrets', 'floor (1 process) GET throughput', 2000),
+      fig('keys', 'vault ES256 sign throughput', 700),
+    ];
+    const metrics = (rows: ResultRow[]) => targetRows(rows).map((r) => r.metric);
+    const es256 = 'vault ES256 sign ÷ secret GET throughput';
+    assert.ok(metrics(round).includes(es256), 'the ES256 row is there without failures');
+    assert.ok(
+      metrics([...round, fig('keys', 'vault ES256 sign failed requests', 0)]).includes(es256),
+      'a failed-requests row of 0 leaves the ratio in',
+    );
+    assert.deepEqual(metrics([...round, fig('keys', 'vault ES256 sign failed requests', 10_639)]), [
+      'secret GET server CPU per request ÷ floor',
+      'secret GET throughput ÷ one-process floor',
+    ]);
+    // A failed GET run takes out every ratio with a GET figure, on either side.
+    assert.deepEqual(metrics([...round, fig('secrets', 'secret GET failed requests', 3)]), []);
+    // Another run's failures (RS256) leave ES256 alone.
+    assert.ok(
+      metrics([...round, fig('keys', 'vault RS256 sign failed requests', 5)]).includes(es256),
+      'failures of another run do not count',
+    );
+  });
+
+  test("the shared server's `latchkey up` runs with the rate limits off (as `latchkey up` parses them)", () => {
+    const limitsOf = (args: string[]) =>
+      parseLimitFlags(args.flatMap((a, i) => (args[i - 1] === '--limit' ? [a] : [])));
+    assert.deepEqual(limitsOf(upArgs('/d', { limitsOff: true })), { perAddressRate: 0, perPrincipalRate: 0 });
+    assert.deepEqual(limitsOf(upArgs('/d')), {});
+    assert.deepEqual(upArgs('/d').slice(0, 2), ['up', '--json']);
   });
 
   test('targetRows: the last row is the share of the turn-one targets measured that are met', () => {

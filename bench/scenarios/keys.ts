@@ -182,7 +182,7 @@ async function measure(ctx: BenchContext, s: BenchServer, token: string, alg: 'E
     ctx.record(
       row({
         scenario: 'keys',
-        metric: `vault ${alg} failed requests`,
+        metric: `vault ${alg} sign failed requests`,
         value: r.non2xx + r.errors,
         unit: 'requests',
       }),

@@ -20,10 +20,6 @@ export interface Sealer {
 }
 
 const uuidToBytes = (id: string): Buffer => Buffer.from(id.replaceAll('-', ''), 'hex');
-const bytesToUuid = (b: Buffer): string => {
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-};
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): { iv: Buffer; tag: Buffer; ct: Buffer } {
   const iv = randomBytes(12);
@@ -37,7 +33,10 @@ function gcmOpen(key: Buffer, iv: Buffer, tag: Buffer, ct: Buffer, aad: Buffer):
   const d = createDecipheriv('aes-256-gcm', key, iv);
   d.setAAD(aad);
   d.setAuthTag(tag);
-  return Buffer.concat([d.update(ct), d.final()]);
+  const out = d.update(ct);
+  // final() checks the tag (throws on a mismatch); GCM gives no bytes there, so nothing to copy.
+  const tail = d.final();
+  return tail.length === 0 ? out : Buffer.concat([out, tail]);
 }
 
 const integrityError = (cause?: unknown): LatchkeyError =>
@@ -55,6 +54,8 @@ export async function createSealer(store: DataKeys, root: RootKey): Promise<Seal
   const kek = root.derive('kek');
   const wrapAad = (id: string) => Buffer.from(`latchkey/v1/dek/${id}`);
   const keys = new Map<string, Buffer>();
+  /** The same keys by the 32 hex digits of their id, as a blob's header carries it (for `open`). */
+  const byHex = new Map<string, Buffer>();
   let activeId: string | undefined;
 
   const load = async () => {
@@ -69,6 +70,7 @@ export async function createSealer(store: DataKeys, root: RootKey): Promise<Seal
       }
       if (r.active) activeId = r.id;
     }
+    for (const [id, key] of keys) byHex.set(uuidToBytes(id).toString('hex'), key);
   };
   await load();
   if (!activeId) {
@@ -90,9 +92,11 @@ export async function createSealer(store: DataKeys, root: RootKey): Promise<Seal
       return Buffer.concat([Buffer.from([VERSION]), activeIdBytes, iv, tag, ct]);
     },
     open(blob, aad) {
-      const b = Buffer.from(blob);
+      // Read in place (every GET opens a value: no copy of the blob, no id formatting); a driver's
+      // plain Uint8Array, despite the type, is copied into a Buffer as before.
+      const b: Buffer = Buffer.isBuffer(blob) ? blob : Buffer.from(blob as Uint8Array);
       if (b.length < HEADER || b[0] !== VERSION) throw integrityError();
-      const key = keys.get(bytesToUuid(b.subarray(1, 17)));
+      const key = byHex.get(b.toString('hex', 1, 17));
       if (!key) throw integrityError();
       try {
         return gcmOpen(

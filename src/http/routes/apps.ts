@@ -5,7 +5,7 @@ import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
 import { requestMeta } from '../request.js';
 import { parse } from '../validate.js';
-import { armPath, requireApiVersion, tagsSchema } from './arm-request.js';
+import { armPath, requireApiVersion, subscriptionParams, tagsSchema } from './arm-request.js';
 
 const PROVIDER = 'providers/Microsoft.Web/sites';
 
@@ -97,7 +97,7 @@ export async function appRoutes(
   app.get(`/subscriptions/:sub/${PROVIDER}`, async (req) => {
     const c = await caller(req);
     requireApiVersion(req, '2023-12-01');
-    const { sub } = parse(z.object({ sub: z.string().min(1).max(64) }), req.params, 'path');
+    const { sub } = parse(subscriptionParams, req.params, 'path');
     return { value: await Promise.all((await s.apps.list(c, sub)).map(view)) };
   });
 

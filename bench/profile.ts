@@ -1,0 +1,216 @@
+// One server under the bench's load, for profiling (issue 19; docs/performance.md):
+//   node --import tsx bench/profile.ts get|floor|sign|sign-rsa [seconds]
+// get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor;
+// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario. 32 keep-alive
+// connections, 2 s of warm-up, then the measured window; prints one JSON line (req/s, server CPU
+// µs per request). Run the server with LATCHKEY_BENCH_NODE_FLAGS (e.g. `--cpu-prof
+// --cpu-prof-dir=DIR`, or `--perf-basic-prof` with PROFILE_PERF), and attach during the window:
+//   PROFILE_PERF=FILE    perf record -g on the server (on-CPU samples only)
+//   PROFILE_STRACE=1     strace -c -f on the server (system calls per request)
+//   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { type LoadSpec, load, REPO_ROOT, spawnBenchServer, startBenchServer, tempDirs } from './lib.js';
+
+const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
+const options = { durationS: Number(secondsText), warmupS: 2, connections: 32, repeats: 1 };
+const CRYPTO_OFFICER = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603';
+
+/** Starts the tool the environment asks for on the server; the returned function stops it. */
+function attach(pid: number | undefined): (() => Promise<void>) | undefined {
+  const e = process.env;
+  const argv =
+    pid === undefined
+      ? undefined
+      : e.PROFILE_INSTR
+        ? ['perf', 'stat', '-x', ',', '-e', 'instructions,task-clock', '-o', e.PROFILE_INSTR, '-p', `${pid}`]
+        : e.PROFILE_PERF
+          ? ['perf', 'record', '-F', '999', '-g', '-o', e.PROFILE_PERF, '-p', `${pid}`]
+          : e.PROFILE_STRACE
+            ? ['strace', '-c', '-f', '-p', `${pid}`]
+            : undefined;
+  if (!argv) return undefined;
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+  return () =>
+    new Promise<void>((r) => {
+      child.on('exit', () => r());
+      child.kill('SIGINT');
+    });
+}
+
+/** Warm-up, then the measured window with the tool attached; one JSON line. */
+async function measure(spec: LoadSpec, pid: number | undefined) {
+  await load(spec, { ...options, durationS: options.warmupS, warmupS: 0 });
+  const stop = attach(pid);
+  const r = await load(spec, { ...options, warmupS: 0 });
+  await stop?.();
+  const instr = process.env.PROFILE_INSTR
+    ? Number(/^([\d.]+),[^,]*,instructions/m.exec(readFileSync(process.env.PROFILE_INSTR, 'utf8'))?.[1])
+    : Number.NaN;
+  console.log(
+    JSON.stringify({
+      mode,
+      rps: Math.round(r.rps),
+      cpuUsPerRequest: Math.round(r.cpuUsPerRequest),
+      requests: r.requests,
+      failed: r.non2xx + r.errors,
+      ...(Number.isFinite(instr) ? { kInstructionsPerRequest: Math.round(instr / r.requests / 1000) } : {}),
+    }),
+  );
+}
+
+async function secretGet(dataDir: string) {
+  const script = join(REPO_ROOT, 'bench', 'servers', 'secrets-server.ts');
+  const lk = await spawnBenchServer<{ port: number; vaultHost: string; token: string }>(script, [
+    'latchkey',
+    dataDir,
+    '1',
+  ]);
+  const { vaultHost, token } = lk.info;
+  const path = '/secrets/bench-secret?api-version=7.5';
+  const authorization = `Bearer ${token}`;
+  const set = await load(
+    {
+      url: `https://127.0.0.1:${lk.info.port}${path}`,
+      host: vaultHost,
+      method: 'PUT',
+      headers: { authorization, 'content-type': 'application/json' },
+      body: JSON.stringify({ value: 's'.repeat(1024) }),
+    },
+    { ...options, durationS: 0.2, warmupS: 0, connections: 1 },
+  );
+  if (set.non2xx || set.errors) throw new Error('secret set failed');
+  let server = lk;
+  let port = lk.info.port;
+  if (mode === 'floor') {
+    await lk.stop();
+    const floor = await spawnBenchServer<{ port: number }>(script, ['floor', dataDir, '1024', '1']);
+    server = { ...floor, info: { ...lk.info, port: floor.info.port } };
+    port = floor.info.port;
+  }
+  try {
+    const spec = {
+      url: `https://127.0.0.1:${port}${path}`,
+      host: vaultHost,
+      headers: { authorization },
+      serverPids: [server.child.pid],
+    };
+    await measure(spec, server.child.pid);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
+  const s = await startBenchServer(dataDir);
+  try {
+    const admin = await s.adminToken();
+    const vaultPath = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/benchkeys`;
+    const v = await s.request('PUT', `${vaultPath}?api-version=2023-07-01`, {
+      token: admin,
+      json: {
+        location: 'local',
+        properties: {
+          sku: { family: 'A', name: 'standard' },
+          tenantId: s.info.tenantId,
+          enableRbacAuthorization: true,
+        },
+      },
+    });
+    if (v.status !== 200 && v.status !== 201) throw new Error(`create vault: HTTP ${v.status}`);
+    const app = await s.createServicePrincipal('bench-keys');
+    await s.request(
+      'PUT',
+      `${vaultPath}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
+      {
+        token: admin,
+        json: {
+          properties: {
+            roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${CRYPTO_OFFICER}`,
+            principalId: app.objectId,
+          },
+        },
+      },
+    );
+    const t = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: app.appId,
+        client_secret: app.secret!,
+        scope: `${s.info.vaultResource}/.default`,
+      },
+    });
+    const host = `benchkeys.vault.localhost:${s.hostPort.split(':')[1]}`;
+    const headers = { authorization: `Bearer ${t.json.access_token}`, 'content-type': 'application/json' };
+    const created = await vaultPost(s.hostPort, host, s.ca, '/keys/bench/create?api-version=7.5', headers, {
+      ...(alg === 'ES256' ? { kty: 'EC', crv: 'P-256' } : { kty: 'RSA', key_size: 2048 }),
+    });
+    // As the `keys` scenario: the key id with its version (PROFILE_UNVERSIONED=1: `/keys/{name}/sign`).
+    const keyPath = process.env.PROFILE_UNVERSIONED ? '/keys/bench' : new URL(created.key.kid).pathname;
+    const digest = createHash('sha256').update('benchmark message').digest();
+    await measure(
+      {
+        url: `https://${s.hostPort}${keyPath}/sign?api-version=7.5`,
+        host,
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ alg, value: digest.toString('base64url') }),
+        serverPids: [s.pid],
+      },
+      s.pid,
+    );
+  } finally {
+    await s.stop();
+  }
+}
+
+/** A JSON POST to the vault host over HTTPS (setup only). */
+function vaultPost(
+  hostPort: string,
+  host: string,
+  ca: string,
+  path: string,
+  headers: Record<string, string>,
+  json: unknown,
+  // biome-ignore lint/suspicious/noExplicitAny: a Key Vault response body
+): Promise<any> {
+  const [hostname, port] = hostPort.split(':');
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: hostname,
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: 'localhost',
+        headers: { ...headers, host },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200)
+            reject(new Error(`POST ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`));
+          else resolve(JSON.parse(text));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(json));
+  });
+}
+
+const dirs = tempDirs();
+try {
+  const dataDir = dirs.make('latchkey-profile-');
+  if (mode === 'get' || mode === 'floor') await secretGet(dataDir);
+  else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
+  else throw new Error('usage: bench/profile.ts get|floor|sign|sign-rsa [seconds]');
+} finally {
+  dirs.cleanup();
+}
