@@ -37,6 +37,8 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
       'Microsoft.Authorization/*/write',
       'Microsoft.Authorization/*/delete',
       'Microsoft.Latchkey/provisioningKeys/*',
+      // The tenant's CA is the root every Latchkey certificate chains to: its Owner's to roll.
+      'Microsoft.Latchkey/certificateAuthority/*',
       // Setting another principal's password or credentials would let a Contributor sign in as an
       // Owner: as good as writing role assignments.
       'Microsoft.Directory/users/write',

@@ -16,6 +16,8 @@ export const DIRECTORY_ACTIONS = {
   users: 'Microsoft.Directory/users/write',
   usersDelete: 'Microsoft.Directory/users/delete',
   rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
+  /** The tenant's own CA (issuer `Latchkey`): a tenant Owner's, not a Contributor's. */
+  rotateCertificateAuthority: 'Microsoft.Latchkey/certificateAuthority/rotate/action',
 } as const;
 
 const byId = new Map(BUILT_IN_ROLES.map((r) => [r.id, r]));

@@ -17,6 +17,7 @@ import { m0015 } from './0015_federated_credentials.js';
 import { m0016 } from './0016_certificate_issuance.js';
 import { m0017 } from './0017_app_federated_credentials.js';
 import { m0018 } from './0018_certificate_contacts.js';
+import { m0020 } from './0020_certificate_ca_generations.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -38,4 +39,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0016,
   m0017,
   m0018,
+  m0020,
 ];

@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CertificateClient } from '@azure/keyvault-certificates';
+import { findRole } from '../src/access/roles.js';
+import { secretTokenRequest } from './helpers/authority.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { grant, putVault, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
+import { cliOk, type VaultCli, vaultAdminCli } from './helpers/vault-cli.js';
+
+const openssl = (args: string[], input?: Buffer | string) =>
+  execFileSync('openssl', args, {
+    ...(input !== undefined ? { input } : {}),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).toString('utf8');
+/** `openssl verify` whether it passes or not: its exit code and both outputs. */
+const verify = (args: string[]) => {
+  const r = spawnSync('openssl', ['verify', ...args], { encoding: 'utf8' });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+};
+const poll = { intervalInMs: 10 };
+const pemOf = (der: Uint8Array) =>
+  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+
+/** A GET whose body is kept as bytes (a DER CRL), trusting the dev CA. */
+const getBytes = (s: TestServer, url: string) =>
+  new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
+    https
+      .get(url, { agent: s.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks),
+          }),
+        );
+      })
+      .on('error', reject);
+  });
+
+describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
+  let s: TestServer;
+  let dir: string;
+  let officer: VaultTestPrincipal;
+  let cli: VaultCli;
+  let vaultId: string;
+  const certs = () => new CertificateClient(s.vaultUrl('cavault'), officer.credential, { agent: s.agent });
+  const pki = () => `${s.info.authority}/${s.info.tenantId}/pki`;
+  /** Issues a Latchkey certificate and writes its PEM to `{dir}/{name}.pem`; returns the path and serial. */
+  const issue = async (name: string) => {
+    const c = await (
+      await certs().beginCreateCertificate(
+        name,
+        { issuerName: 'Latchkey', subject: `CN=${name}.example` },
+        poll,
+      )
+    ).pollUntilDone();
+    const file = join(dir, `${name}.pem`);
+    writeFileSync(file, pemOf(c.cer!));
+    const serial = openssl(['x509', '-noout', '-serial', '-in', file])
+      .trim()
+      .replace(/^serial=/, '');
+    return { file, serial };
+  };
+  /** The published bundle and CRLs, written to files for openssl. */
+  const published = async () => {
+    const ca = await s.request('GET', `${pki()}/ca.pem`);
+    assert.equal(ca.status, 200, ca.text);
+    const crl = await s.request('GET', `${pki()}/crl.pem`);
+    assert.equal(crl.status, 200, crl.text);
+    assert.equal(crl.headers['content-type'], 'application/x-pem-file');
+    const caFile = join(dir, 'bundle.pem');
+    const crlFile = join(dir, 'crls.pem');
+    writeFileSync(caFile, ca.text);
+    writeFileSync(crlFile, crl.text);
+    return { caFile, crlFile, caPem: ca.text, crlPem: crl.text };
+  };
+  const crlChecked = async (file: string) => {
+    const p = await published();
+    return verify(['-crl_check', '-CAfile', p.caFile, '-CRLfile', p.crlFile, file]);
+  };
+  const purge = async (name: string) => {
+    await (await certs().beginDeleteCertificate(name, poll)).pollUntilDone();
+    await certs().purgeDeletedCertificate(name);
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lk-cacrl-'));
+    s = await startTestServer();
+    // The admin (a tenant Owner) signed in to the CLI, also a Certificates Officer of the vault.
+    cli = await vaultAdminCli(s, 'cavault', 'Key Vault Certificates Officer');
+    officer = await vaultPrincipal(s, 'ca-officer');
+    vaultId = (await putVault(s, 'cavault')).id;
+    await grant(s, officer.id, 'Key Vault Certificates Officer', vaultId);
+  });
+  after(async () => {
+    await s?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a certificate names its CRL; openssl -crl_check: valid before, "certificate revoked" after its purge', async () => {
+    assert.equal((await s.request('GET', `${pki()}/crl`)).status, 404, 'no CRL before the CA exists');
+    const gone = await issue('crl-gone');
+    const kept = await issue('crl-kept');
+    // The CRL distribution point: the CA generation's CRL on this server.
+    const text = openssl(['x509', '-noout', '-text', '-in', gone.file]);
+    const cdp = `${pki()}/crl/1`;
+    assert.match(text, /X509v3 CRL Distribution Points/, 'the extension is there');
+    assert.ok(text.includes(`URI:${cdp}`), `it points at ${cdp}:\n${text}`);
+    const der = await getBytes(s, cdp);
+    assert.equal(der.status, 200);
+    assert.equal(der.type, 'application/pkix-crl');
+    const crlText = openssl(['crl', '-inform', 'DER', '-noout', '-text'], der.body);
+    assert.match(crlText, new RegExp(`Issuer: CN = Latchkey CA ${s.info.tenantId}, O = Latchkey`));
+    assert.match(crlText, /X509v3 CRL Number:\s*\n\s*1\b/, crlText);
+    assert.match(crlText, /No Revoked Certificates/);
+    // `/crl` is the current generation's; the same CRL while it is fresh.
+    assert.ok((await getBytes(s, `${pki()}/crl`)).body.equals(der.body), 'the current CRL, kept while fresh');
+    // The CA signs its CRL: openssl checks that too.
+    const caFile = join(dir, 'ca1.pem');
+    writeFileSync(caFile, (await s.request('GET', `${pki()}/ca.pem`)).text);
+    const signed = spawnSync('openssl', ['crl', '-inform', 'DER', '-noout', '-CAfile', caFile], {
+      input: der.body,
+      encoding: 'utf8',
+    });
+    assert.equal(signed.status, 0, signed.stderr);
+    assert.match(`${signed.stdout}${signed.stderr}`, /verify OK/);
+
+    const before = await crlChecked(gone.file);
+    assert.equal(before.code, 0, before.out);
+    assert.match(before.out, /crl-gone\.pem: OK/);
+    // A soft delete revokes nothing (the certificate can be recovered).
+    await (await certs().beginDeleteCertificate('crl-gone', poll)).pollUntilDone();
+    assert.equal((await crlChecked(gone.file)).code, 0, 'deleted, not purged: still valid');
+    await certs().purgeDeletedCertificate('crl-gone');
+    const revoked = await crlChecked(gone.file);
+    assert.notEqual(revoked.code, 0, revoked.out);
+    assert.match(revoked.out, /certificate revoked/);
+    const other = await crlChecked(kept.file);
+    assert.equal(other.code, 0, `another certificate of the CA stays valid: ${other.out}`);
+    // The new CRL: a higher number, the serial with its reason.
+    const after = openssl(['crl', '-inform', 'DER', '-noout', '-text'], (await getBytes(s, cdp)).body);
+    assert.match(after, /X509v3 CRL Number:\s*\n\s*2\b/, after);
+    assert.match(after, new RegExp(`Serial Number: ${gone.serial}`, 'i'));
+    assert.match(after, /Cessation Of Operation/);
+    assert.doesNotMatch(after, new RegExp(kept.serial, 'i'));
+    // Unknown generations and tenants are 404.
+    assert.equal((await s.request('GET', `${pki()}/crl/9`)).status, 404);
+    assert.equal((await s.request('GET', `${pki()}/crl/x`)).status, 404);
+    assert.equal(
+      (await s.request('GET', `${s.info.authority}/00000000-0000-0000-0000-000000000000/pki/crl`)).status,
+      404,
+    );
+  });
+
+  test('only a tenant Owner rotates the CA: others 403, no token 401; another tenant rotates only its own', async () => {
+    const mgmt = `${s.info.managementResource}`;
+    const rotateAs = (token?: string) =>
+      s.request('POST', '/api/pki/ca/rotate', { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const tokenOf = async (p: VaultTestPrincipal, tenantId = s.info.tenantId) => {
+      const r = await secretTokenRequest(
+        s,
+        { appId: p.appId, secret: p.secret },
+        `${mgmt}/.default`,
+        tenantId,
+      );
+      assert.equal(r.status, 200, r.text);
+      return r.json.access_token as string;
+    };
+    const before = await s.services.certificates.ca.generations(s.info.tenantId);
+    assert.equal((await rotateAs()).status, 401);
+    for (const [role, scope] of [
+      ['Contributor', '/'],
+      ['Reader', '/'],
+      ['Key Vault Administrator', '/'],
+      ['Key Vault Certificates Officer', vaultId],
+    ] as const) {
+      const p = await vaultPrincipal(s, `rot-${role.replace(/ /g, '-')}`);
+      await grant(s, p.id, role, scope);
+      const r = await rotateAs(await tokenOf(p));
+      assert.equal(r.status, 403, `${role} at ${scope}: ${r.text}`);
+      assert.match(r.json.error.code, /Forbidden|AuthorizationFailed/, r.text);
+    }
+    // Another tenant's Owner: its token names its own tenant, so it rolls that tenant's CA only.
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'ca-other.example' });
+    const foreign = await vaultPrincipal(s, 'rot-foreign', other.id);
+    await s.services.access.create(other.id, {
+      principalId: foreign.id,
+      role: findRole('Owner')!,
+      scope: '/',
+    });
+    const theirs = await rotateAs(await tokenOf(foreign, other.id));
+    assert.equal(theirs.status, 200, theirs.text);
+    assert.match(theirs.json.subject, new RegExp(`Latchkey CA ${other.id}`));
+    assert.deepEqual(
+      await s.services.certificates.ca.generations(s.info.tenantId),
+      before,
+      "this tenant's CA did not change",
+    );
+    // A foreign token cannot read this tenant's generations either: it sees its own.
+    const list = await s.request('GET', '/api/pki/ca', {
+      headers: { authorization: `Bearer ${await tokenOf(foreign, other.id)}` },
+    });
+    assert.equal(list.status, 200, list.text);
+    assert.ok(
+      list.json.value.every((g: { subject: string }) => g.subject.includes(other.id)),
+      'only its own tenant',
+    );
+  });
+
+  test('rotation: the old CA stays in the bundle; certificates of both verify (with CRLs); new ones by the new CA', async () => {
+    const old = await issue('rot-old');
+    const gen1 = (await published()).caPem;
+    const rotated = cliOk(await cli.run('ca', 'rotate', '--output', 'json'), 'ca rotate').json;
+    assert.equal(rotated.generation, 2);
+    assert.equal(rotated.current, true);
+    assert.match(rotated.subject, new RegExp(`CN=Latchkey CA ${s.info.tenantId} G2, O=Latchkey`));
+    assert.equal(rotated.crlPath, `/${s.info.tenantId}/pki/crl/2`);
+    const events = await s.services.audit.list({
+      tenantId: s.info.tenantId,
+      operation: 'CertificateAuthorityRotate',
+    });
+    assert.equal(events.length, 1, 'one rotation audited');
+    assert.equal(events[0]!.target, `/${s.info.tenantId}/pki/ca/2`);
+    assert.equal(events[0]!.callerKind, 'user');
+
+    const fresh = await issue('rot-new');
+    const text = openssl(['x509', '-noout', '-text', '-in', fresh.file]);
+    assert.match(text, new RegExp(`Issuer: CN = Latchkey CA ${s.info.tenantId} G2, O = Latchkey`));
+    assert.ok(text.includes(`URI:${pki()}/crl/2`), text);
+    const p = await published();
+    assert.equal((p.caPem.match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'the bundle holds both CAs');
+    assert.ok(p.caPem.endsWith(gen1), 'the new CA first, then the old one');
+    assert.equal((p.crlPem.match(/BEGIN X509 CRL/g) ?? []).length, 2, 'a CRL for each');
+    for (const f of [old.file, fresh.file]) {
+      const r = verify(['-crl_check', '-CAfile', p.caFile, '-CRLfile', p.crlFile, f]);
+      assert.equal(r.code, 0, `${f}: ${r.out}`);
+    }
+    // Only the old CA in a trust file: the new certificate does not verify (it is not the old CA's).
+    const oldOnly = join(dir, 'gen1.pem');
+    writeFileSync(oldOnly, gen1);
+    assert.notEqual(verify(['-CAfile', oldOnly, fresh.file]).code, 0, 'signed by the new CA');
+    // `ca show` lists both, the current first; `ca list` the generations.
+    const shown = cliOk(await cli.run('ca', 'show', '--output', 'json'), 'ca show').json;
+    assert.equal(shown.chain.length, 2);
+    assert.deepEqual(
+      shown.chain.map((c: { current: boolean }) => c.current),
+      [true, false],
+    );
+    assert.match(shown.subject, / G2, O=Latchkey$/);
+    const listed = cliOk(await cli.run('ca', 'list', '--output', 'json'), 'ca list').json;
+    assert.deepEqual(
+      listed.map((g: { generation: number; retired: string | null }) => [g.generation, g.retired !== null]),
+      [
+        [2, false],
+        [1, true],
+      ],
+    );
+    // Revocations go to the CRL of the CA that signed the certificate.
+    await purge('rot-old');
+    await purge('rot-new');
+    for (const f of [old.file, fresh.file]) {
+      const r = await crlChecked(f);
+      assert.match(r.out, /certificate revoked/, `${f}: ${r.out}`);
+    }
+    const gen1Crl = openssl(
+      ['crl', '-inform', 'DER', '-noout', '-text'],
+      (await getBytes(s, `${pki()}/crl/1`)).body,
+    );
+    assert.match(gen1Crl, new RegExp(`Serial Number: ${old.serial}`, 'i'));
+    assert.doesNotMatch(gen1Crl, new RegExp(fresh.serial, 'i'));
+  });
+});
