@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { findRole } from '../src/access/roles.js';
+import { fakeClock } from '../src/lib/clock.js';
 import { secretTokenRequest } from './helpers/authority.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { type ServiceVault, startServiceVault } from './helpers/service-vault.js';
 import { grant, putVault, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
 import { cliOk, type VaultCli, vaultAdminCli } from './helpers/vault-cli.js';
 
@@ -278,5 +280,96 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     );
     assert.match(gen1Crl, new RegExp(`Serial Number: ${old.serial}`, 'i'));
     assert.doesNotMatch(gen1Crl, new RegExp(fresh.serial, 'i'));
+  });
+});
+
+describe('the tenant CA on a fake clock: scheduled purge revokes; a retired CA leaves the bundle when its certificates expire; CRLs refresh', () => {
+  const DAY = 86_400_000;
+  const clock = fakeClock(Date.UTC(2026, 2, 1, 12));
+  let sv: ServiceVault;
+  before(async () => {
+    sv = await startServiceVault({
+      clock,
+      vaultName: 'cafake',
+      role: 'Key Vault Certificates Officer',
+      dirPrefix: 'latchkey-cafake-',
+    });
+  });
+  after(async () => {
+    await sv?.close();
+  });
+  const create = (name: string, months: number) =>
+    sv.services.certificates.create(sv.ctx, name, {
+      policy: {
+        issuer: { name: 'Latchkey' },
+        x509_props: { subject: `CN=${name}`, validity_months: months },
+      },
+    });
+  const serialOf = async (name: string) =>
+    openssl(
+      ['x509', '-inform', 'DER', '-noout', '-serial'],
+      (await sv.services.certificates.get(sv.ctx, name)).cer,
+    )
+      .trim()
+      .replace(/^serial=/, '');
+  const tenantId = () => sv.ctx.vault.tenantId;
+  const crlText = async (generation?: number) =>
+    openssl(
+      ['crl', '-inform', 'DER', '-noout', '-text'],
+      (await sv.services.certificates.ca.crl(tenantId(), generation))!,
+    );
+  const bundleSize = async () =>
+    ((await sv.services.certificates.caCertificatePem(tenantId())) ?? '').split('BEGIN CERTIFICATE').length -
+    1;
+
+  test('the purge job revokes a deleted certificate at its purge date', async () => {
+    await create('sched', 1);
+    await create('short', 1);
+    const serial = await serialOf('sched');
+    await sv.services.certificates.delete(sv.ctx, 'sched');
+    assert.doesNotMatch(await crlText(), /Serial Number/, 'deleted, not yet purged');
+    clock.advance(8 * DAY); // past the vault's 7 days of retention
+    assert.ok(await sv.services.jobs.runNow('certificate-purge', clock.now()), 'the purge job ran');
+    const text = await crlText(1);
+    assert.match(text, new RegExp(`Serial Number: ${serial}`, 'i'), text);
+  });
+
+  test('a CRL is kept an hour, then made again with the next number', async () => {
+    const numberOf = (text: string) => Number(/CRL Number:\s*\n\s*(\d+)/.exec(text)?.[1]);
+    const first = await sv.services.certificates.ca.crl(tenantId());
+    const n = numberOf(openssl(['crl', '-inform', 'DER', '-noout', '-text'], first!));
+    clock.advance(30 * 60_000);
+    assert.ok(
+      (await sv.services.certificates.ca.crl(tenantId()))!.equals(first!),
+      'the same CRL within the hour',
+    );
+    clock.advance(31 * 60_000);
+    const next = await crlText();
+    assert.equal(numberOf(next), n + 1, next);
+    const updates = /Last Update: (.+)\n\s*Next Update: (.+)\n/.exec(next)!;
+    assert.equal(Date.parse(updates[2]!) - Date.parse(updates[1]!), DAY, 'valid a day');
+    assert.equal(Date.parse(updates[1]!), Math.floor(clock.now() / 1000) * 1000, 'made now');
+  });
+
+  test('rotation: the retired CA stays published until the last certificate it signed expires', async () => {
+    await create('old-gen', 2);
+    const oldExp = (await sv.services.certificates.get(sv.ctx, 'old-gen')).exp!;
+    await sv.services.certificates.ca.rotate(tenantId());
+    await create('new-gen', 12);
+    assert.equal(await bundleSize(), 2, 'both CAs are published');
+    clock.set(oldExp - DAY);
+    assert.equal(await bundleSize(), 2, 'a certificate of the old CA is still valid');
+    clock.set(oldExp + 1000);
+    assert.equal(await bundleSize(), 1, 'all it signed expired: only the current CA');
+    const gens = await sv.services.certificates.ca.generations(tenantId());
+    assert.deepEqual(
+      gens.map((g) => [g.generation, g.current]),
+      [
+        [2, true],
+        [1, false],
+      ],
+    );
+    // Its revoked certificates have expired too: its CRL lists nothing.
+    assert.doesNotMatch(await crlText(1), /Serial Number/);
   });
 });

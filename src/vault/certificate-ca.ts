@@ -81,11 +81,12 @@ export function createCertificateAuthority(deps: {
     const material = await generateMaterial({ kty: 'EC', curve: 'P-384' });
     const { alg, keys } = await signingKeys(material.privateJwk);
     const start = seconds(clock.now());
+    // Each generation its own name, so that a client picks a generation's CRL by its issuer.
+    const name = `CN=Latchkey CA ${tenantId}${generation === 1 ? '' : ` G${generation}`}, O=Latchkey`;
     // duplicate-ok: a CA certificate's three extensions are the X.509 definition of a CA, as in the dev TLS CA (tls/dev-ca.ts); keys, names, lifetimes and storage differ
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
-      // Each generation its own name, so that a client picks a generation's CRL by its issuer.
-      name: `CN=Latchkey CA ${tenantId}${generation === 1 ? '' : ` G${generation}`}, O=Latchkey`,
+      name,
       notBefore: new Date(start),
       notAfter: new Date(addMonths(start, CA_YEARS * 12)),
       signingAlgorithm: alg,

@@ -80,6 +80,7 @@ export async function certificateCaRoutes(
  * `POST /api/pki/ca/rotate` rolls it (`Microsoft.Latchkey/certificateAuthority/rotate/action` at
  * the tenant root: a tenant Owner), audited as `CertificateAuthorityRotate`.
  */
+// duplicate-ok: every authenticated route module has this Fastify plugin signature; the routes differ
 export async function certificateCaAdminRoutes(
   app: FastifyInstance,
   opts: {
