@@ -8,9 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { certificateAuthorityStore } from '../src/storage/vault/certificate-authority-store.js';
 import { secretTokenRequest } from './helpers/authority.js';
+import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
-import { type ServiceVault, startServiceVault } from './helpers/service-vault.js';
+import { type ServiceVault, startServiceVault, testMeta } from './helpers/service-vault.js';
 import { grant, putVault, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
 import { cliOk, type VaultCli, vaultAdminCli } from './helpers/vault-cli.js';
 
@@ -371,5 +373,78 @@ describe('the tenant CA on a fake clock: scheduled purge revokes; a retired CA l
     );
     // Its revoked certificates have expired too: its CRL lists nothing.
     assert.doesNotMatch(await crlText(1), /Serial Number/);
+  });
+  test('purging a vault revokes the certificates the tenant CA signed for it', async () => {
+    await create('in-vault', 12);
+    const serial = await serialOf('in-vault');
+    const v = sv.ctx.vault;
+    await sv.services.vaults.delete(sv.ctx.caller, testMeta, {
+      subscriptionId: v.subscriptionId,
+      resourceGroup: 'default',
+      name: v.name,
+    });
+    assert.doesNotMatch(await crlText(), new RegExp(serial, 'i'), 'a deleted vault can be recovered');
+    clock.advance(8 * DAY);
+    await sv.services.vaults.purgeDue(clock.now());
+    assert.match(await crlText(), new RegExp(`Serial Number: ${serial}`, 'i'));
+  });
+});
+
+/** The CA generations and revocations on PostgreSQL (migration 0020). */
+describe('the tenant CA on PostgreSQL: revocation, CRL, rotation', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+  let officer: VaultTestPrincipal;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'lk-cacrl-pg-'));
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+    const v = await putVault(s, 'capg');
+    officer = await vaultPrincipal(s, 'capg-officer');
+    await grant(s, officer.id, 'Key Vault Certificates Officer', v.id);
+  });
+  after(async () => {
+    await s?.stop();
+    await schema?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a purged certificate is revoked; after a rotation both generations verify with their CRLs', async () => {
+    const client = new CertificateClient(s.vaultUrl('capg'), officer.credential, { agent: s.agent });
+    const make = async (name: string) => {
+      const c = await (
+        await client.beginCreateCertificate(name, { issuerName: 'Latchkey', subject: `CN=${name}` }, poll)
+      ).pollUntilDone();
+      const f = join(dir, `${name}.pem`);
+      writeFileSync(f, pemOf(c.cer!));
+      return f;
+    };
+    const check = async (f: string) => {
+      const pki = `${s.info.authority}/${s.info.tenantId}/pki`;
+      writeFileSync(join(dir, 'ca.pem'), (await s.request('GET', `${pki}/ca.pem`)).text);
+      writeFileSync(join(dir, 'crl.pem'), (await s.request('GET', `${pki}/crl.pem`)).text);
+      return verify(['-crl_check', '-CAfile', join(dir, 'ca.pem'), '-CRLfile', join(dir, 'crl.pem'), f]);
+    };
+    const gone = await make('pg-gone');
+    const kept = await make('pg-kept');
+    assert.equal((await check(gone)).code, 0);
+    await (await client.beginDeleteCertificate('pg-gone', poll)).pollUntilDone();
+    await client.purgeDeletedCertificate('pg-gone');
+    assert.match((await check(gone)).out, /certificate revoked/);
+    assert.equal((await check(kept)).code, 0);
+    const g = await s.services.certificates.ca.rotate(s.info.tenantId);
+    assert.equal(g.generation, 2);
+    const fresh = await make('pg-fresh');
+    for (const f of [kept, fresh]) assert.equal((await check(f)).code, 0, f);
+    await assert.rejects(
+      // The same generation twice (two nodes at once): the second insert stores nothing.
+      s.services.db.transaction(async (tx) => {
+        const cur = await certificateAuthorityStore.current(tx, s.info.tenantId);
+        if (!(await certificateAuthorityStore.insertIfAbsent(tx, { ...cur!, retired: null })))
+          throw new Error('already there');
+      }),
+      /already there/,
+    );
   });
 });

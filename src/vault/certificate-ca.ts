@@ -295,42 +295,53 @@ export function createCertificateAuthority(deps: {
     },
 
     /**
-     * Revokes the given certificates (DER) that one of the tenant's CA generations signed (others
-     * are ignored), in the caller's transaction; returns how many were newly revoked.
+     * Revokes the given certificates (DER) that one of the tenant's CA generations signed, in the
+     * caller's transaction (see {@link revokeIssuedCertificates}).
      */
-    async revokeIssued(
+    revokeIssued: (
       q: Queryable,
       tenantId: string,
       certificates: readonly Buffer[],
       reason: RevocationReason,
-    ): Promise<number> {
-      if (!certificates.length) return 0;
-      const cas = (await store.all(q, tenantId)).map((ca) => ({ ca, x: new NodeX509(ca.cer) }));
-      if (!cas.length) return 0;
-      let n = 0;
-      for (const der of certificates) {
-        let leaf: NodeX509;
-        try {
-          leaf = new NodeX509(der);
-        } catch {
-          continue; // not a certificate (never stored so): nothing to revoke
-        }
-        const by = cas.find(({ x }) => leaf.checkIssued(x) && leaf.verify(x.publicKey));
-        if (!by) continue;
-        const notAfter = expiryOf(leaf);
-        if (notAfter <= clock.now()) continue; // expired: no CRL needs it
-        if (
-          await store.revoke(q, tenantId, by.ca.generation, {
-            serial: leaf.serialNumber.toLowerCase(),
-            notAfter,
-            revoked: seconds(clock.now()),
-            reason,
-          })
-        )
-          n++;
-      }
-      return n;
-    },
+    ) => revokeIssuedCertificates(q, clock.now(), tenantId, certificates, reason),
   };
 }
 export type CertificateAuthority = ReturnType<typeof createCertificateAuthority>;
+
+/**
+ * Revokes the given certificates (DER) that one of the tenant's CA generations signed (checked
+ * by issuer name and signature; others, and expired ones, are ignored), in the caller's
+ * transaction; each goes into the CRL of the generation that signed it. Returns how many were
+ * newly revoked. A certificate's purge and its vault's purge call it.
+ */
+export async function revokeIssuedCertificates(
+  q: Queryable,
+  now: number,
+  tenantId: string,
+  certificates: readonly Buffer[],
+  reason: RevocationReason,
+): Promise<number> {
+  if (!certificates.length) return 0;
+  const cas = (await store.all(q, tenantId)).map((ca) => ({ ca, x: new NodeX509(ca.cer) }));
+  if (!cas.length) return 0;
+  let n = 0;
+  for (const der of certificates) {
+    let leaf: NodeX509;
+    try {
+      leaf = new NodeX509(der);
+    } catch {
+      continue; // not a certificate (never stored so): nothing to revoke
+    }
+    const by = cas.find(({ x }) => leaf.checkIssued(x) && leaf.verify(x.publicKey));
+    const notAfter = expiryOf(leaf);
+    if (!by || notAfter <= now) continue; // not the tenant CA's, or expired: no CRL needs it
+    const revoked = await store.revoke(q, tenantId, by.ca.generation, {
+      serial: leaf.serialNumber.toLowerCase(),
+      notAfter,
+      revoked: Math.floor(now / 1000) * 1000,
+      reason,
+    });
+    if (revoked) n++;
+  }
+  return n;
+}

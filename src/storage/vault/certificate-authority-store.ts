@@ -182,6 +182,14 @@ export const certificateAuthorityStore = {
       reason: r.reason,
     }));
   },
+  /** The certificates (DER) of every certificate version in a vault, for revoking them at its purge. */
+  async vaultCertificates(q: Queryable, vaultId: string): Promise<Buffer[]> {
+    const rows = await q.all<{ cer: Buffer | Uint8Array }>(
+      'SELECT cer FROM certificate_versions WHERE vault_id = $1',
+      [vaultId],
+    );
+    return rows.map((r) => Buffer.from(r.cer));
+  },
   /** The certificates (DER) of every version of a certificate object, for revoking them at its purge. */
   async versionCertificates(q: Queryable, vaultId: string, nameLower: string): Promise<Buffer[]> {
     const rows = await q.all<{ cer: Buffer | Uint8Array }>(
