@@ -8,6 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { migrate } from '../src/storage/migrate.js';
+import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
+import { openPostgres } from '../src/storage/postgres.js';
+import { openSqlite } from '../src/storage/sqlite.js';
 import { certificateAuthorityStore } from '../src/storage/vault/certificate-authority-store.js';
 import { secretTokenRequest } from './helpers/authority.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
@@ -448,3 +452,56 @@ describe('the tenant CA on PostgreSQL: revocation, CRL, rotation', () => {
     );
   });
 });
+
+/** Migration 0020 carries a tenant's CA made before it (0016's table) over as generation 1. */
+for (const [dialect, open] of [
+  [
+    'sqlite',
+    async () => {
+      const d = mkdtempSync(join(tmpdir(), 'lk-m0020-'));
+      return {
+        db: openSqlite(join(d, 'a.db')),
+        cleanup: async () => rmSync(d, { recursive: true, force: true }),
+      };
+    },
+  ],
+  [
+    'postgres',
+    async () => {
+      const schema = await createTestSchema();
+      return { db: openPostgres(schema.url, { max: 2 }), cleanup: () => schema.drop() };
+    },
+  ],
+] as const)
+  test(`migration 0020 (${dialect}): an existing CA becomes generation 1, its key and certificate unchanged`, async () => {
+    const { db, cleanup } = await open();
+    try {
+      await migrate(
+        db,
+        ALL_MIGRATIONS.filter((m) => m.version < 20),
+      );
+      await db.run("INSERT INTO tenants (id, display_name, created_at) VALUES ('t1', 'T', 1)");
+      await db.run(
+        'INSERT INTO certificate_authorities (tenant_id, cer, sealed_key, created_at) VALUES ($1, $2, $3, $4)',
+        ['t1', Buffer.from('cer-bytes'), Buffer.from('sealed-bytes'), 5],
+      );
+      assert.deepEqual(await migrate(db, ALL_MIGRATIONS), [20]);
+      const [ca, ...more] = await certificateAuthorityStore.all(db, 't1');
+      assert.equal(more.length, 0);
+      assert.equal(ca!.generation, 1);
+      assert.equal(ca!.cer.toString(), 'cer-bytes');
+      assert.equal(ca!.sealedKey.toString(), 'sealed-bytes', 'the sealed key, whose AAD generation 1 keeps');
+      assert.equal(ca!.created, 5);
+      assert.equal(ca!.retired, null);
+      assert.equal(
+        ca!.issuedUntil,
+        253402300799000,
+        'what it signed is unknown: published until its own expiry',
+      );
+      assert.equal(ca!.crlNumber, 0);
+      await assert.rejects(db.all('SELECT * FROM certificate_authorities'), 'the old table is gone');
+    } finally {
+      await db.close();
+      await cleanup();
+    }
+  });
