@@ -17,7 +17,7 @@ import { secretTokenRequest } from './helpers/authority.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { type ServiceVault, startServiceVault, testMeta } from './helpers/service-vault.js';
-import { grant, putVault, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
+import { grant, putVault, type VaultTestPrincipal, vaultPrincipal, vaultToken } from './helpers/vault.js';
 import { cliOk, type VaultCli, vaultAdminCli } from './helpers/vault-cli.js';
 
 const openssl = (args: string[], input?: Buffer | string) =>
@@ -167,6 +167,74 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     assert.equal(
       (await s.request('GET', `${s.info.authority}/00000000-0000-0000-0000-000000000000/pki/crl`)).status,
       404,
+    );
+  });
+
+  test("Latchkey's own revoke: a version into the CRL with its reason, the certificate kept; who may; only the CA's", async () => {
+    const made = await issue('rev-explicit');
+    const version = (await certs().getCertificate('rev-explicit')).properties.version!;
+    const raw = async (p: VaultTestPrincipal, name: string, v: string, body: unknown) =>
+      s.request('POST', `${s.vaultUrl('cavault')}/certificates/${name}/${v}/revoke?api-version=7.5`, {
+        headers: { authorization: `Bearer ${await vaultToken(s, p)}` },
+        json: body,
+      });
+    // A Certificate User may read it, not revoke it; a bad reason is 400.
+    const user = await vaultPrincipal(s, 'rev-user');
+    await grant(s, user.id, 'Key Vault Certificate User', vaultId);
+    assert.equal((await raw(user, 'rev-explicit', version, {})).status, 403);
+    const badReason = await raw(officer, 'rev-explicit', version, { reason: 'because' });
+    assert.equal(badReason.status, 400, badReason.text);
+    assert.equal((await crlChecked(made.file)).code, 0, 'nothing revoked by the refusals');
+    // The CLI (latest version by default), as a Certificates Officer.
+    const r = cliOk(
+      await cli.run(
+        'keyvault',
+        'certificate',
+        'revoke',
+        '--vault-name',
+        'cavault',
+        '-n',
+        'rev-explicit',
+        '--reason',
+        'keyCompromise',
+        '--output',
+        'json',
+      ),
+      'certificate revoke',
+    ).json;
+    assert.equal(r.serialNumber, made.serial.toLowerCase());
+    assert.equal(r.reason, 'keyCompromise');
+    assert.match(r.id, new RegExp(`/certificates/rev-explicit/${version}$`));
+    const checked = await crlChecked(made.file);
+    assert.match(checked.out, /certificate revoked/, checked.out);
+    const text = openssl(
+      ['crl', '-inform', 'DER', '-noout', '-text'],
+      (await getBytes(s, `${pki()}/crl/1`)).body,
+    );
+    assert.match(text, new RegExp(`Serial Number: ${made.serial}[\\s\\S]*?Key Compromise`, 'i'), text);
+    // The certificate is still there (revoking is not deleting); a second revoke keeps the first reason.
+    assert.equal((await certs().getCertificate('rev-explicit')).properties.version, version);
+    assert.equal((await raw(officer, 'rev-explicit', version, { reason: 'superseded' })).status, 200);
+    assert.doesNotMatch(
+      openssl(['crl', '-inform', 'DER', '-noout', '-text'], (await getBytes(s, `${pki()}/crl/1`)).body),
+      /Superseded/,
+    );
+    // A certificate the CA did not sign (Self) cannot be revoked; an unknown version is 404.
+    const self = await (
+      await certs().beginCreateCertificate('rev-self', { issuerName: 'Self', subject: 'CN=rev-self' }, poll)
+    ).pollUntilDone();
+    const notOurs = await raw(officer, 'rev-self', self.properties.version!, {});
+    assert.equal(notOurs.status, 400, notOurs.text);
+    assert.match(notOurs.json.error.message, /not signed by the tenant's CA/);
+    assert.equal((await raw(officer, 'rev-explicit', '0'.repeat(32), {})).status, 404);
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'CertificateRevoke' });
+    assert.ok(
+      events.some((e) => e.status === 200),
+      'audited',
+    );
+    assert.ok(
+      events.some((e) => e.status === 403),
+      'the refusal audited too',
     );
   });
 

@@ -311,8 +311,10 @@ export type CertificateAuthority = ReturnType<typeof createCertificateAuthority>
 /**
  * Revokes the given certificates (DER) that one of the tenant's CA generations signed (checked
  * by issuer name and signature; others, and expired ones, are ignored), in the caller's
- * transaction; each goes into the CRL of the generation that signed it. Returns how many were
- * newly revoked. A certificate's purge and its vault's purge call it.
+ * transaction; each goes into the CRL of the generation that signed it (a certificate already
+ * revoked keeps its first date and reason). Returns how many were the CA's and unexpired, and
+ * how many of those were newly revoked. A certificate's purge, its vault's purge and the
+ * explicit revoke call it.
  */
 export async function revokeIssuedCertificates(
   q: Queryable,
@@ -320,10 +322,12 @@ export async function revokeIssuedCertificates(
   tenantId: string,
   certificates: readonly Buffer[],
   reason: RevocationReason,
-): Promise<number> {
-  if (!certificates.length) return 0;
+): Promise<{ ours: number; revoked: number }> {
+  const none = { ours: 0, revoked: 0 };
+  if (!certificates.length) return none;
   const cas = (await store.all(q, tenantId)).map((ca) => ({ ca, x: new NodeX509(ca.cer) }));
-  if (!cas.length) return 0;
+  if (!cas.length) return none;
+  let ours = 0;
   let n = 0;
   for (const der of certificates) {
     let leaf: NodeX509;
@@ -335,6 +339,7 @@ export async function revokeIssuedCertificates(
     const by = cas.find(({ x }) => leaf.checkIssued(x) && leaf.verify(x.publicKey));
     const notAfter = expiryOf(leaf);
     if (!by || notAfter <= now) continue; // not the tenant CA's, or expired: no CRL needs it
+    ours++;
     const revoked = await store.revoke(q, tenantId, by.ca.generation, {
       serial: leaf.serialNumber.toLowerCase(),
       notAfter,
@@ -343,5 +348,5 @@ export async function revokeIssuedCertificates(
     });
     if (revoked) n++;
   }
-  return n;
+  return { ours, revoked: n };
 }

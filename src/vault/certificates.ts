@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Queryable } from '../storage/port.js';
 import { certificateAuthorityStore } from '../storage/vault/certificate-authority-store.js';
@@ -5,7 +6,7 @@ import { type CertificateRecord, certificateStore as store } from '../storage/va
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import { createCertificateBackups } from './certificate-backup.js';
-import { createCertificateAuthority } from './certificate-ca.js';
+import { createCertificateAuthority, type RevocationReason } from './certificate-ca.js';
 import { createCertificateContacts } from './certificate-contacts.js';
 import {
   CERTIFICATE_RULES,
@@ -463,6 +464,36 @@ export function createCertificates(
         await store.putOperation(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
         return { name: cur.name, operation: next };
       }),
+
+    /**
+     * `POST /certificates/{name}/{version}/revoke` (Latchkey's own; Azure has none): a version
+     * signed by the tenant's CA goes into its CRL with the reason given, the certificate staying
+     * as it is. A version the CA did not sign (or expired) is 400; revoking twice keeps the first.
+     */
+    async revoke(
+      ctx: ObjectCallContext,
+      rawName: string,
+      rawVersion: string,
+      reason: RevocationReason,
+    ): Promise<{ name: string; version: string; serialNumber: string; reason: RevocationReason }> {
+      const name = checkCertificateName(rawName);
+      const version = checkCertificateVersion(rawVersion);
+      return guard.write(ctx, OPS.revoke, name, async (tx) => {
+        const cur = await store.find(tx, ctx.vault.id, name.toLowerCase(), version);
+        if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
+        const r = await authority.revokeIssued(tx, ctx.vault.tenantId, [cur.cer], reason);
+        if (!r.ours)
+          throw bad(
+            `Certificate '${cur.name}' version '${version}' was not signed by the tenant's CA (issuer Latchkey) or has expired: only those can be revoked.`,
+          );
+        return {
+          name: cur.name,
+          version,
+          serialNumber: new X509Certificate(cur.cer).serialNumber.toLowerCase(),
+          reason,
+        };
+      });
+    },
 
     /** `POST /certificates/{name}/pending/merge` (certificate-merge.ts). */
     async merge(
