@@ -40,6 +40,8 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
       // A tenant's settings (its federation issuers) are the tenant admin's (Owner at "/"): a
       // Contributor may create federated credentials, so it must not choose which issuers they trust.
       'Microsoft.Latchkey/tenantSettings/*',
+      // The tenant's CA is the root every Latchkey certificate chains to: its Owner's to roll.
+      'Microsoft.Latchkey/certificateAuthority/*',
       // Setting another principal's password or credentials would let a Contributor sign in as an
       // Owner: as good as writing role assignments.
       'Microsoft.Directory/users/write',

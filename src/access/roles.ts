@@ -18,6 +18,8 @@ export const DIRECTORY_ACTIONS = {
   rotateSigningKey: 'Microsoft.Directory/signingKeys/rotate/action',
   /** Latchkey-specific: read or change the tenant's settings (its federation issuers); the tenant admin's. */
   tenantSettings: 'Microsoft.Latchkey/tenantSettings/write',
+  /** The tenant's own CA (issuer `Latchkey`): a tenant Owner's, not a Contributor's. */
+  rotateCertificateAuthority: 'Microsoft.Latchkey/certificateAuthority/rotate/action',
 } as const;
 
 const byId = new Map(BUILT_IN_ROLES.map((r) => [r.id, r]));

@@ -8,7 +8,7 @@ import { metricsRoute } from '../http/metrics.js';
 import { appRoutes } from '../http/routes/apps.js';
 import { auditRoutes } from '../http/routes/audit.js';
 import { authorityRoutes } from '../http/routes/authority.js';
-import { certificateCaRoutes } from '../http/routes/certificate-ca.js';
+import { certificateCaAdminRoutes, certificateCaRoutes } from '../http/routes/certificate-ca.js';
 import { directoryRoutes } from '../http/routes/directory.js';
 import { graphRoutes } from '../http/routes/graph.js';
 import { healthRoutes } from '../http/routes/health.js';
@@ -44,6 +44,7 @@ const AUTHENTICATED_ROUTES: FastifyPluginAsync<{ services: Services; authenticat
   appRoutes,
   hostRoutes,
   tenantSettingsRoutes,
+  certificateCaAdminRoutes,
 ];
 
 /** The main app's hooks and routes (see {@link createMainApp}). */

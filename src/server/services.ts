@@ -305,6 +305,7 @@ export async function createServices(
     audit,
     baseUrlOf: vaultBaseUrl,
     onSecretChanged: (vaultId, nameLower) => secrets.changed(vaultId, nameLower),
+    publicBase: () => issuerBases()[0]!,
   });
   jobs.every('certificate-purge', 60_000, (now) => certificates.purgeDue(now));
   jobs.every('certificate-lifetime', 60_000, (now) => certificates.runLifetimeActions(now));

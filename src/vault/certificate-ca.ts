@@ -1,7 +1,9 @@
+import { X509Certificate as NodeX509 } from 'node:crypto';
+import * as asn1js from 'asn1js';
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import type { Database } from '../storage/port.js';
+import type { Database, Queryable } from '../storage/port.js';
 import {
   type CertificateAuthorityRecord,
   certificateAuthorityStore as store,
@@ -12,6 +14,18 @@ import { generateMaterial, type PrivateJwk } from './key-material.js';
 
 /** How long a tenant's CA certificate is valid (its leaves never outlive it). */
 const CA_YEARS = 20;
+/** A CRL is made again after this long (or at once after a revocation)… */
+export const CRL_REFRESH_MS = 3_600_000;
+/** …and says the next one comes within this long (`nextUpdate`). */
+export const CRL_VALIDITY_MS = 86_400_000;
+/** The CRL Number extension (RFC 5280 §5.2.3); @peculiar/x509 has no class for it. */
+const CRL_NUMBER_OID = '2.5.29.20';
+
+/** Why a certificate is revoked (RFC 5280 CRLReason names, as @peculiar/x509's `X509CrlReason`). */
+export type RevocationReason = 'unspecified' | 'keyCompromise' | 'superseded' | 'cessationOfOperation';
+
+/** A certificate's notAfter in ms (node 20's X509Certificate has only the text form). */
+const expiryOf = (x: NodeX509) => new Date(x.validTo).getTime();
 
 /** PEM of a DER certificate. */
 export const certificatePem = (der: Buffer) =>
@@ -20,28 +34,59 @@ export const certificatePem = (der: Buffer) =>
     .replace(/(.{64})/g, '$1\n')
     .replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 
-/**
- * Each tenant's own certificate authority (issuer `Latchkey`): an EC P-384 key made on first use,
- * sealed under the installation's data key (AAD `certificate-ca|{tenant}`; never served, never
- * exported) and a self-signed CA certificate (`CN=Latchkey CA {tenant}`, basic constraints CA,
- * keyCertSign and cRLSign). Certificates with issuer `Latchkey` are signed by it at creation: the
- * policy's subject, SANs, key usages and EKUs, its validity (never past the CA's), an authority
- * key identifier, and basic constraints `CA:FALSE`. The CA certificate is public
- * (`GET /{tenant}/pki/ca.pem`).
- */
-export function createCertificateAuthority(deps: { db: Database; clock: Clock; sealer: Sealer }) {
-  const { db, clock, sealer } = deps;
-  const aad = (tenantId: string) => `certificate-ca|${tenantId}`;
+/** One generation of a tenant's CA, as `latchkey ca show` lists it. */
+export interface CaGeneration {
+  generation: number;
+  current: boolean;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  sha256: string;
+  created: string;
+  retired: string | null;
+  /** Until when it stays in the published bundle (the latest expiry of what it signed). */
+  publishedUntil: string;
+  /** Its CRL, path below the server's base URL. */
+  crlPath: string;
+}
 
-  const make = async (tenantId: string): Promise<CertificateAuthorityRecord> => {
+/**
+ * Each tenant's own certificate authority (issuer `Latchkey`), as a series of generations: the
+ * highest signs, the older ones stay published until the certificates they signed expire. A
+ * generation is an EC P-384 key sealed under the installation's data key (AAD
+ * `certificate-ca|{tenant}`, `|{generation}` from the second on; never served, never exported)
+ * and a self-signed CA certificate (`CN=Latchkey CA {tenant}[ G{n}], O=Latchkey`, basic
+ * constraints CA, keyCertSign and cRLSign). Certificates with issuer `Latchkey` are signed by
+ * the current generation at creation: the policy's subject, SANs, key usages and EKUs, its
+ * validity (never past the CA's), an authority key identifier, basic constraints `CA:FALSE`,
+ * and a CRL distribution point (`{base}/{tenant}/pki/crl/{generation}`). A certificate it
+ * signed is revoked when it is purged; each generation signs its CRL (on demand, kept an hour).
+ * The published chain is `GET /{tenant}/pki/ca.pem`.
+ */
+export function createCertificateAuthority(deps: {
+  db: Database;
+  clock: Clock;
+  sealer: Sealer;
+  /** The server's public base URL (`https://host[:port]`), for the CRL distribution point. */
+  publicBase?: () => string;
+}) {
+  const { db, clock, sealer } = deps;
+  const aad = (tenantId: string, generation: number) =>
+    generation === 1 ? `certificate-ca|${tenantId}` : `certificate-ca|${tenantId}|${generation}`;
+  const crlPath = (tenantId: string, generation: number) => `/${tenantId}/pki/crl/${generation}`;
+  const seconds = (ms: number) => Math.floor(ms / 1000) * 1000;
+
+  const make = async (tenantId: string, generation: number): Promise<CertificateAuthorityRecord> => {
     const x509 = await loadX509();
     const material = await generateMaterial({ kty: 'EC', curve: 'P-384' });
     const { alg, keys } = await signingKeys(material.privateJwk);
-    const start = Math.floor(clock.now() / 1000) * 1000;
+    const start = seconds(clock.now());
+    // Each generation its own name, so that a client picks a generation's CRL by its issuer.
+    const name = `CN=Latchkey CA ${tenantId}${generation === 1 ? '' : ` G${generation}`}, O=Latchkey`;
     // duplicate-ok: a CA certificate's three extensions are the X.509 definition of a CA, as in the dev TLS CA (tls/dev-ca.ts); keys, names, lifetimes and storage differ
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: serial(),
-      name: `CN=Latchkey CA ${tenantId}, O=Latchkey`,
+      name,
       notBefore: new Date(start),
       notAfter: new Date(addMonths(start, CA_YEARS * 12)),
       signingAlgorithm: alg,
@@ -54,26 +99,103 @@ export function createCertificateAuthority(deps: { db: Database; clock: Clock; s
     });
     return {
       tenantId,
+      generation,
       cer: Buffer.from(cert.rawData),
-      sealedKey: sealer.seal(JSON.stringify(material.privateJwk), aad(tenantId)),
+      sealedKey: sealer.seal(JSON.stringify(material.privateJwk), aad(tenantId, generation)),
       created: clock.now(),
+      retired: null,
+      issuedUntil: start,
+      crlNumber: 0,
+      crl: null,
+      crlThisUpdate: null,
     };
   };
 
-  /** The tenant's CA, made and stored on first use (two nodes racing keep the first one stored). */
+  /** The tenant's current CA, its first generation made on first use (two nodes racing keep the first stored). */
   const ensure = async (tenantId: string): Promise<CertificateAuthorityRecord> => {
-    const found = await store.find(db, tenantId);
+    const found = await store.current(db, tenantId);
     if (found) return found;
-    await store.insertIfAbsent(db, await make(tenantId));
-    const stored = await store.find(db, tenantId);
+    await store.insertIfAbsent(db, await make(tenantId, 1));
+    const stored = await store.current(db, tenantId);
     if (!stored) throw new LatchkeyError('InternalError', 'The tenant CA could not be stored.');
     return stored;
   };
 
+  const caKeyOf = (ca: CertificateAuthorityRecord) =>
+    signingKeys(
+      JSON.parse(sealer.open(ca.sealedKey, aad(ca.tenantId, ca.generation)).toString('utf8')) as PrivateJwk,
+    );
+
+  /** Until when a generation is published: the current always; an older one until what it signed expires. */
+  const publishedUntil = (ca: CertificateAuthorityRecord) =>
+    Math.min(ca.issuedUntil, expiryOf(new NodeX509(ca.cer)));
+
+  /** The generation's CRL (DER): the stored one while fresh, else a new one with the next number. */
+  const crlOf = async (ca: CertificateAuthorityRecord): Promise<Buffer> => {
+    const now = clock.now();
+    if (
+      ca.crl &&
+      ca.crlThisUpdate !== null &&
+      now - ca.crlThisUpdate < CRL_REFRESH_MS &&
+      now >= ca.crlThisUpdate
+    )
+      return ca.crl;
+    const x509 = await loadX509();
+    const caCert = new x509.X509Certificate(ca.cer);
+    const signer = await caKeyOf(ca);
+    const thisUpdate = seconds(now);
+    const number = ca.crlNumber + 1;
+    const revoked = await store.revoked(db, ca.tenantId, ca.generation, now);
+    const crl = await x509.X509CrlGenerator.create({
+      issuer: caCert.subjectName,
+      thisUpdate: new Date(thisUpdate),
+      nextUpdate: new Date(thisUpdate + CRL_VALIDITY_MS),
+      signingAlgorithm: signer.alg,
+      signingKey: signer.keys.privateKey,
+      entries: revoked.map((r) => ({
+        serialNumber: r.serial,
+        revocationDate: new Date(r.revoked),
+        reason: x509.X509CrlReason[r.reason as RevocationReason],
+      })),
+      extensions: [
+        await x509.AuthorityKeyIdentifierExtension.create(caCert),
+        new x509.Extension(CRL_NUMBER_OID, false, new asn1js.Integer({ value: number }).toBER(false)),
+      ],
+    });
+    const der = Buffer.from(crl.rawData);
+    if (await store.putCrl(db, ca.tenantId, ca.generation, { der, number, thisUpdate })) return der;
+    // Another node stored one first (or a revocation came in between): serve what is stored now.
+    const now2 = await store.find(db, ca.tenantId, ca.generation);
+    return now2?.crl ?? der;
+  };
+
+  /** Every generation of the tenant's CA, the newest first (`latchkey ca show`). */
+  const generations = async (tenantId: string): Promise<CaGeneration[]> => {
+    const all = await store.all(db, tenantId);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return all.map((ca, i) => {
+      const x = new NodeX509(ca.cer);
+      return {
+        generation: ca.generation,
+        current: i === 0,
+        subject: x.subject.replace(/\n/g, ', '),
+        notBefore: new Date(x.validFrom).toISOString(),
+        notAfter: new Date(x.validTo).toISOString(),
+        sha256: x.fingerprint256,
+        created: iso(ca.created),
+        retired: ca.retired === null ? null : iso(ca.retired),
+        publishedUntil: iso(i === 0 ? expiryOf(x) : publishedUntil(ca)),
+        crlPath: crlPath(tenantId, ca.generation),
+      };
+    });
+  };
+
   return {
+    generations,
+
     /**
-     * A certificate for `publicJwk` signed by the tenant's CA, as the policy asks; returns the
-     * leaf and the chain after it (the CA certificate), DER.
+     * A certificate for `publicJwk` signed by the tenant's current CA, as the policy asks;
+     * returns the leaf and the chain after it (the CA certificate), DER.
      */
     async issue(
       tenantId: string,
@@ -81,16 +203,16 @@ export function createCertificateAuthority(deps: { db: Database; clock: Clock; s
       keyPair: PrivateJwk,
     ): Promise<{ der: Buffer; chain: Buffer[] }> {
       const ca = await ensure(tenantId);
-      const caKey = JSON.parse(sealer.open(ca.sealedKey, aad(tenantId)).toString('utf8')) as PrivateJwk;
       const x509 = await loadX509();
       const caCert = new x509.X509Certificate(ca.cer);
-      const signer = await signingKeys(caKey);
+      const signer = await caKeyOf(ca);
       const subject = await signingKeys(keyPair);
-      const start = Math.floor(clock.now() / 1000) * 1000;
+      const start = seconds(clock.now());
       const notAfter = Math.min(
         addMonths(start, policy.x509_props.validity_months),
         caCert.notAfter.getTime(),
       );
+      const base = deps.publicBase?.();
       const cert = await x509.X509CertificateGenerator.create({
         serialNumber: serial(),
         subject: subjectOf(x509, policy.x509_props.subject),
@@ -105,16 +227,126 @@ export function createCertificateAuthority(deps: { db: Database; clock: Clock; s
           ...policyExtensions(x509, policy),
           await x509.SubjectKeyIdentifierExtension.create(subject.keys.publicKey),
           await x509.AuthorityKeyIdentifierExtension.create(caCert),
+          ...(base
+            ? [new x509.CRLDistributionPointsExtension([`${base}${crlPath(tenantId, ca.generation)}`])]
+            : []),
         ],
       });
+      // The generation stays published until this certificate expires (also if the write that
+      // follows fails: publishing a CA a while longer is harmless).
+      await store.issuedUntil(db, tenantId, ca.generation, notAfter);
       return { der: Buffer.from(cert.rawData), chain: [ca.cer] };
     },
 
-    /** The tenant's CA certificate (PEM), if it has issued anything yet. */
+    /**
+     * The published chain (PEM): the current CA, then every older generation while a
+     * certificate it signed is unexpired; undefined before the tenant's first CA.
+     */
     async chainPem(tenantId: string): Promise<string | undefined> {
-      const ca = await store.find(db, tenantId);
-      return ca && certificatePem(ca.cer);
+      const all = await store.all(db, tenantId);
+      if (!all.length) return undefined;
+      const now = clock.now();
+      return all
+        .filter((ca, i) => i === 0 || publishedUntil(ca) > now)
+        .map((ca) => certificatePem(ca.cer))
+        .join('');
     },
+
+    /**
+     * A generation's CRL (DER), or the current one's when `generation` is undefined; undefined
+     * when there is no such generation.
+     */
+    async crl(tenantId: string, generation?: number): Promise<Buffer | undefined> {
+      const ca =
+        generation === undefined
+          ? await store.current(db, tenantId)
+          : await store.find(db, tenantId, generation);
+      return ca && crlOf(ca);
+    },
+
+    /** The CRLs (DER) of every published generation, the newest first (for `crl.pem`). */
+    async publishedCrls(tenantId: string): Promise<Buffer[]> {
+      const now = clock.now();
+      const all = (await store.all(db, tenantId)).filter((ca, i) => i === 0 || publishedUntil(ca) > now);
+      const out: Buffer[] = [];
+      for (const ca of all) out.push(await crlOf(ca));
+      return out;
+    },
+
+    /**
+     * A new generation: a new key and CA certificate sign from now on; the previous generation is
+     * retired (still published while what it signed is valid, its CRL still served). A tenant
+     * without a CA gets its first. Two rotations at once: one wins, the other is 409.
+     */
+    async rotate(tenantId: string): Promise<CaGeneration> {
+      const cur = await store.current(db, tenantId);
+      const next = await make(tenantId, (cur?.generation ?? 0) + 1);
+      await db.transaction(async (tx) => {
+        if (!(await store.insertIfAbsent(tx, next)))
+          throw new LatchkeyError(
+            'Conflict',
+            "The tenant's CA was rotated at the same time; show it and try again.",
+          );
+        if (cur) await store.retire(tx, tenantId, cur.generation, next.created);
+      });
+      const shown = (await generations(tenantId)).find((g) => g.generation === next.generation);
+      if (!shown) throw new LatchkeyError('InternalError', 'The new CA generation could not be read back.');
+      return shown;
+    },
+
+    /**
+     * Revokes the given certificates (DER) that one of the tenant's CA generations signed, in the
+     * caller's transaction (see {@link revokeIssuedCertificates}).
+     */
+    revokeIssued: (
+      q: Queryable,
+      tenantId: string,
+      certificates: readonly Buffer[],
+      reason: RevocationReason,
+    ) => revokeIssuedCertificates(q, clock.now(), tenantId, certificates, reason),
   };
 }
 export type CertificateAuthority = ReturnType<typeof createCertificateAuthority>;
+
+/**
+ * Revokes the given certificates (DER) that one of the tenant's CA generations signed (checked
+ * by issuer name and signature; others, and expired ones, are ignored), in the caller's
+ * transaction; each goes into the CRL of the generation that signed it (a certificate already
+ * revoked keeps its first date and reason). Returns how many were the CA's and unexpired, and
+ * how many of those were newly revoked. A certificate's purge, its vault's purge and the
+ * explicit revoke call it.
+ */
+export async function revokeIssuedCertificates(
+  q: Queryable,
+  now: number,
+  tenantId: string,
+  certificates: readonly Buffer[],
+  reason: RevocationReason,
+): Promise<{ ours: number; revoked: number }> {
+  const none = { ours: 0, revoked: 0 };
+  if (!certificates.length) return none;
+  const cas = (await store.all(q, tenantId)).map((ca) => ({ ca, x: new NodeX509(ca.cer) }));
+  if (!cas.length) return none;
+  let ours = 0;
+  let n = 0;
+  for (const der of certificates) {
+    let leaf: NodeX509;
+    try {
+      leaf = new NodeX509(der);
+    } catch {
+      continue; // not a certificate (never stored so): nothing to revoke
+    }
+    const by = cas.find(({ x }) => leaf.checkIssued(x) && leaf.verify(x.publicKey));
+    const notAfter = expiryOf(leaf);
+    if (!by || notAfter <= now) continue; // not the tenant CA's, or expired: no CRL needs it
+    ours++;
+    const revoked = await store.revoke(q, tenantId, by.ca.generation, {
+      serial: leaf.serialNumber.toLowerCase(),
+      notAfter,
+      revoked: Math.floor(now / 1000) * 1000,
+      reason,
+    });
+    if (revoked) n++;
+  }
+  return { ours, revoked: n };
+}

@@ -24,6 +24,8 @@ export const CERTIFICATE_OPERATIONS = {
   ...lifecycleOperations('Certificate', C, `${C}/read`),
   merge: { op: 'CertificateMerge', action: `${C}/create/action`, perm: 'create' },
   updateOperation: { op: 'CertificatePendingUpdate', action: `${C}/update/action`, perm: 'update' },
+  /** Latchkey's own (Azure has no revoke): as permanent as a purge, so it needs what a delete needs. */
+  revoke: { op: 'CertificateRevoke', action: `${C}/delete`, perm: 'delete' },
   listIssuers: {
     op: 'CertificateIssuerList',
     action: `${CA}/read`,

@@ -1,10 +1,12 @@
+import { X509Certificate } from 'node:crypto';
 import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { Queryable } from '../storage/port.js';
+import { certificateAuthorityStore } from '../storage/vault/certificate-authority-store.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
 import { keyStore } from '../storage/vault/key-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
 import { createCertificateBackups } from './certificate-backup.js';
-import { createCertificateAuthority } from './certificate-ca.js';
+import { createCertificateAuthority, type RevocationReason } from './certificate-ca.js';
 import { createCertificateContacts } from './certificate-contacts.js';
 import {
   CERTIFICATE_RULES,
@@ -75,6 +77,8 @@ export function createCertificates(
      * recovered, purged): the secrets service drops its cached latest version, here and on every node.
      */
     onSecretChanged?: (vaultId: string, nameLower: string) => void;
+    /** The server's public base URL, for the CRL distribution point of `Latchkey` certificates. */
+    publicBase?: () => string;
   },
 ) {
   const { db, clock, sealer } = deps;
@@ -124,6 +128,12 @@ export function createCertificates(
     if (!row || !op) throw pendingNotFound(name);
     return { name: row.name, operation: JSON.parse(op.json) as CertificateOperation };
   };
+  const authority = createCertificateAuthority({
+    db,
+    clock,
+    sealer,
+    ...(deps.publicBase ? { publicBase: deps.publicBase } : {}),
+  });
   const lifecycle = createObjectLifecycle({
     ...deps,
     guard,
@@ -138,6 +148,11 @@ export function createCertificates(
         await alsoKeyAndSecret(tx, vaultId, nameLower, deletedAt, purgeAt);
         if (deletedAt !== null) await merging.forget(tx, vaultId, nameLower);
       },
+      // A purged certificate signed by the tenant's CA is listed in its CRL (certificate-ca.ts).
+      beforePurge: async (tx, vault, nameLower) => {
+        const ders = await certificateAuthorityStore.versionCertificates(tx, vault.id, nameLower);
+        await authority.revokeIssued(tx, vault.tenantId, ders, 'cessationOfOperation');
+      },
       alsoPurged: async (tx, vaultId, nameLower) => {
         await keyStore.purge(tx, vaultId, nameLower);
         await secretStore.purge(tx, vaultId, nameLower);
@@ -146,7 +161,6 @@ export function createCertificates(
     },
   });
 
-  const authority = createCertificateAuthority({ db, clock, sealer });
   const issuers = createCertificateIssuers({ db, clock, access: deps.access, guard });
   /**
    * The key of a new version: with `key_props.reuse_key`, the current version's key (when of the
@@ -451,6 +465,36 @@ export function createCertificates(
         return { name: cur.name, operation: next };
       }),
 
+    /**
+     * `POST /certificates/{name}/{version}/revoke` (Latchkey's own; Azure has none): a version
+     * signed by the tenant's CA goes into its CRL with the reason given, the certificate staying
+     * as it is. A version the CA did not sign (or expired) is 400; revoking twice keeps the first.
+     */
+    async revoke(
+      ctx: ObjectCallContext,
+      rawName: string,
+      rawVersion: string,
+      reason: RevocationReason,
+    ): Promise<{ name: string; version: string; serialNumber: string; reason: RevocationReason }> {
+      const name = checkCertificateName(rawName);
+      const version = checkCertificateVersion(rawVersion);
+      return guard.write(ctx, OPS.revoke, name, async (tx) => {
+        const cur = await store.find(tx, ctx.vault.id, name.toLowerCase(), version);
+        if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
+        const r = await authority.revokeIssued(tx, ctx.vault.tenantId, [cur.cer], reason);
+        if (!r.ours)
+          throw bad(
+            `Certificate '${cur.name}' version '${version}' was not signed by the tenant's CA (issuer Latchkey) or has expired: only those can be revoked.`,
+          );
+        return {
+          name: cur.name,
+          version,
+          serialNumber: new X509Certificate(cur.cer).serialNumber.toLowerCase(),
+          reason,
+        };
+      });
+    },
+
     /** `POST /certificates/{name}/pending/merge` (certificate-merge.ts). */
     async merge(
       ctx: ObjectCallContext,
@@ -462,8 +506,12 @@ export function createCertificates(
       return merging.merge(ctx, name, input);
     },
 
-    /** The tenant's CA certificate (PEM; issuer `Latchkey`), once it has issued a certificate. */
+    /**
+     * The tenant's CA (issuer `Latchkey`, certificate-ca.ts): the published chain (PEM), its
+     * generations, their CRLs, rotation.
+     */
     caCertificatePem: (tenantId: string) => authority.chainPem(tenantId),
+    ca: authority,
 
     /** The lifetime-actions job's round (certificate-lifetime.ts). */
     runLifetimeActions: (now: number) => lifetime.runDue(now),

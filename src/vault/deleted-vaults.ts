@@ -6,8 +6,10 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database, Queryable } from '../storage/port.js';
+import { certificateAuthorityStore } from '../storage/vault/certificate-authority-store.js';
 import { vaultStore as store } from '../storage/vault/vault-store.js';
 import { statusOf, vaultEvent } from './audit.js';
+import { revokeIssuedCertificates } from './certificate-ca.js';
 import { VAULT_ACTIONS, type Vault, vaultFromRecord } from './model.js';
 
 /**
@@ -25,6 +27,9 @@ export function createDeletedVaults(deps: {
 }) {
   const { db, clock, bus, access, audit, scopes } = deps;
   const purgeNow = async (v: Vault, q: Queryable) => {
+    // Its certificates signed by the tenant's CA go into the CRL (certificate-ca.ts).
+    const issued = await certificateAuthorityStore.vaultCertificates(q, v.id);
+    await revokeIssuedCertificates(q, clock.now(), v.tenantId, issued, 'cessationOfOperation');
     await store.purge(q, v.id);
     await access.deleteAtOrBelow(v.tenantId, v.armId, q);
     bus.publish('vault', v.nameLower);

@@ -101,6 +101,11 @@ export interface ObjectKind<R extends ObjectRecord, Shown extends R = R>
    * its own schedule): a certificate's key and secret go with it.
    */
   alsoPurged?: (q: Queryable, vaultId: string, nameLower: string) => Promise<void>;
+  /**
+   * Runs in the transaction of every purge (asked for or scheduled) before the rows go: a
+   * certificate signed by the tenant's CA is revoked (certificate-ca.ts).
+   */
+  beforePurge?: (q: Queryable, vault: { id: string; tenantId: string }, nameLower: string) => Promise<void>;
   /** What delete and recover answer with (a certificate adds its policy); default: the record. */
   shown?: (q: Queryable, vaultId: string, r: R) => Promise<Shown>;
 }
@@ -314,6 +319,7 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
             'Forbidden',
             'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed.',
           );
+        await kind.beforePurge?.(tx, ctx.vault, nameLower);
         await store.purge(tx, ctx.vault.id, nameLower);
         await kind.alsoPurged?.(tx, ctx.vault.id, nameLower);
         kind.onPurged?.(ctx.vault.id, nameLower);
@@ -327,6 +333,7 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
       for (const d of due) {
         await db.transaction(async (tx) => {
           if (!(await store.stillDue(tx, d.vaultId, d.nameLower, now))) return; // recovered meanwhile
+          await kind.beforePurge?.(tx, { id: d.vaultId, tenantId: d.tenantId }, d.nameLower);
           await store.purge(tx, d.vaultId, d.nameLower);
           kind.onPurged?.(d.vaultId, d.nameLower);
           await deps.audit.append(tx, {

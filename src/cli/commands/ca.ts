@@ -1,18 +1,27 @@
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { ctx, print } from '../context.js';
+import { ctx, print, printed } from '../context.js';
 import { CliError } from '../errors.js';
 import { errorMessage, request } from '../http.js';
 import { seg } from '../path.js';
-import { resolveServer } from '../session.js';
+import { api, resolveServer } from '../session.js';
 import { loadDevServer, loadProfile } from '../state.js';
+
+const summary = (x: X509Certificate) => ({
+  subject: x.subject.replace(/\n/g, ', '),
+  notBefore: new Date(x.validFrom).toISOString(),
+  notAfter: new Date(x.validTo).toISOString(),
+  sha256: x.fingerprint256,
+});
 
 /**
  * `latchkey ca show`: the tenant's own certificate authority (issuer `Latchkey`), as the server
- * publishes it at `/{tenant}/pki/ca.pem` (public; no sign-in needed). Prints its subject,
- * validity and SHA-256 fingerprint; `--pem` prints the PEM, `--file` writes it (for
- * `openssl verify -CAfile`).
+ * publishes it at `/{tenant}/pki/ca.pem` (public; no sign-in needed). Prints the current CA's
+ * subject, validity and SHA-256 fingerprint, the URLs of the bundle and CRL, and `chain`: every
+ * CA in the published bundle (after a rotation, the older ones too); `--pem` prints the bundle,
+ * `--file` writes it (for `openssl verify -CAfile`). `latchkey ca rotate` rolls the CA (a tenant
+ * Owner); `latchkey ca list` lists its generations (signed in).
  */
 export function caCommand(): Command {
   const ca = new Command('ca').description(
@@ -39,14 +48,25 @@ export function caCommand(): Command {
         process.stdout.write(pem);
         return;
       }
-      const x = new X509Certificate(pem);
+      const chain = (pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+        (p) => new X509Certificate(p),
+      );
+      if (!chain[0]) throw new CliError('the server published no CA certificate', 1);
+      const base = `${server}/${seg(tenant)}/pki`;
       print(c, {
-        subject: x.subject,
-        notBefore: new Date(x.validFrom).toISOString(),
-        notAfter: new Date(x.validTo).toISOString(),
-        sha256: x.fingerprint256,
-        url: `${server}/${seg(tenant)}/pki/ca.pem`,
+        ...summary(chain[0]),
+        url: `${base}/ca.pem`,
+        crl: `${base}/crl`,
+        chain: chain.map((x, i) => ({ ...summary(x), current: i === 0 })),
       });
     });
+  ca.command('list')
+    .description("List the generations of the signed-in tenant's CA (current first), with their CRLs")
+    .action(printed(async (_o, c) => (await api<{ value: unknown[] }>(c, 'GET', '/api/pki/ca')).value));
+  ca.command('rotate')
+    .description(
+      "Roll the signed-in tenant's CA: a new key and CA certificate sign from now on; the old CA stays in the published bundle until the certificates it signed expire (tenant Owner)",
+    )
+    .action(printed((_o, c) => api(c, 'POST', '/api/pki/ca/rotate')));
   return ca;
 }

@@ -433,6 +433,34 @@ export function certificateCommand(): Command {
       show(c, view(b), row);
     });
 
+  versioned(
+    cert
+      .command('revoke')
+      .description(
+        "Revoke a version signed by the tenant's CA (issuer Latchkey) into its CRL (Latchkey: az has no such command; default: the latest version)",
+      ),
+  )
+    .option(
+      '--reason <reason>',
+      'unspecified, keyCompromise, superseded or cessationOfOperation',
+      'unspecified',
+    )
+    .action(async (o, cmd: Command) => {
+      const c = ctx(cmd);
+      const t = await target(c, o);
+      const latest = async () =>
+        (await vaultCall<CertificateBundle>(c, t.ep, 'GET', `/certificates/${seg(t.name)}/`)).id
+          ?.split('/')
+          .pop();
+      const version = t.version ?? (await latest()) ?? '';
+      show(
+        c,
+        await vaultCall(c, t.ep, 'POST', `/certificates/${seg(t.name)}/${seg(version)}/revoke`, {
+          reason: o.reason,
+        }),
+      );
+    });
+
   listCommands(cert, CERTIFICATE, 'List the certificates of a vault');
   lifecycleCommands(cert, CERTIFICATE, 'Show a deleted certificate');
 

@@ -1,12 +1,12 @@
 import { Command } from 'commander';
 import { printed } from '../context.js';
 import { CliError } from '../errors.js';
+import { seg } from '../path.js';
 import { api, type GlobalOptions } from '../session.js';
 
 /** The tenant to address: `--tenant`, else the signed-in caller's own. */
 async function tenantOf(c: GlobalOptions, tenant: string | undefined): Promise<string> {
-  if (tenant) return encodeURIComponent(tenant);
-  return (await api<{ tenantId: string }>(c, 'GET', '/api/account')).tenantId;
+  return seg(tenant ?? (await api<{ tenantId: string }>(c, 'GET', '/api/account')).tenantId);
 }
 
 /** `latchkey tenant ...`: Latchkey-specific settings of the caller's tenant (no az counterpart). */

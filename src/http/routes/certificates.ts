@@ -21,6 +21,10 @@ import { nameOf as name, noCache, objectBodyFields, objectRoutes, versionOf } fr
 
 const str = (max: number) => z.string().max(max);
 const strList = (max: number, chars: number = POLICY_LIMITS.sanChars) => z.array(str(chars)).max(max);
+/** `POST /certificates/{name}/{version}/revoke` (Latchkey's own): the RFC 5280 reason, default unspecified. */
+const revokeBody = z.object({
+  reason: z.enum(['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation']).optional(),
+});
 /** Azure's CertificatePolicy on the wire; `id` is read-only and ignored. Semantics: vault/certificate-policy.ts. */
 const policySchema = z.object({
   id: str(2048).optional(),
@@ -246,6 +250,18 @@ export async function certificateRoutes(
     const body = parse(mergeBody, req.body);
     const r = await certificates.merge(ctx, name(req), { x5c: body.x5c, ...common(body) });
     return reply.code(201).send(certificateBundle(ctx.responseBase, ctx.vault, r));
+  });
+
+  // Latchkey's own (Azure has no revoke API): a version signed by the tenant CA into its CRL.
+  app.post('/certificates/:name/:version/revoke', async (req) => {
+    const ctx = vaultContext(req);
+    const body = parse(revokeBody, req.body ?? {});
+    const r = await certificates.revoke(ctx, name(req), versionOf(req) ?? '', body.reason ?? 'unspecified');
+    return {
+      id: `${ctx.responseBase}/certificates/${r.name}/${r.version}`,
+      serialNumber: r.serialNumber,
+      reason: r.reason,
+    };
   });
 
   app.get('/certificates/:name/policy', async (req) => {

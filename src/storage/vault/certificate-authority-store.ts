@@ -1,42 +1,201 @@
 import type { Queryable } from '../port.js';
 
-/** A tenant's own CA (issuer provider `Latchkey`): its certificate (public) and sealed private key. */
+/**
+ * One generation of a tenant's own CA (issuer provider `Latchkey`): its certificate (public),
+ * sealed private key, and its last CRL. The highest generation is the current CA.
+ */
 export interface CertificateAuthorityRecord {
   tenantId: string;
+  generation: number;
   cer: Buffer;
   sealedKey: Buffer;
   created: number;
+  /** When a newer generation replaced it; null for the current CA. */
+  retired: number | null;
+  /** The latest expiry (ms) of a certificate it signed. */
+  issuedUntil: number;
+  crlNumber: number;
+  /** Its last CRL (DER) and when it was made; null when none was made or a revocation made it stale. */
+  crl: Buffer | null;
+  crlThisUpdate: number | null;
+}
+
+/** A revoked certificate of a CA generation, listed in its CRL until `notAfter`. */
+export interface CertificateRevocationRecord {
+  serial: string;
+  notAfter: number;
+  revoked: number;
+  reason: string;
 }
 
 interface AuthorityRow {
   tenant_id: string;
+  generation: number | string;
   cer: Buffer | Uint8Array;
   sealed_key: Buffer | Uint8Array;
   created_at: number | string;
+  retired_at: number | string | null;
+  issued_until: number | string;
+  crl_number: number | string;
+  crl: Buffer | Uint8Array | null;
+  crl_this_update: number | string | null;
 }
 
-/** The SQL of the tenants' CAs (migration 0016). */
+const COLS =
+  'tenant_id, generation, cer, sealed_key, created_at, retired_at, issued_until, crl_number, crl, crl_this_update';
+const record = (r: AuthorityRow): CertificateAuthorityRecord => ({
+  tenantId: r.tenant_id,
+  generation: Number(r.generation),
+  cer: Buffer.from(r.cer),
+  sealedKey: Buffer.from(r.sealed_key),
+  created: Number(r.created_at),
+  retired: r.retired_at === null ? null : Number(r.retired_at),
+  issuedUntil: Number(r.issued_until),
+  crlNumber: Number(r.crl_number),
+  crl: r.crl === null ? null : Buffer.from(r.crl),
+  crlThisUpdate: r.crl_this_update === null ? null : Number(r.crl_this_update),
+});
+
+/** The SQL of the tenants' CA generations and their revocations (migrations 0016, 0020). */
 export const certificateAuthorityStore = {
-  async find(q: Queryable, tenantId: string): Promise<CertificateAuthorityRecord | undefined> {
-    const r = await q.get<AuthorityRow>(
-      'SELECT tenant_id, cer, sealed_key, created_at FROM certificate_authorities WHERE tenant_id = $1',
+  /** Every generation of the tenant's CA, the newest first. */
+  async all(q: Queryable, tenantId: string): Promise<CertificateAuthorityRecord[]> {
+    const rows = await q.all<AuthorityRow>(
+      `SELECT ${COLS} FROM certificate_ca_generations WHERE tenant_id = $1 ORDER BY generation DESC`,
       [tenantId],
     );
-    return (
-      r && {
-        tenantId: r.tenant_id,
-        cer: Buffer.from(r.cer),
-        sealedKey: Buffer.from(r.sealed_key),
-        created: Number(r.created_at),
-      }
+    return rows.map(record);
+  },
+  /** The tenant's current CA (its highest generation). */
+  async current(q: Queryable, tenantId: string): Promise<CertificateAuthorityRecord | undefined> {
+    const r = await q.get<AuthorityRow>(
+      `SELECT ${COLS} FROM certificate_ca_generations WHERE tenant_id = $1 ORDER BY generation DESC LIMIT 1`,
+      [tenantId],
+    );
+    return r && record(r);
+  },
+  async find(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+  ): Promise<CertificateAuthorityRecord | undefined> {
+    const r = await q.get<AuthorityRow>(
+      `SELECT ${COLS} FROM certificate_ca_generations WHERE tenant_id = $1 AND generation = $2`,
+      [tenantId, generation],
+    );
+    return r && record(r);
+  },
+  /**
+   * Stores a generation unless the tenant already has it (another node made it first); returns
+   * whether this one was stored.
+   */
+  async insertIfAbsent(q: Queryable, r: CertificateAuthorityRecord): Promise<boolean> {
+    const res = await q.run(
+      `INSERT INTO certificate_ca_generations (${COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (tenant_id, generation) DO NOTHING`,
+      [
+        r.tenantId,
+        r.generation,
+        r.cer,
+        r.sealedKey,
+        r.created,
+        r.retired,
+        r.issuedUntil,
+        r.crlNumber,
+        r.crl,
+        r.crlThisUpdate,
+      ],
+    );
+    return res.changes > 0;
+  },
+  async retire(q: Queryable, tenantId: string, generation: number, at: number): Promise<void> {
+    await q.run(
+      'UPDATE certificate_ca_generations SET retired_at = $3 WHERE tenant_id = $1 AND generation = $2 AND retired_at IS NULL',
+      [tenantId, generation, at],
     );
   },
-  /** Stores the tenant's CA unless one is already there (another node made it first). */
-  async insertIfAbsent(q: Queryable, r: CertificateAuthorityRecord): Promise<void> {
+  /** A certificate it signed expires at `notAfter`: the generation stays published until then. */
+  async issuedUntil(q: Queryable, tenantId: string, generation: number, notAfter: number): Promise<void> {
     await q.run(
-      `INSERT INTO certificate_authorities (tenant_id, cer, sealed_key, created_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (tenant_id) DO NOTHING`,
-      [r.tenantId, r.cer, r.sealedKey, r.created],
+      `UPDATE certificate_ca_generations SET issued_until = $3
+       WHERE tenant_id = $1 AND generation = $2 AND issued_until < $3`,
+      [tenantId, generation, notAfter],
     );
+  },
+  /** Stores a new CRL if its number is the next one (else another node stored one first: false). */
+  async putCrl(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+    crl: { der: Buffer; number: number; thisUpdate: number },
+  ): Promise<boolean> {
+    const res = await q.run(
+      `UPDATE certificate_ca_generations SET crl = $3, crl_number = $4, crl_this_update = $5
+       WHERE tenant_id = $1 AND generation = $2 AND crl_number = $6`,
+      [tenantId, generation, crl.der, crl.number, crl.thisUpdate, crl.number - 1],
+    );
+    return res.changes > 0;
+  },
+  /**
+   * Records a revocation (a certificate already revoked keeps its first date) and makes the
+   * generation's CRL stale; true when it was new.
+   */
+  async revoke(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+    r: CertificateRevocationRecord,
+  ): Promise<boolean> {
+    const res = await q.run(
+      `INSERT INTO certificate_ca_revocations (tenant_id, generation, serial, not_after, revoked_at, reason)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, generation, serial) DO NOTHING`,
+      [tenantId, generation, r.serial, r.notAfter, r.revoked, r.reason],
+    );
+    if (res.changes > 0)
+      await q.run(
+        'UPDATE certificate_ca_generations SET crl = NULL WHERE tenant_id = $1 AND generation = $2',
+        [tenantId, generation],
+      );
+    return res.changes > 0;
+  },
+  /** The generation's revoked certificates that have not expired at `now`. */
+  async revoked(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+    now: number,
+  ): Promise<CertificateRevocationRecord[]> {
+    const rows = await q.all<{
+      serial: string;
+      not_after: number | string;
+      revoked_at: number | string;
+      reason: string;
+    }>(
+      `SELECT serial, not_after, revoked_at, reason FROM certificate_ca_revocations
+       WHERE tenant_id = $1 AND generation = $2 AND not_after > $3 ORDER BY revoked_at, serial`,
+      [tenantId, generation, now],
+    );
+    return rows.map((r) => ({
+      serial: r.serial,
+      notAfter: Number(r.not_after),
+      revoked: Number(r.revoked_at),
+      reason: r.reason,
+    }));
+  },
+  /** The certificates (DER) of every certificate version in a vault, for revoking them at its purge. */
+  async vaultCertificates(q: Queryable, vaultId: string): Promise<Buffer[]> {
+    const rows = await q.all<{ cer: Buffer | Uint8Array }>(
+      'SELECT cer FROM certificate_versions WHERE vault_id = $1',
+      [vaultId],
+    );
+    return rows.map((r) => Buffer.from(r.cer));
+  },
+  /** The certificates (DER) of every version of a certificate object, for revoking them at its purge. */
+  async versionCertificates(q: Queryable, vaultId: string, nameLower: string): Promise<Buffer[]> {
+    const rows = await q.all<{ cer: Buffer | Uint8Array }>(
+      'SELECT cer FROM certificate_versions WHERE vault_id = $1 AND name_lower = $2',
+      [vaultId, nameLower],
+    );
+    return rows.map((r) => Buffer.from(r.cer));
   },
 };
