@@ -232,7 +232,7 @@ describe('authorization matrix (RBAC and access policies) on the secrets data pl
     );
     const other = await dp('matrixvault', t, 'GET', '/secrets/other');
     assert.equal(other.status, 403);
-    assert.ok(other.json.error.message.includes(ACTION.get));
+    assert.ok(other.json.error.message.includes(ACTION.get), 'other.json.error.message.includes(ACTION.get)');
     assert.equal((await dp('matrixvault', t, 'GET', '/secrets')).status, 403);
     assert.equal((await dp('matrixvault', t, 'PUT', '/secrets/fixture', { value: 'x' })).status, 403);
   });
@@ -371,6 +371,6 @@ describe('authorization matrix (RBAC and access policies) on the secrets data pl
     await assignRole(s, p.id, 'Key Vault Secrets User', rbacVault.id);
     const r = await dp('matrixvault', await p.token(), 'POST', '/secrets/restore', { value: fixtureBackup });
     assert.equal(r.status, 403);
-    assert.ok(r.json.error.message.includes(ACTION.restore));
+    assert.ok(r.json.error.message.includes(ACTION.restore), 'r.json.error.message.includes(ACTION.restore)');
   });
 });

@@ -176,9 +176,15 @@ describe('architecture: the import direction of every folder under src/', () => 
 
   test('the checker itself: it sees a type-only import, a dynamic import and a cycle', () => {
     const here = importsOf(join(SRC, 'server', 'background-jobs.ts'));
-    assert.ok(here.some((e) => e.to === join('server', 'up.ts') && e.typeOnly));
+    assert.ok(
+      here.some((e) => e.to === join('server', 'up.ts') && e.typeOnly),
+      "here.some((e) => e.to === join('server', 'up.ts') && e.typeOnly)",
+    );
     const cli = importsOf(join(SRC, 'cli', 'commands', 'server.ts'));
-    assert.ok(cli.some((e) => e.to === join('server', 'listen.ts') && !e.typeOnly));
+    assert.ok(
+      cli.some((e) => e.to === join('server', 'listen.ts') && !e.typeOnly),
+      "cli.some((e) => e.to === join('server', 'listen.ts') && !e.typeOnly)",
+    );
     const cyclic = new Map([
       ['a', new Set(['b'])],
       ['b', new Set(['c'])],

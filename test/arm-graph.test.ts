@@ -40,7 +40,7 @@ describe('Azure CLI surface (raw HTTP)', () => {
     const port = new URL(base).port;
     const r = await s.request('GET', '/metadata/endpoints?api-version=2022-09-01');
     assert.equal(r.status, 200, r.text);
-    assert.ok(Array.isArray(r.json) && r.json.length === 1);
+    assert.ok(Array.isArray(r.json) && r.json.length === 1, 'Array.isArray(r.json) && r.json.length === 1');
     const c = r.json[0];
     assert.equal(c.name, 'Latchkey');
     assert.equal(c.resourceManager, `${base}/`);
@@ -108,7 +108,7 @@ describe('Azure CLI surface (raw HTTP)', () => {
     const rid = decodeJwt(refreshed.json.id_token);
     assert.equal(rid.oid, oid);
     assert.equal(rid.auth_time, undefined, 'a refresh is not a sign-in');
-    assert.ok(refreshed.json.client_info);
+    assert.ok(refreshed.json.client_info, 'refreshed.json.client_info');
   });
 
   it('GET /tenants lists the caller’s own tenant', async () => {
@@ -296,6 +296,7 @@ describe('Azure CLI surface (raw HTTP)', () => {
     assert.equal(garbage.status, 400, garbage.text);
     assert.ok(
       !(await s.services.principals.list(s.info.tenantId)).some((p) => p.displayName === 'graph-bad-cert'),
+      "!(await s.services.principals.list(s.info.tenantId)).some((p) => p.displayName === 'gra...",
     );
 
     const created = await send(admin, 'POST', '/v1.0/applications', { displayName: 'graph-app' });
@@ -326,10 +327,13 @@ describe('Azure CLI surface (raw HTTP)', () => {
     });
     assert.equal(pw.status, 200, pw.text);
     assert.equal(pw.headers['cache-control'], 'no-store');
-    assert.ok(pw.json.secretText.length >= 32);
+    assert.ok(pw.json.secretText.length >= 32, 'pw.json.secretText.length >= 32');
     const listed = (await send(admin, 'GET', `/v1.0/applications/${app.id}`)).json;
     assert.equal(listed.passwordCredentials[0].secretText, null);
-    assert.ok(!JSON.stringify(listed).includes(pw.json.secretText));
+    assert.ok(
+      !JSON.stringify(listed).includes(pw.json.secretText),
+      '!JSON.stringify(listed).includes(pw.json.secretText)',
+    );
 
     // Renaming is not supported (and says so); the same name is accepted (az sends it).
     assert.equal(

@@ -81,7 +81,10 @@ describe('audit API', () => {
 
     const a = await list('operation=TestOpA');
     assert.equal(a.value.length, 7);
-    assert.ok(a.value.every((e) => e.operation === 'TestOpA' && e.vault === 'va'));
+    assert.ok(
+      a.value.every((e) => e.operation === 'TestOpA' && e.vault === 'va'),
+      "a.value.every((e) => e.operation === 'TestOpA' && e.vault === 'va')",
+    );
     const seqs = a.value.map((e) => e.seq);
     assert.deepEqual(
       seqs,
@@ -98,7 +101,10 @@ describe('audit API', () => {
     assert.equal((await list('provisioningKey=pk-test-1')).value.length, 3);
     const byName = await list(`caller=${encodeURIComponent(s.admin.userName)}&operation=TestOpA`);
     assert.equal(byName.value.length, 7, 'a user name resolves to the object id');
-    assert.ok(byName.value.every((e) => e.callerOid === adminOid));
+    assert.ok(
+      byName.value.every((e) => e.callerOid === adminOid),
+      'byName.value.every((e) => e.callerOid === adminOid)',
+    );
 
     const newer = await list(`operation=TestOpA&from=${new Date(middle).toISOString()}`);
     assert.deepEqual(newer.value.map((e) => e.target).sort(), ['b0', 'b1', 'b2']);

@@ -37,7 +37,7 @@ describe('authority with the official @azure/identity credentials', () => {
   ): Promise<JWTPayload> => {
     const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer, audience });
     assert.equal(protectedHeader.typ, 'JWT');
-    assert.ok(typeof protectedHeader.kid === 'string');
+    assert.ok(typeof protectedHeader.kid === 'string', "typeof protectedHeader.kid === 'string'");
     assert.equal(payload.iss, issuer);
     assert.equal(payload.aud, audience);
     assert.equal(payload.tid, s.info.tenantId);
@@ -47,11 +47,17 @@ describe('authority with the official @azure/identity credentials', () => {
     assert.equal(payload.appid, app.appId);
     assert.equal(payload.idtyp, 'app');
     assert.equal(payload.ver, '2.0');
-    assert.ok(typeof payload.uti === 'string' && payload.uti.length > 0);
+    assert.ok(
+      typeof payload.uti === 'string' && payload.uti.length > 0,
+      "typeof payload.uti === 'string' && payload.uti.length > 0",
+    );
     const lifetime = payload.exp! - payload.iat!;
     assert.ok(lifetime >= 3600 && lifetime <= 5400, `lifetime ${lifetime}s`);
     assert.equal(payload.nbf, payload.iat);
-    assert.ok(Math.abs(payload.iat! - Date.now() / 1000) < 120);
+    assert.ok(
+      Math.abs(payload.iat! - Date.now() / 1000) < 120,
+      'Math.abs(payload.iat! - Date.now() / 1000) < 120',
+    );
     return payload;
   };
 
@@ -59,7 +65,10 @@ describe('authority with the official @azure/identity credentials', () => {
     const app = await createServicePrincipal(s, { displayName: 'sdk-secret' });
     const cred = new ClientSecretCredential(s.info.tenantId, app.appId, app.secret!, credentialOptions(s));
     const vault = await cred.getToken(`${s.info.vaultResource}/.default`);
-    assert.ok(vault.expiresOnTimestamp > Date.now() + 3000_000);
+    assert.ok(
+      vault.expiresOnTimestamp > Date.now() + 3000_000,
+      'vault.expiresOnTimestamp > Date.now() + 3000_000',
+    );
     const claims = await verifyAppToken(vault.token, s.info.vaultResource, app);
     assert.equal(claims.azpacr, '1');
     const mgmt = await cred.getToken(`${s.info.managementResource}/.default`);
@@ -146,7 +155,7 @@ describe('authority with the official @azure/identity credentials', () => {
       assert.equal(body.iss, app.appId);
       assert.equal(body.sub, app.appId);
       assert.equal(body.aud, `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/token`);
-      assert.ok(typeof body.jti === 'string');
+      assert.ok(typeof body.jti === 'string', "typeof body.jti === 'string'");
       assert.equal(capture.forms[1]!.get('client_assertion'), assertion, 'MSAL resent the same assertion');
     });
 
@@ -196,10 +205,19 @@ describe('authority with the official @azure/identity credentials', () => {
       assert.equal(d.token_endpoint, `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/token`);
       assert.equal(d.jwks_uri, `${s.info.authority}/${s.info.tenantId}/discovery/v2.0/keys`);
       assert.equal(d.authorization_endpoint, `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/authorize`);
-      assert.ok(d.token_endpoint_auth_methods_supported.includes('private_key_jwt'));
-      assert.ok(d.token_endpoint_auth_methods_supported.includes('client_secret_post'));
+      assert.ok(
+        d.token_endpoint_auth_methods_supported.includes('private_key_jwt'),
+        "d.token_endpoint_auth_methods_supported.includes('private_key_jwt')",
+      );
+      assert.ok(
+        d.token_endpoint_auth_methods_supported.includes('client_secret_post'),
+        "d.token_endpoint_auth_methods_supported.includes('client_secret_post')",
+      );
       assert.deepEqual(d.id_token_signing_alg_values_supported, [s.services.config.token.signingAlg]);
-      assert.ok(d.grant_types_supported.includes('client_credentials'));
+      assert.ok(
+        d.grant_types_supported.includes('client_credentials'),
+        "d.grant_types_supported.includes('client_credentials')",
+      );
       assert.equal(d.cloud_instance_name, 'localhost');
     }
     const v1 = await s.request('GET', `/${s.info.tenantId}/.well-known/openid-configuration`);
@@ -217,10 +235,13 @@ describe('authority with the official @azure/identity credentials', () => {
     const d = (await s.request('GET', `/${s.info.tenantId}/v2.0/.well-known/openid-configuration`)).json;
     const r = await s.request('GET', new URL(d.jwks_uri).pathname);
     assert.equal(r.status, 200);
-    assert.ok(r.json.keys.length >= 1);
+    assert.ok(r.json.keys.length >= 1, 'r.json.keys.length >= 1');
     for (const k of r.json.keys) {
       assert.equal(k.use, 'sig');
-      assert.ok(typeof k.kid === 'string' && k.kid.length > 0);
+      assert.ok(
+        typeof k.kid === 'string' && k.kid.length > 0,
+        "typeof k.kid === 'string' && k.kid.length > 0",
+      );
       assert.equal(k.alg, s.services.config.token.signingAlg);
       assert.equal(k.d, undefined, 'no private part');
       assert.equal(k.p, undefined);
@@ -265,9 +286,12 @@ describe('authority with the official @azure/identity credentials', () => {
     });
     assert.equal(r.status, 200);
     assert.equal(r.json.token_type, 'Bearer');
-    assert.ok(r.json.expires_in >= 3600 && r.json.expires_in <= 5400);
+    assert.ok(
+      r.json.expires_in >= 3600 && r.json.expires_in <= 5400,
+      'r.json.expires_in >= 3600 && r.json.expires_in <= 5400',
+    );
     assert.equal(r.json.ext_expires_in, r.json.expires_in);
-    assert.ok(typeof r.json.access_token === 'string');
+    assert.ok(typeof r.json.access_token === 'string', "typeof r.json.access_token === 'string'");
     assert.equal(r.headers['cache-control'], 'no-store');
     assert.match(String(r.json.access_token), /^[\w-]+\.[\w-]+\.[\w-]+$/);
     assert.match(app.id, GUID);

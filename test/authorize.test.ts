@@ -38,7 +38,7 @@ function assertErrorRedirect(
   const loc = new URL(String(r.headers.location));
   assert.equal(`${loc.origin}${loc.pathname}`, consoleRedirect(s));
   assert.equal(loc.searchParams.get('error'), error);
-  assert.ok(loc.searchParams.get('error_description'));
+  assert.ok(loc.searchParams.get('error_description'), "loc.searchParams.get('error_description')");
   assert.equal(loc.searchParams.get('state'), 'state-123');
   assert.equal(loc.searchParams.get('code'), null);
 }
@@ -59,7 +59,10 @@ describe('authorization endpoint: code flow with PKCE', () => {
   test('discovery advertises the code flow, S256 only', async () => {
     const d = (await s.request('GET', `/${s.info.tenantId}/v2.0/.well-known/openid-configuration`)).json;
     assert.equal(d.authorization_endpoint, `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/authorize`);
-    assert.ok(d.grant_types_supported.includes('authorization_code'));
+    assert.ok(
+      d.grant_types_supported.includes('authorization_code'),
+      "d.grant_types_supported.includes('authorization_code')",
+    );
     assert.deepEqual(d.code_challenge_methods_supported, ['S256']);
     assert.deepEqual(d.response_types_supported, ['code']);
   });
@@ -129,7 +132,7 @@ describe('authorization endpoint: code flow with PKCE', () => {
     });
     const first = await redeem(s, { code, code_verifier: verifier });
     assert.equal(first.status, 200);
-    assert.ok(first.json.refresh_token);
+    assert.ok(first.json.refresh_token, 'first.json.refresh_token');
     const again = await redeem(s, { code, code_verifier: verifier });
     assert.equal(again.status, 400);
     assert.equal(again.json.error, 'invalid_grant');
@@ -296,7 +299,7 @@ describe('authorization endpoint: code flow with PKCE', () => {
       f.cookie,
     );
     assert.equal(locked.status, 429);
-    assert.ok(Number(locked.headers['retry-after']) >= 1);
+    assert.ok(Number(locked.headers['retry-after']) >= 1, "Number(locked.headers['retry-after']) >= 1");
     assert.match(locked.text, /Too many failed sign-in attempts/);
     // The token endpoint shares the budget.
     const pw = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
@@ -395,7 +398,7 @@ describe('authorization endpoint: code flow with PKCE', () => {
       });
       assert.equal(t.status, 200, t.text);
       assert.equal(decodeJwt(t.json.id_token).aud, clientId);
-      assert.ok(t.json.refresh_token);
+      assert.ok(t.json.refresh_token, 't.json.refresh_token');
     }
 
     const { challenge } = pkce();

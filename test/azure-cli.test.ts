@@ -119,7 +119,10 @@ describe('Azure CLI (az) against Latchkey', {
     assert.match(trail, /POST sign-in 303 csp=.*form-action 'self' http:\/\/localhost:\d+;/);
     assert.match(trail, /GET loopback 200/);
     const groups = await azJson(dir, ['group', 'list']);
-    assert.ok(groups.some((g: { name: string }) => g.name === 'default'));
+    assert.ok(
+      groups.some((g: { name: string }) => g.name === 'default'),
+      "groups.some((g: { name: string }) => g.name === 'default')",
+    );
   });
 
   it('az login --use-device-code: az shows the code, a person enters it on the verification page', async () => {
@@ -315,7 +318,7 @@ describe('Azure CLI (az) against Latchkey', {
     );
     const wrong = await az(configDir(), spLogin('not-the-secret'));
     assert.notEqual(wrong.code, 0);
-    assert.ok(!wrong.err.includes(sp.secret));
+    assert.ok(!wrong.err.includes(sp.secret), '!wrong.err.includes(sp.secret)');
 
     // The same principal with a certificate: az signs a client assertion (x5t) with its key.
     const cert = await selfSignedRsaCert('az-cli-sp');

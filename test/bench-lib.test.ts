@@ -30,7 +30,7 @@ describe('bench/lib helpers (no timing)', () => {
     assert.equal(percentile(v, 99), 10);
     assert.equal(percentile(v, 0), 1);
     assert.equal(median([3, 1, 2]), 2);
-    assert.ok(Number.isNaN(percentile([], 50)));
+    assert.ok(Number.isNaN(percentile([], 50)), 'Number.isNaN(percentile([], 50))');
   });
 
   test('targets and ratios', () => {
@@ -76,7 +76,7 @@ describe('bench/lib helpers (no timing)', () => {
     assert.deepEqual(spread([3, 1, 2]), { median: 2, min: 1, max: 3, n: 3 });
     assert.deepEqual(spread([5, Number.NaN, 7]), { median: 5, min: 5, max: 7, n: 2 });
     assert.equal(spread([]).n, 0);
-    assert.ok(Number.isNaN(spread([]).median));
+    assert.ok(Number.isNaN(spread([]).median), 'Number.isNaN(spread([]).median)');
   });
 
   test('interleaved rounds: every item once per round, rounds in order (A B C A B C)', () => {
@@ -188,7 +188,10 @@ describe('bench/lib helpers (no timing)', () => {
         ['secret SET ÷ secret GET throughput', 0.6, '>= 0.5', true],
       ],
     );
-    assert.ok(t.every((r) => r.scenario === 'targets' && r.unit === 'ratio'));
+    assert.ok(
+      t.every((r) => r.scenario === 'targets' && r.unit === 'ratio'),
+      "t.every((r) => r.scenario === 'targets' && r.unit === 'ratio')",
+    );
     assert.equal(targetRows([]).length, 0);
     // The PostgreSQL row: one `latchkey server` on PostgreSQL ÷ one on SQLite with the same flags.
     const pgRow = targetRows([

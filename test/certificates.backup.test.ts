@@ -51,7 +51,7 @@ describe('certificate backup and restore (official SDK)', () => {
     const secret = (await secretClient(s, 'certbk', officer).getSecret('bk')).value!;
     const key = await keyClient(s, 'certbk', officer).getKey('bk');
     const blob = await c.backupCertificate('bk');
-    assert.ok(blob && blob.length > 1000);
+    assert.ok(blob && blob.length > 1000, 'blob && blob.length > 1000');
     // The name is taken: 409 Conflict, as Azure.
     await assert.rejects(c.restoreCertificateBackup(blob), status(409, 'Conflict'));
     await (await c.beginDeleteCertificate('bk', poll)).pollUntilDone();

@@ -237,7 +237,10 @@ describe('keyvault certificate CLI end to end', () => {
       cert('list-deleted', ...v),
     ]);
     assert.equal(ok(shownDeleted).json.name, 'cli-life');
-    assert.ok(ok(listed).json.some((x: { name: string }) => x.name === 'cli-life'));
+    assert.ok(
+      ok(listed).json.some((x: { name: string }) => x.name === 'cli-life'),
+      "ok(listed).json.some((x: { name: string }) => x.name === 'cli-life')",
+    );
     assert.equal(ok(await cert('recover', ...v, '-n', 'cli-life')).json.name, 'cli-life');
     fails(await cert('restore', ...v, '-f', bak), /Conflict|already exists/);
     ok(await cert('delete', ...v, '-n', 'cli-life'));

@@ -91,10 +91,13 @@ describe('certificate contacts fuzzing (fast-check)', () => {
           }
           assert.equal(r.status, 200);
           const list = r.json.contacts as { email: string; name?: string; phone?: string }[];
-          assert.ok(list.length >= 1 && list.length <= 32);
+          assert.ok(list.length >= 1 && list.length <= 32, 'list.length >= 1 && list.length <= 32');
           for (const c of list) {
             assert.ok(c.email.length <= 254 && /^[^\s@]+@[^\s@]+$/.test(c.email), c.email);
-            assert.ok((c.name ?? '').length <= 256 && (c.phone ?? '').length <= 64);
+            assert.ok(
+              (c.name ?? '').length <= 256 && (c.phone ?? '').length <= 64,
+              "(c.name ?? '').length <= 256 && (c.phone ?? '').length <= 64",
+            );
           }
           if (method === 'PUT')
             assert.equal(
@@ -113,6 +116,6 @@ describe('certificate contacts fuzzing (fast-check)', () => {
     );
     t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
     assert.ok((statuses.get(200) ?? 0) > 10, 'the run reached the operations');
-    assert.ok((statuses.get(400) ?? 0) > 50);
+    assert.ok((statuses.get(400) ?? 0) > 50, '(statuses.get(400) ?? 0) > 50');
   });
 });

@@ -80,8 +80,8 @@ describe('certificate contacts (official SDK)', () => {
     const text = JSON.stringify(events);
     for (const op of ['CertificateContactsSet', 'CertificateContactsDelete'])
       assert.ok(text.includes(op), `${op} audited`);
-    assert.ok(text.includes('/certificates/contacts'));
-    assert.ok(!text.includes('only@example.com'));
+    assert.ok(text.includes('/certificates/contacts'), "text.includes('/certificates/contacts')");
+    assert.ok(!text.includes('only@example.com'), "!text.includes('only@example.com')");
   });
 
   test('a Certificate User may not read or manage contacts (403, nothing changed)', async () => {

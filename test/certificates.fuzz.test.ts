@@ -276,7 +276,7 @@ describe('certificates fuzzing (fast-check)', () => {
     );
     t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
     assert.ok((statuses.get(200) ?? 0) > 10, 'the run reached the operations');
-    assert.ok((statuses.get(400) ?? 0) > 50);
+    assert.ok((statuses.get(400) ?? 0) > 50, '(statuses.get(400) ?? 0) > 50');
   });
 
   test('restore of a changed backup blob: 400 with the one message, or 409 for the unchanged blob; no change', async () => {

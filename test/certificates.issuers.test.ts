@@ -151,7 +151,7 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
     await assert.rejects(secrets.beginRecoverDeletedSecret('held', poll), managed('secret'));
     await assert.rejects(keys.purgeDeletedKey('held'), managed('key'));
     await (await certClient(officer).beginRecoverDeletedCertificate('held', poll)).pollUntilDone();
-    assert.ok((await secrets.getSecret('held')).value);
+    assert.ok((await secrets.getSecret('held')).value, "(await secrets.getSecret('held')).value");
   });
 
   test('exportable: false: GET /secrets/{name} is refused (403), the key is readable', async () => {
@@ -195,7 +195,7 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
     // The SDK's own sample: getCertificateOperation, then the csr.
     const opPoller = await client.getCertificateOperation('csr');
     const { csr } = opPoller.getOperationState().certificateOperation!;
-    assert.ok(csr && csr.length > 200);
+    assert.ok(csr && csr.length > 200, 'csr && csr.length > 200');
     const csrText = openssl(['req', '-inform', 'DER', '-noout', '-text', '-verify'], Buffer.from(csr));
     assert.match(csrText, /Subject: CN = csr\.example, O = Contoso/);
     assert.match(csrText, /DNS:csr\.example/);
@@ -275,7 +275,7 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
     const fresh = await (
       await client.beginCreateCertificate('mm', { issuerName: 'Self', subject: 'CN=mm' }, poll)
     ).pollUntilDone();
-    assert.ok(fresh.cer);
+    assert.ok(fresh.cer, 'fresh.cer');
   });
 
   test("issuer Latchkey: signed by the tenant's CA, published at /{tenant}/pki/ca.pem; openssl verifies the leaf", async () => {
@@ -374,7 +374,7 @@ describe('certificates: managed key and secret, merge (issuer Unknown)', () => {
     assert.equal(created.accountId, 'acct-1');
     assert.equal(created.password, undefined);
     assert.equal(created.enabled, true);
-    assert.ok(created.createdOn instanceof Date);
+    assert.ok(created.createdOn instanceof Date, 'created.createdOn instanceof Date');
     const got = await client.getIssuer('corp-ca');
     assert.equal(got.organizationId, 'org-1');
     assert.deepEqual(got.administratorContacts, [

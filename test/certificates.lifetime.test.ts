@@ -34,7 +34,11 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
 
   const events = (operation: string) => sv.events(operation);
   const versions = async (name: string) => (await services.certificates.listVersions(ctx, name, {})).items;
-  const run = async () => assert.ok(await services.jobs.runNow('certificate-lifetime', clock.now()));
+  const run = async () =>
+    assert.ok(
+      await services.jobs.runNow('certificate-lifetime', clock.now()),
+      "await services.jobs.runNow('certificate-lifetime', clock.now())",
+    );
 
   test('AutoRenew N days before expiry (Self, then Latchkey): a new version by the issuer, once; EmailContacts at N %: one event', async () => {
     const created = clock.now();

@@ -77,7 +77,7 @@ describe('keyvault certificate CLI: pending merge and cancel, issuers', () => {
       'create',
     );
     assert.equal(r.json.status, 'inProgress');
-    assert.ok(r.json.csr);
+    assert.ok(r.json.csr, 'r.json.csr');
     return r.json.csr as string;
   };
   const fingerprint = (pemFile: string) =>

@@ -76,7 +76,7 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     const poller = await client.beginCreateCertificate('web', policy, { ...poll, tags: { env: 'test' } });
     const cert = await poller.pollUntilDone();
     assert.equal(cert.name, 'web');
-    assert.ok(cert.cer && cert.cer.length > 500);
+    assert.ok(cert.cer && cert.cer.length > 500, 'cert.cer && cert.cer.length > 500');
     assert.deepEqual(cert.properties.tags, { env: 'test' });
     assert.equal(cert.policy?.issuerName, 'Self');
     assert.equal(cert.policy?.keySize, 3072);
@@ -300,7 +300,10 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     ).pollUntilDone();
     const deleted = await (await client.beginDeleteCertificate('gone', poll)).pollUntilDone();
     assert.equal(deleted.name, 'gone');
-    assert.ok(deleted.deletedOn && deleted.scheduledPurgeDate);
+    assert.ok(
+      deleted.deletedOn && deleted.scheduledPurgeDate,
+      'deleted.deletedOn && deleted.scheduledPurgeDate',
+    );
     assert.match(deleted.recoveryId!, /\/deletedcertificates\/gone$/);
     await assert.rejects(client.getCertificate('gone'), status(404, 'CertificateNotFound'));
     await assert.rejects(secretClient(s, 'certvault', user).getSecret('gone'), status(404, 'SecretNotFound'));
@@ -311,7 +314,10 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
 
     const recovered = await (await client.beginRecoverDeletedCertificate('gone', poll)).pollUntilDone();
     assert.equal(recovered.name, 'gone');
-    assert.ok((await secretClient(s, 'certvault', user).getSecret('gone')).value);
+    assert.ok(
+      (await secretClient(s, 'certvault', user).getSecret('gone')).value,
+      "(await secretClient(s, 'certvault', user).getSecret('gone')).value",
+    );
 
     await (await client.beginDeleteCertificate('gone', poll)).pollUntilDone();
     await client.purgeDeletedCertificate('gone');
@@ -344,7 +350,7 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     };
     // Certificate User: reads certificates, their secret and key; changes nothing.
     assert.equal((await certClient(user).getCertificate('matrix')).name, 'matrix');
-    assert.ok((await list(user)).includes('matrix'));
+    assert.ok((await list(user)).includes('matrix'), "(await list(user)).includes('matrix')");
     await assert.rejects(create(user), denied);
     await assert.rejects(certClient(user).beginDeleteCertificate('matrix', poll), denied);
     await assert.rejects(

@@ -220,7 +220,7 @@ describe('latchkey CLI: what az users expect', () => {
       run('group', 'list', '-o', 'table'),
       run('group', 'delete', '-n', 'azverbs'),
     ]);
-    assert.ok(ok(list).json.includes('azverbs'));
+    assert.ok(ok(list).json.includes('azverbs'), "ok(list).json.includes('azverbs')");
     assert.equal(ok(shown).json.id, created.json.id);
     assert.match(ok(table).stdout, /^Name\s+Location\s+Status\n/);
     // Without a terminal and without --yes, nothing is deleted.

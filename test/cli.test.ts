@@ -102,7 +102,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
 
   test('login as the admin user finds the dev server and trusts its CA by itself', async () => {
     const r = ok(await admin.run('login', '-u', adminCreds.userName, '-p', adminCreds.password));
-    assert.ok(Array.isArray(r.json));
+    assert.ok(Array.isArray(r.json), 'Array.isArray(r.json)');
     const [acct] = r.json;
     assert.equal(acct.tenantId, up.info.tenantId);
     assert.equal(acct.id, up.info.subscriptionId);
@@ -133,11 +133,14 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assert.equal(lines.length, 3, table.stdout);
     assert.match(lines[0]!, /^EnvironmentName\s+HomeTenantId\s+.*TenantId/);
     assert.match(lines[1]!, /^-+\s+-+/);
-    assert.ok(lines[2]!.includes(up.info.tenantId));
-    assert.ok(lines[2]!.includes(adminCreds.userName));
+    assert.ok(lines[2]!.includes(up.info.tenantId), 'lines[2]!.includes(up.info.tenantId)');
+    assert.ok(lines[2]!.includes(adminCreds.userName), 'lines[2]!.includes(adminCreds.userName)');
     assert.equal(table.json, undefined, 'a table is not JSON');
     ok(tsv);
-    assert.ok(tsv.stdout.split('\t').includes(up.info.tenantId));
+    assert.ok(
+      tsv.stdout.split('\t').includes(up.info.tenantId),
+      "tsv.stdout.split('\\t').includes(up.info.tenantId)",
+    );
   });
 
   test('account get-access-token: az JSON shape, verifiable JWTs for management and the vault', async () => {
@@ -163,7 +166,10 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
       assert.equal(r.json.subscription, up.info.subscriptionId);
       assert.match(r.json.expiresOn, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/);
       assert.equal(typeof r.json.expires_on, 'number');
-      assert.ok(r.json.expires_on > Date.now() / 1000 + 30 * 60);
+      assert.ok(
+        r.json.expires_on > Date.now() / 1000 + 30 * 60,
+        'r.json.expires_on > Date.now() / 1000 + 30 * 60',
+      );
     }
     const pm = await verify(m.json.accessToken, MGMT);
     const pv = await verify(v.json.accessToken, VAULT);
@@ -185,7 +191,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assert.equal(sp.tenant, up.info.tenantId);
     assert.equal(r.json.displayName, 'cli-e2e-app');
     assert.equal(typeof sp.password, 'string');
-    assert.ok(sp.password.length >= 32);
+    assert.ok(sp.password.length >= 32, 'sp.password.length >= 32');
     assert.match(r.stderr, /shown only once/);
     // A public client (a native app) has no secret to show.
     const pub = ok(await admin.run('ad', 'sp', 'create', '--name', 'cli-e2e-native', '--public-client'));
@@ -278,6 +284,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     const listed = ok(await admin.run('ad', 'user', 'list'));
     assert.ok(
       listed.json.some((u: { userPrincipalName: string }) => u.userPrincipalName === 'bea@cli.example'),
+      "listed.json.some((u: { userPrincipalName: string }) => u.userPrincipalName === 'bea@cli...",
     );
     assert.ok(
       listed.json.every((u: Record<string, unknown>) => !('password' in u)),
@@ -337,7 +344,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assert.equal(show.json.appId, sp.appId);
     ok(table);
     assert.match(table.stdout.split('\n')[0]!, /AppId/);
-    assert.ok(table.stdout.includes('cli-e2e-app'));
+    assert.ok(table.stdout.includes('cli-e2e-app'), "table.stdout.includes('cli-e2e-app')");
     const missing = await admin.run('ad', 'sp', 'show', '--id', '00000000-0000-0000-0000-000000000000');
     assertOneLineError(missing, /\(\w+\)/);
   });
@@ -461,7 +468,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     const list = ok(await admin.run('ad', 'sp', 'credential', 'list', '--id', sp.appId));
     const keyIds = list.json.map((c: { keyId: string }) => c.keyId);
     assert.equal(keyIds.length, 1);
-    assert.ok(!keyIds.includes(added.json.keyId));
+    assert.ok(!keyIds.includes(added.json.keyId), '!keyIds.includes(added.json.keyId)');
   });
 
   test('authority rotate-signing-key changes the kid of new tokens; both keys stay in JWKS', async () => {
@@ -493,7 +500,7 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     await verify(before.json.accessToken, MGMT);
     await verify(after.json.accessToken, VAULT);
     const keys = ok(await admin.run('authority', 'keys', '-o', 'table'));
-    assert.ok(keys.stdout.includes(r.json.kid));
+    assert.ok(keys.stdout.includes(r.json.kid), 'keys.stdout.includes(r.json.kid)');
   });
 
   test('ad sp delete: gone from show, and it can no longer sign in', async () => {

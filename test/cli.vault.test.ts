@@ -86,7 +86,10 @@ describe('keyvault, role and audit CLI end to end', () => {
     ]);
     fails(badFlag, /true or false/, 2);
     fails(missing, /ResourceNotFound/);
-    assert.ok(ok(list).json.some((v: { name: string }) => v.name === vault));
+    assert.ok(
+      ok(list).json.some((v: { name: string }) => v.name === vault),
+      'ok(list).json.some((v: { name: string }) => v.name === vault)',
+    );
     assert.match(ok(table).stdout, /^Location\s+Name\s+ResourceGroup/);
     assert.match(table.stdout, new RegExp(`local\\s+${vault}\\s+default`));
     assert.equal(ok(shown).json.id, vaultId);
@@ -293,7 +296,7 @@ describe('keyvault, role and audit CLI end to end', () => {
     writeFileSync(backup, 'old', { mode: 0o644 });
     chmodSync(backup, 0o644);
     ok(await run('keyvault', 'secret', 'backup', '--vault-name', vault, '-n', 'db-password', '-f', backup));
-    assert.ok(existsSync(backup));
+    assert.ok(existsSync(backup), 'existsSync(backup)');
     assert.equal(statSync(backup).mode & 0o777, 0o600, 'backup file mode');
     // So is a manifest export (it may carry secret values).
     const exported = join(tmp, 'export.yaml');
@@ -456,7 +459,10 @@ describe('keyvault, role and audit CLI end to end', () => {
       ok(await run('keyvault', 'create', '-n', 'cligone', '-o', 'none'));
       ok(await run('keyvault', 'delete', '-n', 'cligone'));
       const listed = ok(await run('keyvault', 'list-deleted'));
-      assert.ok(listed.json.some((v: { name: string }) => v.name === 'cligone'));
+      assert.ok(
+        listed.json.some((v: { name: string }) => v.name === 'cligone'),
+        "listed.json.some((v: { name: string }) => v.name === 'cligone')",
+      );
       const rec = ok(await run('keyvault', 'recover', '-n', 'cligone'));
       assert.equal(rec.json.name, 'cligone');
       ok(await run('keyvault', 'delete', '-n', 'cligone'));
@@ -465,7 +471,10 @@ describe('keyvault, role and audit CLI end to end', () => {
         run('keyvault', 'list-deleted'),
         run('keyvault', 'recover', '-n', 'cligone'),
       ]);
-      assert.ok(!ok(after).json.some((v: { name: string }) => v.name === 'cligone'));
+      assert.ok(
+        !ok(after).json.some((v: { name: string }) => v.name === 'cligone'),
+        "!ok(after).json.some((v: { name: string }) => v.name === 'cligone')",
+      );
       fails(again, /no deleted vault/);
     };
     await Promise.all([policies(), softDelete()]);
@@ -493,6 +502,7 @@ describe('keyvault, role and audit CLI end to end', () => {
       sets.json.every(
         (e: { operation: string; vault: string }) => e.operation === 'SecretSet' && e.vault === vault,
       ),
+      "sets.json.every( (e: { operation: string; vault: string }) => e.operation === 'SecretSe...",
     );
     assert.match(ok(table).stdout, /^Time\s+Operation\s+Status\s+Vault/);
     // The table names callers by display name (through the directory); an unknown id stays an id.
@@ -516,7 +526,7 @@ describe('keyvault, role and audit CLI end to end', () => {
 
     const good = ok(await run('audit', 'verify'));
     assert.equal(good.json.ok, true);
-    assert.ok(good.json.count > 100);
+    assert.ok(good.json.count > 100, 'good.json.count > 100');
     await s.services.db.run("UPDATE audit_events SET target = 'forged' WHERE seq = 7");
     const bad = await run('audit', 'verify');
     assert.equal(bad.json.ok, false);

@@ -85,7 +85,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
       await act(`${app}/identity`, `${app}/identity/user/detach`, { identity: u.armId });
       a = (await s.services.apps.byName(s.info.tenantId, 'web'))!;
       assert.equal(a.userIdentities.length, 0);
-      assert.ok(a.systemPrincipalId);
+      assert.ok(a.systemPrincipalId, 'a.systemPrincipalId');
 
       // Turning the system-assigned identity off: a confirmation page that explains, then a confirmed POST.
       const confirm = await c.get(`${app}/identity/system-off`);
@@ -115,10 +115,13 @@ for (const backend of ['sqlite', 'postgres'] as const)
         value: '@Microsoft.KeyVault(VaultName=actvault;SecretName=x)',
       });
       const page = await c.get(`${app}/settings`);
-      assert.ok(page.text.includes('@Microsoft.KeyVault(VaultName=actvault;SecretName=x)'));
+      assert.ok(
+        page.text.includes('@Microsoft.KeyVault(VaultName=actvault;SecretName=x)'),
+        "page.text.includes('@Microsoft.KeyVault(VaultName=actvault;SecretName=x)')",
+      );
       assert.ok(!page.text.includes('plain-value-123'), 'plain values hidden until asked');
       const shown = await act(`${app}/settings`, `${app}/settings/reveal`, {}, 200);
-      assert.ok(shown.text.includes('plain-value-123'));
+      assert.ok(shown.text.includes('plain-value-123'), "shown.text.includes('plain-value-123')");
       await act(`${app}/settings`, `${app}/settings/delete`, { name: 'PLAIN' });
       const { settings } = await s.services.apps
         .readSettings((await s.services.apps.byName(s.info.tenantId, 'web'))!)
@@ -165,6 +168,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
       await act(`${V}/secrets`, `${V}/deleted-secrets/db/recover`);
       assert.ok(
         (await c.get(`${V}/secrets`)).text.includes('href="/console/vaults/default/actvault/secrets/db"'),
+        "(await c.get('{V}/secrets')).text.includes('href=\"/console/vaults/default/actvault/secr...",
       );
       await act(`${V}/secrets/db`, `${V}/secrets/db/delete`);
       await act(`${V}/secrets`, `${V}/deleted-secrets/db/purge`, {}, 400);
@@ -204,7 +208,10 @@ for (const backend of ['sqlite', 'postgres'] as const)
       const ops = (await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'KeyPurge' })).map(
         (e) => e.target,
       );
-      assert.ok(ops.some((t) => t?.endsWith('/keys/shortlived')));
+      assert.ok(
+        ops.some((t) => t?.endsWith('/keys/shortlived')),
+        "ops.some((t) => t?.endsWith('/keys/shortlived'))",
+      );
     });
 
     test('creating an RBAC vault gives its creator Key Vault Administrator (the box is ticked by default)', async () => {
@@ -350,7 +357,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.equal((await signIn(secret)).status, 200);
       // The list and the page never show a secret again (only its first characters).
       const page = await c.get(`${L}/${sp.id}`);
-      assert.ok(!page.text.includes(secret));
+      assert.ok(!page.text.includes(secret), '!page.text.includes(secret)');
       assert.match(page.text, new RegExp(`${secret.slice(0, 3)}[^<]*…`));
 
       const added = await act(
@@ -456,7 +463,10 @@ for (const backend of ['sqlite', 'postgres'] as const)
         { name: '"><b>x', model: 'rbac', resourceGroup: 'default', retention: '7' },
         400,
       );
-      assert.ok(xss.text.includes('value="&quot;&gt;&lt;b&gt;x"'));
+      assert.ok(
+        xss.text.includes('value="&quot;&gt;&lt;b&gt;x"'),
+        'xss.text.includes(\'value="&quot;&gt;&lt;b&gt;x"\')',
+      );
 
       await act(`${V}/secrets`, `${V}/secrets`, { name: 'order', value: 'first', enabled: 'on' });
       await act(`${V}/secrets/order`, `${V}/secrets`, { name: 'order', value: 'second', enabled: 'on' });
@@ -559,6 +569,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
             a.scope === `${subScope}/resourceGroups/default` &&
             a.roleDefinitionName === 'Key Vault Secrets User',
         ),
+        "mine.some( (a) => a.scope === '{subScope}/resourceGroups/default' && a.roleDefinitionNa...",
       );
       // Remove both again, each at its own scope.
       for (const [page, scope] of [
@@ -580,11 +591,15 @@ for (const backend of ['sqlite', 'postgres'] as const)
       const idPage = await c.get('/console/apps/default/iam-app/identity');
       assert.ok(
         idPage.text.includes(`href="/console/resource-groups/default/iam?member=${app.systemPrincipalId}"`),
+        'idPage.text.includes(\'href="/console/resource-groups/default/iam?member={app.systemPrin...',
       );
       const picked = await c.get(`/console/resource-groups/default/iam?member=${app.systemPrincipalId}`);
       assert.match(picked.text, new RegExp(`name="assignee" value="${app.systemPrincipalId}" checked`));
       // ... or at another scope: a page listing where the user may assign roles, each with the member picked.
-      assert.ok(idPage.text.includes(`href="/console/role-assignments/new?member=${app.systemPrincipalId}"`));
+      assert.ok(
+        idPage.text.includes(`href="/console/role-assignments/new?member=${app.systemPrincipalId}"`),
+        'idPage.text.includes(\'href="/console/role-assignments/new?member={app.systemPrincipalId...',
+      );
       const scopes = await c.get(`/console/role-assignments/new?member=${app.systemPrincipalId}`);
       assert.match(scopes.text, /iam-app \(managed identity\)/);
       for (const href of [
@@ -659,15 +674,18 @@ for (const backend of ['sqlite', 'postgres'] as const)
         [...text.matchAll(/<td data-label="Operation"><div class="cell">([^<]+)</g)].map((m) => m[1]!);
       await c.get('/console/audit'); // itself an AuditList read
       const changes = opsOf((await c.get('/console/audit?size=100')).text);
-      assert.ok(changes.length > 0);
+      assert.ok(changes.length > 0, 'changes.length > 0');
       for (const op of ['AuditList', 'SecretGet', 'SecretList', 'KeyGet', 'AppSettingsList'])
         assert.ok(!changes.includes(op), `${op} is a read`);
-      assert.ok(changes.includes('VaultCreate'));
+      assert.ok(changes.includes('VaultCreate'), "changes.includes('VaultCreate')");
       const reads = opsOf((await c.get('/console/audit?show=reads&size=100')).text);
-      assert.ok(reads.includes('AuditList'));
-      assert.ok(!reads.includes('VaultCreate'));
+      assert.ok(reads.includes('AuditList'), "reads.includes('AuditList')");
+      assert.ok(!reads.includes('VaultCreate'), "!reads.includes('VaultCreate')");
       const all = opsOf((await c.get('/console/audit?show=all&size=100')).text);
-      assert.ok(all.includes('AuditList') && all.includes('VaultCreate'));
+      assert.ok(
+        all.includes('AuditList') && all.includes('VaultCreate'),
+        "all.includes('AuditList') && all.includes('VaultCreate')",
+      );
       // Page size: bounded to the offered sizes (anything else is 25).
       assert.equal(opsOf((await c.get('/console/audit?show=all&size=50')).text).length, 50);
       assert.equal(opsOf((await c.get('/console/audit?show=all&size=100000')).text).length, 25);
@@ -675,13 +693,13 @@ for (const backend of ['sqlite', 'postgres'] as const)
       const arm = `/subscriptions/${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults/actvault`;
       const page = await c.get(`/console/audit?operation=VaultCreate&target=${encodeURIComponent(arm)}`);
       assert.match(page.text, />default\/vaults\/actvault<\/a>/);
-      assert.ok(page.text.includes(`title="${arm}"`));
+      assert.ok(page.text.includes(`title="${arm}"`), 'page.text.includes(\'title="{arm}"\')');
       // A display name is resolved through the directory: one match filters, several are offered.
       const me = (await s.services.principals.get(s.info.tenantId, adminId))!;
       const byName = await c.get(
         `/console/audit?operation=VaultCreate&caller=${encodeURIComponent(me.displayName)}`,
       );
-      assert.ok(opsOf(byName.text).length >= 1);
+      assert.ok(opsOf(byName.text).length >= 1, 'opsOf(byName.text).length >= 1');
       assert.doesNotMatch(byName.text, /id="caller-note"/);
       await s.services.principals.createUser(s.info.tenantId, {
         userName: 'auditname1@latchkey.localhost',

@@ -116,7 +116,7 @@ describe('web console: certificates', () => {
     const list = await admin.get(`${v}/certificates`);
     assert.match(list.text, /id="certificates"/);
     assert.match(list.text, /<a href="\/console\/vaults\/default\/certcon\/certificates\/web">web<\/a>/);
-    assert.ok(list.text.includes(hex));
+    assert.ok(list.text.includes(hex), 'list.text.includes(hex)');
   });
 
   test('refused input: bad subject, validity out of range, unknown key type, no CSRF token; nothing is written', async () => {
@@ -275,7 +275,10 @@ describe('web console: certificates', () => {
     assert.equal(page.status, 200);
     assert.match(page.text, /\(403 Forbidden\)/);
     assert.match(page.text, /Grant yourself Key Vault Certificates Officer on this vault/);
-    assert.ok(page.text.includes('name="back" value="certificates/svc"'));
+    assert.ok(
+      page.text.includes('name="back" value="certificates/svc"'),
+      'page.text.includes(\'name="back" value="certificates/svc"\')',
+    );
     const r = await ok(admin, `${d}/certificates/svc`, `${d}/iam`, {
       role: CERTIFICATES_OFFICER,
       assignee: me,

@@ -254,7 +254,10 @@ describe('web console in headless Chromium', {
     await page.fill('#iam-assignee', principalId);
     await Promise.all([page.waitForURL('**/iam'), page.click('button:text("Add role assignment")')]);
     assert.match(await flash(page), /Key Vault Secrets User granted/);
-    assert.ok(await page.locator(`#role-assignments :text("${principalId}")`).count());
+    assert.ok(
+      await page.locator(`#role-assignments :text("${principalId}")`).count(),
+      'await page.locator(\'#role-assignments :text("{principalId}")\').count()',
+    );
     await checkPage(page);
     await shot(page, 'desktop-vault-iam');
 
@@ -394,7 +397,10 @@ describe('web console in headless Chromium', {
     await page.goto(url('/console/audit'));
     // Changes by default: the console's own reads are not among them.
     const changes = await page.locator('#audit-events td[data-label="Operation"]').allTextContents();
-    assert.ok(changes.length > 0 && !changes.includes('SecretGet') && !changes.includes('AuditList'));
+    assert.ok(
+      changes.length > 0 && !changes.includes('SecretGet') && !changes.includes('AuditList'),
+      "changes.length > 0 && !changes.includes('SecretGet') && !changes.includes('AuditList')",
+    );
     await page.selectOption('#f-show', 'reads');
     await page.fill('#f-operation', 'SecretGet');
     await Promise.all([page.waitForURL('**/audit?**'), page.click('button:text("Apply filters")')]);

@@ -53,7 +53,10 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     const value = signedIn.cookies.get('__Host-latchkey-console')!;
     assert.match(value, /^[\w-]{43}$/);
     const rows = await s.services.db.all<{ id_hash: Buffer }>('SELECT id_hash FROM console_sessions');
-    assert.ok(rows.every((r) => !Buffer.from(r.id_hash).toString('utf8').includes(value)));
+    assert.ok(
+      rows.every((r) => !Buffer.from(r.id_hash).toString('utf8').includes(value)),
+      "rows.every((r) => !Buffer.from(r.id_hash).toString('utf8').includes(value))",
+    );
     // The cookie's flags, as set by the callback.
     const again = consoleClient(s);
     const a = await again.get('/console/');
@@ -113,7 +116,7 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
   test("CSRF: a change without the token, with a bad one, another form's or another session's is refused", async () => {
     const page = await admin.get('/console/vaults');
     const token = admin.csrf(page.text, '/console/vaults')!;
-    assert.ok(token);
+    assert.ok(token, 'token');
     const other = await consoleSignIn(s);
     const otherToken = other.csrf((await other.get('/console/vaults')).text, '/console/vaults')!;
     const logoutToken = admin.csrf(page.text, '/console/logout')!;
@@ -212,8 +215,11 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     const audit = await s.services.db.all<{ details: string | null; target: string }>(
       "SELECT details, target FROM audit_events WHERE operation IN ('SecretGet', 'SecretSet')",
     );
-    assert.ok(audit.length >= 2);
-    assert.ok(audit.every((a) => !`${a.details}${a.target}`.includes('http-SECRET')));
+    assert.ok(audit.length >= 2, 'audit.length >= 2');
+    assert.ok(
+      audit.every((a) => !`${a.details}${a.target}`.includes('http-SECRET')),
+      "audit.every((a) => !'{a.details}{a.target}'.includes('http-SECRET'))",
+    );
   });
 
   test('no session: pages redirect to sign-in, changes are refused with 401', async () => {
@@ -336,13 +342,19 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     // A Reader sees every vault (an empty list is really empty) and is told only what creating needs.
     const reader = await signedInUser('onlyreader', [['Reader', '/']]);
     const r = await reader.c.get('/console/vaults');
-    assert.ok(!r.text.includes('needs <span class="mono">Microsoft.KeyVault/vaults/read'));
-    assert.ok(r.text.includes('Microsoft.KeyVault/vaults/write'));
+    assert.ok(
+      !r.text.includes('needs <span class="mono">Microsoft.KeyVault/vaults/read'),
+      '!r.text.includes(\'needs <span class="mono">Microsoft.KeyVault/vaults/read\')',
+    );
+    assert.ok(
+      r.text.includes('Microsoft.KeyVault/vaults/write'),
+      "r.text.includes('Microsoft.KeyVault/vaults/write')",
+    );
     assert.equal(reader.c.csrf(r.text, '/console/vaults'), undefined);
     // The owner gets no note and the create form.
     const own = await admin.get('/console/vaults');
     assert.doesNotMatch(own.text, /id="access-note"/);
-    assert.ok(admin.csrf(own.text, '/console/vaults'));
+    assert.ok(admin.csrf(own.text, '/console/vaults'), "admin.csrf(own.text, '/console/vaults')");
   });
 
   test('the member picker lists only principals the user may read; others get a clear message', async () => {
@@ -451,7 +463,7 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     ]);
     const overview = await c.get('/console/apps/default/visibleapp-q7');
     assert.equal(overview.status, 200, overview.text);
-    assert.ok(overview.text.includes('visibleapp-q7'));
+    assert.ok(overview.text.includes('visibleapp-q7'), "overview.text.includes('visibleapp-q7')");
     assert.ok(!overview.text.includes('hiddenhost-q7'), 'the app page names a host the user may not read');
     // The identity, the host and the resource group: a 403/404 page or a list without them.
     const identity = await c.get('/console/identities/default/hiddenidentity-q7');
@@ -475,8 +487,14 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
       assert.ok(!r.text.includes('hiddengroup-q7'), `${page} offers a group the user may not read`);
     }
     // The owner still sees all of it.
-    assert.ok((await admin.get('/console/apps/default/visibleapp-q7')).text.includes('hiddenhost-q7'));
-    assert.ok((await admin.get('/console/apps')).text.includes('hiddengroup-q7'));
+    assert.ok(
+      (await admin.get('/console/apps/default/visibleapp-q7')).text.includes('hiddenhost-q7'),
+      "(await admin.get('/console/apps/default/visibleapp-q7')).text.includes('hiddenhost-q7')",
+    );
+    assert.ok(
+      (await admin.get('/console/apps')).text.includes('hiddengroup-q7'),
+      "(await admin.get('/console/apps')).text.includes('hiddengroup-q7')",
+    );
   });
 
   test('sessions expire after the idle timeout and at the absolute limit', async () => {

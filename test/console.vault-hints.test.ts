@@ -133,7 +133,7 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
       r.text,
       /data-reference-status|Resolved|Secret not found|Access denied \(the identity/,
     );
-    assert.ok(!r.text.includes('refsok'));
+    assert.ok(!r.text.includes('refsok'), "!r.text.includes('refsok')");
   });
 
   test('a 403 on secrets or keys: an Owner gets "Grant yourself …" that works; a Reader is told what to ask for', async () => {
@@ -239,6 +239,9 @@ describe('web console: Key Vault reference status and "grant yourself"', () => {
     assert.match(refused.text, /Key Vault Secrets Officer/);
     assert.doesNotMatch(refused.text, /action-value-1/);
     assert.match(refused.text, /Grant yourself Key Vault Secrets Officer on this vault/);
-    assert.ok(refused.text.includes('name="back" value="secrets/db"'));
+    assert.ok(
+      refused.text.includes('name="back" value="secrets/db"'),
+      'refused.text.includes(\'name="back" value="secrets/db"\')',
+    );
   });
 });

@@ -45,7 +45,7 @@ describe('device code sign-in', () => {
       d.device_authorization_endpoint,
       `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/devicecode`,
     );
-    assert.ok(d.grant_types_supported.includes(GRANT));
+    assert.ok(d.grant_types_supported.includes(GRANT), 'd.grant_types_supported.includes(GRANT)');
     // Nothing is advertised that is not served.
     for (const k of ['userinfo_endpoint', 'end_session_endpoint']) assert.equal(d[k], undefined, k);
   });
@@ -56,15 +56,24 @@ describe('device code sign-in', () => {
     assert.equal(r.headers['cache-control'], 'no-store');
     const { device_code, user_code, verification_uri, expires_in, interval, message } = r.json;
     assert.match(user_code, /^[B-Z]{4}-[B-Z]{4}$/);
-    assert.ok(normalizeUserCode(user_code));
+    assert.ok(normalizeUserCode(user_code), 'normalizeUserCode(user_code)');
     assert.equal(verification_uri, `${s.info.authority}/devicelogin`);
     assert.equal(expires_in, 900);
     assert.equal(interval, 5);
-    assert.ok(message.includes(user_code) && message.includes(verification_uri));
+    assert.ok(
+      message.includes(user_code) && message.includes(verification_uri),
+      'message.includes(user_code) && message.includes(verification_uri)',
+    );
     // Both codes are stored only as HMACs.
     const row = await s.services.db.get<Record<string, unknown>>('SELECT * FROM device_codes');
-    assert.ok(!JSON.stringify(row).includes(device_code.slice(4, 20)));
-    assert.ok(!JSON.stringify(row).includes(user_code.replace('-', '')));
+    assert.ok(
+      !JSON.stringify(row).includes(device_code.slice(4, 20)),
+      '!JSON.stringify(row).includes(device_code.slice(4, 20))',
+    );
+    assert.ok(
+      !JSON.stringify(row).includes(user_code.replace('-', '')),
+      "!JSON.stringify(row).includes(user_code.replace('-', ''))",
+    );
 
     const first = await poll(device_code);
     assert.equal(first.status, 400);
@@ -107,8 +116,8 @@ describe('device code sign-in', () => {
     assert.equal(at.aud, s.info.managementResource);
     assert.equal(at.upn ?? at.unique_name ?? decodeJwt(t.json.id_token).preferred_username, s.admin.userName);
     assert.equal(typeof decodeJwt(t.json.id_token).auth_time, 'number');
-    assert.ok(t.json.refresh_token);
-    assert.ok(t.json.client_info);
+    assert.ok(t.json.refresh_token, 't.json.refresh_token');
+    assert.ok(t.json.client_info, 't.json.client_info');
     const subs = await s.request('GET', '/subscriptions?api-version=2022-12-01', {
       headers: { authorization: `Bearer ${t.json.access_token}` },
     });
@@ -227,7 +236,7 @@ describe('device code sign-in', () => {
       page.cookie,
     );
     assert.equal(blocked.status, 429);
-    assert.ok(blocked.headers['retry-after']);
+    assert.ok(blocked.headers['retry-after'], "blocked.headers['retry-after']");
     s.services.throttle.succeed('ip:127.0.0.1');
     await new Promise((r) => setTimeout(r, 50));
     // Guesses at step 2 alone are counted too.

@@ -105,13 +105,13 @@ describe('encryption at rest', () => {
     // guards against a scan that could never find anything (e.g. wrong encoding)
     const probe = Buffer.concat(needles.map((n) => n.bytes));
     assert.deepEqual(scan([probe], needles).length, needles.length);
-    assert.ok(needles.length >= 20);
+    assert.ok(needles.length >= 20, 'needles.length >= 20');
   });
 
   test('while running: no secret, password, signing key or root key in the database or its WAL', async () => {
     await s!.services.audit.drain();
     const files = readDbFiles();
-    assert.ok(files.length >= 1 && files[0]!.length > 0);
+    assert.ok(files.length >= 1 && files[0]!.length > 0, 'files.length >= 1 && files[0]!.length > 0');
     assert.deepEqual(scan(files, needles), []);
   });
 
@@ -120,7 +120,7 @@ describe('encryption at rest', () => {
     const plaintext = 'the-plaintext-value-0123456789';
     const aad = `secret|${s!.info.tenantId}|shop|db-password|0123456789abcdef0123456789abcdef`;
     const blob = sealer.seal(plaintext, aad);
-    assert.ok(!blob.includes(Buffer.from(plaintext)));
+    assert.ok(!blob.includes(Buffer.from(plaintext)), '!blob.includes(Buffer.from(plaintext))');
     assert.equal(sealer.open(blob, aad).toString(), plaintext);
     const mustFail = (b: Buffer, a: string, why: string) =>
       assert.throws(
@@ -153,11 +153,14 @@ describe('encryption at rest', () => {
     const rows = await s!.services.db.all<{ kid: string; private_sealed: Buffer }>(
       'SELECT kid, private_sealed FROM signing_keys ORDER BY created_at',
     );
-    assert.ok(rows.length >= 2);
+    assert.ok(rows.length >= 2, 'rows.length >= 2');
     const [a, b] = rows as [(typeof rows)[0], (typeof rows)[0]];
     const der = s!.services.sealer.open(a.private_sealed, `signing-key|${a.kid}`);
     assert.equal(der[0], 0x30, 'a DER SEQUENCE');
-    assert.ok(!a.private_sealed.includes(der.subarray(der.length - 32)));
+    assert.ok(
+      !a.private_sealed.includes(der.subarray(der.length - 32)),
+      '!a.private_sealed.includes(der.subarray(der.length - 32))',
+    );
     assert.throws(() => s!.services.sealer.open(a.private_sealed, `signing-key|${b.kid}`), LatchkeyError);
     assert.throws(() => s!.services.sealer.open(b.private_sealed, `signing-key|${a.kid}`), LatchkeyError);
   });

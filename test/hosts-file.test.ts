@@ -88,7 +88,7 @@ describe('latchkey up --hosts-file', () => {
     );
     const twice = renderHostsFile(`${once}tail\n`, ['127.0.0.1 y.vault.localhost']);
     assert.equal(twice.match(/# BEGIN/g)?.length, 1);
-    assert.ok(twice.startsWith('a b\ntail\n'));
+    assert.ok(twice.startsWith('a b\ntail\n'), "twice.startsWith('a b\\ntail\\n')");
     assert.match(twice, /y\.vault\.localhost/);
     assert.doesNotMatch(twice, /x\.vault\.localhost/);
     assert.equal(renderHostsFile(twice, []), 'a b\ntail\n');

@@ -327,7 +327,7 @@ describe('latchkey agent: the identity endpoint of a second host', () => {
 
       // The agent restarts on the same port (what a deploy or a crash and a supervisor do).
       assert.equal((await agent.stop()).code, 0, agent.stderr());
-      assert.ok(existsSync(join(stateDir, 'sessions.json')));
+      assert.ok(existsSync(join(stateDir, 'sessions.json')), "existsSync(join(stateDir, 'sessions.json'))");
       assert.equal(statSync(join(stateDir, 'sessions.json')).mode & 0o777, 0o600);
       agent = await start(port, false);
       assert.equal(agent.info.identityEndpoint, `http://127.0.0.1:${port}`);

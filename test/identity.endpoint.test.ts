@@ -103,8 +103,11 @@ describe('identity endpoint (latchkey up)', () => {
       'token_type',
     ]);
     assert.match(r.json.expires_on, /^\d{10}$/);
-    assert.ok(Number(r.json.expires_on) > Date.now() / 1000 + 3000);
-    assert.ok(Number(r.json.expires_in) > 3000);
+    assert.ok(
+      Number(r.json.expires_on) > Date.now() / 1000 + 3000,
+      'Number(r.json.expires_on) > Date.now() / 1000 + 3000',
+    );
+    assert.ok(Number(r.json.expires_in) > 3000, 'Number(r.json.expires_in) > 3000');
     assert.equal(r.json.resource, s.info.vaultResource);
     assert.equal(r.json.token_type, 'Bearer');
     assert.equal(r.headers.get('cache-control'), 'no-store');
@@ -402,7 +405,7 @@ describe('identity endpoint (latchkey up)', () => {
     assert.equal(ok + limited.length, 60);
     assert.ok(limited.length >= 40, `429s=${limited.length}`);
     for (const r of limited) {
-      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+      assert.ok(Number(r.headers.get('retry-after')) >= 1, "Number(r.headers.get('retry-after')) >= 1");
       assert.equal(r.json.access_token, undefined);
     }
     endpointClock.advance(1100);
@@ -544,7 +547,7 @@ describe('identity endpoint sessions', () => {
     assert.equal(registry.sweep(), 1);
     assert.equal(registry.byId(dead.id), undefined);
     assert.equal(registry.byHeader(dead.header), undefined);
-    assert.ok(registry.byId(live.id));
-    assert.ok(registry.byId(unowned.id));
+    assert.ok(registry.byId(live.id), 'registry.byId(live.id)');
+    assert.ok(registry.byId(unowned.id), 'registry.byId(unowned.id)');
   });
 });

@@ -52,13 +52,19 @@ describe('managed identities: the management API', () => {
       'GET',
       `${rgPath(s)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`,
     );
-    assert.ok(inGroup.json.value.some((x: { id: string }) => x.id === u.id));
+    assert.ok(
+      inGroup.json.value.some((x: { id: string }) => x.id === u.id),
+      'inGroup.json.value.some((x: { id: string }) => x.id === u.id)',
+    );
     const inSub = await arm(
       s,
       'GET',
       `/subscriptions/${s.info.subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`,
     );
-    assert.ok(inSub.json.value.some((x: { id: string }) => x.id === u.id));
+    assert.ok(
+      inSub.json.value.some((x: { id: string }) => x.id === u.id),
+      'inSub.json.value.some((x: { id: string }) => x.id === u.id)',
+    );
 
     const noVersion = await s.request('GET', uaiId(s, 'mgmt-uai'), {
       headers: { authorization: `Bearer ${await s.adminToken()}` },
@@ -146,7 +152,10 @@ describe('managed identities: the management API', () => {
     // The identity itself is untouched by a detach.
     assert.equal((await arm(s, 'GET', a.id)).status, 200);
     const list = await arm(s, 'GET', `${rgPath(s)}/providers/Microsoft.Web/sites`);
-    assert.ok(list.json.value.some((x: { name: string }) => x.name === 'mgmt-user'));
+    assert.ok(
+      list.json.value.some((x: { name: string }) => x.name === 'mgmt-user'),
+      "list.json.value.some((x: { name: string }) => x.name === 'mgmt-user')",
+    );
     // App names are unique in a tenant (they name the workload on its host).
     await s.services.scopes.ensureResourceGroup(s.info.tenantId, s.info.subscriptionId, 'other-rg');
     const dup = await arm(s, 'PUT', appId(s, 'mgmt-user', 'other-rg'), {});
@@ -201,7 +210,7 @@ describe('managed identities: the management API', () => {
     const raw = await s.services.db.all<{ settings_sealed: Buffer }>(
       "SELECT settings_sealed FROM apps WHERE name = 'mgmt-settings'",
     );
-    assert.ok(raw[0]?.settings_sealed.length);
+    assert.ok(raw[0]?.settings_sealed.length, 'raw[0]?.settings_sealed.length');
     assert.ok(
       !Buffer.from(raw[0]!.settings_sealed).includes('sentinel-value-7f3a9'),
       'no plaintext in the database',
@@ -212,7 +221,7 @@ describe('managed identities: the management API', () => {
     const events = await s.services.db.all<{ details: string | null }>(
       "SELECT details FROM audit_events WHERE operation LIKE 'AppSettings%'",
     );
-    assert.ok(events.length >= 2);
+    assert.ok(events.length >= 2, 'events.length >= 2');
     assert.ok(
       events.every((e) => !(e.details ?? '').includes('sentinel')),
       'audit keeps no values',
@@ -225,7 +234,7 @@ describe('managed identities: the management API', () => {
     ]) {
       const r = await arm(s, 'PUT', `${appId(s, 'mgmt-settings')}/config/appsettings`, { properties: bad });
       assert.equal(r.status, 400, JSON.stringify(Object.keys(bad)));
-      assert.ok(!r.text.includes('x'.repeat(50)));
+      assert.ok(!r.text.includes('x'.repeat(50)), "!r.text.includes('x'.repeat(50))");
     }
   });
 
@@ -237,7 +246,7 @@ describe('managed identities: the management API', () => {
     const created = await arm(s, 'PUT', hostPath, { properties: { certificate: cert.certPem } });
     assert.equal(created.status, 201, created.text);
     const h = created.json.properties;
-    assert.ok(h.credential.keyId);
+    assert.ok(h.credential.keyId, 'h.credential.keyId');
     const hostToken = async () => {
       const tokenUrl = `${s.info.authority}/${s.info.tenantId}/oauth2/v2.0/token`;
       const assertion = await signHostAssertion(

@@ -396,7 +396,10 @@ describe('latchkey up restarted on the same data dir: workloads keep their sessi
         f.isDirectory() ? walk(join(d, f.name)) : files.push(join(d, f.name));
     };
     walk(identityStateDir(s));
-    assert.ok(files.some((f) => f.endsWith('sessions.json')));
+    assert.ok(
+      files.some((f) => f.endsWith('sessions.json')),
+      "files.some((f) => f.endsWith('sessions.json'))",
+    );
     for (const f of files) {
       const text = readFileSync(f, 'utf8');
       for (const sess of [a, b, ended])

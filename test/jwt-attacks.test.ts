@@ -73,7 +73,7 @@ describe('JWT attacks against the verifier and the management API', () => {
   /** Refused by the verifier AND by the management API (401, Azure-shaped, WWW-Authenticate). */
   const refused = async (token: string, message?: RegExp) => {
     await assert.rejects(s.services.verifier.verify(token, [mgmt]), (e: unknown) => {
-      assert.ok(e instanceof LatchkeyError);
+      assert.ok(e instanceof LatchkeyError, 'e instanceof LatchkeyError');
       assert.equal(e.code, 'Unauthorized');
       assert.equal(e.status, 401);
       if (message) assert.match(e.message, message);
@@ -82,7 +82,10 @@ describe('JWT attacks against the verifier and the management API', () => {
     const r = await account(token);
     assert.equal(r.status, 401, r.text);
     assert.equal(r.json.error.code, 'Unauthorized');
-    assert.ok(String(r.headers['www-authenticate']).startsWith('Bearer'));
+    assert.ok(
+      String(r.headers['www-authenticate']).startsWith('Bearer'),
+      "String(r.headers['www-authenticate']).startsWith('Bearer')",
+    );
     const sig = token.split('.')[2] ?? '';
     if (sig.length >= 16) assert.ok(!r.text.includes(sig), 'the token is not echoed');
   };
@@ -242,7 +245,7 @@ describe('JWT attacks against the verifier and the management API', () => {
       });
       assert.equal(list.status, 200);
       const ids = list.json.value.map((x: { id: string }) => x.id);
-      assert.ok(!ids.includes(app.id));
+      assert.ok(!ids.includes(app.id), '!ids.includes(app.id)');
       const show = await s.request('GET', `/api/directory/servicePrincipals/${app.id}`, {
         headers: { authorization: `Bearer ${foreignToken}` },
       });

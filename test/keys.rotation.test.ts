@@ -57,10 +57,10 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     });
     assert.equal(await services.keyPolicies.runDue(clock.now()), 0);
     clock.advance(29 * DAY);
-    assert.ok(await services.jobs.runNow('key-rotation'));
+    assert.ok(await services.jobs.runNow('key-rotation'), "await services.jobs.runNow('key-rotation')");
     assert.equal((await services.keys.get(ctx, 'auto')).version, k.version, 'not due yet');
     clock.advance(2 * DAY);
-    assert.ok(await services.jobs.runNow('key-rotation'));
+    assert.ok(await services.jobs.runNow('key-rotation'), "await services.jobs.runNow('key-rotation')");
     const rotated = await services.keys.get(ctx, 'auto');
     assert.notEqual(rotated.version, k.version);
     assert.deepEqual(rotated.tags, { team: 'a' });
@@ -70,7 +70,10 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     const rotations = await events('KeyRotate');
     assert.equal(rotations.length, 1);
     assert.equal(rotations[0]!.caller_kind, 'system');
-    assert.ok(rotations[0]!.target.endsWith(`/keys/auto/${rotated.version}`));
+    assert.ok(
+      rotations[0]!.target.endsWith(`/keys/auto/${rotated.version}`),
+      "rotations[0]!.target.endsWith('/keys/auto/{rotated.version}')",
+    );
     // The old version still works (decrypt/verify of old data); the key's history holds both.
     const versions = await services.keys.listVersions(ctx, 'auto', {});
     assert.equal(versions.items.length, 2);
@@ -111,10 +114,16 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     await services.keyPolicies.runDue(clock.now());
     const near = await events('KeyNearExpiry');
     assert.equal(near.length, before + 1, 'notified once');
-    assert.ok(near.at(-1)!.target.endsWith(`/keys/expiring/${k.version}`));
+    assert.ok(
+      near.at(-1)!.target.endsWith(`/keys/expiring/${k.version}`),
+      "near.at(-1)!.target.endsWith('/keys/expiring/{k.version}')",
+    );
     assert.equal((await services.keys.get(ctx, 'expiring')).version, k.version);
     clock.advance(10 * DAY);
-    assert.ok((await services.keyPolicies.runDue(clock.now())) >= 1);
+    assert.ok(
+      (await services.keyPolicies.runDue(clock.now())) >= 1,
+      '(await services.keyPolicies.runDue(clock.now())) >= 1',
+    );
     const r = await services.keys.get(ctx, 'expiring');
     assert.notEqual(r.version, k.version);
     assert.equal(r.kty, 'RSA');
@@ -127,7 +136,10 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     clock.advance(6 * DAY);
     await services.keyPolicies.runDue(clock.now());
     assert.equal((await events('KeyNearExpiry')).filter((e) => e.target.includes('/keys/plain/')).length, 1);
-    assert.ok((await events('KeyNearExpiry')).length > before);
+    assert.ok(
+      (await events('KeyNearExpiry')).length > before,
+      "(await events('KeyNearExpiry')).length > before",
+    );
     assert.equal((await services.keys.get(ctx, 'plain')).version, k.version);
     const p = await services.keyPolicies.get(ctx, 'plain');
     assert.deepEqual(p.lifetimeActions, [
@@ -149,8 +161,8 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
       (await services.db.all('SELECT version FROM key_versions WHERE name_lower = $1', ['gone'])).length,
       1,
     );
-    assert.ok(deleted.scheduledPurgeAt! <= clock.now());
-    assert.ok(await services.jobs.runNow('key-purge'));
+    assert.ok(deleted.scheduledPurgeAt! <= clock.now(), 'deleted.scheduledPurgeAt! <= clock.now()');
+    assert.ok(await services.jobs.runNow('key-purge'), "await services.jobs.runNow('key-purge')");
     await assert.rejects(services.keys.getDeleted(ctx, 'gone'), {
       code: 'KeyNotFound',
       message: 'Deleted Key not found: gone',
@@ -226,7 +238,7 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
       assert.equal(blob.includes(needle), false, `${what} in the backup blob`);
     }
     // The public key is there in clear (it is public), so the scan does look at the right bytes.
-    assert.ok(raw.includes(Buffer.from(rj.n!)));
+    assert.ok(raw.includes(Buffer.from(rj.n!)), 'raw.includes(Buffer.from(rj.n!))');
     // A sealed version copied to another key does not open (AAD binds tenant, vault, name, version).
     const rows = await services.db.all<{ name_lower: string; version: string; private_sealed: Buffer }>(
       "SELECT name_lower, version, private_sealed FROM key_versions WHERE name_lower IN ('at-rest-rsa', 'at-rest-ec')",

@@ -336,11 +336,15 @@ describe('Key Vault keys with the official SDK', () => {
     let pages = 0;
     for await (const page of client.listPropertiesOfKeys().byPage({ maxPageSize: 10 })) {
       pages++;
-      assert.ok(page.length <= 10);
+      assert.ok(page.length <= 10, 'page.length <= 10');
       for (const p of page) names.push(p.name);
     }
     assert.ok(pages >= 3, `several pages, got ${pages}`);
-    for (let i = 0; i < 27; i++) assert.ok(names.includes(`page-${String(i).padStart(2, '0')}`));
+    for (let i = 0; i < 27; i++)
+      assert.ok(
+        names.includes(`page-${String(i).padStart(2, '0')}`),
+        "names.includes('page-{String(i).padStart(2, '0')}')",
+      );
     assert.equal(new Set(names).size, names.length);
     const all: string[] = [];
     for await (const p of client.listPropertiesOfKeys()) all.push(p.name);
@@ -349,9 +353,15 @@ describe('Key Vault keys with the official SDK', () => {
     const k = await client.createRsaKey('to-delete');
     const deleted = await (await client.beginDeleteKey('to-delete', poll)).pollUntilDone();
     assert.equal(deleted.name, 'to-delete');
-    assert.ok(deleted.properties.recoveryId?.endsWith('/deletedkeys/to-delete'));
-    assert.ok(deleted.properties.deletedOn instanceof Date);
-    assert.ok(deleted.properties.scheduledPurgeDate instanceof Date);
+    assert.ok(
+      deleted.properties.recoveryId?.endsWith('/deletedkeys/to-delete'),
+      "deleted.properties.recoveryId?.endsWith('/deletedkeys/to-delete')",
+    );
+    assert.ok(deleted.properties.deletedOn instanceof Date, 'deleted.properties.deletedOn instanceof Date');
+    assert.ok(
+      deleted.properties.scheduledPurgeDate instanceof Date,
+      'deleted.properties.scheduledPurgeDate instanceof Date',
+    );
     const got = await client.getDeletedKey('to-delete');
     assert.equal(got.properties.version, k.properties.version);
     const listed: string[] = [];
@@ -381,7 +391,7 @@ describe('Key Vault keys with the official SDK', () => {
     const a = await client.createRsaKey('backed-up', { tags: { k: 'v' } });
     const b = await client.createRsaKey('backed-up');
     const blob = await client.backupKey('backed-up');
-    assert.ok(blob && blob.length > 100);
+    assert.ok(blob && blob.length > 100, 'blob && blob.length > 100');
     await assert.rejects(client.restoreKeyBackup(blob), status(409, 'Conflict'));
     await (await client.beginDeleteKey('backed-up', poll)).pollUntilDone();
     await client.purgeDeletedKey('backed-up');
@@ -427,7 +437,10 @@ describe('Key Vault keys with the official SDK', () => {
       expiresIn: 'P90D',
     });
     assert.equal(set.expiresIn, 'P90D');
-    assert.ok(set.createdOn instanceof Date && set.updatedOn instanceof Date);
+    assert.ok(
+      set.createdOn instanceof Date && set.updatedOn instanceof Date,
+      'set.createdOn instanceof Date && set.updatedOn instanceof Date',
+    );
     assert.equal(set.id, `${s.vaultUrl('keysdk')}/keys/rotating/rotationpolicy`);
     assert.deepEqual((await client.getKeyRotationPolicy('rotating')).lifetimeActions, set.lifetimeActions);
     await assert.rejects(
@@ -673,7 +686,7 @@ describe('Key Vault keys with the official SDK', () => {
         ],
       },
     });
-    assert.ok(pv.id);
+    assert.ok(pv.id, 'pv.id');
     const pk = await keyClient(s, 'keypolicy', officer).createRsaKey('pk');
     const pc = cryptoClient(s, pk.id!, user);
     assert.equal((await pc.sign('RS256', d)).result.length, 256);

@@ -172,7 +172,7 @@ describe('protective limits (in-process server with small limits)', () => {
     assert.ok(throttled, `statuses ${statuses.join(',')}`);
     assert.equal(throttled.json.error.code, 'Throttled');
     assert.match(String(throttled.headers['retry-after']), /^\d+$/);
-    assert.ok(Number(throttled.headers['retry-after']) >= 1);
+    assert.ok(Number(throttled.headers['retry-after']) >= 1, "Number(throttled.headers['retry-after']) >= 1");
     // The flood was this principal's, not the address's.
     const other = await s.request('GET', '/api/account', {
       headers: { authorization: `Bearer ${adminToken}` },
@@ -225,7 +225,10 @@ describe('per-address rate limit and connection limit', () => {
     }
     assert.ok(throttled, `statuses ${statuses.join(',')}`);
     assert.equal(throttled.json.error.code, 'Throttled');
-    assert.ok(Number(throttled.headers['retry-after']) >= 1);
-    assert.ok(statuses.slice(0, 10).every((x) => x === 200));
+    assert.ok(Number(throttled.headers['retry-after']) >= 1, "Number(throttled.headers['retry-after']) >= 1");
+    assert.ok(
+      statuses.slice(0, 10).every((x) => x === 200),
+      'statuses.slice(0, 10).every((x) => x === 200)',
+    );
   });
 });

@@ -225,7 +225,7 @@ describe('provisioning manifests', () => {
     assert.equal(first.json.plan.length, 1 + 1 + 1 + 1 + 3 + 2);
     // The app's settings and the secret are really there.
     const app = await s.services.apps.byName(s.info.tenantId, 'shop-api');
-    assert.ok(app?.systemPrincipalId);
+    assert.ok(app?.systemPrincipalId, 'app?.systemPrincipalId');
     assert.deepEqual(await s.services.apps.readSettings(app), m.apps[0]!.settings);
     const versions = await s.services.db.all('SELECT * FROM secret_versions');
     assert.equal(versions.length, 2);
@@ -286,6 +286,7 @@ describe('provisioning manifests', () => {
     assert.deepEqual(omitted.json.plan, []);
     assert.ok(
       await s.services.userIdentities.find(s.info.tenantId, s.info.subscriptionId, 'default', 'temp-id'),
+      "await s.services.userIdentities.find(s.info.tenantId, s.info.subscriptionId, 'default',...",
     );
     const del = await apply(s, admin, { ...m, identities: [{ name: 'temp-id', state: 'absent' }] });
     assert.deepEqual(del.json.plan, [{ action: 'delete', kind: 'identity', name: 'temp-id' }]);
@@ -349,7 +350,7 @@ describe('provisioning manifests', () => {
     const once = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600, maxUses: 1 });
     assert.equal((await apply(s, hdr(once.key), m2, true)).status, 200);
     const usedUp = await refused(hdr(once.key), m2, 401, 'ProvisioningKeyExhausted');
-    assert.ok(usedUp);
+    assert.ok(usedUp, 'usedUp');
     const far = await newKey({ scopes: ALL_SCOPES, expiresInSeconds: 600, allowedCidrs: ['10.0.0.0/8'] });
     await refused(hdr(far.key), m2, 401, 'ProvisioningKeyAddressNotAllowed');
     const narrow = await newKey({ scopes: ['identities:write'], expiresInSeconds: 600 });
@@ -537,7 +538,7 @@ describe('manifests: no plan answer depends on a value the caller may not read (
       headers: hdr,
     });
     assert.equal(list.status, 403, list.text);
-    assert.ok(!list.text.includes(RIGHT));
+    assert.ok(!list.text.includes(RIGHT), '!list.text.includes(RIGHT)');
     const a = await answers(hdr, settingsGuess);
     assert.deepEqual(a.right, a.wrong);
     assert.equal(a.right.status, 200, JSON.stringify(a.right.body));
@@ -553,7 +554,7 @@ describe('manifests: no plan answer depends on a value the caller may not read (
     // Its export leaves the settings out (so re-applying it keeps them).
     const exp = await s.request('GET', '/api/provisioning/export', { headers: hdr });
     assert.equal(exp.status, 200, exp.text);
-    assert.ok(!exp.text.includes(RIGHT));
+    assert.ok(!exp.text.includes(RIGHT), '!exp.text.includes(RIGHT)');
     assert.equal(exp.json.apps[0].settings, undefined);
   });
 

@@ -23,7 +23,7 @@ test('the exposition parses strictly, at once after start and after requests are
   };
   // Straight away: the event-loop lag has no sample yet (its mean is NaN).
   const first = await metrics.render();
-  assert.ok(check(first) > 20);
+  assert.ok(check(first) > 20, 'check(first) > 20');
   assert.match(first, /^nodejs_eventloop_lag_mean_seconds (NaN|\d)/m);
   metrics.route('vault', 'GET', '/secrets/:name').record(200, 0.004);
   const later = await metrics.render();

@@ -72,7 +72,7 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
     assert.notEqual(channelFor('public'), channelFor(schema.schema));
     assert.equal(a.resyncs, 1);
     assert.equal(b.resyncs, 1);
-    assert.ok(a.relay.connected() && b.relay.connected());
+    assert.ok(a.relay.connected() && b.relay.connected(), 'a.relay.connected() && b.relay.connected()');
   });
 
   test('a publish reaches the other node; the publisher hears its own once more, never relays it again', async () => {
@@ -104,7 +104,10 @@ describe('change relay (PostgreSQL LISTEN/NOTIFY)', () => {
     await tx;
     await until('b hears the committed change', () => b.heard.some((h) => h.id === 'committed'));
     // By the time it is heard, the write is visible to the other node.
-    assert.ok(await b.db.get("SELECT value FROM meta WHERE key = 'notify-test'"));
+    assert.ok(
+      await b.db.get("SELECT value FROM meta WHERE key = 'notify-test'"),
+      'await b.db.get("SELECT value FROM meta WHERE key = \'notify-test\'")',
+    );
 
     await assert.rejects(
       a.db.transaction(async () => {

@@ -60,10 +60,16 @@ describe('the packed tarball, installed into a project outside the repository (s
   test('the tarball holds the build, the launcher and the console assets; no TypeScript sources or tests', {
     skip: !built && 'no dist/: run npm run build',
   }, () => {
-    assert.ok(files.includes('dist/cli/main.js'));
-    assert.ok(files.includes('dist/sdk/index.js') && files.includes('dist/sdk/index.d.ts'));
-    assert.ok(files.includes('bin/latchkey.js'));
-    assert.ok(files.includes('src/console/static/console.css'));
+    assert.ok(files.includes('dist/cli/main.js'), "files.includes('dist/cli/main.js')");
+    assert.ok(
+      files.includes('dist/sdk/index.js') && files.includes('dist/sdk/index.d.ts'),
+      "files.includes('dist/sdk/index.js') && files.includes('dist/sdk/index.d.ts')",
+    );
+    assert.ok(files.includes('bin/latchkey.js'), "files.includes('bin/latchkey.js')");
+    assert.ok(
+      files.includes('src/console/static/console.css'),
+      "files.includes('src/console/static/console.css')",
+    );
     assert.deepEqual(
       files.filter(
         (f) => /^(test|bench|deploy|scripts)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')),
@@ -88,7 +94,10 @@ describe('the packed tarball, installed into a project outside the repository (s
     );
     assert.equal((bad as { code: number }).code, 1);
     assert.match((bad as { stderr: string }).stderr, /^ERROR: not logged in/);
-    assert.ok(readdirSync(join(proj, 'node_modules', 'latchkey')).includes('dist'));
+    assert.ok(
+      readdirSync(join(proj, 'node_modules', 'latchkey')).includes('dist'),
+      "readdirSync(join(proj, 'node_modules', 'latchkey')).includes('dist')",
+    );
   });
 
   test("import('latchkey/identity') from the consumer project", {

@@ -22,7 +22,7 @@ test('the production password cost is scrypt N=2^15, r=8, p=1, and only LATCHKEY
   assert.deepEqual(passwordCost({ LATCHKEY_TEST: 'true' }), PASSWORD_COST);
   assert.deepEqual(passwordCost({ LATCHKEY_TEST: '0' }), PASSWORD_COST);
   assert.deepEqual(passwordCost(testRunner), TEST_PASSWORD_COST);
-  assert.ok(TEST_PASSWORD_COST.N < PASSWORD_COST.N);
+  assert.ok(TEST_PASSWORD_COST.N < PASSWORD_COST.N, 'TEST_PASSWORD_COST.N < PASSWORD_COST.N');
 });
 
 test('without LATCHKEY_TEST a hash records and uses the production cost, and verifies', async () => {

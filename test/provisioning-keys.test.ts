@@ -46,7 +46,10 @@ describe('provisioning keys over HTTP', () => {
       [k.id],
     );
     assert.equal(Buffer.from(row!.key_hash).length, 32);
-    assert.ok(!Buffer.from(row!.key_hash).toString('latin1').includes(k.key));
+    assert.ok(
+      !Buffer.from(row!.key_hash).toString('latin1').includes(k.key),
+      "!Buffer.from(row!.key_hash).toString('latin1').includes(k.key)",
+    );
   });
 
   test('a valid key authenticates and its use is counted and audited', async () => {
@@ -56,10 +59,13 @@ describe('provisioning keys over HTTP', () => {
     assert.equal(r.json.tenantId, s.info.tenantId);
     const shown = await s.request('GET', `/api/provisioning/keys/${k.id}`, { headers: admin });
     assert.equal(shown.json.uses, 1);
-    assert.ok(shown.json.lastUsedOn);
+    assert.ok(shown.json.lastUsedOn, 'shown.json.lastUsedOn');
     await s.services.audit.drain();
     const events = await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: k.id });
-    assert.ok(events.some((e) => e.operation === 'ProvisioningKeyCreate'));
+    assert.ok(
+      events.some((e) => e.operation === 'ProvisioningKeyCreate'),
+      "events.some((e) => e.operation === 'ProvisioningKeyCreate')",
+    );
   });
 
   test('malformed and unknown keys are refused with ProvisioningKeyInvalid', async () => {
@@ -90,7 +96,7 @@ describe('provisioning keys over HTTP', () => {
     const ops = (await s.services.audit.list({ tenantId: s.info.tenantId, provisioningKeyId: k.id })).map(
       (e) => e.operation,
     );
-    assert.ok(ops.includes('ProvisioningKeyRevoke'));
+    assert.ok(ops.includes('ProvisioningKeyRevoke'), "ops.includes('ProvisioningKeyRevoke')");
     assert.ok(ops.includes('ProvisioningKeyAuthenticate'), 'the refused use is audited');
   });
 

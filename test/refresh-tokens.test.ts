@@ -58,7 +58,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
         },
       });
       assert.equal(r.status, 200, r.text);
-      assert.ok(r.json.refresh_token);
+      assert.ok(r.json.refresh_token, 'r.json.refresh_token');
       return r;
     };
     const refresh = (rt: string, clientId = CLI_CLIENT_ID) =>
@@ -156,7 +156,7 @@ for (const backend of ['sqlite', 'postgres'] as const)
       const app = created.json.servicePrincipal as { id: string; appId: string };
       const u = await newUser(app.appId);
       const rt2 = (await refresh(u.rt, app.appId)).json.refresh_token as string;
-      assert.ok(rt2);
+      assert.ok(rt2, 'rt2');
       later();
       const off = await api('PATCH', `/api/directory/servicePrincipals/${app.id}`, admin, {
         accountEnabled: false,
@@ -171,7 +171,10 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.equal((await api('DELETE', `/api/directory/servicePrincipals/${app.id}`, admin)).status, 204);
       const gone = await refresh(fresh.json.refresh_token, app.appId);
       assert.equal(gone.status, 400);
-      assert.ok(['invalid_grant', 'unauthorized_client'].includes(gone.json.error));
+      assert.ok(
+        ['invalid_grant', 'unauthorized_client'].includes(gone.json.error),
+        "['invalid_grant', 'unauthorized_client'].includes(gone.json.error)",
+      );
     });
 
     test('the client is re-checked on refresh even if the refresh token row survived', async () => {
@@ -375,7 +378,10 @@ for (const backend of ['sqlite', 'postgres'] as const)
       assert.ok(spent, 'the spent token is kept');
       assert.equal(Number(spent.expires_at), clock.now() + 14 * 86_400_000);
       clock.advance(15 * 86_400_000);
-      assert.ok((await s.services.tokenEndpoint.pruneRefreshTokens()) >= 1);
+      assert.ok(
+        (await s.services.tokenEndpoint.pruneRefreshTokens()) >= 1,
+        '(await s.services.tokenEndpoint.pruneRefreshTokens()) >= 1',
+      );
       const left = await s.services.db.get<{ n: number }>(
         'SELECT COUNT(*) AS n FROM refresh_tokens WHERE principal_id = $1 AND used_at IS NOT NULL',
         [u.id],

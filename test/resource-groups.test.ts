@@ -77,7 +77,10 @@ describe('ARM resource group delete', () => {
     assert.match(r.text, /resourceGroups\/delete/);
     const c = await adminCaller();
     const sub = s.info.subscriptionId;
-    assert.ok(await s.services.scopes.resourceGroup(s.info.tenantId, sub, 'rgreadonly'));
+    assert.ok(
+      await s.services.scopes.resourceGroup(s.info.tenantId, sub, 'rgreadonly'),
+      "await s.services.scopes.resourceGroup(s.info.tenantId, sub, 'rgreadonly')",
+    );
     assert.deepEqual(
       (await s.services.vaults.list(c, sub, 'rgreadonly')).map((v) => v.name),
       ['rgreadonlykv'],
@@ -114,7 +117,10 @@ describe('ARM resource group delete', () => {
       'assignments at the group are gone',
     );
     // Other groups keep their resources.
-    assert.ok((await s.services.vaults.list(c, sub, 'default')).some((v) => v.name === 'rgdelkeep'));
+    assert.ok(
+      (await s.services.vaults.list(c, sub, 'default')).some((v) => v.name === 'rgdelkeep'),
+      "(await s.services.vaults.list(c, sub, 'default')).some((v) => v.name === 'rgdelkeep')",
+    );
     // The events are audited under the caller.
     const ops = (
       await s.services.db.all<{ operation: string }>(
@@ -154,6 +160,9 @@ describe('ARM resource group delete', () => {
     const builtIn = await del('admin', 'default');
     assert.equal(builtIn.status, 409, builtIn.text);
     assert.match(builtIn.text, /built-in local host/);
-    assert.ok(await s.services.scopes.resourceGroup(s.info.tenantId, s.info.subscriptionId, 'default'));
+    assert.ok(
+      await s.services.scopes.resourceGroup(s.info.tenantId, s.info.subscriptionId, 'default'),
+      "await s.services.scopes.resourceGroup(s.info.tenantId, s.info.subscriptionId, 'default')",
+    );
   });
 });

@@ -220,6 +220,7 @@ describe('role assignments and definitions (ARM API)', () => {
       onlyP.json.value.every(
         (a: { properties: { principalId: string } }) => a.properties.principalId === p.id,
       ),
+      'onlyP.json.value.every( (a: { properties: { principalId: string } }) => a.properties.pr...',
     );
     // GET by name only at its own scope.
     const name = atRg.split('/').pop();

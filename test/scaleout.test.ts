@@ -735,7 +735,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
         },
       });
       assert.equal(r.status, 429, `${n.name}: ${r.text}`);
-      assert.ok(Number(r.headers['retry-after']) >= 1);
+      assert.ok(Number(r.headers['retry-after']) >= 1, "Number(r.headers['retry-after']) >= 1");
     }
     const row = await pgc.query('SELECT count FROM auth_failures WHERE key LIKE $1', [`%${victim.appId}%`]);
     assert.ok(Number(row.rows[0]?.count) >= 10, JSON.stringify(row.rows));
@@ -793,9 +793,18 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       (m1.get('latchkey_tokens_total{grant="client_credentials",result="issued"}') ?? 0) >= 1,
       'token issuance counted',
     );
-    assert.ok((m1.get('latchkey_cache_requests_total{cache="principal",result="hit"}') ?? 0) > 0);
-    assert.ok((m1.get('latchkey_cache_requests_total{cache="token",result="hit"}') ?? 0) >= 4);
-    assert.ok((m1.get(`latchkey_job_runs_total{job="${JOB}",result="ok"}`) ?? 0) > 0);
+    assert.ok(
+      (m1.get('latchkey_cache_requests_total{cache="principal",result="hit"}') ?? 0) > 0,
+      '(m1.get(\'latchkey_cache_requests_total{cache="principal",result="hit"}\') ?? 0) > 0',
+    );
+    assert.ok(
+      (m1.get('latchkey_cache_requests_total{cache="token",result="hit"}') ?? 0) >= 4,
+      '(m1.get(\'latchkey_cache_requests_total{cache="token",result="hit"}\') ?? 0) >= 4',
+    );
+    assert.ok(
+      (m1.get(`latchkey_job_runs_total{job="${JOB}",result="ok"}`) ?? 0) > 0,
+      '(m1.get(\'latchkey_job_runs_total{job="{JOB}",result="ok"}\') ?? 0) > 0',
+    );
     assert.ok((m1.get('process_resident_memory_bytes') ?? 0) > 0, 'default process metrics');
     assert.ok(
       [...m1.keys()].some((k) =>

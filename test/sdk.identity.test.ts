@@ -40,7 +40,7 @@ describe('latchkey/identity: the SDK stays free of server code', () => {
       .getSourceFiles()
       .filter((f) => !f.isDeclarationFile && !f.fileName.includes('/node_modules/'))
       .map((f) => relative(REPO_ROOT, f.fileName));
-    assert.ok(own.length >= 5);
+    assert.ok(own.length >= 5, 'own.length >= 5');
     assert.deepEqual(
       own.filter((f) => !f.startsWith('src/sdk/')),
       [],
@@ -121,8 +121,11 @@ describe('DefaultLatchkeyCredential against a running Latchkey', () => {
     const t = await cred.getToken(vaultScope());
     assert.equal(cred.sourceName, 'EnvironmentCredential');
     assert.equal(claimsOf(t.token).appid, sp.appId);
-    assert.ok(t.expiresOnTimestamp > Date.now() + 3_000_000);
-    assert.ok(t.refreshAfterTimestamp! < t.expiresOnTimestamp - 300_000);
+    assert.ok(t.expiresOnTimestamp > Date.now() + 3_000_000, 't.expiresOnTimestamp > Date.now() + 3_000_000');
+    assert.ok(
+      t.refreshAfterTimestamp! < t.expiresOnTimestamp - 300_000,
+      't.refreshAfterTimestamp! < t.expiresOnTimestamp - 300_000',
+    );
     assert.equal((await cred.getToken(vaultScope())).token, t.token, 'cached');
     assert.equal(await readGreeting(cred), 'hello sdk');
 
@@ -209,7 +212,7 @@ describe('DefaultLatchkeyCredential against a running Latchkey', () => {
       cli: { command: [join(tmp, 'no-such-latchkey')] },
     });
     const e = await none.getToken(vaultScope()).catch((x: unknown) => x);
-    assert.ok(e instanceof AggregateCredentialError);
+    assert.ok(e instanceof AggregateCredentialError, 'e instanceof AggregateCredentialError');
     assert.deepEqual(
       e.attempts.map((a) => a.source),
       ['EnvironmentCredential', 'ManagedIdentityCredential', 'LatchkeyCliCredential'],
@@ -231,7 +234,7 @@ describe('DefaultLatchkeyCredential against a running Latchkey', () => {
       ca: s.ca,
     });
     const w = await wrong.getToken(vaultScope()).catch((x: unknown) => x);
-    assert.ok(w instanceof AggregateCredentialError);
+    assert.ok(w instanceof AggregateCredentialError, 'w instanceof AggregateCredentialError');
     assert.deepEqual(
       w.attempts.map((a) => a.source),
       ['EnvironmentCredential'],
@@ -243,7 +246,7 @@ describe('DefaultLatchkeyCredential against a running Latchkey', () => {
       env: { IDENTITY_ENDPOINT: `${s.info.identityEndpoint}/msi/token`, IDENTITY_HEADER: 'wrong' },
     });
     const r = await refused.getToken(vaultScope()).catch((x: unknown) => x);
-    assert.ok(r instanceof AggregateCredentialError);
+    assert.ok(r instanceof AggregateCredentialError, 'r instanceof AggregateCredentialError');
     assert.match(r.message, /ManagedIdentityCredential: the managed identity endpoint refused: unauthorized/);
     await assert.rejects(none.getToken(['a/.default', 'b/.default']), TypeError);
   });

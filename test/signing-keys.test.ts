@@ -97,7 +97,7 @@ describe('signing-key rotation over HTTP', () => {
       assert.ok(!row.private_sealed.includes(der), `${kid}: DER not in the row`);
       assert.ok(!row.private_sealed.includes(Buffer.from(d, 'base64url')), `${kid}: d not in the row`);
       assert.ok(!row.private_sealed.includes(Buffer.from(d)), `${kid}: JWK d not in the row`);
-      assert.ok(!row.public_jwk.includes(d));
+      assert.ok(!row.public_jwk.includes(d), '!row.public_jwk.includes(d)');
       assert.equal(JSON.parse(row.public_jwk).d, undefined);
     }
 
@@ -338,9 +338,9 @@ describe('signing-key rotation is bounded (fake clock)', () => {
         await services.signingKeys.rotate();
         made += 1;
       } catch (e) {
-        assert.ok(throttled()(e));
+        assert.ok(throttled()(e), 'throttled()(e)');
       }
-      assert.ok((await kids()).length <= MAX_PUBLISHED_KEYS);
+      assert.ok((await kids()).length <= MAX_PUBLISHED_KEYS, '(await kids()).length <= MAX_PUBLISHED_KEYS');
     }
     assert.ok(made <= 300 / (MIN_ROTATION_INTERVAL_MS / MINUTE), String(made));
   });
@@ -368,7 +368,10 @@ describe('scheduled signing-key rotation (job signing-key-rotation)', () => {
   });
 
   test('the job replaces the active key once it reaches its maximum age, once, and audits it', async () => {
-    assert.ok(services.jobs.names().includes('signing-key-rotation'));
+    assert.ok(
+      services.jobs.names().includes('signing-key-rotation'),
+      "services.jobs.names().includes('signing-key-rotation')",
+    );
     const first = (await services.signingKeys.active()).kid;
     // Younger than the maximum age: nothing happens.
     clock.advance(6 * DAY);
@@ -408,7 +411,10 @@ describe('scheduled signing-key rotation (job signing-key-rotation)', () => {
     });
     const off = await createServices(config, { clock });
     try {
-      assert.ok(!off.jobs.names().includes('signing-key-rotation'));
+      assert.ok(
+        !off.jobs.names().includes('signing-key-rotation'),
+        "!off.jobs.names().includes('signing-key-rotation')",
+      );
     } finally {
       await off.close();
       rmSync(dir, { recursive: true, force: true });

@@ -916,7 +916,7 @@ describe('storage: PostgreSQL specifics', () => {
     );
     const t0 = Date.now();
     await db.transaction((tx) => tx.lock('contract:rb'));
-    assert.ok(Date.now() - t0 < 2_000);
+    assert.ok(Date.now() - t0 < 2_000, 'Date.now() - t0 < 2_000');
   });
 });
 

@@ -60,7 +60,7 @@ describe('authentication throttle shared through the database', () => {
     const row = await db.get<{ count: number }>('SELECT count FROM auth_failures WHERE key = $1', [key]);
     assert.equal(Number(row?.count), 1, 'a failure after the window starts a new one');
     clock.advance(60_000);
-    assert.ok((await a.prune()) >= 2);
+    assert.ok((await a.prune()) >= 2, '(await a.prune()) >= 2');
     assert.equal((await db.all('SELECT * FROM auth_failures')).length, 0);
   });
 

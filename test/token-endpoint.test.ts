@@ -410,7 +410,10 @@ describe('token endpoint', () => {
       });
       assert.equal(r.json.correlation_id, id);
       assert.equal(r.json.trace_id, r.headers['x-ms-request-id']);
-      assert.ok(r.json.error_description.includes(`Trace ID: ${r.json.trace_id}`));
+      assert.ok(
+        r.json.error_description.includes(`Trace ID: ${r.json.trace_id}`),
+        "r.json.error_description.includes('Trace ID: {r.json.trace_id}')",
+      );
     });
 
     test('a body refused on an OAuth path no route takes is answered in OAuth shape (fuzz seed 2009431498)', async () => {
@@ -642,9 +645,12 @@ describe('token endpoint', () => {
         [app.keyId!],
       );
       assert.equal(row!.secret_hash.length, 32);
-      assert.ok(!row!.secret_hash.toString('latin1').includes(app.secret!));
-      assert.ok(app.secret!.startsWith(row!.hint));
-      assert.ok(row!.hint.length <= 8);
+      assert.ok(
+        !row!.secret_hash.toString('latin1').includes(app.secret!),
+        "!row!.secret_hash.toString('latin1').includes(app.secret!)",
+      );
+      assert.ok(app.secret!.startsWith(row!.hint), 'app.secret!.startsWith(row!.hint)');
+      assert.ok(row!.hint.length <= 8, 'row!.hint.length <= 8');
     });
   });
 

@@ -94,7 +94,7 @@ describe('latchkey up (real processes)', () => {
     assert.equal(i.managementResource, 'https://management.latchkey.localhost');
     assert.equal(i.vaultUrlTemplate, `https://{name}.vault.localhost:${port}`);
     assert.equal(i.vaultResource, 'https://vault.localhost');
-    assert.ok('identityEndpoint' in i);
+    assert.ok('identityEndpoint' in i, "'identityEndpoint' in i");
     if (i.identityEndpoint !== null) assert.match(i.identityEndpoint, /^http:\/\/127\.0\.0\.1:\d+/);
     assert.equal(i.caCertPath, join(dataDir, 'tls', 'ca.pem'));
     assert.equal(i.adminCredentialsPath, join(dataDir, 'admin-credentials.json'));
@@ -105,12 +105,12 @@ describe('latchkey up (real processes)', () => {
     assert.equal(mode(dataDir), 0o700);
     for (const f of ['root.key', 'tls/ca.key', 'tls/server.key', 'admin-credentials.json'])
       assert.equal(mode(join(dataDir, f)), 0o600, `${f} is 0600`);
-    assert.ok(existsSync(join(dataDir, 'latchkey.db')));
+    assert.ok(existsSync(join(dataDir, 'latchkey.db')), "existsSync(join(dataDir, 'latchkey.db'))");
     assert.match(readFileSync(join(dataDir, 'root.key'), 'utf8').trim(), /^[A-Za-z0-9+/]{43}=$/);
     const creds = JSON.parse(readFileSync(i.adminCredentialsPath, 'utf8'));
     assert.equal(creds.userName, 'admin@latchkey.localhost');
     assert.equal(creds.tenantId, i.tenantId);
-    assert.ok(creds.password.length >= 16);
+    assert.ok(creds.password.length >= 16, 'creds.password.length >= 16');
     // The CLI's pointer to the dev server.
     const dev = JSON.parse(readFileSync(join(configDir, 'dev-server.json'), 'utf8'));
     assert.equal(dev.server, i.authority);
@@ -121,7 +121,10 @@ describe('latchkey up (real processes)', () => {
     firstStderr = first.stderr();
     assert.match(firstStderr, /WARNING \(development mode\): generated a development root key/);
     assert.match(firstStderr, /WARNING \(development mode\): TLS uses the development CA/);
-    assert.ok(!firstStderr.includes(creds.password) && !first.stdout().includes(creds.password));
+    assert.ok(
+      !firstStderr.includes(creds.password) && !first.stdout().includes(creds.password),
+      '!firstStderr.includes(creds.password) && !first.stdout().includes(creds.password)',
+    );
 
     // It serves, trusting only the dev CA.
     const ca = readFileSync(i.caCertPath, 'utf8');
@@ -141,7 +144,7 @@ describe('latchkey up (real processes)', () => {
     const body = r.body as { servicePrincipal: { appId: string }; credential: { secretText: string } };
     sp = { appId: body.servicePrincipal.appId, secret: body.credential.secretText };
     const t = await sdkToken(i, ca, sp.appId, sp.secret);
-    assert.ok(t.token);
+    assert.ok(t.token, 't.token');
 
     snapshot = Object.fromEntries(
       ['root.key', 'tls/ca.pem', 'tls/ca.key', 'admin-credentials.json'].map((f) => [
@@ -175,10 +178,10 @@ describe('latchkey up (real processes)', () => {
       const ca = readFileSync(i.caCertPath, 'utf8');
       // The service principal created before the restart still authenticates (official SDK).
       const t = await sdkToken(i, ca, sp.appId, sp.secret);
-      assert.ok(t.token);
-      assert.ok(t.expiresOnTimestamp > Date.now());
+      assert.ok(t.token, 't.token');
+      assert.ok(t.expiresOnTimestamp > Date.now(), 't.expiresOnTimestamp > Date.now()');
       // The admin password from the first start still signs in.
-      assert.ok(await adminToken(i, ca));
+      assert.ok(await adminToken(i, ca), 'await adminToken(i, ca)');
       // Ctrl-C (SIGINT) is a clean shutdown too.
       const r = await again.stop('SIGINT');
       assert.equal(r.code, 0);
@@ -407,7 +410,7 @@ describe('latchkey server (production) refuses dev defaults', () => {
       { configDir: cfg },
     );
     try {
-      assert.ok(p.info.port > 0);
+      assert.ok(p.info.port > 0, 'p.info.port > 0');
       assert.equal(mode(adminFile), 0o600);
       const adminCreds = JSON.parse(readFileSync(adminFile, 'utf8')) as {
         userName: string;

@@ -191,7 +191,7 @@ describe('vault data plane (raw HTTP)', () => {
       assert.ok(url.startsWith(`${base}/secrets?`), `nextLink is absolute on the vault host: ${url}`);
       const r = await s.request('GET', url, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(r.status, 200);
-      assert.ok(r.json.value.length <= 10);
+      assert.ok(r.json.value.length <= 10, 'r.json.value.length <= 10');
       for (const item of r.json.value) {
         assert.equal(item.value, undefined, 'list items carry no value');
         seen.push(item.id.split('/').pop());
@@ -199,7 +199,7 @@ describe('vault data plane (raw HTTP)', () => {
       url = r.json.nextLink;
       pages++;
     }
-    assert.ok(pages >= 3);
+    assert.ok(pages >= 3, 'pages >= 3');
     const pg = seen.filter((n) => n.startsWith('pg-'));
     assert.equal(pg.length, 23);
     assert.deepEqual(pg, [...pg].sort());
@@ -211,7 +211,10 @@ describe('vault data plane (raw HTTP)', () => {
     assert.equal(token2.status, 400);
     // nextLink follows the host as sent (127.0.0.1 via a vault-host alias is not possible; the port is kept).
     const first = await call('GET', `/secrets?${API}&maxresults=1`);
-    assert.ok(String(first.json.nextLink).startsWith(`${base}/secrets?api-version=7.5&$skiptoken=`));
+    assert.ok(
+      String(first.json.nextLink).startsWith(`${base}/secrets?api-version=7.5&$skiptoken=`),
+      "String(first.json.nextLink).startsWith('{base}/secrets?api-version=7.5&$skiptoken=')",
+    );
     // versions page too
     for (let i = 0; i < 3; i++) await call('PUT', `/secrets/many?${API}`, { json: { value: `m${i}` } });
     const v1 = await call('GET', `/secrets/many/versions?${API}&maxresults=2`);
@@ -235,7 +238,7 @@ describe('vault data plane (raw HTTP)', () => {
       message: 'Operation get is not allowed on a disabled secret.',
       innererror: { code: 'SecretDisabled' },
     });
-    assert.ok(!g.text.includes('hidden'));
+    assert.ok(!g.text.includes('hidden'), "!g.text.includes('hidden')");
     // its metadata is still listed; enabling it again makes it readable
     const versions = await call('GET', `/secrets/off/versions?${API}`);
     assert.equal(versions.json.value[0].attributes.enabled, false);
@@ -301,7 +304,10 @@ describe('vault data plane (raw HTTP)', () => {
     await call('PUT', `/secrets/MIXEDCASE?${API}`, { json: { value: 'two' } });
     const v = await call('GET', `/secrets/mIxEdCaSe/versions?${API}`);
     assert.equal(v.json.value.length, 2);
-    assert.ok(v.json.value.every((i: { id: string }) => i.id.includes('/secrets/MixedCase/')));
+    assert.ok(
+      v.json.value.every((i: { id: string }) => i.id.includes('/secrets/MixedCase/')),
+      "v.json.value.every((i: { id: string }) => i.id.includes('/secrets/MixedCase/'))",
+    );
     const version = g.json.id.split('/').pop();
     assert.equal((await call('GET', `/secrets/MIXEDCASE/${version.toUpperCase()}?${API}`)).json.value, 'one');
     assert.equal(
@@ -390,7 +396,7 @@ describe('vault data plane (raw HTTP)', () => {
     const rows = await s.services.db.all<{ value_sealed: Buffer }>(
       'SELECT value_sealed FROM secret_versions',
     );
-    assert.ok(rows.length > 0);
+    assert.ok(rows.length > 0, 'rows.length > 0');
     for (const r of rows) assert.equal(Buffer.from(r.value_sealed).indexOf(marker), -1);
     // A ciphertext moved to another row does not open.
     const two = await s.services.db.all<{ version: string; value_sealed: Buffer }>(
@@ -402,11 +408,17 @@ describe('vault data plane (raw HTTP)', () => {
     );
     const moved = await call('GET', `/secrets/at-rest?${API}`);
     assert.equal(moved.status, 500);
-    assert.ok(!moved.text.includes(marker));
+    assert.ok(!moved.text.includes(marker), '!moved.text.includes(marker)');
     // and the audit log names the object, never the value
     const events = await s.services.audit.list({ tenantId: s.info.tenantId, vault: 'rawvault', limit: 1000 });
-    assert.ok(events.some((e) => e.operation === 'SecretSet' && e.target?.includes('/secrets/at-rest/')));
-    assert.ok(events.every((e) => !JSON.stringify(e).includes(marker)));
+    assert.ok(
+      events.some((e) => e.operation === 'SecretSet' && e.target?.includes('/secrets/at-rest/')),
+      "events.some((e) => e.operation === 'SecretSet' && e.target?.includes('/secrets/at-rest/'))",
+    );
+    assert.ok(
+      events.every((e) => !JSON.stringify(e).includes(marker)),
+      'events.every((e) => !JSON.stringify(e).includes(marker))',
+    );
   });
 });
 
@@ -437,10 +449,10 @@ describe('scheduled purge (fake clock)', () => {
       ))!.n;
 
     clock.advance(6 * 86_400_000);
-    assert.ok(await s.services.jobs.runNow('vault-purge'));
+    assert.ok(await s.services.jobs.runNow('vault-purge'), "await s.services.jobs.runNow('vault-purge')");
     assert.equal(Number(await count('doomed')), 1, 'not yet due');
     clock.advance(86_400_000 + 1000);
-    assert.ok(await s.services.jobs.runNow('vault-purge'));
+    assert.ok(await s.services.jobs.runNow('vault-purge'), "await s.services.jobs.runNow('vault-purge')");
     assert.equal(Number(await count('doomed')), 0, 'purged when due');
     assert.equal(Number(await count('keep')), 1, 'others untouched');
     const gd = await s.request('GET', `${base}/deletedsecrets/doomed?${API}`, { headers: await auth() });
@@ -473,8 +485,14 @@ describe('scheduled purge (fake clock)', () => {
       vault: 'purgevault',
       limit: 100,
     });
-    assert.ok(events.some((e) => e.operation === 'SecretPurge' && e.callerKind === 'system'));
-    assert.ok(events.some((e) => e.operation === 'VaultPurge' && e.callerKind === 'system'));
+    assert.ok(
+      events.some((e) => e.operation === 'SecretPurge' && e.callerKind === 'system'),
+      "events.some((e) => e.operation === 'SecretPurge' && e.callerKind === 'system')",
+    );
+    assert.ok(
+      events.some((e) => e.operation === 'VaultPurge' && e.callerKind === 'system'),
+      "events.some((e) => e.operation === 'VaultPurge' && e.callerKind === 'system')",
+    );
   });
 
   test('the job runner runs jobs on their interval and stops on close', async (t) => {

@@ -271,7 +271,7 @@ describe('data-plane fuzzing (fast-check)', () => {
     // gives — 200, 204, 403, 409 — with a margin keeps the check from failing on an unlucky seed.)
     const reached = [200, 204, 403, 409].reduce((n, code) => n + (statuses.get(code) ?? 0), 0);
     assert.ok(reached >= 10, `statuses: ${JSON.stringify([...statuses])}`);
-    assert.ok((statuses.get(400) ?? 0) > 20);
-    assert.ok((statuses.get(401) ?? 0) > 20);
+    assert.ok((statuses.get(400) ?? 0) > 20, '(statuses.get(400) ?? 0) > 20');
+    assert.ok((statuses.get(401) ?? 0) > 20, '(statuses.get(401) ?? 0) > 20');
   });
 });

@@ -101,9 +101,10 @@ describe('vault management (ARM Microsoft.KeyVault/vaults)', () => {
     const all = await arm('GET', `${sub()}/providers/Microsoft.KeyVault/vaults`);
     assert.ok(
       ['mgmt-one', 'mgmt-two'].every((n) => all.json.value.some((v: { name: string }) => v.name === n)),
+      "['mgmt-one', 'mgmt-two'].every((n) => all.json.value.some((v: { name: string }) => v.na...",
     );
     const inRg = await arm('GET', `${sub()}/resourceGroups/default/providers/Microsoft.KeyVault/vaults`);
-    assert.ok(inRg.json.value.length >= 2);
+    assert.ok(inRg.json.value.length >= 2, 'inRg.json.value.length >= 2');
     assert.equal((await arm('GET', vaultPath(s, 'absent'))).status, 404);
     assert.equal((await arm('GET', vaultPath(s, 'mgmt-one', 'nope'))).status, 404);
   });
@@ -377,7 +378,10 @@ describe('vault management (ARM Microsoft.KeyVault/vaults)', () => {
       scope: vaultPath(s, 'mgmt-one'),
     });
     const list = await arm('GET', `${sub()}/providers/Microsoft.KeyVault/vaults`, undefined, t);
-    assert.ok(list.json.value.some((v: { name: string }) => v.name === 'ctl-vault'));
+    assert.ok(
+      list.json.value.some((v: { name: string }) => v.name === 'ctl-vault'),
+      "list.json.value.some((v: { name: string }) => v.name === 'ctl-vault')",
+    );
     const readerOnly = await vaultPrincipal(s, 'reader-only');
     await s.services.access.create(s.info.tenantId, {
       principalId: readerOnly.id,

@@ -95,12 +95,12 @@ for (const store of ['sqlite', 'postgres'] as const)
       assert.ok(pages >= 2, `expected several pages, got ${pages}`);
       const expected = Array.from({ length: 30 }, (_, i) => `page-${String(i).padStart(2, '0')}`);
       for (const n of expected) assert.ok(names.includes(n), `missing ${n}`);
-      assert.ok(names.includes('db-password'));
+      assert.ok(names.includes('db-password'), "names.includes('db-password')");
       assert.equal(new Set(names).size, names.length, 'no secret listed twice');
 
       const small: string[] = [];
       for await (const page of client.listPropertiesOfSecrets().byPage({ maxPageSize: 7 })) {
-        assert.ok(page.length <= 7);
+        assert.ok(page.length <= 7, 'page.length <= 7');
         for (const p of page) small.push(p.name);
       }
       assert.deepEqual(small.sort(), [...names].sort());
@@ -108,7 +108,10 @@ for (const store of ['sqlite', 'postgres'] as const)
       const versions: string[] = [];
       for await (const v of client.listPropertiesOfSecretVersions('db-password')) versions.push(v.version!);
       assert.equal(versions.length, 2);
-      assert.ok(versions.every((v) => /^[0-9a-f]{32}$/.test(v)));
+      assert.ok(
+        versions.every((v) => /^[0-9a-f]{32}$/.test(v)),
+        'versions.every((v) => /^[0-9a-f]{32}$/.test(v))',
+      );
     });
 
     test('delete, get deleted, recover, delete again, purge', async () => {
@@ -116,10 +119,16 @@ for (const store of ['sqlite', 'postgres'] as const)
       const del = await client.beginDeleteSecret('to-delete', poll);
       const deleted = await del.pollUntilDone();
       assert.equal(deleted.name, 'to-delete');
-      assert.ok(deleted.recoveryId?.endsWith('/deletedsecrets/to-delete'));
-      assert.ok(deleted.deletedOn instanceof Date);
-      assert.ok(deleted.scheduledPurgeDate instanceof Date);
-      assert.ok(deleted.scheduledPurgeDate.getTime() - deleted.deletedOn!.getTime() >= 89 * 86_400_000);
+      assert.ok(
+        deleted.recoveryId?.endsWith('/deletedsecrets/to-delete'),
+        "deleted.recoveryId?.endsWith('/deletedsecrets/to-delete')",
+      );
+      assert.ok(deleted.deletedOn instanceof Date, 'deleted.deletedOn instanceof Date');
+      assert.ok(deleted.scheduledPurgeDate instanceof Date, 'deleted.scheduledPurgeDate instanceof Date');
+      assert.ok(
+        deleted.scheduledPurgeDate.getTime() - deleted.deletedOn!.getTime() >= 89 * 86_400_000,
+        'deleted.scheduledPurgeDate.getTime() - deleted.deletedOn!.getTime() >= 89 * 86_400_000',
+      );
 
       const got = await client.getDeletedSecret('to-delete');
       assert.equal(got.name, 'to-delete');
@@ -157,7 +166,10 @@ for (const store of ['sqlite', 'postgres'] as const)
       const a = await client.setSecret('backed-up', 'one', { tags: { k: 'v' } });
       const b = await client.setSecret('backed-up', 'two');
       const blob = await client.backupSecret('backed-up');
-      assert.ok(blob instanceof Uint8Array && blob.length > 50);
+      assert.ok(
+        blob instanceof Uint8Array && blob.length > 50,
+        'blob instanceof Uint8Array && blob.length > 50',
+      );
       assert.ok(!Buffer.from(blob!).toString('latin1').includes('two'), 'the backup is encrypted');
       await assert.rejects(
         client.restoreSecretBackup(blob!),
@@ -177,9 +189,15 @@ for (const store of ['sqlite', 'postgres'] as const)
     test('the purge job purges what is due (under the job lock on PostgreSQL)', async () => {
       await client.setSecret('purge-me', 'x');
       await (await client.beginDeleteSecret('purge-me', poll)).pollUntilDone();
-      assert.ok(await s.services.jobs.runNow('vault-purge', Date.now() + 60_000));
+      assert.ok(
+        await s.services.jobs.runNow('vault-purge', Date.now() + 60_000),
+        "await s.services.jobs.runNow('vault-purge', Date.now() + 60_000)",
+      );
       assert.equal((await client.getDeletedSecret('purge-me')).name, 'purge-me', 'not due yet');
-      assert.ok(await s.services.jobs.runNow('vault-purge', Date.now() + 91 * 86_400_000));
+      assert.ok(
+        await s.services.jobs.runNow('vault-purge', Date.now() + 91 * 86_400_000),
+        "await s.services.jobs.runNow('vault-purge', Date.now() + 91 * 86_400_000)",
+      );
       await assert.rejects(
         client.getDeletedSecret('purge-me'),
         (e: { statusCode?: number }) => e.statusCode === 404,

@@ -34,7 +34,7 @@ describe('secret cache: unit', () => {
     cache.put('v', 'c', row('c'), cache.mark());
     assert.equal(cache.size, 2);
     assert.equal(cache.get('v', 'b'), undefined, 'b was the least recently used');
-    assert.ok(cache.get('v', 'a'));
+    assert.ok(cache.get('v', 'a'), "cache.get('v', 'a')");
     clock.advance(1000);
     assert.equal(cache.get('v', 'a'), undefined, 'stale after a second');
   });
@@ -49,7 +49,7 @@ describe('secret cache: unit', () => {
     fill();
     bus.deliver('secret', 'v|a');
     assert.equal(cache.get('v', 'a'), undefined);
-    assert.ok(cache.get('v', 'b'));
+    assert.ok(cache.get('v', 'b'), "cache.get('v', 'b')");
     bus.deliver('vault', 'somevault');
     assert.equal(cache.size, 0);
     fill();

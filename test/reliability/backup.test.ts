@@ -290,7 +290,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     const restoreWallMs = Date.now() - t0;
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.json.replaced, null);
-    assert.ok(r.json.auditEvents > 0);
+    assert.ok(r.json.auditEvents > 0, 'r.json.auditEvents > 0');
     assert.equal(statSync(join(restoredDir, 'latchkey.db')).mode & 0o777, 0o600);
     assert.equal(statSync(restoredDir).mode & 0o777, 0o700);
     const second = await startServer(restored, false);
@@ -304,7 +304,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
       at2,
       load.acked.slice(0, cut),
     );
-    assert.ok(events >= r.json.auditEvents);
+    assert.ok(events >= r.json.auditEvents, 'events >= r.json.auditEvents');
     t.diagnostic(
       `sqlite: acknowledged before the backup=${cut} during it=${ackedDuring} total=${load.acked.length}; backup ${b.json.bytes} bytes in ${b.json.ms} ms; restore ${r.json.ms} ms (CLI process ${restoreWallMs} ms); server start ${second.proc.readyMs} ms; restore + server ready ${recoveryMs} ms; audit events ${events}`,
     );
@@ -415,7 +415,10 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
       },
     );
     assert.equal(forced.code, 0, forced.stderr);
-    assert.ok(readFileSync(forced.json.replaced).equals(restoredBytes));
+    assert.ok(
+      readFileSync(forced.json.replaced).equals(restoredBytes),
+      'readFileSync(forced.json.replaced).equals(restoredBytes)',
+    );
     // verify-store reads a backup without changing it (a restore drill without restoring).
     const before = readFileSync(backupFile);
     const vs = await runCli(['verify-store', '--storage', `sqlite:${backupFile}`], {
@@ -475,7 +478,7 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     });
     assert.equal(vs.code, 0, vs.stderr);
     assert.equal(vs.json.ok, true);
-    assert.ok(vs.json.auditEvents > 0);
+    assert.ok(vs.json.auditEvents > 0, 'vs.json.auditEvents > 0');
     const second = await startServer(target.url, false);
     const recoveryMs = Date.now() - t1;
     const { at: at2 } = await serverInfo(second.c, second.proc.info.authority, admin);

@@ -135,7 +135,10 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
           `${label}: acknowledged ${a.name}/${a.version} lost: ${r.status} ${r.text}`,
         );
         assert.equal(r.json.value, a.value, `${label}: ${a.name}/${a.version} value changed`);
-        assert.ok(String(r.json.id).endsWith(`/secrets/${a.name}/${a.version}`));
+        assert.ok(
+          String(r.json.id).endsWith(`/secrets/${a.name}/${a.version}`),
+          "String(r.json.id).endsWith('/secrets/{a.name}/{a.version}')",
+        );
       }
     };
     await Promise.all([worker(), worker(), worker(), worker()]);
@@ -246,7 +249,7 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
       await Promise.all(writers);
       assert.equal(exit?.signal, 'SIGKILL');
       assert.deepEqual(unexpected, [], 'every answered write succeeded');
-      assert.ok(acked.length >= ackedBefore);
+      assert.ok(acked.length >= ackedBefore, 'acked.length >= ackedBefore');
     }
     const c = await start();
     await verifyState(c, 'after the last cycle');
@@ -311,12 +314,15 @@ describe(`crash safety: kill -9 during writes and rotations (${FULL ? 'full' : '
   async function verifyTokens(c: HttpClient) {
     const jwks = await c.request('GET', `/${info.tenantId}/discovery/v2.0/keys`);
     assert.equal(jwks.status, 200, jwks.text);
-    assert.ok(jwks.json.keys.length >= 1);
+    assert.ok(jwks.json.keys.length >= 1, 'jwks.json.keys.length >= 1');
     const token = await clientToken(c, info, writer);
     const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks.json), {
       audience: info.vaultResource,
     });
-    assert.ok(jwks.json.keys.some((k: { kid: string }) => k.kid === protectedHeader.kid));
+    assert.ok(
+      jwks.json.keys.some((k: { kid: string }) => k.kid === protectedHeader.kid),
+      'jwks.json.keys.some((k: { kid: string }) => k.kid === protectedHeader.kid)',
+    );
     assert.equal(payload.tid, info.tenantId);
     const r = await c.request('GET', vaultUrl('/secrets?maxresults=1'), {
       headers: { authorization: `Bearer ${token}` },

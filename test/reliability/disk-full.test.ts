@@ -80,7 +80,7 @@ describe('a full disk: 503 StorageFull, readiness 503 until space is back, no ac
     assert.equal((await readyz()).status, 200);
 
     const fillers = await fillStore(db);
-    assert.ok(fillers > 0);
+    assert.ok(fillers > 0, 'fillers > 0');
     assert.equal(db.writable, false);
 
     // A write: 503 with its own code and Retry-After, in the vault's error shape

@@ -762,6 +762,6 @@ describe(`fuzzing every route family (${FULL ? 'full' : 'short'})`, () => {
     const stats = await run(t, 'management', arb, 'azure', RUNS.management);
     // The run reached the operations, not only the front door.
     assert.ok((stats.get(200) ?? 0) + (stats.get(201) ?? 0) > 20, JSON.stringify([...stats]));
-    assert.ok((stats.get(400) ?? 0) > 20);
+    assert.ok((stats.get(400) ?? 0) > 20, '(stats.get(400) ?? 0) > 20');
   });
 });

@@ -195,7 +195,7 @@ describe('PostgreSQL restarts under load', () => {
     cluster.start();
     assert.equal(t.status, 503, t.text);
     assert.equal(t.json.error, 'temporarily_unavailable');
-    assert.ok(!t.text.includes(writer.secret));
+    assert.ok(!t.text.includes(writer.secret), '!t.text.includes(writer.secret)');
   });
 
   test('a transaction whose connection the server ends while it is idle: 503, and the process lives', async () => {
