@@ -147,12 +147,12 @@ export function required(form: FormInput, name: string, label: string, max = 256
   return v;
 }
 
-/** Checkbox groups: every checked value. */
-export function checked(form: FormInput, name: string, max = 64): string[] {
+/** Checkbox groups: every checked value (at most `max` of them, each cut to `valueMax` characters). */
+export function checked(form: FormInput, name: string, max = 64, valueMax = 64): string[] {
   const v = form[name];
   const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
   if (list.length > max) throw new LatchkeyError('BadParameter', `Too many values for '${name}'.`);
-  return list.map((x) => String(x).slice(0, 64));
+  return list.map((x) => String(x).slice(0, valueMax));
 }
 
 export const isOn = (form: FormInput, name: string): boolean => form[name] === 'on' || form[name] === 'yes';

@@ -14,6 +14,7 @@ import type { Flash, NavKey } from './layout.js';
 export type ConsoleServices = Pick<
   Services,
   | 'access'
+  | 'appFederatedCredentials'
   | 'apps'
   | 'auditQueries'
   | 'certificates'
@@ -28,6 +29,7 @@ export type ConsoleServices = Pick<
   | 'scopeResolver'
   | 'scopes'
   | 'secrets'
+  | 'tenantSettings'
   | 'userIdentities'
   | 'vaultBaseUrl'
   | 'vaults'

@@ -1,6 +1,7 @@
 import type { CredentialInfo } from '../../authority/credentials.js';
 import { LatchkeyError } from '../../errors/index.js';
 import type { ServicePrincipalView } from '../../management/directory.js';
+import type { ApplicationRef } from '../../management/federated-credentials.js';
 import {
   actionButton,
   badge,
@@ -20,6 +21,7 @@ import {
 import { type ConsoleContext, done, type PageResult, params } from '../context.js';
 import { html, type SafeHtml } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
+import { federatedCredentialsSection, registerFederatedCredentialActions } from './federated-credentials.js';
 import { filteredEmpty, listFilter, registerSignInActions, signInSections } from './shared.js';
 
 /**
@@ -60,6 +62,23 @@ ${props([
 <pre class="secret-value" id="client-secret-value">${secret}</pre>
 <button type="button" data-copy="client-secret-value" hidden>Copy secret</button>
 </section>`;
+
+/** An application's principal as its federated credentials' service takes it. */
+const appRef = (ctx: ConsoleContext, id: string): ApplicationRef => ({ id, tenantId: ctx.caller.tenantId });
+
+/**
+ * The application of the request, found as the Graph routes find it: one the caller may read
+ * (404 otherwise), and an application, not a managed identity (whose credentials the platform owns).
+ */
+async function application(ctx: ConsoleContext): Promise<ApplicationRef> {
+  const sp = await ctx.s.directory.show(ctx.caller, params(ctx).id!);
+  if (isManaged(sp))
+    throw new LatchkeyError(
+      'BadParameter',
+      "A managed identity's credentials are the platform's; a user-assigned identity's federated credentials are on its page under Managed identities.",
+    );
+  return appRef(ctx, sp.id);
+}
 
 async function listPage(ctx: ConsoleContext, created?: SafeHtml): Promise<PageResult> {
   const filter = listFilter(ctx, { action: LIST, id: 'sp-search', what: 'service principals' });
@@ -171,6 +190,12 @@ ${postForm(
 ${select({ id: 'cred-expiry', name: 'expiry', label: 'Expires in', options: EXPIRY.map((e) => ({ value: e.value, label: e.label })), value: '180d' })}</div>
 <button type="submit">Add secret</button>`,
 )}
+${federatedCredentialsSection(
+  ctx,
+  base,
+  await ctx.s.appFederatedCredentials.list(appRef(ctx, sp.id)),
+  "A workload outside Latchkey (a CI job, a Kubernetes pod) signs in as this application, with its application (client) ID, by exchanging its own OIDC token when the token's issuer, subject and audience match one of these.",
+)}
 ${signInSections(ctx, base, {
   enabled: sp.accountEnabled,
   onDisable: 'A disabled application cannot sign in, and its tokens are refused at once.',
@@ -227,6 +252,15 @@ export function registerAppRegistrationPages(r: ConsoleRouter): void {
     },
     (ctx) => detailPage(ctx),
   );
+  registerFederatedCredentialActions(r, {
+    path: '/app-registrations/:id',
+    here: (ctx) => `${LIST}/${seg(params(ctx).id!)}`,
+    save: async (ctx, name, input) =>
+      ctx.s.appFederatedCredentials.create(ctx.caller, ctx.meta, await application(ctx), name, input),
+    remove: async (ctx, name) =>
+      ctx.s.appFederatedCredentials.delete(ctx.caller, ctx.meta, await application(ctx), name),
+    view: (ctx) => detailPage(ctx),
+  });
   registerSignInActions<ServicePrincipalView>(r, {
     path: '/app-registrations',
     name: (sp) => sp.displayName,

@@ -1,18 +1,9 @@
-import {
-  confirmed,
-  copyable,
-  dangerForm,
-  dataTable,
-  input,
-  postForm,
-  required,
-  seg,
-  time,
-} from '../components.js';
+import { copyable, dangerForm, dataTable, input, postForm, required, seg, time } from '../components.js';
 import { type ConsoleContext, done, type FormInput, type PageResult, params, typed } from '../context.js';
 import { html } from '../html.js';
 import type { ConsoleRouter } from '../routes.js';
 import { emptyText, IDENTITY_LIST_ACCESS, listAccess } from './access-hint.js';
+import { federatedCredentialsSection, registerFederatedCredentialActions } from './federated-credentials.js';
 import { addAssignmentLinks } from './iam.js';
 import {
   filteredEmpty,
@@ -52,7 +43,7 @@ ${await resourceGroupSelect(ctx, 'identity-rg')}
     nav: 'identities',
     body: html`${resourceListHead({
       heading: 'User-assigned managed identities',
-      lead: html`A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab.`,
+      lead: html`A user-assigned identity is a standalone identity that several apps can share. Grant it roles like any principal; attach it to apps on their Identity tab. On an identity's page, federated credentials let workloads outside Latchkey sign in as it, with tokens of <a href="/console/settings/federation">the tenant's allowed issuers</a>.`,
       access,
       createLabel: 'Create a user-assigned identity',
       create,
@@ -101,57 +92,28 @@ ${dataTable({
 
 /** One identity: its federated identity credentials (docs/federation.md), listed, added, deleted. */
 async function identityPage(ctx: ConsoleContext): Promise<PageResult> {
-  const p = params(ctx);
-  const path = { sub: subscription(ctx), rg: p.rg!, identity: p.name! };
+  const { here, path, name, rg } = ficTarget(ctx);
   const creds = await ctx.s.federatedCredentials.list(ctx.caller, path);
-  const here = `${LIST}/${seg(p.rg!)}/${seg(p.name!)}`;
-  const add = postForm(
-    ctx,
-    `${here}/federated-credentials`,
-    html`${input({ id: 'fic-name', name: 'name', label: 'Name', required: true, maxLength: 120, value: typed(ctx, 'name', 120), hint: '3–120 letters, digits, hyphens and underscores.' })}
-${input({ id: 'fic-issuer', name: 'issuer', label: 'Issuer', required: true, maxLength: 600, value: typed(ctx, 'issuer', 600), hint: "The external tokens' iss, e.g. https://token.actions.githubusercontent.com; it must be allowed by the server and by this tenant's own list, if its admin set one." })}
-${input({ id: 'fic-subject', name: 'subject', label: 'Subject', required: true, maxLength: 600, value: typed(ctx, 'subject', 600), hint: 'Compared exactly, e.g. repo:org/repo:ref:refs/heads/main or system:serviceaccount:ns:name.' })}
-${input({ id: 'fic-audience', name: 'audience', label: 'Audience', required: true, maxLength: 600, value: typed(ctx, 'audience', 600) || DEFAULT_AUDIENCE })}
-<button type="submit" class="btn-primary">Add federated credential</button>`,
-  );
   return {
-    title: `Identity ${p.name}`,
+    title: `Identity ${name}`,
     nav: 'identities',
-    body: html`<h1>Identity ${p.name}</h1>
-<p class="lead"><a href="${LIST}">Managed identities</a> / ${p.rg} / ${p.name}</p>
-<h2>Federated credentials</h2>
-<p>A workload outside Latchkey (a CI job, a Kubernetes pod) exchanges its own OIDC token for this identity's token when the token's issuer, subject and audience match one of these. Deleting one refuses the next exchange at once.</p>
-${dataTable({
-  caption: 'Federated credentials',
-  id: 'federated-credentials',
-  rows: creds,
-  empty: 'No federated credentials.',
-  columns: [
-    { label: 'Name', cell: (f) => html`<strong>${f.name}</strong>` },
-    { label: 'Issuer', cell: (f) => f.issuer },
-    { label: 'Subject', cell: (f) => f.subject },
-    { label: 'Audience', cell: (f) => f.audiences.join(', ') },
-    {
-      label: 'Actions',
-      cell: (f) =>
-        dangerForm(ctx, `${here}/federated-credentials/${seg(f.name)}/delete`, {
-          id: `delete-fic-${f.name}`,
-          button: 'Delete',
-          confirmText: `Delete ${f.name}: the next exchange of its tokens is refused.`,
-        }),
-    },
-  ],
-})}
-<details class="panel"${creds.length === 0 ? html` open` : ''}><summary>Add a federated credential</summary>${add}</details>`,
+    body: html`<h1>Identity ${name}</h1>
+<p class="lead"><a href="${LIST}">Managed identities</a> / ${rg} / ${name}</p>
+${federatedCredentialsSection(
+  ctx,
+  here,
+  creds,
+  "A workload outside Latchkey (a CI job, a Kubernetes pod) exchanges its own OIDC token for this identity's token when the token's issuer, subject and audience match one of these.",
+)}`,
   };
 }
-
-const DEFAULT_AUDIENCE = 'api://AzureADTokenExchange';
 
 /** The identity page of the request and the identity's path for the credentials service. */
 const ficTarget = (ctx: ConsoleContext) => {
   const p = params(ctx);
   return {
+    name: p.name!,
+    rg: p.rg!,
     here: `${LIST}/${seg(p.rg!)}/${seg(p.name!)}`,
     path: { sub: subscription(ctx), rg: p.rg!, identity: p.name! },
   };
@@ -160,35 +122,20 @@ const ficTarget = (ctx: ConsoleContext) => {
 export function registerIdentityPages(r: ConsoleRouter): void {
   r.page('/identities', listPage);
   r.page('/identities/:rg/:name', identityPage);
-  r.action(
-    '/identities/:rg/:name/federated-credentials',
-    async (ctx, form: FormInput) => {
-      const { here, path } = ficTarget(ctx);
-      const name = required(form, 'name', 'The name', 120);
-      await ctx.s.federatedCredentials.createOrUpdate(
+  registerFederatedCredentialActions(r, {
+    path: '/identities/:rg/:name',
+    here: (ctx) => ficTarget(ctx).here,
+    save: (ctx, name, input) =>
+      ctx.s.federatedCredentials.createOrUpdate(
         ctx.caller,
         ctx.meta,
-        { ...path, name },
-        {
-          issuer: required(form, 'issuer', 'The issuer', 600),
-          subject: required(form, 'subject', 'The subject', 600),
-          audiences: [required(form, 'audience', 'The audience', 600)],
-        },
-      );
-      return done(here, `Federated credential ${name} saved.`);
-    },
-    identityPage,
-  );
-  r.action(
-    '/identities/:rg/:name/federated-credentials/:fic/delete',
-    confirmed(async (ctx) => {
-      const { here, path } = ficTarget(ctx);
-      const name = params(ctx).fic!;
-      await ctx.s.federatedCredentials.delete(ctx.caller, ctx.meta, { ...path, name });
-      return done(here, `Federated credential ${name} deleted.`);
-    }),
-    identityPage,
-  );
+        { ...ficTarget(ctx).path, name },
+        input,
+      ),
+    remove: (ctx, name) =>
+      ctx.s.federatedCredentials.delete(ctx.caller, ctx.meta, { ...ficTarget(ctx).path, name }),
+    view: identityPage,
+  });
   r.action(
     '/identities',
     async (ctx, form: FormInput) => {

@@ -7,6 +7,7 @@ import { registerIdentityPages } from './identities.js';
 import { registerMemberSearch } from './member-picker.js';
 import { overviewPage } from './overview.js';
 import { registerProvisioningPages } from './provisioning.js';
+import { registerTenantSettingsPages } from './tenant-settings.js';
 import { registerUserPages } from './users.js';
 import { registerAccessPages } from './vault-access.js';
 import { registerCertificateSettingsPages } from './vault-certificate-settings.js';
@@ -31,5 +32,6 @@ export function registerPages(r: ConsoleRouter): void {
   registerUserPages(r);
   registerAppRegistrationPages(r);
   registerProvisioningPages(r);
+  registerTenantSettingsPages(r);
   registerAuditPages(r);
 }

@@ -58,6 +58,8 @@ export async function overviewPage(ctx: ConsoleContext): Promise<PageResult> {
 <ul class="cards">${cards}</ul>
 <h2>Recent activity</h2>
 ${recent}
-<p><a href="/console/audit">Open the audit log</a></p>`,
+<p><a href="/console/audit">Open the audit log</a></p>
+<h2>Tenant settings</h2>
+<p><a href="/console/settings/federation">Federation issuers</a>: the OIDC issuers this tenant's federated credentials may trust (the tenant admin's).</p>`,
   };
 }
