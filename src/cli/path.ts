@@ -8,7 +8,18 @@ import { CliError } from './errors.js';
  */
 export function seg(s: string): string {
   const encoded = encodeURIComponent(s);
-  if (/^(\.|%2e){1,2}$/i.test(encoded))
-    throw new CliError(`'${s}' cannot be a name or id: a path's '.' or '..' would address the parent.`, 2);
+  refuseDotSegment(encoded, s);
   return encoded;
+}
+
+/**
+ * Refuses a path segment that a URL parser would resolve (`.`, `..`, or their `%2e` forms, which
+ * the WHATWG parser treats alike): for a path the user gives whole, such as a role's `--scope`.
+ */
+export function refuseDotSegment(segment: string, given: string = segment): void {
+  if (/^(\.|%2e){1,2}$/i.test(segment))
+    throw new CliError(
+      `'${given}' cannot be a name or id: a path's '.' or '..' would address the parent.`,
+      2,
+    );
 }

@@ -130,16 +130,18 @@ export function createCertificateAuthority(deps: {
   const publishedUntil = (ca: CertificateAuthorityRecord) =>
     Math.min(ca.issuedUntil, expiryOf(new NodeX509(ca.cer)));
 
-  /** The generation's CRL (DER): the stored one while fresh, else a new one with the next number. */
-  const crlOf = async (ca: CertificateAuthorityRecord): Promise<Buffer> => {
-    const now = clock.now();
-    if (
-      ca.crl &&
-      ca.crlThisUpdate !== null &&
-      now - ca.crlThisUpdate < CRL_REFRESH_MS &&
-      now >= ca.crlThisUpdate
-    )
-      return ca.crl;
+  /** Whether the generation's stored CRL may be served as it is (made less than an hour ago). */
+  const fresh = (
+    ca: CertificateAuthorityRecord,
+    now: number,
+  ): ca is CertificateAuthorityRecord & { crl: Buffer } =>
+    ca.crl !== null &&
+    ca.crlThisUpdate !== null &&
+    now - ca.crlThisUpdate < CRL_REFRESH_MS &&
+    now >= ca.crlThisUpdate;
+
+  /** A new CRL of the generation, numbered after `ca.crlNumber`, from the revocations stored now. */
+  const makeCrl = async (ca: CertificateAuthorityRecord, now: number) => {
     const x509 = await loadX509();
     const caCert = new x509.X509Certificate(ca.cer);
     const signer = await caKeyOf(ca);
@@ -162,11 +164,42 @@ export function createCertificateAuthority(deps: {
         new x509.Extension(CRL_NUMBER_OID, false, new asn1js.Integer({ value: number }).toBER(false)),
       ],
     });
-    const der = Buffer.from(crl.rawData);
-    if (await store.putCrl(db, ca.tenantId, ca.generation, { der, number, thisUpdate })) return der;
-    // Another node stored one first (or a revocation came in between): serve what is stored now.
-    const now2 = await store.find(db, ca.tenantId, ca.generation);
-    return now2?.crl ?? der;
+    return { der: Buffer.from(crl.rawData), number, thisUpdate };
+  };
+
+  /**
+   * The generation's CRL (DER): the stored one while fresh, else a new one with the next number.
+   * A CRL is stored only if its number is still the next one: another node stored one first, or
+   * a revocation came in while it was made (a revocation takes a number, certificate-authority-store.ts),
+   * and then what is stored now is read again, and made again if stale. One CRL is made at a time
+   * per generation on this node: concurrent requests for a stale CRL (anonymous ones included)
+   * wait for it rather than each signing one.
+   */
+  const making = new Map<string, Promise<Buffer>>();
+  const crlOf = (ca: CertificateAuthorityRecord): Promise<Buffer> => {
+    const now = clock.now();
+    if (fresh(ca, now)) return Promise.resolve(ca.crl);
+    const key = `${ca.tenantId}|${ca.generation}`;
+    const pending = making.get(key);
+    if (pending) return pending;
+    const p = (async () => {
+      let cur = ca;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const made = await makeCrl(cur, clock.now());
+        if (await store.putCrl(db, cur.tenantId, cur.generation, made)) return made.der;
+        const stored = await store.find(db, cur.tenantId, cur.generation);
+        if (!stored) break;
+        if (fresh(stored, clock.now())) return stored.crl;
+        cur = stored;
+      }
+      throw new LatchkeyError(
+        'ServiceUnavailable',
+        "The CA's revocation list is changing; try again shortly.",
+        { headers: { 'retry-after': '1' } },
+      );
+    })().finally(() => making.delete(key));
+    making.set(key, p);
+    return p;
   };
 
   /** Every generation of the tenant's CA, the newest first (`latchkey ca show`). */
@@ -315,6 +348,10 @@ export type CertificateAuthority = ReturnType<typeof createCertificateAuthority>
  * revoked keeps its first date and reason). Returns how many were the CA's and unexpired, and
  * how many of those were newly revoked. A certificate's purge, its vault's purge and the
  * explicit revoke call it.
+ *
+ * The CRL lists certificates, not copies: a certificate imported or restored into other vaults
+ * is revoked by the purge of any copy. A copy elsewhere never keeps it off the CRL, so a holder
+ * of the key cannot keep a certificate valid past its owner's purge (certificates.ca-attack).
  */
 export async function revokeIssuedCertificates(
   q: Queryable,

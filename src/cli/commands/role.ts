@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { type Ctx, withCtx } from '../context.js';
 import { CliError } from '../errors.js';
+import { refuseDotSegment, seg } from '../path.js';
 import { api } from '../session.js';
 import { AUTHZ_API, isGuid, resolvePrincipal, shortId, show, subscriptionOf } from './arm.js';
 
@@ -108,14 +109,29 @@ async function findRole(c: Ctx, role: string): Promise<DefinitionJson> {
   return hit;
 }
 
+/**
+ * A scope as given (`--scope`, `--scopes`), as a path. No segment may be `.` or `..`: the URL
+ * parser resolves those to the parent, so `--scope /subscriptions/S/resourceGroups/rg/..` would
+ * have assigned the role at the whole subscription (src/cli/path.ts).
+ */
+export function scopeFromText(scope: string): string {
+  if (scope === '/') return '/';
+  const trimmed = scope.replace(/^\/+|\/+$/g, '');
+  for (const s of trimmed.split('/')) refuseDotSegment(s);
+  return `/${trimmed}`;
+}
+
+/** The scope of `-g` (a resource group of the subscription), or of the subscription: one segment each. */
+export const groupScope = (sub: string, resourceGroup: string | undefined): string =>
+  resourceGroup === undefined
+    ? `/subscriptions/${seg(sub)}`
+    : `/subscriptions/${seg(sub)}/resourceGroups/${seg(resourceGroup)}`;
+
 /** `--scope`, or `-g` (a resource group of the subscription). */
 async function scopeOf(c: Ctx, o: { scope?: string; resourceGroup?: string; subscription?: string }) {
   if (o.scope && o.resourceGroup) throw new CliError('give --scope or --resource-group, not both', 2);
-  if (o.scope) return o.scope === '/' ? '/' : `/${o.scope.replace(/^\/+|\/+$/g, '')}`;
-  const sub = await subscriptionOf(c, o.subscription);
-  return o.resourceGroup
-    ? `/subscriptions/${sub}/resourceGroups/${o.resourceGroup}`
-    : `/subscriptions/${sub}`;
+  if (o.scope) return scopeFromText(o.scope);
+  return groupScope(await subscriptionOf(c, o.subscription), o.resourceGroup || undefined);
 }
 
 async function principalIdOf(c: Ctx, o: { assignee?: string; assigneeObjectId?: string }) {
@@ -148,7 +164,7 @@ async function named(c: Ctx, list: AssignmentJson[]) {
 /** Assigns `role` (name or id) to a principal at `scope` (for `ad sp create-for-rbac`). */
 export async function assignRole(c: Ctx, principalId: string, role: string, scope: string): Promise<void> {
   const def = await findRole(c, role);
-  const s = scope === '/' ? '/' : `/${scope.replace(/^\/+|\/+$/g, '')}`;
+  const s = scopeFromText(scope);
   await api(c, 'PUT', `${authz(s, `roleAssignments/${randomUUID()}`)}${q()}`, {
     properties: { roleDefinitionId: def.id, principalId },
   });
@@ -238,8 +254,11 @@ export function roleCommand(): Command {
     .action(
       withCtx(async (o, c) => {
         if (o.ids) {
-          for (const id of o.ids as string[])
+          for (const id of o.ids as string[]) {
+            // As for a scope: `…/roleAssignments/..` must not become a DELETE of the parent path.
+            for (const s of id.split('/')) refuseDotSegment(s);
             await api(c, 'DELETE', `${id.startsWith('/') ? id : `/${id}`}${q()}`);
+          }
           return;
         }
         const principalId = await principalIdOf(c, o);

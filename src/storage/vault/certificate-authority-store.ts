@@ -14,6 +14,10 @@ export interface CertificateAuthorityRecord {
   retired: number | null;
   /** The latest expiry (ms) of a certificate it signed. */
   issuedUntil: number;
+  /**
+   * The number of its last CRL, or higher: a revocation raises it (a number never used), so that
+   * a CRL made from the revocations read before it can no longer be stored (`putCrl`).
+   */
   crlNumber: number;
   /** Its last CRL (DER) and when it was made; null when none was made or a revocation made it stale. */
   crl: Buffer | null;
@@ -137,8 +141,13 @@ export const certificateAuthorityStore = {
     return res.changes > 0;
   },
   /**
-   * Records a revocation (a certificate already revoked keeps its first date) and makes the
-   * generation's CRL stale; true when it was new.
+   * Records a revocation (a certificate already revoked keeps its first date and reason, except
+   * that `keyCompromise` replaces a milder reason: a certificate revoked as superseded, or at its
+   * purge, whose key is then found compromised must say so, RFC 5280 §5.3.1) and makes the
+   * generation's CRL stale; true when it was new or its reason became keyCompromise. The CRL number goes up too: a CRL being made
+   * meanwhile from the revocations read before this one then fails its `putCrl` (its number is
+   * taken) and is made again, instead of being stored without this revocation and served as
+   * fresh for an hour (RFC 5280 §5.2.3 asks CRL numbers to increase, not to be consecutive).
    */
   async revoke(
     q: Queryable,
@@ -148,12 +157,14 @@ export const certificateAuthorityStore = {
   ): Promise<boolean> {
     const res = await q.run(
       `INSERT INTO certificate_ca_revocations (tenant_id, generation, serial, not_after, revoked_at, reason)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, generation, serial) DO NOTHING`,
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, generation, serial)
+       DO UPDATE SET reason = excluded.reason
+       WHERE excluded.reason = 'keyCompromise' AND certificate_ca_revocations.reason <> 'keyCompromise'`,
       [tenantId, generation, r.serial, r.notAfter, r.revoked, r.reason],
     );
     if (res.changes > 0)
       await q.run(
-        'UPDATE certificate_ca_generations SET crl = NULL WHERE tenant_id = $1 AND generation = $2',
+        'UPDATE certificate_ca_generations SET crl = NULL, crl_number = crl_number + 1 WHERE tenant_id = $1 AND generation = $2',
         [tenantId, generation],
       );
     return res.changes > 0;
