@@ -251,6 +251,25 @@ describe('manifests: application registrations’ federated credentials', () => 
     assert.deepEqual(plan(ok), [`create applicationFederatedCredential ${app.appId}/cred-19`]);
   });
 
+  test('identities’ credentials: the dry run checks at most 20 and issuer+subject as the apply does', async () => {
+    const cred = (n: number) => ({ name: `idc-${n}`, issuer: GH, subject: `repo:org/id:ref:${n}` });
+    const m = (list: Record<string, unknown>[]) => ({
+      identities: [{ name: 'dry-identity', federatedCredentials: list }],
+    });
+    const setup = await apply(admin, m(Array.from({ length: 19 }, (_, n) => cred(n))));
+    assert.equal(setup.status, 200, setup.text);
+    await refusedBoth(admin, m([cred(19), cred(20)]), 400, 'BadParameter', /at most 20/);
+    await refusedBoth(
+      admin,
+      m([cred(19), { ...cred(1), subject: 'repo:org/id:ref:19' }]),
+      400,
+      'BadParameter',
+      /'idc-19' already has this issuer and subject\. \(at identities\[0\]\.federatedCredentials\[1\]\)/,
+    );
+    const ok = await apply(admin, m([cred(19)]), true);
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('an unknown application is a clear error at its path', async () => {
     const identity = await apply(admin, { identities: [{ name: 'not-an-app' }] });
     assert.equal(identity.status, 200, identity.text);

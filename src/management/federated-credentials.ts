@@ -212,6 +212,22 @@ const checkFicName = (name: string) =>
     '3–120 letters, digits, hyphens and underscores, starting with a letter or digit.',
   );
 
+/** Every check a write of credential `name` makes, given the owner's credentials as they will be then. */
+async function checkWrite(
+  kind: 'identity' | 'application',
+  tenantId: string,
+  name: string,
+  input: FederatedCredentialInput,
+  current: readonly CredentialKey[],
+  issuers: IssuerPolicy,
+): Promise<void> {
+  checkFicName(name);
+  await checkInput(input, tenantId, issuers);
+  const existing = current.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const problem = ownerRuleProblem(kind, current, input, existing?.rowId);
+  if (problem) throw problem;
+}
+
 /**
  * Federated identity credentials of user-assigned identities
  * (`.../userAssignedIdentities/{name}/federatedIdentityCredentials/{fic}`). Reading needs read on
@@ -251,12 +267,16 @@ export function createFederatedCredentials(deps: {
   return {
     /**
      * The checks `createOrUpdate` makes before it writes (name, Azure's rules, the issuer
-     * allow-list), without writing: a manifest's dry run refuses what its apply would refuse.
+     * allow-list, at most 20, no two with one issuer and subject) against `current`, the
+     * identity's credentials as they will be then, without writing: a manifest's dry run refuses
+     * what its apply would refuse.
      */
-    async check(tenantId: string, name: string, input: FederatedCredentialInput): Promise<void> {
-      checkFicName(name);
-      await checkInput(input, tenantId, deps.issuers);
-    },
+    check: (
+      tenantId: string,
+      name: string,
+      input: FederatedCredentialInput,
+      current: readonly CredentialKey[],
+    ): Promise<void> => checkWrite('identity', tenantId, name, input, current, deps.issuers),
     async createOrUpdate(
       caller: Caller,
       meta: RequestMeta,
@@ -349,18 +369,12 @@ export function createAppFederatedCredentials(deps: {
      * application's credentials as they will be when the write runs. Writes nothing, so a
      * manifest's dry run refuses what its apply would refuse, with the same error.
      */
-    async check(
+    check: (
       app: ApplicationRef,
       name: string,
       input: FederatedCredentialInput,
       current: readonly CredentialKey[],
-    ): Promise<void> {
-      checkFicName(name);
-      await checkInput(input, app.tenantId, deps.issuers);
-      const existing = current.find((c) => c.name.toLowerCase() === name.toLowerCase());
-      const problem = ownerRuleProblem('application', current, input, existing?.rowId);
-      if (problem) throw problem;
-    },
+    ): Promise<void> => checkWrite('application', app.tenantId, name, input, current, deps.issuers),
     async create(
       caller: Caller,
       meta: RequestMeta,

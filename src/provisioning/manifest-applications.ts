@@ -1,6 +1,6 @@
 import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { ApplicationRef, CredentialKey } from '../management/federated-credentials.js';
-import { type Planner, sameCredential, wantedCredential } from './manifest-plan.js';
+import { type Planner, planCredentialWrite, sameCredential, wantedCredential } from './manifest-plan.js';
 import {
   checkedAt,
   type JsonPath,
@@ -35,8 +35,7 @@ export async function planApplications(p: Planner, applications: readonly Manife
         [...at, 'appId'],
         `No application registration with application (client) id '${appId}' in this tenant`,
       );
-    // The credentials as they will be when each write runs: creates and updates run in manifest
-    // order, deletions after everything else, so a deletion frees neither a name nor a place.
+    // The credentials as they will be when each write runs (planCredentialWrite).
     const current = await deps.appFederatedCredentials.list(app);
     const planned: CredentialKey[] = [...current];
     const names = new Set<string>();
@@ -75,9 +74,7 @@ async function planCredential(
   // issuer and subject), at plan time: a dry run refuses what the apply would, with the same error.
   await checkedAt(at, () => service.check(app, f.name, want, planned));
   await p.need(DIRECTORY_ACTIONS.credentials, '/');
-  const i = planned.findIndex((c) => c.name.toLowerCase() === f.name.toLowerCase());
-  if (i >= 0) planned[i] = { ...planned[i]!, ...want };
-  else planned.push({ rowId: `planned:${f.name}`, name: f.name, ...want });
+  planCredentialWrite(planned, f.name, want);
   p.add({
     action: stored ? 'update' : 'create',
     kind,

@@ -1,6 +1,12 @@
-import { FIC_ACTIONS } from '../management/federated-credentials.js';
+import { type CredentialKey, FIC_ACTIONS } from '../management/federated-credentials.js';
 import { UAI_ACTIONS } from '../management/identity-common.js';
-import { type Planner, sameCredential, uaiArmId, wantedCredential } from './manifest-plan.js';
+import {
+  type Planner,
+  planCredentialWrite,
+  sameCredential,
+  uaiArmId,
+  wantedCredential,
+} from './manifest-plan.js';
 import { checkedAt, type ManifestFederatedCredential, type ManifestIdentity } from './manifest-schema.js';
 
 /** User-assigned identities: created when missing, deleted when `absent`; then their federated credentials. */
@@ -31,8 +37,18 @@ export async function planIdentities(p: Planner, identities: readonly ManifestId
           })),
       });
     }
-    for (const [n, f] of (i.federatedCredentials ?? []).entries())
-      await planFederatedCredential(p, i.name, !!cur, f, ['identities', index, 'federatedCredentials', n]);
+    const fics = i.federatedCredentials ?? [];
+    // The credentials as they will be when each write runs (planCredentialWrite).
+    if (cur && fics.length) await p.need(FIC_ACTIONS.read, uaiArmId(refs, i.name));
+    const planned: CredentialKey[] =
+      cur && fics.length ? await deps.federatedCredentials.list(caller, { sub, rg, identity: i.name }) : [];
+    for (const [n, f] of fics.entries())
+      await planFederatedCredential(p, i.name, !!cur, f, planned, [
+        'identities',
+        index,
+        'federatedCredentials',
+        n,
+      ]);
   }
 }
 
@@ -42,6 +58,7 @@ async function planFederatedCredential(
   identity: string,
   identityExists: boolean,
   f: ManifestFederatedCredential,
+  planned: CredentialKey[],
   at: (string | number)[],
 ): Promise<void> {
   const { deps, caller, meta, refs } = p;
@@ -65,10 +82,11 @@ async function planFederatedCredential(
   }
   const want = wantedCredential(f, at);
   if (sameCredential(cur, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
-  // The write's own checks (the issuer allow-list among them) at plan time, so a dry run refuses
-  // what the apply would refuse, with the same error.
-  await checkedAt(at, () => deps.federatedCredentials.check(caller.tenantId, f.name, want));
+  // The write's own checks (the issuer allow-lists, the name, at most 20, no two with one issuer and
+  // subject) at plan time, so a dry run refuses what the apply would refuse, with the same error.
+  await checkedAt(at, () => deps.federatedCredentials.check(caller.tenantId, f.name, want, planned));
   await p.need(FIC_ACTIONS.write, scope);
+  planCredentialWrite(planned, f.name, want);
   p.add({
     action: cur ? 'update' : 'create',
     kind: 'federatedCredential',

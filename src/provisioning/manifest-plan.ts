@@ -1,5 +1,6 @@
 import type { Caller, RequestMeta } from '../access/caller.js';
 import { DEFAULT_FEDERATION_AUDIENCE } from '../authority/federation.js';
+import type { CredentialKey } from '../management/federated-credentials.js';
 import type { ManifestDeps, Refs } from './manifest-refs.js';
 import { type JsonPath, type ManifestFederatedCredential, manifestError } from './manifest-schema.js';
 
@@ -100,3 +101,14 @@ export const uaiArmId = (refs: Pick<Refs, 'sub' | 'rg'>, name: string) =>
   `/subscriptions/${refs.sub}/resourceGroups/${refs.rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
 export const appArmId = (refs: Pick<Refs, 'sub' | 'rg'>, name: string) =>
   `/subscriptions/${refs.sub}/resourceGroups/${refs.rg}/providers/Microsoft.Web/sites/${name}`;
+
+/**
+ * Records a planned create or update of credential `name` in `planned` (an owner's credentials as
+ * they will be when each write runs: creates and updates in manifest order, deletions after
+ * everything else, so a deletion frees neither a place nor an issuer and subject).
+ */
+export function planCredentialWrite(planned: CredentialKey[], name: string, want: CredentialFields): void {
+  const i = planned.findIndex((c) => c.name.toLowerCase() === name.toLowerCase());
+  if (i >= 0) planned[i] = { ...planned[i]!, issuer: want.issuer, subject: want.subject };
+  else planned.push({ rowId: `planned:${name}`, name, issuer: want.issuer, subject: want.subject });
+}
