@@ -41,6 +41,13 @@ export const PROVISIONING_SCOPES = {
     'Microsoft.KeyVault/vaults/secrets/purge/action',
     'Microsoft.KeyVault/vaults/secrets/restore/action',
   ],
+  // Application registrations' credentials (a manifest's `applications`, the Graph routes): the
+  // directory's credentials action at `/`, which is every credential of every application in the
+  // tenant, passwords included. Never for a key bound to a resource group (`/` is outside it).
+  'applications:credentials': [
+    'Microsoft.Directory/servicePrincipals/read',
+    'Microsoft.Directory/servicePrincipals/credentials/write',
+  ],
   'audit:read': ['Microsoft.Latchkey/auditEvents/read'],
 } as const satisfies Record<string, readonly string[]>;
 

@@ -111,6 +111,30 @@ const fieldsOf = (input: FederatedCredentialInput) => ({
   description: input.description ?? '',
 });
 
+/** The part of a credential the owner-wide rules look at. */
+export type CredentialKey = Pick<StoredFederatedCredential, 'rowId' | 'name' | 'issuer' | 'subject'>;
+
+/**
+ * The rules over all of one owner's credentials a write must keep, given them as they are before
+ * it (`existingRowId`: the one being replaced, if any): no two with the same issuer and subject
+ * (ambiguous; Azure refuses it too), and at most 20 (a create only).
+ */
+function ownerRuleProblem(
+  kind: 'identity' | 'application',
+  current: readonly CredentialKey[],
+  fields: Pick<FederatedCredentialInput, 'issuer' | 'subject'>,
+  existingRowId?: string,
+): LatchkeyError | undefined {
+  const same = current.find(
+    (c) => c.issuer === fields.issuer && c.subject === fields.subject && c.rowId !== existingRowId,
+  );
+  if (same)
+    return bad(`The federated identity credential '${same.name}' already has this issuer and subject.`);
+  if (existingRowId === undefined && current.length >= MAX_FEDERATED_CREDENTIALS)
+    return bad(LIMIT_MESSAGE[kind]);
+  return undefined;
+}
+
 /**
  * The write path both owners share: validation (Azure's rules, the issuer allow-list), at most 20
  * per owner, no two with the same issuer and subject, and the change audited in its transaction.
@@ -133,12 +157,8 @@ function writer(deps: { db: Database; clock: Clock; audit: AuditLog; issuers: Is
         const existing = await owner.store.find(tx, (existingName ?? name).toLowerCase());
         const now = deps.clock.now();
         const details = { issuer: fields.issuer, subject: fields.subject.slice(0, 200) };
-        // Two credentials of one owner with the same issuer and subject would be ambiguous (Azure refuses it too).
-        const same = (await owner.store.list(tx)).find(
-          (c) => c.issuer === fields.issuer && c.subject === fields.subject && c.rowId !== existing?.rowId,
-        );
-        if (same)
-          throw bad(`The federated identity credential '${same.name}' already has this issuer and subject.`);
+        const problem = ownerRuleProblem(owner.kind, await owner.store.list(tx), fields, existing?.rowId);
+        if (problem) throw problem;
         if (existing) {
           await owner.store.update(tx, existing.rowId, { ...fields, updatedAt: now });
           await audit.append(
@@ -147,7 +167,6 @@ function writer(deps: { db: Database; clock: Clock; audit: AuditLog; issuers: Is
           );
           return { credential: { ...existing, ...fields, updatedAt: now }, created: false };
         }
-        if ((await owner.store.count(tx)) >= MAX_FEDERATED_CREDENTIALS) throw bad(LIMIT_MESSAGE[owner.kind]);
         const stored: StoredFederatedCredential = {
           rowId: newGuid(),
           tenantId: owner.tenantId,
@@ -193,6 +212,22 @@ const checkFicName = (name: string) =>
     '3–120 letters, digits, hyphens and underscores, starting with a letter or digit.',
   );
 
+/** Every check a write of credential `name` makes, given the owner's credentials as they will be then. */
+async function checkWrite(
+  kind: 'identity' | 'application',
+  tenantId: string,
+  name: string,
+  input: FederatedCredentialInput,
+  current: readonly CredentialKey[],
+  issuers: IssuerPolicy,
+): Promise<void> {
+  checkFicName(name);
+  await checkInput(input, tenantId, issuers);
+  const existing = current.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const problem = ownerRuleProblem(kind, current, input, existing?.rowId);
+  if (problem) throw problem;
+}
+
 /**
  * Federated identity credentials of user-assigned identities
  * (`.../userAssignedIdentities/{name}/federatedIdentityCredentials/{fic}`). Reading needs read on
@@ -232,12 +267,16 @@ export function createFederatedCredentials(deps: {
   return {
     /**
      * The checks `createOrUpdate` makes before it writes (name, Azure's rules, the issuer
-     * allow-list), without writing: a manifest's dry run refuses what its apply would refuse.
+     * allow-list, at most 20, no two with one issuer and subject) against `current`, the
+     * identity's credentials as they will be then, without writing: a manifest's dry run refuses
+     * what its apply would refuse.
      */
-    async check(tenantId: string, name: string, input: FederatedCredentialInput): Promise<void> {
-      checkFicName(name);
-      await checkInput(input, tenantId, deps.issuers);
-    },
+    check: (
+      tenantId: string,
+      name: string,
+      input: FederatedCredentialInput,
+      current: readonly CredentialKey[],
+    ): Promise<void> => checkWrite('identity', tenantId, name, input, current, deps.issuers),
     async createOrUpdate(
       caller: Caller,
       meta: RequestMeta,
@@ -324,6 +363,18 @@ export function createAppFederatedCredentials(deps: {
   return {
     list: (app: ApplicationRef) => ownerOf(app).store.list(db),
     get: find,
+    /**
+     * Every check `create` or `update` makes before it writes (the name, Azure's rules, the issuer
+     * allow-list, at most 20, no two with one issuer and subject), against `current`: the
+     * application's credentials as they will be when the write runs. Writes nothing, so a
+     * manifest's dry run refuses what its apply would refuse, with the same error.
+     */
+    check: (
+      app: ApplicationRef,
+      name: string,
+      input: FederatedCredentialInput,
+      current: readonly CredentialKey[],
+    ): Promise<void> => checkWrite('application', app.tenantId, name, input, current, deps.issuers),
     async create(
       caller: Caller,
       meta: RequestMeta,

@@ -1,5 +1,6 @@
 import type { Caller, RequestMeta } from '../access/caller.js';
 import { isLatchkeyError } from '../errors/index.js';
+import { planApplications } from './manifest-applications.js';
 import { planApps } from './manifest-apps.js';
 import { planIdentities } from './manifest-identities.js';
 import { createPlanner, type PlanItem } from './manifest-plan.js';
@@ -57,12 +58,14 @@ export async function applyManifest(
 
 /**
  * The plan, a named step per kind in dependency order (identities before the
- * apps that use them, vaults before their secrets); deletions come last, the
+ * apps that use them, vaults before their secrets; application registrations'
+ * credentials depend on nothing); deletions come last, the
  * last one declared first.
  */
 async function plan(deps: ManifestDeps, caller: Caller, meta: RequestMeta, m: Manifest, refs: Refs) {
   const p = createPlanner(deps, caller, meta, refs);
   await planIdentities(p, m.identities ?? []);
+  await planApplications(p, m.applications ?? []);
   await planApps(p, m.apps ?? []);
   await planVaults(p, m.vaults ?? []);
   await planRoleAssignments(p, m.roleAssignments ?? []);

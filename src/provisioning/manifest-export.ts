@@ -1,7 +1,7 @@
 import { ROLE_ASSIGNMENT_ACTIONS } from '../access/assignments-service.js';
 import type { Caller, RequestMeta } from '../access/caller.js';
 import { scopeCovers } from '../access/decision.js';
-import { roleById } from '../access/roles.js';
+import { DIRECTORY_ACTIONS, roleById } from '../access/roles.js';
 import { LatchkeyError } from '../errors/index.js';
 import { identityType } from '../management/app-identity.js';
 import type { ManifestDeps } from './manifest-refs.js';
@@ -22,10 +22,25 @@ const upperSnake = (...parts: string[]) =>
  */
 /** What an export left out because the caller may not read it. */
 export interface ExportSkip {
-  /** `vault NAME: secrets`, `app NAME: settings`, `roleAssignments`. */
+  /** `vault NAME: secrets`, `app NAME: settings`, `roleAssignments`, `applications`. */
   what: string;
   reason: string;
 }
+
+/** A stored federated credential as a manifest declares it. */
+const ficOf = (f: {
+  name: string;
+  issuer: string;
+  subject: string;
+  audiences: string[];
+  description: string;
+}) => ({
+  name: f.name,
+  issuer: f.issuer,
+  subject: f.subject,
+  audiences: f.audiences,
+  ...(f.description ? { description: f.description } : {}),
+});
 
 const isForbidden = (e: unknown): e is LatchkeyError => e instanceof LatchkeyError && e.status === 403;
 
@@ -99,19 +114,22 @@ export async function exportManifestReport(
     );
     out.identities.push({
       name: u.name,
-      ...(fics?.length
-        ? {
-            federatedCredentials: fics.map((f) => ({
-              name: f.name,
-              issuer: f.issuer,
-              subject: f.subject,
-              audiences: f.audiences,
-              ...(f.description ? { description: f.description } : {}),
-            })),
-          }
-        : {}),
+      ...(fics?.length ? { federatedCredentials: fics.map(ficOf) } : {}),
     });
   }
+
+  // Application registrations are the tenant's, not the group's: those with federated credentials,
+  // to a caller who may read the directory (as the Graph route asks), by application id.
+  out.applications = [];
+  const readsDirectory = await orSkip('applications', () =>
+    deps.access.require(caller, DIRECTORY_ACTIONS.read, '/').then(() => true),
+  );
+  for (const p of readsDirectory ? await deps.principals.list(caller.tenantId, 'servicePrincipal') : []) {
+    const fics = p.appId ? await deps.appFederatedCredentials.list(p) : [];
+    if (p.appId && fics.length)
+      out.applications.push({ appId: p.appId, federatedCredentials: fics.map(ficOf) });
+  }
+  out.applications.sort((x, y) => x.appId.localeCompare(y.appId));
 
   out.apps = [];
   for (const a of apps) {

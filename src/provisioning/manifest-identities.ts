@@ -1,8 +1,13 @@
-import { DEFAULT_FEDERATION_AUDIENCE } from '../authority/federation.js';
-import { FIC_ACTIONS } from '../management/federated-credentials.js';
+import { type CredentialKey, FIC_ACTIONS } from '../management/federated-credentials.js';
 import { UAI_ACTIONS } from '../management/identity-common.js';
-import { type Planner, sameJson, uaiArmId } from './manifest-plan.js';
-import { type ManifestFederatedCredential, type ManifestIdentity, manifestError } from './manifest-schema.js';
+import {
+  type Planner,
+  planCredentialWrite,
+  sameCredential,
+  uaiArmId,
+  wantedCredential,
+} from './manifest-plan.js';
+import { checkedAt, type ManifestFederatedCredential, type ManifestIdentity } from './manifest-schema.js';
 
 /** User-assigned identities: created when missing, deleted when `absent`; then their federated credentials. */
 export async function planIdentities(p: Planner, identities: readonly ManifestIdentity[]): Promise<void> {
@@ -32,8 +37,18 @@ export async function planIdentities(p: Planner, identities: readonly ManifestId
           })),
       });
     }
-    for (const [n, f] of (i.federatedCredentials ?? []).entries())
-      await planFederatedCredential(p, i.name, !!cur, f, ['identities', index, 'federatedCredentials', n]);
+    const fics = i.federatedCredentials ?? [];
+    // The credentials as they will be when each write runs (planCredentialWrite).
+    if (cur && fics.length) await p.need(FIC_ACTIONS.read, uaiArmId(refs, i.name));
+    const planned: CredentialKey[] =
+      cur && fics.length ? await deps.federatedCredentials.list(caller, { sub, rg, identity: i.name }) : [];
+    for (const [n, f] of fics.entries())
+      await planFederatedCredential(p, i.name, !!cur, f, planned, [
+        'identities',
+        index,
+        'federatedCredentials',
+        n,
+      ]);
   }
 }
 
@@ -43,6 +58,7 @@ async function planFederatedCredential(
   identity: string,
   identityExists: boolean,
   f: ManifestFederatedCredential,
+  planned: CredentialKey[],
   at: (string | number)[],
 ): Promise<void> {
   const { deps, caller, meta, refs } = p;
@@ -64,27 +80,15 @@ async function planFederatedCredential(
     await p.remove({ kind: 'federatedCredential', name, run }, FIC_ACTIONS.delete, scope);
     return;
   }
-  if (!f.issuer || !f.subject)
-    throw manifestError('ManifestInvalid', at, 'A federated credential needs an issuer and a subject');
-  const want = {
-    issuer: f.issuer,
-    subject: f.subject,
-    audiences: f.audiences ?? [DEFAULT_FEDERATION_AUDIENCE],
-    description: f.description ?? '',
-  };
-  const have = cur && {
-    issuer: cur.issuer,
-    subject: cur.subject,
-    audiences: cur.audiences,
-    description: cur.description,
-  };
-  if (have && sameJson(have, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
-  // The write's own checks (the issuer allow-list among them) at plan time, so a dry run refuses
-  // what the apply would refuse, with the same error.
-  await deps.federatedCredentials.check(caller.tenantId, f.name, want);
+  const want = wantedCredential(f, at);
+  if (sameCredential(cur, want)) return p.add({ action: 'unchanged', kind: 'federatedCredential', name });
+  // The write's own checks (the issuer allow-lists, the name, at most 20, no two with one issuer and
+  // subject) at plan time, so a dry run refuses what the apply would refuse, with the same error.
+  await checkedAt(at, () => deps.federatedCredentials.check(caller.tenantId, f.name, want, planned));
   await p.need(FIC_ACTIONS.write, scope);
+  planCredentialWrite(planned, f.name, want);
   p.add({
-    action: have ? 'update' : 'create',
+    action: cur ? 'update' : 'create',
     kind: 'federatedCredential',
     name,
     run: async () => void (await deps.federatedCredentials.createOrUpdate(caller, meta, path, want)),

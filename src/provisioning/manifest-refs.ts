@@ -4,7 +4,7 @@ import type { Access } from '../access/decision.js';
 import type { Principals } from '../authority/principals.js';
 import type { Tenants } from '../authority/tenants.js';
 import type { Apps } from '../management/apps.js';
-import type { FederatedCredentials } from '../management/federated-credentials.js';
+import type { AppFederatedCredentials, FederatedCredentials } from '../management/federated-credentials.js';
 import type { UserIdentities } from '../management/identities.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database } from '../storage/port.js';
@@ -28,6 +28,7 @@ export interface ManifestDeps {
   access: Access;
   userIdentities: UserIdentities;
   federatedCredentials: FederatedCredentials;
+  appFederatedCredentials: AppFederatedCredentials;
   apps: Apps;
   vaults: Vaults;
   secrets: Secrets;

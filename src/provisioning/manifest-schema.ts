@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LatchkeyError } from '../errors/index.js';
+import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 
 /**
  * The provisioning manifest (`apiVersion: latchkey/v1`): the desired state of
@@ -43,6 +43,22 @@ export const identitySchema = z.strictObject({
   name: str(128),
   state,
   federatedCredentials: z.array(federatedCredentialSchema).max(20).optional(),
+});
+
+/**
+ * An existing application registration (made with `latchkey ad app create` or Graph), named by its
+ * application (client) id, and the federated credentials it should have. The manifest never
+ * creates nor deletes the application itself.
+ */
+export const applicationSchema = z.strictObject({
+  appId: z
+    .string()
+    .max(36)
+    .regex(
+      /^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/,
+      'expected an application (client) id, a GUID',
+    ),
+  federatedCredentials: z.array(federatedCredentialSchema).max(20),
 });
 
 export const vaultSchema = z.strictObject({
@@ -111,6 +127,7 @@ export const manifestSchema = z.strictObject({
   tenant: str(253),
   resourceGroup: str(90).optional(),
   identities: z.array(identitySchema).max(500).optional(),
+  applications: z.array(applicationSchema).max(500).optional(),
   vaults: z.array(vaultSchema).max(200).optional(),
   apps: z.array(appSchema).max(500).optional(),
   roleAssignments: z.array(roleAssignmentSchema).max(2000).optional(),
@@ -123,6 +140,7 @@ export type ScopeRef = z.infer<typeof scopeRefSchema>;
 export type ManifestSecret = z.infer<typeof secretSchema>;
 export type ManifestIdentity = z.infer<typeof identitySchema>;
 export type ManifestFederatedCredential = z.infer<typeof federatedCredentialSchema>;
+export type ManifestApplication = z.infer<typeof applicationSchema>;
 export type ManifestVault = z.infer<typeof vaultSchema>;
 export type ManifestApp = z.infer<typeof appSchema>;
 export type ManifestRoleAssignment = z.infer<typeof roleAssignmentSchema>;
@@ -162,3 +180,16 @@ export const manifestError = (
   path: JsonPath,
   message: string,
 ) => new LatchkeyError(code, `${message} (at ${formatPath(path)})`.slice(0, 400));
+
+/** Runs a service's check; a refusal keeps its code and status and gains the manifest path it is about. */
+export async function checkedAt(path: JsonPath, check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (e) {
+    if (!isLatchkeyError(e)) throw e;
+    throw new LatchkeyError(e.code, `${e.message} (at ${formatPath(path)})`.slice(0, 600), {
+      status: e.status,
+      cause: e,
+    });
+  }
+}
