@@ -277,7 +277,7 @@ for (const [dialect, open] of [
     },
   ],
 ] as const)
-  test(`revocation store (${dialect}): a CRL made before a revocation cannot be stored after it; keyCompromise wins`, async () => {
+  test(`revocation store (${dialect}): a CRL made before a revocation cannot be stored after it; keyCompromise wins; the first issuance record is kept`, async () => {
     const { db, cleanup } = await open();
     try {
       await migrate(db, ALL_MIGRATIONS);
