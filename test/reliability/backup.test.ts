@@ -370,8 +370,8 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     odb.prepare('DELETE FROM schema_migrations WHERE version >= 12').run();
     // Schema 11 had no certificates (0013), no federated credentials (0015, 0017), no certificate
     // issuance tables (0016), no certificate contacts (0018), no tenant settings (0019), no CA
-    // generations (0020) and no CA issuance records (0021): drop their tables as such a backup would be (0014 rebuilds the audit table
-    // in place, so it can run again).
+    // generations (0020) and no CA issuance records (0021): drop their tables as such a backup
+    // would be (0014 rebuilds the audit table in place, so it can run again).
     for (const t of [
       'tenant_settings',
       'certificate_ca_issuances',
