@@ -135,32 +135,125 @@ describe('the tenant CA under attack: revocations are never lost, nor kept off b
     assert.ok(lists(all[0]!, c.serial), 'it lists the revocation');
   });
 
-  test("a copy imported elsewhere does not keep a certificate off the CRL at its owner's purge", async () => {
-    // Whoever can read the PFX (Key Vault Secrets User) and import somewhere keeps a copy; the
-    // owner then purges. The CRL lists the certificate, not a copy: it is revoked all the same,
-    // so a copy is no way to keep a certificate valid past its owner's purge. (Skipping
-    // certificates held elsewhere, which a purge of a staging copy would want, opens exactly that.)
-    const orig = await issue('owned');
-    const pfx = (await sv.services.secrets.get(sv.ctx, 'owned')).value!;
+  /** A second vault of the caller's (Key Vault Administrator there) and its call context. */
+  const otherVault = async (name: string) => {
     const v = sv.ctx.vault;
     const { vault: other } = await sv.services.vaults.createOrUpdate(
       sv.ctx.caller,
       testMeta,
-      { subscriptionId: v.subscriptionId, resourceGroup: 'default', name: 'caholder' },
+      { subscriptionId: v.subscriptionId, resourceGroup: 'default', name },
       { location: 'local', softDeleteRetentionInDays: 7 } as never,
     );
     const role = findRole('Key Vault Administrator')!;
     await sv.services.access.create(tenantId(), { principalId: sv.ctx.caller.oid, role, scope: other.armId });
-    const ctx2 = { ...sv.ctx, vault: other, baseUrl: sv.services.vaultBaseUrl(other.nameLower) };
+    return { ...sv.ctx, vault: other, baseUrl: sv.services.vaultBaseUrl(other.nameLower) };
+  };
+  const purge = async (ctx: typeof sv.ctx, name: string) => {
+    await sv.services.certificates.delete(ctx, name);
+    await sv.services.certificates.purge(ctx, name);
+  };
+  const revoked = async (serial: string) =>
+    lists((await sv.services.certificates.ca.crl(tenantId()))!, serial);
+
+  test("a copy's purge revokes nothing; the original's purge revokes it while copies are alive", async () => {
+    // F3: the same certificate imported with its key into another vault, or restored there from
+    // a backup, is a copy; only the version the CA issued it into (its recorded issuance) revokes
+    // at its purge. So a staging copy's purge leaves production valid, and a copy is still no way
+    // to keep a certificate valid past its owner's purge.
+    const orig = await issue('owned');
+    const pfx = (await sv.services.secrets.get(sv.ctx, 'owned')).value!;
+    const backup = await sv.services.certificates.backup(sv.ctx, 'owned');
+    const ctx2 = await otherVault('caholder');
     await sv.services.certificates.import(ctx2, 'kept-copy', { value: pfx });
-    await sv.services.certificates.delete(sv.ctx, 'owned');
-    await sv.services.certificates.purge(sv.ctx, 'owned');
-    const crl = await sv.services.certificates.ca.crl(tenantId());
-    assert.ok(crl && lists(crl, orig.serial), `revoked though a copy is held elsewhere:\n${crlText(crl!)}`);
+    await sv.services.certificates.import(ctx2, 'staging-copy', { value: pfx });
+    await sv.services.certificates.restore(ctx2, backup);
+    await sv.services.certificates.import(sv.ctx, 'same-vault-copy', { value: pfx });
+    // Copies purged (imported elsewhere, restored elsewhere, imported in the same vault): not revoked.
+    await purge(ctx2, 'staging-copy');
+    await purge(ctx2, 'owned');
+    await purge(sv.ctx, 'same-vault-copy');
+    assert.ok(!(await revoked(orig.serial)), "a copy's purge revoked the original");
+    // The owner purges while a copy is alive: revoked all the same.
+    await purge(sv.ctx, 'owned');
+    assert.ok(await revoked(orig.serial), "the original's purge did not revoke it though a copy is held");
     // The copy's holder can revoke too (it holds the key, as ACME's revocation by key).
     const copy = await sv.services.certificates.get(ctx2, 'kept-copy');
     const again = await sv.services.certificates.revoke(ctx2, 'kept-copy', copy.version, 'keyCompromise');
     assert.equal(again.serialNumber, orig.serial.toLowerCase());
+  });
+
+  test('a new version records its own issuance; a vault purge revokes only what was issued into it', async () => {
+    const first = await issue('renewed');
+    const second = await issue('renewed'); // a new version, signed again
+    assert.notEqual(first.serial, second.serial);
+    const pfx = (await sv.services.secrets.get(sv.ctx, 'renewed')).value!; // the new version's
+    const ctx3 = await otherVault('cacopies');
+    await sv.services.certificates.import(ctx3, 'renewed-copy', { value: pfx });
+    await sv.services.certificates.create(ctx3, 'native', {
+      policy: { issuer: { name: 'Latchkey' }, x509_props: { subject: 'CN=native', validity_months: 12 } },
+    });
+    const native = serialOf((await sv.services.certificates.get(ctx3, 'native')).cer);
+    await sv.services.vaults.delete(sv.ctx.caller, testMeta, {
+      subscriptionId: ctx3.vault.subscriptionId,
+      resourceGroup: 'default',
+      name: 'cacopies',
+    });
+    await sv.services.vaults.purgeDeleted(
+      sv.ctx.caller,
+      testMeta,
+      ctx3.vault.subscriptionId,
+      'local',
+      'cacopies',
+    );
+    assert.ok(await revoked(native), "the vault's purge revoked what was issued into it");
+    assert.ok(!(await revoked(second.serial)), "the vault's purge revoked a copy held there");
+    // The owner's purge revokes both versions, each its own issuance.
+    await purge(sv.ctx, 'renewed');
+    assert.ok((await revoked(first.serial)) && (await revoked(second.serial)), 'both versions revoked');
+  });
+
+  test('a certificate issued before migration 0021 (no issuance record): any purge revokes, as before', async () => {
+    const orig = await issue('legacy');
+    const pfx = (await sv.services.secrets.get(sv.ctx, 'legacy')).value!;
+    await sv.services.db.run('DELETE FROM certificate_ca_issuances WHERE serial = $1', [
+      orig.serial.toLowerCase(),
+    ]);
+    const ctx4 = await otherVault('calegacy');
+    await sv.services.certificates.import(ctx4, 'legacy-copy', { value: pfx });
+    await purge(ctx4, 'legacy-copy');
+    assert.ok(await revoked(orig.serial), 'a copy of an unrecorded certificate revokes it at its purge');
+  });
+  test('an AutoRenew version records its own issuance: its copy purged revokes nothing, its owner purged does', async () => {
+    // Last in the suite: it moves the clock.
+    await sv.services.certificates.create(sv.ctx, 'auto', {
+      policy: {
+        issuer: { name: 'Latchkey' },
+        x509_props: { subject: 'CN=auto', validity_months: 12 },
+        lifetime_actions: [{ trigger: { lifetime_percentage: 1 }, action: { action_type: 'AutoRenew' } }],
+      },
+    });
+    const before = await sv.services.certificates.get(sv.ctx, 'auto');
+    clock.advance(5 * 86_400_000);
+    const ran = await sv.services.certificates.runLifetimeActions(clock.now());
+    assert.ok(ran.renewed >= 1, `renewed: ${JSON.stringify(ran)}`);
+    const renewed = await sv.services.certificates.get(sv.ctx, 'auto');
+    assert.notEqual(renewed.version, before.version, 'AutoRenew made a new version');
+    const serial = serialOf(renewed.cer);
+    const ca = await certificateAuthorityStore.current(sv.services.db, tenantId());
+    const rec = await certificateAuthorityStore.issuance(
+      sv.services.db,
+      tenantId(),
+      ca!.generation,
+      serial.toLowerCase(),
+    );
+    assert.deepEqual(rec, { vaultId: sv.ctx.vault.id, nameLower: 'auto', version: renewed.version });
+    const pfx = (await sv.services.secrets.get(sv.ctx, 'auto')).value!;
+    const ctx5 = await otherVault('caauto');
+    await sv.services.certificates.import(ctx5, 'auto-copy', { value: pfx });
+    await purge(ctx5, 'auto-copy');
+    assert.ok(!(await revoked(serial)), "the renewed version's copy purged revoked it");
+    await purge(sv.ctx, 'auto');
+    assert.ok(await revoked(serial), 'the renewed version revoked at its purge');
   });
 });
 
@@ -184,7 +277,7 @@ for (const [dialect, open] of [
     },
   ],
 ] as const)
-  test(`revocation store (${dialect}): a CRL made before a revocation cannot be stored after it; keyCompromise wins`, async () => {
+  test(`revocation store (${dialect}): a CRL made before a revocation cannot be stored after it; keyCompromise wins; the first issuance record is kept`, async () => {
     const { db, cleanup } = await open();
     try {
       await migrate(db, ALL_MIGRATIONS);
@@ -222,6 +315,12 @@ for (const [dialect, open] of [
       const ca = await certificateAuthorityStore.find(db, 't1', 1);
       assert.equal(ca!.crlNumber, 2, 'each change of the list took a number');
       assert.equal(ca!.crl, null);
+      // Issuance records (0021): the first recorded place is kept; an unrecorded serial has none.
+      const at = { vaultId: 'v1', nameLower: 'c', version: 'ver1' };
+      await certificateAuthorityStore.recordIssuance(db, 't1', 1, 'bb', at);
+      await certificateAuthorityStore.recordIssuance(db, 't1', 1, 'bb', { ...at, vaultId: 'v2' });
+      assert.deepEqual(await certificateAuthorityStore.issuance(db, 't1', 1, 'bb'), at);
+      assert.equal(await certificateAuthorityStore.issuance(db, 't1', 1, 'cc'), undefined);
     } finally {
       await db.close();
       await cleanup();

@@ -6,6 +6,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Database, Queryable } from '../storage/port.js';
 import {
   type CertificateAuthorityRecord,
+  type IssuancePlace,
   certificateAuthorityStore as store,
 } from '../storage/vault/certificate-authority-store.js';
 import type { CertificatePolicy } from './certificate-policy.js';
@@ -26,6 +27,20 @@ export type RevocationReason = 'unspecified' | 'keyCompromise' | 'superseded' | 
 
 /** A certificate's notAfter in ms (node 20's X509Certificate has only the text form). */
 const expiryOf = (x: NodeX509) => new Date(x.validTo).getTime();
+/** A certificate's serial as the CRL and the issuance records key it (hex, lower case). */
+const serialOf = (x: NodeX509) => x.serialNumber.toLowerCase();
+
+/** A certificate the tenant CA signed: to be recorded with the version it goes into (`recordIssuance`). */
+export interface Issuance {
+  generation: number;
+  serial: string;
+}
+
+/** A certificate (DER) to revoke; `at`, the version a purge removes it from (absent for the explicit revoke). */
+export interface RevocationCandidate {
+  der: Buffer;
+  at?: IssuancePlace;
+}
 
 /** PEM of a DER certificate. */
 export const certificatePem = (der: Buffer) =>
@@ -59,8 +74,9 @@ export interface CaGeneration {
  * constraints CA, keyCertSign and cRLSign). Certificates with issuer `Latchkey` are signed by
  * the current generation at creation: the policy's subject, SANs, key usages and EKUs, its
  * validity (never past the CA's), an authority key identifier, basic constraints `CA:FALSE`,
- * and a CRL distribution point (`{base}/{tenant}/pki/crl/{generation}`). A certificate it
- * signed is revoked when it is purged; each generation signs its CRL (on demand, kept an hour).
+ * and a CRL distribution point (`{base}/{tenant}/pki/crl/{generation}`). Where it issued each
+ * certificate (vault, name, version) is recorded with the version; a certificate it signed is
+ * revoked when that version is purged; each generation signs its CRL (on demand, kept an hour).
  * The published chain is `GET /{tenant}/pki/ca.pem`.
  */
 export function createCertificateAuthority(deps: {
@@ -228,13 +244,14 @@ export function createCertificateAuthority(deps: {
 
     /**
      * A certificate for `publicJwk` signed by the tenant's current CA, as the policy asks;
-     * returns the leaf and the chain after it (the CA certificate), DER.
+     * returns the leaf and the chain after it (the CA certificate), DER, and its issuance, to be
+     * recorded with the version it is stored as (`recordIssuance`).
      */
     async issue(
       tenantId: string,
       policy: CertificatePolicy,
       keyPair: PrivateJwk,
-    ): Promise<{ der: Buffer; chain: Buffer[] }> {
+    ): Promise<{ der: Buffer; chain: Buffer[]; issuance: Issuance }> {
       const ca = await ensure(tenantId);
       const x509 = await loadX509();
       const caCert = new x509.X509Certificate(ca.cer);
@@ -268,7 +285,12 @@ export function createCertificateAuthority(deps: {
       // The generation stays published until this certificate expires (also if the write that
       // follows fails: publishing a CA a while longer is harmless).
       await store.issuedUntil(db, tenantId, ca.generation, notAfter);
-      return { der: Buffer.from(cert.rawData), chain: [ca.cer] };
+      const der = Buffer.from(cert.rawData);
+      return {
+        der,
+        chain: [ca.cer],
+        issuance: { generation: ca.generation, serial: serialOf(new NodeX509(der)) },
+      };
     },
 
     /**
@@ -334,7 +356,7 @@ export function createCertificateAuthority(deps: {
     revokeIssued: (
       q: Queryable,
       tenantId: string,
-      certificates: readonly Buffer[],
+      certificates: readonly RevocationCandidate[],
       reason: RevocationReason,
     ) => revokeIssuedCertificates(q, clock.now(), tenantId, certificates, reason),
   };
@@ -349,15 +371,18 @@ export type CertificateAuthority = ReturnType<typeof createCertificateAuthority>
  * how many of those were newly revoked. A certificate's purge, its vault's purge and the
  * explicit revoke call it.
  *
- * The CRL lists certificates, not copies: a certificate imported or restored into other vaults
- * is revoked by the purge of any copy. A copy elsewhere never keeps it off the CRL, so a holder
- * of the key cannot keep a certificate valid past its owner's purge (certificates.ca-attack).
+ * A purge (`at` given) revokes a certificate only from the version it was issued into (its
+ * issuance record, migration 0021), whatever copies exist: purging a copy imported or restored
+ * into another vault or name revokes nothing, and purging the original revokes it even while
+ * copies are held elsewhere, so a copy never keeps a certificate valid past its owner's purge
+ * (certificates.ca-attack). A certificate issued before 0021 has no record: any purge of it
+ * revokes. The explicit revoke (`at` absent) revokes whichever copy is shown.
  */
 export async function revokeIssuedCertificates(
   q: Queryable,
   now: number,
   tenantId: string,
-  certificates: readonly Buffer[],
+  certificates: readonly RevocationCandidate[],
   reason: RevocationReason,
 ): Promise<{ ours: number; revoked: number }> {
   const none = { ours: 0, revoked: 0 };
@@ -366,7 +391,7 @@ export async function revokeIssuedCertificates(
   if (!cas.length) return none;
   let ours = 0;
   let n = 0;
-  for (const der of certificates) {
+  for (const { der, at } of certificates) {
     let leaf: NodeX509;
     try {
       leaf = new NodeX509(der);
@@ -377,8 +402,13 @@ export async function revokeIssuedCertificates(
     const notAfter = expiryOf(leaf);
     if (!by || notAfter <= now) continue; // not the tenant CA's, or expired: no CRL needs it
     ours++;
+    const serial = serialOf(leaf);
+    if (at) {
+      const issued = await store.issuance(q, tenantId, by.ca.generation, serial);
+      if (issued && !samePlace(issued, at)) continue; // a copy: only the original's purge revokes
+    }
     const revoked = await store.revoke(q, tenantId, by.ca.generation, {
-      serial: leaf.serialNumber.toLowerCase(),
+      serial,
       notAfter,
       revoked: Math.floor(now / 1000) * 1000,
       reason,
@@ -387,3 +417,14 @@ export async function revokeIssuedCertificates(
   }
   return { ours, revoked: n };
 }
+
+const samePlace = (a: IssuancePlace, b: IssuancePlace) =>
+  a.vaultId === b.vaultId && a.nameLower === b.nameLower && a.version === b.version;
+
+/** Records where the tenant CA issued a certificate: the version it is stored as, in its transaction. */
+export const recordIssuance = (
+  q: Queryable,
+  tenantId: string,
+  issuance: Issuance,
+  at: IssuancePlace,
+): Promise<void> => store.recordIssuance(q, tenantId, issuance.generation, issuance.serial, at);

@@ -5,6 +5,7 @@ import {
   type LifetimeCandidate,
   certificateLifetimeStore as store,
 } from '../storage/vault/certificate-lifetime-store.js';
+import type { Issuance } from './certificate-ca.js';
 import type { CertificatePolicy, LifetimeAction } from './certificate-policy.js';
 import type { CertificateOperation, createCertificateVersions } from './certificate-versions.js';
 import type { KeyMaterial } from './key-material.js';
@@ -45,7 +46,7 @@ export function createCertificateLifetime(deps: {
     vault: { id: string; tenantId: string },
     name: string,
     policy: CertificatePolicy,
-  ) => Promise<{ der: Buffer; chain: Buffer[]; material: KeyMaterial }>;
+  ) => Promise<{ der: Buffer; chain: Buffer[]; material: KeyMaterial; issuance?: Issuance }>;
   onChanged?: (vaultId: string, nameLower: string) => void;
 }) {
   const { db, audit } = deps;

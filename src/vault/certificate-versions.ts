@@ -8,6 +8,7 @@ import { type CertificateRecord, certificateStore as store } from '../storage/va
 import { keyStore } from '../storage/vault/key-store.js';
 import type { ObjectRecord, ObjectStore } from '../storage/vault/object-store.js';
 import { secretStore } from '../storage/vault/secret-store.js';
+import { type Issuance, recordIssuance } from './certificate-ca.js';
 import type { CertificatePolicy } from './certificate-policy.js';
 import { pkcs8Of, secretValue, thumbprint, validityOf } from './certificate-x509.js';
 import { importMaterial, type KeyMaterial, modulusBits } from './key-material.js';
@@ -95,6 +96,8 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
       enabled: boolean;
       tags: Record<string, string> | null;
       operation: CertificateOperation;
+      /** The tenant CA signed `der` for this version: recorded as its original (certificate-ca.ts). */
+      issuance?: Issuance;
     },
   ): Promise<CertificateWithPolicy> => {
     const now = clock.now();
@@ -131,6 +134,8 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
         sealed: sealer.seal(value, secretAad(vault, nameLower, version)),
       });
     }
+    if (a.issuance)
+      await recordIssuance(q, vault.tenantId, a.issuance, { vaultId: vault.id, nameLower, version });
     await store.putPolicy(q, vault.id, nameLower, JSON.stringify(a.policy), now);
     await store.putOperation(q, vault.id, nameLower, JSON.stringify(a.operation), now);
     return {

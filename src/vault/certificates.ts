@@ -148,7 +148,8 @@ export function createCertificates(
         await alsoKeyAndSecret(tx, vaultId, nameLower, deletedAt, purgeAt);
         if (deletedAt !== null) await merging.forget(tx, vaultId, nameLower);
       },
-      // A purged certificate signed by the tenant's CA is listed in its CRL (certificate-ca.ts).
+      // A purged certificate signed by the tenant's CA is listed in its CRL when this is the
+      // version it was issued into, not a copy (certificate-ca.ts).
       beforePurge: async (tx, vault, nameLower) => {
         const ders = await certificateAuthorityStore.versionCertificates(tx, vault.id, nameLower);
         await authority.revokeIssued(tx, vault.tenantId, ders, 'cessationOfOperation');
@@ -189,7 +190,11 @@ export function createCertificates(
   ) =>
     via === 'Latchkey'
       ? authority.issue(tenantId, policy, m.privateJwk)
-      : { der: await issueSelfSigned(policy, m.privateJwk, clock.now()), chain: [] as Buffer[] };
+      : {
+          der: await issueSelfSigned(policy, m.privateJwk, clock.now()),
+          chain: [] as Buffer[],
+          issuance: undefined,
+        };
   // Lifetime actions on schedule (certificate-lifetime.ts): AutoRenew through the policy's issuer.
   const lifetime = createCertificateLifetime({
     db,
@@ -259,7 +264,7 @@ export function createCertificates(
           });
           return { name: existing?.name ?? name, operation };
         });
-      const { der, chain } = await issue(via, ctx.vault.tenantId, policy, material);
+      const { der, chain, issuance } = await issue(via, ctx.vault.tenantId, policy, material);
       const operation = completed(policy.issuer.name);
       return guard.write(ctx, OPS.create, name, async (tx) => {
         await merging.refusePending(tx, ctx.vault.id, name);
@@ -271,6 +276,7 @@ export function createCertificates(
           enabled: input.enabled ?? true,
           tags: input.tags ?? null,
           operation,
+          issuance,
         });
         return { name: r.name, version: r.version, operation };
       });
@@ -481,7 +487,7 @@ export function createCertificates(
       return guard.write(ctx, OPS.revoke, name, async (tx) => {
         const cur = await store.find(tx, ctx.vault.id, name.toLowerCase(), version);
         if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
-        const r = await authority.revokeIssued(tx, ctx.vault.tenantId, [cur.cer], reason);
+        const r = await authority.revokeIssued(tx, ctx.vault.tenantId, [{ der: cur.cer }], reason);
         if (!r.ours)
           throw bad(
             `Certificate '${cur.name}' version '${version}' was not signed by the tenant's CA (issuer Latchkey) or has expired: only those can be revoked.`,

@@ -27,7 +27,8 @@ export function createDeletedVaults(deps: {
 }) {
   const { db, clock, bus, access, audit, scopes } = deps;
   const purgeNow = async (v: Vault, q: Queryable) => {
-    // Its certificates signed by the tenant's CA go into the CRL (certificate-ca.ts).
+    // Its certificates signed by the tenant's CA go into the CRL, those issued into this vault
+    // (not copies imported or restored here from elsewhere: certificate-ca.ts).
     const issued = await certificateAuthorityStore.vaultCertificates(q, v.id);
     await revokeIssuedCertificates(q, clock.now(), v.tenantId, issued, 'cessationOfOperation');
     await store.purge(q, v.id);

@@ -369,11 +369,12 @@ describe(`whole-store backup and restore under write load (${FULL ? 'full' : 'sh
     const odb = new Database(older);
     odb.prepare('DELETE FROM schema_migrations WHERE version >= 12').run();
     // Schema 11 had no certificates (0013), no federated credentials (0015, 0017), no certificate
-    // issuance tables (0016), no certificate contacts (0018), no tenant settings (0019) and no CA
-    // generations (0020): drop their tables as such a backup would be (0014 rebuilds the audit table
-    // in place, so it can run again).
+    // issuance tables (0016), no certificate contacts (0018), no tenant settings (0019), no CA
+    // generations (0020) and no CA issuance records (0021): drop their tables as such a backup
+    // would be (0014 rebuilds the audit table in place, so it can run again).
     for (const t of [
       'tenant_settings',
+      'certificate_ca_issuances',
       'certificate_ca_revocations',
       'certificate_ca_generations',
       'certificate_contacts',

@@ -19,6 +19,7 @@ import { m0017 } from './0017_app_federated_credentials.js';
 import { m0018 } from './0018_certificate_contacts.js';
 import { m0019 } from './0019_tenant_settings.js';
 import { m0020 } from './0020_certificate_ca_generations.js';
+import { m0021 } from './0021_certificate_ca_issuances.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -42,4 +43,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0018,
   m0019,
   m0020,
+  m0021,
 ];

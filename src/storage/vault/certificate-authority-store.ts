@@ -32,6 +32,31 @@ export interface CertificateRevocationRecord {
   reason: string;
 }
 
+/** A certificate version: where the CA issued a certificate (0021), or where a copy is held. */
+export interface IssuancePlace {
+  vaultId: string;
+  nameLower: string;
+  version: string;
+}
+
+/** A certificate (DER) and the version that holds it. */
+export interface HeldCertificate {
+  der: Buffer;
+  at: IssuancePlace;
+}
+
+interface HeldRow {
+  cer: Buffer | Uint8Array;
+  vault_id: string;
+  name_lower: string;
+  version: string;
+}
+const held = (rows: HeldRow[]): HeldCertificate[] =>
+  rows.map((r) => ({
+    der: Buffer.from(r.cer),
+    at: { vaultId: r.vault_id, nameLower: r.name_lower, version: r.version },
+  }));
+
 interface AuthorityRow {
   tenant_id: string;
   generation: number | string;
@@ -60,7 +85,7 @@ const record = (r: AuthorityRow): CertificateAuthorityRecord => ({
   crlThisUpdate: r.crl_this_update === null ? null : Number(r.crl_this_update),
 });
 
-/** The SQL of the tenants' CA generations and their revocations (migrations 0016, 0020). */
+/** The SQL of the tenants' CA generations, their revocations and issuances (migrations 0016, 0020, 0021). */
 export const certificateAuthorityStore = {
   /** Every generation of the tenant's CA, the newest first. */
   async all(q: Queryable, tenantId: string): Promise<CertificateAuthorityRecord[]> {
@@ -193,20 +218,50 @@ export const certificateAuthorityStore = {
       reason: r.reason,
     }));
   },
-  /** The certificates (DER) of every certificate version in a vault, for revoking them at its purge. */
-  async vaultCertificates(q: Queryable, vaultId: string): Promise<Buffer[]> {
-    const rows = await q.all<{ cer: Buffer | Uint8Array }>(
-      'SELECT cer FROM certificate_versions WHERE vault_id = $1',
-      [vaultId],
+  /** Records where a certificate the generation signed was issued (migration 0021); kept if already recorded. */
+  async recordIssuance(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+    serial: string,
+    at: IssuancePlace,
+  ): Promise<void> {
+    await q.run(
+      `INSERT INTO certificate_ca_issuances (tenant_id, generation, serial, vault_id, name_lower, version)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, generation, serial) DO NOTHING`,
+      [tenantId, generation, serial, at.vaultId, at.nameLower, at.version],
     );
-    return rows.map((r) => Buffer.from(r.cer));
   },
-  /** The certificates (DER) of every version of a certificate object, for revoking them at its purge. */
-  async versionCertificates(q: Queryable, vaultId: string, nameLower: string): Promise<Buffer[]> {
-    const rows = await q.all<{ cer: Buffer | Uint8Array }>(
-      'SELECT cer FROM certificate_versions WHERE vault_id = $1 AND name_lower = $2',
-      [vaultId, nameLower],
+  /** Where the generation issued the certificate `serial`; undefined when not recorded (issued before 0021). */
+  async issuance(
+    q: Queryable,
+    tenantId: string,
+    generation: number,
+    serial: string,
+  ): Promise<IssuancePlace | undefined> {
+    const r = await q.get<{ vault_id: string; name_lower: string; version: string }>(
+      `SELECT vault_id, name_lower, version FROM certificate_ca_issuances
+       WHERE tenant_id = $1 AND generation = $2 AND serial = $3`,
+      [tenantId, generation, serial],
     );
-    return rows.map((r) => Buffer.from(r.cer));
+    return r && { vaultId: r.vault_id, nameLower: r.name_lower, version: r.version };
+  },
+  /** The certificates (DER) of every certificate version in a vault and where each is held, for revoking them at its purge. */
+  async vaultCertificates(q: Queryable, vaultId: string): Promise<HeldCertificate[]> {
+    return held(
+      await q.all<HeldRow>(
+        'SELECT cer, vault_id, name_lower, version FROM certificate_versions WHERE vault_id = $1',
+        [vaultId],
+      ),
+    );
+  },
+  /** The certificates (DER) of every version of a certificate object and where each is held, for revoking them at its purge. */
+  async versionCertificates(q: Queryable, vaultId: string, nameLower: string): Promise<HeldCertificate[]> {
+    return held(
+      await q.all<HeldRow>(
+        'SELECT cer, vault_id, name_lower, version FROM certificate_versions WHERE vault_id = $1 AND name_lower = $2',
+        [vaultId, nameLower],
+      ),
+    );
   },
 };
