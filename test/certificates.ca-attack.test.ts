@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findRole } from '../src/access/roles.js';
 import type { Sealer } from '../src/crypto/envelope.js';
@@ -10,12 +7,10 @@ import { fakeClock } from '../src/lib/clock.js';
 import { migrate } from '../src/storage/migrate.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import type { Database } from '../src/storage/port.js';
-import { openPostgres } from '../src/storage/postgres.js';
-import { openSqlite } from '../src/storage/sqlite.js';
 import { certificateAuthorityStore } from '../src/storage/vault/certificate-authority-store.js';
 import { createCertificateAuthority } from '../src/vault/certificate-ca.js';
-import { createTestSchema } from './helpers/postgres.js';
 import { type ServiceVault, startServiceVault, testMeta } from './helpers/service-vault.js';
+import { FRESH_STORES } from './helpers/stores.js';
 
 /**
  * Security review of the tenant CA (docs/certificates.md, revocation): what a revocation must
@@ -258,25 +253,7 @@ describe('the tenant CA under attack: revocations are never lost, nor kept off b
 });
 
 /** The revocation SQL on both stores: a revocation takes a CRL number; keyCompromise replaces a milder reason. */
-for (const [dialect, open] of [
-  [
-    'sqlite',
-    async () => {
-      const d = mkdtempSync(join(tmpdir(), 'lk-caattack-'));
-      return {
-        db: openSqlite(join(d, 'a.db')),
-        cleanup: async () => rmSync(d, { recursive: true, force: true }),
-      };
-    },
-  ],
-  [
-    'postgres',
-    async () => {
-      const schema = await createTestSchema();
-      return { db: openPostgres(schema.url, { max: 2 }), cleanup: () => schema.drop() };
-    },
-  ],
-] as const)
+for (const [dialect, open] of FRESH_STORES)
   test(`revocation store (${dialect}): a CRL made before a revocation cannot be stored after it; keyCompromise wins; the first issuance record is kept`, async () => {
     const { db, cleanup } = await open();
     try {

@@ -10,13 +10,12 @@ import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { migrate } from '../src/storage/migrate.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
-import { openPostgres } from '../src/storage/postgres.js';
-import { openSqlite } from '../src/storage/sqlite.js';
 import { certificateAuthorityStore } from '../src/storage/vault/certificate-authority-store.js';
 import { secretTokenRequest } from './helpers/authority.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { type ServiceVault, startServiceVault, testMeta } from './helpers/service-vault.js';
+import { FRESH_STORES } from './helpers/stores.js';
 import { grant, putVault, type VaultTestPrincipal, vaultPrincipal, vaultToken } from './helpers/vault.js';
 import { cliOk, type VaultCli, vaultAdminCli } from './helpers/vault-cli.js';
 
@@ -523,25 +522,7 @@ describe('the tenant CA on PostgreSQL: revocation, CRL, rotation', () => {
 });
 
 /** Migration 0020 carries a tenant's CA made before it (0016's table) over as generation 1. */
-for (const [dialect, open] of [
-  [
-    'sqlite',
-    async () => {
-      const d = mkdtempSync(join(tmpdir(), 'lk-m0020-'));
-      return {
-        db: openSqlite(join(d, 'a.db')),
-        cleanup: async () => rmSync(d, { recursive: true, force: true }),
-      };
-    },
-  ],
-  [
-    'postgres',
-    async () => {
-      const schema = await createTestSchema();
-      return { db: openPostgres(schema.url, { max: 2 }), cleanup: () => schema.drop() };
-    },
-  ],
-] as const)
+for (const [dialect, open] of FRESH_STORES)
   test(`migration 0020 (${dialect}): an existing CA becomes generation 1, its key and certificate unchanged`, async () => {
     const { db, cleanup } = await open();
     try {
