@@ -1,5 +1,4 @@
 import { X509Certificate as NodeX509 } from 'node:crypto';
-import * as asn1js from 'asn1js';
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
@@ -159,6 +158,7 @@ export function createCertificateAuthority(deps: {
   /** A new CRL of the generation, numbered after `ca.crlNumber`, from the revocations stored now. */
   const makeCrl = async (ca: CertificateAuthorityRecord, now: number) => {
     const x509 = await loadX509();
+    const asn1js = await import('asn1js');
     const caCert = new x509.X509Certificate(ca.cer);
     const signer = await caKeyOf(ca);
     const thisUpdate = seconds(now);

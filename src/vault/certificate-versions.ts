@@ -122,7 +122,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     if (a.policy.key_props.exportable) {
       if ((await secretStore.upsert(q, vault.id, stored, version, now)) === undefined)
         throw heldBy('secret', name);
-      const value = secretValue(
+      const value = await secretValue(
         a.policy.secret_props.contentType,
         a.der,
         pkcs8Of(a.material.privateJwk),

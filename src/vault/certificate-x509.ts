@@ -6,8 +6,8 @@ import {
   webcrypto,
   X509Certificate,
 } from 'node:crypto';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
+import type * as Asn1js from 'asn1js';
+import type * as Pkijs from 'pkijs';
 import { LatchkeyError } from '../errors/index.js';
 import type { CertificatePolicy, KeyUsage } from './certificate-policy.js';
 import { PEM, type SecretContentType } from './certificate-policy.js';
@@ -30,6 +30,15 @@ export async function loadX509() {
   return x509;
 }
 type X509 = Awaited<ReturnType<typeof loadX509>>;
+
+/**
+ * pkijs and asn1js (PKCS#12), loaded on first use: about 50 modules that only a PFX secret or
+ * a PFX import needs, kept off the server's start (docs/performance.md, cold start).
+ */
+export async function loadPkcs12(): Promise<{ asn1js: typeof Asn1js; pkijs: typeof Pkijs }> {
+  const [asn1js, pkijs] = await Promise.all([import('asn1js'), import('pkijs')]);
+  return { asn1js, pkijs };
+}
 type GeneratorKeys = Parameters<X509['X509CertificateGenerator']['createSelfSigned']>[0]['keys'];
 
 const HASH_FOR_CURVE: Record<string, string> = { 'P-256': 'SHA-256', 'P-384': 'SHA-384', 'P-521': 'SHA-512' };
@@ -145,7 +154,7 @@ const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 const X509_CERT = '1.2.840.113549.1.9.22.1';
 const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
 
-const dataInfo = (der: ArrayBuffer) =>
+const dataInfo = ({ asn1js, pkijs }: Awaited<ReturnType<typeof loadPkcs12>>, der: ArrayBuffer) =>
   new pkijs.ContentInfo({ contentType: ID_DATA, content: new asn1js.OctetString({ valueHex: der }) });
 
 /**
@@ -153,14 +162,16 @@ const dataInfo = (der: ArrayBuffer) =>
  * certificate) or PFX, base64, without a password (as Azure's), key and certificate in clear bags
  * paired by `localKeyId`. `pkcs8` absent (non-exportable key): the certificate alone.
  */
-export function secretValue(
+export async function secretValue(
   contentType: SecretContentType,
   der: Buffer,
   pkcs8?: Buffer,
   chain: readonly Buffer[] = [],
-): string {
+): Promise<string> {
   if (contentType === PEM)
     return `${pkcs8 ? pemBlock('PRIVATE KEY', pkcs8) : ''}${[der, ...chain].map((c) => pemBlock('CERTIFICATE', c)).join('')}`;
+  const lib = await loadPkcs12();
+  const { asn1js, pkijs } = lib;
   const toAb = (b: Buffer) => new Uint8Array(b).buffer;
   const localKeyId = () =>
     new pkijs.Attribute({
@@ -190,8 +201,10 @@ export function secretValue(
     ),
   ];
   const contents = new pkijs.SafeContents({ safeBags: bags });
-  const safe = new pkijs.AuthenticatedSafe({ safeContents: [dataInfo(contents.toSchema().toBER(false))] });
-  const pfx = new pkijs.PFX({ authSafe: dataInfo(safe.toSchema().toBER(false)) });
+  const safe = new pkijs.AuthenticatedSafe({
+    safeContents: [dataInfo(lib, contents.toSchema().toBER(false))],
+  });
+  const pfx = new pkijs.PFX({ authSafe: dataInfo(lib, safe.toSchema().toBER(false)) });
   return Buffer.from(pfx.toSchema().toBER(false)).toString('base64');
 }
 
@@ -252,7 +265,8 @@ function leafFor(certs: Buffer[], key: KeyObject): Buffer {
 /** A PFX import: decrypts with `password` (empty when absent), checks the MAC, finds the key and its certificate. */
 async function readPfx(der: Buffer, password: string): Promise<ImportedCertificate> {
   const pwd = new Uint8Array(Buffer.from(password, 'utf8')).buffer;
-  let pfx: pkijs.PFX;
+  const { pkijs } = await loadPkcs12();
+  let pfx: Pkijs.PFX;
   try {
     pfx = pkijs.PFX.fromBER(new Uint8Array(der).buffer);
     await pfx.parseInternalValues({ password: pwd, checkIntegrity: pfx.macData !== undefined });
@@ -268,20 +282,20 @@ async function readPfx(der: Buffer, password: string): Promise<ImportedCertifica
     for (const sc of safe.parsedValue?.safeContents ?? []) {
       for (const bag of sc.value.safeBags) {
         if (bag.bagId === CERT_BAG) {
-          const cb = bag.bagValue as pkijs.CertBag;
+          const cb = bag.bagValue as Pkijs.CertBag;
           if (cb.certId === X509_CERT)
-            certs.push(Buffer.from((cb.certValue as asn1js.OctetString).getValue()));
+            certs.push(Buffer.from((cb.certValue as Asn1js.OctetString).getValue()));
         } else if (bag.bagId === KEY_BAG || bag.bagId === SHROUDED_KEY_BAG) {
           if (pkcs8) throw bad('The PFX holds more than one private key.');
           if (bag.bagId === SHROUDED_KEY_BAG) {
             // pkijs declares the decryption step protected, but it is the documented way to open
             // a shrouded key bag (pkijs' own PKCS#12 examples call it).
-            const shrouded = bag.bagValue as unknown as pkijs.PKCS8ShroudedKeyBag & {
+            const shrouded = bag.bagValue as unknown as Pkijs.PKCS8ShroudedKeyBag & {
               parseInternalValues(p: { password: ArrayBuffer }): Promise<void>;
             };
             await shrouded.parseInternalValues({ password: pwd });
             pkcs8 = shrouded.parsedValue!.toSchema().toBER(false);
-          } else pkcs8 = (bag.bagValue as pkijs.PrivateKeyInfo).toSchema().toBER(false);
+          } else pkcs8 = (bag.bagValue as Pkijs.PrivateKeyInfo).toSchema().toBER(false);
         }
       }
     }
