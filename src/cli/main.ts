@@ -1,26 +1,62 @@
 import { Command, CommanderError, Option } from 'commander';
-import { adCommand } from './commands/ad.js';
-import { auditCommand } from './commands/audit.js';
-import { authorityCommand } from './commands/authority.js';
-import { backupCommand, restoreCommand, verifyStoreCommand } from './commands/backup.js';
-import { caCommand } from './commands/ca.js';
-import { completionCommand } from './commands/completion.js';
-import { groupCommand } from './commands/group.js';
-import { keyvaultCommand } from './commands/keyvault.js';
-import { loginCommands } from './commands/login.js';
-import { managedIdentityCommands } from './commands/managed-identity.js';
-import { manifestCommands } from './commands/manifest.js';
-import { provisioningCommand } from './commands/provisioning.js';
-import { roleCommand } from './commands/role.js';
-import { rootKeyCommand } from './commands/root-key.js';
-import { serverCommand } from './commands/server.js';
-import { tenantCommand } from './commands/tenant.js';
-import { upCommand } from './commands/up.js';
-import { compileQuery } from './context.js';
 import { CliError } from './errors.js';
 import { info, setVerbosity } from './log.js';
 import { OUTPUT_FORMATS } from './output.js';
 import { configDir } from './state.js';
+
+/** Top-level commands that share a module: their names, and how to make them. */
+interface CommandModule {
+  names: readonly string[];
+  load(): Promise<Command[]>;
+}
+
+/**
+ * Every top-level command, in the order of the program's help. A command's module is imported
+ * only when the program needs it: `latchkey up` loads `up` alone instead of the ~45 modules of
+ * every command (start-up time, docs/performance.md); help, completion and an unknown or absent
+ * command load them all. test/cli.lazy-commands.test.ts checks the names against the modules.
+ */
+export const COMMAND_MODULES: readonly CommandModule[] = [
+  { names: ['up'], load: async () => [(await import('./commands/up.js')).upCommand()] },
+  { names: ['server'], load: async () => [(await import('./commands/server.js')).serverCommand()] },
+  {
+    names: ['login', 'logout', 'account'],
+    load: async () => (await import('./commands/login.js')).loginCommands(),
+  },
+  { names: ['ad'], load: async () => [(await import('./commands/ad.js')).adCommand()] },
+  { names: ['group'], load: async () => [(await import('./commands/group.js')).groupCommand()] },
+  { names: ['authority'], load: async () => [(await import('./commands/authority.js')).authorityCommand()] },
+  { names: ['tenant'], load: async () => [(await import('./commands/tenant.js')).tenantCommand()] },
+  { names: ['ca'], load: async () => [(await import('./commands/ca.js')).caCommand()] },
+  { names: ['root-key'], load: async () => [(await import('./commands/root-key.js')).rootKeyCommand()] },
+  {
+    names: ['backup', 'restore', 'verify-store'],
+    load: async () => {
+      const m = await import('./commands/backup.js');
+      return [m.backupCommand(), m.restoreCommand(), m.verifyStoreCommand()];
+    },
+  },
+  {
+    names: ['provisioning-key'],
+    load: async () => [(await import('./commands/provisioning.js')).provisioningCommand()],
+  },
+  { names: ['keyvault'], load: async () => [(await import('./commands/keyvault.js')).keyvaultCommand()] },
+  { names: ['role'], load: async () => [(await import('./commands/role.js')).roleCommand()] },
+  { names: ['audit'], load: async () => [(await import('./commands/audit.js')).auditCommand()] },
+  {
+    names: ['identity', 'app', 'host', 'run', 'agent'],
+    load: async () => (await import('./commands/managed-identity.js')).managedIdentityCommands(),
+  },
+  {
+    names: ['apply', 'export'],
+    load: async () => (await import('./commands/manifest.js')).manifestCommands(),
+  },
+  // Completion walks the whole program: it is never loaded alone (see buildProgram).
+  {
+    names: ['completion'],
+    load: async () => [(await import('./commands/completion.js')).completionCommand()],
+  },
+];
 
 /** The full name of a command, e.g. `latchkey keyvault secret set`. */
 const commandPath = (c: Command): string => {
@@ -40,8 +76,12 @@ const usageOutput = (c: Command) => ({
   },
 });
 
-/** The `latchkey` command: az-style verbs and az's global options everywhere. */
-export function buildProgram(): Command {
+/**
+ * The `latchkey` command: az-style verbs and az's global options everywhere. With `argv`, a
+ * command named by its first word is the only one loaded (see {@link COMMAND_MODULES}); the
+ * program then parses `argv` exactly as the whole program would.
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('latchkey')
     .description('Latchkey: self-hosted workload identity and secrets')
     // `--version` is also az's flag for an object version (`keyvault secret show --version`),
@@ -72,7 +112,7 @@ Examples:
 Docs: docs/cli.md (every az verb and option that is supported, and those that are not).`,
     )
     .exitOverride()
-    .hook('preAction', (_p, action) => {
+    .hook('preAction', async (_p, action) => {
       const g = action.optsWithGlobals() as {
         query?: string;
         onlyShowErrors?: boolean;
@@ -80,30 +120,16 @@ Docs: docs/cli.md (every az verb and option that is supported, and those that ar
         debug?: boolean;
       };
       setVerbosity(g.debug ? 'debug' : g.verbose ? 'verbose' : g.onlyShowErrors ? 'quiet' : 'normal');
-      if (g.query) compileQuery(g.query);
+      if (g.query) (await import('./context.js')).compileQuery(g.query);
       info(`command: ${commandPath(action)}; config dir: ${configDir()}`, 'debug');
     });
-  const commands = [
-    upCommand(),
-    serverCommand(),
-    ...loginCommands(),
-    adCommand(),
-    groupCommand(),
-    authorityCommand(),
-    tenantCommand(),
-    caCommand(),
-    rootKeyCommand(),
-    backupCommand(),
-    restoreCommand(),
-    verifyStoreCommand(),
-    provisioningCommand(),
-    keyvaultCommand(),
-    roleCommand(),
-    auditCommand(),
-    ...managedIdentityCommands(),
-    ...manifestCommands(),
-    completionCommand(),
-  ];
+  const first = argv[0];
+  const alone =
+    first !== undefined && first !== 'completion'
+      ? COMMAND_MODULES.find((m) => m.names.includes(first))
+      : undefined;
+  const loaded = await Promise.all((alone ? [alone] : COMMAND_MODULES).map((m) => m.load()));
+  const commands = loaded.flat().filter((c) => !alone || c.name() === first);
   for (const c of commands) program.addCommand(c);
   // Sub-commands inherit exitOverride so errors come back here; each help lists the global
   // options; a usage error is one line.
@@ -119,7 +145,7 @@ Docs: docs/cli.md (every az verb and option that is supported, and those that ar
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--version') argv = ['-V', ...argv.slice(1)];
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
