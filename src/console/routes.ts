@@ -13,7 +13,24 @@ import { consoleShell, type ErrorState, type Flash, plainShell } from './layout.
 import { createConsoleLogin, LOGIN_PATHS } from './login.js';
 import { registerPages } from './pages/index.js';
 import { readCookie, sameOrigin, setPageHeaders } from './security.js';
-import { type ConsoleSession, createConsoleSessions, SESSION_COOKIE } from './session.js';
+import { type ConsoleSession, type ConsoleSessions, consoleSessionsOf, SESSION_COOKIE } from './session.js';
+
+const sendHtml = (reply: FastifyReply, status: number, body: { value: string }) =>
+  reply.code(status).type('text/html; charset=utf-8').send(body.value);
+
+/** The console's error page (any error under /console that is not a page's own error state). */
+export function sendConsoleError(err: unknown, req: FastifyRequest, reply: FastifyReply) {
+  const e = toLatchkeyError(err, req);
+  const message = e.status >= 500 ? 'An internal error occurred. Try again later.' : e.message;
+  return sendHtml(
+    reply,
+    e.status,
+    plainShell({
+      title: 'Error',
+      body: html`<div class="panel"><h1>Something went wrong</h1><div class="alert alert-error" role="alert">${message}</div><p><a href="/console/">Back to the console</a></p></div>`,
+    }),
+  );
+}
 
 /** Registers a GET page or a POST action of the console (paths relative to /console). */
 export interface ConsoleRouter {
@@ -34,21 +51,12 @@ export interface ConsoleRouter {
  * domain services in-process as the signed-in user, through the same access
  * decision and audit as the management API and the vault.
  */
-export async function consoleRoutes(app: FastifyInstance, opts: { services: Services }): Promise<void> {
+export async function consoleRoutes(
+  app: FastifyInstance,
+  opts: { services: Services; sessions?: ConsoleSessions },
+): Promise<void> {
   const s = opts.services;
-  const sessions = createConsoleSessions({
-    db: s.db,
-    clock: s.clock,
-    hasher: s.hasher,
-    idleSeconds: s.config.limits.consoleSessionIdleSeconds,
-    maxSeconds: s.config.limits.consoleSessionMaxSeconds,
-  });
-  if (!s.jobs.names().includes('console-session-prune'))
-    s.jobs.add({
-      name: 'console-session-prune',
-      intervalMs: 300_000,
-      run: async () => void (await sessions.prune()),
-    });
+  const sessions = opts.sessions ?? consoleSessionsOf(s);
   const login = createConsoleLogin({
     services: s,
     sessions,
@@ -56,25 +64,11 @@ export async function consoleRoutes(app: FastifyInstance, opts: { services: Serv
     loginKey: s.config.rootKey.derive('console-login'),
   });
 
-  const sendHtml = (reply: FastifyReply, status: number, body: { value: string }) =>
-    reply.code(status).type('text/html; charset=utf-8').send(body.value);
-
   // Every response under /console: CSP, no caching, no referrer, no framing (static files relax caching).
   app.addHook('onRequest', async (_req, reply) => {
     setPageHeaders(reply);
   });
-  app.setErrorHandler((err, req, reply) => {
-    const e = toLatchkeyError(err, req);
-    const message = e.status >= 500 ? 'An internal error occurred. Try again later.' : e.message;
-    return sendHtml(
-      reply,
-      e.status,
-      plainShell({
-        title: 'Error',
-        body: html`<div class="panel"><h1>Something went wrong</h1><div class="alert alert-error" role="alert">${message}</div><p><a href="/console/">Back to the console</a></p></div>`,
-      }),
-    );
-  });
+  app.setErrorHandler(sendConsoleError);
   app.setNotFoundHandler((_req, reply) =>
     sendHtml(
       reply,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SecretHasher } from '../crypto/hashing.js';
 import type { Clock } from '../lib/clock.js';
+import type { Services } from '../server/services.js';
 import { type StoredConsoleSession, sessionStore } from '../storage/console/session-store.js';
 import type { Database } from '../storage/port.js';
 import type { Flash } from './layout.js';
@@ -116,3 +117,25 @@ export function createConsoleSessions(deps: {
   };
 }
 export type ConsoleSessions = ReturnType<typeof createConsoleSessions>;
+
+/**
+ * The console's server-side sessions, and the job that prunes expired ones (registered once, before
+ * the background jobs start: src/server/console-app.ts calls this at start, the console's modules
+ * load on its first request).
+ */
+export function consoleSessionsOf(s: Services): ConsoleSessions {
+  const sessions = createConsoleSessions({
+    db: s.db,
+    clock: s.clock,
+    hasher: s.hasher,
+    idleSeconds: s.config.limits.consoleSessionIdleSeconds,
+    maxSeconds: s.config.limits.consoleSessionMaxSeconds,
+  });
+  if (!s.jobs.names().includes('console-session-prune'))
+    s.jobs.add({
+      name: 'console-session-prune',
+      intervalMs: 300_000,
+      run: async () => void (await sessions.prune()),
+    });
+  return sessions;
+}

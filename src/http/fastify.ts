@@ -16,7 +16,16 @@ export type RequestHandler = (req: http.IncomingMessage, res: http.ServerRespons
  * handler, so one TLS listener can route by Host to several apps (vault data
  * plane vs authority and management).
  */
-export function createFastify(opts: { logger: Logger; limits: Limits; clock?: Clock }): {
+export function createFastify(opts: {
+  logger: Logger;
+  limits: Limits;
+  clock?: Clock;
+  /**
+   * False for an app that only gets requests another app has admitted (the console, which the
+   * main app hands its requests to): the main app's per-address bucket already counted them.
+   */
+  perAddressLimit?: boolean;
+}): {
   app: FastifyInstance;
   handler: () => RequestHandler;
 } {
@@ -75,14 +84,17 @@ export function createFastify(opts: { logger: Logger; limits: Limits; clock?: Cl
       done(null, value);
     });
   });
-  const perAddress = createRateLimiter({
-    ratePerSecond: opts.limits.perAddressRate,
-    burst: opts.limits.perAddressBurst,
-    // The services' clock: a test with a fake clock decides when buckets refill.
-    clock: opts.clock ?? systemClock,
-  });
+  const perAddress =
+    opts.perAddressLimit === false
+      ? undefined
+      : createRateLimiter({
+          ratePerSecond: opts.limits.perAddressRate,
+          burst: opts.limits.perAddressBurst,
+          // The services' clock: a test with a fake clock decides when buckets refill.
+          clock: opts.clock ?? systemClock,
+        });
   app.addHook('onRequest', async (req, reply) => {
-    perAddress.take(clientAddressOf(req.raw));
+    perAddress?.take(clientAddressOf(req.raw));
     reply.header('x-ms-request-id', req.id);
     const clientRequestId = req.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string' && clientRequestId.length <= 100) {

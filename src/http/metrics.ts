@@ -10,9 +10,13 @@ type Hook = (req: FastifyRequest, reply: FastifyReply, done: () => void) => void
  * Call before registering routes: each route gets its own `onResponse` hook
  * bound to its series (no lookup per request); unmatched requests (404s)
  * share one series. The token routes also count issuance by grant type.
+ * Routes declared with `config: { forwarded: true }` are not counted.
  */
 export function instrumentHttp(app: FastifyInstance, metrics: Metrics, name: 'main' | 'vault'): void {
   app.addHook('onRoute', (route) => {
+    // A route that hands its requests to another app (the console's, src/server/console-app.ts)
+    // is counted there, under the routes that answer.
+    if ((route.config as { forwarded?: boolean } | undefined)?.forwarded) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const url = route.url;
     const bySeries = new Map(methods.map((m) => [m, metrics.route(name, m, url)]));

@@ -19,8 +19,14 @@ export async function createServedApp(
   logger: Logger,
   name: 'main' | 'vault',
   build: (app: FastifyInstance) => Promise<void>,
+  opts: { perAddressLimit?: boolean } = {},
 ): Promise<ServedApp> {
-  const { app, handler } = createFastify({ logger, limits: services.config.limits, clock: services.clock });
+  const { app, handler } = createFastify({
+    logger,
+    limits: services.config.limits,
+    clock: services.clock,
+    ...opts,
+  });
   instrumentHttp(app, services.metrics, name);
   await build(app);
   await app.ready();

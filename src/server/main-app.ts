@@ -1,7 +1,6 @@
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyPluginAsync, FastifyBaseLogger as Logger } from 'fastify';
 import { authorizeRoutes } from '../console/authorize.js';
-import { consoleRoutes } from '../console/routes.js';
 import { type Authenticate, createAuthenticator } from '../http/auth.js';
 import { isOAuthPath, sendAzureError, sendOAuthError } from '../http/errors.js';
 import { metricsRoute } from '../http/metrics.js';
@@ -22,11 +21,12 @@ import { subscriptionRoutes } from '../http/routes/subscriptions.js';
 import { tenantSettingsRoutes } from '../http/routes/tenant-settings.js';
 import { vaultRoutes } from '../http/routes/vaults.js';
 import { createServedApp, type ServedApp } from '../http/served-app.js';
+import { lazyConsole } from './console-app.js';
 import type { Services } from './services.js';
 
 /** The authority, management API and console: everything not addressed to a vault host. */
 export function createMainApp(services: Services, logger: Logger): Promise<ServedApp> {
-  return createServedApp(services, logger, 'main', (app) => mainRoutes(app, services));
+  return createServedApp(services, logger, 'main', (app) => mainRoutes(app, services, logger));
 }
 
 /** The route modules that authenticate their callers themselves (each names the audience it takes). */
@@ -48,7 +48,7 @@ const AUTHENTICATED_ROUTES: FastifyPluginAsync<{ services: Services; authenticat
 ];
 
 /** The main app's hooks and routes (see {@link createMainApp}). */
-async function mainRoutes(app: FastifyInstance, services: Services): Promise<void> {
+async function mainRoutes(app: FastifyInstance, services: Services, logger: Logger): Promise<void> {
   await app.register(formbody);
   // A request no route took (a body refused before the 404, e.g. `POST /./oauth2/v2.0/token` with
   // broken JSON) is answered in the shape of the protocol its path names.
@@ -84,5 +84,6 @@ async function mainRoutes(app: FastifyInstance, services: Services): Promise<voi
   await app.register(certificateCaRoutes, { services });
   await app.register(authorizeRoutes, { services });
   for (const routes of AUTHENTICATED_ROUTES) await app.register(routes, { services, authenticate });
-  await app.register(consoleRoutes, { services, prefix: '/console' });
+  // The console: built on its first request (src/server/console-app.ts).
+  await app.register(lazyConsole, { services, logger, prefix: '/console' });
 }
