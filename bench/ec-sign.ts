@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadEcCurves } from '../src/vault/ec-curves.js';
 import { ecdsaSignDigest, ecPrivateScalar } from '../src/vault/ec-sign.js';
 import { EC_CURVES } from '../src/vault/key-material.js';
 import type { Curve } from '../src/vault/key-model.js';
@@ -19,21 +20,23 @@ const CURVES: Curve[] = ['P-256', 'P-384', 'P-521', 'P-256K'];
 const DIGEST_BYTES: Record<Curve, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 64, 'P-256K': 32 };
 const VARIANTS = ['noble', 'noble-w8', 'openssl-kG', 'openssl-ref'] as const;
 type Variant = (typeof VARIANTS)[number];
+const lib = await loadEcCurves();
 
 function signer(variant: Variant, curve: Curve): () => unknown {
   const c = EC_CURVES[curve];
+  const ecdsa = lib.ecdsa[curve];
   const key = generateKeyPairSync('ec', { namedCurve: c.node }).privateKey;
   const d = Buffer.from(key.export({ format: 'jwk' }).d!, 'base64url');
   const digest = randomBytes(DIGEST_BYTES[curve]);
   switch (variant) {
     case 'noble':
-      return () => c.ecdsa.sign(digest, d, { prehash: false, extraEntropy: true });
+      return () => ecdsa.sign(digest, d, { prehash: false, extraEntropy: true });
     case 'noble-w8':
-      c.ecdsa.Point.BASE.precompute(8, false);
-      return () => c.ecdsa.sign(digest, d, { prehash: false, extraEntropy: true });
+      ecdsa.Point.BASE.precompute(8, false);
+      return () => ecdsa.sign(digest, d, { prehash: false, extraEntropy: true });
     case 'openssl-kG': {
-      const scalar = ecPrivateScalar(d);
-      return () => ecdsaSignDigest(curve, scalar, digest);
+      const scalar = ecPrivateScalar(lib, d);
+      return () => ecdsaSignDigest(lib, curve, scalar, digest);
     }
     case 'openssl-ref': {
       const msg = randomBytes(32);

@@ -4,9 +4,12 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { loadEcCurves } from '../src/vault/ec-curves.js';
 import { ecdsaSignDigest, ecPrivateScalar } from '../src/vault/ec-sign.js';
 import { EC_CURVES } from '../src/vault/key-material.js';
 import type { Curve } from '../src/vault/key-model.js';
+
+const lib = await loadEcCurves();
 
 const CASES: [Curve, 'sha256' | 'sha384' | 'sha512'][] = [
   ['P-256', 'sha256'],
@@ -19,20 +22,21 @@ function keyPair(curve: Curve) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: EC_CURVES[curve].node });
   const d = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
   const pub = publicKey.export({ format: 'der', type: 'spki' });
-  return { d: ecPrivateScalar(d), publicKey, raw: EC_CURVES[curve].ecdsa.getPublicKey(d, false), pub };
+  return { d: ecPrivateScalar(lib, d), publicKey, raw: lib.ecdsa[curve].getPublicKey(d, false), pub };
 }
 
 describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
   for (const [curve, hash] of CASES) {
     test(`${curve}: 40 signatures over ${hash} digests verify with OpenSSL and noble; randomized; high S kept`, () => {
       const k = keyPair(curve);
-      const { bytes, ecdsa } = EC_CURVES[curve];
+      const { bytes } = EC_CURVES[curve];
+      const ecdsa = lib.ecdsa[curve];
       const half = ecdsa.Point.Fn.ORDER >> 1n;
       let high = 0;
       for (let i = 0; i < 40; i++) {
         const message = randomBytes(20 + i);
         const digest = createHash(hash).update(message).digest();
-        const sig = ecdsaSignDigest(curve, k.d, digest);
+        const sig = ecdsaSignDigest(lib, curve, k.d, digest);
         assert.equal(sig.length, 2 * bytes);
         assert.equal(
           verify(hash, message, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, sig),
@@ -45,8 +49,8 @@ describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
       // Key Vault does not normalize S: about half the signatures have S > n/2 (all 40 low: p = 2^-40).
       assert.ok(high > 0, 'some signatures keep a high S');
       const digest = createHash(hash).update('same').digest();
-      const a = ecdsaSignDigest(curve, k.d, digest);
-      const b = ecdsaSignDigest(curve, k.d, digest);
+      const a = ecdsaSignDigest(lib, curve, k.d, digest);
+      const b = ecdsaSignDigest(lib, curve, k.d, digest);
       assert.notDeepEqual(a, b, 'a fresh nonce per signature');
       assert.notDeepEqual(a.subarray(0, bytes), b.subarray(0, bytes), 'r differs: R = k·G differs');
     });
@@ -55,13 +59,13 @@ describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
   test('a digest longer than the order is truncated to its leftmost bits (bits2int), as verifiers do', () => {
     const k = keyPair('P-256');
     const digest = randomBytes(64);
-    const sig = ecdsaSignDigest('P-256', k.d, digest);
-    assert.equal(EC_CURVES['P-256'].ecdsa.verify(sig, digest, k.raw, { prehash: false, lowS: false }), true);
+    const sig = ecdsaSignDigest(lib, 'P-256', k.d, digest);
+    assert.equal(lib.ecdsa['P-256'].verify(sig, digest, k.raw, { prehash: false, lowS: false }), true);
   });
 
   test('a private scalar outside [1, n-1] is refused', () => {
-    const n = EC_CURVES['P-256'].ecdsa.Point.Fn.ORDER;
-    assert.throws(() => ecdsaSignDigest('P-256', 0n, randomBytes(32)), /invalid private key/);
-    assert.throws(() => ecdsaSignDigest('P-256', n, randomBytes(32)), /invalid private key/);
+    const n = lib.ecdsa['P-256'].Point.Fn.ORDER;
+    assert.throws(() => ecdsaSignDigest(lib, 'P-256', 0n, randomBytes(32)), /invalid private key/);
+    assert.throws(() => ecdsaSignDigest(lib, 'P-256', n, randomBytes(32)), /invalid private key/);
   });
 });

@@ -22,6 +22,7 @@ const NOT_BEFORE_READY: [RegExp, string][] = [
     '@peculiar/x509 (certificate issuance, the CA; a restart reuses the dev CA)',
   ],
   [/\/node_modules\/reflect-metadata\//, 'reflect-metadata (for @peculiar/x509)'],
+  [/\/node_modules\/@noble\/curves\//, '@noble/curves (loaded with the first EC key)'],
   [/\/console\/routes\.(js|ts)$/, 'the web console (built on its first request)'],
   [/\/console\/pages\/(?!signin\.)/, "the console pages (the sign-in page is the authority's)"],
   [/\/cli\/commands\/(?!up\.)[^/]+$/, 'CLI commands other than `up`'],

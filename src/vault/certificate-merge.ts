@@ -151,7 +151,7 @@ export function createCertificateMerge(deps: {
         const r = await deps.versions.addVersion(tx, ctx.vault, req.name, {
           der: Buffer.from(cert!.raw),
           chain: certs.map((c) => Buffer.from(c.raw)),
-          material: importMaterial({ ...privateJwk }),
+          material: await importMaterial({ ...privateJwk }),
           policy: JSON.parse(req.policy) as CertificatePolicy,
           enabled: input.enabled ?? req.enabled,
           tags: input.tags === undefined ? req.tags : input.tags,

@@ -201,7 +201,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     if (!cur || cur.deletedAt !== null) return undefined;
     const key = await keyStore.findSealed(q, vault.id, nameLower, cur.version);
     if (!key || key.deletedAt !== null) return undefined;
-    const m = importMaterial(keySealing.unseal(vault, nameLower, key.version, key.sealed));
+    const m = await importMaterial(keySealing.unseal(vault, nameLower, key.version, key.sealed));
     const fits =
       m.jwk.kty === 'RSA'
         ? k.kty === 'RSA' && modulusBits(Buffer.from(m.jwk.n, 'base64url')) === (k.key_size ?? 2048)

@@ -300,7 +300,9 @@ export function createCertificates(
         input.password ?? undefined,
         input.policy?.secret_props?.contentType,
       );
-      const material = importMaterial(imported.key.export({ format: 'jwk' }) as Record<string, unknown>);
+      const material = await importMaterial(
+        imported.key.export({ format: 'jwk' }) as Record<string, unknown>,
+      );
       if (material.jwk.kty === 'EC' && !(CERT_CURVES as readonly string[]).includes(material.jwk.crv))
         throw bad(
           `Certificates with EC keys on ${material.jwk.crv} are not supported: use ${CERT_CURVES.join(', ')}.`,

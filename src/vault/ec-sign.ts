@@ -1,6 +1,5 @@
 import { createECDH, type ECDH, randomFillSync } from 'node:crypto';
-import { getMinHashLength, mapHashToField } from '@noble/curves/abstract/modular.js';
-import { bytesToNumberBE } from '@noble/curves/utils.js';
+import type { EcCurves } from './ec-curves.js';
 import { EC_CURVES } from './key-material.js';
 import type { Curve } from './key-model.js';
 
@@ -39,12 +38,12 @@ const OPENSSL_CURVE: Record<Curve, string> = {
  * signatures share a nonce; the last nonce stays in it until the next call.
  */
 const NONCE = new Map<Curve, { ecdh: ECDH; blindLength: number }>();
-function nonceSource(curve: Curve) {
+function nonceSource(lib: EcCurves, curve: Curve) {
   let m = NONCE.get(curve);
   if (!m) {
     m = {
       ecdh: createECDH(OPENSSL_CURVE[curve]),
-      blindLength: getMinHashLength(EC_CURVES[curve].ecdsa.Point.Fn.ORDER),
+      blindLength: lib.getMinHashLength(lib.ecdsa[curve].Point.Fn.ORDER),
     };
     NONCE.set(curve, m);
   }
@@ -65,8 +64,8 @@ function random(len: number): Uint8Array {
 }
 
 /** bits2int (RFC 6979 §2.3.2): the leftmost `nBits` bits of the digest, as an integer. */
-function bits2int(digest: Uint8Array, nBits: number): bigint {
-  const z = bytesToNumberBE(digest);
+function bits2int(lib: EcCurves, digest: Uint8Array, nBits: number): bigint {
+  const z = lib.bytesToNumberBE(digest);
   const excess = digest.length * 8 - nBits;
   return excess > 0 ? z >> BigInt(excess) : z;
 }
@@ -74,16 +73,20 @@ function bits2int(digest: Uint8Array, nBits: number): bigint {
 const toBytes = (v: bigint, len: number) => Buffer.from(v.toString(16).padStart(len * 2, '0'), 'hex');
 
 /** The private scalar as the signer keeps it (parsed once per cached key). */
-export const ecPrivateScalar = (d: Uint8Array): bigint => bytesToNumberBE(d);
+export const ecPrivateScalar = (lib: EcCurves, d: Uint8Array): bigint => lib.bytesToNumberBE(d);
 
-/** ECDSA signature (r‖s) of `digest` with private scalar `d` on `curve`. */
-export function ecdsaSignDigest(curve: Curve, d: bigint, digest: Uint8Array): Buffer {
-  const { ecdh, blindLength } = nonceSource(curve);
+/**
+ * ECDSA signature (r‖s) of `digest` with private scalar `d` on `curve`; `lib`: the curves'
+ * arithmetic (./ec-curves.ts, loaded with the key).
+ */
+export function ecdsaSignDigest(lib: EcCurves, curve: Curve, d: bigint, digest: Uint8Array): Buffer {
+  const { bytesToNumberBE, mapHashToField } = lib;
+  const { ecdh, blindLength } = nonceSource(lib, curve);
   const { bytes } = EC_CURVES[curve];
-  const Fn = EC_CURVES[curve].ecdsa.Point.Fn;
+  const Fn = lib.ecdsa[curve].Point.Fn;
   const n = Fn.ORDER;
   if (!Fn.isValidNot0(d)) throw new Error('invalid private key');
-  const z = Fn.create(bits2int(digest, Fn.BITS));
+  const z = Fn.create(bits2int(lib, digest, Fn.BITS));
   for (;;) {
     const R = ecdh.generateKeys(); // 04 ‖ x ‖ y: R = k·G, computed by OpenSSL in constant time
     const k = bytesToNumberBE(ecdh.getPrivateKey());

@@ -11,6 +11,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
+import { type EcCurves, loadEcCurves } from './ec-curves.js';
 import { ecdsaSignDigest, ecPrivateScalar } from './ec-sign.js';
 import { EC_CURVES, modulusBits, type PrivateJwk, privateKeyOf, publicKeyOf } from './key-material.js';
 import type { Curve, EncryptionAlg, HashName, PublicJwk, SignatureAlg } from './key-model.js';
@@ -30,11 +31,14 @@ export interface LoadedKey {
   jwk: PublicJwk;
   rsa?: { priv: KeyObject; pub: KeyObject; k: number; modBits: number; rejectionKey: Buffer };
   /** `d`: the private scalar, parsed once (see ./ec-sign.ts for how it is used). */
-  ec?: { curve: Curve; d: bigint; pub: Uint8Array };
+  ec?: { curve: Curve; d: bigint; pub: Uint8Array; lib: EcCurves };
 }
 
-/** Parses a stored private JWK once (callers cache the result per key version). */
-export function loadKey(p: PrivateJwk, jwk: PublicJwk): LoadedKey {
+/**
+ * Parses a stored private JWK once (callers cache the result per key version). An EC key
+ * carries the curves' arithmetic, loaded with the first EC key (./ec-curves.ts).
+ */
+export async function loadKey(p: PrivateJwk, jwk: PublicJwk): Promise<LoadedKey> {
   if (jwk.kty === 'RSA') {
     const n = Buffer.from(jwk.n, 'base64url');
     const modBits = modulusBits(n);
@@ -48,7 +52,8 @@ export function loadKey(p: PrivateJwk, jwk: PublicJwk): LoadedKey {
     };
   }
   const pub = Buffer.concat([Buffer.of(4), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
-  return { jwk, ec: { curve: jwk.crv, d: ecPrivateScalar(Buffer.from(p.d!, 'base64url')), pub } };
+  const lib = await loadEcCurves();
+  return { jwk, ec: { curve: jwk.crv, d: ecPrivateScalar(lib, Buffer.from(p.d!, 'base64url')), pub, lib } };
 }
 
 const bad = (message: string) => new LatchkeyError('BadParameter', message);
@@ -136,7 +141,7 @@ export function signDigest(key: LoadedKey, alg: SignatureAlg, digest: Buffer): B
     );
   }
   const ec = key.ec!;
-  return ecdsaSignDigest(ec.curve, ec.d, digest);
+  return ecdsaSignDigest(ec.lib, ec.curve, ec.d, digest);
 }
 
 export function verifyDigest(key: LoadedKey, alg: SignatureAlg, digest: Buffer, signature: Buffer): boolean {
@@ -160,10 +165,9 @@ export function verifyDigest(key: LoadedKey, alg: SignatureAlg, digest: Buffer, 
     return timingSafeEqual(m, expected);
   }
   const ec = key.ec!;
-  const c = EC_CURVES[ec.curve];
-  if (signature.length !== 2 * c.bytes) return false;
+  if (signature.length !== 2 * EC_CURVES[ec.curve].bytes) return false;
   try {
-    return c.ecdsa.verify(signature, digest, ec.pub, { prehash: false, lowS: false });
+    return ec.lib.ecdsa[ec.curve].verify(signature, digest, ec.pub, { prehash: false, lowS: false });
   } catch {
     return false;
   }

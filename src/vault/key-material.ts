@@ -11,20 +11,19 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 import { promisify } from 'node:util';
-import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { LatchkeyError } from '../errors/index.js';
+import { loadEcCurves } from './ec-curves.js';
 import { type Curve, checkCurve, type KeyType, type PublicJwk, RSA_SIZES } from './key-model.js';
 
 const generate = promisify(generateKeyPair);
 
-/** Each curve: its ECDSA implementation (over precomputed digests), Node's name, coordinate length. */
+/** Each curve: Node's name, coordinate length (its arithmetic: ./ec-curves.ts). */
 export const EC_CURVES = {
-  'P-256': { ecdsa: p256, node: 'P-256', bytes: 32 },
-  'P-384': { ecdsa: p384, node: 'P-384', bytes: 48 },
-  'P-521': { ecdsa: p521, node: 'P-521', bytes: 66 },
-  'P-256K': { ecdsa: secp256k1, node: 'secp256k1', bytes: 32 },
-} as const satisfies Record<Curve, { ecdsa: unknown; node: string; bytes: number }>;
+  'P-256': { node: 'P-256', bytes: 32 },
+  'P-384': { node: 'P-384', bytes: 48 },
+  'P-521': { node: 'P-521', bytes: 66 },
+  'P-256K': { node: 'secp256k1', bytes: 32 },
+} as const satisfies Record<Curve, { node: string; bytes: number }>;
 
 /** The private half of a key: a JWK (base64url fields, Azure's curve names). Only ever stored sealed. */
 export type PrivateJwk = Record<string, string> & { kty: KeyType };
@@ -101,7 +100,7 @@ const EC_FIELDS = ['x', 'y', 'd'] as const;
  * 2048/3072/4096 with every CRT parameter, or EC on a supported curve; the
  * private and public halves must belong together.
  */
-export function importMaterial(input: Record<string, unknown>): KeyMaterial {
+export async function importMaterial(input: Record<string, unknown>): Promise<KeyMaterial> {
   const kty = input.kty;
   if (kty === 'RSA-HSM' || kty === 'EC-HSM' || kty === 'oct' || kty === 'oct-HSM')
     throw bad(`Importing a key of type '${kty}' is not supported: import an RSA or EC key.`);
@@ -138,11 +137,11 @@ export function importMaterial(input: Record<string, unknown>): KeyMaterial {
     if (!rsaPairMatches(key, m.jwk))
       throw bad('The key could not be imported: its private and public parts do not match.');
   } else if (crv) {
-    const c = EC_CURVES[crv];
+    const { ecdsa } = await loadEcCurves();
     const d = Buffer.from(m.privateJwk.d!, 'base64url');
     let pub: Uint8Array;
     try {
-      pub = c.ecdsa.getPublicKey(d, false);
+      pub = ecdsa[crv].getPublicKey(d, false);
     } catch (e) {
       throw bad('The key could not be imported: key.d is not a valid private key for its curve.', e);
     }

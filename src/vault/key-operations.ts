@@ -90,7 +90,7 @@ export function createKeyOperations(deps: {
     if (hit) return hit;
     const found = await keyStore.findSealed(db, ctx.vault.id, nameLower, rec.version);
     if (!found?.sealed) throw keyNotFound(name, rec.version); // purged meanwhile
-    const key = loadKey(deps.sealing.unseal(ctx.vault, nameLower, rec.version, found.sealed), rec.jwk);
+    const key = await loadKey(deps.sealing.unseal(ctx.vault, nameLower, rec.version, found.sealed), rec.jwk);
     cache.set(ctx.vault.id, nameLower, rec.version, key);
     return key;
   };

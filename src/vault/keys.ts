@@ -178,7 +178,7 @@ export function createKeys(deps: {
       if (input.hsm === true)
         throw bad('Importing into an HSM is not supported: this vault keeps software-protected keys.');
       return guard.write(ctx, OPS.import, name, async (tx) => {
-        const material = importMaterial(input.jwk);
+        const material = await importMaterial(input.jwk);
         const ops = input.jwk.key_ops;
         if (
           ops !== undefined &&
