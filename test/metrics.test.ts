@@ -30,3 +30,19 @@ test('the exposition parses strictly, at once after start and after requests are
   check(later);
   assert.match(later, /route="\/secrets\/:name"/);
 });
+
+test('a route series is one per app, method and route: asking again (the console app, built later) adds to it', async () => {
+  const metrics = createMetrics();
+  const a = metrics.route('main', 'GET', '/console/vaults');
+  assert.equal(metrics.route('main', 'GET', '/console/vaults'), a);
+  assert.notEqual(metrics.route('vault', 'GET', '/console/vaults'), a);
+  assert.notEqual(metrics.route('main', 'POST', '/console/vaults'), a);
+  assert.notEqual(metrics.route('main', 'GET', '/console/vaults/:name'), a);
+  a.record(200, 0.001);
+  metrics.route('main', 'GET', '/console/vaults').record(200, 0.002);
+  const text = await metrics.render();
+  const lines = text.split('\n').filter((l) => l.startsWith('latchkey_http_requests_total{'));
+  assert.deepEqual(lines, [
+    'latchkey_http_requests_total{app="main",method="GET",route="/console/vaults",status="200"} 2',
+  ]);
+});

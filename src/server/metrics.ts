@@ -89,6 +89,8 @@ const observeIn = (m: Map<string, Histogram>, key: string, bounds: readonly numb
  */
 export function createMetrics() {
   const series: SeriesData[] = [];
+  /** The same series by `app method route` (a lookup per route at start: ~450 routes). */
+  const seriesByKey = new Map<string, SeriesData>();
   const caches: Record<
     | 'principal'
     | 'token'
@@ -249,7 +251,8 @@ export function createMetrics() {
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
     /** The series of one route (app, method, route template). */
     route(app: 'main' | 'vault', method: string, route: string): RouteSeries {
-      const existing = series.find((s) => s.app === app && s.method === method && s.route === route);
+      const key = `${app} ${method} ${route}`;
+      const existing = seriesByKey.get(key);
       if (existing) return existing;
       const s: SeriesData = {
         app,
@@ -263,6 +266,7 @@ export function createMetrics() {
         },
       };
       series.push(s);
+      seriesByKey.set(key, s);
       return s;
     },
     token(grantType: unknown, status: number): void {
