@@ -47,14 +47,18 @@ export function createHttpsClient(opts: { ca?: string | undefined; maxSockets?: 
   request: HttpsRequest;
   close(): void;
 } {
-  const agent = new https.Agent({
-    keepAlive: true,
-    maxSockets: opts.maxSockets ?? 16,
-    // A private CA is trusted in addition to the system roots, not instead of them. One secure
-    // context for every connection: parsing ~150 root certificates per connection is slow.
-    ...(opts.ca ? { secureContext: createSecureContext({ ca: [...rootCertificates, opts.ca] }) } : {}),
-    lookup: localhostLookup as never,
-  });
+  // Made with the first request: the secure context parses ~150 root certificates (~30 ms), which
+  // a process that starts an identity endpoint need not spend before it is ready.
+  let agent: https.Agent | undefined;
+  const agentOf = () =>
+    (agent ??= new https.Agent({
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 16,
+      // A private CA is trusted in addition to the system roots, not instead of them. One secure
+      // context for every connection: parsing ~150 root certificates per connection is slow.
+      ...(opts.ca ? { secureContext: createSecureContext({ ca: [...rootCertificates, opts.ca] }) } : {}),
+      lookup: localhostLookup as never,
+    }));
   const request: HttpsRequest = (method, url, o = {}) => {
     const u = new URL(url);
     if (u.protocol !== 'https:') return Promise.reject(new Error(`refusing a non-https URL: ${u.origin}`));
@@ -69,33 +73,37 @@ export function createHttpsClient(opts: { ca?: string | undefined; maxSockets?: 
     }
     if (payload) headers['content-length'] = String(payload.length);
     return new Promise((resolve, reject) => {
-      const req = https.request(u, { method, headers, agent, timeout: o.timeoutMs ?? 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > 4 * 1024 * 1024) req.destroy(new Error('response too large'));
-          else chunks.push(c);
-        });
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let body: unknown = text;
-          if ((res.headers['content-type'] ?? '').includes('json') && text) {
-            try {
-              body = JSON.parse(text);
-            } catch {}
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
-        });
-        res.on('error', reject);
-      });
+      const req = https.request(
+        u,
+        { method, headers, agent: agentOf(), timeout: o.timeoutMs ?? 30_000 },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > 4 * 1024 * 1024) req.destroy(new Error('response too large'));
+            else chunks.push(c);
+          });
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let body: unknown = text;
+            if ((res.headers['content-type'] ?? '').includes('json') && text) {
+              try {
+                body = JSON.parse(text);
+              } catch {}
+            }
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
+          });
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`request to ${u.origin} timed out`)));
       req.on('error', reject);
       if (payload) req.write(payload);
       req.end();
     });
   };
-  return { request, close: () => agent.destroy() };
+  return { request, close: () => agent?.destroy() };
 }
 
 /** The `{error, error_description}` or `{error:{code,message}}` of a response, in one line, without trace ids. */
