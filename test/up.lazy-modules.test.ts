@@ -23,6 +23,7 @@ const NOT_BEFORE_READY: [RegExp, string][] = [
   ],
   [/\/node_modules\/reflect-metadata\//, 'reflect-metadata (for @peculiar/x509)'],
   [/\/node_modules\/@noble\/curves\//, '@noble/curves (loaded with the first EC key)'],
+  [/\/provisioning\/manifest-(apply|export)\.(js|ts)$/, 'manifest apply and export'],
   [/\/console\/routes\.(js|ts)$/, 'the web console (built on its first request)'],
   [/\/console\/pages\/(?!signin\.)/, "the console pages (the sign-in page is the authority's)"],
   [/\/cli\/commands\/(?!up\.)[^/]+$/, 'CLI commands other than `up`'],

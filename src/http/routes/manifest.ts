@@ -1,7 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { applyManifest } from '../../provisioning/manifest-apply.js';
-import { exportManifestReport } from '../../provisioning/manifest-export.js';
 import type { ManifestDeps } from '../../provisioning/manifest-refs.js';
 import type { Services } from '../../server/services.js';
 import type { Authenticate } from '../auth.js';
@@ -27,12 +25,15 @@ export async function manifestRoutes(
   app.post('/api/provisioning/apply', { bodyLimit: 4 * 1024 * 1024 }, async (req) => {
     const c = await caller(req);
     const q = parse(applyQuery, req.query, 'query');
+    // Imported on first use (~10 modules a start does not need: docs/performance.md, cold start).
+    const { applyManifest } = await import('../../provisioning/manifest-apply.js');
     return applyManifest(s, c, requestMeta(req), req.body, { dryRun: q.dryRun === 'true' });
   });
   app.get('/api/provisioning/export', async (req, reply) => {
     const c = await caller(req);
     const q = parse(exportQuery, req.query, 'query');
     reply.header('cache-control', 'no-store');
+    const { exportManifestReport } = await import('../../provisioning/manifest-export.js');
     const r = await exportManifestReport(s, c, requestMeta(req), {
       ...(q.resourceGroup ? { resourceGroup: q.resourceGroup } : {}),
       ...(q.secretValues ? { secretValues: q.secretValues } : {}),
