@@ -24,6 +24,7 @@ const NOT_BEFORE_READY: [RegExp, string][] = [
   [/\/node_modules\/reflect-metadata\//, 'reflect-metadata (for @peculiar/x509)'],
   [/\/node_modules\/@noble\/curves\//, '@noble/curves (loaded with the first EC key)'],
   [/\/provisioning\/manifest-(apply|export)\.(js|ts)$/, 'manifest apply and export'],
+  [/\/http\/vault-app\.(js|ts)$/, 'the vault data plane (built on its first request)'],
   [/\/console\/routes\.(js|ts)$/, 'the web console (built on its first request)'],
   [/\/console\/pages\/(?!signin\.)/, "the console pages (the sign-in page is the authority's)"],
   [/\/cli\/commands\/(?!up\.)[^/]+$/, 'CLI commands other than `up`'],
@@ -100,6 +101,36 @@ describe('start-up: what `latchkey up` loads before it is ready', () => {
           .slice(ready)
           .some((u) => /\/console\/routes\.(js|ts)$/.test(u)),
         'the console was loaded by its first request',
+      );
+
+      // The first request to a vault host builds the vault app, which answers as before: no
+      // token is a 401 with the Key Vault challenge.
+      const vaultUrl = p.info.vaultUrlTemplate.replace('{name}', 'lazy');
+      const v = await new Promise<{ status: number; challenge: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = https.get(
+            `${vaultUrl}/secrets?api-version=7.4`,
+            { ca, lookup: localhostLookup as never },
+            (r) => {
+              let body = '';
+              r.setEncoding('utf8').on('data', (c: string) => {
+                body += c;
+              });
+              r.on('end', () =>
+                resolve({ status: r.statusCode ?? 0, challenge: r.headers['www-authenticate'], body }),
+              );
+            },
+          );
+          req.on('error', reject);
+        },
+      );
+      assert.equal(v.status, 401, v.body);
+      assert.match(v.challenge ?? '', /^Bearer authorization="/);
+      assert.ok(
+        lines()
+          .slice(ready)
+          .some((u) => /\/http\/vault-app\.(js|ts)$/.test(u)),
+        'the vault app was loaded by its first request',
       );
     } finally {
       await p.stop();

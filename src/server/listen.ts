@@ -2,8 +2,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { createClientAddresses } from '../http/client-address.js';
+import type { RequestHandler } from '../http/fastify.js';
 import { hostOf } from '../http/request.js';
-import { createVaultApp } from '../http/vault-app.js';
+import type { ServedApp } from '../http/served-app.js';
 import { createMainApp } from './main-app.js';
 import type { Services } from './services.js';
 
@@ -28,7 +29,12 @@ export async function listenHttps(
 ): Promise<RunningServer> {
   const { config } = services;
   const main = await createMainApp(services, logger);
-  const vault = await createVaultApp(services, logger);
+  // The vault data plane: built on the first request to a vault host (its modules and ~100
+  // routes are not needed for the ready line: docs/performance.md, cold start).
+  const vault = onFirstRequest(
+    async () => (await import('../http/vault-app.js')).createVaultApp(services, logger),
+    logger,
+  );
   const suffix = `.${config.vaultDomain}`;
   let draining = false;
   const clients = config.proxies ? createClientAddresses(config.proxies, logger) : undefined;
@@ -91,7 +97,60 @@ export async function listenHttps(
       await ended;
       clearInterval(sweep);
       clearTimeout(forced);
-      await Promise.all([main.app.close(), vault.app.close()]);
+      await Promise.all([main.app.close(), vault.close()]);
+    },
+  };
+}
+
+/**
+ * An app built by its first request and reused by every later one (requests that arrive while
+ * it is built wait for it); a build that fails answers 503 and is tried again by the next request.
+ */
+function onFirstRequest(
+  build: () => Promise<ServedApp>,
+  logger: Logger,
+): { handler: RequestHandler; close(): Promise<void> } {
+  let built: ServedApp | undefined;
+  let building: Promise<ServedApp> | undefined;
+  return {
+    handler(req, res) {
+      if (built) {
+        built.handler(req, res);
+        return;
+      }
+      building ??= build().then(
+        (a) => {
+          built = a;
+          return a;
+        },
+        (e: unknown) => {
+          building = undefined;
+          throw e;
+        },
+      );
+      const pending = building;
+      pending.then(
+        (a) => a.handler(req, res),
+        (err: unknown) => {
+          logger.error({ err }, 'the vault app could not be built');
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          res.statusCode = 503;
+          res.setHeader('retry-after', '1');
+          res.setHeader('content-type', 'application/json; charset=utf-8');
+          res.end(
+            JSON.stringify({
+              error: { code: 'ServiceUnavailable', message: 'The service is not available. Try again.' },
+            }),
+          );
+        },
+      );
+    },
+    async close() {
+      const a = built ?? (await building?.catch(() => undefined));
+      await a?.app.close();
     },
   };
 }
