@@ -22,6 +22,7 @@ const NOT_BEFORE_READY: [RegExp, string][] = [
     '@peculiar/x509 (certificate issuance, the CA; a restart reuses the dev CA)',
   ],
   [/\/node_modules\/reflect-metadata\//, 'reflect-metadata (for @peculiar/x509)'],
+  [/\/node_modules\/jose\//, 'jose (the first token verified or assertion signed, just after ready)'],
   [/\/node_modules\/@noble\/curves\//, '@noble/curves (loaded with the first EC key)'],
   [/\/provisioning\/manifest-(apply|export)\.(js|ts)$/, 'manifest apply and export'],
   [/\/http\/vault-app\.(js|ts)$/, 'the vault data plane (built on its first request)'],

@@ -1,7 +1,8 @@
 import { constants, createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type * as Jose from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { loadJose } from '../lib/jose.js';
 import { usedAssertionStore } from '../storage/authority/used-assertion-store.js';
 import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database } from '../storage/port.js';
@@ -126,9 +127,10 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       fresh?: boolean;
     }): Promise<{ consume(resource: string): Promise<void>; credentialId: string; cached: boolean }> {
       const { assertion, clientId } = input;
+      const { decodeJwt, decodeProtectedHeader } = await loadJose();
       if (assertion.length > 16_384 || assertion.split('.').length !== 3)
         throw invalid('The client assertion is malformed.');
-      let header: ReturnType<typeof decodeProtectedHeader>;
+      let header: ReturnType<typeof Jose.decodeProtectedHeader>;
       try {
         header = decodeProtectedHeader(assertion);
       } catch (e) {
@@ -164,7 +166,7 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       // then the claims, as jose's jwtVerify would check them (see checkClaims).
       if (!verifySignature(assertion, header.alg, key))
         throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).');
-      let payload: ReturnType<typeof decodeJwt>;
+      let payload: ReturnType<typeof Jose.decodeJwt>;
       try {
         payload = decodeJwt(assertion);
         checkClaims(payload, { audiences: input.audiences, clientId, now: clock.now() / 1000 });

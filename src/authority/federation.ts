@@ -1,16 +1,11 @@
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
-import {
-  createLocalJWKSet,
-  decodeJwt,
-  decodeProtectedHeader,
-  type JSONWebKeySet,
-  errors as joseErrors,
-  jwtVerify,
-} from 'jose';
+import type * as Jose from 'jose';
+import type { JSONWebKeySet } from 'jose';
 import { type FederationSettings, TOKEN_EXCHANGE_AUDIENCE } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { loadJose } from '../lib/jose.js';
 import {
   federatedCredentialStore,
   type StoredFederatedCredential,
@@ -75,8 +70,9 @@ const short = (v: unknown, n = 200): string => (typeof v === 'string' ? v.slice(
  * certificate-signed assertion: its (unverified) `iss` is not the client id. Nothing is trusted
  * from this peek; it only chooses which verifier runs.
  */
-export function isFederatedAssertion(assertion: string, clientId: string): boolean {
+export async function isFederatedAssertion(assertion: string, clientId: string): Promise<boolean> {
   if (assertion.length > MAX_ASSERTION) return false;
+  const { decodeJwt } = await loadJose();
   try {
     const { iss } = decodeJwt(assertion);
     return typeof iss === 'string' && iss.toLowerCase() !== clientId.toLowerCase();
@@ -181,7 +177,7 @@ function fetchJson(url: string, o: { ca?: string; timeoutMs: number; maxBytes: n
 
 interface IssuerKeys {
   jwks: JSONWebKeySet;
-  keySet: ReturnType<typeof createLocalJWKSet>;
+  keySet: ReturnType<typeof Jose.createLocalJWKSet>;
   kids: ReadonlySet<string>;
   fetchedAt: number;
 }
@@ -275,6 +271,7 @@ export function createFederation(deps: {
       );
     });
     const jwks = { keys } as JSONWebKeySet;
+    const { createLocalJWKSet } = await loadJose();
     return {
       jwks,
       keySet: createLocalJWKSet(jwks),
@@ -315,8 +312,9 @@ export function createFederation(deps: {
   /** Checks the external token and finds the credential it matches; throws an AADSTS-coded refusal. */
   async function check(tenantId: string, principalId: string, assertion: string): Promise<ExchangeResult> {
     if (assertion.length > MAX_ASSERTION) throw refuse(700027, 'The client assertion is too long.');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    let unverified: ReturnType<typeof decodeJwt>;
+    const { decodeJwt, decodeProtectedHeader, errors: joseErrors, jwtVerify } = await loadJose();
+    let header: ReturnType<typeof Jose.decodeProtectedHeader>;
+    let unverified: ReturnType<typeof Jose.decodeJwt>;
     try {
       header = decodeProtectedHeader(assertion);
       unverified = decodeJwt(assertion);
@@ -350,7 +348,7 @@ export function createFederation(deps: {
     } catch (e) {
       throw refuse(50166, `Request to External OIDC endpoint failed: ${short((e as Error).message)}.`);
     }
-    let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+    let payload: Awaited<ReturnType<typeof Jose.jwtVerify>>['payload'];
     try {
       ({ payload } = await jwtVerify(assertion, keys.keySet, {
         algorithms: [...FEDERATION_ALGORITHMS],
@@ -399,6 +397,7 @@ export function createFederation(deps: {
       clientIp: string;
     }): Promise<ExchangeResult> {
       let unverified: { iss?: unknown; sub?: unknown } = {};
+      const { decodeJwt } = await loadJose();
       try {
         unverified = decodeJwt(input.assertion);
       } catch {}

@@ -1,8 +1,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import type { TokenPolicy } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import { type Clock, seconds } from '../lib/clock.js';
+import { loadJose } from '../lib/jose.js';
 import { signCompact } from './jws.js';
 import type { Principal } from './principals.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -165,6 +165,7 @@ async function verifyOwnJwt<T extends { tid: string; oid: string; iss: string }>
 ): Promise<T> {
   const unauthorized = (message: string, cause?: unknown) =>
     new LatchkeyError('Unauthorized', message, { cause });
+  const { decodeProtectedHeader, errors: joseErrors, jwtVerify } = await loadJose();
   if (token.length > 8192 || token.split('.').length !== 3)
     throw unauthorized(`The ${o.label} is malformed.`);
   let kid: string | undefined;

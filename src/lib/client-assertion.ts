@@ -1,5 +1,5 @@
 import { type KeyObject, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { loadJose } from './jose.js';
 
 export type AssertionAlg = 'PS256' | 'ES256' | 'ES384';
 
@@ -26,6 +26,7 @@ export async function signClientAssertion(
   nowMs: number,
 ): Promise<string> {
   const iat = Math.floor(nowMs / 1000);
+  const { SignJWT } = await loadJose();
   return new SignJWT({})
     .setProtectedHeader({ alg: signer.alg, typ: 'JWT', 'x5t#S256': signer.x5tS256 })
     .setIssuer(clientId)

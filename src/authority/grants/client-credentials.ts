@@ -95,7 +95,7 @@ async function authenticateClient(
   }
   // Workload identity federation: an external token (its issuer is not the client) goes to
   // src/authority/federation.ts, which verifies it against the identity's federated credentials.
-  if (deps.federation && isFederatedAssertion(assertion!, clientId)) {
+  if (deps.federation && (await isFederatedAssertion(assertion!, clientId))) {
     // Before the exchange (which spends the external token's jti): a principal from memory.
     if (!(await confirmed(false))) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     try {
