@@ -4,9 +4,10 @@ import type { Database, Transaction } from './port.js';
 /**
  * Group commit of durable writes, layered on the storage port.
  *
- * On SQLite every commit is an fsync (`synchronous=FULL`) taken on the event loop: one per
- * request caps writes at the disk's flush rate and stalls every other request meanwhile. Here
- * the writes that arrive in the same event-loop turn share one transaction, so one fsync:
+ * On SQLite every commit is an fsync (`synchronous=FULL`): one per request caps writes at the
+ * disk's flush rate. Here the writes that arrive in the same event-loop turn share one
+ * transaction, so one fsync, and that fsync runs on libuv's thread pool (`syncOffLoop`, sqlite.ts)
+ * instead of blocking the event loop, so requests that need no database go on meanwhile:
  *
  * - each write runs, in arrival order, inside its own SAVEPOINT of the batch's transaction: a
  *   write that throws (a constraint, a domain refusal) rolls back to its savepoint and fails only
@@ -89,26 +90,31 @@ export function createGroupCommit(
     stats.largest = Math.max(stats.largest, batch.length);
     const outcomes: Outcome[] = [];
     try {
-      await db.transaction(async (tx) => {
-        if (batch.length === 1) {
-          // Alone in its batch: no savepoint needed, its failure rolls the transaction back.
-          outcomes.push({ ok: true, value: await batch[0]!.fn(tx) });
-          return;
-        }
-        for (const p of batch) {
-          await tx.run(`SAVEPOINT ${SAVEPOINT}`);
-          try {
-            const value = await p.fn(tx);
-            await tx.run(`RELEASE ${SAVEPOINT}`);
-            outcomes.push({ ok: true, value });
-          } catch (error) {
-            // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
-            await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
-            await tx.run(`RELEASE ${SAVEPOINT}`);
-            outcomes.push({ ok: false, error });
+      await db.transaction(
+        async (tx) => {
+          if (batch.length === 1) {
+            // Alone in its batch: no savepoint needed, its failure rolls the transaction back.
+            outcomes.push({ ok: true, value: await batch[0]!.fn(tx) });
+            return;
           }
-        }
-      });
+          for (const p of batch) {
+            await tx.run(`SAVEPOINT ${SAVEPOINT}`);
+            try {
+              const value = await p.fn(tx);
+              await tx.run(`RELEASE ${SAVEPOINT}`);
+              outcomes.push({ ok: true, value });
+            } catch (error) {
+              // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
+              await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
+              await tx.run(`RELEASE ${SAVEPOINT}`);
+              outcomes.push({ ok: false, error });
+            }
+          }
+        },
+        // The batch's fsync off the event loop (sqlite.ts): requests that need no database go on
+        // meanwhile; the callers are still answered only once the batch is on disk.
+        { syncOffLoop: true },
+      );
     } catch (error) {
       // Not committed: nobody's write is kept, so nobody is acknowledged. A lone write's own error
       // is passed through unchanged (the same as a transaction of its own).
