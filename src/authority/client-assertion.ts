@@ -206,8 +206,10 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
             .digest('base64url');
           // Group commit: answered once the batch that records it is durable; a second use of the
           // same jti, in the same batch or later, finds the first one's row and is refused.
-          const fresh = await groupCommitFor(db).run((tx) =>
-            usedAssertionStore.consume(tx, jtiHash, expiresAt),
+          // One INSERT … ON CONFLICT DO NOTHING: no savepoint needed (`single`).
+          const fresh = await groupCommitFor(db).run(
+            (tx) => usedAssertionStore.consume(tx, jtiHash, expiresAt),
+            { single: true },
           );
           if (!fresh)
             throw invalid('The client assertion has been used before for this resource (replayed jti).');

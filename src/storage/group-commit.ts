@@ -26,14 +26,22 @@ import type { Database, Transaction } from './port.js';
  * transaction instead: its write is durable when that transaction commits.
  */
 export interface GroupCommit {
-  /** Runs `fn` in the next batch; resolves with its result once that batch has committed. */
-  run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in the next batch; resolves with its result once that batch has committed.
+   *
+   * `single: true` says `fn` runs exactly one statement that fails only for a fault of the store
+   * itself (e.g. `INSERT … ON CONFLICT DO NOTHING`): it gets no savepoint of its own (two
+   * statements fewer), and if it throws anyway the whole batch fails — every caller gets the
+   * error and none of the batch's writes is kept, as when the batch cannot commit.
+   */
+  run<T>(fn: (tx: Transaction) => Promise<T>, options?: { single?: boolean }): Promise<T>;
   /** Batches committed or failed, and writes run in them (for tests and /metrics). */
   readonly stats: { batches: number; writes: number; largest: number };
 }
 
 interface Pending {
   fn: (tx: Transaction) => Promise<unknown>;
+  single: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -98,6 +106,11 @@ export function createGroupCommit(
             return;
           }
           for (const p of batch) {
+            if (p.single) {
+              // No savepoint: if it throws, the transaction (so the whole batch) fails with it.
+              outcomes.push({ ok: true, value: await p.fn(tx) });
+              continue;
+            }
             await tx.run(`SAVEPOINT ${SAVEPOINT}`);
             try {
               const value = await p.fn(tx);
@@ -134,11 +147,11 @@ export function createGroupCommit(
 
   return {
     stats,
-    run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    run<T>(fn: (tx: Transaction) => Promise<T>, options: { single?: boolean } = {}): Promise<T> {
       const open = db.current();
       if (open) return fn(open);
       return new Promise<T>((resolve, reject) => {
-        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ fn, single: options.single === true, resolve: resolve as (v: unknown) => void, reject });
         kick();
       });
     },

@@ -97,6 +97,9 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
   db.pragma('busy_timeout = 5000');
   const cache = new Map<string, Prepared>();
   const mutex = new Mutex();
+  // The switch of relaxed and syncOffLoop commits. Not a prepared statement: SQLite applies
+  // `PRAGMA synchronous` when it compiles the statement, so a prepared one does nothing when run.
+  const setSync = (mode: 'NORMAL' | 'FULL') => db.exec(`PRAGMA synchronous = ${mode}`);
 
   // `syncOffLoop` commits (Database.transaction): SQLite commits with synchronous=NORMAL (the
   // write-ahead log written, not synced) and the log is then fdatasync'ed here, on libuv's thread
@@ -219,7 +222,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
     const release = await mutex.acquire();
     const offLoop = options.syncOffLoop === true && wal && !options.relaxed;
     let normal = options.relaxed === true || offLoop;
-    if (normal) db.pragma('synchronous = NORMAL');
+    if (normal) setSync('NORMAL');
     try {
       if (syncFailure !== undefined) throw syncFailure;
       guarded(() => db.exec('BEGIN IMMEDIATE'));
@@ -231,7 +234,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
         if (offLoop) {
           // Durable before anyone hears of it: the connection stays held (reads and writes of
           // other callers wait for the mutex) until the log is on disk.
-          db.pragma('synchronous = FULL');
+          setSync('FULL');
           normal = false;
           try {
             await syncWal();
@@ -256,7 +259,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
         throw e;
       }
     } finally {
-      if (normal && db.open) db.pragma('synchronous = FULL');
+      if (normal && db.open) setSync('FULL');
       release();
     }
   };
