@@ -206,7 +206,7 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
             .digest('base64url');
           // Group commit: answered once the batch that records it is durable; a second use of the
           // same jti, in the same batch or later, finds the first one's row and is refused.
-          // One INSERT … ON CONFLICT DO NOTHING: no savepoint needed (`single`).
+          // One statement that refuses a replay by itself: no savepoint needed (`single`).
           const fresh = await groupCommitFor(db).run(
             (tx) => usedAssertionStore.consume(tx, jtiHash, expiresAt),
             { single: true },
