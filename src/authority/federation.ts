@@ -16,6 +16,7 @@ import {
   type StoredFederatedCredential,
 } from '../storage/management/federated-credential-store.js';
 import type { Database } from '../storage/port.js';
+import { assertionPayload } from './client-assertion.js';
 import type { TenantIssuers } from './tenant-issuers.js';
 
 /**
@@ -78,7 +79,8 @@ const short = (v: unknown, n = 200): string => (typeof v === 'string' ? v.slice(
 export function isFederatedAssertion(assertion: string, clientId: string): boolean {
   if (assertion.length > MAX_ASSERTION) return false;
   try {
-    const { iss } = decodeJwt(assertion);
+    // Decoded as jose's decodeJwt would, and remembered for the certificate verifier (one decode).
+    const { iss } = assertionPayload(assertion);
     return typeof iss === 'string' && iss.toLowerCase() !== clientId.toLowerCase();
   } catch {
     return false;
