@@ -1,19 +1,32 @@
 // One server under the bench's load, for profiling (issue 19; docs/performance.md):
-//   node --import tsx bench/profile.ts get|floor|sign|sign-rsa [seconds]
+//   node --import tsx bench/profile.ts get|floor|sign|sign-rsa|secret|assertion [seconds]
 // get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor;
-// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario. 32 keep-alive
+// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion:
+// client_credentials tokens with a client secret / a fresh ES256 client assertion, as `tokens`. 32 keep-alive
 // connections, 2 s of warm-up, then the measured window; prints one JSON line (req/s, server CPU
 // µs per request). Run the server with LATCHKEY_BENCH_NODE_FLAGS (e.g. `--cpu-prof
 // --cpu-prof-dir=DIR`, or `--perf-basic-prof` with PROFILE_PERF), and attach during the window:
 //   PROFILE_PERF=FILE    perf record -g on the server (on-CPU samples only)
 //   PROFILE_STRACE=1     strace -c -f on the server (system calls per request)
 //   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
+//   PROFILE_PIN=1        as the bench's --pin: this process on core 0, the server on the others
 import { spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, sign as cryptoSign, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { type LoadSpec, load, REPO_ROOT, spawnBenchServer, startBenchServer, tempDirs } from './lib.js';
+import {
+  type LoadSpec,
+  load,
+  pinCores,
+  pinningFor,
+  REPO_ROOT,
+  spawnBenchServer,
+  startBenchServer,
+  tempDirs,
+} from './lib.js';
+import { assertionCertificate } from './scenarios/tokens.js';
 
 const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
 const options = { durationS: Number(secondsText), warmupS: 2, connections: 32, repeats: 1 };
@@ -167,6 +180,62 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
   }
 }
 
+/** client_credentials tokens on `latchkey up`, with a client secret or a fresh ES256 assertion each (as `tokens`). */
+async function tokens(dataDir: string, kind: 'secret' | 'assertion') {
+  const s = await startBenchServer(dataDir);
+  try {
+    const tokenPath = `/${s.info.tenantId}/oauth2/v2.0/token`;
+    const tokenUrl = `${s.info.authority}${tokenPath}`;
+    const scope = `${s.info.vaultResource}/.default`;
+    let body: string | undefined;
+    let nextBody: (() => string) | undefined;
+    if (kind === 'secret') {
+      const app = await s.createServicePrincipal('profile-secret');
+      body = new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: app.appId,
+        client_secret: app.secret!,
+        scope,
+      }).toString();
+    } else {
+      const cert = await assertionCertificate('profile-assertion');
+      const app = await s.createServicePrincipal('profile-assertion', cert.pem);
+      const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const ah = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': cert.x5tS256 });
+      nextBody = () => {
+        const now = Math.floor(Date.now() / 1000);
+        const input = `${ah}.${b64u({ aud: tokenUrl, iss: app.appId, sub: app.appId, iat: now, nbf: now, exp: now + 600, jti: randomUUID() })}`;
+        const sig = cryptoSign('sha256', Buffer.from(input), { key: cert.key, dsaEncoding: 'ieee-p1363' });
+        return new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: app.appId,
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: `${input}.${sig.toString('base64url')}`,
+          scope,
+        }).toString();
+      };
+    }
+    const probe = await s.request('POST', tokenPath, {
+      form: Object.fromEntries(new URLSearchParams(body ?? nextBody!())),
+    });
+    if (probe.status !== 200) throw new Error(`token request failed: HTTP ${probe.status} ${probe.text}`);
+    await measure(
+      {
+        url: `https://${s.hostPort}${tokenPath}`,
+        host: new URL(s.info.authority).host,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        ...(body !== undefined ? { body } : {}),
+        ...(nextBody ? { nextBody } : {}),
+        serverPids: [s.pid],
+      },
+      s.pid,
+    );
+  } finally {
+    await s.stop();
+  }
+}
+
 /** A JSON POST to the vault host over HTTPS (setup only). */
 function vaultPost(
   hostPort: string,
@@ -205,12 +274,14 @@ function vaultPost(
   });
 }
 
+if (process.env.PROFILE_PIN) pinCores(pinningFor(cpus().length));
 const dirs = tempDirs();
 try {
   const dataDir = dirs.make('latchkey-profile-');
   if (mode === 'get' || mode === 'floor') await secretGet(dataDir);
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
-  else throw new Error('usage: bench/profile.ts get|floor|sign|sign-rsa [seconds]');
+  else if (mode === 'secret' || mode === 'assertion') await tokens(dataDir, mode);
+  else throw new Error('usage: bench/profile.ts get|floor|sign|sign-rsa|secret|assertion [seconds]');
 } finally {
   dirs.cleanup();
 }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { constants, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { base64url, SignJWT } from 'jose';
-import { verifySignature } from '../src/authority/client-assertion.js';
+import { assertionPayload, verifySignature } from '../src/authority/client-assertion.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -40,6 +40,22 @@ describe('client assertion signatures (node:crypto)', () => {
       assert.equal(verifySignature(`${h}.${p}.${flipped.toString('base64url')}`, alg, pair.publicKey), false);
       assert.equal(verifySignature(`${h}.${p}.${s}!`, alg, pair.publicKey), false, 'not base64url');
     }
+  });
+
+  test('assertionPayload decodes once per assertion text and never answers for another text', () => {
+    const h = base64url.encode(JSON.stringify({ alg: 'ES256' }));
+    const a = `${h}.${base64url.encode(JSON.stringify({ jti: 'aaaa', iss: 'x' }))}.c2ln`;
+    const b = `${h}.${base64url.encode(JSON.stringify({ jti: 'bbbb', iss: 'x' }))}.c2ln`; // same length
+    assert.equal(a.length, b.length);
+    const pa = assertionPayload(a);
+    assert.equal(assertionPayload(a), pa, 'the same text: the remembered payload');
+    assert.equal(assertionPayload(b).jti, 'bbbb', 'another text of the same length: its own payload');
+    assert.equal(assertionPayload(a).jti, 'aaaa');
+    assert.equal(assertionPayload(`${a.slice(0, -1)}m`).jti, 'aaaa', 'another signature, same payload');
+    assert.ok(Object.isFrozen(pa), 'shared, so frozen');
+    assert.throws(() => assertionPayload(`${h}.W10.c2ln`), /not a JSON object/, 'an array');
+    assert.throws(() => assertionPayload(`${h}.e30`), /not a compact JWS/, 'two parts');
+    assert.throws(() => assertionPayload(`${h}.e30!.c2ln`), /not base64url/);
   });
 
   test('the key must fit the algorithm: type, curve, RSA size', async () => {

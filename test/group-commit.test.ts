@@ -153,6 +153,38 @@ describe('group commit (SQLite)', () => {
     assert.equal(await next, 'next');
   });
 
+  test('single-statement writes share the batch without savepoints; if one fails, the batch fails whole', async () => {
+    const one = { single: true };
+    const ok = [gc.run(insert('s1', 1), one), gc.run(insert('n1', 2)), gc.run(insert('s2', 3), one)];
+    turns.turn();
+    assert.deepEqual(await Promise.all(ok), ['s1', 'n1', 's2']);
+    assert.deepEqual(
+      (await rows()).map((r) => r.k),
+      ['s1', 'n1', 's2'],
+    );
+    // A `single` write that fails anyway (here a UNIQUE violation) takes the batch with it: no
+    // caller is acknowledged and nothing of the batch is kept, not even the writes before it.
+    const before = gc.run(insert('b', 4));
+    const failing = gc.run(insert('s1', 5), one);
+    const afterIt = gc.run(insert('a', 6));
+    turns.turn();
+    const results = await Promise.allSettled([before, failing, afterIt]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'rejected'],
+    );
+    for (const r of results)
+      assert.equal(((r as PromiseRejectedResult).reason as { code?: string }).code, 'Conflict');
+    assert.deepEqual(
+      (await rows()).map((r) => r.k),
+      ['s1', 'n1', 's2'],
+      'nothing of the failed batch is kept',
+    );
+    const next = gc.run(insert('next', 7), one);
+    turns.turn();
+    assert.equal(await next, 'next', 'the committer goes on');
+  });
+
   test('writes arriving while a batch runs form the next batch, in order', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => {
@@ -205,8 +237,12 @@ describe('group commit (SQLite)', () => {
     try {
       const g = createGroupCommit(real, { schedule: turns.schedule });
       const exp = Date.now() + 60_000;
-      const uses = Array.from({ length: 5 }, () => g.run((tx) => usedAssertionStore.consume(tx, 'h1', exp)));
-      const other = g.run((tx) => usedAssertionStore.consume(tx, 'h2', exp));
+      // As client-assertion.ts sends them: single statements (no savepoints), mixed with others.
+      const single = { single: true };
+      const uses = Array.from({ length: 5 }, (_, i) =>
+        g.run((tx) => usedAssertionStore.consume(tx, 'h1', exp), i % 2 ? undefined : single),
+      );
+      const other = g.run((tx) => usedAssertionStore.consume(tx, 'h2', exp), single);
       turns.turn();
       assert.deepEqual(await Promise.all(uses), [true, false, false, false, false]);
       assert.equal(await other, true);

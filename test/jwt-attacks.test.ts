@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { base64url, decodeProtectedHeader, SignJWT } from 'jose';
 import { findRole } from '../src/access/roles.js';
@@ -10,7 +10,7 @@ import {
   createServicePrincipal,
   secretTokenRequest,
 } from './helpers/authority.js';
-import { selfSignedRsaCert } from './helpers/certs.js';
+import { selfSignedEcCert, selfSignedRsaCert } from './helpers/certs.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -406,6 +406,66 @@ describe('JWT attacks against the verifier and the management API', () => {
       assert.deepEqual(statuses, [200, ...Array.from({ length: 11 }, () => 401)], statuses.join(','));
       for (const r of rs.filter((x) => x.status === 401)) assert.match(r.json.error_description, /replayed/);
       assert.equal(await usedCount(), before + 1);
+    });
+
+    test('an ES256 assertion changed in any byte is refused: each signature byte, each header and payload character', async () => {
+      // As the bench sends them (bench/scenarios/tokens.ts): ES256, x5t#S256, r||s. Checked through the
+      // verifier itself (no throttle in the way of ~500 refusals), then the intact one over HTTP.
+      const ec = await selfSignedEcCert('es256-client');
+      const ecApp = await createServicePrincipal(s, {
+        displayName: 'es256-client',
+        credential: { type: 'AsymmetricX509Cert', certificate: ec.certPem },
+      });
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${enc({ alg: 'ES256', typ: 'JWT', 'x5t#S256': ec.x5tS256 })}.${enc({ aud: tokenUrl(), iss: ecApp.appId, sub: ecApp.appId, iat: now, nbf: now, exp: now + 600, jti: randomUUID() })}`;
+      const sig = sign('sha256', Buffer.from(input), {
+        key: createPrivateKey(ec.keyPem),
+        dsaEncoding: 'ieee-p1363',
+      });
+      const verify = (assertion: string) =>
+        s.services.assertions.verify({
+          assertion,
+          principalId: ecApp.id,
+          clientId: ecApp.appId,
+          audiences: [tokenUrl()],
+        });
+      await verify(`${input}.${sig.toString('base64url')}`); // the intact one passes
+      const before = await usedCount();
+      const refused = async (assertion: string, what: string) =>
+        assert.rejects(
+          verify(assertion),
+          (e: unknown) => e instanceof LatchkeyError && e.code === 'invalid_client',
+          what,
+        );
+      assert.equal(sig.length, 64);
+      for (let i = 0; i < sig.length; i++) {
+        for (const bit of [0x01, 0x80]) {
+          const bad = Buffer.from(sig);
+          bad[i]! ^= bit;
+          await refused(`${input}.${bad.toString('base64url')}`, `signature byte ${i} ^ ${bit}`);
+        }
+      }
+      const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      for (let i = 0; i < input.length; i++) {
+        if (input[i] === '.') continue;
+        const other = b64[(b64.indexOf(input[i]!) + 1) % 64]!;
+        const changed = `${input.slice(0, i)}${other}${input.slice(i + 1)}`;
+        await refused(`${changed}.${sig.toString('base64url')}`, `character ${i} of header.payload`);
+      }
+      await refused(`${input}.${sig.subarray(0, 63).toString('base64url')}`, 'a short signature');
+      await refused(`${input}.${Buffer.concat([sig, Buffer.from([0])]).toString('base64url')}`, 'a long one');
+      await refused(`${input}.`, 'no signature');
+      assert.equal(await usedCount(), before, 'no refused assertion recorded a jti');
+      const ok = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: ecApp.appId,
+          client_assertion_type: ASSERTION_TYPE,
+          client_assertion: `${input}.${sig.toString('base64url')}`,
+          scope: `${s.info.vaultResource}/.default`,
+        },
+      });
+      assert.equal(ok.status, 200, ok.text);
     });
 
     test('disabling the principal or removing its certificate refuses the very next assertion', async () => {

@@ -19,8 +19,8 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
-/** A self-signed P-256 certificate to register, and its private key. */
-async function assertionCertificate(cn: string) {
+/** A self-signed P-256 certificate to register, and its private key (also bench/profile.ts). */
+export async function assertionCertificate(cn: string) {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({

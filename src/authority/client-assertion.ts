@@ -1,8 +1,6 @@
 import { constants, createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
-import type * as Jose from 'jose';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
-import { loadJose } from '../lib/jose.js';
 import { usedAssertionStore } from '../storage/authority/used-assertion-store.js';
 import { groupCommitFor } from '../storage/group-commit.js';
 import type { Database } from '../storage/port.js';
@@ -33,15 +31,20 @@ const SCHEMES: Record<string, { hash: string; kty: 'rsa' | 'ec'; pss?: true; cur
  * raw r||s form (§3.4).
  */
 export function verifySignature(jws: string, alg: string, key: KeyObject): boolean {
+  const parts = jws.split('.');
+  return parts.length === 3 && verifyParts(parts as [string, string, string], alg, key);
+}
+
+/** {@link verifySignature} of a compact JWS already split at its dots. */
+function verifyParts(parts: readonly [string, string, string], alg: string, key: KeyObject): boolean {
   const scheme = SCHEMES[alg];
   if (!scheme || key.asymmetricKeyType !== scheme.kty) return false;
   const details = key.asymmetricKeyDetails ?? {};
   if (scheme.kty === 'rsa' && (details.modulusLength ?? 0) < 2048) return false;
   if (scheme.curve !== undefined && details.namedCurve !== scheme.curve) return false;
-  const parts = jws.split('.');
-  if (parts.length !== 3 || !parts.every((p) => B64URL.test(p))) return false;
+  if (!parts.every((p) => B64URL.test(p))) return false;
   const signingInput = Buffer.from(`${parts[0]}.${parts[1]}`, 'ascii');
-  const signature = Buffer.from(parts[2]!, 'base64url');
+  const signature = Buffer.from(parts[2], 'base64url');
   try {
     return verify(
       scheme.hash,
@@ -79,6 +82,33 @@ function checkClaims(
   const aud = typeof p.aud === 'string' ? [p.aud] : Array.isArray(p.aud) ? p.aud : [];
   if (!aud.some((a) => typeof a === 'string' && o.audiences.includes(a))) fail('audience');
 }
+
+/**
+ * One base64url JSON object of a compact JWS (header or payload), as jose's `decodeProtectedHeader`
+ * and `decodeJwt` decode it; throws unless it is a JSON object.
+ */
+function decodeObject(part: string): Record<string, unknown> {
+  if (!B64URL.test(part)) throw new Error('not base64url');
+  const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/**
+ * The payload of a compact JWS, decoded (nothing verified); throws unless it is three parts with a
+ * base64url JSON object in the middle. The last assertion's payload is remembered (frozen), by its
+ * exact text: the token endpoint peeks at it (isFederatedAssertion) and then verifies it, and so
+ * decodes it once.
+ */
+export function assertionPayload(assertion: string): Readonly<Record<string, unknown>> {
+  if (lastPayload?.jws === assertion) return lastPayload.payload;
+  const parts = assertion.split('.');
+  if (parts.length !== 3) throw new Error('not a compact JWS');
+  const payload = Object.freeze(decodeObject(parts[1]!));
+  lastPayload = { jws: assertion, payload };
+  return payload;
+}
+let lastPayload: { jws: string; payload: Readonly<Record<string, unknown>> } | undefined;
 
 const invalid = (message: string, cause?: unknown) =>
   new LatchkeyError('invalid_client', message, { status: 401, aadCodes: [700027], cause });
@@ -127,12 +157,13 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       fresh?: boolean;
     }): Promise<{ consume(resource: string): Promise<void>; credentialId: string; cached: boolean }> {
       const { assertion, clientId } = input;
-      const { decodeJwt, decodeProtectedHeader } = await loadJose();
-      if (assertion.length > 16_384 || assertion.split('.').length !== 3)
-        throw invalid('The client assertion is malformed.');
-      let header: ReturnType<typeof Jose.decodeProtectedHeader>;
+      // Split and decoded once here (the signature check and the claims use the same parts).
+      const parts = assertion.length > 16_384 ? [] : assertion.split('.');
+      if (parts.length !== 3) throw invalid('The client assertion is malformed.');
+      const jws = parts as [string, string, string];
+      let header: Record<string, unknown>;
       try {
-        header = decodeProtectedHeader(assertion);
+        header = decodeObject(jws[0]);
       } catch (e) {
         throw invalid('The client assertion is malformed.', e);
       }
@@ -164,23 +195,24 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
         throw invalid('The client assertion names critical header parameters that are not understood.');
       // The signature through OpenSSL with the cached KeyObject (jose's WebCrypto path costs ~3x more),
       // then the claims, as jose's jwtVerify would check them (see checkClaims).
-      if (!verifySignature(assertion, header.alg, key))
+      if (!verifyParts(jws, header.alg, key))
         throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).');
-      let payload: ReturnType<typeof Jose.decodeJwt>;
+      let payload: Readonly<Record<string, unknown>>;
       try {
-        payload = decodeJwt(assertion);
+        payload = assertionPayload(assertion);
         checkClaims(payload, { audiences: input.audiences, clientId, now: clock.now() / 1000 });
       } catch (e) {
         throw invalid('The client assertion is not valid (signature, audience, issuer, subject or time).', e);
       }
       const now = Math.floor(clock.now() / 1000);
-      if ((payload.exp ?? 0) - now > MAX_LIFETIME_S)
+      const exp = payload.exp as number; // checkClaims: present and a finite number
+      if (exp - now > MAX_LIFETIME_S)
         throw invalid('The client assertion lives too long (at most one hour).');
       if (typeof payload.jti !== 'string' || payload.jti.length < 1 || payload.jti.length > 256) {
         throw invalid('The client assertion needs a jti.');
       }
       const jti = payload.jti;
-      const expiresAt = ((payload.exp ?? now) + 300) * 1000;
+      const expiresAt = (exp + 300) * 1000;
       return {
         credentialId: found.credentialId,
         cached: found.cached,
@@ -190,8 +222,10 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
             .digest('base64url');
           // Group commit: answered once the batch that records it is durable; a second use of the
           // same jti, in the same batch or later, finds the first one's row and is refused.
-          const fresh = await groupCommitFor(db).run((tx) =>
-            usedAssertionStore.consume(tx, jtiHash, expiresAt),
+          // One statement that refuses a replay by itself: no savepoint needed (`single`).
+          const fresh = await groupCommitFor(db).run(
+            (tx) => usedAssertionStore.consume(tx, jtiHash, expiresAt),
+            { single: true },
           );
           if (!fresh)
             throw invalid('The client assertion has been used before for this resource (replayed jti).');

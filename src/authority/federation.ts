@@ -11,6 +11,7 @@ import {
   type StoredFederatedCredential,
 } from '../storage/management/federated-credential-store.js';
 import type { Database } from '../storage/port.js';
+import { assertionPayload } from './client-assertion.js';
 import type { TenantIssuers } from './tenant-issuers.js';
 
 /**
@@ -72,9 +73,9 @@ const short = (v: unknown, n = 200): string => (typeof v === 'string' ? v.slice(
  */
 export async function isFederatedAssertion(assertion: string, clientId: string): Promise<boolean> {
   if (assertion.length > MAX_ASSERTION) return false;
-  const { decodeJwt } = await loadJose();
   try {
-    const { iss } = decodeJwt(assertion);
+    // Decoded as jose's decodeJwt would, and remembered for the certificate verifier (one decode).
+    const { iss } = assertionPayload(assertion);
     return typeof iss === 'string' && iss.toLowerCase() !== clientId.toLowerCase();
   } catch {
     return false;

@@ -4,9 +4,10 @@ import type { Database, Transaction } from './port.js';
 /**
  * Group commit of durable writes, layered on the storage port.
  *
- * On SQLite every commit is an fsync (`synchronous=FULL`) taken on the event loop: one per
- * request caps writes at the disk's flush rate and stalls every other request meanwhile. Here
- * the writes that arrive in the same event-loop turn share one transaction, so one fsync:
+ * On SQLite every commit is an fsync (`synchronous=FULL`): one per request caps writes at the
+ * disk's flush rate. Here the writes that arrive in the same event-loop turn share one
+ * transaction, so one fsync, and that fsync runs on libuv's thread pool (`syncOffLoop`, sqlite.ts)
+ * instead of blocking the event loop, so requests that need no database go on meanwhile:
  *
  * - each write runs, in arrival order, inside its own SAVEPOINT of the batch's transaction: a
  *   write that throws (a constraint, a domain refusal) rolls back to its savepoint and fails only
@@ -25,14 +26,22 @@ import type { Database, Transaction } from './port.js';
  * transaction instead: its write is durable when that transaction commits.
  */
 export interface GroupCommit {
-  /** Runs `fn` in the next batch; resolves with its result once that batch has committed. */
-  run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in the next batch; resolves with its result once that batch has committed.
+   *
+   * `single: true` says `fn` runs exactly one statement that fails only for a fault of the store
+   * itself (e.g. `INSERT … ON CONFLICT DO NOTHING`): it gets no savepoint of its own (two
+   * statements fewer), and if it throws anyway the whole batch fails — every caller gets the
+   * error and none of the batch's writes is kept, as when the batch cannot commit.
+   */
+  run<T>(fn: (tx: Transaction) => Promise<T>, options?: { single?: boolean }): Promise<T>;
   /** Batches committed or failed, and writes run in them (for tests and /metrics). */
   readonly stats: { batches: number; writes: number; largest: number };
 }
 
 interface Pending {
   fn: (tx: Transaction) => Promise<unknown>;
+  single: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -89,26 +98,36 @@ export function createGroupCommit(
     stats.largest = Math.max(stats.largest, batch.length);
     const outcomes: Outcome[] = [];
     try {
-      await db.transaction(async (tx) => {
-        if (batch.length === 1) {
-          // Alone in its batch: no savepoint needed, its failure rolls the transaction back.
-          outcomes.push({ ok: true, value: await batch[0]!.fn(tx) });
-          return;
-        }
-        for (const p of batch) {
-          await tx.run(`SAVEPOINT ${SAVEPOINT}`);
-          try {
-            const value = await p.fn(tx);
-            await tx.run(`RELEASE ${SAVEPOINT}`);
-            outcomes.push({ ok: true, value });
-          } catch (error) {
-            // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
-            await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
-            await tx.run(`RELEASE ${SAVEPOINT}`);
-            outcomes.push({ ok: false, error });
+      await db.transaction(
+        async (tx) => {
+          if (batch.length === 1) {
+            // Alone in its batch: no savepoint needed, its failure rolls the transaction back.
+            outcomes.push({ ok: true, value: await batch[0]!.fn(tx) });
+            return;
           }
-        }
-      });
+          for (const p of batch) {
+            if (p.single) {
+              // No savepoint: if it throws, the transaction (so the whole batch) fails with it.
+              outcomes.push({ ok: true, value: await p.fn(tx) });
+              continue;
+            }
+            await tx.run(`SAVEPOINT ${SAVEPOINT}`);
+            try {
+              const value = await p.fn(tx);
+              await tx.run(`RELEASE ${SAVEPOINT}`);
+              outcomes.push({ ok: true, value });
+            } catch (error) {
+              // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
+              await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
+              await tx.run(`RELEASE ${SAVEPOINT}`);
+              outcomes.push({ ok: false, error });
+            }
+          }
+        },
+        // The batch's fsync off the event loop (sqlite.ts): requests that need no database go on
+        // meanwhile; the callers are still answered only once the batch is on disk.
+        { syncOffLoop: true },
+      );
     } catch (error) {
       // Not committed: nobody's write is kept, so nobody is acknowledged. A lone write's own error
       // is passed through unchanged (the same as a transaction of its own).
@@ -128,11 +147,11 @@ export function createGroupCommit(
 
   return {
     stats,
-    run<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    run<T>(fn: (tx: Transaction) => Promise<T>, options: { single?: boolean } = {}): Promise<T> {
       const open = db.current();
       if (open) return fn(open);
       return new Promise<T>((resolve, reject) => {
-        queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ fn, single: options.single === true, resolve: resolve as (v: unknown) => void, reject });
         kick();
       });
     },

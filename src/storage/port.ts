@@ -40,8 +40,19 @@ export interface Database extends Queryable {
    * commit (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`):
    * still atomic and safe against a process crash. Only for records whose loss in
    * a power failure is acceptable (audit records of reads); never for acknowledged writes.
+   *
+   * `syncOffLoop: true` (SQLite; ignored on PostgreSQL, whose commits never block the event loop)
+   * is as durable as a plain commit, but the commit's flush to disk does not block the event loop:
+   * SQLite commits without syncing and the write-ahead log is then `fdatasync`ed on libuv's thread
+   * pool — exactly the sync `synchronous=FULL` makes at a commit — while the connection stays held,
+   * so nothing reads the transaction's effects before they are durable. The promise resolves only
+   * after that sync; if it fails, it rejects and the store refuses every later transaction
+   * (a failed fsync leaves the file's state unknown). Used by the group commit (group-commit.ts).
    */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: { relaxed?: boolean }): Promise<T>;
+  transaction<T>(
+    fn: (tx: Transaction) => Promise<T>,
+    options?: { relaxed?: boolean; syncOffLoop?: boolean },
+  ): Promise<T>;
   /**
    * False once a write was refused because the store is full or cannot write (`StorageFull`),
    * until a write commits again (the next request's, or `probeWrite`'s). Readiness reads it.

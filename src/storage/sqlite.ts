@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { isStorageFull, refuseNulText, toStorageError } from './errors.js';
@@ -88,14 +88,46 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
   const readonly = options.readonly === true;
   if (path !== ':memory:' && !readonly) createPrivately(path);
   const db = new BetterSqlite3(path, readonly ? { readonly: true, fileMustExist: true } : {});
+  let wal = false;
   if (!readonly) {
-    db.pragma('journal_mode = WAL');
+    wal = db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
     db.pragma('synchronous = FULL');
   }
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   const cache = new Map<string, Prepared>();
   const mutex = new Mutex();
+  // The switch of relaxed and syncOffLoop commits. Not a prepared statement: SQLite applies
+  // `PRAGMA synchronous` when it compiles the statement, so a prepared one does nothing when run.
+  const setSync = (mode: 'NORMAL' | 'FULL') => db.exec(`PRAGMA synchronous = ${mode}`);
+
+  // `syncOffLoop` commits (Database.transaction): SQLite commits with synchronous=NORMAL (the
+  // write-ahead log written, not synced) and the log is then fdatasync'ed here, on libuv's thread
+  // pool — the one sync synchronous=FULL adds to a commit in WAL mode (SQLite's unix VFS:
+  // fdatasync of the -wal file; powersafe overwrite, so no padding). The log file is the same
+  // inode for as long as this connection is open; it is checked (and reopened) before each sync.
+  const walPath = `${path}-wal`;
+  let walFile: { fd: number; dev: number; ino: number } | undefined;
+  /** Set once a sync of the log failed: the file's state is unknown, so nothing more is written. */
+  let syncFailure: unknown;
+  const syncWal = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      let fd: number;
+      try {
+        const st = statSync(walPath);
+        if (!walFile || walFile.dev !== st.dev || walFile.ino !== st.ino) {
+          if (walFile) closeSync(walFile.fd);
+          walFile = undefined;
+          const opened = openSync(walPath, 'r');
+          walFile = { fd: opened, dev: st.dev, ino: st.ino };
+        }
+        fd = walFile.fd;
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      fdatasync(fd, (e) => (e ? reject(e) : resolve()));
+    });
 
   /** False from a write refused for lack of space until a write commits again (`Database.writable`). */
   let writable = true;
@@ -183,19 +215,35 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
   };
   const transaction = async <T>(
     fn: (tx: Transaction) => Promise<T>,
-    options: { relaxed?: boolean } = {},
+    options: { relaxed?: boolean; syncOffLoop?: boolean } = {},
   ): Promise<T> => {
     const current = inTx.getStore();
     if (current) return fn(current); // nested: join the open transaction
     const release = await mutex.acquire();
-    if (options.relaxed) db.pragma('synchronous = NORMAL');
+    const offLoop = options.syncOffLoop === true && wal && !options.relaxed;
+    let normal = options.relaxed === true || offLoop;
+    if (normal) setSync('NORMAL');
     try {
+      if (syncFailure !== undefined) throw syncFailure;
       guarded(() => db.exec('BEGIN IMMEDIATE'));
       wrote = false;
       const tx: Transaction = { ...q, lock: async () => {} };
       try {
         const result = await inTx.run(tx, () => fn(tx));
         guarded(() => db.exec('COMMIT'));
+        if (offLoop) {
+          // Durable before anyone hears of it: the connection stays held (reads and writes of
+          // other callers wait for the mutex) until the log is on disk.
+          setSync('FULL');
+          normal = false;
+          try {
+            await syncWal();
+          } catch (e) {
+            syncFailure = toStorageError(e);
+            writable = false;
+            throw syncFailure;
+          }
+        }
         if (wrote) writable = true;
         return result;
       } catch (e) {
@@ -211,7 +259,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
         throw e;
       }
     } finally {
-      if (options.relaxed && db.open) db.pragma('synchronous = FULL');
+      if (normal && db.open) setSync('FULL');
       release();
     }
   };
@@ -239,6 +287,8 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
       // Wait for every transaction already started (queued ones too), then close.
       const release = await mutex.acquire();
       db.close();
+      if (walFile) closeSync(walFile.fd);
+      walFile = undefined;
       release();
     },
   };

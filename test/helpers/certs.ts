@@ -22,13 +22,29 @@ export interface TestCertificate {
 }
 
 /** A self-signed RSA-2048 certificate for client authentication (valid from yesterday for `days`). */
-export async function selfSignedRsaCert(cn = 'latchkey-test-client', days = 30): Promise<TestCertificate> {
-  const alg = {
-    name: 'RSASSA-PKCS1-v1_5',
-    hash: 'SHA-256',
-    publicExponent: new Uint8Array([1, 0, 1]),
-    modulusLength: 2048,
-  } as const;
+export function selfSignedRsaCert(cn = 'latchkey-test-client', days = 30): Promise<TestCertificate> {
+  return selfSigned(
+    {
+      name: 'RSASSA-PKCS1-v1_5',
+      hash: 'SHA-256',
+      publicExponent: new Uint8Array([1, 0, 1]),
+      modulusLength: 2048,
+    },
+    cn,
+    days,
+  );
+}
+
+/** A self-signed P-256 certificate for client authentication (ES256 assertions, as the bench sends). */
+export function selfSignedEcCert(cn = 'latchkey-test-client', days = 30): Promise<TestCertificate> {
+  return selfSigned({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }, cn, days);
+}
+
+async function selfSigned(
+  alg: webcrypto.RsaHashedKeyGenParams | (webcrypto.EcKeyGenParams & { hash: string }),
+  cn: string,
+  days: number,
+): Promise<TestCertificate> {
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: `01${Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex')}`,
