@@ -15,7 +15,7 @@ import type { ReadyInfo } from '../src/server/up.js';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(REPO_ROOT, 'bin', 'latchkey.js');
 /** The client id of the CLI (public client for the password grant). */
-const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+export const CLI_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
 
 /** One measured figure. `ratio` = value / baseline when a baseline is given. */
 export interface ResultRow {

@@ -311,9 +311,15 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   // start-up that fails to bind closes the server, and a refresh in flight would log ECONNREFUSED.
   // A start-up that fails later (say `up --hosts-file` unwritable) closes the endpoint with this
   // refresh in flight: its failure then is the shutdown's, not worth a log line.
+  // It starts on the next turn of the event loop, not in this one: the caller announces ready in
+  // this turn, and the refresh's first token (its signing library, ~50 ms to load) comes after that
+  // (test/up.lazy-modules.test.ts).
   let closed = false;
-  core.refresh().catch((e) => {
-    if (!closed) log.warn('identity endpoint: first refresh failed', e);
+  setImmediate(() => {
+    if (closed) return;
+    core.refresh().catch((e) => {
+      if (!closed) log.warn('identity endpoint: first refresh failed', e);
+    });
   });
   url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   store.saveEndpoint({
