@@ -58,6 +58,15 @@ export interface ServicesLog {
   info(obj: object, msg: string): void;
 }
 
+/** The default answer to a failed sync of the store's log: say why on stderr, exit 70 (EX_SOFTWARE). */
+export function exitOnStoreSyncFailure(error: unknown): void {
+  const why = error instanceof Error ? error.message : String(error);
+  process.stderr.write(
+    `FATAL: the store's write-ahead log could not be synced to disk (${why}); exiting so that the node restarts and recovers it\n`,
+  );
+  process.exit(70);
+}
+
 /**
  * The composition root of the domain: opens storage, unseals keys and builds
  * every service with only the dependencies it needs. HTTP wiring lives in
@@ -65,7 +74,19 @@ export interface ServicesLog {
  */
 export async function createServices(
   config: Readonly<Config>,
-  opts: { clock?: Clock; db?: Database; log?: ServicesLog; nodeId?: string } = {},
+  opts: {
+    clock?: Clock;
+    db?: Database;
+    log?: ServicesLog;
+    nodeId?: string;
+    /**
+     * A failed sync of SQLite's write-ahead log (the file's state unknown): by default the process
+     * says so on stderr and exits with 70, so that its supervisor (systemd's `Restart=on-failure`,
+     * a container's restart policy) restarts it and SQLite recovers the log from disk; nothing
+     * acknowledged is lost (docs/storage.md). Until it exits the store refuses every transaction.
+     */
+    onStoreSyncFailure?: (error: unknown) => void;
+  } = {},
 ) {
   const clock = opts.clock ?? systemClock;
   // Names this process among the nodes sharing a database (pg_stat_activity, relay payloads).
@@ -76,6 +97,7 @@ export async function createServices(
       applicationName: `latchkey ${nodeId}`,
       onWait: ({ attempt, delayMs, reason }) =>
         opts.log?.warn({ attempt, delayMs, reason }, 'the database is not reachable yet; waiting for it'),
+      onSyncFailure: opts.onStoreSyncFailure ?? exitOnStoreSyncFailure,
     }));
   const metrics = createMetrics();
   const check = await installationStore.rootKeyCheck(db);

@@ -16,6 +16,8 @@ export interface OpenOptions {
   /** First and largest wait between attempts (doubled, with jitter). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** SQLite: told when a sync of the write-ahead log fails (`SqliteOptions.onSyncFailure`). */
+  onSyncFailure?: (error: unknown) => void;
 }
 
 /**
@@ -27,7 +29,12 @@ export interface OpenOptions {
 export async function openDatabase(url: string, opts: OpenOptions = {}): Promise<Database> {
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length);
-    return migrated(openSqlite(path === ':memory:' ? path : resolve(path)));
+    return migrated(
+      openSqlite(
+        path === ':memory:' ? path : resolve(path),
+        opts.onSyncFailure ? { onSyncFailure: opts.onSyncFailure } : {},
+      ),
+    );
   }
   if (!(url.startsWith('postgres://') || url.startsWith('postgresql://')))
     throw new Error('storage URL must start with sqlite: or postgres://');

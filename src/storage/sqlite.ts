@@ -84,8 +84,23 @@ export function sqliteStoreProblems(path: string): string[] {
  * opens an existing file without changing it (no journal mode set, writes
  * refused): checking a backup file or a store another process serves.
  */
-export function openSqlite(path: string, options: { readonly?: boolean } = {}): Database {
+export interface SqliteOptions {
+  readonly?: boolean;
+  /**
+   * Told once when an `fdatasync` of the write-ahead log fails (`syncOffLoop` commits): the
+   * file's state is then unknown, the store refuses every later transaction, and the server's
+   * answer is to exit so that its supervisor restarts it and SQLite recovers the log from disk
+   * (src/server/services.ts), as PostgreSQL stops after a failed fsync. Every batch acknowledged
+   * before was synced, so the restart loses nothing acknowledged.
+   */
+  onSyncFailure?: (error: unknown) => void;
+  /** The log's sync (tests make it fail); node:fs `fdatasync` by default. */
+  fdatasync?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
+}
+
+export function openSqlite(path: string, options: SqliteOptions = {}): Database {
   const readonly = options.readonly === true;
+  const { onSyncFailure, fdatasync: syncFile = fdatasync } = options;
   if (path !== ':memory:' && !readonly) createPrivately(path);
   const db = new BetterSqlite3(path, readonly ? { readonly: true, fileMustExist: true } : {});
   let wal = false;
@@ -126,7 +141,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
         reject(e);
         return;
       }
-      fdatasync(fd, (e) => (e ? reject(e) : resolve()));
+      syncFile(fd, (e) => (e ? reject(e) : resolve()));
     });
 
   /** False from a write refused for lack of space until a write commits again (`Database.writable`). */
@@ -241,6 +256,7 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
           } catch (e) {
             syncFailure = toStorageError(e);
             writable = false;
+            onSyncFailure?.(syncFailure);
             throw syncFailure;
           }
         }
