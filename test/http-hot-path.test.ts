@@ -2,13 +2,22 @@
 // one saving must not change (a request's log lines, the per-address limit's refusal, ...).
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
+import type { Caller } from '../src/access/caller.js';
+import { createAccess } from '../src/access/decision.js';
+import { createAuditLog } from '../src/audit/log.js';
 import { DEFAULT_LIMITS } from '../src/config/index.js';
+import { LatchkeyError } from '../src/errors/index.js';
 import { sendAzureError } from '../src/http/errors.js';
 import { createFastify } from '../src/http/fastify.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { createChangeBus, type RelayableChangeBus } from '../src/lib/events.js';
+import { openSqlite } from '../src/storage/sqlite.js';
+import { createSecrets, type Secrets } from '../src/vault/secrets.js';
+import { startTestApp, type TestServer } from './helpers/server.js';
+import { grant, putVault, vaultPrincipal, vaultToken } from './helpers/vault.js';
 
 /** A pino logger whose lines are collected, and a count of the child loggers made from it. */
 function capturingLogger() {
@@ -87,5 +96,133 @@ describe('vault hot path: the common onRequest hook', () => {
     clock.advance(1_000);
     assert.equal((await app.inject({ url: '/ok', headers })).statusCode, 200);
     await app.close();
+  });
+});
+
+describe('vault hot path: authorization and audit of a GET', () => {
+  let s: TestServer;
+  let vaultId: string;
+  let base: string;
+  const API = 'api-version=7.5';
+  const get = (token: string, name: string) =>
+    s.request('GET', `${base}/secrets/${name}?${API}`, { headers: { authorization: `Bearer ${token}` } });
+  before(async () => {
+    s = await startTestApp({ clock: fakeClock(Date.UTC(2026, 0, 1)) });
+    vaultId = (await putVault(s, 'hotvault')).id;
+    await putVault(s, 'hotvault2');
+    base = s.vaultUrl('hotvault');
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('a removed role assignment refuses the very next GET, on this node and on another', async () => {
+    const sp = await vaultPrincipal(s, 'hot-officer');
+    await grant(s, sp.id, 'Key Vault Secrets Officer', vaultId);
+    const token = await vaultToken(s, sp);
+    const admin = await vaultPrincipal(s, 'hot-admin');
+    await grant(s, admin.id, 'Key Vault Secrets Officer', vaultId);
+    const put = await s.request('PUT', `${base}/secrets/held?${API}`, {
+      headers: { authorization: `Bearer ${await vaultToken(s, admin)}` },
+      json: { value: 'v1' },
+    });
+    assert.equal(put.status, 200);
+    // Node B: its own access decisions (own cache) and secrets on the same store, buses linked.
+    const svc = s.services;
+    const busA = svc.bus as RelayableChangeBus;
+    const busB = createChangeBus();
+    busA.relay = (t, i) => busB.deliver(t, i);
+    busB.relay = (t, i) => busA.deliver(t, i);
+    const accessB = createAccess({ db: svc.db, clock: svc.clock, bus: busB });
+    const nodeB: Secrets = createSecrets({
+      db: svc.db,
+      clock: svc.clock,
+      sealer: svc.sealer,
+      access: accessB,
+      audit: svc.audit,
+      baseUrlOf: svc.vaultBaseUrl,
+      bus: busB,
+    });
+    const caller: Caller = { tenantId: s.info.tenantId, oid: sp.id, appId: sp.appId, kind: 'app' };
+    const ctxB = async () => ({
+      caller,
+      meta: { requestId: 'node-b', clientIp: '127.0.0.1' },
+      vault: (await svc.vaults.byName('hotvault'))!,
+      baseUrl: svc.vaultBaseUrl('hotvault'),
+    });
+    const statusB = async () =>
+      nodeB.get(await ctxB(), 'held').then(
+        () => 200,
+        (e) => (e instanceof LatchkeyError ? e.status : 500),
+      );
+    // Both nodes have the grant cached now (twice: the second from memory).
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await get(token, 'held')).json.value, 'v1');
+      assert.equal(await statusB(), 200);
+    }
+    const [assignment] = await svc.access.list(s.info.tenantId, { principalId: sp.id });
+    await svc.access.delete(s.info.tenantId, assignment!.id);
+    assert.equal((await get(token, 'held')).status, 403, 'refused at once on this node');
+    assert.equal(await statusB(), 403, 'and on the other node');
+    busA.relay = undefined;
+  });
+
+  test('scopes compare case-insensitively and by whole segments', async () => {
+    const sp = await vaultPrincipal(s, 'hot-scopes');
+    // The assignment's scope in other letter case than the vault's id.
+    await grant(
+      s,
+      sp.id,
+      'Key Vault Secrets User',
+      vaultId.toUpperCase().replace('/SUBSCRIPTIONS', '/subscriptions'),
+    );
+    const caller: Caller = { tenantId: s.info.tenantId, oid: sp.id, appId: sp.appId, kind: 'app' };
+    const action = 'Microsoft.KeyVault/vaults/secrets/getSecret/action';
+    const allows = (scope: string) => s.services.access.allows(caller, action, scope, true);
+    assert.equal(await allows(vaultId), true);
+    assert.equal(await allows(`${vaultId.toLowerCase()}/secrets/a`), true);
+    assert.equal(await allows(`${vaultId}/secrets/A`), true, 'again, from memory');
+    assert.equal(await allows(`${vaultId}2`), false, 'a vault whose name starts with this one');
+    assert.equal(await allows(`${vaultId}2/secrets/a`), false);
+    assert.equal(await allows(vaultId.slice(0, -1)), false, 'the parent-like prefix');
+    const token = await vaultToken(s, sp);
+    const other = await s.request('GET', `${s.vaultUrl('hotvault2')}/secrets/x?${API}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(other.status, 403);
+  });
+
+  test('a refusal still carries its challenge; a refused read is audited', async () => {
+    const r = await get('not.a.token', 'held');
+    assert.equal(r.status, 401);
+    const www = String(r.headers['www-authenticate']);
+    assert.match(
+      www,
+      new RegExp(`^Bearer authorization="https://[^"]+/${s.info.tenantId}", resource="[^"]+"$`),
+    );
+    const nosy = await vaultPrincipal(s, 'hot-nosy');
+    const refused = await get(await vaultToken(s, nosy), 'held');
+    assert.equal(refused.status, 403);
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, caller: nosy.id });
+    assert.deepEqual(
+      events.map((e) => [e.operation, e.status, e.target?.endsWith('/secrets/held')]),
+      [['SecretGet', 403, true]],
+    );
+  });
+
+  test('audit.note: a failed batch reaches onError', async () => {
+    const db = openSqlite(':memory:');
+    await db.close();
+    const log = createAuditLog({
+      db,
+      clock: fakeClock(0),
+      macKey: Buffer.alloc(32, 1),
+      headKey: Buffer.alloc(32, 2),
+    });
+    const heard: unknown[] = [];
+    log.note({ tenantId: 't', operation: 'SecretGet', status: 200 }, (e) => heard.push(e));
+    await log.drain();
+    assert.equal(heard.length, 1);
   });
 });
