@@ -14,6 +14,8 @@ export type RequestHandler = (req: http.IncomingMessage, res: http.ServerRespons
 type LogArgs = [unknown, ...unknown[]];
 type LogMethod = (...args: LogArgs) => void;
 type Bindings = Record<string, unknown>;
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+type Level = (typeof LEVELS)[number];
 
 /**
  * A request's logger (`req.log`, `reply.log`), made on first use: Fastify gives every request a
@@ -21,6 +23,9 @@ type Bindings = Record<string, unknown>;
  * cost a few microseconds per request that nearly never logs (per-request lines are off; only
  * errors log). The child, once made, is the one Fastify would have made: same bindings, same options.
  */
+// biome-ignore lint/correctness/noUnusedVariables: merged with the class below (its level methods, put on the prototype)
+interface LazyRequestLogger extends Record<Level, LogMethod> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above
 class LazyRequestLogger {
   #real: Logger | undefined;
   readonly #parent: Logger;
@@ -42,34 +47,14 @@ class LazyRequestLogger {
   set level(level: string) {
     this.real.level = level;
   }
-  #call(name: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent', args: LogArgs): void {
-    (this.real[name] as LogMethod).apply(this.real, args);
-  }
-  fatal(...args: LogArgs): void {
-    this.#call('fatal', args);
-  }
-  error(...args: LogArgs): void {
-    this.#call('error', args);
-  }
-  warn(...args: LogArgs): void {
-    this.#call('warn', args);
-  }
-  info(...args: LogArgs): void {
-    this.#call('info', args);
-  }
-  debug(...args: LogArgs): void {
-    this.#call('debug', args);
-  }
-  trace(...args: LogArgs): void {
-    this.#call('trace', args);
-  }
-  silent(...args: LogArgs): void {
-    this.#call('silent', args);
-  }
   child(bindings: Bindings, options?: object): Logger {
     return this.real.child(bindings, options);
   }
 }
+for (const name of LEVELS)
+  LazyRequestLogger.prototype[name] = function (this: LazyRequestLogger, ...args: LogArgs): void {
+    (this.real[name] as LogMethod).apply(this.real, args);
+  };
 
 /**
  * A Fastify instance that does not listen by itself: it hands back its request
