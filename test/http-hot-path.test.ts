@@ -211,6 +211,68 @@ describe('vault hot path: authorization and audit of a GET', () => {
     );
   });
 
+  test('a SecretBundle keeps its fields and their order, optional ones only when set', async () => {
+    const sp = await vaultPrincipal(s, 'hot-bundle');
+    await grant(s, sp.id, 'Key Vault Secrets Officer', vaultId);
+    const headers = { authorization: `Bearer ${await vaultToken(s, sp)}` };
+    const nbf = Math.floor(Date.UTC(2025, 0, 1) / 1000);
+    const exp = Math.floor(Date.UTC(2030, 0, 1) / 1000);
+    const full = await s.request('PUT', `${base}/secrets/shaped?${API}`, {
+      headers,
+      json: { value: 'v', contentType: 'text/plain', tags: { a: 'b' }, attributes: { nbf, exp } },
+    });
+    assert.equal(full.status, 200);
+    for (const r of [full, await get(headers.authorization.slice(7), 'shaped')]) {
+      assert.deepEqual(Object.keys(r.json), ['value', 'contentType', 'id', 'attributes', 'tags']);
+      assert.deepEqual(Object.keys(r.json.attributes), [
+        'enabled',
+        'nbf',
+        'exp',
+        'created',
+        'updated',
+        'recoveryLevel',
+        'recoverableDays',
+      ]);
+      assert.deepEqual(
+        { ...r.json, id: undefined, attributes: { ...r.json.attributes, created: 0, updated: 0 } },
+        {
+          value: 'v',
+          contentType: 'text/plain',
+          id: undefined,
+          attributes: {
+            enabled: true,
+            nbf,
+            exp,
+            created: 0,
+            updated: 0,
+            recoveryLevel: 'Recoverable+Purgeable',
+            recoverableDays: 90,
+          },
+          tags: { a: 'b' },
+        },
+      );
+      assert.match(r.json.id, /\/secrets\/shaped\/[0-9a-f]{32}$/);
+    }
+    assert.equal(
+      (await s.request('PUT', `${base}/secrets/plain?${API}`, { headers, json: { value: 'p' } })).status,
+      200,
+    );
+    const plain = await get(headers.authorization.slice(7), 'plain');
+    assert.deepEqual(Object.keys(plain.json), ['value', 'id', 'attributes']);
+    assert.deepEqual(Object.keys(plain.json.attributes), [
+      'enabled',
+      'created',
+      'updated',
+      'recoveryLevel',
+      'recoverableDays',
+    ]);
+    const patched = await s.request('PATCH', `${base}/secrets/plain?${API}`, {
+      headers,
+      json: { contentType: 'x' },
+    });
+    assert.deepEqual(Object.keys(patched.json), ['contentType', 'id', 'attributes'], 'no value');
+  });
+
   test('audit.note: a failed batch reaches onError', async () => {
     const db = openSqlite(':memory:');
     await db.close();
