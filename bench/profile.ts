@@ -1,6 +1,7 @@
 // One server under the bench's load, for profiling (issue 19; docs/performance.md):
-//   node --import tsx bench/profile.ts get|floor|sign|sign-rsa|secret|assertion [seconds]
+//   node --import tsx bench/profile.ts get|get-server|floor|sign|sign-rsa|secret|assertion [seconds]
 // get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor;
+// get-server: the same GET on `latchkey server` on SQLite with the `nodes` scenario's flags;
 // sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion:
 // client_credentials tokens with a client secret / a fresh ES256 client assertion, as `tokens`. 32 keep-alive
 // connections, 2 s of warm-up, then the measured window; prints one JSON line (req/s, server CPU
@@ -11,11 +12,12 @@
 //   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
 //   PROFILE_PIN=1        as the bench's --pin: this process on core 0, the server on the others
 import { spawn } from 'node:child_process';
-import { createHash, sign as cryptoSign, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, sign as cryptoSign, randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { issueServerCert, makeTestCa } from '../test/helpers/tls-ca.js';
 import {
   type LoadSpec,
   load,
@@ -23,9 +25,11 @@ import {
   pinningFor,
   REPO_ROOT,
   spawnBenchServer,
+  spawnLatchkey,
   startBenchServer,
   tempDirs,
 } from './lib.js';
+import { seed } from './scenarios/nodes.js';
 import { assertionCertificate } from './scenarios/tokens.js';
 
 const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
@@ -114,6 +118,45 @@ async function secretGet(dataDir: string) {
     await measure(spec, server.child.pid);
   } finally {
     await server.stop();
+  }
+}
+
+/** `latchkey server` on SQLite, seeded and started as the `nodes` scenario's SQLite node. */
+async function serverGet(dataDir: string) {
+  const ca = await makeTestCa();
+  const leaf = await issueServerCert(ca, ['localhost', '*.vault.localhost']);
+  writeFileSync(join(dataDir, 'tls.pem'), leaf.certPem);
+  writeFileSync(join(dataDir, 'tls.key'), leaf.keyPem, { mode: 0o600 });
+  writeFileSync(join(dataDir, 'root.key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  mkdirSync(join(dataDir, 'sqlite'), { mode: 0o700 });
+  const admin = join(dataDir, 'admin.json');
+  const lk = await spawnLatchkey<{ port: number }>(
+    [
+      'server',
+      '--json',
+      ...['--host', '127.0.0.1', '--port', '0', '--public-port', '443'],
+      ...['--root-key-file', join(dataDir, 'root.key')],
+      ...['--tls-cert', join(dataDir, 'tls.pem'), '--tls-key', join(dataDir, 'tls.key')],
+      ...['--storage', `sqlite:${join(dataDir, 'sqlite', 'latchkey.db')}`],
+      ...['--public-host', 'localhost', '--vault-domain', 'vault.localhost', '--log-level', 'warn'],
+      ...['--bootstrap-admin', admin, '--tenant-domain', 'bench.example'],
+      ...['--limit', 'per-address-rate=0', '--limit', 'per-principal-rate=0'],
+    ],
+    { LATCHKEY_CONFIG_DIR: dataDir },
+  );
+  try {
+    const token = await seed(lk.info.port, admin);
+    await measure(
+      {
+        url: `https://127.0.0.1:${lk.info.port}/secrets/bench-secret?api-version=7.5`,
+        host: 'bench.vault.localhost',
+        headers: { authorization: `Bearer ${token}` },
+        serverPids: [lk.child.pid],
+      },
+      lk.child.pid,
+    );
+  } finally {
+    await lk.stop();
   }
 }
 
@@ -279,9 +322,11 @@ const dirs = tempDirs();
 try {
   const dataDir = dirs.make('latchkey-profile-');
   if (mode === 'get' || mode === 'floor') await secretGet(dataDir);
+  else if (mode === 'get-server') await serverGet(dataDir);
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
   else if (mode === 'secret' || mode === 'assertion') await tokens(dataDir, mode);
-  else throw new Error('usage: bench/profile.ts get|floor|sign|sign-rsa|secret|assertion [seconds]');
+  else
+    throw new Error('usage: bench/profile.ts get|get-server|floor|sign|sign-rsa|secret|assertion [seconds]');
 } finally {
   dirs.cleanup();
 }

@@ -106,7 +106,7 @@ async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> } |
  * A vault `bench` with the secret `bench-secret` (VALUE_BYTES) on a freshly bootstrapped node, and a
  * token of a Key Vault Secrets Officer for it (the same on every node sharing the database).
  */
-async function seed(port1: number, adminFile: string): Promise<string> {
+export async function seed(port1: number, adminFile: string): Promise<string> {
   const admin = JSON.parse(readFileSync(adminFile, 'utf8')) as {
     tenantId: string;
     userName: string;

@@ -44,10 +44,12 @@ export const SCOPE_RE = /^\/([A-Za-z0-9._()-]+\/[A-Za-z0-9._()~-]+)*(\/[A-Za-z0-
 
 /** True when `scope` is `ancestor` or lies below it (ARM ids compare case-insensitively). */
 export function scopeCovers(ancestor: string, scope: string): boolean {
-  const a = ancestor.toLowerCase();
-  const s = scope.toLowerCase();
-  return a === '/' || s === a || s.startsWith(`${a}/`);
+  return coversLower(ancestor.toLowerCase(), scope.toLowerCase());
 }
+
+/** {@link scopeCovers} of scopes already lower-cased. */
+const coversLower = (a: string, s: string): boolean =>
+  a === '/' || s === a || (s.length > a.length && s.charCodeAt(a.length) === 47 && s.startsWith(a));
 
 /** Vault-level access model, as the decision point needs it. */
 export interface VaultAccessModel {
@@ -96,7 +98,9 @@ export function createAccess(deps: {
   // even one that missed the change notification.
   const ttl = Math.min(deps.cacheTtlMs ?? 1_000, 1_000);
   const stats = deps.stats ?? cacheStats();
-  const cache = new Map<string, { at: number; rows: { role: RoleDefinition; scope: string }[] }>();
+  /** A role at a scope, the scope also lower-cased (compared on every decision). */
+  type Grant = { role: RoleDefinition; scope: string; scopeLower: string };
+  const cache = new Map<string, { at: number; rows: Grant[] }>();
   bus.subscribe('roleAssignment', (principalId) => cache.delete(principalId));
   bus.subscribe('principal', (principalId) => cache.delete(principalId));
   bus.onResync(() => cache.clear());
@@ -110,9 +114,9 @@ export function createAccess(deps: {
     }
     stats.misses++;
     const rows = await assignmentStore.listByPrincipal(db, tenantId, principalId);
-    const resolved = rows.flatMap((r) => {
+    const resolved = rows.flatMap((r): Grant[] => {
       const role = roleById(r.roleId);
-      return role ? [{ role, scope: r.scope }] : [];
+      return role ? [{ role, scope: r.scope, scopeLower: r.scope.toLowerCase() }] : [];
     });
     if (cache.size > 50_000) cache.clear();
     cache.set(principalId, { at: clock.monotonic(), rows: resolved }); // monotonic: a clock step must not keep stale roles
@@ -154,8 +158,10 @@ export function createAccess(deps: {
     /** True when the caller's role assignments (or a provisioning key's scopes) grant `action` at `scope`. */
     async allows(caller: Caller, action: string, scope: string, data = false): Promise<boolean> {
       if (caller.provisioningScopes) return provisioningDecision(caller, action, scope) === undefined;
-      const grants = (rows: { role: RoleDefinition; scope: string }[]) =>
-        rows.some((r) => scopeCovers(r.scope, scope) && roleAllows(r.role, action, data));
+      // scopeCovers on lower-cased scopes, each lowered once (not per assignment and request).
+      const s = scope.toLowerCase();
+      const grants = (rows: Grant[]) =>
+        rows.some((r) => coversLower(r.scopeLower, s) && roleAllows(r.role, action, data));
       const got = await assignmentsOf(caller.tenantId, caller.oid);
       if (grants(got.rows)) return true;
       // A refusal from memory is checked against the database: an assignment just made on

@@ -32,6 +32,7 @@ export interface AuditEvent extends Required<Omit<AuditInput, 'details'>> {
 type Row = AuditEventRow;
 
 const GENESIS = '0'.repeat(64);
+const noop = (): void => {};
 
 /**
  * The chain head as stored in `meta`: `{seq}:{hash}:{tampered}:{mac}`. `tampered`
@@ -214,10 +215,8 @@ export function createAuditLog(deps: {
    * the stores refuse NUL in text (storage/errors.ts, refuseNulText), and one such record would
    * fail its whole batch, the other requests' records with it. NUL becomes U+FFFD.
    */
-  const withoutNul = <T extends Record<string, unknown>>(r: T): T =>
-    Object.fromEntries(
-      Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll('\u0000', '\uFFFD') : v]),
-    ) as T;
+  const withoutNul = <T extends string | null>(v: T): T =>
+    (typeof v === 'string' && v.includes('\u0000') ? v.replaceAll('\u0000', '\uFFFD') : v) as T;
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
     const head = await readHead(tx);
@@ -240,27 +239,29 @@ export function createAuditLog(deps: {
     const rows: Row[] = [];
     for (const { input, time } of items) {
       n += 1;
-      const row: Omit<Row, 'hash'> = withoutNul({
+      // Every text column through withoutNul (one check per column, no copy of the row).
+      const row: Row = {
         seq: n,
-        id: newGuid(),
+        id: withoutNul(newGuid()),
         time,
-        tenant_id: input.tenantId,
-        caller_oid: input.callerOid ?? null,
-        caller_app_id: input.callerAppId ?? null,
-        caller_kind: input.callerKind ?? null,
-        provisioning_key_id: input.provisioningKeyId ?? null,
-        operation: input.operation.slice(0, 100),
-        target: input.target?.slice(0, 1000) ?? null,
-        vault: input.vault ?? null,
+        tenant_id: withoutNul(input.tenantId),
+        caller_oid: withoutNul(input.callerOid ?? null),
+        caller_app_id: withoutNul(input.callerAppId ?? null),
+        caller_kind: withoutNul(input.callerKind ?? null),
+        provisioning_key_id: withoutNul(input.provisioningKeyId ?? null),
+        operation: withoutNul(input.operation.slice(0, 100)),
+        target: withoutNul(input.target?.slice(0, 1000) ?? null),
+        vault: withoutNul(input.vault ?? null),
         status: input.status,
-        client_ip: input.clientIp?.slice(0, 64) ?? null,
-        request_id: input.requestId?.slice(0, 100) ?? null,
-        details: input.details ? JSON.stringify(input.details).slice(0, 4000) : null,
-        prev_hash: prev,
-      });
-      const hash = mac(canonical(row));
-      rows.push({ ...row, hash });
-      prev = hash;
+        client_ip: withoutNul(input.clientIp?.slice(0, 64) ?? null),
+        request_id: withoutNul(input.requestId?.slice(0, 100) ?? null),
+        details: withoutNul(input.details ? JSON.stringify(input.details).slice(0, 4000) : null),
+        prev_hash: withoutNul(prev),
+        hash: '',
+      };
+      row.hash = mac(canonical(row));
+      rows.push(row);
+      prev = row.hash;
     }
     await auditStore.insertEvents(tx, rows);
     await auditStore.writeHead(tx, sealHead({ seq: n, hash: prev, tampered }));
@@ -303,6 +304,12 @@ export function createAuditLog(deps: {
     return flushing;
   };
 
+  const enqueue = (input: AuditInput, resolve: () => void, reject: (e: unknown) => void): void => {
+    buffer.push({ input, time: clock.now(), resolve, reject });
+    if (buffer.length >= FULL) void flush();
+    else if (!timer && !flushing) timer = setTimeout(() => void flush(), flushMs);
+  };
+
   return {
     /**
      * Upgrade step, run at start-up: seals a head written before heads were sealed
@@ -338,11 +345,14 @@ export function createAuditLog(deps: {
      * "Durability of audit records".
      */
     record(input: AuditInput): Promise<void> {
-      return new Promise((resolve, reject) => {
-        buffer.push({ input, time: clock.now(), resolve, reject });
-        if (buffer.length >= FULL) void flush();
-        else if (!timer && !flushing) timer = setTimeout(() => void flush(), flushMs);
-      });
+      return new Promise((resolve, reject) => enqueue(input, resolve, reject));
+    },
+    /**
+     * {@link record} for a caller that does not wait (a read's record, answered first): the same
+     * batch and commit, without a promise per record; `onError` hears a batch that failed.
+     */
+    note(input: AuditInput, onError: (e: unknown) => void): void {
+      enqueue(input, noop, onError);
     },
     /** Writes anything buffered (shutdown). */
     async drain(): Promise<void> {

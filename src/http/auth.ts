@@ -23,12 +23,13 @@ export function createAuthenticator(deps: {
   return async function authenticate(
     req: FastifyRequest,
     audiences: readonly string[],
-    challenge: Record<string, string> = {},
+    /** The `WWW-Authenticate` parameters of a refusal, or a function making them (called only on a refusal). */
+    challenge: Record<string, string> | (() => Record<string, string>) = {},
   ): Promise<Caller & { claims?: AccessTokenClaims }> {
     const header = req.headers.authorization;
     // The challenge is built only for a refusal (not on every authenticated request).
     const fail = (message: string, cause?: unknown) => {
-      const www = Object.entries(challenge)
+      const www = Object.entries(typeof challenge === 'function' ? challenge() : challenge)
         .map(([k, v]) => `${k}="${v}"`)
         .join(', ');
       return new LatchkeyError('Unauthorized', message, {

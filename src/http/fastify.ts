@@ -11,6 +11,51 @@ import { isOAuthPath, sendAzureError, sendOAuthError } from './errors.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+type LogArgs = [unknown, ...unknown[]];
+type LogMethod = (...args: LogArgs) => void;
+type Bindings = Record<string, unknown>;
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+type Level = (typeof LEVELS)[number];
+
+/**
+ * A request's logger (`req.log`, `reply.log`), made on first use: Fastify gives every request a
+ * pino child bound to its request id, and building one (bindings serialized, a new logger object)
+ * cost a few microseconds per request that nearly never logs (per-request lines are off; only
+ * errors log). The child, once made, is the one Fastify would have made: same bindings, same options.
+ */
+// biome-ignore lint/correctness/noUnusedVariables: merged with the class below (its level methods, put on the prototype)
+interface LazyRequestLogger extends Record<Level, LogMethod> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the interface above
+class LazyRequestLogger {
+  #real: Logger | undefined;
+  readonly #parent: Logger;
+  readonly #bindings: Bindings;
+  readonly #options: object;
+  constructor(parent: Logger, bindings: Bindings, options: object) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+  /** The real child logger (made now if not yet). */
+  get real(): Logger {
+    this.#real ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#real;
+  }
+  get level(): string {
+    return this.#real ? this.#real.level : this.#parent.level;
+  }
+  set level(level: string) {
+    this.real.level = level;
+  }
+  child(bindings: Bindings, options?: object): Logger {
+    return this.real.child(bindings, options);
+  }
+}
+for (const name of LEVELS)
+  LazyRequestLogger.prototype[name] = function (this: LazyRequestLogger, ...args: LogArgs): void {
+    (this.real[name] as LogMethod).apply(this.real, args);
+  };
+
 /**
  * A Fastify instance that does not listen by itself: it hands back its request
  * handler, so one TLS listener can route by Host to several apps (vault data
@@ -58,6 +103,8 @@ export function createFastify(opts: {
       },
     },
     genReqId: () => randomUUID(),
+    childLoggerFactory: (logger, bindings, options) =>
+      new LazyRequestLogger(logger, bindings, options) as unknown as Logger,
     requestIdHeader: false,
     serverFactory: (h) => {
       handler = h as RequestHandler;
@@ -93,8 +140,16 @@ export function createFastify(opts: {
           // The services' clock: a test with a fake clock decides when buckets refill.
           clock: opts.clock ?? systemClock,
         });
-  app.addHook('onRequest', async (req, reply) => {
-    perAddress?.take(clientAddressOf(req.raw));
+  // A callback hook, not an async one: nothing here waits, and an async hook costs every request
+  // a promise and a microtask. A refusal by the rate limiter goes to `done` as the async hook's
+  // rejection did (the error handler answers it).
+  app.addHook('onRequest', (req, reply, done) => {
+    try {
+      perAddress?.take(clientAddressOf(req.raw));
+    } catch (e) {
+      done(e as Error);
+      return;
+    }
     reply.header('x-ms-request-id', req.id);
     const clientRequestId = req.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string' && clientRequestId.length <= 100) {
@@ -102,6 +157,7 @@ export function createFastify(opts: {
     }
     reply.header('x-content-type-options', 'nosniff');
     reply.header('strict-transport-security', 'max-age=31536000');
+    done();
   });
   return {
     app,

@@ -66,10 +66,11 @@ async function vaultRoutes(app: FastifyInstance, services: Services): Promise<vo
     const found = name ? await services.vaults.byName(name) : undefined;
     const vault = found && found.deletedAt === null ? found : undefined;
     const tenantId = vault?.tenantId ?? (await fallbackTenant());
-    const caller = await authenticate(req, services.vaultAudiences(), {
+    // The challenge is made only for a refusal (an accepted token, nearly every request, needs none).
+    const caller = await authenticate(req, services.vaultAudiences(), () => ({
       authorization: `${issuerBaseOf(req, services.issuerBases())}/${tenantId}`,
       resource: services.vaultChallengeResource(),
-    });
+    }));
     const meta = requestMeta(req);
     if (!vault || vault.tenantId !== caller.tenantId) {
       services.audit

@@ -10,14 +10,16 @@ export interface VaultRequestContext extends SecretCallContext {
   apiVersion: string;
 }
 
-const contexts = new WeakMap<FastifyRequest, VaultRequestContext>();
+// On the request itself under a private symbol (a WeakMap entry per request cost more: issue 19).
+const CONTEXT: unique symbol = Symbol('latchkey.vaultContext');
+type WithContext = FastifyRequest & { [CONTEXT]?: VaultRequestContext };
 
 export const setVaultContext = (req: FastifyRequest, ctx: VaultRequestContext): void => {
-  contexts.set(req, ctx);
+  (req as WithContext)[CONTEXT] = ctx;
 };
 
 export function vaultContext(req: FastifyRequest): VaultRequestContext {
-  const ctx = contexts.get(req);
+  const ctx = (req as WithContext)[CONTEXT];
   if (!ctx) throw new LatchkeyError('InternalError', 'The request has no vault context.');
   return ctx;
 }

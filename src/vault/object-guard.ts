@@ -49,10 +49,10 @@ export function createObjectGuard(deps: {
     name === null
       ? `${ctx.baseUrl}/${op?.targetPath ?? collection}`
       : `${ctx.baseUrl}/${collection}/${name}${version ? `/${version}` : ''}`;
+  const onAuditError = (e: unknown): void => deps.onAuditError?.(e);
+  /** Records a read or a refusal in the next batch, not awaited (`note`: no promise per request). */
   const record = (ctx: ObjectCallContext, op: ObjectOperation, tgt: string, status: number) => {
-    audit
-      .record(vaultEvent(ctx.caller, ctx.meta, op.op, tgt, ctx.vault.nameLower, status))
-      .catch((e) => deps.onAuditError?.(e));
+    audit.note(vaultEvent(ctx.caller, ctx.meta, op.op, tgt, ctx.vault.nameLower, status), onAuditError);
   };
   const require = (ctx: ObjectCallContext, op: ObjectOperation, name: string | null) =>
     access.requireVaultData(ctx.caller, ctx.vault.access, {

@@ -136,10 +136,12 @@ export function createSecrets(
   /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys and certificates. */
   const lifecycle = createObjectLifecycle({ ...deps, guard, kind });
   const versions = createObjectVersions({ clock, guard, kind });
-  const withValue = (v: Vault, nameLower: string, { sealed, ...rec }: SealedSecret): SecretRecord => ({
-    ...rec,
-    value: sealer.open(sealed, aad(v, nameLower, rec.version)).toString('utf8'),
-  });
+  /** The record with its value opened (one copy of the row: the rest of it, then `value`). */
+  const withValue = (v: Vault, nameLower: string, { sealed, ...rec }: SealedSecret): SecretRecord => {
+    const r = rec as SecretRecord;
+    r.value = sealer.open(sealed, aad(v, nameLower, rec.version)).toString('utf8');
+    return r;
+  };
 
   const set = async (
     ctx: SecretCallContext,

@@ -2,17 +2,27 @@ import { seconds } from '../../lib/clock.js';
 import type { ObjectRecord } from '../../vault/model.js';
 import { recoveryLevel, type Vault } from '../../vault/model.js';
 
-/** Azure's attributes of a secret or key version: epoch seconds; nbf/exp only when set. */
-export function objectAttributes(r: ObjectRecord, vault: Vault) {
-  return {
-    enabled: r.enabled,
-    ...(r.nbf !== null ? { nbf: seconds(r.nbf) } : {}),
-    ...(r.exp !== null ? { exp: seconds(r.exp) } : {}),
-    created: seconds(r.created),
-    updated: seconds(r.updated),
-    recoveryLevel: recoveryLevel(vault),
-    recoverableDays: vault.softDeleteRetentionInDays,
-  };
+/** Azure's attributes of a secret or key version (epoch seconds; nbf/exp only when set). */
+export interface ObjectAttributesView {
+  enabled: boolean;
+  nbf?: number;
+  exp?: number;
+  created: number;
+  updated: number;
+  recoveryLevel: string;
+  recoverableDays: number;
+}
+
+/** Azure's attributes of a secret or key version: epoch seconds; nbf/exp only when set. Field by field, in this order. */
+export function objectAttributes(r: ObjectRecord, vault: Vault): ObjectAttributesView {
+  const a = { enabled: r.enabled } as ObjectAttributesView;
+  if (r.nbf !== null) a.nbf = seconds(r.nbf);
+  if (r.exp !== null) a.exp = seconds(r.exp);
+  a.created = seconds(r.created);
+  a.updated = seconds(r.updated);
+  a.recoveryLevel = recoveryLevel(vault);
+  a.recoverableDays = vault.softDeleteRetentionInDays;
+  return a;
 }
 
 /** Azure's `managed: true` on a certificate's key or secret (bundles and items); absent on any other. */
