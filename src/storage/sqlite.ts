@@ -158,6 +158,9 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
       cache.set(sql, p);
     }
     refuseNulText(params);
+    // After a failed sync of the log nothing more is written (see `syncFailure`), autocommit
+    // writes included: only reads still answer.
+    if (syncFailure !== undefined && !p.st.readonly) throw syncFailure;
     return { st: p.st, args: p.order.map((i) => params[i] ?? null) };
   };
   const q: Queryable = {
@@ -222,8 +225,9 @@ export function openSqlite(path: string, options: { readonly?: boolean } = {}): 
     const release = await mutex.acquire();
     const offLoop = options.syncOffLoop === true && wal && !options.relaxed;
     let normal = options.relaxed === true || offLoop;
-    if (normal) setSync('NORMAL');
     try {
+      // Inside the try: if it throws (the connection closed), the finally still releases the mutex.
+      if (normal) setSync('NORMAL');
       if (syncFailure !== undefined) throw syncFailure;
       guarded(() => db.exec('BEGIN IMMEDIATE'));
       wrote = false;
