@@ -3,11 +3,13 @@
 // readiness keeps seeing it unwritable; a transaction refused before it began never leaves the
 // connection's mutex held.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openSqlite } from '../src/storage/sqlite.js';
+import { REPO_ROOT } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-sync-offloop-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,5 +48,21 @@ describe('SQLite syncOffLoop: failure paths', () => {
     }
     // A read outside a transaction waits for the mutex: it must not wait for ever.
     await assert.rejects(db.get('SELECT 1'));
+  });
+
+  test('a process out of file descriptors still commits durably (the log was opened with the store)', () => {
+    const child = spawnSync(
+      'bash',
+      [
+        '-c',
+        'ulimit -n 256 && exec "$0" --import tsx "$1" "$2"',
+        process.execPath,
+        join(REPO_ROOT, 'test', 'fixtures', 'sync-offloop-emfile-child.ts'),
+        join(dir, 'emfile.db'),
+      ],
+      { cwd: REPO_ROOT, encoding: 'utf8' },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout, 'OK writable=true\n');
   });
 });
