@@ -4,8 +4,9 @@
 import assert from 'node:assert/strict';
 import { constants, createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { base64url, SignJWT } from 'jose';
+import { base64url, decodeJwt, SignJWT } from 'jose';
 import { assertionPayload, verifySignature } from '../src/authority/client-assertion.js';
+import { isFederatedAssertion } from '../src/authority/federation.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -56,6 +57,48 @@ describe('client assertion signatures (node:crypto)', () => {
     assert.throws(() => assertionPayload(`${h}.W10.c2ln`), /not a JSON object/, 'an array');
     assert.throws(() => assertionPayload(`${h}.e30`), /not a compact JWS/, 'two parts');
     assert.throws(() => assertionPayload(`${h}.e30!.c2ln`), /not base64url/);
+  });
+
+  test('assertionPayload accepts and decodes exactly what jose decodeJwt does (isFederatedAssertion peeks with it)', async () => {
+    const h = base64url.encode(JSON.stringify({ alg: 'RS256' }));
+    const json = JSON.stringify({ iss: 'https://token.actions.githubusercontent.com', sub: 'repo:x' });
+    const std = Buffer.from(json).toString('base64'); // padded, so not canonical base64url
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"iss":"b"}')]);
+    const payloads = [
+      base64url.encode(json),
+      std,
+      ` ${std.replace(/=+$/, '')}\n`,
+      `${base64url.encode(json)}A`, // length 4n+1
+      `${base64url.encode('{"iss":"a"}')}=`, // wrong padding
+      bom.toString('base64url'),
+      Buffer.from('{"iss":"+/"}').toString('base64').replace(/=/g, ''),
+      base64url.encode('{"iss":"x","iss":"y"}'),
+      base64url.encode('[1]'),
+      base64url.encode('null'),
+      'e30!',
+      '',
+    ];
+    for (const p of payloads) {
+      const jws = `${h}.${p}.c2ln`;
+      let expected: unknown;
+      try {
+        expected = decodeJwt(jws);
+      } catch {
+        expected = 'throws';
+      }
+      let actual: unknown;
+      try {
+        actual = { ...assertionPayload(jws) };
+      } catch {
+        actual = 'throws';
+      }
+      assert.deepEqual(actual, expected, `payload segment ${JSON.stringify(p)}`);
+    }
+    assert.equal(
+      await isFederatedAssertion(`${h}.${std}.c2ln`, 'some-client'),
+      true,
+      'padded, as jose read it',
+    );
   });
 
   test('the key must fit the algorithm: type, curve, RSA size', async () => {

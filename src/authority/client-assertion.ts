@@ -83,13 +83,32 @@ function checkClaims(
   if (!aud.some((a) => typeof a === 'string' && o.audiences.includes(a))) fail('audience');
 }
 
+/** jose's text decoder: not fatal (U+FFFD for bad bytes) and a leading BOM dropped. */
+const UTF8 = new TextDecoder();
+
+/**
+ * Base64url bytes as jose decodes them on this runtime (`atob` after mapping `-_` to `+/`): padding
+ * and ASCII whitespace are accepted, `+` and `/` are not, a length of 4n+1 is refused. Canonical
+ * input (the alphabet only, not 4n+1) takes Buffer's decoder, which answers the same for it.
+ */
+function base64urlBytes(part: string): Uint8Array {
+  if (B64URL.test(part) && part.length % 4 !== 1) return Buffer.from(part, 'base64url');
+  if (part.includes('+') || part.includes('/')) throw new Error('not base64url');
+  let binary: string;
+  try {
+    binary = atob(part.replace(/-/g, '+').replace(/_/g, '/'));
+  } catch {
+    throw new Error('not base64url');
+  }
+  return Buffer.from(binary, 'latin1');
+}
+
 /**
  * One base64url JSON object of a compact JWS (header or payload), as jose's `decodeProtectedHeader`
  * and `decodeJwt` decode it; throws unless it is a JSON object.
  */
 function decodeObject(part: string): Record<string, unknown> {
-  if (!B64URL.test(part)) throw new Error('not base64url');
-  const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  const v: unknown = JSON.parse(UTF8.decode(base64urlBytes(part)));
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
   return v as Record<string, unknown>;
 }

@@ -125,24 +125,39 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
   let walFile: { fd: number; dev: number; ino: number } | undefined;
   /** Set once a sync of the log failed: the file's state is unknown, so nothing more is written. */
   let syncFailure: unknown;
+  /** The log's descriptor, (re)opened if the file at `walPath` is not the one already open. */
+  const walFd = (): number => {
+    const st = statSync(walPath);
+    if (!walFile || walFile.dev !== st.dev || walFile.ino !== st.ino) {
+      if (walFile) closeSync(walFile.fd);
+      walFile = undefined;
+      const opened = openSync(walPath, 'r');
+      walFile = { fd: opened, dev: st.dev, ino: st.ino };
+    }
+    return walFile.fd;
+  };
   const syncWal = (): Promise<void> =>
     new Promise((resolve, reject) => {
       let fd: number;
       try {
-        const st = statSync(walPath);
-        if (!walFile || walFile.dev !== st.dev || walFile.ino !== st.ino) {
-          if (walFile) closeSync(walFile.fd);
-          walFile = undefined;
-          const opened = openSync(walPath, 'r');
-          walFile = { fd: opened, dev: st.dev, ino: st.ino };
-        }
-        fd = walFile.fd;
+        fd = walFd();
       } catch (e) {
         reject(e);
         return;
       }
       syncFile(fd, (e) => (e ? reject(e) : resolve()));
     });
+  if (wal) {
+    // The log's descriptor opened with the store, not with its first commit: a process out of
+    // descriptors then (EMFILE under a connection flood) would otherwise fail that sync, and a
+    // failed sync refuses every later write. A first read makes SQLite create the log.
+    try {
+      db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get();
+      walFd();
+    } catch {
+      // left to the first syncOffLoop commit (which fails, and says why, if it still cannot)
+    }
+  }
 
   /** False from a write refused for lack of space until a write commits again (`Database.writable`). */
   let writable = true;
@@ -173,6 +188,9 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       cache.set(sql, p);
     }
     refuseNulText(params);
+    // After a failed sync of the log nothing more is written (see `syncFailure`), autocommit
+    // writes included: only reads still answer.
+    if (syncFailure !== undefined && !p.st.readonly) throw syncFailure;
     return { st: p.st, args: p.order.map((i) => params[i] ?? null) };
   };
   const q: Queryable = {
@@ -237,8 +255,9 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
     const release = await mutex.acquire();
     const offLoop = options.syncOffLoop === true && wal && !options.relaxed;
     let normal = options.relaxed === true || offLoop;
-    if (normal) setSync('NORMAL');
     try {
+      // Inside the try: if it throws (the connection closed), the finally still releases the mutex.
+      if (normal) setSync('NORMAL');
       if (syncFailure !== undefined) throw syncFailure;
       guarded(() => db.exec('BEGIN IMMEDIATE'));
       wrote = false;
