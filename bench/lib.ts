@@ -525,6 +525,44 @@ export const upArgs = (dataDir: string, o: { limitsOff?: boolean } = {}): string
   ...(o.limitsOff ? ['--limit', 'per-address-rate=0', '--limit', 'per-principal-rate=0'] : []),
 ];
 
+/**
+ * One HTTPS request straight to 127.0.0.1 with a Host header; its status and body. With `ca` the
+ * server's certificate is checked against it (for `localhost`); without, not (setup only).
+ */
+export function requestOnce(
+  port: number | string,
+  host: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+  ca?: string | Buffer,
+) {
+  return new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        headers: { host, ...headers },
+        ...(ca === undefined ? { rejectUnauthorized: false } : { ca }),
+        servername: 'localhost',
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.end(body);
+    else req.end();
+  });
+}
+
 // ---------------------------------------------------------------- the server under test
 
 export interface HttpResult {

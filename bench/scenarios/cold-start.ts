@@ -2,12 +2,11 @@
 // process to its JSON ready line (what a developer or a CI job waits for).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import https from 'node:https';
 import { join } from 'node:path';
 import type { ReadyInfo } from '../../src/server/up.js';
-import { CLI_CLIENT_ID, median, row, type Scenario, spawnUp } from '../lib.js';
+import { CLI_CLIENT_ID, median, requestOnce, row, type Scenario, spawnUp } from '../lib.js';
 
-/** One HTTPS request to the server on 127.0.0.1 with a Host header; its status and body. */
+/** One HTTPS request to the server on 127.0.0.1 with a Host header, its certificate checked. */
 function call(
   info: ReadyInfo,
   host: string,
@@ -17,28 +16,7 @@ function call(
   body?: string,
 ) {
   const port = new URL(info.authority).port;
-  return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        headers: { host: `${host}:${port}`, ...headers },
-        ca: readFileSync(info.caCertPath),
-        servername: 'localhost',
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  return requestOnce(port, `${host}:${port}`, method, path, headers, body, readFileSync(info.caCertPath));
 }
 
 /**

@@ -2,7 +2,6 @@
 // bare node:https server answering a body of the same size, in the same run; against the floor (the
 // same server plus only the work a secret GET cannot skip, in one and in two processes: what any
 // implementation could reach on this machine); and secret SET per second.
-import https from 'node:https';
 import { join } from 'node:path';
 import {
   type BenchContext,
@@ -11,6 +10,7 @@ import {
   type LoadResult,
   load,
   REPO_ROOT,
+  requestOnce,
   row,
   type Scenario,
   spawnBenchServer,
@@ -23,38 +23,14 @@ const VALUE_BYTES = 1024;
 const spawnServer = <T>(args: string[]) => spawnBenchServer<T>(SERVER, args);
 
 /** One request straight to 127.0.0.1 with a Host header (no certificate check: setup only). */
-function once(
+const once = (
   port: number,
   host: string,
   method: string,
   path: string,
   headers: Record<string, string>,
   body?: string,
-) {
-  return new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        headers: { host, ...headers },
-        rejectUnauthorized: false,
-        servername: 'localhost',
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-      },
-    );
-    req.on('error', reject);
-    if (body !== undefined) req.end(body);
-    else req.end();
-  });
-}
+) => requestOnce(port, host, method, path, headers, body);
 
 function recordLoad(
   ctx: BenchContext,
