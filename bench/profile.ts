@@ -1,6 +1,7 @@
 // One server under the bench's load, for profiling (issue 19; docs/performance.md):
-//   node --import tsx bench/profile.ts get|get-server|floor|sign|sign-rsa|secret|assertion [seconds]
-// get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor;
+//   node --import tsx bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]
+// get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor; set:
+// a secret SET (PUT of a new version) on that server, as the scenario's SET;
 // get-server: the same GET on `latchkey server` on SQLite with the `nodes` scenario's flags;
 // sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion:
 // client_credentials tokens with a client secret / a fresh ES256 client assertion, as `tokens`. 32 keep-alive
@@ -109,12 +110,23 @@ async function secretGet(dataDir: string) {
     port = floor.info.port;
   }
   try {
-    const spec = {
-      url: `https://127.0.0.1:${port}${path}`,
-      host: vaultHost,
-      headers: { authorization },
-      serverPids: [server.child.pid],
-    };
+    const spec =
+      mode === 'set'
+        ? {
+            // As the `secrets` scenario's SET: a new version of one secret per request.
+            url: `https://127.0.0.1:${port}/secrets/bench-set?api-version=7.5`,
+            host: vaultHost,
+            method: 'PUT',
+            headers: { authorization, 'content-type': 'application/json' },
+            body: JSON.stringify({ value: 's'.repeat(1024) }),
+            serverPids: [server.child.pid],
+          }
+        : {
+            url: `https://127.0.0.1:${port}${path}`,
+            host: vaultHost,
+            headers: { authorization },
+            serverPids: [server.child.pid],
+          };
     await measure(spec, server.child.pid);
   } finally {
     await server.stop();
@@ -321,12 +333,12 @@ if (process.env.PROFILE_PIN) pinCores(pinningFor(cpus().length));
 const dirs = tempDirs();
 try {
   const dataDir = dirs.make('latchkey-profile-');
-  if (mode === 'get' || mode === 'floor') await secretGet(dataDir);
+  if (mode === 'get' || mode === 'floor' || mode === 'set') await secretGet(dataDir);
   else if (mode === 'get-server') await serverGet(dataDir);
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
   else if (mode === 'secret' || mode === 'assertion') await tokens(dataDir, mode);
   else
-    throw new Error('usage: bench/profile.ts get|get-server|floor|sign|sign-rsa|secret|assertion [seconds]');
+    throw new Error('usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]');
 } finally {
   dirs.cleanup();
 }
