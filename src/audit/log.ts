@@ -205,7 +205,20 @@ export function createAuditLog(deps: {
       ? { kind: 'sealed', ...head }
       : { kind: 'forged' };
   };
-  const readHead = async (q: Queryable): Promise<HeadState> => parseHead(await auditStore.head(q));
+  /**
+   * The last head this process sealed or verified, with what `parseHead` makes of it: `parseHead`
+   * is a pure function of the stored text (the keys are fixed), so a head read back unchanged —
+   * every append of a group-committed batch reads the one its predecessor wrote — needs no second
+   * MAC check. Any other text (another node's append, a rollback, a forgery) is parsed in full.
+   */
+  let known: { text: string; state: HeadState } | undefined;
+  const readHead = async (q: Queryable): Promise<HeadState> => {
+    const text = await auditStore.head(q);
+    if (text !== undefined && text === known?.text) return known.state;
+    const state = parseHead(text);
+    if (text !== undefined && state.kind === 'sealed') known = { text, state };
+    return state;
+  };
   const buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
@@ -264,7 +277,10 @@ export function createAuditLog(deps: {
       prev = row.hash;
     }
     await auditStore.insertEvents(tx, rows);
-    await auditStore.writeHead(tx, sealHead({ seq: n, hash: prev, tampered }));
+    const next = { seq: n, hash: prev, tampered };
+    const text = sealHead(next);
+    await auditStore.writeHead(tx, text);
+    known = { text, state: { kind: 'sealed', ...next } };
   };
 
   /** Commits one batch of buffered records (at most MAX_BATCH), resolving or rejecting their promises. */

@@ -1,8 +1,9 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { TokenPolicy } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import { type Clock, seconds } from '../lib/clock.js';
 import { loadJose } from '../lib/jose.js';
+import { randomBytesPooled } from '../lib/random.js';
 import { signCompact } from './jws.js';
 import type { Principal } from './principals.js';
 import type { SigningKeys } from './signing-keys.js';
@@ -103,7 +104,7 @@ export function createTokenIssuer(deps: { keys: SigningKeys; clock: Clock; polic
         appid: input.clientId,
         azpacr: input.authMethod,
         idtyp: principal.kind === 'user' ? 'user' : 'app',
-        uti: randomBytes(16).toString('base64url'),
+        uti: randomBytesPooled(16).toString('base64url'),
         ver: '2.0',
       };
       if (principal.kind === 'user') {

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { LatchkeyError } from '../errors/index.js';
+import { randomBytesPooled } from '../lib/random.js';
 import type { RootKey } from './root-key.js';
 
 /**
@@ -22,7 +23,7 @@ export interface Sealer {
 const uuidToBytes = (id: string): Buffer => Buffer.from(id.replaceAll('-', ''), 'hex');
 
 function gcmSeal(key: Buffer, plaintext: Buffer, aad: Buffer): { iv: Buffer; tag: Buffer; ct: Buffer } {
-  const iv = randomBytes(12);
+  const iv = randomBytesPooled(12); // a fresh 96-bit IV per seal, never reused (lib/random.ts)
   const c = createCipheriv('aes-256-gcm', key, iv);
   c.setAAD(aad);
   const ct = Buffer.concat([c.update(plaintext), c.final()]);
