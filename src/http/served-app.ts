@@ -28,7 +28,14 @@ export async function createServedApp(
     ...opts,
   });
   instrumentHttp(app, services.metrics, name);
-  await build(app);
-  await app.ready();
+  try {
+    await build(app);
+    await app.ready();
+  } catch (e) {
+    // A failed build (the vault app is built on first use and retried) must leave nothing behind:
+    // closing runs the onClose hooks of what was built so far (change-bus subscriptions).
+    await app.close().catch(() => undefined);
+    throw e;
+  }
   return { app, handler: handler() };
 }

@@ -17,14 +17,21 @@ export function createCachingVerifier(deps: {
   bus: ChangeBus;
   maxEntries?: number;
   stats?: CacheStats;
-}): TokenVerifier {
+}): TokenVerifier & { close(): void } {
   const { verifier, clock } = deps;
   const max = deps.maxEntries ?? 10_000;
   const stats = deps.stats ?? cacheStats();
   const cache = new Map<string, { audiences: string; claims: AccessTokenClaims }>();
-  deps.bus.subscribe('signingKey', () => cache.clear());
-  deps.bus.onResync(() => cache.clear());
+  const unsubscribe = [
+    deps.bus.subscribe('signingKey', () => cache.clear()),
+    deps.bus.onResync(() => cache.clear()),
+  ];
   return {
+    /** Leaves the change bus (the app that made it is closed, or its build failed). */
+    close(): void {
+      for (const u of unsubscribe.splice(0)) u();
+      cache.clear();
+    },
     async verify(token: string, audiences: readonly string[]): Promise<AccessTokenClaims> {
       const key = audiences.join(' ');
       const hit = cache.get(token);

@@ -45,6 +45,8 @@ async function vaultRoutes(app: FastifyInstance, services: Services): Promise<vo
     bus: services.bus,
     stats: services.metrics.caches.token,
   });
+  // Off the change bus when the app closes, or when its build fails (served-app.ts closes it then).
+  app.addHook('onClose', async () => verifier.close());
   const authenticate = createAuthenticator({
     verifier,
     principals: services.principals,
