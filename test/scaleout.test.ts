@@ -388,37 +388,52 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
       assert.equal(got.json.id, put.json.id);
     }
     // B and C now hold v1 in their secret caches: a new version and a disable on A reach them
-    // through the change relay, within half the bound (the cache's own re-read after 1 s is the
-    // fallback when a notification is lost; without the relay this takes ~1 s and fails).
-    const until = async (label: string, ok: (r: Awaited<ReturnType<typeof vaultCall>>) => boolean) => {
-      const t0 = performance.now();
+    // through the change relay. Checked without a clock (a timed "within 500 ms" failed on a
+    // loaded machine): A's change is acknowledged, then B and C are waited for until they have
+    // heard a notification more than before it (the relay's own counter, heartbeats not counted),
+    // and the very next read there must show it. The cache's own re-read after 1 s is the fallback
+    // when a notification is lost; what this checks is that the notification arrives and drops
+    // the right entry.
+    const heard = async (n: Node) =>
+      (await scrape(n)).get('latchkey_change_notifications_received_total') ?? Number.NaN;
+    const changeSeen = async (
+      label: string,
+      change: () => Promise<void>,
+      ok: (r: Awaited<ReturnType<typeof vaultCall>>) => boolean,
+    ) => {
+      const before = new Map<Node, number>();
+      for (const n of [b, c]) before.set(n, await heard(n));
+      await change();
       for (const n of [b, c]) {
-        for (;;) {
-          const r = await vaultCall(n, 'scale', 'GET', secretPath('db-password'), { token: tok });
-          if (ok(r)) break;
-          assert.ok(
-            performance.now() - t0 < BOUND_MS / 2,
-            `${n.name}: ${label} not seen after ${BOUND_MS / 2} ms`,
-          );
+        const deadline = Date.now() + 30_000;
+        while ((await heard(n)) <= before.get(n)!) {
+          assert.ok(Date.now() < deadline, `${n.name}: no change notification heard after ${label} on A`);
           await sleep(5);
         }
+        const r = await vaultCall(n, 'scale', 'GET', secretPath('db-password'), { token: tok });
+        assert.ok(ok(r), `${n.name}: ${label} on A not seen once notified: ${r.status} ${r.text}`);
       }
-      process.stderr.write(
-        `  # secret ${label} on A: seen on B and C after ${Math.round(performance.now() - t0)} ms\n`,
-      );
     };
-    const v2 = await vaultCall(a, 'scale', 'PUT', secretPath('db-password'), {
-      token: tok,
-      json: { value: 'v2' },
-    });
-    assert.equal(v2.status, 200, v2.text);
-    await until('new version', (r) => r.status === 200 && r.json.value === 'v2');
-    const off = { token: tok, json: { attributes: { enabled: false } } };
-    assert.equal((await vaultCall(a, 'scale', 'PATCH', secretPath('db-password'), off)).status, 200);
-    await until('disable', (r) => r.status === 403);
-    const on = { token: tok, json: { attributes: { enabled: true } } };
-    assert.equal((await vaultCall(a, 'scale', 'PATCH', secretPath('db-password'), on)).status, 200);
-    await until('enable', (r) => r.status === 200 && r.json.value === 'v2');
+    await changeSeen(
+      'a new version',
+      async () => {
+        const v2 = await vaultCall(a, 'scale', 'PUT', secretPath('db-password'), {
+          token: tok,
+          json: { value: 'v2' },
+        });
+        assert.equal(v2.status, 200, v2.text);
+      },
+      (r) => r.status === 200 && r.json.value === 'v2',
+    );
+    const patch = (enabled: boolean) => async () => {
+      const r = await vaultCall(a, 'scale', 'PATCH', secretPath('db-password'), {
+        token: tok,
+        json: { attributes: { enabled } },
+      });
+      assert.equal(r.status, 200, r.text);
+    };
+    await changeSeen('a disable', patch(false), (r) => r.status === 403);
+    await changeSeen('an enable', patch(true), (r) => r.status === 200 && r.json.value === 'v2');
 
     // Role assignments: B and C have cached "no access" for this principal; A grants; B and C allow
     // on the next request (a refusal from memory is confirmed against the database).
@@ -465,13 +480,19 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     const t0 = performance.now();
     for (const n of [b, c]) {
       for (;;) {
+        // The bound is on when a request is sent, not on when its answer comes back (on a loaded
+        // machine an answer can take longer than the bound itself): see measureRevocation.
+        const sent = performance.now() - t0;
         const r = await vaultCall(n, 'scalepol', 'PUT', secretPath('x'), {
           token: polTok,
           json: { value: n.name },
         });
         if (r.status === 200) break;
         assert.equal(r.status, 403, r.text);
-        assert.ok(performance.now() - t0 < BOUND_MS, `${n.name} still refuses after ${BOUND_MS} ms`);
+        assert.ok(
+          sent < BOUND_MS,
+          `${n.name} refused a request sent ${Math.round(sent)} ms after the change`,
+        );
         await sleep(10);
       }
     }
