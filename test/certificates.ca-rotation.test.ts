@@ -238,6 +238,60 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     );
   });
 
+  test('a soft-deleted certificate is revoked through /deletedcertificates, without waiting for its purge', async () => {
+    const made = await issue('rev-deleted');
+    const version = (await certs().getCertificate('rev-deleted')).properties.version!;
+    const raw = async (p: VaultTestPrincipal, collection: string, name: string, v: string, body: unknown) =>
+      s.request('POST', `${s.vaultUrl('cavault')}/${collection}/${name}/${v}/revoke?api-version=7.5`, {
+        headers: { authorization: `Bearer ${await vaultToken(s, p)}` },
+        json: body,
+      });
+    // Alive: the deleted route does not find it (each route finds only its own state).
+    const early = await raw(officer, 'deletedcertificates', 'rev-deleted', version, {});
+    assert.equal(early.status, 404, early.text);
+    assert.equal(early.json.error.code, 'CertificateNotFound');
+    await (await certs().beginDeleteCertificate('rev-deleted', poll)).pollUntilDone();
+    // Deleted: the live route does not find it, and nothing is revoked yet.
+    assert.equal((await raw(officer, 'certificates', 'rev-deleted', version, {})).status, 404);
+    assert.equal((await crlChecked(made.file)).code, 0, 'a soft delete revokes nothing');
+    // A Certificate User may not; an unknown version is 404; then an officer revokes it.
+    const user = await vaultPrincipal(s, 'rev-deleted-user');
+    await grant(s, user.id, 'Key Vault Certificate User', vaultId);
+    assert.equal((await raw(user, 'deletedcertificates', 'rev-deleted', version, {})).status, 403);
+    assert.equal((await raw(officer, 'deletedcertificates', 'rev-deleted', '0'.repeat(32), {})).status, 404);
+    assert.equal((await crlChecked(made.file)).code, 0, 'nothing revoked by the refusals');
+    // The CLI finds the deleted certificate's latest version itself.
+    const r = cliOk(
+      await cli.run(
+        'keyvault',
+        'certificate',
+        'revoke',
+        '--deleted',
+        '--vault-name',
+        'cavault',
+        '-n',
+        'rev-deleted',
+        '--reason',
+        'keyCompromise',
+        '--output',
+        'json',
+      ),
+      'certificate revoke --deleted',
+    ).json;
+    assert.equal(r.serialNumber, made.serial.toLowerCase());
+    assert.equal(r.reason, 'keyCompromise');
+    assert.match(r.id, new RegExp(`/certificates/rev-deleted/${version}$`));
+    const again = await raw(officer, 'deletedcertificates', 'rev-deleted', version, {});
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.reason, 'unspecified', 'what was asked; the CRL keeps the first reason');
+    const checked = await crlChecked(made.file);
+    assert.match(checked.out, /certificate revoked/, checked.out);
+    // Still deleted and recoverable: revoking is not purging.
+    assert.equal((await certs().getDeletedCertificate('rev-deleted')).properties.version, version);
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'CertificateRevoke' });
+    assert.ok(events.some((e) => e.status === 200 && e.target?.includes('rev-deleted')));
+  });
+
   test('only a tenant Owner rotates the CA: others 403, no token 401; another tenant rotates only its own', async () => {
     const mgmt = `${s.info.managementResource}`;
     const rotateAs = (token?: string) =>

@@ -477,18 +477,26 @@ export function createCertificates(
      * `POST /certificates/{name}/{version}/revoke` (Latchkey's own; Azure has none): a version
      * signed by the tenant's CA goes into its CRL with the reason given, the certificate staying
      * as it is. A version the CA did not sign (or expired) is 400; revoking twice keeps the first.
+     *
+     * `deleted: true` is `POST /deletedcertificates/{name}/{version}/revoke`: the same for a
+     * soft-deleted certificate (a key found compromised after the delete need not wait for the
+     * purge, which purge protection may hold off for the whole retention period). Each route
+     * finds only its own state: a live certificate is 404 there, a deleted one 404 here.
      */
     async revoke(
       ctx: ObjectCallContext,
       rawName: string,
       rawVersion: string,
       reason: RevocationReason,
+      options: { deleted?: boolean } = {},
     ): Promise<{ name: string; version: string; serialNumber: string; reason: RevocationReason }> {
       const name = checkCertificateName(rawName);
       const version = checkCertificateVersion(rawVersion);
+      const deleted = options.deleted === true;
       return guard.write(ctx, OPS.revoke, name, async (tx) => {
         const cur = await store.find(tx, ctx.vault.id, name.toLowerCase(), version);
-        if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
+        if (!cur || (cur.deletedAt !== null) !== deleted)
+          throw deleted ? CERTIFICATE_RULES.deletedNotFound(name) : certificateNotFound(name, version);
         const r = await authority.revokeIssued(tx, ctx.vault.tenantId, [{ der: cur.cer }], reason);
         if (!r.ours)
           throw bad(

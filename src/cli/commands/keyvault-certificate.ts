@@ -445,17 +445,27 @@ export function certificateCommand(): Command {
       'unspecified, keyCompromise, superseded or cessationOfOperation',
       'unspecified',
     )
+    .option('--deleted', 'A soft-deleted certificate (no need to wait for its purge)')
     .action(async (o, cmd: Command) => {
       const c = ctx(cmd);
       const t = await target(c, o);
+      const collection = o.deleted ? 'deletedcertificates' : 'certificates';
+      // The latest version: a deleted certificate's bundle (`/deletedcertificates/{name}`) names it too.
       const latest = async () =>
-        (await vaultCall<CertificateBundle>(c, t.ep, 'GET', `/certificates/${seg(t.name)}/`)).id
+        (
+          await vaultCall<CertificateBundle>(
+            c,
+            t.ep,
+            'GET',
+            o.deleted ? `/deletedcertificates/${seg(t.name)}` : `/certificates/${seg(t.name)}/`,
+          )
+        ).id
           ?.split('/')
           .pop();
       const version = t.version ?? (await latest()) ?? '';
       show(
         c,
-        await vaultCall(c, t.ep, 'POST', `/certificates/${seg(t.name)}/${seg(version)}/revoke`, {
+        await vaultCall(c, t.ep, 'POST', `/${collection}/${seg(t.name)}/${seg(version)}/revoke`, {
           reason: o.reason,
         }),
       );

@@ -253,16 +253,26 @@ export async function certificateRoutes(
   });
 
   // Latchkey's own (Azure has no revoke API): a version signed by the tenant CA into its CRL.
-  app.post('/certificates/:name/:version/revoke', async (req) => {
-    const ctx = vaultContext(req);
-    const body = parse(revokeBody, req.body ?? {});
-    const r = await certificates.revoke(ctx, name(req), versionOf(req) ?? '', body.reason ?? 'unspecified');
-    return {
-      id: `${ctx.responseBase}/certificates/${r.name}/${r.version}`,
-      serialNumber: r.serialNumber,
-      reason: r.reason,
-    };
-  });
+  // The same for a soft-deleted certificate's version (`/deletedcertificates/…`): no wait for the purge.
+  for (const collection of ['certificates', 'deletedcertificates'] as const)
+    app.post(`/${collection}/:name/:version/revoke`, async (req) => {
+      const ctx = vaultContext(req);
+      const body = parse(revokeBody, req.body ?? {});
+      const r = await certificates.revoke(
+        ctx,
+        name(req),
+        versionOf(req) ?? '',
+        body.reason ?? 'unspecified',
+        {
+          deleted: collection === 'deletedcertificates',
+        },
+      );
+      return {
+        id: `${ctx.responseBase}/certificates/${r.name}/${r.version}`, // the version's id, deleted or not
+        serialNumber: r.serialNumber,
+        reason: r.reason,
+      };
+    });
 
   app.get('/certificates/:name/policy', async (req) => {
     const ctx = vaultContext(req);
