@@ -72,7 +72,7 @@ function recordLoad(
 
 const scenario: Scenario = {
   name: 'secrets',
-  description: `secret GET (full path, ${VALUE_BYTES} B value) vs bare node:https with the same body and vs the floor (the unavoidable work only, 1 and 2 processes); secret SET/s`,
+  description: `secret GET (full path, ${VALUE_BYTES} B value) vs bare node:https with the same body and vs the floor (the unavoidable work only, 1 and 2 processes); secret SET/s; GET latency beside SETs (mixed load)`,
   async run(ctx) {
     const dataDir = ctx.tmpDir('latchkey-bench-secrets-');
     const lk = await spawnServer<{ port: number; vaultHost: string; token: string }>([
@@ -155,18 +155,37 @@ const scenario: Scenario = {
       );
 
       ctx.log(`  latchkey secret SET (${ctx.options.connections} connections) …`);
-      const put = await load(
-        {
-          url: `https://127.0.0.1:${port}/secrets/bench-set?api-version=7.5`,
-          host: vaultHost,
-          method: 'PUT',
-          headers: { ...auth, 'content-type': 'application/json' },
-          body: JSON.stringify({ value: 's'.repeat(VALUE_BYTES) }),
-          serverPids: [lk.child.pid],
-        },
-        ctx.options,
-      );
+      const setSpec = {
+        url: `https://127.0.0.1:${port}/secrets/bench-set?api-version=7.5`,
+        host: vaultHost,
+        method: 'PUT',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ value: 's'.repeat(VALUE_BYTES) }),
+      };
+      const put = await load({ ...setSpec, serverPids: [lk.child.pid] }, ctx.options);
       recordLoad(ctx, 'secret SET', put, 'sets/s');
+
+      // Mixed load: what committing writes cost the reads of the same node. Half the connections
+      // read alone, then the same reads run while the other half writes (each SET's batch commits
+      // and is synced; docs/performance.md, "fsync off the event loop"). No server CPU figure: the
+      // two loads share the process.
+      const half = { ...ctx.options, connections: Math.max(1, Math.floor(ctx.options.connections / 2)) };
+      const n = half.connections;
+      const getSpec = { url: `https://127.0.0.1:${port}${path}`, host: vaultHost, headers: auth };
+      ctx.log(`  mixed: secret GET on ${n} connections alone, then beside secret SETs on ${n} more …`);
+      const alone = await load(getSpec, half);
+      const [during, beside] = await Promise.all([load(getSpec, half), load(setSpec, half)]);
+      recordLoad(ctx, `secret GET alone (${n} connections)`, alone, 'req/s');
+      recordLoad(ctx, `secret GET beside SETs (${n} + ${n} connections)`, during, 'req/s');
+      recordLoad(ctx, `secret SET beside GETs (${n} + ${n} connections)`, beside, 'sets/s');
+      ctx.record(
+        row({
+          scenario: 'secrets',
+          metric: 'secret GET p99 beside SETs ÷ alone',
+          value: during.latencyMs.p99 / Math.max(alone.latencyMs.p99, 1),
+          unit: 'ratio',
+        }),
+      );
     } finally {
       await bare?.stop();
       await floor?.stop();
