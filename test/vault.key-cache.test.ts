@@ -201,4 +201,23 @@ describe('key-version cache: two nodes on one store, every change', () => {
     await expectEverywhere('ck', undefined, v3);
     await expectEverywhere('ck', v1, '404');
   });
+
+  test("a certificate's renewal by the lifetime job", async () => {
+    const { certificates, jobs } = sv.services;
+    await certificates.create(ctx, 'renewed', {
+      policy: {
+        issuer: { name: 'Self' },
+        key_props: { kty: 'EC' },
+        x509_props: { subject: 'CN=renewed', validity_months: 1 },
+        lifetime_actions: [{ trigger: { days_before_expiry: 10 }, action: { action_type: 'AutoRenew' } }],
+      },
+    } as never);
+    const first = await certificates.get(ctx, 'renewed');
+    clock.set(first.exp! - 10 * DAY + 1000);
+    await expectEverywhere('renewed', undefined, first.version); // cached at the new time
+    assert.ok(await jobs.runNow('certificate-lifetime', clock.now()));
+    const renewed = (await certificates.get(ctx, 'renewed')).version;
+    assert.notEqual(renewed, first.version);
+    await expectEverywhere('renewed', undefined, renewed);
+  });
 });
