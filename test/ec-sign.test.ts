@@ -8,6 +8,7 @@ import { loadEcCurves } from '../src/vault/ec-curves.js';
 import { ecdsaSignDigest, ecPrivateScalar } from '../src/vault/ec-sign.js';
 import { EC_CURVES } from '../src/vault/key-material.js';
 import type { Curve } from '../src/vault/key-model.js';
+import { modInverse } from '../src/vault/mod-inverse.js';
 
 const lib = await loadEcCurves();
 
@@ -67,5 +68,37 @@ describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
     const n = lib.ecdsa['P-256'].Point.Fn.ORDER;
     assert.throws(() => ecdsaSignDigest(lib, 'P-256', 0n, randomBytes(32)), /invalid private key/);
     assert.throws(() => ecdsaSignDigest(lib, 'P-256', n, randomBytes(32)), /invalid private key/);
+  });
+
+  test("Lehmer's inversion (the signer's b·k⁻¹) equals noble's Fn.inv on random and edge values, every curve", () => {
+    for (const [curve] of CASES) {
+      const Fn = lib.ecdsa[curve].Point.Fn;
+      const n = Fn.ORDER;
+      const edges = [
+        1n,
+        2n,
+        3n,
+        n - 1n,
+        n - 2n,
+        n >> 1n,
+        (n >> 1n) + 1n,
+        1n << BigInt(Fn.BITS - 1),
+        (1n << 52n) - 1n,
+        1n << 51n,
+      ];
+      const randoms = Array.from(
+        { length: 3000 },
+        () => (BigInt(`0x${randomBytes(Fn.BYTES + 8).toString('hex')}`) % (n - 1n)) + 1n,
+      );
+      for (const x of [...edges, ...randoms]) {
+        const inv = modInverse(x, n);
+        assert.equal(inv, Fn.inv(x), `${curve}: ${x}⁻¹`);
+        assert.equal((inv * x) % n, 1n);
+      }
+      assert.equal(modInverse(n + 5n, n), Fn.inv(5n), 'reduced mod n first');
+    }
+    assert.equal(modInverse(3n, 7n), 5n);
+    assert.throws(() => modInverse(6n, 9n), /not invertible/);
+    assert.throws(() => modInverse(0n, 7n), /not invertible/);
   });
 });

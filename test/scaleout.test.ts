@@ -504,6 +504,57 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     assert.equal(shown.json.properties.accessPolicies.length, 1);
   });
 
+  test('a key change on one node reaches the next sign on the others through the relay (key-version cache)', async () => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const created = await arm(a, 'PUT', vaultArm('scalekeys'), {
+      location: 'local',
+      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+    });
+    assert.equal(created.status, 201, created.text);
+    const officer = await createSp(b, 'scale-crypto');
+    await assign(c, officer.id, 'Key Vault Crypto Officer', created.json.id);
+    const tok = await secretToken(a, officer.appId, officer.secret);
+    const keyCall = (n: Node, method: string, path: string, json?: unknown) =>
+      vaultCall(n, 'scalekeys', method, `${path}?api-version=7.5`, {
+        token: tok,
+        ...(json === undefined ? {} : { json }),
+      });
+    const k = await keyCall(a, 'POST', '/keys/signer/create', { kty: 'EC', crv: 'P-256' });
+    assert.equal(k.status, 200, k.text);
+    const v1 = (k.json.key.kid as string).split('/').pop()!;
+    const sign = (n: Node) =>
+      keyCall(n, 'POST', '/keys/signer/sign', { alg: 'ES256', value: randomBytes(32).toString('base64url') });
+    // B and C sign twice (the second from their caches), then see each change made on A in time.
+    for (const n of [b, c, b, c]) assert.equal((await sign(n)).status, 200);
+    const until = async (label: string, ok: (r: Awaited<ReturnType<typeof sign>>) => boolean) => {
+      const t0 = performance.now();
+      for (const n of [b, c]) {
+        for (;;) {
+          const r = await sign(n);
+          if (ok(r)) break;
+          assert.ok(
+            performance.now() - t0 < BOUND_MS / 2,
+            `${n.name}: ${label} not seen after ${BOUND_MS / 2} ms`,
+          );
+          await sleep(5);
+        }
+      }
+      process.stderr.write(
+        `  # key ${label} on A: seen by sign on B and C after ${Math.round(performance.now() - t0)} ms\n`,
+      );
+    };
+    const patch = (attributes: unknown) => keyCall(a, 'PATCH', `/keys/signer/${v1}`, { attributes });
+    assert.equal((await patch({ enabled: false })).status, 200);
+    await until('disable', (r) => r.status === 403 && r.json.error.innererror?.code === 'KeyDisabled');
+    assert.equal((await patch({ enabled: true })).status, 200);
+    await until('enable', (r) => r.status === 200);
+    const rotated = await keyCall(a, 'POST', '/keys/signer/rotate');
+    assert.equal(rotated.status, 200, rotated.text);
+    await until('rotate', (r) => r.status === 200 && r.json.kid === rotated.json.key.kid);
+    assert.equal((await keyCall(a, 'DELETE', '/keys/signer')).status, 200);
+    await until('delete', (r) => r.status === 404);
+  });
+
   test('a signing-key rotation on one node is in every node’s JWKS at once, and its tokens verify everywhere', async () => {
     const [a, b, c] = nodes as [Node, Node, Node];
     const jwks = async (n: Node) =>

@@ -14,6 +14,8 @@ export type ChangeTopic =
   | 'app'
   /** A secret changed: `{vault id}|{name, lower case}` (src/vault/secret-cache.ts). */
   | 'secret'
+  /** A key changed (any version, its state or its name's certificate): `{vault id}|{name, lower case}` (src/vault/key-record-cache.ts). */
+  | 'key'
   /** A principal's client credentials (secrets, certificates) changed: the principal's id. */
   | 'credential'
   /** A tenant was created (or its default changed): the tenant's id. */
@@ -29,6 +31,7 @@ export const CHANGE_TOPICS: readonly ChangeTopic[] = [
   'provisioningKey',
   'app',
   'secret',
+  'key',
   'credential',
   'tenant',
   'tenantSettings',

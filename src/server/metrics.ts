@@ -100,7 +100,8 @@ export function createMetrics() {
     | 'tenant'
     | 'client'
     | 'credential'
-    | 'tenantSettings',
+    | 'tenantSettings'
+    | 'key',
     CacheStats
   > = {
     principal: cacheStats(),
@@ -112,6 +113,7 @@ export function createMetrics() {
     client: cacheStats(),
     credential: cacheStats(),
     tenantSettings: cacheStats(),
+    key: cacheStats(),
   };
   const tokens = new Map<string, number>();
   const jobRuns = new Map<string, number>();

@@ -317,7 +317,17 @@ export async function createServices(
   jobs.every('refresh-token-prune', 3_600_000, () => tokenEndpoint.pruneRefreshTokens());
   jobs.every('device-code-prune', 300_000, () => deviceCodes.prune());
   // Keys and crypto operations (src/vault/key-*.ts), with their rotation and purge jobs.
-  const keyDomain = createKeyDomain({ db, clock, sealer, access, audit, jobs, baseUrlOf: vaultBaseUrl });
+  const keyDomain = createKeyDomain({
+    db,
+    clock,
+    sealer,
+    access,
+    audit,
+    jobs,
+    baseUrlOf: vaultBaseUrl,
+    bus,
+    cacheStats: metrics.caches.key,
+  });
   // Certificates (src/vault/certificate*.ts): their keys and secrets live with the keys and secrets.
   const certificates = createCertificates({
     db,
@@ -326,7 +336,10 @@ export async function createServices(
     access,
     audit,
     baseUrlOf: vaultBaseUrl,
-    onSecretChanged: (vaultId, nameLower) => secrets.changed(vaultId, nameLower),
+    onKeyAndSecretChanged: (vaultId, nameLower) => {
+      keyDomain.keyChanged(vaultId, nameLower);
+      secrets.changed(vaultId, nameLower);
+    },
     publicBase: () => issuerBases()[0]!,
   });
   jobs.every('certificate-purge', 60_000, (now) => certificates.purgeDue(now));

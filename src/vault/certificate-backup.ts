@@ -106,7 +106,7 @@ export function createCertificateBackups(deps: {
   db: Database;
   sealer: Sealer;
   guard: CertificateGuard;
-  onSecretChanged?: (vaultId: string, nameLower: string) => void;
+  onKeyAndSecretChanged?: (vaultId: string, nameLower: string) => void;
 }) {
   const { db, sealer, guard } = deps;
   const keySealing = createKeySealing(sealer);
@@ -244,7 +244,7 @@ export function createCertificateBackups(deps: {
           policyUpdated: b.policy.updated,
         };
       });
-      deps.onSecretChanged?.(ctx.vault.id, restored.name.toLowerCase());
+      deps.onKeyAndSecretChanged?.(ctx.vault.id, restored.name.toLowerCase());
       return restored;
     },
   };

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
+import { LatchkeyError } from '../errors/index.js';
 import type { Queryable } from '../storage/port.js';
 import { certificateAuthorityStore } from '../storage/vault/certificate-authority-store.js';
 import { type CertificateRecord, certificateStore as store } from '../storage/vault/certificate-store.js';
@@ -35,6 +35,7 @@ import {
 } from './certificate-versions.js';
 import { describe, type ImportedCertificate, issueSelfSigned, readImport } from './certificate-x509.js';
 import { generateMaterial, importMaterial, type KeyMaterial } from './key-material.js';
+import { notifyingWrites } from './object-guard.js';
 import { createObjectLifecycle, type ObjectCallContext, type ObjectServiceDeps } from './objects.js';
 import { checkTags } from './secret-rules.js';
 
@@ -73,10 +74,11 @@ const bad = (message: string) => new LatchkeyError('BadParameter', message);
 export function createCertificates(
   deps: ObjectServiceDeps & {
     /**
-     * A certificate change also changed the secret of the same name (created, updated, deleted,
-     * recovered, purged): the secrets service drops its cached latest version, here and on every node.
+     * A certificate change also changed the key and the secret of the same name (created, updated,
+     * deleted, recovered, purged, restored): the keys and secrets services drop their cached
+     * versions, here and on every node.
      */
-    onSecretChanged?: (vaultId: string, nameLower: string) => void;
+    onKeyAndSecretChanged?: (vaultId: string, nameLower: string) => void;
     /** The server's public base URL, for the CRL distribution point of `Latchkey` certificates. */
     publicBase?: () => string;
   },
@@ -88,25 +90,12 @@ export function createCertificates(
     audit: deps.audit,
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
-  // Every write through the guard may have changed the certificate's secret: after it (or after a
-  // failure other than a refusal or a validation error, when the commit may have landed), the
-  // secret's cached latest version is dropped, as the secrets service does for its own changes.
-  const guard: typeof baseGuard = {
-    ...baseGuard,
-    async write(ctx, op, name, fn) {
-      const changed = () => {
-        if (name !== null) deps.onSecretChanged?.(ctx.vault.id, name.toLowerCase());
-      };
-      try {
-        const r = await baseGuard.write(ctx, op, name, fn);
-        changed();
-        return r;
-      } catch (e) {
-        if (!(isLatchkeyError(e) && e.status < 500)) changed();
-        throw e;
-      }
-    },
-  };
+  // Every write through the guard may have changed the certificate's key and secret: after it (or
+  // after a failure other than a refusal or a validation error, when the commit may have landed),
+  // their cached versions are dropped, as the keys and secrets services do for their own changes.
+  const guard = deps.onKeyAndSecretChanged
+    ? notifyingWrites(baseGuard, deps.onKeyAndSecretChanged)
+    : baseGuard;
   const versions = createCertificateVersions({ clock, sealer });
   const { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled } = versions;
   const merging = createCertificateMerge({ clock, sealer, guard, versions });
@@ -141,7 +130,7 @@ export function createCertificates(
       store,
       ...CERTIFICATE_RULES,
       ops: OPS,
-      onPurged: (vaultId: string, nameLower: string) => deps.onSecretChanged?.(vaultId, nameLower),
+      onPurged: (vaultId: string, nameLower: string) => deps.onKeyAndSecretChanged?.(vaultId, nameLower),
       // The certificate's key and secret follow its soft delete and recover, and its purge.
       // A deleted certificate's request waiting for a merge is forgotten (certificate-merge.ts).
       alsoDeleted: async (tx, vaultId, nameLower, deletedAt, purgeAt) => {
@@ -207,7 +196,7 @@ export function createCertificates(
       const material = await materialFor(vault, name, policy);
       return { ...(await issue(via, vault.tenantId, policy, material)), material };
     },
-    ...(deps.onSecretChanged ? { onChanged: deps.onSecretChanged } : {}),
+    ...(deps.onKeyAndSecretChanged ? { onChanged: deps.onKeyAndSecretChanged } : {}),
   });
 
   return {
@@ -216,7 +205,7 @@ export function createCertificates(
       db,
       sealer,
       guard,
-      ...(deps.onSecretChanged ? { onSecretChanged: deps.onSecretChanged } : {}),
+      ...(deps.onKeyAndSecretChanged ? { onKeyAndSecretChanged: deps.onKeyAndSecretChanged } : {}),
     }),
     list: lifecycle.list,
     listVersions: lifecycle.listVersions,

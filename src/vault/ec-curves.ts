@@ -17,7 +17,6 @@ async function load() {
       'P-256K': k1.secp256k1,
     } satisfies Record<Curve, unknown>,
     getMinHashLength: modular.getMinHashLength,
-    mapHashToField: modular.mapHashToField,
     bytesToNumberBE: utils.bytesToNumberBE,
   };
 }

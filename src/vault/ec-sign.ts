@@ -2,6 +2,7 @@ import { createECDH, type ECDH, randomFillSync } from 'node:crypto';
 import type { EcCurves } from './ec-curves.js';
 import { EC_CURVES } from './key-material.js';
 import type { Curve } from './key-model.js';
+import { modInverse } from './mod-inverse.js';
 
 /**
  * ECDSA over a caller-supplied digest (Key Vault signs digests, not messages)
@@ -12,10 +13,11 @@ import type { Curve } from './key-model.js';
  * constant time when it generates an ECDH key pair (`EC_KEY_generate_key`: k
  * drawn uniformly from [1, n−1] by the private DRBG, then a constant-time
  * ladder, or the constant-time P-256 `nistz256` tables). The ECDH key pair *is*
- * (k, R). The rest is a few multiplications mod n, done as @noble/curves does
- * them in its own `sign`, blinded as noble cites (TCHES, article 7337): with a fresh random b,
+ * (k, R). The rest is a few BigInt multiplications mod n, as @noble/curves
+ * does them in its own `sign`, blinded as noble cites (TCHES, article 7337): with a fresh random b,
  *   s = (b·k)⁻¹ · (b·z + (b·d)·r) mod n,
- * so the modular inversion, whose loop count depends on its input (Minerva),
+ * so the modular inversion, whose loop count depends on its input (Minerva;
+ * ours is Lehmer's, ./mod-inverse.ts, variable-time like noble's `invert`),
  * only sees b·k (uniform, independent of k), and d only enters products with
  * the random b. The private key never meets a branch or a table index that
  * depends on its value.
@@ -50,27 +52,30 @@ function nonceSource(lib: EcCurves, curve: Curve) {
   return m;
 }
 
-/** CSPRNG bytes from a refilled pool (one `randomFillSync` per 64 signatures, as `randomUUID` does). */
+/** CSPRNG bytes from a refilled pool (one `randomFillSync` per 64 signatures, as `randomUUID` does), as hex. */
 const pool = Buffer.alloc(64 * 66);
 let poolOffset = pool.length;
-function random(len: number): Uint8Array {
+function randomHex(len: number): string {
   if (poolOffset + len > pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const out = pool.subarray(poolOffset, poolOffset + len);
+  const out = pool.toString('hex', poolOffset, poolOffset + len);
   poolOffset += len;
   return out;
 }
 
+/** Big-endian bytes as an integer (Node's native hex encoding: no per-byte JavaScript loop). */
+const fromHex = (hex: string): bigint => (hex.length === 0 ? 0n : BigInt(`0x${hex}`));
+const toHex = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+
 /** bits2int (RFC 6979 §2.3.2): the leftmost `nBits` bits of the digest, as an integer. */
-function bits2int(lib: EcCurves, digest: Uint8Array, nBits: number): bigint {
-  const z = lib.bytesToNumberBE(digest);
+function bits2int(digest: Uint8Array, nBits: number): bigint {
+  const z = fromHex(toHex(digest));
   const excess = digest.length * 8 - nBits;
   return excess > 0 ? z >> BigInt(excess) : z;
 }
-
-const toBytes = (v: bigint, len: number) => Buffer.from(v.toString(16).padStart(len * 2, '0'), 'hex');
 
 /** The private scalar as the signer keeps it (parsed once per cached key). */
 export const ecPrivateScalar = (lib: EcCurves, d: Uint8Array): bigint => lib.bytesToNumberBE(d);
@@ -80,22 +85,24 @@ export const ecPrivateScalar = (lib: EcCurves, d: Uint8Array): bigint => lib.byt
  * arithmetic (./ec-curves.ts, loaded with the key).
  */
 export function ecdsaSignDigest(lib: EcCurves, curve: Curve, d: bigint, digest: Uint8Array): Buffer {
-  const { bytesToNumberBE, mapHashToField } = lib;
   const { ecdh, blindLength } = nonceSource(lib, curve);
   const { bytes } = EC_CURVES[curve];
   const Fn = lib.ecdsa[curve].Point.Fn;
   const n = Fn.ORDER;
   if (!Fn.isValidNot0(d)) throw new Error('invalid private key');
-  const z = Fn.create(bits2int(lib, digest, Fn.BITS));
+  const z = Fn.create(bits2int(digest, Fn.BITS));
   for (;;) {
-    const R = ecdh.generateKeys(); // 04 ‖ x ‖ y: R = k·G, computed by OpenSSL in constant time
-    const k = bytesToNumberBE(ecdh.getPrivateKey());
-    const r = Fn.create(bytesToNumberBE(R.subarray(1, 1 + bytes)));
+    // 04 ‖ x ‖ y, hex: R = k·G, computed by OpenSSL in constant time
+    const R = ecdh.generateKeys('hex');
+    const k = fromHex(ecdh.getPrivateKey('hex'));
+    const r = fromHex(R.slice(2, 2 + 2 * bytes)) % n;
     if (r === 0n) continue;
-    const b = bytesToNumberBE(mapHashToField(random(blindLength), n));
-    const ibk = Fn.inv(Fn.mul(b, k)); // the inversion sees b·k only
-    const s = Fn.create(ibk * Fn.create(Fn.mul(b, z) + Fn.mul(b, d) * r));
+    // b uniform in [1, n−1], as noble's mapHashToField draws it (from ≥ 1.5× the order's bytes)
+    const b = (fromHex(randomHex(blindLength)) % (n - 1n)) + 1n;
+    const ibk = modInverse((b * k) % n, n); // the inversion sees b·k only (variable-time on it)
+    const s = (ibk * (((b * z) % n) + ((b * d) % n) * r)) % n;
     if (s === 0n) continue;
-    return Buffer.concat([toBytes(r, bytes), toBytes(s, bytes)]);
+    const len = 2 * bytes;
+    return Buffer.from(r.toString(16).padStart(len, '0') + s.toString(16).padStart(len, '0'), 'hex');
   }
 }

@@ -72,6 +72,8 @@ export function createKeyBackups(deps: {
   sealer: Sealer;
   sealing: KeySealing;
   guard: KeyGuard;
+  /** A restore changed a key outside a named write: drop its cached versions everywhere. */
+  changed: (vaultId: string, nameLower: string) => void;
 }) {
   const { db, clock, sealer, guard } = deps;
   const { seal, unseal } = deps.sealing;
@@ -113,7 +115,8 @@ export function createKeyBackups(deps: {
 
     /** Restores a backup (all versions, same version ids, the policy); the name must be free in this vault. */
     async restore(ctx: KeyCallContext, blob: Buffer): Promise<KeyRecord> {
-      return guard.write(ctx, OPS.restore, null, async (tx) => {
+      // Only into a free name (nothing of it is cached); dropped anyway, for other nodes too.
+      const restored = await guard.write(ctx, OPS.restore, null, async (tx) => {
         const b = openKeyBackup(sealer, ctx.vault.tenantId, blob);
         const nameLower = b.name.toLowerCase();
         if (await store.exists(tx, ctx.vault.id, nameLower)) throw KEY_RULES.restoreConflict(b.name);
@@ -134,6 +137,8 @@ export function createKeyBackups(deps: {
         const { privateJwk: _p, ...cur } = b.versions.find((v) => v.version === b.current)!;
         return { ...cur, name: b.name, deletedAt: null, scheduledPurgeAt: null };
       });
+      deps.changed(ctx.vault.id, restored.name.toLowerCase());
+      return restored;
     },
   };
 }

@@ -2,7 +2,9 @@ import type { Access } from '../access/decision.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Sealer } from '../crypto/envelope.js';
 import type { Jobs } from '../jobs/runner.js';
+import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
+import type { ChangeBus } from '../lib/events.js';
 import type { Database } from '../storage/port.js';
 import { createKeyBackups } from './key-backup.js';
 import { createKeyCache } from './key-cache.js';
@@ -10,13 +12,17 @@ import { createKeyGuard } from './key-guard.js';
 import { keyPurgeJob, keyRotationJob } from './key-jobs.js';
 import { createKeyOperations } from './key-operations.js';
 import { createKeyPolicies } from './key-policies.js';
+import { createKeyRecordCache } from './key-record-cache.js';
 import { createKeySealing } from './key-sealing.js';
 import { createKeys } from './keys.js';
+import { notifyingWrites } from './object-guard.js';
 
 /**
  * The keys part of the vault data plane, wired together: lifecycle
  * (`keys`), backup and restore (`keyBackups`), crypto operations and random bytes (`keyOperations`), rotation
  * policies (`keyPolicies`), and their background jobs (rotation, purge).
+ * Every change to a key, through the guard or by a job, drops its cached
+ * versions (`records`, ./key-record-cache.ts) here and, over `bus`, on every node.
  */
 export function createKeyDomain(deps: {
   db: Database;
@@ -27,21 +33,38 @@ export function createKeyDomain(deps: {
   jobs: Pick<Jobs, 'add'>;
   baseUrlOf: (vaultNameLower: string) => string;
   onAuditError?: (e: unknown) => void;
+  /** Invalidates the key-version cache on other nodes (and hears theirs). */
+  bus?: ChangeBus;
+  cacheStats?: CacheStats;
 }) {
   const { db, clock, sealer, audit, baseUrlOf } = deps;
-  const guard = createKeyGuard({
+  const records = createKeyRecordCache({
+    clock,
+    ...(deps.bus ? { bus: deps.bus } : {}),
+    ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),
+  });
+  const changed = records.changed;
+  const baseGuard = createKeyGuard({
     db,
     access: deps.access,
     audit,
     ...(deps.onAuditError ? { onAuditError: deps.onAuditError } : {}),
   });
+  const guard = notifyingWrites(baseGuard, changed);
   const cache = createKeyCache();
   const sealing = createKeySealing(sealer);
-  const keys = createKeys({ db, clock, sealing, audit, guard, cache, baseUrlOf });
-  const keyBackups = createKeyBackups({ db, clock, sealer, sealing, guard });
-  const keyOperations = createKeyOperations({ db, clock, guard, cache, sealing });
-  const keyPolicies = createKeyPolicies({ db, clock, audit, guard, keys, baseUrlOf });
+  const keys = createKeys({ db, clock, sealing, audit, guard, cache, baseUrlOf, changed });
+  const keyBackups = createKeyBackups({ db, clock, sealer, sealing, guard, changed });
+  const keyOperations = createKeyOperations({ db, clock, guard, cache, records, sealing });
+  const keyPolicies = createKeyPolicies({ db, clock, audit, guard, keys, baseUrlOf, changed });
   deps.jobs.add(keyRotationJob({ policies: keyPolicies }));
   deps.jobs.add(keyPurgeJob({ keys }));
-  return { keys, keyBackups, keyOperations, keyPolicies };
+  return {
+    keys,
+    keyBackups,
+    keyOperations,
+    keyPolicies,
+    /** Another service changed this key's rows (a certificate's key): drop its cached versions everywhere. */
+    keyChanged: changed,
+  };
 }

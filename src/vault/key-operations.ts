@@ -16,6 +16,7 @@ import {
   SIGNATURE_ALGS,
   type SignatureAlg,
 } from './key-model.js';
+import type { KeyRecordCache } from './key-record-cache.js';
 import type { KeySealing } from './key-sealing.js';
 
 export interface CryptoResult {
@@ -76,9 +77,20 @@ export function createKeyOperations(deps: {
   clock: Clock;
   guard: KeyGuard;
   cache: KeyCache;
+  records: Pick<KeyRecordCache, 'get' | 'mark' | 'put'>;
   sealing: Pick<KeySealing, 'unseal'>;
 }) {
-  const { db, clock, guard, cache } = deps;
+  const { db, clock, guard, cache, records } = deps;
+
+  /** The version (undefined: the latest), deleted or not: from the cache, else SQL (then cached). */
+  const find = async (vaultId: string, nameLower: string, version: string | undefined) => {
+    const hit = records.get(vaultId, nameLower, version);
+    if (hit) return hit;
+    const mark = records.mark();
+    const found = await keyStore.find(db, vaultId, nameLower, version);
+    if (found) records.put(vaultId, nameLower, version, found, mark);
+    return found;
+  };
 
   /**
    * The parsed private key of a version: from the cache, else read (the sealed
@@ -111,7 +123,8 @@ export function createKeyOperations(deps: {
       name,
       async () => {
         const nameLower = name.toLowerCase();
-        const rec = await keyStore.find(db, ctx.vault.id, nameLower, version);
+        // Authorized first (inside `read`); only then is the cache consulted.
+        const rec = await find(ctx.vault.id, nameLower, version);
         if (!rec || rec.deletedAt !== null) throw keyNotFound(name, version);
         if (!rec.enabled) throw forbidden(`Operation ${op} is not allowed on a disabled key.`, 'KeyDisabled');
         if (!rec.keyOps.includes(op))

@@ -29,6 +29,8 @@ export function createKeyPolicies(deps: {
   guard: KeyGuard;
   keys: Pick<Keys, 'prepareRotation' | 'commitRotation'>;
   baseUrlOf: (vaultNameLower: string) => string;
+  /** A key changed outside the guard's writes (a rotation by the job): drop its cached versions everywhere. */
+  changed: (vaultId: string, nameLower: string) => void;
 }) {
   const { db, clock, audit, guard, keys } = deps;
   const existing = async (ctx: KeyCallContext, name: string) => {
@@ -77,14 +79,19 @@ export function createKeyPolicies(deps: {
     if (!due.rotate) return false;
     const prepared = await keys.prepareRotation(vault, d.nameLower);
     if (!prepared) return false;
-    return db.transaction(async (tx) => {
-      // Another node (or a user) may have rotated meanwhile: only the version we judged due is rotated.
-      if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.currentVersion) return false;
-      const r = await keys.commitRotation(tx, vault, d.nameLower, prepared.material);
-      if (!r) return false;
-      await record(tx, 'KeyRotate', r.version, { policy: true, previous: d.currentVersion });
-      return true;
-    });
+    // The key's cached versions are dropped after the attempt, whatever came of it (a failed commit may have landed).
+    try {
+      return await db.transaction(async (tx) => {
+        // Another node (or a user) may have rotated meanwhile: only the version we judged due is rotated.
+        if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.currentVersion) return false;
+        const r = await keys.commitRotation(tx, vault, d.nameLower, prepared.material);
+        if (!r) return false;
+        await record(tx, 'KeyRotate', r.version, { policy: true, previous: d.currentVersion });
+        return true;
+      });
+    } finally {
+      deps.changed(d.vaultId, d.nameLower);
+    }
   };
 
   return {

@@ -89,6 +89,8 @@ export function createKeys(deps: {
   audit: AuditLog;
   guard: KeyGuard;
   cache: KeyCache;
+  /** A key changed outside the guard's writes (the purge job): drop its cached versions everywhere. */
+  changed: (vaultId: string, nameLower: string) => void;
   /** The canonical URL of a vault by its lower-case name (audit targets of jobs). */
   baseUrlOf: (vaultNameLower: string) => string;
 }) {
@@ -99,7 +101,10 @@ export function createKeys(deps: {
     store,
     ...KEY_RULES,
     ops: OPS,
-    onPurged: (vaultId: string, nameLower: string) => cache.evict(vaultId, nameLower),
+    onPurged: (vaultId: string, nameLower: string) => {
+      cache.evict(vaultId, nameLower);
+      deps.changed(vaultId, nameLower);
+    },
   };
   /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with secrets and certificates. */
   const lifecycle = createObjectLifecycle({ ...deps, kind });

@@ -147,3 +147,31 @@ export function createObjectGuard(deps: {
   };
 }
 export type ObjectGuard = ReturnType<typeof createObjectGuard>;
+
+/**
+ * The guard, with `changed` called for the object's name after every write through it: after
+ * its commit, or after a failure other than a refusal or a validation error (the commit may have
+ * landed). Caches of the objects (secrets', keys') drop the name so. A write without a name
+ * (restore) calls `changed` itself with the name it restored.
+ */
+export function notifyingWrites(
+  guard: ObjectGuard,
+  changed: (vaultId: string, nameLower: string) => void,
+): ObjectGuard {
+  return {
+    ...guard,
+    async write(ctx, op, name, fn) {
+      const drop = () => {
+        if (name !== null) changed(ctx.vault.id, name.toLowerCase());
+      };
+      try {
+        const r = await guard.write(ctx, op, name, fn);
+        drop();
+        return r;
+      } catch (e) {
+        if (!(isLatchkeyError(e) && e.status < 500)) drop();
+        throw e;
+      }
+    },
+  };
+}
