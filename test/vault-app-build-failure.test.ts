@@ -55,6 +55,22 @@ test('a vault app whose build fails leaves no change-bus subscription behind, ho
   assert.equal(counting.held(), 0, 'subscriptions left by failed builds');
 });
 
+test('a build that fails inside a registered route plugin (Fastify has started loading) leaves nothing either', async () => {
+  const services = s.services;
+  const counting = countingBus(services.bus);
+  // The certificate routes read their service when Fastify loads the plugin, after the hooks and
+  // the secret and key routes are in: the failure comes out of `register`, not out of our code.
+  const broken = new Proxy(services, {
+    get(target, prop, receiver) {
+      if (prop === 'bus') return counting.bus;
+      if (prop === 'certificates') throw new Error('injected plugin failure');
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+  for (let i = 0; i < 3; i++) await assert.rejects(createVaultApp(broken, silent), /injected plugin failure/);
+  assert.equal(counting.held(), 0, 'subscriptions left by failed builds');
+});
+
 test('a vault app that is built and closed leaves the bus as it found it', async () => {
   const services = s.services;
   const counting = countingBus(services.bus);
@@ -64,5 +80,7 @@ test('a vault app that is built and closed leaves the bus as it found it', async
   const built = await createVaultApp(withBus, silent);
   assert.ok(counting.held() > 0, 'the built app listens on the bus');
   await built.app.close();
+  assert.equal(counting.held(), 0);
+  await built.app.close(); // a second close (shutdown after a failed start) is harmless
   assert.equal(counting.held(), 0);
 });
