@@ -3,9 +3,16 @@ import { describe, test } from 'node:test';
 import type { Caller } from '../src/access/caller.js';
 import { createAccess } from '../src/access/decision.js';
 import { findRole } from '../src/access/roles.js';
+import { createPrincipals } from '../src/authority/principals.js';
+import { createTenants } from '../src/authority/tenants.js';
+import { createChangeCache } from '../src/lib/change-cache.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { createChangeBus } from '../src/lib/events.js';
+import { openDatabase } from '../src/storage/open.js';
 import type { Database } from '../src/storage/port.js';
+import { createVaultLookup } from '../src/vault/vault-lookup.js';
+
+const tick = () => new Promise((r) => setImmediate(r));
 
 // The role-assignment cache of the decision point (src/access/decision.ts) against a read of the
 // assignments that is under way while an assignment is removed: on PostgreSQL a read is a round
@@ -49,7 +56,6 @@ describe('role-assignment cache: a read under way while an assignment is removed
       },
     };
   }
-  const tick = () => new Promise((r) => setImmediate(r));
 
   test('a removal heard during the read: the read answers its request, and is not kept for the next', async () => {
     const store = slowStore();
@@ -79,5 +85,120 @@ describe('role-assignment cache: a read under way while an assignment is removed
     assert.equal(await underWay, true);
     clock.advance(601); // 1,001 ms after the read started (and the removal committed)
     assert.equal(await access.allows(caller, action, scope), false, 'granted past the 1 s bound');
+  });
+});
+
+// The same for the principal state read by request authentication (src/authority/principals.ts):
+// a principal disabled while its state is being read must not be served from memory afterwards.
+describe('principal state cache: a read under way while the principal is disabled', () => {
+  /** `db` whose `get` answers with what it read only when released, while `holding`. */
+  function gated(db: Database) {
+    let holding = false;
+    let held: (() => void) | undefined;
+    const wrapped = new Proxy(db, {
+      get(target, prop) {
+        if (prop === 'get')
+          return async (sql: string, params?: unknown[]) => {
+            const r = await target.get(sql, params as never);
+            if (holding) await new Promise<void>((res) => (held = res));
+            return r;
+          };
+        const v = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    return {
+      db: wrapped,
+      hold: () => (holding = true),
+      release: () => {
+        holding = false;
+        held?.();
+      },
+    };
+  }
+
+  test('a disable heard during the read: the next authentication sees it', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      const clock = fakeClock();
+      const tenant = await createTenants({ db, clock }).create({ displayName: 'T', domain: 't.example' });
+      const other = createPrincipals({ db, clock, bus: createChangeBus() }); // another node
+      const sp = await other.createServicePrincipal(tenant.id, { displayName: 'sp' });
+      const g = gated(db);
+      const bus = createChangeBus();
+      const principals = createPrincipals({ db: g.db, clock, bus });
+      g.hold();
+      const underWay = principals.current(sp.id);
+      await tick();
+      await other.setEnabled(tenant.id, sp.id, false);
+      bus.deliver('principal', sp.id);
+      g.release();
+      assert.equal((await underWay)?.enabled, true, 'the request under way decides on what it read');
+      assert.equal((await principals.current(sp.id))?.enabled, false, 'the next one sees the disable');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+// And the vault lookup by host (src/vault/vault-lookup.ts): access policies, RBAC mode, deletion.
+describe('vault lookup: a read under way while the vault changes', () => {
+  test('an access policy removed during the read: the next request sees the vault without it', async () => {
+    const row = (policies: unknown[]) => ({
+      id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1',
+      name: 'vault1',
+      name_lower: 'vault1',
+      tenant_id: '11111111-1111-4111-8111-111111111111',
+      subscription_id: 's',
+      resource_group: 'rg',
+      location: 'local',
+      sku: 'standard',
+      enable_rbac_authorization: 0,
+      soft_delete_retention_days: 90,
+      enable_purge_protection: 0,
+      access_policies: JSON.stringify(policies),
+      tags: '{}',
+      deleted_at: null,
+      scheduled_purge_at: null,
+      created_at: 0,
+      updated_at: 0,
+    });
+    const granted = [{ tenantId: 't', objectId: 'o', permissions: { secrets: ['get'] } }];
+    let stored = row(granted);
+    let held: (() => void) | undefined;
+    let holding = true;
+    const db = {
+      dialect: 'postgres',
+      async get() {
+        const snapshot = stored;
+        if (holding) await new Promise<void>((r) => (held = r));
+        return snapshot;
+      },
+    } as unknown as Database; // only `get` is used by the lookup
+    const bus = createChangeBus();
+    const byName = createVaultLookup(db, fakeClock(), bus);
+    const underWay = byName('vault1');
+    await tick();
+    stored = row([]);
+    bus.deliver('vault', 'vault1');
+    holding = false;
+    held?.();
+    assert.equal((await underWay)?.accessPolicies.length, 1, 'the request under way decides on what it read');
+    assert.equal((await byName('vault1'))?.accessPolicies.length, 0, 'the next one sees the change');
+  });
+});
+
+// The shared cache behind the secret, credential, tenant and client caches (src/lib/change-cache.ts).
+describe('change cache: an entry is aged from when its read started', () => {
+  test('a slow read of a row changed meanwhile (notification lost) is kept at most maxAge from its start', () => {
+    const clock = fakeClock();
+    const cache = createChangeCache<string>({ clock, max: 10, maxAgeMs: 1_000 });
+    const mark = cache.mark(); // the read starts (the row is changed just after, unheard)
+    clock.advance(400); // ...and answers late
+    cache.put('k', 'old', mark);
+    clock.advance(599);
+    assert.equal(cache.get('k'), 'old', 'fresh 999 ms after the read started');
+    clock.advance(2);
+    assert.equal(cache.get('k'), undefined, 'kept past 1 s after the read started');
   });
 });
