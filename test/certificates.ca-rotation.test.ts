@@ -95,6 +95,17 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     const p = await published();
     return verify(['-crl_check', '-CAfile', p.caFile, '-CRLfile', p.crlFile, file]);
   };
+  /** Another tenant (`{tag}-other.example`) and an Owner of it at its root. */
+  const foreignOwner = async (tag: string) => {
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: `${tag}-other.example` });
+    const foreign = await vaultPrincipal(s, `${tag}-foreign`, other.id);
+    await s.services.access.create(other.id, {
+      principalId: foreign.id,
+      role: findRole('Owner')!,
+      scope: '/',
+    });
+    return { other, foreign };
+  };
   const purge = async (name: string) => {
     await (await certs().beginDeleteCertificate(name, poll)).pollUntilDone();
     await certs().purgeDeletedCertificate(name);
@@ -302,13 +313,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
       });
     await (await certs().beginDeleteCertificate('rev-iso', poll)).pollUntilDone();
     // Another tenant's Owner: this tenant's vault does not exist for it, and nothing is revoked.
-    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'rev-iso-other.example' });
-    const foreign = await vaultPrincipal(s, 'rev-iso-foreign', other.id);
-    await s.services.access.create(other.id, {
-      principalId: foreign.id,
-      role: findRole('Owner')!,
-      scope: '/',
-    });
+    const { other, foreign } = await foreignOwner('rev-iso');
     const theirs = await revoke(await vaultToken(s, foreign, other.id), 'deletedcertificates');
     assert.equal(theirs.status, 404, theirs.text);
     assert.equal(theirs.json.error.code, 'VaultNotFound');
@@ -373,13 +378,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
       assert.match(r.json.error.code, /Forbidden|AuthorizationFailed/, r.text);
     }
     // Another tenant's Owner: its token names its own tenant, so it rolls that tenant's CA only.
-    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'ca-other.example' });
-    const foreign = await vaultPrincipal(s, 'rot-foreign', other.id);
-    await s.services.access.create(other.id, {
-      principalId: foreign.id,
-      role: findRole('Owner')!,
-      scope: '/',
-    });
+    const { other, foreign } = await foreignOwner('rot');
     const theirs = await rotateAs(await tokenOf(foreign, other.id));
     assert.equal(theirs.status, 200, theirs.text);
     assert.match(theirs.json.subject, new RegExp(`Latchkey CA ${other.id}`));
