@@ -4,10 +4,14 @@ import type { Caller } from '../src/access/caller.js';
 import { createAccess } from '../src/access/decision.js';
 import { findRole } from '../src/access/roles.js';
 import { createPrincipals } from '../src/authority/principals.js';
+import { createSigningKeys } from '../src/authority/signing-keys.js';
 import { createTenants } from '../src/authority/tenants.js';
+import { createSealer } from '../src/crypto/envelope.js';
+import { generateRootKeyText, parseRootKey } from '../src/crypto/root-key.js';
 import { createChangeCache } from '../src/lib/change-cache.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { createChangeBus } from '../src/lib/events.js';
+import { dataKeyStore } from '../src/storage/crypto/data-key-store.js';
 import { openDatabase } from '../src/storage/open.js';
 import type { Database } from '../src/storage/port.js';
 import { createVaultLookup } from '../src/vault/vault-lookup.js';
@@ -88,35 +92,38 @@ describe('role-assignment cache: a read under way while an assignment is removed
   });
 });
 
+/**
+ * `db` whose `method` reads (of SQL matching `sql`) answer with what they read only when released,
+ * while `hold()` is in force: a read that a change overtakes.
+ */
+function gated(db: Database, method: 'get' | 'all', sql: RegExp) {
+  let holding = false;
+  let held: (() => void) | undefined;
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop === method)
+        return async (text: string, params?: unknown[]) => {
+          const r = await target[method](text, params as never);
+          if (holding && sql.test(text)) await new Promise<void>((res) => (held = res));
+          return r;
+        };
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  return {
+    db: wrapped,
+    hold: () => (holding = true),
+    release: () => {
+      holding = false;
+      held?.();
+    },
+  };
+}
+
 // The same for the principal state read by request authentication (src/authority/principals.ts):
 // a principal disabled while its state is being read must not be served from memory afterwards.
 describe('principal state cache: a read under way while the principal is disabled', () => {
-  /** `db` whose `get` answers with what it read only when released, while `holding`. */
-  function gated(db: Database) {
-    let holding = false;
-    let held: (() => void) | undefined;
-    const wrapped = new Proxy(db, {
-      get(target, prop) {
-        if (prop === 'get')
-          return async (sql: string, params?: unknown[]) => {
-            const r = await target.get(sql, params as never);
-            if (holding) await new Promise<void>((res) => (held = res));
-            return r;
-          };
-        const v = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
-    return {
-      db: wrapped,
-      hold: () => (holding = true),
-      release: () => {
-        holding = false;
-        held?.();
-      },
-    };
-  }
-
   test('a disable heard during the read: the next authentication sees it', async () => {
     const db = await openDatabase('sqlite::memory:');
     try {
@@ -124,7 +131,7 @@ describe('principal state cache: a read under way while the principal is disable
       const tenant = await createTenants({ db, clock }).create({ displayName: 'T', domain: 't.example' });
       const other = createPrincipals({ db, clock, bus: createChangeBus() }); // another node
       const sp = await other.createServicePrincipal(tenant.id, { displayName: 'sp' });
-      const g = gated(db);
+      const g = gated(db, 'get', /FROM principals/);
       const bus = createChangeBus();
       const principals = createPrincipals({ db: g.db, clock, bus });
       g.hold();
@@ -200,5 +207,36 @@ describe('change cache: an entry is aged from when its read started', () => {
     assert.equal(cache.get('k'), 'old', 'fresh 999 ms after the read started');
     clock.advance(2);
     assert.equal(cache.get('k'), undefined, 'kept past 1 s after the read started');
+  });
+});
+
+// The token signing keys (src/authority/signing-keys.ts): another node's rotation heard while this
+// node re-reads the keys must not be hidden by that re-read for the next 10 s.
+describe('signing keys: a reload under way while another node rotates', () => {
+  test('the next call after the notification uses the new active key', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      const sealer = await createSealer(dataKeyStore(db), parseRootKey(generateRootKeyText()));
+      const clock = fakeClock();
+      const g = gated(db, 'all', /FROM signing_keys/);
+      const opts = { sealer, clock, alg: 'RS256' as const, overlapSeconds: 3600 };
+      const bus = createChangeBus();
+      const keys = createSigningKeys({ db: g.db, bus, ...opts });
+      const other = createSigningKeys({ db, bus: createChangeBus(), ...opts }); // another node
+      await keys.init();
+      await other.init();
+      const first = (await keys.active()).kid;
+      clock.advance(10_001); // due for its periodic re-read
+      g.hold();
+      const underWay = keys.active();
+      await tick();
+      const { kid } = await other.rotate();
+      bus.deliver('signingKey', kid);
+      g.release();
+      assert.equal((await underWay).kid, first, 'the call under way signs with what it read');
+      assert.equal((await keys.active()).kid, kid, 'the next one signs with the new key');
+    } finally {
+      await db.close();
+    }
   });
 });
