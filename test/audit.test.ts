@@ -4,6 +4,7 @@ import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import { type AuditLog, createAuditLog, type VerifyResult } from '../src/audit/log.js';
 import { rootKeyFromBytes } from '../src/crypto/root-key.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { createGroupCommit } from '../src/storage/group-commit.js';
 import { openDatabase } from '../src/storage/open.js';
 import type { Database } from '../src/storage/port.js';
 import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
@@ -475,6 +476,59 @@ describe('audit chain head: truncation by a database writer without the root key
     const r = await log.verify();
     assert.equal(r.count, 9);
     assert.equal(r.ok ? 0 : r.brokenAt, 9);
+  });
+
+  // The log does not re-check a head text it sealed or verified itself (readHead's memo): these
+  // are the ways the stored head can differ from the last one this process wrote.
+  const op = (operation: string) => ({ tenantId: null, operation, status: 200 });
+  const headText = async () => (await db.get<{ value: string }>(HEAD))!.value;
+
+  test('an append rolled back (its transaction, or its savepoint in a group commit) leaves the chain whole', async () => {
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await log.append(tx, op('RolledBack'));
+        throw new Error('the change failed');
+      }),
+      /the change failed/,
+    );
+    await db.transaction((tx) => log.append(tx, op('After')));
+    // Two writes in one batch: the first appends, then fails (rolled back to its savepoint).
+    const group = createGroupCommit(db);
+    const [failed, kept] = await Promise.allSettled([
+      group.run(async (tx) => {
+        await log.append(tx, op('RolledBack'));
+        throw new Error('the change failed');
+      }),
+      group.run((tx) => log.append(tx, op('Kept'))),
+    ]);
+    assert.equal(failed.status, 'rejected');
+    assert.equal(kept.status, 'fulfilled');
+    assert.equal(group.stats.largest, 2, 'both writes in one batch');
+    assert.deepEqual(await log.verify(), { ok: true, count: 10, head: { seq: 10, hash: await hashAt(10) } });
+  });
+
+  test('another node appending on the same database: each goes on from the stored head', async () => {
+    const other = createAuditLog({ db, clock, ...keys });
+    for (const l of [other, log, other, other, log])
+      await db.transaction((tx) => l.append(tx, op('Interleaved')));
+    assert.deepEqual(await log.verify(), { ok: true, count: 13, head: { seq: 13, hash: await hashAt(13) } });
+    assert.deepEqual(await other.verify(), await log.verify());
+  });
+
+  test('a head put back to an older sealed value (the events kept) is read as stored, not as last written', async () => {
+    const older = await headText(); // sealed at event 8
+    await db.transaction((tx) => log.append(tx, op('Later')));
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [older]);
+    assert.deepEqual(await log.head(), { seq: 8, hash: await hashAt(8) });
+    const r = await log.verify();
+    assert.equal(r.ok, false);
+    assert.match(reasonOf(r), /the sealed head is event 8, the log ends at event 9/);
+    // And then forged: a head this process verified, changed by a writer without the root key.
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [
+      older.replace(/.$/, (c) => (c === '0' ? '1' : '0')),
+    ]);
+    assert.equal(await log.head(), undefined);
+    assert.match(reasonOf(await log.verify()), /rewritten without the root key/);
   });
 
   test('a new, empty log verifies', async () => {

@@ -95,6 +95,17 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     const p = await published();
     return verify(['-crl_check', '-CAfile', p.caFile, '-CRLfile', p.crlFile, file]);
   };
+  /** Another tenant (`{tag}-other.example`) and an Owner of it at its root. */
+  const foreignOwner = async (tag: string) => {
+    const other = await s.services.tenants.create({ displayName: 'Other', domain: `${tag}-other.example` });
+    const foreign = await vaultPrincipal(s, `${tag}-foreign`, other.id);
+    await s.services.access.create(other.id, {
+      principalId: foreign.id,
+      role: findRole('Owner')!,
+      scope: '/',
+    });
+    return { other, foreign };
+  };
   const purge = async (name: string) => {
     await (await certs().beginDeleteCertificate(name, poll)).pollUntilDone();
     await certs().purgeDeletedCertificate(name);
@@ -292,6 +303,52 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     assert.ok(events.some((e) => e.status === 200 && e.target?.includes('rev-deleted')));
   });
 
+  test("a deleted certificate's revoke: another tenant 404 (even its Owner), a purged one 404, a recovered one only on the live route", async () => {
+    const made = await issue('rev-iso');
+    const version = (await certs().getCertificate('rev-iso')).properties.version!;
+    const revoke = async (token: string, collection: string) =>
+      s.request('POST', `${s.vaultUrl('cavault')}/${collection}/rev-iso/${version}/revoke?api-version=7.5`, {
+        headers: { authorization: `Bearer ${token}` },
+        json: { reason: 'keyCompromise' },
+      });
+    await (await certs().beginDeleteCertificate('rev-iso', poll)).pollUntilDone();
+    // Another tenant's Owner: this tenant's vault does not exist for it, and nothing is revoked.
+    const { other, foreign } = await foreignOwner('rev-iso');
+    const theirs = await revoke(await vaultToken(s, foreign, other.id), 'deletedcertificates');
+    assert.equal(theirs.status, 404, theirs.text);
+    assert.equal(theirs.json.error.code, 'VaultNotFound');
+    assert.doesNotMatch(theirs.text, /rev-iso|serial/i, 'nothing about the certificate');
+    assert.equal((await crlChecked(made.file)).code, 0, 'not revoked by another tenant');
+    // Recovered: the deleted route no longer finds it; the live route does.
+    await (await certs().beginRecoverDeletedCertificate('rev-iso', poll)).pollUntilDone();
+    const token = await vaultToken(s, officer);
+    const gone = await revoke(token, 'deletedcertificates');
+    assert.equal(gone.status, 404, gone.text);
+    assert.equal(gone.json.error.code, 'CertificateNotFound');
+    assert.equal(
+      (await crlChecked(made.file)).code,
+      0,
+      'not revoked through the deleted route once recovered',
+    );
+    // Purged: neither route finds it (the purge itself revoked it).
+    await purge('rev-iso');
+    for (const collection of ['deletedcertificates', 'certificates']) {
+      const r = await revoke(token, collection);
+      assert.equal(r.status, 404, `${collection}: ${r.text}`);
+      assert.equal(r.json.error.code, 'CertificateNotFound');
+    }
+    // The audit: the foreign refusal is not in this tenant's log; each 404 is, with its caller.
+    await s.services.audit.drain(); // refusals are recorded in the next batch
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, operation: 'CertificateRevoke' });
+    const mine = events.filter((e) => e.target?.includes('/rev-iso'));
+    assert.ok(mine.length >= 3, JSON.stringify(mine));
+    for (const e of mine) {
+      assert.equal(e.status, 404);
+      assert.equal(e.callerAppId, officer.appId);
+      assert.equal(e.vault, 'cavault');
+    }
+  });
+
   test('only a tenant Owner rotates the CA: others 403, no token 401; another tenant rotates only its own', async () => {
     const mgmt = `${s.info.managementResource}`;
     const rotateAs = (token?: string) =>
@@ -321,13 +378,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
       assert.match(r.json.error.code, /Forbidden|AuthorizationFailed/, r.text);
     }
     // Another tenant's Owner: its token names its own tenant, so it rolls that tenant's CA only.
-    const other = await s.services.tenants.create({ displayName: 'Other', domain: 'ca-other.example' });
-    const foreign = await vaultPrincipal(s, 'rot-foreign', other.id);
-    await s.services.access.create(other.id, {
-      principalId: foreign.id,
-      role: findRole('Owner')!,
-      scope: '/',
-    });
+    const { other, foreign } = await foreignOwner('rot');
     const theirs = await rotateAs(await tokenOf(foreign, other.id));
     assert.equal(theirs.status, 200, theirs.text);
     assert.match(theirs.json.subject, new RegExp(`Latchkey CA ${other.id}`));

@@ -39,20 +39,30 @@ function countingBus(bus: ChangeBus) {
 
 const silent = createLogger('silent' as never) as unknown as FastifyBaseLogger;
 
-test('a vault app whose build fails leaves no change-bus subscription behind, however often it is retried', async () => {
-  const services = s.services;
-  const counting = countingBus(services.bus);
-  // Fails while the app is built, after the token cache has subscribed: the authenticator reads
-  // the per-principal limiter right after the cache is made.
-  const broken = new Proxy(services, {
+/** Builds the vault app `times` times with reading the service `failing` throwing; the subscriptions left. */
+async function failingBuilds(failing: string, times: number): Promise<number> {
+  const counting = countingBus(s.services.bus);
+  const broken = new Proxy(s.services, {
     get(target, prop, receiver) {
       if (prop === 'bus') return counting.bus;
-      if (prop === 'principalLimiter') throw new Error('injected build failure');
+      if (prop === failing) throw new Error(`injected failure reading ${failing}`);
       return Reflect.get(target, prop, receiver);
     },
   });
-  for (let i = 0; i < 5; i++) await assert.rejects(createVaultApp(broken, silent), /injected build failure/);
-  assert.equal(counting.held(), 0, 'subscriptions left by failed builds');
+  for (let i = 0; i < times; i++) await assert.rejects(createVaultApp(broken, silent), /injected failure/);
+  return counting.held();
+}
+
+test('a vault app whose build fails leaves no change-bus subscription behind, however often it is retried', async () => {
+  // Fails while the app is built, after the token cache has subscribed: the authenticator reads
+  // the per-principal limiter right after the cache is made.
+  assert.equal(await failingBuilds('principalLimiter', 5), 0, 'subscriptions left by failed builds');
+});
+
+test('a build that fails inside a registered route plugin (Fastify has started loading) leaves nothing either', async () => {
+  // The certificate routes read their service when Fastify loads the plugin, after the hooks and
+  // the secret and key routes are in: the failure comes out of `register`, not out of our code.
+  assert.equal(await failingBuilds('certificates', 3), 0, 'subscriptions left by failed builds');
 });
 
 test('a vault app that is built and closed leaves the bus as it found it', async () => {
@@ -64,5 +74,7 @@ test('a vault app that is built and closed leaves the bus as it found it', async
   const built = await createVaultApp(withBus, silent);
   assert.ok(counting.held() > 0, 'the built app listens on the bus');
   await built.app.close();
+  assert.equal(counting.held(), 0);
+  await built.app.close(); // a second close (shutdown after a failed start) is harmless
   assert.equal(counting.held(), 0);
 });

@@ -101,9 +101,21 @@ export function createAccess(deps: {
   /** A role at a scope, the scope also lower-cased (compared on every decision). */
   type Grant = { role: RoleDefinition; scope: string; scopeLower: string };
   const cache = new Map<string, { at: number; rows: Grant[] }>();
-  bus.subscribe('roleAssignment', (principalId) => cache.delete(principalId));
-  bus.subscribe('principal', (principalId) => cache.delete(principalId));
-  bus.onResync(() => cache.clear());
+  /**
+   * Bumped by every drop: a read that was under way meanwhile (its answer may predate the change)
+   * answers its own request but is not cached, as lib/change-cache.ts's `mark`/`put` do.
+   */
+  let epoch = 0;
+  const drop = (principalId: string) => {
+    epoch++;
+    cache.delete(principalId);
+  };
+  bus.subscribe('roleAssignment', drop);
+  bus.subscribe('principal', drop);
+  bus.onResync(() => {
+    epoch++;
+    cache.clear();
+  });
 
   /** The principal's assignments; `cached` says whether they came from memory. */
   const assignmentsOf = async (tenantId: string, principalId: string, fresh = false) => {
@@ -113,13 +125,17 @@ export function createAccess(deps: {
       return { rows: hit.rows, cached: true };
     }
     stats.misses++;
+    // Aged from when the read starts, not when it answers: a change committed meanwhile and not
+    // heard (a lost notification) still stops granting within `ttl` of its commit.
+    const started = clock.monotonic(); // monotonic: a clock step must not keep stale roles
+    const mark = epoch;
     const rows = await assignmentStore.listByPrincipal(db, tenantId, principalId);
     const resolved = rows.flatMap((r): Grant[] => {
       const role = roleById(r.roleId);
       return role ? [{ role, scope: r.scope, scopeLower: r.scope.toLowerCase() }] : [];
     });
     if (cache.size > 50_000) cache.clear();
-    cache.set(principalId, { at: clock.monotonic(), rows: resolved }); // monotonic: a clock step must not keep stale roles
+    if (mark === epoch) cache.set(principalId, { at: started, rows: resolved });
     return { rows: resolved, cached: false };
   };
 

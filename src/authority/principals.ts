@@ -62,12 +62,17 @@ export function createPrincipals(deps: {
     maxAgeMs: STATE_TTL_MS,
     ...(deps.clientStats ? { stats: deps.clientStats } : {}),
   });
+  // Bumped by every drop: a state read under way meanwhile (it may predate the change) answers its
+  // own request but is not kept (as the client cache's `mark`/`put`).
+  let stateEpoch = 0;
   bus.subscribe('principal', (id) => {
     const key = id.toLowerCase();
+    stateEpoch++;
     stateCache.delete(key);
     clientCache.dropWhere((p) => p.id === key);
   });
   bus.onResync(() => {
+    stateEpoch++;
     stateCache.clear();
     clientCache.clear();
   });
@@ -99,9 +104,10 @@ export function createPrincipals(deps: {
         return hit.principal;
       }
       stats.misses++;
+      const mark = stateEpoch;
       const p = await this.getById(key);
       if (stateCache.size >= 50_000) stateCache.clear();
-      stateCache.set(key, { at: now, principal: p });
+      if (mark === stateEpoch) stateCache.set(key, { at: now, principal: p });
       return p;
     },
     async byAppId(tenantId: string, appId: string, q: Queryable = db): Promise<Principal | undefined> {

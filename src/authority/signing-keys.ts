@@ -72,8 +72,13 @@ export function createSigningKeys(deps: {
   // On the monotonic clock (a wall-clock step must not delay a reload); -Infinity: reload next call.
   let lastReload = Number.NEGATIVE_INFINITY;
 
+  // Bumped by every notification: a reload under way meanwhile (it may predate the change) serves
+  // its callers but does not count as a reload (the next call reads again).
+  let heard = 0;
   const reload = async () => {
     const now = clock.now();
+    const started = clock.monotonic();
+    const mark = heard;
     const rows = await signingKeyStore.listPublished(db, now);
     const act = rows.find((r) => r.state === 'active');
     if (act && act.kid !== active?.kid) {
@@ -96,7 +101,7 @@ export function createSigningKeys(deps: {
         retireAt: r.state === 'active' ? null : r.retireAt,
       });
     }
-    lastReload = clock.monotonic();
+    lastReload = mark === heard ? started : Number.NEGATIVE_INFINITY;
   };
 
   const createKey = async (): Promise<void> => {
@@ -145,12 +150,12 @@ export function createSigningKeys(deps: {
   };
 
   // Another node's rotation (or a missed notification) makes the next call re-read the table.
-  bus.subscribe('signingKey', () => {
+  const stale = () => {
+    heard++;
     lastReload = Number.NEGATIVE_INFINITY;
-  });
-  bus.onResync(() => {
-    lastReload = Number.NEGATIVE_INFINITY;
-  });
+  };
+  bus.subscribe('signingKey', stale);
+  bus.onResync(stale);
   // One reload at a time: concurrent callers share it.
   let reloading: Promise<void> | undefined;
   const refresh = (): Promise<void> =>

@@ -3,18 +3,20 @@ import type { Clock } from './clock.js';
 
 /**
  * A bounded in-memory cache for rows that change through the change bus
- * (src/lib/events.ts): each entry lives at most `maxAgeMs`, the least recently
- * used goes when `max` entries are held, and the owner drops entries when it
- * hears of a change. A read from the database that was under way while anything
- * was dropped is not cached: take `mark()` before reading and hand it to `put`,
- * so a row read before a change committed never outlives the change.
+ * (src/lib/events.ts): each entry lives at most `maxAgeMs` from when its read
+ * started, the least recently used goes when `max` entries are held, and the
+ * owner drops entries when it hears of a change. A read from the database that
+ * was under way while anything was dropped is not cached: take `mark()` before
+ * reading and hand it to `put`, so a row read before a change committed never
+ * outlives the change (and, if the change is not heard, lives at most `maxAgeMs`
+ * after it committed, however long the read took).
  */
 export interface ChangeCache<V> {
   /** The fresh entry for `key`, if any (counts a hit or a miss). */
   get(key: string): V | undefined;
-  mark(): number;
+  mark(): CacheMark;
   /** Caches `value`, read since `mark`, unless anything was dropped meanwhile. */
-  put(key: string, value: V, mark: number): void;
+  put(key: string, value: V, mark: CacheMark): void;
   /** Drops a change: the entry, and any read under way is not kept. */
   drop(key: string): void;
   /** Forgets one entry that a re-read found gone (not a change: reads under way may still be kept). */
@@ -23,6 +25,12 @@ export interface ChangeCache<V> {
   dropWhere(match: (value: V) => boolean): void;
   clear(): void;
   readonly size: number;
+}
+
+/** Taken before a read (`ChangeCache.mark`): what was dropped until then, and when the read started. */
+export interface CacheMark {
+  readonly epoch: number;
+  readonly at: number;
 }
 
 export function createChangeCache<V>(opts: {
@@ -47,12 +55,13 @@ export function createChangeCache<V>(opts: {
       if (stats) stats.misses++;
       return undefined;
     },
-    mark: () => epoch,
+    mark: () => ({ epoch, at: clock.now() }),
     put(key, value, mark) {
-      if (mark !== epoch) return;
+      if (mark.epoch !== epoch) return;
       entries.delete(key);
       if (entries.size >= max) entries.delete(entries.keys().next().value!);
-      entries.set(key, { value, at: clock.now() });
+      // Aged from when the read started: a change it missed (not heard) counts within maxAgeMs.
+      entries.set(key, { value, at: mark.at });
     },
     drop(key) {
       epoch++;

@@ -1,5 +1,5 @@
 import type { CacheStats } from '../lib/cache-stats.js';
-import { createChangeCache } from '../lib/change-cache.js';
+import { type CacheMark, createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import type { SealedSecret } from '../storage/vault/secret-store.js';
@@ -45,11 +45,11 @@ export function createSecretCache(deps: {
       return cache.get(keyOf(vaultId, nameLower));
     },
     /** Taken before reading from SQL; hand it to `put`. */
-    mark(): number {
+    mark(): CacheMark {
       return cache.mark();
     },
     /** Caches a row read since `mark`, unless anything changed meanwhile. */
-    put(vaultId: string, nameLower: string, row: SealedSecret, mark: number): void {
+    put(vaultId: string, nameLower: string, row: SealedSecret, mark: CacheMark): void {
       cache.put(keyOf(vaultId, nameLower), row, mark);
     },
     /** After a change to the secret committed (or failed): drop it here and on every other node. */

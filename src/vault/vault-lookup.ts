@@ -20,8 +20,17 @@ export function createVaultLookup(
   const ttl = Math.min(opts.cacheTtlMs ?? 1_000, 1_000);
   const stats = opts.stats ?? cacheStats();
   const cache = new Map<string, { at: number; vault: Vault | undefined }>();
-  bus.subscribe('vault', (nameLower) => cache.delete(nameLower));
-  bus.onResync(() => cache.clear());
+  // Bumped by every drop: a read under way meanwhile (it may predate the change) answers its own
+  // request but is not kept (as lib/change-cache.ts's `mark`/`put`).
+  let epoch = 0;
+  bus.subscribe('vault', (nameLower) => {
+    epoch++;
+    cache.delete(nameLower);
+  });
+  bus.onResync(() => {
+    epoch++;
+    cache.clear();
+  });
 
   return async function byName(nameLower: string): Promise<Vault | undefined> {
     const hit = cache.get(nameLower);
@@ -33,10 +42,11 @@ export function createVaultLookup(
       return hit.vault;
     }
     stats.misses++;
+    const mark = epoch;
     const r = isVaultName(nameLower) ? await store.byName(db, nameLower) : undefined;
     const vault = r && vaultFromRecord(r);
     if (cache.size > 10_000) cache.clear();
-    cache.set(nameLower, { at: now, vault });
+    if (mark === epoch) cache.set(nameLower, { at: now, vault });
     return vault;
   };
 }
