@@ -1,5 +1,5 @@
 import type { CacheStats } from '../lib/cache-stats.js';
-import { createChangeCache } from '../lib/change-cache.js';
+import { type CacheMark, createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import type { KeyRecord } from './key-model.js';
@@ -50,11 +50,17 @@ export function createKeyRecordCache(deps: {
       return cache.get(keyOf(vaultId, nameLower, version))?.rec;
     },
     /** Taken before reading from SQL; hand it to `put`. */
-    mark(): number {
+    mark(): CacheMark {
       return cache.mark();
     },
     /** Caches a record read since `mark`, unless anything changed meanwhile. */
-    put(vaultId: string, nameLower: string, version: string | undefined, rec: KeyRecord, mark: number): void {
+    put(
+      vaultId: string,
+      nameLower: string,
+      version: string | undefined,
+      rec: KeyRecord,
+      mark: CacheMark,
+    ): void {
       cache.put(keyOf(vaultId, nameLower, version), { name: nameOf(vaultId, nameLower), rec }, mark);
     },
     /** After a change to the key committed (or failed): drop its versions here and on every other node. */
