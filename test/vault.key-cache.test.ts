@@ -156,6 +156,30 @@ describe('key-version cache: two nodes on one store, every change', () => {
     await expectEverywhere('k', undefined, '403 KeyDisabled');
   });
 
+  test("a key's parsed private key leaves node B's memory when A changes, deletes or purges it, or a vault changes", async () => {
+    const { keys } = sv.services;
+    const busA = sv.services.bus;
+    const v1 = (await keys.create(ctx, 'parsed', { kty: 'EC', curve: 'P-256' })).version;
+    const heldOnB = () => nodeB.parsedKeys.holds(ctx.vault.id, 'parsed');
+    await expectEverywhere('parsed', v1, v1);
+    assert.ok(heldOnB(), 'B parsed the key to sign');
+    await keys.update(ctx, 'parsed', v1, { tags: { t: '1' } });
+    assert.ok(!heldOnB(), 'dropped on B when A changed the key');
+    await expectEverywhere('parsed', v1, v1);
+    assert.ok(heldOnB());
+    await keys.delete(ctx, 'parsed');
+    assert.ok(!heldOnB(), 'dropped on B when A deleted the key');
+    await keys.purge(ctx, 'parsed');
+    assert.ok(!heldOnB(), 'not held on B after the purge');
+    // A vault changed (or purged) elsewhere: B cannot tell which keys were its, so it drops all.
+    const v2 = (await keys.create(ctx, 'parsed', { kty: 'EC', curve: 'P-256' })).version;
+    await expectEverywhere('parsed', v2, v2);
+    assert.ok(heldOnB());
+    busA.publish('vault', 'some-other-vault');
+    assert.ok(!heldOnB(), 'dropped on B when a vault changed');
+    await expectEverywhere('parsed', v2, v2);
+  });
+
   test('the rotation job and the purge job', async () => {
     const { keys, keyPolicies, jobs } = sv.services;
     const v1 = (await keys.create(ctx, 'auto', { kty: 'EC', curve: 'P-256' })).version;

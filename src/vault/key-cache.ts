@@ -3,7 +3,10 @@ import type { LoadedKey } from './key-crypto.js';
 /**
  * Parsed private keys by (vault, key, version), so a crypto operation does not
  * unseal and parse the key each time. A version's material never changes;
- * entries go when the key is purged or the cache is full (oldest first).
+ * entries go when the key changes in any way (so a purged key's material leaves
+ * the memory of every node, not only of the one that purged it: key-domain.ts
+ * drops them on the change bus's `key`), when a vault changes, or when the cache
+ * is full (oldest first).
  */
 export function createKeyCache(max = 2_000) {
   const entries = new Map<string, LoadedKey>();
@@ -20,6 +23,16 @@ export function createKeyCache(max = 2_000) {
     evict(vaultId: string, nameLower?: string): void {
       const prefix = nameLower === undefined ? `${vaultId}|` : `${vaultId}|${nameLower}|`;
       for (const k of entries.keys()) if (k.startsWith(prefix)) entries.delete(k);
+    },
+    /** Drops everything (a vault changed or was purged somewhere: its keys' ids are not known here). */
+    clear(): void {
+      entries.clear();
+    },
+    /** Whether any version of the key (or any key of the vault) is held (tests). */
+    holds(vaultId: string, nameLower?: string): boolean {
+      const prefix = nameLower === undefined ? `${vaultId}|` : `${vaultId}|${nameLower}|`;
+      for (const k of entries.keys()) if (k.startsWith(prefix)) return true;
+      return false;
     },
   };
 }

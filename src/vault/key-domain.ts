@@ -52,6 +52,15 @@ export function createKeyDomain(deps: {
   });
   const guard = notifyingWrites(baseGuard, changed);
   const cache = createKeyCache();
+  // Parsed private keys leave memory with their key, on every node: any change to a key (its
+  // purge included) drops them here and, relayed, on the others; a vault change (its purge) or a
+  // resync drops them all. The next operation unseals the key again.
+  deps.bus?.subscribe('key', (name) => {
+    const bar = name.indexOf('|');
+    if (bar > 0) cache.evict(name.slice(0, bar), name.slice(bar + 1));
+  });
+  deps.bus?.subscribe('vault', () => cache.clear());
+  deps.bus?.onResync(() => cache.clear());
   const sealing = createKeySealing(sealer);
   const keys = createKeys({ db, clock, sealing, audit, guard, cache, baseUrlOf, changed });
   const keyBackups = createKeyBackups({ db, clock, sealer, sealing, guard, changed });
@@ -66,5 +75,7 @@ export function createKeyDomain(deps: {
     keyPolicies,
     /** Another service changed this key's rows (a certificate's key): drop its cached versions everywhere. */
     keyChanged: changed,
+    /** The parsed private keys held (tests: a purged key's must be gone on every node). */
+    parsedKeys: { holds: cache.holds },
   };
 }
