@@ -110,7 +110,7 @@ async function secretGet(dataDir: string) {
     port = floor.info.port;
   }
   try {
-    const spec =
+    const spec: LoadSpec =
       mode === 'set'
         ? {
             // As the `secrets` scenario's SET: a new version of one secret per request.
@@ -338,7 +338,9 @@ try {
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
   else if (mode === 'secret' || mode === 'assertion') await tokens(dataDir, mode);
   else
-    throw new Error('usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]');
+    throw new Error(
+      'usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]',
+    );
 } finally {
   dirs.cleanup();
 }
