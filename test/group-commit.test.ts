@@ -224,7 +224,21 @@ describe('group commit (SQLite)', () => {
     assert.deepEqual(await rows(), [], 'rolled back with the outer transaction');
   });
 
-  test('the shared committer batches on the real event loop (one setImmediate turn)', async () => {
+  test('the default schedule waits one turn more: a write made in the next setImmediate turn joins the batch', async () => {
+    const g = createGroupCommit(db);
+    const first = g.run(insert('t0', 0));
+    const second = new Promise<string>((resolve, reject) =>
+      setImmediate(() => g.run(insert('t1', 1)).then(resolve, reject)),
+    );
+    assert.deepEqual(await Promise.all([first, second]), ['t0', 't1']);
+    assert.deepEqual(g.stats, { batches: 1, writes: 2, largest: 2 });
+    assert.deepEqual(await rows(), [
+      { k: 't0', v: 0 },
+      { k: 't1', v: 1 },
+    ]);
+  });
+
+  test('the shared committer batches on the real event loop (setImmediate turns)', async () => {
     const shared = groupCommitFor(db);
     assert.equal(groupCommitFor(db), shared, 'one committer per database');
     const ks = Array.from({ length: 20 }, (_, i) => `k${i}`);

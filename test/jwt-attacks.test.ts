@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  sign,
+} from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { base64url, decodeProtectedHeader, SignJWT } from 'jose';
 import { findRole } from '../src/access/roles.js';
@@ -522,6 +529,63 @@ describe('JWT attacks against the verifier and the management API', () => {
       const gone = await sendFor();
       assertOAuthError(gone, 401, 'invalid_client');
       assert.match(gone.json.error_description, /not registered/);
+    });
+
+    test('a decoded header answers only for its exact text: same-length thumbprints, crit, non-canonical base64url', async () => {
+      // The verifier remembers decoded headers by their text (client-assertion.ts, headerOf).
+      const other = await selfSignedRsaCert('header-cache-other'); // not registered for certApp
+      const now = Math.floor(Date.now() / 1000);
+      const signed = (headerText: string) => {
+        const input = `${headerText}.${enc({ aud: tokenUrl(), iss: certApp.appId, sub: certApp.appId, jti: randomUUID(), exp: now + 600 })}`;
+        return `${input}.${sign('sha256', Buffer.from(input), createPrivateKey(cert.keyPem)).toString('base64url')}`;
+      };
+      const verify = (headerText: string) =>
+        s.services.assertions.verify({
+          assertion: signed(headerText),
+          principalId: certApp.id,
+          clientId: certApp.appId,
+          audiences: [tokenUrl()],
+        });
+      const refused = (headerText: string, message: RegExp, what: string) =>
+        assert.rejects(
+          verify(headerText),
+          (e: unknown) =>
+            e instanceof LatchkeyError && e.code === 'invalid_client' && message.test(e.message),
+          what,
+        );
+      const registered = enc({ alg: 'RS256', typ: 'JWT', 'x5t#S256': cert.x5tS256 });
+      const unregistered = enc({ alg: 'RS256', typ: 'JWT', 'x5t#S256': other.x5tS256 });
+      assert.equal(registered.length, unregistered.length);
+      await refused(unregistered, /not registered/, 'another certificate');
+      await verify(registered); // after a header of the same length was decoded
+      await refused(unregistered, /not registered/, 'another certificate, again');
+      await verify(registered);
+      const crit = enc({ alg: 'RS256', typ: 'JWT', 'x5t#S256': cert.x5tS256, crit: ['exp'] });
+      await refused(crit, /critical/, 'crit');
+      // Decodes to the registered header's JSON (whitespace is skipped), but is not canonical
+      // base64url, so the signature check refuses it.
+      await refused(` ${registered}`, /not valid/, 'a space before the header');
+      await verify(registered);
+    });
+
+    test('a used jti is stored as SHA-256 of client id, jti and lowercased resource, as earlier versions stored it', async () => {
+      // A replay across an upgrade is found only if the stored key is computed the same way.
+      const jti = randomUUID();
+      const checked = await s.services.assertions.verify({
+        assertion: await assertion({ claims: { jti } }),
+        principalId: certApp.id,
+        clientId: certApp.appId,
+        audiences: [tokenUrl()],
+      });
+      await checked.consume('https://Vault.Example/Mixed');
+      const expected = createHash('sha256')
+        .update(`${certApp.appId}\n${jti}\nhttps://vault.example/mixed`)
+        .digest('base64url');
+      const row = await s.services.db.get<{ n: number }>(
+        'SELECT COUNT(*) AS n FROM used_assertions WHERE jti_hash = $1',
+        [expected],
+      );
+      assert.equal(row?.n, 1);
     });
 
     test('bad assertions are refused: alg none/HS256, wrong aud, iss, sub, expired, too long, no jti, unknown cert', async () => {

@@ -133,6 +133,58 @@ const invalid = (message: string, cause?: unknown) =>
   new LatchkeyError('invalid_client', message, { status: 401, aadCodes: [700027], cause });
 
 /**
+ * The key a used jti is stored under (`used_assertions.jti_hash`): SHA-256 of client id, jti and
+ * resource (lowercased), base64url. Stored keys must not change between versions, or a replay
+ * across an upgrade would not be found.
+ */
+export const jtiHashOf = (clientId: string, jti: string, resource: string): string =>
+  createHash('sha256').update(`${clientId}\n${jti}\n${resource.toLowerCase()}`).digest('base64url');
+
+/** What the verifier uses of an assertion's protected header (frozen: shared between requests). */
+interface AssertionHeader {
+  readonly alg: string;
+  /** `x5t#S256`, padding dropped (absent when not a string). */
+  readonly sha256?: string;
+  /** `x5t`, padding dropped (absent when not a string). */
+  readonly sha1?: string;
+  /** `crit` is present. */
+  readonly crit: boolean;
+}
+/** Longer header texts are decoded every time rather than remembered. */
+const MAX_CACHED_HEADER = 1024;
+
+/**
+ * The protected header of a client assertion, checked as far as it can be alone: a base64url JSON
+ * object, an accepted `alg`, a certificate named by `x5t#S256` or `x5t`. Throws the request's
+ * error otherwise.
+ */
+function decodeHeader(text: string): AssertionHeader {
+  let header: Record<string, unknown>;
+  try {
+    header = decodeObject(text);
+  } catch (e) {
+    throw invalid('The client assertion is malformed.', e);
+  }
+  if (typeof header.alg !== 'string' || !ALGORITHMS.includes(header.alg)) {
+    throw invalid('The client assertion uses an algorithm that is not accepted.');
+  }
+  // RFC 7515 §4.1.7–8 says unpadded base64url; MSAL Python (so the Azure CLI) pads, and Entra ID
+  // accepts it: the padding is dropped before the lookup.
+  const unpad = (v: unknown) => (typeof v === 'string' ? v.replace(/=+$/, '') : undefined);
+  const sha256 = unpad(header['x5t#S256']);
+  const sha1 = unpad(header.x5t);
+  if (sha256 === undefined && sha1 === undefined) {
+    throw invalid('The client assertion must name its certificate (x5t#S256 or x5t).');
+  }
+  return Object.freeze({
+    alg: header.alg,
+    ...(sha256 !== undefined ? { sha256 } : {}),
+    ...(sha1 !== undefined ? { sha1 } : {}),
+    crit: header.crit !== undefined,
+  });
+}
+
+/**
  * Verifies a client assertion (RFC 7523) signed with a registered certificate:
  * the header names the certificate (`x5t#S256`, or legacy `x5t`), `iss` and
  * `sub` are the client id, `aud` is this token endpoint, and each `jti` is
@@ -161,6 +213,19 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
     keys.set(credentialId, k);
     return k;
   };
+  // Decoded headers by their exact text: a client sends the same header (alg, typ, thumbprint) with
+  // every assertion, and the answer is a function of the text alone. Only headers that pass are kept.
+  const headers = new Map<string, AssertionHeader>();
+  const headerOf = (text: string): AssertionHeader => {
+    const hit = headers.get(text);
+    if (hit) return hit;
+    const h = decodeHeader(text);
+    if (text.length <= MAX_CACHED_HEADER) {
+      if (headers.size >= 256) headers.delete(headers.keys().next().value!);
+      headers.set(text, h);
+    }
+    return h;
+  };
   return {
     /**
      * Checks the assertion (format, certificate, signature, claims, lifetime)
@@ -180,37 +245,22 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
       const parts = assertion.length > 16_384 ? [] : assertion.split('.');
       if (parts.length !== 3) throw invalid('The client assertion is malformed.');
       const jws = parts as [string, string, string];
-      let header: Record<string, unknown>;
-      try {
-        header = decodeObject(jws[0]);
-      } catch (e) {
-        throw invalid('The client assertion is malformed.', e);
-      }
-      if (typeof header.alg !== 'string' || !ALGORITHMS.includes(header.alg)) {
-        throw invalid('The client assertion uses an algorithm that is not accepted.');
-      }
-      // RFC 7515 §4.1.7–8 says unpadded base64url; MSAL Python (so the Azure CLI) pads, and Entra ID
-      // accepts it: the padding is dropped before the lookup.
-      const unpad = (v: unknown) => (typeof v === 'string' ? v.replace(/=+$/, '') : undefined);
-      const s256 = unpad(header['x5t#S256']);
-      const s1 = unpad(header.x5t);
-      if (typeof s256 !== 'string' && typeof s1 !== 'string') {
-        throw invalid('The client assertion must name its certificate (x5t#S256 or x5t).');
-      }
+      const header = headerOf(jws[0]);
       const found = await credentials.findCertificate(
         input.principalId,
         {
-          ...(typeof s256 === 'string' ? { sha256: s256 } : {}),
-          ...(typeof s1 === 'string' ? { sha1: s1 } : {}),
+          ...(header.sha256 !== undefined ? { sha256: header.sha256 } : {}),
+          ...(header.sha1 !== undefined ? { sha1: header.sha1 } : {}),
         },
         input.fresh,
       );
-      const key = found && (await publicKeyOf(input.principalId, found.credentialId));
+      const key =
+        found && (keys.get(found.credentialId) ?? (await publicKeyOf(input.principalId, found.credentialId)));
       if (!found || !key)
         throw invalid(
           'The certificate in the client assertion is not registered for this client, or has expired.',
         );
-      if (header.crit !== undefined)
+      if (header.crit)
         throw invalid('The client assertion names critical header parameters that are not understood.');
       // The signature through OpenSSL with the cached KeyObject (jose's WebCrypto path costs ~3x more),
       // then the claims, as jose's jwtVerify would check them (see checkClaims).
@@ -236,9 +286,7 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
         credentialId: found.credentialId,
         cached: found.cached,
         async consume(resource: string) {
-          const jtiHash = createHash('sha256')
-            .update(`${clientId}\n${jti}\n${resource.toLowerCase()}`)
-            .digest('base64url');
+          const jtiHash = jtiHashOf(clientId, jti, resource);
           // Group commit: answered once the batch that records it is durable; a second use of the
           // same jti, in the same batch or later, finds the first one's row and is refused.
           // One statement that refuses a replay by itself: no savepoint needed (`single`).

@@ -5,9 +5,13 @@ import type { Database, Transaction } from './port.js';
  * Group commit of durable writes, layered on the storage port.
  *
  * On SQLite every commit is an fsync (`synchronous=FULL`): one per request caps writes at the
- * disk's flush rate. Here the writes that arrive in the same event-loop turn share one
+ * disk's flush rate. Here the writes that arrive within two event-loop turns share one
  * transaction, so one fsync, and that fsync runs on libuv's thread pool (`syncOffLoop`, sqlite.ts)
- * instead of blocking the event loop, so requests that need no database go on meanwhile:
+ * instead of blocking the event loop, so requests that need no database go on meanwhile. The batch
+ * waits one turn more than it must (PostgreSQL's `commit_delay`, counted in turns): requests whose
+ * bytes are already read join it instead of waiting a whole commit and sync for the next one, so
+ * a busy server syncs less often per write (docs/performance.md, "Client assertions, session 10");
+ * an idle loop runs that turn at once:
  *
  * - each write runs, in arrival order, inside its own SAVEPOINT of the batch's transaction: a
  *   write that throws (a constraint, a domain refusal) rolls back to its savepoint and fails only
@@ -74,7 +78,8 @@ export function createGroupCommit(
       },
     };
   }
-  const schedule = options.schedule ?? ((flush) => root.runInAsyncScope(() => setImmediate(flush)));
+  const schedule =
+    options.schedule ?? ((flush) => root.runInAsyncScope(() => setImmediate(() => setImmediate(flush))));
   let queue: Pending[] = [];
   let scheduled = false;
   let running = false;
