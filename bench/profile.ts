@@ -13,7 +13,7 @@
 //   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
 //   PROFILE_PIN=1        as the bench's --pin: this process on core 0, the server on the others
 import { spawn } from 'node:child_process';
-import { createHash, sign as cryptoSign, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { cpus } from 'node:os';
@@ -31,7 +31,7 @@ import {
   tempDirs,
 } from './lib.js';
 import { seed } from './scenarios/nodes.js';
-import { assertionCertificate } from './scenarios/tokens.js';
+import { assertionBodies, assertionCertificate } from './scenarios/tokens.js';
 
 const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
 const options = { durationS: Number(secondsText), warmupS: 2, connections: 32, repeats: 1 };
@@ -255,20 +255,7 @@ async function tokens(dataDir: string, kind: 'secret' | 'assertion') {
     } else {
       const cert = await assertionCertificate('profile-assertion');
       const app = await s.createServicePrincipal('profile-assertion', cert.pem);
-      const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      const ah = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': cert.x5tS256 });
-      nextBody = () => {
-        const now = Math.floor(Date.now() / 1000);
-        const input = `${ah}.${b64u({ aud: tokenUrl, iss: app.appId, sub: app.appId, iat: now, nbf: now, exp: now + 600, jti: randomUUID() })}`;
-        const sig = cryptoSign('sha256', Buffer.from(input), { key: cert.key, dsaEncoding: 'ieee-p1363' });
-        return new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: app.appId,
-          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-          client_assertion: `${input}.${sig.toString('base64url')}`,
-          scope,
-        }).toString();
-      };
+      nextBody = assertionBodies(cert, app.appId, tokenUrl, scope);
     }
     const probe = await s.request('POST', tokenPath, {
       form: Object.fromEntries(new URLSearchParams(body ?? nextBody!())),

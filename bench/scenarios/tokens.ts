@@ -2,7 +2,15 @@
 // signing in this process: how close the token endpoint gets to the cost of the
 // signature itself.
 import 'reflect-metadata';
-import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign, webcrypto } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+  sign,
+  webcrypto,
+} from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import {
@@ -18,6 +26,32 @@ import {
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+/**
+ * A client_credentials form body per call, authenticated by a fresh ES256 client assertion (RFC 7523,
+ * a new `jti` each) signed with `cert`'s key: what the `tokens` scenario and `bench/profile.ts
+ * assertion` send.
+ */
+export function assertionBodies(
+  cert: { key: KeyObject; x5tS256: string },
+  appId: string,
+  tokenUrl: string,
+  scope: string,
+): () => string {
+  const ah = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': cert.x5tS256 });
+  return () => {
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${ah}.${b64u({ aud: tokenUrl, iss: appId, sub: appId, iat: now, nbf: now, exp: now + 600, jti: randomUUID() })}`;
+    const sig = sign('sha256', Buffer.from(input), { key: cert.key, dsaEncoding: 'ieee-p1363' });
+    return new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: appId,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: `${input}.${sig.toString('base64url')}`,
+      scope,
+    }).toString();
+  };
+}
 
 /** A self-signed P-256 certificate to register, and its private key (also bench/profile.ts). */
 export async function assertionCertificate(cn: string) {
@@ -127,19 +161,7 @@ const scenario: Scenario = {
     // load generator; the server verifies it and records the jti against replay).
     const cert = await assertionCertificate('bench-tokens-assertion');
     const certApp = await s.createServicePrincipal('bench-tokens-assertion', cert.pem);
-    const ah = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': cert.x5tS256 });
-    const assertionBody = () => {
-      const now = Math.floor(Date.now() / 1000);
-      const input = `${ah}.${b64u({ aud: tokenUrl, iss: certApp.appId, sub: certApp.appId, iat: now, nbf: now, exp: now + 600, jti: randomUUID() })}`;
-      const sig = sign('sha256', Buffer.from(input), { key: cert.key, dsaEncoding: 'ieee-p1363' });
-      return new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: certApp.appId,
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: `${input}.${sig.toString('base64url')}`,
-        scope,
-      }).toString();
-    };
+    const assertionBody = assertionBodies(cert, certApp.appId, tokenUrl, scope);
     const check = await s.request('POST', tokenPath, {
       form: Object.fromEntries(new URLSearchParams(assertionBody())),
     });
