@@ -91,6 +91,39 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     writeFileSync(crlFile, crl.text);
     return { caFile, crlFile, caPem: ca.text, crlPem: crl.text };
   };
+  /** Latchkey's revoke route on the live (`certificates`) or the deleted (`deletedcertificates`) collection, as a principal or with a token. */
+  const revokeRaw = async (
+    caller: VaultTestPrincipal | string,
+    collection: 'certificates' | 'deletedcertificates',
+    name: string,
+    v: string,
+    body: unknown,
+  ) =>
+    s.request('POST', `${s.vaultUrl('cavault')}/${collection}/${name}/${v}/revoke?api-version=7.5`, {
+      headers: {
+        authorization: `Bearer ${typeof caller === 'string' ? caller : await vaultToken(s, caller)}`,
+      },
+      json: body,
+    });
+  /** `latchkey keyvault certificate revoke` (latest version) with `keyCompromise`, as the officer; its JSON. */
+  const revokeWithCli = async (name: string, ...extra: string[]) =>
+    cliOk(
+      await cli.run(
+        'keyvault',
+        'certificate',
+        'revoke',
+        ...extra,
+        '--vault-name',
+        'cavault',
+        '-n',
+        name,
+        '--reason',
+        'keyCompromise',
+        '--output',
+        'json',
+      ),
+      `certificate revoke ${extra.join(' ')}`,
+    ).json;
   const crlChecked = async (file: string) => {
     const p = await published();
     return verify(['-crl_check', '-CAfile', p.caFile, '-CRLfile', p.crlFile, file]);
@@ -184,11 +217,8 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
   test("Latchkey's own revoke: a version into the CRL with its reason, the certificate kept; who may; only the CA's", async () => {
     const made = await issue('rev-explicit');
     const version = (await certs().getCertificate('rev-explicit')).properties.version!;
-    const raw = async (p: VaultTestPrincipal, name: string, v: string, body: unknown) =>
-      s.request('POST', `${s.vaultUrl('cavault')}/certificates/${name}/${v}/revoke?api-version=7.5`, {
-        headers: { authorization: `Bearer ${await vaultToken(s, p)}` },
-        json: body,
-      });
+    const raw = (p: VaultTestPrincipal, name: string, v: string, body: unknown) =>
+      revokeRaw(p, 'certificates', name, v, body);
     // A Certificate User may read it, not revoke it; a bad reason is 400.
     const user = await vaultPrincipal(s, 'rev-user');
     await grant(s, user.id, 'Key Vault Certificate User', vaultId);
@@ -197,22 +227,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     assert.equal(badReason.status, 400, badReason.text);
     assert.equal((await crlChecked(made.file)).code, 0, 'nothing revoked by the refusals');
     // The CLI (latest version by default), as a Certificates Officer.
-    const r = cliOk(
-      await cli.run(
-        'keyvault',
-        'certificate',
-        'revoke',
-        '--vault-name',
-        'cavault',
-        '-n',
-        'rev-explicit',
-        '--reason',
-        'keyCompromise',
-        '--output',
-        'json',
-      ),
-      'certificate revoke',
-    ).json;
+    const r = await revokeWithCli('rev-explicit');
     assert.equal(r.serialNumber, made.serial.toLowerCase());
     assert.equal(r.reason, 'keyCompromise');
     assert.match(r.id, new RegExp(`/certificates/rev-explicit/${version}$`));
@@ -252,11 +267,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
   test('a soft-deleted certificate is revoked through /deletedcertificates, without waiting for its purge', async () => {
     const made = await issue('rev-deleted');
     const version = (await certs().getCertificate('rev-deleted')).properties.version!;
-    const raw = async (p: VaultTestPrincipal, collection: string, name: string, v: string, body: unknown) =>
-      s.request('POST', `${s.vaultUrl('cavault')}/${collection}/${name}/${v}/revoke?api-version=7.5`, {
-        headers: { authorization: `Bearer ${await vaultToken(s, p)}` },
-        json: body,
-      });
+    const raw = revokeRaw;
     // Alive: the deleted route does not find it (each route finds only its own state).
     const early = await raw(officer, 'deletedcertificates', 'rev-deleted', version, {});
     assert.equal(early.status, 404, early.text);
@@ -272,23 +283,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     assert.equal((await raw(officer, 'deletedcertificates', 'rev-deleted', '0'.repeat(32), {})).status, 404);
     assert.equal((await crlChecked(made.file)).code, 0, 'nothing revoked by the refusals');
     // The CLI finds the deleted certificate's latest version itself.
-    const r = cliOk(
-      await cli.run(
-        'keyvault',
-        'certificate',
-        'revoke',
-        '--deleted',
-        '--vault-name',
-        'cavault',
-        '-n',
-        'rev-deleted',
-        '--reason',
-        'keyCompromise',
-        '--output',
-        'json',
-      ),
-      'certificate revoke --deleted',
-    ).json;
+    const r = await revokeWithCli('rev-deleted', '--deleted');
     assert.equal(r.serialNumber, made.serial.toLowerCase());
     assert.equal(r.reason, 'keyCompromise');
     assert.match(r.id, new RegExp(`/certificates/rev-deleted/${version}$`));
@@ -306,11 +301,8 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
   test("a deleted certificate's revoke: another tenant 404 (even its Owner), a purged one 404, a recovered one only on the live route", async () => {
     const made = await issue('rev-iso');
     const version = (await certs().getCertificate('rev-iso')).properties.version!;
-    const revoke = async (token: string, collection: string) =>
-      s.request('POST', `${s.vaultUrl('cavault')}/${collection}/rev-iso/${version}/revoke?api-version=7.5`, {
-        headers: { authorization: `Bearer ${token}` },
-        json: { reason: 'keyCompromise' },
-      });
+    const revoke = (token: string, collection: 'certificates' | 'deletedcertificates') =>
+      revokeRaw(token, collection, 'rev-iso', version, { reason: 'keyCompromise' });
     await (await certs().beginDeleteCertificate('rev-iso', poll)).pollUntilDone();
     // Another tenant's Owner: this tenant's vault does not exist for it, and nothing is revoked.
     const { other, foreign } = await foreignOwner('rev-iso');
@@ -332,7 +324,7 @@ describe('the tenant CA: CRL on purge, rotation (issuer Latchkey)', () => {
     );
     // Purged: neither route finds it (the purge itself revoked it).
     await purge('rev-iso');
-    for (const collection of ['deletedcertificates', 'certificates']) {
+    for (const collection of ['deletedcertificates', 'certificates'] as const) {
       const r = await revoke(token, collection);
       assert.equal(r.status, 404, `${collection}: ${r.text}`);
       assert.equal(r.json.error.code, 'CertificateNotFound');
