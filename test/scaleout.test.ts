@@ -209,6 +209,22 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
   };
 
   /**
+   * An RBAC vault made on node A, a principal made on B holding `role` on it (assigned on C), and
+   * a vault token for it from A: every step on another node.
+   */
+  const rbacVault = async (name: string, principal: string, role: string) => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const created = await arm(a, 'PUT', vaultArm(name), {
+      location: 'local',
+      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
+    });
+    assert.equal(created.status, 201, created.text);
+    const officer = await createSp(b, principal);
+    await assign(c, officer.id, role, created.json.id);
+    return { created, tok: await secretToken(a, officer.appId, officer.secret) };
+  };
+
+  /**
    * A change made on node A reaches B's and C's caches through the change relay. Checked without a
    * clock (a timed "seen within 500 ms" failed on a loaded machine): A's change is acknowledged,
    * then B and C are each waited for until they have heard a notification more than before it
@@ -398,14 +414,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
 
   test('a write acknowledged by one node is read by the others on the next request', async () => {
     const [a, b, c] = nodes as [Node, Node, Node];
-    const created = await arm(a, 'PUT', vaultArm('scale'), {
-      location: 'local',
-      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
-    });
-    assert.equal(created.status, 201, created.text);
-    const officer = await createSp(b, 'scale-officer');
-    await assign(c, officer.id, 'Key Vault Secrets Officer', created.json.id);
-    const tok = await secretToken(a, officer.appId, officer.secret);
+    const { created, tok } = await rbacVault('scale', 'scale-officer', 'Key Vault Secrets Officer');
 
     // Secrets: set on A, read on B and C at once (same version).
     const put = await vaultCall(a, 'scale', 'PUT', secretPath('db-password'), {
@@ -524,14 +533,7 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
 
   test('a key change on one node reaches the next sign on the others through the relay (key-version cache)', async () => {
     const [a, b, c] = nodes as [Node, Node, Node];
-    const created = await arm(a, 'PUT', vaultArm('scalekeys'), {
-      location: 'local',
-      properties: { sku: { family: 'A', name: 'standard' }, enableRbacAuthorization: true },
-    });
-    assert.equal(created.status, 201, created.text);
-    const officer = await createSp(b, 'scale-crypto');
-    await assign(c, officer.id, 'Key Vault Crypto Officer', created.json.id);
-    const tok = await secretToken(a, officer.appId, officer.secret);
+    const { tok } = await rbacVault('scalekeys', 'scale-crypto', 'Key Vault Crypto Officer');
     const keyCall = (n: Node, method: string, path: string, json?: unknown) =>
       vaultCall(n, 'scalekeys', method, `${path}?api-version=7.5`, {
         token: tok,
