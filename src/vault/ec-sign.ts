@@ -1,4 +1,5 @@
-import { createECDH, type ECDH, randomFillSync } from 'node:crypto';
+import { createECDH, type ECDH } from 'node:crypto';
+import { randomBytesPooled } from '../lib/random.js';
 import type { EcCurves } from './ec-curves.js';
 import { EC_CURVES } from './key-material.js';
 import type { Curve } from './key-model.js';
@@ -52,19 +53,6 @@ function nonceSource(lib: EcCurves, curve: Curve) {
   return m;
 }
 
-/** CSPRNG bytes from a refilled pool (one `randomFillSync` per 64 signatures, as `randomUUID` does), as hex. */
-const pool = Buffer.alloc(64 * 66);
-let poolOffset = pool.length;
-function randomHex(len: number): string {
-  if (poolOffset + len > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const out = pool.toString('hex', poolOffset, poolOffset + len);
-  poolOffset += len;
-  return out;
-}
-
 /** Big-endian bytes as an integer (Node's native hex encoding: no per-byte JavaScript loop). */
 const fromHex = (hex: string): bigint => (hex.length === 0 ? 0n : BigInt(`0x${hex}`));
 const toHex = (bytes: Uint8Array): string =>
@@ -98,7 +86,7 @@ export function ecdsaSignDigest(lib: EcCurves, curve: Curve, d: bigint, digest: 
     const r = fromHex(R.slice(2, 2 + 2 * bytes)) % n;
     if (r === 0n) continue;
     // b uniform in [1, n−1], as noble's mapHashToField draws it (from ≥ 1.5× the order's bytes)
-    const b = (fromHex(randomHex(blindLength)) % (n - 1n)) + 1n;
+    const b = (fromHex(randomBytesPooled(blindLength).toString('hex')) % (n - 1n)) + 1n;
     const ibk = modInverse((b * k) % n, n); // the inversion sees b·k only (variable-time on it)
     const s = (ibk * (((b * z) % n) + ((b * d) % n) * r)) % n;
     if (s === 0n) continue;

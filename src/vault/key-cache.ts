@@ -11,6 +11,9 @@ import type { LoadedKey } from './key-crypto.js';
 export function createKeyCache(max = 2_000) {
   const entries = new Map<string, LoadedKey>();
   const id = (vaultId: string, nameLower: string, version: string) => `${vaultId}|${nameLower}|${version}`;
+  /** Every version of a key, or every key of a vault. */
+  const prefixOf = (vaultId: string, nameLower?: string) =>
+    nameLower === undefined ? `${vaultId}|` : `${vaultId}|${nameLower}|`;
   return {
     get(vaultId: string, nameLower: string, version: string): LoadedKey | undefined {
       return entries.get(id(vaultId, nameLower, version));
@@ -21,7 +24,7 @@ export function createKeyCache(max = 2_000) {
     },
     /** Drops every version of a key (purge), or of a whole vault. */
     evict(vaultId: string, nameLower?: string): void {
-      const prefix = nameLower === undefined ? `${vaultId}|` : `${vaultId}|${nameLower}|`;
+      const prefix = prefixOf(vaultId, nameLower);
       for (const k of entries.keys()) if (k.startsWith(prefix)) entries.delete(k);
     },
     /** Drops everything (a vault changed or was purged somewhere: its keys' ids are not known here). */
@@ -30,7 +33,7 @@ export function createKeyCache(max = 2_000) {
     },
     /** Whether any version of the key (or any key of the vault) is held (tests). */
     holds(vaultId: string, nameLower?: string): boolean {
-      const prefix = nameLower === undefined ? `${vaultId}|` : `${vaultId}|${nameLower}|`;
+      const prefix = prefixOf(vaultId, nameLower);
       for (const k of entries.keys()) if (k.startsWith(prefix)) return true;
       return false;
     },

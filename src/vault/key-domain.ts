@@ -12,7 +12,7 @@ import { createKeyGuard } from './key-guard.js';
 import { keyPurgeJob, keyRotationJob } from './key-jobs.js';
 import { createKeyOperations } from './key-operations.js';
 import { createKeyPolicies } from './key-policies.js';
-import { createKeyRecordCache } from './key-record-cache.js';
+import { createKeyRecordCache, parseKeyChangeId } from './key-record-cache.js';
 import { createKeySealing } from './key-sealing.js';
 import { createKeys } from './keys.js';
 import { notifyingWrites } from './object-guard.js';
@@ -55,9 +55,9 @@ export function createKeyDomain(deps: {
   // Parsed private keys leave memory with their key, on every node: any change to a key (its
   // purge included) drops them here and, relayed, on the others; a vault change (its purge) or a
   // resync drops them all. The next operation unseals the key again.
-  deps.bus?.subscribe('key', (name) => {
-    const bar = name.indexOf('|');
-    if (bar > 0) cache.evict(name.slice(0, bar), name.slice(bar + 1));
+  deps.bus?.subscribe('key', (id) => {
+    const key = parseKeyChangeId(id);
+    if (key) cache.evict(key.vaultId, key.nameLower);
   });
   deps.bus?.subscribe('vault', () => cache.clear());
   deps.bus?.onResync(() => cache.clear());

@@ -4,6 +4,14 @@ import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import type { KeyRecord } from './key-model.js';
 
+/** What the change bus's `key` topic carries for a key: `{vault id}|{name, lower case}`. */
+export const keyChangeId = (vaultId: string, nameLower: string): string => `${vaultId}|${nameLower}`;
+/** The vault id and lower-case name of a `key` change id (undefined for anything else). */
+export function parseKeyChangeId(id: string): { vaultId: string; nameLower: string } | undefined {
+  const bar = id.indexOf('|');
+  return bar > 0 ? { vaultId: id.slice(0, bar), nameLower: id.slice(bar + 1) } : undefined;
+}
+
 /**
  * Key versions as stored (public JWK, key_ops, enabled, nbf/exp, deleted;
  * never private material) per (vault, name, version or latest), for the crypto
@@ -35,7 +43,7 @@ export function createKeyRecordCache(deps: {
     maxAgeMs: deps.maxAgeMs ?? 1_000,
     ...(stats ? { stats } : {}),
   });
-  const nameOf = (vaultId: string, nameLower: string) => `${vaultId}|${nameLower}`;
+  const nameOf = keyChangeId;
   // '|' cannot occur in a key name or version: `{vault}|{name}|` is the latest version.
   const keyOf = (vaultId: string, nameLower: string, version: string | undefined) =>
     `${vaultId}|${nameLower}|${version ?? ''}`;
