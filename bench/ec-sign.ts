@@ -5,7 +5,8 @@
 // rounds; prints the median and min–max µs per signature per curve.
 //   noble        @noble/curves `sign` (W=6 base-point tables, RFC 6979 + extra entropy): before
 //   noble-w8     the same with 8-bit base-point tables (`Point.BASE.precompute(8)`)
-//   openssl-kG   k·G by OpenSSL (ECDH key generation), blinded s in noble's field: after
+//   openssl-kG   the vault's signer: k·G by OpenSSL (ECDH key generation; P-256 nonces made 32 at a
+//                time), blinded s in noble's field
 //   openssl-ref  `crypto.sign` of a 32-byte message (OpenSSL's whole ECDSA, hash included): the floor
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';

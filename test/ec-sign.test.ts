@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { loadEcCurves } from '../src/vault/ec-curves.js';
-import { ecdsaSignDigest, ecPrivateScalar } from '../src/vault/ec-sign.js';
+import { ecdsaSignDigest, ecPrivateScalar, unusedNonces } from '../src/vault/ec-sign.js';
 import { EC_CURVES } from '../src/vault/key-material.js';
 import type { Curve } from '../src/vault/key-model.js';
 import { modInverse } from '../src/vault/mod-inverse.js';
@@ -56,6 +56,38 @@ describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
       assert.notDeepEqual(a.subarray(0, bytes), b.subarray(0, bytes), 'r differs: R = k·G differs');
     });
   }
+
+  test('P-256 nonces come in batches of 32: every position of three batches signs validly, no r repeats, one nonce per signature', () => {
+    const k = keyPair('P-256');
+    const rs = new Set<string>();
+    // Drain whatever an earlier test left, so the batches below start at a batch's first nonce.
+    for (let i = 0; i < 32 && unusedNonces('P-256') > 0; i++)
+      ecdsaSignDigest(lib, 'P-256', k.d, randomBytes(32));
+    assert.equal(unusedNonces('P-256'), 0, 'each signature takes a nonce out of the pool');
+    for (let i = 0; i < 96; i++) {
+      const message = randomBytes(16);
+      const digest = createHash('sha256').update(message).digest();
+      const sig = ecdsaSignDigest(lib, 'P-256', k.d, digest);
+      // A batch is made when the pool is empty; each signature takes exactly one nonce out of it.
+      assert.equal(unusedNonces('P-256'), 31 - (i % 32), `after signature #${i}`);
+      assert.equal(
+        verify('sha256', message, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, sig),
+        true,
+        `signature #${i} (batch position ${i % 32}) verifies with node:crypto`,
+      );
+      rs.add(sig.subarray(0, 32).toString('hex'));
+    }
+    assert.equal(rs.size, 96, 'a fresh nonce (a different R) for each of 96 signatures');
+  });
+
+  test('a refused private scalar takes no nonce', () => {
+    const n = lib.ecdsa['P-256'].Point.Fn.ORDER;
+    const k = keyPair('P-256');
+    ecdsaSignDigest(lib, 'P-256', k.d, randomBytes(32));
+    const before = unusedNonces('P-256');
+    assert.throws(() => ecdsaSignDigest(lib, 'P-256', n, randomBytes(32)), /invalid private key/);
+    assert.equal(unusedNonces('P-256'), before);
+  });
 
   test('a digest longer than the order is truncated to its leftmost bits (bits2int), as verifiers do', () => {
     const k = keyPair('P-256');
