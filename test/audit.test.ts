@@ -467,7 +467,10 @@ describe('audit chain head: truncation by a database writer without the root key
     assert.equal(r.ok, false);
     assert.equal(r.count, 9, 'the chain itself goes on from event 5');
     assert.equal(r.ok ? 0 : r.brokenAt, 6);
-    assert.match(reasonOf(r), /found rewritten without the root key before event 6/);
+    assert.match(
+      reasonOf(r),
+      /found rewritten \(without the root key, or put back to an older head\) before event 6/,
+    );
   });
 
   test('a head deleted while events remain: later appends go on from the last event, flagged', async () => {
@@ -529,6 +532,43 @@ describe('audit chain head: truncation by a database writer without the root key
     ]);
     assert.equal(await log.head(), undefined);
     assert.match(reasonOf(await log.verify()), /rewritten without the root key/);
+  });
+
+  test('a head put back to an older sealed value (the events kept): later writes go on from the last event, flagged', async () => {
+    const older = await headText(); // sealed at event 8
+    await db.transaction((tx) => log.append(tx, op('Later')));
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [older]);
+    // Read once through this process (the head it reads is sealed and valid, so it is remembered).
+    assert.deepEqual(await log.head(), { seq: 8, hash: await hashAt(8) });
+    // Without the repair these failed for good: event 9 exists, so "next is 9" collides.
+    await db.transaction((tx) => log.append(tx, op('AfterRewind')));
+    const group = createGroupCommit(db);
+    await Promise.all([0, 1].map(() => group.run((tx) => log.append(tx, op('Batched')))));
+    await log.record(op('Read'));
+    const r = await log.verify();
+    assert.equal(r.count, 13, 'no event lost, none duplicated: the chain goes on from event 9');
+    assert.equal(r.ok, false, 'and the rewind stays reported');
+    assert.equal(r.ok ? 0 : r.brokenAt, 10);
+    assert.match(reasonOf(r), /put back to an older head.*before event 10/);
+    // Another process on the same database (a restart, a second node) sees the same.
+    const other = createAuditLog({ db, clock, ...keys });
+    await db.transaction((tx) => other.append(tx, op('OtherNode')));
+    assert.equal((await other.verify()).count, 14);
+  });
+
+  test("a head put back to the very head this process last wrote, another node's events kept: one write fails, the next goes on", async () => {
+    const mine = await headText(); // this process's last append (event 8)
+    const other = createAuditLog({ db, clock, ...keys });
+    await db.transaction((tx) => other.append(tx, op('OtherNode')));
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [mine]);
+    await assert.rejects(
+      db.transaction((tx) => log.append(tx, op('Collides'))),
+      /concurrently/,
+    );
+    await db.transaction((tx) => log.append(tx, op('GoesOn')));
+    const r = await log.verify();
+    assert.equal(r.count, 10);
+    assert.equal(r.ok ? 0 : r.brokenAt, 10);
   });
 
   test('a new, empty log verifies', async () => {

@@ -212,13 +212,21 @@ export function createAuditLog(deps: {
    * MAC check. Any other text (another node's append, a rollback, a forgery) is parsed in full.
    */
   let known: { text: string; state: HeadState } | undefined;
-  const readHead = async (q: Queryable): Promise<HeadState> => {
-    const text = await auditStore.head(q);
+  const headState = (text: string | undefined): HeadState => {
     if (text !== undefined && text === known?.text) return known.state;
     const state = parseHead(text);
     if (text !== undefined && state.kind === 'sealed') known = { text, state };
     return state;
   };
+  const readHead = async (q: Queryable): Promise<HeadState> => headState(await auditStore.head(q));
+  /**
+   * The head text this process's last append wrote. A sealed head read back as anything else was
+   * written by someone else: another node or process (its events end at that head), or a head put
+   * back to an older sealed value with its later events kept. Only then does an append look at the
+   * last stored event as well (one indexed read), so a rewound head cannot make the next sequence
+   * number collide with a stored event and fail every audited write until a human repairs it.
+   */
+  let lastWritten: string | undefined;
   const buffer: { input: AuditInput; time: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> | undefined;
@@ -232,7 +240,8 @@ export function createAuditLog(deps: {
     (typeof v === 'string' && v.includes('\u0000') ? v.replaceAll('\u0000', '\uFFFD') : v) as T;
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     await tx.lock('latchkey:audit');
-    const head = await readHead(tx);
+    const text = await auditStore.head(tx);
+    const head = headState(text);
     let n = 0;
     let prev = GENESIS;
     let tampered = 0;
@@ -240,6 +249,16 @@ export function createAuditLog(deps: {
       n = head.seq;
       prev = head.hash;
       tampered = head.tampered;
+      if (text !== lastWritten) {
+        // Events stored beyond a valid sealed head: it was put back to an older one. Go on from the
+        // last stored event and mark the head for good (verify reports it), as for a forged head.
+        const last = await auditStore.lastEvent(tx);
+        if (last && last.seq > head.seq) {
+          n = last.seq;
+          prev = last.hash;
+          tampered = tampered || n + 1;
+        }
+      }
     } else {
       // No trustworthy head: go on from the stored events (a head missing with no events is a new log).
       const last = await auditStore.lastEvent(tx);
@@ -276,11 +295,19 @@ export function createAuditLog(deps: {
       rows.push(row);
       prev = row.hash;
     }
-    await auditStore.insertEvents(tx, rows);
+    try {
+      await auditStore.insertEvents(tx, rows);
+    } catch (e) {
+      // A sequence number taken after all (a head put back to the very text this process last
+      // wrote, another node's later events kept): the next append looks at the stored events.
+      lastWritten = undefined;
+      throw e;
+    }
     const next = { seq: n, hash: prev, tampered };
-    const text = sealHead(next);
-    await auditStore.writeHead(tx, text);
-    known = { text, state: { kind: 'sealed', ...next } };
+    const sealed = sealHead(next);
+    await auditStore.writeHead(tx, sealed);
+    known = { text: sealed, state: { kind: 'sealed', ...next } };
+    lastWritten = sealed;
   };
 
   /** Commits one batch of buffered records (at most MAX_BATCH), resolving or rejecting their promises. */
@@ -436,7 +463,7 @@ export function createAuditLog(deps: {
           if (head.tampered > 0)
             return fail(
               head.tampered,
-              `the chain head was found rewritten without the root key before event ${head.tampered}: the log was truncated`,
+              `the chain head was found rewritten (without the root key, or put back to an older head) before event ${head.tampered}: the log was truncated`,
             );
           if (head.seq !== last || (count > 0 && head.hash !== prev))
             return fail(
