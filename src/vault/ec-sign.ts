@@ -30,8 +30,9 @@ import { modInverse } from './mod-inverse.js';
  * inverts all the b·k at once with one inversion (Montgomery's trick: the
  * product of uniform values is uniform, so the inversion still sees only
  * blinded input). A nonce is taken out of its batch before it is used and is
- * never put back, so none signs twice, whatever happens after; k itself is not
- * kept (only r, b and (b·k)⁻¹, from which the signature needs nothing more).
+ * never put back, so none signs twice, whatever happens after. A nonce keeps
+ * only r, b and (b·k)⁻¹, all the signature needs (the OpenSSL EC key still
+ * holds the batch's last k until the next batch, as it held the last k before).
  * Parsing k, the one step whose time depends on k's length (Node drops its
  * leading zero bytes), now happens in the batch, not in the request that uses it.
  *
