@@ -571,6 +571,25 @@ describe('audit chain head: truncation by a database writer without the root key
     assert.equal(r.ok ? 0 : r.brokenAt, 10);
   });
 
+  test("read records batched while the head is put back to this process's last one (another node's events kept) are not lost", async () => {
+    const a = createAuditLog({ db, clock, ...keys, flushMs: 1 });
+    await db.transaction((tx) => a.append(tx, op('A')));
+    const aLast = await headText();
+    const b = createAuditLog({ db, clock, ...keys });
+    await db.transaction((tx) => b.append(tx, op('B')));
+    await db.run("UPDATE meta SET value = $1 WHERE key = 'audit_head'", [aLast]);
+    // Reads already answered: their records must still be kept (the batch is retried once).
+    const settled = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => a.record(op(`Read${i}`))));
+    assert.deepEqual(
+      settled.map((x) => x.status),
+      Array(5).fill('fulfilled'),
+    );
+    const r = await a.verify();
+    assert.equal(r.count, 15, '8 + A + B + 5 reads');
+    assert.equal(r.ok, false, 'and the put-back head is reported');
+    assert.match(reasonOf(r), /put back to an older head\) before event 11: the log may have been truncated/);
+  });
+
   test('a new, empty log verifies', async () => {
     const empty = await openDatabase('sqlite::memory:');
     try {

@@ -318,9 +318,17 @@ export function createAuditLog(deps: {
   const flushBatch = async (): Promise<void> => {
     const items = buffer.splice(0, MAX_BATCH);
     if (items.length === 0) return;
+    // Batched records are reads and refusals: a relaxed commit (see Database.transaction).
+    const commit = () => db.transaction((tx) => appendRows(tx, items), { relaxed: true });
     try {
-      // Batched records are reads and refusals: a relaxed commit (see Database.transaction).
-      await db.transaction((tx) => appendRows(tx, items), { relaxed: true });
+      try {
+        await commit();
+      } catch {
+        // Once more: these reads were answered already, so a lost batch loses records of reads
+        // that happened. A head put back to the one this process last wrote fails the first
+        // attempt and not the second (the failed insert made the next append check the events).
+        await commit();
+      }
       for (const i of items) i.resolve();
     } catch (e) {
       for (const i of items) i.reject(e);
@@ -463,7 +471,7 @@ export function createAuditLog(deps: {
           if (head.tampered > 0)
             return fail(
               head.tampered,
-              `the chain head was found rewritten (without the root key, or put back to an older head) before event ${head.tampered}: the log was truncated`,
+              `the chain head was found rewritten (without the root key, or put back to an older head) before event ${head.tampered}: the log may have been truncated`,
             );
           if (head.seq !== last || (count > 0 && head.hash !== prev))
             return fail(
