@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { loadEcCurves } from '../src/vault/ec-curves.js';
-import { ecdsaSignDigest, ecPrivateScalar, unusedNonces } from '../src/vault/ec-sign.js';
+import {
+  ecdsaSignDigest,
+  ecPrivateScalar,
+  NONCE_TTL_MS,
+  setNonceClock,
+  unusedNonces,
+} from '../src/vault/ec-sign.js';
 import { EC_CURVES } from '../src/vault/key-material.js';
 import type { Curve } from '../src/vault/key-model.js';
 import { modInverse } from '../src/vault/mod-inverse.js';
@@ -78,6 +84,27 @@ describe('EC signing over a digest (OpenSSL k·G, blinded s)', () => {
       rs.add(sig.subarray(0, 32).toString('hex'));
     }
     assert.equal(rs.size, 96, 'a fresh nonce (a different R) for each of 96 signatures');
+  });
+
+  test('unused nonces are dropped 10 s after their batch was made (a fake clock)', () => {
+    const k = keyPair('P-256');
+    let t = 1_000_000;
+    setNonceClock(() => t);
+    try {
+      const sign = () => ecdsaSignDigest(lib, 'P-256', k.d, randomBytes(32));
+      // Start from a batch made now.
+      for (let i = 0; i < 32 && unusedNonces('P-256') > 0; i++) sign();
+      sign();
+      assert.equal(unusedNonces('P-256'), 31);
+      t += NONCE_TTL_MS - 1;
+      sign();
+      assert.equal(unusedNonces('P-256'), 30, 'still the same batch just before the limit');
+      t += 1;
+      sign();
+      assert.equal(unusedNonces('P-256'), 31, 'at the limit the 30 left were dropped and a new batch made');
+    } finally {
+      setNonceClock(() => performance.now());
+    }
   });
 
   test('a refused private scalar takes no nonce', () => {

@@ -32,9 +32,14 @@ import { modInverse } from './mod-inverse.js';
  * blinded input). A nonce is taken out of its batch before it is used and is
  * never put back, so none signs twice, whatever happens after. A nonce keeps
  * only r, b and (b·k)⁻¹, all the signature needs (the OpenSSL EC key still
- * holds the batch's last k until the next batch, as it held the last k before).
- * Parsing k, the one step whose time depends on k's length (Node drops its
- * leading zero bytes), now happens in the batch, not in the request that uses it.
+ * holds the batch's last k until the next batch, as it held the last k before);
+ * unused nonces are dropped NONCE_TTL_MS after their batch was made.
+ * Parsing k is the one step whose time depends on k's length (Node drops its
+ * leading zero bytes: about 1 k in 256 on P-256, P-384 and P-256K, about half
+ * of them on P-521, whose order has a 1-bit top byte, and 1 in 512 two bytes
+ * short there). In a P-256 batch it is summed over 32 nonces, and 31 of them
+ * sign in later requests; the other curves parse k in the signing request, as
+ * before (see docs/keys.md).
  *
  * The signature is randomized (a fresh k per call, as Azure Key Vault's are:
  * two signatures of one digest differ) and S is not normalized to the lower
@@ -71,8 +76,22 @@ interface NonceSource {
   ecdh: ECDH;
   blindLength: number;
   ready: Nonce[];
+  /** When `ready` was made (the pool's clock, ms). */
+  madeAt: number;
 }
 const SOURCES = new Map<Curve, NonceSource>();
+
+/**
+ * Unused nonces are dropped this long after their batch was made. A nonce is as good as its k:
+ * read out of memory, it gives away the key of whatever signature later uses it. Under load a
+ * batch lasts milliseconds; a quiet server keeps none for longer than this.
+ */
+export const NONCE_TTL_MS = 10_000;
+let poolClock: () => number = () => performance.now();
+/** Tests: the clock that ages the pools (ms, monotonic). */
+export function setNonceClock(clock: () => number): void {
+  poolClock = clock;
+}
 
 /** Big-endian bytes as an integer (Node's native hex encoding: no per-byte JavaScript loop). */
 const fromHex = (hex: string): bigint => (hex.length === 0 ? 0n : BigInt(`0x${hex}`));
@@ -126,10 +145,16 @@ function takeNonce(lib: EcCurves, curve: Curve, n: bigint): Nonce {
       ecdh: createECDH(OPENSSL_CURVE[curve]),
       blindLength: lib.getMinHashLength(n),
       ready: [],
+      madeAt: 0,
     };
     SOURCES.set(curve, src);
   }
-  if (src.ready.length === 0) src.ready = makeNonces(src, curve, n, BATCH[curve]);
+  const now = poolClock();
+  if (src.ready.length > 0 && now - src.madeAt >= NONCE_TTL_MS) src.ready = []; // too old: dropped
+  if (src.ready.length === 0) {
+    src.ready = makeNonces(src, curve, n, BATCH[curve]);
+    src.madeAt = now;
+  }
   const nonce = src.ready.pop();
   if (!nonce) throw new Error('no nonce'); // unreachable: a batch holds at least one
   return nonce;
