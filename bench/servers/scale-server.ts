@@ -65,7 +65,7 @@ if (mode === 'seed') {
         for (let i = start; i < Math.min(count, start + BATCH); i++) {
           const secretName = nameOf(i);
           const nameLower = secretName.toLowerCase();
-          const version = newVersionId();
+          const version = newVersionId(now);
           await secretStore.upsert(tx, vault.id, secretName, version, now);
           await secretStore.insertVersion(tx, vault.id, nameLower, {
             version,

@@ -105,7 +105,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     const existing = await store.find(q, vault.id, nameLower);
     if (existing !== undefined && existing.deletedAt !== null) throw deletedConflict(name);
     await checkNamesFree(q, vault.id, name, existing !== undefined);
-    const version = newVersionId();
+    const version = newVersionId(now);
     const stored = await store.upsert(q, vault.id, name, version, now);
     if (stored === undefined) throw deletedConflict(name);
     const { nbf, exp } = validityOf(a.der);

@@ -168,7 +168,7 @@ export function createObjectVersions<R extends ObjectRecord>(deps: {
       seal: (nameLower: string, version: string) => Buffer,
     ): Promise<R> {
       const now = clock.now();
-      const version = newVersionId();
+      const version = newVersionId(now);
       const nameLower = name.toLowerCase();
       const stored = await store.upsert(q, vaultId, name, version, now);
       if (stored === undefined) throw kind.deletedConflict(name);
