@@ -3,10 +3,11 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { type AuditLog, createAuditLog, type VerifyResult } from '../src/audit/log.js';
 import { rootKeyFromBytes } from '../src/crypto/root-key.js';
+import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { createGroupCommit } from '../src/storage/group-commit.js';
 import { openDatabase } from '../src/storage/open.js';
-import type { Database } from '../src/storage/port.js';
+import type { Database, Transaction } from '../src/storage/port.js';
 import { assignRole, createVault, servicePrincipal, type TestPrincipal } from './helpers/access.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
 
@@ -508,6 +509,84 @@ describe('audit chain head: truncation by a database writer without the root key
     assert.equal(kept.status, 'fulfilled');
     assert.equal(group.stats.largest, 2, 'both writes in one batch');
     assert.deepEqual(await log.verify(), { ok: true, count: 10, head: { seq: 10, hash: await hashAt(10) } });
+  });
+
+  test('a group-committed batch seals and writes the chain head once, before its commit; writes rolled back in it leave no gap', async () => {
+    // Counts writes of the head row (an upsert fires the insert or the update trigger).
+    await db.run('CREATE TABLE head_writes (n INTEGER)');
+    for (const on of ['INSERT', 'UPDATE'])
+      await db.run(
+        `CREATE TRIGGER head_write_${on} AFTER ${on} ON meta WHEN NEW.key = 'audit_head' BEGIN INSERT INTO head_writes VALUES (1); END`,
+      );
+    const headWrites = async () => (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM head_writes'))!.n;
+    const group = createGroupCommit(db);
+    const failing = (tx: Transaction) =>
+      log.append(tx, op('RolledBack')).then(() => {
+        throw new Error('the change failed');
+      });
+    const kept = (tx: Transaction) => log.append(tx, op('Kept'));
+    const results = await Promise.allSettled(
+      [kept, failing, kept, failing, kept, kept].map((fn) => group.run(fn)),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.deepEqual(group.stats, { batches: 1, writes: 6, largest: 6 });
+    assert.equal(await headWrites(), 1, 'one head write for the batch, not one per write');
+    const ops = await db.all<{ seq: number; operation: string }>(
+      'SELECT seq, operation FROM audit_events WHERE seq > 8 ORDER BY seq',
+    );
+    assert.deepEqual(
+      ops,
+      [9, 10, 11, 12].map((seq) => ({ seq, operation: 'Kept' })),
+    );
+    assert.deepEqual(await log.verify(), { ok: true, count: 12, head: { seq: 12, hash: await hashAt(12) } });
+    // A batch whose every write is rolled back leaves the head as it was (and does not write it).
+    const none = await Promise.allSettled([failing, failing].map((fn) => group.run(fn)));
+    assert.deepEqual(
+      none.map((r) => r.status),
+      ['rejected', 'rejected'],
+    );
+    assert.equal(await headWrites(), 1);
+    await db.transaction((tx) => log.append(tx, op('Next')));
+    assert.equal(await headWrites(), 2);
+    assert.deepEqual(await log.verify(), { ok: true, count: 13, head: { seq: 13, hash: await hashAt(13) } });
+  });
+
+  test('a record queued inside a transaction is committed in a batch of its own after it ends (review12)', async () => {
+    // The batch's timer starts inside the transaction's async context; the batch must neither join
+    // that transaction nor, once it has ended, run as if inside it.
+    let recorded: Promise<void> | undefined;
+    await db.transaction(async (tx) => {
+      await log.append(tx, op('InTx'));
+      recorded = log.record(op('RecordedInsideTx'));
+    });
+    await recorded;
+    await db.transaction((tx) => log.append(tx, op('After')));
+    const ops = await db.all<{ operation: string }>(
+      'SELECT operation FROM audit_events WHERE seq > 8 ORDER BY seq',
+    );
+    assert.deepEqual(
+      ops.map((r) => r.operation),
+      ['InTx', 'RecordedInsideTx', 'After'],
+    );
+    assert.deepEqual(await log.verify(), { ok: true, count: 11, head: { seq: 11, hash: await hashAt(11) } });
+  });
+
+  test('a transaction SQLite rolled back under a function that went on is not committed, and its head is not written (review12)', async () => {
+    const before = await headText();
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await log.append(tx, op('Lost'));
+        // What SQLite does itself on SQLITE_FULL, IOERR or NOMEM; the function caught the error.
+        await tx.run('ROLLBACK');
+      }),
+      (e: unknown) => e instanceof LatchkeyError && e.code === 'ServiceUnavailable',
+    );
+    assert.equal(await headText(), before);
+    await db.transaction((tx) => log.append(tx, op('Next')));
+    assert.deepEqual(await log.verify(), { ok: true, count: 9, head: { seq: 9, hash: await hashAt(9) } });
   });
 
   test('another node appending on the same database: each goes on from the stored head', async () => {

@@ -577,6 +577,84 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM contract_items');
     });
 
+    test('savepoints roll back their writes, notes and beforeCommit hooks; hooks run once, last, inside the transaction', async () => {
+      const ran: string[] = [];
+      const ids = async (q: Pick<Database, 'all'>) =>
+        (await q.all<{ id: string }>('SELECT id FROM contract_items ORDER BY id')).map((r) => r.id);
+      await db.transaction(async (tx) => {
+        tx.notes.set('k', 'outer');
+        const kept = await tx.savepoint(async () => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['a-kept']);
+          tx.notes.set('k', 'kept');
+          tx.beforeCommit('hook-kept', async () => {
+            ran.push(`kept sees ${(await ids(tx)).join(',')} and note ${String(tx.notes.get('k'))}`);
+          });
+          return 7;
+        });
+        assert.deepEqual(kept, { ok: true, value: 7 });
+        const failed = await tx.savepoint(async () => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['b-rolled-back']);
+          tx.notes.set('k', 'rolled back');
+          tx.notes.set('other', 1);
+          tx.beforeCommit('hook-rolled-back', async () => {
+            ran.push('rolled back');
+          });
+          throw new Error('no');
+        });
+        assert.equal(failed.ok, false);
+        assert.match(String(!failed.ok && failed.error), /no/);
+        assert.equal(tx.notes.get('k'), 'kept', 'the note as it was before the failed savepoint');
+        assert.equal(tx.notes.get('other'), undefined);
+        // A second registration under the same key is ignored.
+        tx.beforeCommit('hook-kept', async () => {
+          ran.push('second registration');
+        });
+        await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['c-after']);
+        assert.deepEqual(ran, [], 'hooks wait for the commit');
+      });
+      assert.deepEqual(ran, ['kept sees a-kept,c-after and note kept']);
+      assert.deepEqual(await ids(db), ['a-kept', 'c-after']);
+      // A hook that throws rolls the whole transaction back.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['d-never']);
+          tx.beforeCommit('fails', async () => {
+            throw new Error('hook failed');
+          });
+        }),
+        /hook failed/,
+      );
+      assert.deepEqual(await ids(db), ['a-kept', 'c-after']);
+      // Notes and hooks belong to one transaction: the next one starts with none.
+      await db.transaction(async (tx) => {
+        assert.equal(tx.notes.get('k'), undefined);
+      });
+      await db.run('DELETE FROM contract_items');
+    });
+
+    test("code still running in an ended transaction's async context is outside any transaction", async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let later: Promise<number> | undefined;
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO contract_items (id) VALUES ($1)', ['in-tx']);
+        // A promise nobody awaits, still running when the transaction has ended.
+        later = gate.then(async () => {
+          assert.equal(db.current(), undefined, 'not taken for the ended transaction');
+          await db.transaction(async (t2) => {
+            await t2.run('INSERT INTO contract_items (id) VALUES ($1)', ['own-tx']);
+          });
+          return count(db);
+        });
+      });
+      release();
+      assert.equal(await later, 2);
+      assert.equal(await count(db), 2);
+      await db.run('DELETE FROM contract_items');
+    });
+
     test('no dirty reads: a query outside an open transaction never sees its uncommitted writes', async () => {
       let entered!: () => void;
       const inside = new Promise<void>((r) => {

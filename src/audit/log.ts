@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { newGuid } from '../lib/ids.js';
@@ -174,6 +175,9 @@ export type VerifyResult =
  * than once per request, at the price of the last few milliseconds of read
  * records in a crash (docs/storage.md, "Durability of audit records").
  */
+/** Batches of records are committed from here: an async context of their own (see `flush`). */
+const flushRoot = new AsyncResource('latchkey.auditFlush');
+
 export function createAuditLog(deps: {
   db: Database;
   clock: Clock;
@@ -238,36 +242,48 @@ export function createAuditLog(deps: {
    */
   const withoutNul = <T extends string | null>(v: T): T =>
     (typeof v === 'string' && v.includes('\u0000') ? v.replaceAll('\u0000', '\uFFFD') : v) as T;
-  const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
+  /**
+   * Where this transaction's chain stands after its appends so far (a note of the transaction,
+   * storage/tx-scope.ts): the next append of the same transaction goes on from it without reading
+   * the head, and the head is sealed and written once, just before the COMMIT. A group-committed
+   * batch of writes thus writes the head once, not once per write; a write rolled back to its
+   * savepoint takes its note back with its events, so the next append goes on from the last event
+   * that was kept.
+   */
+  const HEAD_NOTE = 'latchkey:audit-head';
+  const isHead = (v: unknown): v is Head => typeof v === 'object' && v !== null && 'seq' in v && 'hash' in v;
+  /** Where the chain stands at the start of this transaction's first append (the head, checked). */
+  const startOf = async (tx: Transaction): Promise<Head> => {
     await tx.lock('latchkey:audit');
     const text = await auditStore.head(tx);
     const head = headState(text);
-    let n = 0;
-    let prev = GENESIS;
-    let tampered = 0;
     if (head.kind === 'sealed') {
-      n = head.seq;
-      prev = head.hash;
-      tampered = head.tampered;
-      if (text !== lastWritten) {
-        // Events stored beyond a valid sealed head: it was put back to an older one. Go on from the
-        // last stored event and mark the head for good (verify reports it), as for a forged head.
-        const last = await auditStore.lastEvent(tx);
-        if (last && last.seq > head.seq) {
-          n = last.seq;
-          prev = last.hash;
-          tampered = tampered || n + 1;
-        }
-      }
-    } else {
-      // No trustworthy head: go on from the stored events (a head missing with no events is a new log).
+      if (text === lastWritten) return { seq: head.seq, hash: head.hash, tampered: head.tampered };
+      // Events stored beyond a valid sealed head: it was put back to an older one. Go on from the
+      // last stored event and mark the head for good (verify reports it), as for a forged head.
       const last = await auditStore.lastEvent(tx);
-      if (last) {
-        n = last.seq;
-        prev = last.hash;
-      }
-      if (head.kind !== 'none' || last) tampered = n + 1;
+      if (last && last.seq > head.seq)
+        return { seq: last.seq, hash: last.hash, tampered: head.tampered || last.seq + 1 };
+      return { seq: head.seq, hash: head.hash, tampered: head.tampered };
     }
+    // No trustworthy head: go on from the stored events (a head missing with no events is a new log).
+    const last = await auditStore.lastEvent(tx);
+    const seq = last?.seq ?? 0;
+    return { seq, hash: last?.hash ?? GENESIS, tampered: head.kind !== 'none' || last ? seq + 1 : 0 };
+  };
+  const writeNotedHead = async (tx: Transaction): Promise<void> => {
+    const next = tx.notes.get(HEAD_NOTE);
+    if (!isHead(next)) return; // every append of this transaction failed: the head stays as it is
+    const sealed = sealHead(next);
+    await auditStore.writeHead(tx, sealed);
+    known = { text: sealed, state: { kind: 'sealed', ...next } };
+    lastWritten = sealed;
+  };
+  const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
+    const noted = tx.notes.get(HEAD_NOTE);
+    const start = isHead(noted) ? noted : await startOf(tx);
+    let n = start.seq;
+    let prev = start.hash;
     const rows: Row[] = [];
     for (const { input, time } of items) {
       n += 1;
@@ -295,6 +311,8 @@ export function createAuditLog(deps: {
       rows.push(row);
       prev = row.hash;
     }
+    // The hook first: a transaction that can no longer take one (it is committing) gets no events.
+    tx.beforeCommit(HEAD_NOTE, () => writeNotedHead(tx));
     try {
       await auditStore.insertEvents(tx, rows);
     } catch (e) {
@@ -303,11 +321,8 @@ export function createAuditLog(deps: {
       lastWritten = undefined;
       throw e;
     }
-    const next = { seq: n, hash: prev, tampered };
-    const sealed = sealHead(next);
-    await auditStore.writeHead(tx, sealed);
-    known = { text: sealed, state: { kind: 'sealed', ...next } };
-    lastWritten = sealed;
+    const next: Head = { seq: n, hash: prev, tampered: start.tampered };
+    tx.notes.set(HEAD_NOTE, next);
   };
 
   /** Commits one batch of buffered records (at most MAX_BATCH), resolving or rejecting their promises. */
@@ -342,7 +357,9 @@ export function createAuditLog(deps: {
   const flush = (): Promise<void> => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    flushing ??= (async () => {
+    // From an empty async context, not the enqueuer's: a record noted inside a transaction must
+    // not make its batch join that transaction (or, once it has ended, run as if inside it).
+    flushing ??= flushRoot.runInAsyncScope(async () => {
       try {
         do await flushBatch();
         while (buffer.length >= FULL);
@@ -351,7 +368,7 @@ export function createAuditLog(deps: {
         // What arrived meanwhile waits for the next window (or goes at once when a batch is full).
         if (buffer.length > 0 && !timer) timer = setTimeout(() => void flush(), flushMs);
       }
-    })();
+    });
     return flushing;
   };
 

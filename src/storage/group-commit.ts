@@ -1,5 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import type { Database, Transaction } from './port.js';
+import type { Database, SavepointOutcome, Transaction } from './port.js';
 
 /**
  * Group commit of durable writes, layered on the storage port.
@@ -50,9 +50,8 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+type Outcome = SavepointOutcome<unknown>;
 
-const SAVEPOINT = 'latchkey_group_write';
 /**
  * Batches start from an empty async context, not the first caller's (which may carry the
  * adapter's open-transaction marker, or a request's logging context, into everybody's write).
@@ -116,17 +115,9 @@ export function createGroupCommit(
               outcomes.push({ ok: true, value: await p.fn(tx) });
               continue;
             }
-            await tx.run(`SAVEPOINT ${SAVEPOINT}`);
-            try {
-              const value = await p.fn(tx);
-              await tx.run(`RELEASE ${SAVEPOINT}`);
-              outcomes.push({ ok: true, value });
-            } catch (error) {
-              // If this throws (SQLite rolled the whole transaction back), the batch fails as a whole.
-              await tx.run(`ROLLBACK TO ${SAVEPOINT}`);
-              await tx.run(`RELEASE ${SAVEPOINT}`);
-              outcomes.push({ ok: false, error });
-            }
+            // Its own savepoint: a throw rolls back its writes only. If the rollback itself fails
+            // (SQLite rolled the whole transaction back), that throws here: the batch fails as a whole.
+            outcomes.push(await tx.savepoint(() => p.fn(tx)));
           }
         },
         // The batch's fsync off the event loop (sqlite.ts): requests that need no database go on

@@ -28,7 +28,31 @@ export interface Transaction extends Queryable {
    * serialises writers, so it is free there).
    */
   lock(name: string): Promise<void>;
+  /**
+   * Notes that code running in this transaction leaves for later code of the same transaction
+   * (keys name their owner, e.g. `latchkey:audit-head`; values are replaced, never changed in
+   * place). A savepoint rolled back takes the notes set inside it back with its writes.
+   */
+  readonly notes: { get(key: string): unknown; set(key: string, value: unknown): void };
+  /**
+   * Runs `hook` once, inside this transaction, after everything else of it and just before its
+   * COMMIT (a hook that throws rolls the transaction back). A second registration under the same
+   * key is ignored; one made inside a savepoint that is rolled back is undone with it. A nested
+   * transaction joins the open one, so its hooks run at the outermost commit (the audit head is
+   * written then: read inside the transaction before that, it is the head as it was).
+   */
+  beforeCommit(key: string, hook: () => Promise<void>): void;
+  /**
+   * Runs `fn` inside a savepoint and says how it went: when it throws, its writes, notes and hooks
+   * are rolled back and the outcome carries the error; the transaction goes on. Throws only when
+   * the rollback itself fails (SQLite has then rolled back the whole transaction). One savepoint at
+   * a time per level: `fn` may open its own, not run two side by side.
+   */
+  savepoint<T>(fn: () => Promise<T>): Promise<SavepointOutcome<T>>;
 }
+
+/** What {@link Transaction.savepoint} says of its function: its value, or the error it threw. */
+export type SavepointOutcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 export type Dialect = 'sqlite' | 'postgres';
 

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+import { createTxScope, endTransaction, openTransaction } from './tx-scope.js';
 import { probeWrite } from './write-probe.js';
 
 export { isConnectionError, storageUnavailable } from './errors.js';
@@ -150,12 +151,15 @@ export function openPostgres(
     writable = true;
   });
   const inTx = new AsyncLocalStorage<Transaction>();
+  const noop = () => {};
+  /** The transaction this code runs in, unless it has ended (then: outside any, tx-scope.ts). */
+  const liveTx = () => openTransaction(inTx.getStore());
   // Code running inside a transaction (same async context) uses its connection, so it
   // sees the transaction's own writes — the same semantics as the SQLite adapter.
   const base: Queryable = {
-    all: (sql, params) => (inTx.getStore() ?? pooled).all(sql, params),
-    get: (sql, params) => (inTx.getStore() ?? pooled).get(sql, params),
-    run: (sql, params) => (inTx.getStore() ?? pooled).run(sql, params),
+    all: (sql, params) => (liveTx() ?? pooled).all(sql, params),
+    get: (sql, params) => (liveTx() ?? pooled).get(sql, params),
+    run: (sql, params) => (liveTx() ?? pooled).run(sql, params),
   };
   const database: Database = {
     dialect: 'postgres',
@@ -164,7 +168,7 @@ export function openPostgres(
       fn: (tx: Transaction) => Promise<T>,
       options: { relaxed?: boolean } = {},
     ): Promise<T> {
-      const current = inTx.getStore();
+      const current = liveTx();
       if (current) return fn(current); // nested: join the open transaction
       const client = await guarded(() => pool.connect(), markFull);
       let broken = false;
@@ -193,6 +197,7 @@ export function openPostgres(
             failure ??= e;
           },
         );
+        const scope = createTxScope((sql) => q.run(sql));
         const tx: Transaction = {
           ...q,
           // Through the wrapper like every statement: a lock waited on while the server shuts
@@ -200,9 +205,12 @@ export function openPostgres(
           async lock(name: string) {
             await q.run('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },
+          ...scope.members,
         };
         try {
-          const result = await inTx.run(tx, () => fn(tx));
+          // Nothing to check before the hooks: a transaction PostgreSQL aborted along the way
+          // refuses their statements too (25P02: a 503, as its COMMIT below would be).
+          const result = await inTx.run(tx, () => scope.complete(() => fn(tx), noop));
           // PostgreSQL answers COMMIT of a transaction that failed along the way (a statement
           // whose error nobody awaited, or one caught and gone on from) with ROLLBACK, not an
           // error: never acknowledge that. Nothing was written: a retryable 503, as for a
@@ -219,6 +227,8 @@ export function openPostgres(
             broken = true;
           }
           throw e;
+        } finally {
+          endTransaction(tx);
         }
       } finally {
         client.off('error', onError);
@@ -229,7 +239,7 @@ export function openPostgres(
       return writable;
     },
     probeWrite: () => probeWrite(database),
-    current: () => inTx.getStore(),
+    current: () => liveTx(),
     async ping() {
       try {
         await pool.query('SELECT 1');

@@ -2,8 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, fdatasync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { isStorageFull, refuseNulText, toStorageError } from './errors.js';
+import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
+import { createTxScope, endTransaction, openTransaction } from './tx-scope.js';
 import { probeWrite } from './write-probe.js';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -229,8 +230,10 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
   // Code running inside a transaction (same async context) goes straight through;
   // anything else waits for the open transaction so it never reads or writes inside it.
   const inTx = new AsyncLocalStorage<Transaction>();
+  /** The transaction this code runs in, unless it has ended (then: outside any, tx-scope.ts). */
+  const liveTx = () => openTransaction(inTx.getStore());
   const wait = async (): Promise<void> => {
-    if (mutex.locked && inTx.getStore() === undefined) await mutex.idle();
+    if (mutex.locked && liveTx() === undefined) await mutex.idle();
   };
   const outside: Queryable = {
     async all(sql, params) {
@@ -250,7 +253,7 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
     fn: (tx: Transaction) => Promise<T>,
     options: { relaxed?: boolean; syncOffLoop?: boolean } = {},
   ): Promise<T> => {
-    const current = inTx.getStore();
+    const current = liveTx();
     if (current) return fn(current); // nested: join the open transaction
     const release = await mutex.acquire();
     const offLoop = options.syncOffLoop === true && wal && !options.relaxed;
@@ -261,9 +264,19 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       if (syncFailure !== undefined) throw syncFailure;
       guarded(() => db.exec('BEGIN IMMEDIATE'));
       wrote = false;
-      const tx: Transaction = { ...q, lock: async () => {} };
+      const scope = createTxScope((sql) => q.run(sql));
+      const tx: Transaction = { ...q, lock: async () => {}, ...scope.members };
       try {
-        const result = await inTx.run(tx, () => fn(tx));
+        const result = await inTx.run(tx, () =>
+          scope.complete(
+            () => fn(tx),
+            () => {
+              // SQLite rolls the whole transaction back on some errors (SQLITE_FULL, IOERR,
+              // NOMEM): a function that caught one and went on must not commit what is left.
+              if (!db.inTransaction) throw storageRolledBack(new Error('SQLite rolled the transaction back'));
+            },
+          ),
+        );
         guarded(() => db.exec('COMMIT'));
         if (offLoop) {
           // Durable before anyone hears of it: the connection stays held (reads and writes of
@@ -292,6 +305,8 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
           }
         }
         throw e;
+      } finally {
+        endTransaction(tx);
       }
     } finally {
       if (normal && db.open) setSync('FULL');
@@ -307,7 +322,7 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       return writable;
     },
     probeWrite: () => probeWrite({ transaction }),
-    current: () => inTx.getStore(),
+    current: () => liveTx(),
     async ping() {
       try {
         db.prepare('SELECT 1').get();
