@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { type Caller, callerEvent, type RequestMeta } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
 import { DIRECTORY_ACTIONS } from '../access/roles.js';
@@ -7,6 +6,7 @@ import type { CredentialInfo, Credentials } from '../authority/credentials.js';
 import type { Principal, Principals } from '../authority/principals.js';
 import type { Tenants } from '../authority/tenants.js';
 import type { TokenEndpoint } from '../authority/token-endpoint.js';
+import { generatePassword } from '../crypto/hashing.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Database, Transaction } from '../storage/port.js';
 
@@ -55,9 +55,6 @@ export const userView = (p: Principal): UserView => ({
   accountEnabled: p.enabled,
   createdDateTime: new Date(p.createdAt).toISOString(),
 });
-
-/** A password for a new user or a reset: 24 characters from 192 random bits (shown once). */
-const generatePassword = () => randomBytes(18).toString('base64url');
 
 type CredentialInput =
   | { type: 'Password'; displayName?: string; years?: number; days?: number }

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { findRole } from '../access/roles.js';
-import { generateSecret } from '../crypto/hashing.js';
+import { generatePassword } from '../crypto/hashing.js';
 import { installationStore } from '../storage/server/installation-store.js';
 import type { Services } from './services.js';
 
@@ -45,7 +45,7 @@ export async function bootstrapDefaults(
       throw new Error(`--bootstrap-admin ${opts.adminCredentialsPath} already exists; name a new file`);
     const tenant = await s.tenants.create({ displayName: 'Default Directory', domain }, tx);
     const sub = await s.scopes.defaultSubscription(tenant.id, tx);
-    const password = generateSecret('', 18);
+    const password = generatePassword();
     const userName = `admin@${domain}`;
     const admin = await s.principals.createUser(
       tenant.id,
