@@ -152,6 +152,9 @@ export type VerifyResult =
   | { ok: true; count: number; head: { seq: number; hash: string } | null }
   | { ok: false; count: number; brokenAt: number; reason: string };
 
+/** Batches of records are committed from here: an async context of their own (see `flush`). */
+const flushRoot = new AsyncResource('latchkey.auditFlush');
+
 /**
  * The append-only, tamper-evident audit log. Each event carries
  * HMAC(root-derived key, canonical(event) incl. the previous link's hash), so
@@ -175,9 +178,6 @@ export type VerifyResult =
  * than once per request, at the price of the last few milliseconds of read
  * records in a crash (docs/storage.md, "Durability of audit records").
  */
-/** Batches of records are committed from here: an async context of their own (see `flush`). */
-const flushRoot = new AsyncResource('latchkey.auditFlush');
-
 export function createAuditLog(deps: {
   db: Database;
   clock: Clock;
