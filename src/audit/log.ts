@@ -333,8 +333,10 @@ export function createAuditLog(deps: {
   const flushBatch = async (): Promise<void> => {
     const items = buffer.splice(0, MAX_BATCH);
     if (items.length === 0) return;
-    // Batched records are reads and refusals: a relaxed commit (see Database.transaction).
-    const commit = () => db.transaction((tx) => appendRows(tx, items), { relaxed: true });
+    // Batched records are reads and refusals: a relaxed commit (see Database.transaction). The
+    // append goes through `tx` alone (`explicit`): a GET's load opens no transaction that turns on
+    // the async-context tracking (tx-scope.ts), which would cost every promise meanwhile.
+    const commit = () => db.transaction((tx) => appendRows(tx, items), { relaxed: true, explicit: true });
     try {
       try {
         await commit();

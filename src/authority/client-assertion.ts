@@ -289,10 +289,11 @@ export function createAssertionVerifier(deps: { db: Database; clock: Clock; cred
           const jtiHash = jtiHashOf(clientId, jti, resource);
           // Group commit: answered once the batch that records it is durable; a second use of the
           // same jti, in the same batch or later, finds the first one's row and is refused.
-          // One statement that refuses a replay by itself: no savepoint needed (`single`).
+          // One statement that refuses a replay by itself: no savepoint needed (`single`); it
+          // goes through `tx` alone (`explicit`: no async-context tracking for its batch).
           const fresh = await groupCommitFor(db).run(
             (tx) => usedAssertionStore.consume(tx, jtiHash, expiresAt),
-            { single: true },
+            { single: true, explicit: true },
           );
           if (!fresh)
             throw invalid('The client assertion has been used before for this resource (replayed jti).');

@@ -37,8 +37,11 @@ export interface GroupCommit {
    * itself (e.g. `INSERT … ON CONFLICT DO NOTHING`): it gets no savepoint of its own (two
    * statements fewer), and if it throws anyway the whole batch fails — every caller gets the
    * error and none of the batch's writes is kept, as when the batch cannot commit.
+   *
+   * `explicit: true` says `fn` reaches the store only through the `tx` it is handed (Database.
+   * transaction's `explicit`): a batch of such writes alone is not entered as an async context.
    */
-  run<T>(fn: (tx: Transaction) => Promise<T>, options?: { single?: boolean }): Promise<T>;
+  run<T>(fn: (tx: Transaction) => Promise<T>, options?: { single?: boolean; explicit?: boolean }): Promise<T>;
   /** Batches committed or failed, and writes run in them (for tests and /metrics). */
   readonly stats: { batches: number; writes: number; largest: number };
 }
@@ -46,6 +49,7 @@ export interface GroupCommit {
 interface Pending {
   fn: (tx: Transaction) => Promise<unknown>;
   single: boolean;
+  explicit: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -67,13 +71,13 @@ export function createGroupCommit(
   if (db.dialect === 'postgres') {
     return {
       stats,
-      run: (fn) => {
+      run: (fn, options = {}) => {
         const open = db.current();
         if (open) return fn(open);
         stats.batches++;
         stats.writes++;
         stats.largest = Math.max(stats.largest, 1);
-        return db.transaction(fn);
+        return db.transaction(fn, { explicit: options.explicit === true });
       },
     };
   }
@@ -122,7 +126,7 @@ export function createGroupCommit(
         },
         // The batch's fsync off the event loop (sqlite.ts): requests that need no database go on
         // meanwhile; the callers are still answered only once the batch is on disk.
-        { syncOffLoop: true },
+        { syncOffLoop: true, explicit: batch.every((p) => p.explicit) },
       );
     } catch (error) {
       // Not committed: nobody's write is kept, so nobody is acknowledged. A lone write's own error
@@ -143,11 +147,20 @@ export function createGroupCommit(
 
   return {
     stats,
-    run<T>(fn: (tx: Transaction) => Promise<T>, options: { single?: boolean } = {}): Promise<T> {
+    run<T>(
+      fn: (tx: Transaction) => Promise<T>,
+      options: { single?: boolean; explicit?: boolean } = {},
+    ): Promise<T> {
       const open = db.current();
       if (open) return fn(open);
       return new Promise<T>((resolve, reject) => {
-        queue.push({ fn, single: options.single === true, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({
+          fn,
+          single: options.single === true,
+          explicit: options.explicit === true,
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        });
         kick();
       });
     },

@@ -71,11 +71,19 @@ export interface Database extends Queryable {
    * pool — exactly the sync `synchronous=FULL` makes at a commit — while the connection stays held,
    * so nothing reads the transaction's effects before they are durable. The promise resolves only
    * after that sync; if it fails, it rejects and the store refuses every later transaction
-   * (a failed fsync leaves the file's state unknown). Used by the group commit (group-commit.ts).
+   * (a failed fsync leaves the file's state unknown). Used by the group commit (group-commit.ts)
+   *
+   * `explicit: true` promises that `fn`, and all the code it runs, reaches the store only through
+   * the `tx` it is handed. The transaction is then not entered as an async context: code it runs
+   * is not "inside" for `current()`, a nested `transaction()` or the Database's own queries — on
+   * SQLite such a query would wait for this very transaction, a deadlock. What it saves: no
+   * context tracking for the transaction, which on Node 20 costs every promise of the process
+   * while any transaction is open (tx-scope.ts). For hot paths whose every statement is in view
+   * (the audit log's batches, a client assertion's jti).
    */
   transaction<T>(
     fn: (tx: Transaction) => Promise<T>,
-    options?: { relaxed?: boolean; syncOffLoop?: boolean },
+    options?: { relaxed?: boolean; syncOffLoop?: boolean; explicit?: boolean },
   ): Promise<T>;
   /**
    * False once a write was refused because the store is full or cannot write (`StorageFull`),

@@ -1,8 +1,7 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
-import { createTxScope, endTransaction, openTransaction } from './tx-scope.js';
+import { createTxContext, createTxScope } from './tx-scope.js';
 import { probeWrite } from './write-probe.js';
 
 export { isConnectionError, storageUnavailable } from './errors.js';
@@ -150,10 +149,10 @@ export function openPostgres(
   const pooled = watched(pool, false, () => {
     writable = true;
   });
-  const inTx = new AsyncLocalStorage<Transaction>();
+  const inTx = createTxContext();
   const noop = () => {};
   /** The transaction this code runs in, unless it has ended (then: outside any, tx-scope.ts). */
-  const liveTx = () => openTransaction(inTx.getStore());
+  const liveTx = () => inTx.live();
   // Code running inside a transaction (same async context) uses its connection, so it
   // sees the transaction's own writes — the same semantics as the SQLite adapter.
   const base: Queryable = {
@@ -166,7 +165,7 @@ export function openPostgres(
     ...base,
     async transaction<T>(
       fn: (tx: Transaction) => Promise<T>,
-      options: { relaxed?: boolean } = {},
+      options: { relaxed?: boolean; explicit?: boolean } = {},
     ): Promise<T> {
       const current = liveTx();
       if (current) return fn(current); // nested: join the open transaction
@@ -210,7 +209,7 @@ export function openPostgres(
         try {
           // Nothing to check before the hooks: a transaction PostgreSQL aborted along the way
           // refuses their statements too (25P02: a 503, as its COMMIT below would be).
-          const result = await inTx.run(tx, () => scope.complete(() => fn(tx), noop));
+          const result = await inTx.run(tx, () => scope.complete(() => fn(tx), noop), options.explicit);
           // PostgreSQL answers COMMIT of a transaction that failed along the way (a statement
           // whose error nobody awaited, or one caught and gone on from) with ROLLBACK, not an
           // error: never acknowledge that. Nothing was written: a retryable 503, as for a
@@ -227,8 +226,6 @@ export function openPostgres(
             broken = true;
           }
           throw e;
-        } finally {
-          endTransaction(tx);
         }
       } finally {
         client.off('error', onError);

@@ -1,10 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, existsSync, fdatasync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
-import { createTxScope, endTransaction, openTransaction } from './tx-scope.js';
+import { createTxContext, createTxScope } from './tx-scope.js';
 import { probeWrite } from './write-probe.js';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -229,9 +228,9 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
   };
   // Code running inside a transaction (same async context) goes straight through;
   // anything else waits for the open transaction so it never reads or writes inside it.
-  const inTx = new AsyncLocalStorage<Transaction>();
+  const inTx = createTxContext();
   /** The transaction this code runs in, unless it has ended (then: outside any, tx-scope.ts). */
-  const liveTx = () => openTransaction(inTx.getStore());
+  const liveTx = () => inTx.live();
   const wait = async (): Promise<void> => {
     if (mutex.locked && liveTx() === undefined) await mutex.idle();
   };
@@ -251,7 +250,7 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
   };
   const transaction = async <T>(
     fn: (tx: Transaction) => Promise<T>,
-    options: { relaxed?: boolean; syncOffLoop?: boolean } = {},
+    options: { relaxed?: boolean; syncOffLoop?: boolean; explicit?: boolean } = {},
   ): Promise<T> => {
     const current = liveTx();
     if (current) return fn(current); // nested: join the open transaction
@@ -267,15 +266,19 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       const scope = createTxScope((sql) => q.run(sql));
       const tx: Transaction = { ...q, lock: async () => {}, ...scope.members };
       try {
-        const result = await inTx.run(tx, () =>
-          scope.complete(
-            () => fn(tx),
-            () => {
-              // SQLite rolls the whole transaction back on some errors (SQLITE_FULL, IOERR,
-              // NOMEM): a function that caught one and went on must not commit what is left.
-              if (!db.inTransaction) throw storageRolledBack(new Error('SQLite rolled the transaction back'));
-            },
-          ),
+        const result = await inTx.run(
+          tx,
+          () =>
+            scope.complete(
+              () => fn(tx),
+              () => {
+                // SQLite rolls the whole transaction back on some errors (SQLITE_FULL, IOERR,
+                // NOMEM): a function that caught one and went on must not commit what is left.
+                if (!db.inTransaction)
+                  throw storageRolledBack(new Error('SQLite rolled the transaction back'));
+              },
+            ),
+          options.explicit,
         );
         guarded(() => db.exec('COMMIT'));
         if (offLoop) {
@@ -305,8 +308,6 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
           }
         }
         throw e;
-      } finally {
-        endTransaction(tx);
       }
     } finally {
       if (normal && db.open) setSync('FULL');

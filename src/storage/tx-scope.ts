@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { SavepointOutcome, Transaction } from './port.js';
 
 /**
@@ -79,9 +80,57 @@ export function createTxScope(run: (sql: string) => Promise<unknown>): TxScope {
  * code inside it: the adapters treat it as code outside any transaction.
  */
 const ended = new WeakSet<Transaction>();
-export const endTransaction = (tx: Transaction): void => {
-  ended.add(tx);
-};
-/** `tx` unless it has ended. */
-export const openTransaction = (tx: Transaction | undefined): Transaction | undefined =>
-  tx !== undefined && !ended.has(tx) ? tx : undefined;
+
+/**
+ * Which transaction the running code is in, found by its async context: code a transaction's
+ * function runs (and every promise it starts) is inside it; anything else is outside. Shared by
+ * the adapters: SQLite lets code inside through its connection's mutex, PostgreSQL sends its
+ * statements over the transaction's connection, and a nested `transaction()` joins the open one.
+ *
+ * On Node 20 an enabled `AsyncLocalStorage` turns on V8's promise hooks, and then every promise
+ * of the process pays for them, inside a transaction or not (about 8 % of the instructions of a
+ * secret GET, which opens none: docs/performance.md, "Session 13"). So the storage is enabled only
+ * while a transaction is open: `run` enables it, and the last transaction to end disables it.
+ * That changes no answer: once every transaction has ended, every store a context could still
+ * hold is an ended transaction, which counts as none, and `getStore()` of a disabled storage is
+ * `undefined`. (From Node 24 the storage is carried by V8's context frames, not promise hooks;
+ * there this saves nothing and costs nothing.)
+ */
+export interface TxContext {
+  /** The transaction this code runs in, unless it has ended (then: outside any). */
+  live(): Transaction | undefined;
+  /**
+   * Runs `fn` inside `tx` (its async context and every one it starts), then marks `tx` ended.
+   * `explicit` (Database.transaction's option): `fn` is handed `tx` and uses nothing else, so
+   * the context is not entered and the storage stays as it is (disabled, when nothing else is open).
+   */
+  run<T>(tx: Transaction, fn: () => Promise<T>, explicit?: boolean): Promise<T>;
+}
+
+export function createTxContext(): TxContext {
+  const storage = new AsyncLocalStorage<Transaction>();
+  /** Transactions whose function is running (PostgreSQL runs several at once; SQLite one). */
+  let open = 0;
+  return {
+    live() {
+      const tx = storage.getStore();
+      return tx !== undefined && !ended.has(tx) ? tx : undefined;
+    },
+    async run(tx, fn, explicit = false) {
+      if (explicit) {
+        try {
+          return await fn();
+        } finally {
+          ended.add(tx);
+        }
+      }
+      open++;
+      try {
+        return await storage.run(tx, fn);
+      } finally {
+        ended.add(tx);
+        if (--open === 0) storage.disable();
+      }
+    },
+  };
+}
