@@ -12,6 +12,8 @@
 //   PROFILE_STRACE=1     strace -c -f on the server (system calls per request)
 //   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
 //   PROFILE_PIN=1        as the bench's --pin: this process on core 0, the server on the others
+//   PROFILE_WINDOWS=N    (get, floor, set) N measured windows in a row on the same server, a line each:
+//                        tells the server's own drift from the machine's (docs/performance.md, session 13)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -127,7 +129,8 @@ async function secretGet(dataDir: string) {
             headers: { authorization },
             serverPids: [server.child.pid],
           };
-    await measure(spec, server.child.pid);
+    const windows = Math.max(1, Number(process.env.PROFILE_WINDOWS ?? 1) || 1);
+    for (let w = 0; w < windows; w++) await measure(spec, server.child.pid);
   } finally {
     await server.stop();
   }

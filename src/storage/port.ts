@@ -71,7 +71,7 @@ export interface Database extends Queryable {
    * pool — exactly the sync `synchronous=FULL` makes at a commit — while the connection stays held,
    * so nothing reads the transaction's effects before they are durable. The promise resolves only
    * after that sync; if it fails, it rejects and the store refuses every later transaction
-   * (a failed fsync leaves the file's state unknown). Used by the group commit (group-commit.ts)
+   * (a failed fsync leaves the file's state unknown). Used by the group commit (group-commit.ts).
    *
    * `explicit: true` promises that `fn`, and all the code it runs, reaches the store only through
    * the `tx` it is handed. The transaction is then not entered as an async context: code it runs
