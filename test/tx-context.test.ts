@@ -38,6 +38,8 @@ const expected = (dialect: 'sqlite' | 'postgres') => ({
   // SQLite: both writes share one batch, which the second makes tracked. (On PostgreSQL each is its
   // own transaction, and whether they overlap is the pool's timing: not asked.)
   ...(dialect === 'sqlite' ? { groupMixed: [true, true] } : {}),
+  assertionJti: [false],
+  assertionReplayRefused: true,
   atEnd: false,
 });
 

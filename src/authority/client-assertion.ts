@@ -197,7 +197,12 @@ function decodeHeader(text: string): AssertionHeader {
  * that; refusing it would break the official SDK. A replay of an assertion for
  * a resource it has already been used for is refused.
  */
-export function createAssertionVerifier(deps: { db: Database; clock: Clock; credentials: Credentials }) {
+export function createAssertionVerifier(deps: {
+  db: Database;
+  clock: Clock;
+  /** The registered certificates: all the verifier asks of the directory. */
+  credentials: Pick<Credentials, 'findCertificate' | 'certificatePem'>;
+}) {
   const { db, clock, credentials } = deps;
   // Registered certificates' public keys, parsed once per certificate (parsing costs more than
   // verifying), by credential id: a credential's certificate never changes, and a certificate
