@@ -46,7 +46,7 @@ const aud = 'https://login.bench.localhost/tenant/oauth2/v2.0/token';
 const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const header = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': x5t });
 
-/** `n` fresh assertions, as bench/scenarios/tokens.ts signs them. */
+/** `n` fresh ES256 assertions, as bench/client-assertions.ts signs them. */
 function assertions(n: number): string[] {
   const now = Math.floor(Date.now() / 1000);
   return Array.from({ length: n }, () => {

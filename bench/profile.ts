@@ -1,10 +1,12 @@
 // One server under the bench's load, for profiling (issue 19; docs/performance.md):
-//   node --import tsx bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]
+//   node --import tsx bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion|assertion-es256|tokens [seconds]
 // get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor; set:
 // a secret SET (PUT of a new version) on that server, as the scenario's SET;
 // get-server: the same GET on `latchkey server` on SQLite with the `nodes` scenario's flags;
-// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion:
-// client_credentials tokens with a client secret / a fresh ES256 client assertion, as `tokens`. 32 keep-alive
+// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion /
+// assertion-es256: client_credentials tokens with a client secret / a fresh PS256 client assertion
+// (signed ahead, PROFILE_ASSERTION_RATE per second of the run, 3,000 by default) / a fresh ES256
+// one (signed per request), as `tokens`; tokens: the three in turn on one server. 32 keep-alive
 // connections, 2 s of warm-up, then the measured window; prints one JSON line (req/s, server CPU
 // µs per request). Run the server with LATCHKEY_BENCH_NODE_FLAGS (e.g. `--cpu-prof
 // --cpu-prof-dir=DIR`, or `--perf-basic-prof` with PROFILE_PERF), and attach during the window:
@@ -12,7 +14,7 @@
 //   PROFILE_STRACE=1     strace -c -f on the server (system calls per request)
 //   PROFILE_INSTR=FILE   perf stat: instructions per request (needs hardware counters)
 //   PROFILE_PIN=1        as the bench's --pin: this process on core 0, the server on the others
-//   PROFILE_WINDOWS=N    (get, floor, set) N measured windows in a row on the same server, a line each:
+//   PROFILE_WINDOWS=N    (get, floor, set, the token modes) N measured windows in a row on the same server, a line each:
 //                        tells the server's own drift from the machine's (docs/performance.md, session 13)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -21,6 +23,7 @@ import https from 'node:https';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { issueServerCert, makeTestCa } from '../test/helpers/tls-ca.js';
+import { assertionBodies, assertionCertificate, presignedAssertionBodies } from './client-assertions.js';
 import {
   type LoadSpec,
   load,
@@ -33,7 +36,6 @@ import {
   tempDirs,
 } from './lib.js';
 import { seed } from './scenarios/nodes.js';
-import { assertionBodies, assertionCertificate } from './scenarios/tokens.js';
 
 const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
 const options = { durationS: Number(secondsText), warmupS: 2, connections: 32, repeats: 1 };
@@ -61,8 +63,8 @@ function attach(pid: number | undefined): (() => Promise<void>) | undefined {
     });
 }
 
-/** Warm-up, then the measured window with the tool attached; one JSON line. */
-async function measure(spec: LoadSpec, pid: number | undefined) {
+/** Warm-up, then the measured window with the tool attached; one JSON line (`label`: its mode). */
+async function measure(spec: LoadSpec, pid: number | undefined, label = mode) {
   await load(spec, { ...options, durationS: options.warmupS, warmupS: 0 });
   const stop = attach(pid);
   const r = await load(spec, { ...options, warmupS: 0 });
@@ -72,7 +74,7 @@ async function measure(spec: LoadSpec, pid: number | undefined) {
     : Number.NaN;
   console.log(
     JSON.stringify({
-      mode,
+      mode: label,
       rps: Math.round(r.rps),
       cpuUsPerRequest: Math.round(r.cpuUsPerRequest),
       requests: r.requests,
@@ -238,44 +240,61 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
   }
 }
 
-/** client_credentials tokens on `latchkey up`, with a client secret or a fresh ES256 assertion each (as `tokens`). */
-async function tokens(dataDir: string, kind: 'secret' | 'assertion') {
+type TokenKind = 'secret' | 'assertion' | 'assertion-es256';
+
+/**
+ * client_credentials tokens on `latchkey up`, with a client secret or a fresh assertion each (as
+ * `tokens`); `kinds` run in turn on the one server, PROFILE_WINDOWS times (mode `tokens`: all three,
+ * interleaved, so that the ratios compare windows of the same server minutes apart at most).
+ */
+async function tokens(dataDir: string, kinds: readonly TokenKind[]) {
   const s = await startBenchServer(dataDir);
   try {
     const tokenPath = `/${s.info.tenantId}/oauth2/v2.0/token`;
     const tokenUrl = `${s.info.authority}${tokenPath}`;
     const scope = `${s.info.vaultResource}/.default`;
-    let body: string | undefined;
-    let nextBody: (() => string) | undefined;
-    if (kind === 'secret') {
-      const app = await s.createServicePrincipal('profile-secret');
-      body = new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: app.appId,
-        client_secret: app.secret!,
-        scope,
-      }).toString();
-    } else {
-      const cert = await assertionCertificate('profile-assertion');
-      const app = await s.createServicePrincipal('profile-assertion', cert.pem);
-      nextBody = assertionBodies(cert, app.appId, tokenUrl, scope);
+    const windows = Math.max(1, Number(process.env.PROFILE_WINDOWS ?? 1) || 1);
+    const specs: [TokenKind, LoadSpec][] = [];
+    for (const kind of kinds) {
+      let body: string | undefined;
+      let nextBody: (() => string) | undefined;
+      if (kind === 'secret') {
+        const app = await s.createServicePrincipal('profile-secret');
+        body = new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: app.appId,
+          client_secret: app.secret!,
+          scope,
+        }).toString();
+      } else {
+        const cert = await assertionCertificate(`profile-${kind}`, kind === 'assertion' ? 'PS256' : 'ES256');
+        const app = await s.createServicePrincipal(`profile-${kind}`, cert.pem);
+        nextBody = assertionBodies(cert, app.appId, tokenUrl, scope);
+        if (kind === 'assertion') {
+          const perSecond = Number(process.env.PROFILE_ASSERTION_RATE ?? 3_000);
+          const perWindow = perSecond * (options.warmupS + options.durationS);
+          const count = Math.ceil(windows * perWindow) + 2 * options.connections;
+          ({ nextBody } = await presignedAssertionBodies(cert, app.appId, tokenUrl, scope, count));
+        }
+      }
+      const probe = await s.request('POST', tokenPath, {
+        form: Object.fromEntries(new URLSearchParams(body ?? nextBody!())),
+      });
+      if (probe.status !== 200) throw new Error(`token request failed: HTTP ${probe.status} ${probe.text}`);
+      specs.push([
+        kind,
+        {
+          url: `https://${s.hostPort}${tokenPath}`,
+          host: new URL(s.info.authority).host,
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          ...(body !== undefined ? { body } : {}),
+          ...(nextBody ? { nextBody } : {}),
+          serverPids: [s.pid],
+        },
+      ]);
     }
-    const probe = await s.request('POST', tokenPath, {
-      form: Object.fromEntries(new URLSearchParams(body ?? nextBody!())),
-    });
-    if (probe.status !== 200) throw new Error(`token request failed: HTTP ${probe.status} ${probe.text}`);
-    await measure(
-      {
-        url: `https://${s.hostPort}${tokenPath}`,
-        host: new URL(s.info.authority).host,
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        ...(body !== undefined ? { body } : {}),
-        ...(nextBody ? { nextBody } : {}),
-        serverPids: [s.pid],
-      },
-      s.pid,
-    );
+    for (let w = 0; w < windows; w++) for (const [kind, spec] of specs) await measure(spec, s.pid, kind);
   } finally {
     await s.stop();
   }
@@ -326,10 +345,12 @@ try {
   if (mode === 'get' || mode === 'floor' || mode === 'set') await secretGet(dataDir);
   else if (mode === 'get-server') await serverGet(dataDir);
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
-  else if (mode === 'secret' || mode === 'assertion') await tokens(dataDir, mode);
+  else if (mode === 'secret' || mode === 'assertion' || mode === 'assertion-es256')
+    await tokens(dataDir, [mode]);
+  else if (mode === 'tokens') await tokens(dataDir, ['secret', 'assertion', 'assertion-es256']);
   else
     throw new Error(
-      'usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion [seconds]',
+      'usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion|assertion-es256|tokens [seconds]',
     );
 } finally {
   dirs.cleanup();

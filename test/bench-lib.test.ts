@@ -173,18 +173,21 @@ describe('bench/lib helpers (no timing)', () => {
       fig('secrets', 'floor (1 process) GET throughput', 2000),
       fig('secrets', 'secret SET throughput', 600),
       fig('keys', 'vault ES256 sign throughput', 700),
-      fig('tokens', 'client_assertion throughput', 300),
+      fig('tokens', 'client_assertion PS256 throughput', 300),
+      fig('tokens', 'client_assertion ES256 throughput', 250),
       fig('tokens', 'client_secret throughput', 1000),
     ];
     const t = targetRows(round);
-    assert.equal(TARGETS.length, 6);
+    assert.equal(TARGETS.length, 7);
     assert.deepEqual(
       t.map((r) => [r.metric, r.value, r.target, r.met]),
       [
         ['secret GET server CPU per request ÷ floor', 1.5, '<= 1.5', true],
         ['secret GET throughput ÷ one-process floor', 0.5, '>= 0.75', false],
         ['vault ES256 sign ÷ secret GET throughput', 0.7, '>= 0.8', false],
-        ['client_assertion ÷ client_secret tokens/s', 0.3, '>= 0.7', false],
+        ['client_assertion PS256 ÷ client_secret tokens/s', 0.3, '>= 0.7', false],
+        // reported without a target: no `target`, no `met`, and not counted as a turn-one target
+        ['client_assertion ES256 ÷ client_secret tokens/s', 0.25, undefined, undefined],
         ['secret SET ÷ secret GET throughput', 0.6, '>= 0.5', true],
       ],
     );
