@@ -8,8 +8,9 @@ import {
   sign,
 } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { base64url, decodeProtectedHeader, SignJWT } from 'jose';
+import { base64url, decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { findRole } from '../src/access/roles.js';
+import { jtiHashOf } from '../src/authority/client-assertion.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import {
   assertOAuthError,
@@ -405,6 +406,35 @@ describe('JWT attacks against the verifier and the management API', () => {
       assertOAuthError(await send(jwt), 401, 'invalid_client');
     });
 
+    test('a spent assertion is known by its jti and its exp: a new one that reuses the jti is accepted, each is accepted once', async () => {
+      // Migration 0022 keys spent assertions by (expires_at, jti_hash). A captured assertion cannot
+      // change its exp (the signature covers it), so its every replay has the key of its first use;
+      // an assertion with the same jti and another exp is one only the certificate's key holder
+      // can sign.
+      const jti = randomUUID();
+      const now = Math.floor(Date.now() / 1000);
+      const first = await assertion({ claims: { jti, exp: now + 600 } });
+      assert.equal((await send(first)).status, 200);
+      assertOAuthError(await send(first), 401, 'invalid_client');
+      const resigned = await assertion({ claims: { jti, exp: now + 601 } });
+      assert.equal((await send(resigned)).status, 200);
+      assertOAuthError(await send(resigned), 401, 'invalid_client');
+      assertOAuthError(await send(first), 401, 'invalid_client');
+    });
+
+    test('an exp with a fraction of a second is remembered to the ms above it, and its replay is refused', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const jti = randomUUID();
+      const jwt = await assertion({ claims: { jti, exp: now + 600.25 } });
+      assert.equal((await send(jwt)).status, 200);
+      assertOAuthError(await send(jwt), 401, 'invalid_client');
+      const row = await s.services.db.get<{ expires_at: number }>(
+        'SELECT expires_at FROM used_assertions WHERE jti_hash = $1',
+        [jtiHashOf(certApp.appId, jti, s.info.vaultResource)],
+      );
+      assert.equal(Number(row?.expires_at), (now + 900) * 1000 + 250);
+    });
+
     test('the same assertion sent N times at once is accepted exactly once (group-committed jti)', async () => {
       const jwt = await assertion();
       const before = await usedCount();
@@ -416,7 +446,7 @@ describe('JWT attacks against the verifier and the management API', () => {
     });
 
     test('an ES256 assertion changed in any byte is refused: each signature byte, each header and payload character', async () => {
-      // As the bench sends them (bench/scenarios/tokens.ts): ES256, x5t#S256, r||s. Checked through the
+      // As the bench sends its ES256 ones (bench/client-assertions.ts): x5t#S256, r||s. Checked through the
       // verifier itself (no throttle in the way of ~500 refusals), then the intact one over HTTP.
       const ec = await selfSignedEcCert('es256-client');
       const ecApp = await createServicePrincipal(s, {
@@ -571,8 +601,9 @@ describe('JWT attacks against the verifier and the management API', () => {
     test('a used jti is stored as SHA-256 of client id, jti and lowercased resource, as earlier versions stored it', async () => {
       // A replay across an upgrade is found only if the stored key is computed the same way.
       const jti = randomUUID();
+      const jwt = await assertion({ claims: { jti } });
       const checked = await s.services.assertions.verify({
-        assertion: await assertion({ claims: { jti } }),
+        assertion: jwt,
         principalId: certApp.id,
         clientId: certApp.appId,
         audiences: [tokenUrl()],
@@ -586,6 +617,14 @@ describe('JWT attacks against the verifier and the management API', () => {
         [expected],
       );
       assert.equal(row?.n, 1);
+      // and with it, its exp plus the 300 s tolerance in ms, as earlier versions stored it
+      const exp = Number(decodeJwt(jwt).exp);
+      assert.deepEqual(
+        (
+          await s.services.db.all('SELECT expires_at FROM used_assertions WHERE jti_hash = $1', [expected])
+        ).map((r) => Number((r as { expires_at: number }).expires_at)),
+        [(exp + 300) * 1000],
+      );
     });
 
     test('bad assertions are refused: alg none/HS256, wrong aud, iss, sub, expired, too long, no jti, unknown cert', async () => {

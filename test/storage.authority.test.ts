@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { expiresAtOf } from '../src/authority/client-assertion.js';
 import { authFailureStore } from '../src/storage/authority/auth-failure-store.js';
 import { authorizationCodeStore } from '../src/storage/authority/authorization-code-store.js';
 import { credentialStore } from '../src/storage/authority/credential-store.js';
@@ -193,6 +194,21 @@ function authorityStores(name: string, open: () => Promise<{ db: Database; clean
       assert.equal(await usedAssertionStore.prune(db, 100), 0);
       assert.equal(await usedAssertionStore.prune(db, 101), 1);
       assert.equal(await usedAssertionStore.consume(db, 'j1', 200), true);
+    });
+
+    test('client-assertion jtis: an exp with a sub-millisecond fraction keys the next whole ms (an integer column on both stores)', async () => {
+      const at = expiresAtOf(1_700_000_000.0004); // (exp + 300 s) in ms is 1,700,000,300,000.4
+      assert.equal(at, 1_700_000_300_001);
+      assert.equal(await usedAssertionStore.consume(db, 'j-fraction', at), true);
+      assert.equal(
+        await usedAssertionStore.consume(db, 'j-fraction', expiresAtOf(1_700_000_000.0004)),
+        false,
+      );
+      assert.equal(
+        expiresAtOf(1_700_000_000),
+        1_700_000_300_000,
+        'a whole-second exp as earlier versions stored it',
+      );
     });
 
     test('failed-authentication counts: add within a window, start again after it', async () => {

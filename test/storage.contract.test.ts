@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createAuditLog } from '../src/audit/log.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
+import { usedAssertionStore } from '../src/storage/authority/used-assertion-store.js';
 import { isConcurrentWriteConflict } from '../src/storage/errors.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { m0002 } from '../src/storage/migrations/0002_audit.js';
@@ -187,6 +188,62 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       }
       await db.run('DELETE FROM audit_events');
       await db.run("DELETE FROM meta WHERE key = 'audit_head'");
+    });
+
+    test('upgrade: migration 0022 keys used_assertions by (expires_at, jti_hash); a mark from before still refuses its replay', async () => {
+      // The table as migration 0001 made it, with a spent assertion in it.
+      await db.run('DROP TABLE used_assertions');
+      await db.run('CREATE TABLE used_assertions (jti_hash TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)');
+      await db.run('CREATE INDEX used_assertions_expiry ON used_assertions (expires_at)');
+      await db.run('DELETE FROM schema_migrations WHERE version = 22');
+      const at = 1_700_000_300_000;
+      await db.run('INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2)', ['old-hash', at]);
+      assert.deepEqual(await migrate(db, MIGRATIONS), [22]);
+      assert.deepEqual(await db.all('SELECT expires_at, jti_hash FROM used_assertions'), [
+        { expires_at: at, jti_hash: 'old-hash' },
+      ]);
+      assert.equal(
+        await usedAssertionStore.consume(db, 'old-hash', at),
+        false,
+        'its replay, after the upgrade',
+      );
+      assert.equal(await usedAssertionStore.consume(db, 'new-hash', at + 1), true);
+      assert.equal(await usedAssertionStore.consume(db, 'new-hash', at + 1), false, 'a replay');
+      assert.equal(
+        await usedAssertionStore.consume(db, 'new-hash', at + 2),
+        true,
+        'another exp: another key',
+      );
+      assert.equal(await usedAssertionStore.prune(db, at + 2), 2, 'the prune is a range of the key');
+      assert.deepEqual(await db.all('SELECT expires_at, jti_hash FROM used_assertions'), [
+        { expires_at: at + 2, jti_hash: 'new-hash' },
+      ]);
+      if (db.dialect === 'sqlite') {
+        const table = await db.get<{ sql: string }>(
+          "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'used_assertions'",
+        );
+        assert.match(
+          table!.sql,
+          /PRIMARY KEY \(expires_at, jti_hash\)\s*\) WITHOUT ROWID/,
+          'the key is the row',
+        );
+        const idx = await db.all<{ origin: string }>("PRAGMA index_list('used_assertions')");
+        assert.deepEqual(
+          idx.map((i) => i.origin),
+          ['pk'],
+          'no index besides the key',
+        );
+      } else {
+        const idx = await db.all<{ indexname: string; indexdef: string }>(
+          "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'used_assertions' AND schemaname = current_schema()",
+        );
+        assert.deepEqual(
+          idx.map((i) => i.indexname),
+          ['used_assertions_pkey'],
+        );
+        assert.match(idx[0]!.indexdef, /\(expires_at, jti_hash\)/);
+      }
+      await db.run('DELETE FROM used_assertions');
     });
 
     test('a duplicate migration version is refused before anything runs', async () => {

@@ -133,12 +133,20 @@ const invalid = (message: string, cause?: unknown) =>
   new LatchkeyError('invalid_client', message, { status: 401, aadCodes: [700027], cause });
 
 /**
- * The key a used jti is stored under (`used_assertions.jti_hash`): SHA-256 of client id, jti and
- * resource (lowercased), base64url. Stored keys must not change between versions, or a replay
- * across an upgrade would not be found.
+ * The key a used jti is stored under (`used_assertions`, with {@link expiresAtOf}): SHA-256 of
+ * client id, jti and resource (lowercased), base64url. Stored keys must not change between
+ * versions, or a replay across an upgrade would not be found.
  */
 export const jtiHashOf = (clientId: string, jti: string, resource: string): string =>
   createHash('sha256').update(`${clientId}\n${jti}\n${resource.toLowerCase()}`).digest('base64url');
+
+/**
+ * Until when a used jti is remembered (`used_assertions.expires_at`, ms), and the other half of its
+ * key: the assertion's `exp` (covered by its signature, so a replay has the same) plus the clock
+ * tolerance, rounded up to a whole ms (an `exp` may have a fraction; the column is an integer).
+ * Unchanged for the whole-second `exp` of earlier versions' rows.
+ */
+export const expiresAtOf = (exp: number): number => Math.ceil((exp + CLOCK_TOLERANCE_S) * 1000);
 
 /** What the verifier uses of an assertion's protected header (frozen: shared between requests). */
 interface AssertionHeader {
@@ -286,14 +294,15 @@ export function createAssertionVerifier(deps: {
         throw invalid('The client assertion needs a jti.');
       }
       const jti = payload.jti;
-      const expiresAt = (exp + 300) * 1000;
+      const expiresAt = expiresAtOf(exp);
       return {
         credentialId: found.credentialId,
         cached: found.cached,
         async consume(resource: string) {
           const jtiHash = jtiHashOf(clientId, jti, resource);
           // Group commit: answered once the batch that records it is durable; a second use of the
-          // same jti, in the same batch or later, finds the first one's row and is refused.
+          // same assertion (jti and exp) for the resource, in the same batch or later, finds the
+          // first one's row and is refused.
           // One statement that refuses a replay by itself: no savepoint needed (`single`); it
           // goes through `tx` alone (`explicit`: no async-context tracking for its batch).
           const fresh = await groupCommitFor(db).run(

@@ -20,6 +20,7 @@ import { m0018 } from './0018_certificate_contacts.js';
 import { m0019 } from './0019_tenant_settings.js';
 import { m0020 } from './0020_certificate_ca_generations.js';
 import { m0021 } from './0021_certificate_ca_issuances.js';
+import { m0022 } from './0022_used_assertions_by_expiry.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -44,4 +45,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0019,
   m0020,
   m0021,
+  m0022,
 ];
