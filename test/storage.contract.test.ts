@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAuditLog } from '../src/audit/log.js';
+import { expiresAtOf } from '../src/authority/client-assertion.js';
 import { LatchkeyError } from '../src/errors/index.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { usedAssertionStore } from '../src/storage/authority/used-assertion-store.js';
@@ -198,15 +199,33 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run('DELETE FROM schema_migrations WHERE version = 22');
       const at = 1_700_000_300_000;
       await db.run('INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2)', ['old-hash', at]);
+      // Earlier versions stored (exp + 300) × 1000 unrounded: with an exp finer than a ms SQLite kept
+      // a REAL (PostgreSQL's BIGINT refused it, so no such row exists there).
+      const fractionalExp = 1_700_000_000.0004;
+      const storedBefore = (fractionalExp + 300) * 1000; // 1,700,000,300,000.4001
+      const sqlite = db.dialect === 'sqlite';
+      if (sqlite)
+        await db.run('INSERT INTO used_assertions (jti_hash, expires_at) VALUES ($1, $2)', [
+          'old-fraction',
+          storedBefore,
+        ]);
       assert.deepEqual(await migrate(db, MIGRATIONS), [22]);
-      assert.deepEqual(await db.all('SELECT expires_at, jti_hash FROM used_assertions'), [
+      assert.deepEqual(await db.all('SELECT expires_at, jti_hash FROM used_assertions ORDER BY expires_at'), [
         { expires_at: at, jti_hash: 'old-hash' },
+        ...(sqlite ? [{ expires_at: expiresAtOf(fractionalExp), jti_hash: 'old-fraction' }] : []),
       ]);
       assert.equal(
         await usedAssertionStore.consume(db, 'old-hash', at),
         false,
         'its replay, after the upgrade',
       );
+      if (sqlite)
+        assert.equal(
+          await usedAssertionStore.consume(db, 'old-fraction', expiresAtOf(fractionalExp)),
+          false,
+          'the replay of an exp with a fraction below a ms, after the upgrade',
+        );
+      await db.run("DELETE FROM used_assertions WHERE jti_hash = 'old-fraction'");
       assert.equal(await usedAssertionStore.consume(db, 'new-hash', at + 1), true);
       assert.equal(await usedAssertionStore.consume(db, 'new-hash', at + 1), false, 'a replay');
       assert.equal(

@@ -96,7 +96,8 @@ async function authenticateClient(
   // Workload identity federation: an external token (its issuer is not the client) goes to
   // src/authority/federation.ts, which verifies it against the identity's federated credentials.
   if (deps.federation && (await isFederatedAssertion(assertion!, clientId))) {
-    // Before the exchange (which spends the external token's jti): a principal from memory.
+    // Before the exchange: a principal from memory is confirmed first. (An external token's jti
+    // is not recorded: like Entra, the same token may be exchanged again while it is valid.)
     if (!(await confirmed(false))) return authenticateClient(deps, ctx, tenant, clientId, keys, true);
     try {
       await deps.federation.exchange({

@@ -15,8 +15,10 @@ import type { Migration } from '../port.js';
  * same expires_at; with the same client, jti and resource, the same jti_hash). A captured
  * assertion cannot be replayed. A new assertion that reuses a jti with another `exp` is accepted:
  * only the certificate's key holder can sign one, and they could as well pick a new jti
- * (docs/authority.md). Rows recorded before this migration keep their values, so a replay across
- * the upgrade is still refused.
+ * (docs/authority.md). Rows recorded before this migration keep their keys as the new code
+ * computes them, so a replay across the upgrade is still refused: earlier versions stored
+ * (exp + 300) × 1000 unrounded, which SQLite kept as a REAL when `exp` had a fraction below a ms;
+ * such a value is rounded up here, as `expiresAtOf` rounds it (PostgreSQL's BIGINT never held one).
  *
  * SQLite: a WITHOUT ROWID table (the key is the row), rebuilt inside the migration's transaction.
  * PostgreSQL: the primary key is replaced and the expiry index dropped.
@@ -30,7 +32,10 @@ CREATE TABLE used_assertions_0022 (
   jti_hash TEXT NOT NULL,
   PRIMARY KEY (expires_at, jti_hash)
 ) WITHOUT ROWID;
-INSERT INTO used_assertions_0022 (expires_at, jti_hash) SELECT expires_at, jti_hash FROM used_assertions;
+INSERT INTO used_assertions_0022 (expires_at, jti_hash)
+  SELECT CASE WHEN expires_at = CAST(expires_at AS INTEGER) THEN CAST(expires_at AS INTEGER)
+              ELSE CAST(expires_at AS INTEGER) + 1 END, jti_hash
+  FROM used_assertions;
 DROP TABLE used_assertions;
 ALTER TABLE used_assertions_0022 RENAME TO used_assertions;
 `,
