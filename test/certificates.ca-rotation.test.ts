@@ -654,7 +654,13 @@ for (const [dialect, open] of FRESH_STORES)
       assert.equal(ca!.crlNumber, 0);
       await assert.rejects(db.all('SELECT * FROM certificate_authorities'), 'the old table is gone');
       // 0021 then adds the issuance records: none for what was signed before (any purge revokes it).
-      assert.deepEqual(await migrate(db, ALL_MIGRATIONS), [21]);
+      assert.deepEqual(
+        await migrate(
+          db,
+          ALL_MIGRATIONS.filter((m) => m.version <= 21),
+        ),
+        [21],
+      );
       assert.equal(await certificateAuthorityStore.issuance(db, 't1', 1, 'aa'), undefined);
     } finally {
       await db.close();
