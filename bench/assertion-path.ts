@@ -17,6 +17,7 @@ import type { Credentials } from '../src/authority/credentials.js';
 import { systemClock } from '../src/lib/clock.js';
 import { groupCommitFor } from '../src/storage/group-commit.js';
 import { openDatabase } from '../src/storage/open.js';
+import { b64u } from './client-assertions.js';
 import { median } from './lib.js';
 
 const string = { type: 'string' } as const;
@@ -43,7 +44,6 @@ const credentials = {
 const verifier = createAssertionVerifier({ db, clock: systemClock, credentials });
 const clientId = randomUUID();
 const aud = 'https://login.bench.localhost/tenant/oauth2/v2.0/token';
-const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const header = b64u({ alg: 'ES256', typ: 'JWT', 'x5t#S256': x5t });
 
 /** `n` fresh ES256 assertions, as bench/client-assertions.ts signs them. */

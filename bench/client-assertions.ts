@@ -49,7 +49,8 @@ interface SignerInput {
   count: number;
 }
 
-const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+/** JSON as a JWS part: base64url of its UTF-8 (also the tokens scenario and bench/assertion-path.ts). */
+export const b64u = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 /**
  * A self-signed certificate to register and its private key: RSA-2048 for PS256 (as

@@ -7,6 +7,7 @@ import {
   type AssertionAlg,
   assertionBodies,
   assertionCertificate,
+  b64u,
   presignedAssertionBodies,
 } from '../client-assertions.js';
 import {
@@ -18,8 +19,6 @@ import {
   row,
   type Scenario,
 } from '../lib.js';
-
-const b64u = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 function recordLoad(ctx: BenchContext, metric: string, r: LoadResult, baseline?: number, target?: string) {
   const scenario = 'tokens';
@@ -92,14 +91,15 @@ const scenario: Scenario = {
       row({ scenario: 'tokens', metric: 'raw ES256 sign (node:crypto)', value: cryptoRate, unit: 'ops/s' }),
     );
 
-    const secretSpec = {
+    // Every load run posts a form to the token endpoint: with this fixed body, or a body per request.
+    const tokenPost = {
       url: `https://${s.hostPort}${tokenPath}`,
       host,
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: secretBody,
       serverPids: [s.pid],
     };
+    const secretSpec = { ...tokenPost, body: secretBody };
     // Client assertions (RFC 7523): a fresh jti per request; the server verifies the signature
     // and records the jti against replay. PS256 over RSA-2048 as the official clients sign them
     // (bench/client-assertions.ts), signed ahead in one process per core: enough for the warm-up
@@ -141,17 +141,7 @@ const scenario: Scenario = {
     recordLoad(ctx, 'client_secret', secret, cryptoRate, '>= 2000');
     for (const { metric, nextBody, shortfall } of runs) {
       ctx.log(`  ${metric} over HTTPS (${ctx.options.connections} connections) …`);
-      const assertion = await load(
-        {
-          url: `https://${s.hostPort}${tokenPath}`,
-          host,
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          nextBody,
-          serverPids: [s.pid],
-        },
-        ctx.options,
-      );
+      const assertion = await load({ ...tokenPost, nextBody }, ctx.options);
       recordLoad(ctx, metric, assertion, cryptoRate);
       if (shortfall() > 0) {
         ctx.record(
