@@ -16,6 +16,7 @@ import {
   appServiceToken,
   arm,
   claimsOf,
+  controlSecret,
   ep,
   imdsToken,
   patchApp,
@@ -366,6 +367,39 @@ describe('identity endpoint (latchkey up)', () => {
     assert.equal(control.status, 401, 'the control channel needs its secret');
   });
 
+  test('a request once answered is parsed again with its own headers and method: the same URL without the header, with another session’s, or another method is refused', async () => {
+    await systemApp('ep-memo');
+    const sess = await session(s, 'ep-memo');
+    const other = await session(s, 'ep-memo');
+    const url = `/msi/token?api-version=2019-08-01&resource=${encodeURIComponent(s.info.vaultResource)}`;
+    const as = (header: string | undefined, method = 'GET') =>
+      ep(s, url, { method, headers: header === undefined ? {} : { 'X-IDENTITY-HEADER': header } });
+    const ok = await as(sess.identityHeader);
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.equal((await as(sess.identityHeader)).status, 200, 'asked again');
+    const none = await as(undefined);
+    assert.equal(none.status, 400);
+    assert.match(none.json.error_description, /X-IDENTITY-HEADER/);
+    assert.equal((await as(`${sess.identityHeader}x`)).status, 401, 'a wrong header on the same URL');
+    assert.equal((await as(other.identityHeader)).status, 200, 'another session of the app');
+    assert.equal((await as(sess.identityHeader, 'PUT')).status, 405);
+    assert.equal((await as(sess.identityHeader, 'DELETE')).status, 405, 'another method, again');
+    // An ended session's header, once answered, is refused from then on.
+    const ended = await ep(s, `/control/sessions/${other.sessionId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${controlSecret(s)}` },
+    });
+    assert.equal(ended.status, 204);
+    assert.equal((await as(other.identityHeader)).status, 401, 'the ended session');
+    assert.equal((await as(sess.identityHeader)).status, 200);
+
+    // IMDS: the same URL with and without `Metadata: true`.
+    const imds = `${sess.imdsAuthorityHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent(s.info.vaultResource)}`;
+    assert.equal((await ep(s, imds, { headers: { Metadata: 'true' } })).status, 200);
+    assert.equal((await ep(s, imds, { headers: { Metadata: 'false' } })).status, 400);
+    assert.equal((await ep(s, imds)).status, 400, 'no Metadata header');
+    assert.equal((await ep(s, imds, { headers: { Metadata: 'true' } })).status, 200);
+  });
   test('a bind to a non-loopback address is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));
     try {

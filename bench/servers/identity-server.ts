@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { enrollHost } from '../../src/identity-endpoint/enroll.js';
 import { startUp } from '../../src/server/up.js';
+import { SERVER_NODE_FLAGS } from '../lib.js';
 
 const [mode, arg1, arg2] = process.argv.slice(2);
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latchkey.js');
@@ -134,7 +135,7 @@ if (mode === 'bare') {
     );
     agent = spawn(
       process.execPath,
-      [BIN, 'agent', '--json', '--port', '0', '--state-dir', stateDir, ...UNLIMITED],
+      [...SERVER_NODE_FLAGS, BIN, 'agent', '--json', '--port', '0', '--state-dir', stateDir, ...UNLIMITED],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     endpoint = (await readyLine<{ identityEndpoint: string }>(agent)).identityEndpoint;

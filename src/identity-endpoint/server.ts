@@ -188,6 +188,39 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     return text;
   };
 
+  // Parsed token requests without a body (GET; other methods are refused by the parse) by
+  // everything their parse reads: the method, the request target and the two headers the
+  // protocols look at (`X-IDENTITY-HEADER`, `Metadata`). A workload asks with the same URL and
+  // header again and again, and the parse (path, query, checks: ~2.5 µs of ~40 per cached token,
+  // docs/performance.md) is a function of these alone. Only requests that parse are kept; short
+  // keys only, and at most 256 (cleared when full), so memory stays bounded.
+  const parsedRequests = new Map<string, Readonly<ReturnType<typeof parseTokenRequest>>>();
+  const parseQueryRequest = (
+    method: string,
+    target: string,
+    pathname: string,
+    q: number,
+    headers: http.IncomingHttpHeaders,
+  ) => {
+    const idHeader = headers['x-identity-header'];
+    const metadata = headers.metadata;
+    const key =
+      typeof idHeader !== 'object' && typeof metadata !== 'object'
+        ? `${method} ${target}\n${idHeader ?? '\u0000'}\n${metadata ?? '\u0000'}`
+        : undefined;
+    const hit = key === undefined ? undefined : parsedRequests.get(key);
+    if (hit) return hit;
+    const r = route(pathname);
+    if (!r) throw new EndpointError(404, 'not_found', 'No such endpoint.');
+    const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+    const t = Object.freeze(parseTokenRequest({ method, route: r, query, headers }));
+    if (key !== undefined && key.length <= 2048) {
+      if (parsedRequests.size >= 256) parsedRequests.clear();
+      parsedRequests.set(key, t);
+    }
+    return t;
+  };
+
   /** The session a request names: by the App Service header or the IMDS path prefix. */
   const sessionOf = (t: ReturnType<typeof parseTokenRequest>) => {
     if (!t.secret)
@@ -252,17 +285,18 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
           'retry-after': String(wait),
         });
       holding = true;
-      const r = route(pathname);
-      if (!r) throw new EndpointError(404, 'not_found', 'No such endpoint.');
-      const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
-      if (req.method === 'POST') {
+      const method = req.method ?? 'GET';
+      if (method === 'POST') {
+        const r = route(pathname);
+        if (!r) throw new EndpointError(404, 'not_found', 'No such endpoint.');
+        const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
         holding = false;
         postRequest(req, res, r, query)
           .catch((e) => fail(res, e))
           .finally(release);
         return;
       }
-      const t = parseTokenRequest({ method: req.method ?? 'GET', route: r, query, headers: req.headers });
+      const t = parseQueryRequest(method, target, pathname, q, req.headers);
       const session = sessionOf(t);
       const hit = core.cachedToken(session, t.selector, t.resource);
       if (hit) {

@@ -91,7 +91,7 @@ export async function plantSettings(s: TestServer, app: string, settings: Record
 
 /** The endpoint's state dir in `latchkey up`'s data dir. */
 export const identityStateDir = (s: TestServer) => join(s.dataDir, 'identity');
-const controlSecret = (s: TestServer) =>
+export const controlSecret = (s: TestServer) =>
   readFileSync(join(identityStateDir(s), 'control.secret'), 'utf8').trim();
 
 export interface SessionJson {
