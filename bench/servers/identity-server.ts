@@ -16,9 +16,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { enrollHost } from '../../src/identity-endpoint/enroll.js';
 import { startUp } from '../../src/server/up.js';
-import { SERVER_NODE_FLAGS } from '../lib.js';
 
 const [mode, arg1, arg2] = process.argv.slice(2);
+// The agent runs with this process's node flags (the bench's server flags, as bin/latchkey.js's
+// shebang sets them, and LATCHKEY_BENCH_NODE_FLAGS), less tsx's loader when the sources are run.
+const nodeFlags = process.execArgv.filter(
+  (a, i, all) => !(a === '--import' && all[i + 1] === 'tsx') && !(a === 'tsx' && all[i - 1] === '--import'),
+);
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'latchkey.js');
 const UNLIMITED = ['--rate-limit', '100000', '--max-concurrent', '100000'];
 
@@ -135,7 +139,7 @@ if (mode === 'bare') {
     );
     agent = spawn(
       process.execPath,
-      [...SERVER_NODE_FLAGS, BIN, 'agent', '--json', '--port', '0', '--state-dir', stateDir, ...UNLIMITED],
+      [...nodeFlags, BIN, 'agent', '--json', '--port', '0', '--state-dir', stateDir, ...UNLIMITED],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     endpoint = (await readyLine<{ identityEndpoint: string }>(agent)).identityEndpoint;
