@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { startIdentityEndpoint } from '../src/identity-endpoint/server.js';
+import { PARSED_TTL_MS, startIdentityEndpoint } from '../src/identity-endpoint/server.js';
 import { createSessionRegistry } from '../src/identity-endpoint/sessions.js';
 import { type Clock, systemClock } from '../src/lib/clock.js';
 import {
@@ -399,6 +399,72 @@ describe('identity endpoint (latchkey up)', () => {
     assert.equal((await ep(s, imds, { headers: { Metadata: 'false' } })).status, 400);
     assert.equal((await ep(s, imds)).status, 400, 'no Metadata header');
     assert.equal((await ep(s, imds, { headers: { Metadata: 'true' } })).status, 200);
+  });
+  test('parsed requests are kept only for a live session, at most 256 and at most PARSED_TTL_MS', async () => {
+    // A second endpoint for `up`'s local host, in-process, to read its stats (the one `up` runs is
+    // not reachable from a test); its own state dir and certificate, the same apps.
+    await systemApp('ep-kept');
+    const host = await s.services.hosts.ensureLocal(s.info.tenantId);
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));
+    const clock = steppedMonotonicClock();
+    const endpoint = await startIdentityEndpoint({
+      stateDir: dir,
+      port: 0,
+      clock,
+      rateLimit: { perSecond: 100_000, concurrent: 100_000 },
+      host: {
+        hostId: host.id,
+        hostName: host.name,
+        tenantId: host.tenantId,
+        principalId: host.principalId,
+        clientId: host.clientId,
+        server: s.info.authority,
+        caFile: s.info.caCertPath,
+      },
+      ca: s.ca,
+      caFile: s.info.caCertPath,
+      managementResource: s.services.config.managementResource,
+      bootstrapHostCertificate: (pem) =>
+        s.services.db.transaction(async (tx) => (await s.services.hosts.addCertificate(host, pem, tx)).keyId),
+    });
+    try {
+      const sess = await endpoint.createSession('ep-kept');
+      const get = (query: string, header?: string) =>
+        ep(
+          s,
+          `${endpoint.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent(s.info.vaultResource)}${query}`,
+          {
+            headers: header === undefined ? {} : { 'X-IDENTITY-HEADER': header },
+          },
+        );
+      const kept = () => endpoint.stats().parsedRequests;
+      assert.equal((await get('', sess.identityHeader)).status, 200);
+      assert.equal(kept(), 1);
+      assert.equal((await get('', sess.identityHeader)).status, 200);
+      assert.equal(kept(), 1, 'a repeat is found, not kept again');
+      // Guesses (no session behind them) and refusals are not kept.
+      for (let i = 0; i < 5; i++) assert.equal((await get('', `guess-${i}`)).status, 401);
+      assert.equal((await get('')).status, 400);
+      assert.equal(kept(), 1, 'no guess kept');
+      // At most 256: the 257th distinct request starts over.
+      for (let i = 1; i < 256; i++) assert.equal((await get(`&x=${i}`, sess.identityHeader)).status, 200);
+      assert.equal(kept(), 256);
+      assert.equal((await get('&x=256', sess.identityHeader)).status, 200);
+      assert.equal(kept(), 1, 'cleared when full');
+      // Dropped after PARSED_TTL_MS of the endpoint's monotonic clock.
+      clock.advance(PARSED_TTL_MS - 1);
+      assert.equal((await get('', sess.identityHeader)).status, 200);
+      assert.equal(kept(), 2);
+      clock.advance(1);
+      assert.equal((await get('&x=1', sess.identityHeader)).status, 200);
+      assert.equal(kept(), 1, 'all dropped once PARSED_TTL_MS has passed');
+      // An ended session's parse, kept a moment ago, answers nothing.
+      endpoint.deleteSession(sess.sessionId);
+      assert.equal((await get('&x=1', sess.identityHeader)).status, 401);
+    } finally {
+      await endpoint.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   test('a bind to a non-loopback address is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));

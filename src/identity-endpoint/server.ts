@@ -19,6 +19,9 @@ export { isLoopback } from './http-helpers.js';
 /** The sessions of running workloads, in the state dir (0600, digests of their secrets only). */
 export const SESSIONS_FILE = 'sessions.json';
 
+/** How long the endpoint keeps parsed token requests (see `parsedRequests`), ms. */
+export const PARSED_TTL_MS = 10_000;
+
 export interface IdentityEndpointOptions {
   /** The host store (0700): keys, control secret, endpoint.json. */
   stateDir: string;
@@ -57,7 +60,8 @@ export interface IdentityEndpoint {
   ): Promise<{ sessionId: string; identityHeader: string; env: Record<string, string> }>;
   deleteSession(id: string): boolean;
   roller: ReturnType<typeof createCredentialRoller>;
-  stats(): { sessions: number; cachedTokens: number };
+  /** Sessions, cached tokens, and parsed requests kept (see `parsedRequests`). */
+  stats(): { sessions: number; cachedTokens: number; parsedRequests: number };
   close(): Promise<void>;
 }
 
@@ -192,33 +196,43 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
   // everything their parse reads: the method, the request target and the two headers the
   // protocols look at (`X-IDENTITY-HEADER`, `Metadata`). A workload asks with the same URL and
   // header again and again, and the parse (path, query, checks: ~2.5 µs of ~40 per cached token,
-  // docs/performance.md) is a function of these alone. Only requests that parse are kept; short
-  // keys only, and at most 256 (cleared when full), so memory stays bounded.
-  const parsedRequests = new Map<string, Readonly<ReturnType<typeof parseTokenRequest>>>();
+  // docs/performance.md) is a function of these alone. Kept only once the request names a live
+  // session (so no caller's guesses are kept), short keys only, at most 256 (cleared when full),
+  // and all dropped every PARSED_TTL_MS: a key holds a session's secret, which must not outlive its
+  // session in memory for long.
+  type Parsed = Readonly<ReturnType<typeof parseTokenRequest>>;
+  const parsedRequests = new Map<string, Parsed>();
+  let parsedSince = clock.monotonic();
   const parseQueryRequest = (
     method: string,
     target: string,
     pathname: string,
     q: number,
     headers: http.IncomingHttpHeaders,
-  ) => {
+  ): { t: Parsed; key: string | undefined } => {
     const idHeader = headers['x-identity-header'];
     const metadata = headers.metadata;
     const key =
       typeof idHeader !== 'object' && typeof metadata !== 'object'
         ? `${method} ${target}\n${idHeader ?? '\u0000'}\n${metadata ?? '\u0000'}`
         : undefined;
+    const now = clock.monotonic();
+    if (now - parsedSince >= PARSED_TTL_MS) {
+      parsedRequests.clear();
+      parsedSince = now;
+    }
     const hit = key === undefined ? undefined : parsedRequests.get(key);
-    if (hit) return hit;
+    if (hit) return { t: hit, key: undefined };
     const r = route(pathname);
     if (!r) throw new EndpointError(404, 'not_found', 'No such endpoint.');
     const query = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
     const t = Object.freeze(parseTokenRequest({ method, route: r, query, headers }));
-    if (key !== undefined && key.length <= 2048) {
-      if (parsedRequests.size >= 256) parsedRequests.clear();
-      parsedRequests.set(key, t);
-    }
-    return t;
+    return { t, key: key !== undefined && key.length <= 2048 ? key : undefined };
+  };
+  /** Keeps a parse whose request named a live session (see above). */
+  const rememberParse = (key: string, t: Parsed) => {
+    if (parsedRequests.size >= 256) parsedRequests.clear();
+    parsedRequests.set(key, t);
   };
 
   /** The session a request names: by the App Service header or the IMDS path prefix. */
@@ -296,8 +310,9 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
           .finally(release);
         return;
       }
-      const t = parseQueryRequest(method, target, pathname, q, req.headers);
+      const { t, key } = parseQueryRequest(method, target, pathname, q, req.headers);
       const session = sessionOf(t);
+      if (key !== undefined) rememberParse(key, t);
       const hit = core.cachedToken(session, t.selector, t.resource);
       if (hit) {
         sendJsonText(res, 200, answerOf(hit.token, t.resource, hit.identity.clientId));
@@ -402,7 +417,7 @@ export async function startIdentityEndpoint(o: IdentityEndpointOptions): Promise
     createSession,
     deleteSession: (id) => sessions.delete(id),
     roller,
-    stats: () => ({ sessions: sessions.size, cachedTokens: cache.size }),
+    stats: () => ({ sessions: sessions.size, cachedTokens: cache.size, parsedRequests: parsedRequests.size }),
     async close() {
       closed = true;
       clearInterval(timer);
