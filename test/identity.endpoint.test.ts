@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { PARSED_TTL_MS, startIdentityEndpoint } from '../src/identity-endpoint/server.js';
 import { createSessionRegistry } from '../src/identity-endpoint/sessions.js';
 import { type Clock, systemClock } from '../src/lib/clock.js';
+import { localHostEndpointOptions } from '../src/server/identity-extension.js';
 import {
   type AppJson,
   appId,
@@ -404,28 +405,14 @@ describe('identity endpoint (latchkey up)', () => {
     // A second endpoint for `up`'s local host, in-process, to read its stats (the one `up` runs is
     // not reachable from a test); its own state dir and certificate, the same apps.
     await systemApp('ep-kept');
-    const host = await s.services.hosts.ensureLocal(s.info.tenantId);
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));
     const clock = steppedMonotonicClock();
     const endpoint = await startIdentityEndpoint({
+      ...(await localHostEndpointOptions(s.services, s.info)),
       stateDir: dir,
       port: 0,
       clock,
       rateLimit: { perSecond: 100_000, concurrent: 100_000 },
-      host: {
-        hostId: host.id,
-        hostName: host.name,
-        tenantId: host.tenantId,
-        principalId: host.principalId,
-        clientId: host.clientId,
-        server: s.info.authority,
-        caFile: s.info.caCertPath,
-      },
-      ca: s.ca,
-      caFile: s.info.caCertPath,
-      managementResource: s.services.config.managementResource,
-      bootstrapHostCertificate: (pem) =>
-        s.services.db.transaction(async (tx) => (await s.services.hosts.addCertificate(host, pem, tx)).keyId),
     });
     try {
       const sess = await endpoint.createSession('ep-kept');

@@ -1,21 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startIdentityEndpoint } from '../identity-endpoint/server.js';
-import type { UpExtension } from './up.js';
+import { type IdentityEndpointOptions, startIdentityEndpoint } from '../identity-endpoint/server.js';
+import type { Services } from './services.js';
+import type { ReadyInfo, UpExtension } from './up.js';
 
 /** Default port of `latchkey up`'s identity endpoint (Azure Arc's well-known port). */
 export const DEFAULT_IDENTITY_PORT = 40342;
 
 /**
- * `latchkey up`'s identity endpoint: the built-in `local` host (created on
- * first start), its key in `{dataDir}/identity/`, the same endpoint code as
- * `latchkey agent`. In-process, app and principal changes reach it at once.
+ * What an identity endpoint for `up`'s built-in `local` host is started with (created on first
+ * start): its host, its state dir in `{dataDir}/identity/`, the CA, and the in-process registration
+ * of its first certificate (the local host has no enrolment step). The port, tuning and log are
+ * the caller's.
  */
-export const identityEndpointExtension: UpExtension = async ({ services, logger, options, info }) => {
-  if (options.identityPort === null) return undefined;
+export async function localHostEndpointOptions(
+  services: Services,
+  info: Pick<ReadyInfo, 'tenantId' | 'authority' | 'caCertPath'>,
+): Promise<Omit<IdentityEndpointOptions, 'port'>> {
   const host = await services.hosts.ensureLocal(info.tenantId);
-  const endpoint = await startIdentityEndpoint({
-    ...options.identityEndpoint,
+  return {
     stateDir: join(services.config.dataDir, 'identity'),
     host: {
       hostId: host.id,
@@ -26,11 +29,9 @@ export const identityEndpointExtension: UpExtension = async ({ services, logger,
       server: info.authority,
       caFile: info.caCertPath,
     },
-    port: options.identityPort ?? DEFAULT_IDENTITY_PORT,
     ca: readFileSync(info.caCertPath, 'utf8'),
     caFile: info.caCertPath,
     managementResource: services.config.managementResource,
-    // The local host has no enrolment step: its first certificate is registered in-process.
     bootstrapHostCertificate: (pem) =>
       services.db.transaction(async (tx) => {
         const c = await services.hosts.addCertificate(host, pem, tx);
@@ -43,6 +44,19 @@ export const identityEndpointExtension: UpExtension = async ({ services, logger,
         });
         return c.keyId;
       }),
+  };
+}
+
+/**
+ * `latchkey up`'s identity endpoint: the built-in `local` host (see localHostEndpointOptions), the
+ * same endpoint code as `latchkey agent`. In-process, app and principal changes reach it at once.
+ */
+export const identityEndpointExtension: UpExtension = async ({ services, logger, options, info }) => {
+  if (options.identityPort === null) return undefined;
+  const endpoint = await startIdentityEndpoint({
+    ...options.identityEndpoint,
+    ...(await localHostEndpointOptions(services, info)),
+    port: options.identityPort ?? DEFAULT_IDENTITY_PORT,
     log: { warn: (msg, err) => logger.warn({ err }, msg) },
   });
   const unsubscribe = [
