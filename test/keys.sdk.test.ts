@@ -259,6 +259,31 @@ describe('Key Vault keys with the official SDK', () => {
         'verifies with node:crypto',
       );
     }
+    // The digest in standard base64, padded, with '+' and '/' (as some clients send it) signs the same bytes.
+    let n = 0;
+    const std = (i: number) => createHash('sha256').update(`std-${i}`).digest().toString('base64');
+    while (!/\+.*\/|\/.*\+/.test(std(n))) n++;
+    assert.match(std(n), /=$/);
+    const r = await s.request('POST', `${s.vaultUrl('keysdk')}/keys/ec-P-256/sign?api-version=7.5`, {
+      headers,
+      json: { alg: 'ES256', value: std(n) },
+    });
+    assert.equal(r.status, 200, r.text);
+    const nodeKey = { key: nodePublicKey(key), dsaEncoding: 'ieee-p1363' as const };
+    const stdSig = Buffer.from(r.json.value, 'base64url');
+    assert.equal(verify('sha256', Buffer.from(`std-${n}`), nodeKey, stdSig), true, 'standard base64 read');
+    // An algorithm that is not one, prototype names included, is 400, for sign and verify alike.
+    for (const alg of ['HS256', 'toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+      for (const op of ['sign', 'verify']) {
+        const bad = await s.request('POST', `${s.vaultUrl('keysdk')}/keys/ec-P-256/${op}?api-version=7.5`, {
+          headers,
+          json: { alg, value: d.toString('base64url'), digest: d.toString('base64url') },
+        });
+        assert.equal(bad.status, 400, `${op} ${alg}: ${bad.text}`);
+        assert.equal(bad.json.error.code, 'BadParameter');
+        assert.match(bad.json.error.message, /is not supported: use RS256/);
+      }
+    }
     const long = await s.request(
       'POST',
       `${s.vaultUrl('keysdk')}/keys/ec-P-256/${'s'.repeat(21)}?api-version=7.5`,

@@ -49,11 +49,11 @@ function checkEncryptionAlg(rec: KeyRecord, alg: string): EncryptionAlg {
 }
 
 function checkSignatureAlg(rec: KeyRecord, alg: string, digest: Buffer, field: string): SignatureAlg {
-  const a = (Object.keys(SIGNATURE_ALGS) as SignatureAlg[]).find((x) => x === alg);
-  if (!a)
+  if (!Object.hasOwn(SIGNATURE_ALGS, alg))
     throw bad(
       `The algorithm '${alg.slice(0, 30)}' is not supported: use ${Object.keys(SIGNATURE_ALGS).join(', ')}.`,
     );
+  const a = alg as SignatureAlg;
   const spec = SIGNATURE_ALGS[a];
   if (spec.kty !== rec.kty) throw bad(`The algorithm ${a} is not valid for an ${rec.kty} key.`);
   if (rec.jwk.kty === 'EC' && spec.curve !== rec.jwk.crv)
