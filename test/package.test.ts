@@ -100,6 +100,27 @@ describe('the packed tarball, installed into a project outside the repository (s
     );
   });
 
+  test("`latchkey run`'s localhost preload ships, at the path the installed CLI hands Node workloads", {
+    skip: !built && 'no dist/: run npm run build',
+  }, async () => {
+    assert.ok(files.includes('preload/localhost-dns.cjs'), "files.includes('preload/localhost-dns.cjs')");
+    // The path dist/cli/commands/run.js computes, in the installed package: NODE_OPTIONS
+    // --require of a missing file would stop every Node workload `latchkey run` starts.
+    const run = join(proj, 'node_modules', 'latchkey', 'dist', 'cli', 'commands', 'run.js');
+    const r = await exec(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const m = await import(${JSON.stringify(`file://${run}`)}); const fs = await import('node:fs'); console.log(JSON.stringify([m.LOCALHOST_DNS_PRELOAD, fs.existsSync(m.LOCALHOST_DNS_PRELOAD)]));`,
+      ],
+      { cwd: proj, env: childEnv(join(tmp, 'cfg')) },
+    );
+    const [path, exists] = JSON.parse(r.stdout) as [string, boolean];
+    assert.ok(path.startsWith(join(proj, 'node_modules', 'latchkey')), path);
+    assert.equal(exists, true, `${path} exists`);
+  });
+
   test("import('latchkey/identity') from the consumer project", {
     skip: !built && 'no dist/: run npm run build',
   }, async () => {
