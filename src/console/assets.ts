@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { packagePath } from '../lib/package-root.js';
 
 /** One static file of the console, read once at start-up and served from memory. */
 export interface Asset {
@@ -11,8 +12,8 @@ export interface Asset {
 }
 
 function load(name: string, type: string): Asset {
-  // From the package root, so the compiled build (dist/console/) serves the same files as src/console/.
-  const body = readFileSync(new URL(`../../src/console/static/${name}`, import.meta.url));
+  // From the package root, so the compiled build and its bundle serve the same files as src/console/.
+  const body = readFileSync(packagePath('src', 'console', 'static', name));
   const version = createHash('sha256').update(body).digest('base64url').slice(0, 12);
   return { body, type, version, url: `/console/static/${name}?v=${version}` };
 }

@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { parseDuration } from '../../config/index.js';
 import { readRunState } from '../../identity-endpoint/state-store.js';
+import { packagePath } from '../../lib/package-root.js';
 import { CliError } from '../errors.js';
 import { loadDevServer } from '../state.js';
 import { defaultAgentStateDir } from './agent.js';
@@ -86,10 +86,8 @@ function stateDirOf(explicit: string | undefined): string {
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** The preload that resolves `*.localhost` to loopback in Node workloads (shipped; the same path from src/ and dist/). */
-export const LOCALHOST_DNS_PRELOAD = fileURLToPath(
-  new URL('../../../preload/localhost-dns.cjs', import.meta.url),
-);
+/** The preload that resolves `*.localhost` to loopback in Node workloads (shipped: `preload/` of the package). */
+export const LOCALHOST_DNS_PRELOAD = packagePath('preload', 'localhost-dns.cjs');
 
 /**
  * NODE_OPTIONS with the localhost preload added (once), keeping what was there. The path is
