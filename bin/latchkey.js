@@ -7,26 +7,22 @@
 // TypeScript sources through tsx, so `npx latchkey ...` always runs the code
 // in src/. The compiled build starts faster and serves about 1.5× the
 // requests per second (no loader hooks, no source-map lookups).
+// The build runs as its bundle (dist/bundle/, scripts/bundle.mjs) when that is as new as dist/.
 // LATCHKEY_FROM_SOURCE=1 forces the sources, =0 the build. An installed package
 // (`npm install -g latchkey-*.tgz`) ships dist/ only and always runs it: tsx is
 // loaded only from a checkout.
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildIsFresh } from './build-fresh.js';
+import { launcherTarget } from './build-fresh.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function useBuild() {
-  const source = process.env.LATCHKEY_FROM_SOURCE;
-  if (source === '1' || !existsSync(join(root, 'dist', 'cli', 'main.js'))) return false;
-  // An installed package (npm pack / npm install -g) has the build and no TypeScript sources.
-  if (!existsSync(join(root, 'src', 'cli', 'main.ts'))) return true;
-  return source === '0' || buildIsFresh(root);
-}
-
 let main;
-if (useBuild()) {
+const target = launcherTarget(root);
+if (target === 'bundle') {
+  // The bundle of the build (dist/bundle/: a few chunks instead of ~550 modules, a faster start).
+  ({ main } = await import('../dist/bundle/main.js'));
+} else if (target === 'dist') {
   ({ main } = await import('../dist/cli/main.js'));
 } else {
   const { register } = await import('tsx/esm/api');

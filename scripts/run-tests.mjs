@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildIsFresh } from '../bin/build-fresh.js';
+import { buildIsFresh, bundleIsFresh } from '../bin/build-fresh.js';
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const extra = process.argv.slice(2).filter((a) => a.startsWith('-'));
@@ -68,6 +68,18 @@ if (roots.length === 0 && !buildIsFresh(root)) {
     },
   );
   if (b.status !== 0) process.exit(b.status ?? 1);
+  const bundled = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (bundled.status !== 0) process.exit(bundled.status ?? 1);
+} else if (roots.length === 0 && !bundleIsFresh(root)) {
+  // dist/ is fresh but its bundle is not (tsc alone ran): the CLI's tests run what `latchkey` runs.
+  const bundled = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (bundled.status !== 0) process.exit(bundled.status ?? 1);
 }
 const r = spawnSync(
   process.execPath,

@@ -66,6 +66,9 @@ describe('the packed tarball, installed into a project outside the repository (s
       "files.includes('dist/sdk/index.js') && files.includes('dist/sdk/index.d.ts')",
     );
     assert.ok(files.includes('bin/latchkey.js'), "files.includes('bin/latchkey.js')");
+    // The bundle the launcher runs (scripts/bundle.mjs), without the index only the tests read.
+    assert.ok(files.includes('dist/bundle/main.js'), "files.includes('dist/bundle/main.js')");
+    assert.ok(!files.includes('dist/bundle/modules.json'), "!files.includes('dist/bundle/modules.json')");
     assert.ok(
       files.includes('src/console/static/console.css'),
       "files.includes('src/console/static/console.css')",

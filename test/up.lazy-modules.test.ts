@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { launcherTarget } from '../bin/build-fresh.js';
 import { localhostLookup } from '../src/cli/http.js';
 import { REPO_ROOT, startUpProcess } from './helpers/cli.js';
 
@@ -35,6 +36,25 @@ const NOT_BEFORE_READY: [RegExp, string][] = [
 
 const PRELOAD = pathToFileURL(join(REPO_ROOT, 'test', 'fixtures', 'module-log.mjs')).href;
 
+/**
+ * `latchkey` runs the bundle of the build (dist/bundle/, scripts/bundle.mjs) when it is fresh: a
+ * loaded chunk then stands for the modules it was built from (dist/bundle/modules.json), so the
+ * same rules hold for the bundle as for dist/ and the sources.
+ */
+function expandChunks(urls: string[]): string[] {
+  const index = join(REPO_ROOT, 'dist', 'bundle', 'modules.json');
+  const chunks = existsSync(index)
+    ? (JSON.parse(readFileSync(index, 'utf8')) as Record<string, string[]>)
+    : {};
+  return urls.flatMap((u) => {
+    const m = /\/dist\/bundle\/([^/?#]+\.js)$/.exec(u);
+    if (!m) return [u];
+    const inputs = chunks[m[1]!];
+    assert.ok(inputs, `${m[1]} is a chunk of the current bundle`);
+    return inputs.map((i) => pathToFileURL(join(REPO_ROOT, i)).href);
+  });
+}
+
 describe('start-up: what `latchkey up` loads before it is ready', () => {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-lazy-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,7 +72,14 @@ describe('start-up: what `latchkey up` loads before it is ready', () => {
       env: { NODE_OPTIONS: `--import ${PRELOAD}`, LATCHKEY_TEST_MODULE_LOG: log },
     });
     try {
-      const lines = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      const raw = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+      // What ran: the bundle when it is fresh (as for users), else dist/ or the sources.
+      assert.equal(
+        raw().some((u) => u.includes('/dist/bundle/')),
+        launcherTarget(REPO_ROOT) === 'bundle',
+        'the launcher ran the bundle exactly when it is fresh',
+      );
+      const lines = () => expandChunks(raw());
       const ready = lines().indexOf('READY');
       assert.ok(ready > 0, 'the module log has its READY mark');
       const before = lines().slice(0, ready);

@@ -1,0 +1,54 @@
+// The bundle `latchkey` runs (docs/performance.md, "Restart to ready"): `npm run build` compiles
+// src/ to dist/ with tsc, then this bundles dist/cli/main.js and everything it imports (node_modules
+// included) into a few ES-module chunks in dist/bundle/, with one chunk per lazily imported part
+// (the vault app, PostgreSQL, X.509 issuing, YAML, …). A restart loads ~20 files instead of ~550.
+// bin/latchkey.js runs it when it is at least as new as dist/cli/main.js (else dist/ unbundled).
+// External, loaded from node_modules by Node itself: better-sqlite3 (a native addon), pg's optional
+// native binding, and every package the code imports with import() (loaded on use: X.509 issuing,
+// YAML, metrics, …). Bundled, a CommonJS package reached through import() would expose only its
+// default export (prom-client's Registry, @peculiar/x509's cryptoProvider would be undefined);
+// Node's own loader gives it its named exports.
+import { rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'dist', 'bundle');
+rmSync(outdir, { recursive: true, force: true }); // no chunk of an earlier build left behind
+const { metafile } = await build({
+  absWorkingDir: root,
+  entryPoints: [join(root, 'dist', 'cli', 'main.js')],
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: ['better-sqlite3', 'pg-native'],
+  plugins: [
+    {
+      name: 'packages-imported-on-use-stay-external',
+      setup(b) {
+        b.onResolve({ filter: /^[^./]/ }, (args) =>
+          args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined,
+        );
+      },
+    },
+  ],
+  // CommonJS packages bundled into ES modules still call require() (Node's built-ins, mostly).
+  banner: {
+    js: "import { createRequire as __latchkeyCreateRequire } from 'node:module'; const require = __latchkeyCreateRequire(import.meta.url);",
+  },
+  legalComments: 'inline',
+  logLevel: 'warning',
+  metafile: true,
+});
+// Which modules each chunk holds (dist/bundle/modules.json: chunk file → the files it was built
+// from, relative to the package root): test/up.lazy-modules.test.ts reads a loaded chunk as the
+// modules in it, to check what a restart loads before it is ready.
+const modules = {};
+for (const [out, o] of Object.entries(metafile.outputs)) {
+  if (out.endsWith('.js')) modules[out.slice(out.lastIndexOf('/') + 1)] = Object.keys(o.inputs);
+}
+writeFileSync(join(outdir, 'modules.json'), `${JSON.stringify(modules)}\n`);
