@@ -40,6 +40,8 @@ const { metafile } = await build({
   banner: {
     js: "import { createRequire as __latchkeyCreateRequire } from 'node:module'; const require = __latchkeyCreateRequire(import.meta.url);",
   },
+  // Functions and classes keep their names (stack traces, and messages that name them, read as from dist/).
+  keepNames: true,
   legalComments: 'inline',
   logLevel: 'warning',
   metafile: true,
