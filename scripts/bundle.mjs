@@ -7,7 +7,8 @@
 // native binding, and every package the code imports with import() (loaded on use: X.509 issuing,
 // YAML, metrics, …). Bundled, a CommonJS package reached through import() would expose only its
 // default export (prom-client's Registry, @peculiar/x509's cryptoProvider would be undefined);
-// Node's own loader gives it its named exports.
+// Node's own loader gives it its named exports. A package imported both ways is loaded twice (jose,
+// yaml, @fastify/formbody today): fine while no object of one copy meets an instanceof of the other.
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
