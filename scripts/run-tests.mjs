@@ -68,13 +68,10 @@ if (roots.length === 0 && !buildIsFresh(root)) {
     },
   );
   if (b.status !== 0) process.exit(b.status ?? 1);
-  const bundled = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-  if (bundled.status !== 0) process.exit(bundled.status ?? 1);
-} else if (roots.length === 0 && !bundleIsFresh(root)) {
-  // dist/ is fresh but its bundle is not (tsc alone ran): the CLI's tests run what `latchkey` runs.
+}
+// The bundle (scripts/bundle.mjs, the second step of `npm run build`), when dist/ has changed since
+// it was made (tsc alone ran, or the build above): the CLI's tests run what `latchkey` runs.
+if (roots.length === 0 && !bundleIsFresh(root)) {
   const bundled = spawnSync(process.execPath, [join(root, 'scripts', 'bundle.mjs')], {
     cwd: root,
     stdio: 'inherit',
