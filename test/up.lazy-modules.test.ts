@@ -41,11 +41,13 @@ const PRELOAD = pathToFileURL(join(REPO_ROOT, 'test', 'fixtures', 'module-log.mj
  * loaded chunk then stands for the modules it was built from (dist/bundle/modules.json), so the
  * same rules hold for the bundle as for dist/ and the sources.
  */
+let chunkIndex: Record<string, string[]> | undefined;
 function expandChunks(urls: string[]): string[] {
   const index = join(REPO_ROOT, 'dist', 'bundle', 'modules.json');
-  const chunks = existsSync(index)
+  chunkIndex ??= existsSync(index)
     ? (JSON.parse(readFileSync(index, 'utf8')) as Record<string, string[]>)
     : {};
+  const chunks = chunkIndex;
   return urls.flatMap((u) => {
     const m = /\/dist\/bundle\/([^/?#]+\.js)$/.exec(u);
     if (!m) return [u];
