@@ -42,8 +42,12 @@ const { metafile } = await build({
   banner: {
     js: "import { createRequire as __latchkeyCreateRequire } from 'node:module'; const require = __latchkeyCreateRequire(import.meta.url);",
   },
-  // Functions and classes keep their names (stack traces, and messages that name them, read as from dist/).
-  keepNames: true,
+  // No keepNames: it wraps every function expression in __name(fn, "…") (Object.defineProperty on
+  // the new function), and fastify and Latchkey make closures per request: +10–60 µs of server CPU
+  // per vault request measured (docs/performance.md, session 17). Without it a function keeps its
+  // name unless two top-level ones in a chunk share it (esbuild renames one `parse2`: only stack
+  // traces show that; nothing reads a function's name, and error classes set theirs).
+  keepNames: false,
   legalComments: 'inline',
   logLevel: 'warning',
   metafile: true,
