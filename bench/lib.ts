@@ -469,13 +469,16 @@ export const spawnLatchkey = <T>(args: string[], env: NodeJS.ProcessEnv = {}): P
 export const buildIsFresh = (): boolean => isFresh(REPO_ROOT);
 
 /**
- * Runs a bench server script (bench/servers/*.ts) on the code users run: the
+ * Runs a bench server script (bench/servers/*.ts) on the compiled build: the
  * script alone is transpiled to a temporary .mjs whose `../../src/*.js`
- * imports point at the compiled build (dist/), then run with plain node. The
- * sources through tsx would be measured instead: loader hooks, source maps and
- * keep-names wrappers cost about a third of the throughput. The bench runner
- * builds first when dist/ is stale (see bench/run.ts); without a fresh build
- * this falls back to tsx and says so.
+ * imports point at dist/, then run with plain node. The sources through tsx
+ * would be measured instead: loader hooks, source maps and keep-names wrappers
+ * cost about a third of the throughput. `latchkey` itself runs the bundle of
+ * dist/ (scripts/bundle.mjs), which the scenarios that spawn it measure
+ * (`keys`, `tokens`, `identity`, `cold-start`, `nodes`): `nodes`' one node on
+ * SQLite is the bundle's secret GET beside `secrets`' on dist/ (the same cost
+ * in session 17's run). The bench runner builds first when dist/ is stale (see
+ * bench/run.ts); without a fresh build this falls back to tsx and says so.
  */
 export function spawnBenchServer<T>(
   script: string,
