@@ -64,6 +64,18 @@ describe('authentication throttle shared through the database', () => {
     assert.equal((await db.all('SELECT * FROM auth_failures')).length, 0);
   });
 
+  test('a long key (a 16 KiB client id) is kept as its kind and a hash, and still counts', async () => {
+    const t = createAuthThrottle({ clock, limits, db });
+    const long = `c:tenant:${'x'.repeat(16_000)}`;
+    const other = `c:tenant:${'x'.repeat(15_999)}y`;
+    for (let i = 0; i < 4; i++) await t.fail([long]);
+    assert.equal(refused(t, long), true);
+    assert.equal(refused(t, other), false, 'another long key has its own count');
+    const rows = await db.all<{ key: string }>("SELECT key FROM auth_failures WHERE key LIKE 'c:#%'");
+    assert.equal(rows.length, 1);
+    assert.match(rows[0]!.key, /^c:#[0-9a-f]{64}$/);
+  });
+
   test('a success clears the client’s count where this node saw failures', async () => {
     const a = createAuthThrottle({ clock, limits, db });
     const key = 'u:tenant:alice';
@@ -84,5 +96,54 @@ describe('authentication throttle shared through the database', () => {
     assert.equal(warned.length, 4);
     assert.match(warned[0]!, /shared failure count could not be written/);
     await broken.close();
+  });
+});
+
+describe('authentication throttle: attempts in flight (guard)', () => {
+  const clock = fakeClock(Date.UTC(2026, 11, 7, 12));
+  const limits = {
+    ...DEFAULT_LIMITS,
+    authFailureLimit: 3,
+    authFailureWindowMs: 60_000,
+    authFailureSlowAfter: 10,
+  };
+
+  test('each attempt in flight counts as a failure until it settles; a success gives its slot back', async () => {
+    const t = createAuthThrottle({ clock, limits });
+    const keys = ['u:tenant:alice', 'ip:192.0.2.9'];
+    const gates: (() => void)[] = [];
+    const open = () => new Promise<void>((r) => gates.push(r));
+    const results = Array.from({ length: 5 }, () =>
+      t.guard(keys, open).then(
+        () => 'ok',
+        (e: { status?: number }) => String(e.status),
+      ),
+    );
+    // The first three hold the user's three slots; the other two are refused at once.
+    assert.equal(gates.length, 3);
+    assert.deepEqual(await Promise.all(results.slice(3)), ['429', '429']);
+    // They succeed (no failure counted): their slots come back.
+    for (const g of gates) g();
+    assert.deepEqual(await Promise.all(results.slice(0, 3)), ['ok', 'ok', 'ok']);
+    await t.guard(keys, async () => undefined);
+    // Failures inside the guard count as before: at the limit, refused.
+    for (let i = 0; i < 3; i++)
+      await t.guard(keys, async () => {
+        await t.fail(keys);
+      });
+    await assert.rejects(
+      t.guard(keys, async () => undefined),
+      (e: { status?: number }) => e.status === 429,
+    );
+    // An attempt that throws gives its slot back too.
+    const other = ['u:tenant:bob'];
+    for (let i = 0; i < 5; i++)
+      await assert.rejects(
+        t.guard(other, async () => {
+          throw new Error('storage down');
+        }),
+        /storage down/,
+      );
+    await t.guard(other, async () => undefined);
   });
 });

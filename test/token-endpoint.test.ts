@@ -817,3 +817,36 @@ describe('failed client authentication is slowed, then refused with 429', () => 
     assertOAuthError(pw, 429, 'temporarily_unavailable');
   });
 });
+
+describe('concurrent password guesses count while they are checked (throttle guard)', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestApp({
+      limits: { authFailureLimit: 3, authFailureSlowAfter: 100, authFailureWindowMs: 60_000 },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('13 at once, the right password last: at most the limit are checked, the rest are 429', async () => {
+    const attempt = (password: string) =>
+      s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+        form: {
+          grant_type: 'password',
+          client_id: CLI,
+          username: s.admin.userName,
+          password,
+          scope: `${s.info.managementResource}/.default`,
+        },
+      });
+    const guesses = Array.from({ length: 12 }, (_, i) => `wrong-${i}`);
+    const answers = await Promise.all([...guesses, s.admin.password].map(attempt));
+    const statuses = answers.map((r) => r.status);
+    // Before the guard, every request passed the throttle's check before the first scrypt ended:
+    // 12 × 400 and a 200 for the right password, whatever the limit.
+    assert.ok(statuses.filter((c) => c !== 429).length <= 3, `statuses ${statuses.join(' ')}`);
+    assert.notEqual(statuses.at(-1), 200, 'the right password, past the limit, is refused');
+    assert.ok(statuses.filter((c) => c === 429).length >= 10, `statuses ${statuses.join(' ')}`);
+  });
+});

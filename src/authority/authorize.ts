@@ -93,11 +93,16 @@ export function createAuthorizeEndpoint(deps: {
   const { clock, tenants, principals, throttle, codes, tokenEndpoint } = deps;
   const signInClient = (tenantId: string, clientId: string) =>
     browserClientOf(tenantId, clientId, principals);
-  /** The throttle's refusal as a form answer (429 with Retry-After), or undefined to go on. */
-  const checkThrottle = (keys: string[]): Extract<SignInOutcome, { kind: 'form' }> | undefined => {
+  /**
+   * Runs `attempt` under the throttle's guard (attempts in flight count as failures); the
+   * throttle's refusal becomes a form answer (429 with Retry-After).
+   */
+  const guardThrottle = async <T>(
+    keys: string[],
+    attempt: () => Promise<T>,
+  ): Promise<T | Extract<SignInOutcome, { kind: 'form' }>> => {
     try {
-      throttle.check(keys);
-      return undefined;
+      return await throttle.guard(keys, attempt);
     } catch (e) {
       if (e instanceof LatchkeyError && e.status === 429)
         return {
@@ -124,15 +129,16 @@ export function createAuthorizeEndpoint(deps: {
     if (userName.length > 255 || input.password.length > 1024)
       return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
     const keys = [`u:${tenant.id}:${userName}`, `ip:${input.clientIp}`];
-    const refused = checkThrottle(keys);
-    if (refused) return refused;
-    const found = await principals.byUserName(tenant.id, userName);
-    const ok = await verifyPassword(input.password, found?.passwordHash ?? null);
-    if (!found || !ok || found.principal.kind !== 'user') {
+    // Held while the password is checked: concurrent guesses count before their scrypt ends.
+    const found = await guardThrottle(keys, async () => {
+      const f = await principals.byUserName(tenant.id, userName);
+      const ok = await verifyPassword(input.password, f?.passwordHash ?? null);
+      if (f && ok && f.principal.kind === 'user') return f;
       const delay = await throttle.fail(keys);
       if (delay > 0) await sleep(delay);
-      return { kind: 'form', status: 400, message: 'Invalid user name or password.' };
-    }
+      return { kind: 'form', status: 400, message: 'Invalid user name or password.' } as const;
+    });
+    if ('kind' in found) return found;
     if (!found.principal.enabled)
       return { kind: 'form', status: 400, message: 'This user account is disabled.' };
     void throttle.succeed(keys[0]!);

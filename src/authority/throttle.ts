@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Limits } from '../config/index.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
@@ -22,10 +23,26 @@ export interface ThrottleLog {
  * try per other node, not N times the limit. Checking stays in memory (no
  * database read on the token endpoint's hot path); only failures write.
  */
+/**
+ * A key as the throttle keeps it: as given up to 200 characters, else its kind (`u:`, `c:`, `ip:`)
+ * and a SHA-256 of the whole. Client ids and user names come from the request (up to 16 KiB):
+ * kept whole, each distinct long one would hold that much memory and a row of `auth_failures`.
+ */
+export const throttleKey = (key: string): string =>
+  key.length <= 200
+    ? key
+    : `${key.slice(0, key.indexOf(':') + 1)}#${createHash('sha256').update(key).digest('hex')}`;
+
 export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Database; log?: ThrottleLog }) {
   const { clock, limits, db, log } = deps;
   const windows = new Map<string, { count: number; start: number }>();
   const MAX_KEYS = 100_000;
+  /**
+   * Guessable-credential checks in flight per key (`guard`): each counts as a failure until it
+   * ends, so concurrent guesses cannot all pass `check` before the first failure is counted.
+   */
+  const inFlight = new Map<string, number>();
+  const held = (key: string) => inFlight.get(key) ?? 0;
 
   // An address may front many clients (NAT, CI runners): it gets 5× a single client's budget.
   const limitOf = (key: string) =>
@@ -61,13 +78,15 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
     }
   };
 
-  return {
-    /** Throws 429 when any key is over its limit. */
+  const throttle = {
+    /** Throws 429 when any key is over its limit (failures in the window plus attempts in flight). */
     check(keys: readonly string[]): void {
-      for (const key of keys) {
+      for (const key of keys.map(throttleKey)) {
         const w = current(key);
-        if (w && w.count >= limitOf(key)) {
-          const retry = Math.max(1, Math.ceil((w.start + limits.authFailureWindowMs - clock.now()) / 1000));
+        if ((w?.count ?? 0) + held(key) >= limitOf(key)) {
+          const retry = w
+            ? Math.max(1, Math.ceil((w.start + limits.authFailureWindowMs - clock.now()) / 1000))
+            : 1; // only attempts in flight: one may end within the second
           throw new LatchkeyError(
             'temporarily_unavailable',
             'Too many failed authentication attempts; try again later.',
@@ -80,10 +99,32 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
         }
       }
     },
+    /**
+     * `check`, then runs `attempt` with one attempt held on each key until it settles: while it
+     * runs, it counts as a failure for `check`. For low-entropy credentials (passwords, device
+     * user codes), whose check is slow (scrypt) or waits on storage: without it, N concurrent
+     * guesses all passed `check` before the first failure was counted. A client secret, code or
+     * refresh token is not guessable, and its callers' legitimate concurrency is high: they use
+     * `check` alone.
+     */
+    async guard<T>(keys: readonly string[], attempt: () => Promise<T>): Promise<T> {
+      throttle.check(keys);
+      const ks = keys.map(throttleKey);
+      for (const key of ks) inFlight.set(key, held(key) + 1);
+      try {
+        return await attempt();
+      } finally {
+        for (const key of ks) {
+          const n = held(key) - 1;
+          if (n > 0) inFlight.set(key, n);
+          else inFlight.delete(key);
+        }
+      }
+    },
     /** Records a failure here and in the shared count; returns how long to delay the answer (ms). */
     async fail(keys: readonly string[]): Promise<number> {
       let worst = 0;
-      for (const key of keys) {
+      for (const key of keys.map(throttleKey)) {
         let w = current(key);
         if (!w) {
           w = { count: 0, start: clock.now() };
@@ -109,7 +150,8 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
      * Clears the client's count. The request need not wait for the shared row to go (callers
      * leave the promise unawaited); the returned promise settles when it is gone, never rejects.
      */
-    succeed(key: string): Promise<void> {
+    succeed(client: string): Promise<void> {
+      const key = throttleKey(client);
       if (!windows.delete(key) || !db) return Promise.resolve();
       return authFailureStore
         .clear(db, key)
@@ -123,5 +165,6 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
       return authFailureStore.prune(db, clock.now() - limits.authFailureWindowMs);
     },
   };
+  return throttle;
 }
 export type AuthThrottle = ReturnType<typeof createAuthThrottle>;

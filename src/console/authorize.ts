@@ -237,17 +237,24 @@ export async function authorizeRoutes(
     // against the address, so neither can be used to guess codes.
     if (!step2 && !csrfValid(req, text('csrf'), (cookie) => deviceCsrf(cookie, '')))
       return codeForm(req, reply, 400, expired);
+    // Held while the code is looked up: concurrent guesses count before the first is answered.
+    let d: Awaited<ReturnType<typeof s.deviceCodes.pending>>;
     try {
-      s.throttle.check([`ip:${ip}`]);
+      d = await s.throttle.guard([`ip:${ip}`], async () => {
+        const found = await s.deviceCodes.pending(userCode);
+        if (!found) {
+          const delay = await s.throttle.fail([`ip:${ip}`]);
+          if (delay > 0) await sleep(delay);
+        }
+        return found;
+      });
     } catch (e) {
       const le = toLatchkeyError(e, req, true);
+      if (le.status !== 429) throw e;
       for (const [k, v] of Object.entries(le.headers)) reply.header(k, v);
       return codeForm(req, reply, le.status, 'Too many wrong codes. Wait a minute, then try again.');
     }
-    const d = await s.deviceCodes.pending(userCode);
     if (!d) {
-      const delay = await s.throttle.fail([`ip:${ip}`]);
-      if (delay > 0) await sleep(delay);
       return step2
         ? done(
             reply,

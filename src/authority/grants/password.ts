@@ -17,11 +17,14 @@ export const handler: GrantHandler = async (deps, ctx, tenant) => {
   const scope = field(form, 'scope');
   await requirePublicClient(deps, tenant, clientId);
   const keys = [`u:${tenant.id}:${userName}`, `ip:${ctx.clientIp}`];
-  deps.throttle.check(keys);
-  const found = await deps.principals.byUserName(tenant.id, userName);
-  const ok = await verifyPassword(pw, found?.passwordHash ?? null);
-  if (!found || !ok)
-    throw await failedClient(deps, keys, 'Invalid username or password.', 'invalid_grant', 50126, 400);
+  // Held while the password is checked: concurrent guesses count before their scrypt ends.
+  const found = await deps.throttle.guard(keys, async () => {
+    const f = await deps.principals.byUserName(tenant.id, userName);
+    const ok = await verifyPassword(pw, f?.passwordHash ?? null);
+    if (!f || !ok)
+      throw await failedClient(deps, keys, 'Invalid username or password.', 'invalid_grant', 50126, 400);
+    return f;
+  });
   if (!found.principal.enabled) throw oauth('invalid_grant', 'The user account is disabled.', 50057);
   void deps.throttle.succeed(keys[0]!);
   const user = { principal: found.principal, clientId, scope, grant: 'password' };
