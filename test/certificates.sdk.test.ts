@@ -213,6 +213,26 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     );
     const b = await client.importCertificate('imp-nopw', readFileSync(noPwd));
     assert.equal(b.policy?.contentType, 'application/x-pkcs12');
+    // Key-derivation iterations are bounded before any derivation runs (the MAC's runs on the
+    // event loop: 5,000,000 froze the server for 10 s): at most 100,000, a PFX asking more is 400.
+    const pfx = (file: string, ...args: string[]) => {
+      const out = join(dir, file);
+      openssl(['pkcs12', '-export', '-inkey', key, '-in', crt, '-out', out, '-passout', 'pass:pw', ...args]);
+      return readFileSync(out);
+    };
+    assert.ok(
+      await client.importCertificate('imp-iter-ok', pfx('i100k.pfx', '-iter', '100000'), { password: 'pw' }),
+    );
+    for (const [what, file] of [
+      // in the MAC alone (bags in clear): pkijs derives its key on the event loop
+      ['mac', pfx('mac300k.pfx', '-iter', '300000', '-keypbe', 'NONE', '-certpbe', 'NONE')],
+      // in the bags' PBKDF2 alone (MAC without iterations)
+      ['pbkdf2', pfx('enc300k.pfx', '-iter', '300000', '-nomaciter')],
+    ] as const)
+      await assert.rejects(
+        client.importCertificate(`imp-iter-${what}`, file, { password: 'pw' }),
+        status(400, 'BadParameter', /300,000 key-derivation iterations; at most 100,000/),
+      );
     const pemText = readFileSync(crt, 'utf8') + readFileSync(key, 'utf8');
     const c = await client.importCertificate('imp-pem', Buffer.from(pemText), {
       policy: {
