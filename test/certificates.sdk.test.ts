@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -272,6 +273,42 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
       (await keyClient(s, 'certvault', user).getKey('sealed')).properties.version,
       cert.properties.version,
     );
+    // Reusing the key never makes it exportable: not by a policy update, not by a create
+    // (a pending one, merged later with the same public key, included). Before, a new version
+    // that reused it wrote it into a readable secret.
+    const reuseExportable = {
+      issuerName: 'Self',
+      subject: 'CN=sealed',
+      exportable: true,
+      reuseKey: true,
+    } as const;
+    const refused = status(400, 'BadParameter', /current key is not exportable/);
+    await assert.rejects(client.updateCertificatePolicy('sealed', reuseExportable), refused);
+    await assert.rejects(client.beginCreateCertificate('sealed', reuseExportable, poll), refused);
+    await assert.rejects(
+      client.beginCreateCertificate('sealed', { ...reuseExportable, issuerName: 'Unknown' }, poll),
+      refused,
+    );
+    assert.equal((await client.getCertificatePolicy('sealed')).exportable, false, 'the policy is unchanged');
+    // Reused and still sealed: fine. A new key, exportable: fine, and it is not the sealed one.
+    await (
+      await client.beginCreateCertificate('sealed', { ...reuseExportable, exportable: false }, poll)
+    ).pollUntilDone();
+    const fresh = await (
+      await client.beginCreateCertificate('sealed', { ...reuseExportable, reuseKey: false }, poll)
+    ).pollUntilDone();
+    const exported = await secretClient(s, 'certvault', user).getSecret('sealed');
+    assert.equal(exported.properties.contentType, 'application/x-pkcs12');
+    assert.equal(exported.properties.version, fresh.properties.version);
+    const sealedPub = new X509Certificate(Buffer.from(cert.cer!)).publicKey.export({
+      type: 'spki',
+      format: 'der',
+    });
+    const freshPub = new X509Certificate(Buffer.from(fresh.cer!)).publicKey.export({
+      type: 'spki',
+      format: 'der',
+    });
+    assert.notDeepEqual(freshPub, sealedPub);
   });
 
   test('invalid policies are 400 BadParameter naming the rule', async () => {

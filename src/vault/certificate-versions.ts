@@ -188,6 +188,26 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     await follow(secretStore);
   };
   /**
+   * Refuses a policy that would export a key made not to be: `reuse_key` with `exportable` while
+   * the current version's key is non-exportable (it has no secret). Reusing a key never widens
+   * its exportability, whatever the policy says now (a policy update, a create, a merge, AutoRenew).
+   */
+  const checkReuseKeepsKeyInVault = async (
+    q: Queryable,
+    vaultId: string,
+    nameLower: string,
+    k: CertificatePolicy['key_props'],
+  ): Promise<void> => {
+    if (!k.reuse_key || !k.exportable) return;
+    const cur = await store.find(q, vaultId, nameLower);
+    if (!cur || cur.deletedAt !== null) return;
+    if ((await secretStore.find(q, vaultId, nameLower, cur.version)) !== undefined) return;
+    throw new LatchkeyError(
+      'BadParameter',
+      "The certificate's current key is not exportable: a version that reuses it (key_props.reuse_key) cannot export it. Set key_props.exportable to false, or reuse_key to false for a new key.",
+    );
+  };
+  /**
    * `key_props.reuse_key`: the key of the certificate's current version (live), when it is of the
    * policy's type and size or curve, for a new version to keep; else undefined (a new key).
    */
@@ -199,6 +219,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
   ): Promise<KeyMaterial | undefined> => {
     const cur = await store.find(q, vault.id, nameLower);
     if (!cur || cur.deletedAt !== null) return undefined;
+    await checkReuseKeepsKeyInVault(q, vault.id, nameLower, k);
     const key = await keyStore.findSealed(q, vault.id, nameLower, cur.version);
     if (!key || key.deletedAt !== null) return undefined;
     const m = await importMaterial(keySealing.unseal(vault, nameLower, key.version, key.sealed));
@@ -208,5 +229,14 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
         : k.kty === 'EC' && m.jwk.crv === (k.crv ?? 'P-256');
     return fits ? m : undefined;
   };
-  return { policyOf, withPolicy, addVersion, completed, alsoKeyAndSecret, alsoEnabled, reusableKey };
+  return {
+    policyOf,
+    withPolicy,
+    addVersion,
+    completed,
+    alsoKeyAndSecret,
+    alsoEnabled,
+    reusableKey,
+    checkReuseKeepsKeyInVault,
+  };
 }

@@ -415,6 +415,7 @@ export function createCertificates(
         if (!row || row.deletedAt !== null) throw certificateNotFound(name);
         const cur = await policyOf(tx, ctx.vault.id, nameLower);
         const next = checkPolicy(input, cur?.policy);
+        await versions.checkReuseKeepsKeyInVault(tx, ctx.vault.id, nameLower, next.key_props);
         await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
         return { name: row.name, ...(await policyOf(tx, ctx.vault.id, nameLower))! };
       });
