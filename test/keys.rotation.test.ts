@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, createPrivateKey, generateKeyPairSync, verify } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -90,6 +91,63 @@ describe('keys: rotation policies on schedule, purge, encryption at rest (fake c
     );
     clock.advance(30 * DAY);
     assert.equal(await services.keyPolicies.runDue(clock.now()), 1, 'and 30 days later again');
+  });
+
+  test('a key that cannot rotate does not stop the job for the keys after it (any vault, any tenant)', async () => {
+    const policy = {
+      lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' as const } }],
+    };
+    const poison = await services.keys.create(ctx, 'aa-poison', { kty: 'RSA', size: 2048 });
+    const victim = await services.keys.create(ctx, 'zz-victim', { kty: 'EC', curve: 'P-256' });
+    for (const n of ['aa-poison', 'zz-victim']) await services.keyPolicies.set(ctx, n, policy);
+    // A public exponent above 2^32 − 1, as a key imported before imports were bounded holds
+    // (Node cannot generate a key like it): it threw a RangeError, and the job's run stopped there.
+    const e = Buffer.from('0100000001', 'hex').toString('base64url');
+    await services.db.run('UPDATE key_versions SET public_jwk = $1 WHERE name_lower = $2 AND version = $3', [
+      JSON.stringify({ ...poison.jwk, e }),
+      'aa-poison',
+      poison.version,
+    ]);
+    clock.advance(8 * DAY);
+    await assert.rejects(services.keyPolicies.runDue(clock.now()), (err: AggregateError) => {
+      assert.match(err.message, /^1 key\(s\) could not be rotated/);
+      assert.match(String((err.errors[0] as Error).message), /aa-poison/);
+      return true;
+    });
+    assert.notEqual(
+      (await services.keys.get(ctx, 'zz-victim')).version,
+      victim.version,
+      'the victim rotated',
+    );
+    // Rotating it by hand is a 400 that says why, not a 500.
+    await assert.rejects(
+      services.keys.rotate(ctx, 'aa-poison'),
+      (err: { status?: number; message: string }) => {
+        assert.equal(err.status, 400);
+        assert.match(err.message, /public exponent is above 2\^32/);
+        return true;
+      },
+    );
+    for (const n of ['aa-poison', 'zz-victim']) await services.keys.delete(ctx, n);
+    // Such a key is no longer imported (openssl makes one; Node cannot).
+    const pem = execFileSync('openssl', [
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-pkeyopt',
+      'rsa_keygen_pubexp:4294967297',
+    ]);
+    const jwk = createPrivateKey(pem).export({ format: 'jwk' });
+    await assert.rejects(
+      services.keys.import(ctx, 'big-exponent', { jwk: { ...jwk } }),
+      (err: { status?: number; message: string }) => {
+        assert.equal(err.status, 400);
+        assert.match(err.message, /public exponents above 2\^32 − 1 are not supported/);
+        return true;
+      },
+    );
   });
 
   test('timeBeforeExpiry: rotate ahead of the expiry; notify once per version', async () => {

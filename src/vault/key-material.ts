@@ -77,12 +77,21 @@ export async function generateMaterial(spec: KeySpec): Promise<KeyMaterial> {
   return materialOf(privateKey);
 }
 
+/** Node generates RSA keys with a 32-bit public exponent at most (`publicExponent`). */
+const MAX_RSA_EXPONENT = 0xffff_ffff;
+const rsaExponent = (e: string): number =>
+  Number(BigInt(`0x${Buffer.from(e, 'base64url').toString('hex') || '0'}`));
+
 /** The generation parameters of an existing key (rotation makes a new key like it). */
 export function specOf(jwk: PublicJwk): KeySpec {
   if (jwk.kty === 'EC') return { kty: 'EC', curve: jwk.crv };
-  const n = Buffer.from(jwk.n, 'base64url');
-  const e = Buffer.from(jwk.e, 'base64url');
-  return { kty: 'RSA', size: modulusBits(n), exponent: Number(BigInt(`0x${e.toString('hex') || '0'}`)) };
+  const exponent = rsaExponent(jwk.e);
+  // Imported before imports were bounded: a client error, not a 500 (and the job goes on).
+  if (exponent > MAX_RSA_EXPONENT)
+    throw bad(
+      "This key's RSA public exponent is above 2^32 − 1: a new version cannot be generated like it. Import a new version instead.",
+    );
+  return { kty: 'RSA', size: modulusBits(Buffer.from(jwk.n, 'base64url')), exponent };
 }
 
 export function modulusBits(n: Buffer): number {
@@ -134,6 +143,10 @@ export async function importMaterial(input: Record<string, unknown>): Promise<Ke
     const bits = modulusBits(Buffer.from(m.jwk.n, 'base64url'));
     if (!(RSA_SIZES as readonly number[]).includes(bits))
       throw bad(`RSA keys of ${bits} bits are not supported: import a ${RSA_SIZES.join(', ')}-bit key.`);
+    if (rsaExponent(m.jwk.e) > MAX_RSA_EXPONENT)
+      throw bad(
+        'RSA public exponents above 2^32 − 1 are not supported (65537 is usual): a new version of this key could not be generated like it.',
+      );
     if (!rsaPairMatches(key, m.jwk))
       throw bad('The key could not be imported: its private and public parts do not match.');
   } else if (crv) {

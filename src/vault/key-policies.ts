@@ -127,13 +127,25 @@ export function createKeyPolicies(deps: {
     async runDue(now: number, pageSizeRows = 500): Promise<number> {
       let after = { vaultId: '', nameLower: '' };
       let rotated = 0;
+      // One key that fails does not stop the others (of any vault, any tenant): the run goes on,
+      // then reports every failure at once (the job runner logs it; the next run tries again).
+      const failed: Error[] = [];
       for (;;) {
         const rows = await store.rotationCandidates(db, after, pageSizeRows);
-        for (const d of rows) if (await handle(d, now)) rotated++;
+        for (const d of rows) {
+          try {
+            if (await handle(d, now)) rotated++;
+          } catch (e) {
+            failed.push(new Error(`key ${d.name} of vault ${d.vault}`, { cause: e }));
+          }
+        }
         const last = rows[rows.length - 1];
-        if (!last || rows.length < pageSizeRows) return rotated;
+        if (!last || rows.length < pageSizeRows) break;
         after = { vaultId: last.vaultId, nameLower: last.nameLower };
       }
+      if (failed.length > 0)
+        throw new AggregateError(failed, `${failed.length} key(s) could not be rotated; ${rotated} were`);
+      return rotated;
     },
   };
 }
