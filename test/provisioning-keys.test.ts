@@ -325,6 +325,47 @@ describe('provisioning keys: scopes, expiry and grace (fake clock)', () => {
     );
   });
 
+  test('apps:write + hosts:enroll cannot move an app onto a host of its own (the host would read its settings)', async () => {
+    const sub = await services.scopes.defaultSubscription(adminCaller.tenantId);
+    const at = { subscriptionId: sub.subscriptionId, resourceGroup: 'default' };
+    await services.apps.createOrUpdate(adminCaller, meta, { ...at, name: 'payroll' });
+    await services.apps.replaceSettings(adminCaller, meta, at.subscriptionId, at.resourceGroup, 'payroll', {
+      DB_PASSWORD: 'hunter2-prod',
+    });
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['apps:write', 'hosts:enroll'],
+      expiresInSeconds: 3600,
+    });
+    const caller = await services.provisioningKeys.authenticate(k.key, meta);
+    const { host } = await services.hosts.createOrUpdate(caller, meta, {
+      ...at,
+      name: 'edge-of-the-key',
+      certificate: (await selfSignedRsaCert('edge-of-the-key')).certPem,
+    });
+    const before = (await services.apps.byName(adminCaller.tenantId, 'payroll'))!.hostId;
+    // Before, this PATCH succeeded and the key's host read DB_PASSWORD from the host API.
+    await assert.rejects(
+      services.apps.createOrUpdate(caller, meta, { ...at, name: 'payroll', host: host.armId }, 'patch'),
+      { code: 'ProvisioningScopeMissing' },
+    );
+    assert.equal((await services.apps.byName(adminCaller.tenantId, 'payroll'))!.hostId, before, 'not moved');
+    // A new app placed on that host at creation has no settings to hand over: allowed.
+    const placed = await services.apps.createOrUpdate(caller, meta, {
+      ...at,
+      name: 'fresh',
+      host: host.armId,
+    });
+    assert.equal(placed.app.hostId, host.id);
+    // An Owner (who may read the settings) may move it.
+    await services.apps.createOrUpdate(
+      adminCaller,
+      meta,
+      { ...at, name: 'payroll', host: host.armId },
+      'patch',
+    );
+    assert.equal((await services.apps.byName(adminCaller.tenantId, 'payroll'))!.hostId, host.id);
+  });
+
   test('a write scope never reads a sealed value: secrets:write has no getSecret/backup, apps:write no settings list', async () => {
     const sub = await services.scopes.defaultSubscription(adminCaller.tenantId);
     const rg = `/subscriptions/${sub.subscriptionId}/resourceGroups/default`;

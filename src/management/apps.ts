@@ -213,6 +213,11 @@ export function createApps(deps: {
         } else {
           if (input.host !== undefined) {
             const host = await placeOn(caller, input.host, tx);
+            // The host an app runs on reads its settings (host-agent.ts): moving it there hands
+            // them over, so only a caller who may read them may move it (a provisioning key with
+            // apps:write and hosts:enroll, which reads no settings, could enroll a host of its own
+            // and move an app onto it). Whether the app has settings does not matter.
+            if (host.id !== app.hostId) await access.require(caller, APP_ACTIONS.listSettings, app.armId);
             await appStore.setHost(tx, app.rowId, host.id);
           }
           if (tags !== undefined || input.location !== undefined || kvRef !== undefined)
