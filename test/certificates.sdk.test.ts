@@ -246,6 +246,24 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     const secret = await secretClient(s, 'certvault', user).getSecret('imp-pem');
     assert.match(secret.value!, /-----BEGIN PRIVATE KEY-----[\s\S]+-----BEGIN CERTIFICATE-----/);
     openssl(['pkey', '-noout'], secret.value!);
+    // Keys a certificate cannot have here are 400, not 500 (they have no JWK form in Node).
+    for (const [kind, newkey] of [
+      ['rsa-pss', ['-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048']],
+      ['brainpool', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:brainpoolP256r1']],
+    ] as const) {
+      const [k, c] = [join(dir, `${kind}.key`), join(dir, `${kind}.crt`)];
+      openssl(['req', '-x509', ...newkey, '-nodes', '-keyout', k, '-out', c, '-subj', '/CN=x', '-days', '1']);
+      await assert.rejects(
+        client.importCertificate(
+          `imp-${kind}`,
+          Buffer.from(readFileSync(c, 'utf8') + readFileSync(k, 'utf8')),
+          {
+            policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown', subject: 'CN=x' },
+          },
+        ),
+        status(400, 'BadParameter', /are not supported/),
+      );
+    }
     // A certificate without its private key is refused.
     await assert.rejects(
       client.importCertificate('imp-nokey', Buffer.from(readFileSync(crt, 'utf8')), {

@@ -289,9 +289,16 @@ export function createCertificates(
         input.password ?? undefined,
         input.policy?.secret_props?.contentType,
       );
-      const material = await importMaterial(
-        imported.key.export({ format: 'jwk' }) as Record<string, unknown>,
-      );
+      let jwk: Record<string, unknown>;
+      try {
+        jwk = imported.key.export({ format: 'jwk' }) as Record<string, unknown>;
+      } catch {
+        // DSA, RSA-PSS, brainpool… keys have no JWK form in Node: the caller's input, not a 500.
+        throw bad(
+          `Certificates with ${imported.key.asymmetricKeyType ?? 'such'} keys are not supported: import an RSA key or an EC key on ${CERT_CURVES.join(', ')}.`,
+        );
+      }
+      const material = await importMaterial(jwk);
       if (material.jwk.kty === 'EC' && !(CERT_CURVES as readonly string[]).includes(material.jwk.crv))
         throw bad(
           `Certificates with EC keys on ${material.jwk.crv} are not supported: use ${CERT_CURVES.join(', ')}.`,
