@@ -404,6 +404,15 @@ describe('JWT attacks against the verifier and the management API', () => {
       assert.equal((await send(jwt, mgmtScope)).status, 200);
       assertOAuthError(await send(jwt, mgmtScope), 401, 'invalid_client');
       assertOAuthError(await send(jwt), 401, 'invalid_client');
+      // …but once per resource, not per spelling of it: the vault with its port is the vault.
+      // Before, each alias (the vault's, the directory's base URLs) took the assertion once more.
+      const aliases = s.services.vaultAudiences().filter((a) => a !== s.info.vaultResource);
+      assert.ok(aliases.length > 0, 'the vault answers to a second audience (with its port)');
+      for (const alias of aliases)
+        assertOAuthError(await send(jwt, `${alias}/.default`), 401, 'invalid_client');
+      const other = await assertion();
+      assert.equal((await send(other, `${aliases[0]}/.default`)).status, 200);
+      assertOAuthError(await send(other), 401, 'invalid_client');
     });
 
     test('a spent assertion is known by its jti and its exp: a new one that reuses the jti is accepted, each is accepted once', async () => {

@@ -45,6 +45,18 @@ export function createResourceResolver(deps: {
         u === management
       );
     },
+    /**
+     * The resource a resolved audience stands for, as a spent client assertion is recorded: the
+     * vault's audiences (with and without the port) are one resource, as are the authority's
+     * base URLs (the directory API under each name it answers to). Without it, one assertion was
+     * accepted once per spelling of the same resource.
+     */
+    replayResourceOf(audience: string): string {
+      const lower = audience.replace(/\/+$/, '').toLowerCase();
+      if (deps.vaultAudiences().some((a) => a.toLowerCase() === lower)) return vaultResource.toLowerCase();
+      if (deps.issuerBases().some((b) => b.toLowerCase() === lower)) return 'urn:latchkey:directory';
+      return lower;
+    },
     async resolveResource(tenantId: string, resource: string): Promise<string | undefined> {
       const r = resource.replace(/\/+$/, '');
       const lower = r.toLowerCase();

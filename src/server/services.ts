@@ -205,7 +205,7 @@ export async function createServices(
 
   const vaultAudiences = createVaultAudiences(config.vaultDomain, () => boundPort);
   const vaultResource = vaultAudiences.resource;
-  const { builtInResource, resolveResource } = createResourceResolver({
+  const { builtInResource, resolveResource, replayResourceOf } = createResourceResolver({
     principals,
     vaultResource,
     managementResource: config.managementResource,
@@ -230,6 +230,7 @@ export async function createServices(
     codes: authorizationCodes,
     deviceCodes,
     resolveResource,
+    replayResourceOf,
   });
   const scopes = createScopes({ db, clock });
   const provisioningKeys = createProvisioningKeys({

@@ -148,7 +148,7 @@ export const handler: GrantHandler = async (deps, ctx, tenant) => {
   const { audience } = await resolveScope(deps, tenant, scope, false);
   if (consumeAssertion) {
     try {
-      await consumeAssertion(audience);
+      await consumeAssertion(deps.replayResourceOf(audience));
     } catch (e) {
       if (e instanceof LatchkeyError) throw await failedClient(deps, keys, e.message, e.code, 700027, 401);
       throw e;

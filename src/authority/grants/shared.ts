@@ -51,6 +51,8 @@ export interface GrantDeps {
   deviceCodes: DeviceCodes;
   refreshTokens: RefreshTokens;
   resolveResource: (tenantId: string, resource: string) => Promise<string | undefined>;
+  /** The resource a resolved audience stands for, whatever its spelling (a spent assertion's key). */
+  replayResourceOf: (audience: string) => string;
   onIssued?: (e: {
     tenantId: string;
     principal: Principal;
