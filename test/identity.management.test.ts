@@ -192,6 +192,18 @@ describe('managed identities: the management API', () => {
       ot,
     );
     assert.equal(attach.status, 403, 'sites/write is still needed');
+    // What it does grant (Azure's `userAssignedIdentities/*/read` and `…/*/assign/action` match
+    // `userAssignedIdentities/read` and `…/assign/action`: before, the role granted nothing).
+    assert.equal((await arm(s, 'GET', u.id, undefined, ot)).status, 200, 'reads the identity');
+    await grant(s, operator.id, 'Contributor', appId(s, 'mgmt-authz'));
+    const attached = await arm(
+      s,
+      'PATCH',
+      appId(s, 'mgmt-authz'),
+      { identity: { type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [u.id]: {} } } },
+      await mgmtToken(operator),
+    );
+    assert.equal(attached.status, 200, `assigns it, with sites/write on the app: ${attached.text}`);
 
     const other = await s.services.tenants.create({ displayName: 'Other', domain: 'other.localhost' });
     const otherSp = await vaultPrincipal(s, 'other-owner', other.id);

@@ -34,19 +34,20 @@ export function findRole(nameOrId: string): RoleDefinition | undefined {
 
 export const roleById = (id: string): RoleDefinition | undefined => byId.get(id);
 
-/** Azure wildcard matching: `*` matches any run of characters, case-insensitively. */
+// Azure wildcard matching, case-insensitively: `*` matches any run of characters, and a `*` that
+// is a whole segment (between two slashes) also matches no segment, as Azure's built-in roles rely
+// on: Managed Identity Operator's `userAssignedIdentities/*/read` grants `userAssignedIdentities/read`.
 const compiled = new Map<string, RegExp>();
 export function actionMatches(pattern: string, action: string): boolean {
   if (pattern === '*') return true;
   let re = compiled.get(pattern);
   if (!re) {
-    re = new RegExp(
-      `^${pattern
+    const escape = (p: string) =>
+      p
         .split('*')
-        .map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
-        .join('.*')}$`,
-      'i',
-    );
+        .map((q) => q.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+        .join('.*');
+    re = new RegExp(`^${pattern.split('/*/').map(escape).join('\\/(?:.*\\/)?')}$`, 'i');
     compiled.set(pattern, re);
   }
   return re.test(action);
