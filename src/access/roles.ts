@@ -42,12 +42,12 @@ export function actionMatches(pattern: string, action: string): boolean {
   if (pattern === '*') return true;
   let re = compiled.get(pattern);
   if (!re) {
-    const escape = (p: string) =>
+    const wildcards = (p: string) =>
       p
         .split('*')
         .map((q) => q.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
         .join('.*');
-    re = new RegExp(`^${pattern.split('/*/').map(escape).join('\\/(?:.*\\/)?')}$`, 'i');
+    re = new RegExp(`^${pattern.split('/*/').map(wildcards).join('\\/(?:.*\\/)?')}$`, 'i');
     compiled.set(pattern, re);
   }
   return re.test(action);
