@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors/index.js';
+import { walkPages } from '../lib/paged-walk.js';
 import type { Database } from '../storage/port.js';
 import {
   type LifetimeCandidate,
@@ -119,28 +120,18 @@ export function createCertificateLifetime(deps: {
   return {
     /** The job's round: every live certificate with an expiry, in pages by primary key. */
     async runDue(now: number, pageSizeRows = 500): Promise<{ renewed: number; notified: number }> {
-      let after = { vaultId: '', nameLower: '' };
       const n = { renewed: 0, notified: 0 };
-      // One certificate that fails does not stop the others (of any vault, any tenant): the run
-      // goes on, then reports every failure at once (the job runner logs it; the next run retries).
-      const failed: Error[] = [];
-      for (;;) {
-        const rows = await store.candidates(db, after, pageSizeRows);
-        for (const d of rows) {
-          try {
-            const r = await handle(d, now);
-            if (r.renewed) n.renewed++;
-            if (r.notified) n.notified++;
-          } catch (e) {
-            failed.push(new Error(`certificate ${d.name} of vault ${d.vaultId}`, { cause: e }));
-          }
-        }
-        const last = rows[rows.length - 1];
-        if (!last || rows.length < pageSizeRows) break;
-        after = { vaultId: last.vaultId, nameLower: last.nameLower };
-      }
-      if (failed.length > 0)
-        throw new AggregateError(failed, `${failed.length} certificate(s) failed their lifetime actions`);
+      await walkPages(
+        (after, size) => store.candidates(db, after, size),
+        pageSizeRows,
+        async (d) => {
+          const r = await handle(d, now);
+          if (r.renewed) n.renewed++;
+          if (r.notified) n.notified++;
+        },
+        (d) => `certificate ${d.name} of vault ${d.vaultId}`,
+        (failed) => `${failed} certificate(s) failed their lifetime actions`,
+      );
       return n;
     },
   };

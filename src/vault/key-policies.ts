@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/log.js';
 import type { Clock } from '../lib/clock.js';
+import { walkPages } from '../lib/paged-walk.js';
 import type { Database, Transaction } from '../storage/port.js';
 import { type RotationCandidate, keyStore as store } from '../storage/vault/key-store.js';
 import type { StoredDocument } from '../storage/vault/object-store.js';
@@ -125,26 +126,16 @@ export function createKeyPolicies(deps: {
      * pages, by primary key) and acts on those due. Returns how many rotated.
      */
     async runDue(now: number, pageSizeRows = 500): Promise<number> {
-      let after = { vaultId: '', nameLower: '' };
       let rotated = 0;
-      // One key that fails does not stop the others (of any vault, any tenant): the run goes on,
-      // then reports every failure at once (the job runner logs it; the next run tries again).
-      const failed: Error[] = [];
-      for (;;) {
-        const rows = await store.rotationCandidates(db, after, pageSizeRows);
-        for (const d of rows) {
-          try {
-            if (await handle(d, now)) rotated++;
-          } catch (e) {
-            failed.push(new Error(`key ${d.name} of vault ${d.vault}`, { cause: e }));
-          }
-        }
-        const last = rows[rows.length - 1];
-        if (!last || rows.length < pageSizeRows) break;
-        after = { vaultId: last.vaultId, nameLower: last.nameLower };
-      }
-      if (failed.length > 0)
-        throw new AggregateError(failed, `${failed.length} key(s) could not be rotated; ${rotated} were`);
+      await walkPages(
+        (after, size) => store.rotationCandidates(db, after, size),
+        pageSizeRows,
+        async (d) => {
+          if (await handle(d, now)) rotated++;
+        },
+        (d) => `key ${d.name} of vault ${d.vault}`,
+        (failed) => `${failed} key(s) could not be rotated; ${rotated} were`,
+      );
       return rotated;
     },
   };
