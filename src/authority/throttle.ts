@@ -11,6 +11,16 @@ export interface ThrottleLog {
 }
 
 /**
+ * A key as the throttle keeps it: as given up to 200 characters, else its kind (`u:`, `c:`, `ip:`)
+ * and a SHA-256 of the whole. Client ids and user names come from the request (up to 16 KiB):
+ * kept whole, each distinct long one would hold that much memory and a row of `auth_failures`.
+ */
+export const throttleKey = (key: string): string =>
+  key.length <= 200
+    ? key
+    : `${key.slice(0, key.indexOf(':') + 1)}#${createHash('sha256').update(key).digest('hex')}`;
+
+/**
  * Slows, then refuses, repeated failed client authentication. Keys are the
  * client (tenant + client id, or tenant + user name) and the caller's address;
  * either reaching the limit within the window answers 429 with Retry-After
@@ -23,16 +33,6 @@ export interface ThrottleLog {
  * try per other node, not N times the limit. Checking stays in memory (no
  * database read on the token endpoint's hot path); only failures write.
  */
-/**
- * A key as the throttle keeps it: as given up to 200 characters, else its kind (`u:`, `c:`, `ip:`)
- * and a SHA-256 of the whole. Client ids and user names come from the request (up to 16 KiB):
- * kept whole, each distinct long one would hold that much memory and a row of `auth_failures`.
- */
-export const throttleKey = (key: string): string =>
-  key.length <= 200
-    ? key
-    : `${key.slice(0, key.indexOf(':') + 1)}#${createHash('sha256').update(key).digest('hex')}`;
-
 export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Database; log?: ThrottleLog }) {
   const { clock, limits, db, log } = deps;
   const windows = new Map<string, { count: number; start: number }>();
@@ -144,11 +144,9 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
     },
     /**
      * A success for a client: its count starts again. The shared count is cleared only when this
-     * node saw failures for it (successes are the hot path and must not write).
-     */
-    /**
-     * Clears the client's count. The request need not wait for the shared row to go (callers
-     * leave the promise unawaited); the returned promise settles when it is gone, never rejects.
+     * node saw failures for it (successes are the hot path and must not write). The request need
+     * not wait for the shared row to go (callers leave the promise unawaited); the returned
+     * promise settles when it is gone, never rejects.
      */
     succeed(client: string): Promise<void> {
       const key = throttleKey(client);
