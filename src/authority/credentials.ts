@@ -6,6 +6,7 @@ import { createChangeCache } from '../lib/change-cache.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
 import { isGuid, newGuid } from '../lib/ids.js';
+import { pemBlocks } from '../lib/pem.js';
 import {
   type ClientCredential,
   type CredentialRecord,
@@ -56,12 +57,13 @@ export interface ParsedCertificate {
 /** Parses a PEM certificate and computes its thumbprints (base64url, as in `x5t` / `x5t#S256`). */
 export function parseCertificate(pem: string): ParsedCertificate {
   if (pem.length > PEM_MAX) throw new LatchkeyError('BadParameter', 'The certificate is too large.');
-  const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
+  // Not the lazy regular expression: quadratic on BEGIN lines without an END (src/lib/pem.ts).
+  const m = pemBlocks(pem).find((b) => b.label === 'CERTIFICATE' && b.body.length > 0);
   if (!m)
     throw new LatchkeyError('BadParameter', 'Expected a PEM certificate (-----BEGIN CERTIFICATE-----).');
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(m[0]);
+    cert = new X509Certificate(m.text);
   } catch (e) {
     throw new LatchkeyError('BadParameter', 'The certificate could not be parsed.', { cause: e });
   }
@@ -69,7 +71,7 @@ export function parseCertificate(pem: string): ParsedCertificate {
     throw new LatchkeyError('BadParameter', 'Only RSA and EC certificates are supported.');
   }
   return {
-    pem: `${m[0]}\n`,
+    pem: `${m.text}\n`,
     thumbprintSha1: createHash('sha1').update(cert.raw).digest('base64url'),
     thumbprintSha256: createHash('sha256').update(cert.raw).digest('base64url'),
     notBefore: Date.parse(cert.validFrom),

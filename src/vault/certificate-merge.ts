@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject, randomUUID, X509Certificate } from 'no
 import type { Sealer } from '../crypto/envelope.js';
 import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
+import { pemBlocks } from '../lib/pem.js';
 import type { Queryable } from '../storage/port.js';
 import { certificateRequestStore as requests } from '../storage/vault/certificate-request-store.js';
 import {
@@ -51,8 +52,8 @@ export function readX5c(x5c: readonly string[]): X509Certificate[] {
     let der = Buffer.from(b64, 'base64');
     if (der[0] !== 0x30) {
       const text = der.toString('latin1');
-      const pem = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(text);
-      der = Buffer.from((pem ? pem[1]! : text).replace(/\s/g, ''), 'base64');
+      const pem = pemBlocks(text).find((b) => b.label === 'CERTIFICATE');
+      der = Buffer.from((pem ? pem.body : text).replace(/\s/g, ''), 'base64');
     }
     try {
       return new X509Certificate(der);

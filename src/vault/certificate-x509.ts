@@ -9,6 +9,7 @@ import {
 import type * as Asn1js from 'asn1js';
 import type * as Pkijs from 'pkijs';
 import { LatchkeyError } from '../errors/index.js';
+import { pemBlocks } from '../lib/pem.js';
 import type { CertificatePolicy, KeyUsage } from './certificate-policy.js';
 import { PEM, type SecretContentType } from './certificate-policy.js';
 import type { PrivateJwk } from './key-material.js';
@@ -219,15 +220,13 @@ export interface ImportedCertificate {
   key: KeyObject;
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
-
 /** A PEM import: certificates (leaf first) and one private key (PKCS#8, PKCS#1 or SEC1; never encrypted). */
 function readPem(text: string): ImportedCertificate {
   const certs: Buffer[] = [];
   let key: KeyObject | undefined;
-  for (const m of text.matchAll(PEM_RE)) {
-    const label = m[1]!;
-    if (label === 'CERTIFICATE') certs.push(Buffer.from(m[2]!.replace(/\s/g, ''), 'base64'));
+  for (const block of pemBlocks(text)) {
+    const { label } = block;
+    if (label === 'CERTIFICATE') certs.push(Buffer.from(block.body.replace(/\s/g, ''), 'base64'));
     else if (label === 'ENCRYPTED PRIVATE KEY')
       throw bad(
         'An encrypted PEM private key cannot be imported: import it unencrypted, or as a PFX with a password.',
@@ -235,7 +234,7 @@ function readPem(text: string): ImportedCertificate {
     else if (/PRIVATE KEY$/.test(label)) {
       if (key) throw bad('The PEM holds more than one private key.');
       try {
-        key = createPrivateKey(m[0]);
+        key = createPrivateKey(block.text);
       } catch (e) {
         throw bad('The PEM private key could not be read.', e);
       }
