@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { assignRole, createVault, ROLE_IDS, servicePrincipal, vaultArmPath } from './helpers/access.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
+import { grant, vaultPrincipal } from './helpers/vault.js';
 
 const API = 'api-version=2022-04-01';
 const authz = (scope: string, rest = 'roleAssignments') =>
@@ -176,6 +177,31 @@ describe('role assignments and definitions (ARM API)', () => {
     const r2 = await put(`/subscriptions/${otherSub.subscriptionId}`, body(ROLE_IDS.Reader));
     assert.equal(r2.status, 404);
     assert.equal(r2.json.error.code, 'ResourceNotFound');
+
+    // An assignment's name is unique in its tenant: another tenant may use it (before migration
+    // 0023 that PUT was 409, telling the other tenant the name was taken here).
+    const mine = await put(rg, body(ROLE_IDS.Reader));
+    assert.equal(mine.status, 201, mine.text);
+    const name = mine.json.name as string;
+    const owner = await vaultPrincipal(s, 'roles-other-owner', other.id);
+    await grant(s, owner.id, 'Owner', '/', other.id);
+    const token = await s.request('POST', `/${other.id}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: owner.appId,
+        client_secret: owner.secret,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    const theirs = { authorization: `Bearer ${token.json.access_token}` };
+    const otherScope = `/subscriptions/${otherSub.subscriptionId}`;
+    const same = await put(otherScope, body(ROLE_IDS.Reader, foreign.id), name, theirs);
+    assert.equal(same.status, 201, same.text);
+    const del = await s.request('DELETE', `${authz(otherScope)}/${name}?${API}`, { headers: theirs });
+    assert.equal(del.status, 200, del.text);
+    const still = await s.request('GET', `${authz(rg)}/${name}?${API}`, { headers: admin });
+    assert.equal(still.status, 200, 'ours is untouched by theirs');
+    assert.equal(still.json.properties.principalId, target.id);
   });
 
   test('a soft-deleted vault is no longer a scope', async () => {

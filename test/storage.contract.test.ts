@@ -191,6 +191,49 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
       await db.run("DELETE FROM meta WHERE key = 'audit_head'");
     });
 
+    test('upgrade: migration 0023 keys role_assignments by (tenant_id, id), keeping the rows', async () => {
+      // The table as migration 0003 made it, with an assignment in it.
+      await db.run('DROP TABLE role_assignments');
+      await db.run(`CREATE TABLE role_assignments (
+  id TEXT PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+  role_id TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  created_by TEXT
+)`);
+      await db.run('CREATE INDEX role_assignments_principal ON role_assignments (principal_id)');
+      await db.run('CREATE INDEX role_assignments_scope ON role_assignments (tenant_id, scope)');
+      await db.run(
+        'CREATE UNIQUE INDEX role_assignments_unique ON role_assignments (principal_id, role_id, scope)',
+      );
+      await db.run('DELETE FROM schema_migrations WHERE version = 23');
+      for (const t of ['t-0023-a', 't-0023-b']) {
+        await db.run('INSERT INTO tenants (id, domain, display_name, created_at) VALUES ($1, $2, $3, 1)', [
+          t,
+          `${t}.example`,
+          t,
+        ]);
+        await db.run(
+          "INSERT INTO principals (id, tenant_id, kind, display_name, enabled, created_at, updated_at) VALUES ($1, $2, 'servicePrincipal', 'p', 1, 1, 1)",
+          [`p-${t}`, t],
+        );
+      }
+      const row = (tenant: string, role: string) => ['same-name', tenant, `p-${tenant}`, role, '/', 1, null];
+      const insert =
+        'INSERT INTO role_assignments (id, tenant_id, principal_id, role_id, scope, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)';
+      await db.run(insert, row('t-0023-a', 'reader'));
+      assert.deepEqual(await migrate(db, MIGRATIONS), [23]);
+      assert.deepEqual(await db.all('SELECT id, tenant_id, role_id FROM role_assignments'), [
+        { id: 'same-name', tenant_id: 't-0023-a', role_id: 'reader' },
+      ]);
+      await db.run(insert, row('t-0023-b', 'reader')); // the same name in another tenant
+      await assert.rejects(db.run(insert, row('t-0023-a', 'owner')), 'the same name in the same tenant');
+      await db.run("DELETE FROM tenants WHERE id IN ('t-0023-a', 't-0023-b')");
+      assert.deepEqual(await db.all("SELECT id FROM role_assignments WHERE id = 'same-name'"), []);
+    });
+
     test('upgrade: migration 0022 keys used_assertions by (expires_at, jti_hash); a mark from before still refuses its replay', async () => {
       // The table as migration 0001 made it, with a spent assertion in it.
       await db.run('DROP TABLE used_assertions');

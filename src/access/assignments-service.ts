@@ -140,10 +140,10 @@ export function createRoleAssignments(deps: {
           `Principal ${input.principalId.slice(0, 64)} does not exist in the directory ${caller.tenantId}.`,
         );
       const result = await db.transaction(async (tx) => {
-        const same = await assignmentStore.findAnyTenant(tx, id);
+        // A name is unique in its tenant (migration 0023): another tenant's is none of this one's business.
+        const same = await assignmentStore.find(tx, caller.tenantId, id);
         if (same) {
           const identical =
-            same.tenantId === caller.tenantId &&
             same.principalId === principal.id &&
             same.roleId === role.id &&
             same.scope.toLowerCase() === scope.toLowerCase();

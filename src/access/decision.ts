@@ -292,7 +292,7 @@ export function createAccess(deps: {
       let n = 0;
       for (const r of rows) {
         if (scopeCovers(scope, r.scope)) {
-          await assignmentStore.deleteById(q, r.id);
+          await assignmentStore.delete(q, tenantId, r.id);
           bus.publish('roleAssignment', r.principalId);
           n++;
         }

@@ -69,11 +69,6 @@ export const assignmentStore = {
     ]);
     return r && fromRow(r);
   },
-  /** By id in any tenant (an assignment id is a name the caller chose: it may be taken elsewhere). */
-  async findAnyTenant(q: Queryable, id: string): Promise<StoredRoleAssignment | undefined> {
-    const r = await q.get<Row>('SELECT * FROM role_assignments WHERE id = $1', [id]);
-    return r && fromRow(r);
-  },
   // duplicate-ok: a store operation of the house pattern (signature, one statement, row mapping); the SQL differs
   async findSame(
     q: Queryable,
@@ -95,8 +90,5 @@ export const assignmentStore = {
   },
   async delete(q: Queryable, tenantId: string, id: string): Promise<void> {
     await q.run('DELETE FROM role_assignments WHERE id = $1 AND tenant_id = $2', [id, tenantId]);
-  },
-  async deleteById(q: Queryable, id: string): Promise<void> {
-    await q.run('DELETE FROM role_assignments WHERE id = $1', [id]);
   },
 };

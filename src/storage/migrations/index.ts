@@ -21,6 +21,7 @@ import { m0019 } from './0019_tenant_settings.js';
 import { m0020 } from './0020_certificate_ca_generations.js';
 import { m0021 } from './0021_certificate_ca_issuances.js';
 import { m0022 } from './0022_used_assertions_by_expiry.js';
+import { m0023 } from './0023_role_assignment_names_per_tenant.js';
 
 /** Every migration, in order. Add new ones at the end with the next version number. */
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -46,4 +47,5 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
   m0020,
   m0021,
   m0022,
+  m0023,
 ];
