@@ -21,9 +21,9 @@ export function pemBlocks(text: string): PemBlock[] {
     if (close === -1) break;
     const label = text.slice(i + 9, close);
     if (!LABEL.test(label)) continue;
-    let at = ends.get(label);
-    if (!at) ends.set(label, (at = []));
-    at.push(i);
+    const at = ends.get(label);
+    if (at) at.push(i);
+    else ends.set(label, [i]);
   }
   const next = new Map<string, number>(); // per label: the index in `ends` to look from (BEGINs only move forward)
   const out: PemBlock[] = [];
