@@ -294,8 +294,10 @@ export function createCertificates(
         jwk = imported.key.export({ format: 'jwk' }) as Record<string, unknown>;
       } catch {
         // DSA, RSA-PSS, brainpool… keys have no JWK form in Node: the caller's input, not a 500.
+        const type = imported.key.asymmetricKeyType;
+        const curve = imported.key.asymmetricKeyDetails?.namedCurve;
         throw bad(
-          `Certificates with ${imported.key.asymmetricKeyType ?? 'such'} keys are not supported: import an RSA key or an EC key on ${CERT_CURVES.join(', ')}.`,
+          `Certificates with ${type === 'ec' && curve ? `EC keys on ${curve}` : `${type ?? 'such'} keys`} are not supported: import an RSA key or an EC key on ${CERT_CURVES.join(', ')}.`,
         );
       }
       const material = await importMaterial(jwk);
