@@ -46,6 +46,7 @@ export const assignmentStore = {
     return rows.map(fromRow);
   },
   /** A tenant's assignments (of one principal, if given), oldest first. */
+  // duplicate-ok: a store list of the house pattern (optional filter, one statement, row mapping); the SQL differs
   async listByTenant(q: Queryable, tenantId: string, principalId?: string): Promise<StoredRoleAssignment[]> {
     const rows = principalId
       ? await q.all<Row>(
