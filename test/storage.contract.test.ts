@@ -13,6 +13,7 @@ import { usedAssertionStore } from '../src/storage/authority/used-assertion-stor
 import { isConcurrentWriteConflict } from '../src/storage/errors.js';
 import { migrate, migrationsCurrent } from '../src/storage/migrate.js';
 import { m0002 } from '../src/storage/migrations/0002_audit.js';
+import { m0003 } from '../src/storage/migrations/0003_access.js';
 import { ALL_MIGRATIONS } from '../src/storage/migrations/index.js';
 import { openDatabase } from '../src/storage/open.js';
 import {
@@ -192,22 +193,11 @@ function contract(name: 'sqlite' | 'postgres', makeStore: () => Promise<Store>) 
     });
 
     test('upgrade: migration 0023 keys role_assignments by (tenant_id, id), keeping the rows', async () => {
-      // The table as migration 0003 made it, with an assignment in it.
+      // The table as migration 0003 made it (its own SQL), with an assignment in it.
       await db.run('DROP TABLE role_assignments');
-      await db.run(`CREATE TABLE role_assignments (
-  id TEXT PRIMARY KEY,
-  tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-  principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
-  role_id TEXT NOT NULL,
-  scope TEXT NOT NULL,
-  created_at BIGINT NOT NULL,
-  created_by TEXT
-)`);
-      await db.run('CREATE INDEX role_assignments_principal ON role_assignments (principal_id)');
-      await db.run('CREATE INDEX role_assignments_scope ON role_assignments (tenant_id, scope)');
-      await db.run(
-        'CREATE UNIQUE INDEX role_assignments_unique ON role_assignments (principal_id, role_id, scope)',
-      );
+      const from = m0003.sql.indexOf('CREATE TABLE role_assignments');
+      const to = m0003.sql.indexOf(';', m0003.sql.indexOf('CREATE UNIQUE INDEX role_assignments_unique'));
+      for (const statement of m0003.sql.slice(from, to).split(';')) await db.run(statement);
       await db.run('DELETE FROM schema_migrations WHERE version = 23');
       for (const t of ['t-0023-a', 't-0023-b']) {
         await db.run('INSERT INTO tenants (id, domain, display_name, created_at) VALUES ($1, $2, $3, 1)', [

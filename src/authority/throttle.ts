@@ -81,7 +81,8 @@ export function createAuthThrottle(deps: { clock: Clock; limits: Limits; db?: Da
   const throttle = {
     /** Throws 429 when any key is over its limit (failures in the window plus attempts in flight). */
     check(keys: readonly string[]): void {
-      for (const key of keys.map(throttleKey)) {
+      for (const given of keys) {
+        const key = throttleKey(given);
         const w = current(key);
         if ((w?.count ?? 0) + held(key) >= limitOf(key)) {
           const retry = w

@@ -197,9 +197,11 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
     vaultId: string,
     nameLower: string,
     k: CertificatePolicy['key_props'],
+    /** The certificate's current record, when the caller has read it already. */
+    current?: CertificateRecord,
   ): Promise<void> => {
     if (!k.reuse_key || !k.exportable) return;
-    const cur = await store.find(q, vaultId, nameLower);
+    const cur = current ?? (await store.find(q, vaultId, nameLower));
     if (!cur || cur.deletedAt !== null) return;
     if ((await secretStore.find(q, vaultId, nameLower, cur.version)) !== undefined) return;
     throw new LatchkeyError(
@@ -219,7 +221,7 @@ export function createCertificateVersions(deps: { clock: Clock; sealer: Sealer }
   ): Promise<KeyMaterial | undefined> => {
     const cur = await store.find(q, vault.id, nameLower);
     if (!cur || cur.deletedAt !== null) return undefined;
-    await checkReuseKeepsKeyInVault(q, vault.id, nameLower, k);
+    await checkReuseKeepsKeyInVault(q, vault.id, nameLower, k, cur);
     const key = await keyStore.findSealed(q, vault.id, nameLower, cur.version);
     if (!key || key.deletedAt !== null) return undefined;
     const m = await importMaterial(keySealing.unseal(vault, nameLower, key.version, key.sealed));
