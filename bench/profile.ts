@@ -1,9 +1,10 @@
 // One server under the bench's load, for profiling (issue 19; docs/performance.md):
-//   node --import tsx bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion|assertion-es256|tokens [seconds]
+//   node --import tsx bench/profile.ts get|get-server|floor|set|sign|sign-rsa|sign-get|secret|assertion|assertion-es256|tokens [seconds]
 // get: a secret GET on the `secrets` scenario's Latchkey server; floor: the same on its floor; set:
 // a secret SET (PUT of a new version) on that server, as the scenario's SET;
 // get-server: the same GET on `latchkey server` on SQLite with the `nodes` scenario's flags;
-// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; secret / assertion /
+// sign: ES256 (sign-rsa: RS256) sign on `latchkey up`, as the `keys` scenario; sign-get: a secret GET
+// and the ES256 sign on that one server, in alternating windows (PROFILE_WINDOWS pairs); secret / assertion /
 // assertion-es256: client_credentials tokens with a client secret / a fresh PS256 client assertion
 // (signed ahead, PROFILE_ASSERTION_RATE per second of the run, 3,000 by default) / a fresh ES256
 // one (signed per request), as `tokens`; tokens: the three in turn on one server. 32 keep-alive
@@ -40,6 +41,7 @@ import { seed } from './scenarios/nodes.js';
 const [mode = 'get', secondsText = '8'] = process.argv.slice(2);
 const options = { durationS: Number(secondsText), warmupS: 2, connections: 32, repeats: 1 };
 const CRYPTO_OFFICER = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603';
+const KV_ADMINISTRATOR = '00482a5a-887f-4fb3-b363-3b7fe8e74483';
 
 /** Starts the tool the environment asks for on the server; the returned function stops it. */
 function attach(pid: number | undefined): (() => Promise<void>) | undefined {
@@ -177,7 +179,7 @@ async function serverGet(dataDir: string) {
   }
 }
 
-async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
+async function sign(dataDir: string, alg: 'ES256' | 'RS256', withGet = false) {
   const s = await startBenchServer(dataDir);
   try {
     const admin = await s.adminToken();
@@ -202,7 +204,8 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
         token: admin,
         json: {
           properties: {
-            roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${CRYPTO_OFFICER}`,
+            // sign-get also sets and reads a secret: Key Vault Administrator (keys and secrets).
+            roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${withGet ? KV_ADMINISTRATOR : CRYPTO_OFFICER}`,
             principalId: app.objectId,
           },
         },
@@ -224,17 +227,36 @@ async function sign(dataDir: string, alg: 'ES256' | 'RS256') {
     // As the `keys` scenario: the key id with its version (PROFILE_UNVERSIONED=1: `/keys/{name}/sign`).
     const keyPath = process.env.PROFILE_UNVERSIONED ? '/keys/bench' : new URL(created.key.kid).pathname;
     const digest = createHash('sha256').update('benchmark message').digest();
-    await measure(
-      {
-        url: `https://${s.hostPort}${keyPath}/sign?api-version=7.5`,
-        host,
-        method: 'POST',
-        headers,
-        body: JSON.stringify({ alg, value: digest.toString('base64url') }),
-        serverPids: [s.pid],
-      },
-      s.pid,
+    const signSpec: LoadSpec = {
+      url: `https://${s.hostPort}${keyPath}/sign?api-version=7.5`,
+      host,
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ alg, value: digest.toString('base64url') }),
+      serverPids: [s.pid],
+    };
+    if (!withGet) {
+      await measure(signSpec, s.pid);
+      return;
+    }
+    // sign-get: a secret GET (1 KiB value, as `secrets`) on the same server, windows alternating.
+    const secretUrl = `https://${s.hostPort}/secrets/bench-secret?api-version=7.5`;
+    const put = await load(
+      { url: secretUrl, host, method: 'PUT', headers, body: JSON.stringify({ value: 's'.repeat(1024) }) },
+      { ...options, durationS: 0.2, warmupS: 0, connections: 1 },
     );
+    if (put.non2xx || put.errors) throw new Error('secret set failed');
+    const getSpec: LoadSpec = {
+      url: secretUrl,
+      host,
+      headers: { authorization: headers.authorization },
+      serverPids: [s.pid],
+    };
+    const windows = Math.max(1, Number(process.env.PROFILE_WINDOWS ?? 1) || 1);
+    for (let w = 0; w < windows; w++) {
+      await measure(getSpec, s.pid, 'get-up');
+      await measure(signSpec, s.pid, 'sign');
+    }
   } finally {
     await s.stop();
   }
@@ -345,12 +367,13 @@ try {
   if (mode === 'get' || mode === 'floor' || mode === 'set') await secretGet(dataDir);
   else if (mode === 'get-server') await serverGet(dataDir);
   else if (mode === 'sign' || mode === 'sign-rsa') await sign(dataDir, mode === 'sign' ? 'ES256' : 'RS256');
+  else if (mode === 'sign-get') await sign(dataDir, 'ES256', true);
   else if (mode === 'secret' || mode === 'assertion' || mode === 'assertion-es256')
     await tokens(dataDir, [mode]);
   else if (mode === 'tokens') await tokens(dataDir, ['secret', 'assertion', 'assertion-es256']);
   else
     throw new Error(
-      'usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|secret|assertion|assertion-es256|tokens [seconds]',
+      'usage: bench/profile.ts get|get-server|floor|set|sign|sign-rsa|sign-get|secret|assertion|assertion-es256|tokens [seconds]',
     );
 } finally {
   dirs.cleanup();

@@ -8,13 +8,19 @@ import {
   type BenchServer,
   cpuRow,
   type HttpResult,
+  type LoadResult,
+  type LoadSpec,
   load,
+  loadBracketed,
   opsPerSecond,
   row,
   type Scenario,
 } from '../lib.js';
 
 const CRYPTO_OFFICER = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603';
+const SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
+/** The secret GET measured beside the ES256 sign (1 KiB, as the `secrets` scenario's). */
+const SECRET_PATH = '/secrets/bench-secret?api-version=7.5';
 const VAULT = 'benchkeys';
 
 /** JSON over HTTPS to the vault host (Host header routing; the dev certificate is for localhost). */
@@ -89,20 +95,23 @@ async function createVault(s: BenchServer) {
   if (v.status !== 200 && v.status !== 201)
     throw new Error(`create vault: HTTP ${v.status} ${v.text.slice(0, 200)}`);
   const app = await s.createServicePrincipal('bench-keys');
-  const ra = await s.request(
-    'PUT',
-    `${vaultPath}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
-    {
-      token: admin,
-      json: {
-        properties: {
-          roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${CRYPTO_OFFICER}`,
-          principalId: app.objectId,
+  // Crypto Officer for the signs, Secrets Officer for the secret GET measured beside them.
+  for (const role of [CRYPTO_OFFICER, SECRETS_OFFICER]) {
+    const ra = await s.request(
+      'PUT',
+      `${vaultPath}/providers/Microsoft.Authorization/roleAssignments/${randomUUID()}?api-version=2022-04-01`,
+      {
+        token: admin,
+        json: {
+          properties: {
+            roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${role}`,
+            principalId: app.objectId,
+          },
         },
       },
-    },
-  );
-  if (ra.status !== 201) throw new Error(`role assignment: HTTP ${ra.status} ${ra.text.slice(0, 200)}`);
+    );
+    if (ra.status !== 201) throw new Error(`role assignment: HTTP ${ra.status} ${ra.text.slice(0, 200)}`);
+  }
   const t = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
     form: {
       grant_type: 'client_credentials',
@@ -112,7 +121,10 @@ async function createVault(s: BenchServer) {
     },
   });
   if (t.status !== 200) throw new Error(`vault token: HTTP ${t.status} ${t.text.slice(0, 200)}`);
-  return t.json.access_token as string;
+  const token = t.json.access_token as string;
+  const put = await vaultRequest(s, 'PUT', SECRET_PATH, token, { value: 's'.repeat(1024) });
+  if (put.status !== 200) throw new Error(`secret set: HTTP ${put.status} ${put.text.slice(0, 200)}`);
+  return token;
 }
 
 async function measure(ctx: BenchContext, s: BenchServer, token: string, alg: 'ES256' | 'RS256') {
@@ -149,19 +161,57 @@ async function measure(ctx: BenchContext, s: BenchServer, token: string, alg: 'E
   );
   ctx.record(row({ scenario: 'keys', metric: `raw ${alg} sign (node:crypto)`, value: raw, unit: 'ops/s' }));
 
-  ctx.log(`  ${alg} sign through the vault (${ctx.options.connections} connections) …`);
   const port = s.hostPort.split(':')[1];
-  const r = await load(
-    {
-      url: `https://${s.hostPort}${path}`,
-      host: `${VAULT}.vault.localhost:${port}`,
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body,
+  const host = `${VAULT}.vault.localhost:${port}`;
+  const signSpec: LoadSpec = {
+    url: `https://${s.hostPort}${path}`,
+    host,
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body,
+    serverPids: [s.pid],
+  };
+  let r: LoadResult;
+  if (alg === 'ES256') {
+    // The target sign ÷ GET compares two operations of one vault: the GET on this server, by the
+    // same caller, half before and half after the sign (loadBracketed), not another server's GET
+    // measured minutes away (docs/performance.md, session 18).
+    ctx.log(
+      `  secret GET, half before and half after: ${alg} sign through the vault (${ctx.options.connections} connections) …`,
+    );
+    const getSpec: LoadSpec = {
+      url: `https://${s.hostPort}${SECRET_PATH}`,
+      host,
+      headers: { authorization: `Bearer ${token}` },
       serverPids: [s.pid],
-    },
-    ctx.options,
-  );
+    };
+    const bracketed = await loadBracketed(getSpec, signSpec, ctx.options);
+    r = bracketed.subject;
+    const get = bracketed.baseline;
+    ctx.record(
+      row({
+        scenario: 'keys',
+        metric: 'secret GET beside the ES256 sign throughput',
+        value: get.rps,
+        unit: 'req/s',
+      }),
+    );
+    for (const c of cpuRow('keys', 'secret GET beside the ES256 sign', get)) ctx.record(c);
+    if (get.non2xx || get.errors) {
+      ctx.record(
+        row({
+          scenario: 'keys',
+          metric: 'secret GET beside the ES256 sign failed requests',
+          value: get.non2xx + get.errors,
+          unit: 'requests',
+        }),
+      );
+      ctx.log(`  WARNING: secret GET: ${get.non2xx} non-2xx responses, ${get.errors} connection errors`);
+    }
+  } else {
+    ctx.log(`  ${alg} sign through the vault (${ctx.options.connections} connections) …`);
+    r = await load(signSpec, ctx.options);
+  }
   ctx.record(
     row({
       scenario: 'keys',
