@@ -518,6 +518,38 @@ describe('identity endpoint (latchkey up)', () => {
     assert.match(r.json.error_description, /no longer on this host/);
   });
 
+  test('a session serves the app it was started for, not a new app of the same name; it ends with its app', async () => {
+    // Another app's user-assigned identity, with read access to the vault.
+    const other = await putIdentity(s, 'ep-reuse-other');
+    await grant(s, other.properties.principalId, 'Key Vault Secrets User', vaultId);
+    await systemApp('ep-reuse');
+    const sess = await session(s, 'ep-reuse');
+    assert.equal((await appServiceToken(s, sess)).status, 200);
+    const status = () =>
+      ep(s, `/control/sessions/${sess.sessionId}`, {
+        headers: { authorization: `Bearer ${controlSecret(s)}` },
+      });
+    assert.equal((await status()).status, 200);
+    // Deleted, then created again under the same name (and ARM id) with the other identity,
+    // before the old session asks again.
+    assert.equal((await arm(s, 'DELETE', appId(s, 'ep-reuse'))).status, 200);
+    await putApp(s, 'ep-reuse', {
+      identity: { type: 'UserAssigned', userAssignedIdentities: { [other.id]: {} } },
+    });
+    const r = await appServiceToken(s, sess, s.info.vaultResource, { client_id: other.properties.clientId });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.access_token, undefined);
+    assert.match(r.json.error_description, /no longer on this host/);
+    // The session ended with its app: `latchkey run` hears it and stops its command.
+    const st = await status();
+    assert.deepEqual([st.status, st.json.error], [404, 'unknown_session']);
+    assert.notEqual((await appServiceToken(s, sess)).status, 200);
+    // A session started for the new app is served.
+    const fresh = await session(s, 'ep-reuse');
+    const t = await appServiceToken(s, fresh, s.info.vaultResource, { client_id: other.properties.clientId });
+    assert.equal(t.status, 200);
+  });
+
   test('switching the identity off (and detaching a user-assigned one) takes effect at once', async () => {
     const u = await putIdentity(s, 'ep-uai-off');
     const app = await putApp(s, 'ep-off', {

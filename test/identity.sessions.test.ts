@@ -93,6 +93,7 @@ describe('identity endpoint sessions: kept across restarts in the state dir', ()
     for (const r of parsed.sessions) {
       assert.deepEqual(Object.keys(r).sort(), [
         'app',
+        'appRowId',
         'createdAt',
         'expiresAt',
         'headerHash',
@@ -207,6 +208,65 @@ describe('identity endpoint sessions: kept across restarts in the state dir', ()
     assert.equal(d.byId(t.id), undefined);
   });
 
+  test("a session keeps its app's row id; a version 1 session is bound on first use; endWhere ends sessions", () => {
+    const file = fresh();
+    const processes = fakeProcesses();
+    const reg = createSessionRegistry({ file, hostId: 'h1', processes });
+    const bound = reg.create('web', null, undefined, 'row-1');
+    assert.equal(bound.session.appRowId, 'row-1');
+    const stored = () =>
+      JSON.parse(readFileSync(file, 'utf8')) as { version: number; sessions: { appRowId: string | null }[] };
+    assert.deepEqual([stored().version, stored().sessions[0]!.appRowId], [2, 'row-1']);
+    assert.equal(createSessionRegistry({ file, hostId: 'h1', processes }).byId(bound.id)?.appRowId, 'row-1');
+
+    // A version 1 file (before session 18): its sessions load unbound, and `bind` records the app once.
+    const old = fresh();
+    writeFileSync(
+      old,
+      JSON.stringify({
+        version: 1,
+        hostId: 'h1',
+        sessions: [
+          {
+            idHash: 'a'.repeat(64),
+            headerHash: 'b'.repeat(64),
+            app: 'web',
+            pid: null,
+            mark: null,
+            createdAt: 1,
+            expiresAt: 9_999_999_999_999,
+          },
+        ],
+      }),
+      { mode: 0o600 },
+    );
+    const v1 = createSessionRegistry({ file: old, hostId: 'h1', processes });
+    const [legacy] = v1.list();
+    assert.equal(legacy?.appRowId, null);
+    v1.bind(legacy!, 'row-7');
+    v1.bind(legacy!, 'row-8'); // bound once: a later call changes nothing
+    assert.equal(legacy?.appRowId, 'row-7');
+    assert.equal(createSessionRegistry({ file: old, hostId: 'h1', processes }).list()[0]?.appRowId, 'row-7');
+
+    // endWhere: the sessions it picks end, in memory and in the file.
+    const other = reg.create('api', null, undefined, 'row-2');
+    assert.equal(
+      reg.endWhere((x) => x.appRowId === 'row-1'),
+      1,
+    );
+    assert.equal(reg.byId(bound.id), undefined);
+    assert.equal(reg.byHeader(bound.header), undefined);
+    assert.equal(reg.byId(other.id)?.app, 'api');
+    assert.deepEqual(
+      stored().sessions.map((x) => x.appRowId),
+      ['row-2'],
+    );
+    assert.equal(
+      reg.endWhere(() => false),
+      0,
+    );
+  });
+
   test('another host’s sessions are not reloaded', () => {
     const file = fresh();
     const processes = fakeProcesses();
@@ -249,9 +309,18 @@ describe('identity endpoint sessions: kept across restarts in the state dir', ()
     refused(write('{"version":1,"hostId":"h1","sessions":['), 'corrupt', /is corrupt \(not JSON\)/);
     refused(write(''), 'corrupt', /not JSON/);
     refused(
-      write(JSON.stringify({ version: 2, hostId: 'h1', sessions: [] })),
+      write(JSON.stringify({ version: 3, hostId: 'h1', sessions: [] })),
       'corrupt',
-      /unknown version 2/,
+      /unknown version 3/,
+    );
+    // Version 1 records have no app row id; version 2 records must have one (or null).
+    refused(write(good([{ ...rec, appRowId: null }])), 'corrupt', /malformed/);
+    const v2 = (sessions: unknown[]) => JSON.stringify({ version: 2, hostId: 'h1', sessions });
+    refused(write(v2([rec])), 'corrupt', /malformed/);
+    refused(write(v2([{ ...rec, appRowId: 'x y' }])), 'corrupt', /malformed/);
+    assert.equal(
+      createSessionRegistry({ file: write(v2([{ ...rec, appRowId: null }])), hostId: 'h1' }).size,
+      1,
     );
     refused(write(good([{ ...rec, idHash: 'A'.repeat(64) }])), 'corrupt', /session 0 is malformed/);
     refused(write(good([{ ...rec, app: 'web\nx' }])), 'corrupt', /malformed/);

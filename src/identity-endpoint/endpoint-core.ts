@@ -43,6 +43,7 @@ export function createEndpointCore(deps: {
   const { clock, controlPlane: cp, roller, cache, sessions, log } = deps;
   let manifest: HostManifest | undefined;
   let appsByName = new Map<string, PlacedApp>();
+  let appsByRowId = new Map<string, PlacedApp>();
   // On the monotonic clock: a backwards wall-clock step must not hold the manifest for an hour.
   let fetchedAt = Number.NEGATIVE_INFINITY;
   let wanted = 1;
@@ -62,7 +63,18 @@ export function createEndpointCore(deps: {
     }
     manifest = m;
     appsByName = new Map(m.apps.map((a) => [a.name.toLowerCase(), a]));
+    appsByRowId = new Map(m.apps.flatMap((a) => (a.rowId ? [[a.rowId, a] as const] : [])));
+    // A session serves the app it was started for, not a later one of the same name: the sessions
+    // of an app that left this host (deleted, or moved) end, and `latchkey run` stops its command.
+    const ended = sessions.endWhere((s) => placed(s) === undefined);
+    if (ended > 0) log.warn(`identity endpoint: ended ${ended} session(s) of apps no longer on this host`);
   };
+  /**
+   * The app a session serves, as the manifest has it: by the row id it was started for (a
+   * session without one, from a version 1 session file, by its name until `bind`).
+   */
+  const placed = (session: Session): PlacedApp | undefined =>
+    session.appRowId !== null ? appsByRowId.get(session.appRowId) : appsByName.get(session.appKey);
 
   const refresh = (): Promise<void> => {
     refreshing ??= (async () => {
@@ -96,13 +108,14 @@ export function createEndpointCore(deps: {
 
   const appOf = async (session: Session): Promise<PlacedApp> => {
     const m = await current();
-    const app = m === manifest ? appsByName.get(session.appKey) : undefined;
+    const app = m === manifest ? placed(session) : undefined;
     if (!app)
       throw new EndpointError(
         400,
         'invalid_request',
         `The app '${session.app}' is no longer on this host (deleted or moved).`,
       );
+    if (session.appRowId === null && app.rowId) sessions.bind(session, app.rowId);
     return app;
   };
 
@@ -207,8 +220,9 @@ export function createEndpointCore(deps: {
       if (!manifest || have < wanted) return undefined;
       if (clock.monotonic() - fetchedAt > deps.refreshMs && !refreshing)
         refresh().catch((e) => log.warn('identity endpoint: background refresh failed', e));
-      const app = appsByName.get(session.appKey);
-      if (!app) return undefined;
+      const app = placed(session);
+      // A session not yet bound to its app's row id takes the slow path once (appOf binds it).
+      if (!app || (session.appRowId === null && app.rowId)) return undefined;
       let identity: ServedIdentity;
       try {
         identity = select(app, selector);
@@ -248,7 +262,7 @@ export function createEndpointCore(deps: {
       }
       const env = await resolveSettings(app, m, settings);
       try {
-        const created = sessions.create(app.name, pid, clock.now());
+        const created = sessions.create(app.name, pid, clock.now(), app.rowId ?? null);
         return { ...created, app, env };
       } catch (e) {
         if (!(e instanceof SessionStoreError)) throw e;

@@ -12,6 +12,12 @@ export interface Session {
   app: string;
   /** The app name lower-cased (apps are found case-insensitively). */
   appKey: string;
+  /**
+   * The row id of the app the session was started for (`PlacedApp.rowId`): a session serves that
+   * app only, not a later app of the same name. Null for a session of a version 1 file (or from a
+   * server that sends no row ids): bound to the app of its name on first use (`bind`).
+   */
+  appRowId: string | null;
   /** The registering process (`latchkey run`): the session ends when it does. */
   pid: number | null;
   /** Epoch ms. */
@@ -41,7 +47,8 @@ export class SessionStoreError extends Error {
   }
 }
 
-export const SESSION_FILE_VERSION = 1;
+/** 2 since session 18 (sessions record their app's row id); version 1 files are still read. */
+export const SESSION_FILE_VERSION = 2;
 /** A session without a process to watch (no pid given) ends this long after its start. */
 export const DEFAULT_UNBOUND_SESSION_MS = 24 * 3600_000;
 const DEFAULT_MAX = 10_000;
@@ -49,6 +56,7 @@ const DEFAULT_MAX = 10_000;
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const ROW_ID_RE = /^[0-9A-Za-z-]{1,64}$/;
 const MARK_RE = /^[\x21-\x7e]{1,128}$/;
 
 // Domain-separated: a header's digest can never match an id's.
@@ -69,6 +77,8 @@ interface StoredSession {
   idHash: string;
   headerHash: string;
   app: string;
+  /** Version 2 on (absent in version 1 files: read as null). */
+  appRowId: string | null;
   pid: number | null;
   mark: string | null;
   createdAt: number;
@@ -95,7 +105,9 @@ function parseFile(text: string, path: string): SessionFile {
   }
   const f = raw as Partial<SessionFile> | null;
   if (!f || typeof f !== 'object' || Array.isArray(f)) throw corrupt('not an object');
-  if (f.version !== SESSION_FILE_VERSION) throw corrupt(`unknown version ${String(f.version).slice(0, 16)}`);
+  if (f.version !== SESSION_FILE_VERSION && f.version !== 1)
+    throw corrupt(`unknown version ${String(f.version).slice(0, 16)}`);
+  const v1 = f.version === 1;
   if (typeof f.hostId !== 'string' || f.hostId.length < 1 || f.hostId.length > 128)
     throw corrupt('no host id');
   if (!Array.isArray(f.sessions)) throw corrupt('no session list');
@@ -110,13 +122,17 @@ function parseFile(text: string, path: string): SessionFile {
       HEX64.test(s.headerHash) &&
       typeof s.app === 'string' &&
       APP_NAME_RE.test(s.app) &&
+      (v1
+        ? !('appRowId' in s)
+        : s.appRowId === null || (typeof s.appRowId === 'string' && ROW_ID_RE.test(s.appRowId))) &&
       (s.pid === null || (Number.isInteger(s.pid) && (s.pid as number) > 0 && (s.pid as number) < 2 ** 31)) &&
       (s.mark === null || (typeof s.mark === 'string' && MARK_RE.test(s.mark))) &&
       isMs(s.createdAt) &&
       (s.expiresAt === null || isMs(s.expiresAt)) &&
-      Object.keys(s).length === 7;
+      Object.keys(s).length === (v1 ? 7 : 8);
     if (!ok) throw corrupt(`session ${i} is malformed`);
     const r = s as StoredSession;
+    if (v1) r.appRowId = null;
     if (seen.has(r.idHash) || seen.has(r.headerHash)) throw corrupt(`session ${i} is a duplicate`);
     seen.add(r.idHash);
     seen.add(r.headerHash);
@@ -220,6 +236,7 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
         idHash: e.idHash,
         headerHash: e.headerHash,
         app: e.session.app,
+        appRowId: e.session.appRowId,
         pid: e.session.pid,
         mark: e.mark,
         createdAt: e.session.createdAt,
@@ -278,6 +295,7 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
             key: s.idHash,
             app: s.app,
             appKey: s.app.toLowerCase(),
+            appRowId: s.appRowId,
             pid: s.pid,
             createdAt: s.createdAt,
             expiresAt: s.expiresAt,
@@ -298,8 +316,11 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
   return {
     /** What the start-up found in the session file: sessions kept, and dropped (ended, expired, another host's). */
     loaded,
-    /** A new session, recorded in the file before it is returned (an error leaves no session behind). */
-    create(app: string, pid: number | null, now = clock.now()): NewSession {
+    /**
+     * A new session for the app `app` (its row id `appRowId`, when the server sent one), recorded in
+     * the file before it is returned (an error leaves no session behind).
+     */
+    create(app: string, pid: number | null, now = clock.now(), appRowId: string | null = null): NewSession {
       if (byIdHash.size >= max)
         throw new SessionStoreError('too_many', `too many sessions on this endpoint (${max})`);
       const id = randomBytes(16).toString('hex');
@@ -309,6 +330,7 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
           key: digest('id', id),
           app,
           appKey: app.toLowerCase(),
+          appRowId,
           pid,
           createdAt: now,
           expiresAt: pid === null ? now + unboundMs : null,
@@ -341,6 +363,29 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
       forget(e);
       persistRemoval();
       return true;
+    },
+    /**
+     * Binds a session that has no app row id yet (a version 1 file's) to the app of its name, as
+     * the endpoint finds it on first use; persisted like a removal (retried by `flush`).
+     */
+    bind(session: Session, appRowId: string): void {
+      if (session.appRowId !== null || !byIdHash.has(session.key)) return;
+      session.appRowId = appRowId;
+      persistRemoval();
+    },
+    /**
+     * Ends the sessions `gone` picks (those of an app no longer on this host): `latchkey run` hears
+     * `unknown_session` and stops its command. Returns how many ended.
+     */
+    endWhere(gone: (s: Session) => boolean): number {
+      let n = 0;
+      for (const e of [...byIdHash.values()]) {
+        if (!gone(e.session)) continue;
+        forget(e);
+        n++;
+      }
+      if (n > 0) persistRemoval();
+      return n;
     },
     /** Drops sessions whose process has exited (or whose pid now names another process) and expired ones. */
     sweep(): number {

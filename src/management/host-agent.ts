@@ -29,6 +29,12 @@ export interface ServedIdentityRef {
 export interface PlacedApp {
   name: string;
   id: string;
+  /**
+   * The app's row id: new for every app created, so an app deleted and created again under the
+   * same name (and ARM id) is told apart. Sessions on the host's endpoint are bound to it. Absent
+   * from a server older than session 18's.
+   */
+  rowId?: string;
   identities: ServedIdentity[];
   /** The identity Key Vault references resolve with, when the app has one. */
   keyVaultReferenceIdentity: ServedIdentity | null;
@@ -124,6 +130,7 @@ export function createHostAgentApi(deps: {
         apps: placed.map((a) => ({
           name: a.name,
           id: a.armId,
+          rowId: a.rowId,
           identities: servedIdentities(a),
           keyVaultReferenceIdentity: keyVaultIdentity(a),
         })),
