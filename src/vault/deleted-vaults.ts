@@ -10,7 +10,7 @@ import { certificateAuthorityStore } from '../storage/vault/certificate-authorit
 import { vaultStore as store } from '../storage/vault/vault-store.js';
 import { statusOf, vaultEvent } from './audit.js';
 import { revokeIssuedCertificates } from './certificate-ca.js';
-import { VAULT_ACTIONS, type Vault, vaultFromRecord } from './model.js';
+import { VAULT_ACTIONS, VAULT_ROW_LOCK, type Vault, vaultFromRecord } from './model.js';
 
 /**
  * Soft-deleted vaults (Microsoft.KeyVault/locations/deletedVaults): list, get,
@@ -80,15 +80,29 @@ export function createDeletedVaults(deps: {
     name: string,
   ): Promise<void> {
     const v = await getDeleted(caller, subscriptionId, location, name);
-    try {
-      await access.require(caller, VAULT_ACTIONS.purge, v.armId);
-      if (v.enablePurgeProtection && v.scheduledPurgeAt !== null && clock.now() < v.scheduledPurgeAt)
+    const refuseIfProtected = (x: Vault) => {
+      if (x.enablePurgeProtection && x.scheduledPurgeAt !== null && clock.now() < x.scheduledPurgeAt)
         throw new LatchkeyError(
           'Conflict',
-          `Vault '${v.name}' has purge protection enabled: it cannot be purged before its scheduled purge date (${new Date(v.scheduledPurgeAt).toISOString()}).`,
+          `Vault '${x.name}' has purge protection enabled: it cannot be purged before its scheduled purge date (${new Date(x.scheduledPurgeAt).toISOString()}).`,
         );
+    };
+    try {
+      await access.require(caller, VAULT_ACTIONS.purge, v.armId);
+      refuseIfProtected(v);
       await db.transaction(async (tx) => {
-        await purgeNow(v, tx);
+        // Read again under the lock: a vault recovered (or purged) meanwhile, on any node, is not
+        // purged now; the purge protection is the row's as it is now.
+        await tx.lock(VAULT_ROW_LOCK);
+        const r = await store.byName(tx, v.nameLower);
+        const now = r && vaultFromRecord(r);
+        if (!now || now.id !== v.id || now.deletedAt === null)
+          throw new LatchkeyError(
+            'ResourceNotFound',
+            `No soft-deleted vault named '${v.name}' in that location.`,
+          );
+        refuseIfProtected(now);
+        await purgeNow(now, tx);
         await audit.append(tx, vaultEvent(caller, meta, 'VaultPurge', v.armId, v.nameLower, 200));
       });
     } catch (e) {
@@ -102,7 +116,8 @@ export function createDeletedVaults(deps: {
     const due = await store.due(db, now, limit);
     for (const r of due) {
       await db.transaction(async (tx) => {
-        // Re-read inside the transaction: a vault recovered meanwhile is left alone.
+        // Re-read inside the transaction, under the lock: a vault recovered meanwhile is left alone.
+        await tx.lock(VAULT_ROW_LOCK);
         const current = await store.stillDue(tx, r.id, now);
         if (!current) return;
         const v = vaultFromRecord(current);

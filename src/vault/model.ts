@@ -143,3 +143,12 @@ export function recoveryLevel(v: Pick<Vault, 'enablePurgeProtection' | 'softDele
 }
 
 export const DAY_MS = 86_400_000;
+
+/**
+ * The lock every change of a vault's row takes in its transaction before it reads the row (PUT,
+ * PATCH, access policies, delete, recover, purge): on PostgreSQL two nodes' changes then run one
+ * after the other, each reading what the other committed, so none writes back a row read before
+ * another's change (an access policy removed, purge protection switched on). SQLite's writers are
+ * serialized already. Vault changes are rare: one lock for all of them.
+ */
+export const VAULT_ROW_LOCK = 'latchkey:vault-names';

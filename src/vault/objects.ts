@@ -197,6 +197,9 @@ export function createObjectVersions<R extends ObjectRecord>(deps: {
       own: (cur: R) => Partial<R> = () => ({}),
     ): Promise<R> {
       return guard.write(ctx, kind.ops.update, name, async (tx) => {
+        // Claimed first: a concurrent change of the object is read after it, not written over.
+        if (!(await store.claim(tx, ctx.vault.id, name.toLowerCase(), false)))
+          throw kind.notFound(name, version);
         const cur = await active(tx, ctx, name, version);
         const next: R = {
           ...cur,
@@ -279,6 +282,7 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
     async delete(ctx: ObjectCallContext, rawName: string): Promise<Shown> {
       const name = checkName(rawName);
       return guard.write(ctx, ops.delete, name, async (tx) => {
+        if (!(await store.claim(tx, ctx.vault.id, name.toLowerCase(), false))) throw kind.notFound(name);
         const cur = await active(tx, ctx, name);
         const now = clock.now();
         const purgeAt = now + ctx.vault.softDeleteRetentionInDays * DAY_MS;
@@ -301,6 +305,9 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
     async recover(ctx: ObjectCallContext, rawName: string): Promise<Shown> {
       const name = checkName(rawName);
       return guard.write(ctx, ops.recover, name, async (tx) => {
+        // Claimed first (see `claim`): a recover and a purge of one object never both succeed.
+        if (!(await store.claim(tx, ctx.vault.id, name.toLowerCase(), true)))
+          throw kind.deletedNotFound(name);
         const cur = await deleted(tx, ctx, name);
         await store.setDeleted(tx, ctx.vault.id, name.toLowerCase(), null, null);
         await kind.alsoDeleted?.(tx, ctx.vault.id, name.toLowerCase(), null, null);
@@ -313,6 +320,7 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
       const name = checkName(rawName);
       await guard.write(ctx, ops.purge, name, async (tx) => {
         const nameLower = name.toLowerCase();
+        if (!(await store.claim(tx, ctx.vault.id, nameLower, true))) throw kind.deletedNotFound(name);
         const cur = await deleted(tx, ctx, name);
         if (ctx.vault.enablePurgeProtection)
           throw new LatchkeyError(

@@ -16,6 +16,7 @@ import {
   DAY_MS,
   isVaultName,
   VAULT_ACTIONS,
+  VAULT_ROW_LOCK,
   type Vault,
   vaultArmId,
   vaultFromRecord,
@@ -98,7 +99,7 @@ export function createVaults(deps: {
       );
     }
   };
-  /** The scope of a PUT, resolved and authorized, in its transaction (which holds the vault-names lock). */
+  /** The scope of a PUT, resolved and authorized, in its transaction (which holds VAULT_ROW_LOCK). */
   interface PutContext {
     tx: Transaction;
     caller: Caller;
@@ -192,7 +193,7 @@ export function createVaults(deps: {
         );
       const { at, armId } = await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
-        await tx.lock('latchkey:vault-names');
+        await tx.lock(VAULT_ROW_LOCK);
         const row = await rowByName(ref.name.toLowerCase(), tx);
         const w: PutContext = { tx, caller, meta, ref, at, armId, input };
         if (input.createMode === 'recover') return recover(w, row);
@@ -205,6 +206,7 @@ export function createVaults(deps: {
     async patch(caller: Caller, meta: RequestMeta, ref: VaultRef, input: VaultInput): Promise<Vault> {
       await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
+        await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
         const vault = applyVaultInput(row, input, false, clock.now());
@@ -242,6 +244,7 @@ export function createVaults(deps: {
     async delete(caller: Caller, meta: RequestMeta, ref: VaultRef): Promise<boolean> {
       await authorize(caller, ref, VAULT_ACTIONS.delete);
       return db.transaction(async (tx) => {
+        await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) return false;
         const now = clock.now();
@@ -267,6 +270,7 @@ export function createVaults(deps: {
       const { armId } = await authorize(caller, ref, VAULT_ACTIONS.accessPolicies);
       await requireGrantAccess(caller, armId, 'access policies');
       return db.transaction(async (tx) => {
+        await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
         const changes = normalizePolicies(row.tenantId, policies);

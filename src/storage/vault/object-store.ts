@@ -188,7 +188,11 @@ export function objectStore<
        VALUES (${Array.from({ length: 9 + written.length }, (_, i) => `$${i + 1}`).join(', ')})`,
     updateVersion: `UPDATE ${t.versions} SET ${[...updatable.map((c) => c.name), 'tags', 'enabled', ...window, 'updated_at'].map((c, i) => `${c} = $${i + 4}`).join(', ')}
        WHERE vault_id = $1 AND name_lower = $2 AND version = $3`,
-    stillDue: `SELECT 1 AS x FROM ${t.objects} WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3`,
+    // Claims (below): an UPDATE that changes nothing but takes the object's row lock (PostgreSQL)
+    // and tests its state on the newest committed row once the lock is had.
+    stillDue: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3`,
+    claimActive: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND deleted_at IS NULL`,
+    claimDeleted: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND deleted_at IS NOT NULL`,
   };
 
   const record = (r: Row): R =>
@@ -329,8 +333,19 @@ export function objectStore<
       ]);
     },
     /** Whether the object is still due (not recovered meanwhile). */
+    /** Claims a deleted object past its purge date for the scheduled purge (false: recovered meanwhile, or gone). */
     async stillDue(q: Queryable, vaultId: string, nameLower: string, now: number): Promise<boolean> {
-      return !!(await q.get(sql.stillDue, [vaultId, nameLower, now]));
+      return (await q.run(sql.stillDue, [vaultId, nameLower, now])).changes > 0;
+    },
+    /**
+     * Claims the object for a change in `q`'s transaction, if it is in the state the change needs
+     * (`deleted`: soft-deleted, else active); false if not (or absent). On PostgreSQL the claim
+     * holds the object's row lock until the commit, so two changes of one object (a recover and a
+     * purge from two nodes, say) run one after the other, the second deciding on what the first
+     * left, never both on what they read before it. SQLite's writers are serialized already.
+     */
+    async claim(q: Queryable, vaultId: string, nameLower: string, deleted: boolean): Promise<boolean> {
+      return (await q.run(deleted ? sql.claimDeleted : sql.claimActive, [vaultId, nameLower])).changes > 0;
     },
   };
 }
@@ -347,6 +362,7 @@ export type ObjectStore<R extends ObjectRecord> = Pick<
   | 'purge'
   | 'due'
   | 'stillDue'
+  | 'claim'
 >;
 
 interface DocumentRow {

@@ -1,0 +1,249 @@
+// Concurrent changes of one vault or one vault object on PostgreSQL (READ COMMITTED, several
+// connections: what two nodes, or two requests on one node, do at once). Each test pauses the first
+// change inside its transaction, just before it writes, lets the second change run as far as it
+// can, then lets the first one finish: the outcome must be that of the two run one after the
+// other. SQLite serializes its writers (BEGIN IMMEDIATE), so only PostgreSQL is tested here.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import type { Database, Transaction } from '../src/storage/port.js';
+import { createTestSchema, TEST_POSTGRES_URL, type TestSchema } from './helpers/postgres.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+import { grant, vaultPath, vaultPrincipal } from './helpers/vault.js';
+
+const API = '2022-07-01';
+
+/**
+ * Pauses the first transaction that runs a statement matching `sql` just before that statement,
+ * until `release()`; `reached` resolves when it is paused. Other transactions run as they would.
+ */
+function pauseBefore(db: Database, sql: RegExp) {
+  const real = db.transaction.bind(db);
+  let armed = true;
+  let onReached!: () => void;
+  const reached = new Promise<void>((r) => {
+    onReached = r;
+  });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const gated = (tx: Transaction): Transaction => ({
+    ...tx,
+    async run(text, params) {
+      if (armed && sql.test(text)) {
+        armed = false;
+        onReached();
+        await gate;
+      }
+      return tx.run(text, params);
+    },
+  });
+  db.transaction = ((fn: (tx: Transaction) => Promise<unknown>, options?: object) =>
+    real((tx) => fn(armed ? gated(tx) : tx), options as never)) as Database['transaction'];
+  return {
+    reached,
+    release,
+    restore() {
+      release();
+      db.transaction = real;
+    },
+  };
+}
+
+describe('concurrent vault changes on PostgreSQL: one after the other, never one over the other', () => {
+  let s: TestServer;
+  let schema: TestSchema;
+  let watcher: pg.Client;
+  let admin: string;
+  before(async () => {
+    schema = await createTestSchema();
+    s = await startTestServer({ storageUrl: schema.url });
+    admin = await s.adminToken();
+    watcher = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await watcher.connect();
+  });
+  after(async () => {
+    await watcher?.end();
+    await s?.stop();
+    await schema?.drop();
+  });
+
+  const arm = (method: string, path: string, json: unknown, token = admin) =>
+    s.request(method, `${path}?api-version=${API}`, { headers: { authorization: `Bearer ${token}` }, json });
+  const mgmtToken = async (p: { appId: string; secret: string }, resource = s.info.managementResource) => {
+    const r = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: p.appId,
+        client_secret: p.secret,
+        scope: `${resource}/.default`,
+      },
+    });
+    assert.equal(r.status, 200, r.text);
+    return r.json.access_token as string;
+  };
+  /**
+   * Until `p` settles or a statement like `like` waits for a lock in this database (the second
+   * change held back by the first, paused one): a poll on a condition, not a timed wait.
+   */
+  const blockedOrDone = async (p: Promise<unknown>, like: string) => {
+    let settled = false;
+    p.then(
+      () => {
+        settled = true;
+      },
+      () => {
+        settled = true;
+      },
+    );
+    for (let i = 0; i < 2_000 && !settled; i++) {
+      const r = await watcher.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+        [like],
+      );
+      if (r.rows[0].n > 0) return;
+      await new Promise((done) => setTimeout(done, 5));
+    }
+    assert.ok(settled, 'the second change neither finished nor waited for a lock');
+  };
+
+  test("a Contributor's PATCH in flight does not write back an access policy the Owner removed", async () => {
+    const reader = await vaultPrincipal(s, 'race-reader');
+    const contributor = await vaultPrincipal(s, 'race-contributor');
+    await grant(
+      s,
+      contributor.id,
+      'Contributor',
+      `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`,
+    );
+    const t = await mgmtToken(contributor);
+    const path = vaultPath(s, 'race-kv');
+    const created = await arm('PUT', path, {
+      location: 'local',
+      properties: {
+        enableRbacAuthorization: false,
+        accessPolicies: [
+          { tenantId: s.info.tenantId, objectId: reader.id, permissions: { secrets: ['get'] } },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, created.text);
+
+    // The Contributor's tag change reads the vault, then pauses before it writes the row back.
+    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
+    try {
+      const patch = arm('PATCH', path, { tags: { env: 'prod' } }, t);
+      await pause.reached;
+      // Meanwhile the Owner removes the reader's policy.
+      const remove = arm('PUT', `${path}/accessPolicies/remove`, {
+        properties: {
+          accessPolicies: [
+            { tenantId: s.info.tenantId, objectId: reader.id, permissions: { secrets: ['get'] } },
+          ],
+        },
+      });
+      await blockedOrDone(remove, 'SELECT pg_advisory_xact_lock%');
+      pause.release();
+      const [p, r] = await Promise.all([patch, remove]);
+      assert.equal(p.status, 200, p.text);
+      assert.equal(r.status, 200, r.text);
+    } finally {
+      pause.restore();
+    }
+    const shown = await arm('GET', path, undefined);
+    assert.deepEqual(shown.json.properties.accessPolicies, [], 'the removed policy stays removed');
+    assert.deepEqual(shown.json.tags, { env: 'prod' }, "and the Contributor's change is there too");
+  });
+
+  test('purge protection switched on by the Owner is not switched off by a PATCH in flight', async () => {
+    const contributor = await vaultPrincipal(s, 'race-contributor-2');
+    await grant(
+      s,
+      contributor.id,
+      'Contributor',
+      `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`,
+    );
+    const t = await mgmtToken(contributor);
+    const path = vaultPath(s, 'race-kv2');
+    assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
+    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
+    try {
+      const patch = arm('PATCH', path, { tags: { team: 'a' } }, t);
+      await pause.reached;
+      const protect = arm('PATCH', path, { properties: { enablePurgeProtection: true } });
+      await blockedOrDone(protect, 'SELECT pg_advisory_xact_lock%');
+      pause.release();
+      assert.deepEqual(
+        (await Promise.all([patch, protect])).map((r) => r.status),
+        [200, 200],
+      );
+    } finally {
+      pause.restore();
+    }
+    const shown = await arm('GET', path, undefined);
+    assert.equal(shown.json.properties.enablePurgeProtection, true);
+  });
+
+  test('a vault recovered while a purge of it is asked for: the purge finds no deleted vault', async () => {
+    const path = vaultPath(s, 'race-kv4');
+    assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
+    assert.equal((await arm('DELETE', path, undefined)).status, 200);
+    const deleted = `/subscriptions/${s.info.subscriptionId}/providers/Microsoft.KeyVault/locations/local/deletedVaults/race-kv4`;
+    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
+    let recover: Awaited<ReturnType<typeof arm>>;
+    let purge: Awaited<ReturnType<typeof arm>>;
+    try {
+      const recovering = arm('PUT', path, { location: 'local', properties: { createMode: 'recover' } });
+      await pause.reached;
+      const purging = arm('POST', `${deleted}/purge`, undefined);
+      await blockedOrDone(purging, 'SELECT pg_advisory_xact_lock%');
+      pause.release();
+      [recover, purge] = await Promise.all([recovering, purging]);
+    } finally {
+      pause.restore();
+    }
+    assert.equal(recover.status, 200, recover.text);
+    assert.equal(purge.status, 404, purge.text);
+    assert.equal((await arm('GET', path, undefined)).status, 200, 'the recovered vault is there');
+  });
+
+  test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
+    const officer = await vaultPrincipal(s, 'race-officer');
+    const kv = vaultPath(s, 'race-kv3');
+    assert.equal(
+      (await arm('PUT', kv, { location: 'local', properties: { enableRbacAuthorization: true } })).status,
+      201,
+    );
+    await grant(s, officer.id, 'Key Vault Secrets Officer', kv);
+    const token = await mgmtToken(officer, s.info.vaultResource);
+    const data = (method: string, p: string, json?: unknown) =>
+      s.request(method, `${s.vaultUrl('race-kv3')}${p}?api-version=7.5`, {
+        headers: { authorization: `Bearer ${token}` },
+        ...(json !== undefined ? { json } : {}),
+      });
+    assert.equal((await data('PUT', '/secrets/n', { value: 'keep me' })).status, 200);
+    assert.equal((await data('DELETE', '/secrets/n')).status, 200);
+
+    // The recover pauses just before it clears the deleted mark; then the purge runs.
+    const pause = pauseBefore(s.services.db, /^UPDATE secrets SET deleted_at = \$3/);
+    let recover: Awaited<ReturnType<typeof data>>;
+    let purge: Awaited<ReturnType<typeof data>>;
+    try {
+      const recovering = data('POST', '/deletedsecrets/n/recover');
+      await pause.reached;
+      const purging = data('DELETE', '/deletedsecrets/n');
+      await blockedOrDone(purging, 'UPDATE secrets SET deleted_at = deleted_at%');
+      pause.release();
+      [recover, purge] = await Promise.all([recovering, purging]);
+    } finally {
+      pause.restore();
+    }
+    assert.equal(recover.status, 200, recover.text);
+    assert.equal(purge.status, 404, `the purge finds no deleted secret once it is recovered: ${purge.text}`);
+    const read = await data('GET', '/secrets/n');
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.json.value, 'keep me');
+  });
+});
