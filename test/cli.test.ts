@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -7,6 +9,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet
 import { request } from '../src/cli/http.js';
 import { selfSignedRsaCert } from './helpers/certs.js';
 import { type CliResult, type CliUser, cliUser, startUpProcess, type UpProcess } from './helpers/cli.js';
+import { issueServerCert, makeTestCa } from './helpers/tls-ca.js';
 
 const VAULT = 'https://vault.localhost';
 const MGMT = 'https://management.latchkey.localhost';
@@ -228,6 +231,51 @@ describe('latchkey CLI end to end (real `latchkey up` process, CLI as child proc
     assert.equal(p.appid, sp.appId);
     assert.equal(p.idtyp, 'app');
     assert.equal(p.oid, sp.objectId);
+  });
+
+  test("the login's credentials go only to its own server: another --server or LATCHKEY_SERVER is refused, nothing sent", async () => {
+    // Another HTTPS server the CLI trusts (its CA given with --ca-file), recording what reaches it.
+    const ca = await makeTestCa();
+    const leaf = await issueServerCert(ca, ['localhost']);
+    const caFile = join(tmp, 'other-ca.pem');
+    writeFileSync(caFile, ca.certPem);
+    const seen: string[] = [];
+    const other = https.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString('utf8');
+      });
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''} ${body}`);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"access_token":"planted","expires_in":3600,"refresh_token":"lkr~planted","value":[]}');
+      });
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const otherUrl = `https://localhost:${(other.address() as AddressInfo).port}`;
+    try {
+      const elsewhere = ['--server', otherUrl, '--ca-file', caFile];
+      const refused =
+        /logged in to https:\/\/[^,]+, not to https:\/\/localhost:\d+: run `latchkey login --server/;
+      // A service principal's login (client secret): a token, a management call, a Graph call.
+      assertOneLineError(
+        await spUser.run('account', 'get-access-token', '--resource', VAULT, ...elsewhere),
+        refused,
+      );
+      assertOneLineError(await spUser.run('group', 'list', ...elsewhere), refused);
+      assertOneLineError(
+        await spUser.runWith({ LATCHKEY_SERVER: otherUrl, LATCHKEY_CA_FILE: caFile }, 'ad', 'sp', 'list'),
+        refused,
+      );
+      // A user's login (refresh token): Graph asks a token for the server in effect.
+      assertOneLineError(await admin.run('ad', 'sp', 'list', ...elsewhere), refused);
+      assert.deepEqual(seen, [], 'nothing reached the other server');
+      // The login is untouched and still works against its own server.
+      ok(await spUser.run('account', 'get-access-token', '--resource', VAULT));
+      ok(await admin.run('ad', 'sp', 'list'));
+    } finally {
+      await new Promise((r) => other.close(r));
+    }
   });
 
   test('LATCHKEY_SERVER and LATCHKEY_CA_FILE work like the flags; an untrusted server is a clear error', async () => {

@@ -102,6 +102,31 @@ export async function tokenRequest(
   };
 }
 
+/** A server URL as compared: scheme and host lower-cased, no trailing slash. */
+const sameServer = (a: string, b: string): boolean => {
+  const norm = (u: string) => {
+    try {
+      return new URL(u).href.replace(/\/+$/, '');
+    } catch {
+      return u.replace(/\/+$/, '');
+    }
+  };
+  return norm(a) === norm(b);
+};
+
+/**
+ * The login's credentials (its cached tokens, refresh token, client secret) belong to the server
+ * it was made on, and go to no other: a `--server` or `LATCHKEY_SERVER` naming another server is
+ * refused, not answered with this login's tokens (as `az` keeps a login per cloud).
+ */
+export function requireLoginServer(g: GlobalOptions, profile: Profile): void {
+  const { server } = resolveServer(g, profile);
+  if (!sameServer(server, profile.server))
+    throw new CliError(
+      `logged in to ${profile.server}, not to ${server}: run \`latchkey login --server ${server}\` to sign in there (the login's credentials go only to the server it was made on)`,
+    );
+}
+
 /** An access token for `resource` from the login state, renewing it (refresh token or client credentials) when near expiry. */
 export async function getAccessToken(
   g: GlobalOptions,
@@ -114,6 +139,7 @@ export async function getAccessToken(
   };
   const first = loadProfile();
   if (!first) throw new CliError('not logged in: run `latchkey login`');
+  requireLoginServer(g, first);
   const hit = fresh(first);
   if (hit) return { token: hit.accessToken, expiresOn: hit.expiresOn, profile: first };
   // Renewing spends the refresh token (one use each): one CLI process at a time, and re-read
@@ -121,6 +147,7 @@ export async function getAccessToken(
   return withStateLock(async () => {
     const profile = loadProfile();
     if (!profile) throw new CliError('not logged in: run `latchkey login`');
+    requireLoginServer(g, profile);
     const again = fresh(profile);
     if (again) return { token: again.accessToken, expiresOn: again.expiresOn, profile };
     const t = await renew(g, profile, `${key}/.default`);
@@ -132,7 +159,9 @@ export async function getAccessToken(
 
 /** A new access token for `scope` from the login (refresh token, client secret or certificate). */
 async function renew(g: GlobalOptions, profile: Profile, scope: string): Promise<TokenResult> {
-  const { server, ca } = resolveServer(g, profile);
+  // The login's own server (requireLoginServer has checked that it is the one in effect).
+  const { ca } = resolveServer(g, profile);
+  const server = profile.server.replace(/\/+$/, '');
   if (profile.kind === 'user') {
     if (!profile.refreshToken) throw new CliError('the login has expired: run `latchkey login`');
     const t = await tokenRequest(server, ca, profile.tenantId, {
