@@ -43,13 +43,14 @@ describe('role-assignment cache: a read under way while an assignment is removed
     let holding = false;
     const db = {
       dialect: 'postgres',
+      current: () => undefined,
       async all(sql: string) {
         assert.match(sql, /FROM role_assignments WHERE principal_id/);
         const snapshot = stored;
         if (holding) await new Promise<void>((r) => (held = r));
         return snapshot;
       },
-    } as unknown as Database; // only `all` is used by the assignment reads
+    } as unknown as Database; // only `all` (and `current`) are used by the assignment reads
     return {
       db,
       remove: () => (stored = []),
@@ -176,12 +177,13 @@ describe('vault lookup: a read under way while the vault changes', () => {
     let holding = true;
     const db = {
       dialect: 'postgres',
+      current: () => undefined,
       async get() {
         const snapshot = stored;
         if (holding) await new Promise<void>((r) => (held = r));
         return snapshot;
       },
-    } as unknown as Database; // only `get` is used by the lookup
+    } as unknown as Database; // only `get` (and `current`) are used by the lookup
     const bus = createChangeBus();
     const byName = createVaultLookup(db, fakeClock(), bus);
     const underWay = byName('vault1');
@@ -238,5 +240,122 @@ describe('signing keys: a reload under way while another node rotates', () => {
     } finally {
       await db.close();
     }
+  });
+});
+
+// A read made inside a transaction sees that transaction's uncommitted rows; a rollback publishes
+// no change that would drop what it cached (a manifest that grants a role, then fails and rolls
+// back, left the grant in the decision point's cache: requests behind it were served with it).
+describe('caches and transactions: what a transaction read is not kept after it rolls back', () => {
+  test('role assignments: granted inside the transaction, refused after its rollback', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      const clock = fakeClock();
+      const bus = createChangeBus();
+      const tenant = await createTenants({ db, clock }).create({ displayName: 'T', domain: 't.example' });
+      const sp = await createPrincipals({ db, clock, bus }).createServicePrincipal(tenant.id, {
+        displayName: 'sp',
+      });
+      const access = createAccess({ db, clock, bus });
+      const caller: Caller = { tenantId: tenant.id, oid: sp.id, appId: sp.appId, kind: 'app' };
+      const scope = '/subscriptions/33333333-3333-4333-8333-333333333333';
+      const action = 'Microsoft.KeyVault/vaults/read';
+      await assert.rejects(
+        db.transaction(async () => {
+          await access.create(tenant.id, { principalId: sp.id, role: findRole('Reader')!, scope });
+          assert.equal(
+            await access.allows(caller, action, scope),
+            true,
+            'the transaction sees its own grant',
+          );
+          throw new Error('a later step fails: roll back');
+        }),
+        /roll back/,
+      );
+      assert.equal(await access.allows(caller, action, scope), false, 'no grant after the rollback');
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('the shared change cache: a mark taken inside a transaction is never kept', () => {
+    let inside = true;
+    const cache = createChangeCache<string>({
+      clock: fakeClock(),
+      max: 10,
+      maxAgeMs: 1_000,
+      inTransaction: () => inside,
+    });
+    cache.put('k', 'uncommitted', cache.mark());
+    assert.equal(cache.get('k'), undefined);
+    inside = false;
+    cache.put('k', 'committed', cache.mark());
+    assert.equal(cache.get('k'), 'committed');
+  });
+});
+
+// Cached entries age on the monotonic clock: a wall-clock step back (NTP, a VM resumed) must not
+// keep a changed row (its notification lost) past the one-second bound.
+describe('caches and clock steps: entries age on the monotonic clock', () => {
+  test('the change cache, the vault lookup and the principal state: a step back keeps nothing longer', async () => {
+    const clock = fakeClock();
+    const cache = createChangeCache<string>({ clock, max: 10, maxAgeMs: 1_000 });
+    cache.put('k', 'v', cache.mark());
+    clock.set(clock.now() - 3_600_000); // the wall clock steps back an hour
+    clock.advance(1_001);
+    assert.equal(cache.get('k'), undefined, 'the change cache');
+
+    let reads = 0;
+    const db = {
+      dialect: 'postgres',
+      current: () => undefined,
+      async get() {
+        reads++;
+        return {
+          id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1',
+          name: 'vault1',
+          name_lower: 'vault1',
+          tenant_id: '11111111-1111-4111-8111-111111111111',
+          subscription_id: 's',
+          resource_group: 'rg',
+          location: 'local',
+          sku: 'standard',
+          enable_rbac_authorization: 1,
+          soft_delete_retention_days: 90,
+          enable_purge_protection: 0,
+          access_policies: '[]',
+          tags: '{}',
+          deleted_at: null,
+          scheduled_purge_at: null,
+          created_at: 0,
+          updated_at: 0,
+        };
+      },
+    } as unknown as Database;
+    const byName = createVaultLookup(db, clock, createChangeBus());
+    const real = await openDatabase('sqlite::memory:');
+    try {
+      const tenant = await createTenants({ db: real, clock }).create({
+        displayName: 'T',
+        domain: 't.example',
+      });
+      const principals = createPrincipals({ db: real, clock, bus: createChangeBus() });
+      const sp = await principals.createServicePrincipal(tenant.id, { displayName: 'sp' });
+      assert.equal((await principals.current(sp.id))?.enabled, true);
+      await createPrincipals({ db: real, clock, bus: createChangeBus() }).setEnabled(tenant.id, sp.id, false); // unheard
+      clock.set(clock.now() - 3_600_000);
+      clock.advance(1_001);
+      assert.equal((await principals.current(sp.id))?.enabled, false, 'the principal state');
+    } finally {
+      await real.close();
+    }
+    await byName('vault1');
+    await byName('vault1');
+    assert.equal(reads, 1, 'an active vault is served from memory within the second');
+    const before = reads;
+    clock.set(clock.now() - 3_600_000);
+    clock.advance(1_001);
+    await byName('vault1');
+    assert.equal(reads, before + 1, 'the vault lookup reads again');
   });
 });

@@ -135,7 +135,9 @@ export function createAccess(deps: {
       return role ? [{ role, scope: r.scope, scopeLower: r.scope.toLowerCase() }] : [];
     });
     if (cache.size > 50_000) cache.clear();
-    if (mark === epoch) cache.set(principalId, { at: started, rows: resolved });
+    // Not a read inside a transaction: it sees that transaction's uncommitted assignments (a
+    // manifest's, say), and a rollback publishes nothing that would drop them.
+    if (mark === epoch && db.current() === undefined) cache.set(principalId, { at: started, rows: resolved });
     return { rows: resolved, cached: false };
   };
 

@@ -109,6 +109,7 @@ export function createCredentials(deps: {
   // another node works at once; validity windows are checked against the clock on every use.
   const cache = createChangeCache<ClientCredential[]>({
     clock,
+    inTransaction: () => db.current() !== undefined,
     max: 5_000,
     maxAgeMs: 1_000,
     ...(deps.stats ? { stats: deps.stats } : {}),

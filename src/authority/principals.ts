@@ -58,6 +58,7 @@ export function createPrincipals(deps: {
   // changes the principal or hears of a change, re-read after a second anyway.
   const clientCache = createChangeCache<Principal>({
     clock,
+    inTransaction: () => db.current() !== undefined,
     max: 10_000,
     maxAgeMs: STATE_TTL_MS,
     ...(deps.clientStats ? { stats: deps.clientStats } : {}),
@@ -96,7 +97,7 @@ export function createPrincipals(deps: {
     async current(id: string): Promise<Principal | undefined> {
       const key = id.toLowerCase();
       const hit = stateCache.get(key);
-      const now = clock.now();
+      const now = clock.monotonic(); // a wall-clock step must not keep a disabled principal enabled
       // Only an enabled principal is served from memory: a refusal is always checked against
       // the database, so a principal just created or re-enabled on another node works at once.
       if (hit?.principal?.enabled && now - hit.at < STATE_TTL_MS) {
@@ -107,7 +108,8 @@ export function createPrincipals(deps: {
       const mark = stateEpoch;
       const p = await this.getById(key);
       if (stateCache.size >= 50_000) stateCache.clear();
-      if (mark === stateEpoch) stateCache.set(key, { at: now, principal: p });
+      // Not a read inside a transaction (its uncommitted row: a rollback publishes nothing).
+      if (mark === stateEpoch && db.current() === undefined) stateCache.set(key, { at: now, principal: p });
       return p;
     },
     async byAppId(tenantId: string, appId: string, q: Queryable = db): Promise<Principal | undefined> {

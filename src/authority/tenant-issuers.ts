@@ -30,6 +30,7 @@ export function createTenantIssuers(deps: {
   const server = new Set(deps.serverIssuers);
   const cache = createChangeCache<{ list: readonly string[] | null }>({
     clock: deps.clock,
+    inTransaction: () => db.current() !== undefined,
     max: 1_000,
     maxAgeMs: 1_000,
     ...(deps.stats ? { stats: deps.stats } : {}),

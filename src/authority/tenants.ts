@@ -26,6 +26,7 @@ export function createTenants(deps: { db: Database; clock: Clock; bus?: ChangeBu
   // after a minute anyway.
   const cache = createChangeCache<Tenant>({
     clock,
+    inTransaction: () => db.current() !== undefined,
     max: 1_000,
     maxAgeMs: 60_000,
     ...(deps.stats ? { stats: deps.stats } : {}),

@@ -30,7 +30,10 @@ export interface ChangeCache<V> {
 /** Taken before a read (`ChangeCache.mark`): what was dropped until then, and when the read started. */
 export interface CacheMark {
   readonly epoch: number;
+  /** The monotonic clock's ms: a wall-clock step must not keep an entry longer. */
   readonly at: number;
+  /** The read runs inside a transaction: what it reads may be rolled back, so it is not cached. */
+  readonly inTransaction: boolean;
 }
 
 export function createChangeCache<V>(opts: {
@@ -38,6 +41,12 @@ export function createChangeCache<V>(opts: {
   max: number;
   maxAgeMs: number;
   stats?: CacheStats;
+  /**
+   * Whether the code taking a mark runs inside a transaction (the owner's `db.current()`): such a
+   * read sees the transaction's uncommitted rows (a role assignment, a secret version), and a
+   * rollback publishes no change that would drop them, so it is answered but never cached.
+   */
+  inTransaction?: () => boolean;
 }): ChangeCache<V> {
   const { clock, max, maxAgeMs, stats } = opts;
   const entries = new Map<string, { value: V; at: number }>();
@@ -45,7 +54,7 @@ export function createChangeCache<V>(opts: {
   return {
     get(key) {
       const e = entries.get(key);
-      if (e && clock.now() - e.at < maxAgeMs) {
+      if (e && clock.monotonic() - e.at < maxAgeMs) {
         entries.delete(key);
         entries.set(key, e);
         if (stats) stats.hits++;
@@ -55,9 +64,9 @@ export function createChangeCache<V>(opts: {
       if (stats) stats.misses++;
       return undefined;
     },
-    mark: () => ({ epoch, at: clock.now() }),
+    mark: () => ({ epoch, at: clock.monotonic(), inTransaction: opts.inTransaction?.() === true }),
     put(key, value, mark) {
-      if (mark.epoch !== epoch) return;
+      if (mark.epoch !== epoch || mark.inTransaction) return;
       entries.delete(key);
       if (entries.size >= max) entries.delete(entries.keys().next().value!);
       // Aged from when the read started: a change it missed (not heard) counts within maxAgeMs.

@@ -40,6 +40,7 @@ export function createKeyDomain(deps: {
   const { db, clock, sealer, audit, baseUrlOf } = deps;
   const records = createKeyRecordCache({
     clock,
+    inTransaction: () => db.current() !== undefined,
     ...(deps.bus ? { bus: deps.bus } : {}),
     ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),
   });

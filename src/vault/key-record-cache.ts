@@ -35,6 +35,8 @@ export function createKeyRecordCache(deps: {
   max?: number;
   maxAgeMs?: number;
   stats?: CacheStats;
+  /** Reads inside a transaction are not cached (lib/change-cache.ts). */
+  inTransaction?: () => boolean;
 }) {
   const { bus, stats } = deps;
   const cache = createChangeCache<{ name: string; rec: KeyRecord }>({
@@ -42,6 +44,7 @@ export function createKeyRecordCache(deps: {
     max: deps.max ?? 10_000,
     maxAgeMs: deps.maxAgeMs ?? 1_000,
     ...(stats ? { stats } : {}),
+    ...(deps.inTransaction ? { inTransaction: deps.inTransaction } : {}),
   });
   const nameOf = keyChangeId;
   // '|' cannot occur in a key name or version: `{vault}|{name}|` is the latest version.

@@ -26,6 +26,8 @@ export function createSecretCache(deps: {
   max?: number;
   maxAgeMs?: number;
   stats?: CacheStats;
+  /** Reads inside a transaction are not cached (lib/change-cache.ts). */
+  inTransaction?: () => boolean;
 }) {
   const { clock, bus, stats } = deps;
   const cache = createChangeCache<SealedSecret>({
@@ -33,6 +35,7 @@ export function createSecretCache(deps: {
     max: deps.max ?? 10_000,
     maxAgeMs: deps.maxAgeMs ?? 1_000,
     ...(stats ? { stats } : {}),
+    ...(deps.inTransaction ? { inTransaction: deps.inTransaction } : {}),
   });
   const keyOf = (vaultId: string, nameLower: string) => `${vaultId}|${nameLower}`;
   bus?.subscribe('secret', (key) => cache.drop(key));

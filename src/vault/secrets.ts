@@ -79,6 +79,7 @@ export function createSecrets(
   const { db, clock, sealer } = deps;
   const cache = createSecretCache({
     clock,
+    inTransaction: () => db.current() !== undefined,
     ...(deps.bus ? { bus: deps.bus } : {}),
     ...(deps.cacheSize !== undefined ? { max: deps.cacheSize } : {}),
     ...(deps.cacheStats ? { stats: deps.cacheStats } : {}),

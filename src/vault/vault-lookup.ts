@@ -34,7 +34,7 @@ export function createVaultLookup(
 
   return async function byName(nameLower: string): Promise<Vault | undefined> {
     const hit = cache.get(nameLower);
-    const now = clock.now();
+    const now = clock.monotonic(); // a wall-clock step must not keep a vault's access settings
     // Only an active vault is served from memory: "no such vault" is always checked against
     // the database, so a vault just created or recovered on another node is found at once.
     if (hit?.vault && hit.vault.deletedAt === null && now - hit.at < ttl) {
@@ -46,7 +46,8 @@ export function createVaultLookup(
     const r = isVaultName(nameLower) ? await store.byName(db, nameLower) : undefined;
     const vault = r && vaultFromRecord(r);
     if (cache.size > 10_000) cache.clear();
-    if (mark === epoch) cache.set(nameLower, { at: now, vault });
+    // Not a read inside a transaction (its uncommitted row: a rollback publishes nothing).
+    if (mark === epoch && db.current() === undefined) cache.set(nameLower, { at: now, vault });
     return vault;
   };
 }
