@@ -550,6 +550,25 @@ describe('identity endpoint (latchkey up)', () => {
     assert.equal(t.status, 200);
   });
 
+  test("a host's own certificate cannot be deleted through the directory API (managed, like a reset)", async () => {
+    const [host] = await s.services.db.all<{ principal_id: string }>('SELECT principal_id FROM hosts');
+    const admin = await s.adminToken();
+    const path = `/api/directory/servicePrincipals/${host!.principal_id}/credentials`;
+    const auth = { authorization: `Bearer ${admin}` };
+    const listed = await s.request('GET', path, { headers: auth });
+    assert.equal(listed.status, 200, listed.text);
+    const creds = listed.json.value as { keyId: string }[];
+    assert.ok(creds.length > 0, 'the host has its certificate');
+    const del = await s.request('DELETE', `${path}/${creds[0]!.keyId}`, { headers: auth });
+    assert.equal(del.status, 400, del.text);
+    assert.match(del.json.error.message, /managed by the platform/);
+    const after = await s.request('GET', path, { headers: auth });
+    assert.deepEqual(after.json.value, listed.json.value, 'nothing was deleted');
+    // The host still gets tokens for its apps.
+    await systemApp('ep-host-kept');
+    assert.equal((await appServiceToken(s, await session(s, 'ep-host-kept'))).status, 200);
+  });
+
   test('switching the identity off (and detaching a user-assigned one) takes effect at once', async () => {
     const u = await putIdentity(s, 'ep-uai-off');
     const app = await putApp(s, 'ep-off', {

@@ -367,6 +367,9 @@ export function createDirectory(deps: {
       keyId: string,
     ): Promise<void> {
       const sp = await findSp(caller, idOrAppId, DIRECTORY_ACTIONS.credentials);
+      // A host's or an app identity's certificates are the platform's, as for a reset: deleting a
+      // host's own would cut it off for good (it renews them with them).
+      notManaged(sp, 'The credentials of a managed identity are managed by the platform.');
       const operation = 'ServicePrincipalCredentialDelete';
       await audited(caller, meta, { operation, target: sp.id, details: () => ({ keyId }) }, (tx) =>
         credentials.delete(caller.tenantId, sp.id, keyId, tx),
