@@ -523,6 +523,72 @@ describe('manifests: no plan answer depends on a value the caller may not read (
     );
   });
 
+  test('a key that may not read there learns nothing of what exists: users, vaults, identities, resource groups', async () => {
+    const auditor = await key(['audit:read']);
+    const hdr = { authorization: `ProvisioningKey ${auditor.key}` };
+    const dry = async (items: Record<string, unknown>) => {
+      const r = await apply(items, hdr, true);
+      return { status: r.status, code: r.json.error?.code, message: r.json.error?.message };
+    };
+    const ra = (principal: unknown, scope: unknown) => ({
+      roleAssignments: [{ principal, role: 'Reader', scope }],
+    });
+    const pairs: [Record<string, unknown>, Record<string, unknown>][] = [
+      // an existing user, and a made-up one
+      [
+        ra({ user: s.admin.userName }, { resourceGroup: 'default' }),
+        ra({ user: 'nobody@latchkey.localhost' }, { resourceGroup: 'default' }),
+      ],
+      // an existing vault, and a made-up one (as a scope, and as a secret's vault)
+      [
+        ra({ user: s.admin.userName }, { vault: VAULT }),
+        ra({ user: s.admin.userName }, { vault: 'nosuchkv' }),
+      ],
+      [
+        { secrets: [{ vault: VAULT, name: 'x', value: { resolved: 'v' } }] },
+        { secrets: [{ vault: 'nosuchkv', name: 'x', value: { resolved: 'v' } }] },
+      ],
+      // an existing resource group, and a made-up one
+      [
+        ra({ user: s.admin.userName }, { resourceGroup: 'default' }),
+        ra({ user: s.admin.userName }, { resourceGroup: 'nosuchrg' }),
+      ],
+      // an existing app's identity, and a made-up app
+      [
+        ra({ app: 'oracle-app' }, { resourceGroup: 'default' }),
+        ra({ app: 'nosuchapp' }, { resourceGroup: 'default' }),
+      ],
+      // a user-assigned identity an app would use: made-up either way, but asked before any lookup
+      [
+        {
+          apps: [
+            { name: 'oracle-app', identity: { type: 'UserAssigned', userAssignedIdentities: ['nosuchuai'] } },
+          ],
+        },
+        {
+          apps: [
+            { name: 'nosuchapp2', identity: { type: 'UserAssigned', userAssignedIdentities: ['nosuchuai'] } },
+          ],
+        },
+      ],
+    ];
+    for (const [real, madeUp] of pairs) {
+      const a = await dry(real);
+      const b = await dry(madeUp);
+      assert.equal(a.status, 403, JSON.stringify(a));
+      assert.equal(a.code, 'ProvisioningScopeMissing', JSON.stringify(a));
+      assert.deepEqual(
+        { status: b.status, code: b.code, message: b.message?.replace(/nosuch\w+/g, 'X') },
+        {
+          status: a.status,
+          code: a.code,
+          message: a.message?.replace(new RegExp(`${VAULT}|oracle-app|default`, 'g'), 'X'),
+        },
+        `${JSON.stringify(real)} vs ${JSON.stringify(madeUp)}`,
+      );
+    }
+  });
+
   test('an apps:write key (with every write scope) cannot list settings; its dry run writes them without comparing', async () => {
     // Every write scope, and still no reading of settings.
     const k = await key([

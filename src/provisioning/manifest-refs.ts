@@ -6,9 +6,10 @@ import type { Tenants } from '../authority/tenants.js';
 import type { Apps } from '../management/apps.js';
 import type { AppFederatedCredentials, FederatedCredentials } from '../management/federated-credentials.js';
 import type { UserIdentities } from '../management/identities.js';
+import { UAI_ACTIONS } from '../management/identity-common.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database } from '../storage/port.js';
-import { vaultArmId } from '../vault/model.js';
+import { VAULT_ACTIONS, vaultArmId } from '../vault/model.js';
 import type { Secrets } from '../vault/secrets.js';
 import type { Vaults } from '../vault/vaults.js';
 import {
@@ -114,6 +115,16 @@ export function createRefs(deps: ManifestDeps, caller: Caller, m: Manifest, sub:
         throw manifestError('InvalidReference', path, 'The principal does not exist in this tenant');
       return id ?? undefined;
     },
+    /**
+     * The ARM scope a scope reference names, checking nothing: for the permission check that goes
+     * before any lookup, so that a refusal does not depend on what exists.
+     */
+    nominalScope(ref: ScopeRef): string {
+      if (typeof ref === 'string') return ref;
+      if ('resourceGroup' in ref) return `/subscriptions/${sub}/resourceGroups/${ref.resourceGroup}`;
+      const id = vaultArmId(sub, rg, ref.vault);
+      return ref.secret ? `${id}/secrets/${ref.secret}` : id;
+    },
     /** The ARM scope of a scope reference; checks that a named vault exists or is in the manifest. */
     async scope(ref: ScopeRef, path: JsonPath): Promise<string> {
       if (typeof ref === 'string') return ref;
@@ -129,12 +140,25 @@ export function createRefs(deps: ManifestDeps, caller: Caller, m: Manifest, sub:
       const id = vaultArmId(sub, rg, ref.vault);
       return ref.secret ? `${id}/secrets/${ref.secret}` : id;
     },
+    /**
+     * Checks that a vault named by the manifest is in it, or exists in its resource group; for a
+     * vault not in the manifest, the caller must first be allowed to read it there (whether it
+     * exists or not), so that the answer does not tell who may not read it which vaults exist.
+     */
     async checkVault(name: string, path: JsonPath): Promise<void> {
-      if (!inManifest.vault(name) && !(await existing.vault(name))) throw missing(path, 'vault', name);
+      if (inManifest.vault(name)) return;
+      await deps.access.require(caller, VAULT_ACTIONS.read, vaultArmId(sub, rg, name));
+      if (!(await existing.vault(name))) throw missing(path, 'vault', name);
     },
+    /** As `checkVault`, for a user-assigned identity (read allowed at its ARM id first). */
     async checkIdentity(name: string, path: JsonPath): Promise<void> {
-      if (!inManifest.identity(name) && !(await existing.identity(name)))
-        throw missing(path, 'identity', name);
+      if (inManifest.identity(name)) return;
+      await deps.access.require(
+        caller,
+        UAI_ACTIONS.read,
+        `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`,
+      );
+      if (!(await existing.identity(name))) throw missing(path, 'identity', name);
     },
   };
 }
