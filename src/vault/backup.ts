@@ -34,8 +34,14 @@ export interface BackupFormat<V extends { version: string }> {
  */
 export const BACKUP_INVALID = 'Backup blob contains invalid or corrupt version.';
 
-/** A backup's sealed size limit (an object with very many large versions cannot be backed up). */
+/**
+ * A backup's size limit before sealing, in UTF-8 bytes (an object with very many large versions
+ * cannot be backed up). Sealed, with its magic, and in base64 it stays under BACKUP_RESTORE_MAX_CHARS:
+ * every backup that is given out can be restored.
+ */
 export const BACKUP_MAX_BYTES = 3 * 1024 * 1024;
+/** The restore routes' limit on a backup blob's base64 text (secrets, certificates). */
+export const BACKUP_RESTORE_MAX_CHARS = 6 * 1024 * 1024;
 
 export function sealBackupBlob<V extends { version: string }>(
   sealer: Sealer,
@@ -43,7 +49,9 @@ export function sealBackupBlob<V extends { version: string }>(
   backup: BackupEnvelope<V>,
 ): Buffer {
   const json = JSON.stringify(backup);
-  if (json.length > BACKUP_MAX_BYTES) throw new LatchkeyError('BadParameter', format.tooLarge);
+  // Bytes, not UTF-16 units: a value of non-ASCII text takes up to 3 bytes a unit (until session
+  // 18 a backup under the limit in units could be twice the restore limit in base64).
+  if (Buffer.byteLength(json) > BACKUP_MAX_BYTES) throw new LatchkeyError('BadParameter', format.tooLarge);
   return Buffer.concat([format.magic, sealer.seal(json, `backup|${format.kind}|${backup.tenantId}`)]);
 }
 

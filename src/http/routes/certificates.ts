@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { LatchkeyError } from '../../errors/index.js';
 import type { Services } from '../../server/services.js';
+import { BACKUP_RESTORE_MAX_CHARS } from '../../vault/backup.js';
 import { type CertificateContact, CONTACT_LIMITS } from '../../vault/certificate-contacts.js';
 import { MERGE_LIMITS } from '../../vault/certificate-merge.js';
 import type { PolicyInput } from '../../vault/certificate-policy.js';
@@ -106,7 +107,7 @@ const restoreBody = z.object({
   value: z
     .string()
     .min(1)
-    .max(6 * 1024 * 1024)
+    .max(BACKUP_RESTORE_MAX_CHARS)
     .regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64url'),
 });
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../../server/services.js';
+import { BACKUP_RESTORE_MAX_CHARS } from '../../vault/backup.js';
 import { VAULT_LIMITS } from '../../vault/model.js';
 import { parse } from '../validate.js';
 import { vaultContext } from '../vault-context.js';
@@ -30,7 +31,7 @@ const restoreBody = z.object({
   value: z
     .string()
     .min(1)
-    .max(6 * 1024 * 1024)
+    .max(BACKUP_RESTORE_MAX_CHARS)
     .regex(/^[A-Za-z0-9+/_-]*={0,2}$/),
 });
 
