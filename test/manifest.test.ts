@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -430,6 +430,43 @@ secrets:
     assert.match(role.stderr, /role\.yaml:5:5: .*UnknownRole.*roleAssignments\[0\]\.role/);
     const ex = await runCli(['export', '-f', join(tmp, 'out.yaml')], { configDir: cfg, env });
     assert.equal(ex.code, 0, ex.stderr);
+
+    // Whoever edits a manifest that a runner applies cannot copy the runner's other files or its
+    // own credentials into a vault: fromFile stays in the manifest's directory, fromEnv refuses them.
+    const sub = mkdtempSync(join(tmp, 'repo-'));
+    writeFileSync(join(tmp, 'outside.txt'), 'a file of the runner\n');
+    symlinkSync(join(tmp, 'outside.txt'), join(sub, 'link.txt'));
+    mkdirSync(join(sub, 'deploy'));
+    writeFileSync(join(sub, 'deploy', 'inside.txt'), 'ok\n');
+    const one = (value: string) =>
+      `apiVersion: latchkey/v1\ntenant: latchkey.localhost\nsecrets:\n  - vault: cli-kv\n    name: leak\n    value: ${value}\n`;
+    const before = await s.services.db.all('SELECT * FROM secrets WHERE vault_id = $1', [v!.id]);
+    for (const [value, re] of [
+      [
+        '{ fromFile: ../outside.txt }',
+        /secrets\[0\]\.value\.fromFile: the file must be in the manifest's directory/,
+      ],
+      [`{ fromFile: ${join(tmp, 'outside.txt')} }`, /the file must be in the manifest's directory/],
+      ['{ fromFile: ./link.txt }', /the file must be in the manifest's directory/],
+      [
+        '{ fromEnv: LATCHKEY_PROVISIONING_KEY }',
+        /LATCHKEY_PROVISIONING_KEY holds a credential of the runner itself/,
+      ],
+      ['{ fromEnv: azure_client_secret }', /holds a credential of the runner itself/],
+    ] as const) {
+      writeFileSync(join(sub, 'leak.yaml'), one(value));
+      const r = await runCli(['apply', '-f', join(sub, 'leak.yaml')], {
+        configDir: cfg,
+        env: { ...env, AZURE_CLIENT_SECRET: 'runner-secret', azure_client_secret: 'runner-secret' },
+      });
+      assert.equal(r.code, 1, `${value}: ${r.stdout}`);
+      assert.match(r.stderr, re);
+    }
+    assert.deepEqual(await s.services.db.all('SELECT * FROM secrets WHERE vault_id = $1', [v!.id]), before);
+    // A file below the manifest's directory is fine.
+    writeFileSync(join(sub, 'ok.yaml'), one('{ fromFile: deploy/inside.txt }'));
+    const fine = await runCli(['apply', '-f', join(sub, 'ok.yaml')], { configDir: cfg, env });
+    assert.equal(fine.code, 0, fine.stderr);
   });
 });
 

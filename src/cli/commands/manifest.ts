@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { isLatchkeyError } from '../../errors/index.js';
 import { formatPath, type Manifest } from '../../provisioning/manifest-schema.js';
@@ -8,6 +8,24 @@ import { CliError } from '../errors.js';
 import { writePrivateFile } from '../files.js';
 import { warn } from '../log.js';
 import { api } from '../session.js';
+
+/**
+ * Variables that hold the credentials a runner signs in with (this CLI's, the Azure SDKs',
+ * GitHub Actions' OIDC request token, the managed-identity endpoint's header): never a `fromEnv`.
+ */
+const CREDENTIAL_VARIABLES = new Set([
+  'LATCHKEY_PASSWORD',
+  'LATCHKEY_PROVISIONING_KEY',
+  'LATCHKEY_ROOT_KEY',
+  'LATCHKEY_STORAGE_URL',
+  'AZURE_CLIENT_SECRET',
+  'AZURE_PASSWORD',
+  'AZURE_CLIENT_CERTIFICATE_PASSWORD',
+  'IDENTITY_HEADER',
+  'MSI_SECRET',
+  'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
+  'ACTIONS_RUNTIME_TOKEN',
+]);
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
 async function prepare(file: string): Promise<{
@@ -35,14 +53,32 @@ async function prepare(file: string): Promise<{
     const v = s.value;
     if (!v || s.state === 'absent') return s;
     if ('fromFile' in v) {
+      const at = where(['secrets', i, 'value', 'fromFile']);
+      let path: string;
       try {
-        const value = readFileSync(resolve(dirname(file), v.fromFile), 'utf8').replace(/\r?\n$/, '');
+        path = realpathSync(resolve(dirname(file), v.fromFile));
+      } catch {
+        throw new CliError(`${at}: cannot read the file`);
+      }
+      // Only files in the manifest's directory or below it (links followed): whoever edits a
+      // manifest that CI applies must not copy the runner's other files into a vault.
+      const root = realpathSync(dirname(resolve(file)));
+      if (path !== root && !path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`))
+        throw new CliError(`${at}: the file must be in the manifest's directory or below it`);
+      try {
+        const value = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
         return { ...s, value: { resolved: value } };
       } catch {
-        throw new CliError(`${where(['secrets', i, 'value', 'fromFile'])}: cannot read the file`);
+        throw new CliError(`${at}: cannot read the file`);
       }
     }
     if ('fromEnv' in v) {
+      // Not the credentials the runner itself signs in with: a manifest's author could otherwise
+      // copy them into a vault they may read.
+      if (CREDENTIAL_VARIABLES.has(v.fromEnv.toUpperCase()))
+        throw new CliError(
+          `${where(['secrets', i, 'value', 'fromEnv'])}: ${v.fromEnv} holds a credential of the runner itself and cannot be a secret's value`,
+        );
       const value = process.env[v.fromEnv];
       if (value === undefined)
         throw new CliError(`${where(['secrets', i, 'value', 'fromEnv'])}: ${v.fromEnv} is not set`);
