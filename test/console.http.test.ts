@@ -306,6 +306,32 @@ describe('web console over HTTP: session, CSRF, headers, expiry', () => {
     assert.match(String(r.headers.location), /^\/console\/login/);
   });
 
+  test('a password reset between the redemption of the code and the session: no session is left', async () => {
+    const user = { userName: 'reset-midway@latchkey.localhost', password: 'reset me midway 123' };
+    const p = await s.services.principals.createUser(s.info.tenantId, {
+      ...user,
+      displayName: 'Reset Midway',
+    });
+    await assignRole(s, p.id, 'Reader', '/');
+    const before = await count(s, 'console_sessions');
+    // The token endpoint answers the console's code; then, before the console writes its session,
+    // an administrator resets the user's password (which ends the user's sessions, as far as it sees).
+    const endpoint = s.services.tokenEndpoint;
+    const real = endpoint.token.bind(endpoint);
+    endpoint.token = (async (...args: Parameters<typeof real>) => {
+      const r = await real(...args);
+      clock.advance(1);
+      await s.services.principals.setPassword(s.info.tenantId, p.id, 'a brand new password 456');
+      return r;
+    }) as typeof endpoint.token;
+    try {
+      await assert.rejects(consoleSignIn(s, user), /callback: 403/);
+    } finally {
+      endpoint.token = real;
+    }
+    assert.equal(await count(s, 'console_sessions'), before, 'no session was written');
+  });
+
   /** A user of the tenant with the given roles at the given scopes, signed in to the console. */
   async function signedInUser(name: string, roles: [Parameters<typeof assignRole>[2], string][] = []) {
     const user = { userName: `${name}@latchkey.localhost`, password: `${name} password 12345` };

@@ -249,6 +249,14 @@ export function createPrincipals(deps: {
       if (p.appId) await refreshTokenStore.destroyIssuedTo(q, tenantId, p.appId);
       bus.publish('principal', key);
     },
+    /**
+     * In `q`'s transaction: whether no revocation of the principal's sign-ins (a password reset,
+     * a disable, `revokeSignInSessions`) came after `since`, holding its row until the commit so
+     * that one coming now waits for it (and then ends what it wrote, a console session say).
+     */
+    signInsValidSince(tenantId: string, id: string, since: number, q: Queryable): Promise<boolean> {
+      return principalStore.holdIfSignInsValidSince(q, tenantId, id.toLowerCase(), since);
+    },
     /** Replaces a user's password (12–256 characters) and ends the user's sign-in sessions. */
     async setPassword(tenantId: string, id: string, password: string, q: Queryable = db): Promise<void> {
       if (password.length < 12 || password.length > 256) {

@@ -52,7 +52,15 @@ function messagePage(title: string, message: string, kind: 'error' | 'info' = 'i
 export function createConsoleLogin(deps: {
   services: Pick<
     Services,
-    'audit' | 'clock' | 'config' | 'issuerBases' | 'principals' | 'tenants' | 'tokenEndpoint' | 'verifier'
+    | 'audit'
+    | 'clock'
+    | 'config'
+    | 'db'
+    | 'issuerBases'
+    | 'principals'
+    | 'tenants'
+    | 'tokenEndpoint'
+    | 'verifier'
   >;
   sessions: ConsoleSessions;
   idTokens: IdTokenVerifier;
@@ -154,6 +162,8 @@ export function createConsoleLogin(deps: {
         );
       const base = issuerBaseOf(req, s.issuerBases());
       let principalId: string;
+      // Before the code is redeemed: a revocation after this (a password reset) ends this sign-in.
+      const redeemedFrom = s.clock.now();
       try {
         // In-process call of the token endpoint: the same code, PKCE and client checks as over HTTP.
         const t = await s.tokenEndpoint.token({
@@ -190,7 +200,19 @@ export function createConsoleLogin(deps: {
         );
       // A new session id at every sign-in (no fixation); an old session of this browser ends.
       await sessions.deleteByValue(readCookie(req, SESSION_COOKIE));
-      const value = await sessions.create(st.tenant, user.id);
+      // Created only if the user's sign-ins were not revoked since the code was redeemed: a
+      // password reset landing between the redemption and here would not see this session yet.
+      const value = await s.db.transaction(async (tx) =>
+        (await s.principals.signInsValidSince(st.tenant, user.id, redeemedFrom, tx))
+          ? sessions.create(st.tenant, user.id)
+          : undefined,
+      );
+      if (value === undefined)
+        return send(
+          reply,
+          403,
+          messagePage('Sign-in not completed', 'The sign-in was revoked meanwhile: sign in again.', 'error'),
+        );
       addCookie(reply, hostCookie(SESSION_COOKIE, value, sessions.maxSeconds));
       await audit({ tenantId: st.tenant, oid: user.id }, req, 'ConsoleSignIn');
       return reply.redirect(safeReturnPath(st.returnTo), 303);

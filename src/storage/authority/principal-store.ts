@@ -148,6 +148,18 @@ export const principalStore = {
       ],
     );
   },
+  /**
+   * Holds the principal's row in `q`'s transaction if no revocation of its sign-ins came after
+   * `since` (an `UPDATE` that changes nothing but takes the row lock: a revocation running at the
+   * same time goes before or after, never between the check and what the caller writes next).
+   */
+  async holdIfSignInsValidSince(q: Queryable, tenantId: string, id: string, since: number): Promise<boolean> {
+    const r = await q.run(
+      'UPDATE principals SET sessions_valid_from = sessions_valid_from WHERE id = $1 AND tenant_id = $2 AND sessions_valid_from <= $3',
+      [id, tenantId, since],
+    );
+    return r.changes > 0;
+  },
   /** Moves `sessions_valid_from` forward to `at` (never back). */
   async invalidateSignInsBefore(q: Queryable, tenantId: string, id: string, at: number): Promise<void> {
     await q.run(
