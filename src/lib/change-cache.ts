@@ -1,5 +1,6 @@
 import type { CacheStats } from './cache-stats.js';
 import type { Clock } from './clock.js';
+import type { ChangeBus } from './events.js';
 
 /**
  * A bounded in-memory cache for rows that change through the change bus
@@ -26,6 +27,30 @@ export interface ChangeCache<V> {
   clear(): void;
   readonly size: number;
 }
+
+/**
+ * What a cache of vault rows built on this one takes (the secret cache, the key record cache):
+ * the bus that drops its entries, its bounds (defaults 10,000 entries, 1 s), and whether a read
+ * runs inside a transaction (not cached, see `createChangeCache`).
+ */
+export interface RowCacheDeps {
+  clock: Clock;
+  bus?: ChangeBus;
+  max?: number;
+  maxAgeMs?: number;
+  stats?: CacheStats;
+  inTransaction?: () => boolean;
+}
+
+/** A change cache with a row cache's bounds and options (`RowCacheDeps`). */
+export const createRowCache = <V>(deps: RowCacheDeps): ChangeCache<V> =>
+  createChangeCache<V>({
+    clock: deps.clock,
+    max: deps.max ?? 10_000,
+    maxAgeMs: deps.maxAgeMs ?? 1_000,
+    ...(deps.stats ? { stats: deps.stats } : {}),
+    ...(deps.inTransaction ? { inTransaction: deps.inTransaction } : {}),
+  });
 
 /** Taken before a read (`ChangeCache.mark`): what was dropped until then, and when the read started. */
 export interface CacheMark {

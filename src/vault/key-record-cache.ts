@@ -1,7 +1,4 @@
-import type { CacheStats } from '../lib/cache-stats.js';
-import { type CacheMark, createChangeCache } from '../lib/change-cache.js';
-import type { Clock } from '../lib/clock.js';
-import type { ChangeBus } from '../lib/events.js';
+import { type CacheMark, createRowCache, type RowCacheDeps } from '../lib/change-cache.js';
 import type { KeyRecord } from './key-model.js';
 
 /** What the change bus's `key` topic carries for a key: `{vault id}|{name, lower case}`. */
@@ -29,23 +26,9 @@ export function parseKeyChangeId(id: string): { vaultId: string; nameLower: stri
  * (`mark`/`put`); entries are re-read after `maxAgeMs` (1 s) and the least
  * recently used goes when `max` entries are held.
  */
-export function createKeyRecordCache(deps: {
-  clock: Clock;
-  bus?: ChangeBus;
-  max?: number;
-  maxAgeMs?: number;
-  stats?: CacheStats;
-  /** Reads inside a transaction are not cached (lib/change-cache.ts). */
-  inTransaction?: () => boolean;
-}) {
-  const { bus, stats } = deps;
-  const cache = createChangeCache<{ name: string; rec: KeyRecord }>({
-    clock: deps.clock,
-    max: deps.max ?? 10_000,
-    maxAgeMs: deps.maxAgeMs ?? 1_000,
-    ...(stats ? { stats } : {}),
-    ...(deps.inTransaction ? { inTransaction: deps.inTransaction } : {}),
-  });
+export function createKeyRecordCache(deps: RowCacheDeps) {
+  const { bus } = deps;
+  const cache = createRowCache<{ name: string; rec: KeyRecord }>(deps);
   const nameOf = keyChangeId;
   // '|' cannot occur in a key name or version: `{vault}|{name}|` is the latest version.
   const keyOf = (vaultId: string, nameLower: string, version: string | undefined) =>

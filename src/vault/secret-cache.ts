@@ -1,7 +1,4 @@
-import type { CacheStats } from '../lib/cache-stats.js';
-import { type CacheMark, createChangeCache } from '../lib/change-cache.js';
-import type { Clock } from '../lib/clock.js';
-import type { ChangeBus } from '../lib/events.js';
+import { type CacheMark, createRowCache, type RowCacheDeps } from '../lib/change-cache.js';
 import type { SealedSecret } from '../storage/vault/secret-store.js';
 
 /**
@@ -20,23 +17,9 @@ import type { SealedSecret } from '../storage/vault/secret-store.js';
  * notification is lost, docs/deployment.md), and the least recently used goes when
  * `max` entries are held.
  */
-export function createSecretCache(deps: {
-  clock: Clock;
-  bus?: ChangeBus;
-  max?: number;
-  maxAgeMs?: number;
-  stats?: CacheStats;
-  /** Reads inside a transaction are not cached (lib/change-cache.ts). */
-  inTransaction?: () => boolean;
-}) {
-  const { clock, bus, stats } = deps;
-  const cache = createChangeCache<SealedSecret>({
-    clock,
-    max: deps.max ?? 10_000,
-    maxAgeMs: deps.maxAgeMs ?? 1_000,
-    ...(stats ? { stats } : {}),
-    ...(deps.inTransaction ? { inTransaction: deps.inTransaction } : {}),
-  });
+export function createSecretCache(deps: RowCacheDeps) {
+  const { bus } = deps;
+  const cache = createRowCache<SealedSecret>(deps);
   const keyOf = (vaultId: string, nameLower: string) => `${vaultId}|${nameLower}`;
   bus?.subscribe('secret', (key) => cache.drop(key));
   bus?.subscribe('vault', () => cache.clear());
