@@ -69,6 +69,6 @@ export function print(c: Ctx, data: unknown): void {
       throw new CliError(`--query failed: ${(e as Error).message.split('\n')[0]}`, 2);
     }
   }
-  const text = render(shown, c.output);
+  const text = render(shown, c.output, process.stdout.isTTY === true);
   if (text) process.stdout.write(`${text}\n`);
 }

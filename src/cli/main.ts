@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './errors.js';
 import { info, setVerbosity } from './log.js';
-import { OUTPUT_FORMATS } from './output.js';
+import { OUTPUT_FORMATS, visible } from './output.js';
 import { configDir } from './state.js';
 
 /** Top-level commands that share a module: their names, and how to make them. */
@@ -160,11 +160,11 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof CliError) {
-      process.stderr.write(`ERROR: ${e.message}\n`);
+      process.stderr.write(`ERROR: ${visible(e.message)}\n`);
       return e.exitCode;
     }
     const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`ERROR: ${msg.split('\n')[0]}\n`);
+    process.stderr.write(`ERROR: ${visible(msg.split('\n')[0]!)}\n`);
     if (process.env.LATCHKEY_DEBUG) console.error(e);
     return 1;
   }

@@ -6,6 +6,15 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 const require = createRequire(import.meta.url);
 
+/**
+ * Control characters (C0, DEL, C1) shown as `\xNN`: text from the server or from data other
+ * users set (a tag, an error description) must not move the cursor, retitle the terminal or
+ * hide lines. Used for `ERROR:` lines and table cells always, for tsv cells on a terminal.
+ */
+export const visible = (s: string): string =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what is matched
+  s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 const cell = (v: unknown): string => {
   if (v === null || v === undefined) return '';
   if (typeof v === 'object') return JSON.stringify(v);
@@ -32,7 +41,7 @@ export function formatTable(data: unknown): string {
   );
   const title = (c: string) => c.replace(/^./, (x) => x.toUpperCase());
   const widths = cols.map((c) =>
-    Math.min(60, Math.max(title(c).length, ...rows.map((r) => cell(r[c]).length))),
+    Math.min(60, Math.max(title(c).length, ...rows.map((r) => visible(cell(r[c])).length))),
   );
   const line = (vals: string[]) =>
     vals
@@ -42,7 +51,7 @@ export function formatTable(data: unknown): string {
   return [
     line(cols.map(title)),
     line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map((r) => line(cols.map((c) => cell(r[c])))),
+    ...rows.map((r) => line(cols.map((c) => visible(cell(r[c]))))),
   ].join('\n');
 }
 
@@ -63,8 +72,8 @@ function yamlText(data: unknown): string {
   return stringify(data).trimEnd();
 }
 
-/** Renders `data` in `format`; `data` has already been through `--query`. */
-export function render(data: unknown, format: OutputFormat): string {
+/** Renders `data` in `format`; `data` has already been through `--query`. `terminal`: stdout is a TTY. */
+export function render(data: unknown, format: OutputFormat, terminal = false): string {
   if (format === 'none' || data === undefined) return '';
   if (format === 'json') return JSON.stringify(data, null, 2);
   if (format === 'jsonc') return colorJson(JSON.stringify(data, null, 2));
@@ -76,7 +85,11 @@ export function render(data: unknown, format: OutputFormat): string {
     );
   if (format === 'tsv') {
     return (Array.isArray(data) ? data : [data])
-      .map((r) => (Array.isArray(r) ? r : Object.values(flattenRow(r))).map(cell).join('\t'))
+      .map((r) =>
+        (Array.isArray(r) ? r : Object.values(flattenRow(r)))
+          .map((v) => (terminal ? visible(cell(v)) : cell(v)))
+          .join('\t'),
+      )
       .join('\n');
   }
   return formatTable(data);
