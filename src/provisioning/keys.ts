@@ -228,6 +228,8 @@ export function createProvisioningKeys(deps: {
         throw new LatchkeyError('BadParameter', 'The grace period must be between 0 seconds and 7 days.');
       }
       return db.transaction(async (tx) => {
+        // Held first, then read: a revoke committed meanwhile is seen, never written over.
+        await store.hold(tx, caller.tenantId, id);
         const old = await rowOf(caller.tenantId, id, tx);
         const v = view(old);
         if (v.state !== 'active')
@@ -244,7 +246,8 @@ export function createProvisioningKeys(deps: {
         validate(input);
         const next = await insert(caller.tenantId, input, caller.oid, tx, old.id);
         const graceUntil = Math.min(clock.now() + opts.graceSeconds * 1000, old.expiresAt);
-        await store.markRotated(tx, old.id, graceUntil, next.id);
+        if (!(await store.markRotated(tx, old.id, graceUntil, next.id)))
+          throw new LatchkeyError('Conflict', 'The key changed meanwhile (revoked or rotated): it is not rotated.');
         await audit.append(tx, {
           ...record(caller, meta, 'ProvisioningKeyRotate', old.id),
           details: { successor: next.id, graceSeconds: opts.graceSeconds },
@@ -260,6 +263,7 @@ export function createProvisioningKeys(deps: {
     async revoke(caller: Caller, meta: RequestMeta, id: string): Promise<ProvisioningKeyView> {
       await access.require(caller, `${ACTION}/write`, '/');
       return db.transaction(async (tx) => {
+        await store.hold(tx, caller.tenantId, id); // as rotate: one after the other
         const old = await rowOf(caller.tenantId, id, tx);
         if (old.state !== 'revoked') {
           await store.markRevoked(tx, old.id, clock.now());

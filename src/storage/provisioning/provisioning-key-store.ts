@@ -112,11 +112,25 @@ export const provisioningKeyStore = {
     );
     return rows.map(fromRow);
   },
-  async markRotated(q: Queryable, id: string, graceUntil: number, successorId: string): Promise<void> {
-    await q.run(
-      "UPDATE provisioning_keys SET state = 'rotated', grace_until = $1, successor_id = $2 WHERE id = $3",
+  /**
+   * Takes the key's row lock in `q`'s transaction (an UPDATE that changes nothing): a rotate and a
+   * revoke of one key then run one after the other on PostgreSQL, the second reading what the
+   * first committed. False when there is no such key.
+   */
+  async hold(q: Queryable, tenantId: string, id: string): Promise<boolean> {
+    const r = await q.run('UPDATE provisioning_keys SET state = state WHERE id = $1 AND tenant_id = $2', [
+      id,
+      tenantId,
+    ]);
+    return r.changes > 0;
+  },
+  /** Marks an active key rotated; false (nothing changed) if it is no longer active. */
+  async markRotated(q: Queryable, id: string, graceUntil: number, successorId: string): Promise<boolean> {
+    const r = await q.run(
+      "UPDATE provisioning_keys SET state = 'rotated', grace_until = $1, successor_id = $2 WHERE id = $3 AND state = 'active'",
       [graceUntil, successorId, id],
     );
+    return r.changes > 0;
   },
   async markRevoked(q: Queryable, id: string, at: number): Promise<void> {
     await q.run("UPDATE provisioning_keys SET state = 'revoked', revoked_at = $1 WHERE id = $2", [at, id]);

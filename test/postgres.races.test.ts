@@ -1,4 +1,4 @@
-// Concurrent changes of one vault or one vault object on PostgreSQL (READ COMMITTED, several
+// Concurrent changes of one vault, one vault object or one provisioning key on PostgreSQL (READ COMMITTED, several
 // connections: what two nodes, or two requests on one node, do at once). Each test pauses the first
 // change inside its transaction, just before it writes, lets the second change run as far as it
 // can, then lets the first one finish: the outcome must be that of the two run one after the
@@ -207,6 +207,47 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal(recover.status, 200, recover.text);
     assert.equal(purge.status, 404, purge.text);
     assert.equal((await arm('GET', path, undefined)).status, 200, 'the recovered vault is there');
+  });
+
+  test('a provisioning key revoked while it is being rotated ends revoked, not rotated (its grace would keep it working)', async () => {
+    const auth = { authorization: `Bearer ${admin}` };
+    const made = await s.request('POST', '/api/provisioning/keys', {
+      headers: auth,
+      json: { scopes: ['vaults:write'], expiresInSeconds: 3600 },
+    });
+    assert.equal(made.status, 201, made.text);
+    const { id, key } = made.json as { id: string; key: string };
+    // The rotation pauses just before it writes its successor; then the key is revoked.
+    const pause = pauseBefore(s.services.db, /^INSERT INTO provisioning_keys/);
+    let rotated: Awaited<ReturnType<typeof s.request>>;
+    let revoked: Awaited<ReturnType<typeof s.request>>;
+    try {
+      const rotating = s.request('POST', `/api/provisioning/keys/${id}/rotate`, {
+        headers: auth,
+        json: { graceSeconds: 3600 },
+      });
+      await pause.reached;
+      const revoking = s.request('POST', `/api/provisioning/keys/${id}/revoke`, { headers: auth });
+      await blockedOrDone(revoking, 'UPDATE provisioning_keys SET state = state%');
+      pause.release();
+      [rotated, revoked] = await Promise.all([rotating, revoking]);
+    } finally {
+      pause.restore();
+    }
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.equal(revoked.json.state, 'revoked');
+    // The rotation ran first (it held the key): the revoke then revoked the rotated key.
+    assert.equal(rotated.status, 201, rotated.text);
+    const shown = await s.request('GET', `/api/provisioning/keys/${id}`, { headers: auth });
+    assert.equal(shown.json.state, 'revoked', shown.text);
+    const use = await s.request(
+      'GET',
+      `/subscriptions/${s.info.subscriptionId}/resourceGroups/default?api-version=2022-09-01`,
+      {
+        headers: { authorization: `ProvisioningKey ${key}` },
+      },
+    );
+    assert.equal(use.status, 401, `the revoked key is refused: ${use.text}`);
   });
 
   test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
