@@ -199,6 +199,7 @@ before(async () => {
   await makeIssuer(base, 'lying', 'RS256', 'lying');
   await makeIssuer(base, 'many-keys', 'RS256', 'many-keys');
   await makeIssuer(base, 'metered', 'RS256');
+  await makeIssuer(base, 'stepped', 'RS256');
   s = await startTestServer({
     clock,
     limits: { authFailureLimit: 10_000, authFailureSlowAfter: 10_000 },
@@ -214,6 +215,7 @@ before(async () => {
         'lying',
         'many-keys',
         'metered',
+        'stepped',
       ].map((n) => issuers.get(n)!.url),
       caPem: ca.certPem,
       fetchTimeoutMs: 1000,
@@ -577,6 +579,21 @@ describe('exchange attacks', () => {
       refused(await exchange(id, await tokenOf(flood, { key: other, kid: `later-${n}` })), 700027);
     assert.equal(flood.hits, primed + 2, 'one refresh (discovery and JWKS) after the minute');
     assert.equal((await exchange(id, await tokenOf(flood))).status, 200, 'the real key still works');
+  });
+
+  test("the issuer's keys age on the monotonic clock: a wall-clock step back does not keep them past the hour", async () => {
+    const stepped = issuers.get('stepped')!;
+    const { clientId: id } = await identityTrusting('fed-stepped', stepped.url, GH_SUB);
+    assert.equal((await exchange(id, await tokenOf(stepped))).status, 200);
+    const primed = stepped.hits;
+    clock.set(clock.now() - 3_600_000); // the wall clock steps back an hour
+    clock.advance(3_600_001); // and an hour passes: the wall clock is where it was
+    assert.equal((await exchange(id, await tokenOf(stepped))).status, 200);
+    assert.equal(
+      stepped.hits,
+      primed + 2,
+      'fetched again (discovery and JWKS) after an hour of monotonic time',
+    );
   });
 
   test('an issuer no longer on the allow-list is refused at exchange without any fetch', async () => {

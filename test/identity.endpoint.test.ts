@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -450,6 +450,49 @@ describe('identity endpoint (latchkey up)', () => {
       assert.equal((await get('&x=1', sess.identityHeader)).status, 401);
     } finally {
       await endpoint.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test('a session of a version 1 file is bound to its app at the first look after the start, not at its first use', async () => {
+    await systemApp('ep-v1');
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-ep-'));
+    const opts = async () => ({
+      ...(await localHostEndpointOptions(s.services, s.info)),
+      stateDir: dir,
+      port: 0,
+      rateLimit: { perSecond: 100_000, concurrent: 100_000 },
+    });
+    const first = await startIdentityEndpoint(await opts());
+    const sess = await first.createSession('ep-v1');
+    await first.close();
+    // As an endpoint before session 18 left it: version 1, no app row ids.
+    const file = join(dir, 'sessions.json');
+    const f = JSON.parse(readFileSync(file, 'utf8')) as {
+      version: number;
+      sessions: Record<string, unknown>[];
+    };
+    f.version = 1;
+    for (const x of f.sessions) delete x.appRowId;
+    writeFileSync(file, JSON.stringify(f), { mode: 0o600 });
+    const second = await startIdentityEndpoint(await opts());
+    try {
+      const status = await ep(s, `${second.url}/control/status`, {
+        headers: { authorization: `Bearer ${readFileSync(join(dir, 'control.secret'), 'utf8').trim()}` },
+      });
+      assert.equal(status.status, 200, 'the first look at the host apps');
+      // The app is deleted and another made under its name before the workload asks again.
+      assert.equal((await arm(s, 'DELETE', appId(s, 'ep-v1'))).status, 200);
+      await systemApp('ep-v1');
+      second.invalidate();
+      const r = await ep(
+        s,
+        `${second.url}/msi/token?api-version=2019-08-01&resource=${encodeURIComponent(s.info.vaultResource)}`,
+        { headers: { 'X-IDENTITY-HEADER': sess.identityHeader } },
+      );
+      assert.notEqual(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.access_token, undefined);
+    } finally {
+      await second.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

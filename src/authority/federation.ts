@@ -180,6 +180,7 @@ interface IssuerKeys {
   jwks: JSONWebKeySet;
   keySet: ReturnType<typeof Jose.createLocalJWKSet>;
   kids: ReadonlySet<string>;
+  /** The monotonic clock's ms. */
   fetchedAt: number;
 }
 
@@ -277,13 +278,13 @@ export function createFederation(deps: {
       jwks,
       keySet: createLocalJWKSet(jwks),
       kids: new Set(keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string')),
-      fetchedAt: clock.now(),
+      fetchedAt: clock.monotonic(), // monotonic: a wall-clock step must not keep withdrawn keys
     };
   }
 
   /** The issuer's keys: cached ≤ 1 h; refreshed for an unknown kid at most once a minute. */
   async function keysFor(issuer: string, kid: string | undefined): Promise<IssuerKeys> {
-    const now = clock.now();
+    const now = clock.monotonic();
     const hit = cache.get(issuer);
     const fresh = hit && now - hit.fetchedAt < CACHE_MS;
     if (hit && fresh && (kid === undefined || hit.kids.has(kid))) return hit;

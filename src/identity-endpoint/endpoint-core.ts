@@ -68,6 +68,13 @@ export function createEndpointCore(deps: {
     // of an app that left this host (deleted, or moved) end, and `latchkey run` stops its command.
     const ended = sessions.endWhere((s) => placed(s) === undefined);
     if (ended > 0) log.warn(`identity endpoint: ended ${ended} session(s) of apps no longer on this host`);
+    // A session of a version 1 file is bound to the app of its name as this host has it now, at
+    // the first look at the host's apps after the start (not at its next token request, which
+    // may come after that app was deleted and another made under its name).
+    for (const s of sessions.list()) {
+      const app = s.appRowId === null ? appsByName.get(s.appKey) : undefined;
+      if (app?.rowId) sessions.bind(s, app.rowId);
+    }
   };
   /**
    * The app a session serves, as the manifest has it: by the row id it was started for (a
