@@ -17,7 +17,7 @@ const API = '2022-07-01';
  * Pauses the first transaction that runs a statement matching `sql` just before that statement,
  * until `release()`; `reached` resolves when it is paused. Other transactions run as they would.
  */
-function pauseBefore(db: Database, sql: RegExp) {
+function pauseBefore(db: Database, sql: RegExp, params?: (p: readonly unknown[]) => boolean) {
   const real = db.transaction.bind(db);
   let armed = true;
   let onReached!: () => void;
@@ -28,15 +28,23 @@ function pauseBefore(db: Database, sql: RegExp) {
   const gate = new Promise<void>((r) => {
     release = r;
   });
+  const stop = async (text: string, p: readonly unknown[]) => {
+    if (armed && sql.test(text) && (!params || params(p))) {
+      armed = false;
+      onReached();
+      await gate;
+    }
+  };
   const gated = (tx: Transaction): Transaction => ({
     ...tx,
-    async run(text, params) {
-      if (armed && sql.test(text)) {
-        armed = false;
-        onReached();
-        await gate;
-      }
-      return tx.run(text, params);
+    async run(text, p) {
+      await stop(text, p ?? []);
+      return tx.run(text, p);
+    },
+    // The adapters take a lock with this statement (storage/postgres.ts), not through `run`.
+    async lock(name) {
+      await stop('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
+      return tx.lock(name);
     },
   });
   db.transaction = ((fn: (tx: Transaction) => Promise<unknown>, options?: object) =>
@@ -87,7 +95,7 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
    * Until `p` settles or a statement like `like` waits for a lock in this database (the second
    * change held back by the first, paused one): a poll on a condition, not a timed wait.
    */
-  const blockedOrDone = async (p: Promise<unknown>, like: string) => {
+  const blockedOrDone = async (p: Promise<unknown>, like: string | string[]) => {
     let settled = false;
     p.then(
       () => {
@@ -100,8 +108,8 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     for (let i = 0; i < 2_000 && !settled; i++) {
       const r = await watcher.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
-        [like],
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ANY($1::text[])`,
+        [Array.isArray(like) ? like : [like]],
       );
       if (r.rows[0].n > 0) return;
       await new Promise((done) => setTimeout(done, 5));
@@ -228,7 +236,10 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
       });
       await pause.reached;
       const revoking = s.request('POST', `/api/provisioning/keys/${id}/revoke`, { headers: auth });
-      await blockedOrDone(revoking, 'UPDATE provisioning_keys SET state = state%');
+      await blockedOrDone(revoking, [
+        'SELECT pg_advisory_xact_lock%',
+        'UPDATE provisioning_keys SET state = state%',
+      ]);
       pause.release();
       [rotated, revoked] = await Promise.all([rotating, revoking]);
     } finally {
@@ -248,6 +259,40 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
       },
     );
     assert.equal(use.status, 401, `the revoked key is refused: ${use.text}`);
+  });
+
+  test('a manifest and a vault PATCH at once: both take the audit lock first, so neither deadlocks', async () => {
+    const path = vaultPath(s, 'race-kv5');
+    assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
+    // The manifest appends its identity's audit record (taking the audit lock), then pauses just
+    // before it takes the vault lock for its vault; meanwhile a PATCH of another vault comes.
+    const pause = pauseBefore(
+      s.services.db,
+      /^SELECT pg_advisory_xact_lock/,
+      (p) => p[0] === 'latchkey:vault-names',
+    );
+    let applied: Awaited<ReturnType<typeof arm>>;
+    let patched: Awaited<ReturnType<typeof arm>>;
+    try {
+      const applying = s.request('POST', '/api/provisioning/apply', {
+        headers: { authorization: `Bearer ${admin}` },
+        json: {
+          apiVersion: 'latchkey/v1',
+          tenant: s.info.tenantId,
+          identities: [{ name: 'race-id' }],
+          vaults: [{ name: 'race-kv6', enableRbacAuthorization: true }],
+        },
+      });
+      await pause.reached;
+      const patching = arm('PATCH', path, { tags: { k: 'v' } });
+      await blockedOrDone(patching, 'SELECT pg_advisory_xact_lock%');
+      pause.release();
+      [applied, patched] = await Promise.all([applying, patching]);
+    } finally {
+      pause.restore();
+    }
+    assert.equal(applied.status, 200, applied.text);
+    assert.equal(patched.status, 200, patched.text);
   });
 
   test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
@@ -275,7 +320,10 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
       const recovering = data('POST', '/deletedsecrets/n/recover');
       await pause.reached;
       const purging = data('DELETE', '/deletedsecrets/n');
-      await blockedOrDone(purging, 'UPDATE secrets SET deleted_at = deleted_at%');
+      await blockedOrDone(purging, [
+        'SELECT pg_advisory_xact_lock%',
+        'UPDATE secrets SET deleted_at = deleted_at%',
+      ]);
       pause.release();
       [recover, purge] = await Promise.all([recovering, purging]);
     } finally {

@@ -251,6 +251,8 @@ export function createAuditLog(deps: {
    * that was kept.
    */
   const HEAD_NOTE = 'latchkey:audit-head';
+  /** Set by `hold` once the lock is taken in the transaction. */
+  const HOLD_NOTE = 'latchkey:audit-held';
   const isHead = (v: unknown): v is Head => typeof v === 'object' && v !== null && 'seq' in v && 'hash' in v;
   /** Where the chain stands at the start of this transaction's first append (the head, checked). */
   const startOf = async (tx: Transaction): Promise<Head> => {
@@ -400,6 +402,17 @@ export function createAuditLog(deps: {
     async head(): Promise<{ seq: number; hash: string } | undefined> {
       const h = await readHead(db);
       return h.kind === 'sealed' ? { seq: h.seq, hash: h.hash } : undefined;
+    },
+    /**
+     * Takes the log's lock in `tx` now, as its first append would (held until the commit). A
+     * change that will append and takes another lock first (a vault's, a row's) takes this one
+     * before it: every writer then takes the audit lock first, and two writers on PostgreSQL never
+     * wait for each other's locks in opposite orders (a deadlock, a 503). Cheap when held already.
+     */
+    async hold(tx: Transaction): Promise<void> {
+      if (tx.notes.get(HOLD_NOTE)) return;
+      await tx.lock('latchkey:audit');
+      tx.notes.set(HOLD_NOTE, true);
     },
     /** Appends inside the caller's transaction, so the event commits (or not) with the change. */
     async append(tx: Transaction, input: AuditInput): Promise<void> {

@@ -228,6 +228,7 @@ export function createProvisioningKeys(deps: {
         throw new LatchkeyError('BadParameter', 'The grace period must be between 0 seconds and 7 days.');
       }
       return db.transaction(async (tx) => {
+        await audit.hold(tx);
         // Held first, then read: a revoke committed meanwhile is seen, never written over.
         await store.hold(tx, caller.tenantId, id);
         const old = await rowOf(caller.tenantId, id, tx);
@@ -247,7 +248,10 @@ export function createProvisioningKeys(deps: {
         const next = await insert(caller.tenantId, input, caller.oid, tx, old.id);
         const graceUntil = Math.min(clock.now() + opts.graceSeconds * 1000, old.expiresAt);
         if (!(await store.markRotated(tx, old.id, graceUntil, next.id)))
-          throw new LatchkeyError('Conflict', 'The key changed meanwhile (revoked or rotated): it is not rotated.');
+          throw new LatchkeyError(
+            'Conflict',
+            'The key changed meanwhile (revoked or rotated): it is not rotated.',
+          );
         await audit.append(tx, {
           ...record(caller, meta, 'ProvisioningKeyRotate', old.id),
           details: { successor: next.id, graceSeconds: opts.graceSeconds },
@@ -263,6 +267,7 @@ export function createProvisioningKeys(deps: {
     async revoke(caller: Caller, meta: RequestMeta, id: string): Promise<ProvisioningKeyView> {
       await access.require(caller, `${ACTION}/write`, '/');
       return db.transaction(async (tx) => {
+        await audit.hold(tx);
         await store.hold(tx, caller.tenantId, id); // as rotate: one after the other
         const old = await rowOf(caller.tenantId, id, tx);
         if (old.state !== 'revoked') {

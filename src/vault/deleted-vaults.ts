@@ -93,6 +93,7 @@ export function createDeletedVaults(deps: {
       await db.transaction(async (tx) => {
         // Read again under the lock: a vault recovered (or purged) meanwhile, on any node, is not
         // purged now; the purge protection is the row's as it is now.
+        await audit.hold(tx);
         await tx.lock(VAULT_ROW_LOCK);
         const r = await store.byName(tx, v.nameLower);
         const now = r && vaultFromRecord(r);
@@ -117,6 +118,7 @@ export function createDeletedVaults(deps: {
     for (const r of due) {
       await db.transaction(async (tx) => {
         // Re-read inside the transaction, under the lock: a vault recovered meanwhile is left alone.
+        await audit.hold(tx);
         await tx.lock(VAULT_ROW_LOCK);
         const current = await store.stillDue(tx, r.id, now);
         if (!current) return;

@@ -122,6 +122,8 @@ export function createObjectGuard(deps: {
         // Group commit: one transaction (one fsync) for the writes of an event-loop turn; each
         // caller is answered after the commit that holds its change (src/storage/group-commit.ts).
         return await groupCommitFor(db).run(async (tx) => {
+          // The audit lock before the object's row (a claim, an upsert): as every writer.
+          await audit.hold(tx);
           // A certificate's key and secret change only with the certificate (certificate-managed.ts).
           if (name !== null && collection !== 'certificates')
             await refuseManaged(tx, collection, ctx.vault.id, name, op.perm);

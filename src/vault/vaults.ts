@@ -193,6 +193,7 @@ export function createVaults(deps: {
         );
       const { at, armId } = await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // the audit lock first, as every writer (AuditLog.hold)
         await tx.lock(VAULT_ROW_LOCK);
         const row = await rowByName(ref.name.toLowerCase(), tx);
         const w: PutContext = { tx, caller, meta, ref, at, armId, input };
@@ -206,6 +207,7 @@ export function createVaults(deps: {
     async patch(caller: Caller, meta: RequestMeta, ref: VaultRef, input: VaultInput): Promise<Vault> {
       await authorize(caller, ref, VAULT_ACTIONS.write);
       return db.transaction(async (tx) => {
+        await audit.hold(tx);
         await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
@@ -244,6 +246,7 @@ export function createVaults(deps: {
     async delete(caller: Caller, meta: RequestMeta, ref: VaultRef): Promise<boolean> {
       await authorize(caller, ref, VAULT_ACTIONS.delete);
       return db.transaction(async (tx) => {
+        await audit.hold(tx);
         await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) return false;
@@ -270,6 +273,7 @@ export function createVaults(deps: {
       const { armId } = await authorize(caller, ref, VAULT_ACTIONS.accessPolicies);
       await requireGrantAccess(caller, armId, 'access policies');
       return db.transaction(async (tx) => {
+        await audit.hold(tx);
         await tx.lock(VAULT_ROW_LOCK);
         const row = await findAt(caller, ref, tx);
         if (!row) throw notFound(ref);
