@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { Database, Transaction } from '../src/storage/port.js';
+import { secretStore } from '../src/storage/vault/secret-store.js';
 import { createTestSchema, TEST_POSTGRES_URL, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { grant, vaultPath, vaultPrincipal } from './helpers/vault.js';
@@ -259,6 +260,69 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
       },
     );
     assert.equal(use.status, 401, `the revoked key is refused: ${use.text}`);
+  });
+
+  test("a certificate restored while a secret of its name is set: the user's secret is not merged into it", async () => {
+    const officer = await vaultPrincipal(s, 'race-officer-5');
+    const kv = vaultPath(s, 'race-kv7');
+    assert.equal(
+      (await arm('PUT', kv, { location: 'local', properties: { enableRbacAuthorization: true } })).status,
+      201,
+    );
+    for (const role of ['Key Vault Certificates Officer', 'Key Vault Secrets Officer'])
+      await grant(s, officer.id, role, kv);
+    const token = await mgmtToken(officer, s.info.vaultResource);
+    const data = (method: string, p: string, json?: unknown) =>
+      s.request(method, `${s.vaultUrl('race-kv7')}${p}?api-version=7.5`, {
+        headers: { authorization: `Bearer ${token}` },
+        ...(json !== undefined ? { json } : {}),
+      });
+    const made = await data('POST', '/certificates/c1/create', {
+      policy: {
+        issuer: { name: 'Self' },
+        x509_props: { subject: 'CN=race.example', validity_months: 3 },
+        key_props: { exportable: true, kty: 'EC', crv: 'P-256' },
+        secret_props: { contentType: 'application/x-pem-file' },
+      },
+    });
+    assert.equal(made.status, 202, made.text);
+    for (let i = 0; i < 200; i++) {
+      const op = await data('GET', '/certificates/c1/pending');
+      if (op.json.status === 'completed') break;
+      assert.equal(op.json.status, 'inProgress', op.text);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const backup = (await data('POST', '/certificates/c1/backup')).json.value as string;
+    assert.equal((await data('DELETE', '/certificates/c1')).status, 200);
+    assert.equal((await data('DELETE', '/deletedcertificates/c1')).status, 204);
+    // The restore has found the names free and pauses before it writes; then a secret of that name.
+    const pause = pauseBefore(s.services.db, /^INSERT INTO certificates \(/);
+    let restored: Awaited<ReturnType<typeof data>>;
+    let set: Awaited<ReturnType<typeof data>>;
+    try {
+      const restoring = data('POST', '/certificates/restore', { value: backup });
+      await pause.reached;
+      const setting = data('PUT', '/secrets/c1', { value: 'a user secret' });
+      await blockedOrDone(setting, ['SELECT pg_advisory_xact_lock%', 'INSERT INTO secrets%']);
+      pause.release();
+      [restored, set] = await Promise.all([restoring, setting]);
+    } finally {
+      pause.restore();
+    }
+    // One after the other: the restore first (it held the audit lock), then the set is refused,
+    // since the name is now the certificate's secret.
+    assert.equal(restored.status, 200, restored.text);
+    assert.notEqual(set.status, 200, set.text);
+    const versions = await data('GET', '/secrets/c1/versions');
+    assert.equal(versions.json.value.length, 1, "only the certificate's own version");
+    assert.equal(versions.json.value[0].managed, true);
+    // What a restore writes its names with refuses a name taken meanwhile (it no longer merges).
+    const vault = (await s.services.vaults.byName('race-kv7'))!;
+    assert.equal(
+      await secretStore.insertNew(s.services.db, vault.id, 'c1', 'f'.repeat(32), Date.now()),
+      false,
+    );
+    assert.equal((await data('GET', '/secrets/c1/versions')).json.value.length, 1);
   });
 
   test('a manifest and a vault PATCH at once: both take the audit lock first, so neither deadlocks', async () => {

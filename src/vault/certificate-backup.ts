@@ -192,14 +192,18 @@ export function createCertificateBackups(deps: {
         if (await keyStore.exists(tx, vaultId, nameLower)) throw restoreConflict('A key named', b.name);
         if (await secretStore.exists(tx, vaultId, nameLower)) throw restoreConflict('A secret named', b.name);
         const created = Math.min(...b.versions.map((v) => v.created));
-        await store.upsert(tx, vaultId, b.name, b.current, created);
-        await keyStore.upsert(tx, vaultId, b.name, b.current, created);
+        // Only into free names, also against a create that commits meanwhile (PostgreSQL).
+        if (!(await store.insertNew(tx, vaultId, b.name, b.current, created)))
+          throw restoreConflict('Certificate', b.name);
+        if (!(await keyStore.insertNew(tx, vaultId, b.name, b.current, created)))
+          throw restoreConflict('A key named', b.name);
         const secretVersions = b.versions.filter((v) => v.secret !== null);
         if (secretVersions.length > 0) {
           const cur = secretVersions.some((v) => v.version === b.current)
             ? b.current
             : secretVersions[secretVersions.length - 1]!.version;
-          await secretStore.upsert(tx, vaultId, b.name, cur, created);
+          if (!(await secretStore.insertNew(tx, vaultId, b.name, cur, created)))
+            throw restoreConflict('A secret named', b.name);
         }
         let current: CertificateRecord | undefined;
         for (const v of b.versions) {

@@ -122,7 +122,8 @@ export function createKeyBackups(deps: {
         if (await store.exists(tx, ctx.vault.id, nameLower)) throw KEY_RULES.restoreConflict(b.name);
         // A certificate's key is written only with it, never restored into its name.
         await refuseManaged(tx, 'keys', ctx.vault.id, b.name, 'restore');
-        await store.upsert(tx, ctx.vault.id, b.name, b.current, clock.now());
+        if (!(await store.insertNew(tx, ctx.vault.id, b.name, b.current, clock.now())))
+          throw KEY_RULES.restoreConflict(b.name); // created meanwhile
         for (const v of b.versions) {
           const { privateJwk, ...rest } = v;
           await store.insertVersion(tx, ctx.vault.id, nameLower, {

@@ -306,7 +306,8 @@ export function createSecrets(
         // A certificate's secret is written only with it (a non-exportable one has none).
         await refuseManaged(tx, 'secrets', ctx.vault.id, b.name, 'restore');
         const now = clock.now();
-        await store.upsert(tx, ctx.vault.id, b.name, b.current, now);
+        if (!(await store.insertNew(tx, ctx.vault.id, b.name, b.current, now)))
+          throw SECRET_RULES.restoreConflict(b.name); // created meanwhile
         for (const v of b.versions) {
           checkValue(v.value);
           await store.insertVersion(tx, ctx.vault.id, nameLower, {

@@ -190,6 +190,9 @@ export function objectStore<
        WHERE vault_id = $1 AND name_lower = $2 AND version = $3`,
     // Claims (below): an UPDATE that changes nothing but takes the object's row lock (PostgreSQL)
     // and tests its state on the newest committed row once the lock is had.
+    insertNew: `INSERT INTO ${t.objects} (vault_id, name_lower, name, current_version, deleted_at, scheduled_purge_at, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, NULL, NULL, $5, $5)
+       ON CONFLICT (vault_id, name_lower) DO NOTHING`,
     stillDue: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $3`,
     claimActive: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND deleted_at IS NULL`,
     claimDeleted: `UPDATE ${t.objects} SET deleted_at = deleted_at WHERE vault_id = $1 AND name_lower = $2 AND deleted_at IS NOT NULL`,
@@ -276,6 +279,21 @@ export function objectStore<
       const r = await q.get<{ name: string }>(sql.upsert, [vaultId, name.toLowerCase(), name, version, now]);
       return r?.name;
     },
+    /**
+     * Inserts the object row of a restore: only where the name is free. False when another
+     * transaction has the name (on PostgreSQL a concurrent create waits here and wins): the
+     * caller's `exists` check alone would let the restore merge into what was created meanwhile.
+     */
+    async insertNew(
+      q: Queryable,
+      vaultId: string,
+      name: string,
+      version: string,
+      now: number,
+    ): Promise<boolean> {
+      const r = await q.run(sql.insertNew, [vaultId, name.toLowerCase(), name, version, now]);
+      return r.changes > 0;
+    },
     async setDeleted(
       q: Queryable,
       vaultId: string,
@@ -356,6 +374,7 @@ export type ObjectStore<R extends ObjectRecord> = Pick<
   | 'page'
   | 'versions'
   | 'upsert'
+  | 'insertNew'
   | 'insertVersion'
   | 'updateVersion'
   | 'setDeleted'
