@@ -31,6 +31,35 @@ describe('managed identities: the management API', () => {
     return r.json.access_token as string;
   };
 
+  test('a caller who may not read there gets the same 403 whether the app, identity, host or group exists', async () => {
+    await putApp(s, 'exists-app');
+    await putIdentity(s, 'exists-uai');
+    const nobody = await vaultPrincipal(s, 'no-roles');
+    const token = await mgmtToken(nobody);
+    const get = (path: string) =>
+      s.request('GET', `${path}?api-version=2023-01-31`, { headers: { authorization: `Bearer ${token}` } });
+    const host = (name: string) => `${rgPath(s)}/providers/Microsoft.Latchkey/hosts/${name}`;
+    const pairs: [string, string][] = [
+      [appId(s, 'exists-app'), appId(s, 'nosuch-app')],
+      [uaiId(s, 'exists-uai'), uaiId(s, 'nosuch-uai')],
+      [host('local'), host('nosuch-host')],
+      [
+        `/subscriptions/${s.info.subscriptionId}/resourcegroups/default`,
+        `/subscriptions/${s.info.subscriptionId}/resourcegroups/nosuch-rg`,
+      ],
+    ];
+    for (const [real, madeUp] of pairs) {
+      const a = await get(real);
+      const b = await get(madeUp);
+      assert.equal(a.status, 403, `${real}: ${a.text}`);
+      assert.equal(b.status, 403, `${madeUp}: ${b.text}`);
+      assert.equal(a.json.error.code, b.json.error.code);
+    }
+    // With the read permission, a missing one is a 404 (as ARM).
+    const admin = await arm(s, 'GET', appId(s, 'nosuch-app'));
+    assert.equal(admin.status, 404, admin.text);
+  });
+
   test('user-assigned identities: create, update, show, list, validation', async () => {
     const created = await arm(s, 'PUT', uaiId(s, 'mgmt-uai'), { location: 'local', tags: { team: 'a' } });
     assert.equal(created.status, 201, created.text);

@@ -253,7 +253,10 @@ export function createApps(deps: {
     },
     async get(caller: Caller, sub: string, rg: string, name: string): Promise<App> {
       const a = await find(caller.tenantId, sub, rg, name);
-      return requireReadable(access, caller, APP_ACTIONS.read, a, [SITE_TYPE, name]);
+      return requireReadable(access, caller, APP_ACTIONS.read, a, [SITE_TYPE, name], {
+        subscriptionId: sub,
+        resourceGroup: rg,
+      });
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<App[]> {
       await scopes.subscription(caller.tenantId, sub);

@@ -233,7 +233,10 @@ export function createHosts(deps: {
       const placed =
         h?.subscriptionId === subscriptionId.toLowerCase() &&
         h.resourceGroup.toLowerCase() === resourceGroup.toLowerCase();
-      return requireReadable(access, caller, HOST_ACTIONS.read, placed ? h : undefined, [HOST_TYPE, name]);
+      return requireReadable(access, caller, HOST_ACTIONS.read, placed ? h : undefined, [HOST_TYPE, name], {
+        subscriptionId,
+        resourceGroup,
+      });
     },
     /**
      * The host with this id, if the caller may read it (`hosts/read` at the host); undefined

@@ -129,7 +129,10 @@ export function createUserIdentities(deps: {
     },
     async get(caller: Caller, sub: string, rg: string, name: string): Promise<UserIdentity> {
       const u = await find(caller.tenantId, sub, rg, name);
-      return requireReadable(access, caller, UAI_ACTIONS.read, u, [UAI_TYPE, name]);
+      return requireReadable(access, caller, UAI_ACTIONS.read, u, [UAI_TYPE, name], {
+        subscriptionId: sub,
+        resourceGroup: rg,
+      });
     },
     async list(caller: Caller, sub: string, rg?: string): Promise<UserIdentity[]> {
       await scopes.subscription(caller.tenantId, sub);

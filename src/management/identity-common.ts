@@ -104,16 +104,21 @@ export const resourceNotFound = (type: string, name: string): LatchkeyError =>
     `The Resource '${type}/${name.slice(0, 128)}' was not found in the resource group.`,
   );
 
-/** `found` once the caller may do `action` (a read) at its ARM id; 404 naming `type/name` when nothing was found. */
+/**
+ * `found` once the caller may do `action` (a read) at the ARM id the request names; 404 naming
+ * `type/name` when nothing was found. The permission is checked first, at the id as named, so a
+ * caller who may not read there gets the same 403 whether or not the resource exists (as ARM).
+ */
 export async function requireReadable<T extends { armId: string }>(
   access: Access,
   caller: Caller,
   action: string,
   found: T | undefined,
   [type, name]: [type: string, name: string],
+  at: { subscriptionId: string; resourceGroup: string },
 ): Promise<T> {
+  await access.require(caller, action, armId(at.subscriptionId, at.resourceGroup, type, name));
   if (!found) throw resourceNotFound(type, name);
-  await access.require(caller, action, found.armId);
   return found;
 }
 

@@ -117,8 +117,13 @@ export async function subscriptionRoutes(
     const c = await caller(req);
     const { sub, rg } = parse(rgParams, req.params, 'path');
     const subscription = await s.scopes.subscription(c.tenantId, sub);
+    // Allowed first, at the group as named: the same 403 whether or not it exists (as ARM).
+    await s.access.require(
+      c,
+      RG_ACTIONS.read,
+      `/subscriptions/${subscription.subscriptionId}/resourceGroups/${rg}`,
+    );
     const g = await s.scopes.resourceGroup(c.tenantId, subscription.subscriptionId, rg);
-    await s.access.require(c, RG_ACTIONS.read, g.id);
     return groupView(g);
   });
 
