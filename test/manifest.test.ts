@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { findRole } from '../src/access/roles.js';
 import { runCli } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -438,6 +439,9 @@ secrets:
     symlinkSync(join(tmp, 'outside.txt'), join(sub, 'link.txt'));
     mkdirSync(join(sub, 'deploy'));
     writeFileSync(join(sub, 'deploy', 'inside.txt'), 'ok\n');
+    writeFileSync(join(sub, 'key-copy.txt'), `token=${k.key}\n`);
+    mkdirSync(join(sub, '.git'));
+    writeFileSync(join(sub, '.git', 'config'), '[http]\n\textraheader = AUTHORIZATION: basic eC1hY2Nlc3M=\n');
     const one = (value: string) =>
       `apiVersion: latchkey/v1\ntenant: latchkey.localhost\nsecrets:\n  - vault: cli-kv\n    name: leak\n    value: ${value}\n`;
     const before = await s.services.db.all('SELECT * FROM secrets WHERE vault_id = $1', [v!.id]);
@@ -453,11 +457,27 @@ secrets:
         /LATCHKEY_PROVISIONING_KEY holds a credential of the runner itself/,
       ],
       ['{ fromEnv: azure_client_secret }', /holds a credential of the runner itself/],
+      ['{ fromEnv: GITHUB_TOKEN }', /holds a credential of the runner itself/],
+      // The key the CLI signs in with, kept in a second variable (as a pipeline maps its secret)
+      [
+        '{ fromEnv: SHOP_PROVISIONING_KEY }',
+        /SHOP_PROVISIONING_KEY holds a credential this CLI signs in with/,
+      ],
+      // ... or in a file of the repository
+      ['{ fromFile: key-copy.txt }', /the file holds a credential this CLI signs in with/],
+      // git's own files (actions/checkout keeps the job token in .git/config)
+      ['{ fromFile: .git/config }', /files under \.git cannot be a secret's value/],
     ] as const) {
       writeFileSync(join(sub, 'leak.yaml'), one(value));
       const r = await runCli(['apply', '-f', join(sub, 'leak.yaml')], {
         configDir: cfg,
-        env: { ...env, AZURE_CLIENT_SECRET: 'runner-secret', azure_client_secret: 'runner-secret' },
+        env: {
+          ...env,
+          AZURE_CLIENT_SECRET: 'runner-secret',
+          azure_client_secret: 'runner-secret',
+          GITHUB_TOKEN: 'ghs_runner',
+          SHOP_PROVISIONING_KEY: k.key,
+        },
       });
       assert.equal(r.code, 1, `${value}: ${r.stdout}`);
       assert.match(r.stderr, re);
@@ -624,6 +644,45 @@ describe('manifests: no plan answer depends on a value the caller may not read (
         `${JSON.stringify(real)} vs ${JSON.stringify(madeUp)}`,
       );
     }
+  });
+
+  test('a Reader of a resource group cannot tell which user names exist through a dry run', async () => {
+    const bob = { userName: 'bob.reader@latchkey.localhost', password: 'bob reads only 12345' };
+    const p = await s.services.principals.createUser(s.info.tenantId, { ...bob, displayName: 'Bob' });
+    await s.services.access.create(s.info.tenantId, {
+      principalId: p.id,
+      role: findRole('Reader')!,
+      scope: `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`,
+    });
+    await s.services.principals.createUser(s.info.tenantId, {
+      userName: 'carol.secret@latchkey.localhost',
+      password: 'carol exists 123456',
+      displayName: 'Carol',
+    });
+    const t = await s.request('POST', `/${s.info.tenantId}/oauth2/v2.0/token`, {
+      form: {
+        grant_type: 'password',
+        client_id: '04b07795-8ddb-461a-bbee-02f9e1bf7b46',
+        username: bob.userName,
+        password: bob.password,
+        scope: `${s.info.managementResource}/.default`,
+      },
+    });
+    assert.equal(t.status, 200, t.text);
+    const hdr = { authorization: `Bearer ${t.json.access_token}` };
+    const ra = (user: string) => ({
+      roleAssignments: [
+        { principal: { user }, role: 'Reader', scope: { resourceGroup: 'default' }, state: 'absent' },
+      ],
+    });
+    const real = await apply(ra('carol.secret@latchkey.localhost'), hdr, true);
+    const ghost = await apply(ra('nobody@latchkey.localhost'), hdr, true);
+    assert.equal(real.status, 403, real.text);
+    assert.deepEqual(
+      { status: ghost.status, body: ghost.json },
+      { status: real.status, body: real.json },
+      'the same answer for a user who exists and one who does not',
+    );
   });
 
   test('an apps:write key (with every write scope) cannot list settings; its dry run writes them without comparing', async () => {

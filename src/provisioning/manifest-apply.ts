@@ -1,5 +1,6 @@
 import type { Caller, RequestMeta } from '../access/caller.js';
 import { isLatchkeyError } from '../errors/index.js';
+import { RG_ACTIONS } from '../management/readable-scopes.js';
 import { planApplications } from './manifest-applications.js';
 import { planApps } from './manifest-apps.js';
 import { planIdentities } from './manifest-identities.js';
@@ -34,6 +35,11 @@ export async function applyManifest(
   const sub = (await deps.scopes.defaultSubscription(caller.tenantId)).subscriptionId;
   const rgName = m.resourceGroup ?? 'default';
   let rg: string;
+  // A group the manifest names: allowed to read it first, so that a missing one is told only to
+  // who may read it (the default group is every installation's; a manifest of tenant-level items,
+  // application registrations, needs no group read).
+  if (m.resourceGroup !== undefined)
+    await deps.access.require(caller, RG_ACTIONS.read, `/subscriptions/${sub}/resourceGroups/${rgName}`);
   try {
     rg = (await deps.scopes.resourceGroup(caller.tenantId, sub, rgName)).name;
   } catch (e) {

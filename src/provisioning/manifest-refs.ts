@@ -1,12 +1,13 @@
 import type { RoleAssignments } from '../access/assignments-service.js';
 import type { Caller } from '../access/caller.js';
 import type { Access } from '../access/decision.js';
+import { DIRECTORY_ACTIONS } from '../access/roles.js';
 import type { Principals } from '../authority/principals.js';
 import type { Tenants } from '../authority/tenants.js';
 import type { Apps } from '../management/apps.js';
 import type { AppFederatedCredentials, FederatedCredentials } from '../management/federated-credentials.js';
 import type { UserIdentities } from '../management/identities.js';
-import { UAI_ACTIONS } from '../management/identity-common.js';
+import { APP_ACTIONS, armId, SITE_TYPE, UAI_ACTIONS, UAI_TYPE } from '../management/identity-common.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database } from '../storage/port.js';
 import { VAULT_ACTIONS, vaultArmId } from '../vault/model.js';
@@ -75,8 +76,27 @@ export function createRefs(deps: ManifestDeps, caller: Caller, m: Manifest, sub:
     rgScope,
     inManifest,
     existing,
-    /** Checks a principal reference can be resolved (now or once the manifest's items exist). */
-    async checkPrincipal(ref: PrincipalRef, path: JsonPath): Promise<void> {
+    /**
+     * Checks a principal reference can be resolved (now or once the manifest's items exist). What
+     * it names is looked up only for a caller who may know: an app or identity not in the manifest
+     * needs its read action; a user or service principal by name, the directory's read, or else
+     * `orAllowed` (the right to grant at the item's scope, which ARM also answers
+     * PrincipalNotFound to). So a dry run tells no one else which names exist.
+     */
+    async checkPrincipal(
+      ref: PrincipalRef,
+      path: JsonPath,
+      orAllowed: { action: string; scope: string },
+    ): Promise<void> {
+      if ('app' in ref && !inManifest.app(ref.app))
+        await deps.access.require(caller, APP_ACTIONS.read, armId(sub, rg, SITE_TYPE, ref.app));
+      else if ('identity' in ref && !inManifest.identity(ref.identity))
+        await deps.access.require(caller, UAI_ACTIONS.read, armId(sub, rg, UAI_TYPE, ref.identity));
+      else if ('user' in ref || 'servicePrincipal' in ref) {
+        const read = 'user' in ref ? DIRECTORY_ACTIONS.usersRead : DIRECTORY_ACTIONS.read;
+        if (!(await deps.access.allows(caller, read, '/')))
+          await deps.access.require(caller, orAllowed.action, orAllowed.scope);
+      }
       if ('app' in ref) {
         const want = inManifest.app(ref.app);
         if (want) {
@@ -153,11 +173,7 @@ export function createRefs(deps: ManifestDeps, caller: Caller, m: Manifest, sub:
     /** As `checkVault`, for a user-assigned identity (read allowed at its ARM id first). */
     async checkIdentity(name: string, path: JsonPath): Promise<void> {
       if (inManifest.identity(name)) return;
-      await deps.access.require(
-        caller,
-        UAI_ACTIONS.read,
-        `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`,
-      );
+      await deps.access.require(caller, UAI_ACTIONS.read, armId(sub, rg, UAI_TYPE, name));
       if (!(await existing.identity(name))) throw missing(path, 'identity', name);
     },
   };

@@ -19,8 +19,12 @@ export async function planRoleAssignments(
       throw manifestError('UnknownRole', [...path, 'role'], `No role named '${ra.role.slice(0, 128)}'`);
     // Allowed to read assignments at the scope first (as named, before any lookup): what exists
     // (principals, vaults, resource groups) is told only to a caller who may read there.
-    await p.need(ROLE_ASSIGNMENT_ACTIONS.read, refs.nominalScope(ra.scope));
-    await refs.checkPrincipal(ra.principal, [...path, 'principal']);
+    const nominal = refs.nominalScope(ra.scope);
+    await p.need(ROLE_ASSIGNMENT_ACTIONS.read, nominal);
+    await refs.checkPrincipal(ra.principal, [...path, 'principal'], {
+      action: ROLE_ASSIGNMENT_ACTIONS.write,
+      scope: nominal,
+    });
     const scope = await refs.scope(ra.scope, [...path, 'scope']);
     const label = `${role.roleName} → ${JSON.stringify(ra.principal)} @ ${typeof ra.scope === 'string' ? ra.scope : JSON.stringify(ra.scope)}`;
     const pid = await refs.principalId(ra.principal, [...path, 'principal'], false);

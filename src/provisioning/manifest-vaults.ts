@@ -30,7 +30,10 @@ export async function planVaults(p: Planner, vaults: readonly ManifestVault[]): 
       continue;
     }
     for (const [j, ap] of (v.accessPolicies ?? []).entries())
-      await refs.checkPrincipal(ap.principal, ['vaults', idx, 'accessPolicies', j, 'principal']);
+      await refs.checkPrincipal(ap.principal, ['vaults', idx, 'accessPolicies', j, 'principal'], {
+        action: VAULT_ACTIONS.write,
+        scope: armId,
+      });
     const policies = () => declaredPolicies(p, v, idx);
     const { same, grants } = await compareVault(p, v, idx, cur, policies);
     if (same) {

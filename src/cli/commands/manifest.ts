@@ -7,7 +7,8 @@ import { ctx, print } from '../context.js';
 import { CliError } from '../errors.js';
 import { writePrivateFile } from '../files.js';
 import { warn } from '../log.js';
-import { api } from '../session.js';
+import { api, provisioningKey } from '../session.js';
+import { loadProfile } from '../state.js';
 
 /**
  * Variables that hold the credentials a runner signs in with (this CLI's, the Azure SDKs',
@@ -25,7 +26,32 @@ const CREDENTIAL_VARIABLES = new Set([
   'MSI_SECRET',
   'ACTIONS_ID_TOKEN_REQUEST_TOKEN',
   'ACTIONS_RUNTIME_TOKEN',
+  'GITHUB_TOKEN',
+  'CI_JOB_TOKEN',
+  'CI_JOB_JWT',
+  'CI_JOB_JWT_V2',
+  'CI_REGISTRY_PASSWORD',
+  'SYSTEM_ACCESSTOKEN',
 ]);
+
+/**
+ * The credentials this CLI signs in with now (the provisioning key, the password, the login's
+ * client secret and refresh token): a `fromFile` or `fromEnv` value that holds one is refused,
+ * whatever the variable or file is called (a pipeline may keep its key in a second variable).
+ */
+function ownCredentials(): string[] {
+  const out: string[] = [];
+  try {
+    const key = provisioningKey();
+    if (key) out.push(key);
+  } catch {}
+  const password = process.env.LATCHKEY_PASSWORD;
+  if (password) out.push(password);
+  const p = loadProfile();
+  if (p?.clientSecret) out.push(p.clientSecret);
+  if (p?.refreshToken) out.push(p.refreshToken);
+  return out.filter((c) => c.length >= 8);
+}
 
 /** Reads the file, validates it, and resolves `fromFile` / `fromEnv` secret values on this side. */
 async function prepare(file: string): Promise<{
@@ -49,6 +75,7 @@ async function prepare(file: string): Promise<{
   }
   const { manifest, locate } = loaded;
   const where = (path: (string | number)[]) => `${file}:${locate(path) ?? '?'}: ${formatPath(path)}`;
+  const own = ownCredentials();
   const secrets = (manifest.secrets ?? []).map((s, i) => {
     const v = s.value;
     if (!v || s.state === 'absent') return s;
@@ -65,12 +92,18 @@ async function prepare(file: string): Promise<{
       const root = realpathSync(dirname(resolve(file)));
       if (path !== root && !path.startsWith(root.endsWith(sep) ? root : `${root}${sep}`))
         throw new CliError(`${at}: the file must be in the manifest's directory or below it`);
+      // Nor git's own files (actions/checkout keeps the job's token in .git/config).
+      if (path.slice(root.length).split(sep).includes('.git'))
+        throw new CliError(`${at}: files under .git cannot be a secret's value`);
+      let value: string;
       try {
-        const value = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-        return { ...s, value: { resolved: value } };
+        value = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
       } catch {
         throw new CliError(`${at}: cannot read the file`);
       }
+      if (own.some((c) => value.includes(c)))
+        throw new CliError(`${at}: the file holds a credential this CLI signs in with`);
+      return { ...s, value: { resolved: value } };
     }
     if ('fromEnv' in v) {
       // Not the credentials the runner itself signs in with: a manifest's author could otherwise
@@ -82,6 +115,10 @@ async function prepare(file: string): Promise<{
       const value = process.env[v.fromEnv];
       if (value === undefined)
         throw new CliError(`${where(['secrets', i, 'value', 'fromEnv'])}: ${v.fromEnv} is not set`);
+      if (own.some((c) => value.includes(c)))
+        throw new CliError(
+          `${where(['secrets', i, 'value', 'fromEnv'])}: ${v.fromEnv} holds a credential this CLI signs in with`,
+        );
       return { ...s, value: { resolved: value } };
     }
     if ('resolved' in v)
