@@ -30,8 +30,8 @@ import {
   checkTags,
   HOST_ACTIONS,
   LOCATION_RE,
+  readableAt,
   readableOnly,
-  requireReadable,
   resourceNotFound,
   SITE_TYPE,
   type Tags,
@@ -251,13 +251,8 @@ export function createApps(deps: {
       bus.publish('app', result.app.rowId);
       return result;
     },
-    async get(caller: Caller, sub: string, rg: string, name: string): Promise<App> {
-      const a = await find(caller.tenantId, sub, rg, name);
-      return requireReadable(access, caller, APP_ACTIONS.read, a, [SITE_TYPE, name], {
-        subscriptionId: sub,
-        resourceGroup: rg,
-      });
-    },
+    get: (caller: Caller, sub: string, rg: string, name: string): Promise<App> =>
+      readableAt(access, caller, APP_ACTIONS.read, SITE_TYPE, find, [sub, rg, name]),
     async list(caller: Caller, sub: string, rg?: string): Promise<App[]> {
       await scopes.subscription(caller.tenantId, sub);
       const rows = await appStore.listBySubscription(db, caller.tenantId, sub.toLowerCase());

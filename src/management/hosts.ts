@@ -16,8 +16,8 @@ import {
   HOST_NAME_RE,
   HOST_TYPE,
   parseArmId,
+  readableAt,
   readableOnly,
-  requireReadable,
   resourceNotFound,
 } from './identity-common.js';
 import { DEFAULT_RESOURCE_GROUP, type Scopes } from './scopes.js';
@@ -228,16 +228,20 @@ export function createHosts(deps: {
         return { host, created, credential };
       });
     },
-    async get(caller: Caller, subscriptionId: string, resourceGroup: string, name: string): Promise<Host> {
-      const h = await self.byName(caller.tenantId, name);
-      const placed =
-        h?.subscriptionId === subscriptionId.toLowerCase() &&
-        h.resourceGroup.toLowerCase() === resourceGroup.toLowerCase();
-      return requireReadable(access, caller, HOST_ACTIONS.read, placed ? h : undefined, [HOST_TYPE, name], {
-        subscriptionId,
-        resourceGroup,
-      });
-    },
+    get: (caller: Caller, subscriptionId: string, resourceGroup: string, name: string): Promise<Host> =>
+      readableAt(
+        access,
+        caller,
+        HOST_ACTIONS.read,
+        HOST_TYPE,
+        async (tenantId, sub, rg, n) => {
+          const h = await self.byName(tenantId, n);
+          const placed =
+            h?.subscriptionId === sub.toLowerCase() && h.resourceGroup.toLowerCase() === rg.toLowerCase();
+          return placed ? h : undefined;
+        },
+        [subscriptionId, resourceGroup, name],
+      ),
     /**
      * The host with this id, if the caller may read it (`hosts/read` at the host); undefined
      * otherwise, as for no such host. For pages that name an app's host.

@@ -15,8 +15,8 @@ import {
   checkTags,
   LOCATION_RE,
   parseArmId,
+  readableAt,
   readableOnly,
-  requireReadable,
   type Tags,
   UAI_ACTIONS,
   UAI_NAME_RE,
@@ -127,13 +127,8 @@ export function createUserIdentities(deps: {
         };
       });
     },
-    async get(caller: Caller, sub: string, rg: string, name: string): Promise<UserIdentity> {
-      const u = await find(caller.tenantId, sub, rg, name);
-      return requireReadable(access, caller, UAI_ACTIONS.read, u, [UAI_TYPE, name], {
-        subscriptionId: sub,
-        resourceGroup: rg,
-      });
-    },
+    get: (caller: Caller, sub: string, rg: string, name: string): Promise<UserIdentity> =>
+      readableAt(access, caller, UAI_ACTIONS.read, UAI_TYPE, find, [sub, rg, name]),
     async list(caller: Caller, sub: string, rg?: string): Promise<UserIdentity[]> {
       await scopes.subscription(caller.tenantId, sub);
       const rgLower = rg ? rg.toLowerCase() : undefined;

@@ -105,19 +105,20 @@ export const resourceNotFound = (type: string, name: string): LatchkeyError =>
   );
 
 /**
- * `found` once the caller may do `action` (a read) at the ARM id the request names; 404 naming
- * `type/name` when nothing was found. The permission is checked first, at the id as named, so a
- * caller who may not read there gets the same 403 whether or not the resource exists (as ARM).
+ * GET of an ARM resource of `type` found by `find` (tenant, subscription, group, name). The
+ * permission is checked first, at the id as named, so a caller who may not read there gets the
+ * same 403 whether or not the resource exists (as ARM); then 404 naming `type/name`, or it.
  */
-export async function requireReadable<T extends { armId: string }>(
+export async function readableAt<T extends { armId: string }>(
   access: Access,
   caller: Caller,
   action: string,
-  found: T | undefined,
-  [type, name]: [type: string, name: string],
-  at: { subscriptionId: string; resourceGroup: string },
+  type: string,
+  find: (tenantId: string, sub: string, rg: string, name: string) => Promise<T | undefined>,
+  [sub, rg, name]: [sub: string, rg: string, name: string],
 ): Promise<T> {
-  await access.require(caller, action, armId(at.subscriptionId, at.resourceGroup, type, name));
+  await access.require(caller, action, armId(sub, rg, type, name));
+  const found = await find(caller.tenantId, sub, rg, name);
   if (!found) throw resourceNotFound(type, name);
   return found;
 }
