@@ -149,30 +149,32 @@ describe('principal state cache: a read under way while the principal is disable
   });
 });
 
+/** A `vaults` row as the store reads it (vault1; access policies, or RBAC when `policies` is null). */
+const vaultRow = (policies: unknown[] | null) => ({
+  id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1',
+  name: 'vault1',
+  name_lower: 'vault1',
+  tenant_id: '11111111-1111-4111-8111-111111111111',
+  subscription_id: 's',
+  resource_group: 'rg',
+  location: 'local',
+  sku: 'standard',
+  enable_rbac_authorization: policies === null ? 1 : 0,
+  soft_delete_retention_days: 90,
+  enable_purge_protection: 0,
+  access_policies: JSON.stringify(policies ?? []),
+  tags: '{}',
+  deleted_at: null,
+  scheduled_purge_at: null,
+  created_at: 0,
+  updated_at: 0,
+});
+
 // And the vault lookup by host (src/vault/vault-lookup.ts): access policies, RBAC mode, deletion.
 describe('vault lookup: a read under way while the vault changes', () => {
   test('an access policy removed during the read: the next request sees the vault without it', async () => {
-    const row = (policies: unknown[]) => ({
-      id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1',
-      name: 'vault1',
-      name_lower: 'vault1',
-      tenant_id: '11111111-1111-4111-8111-111111111111',
-      subscription_id: 's',
-      resource_group: 'rg',
-      location: 'local',
-      sku: 'standard',
-      enable_rbac_authorization: 0,
-      soft_delete_retention_days: 90,
-      enable_purge_protection: 0,
-      access_policies: JSON.stringify(policies),
-      tags: '{}',
-      deleted_at: null,
-      scheduled_purge_at: null,
-      created_at: 0,
-      updated_at: 0,
-    });
     const granted = [{ tenantId: 't', objectId: 'o', permissions: { secrets: ['get'] } }];
-    let stored = row(granted);
+    let stored = vaultRow(granted);
     let held: (() => void) | undefined;
     let holding = true;
     const db = {
@@ -188,7 +190,7 @@ describe('vault lookup: a read under way while the vault changes', () => {
     const byName = createVaultLookup(db, fakeClock(), bus);
     const underWay = byName('vault1');
     await tick();
-    stored = row([]);
+    stored = vaultRow([]);
     bus.deliver('vault', 'vault1');
     holding = false;
     held?.();
@@ -311,25 +313,7 @@ describe('caches and clock steps: entries age on the monotonic clock', () => {
       current: () => undefined,
       async get() {
         reads++;
-        return {
-          id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1',
-          name: 'vault1',
-          name_lower: 'vault1',
-          tenant_id: '11111111-1111-4111-8111-111111111111',
-          subscription_id: 's',
-          resource_group: 'rg',
-          location: 'local',
-          sku: 'standard',
-          enable_rbac_authorization: 1,
-          soft_delete_retention_days: 90,
-          enable_purge_protection: 0,
-          access_policies: '[]',
-          tags: '{}',
-          deleted_at: null,
-          scheduled_purge_at: null,
-          created_at: 0,
-          updated_at: 0,
-        };
+        return vaultRow(null);
       },
     } as unknown as Database;
     const byName = createVaultLookup(db, clock, createChangeBus());

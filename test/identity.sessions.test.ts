@@ -22,6 +22,17 @@ import { fakeClock } from '../src/lib/clock.js';
 import { appServiceToken, claimsOf, identityStateDir, putApp, session } from './helpers/identity.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
+/** One well-formed session record of a version 1 file (no app row id). */
+const V1_RECORD = {
+  idHash: 'a'.repeat(64),
+  headerHash: 'b'.repeat(64),
+  app: 'web',
+  pid: null,
+  mark: null,
+  createdAt: 1,
+  expiresAt: 9_999_999_999_999,
+};
+
 /** A process table the test decides: pid → its current mark (absent: not running). */
 function fakeProcesses(): ProcessProbe & { table: Map<number, string> } {
   const table = new Map<number, string>();
@@ -226,17 +237,7 @@ describe('identity endpoint sessions: kept across restarts in the state dir', ()
       JSON.stringify({
         version: 1,
         hostId: 'h1',
-        sessions: [
-          {
-            idHash: 'a'.repeat(64),
-            headerHash: 'b'.repeat(64),
-            app: 'web',
-            pid: null,
-            mark: null,
-            createdAt: 1,
-            expiresAt: 9_999_999_999_999,
-          },
-        ],
+        sessions: [V1_RECORD],
       }),
       { mode: 0o600 },
     );
@@ -297,15 +298,7 @@ describe('identity endpoint sessions: kept across restarts in the state dir', ()
       return f;
     };
     const good = (sessions: unknown[]) => JSON.stringify({ version: 1, hostId: 'h1', sessions });
-    const rec = {
-      idHash: 'a'.repeat(64),
-      headerHash: 'b'.repeat(64),
-      app: 'web',
-      pid: null,
-      mark: null,
-      createdAt: 1,
-      expiresAt: 9_999_999_999_999,
-    };
+    const rec = V1_RECORD;
     refused(write('{"version":1,"hostId":"h1","sessions":['), 'corrupt', /is corrupt \(not JSON\)/);
     refused(write(''), 'corrupt', /not JSON/);
     refused(

@@ -118,6 +118,54 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.ok(settled, 'the second change neither finished nor waited for a lock');
   };
 
+  /** A new RBAC vault and a principal with `roles` on it: its data-plane calls (7.5). */
+  const dataPlane = async (vault: string, roles: string[]) => {
+    const officer = await vaultPrincipal(s, `${vault}-officer`);
+    const kv = vaultPath(s, vault);
+    const made = await arm('PUT', kv, { location: 'local', properties: { enableRbacAuthorization: true } });
+    assert.equal(made.status, 201, made.text);
+    for (const role of roles) await grant(s, officer.id, role, kv);
+    const token = await mgmtToken(officer, s.info.vaultResource);
+    return (method: string, p: string, json?: unknown) =>
+      s.request(method, `${s.vaultUrl(vault)}${p}?api-version=7.5`, {
+        headers: { authorization: `Bearer ${token}` },
+        ...(json !== undefined ? { json } : {}),
+      });
+  };
+
+  /**
+   * Starts `first`, which pauses inside its transaction just before the statement `at` names
+   * (pauseBefore); then `second`, until it finishes or waits for a lock (a statement like
+   * `like`); then lets `first` go on. Both answers, in that order.
+   */
+  const race = async <A, B>(
+    at: RegExp | [RegExp, (p: readonly unknown[]) => boolean],
+    first: () => Promise<A>,
+    second: () => Promise<B>,
+    like: string | string[] = 'SELECT pg_advisory_xact_lock%',
+  ): Promise<[A, B]> => {
+    const pause = Array.isArray(at)
+      ? pauseBefore(s.services.db, at[0], at[1])
+      : pauseBefore(s.services.db, at);
+    try {
+      const a = first();
+      // (a first change that fails before it pauses does not leave the test waiting)
+      await Promise.race([
+        pause.reached,
+        a.then(
+          () => undefined,
+          () => undefined,
+        ),
+      ]);
+      const b = second();
+      await blockedOrDone(b, like);
+      pause.release();
+      return await Promise.all([a, b]);
+    } finally {
+      pause.restore();
+    }
+  };
+
   test("a Contributor's PATCH in flight does not write back an access policy the Owner removed", async () => {
     const reader = await vaultPrincipal(s, 'race-reader');
     const contributor = await vaultPrincipal(s, 'race-contributor');
@@ -141,26 +189,21 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal(created.status, 201, created.text);
 
     // The Contributor's tag change reads the vault, then pauses before it writes the row back.
-    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
-    try {
-      const patch = arm('PATCH', path, { tags: { env: 'prod' } }, t);
-      await pause.reached;
-      // Meanwhile the Owner removes the reader's policy.
-      const remove = arm('PUT', `${path}/accessPolicies/remove`, {
-        properties: {
-          accessPolicies: [
-            { tenantId: s.info.tenantId, objectId: reader.id, permissions: { secrets: ['get'] } },
-          ],
-        },
-      });
-      await blockedOrDone(remove, 'SELECT pg_advisory_xact_lock%');
-      pause.release();
-      const [p, r] = await Promise.all([patch, remove]);
-      assert.equal(p.status, 200, p.text);
-      assert.equal(r.status, 200, r.text);
-    } finally {
-      pause.restore();
-    }
+    // Meanwhile the Owner removes the reader's policy.
+    const [p, r] = await race(
+      /^UPDATE vaults /,
+      () => arm('PATCH', path, { tags: { env: 'prod' } }, t),
+      () =>
+        arm('PUT', `${path}/accessPolicies/remove`, {
+          properties: {
+            accessPolicies: [
+              { tenantId: s.info.tenantId, objectId: reader.id, permissions: { secrets: ['get'] } },
+            ],
+          },
+        }),
+    );
+    assert.equal(p.status, 200, p.text);
+    assert.equal(r.status, 200, r.text);
     const shown = await arm('GET', path, undefined);
     assert.deepEqual(shown.json.properties.accessPolicies, [], 'the removed policy stays removed');
     assert.deepEqual(shown.json.tags, { env: 'prod' }, "and the Contributor's change is there too");
@@ -177,20 +220,15 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     const t = await mgmtToken(contributor);
     const path = vaultPath(s, 'race-kv2');
     assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
-    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
-    try {
-      const patch = arm('PATCH', path, { tags: { team: 'a' } }, t);
-      await pause.reached;
-      const protect = arm('PATCH', path, { properties: { enablePurgeProtection: true } });
-      await blockedOrDone(protect, 'SELECT pg_advisory_xact_lock%');
-      pause.release();
-      assert.deepEqual(
-        (await Promise.all([patch, protect])).map((r) => r.status),
-        [200, 200],
-      );
-    } finally {
-      pause.restore();
-    }
+    const both = await race(
+      /^UPDATE vaults /,
+      () => arm('PATCH', path, { tags: { team: 'a' } }, t),
+      () => arm('PATCH', path, { properties: { enablePurgeProtection: true } }),
+    );
+    assert.deepEqual(
+      both.map((r) => r.status),
+      [200, 200],
+    );
     const shown = await arm('GET', path, undefined);
     assert.equal(shown.json.properties.enablePurgeProtection, true);
   });
@@ -200,19 +238,11 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
     assert.equal((await arm('DELETE', path, undefined)).status, 200);
     const deleted = `/subscriptions/${s.info.subscriptionId}/providers/Microsoft.KeyVault/locations/local/deletedVaults/race-kv4`;
-    const pause = pauseBefore(s.services.db, /^UPDATE vaults /);
-    let recover: Awaited<ReturnType<typeof arm>>;
-    let purge: Awaited<ReturnType<typeof arm>>;
-    try {
-      const recovering = arm('PUT', path, { location: 'local', properties: { createMode: 'recover' } });
-      await pause.reached;
-      const purging = arm('POST', `${deleted}/purge`, undefined);
-      await blockedOrDone(purging, 'SELECT pg_advisory_xact_lock%');
-      pause.release();
-      [recover, purge] = await Promise.all([recovering, purging]);
-    } finally {
-      pause.restore();
-    }
+    const [recover, purge] = await race(
+      /^UPDATE vaults /,
+      () => arm('PUT', path, { location: 'local', properties: { createMode: 'recover' } }),
+      () => arm('POST', `${deleted}/purge`, undefined),
+    );
     assert.equal(recover.status, 200, recover.text);
     assert.equal(purge.status, 404, purge.text);
     assert.equal((await arm('GET', path, undefined)).status, 200, 'the recovered vault is there');
@@ -227,25 +257,16 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal(made.status, 201, made.text);
     const { id, key } = made.json as { id: string; key: string };
     // The rotation pauses just before it writes its successor; then the key is revoked.
-    const pause = pauseBefore(s.services.db, /^INSERT INTO provisioning_keys/);
-    let rotated: Awaited<ReturnType<typeof s.request>>;
-    let revoked: Awaited<ReturnType<typeof s.request>>;
-    try {
-      const rotating = s.request('POST', `/api/provisioning/keys/${id}/rotate`, {
-        headers: auth,
-        json: { graceSeconds: 3600 },
-      });
-      await pause.reached;
-      const revoking = s.request('POST', `/api/provisioning/keys/${id}/revoke`, { headers: auth });
-      await blockedOrDone(revoking, [
-        'SELECT pg_advisory_xact_lock%',
-        'UPDATE provisioning_keys SET state = state%',
-      ]);
-      pause.release();
-      [rotated, revoked] = await Promise.all([rotating, revoking]);
-    } finally {
-      pause.restore();
-    }
+    const [rotated, revoked] = await race(
+      /^INSERT INTO provisioning_keys/,
+      () =>
+        s.request('POST', `/api/provisioning/keys/${id}/rotate`, {
+          headers: auth,
+          json: { graceSeconds: 3600 },
+        }),
+      () => s.request('POST', `/api/provisioning/keys/${id}/revoke`, { headers: auth }),
+      ['SELECT pg_advisory_xact_lock%', 'UPDATE provisioning_keys SET state = state%'],
+    );
     assert.equal(revoked.status, 200, revoked.text);
     assert.equal(revoked.json.state, 'revoked');
     // The rotation ran first (it held the key): the revoke then revoked the rotated key.
@@ -263,20 +284,7 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
   });
 
   test("a certificate restored while a secret of its name is set: the user's secret is not merged into it", async () => {
-    const officer = await vaultPrincipal(s, 'race-officer-5');
-    const kv = vaultPath(s, 'race-kv7');
-    assert.equal(
-      (await arm('PUT', kv, { location: 'local', properties: { enableRbacAuthorization: true } })).status,
-      201,
-    );
-    for (const role of ['Key Vault Certificates Officer', 'Key Vault Secrets Officer'])
-      await grant(s, officer.id, role, kv);
-    const token = await mgmtToken(officer, s.info.vaultResource);
-    const data = (method: string, p: string, json?: unknown) =>
-      s.request(method, `${s.vaultUrl('race-kv7')}${p}?api-version=7.5`, {
-        headers: { authorization: `Bearer ${token}` },
-        ...(json !== undefined ? { json } : {}),
-      });
+    const data = await dataPlane('race-kv7', ['Key Vault Certificates Officer', 'Key Vault Secrets Officer']);
     const made = await data('POST', '/certificates/c1/create', {
       policy: {
         issuer: { name: 'Self' },
@@ -296,19 +304,12 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal((await data('DELETE', '/certificates/c1')).status, 200);
     assert.equal((await data('DELETE', '/deletedcertificates/c1')).status, 204);
     // The restore has found the names free and pauses before it writes; then a secret of that name.
-    const pause = pauseBefore(s.services.db, /^INSERT INTO certificates \(/);
-    let restored: Awaited<ReturnType<typeof data>>;
-    let set: Awaited<ReturnType<typeof data>>;
-    try {
-      const restoring = data('POST', '/certificates/restore', { value: backup });
-      await pause.reached;
-      const setting = data('PUT', '/secrets/c1', { value: 'a user secret' });
-      await blockedOrDone(setting, ['SELECT pg_advisory_xact_lock%', 'INSERT INTO secrets%']);
-      pause.release();
-      [restored, set] = await Promise.all([restoring, setting]);
-    } finally {
-      pause.restore();
-    }
+    const [restored, set] = await race(
+      /^INSERT INTO certificates \(/,
+      () => data('POST', '/certificates/restore', { value: backup }),
+      () => data('PUT', '/secrets/c1', { value: 'a user secret' }),
+      ['SELECT pg_advisory_xact_lock%', 'INSERT INTO secrets%'],
+    );
     // One after the other: the restore first (it held the audit lock), then the set is refused,
     // since the name is now the certificate's secret.
     assert.equal(restored.status, 200, restored.text);
@@ -330,69 +331,36 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal((await arm('PUT', path, { location: 'local', properties: {} })).status, 201);
     // The manifest appends its identity's audit record (taking the audit lock), then pauses just
     // before it takes the vault lock for its vault; meanwhile a PATCH of another vault comes.
-    const pause = pauseBefore(
-      s.services.db,
-      /^SELECT pg_advisory_xact_lock/,
-      (p) => p[0] === 'latchkey:vault-names',
+    const [applied, patched] = await race(
+      [/^SELECT pg_advisory_xact_lock/, (p) => p[0] === 'latchkey:vault-names'],
+      () =>
+        s.request('POST', '/api/provisioning/apply', {
+          headers: { authorization: `Bearer ${admin}` },
+          json: {
+            apiVersion: 'latchkey/v1',
+            tenant: s.info.tenantId,
+            identities: [{ name: 'race-id' }],
+            vaults: [{ name: 'race-kv6', enableRbacAuthorization: true }],
+          },
+        }),
+      () => arm('PATCH', path, { tags: { k: 'v' } }),
     );
-    let applied: Awaited<ReturnType<typeof arm>>;
-    let patched: Awaited<ReturnType<typeof arm>>;
-    try {
-      const applying = s.request('POST', '/api/provisioning/apply', {
-        headers: { authorization: `Bearer ${admin}` },
-        json: {
-          apiVersion: 'latchkey/v1',
-          tenant: s.info.tenantId,
-          identities: [{ name: 'race-id' }],
-          vaults: [{ name: 'race-kv6', enableRbacAuthorization: true }],
-        },
-      });
-      await pause.reached;
-      const patching = arm('PATCH', path, { tags: { k: 'v' } });
-      await blockedOrDone(patching, 'SELECT pg_advisory_xact_lock%');
-      pause.release();
-      [applied, patched] = await Promise.all([applying, patching]);
-    } finally {
-      pause.restore();
-    }
     assert.equal(applied.status, 200, applied.text);
     assert.equal(patched.status, 200, patched.text);
   });
 
   test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
-    const officer = await vaultPrincipal(s, 'race-officer');
-    const kv = vaultPath(s, 'race-kv3');
-    assert.equal(
-      (await arm('PUT', kv, { location: 'local', properties: { enableRbacAuthorization: true } })).status,
-      201,
-    );
-    await grant(s, officer.id, 'Key Vault Secrets Officer', kv);
-    const token = await mgmtToken(officer, s.info.vaultResource);
-    const data = (method: string, p: string, json?: unknown) =>
-      s.request(method, `${s.vaultUrl('race-kv3')}${p}?api-version=7.5`, {
-        headers: { authorization: `Bearer ${token}` },
-        ...(json !== undefined ? { json } : {}),
-      });
+    const data = await dataPlane('race-kv3', ['Key Vault Secrets Officer']);
     assert.equal((await data('PUT', '/secrets/n', { value: 'keep me' })).status, 200);
     assert.equal((await data('DELETE', '/secrets/n')).status, 200);
 
     // The recover pauses just before it clears the deleted mark; then the purge runs.
-    const pause = pauseBefore(s.services.db, /^UPDATE secrets SET deleted_at = \$3/);
-    let recover: Awaited<ReturnType<typeof data>>;
-    let purge: Awaited<ReturnType<typeof data>>;
-    try {
-      const recovering = data('POST', '/deletedsecrets/n/recover');
-      await pause.reached;
-      const purging = data('DELETE', '/deletedsecrets/n');
-      await blockedOrDone(purging, [
-        'SELECT pg_advisory_xact_lock%',
-        'UPDATE secrets SET deleted_at = deleted_at%',
-      ]);
-      pause.release();
-      [recover, purge] = await Promise.all([recovering, purging]);
-    } finally {
-      pause.restore();
-    }
+    const [recover, purge] = await race(
+      /^UPDATE secrets SET deleted_at = \$3/,
+      () => data('POST', '/deletedsecrets/n/recover'),
+      () => data('DELETE', '/deletedsecrets/n'),
+      ['SELECT pg_advisory_xact_lock%', 'UPDATE secrets SET deleted_at = deleted_at%'],
+    );
     assert.equal(recover.status, 200, recover.text);
     assert.equal(purge.status, 404, `the purge finds no deleted secret once it is recovered: ${purge.text}`);
     const read = await data('GET', '/secrets/n');
