@@ -246,8 +246,8 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
     writeFileAtomic(opts.file, `${JSON.stringify(file)}\n`);
     dirty = false;
   };
-  /** After a removal: the file follows, or is retried by `flush`. */
-  const persistRemoval = () => {
+  /** After a removal or a bind: the file follows, or is retried by `flush`. */
+  const persistChange = () => {
     try {
       write();
     } catch (e) {
@@ -271,7 +271,7 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
     }
     if (expired(e, clock.now())) {
       forget(e);
-      persistRemoval();
+      persistChange();
       return undefined;
     }
     return e;
@@ -361,17 +361,17 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
       const e = lookup(rawIds, byIdHash, 'id', id);
       if (!e) return false;
       forget(e);
-      persistRemoval();
+      persistChange();
       return true;
     },
     /**
      * Binds a session that has no app row id yet (a version 1 file's) to the app of its name, as
-     * the endpoint finds it on first use; persisted like a removal (retried by `flush`).
+     * the endpoint finds it on first use; persisted at once (retried by `flush`).
      */
     bind(session: Session, appRowId: string): void {
       if (session.appRowId !== null || !byIdHash.has(session.key)) return;
       session.appRowId = appRowId;
-      persistRemoval();
+      persistChange();
     },
     /**
      * Ends the sessions `gone` picks (those of an app no longer on this host): `latchkey run` hears
@@ -384,7 +384,7 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
         forget(e);
         n++;
       }
-      if (n > 0) persistRemoval();
+      if (n > 0) persistChange();
       return n;
     },
     /** Drops sessions whose process has exited (or whose pid now names another process) and expired ones. */
@@ -396,12 +396,12 @@ export function createSessionRegistry(opts: SessionRegistryOptions = {}) {
         forget(e);
         n++;
       }
-      if (n > 0 || dirty) persistRemoval();
+      if (n > 0 || dirty) persistChange();
       return n;
     },
     /** Retries a failed write of the file (after a removal); true when the file is current. */
     flush(): boolean {
-      if (dirty) persistRemoval();
+      if (dirty) persistChange();
       return !dirty;
     },
     list: (): Session[] => [...byIdHash.values()].map((e) => e.session),
