@@ -140,6 +140,7 @@ export function createRoleAssignments(deps: {
           `Principal ${input.principalId.slice(0, 64)} does not exist in the directory ${caller.tenantId}.`,
         );
       const result = await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         // A name is unique in its tenant (migration 0023): another tenant's is none of this one's business.
         const same = await assignmentStore.find(tx, caller.tenantId, id);
         if (same) {
@@ -222,6 +223,7 @@ export function createRoleAssignments(deps: {
       const found = isGuid(rawId) ? await access.get(caller.tenantId, rawId) : undefined;
       if (!found || found.scope.toLowerCase() !== scope.toLowerCase()) return undefined;
       const removed = await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const a = await access.delete(caller.tenantId, found.id, tx);
         await audit.append(
           tx,

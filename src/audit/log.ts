@@ -185,8 +185,16 @@ export function createAuditLog(deps: {
   /** Seals the chain head; derived from the root key with its own label (`audit-head`). */
   headKey: Buffer;
   flushMs?: number;
+  /**
+   * Refuse an append whose transaction took another lock before the log's (see `lockLog`). Off in
+   * a real installation (the order is then only documented: a wrong one costs a 503 on PostgreSQL,
+   * never a wrong answer); on under the test runner (LATCHKEY_TEST=1), so the suite finds every
+   * writer that takes its locks in the wrong order, on SQLite as on PostgreSQL.
+   */
+  strictLockOrder?: boolean;
 }) {
   const { db, clock, macKey, headKey } = deps;
+  const strictLockOrder = deps.strictLockOrder ?? process.env.LATCHKEY_TEST === '1';
   const mac = (s: string) => createHmac('sha256', macKey).update(s).digest('hex');
   const headMac = (h: Head) =>
     createHmac('sha256', headKey)
@@ -251,12 +259,33 @@ export function createAuditLog(deps: {
    * that was kept.
    */
   const HEAD_NOTE = 'latchkey:audit-head';
+  /** The log's named lock: every append, and `hold`, take it. */
+  const AUDIT_LOCK = 'latchkey:audit';
   /** Set by `hold` once the lock is taken in the transaction. */
   const HOLD_NOTE = 'latchkey:audit-held';
   const isHead = (v: unknown): v is Head => typeof v === 'object' && v !== null && 'seq' in v && 'hash' in v;
+  /**
+   * Takes the log's lock in `tx`. Lock order: a transaction that appends takes this lock before
+   * any other (a named lock, or the row locks of a row it changed). Every such transaction then
+   * waits for the log's lock holding nothing else, and two of them on PostgreSQL never wait for
+   * each other's locks in opposite orders (a deadlock, answered 503). A writer that must lock
+   * something before it appends calls `hold` first. With `strictLockOrder`, a wrong order throws.
+   */
+  const lockLog = async (tx: Transaction): Promise<void> => {
+    const first = tx.firstLock();
+    if (strictLockOrder && first !== undefined && first !== AUDIT_LOCK) {
+      const e = new Error(
+        `lock order: this transaction took a lock (${first}) before the audit log's; call audit.hold(tx) first`,
+      );
+      // Also on stderr: a server answers the error as a 500 and logs it at a level tests silence.
+      console.error(e.stack);
+      throw e;
+    }
+    await tx.lock(AUDIT_LOCK);
+  };
   /** Where the chain stands at the start of this transaction's first append (the head, checked). */
   const startOf = async (tx: Transaction): Promise<Head> => {
-    await tx.lock('latchkey:audit');
+    await lockLog(tx);
     const text = await auditStore.head(tx);
     const head = headState(text);
     if (head.kind === 'sealed') {
@@ -390,7 +419,7 @@ export function createAuditLog(deps: {
      */
     async sealLegacyHead(): Promise<{ seq: number; hash: string } | undefined> {
       return db.transaction(async (tx) => {
-        await tx.lock('latchkey:audit');
+        await tx.lock(AUDIT_LOCK);
         const head = await readHead(tx);
         if (!(await auditStore.takeSealMark(tx))) return undefined;
         if (head.kind !== 'legacy') return undefined;
@@ -410,8 +439,9 @@ export function createAuditLog(deps: {
      * wait for each other's locks in opposite orders (a deadlock, a 503). Cheap when held already.
      */
     async hold(tx: Transaction): Promise<void> {
-      if (tx.notes.get(HOLD_NOTE)) return;
-      await tx.lock('latchkey:audit');
+      // Held, and first in what counts as this transaction (a group commit's batch counts each write).
+      if (tx.notes.get(HOLD_NOTE) && tx.firstLock() === AUDIT_LOCK) return;
+      await lockLog(tx);
       tx.notes.set(HOLD_NOTE, true);
     },
     /** Appends inside the caller's transaction, so the event commits (or not) with the change. */

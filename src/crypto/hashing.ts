@@ -39,9 +39,9 @@ export function generateSecret(prefix: string, bytes = 30): string {
 // Passwords (low entropy): scrypt, N=2^15, r=8, p=1 (~64 MiB, tens of ms).
 export const PASSWORD_COST = { N: 1 << 15, r: 8, p: 1 } as const;
 // The test runner (scripts/run-tests.mjs) sets LATCHKEY_TEST=1, and only then are passwords hashed
-// at N=2^10 (~1 MiB, ~2 ms): the suite signs in thousands of times. Nothing else reads
-// LATCHKEY_TEST; without it a test-cost hash is refused, so it cannot weaken a real installation
-// (docs/security.md). The hash string records N, r and p.
+// at N=2^10 (~1 MiB, ~2 ms): the suite signs in thousands of times. Besides this, only the audit
+// log's lock-order check reads LATCHKEY_TEST (audit/log.ts); without it a test-cost hash is
+// refused, so it cannot weaken a real installation (docs/security.md). The hash string records N, r and p.
 export const TEST_PASSWORD_COST = { N: 1 << 10, r: 8, p: 1 } as const;
 type Cost = typeof PASSWORD_COST | typeof TEST_PASSWORD_COST;
 const MAXMEM = 96 * 1024 * 1024;

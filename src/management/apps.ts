@@ -184,6 +184,7 @@ export function createApps(deps: {
       const id = armId(sub.subscriptionId, rg.name, SITE_TYPE, input.name);
       await access.require(caller, APP_ACTIONS.write, id);
       const result = await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         let app = await byName(caller.tenantId, input.name, tx);
         if (app && app.armId.toLowerCase() !== id.toLowerCase()) {
           throw new LatchkeyError(
@@ -267,6 +268,7 @@ export function createApps(deps: {
       await access.require(caller, APP_ACTIONS.delete, a?.armId ?? armId(sub, rg, SITE_TYPE, name));
       if (!a) return false;
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         await appStore.delete(tx, a.rowId);
         if (a.systemPrincipalId) await principals.delete(a.tenantId, a.systemPrincipalId, tx);
         await hosts.pruneUnserved(
@@ -315,6 +317,7 @@ export function createApps(deps: {
       await access.require(caller, APP_ACTIONS.writeSettings, a.armId);
       const clean = self.validateSettings(settings);
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order (audit/log.ts)
         await appStore.writeSettings(
           tx,
           a.rowId,

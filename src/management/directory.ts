@@ -86,6 +86,7 @@ export function createDirectory(deps: {
     change: (tx: Transaction) => Promise<T>,
   ): Promise<T> =>
     db.transaction(async (tx) => {
+      await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
       const r = await change(tx);
       await audit.append(tx, {
         ...record(caller, meta, what.operation, what.target),
@@ -151,6 +152,7 @@ export function createDirectory(deps: {
       await access.require(caller, DIRECTORY_ACTIONS.users, '/');
       const password = input.password ?? generatePassword();
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const p = await principals.createUser(
           caller.tenantId,
           { userName: input.userName, displayName: input.displayName, password },
@@ -291,6 +293,7 @@ export function createDirectory(deps: {
     }> {
       await access.require(caller, DIRECTORY_ACTIONS.write, '/');
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const sp = await principals.createServicePrincipal(
           caller.tenantId,
           {

@@ -154,6 +154,7 @@ function writer(deps: { db: Database; clock: Clock; audit: AuditLog; issuers: Is
       await checkInput(input, owner.tenantId, deps.issuers);
       const fields = fieldsOf(input);
       return deps.db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const existing = await owner.store.find(tx, (existingName ?? name).toLowerCase());
         const now = deps.clock.now();
         const details = { issuer: fields.issuer, subject: fields.subject.slice(0, 200) };
@@ -193,6 +194,7 @@ function writer(deps: { db: Database; clock: Clock; audit: AuditLog; issuers: Is
       c: StoredFederatedCredential,
     ): Promise<boolean> {
       return deps.db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         if (!(await owner.store.delete(tx, c.rowId))) return false;
         await audit.append(
           tx,

@@ -158,6 +158,7 @@ export function createHostAgentApi(deps: {
     async addOwnCertificate(caller: Caller, meta: RequestMeta, hostId: string, pem: string) {
       const h = await asHost(caller, hostId);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const c = await hosts.addCertificate(h, pem, tx);
         await audit.append(tx, auditOf(caller, meta, 'HostCertificateAdd', h.armId, { keyId: c.keyId }));
         return c;
@@ -166,6 +167,7 @@ export function createHostAgentApi(deps: {
     async deleteOwnCertificate(caller: Caller, meta: RequestMeta, hostId: string, keyId: string) {
       const h = await asHost(caller, hostId);
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         await credentials.delete(h.tenantId, h.principalId, keyId, tx);
         await audit.append(tx, auditOf(caller, meta, 'HostCertificateDelete', h.armId, { keyId }));
       });
@@ -179,6 +181,7 @@ export function createHostAgentApi(deps: {
     async addIdentityCertificate(caller: Caller, meta: RequestMeta, at: ServedIdentityRef, pem: string) {
       const { h, i } = await served(caller, at);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         // Expired certificates this host registered earlier go first (a crash may have left some).
         await hostStore.deleteExpiredHostCredentials(tx, i.principalId, tag(h), clock.now());
         const c = await credentials.addCertificate(
@@ -205,6 +208,7 @@ export function createHostAgentApi(deps: {
       );
       if (!mine) throw new LatchkeyError('NotFound', 'Credential not found.');
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         await credentials.delete(h.tenantId, i.principalId, keyId, tx);
         await audit.append(
           tx,

@@ -127,6 +127,7 @@ export function createHosts(deps: {
       const found = await hostStore.findBuiltIn(db, tenantId);
       if (found) return fromRow(found);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // it appends below: lock order (audit/log.ts)
         await tx.lock(`latchkey:local-host:${tenantId}`);
         const again = await hostStore.findBuiltIn(tx, tenantId);
         if (again) return fromRow(again);
@@ -186,6 +187,7 @@ export function createHosts(deps: {
       const id = armId(sub.subscriptionId, rg.name, HOST_TYPE, input.name);
       await access.require(caller, HOST_ACTIONS.write, id);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         let host = await self.byName(caller.tenantId, input.name, tx);
         if (
           host &&
@@ -276,6 +278,7 @@ export function createHosts(deps: {
       await access.require(caller, HOST_ACTIONS.delete, h.armId);
       if (h.builtIn) throw new LatchkeyError('BadRequest', 'The built-in local host cannot be deleted.');
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         if ((await hostStore.countApps(tx, h.id)) > 0)
           throw new LatchkeyError(
             'Conflict',

@@ -87,6 +87,7 @@ export function createUserIdentities(deps: {
       const id = armId(sub.subscriptionId, rg.name, UAI_TYPE, input.name);
       await access.require(caller, UAI_ACTIONS.write, id);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const existing = await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx);
         const now = clock.now();
         if (existing) {
@@ -144,6 +145,7 @@ export function createUserIdentities(deps: {
       }
       await access.require(caller, UAI_ACTIONS.delete, u.armId);
       const apps = await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         const attached = await identityStore.delete(tx, u.rowId);
         await principals.delete(u.tenantId, u.principalId, tx);
         await access.deleteAtOrBelow(u.tenantId, u.armId, tx);

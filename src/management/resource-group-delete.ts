@@ -24,7 +24,7 @@ export interface GroupVaults {
 export type ResourceGroupDeleteDeps = {
   db: Database;
   access: Pick<Access, 'require' | 'deleteAtOrBelow'>;
-  audit: Pick<AuditLog, 'append'>;
+  audit: Pick<AuditLog, 'append' | 'hold'>;
   scopes: Pick<Scopes, 'subscription' | 'resourceGroup' | 'deleteResourceGroup'>;
   apps: Pick<Apps, 'list' | 'delete'>;
   userIdentities: Pick<UserIdentities, 'list' | 'delete'>;
@@ -80,6 +80,7 @@ export async function deleteResourceGroup(
   for (const v of await s.vaults.list(caller, sub, group.name))
     await s.vaults.delete(caller, meta, { subscriptionId: sub, resourceGroup: group.name, name: v.name });
   await s.db.transaction(async (tx) => {
+    await s.audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
     await s.access.deleteAtOrBelow(caller.tenantId, group.id, tx);
     await s.scopes.deleteResourceGroup(caller.tenantId, sub, group.name, tx);
     await s.audit.append(

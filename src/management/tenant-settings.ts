@@ -80,6 +80,7 @@ export function createTenantSettings(deps: {
           `The issuer '${foreign.slice(0, 600)}' is not on this server's list of allowed federation issuers: a tenant can only narrow that list (an operator sets federation.allowedIssuers).`,
         );
       await db.transaction(async (tx) => {
+        await deps.audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         await issuers.set(tx, t.id, list, deps.clock.now());
         await deps.audit.append(
           tx,

@@ -200,6 +200,7 @@ export function createProvisioningKeys(deps: {
         throw new LatchkeyError('Forbidden', 'A provisioning key cannot create provisioning keys.');
       validate(input);
       return db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order (audit/log.ts)
         const { id, value } = await insert(caller.tenantId, input, caller.oid, tx, null);
         await audit.append(tx, {
           ...record(caller, meta, 'ProvisioningKeyCreate', id),
@@ -358,6 +359,7 @@ export function createProvisioningKeys(deps: {
       const rows = await store.listUnauditedExpired(db, now);
       for (const r of rows) {
         await db.transaction(async (tx) => {
+          await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
           if (!(await store.claimExpiryAudit(tx, r.id))) return;
           await audit.append(tx, {
             tenantId: r.tenantId,

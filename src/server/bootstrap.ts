@@ -31,6 +31,8 @@ export async function bootstrapDefaults(
 ): Promise<BootstrapResult> {
   const domain = opts.tenantDomain ?? DEFAULT_TENANT_DOMAIN;
   return s.db.transaction(async (tx) => {
+    // The audit log's lock first: it appends below (lock order, audit/log.ts `hold`).
+    await s.audit.hold(tx);
     await tx.lock('latchkey:bootstrap');
     const existing = await installationStore.defaultTenant(tx);
     if (existing) {

@@ -34,6 +34,7 @@ export async function localHostEndpointOptions(
     managementResource: services.config.managementResource,
     bootstrapHostCertificate: (pem) =>
       services.db.transaction(async (tx) => {
+        await services.audit.hold(tx); // lock order (audit/log.ts)
         const c = await services.hosts.addCertificate(host, pem, tx);
         await services.audit.append(tx, {
           tenantId: host.tenantId,

@@ -114,6 +114,8 @@ export function createGroupCommit(
             return;
           }
           for (const p of batch) {
+            // Each write keeps the lock order on its own, as its own transaction would (port.ts).
+            tx.restartLockRecord();
             if (p.single) {
               // No savepoint: if it throws, the transaction (so the whole batch) fails with it.
               outcomes.push({ ok: true, value: await p.fn(tx) });

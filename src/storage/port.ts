@@ -49,6 +49,21 @@ export interface Transaction extends Queryable {
    * a time per level: `fn` may open its own, not run two side by side.
    */
   savepoint<T>(fn: () => Promise<T>): Promise<SavepointOutcome<T>>;
+  /**
+   * The first lock this transaction took, or undefined while it has taken none: the name given to
+   * `lock`, or the text of the first statement that changed rows (on PostgreSQL it holds their row
+   * locks, and the keys it inserted, until the transaction ends). Lock order (docs/storage.md): a
+   * transaction that appends to the audit log takes the log's lock before any other, so the audit
+   * log checks this when it first takes its lock. Recorded on SQLite too (where every writer is
+   * serialised anyway), so the suite finds a wrong order on either store.
+   */
+  firstLock(): string | undefined;
+  /**
+   * Starts that record over (`firstLock` is undefined again, the locks stay held): the group
+   * commit runs each write of a batch as the transaction of its own it would be on PostgreSQL,
+   * which batches nothing (group-commit.ts).
+   */
+  restartLockRecord(): void;
 }
 
 /** What {@link Transaction.savepoint} says of its function: its value, or the error it threw. */

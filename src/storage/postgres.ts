@@ -31,7 +31,8 @@ const WRITE_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
 /** Told of each statement's outcome, for `Database.writable` (and a transaction's first failure). */
 interface WriteWatch {
   full(): void;
-  wrote(): void;
+  /** A statement that writes ran; `rows` it changed (their locks are held until the transaction ends). */
+  wrote(sql: string, rows: number): void;
   failed?(e: unknown): void;
 }
 
@@ -98,7 +99,7 @@ function wrap(
         return exec(sql, params, false);
       }
     }, watch.full);
-    if (WRITE_COMMANDS.has(r.command)) watch.wrote();
+    if (WRITE_COMMANDS.has(r.command)) watch.wrote(sql, r.rowCount ?? 0);
     return r;
   };
   return {
@@ -142,7 +143,7 @@ export function openPostgres(
   const watched = (
     client: pg.Pool | pg.PoolClient,
     inTransaction: boolean,
-    wrote: () => void,
+    wrote: (sql: string, rows: number) => void,
     failed?: (e: unknown) => void,
   ) => wrap(client, { full: markFull, wrote, ...(failed ? { failed } : {}) }, statements, inTransaction);
   // Outside a transaction a statement commits by itself: its success is proof enough.
@@ -186,22 +187,25 @@ export function openPostgres(
         let wrote = false;
         /** The first statement of this transaction that failed (the reason PostgreSQL aborted it). */
         let failure: unknown;
+        // Before the statements' watch, which reports locks to it (its savepoints run through `q`).
+        const scope = createTxScope((sql) => q.run(sql));
         const q = watched(
           client,
           true,
-          () => {
+          (sql, rows) => {
             wrote = true;
+            if (rows > 0) scope.took(sql);
           },
           (e) => {
             failure ??= e;
           },
         );
-        const scope = createTxScope((sql) => q.run(sql));
         const tx: Transaction = {
           ...q,
           // Through the wrapper like every statement: a lock waited on while the server shuts
           // down fails with 57P01, which must reach the caller as a 503, not as a driver error.
           async lock(name: string) {
+            scope.took(name);
             await q.run('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },
           ...scope.members,

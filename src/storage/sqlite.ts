@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { isStorageFull, refuseNulText, storageRolledBack, toStorageError } from './errors.js';
 import type { Database, Queryable, RunResult, SqlValue, Transaction } from './port.js';
-import { createTxContext, createTxScope } from './tx-scope.js';
+import { createTxContext, createTxScope, type TxScope } from './tx-scope.js';
 import { probeWrite } from './write-probe.js';
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -66,6 +66,9 @@ function createPrivately(path: string): void {
  * directory writable by them (they could swap the files). Empty when none
  * exists yet: `openSqlite` creates them private.
  */
+
+/** A statement that changes rows (what PostgreSQL would hold row locks for until the end). */
+const CHANGES_ROWS = /^\s*(INSERT|UPDATE|DELETE|REPLACE|WITH)\b/i;
 export function sqliteStoreProblems(path: string): string[] {
   const problems: string[] = [];
   const dir = dirname(path);
@@ -173,10 +176,16 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
   };
   /** The open transaction wrote something (its commit then proves the store writable). */
   let wrote = false;
-  const wrote1 = (st: Statement): void => {
+  /** The open transaction's scope, told of the rows it changes (`Transaction.firstLock`). */
+  let openScope: TxScope | undefined;
+  const wrote1 = (st: Statement, sql: string, rows: number): void => {
     if (st.readonly) return;
-    if (db.inTransaction) wrote = true;
-    else writable = true; // an autocommit write succeeded
+    if (db.inTransaction) {
+      wrote = true;
+      // Only a statement that changes rows: SQLite reports the last such statement's count for
+      // any other (SAVEPOINT, RELEASE), which would look like a lock taken.
+      if (rows > 0 && CHANGES_ROWS.test(sql)) openScope?.took(sql);
+    } else writable = true; // an autocommit write succeeded
   };
 
   const prepare = (sql: string, params: readonly SqlValue[]): { st: Statement; args: SqlValue[] } => {
@@ -198,22 +207,23 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       const { st, args } = prepare(sql, params);
       if (st.reader) {
         const rows = guarded(() => st.all(...args) as T[]);
-        wrote1(st);
+        wrote1(st, sql, rows.length);
         return rows;
       }
-      guarded(() => st.run(...args)); // RETURNING-less write through all(): run it, no rows
-      wrote1(st);
+      // RETURNING-less write through all(): run it, no rows
+      const { changes } = guarded(() => st.run(...args));
+      wrote1(st, sql, changes);
       return [];
     },
     async get<T>(sql: string, params: readonly SqlValue[] = []) {
       const { st, args } = prepare(sql, params);
       if (!st.reader) {
-        guarded(() => st.run(...args));
-        wrote1(st);
+        const { changes } = guarded(() => st.run(...args));
+        wrote1(st, sql, changes);
         return undefined;
       }
       const row = guarded(() => st.get(...args) as T | undefined);
-      wrote1(st);
+      wrote1(st, sql, row === undefined ? 0 : 1);
       return row;
     },
     async run(sql: string, params: readonly SqlValue[] = []): Promise<RunResult> {
@@ -222,7 +232,7 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       const changes = st.reader
         ? guarded(() => st.all(...args).length)
         : guarded(() => st.run(...args).changes);
-      wrote1(st);
+      wrote1(st, sql, changes);
       return { changes };
     },
   };
@@ -264,7 +274,9 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
       guarded(() => db.exec('BEGIN IMMEDIATE'));
       wrote = false;
       const scope = createTxScope((sql) => q.run(sql));
-      const tx: Transaction = { ...q, lock: async () => {}, ...scope.members };
+      openScope = scope;
+      // SQLite serialises writers already: a named lock costs nothing, but is noted for the lock order.
+      const tx: Transaction = { ...q, lock: async (name) => scope.took(name), ...scope.members };
       try {
         const result = await inTx.run(
           tx,
@@ -310,6 +322,7 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
         throw e;
       }
     } finally {
+      openScope = undefined;
       if (normal && db.open) setSync('FULL');
       release();
     }

@@ -13,8 +13,17 @@ import type { SavepointOutcome, Transaction } from './port.js';
  * next append goes on from the last event that was kept.
  */
 export interface TxScope {
-  /** The transaction's `notes`, `beforeCommit` and `savepoint`, to spread into it. */
-  readonly members: Pick<Transaction, 'notes' | 'beforeCommit' | 'savepoint'>;
+  /** The transaction's `notes`, `beforeCommit`, `savepoint` and `firstLock`, to spread into it. */
+  readonly members: Pick<
+    Transaction,
+    'notes' | 'beforeCommit' | 'savepoint' | 'firstLock' | 'restartLockRecord'
+  >;
+  /**
+   * The adapter's report of a lock the transaction took: a named lock's name, or the text of a
+   * statement that changed rows (PostgreSQL holds their row locks until the end). The first one
+   * is kept for `firstLock`.
+   */
+  took(lock: string): void;
   /**
    * Runs the transaction's function, then (once `stillOpen` has not thrown: the store may have
    * rolled the transaction back under a function that caught the error and went on) its hooks,
@@ -30,8 +39,16 @@ export function createTxScope(run: (sql: string) => Promise<unknown>): TxScope {
   /** Savepoints open (one at a time per level: names are by depth). */
   let depth = 0;
   let committing = false;
+  let first: string | undefined;
   return {
+    took(lock) {
+      first ??= lock.length > 80 ? `${lock.slice(0, 80)}…` : lock;
+    },
     members: {
+      firstLock: () => first,
+      restartLockRecord: () => {
+        first = undefined;
+      },
       notes: {
         get: (key) => notes.get(key),
         set: (key, value) => {

@@ -63,6 +63,7 @@ export function createCertificateLifetime(deps: {
   /** Records `action` done for the version with its audit event, once (false if it already was). */
   const once = (d: LifetimeCandidate, now: number, action: string, operation: string, details: Details) =>
     db.transaction(async (tx) => {
+      await audit.hold(tx); // before the mark below: lock order (audit/log.ts)
       if (!(await store.markDone(tx, d.vaultId, d.nameLower, d.version, action, now))) return false;
       await audit.append(tx, event(d, operation, d.version, details));
       return true;
@@ -86,6 +87,7 @@ export function createCertificateLifetime(deps: {
     }
     const operation: CertificateOperation = deps.versions.completed(policy.issuer.name);
     const renewed = await db.transaction(async (tx) => {
+      await audit.hold(tx); // before the new version's rows: lock order (audit/log.ts)
       // Another node (or a user) may have made a new version meanwhile: only the judged one renews.
       if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.version) return false;
       const r = await deps.versions.addVersion(tx, vault, d.name, {

@@ -73,6 +73,7 @@ export function createKeyPolicies(deps: {
       });
     if (due.notify && d.notifiedVersion !== d.currentVersion) {
       await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order (audit/log.ts)
         await store.setNotified(tx, d.vaultId, d.nameLower, d.currentVersion);
         await record(tx, 'KeyNearExpiry', d.currentVersion, { exp: d.exp });
       });
@@ -83,6 +84,7 @@ export function createKeyPolicies(deps: {
     // The key's cached versions are dropped after the attempt, whatever came of it (a failed commit may have landed).
     try {
       return await db.transaction(async (tx) => {
+        await audit.hold(tx); // lock order (audit/log.ts)
         // Another node (or a user) may have rotated meanwhile: only the version we judged due is rotated.
         if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.currentVersion) return false;
         const r = await keys.commitRotation(tx, vault, d.nameLower, prepared.material);

@@ -135,6 +135,7 @@ export async function subscriptionRoutes(
     const id = `/subscriptions/${subscription.subscriptionId}/resourceGroups/${rg}`;
     await s.access.require(c, RG_ACTIONS.write, id);
     const { group, created } = await s.db.transaction(async (tx) => {
+      await s.audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
       const existing = await s.scopes
         .resourceGroup(c.tenantId, subscription.subscriptionId, rg, tx)
         .catch(() => undefined);
