@@ -682,3 +682,94 @@ describe('audit chain head: truncation by a database writer without the root key
     }
   });
 });
+
+/**
+ * The lock order (docs/storage.md): a transaction that appends takes the log's lock before any
+ * other, so two writers on PostgreSQL never wait for each other's locks in opposite orders. The
+ * adapters record each transaction's first lock; the log checks it, strictly under the test runner.
+ */
+describe('audit lock order: the log’s lock first', () => {
+  const clock = fakeClock(1_700_000_000_000);
+  const root = rootKeyFromBytes(randomBytes(32));
+  const keys = { macKey: root.derive('audit-mac'), headKey: root.derive('audit-head') };
+  let db: Database;
+  beforeEach(async () => {
+    db = await openDatabase('sqlite::memory:');
+    await db.run("INSERT INTO meta (key, value) VALUES ('lock-order-test', '0')");
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+  const touch = (tx: Transaction) =>
+    tx.run("UPDATE meta SET value = value || '1' WHERE key = 'lock-order-test'");
+  const value = async () =>
+    (await db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'lock-order-test'"))!.value;
+  const op = { tenantId: null, operation: 'TestOp', status: 200 };
+
+  test('a row changed before the first append: refused (strict), and nothing is kept', async () => {
+    const log = createAuditLog({ db, clock, ...keys, strictLockOrder: true });
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await touch(tx);
+        await log.append(tx, op);
+      }),
+      /lock order: this transaction took a lock \(UPDATE meta SET value/,
+    );
+    assert.equal(await value(), '0', 'rolled back');
+    // A named lock first is refused the same way; a read first is no lock.
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.lock('latchkey:something');
+        await log.append(tx, op);
+      }),
+      /lock order: this transaction took a lock \(latchkey:something\)/,
+    );
+    await db.transaction(async (tx) => {
+      await tx.get("SELECT value FROM meta WHERE key = 'lock-order-test'");
+      await tx.run("UPDATE meta SET value = value WHERE key = 'no-such-key'"); // changes no row: no lock
+      await log.append(tx, op);
+    });
+  });
+
+  test('hold first, then any lock and appends: accepted; without strictness nothing is checked', async () => {
+    const log = createAuditLog({ db, clock, ...keys, strictLockOrder: true });
+    await db.transaction(async (tx) => {
+      await log.hold(tx);
+      await touch(tx);
+      await tx.lock('latchkey:something');
+      await log.append(tx, op);
+      await log.append(tx, op);
+    });
+    assert.equal(await value(), '01');
+    const lax = createAuditLog({ db, clock, ...keys, strictLockOrder: false });
+    await db.transaction(async (tx) => {
+      await touch(tx);
+      await lax.append(tx, op);
+    });
+    assert.equal((await lax.verify()).ok, true);
+  });
+
+  test('a group-committed batch: each write keeps the order on its own, as on PostgreSQL (one transaction each)', async () => {
+    const log = createAuditLog({ db, clock, ...keys, strictLockOrder: true });
+    const group = createGroupCommit(db);
+    // A write that appends nothing (a jti), then one that holds first, then one in the wrong order.
+    const [plain, ordered, wrong] = await Promise.allSettled([
+      group.run((tx) => touch(tx), { single: true }),
+      group.run(async (tx) => {
+        await log.hold(tx);
+        await touch(tx);
+        await log.append(tx, op);
+      }),
+      group.run(async (tx) => {
+        await touch(tx);
+        await log.append(tx, op);
+      }),
+    ]);
+    assert.equal(group.stats.largest, 3, 'one batch');
+    assert.equal(plain.status, 'fulfilled');
+    assert.equal(ordered.status, 'fulfilled', String((ordered as PromiseRejectedResult).reason));
+    assert.equal(wrong.status, 'rejected');
+    assert.match(String((wrong as PromiseRejectedResult).reason), /lock order/);
+    assert.equal(await value(), '011', 'the wrong one was rolled back to its savepoint');
+  });
+});

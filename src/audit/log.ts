@@ -312,6 +312,9 @@ export function createAuditLog(deps: {
   };
   const appendRows = async (tx: Transaction, items: { input: AuditInput; time: number }[]) => {
     const noted = tx.notes.get(HEAD_NOTE);
+    // Appended before in this transaction, but the lock record starts over (a group commit's next
+    // write): its order is checked as its own transaction's would be (the lock itself is held).
+    if (isHead(noted) && tx.firstLock() !== AUDIT_LOCK) await lockLog(tx);
     const start = isHead(noted) ? noted : await startOf(tx);
     let n = start.seq;
     let prev = start.hash;
