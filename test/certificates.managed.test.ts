@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import type { RestError } from '@azure/keyvault-secrets';
+import { fakeClock } from '../src/lib/clock.js';
 import { keyClient } from './helpers/keys.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
+import { type ServiceVault, startServiceVault } from './helpers/service-vault.js';
 import {
   grant,
   putVault,
@@ -199,5 +201,61 @@ describe('certificates: managed on PostgreSQL', () => {
         ['pgkey', undefined],
       ],
     );
+  });
+});
+
+/**
+ * The purge jobs run one per kind, each on its own timer. A certificate's key and secret go with
+ * the certificate's scheduled purge, as with a purge asked for: never before it (the certificate
+ * would be recoverable without its key), never after it (until then they were an ordinary key and
+ * secret: a non-exportable certificate's key recoverable and usable as any key).
+ */
+describe('certificates: the scheduled purge takes the key and secret with the certificate', () => {
+  const DAY = 86_400_000;
+  const clock = fakeClock(Date.UTC(2026, 2, 1, 12));
+  let sv: ServiceVault;
+  before(async () => {
+    sv = await startServiceVault({
+      clock,
+      vaultName: 'purgejobs',
+      role: 'Key Vault Administrator',
+      dirPrefix: 'lk-mgpurge-',
+    });
+  });
+  after(async () => sv?.close());
+
+  const create = (name: string) =>
+    sv.services.certificates.create(sv.ctx, name, {
+      policy: {
+        issuer: { name: 'Self' },
+        x509_props: { subject: `CN=${name}` },
+        key_props: { exportable: false },
+      },
+    });
+  const notFound = { status: 404 };
+
+  test('the certificate job first: key and secret are purged with it, nothing is left to recover', async () => {
+    await create('cert-first');
+    await sv.services.certificates.delete(sv.ctx, 'cert-first');
+    clock.advance(8 * DAY); // past the vault's 7 days of retention
+    assert.ok(await sv.services.jobs.runNow('certificate-purge', clock.now()));
+    await assert.rejects(sv.services.certificates.getDeleted(sv.ctx, 'cert-first'), notFound);
+    // Before the fix the key came back here as an ordinary key (then changed, signed with).
+    await assert.rejects(sv.services.keys.recover(sv.ctx, 'cert-first'), notFound);
+    await assert.rejects(sv.services.secrets.recover(sv.ctx, 'cert-first'), notFound);
+    assert.equal(await sv.services.keys.getDeleted(sv.ctx, 'cert-first').catch(() => undefined), undefined);
+  });
+
+  test('the key and secret jobs first: they leave a certificate’s key and secret to its purge', async () => {
+    await create('keys-first');
+    await sv.services.certificates.delete(sv.ctx, 'keys-first');
+    clock.advance(8 * DAY);
+    assert.ok(await sv.services.jobs.runNow('key-purge', clock.now()));
+    assert.ok(await sv.services.jobs.runNow('vault-purge', clock.now()));
+    // The certificate is still recoverable, and comes back whole: with its key.
+    const back = await sv.services.certificates.recover(sv.ctx, 'keys-first');
+    assert.equal(back.name, 'keys-first');
+    const key = await sv.services.keys.get(sv.ctx, 'keys-first');
+    assert.equal(key.managed, true);
   });
 });

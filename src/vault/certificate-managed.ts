@@ -8,6 +8,10 @@ import { certificateStore } from '../storage/vault/certificate-store.js';
  * the keys or secrets API. The object guard (object-guard.ts) asks here, inside the write's
  * transaction, before any write on a named key or secret.
  */
+/** True when `nameLower` is a certificate's (deleted or not): its key and secret go with it (objects.ts). */
+export const certificateOwns = (q: Queryable, vaultId: string, nameLower: string): Promise<boolean> =>
+  certificateStore.exists(q, vaultId, nameLower);
+
 export async function refuseManaged(
   q: Queryable,
   collection: 'secrets' | 'keys',

@@ -131,7 +131,8 @@ export function createCertificates(
       ...CERTIFICATE_RULES,
       ops: OPS,
       onPurged: (vaultId: string, nameLower: string) => deps.onKeyAndSecretChanged?.(vaultId, nameLower),
-      // The certificate's key and secret follow its soft delete and recover, and its purge.
+      // The certificate's key and secret follow its soft delete and recover, and its purge (asked
+      // for or scheduled).
       // A deleted certificate's request waiting for a merge is forgotten (certificate-merge.ts).
       alsoDeleted: async (tx, vaultId, nameLower, deletedAt, purgeAt) => {
         await alsoKeyAndSecret(tx, vaultId, nameLower, deletedAt, purgeAt);

@@ -3,6 +3,7 @@ import { LatchkeyError } from '../errors/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Database, Queryable } from '../storage/port.js';
 import { keyStore as store } from '../storage/vault/key-store.js';
+import { certificateOwns } from './certificate-managed.js';
 import type { KeyCache } from './key-cache.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
 import { generateMaterial, importMaterial, type KeyMaterial, type KeySpec, specOf } from './key-material.js';
@@ -105,6 +106,7 @@ export function createKeys(deps: {
       cache.evict(vaultId, nameLower);
       deps.changed(vaultId, nameLower);
     },
+    purgedWithOwner: certificateOwns,
   };
   /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with secrets and certificates. */
   const lifecycle = createObjectLifecycle({ ...deps, kind });

@@ -97,10 +97,17 @@ export interface ObjectKind<R extends ObjectRecord, Shown extends R = R>
     purgeAt: number | null,
   ) => Promise<void>;
   /**
-   * Runs in the transaction of a purge asked for (not the scheduled one: what it removes has
-   * its own schedule): a certificate's key and secret go with it.
+   * Runs in the transaction of every purge (asked for or scheduled) once the object's rows are
+   * gone: a certificate's key and secret go with it, never apart (left behind for their own
+   * schedule, they were for a while an ordinary key and secret, recoverable and changeable).
    */
   alsoPurged?: (q: Queryable, vaultId: string, nameLower: string) => Promise<void>;
+  /**
+   * True when the object belongs to another object of the same name whose purge takes it (a
+   * certificate's key and secret): the scheduled purge leaves it to that one, so a certificate
+   * is never found recoverable without its key.
+   */
+  purgedWithOwner?: (q: Queryable, vaultId: string, nameLower: string) => Promise<boolean>;
   /**
    * Runs in the transaction of every purge (asked for or scheduled) before the rows go: a
    * certificate signed by the tenant's CA is revoked (certificate-ca.ts).
@@ -340,9 +347,12 @@ export function createObjectLifecycle<R extends ObjectRecord, Shown extends R = 
       const due = await store.due(db, now, limit);
       for (const d of due) {
         await db.transaction(async (tx) => {
+          await deps.audit.hold(tx); // before the claim below: lock order (audit/log.ts)
           if (!(await store.stillDue(tx, d.vaultId, d.nameLower, now))) return; // recovered meanwhile
+          if (await kind.purgedWithOwner?.(tx, d.vaultId, d.nameLower)) return; // goes with its certificate
           await kind.beforePurge?.(tx, { id: d.vaultId, tenantId: d.tenantId }, d.nameLower);
           await store.purge(tx, d.vaultId, d.nameLower);
+          await kind.alsoPurged?.(tx, d.vaultId, d.nameLower);
           kind.onPurged?.(d.vaultId, d.nameLower);
           await deps.audit.append(tx, {
             tenantId: d.tenantId,

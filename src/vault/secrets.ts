@@ -4,7 +4,7 @@ import type { CacheStats } from '../lib/cache-stats.js';
 import type { ChangeBus } from '../lib/events.js';
 import { type SealedSecret, type SecretRecord, secretStore as store } from '../storage/vault/secret-store.js';
 import { openBackup, type SecretBackup, sealBackup } from './backup.js';
-import { refuseManaged, refuseNonExportable } from './certificate-managed.js';
+import { certificateOwns, refuseManaged, refuseNonExportable } from './certificate-managed.js';
 import type { Vault } from './model.js';
 import { createObjectGuard, type ObjectCallContext, type ObjectOperation } from './object-guard.js';
 import { actionOperation, lifecycleOperations } from './object-kind.js';
@@ -133,6 +133,7 @@ export function createSecrets(
     ops: OPS,
     // Also the purge job's, which runs on one node: the others hear it on the bus.
     onPurged: (vaultId: string, nameLower: string) => cache.changed(vaultId, nameLower),
+    purgedWithOwner: certificateOwns,
   };
   /** list, listVersions, delete, listDeleted, getDeleted, recover, purge, purgeDue: shared with keys and certificates. */
   const lifecycle = createObjectLifecycle({ ...deps, guard, kind });
