@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Caller } from '../src/access/caller.js';
+import { findRole } from '../src/access/roles.js';
 import { fakeClock } from '../src/lib/clock.js';
 import { bootstrapDefaults } from '../src/server/bootstrap.js';
 import { loadDevConfig } from '../src/server/dev.js';
@@ -12,6 +13,7 @@ import { selfSignedRsaCert } from './helpers/certs.js';
 import { startTestApp, type TestServer } from './helpers/server.js';
 
 const meta = { requestId: 'test', clientIp: '127.0.0.1' };
+const ISSUER = 'https://token.actions.example';
 
 describe('provisioning keys over HTTP', () => {
   let s: TestServer;
@@ -241,7 +243,13 @@ describe('provisioning keys: scopes, expiry and grace (fake clock)', () => {
   const clock = fakeClock(Date.UTC(2026, 10, 21, 12));
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'latchkey-pk-'));
-    const { config } = await loadDevConfig({ dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    const { config } = await loadDevConfig({
+      dataDir: dir,
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'silent',
+      federation: { allowedIssuers: [ISSUER] },
+    });
     services = await createServices(config, { clock });
     const boot = await bootstrapDefaults(services);
     const user = await services.principals.byUserName(boot.tenantId, boot.adminUserName);
@@ -323,6 +331,85 @@ describe('provisioning keys: scopes, expiry and grace (fake clock)', () => {
       ),
       { code: 'ProvisioningScopeMissing', message: /secrets:write/ },
     );
+  });
+
+  test('identities:write cannot act as an identity (federated credential, attach to an app): that is identities:assign', async () => {
+    const sub = await services.scopes.defaultSubscription(adminCaller.tenantId);
+    const at = { subscriptionId: sub.subscriptionId, resourceGroup: 'default' };
+    // An identity the admin made and gave Owner at "/": acting as it is being Owner.
+    const { identity: strong } = await services.userIdentities.createOrUpdate(adminCaller, meta, {
+      ...at,
+      name: 'release-owner',
+    });
+    await services.access.create(adminCaller.tenantId, {
+      principalId: strong.principalId,
+      role: findRole('Owner')!,
+      scope: '/',
+      createdBy: adminCaller.oid,
+    });
+    const fic = (name: string) => ({
+      sub: at.subscriptionId,
+      rg: 'default',
+      identity: 'release-owner',
+      name,
+    });
+    const attacker = {
+      issuer: ISSUER,
+      subject: 'repo:attacker/evil:ref:refs/heads/main',
+      audiences: ['api://AzureADTokenExchange'],
+    };
+    const userAssigned = { type: 'UserAssigned', userAssignedIdentities: { [strong.armId]: {} } };
+    // Every write scope but identities:assign (the scopes a pipeline key had before it existed).
+    const k = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['identities:write', 'apps:write', 'hosts:enroll', 'vaults:write', 'secrets:write'],
+      expiresInSeconds: 3600,
+    });
+    const key = await services.provisioningKeys.authenticate(k.key, meta);
+    await assert.rejects(services.federatedCredentials.createOrUpdate(key, meta, fic('planted'), attacker), {
+      code: 'ProvisioningScopeMissing',
+      message: /needs the scope 'identities:assign'/,
+    });
+    await assert.rejects(
+      services.apps.createOrUpdate(key, meta, { ...at, name: 'borrower', identity: userAssigned }),
+      { code: 'ProvisioningScopeMissing', message: /identities:assign/ },
+    );
+    assert.equal(await services.apps.byName(adminCaller.tenantId, 'borrower'), undefined, 'no app made');
+    const none = await services.federatedCredentials.list(adminCaller, {
+      sub: at.subscriptionId,
+      rg: 'default',
+      identity: 'release-owner',
+    });
+    assert.deepEqual(none, [], 'no credential planted');
+    // What identities:write still does: its own identities, and reading and deleting credentials.
+    await services.userIdentities.createOrUpdate(key, meta, { ...at, name: 'made-by-key' });
+    await services.federatedCredentials.createOrUpdate(adminCaller, meta, fic('by-admin'), {
+      ...attacker,
+      subject: 'repo:org/shop:ref:refs/heads/main',
+    });
+    assert.equal(
+      (
+        await services.federatedCredentials.list(key, {
+          sub: at.subscriptionId,
+          rg: 'default',
+          identity: 'release-owner',
+        })
+      ).length,
+      1,
+    );
+    await services.federatedCredentials.delete(key, meta, fic('by-admin'));
+    // With identities:assign, both are allowed (and documented as acting as the identity).
+    const k2 = await services.provisioningKeys.create(adminCaller, meta, {
+      scopes: ['identities:assign', 'apps:write', 'hosts:enroll'],
+      expiresInSeconds: 3600,
+    });
+    const assigner = await services.provisioningKeys.authenticate(k2.key, meta);
+    await services.federatedCredentials.createOrUpdate(assigner, meta, fic('allowed'), attacker);
+    const made = await services.apps.createOrUpdate(assigner, meta, {
+      ...at,
+      name: 'borrower',
+      identity: userAssigned,
+    });
+    assert.equal(made.created, true);
   });
 
   test('apps:write + hosts:enroll cannot move an app onto a host of its own (the host would read its settings)', async () => {

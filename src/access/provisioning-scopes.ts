@@ -10,7 +10,25 @@ export const PROVISIONING_SCOPES = {
     'Microsoft.Latchkey/hosts/write',
     'Microsoft.Latchkey/hosts/assign/action',
   ],
-  'identities:write': ['Microsoft.ManagedIdentity/userAssignedIdentities/*'],
+  // Not what would let the key act as an identity: attaching it to an app (whose host gets its
+  // tokens) or giving it a federated credential (whose issuer's tokens become its tokens). Those are
+  // `identities:assign`: an identity may hold roles far beyond the key's scopes and resource group.
+  'identities:write': [
+    'Microsoft.ManagedIdentity/userAssignedIdentities/read',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/write',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/delete',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete',
+  ],
+  // Acting as any user-assigned identity the key reaches, with all of its roles (wherever they
+  // are): attach it to an app, give it a federated credential. Azure's Managed Identity Operator's
+  // `assign/action`, plus the credentials Managed Identity Contributor may write.
+  'identities:assign': [
+    'Microsoft.ManagedIdentity/userAssignedIdentities/read',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/assign/action',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read',
+    'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write',
+  ],
   // Not `config/list/action`: an app's settings are sealed values, and writing them does not mean reading them.
   'apps:write': [
     'Microsoft.Web/sites/read',

@@ -43,7 +43,7 @@ export function provisioningCommand(): Command {
     )
     .requiredOption(
       '--scopes <scope...>',
-      'hosts:enroll identities:write apps:write vaults:write roleAssignments:write secrets:write applications:credentials audit:read',
+      'hosts:enroll identities:write identities:assign apps:write vaults:write roleAssignments:write secrets:write applications:credentials audit:read',
       collect,
     )
     .requiredOption(
