@@ -60,6 +60,100 @@ describe('managed identities: the management API', () => {
     assert.equal(admin.status, 404, admin.text);
   });
 
+  test('nor anywhere else in a group: credentials, role assignments and definitions, lists, and PUTs answer alike', async () => {
+    await putIdentity(s, 'exists-uai2');
+    const nobody = await vaultPrincipal(s, 'no-roles-2');
+    const headers = { authorization: `Bearer ${await mgmtToken(nobody)}` };
+    const sub = `/subscriptions/${s.info.subscriptionId}`;
+    const authz = (scope: string, rest: string) => `${scope}/providers/Microsoft.Authorization/${rest}`;
+    const assignment = {
+      properties: {
+        roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${findRole('Reader')!.id}`,
+        principalId: nobody.id,
+      },
+    };
+    const vaultBody = {
+      location: 'local',
+      properties: { tenantId: s.info.tenantId, sku: { family: 'A', name: 'standard' } },
+    };
+    /** One request against what exists and against what does not: [method, path of each, body]. */
+    const cases: [string, (rg: string, uai: string) => string, unknown?][] = [
+      ['GET', (_rg, uai) => `${uai}/federatedIdentityCredentials?api-version=2023-01-31`],
+      [
+        'PUT',
+        (_rg, uai) => `${uai}/federatedIdentityCredentials/fic1?api-version=2023-01-31`,
+        {
+          properties: {
+            issuer: 'https://issuer.example',
+            subject: 's',
+            audiences: ['api://AzureADTokenExchange'],
+          },
+        },
+      ],
+      ['GET', (rg) => `${authz(rg, 'roleAssignments')}?api-version=2022-04-01`],
+      ['GET', (_rg, uai) => `${authz(uai, 'roleAssignments')}?api-version=2022-04-01`],
+      [
+        'PUT',
+        (_rg, uai) => `${authz(uai, 'roleAssignments')}/${randomUUID()}?api-version=2022-04-01`,
+        assignment,
+      ],
+      ['DELETE', (rg) => `${authz(rg, 'roleAssignments')}/${randomUUID()}?api-version=2022-04-01`],
+      ['GET', (_rg, uai) => `${authz(uai, 'roleDefinitions')}?api-version=2022-04-01`],
+      ['GET', (rg) => `${authz(rg, 'roleDefinitions')}/${findRole('Reader')!.id}?api-version=2022-04-01`],
+      [
+        'GET',
+        (rg) => `${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31`,
+      ],
+      ['GET', (rg) => `${rg}/providers/Microsoft.Latchkey/hosts?api-version=2023-01-31`],
+      ['GET', (rg) => `${rg}/providers/Microsoft.Web/sites?api-version=2023-12-01`],
+      ['GET', (rg) => `${rg}/resources?api-version=2021-04-01`],
+      [
+        'PUT',
+        (rg) =>
+          `${rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/new-uai?api-version=2023-01-31`,
+        {},
+      ],
+      ['PUT', (rg) => `${rg}/providers/Microsoft.Web/sites/new-app?api-version=2023-12-01`, {}],
+      ['PUT', (rg) => `${rg}/providers/Microsoft.Latchkey/hosts/new-host?api-version=2023-01-31`, {}],
+      [
+        'PUT',
+        (rg) => `${rg}/providers/Microsoft.KeyVault/vaults/newvault77?api-version=2023-07-01`,
+        vaultBody,
+      ],
+      ['DELETE', (rg) => `${rg}?api-version=2021-04-01`],
+    ];
+    const real = { rg: `${sub}/resourceGroups/default`, uai: uaiId(s, 'exists-uai2') };
+    const madeUp = {
+      rg: `${sub}/resourceGroups/nosuch-rg`,
+      uai: `${sub}/resourceGroups/nosuch-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nosuch-uai`,
+    };
+    const differing: string[] = [];
+    for (const [method, path, json] of cases) {
+      const answer = async (at: { rg: string; uai: string }) => {
+        const r = await s.request(method, path(at.rg, at.uai), {
+          headers,
+          ...(json === undefined ? {} : { json }),
+        });
+        return { status: r.status, code: r.json?.error?.code, value: r.status === 200 ? r.text : undefined };
+      };
+      const a = await answer(real);
+      const b = await answer(madeUp);
+      assert.ok(a.status < 500, `${method} ${path(real.rg, real.uai)}: ${a.status}`);
+      if (JSON.stringify(a) !== JSON.stringify(b))
+        differing.push(
+          `${method} ${path('{rg}', '{uai}')}: ${a.status} ${a.code ?? ''} vs ${b.status} ${b.code ?? ''}`,
+        );
+    }
+    assert.deepEqual(differing, [], 'the same answer for a made-up group');
+    // With the permission, a missing group is still a 404 (as ARM).
+    const missing = await arm(
+      s,
+      'GET',
+      `${madeUp.rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`,
+    );
+    assert.equal(missing.status, 404, missing.text);
+  });
+
   test('user-assigned identities: create, update, show, list, validation', async () => {
     const created = await arm(s, 'PUT', uaiId(s, 'mgmt-uai'), { location: 'local', tags: { team: 'a' } });
     assert.equal(created.status, 201, created.text);

@@ -60,6 +60,15 @@ export interface ScopeLookup {
   ): Promise<{ id: string; name: string }>;
 }
 
+/** A scope's segments, refused when too long or not shaped as ARM ids are. */
+function segmentsOf(rawScope: string): string[] {
+  if (rawScope.length > 1000) throw new LatchkeyError('BadParameter', 'The scope is too long.');
+  const segs = rawScope.split('/').filter((s) => s.length > 0);
+  if (segs.some((s) => !SEGMENT_RE.test(s)))
+    throw new LatchkeyError('BadParameter', 'The scope is not a valid ARM resource id.');
+  return segs;
+}
+
 export function createScopeResolver(deps: { scopes: ScopeLookup }) {
   const resolvers = new Map<string, ResourceResolver>();
 
@@ -69,11 +78,18 @@ export function createScopeResolver(deps: { scopes: ScopeLookup }) {
       resolvers.set(type.toLowerCase(), resolver);
     },
 
+    /**
+     * The scope as written, checked for its shape only (nothing is looked up): `/`, or its
+     * segments. A caller's permission is checked here before `resolve` looks anything up, so one
+     * who may not act at a scope hears the same 403 whether or not it exists (as ARM answers);
+     * permissions compare scopes case-insensitively, so the spelling does not matter.
+     */
+    nominal(rawScope: string): string {
+      const segs = segmentsOf(rawScope);
+      return segs.length === 0 ? '/' : `/${segs.join('/')}`;
+    },
     async resolve(tenantId: string, rawScope: string): Promise<ResolvedScope> {
-      if (rawScope.length > 1000) throw new LatchkeyError('BadParameter', 'The scope is too long.');
-      const segs = rawScope.split('/').filter((s) => s.length > 0);
-      if (segs.some((s) => !SEGMENT_RE.test(s)))
-        throw new LatchkeyError('BadParameter', 'The scope is not a valid ARM resource id.');
+      const segs = segmentsOf(rawScope);
       if (segs.length === 0) return { scope: '/', subscriptionId: null, vault: null };
       const [k0, sub, k1, rg, k2, ns, type, name, ...children] = segs;
       if (k0!.toLowerCase() !== 'subscriptions' || !sub)

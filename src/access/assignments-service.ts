@@ -50,6 +50,23 @@ export interface PrincipalSummary {
  * tenant (404 otherwise), authorizes through the one decision point and audits
  * every change in the transaction that makes it.
  */
+/**
+ * The subscription a role definition's id is spelled with (`/subscriptions/{id}/providers/…`): the
+ * one the scope names, or none at the tenant root. A scope naming a subscription that is not a
+ * GUID names none that could exist (404, from its shape alone).
+ */
+/** The vault a scope as written names (for the audit record of a refusal before any lookup), if any. */
+const vaultNamed = (nominal: string): string | null =>
+  /\/providers\/Microsoft\.KeyVault\/vaults\/([^/]+)/i.exec(nominal)?.[1]?.toLowerCase() ?? null;
+
+function definitionSubscription(nominal: string): string | null {
+  const sub = /^\/subscriptions\/([^/]+)/i.exec(nominal)?.[1];
+  if (sub === undefined) return null;
+  if (!isGuid(sub))
+    throw new LatchkeyError('ResourceNotFound', `The scope '${nominal.slice(0, 300)}' could not be found.`);
+  return sub.toLowerCase();
+}
+
 export function createRoleAssignments(deps: {
   db: Database;
   access: Access;
@@ -115,6 +132,17 @@ export function createRoleAssignments(deps: {
       input: { roleDefinitionId: string; principalId: string },
     ): Promise<{ created: boolean; assignment: RoleAssignmentView }> {
       const id = requireGuid(rawId, 'role assignment name');
+      // At the scope as written first: a caller who may not assign there hears 403 whether or not it exists.
+      const nominal = scopes.nominal(rawScope);
+      await requireAudited(
+        caller,
+        meta,
+        ROLE_ASSIGNMENT_ACTIONS.write,
+        nominal,
+        'RoleAssignmentCreate',
+        nominal,
+        vaultNamed(nominal),
+      );
       const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
       await requireAudited(
         caller,
@@ -177,6 +205,7 @@ export function createRoleAssignments(deps: {
 
     /** `GET {scope}/providers/Microsoft.Authorization/roleAssignments/{id}`: the assignment must be at that scope. */
     async get(caller: Caller, rawScope: string, rawId: string): Promise<RoleAssignmentView> {
+      await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scopes.nominal(rawScope));
       const { scope } = await scopes.resolve(caller.tenantId, rawScope);
       await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scope);
       const a = isGuid(rawId) ? await access.get(caller.tenantId, rawId) : undefined;
@@ -191,6 +220,7 @@ export function createRoleAssignments(deps: {
       rawScope: string,
       filter: AssignmentFilter = {},
     ): Promise<RoleAssignmentView[]> {
+      await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scopes.nominal(rawScope));
       const { scope } = await scopes.resolve(caller.tenantId, rawScope);
       await access.require(caller, ROLE_ASSIGNMENT_ACTIONS.read, scope);
       const principalId = filter.principalId?.toLowerCase();
@@ -209,6 +239,17 @@ export function createRoleAssignments(deps: {
       rawScope: string,
       rawId: string,
     ): Promise<RoleAssignmentView | undefined> {
+      const nominal = scopes.nominal(rawScope);
+      const nominalTarget = `${nominal === '/' ? '' : nominal}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
+      await requireAudited(
+        caller,
+        meta,
+        ROLE_ASSIGNMENT_ACTIONS.delete,
+        nominal,
+        'RoleAssignmentDelete',
+        nominalTarget,
+        vaultNamed(nominal),
+      );
       const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
       const target = `${scope === '/' ? '' : scope}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
       await requireAudited(
@@ -241,21 +282,25 @@ export function createRoleAssignments(deps: {
       return view(caller.tenantId, removed);
     },
 
-    /** Built-in role definitions, visible to every authenticated caller of the tenant at any existing scope. */
+    /**
+     * Built-in role definitions, visible to every authenticated caller of the tenant at any scope
+     * of ARM's shape. The scope is not looked up (a caller who may read nothing there would learn
+     * from a 404 whether it exists); a subscription named in it only spells the definitions' ids.
+     */
     async listDefinitions(
-      caller: Caller,
+      _caller: Caller, // any caller of the tenant (authenticated by the route)
       rawScope: string,
       filter: { roleName?: string } = {},
     ): Promise<RoleDefinitionView[]> {
-      const { subscriptionId } = await scopes.resolve(caller.tenantId, rawScope);
+      const subscriptionId = definitionSubscription(scopes.nominal(rawScope));
       const name = filter.roleName?.toLowerCase();
       return BUILT_IN_ROLES.filter((r) => !name || r.roleName.toLowerCase() === name).map((r) =>
         roleDefinitionView(r, subscriptionId),
       );
     },
 
-    async getDefinition(caller: Caller, rawScope: string, roleId: string): Promise<RoleDefinitionView> {
-      const { subscriptionId } = await scopes.resolve(caller.tenantId, rawScope);
+    async getDefinition(_caller: Caller, rawScope: string, roleId: string): Promise<RoleDefinitionView> {
+      const subscriptionId = definitionSubscription(scopes.nominal(rawScope));
       const role: RoleDefinition | undefined = isGuid(roleId) ? findRole(roleId) : undefined;
       if (!role) throw new LatchkeyError('NotFound', 'The role definition does not exist.');
       return roleDefinitionView(role, subscriptionId);

@@ -179,6 +179,12 @@ export function createApps(deps: {
         throw new LatchkeyError('BadParameter', 'Invalid location.');
       const tags = input.tags === undefined ? undefined : checkTags(input.tags);
       const kvRef = checkKvIdentity(input.keyVaultReferenceIdentity);
+      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
+      await access.require(
+        caller,
+        APP_ACTIONS.write,
+        armId(input.subscriptionId, input.resourceGroup, SITE_TYPE, input.name),
+      );
       const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
       const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
       const id = armId(sub.subscriptionId, rg.name, SITE_TYPE, input.name);

@@ -14,7 +14,7 @@ import {
 } from '../storage/management/federated-credential-store.js';
 import type { Database } from '../storage/port.js';
 import type { UserIdentities, UserIdentity } from './identities.js';
-import { auditOf, checkName, resourceNotFound, UAI_TYPE } from './identity-common.js';
+import { auditOf, checkName, readableAt, resourceNotFound, UAI_TYPE } from './identity-common.js';
 
 export const FIC_TYPE = `${UAI_TYPE}/federatedIdentityCredentials`;
 /** Azure: 3–120 characters, letters, digits, hyphens and underscores, starting with a letter or digit. */
@@ -258,13 +258,12 @@ export function createFederatedCredentials(deps: {
     identityId: u.rowId,
     target: (c) => view(u, c).armId,
   });
-  /** The identity, after checking `action` on it (a missing identity is a 404 either way). */
-  const identity = async (caller: Caller, sub: string, rg: string, name: string, action: string) => {
-    const u = await userIdentities.find(caller.tenantId, sub, rg, name);
-    if (!u) throw resourceNotFound(UAI_TYPE, name);
-    await access.require(caller, action, u.armId);
-    return u;
-  };
+  /**
+   * The identity, after checking `action` at it as named (before the lookup: a caller who may not
+   * act there hears 403 whether or not it exists); then 404 when there is none.
+   */
+  const identity = (caller: Caller, sub: string, rg: string, name: string, action: string) =>
+    readableAt(access, caller, action, UAI_TYPE, userIdentities.find, [sub, rg, name]);
 
   return {
     /**

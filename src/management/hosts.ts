@@ -182,6 +182,12 @@ export function createHosts(deps: {
       input: { subscriptionId: string; resourceGroup: string; name: string; certificate?: string },
     ): Promise<{ host: Host; created: boolean; credential: CredentialInfo | null }> {
       checkName(HOST_NAME_RE, input.name, 'host', '1–63 letters, digits, dots, hyphens and underscores.');
+      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
+      await access.require(
+        caller,
+        HOST_ACTIONS.write,
+        armId(input.subscriptionId, input.resourceGroup, HOST_TYPE, input.name),
+      );
       const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
       const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
       const id = armId(sub.subscriptionId, rg.name, HOST_TYPE, input.name);

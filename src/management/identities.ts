@@ -82,6 +82,12 @@ export function createUserIdentities(deps: {
       if (input.location !== undefined && !LOCATION_RE.test(input.location))
         throw new LatchkeyError('BadParameter', 'Invalid location.');
       const tags = checkTags(input.tags);
+      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
+      await access.require(
+        caller,
+        UAI_ACTIONS.write,
+        armId(input.subscriptionId, input.resourceGroup, UAI_TYPE, input.name),
+      );
       const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
       const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
       const id = armId(sub.subscriptionId, rg.name, UAI_TYPE, input.name);

@@ -51,6 +51,8 @@ export async function deleteResourceGroup(
   subscriptionId: string,
   name: string,
 ): Promise<void> {
+  // At the group as named first: a caller who may not delete it hears 403 whether or not it exists.
+  await s.access.require(caller, RG_DELETE_ACTION, `/subscriptions/${subscriptionId}/resourceGroups/${name}`);
   const sub = (await s.scopes.subscription(caller.tenantId, subscriptionId)).subscriptionId;
   await s.access.require(caller, RG_DELETE_ACTION, `/subscriptions/${sub}/resourceGroups/${name}`);
   const group = await s.scopes.resourceGroup(caller.tenantId, sub, name);

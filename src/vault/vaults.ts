@@ -5,6 +5,7 @@ import { isLatchkeyError, LatchkeyError } from '../errors/index.js';
 import type { CacheStats } from '../lib/cache-stats.js';
 import type { Clock } from '../lib/clock.js';
 import type { ChangeBus } from '../lib/events.js';
+import { scopeReadable } from '../management/readable-scopes.js';
 import type { Scopes } from '../management/scopes.js';
 import type { Database, Queryable, Transaction } from '../storage/port.js';
 import { vaultStore as store } from '../storage/vault/vault-store.js';
@@ -69,6 +70,8 @@ export function createVaults(deps: {
   };
   /** Resolves the vault's place in the caller's tenant and requires `action` at its ARM id. */
   const authorize = async (caller: Caller, ref: VaultRef, action: string) => {
+    // At the id as named first: a caller who may not act there hears 403 whether or not its group exists.
+    await access.require(caller, action, vaultArmId(ref.subscriptionId, ref.resourceGroup, ref.name));
     const at = await scopeOf(caller, ref);
     const armId = vaultArmId(at.subscriptionId, at.resourceGroup, ref.name);
     await access.require(caller, action, armId);
@@ -229,10 +232,14 @@ export function createVaults(deps: {
 
     /** Active vaults in a subscription (or one of its resource groups) that the caller may read. */
     async list(caller: Caller, subscriptionId: string, resourceGroup?: string): Promise<Vault[]> {
-      const sub = await scopes.subscription(caller.tenantId, subscriptionId);
-      if (resourceGroup !== undefined)
-        await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, resourceGroup);
-      const rows = await store.inSubscription(db, caller.tenantId, sub.subscriptionId, false);
+      // A missing subscription or group is a 404 only for a caller who may read it; any other
+      // caller gets what it may read there, none for a scope that does not exist (no oracle).
+      let subId = subscriptionId.toLowerCase();
+      if (await scopeReadable(access, caller, subscriptionId, resourceGroup)) {
+        subId = (await scopes.subscription(caller.tenantId, subscriptionId)).subscriptionId;
+        if (resourceGroup !== undefined) await scopes.resourceGroup(caller.tenantId, subId, resourceGroup);
+      }
+      const rows = await store.inSubscription(db, caller.tenantId, subId, false);
       const out: Vault[] = [];
       for (const v of rows.map(vaultFromRecord)) {
         if (resourceGroup !== undefined && v.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase())

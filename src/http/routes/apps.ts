@@ -34,7 +34,10 @@ const settingsBody = z.object({
 /** ARM: apps (`Microsoft.Web/sites`), their identity block and app settings. */
 export async function appRoutes(
   app: FastifyInstance,
-  opts: { services: Pick<Services, 'apps' | 'config' | 'hosts' | 'scopes'>; authenticate: Authenticate },
+  opts: {
+    services: Pick<Services, 'apps' | 'config' | 'hosts' | 'readableScopes' | 'scopes'>;
+    authenticate: Authenticate;
+  },
 ) {
   const s = opts.services;
   const caller = (req: FastifyRequest) => opts.authenticate(req, [s.config.managementResource]);
@@ -91,7 +94,7 @@ export async function appRoutes(
     const c = await caller(req);
     requireApiVersion(req, '2023-12-01');
     const { sub, rg } = armPath(req);
-    await s.scopes.resourceGroup(c.tenantId, sub, rg);
+    await s.readableScopes.listable(c, sub, rg);
     return { value: await Promise.all((await s.apps.list(c, sub, rg)).map(view)) };
   });
   app.get(`/subscriptions/:sub/${PROVIDER}`, async (req) => {

@@ -30,7 +30,10 @@ const ficParams = z.object({
 export async function identityRoutes(
   app: FastifyInstance,
   opts: {
-    services: Pick<Services, 'config' | 'scopes' | 'userIdentities' | 'federatedCredentials'>;
+    services: Pick<
+      Services,
+      'config' | 'readableScopes' | 'scopes' | 'userIdentities' | 'federatedCredentials'
+    >;
     authenticate: Authenticate;
   },
 ) {
@@ -54,7 +57,7 @@ export async function identityRoutes(
     get: s.userIdentities.get,
     delete: s.userIdentities.delete,
     list: s.userIdentities.list,
-    groupExists: (c, sub, rg) => s.scopes.resourceGroup(c.tenantId, sub, rg),
+    groupExists: (c, sub, rg) => s.readableScopes.listable(c, sub, rg),
   });
 
   // Federated identity credentials (`.../userAssignedIdentities/{name}/federatedIdentityCredentials`).

@@ -59,7 +59,7 @@ export async function resourceRoutes(
   opts: {
     services: Pick<
       Services,
-      'apps' | 'config' | 'hosts' | 'issuerBases' | 'scopes' | 'userIdentities' | 'vaults'
+      'apps' | 'config' | 'hosts' | 'issuerBases' | 'readableScopes' | 'scopes' | 'userIdentities' | 'vaults'
     >;
     authenticate: Authenticate;
   },
@@ -120,8 +120,7 @@ export async function resourceRoutes(
     if (!Number.isInteger(max) || max < 1 || max > 1000)
       throw new LatchkeyError('BadParameter', '$top must be an integer from 1 to 1000.');
     const rg = p.rg ?? filter.get('resourcegroup');
-    if (p.rg !== undefined) await s.scopes.resourceGroup(c.tenantId, p.sub, p.rg);
-    else await s.scopes.subscription(c.tenantId, p.sub);
+    await s.readableScopes.listable(c, p.sub, p.rg);
     const wanted = filter.get('resourcetype');
     const name = filter.get('name');
     const out: GenericResource[] = [];
