@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
 import type { RestError } from '@azure/keyvault-secrets';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 import { keyClient } from './helpers/keys.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -279,6 +281,85 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
       }),
       status(400, 'BadParameter', /no private key/),
     );
+  });
+
+  test('import: the key-derivation work of a PFX is counted in what pkijs derives, not in its bytes', async () => {
+    const client = certClient(officer);
+    const [key, crt] = [join(dir, 'kdf.key'), join(dir, 'kdf.crt')];
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+    openssl(['req', '-x509', ...ec, '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=kdf', '-days', '1']);
+    const pfxOf = (file: string, ...args: string[]) => {
+      const out = join(dir, file);
+      openssl(['pkcs12', '-export', '-inkey', key, '-in', crt, '-out', out, '-passout', 'pass:pw', ...args]);
+      return readFileSync(out);
+    };
+    /**
+     * openssl's PFX without a MAC: the certificate in an EncryptedData of `iter` PBKDF2 iterations,
+     * the key in clear (or shrouded, with as many iterations).
+     */
+    const encrypted = (iter: number, keypbe = 'NONE') =>
+      pfxOf(
+        `kdf-${iter}-${keypbe}.pfx`,
+        '-nomac',
+        '-keypbe',
+        keypbe,
+        '-certpbe',
+        'AES-256-CBC',
+        '-iter',
+        `${iter}`,
+      );
+    /** That PFX with its EncryptedData `copies` times, and `tail` after its AuthenticatedSafe (pkijs reads past it). */
+    const rebuilt = (pfx: Buffer, copies: number, tail = Buffer.alloc(0)) => {
+      const outer = pkijs.PFX.fromBER(new Uint8Array(pfx).buffer);
+      const safe = pkijs.AuthenticatedSafe.fromBER((outer.authSafe.content as asn1js.OctetString).getValue());
+      const isEncrypted = (ci: pkijs.ContentInfo) => ci.contentType === pkijs.id_ContentType_EncryptedData;
+      const enc = safe.safeContents.find(isEncrypted);
+      assert.ok(enc);
+      const others = safe.safeContents.filter((ci) => !isEncrypted(ci));
+      const copied = new pkijs.AuthenticatedSafe({ safeContents: [...Array(copies).fill(enc), ...others] });
+      const content = Buffer.concat([Buffer.from(copied.toSchema().toBER()), tail]);
+      const authSafe = new pkijs.ContentInfo({
+        contentType: pkijs.id_ContentType_Data,
+        content: new asn1js.OctetString({ valueHex: new Uint8Array(content).buffer }),
+      });
+      return Buffer.from(new pkijs.PFX({ authSafe }).toSchema().toBER());
+    };
+    // The shape itself is read: one EncryptedData, rebuilt, imports.
+    assert.ok(await client.importCertificate('kdf-ok', rebuilt(encrypted(2048), 1), { password: 'pw' }));
+    const refused: [string, Buffer, RegExp][] = [
+      // A byte after the AuthenticatedSafe hid its 300,000 iterations from a scan of the bytes.
+      [
+        'safe-tail',
+        rebuilt(encrypted(300_000), 1, Buffer.of(0)),
+        /authenticated safe has 1 byte of trailing data/,
+      ],
+      [
+        'pfx-tail',
+        Buffer.concat([rebuilt(encrypted(2048), 1), Buffer.of(0)]),
+        /PFX is malformed: it has 1 byte of trailing data/,
+      ],
+      // Each under the limit, 360,000 in all (three EncryptedData, then the shrouded key they hid).
+      [
+        'total',
+        rebuilt(encrypted(90_000, 'AES-256-CBC'), 3),
+        /360,000 key-derivation iterations in all; at most 300,000/,
+      ],
+      ['copies', rebuilt(encrypted(2048), 4), /holds 5 safe contents; at most 4 are accepted/],
+      // pkijs decrypts PBES2 only: openssl -legacy (RC2, 3DES) is refused by name, before deriving.
+      [
+        'legacy',
+        pfxOf('kdf-legacy.pfx', '-legacy'),
+        /legacy PKCS#12 algorithm, 1\.2\.840\.113549\.1\.12\.1\.6/,
+      ],
+    ];
+    for (const [what, pfx, says] of refused) {
+      await assert.rejects(
+        client.importCertificate(`kdf-${what}`, pfx, { password: 'pw' }),
+        status(400, 'BadParameter', says),
+        what,
+      );
+      await assert.rejects(client.getCertificate(`kdf-${what}`), status(404, 'CertificateNotFound'), what);
+    }
   });
 
   test('exportable: false keeps the private key in the vault: its secret is refused', async () => {

@@ -10,6 +10,7 @@ import type * as Asn1js from 'asn1js';
 import type * as Pkijs from 'pkijs';
 import { LatchkeyError } from '../errors/index.js';
 import { pemBlocks } from '../lib/pem.js';
+import { kdfBudget, parsePfx, pbes2Iterations, strictly } from './certificate-pfx-checks.js';
 import type { CertificatePolicy, KeyUsage } from './certificate-policy.js';
 import { PEM, type SecretContentType } from './certificate-policy.js';
 import type { PrivateJwk } from './key-material.js';
@@ -262,74 +263,37 @@ function leafFor(certs: Buffer[], key: KeyObject): Buffer {
 }
 
 /**
- * The most key-derivation iterations a PFX may ask for (its MAC, PBKDF2, PKCS#12 PBE). Tools write
- * 2,000–10,000 (OpenSSL 2,048; Windows 2,000; Java 10,000). The MAC's key is derived in
- * JavaScript, on the event loop (pkijs): 5,000,000 iterations froze the server for 10 s, for every
- * tenant. Checked before any derivation runs.
+ * A PFX import: its shape and the key-derivation work it asks for checked (certificate-pfx-checks),
+ * then its MAC checked with `password` (empty when absent), its safe contents decrypted, the key
+ * and its certificate found.
  */
-export const PFX_MAX_ITERATIONS = 100_000;
-
-/**
- * Throws when any iteration count in `der` is above PFX_MAX_ITERATIONS: in a SEQUENCE, an INTEGER
- * right after an OCTET STRING (MacData's macSalt and iterations; PBKDF2-params' salt and
- * iterationCount; PKCS#12 PBE params' salt and iterations). OCTET STRINGs that hold DER (a
- * PFX's authenticated safe, its SafeContents, bags) are read too, to `depth` levels.
- */
-function checkIterations(asn1js: typeof Asn1js, der: ArrayBuffer, depth = 6): void {
-  const parsed = asn1js.fromBER(der);
-  if (parsed.offset === -1) return; // not DER: the parser says so after this
-  const walk = (node: Asn1js.AsnType, level: number): void => {
-    if (node instanceof asn1js.Sequence) {
-      const items = node.valueBlock.value;
-      items.forEach((item, i) => {
-        const prev = items[i - 1];
-        if (item instanceof asn1js.Integer && prev instanceof asn1js.OctetString) {
-          const n =
-            item.valueBlock.valueHexView.length > 6 ? Number.POSITIVE_INFINITY : item.valueBlock.valueDec;
-          if (n > PFX_MAX_ITERATIONS)
-            throw bad(
-              `The PFX asks for ${Number.isFinite(n) ? n.toLocaleString('en-US') : 'more than 2^48'} key-derivation iterations; at most ${PFX_MAX_ITERATIONS.toLocaleString('en-US')} are accepted.`,
-            );
-        }
-      });
-    }
-    if (node instanceof asn1js.Constructed || node instanceof asn1js.Sequence || node instanceof asn1js.Set) {
-      for (const child of (node.valueBlock as { value: Asn1js.AsnType[] }).value) walk(child, level);
-    } else if (node instanceof asn1js.OctetString && level < depth) {
-      if (node.valueBlock.isConstructed) {
-        for (const child of node.valueBlock.value) walk(child, level);
-      } else {
-        const inner = node.valueBlock.valueHexView;
-        if (inner.length > 1 && (inner[0] === 0x30 || inner[0] === 0x31)) {
-          const nested = asn1js.fromBER(inner.slice().buffer);
-          if (nested.offset !== -1 && nested.offset === inner.length) walk(nested.result, level + 1);
-        }
-      }
-    }
-  };
-  walk(parsed.result, 0);
-}
-
-/** A PFX import: decrypts with `password` (empty when absent), checks the MAC, finds the key and its certificate. */
 async function readPfx(der: Buffer, password: string): Promise<ImportedCertificate> {
   const pwd = new Uint8Array(Buffer.from(password, 'utf8')).buffer;
-  const { asn1js, pkijs } = await loadPkcs12();
-  checkIterations(asn1js, new Uint8Array(der).buffer);
-  let pfx: Pkijs.PFX;
-  try {
-    pfx = pkijs.PFX.fromBER(new Uint8Array(der).buffer);
-    await pfx.parseInternalValues({ password: pwd, checkIntegrity: pfx.macData !== undefined });
-  } catch (e) {
-    throw bad('The PFX could not be read: it is malformed, or the password is wrong.', e);
+  const lib = await loadPkcs12();
+  const { pkijs } = lib;
+  const kdf = kdfBudget();
+  const { pfx, safes } = parsePfx(lib, new Uint8Array(der).buffer, kdf);
+  if (pfx.macData) {
+    try {
+      await pfx.parseInternalValues({ password: pwd, checkIntegrity: true });
+    } catch (e) {
+      throw bad('The PFX could not be read: it is malformed, or the password is wrong.', e);
+    }
   }
-  const safe = pfx.parsedValue?.authenticatedSafe;
-  if (!safe) throw bad('The PFX could not be read.');
   const certs: Buffer[] = [];
   let pkcs8: ArrayBuffer | undefined;
   try {
-    await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pwd })) });
-    for (const sc of safe.parsedValue?.safeContents ?? []) {
-      for (const bag of sc.value.safeBags) {
+    for (const [i, safe] of safes.entries()) {
+      const contents =
+        'contents' in safe
+          ? safe.contents
+          : strictly(
+              lib,
+              pkijs.SafeContents,
+              await safe.encrypted.decrypt({ password: pwd }),
+              `its safe contents #${i + 1}`,
+            );
+      for (const bag of contents.safeBags) {
         if (bag.bagId === CERT_BAG) {
           const cb = bag.bagValue as Pkijs.CertBag;
           if (cb.certId === X509_CERT)
@@ -342,8 +306,8 @@ async function readPfx(der: Buffer, password: string): Promise<ImportedCertifica
             const shrouded = bag.bagValue as unknown as Pkijs.PKCS8ShroudedKeyBag & {
               parseInternalValues(p: { password: ArrayBuffer }): Promise<void>;
             };
-            // Its encryption parameters may have been inside an encrypted SafeContents, unseen above.
-            checkIterations(asn1js, shrouded.toSchema().toBER(false));
+            // Checked just before its derivation: inside an EncryptedData it was unseen until now.
+            kdf.spend(pbes2Iterations(pkijs, shrouded.encryptionAlgorithm));
             await shrouded.parseInternalValues({ password: pwd });
             pkcs8 = shrouded.parsedValue!.toSchema().toBER(false);
           } else pkcs8 = (bag.bagValue as Pkijs.PrivateKeyInfo).toSchema().toBER(false);
