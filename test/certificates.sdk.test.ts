@@ -12,7 +12,14 @@ import * as pkijs from 'pkijs';
 import { keyClient } from './helpers/keys.js';
 import { createTestSchema, type TestSchema } from './helpers/postgres.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
-import { grant, putVault, secretClient, type VaultTestPrincipal, vaultPrincipal } from './helpers/vault.js';
+import {
+  grant,
+  putVault,
+  secretClient,
+  type VaultTestPrincipal,
+  vaultPrincipal,
+  vaultToken,
+} from './helpers/vault.js';
 
 const status = (code: number, errorCode: string, message?: string | RegExp) => (e: RestError) => {
   assert.equal(e.statusCode, code, e.message);
@@ -391,6 +398,23 @@ describe('certificates with the official SDK (Self issuer, import, lifecycle)', 
     } as const;
     const refused = status(400, 'BadParameter', /current key is not exportable/);
     await assert.rejects(client.updateCertificatePolicy('sealed', reuseExportable), refused);
+    // The same policy in a PATCH of the certificate (the SDK sends none there: over REST).
+    const patched = await s.request(
+      'PATCH',
+      `${s.vaultUrl('certvault')}/certificates/sealed?api-version=7.5`,
+      {
+        json: { policy: { key_props: { exportable: true, reuse_key: true } }, tags: { patched: 'yes' } },
+        headers: { authorization: `Bearer ${await vaultToken(s, officer)}` },
+      },
+    );
+    assert.equal(patched.status, 400, patched.text);
+    assert.equal(patched.json.error.code, 'BadParameter');
+    assert.match(patched.json.error.message, /current key is not exportable/);
+    assert.equal(
+      (await client.getCertificate('sealed')).properties.tags?.patched,
+      undefined,
+      'nothing changed',
+    );
     await assert.rejects(client.beginCreateCertificate('sealed', reuseExportable, poll), refused);
     await assert.rejects(
       client.beginCreateCertificate('sealed', { ...reuseExportable, issuerName: 'Unknown' }, poll),

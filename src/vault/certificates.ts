@@ -109,6 +109,23 @@ export function createCertificates(
     const name = checkCertificateName(rawName);
     return guard.write(ctx, op, name, (tx) => fn(tx, name));
   };
+  /**
+   * A live certificate's policy changed by `input` (the sections given replace the current ones),
+   * for `PATCH …/policy` and a `PATCH` of the certificate with a policy alike: refused when it
+   * would reuse a non-exportable key as exportable.
+   */
+  const changePolicy = async (
+    tx: Queryable,
+    vaultId: string,
+    nameLower: string,
+    input: PolicyInput,
+    now: number,
+  ) => {
+    const cur = await policyOf(tx, vaultId, nameLower);
+    const next = checkPolicy(input, cur?.policy);
+    await versions.checkReuseKeepsKeyInVault(tx, vaultId, nameLower, next.key_props);
+    await store.putPolicy(tx, vaultId, nameLower, JSON.stringify(next), now);
+  };
   /** The stored operation of a live certificate (`GET`/`DELETE`/`PATCH …/pending`), or 404. */
   const storedOperation = async (q: Queryable, vaultId: string, name: string) => {
     const nameLower = name.toLowerCase();
@@ -384,6 +401,8 @@ export function createCertificates(
         const cur = await store.find(tx, ctx.vault.id, nameLower, version);
         if (!cur || cur.deletedAt !== null) throw certificateNotFound(name, version);
         const now = clock.now();
+        // The policy first: refused, it leaves the version unchanged too.
+        if (patch.policy) await changePolicy(tx, ctx.vault.id, nameLower, patch.policy, now);
         const next: CertificateRecord = {
           ...cur,
           tags: patch.tags === undefined ? cur.tags : patch.tags,
@@ -393,16 +412,6 @@ export function createCertificates(
         await store.updateVersion(tx, ctx.vault.id, nameLower, next);
         if (patch.enabled !== undefined && patch.enabled !== cur.enabled)
           await alsoEnabled(tx, ctx.vault.id, nameLower, cur.version, next.enabled, now);
-        if (patch.policy) {
-          const p = await policyOf(tx, ctx.vault.id, nameLower);
-          await store.putPolicy(
-            tx,
-            ctx.vault.id,
-            nameLower,
-            JSON.stringify(checkPolicy(patch.policy, p?.policy)),
-            now,
-          );
-        }
         return withPolicy(tx, ctx.vault.id, next);
       });
     },
@@ -423,10 +432,7 @@ export function createCertificates(
         const nameLower = name.toLowerCase();
         const row = await store.find(tx, ctx.vault.id, nameLower);
         if (!row || row.deletedAt !== null) throw certificateNotFound(name);
-        const cur = await policyOf(tx, ctx.vault.id, nameLower);
-        const next = checkPolicy(input, cur?.policy);
-        await versions.checkReuseKeepsKeyInVault(tx, ctx.vault.id, nameLower, next.key_props);
-        await store.putPolicy(tx, ctx.vault.id, nameLower, JSON.stringify(next), clock.now());
+        await changePolicy(tx, ctx.vault.id, nameLower, input, clock.now());
         return { name: row.name, ...(await policyOf(tx, ctx.vault.id, nameLower))! };
       });
     },
