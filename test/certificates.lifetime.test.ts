@@ -199,4 +199,81 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
     });
     assert.notDeepEqual(await key('reuse'), p384);
   });
+
+  const refused = (pattern: RegExp) => (err: { status?: number; code?: string; message: string }) => {
+    assert.equal(err.status, 400, err.message);
+    assert.equal(err.code, 'BadParameter');
+    assert.match(err.message, pattern);
+    return true;
+  };
+
+  test("a days_before_expiry trigger longer than Azure's bound (validity_months × 27) is refused: create, import, PATCH; nothing is made", async () => {
+    const loop = {
+      issuer: { name: 'Self' },
+      x509_props: { subject: 'CN=loop1', validity_months: 1 },
+      key_props: { kty: 'EC', crv: 'P-256' },
+      lifetime_actions: [{ trigger: { days_before_expiry: 40 }, action: { action_type: 'AutoRenew' } }],
+    };
+    const tooLong = /days_before_expiry 40 is longer than .*27 days/;
+    await assert.rejects(services.certificates.create(ctx, 'loop1', { policy: loop }), refused(tooLong));
+    await assert.rejects(services.certificates.get(ctx, 'loop1'), { status: 404 });
+    await assert.rejects(services.keys.get(ctx, 'loop1'), { status: 404 });
+    await assert.rejects(services.secrets.get(ctx, 'loop1'), { status: 404 });
+    // The bound itself is allowed (a month is at least 28 days: the trigger lies ahead).
+    const atBound = (days: number, months: number) => ({
+      ...loop,
+      x509_props: { subject: 'CN=bound', validity_months: months },
+      lifetime_actions: [{ trigger: { days_before_expiry: days }, action: { action_type: 'EmailContacts' } }],
+    });
+    await services.certificates.create(ctx, 'bound', { policy: atBound(27, 1) });
+    await services.certificates.create(ctx, 'bound', { policy: atBound(54, 2) });
+    const before = await services.certificates.getPolicy(ctx, 'bound');
+    // PATCH of the policy: a trigger too long, or a validity too short for the current trigger.
+    await assert.rejects(
+      services.certificates.updatePolicy(ctx, 'bound', {
+        lifetime_actions: [{ trigger: { days_before_expiry: 55 }, action: { action_type: 'AutoRenew' } }],
+      }),
+      refused(/days_before_expiry 55 is longer than .*54 days/),
+    );
+    await assert.rejects(
+      services.certificates.updatePolicy(ctx, 'bound', { x509_props: { validity_months: 1 } }),
+      refused(/days_before_expiry 54 is longer than .*27 days/),
+    );
+    // PATCH of the certificate with a policy: refused whole (its tags are not changed either).
+    await assert.rejects(
+      services.certificates.update(ctx, 'bound', undefined, {
+        tags: { changed: 'yes' },
+        policy: { x509_props: { validity_months: 1 } },
+      }),
+      refused(/days_before_expiry 54 is longer than/),
+    );
+    assert.deepEqual(await services.certificates.getPolicy(ctx, 'bound'), before);
+    assert.equal((await services.certificates.get(ctx, 'bound')).tags, null);
+    // Import: the validity is the certificate's (a month here).
+    const key = join(dir, 'loop.key');
+    const crt = join(dir, 'loop.crt');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+      ].concat(['-out', crt, '-subj', '/CN=loop-imp', '-days', '30']),
+      { stdio: 'pipe' },
+    );
+    await assert.rejects(
+      services.certificates.import(ctx, 'loop-imp', {
+        value: readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'),
+        policy: { lifetime_actions: loop.lifetime_actions },
+      }),
+      refused(tooLong),
+    );
+    await assert.rejects(services.certificates.get(ctx, 'loop-imp'), { status: 404 });
+  });
 });

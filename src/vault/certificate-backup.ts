@@ -182,7 +182,7 @@ export function createCertificateBackups(deps: {
         const b = openCertificateBackup(sealer, ctx.vault.tenantId, blob);
         let policy: CertificatePolicy;
         try {
-          policy = checkPolicy(b.policy.policy);
+          policy = checkPolicy(b.policy.policy, undefined, { restoring: true });
         } catch (e) {
           throw new LatchkeyError('BadParameter', BACKUP_INVALID, { cause: e });
         }

@@ -166,8 +166,8 @@ function checkLifetimeActions(list: NonNullable<PolicyInput['lifetime_actions']>
       throw bad('A lifetime action trigger has either lifetime_percentage or days_before_expiry.');
     if (pct !== undefined && (!Number.isInteger(pct) || pct < 1 || pct > 99))
       throw bad('lifetime_percentage must be an integer from 1 to 99.');
-    if (days !== undefined && (!Number.isInteger(days) || days < 1 || days > 36_500))
-      throw bad('days_before_expiry must be a positive number of days.');
+    if (days !== undefined && (!Number.isInteger(days) || days < 1))
+      throw bad('days_before_expiry must be a positive whole number of days.');
     return {
       trigger: pct !== undefined ? { lifetime_percentage: pct } : { days_before_expiry: days as number },
       action: { action_type: type },
@@ -176,10 +176,40 @@ function checkLifetimeActions(list: NonNullable<PolicyInput['lifetime_actions']>
 }
 
 /**
+ * Azure's bound on a `days_before_expiry` trigger: from 1 to `validity_in_months` × 27 (the REST
+ * spec's `Trigger.days_before_expiry`, Key Vault data plane `certificates.json`, as the SDKs
+ * repeat it: "Value should be between 1 and validity_in_months multiplied by 27. If
+ * validity_in_months is 36, then value should be between 1 and 972 (36 * 27)"). A month is at
+ * least 28 days, so a new version's trigger always lies after it is made; a longer one would be
+ * due at once and renew on every run of the lifetime job.
+ */
+export const TRIGGER_DAYS_PER_MONTH = 27;
+
+function checkTriggersFit(actions: LifetimeAction[], validityMonths: number): void {
+  const max = validityMonths * TRIGGER_DAYS_PER_MONTH;
+  for (const a of actions) {
+    const days = a.trigger.days_before_expiry;
+    if (days !== undefined && days > max)
+      throw bad(
+        `lifetime_actions[].trigger.days_before_expiry ${days} is longer than the certificate's validity allows: at most ${max} days (x509_props.validity_months ${validityMonths} × ${TRIGGER_DAYS_PER_MONTH}).`,
+      );
+  }
+}
+
+/**
  * A complete, valid policy from a caller's input, over `prev` (a policy update merges the
  * sections given over the current policy; a create starts from Azure's defaults).
+ *
+ * A `days_before_expiry` trigger is held to Azure's bound whenever the input sets the lifetime
+ * actions or the validity. A stored policy from before the bound keeps its trigger through a
+ * PATCH of other sections, and a backup's policy is restored as it was (`restoring`): the
+ * lifetime job does not renew a version that was due when it was made (certificate-lifetime.ts).
  */
-export function checkPolicy(input: PolicyInput, prev?: CertificatePolicy): CertificatePolicy {
+export function checkPolicy(
+  input: PolicyInput,
+  prev?: CertificatePolicy,
+  opts: { restoring?: boolean } = {},
+): CertificatePolicy {
   const key_props = checkKeyProps(input.key_props ?? {}, prev?.key_props);
   const ct = input.secret_props?.contentType ?? prev?.secret_props.contentType ?? PKCS12;
   if (ct !== PKCS12 && ct !== PEM) throw bad(`secret_props.contentType must be '${PKCS12}' or '${PEM}'.`);
@@ -218,6 +248,8 @@ export function checkPolicy(input: PolicyInput, prev?: CertificatePolicy): Certi
     : (prev?.lifetime_actions ?? [
         { trigger: { lifetime_percentage: 80 }, action: { action_type: 'EmailContacts' } },
       ]);
+  if (!opts.restoring && (input.lifetime_actions || x.validity_months !== undefined))
+    checkTriggersFit(lifetime_actions, validity_months);
   const issuerName = (input.issuer?.name ?? prev?.issuer.name ?? '').trim();
   if (issuerName.length === 0)
     throw bad('The policy needs issuer.name (Self for a self-signed certificate).');
