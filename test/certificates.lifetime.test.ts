@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fakeClock } from '../src/lib/clock.js';
 import type { Services } from '../src/server/services.js';
+import type { CertificatePolicy } from '../src/vault/certificate-policy.js';
 import type { ObjectCallContext } from '../src/vault/object-guard.js';
 import { type ServiceVault, startServiceVault } from './helpers/service-vault.js';
 
@@ -275,5 +276,70 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
       refused(tooLong),
     );
     await assert.rejects(services.certificates.get(ctx, 'loop-imp'), { status: 404 });
+  });
+
+  test('a policy stored before the bound (a trigger longer than the validity) renews at most once: a version born due is not renewed', async () => {
+    const t0 = clock.now();
+    await services.certificates.create(ctx, 'stored-loop', {
+      policy: {
+        issuer: { name: 'Self' },
+        key_props: { kty: 'EC', crv: 'P-256' },
+        x509_props: { subject: 'CN=stored-loop', validity_months: 2 },
+        lifetime_actions: [{ trigger: { days_before_expiry: 10 }, action: { action_type: 'AutoRenew' } }],
+      },
+    });
+    const first = await services.certificates.get(ctx, 'stored-loop');
+    // As an older Latchkey stored it (no bound): a month's validity, renewal 40 days before expiry.
+    const stored: CertificatePolicy = {
+      ...first.policy,
+      x509_props: { ...first.policy.x509_props, validity_months: 1 },
+      lifetime_actions: [{ trigger: { days_before_expiry: 40 }, action: { action_type: 'AutoRenew' } }],
+    };
+    await services.db.run(
+      'UPDATE certificate_policies SET policy = $1 WHERE vault_id = $2 AND name_lower = $3',
+      [JSON.stringify(stored), ctx.vault.id, 'stored-loop'],
+    );
+    const renewals = async () =>
+      (await events('CertificateRenew')).filter((e) => e.target.includes('/stored-loop/')).length;
+
+    // The first version (two months) is due 40 days before its expiry, after its creation: renewed.
+    clock.set(first.exp! - 40 * 86_400_000 + 1000);
+    assert.ok(clock.now() > t0);
+    await run();
+    assert.equal(await renewals(), 1);
+    const second = await services.certificates.get(ctx, 'stored-loop');
+    assert.notEqual(second.version, first.version);
+    // The second (one month) was due the moment it was made: each minute, then each day, nothing more.
+    for (let i = 0; i < 5; i++) {
+      clock.advance(60_000);
+      await run();
+    }
+    for (let i = 0; i < 5; i++) {
+      clock.advance(86_400_000);
+      await run();
+    }
+    assert.equal(await renewals(), 1, 'one renewal');
+    assert.equal((await versions('stored-loop')).length, 2);
+    assert.equal((await services.certificates.get(ctx, 'stored-loop')).version, second.version);
+    const failed = (await events('CertificateRenewFailed')).filter((e) => e.target.includes('/stored-loop/'));
+    assert.equal(failed.length, 1, 'said once');
+    assert.match(failed[0]!.target, new RegExp(`/${second.version}$`));
+    assert.match(JSON.parse(failed[0]!.details!).reason, /already due when this version was made/);
+    // The stored policy still reads, and a PATCH that leaves its trigger and validity alone is taken.
+    const read = await services.certificates.getPolicy(ctx, 'stored-loop');
+    assert.equal(read.policy.lifetime_actions[0]!.trigger.days_before_expiry, 40);
+    await services.certificates.updatePolicy(ctx, 'stored-loop', { attributes: { enabled: true } });
+    // Its backup restores as it was (after a purge), and the job does not loop on it either.
+    const blob = await services.certificates.backup(ctx, 'stored-loop');
+    await services.certificates.delete(ctx, 'stored-loop');
+    await services.certificates.purge(ctx, 'stored-loop');
+    const restored = await services.certificates.restore(ctx, blob);
+    assert.equal(restored.policy.lifetime_actions[0]!.trigger.days_before_expiry, 40);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(60_000);
+      await run();
+    }
+    assert.equal(await renewals(), 1);
+    assert.equal((await versions('stored-loop')).length, 2);
   });
 });

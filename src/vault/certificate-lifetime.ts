@@ -31,8 +31,11 @@ export function dueAt(a: LifetimeAction, nbf: number, exp: number): number {
  *   version (`certificate_lifetime_events`);
  * - `AutoRenew`: a new version by the policy's issuer (`Self`, `Latchkey` or a vault issuer),
  *   with a new key (the current one under `key_props.reuse_key`), and a `CertificateRenew`
- *   audit event; the new version's own triggers lie ahead. Issuer `Unknown` is not renewed (its certificate comes from outside): a
- *   `CertificateRenewFailed` event says so, once per version, as does an issuer that fails.
+ *   audit event; the new version's own triggers lie ahead. Each version is renewed once at most
+ *   (`certificate_lifetime_events`), and not at all if its trigger was already due when it was
+ *   made (else each renewal would be due at once, every run). Issuer `Unknown` is not renewed
+ *   (its certificate comes from outside). A `CertificateRenewFailed` event says why a version
+ *   is not renewed, once per version, as it does for an issuer that fails.
  */
 export function createCertificateLifetime(deps: {
   db: Database;
@@ -69,10 +72,25 @@ export function createCertificateLifetime(deps: {
       return true;
     });
 
-  const renew = async (d: LifetimeCandidate, policy: CertificatePolicy, now: number): Promise<boolean> => {
+  const renew = async (
+    d: LifetimeCandidate,
+    policy: CertificatePolicy,
+    due: number,
+    now: number,
+  ): Promise<boolean> => {
     if (policy.issuer.name === 'Unknown') {
       await once(d, now, 'AutoRenewFailed', 'CertificateRenewFailed', {
         reason: "issuer 'Unknown': the certificate comes from an outside CA (merge a new one)",
+      });
+      return false;
+    }
+    // A version due the moment it was made (a trigger longer than its validity, as a policy stored
+    // before certificate-policy.ts bounded it may hold, or a certificate its issuer made shorter)
+    // would renew into another such version on every run: it is not renewed, and the event says why.
+    if (Math.max(d.nbf ?? d.created, d.created) >= due) {
+      await once(d, now, 'AutoRenewFailed', 'CertificateRenewFailed', {
+        reason:
+          "the AutoRenew trigger was already due when this version was made (a days_before_expiry longer than the certificate's validity?): it is not renewed, or each renewal would renew again at once; shorten the trigger and create a new version",
       });
       return false;
     }
@@ -90,6 +108,8 @@ export function createCertificateLifetime(deps: {
       await audit.hold(tx); // before the new version's rows: lock order (audit/log.ts)
       // Another node (or a user) may have made a new version meanwhile: only the judged one renews.
       if ((await store.currentVersion(tx, d.vaultId, d.nameLower)) !== d.version) return false;
+      // And each version is renewed once at most.
+      if (!(await store.markDone(tx, d.vaultId, d.nameLower, d.version, 'AutoRenew', now))) return false;
       const r = await deps.versions.addVersion(tx, vault, d.name, {
         ...issued,
         policy,
@@ -111,10 +131,11 @@ export function createCertificateLifetime(deps: {
     let renewed = false;
     let notified = false;
     for (const a of policy.lifetime_actions) {
-      if (now < dueAt(a, nbf, d.exp)) continue;
+      const due = dueAt(a, nbf, d.exp);
+      if (now < due) continue;
       if (a.action.action_type === 'EmailContacts')
         notified = (await once(d, now, 'EmailContacts', 'CertificateNearExpiry', { exp: d.exp })) || notified;
-      else if (!renewed) renewed = await renew(d, policy, now);
+      else if (!renewed) renewed = await renew(d, policy, due, now);
     }
     return { renewed, notified };
   };

@@ -8,6 +8,8 @@ export interface LifetimeCandidate {
   version: string;
   nbf: number | null;
   exp: number;
+  /** When the version was made (epoch ms). */
+  created: number;
   /** The policy (JSON). */
   policy: string;
   tenantId: string;
@@ -22,6 +24,7 @@ interface CandidateRow {
   current_version: string;
   nbf: number | string | null;
   exp: number | string;
+  created_at: number | string;
   policy: string;
   tenant_id: string;
   vault: string;
@@ -36,7 +39,7 @@ export const certificateLifetimeStore = {
     limit: number,
   ): Promise<LifetimeCandidate[]> {
     const rows = await q.all<CandidateRow>(
-      `SELECT c.vault_id, c.name_lower, c.name, c.current_version, v.nbf, v.exp, p.policy,
+      `SELECT c.vault_id, c.name_lower, c.name, c.current_version, v.nbf, v.exp, v.created_at, p.policy,
               vt.tenant_id, vt.name_lower AS vault
        FROM certificates c
        JOIN certificate_versions v ON v.vault_id = c.vault_id AND v.name_lower = c.name_lower AND v.version = c.current_version
@@ -55,6 +58,7 @@ export const certificateLifetimeStore = {
       version: r.current_version,
       nbf: r.nbf === null ? null : Number(r.nbf),
       exp: Number(r.exp),
+      created: Number(r.created_at),
       policy: r.policy,
       tenantId: r.tenant_id,
       vault: r.vault,
