@@ -355,6 +355,55 @@ describe('Key Vault keys with the official SDK', () => {
     );
   });
 
+  test('import refuses an RSA public exponent of 1 or an even one (400, nothing made); rotating a key stored with e = 1 is a 400, not a 500', async () => {
+    const j = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+    const b = (x: string | undefined) => Buffer.from(x!, 'base64url');
+    const rsaKey = (k: typeof j) => ({
+      kty: 'RSA' as const,
+      ...{ n: b(k.n), e: b(k.e), d: b(k.d), p: b(k.p), q: b(k.q), dp: b(k.dp), dq: b(k.dq), qi: b(k.qi) },
+    });
+    // e = 1 with d = dp = dq = 1 is a consistent key whose every operation is the identity:
+    // "encryption" leaves the plaintext readable and anyone forges signatures that verify.
+    const one = Buffer.of(1);
+    const weak = { ...rsaKey(j), e: one, d: one, dp: one, dq: one };
+    for (const [name, key] of [
+      ['exponent-1', weak],
+      ['exponent-2', { ...rsaKey(j), e: Buffer.of(2) }],
+    ] as const) {
+      await assert.rejects(client.importKey(name, key), (e: RestError) => {
+        status(400, 'BadParameter')(e);
+        assert.match(e.message, /public exponent \(key\.e\) [12] is not accepted: .*odd integer from 3/);
+        return true;
+      });
+      await assert.rejects(client.getKey(name), status(404, 'KeyNotFound'));
+    }
+    // 3 is a valid exponent (as for create).
+    const three = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 3 }).privateKey;
+    const k3 = await client.importKey('exponent-3', rsaKey(three.export({ format: 'jwk' })));
+    assert.equal(Buffer.from(k3.key!.e!).toString('hex'), '03');
+    // A key stored with e = 1 (imported before the check): its rotation says why, as a 400.
+    const stored = await client.importKey('exponent-1-stored', rsaKey(j));
+    await s.services.db.run(
+      'UPDATE key_versions SET public_jwk = $1 WHERE name_lower = $2 AND version = $3',
+      [
+        JSON.stringify({ kty: 'RSA', n: j.n, e: one.toString('base64url') }),
+        'exponent-1-stored',
+        stored.properties.version!,
+      ],
+    );
+    const rotate = await s.request(
+      'POST',
+      `${s.vaultUrl('keysdk')}/keys/exponent-1-stored/rotate?api-version=7.5`,
+      {
+        headers: { authorization: `Bearer ${await vaultToken(s, officer)}` },
+      },
+    );
+    assert.equal(rotate.status, 400, rotate.text);
+    assert.equal(rotate.json.error.code, 'BadParameter');
+    assert.match(rotate.json.error.message, /public exponent \(1\) is not a valid one/);
+    assert.equal((await client.getKey('exponent-1-stored')).properties.version, stored.properties.version);
+  });
+
   test('list with more than one page; delete (poll), get and list deleted, recover (poll), purge', async () => {
     for (let i = 0; i < 27; i++) await client.createEcKey(`page-${String(i).padStart(2, '0')}`);
     const names: string[] = [];

@@ -82,6 +82,18 @@ const MAX_RSA_EXPONENT = 0xffff_ffff;
 const rsaExponent = (e: string): number =>
   Number(BigInt(`0x${Buffer.from(e, 'base64url').toString('hex') || '0'}`));
 
+/** The rule for RSA public exponents, created and imported alike (its words for messages). */
+export const RSA_EXPONENT_RULE = 'an odd integer from 3 to 4294967295 (65537 is usual)';
+
+/**
+ * Whether `e` is an RSA public exponent Latchkey makes and takes: odd, from 3 to 2^32 − 1. With
+ * 1 every RSA operation is the identity (a ciphertext is the plaintext, and anyone can make a
+ * signature that verifies); an even one has no private exponent; Node generates none larger,
+ * and a rotation makes a new key like the current one.
+ */
+export const isRsaExponent = (e: number): boolean =>
+  Number.isSafeInteger(e) && e >= 3 && e <= MAX_RSA_EXPONENT && e % 2 === 1;
+
 /** The generation parameters of an existing key (rotation makes a new key like it). */
 export function specOf(jwk: PublicJwk): KeySpec {
   if (jwk.kty === 'EC') return { kty: 'EC', curve: jwk.crv };
@@ -90,6 +102,11 @@ export function specOf(jwk: PublicJwk): KeySpec {
   if (exponent > MAX_RSA_EXPONENT)
     throw bad(
       "This key's RSA public exponent is above 2^32 − 1: a new version cannot be generated like it. Import a new version instead.",
+    );
+  // Imported before exponents were checked (1 or even): no new key can be made like it.
+  if (!isRsaExponent(exponent))
+    throw bad(
+      `This key's RSA public exponent (${exponent}) is not a valid one (it must be ${RSA_EXPONENT_RULE}): a new version cannot be generated like it, and the key is not safe to use. Create a new key, or import a new version with a valid exponent.`,
     );
   return { kty: 'RSA', size: modulusBits(Buffer.from(jwk.n, 'base64url')), exponent };
 }
@@ -106,8 +123,9 @@ const EC_FIELDS = ['x', 'y', 'd'] as const;
 
 /**
  * Validates an imported JWK with its private parts (`PUT /keys/{name}`): RSA
- * 2048/3072/4096 with every CRT parameter, or EC on a supported curve; the
- * private and public halves must belong together.
+ * 2048/3072/4096 with every CRT parameter and a public exponent as a created
+ * key's (`isRsaExponent`), or EC on a supported curve; the private and public
+ * halves must belong together.
  */
 export async function importMaterial(input: Record<string, unknown>): Promise<KeyMaterial> {
   const kty = input.kty;
@@ -143,9 +161,14 @@ export async function importMaterial(input: Record<string, unknown>): Promise<Ke
     const bits = modulusBits(Buffer.from(m.jwk.n, 'base64url'));
     if (!(RSA_SIZES as readonly number[]).includes(bits))
       throw bad(`RSA keys of ${bits} bits are not supported: import a ${RSA_SIZES.join(', ')}-bit key.`);
-    if (rsaExponent(m.jwk.e) > MAX_RSA_EXPONENT)
+    const exponent = rsaExponent(m.jwk.e);
+    if (exponent > MAX_RSA_EXPONENT)
       throw bad(
         'RSA public exponents above 2^32 − 1 are not supported (65537 is usual): a new version of this key could not be generated like it.',
+      );
+    if (!isRsaExponent(exponent))
+      throw bad(
+        `The RSA public exponent (key.e) ${exponent} is not accepted: it must be ${RSA_EXPONENT_RULE}.`,
       );
     if (!rsaPairMatches(key, m.jwk))
       throw bad('The key could not be imported: its private and public parts do not match.');

@@ -6,7 +6,15 @@ import { keyStore as store } from '../storage/vault/key-store.js';
 import { certificateOwns } from './certificate-managed.js';
 import type { KeyCache } from './key-cache.js';
 import { type KeyCallContext, type KeyGuard, keyNotFound, KEY_OPERATIONS as OPS } from './key-guard.js';
-import { generateMaterial, importMaterial, type KeyMaterial, type KeySpec, specOf } from './key-material.js';
+import {
+  generateMaterial,
+  importMaterial,
+  isRsaExponent,
+  type KeyMaterial,
+  type KeySpec,
+  RSA_EXPONENT_RULE,
+  specOf,
+} from './key-material.js';
 import {
   checkCurve,
   checkKeyName,
@@ -69,8 +77,7 @@ function specFrom(input: CreateKeyInput): KeySpec {
     if (!(RSA_SIZES as readonly number[]).includes(size))
       throw bad(`key_size ${size} is not supported for RSA keys: use ${RSA_SIZES.join(', ')}.`);
     const exponent = input.exponent ?? 65537;
-    if (!Number.isSafeInteger(exponent) || exponent < 3 || exponent > 0xffffffff || exponent % 2 === 0)
-      throw bad('public_exponent must be an odd integer from 3 to 4294967295 (usually 65537).');
+    if (!isRsaExponent(exponent)) throw bad(`public_exponent must be ${RSA_EXPONENT_RULE}.`);
     return { kty, size, exponent };
   }
   if (input.exponent !== undefined) throw bad('public_exponent applies to RSA keys only.');
