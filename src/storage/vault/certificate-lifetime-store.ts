@@ -32,6 +32,7 @@ interface CandidateRow {
 
 /** The SQL of the certificates' lifetime actions (migration 0016). */
 export const certificateLifetimeStore = {
+  // duplicate-ok: the keyset query over a kind's live current versions (with when each was made), as the key rotation job's; the tables and joins differ per kind
   /** Live certificates with an expiry (their current version), a page after `after` by primary key. */
   async candidates(
     q: Queryable,
