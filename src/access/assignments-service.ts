@@ -117,6 +117,34 @@ export function createRoleAssignments(deps: {
   const view = async (tenantId: string, a: RoleAssignment): Promise<RoleAssignmentView> =>
     roleAssignmentView(a, (await principals.get(tenantId, a.principalId))?.kind);
 
+  /**
+   * `action` at the scope as written first (before any lookup: a caller who may not act there
+   * hears 403 whether or not it exists, as ARM), then at the scope resolved (404 for none); a
+   * refusal is audited with the target `targetAt` names for the scope.
+   */
+  const authorizedAt = async (
+    caller: Caller,
+    meta: RequestMeta,
+    action: string,
+    operation: string,
+    rawScope: string,
+    targetAt: (scope: string) => string,
+  ) => {
+    const nominal = scopes.nominal(rawScope);
+    await requireAudited(caller, meta, action, nominal, operation, targetAt(nominal), vaultNamed(nominal));
+    const resolved = await scopes.resolve(caller.tenantId, rawScope);
+    await requireAudited(
+      caller,
+      meta,
+      action,
+      resolved.scope,
+      operation,
+      targetAt(resolved.scope),
+      resolved.vault,
+    );
+    return resolved;
+  };
+
   const requireGuid = (id: string, what: string) => {
     if (!isGuid(id)) throw new LatchkeyError('BadParameter', `The ${what} must be a GUID.`);
     return id.toLowerCase();
@@ -132,26 +160,13 @@ export function createRoleAssignments(deps: {
       input: { roleDefinitionId: string; principalId: string },
     ): Promise<{ created: boolean; assignment: RoleAssignmentView }> {
       const id = requireGuid(rawId, 'role assignment name');
-      // At the scope as written first: a caller who may not assign there hears 403 whether or not it exists.
-      const nominal = scopes.nominal(rawScope);
-      await requireAudited(
+      const { scope, vault } = await authorizedAt(
         caller,
         meta,
         ROLE_ASSIGNMENT_ACTIONS.write,
-        nominal,
         'RoleAssignmentCreate',
-        nominal,
-        vaultNamed(nominal),
-      );
-      const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
-      await requireAudited(
-        caller,
-        meta,
-        ROLE_ASSIGNMENT_ACTIONS.write,
-        scope,
-        'RoleAssignmentCreate',
-        scope,
-        vault,
+        rawScope,
+        (s) => s,
       );
       const roleMatch = ROLE_DEFINITION_ID_RE.exec(input.roleDefinitionId.trim());
       const role = roleMatch ? findRole(roleMatch[1]!) : undefined;
@@ -239,28 +254,17 @@ export function createRoleAssignments(deps: {
       rawScope: string,
       rawId: string,
     ): Promise<RoleAssignmentView | undefined> {
-      const nominal = scopes.nominal(rawScope);
-      const nominalTarget = `${nominal === '/' ? '' : nominal}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
-      await requireAudited(
+      const targetAt = (s: string) =>
+        `${s === '/' ? '' : s}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
+      const { scope, vault } = await authorizedAt(
         caller,
         meta,
         ROLE_ASSIGNMENT_ACTIONS.delete,
-        nominal,
         'RoleAssignmentDelete',
-        nominalTarget,
-        vaultNamed(nominal),
+        rawScope,
+        targetAt,
       );
-      const { scope, vault } = await scopes.resolve(caller.tenantId, rawScope);
-      const target = `${scope === '/' ? '' : scope}/providers/Microsoft.Authorization/roleAssignments/${rawId.slice(0, 64)}`;
-      await requireAudited(
-        caller,
-        meta,
-        ROLE_ASSIGNMENT_ACTIONS.delete,
-        scope,
-        'RoleAssignmentDelete',
-        target,
-        vault,
-      );
+      const target = targetAt(scope);
       const found = isGuid(rawId) ? await access.get(caller.tenantId, rawId) : undefined;
       if (!found || found.scope.toLowerCase() !== scope.toLowerCase()) return undefined;
       const removed = await db.transaction(async (tx) => {

@@ -35,6 +35,7 @@ import {
   resourceNotFound,
   SITE_TYPE,
   type Tags,
+  writableAt,
 } from './identity-common.js';
 import type { Scopes } from './scopes.js';
 
@@ -179,16 +180,14 @@ export function createApps(deps: {
         throw new LatchkeyError('BadParameter', 'Invalid location.');
       const tags = input.tags === undefined ? undefined : checkTags(input.tags);
       const kvRef = checkKvIdentity(input.keyVaultReferenceIdentity);
-      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
-      await access.require(
+      const { subscriptionId, resourceGroup, id } = await writableAt(
+        access,
+        scopes,
         caller,
         APP_ACTIONS.write,
-        armId(input.subscriptionId, input.resourceGroup, SITE_TYPE, input.name),
+        SITE_TYPE,
+        input,
       );
-      const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
-      const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
-      const id = armId(sub.subscriptionId, rg.name, SITE_TYPE, input.name);
-      await access.require(caller, APP_ACTIONS.write, id);
       const result = await db.transaction(async (tx) => {
         await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         let app = await byName(caller.tenantId, input.name, tx);
@@ -207,8 +206,8 @@ export function createApps(deps: {
           await appStore.insert(tx, {
             rowId,
             tenantId: caller.tenantId,
-            subscriptionId: sub.subscriptionId,
-            resourceGroup: rg.name,
+            subscriptionId: subscriptionId,
+            resourceGroup: resourceGroup,
             name: input.name,
             hostId: host.id,
             keyVaultReferenceIdentity: kvRef ?? null,

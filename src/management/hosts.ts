@@ -19,6 +19,7 @@ import {
   readableAt,
   readableOnly,
   resourceNotFound,
+  writableAt,
 } from './identity-common.js';
 import { DEFAULT_RESOURCE_GROUP, type Scopes } from './scopes.js';
 
@@ -182,23 +183,21 @@ export function createHosts(deps: {
       input: { subscriptionId: string; resourceGroup: string; name: string; certificate?: string },
     ): Promise<{ host: Host; created: boolean; credential: CredentialInfo | null }> {
       checkName(HOST_NAME_RE, input.name, 'host', '1–63 letters, digits, dots, hyphens and underscores.');
-      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
-      await access.require(
+      const { subscriptionId, resourceGroup } = await writableAt(
+        access,
+        scopes,
         caller,
         HOST_ACTIONS.write,
-        armId(input.subscriptionId, input.resourceGroup, HOST_TYPE, input.name),
+        HOST_TYPE,
+        input,
       );
-      const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
-      const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
-      const id = armId(sub.subscriptionId, rg.name, HOST_TYPE, input.name);
-      await access.require(caller, HOST_ACTIONS.write, id);
       return db.transaction(async (tx) => {
         await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
         let host = await self.byName(caller.tenantId, input.name, tx);
         if (
           host &&
-          (host.subscriptionId !== sub.subscriptionId ||
-            host.resourceGroup.toLowerCase() !== rg.name.toLowerCase())
+          (host.subscriptionId !== subscriptionId ||
+            host.resourceGroup.toLowerCase() !== resourceGroup.toLowerCase())
         )
           throw new LatchkeyError(
             'Conflict',
@@ -223,7 +222,7 @@ export function createHosts(deps: {
               'BadParameter',
               'A new host needs properties.certificate (its public certificate, PEM).',
             );
-          host = await insertHost(tx, caller.tenantId, sub.subscriptionId, rg.name, input.name, false);
+          host = await insertHost(tx, caller.tenantId, subscriptionId, resourceGroup, input.name, false);
         }
         const credential = input.certificate ? await self.addCertificate(host, input.certificate, tx) : null;
         await hostStore.touch(tx, host.id, clock.now());

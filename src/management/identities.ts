@@ -21,6 +21,7 @@ import {
   UAI_ACTIONS,
   UAI_NAME_RE,
   UAI_TYPE,
+  writableAt,
 } from './identity-common.js';
 import type { Scopes } from './scopes.js';
 
@@ -82,19 +83,18 @@ export function createUserIdentities(deps: {
       if (input.location !== undefined && !LOCATION_RE.test(input.location))
         throw new LatchkeyError('BadParameter', 'Invalid location.');
       const tags = checkTags(input.tags);
-      // At the id as named first: a caller who may not write there hears 403 whether or not its group exists.
-      await access.require(
+      // duplicate-ok: the PUT of apps and hosts opens alike (the shared writableAt, then the write's transaction).
+      const { subscriptionId, resourceGroup, id } = await writableAt(
+        access,
+        scopes,
         caller,
         UAI_ACTIONS.write,
-        armId(input.subscriptionId, input.resourceGroup, UAI_TYPE, input.name),
+        UAI_TYPE,
+        input,
       );
-      const sub = await scopes.subscription(caller.tenantId, input.subscriptionId);
-      const rg = await scopes.resourceGroup(caller.tenantId, sub.subscriptionId, input.resourceGroup);
-      const id = armId(sub.subscriptionId, rg.name, UAI_TYPE, input.name);
-      await access.require(caller, UAI_ACTIONS.write, id);
       return db.transaction(async (tx) => {
         await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
-        const existing = await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx);
+        const existing = await find(caller.tenantId, subscriptionId, resourceGroup, input.name, tx);
         const now = clock.now();
         if (existing) {
           await identityStore.update(tx, existing.rowId, {
@@ -104,7 +104,7 @@ export function createUserIdentities(deps: {
           });
           await audit.append(tx, auditOf(caller, meta, 'UserAssignedIdentityUpdate', existing.armId));
           return {
-            identity: (await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx))!,
+            identity: (await find(caller.tenantId, subscriptionId, resourceGroup, input.name, tx))!,
             created: false,
           };
         }
@@ -116,8 +116,8 @@ export function createUserIdentities(deps: {
         await identityStore.insert(tx, {
           rowId: newGuid(),
           tenantId: caller.tenantId,
-          subscriptionId: sub.subscriptionId,
-          resourceGroup: rg.name,
+          subscriptionId: subscriptionId,
+          resourceGroup: resourceGroup,
           name: input.name,
           principalId: p.id,
           location: input.location ?? 'local',
@@ -129,7 +129,7 @@ export function createUserIdentities(deps: {
           auditOf(caller, meta, 'UserAssignedIdentityCreate', id, { principalId: p.id }),
         );
         return {
-          identity: (await find(caller.tenantId, sub.subscriptionId, rg.name, input.name, tx))!,
+          identity: (await find(caller.tenantId, subscriptionId, resourceGroup, input.name, tx))!,
           created: true,
         };
       });

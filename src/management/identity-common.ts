@@ -3,6 +3,7 @@ import type { Access } from '../access/decision.js';
 import type { AuditInput } from '../audit/log.js';
 import { LatchkeyError } from '../errors/index.js';
 import { isGuid } from '../lib/ids.js';
+import type { Scopes } from './scopes.js';
 
 /** ARM resource types of the managed-identity domain. */
 export const SITE_TYPE = 'Microsoft.Web/sites';
@@ -109,6 +110,32 @@ export const resourceNotFound = (type: string, name: string): LatchkeyError =>
  * permission is checked first, at the id as named, so a caller who may not read there gets the
  * same 403 whether or not the resource exists (as ARM); then 404 naming `type/name`, or it.
  */
+/**
+ * Where a resource of `type` is created or changed (a PUT): `action` is checked at its id as
+ * named first (a caller who may not write there hears 403 whether or not its group exists, as
+ * ARM), then its subscription and group are looked up (404 for none) and `action` is checked again
+ * at the canonical id. Returns the canonical subscription id, group name and resource id.
+ */
+export async function writableAt(
+  access: Access,
+  scopes: Pick<Scopes, 'subscription' | 'resourceGroup'>,
+  caller: Caller,
+  action: string,
+  type: string,
+  at: { subscriptionId: string; resourceGroup: string; name: string },
+): Promise<{ subscriptionId: string; resourceGroup: string; id: string }> {
+  await access.require(caller, action, armId(at.subscriptionId, at.resourceGroup, type, at.name));
+  const { subscriptionId } = await scopes.subscription(caller.tenantId, at.subscriptionId);
+  const { name: resourceGroup } = await scopes.resourceGroup(
+    caller.tenantId,
+    subscriptionId,
+    at.resourceGroup,
+  );
+  const id = armId(subscriptionId, resourceGroup, type, at.name);
+  await access.require(caller, action, id);
+  return { subscriptionId, resourceGroup, id };
+}
+
 export async function readableAt<T extends { armId: string }>(
   access: Access,
   caller: Caller,
