@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findRole } from '../src/access/roles.js';
+import { assignRole, servicePrincipal } from './helpers/access.js';
 import { runCli } from './helpers/cli.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -815,5 +816,79 @@ describe('manifests: no plan answer depends on a value the caller may not read (
     }
     const app = await s.services.apps.byName(s.info.tenantId, 'oracle-app');
     assert.deepEqual(await s.services.apps.readSettings(app!), { DB_PASSWORD: RIGHT });
+  });
+});
+
+/**
+ * A manifest runs as one transaction. A step refused inside it (the caller removed its own role
+ * earlier in the same manifest) is audited as a refusal; that record must not be awaited inside
+ * the transaction: its batch waits for the transaction (the log's lock, SQLite's connection), and
+ * before the fix the apply never answered and every write of the installation waited behind it.
+ */
+describe('manifests: a step refused inside the apply answers 403, and nothing waits for it', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer();
+  });
+  after(() => s.stop());
+
+  test('removing its own Owner, then another assignment: 403, rolled back, and other writes go on', async () => {
+    const rg = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`;
+    const owner = await servicePrincipal(s, 'self-removing-owner');
+    const other = await servicePrincipal(s, 'self-removing-other');
+    await assignRole(s, owner.id, 'Owner', rg);
+    await assignRole(s, other.id, 'Reader', rg);
+    const headers = { authorization: `Bearer ${await owner.token(s.info.managementResource)}` };
+    const body = {
+      apiVersion: 'latchkey/v1',
+      tenant: s.info.tenantId,
+      resourceGroup: 'default',
+      // Deletions run last-declared first: the Owner's own assignment goes before the other one.
+      roleAssignments: [
+        {
+          principal: { servicePrincipal: other.appId },
+          role: 'Reader',
+          scope: { resourceGroup: 'default' },
+          state: 'absent',
+        },
+        {
+          principal: { servicePrincipal: owner.appId },
+          role: 'Owner',
+          scope: { resourceGroup: 'default' },
+          state: 'absent',
+        },
+      ],
+    };
+    const r = await s.request('POST', '/api/provisioning/apply?dryRun=false', { headers, json: body });
+    assert.equal(r.status, 403, r.text);
+    // All or nothing: both assignments are still there.
+    const left = await s.services.access.list(s.info.tenantId, {});
+    assert.ok(
+      left.some((a) => a.principalId === owner.id && a.roleDefinitionName === 'Owner'),
+      'the Owner kept',
+    );
+    assert.ok(
+      left.some((a) => a.principalId === other.id),
+      'the other kept',
+    );
+    // The refusal is audited once the apply's transaction has ended; other writes were never held up.
+    const admin = { authorization: `Bearer ${await s.adminToken()}` };
+    const w = await s.request(
+      'PUT',
+      `/subscriptions/${s.info.subscriptionId}/resourcegroups/after-refusal?api-version=2021-04-01`,
+      {
+        headers: admin,
+        json: { location: 'local' },
+      },
+    );
+    assert.equal(w.status, 201, w.text);
+    await s.services.audit.drain();
+    const events = await s.services.audit.list({ tenantId: s.info.tenantId, limit: 200 });
+    assert.ok(
+      events.some(
+        (e) => e.operation === 'RoleAssignmentDelete' && e.status === 403 && e.callerOid === owner.id,
+      ),
+      'the refusal is audited',
+    );
   });
 });

@@ -74,8 +74,11 @@ export function createRoleAssignments(deps: {
   scopes: ScopeResolver;
   audit: AuditLog;
   bus: ChangeBus;
+  /** Hears a batch of refusal records that failed to commit (they are not awaited). */
+  onAuditError?: (e: unknown) => void;
 }) {
   const { db, access, principals, scopes, audit, bus } = deps;
+  const onAuditError = (e: unknown): void => deps.onAuditError?.(e);
 
   const event = (
     caller: Caller,
@@ -87,7 +90,10 @@ export function createRoleAssignments(deps: {
     details?: AuditInput['details'],
   ): AuditInput => callerEvent(caller, meta, { operation, target, status, vault, details });
 
-  /** Denials are audited too (batched), then rethrown. */
+  /**
+   * Denials are audited too (batched, not awaited: inside a manifest's transaction the batch would
+   * wait for that very transaction), then rethrown.
+   */
   const requireAudited = async (
     caller: Caller,
     meta: RequestMeta,
@@ -101,7 +107,7 @@ export function createRoleAssignments(deps: {
       await access.require(caller, action, scope);
     } catch (e) {
       if (e instanceof LatchkeyError && e.status === 403)
-        await audit.record(event(caller, meta, operation, target, 403, vault, { action }));
+        audit.note(event(caller, meta, operation, target, 403, vault, { action }), onAuditError);
       throw e;
     }
   };
@@ -145,6 +151,13 @@ export function createRoleAssignments(deps: {
     return resolved;
   };
 
+  /** Azure's answer for a principal that is not in the caller's directory. */
+  const principalNotFound = (given: string, tenantId: string) =>
+    new LatchkeyError(
+      'PrincipalNotFound',
+      `Principal ${given.slice(0, 64)} does not exist in the directory ${tenantId}.`,
+    );
+
   const requireGuid = (id: string, what: string) => {
     if (!isGuid(id)) throw new LatchkeyError('BadParameter', `The ${what} must be a GUID.`);
     return id.toLowerCase();
@@ -177,13 +190,13 @@ export function createRoleAssignments(deps: {
         );
       const principalId = GUID_RE.test(input.principalId) ? input.principalId.toLowerCase() : '';
       const principal = principalId ? await principals.get(caller.tenantId, principalId) : undefined;
-      if (!principal)
-        throw new LatchkeyError(
-          'PrincipalNotFound',
-          `Principal ${input.principalId.slice(0, 64)} does not exist in the directory ${caller.tenantId}.`,
-        );
+      if (!principal) throw principalNotFound(input.principalId, caller.tenantId);
       const result = await db.transaction(async (tx) => {
         await audit.hold(tx); // lock order: the log's lock first (audit/log.ts)
+        // Again under the log's lock, which a principal's delete holds too: one deleted since the
+        // check above is PrincipalNotFound, not a foreign-key violation (a 500).
+        if (!(await principals.get(caller.tenantId, principal.id, tx)))
+          throw principalNotFound(input.principalId, caller.tenantId);
         // A name is unique in its tenant (migration 0023): another tenant's is none of this one's business.
         const same = await assignmentStore.find(tx, caller.tenantId, id);
         if (same) {
