@@ -349,6 +349,40 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal(patched.status, 200, patched.text);
   });
 
+  test('a role assignment for a principal deleted meanwhile: PrincipalNotFound (as for any missing principal), not a foreign-key 500', async () => {
+    const doomed = await vaultPrincipal(s, 'race-doomed');
+    const scope = `/subscriptions/${s.info.subscriptionId}/resourceGroups/default`;
+    const name = '5f0c2a64-3b7e-4c1d-9a8e-2d4b6c8e0f11';
+    await s.services.audit.drain(); // no batch of read records takes the paused lock first
+    // The PUT has found the principal and pauses just before its transaction takes the audit
+    // lock; the principal's delete commits meanwhile.
+    const [put, deleted] = await race(
+      [/^SELECT pg_advisory_xact_lock/, (p) => p[0] === 'latchkey:audit'],
+      () =>
+        s.request(
+          'PUT',
+          `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}?api-version=2022-04-01`,
+          {
+            headers: { authorization: `Bearer ${admin}` },
+            json: {
+              properties: {
+                roleDefinitionId:
+                  '/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7',
+                principalId: doomed.id,
+              },
+            },
+          },
+        ),
+      () =>
+        s.request('DELETE', `/api/directory/servicePrincipals/${doomed.id}`, {
+          headers: { authorization: `Bearer ${admin}` },
+        }),
+    );
+    assert.equal(deleted.status, 204, deleted.text);
+    assert.equal(put.status, 404, put.text);
+    assert.equal(put.json.error.code, 'PrincipalNotFound');
+  });
+
   test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
     const data = await dataPlane('race-kv3', ['Key Vault Secrets Officer']);
     assert.equal((await data('PUT', '/secrets/n', { value: 'keep me' })).status, 200);
