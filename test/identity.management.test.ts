@@ -144,7 +144,95 @@ describe('managed identities: the management API', () => {
           `${method} ${path('{rg}', '{uai}')}: ${a.status} ${a.code ?? ''} vs ${b.status} ${b.code ?? ''}`,
         );
     }
+    // An app's settings, by a caller with no role; an app PUT into a group the caller may write,
+    // naming a host (by name) and a user-assigned identity (by ARM id) it may not assign.
+    await putApp(s, 'exists-app2');
+    const sites = `${real.rg}/providers/Microsoft.Web/sites`;
+    await arm(s, 'PUT', `${sub}/resourcegroups/own-rg`, { location: 'local' });
+    const contributor = await vaultPrincipal(s, 'own-rg-contributor');
+    await s.services.access.create(s.info.tenantId, {
+      principalId: contributor.id,
+      role: findRole('Contributor')!,
+      scope: `${sub}/resourceGroups/own-rg`,
+      createdBy: 'test',
+    });
+    const mine = { authorization: `Bearer ${await mgmtToken(contributor)}` };
+    const ownHost = await arm(
+      s,
+      'PUT',
+      `${sub}/resourceGroups/own-rg/providers/Microsoft.Latchkey/hosts/own-host`,
+      {
+        properties: { certificate: (await selfSignedRsaCert('own-host')).certPem },
+      },
+    );
+    assert.equal(ownHost.status, 201, ownHost.text);
+    const own = `${sub}/resourceGroups/own-rg/providers/Microsoft.Web/sites`;
+    const uai = (name: string) =>
+      `${real.rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
+    const pairs: [
+      string,
+      (exists: boolean) => Promise<{ status: number; json: { error?: { code?: string; message?: string } } }>,
+    ][] = [
+      [
+        'settings list',
+        (e) =>
+          s.request(
+            'POST',
+            `${sites}/${e ? 'exists-app2' : 'nosuch-app2'}/config/appsettings/list?api-version=2023-12-01`,
+            { headers },
+          ),
+      ],
+      [
+        'settings PUT',
+        (e) =>
+          s.request(
+            'PUT',
+            `${sites}/${e ? 'exists-app2' : 'nosuch-app2'}/config/appsettings?api-version=2023-12-01`,
+            { headers, json: { properties: { A: 'b' } } },
+          ),
+      ],
+      [
+        'app on a host',
+        (e) =>
+          s.request('PUT', `${own}/on-host-${e}?api-version=2023-12-01`, {
+            headers: mine,
+            json: { location: 'local', properties: { hostId: e ? 'local' : 'nosuch-host' } },
+          }),
+      ],
+      [
+        'app with an identity',
+        (e) =>
+          s.request('PUT', `${own}/with-id-${e}?api-version=2023-12-01`, {
+            headers: mine,
+            json: {
+              location: 'local',
+              properties: { hostId: 'own-host' },
+              identity: {
+                type: 'UserAssigned',
+                userAssignedIdentities: { [uai(e ? 'exists-uai2' : 'nosuch-uai2')]: {} },
+              },
+            },
+          }),
+      ],
+    ];
+    // The whole answer, message included, but for the name the caller asked for (its own input).
+    const names =
+      /exists-app2|nosuch-app2|nosuch-host|(?<=')local(?=')|exists-uai2|nosuch-uai2|-(true|false)\b/g;
+    for (const [label, request] of pairs) {
+      const a = await request(true);
+      const b = await request(false);
+      const shown = (r: typeof a) =>
+        `${r.status} ${r.json?.error?.code ?? ''} ${(r.json?.error?.message ?? '').replace(names, '{name}')}`;
+      if (shown(a) !== shown(b)) differing.push(`${label}: ${shown(a)} vs ${shown(b)}`);
+    }
     assert.deepEqual(differing, [], 'the same answer for a made-up group');
+    // Leave no host behind for the host tests that list them.
+    const gone = await arm(
+      s,
+      'DELETE',
+      `${sub}/resourceGroups/own-rg/providers/Microsoft.Latchkey/hosts/own-host`,
+    );
+    assert.equal(gone.status, 200, gone.text);
     // With the permission, a missing group is still a 404 (as ARM).
     const missing = await arm(
       s,

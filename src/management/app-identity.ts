@@ -109,6 +109,8 @@ export async function applyIdentity(
   }
   for (const [key, id] of desired) {
     if (current.has(key)) continue;
+    // At the identity as named first: a caller who may not assign it hears 403 whether or not it exists.
+    await access.require(caller, UAI_ACTIONS.assign, id);
     const u = await identities.byArmId(app.tenantId, id, tx);
     if (!u)
       throw new LatchkeyError(

@@ -29,6 +29,7 @@ import {
   checkName,
   checkTags,
   HOST_ACTIONS,
+  HOST_TYPE,
   LOCATION_RE,
   readableAt,
   readableOnly,
@@ -123,6 +124,23 @@ export function createApps(deps: {
       : undefined;
   };
   const placeOn = async (caller: Caller, ref: string | undefined, q: Queryable): Promise<Host> => {
+    // A caller who may not place apps on a host hears the same 403 whether or not it exists: for
+    // a host named by its ARM id the action is checked there first; one named by id or name is
+    // found tenant-wide, so the refusal names neither its place nor whether it was found.
+    if (ref?.startsWith('/')) await access.require(caller, HOST_ACTIONS.assign, ref);
+    else if (ref) {
+      const found = await hosts.resolve(caller.tenantId, ref, q).catch((e: unknown) => {
+        if (e instanceof LatchkeyError && e.status === 404) return undefined;
+        throw e;
+      });
+      if (found && (await access.allows(caller, HOST_ACTIONS.assign, found.armId))) return found;
+      if (!found && (await access.allows(caller, HOST_ACTIONS.assign, '/')))
+        throw resourceNotFound(HOST_TYPE, ref);
+      throw new LatchkeyError(
+        'Forbidden',
+        `The caller (object id ${caller.oid}) is not authorized to perform '${HOST_ACTIONS.assign}' on host '${ref.slice(0, 128)}', or there is no such host.`,
+      );
+    }
     const host = ref
       ? await hosts.resolve(caller.tenantId, ref, q)
       : await hosts.ensureLocal(caller.tenantId);
@@ -299,9 +317,8 @@ export function createApps(deps: {
       return openSettings(sealer, app.tenantId, app.rowId, await appStore.sealedSettings(q, app.rowId));
     },
     async listSettings(caller: Caller, meta: RequestMeta, sub: string, rg: string, name: string) {
-      const a = await find(caller.tenantId, sub, rg, name);
-      if (!a) throw resourceNotFound(SITE_TYPE, name);
-      await access.require(caller, APP_ACTIONS.listSettings, a.armId);
+      // The action at the app as named first: 403 whether or not it exists (as ARM).
+      const a = await readableAt(access, caller, APP_ACTIONS.listSettings, SITE_TYPE, find, [sub, rg, name]);
       const settings = await self.readSettings(a);
       await audit.record(
         auditOf(caller, meta, 'AppSettingsList', a.armId, { count: Object.keys(settings).length }),
@@ -317,9 +334,7 @@ export function createApps(deps: {
       name: string,
       settings: AppSettings,
     ) {
-      const a = await find(caller.tenantId, sub, rg, name);
-      if (!a) throw resourceNotFound(SITE_TYPE, name);
-      await access.require(caller, APP_ACTIONS.writeSettings, a.armId);
+      const a = await readableAt(access, caller, APP_ACTIONS.writeSettings, SITE_TYPE, find, [sub, rg, name]);
       const clean = self.validateSettings(settings);
       await db.transaction(async (tx) => {
         await audit.hold(tx); // lock order (audit/log.ts)
