@@ -29,6 +29,13 @@ export const PFX_MAX_ITERATIONS = 100_000;
  * openssl PFX has (its MAC, its certificates' EncryptedData, its shrouded key).
  */
 export const PFX_MAX_TOTAL_ITERATIONS = 3 * PFX_MAX_ITERATIONS;
+/**
+ * The most iterations of the MAC's key derivation. pkijs derives it in JavaScript on the event
+ * loop, before a wrong password can show (100,000 with SHA-512 held every request of every tenant
+ * for 0.6–0.9 s per import; 20,000 for about a fifth of that): the other derivations run natively
+ * (PBKDF2, off the loop) and keep PFX_MAX_ITERATIONS. OpenSSL's `-iter N` sets the MAC's count too.
+ */
+export const PFX_MAX_MAC_ITERATIONS = 20_000;
 /** The most safe contents (ContentInfos) a PFX may hold: OpenSSL, Windows and Java write 2, pkijs 1. */
 export const PFX_MAX_SAFES = 4;
 
@@ -161,8 +168,13 @@ export function parsePfx(
       `The PFX's ${what} is of a type (${info.contentType}) that is not supported: data or password-encrypted data are.`,
     );
   });
+  const macIterations = pfx.macData ? (pfx.macData.iterations ?? 1) : 0;
+  if (macIterations > PFX_MAX_MAC_ITERATIONS)
+    throw bad(
+      `The PFX's MAC asks for ${n(macIterations)} key-derivation iterations; at most ${n(PFX_MAX_MAC_ITERATIONS)} are accepted (export it with fewer: openssl pkcs12 -iter ${n(PFX_MAX_MAC_ITERATIONS).replace(',', '')} or less, or -nomaciter).`,
+    );
   kdf.spend(
-    ...(pfx.macData ? [pfx.macData.iterations ?? 1] : []),
+    ...(pfx.macData ? [macIterations] : []),
     ...safes.flatMap((s) =>
       'encrypted' in s
         ? [pbes2Iterations(pkijs, s.encrypted.encryptedContentInfo.contentEncryptionAlgorithm)]
