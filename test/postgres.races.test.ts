@@ -383,6 +383,50 @@ describe('concurrent vault changes on PostgreSQL: one after the other, never one
     assert.equal(put.json.error.code, 'PrincipalNotFound');
   });
 
+  test("a background job's round holds no audit lock across its items, and another node's round is skipped meanwhile", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let reached!: () => void;
+    const midRound = new Promise<void>((r) => {
+      reached = r;
+    });
+    const { audit, db, jobs } = s.services;
+    // A round that commits one audited item, then waits (as a slow renewal would) before the next.
+    jobs.add({
+      name: 'test-slow-round',
+      intervalMs: 3_600_000,
+      run: async () => {
+        await db.transaction(async (tx) => {
+          await audit.hold(tx);
+          await audit.append(tx, { tenantId: s.info.tenantId, operation: 'TestJobItem', status: 200 });
+        });
+        reached();
+        await gate;
+      },
+    });
+    const round = jobs.runNow('test-slow-round');
+    await midRound;
+    // An audited write meanwhile: before, the round's one transaction held the audit lock to its end.
+    let done = false;
+    const write = arm('PUT', vaultPath(s, 'race-kv-job'), { location: 'local', properties: {} });
+    void write.then(() => {
+      done = true;
+    });
+    try {
+      await blockedOrDone(write, 'SELECT pg_advisory_xact_lock%');
+      await new Promise((r) => setImmediate(r));
+      assert.ok(done, 'the write waited for the round');
+      assert.equal((await write).status, 201);
+      // Another node (here: another round) finds the job's lock taken and skips.
+      assert.equal(await jobs.runNow('test-slow-round'), false);
+    } finally {
+      release();
+    }
+    assert.equal(await round, true);
+  });
+
   test('a secret recovered while a purge of it is asked for: one of them wins, and a 200 recover keeps it', async () => {
     const data = await dataPlane('race-kv3', ['Key Vault Secrets Officer']);
     assert.equal((await data('PUT', '/secrets/n', { value: 'keep me' })).status, 200);

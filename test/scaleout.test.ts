@@ -941,9 +941,13 @@ describe('scale-out: three latchkey server nodes on one PostgreSQL', () => {
     const deadline = Date.now() + 10_000;
     while (!victimId) {
       const r = await pgc.query<{ application_name: string }>(
+        // The job's lock is held by a session of its own (Database.exclusive); its work, blocked
+        // on the row, by another connection of the same node.
         `SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND a.datname = current_database()
-            AND l.objid::bigint = (hashtext($1)::bigint & 4294967295) AND a.wait_event_type = 'Lock'`,
+            AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)
+            AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE w.datname = current_database()
+                          AND w.application_name = a.application_name AND w.wait_event_type = 'Lock')`,
         [`latchkey:job:${JOB}`],
       );
       victimId = r.rows[0]?.application_name.replace(/^latchkey /, '');

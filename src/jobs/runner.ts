@@ -1,5 +1,4 @@
 import type { Clock } from '../lib/clock.js';
-import { jobLockStore } from '../storage/jobs/job-lock-store.js';
 import type { Database } from '../storage/port.js';
 
 /** A background job: runs every `intervalMs` with the current time. Must be idempotent and bounded per run. */
@@ -17,26 +16,21 @@ export interface RunningJobs {
  * The background-job registry and runner. Components add their jobs at
  * composition time; `start` runs each on its interval (never overlapping
  * itself). Every node runs every job on its own timer: there is no leader. On
- * PostgreSQL each run holds a transaction-scoped advisory lock taken with
- * `pg_try_advisory_xact_lock`, so two nodes never run a job at once: a round that
- * finds the lock taken is skipped, any other round runs (with N nodes, up to N
- * runs per interval, one after another; jobs are idempotent). On SQLite there is one node.
+ * PostgreSQL each run holds a session-level advisory lock taken without waiting
+ * (`Database.exclusive`), so two nodes never run a job at once: a round that finds
+ * the lock taken is skipped, any other round runs (with N nodes, up to N runs per
+ * interval, one after another; jobs are idempotent). The job's work runs outside any
+ * transaction. On SQLite there is one node.
  */
 export function createJobs(deps: { db: Database; clock: Clock }) {
   const { db, clock } = deps;
   const jobs = new Map<string, Job>();
 
-  const runLocked = async (job: Job, now: number): Promise<boolean> => {
-    if (db.dialect !== 'postgres') {
-      await job.run(now);
-      return true;
-    }
-    return db.transaction(async (tx) => {
-      if (!(await jobLockStore.tryLock(tx, job.name))) return false;
-      await job.run(now);
-      return true;
-    });
-  };
+  // Not inside a transaction: each of the job's writes commits on its own, so a job holds no
+  // lock of anybody else's (the audit log's, on PostgreSQL, for its whole run) and one item that
+  // fails rolls back only itself.
+  const runLocked = (job: Job, now: number): Promise<boolean> =>
+    db.exclusive(`latchkey:job:${job.name}`, () => job.run(now));
 
   const add = (job: Job): void => {
     if (jobs.has(job.name)) throw new Error(`job ${job.name} is already registered`);

@@ -111,6 +111,15 @@ export interface Database extends Queryable {
   current(): Transaction | undefined;
   /** True when the database answers (readiness). */
   ping(): Promise<boolean>;
+  /**
+   * Runs `fn` unless another node runs something under the same `name` now (false then, `fn` not
+   * run). PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`), taken without
+   * waiting on a connection of its own and held only while `fn` runs; `fn` itself runs outside any
+   * transaction, so each of its writes commits on its own and holds no lock of its neighbours
+   * (a background job's work: docs/storage.md). A lost connection ends the lock. SQLite (one node):
+   * runs `fn`.
+   */
+  exclusive(name: string, fn: () => Promise<void>): Promise<boolean>;
   close(): Promise<void>;
 }
 

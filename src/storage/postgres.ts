@@ -249,6 +249,34 @@ export function openPostgres(
         return false;
       }
     },
+    async exclusive(name: string, fn: () => Promise<void>): Promise<boolean> {
+      const client = await guarded(() => pool.connect(), markFull);
+      let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
+      try {
+        const got = await guarded(
+          () => client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [name]),
+          markFull,
+        );
+        if (!got.rows[0]?.ok) return false;
+        try {
+          await fn();
+        } finally {
+          try {
+            await client.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
+          } catch {
+            broken = true; // the session (and so its lock) is dropped with the connection
+          }
+        }
+        return true;
+      } finally {
+        client.off('error', onError);
+        client.release(broken);
+      }
+    },
     async close() {
       await pool.end();
     },

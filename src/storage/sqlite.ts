@@ -337,6 +337,10 @@ export function openSqlite(path: string, options: SqliteOptions = {}): Database 
     },
     probeWrite: () => probeWrite({ transaction }),
     current: () => liveTx(),
+    async exclusive(_name: string, fn: () => Promise<void>): Promise<boolean> {
+      await fn(); // one node: nobody else to exclude
+      return true;
+    },
     async ping() {
       try {
         db.prepare('SELECT 1').get();
