@@ -161,6 +161,28 @@ export function openPostgres(
     get: (sql, params) => (liveTx() ?? pooled).get(sql, params),
     run: (sql, params) => (liveTx() ?? pooled).run(sql, params),
   };
+  /**
+   * Runs `fn` on a connection of its own from the pool, released after it (dropped instead when
+   * `fn` calls `broke`). pg-pool listens for errors only on idle clients: a checked-out client
+   * whose connection the server ends (a restart: 57P01) emits 'error' with no listener, which
+   * kills the process; so one listens while it is held (and marks it broken).
+   */
+  const withConnection = async <T>(
+    fn: (client: pg.PoolClient, broke: () => void) => Promise<T>,
+  ): Promise<T> => {
+    const client = await guarded(() => pool.connect(), markFull);
+    let broken = false;
+    const broke = () => {
+      broken = true;
+    };
+    client.on('error', broke);
+    try {
+      return await fn(client, broke);
+    } finally {
+      client.off('error', broke);
+      client.release(broken);
+    }
+  };
   const database: Database = {
     dialect: 'postgres',
     ...base,
@@ -170,15 +192,7 @@ export function openPostgres(
     ): Promise<T> {
       const current = liveTx();
       if (current) return fn(current); // nested: join the open transaction
-      const client = await guarded(() => pool.connect(), markFull);
-      let broken = false;
-      // pg-pool listens for errors only on idle clients: a checked-out client whose connection
-      // the server ends (a restart: 57P01) emits 'error' with no listener, which kills the process.
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
+      return withConnection(async (client, broke) => {
         // One round trip: a relaxed transaction's setting goes with its BEGIN (simple protocol).
         await guarded(
           () => client.query(options.relaxed ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN'),
@@ -227,14 +241,11 @@ export function openPostgres(
           try {
             await client.query('ROLLBACK');
           } catch {
-            broken = true;
+            broke();
           }
           throw e;
         }
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
+      });
     },
     get writable() {
       return writable;
@@ -249,14 +260,8 @@ export function openPostgres(
         return false;
       }
     },
-    async exclusive(name: string, fn: () => Promise<void>): Promise<boolean> {
-      const client = await guarded(() => pool.connect(), markFull);
-      let broken = false;
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
+    exclusive: (name: string, fn: () => Promise<void>): Promise<boolean> =>
+      withConnection(async (client, broke) => {
         const got = await guarded(
           () => client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [name]),
           markFull,
@@ -268,15 +273,11 @@ export function openPostgres(
           try {
             await client.query('SELECT pg_advisory_unlock(hashtext($1))', [name]);
           } catch {
-            broken = true; // the session (and so its lock) is dropped with the connection
+            broke(); // the session (and so its lock) is dropped with the connection
           }
         }
         return true;
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
-    },
+      }),
     async close() {
       await pool.end();
     },
