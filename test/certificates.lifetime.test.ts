@@ -13,6 +13,28 @@ import { type ServiceVault, startServiceVault } from './helpers/service-vault.js
 const DAY = 86_400_000;
 
 /** Service level, fake clock: the certificate-lifetime job renews (AutoRenew) and notifies (EmailContacts). */
+
+/** A self-signed P-256 certificate of 30 days and its key, as one PEM text (an import's value), made by openssl in `dir`. */
+function selfSignedPem(dir: string, file: string, subject: string): string {
+  const key = join(dir, `${file}.key`);
+  const crt = join(dir, `${file}.crt`);
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
+      '-keyout',
+      key,
+      '-out',
+      crt,
+      '-subj',
+      subject,
+      '-days',
+      '30',
+    ]),
+    { stdio: 'pipe' },
+  );
+  return readFileSync(crt, 'utf8') + readFileSync(key, 'utf8');
+}
+
 describe('certificates: lifetime actions on schedule (fake clock)', () => {
   let sv: ServiceVault;
   let dir: string;
@@ -116,31 +138,9 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
   });
 
   test('AutoRenew of an imported (issuer Unknown) certificate: not renewed, one CertificateRenewFailed event', async () => {
-    const key = join(dir, 'imp.key');
-    const crt = join(dir, 'imp.crt');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        crt,
-        '-subj',
-        '/CN=imp',
-        '-days',
-        '30',
-      ],
-      { stdio: 'pipe' },
-    );
+    const pem = selfSignedPem(dir, 'imp', '/CN=imp');
     await services.certificates.import(ctx, 'imported', {
-      value: readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'),
+      value: pem,
       policy: {
         lifetime_actions: [{ trigger: { days_before_expiry: 5 }, action: { action_type: 'AutoRenew' } }],
       },
@@ -251,26 +251,10 @@ describe('certificates: lifetime actions on schedule (fake clock)', () => {
     assert.deepEqual(await services.certificates.getPolicy(ctx, 'bound'), before);
     assert.equal((await services.certificates.get(ctx, 'bound')).tags, null);
     // Import: the validity is the certificate's (a month here).
-    const key = join(dir, 'loop.key');
-    const crt = join(dir, 'loop.crt');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-      ].concat(['-out', crt, '-subj', '/CN=loop-imp', '-days', '30']),
-      { stdio: 'pipe' },
-    );
+    const pem = selfSignedPem(dir, 'loop', '/CN=loop-imp');
     await assert.rejects(
       services.certificates.import(ctx, 'loop-imp', {
-        value: readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'),
+        value: pem,
         policy: { lifetime_actions: loop.lifetime_actions },
       }),
       refused(tooLong),
